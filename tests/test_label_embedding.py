@@ -15,6 +15,16 @@ from labelemb.methods import LabelEmbedding, LabelEmbeddingFixed, LabelRangeErro
 M, D = 3, 2
 
 
+def o1(head: LabelEmbedding, features: torch.Tensor) -> torch.Tensor:
+    """What the predicting output layer o1 gives (rows [:m] of ``head.heads``)."""
+    return torch.nn.functional.linear(features, *head.output_layer(1))
+
+
+def o2(head: LabelEmbedding, features: torch.Tensor) -> torch.Tensor:
+    """What the output layer o2 that teaches E gives (rows [m:] of ``head.heads``)."""
+    return torch.nn.functional.linear(features, *head.output_layer(2))
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max()
     e = np.exp(z)
@@ -29,10 +39,10 @@ def make_head(**options) -> LabelEmbedding:
     """A head with hand-set weights: o1, o2 and E are known numbers."""
     head = LabelEmbedding(D, M, **options)
     with torch.no_grad():
-        head.o1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5]]))
-        head.o1.bias.copy_(torch.tensor([0.1, 0.0, -0.1]))
-        head.o2.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [-1.0, -1.0]]))
-        head.o2.bias.copy_(torch.tensor([0.0, 0.2, 0.0]))
+        head.output_layer(1)[0].copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5]]))
+        head.output_layer(1)[1].copy_(torch.tensor([0.1, 0.0, -0.1]))
+        head.output_layer(2)[0].copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [-1.0, -1.0]]))
+        head.output_layer(2)[1].copy_(torch.tensor([0.0, 0.2, 0.0]))
         if head.compressed_dim is None:
             head.embedding.copy_(torch.tensor([[2.0, 0.5, 0.0], [0.3, 1.5, 0.2], [0.0, 0.4, 1.0]]))
     return head
@@ -45,8 +55,8 @@ def hand_loss(
     features, targets, head: LabelEmbedding, variant="released", tau=2.0, alpha=0.9, beta=0.5, warm=True
 ):
     """The loss of DESIGN.md written out example by example, in NumPy."""
-    w1, b1 = head.o1.weight.detach().numpy(), head.o1.bias.detach().numpy()
-    w2, b2 = head.o2.weight.detach().numpy(), head.o2.bias.detach().numpy()
+    w1, b1 = head.output_layer(1)[0].detach().numpy(), head.output_layer(1)[1].detach().numpy()
+    w2, b2 = head.output_layer(2)[0].detach().numpy(), head.output_layer(2)[1].detach().numpy()
     table = head.embedding_matrix().numpy()
     rows = [(np.array(h), y) for h, y in zip(features, targets) if y != -100]
     ce1 = soft = ce2 = emb_sum = n_correct = hinge = two_sided = 0.0
@@ -84,7 +94,7 @@ def run(head, targets, features=FEATURES):
 )
 def test_released_loss_matches_hand_computation(targets, expected_correct):
     head = make_head()
-    z2 = head.o2(torch.tensor(FEATURES))
+    z2 = o2(head, torch.tensor(FEATURES))
     assert int((z2.argmax(1) == torch.tensor(targets)).sum()) == expected_correct
     out = run(head, targets)
     assert out.loss.item() == pytest.approx(hand_loss(FEATURES, targets, head), rel=1e-5)
@@ -96,7 +106,7 @@ def test_hinge_is_summed_over_the_batch_not_averaged():
     head = make_head(alpha=0.1)  # low alpha: every example pays the hinge
     targets = [0, 1, 0, 2]
     out = run(head, targets)
-    z2 = head.o2(torch.tensor(FEATURES)).detach()
+    z2 = o2(head, torch.tensor(FEATURES)).detach()
     gold = torch.softmax(z2, 1)[torch.arange(4), torch.tensor(targets)]
     assert out.terms["penalty"].item() == pytest.approx(float((gold - 0.1).clamp(min=0).sum()), rel=1e-6)
     assert out.terms["penalty"].item() > 1.0  # a mean of probabilities could never exceed 1
@@ -175,12 +185,12 @@ def test_o2_loss_never_reaches_the_backbone():
     backbone_grad = features.grad.clone()
     # The backbone may only see the two o1 terms.
     features2 = torch.tensor(FEATURES, requires_grad=True)
-    log_p1 = torch.log_softmax(head.o1(features2), 1)
+    log_p1 = torch.log_softmax(o1(head, features2), 1)
     soft = torch.softmax(head.embedding[targets], 1).detach()
     o1_only = 0.5 * torch.nn.functional.nll_loss(log_p1, targets) - 0.5 * (soft * log_p1).sum(1).mean()
     o1_only.backward()
     torch.testing.assert_close(backbone_grad, features2.grad)
-    assert head.o2.weight.grad is not None and head.o2.weight.grad.abs().sum() > 0
+    assert head.heads.weight.grad is not None and head.heads.weight.grad[M:].abs().sum() > 0  # o2 learns
 
 
 def test_embedding_gets_gradient_only_from_its_own_term():
@@ -190,7 +200,7 @@ def test_embedding_gets_gradient_only_from_its_own_term():
     grads = _grads(head, head(features, targets).loss, features.requires_grad_())
     # Hand-built embedding term alone.
     head.zero_grad()
-    z2 = head.o2(features).detach()
+    z2 = o2(head, features).detach()
     mask = (z2.argmax(1) == targets).float()
     emb = -(torch.softmax(z2 / 2.0, 1) * torch.log_softmax(head.embedding[targets], 1)).sum(1)
     ((emb * mask).sum() / (mask.sum() + 1e-8)).backward()
@@ -208,14 +218,14 @@ def test_soft_label_term_moves_o1_but_not_the_embedding():
     # beta = 1 removes the soft term: o1's gradient must change.
     head_no_soft = make_head(beta=1.0)
     grads_no_soft = _grads(head_no_soft, head_no_soft(features, targets).loss, features)
-    assert not torch.allclose(grads["o1.weight"], grads_no_soft["o1.weight"])
+    assert not torch.allclose(grads["heads.weight"][:M], grads_no_soft["heads.weight"][:M])
 
 
 def test_prediction_uses_o1_only():
     head = make_head()
     features = torch.tensor(FEATURES)
-    torch.testing.assert_close(head.logits(features), head.o1(features))
-    torch.testing.assert_close(run(head, [0, 1, 2, 1]).logits, head.o1(features))
+    torch.testing.assert_close(head.logits(features), o1(head, features))
+    torch.testing.assert_close(run(head, [0, 1, 2, 1]).logits, o1(head, features))
 
 
 def test_embedding_starts_as_identity():
@@ -264,7 +274,7 @@ def test_compressed_embedding_at_fifty_thousand_labels_never_builds_m_by_m():
     with watcher:
         head = LabelEmbedding(16, m, compressed_dim=k)
         embedding_bytes = sum(
-            p.numel() * p.element_size() for n, p in head.named_parameters() if not n.startswith("o")
+            p.numel() * p.element_size() for n, p in head.named_parameters() if not n.startswith("heads")
         )
         features = torch.randn(batch, 16, requires_grad=True)
         out = head(features, torch.randint(0, m, (batch,)))
@@ -368,7 +378,7 @@ def reference_loss(head: LabelEmbedding, features, target, w_gold, w_soft):
     valid = target != -100
     h, y = features[valid], target[valid]
     n = len(y)
-    z1, z2 = head.o1(h), head.o2(h.detach())
+    z1, z2 = o1(head, h), o2(head, h.detach())
     e = head.embedding_rows(y)
     log_p1, log_p2 = torch.log_softmax(z1, 1), torch.log_softmax(z2, 1)
     rows = torch.arange(n)
@@ -395,7 +405,7 @@ def test_hand_derived_gradients_match_autograd(variant, compressed_dim):
     head = LabelEmbedding(4, 5, variant=variant, compressed_dim=compressed_dim, alpha=0.3, soft_warmup=0)
     head = head.double()
     with torch.no_grad():
-        head.o2.weight.mul_(5.0)  # confident o2: some rows pass the argmax mask and the hinge
+        head.output_layer(2)[0].mul_(5.0)  # confident o2: some rows pass the argmax mask and the hinge
     features = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
     target = torch.tensor([0, 1, 2, 3, 4, -100, 2, 1, 0])
     ours = head(features, target).loss
@@ -415,10 +425,37 @@ def test_the_returned_logits_are_differentiable_like_o1s_output():
     target = torch.tensor([0, 1, 2, 1, 0])
     out = head(features, target)
     extra = (out.logits**2).sum()
-    ours = torch.autograd.grad(out.loss + extra, [features, head.o1.weight, head.o1.bias, head.o2.weight])
-    reference = reference_loss(head, features, target, *head.loss_weights()) + (head.o1(features) ** 2).sum()
-    expected = torch.autograd.grad(reference, [features, head.o1.weight, head.o1.bias, head.o2.weight])
+    ours = torch.autograd.grad(out.loss + extra, [features, head.heads.weight, head.heads.bias])
+    reference = reference_loss(head, features, target, *head.loss_weights()) + (o1(head, features) ** 2).sum()
+    expected = torch.autograd.grad(reference, [features, head.heads.weight, head.heads.bias])
     for a, b in zip(ours, expected):
         torch.testing.assert_close(a, b)
     logits_only = torch.autograd.grad(head(features, target).logits.sum(), features)[0]
-    torch.testing.assert_close(logits_only, head.o1.weight.sum(0).expand(5, 4))
+    torch.testing.assert_close(logits_only, head.output_layer(1)[0].sum(0).expand(5, 4))
+
+
+def test_o1_and_o2_start_as_two_separately_initialised_layers_would():
+    """The merged ``heads`` draws the same numbers as o1 then o2 built apart (older runs' layout)."""
+    torch.manual_seed(0)
+    head = LabelEmbedding(5, 3, init_std=0.1)
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(5, 3) for _ in range(2)]
+    for layer in layers:
+        labelemb.methods.base.init_linear(layer, 0.1)
+    for which, layer in zip((1, 2), layers):
+        weight, bias = head.output_layer(which)
+        assert torch.equal(weight, layer.weight) and torch.equal(bias, layer.bias)
+    with pytest.raises(ValueError, match="which must be 1"):
+        head.output_layer(3)
+
+
+def test_a_state_dict_with_separate_o1_and_o2_loads_into_the_merged_heads():
+    head = make_head()
+    old_layout = {key: value for key, value in head.state_dict().items() if not key.startswith("heads")}
+    for which in (1, 2):
+        weight, bias = head.output_layer(which)
+        old_layout[f"o{which}.weight"], old_layout[f"o{which}.bias"] = weight.clone(), bias.clone()
+    loaded = LabelEmbedding(D, M)
+    loaded.load_state_dict(old_layout)
+    for key, value in head.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

@@ -133,10 +133,11 @@ def test_build_network_gives_label_embedding_heads_the_mlps_output_std():
     config = build_config({"model": {"name": "mlp", "hidden": [500]}, "method": {"name": "label_embedding"}})
     model, method = build_network(config, fake_dataset((1, 8, 8)))
     assert method.in_features == 500 and method.num_classes == 10
-    for head in (method.o1, method.o2):
-        assert head.weight.shape == (10, 500)
-        assert_truncated(head.weight, 0.01, rel=0.08)
-        assert torch.count_nonzero(head.bias) == 0
+    assert method.heads.weight.shape == (20, 500)  # o1 and o2
+    for which in (1, 2):
+        weight, bias = method.output_layer(which)
+        assert_truncated(weight, 0.01, rel=0.08)
+        assert torch.count_nonzero(bias) == 0
     assert torch.equal(method.embedding.detach(), torch.eye(10))
 
 
@@ -155,4 +156,4 @@ def test_an_explicit_method_init_std_wins_over_the_models():
         {"model": {"name": "mlp", "hidden": [500]}, "method": {"name": "label_embedding", "init_std": 0.05}}
     )
     _, method = build_network(config, fake_dataset((1, 8, 8)))
-    assert_truncated(method.o1.weight, 0.05, rel=0.08)
+    assert_truncated(method.output_layer(1)[0], 0.05, rel=0.08)

@@ -442,7 +442,7 @@ def test_a_checkpoint_of_a_different_method_is_refused(small_config, digits, tmp
     interrupt_at_first_checkpoint(onehot, digits)
     interrupt_at_first_checkpoint(embedding, digits)
     shutil.copyfile(onehot.run_dir() / "checkpoint.pt", embedding.run_dir() / "checkpoint.pt")
-    with pytest.raises(RunDirError, match="different model or method"):
+    with pytest.raises(RunDirError, match="different model, method or labelemb version"):
         train(embedding, dataset=digits)
 
 

@@ -67,10 +67,9 @@ class LabelEmbedding(Method):
         self.compressed_dim = compressed_dim
         self.soft_warmup = (20_000 if variant == "nlp" else 0) if soft_warmup is None else soft_warmup
 
-        self.o1 = nn.Linear(in_features, num_classes)
-        self.o2 = nn.Linear(in_features, num_classes)
-        init_linear(self.o1, init_std)
-        init_linear(self.o2, init_std)
+        # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
+        # serves both, and the optimiser updates two tensors instead of four.
+        self.heads = _init_heads(in_features, num_classes, init_std)
         if compressed_dim is None:
             self.embedding = nn.Parameter(torch.eye(num_classes))
         else:
@@ -85,8 +84,8 @@ class LabelEmbedding(Method):
     def embedding_rows(self, labels: Tensor) -> Tensor:
         """The raw embedding rows ``e = E[y]`` (before softmax) for a batch of labels."""
         if self.compressed_dim is None:
-            return self.embedding[labels]
-        return F.relu(F.linear(self.codes[labels], self.expand.weight, self.expand.bias))
+            return self.embedding.index_select(0, labels)
+        return F.relu(F.linear(self.codes.index_select(0, labels), self.expand.weight, self.expand.bias))
 
     def soft_labels(self, labels: Tensor) -> Tensor:
         """The learned soft label ``softmax(E[y])`` of each label."""
@@ -104,13 +103,11 @@ class LabelEmbedding(Method):
         rows = self.check_inputs(features, target)
         e = self.embedding_rows(rows.label)
         w_gold, w_soft = self.loss_weights()
-        # o1 and o2 run as one matrix product; o2 learns from h but never changes the backbone.
+        # o2 learns from h but never changes the backbone (see _LabelEmbeddingHead).
         loss, z1, terms = _LabelEmbeddingHead.apply(
             features,
-            self.o1.weight,
-            self.o1.bias,
-            self.o2.weight,
-            self.o2.bias,
+            self.heads.weight,
+            self.heads.bias,
             e,
             rows,
             w_gold,
@@ -124,21 +121,55 @@ class LabelEmbedding(Method):
         return MethodOutput(loss=loss, logits=z1, terms=dict(zip(TERMS, terms.unbind())))
 
     def logits(self, features: Tensor) -> Tensor:
-        return self.o1(features)
+        m = self.num_classes
+        return F.linear(features, self.heads.weight[:m], self.heads.bias[:m])
+
+    def output_layer(self, which: int) -> tuple[Tensor, Tensor]:
+        """Weight and bias of ``o1`` (``which=1``) or ``o2`` (``which=2``), views into ``heads``."""
+        if which not in (1, 2):
+            raise ValueError(f"which must be 1 (o1, predicts) or 2 (o2, teaches E), got {which}")
+        rows = slice(0, self.num_classes) if which == 1 else slice(self.num_classes, None)
+        return self.heads.weight[rows], self.heads.bias[rows]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # Runs saved before o1 and o2 were merged into ``heads`` hold them as separate layers.
+        old = [f"{prefix}o{i}.{kind}" for kind in ("weight", "bias") for i in (1, 2)]
+        if all(key in state_dict for key in old):
+            for kind in ("weight", "bias"):
+                state_dict[f"{prefix}heads.{kind}"] = torch.cat(
+                    [state_dict.pop(f"{prefix}o1.{kind}"), state_dict.pop(f"{prefix}o2.{kind}")]
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def label_representation(self) -> Tensor:
         """Softmax rows of ``E`` (m x m); for a large compressed embedding, the codes ``A`` (m x k)."""
         if self.compressed_dim is not None and self.num_classes**2 > _MAX_MATERIALISED_ENTRIES:
             return self.codes.detach().clone()
-        labels = torch.arange(self.num_classes, device=self.o1.weight.device)
+        labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.soft_labels(labels).detach()
 
     @torch.no_grad()
     def embedding_matrix(self) -> Tensor:
         """The raw m x m embedding ``E`` (materialised from ``A, B, c`` when compressed)."""
-        labels = torch.arange(self.num_classes, device=self.o1.weight.device)
+        labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.embedding_rows(labels).detach().clone()
+
+
+def _init_heads(in_features: int, num_classes: int, std: float | None) -> nn.Linear:
+    """One layer holding o1 (rows ``[:m]``) and o2 (rows ``[m:]``), initialised as two layers.
+
+    Building and initialising the halves as separate layers, in the order they once were,
+    draws the same random numbers as runs made before the merge.
+    """
+    halves = [nn.Linear(in_features, num_classes) for _ in range(2)]
+    for half in halves:
+        init_linear(half, std)
+    heads = torch.nn.utils.skip_init(nn.Linear, in_features, 2 * num_classes)
+    with torch.no_grad():
+        heads.weight.copy_(torch.cat([half.weight for half in halves]))
+        heads.bias.copy_(torch.cat([half.bias for half in halves]))
+    return heads
 
 
 class _LabelEmbeddingHead(torch.autograd.Function):
@@ -155,20 +186,24 @@ class _LabelEmbeddingHead(torch.autograd.Function):
     - ``dL/de  = softmax(e) rowsum(Te) - Te``
     - ``dL/dh = dL/dz1 W1`` only: ``z2 = o2(sg(h))`` never reaches the backbone.
 
-    The tests check these against autograd through the plain formula and against hand computations.
+    The loss value takes no part in training (backward uses the closed forms), so it and the
+    logged terms come from one weighted sum over rows. The tests check all of it against autograd
+    through the plain formula and against hand computations.
     """
 
     @staticmethod
-    def forward(ctx, h, w1, b1, w2, b2, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp):  # type: ignore[override]
+    def forward(ctx, h, w, b, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp):  # type: ignore[override]
         # Written for few tensor operations: at m = 10 each costs more in dispatch than in arithmetic.
-        m = w1.shape[0]
-        z = torch.addmm(torch.cat([b1, b2]), h, torch.cat([w1, w2]).t())
+        m = e.shape[1]
+        z = torch.addmm(b, h, w.t())
         z2 = z[:, m:]
         label = rows.label[:, None]
         weight = None if rows.weight is None else rows.weight[:, None]
         row_scale = rows.scale()
-        log_p = F.log_softmax(z.view(-1, 2, m), dim=-1)  # o1 and o2 in one call
+        # o1 and o2 in one call; e apart, since 3N rows would cross the kernel's threading threshold
+        log_p = F.log_softmax(z.view(-1, 2, m), dim=-1)
         p = log_p.exp()
+        p1, p2 = p[:, 0], p[:, 1]
         log_q = F.log_softmax(e, dim=-1)
         q = log_q.exp()
         onehot = torch.zeros_like(e).scatter_(1, label, 1.0)
@@ -178,8 +213,9 @@ class _LabelEmbeddingHead(torch.autograd.Function):
         if weight is not None:
             correct = correct * weight
         normaliser = rows.count if nlp else per_process_share(correct.sum()) + 1e-8
-        target_e = teacher * (correct / normaliser)
-        gap = p[:, 1].gather(1, label) - alpha  # o2's gold probability minus alpha
+        mask = correct / normaliser
+        target_e = teacher * mask
+        gap = p2.gather(1, label) - alpha  # o2's gold probability minus alpha
         penalty_rows, slope = (gap.abs(), gap.sign()) if nlp else (gap.clamp(min=0), (gap > 0).to(z.dtype))
         if weight is not None:
             penalty_rows, slope = penalty_rows * weight, slope * weight
@@ -188,50 +224,75 @@ class _LabelEmbeddingHead(torch.autograd.Function):
         elif world_size() > 1:  # a sum over the global batch: gradients get averaged over processes
             penalty_rows, slope = penalty_rows * world_size(), slope * world_size()
 
-        # H(y, p1), H(softmax(e), p1) and H(y, p2) per row, as one product.
-        cross = -(torch.stack([onehot, q, onehot], dim=1) * torch.cat([log_p[:, :1], log_p], dim=1)).sum(-1)
-        if weight is not None:
-            cross = cross * weight
-        terms = torch.cat(
-            [cross.sum(0) / rows.count, (-(target_e * log_q).sum()).view(1), penalty_rows.sum().view(1)]
+        loss, terms = _loss_and_terms(
+            log_p, log_q, label, q, target_e, penalty_rows, weight, rows.count, w_gold, w_soft
         )
-        loss = terms @ terms.new_tensor([w_gold, w_soft, 1.0, 1.0, 1.0])
 
         # The gradients are closed forms of what is at hand: form them now, scale them in backward.
         # Rows of onehot, softmax(e) and the teacher sum to 1, which shortens dL/dz1 and dL/de.
         target1 = torch.add(onehot * w_gold, q, alpha=w_soft)
         grad_z = torch.cat(
             [
-                (p[:, 0] * (w_gold + w_soft) - target1) * row_scale,
-                (p[:, 1] - onehot) * (row_scale - (gap + alpha) * slope),
+                (p1 * (w_gold + w_soft) - target1) * row_scale,
+                (p2 - onehot) * (row_scale - (gap + alpha) * slope),
             ],
             dim=1,
         )
-        grad_e = (q - teacher) * (correct / normaliser)
+        grad_e = (q - teacher) * mask
         ctx.mark_non_differentiable(terms)
-        ctx.save_for_backward(h, w1, grad_z, grad_e)
+        ctx.save_for_backward(h, w, grad_z, grad_e)
         ctx.e_dtype = e.dtype
         return loss, z[:, :m], terms
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, grad_logits, grad_terms):  # type: ignore[override]
-        h, w1, grad_z, grad_e = ctx.saved_tensors
-        m = w1.shape[0]
+        h, w, grad_z, grad_e = ctx.saved_tensors
+        m = grad_e.shape[1]
         grad_z = grad_z * grad_loss
         if grad_logits is not None:  # someone also differentiated the returned logits
             grad_z[:, :m] += grad_logits
         # Under autocast h may be bf16 while the gradients are float32: multiply in float32 and
         # hand each input a gradient of its own dtype.
-        grad_h = (grad_z[:, :m] @ w1.to(grad_z.dtype)).to(h.dtype) if ctx.needs_input_grad[0] else None
-        grad_w = (grad_z.t() @ h.to(grad_z.dtype)).to(w1.dtype)
-        grad_b = grad_z.sum(0)
-        return (
-            grad_h,
-            grad_w[:m],
-            grad_b[:m],
-            grad_w[m:],
-            grad_b[m:],
-            (grad_e * grad_loss).to(ctx.e_dtype),
-            *([None] * 6),
-        )
+        grad_h = (grad_z[:, :m] @ w[:m].to(grad_z.dtype)).to(h.dtype) if ctx.needs_input_grad[0] else None
+        grad_w = (grad_z.t() @ h.to(grad_z.dtype)).to(w.dtype)
+        return grad_h, grad_w, grad_z.sum(0), (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 6)
+
+
+def _loss_and_terms(
+    log_p: Tensor,
+    log_q: Tensor,
+    label: Tensor,
+    q: Tensor,
+    target_e: Tensor,
+    penalty_rows: Tensor,
+    weight: Tensor | None,
+    count: Tensor | float,
+    w_gold: float,
+    w_soft: float,
+) -> tuple[Tensor, Tensor]:
+    """The loss and its five terms (in ``TERMS`` order) from one sum over rows, in few operations.
+
+    Per row: ``log p1[y]``, ``q . log p1``, ``log p2[y]``, ``Te . log q`` and the penalty.
+    """
+    gold = log_p.gather(2, label[:, None].expand(-1, 2, 1))
+    per_row = torch.cat(
+        [
+            gold[:, 0],
+            (q * log_p[:, 0]).sum(-1, keepdim=True),
+            gold[:, 1],
+            (target_e * log_q).sum(-1, keepdim=True),
+            penalty_rows,
+        ],
+        dim=1,
+    )
+    if weight is not None:
+        per_row[:, :3] *= weight
+    sums = per_row.sum(0)
+    if isinstance(count, Tensor):
+        sums[:3] /= count
+        count = 1.0
+    c = -1.0 / count
+    # Row 0 turns the sums into the terms, row 1 into the weighted loss.
+    coefficients = sums.new_tensor([c, c, c, -1.0, 1.0, c * w_gold, c * w_soft, c, -1.0, 1.0]).view(2, 5)
+    return sums @ coefficients[1], sums * coefficients[0]

@@ -342,8 +342,10 @@ def _label_embedding_head(
     tau, alpha = method.tau, method.alpha
 
     def head(params: dict[str, Tensor], features: Tensor, labels: Tensor) -> HeadResult:
-        z1 = _GroupedLinear.apply(features, params["o1.weight"], params["o1.bias"])
-        z2 = _GroupedLinear.apply(features.detach(), params["o2.weight"], params["o2.bias"])
+        # heads rows [:m] are o1, rows [m:] are o2 (see LabelEmbedding.output_layer)
+        weight, bias, m = params["heads.weight"], params["heads.bias"], method.num_classes
+        z1 = _GroupedLinear.apply(features, weight[:, :m], bias[:, :m])
+        z2 = _GroupedLinear.apply(features.detach(), weight[:, m:], bias[:, m:])
         embedding = params["embedding"]  # (S, m, m); e = E[y] per seed
         e = embedding.gather(1, labels.unsqueeze(-1).expand(-1, -1, embedding.shape[-1]))
         log_p1, log_p2, log_q = (F.log_softmax(z, dim=-1) for z in (z1, z2, e))
@@ -392,7 +394,7 @@ def _vectorised_head(
 class _Stack:
     """The seeds' parameters stacked along dimension 0, with the grouped forward pass.
 
-    Keys are the sequential parameter names (``model.layers.1.weight``, ``method.o1.weight``);
+    Keys are the sequential parameter names (``model.layers.1.weight``, ``method.heads.weight``);
     seed ``s``'s parameter (and its Adam state) is row ``s`` of the stacked tensor.
     """
 
@@ -454,7 +456,7 @@ class _Stack:
         return x
 
     def head_stacked(self) -> dict[str, Tensor]:
-        """The method's stacked parameters, by the method's own names (``o1.weight``)."""
+        """The method's stacked parameters, by the method's own names (``heads.weight``)."""
         return {name[len("method.") :]: self.params[name] for name in self.head_names}
 
     def head_params(self) -> list[dict[str, Tensor]]:

@@ -259,12 +259,14 @@ def _load_checkpoint(
         )
     try:
         network.load_state_dict(checkpoint["network"])
-    except RuntimeError as error:
+        # A different parameter layout (another model, or a run of an older labelemb whose
+        # method kept its layers apart) shows up here even when the weights could be mapped.
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, ValueError) as error:
         raise RunDirError(
-            f"checkpoint {path} was written by a different model or method and cannot be resumed:\n{error}\n"
-            "Use another output_dir, or delete the checkpoint to start afresh."
+            f"checkpoint {path} was written by a different model, method or labelemb version and "
+            f"cannot be resumed:\n{error}\nUse another output_dir, or delete the checkpoint to start afresh."
         ) from None
-    optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     if generator is not None and "augment_rng" in checkpoint:
