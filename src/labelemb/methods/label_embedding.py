@@ -35,6 +35,9 @@ class LabelEmbedding(Method):
 
     ``compressed_dim=k`` learns ``e = ReLU(A[y] B + c)`` with ``A`` (m x k), ``B`` (k x m)
     (Section 2.2, Eq. 15-16) and never builds an m x m matrix. Prediction uses ``z1`` only.
+
+    Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
+    o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
     """
 
     def __init__(
