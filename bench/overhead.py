@@ -8,6 +8,9 @@ see the same machine state; the figure is the ratio of the medians. Seconds per 
 median step time times the steps of one epoch of the protocol (MNIST 55,000 / 100 = 550;
 CIFAR 50,000 / 128 = 391). The MLP and CNN run on real MNIST batches; ResNet-8 on random
 3 x 32 x 32 images with 10 classes and the CIFAR augmentation, since only the shape matters.
+
+One further round times the three phases of a step apart (forward of backbone and method,
+backward, optimiser step), to show where a method's extra time goes.
 """
 
 from __future__ import annotations
@@ -61,6 +64,35 @@ def time_steps(run, split: Split, order: torch.Tensor, steps: int, batch_size: i
     return (time.perf_counter() - start) / steps
 
 
+def time_phases(run, split: Split, order: torch.Tensor, steps: int, batch_size: int) -> dict[str, float]:
+    """Seconds per step in forward, backward and the optimiser step: the trainer's step, cut in three."""
+    model, method, optimizer, options = run
+    cuda = split.images.device.type == "cuda"
+    totals = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+
+    def now() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    for step in range(steps):
+        index = order[(step * batch_size) % (len(order) - batch_size) :][:batch_size]
+        start = now()
+        images = options.prepare(split.images[index], train=True)
+        with options.precision(images.device):
+            out = method(model(images), split.labels[index], index=index if method.needs_index else None)
+        forward_end = now()
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        backward_end = now()
+        optimizer.step()
+        step_end = now()
+        totals["forward"] += forward_end - start
+        totals["backward"] += backward_end - forward_end
+        totals["optimizer"] += step_end - backward_end
+    return {phase: total / steps for phase, total in totals.items()}
+
+
 def measure(
     model_name: str, dataset: Dataset, methods: list[str], rounds: int, steps: int, device: str
 ) -> dict:
@@ -94,6 +126,7 @@ def measure(
         name: {
             "seconds_per_step": statistics.median(t),
             "seconds_per_epoch": statistics.median(t) * steps_per_epoch,
+            "phases": time_phases(runs[name], split, order, steps, batch_size),
         }
         for name, t in times.items()
     }
@@ -128,9 +161,11 @@ def main() -> None:
         result = measure(model_name, dataset, args.methods, args.rounds, steps, args.device)
         report["models"][model_name] = result
         for name, figures in result.items():
+            phases = " ".join(f"{k} {v * 1e3:.3f}" for k, v in figures["phases"].items())
             print(
                 f"{model_name:8s} {name:16s} {figures['seconds_per_step'] * 1e3:9.3f} ms/step "
-                f"{figures['seconds_per_epoch']:9.2f} s/epoch  ratio {figures['ratio']:.3f}"
+                f"{figures['seconds_per_epoch']:9.2f} s/epoch  ratio {figures['ratio']:.3f}  "
+                f"(ms: {phases})"
             )
     if args.json:
         with open(args.json, "w") as handle:
