@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,12 +73,12 @@ from .loop import (
     _diff_keys,
     _load_checkpoint,
     _save_checkpoint,
-    _to_device,
     advance,
     build_network,
     error_rate,
     resolve_device,
     save_label_representation,
+    schedule,
     summarize,
     train,
 )
@@ -570,14 +569,7 @@ def _train_group(
     # Epoch, batch, step and examples are the same for every seed of the group.
     shared = Progress(**{k: getattr(seeds[0].progress, k) for k in ("epoch", "batch", "step", "examples")})
 
-    train_split = _to_device(dataset.train, device)
-    dev_split = _to_device(dataset.dev, device)
-    test_split = _to_device(dataset.test, device)
-    num_train = len(train_split)
-    batch_size = config.train.batch_size
-    batches_per_epoch = math.ceil(num_train / batch_size)
-    eval_every = config.train.eval_every
-    total_steps = batches_per_epoch * config.train.epochs
+    plan = schedule(config, dataset, device)
     term_sums: dict[str, Tensor] = {}  # name -> (S,) sums since the last check
     steps_since_eval = 0
     needs_index = seeds[0].method.needs_index
@@ -598,15 +590,15 @@ def _train_group(
             progress.wall_seconds = seed.wall_at_start + wall_share
             record: dict[str, Any] = {
                 "step": progress.step,
-                "epoch": progress.examples / num_train,
+                "epoch": progress.examples / plan.num_train,
                 "examples": progress.examples,
                 "wall_seconds": progress.wall_seconds,
                 "train_seconds": progress.train_seconds,
             }
             eval_batch = config.train.eval_batch_size
-            if dev_split is not None:
-                record["dev_error"] = error_rate(seed.model, seed.method, dev_split, eval_batch)
-            record["test_error"] = error_rate(seed.model, seed.method, test_split, eval_batch)
+            if plan.dev is not None:
+                record["dev_error"] = error_rate(seed.model, seed.method, plan.dev, eval_batch)
+            record["test_error"] = error_rate(seed.model, seed.method, plan.test, eval_batch)
             for name, total in term_sums.items():
                 record[f"train_{name}"] = total[s].item() / max(steps_since_eval, 1)
             progress.records.append(record)
@@ -622,7 +614,7 @@ def _train_group(
 
     seed_list = _describe_seeds([seed.config.seed for seed in seeds])
     bar = tqdm(
-        total=total_steps,
+        total=plan.total_steps,
         initial=shared.step,
         desc=f"{config.method.name} seeds {seed_list} (batched)",
         disable=not show_progress,
@@ -636,15 +628,15 @@ def _train_group(
     with bar:
         while shared.epoch < config.train.epochs:
             orders = torch.stack(
-                [epoch_permutation(seed.config.seed, shared.epoch, num_train) for seed in seeds]
+                [epoch_permutation(seed.config.seed, shared.epoch, plan.num_train) for seed in seeds]
             ).to(device)
-            for batch in range(shared.batch, batches_per_epoch):
-                index = orders[:, batch * batch_size : (batch + 1) * batch_size]
-                losses, terms = _train_step(stack, optimizer, train_split, index, needs_index)
+            for batch in range(shared.batch, plan.batches_per_epoch):
+                index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
+                losses, terms = _train_step(stack, optimizer, plan.train, index, needs_index)
                 for name, value in {"loss": losses, **terms}.items():
                     term_sums[name] = term_sums[name] + value if name in term_sums else value.clone()
                 steps_since_eval += 1
-                epoch_ended, due = advance(shared, index.shape[1], batches_per_epoch, eval_every, total_steps)
+                epoch_ended, due = advance(shared, index.shape[1], plan)
                 if epoch_ended:
                     for seed in seeds:
                         seed.method.on_epoch_end()

@@ -53,23 +53,57 @@ class Progress:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def advance(
-    progress: Progress, examples: int, batches_per_epoch: int, eval_every: int | None, total_steps: int
-) -> tuple[bool, bool]:
+@dataclass
+class Schedule:
+    """A run's data on its device and the step arithmetic the sequential and batched loops share."""
+
+    train: Split
+    dev: Split | None
+    test: Split
+    batch_size: int
+    eval_every: int | None  # examples between checks; None: at each epoch's end
+    epochs: int
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.num_train / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.batches_per_epoch * self.epochs
+
+
+def schedule(config: RunConfig, dataset: Dataset, device: torch.device) -> Schedule:
+    return Schedule(
+        train=_to_device(dataset.train, device),
+        dev=_to_device(dataset.dev, device),
+        test=_to_device(dataset.test, device),
+        batch_size=config.train.batch_size,
+        eval_every=config.train.eval_every,
+        epochs=config.train.epochs,
+    )
+
+
+def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bool]:
     """Count one finished step of ``examples`` examples; return (epoch ended, evaluation due).
 
-    Evaluation is due every ``eval_every`` examples (at each epoch's end when None) and at the end.
+    Evaluation is due every ``plan.eval_every`` examples (at each epoch's end when None) and at the end.
     """
     before = progress.examples
     progress.step += 1
     progress.examples += examples
     progress.batch += 1
-    epoch_ended = progress.batch == batches_per_epoch
+    epoch_ended = progress.batch == plan.batches_per_epoch
     if epoch_ended:
         progress.epoch += 1
         progress.batch = 0
-    due = (progress.examples // eval_every > before // eval_every) if eval_every else epoch_ended
-    return epoch_ended, due or progress.step == total_steps
+    every = plan.eval_every
+    due = (progress.examples // every > before // every) if every else epoch_ended
+    return epoch_ended, due or progress.step == plan.total_steps
 
 
 def resolve_device(name: str) -> torch.device:
@@ -404,14 +438,7 @@ def train(
     if checkpoint_path.exists():
         progress = _load_checkpoint(checkpoint_path, network, optimizer, scheduler, options.generator)
 
-    train_split = _to_device(dataset.train, device)
-    dev_split = _to_device(dataset.dev, device)
-    test_split = _to_device(dataset.test, device)
-    num_train = len(train_split)
-    batch_size = config.train.batch_size
-    batches_per_epoch = math.ceil(num_train / batch_size)
-    eval_every = config.train.eval_every
-    total_steps = batches_per_epoch * config.train.epochs
+    plan = schedule(config, dataset, device)
     term_sums: dict[str, Tensor] = {}
     steps_since_eval = 0
 
@@ -424,14 +451,14 @@ def train(
         progress.wall_seconds = now - started
         record: dict[str, Any] = {
             "step": progress.step,
-            "epoch": progress.examples / num_train,
+            "epoch": progress.examples / plan.num_train,
             "examples": progress.examples,
             "wall_seconds": progress.wall_seconds,
             "train_seconds": progress.train_seconds,
         }
-        if dev_split is not None:
-            record["dev_error"] = error_rate(model, method, dev_split, config.train.eval_batch_size, options)
-        record["test_error"] = error_rate(model, method, test_split, config.train.eval_batch_size, options)
+        if plan.dev is not None:
+            record["dev_error"] = error_rate(model, method, plan.dev, config.train.eval_batch_size, options)
+        record["test_error"] = error_rate(model, method, plan.test, config.train.eval_batch_size, options)
         for name, total in term_sums.items():
             record[f"train_{name}"] = total.item() / max(steps_since_eval, 1)
         term_sums, steps_since_eval = {}, 0
@@ -445,7 +472,7 @@ def train(
         segment_start = time.perf_counter()
 
     bar = tqdm(
-        total=total_steps,
+        total=plan.total_steps,
         initial=progress.step,
         desc=f"{config.method.name} seed{config.seed}",
         disable=not (config.train.progress and writes),
@@ -459,16 +486,16 @@ def train(
     network.train()
     with bar:
         while progress.epoch < config.train.epochs:
-            order = epoch_permutation(config.seed, progress.epoch, num_train).to(device)
-            for batch in range(progress.batch, batches_per_epoch):
-                index = order[batch * batch_size : (batch + 1) * batch_size]
+            order = epoch_permutation(config.seed, progress.epoch, plan.num_train).to(device)
+            for batch in range(progress.batch, plan.batches_per_epoch):
+                index = order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
                 out = train_step(
-                    model, method, optimizer, train_split, processes.shard(index), options, stepper
+                    model, method, optimizer, plan.train, processes.shard(index), options, stepper
                 )
                 for name, value in {"loss": out.loss.detach(), **out.terms}.items():
                     term_sums[name] = term_sums[name] + value if name in term_sums else value.clone()
                 steps_since_eval += 1
-                epoch_ended, due = advance(progress, len(index), batches_per_epoch, eval_every, total_steps)
+                epoch_ended, due = advance(progress, len(index), plan)
                 if epoch_ended:
                     method.on_epoch_end()
                     scheduler.step()
