@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 
-from .base import LabelRangeError, Method, MethodOutput
+from .base import LabelRangeError, LinearOutputMethod, Method, MethodOutput
 from .confidence_penalty import ConfidencePenalty
 from .label_embedding import LabelEmbedding
 from .label_embedding_fixed import LabelEmbeddingFixed, load_embedding
@@ -111,6 +111,7 @@ __all__ = [
     "StaticLabel",
     "TfKDReg",
     "LabelRangeError",
+    "LinearOutputMethod",
     "Method",
     "MethodOutput",
     "OneHot",

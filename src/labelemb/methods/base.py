@@ -109,6 +109,24 @@ class Method(nn.Module):
         return Rows(label=target.masked_fill(~valid, 0), weight=weight, count=count.clamp(min=1e-8))
 
 
+class LinearOutputMethod(Method):
+    """A method whose one layer, ``output``, maps the features to the class scores it predicts.
+
+    The base of the baseline and of the methods that only change the target: ``z = W h + b``,
+    initialised as the released code does (see :func:`init_linear`).
+    """
+
+    def __init__(
+        self, in_features: int, num_classes: int, ignore_index: int = -100, init_std: float | None = None
+    ) -> None:
+        super().__init__(in_features, num_classes, ignore_index)
+        self.output = nn.Linear(in_features, num_classes)
+        init_linear(self.output, init_std)
+
+    def logits(self, features: Tensor) -> Tensor:
+        return self.output(features)
+
+
 def is_distributed() -> bool:
     """Whether this process is one of several (torchrun) whose statistics must be combined."""
     return torch.distributed.is_available() and torch.distributed.is_initialized()

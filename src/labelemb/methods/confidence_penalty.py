@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Method, MethodOutput, init_linear
+from .base import LinearOutputMethod, MethodOutput
 
 
-class ConfidencePenalty(Method):
+class ConfidencePenalty(LinearOutputMethod):
     """Cross-entropy minus ``beta`` times the entropy of the prediction::
 
         L = H(y, softmax(z)) - beta * H(softmax(z)),   H(p) = -sum_i p_i log p_i
@@ -27,12 +27,10 @@ class ConfidencePenalty(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
         if beta < 0.0:
             raise ValueError(f"beta must be >= 0 (a negative beta rewards confidence), got {beta}")
         self.beta = beta
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
@@ -44,6 +42,3 @@ class ConfidencePenalty(Method):
         entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))
         loss = ce - self.beta * entropy
         return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "entropy": entropy.detach()})
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)

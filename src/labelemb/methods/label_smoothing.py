@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Method, MethodOutput, init_linear
+from .base import LinearOutputMethod, MethodOutput
 
 
-class LabelSmoothing(Method):
+class LabelSmoothing(LinearOutputMethod):
     """Cross-entropy against ``(1 - epsilon) onehot(y) + epsilon / m`` on every class::
 
         L = (1 - epsilon) H(y, softmax(z)) + epsilon H(u, softmax(z)),   u = 1/m everywhere
@@ -27,12 +27,10 @@ class LabelSmoothing(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
         self.epsilon = epsilon
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
@@ -43,6 +41,3 @@ class LabelSmoothing(Method):
         uniform = rows.mean(-log_p.mean(dim=-1))
         loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
         return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "uniform": uniform.detach()})
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import _INTEGER_DTYPES, Method, MethodOutput, init_linear, is_distributed
+from .base import _INTEGER_DTYPES, LinearOutputMethod, MethodOutput, is_distributed
 
 
-class LearningWithRetrospection(Method):
+class LearningWithRetrospection(LinearOutputMethod):
     """Learning with retrospection (LWR), Deng & Zhang (2021), AAAI; as in DESIGN.md and their code.
 
     Each training example ``i`` keeps a soft label ``s_i``, its own ``softmax(z_i / tau)`` recorded
@@ -46,7 +46,7 @@ class LearningWithRetrospection(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
         if num_examples < 1:
             raise ValueError(f"num_examples (the training-set size) must be positive, got {num_examples}")
         if epochs < 1:
@@ -62,8 +62,6 @@ class LearningWithRetrospection(Method):
         self.k = k
         self.tau = tau
         self.gamma = gamma
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
         # Epochs completed so far; the weight w is computed from it on the device, never on the host.
         self.register_buffer("epoch", torch.zeros((), dtype=torch.int64))
         self.register_buffer("soft_targets", torch.zeros(num_examples, num_classes))
@@ -137,9 +135,6 @@ class LearningWithRetrospection(Method):
         self.pending.index_copy_(0, index, soft)
         self.recorded_epoch.index_copy_(0, index, stamp.contiguous())
         self.example_label.index_copy_(0, index, label)
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)
 
     @torch.no_grad()
     def on_epoch_end(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Method, MethodOutput, init_linear, is_distributed
+from .base import LinearOutputMethod, MethodOutput, is_distributed
 
 
-class OnlineLabelSmoothing(Method):
+class OnlineLabelSmoothing(LinearOutputMethod):
     """Online label smoothing, Zhang et al. (2021), "Delving Deep into Label Smoothing" (IEEE TIP).
 
     With ``p = softmax(W h + b)`` and a soft-label matrix ``S`` (m x m)::
@@ -34,12 +34,10 @@ class OnlineLabelSmoothing(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha (the weight of the soft term) must lie in [0, 1], got {alpha}")
         self.alpha = alpha
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
         self.register_buffer("soft_labels", torch.zeros(num_classes, num_classes))
         self.register_buffer("acc", torch.zeros(num_classes, num_classes))
         # Integer counts stay exact however long the epoch and whatever dtype the module is cast to.
@@ -66,9 +64,6 @@ class OnlineLabelSmoothing(Method):
             correct &= weight > 0
         self.acc.index_add_(0, label, log_p.exp().to(self.acc.dtype) * correct[:, None].to(self.acc.dtype))
         self.cnt.index_add_(0, label, correct.to(self.cnt.dtype))
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)
 
     @torch.no_grad()
     def on_epoch_end(self) -> None:

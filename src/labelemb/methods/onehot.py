@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Method, MethodOutput, init_linear
+from .base import LinearOutputMethod, MethodOutput
 
 
-class OneHot(Method):
+class OneHot(LinearOutputMethod):
     """Cross-entropy against the one-hot gold label: ``L = H(y, softmax(W h + b))``.
 
     The paper's baseline (Sun et al. 2017, Section 3) and "STD" in the LwAL paper.
@@ -22,15 +22,10 @@ class OneHot(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
         logits = self.output(features)
         loss = rows.mean(F.cross_entropy(logits, rows.label, reduction="none"))
         return MethodOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .base import Method, MethodOutput, init_linear
+from .base import LinearOutputMethod, MethodOutput
 
 
-class TfKDReg(Method):
+class TfKDReg(LinearOutputMethod):
     """Cross-entropy plus distillation from a fixed virtual teacher (Yuan et al. 2020)::
 
         q_k = correct_prob if k == y else (1 - correct_prob) / (m - 1)
@@ -41,7 +41,7 @@ class TfKDReg(Method):
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, ignore_index, init_std)
         if temperature <= 0.0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= alpha <= 1.0:
@@ -54,8 +54,6 @@ class TfKDReg(Method):
         self.alpha = alpha
         self.multiplier = multiplier
         self.correct_prob = correct_prob
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
         # The teacher takes only two values per row (gold and the rest), so it is kept as
         # Python floats rather than an (N, m) tensor: no memory traffic and no gradient path.
         m = num_classes
@@ -82,6 +80,3 @@ class TfKDReg(Method):
         kl = rows.mean(self._neg_entropy - cross)
         loss = (1.0 - self.alpha) * ce + (self.alpha * self.multiplier / self.num_classes) * kl
         return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "kl": kl.detach()})
-
-    def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)
