@@ -48,7 +48,7 @@ import torch
 
 from .base import DataError, Dataset, Split, check_labels
 from .download import download_from_mirrors
-from .mnist import ENV_VAR, cache_dir
+from .mnist import ENV_VAR, cache_dir, search_folders
 
 IMAGE_SHAPE = (3, 32, 32)
 _ROW = 3 * 32 * 32
@@ -471,25 +471,7 @@ def _folder_complete(folder: Path, spec: CifarSpec) -> tuple[bool, str]:
 
 def _roots(spec: CifarSpec, data_dir: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
     """(place, where it came from) in search order, without duplicates, cache last."""
-    roots: list[tuple[Path, str]] = []
-    bases: list[tuple[Path, str]] = []
-    if data_dir is not None:
-        bases.append((Path(data_dir).expanduser(), "data_dir"))
-    env = os.environ.get(ENV_VAR)
-    if env:
-        bases.append((Path(env).expanduser(), f"${ENV_VAR}"))
-    for base, origin in bases:
-        roots.append((base, origin))
-        roots.extend((base / sub, origin) for sub in spec.subdirs)
-    roots.append((cache_dir(spec.name), "cache"))
-    seen: set[str] = set()
-    unique = []
-    for folder, origin in roots:
-        key = os.path.abspath(folder)
-        if key not in seen:
-            seen.add(key)
-            unique.append((folder, origin))
-    return unique
+    return search_folders(data_dir, spec.subdirs, [(cache_dir(spec.name), "cache")])
 
 
 def find_cifar(

@@ -172,27 +172,33 @@ def _file_in(folder: Path, f: IdxFile) -> Path | None:
     return None
 
 
-def _candidate_dirs(spec: IdxDatasetSpec, data_dir: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
-    """(folder, where it came from) in search order, without duplicates, cache excluded."""
-    found: list[tuple[Path, str]] = []
-    roots: list[tuple[Path, str]] = []
+def search_folders(
+    data_dir: str | os.PathLike[str] | None, subdirs: tuple[str, ...], after: list[tuple[Path, str]]
+) -> list[tuple[Path, str]]:
+    """(folder, where it came from) in search order, without duplicates.
+
+    ``data_dir``, then ``$LABELEMB_DATA``, each itself and then its ``subdirs``; then ``after``.
+    """
+    bases: list[tuple[Path, str]] = []
     if data_dir is not None:
-        roots.append((Path(data_dir).expanduser(), "data_dir"))
+        bases.append((Path(data_dir).expanduser(), "data_dir"))
     env = os.environ.get(ENV_VAR)
     if env:
-        roots.append((Path(env).expanduser(), f"${ENV_VAR}"))
-    for root, origin in roots:
-        found.append((root, origin))
-        found.extend((root / sub, origin) for sub in spec.subdirs)
-    found.extend((Path(d), "system") for d in spec.system_dirs)
+        bases.append((Path(env).expanduser(), f"${ENV_VAR}"))
+    folders = [(folder, origin) for base, origin in bases for folder in (base, *(base / s for s in subdirs))]
     seen: set[str] = set()
     unique = []
-    for folder, origin in found:
+    for folder, origin in [*folders, *after]:
         key = os.path.abspath(folder)
         if key not in seen:
             seen.add(key)
             unique.append((folder, origin))
     return unique
+
+
+def _candidate_dirs(spec: IdxDatasetSpec, data_dir: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
+    """(folder, where it came from) in search order, without duplicates, cache excluded."""
+    return search_folders(data_dir, spec.subdirs, [(Path(d), "system") for d in spec.system_dirs])
 
 
 def _probe(folder: Path, spec: IdxDatasetSpec) -> tuple[list[Path] | None, str]:
