@@ -439,7 +439,10 @@ def train(
         progress = _load_checkpoint(checkpoint_path, network, optimizer, scheduler, options.generator)
 
     plan = schedule(config, dataset, device)
-    term_sums: dict[str, Tensor] = {}
+    # The loss and each logged term, summed since the last check as one stacked tensor: one
+    # addition per step however many terms a method logs.
+    term_names: list[str] = []
+    term_sums: Tensor | None = None
     steps_since_eval = 0
 
     def evaluate() -> None:
@@ -459,9 +462,10 @@ def train(
         if plan.dev is not None:
             record["dev_error"] = error_rate(model, method, plan.dev, config.train.eval_batch_size, options)
         record["test_error"] = error_rate(model, method, plan.test, config.train.eval_batch_size, options)
-        for name, total in term_sums.items():
-            record[f"train_{name}"] = total.item() / max(steps_since_eval, 1)
-        term_sums, steps_since_eval = {}, 0
+        if term_sums is not None:
+            for name, total in zip(term_names, term_sums.tolist()):
+                record[f"train_{name}"] = total / max(steps_since_eval, 1)
+        term_sums, steps_since_eval = None, 0
         progress.records.append(record)
         if writes:
             write_jsonl(run_dir / METRICS_FILE, progress.records)
@@ -492,8 +496,9 @@ def train(
                 out = train_step(
                     model, method, optimizer, plan.train, processes.shard(index), options, stepper
                 )
-                for name, value in {"loss": out.loss.detach(), **out.terms}.items():
-                    term_sums[name] = term_sums[name] + value if name in term_sums else value.clone()
+                values = torch.stack([out.loss.detach(), *out.terms.values()]).float()
+                term_names = ["loss", *out.terms]
+                term_sums = values if term_sums is None else term_sums + values
                 steps_since_eval += 1
                 epoch_ended, due = advance(progress, len(index), plan)
                 if epoch_ended:
