@@ -78,6 +78,7 @@ class Schedule:
 
 
 def schedule(config: RunConfig, dataset: Dataset, device: torch.device) -> Schedule:
+    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``config``."""
     return Schedule(
         train=_to_device(dataset.train, device),
         dev=_to_device(dataset.dev, device),
