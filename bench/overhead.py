@@ -2,6 +2,7 @@
 
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp cnn
     python bench/overhead.py --models resnet8          # CIFAR-10-shaped synthetic data
+    LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp --compile
 
 Each round times ``--steps`` training steps of every method in turn (after a warm-up), so all
 see the same machine state; the figure is the ratio of the medians. Seconds per epoch are the
@@ -10,7 +11,9 @@ CIFAR 50,000 / 128 = 391). The MLP and CNN run on real MNIST batches; ResNet-8 o
 3 x 32 x 32 images with 10 classes and the CIFAR augmentation, since only the shape matters.
 
 One further round times the three phases of a step apart (forward of backbone and method,
-backward, optimiser step), to show where a method's extra time goes.
+backward, optimiser step), to show where a method's extra time goes. ``--compile`` runs the
+method (every method alike) through ``torch.compile``, the backbone stays eager (compiled, this
+MLP's steps got slower on our CPU); on CPU it needs a C++ compiler; it compiles in the warm-up.
 """
 
 from __future__ import annotations
@@ -94,7 +97,13 @@ def time_phases(run, split: Split, order: torch.Tensor, steps: int, batch_size: 
 
 
 def measure(
-    model_name: str, dataset: Dataset, methods: list[str], rounds: int, steps: int, device: str
+    model_name: str,
+    dataset: Dataset,
+    methods: list[str],
+    rounds: int,
+    steps: int,
+    device: str,
+    compile_network: bool = False,
 ) -> dict:
     model_config, batch_size, steps_per_epoch, _ = SETTINGS[model_name]
     augment = CIFAR_AUGMENT if model_name == "resnet8" else {}
@@ -113,6 +122,8 @@ def measure(
         model.to(device)
         method.to(device)
         optimizer = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=1e-3)
+        if compile_network:
+            method = torch.compile(method)
         runs[method_name] = (model, method, optimizer, step_options(config, seed=0))
     split = Split(dataset.train.images.to(device), dataset.train.labels.to(device))
     order = epoch_permutation(0, 0, len(split)).to(device)
@@ -148,17 +159,18 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the method")
     args = parser.parse_args()
     machine = (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, {args.device}"
+        f"torch {torch.__version__}, {args.device}{', torch.compile' if args.compile else ''}"
     )
     print(f"machine: {machine}")
     report = {"machine": machine, "models": {}}
     for model_name in args.models:
         dataset = synthetic_cifar() if model_name == "resnet8" else load_dataset("mnist")
         steps = args.steps or SETTINGS[model_name][3]
-        result = measure(model_name, dataset, args.methods, args.rounds, steps, args.device)
+        result = measure(model_name, dataset, args.methods, args.rounds, steps, args.device, args.compile)
         report["models"][model_name] = result
         for name, figures in result.items():
             phases = " ".join(f"{k} {v * 1e3:.3f}" for k, v in figures["phases"].items())

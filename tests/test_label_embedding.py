@@ -11,6 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import labelemb
 from labelemb.methods import LabelEmbedding, LabelEmbeddingFixed, LabelRangeError, build
+from labelemb.methods.label_embedding import TERMS
 
 M, D = 3, 2
 
@@ -459,3 +460,31 @@ def test_a_state_dict_with_separate_o1_and_o2_loads_into_the_merged_heads():
     loaded.load_state_dict(old_layout)
     for key, value in head.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("variant", ["released", "nlp"])
+def test_torch_compile_of_the_head_gives_the_eager_loss_terms_and_gradients(variant):
+    """``torch.compile(head)`` traces the hand-written autograd Function; the label check stays eager.
+
+    ``aot_eager`` runs the traced graph with eager kernels, so this checks our side (tracing, the
+    graph split at the label check, the closed-form backward) without needing a C++ compiler.
+    """
+    torch.manual_seed(0)
+    head = LabelEmbedding(8, 4, alpha=0.3, variant=variant, soft_warmup=0)
+    with torch.no_grad():
+        head.heads.weight.mul_(5.0)  # confident o2: the mask and the hinge are active
+    features = torch.randn(16, 8, requires_grad=True)
+    target = torch.randint(0, 4, (16,))
+    eager = head(features, target)
+    expected = torch.autograd.grad(eager.loss, [features, *head.parameters()])
+    torch._dynamo.reset()
+    compiled = torch.compile(head, backend="aot_eager")(features, target)
+    got = torch.autograd.grad(compiled.loss, [features, *head.parameters()])
+    torch.testing.assert_close(compiled.loss, eager.loss)
+    torch.testing.assert_close(compiled.logits, eager.logits)
+    for name in TERMS:
+        torch.testing.assert_close(compiled.terms[name], eager.terms[name])
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(LabelRangeError):  # the label check still runs under compile
+        torch.compile(head, backend="aot_eager")(features, torch.full((16,), 4))

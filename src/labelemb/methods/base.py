@@ -88,8 +88,7 @@ class Method(nn.Module):
             raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
         target = target.long()
         # One reduction and one host sync tell the common case (every row a valid class) apart.
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low >= 0 and high < self.num_classes:
+        if _labels_in_range(target, self.num_classes):
             if is_distributed():
                 return Rows(
                     label=target, weight=None, count=per_process_share(features.new_tensor(len(target)))
@@ -125,6 +124,18 @@ class LinearOutputMethod(Method):
 
     def logits(self, features: Tensor) -> Tensor:
         return self.output(features)
+
+
+@torch.compiler.disable
+def _labels_in_range(target: Tensor, num_classes: int) -> bool:
+    """Whether every label lies in ``[0, num_classes)``, read on the host.
+
+    Kept out of ``torch.compile`` graphs: the host read splits the graph there anyway, and
+    disabling it says so instead of warning about a data-dependent graph break. A bool (not the
+    labels' range) is what the compiled rest depends on, so it is compiled at most twice.
+    """
+    low, high = torch.aminmax(target)
+    return int(low) >= 0 and int(high) < num_classes
 
 
 def is_distributed() -> bool:
