@@ -61,7 +61,8 @@ class TrainConfig(_Strict):
     lr_milestones: list[int] = Field(default_factory=list)
     lr_gamma: float = 0.2
     device: str = "auto"
-    #: bf16 autocasts the forward pass (CUDA or CPU); channels_last and compile are CUDA speed-ups.
+    #: bf16 autocasts the forward pass (CUDA or CPU); channels_last is a CUDA speed-up; compile runs
+    #: backbone and method through torch.compile (on CPU it needs a C++ compiler).
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False

@@ -414,9 +414,12 @@ def train(
     if options.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.train.lr)
+    # What runs the training steps; ``method`` itself stays the module (on_epoch_end, logits).
+    stepping_method = method
     if config.train.compile:
-        # Compile the backbone only: the method's Python-side checks stay eager.
+        # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
         model = torch.compile(model)
+        stepping_method = torch.compile(method)  # type: ignore[assignment]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, config.train.lr_milestones, config.train.lr_gamma
     )
@@ -495,7 +498,7 @@ def train(
             for batch in range(progress.batch, plan.batches_per_epoch):
                 index = order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
                 out = train_step(
-                    model, method, optimizer, plan.train, processes.shard(index), options, stepper
+                    model, stepping_method, optimizer, plan.train, processes.shard(index), options, stepper
                 )
                 values = torch.stack([out.loss.detach(), *out.terms.values()]).float()
                 term_names = ["loss", *out.terms]
