@@ -180,8 +180,8 @@ class _LabelEmbeddingHead(torch.autograd.Function):
 
     Every stop-gradient of the method is a constant here, so the gradients are short closed
     forms. Computing them directly, and ``o1`` and ``o2`` as one matrix product, instead of
-    through a graph of some thirty small autograd nodes makes the head cost little more than a
-    plain output layer (see bench/overhead.py). With ``T1 = (w_gold onehot + w_soft softmax(e)) / n``
+    through a graph of some thirty small autograd nodes keeps the head cheap (bench/overhead.py
+    measures what it still costs). With ``T1 = (w_gold onehot + w_soft softmax(e)) / n``
     and ``Te = softmax(z2 / tau) mask / Z``:
 
     - ``dL/dz1 = p1 rowsum(T1) - T1`` (plus whatever reaches the returned logits ``z1``)
