@@ -29,7 +29,7 @@ import torch
 
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import build_config, build_network, train_step
-from labelemb.train.loop import step_options
+from labelemb.train.loop import step_forward, step_options
 from labelemb.train.seed import epoch_permutation
 
 SETTINGS = {
@@ -82,9 +82,7 @@ def time_phases(run, split: Split, order: torch.Tensor, steps: int, batch_size: 
     for step in range(steps):
         index = order[(step * batch_size) % (len(order) - batch_size) :][:batch_size]
         start = now()
-        images = options.prepare(split.images[index], train=True)
-        with options.precision(images.device):
-            out = method(model(images), split.labels[index], index=index if method.needs_index else None)
+        out = step_forward(model, method, split, index, options)
         forward_end = now()
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()

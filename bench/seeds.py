@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from labelemb.data import load_dataset
+from labelemb.methods import LabelEmbedding, Method
 from labelemb.train import build_config, build_network, epoch_permutation, seed_everything, train_step
 from labelemb.train.batched import _build_seed, _Stack, _stacked_adam, _train_step
 
@@ -63,14 +64,16 @@ def peak_gflops(device: torch.device, size: int = 4096, repeats: int = 5) -> flo
     return 2 * size**3 / best / 1e9
 
 
-def step_flops(model: nn.Module, method: nn.Module, batch_size: int) -> int:
+def step_flops(model: nn.Module, method: Method, batch_size: int) -> int:
     """Matrix-product FLOPs of one training step of one seed (see the module docstring)."""
     backbone = [m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
     heads = [m.in_features * m.out_features for m in method.modules() if isinstance(m, nn.Linear)]
     forward = sum(backbone) + sum(heads)
     weight_grads = forward
-    # The first layer's input is the images (no gradient); one output layer reaches the features.
-    input_grads = sum(backbone[1:]) + (max(heads) if heads else 0)
+    # The first layer's input is the images (no gradient); only the predicting output layer reaches
+    # the features: label_embedding's o1, the first half of its one o1-and-o2 layer.
+    predicting = max(heads, default=0) // (2 if isinstance(method, LabelEmbedding) else 1)
+    input_grads = sum(backbone[1:]) + predicting
     return 2 * batch_size * (forward + weight_grads + input_grads)
 
 

@@ -736,14 +736,19 @@ def test_train_compile_runs_backbone_and_method_compiled_with_the_eager_numbers(
 
     ``torch.compile`` is pointed at the ``aot_eager`` backend (traced graphs, eager kernels): it
     checks our side (the method traces, the label check stays out, state and logging work)
-    without a C++ compiler. A record of the compile calls shows what was compiled.
+    without a C++ compiler. Counting calls through the compiled modules shows they run the steps.
     """
     compiled = []
+    calls: dict[str, int] = {}
     real_compile = torch.compile
 
     def compile_with_aot_eager(module, **kwargs):
-        compiled.append(type(module).__name__)
-        return real_compile(module, backend="aot_eager")
+        name = type(module).__name__
+        compiled.append(name)
+        calls[name] = 0
+        wrapper = real_compile(module, backend="aot_eager")
+        wrapper.register_forward_pre_hook(lambda *_: calls.__setitem__(name, calls[name] + 1))
+        return wrapper
 
     monkeypatch.setattr(torch, "compile", compile_with_aot_eager)
     torch._dynamo.reset()
@@ -752,6 +757,9 @@ def test_train_compile_runs_backbone_and_method_compiled_with_the_eager_numbers(
     eager_summary = train(eager, dataset=digits)
     compiled_summary = train(with_compile, dataset=digits)
     assert compiled == ["MLP", "LabelEmbedding"]
+    steps = compiled_summary["steps"]
+    assert calls["LabelEmbedding"] == steps  # every training step ran the compiled method
+    assert calls["MLP"] >= steps  # and the compiled backbone (evaluation uses it too)
     for key in ("selected_test_error", "final_test_error", "selected_step"):
         assert compiled_summary[key] == pytest.approx(eager_summary[key], abs=0.34), key  # 1 test image
     last_eager, last_compiled = read_metrics(eager.run_dir())[-1], read_metrics(with_compile.run_dir())[-1]

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
@@ -60,15 +60,14 @@ from .. import methods, models
 from ..data import Dataset, Split, load_dataset
 from . import distributed
 from .config import RunConfig
-from .io import remove_stale_temporaries, save_torch, write_json, write_jsonl, write_text
+from .io import write_jsonl
 from .loop import (
     CHECKPOINT_FILE,
-    CONFIG_FILE,
     METRICS_FILE,
-    MODEL_FILE,
     SUMMARY_FILE,
     Network,
     Progress,
+    TermSums,
     _check_run_dir,
     _diff_keys,
     _load_checkpoint,
@@ -76,11 +75,13 @@ from .loop import (
     advance,
     build_network,
     error_rate,
+    prepare_run_dir,
+    progress_record,
     resolve_device,
-    save_label_representation,
     schedule,
     summarize,
     train,
+    write_results,
 )
 from .seed import epoch_permutation, seed_everything
 
@@ -570,46 +571,38 @@ def _train_group(
     shared = Progress(**{k: getattr(seeds[0].progress, k) for k in ("epoch", "batch", "step", "examples")})
 
     plan = schedule(config, dataset, device)
-    term_sums: dict[str, Tensor] = {}  # name -> (S,) sums since the last check
-    steps_since_eval = 0
+    term_sums = TermSums()  # (S,) values: one mean per seed
     needs_index = seeds[0].method.needs_index
 
     def evaluate() -> None:
-        nonlocal term_sums, steps_since_eval, segment_start
+        nonlocal term_sums, segment_start
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         now = time.perf_counter()
         train_share = (now - segment_start) / num_seeds
         wall_share = (now - started) / num_seeds
         stack.sync_seeds()
+        means = term_sums.means()
         for s, seed in enumerate(seeds):
             progress = seed.progress
             for key in ("epoch", "batch", "step", "examples"):
                 setattr(progress, key, getattr(shared, key))
             progress.train_seconds += train_share
             progress.wall_seconds = seed.wall_at_start + wall_share
-            record: dict[str, Any] = {
-                "step": progress.step,
-                "epoch": progress.examples / plan.num_train,
-                "examples": progress.examples,
-                "wall_seconds": progress.wall_seconds,
-                "train_seconds": progress.train_seconds,
-            }
+            record = progress_record(progress, plan.num_train)
             eval_batch = config.train.eval_batch_size
             if plan.dev is not None:
                 record["dev_error"] = error_rate(seed.model, seed.method, plan.dev, eval_batch)
             record["test_error"] = error_rate(seed.model, seed.method, plan.test, eval_batch)
-            for name, total in term_sums.items():
-                record[f"train_{name}"] = total[s].item() / max(steps_since_eval, 1)
+            record.update({name: per_seed[s] for name, per_seed in means.items()})
             progress.records.append(record)
             write_jsonl(seed.run_dir / METRICS_FILE, progress.records)
             _write_checkpoint(stack, s, optimizer, scheduler)
-        term_sums, steps_since_eval = {}, 0
+        term_sums = TermSums()
         if on_checkpoint is not None:
             on_checkpoint([seed.progress for seed in seeds])
-        bar.set_postfix(
-            {"mean_test_error": f"{_mean(s.progress.records[-1]['test_error'] for s in seeds):.2f}"}
-        )
+        mean_test_error = statistics.fmean(seed.progress.records[-1]["test_error"] for seed in seeds)
+        bar.set_postfix({"mean_test_error": f"{mean_test_error:.2f}"})
         segment_start = time.perf_counter()
 
     seed_list = _describe_seeds([seed.config.seed for seed in seeds])
@@ -633,9 +626,7 @@ def _train_group(
             for batch in range(shared.batch, plan.batches_per_epoch):
                 index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
                 losses, terms = _train_step(stack, optimizer, plan.train, index, needs_index)
-                for name, value in {"loss": losses, **terms}.items():
-                    term_sums[name] = term_sums[name] + value if name in term_sums else value.clone()
-                steps_since_eval += 1
+                term_sums.add(losses, terms)
                 epoch_ended, due = advance(shared, index.shape[1], plan)
                 if epoch_ended:
                     for seed in seeds:
@@ -653,9 +644,7 @@ def _train_group(
         summary = summarize(seed.config, dataset, seed.progress, num_parameters, device)
         summary["processes"] = 1
         summary["batched_seeds"] = num_seeds
-        save_label_representation(seed.run_dir, seed.method)
-        save_torch(seed.run_dir / MODEL_FILE, seed.network.state_dict())
-        write_json(seed.run_dir / SUMMARY_FILE, summary)
+        write_results(seed.run_dir, seed.network, seed.method, summary)
 
 
 def _train_step(
@@ -692,11 +681,6 @@ def _describe_seeds(seeds: list[int]) -> str:
 
 def _without_progress_bar(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"train": config.train.model_copy(update={"progress": False})})
-
-
-def _mean(values: Any) -> float:
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def train_batched(
@@ -738,11 +722,7 @@ def train_batched(
         # leaves nothing behind, as with the sequential trainer.
         seeds = [_build_seed(run, dataset, device) for run in pending]
         for seed in seeds:
-            seed.run_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(seed.run_dir)
-            if not (seed.run_dir / CONFIG_FILE).exists():
-                resolved = seed.config.model_dump(mode="json")
-                write_text(seed.run_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+            prepare_run_dir(seed.run_dir, seed.config.model_dump(mode="json"))
         # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
         # seeds train together.
         groups: dict[int, list[_Seed]] = {}

@@ -107,6 +107,63 @@ def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bo
     return epoch_ended, due or progress.step == plan.total_steps
 
 
+class TermSums:
+    """The loss and the logged terms, summed over the steps since the last check.
+
+    Kept as one stacked tensor, so a step costs one addition however many terms a method logs;
+    values of shape ``(S,)`` (the batched trainer's seeds) stack to ``(terms, S)``.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.total: Tensor | None = None
+        self.steps = 0
+
+    def add(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
+        values = torch.stack([loss.detach(), *terms.values()]).float()
+        if self.total is None:
+            self.names, self.total = ["loss", *terms], values
+        else:
+            self.total = self.total + values
+        self.steps += 1
+
+    def means(self) -> dict[str, Any]:
+        """``train_<name>`` -> mean per step (a list with one mean per seed for ``(S,)`` values)."""
+        if self.total is None:
+            return {}
+        steps = max(self.steps, 1)
+        return {
+            f"train_{name}": [v / steps for v in total] if isinstance(total, list) else total / steps
+            for name, total in zip(self.names, self.total.tolist())
+        }
+
+
+def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
+    """The position and time fields that open each line of ``metrics.jsonl``."""
+    return {
+        "step": progress.step,
+        "epoch": progress.examples / num_train,
+        "examples": progress.examples,
+        "wall_seconds": progress.wall_seconds,
+        "train_seconds": progress.train_seconds,
+    }
+
+
+def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """Create the run folder, clear torn temporaries, and write its ``config.yaml`` once."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)
+    if not (run_dir / CONFIG_FILE).exists():
+        write_text(run_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def write_results(run_dir: Path, network: nn.Module, method: methods.Method, summary: dict[str, Any]) -> None:
+    """A finished run's files: label representation, weights, and last the summary (it marks the run done)."""
+    save_label_representation(run_dir, method)
+    save_torch(run_dir / MODEL_FILE, network.state_dict())
+    write_json(run_dir / SUMMARY_FILE, summary)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -209,18 +266,29 @@ def train_step(
     ``network`` (a :class:`Network`, possibly wrapped in DistributedDataParallel) runs the
     forward pass when given; otherwise ``model`` then ``method``.
     """
-    options = options or StepOptions()
-    images = options.prepare(split.images[index], train=True)
-    with options.precision(images.device):
-        if network is not None:
-            out = network(images, split.labels[index], index)
-        else:
-            features = model(images)
-            out = method(features, split.labels[index], index=index if method.needs_index else None)
+    out = step_forward(model, method, split, index, options, network)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     optimizer.step()
     return out
+
+
+def step_forward(
+    model: nn.Module,
+    method: methods.Method,
+    split: Split,
+    index: Tensor,
+    options: StepOptions | None = None,
+    network: nn.Module | None = None,
+) -> methods.MethodOutput:
+    """The forward pass of a training step on ``split[index]`` (see :func:`train_step`)."""
+    options = options or StepOptions()
+    images = options.prepare(split.images[index], train=True)
+    with options.precision(images.device):
+        if network is not None:
+            return network(images, split.labels[index], index)
+        features = model(images)
+        return method(features, split.labels[index], index=index if method.needs_index else None)
 
 
 def step_options(config: RunConfig, seed: int) -> StepOptions:
@@ -433,43 +501,28 @@ def train(
     writes = processes.is_main
 
     if writes:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(run_dir)
-        if not (run_dir / CONFIG_FILE).exists():
-            write_text(run_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+        prepare_run_dir(run_dir, resolved)
     checkpoint_path = run_dir / CHECKPOINT_FILE
     progress = Progress()
     if checkpoint_path.exists():
         progress = _load_checkpoint(checkpoint_path, network, optimizer, scheduler, options.generator)
 
     plan = schedule(config, dataset, device)
-    # The loss and each logged term, summed since the last check as one stacked tensor: one
-    # addition per step however many terms a method logs.
-    term_names: list[str] = []
-    term_sums: Tensor | None = None
-    steps_since_eval = 0
+    term_sums = TermSums()
 
     def evaluate() -> None:
-        nonlocal term_sums, steps_since_eval, segment_start
+        nonlocal term_sums, segment_start
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         now = time.perf_counter()
         progress.train_seconds += now - segment_start
         progress.wall_seconds = now - started
-        record: dict[str, Any] = {
-            "step": progress.step,
-            "epoch": progress.examples / plan.num_train,
-            "examples": progress.examples,
-            "wall_seconds": progress.wall_seconds,
-            "train_seconds": progress.train_seconds,
-        }
+        record = progress_record(progress, plan.num_train)
         if plan.dev is not None:
             record["dev_error"] = error_rate(model, method, plan.dev, config.train.eval_batch_size, options)
         record["test_error"] = error_rate(model, method, plan.test, config.train.eval_batch_size, options)
-        if term_sums is not None:
-            for name, total in zip(term_names, term_sums.tolist()):
-                record[f"train_{name}"] = total / max(steps_since_eval, 1)
-        term_sums, steps_since_eval = None, 0
+        record.update(term_sums.means())
+        term_sums = TermSums()
         progress.records.append(record)
         if writes:
             write_jsonl(run_dir / METRICS_FILE, progress.records)
@@ -500,10 +553,7 @@ def train(
                 out = train_step(
                     model, stepping_method, optimizer, plan.train, processes.shard(index), options, stepper
                 )
-                values = torch.stack([out.loss.detach(), *out.terms.values()]).float()
-                term_names = ["loss", *out.terms]
-                term_sums = values if term_sums is None else term_sums + values
-                steps_since_eval += 1
+                term_sums.add(out.loss, out.terms)
                 epoch_ended, due = advance(progress, len(index), plan)
                 if epoch_ended:
                     method.on_epoch_end()
@@ -516,7 +566,5 @@ def train(
     summary = summarize(config, dataset, progress, sum(p.numel() for p in network.parameters()), device)
     summary["processes"] = processes.world_size
     if writes:
-        save_label_representation(run_dir, method)
-        save_torch(run_dir / MODEL_FILE, network.state_dict())
-        write_json(summary_path, summary)
+        write_results(run_dir, network, method, summary)
     return summary
