@@ -3,9 +3,13 @@
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp cnn
     python bench/overhead.py --models resnet8          # CIFAR-10-shaped synthetic data
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp --compile
+    LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp \
+        --methods onehot label_embedding label_embedding:fast_path=false   # what the fast path buys
 
-Each round times ``--steps`` training steps of every method in turn (after a warm-up), so all
-see the same machine state; the figure is the ratio of the medians. Seconds per epoch are the
+A step is the trainer's own (:class:`labelemb.train.single.Single`, Adam as ``--adam``, default
+the trainer's fused kernel). Each round times ``--steps`` training steps of every method in turn
+(after a warm-up), so all see the same machine state; the figure is the ratio of the medians.
+Seconds per epoch are the
 median step time times the steps of one epoch of the protocol (MNIST 55,000 / 100 = 550;
 CIFAR 50,000 / 128 = 391). The MLP and CNN run on real MNIST batches; ResNet-8 on random
 3 x 32 x 32 images with 10 classes and the CIFAR augmentation, since only the shape matters.
@@ -21,16 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import tempfile
 import time
 
 import torch
 
 from labelemb.data import Dataset, Split, load_dataset
-from labelemb.train import build_config, build_network, train_step
-from labelemb.train.loop import step_forward, step_options
+from labelemb.train import Classification, build_config
+from labelemb.train.config import parse_override
+from labelemb.train.loop import build_run
 from labelemb.train.seed import epoch_permutation
+from labelemb.train.single import Single
 
 SETTINGS = {
     # model config, batch size, steps per epoch, default steps per round
@@ -54,23 +62,24 @@ def synthetic_cifar(size: int = 2048) -> Dataset:
     return Dataset("cifar10-synthetic", split, None, split, [f"class{i}" for i in range(10)])
 
 
-def time_steps(run, split: Split, order: torch.Tensor, steps: int, batch_size: int) -> float:
-    """Seconds per training step, averaged over ``steps`` consecutive steps."""
-    model, method, optimizer, options = run
+def time_steps(run: Single, split: Split, order: torch.Tensor, steps: int, batch_size: int) -> float:
+    """Seconds per training step (the trainer's), averaged over ``steps`` consecutive steps."""
     if split.images.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for step in range(steps):
         index = order[(step * batch_size) % (len(order) - batch_size) :][:batch_size]
-        train_step(model, method, optimizer, split, index, options)
+        run.step(split, index[None])
     if split.images.device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
 
 
-def time_phases(run, split: Split, order: torch.Tensor, steps: int, batch_size: int) -> dict[str, float]:
+def time_phases(
+    run: Single, split: Split, order: torch.Tensor, steps: int, batch_size: int
+) -> dict[str, float]:
     """Seconds per step in forward, backward and the optimiser step: the trainer's step, cut in three."""
-    model, method, optimizer, options = run
+    optimizer = run.optimizer
     cuda = split.images.device.type == "cuda"
     totals = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
@@ -82,7 +91,7 @@ def time_phases(run, split: Split, order: torch.Tensor, steps: int, batch_size: 
     for step in range(steps):
         index = order[(step * batch_size) % (len(order) - batch_size) :][:batch_size]
         start = now()
-        out = step_forward(model, method, split, index, options)
+        out = run.forward(split, index)
         forward_end = now()
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -103,30 +112,33 @@ def measure(
     steps: int,
     device: str,
     compile_method: bool = False,
+    adam: str = "fused",
 ) -> dict:
     model_config, batch_size, steps_per_epoch, _ = SETTINGS[model_name]
     augment = CIFAR_AUGMENT if model_name == "resnet8" else {}
     runs = {}
     modes = (False, True) if compile_method else (False,)
     variants = [(name, compiled) for name in methods for compiled in modes]
-    for method_name, compiled in variants:
+    output_dir = tempfile.mkdtemp(prefix="labelemb-bench-overhead-")  # empty: nothing to resume
+    for method_spec, compiled in variants:
+        method_name, _, option_text = method_spec.partition(":")
+        options = dict(parse_override(item) for item in option_text.split(",") if item)
         config = build_config(
             {
+                "output_dir": output_dir,
                 "model": model_config,
-                "method": {"name": method_name},
+                "method": {"name": method_name, **options},
                 "data": {"augment": augment},
-                "train": {"batch_size": batch_size},
+                "train": {"batch_size": batch_size, "device": device, "adam": adam},
             }
         )
-        torch.manual_seed(0)
-        model, method = build_network(config, dataset)
-        model.to(device)
-        method.to(device)
-        optimizer = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=1e-3)
+        task = Classification()
+        run = Single(build_run(config, dataset, torch.device(device), task), task, torch.device(device))
         if compiled:
-            method = torch.compile(method)
-        label = f"{method_name} (compiled)" if compiled else method_name
-        runs[label] = (model, method, optimizer, step_options(config, seed=0))
+            run.method = torch.compile(run.method)  # the backbone stays eager
+        label = f"{method_spec} (compiled)" if compiled else method_spec
+        runs[label] = run
+    os.rmdir(output_dir)
     split = Split(dataset.train.images.to(device), dataset.train.labels.to(device))
     order = epoch_permutation(0, 0, len(split)).to(device)
     for run in runs.values():  # warm-up: allocator, kernels, thread pools
@@ -154,7 +166,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=list(SETTINGS))
-    parser.add_argument("--methods", nargs="+", default=["onehot", "label_embedding"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["onehot", "label_embedding"],
+        help="method names, each optionally with options: label_embedding:fast_path=false",
+    )
+    parser.add_argument(
+        "--adam", choices=["fused", "classic"], default="fused", help="train.adam (default fused)"
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--steps", type=int, default=0, help="steps per round (default 200 MLP, 40 CNN, 3 ResNet-8)"
@@ -165,14 +185,16 @@ def main() -> None:
     args = parser.parse_args()
     machine = (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, {args.device}"
+        f"torch {torch.__version__}, {args.device}, Adam {args.adam}"
     )
     print(f"machine: {machine}")
     report = {"machine": machine, "models": {}}
     for model_name in args.models:
         dataset = synthetic_cifar() if model_name == "resnet8" else load_dataset("mnist")
         steps = args.steps or SETTINGS[model_name][3]
-        result = measure(model_name, dataset, args.methods, args.rounds, steps, args.device, args.compile)
+        result = measure(
+            model_name, dataset, args.methods, args.rounds, steps, args.device, args.compile, args.adam
+        )
         report["models"][model_name] = result
         for name, figures in result.items():
             phases = " ".join(f"{k} {v * 1e3:.3f}" for k, v in figures["phases"].items())

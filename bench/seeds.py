@@ -7,12 +7,13 @@ The paper's MNIST MLP protocol (784-500-500 ReLU, Adam lr 1e-3, batch 100; the m
 ``--method``, default label_embedding), but for a fixed number of training steps per seed
 (``--steps``, default 100) rather than 15 epochs, to keep the benchmark short; evaluation and
 file writing are left out, as they are the same work either way. All ways run in the same
-process: one after another is :func:`labelemb.train.train_step` on each seed in turn (each seed
-all its steps, as the sequential trainer runs), with the trainer's Adam (PyTorch's default,
-unfused on a CPU) and, as a third row, with the fused Adam kernel that the batched step uses, so
-that the gain of stacking is told apart from the gain of the optimiser kernel; batched is the
-step of :func:`labelemb.train.batched.train_batched` on all seeds at once. Each round times every
-way (after a warm-up); the figures are the medians over ``--rounds``.
+process and use the trainer's own steps: one after another is the step of one run
+(:class:`labelemb.train.single.Single`) on each seed in turn (each seed all its steps, as the
+sequential trainer runs), with the trainer's default fused Adam and, as a third row, with the
+classic Adam (``train.adam=classic``), so that the gain of stacking is told apart from the gain of
+the optimiser kernel; batched is the step of :class:`labelemb.train.stacked.Stacked` (what
+``--batched`` trains with) on all seeds at once, fused Adam. Each round times every way (after a
+warm-up); the figures are the medians over ``--rounds``.
 
 GFLOP/s are counted by hand from the matrix products of a step, per seed and example: forward
 ``2 sum(in * out)`` over the backbone's layers and the method's output layers, the same again for
@@ -40,8 +41,10 @@ from torch import nn
 
 from labelemb.data import load_dataset
 from labelemb.methods import LabelEmbedding, Method
-from labelemb.train import build_config, build_network, epoch_permutation, seed_everything, train_step
-from labelemb.train.batched import _build_seed, _Stack, _stacked_adam, _train_step
+from labelemb.train import Classification, build_config, epoch_permutation
+from labelemb.train.loop import build_run
+from labelemb.train.single import Single
+from labelemb.train.stacked import Stacked
 
 
 def sync(device: torch.device) -> None:
@@ -115,7 +118,7 @@ def main() -> None:
     split = type(dataset.train)(dataset.train.images.to(device), dataset.train.labels.to(device))
     output_dir = tempfile.mkdtemp(prefix="labelemb-bench-seeds-")  # empty: no checkpoint to resume
 
-    def config(seed: int):
+    def config(seed: int, adam: str = "fused"):
         return build_config(
             {
                 "seed": seed,
@@ -127,6 +130,7 @@ def main() -> None:
                     "batch_size": args.batch_size,
                     "lr": 1e-3,
                     "device": str(device),
+                    "adam": adam,
                     "progress": False,
                 },
             }
@@ -135,37 +139,28 @@ def main() -> None:
     seeds = list(range(args.seeds))
     orders = Orders(len(split), args.batch_size, device)
 
-    # One after another: each seed's own model, method and Adam, as the sequential trainer builds them.
-    def build_sequential(fused: bool) -> list[tuple[nn.Module, nn.Module, torch.optim.Optimizer]]:
-        runs = []
-        for seed in seeds:
-            seed_everything(seed)
-            model, method = build_network(config(seed), dataset)
-            model.to(device)
-            method.to(device)
-            params = [*model.parameters(), *method.parameters()]
-            runs.append((model, method, torch.optim.Adam(params, lr=1e-3, fused=fused or None)))
-        return runs
+    task = Classification()
+    # One after another: each seed its own run, as the sequential trainer builds it.
+    sequential = {
+        adam: [Single(build_run(config(seed, adam), dataset, device, task), task, device) for seed in seeds]
+        for adam in ("fused", "classic")
+    }
+    first = sequential["fused"][0].runs[0]
+    flops = step_flops(first.model, first.method, args.batch_size)
+    seq_steps = {adam: [0] * len(seeds) for adam in sequential}
 
-    sequential = {"trainer's Adam": build_sequential(False), "fused Adam": build_sequential(True)}
-    first_model, first_method, _ = sequential["trainer's Adam"][0]
-    flops = step_flops(first_model, first_method, args.batch_size)
-    seq_steps = {name: [0] * len(seeds) for name in sequential}
-
-    def run_sequential(name: str, steps: int) -> float:
+    def run_sequential(adam: str, steps: int) -> float:
         sync(device)
         start = time.perf_counter()
-        for s, (model, method, optimizer) in enumerate(sequential[name]):
+        for s, run in enumerate(sequential[adam]):
             for _ in range(steps):
-                train_step(model, method, optimizer, split, orders.index(seeds[s], seq_steps[name][s]))
-                seq_steps[name][s] += 1
+                run.step(split, orders.index(seeds[s], seq_steps[adam][s])[None])
+                seq_steps[adam][s] += 1
         sync(device)
         return time.perf_counter() - start
 
     # Batched: the same seeds stacked.
-    stack = _Stack([_build_seed(config(seed), dataset, device) for seed in seeds])
-    stacked_optimizer = _stacked_adam(stack.parameters(), 1e-3)
-    needs_index = stack.seeds[0].method.needs_index
+    stack = Stacked([build_run(config(seed), dataset, device, task) for seed in seeds], task, device)
     os.rmdir(output_dir)  # only ever read (for checkpoints to resume): still empty
     batched_step = 0
 
@@ -174,15 +169,14 @@ def main() -> None:
         sync(device)
         start = time.perf_counter()
         for _ in range(steps):
-            index = torch.stack([orders.index(seed, batched_step) for seed in seeds])
-            _train_step(stack, stacked_optimizer, split, index, needs_index)
+            stack.step(split, torch.stack([orders.index(seed, batched_step) for seed in seeds]))
             batched_step += 1
         sync(device)
         return time.perf_counter() - start
 
     ways = {
-        "one after another": lambda steps: run_sequential("trainer's Adam", steps),
-        "  with fused Adam": lambda steps: run_sequential("fused Adam", steps),
+        "one after another": lambda steps: run_sequential("fused", steps),
+        "  with classic Adam": lambda steps: run_sequential("classic", steps),
         "batched": run_batched,
     }
     for run in ways.values():
@@ -204,7 +198,7 @@ def main() -> None:
             "fraction_of_peak": total_flops / seconds / 1e9 / peak,
         }
     speedup = rows["one after another"]["seconds"] / rows["batched"]["seconds"]
-    speedup_fused = rows["  with fused Adam"]["seconds"] / rows["batched"]["seconds"]
+    speedup_classic = rows["  with classic Adam"]["seconds"] / rows["batched"]["seconds"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} "
@@ -216,15 +210,15 @@ def main() -> None:
         f"{args.dataset} MLP {layers}, {args.method}, {len(seeds)} seeds x {args.steps} steps of batch "
         f"{args.batch_size}, median of {args.rounds} rounds; {flops / 1e6:.1f} MFLOP per seed-step"
     )
-    print(f"{'':18s} {'seconds':>9s} {'seed-steps/s':>13s} {'GFLOP/s':>9s} {'of peak':>8s}")
+    print(f"{'':20s} {'seconds':>9s} {'seed-steps/s':>13s} {'GFLOP/s':>9s} {'of peak':>8s}")
     for name, row in rows.items():
         print(
-            f"{name:18s} {row['seconds']:9.2f} {row['seed_steps_per_second']:13.1f} "
+            f"{name:20s} {row['seconds']:9.2f} {row['seed_steps_per_second']:13.1f} "
             f"{row['gflops']:9.1f} {row['fraction_of_peak']:8.1%}"
         )
     print(
         f"speed-up of batched: {speedup:.2f}x over the sequential trainer's steps, "
-        f"{speedup_fused:.2f}x over them with fused Adam"
+        f"{speedup_classic:.2f}x over them with classic Adam"
     )
     print(f"peak (best torch.mm of 4096 x 4096 float32): {peak:.1f} GFLOP/s")
     if args.json:
@@ -240,7 +234,7 @@ def main() -> None:
             "mflop_per_seed_step": flops / 1e6,
             "peak_gflops": peak,
             "speedup": speedup,
-            "speedup_over_fused_adam": speedup_fused,
+            "speedup_over_classic_adam": speedup_classic,
             "times": times,
             "rows": rows,
         }

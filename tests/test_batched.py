@@ -1,4 +1,4 @@
-"""Tests of labelemb.train.batched: S seeds side by side give the numbers of S sequential runs.
+"""Tests of batched training: S seeds side by side give the numbers of S sequential runs.
 
 Every run is the embedded digits with a 64-32 MLP (or a 4-8-16 CNN) for two epochs, so a run
 takes a fraction of a second. "The same" means: the same checks (step, epoch, examples), dev and
@@ -20,20 +20,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from labelemb import methods
-from labelemb.train import batched as batched_module
-from labelemb.train import build_network, seed_everything, train
-from labelemb.train.batched import (
-    VECTORISED_HEADS,
+from labelemb.stacking import _GroupedLinear, stack_modules, unstack_into
+from labelemb.train import (
     BatchedConfigError,
-    _build_seed,
-    _GroupedLinear,
-    _Stack,
-    _vectorised_head,
+    Classification,
+    build_network,
+    seed_everything,
     supports_batched,
+    train,
     train_batched,
     train_seeds,
     unsupported_reason,
 )
+from labelemb.train.loop import build_run
+from labelemb.train.stacked import Stacked, stacked_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -205,17 +205,6 @@ def test_batched_seeds_give_the_numbers_of_sequential_runs(small_config, digits,
         assert_same_run(got, want, digits)
 
 
-@pytest.mark.parametrize("overrides", [("method.name=onehot",), ("method.name=label_embedding",), CNN])
-def test_the_per_seed_method_loop_gives_the_numbers_of_sequential_runs(
-    small_config, digits, tmp_path, monkeypatch, overrides
-):
-    """The path every method without a vectorised head takes, forced for methods that have one."""
-    monkeypatch.setattr(batched_module, "_vectorised_head", lambda method: None)
-    batched, sequential = run_both(small_config, tmp_path, digits, *overrides)
-    for got, want in zip(batched, sequential):
-        assert_same_run(got, want, digits)
-
-
 def test_methods_with_loaded_tables_train_batched(small_config, digits, tmp_path):
     """label_embedding_fixed (a loaded, frozen E) and static_label (given class vectors)."""
     embedding = tmp_path / "embedding.safetensors"
@@ -235,69 +224,101 @@ def test_methods_with_loaded_tables_train_batched(small_config, digits, tmp_path
 @pytest.mark.parametrize("overrides", [(), CNN], ids=["mlp", "cnn"])
 def test_the_stacked_backbone_computes_each_seeds_features(small_config, digits, overrides):
     """The grouped forward pass gives row s the features of seed s's own model."""
-    seeds = [_build_seed(small_config(*overrides, seed=s), digits, torch.device("cpu")) for s in SEEDS]
-    stack = _Stack(seeds)
+    seeds = build_runs([small_config(*overrides, seed=s) for s in SEEDS], digits)
+    stack = Stacked(seeds, Classification(), torch.device("cpu"))
     images = digits.train.images[torch.arange(3 * 50).view(3, 50)]
-    features = stack.backbone(images)
+    features = stacked_features(stack.layers, stack.params, images)
     for s, seed in enumerate(seeds):
         torch.testing.assert_close(features[s], seed.model(images[s]), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "name, options",
-    [
-        ("onehot", {}),
-        ("label_smoothing", {"epsilon": 0.2}),
-        ("confidence_penalty", {"beta": 0.3}),
-        ("tfkd_reg", {"temperature": 4.0, "alpha": 0.3}),
-        ("label_embedding", {}),
-        # alpha 0: the hinge is active on every row; paper: both first weights 1.
-        ("label_embedding", {"alpha": 0.0, "tau": 3.0}),
-        ("label_embedding", {"variant": "paper", "beta": 0.3}),
-    ],
-)
-def test_a_vectorised_head_gives_each_seeds_loss_terms_and_gradients(name, options):
-    """All seeds' loss at once = each seed's own method on its rows, values and gradients."""
+def build_runs(configs, digits):
+    return [build_run(config, digits, torch.device("cpu"), Classification()) for config in configs]
+
+
+#: Every method in a setting where each of its terms and state updates is at work.
+STACKED_METHODS = [
+    ("onehot", {}),
+    ("label_smoothing", {"epsilon": 0.2}),
+    ("confidence_penalty", {"beta": 0.3}),
+    ("tfkd_reg", {"temperature": 4.0, "alpha": 0.3}),
+    ("label_embedding", {}),
+    # alpha 0: the hinge is active on every row; paper: both first weights 1.
+    ("label_embedding", {"alpha": 0.0, "tau": 3.0}),
+    ("label_embedding", {"variant": "paper", "beta": 0.3}),
+    ("label_embedding", {"variant": "nlp", "soft_warmup": 0, "alpha": 0.3}),
+    ("label_embedding", {"compressed_dim": 3, "alpha": 0.0}),
+    ("label_embedding_fixed", {"embedding": 2.0 * torch.eye(5) + 0.3}),
+    ("ols", {}),
+    ("lwr", {"num_examples": 60, "epochs": 4, "k": 1}),
+    ("lwal", {"dim_factor": 2, "repel": 1.0}),
+    ("static_label", {"vectors": torch.eye(5, 7) + 0.1}),
+]
+
+
+def test_the_stacked_method_test_covers_every_registered_method():
+    # Presets (lwal10, ...) are their class with other options: the class is what is checked.
+    classes = {methods.method_class(name) for name in methods.available()}
+    assert classes == {methods.method_class(name) for name, _ in STACKED_METHODS}
+    assert all(cls.stackable for cls in classes)
+
+
+@pytest.mark.parametrize("ignored", [False, True], ids=["all-rows", "ignored-rows"])
+@pytest.mark.parametrize("name, options", STACKED_METHODS, ids=lambda v: v if isinstance(v, str) else "")
+def test_a_stacked_method_gives_each_seeds_loss_terms_gradients_and_state(name, options, ignored):
+    """One module whose tensors are the seeds' stacked = each seed's own method on its rows:
+    loss, logged terms, every gradient, and the state it keeps (two steps and an epoch end)."""
     torch.manual_seed(0)
-    num_seeds, batch, width, m = 3, 40, 16, 5
+    num_seeds, batch, width, m = 3, 20, 16, 5
     heads = [methods.build(name, in_features=width, num_classes=m, **options) for _ in range(num_seeds)]
-    for head in heads:  # away from the identity start, so that every term is at work
+    for head in heads:  # away from the start, so that every term is at work
         for param in head.parameters():
             param.data.add_(0.5 * torch.randn_like(param))
-    assert type(heads[0]) in VECTORISED_HEADS
-    vector_head = _vectorised_head(heads[0])
-    assert vector_head is not None
-    features = torch.randn(num_seeds, batch, width, requires_grad=True)
-    labels = torch.randint(0, m, (num_seeds, batch))
-    stacked = {
-        key: torch.stack([dict(h.named_parameters())[key].detach() for h in heads]).requires_grad_()
-        for key, _ in heads[0].named_parameters()
-    }
-    losses, terms = vector_head(stacked, features, labels)
-    losses.sum().backward()
-    for s, head in enumerate(heads):
-        rows = features[s].detach().requires_grad_()
-        out = head(rows, labels[s])
-        out.loss.backward()
-        torch.testing.assert_close(losses[s], out.loss.detach(), rtol=1e-5, atol=1e-6)
-        assert terms.keys() == out.terms.keys()
-        for key, value in out.terms.items():
-            torch.testing.assert_close(terms[key][s], value, rtol=1e-5, atol=1e-6, msg=f"term {key}")
-        torch.testing.assert_close(features.grad[s], rows.grad, rtol=1e-4, atol=1e-6, msg="feature gradient")
-        for key, param in head.named_parameters():
-            torch.testing.assert_close(stacked[key].grad[s], param.grad, rtol=1e-4, atol=1e-6, msg=key)
-    if name == "label_embedding" and options.get("alpha") == 0.0:
-        assert (terms["penalty"] > 0).all() and (terms["emb"] > 0).any()
-
-
-def test_methods_without_a_vectorised_head_loop_over_the_seeds():
-    for name, options in [
-        ("label_embedding", {"variant": "nlp"}),
-        ("label_embedding", {"compressed_dim": 3}),
-        ("ols", {}),
-        ("lwal", {}),
-    ]:
-        assert _vectorised_head(methods.build(name, in_features=8, num_classes=4, **options)) is None, name
+    stacked = stack_modules(heads)
+    for step in range(2):
+        features = torch.randn(num_seeds, batch, width, requires_grad=True)
+        labels = torch.randint(0, m, (num_seeds, batch))
+        if ignored:
+            labels[:, ::4] = -100
+        index = torch.stack([torch.randperm(60)[:batch] for _ in range(num_seeds)])
+        needs = {"index": index} if stacked.needs_index else {}
+        for param in stacked.parameters():
+            param.grad = None
+        out = stacked(features, labels, **needs)
+        assert out.loss.shape == (num_seeds,)
+        out.loss.sum().backward()
+        for s, head in enumerate(heads):
+            head.zero_grad()
+            rows = features[s].detach().requires_grad_()
+            own = head(rows, labels[s], **({"index": index[s]} if head.needs_index else {}))
+            own.loss.backward()
+            where = f"{name} {options} step {step} seed {s}"
+            torch.testing.assert_close(out.loss[s], own.loss.detach(), rtol=1e-5, atol=1e-6, msg=where)
+            assert out.terms.keys() == own.terms.keys()
+            for key, value in own.terms.items():
+                torch.testing.assert_close(
+                    out.terms[key][s], value, rtol=1e-5, atol=1e-6, msg=f"{where} {key}"
+                )
+            torch.testing.assert_close(out.logits[s], own.logits.detach(), rtol=1e-5, atol=1e-5, msg=where)
+            torch.testing.assert_close(features.grad[s], rows.grad, rtol=1e-4, atol=1e-6, msg=where)
+            for key, param in head.named_parameters():
+                got = dict(stacked.named_parameters())[key].grad
+                if param.grad is None:
+                    assert got is None or not got[s].any(), f"{where} {key}"
+                else:
+                    torch.testing.assert_close(got[s], param.grad, rtol=1e-4, atol=1e-6, msg=f"{where} {key}")
+        stacked.on_epoch_end()
+        for head in heads:
+            head.on_epoch_end()
+        for key in dict(heads[0].named_buffers()):
+            for s, head in enumerate(heads):
+                want = dict(head.named_buffers())[key]
+                torch.testing.assert_close(dict(stacked.named_buffers())[key][s], want, msg=f"{name} {key}")
+    copies = [methods.build(name, in_features=width, num_classes=m, **options) for _ in range(num_seeds)]
+    unstack_into(stacked, copies)
+    for copy, head in zip(copies, heads):
+        for key, value in head.state_dict().items():
+            torch.testing.assert_close(copy.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_the_grouped_linear_layer_has_the_gradients_of_its_formula():
@@ -312,10 +333,8 @@ def test_the_grouped_linear_layer_has_the_gradients_of_its_formula():
 
 
 def test_each_seed_starts_from_its_sequential_initialisation(small_config, digits):
-    seeds = [
-        _build_seed(small_config("model.hidden=[16]", seed=s), digits, torch.device("cpu")) for s in SEEDS
-    ]
-    stack = _Stack(seeds)
+    seeds = build_runs([small_config("model.hidden=[16]", seed=s) for s in SEEDS], digits)
+    stack = Stacked(seeds, Classification(), torch.device("cpu"))
     for s, seed_number in enumerate(SEEDS):
         seed_everything(seed_number)
         model, method = build_network(small_config("model.hidden=[16]", seed=seed_number), digits)
@@ -361,18 +380,20 @@ def test_unsupported_configs_say_why(small_config):
 
 
 class _UncheckedMethod(methods.OneHot):
-    """A method the batched trainer has not been checked with: it must fall back."""
+    """A method not written for stacked seeds: it must fall back."""
+
+    stackable = False
 
 
 def test_unsupported_runs_fall_back_to_sequential_with_the_same_results(
     small_config, digits, tmp_path, monkeypatch, caplog
 ):
-    monkeypatch.setitem(methods._REGISTRY, "unchecked", (_UncheckedMethod, {}))
+    monkeypatch.setitem(methods.registry._REGISTRY, "unchecked", (_UncheckedMethod, {}))
     for overrides in (("method.name=unchecked",), ("data.augment.flip=true", "data.augment.crop_padding=1")):
         assert not supports_batched(small_config(*overrides))
         out = tmp_path / overrides[0]
         configs = [small_config(*overrides, output_dir=out / "seeds", seed=s) for s in SEEDS]
-        with caplog.at_level(logging.WARNING, logger="labelemb.train.batched"):
+        with caplog.at_level(logging.WARNING, logger="labelemb.train.trainer"):
             summaries = train_seeds(configs, batched=True, dataset=digits, progress=False)
         assert "one after another" in caplog.text
         caplog.clear()

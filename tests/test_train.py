@@ -258,7 +258,7 @@ def test_no_temporary_files_are_left_behind(small_config, digits, tmp_path):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(small_config, digits, tmp_path, monkeypatch):
-    import labelemb.train.io as train_io
+    import labelemb.rundir as train_io
 
     clean = small_config("train.eval_every=300", output_dir=tmp_path / "clean")
     train(clean, dataset=digits)
@@ -357,7 +357,7 @@ def test_run_folder_holds_config_metrics_summary_and_representation(small_config
 
 
 def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, digits):
-    from labelemb.train import Progress
+    from labelemb.train import Classification, Progress
     from labelemb.train.loop import summarize
 
     def record(step, dev, test):
@@ -371,13 +371,14 @@ def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, d
 
     records = [record(3, 20.0, 21.0), record(6, 9.0, 4.0), record(9, 12.0, 6.0), record(12, 9.0, 5.0)]
     progress = Progress(epoch=1, step=12, examples=1197, train_seconds=2.0, wall_seconds=3.0, records=records)
-    best = summarize(small_config("train.epochs=1"), digits, progress, 123, torch.device("cpu"))
+    task, cpu = Classification(), torch.device("cpu")
+    best = summarize(small_config("train.epochs=1"), progress, digits, task, cpu, 123)
     assert (best["selected_test_error"], best["selected_dev_error"], best["selected_step"]) == (4.0, 9.0, 6)
     assert (best["final_test_error"], best["final_dev_error"], best["steps"]) == (5.0, 9.0, 12)
     assert best["seconds_per_epoch"] == 2.0 and best["num_parameters"] == 123
 
     last = small_config("train.epochs=1", selection="final")
-    final = summarize(last, digits, progress, 123, torch.device("cpu"))
+    final = summarize(last, progress, digits, task, cpu, 123)
     assert final["selection"] == "final"
     assert (final["selected_test_error"], final["selected_step"]) == (5.0, 12)
 
@@ -392,7 +393,7 @@ def test_a_run_without_a_label_representation_writes_no_representation_file(smal
 
 
 def test_rerunning_a_finished_run_returns_its_summary_without_training(small_config, digits, monkeypatch):
-    import labelemb.train.loop as loop
+    import labelemb.train.trainer as loop
 
     config = small_config()
     saved = train(config, dataset=digits)

@@ -7,9 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .train import RunConfig
 
 #: The embedded default experiment: no file, no network (scikit-learn's bundled 8x8 digits).
 DEMO_CONFIG: dict[str, Any] = {
@@ -43,31 +46,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _run_seeds(
-    raw: dict[str, Any], overrides: list[str], seeds: list[int], batched: bool = False
-) -> list[dict[str, Any]]:
-    from .train import build_config, train
+def _run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
+    """Train ``base`` once per seed: each run's config is a copy of ``base`` with its seed."""
+    from .train import train, train_seeds
 
-    configs = [build_config(raw, [*overrides, f"seed={seed}"]) for seed in seeds]
+    configs = [base.with_seed(seed) for seed in seeds]
     if batched:
-        from .train.batched import train_seeds
-
-        return train_seeds(configs, batched=True, progress=configs[0].train.progress)
+        return train_seeds(configs, batched=True, progress=base.train.progress)
     return [train(config) for config in configs]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import yaml
-
     from .analysis import results_table
     from .train import load_config
 
-    overrides = _common_overrides(args)
-    base = load_config(args.config, overrides)  # validates everything once, before any training
-    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    summaries = _run_seeds(raw or {}, overrides, args.seeds or [base.seed], batched=args.batched)
+    base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
+    summaries = _run_seeds(base, args.seeds or [base.seed], batched=args.batched)
     for summary, seed in zip(summaries, args.seeds or [base.seed]):
-        run_dir = base.model_copy(update={"seed": seed}).run_dir()
+        run_dir = base.with_seed(seed).run_dir()
         print(
             f"{summary['method']} seed {seed}: selected test error {summary['selected_test_error']:.2f}% "
             f"(final {summary['final_test_error']:.2f}%), "
@@ -97,7 +93,7 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 def write_comparison(experiment_dir: Path) -> str:
     """Write comparison.md, comparison.csv and curves.png for the runs in ``experiment_dir``."""
     from .analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
-    from .train.io import write_text
+    from .rundir import write_text
 
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
@@ -109,9 +105,7 @@ def write_comparison(experiment_dir: Path) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import yaml
-
-    from .train import build_config, load_config
+    from .train import load_config
     from .train.grid import run_grid
 
     if args.summarize:
@@ -121,14 +115,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
-    overrides = _common_overrides(args)
-    base = load_config(args.config, overrides)
-    raw = (yaml.safe_load(Path(args.config).read_text()) if args.config else {}) or {}
-    configs = [
-        build_config(raw, [*overrides, f"method.name={method}", f"seed={seed}"])
-        for method in args.methods
-        for seed in args.seeds
-    ]
+    base = load_config(args.config, _common_overrides(args))
+    configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     for config in configs[:: len(args.seeds)]:  # one per method: fail on a bad name before training
         from .methods import options
 
@@ -155,15 +143,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     overrides = [f"output_dir={args.output_dir}", f"train.progress={str(not args.no_progress).lower()}"]
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
+    demo = build_config(DEMO_CONFIG, overrides)
     summaries = []
     for method in ("onehot", "label_embedding"):
         print(f"training {method} on the bundled digits, seeds {seeds[0]}-{seeds[-1]} ...", flush=True)
-        summaries += _run_seeds(DEMO_CONFIG, [*overrides, f"method.name={method}"], seeds)
+        summaries += _run_seeds(demo.with_method(method), seeds)
     print()
     print("Test error (%) on scikit-learn's digits (300 test images), MLP 64-500-500, mean ± std over seeds:")
     print(results_table(summaries))
 
-    run_dir = build_config(DEMO_CONFIG, [*overrides, "method.name=label_embedding", "seed=0"]).run_dir()
+    run_dir = demo.with_method("label_embedding").with_seed(0).run_dir()
     representation, class_names = load_run_representation(run_dir)
     similarity = label_similarity(representation)
     figure = Path(args.output_dir) / DEMO_CONFIG["experiment"] / "label_similarity.png"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from ..rundir import SUMMARY_FILE, run_dirs
 
 BASELINE = "onehot"
 
@@ -30,16 +31,14 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
     """Every finished run under ``experiment_dir/<method>/seed<N>/``, grouped by method."""
     experiment_dir = Path(experiment_dir)
     runs: dict[str, list[Run]] = {}
-    for summary_path in sorted(experiment_dir.glob("*/seed*/summary.json")):
-        summary = json.loads(summary_path.read_text())
-        lines = (summary_path.parent / "metrics.jsonl").read_text().splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
+    for folder in run_dirs(experiment_dir):
+        summary, records = folder.read_summary(), folder.read_metrics()
         runs.setdefault(summary["method"], []).append(
             Run(summary["method"], summary["seed"], summary, records)
         )
     if not runs:
         raise FileNotFoundError(
-            f"no finished runs under {experiment_dir} (expected <method>/seed<N>/summary.json); "
+            f"no finished runs under {experiment_dir} (expected <method>/seed<N>/{SUMMARY_FILE}); "
             "run `labelemb compare --config ...` first"
         )
     for method_runs in runs.values():

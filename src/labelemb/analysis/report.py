@@ -22,6 +22,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..rundir import RunDir
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
 from .compare import Run, comparison_rows, format_markdown, load_runs
 from .curves import plot_error_curves
@@ -216,7 +217,7 @@ def render_report(
 
 def _run_dir(experiment_dir: Path, run: Run) -> Path:
     path = experiment_dir / run.method / f"seed{run.seed}"
-    if not (path / "summary.json").is_file():
+    if not RunDir(path).is_finished():
         raise FileNotFoundError(f"expected the run of {run.method} seed {run.seed} in {path}")
     return path
 
@@ -324,7 +325,7 @@ def build_report(
     already there is reused and not recomputed.
     """
     from .. import __version__
-    from ..train.io import write_text
+    from ..rundir import write_text
 
     experiment_dir = Path(experiment_dir)
     output_path = Path(output) if output is not None else experiment_dir / REPORT_FILE

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
-from safetensors.torch import load_file
 from torch import Tensor
 
-REPRESENTATION_FILE = "label_representation.safetensors"
+from ..rundir import RunDir
 
 
 @dataclass
@@ -26,16 +23,6 @@ class LabelRepresentation:
     seed: int
 
 
-def _finished_summary(run_dir: Path) -> dict:
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished run: it has no summary.json "
-            "(train one with `labelemb train`, or resume it to the end)"
-        )
-    return json.loads(summary_path.read_text())
-
-
 @torch.inference_mode()
 def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> tuple[Tensor, str]:
     """Per-class mean of the saved model's softmax output on the dev split (test if none).
@@ -47,12 +34,13 @@ def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> t
     from ..data import load_dataset
     from ..train import RunConfig, build_network
 
-    config = RunConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    folder = RunDir(run_dir)
+    config = RunConfig.model_validate(folder.read_config())
     data_dir = data_dir or config.data.dir
     dataset = load_dataset(config.data.name, data_dir=data_dir, download=config.data.download)
     model, method = build_network(config, dataset)
     network = torch.nn.ModuleDict({"model": model, "method": method})
-    network.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    network.load_state_dict(folder.read_weights())
     network.eval()
     split, split_name = (dataset.dev, "dev") if dataset.dev is not None else (dataset.test, "test")
     sums = torch.zeros(dataset.num_classes, dataset.num_classes)
@@ -68,9 +56,9 @@ def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> t
 def run_representation(run_dir: str | Path, data_dir: str | None = None) -> LabelRepresentation:
     """The run's learned representation, or the mean softmax of its model for methods without one."""
     run_dir = Path(run_dir)
-    summary = _finished_summary(run_dir)
-    path = run_dir / REPRESENTATION_FILE
-    tensors = load_file(str(path)) if path.exists() else {}
+    folder = RunDir(run_dir)
+    summary = folder.read_summary()
+    tensors = folder.read_tensors()
     if "representation" in tensors:
         matrix, source = tensors["representation"], "learned"
     else:

@@ -39,6 +39,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def to(self, device: torch.device) -> Split:
+        """This split with its tensors on ``device``."""
+        return Split(images=self.images.to(device), labels=self.labels.to(device))
+
 
 @dataclass
 class Dataset:

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..stacking import linear
+
 
 @dataclass
 class MethodOutput:
@@ -43,6 +45,11 @@ class Method(nn.Module):
     name: str = ""
     #: Whether ``forward`` needs each example's dataset position (``index=``).
     needs_index: bool = False
+    #: Whether the method's code also runs on tensors stacked over seeds (``(S, N, d)`` features,
+    #: every parameter and buffer with a leading seed dimension), so that the batched trainer can
+    #: train many seeds at once. A method says so once it is written with the helpers of
+    #: :mod:`labelemb.stacking` and its stacked results are tested against per-seed runs.
+    stackable: bool = False
 
     def __init__(self, in_features: int, num_classes: int, ignore_index: int = -100) -> None:
         super().__init__()
@@ -73,27 +80,30 @@ class Method(nn.Module):
 
         Out-of-range labels would otherwise surface as a device-side assert on CUDA or an
         opaque IndexError from deep inside torch, so they are caught here with a readable error.
+        A method whose tensors are stacked over seeds (``stacked_seeds``, see
+        :func:`labelemb.stacking.stack_modules`) takes ``(S, N, d)`` features and ``(S, N)`` targets.
         """
-        if features.dim() != 2 or features.shape[1] != self.in_features:
+        seeds = getattr(self, "stacked_seeds", None)
+        shape = "(N, {d})" if seeds is None else f"({seeds}, N, {{d}})"
+        if features.dim() != (2 if seeds is None else 3) or features.shape[-1] != self.in_features:
             raise ValueError(
-                f"{type(self).__name__} expects features of shape (N, {self.in_features}), "
+                f"{type(self).__name__} expects features of shape {shape.format(d=self.in_features)}, "
                 f"got {tuple(features.shape)}; flatten sequences to (N, d) first"
             )
-        if target.shape != features.shape[:1]:
+        if target.shape != features.shape[:-1]:
             raise ValueError(
-                f"target must have shape ({features.shape[0]},) to match the features, "
+                f"target must have shape {tuple(features.shape[:-1])} to match the features, "
                 f"got {tuple(target.shape)}"
             )
         if target.dtype not in _INTEGER_DTYPES:
             raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
         target = target.long()
+        rows = target.shape[-1]
         # One reduction and one host sync tell the common case (every row a valid class) apart.
         if _labels_in_range(target, self.num_classes):
             if is_distributed():
-                return Rows(
-                    label=target, weight=None, count=per_process_share(features.new_tensor(len(target)))
-                )
-            return Rows(label=target, weight=None, count=float(len(target)))
+                return Rows(label=target, weight=None, count=per_process_share(features.new_tensor(rows)))
+            return Rows(label=target, weight=None, count=float(rows))
         valid = target != self.ignore_index
         out_of_range = valid & ((target < 0) | (target >= self.num_classes))
         if bool(out_of_range.any()):
@@ -104,8 +114,17 @@ class Method(nn.Module):
                 "Check the dataset's labels or the num_classes you built the method with."
             )
         weight = valid.to(features.dtype)
-        count = per_process_share(weight.sum())
+        count = per_process_share(weight.sum(-1))
         return Rows(label=target.masked_fill(~valid, 0), weight=weight, count=count.clamp(min=1e-8))
+
+    def artifacts(self) -> dict[str, Tensor]:
+        """Tensors a finished run saves beside its weights, by name.
+
+        ``representation`` (the :meth:`label_representation`) by default; a method adds what
+        else a later run or analysis should read (label_embedding: its raw ``E``).
+        """
+        representation = self.label_representation()
+        return {} if representation is None else {"representation": representation}
 
 
 class LinearOutputMethod(Method):
@@ -115,6 +134,10 @@ class LinearOutputMethod(Method):
     initialised as the released code does (see :func:`init_linear`).
     """
 
+    def scores(self, features: Tensor) -> Tensor:
+        """``W h + b``, for one seed or each seed of a stack."""
+        return linear(features, self.output.weight, self.output.bias)
+
     def __init__(
         self, in_features: int, num_classes: int, ignore_index: int = -100, init_std: float | None = None
     ) -> None:
@@ -123,7 +146,12 @@ class LinearOutputMethod(Method):
         init_linear(self.output, init_std)
 
     def logits(self, features: Tensor) -> Tensor:
-        return self.output(features)
+        return self.scores(features)
+
+
+def gold(log_p: Tensor, label: Tensor) -> Tensor:
+    """``log_p[..., i, label[..., i]]``: each row's value at its label."""
+    return log_p.gather(-1, label.unsqueeze(-1)).squeeze(-1)
 
 
 @torch.compiler.disable
@@ -170,7 +198,8 @@ class Rows:
 
     ``label`` is the target with ignored rows set to class 0 (safe to index with); ``weight`` is
     1 for rows that count and 0 for ignored ones, or None when every row counts (the common case,
-    which then needs no masking work); ``count`` is how many rows count (at least 1).
+    which then needs no masking work); ``count`` is how many rows count (at least 1). Rows run
+    along the last dimension: with stacked seeds, ``(S, N)`` labels give ``(S,)`` sums and means.
     """
 
     label: Tensor
@@ -179,7 +208,7 @@ class Rows:
 
     def sum(self, values: Tensor) -> Tensor:
         """Sum of per-row ``values`` over the rows that count."""
-        return values.sum() if self.weight is None else (values * self.weight).sum()
+        return values.sum(-1) if self.weight is None else (values * self.weight).sum(-1)
 
     def mean(self, values: Tensor) -> Tensor:
         """Mean of per-row ``values`` over the rows that count (0 when none does)."""
@@ -189,7 +218,8 @@ class Rows:
         """Per-row factor that turns a sum over rows into :meth:`mean`: ``weight / count``."""
         if self.weight is None:
             return 1.0 / self.count
-        return (self.weight / self.count)[:, None]
+        count = self.count.unsqueeze(-1) if isinstance(self.count, Tensor) else self.count
+        return (self.weight / count).unsqueeze(-1)
 
 
 def init_linear(layer: nn.Linear, std: float | None) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput
+from .base import LinearOutputMethod, MethodOutput, gold
+from .registry import register
 
 
+@register("confidence_penalty")
 class ConfidencePenalty(LinearOutputMethod):
     """Cross-entropy minus ``beta`` times the entropy of the prediction::
 
@@ -17,6 +19,8 @@ class ConfidencePenalty(LinearOutputMethod):
     Distributions", Section 3 ("MaxEntReg" in the LwAL paper). Both terms are averaged over the
     rows that count. The entropy is differentiated too: that is the penalty's whole effect.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -34,9 +38,9 @@ class ConfidencePenalty(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
+        logits = self.scores(features)
         log_p = F.log_softmax(logits, dim=-1)
-        ce = rows.mean(-log_p.gather(1, rows.label[:, None]).squeeze(1))
+        ce = rows.mean(-gold(log_p, rows.label))
         # p log p from log_softmax stays finite where p underflows to 0 (0 * finite = 0),
         # unlike torch.special.entr(p), whose gradient at p = 0 is infinite.
         entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))

@@ -6,7 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Method, MethodOutput, Rows, init_linear, per_process_share, world_size
+from ..stacking import linear, rows_of
+from .base import Method, MethodOutput, Rows, gold, init_linear, per_process_share, world_size
+from .label_embedding_fixed import EMBEDDING_KEY
+from .registry import register
 
 VARIANTS = ("released", "nlp", "paper")
 TERMS = ("ce_o1", "soft_o1", "ce_o2", "emb", "penalty")
@@ -16,6 +19,7 @@ TERMS = ("ce_o1", "soft_o1", "ce_o2", "emb", "penalty")
 _MAX_MATERIALISED_ENTRIES = 4096 * 4096
 
 
+@register("label_embedding")
 class LabelEmbedding(Method):
     """Label Embedding Network, Sun et al. (2017), Section 2 and Appendix A.
 
@@ -38,7 +42,14 @@ class LabelEmbedding(Method):
 
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
+
+    The loss is :func:`label_embedding_loss`, the equation above in code. With ``fast_path``
+    (the default) a single-model step computes the same loss with hand-written closed-form
+    gradients (:class:`_LabelEmbeddingHead`, pinned to the formula by the tests); stacked seeds
+    and ``fast_path=False`` run the formula through autograd.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -52,6 +63,7 @@ class LabelEmbedding(Method):
         compressed_dim: int | None = None,
         soft_warmup: int | None = None,
         init_std: float | None = None,
+        fast_path: bool = True,
         ignore_index: int = -100,
     ) -> None:
         super().__init__(in_features, num_classes, ignore_index)
@@ -68,6 +80,7 @@ class LabelEmbedding(Method):
         self.beta = beta
         self.variant = variant
         self.compressed_dim = compressed_dim
+        self.fast_path = fast_path
         self.soft_warmup = (20_000 if variant == "nlp" else 0) if soft_warmup is None else soft_warmup
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
@@ -87,8 +100,8 @@ class LabelEmbedding(Method):
     def embedding_rows(self, labels: Tensor) -> Tensor:
         """The raw embedding rows ``e = E[y]`` (before softmax) for a batch of labels."""
         if self.compressed_dim is None:
-            return self.embedding.index_select(0, labels)
-        return F.relu(F.linear(self.codes.index_select(0, labels), self.expand.weight, self.expand.bias))
+            return rows_of(self.embedding, labels)
+        return F.relu(linear(rows_of(self.codes, labels), self.expand.weight, self.expand.bias))
 
     def soft_labels(self, labels: Tensor) -> Tensor:
         """The learned soft label ``softmax(E[y])`` of each label."""
@@ -98,7 +111,8 @@ class LabelEmbedding(Method):
         """Weights of ``H(y, p1)`` and of the soft-label term ``H(softmax(e), p1)`` right now."""
         if self.variant == "paper":
             return 1.0, 1.0
-        if self.variant == "nlp" and int(self.num_updates) < self.soft_warmup:
+        # Stacked seeds count their updates together: the first seed's count is every seed's.
+        if self.variant == "nlp" and int(self.num_updates.reshape(-1)[0]) < self.soft_warmup:
             return self.beta, 0.0
         return self.beta, 1.0 - self.beta
 
@@ -106,33 +120,34 @@ class LabelEmbedding(Method):
         rows = self.check_inputs(features, target)
         e = self.embedding_rows(rows.label)
         w_gold, w_soft = self.loss_weights()
-        # o2 learns from h but never changes the backbone (see _LabelEmbeddingHead).
-        loss, z1, terms = _LabelEmbeddingHead.apply(
-            features,
-            self.heads.weight,
-            self.heads.bias,
-            e,
-            rows,
-            w_gold,
-            w_soft,
-            self.tau,
-            self.alpha,
-            self.variant == "nlp",
-        )
-        if self.training and self.variant == "nlp":
+        nlp = self.variant == "nlp"
+        if self.fast_path and features.dim() == 2:
+            # The same loss with its gradients in closed form (see _LabelEmbeddingHead).
+            w, b = self.heads.weight, self.heads.bias
+            loss, z1, stacked_terms = _LabelEmbeddingHead.apply(
+                features, w, b, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp
+            )
+            terms = dict(zip(TERMS, stacked_terms.unbind(-1)))
+        else:
+            z1 = linear(features, *self.output_layer(1))
+            z2 = linear(features.detach(), *self.output_layer(2))  # sg(h): o2 never changes the backbone
+            loss, terms = label_embedding_loss(
+                z1, z2, e, rows, w_gold=w_gold, w_soft=w_soft, tau=self.tau, alpha=self.alpha, nlp=nlp
+            )
+            terms = {name: value.detach() for name, value in terms.items()}
+        if self.training and nlp:
             self.num_updates += 1
-        return MethodOutput(loss=loss, logits=z1, terms=dict(zip(TERMS, terms.unbind())))
+        return MethodOutput(loss=loss, logits=z1, terms=terms)
 
     def logits(self, features: Tensor) -> Tensor:
-        m = self.num_classes
-        return F.linear(features, self.heads.weight[:m], self.heads.bias[:m])
+        return linear(features, *self.output_layer(1))
 
     def output_layer(self, which: int) -> tuple[Tensor, Tensor]:
         """Weight and bias of ``o1`` (``which=1``) or ``o2`` (``which=2``), views into ``heads``."""
         if which not in (1, 2):
             raise ValueError(f"which must be 1 (o1, predicts) or 2 (o2, teaches E), got {which}")
         rows = slice(0, self.num_classes) if which == 1 else slice(self.num_classes, None)
-        return self.heads.weight[rows], self.heads.bias[rows]
+        return self.heads.weight[..., rows, :], self.heads.bias[..., rows]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         # Runs saved before o1 and o2 were merged into ``heads`` hold them as separate layers.
@@ -152,11 +167,66 @@ class LabelEmbedding(Method):
         labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.soft_labels(labels).detach()
 
+    def artifacts(self) -> dict[str, Tensor]:
+        """The soft labels and, up to 4,096 labels, the raw ``E`` a fixed-embedding run can reuse."""
+        tensors = super().artifacts()
+        if self.num_classes <= 4096:
+            tensors[EMBEDDING_KEY] = self.embedding_matrix()
+        return tensors
+
     @torch.no_grad()
     def embedding_matrix(self) -> Tensor:
         """The raw m x m embedding ``E`` (materialised from ``A, B, c`` when compressed)."""
         labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.embedding_rows(labels).detach().clone()
+
+
+def label_embedding_loss(
+    z1: Tensor,
+    z2: Tensor,
+    e: Tensor,
+    rows: Rows,
+    *,
+    w_gold: float,
+    w_soft: float,
+    tau: float,
+    alpha: float,
+    nlp: bool,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of :class:`LabelEmbedding` and its five terms, written as the equation reads.
+
+    ``z1 = o1(h)``, ``z2 = o2(sg(h))`` (the caller detaches ``h``), ``e = E[y]``, one row per
+    example (a leading seed dimension is allowed). Every ``sg`` of the equation is a ``detach``
+    here, so autograd gives exactly the gradients the method defines: ``E`` learns only from
+    ``emb``, ``o1`` from ``ce_o1`` and ``soft_o1``, ``o2`` from ``ce_o2`` and ``penalty``.
+    ``nlp`` selects the released seq2seq variant (two-sided penalty; ``emb`` and the penalty
+    averaged over rows rather than divided by the mask count or summed).
+    """
+    label = rows.label
+    log_p1, log_p2, log_q = (F.log_softmax(z, dim=-1) for z in (z1, z2, e))
+    ce_o1 = rows.mean(-gold(log_p1, label))  # H(y, softmax(z1))
+    soft_o1 = rows.mean(-(log_q.detach().exp() * log_p1).sum(-1))  # H(sg(softmax(e)), softmax(z1))
+    ce_o2 = rows.mean(-gold(log_p2, label))  # H(y, softmax(z2))
+
+    teacher = torch.softmax(z2.detach() / tau, dim=-1)  # sg(softmax(z2 / tau))
+    mask = (z2.argmax(-1) == label).to(z2.dtype)  # learn E only where o2 is right
+    if rows.weight is not None:
+        mask = mask * rows.weight
+    per_row_emb = mask * -(teacher * log_q).sum(-1)  # mask_i H(teacher_i, softmax(e_i))
+    if nlp:
+        emb = per_row_emb.sum(-1) / rows.count
+    else:
+        emb = per_row_emb.sum(-1) / (per_process_share(mask.sum(-1)) + 1e-8)
+
+    gap = gold(log_p2, label).exp() - alpha  # softmax(z2)[y] - alpha
+    if nlp:
+        penalty = rows.mean(gap.abs())
+    else:
+        # Summed over the global batch: data-parallel training averages gradients over processes.
+        penalty = rows.sum(gap.clamp(min=0)) * world_size()
+
+    loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
+    return loss, dict(zip(TERMS, (ce_o1, soft_o1, ce_o2, emb, penalty)))
 
 
 def _init_heads(in_features: int, num_classes: int, std: float | None) -> nn.Linear:
@@ -176,7 +246,7 @@ def _init_heads(in_features: int, num_classes: int, std: float | None) -> nn.Lin
 
 
 class _LabelEmbeddingHead(torch.autograd.Function):
-    """Both output layers and the whole loss of :class:`LabelEmbedding`, with gradients by hand.
+    """The fast path: both output layers and :func:`label_embedding_loss`, with gradients by hand.
 
     Every stop-gradient of the method is a constant here, so the gradients are short closed
     forms. Computing them directly, and ``o1`` and ``o2`` as one matrix product, instead of

@@ -8,32 +8,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Method, MethodOutput, init_linear, read_tensor_file
+from ..rundir import TENSORS_FILE, RunDir
+from ..stacking import linear, rows_of
+from .base import Method, MethodOutput, gold, init_linear, read_tensor_file
+from .registry import register
 
-#: File a training run writes its raw label embedding to (see ``labelemb.train``).
-EMBEDDING_FILE = "label_representation.safetensors"
+#: Name under which a label_embedding run saves its raw ``E`` (see ``LabelEmbedding.artifacts``).
 EMBEDDING_KEY = "embedding"
 
 
 def load_embedding(source: str | Path | Tensor) -> Tensor:
     """Read a raw m x m label embedding ``E`` from a run folder, a tensor file, or a tensor.
 
-    A run folder holds ``label_representation.safetensors`` with the key ``embedding``; a
+    A run folder of a label_embedding run holds it under the key ``embedding``; a
     ``.safetensors`` file must hold that key (or exactly one tensor); a ``.pt`` file holds a tensor.
     """
     if isinstance(source, Tensor):
         return source.detach().float()
     path = Path(source)
     if path.is_dir():
-        path = path / EMBEDDING_FILE
+        tensors = RunDir(path).read_tensors()
+        if EMBEDDING_KEY not in tensors:
+            raise FileNotFoundError(
+                f"no label embedding in the run folder {path}: its {TENSORS_FILE} lacks "
+                f"{EMBEDDING_KEY!r}. Pass the folder of a finished label_embedding run, or a "
+                ".safetensors/.pt file with an m x m tensor"
+            )
+        return tensors[EMBEDDING_KEY].float()
     if not path.exists():
         raise FileNotFoundError(
             f"no label embedding at {path}: pass a run folder of a label_embedding run "
-            f"(it holds {EMBEDDING_FILE}) or a .safetensors/.pt file with an m x m tensor"
+            "or a .safetensors/.pt file with an m x m tensor"
         )
     return read_tensor_file(path, EMBEDDING_KEY)
 
 
+@register("label_embedding_fixed")
 class LabelEmbeddingFixed(Method):
     """Pre-trained Label Embedding Network, Sun et al. (2017), Appendix C, Eq. 17.
 
@@ -43,6 +53,8 @@ class LabelEmbeddingFixed(Method):
 
     ``embedding`` is a run folder of a ``label_embedding`` run, a tensor file, or a tensor.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -71,23 +83,18 @@ class LabelEmbeddingFixed(Method):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        label = rows.label[:, None]
-        z1 = self.o1(features)
+        z1 = self.logits(features)
         log_p1 = F.log_softmax(z1, dim=-1)
-        with torch.no_grad():
-            soft_label = self.soft_label_table[rows.label]
-            onehot = torch.zeros_like(z1).scatter_(1, label, 1.0)
-            target_dist = (self.beta * onehot + (1.0 - self.beta) * soft_label) * rows.scale()
-        loss = -(target_dist * log_p1).sum()
-        with torch.no_grad():
-            terms = {
-                "ce_o1": -rows.mean(log_p1.gather(1, label).squeeze(1)),
-                "soft_o1": -rows.mean((soft_label * log_p1).sum(-1)),
-            }
-        return MethodOutput(loss=loss, logits=z1, terms=terms)
+        soft_label = rows_of(self.soft_label_table, rows.label)
+        ce_o1 = rows.mean(-gold(log_p1, rows.label))
+        soft_o1 = rows.mean(-(soft_label * log_p1).sum(-1))
+        loss = self.beta * ce_o1 + (1.0 - self.beta) * soft_o1
+        return MethodOutput(
+            loss=loss, logits=z1, terms={"ce_o1": ce_o1.detach(), "soft_o1": soft_o1.detach()}
+        )
 
     def logits(self, features: Tensor) -> Tensor:
-        return self.o1(features)
+        return linear(features, self.o1.weight, self.o1.bias)
 
     def label_representation(self) -> Tensor:
         return self.soft_label_table.clone()

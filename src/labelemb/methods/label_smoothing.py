@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput
+from .base import LinearOutputMethod, MethodOutput, gold
+from .registry import register
 
 
+@register("label_smoothing")
 class LabelSmoothing(LinearOutputMethod):
     """Cross-entropy against ``(1 - epsilon) onehot(y) + epsilon / m`` on every class::
 
@@ -17,6 +19,8 @@ class LabelSmoothing(LinearOutputMethod):
     mass is spread over all ``m`` classes, gold included (PyTorch's convention), so the loss
     equals ``F.cross_entropy(z, y, label_smoothing=epsilon)``.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -34,10 +38,10 @@ class LabelSmoothing(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
+        logits = self.scores(features)
         log_p = F.log_softmax(logits, dim=-1)
         # Both parts are needed for the loss anyway, so logging them separately costs nothing.
-        ce = rows.mean(-log_p.gather(1, rows.label[:, None]).squeeze(1))
+        ce = rows.mean(-gold(log_p, rows.label))
         uniform = rows.mean(-log_p.mean(dim=-1))
         loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
         return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "uniform": uniform.detach()})

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Method, MethodOutput, Rows, init_linear, is_distributed
+from ..stacking import linear
+from .base import Method, MethodOutput, Rows, gold, init_linear, is_distributed
+from .registry import register
 
 
 def pairwise_distance(z: Tensor, centres: Tensor) -> Tensor:
@@ -20,10 +22,12 @@ def pairwise_distance(z: Tensor, centres: Tensor) -> Tensor:
     dtype = torch.promote_types(z.dtype, torch.float32)
     with torch.autocast(z.device.type, enabled=False):
         z, centres = z.to(dtype), centres.to(dtype)
-        sq = z.pow(2).sum(-1, keepdim=True) - 2.0 * z @ centres.T + centres.pow(2).sum(-1)
+        sq = z.pow(2).sum(-1, keepdim=True) - 2.0 * z @ centres.transpose(-1, -2)
+        sq = sq + centres.pow(2).sum(-1).unsqueeze(-2)
     return sq.clamp(min=1e-12).sqrt()
 
 
+@register("lwal")
 class LearningWithAdaptiveLabels(Method):
     """Learning with adaptive labels (LwAL), Yu & Verma (2022), Algorithm 1 and Eq. 1-3.
 
@@ -45,6 +49,8 @@ class LearningWithAdaptiveLabels(Method):
     sum by all N^2 pairs, a smaller value by the fraction of different-label pairs.
     Prediction is the nearest label vector: ``logits = -||z - Y_c||_2``.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -84,7 +90,7 @@ class LearningWithAdaptiveLabels(Method):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        z = self.head(features)
+        z = linear(features, self.head.weight, self.head.bias)
         if self.training:
             # Decided on the device (no host sync): off-schedule steps compute the centroids too
             # and then keep the old vectors; the extra work is O(N d).
@@ -95,7 +101,7 @@ class LearningWithAdaptiveLabels(Method):
         else:
             update, centres = None, self.label_vectors
         logits = -pairwise_distance(z, centres)
-        ce = rows.mean(F.cross_entropy(logits, rows.label, reduction="none"))
+        ce = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
         terms = {"ce": ce.detach()}
         loss = ce
         if self.repel > 0:
@@ -109,34 +115,41 @@ class LearningWithAdaptiveLabels(Method):
         """Eq. 1 on this batch where ``update`` holds and the class is present; else the old ``Y``."""
         # In the buffer's precision: half-precision sums would round the kept vectors every step.
         z = z.to(torch.promote_types(z.dtype, self.label_vectors.dtype))
-        weight = z.new_ones(z.shape[0]) if rows.weight is None else rows.weight.to(z.dtype)
+        weight = z.new_ones(z.shape[:-1]) if rows.weight is None else rows.weight.to(z.dtype)
         # Sums and counts in one (m, d + 1) tensor: one collective when distributed.
-        packed = torch.cat([z * weight[:, None], weight[:, None]], dim=1)
-        totals = packed.new_zeros(self.num_classes, self.dim + 1).index_add(0, rows.label, packed)
+        packed = torch.cat([z * weight.unsqueeze(-1), weight.unsqueeze(-1)], dim=-1)
+        totals = packed.new_zeros(*z.shape[:-2], self.num_classes, self.dim + 1)
+        totals = totals.scatter_add(-2, rows.label.unsqueeze(-1).expand_as(packed), packed)
         if is_distributed():
             # Differentiable sum: each process's loss reaches every process's z through the
             # centroids, so the gradient is that of the global batch, however it is split.
             import torch.distributed.nn.functional as dist_fn
 
             totals = dist_fn.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)
-        sums, counts = totals[:, :-1], totals[:, -1:].detach()
+        sums, counts = totals[..., :-1], totals[..., -1:].detach()
         fresh = sums / counts.clamp(min=1)
-        keep_old = (counts <= 0) | ~update
+        keep_old = (counts <= 0) | ~update[..., None, None]
         return torch.where(keep_old, self.label_vectors.to(z.dtype), fresh)
 
     def _repel(self, z: Tensor, rows: Rows) -> Tensor:
         """Mean cosine similarity over ordered pairs of counted rows with different labels."""
         unit = F.normalize(z, dim=-1)
-        cosine = unit @ unit.T
-        differ = (rows.label[:, None] != rows.label[None, :]).to(z.dtype)
-        if rows.weight is not None:
-            differ = differ * rows.weight[:, None] * rows.weight[None, :]
-        return (cosine * differ).sum() / differ.sum().clamp(min=1)
+        cosine = unit @ unit.transpose(-1, -2)
+        label, weight = rows.label, rows.weight
+        differ = (label.unsqueeze(-1) != label.unsqueeze(-2)).to(z.dtype)
+        if weight is not None:
+            differ = differ * weight.unsqueeze(-1) * weight.unsqueeze(-2)
+        return (cosine * differ).sum((-2, -1)) / differ.sum((-2, -1)).clamp(min=1)
 
     def logits(self, features: Tensor) -> Tensor:
-        return -pairwise_distance(self.head(features), self.label_vectors)
+        return -pairwise_distance(linear(features, self.head.weight, self.head.bias), self.label_vectors)
 
     @torch.no_grad()
     def label_representation(self) -> Tensor:
         """The label vectors ``Y`` (m x d)."""
         return self.label_vectors.detach().clone()
+
+
+# The LwAL paper's named settings (Section "Experiments"): 10x label dimension, and with repel.
+register("lwal10", dim_factor=10)(LearningWithAdaptiveLabels)
+register("lwal10_rpl", dim_factor=10, repel=10.0)(LearningWithAdaptiveLabels)

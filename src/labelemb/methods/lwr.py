@@ -6,9 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import _INTEGER_DTYPES, LinearOutputMethod, MethodOutput, is_distributed
+from ..stacking import rows_of, write_rows
+from .base import _INTEGER_DTYPES, LinearOutputMethod, MethodOutput, gold, is_distributed
+from .registry import register
 
 
+@register("lwr")
 class LearningWithRetrospection(LinearOutputMethod):
     """Learning with retrospection (LWR), Deng & Zhang (2021), AAAI; as in DESIGN.md and their code.
 
@@ -32,6 +35,7 @@ class LearningWithRetrospection(LinearOutputMethod):
     """
 
     needs_index = True
+    stackable = True
 
     def __init__(
         self,
@@ -79,9 +83,9 @@ class LearningWithRetrospection(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
+        logits = self.scores(features)
         log_p = F.log_softmax(logits, dim=-1)
-        ce = rows.mean(-log_p.gather(1, rows.label[:, None]).squeeze(1))
+        ce = rows.mean(-gold(log_p, rows.label))
         if index is None:
             if self.training:
                 raise ValueError(
@@ -94,7 +98,7 @@ class LearningWithRetrospection(LinearOutputMethod):
             return MethodOutput(loss=ce, logits=logits, terms={"ce": ce.detach()})
         index = self._check_index(index, target)
         log_q = F.log_softmax(logits / self.tau, dim=-1)
-        stored = self.soft_targets[index].to(log_q.dtype)
+        stored = rows_of(self.soft_targets, index).to(log_q.dtype)
         # kl_div handles zero targets (rows never recorded contribute exactly 0).
         kl = self.tau**2 * rows.mean(F.kl_div(log_q, stored, reduction="none").sum(-1))
         w = self.retrospection_weight().to(log_q.dtype)
@@ -126,31 +130,31 @@ class LearningWithRetrospection(LinearOutputMethod):
     @torch.no_grad()
     def _record(self, soft: Tensor, index: Tensor, label: Tensor, weight: Tensor | None) -> None:
         soft = soft.to(self.pending.dtype)
-        stamp = self.epoch.expand(index.shape[0])
+        stamp = self.epoch.unsqueeze(-1).expand(index.shape)
         if weight is not None:  # ignored rows rewrite what is already there
             keep = weight > 0
-            soft = torch.where(keep[:, None], soft, self.pending[index])
-            stamp = torch.where(keep, stamp, self.recorded_epoch[index])
-            label = torch.where(keep, label, self.example_label[index])
-        self.pending.index_copy_(0, index, soft)
-        self.recorded_epoch.index_copy_(0, index, stamp.contiguous())
-        self.example_label.index_copy_(0, index, label)
+            soft = torch.where(keep.unsqueeze(-1), soft, rows_of(self.pending, index))
+            stamp = torch.where(keep, stamp, self.recorded_epoch.gather(-1, index))
+            label = torch.where(keep, label, self.example_label.gather(-1, index))
+        write_rows(self.pending, index, soft)
+        write_rows(self.recorded_epoch, index, stamp.contiguous())
+        write_rows(self.example_label, index, label)
 
     @torch.no_grad()
     def on_epoch_end(self) -> None:
         """Count the epoch; after every ``k``-th, this epoch's recordings become the soft labels."""
-        finished = int(self.epoch)
+        finished = int(self.epoch.reshape(-1)[0])  # stacked seeds count their epochs together
         self.epoch += 1
         if (finished + 1) % self.k != 0:
             return
-        fresh = self.recorded_epoch == finished
-        total = torch.cat([self.pending * fresh[:, None], fresh[:, None].to(self.pending.dtype)], dim=1)
+        fresh = (self.recorded_epoch == finished).unsqueeze(-1)
+        total = torch.cat([self.pending * fresh, fresh.to(self.pending.dtype)], dim=-1)
         if is_distributed():
             # Each process recorded the examples it was given; sum them (an example that two
             # processes both saw, e.g. a padded duplicate, is averaged) so all share one table.
             torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
             torch.distributed.all_reduce(self.example_label, op=torch.distributed.ReduceOp.MAX)
-        soft, count = total[:, :-1], total[:, -1:]
+        soft, count = total[..., :-1], total[..., -1:]
         self.soft_targets.copy_(torch.where(count > 0, soft / count.clamp(min=1), self.soft_targets))
 
     @torch.no_grad()

@@ -6,9 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput, is_distributed
+from ..stacking import add_to_rows, rows_of
+from .base import LinearOutputMethod, MethodOutput, gold, is_distributed
+from .registry import register
 
 
+@register("ols")
 class OnlineLabelSmoothing(LinearOutputMethod):
     """Online label smoothing, Zhang et al. (2021), "Delving Deep into Label Smoothing" (IEEE TIP).
 
@@ -24,6 +27,8 @@ class OnlineLabelSmoothing(LinearOutputMethod):
     loss is ``(1 - alpha) H(y, p)``. Evaluation (``module.eval()``) never changes ``S``, ``acc``
     or ``cnt``; all three are buffers, so a checkpoint resumes mid-epoch exactly.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -45,10 +50,10 @@ class OnlineLabelSmoothing(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
+        logits = self.scores(features)
         log_p = F.log_softmax(logits, dim=-1)
-        ce = -log_p.gather(1, rows.label[:, None]).squeeze(1)
-        soft = -(self.soft_labels[rows.label].to(log_p.dtype) * log_p).sum(-1)
+        ce = -gold(log_p, rows.label)
+        soft = -(rows_of(self.soft_labels, rows.label).to(log_p.dtype) * log_p).sum(-1)
         ce_mean, soft_mean = rows.mean(ce), rows.mean(soft)
         loss = (1.0 - self.alpha) * ce_mean + self.alpha * soft_mean
         if self.training:
@@ -62,8 +67,10 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         correct = logits.argmax(-1) == label
         if weight is not None:  # ignored rows carry label 0 and must not count for class 0
             correct &= weight > 0
-        self.acc.index_add_(0, label, log_p.exp().to(self.acc.dtype) * correct[:, None].to(self.acc.dtype))
-        self.cnt.index_add_(0, label, correct.to(self.cnt.dtype))
+        add_to_rows(
+            self.acc, label, log_p.exp().to(self.acc.dtype) * correct.unsqueeze(-1).to(self.acc.dtype)
+        )
+        add_to_rows(self.cnt, label, correct.to(self.cnt.dtype))
 
     @torch.no_grad()
     def on_epoch_end(self) -> None:
@@ -71,11 +78,11 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         acc, cnt = self.acc, self.cnt.to(self.acc.dtype)
         if is_distributed():
             # One collective: every process must see the same S whatever share of the data it saw.
-            packed = torch.cat([acc, cnt[:, None]], dim=1)
+            packed = torch.cat([acc, cnt.unsqueeze(-1)], dim=-1)
             torch.distributed.all_reduce(packed, op=torch.distributed.ReduceOp.SUM)
-            acc, cnt = packed[:, :-1], packed[:, -1]
+            acc, cnt = packed[..., :-1], packed[..., -1]
         uniform = torch.full_like(acc, 1.0 / self.num_classes)
-        fresh = torch.where(cnt[:, None] > 0, acc / cnt.clamp(min=1)[:, None], uniform)
+        fresh = torch.where(cnt.unsqueeze(-1) > 0, acc / cnt.clamp(min=1).unsqueeze(-1), uniform)
         self.soft_labels.copy_(fresh)
         self.acc.zero_()
         self.cnt.zero_()

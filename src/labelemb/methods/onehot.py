@@ -5,14 +5,18 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput
+from .base import LinearOutputMethod, MethodOutput, gold
+from .registry import register
 
 
+@register("onehot")
 class OneHot(LinearOutputMethod):
     """Cross-entropy against the one-hot gold label: ``L = H(y, softmax(W h + b))``.
 
     The paper's baseline (Sun et al. 2017, Section 3) and "STD" in the LwAL paper.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -26,6 +30,6 @@ class OneHot(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
-        loss = rows.mean(F.cross_entropy(logits, rows.label, reduction="none"))
+        logits = self.scores(features)
+        loss = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
         return MethodOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})

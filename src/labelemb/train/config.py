@@ -61,6 +61,10 @@ class TrainConfig(_Strict):
     lr_milestones: list[int] = Field(default_factory=list)
     lr_gamma: float = 0.2
     device: str = "auto"
+    #: Adam's implementation: "fused" (one kernel per update, where torch has it for the device,
+    #: else "foreach"; the default) or "classic" (torch's default implementation, with which the
+    #: results recorded before the key existed were made). They differ in the last bits.
+    adam: Literal["fused", "classic"] = "fused"
     #: bf16 autocasts the forward pass (CUDA or CPU); channels_last is a CUDA speed-up; compile runs
     #: backbone and method through torch.compile (on CPU it needs a C++ compiler).
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -89,6 +93,23 @@ class RunConfig(_Strict):
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.experiment / self.method.name / f"seed{self.seed}"
+
+    def with_seed(self, seed: int) -> RunConfig:
+        """This config with another seed (a copy; the parsed config is data, not text to re-read)."""
+        return self.model_copy(update={"seed": seed}, deep=True)
+
+    def with_method(self, name: str) -> RunConfig:
+        """This config for another method, keeping the method options (a copy)."""
+        return self.model_copy(update={"method": self.method.model_copy(update={"name": name})}, deep=True)
+
+    def comparable(self) -> dict[str, Any]:
+        """The parts of the config that change results (not progress bars, output or data paths)."""
+        values = self.model_dump(mode="json")
+        values.pop("output_dir")
+        values["train"].pop("progress")
+        values["data"].pop("dir")
+        values["data"].pop("download")
+        return values
 
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..rundir import RunDir
 from .config import RunConfig
-from .loop import SUMMARY_FILE, train
+from .trainer import train, train_seeds
 
 
 def _train_quietly(config_json: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -27,15 +28,13 @@ def run_grid(
     Finished runs are read back, so an interrupted comparison resumes where it stopped (and a
     half-done run resumes from its checkpoint). With ``jobs > 1`` runs go to separate processes,
     each with an equal share of the CPU threads; one progress bar counts finished runs. With
-    ``batched`` the seeds of each method train side by side (see :mod:`labelemb.train.batched`).
+    ``batched`` the seeds of each method train side by side (see :mod:`labelemb.train.stacked`).
     """
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     if batched:
         # Each method's seeds side by side in this process (parallel jobs would compete for the cores).
-        from .batched import train_seeds
-
         return train_seeds(quiet, batched=True, progress=progress)
-    todo = [i for i, c in enumerate(quiet) if not (c.run_dir() / SUMMARY_FILE).exists()]
+    todo = [i for i, c in enumerate(quiet) if not RunDir(c.run_dir()).is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
     for i in set(range(len(configs))) - set(todo):
         summaries[i] = train(quiet[i])  # finished: returns the saved summary

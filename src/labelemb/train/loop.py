@@ -1,43 +1,33 @@
-"""The training loop: whole dataset on the device, index-sliced batches, periodic evaluation,
-atomic checkpoints, and a run folder a later command can read back."""
+"""The training loop: one loop for one seed, for many seeds side by side, and for torchrun.
+
+What differs between those is how parameters and batches are laid out (a *layout*:
+:class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`); what differs
+between kinds of data is the *task* (:mod:`labelemb.train.task`). The loop itself walks the
+epochs and batches, counts steps, evaluates, checkpoints and writes each seed's run folder
+(:class:`labelemb.rundir.RunDir`).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-import yaml
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import methods, models
-from ..data import Dataset, Split, load_dataset
-from ..data.augment import Augment
+from .. import methods
+from ..data import Dataset, Split
+from ..rundir import RunDir, RunDirError
 from . import distributed
+from .build import Network, build_network
 from .config import RunConfig
-from .io import atomic_write, remove_stale_temporaries, save_torch, write_json, write_jsonl, write_text
-from .seed import epoch_permutation, seed_everything
-
-CHECKPOINT_FILE = "checkpoint.pt"
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-MODEL_FILE = "model.pt"
-REPRESENTATION_FILE = methods.label_embedding_fixed.EMBEDDING_FILE
-CHECKPOINT_FORMAT = 1
-
-
-class RunDirError(RuntimeError):
-    """The run folder holds something this run must not overwrite or cannot resume from."""
+from .seed import seed_everything
+from .task import Predict, Task
 
 
 @dataclass
@@ -54,8 +44,94 @@ class Progress:
 
 
 @dataclass
+class SeedRun:
+    """One (method, seed) run as the loop holds it: config, folder, own modules, progress."""
+
+    config: RunConfig
+    folder: RunDir
+    model: nn.Module
+    method: methods.Method
+    network: Network
+    progress: Progress
+    #: The checkpoint this run resumes from (None: a fresh start); the layout restores its
+    #: optimiser, schedule and random state.
+    checkpoint: dict[str, Any] | None
+    #: The global random state this run has after its build (or its checkpoint's): what a run
+    #: trained side by side with others saves, as if it had trained alone.
+    rng_state: Tensor
+
+
+def build_run(config: RunConfig, dataset: Dataset, device: torch.device, task: Task) -> SeedRun:
+    """Seed, build and (if its folder has a checkpoint) restore the weights of one run."""
+    folder = RunDir(config.run_dir())
+    seed_everything(config.seed)
+    model, method = build_network(config, dataset)
+    network = Network(model, method, rows=task.rows).to(device)
+    checkpoint = folder.read_checkpoint()
+    progress = Progress()
+    rng_state = torch.get_rng_state()
+    if checkpoint is not None:
+        load_state(folder, "network", network, checkpoint)
+        progress = Progress(**checkpoint["progress"])
+        rng_state = checkpoint["torch_rng"]
+    return SeedRun(config, folder, model, method, network, progress, checkpoint, rng_state)
+
+
+def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]) -> None:
+    """``target.load_state_dict(checkpoint[key])``, or a :class:`RunDirError` that says what to do."""
+    try:
+        target.load_state_dict(checkpoint[key])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise RunDirError(
+            f"checkpoint {folder.path / 'checkpoint.pt'} was written by a different model, method or "
+            f"labelemb version and cannot be resumed:\n{error}\n"
+            "Use another output_dir, or delete the checkpoint to start afresh."
+        ) from None
+
+
+def in_eval_mode(network: nn.Module, predict: Predict) -> Predict:
+    """``predict`` run with ``network`` in evaluation mode, back in training mode after."""
+
+    def wrapped(inputs: Tensor) -> Tensor:
+        network.eval()
+        try:
+            return predict(inputs)
+        finally:
+            network.train()
+
+    return wrapped
+
+
+class Layout(Protocol):
+    """How the parameters and batches of the runs being trained together are laid out."""
+
+    runs: list[SeedRun]
+
+    def epoch_orders(self, epoch: int, size: int) -> Tensor:
+        """Each run's order of the training set this epoch, ``(S, size)``."""
+        ...
+
+    def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One optimisation step of every run on its rows of ``index`` ``(S, B)``; returns each
+        run's loss and logged terms, detached, as ``(S,)`` tensors."""
+        ...
+
+    def on_epoch_end(self) -> None: ...
+
+    def sync(self) -> None:
+        """Bring each run's own modules up to date (for evaluation and saving)."""
+        ...
+
+    def predictor(self, s: int) -> Predict: ...
+
+    def checkpoint_state(self, s: int) -> dict[str, Any]:
+        """Run ``s``'s network, optimiser, schedule and random state, in the one checkpoint format."""
+        ...
+
+
+@dataclass
 class Schedule:
-    """A run's data on its device and the step arithmetic the sequential and batched loops share."""
+    """A run's data on its device and the step arithmetic of the loop."""
 
     train: Split
     dev: Split | None
@@ -80,9 +156,9 @@ class Schedule:
 def schedule(config: RunConfig, dataset: Dataset, device: torch.device) -> Schedule:
     """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``config``."""
     return Schedule(
-        train=_to_device(dataset.train, device),
-        dev=_to_device(dataset.dev, device),
-        test=_to_device(dataset.test, device),
+        train=dataset.train.to(device),
+        dev=None if dataset.dev is None else dataset.dev.to(device),
+        test=dataset.test.to(device),
         batch_size=config.train.batch_size,
         eval_every=config.train.eval_every,
         epochs=config.train.epochs,
@@ -108,10 +184,10 @@ def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bo
 
 
 class TermSums:
-    """The loss and the logged terms, summed over the steps since the last check.
+    """Each run's loss and logged terms, summed over the steps since the last check.
 
-    Kept as one stacked tensor, so a step costs one addition however many terms a method logs;
-    values of shape ``(S,)`` (the batched trainer's seeds) stack to ``(terms, S)``.
+    Kept as one stacked ``(terms, S)`` tensor, so a step costs one addition however many terms a
+    method logs and however many runs train together.
     """
 
     def __init__(self) -> None:
@@ -127,13 +203,18 @@ class TermSums:
             self.total = self.total + values
         self.steps += 1
 
-    def means(self) -> dict[str, Any]:
-        """``train_<name>`` -> mean per step (a list with one mean per seed for ``(S,)`` values)."""
+    def means(self) -> dict[str, list[float]]:
+        """``train_<name>`` -> mean per step, one per run (under torchrun, of the global batch)."""
         if self.total is None:
             return {}
         steps = max(self.steps, 1)
+        if distributed.current().world_size > 1:
+            # Each process's loss is its share of the global batch's (methods normalise by the
+            # global counts), so the global loss is the mean over processes.
+            torch.distributed.all_reduce(self.total, op=torch.distributed.ReduceOp.SUM)
+            self.total /= distributed.current().world_size
         return {
-            f"train_{name}": [v / steps for v in total] if isinstance(total, list) else total / steps
+            f"train_{name}": [v / steps for v in total]
             for name, total in zip(self.names, self.total.tolist())
         }
 
@@ -149,365 +230,23 @@ def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
     }
 
 
-def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Create the run folder, clear torn temporaries, and write its ``config.yaml`` once."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(run_dir)
-    if not (run_dir / CONFIG_FILE).exists():
-        write_text(run_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
-
-
-def write_results(run_dir: Path, network: nn.Module, method: methods.Method, summary: dict[str, Any]) -> None:
-    """A finished run's files: label representation, weights, and last the summary (it marks the run done)."""
-    save_label_representation(run_dir, method)
-    save_torch(run_dir / MODEL_FILE, network.state_dict())
-    write_json(run_dir / SUMMARY_FILE, summary)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; use train.device=cpu")
-    return device
-
-
-def build_network(config: RunConfig, dataset: Dataset) -> tuple[nn.Module, methods.Method]:
-    """The backbone and the method of a run; the released output-layer init unless set."""
-    model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
-    options = config.options("method")
-    accepted = methods.options(config.method.name)
-    # What a method may need to know of the run, given only to the methods that ask for it.
-    context = {
-        "init_std": getattr(model, "output_init_std", None),
-        "num_examples": len(dataset.train),
-        "epochs": config.train.epochs,
-        "class_names": list(dataset.class_names),
-    }
-    for key, value in context.items():
-        if key in accepted and key not in options:
-            options[key] = value
-    method = methods.build(
-        config.method.name, in_features=model.out_features, num_classes=dataset.num_classes, **options
-    )
-    return model, method
-
-
-@dataclass
-class StepOptions:
-    """How a batch reaches the network: augmentation and numeric precision."""
-
-    augment: Augment | None = None
-    generator: torch.Generator | None = None  # drives the augmentation; checkpointed
-    autocast: torch.dtype | None = None  # bf16 or None
-    channels_last: bool = False
-
-    def prepare(self, images: Tensor, train: bool) -> Tensor:
-        if self.augment is not None:
-            images = self.augment(images, self.generator) if train else self.augment(images, train=False)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    def precision(self, device: torch.device) -> Any:
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.autocast)
-
-
-@torch.inference_mode()
-def error_rate(
-    model: nn.Module,
-    method: methods.Method,
-    split: Split,
-    batch_size: int,
-    options: StepOptions | None = None,
-) -> float:
-    """Percentage of ``split`` whose argmax prediction is wrong."""
-    options = options or StepOptions()
-    model.eval()
-    method.eval()
-    wrong = torch.zeros((), dtype=torch.int64, device=split.images.device)
-    for start in range(0, len(split), batch_size):
-        images = options.prepare(split.images[start : start + batch_size], train=False)
-        labels = split.labels[start : start + batch_size]
-        with options.precision(images.device):
-            logits = method.logits(model(images))
-        wrong += (logits.argmax(-1) != labels).sum()
-    model.train()
-    method.train()
-    return 100.0 * wrong.item() / len(split)
-
-
-class Network(nn.Module):
-    """Backbone and method as one module: what an optimiser and DistributedDataParallel wrap."""
-
-    def __init__(self, model: nn.Module, method: methods.Method) -> None:
-        super().__init__()
-        self.model = model
-        self.method = method
-
-    def forward(self, images: Tensor, labels: Tensor, index: Tensor | None = None) -> methods.MethodOutput:
-        return self.method(self.model(images), labels, index=index if self.method.needs_index else None)
-
-
-def train_step(
-    model: nn.Module,
-    method: methods.Method,
-    optimizer: torch.optim.Optimizer,
-    split: Split,
-    index: Tensor,
-    options: StepOptions | None = None,
-    network: nn.Module | None = None,
-) -> methods.MethodOutput:
-    """One optimisation step on the examples ``split[index]``.
-
-    ``network`` (a :class:`Network`, possibly wrapped in DistributedDataParallel) runs the
-    forward pass when given; otherwise ``model`` then ``method``.
-    """
-    out = step_forward(model, method, split, index, options, network)
-    optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    optimizer.step()
-    return out
-
-
-def step_forward(
-    model: nn.Module,
-    method: methods.Method,
-    split: Split,
-    index: Tensor,
-    options: StepOptions | None = None,
-    network: nn.Module | None = None,
-) -> methods.MethodOutput:
-    """The forward pass of a training step on ``split[index]`` (see :func:`train_step`)."""
-    options = options or StepOptions()
-    images = options.prepare(split.images[index], train=True)
-    with options.precision(images.device):
-        if network is not None:
-            return network(images, split.labels[index], index)
-        features = model(images)
-        return method(features, split.labels[index], index=index if method.needs_index else None)
-
-
-def step_options(config: RunConfig, seed: int) -> StepOptions:
-    """The batch pipeline a config asks for; the augmentation generator is seeded by the run."""
-    spec = config.data.augment
-    augment = None
-    if spec.crop_padding or spec.flip or spec.mean is not None:
-        augment = Augment(crop_padding=spec.crop_padding, flip=spec.flip, mean=spec.mean, std=spec.std)
-    return StepOptions(
-        augment=augment,
-        generator=torch.Generator().manual_seed(seed + 7_919) if augment is not None else None,
-        autocast=torch.bfloat16 if config.train.precision == "bf16" else None,
-        channels_last=config.train.channels_last,
-    )
-
-
-def _to_device(split: Split | None, device: torch.device) -> Split | None:
-    if split is None:
-        return None
-    return Split(images=split.images.to(device), labels=split.labels.to(device))
-
-
-def _check_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
-    saved_path = run_dir / CONFIG_FILE
-    if not saved_path.exists():
-        return
-    # Validating fills in keys added to the config since that run was written, with their defaults.
-    saved = RunConfig.model_validate(yaml.safe_load(saved_path.read_text())).model_dump(mode="json")
-    if _comparable(saved) != _comparable(resolved):
-        changed = sorted(_diff_keys(_comparable(saved), _comparable(resolved)))
-        raise RunDirError(
-            f"{run_dir} already holds a run with a different config (differs in: {', '.join(changed)}). "
-            "Nothing was overwritten: choose another output_dir or experiment name, or delete that folder."
-        )
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a config that change results (not progress bars or output paths)."""
-    config = {**config, "train": {**config.get("train", {})}}
-    config.pop("output_dir", None)
-    config["train"].pop("progress", None)
-    config["data"] = {k: v for k, v in config.get("data", {}).items() if k not in ("dir", "download")}
-    return config
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys: set[str] = set()
-        for key in set(a) | set(b):
-            keys |= _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return keys
-    return set() if a == b else {prefix.rstrip(".")}
-
-
-def _load_checkpoint(
-    path: Path,
-    network: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    generator: torch.Generator | None = None,
-) -> Progress:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a torn or foreign file: say which and what to do
-        raise RunDirError(
-            f"cannot read checkpoint {path} ({error}); delete it to start this run afresh"
-        ) from None
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise RunDirError(
-            f"{path} is not a labelemb checkpoint of format {CHECKPOINT_FORMAT}; delete it to start afresh"
-        )
-    try:
-        network.load_state_dict(checkpoint["network"])
-        # A different parameter layout (another model, or a run of an older labelemb whose
-        # method kept its layers apart) shows up here even when the weights could be mapped.
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    except (RuntimeError, ValueError) as error:
-        raise RunDirError(
-            f"checkpoint {path} was written by a different model, method or labelemb version and "
-            f"cannot be resumed:\n{error}\nUse another output_dir, or delete the checkpoint to start afresh."
-        ) from None
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["torch_rng"])
-    if generator is not None and "augment_rng" in checkpoint:
-        generator.set_state(checkpoint["augment_rng"])
-    return Progress(**checkpoint["progress"])
-
-
-def _save_checkpoint(
-    path: Path,
-    network: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    progress: Progress,
-    generator: torch.Generator | None = None,
-) -> None:
-    save_torch(
-        path,
-        {
-            "format": CHECKPOINT_FORMAT,
-            "network": network.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            **({"augment_rng": generator.get_state()} if generator is not None else {}),
-            "progress": asdict(progress),
-        },
-    )
-
-
-def save_label_representation(run_dir: Path, method: methods.Method) -> None:
-    """Write the method's label representation (and, for label_embedding, the raw ``E``)."""
-    tensors: dict[str, Tensor] = {}
-    representation = method.label_representation()
-    if representation is not None:
-        tensors["representation"] = representation.detach().float().cpu().contiguous()
-    if isinstance(method, methods.LabelEmbedding) and method.num_classes <= 4096:
-        tensors[methods.label_embedding_fixed.EMBEDDING_KEY] = (
-            method.embedding_matrix().float().cpu().contiguous()
-        )
-    if tensors:
-        atomic_write(run_dir / REPRESENTATION_FILE, lambda tmp: save_file(tensors, str(tmp)))
-
-
-def summarize(
-    config: RunConfig, dataset: Dataset, progress: Progress, num_parameters: int, device: torch.device
-) -> dict[str, Any]:
-    records = progress.records
-    final = records[-1]
-    if config.selection == "best_dev" and dataset.dev is not None:
-        # The first check that reaches the lowest dev error, as early stopping would pick.
-        selected = min(records, key=lambda r: (r["dev_error"], r["step"]))
-    else:
-        selected = final
-    return {
-        "experiment": config.experiment,
-        "method": config.method.name,
-        "seed": config.seed,
-        "dataset": dataset.name,
-        "model": config.model.name,
-        "selection": config.selection if dataset.dev is not None else "final",
-        "selected_test_error": selected["test_error"],
-        "selected_dev_error": selected.get("dev_error"),
-        "selected_step": selected["step"],
-        "selected_epoch": selected["epoch"],
-        "final_test_error": final["test_error"],
-        "final_dev_error": final.get("dev_error"),
-        "epochs": config.train.epochs,
-        "steps": progress.step,
-        "seconds_per_epoch": progress.train_seconds / config.train.epochs,
-        "wall_seconds": progress.wall_seconds,
-        "num_parameters": num_parameters,
-        "class_names": list(dataset.class_names),
-        "device": str(device),
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-    }
-
-
-def train(
-    config: RunConfig,
+def run_loop(
+    layout: Layout,
+    task: Task,
+    plan: Schedule,
     *,
-    dataset: Dataset | None = None,
-    on_checkpoint: Callable[[Progress], None] | None = None,
-) -> dict[str, Any]:
-    """Train one (method, seed) run to the end, resuming from its checkpoint if one exists.
-
-    Writes ``config.yaml``, ``metrics.jsonl`` (one line per evaluation), ``summary.json``, the
-    label representation, and ``checkpoint.pt`` under :meth:`RunConfig.run_dir`; returns the summary.
-    ``on_checkpoint`` is called after every checkpoint is safely on disk.
-    """
-    run_dir = config.run_dir()
-    resolved = config.model_dump(mode="json")
-    _check_run_dir(run_dir, resolved)
-    summary_path = run_dir / SUMMARY_FILE
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
-
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    processes = distributed.current()
-    device = resolve_device(config.train.device)
-    if device.type == "cuda" and processes.world_size > 1:
-        device = torch.device("cuda", processes.local_rank)
-    if dataset is None:
-        dataset = load_dataset(config.data.name, data_dir=config.data.dir, download=config.data.download)
-    seed_everything(config.seed)
-    model, method = build_network(config, dataset)
-    network = Network(model, method).to(device)
-    options = step_options(config, seed=config.seed)
-    if options.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.train.lr)
-    # What runs the training steps; ``method`` itself stays the module (on_epoch_end, logits).
-    stepping_method = method
-    if config.train.compile:
-        # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
-        model = torch.compile(model)
-        stepping_method = torch.compile(method)  # type: ignore[assignment]
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, config.train.lr_milestones, config.train.lr_gamma
-    )
-    stepper: nn.Module | None = None
-    if processes.world_size > 1:
-        # Buffers stay per process: methods all-reduce their own statistics (OLS counts, ...),
-        # which broadcasting process 0's buffers before every step would overwrite.
-        stepper = nn.parallel.DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
-        )
-    writes = processes.is_main
-
-    if writes:
-        prepare_run_dir(run_dir, resolved)
-    checkpoint_path = run_dir / CHECKPOINT_FILE
-    progress = Progress()
-    if checkpoint_path.exists():
-        progress = _load_checkpoint(checkpoint_path, network, optimizer, scheduler, options.generator)
-
-    plan = schedule(config, dataset, device)
+    description: str,
+    show_progress: bool,
+    writes: bool = True,
+    device: torch.device,
+    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+) -> None:
+    """Train the layout's runs, which stand at the same step, to the end of their schedule."""
+    runs = layout.runs
+    count = len(runs)
+    # Epoch, batch, step and examples are the same for every run trained together.
+    shared = Progress(**{k: getattr(runs[0].progress, k) for k in ("epoch", "batch", "step", "examples")})
+    wall_at_start = [run.progress.wall_seconds for run in runs]
     term_sums = TermSums()
 
     def evaluate() -> None:
@@ -515,56 +254,106 @@ def train(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         now = time.perf_counter()
-        progress.train_seconds += now - segment_start
-        progress.wall_seconds = now - started
-        record = progress_record(progress, plan.num_train)
-        if plan.dev is not None:
-            record["dev_error"] = error_rate(model, method, plan.dev, config.train.eval_batch_size, options)
-        record["test_error"] = error_rate(model, method, plan.test, config.train.eval_batch_size, options)
-        record.update(term_sums.means())
+        layout.sync()
+        means = term_sums.means()
         term_sums = TermSums()
-        progress.records.append(record)
-        if writes:
-            write_jsonl(run_dir / METRICS_FILE, progress.records)
-            _save_checkpoint(checkpoint_path, network, optimizer, scheduler, progress, options.generator)
-        bar.set_postfix({k: f"{record[k]:.2f}" for k in ("dev_error", "test_error") if k in record})
+        for s, run in enumerate(runs):
+            progress = run.progress
+            for key in ("epoch", "batch", "step", "examples"):
+                setattr(progress, key, getattr(shared, key))
+            # Time shared by runs trained together counts 1/S to each: the cost of one model.
+            progress.train_seconds += (now - segment_start) / count
+            progress.wall_seconds = wall_at_start[s] + (now - started) / count
+            record = progress_record(progress, plan.num_train)
+            record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
+            record.update({name: per_run[s] for name, per_run in means.items()})
+            progress.records.append(record)
+            if writes:
+                run.folder.write_metrics(progress.records)
+                run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
         if on_checkpoint is not None:
-            on_checkpoint(progress)
+            on_checkpoint([run.progress for run in runs])
+        shown = {m: sum(r.progress.records[-1][m] for r in runs) / count for m in task.metrics}
+        bar.set_postfix({m: f"{v:.2f}" for m, v in shown.items()})
         segment_start = time.perf_counter()
 
     bar = tqdm(
         total=plan.total_steps,
-        initial=progress.step,
-        desc=f"{config.method.name} seed{config.seed}",
-        disable=not (config.train.progress and writes),
+        initial=shared.step,
+        desc=description,
+        disable=not (show_progress and writes),
         dynamic_ncols=True,
         leave=False,
     )
-    started = time.perf_counter() - progress.wall_seconds
+    started = time.perf_counter()
     # Training time excludes evaluation and checkpointing; it is read at each evaluation so
     # that no per-step device synchronisation is needed.
     segment_start = time.perf_counter()
-    network.train()
     with bar:
-        while progress.epoch < config.train.epochs:
-            order = epoch_permutation(config.seed, progress.epoch, plan.num_train).to(device)
-            for batch in range(progress.batch, plan.batches_per_epoch):
-                index = order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
-                out = train_step(
-                    model, stepping_method, optimizer, plan.train, processes.shard(index), options, stepper
-                )
-                term_sums.add(out.loss, out.terms)
-                epoch_ended, due = advance(progress, len(index), plan)
+        while shared.epoch < plan.epochs:
+            orders = layout.epoch_orders(shared.epoch, plan.num_train).to(device)
+            for batch in range(shared.batch, plan.batches_per_epoch):
+                index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
+                losses, terms = layout.step(plan.train, index)
+                term_sums.add(losses, terms)
+                epoch_ended, due = advance(shared, index.shape[1], plan)
                 if epoch_ended:
-                    method.on_epoch_end()
-                    scheduler.step()
+                    layout.on_epoch_end()
                 bar.update(1)
                 if due:
                     evaluate()
+    end = time.perf_counter()
+    layout.sync()
+    for s, run in enumerate(runs):
+        run.progress.wall_seconds = wall_at_start[s] + (end - started) / count
 
-    progress.wall_seconds = time.perf_counter() - started
-    summary = summarize(config, dataset, progress, sum(p.numel() for p in network.parameters()), device)
-    summary["processes"] = processes.world_size
-    if writes:
-        write_results(run_dir, network, method, summary)
+
+def summarize(
+    config: RunConfig,
+    progress: Progress,
+    dataset: Dataset,
+    task: Task,
+    device: torch.device,
+    num_parameters: int,
+) -> dict[str, Any]:
+    """A finished run's ``summary.json``: the metrics at the selected check and at the last."""
+    records = progress.records
+    final = records[-1]
+    selection = config.selection if task.selection_metric in final else "final"
+    if selection == "best_dev":
+        sign = 1.0 if task.lower_is_better else -1.0
+        # The first check that reaches the best selection metric, as early stopping would pick.
+        selected = min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
+    else:
+        selected = final
+    summary: dict[str, Any] = {
+        "experiment": config.experiment,
+        "method": config.method.name,
+        "seed": config.seed,
+        "dataset": dataset.name,
+        "model": config.model.name,
+        "selection": selection,
+    }
+    # Test first: the figure a reader looks for.
+    summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
+    summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
+    summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
+    summary.update(
+        {
+            "epochs": config.train.epochs,
+            "steps": progress.step,
+            "seconds_per_epoch": progress.train_seconds / config.train.epochs,
+            "wall_seconds": progress.wall_seconds,
+            "num_parameters": num_parameters,
+            "class_names": list(dataset.class_names),
+            "device": str(device),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+    )
     return summary
+
+
+def finish(run: SeedRun, summary: dict[str, Any]) -> None:
+    """Write a finished run's results through its folder: the method's tensors, weights, summary."""
+    run.folder.write_results(run.network.state_dict(), run.method.artifacts(), summary)

@@ -1,0 +1,127 @@
+"""What a run is made of: the device, backbone and method, the optimiser, the batch pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import methods, models
+from ..data import Dataset
+from ..data.augment import Augment
+from .config import RunConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; use train.device=cpu")
+    return device
+
+
+def build_network(config: RunConfig, dataset: Dataset) -> tuple[nn.Module, methods.Method]:
+    """The backbone and the method of a run; the released output-layer init unless set."""
+    model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
+    options = config.options("method")
+    accepted = methods.options(config.method.name)
+    # What a method may need to know of the run, given only to the methods that ask for it.
+    context = {
+        "init_std": getattr(model, "output_init_std", None),
+        "num_examples": len(dataset.train),
+        "epochs": config.train.epochs,
+        "class_names": list(dataset.class_names),
+    }
+    for key, value in context.items():
+        if key in accepted and key not in options:
+            options[key] = value
+    method = methods.build(
+        config.method.name, in_features=model.out_features, num_classes=dataset.num_classes, **options
+    )
+    return model, method
+
+
+class Network(nn.Module):
+    """Backbone and method as one module: what an optimiser and DistributedDataParallel wrap.
+
+    ``rows`` turns the backbone's output and the targets into the method's rows (the task's
+    :meth:`~labelemb.train.task.Task.rows`; by default they pass unchanged).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: methods.Method,
+        rows: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+        self.rows = rows
+
+    def forward(self, inputs: Tensor, targets: Tensor, index: Tensor | None = None) -> methods.MethodOutput:
+        features = self.model(inputs)
+        if self.rows is not None:
+            features, targets = self.rows(features, targets)
+        return self.method(features, targets, index=index if self.method.needs_index else None)
+
+
+def make_optimizer(config: RunConfig, parameters: list[Tensor]) -> torch.optim.Adam:
+    """Adam as ``train.adam`` asks: the fused kernel where the parameters' device has one, or classic.
+
+    Fused, an update reads and writes each element once instead of in several passes; it rounds
+    differently from the classic implementation in the last bits.
+    """
+    if config.train.adam == "fused":
+        try:
+            return torch.optim.Adam(parameters, lr=config.train.lr, fused=True)
+        except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
+            return torch.optim.Adam(parameters, lr=config.train.lr, foreach=True)
+    return torch.optim.Adam(parameters, lr=config.train.lr)
+
+
+def make_scheduler(
+    config: RunConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.MultiStepLR:
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, config.train.lr_milestones, config.train.lr_gamma)
+
+
+@dataclass
+class StepOptions:
+    """How a batch reaches the network: augmentation and numeric precision."""
+
+    augment: Augment | None = None
+    generator: torch.Generator | None = None  # drives the augmentation; checkpointed
+    autocast: torch.dtype | None = None  # bf16 or None
+    channels_last: bool = False
+
+    def prepare(self, images: Tensor, train: bool) -> Tensor:
+        if self.augment is not None:
+            images = self.augment(images, self.generator) if train else self.augment(images, train=False)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def precision(self, device: torch.device) -> Any:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+
+def step_options(config: RunConfig, seed: int) -> StepOptions:
+    """The batch pipeline a config asks for; the augmentation generator is seeded by the run."""
+    spec = config.data.augment
+    augment = None
+    if spec.crop_padding or spec.flip or spec.mean is not None:
+        augment = Augment(crop_padding=spec.crop_padding, flip=spec.flip, mean=spec.mean, std=spec.std)
+    return StepOptions(
+        augment=augment,
+        generator=torch.Generator().manual_seed(seed + 7_919) if augment is not None else None,
+        autocast=torch.bfloat16 if config.train.precision == "bf16" else None,
+        channels_last=config.train.channels_last,
+    )

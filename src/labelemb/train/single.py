@@ -1,0 +1,112 @@
+"""The layout of one run: its own modules, optionally compiled or split over torchrun processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import methods
+from ..data import Split
+from . import distributed
+from .build import make_optimizer, make_scheduler, step_options
+from .loop import SeedRun, in_eval_mode, load_state
+from .seed import epoch_permutation
+from .task import Predict, Task
+
+
+class Single:
+    """One run trained on its own; under torchrun each process steps on its shard of every batch.
+
+    The batches of the loop are ``(1, B)``; this layout hands row 0 to the run.
+    """
+
+    def __init__(self, run: SeedRun, task: Task, device: torch.device) -> None:
+        config = run.config
+        self.runs = [run]
+        self.task = task
+        self.device = device
+        self.processes = distributed.current()
+        self.options = step_options(config, seed=config.seed)
+        if self.options.channels_last:
+            run.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(config, list(run.network.parameters()))
+        self.scheduler = make_scheduler(config, self.optimizer)
+        # The global random state is this run's own (runs built together each left theirs).
+        torch.set_rng_state(run.rng_state)
+        if run.checkpoint is not None:
+            self._restore(run.checkpoint)
+        # What runs the training steps; the run's own modules stay what is evaluated and saved.
+        self.model: nn.Module = run.model
+        self.method: nn.Module = run.method
+        if config.train.compile:
+            # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
+            self.model = torch.compile(run.model)
+            self.method = torch.compile(run.method)
+        self.stepper: nn.Module | None = None
+        if self.processes.world_size > 1:
+            # Buffers stay per process: methods all-reduce their own statistics (OLS counts, ...),
+            # which broadcasting process 0's buffers before every step would overwrite.
+            self.stepper = nn.parallel.DistributedDataParallel(
+                run.network,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
+        run.network.train()
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        run = self.runs[0]
+        # A different parameter layout (another model, or a run of an older labelemb whose
+        # method kept its layers apart) shows up here even when the weights could be mapped.
+        load_state(run.folder, "optimizer", self.optimizer, checkpoint)
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.options.generator is not None and "augment_rng" in checkpoint:
+            self.options.generator.set_state(checkpoint["augment_rng"])
+
+    def epoch_orders(self, epoch: int, size: int) -> Tensor:
+        return epoch_permutation(self.runs[0].config.seed, epoch, size)[None]
+
+    def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self.forward(split, self.processes.shard(index[0]))
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.optimizer.step()
+        return out.loss.detach()[None], {name: value[None] for name, value in out.terms.items()}
+
+    def forward(self, split: Split, index: Tensor) -> methods.MethodOutput:
+        """The forward pass of a training step on ``split[index]``."""
+        inputs, targets = self.task.batch(split, index)
+        inputs = self.options.prepare(inputs, train=True)
+        with self.options.precision(inputs.device):
+            if self.stepper is not None:
+                return self.stepper(inputs, targets, index)
+            features, targets = self.task.rows(self.model(inputs), targets)
+            run_index = index if self.runs[0].method.needs_index else None
+            return self.method(features, targets, index=run_index)
+
+    def on_epoch_end(self) -> None:
+        self.runs[0].method.on_epoch_end()
+        self.scheduler.step()
+
+    def sync(self) -> None:
+        """The run's modules are the ones being trained: nothing to copy."""
+
+    def predictor(self, s: int) -> Predict:
+        model, method, options = self.runs[s].model, self.runs[s].method, self.options
+
+        def predict(inputs: Tensor) -> Tensor:
+            with options.precision(inputs.device):
+                return method.logits(model(options.prepare(inputs, train=False)))
+
+        return in_eval_mode(self.runs[s].network, predict)
+
+    def checkpoint_state(self, s: int) -> dict[str, Any]:
+        generator = self.options.generator
+        return {
+            "network": self.runs[0].network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            **({"augment_rng": generator.get_state()} if generator is not None else {}),
+        }

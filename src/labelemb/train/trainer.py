@@ -1,0 +1,205 @@
+"""Entry points: train one run, the seeds of one config side by side, or any list of configs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..data import Dataset, load_dataset
+from ..rundir import RunDir, differing_keys
+from . import distributed
+from .build import resolve_device
+from .config import RunConfig
+from .loop import Progress, SeedRun, build_run, finish, run_loop, schedule, summarize
+from .single import Single
+from .stacked import BatchedConfigError, Stacked, unsupported_reason
+from .task import Classification, Task
+
+logger = logging.getLogger(__name__)
+
+
+def classification_task(config: RunConfig) -> Task:
+    return Classification(eval_batch_size=config.train.eval_batch_size)
+
+
+def train(
+    config: RunConfig,
+    *,
+    dataset: Dataset | None = None,
+    on_checkpoint: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Train one (method, seed) run to the end, resuming from its checkpoint if one exists.
+
+    Writes the run folder (:mod:`labelemb.rundir`) under :meth:`RunConfig.run_dir` and returns
+    the summary; a finished run's summary is read back without training. ``on_checkpoint`` is
+    called with the run's progress after every checkpoint is safely on disk.
+    """
+    callback = None if on_checkpoint is None else (lambda progress: on_checkpoint(progress[0]))
+    return _train(
+        [config], dataset, stacked=False, show_progress=config.train.progress, on_checkpoint=callback
+    )[0]
+
+
+def train_batched(
+    configs: Sequence[RunConfig],
+    *,
+    dataset: Dataset | None = None,
+    progress: bool = True,
+    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the seeds of one config side by side in this process; return their summaries in order.
+
+    ``configs`` must differ only in ``seed`` (else :class:`BatchedConfigError`) and be supported
+    (:func:`~labelemb.train.stacked.supports_batched`). Each seed's run folder gets what
+    :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
+    read back; seeds with checkpoints (batched or not) resume, those at the same step side by
+    side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
+    with the seeds' progress after each evaluation's checkpoints of a side-by-side group are on disk.
+    """
+    check_batchable(configs)
+    show = progress and configs[0].train.progress
+    return _train(list(configs), dataset, stacked=True, show_progress=show, on_checkpoint=on_checkpoint)
+
+
+def train_seeds(
+    configs: Sequence[RunConfig],
+    *,
+    batched: bool = True,
+    dataset: Dataset | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train every config; return the summaries in order.
+
+    With ``batched``, configs that differ only in ``seed`` train side by side when their setting
+    allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every config
+    without ``batched``) train one after another, with a logged note saying why.
+    """
+    summaries: dict[int, dict[str, Any]] = {}
+    groups: dict[str, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(json.dumps(_without_seed(config), sort_keys=True), []).append(i)
+    for members in groups.values():
+        group = [configs[i] for i in members]
+        seeds = [c.seed for c in group]
+        reason = unsupported_reason(group[0]) if batched else None
+        if batched and reason is None and len(set(seeds)) == len(seeds) and len(group) > 1:
+            results = train_batched(group, dataset=dataset, progress=progress)
+        else:
+            if batched and reason is not None:
+                logger.warning("%s seeds %s train one after another: %s", group[0].method.name, seeds, reason)
+            show = progress and group[0].train.progress
+            results = [_train([config], dataset, stacked=False, show_progress=show)[0] for config in group]
+        summaries.update(zip(members, results))
+    return [summaries[i] for i in range(len(configs))]
+
+
+def check_batchable(configs: Sequence[RunConfig]) -> None:
+    """Raise :class:`BatchedConfigError` unless ``configs`` are one supported run over distinct seeds."""
+    if not configs:
+        raise BatchedConfigError("train_batched needs at least one config")
+    seeds = [c.seed for c in configs]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise BatchedConfigError(f"seed(s) {repeated} appear more than once; each batched seed must differ")
+    first = _without_seed(configs[0])
+    for config in configs[1:]:
+        other = _without_seed(config)
+        if other != first:
+            keys = ", ".join(sorted(differing_keys(first, other)))
+            raise BatchedConfigError(
+                f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
+                "run trains one config over several seeds, so only `seed` may differ "
+                "(use train_seeds to group configs, or train them separately)"
+            )
+    reason = unsupported_reason(configs[0])
+    if reason is not None:
+        raise BatchedConfigError(
+            f"cannot train batched: {reason}; use train_seeds to fall back to sequential"
+        )
+
+
+def _without_seed(config: RunConfig) -> dict[str, Any]:
+    values = config.model_dump(mode="json")
+    values.pop("seed")
+    return values
+
+
+def _train(
+    configs: list[RunConfig],
+    dataset: Dataset | None,
+    *,
+    stacked: bool,
+    show_progress: bool,
+    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``configs`` (side by side where ``stacked`` and they stand at the same step)."""
+    summaries: dict[int, dict[str, Any]] = {}
+    pending = []
+    for i, config in enumerate(configs):
+        folder = RunDir(config.run_dir())
+        folder.check_config(config)
+        if folder.is_finished():
+            summaries[i] = folder.read_summary()
+        else:
+            pending.append(i)
+    if pending:
+        config = configs[pending[0]]
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        processes = distributed.current()
+        device = resolve_device(config.train.device)
+        if device.type == "cuda" and processes.world_size > 1:
+            device = torch.device("cuda", processes.local_rank)
+        if dataset is None:
+            dataset = load_dataset(config.data.name, data_dir=config.data.dir, download=config.data.download)
+        task = classification_task(config)
+        # Built (and checkpoints read) before any folder is made: a config that fails to build
+        # leaves nothing behind.
+        runs = {i: build_run(configs[i], dataset, device, task) for i in pending}
+        if processes.is_main:
+            for run in runs.values():
+                run.folder.start(run.config)
+        # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
+        # seeds train together.
+        groups: dict[int, list[int]] = {}
+        for i, run in runs.items():
+            groups.setdefault(run.progress.step if stacked else i, []).append(i)
+        plan = schedule(config, dataset, device)
+        for members in groups.values():
+            group = [runs[i] for i in members]
+            together = len(group) > 1
+            layout = Stacked(group, task, device) if together else Single(group[0], task, device)
+            run_loop(
+                layout,
+                task,
+                plan,
+                description=_describe(group, together),
+                show_progress=show_progress,
+                writes=processes.is_main,
+                device=device,
+                on_checkpoint=on_checkpoint,
+            )
+            for i, run in zip(members, group):
+                size = sum(p.numel() for p in run.network.parameters())
+                summary = summarize(run.config, run.progress, dataset, task, device, size)
+                summary["processes"] = processes.world_size
+                if together:
+                    summary["batched_seeds"] = len(group)
+                if processes.is_main:
+                    finish(run, summary)
+                summaries[i] = summary
+    return [summaries[i] for i in range(len(configs))]
+
+
+def _describe(runs: list[SeedRun], together: bool) -> str:
+    name = runs[0].config.method.name
+    seeds = [run.config.seed for run in runs]
+    if not together:
+        return f"{name} seed{seeds[0]}"
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{name} seeds {seeds[0]}-{seeds[-1]} (batched)"
+    return f"{name} seeds {','.join(str(s) for s in seeds)} (batched)"
