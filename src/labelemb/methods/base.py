@@ -134,16 +134,16 @@ class LinearOutputMethod(Method):
     initialised as the released code does (see :func:`init_linear`).
     """
 
-    def scores(self, features: Tensor) -> Tensor:
-        """``W h + b``, for one seed or each seed of a stack."""
-        return linear(features, self.output.weight, self.output.bias)
-
     def __init__(
         self, in_features: int, num_classes: int, ignore_index: int = -100, init_std: float | None = None
     ) -> None:
         super().__init__(in_features, num_classes, ignore_index)
         self.output = nn.Linear(in_features, num_classes)
         init_linear(self.output, init_std)
+
+    def scores(self, features: Tensor) -> Tensor:
+        """``W h + b``, for one seed or each seed of a stack."""
+        return linear(features, self.output.weight, self.output.bias)
 
     def logits(self, features: Tensor) -> Tensor:
         return self.scores(features)
