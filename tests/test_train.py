@@ -766,3 +766,16 @@ def test_train_compile_runs_backbone_and_method_compiled_with_the_eager_numbers(
     last_eager, last_compiled = read_metrics(eager.run_dir())[-1], read_metrics(with_compile.run_dir())[-1]
     assert last_compiled["train_loss"] == pytest.approx(last_eager["train_loss"], rel=1e-4)
     assert (with_compile.run_dir() / "label_representation.safetensors").is_file()
+
+
+def test_a_dataset_without_a_dev_split_trains_and_reports_the_final_check(small_config, digits):
+    """CIFAR has no dev split: checks record the test error only, selection falls to the last check."""
+    from labelemb.data import Dataset
+
+    no_dev = Dataset(digits.name, digits.train, None, digits.test, digits.class_names)
+    config = small_config("train.progress=true")  # the progress bar shows only the metrics there are
+    summary = train(config, dataset=no_dev)
+    records = read_metrics(config.run_dir())
+    assert all("dev_error" not in record for record in records)
+    assert summary["selection"] == "final" and summary["selected_dev_error"] is None
+    assert summary["selected_test_error"] == records[-1]["test_error"] == summary["final_test_error"]

@@ -60,16 +60,19 @@ def rows_of(table: Tensor, index: Tensor) -> Tensor:
 
 def add_to_rows(table: Tensor, index: Tensor, values: Tensor) -> Tensor:
     """``table[index] += values`` in place, repeated indices adding up (``index_add_`` per seed)."""
-    if table.dim() == index.dim():  # a vector of counts: (m,) or (S, m)
-        return table.scatter_add_(-1, index, values)
-    return table.scatter_add_(-2, index.unsqueeze(-1).expand_as(values), values)
+    return table.scatter_add_(*_scatter_rows(table, index, values), values)
 
 
 def write_rows(table: Tensor, index: Tensor, values: Tensor) -> Tensor:
     """``table[index] = values`` in place (``index_copy_`` per seed)."""
-    if table.dim() == index.dim():
-        return table.scatter_(-1, index, values)
-    return table.scatter_(-2, index.unsqueeze(-1).expand_as(values), values)
+    return table.scatter_(*_scatter_rows(table, index, values), values)
+
+
+def _scatter_rows(table: Tensor, index: Tensor, values: Tensor) -> tuple[int, Tensor]:
+    """The dimension and index with which a scatter addresses the rows ``index`` of ``table``."""
+    if table.dim() == index.dim():  # a vector, one entry per row: (m,) or (S, m)
+        return -1, index
+    return -2, index.unsqueeze(-1).expand_as(values)
 
 
 def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:

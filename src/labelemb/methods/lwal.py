@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..stacking import linear
+from ..stacking import add_to_rows, linear
 from .base import Method, MethodOutput, Rows, gold, init_linear, is_distributed
 from .registry import register
 
@@ -90,7 +90,7 @@ class LearningWithAdaptiveLabels(Method):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        z = linear(features, self.head.weight, self.head.bias)
+        z = self.embed(features)
         if self.training:
             # Decided on the device (no host sync): off-schedule steps compute the centroids too
             # and then keep the old vectors; the extra work is O(N d).
@@ -119,7 +119,7 @@ class LearningWithAdaptiveLabels(Method):
         # Sums and counts in one (m, d + 1) tensor: one collective when distributed.
         packed = torch.cat([z * weight.unsqueeze(-1), weight.unsqueeze(-1)], dim=-1)
         totals = packed.new_zeros(*z.shape[:-2], self.num_classes, self.dim + 1)
-        totals = totals.scatter_add(-2, rows.label.unsqueeze(-1).expand_as(packed), packed)
+        totals = add_to_rows(totals, rows.label, packed)
         if is_distributed():
             # Differentiable sum: each process's loss reaches every process's z through the
             # centroids, so the gradient is that of the global batch, however it is split.
@@ -141,8 +141,12 @@ class LearningWithAdaptiveLabels(Method):
             differ = differ * weight.unsqueeze(-1) * weight.unsqueeze(-2)
         return (cosine * differ).sum((-2, -1)) / differ.sum((-2, -1)).clamp(min=1)
 
+    def embed(self, features: Tensor) -> Tensor:
+        """The head's output ``z`` in R^d, for one seed or each seed of a stack."""
+        return linear(features, self.head.weight, self.head.bias)
+
     def logits(self, features: Tensor) -> Tensor:
-        return -pairwise_distance(linear(features, self.head.weight, self.head.bias), self.label_vectors)
+        return -pairwise_distance(self.embed(features), self.label_vectors)
 
     @torch.no_grad()
     def label_representation(self) -> Tensor:

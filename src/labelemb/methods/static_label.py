@@ -181,7 +181,7 @@ class StaticLabel(Method):
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         rows = self.check_inputs(features, target)
-        out = linear(features, self.output.weight, self.output.bias)
+        out = self.project(features)
         per_row = F.smooth_l1_loss(out, rows_of(self.class_vectors, rows.label), reduction="none").mean(
             dim=-1
         )
@@ -189,8 +189,12 @@ class StaticLabel(Method):
         logits = -torch.cdist(out, self.class_vectors)
         return MethodOutput(loss=loss, logits=logits, terms={"smooth_l1": loss.detach()})
 
+    def project(self, features: Tensor) -> Tensor:
+        """``W h + b``, the point regressed to the class vectors (one seed or a stack)."""
+        return linear(features, self.output.weight, self.output.bias)
+
     def logits(self, features: Tensor) -> Tensor:
-        return -torch.cdist(linear(features, self.output.weight, self.output.bias), self.class_vectors)
+        return -torch.cdist(self.project(features), self.class_vectors)
 
     def label_representation(self) -> Tensor:
         return self.class_vectors.clone()

@@ -113,7 +113,7 @@ class Layout(Protocol):
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """One optimisation step of every run on its rows of ``index`` ``(S, B)``; returns each
-        run's loss and logged terms, detached, as ``(S,)`` tensors."""
+        run's loss and logged terms, detached (scalars for one run, ``(S,)`` for several)."""
         ...
 
     def on_epoch_end(self) -> None: ...
@@ -186,8 +186,8 @@ def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bo
 class TermSums:
     """Each run's loss and logged terms, summed over the steps since the last check.
 
-    Kept as one stacked ``(terms, S)`` tensor, so a step costs one addition however many terms a
-    method logs and however many runs train together.
+    Kept as one stacked tensor, ``(terms,)`` for one run or ``(terms, S)`` for runs trained
+    together, so a step costs one addition however many terms a method logs.
     """
 
     def __init__(self) -> None:
@@ -213,10 +213,8 @@ class TermSums:
             # global counts), so the global loss is the mean over processes.
             torch.distributed.all_reduce(self.total, op=torch.distributed.ReduceOp.SUM)
             self.total /= distributed.current().world_size
-        return {
-            f"train_{name}": [v / steps for v in total]
-            for name, total in zip(self.names, self.total.tolist())
-        }
+        per_run = self.total.reshape(len(self.names), -1).tolist()
+        return {f"train_{name}": [v / steps for v in total] for name, total in zip(self.names, per_run)}
 
 
 def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
@@ -273,7 +271,9 @@ def run_loop(
                 run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
         if on_checkpoint is not None:
             on_checkpoint([run.progress for run in runs])
-        shown = {m: sum(r.progress.records[-1][m] for r in runs) / count for m in task.metrics}
+        # A metric of a split the data lacks (no dev split) is not in the records.
+        latest = [run.progress.records[-1] for run in runs]
+        shown = {m: sum(r[m] for r in latest) / count for m in task.metrics if m in latest[0]}
         bar.set_postfix({m: f"{v:.2f}" for m, v in shown.items()})
         segment_start = time.perf_counter()
 

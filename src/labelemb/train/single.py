@@ -72,7 +72,7 @@ class Single:
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.optimizer.step()
-        return out.loss.detach()[None], {name: value[None] for name, value in out.terms.items()}
+        return out.loss.detach(), out.terms
 
     def forward(self, split: Split, index: Tensor) -> methods.MethodOutput:
         """The forward pass of a training step on ``split[index]``."""

@@ -149,20 +149,20 @@ class Stacked:
         self.layers = backbone_layers(runs[0].model)
         self.method = stack_modules([run.method for run in runs])
         self.method.train()
+        own = [dict(run.network.named_parameters()) for run in runs]
         backbone = {
-            name: torch.stack([dict(run.network.named_parameters())[name].detach() for run in runs])
+            name: torch.stack([params[name].detach() for params in own])
             .contiguous()
             .requires_grad_(param.requires_grad)
-            for name, param in runs[0].network.named_parameters()
+            for name, param in own[0].items()
             if name.startswith("model.")
         }
         unknown = [name for name in backbone if not name.startswith("model.layers.")]
         if unknown:
             raise BatchedConfigError(f"parameters {unknown} lie outside the backbone's layers")
-        head = {f"method.{name}": param for name, param in self.method.named_parameters()}
+        stacked = {**backbone, **{f"method.{name}": p for name, p in self.method.named_parameters()}}
         # The runs' own parameter order: a run's optimiser state is indexed by position.
-        order = [name for name, _ in runs[0].network.named_parameters()]
-        self.params = {name: {**backbone, **head}[name] for name in order}
+        self.params = {name: stacked[name] for name in own[0]}
         config = runs[0].config
         self.optimizer = make_optimizer(config, list(self.params.values()))
         self.scheduler = make_scheduler(config, self.optimizer)
