@@ -119,14 +119,16 @@ def test_an_interrupted_comparison_trains_only_what_is_missing(tmp_path, monkeyp
     trained = []
     import labelemb.train.grid as grid
 
-    real_train = grid.train
+    def counting(real):
+        def counting_train(config):
+            if not (config.run_dir() / "summary.json").exists():
+                trained.append((config.method.name, config.seed))
+            return real(config)
 
-    def counting_train(config):
-        if not (config.run_dir() / "summary.json").exists():
-            trained.append((config.method.name, config.seed))
-        return real_train(config)
+        return counting_train
 
-    monkeypatch.setattr(grid, "train", counting_train)
+    monkeypatch.setattr(grid, "train", counting(grid.train))
+    monkeypatch.setattr(grid, "train_unless_held", counting(grid.train_unless_held))
     second = run_grid(configs, progress=False)
     assert trained == [("label_embedding", 1)]
     assert [s["selected_test_error"] for s in second] == [s["selected_test_error"] for s in first]

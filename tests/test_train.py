@@ -383,13 +383,25 @@ def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, d
     assert (final["selected_test_error"], final["selected_step"]) == (5.0, 12)
 
 
-def test_a_run_without_a_label_representation_writes_no_representation_file(small_config, digits):
+def test_a_method_that_learns_no_representation_saves_its_class_mean_softmax(small_config, digits):
+    from labelemb.analysis.representation import mean_softmax_representation, run_representation
+    from labelemb.rundir import RunDir
+
     config = small_config("method.name=onehot")
-    train(config, dataset=digits)
+    summary = train(config, dataset=digits)
     files = set(os.listdir(config.run_dir()))
     assert {"config.yaml", "metrics.jsonl", "summary.json", "model.pt"} <= files
-    assert "label_representation.safetensors" not in files
     assert set(read_metrics(config.run_dir())[0]) >= {"train_loss", "train_ce"}
+    # Saved when training ended, so analysis never needs the data: the same matrix as computing
+    # it afterwards from the saved model on the dev split (what older runs still need).
+    saved = RunDir(config.run_dir()).read_tensors()["representation"]
+    assert summary["representation_source"] == "mean softmax on dev"
+    computed, source = mean_softmax_representation(config.run_dir())
+    assert source == "mean softmax on dev"
+    torch.testing.assert_close(saved, computed, rtol=1e-5, atol=1e-6)
+    assert saved.shape == (10, 10) and torch.allclose(saved.sum(1), torch.ones(10))
+    rep = run_representation(config.run_dir(), data_dir="/nonexistent")  # the data is not read
+    assert rep.source == "mean softmax on dev"
 
 
 def test_rerunning_a_finished_run_returns_its_summary_without_training(small_config, digits, monkeypatch):
@@ -516,20 +528,23 @@ def test_scientific_notation_overrides_are_numbers():
     assert config.options("method") == {"tau": 0.5}
 
 
-def test_unknown_method_option_or_name_fails_at_build_time_without_a_run_folder(small_config, digits):
-    bad_option = small_config("method.tau_x=1")
+def test_unknown_method_option_or_name_fails_with_the_config_without_a_run_folder(small_config, digits):
+    with pytest.raises(ConfigError, match="no option.*tau_x; did you mean tau"):
+        small_config("method.tau_x=1")
+    # A config made without build_config is checked by train before anything is written.
+    bad_option = small_config().model_copy(deep=True)
+    bad_option.method.tau_x = 1
     with pytest.raises(ValueError, match="tau_x"):
         build_network(bad_option, digits)
-    with pytest.raises(ValueError, match="tau_x"):
+    with pytest.raises(ConfigError, match="tau_x"):
         train(bad_option, dataset=digits)
     # Nothing written: fixing the typo and rerunning must not be refused as "a different config".
     assert not bad_option.run_dir().exists()
 
-    bad_name = small_config("method.name=label_embeding")
-    with pytest.raises(ValueError, match=r"unknown method 'label_embeding'.*label_embedding"):
-        build_network(bad_name, digits)
-    with pytest.raises(ValueError, match="unknown model 'mpl'"):
-        build_network(small_config("model.name=mpl"), digits)
+    with pytest.raises(ConfigError, match=r"unknown method 'label_embeding'; did you mean 'label_embedding'"):
+        small_config("method.name=label_embeding")
+    with pytest.raises(ConfigError, match="unknown model 'mpl'; did you mean 'mlp'"):
+        small_config("model.name=mpl")
 
 
 def test_a_missing_or_malformed_config_file_is_a_config_error(tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,14 +27,26 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"3"`` -> [3]; ``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5]."""
+    """``"3"`` -> [3]; ``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5]; ``"0-2,7"`` -> [0, 1, 2, 7]."""
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            first, _, last = part.partition("-")
-            seeds += range(int(first), int(last) + 1) if last else [int(first)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds {text!r} must look like 3, 0-19 or 0,2,5") from None
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"seeds {text!r} must look like 3, 0-19 or 0,2,5 (whole numbers from 0)"
+            ) from None
+        if high < low:
+            raise argparse.ArgumentTypeError(
+                f"seed range {part.strip()!r} is reversed, so it holds no seed; write {high}-{low}"
+            )
+        seeds += range(low, high + 1)
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"seeds {text!r} name seed(s) {', '.join(map(str, repeated))} more than once"
+        )
     return seeds
 
 
@@ -138,6 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         similar_table,
     )
     from .train import build_config
+    from .train.seed import describe_seeds
 
     seeds = list(range(args.seeds))
     overrides = [f"output_dir={args.output_dir}", f"train.progress={str(not args.no_progress).lower()}"]
@@ -146,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = build_config(DEMO_CONFIG, overrides)
     summaries = []
     for method in ("onehot", "label_embedding"):
-        print(f"training {method} on the bundled digits, seeds {seeds[0]}-{seeds[-1]} ...", flush=True)
+        print(f"training {method} on the bundled digits, {describe_seeds(seeds)} ...", flush=True)
         summaries += _run_seeds(demo.with_method(method), seeds)
     print()
     print("Test error (%) on scikit-learn's digits (300 test images), MLP 64-500-500, mean ± std over seeds:")
@@ -207,13 +222,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _TqdmHandler(logging.Handler):
+    """Log records as lines above any progress bar (tqdm.write keeps the bar intact)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def show_library_notes() -> None:
+    """The library's notes (reusing a finished run, waiting for another process, a fallback) on stderr."""
+    logger = logging.getLogger("labelemb")
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a mistake reported in one line (and where to read the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+OVERRIDES_HELP = (
+    "config overrides: train.epochs=3, model.hidden=[100], train.device=cpu; a bare key is a method "
+    "option (tau=4)"
+)
+NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal; a log gets a line per evaluation)"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options train and compare share."""
+    parser.add_argument(
+        "--data-dir",
+        help="folder searched first for the dataset files (default $LABELEMB_DATA, then the cache "
+        "~/.cache/labelemb, downloading there)",
+    )
+    parser.add_argument("--output-dir", help="root of the run folders (default runs/)")
+    parser.add_argument("--device", help="auto (CUDA if there is one, the default), cpu, cuda or cuda:N, mps")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labelemb",
         description="Train networks with learned label representations (Label Embedding Network).",
     )
     parser.add_argument("--version", action="version", version=f"labelemb {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser(
         "train",
@@ -221,21 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train from a YAML config; extra key=value arguments override it "
         "(train.epochs=3, model.hidden=[100], tau=4 for a method option).",
     )
-    train.add_argument("--config", help="YAML config (configs/*.yaml); defaults to the digits demo setting")
-    train.add_argument("--method", help="method name, e.g. onehot, label_embedding, label_embedding_fixed")
-    seeds = train.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, dest="single_seed", help="one seed")
-    seeds.add_argument("--seeds", type=parse_seeds, help="several seeds: 0-19 or 0,2,5")
     train.add_argument(
-        "--data-dir", help="folder with the dataset files (else $LABELEMB_DATA, then download)"
+        "--config", help="YAML config, e.g. configs/mnist-mlp.yaml (default: the digits demo setting)"
     )
-    train.add_argument("--output-dir", help="root of the run folders (default runs/)")
-    train.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--method", help="method name, e.g. onehot, label_embedding, label_smoothing")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, dest="single_seed", help="one seed (default: the config's, 0)")
+    seeds.add_argument(
+        "--seeds", type=parse_seeds, help="several seeds, trained in turn: 0-19, 0,2,5 or 0-4,9"
+    )
+    _add_run_options(train)
     train.add_argument(
         "--batched", action="store_true", help="train the seeds side by side in one process (stacked models)"
     )
-    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     train.set_defaults(func=cmd_train)
 
     compare = commands.add_parser(
@@ -244,36 +304,56 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs every (method, seed) without a finished run (so an interrupted comparison "
         "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
     )
-    compare.add_argument("--config", help="YAML config (configs/*.yaml)")
-    compare.add_argument("--methods", type=lambda text: [m for m in text.split(",") if m], help="a,b,c")
-    compare.add_argument("--seeds", type=parse_seeds, default=[0], help="0-19 or 0,2,5 (default 0)")
-    compare.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel processes")
-    compare.add_argument("--summarize", metavar="DIR", help="only rebuild table and figure from DIR's runs")
-    compare.add_argument("--data-dir")
-    compare.add_argument("--output-dir")
-    compare.add_argument("--device")
-    compare.add_argument("--no-progress", action="store_true")
-    compare.add_argument("--batched", action="store_true", help="train each method's seeds side by side")
-    compare.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    compare.add_argument("--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml")
+    compare.add_argument(
+        "--methods",
+        type=lambda text: [m for m in text.split(",") if m],
+        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
+    )
+    compare.add_argument(
+        "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
+    )
+    compare.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs at once, in parallel processes (default 1)"
+    )
+    compare.add_argument(
+        "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"
+    )
+    _add_run_options(compare)
+    compare.add_argument(
+        "--batched", action="store_true", help="train each method's seeds side by side in one process"
+    )
+    compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     compare.set_defaults(func=cmd_compare)
 
     demo = commands.add_parser(
-        "demo", help="offline demo: onehot vs label_embedding on the bundled digits, with a heatmap"
+        "demo",
+        help="offline demo: onehot vs label_embedding on the bundled digits, with a heatmap",
+        description="Trains onehot and label_embedding on scikit-learn's bundled 8x8 digits (no "
+        "download), prints a comparison table and the most similar labels, and writes a heatmap.",
     )
-    demo.add_argument("--output-dir", default="runs")
+    demo.add_argument("--output-dir", default="runs", help="root of the run folders (default runs/)")
     demo.add_argument("--seeds", type=positive_int, default=5, help="number of seeds per method (default 5)")
     demo.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 30)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     demo.set_defaults(func=cmd_demo)
 
     analyze = commands.add_parser(
         "analyze",
         help="heatmaps, nearest labels, dendrograms, MDS maps and WordNet correlation of runs",
     )
-    analyze.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    analyze.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="finished runs: <output_dir>/<exp>/<method>/seed<N>",
+    )
     analyze.add_argument("--classes", type=lambda t: [c for c in t.split(",") if c], help="a subset: cat,dog")
     analyze.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
-    analyze.add_argument("--format", choices=["png", "svg"], default="png")
+    analyze.add_argument(
+        "--format", choices=["png", "svg"], default="png", help="figure format (default png)"
+    )
     analyze.add_argument(
         "--output-dir", type=Path, help="default: RUN_DIR/analysis (or the runs' common folder)"
     )
@@ -283,8 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     similar = commands.add_parser(
         "similar", help="each class's most similar classes in a run's learned embedding"
     )
-    similar.add_argument("run_dir", type=Path)
-    similar.add_argument("--top", type=positive_int, default=5)
+    similar.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    similar.add_argument(
+        "--top", type=positive_int, default=5, help="most similar labels shown per label (default 5)"
+    )
     similar.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
     similar.set_defaults(func=cmd_similar)
 
@@ -312,7 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         misplaced = [item for item in extra if item.startswith("-") or "=" not in item]
         if args.command not in ("train", "compare") or misplaced:
-            parser.error(f"unrecognized arguments: {' '.join(misplaced or extra)}")
+            print(
+                f"labelemb {args.command}: error: unrecognized arguments: {' '.join(misplaced or extra)} "
+                f"(see labelemb {args.command} --help)",
+                file=sys.stderr,
+            )
+            return 2
         args.overrides += extra
     if args.command == "train" and args.single_seed is not None:
         args.overrides.append(f"seed={args.single_seed}")
@@ -321,10 +408,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train.distributed import init_from_environment, shutdown
 
     processes = init_from_environment()  # joins torchrun's process group when there is one
+    show_library_notes()
     try:
         code = args.func(args)
     except (ConfigError, RunDirError, DataError, FileNotFoundError, ValueError) as error:
         print(f"labelemb {args.command}: error: {error}", file=sys.stderr)
+        code = 2
+    except OSError as error:  # a file or folder the command cannot read or write
+        print(f"labelemb {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)

@@ -8,7 +8,9 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
 - ``model.pt``: the final weights (backbone ``model.*`` and method ``method.*``);
 - ``label_representation.safetensors``: the tensors the method hands over (``representation``,
   and for label_embedding the raw ``embedding``);
-- ``summary.json``: the result; written last, so its presence marks a finished run.
+- ``summary.json``: the result; written last, so its presence marks a finished run;
+- ``.lock``: held by the process that trains the run (:meth:`RunDir.claim`), so that two
+  processes started on the same output folder never train, or clean up after, the same run.
 
 Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
 the old file or the new one, never a torn one. Everything that reads or writes a run goes
@@ -20,12 +22,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 import yaml
+from filelock import FileLock, Timeout
 from torch import Tensor
 
 CONFIG_FILE = "config.yaml"
@@ -34,7 +37,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 TENSORS_FILE = "label_representation.safetensors"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
 CHECKPOINT_FORMAT = 1
+#: What every ``summary.json`` holds, whatever the task.
+SUMMARY_KEYS = ("method", "seed")
+#: What every line of ``metrics.jsonl`` holds, whatever the task.
+RECORD_KEYS = ("step", "epoch")
 TMP_SUFFIX = ".tmp"
 
 #: Config keys added after run folders were first written, with the value those older runs had:
@@ -80,10 +88,10 @@ class RunDir:
         if not path.exists():
             return None
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
             raise RunDirError(
-                f"{path} is not valid YAML ({error}); restore it or delete the run folder"
+                f"{path} is not valid YAML ({yaml_problem(error)}); restore it or delete the run folder"
             ) from None
         if not isinstance(raw, dict):
             raise RunDirError(f"{path} does not hold a config mapping; restore it or delete the run folder")
@@ -94,24 +102,59 @@ class RunDir:
             node.setdefault(keys[-1], value)
         return raw
 
-    def read_summary(self) -> dict[str, Any]:
+    def read_valid_config(self, config_type: type[Config]) -> Config:
+        """The saved ``config.yaml`` validated as ``config_type`` (a :class:`RunDirError` naming the
+        file if it is missing or not a config this version reads)."""
+        raw = self.read_config()
+        if raw is None:
+            raise RunDirError(f"{self.path} has no {CONFIG_FILE}; it is not a labelemb run folder")
+        try:
+            return config_type.model_validate(raw)
+        except ValueError as error:  # pydantic's ValidationError
+            first = str(error).splitlines()[1:3]
+            raise RunDirError(
+                f"{self.file(CONFIG_FILE)} is not a valid config ({' '.join(s.strip() for s in first)}); "
+                "restore it or delete the run folder"
+            ) from None
+
+    def read_summary(self, required: Iterable[str] = ()) -> dict[str, Any]:
+        """The finished run's ``summary.json``, checked to hold what every reader needs and ``required``."""
         path = self.file(SUMMARY_FILE)
         if not path.exists():
             raise FileNotFoundError(
                 f"{self.path} is not a finished run: it has no {SUMMARY_FILE} "
                 "(train one with `labelemb train`, or resume it to the end)"
             )
-        return self._read_json(path)
+        summary = self._read_json(path)
+        keys = (*SUMMARY_KEYS, *required)
+        missing = [key for key in keys if not isinstance(summary, dict) or key not in summary]
+        if missing:
+            raise RunDirError(
+                f"{path} is damaged: it lacks {', '.join(missing)}; delete it to train the run's "
+                "last part again (the checkpoint is kept), or restore it"
+            )
+        return summary
 
-    def read_metrics(self) -> list[dict[str, Any]]:
+    def read_metrics(self, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """The evaluation records of ``metrics.jsonl``; each must hold the progress keys and ``required``."""
         path = self.file(METRICS_FILE)
+        if not path.exists():
+            raise RunDirError(f"{self.path} has no {METRICS_FILE}; it is not a labelemb run folder")
         records = []
+        keys = (*RECORD_KEYS, *required)
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise RunDirError(f"{path} line {number} is not JSON; the file is damaged") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise RunDirError(f"{path} line {number} is not JSON; the file is damaged") from None
+            missing = [key for key in keys if not isinstance(record, dict) or key not in record]
+            if missing:
+                raise RunDirError(f"{path} line {number} lacks {', '.join(missing)}; the file is damaged")
+            records.append(record)
+        if not records:
+            raise RunDirError(f"{path} holds no evaluation; the file is damaged")
         return records
 
     def read_tensors(self) -> dict[str, Tensor]:
@@ -147,11 +190,10 @@ class RunDir:
     def check_config(self, config: Config) -> None:
         """Refuse (:class:`RunDirError`) if the folder holds a run of a config that differs in what
         affects results (not in output paths or progress bars)."""
-        saved_raw = self.read_config()
-        if saved_raw is None:
+        if not self.file(CONFIG_FILE).exists():
             return
         # Validating fills in keys added to the config since that run was written, with their defaults.
-        saved = type(config).model_validate(saved_raw).comparable()
+        saved = self.read_valid_config(type(config)).comparable()
         wanted = config.comparable()
         if saved != wanted:
             changed = sorted(differing_keys(saved, wanted))
@@ -161,8 +203,42 @@ class RunDir:
                 "experiment name, or delete that folder."
             )
 
+    def check_writable(self) -> None:
+        """Raise :class:`RunDirError` unless this folder can be created and written; done before any
+        data is read, and without creating anything."""
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        fix = "choose another --output-dir (output_dir=...)"
+        if not existing.is_dir():
+            raise RunDirError(f"cannot create the run folder {self.path}: {existing} is a file; {fix}")
+        try:
+            handle, probe = tempfile.mkstemp(dir=existing, prefix=".labelemb-probe.")
+            os.close(handle)
+            Path(probe).unlink(missing_ok=True)
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write the run folder {self.path}: {existing} is not writable "
+                f"({error.strerror}); {fix} or make it writable"
+            ) from None
+
+    def claim(self, wait: bool) -> FileLock | None:
+        """Own this folder while training it: its lock, acquired (release it when done).
+
+        Returns None if another process owns it and ``wait`` is False; with ``wait``, blocks
+        until that process lets go (it has finished the run, or died).
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.file(LOCK_FILE), is_singleton=True)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return None
+        return lock
+
     def start(self, config: Config) -> None:
-        """Create the folder, clear torn temporaries, and write its ``config.yaml`` once."""
+        """Create the folder, clear torn temporaries (the caller owns it: :meth:`claim`), and
+        write its ``config.yaml`` once."""
         self.path.mkdir(parents=True, exist_ok=True)
         for stale in self.path.glob(f".*{TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
@@ -205,6 +281,13 @@ class RunDir:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # a torn or foreign file: say which and what to do
             raise RunDirError(f"cannot read {what}{path} ({error}); {fix}") from None
+
+
+def yaml_problem(error: Exception) -> str:
+    """A YAML (or decoding) error in one line: what is wrong and where."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 def run_dirs(experiment_dir: str | Path) -> list[RunDir]:

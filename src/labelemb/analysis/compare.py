@@ -32,7 +32,14 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
     experiment_dir = Path(experiment_dir)
     runs: dict[str, list[Run]] = {}
     for folder in run_dirs(experiment_dir):
-        summary, records = folder.read_summary(), folder.read_metrics()
+        summary = folder.read_summary(
+            required=("selected_test_error", "final_test_error", "seconds_per_epoch")
+        )
+        # The metrics the summary reports must be in every record (not for a split the data lacks).
+        metrics = [
+            k.removeprefix("final_") for k, v in summary.items() if k.startswith("final_") and v is not None
+        ]
+        records = folder.read_metrics(required=["train_seconds", *metrics])
         runs.setdefault(summary["method"], []).append(
             Run(summary["method"], summary["seed"], summary, records)
         )
@@ -95,6 +102,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row["selected_min"], row["selected_max"] = min(selected), max(selected)
         row["final_mean"], row["final_std"] = _mean_std(final)
         row["seconds_per_epoch"] = statistics.fmean(r.summary["seconds_per_epoch"] for r in method_runs)
+        batched = sum("batched_seeds" in r.summary for r in method_runs)
+        row["timing"] = "batched" if batched == len(method_runs) else "alone" if not batched else "mixed"
         row["auac"] = statistics.fmean(auac(r) for r in method_runs)
         reach = time_to_reach(method_runs, base_target, key) if base_target is not None else None
         row["time_fraction"] = reach / base_time if reach is not None and base_time else None
@@ -118,12 +127,19 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        mixed = " (mixed)" if r.get("timing") == "mixed" else ""
         lines.append(
             f"| {r['method']} | {r['seeds']} | {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
             f"| {r['selected_min']:.2f} | {r['selected_max']:.2f} "
             f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} "
-            f"| {r['seconds_per_epoch']:.2f} | {_cell(r['time_fraction'], '.2f')} | {r['auac']:.4f} "
+            f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} | {r['auac']:.4f} "
             f"| {_cell(r['p_value'], '.2g')} |"
+        )
+    if len({r.get("timing") for r in rows}) > 1:
+        lines.append(
+            "\ns / epoch: some runs trained side by side with other seeds (batched; each counted as 1/S "
+            "of the group's time) and others alone; (mixed) marks a method with both. Compare times "
+            "only between runs trained the same way."
         )
     return "\n".join(lines)
 

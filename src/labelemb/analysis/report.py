@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..rundir import RunDir
+from ..train.seed import describe_seeds
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
 from .compare import Run, comparison_rows, format_markdown, load_runs
 from .curves import plot_error_curves
@@ -304,10 +305,17 @@ def _setup(runs: dict[str, list[Run]]) -> str:
         return ", ".join(sorted({str(s[key]) for s in summaries if s.get(key) not in (None, "")})) or "?"
 
     seeds = sorted({run.seed for method_runs in runs.values() for run in method_runs})
+    epochs = values("epochs")
     return (
-        f"Dataset {values('dataset')}, model {values('model')}, {values('epochs')} epochs; "
-        f"{len(runs)} methods, {len(summaries)} runs (seeds {', '.join(map(str, seeds))})."
+        f"Dataset {values('dataset')}, model {values('model')}, {plural(epochs, 'epoch')}; "
+        f"{plural(len(runs), 'method')}, {plural(len(summaries), 'run')} "
+        f"({describe_seeds(seeds)})."
     )
+
+
+def plural(count: int | str, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``, ``1, 3 epochs``."""
+    return f"{count} {noun}" if str(count) == "1" else f"{count} {noun}s"
 
 
 def build_report(

@@ -23,44 +23,44 @@ class LabelRepresentation:
     seed: int
 
 
-@torch.inference_mode()
 def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> tuple[Tensor, str]:
     """Per-class mean of the saved model's softmax output on the dev split (test if none).
 
-    This gives methods that learn no label representation (onehot, the smoothing methods) a
-    matrix comparable to the soft-label tables of label_embedding and OLS: row c is what the
-    trained network predicts, on average, for examples of class c.
+    Runs finished since every run saves its representation never need this; older runs of
+    methods that learn none (onehot, the smoothing methods) are read off their saved model.
     """
-    from ..data import load_dataset
-    from ..train import RunConfig, build_network
+    from ..data import DataError, load_dataset
+    from ..train import Classification, RunConfig, build_network
 
     folder = RunDir(run_dir)
-    config = RunConfig.model_validate(folder.read_config())
+    config = folder.read_valid_config(RunConfig)
     data_dir = data_dir or config.data.dir
-    dataset = load_dataset(config.data.name, data_dir=data_dir, download=config.data.download)
+    try:
+        dataset = load_dataset(config.data.name, data_dir=data_dir, download=config.data.download)
+    except DataError as error:
+        raise DataError(
+            f"{run_dir} ({config.method.name}) was trained before runs saved a label representation "
+            f"for methods that learn none, so it is computed from the model's predictions on the "
+            f"{config.data.name} data, which could not be loaded: {error}"
+        ) from None
     model, method = build_network(config, dataset)
     network = torch.nn.ModuleDict({"model": model, "method": method})
     network.load_state_dict(folder.read_weights())
     network.eval()
-    split, split_name = (dataset.dev, "dev") if dataset.dev is not None else (dataset.test, "test")
-    sums = torch.zeros(dataset.num_classes, dataset.num_classes)
-    counts = torch.zeros(dataset.num_classes)
-    for start in range(0, len(split), 1000):
-        probs = torch.softmax(method.logits(model(split.images[start : start + 1000])), dim=-1)
-        labels = split.labels[start : start + 1000]
-        sums.index_add_(0, labels, probs)
-        counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
-    return sums / counts.clamp(min=1)[:, None], f"mean softmax on {split_name}"
+    task = Classification()
+    return task.label_representation(
+        lambda images: method.logits(model(images)), dataset.dev, dataset.test, dataset.num_classes
+    )
 
 
 def run_representation(run_dir: str | Path, data_dir: str | None = None) -> LabelRepresentation:
     """The run's learned representation, or the mean softmax of its model for methods without one."""
     run_dir = Path(run_dir)
     folder = RunDir(run_dir)
-    summary = folder.read_summary()
+    summary = folder.read_summary(required=("class_names",))
     tensors = folder.read_tensors()
     if "representation" in tensors:
-        matrix, source = tensors["representation"], "learned"
+        matrix, source = tensors["representation"], summary.get("representation_source", "learned")
     else:
         matrix, source = mean_softmax_representation(run_dir, data_dir)
     return LabelRepresentation(

@@ -22,12 +22,17 @@ def available() -> list[str]:
     return sorted(_MODELS)
 
 
-def build_model(name: str, input_shape: tuple[int, ...], **model_options: object) -> nn.Module:
-    """Build backbone ``name`` for inputs of shape ``input_shape`` (C, H, W)."""
+def model_class(name: str) -> type[nn.Module]:
+    """The backbone class named ``name``."""
     try:
-        cls = _MODELS[name]
+        return _MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}") from None
+
+
+def build_model(name: str, input_shape: tuple[int, ...], **model_options: object) -> nn.Module:
+    """Build backbone ``name`` for inputs of shape ``input_shape`` (C, H, W)."""
+    cls = model_class(name)
     known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "input_shape")]
     unknown = sorted(set(model_options) - set(known))
     if unknown:
@@ -37,4 +42,4 @@ def build_model(name: str, input_shape: tuple[int, ...], **model_options: object
     return cls(tuple(input_shape), **model_options)
 
 
-__all__ = ["CNN", "MLP", "ResNet", "ResNet8", "ResNet18", "available", "build_model"]
+__all__ = ["CNN", "MLP", "ResNet", "ResNet8", "ResNet18", "available", "build_model", "model_class"]

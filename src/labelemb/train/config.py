@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..rundir import yaml_problem
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,18 @@ class TrainConfig(_Strict):
     threads: int | None = Field(None, ge=1)
     progress: bool = True
 
+    @field_validator("device")
+    @classmethod
+    def _a_device(cls, name: str) -> str:
+        if name != "auto":
+            import torch
+
+            try:
+                torch.device(name)
+            except RuntimeError:
+                raise ValueError(f"{name!r} is not a device: use auto, cpu, cuda, cuda:N or mps") from None
+        return name
+
 
 class RunConfig(_Strict):
     experiment: str = "demo"
@@ -113,13 +127,6 @@ class RunConfig(_Strict):
 
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_SECTIONS = {
-    "augment": AugmentConfig,
-    "data": DataConfig,
-    "model": ModelConfig,
-    "method": MethodConfig,
-    "train": TrainConfig,
-}
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -157,28 +164,47 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
+def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the config (``train.epochs``, ``data.augment.flip``, ...)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Strict):
+            keys += config_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
-            section = _SECTIONS.get(str(item["loc"][0])) if len(item["loc"]) > 1 else RunConfig
-            fields = list(section.model_fields) if section else []
-            guess = difflib.get_close_matches(str(item["loc"][-1]), fields, n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(fields)}"
+            section = where.rpartition(".")[0]
+            siblings = [k for k in config_keys() if k.rpartition(".")[0] == section]
+            guess = difflib.get_close_matches(where, siblings, n=1) or difflib.get_close_matches(
+                where, config_keys(), n=1
+            )
+            hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
             lines.append(f"config key {where!r} does not exist{hint}")
         else:
-            lines.append(f"config key {where!r}: {item['msg']} (got {item.get('input')!r})")
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"config key {where!r}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
     """Validate a raw mapping (plus overrides) into a :class:`RunConfig`."""
+    from .build import check_buildable  # build imports this module
+
     merged = apply_overrides(raw or {}, overrides or [])
     try:
-        return RunConfig.model_validate(merged)
+        config = RunConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
+    check_buildable(config)
+    return config
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -190,10 +216,18 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(
                 f"config file {path} does not exist (the configs/ folder of the repository has examples)"
             )
+        if not path.is_file():
+            raise ConfigError(
+                f"--config {path} is a folder, not a YAML file; give a file such as configs/mnist-mlp.yaml"
+            )
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+            raise ConfigError(f"{path} is not valid YAML ({yaml_problem(error)})") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(
+                f"cannot read config file {path} ({error}); give a readable UTF-8 YAML file"
+            ) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
     return build_config(raw, overrides)

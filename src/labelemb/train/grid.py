@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..rundir import RunDir
 from .config import RunConfig
-from .trainer import train, train_seeds
+from .trainer import preflight, train, train_seeds, train_unless_held
 
 
 def _train_quietly(config_json: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -26,25 +27,34 @@ def run_grid(
     """Train every config that has no finished run yet and return all summaries, in order.
 
     Finished runs are read back, so an interrupted comparison resumes where it stopped (and a
-    half-done run resumes from its checkpoint). With ``jobs > 1`` runs go to separate processes,
-    each with an equal share of the CPU threads; one progress bar counts finished runs. With
-    ``batched`` the seeds of each method train side by side (see :mod:`labelemb.train.stacked`).
+    half-done run resumes from its checkpoint). A run another process is training is left to it
+    and read back once it is done. With ``jobs > 1`` runs go to separate processes, each with an
+    equal share of the CPU threads; one progress bar counts finished runs. With ``batched`` the
+    seeds of each method train side by side (see :mod:`labelemb.train.stacked`), one bar per method.
     """
-    quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     if batched:
         # Each method's seeds side by side in this process (parallel jobs would compete for the cores).
-        return train_seeds(quiet, batched=True, progress=progress)
+        return train_seeds(configs, batched=True, progress=progress)
+    preflight(configs)
+    quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     todo = [i for i, c in enumerate(quiet) if not RunDir(c.run_dir()).is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
     for i in set(range(len(configs))) - set(todo):
         summaries[i] = train(quiet[i])  # finished: returns the saved summary
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="runs", disable=not progress)
-    with bar:
+    counter = RunCounter(len(configs), len(configs) - len(todo), progress)
+    with counter:
         if jobs <= 1:
+            held = []
             for i in todo:
-                bar.set_postfix_str(f"{configs[i].method.name} seed {configs[i].seed}")
+                counter.starting(configs[i])
+                summaries[i] = train_unless_held(quiet[i])
+                if summaries[i] is None:
+                    held.append(i)  # another process trains it: come back to it at the end
+                else:
+                    counter.finished(configs[i])
+            for i in held:
                 summaries[i] = train(quiet[i])
-                bar.update(1)
+                counter.finished(configs[i])
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
             # spawn, not fork: forking a process that already ran torch's thread pools can hang.
@@ -54,5 +64,29 @@ def run_grid(
                 }
                 for future in as_completed(futures):
                     summaries[futures[future]] = future.result()
-                    bar.update(1)
+                    counter.finished(configs[futures[future]])
     return [s for s in summaries if s is not None]
+
+
+class RunCounter:
+    """Counts a comparison's finished runs: a bar on a terminal, else a line per finished run."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self.terminal = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=done, desc="runs", disable=not self.terminal)
+
+    def starting(self, config: RunConfig) -> None:
+        self.bar.set_postfix_str(f"{config.method.name} seed {config.seed}")
+
+    def finished(self, config: RunConfig) -> None:
+        self.done += 1
+        self.bar.update(1)
+        if self.enabled and not self.terminal:
+            print(f"finished {config.run_dir()} ({self.done}/{self.total} runs)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> RunCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -228,6 +229,45 @@ def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
     }
 
 
+class ProgressDisplay:
+    """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead."""
+
+    def __init__(self, description: str, plan: Schedule, initial: int, enabled: bool) -> None:
+        self.description, self.plan, self.enabled = description, plan, enabled
+        # tqdm.auto draws a widget in a notebook, whose stderr is no terminal either.
+        self.terminal = enabled and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+        self.bar = tqdm(
+            total=plan.total_steps,
+            initial=initial,
+            desc=description,
+            disable=not self.terminal,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def evaluated(self, progress: Progress, metrics: dict[str, float]) -> None:
+        if self.terminal:
+            self.bar.set_postfix({name: f"{value:.2f}" for name, value in metrics.items()})
+        elif self.enabled:
+            shown = ", ".join(f"{name} {value:.2f}" for name, value in metrics.items())
+            epochs = progress.examples / self.plan.num_train
+            print(
+                f"{self.description}: step {progress.step}/{self.plan.total_steps}, "
+                f"epoch {epochs:.2f}/{self.plan.epochs}: {shown}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def __enter__(self) -> ProgressDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
 def run_loop(
     layout: Layout,
     task: Task,
@@ -274,17 +314,10 @@ def run_loop(
         # A metric of a split the data lacks (no dev split) is not in the records.
         latest = [run.progress.records[-1] for run in runs]
         shown = {m: sum(r[m] for r in latest) / count for m in task.metrics if m in latest[0]}
-        bar.set_postfix({m: f"{v:.2f}" for m, v in shown.items()})
+        bar.evaluated(shared, shown)
         segment_start = time.perf_counter()
 
-    bar = tqdm(
-        total=plan.total_steps,
-        initial=shared.step,
-        desc=description,
-        disable=not (show_progress and writes),
-        dynamic_ncols=True,
-        leave=False,
-    )
+    bar = ProgressDisplay(description, plan, shared.step, enabled=show_progress and writes)
     started = time.perf_counter()
     # Training time excludes evaluation and checkpointing; it is read at each evaluation so
     # that no per-step device synchronisation is needed.
@@ -299,7 +332,7 @@ def run_loop(
                 epoch_ended, due = advance(shared, index.shape[1], plan)
                 if epoch_ended:
                     layout.on_epoch_end()
-                bar.update(1)
+                bar.step()
                 if due:
                     evaluate()
     end = time.perf_counter()
@@ -354,6 +387,21 @@ def summarize(
     return summary
 
 
-def finish(run: SeedRun, summary: dict[str, Any]) -> None:
-    """Write a finished run's results through its folder: the method's tensors, weights, summary."""
-    run.folder.write_results(run.network.state_dict(), run.method.artifacts(), summary)
+#: Up to this many labels a finished run saves an (m x m) label representation.
+MAX_SAVED_REPRESENTATION = 4096
+
+
+def finish(run: SeedRun, summary: dict[str, Any], predict: Predict, task: Task, plan: Schedule) -> None:
+    """Write a finished run's results through its folder: the method's tensors, weights, summary.
+
+    Every run saves a label representation, so that analysis never needs the data: the method's
+    own, or for a method that learns none the one the task reads off the trained model.
+    """
+    tensors = run.method.artifacts()
+    if "representation" in tensors:
+        summary["representation_source"] = "learned"
+    elif run.method.num_classes <= MAX_SAVED_REPRESENTATION:
+        tensors["representation"], summary["representation_source"] = task.label_representation(
+            predict, plan.dev, plan.test, run.method.num_classes
+        )
+    run.folder.write_results(run.network.state_dict(), tensors, summary)

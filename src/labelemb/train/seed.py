@@ -23,3 +23,12 @@ def epoch_permutation(seed: int, epoch: int, size: int) -> torch.Tensor:
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(size, generator=generator)
+
+
+def describe_seeds(seeds: list[int]) -> str:
+    """``seed 3``, ``seeds 0-4``, ``seeds 0, 2, 5``."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return f"seeds {', '.join(map(str, seeds))}"

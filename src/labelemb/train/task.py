@@ -40,6 +40,12 @@ class Task(Protocol):
         """The task's metrics of one model on the dev (if any) and test splits."""
         ...
 
+    def label_representation(
+        self, predict: Predict, dev: Split | None, test: Split, num_classes: int
+    ) -> tuple[Tensor, str]:
+        """For a method that learns none: an (m x m) matrix read off the trained model, and its source."""
+        ...
+
 
 @dataclass
 class Classification:
@@ -60,6 +66,30 @@ class Classification:
         results = {} if dev is None else {"dev_error": self.error_rate(predict, dev)}
         results["test_error"] = self.error_rate(predict, test)
         return results
+
+    def label_representation(
+        self, predict: Predict, dev: Split | None, test: Split, num_classes: int
+    ) -> tuple[Tensor, str]:
+        split, name = (dev, "dev") if dev is not None else (test, "test")
+        return self.class_mean_softmax(predict, split, num_classes), f"mean softmax on {name}"
+
+    @torch.inference_mode()
+    def class_mean_softmax(self, predict: Predict, split: Split, num_classes: int) -> Tensor:
+        """Row c: the model's softmax averaged over the examples of class c in ``split`` (on the CPU).
+
+        This gives methods that learn no label representation (onehot, the smoothing methods) a
+        matrix comparable to the soft-label tables of label_embedding and OLS: what the trained
+        network predicts, on average, for an example of class c.
+        """
+        device = split.images.device
+        sums = torch.zeros(num_classes, num_classes, device=device)
+        counts = torch.zeros(num_classes, device=device)
+        for start in range(0, len(split), self.eval_batch_size):
+            probs = torch.softmax(predict(split.images[start : start + self.eval_batch_size]).float(), -1)
+            labels = split.labels[start : start + self.eval_batch_size]
+            sums.index_add_(0, labels, probs)
+            counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
+        return (sums / counts.clamp(min=1)[:, None]).cpu()
 
     @torch.inference_mode()
     def error_rate(self, predict: Predict, split: Split) -> float:

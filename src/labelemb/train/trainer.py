@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -12,9 +13,10 @@ import torch
 from ..data import Dataset, load_dataset
 from ..rundir import RunDir, differing_keys
 from . import distributed
-from .build import resolve_device
+from .build import check_buildable, resolve_device
 from .config import RunConfig
 from .loop import Progress, SeedRun, build_run, finish, run_loop, schedule, summarize
+from .seed import describe_seeds
 from .single import Single
 from .stacked import BatchedConfigError, Stacked, unsupported_reason
 from .task import Classification, Task
@@ -42,6 +44,11 @@ def train(
     return _train(
         [config], dataset, stacked=False, show_progress=config.train.progress, on_checkpoint=callback
     )[0]
+
+
+def train_unless_held(config: RunConfig) -> dict[str, Any] | None:
+    """:func:`train`, or None at once if another process is training this run."""
+    return _train([config], None, stacked=False, show_progress=config.train.progress, skip_held=True)[0]
 
 
 def train_batched(
@@ -128,6 +135,19 @@ def _without_seed(config: RunConfig) -> dict[str, Any]:
     return values
 
 
+def preflight(configs: Sequence[RunConfig]) -> None:
+    """Fail before any data is read or model built: an unknown option or one of the wrong type, a
+    device this machine lacks, a run folder that cannot be written or holds a run of another config."""
+    for config in configs:
+        check_buildable(config)
+    for device in sorted({config.train.device for config in configs}):
+        resolve_device(device)
+    for config in configs:
+        folder = RunDir(config.run_dir())
+        folder.check_writable()
+        folder.check_config(config)
+
+
 def _train(
     configs: list[RunConfig],
     dataset: Dataset | None,
@@ -135,71 +155,125 @@ def _train(
     stacked: bool,
     show_progress: bool,
     on_checkpoint: Callable[[list[Progress]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Train ``configs`` (side by side where ``stacked`` and they stand at the same step)."""
-    summaries: dict[int, dict[str, Any]] = {}
-    pending = []
-    for i, config in enumerate(configs):
-        folder = RunDir(config.run_dir())
-        folder.check_config(config)
-        if folder.is_finished():
-            summaries[i] = folder.read_summary()
-        else:
-            pending.append(i)
-    if pending:
-        config = configs[pending[0]]
-        if config.train.threads:
-            torch.set_num_threads(config.train.threads)
-        processes = distributed.current()
-        device = resolve_device(config.train.device)
-        if device.type == "cuda" and processes.world_size > 1:
-            device = torch.device("cuda", processes.local_rank)
-        if dataset is None:
-            dataset = load_dataset(config.data.name, data_dir=config.data.dir, download=config.data.download)
-        task = classification_task(config)
-        # Built (and checkpoints read) before any folder is made: a config that fails to build
-        # leaves nothing behind.
-        runs = {i: build_run(configs[i], dataset, device, task) for i in pending}
-        if processes.is_main:
-            for run in runs.values():
-                run.folder.start(run.config)
-        # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
-        # seeds train together.
-        groups: dict[int, list[int]] = {}
-        for i, run in runs.items():
-            groups.setdefault(run.progress.step if stacked else i, []).append(i)
-        plan = schedule(config, dataset, device)
-        for members in groups.values():
-            group = [runs[i] for i in members]
-            together = len(group) > 1
-            layout = Stacked(group, task, device) if together else Single(group[0], task, device)
-            run_loop(
-                layout,
-                task,
-                plan,
-                description=_describe(group, together),
-                show_progress=show_progress,
-                writes=processes.is_main,
-                device=device,
-                on_checkpoint=on_checkpoint,
+    skip_held: bool = False,
+) -> list[dict[str, Any] | None]:
+    """Train ``configs`` (side by side where ``stacked`` and they stand at the same step).
+
+    A run another process is training is left to it: trained after this process's own runs, once
+    that process lets go of it (read back if it finished), or, with ``skip_held``, returned as None.
+    """
+    preflight(configs)
+    summaries: dict[int, dict[str, Any] | None] = {}
+    waiting = list(range(len(configs)))
+    wait = False
+    while waiting:
+        with contextlib.ExitStack() as owned:
+            mine, held = [], []
+            for i in waiting:
+                folder = RunDir(configs[i].run_dir())
+                if not folder.is_finished() and not _claim(folder, owned, wait):
+                    held.append(i)
+                    continue
+                if folder.is_finished():  # perhaps by the process that held it
+                    summaries[i] = folder.read_summary()
+                    logger.info("reusing %s, finished", folder.path)
+                else:
+                    folder.check_config(configs[i])  # written meanwhile by another process?
+                    mine.append(i)
+            if mine:
+                trained = _train_owned(
+                    [configs[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
+                )
+                summaries.update(zip(mine, trained))
+        for i in held:
+            logger.info(
+                "%s: another process is training it; %s",
+                configs[i].run_dir(),
+                "skipped" if skip_held else "waiting for it",
             )
-            for i, run in zip(members, group):
-                size = sum(p.numel() for p in run.network.parameters())
-                summary = summarize(run.config, run.progress, dataset, task, device, size)
-                summary["processes"] = processes.world_size
-                if together:
-                    summary["batched_seeds"] = len(group)
-                if processes.is_main:
-                    finish(run, summary)
-                summaries[i] = summary
+        if skip_held:
+            summaries.update((i, None) for i in held)
+            break
+        waiting, wait = held, True
     return [summaries[i] for i in range(len(configs))]
 
 
+def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
+    """Own ``folder`` until ``owned`` closes; False if another process owns it (and not ``wait``)."""
+    processes = distributed.current()
+    if processes.world_size > 1:
+        # The processes of one torchrun job train the run together: the main one owns it for all.
+        if processes.is_main:
+            owned.callback(folder.claim(wait=True).release)
+        torch.distributed.barrier()
+        return True
+    lock = folder.claim(wait)
+    if lock is None:
+        return False
+    owned.callback(lock.release)
+    return True
+
+
+def _train_owned(
+    configs: list[RunConfig],
+    dataset: Dataset | None,
+    stacked: bool,
+    show_progress: bool,
+    on_checkpoint: Callable[[list[Progress]], None] | None,
+) -> list[dict[str, Any]]:
+    """Train runs this process owns, none finished."""
+    config = configs[0]
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    processes = distributed.current()
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and processes.world_size > 1:
+        device = torch.device("cuda", processes.local_rank)
+    if dataset is None:
+        dataset = load_dataset(config.data.name, data_dir=config.data.dir, download=config.data.download)
+    task = classification_task(config)
+    plan = schedule(config, dataset, device)
+    if stacked:
+        # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
+        # seeds train together.
+        by_step: dict[int, list[tuple[int, SeedRun]]] = {}
+        for j, c in enumerate(configs):
+            run = build_run(c, dataset, device, task)
+            by_step.setdefault(run.progress.step, []).append((j, run))
+        groups: Iterable[list[tuple[int, SeedRun]]] = by_step.values()
+    else:
+        # One at a time: a long list of runs never holds more than one model in memory.
+        groups = ([(j, build_run(c, dataset, device, task))] for j, c in enumerate(configs))
+    summaries: dict[int, dict[str, Any]] = {}
+    for members in groups:
+        group = [run for _, run in members]
+        if processes.is_main:
+            for run in group:
+                run.folder.start(run.config)
+        together = len(group) > 1
+        layout = Stacked(group, task, device) if together else Single(group[0], task, device)
+        run_loop(
+            layout,
+            task,
+            plan,
+            description=_describe(group, together),
+            show_progress=show_progress,
+            writes=processes.is_main,
+            device=device,
+            on_checkpoint=on_checkpoint,
+        )
+        for s, run in enumerate(group):
+            size = sum(p.numel() for p in run.network.parameters())
+            summary = summarize(run.config, run.progress, dataset, task, device, size)
+            summary["processes"] = processes.world_size
+            if together:
+                summary["batched_seeds"] = len(group)
+            if processes.is_main:
+                finish(run, summary, layout.predictor(s), task, plan)
+            summaries[members[s][0]] = summary
+    return [summaries[j] for j in range(len(configs))]
+
+
 def _describe(runs: list[SeedRun], together: bool) -> str:
-    name = runs[0].config.method.name
-    seeds = [run.config.seed for run in runs]
-    if not together:
-        return f"{name} seed{seeds[0]}"
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-        return f"{name} seeds {seeds[0]}-{seeds[-1]} (batched)"
-    return f"{name} seeds {','.join(str(s) for s in seeds)} (batched)"
+    seeds = describe_seeds([run.config.seed for run in runs])
+    return f"{runs[0].config.method.name} {seeds}" + (" (batched)" if together else "")
