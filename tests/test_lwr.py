@@ -245,6 +245,44 @@ def test_options_are_checked():
         options = {"num_examples": 4, "epochs": 10, **bad}
         with pytest.raises(ValueError):
             LearningWithRetrospection(D, M, **options)
+    for bad in (0, -240, 2.5, float("inf"), True, "240"):
+        with pytest.raises(ValueError, match="weight_horizon .* must be a positive integer"):
+            LearningWithRetrospection(D, M, num_examples=4, epochs=200, weight_horizon=bad)
+    # 200 epochs, k = 5: the last epoch has c = 195, so w = 0.9 * 195 / H must stay <= 1.
+    with pytest.raises(ValueError, match="exceed 1 by the last epoch .* at least 175.5"):
+        LearningWithRetrospection(D, M, num_examples=4, epochs=200, weight_horizon=175)
+    assert (
+        LearningWithRetrospection(D, M, num_examples=4, epochs=200, weight_horizon=176).weight_horizon == 176
+    )
+
+
+def test_weight_horizon_divides_by_the_authors_240_instead_of_the_epochs():
+    """Their code, 200 epochs: w = (1 - gamma) c / 240, so 0.9 * 195 / 240 in our last epoch (not / 200)."""
+    head = LearningWithRetrospection(D, M, num_examples=4, epochs=200, weight_horizon=240)
+    default = LearningWithRetrospection(D, M, num_examples=4, epochs=200)
+    by_epoch = {}
+    for epoch in range(200):
+        by_epoch[epoch] = (head.retrospection_weight().item(), default.retrospection_weight().item())
+        head.on_epoch_end()
+        default.on_epoch_end()
+    assert by_epoch[4] == (0.0, 0.0)
+    assert by_epoch[5] == pytest.approx((0.9 * 5 / 240, 0.9 * 5 / 200), rel=1e-6)
+    assert by_epoch[137] == pytest.approx((0.9 * 135 / 240, 0.9 * 135 / 200), rel=1e-6)
+    assert by_epoch[199] == pytest.approx((0.73125, 0.8775), rel=1e-6)
+    # And the loss uses it: after k = 2 epochs, w = 0.9 * 2 / 24 here, with 10 epochs trained.
+    tau = 5.0
+    head = LearningWithRetrospection(
+        D, M, num_examples=N_EXAMPLES, epochs=10, k=2, tau=tau, weight_horizon=24
+    )
+    set_scale(head, 1.0)
+    for _ in range(2):
+        step(head, [0, 1, 2, 3])
+        head.on_epoch_end()
+    stored = head.soft_targets.numpy().copy()
+    set_scale(head, 0.5)
+    order = [2, 4, 0, 1]
+    out = step(head, order)
+    assert out.loss.item() == pytest.approx(hand_loss(order, 0.5, stored, 0.9 * 2 / 24, tau), rel=1e-5)
 
 
 def _distributed_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:

@@ -239,7 +239,6 @@ def show_library_notes() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 class _Parser(argparse.ArgumentParser):

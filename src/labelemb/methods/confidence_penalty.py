@@ -37,12 +37,11 @@ class ConfidencePenalty(LinearOutputMethod):
         self.beta = beta
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
         # p log p from log_softmax stays finite where p underflows to 0 (0 * finite = 0),
         # unlike torch.special.entr(p), whose gradient at p = 0 is infinite.
         entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))
         loss = ce - self.beta * entropy
-        return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "entropy": entropy.detach()})
+        return rows.output(loss, logits, {"ce": ce.detach(), "entropy": entropy.detach()})

@@ -47,6 +47,13 @@ class LabelEmbedding(Method):
     (the default) a single-model step computes the same loss with hand-written closed-form
     gradients (:class:`_LabelEmbeddingHead`, pinned to the formula by the tests); stacked seeds
     and ``fast_path=False`` run the formula through autograd.
+
+    Rows with non-finite features or logits (``z1``, ``z2``) are left out of every term and of
+    every gradient that reaches ``E`` (or ``A``, ``B``, ``c`` when compressed), ``o1`` and
+    ``o2``, as ignored rows are, so a bad batch cannot make them non-finite; the loss then is NaN
+    and those rows' features get a NaN gradient, so the loop (or an AMP ``GradScaler``) sees the
+    bad step (see :class:`~labelemb.methods.base.Method`). An empty batch does not count towards
+    the ``nlp`` warm-up.
     """
 
     stackable = True
@@ -117,27 +124,32 @@ class LabelEmbedding(Method):
         return self.beta, 1.0 - self.beta
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        e = self.embedding_rows(rows.label)
         w_gold, w_soft = self.loss_weights()
         nlp = self.variant == "nlp"
         if self.fast_path and features.dim() == 2:
-            # The same loss with its gradients in closed form (see _LabelEmbeddingHead).
+            # The same loss with its gradients in closed form (see _LabelEmbeddingHead), which
+            # takes o1 and o2's outputs as one (N, 2m) product computed without autograd.
             w, b = self.heads.weight, self.heads.bias
+            rows, z = self.check_inputs(features, target, lambda h: _both_heads(h, w, b))
+            e = self.embedding_rows(rows.label)
             loss, z1, stacked_terms = _LabelEmbeddingHead.apply(
-                features, w, b, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp
+                rows.safe(features), w, b, z, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp
             )
             terms = dict(zip(TERMS, stacked_terms.unbind(-1)))
         else:
-            z1 = linear(features, *self.output_layer(1))
-            z2 = linear(features.detach(), *self.output_layer(2))  # sg(h): o2 never changes the backbone
+            rows, (z1, z2) = self.check_inputs(features, target, self._both_outputs)
+            e = self.embedding_rows(rows.label)
             loss, terms = label_embedding_loss(
                 z1, z2, e, rows, w_gold=w_gold, w_soft=w_soft, tau=self.tau, alpha=self.alpha, nlp=nlp
             )
             terms = {name: value.detach() for name, value in terms.items()}
-        if self.training and nlp:
+        if self.training and nlp and target.shape[-1]:  # an empty batch is no update
             self.num_updates += 1
-        return MethodOutput(loss=loss, logits=z1, terms=terms)
+        return rows.output(loss, z1, terms)
+
+    def _both_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``z1 = o1(h)`` and ``z2 = o2(sg(h))``: o2 never changes the backbone."""
+        return linear(features, *self.output_layer(1)), linear(features.detach(), *self.output_layer(2))
 
     def logits(self, features: Tensor) -> Tensor:
         return linear(features, *self.output_layer(1))
@@ -245,6 +257,12 @@ def _init_heads(in_features: int, num_classes: int, std: float | None) -> nn.Lin
     return heads
 
 
+@torch.no_grad()
+def _both_heads(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``[z1, z2] = h W^T + b``, (N, 2m), outside autograd: the fast path's gradients are by hand."""
+    return torch.addmm(b, h, w.t())
+
+
 class _LabelEmbeddingHead(torch.autograd.Function):
     """The fast path: both output layers and :func:`label_embedding_loss`, with gradients by hand.
 
@@ -265,16 +283,16 @@ class _LabelEmbeddingHead(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, w, b, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp):  # type: ignore[override]
+    def forward(ctx, h, w, b, z, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp):  # type: ignore[override]
         # Written for few tensor operations: at m = 10 each costs more in dispatch than in arithmetic.
-        m = e.shape[1]
-        z = torch.addmm(b, h, w.t())
+        # z = [o1(h), o2(h)] = h W^T + b comes in computed (by _both_heads): the input check reads it.
+        n, m = e.shape
         z2 = z[:, m:]
         label = rows.label[:, None]
         weight = None if rows.weight is None else rows.weight[:, None]
         row_scale = rows.scale()
         # o1 and o2 in one call; e apart, since 3N rows would cross the kernel's threading threshold
-        log_p = F.log_softmax(z.view(-1, 2, m), dim=-1)
+        log_p = F.log_softmax(z.view(n, 2, m), dim=-1)
         p = log_p.exp()
         p1, p2 = p[:, 0], p[:, 1]
         log_q = F.log_softmax(e, dim=-1)
@@ -329,7 +347,7 @@ class _LabelEmbeddingHead(torch.autograd.Function):
         # hand each input a gradient of its own dtype.
         grad_h = (grad_z[:, :m] @ w[:m].to(grad_z.dtype)).to(h.dtype) if ctx.needs_input_grad[0] else None
         grad_w = (grad_z.t() @ h.to(grad_z.dtype)).to(w.dtype)
-        return grad_h, grad_w, grad_z.sum(0), (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 6)
+        return grad_h, grad_w, grad_z.sum(0), None, (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 6)
 
 
 def _loss_and_terms(

@@ -82,16 +82,13 @@ class LabelEmbeddingFixed(Method):
         self.register_buffer("soft_label_table", torch.softmax(matrix, dim=-1))
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        z1 = self.logits(features)
+        rows, z1 = self.check_inputs(features, target, self.logits)
         log_p1 = F.log_softmax(z1, dim=-1)
         soft_label = rows_of(self.soft_label_table, rows.label)
         ce_o1 = rows.mean(-gold(log_p1, rows.label))
         soft_o1 = rows.mean(-(soft_label * log_p1).sum(-1))
         loss = self.beta * ce_o1 + (1.0 - self.beta) * soft_o1
-        return MethodOutput(
-            loss=loss, logits=z1, terms={"ce_o1": ce_o1.detach(), "soft_o1": soft_o1.detach()}
-        )
+        return rows.output(loss, z1, {"ce_o1": ce_o1.detach(), "soft_o1": soft_o1.detach()})
 
     def logits(self, features: Tensor) -> Tensor:
         return linear(features, self.o1.weight, self.o1.bias)

@@ -37,11 +37,10 @@ class LabelSmoothing(LinearOutputMethod):
         self.epsilon = epsilon
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         # Both parts are needed for the loss anyway, so logging them separately costs nothing.
         ce = rows.mean(-gold(log_p, rows.label))
         uniform = rows.mean(-log_p.mean(dim=-1))
         loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
-        return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "uniform": uniform.detach()})
+        return rows.output(loss, logits, {"ce": ce.detach(), "uniform": uniform.detach()})

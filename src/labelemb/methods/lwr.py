@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,25 +15,37 @@ from .registry import register
 
 @register("lwr")
 class LearningWithRetrospection(LinearOutputMethod):
-    """Learning with retrospection (LWR), Deng & Zhang (2021), AAAI; as in DESIGN.md and their code.
+    """Learning with retrospection (LWR), Deng & Zhang (2021), AAAI; as in DESIGN.md.
 
     Each training example ``i`` keeps a soft label ``s_i``, its own ``softmax(z_i / tau)`` recorded
     in the last epoch of the previous block of ``k`` epochs. With ``e`` the 0-based epoch::
 
         L = (1 - w) H(y, softmax(z)) + w tau^2 KL(s_i || softmax(z / tau)),
-        w = (1 - gamma) c / epochs,   c = k floor(e / k)
+        w = (1 - gamma) c / H,   c = k floor(e / k),   H = weight_horizon or epochs
 
     so the first ``k`` epochs (``c = 0``) are plain cross-entropy. During training the head writes
     ``softmax(z / tau)`` of every example into a pending buffer at its ``index`` (its position in
     the training set); :meth:`on_epoch_end` of every ``k``-th epoch makes those recordings the
     soft labels. An example not seen in that epoch keeps its previous soft label (none at first:
-    a zero row, whose KL term is 0). Here ``c`` is always ``k`` times the number of soft-label
-    updates so far; the authors' script counts epochs from 1, so its ``c`` steps up one epoch
-    before the matching update. In evaluation without ``index`` the loss is plain cross-entropy.
+    a zero row, whose KL term is 0). In evaluation without ``index`` the loss is plain cross-entropy.
+
+    Where this differs from the authors' code (``helper/loops.py`` of their release, CIFAR-100,
+    200 epochs): (1) their weight divides by a literal 240, not by the number of epochs trained
+    (200), so their largest weight is ``0.9 * 200 / 240 = 0.75``, where ours, by default, reaches
+    ``0.9 * 195 / 200 = 0.88`` (``k = 5``); ``weight_horizon=240`` with ``epochs=200`` gives
+    theirs (``0.9 * 195 / 240 = 0.73`` at most). (2) Their script counts epochs from 1, so its
+    ``c`` steps up one epoch before the matching soft-label update; here ``c`` is always ``k``
+    times the number of soft-label updates so far.
+
+    ``weight_horizon`` (default None: ``epochs``) is the number of epochs ``H`` the weight divides
+    by; it must be a positive integer that keeps ``w <= 1`` up to the last epoch.
 
     The trainer must pass ``num_examples`` (training-set size), ``epochs`` (total epochs) and,
     since :attr:`needs_index` is True, ``index=`` on every training step. All state (soft labels,
     pending recordings, the epoch counter) lives in buffers and changes only in training mode.
+    Rows with non-finite features or logits are left out of every recording (their pending soft
+    label, epoch stamp and label stay as they were) and of the gradients, as ignored rows are;
+    the loss then is NaN (see :class:`~labelemb.methods.base.Method`).
     """
 
     needs_index = True
@@ -47,6 +61,7 @@ class LearningWithRetrospection(LinearOutputMethod):
         k: int = 5,
         tau: float = 5.0,
         gamma: float = 0.1,
+        weight_horizon: int | None = None,
         init_std: float | None = None,
         ignore_index: int = -100,
     ) -> None:
@@ -61,11 +76,28 @@ class LearningWithRetrospection(LinearOutputMethod):
             raise ValueError(f"tau must be positive, got {tau}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+        if weight_horizon is not None:
+            number = isinstance(weight_horizon, (int, float)) and not isinstance(weight_horizon, bool)
+            if not number or not 1 <= weight_horizon < math.inf or int(weight_horizon) != weight_horizon:
+                raise ValueError(
+                    f"weight_horizon (the epochs the weight w divides by; None: epochs) must be a "
+                    f"positive integer, got {weight_horizon!r}"
+                )
+            last_c = k * ((epochs - 1) // k)
+            if (1.0 - gamma) * last_c > weight_horizon:
+                raise ValueError(
+                    f"weight_horizon={weight_horizon} would make the weight w = (1 - gamma) c / "
+                    f"weight_horizon exceed 1 by the last epoch (c = {last_c}), giving the cross-entropy "
+                    f"a negative weight; use at least {(1.0 - gamma) * last_c:g}, e.g. epochs={epochs}, "
+                    "or 240 with 200 epochs as the authors' code"
+                )
+            weight_horizon = int(weight_horizon)
         self.num_examples = num_examples
         self.epochs = epochs
         self.k = k
         self.tau = tau
         self.gamma = gamma
+        self.weight_horizon = weight_horizon
         # Epochs completed so far; the weight w is computed from it on the device, never on the host.
         self.register_buffer("epoch", torch.zeros((), dtype=torch.int64))
         self.register_buffer("soft_targets", torch.zeros(num_examples, num_classes))
@@ -77,13 +109,16 @@ class LearningWithRetrospection(LinearOutputMethod):
         self.register_buffer("example_label", torch.full((num_examples,), -1, dtype=torch.int64))
 
     def retrospection_weight(self) -> Tensor:
-        """The current weight ``w = (1 - gamma) k floor(epoch / k) / epochs`` (a 0-d tensor)."""
+        """The current weight ``w = (1 - gamma) k floor(epoch / k) / H`` (a 0-d tensor).
+
+        ``H`` is ``weight_horizon``, or ``epochs`` when that is None.
+        """
         c = torch.div(self.epoch, self.k, rounding_mode="floor") * self.k
-        return (1.0 - self.gamma) * c.to(self.soft_targets.dtype) / self.epochs
+        horizon = self.epochs if self.weight_horizon is None else self.weight_horizon
+        return (1.0 - self.gamma) * c.to(self.soft_targets.dtype) / horizon
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
         if index is None:
@@ -95,7 +130,7 @@ class LearningWithRetrospection(LinearOutputMethod):
                     "method.needs_index is True."
                 )
             # Evaluation data has no recorded soft labels: its loss is the plain cross-entropy.
-            return MethodOutput(loss=ce, logits=logits, terms={"ce": ce.detach()})
+            return rows.output(ce, logits, {"ce": ce.detach()})
         index = self._check_index(index, target)
         log_q = F.log_softmax(logits / self.tau, dim=-1)
         stored = rows_of(self.soft_targets, index).to(log_q.dtype)
@@ -105,7 +140,7 @@ class LearningWithRetrospection(LinearOutputMethod):
         loss = (1.0 - w) * ce + w * kl
         if self.training:
             self._record(log_q.detach().exp(), index, rows.label, rows.weight)
-        return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "kl": kl.detach()})
+        return rows.output(loss, logits, {"ce": ce.detach(), "kl": kl.detach()})
 
     def _check_index(self, index: Tensor, target: Tensor) -> Tensor:
         if index.shape != target.shape:

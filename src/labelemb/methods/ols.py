@@ -23,9 +23,18 @@ class OnlineLabelSmoothing(LinearOutputMethod):
     ``acc[y]`` and 1 to ``cnt[y]``; :meth:`on_epoch_end` sets ``S[c] = acc[c] / cnt[c]`` (the
     uniform row ``1/m`` for a class with no correct example) and resets ``acc`` and ``cnt``.
 
-    ``S`` starts at zero, as in the authors' code: in the first epoch the soft term is 0 and the
-    loss is ``(1 - alpha) H(y, p)``. Evaluation (``module.eval()``) never changes ``S``, ``acc``
-    or ``cnt``; all three are buffers, so a checkpoint resumes mid-epoch exactly.
+    The authors released two versions; this follows their CIFAR script (``cifar/scripts/``):
+    ``S`` starts at zero (in the first epoch the soft term is 0 and the loss is
+    ``(1 - alpha) H(y, p)``) and the two terms weigh 0.5 and 0.5. Their later, cleaned solver for
+    the fine-grained experiments (``fine-grained/solver.py``) differs in three ways, none of which
+    is implemented here: ``S`` starts uniform (``1/m`` everywhere), the two terms weigh 1 and 1,
+    and a row of ``S`` whose largest entry has reached 0.88 is frozen (no longer updated; their
+    comment: better for fine-grained classification, not for ImageNet or CIFAR).
+
+    Evaluation (``module.eval()``) never changes ``S``, ``acc`` or ``cnt``; all three are
+    buffers, so a checkpoint resumes mid-epoch exactly. Rows with non-finite features or logits
+    are left out of ``acc`` and ``cnt`` and of the gradients, as ignored rows are; the loss then
+    is NaN (see :class:`~labelemb.methods.base.Method`).
     """
 
     stackable = True
@@ -49,8 +58,7 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         self.register_buffer("cnt", torch.zeros(num_classes, dtype=torch.int64))
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         ce = -gold(log_p, rows.label)
         soft = -(rows_of(self.soft_labels, rows.label).to(log_p.dtype) * log_p).sum(-1)
@@ -58,9 +66,7 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         loss = (1.0 - self.alpha) * ce_mean + self.alpha * soft_mean
         if self.training:
             self._accumulate(logits.detach(), log_p.detach(), rows.label, rows.weight)
-        return MethodOutput(
-            loss=loss, logits=logits, terms={"ce": ce_mean.detach(), "soft": soft_mean.detach()}
-        )
+        return rows.output(loss, logits, {"ce": ce_mean.detach(), "soft": soft_mean.detach()})
 
     @torch.no_grad()
     def _accumulate(self, logits: Tensor, log_p: Tensor, label: Tensor, weight: Tensor | None) -> None:

@@ -29,7 +29,6 @@ class OneHot(LinearOutputMethod):
         super().__init__(in_features, num_classes, ignore_index, init_std)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         loss = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        return MethodOutput(loss=loss, logits=logits, terms={"ce": loss.detach()})
+        return rows.output(loss, logits, {"ce": loss.detach()})

@@ -180,14 +180,13 @@ class StaticLabel(Method):
         init_linear(self.output, init_std)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        out = self.project(features)
+        rows, out = self.check_inputs(features, target, self.project)
         per_row = F.smooth_l1_loss(out, rows_of(self.class_vectors, rows.label), reduction="none").mean(
             dim=-1
         )
         loss = rows.mean(per_row)
         logits = -torch.cdist(out, self.class_vectors)
-        return MethodOutput(loss=loss, logits=logits, terms={"smooth_l1": loss.detach()})
+        return rows.output(loss, logits, {"smooth_l1": loss.detach()})
 
     def project(self, features: Tensor) -> Tensor:
         """``W h + b``, the point regressed to the class vectors (one seed or a stack)."""

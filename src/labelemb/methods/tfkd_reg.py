@@ -74,8 +74,7 @@ class TfKDReg(LinearOutputMethod):
         return table.scatter_(1, target.long()[:, None], self._t_gold)
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows = self.check_inputs(features, target)
-        logits = self.scores(features)
+        rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         log_p_gold = gold(log_p, rows.label)
         ce = rows.mean(-log_p_gold)
@@ -83,4 +82,4 @@ class TfKDReg(LinearOutputMethod):
         cross = self._t_rest * log_p.sum(dim=-1) + (self._t_gold - self._t_rest) * log_p_gold
         kl = rows.mean(self._neg_entropy - cross)
         loss = (1.0 - self.alpha) * ce + (self.alpha * self.multiplier / self.num_classes) * kl
-        return MethodOutput(loss=loss, logits=logits, terms={"ce": ce.detach(), "kl": kl.detach()})
+        return rows.output(loss, logits, {"ce": ce.detach(), "kl": kl.detach()})
