@@ -397,3 +397,39 @@ def test_a_run_folder_owned_by_another_process_is_not_claimed(tmp_path):
     lock = folder.claim(wait=False)  # the lock dies with its process
     assert lock is not None
     lock.release()
+
+
+# ---------------------------------------------------------------- threads on a busy machine
+
+
+def test_the_command_line_leaves_cores_busy_with_other_processes_alone(monkeypatch, caplog):
+    import labelemb.train.threads as threads
+
+    monkeypatch.setattr(threads, "_usable_cores", lambda: 4)
+    assert threads.free_core_threads(4, 0.1) == 4
+    assert threads.free_core_threads(4, 1.2) == 3
+    assert threads.free_core_threads(4, 3.9) == 1  # always at least one
+    assert threads.free_core_threads(2, None) == 2  # no /proc/stat: torch's choice
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 2.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        with caplog.at_level("INFO", logger="labelemb"):
+            threads.use_free_cores()
+        assert torch.get_num_threads() == 2
+        assert "2.0 of 4 cores are busy" in caplog.text and "train.threads=N" in caplog.text
+        torch.set_num_threads(4)
+        monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user chose: left alone
+        threads.use_free_cores()
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_busy_cores_reads_this_machine():
+    import labelemb.train.threads as threads
+
+    busy = threads.busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= threads._usable_cores() + 1e-9

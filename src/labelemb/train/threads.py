@@ -1,0 +1,75 @@
+"""How many CPU threads a command trains with, on a machine other processes may be using.
+
+torch starts one OpenMP thread per core, and its threads spin while they wait for each other. If
+another process keeps a core busy, every parallel region waits for the thread that lost its core:
+on a 2-core machine with one busy core the demo took 17.8 s with 2 threads and 10.0 s with one
+(9.5 s with one and 8.5 s with two on the idle machine; README, "Threads"). So the command line
+looks, once, at how busy the cores are before it starts, and leaves the busy ones alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+logger = logging.getLogger(__name__)
+
+
+def busy_cores(interval: float = 0.2) -> float | None:
+    """How many cores other processes kept busy during ``interval`` seconds (this one sleeps then);
+    None where ``/proc/stat`` is not there (not Linux)."""
+    try:
+        first = _cpu_times()
+        time.sleep(interval)
+        second = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = sum(second) - sum(first)
+    idle = (second[3] + second[4]) - (first[3] + first[4])  # idle and iowait
+    if total <= 0:
+        return None
+    return (total - idle) / total * _usable_cores()
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def free_core_threads(torch_threads: int, busy: float | None) -> int:
+    """torch's thread count, less the cores ``busy`` with other processes (at least 1)."""
+    if busy is None:
+        return torch_threads
+    free = round(_usable_cores() - busy)
+    return max(1, min(torch_threads, free))
+
+
+def use_free_cores() -> None:
+    """Train with as many threads as there are idle cores, unless the user chose
+    (``OMP_NUM_THREADS``, or ``train.threads``, which the trainer applies later and which wins)."""
+    import torch
+
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = torch.get_num_threads()
+    busy = busy_cores()
+    chosen = free_core_threads(threads, busy)
+    if chosen < threads:
+        logger.info(
+            "%.1f of %d cores are busy with other processes: training with %d thread(s) instead of %d "
+            "(train.threads=N or OMP_NUM_THREADS=N to choose)",
+            busy,
+            _usable_cores(),
+            chosen,
+            threads,
+        )
+        torch.set_num_threads(chosen)
