@@ -196,7 +196,7 @@ def _describe(error: ValidationError) -> str:
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
     """Validate a raw mapping (plus overrides) into a :class:`RunConfig`."""
-    from .build import check_buildable  # build imports this module
+    from .options import check_buildable  # it imports this module
 
     merged = apply_overrides(raw or {}, overrides or [])
     try:

@@ -13,9 +13,10 @@ import torch
 from ..data import Dataset, load_dataset
 from ..rundir import RunDir, differing_keys
 from . import distributed
-from .build import check_buildable, resolve_device
+from .build import resolve_device
 from .config import RunConfig
 from .loop import Progress, SeedRun, build_run, finish, run_loop, schedule, summarize
+from .options import check_buildable
 from .seed import describe_seeds
 from .single import Single
 from .stacked import BatchedConfigError, Stacked, unsupported_reason
