@@ -245,7 +245,7 @@ STACKED_METHODS = [
     ("label_embedding", {}),
     # alpha 0: the hinge is active on every row; paper: both first weights 1.
     ("label_embedding", {"alpha": 0.0, "tau": 3.0}),
-    ("label_embedding", {"variant": "paper", "beta": 0.3}),
+    ("label_embedding", {"variant": "paper", "tau": 3.0}),
     ("label_embedding", {"variant": "nlp", "soft_warmup": 0, "alpha": 0.3}),
     ("label_embedding", {"compressed_dim": 3, "alpha": 0.0}),
     ("label_embedding_fixed", {"embedding": 2.0 * torch.eye(5) + 0.3}),

@@ -27,7 +27,7 @@ METHODS = [
     ("tfkd_reg", {"temperature": 4.0, "alpha": 0.3}),
     ("label_embedding", {"alpha": 0.0}),
     ("label_embedding", {"alpha": 0.0, "fast_path": False}),
-    ("label_embedding", {"variant": "paper", "beta": 0.3}),
+    ("label_embedding", {"variant": "paper", "tau": 3.0}),
     ("label_embedding", {"variant": "nlp", "soft_warmup": 0, "alpha": 0.3}),
     ("label_embedding", {"compressed_dim": 3, "alpha": 0.0}),
     ("label_embedding", {"compressed_dim": 3, "alpha": 0.0, "fast_path": False}),

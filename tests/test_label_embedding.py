@@ -77,8 +77,9 @@ def hand_loss(
         return beta * ce1 / n + (1 - beta) * soft / n + ce2 / n + emb_sum / (n_correct + 1e-8) + hinge
     if variant == "paper":
         return ce1 / n + soft / n + ce2 / n + emb_sum / (n_correct + 1e-8) + hinge
-    soft_weight = (1 - beta) if warm else 0.0
-    return beta * ce1 / n + soft_weight * soft / n + ce2 / n + emb_sum / n + two_sided / n
+    # The released seq2seq loss: every weight 1, every term over the n non-pad tokens.
+    soft_weight = 1.0 if warm else 0.0
+    return ce1 / n + soft_weight * soft / n + ce2 / n + emb_sum / n + two_sided / n
 
 
 def run(head, targets, features=FEATURES):
@@ -122,14 +123,38 @@ def test_paper_variant_weights_both_o1_terms_one():
     )
 
 
-def test_nlp_variant_warm_up_two_sided_penalty_and_token_mean():
+@pytest.mark.parametrize("targets", [[0, 1, 2, 1], [0, -100, 2, 1], [-100, 1, -100, 1]], ids=str)
+def test_nlp_variant_is_the_released_formula_with_padding(targets):
     head = make_head(variant="nlp", soft_warmup=2)
-    targets = [0, 1, 2, 1]
     for step in range(3):  # updates 0 and 1 are in warm-up, update 2 is not
+        out = run(head, targets)
         expected = hand_loss(FEATURES, targets, head, "nlp", warm=step >= 2)
-        assert run(head, targets).loss.item() == pytest.approx(expected, rel=1e-5), step
+        assert out.loss.item() == pytest.approx(expected, rel=1e-5), step
     assert int(head.num_updates) == 3
-    assert LabelEmbedding(D, M, variant="nlp").soft_warmup == 20_000
+    # Weights 1, 1 after the warm-up: the loss is the plain sum of its five terms.
+    assert out.loss.item() == pytest.approx(sum(t.item() for t in out.terms.values()), rel=1e-6)
+
+
+def test_nlp_warm_up_is_a_count_or_a_fraction_of_training():
+    assert LabelEmbedding(D, M, variant="nlp").soft_warmup == 20_000  # as released
+    assert LabelEmbedding(D, M, variant="nlp", soft_warmup=500).soft_warmup == 500
+    assert LabelEmbedding(D, M, variant="nlp", soft_warmup=0.3, total_updates=1000).soft_warmup == 300
+    with pytest.raises(ValueError, match="total_updates"):
+        LabelEmbedding(D, M, variant="nlp", soft_warmup=0.3)
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="soft_warmup"):
+            LabelEmbedding(D, M, variant="nlp", soft_warmup=bad)
+    with pytest.raises(ValueError, match="leave beta out"):
+        LabelEmbedding(D, M, variant="nlp", beta=0.5)
+
+
+def test_the_trainer_gives_a_fractional_warm_up_its_number_of_updates(small_config, digits):
+    from labelemb.train import build_network
+
+    config = small_config("method.variant=nlp", "method.soft_warmup=0.25", "train.epochs=4")
+    _, method = build_network(config, digits)
+    batches = -(-len(digits.train) // config.train.batch_size)
+    assert method.soft_warmup == round(0.25 * batches * 4)
 
 
 def test_evaluation_mode_does_not_advance_the_warm_up():

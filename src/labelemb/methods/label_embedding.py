@@ -33,9 +33,14 @@ class LabelEmbedding(Method):
           + sum_i max(0, softmax(z2_i)[y_i] - alpha)
 
     ``variant="paper"`` weights the first two terms 1 and 1 (Eq. 14). ``variant="nlp"`` is the
-    released seq2seq code: two-sided penalty ``|softmax(z2)[y] - alpha|``, the soft term switched
-    on after ``soft_warmup`` (default 20,000) training steps, and every term summed over tokens and
-    divided by the number of non-ignored tokens.
+    released seq2seq loss (``NaturalLanguageProcessing/models/loss.py``), exactly: every weight 1
+    (no ``beta``), the two-sided penalty ``|softmax(z2)[y] - alpha|``, the soft term switched on
+    after ``soft_warmup`` updates (default 20,000 as released; a float in (0, 1) is a fraction of
+    ``total_updates``, which the trainer passes), and every term, the embedding term included,
+    summed over non-ignored tokens and divided by their number::
+
+        L = [sum_i H(y_i, p1_i) + sum_i H(y_i, p2_i) + sum_i mask_i H(sg(softmax(z2_i / tau)), q_i)
+             + sum_i |p2_i[y_i] - alpha| + [updates >= warm-up] sum_i H(sg(q_i), p1_i)] / n
 
     ``compressed_dim=k`` learns ``e = ReLU(A[y] B + c)`` with ``A`` (m x k), ``B`` (k x m)
     (Section 2.2, Eq. 15-16) and never builds an m x m matrix. Prediction uses ``z1`` only.
@@ -65,10 +70,11 @@ class LabelEmbedding(Method):
         *,
         tau: float = 2.0,
         alpha: float = 0.9,
-        beta: float = 0.5,
+        beta: float | None = None,
         variant: str = "released",
         compressed_dim: int | None = None,
-        soft_warmup: int | None = None,
+        soft_warmup: int | float | None = None,
+        total_updates: int | None = None,
         init_std: float | None = None,
         fast_path: bool = True,
         ignore_index: int = -100,
@@ -78,6 +84,12 @@ class LabelEmbedding(Method):
             raise ValueError(f"unknown label_embedding variant {variant!r}; choose one of {VARIANTS}")
         if tau <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
+        if beta is not None and variant != "released":
+            raise ValueError(
+                f"beta weighs the o1 terms of variant 'released' only; variant {variant!r} weighs both 1 "
+                "(as its source does): leave beta out"
+            )
+        beta = 0.5 if beta is None else beta
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")
         if compressed_dim is not None and compressed_dim < 1:
@@ -88,7 +100,7 @@ class LabelEmbedding(Method):
         self.variant = variant
         self.compressed_dim = compressed_dim
         self.fast_path = fast_path
-        self.soft_warmup = (20_000 if variant == "nlp" else 0) if soft_warmup is None else soft_warmup
+        self.soft_warmup = _warmup_updates(variant, soft_warmup, total_updates)
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
         # serves both, and the optimiser updates two tensors instead of four.
@@ -119,8 +131,8 @@ class LabelEmbedding(Method):
         if self.variant == "paper":
             return 1.0, 1.0
         # Stacked seeds count their updates together: the first seed's count is every seed's.
-        if self.variant == "nlp" and int(self.num_updates.reshape(-1)[0]) < self.soft_warmup:
-            return self.beta, 0.0
+        if self.variant == "nlp":  # every weight 1, the soft term after the warm-up (as released)
+            return 1.0, float(int(self.num_updates.reshape(-1)[0]) >= self.soft_warmup)
         return self.beta, 1.0 - self.beta
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
@@ -191,6 +203,25 @@ class LabelEmbedding(Method):
         """The raw m x m embedding ``E`` (materialised from ``A, B, c`` when compressed)."""
         labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.embedding_rows(labels).detach().clone()
+
+
+def _warmup_updates(variant: str, soft_warmup: int | float | None, total_updates: int | None) -> int:
+    """The ``nlp`` warm-up in updates: a count, or a fraction of ``total_updates`` such as 0.3."""
+    if soft_warmup is None:
+        return 20_000 if variant == "nlp" else 0  # the release's count
+    if isinstance(soft_warmup, float) and 0.0 < soft_warmup < 1.0:
+        if total_updates is None:
+            raise ValueError(
+                f"soft_warmup={soft_warmup} is a fraction of training: give total_updates= too (the "
+                "trainer does), or give the warm-up as a number of updates"
+            )
+        return round(soft_warmup * total_updates)
+    if soft_warmup < 0 or soft_warmup != int(soft_warmup):
+        raise ValueError(
+            f"soft_warmup must be a number of updates (a whole number >= 0) or a fraction of training "
+            f"between 0 and 1, got {soft_warmup}"
+        )
+    return int(soft_warmup)
 
 
 def label_embedding_loss(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ def build_network(config: RunConfig, dataset: Dataset) -> tuple[nn.Module, metho
         "init_std": getattr(model, "output_init_std", None),
         "num_examples": len(dataset.train),
         "epochs": config.train.epochs,
+        "total_updates": math.ceil(len(dataset.train) / config.train.batch_size) * config.train.epochs,
         "class_names": list(dataset.class_names),
     }
     for key, value in context.items():

@@ -16,7 +16,7 @@ from .. import methods, models
 from .config import ConfigError, RunConfig, config_keys
 
 #: Method options the trainer fills in from the run when the config leaves them out.
-RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "class_names")
+RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")
 
 
 def check_buildable(config: RunConfig) -> None:
