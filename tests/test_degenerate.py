@@ -110,6 +110,15 @@ def assert_all_finite(method, where: str) -> None:
             assert torch.isfinite(param.grad).all(), f"{where}: the gradient of {key} is not finite"
 
 
+def assert_same_grads(got_grads, want_grads, where: str) -> None:
+    """Every gradient equal; where the reference has none, the other has none or zeros."""
+    for key in want_grads:
+        if want_grads[key] is None:
+            assert got_grads[key] is None or not got_grads[key].any(), f"{where} {key}"
+        else:
+            torch.testing.assert_close(got_grads[key], want_grads[key], msg=f"{where} gradient of {key}")
+
+
 def assert_same_state(got, want, where: str) -> None:
     got, want = tensors(got), tensors(want)
     for key in want:
@@ -151,11 +160,7 @@ def test_non_finite_rows_are_left_out_of_the_state_and_the_loss_says_so(name, op
         assert got.terms.keys() == want.terms.keys()
         for key in want.terms:
             torch.testing.assert_close(got.terms[key], want.terms[key], msg=f"{where} term {key}")
-        for key in want_grads:
-            if want_grads[key] is None:
-                assert got_grads[key] is None or not got_grads[key].any(), f"{where} {key}"
-            else:
-                torch.testing.assert_close(got_grads[key], want_grads[key], msg=f"{where} gradient of {key}")
+        assert_same_grads(got_grads, want_grads, where)
         assert_all_finite(bad, where)
         assert_same_state(bad, reference, where)
 
@@ -176,9 +181,7 @@ def test_a_row_whose_logits_overflow_is_left_out_like_a_non_finite_one(name, opt
     want, _, want_grads = step(reference, features, ignore(target, (4,)), index)
     assert torch.isnan(got.loss)
     assert torch.isnan(got_grad[4]).all()
-    for key in want_grads:
-        if want_grads[key] is not None:
-            torch.testing.assert_close(got_grads[key], want_grads[key], msg=f"{name} gradient of {key}")
+    assert_same_grads(got_grads, want_grads, name)
     assert_all_finite(bad, name)
     assert_same_state(bad, reference, name)
 
@@ -192,9 +195,7 @@ def test_an_ignored_row_with_non_finite_features_changes_nothing(name, options):
     want, want_grad, want_grads = step(reference, features, ignore(target), index)
     torch.testing.assert_close(got.loss, want.loss)
     assert not got_grad[list(BAD_ROWS)].any(), "an ignored row must get no gradient"
-    for key in want_grads:
-        if want_grads[key] is not None:
-            torch.testing.assert_close(got_grads[key], want_grads[key], msg=f"{name} gradient of {key}")
+    assert_same_grads(got_grads, want_grads, name)
     assert_same_state(padded, reference, name)
 
 
@@ -280,9 +281,7 @@ def test_stacked_seeds_leave_out_each_seeds_own_non_finite_rows(name, options):
         assert torch.isnan(got_grad[1, list(BAD_ROWS)]).all(), where
         torch.testing.assert_close(got_grad[[0, 2]], want_grad[[0, 2]], msg=where)
         torch.testing.assert_close(got_grad[1, good], want_grad[1, good], msg=where)
-        for key in want_grads:
-            if want_grads[key] is not None:
-                torch.testing.assert_close(got_grads[key], want_grads[key], msg=f"{where} gradient of {key}")
+        assert_same_grads(got_grads, want_grads, where)
         assert_all_finite(bad, where)
         assert_same_state(bad, reference, where)
 

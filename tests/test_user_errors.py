@@ -245,8 +245,9 @@ def test_every_command_names_a_damaged_file_of_a_run_folder(runs, capsys, file, 
 def test_every_option_of_every_command_has_help_text():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {choice.dest: choice.help for choice in commands._choices_actions}
     for name, command in commands.choices.items():
-        assert command.description or name in [c.dest for c in commands._choices_actions]
+        assert summaries.get(name), f"labelemb {name} has no one-line help in `labelemb --help`"
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
