@@ -123,9 +123,10 @@ def test_paper_variant_weights_both_o1_terms_one():
     )
 
 
+@pytest.mark.parametrize("compressed_dim", [None, "auto"], ids=["full-E", "released-compressed"])
 @pytest.mark.parametrize("targets", [[0, 1, 2, 1], [0, -100, 2, 1], [-100, 1, -100, 1]], ids=str)
-def test_nlp_variant_is_the_released_formula_with_padding(targets):
-    head = make_head(variant="nlp", soft_warmup=2)
+def test_nlp_variant_is_the_released_formula_with_padding(targets, compressed_dim):
+    head = make_head(variant="nlp", soft_warmup=2, compressed_dim=compressed_dim)
     for step in range(3):  # updates 0 and 1 are in warm-up, update 2 is not
         out = run(head, targets)
         expected = hand_loss(FEATURES, targets, head, "nlp", warm=step >= 2)

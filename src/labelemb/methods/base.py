@@ -24,11 +24,13 @@ class MethodOutput:
     """What one training step of a method returns.
 
     ``loss`` is a scalar ready for ``backward()``; ``logits`` are the ``(N, num_classes)``
-    prediction scores of the batch; ``terms`` holds each loss term, detached, for logging.
+    prediction scores of the batch, or None when the head worked through the rows in chunks (a
+    large label set, where N x num_classes logits never exist at once: ``method.logits(features)``
+    gives them); ``terms`` holds each loss term, detached, for logging.
     """
 
     loss: Tensor
-    logits: Tensor
+    logits: Tensor | None
     terms: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -304,7 +306,7 @@ class Rows:
             return values
         return torch.where(self.finite.unsqueeze(-1), values, 0.0)
 
-    def output(self, loss: Tensor, logits: Tensor, terms: dict[str, Tensor]) -> MethodOutput:
+    def output(self, loss: Tensor, logits: Tensor | None, terms: dict[str, Tensor]) -> MethodOutput:
         """The step's :class:`MethodOutput`.
 
         When a row that would count (its target is not ``ignore_index``) was not finite, the loss
@@ -313,7 +315,8 @@ class Rows:
         """
         if self.finite is not None:
             loss = loss + self.poison.to(loss.dtype)
-            logits = logits.masked_fill(~self.finite.unsqueeze(-1), float("nan"))
+            if logits is not None:
+                logits = logits.masked_fill(~self.finite.unsqueeze(-1), float("nan"))
         return MethodOutput(loss=loss, logits=logits, terms=terms)
 
     def sum(self, values: Tensor) -> Tensor:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .base import LinearOutputMethod, MethodOutput, gold
+from .chunked import check_chunk_size, chunked_output, subtract_at_labels
 from .registry import register
 
 
@@ -18,6 +20,9 @@ class ConfidencePenalty(LinearOutputMethod):
     Pereyra et al. (2017), "Regularizing Neural Networks by Penalizing Confident Output
     Distributions", Section 3 ("MaxEntReg" in the LwAL paper). Both terms are averaged over the
     rows that count. The entropy is differentiated too: that is the penalty's whole effect.
+
+    Large label sets: ``chunk_size`` as for ``onehot``; the gradient in the logits is
+    ``p - onehot(y) + beta p (log p + H(p))``.
     """
 
     stackable = True
@@ -29,14 +34,21 @@ class ConfidencePenalty(LinearOutputMethod):
         *,
         beta: float = 0.1,
         init_std: float | None = None,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
     ) -> None:
         super().__init__(in_features, num_classes, ignore_index, init_std)
+        check_chunk_size(chunk_size)
+        self.chunk_size = chunk_size
         if beta < 0.0:
             raise ValueError(f"beta must be >= 0 (a negative beta rewards confidence), got {beta}")
         self.beta = beta
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
+        weights = {"ce": 1.0, "entropy": -self.beta}
+        chunked = chunked_output(self, features, target, self.chunk_size, self._chunk_rows, weights)
+        if chunked is not None:
+            return chunked
         rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
@@ -45,3 +57,12 @@ class ConfidencePenalty(LinearOutputMethod):
         entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))
         loss = ce - self.beta * entropy
         return rows.output(loss, logits, {"ce": ce.detach(), "entropy": entropy.detach()})
+
+    def _chunk_rows(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row's ``[H(y, p), H(p)]`` and the gradient of ``H(y, p) - beta H(p)`` in the logits."""
+        log_p = F.log_softmax(logits, dim=-1)
+        p = log_p.exp()
+        entropy = -(p * log_p).sum(-1, keepdim=True)
+        terms = torch.cat([-log_p.gather(1, label[:, None]), entropy], dim=1)
+        grad = log_p.add_(entropy).mul_(p).mul_(self.beta).add_(p)  # p + beta p (log p + H)
+        return terms, subtract_at_labels(grad, label, 1.0)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, Rows, gold, init_linear, per_process_share, world_size
+from .chunked import (
+    LinearGrads,
+    Precision,
+    check_chunk_size,
+    counted_rows,
+    rows_per_chunk,
+    scaled_grads,
+    subtract_at_labels,
+    without_rows_that_overflow,
+)
 from .label_embedding_fixed import EMBEDDING_KEY
 from .registry import register
 
@@ -43,7 +57,18 @@ class LabelEmbedding(Method):
              + sum_i |p2_i[y_i] - alpha| + [updates >= warm-up] sum_i H(sg(q_i), p1_i)] / n
 
     ``compressed_dim=k`` learns ``e = ReLU(A[y] B + c)`` with ``A`` (m x k), ``B`` (k x m)
-    (Section 2.2, Eq. 15-16) and never builds an m x m matrix. Prediction uses ``z1`` only.
+    (Section 2.2, Eq. 15-16) and never builds an m x m matrix; ``None`` learns the full ``E``.
+    Left out (``"auto"``), it follows each variant's source: the full ``E`` for ``released`` and
+    ``paper``, ``k`` = the feature size for ``nlp`` (the release's seq2seq head: ``A ~ N(0, 1)``,
+    ``B`` and ``c`` initialised as a default ``nn.Linear(k, m)``; the other variants scale ``B``
+    to unit-variance ``A[y] B`` and start ``c`` at 0). Prediction uses ``z1`` only.
+
+    Large label sets (a vocabulary): once a batch has more rows than ``chunk_size`` (None: about
+    2^23 logits per chunk of ``2m`` outputs), the head works through the rows that count in chunks
+    (:class:`_ChunkedLabelEmbeddingHead`): at most one chunk's logits, probabilities and gradients
+    exist at a time, ``e`` is formed once per distinct label of each chunk (rows are grouped by
+    label), and the step returns ``logits=None``. Its peak memory stays below that of a plain
+    ``cross_entropy(linear(h))`` on the same batch (``bench/vocab.py``).
 
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
@@ -72,14 +97,16 @@ class LabelEmbedding(Method):
         alpha: float = 0.9,
         beta: float | None = None,
         variant: str = "released",
-        compressed_dim: int | None = None,
+        compressed_dim: int | Literal["auto"] | None = "auto",
         soft_warmup: int | float | None = None,
         total_updates: int | None = None,
         init_std: float | None = None,
         fast_path: bool = True,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
     ) -> None:
         super().__init__(in_features, num_classes, ignore_index)
+        check_chunk_size(chunk_size)
         if variant not in VARIANTS:
             raise ValueError(f"unknown label_embedding variant {variant!r}; choose one of {VARIANTS}")
         if tau <= 0:
@@ -92,7 +119,9 @@ class LabelEmbedding(Method):
         beta = 0.5 if beta is None else beta
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")
-        if compressed_dim is not None and compressed_dim < 1:
+        if compressed_dim == "auto":
+            compressed_dim = in_features if variant == "nlp" else None
+        if compressed_dim is not None and (not isinstance(compressed_dim, int) or compressed_dim < 1):
             raise ValueError(f"compressed_dim must be a positive rank, got {compressed_dim}")
         self.tau = tau
         self.alpha = alpha
@@ -100,6 +129,7 @@ class LabelEmbedding(Method):
         self.variant = variant
         self.compressed_dim = compressed_dim
         self.fast_path = fast_path
+        self.chunk_size = chunk_size
         self.soft_warmup = _warmup_updates(variant, soft_warmup, total_updates)
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
@@ -108,11 +138,11 @@ class LabelEmbedding(Method):
         if compressed_dim is None:
             self.embedding = nn.Parameter(torch.eye(num_classes))
         else:
-            # Scaled so that A[y] B has unit-variance entries at the start.
             self.codes = nn.Parameter(torch.randn(num_classes, compressed_dim))
             self.expand = nn.Linear(compressed_dim, num_classes)
-            nn.init.normal_(self.expand.weight, std=compressed_dim**-0.5)
-            nn.init.zeros_(self.expand.bias)
+            if variant != "nlp":  # scaled so that A[y] B has unit-variance entries at the start
+                nn.init.normal_(self.expand.weight, std=compressed_dim**-0.5)
+                nn.init.zeros_(self.expand.bias)
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
@@ -138,7 +168,12 @@ class LabelEmbedding(Method):
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         w_gold, w_soft = self.loss_weights()
         nlp = self.variant == "nlp"
-        if self.fast_path and features.dim() == 2:
+        chunk_rows = rows_per_chunk(self.chunk_size, features.shape[0], 2 * self.num_classes)
+        if self.fast_path and features.dim() == 2 and chunk_rows is not None:
+            rows, _ = self.check_inputs(features, target)
+            loss, stacked_terms = self._loss_in_chunks(features, rows, chunk_rows, w_gold, w_soft)
+            z1, terms = None, dict(zip(TERMS, stacked_terms.unbind(-1)))
+        elif self.fast_path and features.dim() == 2:
             # The same loss with its gradients in closed form (see _LabelEmbeddingHead), which
             # takes o1 and o2's outputs as one (N, 2m) product computed without autograd.
             w, b = self.heads.weight, self.heads.bias
@@ -158,6 +193,24 @@ class LabelEmbedding(Method):
         if self.training and nlp and target.shape[-1]:  # an empty batch is no update
             self.num_updates += 1
         return rows.output(loss, z1, terms)
+
+    def _loss_in_chunks(
+        self, features: Tensor, rows: Rows, chunk_rows: int, w_gold: float, w_soft: float
+    ) -> tuple[Tensor, Tensor]:
+        """The loss and its terms through :class:`_ChunkedLabelEmbeddingHead`, rows grouped by label."""
+        h, label, _ = counted_rows(features, rows)
+        distinct, inverse = torch.unique(label, sorted=True, return_inverse=True)
+        grouped = inverse.argsort(stable=True)  # rows of one label together: e once per label and chunk
+        settings = _Settings(w_gold, w_soft, self.tau, self.alpha, self.variant == "nlp", rows.count)
+        embedding = (
+            (self.embedding,)
+            if self.compressed_dim is None
+            else (self.codes, self.expand.weight, self.expand.bias)
+        )
+        w, b = self.heads.weight, self.heads.bias
+        return _ChunkedLabelEmbeddingHead.apply(
+            h.index_select(0, grouped), w, b, distinct, inverse[grouped], settings, chunk_rows, *embedding
+        )
 
     def _both_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``z1 = o1(h)`` and ``z2 = o2(sg(h))``: o2 never changes the backbone."""
@@ -418,3 +471,204 @@ def _loss_and_terms(
     # Row 0 turns the sums into the terms, row 1 into the weighted loss.
     coefficients = sums.new_tensor([c, c, c, -1.0, 1.0, c * w_gold, c * w_soft, c, -1.0, 1.0]).view(2, 5)
     return sums @ coefficients[1], sums * coefficients[0]
+
+
+@dataclass
+class _Settings:
+    """What one step of the loss depends on besides the tensors."""
+
+    w_gold: float
+    w_soft: float
+    tau: float
+    alpha: float
+    nlp: bool
+    count: Tensor | float  # rows that count (this process's share of them when distributed)
+
+
+class _ChunkedLabelEmbeddingHead(torch.autograd.Function):
+    """:func:`label_embedding_loss` chunk by chunk of rows, with every gradient formed in forward.
+
+    Takes the features of the rows that count, grouped by label (``inverse`` maps each row to its
+    label in ``distinct``, ascending), so that a chunk's rows have a few neighbouring labels: ``e``
+    is formed for those (once per chunk) and its gradient passed back into ``E`` (or ``A``, ``B``,
+    ``c``) before the next chunk. The gradients are the closed forms of :class:`_LabelEmbeddingHead`;
+    the emb term's gradient is accumulated without its normaliser (the batch's mask count, known
+    only after the last chunk, unless ``nlp``) and scaled at the end. Memory: one chunk's
+    ``n_c x 2m`` logits and the tensors formed from them, the chunk's ``e`` (at most ``n_c x m``),
+    and float32 gradient accumulators of the parameters and features.
+    """
+
+    @staticmethod
+    def forward(ctx, h, w, b, distinct, inverse, settings, chunk_rows, *embedding):  # type: ignore[override]
+        def run(rows: Tensor | None, count: Tensor | float):
+            if rows is None:
+                return _label_embedding_chunks(h, w, b, distinct, inverse, settings, chunk_rows, embedding)
+            settings_kept = dataclasses.replace(settings, count=count)
+            return _label_embedding_chunks(
+                h[rows], w, b, distinct, inverse[rows], settings_kept, chunk_rows, embedding
+            )
+
+        loss, values, grads = without_rows_that_overflow(run, h.shape[0], settings.count)
+        ctx.save_for_backward(*grads)
+        ctx.dtypes = [t.dtype for t in (h, w, b, *embedding)]
+        ctx.mark_non_differentiable(values)
+        return loss, values
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, grad_terms):  # type: ignore[override]
+        grad_h, grad_w, grad_b, *grad_embedding = scaled_grads(ctx.saved_tensors, grad_loss, ctx.dtypes)
+        return grad_h, grad_w, grad_b, None, None, None, None, *grad_embedding
+
+
+def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chunk_rows: int, embedding):
+    """One pass of :class:`_ChunkedLabelEmbeddingHead` over the rows ``h`` (grouped by label)."""
+    m = w.shape[0] // 2
+    precision = Precision(h)
+    with precision.manual():
+        w_c, b_c = precision.cast(w), precision.cast(b)
+        grads = LinearGrads(h, w, out_rows=slice(0, m))  # z2 = o2(sg(h)): only o1 reaches h
+        table = _EmbeddingTable(embedding, precision)
+        # Sums over rows of log p1[y], q . log p1, log p2[y], the penalty, the mask, and mask Te . log q.
+        sums = h.new_zeros(6, dtype=torch.float32)
+        # First and last label of every chunk, read at once: one host read per step.
+        firsts = inverse[::chunk_rows].tolist()
+        lasts = inverse[chunk_rows - 1 :: chunk_rows].tolist() + inverse[-1:].tolist()
+        overflowing = []
+        workspace = _Workspace(min(chunk_rows, h.shape[0]), m, h)
+        for number, start in enumerate(range(0, h.shape[0], chunk_rows)):
+            chunk = slice(start, start + chunk_rows)
+            labels = distinct[firsts[number] : lasts[number] + 1]
+            h_c, local = precision.cast(h[chunk]), inverse[chunk] - firsts[number]
+            e = table.rows(labels)
+            q = F.log_softmax(e, dim=-1)
+            lse = e[:, 0] - q[:, 0]  # log sum exp(e) of each label
+            q = q.exp_()
+            terms, grad_z, teacher = _chunk_rows(h_c, w_c, b_c, labels, local, q, settings, workspace)
+            overflowing.append(~torch.isfinite(terms).all(-1))
+            grads.add(chunk, h_c, precision.cast(grad_z), w_c)
+            sums[:5] += terms.sum(0)
+            # Per label: the sum of its rows' masked teachers (each sums to its mask), the emb
+            # term's share, sum Te . log q = masked . e - mask count x lse, and
+            # dL/de = mask count x softmax(e) - masked (over the normaliser, when it is known).
+            masked = teacher.new_zeros(e.shape).index_add_(0, local, teacher)
+            masks = masked.new_zeros(e.shape[0]).index_add_(0, local, terms[:, 4])
+            sums[5] += torch.vdot(masked.view(-1), e.view(-1)) - masks @ lse
+            grad_e = q.mul_(masks[:, None]).sub_(masked)
+            table.add_grad(labels, e, grad_e.div_(settings.count) if settings.nlp else grad_e)
+        count = settings.count
+        normaliser = count if settings.nlp else per_process_share(sums[4]) + 1e-8
+        penalty = sums[3] / count if settings.nlp else sums[3]
+        values = torch.stack(
+            [-sums[0] / count, -sums[1] / count, -sums[2] / count, -sums[5] / normaliser, penalty]
+        )
+        loss = values @ values.new_tensor([settings.w_gold, settings.w_soft, 1.0, 1.0, 1.0])
+    # The rows' gradients carry their normalisers already (_chunk_rows), E's too when it was known.
+    table_grads = table.grads if settings.nlp else table.scaled(1.0 / normaliser)
+    return (
+        loss,
+        values,
+        (grads.h, grads.w, grads.b, *table_grads),
+        torch.cat([h.new_zeros(0, dtype=torch.bool), *overflowing]),
+    )
+
+
+def _chunk_rows(
+    h: Tensor,
+    w: Tensor,
+    b: Tensor,
+    labels: Tensor,
+    local: Tensor,
+    q: Tensor,
+    settings: _Settings,
+    workspace: _Workspace,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One chunk of rows: their terms, ``dL/dz`` and the emb term's masked teachers.
+
+    ``z = [z1, z2] = h W^T + b`` (n, 2m), in float32; row ``i`` has label ``labels[local[i]]`` and
+    ``q`` holds ``softmax(e)`` of the chunk's labels. Returns the rows' ``[log p1[y], q . log p1,
+    log p2[y], penalty, mask]`` (n, 5), the gradient of the loss in ``z`` (n, 2m) with each term
+    divided by its normaliser, and ``mask_i softmax(z2_i / tau)`` (n, m), the emb term's targets.
+    The n x m tensors live in ``workspace``, reused from chunk to chunk.
+    """
+    n = h.shape[0]
+    z, log_p, teacher, q_rows = workspace.take(n)
+    m = teacher.shape[1]
+    if h.dtype == torch.float32:
+        torch.addmm(b, h, w.t(), out=z)
+    else:
+        z.copy_(torch.addmm(b, h, w.t()))
+    label = labels.index_select(0, local)
+    mask = (z[:, m:].argmax(-1) == label).to(z.dtype)  # learn E only where o2 is right
+    torch.log_softmax(z.view(n, 2, m), dim=-1, out=log_p.view(n, 2, m))
+    torch.softmax(z[:, m:].div_(settings.tau), dim=-1, out=teacher).mul_(mask[:, None])  # z is spent
+    log_p = log_p.view(n, 2, m)
+    gold_log_p = log_p.gather(2, label[:, None, None].expand(n, 2, 1)).squeeze(-1)  # (n, 2)
+    torch.index_select(q, 0, local, out=q_rows)
+    soft = torch.einsum("ij,ij->i", q_rows, log_p[:, 0])  # row-wise dot products, no n x m temporary
+    p2_gold = gold_log_p[:, 1].exp()
+    gap = p2_gold - settings.alpha
+    scale = 1.0 / settings.count
+    if settings.nlp:
+        penalty, slope = gap.abs(), gap.sign() * scale
+    else:  # a sum over the global batch: data-parallel training averages gradients over processes
+        penalty, slope = gap.clamp(min=0) * world_size(), (gap > 0).to(gap.dtype) * world_size()
+    terms = torch.stack([gold_log_p[:, 0], soft, gold_log_p[:, 1], penalty, mask], dim=1)
+
+    grad = log_p.exp_()  # p1 and p2, in place of their logarithms
+    grad1, grad2 = grad[:, 0], grad[:, 1]
+    grad1.mul_(settings.w_gold + settings.w_soft).sub_(q_rows, alpha=settings.w_soft)
+    subtract_at_labels(grad1, label, settings.w_gold).mul_(scale)  # (w p1 - w_gold onehot - w_soft q) / n
+    subtract_at_labels(grad2, label, 1.0).mul_((scale - p2_gold * slope)[:, None])  # (p2 - onehot) ...
+    return terms, grad.view(n, 2 * m), teacher
+
+
+class _Workspace:
+    """The n x m buffers of :func:`_chunk_rows`, allocated once per step and reused by every chunk.
+
+    Chunk-sized tensors freed and allocated afresh for each chunk cost page faults (large blocks
+    go back to the system when freed); reusing them keeps the loop at the speed of its arithmetic.
+    """
+
+    def __init__(self, rows: int, m: int, like: Tensor) -> None:
+        self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)  # z, then log p and dL/dz
+        self.narrow = like.new_empty((2, rows, m), dtype=torch.float32)  # the teachers, q of each row
+
+    def take(self, rows: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.wide[0, :rows], self.wide[1, :rows], self.narrow[0, :rows], self.narrow[1, :rows]
+
+
+class _EmbeddingTable:
+    """``e`` for a chunk's labels, full (``E[y]``) or compressed (``ReLU(A[y] B + c)``), and its gradients.
+
+    ``add_grad`` passes ``dL/de`` of those labels back into float32 accumulators of the table's
+    parameters (rows of ``E``; or ``A``'s rows, ``B`` and ``c``).
+    """
+
+    def __init__(self, parameters: tuple[Tensor, ...], precision: Precision) -> None:
+        self.parameters = parameters
+        self.precision = precision
+        self.grads = [torch.zeros_like(p, dtype=torch.float32) for p in parameters]
+        self.compressed = len(parameters) == 3
+
+    def rows(self, labels: Tensor) -> Tensor:
+        if not self.compressed:
+            return self.parameters[0].index_select(0, labels).float()
+        codes, weight, bias = (self.precision.cast(p) for p in self.parameters)
+        return torch.addmm(bias, codes.index_select(0, labels), weight.t()).float().relu_()
+
+    def add_grad(self, labels: Tensor, e: Tensor, grad_e: Tensor) -> None:
+        if not self.compressed:
+            self.grads[0].index_add_(0, labels, grad_e)
+            return
+        grad_pre = self.precision.cast(torch.ops.aten.threshold_backward(grad_e, e, 0.0))  # through the ReLU
+        codes, weight = (self.precision.cast(p) for p in self.parameters[:2])
+        self.grads[0].index_add_(0, labels, (grad_pre @ weight).float())
+        if grad_pre.dtype == torch.float32:  # in place: no m x k temporary per chunk
+            self.grads[1].addmm_(grad_pre.t(), codes.index_select(0, labels))
+        else:
+            self.grads[1] += (grad_pre.t() @ codes.index_select(0, labels)).float()
+        self.grads[2] += grad_pre.sum(0, dtype=torch.float32)
+
+    def scaled(self, scale: Tensor | float) -> list[Tensor]:
+        return [grad * scale for grad in self.grads]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .base import LinearOutputMethod, MethodOutput, gold
+from .chunked import check_chunk_size, chunked_output, subtract_at_labels
 from .registry import register
 
 
@@ -18,6 +20,9 @@ class LabelSmoothing(LinearOutputMethod):
     Szegedy et al. (2016), "Rethinking the Inception Architecture", Section 7. The smoothing
     mass is spread over all ``m`` classes, gold included (PyTorch's convention), so the loss
     equals ``F.cross_entropy(z, y, label_smoothing=epsilon)``.
+
+    Large label sets: ``chunk_size`` as for ``onehot``; the gradient in the logits is
+    ``p - (1 - epsilon) onehot(y) - epsilon / m``.
     """
 
     stackable = True
@@ -29,14 +34,21 @@ class LabelSmoothing(LinearOutputMethod):
         *,
         epsilon: float = 0.1,
         init_std: float | None = None,
+        chunk_size: int | None = None,
         ignore_index: int = -100,
     ) -> None:
         super().__init__(in_features, num_classes, ignore_index, init_std)
+        check_chunk_size(chunk_size)
+        self.chunk_size = chunk_size
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
         self.epsilon = epsilon
 
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
+        weights = {"ce": 1.0 - self.epsilon, "uniform": self.epsilon}
+        chunked = chunked_output(self, features, target, self.chunk_size, self._chunk_rows, weights)
+        if chunked is not None:
+            return chunked
         rows, logits = self.check_inputs(features, target, self.scores)
         log_p = F.log_softmax(logits, dim=-1)
         # Both parts are needed for the loss anyway, so logging them separately costs nothing.
@@ -44,3 +56,10 @@ class LabelSmoothing(LinearOutputMethod):
         uniform = rows.mean(-log_p.mean(dim=-1))
         loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
         return rows.output(loss, logits, {"ce": ce.detach(), "uniform": uniform.detach()})
+
+    def _chunk_rows(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row's ``[H(y, p), H(u, p)]`` and the gradient of the row's loss in the logits."""
+        log_p = F.log_softmax(logits, dim=-1)
+        terms = torch.cat([-log_p.gather(1, label[:, None]), -log_p.mean(-1, keepdim=True)], dim=1)
+        grad = log_p.exp_().sub_(self.epsilon / self.num_classes)
+        return terms, subtract_at_labels(grad, label, 1.0 - self.epsilon)
