@@ -269,6 +269,48 @@ def test_similar_on_an_onehot_run_uses_the_mean_softmax_and_says_so(finished_run
     assert captured.out.count("| nine |") == 1
 
 
+def similar_rows(run_dir, capsys, *options) -> dict[str, list[str]]:
+    code = main(["similar", str(run_dir), "--top", "3", *options])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return {row[0]: row[1:] for row in table_rows(captured.out)[2:]}
+
+
+def test_similar_labels_prints_only_the_named_labels_with_their_full_table_rows(finished_runs, capsys):
+    everything = similar_rows(finished_runs["label_embedding"], capsys)
+    named = similar_rows(finished_runs["label_embedding"], capsys, "--labels", "three, eight")
+    assert list(named) == ["three", "eight"]
+    assert named == {name: everything[name] for name in named}
+    # a run without a learned representation: rows of its class-mean softmax
+    everything = similar_rows(finished_runs["onehot"], capsys)
+    assert similar_rows(finished_runs["onehot"], capsys, "--labels", "nine") == {"nine": everything["nine"]}
+
+
+def test_similar_labels_of_a_compressed_embedding_come_from_its_rows_of_softmax_e(digits, tmp_path, capsys):
+    """``--labels`` forms softmax(ReLU(A[y] B + c)) for the named labels only; it must agree with the
+    soft-label table the run saved (small enough here to be saved whole)."""
+    config = build_config(
+        {
+            "experiment": "compressed",
+            "output_dir": str(tmp_path),
+            "model": {"name": "mlp", "hidden": [16]},
+            "method": {"name": "label_embedding", "compressed_dim": 4},
+            "train": {"epochs": 1, "progress": False},
+        }
+    )
+    train(config, dataset=digits)
+    everything = similar_rows(config.run_dir(), capsys)
+    named = similar_rows(config.run_dir(), capsys, "--labels", "zero,seven")
+    assert named == {name: everything[name] for name in ("zero", "seven")}
+
+
+def test_similar_labels_names_a_label_the_run_lacks(finished_runs, capsys):
+    code = main(["similar", str(finished_runs["label_embedding"]), "--labels", "three,eigth"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert "--labels: the run has no label 'eigth'; did you mean eight?" in captured.err
+
+
 def test_similar_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     code = main(["similar", str(tmp_path)])
     captured = capsys.readouterr()

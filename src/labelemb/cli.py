@@ -203,12 +203,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     from .analysis import label_similarity, most_similar, similar_table
-    from .analysis.representation import run_representation
+    from .analysis.representation import run_representation, soft_label_rows
+    from .analysis.similarity import label_indices, label_similarity_rows, most_similar_to
 
     rep = run_representation(args.run_dir, data_dir=args.data_dir)
     if rep.source != "learned":
         print(f"{rep.method} learns no label representation: using the {rep.source} of its model\n")
-    print(similar_table(most_similar(label_similarity(rep.matrix), rep.class_names, top=args.top)))
+    if args.labels is None:
+        print(similar_table(most_similar(label_similarity(rep.matrix), rep.class_names, top=args.top)))
+        return 0
+    try:
+        labels = label_indices(
+            [name.strip() for name in args.labels.split(",") if name.strip()], rep.class_names
+        )
+    except ValueError as error:
+        raise ValueError(f"--labels: {error}") from None
+    rows = soft_label_rows(args.run_dir, labels)  # a compressed embedding: softmax(e) of these labels only
+    if rows is None:
+        rows = label_similarity_rows(rep.matrix, labels)
+    print(similar_table(most_similar_to(rows, labels, rep.class_names, top=args.top)))
     return 0
 
 
@@ -365,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
     similar.add_argument(
         "--top", type=positive_int, default=5, help="most similar labels shown per label (default 5)"
+    )
+    similar.add_argument(
+        "--labels",
+        metavar="A,B,...",
+        help="only these labels (comma-separated names); with a compressed embedding only their rows "
+        "of softmax(e) are formed, so a 50,000-word vocabulary needs no 50,000 x 50,000 matrix",
     )
     similar.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
     similar.set_defaults(func=cmd_similar)

@@ -71,3 +71,19 @@ def run_representation(run_dir: str | Path, data_dir: str | None = None) -> Labe
         dataset=summary.get("dataset", ""),
         seed=summary.get("seed", 0),
     )
+
+
+def soft_label_rows(run_dir: str | Path, labels: list[int]) -> Tensor | None:
+    """``softmax(e)`` of ``labels`` from a run's compressed embedding, (len(labels), m); None if it has none.
+
+    ``e = ReLU(A[y] B + c)`` is formed for the asked labels only, from the saved weights: with a
+    vocabulary of tens of thousands the m x m soft-label table is never built (its run saves
+    the codes ``A`` as its representation instead).
+    """
+    weights = RunDir(run_dir).read_weights()
+    names = ("method.codes", "method.expand.weight", "method.expand.bias")
+    if not all(name in weights for name in names):
+        return None
+    codes, weight, bias = (weights[name].float() for name in names)
+    rows = torch.relu(torch.nn.functional.linear(codes[labels], weight, bias))
+    return torch.softmax(rows, dim=-1)

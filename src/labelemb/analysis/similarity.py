@@ -23,6 +23,11 @@ def label_similarity(representation: Tensor) -> Tensor:
     (i, j) is how much of label i's target mass goes to j, exactly what the paper's heatmaps
     and Table 5 read. Any other representation (m x d label vectors) is compared by cosine.
     """
+    return label_similarity_rows(representation, list(range(representation.shape[0])))
+
+
+def label_similarity_rows(representation: Tensor, labels: list[int]) -> Tensor:
+    """Rows ``labels`` of :func:`label_similarity`, (len(labels), m), without forming the m x m matrix."""
     rep = representation.float()
     m = rep.shape[0]
     is_distribution = (
@@ -31,9 +36,9 @@ def label_similarity(representation: Tensor) -> Tensor:
         and torch.allclose(rep.sum(1), torch.ones(m), atol=1e-3)
     )
     if is_distribution:
-        return rep
+        return rep[labels]
     unit = torch.nn.functional.normalize(rep, dim=1)
-    return unit @ unit.T
+    return unit[labels] @ unit.T
 
 
 def most_similar(
@@ -50,6 +55,43 @@ def most_similar(
         class_names[i]: [(class_names[j], float(v)) for v, j in zip(values[i].tolist(), indices[i].tolist())]
         for i in range(m)
     }
+
+
+def most_similar_to(
+    similarity_rows: Tensor, labels: list[int], class_names: list[str], top: int = 5
+) -> dict[str, list[tuple[str, float]]]:
+    """Like :func:`most_similar`, for the ``labels`` only: ``similarity_rows`` holds their rows."""
+    rows = similarity_rows.float().clone()
+    rows[torch.arange(len(labels)), torch.tensor(labels)] = float("-inf")  # a label is not its own neighbour
+    values, indices = rows.topk(min(top, rows.shape[1] - 1), dim=1)
+    return {
+        class_names[label]: [
+            (class_names[j], float(v)) for v, j in zip(values[i].tolist(), indices[i].tolist())
+        ]
+        for i, label in enumerate(labels)
+    }
+
+
+def label_indices(names: list[str], class_names: list[str]) -> list[int]:
+    """The positions of ``names`` among the run's labels, with a did-you-mean for a name it lacks."""
+    import difflib
+
+    position = {name: i for i, name in enumerate(class_names)}
+    indices = []
+    for name in names:
+        if name not in position:
+            close = difflib.get_close_matches(name, class_names, n=3)
+            hint = (
+                f"; did you mean {', '.join(close)}?" if close else f" (its labels: {_sample(class_names)})"
+            )
+            raise ValueError(f"the run has no label {name!r}{hint}")
+        indices.append(position[name])
+    return indices
+
+
+def _sample(class_names: list[str]) -> str:
+    shown = ", ".join(class_names[:8])
+    return shown if len(class_names) <= 8 else f"{shown}, ... {len(class_names)} in all"
 
 
 def similar_table(neighbours: dict[str, list[tuple[str, float]]]) -> str:
