@@ -52,16 +52,16 @@ def check_chunk_size(chunk_size: int | None) -> None:
         )
 
 
-def counted_rows(features: Tensor, rows: Rows) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The features and labels of the rows that count, and their positions in the batch (None: all rows).
+def counted_rows(features: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
+    """The features and labels of the rows that count.
 
     The features are selected through autograd, so the gradient of the selected rows flows back to
     the batch and the other rows get zero.
     """
     if rows.weight is None:
-        return features, rows.label, None
+        return features, rows.label
     position = rows.weight.nonzero().squeeze(-1)
-    return features.index_select(0, position), rows.label.index_select(0, position), position
+    return features.index_select(0, position), rows.label.index_select(0, position)
 
 
 class _ChunkedLinearLoss(torch.autograd.Function):
@@ -190,7 +190,8 @@ class LinearGrads:
         self.b += grad_z.sum(0, dtype=torch.float32)
 
     def scaled(self, scale: Tensor | float) -> tuple[Tensor, Tensor, Tensor]:
-        return self.h * scale, self.w * scale, self.b * scale
+        """The gradients times ``scale``, in place (no second copy of ``W``'s gradient)."""
+        return self.h.mul_(scale), self.w.mul_(scale), self.b.mul_(scale)
 
 
 def chunked_output(
@@ -212,7 +213,7 @@ def chunked_output(
     if chunk_rows is None:
         return None
     rows, _ = method.check_inputs(features, target)
-    h, label, _ = counted_rows(features, rows)
+    h, label = counted_rows(features, rows)
     weight, bias = method.output.weight, method.output.bias
     loss, values = _ChunkedLinearLoss.apply(
         h, weight, bias, label, rows.count, chunk_rows, row_loss, tuple(term_weights.values())

@@ -63,8 +63,8 @@ class LabelEmbedding(Method):
     ``B`` and ``c`` initialised as a default ``nn.Linear(k, m)``; the other variants scale ``B``
     to unit-variance ``A[y] B`` and start ``c`` at 0). Prediction uses ``z1`` only.
 
-    Large label sets (a vocabulary): once a batch has more rows than ``chunk_size`` (None: about
-    2^23 logits per chunk of ``2m`` outputs), the head works through the rows that count in chunks
+    Large label sets (a vocabulary): once a batch has more rows than ``chunk_size`` (None: chosen
+    by :func:`~labelemb.methods.chunked.rows_per_chunk` for ``2m`` outputs), the head works through the rows that count in chunks
     (:class:`_ChunkedLabelEmbeddingHead`): at most one chunk's logits, probabilities and gradients
     exist at a time, ``e`` is formed once per distinct label of each chunk (rows are grouped by
     label), and the step returns ``logits=None``. Its peak memory stays below that of a plain
@@ -198,7 +198,7 @@ class LabelEmbedding(Method):
         self, features: Tensor, rows: Rows, chunk_rows: int, w_gold: float, w_soft: float
     ) -> tuple[Tensor, Tensor]:
         """The loss and its terms through :class:`_ChunkedLabelEmbeddingHead`, rows grouped by label."""
-        h, label, _ = counted_rows(features, rows)
+        h, label = counted_rows(features, rows)
         distinct, inverse = torch.unique(label, sorted=True, return_inverse=True)
         grouped = inverse.argsort(stable=True)  # rows of one label together: e once per label and chunk
         settings = _Settings(w_gold, w_soft, self.tau, self.alpha, self.variant == "nlp", rows.count)
@@ -671,4 +671,5 @@ class _EmbeddingTable:
         self.grads[2] += grad_pre.sum(0, dtype=torch.float32)
 
     def scaled(self, scale: Tensor | float) -> list[Tensor]:
-        return [grad * scale for grad in self.grads]
+        """The gradients times ``scale``, in place."""
+        return [grad.mul_(scale) for grad in self.grads]
