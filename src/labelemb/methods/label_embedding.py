@@ -64,11 +64,12 @@ class LabelEmbedding(Method):
     to unit-variance ``A[y] B`` and start ``c`` at 0). Prediction uses ``z1`` only.
 
     Large label sets (a vocabulary): once a batch has more rows than ``chunk_size`` (None: chosen
-    by :func:`~labelemb.methods.chunked.rows_per_chunk` for ``2m`` outputs), the head works through the rows that count in chunks
-    (:class:`_ChunkedLabelEmbeddingHead`): at most one chunk's logits, probabilities and gradients
-    exist at a time, ``e`` is formed once per distinct label of each chunk (rows are grouped by
-    label), and the step returns ``logits=None``. Its peak memory stays below that of a plain
-    ``cross_entropy(linear(h))`` on the same batch (``bench/vocab.py``).
+    by :func:`~labelemb.methods.chunked.rows_per_chunk` for ``2m`` outputs), the head works
+    through the rows that count in chunks (:class:`_ChunkedLabelEmbeddingHead`): at most one
+    chunk's logits, probabilities and gradients exist at a time, ``e`` is formed once per
+    distinct label of each chunk (rows are grouped by label), and the step returns
+    ``logits=None``. Its peak memory stays below that of a plain ``cross_entropy(linear(h))`` on
+    the same batch (``bench/vocab.py``).
 
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
