@@ -1,0 +1,297 @@
+"""Line-aligned parallel text for sequence-to-sequence tasks (DESIGN.md, "Sequence-to-sequence").
+
+A corpus is a folder of line-aligned files, plain or gzip, UTF-8: line ``i`` of the source file
+and line ``i`` of the target file are one example. Three layouts are known (:data:`LAYOUTS`):
+the Debian DDTP corpora (``summarize/{train,valid,test}.{src,tgt}.gz``,
+``translate-en-it/{train,valid,test}.{en,it}.gz``), the Stanford IWSLT'15 release
+(``train.en/.vi``, ``tst2012``, ``tst2013``, ``vocab.en/.vi``) and LCSTS prepared as
+source/summary line files. Text becomes tokens with one of :data:`TOKENIZERS` and token ids with a
+:class:`Vocabulary` built from the training data (or read from a vocabulary file).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .base import DataError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+#: The release's vocabulary cap.
+MAX_VOCABULARY = 50_000
+#: The release drops training pairs longer than this many tokens (either side); dev and test never.
+MAX_TRAIN_TOKENS = 50
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks: ``"Don't panic!"`` -> ``don ' t panic !`` (DDTP text)."""
+    return _WORD.findall(text.lower())
+
+
+def whitespace(text: str) -> list[str]:
+    """Tokens as the file has them, split at whitespace (IWSLT'15 is tokenised already)."""
+    return text.split()
+
+
+def characters(text: str) -> list[str]:
+    """Every character but whitespace is a token (LCSTS's Chinese)."""
+    return [char for char in text if not char.isspace()]
+
+
+TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
+    "words": words,
+    "whitespace": whitespace,
+    "characters": characters,
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a corpus keeps its splits: ``folder/{split}.{suffix}`` for each side, per split name."""
+
+    folder: str
+    source: str  # file suffix of the source side
+    target: str
+    splits: dict[str, str]  # our split name -> the file stem the corpus uses
+    tokenizer: str
+    vocabulary_files: tuple[str, str] | None = None
+
+
+LAYOUTS: dict[str, Layout] = {
+    "ddtp-summarize": Layout(
+        "summarize", "src.gz", "tgt.gz", {"train": "train", "dev": "valid", "test": "test"}, "words"
+    ),
+    "ddtp-en-it": Layout(
+        "translate-en-it", "en.gz", "it.gz", {"train": "train", "dev": "valid", "test": "test"}, "words"
+    ),
+    "iwslt15-en-vi": Layout(
+        ".",
+        "en",
+        "vi",
+        {"train": "train", "dev": "tst2012", "test": "tst2013"},
+        "whitespace",
+        ("vocab.en", "vocab.vi"),
+    ),
+    "lcsts": Layout(".", "src", "tgt", {"train": "train", "dev": "valid", "test": "test"}, "characters"),
+}
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file, plain or gzip (by its magic bytes), without line ends.
+
+    Undecodable bytes and a damaged gzip stream raise :class:`DataError` naming the file (and the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    try:
+        raw = gzip.open(path).read() if compressed else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path} is not a readable gzip file ({error}); get a fresh copy") from None
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    decoded = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            decoded.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{path}, line {number}: bytes that are not UTF-8 ({error.reason} at byte {error.start}); "
+                "convert the file to UTF-8"
+            ) from None
+    return decoded
+
+
+def read_parallel(source_path: str | Path, target_path: str | Path) -> tuple[list[str], list[str]]:
+    """Both sides of a line-aligned pair of files; different line counts raise :class:`DataError`."""
+    source, target = read_lines(source_path), read_lines(target_path)
+    if len(source) != len(target):
+        raise DataError(
+            f"{source_path} has {len(source):,} lines but {target_path} has {len(target):,}: "
+            "line i of each must be one example; the files are not aligned"
+        )
+    return source, target
+
+
+class Vocabulary:
+    """Tokens and their ids: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3, then the tokens.
+
+    Built from training text (:meth:`build`: most frequent first, ties in order of first
+    appearance, capped as the release did at 50,000 entries in all) or read from a one-token-per-line
+    file (:meth:`read`; the Stanford files' own ``<unk>``, ``<s>``, ``</s>`` map to ours).
+    """
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self.tokens: list[str] = list(SPECIALS)
+        self.tokens += [token for token in dict.fromkeys(tokens) if token not in SPECIALS]
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, sentences: Iterable[list[str]], max_size: int = MAX_VOCABULARY) -> Vocabulary:
+        counts: Counter[str] = Counter()
+        for sentence in sentences:
+            counts.update(sentence)
+        ranked = [token for token, _ in counts.most_common()]  # ties keep first-seen order
+        return cls(ranked[: max(0, max_size - len(SPECIALS))])
+
+    @classmethod
+    def read(cls, path: str | Path) -> Vocabulary:
+        tokens = [line.strip() for line in read_lines(path) if line.strip()]
+        if not tokens:
+            raise DataError(f"{path} is an empty vocabulary file: it needs one token per line")
+        return cls(tokens)
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        unknown = self.index[UNK]
+        return [self.index.get(token, unknown) for token in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens of ``ids`` up to the first ``</s>``, without ``<pad>`` and ``<s>``."""
+        out = []
+        for i in ids:
+            token = self.tokens[i]
+            if token == EOS:
+                break
+            if token not in (PAD, BOS):
+                out.append(token)
+        return out
+
+
+@dataclass
+class TextSplit:
+    """One split: each example's source and target token lists, and the raw target lines (for scoring)."""
+
+    source: list[list[str]]
+    target: list[list[str]]
+    references: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+@dataclass
+class TextCorpus:
+    """The three splits of a corpus, and which test examples also occur verbatim in training."""
+
+    name: str
+    train: TextSplit
+    dev: TextSplit
+    test: TextSplit
+    test_in_train: list[bool]
+    dropped_long: int  # training pairs over the length limit, left out
+
+
+def load_corpus(
+    name: str,
+    data_dir: str | Path,
+    *,
+    max_train_tokens: int | None = MAX_TRAIN_TOKENS,
+    max_train_pairs: int | None = None,
+    tokenizer: str | None = None,
+) -> TextCorpus:
+    """Read corpus ``name`` (a key of :data:`LAYOUTS`) from ``data_dir``, tokenised.
+
+    Training pairs with more than ``max_train_tokens`` tokens on either side are dropped (the
+    release's rule; dev and test pairs never are); ``max_train_pairs`` keeps the first that many
+    for quick runs. ``test_in_train`` marks test pairs whose source and target lines both occur
+    as a training pair (scores are quoted without them).
+    """
+    if name not in LAYOUTS:
+        raise DataError(f"unknown text corpus {name!r}; known: {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[name]
+    folder = Path(data_dir) / layout.folder
+    split_files = {
+        split: (folder / f"{stem}.{layout.source}", folder / f"{stem}.{layout.target}")
+        for split, stem in layout.splits.items()
+    }
+    missing = [str(path) for pair in split_files.values() for path in pair if not path.is_file()]
+    if missing:
+        raise DataError(
+            f"corpus {name} is incomplete in {folder}: missing {', '.join(missing)}. "
+            "Each split needs its source and target file"
+        )
+    tokenize = TOKENIZERS[tokenizer or layout.tokenizer]
+    raw = {split: read_parallel(*paths) for split, paths in split_files.items()}
+    for split, (source, _) in raw.items():
+        if not source:
+            raise DataError(f"corpus {name}: the {split} split ({split_files[split][0]}) is empty")
+    training_pairs = set(zip(*raw["train"]))
+    test_in_train = [pair in training_pairs for pair in zip(*raw["test"])]
+
+    def split_of(lines: tuple[list[str], list[str]], limit: int | None) -> tuple[TextSplit, int]:
+        kept, dropped = TextSplit([], [], []), 0
+        for source_line, target_line in zip(*lines):
+            source, target = tokenize(source_line), tokenize(target_line)
+            if limit is not None and (len(source) > limit or len(target) > limit):
+                dropped += 1
+                continue
+            kept.source.append(source)
+            kept.target.append(target)
+            kept.references.append(target_line)
+        return kept, dropped
+
+    train_lines = raw["train"]
+    if max_train_pairs is not None:
+        train_lines = (train_lines[0][:max_train_pairs], train_lines[1][:max_train_pairs])
+    train, dropped = split_of(train_lines, max_train_tokens)
+    if not len(train):
+        raise DataError(
+            f"corpus {name}: no training pair has at most {max_train_tokens} tokens on both sides; "
+            "raise the limit"
+        )
+    return TextCorpus(
+        name=name,
+        train=train,
+        dev=split_of(raw["dev"], None)[0],
+        test=split_of(raw["test"], None)[0],
+        test_in_train=test_in_train,
+        dropped_long=dropped,
+    )
+
+
+def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of example indices, sentences of similar length together, in an order set by (seed, epoch).
+
+    The examples are shuffled, cut into pools of 50 batches, each pool sorted by length and cut into
+    batches, and the batches shuffled: little padding, and a different order every epoch that
+    the same seed repeats exactly.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        members = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def pad_batch(
+    sequences: list[list[int]], pad: int = 0, bos: int | None = None, eos: int | None = None
+) -> torch.Tensor:
+    """``(B, T)`` int64: each sequence framed by ``bos`` and ``eos`` (when given), padded with ``pad``."""
+    framed = [
+        ([bos] if bos is not None else []) + list(s) + ([eos] if eos is not None else []) for s in sequences
+    ]
+    out = torch.full((len(framed), max((len(s) for s in framed), default=0)), pad, dtype=torch.long)
+    for row, sequence in enumerate(framed):
+        out[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    return out
