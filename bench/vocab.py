@@ -1,6 +1,6 @@
 """The output layer at vocabulary scale: activation memory and time, label_embedding against plain CE.
 
-    python bench/vocab.py                         # every size, memory then time (about 40 min on 2 cores)
+    python bench/vocab.py                         # every size, memory then time (about 30 min on 2 cores)
     python bench/vocab.py --tokens 2048 --vocab 8000 --dims 64 --what time --rounds 3
     python bench/vocab.py --json vocab.json       # also write the figures
 

@@ -102,9 +102,13 @@ def test_an_example_scores_the_same_alone_and_in_a_padded_batch():
         torch.testing.assert_close(alone[0], together[i], rtol=1e-5, atol=1e-6)
     # the release's unmasked attention does see the padding
     model.mask_source = False
-    n = int((source[0] != PAD).sum())
-    if n < source.shape[1]:
-        assert not torch.allclose(model(source[:1, :n], target_in[:1]), model(source[:1], target_in[:1]))
+    padded = next(i for i in range(8) if source[i, -1] == PAD)  # an example shorter than the batch
+    n = int((source[padded] != PAD).sum())
+    alone, in_batch = (
+        model(source[padded : padded + 1, :n], target_in[padded : padded + 1]),
+        model(source, target_in),
+    )
+    assert not torch.allclose(alone[0], in_batch[padded])
 
 
 def test_beam_of_one_is_greedy_on_a_trained_model():

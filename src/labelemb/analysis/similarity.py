@@ -23,11 +23,11 @@ def label_similarity(representation: Tensor) -> Tensor:
     (i, j) is how much of label i's target mass goes to j, exactly what the paper's heatmaps
     and Table 5 read. Any other representation (m x d label vectors) is compared by cosine.
     """
-    return label_similarity_rows(representation, list(range(representation.shape[0])))
+    return label_similarity_rows(representation)
 
 
-def label_similarity_rows(representation: Tensor, labels: list[int]) -> Tensor:
-    """Rows ``labels`` of :func:`label_similarity`, (len(labels), m), without forming the m x m matrix."""
+def label_similarity_rows(representation: Tensor, labels: list[int] | None = None) -> Tensor:
+    """Rows ``labels`` (None: all) of :func:`label_similarity`: (len(labels), m), no m x m for a few."""
     rep = representation.float()
     m = rep.shape[0]
     is_distribution = (
@@ -36,9 +36,9 @@ def label_similarity_rows(representation: Tensor, labels: list[int]) -> Tensor:
         and torch.allclose(rep.sum(1), torch.ones(m), atol=1e-3)
     )
     if is_distribution:
-        return rep[labels]
+        return rep if labels is None else rep[labels]
     unit = torch.nn.functional.normalize(rep, dim=1)
-    return unit[labels] @ unit.T
+    return (unit if labels is None else unit[labels]) @ unit.T
 
 
 def most_similar(
@@ -48,13 +48,7 @@ def most_similar(
     m = similarity.shape[0]
     if len(class_names) != m:
         raise ValueError(f"{len(class_names)} class names for a {m}-label representation")
-    top = min(top, m - 1)
-    others = similarity.clone().fill_diagonal_(float("-inf"))
-    values, indices = others.topk(top, dim=1)
-    return {
-        class_names[i]: [(class_names[j], float(v)) for v, j in zip(values[i].tolist(), indices[i].tolist())]
-        for i in range(m)
-    }
+    return most_similar_to(similarity, list(range(m)), class_names, top)
 
 
 def most_similar_to(

@@ -63,7 +63,6 @@ class Layout:
     target: str
     splits: dict[str, str]  # our split name -> the file stem the corpus uses
     tokenizer: str
-    vocabulary_files: tuple[str, str] | None = None
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -74,12 +73,7 @@ LAYOUTS: dict[str, Layout] = {
         "translate-en-it", "en.gz", "it.gz", {"train": "train", "dev": "valid", "test": "test"}, "words"
     ),
     "iwslt15-en-vi": Layout(
-        ".",
-        "en",
-        "vi",
-        {"train": "train", "dev": "tst2012", "test": "tst2013"},
-        "whitespace",
-        ("vocab.en", "vocab.vi"),
+        ".", "en", "vi", {"train": "train", "dev": "tst2012", "test": "tst2013"}, "whitespace"
     ),
     "lcsts": Layout(".", "src", "tgt", {"train": "train", "dev": "valid", "test": "test"}, "characters"),
 }

@@ -109,12 +109,7 @@ def _linear_chunks(h, weight, bias, label, rows, count, chunk_rows, row_loss, te
             term_sums += terms.sum(0)
         term_values = term_sums / count
         loss = term_values @ term_values.new_tensor(term_weights)
-    return (
-        loss,
-        term_values,
-        grads.scaled(1.0 / count),
-        torch.cat([h.new_zeros(0, dtype=torch.bool), *overflowing]),
-    )
+    return loss, term_values, grads.scaled(1.0 / count), overflowing
 
 
 def without_rows_that_overflow(run, num_rows: int, count: Tensor | float):
@@ -122,11 +117,12 @@ def without_rows_that_overflow(run, num_rows: int, count: Tensor | float):
     not finite, its result over the other rows, with a NaN loss and NaN gradient for those rows' features.
 
     ``run(rows, count)`` returns ``(loss, terms, grads, overflowing)``: ``grads[0]`` is the
-    features' gradient and ``overflowing`` the bool mask of rows whose terms were not finite.
+    features' gradient and ``overflowing`` each chunk's bool mask of rows whose terms were not finite.
     Such rows are rare (the step is lost anyway), so they cost a second pass rather than a check
     before every chunk.
     """
-    loss, terms, grads, overflowing = run(None, count)
+    loss, terms, grads, chunk_masks = run(None, count)
+    overflowing = torch.cat([grads[0].new_zeros(0, dtype=torch.bool), *chunk_masks])
     if not bool(overflowing.any()):
         return loss, terms, grads
     kept = (~overflowing).nonzero().squeeze(-1)

@@ -566,12 +566,7 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
         loss = values @ values.new_tensor([settings.w_gold, settings.w_soft, 1.0, 1.0, 1.0])
     # The rows' gradients carry their normalisers already (_chunk_rows), E's too when it was known.
     table_grads = table.grads if settings.nlp else table.scaled(1.0 / normaliser)
-    return (
-        loss,
-        values,
-        (grads.h, grads.w, grads.b, *table_grads),
-        torch.cat([h.new_zeros(0, dtype=torch.bool), *overflowing]),
-    )
+    return loss, values, (grads.h, grads.w, grads.b, *table_grads), overflowing
 
 
 def _chunk_rows(
@@ -647,15 +642,16 @@ class _EmbeddingTable:
     """
 
     def __init__(self, parameters: tuple[Tensor, ...], precision: Precision) -> None:
-        self.parameters = parameters
         self.precision = precision
-        self.grads = [torch.zeros_like(p, dtype=torch.float32) for p in parameters]
         self.compressed = len(parameters) == 3
+        # cast once per step (a no-op in float32), not once per chunk
+        self.parameters = tuple(precision.cast(p) for p in parameters) if self.compressed else parameters
+        self.grads = [torch.zeros_like(p, dtype=torch.float32) for p in parameters]
 
     def rows(self, labels: Tensor) -> Tensor:
         if not self.compressed:
             return self.parameters[0].index_select(0, labels).float()
-        codes, weight, bias = (self.precision.cast(p) for p in self.parameters)
+        codes, weight, bias = self.parameters
         return torch.addmm(bias, codes.index_select(0, labels), weight.t()).float().relu_()
 
     def add_grad(self, labels: Tensor, e: Tensor, grad_e: Tensor) -> None:
@@ -663,7 +659,7 @@ class _EmbeddingTable:
             self.grads[0].index_add_(0, labels, grad_e)
             return
         grad_pre = self.precision.cast(torch.ops.aten.threshold_backward(grad_e, e, 0.0))  # through the ReLU
-        codes, weight = (self.precision.cast(p) for p in self.parameters[:2])
+        codes, weight, _ = self.parameters
         self.grads[0].index_add_(0, labels, (grad_pre @ weight).float())
         if grad_pre.dtype == torch.float32:  # in place: no m x k temporary per chunk
             self.grads[1].addmm_(grad_pre.t(), codes.index_select(0, labels))
