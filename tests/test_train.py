@@ -414,7 +414,7 @@ def test_rerunning_a_finished_run_returns_its_summary_without_training(small_con
     def no_data(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(loop, "load_dataset", no_data)
+    monkeypatch.setattr(loop, "load_run_data", no_data)
     again = small_config("train.progress=true")  # progress bars do not change results
     summary = train(again, on_checkpoint=no_data)
     assert summary == saved == json.loads((config.run_dir() / "summary.json").read_text())

@@ -140,7 +140,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_read(t
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the output folder was checked")
 
-    monkeypatch.setattr(trainer, "load_dataset", no_data)
+    monkeypatch.setattr(trainer, "load_run_data", no_data)
     a_file = tmp_path / "file"
     a_file.write_text("not a folder")
     for output in (a_file, a_file / "below"):

@@ -78,9 +78,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     summaries = _run_seeds(base, args.seeds or [base.seed], batched=args.batched)
     for summary, seed in zip(summaries, args.seeds or [base.seed]):
         run_dir = base.with_seed(seed).run_dir()
+        metric = summary.get("metric", "test_error")
+        unit, name = ("%", "test error") if metric == "test_error" else ("", metric.replace("_", " "))
         print(
-            f"{summary['method']} seed {seed}: selected test error {summary['selected_test_error']:.2f}% "
-            f"(final {summary['final_test_error']:.2f}%), "
+            f"{summary['method']} seed {seed}: selected {name} {summary[f'selected_{metric}']:.2f}{unit} "
+            f"(final {summary[f'final_{metric}']:.2f}{unit}), "
             f"{summary['seconds_per_epoch']:.2f} s/epoch -> {run_dir}"
         )
     if len(summaries) > 1:

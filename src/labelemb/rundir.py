@@ -240,7 +240,7 @@ class RunDir:
         """Create the folder, clear torn temporaries (the caller owns it: :meth:`claim`), and
         write its ``config.yaml`` once."""
         self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob(f".*{TMP_SUFFIX}"):
+        for stale in self.path.rglob(f".*{TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
         if not self.file(CONFIG_FILE).exists():
             write_text(
@@ -249,6 +249,11 @@ class RunDir:
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         write_text(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))
+
+    def write_text_file(self, name: str, text: str) -> None:
+        """A text file of the run (a vocabulary, decoded output), written atomically; ``name`` may
+        name a subfolder."""
+        write_text(self.file(name), text)
 
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         save_torch(self.file(CHECKPOINT_FILE), {"format": CHECKPOINT_FORMAT, **state})
@@ -331,7 +336,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def save_torch(path: Path, obj: Any) -> None:

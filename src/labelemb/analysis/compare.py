@@ -16,6 +16,40 @@ from ..rundir import SUMMARY_FILE, run_dirs
 
 BASELINE = "onehot"
 
+_LABELS = {
+    "test_error": "test error %",
+    "test_bleu": "test BLEU",
+    "test_rouge1": "test ROUGE-1",
+    "test_rouge2": "test ROUGE-2",
+    "test_rougeL": "test ROUGE-L",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The figure a run is judged by (``summary["metric"]``; runs without one: the test error)."""
+
+    key: str  # e.g. "test_error", "test_bleu", "test_rougeL"
+    higher_is_better: bool
+    #: The other test figures the task reports (ROUGE-1 and -2 beside ROUGE-L).
+    others: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self.key, self.key)
+
+    @property
+    def curve_key(self) -> str:
+        """The record key of the curves figure: the test error for classification (as in the paper),
+        the dev score that selects the check for a text task."""
+        return self.key if self.key == "test_error" else "dev_" + self.key.removeprefix("test_")
+
+
+def reported_metric(summary: dict[str, Any]) -> Metric:
+    key = summary.get("metric", "test_error")
+    reported = summary.get("reported_metrics", [key])
+    return Metric(key, bool(summary.get("higher_is_better", False)), tuple(m for m in reported if m != key))
+
 
 @dataclass
 class Run:
@@ -32,9 +66,8 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
     experiment_dir = Path(experiment_dir)
     runs: dict[str, list[Run]] = {}
     for folder in run_dirs(experiment_dir):
-        summary = folder.read_summary(
-            required=("selected_test_error", "final_test_error", "seconds_per_epoch")
-        )
+        metric = reported_metric(folder.read_summary()).key
+        summary = folder.read_summary(required=(f"selected_{metric}", f"final_{metric}", "seconds_per_epoch"))
         # The metrics the summary reports must be in every record (not for a split the data lacks).
         metrics = [
             k.removeprefix("final_") for k, v in summary.items() if k.startswith("final_") and v is not None
@@ -62,50 +95,71 @@ def _mean_curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.n
     return values.mean(0), seconds.mean(0), epochs
 
 
-def time_to_reach(runs: list[Run], target_error: float, key: str) -> float | None:
-    """Mean training seconds until the seed-mean ``key`` curve first reaches ``target_error``."""
-    errors, seconds, _ = _mean_curve(runs, key)
-    reached = np.nonzero(errors <= target_error + 1e-9)[0]
+def time_to_reach(runs: list[Run], target: float, key: str, higher_is_better: bool = False) -> float | None:
+    """Mean training seconds until the seed-mean ``key`` curve first reaches ``target``."""
+    values, seconds, _ = _mean_curve(runs, key)
+    reached = np.nonzero(values >= target - 1e-9 if higher_is_better else values <= target + 1e-9)[0]
     return float(seconds[reached[0]]) if len(reached) else None
 
 
-def auac(run: Run) -> float:
+def auac(run: Run, metric: Metric | None = None) -> float:
     """Area under the test-accuracy curve over epochs, divided by the epochs it spans (0..1).
 
-    The LwAL paper's AUAC: a larger area means the accuracy rose earlier.
+    The LwAL paper's AUAC: a larger area means the accuracy rose earlier. For a score where
+    higher is better (BLEU, ROUGE, 0-100) the curve is the score / 100.
     """
+    metric = metric or Metric("test_error", False)
     epochs = np.array([0.0] + [r["epoch"] for r in run.records])
-    accuracy = np.array([0.0] + [1.0 - r["test_error"] / 100.0 for r in run.records])
-    return float(np.trapezoid(accuracy, epochs) / epochs[-1])
+    values = np.array([r[metric.key] for r in run.records], dtype=float) / 100.0
+    curve = np.concatenate([[0.0], values if metric.higher_is_better else 1.0 - values])
+    return float(np.trapezoid(curve, epochs) / epochs[-1])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def comparison_metric(runs: dict[str, list[Run]]) -> Metric:
+    """The metric every run of a comparison reports; a ValueError if they differ."""
+    metrics = {reported_metric(r.summary) for method_runs in runs.values() for r in method_runs}
+    if len(metrics) > 1:
+        raise ValueError(
+            f"the runs report different metrics ({', '.join(sorted(m.key for m in metrics))}); "
+            "compare runs of one experiment only"
+        )
+    return metrics.pop()
+
+
 def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> list[dict[str, Any]]:
     """One row of statistics per method (see :func:`format_markdown` for the columns)."""
+    metric = comparison_metric(runs)
+    higher = metric.higher_is_better
     base_runs = runs.get(baseline)
-    key = "dev_error" if base_runs and "dev_error" in base_runs[0].records[0] else "test_error"
+    dev_key = "dev_" + metric.key.removeprefix("test_")
+    key = dev_key if base_runs and dev_key in base_runs[0].records[0] else metric.key
     base_time = base_target = None
     if base_runs:
-        base_errors, _, _ = _mean_curve(base_runs, key)
-        base_target = float(base_errors.min())
-        base_time = time_to_reach(base_runs, base_target, key)
-    base_selected = [r.summary["selected_test_error"] for r in base_runs] if base_runs else []
+        base_values, _, _ = _mean_curve(base_runs, key)
+        base_target = float(base_values.max() if higher else base_values.min())
+        base_time = time_to_reach(base_runs, base_target, key, higher)
+    base_selected = [r.summary[f"selected_{metric.key}"] for r in base_runs] if base_runs else []
     rows = []
     for method, method_runs in runs.items():
-        selected = [r.summary["selected_test_error"] for r in method_runs]
-        final = [r.summary["final_test_error"] for r in method_runs]
-        row: dict[str, Any] = {"method": method, "seeds": len(method_runs)}
+        selected = [r.summary[f"selected_{metric.key}"] for r in method_runs]
+        final = [r.summary[f"final_{metric.key}"] for r in method_runs]
+        row: dict[str, Any] = {"method": method, "seeds": len(method_runs), "metric": metric.key}
         row["selected_mean"], row["selected_std"] = _mean_std(selected)
         row["selected_min"], row["selected_max"] = min(selected), max(selected)
         row["final_mean"], row["final_std"] = _mean_std(final)
+        for other in metric.others:
+            row[f"{other}_mean"], row[f"{other}_std"] = _mean_std(
+                [r.summary[f"selected_{other}"] for r in method_runs]
+            )
         row["seconds_per_epoch"] = statistics.fmean(r.summary["seconds_per_epoch"] for r in method_runs)
         batched = sum("batched_seeds" in r.summary for r in method_runs)
         row["timing"] = "batched" if batched == len(method_runs) else "alone" if not batched else "mixed"
-        row["auac"] = statistics.fmean(auac(r) for r in method_runs)
-        reach = time_to_reach(method_runs, base_target, key) if base_target is not None else None
+        row["auac"] = statistics.fmean(auac(r, metric) for r in method_runs)
+        reach = time_to_reach(method_runs, base_target, key, higher) if base_target is not None else None
         row["time_fraction"] = reach / base_time if reach is not None and base_time else None
         row["p_value"] = None
         if method != baseline and len(selected) > 1 and len(base_selected) > 1:
@@ -121,15 +175,24 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str:
     """The comparison table in Markdown."""
+    metric = Metric(rows[0].get("metric", "test_error"), False)
+    others = [
+        key.removesuffix("_mean") for key in rows[0] if key.startswith("test_") and key.endswith("_mean")
+    ]
+    other_heads = "".join(f"| {Metric(o, True).label} (selected) " for o in others)
     lines = [
-        "| method | seeds | test error % (selected) | min | max | final test error % | s / epoch "
-        f"| time to {baseline}'s best dev | AUAC | p vs {baseline} (Welch) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| method | seeds {other_heads}| {metric.label} (selected) | min | max | final {metric.label} "
+        f"| s / epoch | time to {baseline}'s best dev | AUAC | p vs {baseline} (Welch) |",
+        "| --- | ---: "
+        + "| ---: " * len(others)
+        + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         mixed = " (mixed)" if r.get("timing") == "mixed" else ""
+        other_cells = "".join(f"| {r[f'{o}_mean']:.2f} ± {r[f'{o}_std']:.2f} " for o in others)
         lines.append(
-            f"| {r['method']} | {r['seeds']} | {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
+            f"| {r['method']} | {r['seeds']} {other_cells}"
+            f"| {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
             f"| {r['selected_min']:.2f} | {r['selected_max']:.2f} "
             f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} "
             f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} | {r['auac']:.4f} "

@@ -1,4 +1,7 @@
-"""Error curves in the style of Sun et al. (2017), Figure 2: each seed light, the mean bold."""
+"""Error curves in the style of Sun et al. (2017), Figure 2: each seed light, the mean bold.
+
+For a text task the curves are of the dev score that selects the check (BLEU or ROUGE-L).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Run
+from .compare import Run, comparison_metric
 from .figures import plt, save_figure
 
 
 def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path:
-    """Test error (%) against epochs for every method; returns the path written."""
+    """Test error (%), or a text task's dev score, against epochs per method; returns the path written."""
+    metric = comparison_metric(runs)
+    key = metric.curve_key
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     colours = plt.get_cmap("tab10")
     tails = []
@@ -19,19 +24,22 @@ def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str =
         colour = colours(i % 10)
         length = min(len(r.records) for r in method_runs)
         epochs = np.array([rec["epoch"] for rec in method_runs[0].records[:length]])
-        curves = np.array([[rec["test_error"] for rec in r.records[:length]] for r in method_runs])
+        curves = np.array([[rec[key] for rec in r.records[:length]] for r in method_runs])
         for curve in curves:
             ax.plot(epochs, curve, color=colour, alpha=0.2, linewidth=0.8)
         mean = curves.mean(0)
         ax.plot(epochs, mean, color=colour, linewidth=2.0, label=f"{method} (n={len(method_runs)})")
         tails.append(mean[len(mean) // 4 :])
-    # The first checks are far above the rest; frame the part where methods differ.
+    # The first checks are far from the rest; frame the part where methods differ.
     if tails:
         low = min(t.min() for t in tails)
         high = max(t.max() for t in tails)
-        ax.set_ylim(max(0.0, low - 0.15 * (high - low)), high + 0.5 * (high - low))
+        if metric.higher_is_better:
+            ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.15 * (high - low) + 1e-6)
+        else:
+            ax.set_ylim(max(0.0, low - 0.15 * (high - low)), high + 0.5 * (high - low) + 1e-6)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test error (%)")
+    ax.set_ylabel("test error (%)" if key == "test_error" else key.replace("_", " "))
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

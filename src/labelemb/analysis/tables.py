@@ -19,13 +19,15 @@ def results_table(summaries: Sequence[dict[str, Any]]) -> str:
     by_method: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
         by_method.setdefault(summary["method"], []).append(summary)
+    metric = summaries[0].get("metric", "test_error")
+    name = "test error (%)" if metric == "test_error" else metric.replace("_", " ")
     lines = [
-        "| method | seeds | selected test error (%) | final test error (%) | s / epoch |",
+        f"| method | seeds | selected {name} | final {name} | s / epoch |",
         "| --- | --- | --- | --- | --- |",
     ]
     for method, runs in by_method.items():
-        sel = mean_std([r["selected_test_error"] for r in runs])
-        fin = mean_std([r["final_test_error"] for r in runs])
+        sel = mean_std([r[f"selected_{metric}"] for r in runs])
+        fin = mean_std([r[f"final_{metric}"] for r in runs])
         spe = statistics.fmean(r["seconds_per_epoch"] for r in runs)
         lines.append(
             f"| {method} | {len(runs)} | {sel[0]:.2f} ± {sel[1]:.2f} "

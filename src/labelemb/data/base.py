@@ -43,6 +43,10 @@ class Split:
         """This split with its tensors on ``device``."""
         return Split(images=self.images.to(device), labels=self.labels.to(device))
 
+    def first(self, count: int) -> Split:
+        """The first ``count`` examples (all of them if there are fewer)."""
+        return Split(images=self.images[:count], labels=self.labels[:count])
+
 
 @dataclass
 class Dataset:

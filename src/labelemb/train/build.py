@@ -12,9 +12,70 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods, models
-from ..data import Dataset
+from ..data import Dataset, load_dataset
 from ..data.augment import Augment
+from ..data.sequences import TextDataset, load_text_dataset
+from ..data.text import LAYOUTS
 from .config import ConfigError, RunConfig
+from .sequence import DecodeOptions, SequenceTask
+from .task import Classification, Task
+
+
+def load_run_data(config: RunConfig) -> Dataset | TextDataset:
+    """The dataset a config names: an image dataset, or a text corpus as tensors (``data.text``)."""
+    data = config.data
+    if data.name in LAYOUTS:
+        text = data.text
+        return load_text_dataset(
+            data.name,
+            data.dir,
+            max_train_pairs=data.max_train_pairs,
+            max_source_tokens=text.max_source_tokens,
+            max_target_tokens=text.max_target_tokens,
+            truncate_source=text.truncate_source,
+            vocabulary_size=text.vocabulary_size,
+            shared_vocabulary=text.shared_vocabulary,
+            source_vocabulary_file=text.source_vocabulary,
+            target_vocabulary_file=text.target_vocabulary,
+            tokenizer=text.tokenizer,
+        )
+    dataset = load_dataset(data.name, data_dir=data.dir, download=data.download)
+    if data.max_train_pairs is not None:
+        dataset.train = dataset.train.first(data.max_train_pairs)
+    return dataset
+
+
+def make_task(config: RunConfig, dataset: Dataset | TextDataset) -> Task:
+    """Classification for images; the sequence task (decoding, BLEU / ROUGE) for a text corpus."""
+    if isinstance(dataset, TextDataset):
+        decode = config.decode
+        return SequenceTask(
+            metric=dataset.metric,
+            target_vocabulary=dataset.target_vocabulary,
+            test_in_train=dataset.test_in_train,
+            decoding=DecodeOptions(
+                beam=decode.beam,
+                max_length=decode.max_length,
+                length_ratio=decode.length_ratio,
+                length_normalise=decode.length_normalise,
+                replace_unk=decode.replace_unk,
+                batch_size=decode.batch_size,
+            ),
+            eval_batch_size=decode.batch_size,
+        )
+    return Classification(eval_batch_size=config.train.eval_batch_size)
+
+
+def total_updates(config: RunConfig, num_train: int) -> int:
+    """The updates a run makes: every batch of every epoch, or ``train.max_steps`` if fewer."""
+    updates = math.ceil(num_train / config.train.batch_size) * config.train.epochs
+    return min(updates, config.train.max_steps or updates)
+
+
+def run_model(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> Tensor:
+    """The backbone on a batch's inputs: one tensor (images) or a tuple (a sequence model's
+    source and target)."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,7 +95,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_network(config: RunConfig, dataset: Dataset) -> tuple[nn.Module, methods.Method]:
+def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn.Module, methods.Method]:
     """The backbone and the method of a run; the released output-layer init unless set."""
     model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
     options = config.options("method")
@@ -44,7 +105,7 @@ def build_network(config: RunConfig, dataset: Dataset) -> tuple[nn.Module, metho
         "init_std": getattr(model, "output_init_std", None),
         "num_examples": len(dataset.train),
         "epochs": config.train.epochs,
-        "total_updates": math.ceil(len(dataset.train) / config.train.batch_size) * config.train.epochs,
+        "total_updates": total_updates(config, len(dataset.train)),
         "class_names": list(dataset.class_names),
     }
     for key, value in context.items():
@@ -74,8 +135,10 @@ class Network(nn.Module):
         self.method = method
         self.rows = rows
 
-    def forward(self, inputs: Tensor, targets: Tensor, index: Tensor | None = None) -> methods.MethodOutput:
-        features = self.model(inputs)
+    def forward(
+        self, inputs: Tensor | tuple[Tensor, ...], targets: Tensor, index: Tensor | None = None
+    ) -> methods.MethodOutput:
+        features = run_model(self.model, inputs)
         if self.rows is not None:
             features, targets = self.rows(features, targets)
         return self.method(features, targets, index=index if self.method.needs_index else None)

@@ -31,11 +31,49 @@ class AugmentConfig(_Strict):
     std: list[float] | None = None
 
 
+class TextConfig(_Strict):
+    """How a text corpus becomes training data (DESIGN.md, "Sequence-to-sequence"); text corpora only."""
+
+    #: Training pairs with more source / target tokens are dropped (released: 50; dev and test never).
+    max_source_tokens: int | None = Field(50, ge=1)
+    max_target_tokens: int | None = Field(50, ge=1)
+    #: Cut every source sentence of every split to its first this many tokens (what the model reads).
+    truncate_source: int | None = Field(None, ge=1)
+    #: Vocabulary entries at most, specials included (released: 50,000), built from the training data.
+    vocabulary_size: int = Field(50_000, ge=5)
+    #: One vocabulary for source and target (the release's LCSTS setting).
+    shared_vocabulary: bool = False
+    #: One-token-per-line vocabulary files instead (the Stanford IWSLT'15 vocab.en / vocab.vi).
+    source_vocabulary: str | None = None
+    target_vocabulary: str | None = None
+    #: words, whitespace or characters; None: the corpus's own (see labelemb.data.text.LAYOUTS).
+    tokenizer: Literal["words", "whitespace", "characters"] | None = None
+
+
 class DataConfig(_Strict):
     name: str = "digits"
     dir: str | None = None
     download: bool = True
+    #: Train on the first this many training examples (pairs, for text) only: for quick runs.
+    max_train_pairs: int | None = Field(None, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+
+
+class DecodeConfig(_Strict):
+    """How sequence models are decoded at each dev and test check (text corpora only)."""
+
+    #: Beam size; 1 is greedy decoding.
+    beam: int = Field(1, ge=1)
+    #: Longest output: length_ratio x source length + max_length tokens.
+    max_length: int = Field(50, ge=1)
+    length_ratio: float = Field(0.0, ge=0)
+    #: Rank finished beam hypotheses by log-probability per token instead of in total.
+    length_normalise: bool = False
+    #: Replace each output <unk> by the source word the decoder attended to most (the release's -unk).
+    replace_unk: bool = False
+    #: Sentences decoded at once.
+    batch_size: int = Field(100, ge=1)
 
 
 class ModelConfig(BaseModel):
@@ -59,6 +97,10 @@ class TrainConfig(_Strict):
     #: Evaluate on dev and test every this many training examples; None = at each epoch's end.
     eval_every: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(1000, ge=1)
+    #: Stop after this many updates (a quick run); None: train all the epochs.
+    max_steps: int | None = Field(None, ge=1)
+    #: Clip the gradient's global L2 norm to this before each update (the text release: 5).
+    clip_grad_norm: float | None = Field(None, gt=0)
     #: Multiply the learning rate by ``lr_gamma`` at these epochs.
     lr_milestones: list[int] = Field(default_factory=list)
     lr_gamma: float = 0.2
@@ -98,6 +140,7 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
 
     def options(self, section: Literal["model", "method"]) -> dict[str, Any]:
         """The options of the model or method section, without its name."""
@@ -123,6 +166,7 @@ class RunConfig(_Strict):
         values["train"].pop("progress")
         values["data"].pop("dir")
         values["data"].pop("download")
+        values["decode"].pop("batch_size")
         return values
 
 

@@ -22,13 +22,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import methods
-from ..data import Dataset, Split
+from ..data import Dataset
+from ..data.sequences import TextDataset
 from ..rundir import RunDir, RunDirError
 from . import distributed
 from .build import Network, build_network
 from .config import RunConfig
 from .seed import seed_everything
-from .task import Predict, Task
+from .task import Predictor, Task
+
+#: Where a run keeps what each evaluation produced besides its metrics (decoded output).
+OUTPUTS_DIR = "outputs"
 
 
 @dataclass
@@ -62,7 +66,7 @@ class SeedRun:
     rng_state: Tensor
 
 
-def build_run(config: RunConfig, dataset: Dataset, device: torch.device, task: Task) -> SeedRun:
+def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
     """Seed, build and (if its folder has a checkpoint) restore the weights of one run."""
     folder = RunDir(config.run_dir())
     seed_everything(config.seed)
@@ -90,29 +94,17 @@ def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]
         ) from None
 
 
-def in_eval_mode(network: nn.Module, predict: Predict) -> Predict:
-    """``predict`` run with ``network`` in evaluation mode, back in training mode after."""
-
-    def wrapped(inputs: Tensor) -> Tensor:
-        network.eval()
-        try:
-            return predict(inputs)
-        finally:
-            network.train()
-
-    return wrapped
-
-
 class Layout(Protocol):
     """How the parameters and batches of the runs being trained together are laid out."""
 
     runs: list[SeedRun]
 
-    def epoch_orders(self, epoch: int, size: int) -> Tensor:
-        """Each run's order of the training set this epoch, ``(S, size)``."""
+    def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
+        """Each run's order of the training set this epoch, ``(S, len(split))`` (the task's
+        :meth:`~labelemb.train.task.Task.epoch_order` for each run's seed)."""
         ...
 
-    def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """One optimisation step of every run on its rows of ``index`` ``(S, B)``; returns each
         run's loss and logged terms, detached (scalars for one run, ``(S,)`` for several)."""
         ...
@@ -123,7 +115,7 @@ class Layout(Protocol):
         """Bring each run's own modules up to date (for evaluation and saving)."""
         ...
 
-    def predictor(self, s: int) -> Predict: ...
+    def predictor(self, s: int) -> Predictor: ...
 
     def checkpoint_state(self, s: int) -> dict[str, Any]:
         """Run ``s``'s network, optimiser, schedule and random state, in the one checkpoint format."""
@@ -134,12 +126,13 @@ class Layout(Protocol):
 class Schedule:
     """A run's data on its device and the step arithmetic of the loop."""
 
-    train: Split
-    dev: Split | None
-    test: Split
+    train: Any  # a Split, or TextPairs
+    dev: Any | None
+    test: Any
     batch_size: int
     eval_every: int | None  # examples between checks; None: at each epoch's end
     epochs: int
+    max_steps: int | None = None  # stop after this many updates
 
     @property
     def num_train(self) -> int:
@@ -151,10 +144,11 @@ class Schedule:
 
     @property
     def total_steps(self) -> int:
-        return self.batches_per_epoch * self.epochs
+        steps = self.batches_per_epoch * self.epochs
+        return min(steps, self.max_steps or steps)
 
 
-def schedule(config: RunConfig, dataset: Dataset, device: torch.device) -> Schedule:
+def schedule(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
     """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``config``."""
     return Schedule(
         train=dataset.train.to(device),
@@ -163,6 +157,7 @@ def schedule(config: RunConfig, dataset: Dataset, device: torch.device) -> Sched
         batch_size=config.train.batch_size,
         eval_every=config.train.eval_every,
         epochs=config.train.epochs,
+        max_steps=config.train.max_steps,
     )
 
 
@@ -305,8 +300,13 @@ def run_loop(
             record = progress_record(progress, plan.num_train)
             record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
             record.update({name: per_run[s] for name, per_run in means.items()})
+            files = task.evaluation_files()
+            if files:
+                record["outputs"] = f"{OUTPUTS_DIR}/step{progress.step}"
             progress.records.append(record)
             if writes:
+                for name, text in files.items():
+                    run.folder.write_text_file(f"{record['outputs']}/{name}", text)
                 run.folder.write_metrics(progress.records)
                 run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
         if on_checkpoint is not None:
@@ -323,9 +323,11 @@ def run_loop(
     # that no per-step device synchronisation is needed.
     segment_start = time.perf_counter()
     with bar:
-        while shared.epoch < plan.epochs:
-            orders = layout.epoch_orders(shared.epoch, plan.num_train).to(device)
+        while shared.epoch < plan.epochs and shared.step < plan.total_steps:
+            orders = layout.epoch_orders(shared.epoch, plan.train, plan.batch_size).to(device)
             for batch in range(shared.batch, plan.batches_per_epoch):
+                if shared.step >= plan.total_steps:
+                    break
                 index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
                 losses, terms = layout.step(plan.train, index)
                 term_sums.add(losses, terms)
@@ -344,7 +346,7 @@ def run_loop(
 def summarize(
     config: RunConfig,
     progress: Progress,
-    dataset: Dataset,
+    dataset: Dataset | TextDataset,
     task: Task,
     device: torch.device,
     num_parameters: int,
@@ -370,12 +372,17 @@ def summarize(
     # Test first: the figure a reader looks for.
     summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
     summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
+    if "outputs" in selected:
+        summary["selected_outputs"] = selected["outputs"]
     summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
+    summary.update(task.summary_fields())
+    epochs_trained = progress.examples / len(dataset.train)
     summary.update(
         {
             "epochs": config.train.epochs,
             "steps": progress.step,
-            "seconds_per_epoch": progress.train_seconds / config.train.epochs,
+            "epochs_trained": epochs_trained,
+            "seconds_per_epoch": progress.train_seconds / max(epochs_trained, 1e-12),
             "wall_seconds": progress.wall_seconds,
             "num_parameters": num_parameters,
             "class_names": list(dataset.class_names),
@@ -391,7 +398,7 @@ def summarize(
 MAX_SAVED_REPRESENTATION = 4096
 
 
-def finish(run: SeedRun, summary: dict[str, Any], predict: Predict, task: Task, plan: Schedule) -> None:
+def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule) -> None:
     """Write a finished run's results through its folder: the method's tensors, weights, summary.
 
     Every run saves a label representation, so that analysis never needs the data: the method's

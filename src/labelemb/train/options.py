@@ -26,7 +26,7 @@ def check_buildable(config: RunConfig) -> None:
     model_options = {
         name: parameter.default
         for name, parameter in inspect.signature(model_class.__init__).parameters.items()
-        if name not in ("self", "input_shape")
+        if name not in models.INPUT_PARAMETERS
     }
     given_to_model = config.options("model")
     _check_options(f"model {config.model.name!r}", model_class, model_options, given_to_model, "model.")
@@ -43,6 +43,35 @@ def check_buildable(config: RunConfig) -> None:
         raise ConfigError(
             f"method {config.method.name!r} needs option(s) {', '.join(missing)}: add {missing[0]}=... "
             "to the command line or to the config's method section"
+        )
+    check_data_fits_model(config)
+
+
+def check_data_fits_model(config: RunConfig) -> None:
+    """A text corpus trains a sequence model with a per-token method, images an image backbone."""
+    from ..data.text import LAYOUTS
+    from .sequence import check_sequence_method
+
+    text = config.data.name in LAYOUTS
+    sequence_model = config.model.name in models.SEQUENCE_MODELS
+    if text and not sequence_model:
+        raise ConfigError(
+            f"data {config.data.name!r} is a text corpus: it needs model.name=seq2seq, "
+            f"not {config.model.name!r}"
+        )
+    if sequence_model and not text:
+        raise ConfigError(
+            f"model 'seq2seq' needs a text corpus ({', '.join(LAYOUTS)}), not data {config.data.name!r}"
+        )
+    if not text:
+        return
+    reason = check_sequence_method(config.method.name)
+    if reason is not None:
+        raise ConfigError(reason)
+    augment = config.data.augment
+    if augment.crop_padding or augment.flip or augment.mean is not None or config.train.channels_last:
+        raise ConfigError(
+            "data.augment and train.channels_last are for images; remove them from a text corpus's config"
         )
 
 

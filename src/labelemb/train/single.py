@@ -8,12 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
-from ..data import Split
 from . import distributed
-from .build import make_optimizer, make_scheduler, step_options
-from .loop import SeedRun, in_eval_mode, load_state
-from .seed import epoch_permutation
-from .task import Predict, Task
+from .build import make_optimizer, make_scheduler, run_model, step_options
+from .loop import SeedRun, load_state
+from .task import Predictor, Task
 
 
 class Single:
@@ -32,6 +30,7 @@ class Single:
         if self.options.channels_last:
             run.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(config, list(run.network.parameters()))
+        self.clip_grad_norm = config.train.clip_grad_norm
         self.scheduler = make_scheduler(config, self.optimizer)
         # The global random state is this run's own (runs built together each left theirs).
         torch.set_rng_state(run.rng_state)
@@ -64,24 +63,26 @@ class Single:
         if self.options.generator is not None and "augment_rng" in checkpoint:
             self.options.generator.set_state(checkpoint["augment_rng"])
 
-    def epoch_orders(self, epoch: int, size: int) -> Tensor:
-        return epoch_permutation(self.runs[0].config.seed, epoch, size)[None]
+    def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
+        return self.task.epoch_order(split, self.runs[0].config.seed, epoch, batch_size)[None]
 
-    def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(split, self.processes.shard(index[0]))
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        if self.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.runs[0].network.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         return out.loss.detach(), out.terms
 
-    def forward(self, split: Split, index: Tensor) -> methods.MethodOutput:
+    def forward(self, split: Any, index: Tensor) -> methods.MethodOutput:
         """The forward pass of a training step on ``split[index]``."""
         inputs, targets = self.task.batch(split, index)
         inputs = self.options.prepare(inputs, train=True)
-        with self.options.precision(inputs.device):
+        with self.options.precision(targets.device):
             if self.stepper is not None:
                 return self.stepper(inputs, targets, index)
-            features, targets = self.task.rows(self.model(inputs), targets)
+            features, targets = self.task.rows(run_model(self.model, inputs), targets)
             run_index = index if self.runs[0].method.needs_index else None
             return self.method(features, targets, index=run_index)
 
@@ -92,14 +93,15 @@ class Single:
     def sync(self) -> None:
         """The run's modules are the ones being trained: nothing to copy."""
 
-    def predictor(self, s: int) -> Predict:
-        model, method, options = self.runs[s].model, self.runs[s].method, self.options
-
-        def predict(inputs: Tensor) -> Tensor:
-            with options.precision(inputs.device):
-                return method.logits(model(options.prepare(inputs, train=False)))
-
-        return in_eval_mode(self.runs[s].network, predict)
+    def predictor(self, s: int) -> Predictor:
+        run, options = self.runs[s], self.options
+        return Predictor(
+            run.network,
+            run.model,
+            run.method,
+            prepare=lambda inputs: options.prepare(inputs, train=False),
+            autocast=options.autocast,
+        )
 
     def checkpoint_state(self, s: int) -> dict[str, Any]:
         generator = self.options.generator

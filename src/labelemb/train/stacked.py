@@ -36,9 +36,8 @@ from ..stacking import linear, stack_modules, unstack_into
 from . import distributed
 from .build import make_optimizer, make_scheduler
 from .config import RunConfig
-from .loop import SeedRun, in_eval_mode, load_state
-from .seed import epoch_permutation
-from .task import Predict, Task
+from .loop import SeedRun, load_state
+from .task import Predictor, Task
 
 #: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types).
 STACKED_MODELS = ("mlp", "cnn")
@@ -67,6 +66,8 @@ def unsupported_reason(config: RunConfig) -> str | None:
         return f"precision {config.train.precision!r} runs in the sequential trainer only"
     if config.train.channels_last or config.train.compile:
         return "channels_last and compile are options of the sequential trainer"
+    if config.train.clip_grad_norm is not None:
+        return "gradient clipping (train.clip_grad_norm) runs in the sequential trainer only"
     if distributed.current().world_size > 1:
         return "several processes (torchrun) split one run's batches in the sequential trainer"
     return None
@@ -224,8 +225,10 @@ class Stacked:
 
     # ------------------------------------------------------------------ training
 
-    def epoch_orders(self, epoch: int, size: int) -> Tensor:
-        return torch.stack([epoch_permutation(run.config.seed, epoch, size) for run in self.runs])
+    def epoch_orders(self, epoch: int, split: Split, batch_size: int) -> Tensor:
+        return torch.stack(
+            [self.task.epoch_order(split, run.config.seed, epoch, batch_size) for run in self.runs]
+        )
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
@@ -248,9 +251,9 @@ class Stacked:
                 param.copy_(self.params[f"model.{name}"][s])
         unstack_into(self.method, [run.method for run in self.runs])
 
-    def predictor(self, s: int) -> Predict:
-        model, method = self.runs[s].model, self.runs[s].method
-        return in_eval_mode(self.runs[s].network, lambda inputs: method.logits(model(inputs)))
+    def predictor(self, s: int) -> Predictor:
+        run = self.runs[s]
+        return Predictor(run.network, run.model, run.method)
 
 
 def _seed_entry(value: Any, s: int) -> Any:

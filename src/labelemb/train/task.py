@@ -8,17 +8,52 @@ run's reported check. Classification is the first; sequence-to-sequence adds a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data import Split
+from .seed import epoch_permutation
 
 #: Model inputs -> prediction scores ``(N, num_classes)``, in evaluation mode.
 Predict = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class Predictor:
+    """A trained run seen by its task: called on model inputs it gives the method's logits.
+
+    A task that needs more than logits (decoding a sequence) uses ``model`` and ``method``
+    directly, inside :meth:`evaluating`.
+    """
+
+    network: nn.Module  # switched to evaluation mode while predicting
+    model: nn.Module
+    method: nn.Module
+    prepare: Callable[[Tensor], Tensor] = lambda inputs: inputs
+    autocast: torch.dtype | None = None
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        with self.evaluating(), self.precision(inputs.device):
+            return self.method.logits(self.model(self.prepare(inputs)))
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The network in evaluation mode (dropout off), back in training mode after."""
+        self.network.eval()
+        try:
+            yield
+        finally:
+            self.network.train()
+
+    def precision(self, device: torch.device) -> Any:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
 
 
 class Task(Protocol):
@@ -28,7 +63,12 @@ class Task(Protocol):
     selection_metric: str
     lower_is_better: bool
 
-    def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
+    def epoch_order(self, split: Any, seed: int, epoch: int, batch_size: int) -> Tensor:
+        """The order of ``split`` in ``epoch`` (a function of seed and epoch): each consecutive
+        ``batch_size`` slice is one batch."""
+        ...
+
+    def batch(self, split: Any, index: Tensor) -> tuple[Any, Tensor]:
         """The model inputs and the targets of ``split[index]`` (``index`` may lead with a seed dimension)."""
         ...
 
@@ -36,8 +76,16 @@ class Task(Protocol):
         """The backbone's output and the targets as the method's rows."""
         ...
 
-    def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, float]:
+    def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, float]:
         """The task's metrics of one model on the dev (if any) and test splits."""
+        ...
+
+    def evaluation_files(self) -> dict[str, str]:
+        """Files the last :meth:`evaluate` produced for the run folder (name -> text): decoded output."""
+        ...
+
+    def summary_fields(self) -> dict[str, Any]:
+        """What the task adds to a finished run's summary beyond its metrics."""
         ...
 
     def label_representation(
@@ -55,6 +103,15 @@ class Classification:
     metrics: tuple[str, ...] = ("dev_error", "test_error")
     selection_metric: str = "dev_error"
     lower_is_better: bool = True
+
+    def epoch_order(self, split: Split, seed: int, epoch: int, batch_size: int) -> Tensor:
+        return epoch_permutation(seed, epoch, len(split))
+
+    def evaluation_files(self) -> dict[str, str]:
+        return {}
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {}
 
     def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
         return split.images[index], split.labels[index]

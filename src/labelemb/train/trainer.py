@@ -10,29 +10,25 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset
+from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys
 from . import distributed
-from .build import resolve_device
+from .build import load_run_data, make_task, resolve_device
 from .config import RunConfig
 from .loop import Progress, SeedRun, build_run, finish, run_loop, schedule, summarize
 from .options import check_buildable
 from .seed import describe_seeds
 from .single import Single
 from .stacked import BatchedConfigError, Stacked, unsupported_reason
-from .task import Classification, Task
 
 logger = logging.getLogger(__name__)
-
-
-def classification_task(config: RunConfig) -> Task:
-    return Classification(eval_batch_size=config.train.eval_batch_size)
 
 
 def train(
     config: RunConfig,
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | TextDataset | None = None,
     on_checkpoint: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Train one (method, seed) run to the end, resuming from its checkpoint if one exists.
@@ -55,7 +51,7 @@ def train_unless_held(config: RunConfig) -> dict[str, Any] | None:
 def train_batched(
     configs: Sequence[RunConfig],
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | TextDataset | None = None,
     progress: bool = True,
     on_checkpoint: Callable[[list[Progress]], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -77,7 +73,7 @@ def train_seeds(
     configs: Sequence[RunConfig],
     *,
     batched: bool = True,
-    dataset: Dataset | None = None,
+    dataset: Dataset | TextDataset | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Train every config; return the summaries in order.
@@ -151,7 +147,7 @@ def preflight(configs: Sequence[RunConfig]) -> None:
 
 def _train(
     configs: list[RunConfig],
-    dataset: Dataset | None,
+    dataset: Dataset | TextDataset | None,
     *,
     stacked: bool,
     show_progress: bool,
@@ -217,7 +213,7 @@ def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
 
 def _train_owned(
     configs: list[RunConfig],
-    dataset: Dataset | None,
+    dataset: Dataset | TextDataset | None,
     stacked: bool,
     show_progress: bool,
     on_checkpoint: Callable[[list[Progress]], None] | None,
@@ -231,8 +227,8 @@ def _train_owned(
     if device.type == "cuda" and processes.world_size > 1:
         device = torch.device("cuda", processes.local_rank)
     if dataset is None:
-        dataset = load_dataset(config.data.name, data_dir=config.data.dir, download=config.data.download)
-    task = classification_task(config)
+        dataset = load_run_data(config)
+    task = make_task(config, dataset)
     plan = schedule(config, dataset, device)
     if stacked:
         # A crash between two seeds' checkpoint writes leaves them a check apart: each step's

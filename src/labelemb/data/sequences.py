@@ -1,0 +1,232 @@
+"""A text corpus as tensors for the training loop: what :class:`~labelemb.data.Dataset` is for images.
+
+:func:`load_text_dataset` reads a corpus (:func:`~labelemb.data.text.load_corpus`), builds or reads
+its vocabularies and holds each split as padded id tensors (:class:`TextPairs`), so that a batch
+is an index slice as for images. The target vocabulary is the label set of the method.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .base import DataError
+from .text import (
+    BOS,
+    EOS,
+    LAYOUTS,
+    MAX_TRAIN_TOKENS,
+    MAX_VOCABULARY,
+    PAD,
+    TextSplit,
+    Vocabulary,
+    load_corpus,
+)
+
+#: The score each corpus is judged by: BLEU for translation, ROUGE for summarisation.
+CORPUS_METRIC = {"ddtp-summarize": "rouge", "ddtp-en-it": "bleu", "iwslt15-en-vi": "bleu", "lcsts": "rouge"}
+#: The folder a data directory keeps each corpus in (searched besides the directory itself).
+CORPUS_HOME = {
+    "ddtp-summarize": "debian-ddtp",
+    "ddtp-en-it": "debian-ddtp",
+    "iwslt15-en-vi": "iwslt15-en-vi",
+    "lcsts": "lcsts",
+}
+#: Where each corpus comes from, for the error that says it is missing.
+CORPUS_SOURCE = {
+    "ddtp-summarize": "Debian's package descriptions (DDTP), as summarize/{train,valid,test}.{src,tgt}.gz",
+    "ddtp-en-it": "Debian's package descriptions (DDTP), as translate-en-it/{train,valid,test}.{en,it}.gz",
+    "iwslt15-en-vi": "https://nlp.stanford.edu/projects/nmt/ (train.en/.vi, tst2012.*, tst2013.*)",
+    "lcsts": "its authors (Hu et al. 2015; it needs an agreement with them), as {train,valid,test}.{src,tgt}",
+}
+
+
+@dataclass
+class TextPairs:
+    """One split as tensors: source ids ``(N, S)``, target ids framed by ``<s>`` ... ``</s>`` ``(N, T + 2)``.
+
+    Both are padded with id 0 to the split's longest sentence; ``source_lengths`` and
+    ``target_lengths`` (N,) count real tokens (the target's with its ``<s>`` and ``</s>``). The
+    token lists stay on the CPU: the source for ``<unk>`` replacement, the target as the
+    reference that decoded output is scored against (its own words, never ``<unk>``).
+    """
+
+    source: Tensor
+    target: Tensor
+    source_lengths: Tensor
+    target_lengths: Tensor
+    source_tokens: list[list[str]]
+    reference_tokens: list[list[str]]
+
+    def __len__(self) -> int:
+        return int(self.source.shape[0])
+
+    def to(self, device: torch.device) -> TextPairs:
+        """This split with its tensors on ``device``."""
+        return replace(
+            self,
+            source=self.source.to(device),
+            target=self.target.to(device),
+            source_lengths=self.source_lengths.to(device),
+            target_lengths=self.target_lengths.to(device),
+        )
+
+
+@dataclass
+class TextDataset:
+    """A parallel corpus ready for training: its splits as :class:`TextPairs` and both vocabularies."""
+
+    name: str
+    train: TextPairs
+    dev: TextPairs
+    test: TextPairs
+    source_vocabulary: Vocabulary
+    target_vocabulary: Vocabulary
+    #: Test examples whose source and target lines both occur as a training pair.
+    test_in_train: list[bool]
+    #: Training pairs left out for their length.
+    dropped_long: int
+    #: "bleu" or "rouge".
+    metric: str
+
+    @property
+    def class_names(self) -> list[str]:
+        """The method's labels: the target vocabulary."""
+        return self.target_vocabulary.tokens
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.target_vocabulary)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """What a sequence model is built for: (source vocabulary size, target vocabulary size)."""
+        return (len(self.source_vocabulary), len(self.target_vocabulary))
+
+
+def encode_split(split: TextSplit, source: Vocabulary, target: Vocabulary) -> TextPairs:
+    """Token lists -> padded id tensors (see :class:`TextPairs`)."""
+    source_ids = [source.encode(tokens) for tokens in split.source]
+    target_ids = [[target.index[BOS], *target.encode(tokens), target.index[EOS]] for tokens in split.target]
+    return TextPairs(
+        source=_padded(source_ids, source.index[PAD]),
+        target=_padded(target_ids, target.index[PAD]),
+        source_lengths=torch.tensor([len(s) for s in source_ids], dtype=torch.long),
+        target_lengths=torch.tensor([len(t) for t in target_ids], dtype=torch.long),
+        source_tokens=split.source,
+        reference_tokens=split.target,
+    )
+
+
+def _padded(sequences: list[list[int]], pad: int) -> Tensor:
+    out = torch.full((len(sequences), max((len(s) for s in sequences), default=0)), pad, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        out[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    return out
+
+
+def load_text_dataset(
+    name: str,
+    data_dir: str | Path | None,
+    *,
+    max_train_pairs: int | None = None,
+    max_source_tokens: int | None = MAX_TRAIN_TOKENS,
+    max_target_tokens: int | None = MAX_TRAIN_TOKENS,
+    truncate_source: int | None = None,
+    vocabulary_size: int = MAX_VOCABULARY,
+    shared_vocabulary: bool = False,
+    source_vocabulary_file: str | None = None,
+    target_vocabulary_file: str | None = None,
+    tokenizer: str | None = None,
+) -> TextDataset:
+    """Read corpus ``name`` (a key of :data:`~labelemb.data.text.LAYOUTS`) from ``data_dir`` as tensors.
+
+    Training pairs with more than ``max_source_tokens`` source or ``max_target_tokens`` target
+    tokens are dropped (released: 50 each; dev and test never are). ``truncate_source`` cuts every
+    source sentence of every split to its first that many tokens: what the model reads, the same
+    for all splits (no test example is left out). Vocabularies come from the training data
+    (``vocabulary_size`` entries at most, specials included; one for both sides with
+    ``shared_vocabulary``) or from one-token-per-line files.
+    """
+    corpus = load_corpus(
+        name,
+        find_corpus(name, data_dir),
+        max_train_tokens=None,
+        max_train_pairs=max_train_pairs,
+        tokenizer=tokenizer,
+    )
+    train, dropped = _within_limits(corpus.train, max_source_tokens, max_target_tokens)
+    if not len(train):
+        raise DataError(
+            f"corpus {name}: no training pair has at most {max_source_tokens} source and "
+            f"{max_target_tokens} target tokens; raise data.text.max_source_tokens / max_target_tokens"
+        )
+    splits = {"train": train, "dev": corpus.dev, "test": corpus.test}
+    if truncate_source is not None:
+        splits = {key: _truncated(split, truncate_source) for key, split in splits.items()}
+    if shared_vocabulary:
+        source_vocabulary = target_vocabulary = _vocabulary(
+            source_vocabulary_file, train.source + train.target, vocabulary_size
+        )
+    else:
+        source_vocabulary = _vocabulary(source_vocabulary_file, train.source, vocabulary_size)
+        target_vocabulary = _vocabulary(target_vocabulary_file, train.target, vocabulary_size)
+    encoded = {
+        key: encode_split(split, source_vocabulary, target_vocabulary) for key, split in splits.items()
+    }
+    return TextDataset(
+        name=name,
+        train=encoded["train"],
+        dev=encoded["dev"],
+        test=encoded["test"],
+        source_vocabulary=source_vocabulary,
+        target_vocabulary=target_vocabulary,
+        test_in_train=corpus.test_in_train,
+        dropped_long=dropped,
+        metric=CORPUS_METRIC[name],
+    )
+
+
+def find_corpus(name: str, data_dir: str | Path | None) -> Path:
+    """The folder that holds corpus ``name``: ``data_dir``, then ``$LABELEMB_DATA``, each itself or its
+    :data:`CORPUS_HOME` subfolder; a :class:`DataError` naming every place searched if none does."""
+    if name not in LAYOUTS:
+        raise DataError(f"unknown text corpus {name!r}; known: {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[name]
+    first_file = f"{layout.splits['train']}.{layout.source}"
+    roots = [Path(d) for d in (data_dir, os.environ.get("LABELEMB_DATA")) if d]
+    searched = [folder for root in roots for folder in (root, root / CORPUS_HOME[name])]
+    for folder in searched:
+        if (folder / layout.folder / first_file).is_file():
+            return folder
+    places = ", ".join(str(folder / layout.folder) for folder in searched) or "nowhere (no data.dir given)"
+    raise DataError(
+        f"corpus {name} not found: no {first_file} in {places}. Get it from {CORPUS_SOURCE[name]} and "
+        "pass its folder as --data-dir (or data.dir, or $LABELEMB_DATA)"
+    )
+
+
+def _within_limits(
+    split: TextSplit, source_limit: int | None, target_limit: int | None
+) -> tuple[TextSplit, int]:
+    kept = TextSplit([], [], [])
+    for source, target, reference in zip(split.source, split.target, split.references):
+        if (source_limit is None or len(source) <= source_limit) and (
+            target_limit is None or len(target) <= target_limit
+        ):
+            kept.source.append(source)
+            kept.target.append(target)
+            kept.references.append(reference)
+    return kept, len(split) - len(kept)
+
+
+def _truncated(split: TextSplit, limit: int) -> TextSplit:
+    return TextSplit([tokens[:limit] for tokens in split.source], split.target, split.references)
+
+
+def _vocabulary(path: str | None, sentences: list[list[str]], size: int) -> Vocabulary:
+    return Vocabulary.read(path) if path is not None else Vocabulary.build(sentences, max_size=size)

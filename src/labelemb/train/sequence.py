@@ -1,0 +1,282 @@
+"""The sequence-to-sequence task: decoder states as the method's rows, decoded output scored by BLEU / ROUGE.
+
+Training is teacher-forced: the decoder features at every target position, flattened to
+``(B * T, d)``, are the rows; padding positions get ``ignore_index``, so every method of the
+registry that makes sense per token is the output layer unchanged (DESIGN.md,
+"Sequence-to-sequence"). Evaluation decodes dev and test (greedy or beam search, optional
+``<unk>`` replacement) and scores the output against the references' own words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.sequences import TextPairs
+from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, batch_order
+from ..models.seq2seq import Encoded
+from .decode import beam_search, greedy_decode
+from .task import Predictor
+from .text_metrics import bleu, rouge
+
+#: The target the methods skip (their default ``ignore_index``).
+IGNORE_INDEX = -100
+
+#: Methods that cannot be a sequence model's output layer, and why.
+UNSUITED_METHODS = {
+    "lwr": "it keeps a soft label per training example (per-example state, indexed by the "
+    "example's position); a token row has no such index, and N_tokens x V soft labels would not fit",
+    "ols": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "
+    "(10 GB at 50,000 words)",
+    "lwal": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
+    "outputs over a 50,000-word vocabulary",
+    "static_label": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors",
+    "label_embedding_fixed": "it needs a full m x m embedding from a finished run (V x V over a "
+    "vocabulary); the nlp variant learns a compressed one",
+}
+
+
+def check_sequence_method(name: str) -> str | None:
+    """Why method ``name`` cannot train a sequence model, or None if it can."""
+    reason = UNSUITED_METHODS.get(name)
+    if reason is None:
+        return None
+    return (
+        f"method {name!r} cannot be the output layer of a sequence model: {reason}. "
+        "Use onehot, label_smoothing, confidence_penalty, tfkd_reg or label_embedding (variant nlp)"
+    )
+
+
+@dataclass
+class DecodeOptions:
+    """How evaluation decodes: beam size (1 = greedy), length limit ``a x source length + b``,
+    length normalisation of beam scores, ``<unk>`` replaced by the most-attended source word."""
+
+    beam: int = 1
+    max_length: int = 50  # b
+    length_ratio: float = 0.0  # a
+    length_normalise: bool = False
+    replace_unk: bool = False
+    batch_size: int = 100
+
+
+@dataclass
+class SequenceTask:
+    """Train on target tokens, select and report by decoded BLEU (translation) or ROUGE (summaries).
+
+    Test scores are quoted without the test examples that occur verbatim in training
+    (``test_in_train``); the ``*_all`` metrics include them. BLEU selects by dev BLEU, ROUGE by dev
+    ROUGE-L.
+    """
+
+    metric: str  # "bleu" or "rouge"
+    target_vocabulary: Vocabulary
+    test_in_train: list[bool]
+    decoding: DecodeOptions = field(default_factory=DecodeOptions)
+    eval_batch_size: int = 100
+    lower_is_better: bool = False
+    bleu_signature: str = ""
+    _files: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("bleu", "rouge"):
+            raise ValueError(f"metric must be 'bleu' or 'rouge', got {self.metric!r}")
+
+    @property
+    def scores(self) -> tuple[str, ...]:
+        return ("bleu",) if self.metric == "bleu" else ("rouge1", "rouge2", "rougeL")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        # Reversed in the summary, where the quoted test scores come first.
+        dev = tuple(f"dev_{s}" for s in reversed(self.scores))
+        test_all = tuple(f"test_{s}_all" for s in reversed(self.scores))
+        test = tuple(f"test_{s}" for s in reversed(self.scores))
+        return dev + test_all + test
+
+    @property
+    def selection_metric(self) -> str:
+        return "dev_bleu" if self.metric == "bleu" else "dev_rougeL"
+
+    # ------------------------------------------------------------------ training
+
+    def epoch_order(self, split: TextPairs, seed: int, epoch: int, batch_size: int) -> Tensor:
+        """Batches of similar length (:func:`~labelemb.data.text.batch_order`), one after another.
+
+        The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
+        """
+        lengths = (split.source_lengths + split.target_lengths).tolist()
+        batches = batch_order(lengths, batch_size, seed, epoch)
+        batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: full ones keep their order
+        return torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
+
+    def batch(self, split: TextPairs, index: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """``((source, target_in), target_out)`` of ``split[index]``, cut to the batch's longest sentence."""
+        source_length = int(split.source_lengths[index].max())
+        target_length = int(split.target_lengths[index].max())
+        source = split.source[index, :source_length]
+        target = split.target[index, :target_length]
+        return (source, target[:, :-1]), target[:, 1:]
+
+    def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Decoder features ``(B, T, d)`` -> ``(B * T, d)``; padding positions -> ``ignore_index``."""
+        rows = targets.reshape(-1)
+        rows = rows.masked_fill(rows == self.target_vocabulary.index[PAD], IGNORE_INDEX)
+        return features.reshape(-1, features.shape[-1]), rows
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, predict: Predictor, dev: TextPairs | None, test: TextPairs) -> dict[str, float]:
+        results: dict[str, float] = {}
+        self._files = {}
+        if dev is not None:
+            dev_output = self.decode_split(predict, dev)
+            results.update(self._scored("dev", dev_output, dev.reference_tokens))
+            self._files["dev.txt"] = _lines(dev_output)
+        test_output = self.decode_split(predict, test)
+        kept = [i for i, seen in enumerate(self.test_in_train) if not seen]
+        results.update(
+            self._scored("test", [test_output[i] for i in kept], [test.reference_tokens[i] for i in kept])
+        )
+        results.update(
+            {f"{k}_all": v for k, v in self._scored("test", test_output, test.reference_tokens).items()}
+        )
+        self._files["test.txt"] = _lines(test_output)
+        return results
+
+    def _scored(self, split: str, output: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+        if self.metric == "bleu":
+            result = bleu(output, references)
+            self.bleu_signature = result.signature
+            return {f"{split}_bleu": result.score}
+        return {f"{split}_{name}": value for name, value in rouge(output, references).items()}
+
+    def evaluation_files(self) -> dict[str, str]:
+        return dict(self._files)
+
+    def summary_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "metric": "test_bleu" if self.metric == "bleu" else "test_rougeL",
+            "higher_is_better": True,
+            "reported_metrics": [f"test_{s}" for s in self.scores],
+            "test_examples": len(self.test_in_train) - sum(self.test_in_train),
+            "test_in_train": sum(self.test_in_train),
+            "decoding": {
+                "beam": self.decoding.beam,
+                "max_length": self.decoding.max_length,
+                "length_ratio": self.decoding.length_ratio,
+                "length_normalise": self.decoding.length_normalise,
+                "replace_unk": self.decoding.replace_unk,
+            },
+        }
+        if self.bleu_signature:
+            fields["bleu_signature"] = self.bleu_signature
+        return fields
+
+    @torch.inference_mode()
+    def decode_split(self, predict: Predictor, split: TextPairs) -> list[list[str]]:
+        """Every example of ``split`` decoded to target words, in the split's order."""
+        output: list[list[str]] = [[] for _ in range(len(split))]
+        # Sentences of similar source length together: less padding in the encoder and attention.
+        order = torch.argsort(split.source_lengths.cpu(), stable=True)
+        with predict.evaluating():
+            for chunk in order.split(self.decoding.batch_size):
+                index = chunk.to(split.source.device)
+                source = split.source[index, : int(split.source_lengths[index].max())]
+                with predict.precision(source.device):
+                    words = self.decode_batch(
+                        predict, source, [split.source_tokens[i] for i in chunk.tolist()]
+                    )
+                for i, sentence in zip(chunk.tolist(), words):
+                    output[i] = sentence
+        return output
+
+    def decode_batch(
+        self, predict: Predictor, source: Tensor, source_words: list[list[str]]
+    ) -> list[list[str]]:
+        """Decode one padded source batch ``(B, S)`` to target words."""
+        model, method, vocabulary = predict.model, predict.method, self.target_vocabulary
+        encoded = model.encode(source)
+
+        def step(tokens: Tensor, state: tuple[Encoded, Any]) -> tuple[Tensor, tuple[Encoded, Any]]:
+            encoded, hidden = state
+            features, hidden, _ = model.decode(encoded, tokens[:, None], hidden)
+            return torch.log_softmax(method.logits(features[:, 0]).float(), -1), (encoded, hidden)
+
+        options = self.decoding
+        lengths = encoded.mask.sum(1)
+        max_length = (options.length_ratio * lengths).long() + options.max_length
+        bos, eos = vocabulary.index[BOS], vocabulary.index[EOS]
+        if options.beam == 1:
+            ids = greedy_decode(step, (encoded, None), bos, eos, max_length)
+        else:
+            ids = beam_search(
+                step, (encoded, None), _reorder, bos, eos, max_length, options.beam, options.length_normalise
+            )
+        if options.replace_unk:
+            words = self._replace_unknown(model, encoded, ids, source_words)
+        else:
+            words = [[vocabulary.tokens[i] for i in sentence] for sentence in ids]
+        return [[word for word in sentence if word not in (PAD, BOS)] for sentence in words]
+
+    def _replace_unknown(
+        self, model: Any, encoded: Encoded, ids: list[list[int]], source_words: list[list[str]]
+    ) -> list[list[str]]:
+        """Each ``<unk>`` of the output becomes the source word its step attended to most (the
+        release's ``-unk``): the decoder is run once more over its own output to read the attention."""
+        vocabulary = self.target_vocabulary
+        unknown = vocabulary.index[UNK]
+        words = [[vocabulary.tokens[i] for i in sentence] for sentence in ids]
+        if not any(unknown in sentence for sentence in ids):
+            return words
+        pad, bos = vocabulary.index[PAD], vocabulary.index[BOS]
+        width = max(len(sentence) for sentence in ids)
+        target_in = torch.full((len(ids), max(width, 1)), pad, dtype=torch.long, device=encoded.mask.device)
+        for row, sentence in enumerate(ids):
+            target_in[row, : len(sentence)] = torch.tensor(
+                [bos, *sentence[:-1]] if sentence else [], dtype=torch.long
+            )
+        _, _, attention = model.decode(encoded, target_in)  # (B, T, S)
+        attended = attention.argmax(-1).tolist()
+        for row, sentence in enumerate(ids):
+            for position, token in enumerate(sentence):
+                if token == unknown and attended[row][position] < len(source_words[row]):
+                    words[row][position] = source_words[row][attended[row][position]]
+        return words
+
+    def label_representation(
+        self, predict: Predictor, dev: TextPairs | None, test: TextPairs, num_classes: int
+    ) -> tuple[Tensor, str]:
+        """Row c: the teacher-forced softmax averaged over the target tokens c of dev (or test)."""
+        split, name = (dev, "dev") if dev is not None else (test, "test")
+        sums = torch.zeros(num_classes, num_classes)
+        counts = torch.zeros(num_classes)
+        with torch.inference_mode(), predict.evaluating():
+            for start in range(0, len(split), self.eval_batch_size):
+                index = torch.arange(
+                    start, min(start + self.eval_batch_size, len(split)), device=split.source.device
+                )
+                (source, target_in), target_out = self.batch(split, index)
+                with predict.precision(source.device):
+                    features, labels = self.rows(predict.model(source, target_in), target_out)
+                    probs = torch.softmax(predict.method.logits(features).float(), -1)
+                counted = labels != IGNORE_INDEX
+                sums.index_add_(0, labels[counted].cpu(), probs[counted].cpu())
+                counts.index_add_(0, labels[counted].cpu(), torch.ones(int(counted.sum())))
+        return sums / counts.clamp(min=1)[:, None], f"mean softmax over the target tokens of {name}"
+
+
+def _reorder(state: tuple[Encoded, Any], rows: Tensor) -> tuple[Encoded, Any]:
+    encoded, hidden = state
+    start_h, start_c = encoded.start
+    selected = Encoded(encoded.states[rows], encoded.mask[rows], (start_h[:, rows], start_c[:, rows]))
+    if hidden is not None:
+        hidden = (hidden[0][:, rows], hidden[1][:, rows])
+    return selected, hidden
+
+
+def _lines(sentences: list[list[str]]) -> str:
+    return "".join(" ".join(sentence) + "\n" for sentence in sentences)
