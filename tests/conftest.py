@@ -75,6 +75,28 @@ def fashion_mnist_dir() -> Path:
     return FASHION_MNIST_DIR
 
 
+@pytest.fixture(scope="session")
+def ddtp_dir() -> Path:
+    """``$LABELEMB_DATA/debian-ddtp`` (the DDTP summarisation and en-it corpora); fails if absent."""
+    root = os.environ.get("LABELEMB_DATA")
+    if not root:
+        pytest.fail(
+            "DDTP text is missing: LABELEMB_DATA is not set. Set it to the folder that holds "
+            "debian-ddtp/ (in CI: ../shared/data).",
+            pytrace=False,
+        )
+    folder = Path(root) / "debian-ddtp"
+    needed = [folder / "summarize" / "train.src.gz", folder / "translate-en-it" / "train.en.gz"]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        pytest.fail(
+            f"DDTP text is missing: {', '.join(missing)} (from LABELEMB_DATA={root}). Point "
+            "LABELEMB_DATA at the folder holding debian-ddtp/.",
+            pytrace=False,
+        )
+    return folder
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Run torch on one thread: these tiny models only lose from a second, contended, thread."""

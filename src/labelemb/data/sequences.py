@@ -159,6 +159,11 @@ def load_text_dataset(
         max_train_pairs=max_train_pairs,
         tokenizer=tokenizer,
     )
+    if all(corpus.test_in_train):
+        raise DataError(
+            f"corpus {name}: every test pair also occurs in the training files, so no test score can "
+            "be quoted (scores leave such pairs out); use a test set disjoint from training"
+        )
     train, dropped = _within_limits(corpus.train, max_source_tokens, max_target_tokens)
     if not len(train):
         raise DataError(

@@ -38,8 +38,8 @@ def words(text: str) -> list[str]:
 
 
 def whitespace(text: str) -> list[str]:
-    """Tokens as the file has them, split at whitespace (IWSLT'15 is tokenised already)."""
-    return text.split()
+    """Lower-cased tokens split at whitespace (IWSLT'15 is tokenised already; the release lower-cased)."""
+    return text.lower().split()
 
 
 def characters(text: str) -> list[str]:

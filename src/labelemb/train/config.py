@@ -141,11 +141,18 @@ class RunConfig(_Strict):
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    #: Options of each method by name, used when that method runs (so that one config serves
+    #: ``compare --methods onehot,label_embedding`` with each method's own options); the method
+    #: section's options, given to whichever method runs, take precedence.
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def options(self, section: Literal["model", "method"]) -> dict[str, Any]:
-        """The options of the model or method section, without its name."""
+        """The options of the model or method section, without its name (for the method, its
+        ``methods`` entry under them)."""
         values = getattr(self, section).model_dump()
-        values.pop("name")
+        name = values.pop("name")
+        if section == "method":
+            values = {**self.methods.get(name, {}), **values}
         return values
 
     def run_dir(self) -> Path:
@@ -167,6 +174,8 @@ class RunConfig(_Strict):
         values["data"].pop("dir")
         values["data"].pop("download")
         values["decode"].pop("batch_size")
+        # Only the running method's entry changes its results.
+        values["methods"] = {k: v for k, v in values["methods"].items() if k == self.method.name}
         return values
 
 

@@ -30,6 +30,8 @@ def check_buildable(config: RunConfig) -> None:
     }
     given_to_model = config.options("model")
     _check_options(f"model {config.model.name!r}", model_class, model_options, given_to_model, "model.")
+    for name in config.methods:
+        _known(name, methods.available(), "method (a key of the methods section)", methods.method_class)
     method_class = _known(config.method.name, methods.available(), "method", methods.method_class)
     accepted = methods.options(config.method.name)
     given = config.options("method")
