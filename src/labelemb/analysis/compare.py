@@ -147,7 +147,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     for method, method_runs in runs.items():
         selected = [r.summary[f"selected_{metric.key}"] for r in method_runs]
         final = [r.summary[f"final_{metric.key}"] for r in method_runs]
-        row: dict[str, Any] = {"method": method, "seeds": len(method_runs), "metric": metric.key}
+        row: dict[str, Any] = {"method": method, "seeds": len(method_runs)}
         row["selected_mean"], row["selected_std"] = _mean_std(selected)
         row["selected_min"], row["selected_max"] = min(selected), max(selected)
         row["final_mean"], row["final_std"] = _mean_std(final)
@@ -164,6 +164,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row["p_value"] = None
         if method != baseline and len(selected) > 1 and len(base_selected) > 1:
             row["p_value"] = float(stats.ttest_ind(selected, base_selected, equal_var=False).pvalue)
+        row["metric"] = metric.key  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))
     return rows
