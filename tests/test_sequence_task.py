@@ -194,6 +194,8 @@ def test_a_few_updates_of_each_cpu_config(name, ddtp_dir, tmp_path, one_thread):
     assert [r["step"] for r in records] == [2, 4]
     for record in records:
         assert {"step", "epoch", f"dev_{scores[-1]}", f"test_{scores[-1]}"} <= set(record)
+    target_words = (run / "vocabulary.target.txt").read_text(encoding="utf-8").splitlines()
+    assert target_words[:4] == [PAD, UNK, BOS, EOS] and target_words == summary["class_names"]
     decoded = (run / summary["selected_outputs"] / "test.txt").read_text(encoding="utf-8").splitlines()
     assert len(decoded) == (2_049 if name == "ddtp-en-it" else 1_122)
     assert all(len(line.split()) <= 4 for line in decoded)

@@ -247,6 +247,8 @@ def _train_owned(
         if processes.is_main:
             for run in group:
                 run.folder.start(run.config)
+                if isinstance(dataset, TextDataset):
+                    write_vocabularies(run.folder, dataset)
         together = len(group) > 1
         layout = Stacked(group, task, device) if together else Single(group[0], task, device)
         run_loop(
@@ -269,6 +271,16 @@ def _train_owned(
                 finish(run, summary, layout.predictor(s), task, plan)
             summaries[members[s][0]] = summary
     return [summaries[j] for j in range(len(configs))]
+
+
+#: The files a text run's vocabularies are saved in (one token per line, in id order).
+VOCABULARY_FILES = ("vocabulary.source.txt", "vocabulary.target.txt")
+
+
+def write_vocabularies(folder: RunDir, dataset: TextDataset) -> None:
+    """Save both vocabularies in the run folder, so that its ids can be read without the corpus."""
+    for name, vocabulary in zip(VOCABULARY_FILES, (dataset.source_vocabulary, dataset.target_vocabulary)):
+        folder.write_text_file(name, "".join(token + "\n" for token in vocabulary.tokens))
 
 
 def _describe(runs: list[SeedRun], together: bool) -> str:
