@@ -199,6 +199,10 @@ def test_a_few_updates_of_each_cpu_config(name, ddtp_dir, tmp_path, one_thread):
     decoded = (run / summary["selected_outputs"] / "test.txt").read_text(encoding="utf-8").splitlines()
     assert len(decoded) == (2_049 if name == "ddtp-en-it" else 1_122)
     assert all(len(line.split()) <= 4 for line in decoded)
+    from labelemb.analysis.analyze import analyze
+
+    with pytest.raises(ValueError, match=r"has 300 labels: pictures of 300 are unreadable; pass --classes"):
+        analyze([run], tmp_path / "pictures")
 
 
 @pytest.mark.parametrize("name", ["iwslt15-en-vi", "lcsts"])

@@ -16,7 +16,19 @@ from .similarity import label_similarity, most_similar, similar_table
 from .structure import mds_coordinates, plot_dendrogram, plot_mds
 
 
+#: Pictures of more labels than this are unreadable (and a heatmap of a vocabulary would not fit in memory).
+MAX_PICTURED_LABELS = 200
+
+
 def _subset(rep: LabelRepresentation, classes: list[str] | None) -> tuple[list[int], list[str]]:
+    count = len(classes) if classes else len(rep.class_names)
+    if count > MAX_PICTURED_LABELS:
+        raise ValueError(
+            f"{rep.method} seed {rep.seed} has {len(rep.class_names):,} labels: pictures of {count:,} are "
+            f"unreadable; pass --classes with at most {MAX_PICTURED_LABELS} of them, or list nearest "
+            "labels with `labelemb similar RUN_DIR --labels a,b` (`labelemb report --no-analysis` for a "
+            "report without the pictures)"
+        )
     if not classes:
         return list(range(len(rep.class_names))), rep.class_names
     unknown = [c for c in classes if c not in rep.class_names]
