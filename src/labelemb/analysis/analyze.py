@@ -15,7 +15,6 @@ from .representation import LabelRepresentation, run_representation
 from .similarity import label_similarity, most_similar, similar_table
 from .structure import mds_coordinates, plot_dendrogram, plot_mds
 
-
 #: Pictures of more labels than this are unreadable (and a heatmap of a vocabulary would not fit in memory).
 MAX_PICTURED_LABELS = 200
 
