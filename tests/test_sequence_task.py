@@ -13,7 +13,7 @@ from labelemb.data.sequences import TextPairs, encode_split, find_corpus, load_t
 from labelemb.data.text import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
 from labelemb.train import build_config, load_config, train
 from labelemb.train.config import ConfigError
-from labelemb.train.sequence import IGNORE_INDEX, DecodeOptions, SequenceTask
+from labelemb.train.sequence import DecodeOptions, SequenceTask
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -50,13 +50,13 @@ def task(metric: str = "bleu", **decoding) -> SequenceTask:
 # ---------------------------------------------------------------- rows and batches
 
 
-def test_rows_flatten_features_and_mark_padding_as_ignored():
+def test_rows_are_the_features_at_non_padding_positions():
     features = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
     targets = torch.tensor([[4, 5, 3], [6, 3, 0]])  # 0 is <pad>
     rows, labels = task().rows(features, targets)
-    assert rows.shape == (6, 4)
-    assert torch.equal(rows[4], features[1, 1])
-    assert labels.tolist() == [4, 5, 3, 6, 3, IGNORE_INDEX]
+    assert rows.shape == (5, 4)
+    assert torch.equal(rows[3], features[1, 0]) and torch.equal(rows[4], features[1, 1])
+    assert labels.tolist() == [4, 5, 3, 6, 3]
 
 
 def test_a_batch_is_cut_to_its_longest_sentence_and_shifted():

@@ -1,8 +1,8 @@
 """The sequence-to-sequence task: decoder states as the method's rows, decoded output scored by BLEU / ROUGE.
 
-Training is teacher-forced: the decoder features at every target position, flattened to
-``(B * T, d)``, are the rows; padding positions get ``ignore_index``, so every method of the
-registry that makes sense per token is the output layer unchanged (DESIGN.md,
+Training is teacher-forced: the decoder features at the target positions that are not padding,
+flattened to ``(N, d)``, are the rows, so every method of the registry that makes sense per token
+is the output layer unchanged (DESIGN.md,
 "Sequence-to-sequence"). Evaluation decodes dev and test (greedy or beam search, optional
 ``<unk>`` replacement) and scores the output against the references' own words.
 """
@@ -21,9 +21,6 @@ from ..models.seq2seq import Encoded
 from .decode import beam_search, greedy_decode
 from .task import Predictor
 from .text_metrics import bleu, rouge
-
-#: The target the methods skip (their default ``ignore_index``).
-IGNORE_INDEX = -100
 
 #: Methods that cannot be a sequence model's output layer, and why.
 UNSUITED_METHODS = {
@@ -122,10 +119,13 @@ class SequenceTask:
         return (source, target[:, :-1]), target[:, 1:]
 
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """Decoder features ``(B, T, d)`` -> ``(B * T, d)``; padding positions -> ``ignore_index``."""
-        rows = targets.reshape(-1)
-        rows = rows.masked_fill(rows == self.target_vocabulary.index[PAD], IGNORE_INDEX)
-        return features.reshape(-1, features.shape[-1]), rows
+        """Decoder features ``(B, T, d)`` at the non-padding target positions, as rows ``(N, d)``.
+
+        Padding is left out here rather than marked ``ignore_index``: a head that computes every
+        row it is given (an unchunked one) would otherwise pay for the padding too.
+        """
+        counted = targets != self.target_vocabulary.index[PAD]
+        return features[counted], targets[counted]
 
     # ------------------------------------------------------------------ evaluation
 
@@ -263,9 +263,8 @@ class SequenceTask:
                 with predict.precision(source.device):
                     features, labels = self.rows(predict.model(source, target_in), target_out)
                     probs = torch.softmax(predict.method.logits(features).float(), -1)
-                counted = labels != IGNORE_INDEX
-                sums.index_add_(0, labels[counted].cpu(), probs[counted].cpu())
-                counts.index_add_(0, labels[counted].cpu(), torch.ones(int(counted.sum())))
+                sums.index_add_(0, labels.cpu(), probs.cpu())
+                counts.index_add_(0, labels.cpu(), torch.ones(len(labels)))
         return sums / counts.clamp(min=1)[:, None], f"mean softmax over the target tokens of {name}"
 
 
