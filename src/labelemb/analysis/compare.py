@@ -25,6 +25,11 @@ _LABELS = {
 }
 
 
+def metric_label(key: str) -> str:
+    """How a table heads a summary metric: ``test_bleu`` -> ``test BLEU``."""
+    return _LABELS.get(key, key)
+
+
 @dataclass(frozen=True)
 class Metric:
     """The figure a run is judged by (``summary["metric"]``; runs without one: the test error)."""
@@ -33,10 +38,6 @@ class Metric:
     higher_is_better: bool
     #: The other test figures the task reports (ROUGE-1 and -2 beside ROUGE-L).
     others: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return _LABELS.get(self.key, self.key)
 
     @property
     def curve_key(self) -> str:
@@ -176,13 +177,13 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str:
     """The comparison table in Markdown."""
-    metric = Metric(rows[0].get("metric", "test_error"), False)
+    label = metric_label(rows[0].get("metric", "test_error"))
     others = [
         key.removesuffix("_mean") for key in rows[0] if key.startswith("test_") and key.endswith("_mean")
     ]
-    other_heads = "".join(f"| {Metric(o, True).label} (selected) " for o in others)
+    other_heads = "".join(f"| {metric_label(o)} (selected) " for o in others)
     lines = [
-        f"| method | seeds {other_heads}| {metric.label} (selected) | min | max | final {metric.label} "
+        f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} "
         f"| s / epoch | time to {baseline}'s best dev | AUAC | p vs {baseline} (Welch) |",
         "| --- | ---: "
         + "| ---: " * len(others)

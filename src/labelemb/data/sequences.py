@@ -25,6 +25,7 @@ from .text import (
     TextSplit,
     Vocabulary,
     load_corpus,
+    pad_batch,
 )
 
 #: The score each corpus is judged by: BLEU for translation, ROUGE for summarisation.
@@ -111,22 +112,15 @@ class TextDataset:
 def encode_split(split: TextSplit, source: Vocabulary, target: Vocabulary) -> TextPairs:
     """Token lists -> padded id tensors (see :class:`TextPairs`)."""
     source_ids = [source.encode(tokens) for tokens in split.source]
-    target_ids = [[target.index[BOS], *target.encode(tokens), target.index[EOS]] for tokens in split.target]
+    target_ids = [target.encode(tokens) for tokens in split.target]
     return TextPairs(
-        source=_padded(source_ids, source.index[PAD]),
-        target=_padded(target_ids, target.index[PAD]),
+        source=pad_batch(source_ids, pad=source.index[PAD]),
+        target=pad_batch(target_ids, pad=target.index[PAD], bos=target.index[BOS], eos=target.index[EOS]),
         source_lengths=torch.tensor([len(s) for s in source_ids], dtype=torch.long),
-        target_lengths=torch.tensor([len(t) for t in target_ids], dtype=torch.long),
+        target_lengths=torch.tensor([len(t) + 2 for t in target_ids], dtype=torch.long),
         source_tokens=split.source,
         reference_tokens=split.target,
     )
-
-
-def _padded(sequences: list[list[int]], pad: int) -> Tensor:
-    out = torch.full((len(sequences), max((len(s) for s in sequences), default=0)), pad, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        out[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-    return out
 
 
 def load_text_dataset(
@@ -155,7 +149,7 @@ def load_text_dataset(
     corpus = load_corpus(
         name,
         find_corpus(name, data_dir),
-        max_train_tokens=None,
+        max_train_tokens=(max_source_tokens, max_target_tokens),
         max_train_pairs=max_train_pairs,
         tokenizer=tokenizer,
     )
@@ -164,12 +158,7 @@ def load_text_dataset(
             f"corpus {name}: every test pair also occurs in the training files, so no test score can "
             "be quoted (scores leave such pairs out); use a test set disjoint from training"
         )
-    train, dropped = _within_limits(corpus.train, max_source_tokens, max_target_tokens)
-    if not len(train):
-        raise DataError(
-            f"corpus {name}: no training pair has at most {max_source_tokens} source and "
-            f"{max_target_tokens} target tokens; raise data.text.max_source_tokens / max_target_tokens"
-        )
+    train = corpus.train
     splits = {"train": train, "dev": corpus.dev, "test": corpus.test}
     if truncate_source is not None:
         splits = {key: _truncated(split, truncate_source) for key, split in splits.items()}
@@ -191,7 +180,7 @@ def load_text_dataset(
         source_vocabulary=source_vocabulary,
         target_vocabulary=target_vocabulary,
         test_in_train=corpus.test_in_train,
-        dropped_long=dropped,
+        dropped_long=corpus.dropped_long,
         metric=CORPUS_METRIC[name],
     )
 
@@ -213,20 +202,6 @@ def find_corpus(name: str, data_dir: str | Path | None) -> Path:
         f"corpus {name} not found: no {first_file} in {places}. Get it from {CORPUS_SOURCE[name]} and "
         "pass its folder as --data-dir (or data.dir, or $LABELEMB_DATA)"
     )
-
-
-def _within_limits(
-    split: TextSplit, source_limit: int | None, target_limit: int | None
-) -> tuple[TextSplit, int]:
-    kept = TextSplit([], [], [])
-    for source, target, reference in zip(split.source, split.target, split.references):
-        if (source_limit is None or len(source) <= source_limit) and (
-            target_limit is None or len(target) <= target_limit
-        ):
-            kept.source.append(source)
-            kept.target.append(target)
-            kept.references.append(reference)
-    return kept, len(split) - len(kept)
 
 
 def _truncated(split: TextSplit, limit: int) -> TextSplit:

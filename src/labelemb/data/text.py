@@ -197,14 +197,15 @@ def load_corpus(
     name: str,
     data_dir: str | Path,
     *,
-    max_train_tokens: int | None = MAX_TRAIN_TOKENS,
+    max_train_tokens: int | None | tuple[int | None, int | None] = MAX_TRAIN_TOKENS,
     max_train_pairs: int | None = None,
     tokenizer: str | None = None,
 ) -> TextCorpus:
     """Read corpus ``name`` (a key of :data:`LAYOUTS`) from ``data_dir``, tokenised.
 
-    Training pairs with more than ``max_train_tokens`` tokens on either side are dropped (the
-    release's rule; dev and test pairs never are); ``max_train_pairs`` keeps the first that many
+    Training pairs with more than ``max_train_tokens`` tokens on either side (or a ``(source,
+    target)`` pair of limits, None for none) are dropped (the release's rule, 50 on both sides;
+    dev and test pairs never are); ``max_train_pairs`` keeps the first that many
     for quick runs. ``test_in_train`` marks test pairs whose source and target lines both occur
     as a training pair (scores are quoted without them).
     """
@@ -230,11 +231,13 @@ def load_corpus(
     training_pairs = set(zip(*raw["train"]))
     test_in_train = [pair in training_pairs for pair in zip(*raw["test"])]
 
-    def split_of(lines: tuple[list[str], list[str]], limit: int | None) -> tuple[TextSplit, int]:
+    def split_of(
+        lines: tuple[list[str], list[str]], limits: tuple[int | None, int | None]
+    ) -> tuple[TextSplit, int]:
         kept, dropped = TextSplit([], [], []), 0
         for source_line, target_line in zip(*lines):
             source, target = tokenize(source_line), tokenize(target_line)
-            if limit is not None and (len(source) > limit or len(target) > limit):
+            if any(limit is not None and len(side) > limit for side, limit in zip((source, target), limits)):
                 dropped += 1
                 continue
             kept.source.append(source)
@@ -245,17 +248,18 @@ def load_corpus(
     train_lines = raw["train"]
     if max_train_pairs is not None:
         train_lines = (train_lines[0][:max_train_pairs], train_lines[1][:max_train_pairs])
-    train, dropped = split_of(train_lines, max_train_tokens)
+    limits = max_train_tokens if isinstance(max_train_tokens, tuple) else (max_train_tokens,) * 2
+    train, dropped = split_of(train_lines, limits)
     if not len(train):
         raise DataError(
-            f"corpus {name}: no training pair has at most {max_train_tokens} tokens on both sides; "
-            "raise the limit"
+            f"corpus {name}: no training pair has at most {limits[0]} source and {limits[1]} target "
+            "tokens; raise the limit (data.text.max_source_tokens / max_target_tokens)"
         )
     return TextCorpus(
         name=name,
         train=train,
-        dev=split_of(raw["dev"], None)[0],
-        test=split_of(raw["test"], None)[0],
+        dev=split_of(raw["dev"], (None, None))[0],
+        test=split_of(raw["test"], (None, None))[0],
         test_in_train=test_in_train,
         dropped_long=dropped,
     )

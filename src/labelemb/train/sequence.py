@@ -112,10 +112,12 @@ class SequenceTask:
 
     def batch(self, split: TextPairs, index: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         """``((source, target_in), target_out)`` of ``split[index]``, cut to the batch's longest sentence."""
-        source_length = int(split.source_lengths[index].max())
-        target_length = int(split.target_lengths[index].max())
-        source = split.source[index, :source_length]
-        target = split.target[index, :target_length]
+        # One host read for both lengths; the columns are cut before the rows are gathered.
+        source_length, target_length = torch.stack(
+            [split.source_lengths[index].max(), split.target_lengths[index].max()]
+        ).tolist()
+        source = split.source[:, :source_length][index]
+        target = split.target[:, :target_length][index]
         return (source, target[:, :-1]), target[:, 1:]
 
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
