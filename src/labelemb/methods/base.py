@@ -39,7 +39,8 @@ class LabelRangeError(ValueError):
 
 
 class Method(nn.Module):
-    """Base class of every method (see DESIGN.md, "The method contract").
+    """Base class of every method: ``forward(features, target)`` returns a :class:`MethodOutput`
+    (the loss, the logits, the logged terms) and ``logits(features)`` the prediction scores.
 
     Subclasses implement :meth:`forward` and :meth:`logits`; methods with epoch-level state
     override :meth:`on_epoch_end`; methods that learn a label representation override

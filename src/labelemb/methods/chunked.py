@@ -1,4 +1,4 @@
-"""Output layers over many labels, computed chunk by chunk of rows (DESIGN.md, "Performance principles").
+"""Output layers over many labels, computed chunk by chunk of rows, so that memory follows the chunk.
 
 With a vocabulary of V labels and N target tokens, a head that forms its logits for every row at
 once holds several N x V tensors (logits, probabilities, their gradients) at the same time. A

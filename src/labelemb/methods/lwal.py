@@ -48,10 +48,11 @@ class LearningWithAdaptiveLabels(Method):
     Prediction is the nearest label vector: ``logits = -||z - Y_c||_2``.
 
     Where this differs from the reference code: the repel term here is the mean over the pairs
-    with different labels (DESIGN.md); the reference code divides the same sum (Eq. 3 sums over
-    different-label pairs only) by all ``N^2`` pairs, so its term is smaller by the fraction of
-    different-label pairs: 0.9 for 10 balanced classes, i.e. theirs is about 1.11 times weaker
-    at the same ``repel`` weight (``repel=9`` here is about their 10, for 10 balanced classes).
+    with different labels, as the formula above reads; the reference code divides the same sum
+    (Eq. 3 sums over different-label pairs only) by all ``N^2`` pairs, so its term is smaller by
+    the fraction of different-label pairs: 0.9 for 10 balanced classes, i.e. theirs is about 1.11
+    times weaker at the same ``repel`` weight (``repel=9`` here is about their 10, for 10
+    balanced classes).
 
     LwAL is sensitive to the batch size, since each step's label vectors are that batch's class
     means: on Fashion-MNIST with the MLP (3 seeds) we measured 12.70 % test error at batch 100 and

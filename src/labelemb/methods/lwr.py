@@ -15,7 +15,7 @@ from .registry import register
 
 @register("lwr")
 class LearningWithRetrospection(LinearOutputMethod):
-    """Learning with retrospection (LWR), Deng & Zhang (2021), AAAI; as in DESIGN.md.
+    """Learning with retrospection (LWR), Deng & Zhang, "Learning with Retrospection", AAAI 2021.
 
     Each training example ``i`` keeps a soft label ``s_i``, its own ``softmax(z_i / tau)`` recorded
     in the last epoch of the previous block of ``k`` epochs. With ``e`` the 0-based epoch::

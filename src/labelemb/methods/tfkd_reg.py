@@ -21,11 +21,11 @@ class TfKDReg(LinearOutputMethod):
 
     "Revisiting Knowledge Distillation via Label Smoothing Regularization" (CVPR 2020); "TFReg"
     in the LwAL paper. Defaults are their CIFAR-100 ResNet-18 setting (T = 20, alpha = 0.1,
-    multiplier = 100). As in their code (``loss_kd_regularization``) and DESIGN.md, only the
-    teacher is softened by the temperature, the student enters as plain ``softmax(z)``, and
-    there is no ``T^2`` factor. Their code takes the KL with ``nn.KLDivLoss()``, whose default
-    reduction averages over all N x m elements, hence the ``/ m`` above (DESIGN.md's formula
-    does not say how the KL is reduced; this follows their code): without it their
+    multiplier = 100). As in their code (``loss_kd_regularization``), only the teacher is
+    softened by the temperature, the student enters as plain ``softmax(z)``, and there is no
+    ``T^2`` factor. Their code takes the KL with ``nn.KLDivLoss()``, whose default reduction
+    averages over all N x m elements, hence the ``/ m`` above (the paper's loss, a per-example
+    KL, does not say how it is reduced over a batch; this follows their code): without it their
     multiplier of 100 would weigh the KL 100 times more on CIFAR-100 than they trained with.
     For a per-example (``batchmean``) KL, pass ``multiplier = m * wanted_weight``.
     The logged ``kl`` term is the plain per-example KL, before the ``/ m``.

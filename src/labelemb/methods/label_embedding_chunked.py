@@ -1,0 +1,254 @@
+"""The chunked head of :class:`~labelemb.methods.label_embedding.LabelEmbedding`, for large label sets.
+
+Once a batch has more rows than a chunk, ``fast_path=True`` computes
+:func:`~labelemb.methods.label_embedding.label_embedding_loss` chunk by chunk of rows with every
+gradient formed in forward, as the other chunked heads (:mod:`~labelemb.methods.chunked`) do: at
+most one chunk's ``n_c x 2m`` logits exist at a time, so its peak memory stays below that of a
+plain ``cross_entropy(linear(h))`` over the batch (``bench/vocab.py``). The tests pin its value
+and gradients to the formula.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Rows, per_process_share, world_size
+from .chunked import (
+    LinearGrads,
+    Precision,
+    counted_rows,
+    scaled_grads,
+    subtract_at_labels,
+    without_rows_that_overflow,
+)
+
+
+def chunked_label_embedding_loss(
+    features: Tensor,
+    rows: Rows,
+    chunk_rows: int,
+    w: Tensor,
+    b: Tensor,
+    embedding: tuple[Tensor, ...],
+    w_gold: float,
+    w_soft: float,
+    tau: float,
+    alpha: float,
+    nlp: bool,
+) -> tuple[Tensor, Tensor]:
+    """The loss and its five terms (stacked) through :class:`ChunkedLabelEmbeddingHead`.
+
+    ``w`` and ``b`` are the merged ``[o1; o2]`` layer's; ``embedding`` is ``(E,)``, or
+    ``(A, B, c)`` (``B`` as an ``nn.Linear(k, m)`` weight) when compressed.
+    """
+    h, label = counted_rows(features, rows)
+    distinct, inverse = torch.unique(label, sorted=True, return_inverse=True)
+    grouped = inverse.argsort(stable=True)  # rows of one label together: e once per label and chunk
+    settings = _Settings(w_gold, w_soft, tau, alpha, nlp, rows.count)
+    return ChunkedLabelEmbeddingHead.apply(
+        h.index_select(0, grouped), w, b, distinct, inverse[grouped], settings, chunk_rows, *embedding
+    )
+
+
+@dataclass
+class _Settings:
+    """What one step of the loss depends on besides the tensors."""
+
+    w_gold: float
+    w_soft: float
+    tau: float
+    alpha: float
+    nlp: bool
+    count: Tensor | float  # rows that count (this process's share of them when distributed)
+
+
+class ChunkedLabelEmbeddingHead(torch.autograd.Function):
+    """The loss of Sun et al. (2017), Section 2, chunk by chunk of rows, gradients formed in forward.
+
+    Takes the features of the rows that count, grouped by label (``inverse`` maps each row to its
+    label in ``distinct``, ascending), so that a chunk's rows have a few neighbouring labels: ``e``
+    is formed for those (once per chunk) and its gradient passed back into ``E`` (or ``A``, ``B``,
+    ``c``) before the next chunk. The gradients are the closed forms of the single-model head
+    (:class:`~labelemb.methods.label_embedding_fast.LabelEmbeddingHead`); the emb term's gradient
+    is accumulated without its normaliser (the batch's mask count, known only after the last
+    chunk, unless ``nlp``) and scaled at the end. Memory: one chunk's
+    ``n_c x 2m`` logits and the tensors formed from them, the chunk's ``e`` (at most ``n_c x m``),
+    and float32 gradient accumulators of the parameters and features.
+    """
+
+    @staticmethod
+    def forward(ctx, h, w, b, distinct, inverse, settings, chunk_rows, *embedding):  # type: ignore[override]
+        def run(rows: Tensor | None, count: Tensor | float):
+            if rows is None:
+                return _label_embedding_chunks(h, w, b, distinct, inverse, settings, chunk_rows, embedding)
+            settings_kept = dataclasses.replace(settings, count=count)
+            return _label_embedding_chunks(
+                h[rows], w, b, distinct, inverse[rows], settings_kept, chunk_rows, embedding
+            )
+
+        loss, values, grads = without_rows_that_overflow(run, h.shape[0], settings.count)
+        ctx.save_for_backward(*grads)
+        ctx.dtypes = [t.dtype for t in (h, w, b, *embedding)]
+        ctx.mark_non_differentiable(values)
+        return loss, values
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, grad_terms):  # type: ignore[override]
+        grad_h, grad_w, grad_b, *grad_embedding = scaled_grads(ctx.saved_tensors, grad_loss, ctx.dtypes)
+        return grad_h, grad_w, grad_b, None, None, None, None, *grad_embedding
+
+
+def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chunk_rows: int, embedding):
+    """One pass of :class:`ChunkedLabelEmbeddingHead` over the rows ``h`` (grouped by label)."""
+    m = w.shape[0] // 2
+    precision = Precision(h)
+    with precision.manual():
+        w_c, b_c = precision.cast(w), precision.cast(b)
+        grads = LinearGrads(h, w, out_rows=slice(0, m))  # z2 = o2(sg(h)): only o1 reaches h
+        table = _EmbeddingTable(embedding, precision)
+        # Sums over rows of log p1[y], q . log p1, log p2[y], the penalty, the mask, and mask Te . log q.
+        sums = h.new_zeros(6, dtype=torch.float32)
+        # First and last label of every chunk, read at once: one host read per step.
+        firsts = inverse[::chunk_rows].tolist()
+        lasts = inverse[chunk_rows - 1 :: chunk_rows].tolist() + inverse[-1:].tolist()
+        overflowing = []
+        workspace = _Workspace(min(chunk_rows, h.shape[0]), m, h)
+        for number, start in enumerate(range(0, h.shape[0], chunk_rows)):
+            chunk = slice(start, start + chunk_rows)
+            labels = distinct[firsts[number] : lasts[number] + 1]
+            h_c, local = precision.cast(h[chunk]), inverse[chunk] - firsts[number]
+            e = table.rows(labels)
+            q = F.log_softmax(e, dim=-1)
+            lse = e[:, 0] - q[:, 0]  # log sum exp(e) of each label
+            q = q.exp_()
+            terms, grad_z, teacher = _chunk_rows(h_c, w_c, b_c, labels, local, q, settings, workspace)
+            overflowing.append(~torch.isfinite(terms).all(-1))
+            grads.add(chunk, h_c, precision.cast(grad_z), w_c)
+            sums[:5] += terms.sum(0)
+            # Per label: the sum of its rows' masked teachers (each sums to its mask), the emb
+            # term's share, sum Te . log q = masked . e - mask count x lse, and
+            # dL/de = mask count x softmax(e) - masked (over the normaliser, when it is known).
+            masked = teacher.new_zeros(e.shape).index_add_(0, local, teacher)
+            masks = masked.new_zeros(e.shape[0]).index_add_(0, local, terms[:, 4])
+            sums[5] += torch.vdot(masked.view(-1), e.view(-1)) - masks @ lse
+            grad_e = q.mul_(masks[:, None]).sub_(masked)
+            table.add_grad(labels, e, grad_e.div_(settings.count) if settings.nlp else grad_e)
+        count = settings.count
+        normaliser = count if settings.nlp else per_process_share(sums[4]) + 1e-8
+        penalty = sums[3] / count if settings.nlp else sums[3]
+        values = torch.stack(
+            [-sums[0] / count, -sums[1] / count, -sums[2] / count, -sums[5] / normaliser, penalty]
+        )
+        loss = values @ values.new_tensor([settings.w_gold, settings.w_soft, 1.0, 1.0, 1.0])
+    # The rows' gradients carry their normalisers already (_chunk_rows), E's too when it was known.
+    table_grads = table.grads if settings.nlp else table.scaled(1.0 / normaliser)
+    return loss, values, (grads.h, grads.w, grads.b, *table_grads), overflowing
+
+
+def _chunk_rows(
+    h: Tensor,
+    w: Tensor,
+    b: Tensor,
+    labels: Tensor,
+    local: Tensor,
+    q: Tensor,
+    settings: _Settings,
+    workspace: _Workspace,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One chunk of rows: their terms, ``dL/dz`` and the emb term's masked teachers.
+
+    ``z = [z1, z2] = h W^T + b`` (n, 2m), in float32; row ``i`` has label ``labels[local[i]]`` and
+    ``q`` holds ``softmax(e)`` of the chunk's labels. Returns the rows' ``[log p1[y], q . log p1,
+    log p2[y], penalty, mask]`` (n, 5), the gradient of the loss in ``z`` (n, 2m) with each term
+    divided by its normaliser, and ``mask_i softmax(z2_i / tau)`` (n, m), the emb term's targets.
+    The n x m tensors live in ``workspace``, reused from chunk to chunk.
+    """
+    n = h.shape[0]
+    z, log_p, teacher, q_rows = workspace.take(n)
+    m = teacher.shape[1]
+    if h.dtype == torch.float32:
+        torch.addmm(b, h, w.t(), out=z)
+    else:
+        z.copy_(torch.addmm(b, h, w.t()))
+    label = labels.index_select(0, local)
+    mask = (z[:, m:].argmax(-1) == label).to(z.dtype)  # learn E only where o2 is right
+    torch.log_softmax(z.view(n, 2, m), dim=-1, out=log_p.view(n, 2, m))
+    torch.softmax(z[:, m:].div_(settings.tau), dim=-1, out=teacher).mul_(mask[:, None])  # z is spent
+    log_p = log_p.view(n, 2, m)
+    gold_log_p = log_p.gather(2, label[:, None, None].expand(n, 2, 1)).squeeze(-1)  # (n, 2)
+    torch.index_select(q, 0, local, out=q_rows)
+    soft = torch.einsum("ij,ij->i", q_rows, log_p[:, 0])  # row-wise dot products, no n x m temporary
+    p2_gold = gold_log_p[:, 1].exp()
+    gap = p2_gold - settings.alpha
+    scale = 1.0 / settings.count
+    if settings.nlp:
+        penalty, slope = gap.abs(), gap.sign() * scale
+    else:  # a sum over the global batch: data-parallel training averages gradients over processes
+        penalty, slope = gap.clamp(min=0) * world_size(), (gap > 0).to(gap.dtype) * world_size()
+    terms = torch.stack([gold_log_p[:, 0], soft, gold_log_p[:, 1], penalty, mask], dim=1)
+
+    grad = log_p.exp_()  # p1 and p2, in place of their logarithms
+    grad1, grad2 = grad[:, 0], grad[:, 1]
+    grad1.mul_(settings.w_gold + settings.w_soft).sub_(q_rows, alpha=settings.w_soft)
+    subtract_at_labels(grad1, label, settings.w_gold).mul_(scale)  # (w p1 - w_gold onehot - w_soft q) / n
+    subtract_at_labels(grad2, label, 1.0).mul_((scale - p2_gold * slope)[:, None])  # (p2 - onehot) ...
+    return terms, grad.view(n, 2 * m), teacher
+
+
+class _Workspace:
+    """The n x m buffers of :func:`_chunk_rows`, allocated once per step and reused by every chunk.
+
+    Chunk-sized tensors freed and allocated afresh for each chunk cost page faults (large blocks
+    go back to the system when freed); reusing them keeps the loop at the speed of its arithmetic.
+    """
+
+    def __init__(self, rows: int, m: int, like: Tensor) -> None:
+        self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)  # z, then log p and dL/dz
+        self.narrow = like.new_empty((2, rows, m), dtype=torch.float32)  # the teachers, q of each row
+
+    def take(self, rows: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.wide[0, :rows], self.wide[1, :rows], self.narrow[0, :rows], self.narrow[1, :rows]
+
+
+class _EmbeddingTable:
+    """``e`` for a chunk's labels, full (``E[y]``) or compressed (``ReLU(A[y] B + c)``), and its gradients.
+
+    ``add_grad`` passes ``dL/de`` of those labels back into float32 accumulators of the table's
+    parameters (rows of ``E``; or ``A``'s rows, ``B`` and ``c``).
+    """
+
+    def __init__(self, parameters: tuple[Tensor, ...], precision: Precision) -> None:
+        self.precision = precision
+        self.compressed = len(parameters) == 3
+        # cast once per step (a no-op in float32), not once per chunk
+        self.parameters = tuple(precision.cast(p) for p in parameters) if self.compressed else parameters
+        self.grads = [torch.zeros_like(p, dtype=torch.float32) for p in parameters]
+
+    def rows(self, labels: Tensor) -> Tensor:
+        if not self.compressed:
+            return self.parameters[0].index_select(0, labels).float()
+        codes, weight, bias = self.parameters
+        return torch.addmm(bias, codes.index_select(0, labels), weight.t()).float().relu_()
+
+    def add_grad(self, labels: Tensor, e: Tensor, grad_e: Tensor) -> None:
+        if not self.compressed:
+            self.grads[0].index_add_(0, labels, grad_e)
+            return
+        grad_pre = self.precision.cast(torch.ops.aten.threshold_backward(grad_e, e, 0.0))  # through the ReLU
+        codes, weight, _ = self.parameters
+        self.grads[0].index_add_(0, labels, (grad_pre @ weight).float())
+        if grad_pre.dtype == torch.float32:  # in place: no m x k temporary per chunk
+            self.grads[1].addmm_(grad_pre.t(), codes.index_select(0, labels))
+        else:
+            self.grads[1] += (grad_pre.t() @ codes.index_select(0, labels)).float()
+        self.grads[2] += grad_pre.sum(0, dtype=torch.float32)
+
+    def scaled(self, scale: Tensor | float) -> list[Tensor]:
+        """The gradients times ``scale``, in place."""
+        return [grad.mul_(scale) for grad in self.grads]
