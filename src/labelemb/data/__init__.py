@@ -16,6 +16,7 @@ __all__ = [
     "Split",
     "available_datasets",
     "check_labels",
+    "dataset_key",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
@@ -33,17 +34,23 @@ def available_datasets() -> list[str]:
     return list(_DATASETS)
 
 
+def dataset_key(name: str) -> str:
+    """The name ``load_dataset`` knows a data set by: ``Fashion_MNIST`` -> ``fashion-mnist``."""
+    key = name.strip().lower().replace("_", "-")
+    return {"cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
     """Load a dataset by name; ``data_dir`` and ``download`` are ignored for "digits"."""
-    key = name.strip().lower().replace("_", "-")
+    key = dataset_key(name)
     if key == "digits":
         return load_digits()
     if key == "mnist":
         return load_mnist(data_dir, download)
     if key == "fashion-mnist":
         return load_fashion_mnist(data_dir, download)
-    if key in ("cifar10", "cifar-10"):
+    if key == "cifar10":
         return load_cifar10(data_dir, download)
-    if key in ("cifar100", "cifar-100"):
+    if key == "cifar100":
         return load_cifar100(data_dir, download)
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_DATASETS)}")

@@ -1,6 +1,6 @@
 """Batched, seeded image augmentation on whatever device the batch lives on.
 
-The CIFAR protocols of DESIGN.md (cifar10-resnet8, cifar100-resnet18, after the released code's
+The paper's CIFAR protocols (cifar10-resnet8, cifar100-resnet18, after the released code's
 torchvision pipeline) use a random 32 x 32 crop of the image zero-padded by 4, a horizontal flip
 with probability 1/2, then per-channel normalisation. torchvision applies these to one PIL image at
 a time; here each is one tensor operation over the whole batch, so the data can stay on the GPU
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Per-channel mean and std of the CIFAR training images used by the released code (DESIGN.md).
+#: Per-channel mean and std of the CIFAR training images used by the released code.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
@@ -99,7 +99,7 @@ class Augment:
 
     ``augment(images, generator)`` transforms a training batch; ``augment(images, train=False)``
     applies only the deterministic part (normalisation), which evaluation batches need too.
-    ``Augment.cifar()`` is the setting of DESIGN.md's CIFAR protocols. Normalisation comes last, so
+    ``Augment.cifar()`` is the setting of the paper's CIFAR protocols. Normalisation comes last, so
     the crop pads with black pixels, as torchvision's pipeline (crop, ToTensor, Normalize) does.
     """
 
@@ -124,7 +124,7 @@ class Augment:
 
     @classmethod
     def cifar(cls) -> Augment:
-        """Random crop with padding 4, horizontal flip, CIFAR mean/std (DESIGN.md, CIFAR protocols)."""
+        """Random crop with padding 4, horizontal flip, CIFAR mean/std (the released CIFAR code)."""
         return cls(crop_padding=4, flip=True, mean=CIFAR_MEAN, std=CIFAR_STD)
 
     def __call__(

@@ -1,5 +1,5 @@
-"""CIFAR-10 and CIFAR-100 from the official python pickles (DESIGN.md, protocols cifar10-resnet8 and
-cifar100-resnet18: all 50,000 training images train, the 10,000 test images test, no dev split).
+"""CIFAR-10 and CIFAR-100 from the official python pickles (the paper's protocols cifar10-resnet8
+and cifar100-resnet18: all 50,000 training images train, the 10,000 test images test, no dev split).
 
 Search order, the first hit wins; in each place the extracted folder (``cifar-10-batches-py/`` or
 ``cifar-100-python/``, or the place itself if it holds the files directly) is tried before the

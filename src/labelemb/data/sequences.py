@@ -7,6 +7,7 @@ is an index slice as for images. The target vocabulary is the label set of the m
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +29,10 @@ from .text import (
     pad_batch,
 )
 
+logger = logging.getLogger(__name__)
+
+#: Dev and test sources are cut to this many tokens at evaluation by default: the model reads no more.
+MAX_EVAL_SOURCE_TOKENS = 400
 #: The score each corpus is judged by: BLEU for translation, ROUGE for summarisation.
 CORPUS_METRIC = {"ddtp-summarize": "rouge", "ddtp-en-it": "bleu", "iwslt15-en-vi": "bleu", "lcsts": "rouge"}
 #: The folder a data directory keeps each corpus in (searched besides the directory itself).
@@ -93,6 +98,10 @@ class TextDataset:
     dropped_long: int
     #: "bleu" or "rouge".
     metric: str
+    #: Training pairs left out because a side has no tokens (an empty line).
+    dropped_empty: int = 0
+    #: Dev and test sources cut to the evaluation limit (``max_eval_source_tokens``).
+    cut_eval_sources: int = 0
 
     @property
     def class_names(self) -> list[str]:
@@ -136,13 +145,16 @@ def load_text_dataset(
     source_vocabulary_file: str | None = None,
     target_vocabulary_file: str | None = None,
     tokenizer: str | None = None,
+    max_eval_source_tokens: int | None = MAX_EVAL_SOURCE_TOKENS,
 ) -> TextDataset:
     """Read corpus ``name`` (a key of :data:`~labelemb.data.text.LAYOUTS`) from ``data_dir`` as tensors.
 
     Training pairs with more than ``max_source_tokens`` source or ``max_target_tokens`` target
     tokens are dropped (released: 50 each; dev and test never are). ``truncate_source`` cuts every
     source sentence of every split to its first that many tokens: what the model reads, the same
-    for all splits (no test example is left out). Vocabularies come from the training data
+    for all splits (no test example is left out). ``max_eval_source_tokens`` cuts dev and test
+    sources longer than that (one scraped line of 100,000 tokens would otherwise make every check
+    decode for hours); how many were cut is ``cut_eval_sources``. Vocabularies come from the training data
     (``vocabulary_size`` entries at most, specials included; one for both sides with
     ``shared_vocabulary``) or from one-token-per-line files.
     """
@@ -162,6 +174,19 @@ def load_text_dataset(
     splits = {"train": train, "dev": corpus.dev, "test": corpus.test}
     if truncate_source is not None:
         splits = {key: _truncated(split, truncate_source) for key, split in splits.items()}
+    cut = 0
+    if max_eval_source_tokens is not None:
+        for key in ("dev", "test"):
+            cut += sum(len(tokens) > max_eval_source_tokens for tokens in splits[key].source)
+            splits[key] = _truncated(splits[key], max_eval_source_tokens)
+    if corpus.dropped_empty or cut:
+        logger.info(
+            "%s: %d training pair(s) with an empty side left out; %d dev/test source(s) cut to %s tokens",
+            name,
+            corpus.dropped_empty,
+            cut,
+            max_eval_source_tokens,
+        )
     if shared_vocabulary:
         source_vocabulary = target_vocabulary = _vocabulary(
             source_vocabulary_file, train.source + train.target, vocabulary_size
@@ -182,6 +207,8 @@ def load_text_dataset(
         test_in_train=corpus.test_in_train,
         dropped_long=corpus.dropped_long,
         metric=CORPUS_METRIC[name],
+        dropped_empty=corpus.dropped_empty,
+        cut_eval_sources=cut,
     )
 
 

@@ -1,4 +1,4 @@
-"""Line-aligned parallel text for sequence-to-sequence tasks (DESIGN.md, "Sequence-to-sequence").
+"""Line-aligned parallel text for sequence-to-sequence tasks (Sun et al. 2017, Section 3.3).
 
 A corpus is a folder of line-aligned files, plain or gzip, UTF-8: line ``i`` of the source file
 and line ``i`` of the target file are one example. Three layouts are known (:data:`LAYOUTS`):
@@ -30,6 +30,7 @@ MAX_VOCABULARY = 50_000
 MAX_TRAIN_TOKENS = 50
 
 _WORD = re.compile(r"\w+|[^\w\s]")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def words(text: str) -> list[str]:
@@ -82,18 +83,21 @@ LAYOUTS: dict[str, Layout] = {
 def read_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file, plain or gzip (by its magic bytes), without line ends.
 
-    Undecodable bytes and a damaged gzip stream raise :class:`DataError` naming the file (and the line).
+    A UTF-8 byte-order mark at the start (what Windows editors write) is dropped, as Python's
+    ``utf-8-sig`` does, so it never becomes part of the first token. Undecodable bytes and a damaged
+    gzip stream raise :class:`DataError` naming the file (and the line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
     with open(path, "rb") as handle:
         compressed = handle.read(2) == b"\x1f\x8b"
     try:
         raw = gzip.open(path).read() if compressed else path.read_bytes()
     except (OSError, EOFError) as error:
         raise DataError(f"{path} is not a readable gzip file ({error}); get a fresh copy") from None
-    lines = raw.split(b"\n")
+    lines = raw.removeprefix(UTF8_BOM).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     decoded = []
@@ -106,6 +110,15 @@ def read_lines(path: str | Path) -> list[str]:
                 "convert the file to UTF-8"
             ) from None
     return decoded
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a corpus file (it does not exist, or is a folder), or None."""
+    if path.is_dir():
+        return f"{path} is a folder, not a file: a corpus file holds one sentence per line"
+    if not path.is_file():
+        return f"{path} does not exist"
+    return None
 
 
 def read_parallel(source_path: str | Path, target_path: str | Path) -> tuple[list[str], list[str]]:
@@ -191,6 +204,7 @@ class TextCorpus:
     test: TextSplit
     test_in_train: list[bool]
     dropped_long: int  # training pairs over the length limit, left out
+    dropped_empty: int = 0  # training pairs with a side of no tokens (an empty line), left out
 
 
 def load_corpus(
@@ -205,7 +219,9 @@ def load_corpus(
 
     Training pairs with more than ``max_train_tokens`` tokens on either side (or a ``(source,
     target)`` pair of limits, None for none) are dropped (the release's rule, 50 on both sides;
-    dev and test pairs never are); ``max_train_pairs`` keeps the first that many
+    dev and test pairs never are), and so are training pairs with a side of no tokens (an empty
+    line teaches nothing and an empty source has nothing to attend to; an empty dev or test
+    source is kept and decodes); ``max_train_pairs`` keeps the first that many
     for quick runs. ``test_in_train`` marks test pairs whose source and target lines both occur
     as a training pair (scores are quoted without them).
     """
@@ -217,7 +233,14 @@ def load_corpus(
         split: (folder / f"{stem}.{layout.source}", folder / f"{stem}.{layout.target}")
         for split, stem in layout.splits.items()
     }
-    missing = [str(path) for pair in split_files.values() for path in pair if not path.is_file()]
+    paths = [path for pair in split_files.values() for path in pair]
+    folders = [str(path) for path in paths if path.is_dir()]
+    if folders:
+        raise DataError(
+            f"corpus {name}: {', '.join(folders)} {'is a folder' if len(folders) == 1 else 'are folders'}, "
+            "not a file: each split needs its source and target file, one sentence per line"
+        )
+    missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise DataError(
             f"corpus {name} is incomplete in {folder}: missing {', '.join(missing)}. "
@@ -232,25 +255,32 @@ def load_corpus(
     test_in_train = [pair in training_pairs for pair in zip(*raw["test"])]
 
     def split_of(
-        lines: tuple[list[str], list[str]], limits: tuple[int | None, int | None]
-    ) -> tuple[TextSplit, int]:
-        kept, dropped = TextSplit([], [], []), 0
+        lines: tuple[list[str], list[str]], limits: tuple[int | None, int | None], training: bool = False
+    ) -> tuple[TextSplit, int, int]:
+        kept, too_long, empty = TextSplit([], [], []), 0, 0
         for source_line, target_line in zip(*lines):
             source, target = tokenize(source_line), tokenize(target_line)
+            if training and not (source and target):
+                empty += 1
+                continue
             if any(limit is not None and len(side) > limit for side, limit in zip((source, target), limits)):
-                dropped += 1
+                too_long += 1
                 continue
             kept.source.append(source)
             kept.target.append(target)
             kept.references.append(target_line)
-        return kept, dropped
+        return kept, too_long, empty
 
     train_lines = raw["train"]
     if max_train_pairs is not None:
         train_lines = (train_lines[0][:max_train_pairs], train_lines[1][:max_train_pairs])
     limits = max_train_tokens if isinstance(max_train_tokens, tuple) else (max_train_tokens,) * 2
-    train, dropped = split_of(train_lines, limits)
+    train, too_long, empty = split_of(train_lines, limits, training=True)
     if not len(train):
+        if empty == len(train_lines[0]):
+            raise DataError(
+                f"corpus {name}: every training pair in {split_files['train'][0]} has an empty side"
+            )
         raise DataError(
             f"corpus {name}: no training pair has at most {limits[0]} source and {limits[1]} target "
             "tokens; raise the limit (data.text.max_source_tokens / max_target_tokens)"
@@ -261,7 +291,8 @@ def load_corpus(
         dev=split_of(raw["dev"], (None, None))[0],
         test=split_of(raw["test"], (None, None))[0],
         test_in_train=test_in_train,
-        dropped_long=dropped,
+        dropped_long=too_long,
+        dropped_empty=empty,
     )
 
 

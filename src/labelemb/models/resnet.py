@@ -1,4 +1,4 @@
-"""The CIFAR ResNets of the released code (DESIGN.md, protocols cifar10-resnet8 and cifar100-resnet18).
+"""The CIFAR ResNets of the released code (the paper's Table 2: cifar10-resnet8, cifar100-resnet18).
 
 They follow the common CIFAR ResNet layout (a 3x3 stem at full resolution, no max-pool, BasicBlocks,
 average pooling with kernel 4) at twice the usual widths: the stem and first stage have 128 channels.
@@ -126,7 +126,7 @@ class ResNet(nn.Module):
 
 
 class ResNet8(ResNet):
-    """The released "ResNet-8" (DESIGN.md, cifar10-resnet8): 2048 features for 32 x 32 inputs."""
+    """The released "ResNet-8" (protocol cifar10-resnet8): 2048 features for 32 x 32 inputs."""
 
     def __init__(
         self,
@@ -140,7 +140,7 @@ class ResNet8(ResNet):
 
 
 class ResNet18(ResNet):
-    """The released "ResNet-18" (DESIGN.md, cifar100-resnet18): 1024 features for 32 x 32 inputs."""
+    """The released "ResNet-18" (protocol cifar100-resnet18): 1024 features for 32 x 32 inputs."""
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 An LSTM encoder; a stack of LSTM layers as decoder, started from the encoder's final state, with
 no input feeding; Luong "general" attention (``score = c . W_in h``); output
 ``dropout(tanh(W_out [c; h]))``. That output is the feature ``h`` the method's heads read, so any
-method of the registry is the output layer (DESIGN.md, "Sequence-to-sequence"). Without input
+method of the registry is the output layer. Without input
 feeding the decoder over a whole target sequence is one ``nn.LSTM`` call (teacher forcing),
 exactly what a step-by-step stack of cells computes; decoding runs it one step at a time.
 
@@ -75,9 +75,17 @@ class Seq2Seq(nn.Module):
         return self.hidden
 
     def encode(self, source: Tensor) -> Encoded:
-        """Encode padded source ids (B, S); padding never reaches a state (packed sequences)."""
+        """Encode padded source ids (B, S); padding never reaches a state (packed sequences).
+
+        An empty source (no tokens, or a batch of width 0) is read as one padding token, and that
+        position is what its decoder attends to: attention over no position at all would be a
+        softmax of nothing but -inf, NaN in every feature and, through training, in every weight.
+        """
+        if source.shape[1] == 0:
+            source = source.new_full((source.shape[0], 1), PAD_ID)
         mask = source != PAD_ID
-        lengths = mask.sum(1).clamp(min=1).cpu()
+        mask[:, 0] |= ~mask.any(1)
+        lengths = mask.sum(1).cpu()
         packed = pack_padded_sequence(
             self.source_embedding(source), lengths, batch_first=True, enforce_sorted=False
         )

@@ -38,6 +38,7 @@ def load_run_data(config: RunConfig) -> Dataset | TextDataset:
             source_vocabulary_file=text.source_vocabulary,
             target_vocabulary_file=text.target_vocabulary,
             tokenizer=text.tokenizer,
+            max_eval_source_tokens=config.decode.max_source_tokens,
         )
     dataset = load_dataset(data.name, data_dir=data.dir, download=data.download)
     if data.max_train_pairs is not None:
@@ -62,6 +63,11 @@ def make_task(config: RunConfig, dataset: Dataset | TextDataset) -> Task:
                 batch_size=decode.batch_size,
             ),
             eval_batch_size=decode.batch_size,
+            data_counts={
+                "dropped_long_pairs": dataset.dropped_long,
+                "dropped_empty_pairs": dataset.dropped_empty,
+                "cut_eval_sources": dataset.cut_eval_sources,
+            },
         )
     return Classification(eval_batch_size=config.train.eval_batch_size)
 

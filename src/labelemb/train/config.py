@@ -23,7 +23,8 @@ class _Strict(BaseModel):
 
 
 class AugmentConfig(_Strict):
-    """Training-batch augmentation on the device (DESIGN.md, CIFAR protocols); eval only normalises."""
+    """Training-batch augmentation on the device (the released CIFAR code's crop and flip); eval only
+    normalises."""
 
     crop_padding: int = Field(0, ge=0)
     flip: bool = False
@@ -32,7 +33,7 @@ class AugmentConfig(_Strict):
 
 
 class TextConfig(_Strict):
-    """How a text corpus becomes training data (DESIGN.md, "Sequence-to-sequence"); text corpora only."""
+    """How a text corpus becomes training data (the paper's Section 3.3 settings); text corpora only."""
 
     #: Training pairs with more source / target tokens are dropped (released: 50; dev and test never).
     max_source_tokens: int | None = Field(50, ge=1)
@@ -74,6 +75,10 @@ class DecodeConfig(_Strict):
     replace_unk: bool = False
     #: Sentences decoded at once.
     batch_size: int = Field(100, ge=1)
+    #: Dev and test sources longer than this are cut to it (the log says how many): one very long
+    #: line would otherwise make every check decode for length_ratio x its length steps over an
+    #: attention as wide. null: no cap.
+    max_source_tokens: int | None = Field(400, ge=1)
 
 
 class ModelConfig(BaseModel):

@@ -1,4 +1,4 @@
-"""Greedy and batched beam-search decoding over any step function (DESIGN.md, "Sequence-to-sequence").
+"""Greedy and batched beam-search decoding over any step function (Sun et al. 2017, Section 3.3).
 
 A decoder is seen through ``step(tokens, state) -> (log_probs, state)``: the last token of each
 hypothesis (N,) in, the next token's log-probabilities (N, V) out, and ``reorder(state, rows)``,

@@ -51,10 +51,14 @@ def check_buildable(config: RunConfig) -> None:
 
 def check_data_fits_model(config: RunConfig) -> None:
     """A text corpus trains a sequence model with a per-token method, images an image backbone."""
+    from ..data import available_datasets, dataset_key
     from ..data.text import LAYOUTS
     from .sequence import check_sequence_method
 
     text = config.data.name in LAYOUTS
+    if not text and dataset_key(config.data.name) not in available_datasets():
+        names = [*available_datasets(), *LAYOUTS]
+        _known(config.data.name, names, "data set (data.name)", lambda name: type(None))
     sequence_model = config.model.name in models.SEQUENCE_MODELS
     if text and not sequence_model:
         raise ConfigError(

@@ -2,9 +2,9 @@
 
 Training is teacher-forced: the decoder features at the target positions that are not padding,
 flattened to ``(N, d)``, are the rows, so every method of the registry that makes sense per token
-is the output layer unchanged (DESIGN.md,
-"Sequence-to-sequence"). Evaluation decodes dev and test (greedy or beam search, optional
-``<unk>`` replacement) and scores the output against the references' own words.
+is the output layer unchanged (Sun et al. 2017, Section 3.3). Evaluation decodes dev and test
+(greedy or beam search, optional ``<unk>`` replacement) and scores the output against the
+references' own words.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class SequenceTask:
     eval_batch_size: int = 100
     lower_is_better: bool = False
     bleu_signature: str = ""
+    #: What reading the corpus left out or cut (training pairs too long or with an empty side,
+    #: dev and test sources cut to the evaluation limit), recorded in the summary.
+    data_counts: dict[str, int] = field(default_factory=dict)
     _files: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -173,6 +176,7 @@ class SequenceTask:
                 "length_normalise": self.decoding.length_normalise,
                 "replace_unk": self.decoding.replace_unk,
             },
+            **self.data_counts,
         }
         if self.bleu_signature:
             fields["bleu_signature"] = self.bleu_signature

@@ -3,7 +3,7 @@
 The paper ran every setting over 20 seeds. A step of a small model on one seed's batch of 100 is
 many small operations, each paying a fixed cost (Python, dispatch, a kernel launch on a GPU, an
 optimiser pass over a few small tensors), so S seeds train side by side, each operation covering
-all of them (DESIGN.md, "Performance principles"):
+all of them:
 
 - Each seed is built exactly as a run of its own (:func:`~labelemb.train.loop.build_run`), so the
   initialisations are the sequential ones.

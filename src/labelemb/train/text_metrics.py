@@ -1,4 +1,4 @@
-"""BLEU and ROUGE on token lists, as the paper scored its text tasks (DESIGN.md, "Sequence-to-sequence").
+"""BLEU and ROUGE on token lists, as the paper scored its text tasks (Section 3.3).
 
 Both take what the decoder produced and the references as token lists, so the scores are of our
 tokens exactly: BLEU through sacrebleu with ``tokenize="none"`` on space-joined tokens (what the
