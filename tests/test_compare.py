@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from labelemb.analysis.compare import auac, comparison_rows, format_csv, format_markdown, load_runs
+from labelemb.analysis.compare import (
+    auac,
+    comparison_rows,
+    format_csv,
+    format_markdown,
+    load_runs,
+    reported_metric,
+)
 from labelemb.cli import main
 from labelemb.train import build_config
 from labelemb.train.grid import run_grid
@@ -84,6 +91,71 @@ def test_tables_show_every_method_and_dash_when_never_reached(synthetic):
     csv_text = format_csv(rows)
     assert csv_text.splitlines()[0].startswith("method,seeds,selected_mean")
     assert len(csv_text.splitlines()) == 1 + len(rows)
+
+
+def test_a_classification_table_keeps_its_columns(synthetic):
+    header = format_markdown(comparison_rows(load_runs(synthetic))).splitlines()[0]
+    assert header == (
+        "| method | seeds | test error % (selected) | min | max | final test error % | s / epoch "
+        "| time to onehot's best dev | AUAC | p vs onehot (Welch) |"
+    )
+
+
+def write_text_run(root: Path, method: str, seed: int, score: str, dev: list[float], test: list[float]):
+    """A finished run of a text task scored by ``score`` (bleu, rougeL), as the trainer writes it."""
+    run_dir = root / method / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    records = [
+        {"step": 10 * (i + 1), "epoch": float(i + 1), "train_seconds": 10.0 * (i + 1)}
+        | {f"dev_{score}": d, f"test_{score}": t}
+        for i, (d, t) in enumerate(zip(dev, test))
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    best = max(records, key=lambda r: (r[f"dev_{score}"], -r["step"]))
+    summary = {
+        "method": method,
+        "seed": seed,
+        "metric": f"test_{score}",
+        "higher_is_better": True,
+        "reported_metrics": [f"test_{score}"],
+        f"selected_test_{score}": best[f"test_{score}"],
+        f"final_test_{score}": records[-1][f"test_{score}"],
+        "seconds_per_epoch": 10.0,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize(("score", "name"), [("bleu", "BLEU"), ("rougeL", "ROUGE-L")])
+def test_a_text_table_speaks_of_its_score_on_its_0_to_100_scale(tmp_path, score, name):
+    write_text_run(tmp_path, "onehot", 0, score, [8, 12, 14, 14], [10, 20, 30, 30])
+    write_text_run(tmp_path, "label_embedding", 0, score, [12, 14, 15, 15], [20, 30, 32, 32])
+    runs = load_runs(tmp_path)
+    # AUAC of a score is on the score's own scale: trapezoid over (0, 0), (1, 10), (2, 20),
+    # (3, 30), (4, 30) divided by 4 epochs = (5 + 15 + 25 + 30) / 4 (not 0.1875).
+    assert auac(runs["onehot"][0], reported_metric(runs["onehot"][0].summary)) == pytest.approx(18.75)
+    rows = comparison_rows(runs)
+    markdown = format_markdown(rows)
+    header, _, *lines = markdown.splitlines()
+    heads = [cell.strip() for cell in header.strip("|").split("|")]
+    assert heads == [
+        "method",
+        "seeds",
+        f"test {name} (selected)",
+        "min",
+        "max",
+        f"final test {name}",
+        "s / epoch",
+        f"time to onehot's best dev {name}",
+        f"AUAC (test {name}, 0-100)",
+        "p vs onehot (Welch)",
+    ]
+    cells = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[:2])}
+    assert cells["onehot"][8] == "18.75"
+    # (0 + 20) / 2 + (20 + 30) / 2 + (30 + 32) / 2 + 32 = 98 over 4 epochs.
+    assert cells["label_embedding"][8] == "24.50"
+    # onehot's best dev (14) is reached at its 3rd check (30 s); label_embedding's 2nd (20 s).
+    assert cells["label_embedding"][7] == f"{20 / 30:.2f}"
+    assert f"{name}: 0-100, higher is better" in markdown and "error" not in markdown
 
 
 def test_summarize_rebuilds_table_and_figure_without_training(synthetic, capsys):

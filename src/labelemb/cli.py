@@ -205,8 +205,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     from .analysis import label_similarity, most_similar, similar_table
-    from .analysis.representation import run_representation, soft_label_rows
-    from .analysis.similarity import label_indices, label_similarity_rows, most_similar_to
+    from .analysis.representation import run_representation
+    from .analysis.similarity import label_indices, nearest_labels
 
     rep = run_representation(args.run_dir, data_dir=args.data_dir)
     if rep.source != "learned":
@@ -220,10 +220,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise ValueError(f"--labels: {error}") from None
-    rows = soft_label_rows(args.run_dir, labels)  # a compressed embedding: softmax(e) of these labels only
-    if rows is None:
-        rows = label_similarity_rows(rep.matrix, labels)
-    print(similar_table(most_similar_to(rows, labels, rep.class_names, top=args.top)))
+    print(similar_table(nearest_labels(args.run_dir, rep, labels, top=args.top)))
     return 0
 
 

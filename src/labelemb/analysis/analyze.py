@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .heatmap import plot_similarity_heatmap
 from .representation import LabelRepresentation, run_representation
-from .similarity import label_similarity, most_similar, similar_table
+from .similarity import label_similarity_rows, most_similar, similar_table
 from .structure import mds_coordinates, plot_dendrogram, plot_mds
 
 #: Pictures of more labels than this are unreadable (and a heatmap of a vocabulary would not fit in memory).
@@ -22,11 +22,16 @@ MAX_PICTURED_LABELS = 200
 def _subset(rep: LabelRepresentation, classes: list[str] | None) -> tuple[list[int], list[str]]:
     count = len(classes) if classes else len(rep.class_names)
     if count > MAX_PICTURED_LABELS:
+        report = (
+            "`labelemb report DIR` on a comparison of text runs lists the nearest words of the most "
+            "frequent target words"
+            if rep.text
+            else "`labelemb report --no-analysis` for a report without the pictures"
+        )
         raise ValueError(
             f"{rep.method} seed {rep.seed} has {len(rep.class_names):,} labels: pictures of {count:,} are "
             f"unreadable; pass --classes with at most {MAX_PICTURED_LABELS} of them, or list nearest "
-            "labels with `labelemb similar RUN_DIR --labels a,b` (`labelemb report --no-analysis` for a "
-            "report without the pictures)"
+            f"labels with `labelemb similar RUN_DIR --labels a,b` ({report})"
         )
     if not classes:
         return list(range(len(rep.class_names))), rep.class_names
@@ -40,6 +45,8 @@ def _subset(rep: LabelRepresentation, classes: list[str] | None) -> tuple[list[i
 
 def wordnet_correlation(rep: LabelRepresentation) -> dict[str, Any]:
     """LwAL's Eq. 4 for this run, or the reason it does not apply."""
+    if rep.text:
+        return {"skipped": f"{rep.dataset} is a text corpus: WordNet correlation is for image classes"}
     try:
         from .wordnet import SYNSETS, semantic_correlation
     except ImportError as error:  # nltk is an optional extra
@@ -61,7 +68,7 @@ def analyze_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, names = _subset(rep, classes)
     matrix: Tensor = rep.matrix[rows]
-    similarity = label_similarity(rep.matrix)[rows][:, rows]
+    similarity = label_similarity_rows(rep.matrix, rows)[:, rows]
     title = f"{rep.method} seed {rep.seed} ({rep.source})"
     plot_similarity_heatmap(similarity, names, out_dir / f"heatmap.{fmt}", title=title)
     plot_dendrogram(matrix, names, out_dir / f"dendrogram.{fmt}", title=title)

@@ -30,6 +30,11 @@ def metric_label(key: str) -> str:
     return _LABELS.get(key, key)
 
 
+def score_name(key: str) -> str:
+    """A text task's score without its split: ``test_bleu`` -> ``BLEU``, ``test_rougeL`` -> ``ROUGE-L``."""
+    return metric_label(key).removeprefix("test ")
+
+
 @dataclass(frozen=True)
 class Metric:
     """The figure a run is judged by (``summary["metric"]``; runs without one: the test error)."""
@@ -104,15 +109,17 @@ def time_to_reach(runs: list[Run], target: float, key: str, higher_is_better: bo
 
 
 def auac(run: Run, metric: Metric | None = None) -> float:
-    """Area under the test-accuracy curve over epochs, divided by the epochs it spans (0..1).
+    """Area under the test-accuracy curve over epochs, divided by the epochs it spans.
 
-    The LwAL paper's AUAC: a larger area means the accuracy rose earlier. For a score where
-    higher is better (BLEU, ROUGE, 0-100) the curve is the score / 100.
+    The LwAL paper's AUAC (0..1, accuracy = 1 - test error / 100): a larger area means the
+    accuracy rose earlier. For a score where higher is better (BLEU, ROUGE) the curve is the
+    score itself, so its AUAC is on the score's own 0-100 scale: the mean test score over
+    training, counting 0 at epoch 0.
     """
     metric = metric or Metric("test_error", False)
     epochs = np.array([0.0] + [r["epoch"] for r in run.records])
-    values = np.array([r[metric.key] for r in run.records], dtype=float) / 100.0
-    curve = np.concatenate([[0.0], values if metric.higher_is_better else 1.0 - values])
+    values = np.array([r[metric.key] for r in run.records], dtype=float)
+    curve = np.concatenate([[0.0], values if metric.higher_is_better else 1.0 - values / 100.0])
     return float(np.trapezoid(curve, epochs) / epochs[-1])
 
 
@@ -176,15 +183,23 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str:
-    """The comparison table in Markdown."""
-    label = metric_label(rows[0].get("metric", "test_error"))
+    """The comparison table in Markdown.
+
+    A text task's table (BLEU, ROUGE) names its score in every column that depends on it, gives
+    its AUAC on the score's 0-100 scale, and ends with a line on how to read them.
+    """
+    metric = rows[0].get("metric", "test_error")
+    label = metric_label(metric)
+    text = metric != "test_error"
     others = [
         key.removesuffix("_mean") for key in rows[0] if key.startswith("test_") and key.endswith("_mean")
     ]
     other_heads = "".join(f"| {metric_label(o)} (selected) " for o in others)
+    score = score_name(metric)
+    reach, area = (f"best dev {score}", f"AUAC (test {score}, 0-100)") if text else ("best dev", "AUAC")
     lines = [
         f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} "
-        f"| s / epoch | time to {baseline}'s best dev | AUAC | p vs {baseline} (Welch) |",
+        f"| s / epoch | time to {baseline}'s {reach} | {area} | p vs {baseline} (Welch) |",
         "| --- | ---: "
         + "| ---: " * len(others)
         + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -197,14 +212,20 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             f"| {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
             f"| {r['selected_min']:.2f} | {r['selected_max']:.2f} "
             f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} "
-            f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} | {r['auac']:.4f} "
-            f"| {_cell(r['p_value'], '.2g')} |"
+            f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} "
+            f"| {r['auac']:{'.2f' if text else '.4f'}} | {_cell(r['p_value'], '.2g')} |"
         )
     if len({r.get("timing") for r in rows}) > 1:
         lines.append(
             "\ns / epoch: some runs trained side by side with other seeds (batched; each counted as 1/S "
             "of the group's time) and others alone; (mixed) marks a method with both. Compare times "
             "only between runs trained the same way."
+        )
+    if text:
+        lines.append(
+            f"\n{score}: 0-100, higher is better; (selected): on the test set at the check each run "
+            f"selects (its best dev {score}); AUAC: the area under the test {score} curve over epochs, "
+            f"divided by the epochs (the mean test {score} over training, on the same 0-100 scale)."
         )
     return "\n".join(lines)
 

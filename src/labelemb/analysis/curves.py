@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Run, comparison_metric
+from .compare import Run, comparison_metric, score_name
 from .figures import plt, save_figure
 
 
@@ -39,7 +39,8 @@ def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str =
         else:
             ax.set_ylim(max(0.0, low - 0.15 * (high - low)), high + 0.5 * (high - low) + 1e-6)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test error (%)" if key == "test_error" else key.replace("_", " "))
+    name = f"dev {score_name(metric.key)} (higher is better)"
+    ax.set_ylabel("test error (%)" if key == "test_error" else name)
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

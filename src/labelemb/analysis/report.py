@@ -5,6 +5,12 @@ nearest labels (for its lowest seed) and the WordNet correlation of each method 
 seeds. Every picture is a PNG embedded as a ``data:`` URI and the style sheet is inline, so the
 file opens offline and can be mailed or archived alone.
 
+A comparison of text runs (BLEU or ROUGE, whose labels are a vocabulary of thousands of words)
+speaks of its own score, higher is better, on its 0-100 scale; its curves are of the dev score;
+each method shows the nearest words of the most frequent target words (what ``labelemb similar
+RUN_DIR --labels a,b`` prints), or says in one line that it has no label representation; there is
+no heatmap and no WordNet section.
+
 Nothing here computes a statistic or draws a figure itself: the table comes from
 :func:`~labelemb.analysis.compare.comparison_rows` and :func:`~labelemb.analysis.compare.format_markdown`,
 the curves from :func:`~labelemb.analysis.curves.plot_error_curves`, the heatmaps, nearest labels
@@ -25,10 +31,10 @@ from typing import Any
 from ..rundir import RunDir
 from ..train.seed import describe_seeds
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
-from .compare import Run, comparison_rows, format_markdown, load_runs
+from .compare import Metric, Run, comparison_metric, comparison_rows, format_markdown, load_runs, score_name
 from .curves import plot_error_curves
-from .representation import run_representation
-from .similarity import similar_table
+from .representation import NoRepresentation, run_representation
+from .similarity import frequent_words, label_indices, nearest_labels, similar_table
 
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
@@ -37,6 +43,8 @@ CURVES_FILE = "curves.png"
 WORDNET_FILE = "wordnet-all-seeds.json"
 
 SECTION_IDS = ("comparison", "curves", "wordnet")
+#: How many of a text run's most frequent target words get their nearest words shown.
+FREQUENT_WORDS = 10
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222; }
@@ -132,24 +140,55 @@ def render_report(
     wordnet_by_method: dict[str, dict[str, Any]],
     wordnet_absent: str,
     top: int = 5,
+    metric: Metric | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
     ``methods``: one dict per method with ``method``, and, when it was analysed, ``seed``,
     ``source``, ``heatmap_png`` (bytes) and ``most_similar`` ({label: [[other, value]]}); otherwise
     ``missing`` (why not). ``wordnet_absent`` is the sentence shown when no method has a WordNet
-    correlation.
+    correlation. ``metric``: the comparison's (default: the test error of classification); for
+    a text task's score (BLEU, ROUGE) the page speaks of that score, a method's entry has no
+    heatmap but may have ``run_dir`` (to show the `labelemb similar` that prints its table), and
+    there is no WordNet section.
     """
+    text = metric is not None and metric.key != "test_error"
+    score = score_name(metric.key) if metric is not None else ""
     names = [m["method"] for m in methods]
     nav = " ".join(
         f'<a href="#{_esc(anchor)}">{_esc(label)}</a>'
         for anchor, label in [
             ("comparison", "comparison"),
-            ("curves", "error curves"),
+            ("curves", f"dev {score} curves" if text else "error curves"),
             *[(f"method-{n}", n) for n in names],
-            ("wordnet", "WordNet"),
+            *([] if text else [("wordnet", "WordNet")]),
         ]
     )
+    if text:
+        comparison_note = (
+            f"Test {score} (0-100, higher is better) at the check each run selects (its best dev "
+            f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
+            f"baseline's best dev {score} is a fraction of the baseline's; AUAC is the area under the "
+            f"test-{score} curve over epochs divided by the epochs it spans, on the same 0-100 scale "
+            "(the mean test score over training); p is Welch's t-test against the baseline."
+        )
+        curves = [
+            f"<h2>Dev {_esc(score)} curves</h2>",
+            f"<p>Dev {_esc(score)} (0-100, higher is better: the score that selects each run's check) "
+            "against epochs: each seed thin, the mean over seeds bold.</p>",
+            _img(curves_png, f"dev {score} against epochs for every method"),
+        ]
+    else:
+        comparison_note = (
+            "Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
+            "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
+            "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
+        )
+        curves = [
+            "<h2>Error curves</h2>",
+            "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
+            _img(curves_png, "test error against epochs for every method"),
+        ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -168,15 +207,11 @@ def render_report(
         "</header>",
         '<section id="comparison">',
         "<h2>Comparison</h2>",
-        "<p>Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
-        "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
-        "the test-accuracy curve per epoch; p is Welch's t-test against the baseline.</p>",
+        f"<p>{_esc(comparison_note)}</p>",
         markdown_table_html(comparison_markdown),
         "</section>",
         '<section id="curves">',
-        "<h2>Error curves</h2>",
-        "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
-        _img(curves_png, "test error against epochs for every method"),
+        *curves,
         "</section>",
     ]
     for m in methods:
@@ -189,6 +224,20 @@ def render_report(
             label: [(o, float(v)) for o, v in row[:top]] for label, row in m["most_similar"].items()
         }
         shown = max((len(row) for row in neighbours.values()), default=0)
+        if text:
+            command = ""
+            if m.get("run_dir"):
+                words = ["labelemb", "similar", m["run_dir"], "--labels", ",".join(neighbours)]
+                words += ["--top", str(shown)] if shown != 5 else []
+                command = f"<p>What <code>{_esc(shlex.join(words))}</code> prints.</p>"
+            parts += [
+                f"<p>Seed {_esc(m['seed'])}, label representation: {_esc(m['source'])}.</p>",
+                f"<h3>Nearest words of the {len(neighbours)} most frequent target words (top {shown})</h3>",
+                markdown_table_html(similar_table(neighbours, "word")),
+                command,
+                "</section>",
+            ]
+            continue
         parts += [
             f"<p>Seed {_esc(m['seed'])}, label representation: {_esc(m['source'])}.</p>",
             '<div class="method">',
@@ -202,17 +251,19 @@ def render_report(
             "</div>",
             "</section>",
         ]
-    parts += ['<section id="wordnet">', "<h2>WordNet correlation</h2>"]
-    if wordnet_by_method:
-        parts += [
-            "<p>Kendall's tau-b between the WordNet path distances of the classes and the distances "
-            "of their label representations, averaged over classes (LwAL, Eq. 4); mean ± std over "
-            "every seed of the method.</p>",
-            wordnet_table_html(wordnet_by_method, names),
-        ]
-    else:
-        parts.append(f'<p class="note">{_esc(wordnet_absent)}</p>')
-    parts += ["</section>", "</body>", "</html>", ""]
+    if not text:  # WordNet relates the class names of image data sets, not a vocabulary
+        parts += ['<section id="wordnet">', "<h2>WordNet correlation</h2>"]
+        if wordnet_by_method:
+            parts += [
+                "<p>Kendall's tau-b between the WordNet path distances of the classes and the distances "
+                "of their label representations, averaged over classes (LwAL, Eq. 4); mean ± std over "
+                "every seed of the method.</p>",
+                wordnet_table_html(wordnet_by_method, names),
+            ]
+        else:
+            parts.append(f'<p class="note">{_esc(wordnet_absent)}</p>')
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
 
@@ -262,12 +313,59 @@ def _cached_analysis(analysis_dir: Path) -> tuple[list[dict[str, Any]], dict[str
     return summary["runs"], wordnet
 
 
+def _analyse_text(
+    experiment_dir: Path, runs: dict[str, list[Run]], analysis_dir: Path, top: int, data_dir: str | None
+) -> list[dict[str, Any]]:
+    """The nearest words of the most frequent target words in the lowest seed of each method.
+
+    Only the rows of those words are formed (softmax(e) of a compressed embedding, never the
+    m x m table): what ``labelemb similar RUN_DIR --labels ...`` prints. A run without a label
+    representation gets ``absent``, why, in one sentence.
+    """
+    results = []
+    for method_runs in runs.values():
+        run = method_runs[0]
+        run_dir = _run_dir(experiment_dir, run)
+        out = analysis_dir / f"{run.method}-seed{run.seed}"
+        out.mkdir(parents=True, exist_ok=True)
+        result: dict[str, Any] = {"method": run.method, "seed": run.seed, "run_dir": str(run_dir)}
+        try:
+            rep = run_representation(run_dir, data_dir=data_dir)
+        except NoRepresentation as error:
+            result["absent"] = f"Seed {run.seed}: {error.reason}"
+        else:
+            words = frequent_words(rep.class_names, FREQUENT_WORDS)
+            neighbours = nearest_labels(run_dir, rep, label_indices(words, rep.class_names), top=top)
+            result.update(
+                dataset=rep.dataset,
+                source=rep.source,
+                classes=words,
+                most_similar={k: [[n, v] for n, v in row] for k, row in neighbours.items()},
+            )
+            (out / "similar.md").write_text(similar_table(neighbours, "word") + "\n")
+        (out / "analysis.json").write_text(json.dumps(result, indent=2) + "\n")
+        results.append(result)
+    (analysis_dir / "analysis.json").write_text(json.dumps({"runs": results}, indent=2) + "\n")
+    return results
+
+
 def _method_entry(
-    method: str, seed: int, results: list[dict[str, Any]], analysis_dir: Path
+    method: str, seed: int, results: list[dict[str, Any]], analysis_dir: Path, text: bool = False
 ) -> dict[str, Any]:
     found = [r for r in results if r["method"] == method and r["seed"] == seed]
+    if text and found and "absent" in found[0]:
+        return {"method": method, "missing": found[0]["absent"]}
+    if text and found and "most_similar" in found[0]:
+        result = found[0]
+        return {
+            "method": method,
+            "seed": seed,
+            "source": result["source"],
+            "most_similar": result["most_similar"],
+            "run_dir": result.get("run_dir"),
+        }
     heatmap = analysis_dir / f"{method}-seed{seed}" / "heatmap.png"
-    if not found or not heatmap.is_file():
+    if text or not found or not heatmap.is_file():
         return {
             "method": method,
             "missing": f"Seed {seed} of {method} has not been analysed: run `labelemb report` "
@@ -339,15 +437,19 @@ def build_report(
     output_path = Path(output) if output is not None else experiment_dir / REPORT_FILE
     analysis_dir = experiment_dir / ANALYSIS_DIR
     runs = load_runs(experiment_dir)
+    metric = comparison_metric(runs)
+    text = metric.key != "test_error"  # BLEU or ROUGE: a vocabulary for labels, no WordNet
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
     comparison = format_markdown(rows)
     curves = plot_error_curves(runs, analysis_dir / CURVES_FILE, title=experiment_dir.resolve().name)
-    if analyze_runs:
+    if analyze_runs and text:
+        results, wordnet = _analyse_text(experiment_dir, runs, analysis_dir, top, data_dir), {}
+    elif analyze_runs:
         results, wordnet = _analyse(experiment_dir, runs, analysis_dir, top, data_dir)
     else:
         results, wordnet = _cached_analysis(analysis_dir)
     methods = [
-        _method_entry(row["method"], runs[row["method"]][0].seed, results, analysis_dir) for row in rows
+        _method_entry(row["method"], runs[row["method"]][0].seed, results, analysis_dir, text) for row in rows
     ]
     command = _command(experiment_dir, None if output is None else output_path, top, data_dir, analyze_runs)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -362,9 +464,10 @@ def build_report(
         comparison_markdown=comparison,
         curves_png=curves.read_bytes(),
         methods=methods,
-        wordnet_by_method=wordnet["wordnet_by_method"],
-        wordnet_absent=_absent_reason(wordnet["runs"]),
+        wordnet_by_method={} if text else wordnet["wordnet_by_method"],
+        wordnet_absent="" if text else _absent_reason(wordnet["runs"]),
         top=top,
+        metric=metric,
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

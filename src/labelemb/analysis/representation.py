@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,6 +22,8 @@ class LabelRepresentation:
     source: str  # "learned" (the method's own) or "mean softmax on <split>"
     dataset: str
     seed: int
+    #: A text task's run (labels are the target vocabulary's words, BLEU or ROUGE its score).
+    text: bool = False
 
 
 def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> tuple[Tensor, str]:
@@ -53,14 +56,68 @@ def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> t
     )
 
 
+class NoRepresentation(ValueError):
+    """A text run that has no label representation; ``reason`` says why in one sentence."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_text_run(summary: dict[str, Any]) -> bool:
+    """Whether a run's summary is of a text task (scored by BLEU or ROUGE, not by a test error)."""
+    return summary.get("metric", "test_error") != "test_error"
+
+
+def _no_text_representation(run_dir: Path, summary: dict[str, Any]) -> NoRepresentation:
+    """Why a text run has no label representation, and what to run instead.
+
+    Its mean softmax cannot be recomputed as an image run's is: that reads the model's
+    predictions on the data, which for a text run means the whole corpus and an m x m matrix.
+    """
+    from ..rundir import TENSORS_FILE
+    from ..train.loop import MAX_SAVED_REPRESENTATION
+
+    method, labels = summary["method"], len(summary["class_names"])
+    saved = summary.get("representation_source")
+    if saved:  # written when the run ended, and gone since
+        reason = f"the label representation this run saved ({saved}) is missing: it has no {TENSORS_FILE}"
+        return NoRepresentation(f"{run_dir}: {reason}; train the run again to have it", reason + ".")
+    if labels > MAX_SAVED_REPRESENTATION:
+        reason = (
+            f"{method} learns no label representation, and above {MAX_SAVED_REPRESENTATION:,} labels "
+            f"(this run has {labels:,}) no mean softmax of its predictions is saved in its place"
+        )
+        instead = (
+            f"or train {method} with data.text.vocabulary_size={MAX_SAVED_REPRESENTATION} or less, "
+            "whose run saves the mean softmax over the dev target tokens"
+        )
+    else:
+        reason = f"{method} learns no label representation, and this run saved none in its place"
+        instead = f"or train {method} again: a text run now saves the mean softmax over its dev target tokens"
+    message = (
+        f"{run_dir} ({summary.get('dataset', 'text')}): {reason}. "
+        "For the nearest words of a learned embedding, train label_embedding with the same config "
+        "(`labelemb train --config CONFIG --method label_embedding`) and run `labelemb similar` on "
+        f"that run, {instead}."
+    )
+    return NoRepresentation(message, reason + ".")
+
+
 def run_representation(run_dir: str | Path, data_dir: str | None = None) -> LabelRepresentation:
-    """The run's learned representation, or the mean softmax of its model for methods without one."""
+    """The run's saved representation, or the mean softmax of its model for methods without one.
+
+    An image run from before every run saved one gets its mean softmax computed from the data; a
+    text run without one raises :class:`NoRepresentation`.
+    """
     run_dir = Path(run_dir)
     folder = RunDir(run_dir)
     summary = folder.read_summary(required=("class_names",))
     tensors = folder.read_tensors()
     if "representation" in tensors:
         matrix, source = tensors["representation"], summary.get("representation_source", "learned")
+    elif is_text_run(summary):
+        raise _no_text_representation(run_dir, summary)
     else:
         matrix, source = mean_softmax_representation(run_dir, data_dir)
     return LabelRepresentation(
@@ -70,6 +127,7 @@ def run_representation(run_dir: str | Path, data_dir: str | None = None) -> Labe
         source=source,
         dataset=summary.get("dataset", ""),
         seed=summary.get("seed", 0),
+        text=is_text_run(summary),
     )
 
 

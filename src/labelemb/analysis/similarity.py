@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .representation import run_representation
+from .representation import LabelRepresentation, run_representation, soft_label_rows
 
 
 def load_run_representation(run_dir: str | Path) -> tuple[Tensor, list[str]]:
@@ -66,6 +66,33 @@ def most_similar_to(
     }
 
 
+def nearest_labels(
+    run_dir: str | Path, rep: LabelRepresentation, labels: list[int], top: int = 5
+) -> dict[str, list[tuple[str, float]]]:
+    """The ``top`` nearest labels of ``labels`` in a run, from their rows only (``similar --labels``).
+
+    With a compressed embedding the rows are ``softmax(e)`` of these labels (never the m x m table);
+    otherwise they are the rows of :func:`label_similarity` of the saved representation.
+    """
+    rows = soft_label_rows(run_dir, labels)
+    if rows is None:
+        rows = label_similarity_rows(rep.matrix, labels)
+    return most_similar_to(rows, labels, rep.class_names, top=top)
+
+
+def frequent_words(class_names: list[str], count: int = 10) -> list[str]:
+    """The ``count`` most frequent real words of a text run's target vocabulary.
+
+    ``class_names`` is the vocabulary, most frequent first after the specials (<pad> <unk> <s>
+    </s>); the specials, tokens without a letter or digit (punctuation) and any with a comma (which
+    ``similar --labels`` could not name) are left out.
+    """
+    from ..data.text import SPECIALS
+
+    real = [w for w in class_names if w not in SPECIALS and any(c.isalnum() for c in w) and "," not in w]
+    return real[:count]
+
+
 def label_indices(names: list[str], class_names: list[str]) -> list[int]:
     """The positions of ``names`` among the run's labels, with a did-you-mean for a name it lacks."""
     import difflib
@@ -88,10 +115,10 @@ def _sample(class_names: list[str]) -> str:
     return shown if len(class_names) <= 8 else f"{shown}, ... {len(class_names)} in all"
 
 
-def similar_table(neighbours: dict[str, list[tuple[str, float]]]) -> str:
-    """The top-k neighbours as a Markdown table, one row per class."""
+def similar_table(neighbours: dict[str, list[tuple[str, float]]], first: str = "label") -> str:
+    """The top-k neighbours as a Markdown table, one row per class; ``first`` heads the first column."""
     top = max((len(v) for v in neighbours.values()), default=0)
-    header = "| label | " + " | ".join(f"#{k + 1}" for k in range(top)) + " |"
+    header = f"| {first} | " + " | ".join(f"#{k + 1}" for k in range(top)) + " |"
     rule = "| --- " * (top + 1) + "|"
     rows = [
         f"| {name} | " + " | ".join(f"{other} ({value:.3f})" for other, value in row) + " |"

@@ -6,6 +6,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from .compare import metric_label
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value), as the paper reports."""
@@ -20,7 +22,7 @@ def results_table(summaries: Sequence[dict[str, Any]]) -> str:
     for summary in summaries:
         by_method.setdefault(summary["method"], []).append(summary)
     metric = summaries[0].get("metric", "test_error")
-    name = "test error (%)" if metric == "test_error" else metric.replace("_", " ")
+    name = "test error (%)" if metric == "test_error" else metric_label(metric)
     lines = [
         f"| method | seeds | selected {name} | final {name} | s / epoch |",
         "| --- | --- | --- | --- | --- |",
