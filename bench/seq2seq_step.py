@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from labelemb.tasks import build_task
 from labelemb.train import load_config
-from labelemb.train.build import Network, build_network, load_run_data, make_optimizer, make_task, run_model
+from labelemb.train.build import Network, build_network, load_run_data, make_optimizer, run_model
 from labelemb.train.seed import seed_everything
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -59,7 +60,7 @@ def build_step(config, dataset, task):
 def measure(config_path: str, batches: int, rounds: int, data_dir: str) -> dict:
     base = load_config(config_path, [f"data.dir={data_dir}", "train.progress=false"])
     dataset = load_run_data(base)
-    task = make_task(base, dataset)
+    task = build_task(base, dataset)
     order = task.epoch_order(dataset.train, base.seed, 0, base.train.batch_size)
     data = [
         task.batch(dataset.train, order[i * base.train.batch_size : (i + 1) * base.train.batch_size])

@@ -390,7 +390,9 @@ class _UncheckedMethod(methods.OneHot):
 def test_unsupported_runs_fall_back_to_sequential_with_the_same_results(
     small_config, digits, tmp_path, monkeypatch, caplog
 ):
-    monkeypatch.setitem(methods.registry._REGISTRY, "unchecked", (_UncheckedMethod, {}))
+    from labelemb.registry import Entry
+
+    monkeypatch.setitem(methods.registry.METHODS._entries, "unchecked", Entry("unchecked", _UncheckedMethod))
     for overrides in (("method.name=unchecked",), ("data.augment.flip=true", "data.augment.crop_padding=1")):
         assert not supports_batched(small_config(*overrides))
         out = tmp_path / overrides[0]

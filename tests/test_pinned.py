@@ -60,3 +60,59 @@ def test_sequential_and_batched_runs_give_the_pinned_numbers(small_config, digit
         sequential = config("sequential", seed)
         train(sequential, dataset=digits)
         assert_pinned(per_epoch(sequential.run_dir()), want, f"{method} sequential seed {seed}")
+
+
+#: The text half: a tiny seq2seq model (embedding and hidden 32, 300-word vocabularies) on the first
+#: 2,000 pairs of DDTP en-it, 300 updates of 32 pairs, a check every 100 updates (greedy, at most 12
+#: words). method -> [(train_loss, dev BLEU, test BLEU) at each check]. The same numbers came from
+#: main before the tasks/ and registry refactor (8de7d80), run side by side.
+PINNED_TEXT = {
+    "onehot": [
+        (3.7723035151415534, 0.0015601175646790012, 0.0014692285248310698),
+        (3.3270099116306677, 0.0019114619518779711, 0.0018049761104435653),
+        (3.133630907213366, 0.0012087943827746503, 0.0012130818553438903),
+    ],
+    "label_embedding": [
+        (10.355892974551361, 0.0015548540865592082, 0.0014686929185195575),
+        (15.580717198988971, 0.0014449413102778693, 0.0013580942060546588),
+        (15.21173755542652, 0.0013012000781212237, 0.0011650365350455792),
+    ],
+}
+
+
+@pytest.mark.parametrize("method", sorted(PINNED_TEXT))
+def test_a_tiny_translation_model_gives_the_pinned_losses_and_bleu(ddtp_dir, tmp_path, method):
+    from pathlib import Path
+
+    from labelemb.train import load_config
+
+    config = load_config(
+        Path(__file__).resolve().parent.parent / "configs" / "ddtp-en-it.yaml",
+        [
+            f"data.dir={ddtp_dir}",
+            f"output_dir={tmp_path}",
+            f"method.name={method}",  # label_embedding: the config's variant nlp, soft term after 40 %
+            "data.max_train_pairs=2000",
+            "data.text.vocabulary_size=300",
+            "model.embedding=32",
+            "model.hidden=32",
+            "train.batch_size=32",
+            "train.epochs=6",
+            "train.max_steps=300",
+            "train.lr=0.005",
+            "train.eval_every=3200",
+            "train.progress=false",
+            "decode.max_length=12",
+            "decode.length_ratio=0",
+            "decode.batch_size=500",
+        ],
+    )
+    train(config)
+    lines = (config.run_dir() / "metrics.jsonl").read_text().splitlines()
+    got = [(r["train_loss"], r["dev_bleu"], r["test_bleu"]) for r in map(json.loads, lines)]
+    assert len(got) == len(PINNED_TEXT[method]), f"{method}: {len(got)} checks"
+    for check, (values, pinned) in enumerate(zip(got, PINNED_TEXT[method]), 1):
+        for name, value, want in zip(("loss", "dev BLEU", "test BLEU"), values, pinned):
+            assert math.isclose(value, want, rel_tol=1e-4), (
+                f"{method} check {check}: {name} {value} != {want}"
+            )

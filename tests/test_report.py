@@ -25,7 +25,8 @@ import torch
 import yaml
 from PIL import Image
 
-from labelemb.analysis.report import build_report, markdown_table_html, png_data_uri, render_report
+from labelemb.analysis.report import build_report
+from labelemb.analysis.report_page import markdown_table_html, png_data_uri, render_report
 from labelemb.analysis.representation import run_representation
 from labelemb.cli import main
 

@@ -120,16 +120,20 @@ def test_batchnorm_train_and_eval() -> None:
 
 @pytest.mark.parametrize("train", [False, True])
 def test_channels_last_matches_contiguous(train: bool) -> None:
-    torch.manual_seed(0)
-    model = ResNet8((3, 32, 32), **NARROW).train(train)
-    x = torch.rand(3, 3, 32, 32)
-    expected = model(x)
-    last = model.to(memory_format=torch.channels_last)
-    x_last = x.to(memory_format=torch.channels_last)
-    assert x_last.is_contiguous(memory_format=torch.channels_last) and not x_last.is_contiguous()
-    got = last(x_last)
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-    got.sum().backward()
+    # torch 2.13's oneDNN backward of these strided channels_last convolutions crashes the process
+    # now and then (segfault, abort or hang) on an AMD EPYC host without AVX-512; channels_last is a
+    # CUDA speed-up, so the CPU check runs on PyTorch's own kernels.
+    with torch.backends.mkldnn.flags(enabled=False):
+        torch.manual_seed(0)
+        model = ResNet8((3, 32, 32), **NARROW).train(train)
+        x = torch.rand(3, 3, 32, 32)
+        expected = model(x)
+        last = model.to(memory_format=torch.channels_last)
+        x_last = x.to(memory_format=torch.channels_last)
+        assert x_last.is_contiguous(memory_format=torch.channels_last) and not x_last.is_contiguous()
+        got = last(x_last)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        got.sum().backward()
 
 
 def test_other_sizes_and_bad_options() -> None:

@@ -9,7 +9,7 @@ import torch
 
 from labelemb.methods import build
 from labelemb.models.seq2seq import Seq2Seq
-from labelemb.train.decode import beam_search, greedy_decode
+from labelemb.tasks.decode import beam_search, greedy_decode
 
 PAD, BOS, EOS = 0, 2, 3
 VOCAB = 14  # ids 4..13 are the "words"

@@ -11,9 +11,9 @@ import torch
 
 from labelemb.data.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
 from labelemb.data.text import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
+from labelemb.tasks.seq2seq import DecodeOptions, SequenceTask
 from labelemb.train import build_config, load_config, train
 from labelemb.train.config import ConfigError
-from labelemb.train.sequence import DecodeOptions, SequenceTask
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -120,7 +120,7 @@ def test_decoding_is_the_same_alone_and_in_a_padded_batch():
     torch.manual_seed(0)
     from labelemb.methods import build
     from labelemb.models import Seq2Seq
-    from labelemb.train.task import Predictor
+    from labelemb.tasks import Predictor
 
     model, method = (
         Seq2Seq(9, 7, embedding=8, hidden=8, layers=1, dropout=0.0),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from labelemb.train.text_metrics import bleu, rouge
+from labelemb.tasks.text_metrics import bleu, rouge
 
 
 def test_bleu_of_a_hand_computed_sentence():

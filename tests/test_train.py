@@ -358,7 +358,7 @@ def test_run_folder_holds_config_metrics_summary_and_representation(small_config
 
 def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, digits):
     from labelemb.train import Classification, Progress
-    from labelemb.train.loop import summarize
+    from labelemb.train.results import summarize
 
     def record(step, dev, test):
         return {

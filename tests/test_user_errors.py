@@ -297,25 +297,25 @@ def test_demo_with_one_seed_and_one_epoch_reads_naturally(tmp_path, capsys):
 
 
 def test_a_method_without_a_representation_needs_no_data_afterwards(runs, capsys, monkeypatch):
-    import labelemb.data as data
+    import labelemb.analysis.representation as representation
 
     def no_data(*args, **kwargs):
         raise AssertionError("similar read the dataset")
 
-    monkeypatch.setattr(data, "load_dataset", no_data)
+    monkeypatch.setattr(representation, "load_run_data", no_data)
     code, out, err = run_cli(["similar", str(runs / "exp" / "onehot" / "seed0"), "--top", "2"], capsys)
     assert code == 0, err
     assert "using the mean softmax on dev" in out
 
 
 def test_an_old_onehot_run_without_its_representation_says_why_it_needs_the_data(runs, capsys, monkeypatch):
-    import labelemb.data as data
+    import labelemb.analysis.representation as representation
     from labelemb.data import DataError
 
-    def missing(name, **kwargs):
-        raise DataError(f"no {name} files in {kwargs.get('data_dir')}")
+    def missing(config):
+        raise DataError(f"no {config.data.name} files in {config.data.dir}")
 
-    monkeypatch.setattr(data, "load_dataset", missing)
+    monkeypatch.setattr(representation, "load_run_data", missing)
     run = runs / "exp" / "onehot" / "seed0"
     (run / "label_representation.safetensors").unlink()  # as runs finished before it was saved
     summary = json.loads((run / "summary.json").read_text())

@@ -10,7 +10,11 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
   and for label_embedding the raw ``embedding``);
 - ``summary.json``: the result; written last, so its presence marks a finished run;
 - ``.lock``: held by the process that trains the run (:meth:`RunDir.claim`), so that two
-  processes started on the same output folder never train, or clean up after, the same run.
+  processes started on the same output folder never train, or clean up after, the same run;
+- ``outputs/step<N>/``: what the check at step N produced besides its metrics (a text run's
+  decoded ``dev.txt`` and ``test.txt``);
+- ``vocabulary.source.txt``, ``vocabulary.target.txt``: a text run's vocabularies, one token per
+  line in id order, so that its ids can be read without the corpus.
 
 Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
 the old file or the new one, never a torn one. Everything that reads or writes a run goes
@@ -38,6 +42,12 @@ MODEL_FILE = "model.pt"
 TENSORS_FILE = "label_representation.safetensors"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
+#: Where a run keeps what each evaluation produced besides its metrics (decoded output).
+OUTPUTS_DIR = "outputs"
+#: A text run's source and target vocabularies.
+VOCABULARY_FILES = ("vocabulary.source.txt", "vocabulary.target.txt")
+#: Up to this many labels a finished run saves an (m x m) label representation.
+MAX_SAVED_REPRESENTATION = 4096
 CHECKPOINT_FORMAT = 1
 #: What every ``summary.json`` holds, whatever the task.
 SUMMARY_KEYS = ("method", "seed")
@@ -286,6 +296,11 @@ class RunDir:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # a torn or foreign file: say which and what to do
             raise RunDirError(f"cannot read {what}{path} ({error}); {fix}") from None
+
+
+def outputs_folder(step: int) -> str:
+    """The folder, relative to the run's, of what the check at ``step`` produced."""
+    return f"{OUTPUTS_DIR}/step{step}"
 
 
 def yaml_problem(error: Exception) -> str:

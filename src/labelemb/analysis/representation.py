@@ -9,7 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..rundir import RunDir
+from ..data import DataError
+from ..rundir import MAX_SAVED_REPRESENTATION, TENSORS_FILE, RunDir
+from ..tasks import Predictor, build_task
+from ..train import RunConfig, build_network
+from ..train.build import load_run_data
 
 
 @dataclass
@@ -30,16 +34,15 @@ def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> t
     """Per-class mean of the saved model's softmax output on the dev split (test if none).
 
     Runs finished since every run saves its representation never need this; older runs of
-    methods that learn none (onehot, the smoothing methods) are read off their saved model.
+    methods that learn none (onehot, the smoothing methods) are read off their saved model, by
+    the task of their data.
     """
-    from ..data import DataError, load_dataset
-    from ..train import Classification, RunConfig, build_network
-
     folder = RunDir(run_dir)
     config = folder.read_valid_config(RunConfig)
-    data_dir = data_dir or config.data.dir
+    if data_dir:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
     try:
-        dataset = load_dataset(config.data.name, data_dir=data_dir, download=config.data.download)
+        dataset = load_run_data(config)
     except DataError as error:
         raise DataError(
             f"{run_dir} ({config.method.name}) was trained before runs saved a label representation "
@@ -49,10 +52,9 @@ def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> t
     model, method = build_network(config, dataset)
     network = torch.nn.ModuleDict({"model": model, "method": method})
     network.load_state_dict(folder.read_weights())
-    network.eval()
-    task = Classification()
-    return task.label_representation(
-        lambda images: method.logits(model(images)), dataset.dev, dataset.test, dataset.num_classes
+    predict = Predictor(network, model, method)
+    return build_task(config, dataset).label_representation(
+        predict, dataset.dev, dataset.test, dataset.num_classes
     )
 
 
@@ -75,9 +77,6 @@ def _no_text_representation(run_dir: Path, summary: dict[str, Any]) -> NoReprese
     Its mean softmax cannot be recomputed as an image run's is: that reads the model's
     predictions on the data, which for a text run means the whole corpus and an m x m matrix.
     """
-    from ..rundir import TENSORS_FILE
-    from ..train.loop import MAX_SAVED_REPRESENTATION
-
     method, labels = summary["method"], len(summary["class_names"])
     saved = summary.get("representation_source")
     if saved:  # written when the run ended, and gone since

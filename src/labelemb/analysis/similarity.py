@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..data.text import SPECIALS
 from .representation import LabelRepresentation, run_representation, soft_label_rows
 
 
@@ -87,7 +88,6 @@ def frequent_words(class_names: list[str], count: int = 10) -> list[str]:
     </s>); the specials, tokens without a letter or digit (punctuation) and any with a comma (which
     ``similar --labels`` could not name) are left out.
     """
-    from ..data.text import SPECIALS
 
     real = [w for w in class_names if w not in SPECIALS and any(c.isalnum() for c in w) and "," not in w]
     return real[:count]

@@ -1,22 +1,41 @@
-"""Datasets: the embedded 8x8 digits, MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, with verified loading."""
+"""Data sets: the embedded 8x8 digits, MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, and parallel text
+corpora, each registered by name with what it yields (:mod:`labelemb.data.registry`).
+
+Every module of this package is imported here, so a loader's ``@register`` is all it takes to
+add a data set.
+"""
 
 from __future__ import annotations
 
 import os
 
+from ..registry import import_modules
+
+# isort: off
+# The image sets are imported first and in this order: it is the order their names are listed in.
+from . import digits, mnist, cifar  # noqa: F401
+
+# isort: on
 from .base import DataError, Dataset, Split, check_labels
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .idx import read_idx
 from .mnist import load_fashion_mnist, load_mnist
+from .registry import DATASETS, DataRequest, dataset_key, dataset_yields, load, register
+
+import_modules(__name__, __path__)
 
 __all__ = [
+    "DATASETS",
     "DataError",
+    "DataRequest",
     "Dataset",
     "Split",
     "available_datasets",
     "check_labels",
     "dataset_key",
+    "dataset_yields",
+    "load",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
@@ -24,33 +43,18 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist",
     "read_idx",
+    "register",
 ]
-
-_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 
 
 def available_datasets() -> list[str]:
-    """Names accepted by ``load_dataset``."""
-    return list(_DATASETS)
-
-
-def dataset_key(name: str) -> str:
-    """The name ``load_dataset`` knows a data set by: ``Fashion_MNIST`` -> ``fashion-mnist``."""
-    key = name.strip().lower().replace("_", "-")
-    return {"cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
+    """Names of the image data sets ``load_dataset`` reads, smallest first."""
+    return [name for name in DATASETS.names(sort=False) if DATASETS.entry(name).info["yields"] == "images"]
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
-    """Load a dataset by name; ``data_dir`` and ``download`` are ignored for "digits"."""
+    """Load an image data set by name; ``data_dir`` and ``download`` are ignored for "digits"."""
     key = dataset_key(name)
-    if key == "digits":
-        return load_digits()
-    if key == "mnist":
-        return load_mnist(data_dir, download)
-    if key == "fashion-mnist":
-        return load_fashion_mnist(data_dir, download)
-    if key == "cifar10":
-        return load_cifar10(data_dir, download)
-    if key == "cifar100":
-        return load_cifar100(data_dir, download)
-    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_DATASETS)}")
+    if key not in available_datasets():
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    return load(key, DataRequest(dir=None if data_dir is None else str(data_dir), download=download))

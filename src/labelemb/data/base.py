@@ -17,54 +17,73 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split of a dataset: images float32 (N, C, H, W) in [0, 1], labels int64 (N,)."""
+    """One split of a data set: ``inputs`` (N, ...) and labels int64 (N,).
 
-    images: torch.Tensor
+    The inputs are whatever the task's backbone reads: images float32 (N, C, H, W) in [0, 1] for
+    the image data sets, token ids or precomputed features for others.
+    """
+
+    inputs: torch.Tensor
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
         # Catch loader bugs here rather than as a shape error deep inside a training step.
-        if self.images.dim() != 4:
-            raise ValueError(f"Split.images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
-        if self.images.dtype != torch.float32:
-            raise ValueError(f"Split.images must be float32, got {self.images.dtype}")
+        if self.inputs.dim() < 1:
+            raise ValueError("Split.inputs must lead with the example dimension (N, ...), got a scalar")
         if self.labels.dim() != 1 or self.labels.dtype != torch.int64:
             raise ValueError(
                 f"Split.labels must be int64 of shape (N,), got {self.labels.dtype} "
                 f"{tuple(self.labels.shape)}"
             )
-        if self.images.shape[0] != self.labels.shape[0]:
-            raise ValueError(f"Split has {self.images.shape[0]} images but {self.labels.shape[0]} labels")
+        if self.inputs.shape[0] != self.labels.shape[0]:
+            raise ValueError(f"Split has {self.inputs.shape[0]} inputs but {self.labels.shape[0]} labels")
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The inputs of an image split, (N, C, H, W)."""
+        return self.inputs
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device) -> Split:
         """This split with its tensors on ``device``."""
-        return Split(images=self.images.to(device), labels=self.labels.to(device))
+        return Split(self.inputs.to(device), self.labels.to(device))
 
     def first(self, count: int) -> Split:
         """The first ``count`` examples (all of them if there are fewer)."""
-        return Split(images=self.images[:count], labels=self.labels[:count])
+        return Split(self.inputs[:count], self.labels[:count])
 
 
 @dataclass
 class Dataset:
-    """A classification dataset: train, optional dev, and test splits plus class names."""
+    """A classification data set: train, optional dev, and test splits plus class names.
+
+    ``yields`` says what the inputs are (``images``: float32 (N, C, H, W) in [0, 1]); it chooses
+    the task and the backbones that can read them.
+    """
 
     name: str
     train: Split
     dev: Split | None
     test: Split
     class_names: list[str]
+    yields: str = "images"
 
     def __post_init__(self) -> None:
-        shape = tuple(self.train.images.shape[1:])
+        if self.yields == "images":
+            for split_name, split in (("train", self.train), ("dev", self.dev), ("test", self.test)):
+                if split is not None and (split.inputs.dim() != 4 or split.inputs.dtype != torch.float32):
+                    raise ValueError(
+                        f"dataset {self.name!r}: {split_name} images must be float32 (N, C, H, W), got "
+                        f"{split.inputs.dtype} {tuple(split.inputs.shape)}"
+                    )
+        shape = tuple(self.train.inputs.shape[1:])
         for split_name, split in (("dev", self.dev), ("test", self.test)):
-            if split is not None and tuple(split.images.shape[1:]) != shape:
+            if split is not None and tuple(split.inputs.shape[1:]) != shape:
                 raise ValueError(
-                    f"dataset {self.name!r}: {split_name} images have shape "
-                    f"{tuple(split.images.shape[1:])}, train images {shape}"
+                    f"dataset {self.name!r}: {split_name} inputs have shape "
+                    f"{tuple(split.inputs.shape[1:])}, train inputs {shape}"
                 )
 
     @property
@@ -74,8 +93,24 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one image, (C, H, W)."""
-        return tuple(int(d) for d in self.train.images.shape[1:])
+        """Shape of one input, (C, H, W) for an image."""
+        return tuple(int(d) for d in self.train.inputs.shape[1:])
+
+    def limited(self, count: int | None) -> Dataset:
+        """This data set training on its first ``count`` examples only (all of them for None)."""
+        if count is not None:
+            self.train = self.train.first(count)
+        return self
+
+
+def epoch_permutation(seed: int, epoch: int, size: int) -> torch.Tensor:
+    """The training order of one epoch, a function of (seed, epoch) alone.
+
+    Deriving it afresh each epoch, instead of drawing from one running generator, lets a run
+    killed mid-epoch resume with exactly the order it would have had.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(size, generator=generator)
 
 
 def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: str) -> None:

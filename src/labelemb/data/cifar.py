@@ -49,6 +49,7 @@ import torch
 from .base import DataError, Dataset, Split, check_labels
 from .download import download_from_mirrors
 from .mnist import ENV_VAR, cache_dir, search_folders
+from .registry import DataRequest, register
 
 IMAGE_SHAPE = (3, 32, 32)
 _ROW = 3 * 32 * 32
@@ -542,3 +543,13 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool 
 def load_cifar100(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
     """CIFAR-100 (fine labels): 50,000 train / 10,000 test images, 100 classes, no dev split."""
     return load_cifar_spec(CIFAR100, data_dir, download)
+
+
+@register("cifar10", yields="images")
+def _cifar10(request: DataRequest) -> Dataset:
+    return load_cifar10(request.dir, request.download).limited(request.max_train_pairs)
+
+
+@register("cifar100", yields="images")
+def _cifar100(request: DataRequest) -> Dataset:
+    return load_cifar100(request.dir, request.download).limited(request.max_train_pairs)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, Split
+from .registry import DataRequest, register
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TEST_SIZE = 300
@@ -40,3 +41,8 @@ def load_digits(seed: int = 0) -> Dataset:
         test=split(test_idx),
         class_names=list(DIGIT_NAMES),
     )
+
+
+@register("digits", yields="images")
+def _digits(request: DataRequest) -> Dataset:
+    return load_digits().limited(request.max_train_pairs)

@@ -25,6 +25,7 @@ import torch
 from .base import DataError, Dataset, Split, check_labels
 from .download import download_from_mirrors
 from .idx import parse_idx, read_idx_bytes
+from .registry import DataRequest, register
 
 ENV_VAR = "LABELEMB_DATA"
 
@@ -349,3 +350,13 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = 
 def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
     """Fashion-MNIST: 55,000 train / 5,000 dev (the first 5,000 training images) / 10,000 test."""
     return load_idx_spec(FASHION_MNIST, data_dir, download)
+
+
+@register("mnist", yields="images")
+def _mnist(request: DataRequest) -> Dataset:
+    return load_mnist(request.dir, request.download).limited(request.max_train_pairs)
+
+
+@register("fashion-mnist", yields="images")
+def _fashion_mnist(request: DataRequest) -> Dataset:
+    return load_fashion_mnist(request.dir, request.download).limited(request.max_train_pairs)

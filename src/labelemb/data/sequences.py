@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -19,12 +20,12 @@ from .base import DataError
 from .text import (
     BOS,
     EOS,
-    LAYOUTS,
     MAX_TRAIN_TOKENS,
     MAX_VOCABULARY,
     PAD,
     TextSplit,
     Vocabulary,
+    corpus_layout,
     load_corpus,
     pad_batch,
 )
@@ -33,22 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: Dev and test sources are cut to this many tokens at evaluation by default: the model reads no more.
 MAX_EVAL_SOURCE_TOKENS = 400
-#: The score each corpus is judged by: BLEU for translation, ROUGE for summarisation.
-CORPUS_METRIC = {"ddtp-summarize": "rouge", "ddtp-en-it": "bleu", "iwslt15-en-vi": "bleu", "lcsts": "rouge"}
-#: The folder a data directory keeps each corpus in (searched besides the directory itself).
-CORPUS_HOME = {
-    "ddtp-summarize": "debian-ddtp",
-    "ddtp-en-it": "debian-ddtp",
-    "iwslt15-en-vi": "iwslt15-en-vi",
-    "lcsts": "lcsts",
-}
-#: Where each corpus comes from, for the error that says it is missing.
-CORPUS_SOURCE = {
-    "ddtp-summarize": "Debian's package descriptions (DDTP), as summarize/{train,valid,test}.{src,tgt}.gz",
-    "ddtp-en-it": "Debian's package descriptions (DDTP), as translate-en-it/{train,valid,test}.{en,it}.gz",
-    "iwslt15-en-vi": "https://nlp.stanford.edu/projects/nmt/ (train.en/.vi, tst2012.*, tst2013.*)",
-    "lcsts": "its authors (Hu et al. 2015; it needs an agreement with them), as {train,valid,test}.{src,tgt}",
-}
 
 
 @dataclass
@@ -85,6 +70,9 @@ class TextPairs:
 @dataclass
 class TextDataset:
     """A parallel corpus ready for training: its splits as :class:`TextPairs` and both vocabularies."""
+
+    #: What it holds, for the choice of task and backbone (see :mod:`labelemb.data.registry`).
+    yields: ClassVar[str] = "token_pairs"
 
     name: str
     train: TextPairs
@@ -147,7 +135,7 @@ def load_text_dataset(
     tokenizer: str | None = None,
     max_eval_source_tokens: int | None = MAX_EVAL_SOURCE_TOKENS,
 ) -> TextDataset:
-    """Read corpus ``name`` (a key of :data:`~labelemb.data.text.LAYOUTS`) from ``data_dir`` as tensors.
+    """Read registered corpus ``name`` (see :mod:`labelemb.data.corpora`) from ``data_dir`` as tensors.
 
     Training pairs with more than ``max_source_tokens`` source or ``max_target_tokens`` target
     tokens are dropped (released: 50 each; dev and test never are). ``truncate_source`` cuts every
@@ -206,7 +194,7 @@ def load_text_dataset(
         target_vocabulary=target_vocabulary,
         test_in_train=corpus.test_in_train,
         dropped_long=corpus.dropped_long,
-        metric=CORPUS_METRIC[name],
+        metric=corpus_layout(name).metric,
         dropped_empty=corpus.dropped_empty,
         cut_eval_sources=cut,
     )
@@ -214,19 +202,17 @@ def load_text_dataset(
 
 def find_corpus(name: str, data_dir: str | Path | None) -> Path:
     """The folder that holds corpus ``name``: ``data_dir``, then ``$LABELEMB_DATA``, each itself or its
-    :data:`CORPUS_HOME` subfolder; a :class:`DataError` naming every place searched if none does."""
-    if name not in LAYOUTS:
-        raise DataError(f"unknown text corpus {name!r}; known: {', '.join(LAYOUTS)}")
-    layout = LAYOUTS[name]
+    home subfolder (``debian-ddtp/``, ...); a :class:`DataError` naming every place searched if none does."""
+    layout = corpus_layout(name)
     first_file = f"{layout.splits['train']}.{layout.source}"
     roots = [Path(d) for d in (data_dir, os.environ.get("LABELEMB_DATA")) if d]
-    searched = [folder for root in roots for folder in (root, root / CORPUS_HOME[name])]
+    searched = [folder for root in roots for folder in (root, root / layout.home)]
     for folder in searched:
         if (folder / layout.folder / first_file).is_file():
             return folder
     places = ", ".join(str(folder / layout.folder) for folder in searched) or "nowhere (no data.dir given)"
     raise DataError(
-        f"corpus {name} not found: no {first_file} in {places}. Get it from {CORPUS_SOURCE[name]} and "
+        f"corpus {name} not found: no {first_file} in {places}. Get it from {layout.where} and "
         "pass its folder as --data-dir (or data.dir, or $LABELEMB_DATA)"
     )
 

@@ -1,12 +1,12 @@
 """Line-aligned parallel text for sequence-to-sequence tasks (Sun et al. 2017, Section 3.3).
 
 A corpus is a folder of line-aligned files, plain or gzip, UTF-8: line ``i`` of the source file
-and line ``i`` of the target file are one example. Three layouts are known (:data:`LAYOUTS`):
-the Debian DDTP corpora (``summarize/{train,valid,test}.{src,tgt}.gz``,
+and line ``i`` of the target file are one example. The corpora of :mod:`labelemb.data.corpora`
+each have a :class:`Layout`: the Debian DDTP corpora (``summarize/{train,valid,test}.{src,tgt}.gz``,
 ``translate-en-it/{train,valid,test}.{en,it}.gz``), the Stanford IWSLT'15 release
 (``train.en/.vi``, ``tst2012``, ``tst2013``, ``vocab.en/.vi``) and LCSTS prepared as
-source/summary line files. Text becomes tokens with one of :data:`TOKENIZERS` and token ids with a
-:class:`Vocabulary` built from the training data (or read from a vocabulary file).
+source/summary line files. Text becomes tokens with one of :data:`TOKENIZERS` and token ids with
+a :class:`Vocabulary` built from the training data (or read from a vocabulary file).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .base import DataError
+from .registry import DATASETS
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -57,27 +58,26 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a corpus keeps its splits: ``folder/{split}.{suffix}`` for each side, per split name."""
+    """A corpus: where it keeps its splits (``folder/{split}.{suffix}`` for each side), how its text
+    is tokenised, the score it is judged by and where to get it."""
 
     folder: str
     source: str  # file suffix of the source side
     target: str
     splits: dict[str, str]  # our split name -> the file stem the corpus uses
     tokenizer: str
+    metric: str  # "bleu" (translation) or "rouge" (summarisation)
+    home: str  # the folder a data directory keeps it in (searched besides the directory itself)
+    where: str  # where it comes from, for the error that says it is missing
 
 
-LAYOUTS: dict[str, Layout] = {
-    "ddtp-summarize": Layout(
-        "summarize", "src.gz", "tgt.gz", {"train": "train", "dev": "valid", "test": "test"}, "words"
-    ),
-    "ddtp-en-it": Layout(
-        "translate-en-it", "en.gz", "it.gz", {"train": "train", "dev": "valid", "test": "test"}, "words"
-    ),
-    "iwslt15-en-vi": Layout(
-        ".", "en", "vi", {"train": "train", "dev": "tst2012", "test": "tst2013"}, "whitespace"
-    ),
-    "lcsts": Layout(".", "src", "tgt", {"train": "train", "dev": "valid", "test": "test"}, "characters"),
-}
+def corpus_layout(name: str) -> Layout:
+    """The layout of registered corpus ``name``; a :class:`DataError` naming the known ones if none."""
+    entry = DATASETS.entry(name) if name in DATASETS else None
+    if entry is None or "layout" not in entry.info:
+        known = [e.name for e in DATASETS.entries() if "layout" in e.info]
+        raise DataError(f"unknown text corpus {name!r}; known: {', '.join(known)}")
+    return entry.info["layout"]
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -215,7 +215,7 @@ def load_corpus(
     max_train_pairs: int | None = None,
     tokenizer: str | None = None,
 ) -> TextCorpus:
-    """Read corpus ``name`` (a key of :data:`LAYOUTS`) from ``data_dir``, tokenised.
+    """Read registered corpus ``name`` (see :mod:`labelemb.data.corpora`) from ``data_dir``, tokenised.
 
     Training pairs with more than ``max_train_tokens`` tokens on either side (or a ``(source,
     target)`` pair of limits, None for none) are dropped (the release's rule, 50 on both sides;
@@ -225,9 +225,7 @@ def load_corpus(
     for quick runs. ``test_in_train`` marks test pairs whose source and target lines both occur
     as a training pair (scores are quoted without them).
     """
-    if name not in LAYOUTS:
-        raise DataError(f"unknown text corpus {name!r}; known: {', '.join(LAYOUTS)}")
-    layout = LAYOUTS[name]
+    layout = corpus_layout(name)
     folder = Path(data_dir) / layout.folder
     split_files = {
         split: (folder / f"{stem}.{layout.source}", folder / f"{stem}.{layout.target}")

@@ -6,9 +6,7 @@ this package is imported here, so a method file's ``@register`` is all it takes 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from ..registry import import_modules
 from .base import LabelRangeError, LinearOutputMethod, Method, MethodOutput
 from .confidence_penalty import ConfidencePenalty
 from .label_embedding import LabelEmbedding
@@ -22,8 +20,7 @@ from .registry import available, build, method_class, options, register
 from .static_label import StaticLabel
 from .tfkd_reg import TfKDReg
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)
 
 __all__ = [
     "ConfidencePenalty",

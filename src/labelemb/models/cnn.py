@@ -5,8 +5,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .init import truncated_normal_
+from .registry import register
 
 
+@register("cnn", inputs="images")
 class CNN(nn.Module):
     """conv5x5(32)-ReLU-maxpool2, conv5x5(64)-ReLU-maxpool2, fc(1024)-ReLU -> 1024 features.
 

@@ -7,8 +7,10 @@ import math
 from torch import Tensor, nn
 
 from .init import truncated_normal_
+from .registry import register
 
 
+@register("mlp", inputs="images")
 class MLP(nn.Module):
     """Flatten, then ``hidden`` fully connected ReLU layers: ``h = ReLU(W_k ... ReLU(W_1 x))``.
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .registry import register
+
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     # No bias: the BatchNorm that follows has its own shift.
@@ -125,6 +127,7 @@ class ResNet(nn.Module):
         return torch.flatten(out, 1)
 
 
+@register("resnet8", inputs="images")
 class ResNet8(ResNet):
     """The released "ResNet-8" (protocol cifar10-resnet8): 2048 features for 32 x 32 inputs."""
 
@@ -139,6 +142,7 @@ class ResNet8(ResNet):
         super().__init__(input_shape, channels, blocks, strides, pool)
 
 
+@register("resnet18", inputs="images")
 class ResNet18(ResNet):
     """The released "ResNet-18" (protocol cifar100-resnet18): 1024 features for 32 x 32 inputs."""
 

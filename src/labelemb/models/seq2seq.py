@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .registry import register
+
 PAD_ID = 0
 
 
@@ -30,6 +32,7 @@ class Encoded:
     start: tuple[Tensor, Tensor]  # (layers, B, H) each: the decoder's initial (h, c)
 
 
+@register("seq2seq", inputs="token_pairs")
 class Seq2Seq(nn.Module):
     """LSTM encoder-decoder with Luong general attention; ``forward`` gives decoder features (B, T, H).
 

@@ -1,12 +1,13 @@
-"""Training: configs, the one loop, its layouts (one run, stacked seeds, torchrun) and tasks."""
+"""Training: configs, the one loop and its layouts (one run, stacked seeds, torchrun); nothing else."""
 
 from ..rundir import RunDirError
+from ..tasks import Classification, Task
 from .build import Network, build_network, make_optimizer
-from .config import ConfigError, RunConfig, build_config, load_config
+from .config import ConfigError, RunConfig
 from .loop import Progress
+from .options import build_config, load_config
 from .seed import epoch_permutation, seed_everything
 from .stacked import BatchedConfigError, supports_batched, unsupported_reason
-from .task import Classification, Task
 from .trainer import train, train_batched, train_seeds
 
 __all__ = [

@@ -12,64 +12,32 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods, models
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..data.augment import Augment
-from ..data.sequences import TextDataset, load_text_dataset
-from ..data.text import LAYOUTS
+from ..data.registry import DataRequest, load
+from ..data.sequences import TextDataset
 from .config import ConfigError, RunConfig
-from .sequence import DecodeOptions, SequenceTask
-from .task import Classification, Task
 
 
 def load_run_data(config: RunConfig) -> Dataset | TextDataset:
-    """The dataset a config names: an image dataset, or a text corpus as tensors (``data.text``)."""
-    data = config.data
-    if data.name in LAYOUTS:
-        text = data.text
-        return load_text_dataset(
-            data.name,
-            data.dir,
-            max_train_pairs=data.max_train_pairs,
-            max_source_tokens=text.max_source_tokens,
-            max_target_tokens=text.max_target_tokens,
-            truncate_source=text.truncate_source,
-            vocabulary_size=text.vocabulary_size,
-            shared_vocabulary=text.shared_vocabulary,
-            source_vocabulary_file=text.source_vocabulary,
-            target_vocabulary_file=text.target_vocabulary,
-            tokenizer=text.tokenizer,
-            max_eval_source_tokens=config.decode.max_source_tokens,
-        )
-    dataset = load_dataset(data.name, data_dir=data.dir, download=data.download)
-    if data.max_train_pairs is not None:
-        dataset.train = dataset.train.first(data.max_train_pairs)
-    return dataset
-
-
-def make_task(config: RunConfig, dataset: Dataset | TextDataset) -> Task:
-    """Classification for images; the sequence task (decoding, BLEU / ROUGE) for a text corpus."""
-    if isinstance(dataset, TextDataset):
-        decode = config.decode
-        return SequenceTask(
-            metric=dataset.metric,
-            target_vocabulary=dataset.target_vocabulary,
-            test_in_train=dataset.test_in_train,
-            decoding=DecodeOptions(
-                beam=decode.beam,
-                max_length=decode.max_length,
-                length_ratio=decode.length_ratio,
-                length_normalise=decode.length_normalise,
-                replace_unk=decode.replace_unk,
-                batch_size=decode.batch_size,
-            ),
-            eval_batch_size=decode.batch_size,
-            data_counts={
-                "dropped_long_pairs": dataset.dropped_long,
-                "dropped_empty_pairs": dataset.dropped_empty,
-                "cut_eval_sources": dataset.cut_eval_sources,
-            },
-        )
-    return Classification(eval_batch_size=config.train.eval_batch_size)
+    """The data set a config names. Its ``data.text`` options (and the evaluation cap on source
+    length) go to every loader; a loader reads the options of its kind (a corpus) and no other."""
+    data, text = config.data, config.data.text
+    options = {
+        "max_source_tokens": text.max_source_tokens,
+        "max_target_tokens": text.max_target_tokens,
+        "truncate_source": text.truncate_source,
+        "vocabulary_size": text.vocabulary_size,
+        "shared_vocabulary": text.shared_vocabulary,
+        "source_vocabulary_file": text.source_vocabulary,
+        "target_vocabulary_file": text.target_vocabulary,
+        "tokenizer": text.tokenizer,
+        "max_eval_source_tokens": config.decode.max_source_tokens,
+    }
+    request = DataRequest(
+        dir=data.dir, download=data.download, max_train_pairs=data.max_train_pairs, options=options
+    )
+    return load(data.name, request)
 
 
 def total_updates(config: RunConfig, num_train: int) -> int:
@@ -127,7 +95,7 @@ class Network(nn.Module):
     """Backbone and method as one module: what an optimiser and DistributedDataParallel wrap.
 
     ``rows`` turns the backbone's output and the targets into the method's rows (the task's
-    :meth:`~labelemb.train.task.Task.rows`; by default they pass unchanged).
+    :meth:`~labelemb.tasks.Task.rows`; by default they pass unchanged).
     """
 
     def __init__(

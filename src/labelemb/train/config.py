@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ..rundir import yaml_problem
 
@@ -150,6 +150,9 @@ class RunConfig(_Strict):
     #: ``compare --methods onehot,label_embedding`` with each method's own options); the method
     #: section's options, given to whichever method runs, take precedence.
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: What this config held when its names and options were last found buildable
+    #: (:func:`labelemb.train.options.check_buildable`): a later step checks again only if it changed.
+    _checked_as: dict[str, Any] | None = PrivateAttr(None)
 
     def options(self, section: Literal["model", "method"]) -> dict[str, Any]:
         """The options of the model or method section, without its name (for the method, its
@@ -252,40 +255,36 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
-    """Validate a raw mapping (plus overrides) into a :class:`RunConfig`."""
-    from .options import check_buildable  # it imports this module
-
+def validate_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """A raw mapping (plus overrides) as a :class:`RunConfig`: keys and types only. What the names
+    in it refer to (methods, models, data sets and their options) is checked by
+    :func:`labelemb.train.options.build_config`, which knows the registries."""
     merged = apply_overrides(raw or {}, overrides or [])
     try:
-        config = RunConfig.model_validate(merged)
+        return RunConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
-    check_buildable(config)
-    return config
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(
-                f"config file {path} does not exist (the configs/ folder of the repository has examples)"
-            )
-        if not path.is_file():
-            raise ConfigError(
-                f"--config {path} is a folder, not a YAML file; give a file such as configs/mnist-mlp.yaml"
-            )
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML ({yaml_problem(error)})") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(
-                f"cannot read config file {path} ({error}); give a readable UTF-8 YAML file"
-            ) from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
-    return build_config(raw, overrides)
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; a :class:`ConfigError` saying what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"config file {path} does not exist (the configs/ folder of the repository has examples)"
+        )
+    if not path.is_file():
+        raise ConfigError(
+            f"--config {path} is a folder, not a YAML file; give a file such as configs/mnist-mlp.yaml"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML ({yaml_problem(error)})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"cannot read config file {path} ({error}); give a readable UTF-8 YAML file"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
+    return raw

@@ -2,7 +2,7 @@
 
 What differs between those is how parameters and batches are laid out (a *layout*:
 :class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`); what differs
-between kinds of data is the *task* (:mod:`labelemb.train.task`). The loop itself walks the
+between kinds of data is the *task* (:mod:`labelemb.tasks`). The loop itself walks the
 epochs and batches, counts steps, evaluates, checkpoints and writes each seed's run folder
 (:class:`labelemb.rundir.RunDir`).
 """
@@ -10,8 +10,6 @@ epochs and batches, counts steps, evaluates, checkpoints and writes each seed's 
 from __future__ import annotations
 
 import math
-import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,20 +17,17 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .. import methods
 from ..data import Dataset
 from ..data.sequences import TextDataset
-from ..rundir import RunDir, RunDirError
+from ..rundir import RunDir, RunDirError, outputs_folder
+from ..tasks import Predictor, Task
 from . import distributed
 from .build import Network, build_network
 from .config import RunConfig
+from .display import ProgressDisplay
 from .seed import seed_everything
-from .task import Predictor, Task
-
-#: Where a run keeps what each evaluation produced besides its metrics (decoded output).
-OUTPUTS_DIR = "outputs"
 
 
 @dataclass
@@ -101,7 +96,7 @@ class Layout(Protocol):
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
         """Each run's order of the training set this epoch, ``(S, len(split))`` (the task's
-        :meth:`~labelemb.train.task.Task.epoch_order` for each run's seed)."""
+        :meth:`~labelemb.tasks.Task.epoch_order` for each run's seed)."""
         ...
 
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -224,43 +219,51 @@ def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
     }
 
 
-class ProgressDisplay:
-    """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead."""
+@dataclass
+class Clock:
+    """Time since a loop started, and since its last evaluation: training time excludes evaluation
+    and checkpointing, and is read only at evaluations so that no step waits for the device."""
 
-    def __init__(self, description: str, plan: Schedule, initial: int, enabled: bool) -> None:
-        self.description, self.plan, self.enabled = description, plan, enabled
-        # tqdm.auto draws a widget in a notebook, whose stderr is no terminal either.
-        self.terminal = enabled and (sys.stderr.isatty() or "ipykernel" in sys.modules)
-        self.bar = tqdm(
-            total=plan.total_steps,
-            initial=initial,
-            desc=description,
-            disable=not self.terminal,
-            dynamic_ncols=True,
-            leave=False,
-        )
+    started: float = field(default_factory=time.perf_counter)
+    segment_start: float = field(default_factory=time.perf_counter)
 
-    def step(self) -> None:
-        self.bar.update(1)
 
-    def evaluated(self, progress: Progress, metrics: dict[str, float]) -> None:
-        if self.terminal:
-            self.bar.set_postfix({name: f"{value:.2f}" for name, value in metrics.items()})
-        elif self.enabled:
-            shown = ", ".join(f"{name} {value:.2f}" for name, value in metrics.items())
-            epochs = progress.examples / self.plan.num_train
-            print(
-                f"{self.description}: step {progress.step}/{self.plan.total_steps}, "
-                f"epoch {epochs:.2f}/{self.plan.epochs}: {shown}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def __enter__(self) -> ProgressDisplay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
+def evaluate_and_checkpoint(
+    layout: Layout,
+    task: Task,
+    plan: Schedule,
+    shared: Progress,
+    term_sums: TermSums,
+    clock: Clock,
+    wall_at_start: list[float],
+    writes: bool,
+) -> list[dict[str, Any]]:
+    """Evaluate every run of the layout, append the record to its metrics and (if ``writes``)
+    write its decoded output, metrics and checkpoint; return the new records."""
+    now = time.perf_counter()
+    layout.sync()
+    means = term_sums.means()
+    count = len(layout.runs)
+    for s, run in enumerate(layout.runs):
+        progress = run.progress
+        for key in ("epoch", "batch", "step", "examples"):
+            setattr(progress, key, getattr(shared, key))
+        # Time shared by runs trained together counts 1/S to each: the cost of one model.
+        progress.train_seconds += (now - clock.segment_start) / count
+        progress.wall_seconds = wall_at_start[s] + (now - clock.started) / count
+        record = progress_record(progress, plan.num_train)
+        record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
+        record.update({name: per_run[s] for name, per_run in means.items()})
+        files = task.evaluation_files()
+        if files:
+            record["outputs"] = outputs_folder(progress.step)
+        progress.records.append(record)
+        if writes:
+            for name, text in files.items():
+                run.folder.write_text_file(f"{record['outputs']}/{name}", text)
+            run.folder.write_metrics(progress.records)
+            run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
+    return [run.progress.records[-1] for run in layout.runs]
 
 
 def run_loop(
@@ -281,47 +284,15 @@ def run_loop(
     shared = Progress(**{k: getattr(runs[0].progress, k) for k in ("epoch", "batch", "step", "examples")})
     wall_at_start = [run.progress.wall_seconds for run in runs]
     term_sums = TermSums()
-
-    def evaluate() -> None:
-        nonlocal term_sums, segment_start
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        now = time.perf_counter()
-        layout.sync()
-        means = term_sums.means()
-        term_sums = TermSums()
-        for s, run in enumerate(runs):
-            progress = run.progress
-            for key in ("epoch", "batch", "step", "examples"):
-                setattr(progress, key, getattr(shared, key))
-            # Time shared by runs trained together counts 1/S to each: the cost of one model.
-            progress.train_seconds += (now - segment_start) / count
-            progress.wall_seconds = wall_at_start[s] + (now - started) / count
-            record = progress_record(progress, plan.num_train)
-            record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
-            record.update({name: per_run[s] for name, per_run in means.items()})
-            files = task.evaluation_files()
-            if files:
-                record["outputs"] = f"{OUTPUTS_DIR}/step{progress.step}"
-            progress.records.append(record)
-            if writes:
-                for name, text in files.items():
-                    run.folder.write_text_file(f"{record['outputs']}/{name}", text)
-                run.folder.write_metrics(progress.records)
-                run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
-        if on_checkpoint is not None:
-            on_checkpoint([run.progress for run in runs])
-        # A metric of a split the data lacks (no dev split) is not in the records.
-        latest = [run.progress.records[-1] for run in runs]
-        shown = {m: sum(r[m] for r in latest) / count for m in task.metrics if m in latest[0]}
-        bar.evaluated(shared, shown)
-        segment_start = time.perf_counter()
-
-    bar = ProgressDisplay(description, plan, shared.step, enabled=show_progress and writes)
-    started = time.perf_counter()
-    # Training time excludes evaluation and checkpointing; it is read at each evaluation so
-    # that no per-step device synchronisation is needed.
-    segment_start = time.perf_counter()
+    bar = ProgressDisplay(
+        description,
+        total_steps=plan.total_steps,
+        num_train=plan.num_train,
+        epochs=plan.epochs,
+        initial=shared.step,
+        enabled=show_progress and writes,
+    )
+    clock = Clock()
     with bar:
         while shared.epoch < plan.epochs and shared.step < plan.total_steps:
             orders = layout.epoch_orders(shared.epoch, plan.train, plan.batch_size).to(device)
@@ -335,80 +306,21 @@ def run_loop(
                 if epoch_ended:
                     layout.on_epoch_end()
                 bar.step()
-                if due:
-                    evaluate()
+                if not due:
+                    continue
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                latest = evaluate_and_checkpoint(
+                    layout, task, plan, shared, term_sums, clock, wall_at_start, writes
+                )
+                term_sums = TermSums()
+                if on_checkpoint is not None:
+                    on_checkpoint([run.progress for run in runs])
+                # A metric of a split the data lacks (no dev split) is not in the records.
+                shown = {m: sum(r[m] for r in latest) / count for m in task.metrics if m in latest[0]}
+                bar.evaluated(shared.step, shared.examples, shown)
+                clock.segment_start = time.perf_counter()
     end = time.perf_counter()
     layout.sync()
     for s, run in enumerate(runs):
-        run.progress.wall_seconds = wall_at_start[s] + (end - started) / count
-
-
-def summarize(
-    config: RunConfig,
-    progress: Progress,
-    dataset: Dataset | TextDataset,
-    task: Task,
-    device: torch.device,
-    num_parameters: int,
-) -> dict[str, Any]:
-    """A finished run's ``summary.json``: the metrics at the selected check and at the last."""
-    records = progress.records
-    final = records[-1]
-    selection = config.selection if task.selection_metric in final else "final"
-    if selection == "best_dev":
-        sign = 1.0 if task.lower_is_better else -1.0
-        # The first check that reaches the best selection metric, as early stopping would pick.
-        selected = min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
-    else:
-        selected = final
-    summary: dict[str, Any] = {
-        "experiment": config.experiment,
-        "method": config.method.name,
-        "seed": config.seed,
-        "dataset": dataset.name,
-        "model": config.model.name,
-        "selection": selection,
-    }
-    # Test first: the figure a reader looks for.
-    summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
-    summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
-    if "outputs" in selected:
-        summary["selected_outputs"] = selected["outputs"]
-    summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
-    summary.update(task.summary_fields())
-    epochs_trained = progress.examples / len(dataset.train)
-    summary.update(
-        {
-            "epochs": config.train.epochs,
-            "steps": progress.step,
-            "epochs_trained": epochs_trained,
-            "seconds_per_epoch": progress.train_seconds / max(epochs_trained, 1e-12),
-            "wall_seconds": progress.wall_seconds,
-            "num_parameters": num_parameters,
-            "class_names": list(dataset.class_names),
-            "device": str(device),
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-        }
-    )
-    return summary
-
-
-#: Up to this many labels a finished run saves an (m x m) label representation.
-MAX_SAVED_REPRESENTATION = 4096
-
-
-def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule) -> None:
-    """Write a finished run's results through its folder: the method's tensors, weights, summary.
-
-    Every run saves a label representation, so that analysis never needs the data: the method's
-    own, or for a method that learns none the one the task reads off the trained model.
-    """
-    tensors = run.method.artifacts()
-    if "representation" in tensors:
-        summary["representation_source"] = "learned"
-    elif run.method.num_classes <= MAX_SAVED_REPRESENTATION:
-        tensors["representation"], summary["representation_source"] = task.label_representation(
-            predict, plan.dev, plan.test, run.method.num_classes
-        )
-    run.folder.write_results(run.network.state_dict(), tensors, summary)
+        run.progress.wall_seconds = wall_at_start[s] + (end - clock.started) / count

@@ -1,4 +1,4 @@
-"""Checking a config's model and method options before any work: names, keys, types."""
+"""A config from a file or a mapping, checked against the registries before any work: names, keys, types."""
 
 from __future__ import annotations
 
@@ -7,29 +7,49 @@ import difflib
 import inspect
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from .. import methods, models
-from .config import ConfigError, RunConfig, config_keys
+from .. import data, methods, models, tasks
+from ..data.registry import dataset_key, dataset_yields
+from ..registry import unknown_name_message
+from .config import ConfigError, RunConfig, config_keys, read_config_file, validate_config
+
+#: How a message names a data set by what it yields.
+KINDS = {"images": "an image data set", "token_pairs": "a text corpus (pairs of token sequences)"}
 
 #: Method options the trainer fills in from the run when the config leaves them out.
 RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")
 
 
+def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """Validate a raw mapping (plus overrides) into a :class:`RunConfig` whose names and options
+    all exist (:func:`check_buildable`): every mistake is found here, before any work."""
+    config = validate_config(raw, overrides)
+    check_buildable(config)
+    return config
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
+    return build_config(read_config_file(path) if path is not None else {}, overrides)
+
+
 def check_buildable(config: RunConfig) -> None:
-    """Raise :class:`ConfigError` unless the config's model and method exist and every option given
-    to them is one they take, of a type they accept; checked before any data is read."""
+    """Raise :class:`ConfigError` unless the config's data set, model and method exist, fit each
+    other and every option given to them is one they take, of a type they accept; checked before
+    any data is read. A config checked once is not checked again unless it changed."""
+    content = config.model_dump(mode="json")
+    if config._checked_as == content:
+        return
     model_class = _known(config.model.name, models.available(), "model", models.model_class)
-    model_options = {
-        name: parameter.default
-        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
-        if name not in models.INPUT_PARAMETERS
-    }
-    given_to_model = config.options("model")
-    _check_options(f"model {config.model.name!r}", model_class, model_options, given_to_model, "model.")
+    accepted_by_model = models.model_options(config.model.name)
+    _check_options(
+        f"model {config.model.name!r}", model_class, accepted_by_model, config.options("model"), "model."
+    )
     for name in config.methods:
         _known(name, methods.available(), "method (a key of the methods section)", methods.method_class)
     method_class = _known(config.method.name, methods.available(), "method", methods.method_class)
@@ -47,45 +67,39 @@ def check_buildable(config: RunConfig) -> None:
             "to the command line or to the config's method section"
         )
     check_data_fits_model(config)
+    config._checked_as = content
 
 
 def check_data_fits_model(config: RunConfig) -> None:
-    """A text corpus trains a sequence model with a per-token method, images an image backbone."""
-    from ..data import available_datasets, dataset_key
-    from ..data.text import LAYOUTS
-    from .sequence import check_sequence_method
-
-    text = config.data.name in LAYOUTS
-    if not text and dataset_key(config.data.name) not in available_datasets():
-        names = [*available_datasets(), *LAYOUTS]
-        _known(config.data.name, names, "data set (data.name)", lambda name: type(None))
-    sequence_model = config.model.name in models.SEQUENCE_MODELS
-    if text and not sequence_model:
+    """The data set exists, the backbone reads what it yields, and its task can train the method."""
+    name = config.data.name
+    _known(dataset_key(name), data.DATASETS.names(), "data set (data.name)", data.DATASETS.get)
+    yields = dataset_yields(name)
+    reads = models.model_inputs(config.model.name)
+    if reads != yields:
+        readers = [m for m in models.available() if models.model_inputs(m) == yields]
+        holders = [d for d in data.DATASETS.names() if dataset_yields(d) == reads]
         raise ConfigError(
-            f"data {config.data.name!r} is a text corpus: it needs model.name=seq2seq, "
-            f"not {config.model.name!r}"
+            f"data {name!r} is {KINDS.get(yields, yields)}: it needs model.name="
+            f"{' or '.join(readers)}, not {config.model.name!r} (which needs {KINDS.get(reads, reads)}: "
+            f"{', '.join(holders)})"
         )
-    if sequence_model and not text:
-        raise ConfigError(
-            f"model 'seq2seq' needs a text corpus ({', '.join(LAYOUTS)}), not data {config.data.name!r}"
-        )
-    if not text:
-        return
-    reason = check_sequence_method(config.method.name)
+    reason = tasks.task_class(yields).method_problem(config.method.name)
     if reason is not None:
         raise ConfigError(reason)
     augment = config.data.augment
-    if augment.crop_padding or augment.flip or augment.mean is not None or config.train.channels_last:
+    images = yields == "images"
+    if not images and (
+        augment.crop_padding or augment.flip or augment.mean is not None or config.train.channels_last
+    ):
         raise ConfigError(
-            "data.augment and train.channels_last are for images; remove them from a text corpus's config"
+            f"data.augment and train.channels_last are for images; remove them from the config of {name!r}"
         )
 
 
-def _known(name: str, names: list[str], what: str, lookup: Callable[[str], type]) -> type:
+def _known(name: str, names: list[str], what: str, lookup: Callable[[str], Any]) -> Any:
     if name not in names:
-        guess = difflib.get_close_matches(name, names, n=1)
-        hint = f"did you mean {guess[0]!r}? " if guess else ""
-        raise ConfigError(f"unknown {what} {name!r}; {hint}available: {', '.join(names)}")
+        raise ConfigError(unknown_name_message(what, name, names))
     return lookup(name)
 
 

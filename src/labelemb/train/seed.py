@@ -7,22 +7,16 @@ import random
 import numpy as np
 import torch
 
+from ..data.base import epoch_permutation
+
+__all__ = ["describe_seeds", "epoch_permutation", "seed_everything"]
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every CUDA device)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def epoch_permutation(seed: int, epoch: int, size: int) -> torch.Tensor:
-    """The training order of one epoch, a function of (seed, epoch) alone.
-
-    Deriving it afresh each epoch, instead of drawing from one running generator, lets a run
-    killed mid-epoch resume with exactly the order it would have had.
-    """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(size, generator=generator)
 
 
 def describe_seeds(seeds: list[int]) -> str:

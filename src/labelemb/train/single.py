@@ -8,10 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
+from ..tasks import Predictor, Task
 from . import distributed
 from .build import make_optimizer, make_scheduler, run_model, step_options
 from .loop import SeedRun, load_state
-from .task import Predictor, Task
 
 
 class Single:

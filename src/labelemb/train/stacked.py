@@ -33,11 +33,11 @@ from torch import Tensor, nn
 from .. import methods, models
 from ..data import Split
 from ..stacking import linear, stack_modules, unstack_into
+from ..tasks import Predictor, Task
 from . import distributed
 from .build import make_optimizer, make_scheduler
 from .config import RunConfig
 from .loop import SeedRun, load_state
-from .task import Predictor, Task
 
 #: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types).
 STACKED_MODELS = ("mlp", "cnn")

@@ -13,11 +13,13 @@ import torch
 from ..data import Dataset
 from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys
+from ..tasks import build_task
 from . import distributed
-from .build import load_run_data, make_task, resolve_device
+from .build import load_run_data, resolve_device
 from .config import RunConfig
-from .loop import Progress, SeedRun, build_run, finish, run_loop, schedule, summarize
+from .loop import Progress, SeedRun, build_run, run_loop, schedule
 from .options import check_buildable
+from .results import finish, summarize
 from .seed import describe_seeds
 from .single import Single
 from .stacked import BatchedConfigError, Stacked, unsupported_reason
@@ -136,7 +138,7 @@ def preflight(configs: Sequence[RunConfig]) -> None:
     """Fail before any data is read or model built: an unknown option or one of the wrong type, a
     device this machine lacks, a run folder that cannot be written or holds a run of another config."""
     for config in configs:
-        check_buildable(config)
+        check_buildable(config)  # a no-op for a config built by build_config / load_config
     for device in sorted({config.train.device for config in configs}):
         resolve_device(device)
     for config in configs:
@@ -228,7 +230,7 @@ def _train_owned(
         device = torch.device("cuda", processes.local_rank)
     if dataset is None:
         dataset = load_run_data(config)
-    task = make_task(config, dataset)
+    task = build_task(config, dataset)
     plan = schedule(config, dataset, device)
     if stacked:
         # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
@@ -247,8 +249,8 @@ def _train_owned(
         if processes.is_main:
             for run in group:
                 run.folder.start(run.config)
-                if isinstance(dataset, TextDataset):
-                    write_vocabularies(run.folder, dataset)
+                for name, text in task.run_files(dataset).items():
+                    run.folder.write_text_file(name, text)
         together = len(group) > 1
         layout = Stacked(group, task, device) if together else Single(group[0], task, device)
         run_loop(
@@ -271,16 +273,6 @@ def _train_owned(
                 finish(run, summary, layout.predictor(s), task, plan)
             summaries[members[s][0]] = summary
     return [summaries[j] for j in range(len(configs))]
-
-
-#: The files a text run's vocabularies are saved in (one token per line, in id order).
-VOCABULARY_FILES = ("vocabulary.source.txt", "vocabulary.target.txt")
-
-
-def write_vocabularies(folder: RunDir, dataset: TextDataset) -> None:
-    """Save both vocabularies in the run folder, so that its ids can be read without the corpus."""
-    for name, vocabulary in zip(VOCABULARY_FILES, (dataset.source_vocabulary, dataset.target_vocabulary)):
-        folder.write_text_file(name, "".join(token + "\n" for token in vocabulary.tokens))
 
 
 def _describe(runs: list[SeedRun], together: bool) -> str:

@@ -15,11 +15,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.sequences import TextPairs
+from ..data.sequences import TextDataset, TextPairs
 from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, batch_order
 from ..models.seq2seq import Encoded
+from ..rundir import VOCABULARY_FILES
+from .base import Predictor
 from .decode import beam_search, greedy_decode
-from .task import Predictor
+from .registry import register
 from .text_metrics import bleu, rouge
 
 #: Methods that cannot be a sequence model's output layer, and why.
@@ -36,17 +38,6 @@ UNSUITED_METHODS = {
 }
 
 
-def check_sequence_method(name: str) -> str | None:
-    """Why method ``name`` cannot train a sequence model, or None if it can."""
-    reason = UNSUITED_METHODS.get(name)
-    if reason is None:
-        return None
-    return (
-        f"method {name!r} cannot be the output layer of a sequence model: {reason}. "
-        "Use onehot, label_smoothing, confidence_penalty, tfkd_reg or label_embedding (variant nlp)"
-    )
-
-
 @dataclass
 class DecodeOptions:
     """How evaluation decodes: beam size (1 = greedy), length limit ``a x source length + b``,
@@ -60,6 +51,7 @@ class DecodeOptions:
     batch_size: int = 100
 
 
+@register("seq2seq", serves="token_pairs")
 @dataclass
 class SequenceTask:
     """Train on target tokens, select and report by decoded BLEU (translation) or ROUGE (summaries).
@@ -84,6 +76,48 @@ class SequenceTask:
     def __post_init__(self) -> None:
         if self.metric not in ("bleu", "rouge"):
             raise ValueError(f"metric must be 'bleu' or 'rouge', got {self.metric!r}")
+
+    @classmethod
+    def for_run(cls, config: Any, dataset: TextDataset) -> SequenceTask:
+        decode = config.decode
+        return cls(
+            metric=dataset.metric,
+            target_vocabulary=dataset.target_vocabulary,
+            test_in_train=dataset.test_in_train,
+            decoding=DecodeOptions(
+                beam=decode.beam,
+                max_length=decode.max_length,
+                length_ratio=decode.length_ratio,
+                length_normalise=decode.length_normalise,
+                replace_unk=decode.replace_unk,
+                batch_size=decode.batch_size,
+            ),
+            eval_batch_size=decode.batch_size,
+            data_counts={
+                "dropped_long_pairs": dataset.dropped_long,
+                "dropped_empty_pairs": dataset.dropped_empty,
+                "cut_eval_sources": dataset.cut_eval_sources,
+            },
+        )
+
+    @staticmethod
+    def method_problem(name: str) -> str | None:
+        """Why method ``name`` cannot be a sequence model's output layer, or None if it can."""
+        reason = UNSUITED_METHODS.get(name)
+        if reason is None:
+            return None
+        return (
+            f"method {name!r} cannot be the output layer of a sequence model: {reason}. "
+            "Use onehot, label_smoothing, confidence_penalty, tfkd_reg or label_embedding (variant nlp)"
+        )
+
+    def run_files(self, dataset: TextDataset) -> dict[str, str]:
+        """Both vocabularies, so that a run's ids can be read without the corpus."""
+        vocabularies = (dataset.source_vocabulary, dataset.target_vocabulary)
+        return {
+            name: "".join(token + "\n" for token in vocabulary.tokens)
+            for name, vocabulary in zip(VOCABULARY_FILES, vocabularies)
+        }
 
     @property
     def scores(self) -> tuple[str, ...]:

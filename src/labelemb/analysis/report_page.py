@@ -1,0 +1,241 @@
+"""The HTML of `labelemb report`: one self-contained page from what the report has gathered.
+
+Every picture is a PNG embedded as a ``data:`` URI and the style sheet is inline, so the page
+opens offline; every text is escaped here. What goes on the page (tables, figures, the nearest
+labels) is gathered by :mod:`labelemb.analysis.report`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import shlex
+from typing import Any
+
+from .compare import Metric, score_name
+from .similarity import similar_table
+
+#: The sections every report has (a text comparison has no WordNet section).
+SECTION_IDS = ("comparison", "curves", "wordnet")
+
+CSS = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+p.made { color: #666; font-size: 0.9em; margin-top: 0; }
+code { background: #f3f3f3; padding: 0 0.25em; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) { background: #fafafa; }
+img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
+.method { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.method figure { margin: 0; max-width: 560px; }
+.note { color: #666; }
+"""
+
+
+def escape(text: Any) -> str:
+    """``text`` safe inside HTML, quotes included."""
+    return html.escape(str(text), quote=True)
+
+
+def markdown_table_html(markdown: str) -> str:
+    """A GitHub-style Markdown table (header, rule, rows) as an HTML table, every cell escaped.
+
+    Columns whose rule is ``---:`` are right-aligned (``class="num"``), as in the Markdown.
+    """
+    lines = [line.strip() for line in markdown.strip().splitlines() if line.strip().startswith("|")]
+    if len(lines) < 2:
+        raise ValueError(f"not a Markdown table: {markdown[:80]!r}")
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip("|").split("|")]
+
+    header, rule, body = cells(lines[0]), cells(lines[1]), [cells(line) for line in lines[2:]]
+    numeric = [r.endswith(":") and not r.startswith(":") for r in rule]
+
+    def row(values: list[str], tag: str) -> str:
+        out = []
+        for i, value in enumerate(values):
+            attr = ' class="num"' if i < len(numeric) and numeric[i] else ""
+            out.append(f"<{tag}{attr}>{escape(value)}</{tag}>")
+        return "<tr>" + "".join(out) + "</tr>"
+
+    return (
+        "<table>\n<thead>"
+        + row(header, "th")
+        + "</thead>\n<tbody>\n"
+        + "\n".join(row(values, "td") for values in body)
+        + "\n</tbody>\n</table>"
+    )
+
+
+def png_data_uri(data: bytes) -> str:
+    """``data:image/png;base64,...`` for the bytes of a PNG file."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("not a PNG file")
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img src="{png_data_uri(data)}" alt="{escape(alt)}">'
+
+
+def wordnet_table_html(wordnet_by_method: dict[str, dict[str, Any]], methods: list[str]) -> str:
+    """Kendall's tau-b against WordNet per method: mean ± std over the seeds that have one."""
+    rows = []
+    for method in methods:
+        wn = wordnet_by_method.get(method)
+        value = f"{wn['mean']:.3f} ± {wn['std']:.3f}" if wn else "-"
+        runs = wn["runs"] if wn else 0
+        rows.append(
+            f'<tr><td>{escape(method)}</td><td class="num">{runs}</td>'
+            f'<td class="num">{escape(value)}</td></tr>'
+        )
+    return (
+        '<table>\n<thead><tr><th>method</th><th class="num">seeds</th>'
+        '<th class="num">tau-b (mean ± std)</th></tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
+
+
+def render_report(
+    *,
+    title: str,
+    made: str,
+    setup: str,
+    comparison_markdown: str,
+    curves_png: bytes,
+    methods: list[dict[str, Any]],
+    wordnet_by_method: dict[str, dict[str, Any]],
+    wordnet_absent: str,
+    top: int = 5,
+    metric: Metric | None = None,
+) -> str:
+    """The HTML page; every text is escaped here except ``made``, which is HTML already.
+
+    ``methods``: one dict per method with ``method``, and, when it was analysed, ``seed``,
+    ``source``, ``heatmap_png`` (bytes) and ``most_similar`` ({label: [[other, value]]}); otherwise
+    ``missing`` (why not). ``wordnet_absent`` is the sentence shown when no method has a WordNet
+    correlation. ``metric``: the comparison's (default: the test error of classification); for
+    a text task's score (BLEU, ROUGE) the page speaks of that score, a method's entry has no
+    heatmap but may have ``run_dir`` (to show the `labelemb similar` that prints its table), and
+    there is no WordNet section.
+    """
+    text = metric is not None and metric.key != "test_error"
+    score = score_name(metric.key) if metric is not None else ""
+    names = [m["method"] for m in methods]
+    nav = " ".join(
+        f'<a href="#{escape(anchor)}">{escape(label)}</a>'
+        for anchor, label in [
+            ("comparison", "comparison"),
+            ("curves", f"dev {score} curves" if text else "error curves"),
+            *[(f"method-{n}", n) for n in names],
+            *([] if text else [("wordnet", "WordNet")]),
+        ]
+    )
+    if text:
+        comparison_note = (
+            f"Test {score} (0-100, higher is better) at the check each run selects (its best dev "
+            f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
+            f"baseline's best dev {score} is a fraction of the baseline's; AUAC is the area under the "
+            f"test-{score} curve over epochs divided by the epochs it spans, on the same 0-100 scale "
+            "(the mean test score over training); p is Welch's t-test against the baseline."
+        )
+        curves = [
+            f"<h2>Dev {escape(score)} curves</h2>",
+            f"<p>Dev {escape(score)} (0-100, higher is better: the score that selects each run's check) "
+            "against epochs: each seed thin, the mean over seeds bold.</p>",
+            _img(curves_png, f"dev {score} against epochs for every method"),
+        ]
+    else:
+        comparison_note = (
+            "Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
+            "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
+            "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
+        )
+        curves = [
+            "<h2>Error curves</h2>",
+            "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
+            _img(curves_png, "test error against epochs for every method"),
+        ]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="made">{made}</p>',
+        f"<p>{escape(setup)}</p>",
+        f"<nav>{nav}</nav>",
+        "</header>",
+        '<section id="comparison">',
+        "<h2>Comparison</h2>",
+        f"<p>{escape(comparison_note)}</p>",
+        markdown_table_html(comparison_markdown),
+        "</section>",
+        '<section id="curves">',
+        *curves,
+        "</section>",
+    ]
+    for m in methods:
+        name = m["method"]
+        parts += [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]
+        if "missing" in m:
+            parts += [f'<p class="note">{escape(m["missing"])}</p>', "</section>"]
+            continue
+        neighbours = {
+            label: [(o, float(v)) for o, v in row[:top]] for label, row in m["most_similar"].items()
+        }
+        shown = max((len(row) for row in neighbours.values()), default=0)
+        if text:
+            command = ""
+            if m.get("run_dir"):
+                words = ["labelemb", "similar", m["run_dir"], "--labels", ",".join(neighbours)]
+                words += ["--top", str(shown)] if shown != 5 else []
+                command = f"<p>What <code>{escape(shlex.join(words))}</code> prints.</p>"
+            parts += [
+                f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
+                f"<h3>Nearest words of the {len(neighbours)} most frequent target words (top {shown})</h3>",
+                markdown_table_html(similar_table(neighbours, "word")),
+                command,
+                "</section>",
+            ]
+            continue
+        parts += [
+            f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
+            '<div class="method">',
+            "<figure>",
+            _img(m["heatmap_png"], f"label similarity heatmap of {name} seed {m['seed']}"),
+            "</figure>",
+            "<div>",
+            f"<h3>Most similar labels (top {shown})</h3>",
+            markdown_table_html(similar_table(neighbours)),
+            "</div>",
+            "</div>",
+            "</section>",
+        ]
+    if not text:  # WordNet relates the class names of image data sets, not a vocabulary
+        parts += ['<section id="wordnet">', "<h2>WordNet correlation</h2>"]
+        if wordnet_by_method:
+            parts += [
+                "<p>Kendall's tau-b between the WordNet path distances of the classes and the distances "
+                "of their label representations, averaged over classes (LwAL, Eq. 4); mean ± std over "
+                "every seed of the method.</p>",
+                wordnet_table_html(wordnet_by_method, names),
+            ]
+        else:
+            parts.append(f'<p class="note">{escape(wordnet_absent)}</p>')
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)

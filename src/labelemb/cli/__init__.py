@@ -1,0 +1,67 @@
+"""The ``labelemb`` command: train, compare, demo, analyze, similar, report.
+
+One module per job: :mod:`.parser` (every command and its options), :mod:`.run` (train and
+compare), :mod:`.demo`, :mod:`.inspect` (analyze, similar, report), :mod:`.notes` (log lines).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from .arguments import parse_seeds, positive_int
+from .demo import DEMO_CONFIG
+from .notes import show_library_notes
+from .parser import build_parser
+from .run import write_comparison
+
+__all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int", "write_comparison"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # Overrides may come before or after options (argparse alone takes them on one side only).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        misplaced = [item for item in extra if item.startswith("-") or "=" not in item]
+        if args.command not in ("train", "compare") or misplaced:
+            print(
+                f"labelemb {args.command}: error: unrecognized arguments: {' '.join(misplaced or extra)} "
+                f"(see labelemb {args.command} --help)",
+                file=sys.stderr,
+            )
+            return 2
+        args.overrides += extra
+    if args.command == "train" and args.single_seed is not None:
+        args.overrides.append(f"seed={args.single_seed}")
+    from ..data import DataError
+    from ..train import ConfigError, RunDirError
+    from ..train.distributed import init_from_environment, shutdown
+
+    processes = init_from_environment()  # joins torchrun's process group when there is one
+    show_library_notes()
+    if args.command in ("train", "compare", "demo") and processes.world_size == 1:
+        from ..train.threads import use_free_cores
+
+        use_free_cores()
+    try:
+        code = args.func(args)
+    except (ConfigError, RunDirError, DataError, FileNotFoundError, ValueError) as error:
+        print(f"labelemb {args.command}: error: {error}", file=sys.stderr)
+        code = 2
+    except OSError as error:  # a file or folder the command cannot read or write
+        print(f"labelemb {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        code = 130
+    finally:
+        shutdown()
+    if processes.world_size > 1:
+        # gloo's threads can abort a process during interpreter teardown after the group is gone,
+        # which torchrun would report as a failed run: everything is written, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -1,0 +1,55 @@
+"""`labelemb analyze`, `similar` and `report`: what finished runs learned, as tables and pictures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import os
+
+    from ..analysis.analyze import analyze
+
+    output = args.output_dir
+    if output is None:
+        common = Path(os.path.commonpath([str(Path(d).resolve()) for d in args.run_dirs]))
+        output = (common if len(args.run_dirs) > 1 else Path(args.run_dirs[0])) / "analysis"
+    summary = analyze(
+        args.run_dirs, output, classes=args.classes, top=args.top, fmt=args.format, data_dir=args.data_dir
+    )
+    for method, wn in summary["wordnet_by_method"].items():
+        print(f"{method}: WordNet tau-b {wn['mean']:.3f} ± {wn['std']:.3f} over {wn['runs']} run(s)")
+    print(f"wrote heatmaps, dendrograms, MDS maps, similar.md and analysis.json/.md in {output}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from ..analysis import label_similarity, most_similar, similar_table
+    from ..analysis.representation import run_representation
+    from ..analysis.similarity import label_indices, nearest_labels
+
+    rep = run_representation(args.run_dir, data_dir=args.data_dir)
+    if rep.source != "learned":
+        print(f"{rep.method} learns no label representation: using the {rep.source} of its model\n")
+    if args.labels is None:
+        print(similar_table(most_similar(label_similarity(rep.matrix), rep.class_names, top=args.top)))
+        return 0
+    try:
+        labels = label_indices(
+            [name.strip() for name in args.labels.split(",") if name.strip()], rep.class_names
+        )
+    except ValueError as error:
+        raise ValueError(f"--labels: {error}") from None
+    print(similar_table(nearest_labels(args.run_dir, rep, labels, top=args.top)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..analysis.report import build_report
+
+    path = build_report(
+        args.dir, args.output, top=args.top, data_dir=args.data_dir, analyze_runs=not args.no_analysis
+    )
+    print(path)
+    return 0

@@ -1,0 +1,25 @@
+"""The library's log notes on stderr, above any progress bar."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records as lines above any progress bar (tqdm.write keeps the bar intact)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def show_library_notes() -> None:
+    """The library's notes (reusing a finished run, waiting for another process, a fallback) on stderr."""
+    logger = logging.getLogger("labelemb")
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

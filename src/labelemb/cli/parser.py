@@ -1,0 +1,165 @@
+"""The `labelemb` command's parser: every command, its options and its help."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+
+from .. import __version__
+from .arguments import parse_seeds, positive_int
+from .demo import cmd_demo
+from .inspect import cmd_analyze, cmd_report, cmd_similar
+from .run import cmd_compare, cmd_train
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a mistake reported in one line (and where to read the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+OVERRIDES_HELP = (
+    "config overrides: train.epochs=3, model.hidden=[100], train.device=cpu; a bare key is a method "
+    "option (tau=4)"
+)
+NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal; a log gets a line per evaluation)"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options train and compare share."""
+    parser.add_argument(
+        "--data-dir",
+        help="folder searched first for the dataset files (default $LABELEMB_DATA, then the cache "
+        "~/.cache/labelemb, downloading there)",
+    )
+    parser.add_argument("--output-dir", help="root of the run folders (default runs/)")
+    parser.add_argument("--device", help="auto (CUDA if there is one, the default), cpu, cuda or cuda:N, mps")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="labelemb",
+        description="Train networks with learned label representations (Label Embedding Network).",
+    )
+    parser.add_argument("--version", action="version", version=f"labelemb {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train one method over one or more seeds from a config",
+        description="Train from a YAML config; extra key=value arguments override it "
+        "(train.epochs=3, model.hidden=[100], tau=4 for a method option).",
+    )
+    train.add_argument(
+        "--config", help="YAML config, e.g. configs/mnist-mlp.yaml (default: the digits demo setting)"
+    )
+    train.add_argument("--method", help="method name, e.g. onehot, label_embedding, label_smoothing")
+    seeds = train.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, dest="single_seed", help="one seed (default: the config's, 0)")
+    seeds.add_argument(
+        "--seeds", type=parse_seeds, help="several seeds, trained in turn: 0-19, 0,2,5 or 0-4,9"
+    )
+    _add_run_options(train)
+    train.add_argument(
+        "--batched", action="store_true", help="train the seeds side by side in one process (stacked models)"
+    )
+    train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    train.set_defaults(func=cmd_train)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train several methods over seeds and write a comparison table and error curves",
+        description="Runs every (method, seed) without a finished run (so an interrupted comparison "
+        "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
+    )
+    compare.add_argument("--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml")
+    compare.add_argument(
+        "--methods",
+        type=lambda text: [m for m in text.split(",") if m],
+        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
+    )
+    compare.add_argument(
+        "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
+    )
+    compare.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs at once, in parallel processes (default 1)"
+    )
+    compare.add_argument(
+        "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"
+    )
+    _add_run_options(compare)
+    compare.add_argument(
+        "--batched", action="store_true", help="train each method's seeds side by side in one process"
+    )
+    compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    compare.set_defaults(func=cmd_compare)
+
+    demo = commands.add_parser(
+        "demo",
+        help="offline demo: onehot vs label_embedding on the bundled digits, with a heatmap",
+        description="Trains onehot and label_embedding on scikit-learn's bundled 8x8 digits (no "
+        "download), prints a comparison table and the most similar labels, and writes a heatmap.",
+    )
+    demo.add_argument("--output-dir", default="runs", help="root of the run folders (default runs/)")
+    demo.add_argument("--seeds", type=positive_int, default=5, help="number of seeds per method (default 5)")
+    demo.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 30)")
+    demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    demo.set_defaults(func=cmd_demo)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="heatmaps, nearest labels, dendrograms, MDS maps and WordNet correlation of runs",
+    )
+    analyze.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="finished runs: <output_dir>/<exp>/<method>/seed<N>",
+    )
+    analyze.add_argument("--classes", type=lambda t: [c for c in t.split(",") if c], help="a subset: cat,dog")
+    analyze.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
+    analyze.add_argument(
+        "--format", choices=["png", "svg"], default="png", help="figure format (default png)"
+    )
+    analyze.add_argument(
+        "--output-dir", type=Path, help="default: RUN_DIR/analysis (or the runs' common folder)"
+    )
+    analyze.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
+    analyze.set_defaults(func=cmd_analyze)
+
+    similar = commands.add_parser(
+        "similar", help="each class's most similar classes in a run's learned embedding"
+    )
+    similar.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    similar.add_argument(
+        "--top", type=positive_int, default=5, help="most similar labels shown per label (default 5)"
+    )
+    similar.add_argument(
+        "--labels",
+        metavar="A,B,...",
+        help="only these labels (comma-separated names); with a compressed embedding only their rows "
+        "of softmax(e) are formed, so a 50,000-word vocabulary needs no 50,000 x 50,000 matrix",
+    )
+    similar.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
+    similar.set_defaults(func=cmd_similar)
+
+    report = commands.add_parser(
+        "report",
+        help="one self-contained HTML page for a comparison (table, curves; heatmaps and WordNet for "
+        "images, nearest words for text)",
+        description="Writes DIR/report.html (images embedded, opens offline) from the runs of a "
+        "comparison directory; the analysis of each method's lowest seed goes to DIR/analysis/.",
+    )
+    report.add_argument("dir", type=Path, metavar="DIR", help="a comparison folder: <method>/seed<N>/ runs")
+    report.add_argument("--output", type=Path, help="the HTML file (default DIR/report.html)")
+    report.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
+    report.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
+    report.add_argument(
+        "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
+    )
+    report.set_defaults(func=cmd_report)
+    return parser

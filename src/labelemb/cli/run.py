@@ -1,0 +1,93 @@
+"""`labelemb train` and `labelemb compare`: runs from a config, and the comparison they leave."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..train import RunConfig
+
+
+def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
+    """Train ``base`` once per seed: each run's config is a copy of ``base`` with its seed."""
+    from ..train import train, train_seeds
+
+    configs = [base.with_seed(seed) for seed in seeds]
+    if batched:
+        return train_seeds(configs, batched=True, progress=base.train.progress)
+    return [train(config) for config in configs]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..analysis import results_table
+    from ..train import load_config
+
+    base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
+    summaries = run_seeds(base, args.seeds or [base.seed], batched=args.batched)
+    for summary, seed in zip(summaries, args.seeds or [base.seed]):
+        run_dir = base.with_seed(seed).run_dir()
+        metric = summary.get("metric", "test_error")
+        unit, name = ("%", "test error") if metric == "test_error" else ("", metric.replace("_", " "))
+        print(
+            f"{summary['method']} seed {seed}: selected {name} {summary[f'selected_{metric}']:.2f}{unit} "
+            f"(final {summary[f'final_{metric}']:.2f}{unit}), "
+            f"{summary['seconds_per_epoch']:.2f} s/epoch -> {run_dir}"
+        )
+    if len(summaries) > 1:
+        print(results_table(summaries))
+    return 0
+
+
+def _common_overrides(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides plus what the shared options of train and compare ask for."""
+    overrides = list(args.overrides)
+    if getattr(args, "method", None):
+        overrides.append(f"method.name={args.method}")
+    if args.data_dir:
+        overrides.append(f"data.dir={args.data_dir}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    return overrides
+
+
+def write_comparison(experiment_dir: Path) -> str:
+    """Write comparison.md, comparison.csv and curves.png for the runs in ``experiment_dir``."""
+    from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
+    from ..rundir import write_text
+
+    runs = load_runs(experiment_dir)
+    rows = comparison_rows(runs)
+    table = format_markdown(rows)
+    write_text(experiment_dir / "comparison.md", table + "\n")
+    write_text(experiment_dir / "comparison.csv", format_csv(rows))
+    plot_error_curves(runs, experiment_dir / "curves.png", title=experiment_dir.name)
+    return table
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..train import load_config
+    from ..train.grid import run_grid
+    from ..train.options import check_buildable
+
+    if args.summarize:
+        table = write_comparison(Path(args.summarize))
+        print(table)
+        print(f"\nwrote comparison.md, comparison.csv and curves.png in {args.summarize}")
+        return 0
+    if not args.methods:
+        raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
+    base = load_config(args.config, _common_overrides(args))
+    configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
+    for config in configs[:: len(args.seeds)]:  # each method once, before any of them trains
+        check_buildable(config)
+    run_grid(configs, jobs=args.jobs, progress=not args.no_progress, batched=args.batched)
+    experiment_dir = Path(base.output_dir) / base.experiment
+    print(write_comparison(experiment_dir))
+    print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
+    return 0

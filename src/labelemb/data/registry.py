@@ -1,0 +1,57 @@
+"""Data set names: each loader registers itself where it is defined, with what it yields.
+
+What a data set yields (``images``; ``token_pairs`` for a parallel corpus) is what chooses the
+task that trains on it and the backbones that can read it, so that no other module asks "is
+this text?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..registry import Registry
+
+#: A loader: what a config asks of the data -> the data set.
+Loader = Callable[["DataRequest"], Any]
+L = TypeVar("L", bound=Loader)
+
+#: Every named data set; an entry's ``info["yields"]`` says what it holds.
+DATASETS: Registry[Loader] = Registry("data set")
+
+
+@dataclass
+class DataRequest:
+    """What a run asks of its data: where to look, whether to download, how much to train on,
+    and the options of its kind (a text corpus's tokeniser, vocabulary and length limits)."""
+
+    dir: str | None = None
+    download: bool = True
+    #: Train on the first this many training examples only.
+    max_train_pairs: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def register(name: str, *, yields: str, **info: Any) -> Callable[[L], L]:
+    """Decorator on a loader ``(DataRequest) -> data set``: make it loadable as ``name``.
+    ``yields`` is what the data set holds: ``images`` or ``token_pairs``."""
+    return DATASETS.register(name, yields=yields, **info)
+
+
+def dataset_key(name: str) -> str:
+    """The registered name of a data set written another way: ``Fashion_MNIST`` -> ``fashion-mnist``."""
+    if name in DATASETS:
+        return name
+    key = name.strip().lower().replace("_", "-")
+    return {"cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
+
+
+def dataset_yields(name: str) -> str:
+    """What data set ``name`` holds (``images``, ``token_pairs``); a did-you-mean if it is unknown."""
+    return DATASETS.entry(dataset_key(name)).info["yields"]
+
+
+def load(name: str, request: DataRequest | None = None) -> Any:
+    """Data set ``name`` as ``request`` asks."""
+    return DATASETS.get(dataset_key(name))(request or DataRequest())

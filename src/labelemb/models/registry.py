@@ -1,0 +1,53 @@
+"""Backbone names: each class registers itself where it is defined, with the inputs it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from torch import nn
+
+from ..registry import Registry, check_options, keyword_options
+
+M = TypeVar("M", bound=type[nn.Module])
+
+#: Every backbone; an entry's ``info["inputs"]`` is the kind of data it reads (what a data set yields).
+MODELS: Registry[type[nn.Module]] = Registry("model")
+#: Constructor parameters a backbone gets from the data, not from its config options.
+INPUT_PARAMETERS = ("self", "input_shape", "source_vocabulary", "target_vocabulary")
+
+
+def register(name: str, *, inputs: str) -> Callable[[M], M]:
+    """Class decorator: make the backbone buildable as ``build_model(name, ...)``; ``inputs`` names
+    the kind of data it reads (``images``: ``(N, C, H, W)``; ``token_pairs``: source and target ids)."""
+    return MODELS.register(name, inputs=inputs)
+
+
+def available() -> list[str]:
+    """Names of the built-in backbones."""
+    return MODELS.names()
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The backbone class named ``name``."""
+    return MODELS.get(name)
+
+
+def model_inputs(name: str) -> str:
+    """The kind of data backbone ``name`` reads: ``images`` or ``token_pairs``."""
+    return MODELS.entry(name).info["inputs"]
+
+
+def model_options(name: str) -> dict[str, object]:
+    """The options backbone ``name`` takes from a config, with their defaults."""
+    return keyword_options(model_class(name).__init__, skip=INPUT_PARAMETERS)
+
+
+def build_model(name: str, input_shape: tuple[int, ...], **options: object) -> nn.Module:
+    """Build backbone ``name`` for inputs of shape ``input_shape``: (C, H, W) for an image backbone,
+    (source vocabulary size, target vocabulary size) for a sequence model."""
+    cls = model_class(name)
+    check_options(f"model {name!r}", model_options(name), options)
+    if "input_shape" in keyword_options(cls.__init__):
+        return cls(tuple(input_shape), **options)
+    return cls(*input_shape, **options)

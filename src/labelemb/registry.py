@@ -1,0 +1,105 @@
+"""One kind of door for every kind of thing: methods, backbones, data sets and tasks.
+
+Each kind has a :class:`Registry`. A definition registers itself with a decorator next to it
+(``@models.register("mlp")`` above the class), so a new one is one new file and no list to edit;
+``names()`` answers "what is there" (the CLI's help) and a name that is not there gets a
+did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def unknown_name_message(kind: str, name: str, names: Iterable[str]) -> str:
+    """``unknown model 'mpl'; did you mean 'mlp'? available: cnn, mlp, ...``."""
+    names = list(names)
+    guess = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {guess[0]!r}? " if guess else ""
+    return f"unknown {kind} {name!r}; {hint}available: {', '.join(names)}"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered thing under its name, and what its decorator said of it (``info``)."""
+
+    name: str
+    thing: T
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Names -> things of one kind (classes or builder functions), filled by :meth:`register`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, **info: Any) -> Callable[[T], T]:
+        """Decorator: make ``thing`` known as ``name``; ``info`` is kept beside it (what it yields,
+        a preset's options). Registering another thing under a taken name is an error."""
+
+        def decorate(thing: T) -> T:
+            entry = Entry(name, thing, dict(info))
+            if name in self._entries and self._entries[name] != entry:
+                raise ValueError(f"a {self.kind} named {name!r} is already registered")
+            self._entries[name] = entry
+            return thing
+
+        return decorate
+
+    def names(self, *, sort: bool = True) -> list[str]:
+        """Every registered name, sorted (or in the order they were registered)."""
+        return sorted(self._entries) if sort else list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry of ``name``; a ValueError with a did-you-mean if there is none."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ValueError(unknown_name_message(self.kind, name, self.names())) from None
+
+    def get(self, name: str) -> T:
+        """The thing registered as ``name``."""
+        return self.entry(name).thing
+
+    def entries(self) -> list[Entry[T]]:
+        return [self._entries[name] for name in self.names()]
+
+
+def keyword_options(function: Callable[..., Any], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The options a constructor or builder takes by keyword, with their defaults
+    (``inspect.Parameter.empty``: required), leaving out ``skip`` (what it gets from the data)."""
+    skipped = {"self", *skip}
+    return {
+        p.name: p.default
+        for p in inspect.signature(function).parameters.values()
+        if p.name not in skipped and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def check_options(what: str, accepted: dict[str, Any], given: Iterable[str]) -> None:
+    """A ValueError naming the options of ``given`` that ``what`` does not take, and those it takes."""
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        listed = ", ".join(
+            f"{k}={v!r}" if v is not inspect.Parameter.empty else k for k, v in accepted.items()
+        )
+        raise ValueError(f"{what} has no option(s) {', '.join(unknown)}; its options are: {listed}")
+
+
+def import_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of ``package`` (its ``__path__``), so that each registers what it defines."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

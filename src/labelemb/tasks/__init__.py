@@ -1,0 +1,30 @@
+"""Tasks: what differs between kinds of data, so that one loop trains them all.
+
+A task is chosen from what a data set yields (:func:`build_task`): ``images`` train the
+:class:`Classification` task (error %), ``token_pairs`` the sequence-to-sequence task
+(:class:`SequenceTask`: decoding, BLEU / ROUGE). Every module of this package is imported here,
+so a task file's ``@register`` is all it takes to add one.
+"""
+
+from __future__ import annotations
+
+from ..registry import import_modules
+from .base import Predict, Predictor, Task
+from .classification import Classification
+from .registry import TASKS, build_task, register, task_class
+from .seq2seq import DecodeOptions, SequenceTask
+
+import_modules(__name__, __path__)
+
+__all__ = [
+    "TASKS",
+    "Classification",
+    "DecodeOptions",
+    "Predict",
+    "Predictor",
+    "SequenceTask",
+    "Task",
+    "build_task",
+    "register",
+    "task_class",
+]

@@ -1,0 +1,111 @@
+"""What a task owes the loop: the protocol every task implements, and how a trained run is seen.
+
+A task turns a batch of a split into the method's rows (``features`` ``(N, d)``, ``targets``
+``(N,)``), evaluates a model on the dev and test splits, and names the metric that selects a
+run's reported check. Classification is one task; sequence-to-sequence another (decoder states
+flattened to rows; BLEU / ROUGE), not a second loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Split
+
+#: Model inputs -> prediction scores ``(N, num_classes)``, in evaluation mode.
+Predict = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class Predictor:
+    """A trained run seen by its task: called on model inputs it gives the method's logits.
+
+    A task that needs more than logits (decoding a sequence) uses ``model`` and ``method``
+    directly, inside :meth:`evaluating`.
+    """
+
+    network: nn.Module  # switched to evaluation mode while predicting
+    model: nn.Module
+    method: nn.Module
+    prepare: Callable[[Tensor], Tensor] = lambda inputs: inputs
+    autocast: torch.dtype | None = None
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        with self.evaluating(), self.precision(inputs.device):
+            return self.method.logits(self.model(self.prepare(inputs)))
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The network in evaluation mode (dropout off), back in training mode after."""
+        self.network.eval()
+        try:
+            yield
+        finally:
+            self.network.train()
+
+    def precision(self, device: torch.device) -> Any:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+
+class Task(Protocol):
+    """A kind of training data the loop can train on: chosen by what a data set yields
+    (:func:`labelemb.tasks.build_task`); registered with :func:`labelemb.tasks.register`."""
+
+    #: The metrics each evaluation records, e.g. ``("dev_error", "test_error")``.
+    metrics: tuple[str, ...]
+    #: The metric whose best value selects the reported check, and whether lower is better.
+    selection_metric: str
+    lower_is_better: bool
+
+    @classmethod
+    def for_run(cls, config: Any, dataset: Any) -> Task:
+        """The task of a run of ``config`` (a :class:`~labelemb.train.config.RunConfig`) on ``dataset``."""
+        ...
+
+    @staticmethod
+    def method_problem(name: str) -> str | None:
+        """Why method ``name`` cannot train this task, or None if it can."""
+        ...
+
+    def run_files(self, dataset: Any) -> dict[str, str]:
+        """Files a run of this task keeps beside its weights from the start (name -> text)."""
+        ...
+
+    def epoch_order(self, split: Any, seed: int, epoch: int, batch_size: int) -> Tensor:
+        """The order of ``split`` in ``epoch`` (a function of seed and epoch): each consecutive
+        ``batch_size`` slice is one batch."""
+        ...
+
+    def batch(self, split: Any, index: Tensor) -> tuple[Any, Tensor]:
+        """The model inputs and the targets of ``split[index]`` (``index`` may lead with a seed dimension)."""
+        ...
+
+    def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """The backbone's output and the targets as the method's rows."""
+        ...
+
+    def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, float]:
+        """The task's metrics of one model on the dev (if any) and test splits."""
+        ...
+
+    def evaluation_files(self) -> dict[str, str]:
+        """Files the last :meth:`evaluate` produced for the run folder (name -> text): decoded output."""
+        ...
+
+    def summary_fields(self) -> dict[str, Any]:
+        """What the task adds to a finished run's summary beyond its metrics."""
+        ...
+
+    def label_representation(
+        self, predict: Predict, dev: Split | None, test: Split, num_classes: int
+    ) -> tuple[Tensor, str]:
+        """For a method that learns none: an (m x m) matrix read off the trained model, and its source."""
+        ...

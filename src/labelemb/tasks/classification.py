@@ -1,0 +1,89 @@
+"""Classification: one label per example, judged by the error rate; the task of the image data sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data import Split
+from ..data.base import epoch_permutation
+from .base import Predict
+from .registry import register
+
+
+@register("classification", serves="images")
+@dataclass
+class Classification:
+    """One label per example; the metric is the error rate in percent, lower is better."""
+
+    eval_batch_size: int = 1000
+    metrics: tuple[str, ...] = ("dev_error", "test_error")
+    selection_metric: str = "dev_error"
+    lower_is_better: bool = True
+
+    @classmethod
+    def for_run(cls, config: Any, dataset: Any) -> Classification:
+        return cls(eval_batch_size=config.train.eval_batch_size)
+
+    @staticmethod
+    def method_problem(name: str) -> str | None:
+        return None
+
+    def run_files(self, dataset: Any) -> dict[str, str]:
+        return {}
+
+    def epoch_order(self, split: Split, seed: int, epoch: int, batch_size: int) -> Tensor:
+        return epoch_permutation(seed, epoch, len(split))
+
+    def evaluation_files(self) -> dict[str, str]:
+        return {}
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {}
+
+    def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
+        return split.images[index], split.labels[index]
+
+    def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        return features, targets
+
+    def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, float]:
+        results = {} if dev is None else {"dev_error": self.error_rate(predict, dev)}
+        results["test_error"] = self.error_rate(predict, test)
+        return results
+
+    def label_representation(
+        self, predict: Predict, dev: Split | None, test: Split, num_classes: int
+    ) -> tuple[Tensor, str]:
+        split, name = (dev, "dev") if dev is not None else (test, "test")
+        return self.class_mean_softmax(predict, split, num_classes), f"mean softmax on {name}"
+
+    @torch.inference_mode()
+    def class_mean_softmax(self, predict: Predict, split: Split, num_classes: int) -> Tensor:
+        """Row c: the model's softmax averaged over the examples of class c in ``split`` (on the CPU).
+
+        This gives methods that learn no label representation (onehot, the smoothing methods) a
+        matrix comparable to the soft-label tables of label_embedding and OLS: what the trained
+        network predicts, on average, for an example of class c.
+        """
+        device = split.images.device
+        sums = torch.zeros(num_classes, num_classes, device=device)
+        counts = torch.zeros(num_classes, device=device)
+        for start in range(0, len(split), self.eval_batch_size):
+            probs = torch.softmax(predict(split.images[start : start + self.eval_batch_size]).float(), -1)
+            labels = split.labels[start : start + self.eval_batch_size]
+            sums.index_add_(0, labels, probs)
+            counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
+        return (sums / counts.clamp(min=1)[:, None]).cpu()
+
+    @torch.inference_mode()
+    def error_rate(self, predict: Predict, split: Split) -> float:
+        """Percentage of ``split`` whose argmax prediction is wrong."""
+        wrong = torch.zeros((), dtype=torch.int64, device=split.images.device)
+        for start in range(0, len(split), self.eval_batch_size):
+            logits = predict(split.images[start : start + self.eval_batch_size])
+            wrong += (logits.argmax(-1) != split.labels[start : start + self.eval_batch_size]).sum()
+        return 100.0 * wrong.item() / len(split)

@@ -1,0 +1,83 @@
+"""A finished run's results: its summary (the metrics at the selected check and at the last) and
+what it leaves in its folder besides (the label representation, the weights)."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from ..data import Dataset
+from ..data.sequences import TextDataset
+from ..rundir import MAX_SAVED_REPRESENTATION
+from ..tasks import Predictor, Task
+from .config import RunConfig
+from .loop import Progress, Schedule, SeedRun
+
+
+def summarize(
+    config: RunConfig,
+    progress: Progress,
+    dataset: Dataset | TextDataset,
+    task: Task,
+    device: torch.device,
+    num_parameters: int,
+) -> dict[str, Any]:
+    """A finished run's ``summary.json``: the metrics at the selected check and at the last."""
+    records = progress.records
+    final = records[-1]
+    selection = config.selection if task.selection_metric in final else "final"
+    if selection == "best_dev":
+        sign = 1.0 if task.lower_is_better else -1.0
+        # The first check that reaches the best selection metric, as early stopping would pick.
+        selected = min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
+    else:
+        selected = final
+    summary: dict[str, Any] = {
+        "experiment": config.experiment,
+        "method": config.method.name,
+        "seed": config.seed,
+        "dataset": dataset.name,
+        "model": config.model.name,
+        "selection": selection,
+    }
+    # Test first: the figure a reader looks for.
+    summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
+    summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
+    if "outputs" in selected:
+        summary["selected_outputs"] = selected["outputs"]
+    summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
+    summary.update(task.summary_fields())
+    epochs_trained = progress.examples / len(dataset.train)
+    summary.update(
+        {
+            "epochs": config.train.epochs,
+            "steps": progress.step,
+            "epochs_trained": epochs_trained,
+            "seconds_per_epoch": progress.train_seconds / max(epochs_trained, 1e-12),
+            "wall_seconds": progress.wall_seconds,
+            "num_parameters": num_parameters,
+            "class_names": list(dataset.class_names),
+            "device": str(device),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+    )
+    return summary
+
+
+def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule) -> None:
+    """Write a finished run's results through its folder: the method's tensors, weights, summary.
+
+    Every run saves a label representation, so that analysis never needs the data: the method's
+    own, or for a method that learns none the one the task reads off the trained model.
+    """
+    tensors = run.method.artifacts()
+    if "representation" in tensors:
+        summary["representation_source"] = "learned"
+    elif run.method.num_classes <= MAX_SAVED_REPRESENTATION:
+        tensors["representation"], summary["representation_source"] = task.label_representation(
+            predict, plan.dev, plan.test, run.method.num_classes
+        )
+    run.folder.write_results(run.network.state_dict(), tensors, summary)
