@@ -78,14 +78,20 @@ class Registry(Generic[T]):
         return [self._entries[name] for name in self.names()]
 
 
-def keyword_options(function: Callable[..., Any], skip: Iterable[str] = ()) -> dict[str, Any]:
-    """The options a constructor or builder takes by keyword, with their defaults
-    (``inspect.Parameter.empty``: required), leaving out ``skip`` (what it gets from the data)."""
+def keyword_options(
+    function: Callable[..., Any], skip: Iterable[str] = (), *, keyword_only: bool = False
+) -> dict[str, Any]:
+    """The options a constructor or builder takes by keyword (only keyword-only ones with
+    ``keyword_only``), with their defaults (``inspect.Parameter.empty``: required), leaving out
+    ``skip`` (what it gets from the data)."""
     skipped = {"self", *skip}
+    kinds = (inspect.Parameter.KEYWORD_ONLY,)
+    if not keyword_only:
+        kinds += (inspect.Parameter.POSITIONAL_OR_KEYWORD,)
     return {
         p.name: p.default
         for p in inspect.signature(function).parameters.values()
-        if p.name not in skipped and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        if p.name not in skipped and p.kind in kinds
     }
 
 

@@ -48,7 +48,7 @@ __all__ = [
 
 
 def available_datasets() -> list[str]:
-    """Names of the image data sets ``load_dataset`` reads, smallest first."""
+    """Names of the image data sets ``load_dataset`` reads, in the order they are registered."""
     return [name for name in DATASETS.names(sort=False) if DATASETS.entry(name).info["yields"] == "images"]
 
 

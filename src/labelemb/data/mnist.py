@@ -305,8 +305,8 @@ def load_idx_dataset(paths: list[Path], spec: IdxDatasetSpec) -> Dataset:
     full_train = to_split(train_x, train_y)
     return Dataset(
         name=spec.name,
-        train=Split(full_train.images[d:], full_train.labels[d:]),
-        dev=Split(full_train.images[:d], full_train.labels[:d]),
+        train=Split(full_train.inputs[d:], full_train.labels[d:]),
+        dev=Split(full_train.inputs[:d], full_train.labels[:d]),
         test=to_split(test_x, test_y),
         class_names=list(spec.class_names),
     )

@@ -42,9 +42,7 @@ def available() -> list[str]:
 
 
 def _keyword_options(cls: type[Method]) -> dict[str, object]:
-    signature = inspect.signature(cls.__init__)
-    keyword_only = {p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    return {k: v for k, v in keyword_options(cls.__init__).items() if k in keyword_only}
+    return keyword_options(cls.__init__, keyword_only=True)
 
 
 def options(name: str) -> dict[str, object]:

@@ -45,7 +45,7 @@ class Classification:
         return {}
 
     def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
-        return split.images[index], split.labels[index]
+        return split.inputs[index], split.labels[index]
 
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
@@ -69,11 +69,11 @@ class Classification:
         matrix comparable to the soft-label tables of label_embedding and OLS: what the trained
         network predicts, on average, for an example of class c.
         """
-        device = split.images.device
+        device = split.inputs.device
         sums = torch.zeros(num_classes, num_classes, device=device)
         counts = torch.zeros(num_classes, device=device)
         for start in range(0, len(split), self.eval_batch_size):
-            probs = torch.softmax(predict(split.images[start : start + self.eval_batch_size]).float(), -1)
+            probs = torch.softmax(predict(split.inputs[start : start + self.eval_batch_size]).float(), -1)
             labels = split.labels[start : start + self.eval_batch_size]
             sums.index_add_(0, labels, probs)
             counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
@@ -82,8 +82,8 @@ class Classification:
     @torch.inference_mode()
     def error_rate(self, predict: Predict, split: Split) -> float:
         """Percentage of ``split`` whose argmax prediction is wrong."""
-        wrong = torch.zeros((), dtype=torch.int64, device=split.images.device)
+        wrong = torch.zeros((), dtype=torch.int64, device=split.inputs.device)
         for start in range(0, len(split), self.eval_batch_size):
-            logits = predict(split.images[start : start + self.eval_batch_size])
+            logits = predict(split.inputs[start : start + self.eval_batch_size])
             wrong += (logits.argmax(-1) != split.labels[start : start + self.eval_batch_size]).sum()
         return 100.0 * wrong.item() / len(split)
