@@ -41,6 +41,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 TENSORS_FILE = "label_representation.safetensors"
 SUMMARY_FILE = "summary.json"
+#: A digest of the content of the files a run trains on (a user's own data), compared on resume.
+DATA_FILE = "data.json"
 LOCK_FILE = ".lock"
 #: Where a run keeps what each evaluation produced besides its metrics (decoded output).
 OUTPUTS_DIR = "outputs"
@@ -256,6 +258,25 @@ class RunDir:
             write_text(
                 self.file(CONFIG_FILE), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
             )
+
+    def check_data(self, fingerprint: str | None) -> None:
+        """Refuse (:class:`RunDirError`) to go on with a run started on data of other content under
+        the same file names (a config names files, not what is in them); record it for a new run."""
+        if fingerprint is None:
+            return
+        path = self.file(DATA_FILE)
+        if path.exists():
+            saved = self._read_json(path).get("fingerprint")
+            if saved != fingerprint:
+                raise RunDirError(
+                    f"{self.path} already holds a run with a different config: it started on data "
+                    f"whose content differs from the files named now (digest {str(saved)[:12]}... then, "
+                    f"{fingerprint[:12]}... now). Nothing was overwritten: choose another output_dir or "
+                    "experiment name, or delete that folder."
+                )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps({"fingerprint": fingerprint}) + "\n")
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         write_text(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,8 +60,9 @@ class Split:
 class Dataset:
     """A classification data set: train, optional dev, and test splits plus class names.
 
-    ``yields`` says what the inputs are (``images``: float32 (N, C, H, W) in [0, 1]); it chooses
-    the task and the backbones that can read them.
+    ``yields`` says what the inputs are (``images``: float32 (N, C, H, W) in [0, 1], or uint8 (N, C,
+    H, W) read from an image cache, made float a batch at a time); it chooses the task and the
+    backbones that can read them.
     """
 
     name: str
@@ -69,14 +71,19 @@ class Dataset:
     test: Split
     class_names: list[str]
     yields: str = "images"
+    #: What a run's summary records of the data beyond its name (a user's files: their format, a
+    #: digest of their content, a dev split carved from train).
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.yields == "images":
             for split_name, split in (("train", self.train), ("dev", self.dev), ("test", self.test)):
-                if split is not None and (split.inputs.dim() != 4 or split.inputs.dtype != torch.float32):
+                if split is not None and (
+                    split.inputs.dim() != 4 or split.inputs.dtype not in (torch.float32, torch.uint8)
+                ):
                     raise ValueError(
-                        f"dataset {self.name!r}: {split_name} images must be float32 (N, C, H, W), got "
-                        f"{split.inputs.dtype} {tuple(split.inputs.shape)}"
+                        f"dataset {self.name!r}: {split_name} images must be float32 in [0, 1] or uint8, "
+                        f"(N, C, H, W), got {split.inputs.dtype} {tuple(split.inputs.shape)}"
                     )
         shape = tuple(self.train.inputs.shape[1:])
         for split_name, split in (("dev", self.dev), ("test", self.test)):
@@ -101,6 +108,14 @@ class Dataset:
         if count is not None:
             self.train = self.train.first(count)
         return self
+
+
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1]: uint8 ones (a memory-mapped image cache) divided by 255 where
+    they are, a batch at a time, so the data set itself stays 4 times smaller than as floats."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images
 
 
 def epoch_permutation(seed: int, epoch: int, size: int) -> torch.Tensor:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -28,6 +28,7 @@ from .text import (
     corpus_layout,
     load_corpus,
     pad_batch,
+    read_corpus,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class TextDataset:
     dropped_empty: int = 0
     #: Dev and test sources cut to the evaluation limit (``max_eval_source_tokens``).
     cut_eval_sources: int = 0
+    #: What a run's summary records of the data beyond its name (see Dataset.details).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def class_names(self) -> list[str]:
@@ -134,6 +137,8 @@ def load_text_dataset(
     target_vocabulary_file: str | None = None,
     tokenizer: str | None = None,
     max_eval_source_tokens: int | None = MAX_EVAL_SOURCE_TOKENS,
+    split_files: dict[str, tuple[Path, Path]] | None = None,
+    metric: str | None = None,
 ) -> TextDataset:
     """Read registered corpus ``name`` (see :mod:`labelemb.data.corpora`) from ``data_dir`` as tensors.
 
@@ -145,14 +150,28 @@ def load_text_dataset(
     decode for hours); how many were cut is ``cut_eval_sources``. Vocabularies come from the training data
     (``vocabulary_size`` entries at most, specials included; one for both sides with
     ``shared_vocabulary``) or from one-token-per-line files.
+
+    ``split_files`` (each split's source and target file) reads any line-aligned files instead of
+    a registered corpus; ``metric`` (bleu or rouge) then says what judges it.
     """
-    corpus = load_corpus(
-        name,
-        find_corpus(name, data_dir),
-        max_train_tokens=(max_source_tokens, max_target_tokens),
-        max_train_pairs=max_train_pairs,
-        tokenizer=tokenizer,
-    )
+    limits = (max_source_tokens, max_target_tokens)
+    if split_files is None:
+        corpus = load_corpus(
+            name,
+            find_corpus(name, data_dir),
+            max_train_tokens=limits,
+            max_train_pairs=max_train_pairs,
+            tokenizer=tokenizer,
+        )
+        metric = corpus_layout(name).metric
+    else:
+        corpus = read_corpus(
+            name,
+            split_files,
+            tokenizer=tokenizer or "words",
+            max_train_tokens=limits,
+            max_train_pairs=max_train_pairs,
+        )
     if all(corpus.test_in_train):
         raise DataError(
             f"corpus {name}: every test pair also occurs in the training files, so no test score can "
@@ -194,7 +213,7 @@ def load_text_dataset(
         target_vocabulary=target_vocabulary,
         test_in_train=corpus.test_in_train,
         dropped_long=corpus.dropped_long,
-        metric=corpus_layout(name).metric,
+        metric=metric or "bleu",
         dropped_empty=corpus.dropped_empty,
         cut_eval_sources=cut,
     )

@@ -231,7 +231,28 @@ def load_corpus(
         split: (folder / f"{stem}.{layout.source}", folder / f"{stem}.{layout.target}")
         for split, stem in layout.splits.items()
     }
-    paths = [path for pair in split_files.values() for path in pair]
+    return read_corpus(
+        name,
+        split_files,
+        tokenizer=tokenizer or layout.tokenizer,
+        max_train_tokens=max_train_tokens,
+        max_train_pairs=max_train_pairs,
+    )
+
+
+def read_corpus(
+    name: str,
+    split_files: dict[str, tuple[Path, Path]],
+    *,
+    tokenizer: str = "words",
+    max_train_tokens: int | None | tuple[int | None, int | None] = MAX_TRAIN_TOKENS,
+    max_train_pairs: int | None = None,
+) -> TextCorpus:
+    """Read a corpus from its (source file, target file) of each split (``train``, ``dev``,
+    ``test``), tokenised: any line-aligned files (``train.en`` / ``train.de``, gzip or not). The
+    rules are :func:`load_corpus`'s."""
+    folder = Path(split_files["train"][0]).parent
+    paths = [Path(path) for pair in split_files.values() for path in pair]
     folders = [str(path) for path in paths if path.is_dir()]
     if folders:
         raise DataError(
@@ -244,7 +265,7 @@ def load_corpus(
             f"corpus {name} is incomplete in {folder}: missing {', '.join(missing)}. "
             "Each split needs its source and target file"
         )
-    tokenize = TOKENIZERS[tokenizer or layout.tokenizer]
+    tokenize = TOKENIZERS[tokenizer]
     raw = {split: read_parallel(*paths) for split, paths in split_files.items()}
     for split, (source, _) in raw.items():
         if not source:

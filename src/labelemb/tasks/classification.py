@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data import Split
-from ..data.base import epoch_permutation
+from ..data.base import as_float_images, epoch_permutation
 from .base import Predict
 from .registry import register
 
@@ -45,7 +45,7 @@ class Classification:
         return {}
 
     def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
-        return split.inputs[index], split.labels[index]
+        return as_float_images(split.inputs[index]), split.labels[index]
 
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
@@ -73,7 +73,8 @@ class Classification:
         sums = torch.zeros(num_classes, num_classes, device=device)
         counts = torch.zeros(num_classes, device=device)
         for start in range(0, len(split), self.eval_batch_size):
-            probs = torch.softmax(predict(split.inputs[start : start + self.eval_batch_size]).float(), -1)
+            inputs = as_float_images(split.inputs[start : start + self.eval_batch_size])
+            probs = torch.softmax(predict(inputs).float(), -1)
             labels = split.labels[start : start + self.eval_batch_size]
             sums.index_add_(0, labels, probs)
             counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
@@ -84,6 +85,6 @@ class Classification:
         """Percentage of ``split`` whose argmax prediction is wrong."""
         wrong = torch.zeros((), dtype=torch.int64, device=split.inputs.device)
         for start in range(0, len(split), self.eval_batch_size):
-            logits = predict(split.inputs[start : start + self.eval_batch_size])
+            logits = predict(as_float_images(split.inputs[start : start + self.eval_batch_size]))
             wrong += (logits.argmax(-1) != split.labels[start : start + self.eval_batch_size]).sum()
         return 100.0 * wrong.item() / len(split)

@@ -20,8 +20,14 @@ from .config import ConfigError, RunConfig
 
 
 def load_run_data(config: RunConfig) -> Dataset | TextDataset:
-    """The data set a config names. Its ``data.text`` options (and the evaluation cap on source
-    length) go to every loader; a loader reads the options of its kind (a corpus) and no other."""
+    """The data set a config names (:func:`data_request`)."""
+    return load(config.data.name, data_request(config))
+
+
+def data_request(config: RunConfig) -> DataRequest:
+    """What a config asks of its data. Its ``data.text`` and ``data.files`` options (and the
+    evaluation cap on source length) go to every loader; a loader reads the options of its kind
+    (a corpus, your files) and no other. Relative file names are looked for beside the config file."""
     data, text = config.data, config.data.text
     options = {
         "max_source_tokens": text.max_source_tokens,
@@ -33,11 +39,17 @@ def load_run_data(config: RunConfig) -> Dataset | TextDataset:
         "target_vocabulary_file": text.target_vocabulary,
         "tokenizer": text.tokenizer,
         "max_eval_source_tokens": config.decode.max_source_tokens,
+        "max_text_tokens": text.max_text_tokens,
+        "files": data.files.model_dump(),
+        "progress": config.train.progress,
     }
-    request = DataRequest(
-        dir=data.dir, download=data.download, max_train_pairs=data.max_train_pairs, options=options
+    return DataRequest(
+        dir=data.dir,
+        download=data.download,
+        max_train_pairs=data.max_train_pairs,
+        search=tuple(folder for folder in (config._source_folder,) if folder),
+        options=options,
     )
-    return load(data.name, request)
 
 
 def total_updates(config: RunConfig, num_train: int) -> int:

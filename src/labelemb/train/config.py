@@ -49,6 +49,54 @@ class TextConfig(_Strict):
     target_vocabulary: str | None = None
     #: words, whitespace or characters; None: the corpus's own (see labelemb.data.text.LAYOUTS).
     tokenizer: Literal["words", "whitespace", "characters"] | None = None
+    #: Text classification: each text is cut to its first this many tokens (null: no cut).
+    max_text_tokens: int | None = Field(512, ge=1)
+
+
+class FilesConfig(_Strict):
+    """Your own data (``data.name: files``), read through Hugging Face ``datasets``.
+
+    Paths are relative to the config file's folder, then ``data.dir``, then ``$LABELEMB_DATA``.
+    """
+
+    #: csv, json (JSON lines), parquet, imagefolder (one sub-folder per class, or a metadata.csv),
+    #: disk (a folder written by Dataset.save_to_disk), npz (x_train / y_train arrays), hub (a data
+    #: set name on the Hugging Face hub) or parallel (two line-aligned text files per split).
+    format: Literal["csv", "json", "parquet", "imagefolder", "disk", "npz", "hub", "parallel"] = "csv"
+    #: The file(s) of each split (gzip allowed); for parallel, [source file, target file]. For disk
+    #: and hub, the split's name inside the data set (default train / validation / test).
+    train: str | list[str] | None = None
+    dev: str | list[str] | None = None
+    test: str | list[str] | None = None
+    #: For disk: the saved folder; for hub: the data set's name (e.g. ag_news); for npz: the .npz file.
+    path: str | None = None
+    #: What the input column holds: text (one label per text) or images; null: images for
+    #: imagefolder and npz, token pairs for parallel, text otherwise.
+    inputs: Literal["text", "images"] | None = None
+    #: Column names; null: text / image / x for the input, label / y for the label.
+    input_column: str | None = None
+    label_column: str | None = None
+    #: The class names in id order; null: a ClassLabel's names, else the labels of train sorted.
+    class_names: list[str] | None = None
+    #: With no dev split, this fraction of train (seeded by dev_seed, stratified by class) is
+    #: the dev split; 0: no dev split (selection falls back to the final check).
+    dev_fraction: float = Field(0.1, ge=0, lt=1)
+    dev_seed: int = 0
+    #: Images: channels (1 grayscale, 3 RGB) and [height, width]; null: the first training image's.
+    channels: Literal[1, 3] | None = None
+    image_size: list[int] | None = None
+    #: Where decoded images and Hugging Face's Arrow files are kept; null: $LABELEMB_CACHE, else
+    #: ~/.cache/labelemb (XDG_CACHE_HOME).
+    cache_dir: str | None = None
+    #: parallel only: the score judging it.
+    metric: Literal["bleu", "rouge"] = "bleu"
+
+    @field_validator("image_size")
+    @classmethod
+    def _two_sides(cls, size: list[int] | None) -> list[int] | None:
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ValueError("image_size is [height, width], two positive whole numbers, e.g. [28, 28]")
+        return size
 
 
 class DataConfig(_Strict):
@@ -59,6 +107,8 @@ class DataConfig(_Strict):
     max_train_pairs: int | None = Field(None, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text: TextConfig = Field(default_factory=TextConfig)
+    #: Your own files (data.name: files).
+    files: FilesConfig = Field(default_factory=FilesConfig)
 
 
 class DecodeConfig(_Strict):
@@ -141,6 +191,9 @@ class RunConfig(_Strict):
     output_dir: str = "runs"
     #: best_dev: test error at the best dev check (the paper's MNIST protocol); final: last check.
     selection: Literal["best_dev", "final"] = "best_dev"
+    #: The dev metric that selects the check; null: the task's own (dev_error for classification,
+    #: dev BLEU / ROUGE-L for text). Text classification also takes dev_macro_f1.
+    selection_metric: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -153,6 +206,8 @@ class RunConfig(_Strict):
     #: What this config held when its names and options were last found buildable
     #: (:func:`labelemb.train.options.check_buildable`): a later step checks again only if it changed.
     _checked_as: dict[str, Any] | None = PrivateAttr(None)
+    #: The folder of the config file it was read from: a user's data files are looked for there first.
+    _source_folder: str | None = PrivateAttr(None)
 
     def options(self, section: Literal["model", "method"]) -> dict[str, Any]:
         """The options of the model or method section, without its name (for the method, its

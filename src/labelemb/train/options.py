@@ -19,7 +19,11 @@ from ..registry import unknown_name_message
 from .config import ConfigError, RunConfig, config_keys, read_config_file, validate_config
 
 #: How a message names a data set by what it yields.
-KINDS = {"images": "an image data set", "token_pairs": "a text corpus (pairs of token sequences)"}
+KINDS = {
+    "images": "an image data set",
+    "texts": "a text-classification data set (a text and a label per row)",
+    "token_pairs": "a text corpus (pairs of token sequences)",
+}
 
 #: Method options the trainer fills in from the run when the config leaves them out.
 RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")
@@ -35,7 +39,10 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> Run
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
-    return build_config(read_config_file(path) if path is not None else {}, overrides)
+    config = build_config(read_config_file(path) if path is not None else {}, overrides)
+    if path is not None:
+        config._source_folder = str(Path(path).resolve().parent)
+    return config
 
 
 def check_buildable(config: RunConfig) -> None:
@@ -74,7 +81,8 @@ def check_data_fits_model(config: RunConfig) -> None:
     """The data set exists, the backbone reads what it yields, and its task can train the method."""
     name = config.data.name
     _known(dataset_key(name), data.DATASETS.names(), "data set (data.name)", data.DATASETS.get)
-    yields = dataset_yields(name)
+    check_files(config)
+    yields = dataset_yields(name, {"files": config.data.files.model_dump()})
     reads = models.model_inputs(config.model.name)
     if reads != yields:
         readers = [m for m in models.available() if models.model_inputs(m) == yields]
@@ -94,6 +102,30 @@ def check_data_fits_model(config: RunConfig) -> None:
     ):
         raise ConfigError(
             f"data.augment and train.channels_last are for images; remove them from the config of {name!r}"
+        )
+
+
+def check_files(config: RunConfig) -> None:
+    """``data.files`` names what its format needs (the files of train and test, or a path), and
+    is given only with ``data.name: files``."""
+    files = config.data.files
+    given = files.model_dump(exclude_defaults=True)
+    if dataset_key(config.data.name) != "files":
+        if given:
+            raise ConfigError(
+                f"data.files ({', '.join(sorted(given))}) describes your own files: set data.name: files "
+                f"to read them, or remove data.files to train on {config.data.name!r}"
+            )
+        return
+    if files.format in ("disk", "hub") and not files.path:
+        raise ConfigError(f"data.files.format {files.format} needs data.files.path (the folder or hub name)")
+    if files.format == "npz" and not (files.path or files.train):
+        raise ConfigError("data.files.format npz needs data.files.path: the .npz file")
+    if files.format not in ("disk", "hub", "npz") and (files.train is None or files.test is None):
+        example = "[train.en, train.de]" if files.format == "parallel" else "train.csv"
+        raise ConfigError(
+            f"data.files.format {files.format} needs data.files.train and data.files.test "
+            f"(e.g. data.files.train: {example}); dev is optional"
         )
 
 

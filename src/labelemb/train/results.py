@@ -42,6 +42,8 @@ def summarize(
         "model": config.model.name,
         "selection": selection,
     }
+    if getattr(dataset, "details", None):
+        summary["data"] = dict(dataset.details)
     # Test first: the figure a reader looks for.
     summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
     summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})

@@ -230,6 +230,9 @@ def _train_owned(
         device = torch.device("cuda", processes.local_rank)
     if dataset is None:
         dataset = load_run_data(config)
+    if processes.is_main:
+        for c in configs:
+            RunDir(c.run_dir()).check_data(getattr(dataset, "details", {}).get("fingerprint"))
     task = build_task(config, dataset)
     plan = schedule(config, dataset, device)
     if stacked:

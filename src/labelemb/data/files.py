@@ -1,0 +1,631 @@
+"""Your own data (``data.name: files``): tables, image folders, arrays and parallel text from files.
+
+Tables and image folders are read through Hugging Face ``datasets`` (local files offline; a hub
+name where the network allows, cached). The config's ``data.files`` section names the format,
+each split's file(s) and the input and label columns; what the input column holds decides the
+task (:func:`files_yields`):
+
+- ``text``: one label per text, the text-classification task (:mod:`labelemb.data.text_classes`);
+- ``images``: decoded once into a memory-mapped uint8 cache (:mod:`labelemb.data.image_cache`),
+  image classification as for the named image sets;
+- ``parallel``: two line-aligned files per split, the sequence-to-sequence task.
+
+Labels may be strings or integers; the class names are the config's, a ``ClassLabel``'s, or the
+training labels sorted. A data set without a dev split gets one carved from train, seeded and
+stratified. Every problem is a :class:`~labelemb.data.base.DataError` naming the file and row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import DataError, Dataset, Split
+from .registry import DataRequest, register
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+#: The split names a saved or hub data set is read under when the config names none.
+DEFAULT_SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
+#: Default column names, tried in order.
+INPUT_COLUMNS = {"text": ("text", "sentence", "content"), "images": ("image", "img")}
+LABEL_COLUMNS = ("label", "labels")
+#: The ``datasets`` builder of each table format.
+BUILDERS = {"csv": "csv", "json": "json", "parquet": "parquet", "imagefolder": "imagefolder"}
+#: Image file endings Hugging Face's imagefolder reads; anything else in an image folder is left out.
+IMAGE_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def files_yields(options: dict[str, Any]) -> str:
+    """What the files of ``options`` (the ``data.files`` section) hold: images, texts or token pairs."""
+    files = options.get("files") or {}
+    kind = files.get("inputs")
+    if files.get("format") == "parallel":
+        return "token_pairs"
+    if kind is None:
+        kind = "images" if files.get("format") in ("imagefolder", "npz") else "text"
+    return "images" if kind == "images" else "texts"
+
+
+@dataclass
+class Column:
+    """One split as read: its inputs, its raw labels, and what an error calls each row."""
+
+    inputs: list[Any] | np.ndarray
+    labels: list[Any] | np.ndarray
+    #: Row i is called ``f"{files[k]}, row {i - starts[k] + 1}"`` for the file it came from.
+    files: list[str]
+    starts: list[int]
+    #: The class names a ``ClassLabel`` gives the label column, if it is one.
+    class_names: list[str] | None = None
+
+    def row_name(self, index: int) -> str:
+        k = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return f"{self.files[k]}, row {index - self.starts[k] + 1}"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@register("files", yields=files_yields)
+def load_files(request: DataRequest) -> Any:
+    """The data set ``data.files`` describes (see the module docstring)."""
+    files = dict(request.options.get("files") or {})
+    fmt = files.get("format", "csv")
+    if fmt == "parallel":
+        return _parallel_corpus(files, request)
+    kind = "images" if files_yields(request.options) == "images" else "text"
+    columns = read_splits(files, kind, request)
+    class_names, ids = class_ids(columns, files.get("class_names"))
+    details: dict[str, Any] = {"format": fmt, "fingerprint": fingerprint(files, request)}
+    if columns.get("dev") is None and files.get("dev_fraction", 0.1) > 0:
+        train_part, dev_part = stratified_split(
+            ids["train"], files.get("dev_fraction", 0.1), files.get("dev_seed", 0)
+        )
+        columns["dev"], columns["train"] = (
+            _take(columns["train"], dev_part),
+            _take(columns["train"], train_part),
+        )
+        ids["dev"], ids["train"] = ids["train"][dev_part], ids["train"][train_part]
+        details["dev_carved_from_train"] = {
+            "fraction": files.get("dev_fraction", 0.1),
+            "seed": files.get("dev_seed", 0),
+        }
+    if request.max_train_pairs is not None:
+        columns["train"] = _take(columns["train"], np.arange(min(request.max_train_pairs, len(ids["train"]))))
+        ids["train"] = ids["train"][: request.max_train_pairs]
+    details["examples"] = {split: len(ids[split]) for split in SPLITS if ids.get(split) is not None}
+    name = _data_name(files)
+    if kind == "images":
+        return _image_dataset(name, columns, ids, class_names, files, request, details)
+    return _text_dataset(name, columns, ids, class_names, request, details)
+
+
+# ---------------------------------------------------------------------------------------- finding
+
+
+def find_file(name: str, request: DataRequest, what: str) -> Path:
+    """``name`` as given if absolute, else the first of: the config's folder, ``data.dir``,
+    ``$LABELEMB_DATA`` that holds it; a DataError naming every place searched if none does."""
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        if path.exists():
+            return path
+        raise DataError(f"{what} {path} does not exist; fix the path in data.files")
+    roots = [*request.search, request.dir, os.environ.get("LABELEMB_DATA")]
+    places = [Path(root) / path for root in roots if root]
+    for place in places:
+        if place.exists():
+            return place
+    searched = ", ".join(str(place) for place in places) or str(path)
+    raise DataError(
+        f"{what} {name} not found (looked for {searched}); give its path relative to the config file, "
+        "or pass its folder as --data-dir (data.dir) or $LABELEMB_DATA"
+    )
+
+
+def _split_files(files: dict[str, Any], split: str) -> list[str]:
+    given = files.get(split)
+    if given is None:
+        return []
+    return [given] if isinstance(given, str) else list(given)
+
+
+def _data_name(files: dict[str, Any]) -> str:
+    """What a run calls the data: a saved folder's or hub set's name, else the train file's folder."""
+    if files.get("path"):
+        return Path(str(files["path"])).name.split(".")[0] or "files"
+    first = Path(str((_split_files(files, "train") or ["files"])[0]))
+    return first.resolve().parent.name or first.name.split(".")[0]
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+def read_splits(files: dict[str, Any], kind: str, request: DataRequest) -> dict[str, Column | None]:
+    """Each split's inputs and raw labels, read as ``files["format"]`` says."""
+    fmt = files.get("format", "csv")
+    if fmt == "npz":
+        return _npz_splits(files, request)
+    if fmt in ("disk", "hub"):
+        return _named_splits(files, kind, request)
+    if not _split_files(files, "train") or not _split_files(files, "test"):
+        raise DataError(
+            f"data.files (format {fmt}) needs the files of train and test (data.files.train, "
+            "data.files.test); dev is optional (carved from train by data.files.dev_fraction)"
+        )
+    return {
+        split: _read_files(files, kind, split, request) if _split_files(files, split) else None
+        for split in SPLITS
+    }
+
+
+def _read_files(files: dict[str, Any], kind: str, split: str, request: DataRequest) -> Column:
+    fmt = files.get("format", "csv")
+    parts = []
+    for name in _split_files(files, split):
+        path = find_file(name, request, f"{split} file")
+        if fmt == "imagefolder":
+            _check_image_folder(path)
+        elif path.is_dir():
+            raise DataError(f"{split} file {path} is a folder, not a {fmt} file; name the file itself")
+        table = _load_table(fmt, path, request)
+        parts.append((str(path), _columns_of(table, files, kind, str(path))))
+    return _joined(parts)
+
+
+def _load_table(fmt: str, path: Path, request: DataRequest) -> Any:
+    datasets = _datasets()
+    data_files = str(path / "**") if fmt == "imagefolder" else str(path)
+    try:
+        table = datasets.load_dataset(
+            BUILDERS[fmt], data_files={"rows": data_files}, split="rows", cache_dir=_hf_cache(request)
+        )
+    except Exception as error:  # datasets wraps the parser's error (pandas, pyarrow) in its own
+        raise DataError(f"{path} cannot be read as {fmt}: {_innermost(error)}") from None
+    if fmt == "imagefolder":
+        table = table.cast_column(_image_column(table), datasets.Image(decode=False))
+    return table
+
+
+def _named_splits(files: dict[str, Any], kind: str, request: DataRequest) -> dict[str, Column | None]:
+    """The splits of a ``save_to_disk`` folder or a hub data set."""
+    datasets = _datasets()
+    source = files.get("path")
+    if not source:
+        raise DataError(
+            f"data.files.format {files['format']} needs data.files.path: "
+            + (
+                "the folder Dataset.save_to_disk wrote"
+                if files["format"] == "disk"
+                else "the hub data set's name"
+            )
+        )
+    if files["format"] == "disk":
+        folder = find_file(source, request, "save_to_disk folder")
+        try:
+            loaded = datasets.load_from_disk(str(folder))
+        except Exception as error:
+            raise DataError(
+                f"{folder} is not a folder written by Dataset.save_to_disk: {_innermost(error)}"
+            ) from None
+        where = str(folder)
+    else:
+        try:
+            loaded = datasets.load_dataset(source, cache_dir=_hf_cache(request))
+        except Exception as error:
+            raise DataError(
+                f"hub data set {source!r} could not be loaded ({_innermost(error)}); without a network, "
+                "load it where there is one, save it with save_to_disk and use format: disk"
+            ) from None
+        where = f"hub:{source}"
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    columns: dict[str, Column | None] = {}
+    for split in SPLITS:
+        wanted = _split_files(files, split) or [n for n in DEFAULT_SPLIT_NAMES[split] if n in loaded]
+        if not wanted:
+            if split != "dev":
+                raise DataError(
+                    f"{where} has no {split} split (it has {', '.join(loaded)}); "
+                    f"name it as data.files.{split}"
+                )
+            columns[split] = None
+            continue
+        missing = [name for name in wanted if name not in loaded]
+        if missing:
+            raise DataError(f"{where} has no split {missing[0]!r} (it has {', '.join(loaded)})")
+        table = loaded[wanted[0]]
+        if kind == "images":
+            table = table.cast_column(_image_column(table, files), datasets.Image(decode=False))
+        columns[split] = _joined([(f"{where} [{wanted[0]}]", _columns_of(table, files, kind, where))])
+    return columns
+
+
+def _npz_splits(files: dict[str, Any], request: DataRequest) -> dict[str, Column | None]:
+    """``x_train`` / ``y_train``, ``x_test`` / ``y_test`` and optionally ``x_dev`` (or ``x_val``)."""
+    name = files.get("path") or (_split_files(files, "train") or [None])[0]
+    if name is None:
+        raise DataError("data.files.format npz needs data.files.path: the .npz file")
+    path = find_file(name, request, "npz file")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            held = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path} is not a readable .npz file ({error}); write it with numpy.savez") from None
+    columns: dict[str, Column | None] = {}
+    for split, suffixes in (("train", ("train",)), ("dev", ("dev", "val", "valid")), ("test", ("test",))):
+        found = next((s for s in suffixes if f"x_{s}" in held), None)
+        if found is None or f"y_{found}" not in held:
+            if split == "dev" and found is None:
+                columns[split] = None
+                continue
+            raise DataError(
+                f"{path} has no x_{suffixes[0]} / y_{suffixes[0]} arrays (it holds {', '.join(sorted(held))})"
+            )
+        inputs, labels = held[f"x_{found}"], held[f"y_{found}"].reshape(-1)
+        if len(inputs) != len(labels):
+            raise DataError(f"{path}: x_{found} has {len(inputs)} rows but y_{found} {len(labels)}")
+        columns[split] = Column(list(inputs), labels, [f"{path} [x_{found}]"], [0])
+    return columns
+
+
+def _columns_of(table: Any, files: dict[str, Any], kind: str, where: str) -> tuple[list, list, list | None]:
+    """(inputs, labels, ClassLabel names or None) of a ``datasets.Dataset``."""
+    input_column = files.get("input_column") or _first_present(table.column_names, INPUT_COLUMNS[kind])
+    label_column = files.get("label_column") or _first_present(table.column_names, LABEL_COLUMNS)
+    for role, column in (("input", input_column), ("label", label_column)):
+        if column is None or column not in table.column_names:
+            named = f"column {column!r}" if column else f"a {role} column"
+            raise DataError(
+                f"{where} has no {named} (its columns: {', '.join(table.column_names)}); "
+                f"name it as data.files.{role}_column"
+            )
+    feature = table.features[label_column]
+    names = list(feature.names) if hasattr(feature, "names") else None
+    return table[input_column], table[label_column], names
+
+
+def _first_present(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    return next((c for c in candidates if c in columns), None)
+
+
+def _image_column(table: Any, files: dict[str, Any] | None = None) -> str:
+    given = (files or {}).get("input_column")
+    return given or _first_present(table.column_names, INPUT_COLUMNS["images"]) or table.column_names[0]
+
+
+def _joined(parts: list[tuple[str, tuple[list, list, list | None]]]) -> Column:
+    inputs: list[Any] = []
+    labels: list[Any] = []
+    starts = []
+    names = None
+    for _, (part_inputs, part_labels, part_names) in parts:
+        starts.append(len(labels))
+        inputs.extend(part_inputs)
+        labels.extend(part_labels)
+        names = names or part_names
+    return Column(inputs, labels, [path for path, _ in parts], starts, names)
+
+
+def _check_image_folder(folder: Path) -> None:
+    """An image folder exists, each class sub-folder holds an image, and what is not an image is named."""
+    if not folder.is_dir():
+        raise DataError(
+            f"image folder {folder} is not a folder: give the folder that holds one sub-folder per class"
+        )
+    empty = [
+        sub.name
+        for sub in sorted(folder.iterdir())
+        if sub.is_dir() and not any(p.suffix.lower() in IMAGE_ENDINGS for p in sub.rglob("*") if p.is_file())
+    ]
+    if empty:
+        raise DataError(
+            f"class folder {folder / empty[0]} holds no images ({len(empty)} empty class folder(s) in "
+            f"{folder}); remove it or add its images"
+        )
+    ignored = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() not in IMAGE_ENDINGS and p.name != "metadata.csv"
+    ]
+    if ignored:
+        logger.warning(
+            "%s: %d file(s) that are not images left out, e.g. %s", folder, len(ignored), ignored[0]
+        )
+
+
+# ---------------------------------------------------------------------------------------- labels
+
+
+def class_ids(
+    columns: dict[str, Column | None], given_names: list[str] | None
+) -> tuple[list[str], dict[str, np.ndarray | None]]:
+    """The class names and each split's labels as ids: the config's names, a ClassLabel's, or the
+    training labels sorted; a label a later split has but train lacks is an error naming it."""
+    train = columns["train"]
+    for split, column in columns.items():
+        if column is not None:
+            _check_present(column, split)
+    names = given_names or train.class_names
+    if names is None:
+        values = set(_as_list(train.labels))
+        names = [str(v) for v in sorted(values)]
+        lookup = {value: i for i, value in enumerate(sorted(values))}
+    else:
+        lookup = _name_lookup(names, train)
+    ids = {split: None if c is None else _ids(c, split, lookup, names) for split, c in columns.items()}
+    present = np.unique(ids["train"])
+    if len(present) < 2:
+        raise DataError(
+            f"{train.files[0]}: the training labels hold a single class ({names[int(present[0])]!r}); "
+            "classification needs at least two"
+        )
+    return list(names), ids
+
+
+def _name_lookup(names: list[str], train: Column) -> dict[Any, int]:
+    lookup: dict[Any, int] = {name: i for i, name in enumerate(names)}
+    if any(not isinstance(v, str) for v in _as_list(train.labels)[:100]):
+        lookup.update({i: i for i in range(len(names))})
+    return lookup
+
+
+def _ids(column: Column, split: str, lookup: dict[Any, int], names: list[str]) -> np.ndarray:
+    labels = _as_list(column.labels)
+    ids = np.empty(len(labels), dtype=np.int64)
+    for i, value in enumerate(labels):
+        found = lookup.get(value)
+        if found is None:
+            where = "train does not have it" if split != "train" else f"the class names are {names}"
+            raise DataError(
+                f"{column.row_name(i)}: label {value!r} is not a class ({where}); fix the label, or "
+                "list every class in data.files.class_names"
+            )
+        ids[i] = found
+    return ids
+
+
+def _check_present(column: Column, split: str) -> None:
+    labels = _as_list(column.labels)
+    for i, value in enumerate(labels):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            raise DataError(f"{column.row_name(i)}: the label is missing; fill it in or remove the row")
+    if not len(labels):
+        raise DataError(f"{column.files[0]}: the {split} split has no rows")
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    return list(values)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, dev indices): ``fraction`` of each class (rounded; a class of one example
+    stays in train) drawn with ``seed``, each part in its original order."""
+    generator = np.random.default_rng(seed)
+    dev = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        take = int(round(fraction * len(members))) if len(members) > 1 else 0
+        dev.append(generator.permutation(members)[:take])
+    dev_index = np.sort(np.concatenate(dev)) if dev else np.array([], dtype=np.int64)
+    train_index = np.setdiff1d(np.arange(len(labels)), dev_index)
+    return train_index, dev_index
+
+
+def _take(column: Column, index: np.ndarray) -> Column:
+    inputs = (
+        column.inputs[index] if isinstance(column.inputs, np.ndarray) else [column.inputs[i] for i in index]
+    )
+    labels = [column.labels[i] for i in index]
+    # Rows keep the name of where they came from.
+    return _Renamed(inputs, labels, column, index)
+
+
+class _Renamed(Column):
+    """A subset of a column whose rows keep the names of their original rows."""
+
+    def __init__(self, inputs: Any, labels: list[Any], parent: Column, index: np.ndarray) -> None:
+        super().__init__(inputs, labels, parent.files, parent.starts, parent.class_names)
+        self.parent, self.index = parent, index
+
+    def row_name(self, index: int) -> str:
+        return self.parent.row_name(int(self.index[index]))
+
+
+# ---------------------------------------------------------------------------------------- building
+
+
+def _image_dataset(
+    name: str,
+    columns: dict[str, Column | None],
+    ids: dict[str, np.ndarray | None],
+    class_names: list[str],
+    files: dict[str, Any],
+    request: DataRequest,
+    details: dict[str, Any],
+) -> Dataset:
+    from .image_cache import cached_images
+
+    size = tuple(files["image_size"]) if files.get("image_size") else None
+    channels = files.get("channels")
+    cache = cache_root(files) / "images"
+    splits: dict[str, Split | None] = {}
+    for split in SPLITS:
+        column = columns.get(split)
+        if column is None:
+            splits[split] = None
+            continue
+        sources = [_image_source(value) for value in column.inputs]
+        images = cached_images(
+            sources,
+            names=[_image_name(value, column, i) for i, value in enumerate(column.inputs)],
+            channels=channels,
+            size=size,
+            cache_dir=cache,
+            label=f"decoding {split} images",
+            progress=request.options.get("progress", True),
+        )
+        # Every split as the first: the channels and size train decided.
+        channels, size = int(images.shape[1]), (int(images.shape[2]), int(images.shape[3]))
+        splits[split] = Split(images, torch.from_numpy(ids[split]))
+    details["image_shape"] = [channels, *size]
+    return Dataset(name, splits["train"], splits["dev"], splits["test"], class_names, details=details)
+
+
+def _image_source(value: Any) -> Any:
+    if isinstance(value, dict):  # a datasets Image feature, not decoded: bytes, or a file's path
+        return value.get("bytes") or value.get("path")
+    return value
+
+
+def _image_name(value: Any, column: Column, index: int) -> str:
+    if isinstance(value, dict) and value.get("path"):
+        return str(value["path"])
+    return column.row_name(index)
+
+
+def _text_dataset(
+    name: str,
+    columns: dict[str, Column | None],
+    ids: dict[str, np.ndarray | None],
+    class_names: list[str],
+    request: DataRequest,
+    details: dict[str, Any],
+) -> Any:
+    from .text_classes import text_class_dataset
+
+    texts: dict[str, list[str] | None] = {}
+    for split in SPLITS:
+        column = columns.get(split)
+        texts[split] = None if column is None else _checked_texts(column)
+    dataset = text_class_dataset(
+        name,
+        texts,
+        ids,
+        class_names,
+        tokenizer=request.options.get("tokenizer") or "words",
+        vocabulary_size=request.options.get("vocabulary_size", 50_000),
+        max_text_tokens=request.options.get("max_text_tokens", 512),
+    )
+    dataset.details = details
+    return dataset
+
+
+def _checked_texts(column: Column) -> list[str]:
+    texts = []
+    for i, value in enumerate(column.inputs):
+        if not isinstance(value, str):
+            raise DataError(
+                f"{column.row_name(i)}: the text is {type(value).__name__} ({value!r}), not text; "
+                "fill it in or remove the row (or name the text column as data.files.input_column)"
+            )
+        if not value.strip():
+            raise DataError(f"{column.row_name(i)}: the text is empty; fill it in or remove the row")
+        texts.append(value)
+    return texts
+
+
+def _parallel_corpus(files: dict[str, Any], request: DataRequest) -> Any:
+    from .sequences import load_text_dataset
+
+    split_files = {}
+    for split in SPLITS:
+        pair = _split_files(files, split)
+        if len(pair) != 2:
+            raise DataError(
+                f"data.files.{split} must be [source file, target file] for format parallel "
+                f"(e.g. [{split}.en, {split}.de]), got {files.get(split)!r}"
+            )
+        split_files[split] = tuple(find_file(p, request, f"{split} file") for p in pair)
+    from .corpora import corpus_options
+
+    options = corpus_options(request.options)
+    dataset = load_text_dataset(
+        _data_name(files),
+        None,
+        max_train_pairs=request.max_train_pairs,
+        split_files=split_files,
+        metric=files.get("metric", "bleu"),
+        **options,
+    )
+    dataset.details = {"format": "parallel", "fingerprint": fingerprint(files, request)}
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------- caches
+
+
+def cache_root(files: dict[str, Any]) -> Path:
+    """Where decoded images and Arrow files are kept: data.files.cache_dir, $LABELEMB_CACHE, or
+    ``$XDG_CACHE_HOME/labelemb`` (``~/.cache/labelemb``)."""
+    given = files.get("cache_dir") or os.environ.get("LABELEMB_CACHE")
+    if given:
+        return Path(given).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labelemb"
+
+
+def _hf_cache(request: DataRequest) -> str:
+    return str(cache_root(request.options.get("files") or {}) / "hf")
+
+
+def fingerprint(files: dict[str, Any], request: DataRequest) -> str:
+    """A digest of the data's content: the bytes of every file a split names (all the files of an
+    image folder), or a saved / hub data set's own fingerprints. A resumed run compares it, so a
+    run never continues on other data under the same file names."""
+    digest = hashlib.sha256()
+    fmt = files.get("format", "csv")
+    if fmt in ("disk", "hub"):
+        digest.update(str(files.get("path")).encode())
+        if fmt == "disk":
+            folder = find_file(files["path"], request, "save_to_disk folder")
+            for state in sorted(folder.rglob("state.json")):
+                digest.update(state.read_bytes())
+        return digest.hexdigest()
+    names = [files["path"]] if fmt == "npz" and files.get("path") else []
+    names += [n for split in SPLITS for n in _split_files(files, split)]
+    for name in names:
+        path = find_file(name, request, "file")
+        for part in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if part.is_file():
+                digest.update(part.name.encode())
+                digest.update(_file_digest(part))
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            "data.name: files reads your files with Hugging Face datasets: pip install 'labelemb[data]'"
+        ) from None
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    return datasets
+
+
+def _innermost(error: BaseException) -> str:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {error}".strip()
