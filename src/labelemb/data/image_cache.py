@@ -70,6 +70,7 @@ _MAGIC = b"labelemb-images\n"
 _CHUNK_BYTES = 32 << 20
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _GRAY_MODES = ("1", "L", "LA", "La", "F", *_SIXTEEN_BIT_MODES)
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _WRITABLE_HINT = "set data.files.cache_dir (or $LABELEMB_CACHE) to a writable folder"
 
 
@@ -280,7 +281,7 @@ def _converted(image: Image.Image, channels: int, size: tuple[int, int], name: s
     if image.format == "JPEG" and image.size != (width, height):
         image.draft(image.mode, (width, height))  # decode a big JPEG at 1/2, 1/4 or 1/8 scale
     image = _eight_bit(image, name)
-    if image.has_transparency_data:
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:  # Pillow>=10.1's has_transparency_data
         image = _composited_on_black(image, channels)
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
