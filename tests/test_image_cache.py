@@ -112,6 +112,15 @@ def test_alpha_on_one_channel_is_composited_on_black(tmp_path):
     np.testing.assert_array_equal(images[0, 0].numpy(), [[200, 200], [0, 0]])
 
 
+def test_a_palette_with_a_transparent_entry_is_composited_on_black(tmp_path):
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([250, 200, 150] * 2)  # two entries of the same colour...
+    palette.putpixel((1, 0), 1)
+    palette.save(tmp_path / "p.png", transparency=1)  # ...the second one transparent
+    images = build([str(tmp_path / "p.png")], tmp_path / "cache", channels=3)
+    np.testing.assert_array_equal(images[0, :, 0].numpy(), [[250, 0], [200, 0], [150, 0]])
+
+
 def test_resize_is_bilinear_and_a_sized_image_keeps_its_bytes(tmp_path):
     sized = RNG.integers(0, 256, (8, 12, 3), dtype=np.uint8)
     larger = RNG.integers(0, 256, (30, 17, 3), dtype=np.uint8)
