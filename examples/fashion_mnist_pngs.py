@@ -28,7 +28,9 @@ their sorted order is the named set's order. To train on them, a config such as:
     method: {name: label_embedding}
 
 and ``labelemb train --config that.yaml`` (paths are looked for beside the config, then in
-``data.dir`` and ``$LABELEMB_DATA``). The first run decodes the PNGs once into a uint8 cache
+``data.dir`` and ``$LABELEMB_DATA``); ``configs/fashion-mnist-files.yaml`` is this config with the
+paper's protocol: ``labelemb train --config configs/fashion-mnist-files.yaml --data-dir DIR`` after
+writing the PNGs to ``DIR/fashion-mnist-png``. The first run decodes the PNGs once into a uint8 cache
 (``data.files.cache_dir``, default ``$LABELEMB_CACHE`` or ``~/.cache/labelemb``); later runs read
 the cache and decode nothing.
 
