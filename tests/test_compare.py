@@ -17,6 +17,7 @@ from labelemb.analysis.compare import (
     load_runs,
     reported_metric,
 )
+from labelemb.analysis.report_page import render_report
 from labelemb.cli import main
 from labelemb.train import build_config
 from labelemb.train.grid import run_grid
@@ -156,6 +157,63 @@ def test_a_text_table_speaks_of_its_score_on_its_0_to_100_scale(tmp_path, score,
     # onehot's best dev (14) is reached at its 3rd check (30 s); label_embedding's 2nd (20 s).
     assert cells["label_embedding"][7] == f"{20 / 30:.2f}"
     assert f"{name}: 0-100, higher is better" in markdown and "error" not in markdown
+
+
+def write_text_class_run(root: Path, method: str, seed: int, errors: list[float], f1s: list[float]):
+    """A finished text-classification run: error and macro-F1 per check, selected by dev error."""
+    run_dir = root / method / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    records = [
+        {"step": i + 1, "epoch": float(i + 1), "train_seconds": 10.0 * (i + 1)}
+        | {"dev_error": e, "dev_macro_f1": f, "test_error": e + 1, "test_macro_f1": f - 1}
+        for i, (e, f) in enumerate(zip(errors, f1s))
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    best = min(records, key=lambda r: (r["dev_error"], r["step"]))
+    summary = {
+        "method": method,
+        "seed": seed,
+        "metric": "test_error",
+        "higher_is_better": False,
+        "reported_metrics": ["test_error", "test_macro_f1"],
+        "seconds_per_epoch": 10.0,
+    }
+    for name in ("test_error", "test_macro_f1"):
+        summary[f"selected_{name}"], summary[f"final_{name}"] = best[name], records[-1][name]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_text_classification_table_shows_macro_f1_beside_the_error(tmp_path):
+    write_text_class_run(tmp_path, "onehot", 0, [30, 20, 25], [40, 50, 60])
+    write_text_class_run(tmp_path, "onehot", 1, [30, 22, 21], [40, 50, 70])
+    write_text_class_run(tmp_path, "label_embedding", 0, [25, 18, 19], [45, 65, 66])
+    runs = load_runs(tmp_path)
+    assert reported_metric(runs["onehot"][0].summary).others == ("test_macro_f1",)
+    rows = {r["method"]: r for r in comparison_rows(runs)}
+    # Selected by dev error: onehot seed 0 at check 2 (F1 49), seed 1 at check 3 (F1 69).
+    assert rows["onehot"]["test_macro_f1_mean"] == pytest.approx(59.0)
+    assert rows["onehot"]["test_macro_f1_std"] == pytest.approx(math.sqrt(200.0))
+    assert rows["onehot"]["selected_mean"] == pytest.approx(21.5)  # test errors 21 and 22
+    markdown = format_markdown(list(rows.values()))
+    header, _, *lines = markdown.splitlines()
+    heads = [cell.strip() for cell in header.strip("|").split("|")]
+    assert heads[:4] == ["method", "seeds", "test macro-F1 (selected)", "test error % (selected)"]
+    assert lines[0].startswith("| onehot | 2 | 59.00 ± 14.14 | 21.50 ± 0.71 |")
+    assert "test macro-F1: 0-100, higher is better" in markdown
+    assert "AUAC (test" not in header  # a classification table: AUAC of accuracy, 0-1
+    page = render_report(
+        title="t",
+        made="m",
+        setup="s",
+        comparison_markdown=markdown,
+        curves_png=b"\x89PNG\r\n\x1a\n",
+        methods=[],
+        wordnet_by_method={},
+        wordnet_absent="none",
+        metric=reported_metric(runs["onehot"][0].summary),
+    )
+    assert "Test macro-F1 (0-100, higher is better) is at the same check" in page
+    assert '<th class="num">test macro-F1 (selected)</th>' in page
 
 
 def test_summarize_rebuilds_table_and_figure_without_training(synthetic, capsys):

@@ -18,6 +18,7 @@ BASELINE = "onehot"
 
 _LABELS = {
     "test_error": "test error %",
+    "test_macro_f1": "test macro-F1",
     "test_bleu": "test BLEU",
     "test_rouge1": "test ROUGE-1",
     "test_rouge2": "test ROUGE-2",
@@ -186,7 +187,9 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     """The comparison table in Markdown.
 
     A text task's table (BLEU, ROUGE) names its score in every column that depends on it, gives
-    its AUAC on the score's 0-100 scale, and ends with a line on how to read them.
+    its AUAC on the score's 0-100 scale, and ends with a line on how to read them. A
+    classification table whose runs also report macro-F1 (text classification, imbalanced classes)
+    gives it a column before the error's and a line on reading it.
     """
     metric = rows[0].get("metric", "test_error")
     label = metric_label(metric)
@@ -220,6 +223,11 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             "\ns / epoch: some runs trained side by side with other seeds (batched; each counted as 1/S "
             "of the group's time) and others alone; (mixed) marks a method with both. Compare times "
             "only between runs trained the same way."
+        )
+    if "test_macro_f1" in others:
+        lines.append(
+            "\ntest macro-F1: 0-100, higher is better: the mean over the classes (those present in the "
+            "test set or predicted) of each class's F1, at the check each run selects."
         )
     if text:
         lines.append(

@@ -158,6 +158,11 @@ def render_report(
             "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
             "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
         )
+        if metric is not None and "test_macro_f1" in metric.others:
+            comparison_note += (
+                " Test macro-F1 (0-100, higher is better) is at the same check: the mean over the "
+                "classes of each class's F1, so a small class counts as much as a large one."
+            )
         curves = [
             "<h2>Error curves</h2>",
             "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",

@@ -9,7 +9,8 @@ all of them:
   initialisations are the sequential ones.
 - The backbone's parameters are stacked along a new leading seed dimension and run as grouped
   layers: a fully connected layer is one batched matrix product over the seeds, a convolution
-  one grouped convolution (``groups=S``).
+  one grouped convolution (``groups=S``). A bag of words looks up every seed's embedding table,
+  stacked ``(S, rows, d)``, as one table: seed ``s``'s word ids are offset by ``s * rows``.
 - The method is one module of its class whose parameters and buffers are the seeds' stacked
   (:func:`labelemb.stacking.stack_modules`): the method's own ``forward`` runs on ``(S, B, d)``
   features and returns each seed's loss ``(S,)``. Any method with ``stackable = True`` runs so.
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 
 from .. import methods, models
 from ..data import Split
+from ..models.bag_of_words import BagOfWords, mean_bag
 from ..stacking import linear, stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from . import distributed
@@ -39,9 +41,10 @@ from .build import make_optimizer, make_scheduler
 from .config import RunConfig
 from .loop import SeedRun, load_state
 
-#: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types).
-STACKED_MODELS = ("mlp", "cnn")
-_MODEL_CLASSES = (models.MLP, models.CNN)
+#: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types; the
+#: bag of words first averages each seed's own embedding table, :func:`stacked_bag_of_words`).
+STACKED_MODELS = ("mlp", "cnn", "bag_of_words")
+_MODEL_CLASSES = (models.MLP, models.CNN, BagOfWords)
 _LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Conv2d, nn.MaxPool2d)
 
 
@@ -74,12 +77,13 @@ def unsupported_reason(config: RunConfig) -> str | None:
 
 
 def supports_batched(config: RunConfig) -> bool:
-    """Whether the seeds of ``config`` can train batched (MLP or CNN, fp32, no augmentation)."""
+    """Whether the seeds of ``config`` can train batched (MLP, CNN or bag of words, fp32, no augmentation)."""
     return unsupported_reason(config) is None
 
 
 def backbone_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers of an MLP or CNN, checked to be ones the grouped forward pass implements."""
+    """The layers of an MLP, CNN or bag of words (its hidden layers), checked to be ones the grouped
+    forward pass implements."""
     layers = getattr(model, "layers", None)
     if not isinstance(model, _MODEL_CLASSES) or not isinstance(layers, nn.Sequential):
         raise BatchedConfigError(f"{type(model).__name__} is not a backbone the batched trainer can stack")
@@ -136,6 +140,16 @@ def stacked_features(layers: list[nn.Module], params: dict[str, Tensor], images:
     return x
 
 
+def stacked_bag_of_words(
+    model: BagOfWords, layers: list[nn.Module], params: dict[str, Tensor], ids: Tensor
+) -> Tensor:
+    """Features ``(S, B, d)`` of word ids ``(S, B, L)``: each seed's mean bag from its own table
+    (``model.embedding.weight`` stacked, ``(S, V + buckets, d)``), then the hidden layers."""
+    table = params["model.embedding.weight"]
+    bags = mean_bag(ids, table, model.vocabulary_size, model.bigram_buckets)
+    return stacked_features(layers, params, bags)
+
+
 class Stacked:
     """Runs of one config over several seeds, at the same step, trained side by side.
 
@@ -158,7 +172,9 @@ class Stacked:
             for name, param in own[0].items()
             if name.startswith("model.")
         }
-        unknown = [name for name in backbone if not name.startswith("model.layers.")]
+        self.bag_of_words = runs[0].model if isinstance(runs[0].model, BagOfWords) else None
+        known = ("model.layers.", "model.embedding.") if self.bag_of_words else ("model.layers.",)
+        unknown = [name for name in backbone if not name.startswith(known)]
         if unknown:
             raise BatchedConfigError(f"parameters {unknown} lie outside the backbone's layers")
         stacked = {**backbone, **{f"method.{name}": p for name, p in self.method.named_parameters()}}
@@ -232,13 +248,19 @@ class Stacked:
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
-        features, targets = self.task.rows(stacked_features(self.layers, self.params, inputs), targets)
+        features, targets = self.task.rows(self.features(inputs), targets)
         out = self.method(features, targets, index=index if self.method.needs_index else None)
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()
         self.optimizer.step()
         return out.loss.detach(), out.terms
+
+    def features(self, inputs: Tensor) -> Tensor:
+        """The backbone's features ``(S, B, d)``, seed ``s``'s inputs through seed ``s``'s backbone."""
+        if self.bag_of_words is not None:
+            return stacked_bag_of_words(self.bag_of_words, self.layers, self.params, inputs)
+        return stacked_features(self.layers, self.params, inputs)
 
     def on_epoch_end(self) -> None:
         self.method.on_epoch_end()

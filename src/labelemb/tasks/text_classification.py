@@ -1,0 +1,172 @@
+"""Text classification: one label per text, judged by the error rate and the macro-averaged F1.
+
+Training batches group texts of similar length (as the sequence-to-sequence task does) and are
+cut to their longest text, so a batch of short texts costs little however long the longest text
+of the data set is. Evaluation reads each split in length order, batch by batch, and reports the
+error (%) and macro-F1 (%, over the classes): on imbalanced classes a model can have a low error
+while failing the small classes, which macro-F1 shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.text import batch_order
+from ..data.text_classes import TextClassDataset, TextClassSplit
+from .base import Predict
+from .registry import register
+
+#: The file of a run folder that holds a text run's vocabulary, one token per line in id order.
+VOCABULARY_FILE = "vocabulary.txt"
+#: The dev metrics that may select a run's reported check, and whether lower is better for each.
+SELECTION_METRICS = {"dev_error": True, "dev_macro_f1": False}
+
+
+def macro_f1(predictions: Tensor, labels: Tensor, num_classes: int) -> float:
+    """The macro-averaged F1 in percent: the mean over classes of ``2 TP_c / (predicted_c + actual_c)``.
+
+    The mean runs over the classes that occur among the labels or the predictions (scikit-learn's
+    ``f1_score(average="macro")`` with its default labels). A class neither present nor predicted
+    has no F1 (0 / 0); counting it as 0 would hold a perfect model below 100 whenever a split
+    lacks a class (the debian-sections test split has 51 of 53). A class predicted but absent, or
+    present but never predicted, counts 0.
+    """
+    predictions, labels = predictions.long().flatten(), labels.long().flatten()
+    actual = torch.bincount(labels, minlength=num_classes)
+    predicted = torch.bincount(predictions, minlength=num_classes)
+    hits = torch.bincount(labels[predictions == labels], minlength=num_classes)
+    occurring = (actual + predicted) > 0
+    if not bool(occurring.any()):
+        return 0.0
+    f1 = 2.0 * hits[occurring].double() / (actual + predicted)[occurring].double()
+    return 100.0 * float(f1.mean())
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> Tensor:
+    """Indices in batches of similar length (:func:`~labelemb.data.text.batch_order`), one after another.
+
+    The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
+    """
+    batches = batch_order(lengths, batch_size, seed, epoch)
+    batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: full ones keep their order
+    return torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
+
+
+@register("text_classification", serves="texts")
+@dataclass
+class TextClassification:
+    """One label per text: error % and macro-F1 % on dev and test; the check is selected by dev
+    error (lower is better) or, when the config's ``selection_metric`` is ``dev_macro_f1``, by dev
+    macro-F1 (higher is better). The reported figure is the test error, with test macro-F1 beside it.
+    """
+
+    eval_batch_size: int = 1000
+    selection_metric: str = "dev_error"
+    #: How the data was read, for the summary: vocabulary size, the cut, texts cut per split.
+    data_counts: dict[str, Any] = field(default_factory=dict)
+    # Dev before test and macro-F1 before error: the summary lists them reversed, test error first.
+    metrics: tuple[str, ...] = ("dev_macro_f1", "dev_error", "test_macro_f1", "test_error")
+
+    def __post_init__(self) -> None:
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ValueError(
+                f"text classification selects by {' or '.join(SELECTION_METRICS)}, "
+                f"not {self.selection_metric!r} (selection_metric)"
+            )
+
+    @property
+    def lower_is_better(self) -> bool:
+        return SELECTION_METRICS[self.selection_metric]
+
+    @classmethod
+    def for_run(cls, config: Any, dataset: TextClassDataset) -> TextClassification:
+        return cls(
+            eval_batch_size=config.train.eval_batch_size,
+            selection_metric=config.selection_metric or "dev_error",
+            data_counts={
+                "vocabulary_size": len(dataset.vocabulary),
+                "max_text_tokens": dataset.max_text_tokens,
+                "cut_texts": dict(dataset.cut_texts),
+            },
+        )
+
+    @staticmethod
+    def method_problem(name: str) -> str | None:
+        """Every method of the registry learns one label per example: all of them fit."""
+        return None
+
+    def run_files(self, dataset: TextClassDataset) -> dict[str, str]:
+        """The vocabulary, so that a run's word ids can be read without the data."""
+        return {VOCABULARY_FILE: "".join(token + "\n" for token in dataset.vocabulary.tokens)}
+
+    # ------------------------------------------------------------------ training
+
+    def epoch_order(self, split: TextClassSplit, seed: int, epoch: int, batch_size: int) -> Tensor:
+        return length_grouped_order(split.lengths.tolist(), batch_size, seed, epoch)
+
+    def batch(self, split: TextClassSplit, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Word ids of ``split[index]`` cut to the batch's longest text, and their labels."""
+        width = max(int(split.lengths[index].max()), 1)
+        # The columns are cut before the rows are gathered.
+        return split.inputs[:, :width][index], split.labels[index]
+
+    def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        return features, targets
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(
+        self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit
+    ) -> dict[str, float]:
+        results: dict[str, float] = {}
+        for name, split in (("dev", dev), ("test", test)):
+            if split is None:
+                continue
+            logits = self.split_logits(predict, split)
+            predictions, labels = logits.argmax(-1), split.labels.cpu()
+            results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
+            results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
+        return results
+
+    def evaluation_files(self) -> dict[str, str]:
+        return {}
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {
+            "metric": "test_error",
+            "higher_is_better": False,
+            "reported_metrics": ["test_error", "test_macro_f1"],
+            "selection_metric": self.selection_metric,
+            **self.data_counts,
+        }
+
+    @torch.inference_mode()
+    def split_logits(self, predict: Predict, split: TextClassSplit) -> Tensor:
+        """The logits ``(N, m)`` of every text of ``split`` (on the CPU, float32), in the split's order.
+
+        Texts go through in order of length, each batch cut to its longest text.
+        """
+        lengths = split.lengths.cpu()
+        order = torch.argsort(lengths, stable=True)
+        chunks = []
+        for chunk in order.split(self.eval_batch_size):
+            width = max(int(lengths[chunk[-1]]), 1)  # sorted: the last is the longest
+            index = chunk.to(split.inputs.device)
+            chunks.append(predict(split.inputs[:, :width][index]).float().cpu())
+        logits = torch.cat(chunks)
+        return logits[torch.argsort(order)]
+
+    def label_representation(
+        self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit, num_classes: int
+    ) -> tuple[Tensor, str]:
+        """Row c: the model's softmax averaged over the texts of class c of dev (or test, without one)."""
+        split, name = (dev, "dev") if dev is not None else (test, "test")
+        probabilities = torch.softmax(self.split_logits(predict, split), -1)
+        labels = split.labels.cpu()
+        sums = torch.zeros(num_classes, probabilities.shape[1]).index_add_(0, labels, probabilities)
+        counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
+        return sums / counts[:, None], f"mean softmax on {name}"
