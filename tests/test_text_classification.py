@@ -292,7 +292,7 @@ def test_selection_by_dev_error_or_by_dev_macro_f1(tmp_path, texts):
         assert summary["reported_metrics"] == ["test_error", "test_macro_f1"]
         assert summary["metric"] == "test_error" and summary["higher_is_better"] is False
     assert selected == {None: 1, "dev_error": 1, "dev_macro_f1": 2}
-    with pytest.raises(ValueError, match="dev_error or dev_macro_f1"):
+    with pytest.raises(ValueError, match="use one of dev_error, dev_macro_f1, or null"):
         build_task(text_config(tmp_path, selection_metric="dev_bleu"), texts)
 
 

@@ -14,7 +14,10 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
 - ``outputs/step<N>/``: what the check at step N produced besides its metrics (a text run's
   decoded ``dev.txt`` and ``test.txt``);
 - ``vocabulary.source.txt``, ``vocabulary.target.txt``: a text run's vocabularies, one token per
-  line in id order, so that its ids can be read without the corpus.
+  line in id order, so that its ids can be read without the corpus (``vocabulary.txt``, one, for
+  text classification);
+- ``data.json``: a digest of the content of the files a run of your own data trains on, so that it
+  never resumes on other content under the same names.
 
 Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
 the old file or the new one, never a torn one. Everything that reads or writes a run goes
@@ -48,6 +51,8 @@ LOCK_FILE = ".lock"
 OUTPUTS_DIR = "outputs"
 #: A text run's source and target vocabularies.
 VOCABULARY_FILES = ("vocabulary.source.txt", "vocabulary.target.txt")
+#: A text-classification run's vocabulary, one token per line in id order.
+VOCABULARY_FILE = "vocabulary.txt"
 #: Up to this many labels a finished run saves an (m x m) label representation.
 MAX_SAVED_REPRESENTATION = 4096
 CHECKPOINT_FORMAT = 1

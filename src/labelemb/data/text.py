@@ -332,6 +332,16 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> l
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> torch.Tensor:
+    """Indices in batches of similar length (:func:`batch_order`), one batch after another.
+
+    The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
+    """
+    batches = batch_order(lengths, batch_size, seed, epoch)
+    batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: full ones keep their order
+    return torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
+
+
 def pad_batch(
     sequences: list[list[int]], pad: int = 0, bos: int | None = None, eos: int | None = None
 ) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -18,6 +18,9 @@ from .registry import register
 @dataclass
 class Classification:
     """One label per example; the metric is the error rate in percent, lower is better."""
+
+    #: What ``selection_metric`` may name.
+    selectable: ClassVar[tuple[str, ...]] = ("dev_error",)
 
     eval_batch_size: int = 1000
     metrics: tuple[str, ...] = ("dev_error", "test_error")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..data.sequences import TextDataset, TextPairs
-from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, batch_order
+from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, length_grouped_order
 from ..models.seq2seq import Encoded
 from ..rundir import VOCABULARY_FILES
 from .base import Predictor
@@ -138,14 +138,13 @@ class SequenceTask:
     # ------------------------------------------------------------------ training
 
     def epoch_order(self, split: TextPairs, seed: int, epoch: int, batch_size: int) -> Tensor:
-        """Batches of similar length (:func:`~labelemb.data.text.batch_order`), one after another.
+        """Batches of similar length (:func:`~labelemb.data.text.length_grouped_order`), one after another.
 
         The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
         """
-        lengths = (split.source_lengths + split.target_lengths).tolist()
-        batches = batch_order(lengths, batch_size, seed, epoch)
-        batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: full ones keep their order
-        return torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
+        return length_grouped_order(
+            (split.source_lengths + split.target_lengths).tolist(), batch_size, seed, epoch
+        )
 
     def batch(self, split: TextPairs, index: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         """``((source, target_in), target_out)`` of ``split[index]``, cut to the batch's longest sentence."""

@@ -10,19 +10,19 @@ while failing the small classes, which macro-F1 shows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ..data.text import batch_order
+from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
+from ..rundir import VOCABULARY_FILE
 from .base import Predict
 from .registry import register
 
-#: The file of a run folder that holds a text run's vocabulary, one token per line in id order.
-VOCABULARY_FILE = "vocabulary.txt"
-#: The dev metrics that may select a run's reported check, and whether lower is better for each.
+#: The dev metrics that may select a run's reported check (``selection_metric``), and whether lower
+#: is better for each.
 SELECTION_METRICS = {"dev_error": True, "dev_macro_f1": False}
 
 
@@ -46,16 +46,6 @@ def macro_f1(predictions: Tensor, labels: Tensor, num_classes: int) -> float:
     return 100.0 * float(f1.mean())
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> Tensor:
-    """Indices in batches of similar length (:func:`~labelemb.data.text.batch_order`), one after another.
-
-    The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
-    """
-    batches = batch_order(lengths, batch_size, seed, epoch)
-    batches.sort(key=lambda batch: len(batch) < batch_size)  # stable: full ones keep their order
-    return torch.tensor([i for batch in batches for i in batch], dtype=torch.long)
-
-
 @register("text_classification", serves="texts")
 @dataclass
 class TextClassification:
@@ -63,6 +53,9 @@ class TextClassification:
     error (lower is better) or, when the config's ``selection_metric`` is ``dev_macro_f1``, by dev
     macro-F1 (higher is better). The reported figure is the test error, with test macro-F1 beside it.
     """
+
+    #: What ``selection_metric`` may name.
+    selectable: ClassVar[tuple[str, ...]] = tuple(SELECTION_METRICS)
 
     eval_batch_size: int = 1000
     selection_metric: str = "dev_error"

@@ -92,9 +92,19 @@ def check_data_fits_model(config: RunConfig) -> None:
             f"{' or '.join(readers)}, not {config.model.name!r} (which needs {KINDS.get(reads, reads)}: "
             f"{', '.join(holders)})"
         )
-    reason = tasks.task_class(yields).method_problem(config.method.name)
+    task = tasks.task_class(yields)
+    reason = task.method_problem(config.method.name)
     if reason is not None:
         raise ConfigError(reason)
+    selectable = getattr(task, "selectable", ())
+    if config.selection_metric is not None and config.selection_metric not in selectable:
+        offered = "null (it selects by its own dev score)"
+        if selectable:
+            offered = f"one of {', '.join(selectable)}, or null"
+        raise ConfigError(
+            f"selection_metric {config.selection_metric!r} cannot select the checks of "
+            f"{KINDS.get(yields, yields)}: use {offered}"
+        )
     augment = config.data.augment
     images = yields == "images"
     if not images and (
