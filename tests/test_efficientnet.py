@@ -262,6 +262,16 @@ def test_a_missing_wheel_names_the_extra(monkeypatch):
     assert build_model("efficientnet_lite0", (1, 28, 28), pretrained=False).out_features == 1280
 
 
+def test_a_training_batch_of_one_small_image_is_refused_clearly():
+    model = EfficientNetLite0((1, 28, 28), pretrained=False)
+    with pytest.raises(ValueError, match=r"cannot train on a batch of one \(28, 28\) image.*two or more"):
+        model(torch.rand(1, 1, 28, 28))
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 1280)
+    assert model(torch.rand(1, 1, 33, 28)).shape == (1, 1280)  # a 2 x 1 map: two values
+    with torch.no_grad():
+        assert model.eval()(torch.rand(1, 1, 28, 28)).shape == (1, 1280)
+
+
 def test_weights_that_do_not_fit_are_named(imagenet_state):
     backbone_state, _ = split_classifier(imagenet_state)
     damaged = dict(backbone_state)

@@ -271,6 +271,17 @@ class EfficientNetLite0(nn.Module):
             images = F.pad(images, (cols // 2, cols - cols // 2, rows // 2, rows - rows // 2))
         return (images * 255.0 - PIXEL_MEAN) / PIXEL_STD
 
+    def check_batch(self, images: Tensor) -> None:
+        """A clear error for the one batch batch norm cannot train on: a single image whose map
+        ends 1 x 1 (sides up to 32), where every last-stage norm would see one value per channel."""
+        last_map = math.ceil(images.shape[-2] / MIN_SIDE) * math.ceil(images.shape[-1] / MIN_SIDE)
+        if self.training and images.shape[0] == 1 and last_map == 1:
+            raise ValueError(
+                f"efficientnet_lite0 cannot train on a batch of one {tuple(images.shape[-2:])} image: "
+                "its batch norms would see a single value per channel; use batches of two or more "
+                "(or drop a last batch of one)"
+            )
+
     def feature_map(self, images: Tensor) -> Tensor:
         """The head's 1280-channel map, before pooling."""
         x = F.relu6(self._bn0(self._conv_stem(self.prepare(images))))
@@ -279,6 +290,7 @@ class EfficientNetLite0(nn.Module):
         return F.relu6(self._bn1(self._conv_head(x)))
 
     def forward(self, images: Tensor) -> Tensor:
+        self.check_batch(images)
         pooled = torch.flatten(F.adaptive_avg_pool2d(self.feature_map(images), 1), 1)
         return self.dropout(pooled)
 
