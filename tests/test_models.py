@@ -113,8 +113,10 @@ def test_cnn_rejects_sizes_that_are_not_multiples_of_four(shape):
 
 
 def test_unknown_model_name_lists_the_available_ones():
-    assert models.available() == ["cnn", "mlp", "resnet18", "resnet8", "seq2seq"]
-    with pytest.raises(ValueError, match=r"unknown model 'resnet9'.*cnn, mlp"):
+    assert models.available() == [
+        "bag_of_words", "cnn", "custom", "efficientnet_lite0", "mlp", "resnet18", "resnet8", "seq2seq"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown model 'resnet9'.*cnn, custom"):
         build_model("resnet9", (1, 28, 28))
 
 

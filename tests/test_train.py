@@ -568,7 +568,7 @@ def test_the_repository_has_the_paper_configs():
     assert {p.stem for p in CONFIG_FILES} >= expected
 
 
-MNIST_CONFIGS = [p for p in CONFIG_FILES if "mnist" in p.stem]
+MNIST_CONFIGS = [p for p in CONFIG_FILES if "mnist" in p.stem and not p.stem.endswith("-files")]
 CIFAR_CONFIGS = [p for p in CONFIG_FILES if p.stem.startswith("cifar")]
 
 
@@ -616,6 +616,21 @@ def test_every_shipped_config_loads_and_builds(path):
     assert model.out_features == (500 if config.model.name == "mlp" else 1024)
     assert method.name == "label_embedding"
     assert method.logits(model(fake.train.images)).shape == (2, 10)
+
+
+def test_the_fashion_mnist_files_config_is_the_named_sets_protocol_on_files():
+    files = load_config(Path(__file__).parent.parent / "configs" / "fashion-mnist-files.yaml")
+    named = load_config(Path(__file__).parent.parent / "configs" / "fashion-mnist-mlp.yaml")
+    assert files.data.name == "files" and files.data.files.format == "imagefolder"
+    assert files.data.files.class_names == load_fashion_mnist_class_names()
+    for section in ("model", "method", "train"):
+        assert getattr(files, section) == getattr(named, section), section
+
+
+def load_fashion_mnist_class_names() -> list[str]:
+    from labelemb.data.mnist import FASHION_MNIST
+
+    return list(FASHION_MNIST.class_names)
 
 
 # ---------------------------------------------------------------- fixed embedding, schedule
