@@ -356,3 +356,19 @@ def test_selection_metric_must_be_one_the_task_selects_by():
         build_config({"selection_metric": "dev_macro_f1"})
     with pytest.raises(ConfigError, match="use one of dev_error, dev_macro_f1, or null"):
         build_config({"data": texts, "model": {"name": "bag_of_words"}, "selection_metric": "dev_f1"})
+
+
+def test_a_test_image_folder_without_one_class_keeps_trains_class_ids(tmp_path):
+    """Each folder's ClassLabel numbers its own sub-folders: a test folder lacking "dog" must not
+    give "fox" dog's id."""
+    from PIL import Image
+
+    for split, names in (("train", ("cat", "dog", "fox")), ("test", ("cat", "fox"))):
+        for shade, name in enumerate(names):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (4, 4), color=40 * shade + i).save(tmp_path / split / name / f"{i}.png")
+    files = {"format": "imagefolder", "train": "train", "test": "test", "cache_dir": str(tmp_path / "c")}
+    dataset = load("files", request(tmp_path, **files))
+    assert dataset.class_names == ["cat", "dog", "fox"]
+    assert dataset.test.labels.tolist() == [0, 0, 0, 2, 2, 2]

@@ -292,8 +292,13 @@ def _columns_of(table: Any, files: dict[str, Any], kind: str, where: str) -> tup
                 f"name it as data.files.{role}_column"
             )
     feature = table.features[label_column]
+    labels = table[label_column]
     names = list(feature.names) if hasattr(feature, "names") else None
-    return table[input_column], table[label_column], names
+    if names is not None:
+        # A ClassLabel's ids index its own names, which differ between files (a test folder
+        # without one class): the labels travel as names. -1 is its "no label".
+        labels = [None if value is None or value < 0 else names[value] for value in labels]
+    return table[input_column], labels, names
 
 
 def _first_present(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
@@ -314,7 +319,8 @@ def _joined(parts: list[tuple[str, tuple[list, list, list | None]]]) -> Column:
         starts.append(len(labels))
         inputs.extend(part_inputs)
         labels.extend(part_labels)
-        names = names or part_names
+        if part_names is not None:
+            names = (names or []) + [name for name in part_names if name not in (names or [])]
     return Column(inputs, labels, [path for path, _ in parts], starts, names)
 
 
