@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -568,7 +569,7 @@ def test_the_repository_has_the_paper_configs():
     assert {p.stem for p in CONFIG_FILES} >= expected
 
 
-MNIST_CONFIGS = [p for p in CONFIG_FILES if "mnist" in p.stem and not p.stem.endswith("-files")]
+MNIST_CONFIGS = [p for p in CONFIG_FILES if re.fullmatch(r"(fashion-)?mnist-(mlp|cnn)", p.stem)]
 CIFAR_CONFIGS = [p for p in CONFIG_FILES if p.stem.startswith("cifar")]
 
 
@@ -625,6 +626,17 @@ def test_the_fashion_mnist_files_config_is_the_named_sets_protocol_on_files():
     assert files.data.files.class_names == load_fashion_mnist_class_names()
     for section in ("model", "method", "train"):
         assert getattr(files, section) == getattr(named, section), section
+
+
+@pytest.mark.parametrize("name", ["lwal-mnist-efficientnet", "lwal-fashion-mnist-efficientnet"])
+def test_the_lwal_configs_are_the_papers_table_1_protocol(name):
+    config = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    assert config.data.name == name.removeprefix("lwal-").removesuffix("-efficientnet")
+    assert (config.model.name, config.options("model")) == ("efficientnet_lite0", {"pretrained": True})
+    # Adam 1e-3 for EfficientNet, 50 images per class in a batch, 10 epochs; LWR5k.
+    assert (config.train.lr, config.train.batch_size, config.train.epochs) == (1e-3, 500, 10)
+    assert config.methods["lwr"] == {"k": 5}
+    assert 55_000 % config.train.batch_size == 0  # no last batch of one image (batch norm)
 
 
 def load_fashion_mnist_class_names() -> list[str]:
