@@ -164,7 +164,7 @@ def test_a_factory_whose_module_is_not_there(user_module):
     message = build_error("no_such_package.nets:small_cnn")
     assert "model.factory 'no_such_package.nets:small_cnn'" in message
     assert "there is no module 'no_such_package.nets' to import" in message
-    assert "put its folder on the Python path (PYTHONPATH=" in message
+    assert "keep it beside the config file or put its folder on the Python path (PYTHONPATH=" in message
 
 
 def test_a_factory_whose_module_fails_to_import(user_module):
@@ -248,3 +248,27 @@ def test_a_custom_backbone_trains_on_digits(user_module, tmp_path, digits):
     weights = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     assert weights["model.network.0.weight"].shape == (6, 1, 3, 3)
     assert isinstance(build_model("custom", (1, 8, 8), factory=f"{user_module}:small_cnn"), nn.Module)
+
+
+def test_a_factory_beside_the_config_file_imports_from_anywhere(tmp_path, monkeypatch, digits):
+    """``labelemb train --config project/run.yaml`` with ``factory: project_nets:small_cnn`` and
+    ``project_nets.py`` beside run.yaml, run from another folder: the config's folder is searched."""
+    from labelemb.train.options import load_config
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "project_nets.py").write_text(textwrap.dedent(USER_CODE))
+    (project / "run.yaml").write_text(
+        "experiment: beside\n"
+        f"output_dir: {tmp_path / 'runs'}\n"
+        "data: {name: digits}\n"
+        "model: {name: custom, factory: 'project_nets:small_cnn'}\n"
+        "train: {epochs: 1, max_steps: 2, progress: false}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "project_nets", raising=False)
+    path_before = list(sys.path)
+    summary = train(load_config(project / "run.yaml"), dataset=digits)
+    assert summary["steps"] == 2
+    assert sys.path == path_before  # the folder was on the path only while the backbone was built
+    sys.modules.pop("project_nets", None)

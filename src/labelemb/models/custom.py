@@ -59,7 +59,8 @@ def import_factory(spec: str) -> Callable[..., Any]:
         if _module_is_missing(error, module_name):
             raise ValueError(
                 f"model.factory {spec!r}: there is no module {module_name!r} to import "
-                f"({_describe(error)}); put its folder on the Python path (PYTHONPATH=/path/to/folder)"
+                f"({_describe(error)}); keep it beside the config file or put its folder on the Python path "
+                "(PYTHONPATH=/path/to/folder)"
             ) from error
         raise ValueError(
             f"model.factory {spec!r}: importing {module_name!r} failed: {_describe(error)}"

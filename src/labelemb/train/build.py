@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +82,26 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def config_folder_importable(config: RunConfig) -> Iterator[None]:
+    """The config file's folder on the import path, last, while the backbone is built: a
+    ``custom`` factory kept beside the config (``factory: mynets:small_cnn``) imports from any
+    working directory, and never shadows an installed module of the same name."""
+    folder = config._source_folder
+    if folder is None or folder in sys.path:
+        yield
+        return
+    sys.path.append(folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+
+
 def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn.Module, methods.Method]:
     """The backbone and the method of a run; the released output-layer init unless set."""
-    model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
+    with config_folder_importable(config):
+        model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
     options = config.options("method")
     accepted = methods.options(config.method.name)
     # What a method may need to know of the run, given only to the methods that ask for it.
