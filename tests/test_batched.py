@@ -187,6 +187,8 @@ def run_both(small_config, tmp_path: Path, digits, *overrides: str) -> tuple[lis
         pytest.param(
             ("method.alpha=0.15", "method.variant=paper", "method.tau=3"), id="mlp-label_embedding-paper"
         ),
+        # The backbone at its own learning rate (two Adam groups), through an LR milestone.
+        pytest.param(("model.lr_scale=0.1", "train.lr_milestones=[1]"), id="mlp-backbone-lr"),
         # Checks in mid-epoch, an LR milestone, a deeper MLP, a batch that does not divide the data.
         pytest.param(
             (

@@ -821,3 +821,33 @@ def test_a_dataset_without_a_dev_split_trains_and_reports_the_final_check(small_
     assert all("dev_error" not in record for record in records)
     assert summary["selection"] == "final" and summary["selected_dev_error"] is None
     assert summary["selected_test_error"] == records[-1]["test_error"] == summary["final_test_error"]
+
+
+# ---------------------------------------------------------------- the backbone's learning rate
+
+
+def test_the_backbone_trains_at_its_own_learning_rate(small_config):
+    from labelemb.train.build import Network, make_optimizer, parameter_groups
+
+    fake = Dataset(
+        name="digits",
+        train=Split(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])),
+        dev=None,
+        test=Split(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])),
+        class_names=[str(i) for i in range(10)],
+    )
+    for overrides, backbone_lr in ((["model.lr_scale=0.1"], 1e-4), (["model.lr=0.05"], 0.05)):
+        config = small_config("train.lr=0.001", *overrides)
+        assert "lr" not in config.options("model") and "lr_scale" not in config.options("model")
+        model, method = build_network(config, fake)
+        network = Network(model, method)
+        groups = make_optimizer(config, parameter_groups(config, network.named_parameters())).param_groups
+        assert [g["lr"] for g in groups] == pytest.approx([backbone_lr, 0.001])
+        assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.parameters()}
+        assert {id(p) for p in groups[1]["params"]} == {id(p) for p in method.parameters()}
+    plain = small_config()
+    assert plain.backbone_lr() is None
+    named = Network(*build_network(plain, fake)).named_parameters()
+    assert len(make_optimizer(plain, parameter_groups(plain, named)).param_groups) == 1
+    with pytest.raises(ConfigError, match="give model.lr or model.lr_scale, not both"):
+        small_config("model.lr=0.01", "model.lr_scale=0.1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,20 @@ class Network(nn.Module):
         return self.method(features, targets, index=index if self.method.needs_index else None)
 
 
-def make_optimizer(config: RunConfig, parameters: list[Tensor]) -> torch.optim.Adam:
+def parameter_groups(config: RunConfig, named: Iterable[tuple[str, Tensor]]) -> list[Any]:
+    """What the optimiser updates: every parameter at ``train.lr``, or, when the backbone has a
+    learning rate of its own (:meth:`RunConfig.backbone_lr`), two groups: the backbone's
+    (``model.*``) at that rate and the method's at ``train.lr``. Order within each is the network's."""
+    named = list(named)
+    backbone_lr = config.backbone_lr()
+    if backbone_lr is None:
+        return [parameter for _, parameter in named]
+    backbone = [parameter for name, parameter in named if name.startswith("model.")]
+    head = [parameter for name, parameter in named if not name.startswith("model.")]
+    return [{"params": backbone, "lr": backbone_lr}, {"params": head}]
+
+
+def make_optimizer(config: RunConfig, parameters: list[Any]) -> torch.optim.Adam:
     """Adam as ``train.adam`` asks: the fused kernel where the parameters' device has one, or classic.
 
     Fused, an update reads and writes each element once instead of in several passes; it rounds

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..rundir import yaml_problem
 
@@ -132,10 +140,20 @@ class DecodeConfig(_Strict):
 
 
 class ModelConfig(BaseModel):
-    """Backbone name plus its options (checked against the model's signature when built)."""
+    """Backbone name plus its options (checked against the model's signature when built), and the
+    backbone's own learning rate when it should differ from the head's (fine-tuning a pretrained
+    backbone): ``lr`` outright, or ``lr_scale`` times ``train.lr``."""
 
     model_config = ConfigDict(extra="allow")
     name: str = "mlp"
+    lr: float | None = Field(None, gt=0)
+    lr_scale: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_learning_rate(self) -> ModelConfig:
+        if self.lr is not None and self.lr_scale is not None:
+            raise ValueError("give model.lr or model.lr_scale, not both")
+        return self
 
 
 class MethodConfig(BaseModel):
@@ -216,7 +234,19 @@ class RunConfig(_Strict):
         name = values.pop("name")
         if section == "method":
             values = {**self.methods.get(name, {}), **values}
+        else:
+            values.pop("lr")
+            values.pop("lr_scale")
         return values
+
+    def backbone_lr(self) -> float | None:
+        """The backbone's learning rate if it differs from ``train.lr`` (``model.lr``, or
+        ``model.lr_scale`` x ``train.lr``), else None."""
+        if self.model.lr is not None:
+            return self.model.lr
+        if self.model.lr_scale is not None:
+            return self.model.lr_scale * self.train.lr
+        return None
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.experiment / self.method.name / f"seed{self.seed}"

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .. import methods
 from ..tasks import Predictor, Task
 from . import distributed
-from .build import make_optimizer, make_scheduler, run_model, step_options
+from .build import make_optimizer, make_scheduler, parameter_groups, run_model, step_options
 from .loop import SeedRun, load_state
 
 
@@ -29,7 +29,7 @@ class Single:
         self.options = step_options(config, seed=config.seed)
         if self.options.channels_last:
             run.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(config, list(run.network.parameters()))
+        self.optimizer = make_optimizer(config, parameter_groups(config, run.network.named_parameters()))
         self.clip_grad_norm = config.train.clip_grad_norm
         self.scheduler = make_scheduler(config, self.optimizer)
         # The global random state is this run's own (runs built together each left theirs).

@@ -37,7 +37,7 @@ from ..models.bag_of_words import BagOfWords, mean_bag
 from ..stacking import linear, stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from . import distributed
-from .build import make_optimizer, make_scheduler
+from .build import make_optimizer, make_scheduler, parameter_groups
 from .config import RunConfig
 from .loop import SeedRun, load_state
 
@@ -181,11 +181,13 @@ class Stacked:
         # The runs' own parameter order: a run's optimiser state is indexed by position.
         self.params = {name: stacked[name] for name in own[0]}
         config = runs[0].config
-        self.optimizer = make_optimizer(config, list(self.params.values()))
+        self.optimizer = make_optimizer(config, parameter_groups(config, self.params.items()))
         self.scheduler = make_scheduler(config, self.optimizer)
         # Adam and schedule as a run of its own has them: they carry each run's state into
         # and out of its checkpoint in the one format.
-        self.own_optimizers = [make_optimizer(config, list(run.network.parameters())) for run in runs]
+        self.own_optimizers = [
+            make_optimizer(config, parameter_groups(config, run.network.named_parameters())) for run in runs
+        ]
         if runs[0].checkpoint is not None:
             self._restore()
 
@@ -196,12 +198,9 @@ class Stacked:
         for run, own in zip(self.runs, self.own_optimizers):
             load_state(run.folder, "optimizer", own, run.checkpoint)
         self.scheduler.load_state_dict(self.runs[0].checkpoint["scheduler"])
-        first = self.own_optimizers[0].param_groups[0]
-        for key in ("lr", "initial_lr"):
-            if key in first:
-                self.optimizer.param_groups[0][key] = first[key]
-        own_params = [list(own.param_groups[0]["params"]) for own in self.own_optimizers]
-        for i, stacked in enumerate(self.params.values()):
+        _copy_learning_rates(self.own_optimizers[0], self.optimizer)
+        own_params = [_in_order(own) for own in self.own_optimizers]
+        for i, stacked in enumerate(_in_order(self.optimizer)):
             states = [own.state.get(params[i]) for own, params in zip(self.own_optimizers, own_params)]
             if not states[0]:
                 continue
@@ -222,10 +221,8 @@ class Stacked:
 
     def checkpoint_state(self, s: int) -> dict[str, Any]:
         run, own = self.runs[s], self.own_optimizers[s]
-        for key in ("lr", "initial_lr"):
-            if key in self.optimizer.param_groups[0]:
-                own.param_groups[0][key] = self.optimizer.param_groups[0][key]
-        for stacked, param in zip(self.params.values(), own.param_groups[0]["params"]):
+        _copy_learning_rates(self.optimizer, own)
+        for stacked, param in zip(_in_order(self.optimizer), _in_order(own)):
             state = self.optimizer.state.get(stacked)
             if state:
                 own.state[param] = {key: _seed_entry(value, s) for key, value in state.items()}
@@ -286,3 +283,16 @@ def _seed_entry(value: Any, s: int) -> Any:
         return value.detach().clone()
     # A clone: saving a view would write the whole stacked storage into every checkpoint.
     return value[s].clone()
+
+
+def _in_order(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """An optimiser's parameters, group after group: the positions its state is saved under."""
+    return [param for group in optimizer.param_groups for param in group["params"]]
+
+
+def _copy_learning_rates(source: torch.optim.Optimizer, target: torch.optim.Optimizer) -> None:
+    """Each group's current and initial learning rate (the schedule's), from one Adam to its twin."""
+    for from_group, to_group in zip(source.param_groups, target.param_groups):
+        for key in ("lr", "initial_lr"):
+            if key in from_group:
+                to_group[key] = from_group[key]
