@@ -88,19 +88,15 @@ def load_files(request: DataRequest) -> Any:
     columns = read_splits(files, kind, request)
     class_names, ids = class_ids(columns, files.get("class_names"))
     details: dict[str, Any] = {"format": fmt, "fingerprint": fingerprint(files, request)}
-    if columns.get("dev") is None and files.get("dev_fraction", 0.1) > 0:
-        train_part, dev_part = stratified_split(
-            ids["train"], files.get("dev_fraction", 0.1), files.get("dev_seed", 0)
-        )
+    dev_fraction, dev_seed = files.get("dev_fraction", 0.1), files.get("dev_seed", 0)
+    if columns.get("dev") is None and dev_fraction > 0:
+        train_part, dev_part = stratified_split(ids["train"], dev_fraction, dev_seed)
         columns["dev"], columns["train"] = (
             _take(columns["train"], dev_part),
             _take(columns["train"], train_part),
         )
         ids["dev"], ids["train"] = ids["train"][dev_part], ids["train"][train_part]
-        details["dev_carved_from_train"] = {
-            "fraction": files.get("dev_fraction", 0.1),
-            "seed": files.get("dev_seed", 0),
-        }
+        details["dev_carved_from_train"] = {"fraction": dev_fraction, "seed": dev_seed}
     if request.max_train_pairs is not None:
         columns["train"] = _take(columns["train"], np.arange(min(request.max_train_pairs, len(ids["train"]))))
         ids["train"] = ids["train"][: request.max_train_pairs]
@@ -330,21 +326,18 @@ def _check_image_folder(folder: Path) -> None:
         raise DataError(
             f"image folder {folder} is not a folder: give the folder that holds one sub-folder per class"
         )
-    empty = [
-        sub.name
-        for sub in sorted(folder.iterdir())
-        if sub.is_dir() and not any(p.suffix.lower() in IMAGE_ENDINGS for p in sub.rglob("*") if p.is_file())
-    ]
+    # One walk of the tree: an image folder may hold hundreds of thousands of files.
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    with_images = {
+        path.relative_to(folder).parts[0] for path in files if path.suffix.lower() in IMAGE_ENDINGS
+    }
+    empty = [sub.name for sub in sorted(folder.iterdir()) if sub.is_dir() and sub.name not in with_images]
     if empty:
         raise DataError(
             f"class folder {folder / empty[0]} holds no images ({len(empty)} empty class folder(s) in "
             f"{folder}); remove it or add its images"
         )
-    ignored = [
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() not in IMAGE_ENDINGS and p.name != "metadata.csv"
-    ]
+    ignored = [p for p in files if p.suffix.lower() not in IMAGE_ENDINGS and p.name != "metadata.csv"]
     if ignored:
         logger.warning(
             "%s: %d file(s) that are not images left out, e.g. %s", folder, len(ignored), ignored[0]

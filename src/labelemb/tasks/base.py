@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +64,9 @@ class Task(Protocol):
     #: The metric whose best value selects the reported check, and whether lower is better.
     selection_metric: str
     lower_is_better: bool
+    #: The dev metrics a config's ``selection_metric`` may name (checked before any data is read);
+    #: a task without it selects by its own metric only.
+    selectable: ClassVar[tuple[str, ...]]
 
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Task:

@@ -10,7 +10,7 @@ references' own words.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -65,6 +65,9 @@ class SequenceTask:
     target_vocabulary: Vocabulary
     test_in_train: list[bool]
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
+    #: It selects by its own dev score (BLEU or ROUGE-L) only.
+    selectable: ClassVar[tuple[str, ...]] = ()
+
     eval_batch_size: int = 100
     lower_is_better: bool = False
     bleu_signature: str = ""

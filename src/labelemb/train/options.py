@@ -96,7 +96,7 @@ def check_data_fits_model(config: RunConfig) -> None:
     reason = task.method_problem(config.method.name)
     if reason is not None:
         raise ConfigError(reason)
-    selectable = getattr(task, "selectable", ())
+    selectable = task.selectable
     if config.selection_metric is not None and config.selection_metric not in selectable:
         offered = "null (it selects by its own dev score)"
         if selectable:
