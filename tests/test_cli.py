@@ -136,7 +136,14 @@ def test_train_with_a_config_file_seeds_and_overrides(tmp_path, capsys):
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert saved["seed"] == seed
         assert saved["method"] == {"name": "label_embedding", "tau": 3, "alpha": 0.8}
-        assert saved["model"] == {"name": "mlp", "lr": None, "lr_scale": None, "hidden": [16]}
+        assert saved["model"] == {
+            "name": "mlp",
+            "lr": None,
+            "lr_scale": None,
+            "dense": None,
+            "freeze": False,
+            "hidden": [16],
+        }
         assert saved["train"]["lr"] == 0.002 and saved["train"]["epochs"] == 2
         assert saved["train"]["progress"] is False
     assert any(row[:2] == ["label_embedding", "2"] for row in table_rows(captured.out))

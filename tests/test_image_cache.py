@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 from PIL import Image
 
 from labelemb.data import DataError, image_cache
+from labelemb.data import cache_files as cache_file_helpers
 from labelemb.data.image_cache import cached_images, decode_image, image_cache_key
 
 RNG = np.random.default_rng(0)
@@ -346,7 +347,7 @@ def test_two_threads_build_the_cache_once(tmp_path, monkeypatch):
                 raise
 
     monkeypatch.setattr(image_cache, "decode_image", slow_decode)
-    monkeypatch.setattr(image_cache, "FileLock", RecordingLock)
+    monkeypatch.setattr(cache_file_helpers, "FileLock", RecordingLock)
     results: dict[str, torch.Tensor] = {}
 
     def builder(label):

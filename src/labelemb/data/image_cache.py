@@ -37,9 +37,7 @@ import functools
 import hashlib
 import io
 import os
-import secrets
 import struct
-import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,10 +47,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .base import DataError
+from .cache_files import (
+    WRITABLE_HINT,
+    build_lock,
+    make_folder,
+    open_temporary,
+    remove_leftovers,
+    sync_folder,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -71,7 +76,7 @@ _CHUNK_BYTES = 32 << 20
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _GRAY_MODES = ("1", "L", "LA", "La", "F", *_SIXTEEN_BIT_MODES)
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-_WRITABLE_HINT = "set data.files.cache_dir (or $LABELEMB_CACHE) to a writable folder"
+_WHAT = "image cache"
 
 
 def cached_images(
@@ -103,11 +108,11 @@ def cached_images(
     images = open_cache(path, key, len(sources))
     if images is not None:
         return images  # read without the lock: a cache file is only ever replaced whole
-    _make_folder(cache_dir)
-    with _build_lock(path, progress):
+    make_folder(cache_dir, _WHAT)
+    with build_lock(path, progress, _WHAT):
         images = open_cache(path, key, len(sources))  # built by another process while we waited
         if images is None:
-            _remove_leftovers(path)
+            remove_leftovers(path)
             _write_cache(path, key, sources, names, channels, size, label, progress)
             images = open_cache(path, key, len(sources))
     if images is None:
@@ -407,42 +412,6 @@ def open_cache(path: Path, key: str, count: int) -> torch.Tensor | None:
     return torch.from_numpy(mapped)
 
 
-def _make_folder(cache_dir: Path) -> None:
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(_not_writable(cache_dir, exc)) from exc
-
-
-@contextmanager
-def _build_lock(path: Path, progress: bool) -> Iterator[None]:
-    """Hold the file lock beside ``path`` while it is built; say so when another process holds it."""
-    lock = FileLock(f"{path}.lock")
-    try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if progress:
-                tqdm.write(f"waiting for another process to build the image cache {path}", file=sys.stderr)
-            lock.acquire()
-    except OSError as exc:
-        raise DataError(_not_writable(path.parent, exc)) from exc
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _not_writable(folder: Path, exc: OSError) -> str:
-    return f"cannot write to the image cache folder {folder} ({exc}); {_WRITABLE_HINT}"
-
-
-def _remove_leftovers(path: Path) -> None:
-    """Delete temporary files of builds of ``path`` that were killed (we hold its lock: none is live)."""
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
-        leftover.unlink(missing_ok=True)
-
-
 def _write_cache(
     path: Path,
     key: str,
@@ -456,12 +425,7 @@ def _write_cache(
     """Decode every source into a temporary file, then move it to ``path`` (see the module docstring)."""
     channels, size = first_image_settings(sources[0], names[0], channels, size)
     shape = (len(sources), channels, *size)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        # Not mkstemp: its 0600 would keep a shared cache folder's other users from reading the cache.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise DataError(_not_writable(path.parent, exc)) from exc
+    temporary, descriptor = open_temporary(path, _WHAT)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             header = _HEADER.pack(_MAGIC, FORMAT_VERSION, *shape, bytes.fromhex(key))
@@ -472,11 +436,11 @@ def _write_cache(
         os.replace(temporary, path)
     except OSError as exc:
         raise DataError(
-            f"cannot write the image cache {path} ({exc}); free space or {_WRITABLE_HINT}"
+            f"cannot write the image cache {path} ({exc}); free space or {WRITABLE_HINT}"
         ) from exc
     finally:
         temporary.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def _write_images(
@@ -500,17 +464,3 @@ def _write_images(
                 handle.write(chunk[:filled].data)
                 filled = 0
             bar.update()
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync the folder, so the rename survives a crash; skipped where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some file systems refuse fsync on a folder; the data itself is already synced
-    finally:
-        os.close(descriptor)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..registry import import_modules
 from .cnn import CNN
+from .features import FeatureHead, WithDense
 from .mlp import MLP
 from .registry import (
     INPUT_PARAMETERS,
@@ -20,6 +21,7 @@ from .registry import (
     model_class,
     model_inputs,
     model_options,
+    model_text_encoder,
     register,
 )
 from .resnet import ResNet, ResNet8, ResNet18
@@ -29,6 +31,7 @@ import_modules(__name__, __path__)
 
 __all__ = [
     "CNN",
+    "FeatureHead",
     "INPUT_PARAMETERS",
     "MLP",
     "MODELS",
@@ -36,10 +39,12 @@ __all__ = [
     "ResNet8",
     "ResNet18",
     "Seq2Seq",
+    "WithDense",
     "available",
     "build_model",
     "model_class",
     "model_inputs",
     "model_options",
+    "model_text_encoder",
     "register",
 ]

@@ -43,6 +43,20 @@ def model_options(name: str) -> dict[str, object]:
     return keyword_options(model_class(name).__init__, skip=INPUT_PARAMETERS)
 
 
+def model_text_encoder(name: str, options: dict[str, object]) -> str | None:
+    """The folder of the Hugging Face tokenizer whose token ids backbone ``name`` reads (a pretrained
+    text encoder, with its ``options``), or None: it reads the data set's own word ids.
+
+    A backbone class that reads a pretrained tokenizer's ids says so with a classmethod
+    ``tokenizer_folder(**options) -> str``; the text data is then encoded with that tokenizer.
+    """
+    tokenizer_folder = getattr(model_class(name), "tokenizer_folder", None)
+    if tokenizer_folder is None:
+        return None
+    accepted = keyword_options(tokenizer_folder)
+    return str(tokenizer_folder(**{key: value for key, value in options.items() if key in accepted}))
+
+
 def build_model(name: str, input_shape: tuple[int, ...], **options: object) -> nn.Module:
     """Build backbone ``name`` for inputs of shape ``input_shape``: (C, H, W) for an image backbone,
     (source vocabulary size, target vocabulary size) for a sequence model."""

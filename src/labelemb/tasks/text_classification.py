@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..data import Split
+from ..data.base import epoch_permutation
 from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
@@ -98,11 +100,19 @@ class TextClassification:
 
     # ------------------------------------------------------------------ training
 
-    def epoch_order(self, split: TextClassSplit, seed: int, epoch: int, batch_size: int) -> Tensor:
+    # A split of a frozen backbone's features (a plain Split, (N, d)) has no lengths: its batches
+    # are random and whole.
+
+    def epoch_order(self, split: TextClassSplit | Split, seed: int, epoch: int, batch_size: int) -> Tensor:
+        if not isinstance(split, TextClassSplit):
+            return epoch_permutation(seed, epoch, len(split))
         return length_grouped_order(split.lengths.tolist(), batch_size, seed, epoch)
 
-    def batch(self, split: TextClassSplit, index: Tensor) -> tuple[Tensor, Tensor]:
-        """Word ids of ``split[index]`` cut to the batch's longest text, and their labels."""
+    def batch(self, split: TextClassSplit | Split, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Word ids of ``split[index]`` cut to the batch's longest text (features: as they are), and
+        their labels."""
+        if not isinstance(split, TextClassSplit):
+            return split.inputs[index], split.labels[index]
         width = max(int(split.lengths[index].max()), 1)
         # The columns are cut before the rows are gathered.
         return split.inputs[:, :width][index], split.labels[index]
@@ -143,6 +153,10 @@ class TextClassification:
 
         Texts go through in order of length, each batch cut to its longest text.
         """
+        if not isinstance(split, TextClassSplit):
+            return torch.cat(
+                [predict(rows).float().cpu() for rows in split.inputs.split(self.eval_batch_size)]
+            )
         lengths = split.lengths.cpu()
         order = torch.argsort(lengths, stable=True)
         chunks = []

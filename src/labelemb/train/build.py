@@ -41,6 +41,8 @@ def data_request(config: RunConfig) -> DataRequest:
         "tokenizer": text.tokenizer,
         "max_eval_source_tokens": config.decode.max_source_tokens,
         "max_text_tokens": text.max_text_tokens,
+        # A pretrained text encoder reads its own tokenizer's ids, not the data set's word ids.
+        "text_encoder": models.model_text_encoder(config.model.name, config.options("model")),
         "files": data.files.model_dump(),
         "progress": config.train.progress,
     }
@@ -100,8 +102,14 @@ def config_folder_importable(config: RunConfig) -> Iterator[None]:
 
 def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn.Module, methods.Method]:
     """The backbone and the method of a run; the released output-layer init unless set."""
-    with config_folder_importable(config):
-        model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
+    if config.model.freeze:
+        # The backbone ran once (train.frozen): what trains is the head-side network on its features.
+        model = models.FeatureHead(dataset.input_shape, dense=config.model.dense)
+    else:
+        with config_folder_importable(config):
+            model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
+        if config.model.dense is not None:
+            model = models.WithDense(model, config.model.dense)
     options = config.options("method")
     accepted = methods.options(config.method.name)
     # What a method may need to know of the run, given only to the methods that ask for it.
@@ -151,13 +159,16 @@ class Network(nn.Module):
 def parameter_groups(config: RunConfig, named: Iterable[tuple[str, Tensor]]) -> list[Any]:
     """What the optimiser updates: every parameter at ``train.lr``, or, when the backbone has a
     learning rate of its own (:meth:`RunConfig.backbone_lr`), two groups: the backbone's
-    (``model.*``) at that rate and the method's at ``train.lr``. Order within each is the network's."""
+    (``model.*`` but a dense layer's) at that rate and the rest at ``train.lr``. Order within each
+    is the network's."""
     named = list(named)
     backbone_lr = config.backbone_lr()
     if backbone_lr is None:
         return [parameter for _, parameter in named]
-    backbone = [parameter for name, parameter in named if name.startswith("model.")]
-    head = [parameter for name, parameter in named if not name.startswith("model.")]
+    # A dense layer (model.dense) is new, not pretrained: it trains with the head.
+    in_backbone = [name.startswith("model.") and not name.startswith("model.dense.") for name, _ in named]
+    backbone = [parameter for (_, parameter), inside in zip(named, in_backbone) if inside]
+    head = [parameter for (_, parameter), inside in zip(named, in_backbone) if not inside]
     return [{"params": backbone, "lr": backbone_lr}, {"params": head}]
 
 
@@ -207,6 +218,9 @@ def step_options(config: RunConfig, seed: int) -> StepOptions:
     """The batch pipeline a config asks for; the augmentation generator is seeded by the run."""
     spec = config.data.augment
     augment = None
+    if config.model.freeze:
+        # The features were computed (normalised) once; nothing is done to them per batch.
+        return StepOptions(autocast=torch.bfloat16 if config.train.precision == "bf16" else None)
     if spec.crop_padding or spec.flip or spec.mean is not None:
         augment = Augment(crop_padding=spec.crop_padding, flip=spec.flip, mean=spec.mean, std=spec.std)
     return StepOptions(

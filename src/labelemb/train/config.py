@@ -140,20 +140,36 @@ class DecodeConfig(_Strict):
 
 
 class ModelConfig(BaseModel):
-    """Backbone name plus its options (checked against the model's signature when built), and the
-    backbone's own learning rate when it should differ from the head's (fine-tuning a pretrained
-    backbone): ``lr`` outright, or ``lr_scale`` times ``train.lr``."""
+    """Backbone name plus its options (checked against the model's signature when built), and what
+    the harness does around any backbone: its own learning rate when it should differ from the
+    head's (fine-tuning a pretrained backbone: ``lr`` outright, or ``lr_scale`` times ``train.lr``),
+    a dense layer between its features and the method's head, and freezing it."""
 
     model_config = ConfigDict(extra="allow")
     name: str = "mlp"
     lr: float | None = Field(None, gt=0)
     lr_scale: float | None = Field(None, gt=0)
+    #: One dense layer of this width (ReLU) between the backbone's features and the method's head
+    #: (the LwAL text protocol's Dense(768)); null: the head reads the features.
+    dense: int | None = Field(None, ge=1)
+    #: Compute the backbone's features once per split, in eval mode, cache them on disk and train
+    #: only what follows (the dense layer and the method's head) on them.
+    freeze: bool = False
 
     @model_validator(mode="after")
     def _one_learning_rate(self) -> ModelConfig:
         if self.lr is not None and self.lr_scale is not None:
             raise ValueError("give model.lr or model.lr_scale, not both")
+        if self.freeze and (self.lr is not None or self.lr_scale is not None):
+            raise ValueError(
+                "model.lr / model.lr_scale set the backbone's learning rate, but model.freeze keeps it "
+                "fixed: drop one (the head trains at train.lr)"
+            )
         return self
+
+
+#: The model section's keys the harness reads itself; the rest are the backbone's own options.
+HARNESS_MODEL_KEYS = ("lr", "lr_scale", "dense", "freeze")
 
 
 class MethodConfig(BaseModel):
@@ -235,8 +251,8 @@ class RunConfig(_Strict):
         if section == "method":
             values = {**self.methods.get(name, {}), **values}
         else:
-            values.pop("lr")
-            values.pop("lr_scale")
+            for harness_key in HARNESS_MODEL_KEYS:
+                values.pop(harness_key)
         return values
 
     def backbone_lr(self) -> float | None:

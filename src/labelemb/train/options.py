@@ -106,12 +106,34 @@ def check_data_fits_model(config: RunConfig) -> None:
             f"{KINDS.get(yields, yields)}: use {offered}"
         )
     augment = config.data.augment
+    if config.model.freeze:
+        check_freezable(config, yields)
     images = yields == "images"
     if not images and (
         augment.crop_padding or augment.flip or augment.mean is not None or config.train.channels_last
     ):
         raise ConfigError(
             f"data.augment and train.channels_last are for images; remove them from the config of {name!r}"
+        )
+
+
+def check_freezable(config: RunConfig, yields: str) -> None:
+    """``model.freeze`` trains a head on features computed once: one label per example, and no
+    per-batch change of the inputs (random crops and flips would need the backbone every step)."""
+    if yields not in ("images", "texts"):
+        raise ConfigError(
+            f"model.freeze trains a classifier on fixed features: it serves images and texts with one "
+            f"label each, not {KINDS.get(yields, yields)}; set model.freeze: false"
+        )
+    augment = config.data.augment
+    if augment.crop_padding or augment.flip:
+        raise ConfigError(
+            "data.augment's random crops and flips change the images every epoch, but model.freeze "
+            "computes their features once: remove crop_padding / flip, or set model.freeze: false"
+        )
+    if config.train.compile or config.train.channels_last:
+        raise ConfigError(
+            "train.compile and train.channels_last speed up a backbone; a frozen one does not train"
         )
 
 

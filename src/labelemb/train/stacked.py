@@ -44,7 +44,7 @@ from .loop import SeedRun, load_state
 #: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types; the
 #: bag of words first averages each seed's own embedding table, :func:`stacked_bag_of_words`).
 STACKED_MODELS = ("mlp", "cnn", "bag_of_words")
-_MODEL_CLASSES = (models.MLP, models.CNN, BagOfWords)
+_MODEL_CLASSES = (models.MLP, models.CNN, BagOfWords, models.FeatureHead)
 _LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Conv2d, nn.MaxPool2d)
 
 
@@ -54,8 +54,13 @@ class BatchedConfigError(ValueError):
 
 def unsupported_reason(config: RunConfig) -> str | None:
     """Why the seeds of ``config`` cannot train stacked, or None if they can."""
-    if config.model.name not in STACKED_MODELS:
-        return f"model {config.model.name!r} is not batched (batched models: {', '.join(STACKED_MODELS)})"
+    if not config.model.freeze and config.model.name not in STACKED_MODELS:
+        return (
+            f"model {config.model.name!r} is not batched (batched models: {', '.join(STACKED_MODELS)}, "
+            "or any backbone with model.freeze)"
+        )
+    if not config.model.freeze and config.model.dense is not None:
+        return "model.dense on a trained backbone runs in the sequential trainer only (frozen: batched)"
     try:
         method_class = methods.method_class(config.method.name)
     except ValueError as error:

@@ -17,6 +17,7 @@ from ..tasks import build_task
 from . import distributed
 from .build import load_run_data, resolve_device
 from .config import RunConfig
+from .frozen import freeze_features
 from .loop import Progress, SeedRun, build_run, run_loop, schedule
 from .options import check_buildable
 from .results import finish, summarize
@@ -234,6 +235,9 @@ def _train_owned(
         for c in configs:
             RunDir(c.run_dir()).check_data(getattr(dataset, "details", {}).get("fingerprint"))
     task = build_task(config, dataset)
+    run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
+    if config.model.freeze:
+        dataset = freeze_features(config, dataset, task, device)
     plan = schedule(config, dataset, device)
     if stacked:
         # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
@@ -252,7 +256,7 @@ def _train_owned(
         if processes.is_main:
             for run in group:
                 run.folder.start(run.config)
-                for name, text in task.run_files(dataset).items():
+                for name, text in run_files.items():
                     run.folder.write_text_file(name, text)
         together = len(group) > 1
         layout = Stacked(group, task, device) if together else Single(group[0], task, device)

@@ -1,0 +1,139 @@
+"""A frozen backbone's features of one split, computed once and kept on disk as safetensors.
+
+The file is named by a sha256 key of everything the features depend on: the backbone's name and
+options, every tensor of its state (weights and batch-norm statistics), the split's inputs, and
+the preprocessing (normalisation, precision). It holds one float32 ``(N, d)`` tensor and, in its
+metadata, the key and a sha256 of the tensor's bytes. A file whose key, row count or checksum
+disagrees (copied from another cache, truncated, a flipped bit) is rebuilt with a warning, never
+read as features. It is written whole or not at all (:mod:`labelemb.data.cache_files`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
+
+from .base import DataError
+from .cache_files import WRITABLE_HINT, build_lock, make_folder, open_temporary, remove_leftovers, sync_folder
+
+#: Bump when what a key covers or how features are stored changes, so old files are not read as new.
+FORMAT_VERSION = 1
+FEATURES_KEY = "features"
+_WHAT = "feature cache"
+
+
+def backbone_digest(description: dict[str, Any], state: dict[str, torch.Tensor]) -> hashlib._Hash:
+    """The running sha256 of a backbone: its description (name, options, preprocessing; JSON) and
+    every tensor of its state dict. Each split's key continues a copy of it (:func:`split_key`)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"format": FORMAT_VERSION, **description}, sort_keys=True, default=str).encode())
+    for name, tensor in state.items():
+        update_with_tensor(digest, name, tensor)
+    return digest
+
+
+def split_key(backbone: hashlib._Hash, inputs: Iterable[torch.Tensor]) -> str:
+    """The cache key of one split's features: the backbone's digest continued with its inputs."""
+    digest = backbone.copy()
+    for i, tensor in enumerate(inputs):
+        update_with_tensor(digest, f"input {i}", tensor)
+    return digest.hexdigest()
+
+
+def update_with_tensor(digest: hashlib._Hash, name: str, tensor: torch.Tensor) -> None:
+    """Feed a tensor's name, dtype, shape and bytes to ``digest``."""
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}\n".encode())
+    digest.update(memoryview(flat.view(torch.uint8).numpy()))
+
+
+def cached_features(
+    cache_dir: Path,
+    key: str,
+    count: int,
+    compute: Callable[[], torch.Tensor],
+    *,
+    label: str = "features",
+    progress: bool = True,
+) -> tuple[torch.Tensor, bool]:
+    """The ``(count, d)`` features of key ``key``: read from ``cache_dir``, or computed with
+    ``compute()`` and written there. Returns the features and whether they were read."""
+    path = cache_dir / f"features-{key[:32]}.safetensors"
+    features, _ = read_features(path, key, count)
+    if features is not None:
+        return features, True  # read without the lock: a cache file is only ever replaced whole
+    make_folder(cache_dir, _WHAT)
+    with build_lock(path, progress, _WHAT):
+        features, problem = read_features(path, key, count)  # built by another process meanwhile?
+        if features is not None:
+            return features, True
+        if problem is not None:
+            warnings.warn(f"feature cache {path} {problem}: computing the {label} again", stacklevel=2)
+        remove_leftovers(path)
+        features = compute().detach().to("cpu", torch.float32).contiguous()
+        if features.dim() != 2 or features.shape[0] != count:
+            raise ValueError(f"{label}: expected ({count}, d) features, got {tuple(features.shape)}")
+        write_features(path, key, features)
+    return features, False
+
+
+def read_features(path: Path, key: str, count: int) -> tuple[torch.Tensor | None, str | None]:
+    """The features stored at ``path`` if they are the ones of ``key``; else None and what is wrong
+    (None as well when there is no file)."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot be read ({exc})"
+    try:
+        tensors = load(blob)
+        metadata = _metadata(blob)
+    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        return None, f"is damaged ({exc})"
+    features = tensors.get(FEATURES_KEY)
+    if metadata.get("key") != key or features is None:
+        return None, "was built for another backbone, data or preprocessing"
+    if features.dim() != 2 or features.shape[0] != count or features.dtype != torch.float32:
+        return None, f"holds {features.dtype} {tuple(features.shape)}, not float32 ({count}, d)"
+    if metadata.get("sha256") != _tensor_sha256(features):
+        return None, "is damaged (its content does not match its checksum)"
+    return features, None
+
+
+def write_features(path: Path, key: str, features: torch.Tensor) -> None:
+    """Write ``features`` to ``path`` through a temporary file, fsync'd and moved into place."""
+    blob = save({FEATURES_KEY: features}, metadata={"key": key, "sha256": _tensor_sha256(features)})
+    temporary, descriptor = open_temporary(path, _WHAT)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the feature cache {path} ({exc}); free space or {WRITABLE_HINT}"
+        ) from exc
+    finally:
+        temporary.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
+    sync_folder(path.parent)
+
+
+def _metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON)."""
+    length = int.from_bytes(blob[:8], "little")
+    return json.loads(blob[8 : 8 + length]).get("__metadata__") or {}
+
+
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())).hexdigest()

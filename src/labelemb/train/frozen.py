@@ -1,0 +1,157 @@
+"""A frozen backbone (``model.freeze: true``): its features computed once per split and cached,
+so a run trains only what follows them (a dense layer, the method's head).
+
+The backbone is built as the config names it (pretrained weights; a random one, ``pretrained:
+false``, is drawn with seed 0 so every seed of a comparison reads the same features), put in eval
+mode (batch norm uses its running statistics, dropout is off) and run over train, dev and test.
+Each split's features are kept in the feature cache (:mod:`labelemb.data.feature_cache`) under a
+key of the backbone's weights, the split's inputs and the preprocessing, so the next run, method
+or seed reads them in a fraction of a second and many seeds train stacked on them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .. import models
+from ..data import Dataset, Split
+from ..data.augment import Augment
+from ..data.feature_cache import backbone_digest, cached_features, split_key
+from ..data.files import cache_root
+from ..tasks import Task
+from .build import config_folder_importable
+from .config import RunConfig
+
+SPLIT_NAMES = ("train", "dev", "test")
+#: The seed a frozen backbone's random weights (``pretrained: false``) are drawn with.
+FROZEN_BACKBONE_SEED = 0
+
+
+@dataclass
+class FeatureDataset(Dataset):
+    """A data set seen through a frozen backbone: each split's inputs are its features, float32
+    ``(N, d)``; labels, class names and ``yields`` (hence the task) are the original data set's.
+    ``details["frozen"]`` (in the run's summary) names the backbone, the feature width, the cache
+    folder, and for each split whether its features were read from the cache and how long it took.
+    """
+
+    def __post_init__(self) -> None:
+        width = self.train.inputs.shape[1:]
+        for split_name in SPLIT_NAMES:
+            split = getattr(self, split_name)
+            if split is None:
+                continue
+            if split.inputs.dim() != 2 or split.inputs.dtype != torch.float32:
+                raise ValueError(
+                    f"{split_name} features must be float32 (N, d), got {tuple(split.inputs.shape)}"
+                )
+            if split.inputs.shape[1:] != width:
+                raise ValueError(f"{split_name} features are {split.inputs.shape[1]}-d, train's {width[0]}-d")
+
+
+def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
+    """``dataset`` seen through the frozen backbone of ``config``: every split's features, read from
+    the feature cache or computed there (in eval mode, on ``device``)."""
+    if isinstance(dataset, FeatureDataset):
+        return dataset
+    backbone = frozen_backbone(config, dataset).to(device).eval()
+    normalise = eval_normalisation(config)
+    description = {
+        "model": config.model.name,
+        "options": config.options("model"),
+        "normalise": [config.data.augment.mean, config.data.augment.std],
+        "precision": config.train.precision,
+    }
+    digest = backbone_digest(description, backbone.state_dict())
+    folder = cache_root(config.data.files.model_dump()) / "features"
+    splits: dict[str, Split | None] = {}
+    caches: dict[str, Any] = {}
+    for name in SPLIT_NAMES:
+        split = getattr(dataset, name)
+        if split is None:
+            splits[name] = None
+            continue
+        inputs = [split.inputs, *([split.lengths] if hasattr(split, "lengths") else [])]
+        started = time.perf_counter()
+        features, reused = cached_features(
+            folder,
+            split_key(digest, inputs),
+            len(split),
+            lambda split=split, name=name: split_features(
+                backbone, split, task, device, config, normalise, label=f"{name} features"
+            ),
+            label=f"{config.model.name} features of {name}",
+            progress=config.train.progress,
+        )
+        caches[name] = {"reused": reused, "seconds": round(time.perf_counter() - started, 3)}
+        splits[name] = Split(features, split.labels)
+    width = int(splits["train"].inputs.shape[1])  # type: ignore[union-attr]
+    frozen = {"backbone": config.model.name, "features": width, "folder": str(folder), "splits": caches}
+    return FeatureDataset(
+        dataset.name,
+        splits["train"],  # type: ignore[arg-type]
+        splits["dev"],
+        splits["test"],  # type: ignore[arg-type]
+        list(dataset.class_names),
+        yields=dataset.yields,
+        details={**getattr(dataset, "details", {}), "frozen": frozen},
+    )
+
+
+def frozen_backbone(config: RunConfig, dataset: Any) -> nn.Module:
+    """The backbone of ``config``, built for ``dataset`` with its random draws seeded by
+    :data:`FROZEN_BACKBONE_SEED` (the run's own random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]), config_folder_importable(config):
+        torch.manual_seed(FROZEN_BACKBONE_SEED)
+        backbone = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
+    backbone.requires_grad_(False)
+    return backbone
+
+
+def eval_normalisation(config: RunConfig) -> Augment | None:
+    """The per-channel normalisation of ``data.augment`` (what evaluation applies to an image), or None."""
+    spec = config.data.augment
+    return None if spec.mean is None else Augment(mean=spec.mean, std=spec.std)
+
+
+@torch.inference_mode()
+def split_features(
+    backbone: nn.Module,
+    split: Any,
+    task: Task,
+    device: torch.device,
+    config: RunConfig,
+    normalise: Augment | None,
+    label: str,
+) -> Tensor:
+    """The backbone's features of every example of ``split``, float32 ``(N, d)`` on the CPU, in the
+    split's order. Texts go through in order of length (each batch cut to its longest text by the
+    task), images in order; ``eval_batch_size`` at a time."""
+    lengths = getattr(split, "lengths", None)
+    order = torch.argsort(lengths.cpu(), stable=True) if lengths is not None else torch.arange(len(split))
+    autocast = torch.bfloat16 if config.train.precision == "bf16" else None
+    chunks = []
+    batches = order.split(config.train.eval_batch_size)
+    for index in tqdm(batches, desc=label, unit="batch", disable=not config.train.progress, leave=False):
+        inputs, _ = task.batch(split, index.to(split.labels.device))
+        inputs = inputs.to(device)
+        if normalise is not None:
+            inputs = normalise(inputs, train=False)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            features = backbone(inputs)
+        if features.dim() != 2:
+            raise ValueError(
+                f"model {config.model.name!r} gave features of shape {tuple(features.shape)}; "
+                "a frozen backbone must give (N, d)"
+            )
+        chunks.append(features.float().cpu())
+    features = torch.cat(chunks)
+    in_order = torch.empty_like(features)
+    in_order[order] = features
+    return in_order
