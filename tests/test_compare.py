@@ -98,7 +98,7 @@ def test_a_classification_table_keeps_its_columns(synthetic):
     header = format_markdown(comparison_rows(load_runs(synthetic))).splitlines()[0]
     assert header == (
         "| method | seeds | test error % (selected) | min | max | final test error % | s / epoch "
-        "| time to onehot's best dev | AUAC | p vs onehot (Welch) |"
+        "| time to onehot's best dev | test error % at onehot's compute | AUAC | p vs onehot (Welch) |"
     )
 
 
@@ -147,13 +147,15 @@ def test_a_text_table_speaks_of_its_score_on_its_0_to_100_scale(tmp_path, score,
         f"final test {name}",
         "s / epoch",
         f"time to onehot's best dev {name}",
+        f"test {name} at onehot's compute",
         f"AUAC (test {name}, 0-100)",
         "p vs onehot (Welch)",
     ]
     cells = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[:2])}
-    assert cells["onehot"][8] == "18.75"
+    assert cells["onehot"][9] == "18.75"
     # (0 + 20) / 2 + (20 + 30) / 2 + (30 + 32) / 2 + 32 = 98 over 4 epochs.
-    assert cells["label_embedding"][8] == "24.50"
+    assert cells["label_embedding"][9] == "24.50"
+    assert cells["onehot"][8] == "-"  # these synthetic runs were recorded without FLOPs
     # onehot's best dev (14) is reached at its 3rd check (30 s); label_embedding's 2nd (20 s).
     assert cells["label_embedding"][7] == f"{20 / 30:.2f}"
     assert f"{name}: 0-100, higher is better" in markdown and "error" not in markdown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,29 @@ def time_to_reach(runs: list[Run], target: float, key: str, higher_is_better: bo
     return float(seconds[reached[0]]) if len(reached) else None
 
 
+def compute_budget(runs: list[Run], key: str, higher_is_better: bool) -> float | None:
+    """The seed-mean training FLOPs at the check where the seed-mean ``key`` curve is best: the
+    compute the baseline needed for its best (None for runs recorded without FLOPs)."""
+    if not all("train_flops" in rec for r in runs for rec in r.records):
+        return None
+    values, _, _ = _mean_curve(runs, key)
+    length = len(values)
+    flops = np.array([[rec["train_flops"] for rec in r.records[:length]] for r in runs]).mean(0)
+    best = int(np.argmax(values) if higher_is_better else np.argmin(values))
+    return float(flops[best])
+
+
+def score_within(run: Run, metric: Metric, dev_key: str, budget: float) -> float | None:
+    """The test score of ``run`` at its best dev check among those within ``budget`` training FLOPs
+    (the first of equals), or None if its first check already costs more."""
+    within = [rec for rec in run.records if rec.get("train_flops", math.inf) <= budget * (1 + 1e-9)]
+    if not within:
+        return None
+    sign = -1.0 if metric.higher_is_better else 1.0
+    chosen = min(within, key=lambda rec: (sign * rec[dev_key], rec["step"]))
+    return float(chosen[metric.key])
+
+
 def auac(run: Run, metric: Metric | None = None) -> float:
     """Area under the test-accuracy curve over epochs, divided by the epochs it spans.
 
@@ -146,11 +170,12 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     base_runs = runs.get(baseline)
     dev_key = "dev_" + metric.key.removeprefix("test_")
     key = dev_key if base_runs and dev_key in base_runs[0].records[0] else metric.key
-    base_time = base_target = None
+    base_time = base_target = budget = None
     if base_runs:
         base_values, _, _ = _mean_curve(base_runs, key)
         base_target = float(base_values.max() if higher else base_values.min())
         base_time = time_to_reach(base_runs, base_target, key, higher)
+    budget = compute_budget(base_runs, key, higher) if base_runs else None
     base_selected = [r.summary[f"selected_{metric.key}"] for r in base_runs] if base_runs else []
     rows = []
     for method, method_runs in runs.items():
@@ -170,6 +195,10 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row["auac"] = statistics.fmean(auac(r, metric) for r in method_runs)
         reach = time_to_reach(method_runs, base_target, key, higher) if base_target is not None else None
         row["time_fraction"] = reach / base_time if reach is not None and base_time else None
+        within = [score_within(r, metric, key, budget) for r in method_runs] if budget is not None else []
+        row["at_baseline_compute"] = (
+            statistics.fmean(within) if within and all(v is not None for v in within) else None
+        )
         row["p_value"] = None
         if method != baseline and len(selected) > 1 and len(base_selected) > 1:
             row["p_value"] = float(stats.ttest_ind(selected, base_selected, equal_var=False).pvalue)
@@ -202,10 +231,11 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     reach, area = (f"best dev {score}", f"AUAC (test {score}, 0-100)") if text else ("best dev", "AUAC")
     lines = [
         f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} "
-        f"| s / epoch | time to {baseline}'s {reach} | {area} | p vs {baseline} (Welch) |",
+        f"| s / epoch | time to {baseline}'s {reach} | {label} at {baseline}'s compute | {area} "
+        f"| p vs {baseline} (Welch) |",
         "| --- | ---: "
         + "| ---: " * len(others)
-        + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         mixed = " (mixed)" if r.get("timing") == "mixed" else ""
@@ -216,7 +246,14 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             f"| {r['selected_min']:.2f} | {r['selected_max']:.2f} "
             f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} "
             f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} "
+            f"| {_cell(r.get('at_baseline_compute'), '.2f')} "
             f"| {r['auac']:{'.2f' if text else '.4f'}} | {_cell(r['p_value'], '.2g')} |"
+        )
+    if any(r.get("at_baseline_compute") is not None for r in rows):
+        lines.append(
+            f"\nat {baseline}'s compute: each run's test score at its best dev check among those made "
+            f"within the training FLOPs {baseline} needed for its best dev check (counted FLOPs, "
+            "mean over seeds); '-' where a method's first check already costs more."
         )
     if len({r.get("timing") for r in rows}) > 1:
         lines.append(

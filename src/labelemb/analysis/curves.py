@@ -12,9 +12,21 @@ import numpy as np
 from .compare import Run, comparison_metric, score_name
 from .figures import plt, save_figure
 
+#: What the curves can be drawn against: the record key -> the axis label.
+AXES = {
+    "epoch": "epoch",
+    "train_seconds": "training seconds",
+    "train_flops": "training FLOPs (counted)",
+}
 
-def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path:
-    """Test error (%), or a text task's dev score, against epochs per method; returns the path written."""
+
+def plot_error_curves(
+    runs: dict[str, list[Run]], path: str | Path, title: str = "", axis: str = "epoch"
+) -> Path:
+    """Test error (%), or a text task's dev score, per method against ``axis`` (epochs, training
+    seconds or counted training FLOPs: each check at its seeds' mean); returns the path written."""
+    if axis not in AXES:
+        raise ValueError(f"curves are drawn against {', '.join(AXES)}, not {axis!r}")
     metric = comparison_metric(runs)
     key = metric.curve_key
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
@@ -23,7 +35,7 @@ def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str =
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
         colour = colours(i % 10)
         length = min(len(r.records) for r in method_runs)
-        epochs = np.array([rec["epoch"] for rec in method_runs[0].records[:length]])
+        epochs = np.array([[rec[axis] for rec in r.records[:length]] for r in method_runs]).mean(0)
         curves = np.array([[rec[key] for rec in r.records[:length]] for r in method_runs])
         for curve in curves:
             ax.plot(epochs, curve, color=colour, alpha=0.2, linewidth=0.8)
@@ -38,7 +50,7 @@ def plot_error_curves(runs: dict[str, list[Run]], path: str | Path, title: str =
             ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.15 * (high - low) + 1e-6)
         else:
             ax.set_ylim(max(0.0, low - 0.15 * (high - low)), high + 0.5 * (high - low) + 1e-6)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(AXES[axis])
     name = f"dev {score_name(metric.key)} (higher is better)"
     ax.set_ylabel("test error (%)" if key == "test_error" else name)
     ax.grid(alpha=0.3)

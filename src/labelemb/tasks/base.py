@@ -95,6 +95,11 @@ class Task(Protocol):
         """The backbone's output and the targets as the method's rows."""
         ...
 
+    def work(self, split: Any, index: Tensor) -> float:
+        """What a training step's cost grows with, for the examples ``split[index]``: how many
+        there are, or their tokens (:mod:`labelemb.train.flops` scales counted FLOPs by it)."""
+        ...
+
     def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, float]:
         """The task's metrics of one model on the dev (if any) and test splits."""
         ...

@@ -50,6 +50,10 @@ class Classification:
     def batch(self, split: Split, index: Tensor) -> tuple[Tensor, Tensor]:
         return as_float_images(split.inputs[index]), split.labels[index]
 
+    def work(self, split: Split, index: Tensor) -> float:
+        """Every example of a split costs the same: the work is their count."""
+        return float(index.numel())
+
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
 

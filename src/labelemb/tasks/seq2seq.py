@@ -159,6 +159,10 @@ class SequenceTask:
         target = split.target[:, :target_length][index]
         return (source, target[:, :-1]), target[:, 1:]
 
+    def work(self, split: TextPairs, index: Tensor) -> float:
+        """Source plus target tokens: what the encoder, the decoder and its output layer grow with."""
+        return float((split.source_lengths[index] + split.target_lengths[index]).sum())
+
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Decoder features ``(B, T, d)`` at the non-padding target positions, as rows ``(N, d)``.
 

@@ -117,6 +117,11 @@ class TextClassification:
         # The columns are cut before the rows are gathered.
         return split.inputs[:, :width][index], split.labels[index]
 
+    def work(self, split: TextClassSplit | Split, index: Tensor) -> float:
+        """Examples: the head's products, which the FLOP count covers, are one per text (the bag's
+        look-ups, which grow with the words, are not counted)."""
+        return float(index.numel())
+
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -179,6 +180,14 @@ class MethodConfig(BaseModel):
     name: str = "label_embedding"
 
 
+class EarlyStoppingConfig(_Strict):
+    """Stop a run when its selection metric (dev error, dev BLEU, ...) has not improved by more
+    than ``min_delta`` for ``patience`` checks in a row; ``train.epochs`` stays the ceiling."""
+
+    patience: int = Field(..., ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(100, ge=1)
@@ -205,6 +214,8 @@ class TrainConfig(_Strict):
     compile: bool = False
     threads: int | None = Field(None, ge=1)
     progress: bool = True
+    #: {patience: N checks, min_delta: 0}; null: train every epoch.
+    early_stopping: EarlyStoppingConfig | None = None
 
     @field_validator("device")
     @classmethod
@@ -331,6 +342,9 @@ def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[st
     keys = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        # An optional section (early_stopping: {...} or null) lists its keys too.
+        sections = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, _Strict)]
+        annotation = sections[0] if sections else annotation
         if isinstance(annotation, type) and issubclass(annotation, _Strict):
             keys += config_keys(annotation, f"{prefix}{name}.")
         else:

@@ -27,6 +27,8 @@ from . import distributed
 from .build import Network, build_network
 from .config import RunConfig
 from .display import ProgressDisplay
+from .early_stopping import update_patience
+from .flops import training_flops
 from .seed import seed_everything
 
 
@@ -41,6 +43,11 @@ class Progress:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
+    # Early stopping (train.early_stopping): the best selection metric so far, the checks since it
+    # last improved, and why and where the run stopped (None: it has not).
+    best_selection: float | None = None
+    checks_without_improvement: int = 0
+    stopped: dict[str, Any] | None = None
 
 
 @dataclass
@@ -59,6 +66,8 @@ class SeedRun:
     #: The global random state this run has after its build (or its checkpoint's): what a run
     #: trained side by side with others saves, as if it had trained alone.
     rng_state: Tensor
+    #: Counted training FLOPs per training example (:mod:`labelemb.train.flops`); None: not counted.
+    flops_per_example: float | None = None
 
 
 def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
@@ -252,12 +261,19 @@ def evaluate_and_checkpoint(
         progress.train_seconds += (now - clock.segment_start) / count
         progress.wall_seconds = wall_at_start[s] + (now - clock.started) / count
         record = progress_record(progress, plan.num_train)
+        if run.flops_per_example is not None:
+            record["train_flops"] = training_flops(run.flops_per_example, progress.examples)
         record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
         record.update({name: per_run[s] for name, per_run in means.items()})
         files = task.evaluation_files()
         if files:
             record["outputs"] = outputs_folder(progress.step)
         progress.records.append(record)
+        rule = run.config.train.early_stopping
+        if rule is not None and progress.stopped is None:
+            update_patience(
+                progress, record, task.selection_metric, task.lower_is_better, rule.patience, rule.min_delta
+            )
         if writes:
             for name, text in files.items():
                 run.folder.write_text_file(f"{record['outputs']}/{name}", text)
@@ -293,11 +309,15 @@ def run_loop(
         enabled=show_progress and writes,
     )
     clock = Clock()
+
+    def stopped_early() -> bool:
+        return all(run.progress.stopped is not None for run in runs)
+
     with bar:
-        while shared.epoch < plan.epochs and shared.step < plan.total_steps:
+        while shared.epoch < plan.epochs and shared.step < plan.total_steps and not stopped_early():
             orders = layout.epoch_orders(shared.epoch, plan.train, plan.batch_size).to(device)
             for batch in range(shared.batch, plan.batches_per_epoch):
-                if shared.step >= plan.total_steps:
+                if shared.step >= plan.total_steps or stopped_early():
                     break
                 index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
                 losses, terms = layout.step(plan.train, index)

@@ -52,6 +52,13 @@ def summarize(
     summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
     summary.update(task.summary_fields())
     epochs_trained = progress.examples / len(dataset.train)
+    if progress.records and "train_flops" in progress.records[-1]:
+        summary["train_flops"] = progress.records[-1]["train_flops"]
+    summary["stopped"] = progress.stopped or {
+        "reason": "max_steps" if progress.step == config.train.max_steps else "epochs",
+        "step": progress.step,
+        "epoch": epochs_trained,
+    }
     summary.update(
         {
             "epochs": config.train.epochs,

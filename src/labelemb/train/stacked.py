@@ -74,6 +74,8 @@ def unsupported_reason(config: RunConfig) -> str | None:
         return f"precision {config.train.precision!r} runs in the sequential trainer only"
     if config.train.channels_last or config.train.compile:
         return "channels_last and compile are options of the sequential trainer"
+    if config.train.early_stopping is not None:
+        return "early stopping stops each seed at its own check; the batched trainer steps its seeds together"
     if config.train.clip_grad_norm is not None:
         return "gradient clipping (train.clip_grad_norm) runs in the sequential trainer only"
     if distributed.current().world_size > 1:

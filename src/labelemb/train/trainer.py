@@ -15,8 +15,9 @@ from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys
 from ..tasks import build_task
 from . import distributed
-from .build import load_run_data, resolve_device
-from .config import RunConfig
+from .build import load_run_data, resolve_device, step_options
+from .config import ConfigError, RunConfig
+from .flops import flops_per_example
 from .frozen import freeze_features
 from .loop import Progress, SeedRun, build_run, run_loop, schedule
 from .options import check_buildable
@@ -235,6 +236,12 @@ def _train_owned(
         for c in configs:
             RunDir(c.run_dir()).check_data(getattr(dataset, "details", {}).get("fingerprint"))
     task = build_task(config, dataset)
+    if config.train.early_stopping is not None and dataset.dev is None:
+        raise ConfigError(
+            f"train.early_stopping watches the dev split's {task.selection_metric}, but data "
+            f"{config.data.name!r} has no dev split: remove train.early_stopping, or give a dev split "
+            "(data.files.dev, or data.files.dev_fraction for your own files)"
+        )
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if config.model.freeze:
         dataset = freeze_features(config, dataset, task, device)
@@ -260,6 +267,12 @@ def _train_owned(
                     run.folder.write_text_file(name, text)
         together = len(group) > 1
         layout = Stacked(group, task, device) if together else Single(group[0], task, device)
+        # One count serves every seed of a group: the seeds share the architecture and the data.
+        counted = flops_per_example(
+            group[0].network, task, plan.train, group[0].config.seed, plan.batch_size, step_options(config, 0)
+        )
+        for run in group:
+            run.flops_per_example = counted
         run_loop(
             layout,
             task,

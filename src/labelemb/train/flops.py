@@ -1,0 +1,76 @@
+"""The counted FLOPs of a run's training, for comparisons at equal compute.
+
+Wall time is noisy on a shared machine; counted floating-point operations are not. At the start
+of a run (and again on resume, which gives the same count) the training step, forward and
+backward, runs on a copy of the run's network over its first few batches of epoch 0 under
+PyTorch's :class:`~torch.utils.flop_counter.FlopCounterMode`, which counts the matrix products
+and convolutions (2 FLOPs per multiply-add; elementwise work, the optimiser update and embedding
+look-ups are not counted). The count is divided by the batches' *work*, the task's measure of
+what a step's cost grows with (examples for classification; source plus target tokens for
+sequence to sequence, :meth:`~labelemb.tasks.Task.work`), and :func:`training_flops` scales it to
+the work of the examples a run has seen: the mean work of a training example times the examples
+seen, exact at every epoch's end and an estimate within an epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..tasks import Task
+from .build import StepOptions
+
+#: Batches of epoch 0 a run's step is counted over.
+COUNTED_BATCHES = 3
+
+
+def flops_per_example(
+    network: torch.nn.Module,
+    task: Task,
+    train: Any,
+    seed: int,
+    batch_size: int,
+    options: StepOptions,
+    batches: int = COUNTED_BATCHES,
+) -> float:
+    """The training FLOPs (forward and backward) per training example of ``network`` on ``train``.
+
+    The network is copied (a step changes batch-norm statistics and a method's running tables),
+    and the random state is put back after, so counting changes nothing of the run.
+    """
+    order = task.epoch_order(train, seed, 0, batch_size)
+    counted = copy.deepcopy(network).train()
+    device = next(counted.parameters()).device if any(True for _ in counted.parameters()) else None
+    work = 0.0
+    with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
+        with FlopCounterMode(display=False) as counter:
+            for start in range(0, min(batches * batch_size, len(order)), batch_size):
+                index = order[start : start + batch_size].to(train_device(train))
+                inputs, targets = task.batch(train, index)
+                if isinstance(inputs, torch.Tensor):
+                    inputs = options.prepare(inputs, train=False)  # the run's augmentation draws stay its own
+                with options.precision(targets.device):
+                    output = counted(inputs, targets, index=index)
+                output.loss.backward()
+                work += task.work(train, index)
+    per_work = counter.get_total_flops() / max(work, 1e-12)
+    return per_work * mean_work_per_example(task, train)
+
+
+def mean_work_per_example(task: Task, train: Any) -> float:
+    """The task's work of the whole training split, per example."""
+    everything = torch.arange(len(train), device=train_device(train))
+    return task.work(train, everything) / max(len(train), 1)
+
+
+def train_device(split: Any) -> torch.device:
+    labels = getattr(split, "labels", None)
+    return labels.device if labels is not None else split.source.device
+
+
+def training_flops(per_example: float, examples: int) -> float:
+    """The counted FLOPs of training on ``examples`` examples."""
+    return per_example * examples
