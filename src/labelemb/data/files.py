@@ -518,6 +518,7 @@ def _text_dataset(
         tokenizer=request.options.get("tokenizer") or "words",
         vocabulary_size=request.options.get("vocabulary_size", 50_000),
         max_text_tokens=request.options.get("max_text_tokens", 512),
+        text_encoder=request.options.get("text_encoder"),
     )
     dataset.details = details
     return dataset
