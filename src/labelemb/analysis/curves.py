@@ -30,10 +30,12 @@ def plot_error_curves(
     metric = comparison_metric(runs)
     key = metric.curve_key
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    colours = plt.get_cmap("tab10")
+    # Ten distinct colours, or twenty (in lighter pairs) when more methods are drawn.
+    palette = 10 if len(runs) <= 10 else 20
+    colours = plt.get_cmap(f"tab{palette}")
     tails = []
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
-        colour = colours(i % 10)
+        colour = colours(i % palette)
         length = min(len(r.records) for r in method_runs)
         epochs = np.array([[rec[axis] for rec in r.records[:length]] for r in method_runs]).mean(0)
         curves = np.array([[rec[key] for rec in r.records[:length]] for r in method_runs])
