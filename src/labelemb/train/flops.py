@@ -43,9 +43,9 @@ def flops_per_example(
     """
     order = task.epoch_order(train, seed, 0, batch_size)
     counted = copy.deepcopy(network).train()
-    device = next(counted.parameters()).device if any(True for _ in counted.parameters()) else None
+    cuda = [p.device for p in counted.parameters() if p.device.type == "cuda"][:1]
     work = 0.0
-    with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=cuda):
         with FlopCounterMode(display=False) as counter:
             for start in range(0, min(batches * batch_size, len(order)), batch_size):
                 index = order[start : start + batch_size].to(train_device(train))
