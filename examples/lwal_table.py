@@ -23,24 +23,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
-
-from labelemb.analysis.compare import Run, auac, load_runs
-
-
-def seed_mean_curve(runs: list[Run], axis: str) -> tuple[np.ndarray, np.ndarray]:
-    """The seed-mean test accuracy at each check and the mean position of the check on ``axis``."""
-    length = min(len(run.records) for run in runs)
-    accuracy = np.array([[100.0 - r["test_error"] for r in run.records[:length]] for run in runs])
-    key = "train_seconds" if axis == "seconds" else "epoch"
-    position = np.array([[r[key] for r in run.records[:length]] for run in runs], dtype=float)
-    return accuracy.mean(0), position.mean(0)
-
-
-def first_reach(runs: list[Run], target: float, axis: str) -> float | None:
-    accuracy, position = seed_mean_curve(runs, axis)
-    reached = np.nonzero(accuracy >= target - 1e-9)[0]
-    return float(position[reached[0]]) if len(reached) else None
+from labelemb.analysis.compare import Run, auac, load_runs, mean_curve, time_to_reach
 
 
 def mean_std(values: list[float]) -> str:
@@ -50,13 +33,14 @@ def mean_std(values: list[float]) -> str:
 
 def table_rows(runs: dict[str, list[Run]], baseline: str, axis: str) -> list[dict[str, str]]:
     """One row per method, the baseline first, as strings for the markdown table."""
-    base_accuracy, _ = seed_mean_curve(runs[baseline], axis)
-    target = float(base_accuracy.max())
-    base_time = first_reach(runs[baseline], target, axis)
+    # The curves are of the test error: the best accuracy is the lowest error.
+    base_error, _, _ = mean_curve(runs[baseline], "test_error")
+    target = float(base_error.min())
+    base_time = time_to_reach(runs[baseline], target, "test_error", axis=axis)
     rows = []
     for method in sorted(runs, key=lambda name: (name != baseline, name)):
         method_runs = runs[method]
-        reach = first_reach(method_runs, target, axis)
+        reach = time_to_reach(method_runs, target, "test_error", axis=axis)
         rows.append(
             {
                 "method": method,

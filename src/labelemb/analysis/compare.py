@@ -94,7 +94,7 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
     return runs
 
 
-def _mean_curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over seeds of ``key`` at each check, with mean training seconds and epochs."""
     length = min(len(r.records) for r in runs)
     values = np.array([[rec[key] for rec in r.records[:length]] for r in runs], dtype=float)
@@ -103,11 +103,15 @@ def _mean_curve(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.n
     return values.mean(0), seconds.mean(0), epochs
 
 
-def time_to_reach(runs: list[Run], target: float, key: str, higher_is_better: bool = False) -> float | None:
-    """Mean training seconds until the seed-mean ``key`` curve first reaches ``target``."""
-    values, seconds, _ = _mean_curve(runs, key)
+def time_to_reach(
+    runs: list[Run], target: float, key: str, higher_is_better: bool = False, axis: str = "seconds"
+) -> float | None:
+    """Mean training seconds (or, with ``axis="epochs"``, epochs) until the seed-mean ``key``
+    curve first reaches ``target``."""
+    values, seconds, epochs = mean_curve(runs, key)
     reached = np.nonzero(values >= target - 1e-9 if higher_is_better else values <= target + 1e-9)[0]
-    return float(seconds[reached[0]]) if len(reached) else None
+    position = epochs if axis == "epochs" else seconds
+    return float(position[reached[0]]) if len(reached) else None
 
 
 def compute_budget(runs: list[Run], key: str, higher_is_better: bool) -> float | None:
@@ -115,7 +119,7 @@ def compute_budget(runs: list[Run], key: str, higher_is_better: bool) -> float |
     compute the baseline needed for its best (None for runs recorded without FLOPs)."""
     if not all("train_flops" in rec for r in runs for rec in r.records):
         return None
-    values, _, _ = _mean_curve(runs, key)
+    values, _, _ = mean_curve(runs, key)
     length = len(values)
     flops = np.array([[rec["train_flops"] for rec in r.records[:length]] for r in runs]).mean(0)
     best = int(np.argmax(values) if higher_is_better else np.argmin(values))
@@ -172,7 +176,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     key = dev_key if base_runs and dev_key in base_runs[0].records[0] else metric.key
     base_time = base_target = budget = None
     if base_runs:
-        base_values, _, _ = _mean_curve(base_runs, key)
+        base_values, _, _ = mean_curve(base_runs, key)
         base_target = float(base_values.max() if higher else base_values.min())
         base_time = time_to_reach(base_runs, base_target, key, higher)
     budget = compute_budget(base_runs, key, higher) if base_runs else None

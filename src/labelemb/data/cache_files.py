@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm
@@ -67,6 +68,23 @@ def open_temporary(path: Path, what: str) -> tuple[Path, int]:
         return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise DataError(not_writable(path.parent, exc, what)) from exc
+
+
+def write_atomically(path: Path, what: str, write: Callable[[BinaryIO], None]) -> None:
+    """``write(handle)`` into a temporary file beside ``path``, flushed and fsync'd, then moved to
+    ``path`` and the folder synced: the file is there whole or not at all."""
+    temporary, descriptor = open_temporary(path, what)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise DataError(f"cannot write the {what} {path} ({exc}); free space or {WRITABLE_HINT}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
+    sync_folder(path.parent)
 
 
 def sync_folder(folder: Path) -> None:

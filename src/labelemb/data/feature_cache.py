@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
-from .base import DataError
-from .cache_files import WRITABLE_HINT, build_lock, make_folder, open_temporary, remove_leftovers, sync_folder
+from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
 
 #: Bump when what a key covers or how features are stored changes, so old files are not read as new.
 FORMAT_VERSION = 1
@@ -89,20 +87,16 @@ def cached_features(
 def read_features(path: Path, key: str, count: int) -> tuple[torch.Tensor | None, str | None]:
     """The features stored at ``path`` if they are the ones of ``key``; else None and what is wrong
     (None as well when there is no file)."""
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return None, None
-    except OSError as exc:
-        return None, f"cannot be read ({exc})"
     try:
-        tensors = load(blob)
-        metadata = _metadata(blob)
-    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
-        return None, f"is damaged ({exc})"
-    features = tensors.get(FEATURES_KEY)
-    if metadata.get("key") != key or features is None:
-        return None, "was built for another backbone, data or preprocessing"
+        with safe_open(path, framework="pt") as stored:
+            metadata = stored.metadata() or {}
+            if metadata.get("key") != key or FEATURES_KEY not in stored.keys():
+                return None, "was built for another backbone, data or preprocessing"
+            features = stored.get_tensor(FEATURES_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        return None, f"is damaged or unreadable ({exc})"
     if features.dim() != 2 or features.shape[0] != count or features.dtype != torch.float32:
         return None, f"holds {features.dtype} {tuple(features.shape)}, not float32 ({count}, d)"
     if metadata.get("sha256") != _tensor_sha256(features):
@@ -111,28 +105,9 @@ def read_features(path: Path, key: str, count: int) -> tuple[torch.Tensor | None
 
 
 def write_features(path: Path, key: str, features: torch.Tensor) -> None:
-    """Write ``features`` to ``path`` through a temporary file, fsync'd and moved into place."""
+    """Write ``features`` to ``path``, whole or not at all (``cache_files.write_atomically``)."""
     blob = save({FEATURES_KEY: features}, metadata={"key": key, "sha256": _tensor_sha256(features)})
-    temporary, descriptor = open_temporary(path, _WHAT)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise DataError(
-            f"cannot write the feature cache {path} ({exc}); free space or {WRITABLE_HINT}"
-        ) from exc
-    finally:
-        temporary.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
-    sync_folder(path.parent)
-
-
-def _metadata(blob: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON)."""
-    length = int.from_bytes(blob[:8], "little")
-    return json.loads(blob[8 : 8 + length]).get("__metadata__") or {}
+    write_atomically(path, _WHAT, lambda handle: handle.write(blob))
 
 
 def _tensor_sha256(tensor: torch.Tensor) -> str:

@@ -43,21 +43,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .base import DataError
-from .cache_files import (
-    WRITABLE_HINT,
-    build_lock,
-    make_folder,
-    open_temporary,
-    remove_leftovers,
-    sync_folder,
-)
+from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -425,26 +418,17 @@ def _write_cache(
     """Decode every source into a temporary file, then move it to ``path`` (see the module docstring)."""
     channels, size = first_image_settings(sources[0], names[0], channels, size)
     shape = (len(sources), channels, *size)
-    temporary, descriptor = open_temporary(path, _WHAT)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            header = _HEADER.pack(_MAGIC, FORMAT_VERSION, *shape, bytes.fromhex(key))
-            handle.write(header.ljust(HEADER_BYTES, b"\0"))
-            _write_images(handle, sources, names, shape, label, progress)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise DataError(
-            f"cannot write the image cache {path} ({exc}); free space or {WRITABLE_HINT}"
-        ) from exc
-    finally:
-        temporary.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
-    sync_folder(path.parent)
+    header = _HEADER.pack(_MAGIC, FORMAT_VERSION, *shape, bytes.fromhex(key)).ljust(HEADER_BYTES, b"\0")
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(header)
+        _write_images(handle, sources, names, shape, label, progress)
+
+    write_atomically(path, _WHAT, write)
 
 
 def _write_images(
-    handle: io.BufferedWriter,
+    handle: BinaryIO,
     sources: Sequence[ImageSource],
     names: Sequence[str],
     shape: tuple[int, int, int, int],
