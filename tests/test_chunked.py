@@ -184,13 +184,43 @@ def test_a_batch_of_padding_only_or_no_rows():
 
 def test_automatic_chunk_size():
     assert rows_per_chunk(None, 100, 10) is None  # a classification batch: computed at once
-    assert rows_per_chunk(None, 4096, 100_000) == AUTO_CHUNK_ENTRIES // 100_000  # 83 rows
+    # at most 83 rows of 100,000 entries: 50 chunks, the 4,096 rows shared out as 82 or fewer each
+    assert AUTO_CHUNK_ENTRIES // 100_000 == 83 and rows_per_chunk(None, 4096, 100_000) == 82
     assert rows_per_chunk(None, 2048, 16_000) == 256  # an eighth of the rows
+    assert rows_per_chunk(None, 4096, 16_000) == 512  # an eighth, not the most the entries allow (524)
+    # a 1,000-row batch: 4 chunks of 250, not 8 of 125 (an eighth of its rows); 600 rows: 3 of 200
+    assert rows_per_chunk(None, 1000, 16_000) == 250 and rows_per_chunk(None, 600, 16_000) == 200
     assert rows_per_chunk(64, 64, 100_000) is None and rows_per_chunk(64, 65, 10) == 64
     with pytest.raises(ValueError, match="chunk_size"):
         LabelEmbedding(D, M, chunk_size=0)
     with pytest.raises(ValueError, match="chunk_size"):
         build("onehot", in_features=D, num_classes=M, chunk_size=-3)
+
+
+def test_a_vocabulary_wide_batch_that_fits_takes_the_chunked_head_in_one_chunk(monkeypatch):
+    calls = []
+    chunked_loss = label_embedding_module.chunked_label_embedding_loss
+
+    def recording(features, rows, chunk_rows, *rest):
+        calls.append((features.shape[0], chunk_rows))
+        return chunked_loss(features, rows, chunk_rows, *rest)
+
+    monkeypatch.setattr(label_embedding_module, "chunked_label_embedding_loss", recording)
+    m, n = 1024, 300  # 300 x 2,048 logits: above ONE_CHUNK_ENTRIES, far below a chunk's limit
+    assert label_embedding_module.ONE_CHUNK_ENTRIES <= n * 2 * m <= AUTO_CHUNK_ENTRIES
+    torch.manual_seed(0)
+    auto = LabelEmbedding(D, m, variant="nlp", soft_warmup=0)
+    whole = LabelEmbedding(D, m, variant="nlp", soft_warmup=0, chunk_size=10**6)
+    whole.load_state_dict(auto.state_dict())
+    features = torch.randn(n, D)
+    target = torch.randint(0, 40, (n,))
+    target[::7] = -100
+    one_chunk, at_once = step(auto, features, target), step(whole, features, target)
+    assert calls == [(n, n)] and one_chunk[0].logits is None
+    assert_same_step(one_chunk, at_once)
+    # a classification batch stays below: computed at once, with its logits
+    out, _ = step(auto, features[:50], target[:50] % M)
+    assert len(calls) == 1 and out.logits.shape == (50, m)
 
 
 def test_nlp_compressed_embedding_follows_the_release():

@@ -24,6 +24,10 @@ from .base import LinearOutputMethod, MethodOutput, Rows
 #: Logits entries (rows x width) per chunk at most, when ``chunk_size`` is left to choose: 2^23
 #: float32 entries, 32 MiB for each chunk-sized tensor, big enough for the matrix products to run at speed.
 AUTO_CHUNK_ENTRIES = 2**23
+#: Rows per chunk the automatic size keeps to where the batch allows: in chunks of fewer rows the
+#: chunk's matrix products run well below speed on a CPU (a 163-row chunk of an 8,000-word
+#: vocabulary's two heads at about 3/4 of a 512-row chunk's GFLOP/s).
+MIN_CHUNK_ROWS = 256
 
 # A chunk's rows -> (per-row terms (n, T), gradient of the per-row loss with respect to the logits (n, V)).
 RowLoss = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -35,14 +39,18 @@ def rows_per_chunk(chunk_size: int | None, num_rows: int, width: int) -> int | N
     ``chunk_size=None`` computes a batch of up to :data:`AUTO_CHUNK_ENTRIES` logits at once (a
     classification batch always is) and chunks a larger one into chunks of at most that many
     entries and at most 1/8 of its rows, so that a chunk's tensors stay a small part of what a
-    plain cross-entropy holds (about three ``num_rows x width`` tensors). A batch no larger than
-    one chunk is computed at once and returns its logits.
+    plain cross-entropy holds (about three ``num_rows x width`` tensors), unless that is fewer
+    than :data:`MIN_CHUNK_ROWS` rows, for speed. The rows are then shared out evenly among as
+    many chunks as that takes. A batch no larger than one chunk is computed at once and returns
+    its logits.
     """
     if chunk_size is not None:
         return chunk_size if num_rows > chunk_size else None
     if num_rows * width <= AUTO_CHUNK_ENTRIES:
         return None
-    return max(1, min(AUTO_CHUNK_ENTRIES // width, -(-num_rows // 8)))
+    most = max(1, min(AUTO_CHUNK_ENTRIES // width, max(-(-num_rows // 8), MIN_CHUNK_ROWS)))
+    chunks = -(-num_rows // most)
+    return -(-num_rows // chunks)
 
 
 def check_chunk_size(chunk_size: int | None) -> None:
