@@ -223,6 +223,23 @@ def test_a_vocabulary_wide_batch_that_fits_takes_the_chunked_head_in_one_chunk(m
     assert len(calls) == 1 and out.logits.shape == (50, m)
 
 
+def test_the_chunk_buffers_are_kept_from_step_to_step_and_never_saved():
+    kept, _ = pair("label_embedding", {"variant": "nlp", "soft_warmup": 0}, chunk_size=8)
+    features, target = batch()
+    step(kept, features, target)
+    buffers = kept._chunk_workspace.wide.data_ptr(), kept._chunk_workspace.narrow.data_ptr()
+    step(kept, features[:20], target[:20])  # a smaller batch: the same buffers
+    assert (kept._chunk_workspace.wide.data_ptr(), kept._chunk_workspace.narrow.data_ptr()) == buffers
+    assert not any("workspace" in key for key in kept.state_dict())
+    # what a larger step left in them changes nothing: the same as a method with fresh buffers
+    fresh, _ = pair("label_embedding", {"variant": "nlp", "soft_warmup": 0}, chunk_size=8)
+    features, target = batch(seed=2)
+    assert_same_step(step(kept, features[:20], target[:20]), step(fresh, features[:20], target[:20]))
+    kept.chunk_size = 16  # larger chunks: the buffers grow
+    step(kept, features, target)
+    assert kept._chunk_workspace.wide.shape[1] == 16
+
+
 def test_nlp_compressed_embedding_follows_the_release():
     torch.manual_seed(0)
     head = LabelEmbedding(16, 40, variant="nlp")

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, Rows, gold, per_process_share, world_size
 from .chunked import check_chunk_size, rows_per_chunk
+from .label_embedding_chunked import Workspace, chunked_label_embedding_loss
 from .label_embedding_chunked import _EmbeddingTable as _EmbeddingTable  # re-exported: tests patch it here
-from .label_embedding_chunked import chunked_label_embedding_loss
 from .label_embedding_fast import LabelEmbeddingHead, both_heads
 from .label_embedding_fixed import EMBEDDING_KEY
 from .label_embedding_heads import init_heads, merge_separate_heads
@@ -138,6 +138,8 @@ class LabelEmbedding(Method):
             if variant != "nlp":  # scaled so that A[y] B has unit-variance entries at the start
                 nn.init.normal_(self.expand.weight, std=compressed_dim**-0.5)
                 nn.init.zeros_(self.expand.bias)
+        # The chunked head's buffers, kept from step to step (not state: never saved).
+        self._chunk_workspace = Workspace()
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
@@ -179,7 +181,18 @@ class LabelEmbedding(Method):
                 (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
             )
             loss, stacked_terms = chunked_label_embedding_loss(
-                features, rows, chunk_rows, w, b, embedding, w_gold, w_soft, self.tau, self.alpha, nlp
+                features,
+                rows,
+                chunk_rows,
+                w,
+                b,
+                embedding,
+                w_gold,
+                w_soft,
+                self.tau,
+                self.alpha,
+                nlp,
+                self._chunk_workspace,
             )
             z1, terms = None, dict(zip(TERMS, stacked_terms.unbind(-1)))
         elif self.fast_path and features.dim() == 2:

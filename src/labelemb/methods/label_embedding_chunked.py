@@ -40,16 +40,18 @@ def chunked_label_embedding_loss(
     tau: float,
     alpha: float,
     nlp: bool,
+    workspace: Workspace | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The loss and its five terms (stacked) through :class:`ChunkedLabelEmbeddingHead`.
 
     ``w`` and ``b`` are the merged ``[o1; o2]`` layer's; ``embedding`` is ``(E,)``, or
-    ``(A, B, c)`` (``B`` as an ``nn.Linear(k, m)`` weight) when compressed.
+    ``(A, B, c)`` (``B`` as an ``nn.Linear(k, m)`` weight) when compressed. ``workspace`` holds
+    the chunk-sized buffers; pass the same one every step to keep them (a fresh one otherwise).
     """
     h, label = counted_rows(features, rows)
     distinct, inverse = torch.unique(label, sorted=True, return_inverse=True)
     grouped = inverse.argsort(stable=True)  # rows of one label together: e once per label and chunk
-    settings = _Settings(w_gold, w_soft, tau, alpha, nlp, rows.count)
+    settings = _Settings(w_gold, w_soft, tau, alpha, nlp, rows.count, workspace or Workspace())
     return ChunkedLabelEmbeddingHead.apply(
         h.index_select(0, grouped), w, b, distinct, inverse[grouped], settings, chunk_rows, *embedding
     )
@@ -65,6 +67,7 @@ class _Settings:
     alpha: float
     nlp: bool
     count: Tensor | float  # rows that count (this process's share of them when distributed)
+    workspace: Workspace
 
 
 class ChunkedLabelEmbeddingHead(torch.autograd.Function):
@@ -118,7 +121,8 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
         firsts = inverse[::chunk_rows].tolist()
         lasts = inverse[chunk_rows - 1 :: chunk_rows].tolist() + inverse[-1:].tolist()
         overflowing = []
-        workspace = _Workspace(min(chunk_rows, h.shape[0]), m, h)
+        workspace = settings.workspace
+        workspace.reserve(min(chunk_rows, h.shape[0]), m, h)
         for number, start in enumerate(range(0, h.shape[0], chunk_rows)):
             chunk = slice(start, start + chunk_rows)
             labels = distinct[firsts[number] : lasts[number] + 1]
@@ -159,7 +163,7 @@ def _chunk_rows(
     local: Tensor,
     q: Tensor,
     settings: _Settings,
-    workspace: _Workspace,
+    workspace: Workspace,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One chunk of rows: their terms, ``dL/dz`` and the emb term's masked teachers.
 
@@ -170,7 +174,7 @@ def _chunk_rows(
     The n x m tensors live in ``workspace``, reused from chunk to chunk.
     """
     n = h.shape[0]
-    z, log_p, teacher, q_rows = workspace.take(n)
+    z, log_p, teacher, q_rows, z2_scaled = workspace.take(n)
     m = teacher.shape[1]
     if h.dtype == torch.float32:
         torch.addmm(b, h, w.t(), out=z)
@@ -179,7 +183,9 @@ def _chunk_rows(
     label = labels.index_select(0, local)
     mask = (z[:, m:].argmax(-1) == label).to(z.dtype)  # learn E only where o2 is right
     torch.log_softmax(z.view(n, 2, m), dim=-1, out=log_p.view(n, 2, m))
-    torch.softmax(z[:, m:].div_(settings.tau), dim=-1, out=teacher).mul_(mask[:, None])  # z is spent
+    # z2 / tau written out contiguous first: softmax would copy the strided z2 into a fresh tensor
+    torch.div(z[:, m:], settings.tau, out=z2_scaled)
+    torch.softmax(z2_scaled, dim=-1, out=teacher).mul_(mask[:, None])
     log_p = log_p.view(n, 2, m)
     gold_log_p = log_p.gather(2, label[:, None, None].expand(n, 2, 1)).squeeze(-1)  # (n, 2)
     torch.index_select(q, 0, local, out=q_rows)
@@ -201,19 +207,31 @@ def _chunk_rows(
     return terms, grad.view(n, 2 * m), teacher
 
 
-class _Workspace:
-    """The n x m buffers of :func:`_chunk_rows`, allocated once per step and reused by every chunk.
+class Workspace:
+    """The n x m buffers of :func:`_chunk_rows`, reused by every chunk and kept from step to step.
 
-    Chunk-sized tensors freed and allocated afresh for each chunk cost page faults (large blocks
-    go back to the system when freed); reusing them keeps the loop at the speed of its arithmetic.
+    Chunk-sized tensors allocated afresh cost page faults (large blocks go back to the system
+    when freed, and come back untouched): allocating them once per step cost about 6 % of a
+    whole DDTP training step (``bench/seq2seq_step.py``), once per chunk more. A method keeps one
+    workspace, which grows to the largest chunk it has seen (at most about
+    ``3.5 x AUTO_CHUNK_ENTRIES`` float32 entries with the automatic chunk size).
     """
 
-    def __init__(self, rows: int, m: int, like: Tensor) -> None:
-        self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)  # z, then log p and dL/dz
-        self.narrow = like.new_empty((2, rows, m), dtype=torch.float32)  # the teachers, q of each row
+    def __init__(self) -> None:
+        self.wide: Tensor | None = None  # z, then log p and dL/dz: (2, rows, 2m)
+        self.narrow: Tensor | None = None  # the teachers, q of each row, z2 / tau: (3, rows, m)
 
-    def take(self, rows: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self.wide[0, :rows], self.wide[1, :rows], self.narrow[0, :rows], self.narrow[1, :rows]
+    def reserve(self, rows: int, m: int, like: Tensor) -> None:
+        """Make room for chunks of ``rows`` rows of ``m`` labels, on ``like``'s device."""
+        wide = self.wide
+        if wide is None or wide.shape[1] < rows or wide.shape[2] != 2 * m or wide.device != like.device:
+            self.wide = self.narrow = None  # the old buffers go before the new ones come
+            self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)
+            self.narrow = like.new_empty((3, rows, m), dtype=torch.float32)
+
+    def take(self, rows: int) -> tuple[Tensor, ...]:
+        assert self.wide is not None and self.narrow is not None, "reserve() first"
+        return self.wide[0, :rows], self.wide[1, :rows], *self.narrow[:, :rows]
 
 
 class _EmbeddingTable:
