@@ -63,7 +63,9 @@ class LabelEmbedding(Method):
     by :func:`~labelemb.methods.chunked.rows_per_chunk` for ``2m`` outputs), the head works
     through the rows that count in chunks (:mod:`~labelemb.methods.label_embedding_chunked`): at
     most one chunk's logits, probabilities and gradients exist at a time, ``e`` is formed once per
-    distinct label of each chunk, and the step returns ``logits=None``.
+    distinct label of each chunk, and the step returns ``logits=None``. A batch of at least 2^19
+    logits that fits in one chunk takes the same head in one chunk. Its chunk-sized buffers are
+    kept from step to step (at most about 3.5 x 2^23 float32 entries).
 
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).

@@ -223,11 +223,20 @@ class Workspace:
 
     def reserve(self, rows: int, m: int, like: Tensor) -> None:
         """Make room for chunks of ``rows`` rows of ``m`` labels, on ``like``'s device."""
+        if self._fits(rows, m, like):
+            return
+        self.wide = self.narrow = None  # the old buffers go before the new ones come
+        self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)
+        self.narrow = like.new_empty((3, rows, m), dtype=torch.float32)
+
+    def _fits(self, rows: int, m: int, like: Tensor) -> bool:
         wide = self.wide
-        if wide is None or wide.shape[1] < rows or wide.shape[2] != 2 * m or wide.device != like.device:
-            self.wide = self.narrow = None  # the old buffers go before the new ones come
-            self.wide = like.new_empty((2, rows, 2 * m), dtype=torch.float32)
-            self.narrow = like.new_empty((3, rows, m), dtype=torch.float32)
+        return (
+            wide is not None
+            and wide.shape[1] >= rows
+            and wide.shape[2] == 2 * m
+            and wide.device == like.device
+        )
 
     def take(self, rows: int) -> tuple[Tensor, ...]:
         assert self.wide is not None and self.narrow is not None, "reserve() first"
