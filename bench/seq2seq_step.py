@@ -30,12 +30,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from labelemb.tasks import build_task
 from labelemb.train import load_config
 from labelemb.train.build import Network, build_network, load_run_data, make_optimizer, run_model
+from labelemb.train.flops import IN_PLACE_PRODUCTS
 from labelemb.train.seed import seed_everything
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-#: The chunked heads accumulate gradients with in-place ``addmm_``, which FlopCounterMode does not
-#: count by itself: 2 m n k as for ``addmm``.
-IN_PLACE = {torch.ops.aten.addmm_: lambda bias, a, b, *rest, out_shape=None, **kw: 2 * a[0] * a[1] * b[1]}
 
 
 def build_step(config, dataset, task):
@@ -72,7 +70,7 @@ def measure(config_path: str, batches: int, rounds: int, data_dir: str) -> dict:
     }
     flops = {}
     for name, step in steps.items():
-        with FlopCounterMode(display=False, custom_mapping=IN_PLACE) as counter:
+        with FlopCounterMode(display=False, custom_mapping=IN_PLACE_PRODUCTS) as counter:
             for inputs, targets in data[:3]:
                 step(inputs, targets)
         flops[name] = counter.get_total_flops()

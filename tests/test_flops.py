@@ -34,6 +34,17 @@ def test_a_tiny_models_count_is_the_hand_count(small_config, digits):
     assert counted == pytest.approx(forward + backward)
 
 
+def test_a_chunked_head_counts_its_in_place_gradient_products(small_config, digits):
+    # The chunked output layer adds each chunk's weight gradient in place (addmm_), which
+    # FlopCounterMode alone leaves out: chunked, the count must still be the hand count.
+    config = small_config("method.name=onehot", "methods.onehot.chunk_size=7")
+    model, method = build_network(config, digits)
+    task = build_task(config, digits)
+    network = Network(model, method, rows=task.rows)
+    counted = flops_per_example(network, task, digits.train, 0, 100, step_options(config, 0))
+    assert counted == pytest.approx(2 * 64 * 32 + 2 * 32 * 10 + 2 * 2 * 32 * 10 + 2 * 64 * 32)
+
+
 def test_every_record_has_the_flops_so_far_and_counting_changes_nothing(small_config, digits, tmp_path):
     config = small_config("method.name=ols")
     summary = train(config, dataset=digits)

@@ -5,7 +5,8 @@ of a run (and again on resume, which gives the same count) the training step, fo
 backward, runs on a copy of the run's network over its first few batches of epoch 0 under
 PyTorch's :class:`~torch.utils.flop_counter.FlopCounterMode`, which counts the matrix products
 and convolutions (2 FLOPs per multiply-add; elementwise work, the optimiser update and embedding
-look-ups are not counted). The count is divided by the batches' *work*, the task's measure of
+look-ups are not counted), the in-place ones of the chunked heads included
+(:data:`IN_PLACE_PRODUCTS`). The count is divided by the batches' *work*, the task's measure of
 what a step's cost grows with (examples for classification; source plus target tokens for
 sequence to sequence, :meth:`~labelemb.tasks.Task.work`), and :func:`training_flops` scales it to
 the work of the examples a run has seen: the mean work of a training example times the examples
@@ -27,6 +28,21 @@ from .build import StepOptions
 COUNTED_BATCHES = 3
 
 
+def _in_place_product(bias_shape, a_shape, b_shape, *rest, out_shape=None, **options) -> int:
+    """2 m n k for ``C.addmm_(A, B)`` (or its batched form), as FlopCounterMode counts ``addmm``."""
+    *batch, m, k = a_shape
+    count = 2 * m * k * b_shape[-1]
+    for size in batch:
+        count *= size
+    return count
+
+
+#: The in-place matrix products FlopCounterMode leaves out: the chunked heads accumulate their
+#: parameters' gradients with ``addmm_``, which would otherwise go uncounted (a third of an
+#: output layer's FLOPs in every chunked batch).
+IN_PLACE_PRODUCTS = {torch.ops.aten.addmm_: _in_place_product, torch.ops.aten.baddbmm_: _in_place_product}
+
+
 def flops_per_example(
     network: torch.nn.Module,
     task: Task,
@@ -46,7 +62,7 @@ def flops_per_example(
     cuda = [p.device for p in counted.parameters() if p.device.type == "cuda"][:1]
     work = 0.0
     with torch.random.fork_rng(devices=cuda):
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=IN_PLACE_PRODUCTS) as counter:
             for start in range(0, min(batches * batch_size, len(order)), batch_size):
                 index = order[start : start + batch_size].to(train_device(train))
                 inputs, targets = task.batch(train, index)
