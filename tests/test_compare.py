@@ -102,6 +102,26 @@ def test_a_classification_table_keeps_its_columns(synthetic):
     )
 
 
+def test_the_table_says_where_runs_peaked_and_which_stopped_early(synthetic):
+    # runs that record why they stopped: onehot seed 0 by early stopping, seed 1 at the ceiling
+    for seed, reason in ((0, "early_stopping"), (1, "epochs")):
+        path = synthetic / "onehot" / f"seed{seed}" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary.update(selected_epoch=3.0 + seed, stopped={"reason": reason, "step": 4, "epoch": 4.0})
+        path.write_text(json.dumps(summary))
+    rows = {r["method"]: r for r in comparison_rows(load_runs(synthetic))}
+    assert rows["onehot"]["selected_epoch"] == pytest.approx(3.5) and rows["onehot"]["stopped_early"] == 1
+    assert rows["faster"]["selected_epoch"] is None  # written before runs recorded it
+    markdown = format_markdown(list(rows.values()))
+    header, *_ = markdown.splitlines()
+    assert "| final test error % | best dev at epoch (stopped early) | s / epoch |" in header
+    onehot_line = next(line for line in markdown.splitlines() if line.startswith("| onehot"))
+    assert "| 3.5 (1/2) |" in onehot_line
+    faster_line = next(line for line in markdown.splitlines() if line.startswith("| faster"))
+    assert faster_line.count("|") == header.count("|") and "| - |" in faster_line
+    assert "(k/n): the runs that early stopping ended" in markdown
+
+
 def write_text_run(root: Path, method: str, seed: int, score: str, dev: list[float], test: list[float]):
     """A finished run of a text task scored by ``score`` (bleu, rougeL), as the trainer writes it."""
     run_dir = root / method / f"seed{seed}"

@@ -206,10 +206,22 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row["p_value"] = None
         if method != baseline and len(selected) > 1 and len(base_selected) > 1:
             row["p_value"] = float(stats.ttest_ind(selected, base_selected, equal_var=False).pvalue)
+        row["selected_epoch"], row["stopped_early"] = _where_runs_peaked(method_runs)
         row["metric"] = metric.key  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))
     return rows
+
+
+def _where_runs_peaked(method_runs: list[Run]) -> tuple[float | None, int | None]:
+    """The mean epoch of the runs' selected checks, and how many of them early stopping ended.
+
+    (None, None) for runs that do not record why they stopped (written before they did).
+    """
+    if not all("stopped" in r.summary and "selected_epoch" in r.summary for r in method_runs):
+        return None, None
+    epoch = statistics.fmean(r.summary["selected_epoch"] for r in method_runs)
+    return epoch, sum(r.summary["stopped"].get("reason") == "early_stopping" for r in method_runs)
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -233,22 +245,28 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     other_heads = "".join(f"| {metric_label(o)} (selected) " for o in others)
     score = score_name(metric)
     reach, area = (f"best dev {score}", f"AUAC (test {score}, 0-100)") if text else ("best dev", "AUAC")
+    peaked = any(r.get("selected_epoch") is not None for r in rows)
+    peak_head = "| best dev at epoch (stopped early) " if peaked else ""
     lines = [
-        f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} "
+        f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} {peak_head}"
         f"| s / epoch | time to {baseline}'s {reach} | {label} at {baseline}'s compute | {area} "
         f"| p vs {baseline} (Welch) |",
         "| --- | ---: "
-        + "| ---: " * len(others)
+        + "| ---: " * (len(others) + peaked)
         + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         mixed = " (mixed)" if r.get("timing") == "mixed" else ""
         other_cells = "".join(f"| {r[f'{o}_mean']:.2f} ± {r[f'{o}_std']:.2f} " for o in others)
+        peak_cell = ""
+        if peaked:
+            epoch = r.get("selected_epoch")
+            peak_cell = "| - " if epoch is None else f"| {epoch:.1f} ({r['stopped_early']}/{r['seeds']}) "
         lines.append(
             f"| {r['method']} | {r['seeds']} {other_cells}"
             f"| {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
             f"| {r['selected_min']:.2f} | {r['selected_max']:.2f} "
-            f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} "
+            f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} {peak_cell}"
             f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} "
             f"| {_cell(r.get('at_baseline_compute'), '.2f')} "
             f"| {r['auac']:{'.2f' if text else '.4f'}} | {_cell(r['p_value'], '.2g')} |"
@@ -258,6 +276,11 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             f"\nat {baseline}'s compute: each run's test score at its best dev check among those made "
             f"within the training FLOPs {baseline} needed for its best dev check (counted FLOPs, "
             "mean over seeds); '-' where a method's first check already costs more."
+        )
+    if peaked:
+        lines.append(
+            "\nbest dev at epoch: the mean epoch of the check each run selects; (k/n): the runs that "
+            "early stopping ended, the others having reached train.epochs (or train.max_steps)."
         )
     if len({r.get("timing") for r in rows}) > 1:
         lines.append(
