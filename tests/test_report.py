@@ -513,15 +513,16 @@ def test_text_report_speaks_of_bleu_on_its_0_to_100_scale(text_experiment, text_
     assert "Dev BLEU (0-100, higher is better" in text_page.text["curves"]
     (table,) = text_page.tables_in("comparison")
     header, *rows = table
-    assert header[2] == "test BLEU (selected)" and header[7] == "time to onehot's best dev BLEU"
-    assert header[8] == "test BLEU at onehot's compute" and header[9] == "AUAC (test BLEU, 0-100)"
+    assert header[2] == "test BLEU (selected)" and header[6] == "best dev at epoch (stopped early)"
+    assert header[8] == "time to onehot's best dev BLEU" and header[9] == "test BLEU at onehot's compute"
+    assert header[10] == "AUAC (test BLEU, 0-100)"
     assert [row[0] for row in rows] == list(METHODS)
     for row in rows:  # AUAC by hand: BLEU 0-100 at each check, 0 at epoch 0, over the epochs
         records = [json.loads(line) for line in (text_experiment / row[0] / "seed0" / "metrics.jsonl").open()]
         epochs = [0.0] + [r["epoch"] for r in records]
         bleu = [0.0] + [r["test_bleu"] for r in records]
         area = sum((epochs[i + 1] - epochs[i]) * (bleu[i] + bleu[i + 1]) / 2 for i in range(len(records)))
-        assert row[9] == f"{area / epochs[-1]:.2f}"
+        assert row[10] == f"{area / epochs[-1]:.2f}"
     assert markdown_rows((text_experiment / "comparison.md").read_text())[2:] == rows
 
 
