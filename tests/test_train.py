@@ -851,3 +851,40 @@ def test_the_backbone_trains_at_its_own_learning_rate(small_config):
     assert len(make_optimizer(plain, parameter_groups(plain, named)).param_groups) == 1
     with pytest.raises(ConfigError, match="give model.lr or model.lr_scale, not both"):
         small_config("model.lr=0.01", "model.lr_scale=0.1")
+
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+BUDGET = {"experiment", "train.epochs", "train.early_stopping.patience", "train.early_stopping.min_delta"}
+WARMUP = "methods.label_embedding.soft_warmup"
+
+
+# A converged text variant is read against the config it extends: its header names that file and
+# lists what changed, and nothing else may differ, or its table says less than it claims.
+@pytest.mark.parametrize(
+    ("short", "long", "changed"),
+    [
+        ("ddtp-en-it", "ddtp-en-it-converged", BUDGET | {WARMUP}),
+        ("ddtp-summarize", "ddtp-summarize-converged", BUDGET | {WARMUP}),
+        (
+            "ddtp-summarize-converged",
+            "ddtp-summarize-converged-15k",
+            {"experiment", "data.max_train_pairs", "train.eval_every", WARMUP},
+        ),
+    ],
+)
+def test_converged_text_configs_change_only_what_their_headers_say(short, long, changed):
+    long_file = REPO / "configs" / f"{long}.yaml"
+    assert f"configs/{short}.yaml" in long_file.read_text(encoding="utf-8").split("\nexperiment:")[0]
+    before = _flat(load_config(REPO / "configs" / f"{short}.yaml").model_dump(mode="json"))
+    after = _flat(load_config(long_file).model_dump(mode="json"))
+    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == changed
