@@ -853,7 +853,6 @@ def test_the_backbone_trains_at_its_own_learning_rate(small_config):
         small_config("model.lr=0.01", "model.lr_scale=0.1")
 
 
-
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
