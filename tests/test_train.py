@@ -877,7 +877,8 @@ WARMUP = "methods.label_embedding.soft_warmup"
         (
             "ddtp-summarize-converged",
             "ddtp-summarize-converged-15k",
-            {"experiment", "data.max_train_pairs", "train.eval_every", WARMUP},
+            {"experiment", "data.max_train_pairs", "train.eval_every", "train.epochs"}
+            | {"train.early_stopping.patience", WARMUP},
         ),
     ],
 )
