@@ -74,13 +74,24 @@ PINNED_TEXT = {
     ],
     # Re-pinned when batches of more than 2^19 logits began to take the chunked head in one chunk
     # (f26c2ba): the same loss in another order of float32 sums (tests/test_chunked.py pins the two
-    # heads together), which moved the second check's dev BLEU by 0.7 % (0.0014449 before).
+    # heads together), which moved the second check's dev BLEU by 0.7 % (0.0014449 before). The
+    # same commit gives 0.0014449 again on another host of the same kind: see BLEU_TOLERANCE.
     "label_embedding": [
         (10.355934067527846, 0.0015548540865592082, 0.0014686929185195575),
         (15.580744724647671, 0.0014552117523067953, 0.0013586490675893933),
         (15.211570945945946, 0.0013010802661669782, 0.0011650365350455792),
     ],
 }
+
+
+#: Relative tolerance of the pinned losses and of the pinned BLEU. BLEU is a count of greedy
+#: tokens: a last-bit difference in a float32 sum can flip one of them, and the dev BLEU of
+#: label_embedding's second check is 0.0014552 on one 2-core AMD EPYC host and 0.0014449 on
+#: another, with the same commit (7403fb9) and the same torch, losses equal to 1e-4 on both. So the
+#: losses hold the training numerics to 1e-4 and BLEU, which a decoding or metric change moves by
+#: far more than one token, to 2 %.
+LOSS_TOLERANCE = 1e-4
+BLEU_TOLERANCE = 2e-2
 
 
 @pytest.mark.parametrize("method", sorted(PINNED_TEXT))
@@ -115,7 +126,9 @@ def test_a_tiny_translation_model_gives_the_pinned_losses_and_bleu(ddtp_dir, tmp
     got = [(r["train_loss"], r["dev_bleu"], r["test_bleu"]) for r in map(json.loads, lines)]
     assert len(got) == len(PINNED_TEXT[method]), f"{method}: {len(got)} checks"
     for check, (values, pinned) in enumerate(zip(got, PINNED_TEXT[method]), 1):
-        for name, value, want in zip(("loss", "dev BLEU", "test BLEU"), values, pinned):
-            assert math.isclose(value, want, rel_tol=1e-4), (
+        names = ("loss", "dev BLEU", "test BLEU")
+        tolerances = (LOSS_TOLERANCE, BLEU_TOLERANCE, BLEU_TOLERANCE)
+        for name, value, want, tolerance in zip(names, values, pinned, tolerances):
+            assert math.isclose(value, want, rel_tol=tolerance), (
                 f"{method} check {check}: {name} {value} != {want}"
             )
