@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -282,6 +283,22 @@ class RunDir:
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps({"fingerprint": fingerprint}) + "\n")
+
+    def is_started(self) -> bool:
+        return self.file(CONFIG_FILE).exists()
+
+    def copy_records_from(self, source: RunDir) -> None:
+        """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:
+        its evaluation records, data digest, vocabularies and checked outputs. Each file is copied
+        atomically; a copy cut short is done again on the next start (the folder has no config yet)."""
+        if self.is_started():
+            raise RunDirError(f"{self.path} already holds a run; nothing was copied into it")
+        names = [METRICS_FILE, DATA_FILE, VOCABULARY_FILE, *VOCABULARY_FILES]
+        names += [str(p.relative_to(source.path)) for p in sorted(source.file(OUTPUTS_DIR).rglob("*"))]
+        for name in names:
+            origin = source.file(name)
+            if origin.is_file():
+                atomic_write(self.file(name), lambda tmp, origin=origin: shutil.copyfile(origin, tmp))
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         write_text(self.file(METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))

@@ -110,11 +110,26 @@ def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn
             model = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
         if config.model.dense is not None:
             model = models.WithDense(model, config.model.dense)
+    options = method_options(config, dataset, getattr(model, "output_init_std", None))
+    method = methods.build(
+        config.method.name, in_features=model.out_features, num_classes=dataset.num_classes, **options
+    )
+    return model, method
+
+
+#: What a method may know of the run that is set by the ceiling ``train.epochs``.
+CEILING_CONTEXT = ("epochs", "total_updates")
+
+
+def method_options(
+    config: RunConfig, dataset: Dataset | TextDataset, init_std: float | None = None
+) -> dict[str, Any]:
+    """The method's options from the config, and what it may need to know of the run (the data
+    size, the ceiling, the backbone's init) for the options it takes and the config leaves out."""
     options = config.options("method")
     accepted = methods.options(config.method.name)
-    # What a method may need to know of the run, given only to the methods that ask for it.
     context = {
-        "init_std": getattr(model, "output_init_std", None),
+        "init_std": init_std,
         "num_examples": len(dataset.train),
         "epochs": config.train.epochs,
         "total_updates": total_updates(config, len(dataset.train)),
@@ -123,10 +138,7 @@ def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn
     for key, value in context.items():
         if key in accepted and key not in options:
             options[key] = value
-    method = methods.build(
-        config.method.name, in_features=model.out_features, num_classes=dataset.num_classes, **options
-    )
-    return model, method
+    return options
 
 
 class Network(nn.Module):

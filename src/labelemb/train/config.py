@@ -216,6 +216,9 @@ class TrainConfig(_Strict):
     progress: bool = True
     #: {patience: N checks, min_delta: 0}; null: train every epoch.
     early_stopping: EarlyStoppingConfig | None = None
+    #: An experiment folder of finished runs of this config to a lower ``epochs``: each new run
+    #: starts from the same (method, seed) run's last checkpoint there (labelemb.train.continuation).
+    continue_from: str | None = None
 
     @field_validator("device")
     @classmethod
@@ -291,6 +294,8 @@ class RunConfig(_Strict):
         values = self.model_dump(mode="json")
         values.pop("output_dir")
         values["train"].pop("progress")
+        # Where a run started from: a continued run is the longer run (the continuation checks it).
+        values["train"].pop("continue_from")
         values["data"].pop("dir")
         values["data"].pop("download")
         values["decode"].pop("batch_size")

@@ -48,6 +48,8 @@ class Progress:
     best_selection: float | None = None
     checks_without_improvement: int = 0
     stopped: dict[str, Any] | None = None
+    #: The finished shorter run this one started from (train.continue_from), and its last step.
+    continued_from: dict[str, Any] | None = None
 
 
 @dataclass

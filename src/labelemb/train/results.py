@@ -59,6 +59,8 @@ def summarize(
         "step": progress.step,
         "epoch": epochs_trained,
     }
+    if progress.continued_from is not None:
+        summary["continued_from"] = progress.continued_from
     summary.update(
         {
             "epochs": config.train.epochs,

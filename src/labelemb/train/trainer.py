@@ -17,6 +17,7 @@ from ..tasks import build_task
 from . import distributed
 from .build import load_run_data, resolve_device, step_options
 from .config import ConfigError, RunConfig
+from .continuation import continue_run, source_run
 from .flops import flops_per_example
 from .frozen import freeze_features
 from .loop import Progress, SeedRun, build_run, run_loop, schedule
@@ -147,6 +148,7 @@ def preflight(configs: Sequence[RunConfig]) -> None:
         folder = RunDir(config.run_dir())
         folder.check_writable()
         folder.check_config(config)
+        source_run(config)  # a run to continue from, if asked for, that can be continued
 
 
 def _train(
@@ -232,6 +234,11 @@ def _train_owned(
         device = torch.device("cuda", processes.local_rank)
     if dataset is None:
         dataset = load_run_data(config)
+    if processes.is_main:
+        for c in configs:
+            continue_run(c, dataset)
+    if processes.world_size > 1:
+        torch.distributed.barrier()  # the other processes resume from what the main one copied
     if processes.is_main:
         for c in configs:
             RunDir(c.run_dir()).check_data(getattr(dataset, "details", {}).get("fingerprint"))

@@ -1,0 +1,112 @@
+"""Continue finished runs to a higher ceiling: ``train.continue_from``.
+
+A run trained to a ceiling of E epochs is, update for update, the first E epochs of the same run
+trained to a higher ceiling, as long as nothing in it is set by the ceiling: the epoch orders, the
+learning-rate milestones (absolute epochs) and the checkpointed state (weights, optimiser, random
+generators, early-stopping counter) are not. So a longer run may start from the shorter run's last
+checkpoint instead of from scratch. It is refused where the ceiling does set something: a method
+setting derived from ``train.epochs`` (LwR's schedule, a warm-up given as a fraction of training).
+
+One difference stays: the shorter run checked at its last update, which the longer run checks only
+if that update falls on its check grid. That check stays in the records, so it can be the selected
+one and counts as a check for early stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import methods
+from ..data import Dataset
+from ..data.sequences import TextDataset
+from ..rundir import RunDir, RunDirError, differing_keys
+from .build import CEILING_CONTEXT, method_options
+from .config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+#: The config keys in which a continued run may differ from the run it starts from.
+CONTINUABLE_KEYS = {"experiment", "train.epochs"}
+
+
+def source_run(config: RunConfig) -> RunDir | None:
+    """The finished run a new run of ``config`` starts from, checked (None without
+    ``train.continue_from``, or once the run has started: it then resumes from its own folder)."""
+    if config.train.continue_from is None or RunDir(config.run_dir()).is_started():
+        return None
+    source = RunDir(Path(config.train.continue_from) / config.method.name / f"seed{config.seed}")
+    fix = "train it there first, or leave train.continue_from out to train this run from scratch"
+    if not source.is_finished() or source.read_checkpoint() is None:
+        raise RunDirError(
+            f"train.continue_from: {source.path} holds no finished run of {config.method.name} seed "
+            f"{config.seed} with its checkpoint; {fix}"
+        )
+    saved = source.read_valid_config(type(config))
+    changed = differing_keys(saved.comparable(), config.comparable()) - CONTINUABLE_KEYS
+    if changed:
+        raise RunDirError(
+            f"train.continue_from: the run in {source.path} differs from this one in "
+            f"{', '.join(sorted(changed))}; a run can only be continued to a higher train.epochs"
+        )
+    if config.train.epochs <= saved.train.epochs:
+        raise RunDirError(
+            f"train.continue_from: the run in {source.path} was trained to train.epochs="
+            f"{saved.train.epochs}; continue it to more epochs than that (got {config.train.epochs})"
+        )
+    return source
+
+
+def continue_run(config: RunConfig, dataset: Dataset | TextDataset) -> None:
+    """Start the run folder of ``config`` from the last checkpoint of its :func:`source_run`
+    (nothing to do without one)."""
+    source = source_run(config)
+    if source is None:
+        return
+    saved = source.read_valid_config(type(config))
+    moved = ceiling_set_method_settings(saved, config, dataset)
+    if moved:
+        raise RunDirError(
+            f"train.continue_from: {config.method.name}'s {', '.join(moved)} follow from train.epochs, "
+            f"so the run in {source.path} is not the start of a run to {config.train.epochs} epochs; "
+            "set them in the config explicitly, or train this run from scratch"
+        )
+    target = RunDir(config.run_dir())
+    target.copy_records_from(source)
+    checkpoint = source.read_checkpoint()
+    assert checkpoint is not None  # source_run checked it
+    checkpoint["progress"]["continued_from"] = {
+        "run": str(source.path),
+        "step": checkpoint["progress"]["step"],
+    }
+    target.write_checkpoint(checkpoint)  # last: with it the folder resumes where the source stands
+    logger.info("%s: continuing %s from its last checkpoint", config.run_dir(), source.path)
+
+
+def ceiling_set_method_settings(
+    shorter: RunConfig, longer: RunConfig, dataset: Dataset | TextDataset
+) -> list[str]:
+    """The method's settings that differ between the two configs because their ceilings do."""
+    accepted = methods.options(longer.method.name)
+    if not any(key in accepted and key not in longer.options("method") for key in CEILING_CONTEXT):
+        return []
+    shorter_settings, longer_settings = (_method_settings(c, dataset) for c in (shorter, longer))
+    return sorted(key for key in longer_settings if shorter_settings.get(key) != longer_settings[key])
+
+
+def _method_settings(config: RunConfig, dataset: Dataset | TextDataset) -> dict[str, Any]:
+    """What a method of ``config`` holds besides its parameters. Built small (8 features, 2
+    classes: the settings compared are set by the options, not by the sizes), and with the random
+    state put back, so that the run's own build draws what it would have drawn."""
+    with torch.random.fork_rng(devices=[]):
+        options = method_options(config, dataset)
+        method = methods.build(config.method.name, in_features=8, num_classes=2, **options)
+    return {
+        key: value
+        for key, value in vars(method).items()
+        if not key.startswith("_") and not isinstance(value, (torch.Tensor, nn.Module))
+    }
