@@ -287,6 +287,9 @@ class RunDir:
     def is_started(self) -> bool:
         return self.file(CONFIG_FILE).exists()
 
+    def has_checkpoint(self) -> bool:
+        return self.file(CHECKPOINT_FILE).is_file()
+
     def copy_records_from(self, source: RunDir) -> None:
         """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:
         its evaluation records, data digest, vocabularies and checked outputs. Each file is copied

@@ -41,7 +41,7 @@ def source_run(config: RunConfig) -> RunDir | None:
         return None
     source = RunDir(Path(config.train.continue_from) / config.method.name / f"seed{config.seed}")
     fix = "train it there first, or leave train.continue_from out to train this run from scratch"
-    if not source.is_finished() or source.read_checkpoint() is None:
+    if not source.is_finished() or not source.has_checkpoint():
         raise RunDirError(
             f"train.continue_from: {source.path} holds no finished run of {config.method.name} seed "
             f"{config.seed} with its checkpoint; {fix}"
