@@ -873,6 +873,12 @@ BUDGET = {"experiment", "train.epochs", "train.early_stopping", "methods.label_e
             | {"train.early_stopping.patience", "methods.label_embedding.soft_warmup"},
         ),
         ("ddtp-summarize-converged-15k", "ddtp-summarize-converged-15k-24ep", {"experiment", "train.epochs"}),
+        (
+            "ddtp-en-it-converged",
+            "ddtp-en-it-converged-15k",
+            {"experiment", "data.max_train_pairs", "train.eval_every", "train.epochs"}
+            | {"methods.label_embedding.soft_warmup"},
+        ),
     ],
 )
 def test_converged_text_configs_change_only_what_their_headers_say(short, long, changed):
