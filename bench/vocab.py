@@ -19,7 +19,9 @@ so the number of distinct labels U in a batch is what a text batch has; the tabl
 process. After one warm-up step (parameter gradients then exist, as in training), the peak
 resident set is reset (``/proc/self/clear_refs``) and one forward+backward runs; its activation
 memory is the peak resident set during it minus the resident set before it. On CUDA,
-``torch.cuda.max_memory_allocated`` over the same step, minus what was allocated before it.
+``torch.cuda.max_memory_allocated`` over the same step, minus what was allocated before it. Both
+add the buffers a head keeps from one step to the next (label_embedding's chunk buffers,
+``kept_buffer_bytes``): they were there before the step, and are memory only its steps need.
 
 **Time** (``--what time``): one process, every head in turn for ``--rounds`` rounds after a warm-up,
 the median forward+backward time of each. Ratios are against ``plain`` in the same run, next to
@@ -57,7 +59,8 @@ def zipf_labels(tokens: int, vocab: int, seed: int = 0) -> torch.Tensor:
 
 
 def build_step(head: str, tokens: int, vocab: int, dim: int, device: str):
-    """A closure running one forward+backward of ``head`` on a fixed batch, and the batch's labels."""
+    """A closure running one forward+backward of ``head`` on a fixed batch, and one giving the bytes
+    the head keeps from step to step besides its parameters and their gradients."""
     torch.manual_seed(0)
     h = torch.randn(tokens, FEATURES, device=device, requires_grad=True)
     labels = zipf_labels(tokens, vocab).to(device)
@@ -67,7 +70,7 @@ def build_step(head: str, tokens: int, vocab: int, dim: int, device: str):
         def step() -> None:
             F.cross_entropy(layer(h), labels).backward()
 
-        return step, labels
+        return step, lambda: 0
     if head.startswith("onehot"):
         method = OneHot(FEATURES, vocab, chunk_size=tokens if head == "onehot-whole" else None)
     else:
@@ -80,7 +83,7 @@ def build_step(head: str, tokens: int, vocab: int, dim: int, device: str):
     def step() -> None:
         method(h, labels).loss.backward()
 
-    return step, labels
+    return step, lambda: getattr(method, "kept_buffer_bytes", 0)
 
 
 def _rss_kib(field: str) -> int:
@@ -91,8 +94,9 @@ def _rss_kib(field: str) -> int:
 
 
 def measure_memory(head: str, tokens: int, vocab: int, dim: int, device: str) -> int:
-    """Bytes of activation memory of one forward+backward (run this in a fresh process)."""
-    step, _ = build_step(head, tokens, vocab, dim, device)
+    """Bytes of activation memory of one forward+backward (run this in a fresh process), the
+    buffers a head keeps between steps included: they exist only for its steps."""
+    step, kept_bytes = build_step(head, tokens, vocab, dim, device)
     step()  # warm-up: parameter gradients now exist, as in training
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -100,11 +104,11 @@ def measure_memory(head: str, tokens: int, vocab: int, dim: int, device: str) ->
         torch.cuda.reset_peak_memory_stats()
         step()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
+        return torch.cuda.max_memory_allocated() - before + kept_bytes()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM)
     before = _rss_kib("VmRSS")
     step()
-    return (_rss_kib("VmHWM") - before) * 1024
+    return (_rss_kib("VmHWM") - before) * 1024 + kept_bytes()
 
 
 def memory_in_fresh_process(head: str, tokens: int, vocab: int, dim: int, device: str) -> int:

@@ -225,8 +225,11 @@ def test_a_vocabulary_wide_batch_that_fits_takes_the_chunked_head_in_one_chunk(m
 
 def test_the_chunk_buffers_are_kept_from_step_to_step_and_never_saved():
     kept, _ = pair("label_embedding", {"variant": "nlp", "soft_warmup": 0}, chunk_size=8)
+    assert kept.kept_buffer_bytes == 0
     features, target = batch()
     step(kept, features, target)
+    # float32 rows of 2m (z, then log p and dL/dz) twice and of m (teacher, q, z2 / tau) thrice
+    assert kept.kept_buffer_bytes == 4 * 8 * (2 * 2 * kept.num_classes + 3 * kept.num_classes)
     buffers = kept._chunk_workspace.wide.data_ptr(), kept._chunk_workspace.narrow.data_ptr()
     step(kept, features[:20], target[:20])  # a smaller batch: the same buffers
     assert (kept._chunk_workspace.wide.data_ptr(), kept._chunk_workspace.narrow.data_ptr()) == buffers
@@ -238,6 +241,7 @@ def test_the_chunk_buffers_are_kept_from_step_to_step_and_never_saved():
     kept.chunk_size = 16  # larger chunks: the buffers grow
     step(kept, features, target)
     assert kept._chunk_workspace.wide.shape[1] == 16
+    assert kept.kept_buffer_bytes == 4 * 16 * 7 * kept.num_classes  # the old buffers are gone
 
 
 def test_nlp_compressed_embedding_follows_the_release():

@@ -145,6 +145,11 @@ class LabelEmbedding(Method):
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
+    @property
+    def kept_buffer_bytes(self) -> int:
+        """Bytes of the chunked head's buffers kept from one step to the next (never saved)."""
+        return self._chunk_workspace.nbytes
+
     def embedding_rows(self, labels: Tensor) -> Tensor:
         """The raw embedding rows ``e = E[y]`` (before softmax) for a batch of labels."""
         if self.compressed_dim is None:

@@ -238,6 +238,11 @@ class Workspace:
             and wide.device == like.device
         )
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffers hold between steps (0 before the first chunked step)."""
+        return sum(t.numel() * t.element_size() for t in (self.wide, self.narrow) if t is not None)
+
     def take(self, rows: int) -> tuple[Tensor, ...]:
         assert self.wide is not None and self.narrow is not None, "reserve() first"
         return self.wide[0, :rows], self.wide[1, :rows], *self.narrow[:, :rows]
