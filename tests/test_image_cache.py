@@ -293,17 +293,31 @@ def test_a_leftover_temporary_file_is_never_read_and_is_removed(tmp_path, count_
     np.testing.assert_array_equal(images[0].permute(1, 2, 0).numpy(), np.asarray(Image.open(sources[0])))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "header", "empty"])
-def test_a_damaged_cache_file_is_rebuilt(tmp_path, count_decodes, damage):
+def flipped(content: bytes, at: int) -> bytes:
+    return content[:at] + bytes([content[at] ^ 0xFF]) + content[at + 1 :]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header", "empty", "flipped pixel", "flipped last byte"])
+def test_a_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, count_decodes, damage, caplog):
     sources = random_pngs(tmp_path / "images", 4)
     expected = build(sources, tmp_path / "cache").clone()
     path = only_cache(tmp_path / "cache")
     content = path.read_bytes()
-    damaged = {"truncate": content[:-7], "header": b"x" * 16 + content[16:], "empty": b""}[damage]
+    damaged = {
+        "truncate": content[:-7],
+        "header": b"x" * 16 + content[16:],
+        "empty": b"",
+        # Same length, same header: only the pixels' digest can tell.
+        "flipped pixel": flipped(content, image_cache.HEADER_BYTES + 5),
+        "flipped last byte": flipped(content, len(content) - 1),
+    }[damage]
     path.write_bytes(damaged)
-    images = build(sources, tmp_path / "cache")
+    with caplog.at_level("WARNING", logger="labelemb"):
+        images = build(sources, tmp_path / "cache")
     assert len(count_decodes) == 8
     assert torch.equal(images, expected) and path.read_bytes() == content
+    warnings = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0], warnings
 
 
 def test_a_failed_build_leaves_no_cache_and_no_temporary_file(tmp_path, monkeypatch):

@@ -24,8 +24,9 @@ What a source becomes (:func:`decode_image`):
 
 The cache file is named by the sha256 of the sources' content in order (file bytes, encoded
 bytes, array dtype, shape and bytes) and of the preprocessing (channels, size, filter, this
-module's format version); its 128-byte header repeats the digest and holds the shape, and a file
-whose header or length disagrees is rebuilt. It is written to a temporary file in the cache
+module's format version); its 128-byte header repeats the digest, holds the shape and the sha256
+of the pixels, and a file whose header, length or pixels disagree (flipped bits on a disk, an
+edit) is rebuilt, with a warning. It is written to a temporary file in the cache
 folder, flushed and fsync'd, then moved into place with ``os.replace``, under a file lock, so two
 processes building the same cache build it once and a killed build leaves nothing that is read
 as a cache (its temporary file is deleted by the next build of the same cache).
@@ -36,6 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import logging
 import os
 import struct
 import zlib
@@ -52,16 +54,18 @@ from tqdm import tqdm
 from .base import DataError
 from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from PIL import Image
 
     ImageSource = str | os.PathLike[str] | bytes | np.ndarray | Image.Image
 
 #: Bump when what a source decodes to changes, so that old caches are not read as new ones.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RESAMPLE = "bilinear"
-#: magic, format version, N, C, H, W, sha256 digest of the key; padded to HEADER_BYTES.
-_HEADER = struct.Struct("<16sI4Q32s")
+#: magic, format version, N, C, H, W, sha256 of the key, sha256 of the pixels; padded to HEADER_BYTES.
+_HEADER = struct.Struct("<16sI4Q32s32s")
 HEADER_BYTES = 128
 _MAGIC = b"labelemb-images\n"
 #: Decoded images are gathered in a buffer of about this size, then written in one call.
@@ -103,11 +107,12 @@ def cached_images(
         return images  # read without the lock: a cache file is only ever replaced whole
     make_folder(cache_dir, _WHAT)
     with build_lock(path, progress, _WHAT):
-        images = open_cache(path, key, len(sources))  # built by another process while we waited
+        # Built by another process while we waited? (Its damage, if any, was reported above.)
+        images = open_cache(path, key, len(sources), warn=False)
         if images is None:
             remove_leftovers(path)
             _write_cache(path, key, sources, names, channels, size, label, progress)
-            images = open_cache(path, key, len(sources))
+            images = open_cache(path, key, len(sources), warn=False)
     if images is None:
         raise DataError(f"{path}: the image cache just written does not read back; delete {cache_dir}")
     return images
@@ -381,11 +386,13 @@ def first_image_settings(
 # --- the cache file ------------------------------------------------------------------------------
 
 
-def open_cache(path: Path, key: str, count: int) -> torch.Tensor | None:
-    """The cache at ``path`` memory-mapped as uint8 (N, C, H, W), or None if it is absent or damaged.
+def open_cache(path: Path, key: str, count: int, *, warn: bool = True) -> torch.Tensor | None:
+    """The cache at ``path`` memory-mapped as uint8 (N, C, H, W), or None if it is absent or damaged
+    (a warning says which).
 
     Damaged: a header that is not ours, of another format version or key, another image count,
-    or a length that is not header + N * C * H * W (a truncated file).
+    a length that is not header + N * C * H * W (a truncated file), or pixels whose sha256 is not
+    the header's (bytes changed on disk).
     """
     try:
         with open(path, "rb") as handle:
@@ -393,16 +400,36 @@ def open_cache(path: Path, key: str, count: int) -> torch.Tensor | None:
             length = os.fstat(handle.fileno()).st_size
     except OSError:
         return None
+    problem = _header_problem(header, length, key, count)
+    if problem is None:
+        shape = tuple(_HEADER.unpack_from(header)[2:6])
+        # Copy-on-write: torch gets a writable array (no warning), and a write never reaches the file.
+        mapped = np.memmap(path, dtype=np.uint8, mode="c", offset=HEADER_BYTES, shape=shape)
+        if _pixels_digest(mapped) == _HEADER.unpack_from(header)[7]:
+            return torch.from_numpy(mapped)
+        problem = "its pixels do not match the digest in its header"
+    if warn:
+        logger.warning("%s %s is damaged (%s): decoding the images again", _WHAT, path, problem)
+    return None
+
+
+def _header_problem(header: bytes, length: int, key: str, count: int) -> str | None:
     if len(header) < HEADER_BYTES:
-        return None
-    magic, version, *shape, digest = _HEADER.unpack_from(header)
+        return "shorter than its header"
+    magic, version, *shape, digest, _ = _HEADER.unpack_from(header)
     if magic != _MAGIC or version != FORMAT_VERSION or digest != bytes.fromhex(key) or shape[0] != count:
-        return None
+        return "its header is not this cache's"
     if length != HEADER_BYTES + int(np.prod(shape)):
-        return None
-    # Copy-on-write: torch gets a writable array (no warning), and a write never reaches the file.
-    mapped = np.memmap(path, dtype=np.uint8, mode="c", offset=HEADER_BYTES, shape=tuple(shape))
-    return torch.from_numpy(mapped)
+        return f"{length} bytes where {HEADER_BYTES + int(np.prod(shape))} were written"
+    return None
+
+
+def _pixels_digest(pixels: np.ndarray) -> bytes:
+    digest = hashlib.sha256()
+    flat = pixels.reshape(-1)
+    for start in range(0, len(flat), _CHUNK_BYTES):
+        digest.update(flat[start : start + _CHUNK_BYTES].data)
+    return digest.digest()
 
 
 def _write_cache(
@@ -418,11 +445,16 @@ def _write_cache(
     """Decode every source into a temporary file, then move it to ``path`` (see the module docstring)."""
     channels, size = first_image_settings(sources[0], names[0], channels, size)
     shape = (len(sources), channels, *size)
-    header = _HEADER.pack(_MAGIC, FORMAT_VERSION, *shape, bytes.fromhex(key)).ljust(HEADER_BYTES, b"\0")
+
+    def header(pixels_digest: bytes) -> bytes:
+        packed = _HEADER.pack(_MAGIC, FORMAT_VERSION, *shape, bytes.fromhex(key), pixels_digest)
+        return packed.ljust(HEADER_BYTES, b"\0")
 
     def write(handle: BinaryIO) -> None:
-        handle.write(header)
-        _write_images(handle, sources, names, shape, label, progress)
+        handle.write(header(bytes(32)))
+        pixels_digest = _write_images(handle, sources, names, shape, label, progress)
+        handle.seek(0)
+        handle.write(header(pixels_digest))
 
     write_atomically(path, _WHAT, write)
 
@@ -434,11 +466,13 @@ def _write_images(
     shape: tuple[int, int, int, int],
     label: str,
     progress: bool,
-) -> None:
-    """Decode the sources in order into a chunk buffer, writing each full chunk to ``handle``."""
+) -> bytes:
+    """Decode the sources in order into a chunk buffer, writing each full chunk to ``handle``;
+    return the sha256 of all the pixels written."""
     count, channels, height, width = shape
     per_chunk = max(1, min(count, _CHUNK_BYTES // (channels * height * width)))
     chunk = np.empty((per_chunk, channels, height, width), dtype=np.uint8)
+    digest = hashlib.sha256()
     filled = 0
     with tqdm(total=count, desc=label or "decoding images", unit="img", disable=not progress) as bar:
         for index in range(count):
@@ -446,5 +480,7 @@ def _write_images(
             filled += 1
             if filled == per_chunk or index == count - 1:
                 handle.write(chunk[:filled].data)
+                digest.update(chunk[:filled].data)
                 filled = 0
             bar.update()
+    return digest.digest()
