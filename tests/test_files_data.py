@@ -121,7 +121,7 @@ def test_save_to_disk_folder_and_a_resume_on_other_content_is_refused(tmp_path):
     folder = tmp_path / "runs" / "disk" / "onehot" / "seed0"
     (folder / "summary.json").unlink()  # as if killed before the end
     save(list(reversed(rows(5))))
-    with pytest.raises(Exception, match="different config: it started on data whose content differs"):
+    with pytest.raises(Exception, match="different config: it trained on data whose content differs"):
         train(build_config(raw))
 
 
@@ -200,24 +200,24 @@ def test_a_ragged_csv_row_names_the_file_and_line(tmp_path):
         load("files", request(tmp_path, format="csv", train="train.csv", test="test.csv"))
 
 
-def test_an_empty_text_names_the_row(tmp_path):
+def test_an_empty_text_names_the_line(tmp_path):
     write_csv(tmp_path / "train.csv", [("a b", "x"), ("c d", "y"), ("  ", "x")])
     write_csv(tmp_path / "test.csv", [("a", "x")])
-    with pytest.raises(DataError, match=r"train\.csv, row 3: the text is empty"):
-        load("files", request(tmp_path, format="csv", train="train.csv", test="test.csv"))
+    with pytest.raises(DataError, match=r"train\.csv, line 4: the text is empty"):
+        load("files", request(tmp_path, format="csv", train="train.csv", test="test.csv", dev_fraction=0))
 
 
-def test_a_missing_label_names_the_row(tmp_path):
+def test_a_missing_label_names_the_line(tmp_path):
     (tmp_path / "train.csv").write_text('text,label\n"a b",x\n"c d",\n"e f",y\n')
     write_csv(tmp_path / "test.csv", [("a", "x")])
-    with pytest.raises(DataError, match=r"train\.csv, row 2: the label is missing"):
+    with pytest.raises(DataError, match=r"train\.csv, line 3: the label is missing"):
         load("files", request(tmp_path, format="csv", train="train.csv", test="test.csv"))
 
 
-def test_a_test_label_that_train_lacks_is_named_with_its_file_and_row(csv_data):
+def test_a_test_label_that_train_lacks_is_named_with_its_file_and_line(csv_data):
     write_csv(csv_data / "test.csv", [("a", "food"), ("b", "poetry")])
     with pytest.raises(
-        DataError, match=r"test\.csv, row 2: label 'poetry' is not a class \(train does not have it\)"
+        DataError, match=r"test\.csv, line 3: label 'poetry' is not a class \(train does not have it"
     ):
         load("files", request(csv_data, format="csv", train="train.csv.gz", test="test.csv"))
 
@@ -369,6 +369,6 @@ def test_a_test_image_folder_without_one_class_keeps_trains_class_ids(tmp_path):
             for i in range(3):
                 Image.new("L", (4, 4), color=40 * shade + i).save(tmp_path / split / name / f"{i}.png")
     files = {"format": "imagefolder", "train": "train", "test": "test", "cache_dir": str(tmp_path / "c")}
-    dataset = load("files", request(tmp_path, **files))
+    dataset = load("files", request(tmp_path, **files, dev_fraction=0))
     assert dataset.class_names == ["cat", "dog", "fox"]
     assert dataset.test.labels.tolist() == [0, 0, 0, 2, 2, 2]

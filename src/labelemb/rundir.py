@@ -270,19 +270,45 @@ class RunDir:
         the same file names (a config names files, not what is in them); record it for a new run."""
         if fingerprint is None:
             return
-        path = self.file(DATA_FILE)
-        if path.exists():
-            saved = self._read_json(path).get("fingerprint")
-            if saved != fingerprint:
-                raise RunDirError(
-                    f"{self.path} already holds a run with a different config: it started on data "
-                    f"whose content differs from the files named now (digest {str(saved)[:12]}... then, "
-                    f"{fingerprint[:12]}... now). Nothing was overwritten: choose another output_dir or "
-                    "experiment name, or delete that folder."
-                )
+        if self.file(DATA_FILE).exists():
+            self.refuse_other_data(fingerprint)
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps({"fingerprint": fingerprint}) + "\n")
+            write_text(self.file(DATA_FILE), json.dumps({"fingerprint": fingerprint}) + "\n")
+
+    def recorded_fingerprint(self) -> str | None:
+        """The content digest of the data this run trained on, if it recorded one (:meth:`check_data`)."""
+        path = self.file(DATA_FILE)
+        return self._read_json(path).get("fingerprint") if path.exists() else None
+
+    def refuse_other_data(self, fingerprint: str) -> None:
+        """Refuse (:class:`RunDirError`) a run, finished or not, recorded on data whose content digest
+        is not ``fingerprint``: its numbers are not this data's, and it must not go on with it."""
+        saved = self.recorded_fingerprint()
+        if saved is None or saved == fingerprint:
+            return
+        state = "finished run" if self.is_finished() else "run"
+        raise RunDirError(
+            f"{self.path} already holds a {state} with a different config: it trained on data whose "
+            f"content differs from the files named now (digest {str(saved)[:12]}... then, "
+            f"{fingerprint[:12]}... now), so its numbers are not this data's. Nothing was overwritten: "
+            "choose another output_dir or experiment name, or delete that folder."
+        )
+
+    def discard_unstarted(self, first_created: Path | None) -> None:
+        """After an error before training: remove this folder if no run started in it, and the
+        folders above it that are empty, up to ``first_created`` (the highest one this command
+        made; None: the folder was there before, so it is left as it is)."""
+        if first_created is None or self.is_started():
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        folder = self.path.parent
+        while folder == first_created or first_created in folder.parents:
+            try:
+                folder.rmdir()  # only if empty: a sibling run keeps it
+            except OSError:
+                break
+            folder = folder.parent
 
     def is_started(self) -> bool:
         return self.file(CONFIG_FILE).exists()

@@ -42,9 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
     if args.command in ("train", "compare", "demo") and processes.world_size == 1:
-        from ..train.threads import use_free_cores
+        from ..train.threads import use_free_cores_when_training
 
-        use_free_cores()
+        use_free_cores_when_training()
     try:
         code = args.func(args)
     except (ConfigError, RunDirError, DataError, FileNotFoundError, ValueError) as error:

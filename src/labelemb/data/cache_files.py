@@ -50,6 +50,11 @@ def build_lock(path: Path, progress: bool, what: str) -> Iterator[None]:
         raise DataError(not_writable(path.parent, exc, what)) from exc
     try:
         yield
+    except BaseException:
+        # A failed build leaves nothing behind, its lock file included (a process waiting on it
+        # builds anyway; the atomic rename keeps two builders from tearing the cache).
+        Path(lock.lock_file).unlink(missing_ok=True)
+        raise
     finally:
         lock.release()
 

@@ -22,7 +22,6 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,10 @@ import numpy as np
 import torch
 
 from .base import DataError, Dataset, Split
+from .cache_files import WRITABLE_HINT, make_folder
 from .registry import DataRequest, register
+from .table_labels import class_ids, is_missing
+from .table_rows import Column, csv_header, explain_unreadable, repeated_columns
 
 logger = logging.getLogger(__name__)
 
@@ -57,27 +59,7 @@ def files_yields(options: dict[str, Any]) -> str:
     return "images" if kind == "images" else "texts"
 
 
-@dataclass
-class Column:
-    """One split as read: its inputs, its raw labels, and what an error calls each row."""
-
-    inputs: list[Any] | np.ndarray
-    labels: list[Any] | np.ndarray
-    #: Row i is called ``f"{files[k]}, row {i - starts[k] + 1}"`` for the file it came from.
-    files: list[str]
-    starts: list[int]
-    #: The class names a ``ClassLabel`` gives the label column, if it is one.
-    class_names: list[str] | None = None
-
-    def row_name(self, index: int) -> str:
-        k = int(np.searchsorted(self.starts, index, side="right")) - 1
-        return f"{self.files[k]}, row {index - self.starts[k] + 1}"
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@register("files", yields=files_yields)
+@register("files", yields=files_yields, fingerprint=lambda request: files_fingerprint(request))
 def load_files(request: DataRequest) -> Any:
     """The data set ``data.files`` describes (see the module docstring)."""
     files = dict(request.options.get("files") or {})
@@ -91,6 +73,7 @@ def load_files(request: DataRequest) -> Any:
     dev_fraction, dev_seed = files.get("dev_fraction", 0.1), files.get("dev_seed", 0)
     if columns.get("dev") is None and dev_fraction > 0:
         train_part, dev_part = stratified_split(ids["train"], dev_fraction, dev_seed)
+        _check_carved(columns["train"], len(train_part), len(dev_part), dev_fraction)
         columns["dev"], columns["train"] = (
             _take(columns["train"], dev_part),
             _take(columns["train"], train_part),
@@ -175,23 +158,88 @@ def _read_files(files: dict[str, Any], kind: str, split: str, request: DataReque
             _check_image_folder(path)
         elif path.is_dir():
             raise DataError(f"{split} file {path} is a folder, not a {fmt} file; name the file itself")
+        if fmt == "csv":
+            _check_header(path, files, kind)
         table = _load_table(fmt, path, request)
-        parts.append((str(path), _columns_of(table, files, kind, str(path))))
+        inputs, labels, names = _columns_of(table, files, kind, str(path))
+        if kind == "images" and fmt != "imagefolder":
+            # A table's image paths are its own: beside it, wherever the command runs.
+            inputs = [_beside(value, path.parent) for value in inputs]
+        parts.append((str(path), fmt if fmt in ("csv", "json") else "rows", (inputs, labels, names)))
     return _joined(parts)
 
 
 def _load_table(fmt: str, path: Path, request: DataRequest) -> Any:
     datasets = _datasets()
     data_files = str(path / "**") if fmt == "imagefolder" else str(path)
+    cache = _table_cache(path, request)
+    # A label or text spelt NA, null or None is what it says, not a missing value.
+    reader_options = {"keep_default_na": False} if fmt == "csv" else {}
     try:
         table = datasets.load_dataset(
-            BUILDERS[fmt], data_files={"rows": data_files}, split="rows", cache_dir=_hf_cache(request)
+            BUILDERS[fmt],
+            data_files={"rows": data_files},
+            split="rows",
+            cache_dir=str(cache),
+            **reader_options,
         )
     except Exception as error:  # datasets wraps the parser's error (pandas, pyarrow) in its own
-        raise DataError(f"{path} cannot be read as {fmt}: {_innermost(error)}") from None
+        raise DataError(_unreadable(fmt, path, error, cache)) from None
     if fmt == "imagefolder":
         table = table.cast_column(_image_column(table), datasets.Image(decode=False))
     return table
+
+
+def _table_cache(path: Path, request: DataRequest) -> Path:
+    """The Arrow cache of one table, in a folder named by the file's content: ``datasets`` finds
+    its cache by path and modification time, so a file replaced by other rows under the same time
+    (``cp -p``, ``git checkout``, ``rsync -t``) would otherwise train on the old rows."""
+    cache = cache_root(request.options.get("files") or {}) / "hf" / _path_digest(path).hex()[:24]
+    make_folder(cache, "table cache")
+    return cache
+
+
+def _unreadable(fmt: str, path: Path, error: BaseException, cache: Path) -> str:
+    """What went wrong reading ``path``: the cache folder, the file's line, or the reader's words."""
+    inner = _innermost_error(error)
+    where = getattr(inner, "filename", None)
+    if isinstance(inner, OSError) and where and Path(str(where)).is_relative_to(cache):
+        return f"cannot write to the table cache folder {cache} ({inner.strerror or inner}); {WRITABLE_HINT}"
+    explained = explain_unreadable(fmt, path)
+    if explained:
+        return f"{path}{', ' if explained.startswith('line ') else ': '}{explained}"
+    return f"{path} cannot be read as {fmt}: {_describe(inner)}"
+
+
+def _check_header(path: Path, files: dict[str, Any], kind: str) -> None:
+    """A CSV header that names a column it reads twice is refused; other repeats are a warning."""
+    repeated = repeated_columns(csv_header(path))
+    read = {
+        *([files["input_column"]] if files.get("input_column") else INPUT_COLUMNS[kind]),
+        *([files["label_column"]] if files.get("label_column") else LABEL_COLUMNS),
+    }
+    for name, positions in repeated.items():
+        if name in read:
+            raise DataError(
+                f"{path}, line 1: the header names the column {name!r} {len(positions)} times (columns "
+                f"{', '.join(map(str, positions))}); rename all but one"
+            )
+    if repeated:
+        logger.warning(
+            "%s, line 1: the header repeats the column(s) %s, which are not read",
+            path,
+            ", ".join(repr(name) for name in repeated),
+        )
+
+
+def _beside(value: Any, folder: Path) -> Any:
+    """An image path of a table made relative to the table's ``folder``; bytes and absolute paths kept."""
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(folder / value)
+    if isinstance(value, dict) and not value.get("bytes") and value.get("path"):
+        if not Path(str(value["path"])).expanduser().is_absolute():
+            return {**value, "path": str(folder / str(value["path"]))}
+    return value
 
 
 def _named_splits(files: dict[str, Any], kind: str, request: DataRequest) -> dict[str, Column | None]:
@@ -244,7 +292,7 @@ def _named_splits(files: dict[str, Any], kind: str, request: DataRequest) -> dic
         table = loaded[wanted[0]]
         if kind == "images":
             table = table.cast_column(_image_column(table, files), datasets.Image(decode=False))
-        columns[split] = _joined([(f"{where} [{wanted[0]}]", _columns_of(table, files, kind, where))])
+        columns[split] = _joined([(f"{where} [{wanted[0]}]", "rows", _columns_of(table, files, kind, where))])
     return columns
 
 
@@ -269,7 +317,13 @@ def _npz_splits(files: dict[str, Any], request: DataRequest) -> dict[str, Column
             raise DataError(
                 f"{path} has no x_{suffixes[0]} / y_{suffixes[0]} arrays (it holds {', '.join(sorted(held))})"
             )
-        inputs, labels = held[f"x_{found}"], held[f"y_{found}"].reshape(-1)
+        inputs, labels = held[f"x_{found}"], held[f"y_{found}"]
+        if labels.ndim > 1 and labels.shape[1:] != (1,) * (labels.ndim - 1):
+            raise DataError(
+                f"{path}: y_{found} has shape {labels.shape}, not one label per row (one-hot or "
+                f"multi-label?); store the class indices, e.g. y_{found}.argmax(axis=1)"
+            )
+        labels = labels.reshape(-1)
         if len(inputs) != len(labels):
             raise DataError(f"{path}: x_{found} has {len(inputs)} rows but y_{found} {len(labels)}")
         columns[split] = Column(list(inputs), labels, [f"{path} [x_{found}]"], [0])
@@ -280,9 +334,12 @@ def _columns_of(table: Any, files: dict[str, Any], kind: str, where: str) -> tup
     """(inputs, labels, ClassLabel names or None) of a ``datasets.Dataset``."""
     input_column = files.get("input_column") or _first_present(table.column_names, INPUT_COLUMNS[kind])
     label_column = files.get("label_column") or _first_present(table.column_names, LABEL_COLUMNS)
-    for role, column in (("input", input_column), ("label", label_column)):
+    for role, column, tried in (
+        ("input", input_column, INPUT_COLUMNS[kind]),
+        ("label", label_column, LABEL_COLUMNS),
+    ):
         if column is None or column not in table.column_names:
-            named = f"column {column!r}" if column else f"a {role} column"
+            named = f"column {column!r}" if column else f"{role} column named {' or '.join(tried)}"
             raise DataError(
                 f"{where} has no {named} (its columns: {', '.join(table.column_names)}); "
                 f"name it as data.files.{role}_column"
@@ -306,18 +363,21 @@ def _image_column(table: Any, files: dict[str, Any] | None = None) -> str:
     return given or _first_present(table.column_names, INPUT_COLUMNS["images"]) or table.column_names[0]
 
 
-def _joined(parts: list[tuple[str, tuple[list, list, list | None]]]) -> Column:
+def _joined(parts: list[tuple[str, str, tuple[list, list, list | None]]]) -> Column:
+    """One column of the files of a split: (path, layout, (inputs, labels, ClassLabel names)) each."""
     inputs: list[Any] = []
     labels: list[Any] = []
     starts = []
     names = None
-    for _, (part_inputs, part_labels, part_names) in parts:
+    for _, _, (part_inputs, part_labels, part_names) in parts:
         starts.append(len(labels))
         inputs.extend(part_inputs)
         labels.extend(part_labels)
         if part_names is not None:
             names = (names or []) + [name for name in part_names if name not in (names or [])]
-    return Column(inputs, labels, [path for path, _ in parts], starts, names)
+    return Column(
+        inputs, labels, [path for path, _, _ in parts], starts, names, [layout for _, layout, _ in parts]
+    )
 
 
 def _check_image_folder(folder: Path) -> None:
@@ -327,7 +387,16 @@ def _check_image_folder(folder: Path) -> None:
             f"image folder {folder} is not a folder: give the folder that holds one sub-folder per class"
         )
     # One walk of the tree: an image folder may hold hundreds of thousands of files.
-    files = [path for path in folder.rglob("*") if path.is_file()]
+    entries = list(folder.rglob("*"))
+    files = [path for path in entries if path.is_file()]
+    broken = [path for path in entries if path.is_symlink() and not path.exists()]
+    if broken:
+        logger.warning(
+            "%s: %d link(s) that lead nowhere (a missing target or a loop) left out, e.g. %s",
+            folder,
+            len(broken),
+            broken[0],
+        )
     with_images = {
         path.relative_to(folder).parts[0] for path in files if path.suffix.lower() in IMAGE_ENDINGS
     }
@@ -347,81 +416,34 @@ def _check_image_folder(folder: Path) -> None:
 # ---------------------------------------------------------------------------------------- labels
 
 
-def class_ids(
-    columns: dict[str, Column | None], given_names: list[str] | None
-) -> tuple[list[str], dict[str, np.ndarray | None]]:
-    """The class names and each split's labels as ids: the config's names, a ClassLabel's, or the
-    training labels sorted; a label a later split has but train lacks is an error naming it."""
-    train = columns["train"]
-    for split, column in columns.items():
-        if column is not None:
-            _check_present(column, split)
-    names = given_names or train.class_names
-    if names is None:
-        values = set(_as_list(train.labels))
-        names = [str(v) for v in sorted(values)]
-        lookup = {value: i for i, value in enumerate(sorted(values))}
-    else:
-        lookup = _name_lookup(names, train)
-    ids = {split: None if c is None else _ids(c, split, lookup, names) for split, c in columns.items()}
-    present = np.unique(ids["train"])
-    if len(present) < 2:
-        raise DataError(
-            f"{train.files[0]}: the training labels hold a single class ({names[int(present[0])]!r}); "
-            "classification needs at least two"
-        )
-    return list(names), ids
-
-
-def _name_lookup(names: list[str], train: Column) -> dict[Any, int]:
-    lookup: dict[Any, int] = {name: i for i, name in enumerate(names)}
-    if any(not isinstance(v, str) for v in _as_list(train.labels)[:100]):
-        lookup.update({i: i for i in range(len(names))})
-    return lookup
-
-
-def _ids(column: Column, split: str, lookup: dict[Any, int], names: list[str]) -> np.ndarray:
-    labels = _as_list(column.labels)
-    ids = np.empty(len(labels), dtype=np.int64)
-    for i, value in enumerate(labels):
-        found = lookup.get(value)
-        if found is None:
-            where = "train does not have it" if split != "train" else f"the class names are {names}"
-            raise DataError(
-                f"{column.row_name(i)}: label {value!r} is not a class ({where}); fix the label, or "
-                "list every class in data.files.class_names"
-            )
-        ids[i] = found
-    return ids
-
-
-def _check_present(column: Column, split: str) -> None:
-    labels = _as_list(column.labels)
-    for i, value in enumerate(labels):
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-            raise DataError(f"{column.row_name(i)}: the label is missing; fill it in or remove the row")
-    if not len(labels):
-        raise DataError(f"{column.files[0]}: the {split} split has no rows")
-
-
-def _as_list(values: Any) -> list[Any]:
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    return list(values)
-
-
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, dev indices): ``fraction`` of each class (rounded; a class of one example
-    stays in train) drawn with ``seed``, each part in its original order."""
+    """(train indices, dev indices): ``fraction`` of each class (rounded, and at least one example
+    of each class stays in train) drawn with ``seed``, each part in its original order."""
     generator = np.random.default_rng(seed)
     dev = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        take = int(round(fraction * len(members))) if len(members) > 1 else 0
+        # Every class keeps at least one training row.
+        take = min(int(round(fraction * len(members))), len(members) - 1)
         dev.append(generator.permutation(members)[:take])
     dev_index = np.sort(np.concatenate(dev)) if dev else np.array([], dtype=np.int64)
     train_index = np.setdiff1d(np.arange(len(labels)), dev_index)
     return train_index, dev_index
+
+
+def _check_carved(train: Column, kept: int, carved: int, fraction: float) -> None:
+    """Refuse a carve that leaves dev or train without a row, before anything trains."""
+    if carved == 0:
+        smallest = math.ceil(0.5 / fraction) if fraction > 0 else 0
+        raise DataError(
+            f"{train.files[0]}: data.files.dev_fraction {fraction} of the {kept} training rows carves no "
+            f"dev row (a class needs about {max(smallest, 2)} rows to give one); give a dev file as "
+            "data.files.dev, raise data.files.dev_fraction, or set it to 0 to train without a dev split"
+        )
+    if kept == 0:
+        raise DataError(
+            f"{train.files[0]}: data.files.dev_fraction {fraction} leaves no training row; lower it"
+        )
 
 
 def _take(column: Column, index: np.ndarray) -> Column:
@@ -437,7 +459,7 @@ class _Renamed(Column):
     """A subset of a column whose rows keep the names of their original rows."""
 
     def __init__(self, inputs: Any, labels: list[Any], parent: Column, index: np.ndarray) -> None:
-        super().__init__(inputs, labels, parent.files, parent.starts, parent.class_names)
+        super().__init__(inputs, labels, parent.files, parent.starts, parent.class_names, parent.layouts)
         self.parent, self.index = parent, index
 
     def row_name(self, index: int) -> str:
@@ -493,6 +515,8 @@ def _image_source(value: Any) -> Any:
 def _image_name(value: Any, column: Column, index: int) -> str:
     if isinstance(value, dict) and value.get("path"):
         return str(value["path"])
+    if isinstance(value, str):  # a path in a table: the row, and the file it names
+        return f"{column.row_name(index)}, image {value}"
     return column.row_name(index)
 
 
@@ -527,13 +551,13 @@ def _text_dataset(
 def _checked_texts(column: Column) -> list[str]:
     texts = []
     for i, value in enumerate(column.inputs):
+        if is_missing(value):
+            raise DataError(f"{column.row_name(i)}: the text is empty; fill it in or remove the row")
         if not isinstance(value, str):
             raise DataError(
                 f"{column.row_name(i)}: the text is {type(value).__name__} ({value!r}), not text; "
                 "fill it in or remove the row (or name the text column as data.files.input_column)"
             )
-        if not value.strip():
-            raise DataError(f"{column.row_name(i)}: the text is empty; fill it in or remove the row")
         texts.append(value)
     return texts
 
@@ -581,6 +605,15 @@ def _hf_cache(request: DataRequest) -> str:
     return str(cache_root(request.options.get("files") or {}) / "hf")
 
 
+def files_fingerprint(request: DataRequest) -> str | None:
+    """The content digest of the files a request names (:func:`fingerprint`), as a run records it;
+    None for a hub data set, whose content is not read before loading."""
+    files = dict(request.options.get("files") or {})
+    if files.get("format") == "hub":
+        return None
+    return fingerprint(files, request)
+
+
 def fingerprint(files: dict[str, Any], request: DataRequest) -> str:
     """A digest of the data's content: the bytes of every file a split names (all the files of an
     image folder), or a saved / hub data set's own fingerprints. A resumed run compares it, so a
@@ -598,19 +631,37 @@ def fingerprint(files: dict[str, Any], request: DataRequest) -> str:
     names += [n for split in SPLITS for n in _split_files(files, split)]
     for name in names:
         path = find_file(name, request, "file")
-        for part in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if part.is_file():
-                digest.update(part.name.encode())
-                digest.update(_file_digest(part))
+        digest.update(_path_digest(path))
     return digest.hexdigest()
 
 
-def _file_digest(path: Path) -> bytes:
+def _path_digest(path: Path) -> bytes:
+    """sha256 over a file's bytes, or over the names and bytes of every file under a folder."""
+    if not path.is_dir():
+        return _file_digest(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for part in sorted(path.rglob("*")):
+        if part.is_file():
+            digest.update(part.name.encode())
+            digest.update(_file_digest(part))
     return digest.digest()
+
+
+#: File digests of this process, keyed by what changes whenever a file's content does (the inode's
+#: change time too, which no copy tool can set back), so a command hashes each file once.
+_DIGESTS: dict[tuple[str, int, int, int, int], bytes] = {}
+
+
+def _file_digest(path: Path) -> bytes:
+    status = path.stat()
+    key = (str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.digest()
+    return _DIGESTS[key]
 
 
 def _datasets() -> Any:
@@ -620,12 +671,21 @@ def _datasets() -> Any:
         raise DataError(
             "data.name: files reads your files with Hugging Face datasets: pip install 'labelemb[data]'"
         ) from None
-    datasets.logging.set_verbosity_error()
+    # Its own log lines would add to the one line an error gets (the reader's failure is ours to say).
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     datasets.disable_progress_bars()
     return datasets
 
 
-def _innermost(error: BaseException) -> str:
+def _innermost_error(error: BaseException) -> BaseException:
     while error.__cause__ is not None or error.__context__ is not None:
         error = error.__cause__ or error.__context__
+    return error
+
+
+def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".strip()
+
+
+def _innermost(error: BaseException) -> str:
+    return _describe(_innermost_error(error))

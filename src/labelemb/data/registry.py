@@ -60,6 +60,14 @@ def dataset_yields(name: str, options: dict[str, Any] | None = None) -> str:
     return yields if isinstance(yields, str) else yields(options or {})
 
 
+def data_fingerprint(name: str, request: DataRequest) -> str | None:
+    """The content digest of what data set ``name`` would load for ``request``, computed without
+    loading it, for a loader registered with ``fingerprint=`` (a function of the request); None
+    for the others (named data sets check their own files' checksums)."""
+    compute = DATASETS.entry(dataset_key(name)).info.get("fingerprint")
+    return None if compute is None else compute(request)
+
+
 def load(name: str, request: DataRequest | None = None) -> Any:
     """Data set ``name`` as ``request`` asks."""
     return DATASETS.get(dataset_key(name))(request or DataRequest())

@@ -9,6 +9,7 @@ epochs and batches, counts steps, evaluates, checkpoints and writes each seed's 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from .display import ProgressDisplay
 from .early_stopping import update_patience
 from .flops import training_flops
 from .seed import seed_everything
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -154,8 +157,24 @@ class Schedule:
         return min(steps, self.max_steps or steps)
 
 
+#: Fewer updates than this an epoch, and a run learns little in its epochs: said, with the key to change.
+FEW_UPDATES_PER_EPOCH = 5
+
+
 def schedule(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
     """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``config``."""
+    examples, batch_size = len(dataset.train), config.train.batch_size
+    updates = math.ceil(examples / batch_size)
+    if updates < FEW_UPDATES_PER_EPOCH:
+        logger.warning(
+            "%d training examples in batches of %d make %d update(s) an epoch: too few to learn in "
+            "%d epoch(s); lower train.batch_size (e.g. train.batch_size=%d) or raise train.epochs",
+            examples,
+            batch_size,
+            updates,
+            config.train.epochs,
+            max(1, examples // (2 * FEW_UPDATES_PER_EPOCH)),
+        )
     return Schedule(
         train=dataset.train.to(device),
         dev=None if dataset.dev is None else dataset.dev.to(device),

@@ -4,7 +4,8 @@ torch starts one OpenMP thread per core, and its threads spin while they wait fo
 another process keeps a core busy, every parallel region waits for the thread that lost its core:
 on a 2-core machine with one busy core the demo took 17.8 s with 2 threads and 10.0 s with one
 (9.5 s with one and 8.5 s with two on the idle machine; README, "Threads"). So the command line
-looks, once, at how busy the cores are before it starts, and leaves the busy ones alone.
+looks, once, at how busy the cores are when training starts (not before: a command that stops at
+a mistake in its input says that in one line, and nothing else), and leaves the busy ones alone.
 """
 
 from __future__ import annotations
@@ -73,3 +74,22 @@ def use_free_cores() -> None:
             threads,
         )
         torch.set_num_threads(chosen)
+
+
+#: Whether this process should look at the cores when it next starts training (the command line asks).
+_free_cores_asked = False
+
+
+def use_free_cores_when_training() -> None:
+    """Ask for :func:`use_free_cores` at the start of the next training of this process, once."""
+    global _free_cores_asked
+    _free_cores_asked = True
+
+
+def use_free_cores_if_asked() -> None:
+    """:func:`use_free_cores` once, if the command line asked for it; the trainer calls this when
+    the data is read and training is about to start."""
+    global _free_cores_asked
+    if _free_cores_asked:
+        _free_cores_asked = False
+        use_free_cores()

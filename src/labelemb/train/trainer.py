@@ -6,16 +6,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data import Dataset
+from ..data.registry import data_fingerprint
 from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys
 from ..tasks import build_task
-from . import distributed
-from .build import load_run_data, resolve_device, step_options
+from . import distributed, threads
+from .build import data_request, load_run_data, resolve_device, step_options
 from .config import ConfigError, RunConfig
 from .continuation import continue_run, source_run
 from .flops import flops_per_example
@@ -148,6 +150,12 @@ def preflight(configs: Sequence[RunConfig]) -> None:
         folder = RunDir(config.run_dir())
         folder.check_writable()
         folder.check_config(config)
+        if folder.recorded_fingerprint() is not None:
+            # A finished run is read back, not trained: only this keeps it from reporting old
+            # numbers for files that were edited since.
+            fingerprint = data_fingerprint(config.data.name, data_request(config))
+            if fingerprint is not None:
+                folder.refuse_other_data(fingerprint)
         source_run(config)  # a run to continue from, if asked for, that can be continued
 
 
@@ -166,6 +174,8 @@ def _train(
     that process lets go of it (read back if it finished), or, with ``skip_held``, returned as None.
     """
     preflight(configs)
+    # What this command creates, so an error before training leaves no empty run folder behind.
+    first_created = [_first_missing(Path(config.run_dir())) for config in configs]
     summaries: dict[int, dict[str, Any] | None] = {}
     waiting = list(range(len(configs)))
     wait = False
@@ -184,9 +194,15 @@ def _train(
                     folder.check_config(configs[i])  # written meanwhile by another process?
                     mine.append(i)
             if mine:
-                trained = _train_owned(
-                    [configs[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
-                )
+                try:
+                    trained = _train_owned(
+                        [configs[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
+                    )
+                except BaseException:
+                    if distributed.current().is_main:
+                        for i in mine:
+                            RunDir(configs[i].run_dir()).discard_unstarted(first_created[i])
+                    raise
                 summaries.update(zip(mine, trained))
         for i in held:
             logger.info(
@@ -199,6 +215,15 @@ def _train(
             break
         waiting, wait = held, True
     return [summaries[i] for i in range(len(configs))]
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
@@ -249,6 +274,8 @@ def _train_owned(
             f"{config.data.name!r} has no dev split: remove train.early_stopping, or give a dev split "
             "(data.files.dev, or data.files.dev_fraction for your own files)"
         )
+    if not config.train.threads:
+        threads.use_free_cores_if_asked()
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if config.model.freeze:
         dataset = freeze_features(config, dataset, task, device)
