@@ -2,9 +2,10 @@
 
 Every run is the embedded digits with a 64-32 MLP (or a 4-8-16 CNN) for two epochs, so a run
 takes a fraction of a second. "The same" means: the same checks (step, epoch, examples), dev and
-test error equal or one example apart, training losses within 1e-4 relative, the same summary
-(errors likewise), and weights within rounding: batched and single matrix products, and the fused
-and plain Adam kernels, may round differently in the last bit.
+test error equal or one example apart (the test predictions' calibration likewise: ECE within one
+example's share, NLL within 1e-3 relative), training losses within 1e-4 relative, the same summary
+(errors and calibration likewise), and weights within rounding: batched and single matrix
+products, and the fused and plain Adam kernels, may round differently in the last bit.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SEEDS = (0, 1, 2)
 TIMING = {"wall_seconds", "train_seconds", "seconds_per_epoch"}
 ERRORS = {"dev_error", "test_error"}
 SUMMARY_ERRORS = {"selected_test_error", "selected_dev_error", "final_test_error", "final_dev_error"}
+#: The calibration of the test predictions (record key; the summary's is ``selected_<key>``).
+CALIBRATION = {"test_ece", "test_nll", "test_calibration"}
 CNN = ("model.name=cnn", "model.channels=[4, 8]", "model.hidden=16")
 
 
@@ -73,6 +76,20 @@ def assert_close_loss(name: str, got: float, want: float) -> None:
     assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6), f"{name}: batched {got}, sequential {want}"
 
 
+def assert_close_calibration(what: str, got: Any, want: Any, digits) -> None:
+    """Calibration of predictions that may differ as the errors may: by one flipped prediction
+    (ECE, in %, by at most one example's share), confidences and likelihoods by rounding, and a
+    confidence by a rounding across a bin edge (one example moved between two bins)."""
+    if what.endswith("test_ece"):
+        assert abs(got - want) <= one_example(digits) + 1e-3, f"{what}: {got} vs {want}"
+    elif what.endswith("test_nll"):
+        assert math.isclose(got, want, rel_tol=1e-3), f"{what}: {got} vs {want}"
+    else:
+        assert got["bins"] == want["bins"] and sum(got["counts"]) == sum(want["counts"]), what
+        moved = sum(abs(g - w) for g, w in zip(got["counts"], want["counts"]))
+        assert moved <= 2, f"{what}: counts {got['counts']} vs {want['counts']}"
+
+
 def assert_same_metrics(batched: Path, sequential: Path, digits) -> None:
     got, want = read_metrics(batched), read_metrics(sequential)
     assert len(got) == len(want), f"{batched}: {len(got)} checks, sequential {len(want)}"
@@ -87,6 +104,8 @@ def assert_same_metrics(batched: Path, sequential: Path, digits) -> None:
                 )
             elif key.startswith("train_"):
                 assert_close_loss(f"step {w['step']} {key}", g[key], w[key])
+            elif key in CALIBRATION:
+                assert_close_calibration(f"step {w['step']} {key}", g[key], w[key], digits)
             else:
                 assert g[key] == w[key], f"{key}: batched {g[key]}, sequential {w[key]}"
 
@@ -107,6 +126,12 @@ def assert_same_summary(
             continue
         if key in SUMMARY_ERRORS and want[key] is not None:
             assert abs(got[key] - want[key]) <= one_example(digits), f"{key}: {got[key]} vs {want[key]}"
+        elif key.removeprefix("selected_") in CALIBRATION and got["selected_step"] == want["selected_step"]:
+            assert_close_calibration(f"summary {key}", got[key], want[key], digits)
+        elif key.removeprefix("selected_") in CALIBRATION:
+            # Another check selected (as above): its calibration is that check's.
+            there = {r["step"]: r for r in want_records}[got["selected_step"]]
+            assert_close_calibration(f"summary {key}", got[key], there[key.removeprefix("selected_")], digits)
         elif key in ("selected_step", "selected_epoch") and got[key] != want[key]:
             there = {r["step"]: r for r in want_records}[got["selected_step"]]
             assert abs(there["dev_error"] - want["selected_dev_error"]) <= one_example(digits), key

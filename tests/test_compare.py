@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,66 @@ def test_the_table_says_where_runs_peaked_and_which_stopped_early(synthetic):
     faster_line = next(line for line in markdown.splitlines() if line.startswith("| faster"))
     assert faster_line.count("|") == header.count("|") and "| - |" in faster_line
     assert "(k/n): the runs that early stopping ended" in markdown
+
+
+def add_calibration(root: Path, method: str, seed: int, ece: float, nll: float) -> None:
+    """Give a synthetic run the calibration a classification run records at its selected check."""
+    path = root / method / f"seed{seed}" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary.update(selected_test_ece=ece, selected_test_nll=nll)
+    path.write_text(json.dumps(summary))
+
+
+def test_the_table_shows_calibration_with_welch_p_and_a_dash_for_runs_without_it(synthetic):
+    add_calibration(synthetic, "onehot", 0, 4.0, 0.30)
+    add_calibration(synthetic, "onehot", 1, 6.0, 0.34)
+    for seed, (ece, nll) in enumerate([(1.0, 0.20), (2.0, 0.22), (3.0, 0.27)]):
+        add_calibration(synthetic, "faster", seed, ece, nll)
+    # "never" was recorded before runs had calibration: no keys at all.
+    rows = {r["method"]: r for r in comparison_rows(load_runs(synthetic))}
+    onehot, faster, never = rows["onehot"], rows["faster"], rows["never"]
+    assert (onehot["ece_mean"], onehot["ece_std"]) == (pytest.approx(5.0), pytest.approx(math.sqrt(2.0)))
+    assert (faster["nll_mean"], faster["nll_std"]) == (pytest.approx(0.23), pytest.approx(math.sqrt(0.0013)))
+    # Welch by hand for ECE: faster {1, 2, 3} (var 1) against onehot {4, 6} (var 2).
+    t = (2.0 - 5.0) / math.sqrt(1.0 / 3 + 2.0 / 2)
+    dof = (1.0 / 3 + 1.0) ** 2 / ((1.0 / 3) ** 2 / 2 + 1.0**2 / 1)
+    assert faster["ece_p_value"] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-9)
+    assert faster["nll_p_value"] == pytest.approx(
+        stats.ttest_ind([0.20, 0.22, 0.27], [0.30, 0.34], equal_var=False).pvalue
+    )
+    assert onehot["ece_p_value"] is None  # the baseline itself
+    assert never["ece_mean"] is None and never["nll_p_value"] is None
+    markdown = format_markdown(list(rows.values()))
+    header, _, *lines = markdown.splitlines()
+    heads = [cell.strip() for cell in header.strip("|").split("|")]
+    # Four columns end the table; the columns before them keep their places.
+    assert heads[-5:] == [
+        "p vs onehot (Welch)",
+        "ECE % (selected)",
+        "p ECE vs onehot",
+        "NLL (selected)",
+        "p NLL vs onehot",
+    ]
+    cells = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[:3])}
+    assert cells["onehot"][-4:] == ["5.00 ± 1.41", "-", "0.320 ± 0.028", "-"]
+    assert cells["faster"][-4:] == [
+        "2.00 ± 1.00",
+        f"{faster['ece_p_value']:.2g}",
+        "0.230 ± 0.036",
+        f"{faster['nll_p_value']:.2g}",
+    ]
+    assert cells["never"][-4:] == ["-", "-", "-", "-"] and len(cells["never"]) == len(heads)
+    assert "ECE %: the expected calibration error of the test predictions" in markdown
+    columns = format_csv(list(rows.values())).splitlines()[0].split(",")
+    assert columns[-7:] == [
+        "ece_mean",
+        "ece_std",
+        "ece_p_value",
+        "nll_mean",
+        "nll_std",
+        "nll_p_value",
+        "metric",
+    ]
 
 
 def write_text_run(root: Path, method: str, seed: int, score: str, dev: list[float], test: list[float]):
@@ -319,6 +380,13 @@ def test_compare_command_end_to_end(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "| onehot | 2 |" in out and "| label_embedding | 2 |" in out
+    # Every classification run records the calibration of its test predictions; the table shows it.
+    header, _, *lines = out[out.index("| method") :].splitlines()
+    heads = [cell.strip() for cell in header.strip("|").split("|")]
+    assert heads[-4:] == ["ECE % (selected)", "p ECE vs onehot", "NLL (selected)", "p NLL vs onehot"]
+    for line in lines[:2]:
+        ece, _, nll, _ = [cell.strip() for cell in line.strip("|").split("|")][-4:]
+        assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", ece) and re.fullmatch(r"\d+\.\d{3} ± \d+\.\d{3}", nll)
     experiment = tmp_path / "runs" / "cmp"
     assert {p.name for p in experiment.iterdir()} >= {"comparison.md", "comparison.csv", "curves.png"}
     assert main(["compare", "--config", str(config), "--methods", "nope", "--output-dir", str(tmp_path)]) == 2

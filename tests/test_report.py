@@ -150,6 +150,7 @@ def test_report_is_written_beside_the_runs_with_the_analysis_under_analysis(expe
         assert (analysis / f"{method}-seed0" / "heatmap.png").read_bytes().startswith(PNG_MAGIC)
         assert not (analysis / f"{method}-seed1").exists()
     assert (analysis / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert (analysis / "reliability.png").read_bytes().startswith(PNG_MAGIC)
     assert {r["method"] for r in json.loads((analysis / "analysis.json").read_text())["runs"]} == set(METHODS)
 
 
@@ -166,16 +167,24 @@ def test_page_is_self_contained(report, page):
 
 def test_images_are_valid_base64_pngs_of_the_figures(experiment, page):
     by_section = {section: png_bytes(attrs["src"]) for section, attrs in page.images}
-    assert set(by_section) == {"curves", *(f"method-{m}" for m in METHODS)}
+    assert set(by_section) == {"curves", "calibration", *(f"method-{m}" for m in METHODS)}
     analysis = experiment / "analysis"
     assert by_section["curves"] == (analysis / "curves.png").read_bytes()
+    assert by_section["calibration"] == (analysis / "reliability.png").read_bytes()
     for method in METHODS:
         assert by_section[f"method-{method}"] == (analysis / f"{method}-seed0" / "heatmap.png").read_bytes()
     assert all(attrs.get("alt") for _, attrs in page.images)
 
 
 def test_sections_have_stable_ids_in_order(page):
-    assert page.sections == ["comparison", "curves", "method-onehot", "method-label_embedding", "wordnet"]
+    assert page.sections == [
+        "comparison",
+        "curves",
+        "calibration",
+        "method-onehot",
+        "method-label_embedding",
+        "wordnet",
+    ]
     assert len(page.ids) == len(set(page.ids))
     links = [url for url in page.urls if url.startswith("#")]
     assert links == [f"#{s}" for s in page.sections]  # the navigation reaches every section
@@ -192,6 +201,14 @@ def test_comparison_table_has_both_methods_with_the_numbers_of_compare(experimen
         line = next(line for line in markdown if line.startswith(f"| {row[0]} |"))
         assert [cell.strip() for cell in line.strip("|").split("|")] == row
     assert all(row[1] == "2" for row in rows)
+
+
+def test_calibration_is_in_the_table_and_drawn_per_method_with_seeds_pooled(page):
+    (table,) = page.tables_in("comparison")
+    assert table[0][-4:] == ["ECE % (selected)", "p ECE vs onehot", "NLL (selected)", "p NLL vs onehot"]
+    assert "expected calibration error" in page.text["comparison"]
+    text = page.text["calibration"]
+    assert "Reliability diagrams" in text and "every seed of a method pooled" in text
 
 
 def test_each_method_has_its_seed_source_and_top_k_table(experiment, page):
@@ -386,12 +403,19 @@ def test_chromium_renders_every_section_and_decodes_every_picture(chromium, repo
     )
     dom = run_chromium(chromium, tmp_path, probe, "--dump-dom").stdout.decode("utf-8")
     page = Page(dom)
-    assert page.sections == ["comparison", "curves", "method-onehot", "method-label_embedding", "wordnet"]
+    assert page.sections == [
+        "comparison",
+        "curves",
+        "calibration",
+        "method-onehot",
+        "method-label_embedding",
+        "wordnet",
+    ]
     assert [row[0] for row in page.tables_in("comparison")[0][1:]] == list(METHODS)
     for method in METHODS:
         assert len(page.tables_in(f"method-{method}")[0]) == 11  # header + 10 digits
     decoded = {section: attrs.get("data-decoded") for section, attrs in page.images}
-    assert set(decoded) == {"curves", "method-onehot", "method-label_embedding"}
+    assert set(decoded) == {"curves", "calibration", "method-onehot", "method-label_embedding"}
     for section, size in decoded.items():
         assert size and re.fullmatch(r"[1-9]\d*x[1-9]\d*", size), f"{section}: picture not decoded ({size})"
     assert "no WordNet mapping" in page.text["wordnet"]

@@ -21,7 +21,7 @@ from labelemb import methods
 from labelemb.data.text_classes import TextClassSplit, text_class_dataset
 from labelemb.models import build_model
 from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, bigram_ids, mean_bag
-from labelemb.tasks import build_task
+from labelemb.tasks import build_task, measure_calibration
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
 from labelemb.train.loop import Progress
@@ -250,12 +250,26 @@ def test_evaluation_reports_error_and_macro_f1_in_length_order(texts):
 
     task = TextClassification(eval_batch_size=7)
     results = task.evaluate(predict, texts.dev, texts.test)
-    assert list(results) == ["dev_macro_f1", "dev_error", "test_macro_f1", "test_error"]
+    assert list(results) == [
+        "dev_macro_f1",
+        "dev_error",
+        "test_macro_f1",
+        "test_error",
+        "test_ece",
+        "test_nll",
+        "test_calibration",
+    ]
     with torch.no_grad():
-        predictions = head(model(texts.test.inputs)).argmax(-1)  # all at once, unsorted, uncut
+        logits = head(model(texts.test.inputs))  # all at once, unsorted, uncut
+    predictions = logits.argmax(-1)
     labels = texts.test.labels
     assert results["test_error"] == pytest.approx(100 * (predictions != labels).double().mean().item())
     assert results["test_macro_f1"] == pytest.approx(macro_f1(predictions, labels, 3))
+    # The calibration of the test predictions, in the split's order whatever order they were made in.
+    calibration = measure_calibration(logits, labels)
+    assert results["test_ece"] == pytest.approx(calibration.ece, rel=1e-5)
+    assert results["test_nll"] == pytest.approx(calibration.nll, rel=1e-5)
+    assert results["test_calibration"]["counts"] == calibration.counts
     representation, source = task.label_representation(predict, texts.dev, texts.test, 3)
     assert representation.shape == (3, 3) and source == "mean softmax on dev"
     torch.testing.assert_close(representation.sum(1), torch.ones(3))

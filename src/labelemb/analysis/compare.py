@@ -27,6 +27,15 @@ _LABELS = {
 }
 
 
+#: Calibration of the test predictions at the selected check, which classification runs record
+#: (:mod:`labelemb.tasks.calibration`): summary key -> (name of the row's statistics, column head,
+#: cell format). Runs recorded before them lack the keys: their cells are "-".
+CALIBRATION_COLUMNS = {
+    "selected_test_ece": ("ece", "ECE % (selected)", ".2f"),
+    "selected_test_nll": ("nll", "NLL (selected)", ".3f"),
+}
+
+
 def metric_label(key: str) -> str:
     """How a table heads a summary metric: ``test_bleu`` -> ``test BLEU``."""
     return _LABELS.get(key, key)
@@ -207,10 +216,30 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         if method != baseline and len(selected) > 1 and len(base_selected) > 1:
             row["p_value"] = float(stats.ttest_ind(selected, base_selected, equal_var=False).pvalue)
         row["selected_epoch"], row["stopped_early"] = _where_runs_peaked(method_runs)
+        for field, (name, _, _) in CALIBRATION_COLUMNS.items():
+            against = base_runs if method != baseline else None
+            calibration = _calibration_statistics(method_runs, against, field)
+            row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_p_value"] = calibration
         row["metric"] = metric.key  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))
     return rows
+
+
+def _calibration_statistics(
+    method_runs: list[Run], base_runs: list[Run] | None, key: str
+) -> tuple[float | None, float | None, float | None]:
+    """Mean and std over seeds of the summary's ``key`` (a calibration figure), and Welch's p
+    against the baseline's runs; Nones where a run lacks it (recorded before runs had it)."""
+    values = [r.summary.get(key) for r in method_runs]
+    if any(v is None for v in values):
+        return None, None, None
+    mean, std = _mean_std(values)
+    base = [r.summary.get(key) for r in base_runs or []]
+    p_value = None
+    if len(values) > 1 and len(base) > 1 and all(v is not None for v in base):
+        p_value = float(stats.ttest_ind(values, base, equal_var=False).pvalue)
+    return mean, std, p_value
 
 
 def _where_runs_peaked(method_runs: list[Run]) -> tuple[float | None, int | None]:
@@ -234,7 +263,9 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     A text task's table (BLEU, ROUGE) names its score in every column that depends on it, gives
     its AUAC on the score's 0-100 scale, and ends with a line on how to read them. A
     classification table whose runs also report macro-F1 (text classification, imbalanced classes)
-    gives it a column before the error's and a line on reading it.
+    gives it a column before the error's and a line on reading it. Where any run records the
+    calibration of its test predictions (classification), four columns end the table: ECE and NLL
+    (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
     """
     metric = rows[0].get("metric", "test_error")
     label = metric_label(metric)
@@ -247,13 +278,21 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     reach, area = (f"best dev {score}", f"AUAC (test {score}, 0-100)") if text else ("best dev", "AUAC")
     peaked = any(r.get("selected_epoch") is not None for r in rows)
     peak_head = "| best dev at epoch (stopped early) " if peaked else ""
+    calibrated = [
+        (name, head, fmt)
+        for name, head, fmt in CALIBRATION_COLUMNS.values()
+        if any(r.get(f"{name}_mean") is not None for r in rows)
+    ]
+    calibration_heads = "".join(f"| {head} | p {head.split()[0]} vs {baseline} " for _, head, _ in calibrated)
     lines = [
         f"| method | seeds {other_heads}| {label} (selected) | min | max | final {label} {peak_head}"
         f"| s / epoch | time to {baseline}'s {reach} | {label} at {baseline}'s compute | {area} "
-        f"| p vs {baseline} (Welch) |",
+        f"| p vs {baseline} (Welch) {calibration_heads}|",
         "| --- | ---: "
         + "| ---: " * (len(others) + peaked)
-        + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        + "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        + "| ---: | ---: " * len(calibrated)
+        + "|",
     ]
     for r in rows:
         mixed = " (mixed)" if r.get("timing") == "mixed" else ""
@@ -262,6 +301,11 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
         if peaked:
             epoch = r.get("selected_epoch")
             peak_cell = "| - " if epoch is None else f"| {epoch:.1f} ({r['stopped_early']}/{r['seeds']}) "
+        calibration_cells = ""
+        for name, _, fmt in calibrated:
+            mean, std = r.get(f"{name}_mean"), r.get(f"{name}_std")
+            value = "-" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
+            calibration_cells += f"| {value} | {_cell(r.get(f'{name}_p_value'), '.2g')} "
         lines.append(
             f"| {r['method']} | {r['seeds']} {other_cells}"
             f"| {r['selected_mean']:.2f} ± {r['selected_std']:.2f} "
@@ -269,7 +313,8 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             f"| {r['final_mean']:.2f} ± {r['final_std']:.2f} {peak_cell}"
             f"| {r['seconds_per_epoch']:.2f}{mixed} | {_cell(r['time_fraction'], '.2f')} "
             f"| {_cell(r.get('at_baseline_compute'), '.2f')} "
-            f"| {r['auac']:{'.2f' if text else '.4f'}} | {_cell(r['p_value'], '.2g')} |"
+            f"| {r['auac']:{'.2f' if text else '.4f'}} | {_cell(r['p_value'], '.2g')} "
+            f"{calibration_cells}|"
         )
     if any(r.get("at_baseline_compute") is not None for r in rows):
         lines.append(
@@ -287,6 +332,13 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
             "\ns / epoch: some runs trained side by side with other seeds (batched; each counted as 1/S "
             "of the group's time) and others alone; (mixed) marks a method with both. Compare times "
             "only between runs trained the same way."
+        )
+    if calibrated:
+        lines.append(
+            "\nECE %: the expected calibration error of the test predictions at the check each run "
+            "selects (15 equal-width bins of the top softmax probability; 0-100, lower is better); "
+            "NLL: their mean negative log-likelihood (nats per example, lower is better); mean ± std "
+            f"over seeds, p: Welch's t-test against {baseline}; '-' for runs recorded without them."
         )
     if "test_macro_f1" in others:
         lines.append(

@@ -1,9 +1,10 @@
 """`labelemb report`: one self-contained HTML page for a comparison directory.
 
-The page holds the comparison table, the error curves, each method's similarity heatmap and
-nearest labels (for its lowest seed) and the WordNet correlation of each method over all its
-seeds. Every picture is a PNG embedded as a ``data:`` URI and the style sheet is inline, so the
-file opens offline and can be mailed or archived alone.
+The page holds the comparison table, the error curves, the reliability diagram of each method's
+test predictions at the selected checks (classification runs that recorded them; seeds pooled),
+each method's similarity heatmap and nearest labels (for its lowest seed) and the WordNet
+correlation of each method over all its seeds. Every picture is a PNG embedded as a ``data:``
+URI and the style sheet is inline, so the file opens offline and can be mailed or archived alone.
 
 A comparison of text runs (BLEU or ROUGE, whose labels are a vocabulary of thousands of words)
 speaks of its own score, higher is better, on its 0-100 scale; its curves are of the dev score;
@@ -13,7 +14,8 @@ no heatmap and no WordNet section.
 
 Nothing here computes a statistic or draws a figure itself: the table comes from
 :func:`~labelemb.analysis.compare.comparison_rows` and :func:`~labelemb.analysis.compare.format_markdown`,
-the curves from :func:`~labelemb.analysis.curves.plot_error_curves`, the heatmaps, nearest labels
+the curves from :func:`~labelemb.analysis.curves.plot_error_curves`, the reliability diagrams from
+:func:`~labelemb.analysis.reliability.plot_reliability`, the heatmaps, nearest labels
 and WordNet numbers from :mod:`labelemb.analysis.analyze`, whose files are kept in
 ``<experiment>/analysis/``.
 """
@@ -32,6 +34,7 @@ from ..train.seed import describe_seeds
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
 from .compare import Run, comparison_metric, comparison_rows, format_markdown, load_runs
 from .curves import plot_error_curves
+from .reliability import plot_reliability
 from .report_page import escape, render_report
 from .representation import NoRepresentation, run_representation
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
@@ -39,6 +42,7 @@ from .similarity import frequent_words, label_indices, nearest_labels, similar_t
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
 CURVES_FILE = "curves.png"
+RELIABILITY_FILE = "reliability.png"
 #: The WordNet correlation of every seed (``analysis.json`` has the representative seeds only).
 WORDNET_FILE = "wordnet-all-seeds.json"
 
@@ -219,6 +223,8 @@ def build_report(
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
     comparison = format_markdown(rows)
     curves = plot_error_curves(runs, analysis_dir / CURVES_FILE, title=experiment_dir.resolve().name)
+    in_page_order = {row["method"]: runs[row["method"]] for row in rows}
+    reliability = plot_reliability(in_page_order, analysis_dir / RELIABILITY_FILE)
     if analyze_runs and text:
         results, wordnet = _analyse_text(experiment_dir, runs, analysis_dir, top, data_dir), {}
     elif analyze_runs:
@@ -240,6 +246,7 @@ def build_report(
         setup=_setup(runs),
         comparison_markdown=comparison,
         curves_png=curves.read_bytes(),
+        reliability_png=None if reliability is None else reliability.read_bytes(),
         methods=methods,
         wordnet_by_method={} if text else wordnet["wordnet_by_method"],
         wordnet_absent="" if text else _absent_reason(wordnet["runs"]),

@@ -15,8 +15,10 @@ from typing import Any
 from .compare import Metric, score_name
 from .similarity import similar_table
 
-#: The sections every report has (a text comparison has no WordNet section).
+#: The sections every report has (a text comparison has no WordNet section); a comparison whose
+#: runs recorded their calibration also has one, after the curves.
 SECTION_IDS = ("comparison", "curves", "wordnet")
+CALIBRATION_SECTION = "calibration"
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222; }
@@ -115,6 +117,7 @@ def render_report(
     wordnet_absent: str,
     top: int = 5,
     metric: Metric | None = None,
+    reliability_png: bytes | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -124,7 +127,9 @@ def render_report(
     correlation. ``metric``: the comparison's (default: the test error of classification); for
     a text task's score (BLEU, ROUGE) the page speaks of that score, a method's entry has no
     heatmap but may have ``run_dir`` (to show the `labelemb similar` that prints its table), and
-    there is no WordNet section.
+    there is no WordNet section. ``reliability_png``: the reliability diagrams of the methods'
+    test predictions (:func:`labelemb.analysis.reliability.plot_reliability`), shown in a
+    calibration section after the curves; None: no such section.
     """
     text = metric is not None and metric.key != "test_error"
     score = score_name(metric.key) if metric is not None else ""
@@ -134,6 +139,7 @@ def render_report(
         for anchor, label in [
             ("comparison", "comparison"),
             ("curves", f"dev {score} curves" if text else "error curves"),
+            *([(CALIBRATION_SECTION, "calibration")] if reliability_png is not None else []),
             *[(f"method-{n}", n) for n in names],
             *([] if text else [("wordnet", "WordNet")]),
         ]
@@ -158,6 +164,13 @@ def render_report(
             "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
             "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
         )
+        if "ECE % (selected)" in comparison_markdown.split("\n", 1)[0]:
+            comparison_note += (
+                " ECE (%, lower is better) is the expected calibration error of the test predictions "
+                "at the selected check (15 equal-width confidence bins) and NLL their mean negative "
+                "log-likelihood (nats), each with Welch's p against the baseline; '-' for runs "
+                "recorded without them."
+            )
         if metric is not None and "test_macro_f1" in metric.others:
             comparison_note += (
                 " Test macro-F1 (0-100, higher is better) is at the same check: the mean over the "
@@ -193,6 +206,19 @@ def render_report(
         *curves,
         "</section>",
     ]
+    if reliability_png is not None:
+        parts += [
+            f'<section id="{CALIBRATION_SECTION}">',
+            "<h2>Calibration</h2>",
+            "<p>Reliability diagrams of the test predictions at the check each run selects, every "
+            "seed of a method pooled: the accuracy of the predictions in each of 15 equal-width bins "
+            "of confidence (the top softmax probability), the gap to the bin's mean confidence "
+            "shaded red, the diagonal for perfect calibration; below, the share of predictions in each "
+            "bin. Bars under the diagonal: overconfident; above it: underconfident. A panel's ECE "
+            "is that of its pooled predictions (the table's is the mean over seeds).</p>",
+            _img(reliability_png, "reliability diagram of each method's test predictions"),
+            "</section>",
+        ]
     for m in methods:
         name = m["method"]
         parts += [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..registry import import_modules
 from .base import Predict, Predictor, Task
+from .calibration import CALIBRATION_FIELDS, Calibration, CalibrationSums, measure_calibration
 from .classification import Classification
 from .registry import TASKS, build_task, register, task_class
 from .seq2seq import DecodeOptions, SequenceTask
@@ -17,7 +18,10 @@ from .seq2seq import DecodeOptions, SequenceTask
 import_modules(__name__, __path__)
 
 __all__ = [
+    "CALIBRATION_FIELDS",
     "TASKS",
+    "Calibration",
+    "CalibrationSums",
     "Classification",
     "DecodeOptions",
     "Predict",
@@ -25,6 +29,7 @@ __all__ = [
     "SequenceTask",
     "Task",
     "build_task",
+    "measure_calibration",
     "register",
     "task_class",
 ]

@@ -67,6 +67,10 @@ class Task(Protocol):
     #: The dev metrics a config's ``selection_metric`` may name (checked before any data is read);
     #: a task without it selects by its own metric only.
     selectable: ClassVar[tuple[str, ...]]
+    #: Record keys beside the metrics that the summary keeps at the selected check, as
+    #: ``selected_<key>``: figures that describe a check but never select one (classification:
+    #: the test predictions' calibration, :data:`labelemb.tasks.calibration.CALIBRATION_FIELDS`).
+    selected_fields: ClassVar[tuple[str, ...]]
 
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Task:
@@ -100,8 +104,9 @@ class Task(Protocol):
         there are, or their tokens (:mod:`labelemb.train.flops` scales counted FLOPs by it)."""
         ...
 
-    def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, float]:
-        """The task's metrics of one model on the dev (if any) and test splits."""
+    def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, Any]:
+        """The task's metrics of one model on the dev (if any) and test splits (numbers), and its
+        :attr:`selected_fields` (any JSON value)."""
         ...
 
     def evaluation_files(self) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Classification: one label per example, judged by the error rate; the task of the image data sets."""
+"""Classification: one label per example, judged by the error rate; the task of the image data sets.
+
+Each check also records the calibration of the test predictions (:mod:`labelemb.tasks.calibration`):
+ECE, NLL and the bins of a reliability diagram, from the same logits as the test error.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from torch import Tensor
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
 from .base import Predict
+from .calibration import CALIBRATION_FIELDS, CalibrationSums
 from .registry import register
 
 
@@ -21,6 +26,8 @@ class Classification:
 
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = ("dev_error",)
+    #: Kept in the summary at the selected check, beside the metrics.
+    selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
 
     eval_batch_size: int = 1000
     metrics: tuple[str, ...] = ("dev_error", "test_error")
@@ -57,9 +64,12 @@ class Classification:
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
 
-    def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, float]:
-        results = {} if dev is None else {"dev_error": self.error_rate(predict, dev)}
-        results["test_error"] = self.error_rate(predict, test)
+    def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, Any]:
+        """Dev and test error (%), and the calibration of the test predictions."""
+        results: dict[str, Any] = {} if dev is None else {"dev_error": self.error_rate(predict, dev)}
+        sums = CalibrationSums()
+        results["test_error"] = self.error_rate(predict, test, sums)
+        results.update(sums.result().record("test"))
         return results
 
     def label_representation(
@@ -88,10 +98,14 @@ class Classification:
         return (sums / counts.clamp(min=1)[:, None]).cpu()
 
     @torch.inference_mode()
-    def error_rate(self, predict: Predict, split: Split) -> float:
-        """Percentage of ``split`` whose argmax prediction is wrong."""
+    def error_rate(self, predict: Predict, split: Split, calibration: CalibrationSums | None = None) -> float:
+        """Percentage of ``split`` whose argmax prediction is wrong; each batch's predictions are
+        also added to ``calibration`` if given (one pass over the split for both)."""
         wrong = torch.zeros((), dtype=torch.int64, device=split.inputs.device)
         for start in range(0, len(split), self.eval_batch_size):
             logits = predict(as_float_images(split.inputs[start : start + self.eval_batch_size]))
-            wrong += (logits.argmax(-1) != split.labels[start : start + self.eval_batch_size]).sum()
+            labels = split.labels[start : start + self.eval_batch_size]
+            wrong += (logits.argmax(-1) != labels).sum()
+            if calibration is not None:
+                calibration.add(logits.float(), labels)
         return 100.0 * wrong.item() / len(split)

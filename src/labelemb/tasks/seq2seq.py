@@ -67,6 +67,8 @@ class SequenceTask:
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
     #: It selects by its own dev score (BLEU or ROUGE-L) only.
     selectable: ClassVar[tuple[str, ...]] = ()
+    #: No calibration: a decoded sequence's score is no per-token classification.
+    selected_fields: ClassVar[tuple[str, ...]] = ()
 
     eval_batch_size: int = 100
     lower_is_better: bool = False

@@ -4,7 +4,8 @@ Training batches group texts of similar length (as the sequence-to-sequence task
 cut to their longest text, so a batch of short texts costs little however long the longest text
 of the data set is. Evaluation reads each split in length order, batch by batch, and reports the
 error (%) and macro-F1 (%, over the classes): on imbalanced classes a model can have a low error
-while failing the small classes, which macro-F1 shows.
+while failing the small classes, which macro-F1 shows. The test split's calibration (ECE, NLL, the
+bins of a reliability diagram: :mod:`labelemb.tasks.calibration`) is recorded beside them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
 from .base import Predict
+from .calibration import CALIBRATION_FIELDS, measure_calibration
 from .registry import register
 
 #: The dev metrics that may select a run's reported check (``selection_metric``), and whether lower
@@ -58,6 +60,8 @@ class TextClassification:
 
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = tuple(SELECTION_METRICS)
+    #: Kept in the summary at the selected check, beside the metrics.
+    selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
 
     eval_batch_size: int = 1000
     selection_metric: str = "dev_error"
@@ -127,10 +131,9 @@ class TextClassification:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(
-        self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit
-    ) -> dict[str, float]:
-        results: dict[str, float] = {}
+    def evaluate(self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit) -> dict[str, Any]:
+        """Dev and test macro-F1 and error (%), and the calibration of the test predictions."""
+        results: dict[str, Any] = {}
         for name, split in (("dev", dev), ("test", test)):
             if split is None:
                 continue
@@ -138,6 +141,8 @@ class TextClassification:
             predictions, labels = logits.argmax(-1), split.labels.cpu()
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
+            if name == "test":
+                results.update(measure_calibration(logits, labels).record(name))
         return results
 
     def evaluation_files(self) -> dict[str, str]:

@@ -1,0 +1,118 @@
+"""Reliability diagrams (Guo et al. 2017, Figure 1): accuracy against confidence, per method.
+
+Each classification run records the bins of its test predictions at the selected check
+(``selected_test_calibration`` in its summary, :mod:`labelemb.tasks.calibration`). A method's
+diagram pools the bins of all its seeds (the same test set, so the pooled bins are those of
+every seed's predictions together); below it, how many predictions fell in each bin.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..tasks.calibration import Calibration, pooled_bins
+from .compare import Run
+from .figures import plt, save_figure
+
+#: The summary key holding a run's bins at its selected check.
+BINS_KEY = "selected_test_calibration"
+#: Panels per row of the figure.
+COLUMNS = 4
+
+
+def method_bins(method_runs: list[Run]) -> tuple[Calibration | None, int]:
+    """The pooled bins of the runs that recorded them (None if none did), and how many did."""
+    recorded = [r.summary[BINS_KEY] for r in method_runs if r.summary.get(BINS_KEY)]
+    return (pooled_bins(recorded) if recorded else None), len(recorded)
+
+
+def has_calibration(runs: dict[str, list[Run]]) -> bool:
+    """Whether any run of the comparison recorded the calibration of its test predictions."""
+    return any(r.summary.get(BINS_KEY) for method_runs in runs.values() for r in method_runs)
+
+
+def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
+    width = 1.0 / pooled.bins
+    left = np.arange(pooled.bins) * width
+    filled = np.array(pooled.counts) > 0
+    accuracy = np.array([a if a is not None else 0.0 for a in pooled.accuracy])
+    confidence = np.array([c if c is not None else 0.0 for c in pooled.confidence])
+    ax.bar(
+        left[filled],
+        accuracy[filled],
+        width,
+        align="edge",
+        color="#4c72b0",
+        edgecolor="white",
+        label="accuracy",
+    )
+    # From each bin's accuracy to its mean confidence (Guo et al.'s red "gap" bars, drawn over the
+    # accuracy where the predictions are underconfident).
+    gap = confidence[filled] - accuracy[filled]
+    ax.bar(
+        left[filled],
+        gap,
+        width,
+        bottom=accuracy[filled],
+        align="edge",
+        color="#d62728",
+        alpha=0.3,
+        edgecolor="#d62728",
+        linewidth=0.8,
+        label="gap to mean confidence",
+    )
+    ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", linewidth=1.0, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.tick_params(labelbottom=False)
+    fractions = np.array(pooled.counts) / max(sum(pooled.counts), 1)
+    bars.bar(left, fractions, width, align="edge", color="0.55", edgecolor="white")
+    bars.set_xlim(0, 1)
+    bars.set_ylim(0, max(float(fractions.max()), 1e-9) * 1.1)
+    bars.set_xlabel("confidence (top softmax probability)")
+    bars.set_ylabel("share")
+
+
+def plot_reliability(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path | None:
+    """One reliability diagram per method (seeds pooled) in one figure; None (nothing written)
+    when no run recorded its calibration (runs from before, or a text task)."""
+    if not has_calibration(runs):
+        return None
+    methods = list(runs)
+    columns = min(COLUMNS, len(methods))
+    rows = math.ceil(len(methods) / columns)
+    fig = plt.figure(figsize=(3.4 * columns, 4.3 * rows))
+    grid = fig.add_gridspec(rows, columns)
+    for i, method in enumerate(methods):
+        # Each method's diagram sits right above its histogram; the methods have room between them.
+        cell = grid[divmod(i, columns)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
+        ax, bars = fig.add_subplot(cell[0]), fig.add_subplot(cell[1])
+        pooled, recorded = method_bins(runs[method])
+        seeds = len(runs[method])
+        if pooled is None:
+            ax.set_title(method, fontsize=10)
+            ax.text(
+                0.5,
+                0.5,
+                "not recorded\n(runs from before)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
+            ax.set_axis_off()
+            bars.set_axis_off()
+            continue
+        _draw(ax, bars, pooled)
+        pooled_seeds = f"{recorded} seeds pooled" if recorded == seeds else f"{recorded} of {seeds} seeds"
+        ax.set_title(f"{method}\nECE {pooled.ece:.2f} % ({pooled_seeds})", fontsize=10)
+        if i == 0:
+            ax.legend(loc="upper left", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
