@@ -50,8 +50,9 @@ def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
         edgecolor="white",
         label="accuracy",
     )
-    # From each bin's accuracy to its mean confidence (Guo et al.'s red "gap" bars, drawn over the
-    # accuracy where the predictions are underconfident).
+    # From each bin's accuracy to its mean confidence (Guo et al.'s red "gap" bars), hatched and
+    # unfilled: where the predictions are underconfident it lies over the accuracy bar, which must
+    # stay readable; a black tick marks the mean confidence itself.
     gap = confidence[filled] - accuracy[filled]
     ax.bar(
         left[filled],
@@ -59,11 +60,19 @@ def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
         width,
         bottom=accuracy[filled],
         align="edge",
-        color="#d62728",
-        alpha=0.3,
+        facecolor="none",
+        hatch="///",
         edgecolor="#d62728",
         linewidth=0.8,
         label="gap to mean confidence",
+    )
+    ax.hlines(
+        confidence[filled],
+        left[filled],
+        left[filled] + width,
+        color="black",
+        linewidth=1.5,
+        label="mean confidence",
     )
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", linewidth=1.0, label="perfect calibration")
     ax.set_xlim(0, 1)
