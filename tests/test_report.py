@@ -176,15 +176,12 @@ def test_images_are_valid_base64_pngs_of_the_figures(experiment, page):
     assert all(attrs.get("alt") for _, attrs in page.images)
 
 
+#: The report's sections, in order, for the onehot and label_embedding runs of the fixture.
+SECTIONS = ["comparison", "curves", "calibration", "method-onehot", "method-label_embedding", "wordnet"]
+
+
 def test_sections_have_stable_ids_in_order(page):
-    assert page.sections == [
-        "comparison",
-        "curves",
-        "calibration",
-        "method-onehot",
-        "method-label_embedding",
-        "wordnet",
-    ]
+    assert page.sections == SECTIONS
     assert len(page.ids) == len(set(page.ids))
     links = [url for url in page.urls if url.startswith("#")]
     assert links == [f"#{s}" for s in page.sections]  # the navigation reaches every section
@@ -403,14 +400,7 @@ def test_chromium_renders_every_section_and_decodes_every_picture(chromium, repo
     )
     dom = run_chromium(chromium, tmp_path, probe, "--dump-dom").stdout.decode("utf-8")
     page = Page(dom)
-    assert page.sections == [
-        "comparison",
-        "curves",
-        "calibration",
-        "method-onehot",
-        "method-label_embedding",
-        "wordnet",
-    ]
+    assert page.sections == SECTIONS
     assert [row[0] for row in page.tables_in("comparison")[0][1:]] == list(METHODS)
     for method in METHODS:
         assert len(page.tables_in(f"method-{method}")[0]) == 11  # header + 10 digits
