@@ -212,9 +212,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row["at_baseline_compute"] = (
             statistics.fmean(within) if within and all(v is not None for v in within) else None
         )
-        row["p_value"] = None
-        if method != baseline and len(selected) > 1 and len(base_selected) > 1:
-            row["p_value"] = float(stats.ttest_ind(selected, base_selected, equal_var=False).pvalue)
+        row["p_value"] = welch_p(selected, base_selected) if method != baseline else None
         row["selected_epoch"], row["stopped_early"] = _where_runs_peaked(method_runs)
         for field, (name, _, _) in CALIBRATION_COLUMNS.items():
             against = base_runs if method != baseline else None
@@ -236,10 +234,14 @@ def _calibration_statistics(
         return None, None, None
     mean, std = _mean_std(values)
     base = [r.summary.get(key) for r in base_runs or []]
-    p_value = None
-    if len(values) > 1 and len(base) > 1 and all(v is not None for v in base):
-        p_value = float(stats.ttest_ind(values, base, equal_var=False).pvalue)
-    return mean, std, p_value
+    return mean, std, welch_p(values, base) if all(v is not None for v in base) else None
+
+
+def welch_p(values: list[float], base: list[float]) -> float | None:
+    """Two-sided Welch's t-test p of ``values`` against ``base``; None unless both have two seeds."""
+    if len(values) < 2 or len(base) < 2:
+        return None
+    return float(stats.ttest_ind(values, base, equal_var=False).pvalue)
 
 
 def _where_runs_peaked(method_runs: list[Run]) -> tuple[float | None, int | None]:

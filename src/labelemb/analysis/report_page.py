@@ -164,7 +164,7 @@ def render_report(
             "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
             "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
         )
-        if "ECE % (selected)" in comparison_markdown.split("\n", 1)[0]:
+        if reliability_png is not None:  # the runs recorded calibration: the table shows it too
             comparison_note += (
                 " ECE (%, lower is better) is the expected calibration error of the test predictions "
                 "at the selected check (15 equal-width confidence bins) and NLL their mean negative "
@@ -213,9 +213,10 @@ def render_report(
             "<p>Reliability diagrams of the test predictions at the check each run selects, every "
             "seed of a method pooled: the accuracy of the predictions in each of 15 equal-width bins "
             "of confidence (the top softmax probability), the gap to the bin's mean confidence "
-            "shaded red, the diagonal for perfect calibration; below, the share of predictions in each "
-            "bin. Bars under the diagonal: overconfident; above it: underconfident. A panel's ECE "
-            "is that of its pooled predictions (the table's is the mean over seeds).</p>",
+            "hatched red with a black tick at the mean confidence, the diagonal for perfect "
+            "calibration; below, the share of predictions in each bin. Bars under the diagonal: "
+            "overconfident; above it: underconfident. A panel's ECE is that of its pooled "
+            "predictions (the table's is the mean over seeds).</p>",
             _img(reliability_png, "reliability diagram of each method's test predictions"),
             "</section>",
         ]

@@ -432,17 +432,16 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def _check_carved(train: Column, kept: int, carved: int, fraction: float) -> None:
-    """Refuse a carve that leaves dev or train without a row, before anything trains."""
+    """Refuse a carve that leaves dev without a row, before anything trains (train keeps a row of
+    every class: :func:`stratified_split`)."""
     if carved == 0:
-        smallest = math.ceil(0.5 / fraction) if fraction > 0 else 0
+        # round(fraction * n) is 0 up to n = 0.5 / fraction (a half rounds to even, 0), and a class
+        # of one example gives none.
+        smallest = max(math.floor(0.5 / fraction) + 1, 2)
         raise DataError(
             f"{train.files[0]}: data.files.dev_fraction {fraction} of the {kept} training rows carves no "
-            f"dev row (a class needs about {max(smallest, 2)} rows to give one); give a dev file as "
+            f"dev row (a class needs at least {smallest} rows to give one); give a dev file as "
             "data.files.dev, raise data.files.dev_fraction, or set it to 0 to train without a dev split"
-        )
-    if kept == 0:
-        raise DataError(
-            f"{train.files[0]}: data.files.dev_fraction {fraction} leaves no training row; lower it"
         )
 
 

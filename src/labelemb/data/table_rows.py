@@ -67,10 +67,7 @@ def row_place(path: str, row: int, layout: str) -> str:
 def open_text(path: Path) -> IO[str]:
     """``path`` as text, decompressed by its ending as the table reader does; undecodable bytes are
     replaced, so counting lines never fails on them."""
-    opener = _OPENERS.get(path.suffix.lower())
-    if opener is None:
-        return open(path, encoding="utf-8", errors="replace", newline="")
-    return io.TextIOWrapper(opener(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(_open_bytes(path), encoding="utf-8", errors="replace", newline="")
 
 
 def _open_bytes(path: Path) -> IO[bytes]:

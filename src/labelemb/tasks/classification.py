@@ -107,5 +107,5 @@ class Classification:
             labels = split.labels[start : start + self.eval_batch_size]
             wrong += (logits.argmax(-1) != labels).sum()
             if calibration is not None:
-                calibration.add(logits.float(), labels)
+                calibration.add(logits, labels)
         return 100.0 * wrong.item() / len(split)

@@ -47,7 +47,7 @@ def summarize(
     # Test first: the figure a reader looks for.
     summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
     # None where the selected check was recorded without them (a run continued from an older one).
-    summary.update({f"selected_{name}": selected.get(name) for name in getattr(task, "selected_fields", ())})
+    summary.update({f"selected_{name}": selected.get(name) for name in task.selected_fields})
     summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
     if "outputs" in selected:
         summary["selected_outputs"] = selected["outputs"]
