@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..hub import offline
 from .base import DataError, Dataset, Split, check_labels
 from .text import PAD, TOKENIZERS, Vocabulary
 
@@ -220,11 +221,9 @@ def load_tokenizer(folder: str | Path) -> Any:
     """The Hugging Face tokenizer in ``folder``, read offline (the fast one where there is one)."""
     from transformers import AutoTokenizer
 
-    from ..methods.static_label import _offline
-
     if not Path(folder).is_dir():
         raise DataError(f"text encoder {folder}: no such folder (it should hold a Hugging Face tokenizer)")
-    with _offline():
+    with offline():
         return AutoTokenizer.from_pretrained(str(folder))
 
 

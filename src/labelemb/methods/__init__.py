@@ -16,7 +16,7 @@ from .lwal import LearningWithAdaptiveLabels
 from .lwr import LearningWithRetrospection
 from .ols import OnlineLabelSmoothing
 from .onehot import OneHot
-from .registry import available, build, method_class, options, register
+from .registry import available, build, method_class, options, register, serving, why_not_serving
 from .static_label import StaticLabel
 from .tfkd_reg import TfKDReg
 
@@ -43,4 +43,6 @@ __all__ = [
     "method_class",
     "options",
     "register",
+    "serving",
+    "why_not_serving",
 ]

@@ -7,16 +7,23 @@ method trains them, and methods never import a model or a dataset.
 
 from __future__ import annotations
 
-import math
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..stacking import linear
+from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
+from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
+from .processes import is_distributed, per_process_share
+
+#: The kinds of rows a method can turn into a loss: "class", one example of a classification task
+#: a row, and "token", one target token of a sequence model a row (a vocabulary wide).
+ROW_KINDS = ("class", "token")
 
 
 @dataclass
@@ -42,9 +49,27 @@ class Method(nn.Module):
     """Base class of every method: ``forward(features, target)`` returns a :class:`MethodOutput`
     (the loss, the logits, the logged terms) and ``logits(features)`` the prediction scores.
 
-    Subclasses implement :meth:`forward` and :meth:`logits`; methods with epoch-level state
-    override :meth:`on_epoch_end`; methods that learn a label representation override
-    :meth:`label_representation`.
+    ``forward`` is written once, here. It checks the batch (:meth:`check_inputs`), runs the
+    method's head on the features, hands the head's outputs and the rows that count to the
+    method's loss, and builds the step's output with :meth:`Rows.output`. A subclass writes:
+
+    - :meth:`compute_loss`: the loss over the rows that count, the batch's logits and the loss
+      terms to log (the base detaches them);
+    - :meth:`logits`: the prediction scores;
+    - :meth:`head_outputs`, where the loss is computed from other outputs than the logits (the
+      default is the logits);
+    - for large label sets, ``chunkable = True`` with :meth:`chunking` and :meth:`chunked_loss`:
+      a step taken chunk by chunk of rows, used when :meth:`chunking` says the batch needs it;
+    - :meth:`on_epoch_end` for epoch-level state, :meth:`label_representation` for a learned
+      label representation.
+
+    Options: a subclass's constructor takes its own options as keyword-only arguments and hands
+    the shared ones on to this constructor as ``**options``: ``init_std`` (the output layers'
+    initialisation, see :meth:`linear_head`), ``ignore_index`` (the target of rows that do not
+    count) and, for a chunkable method, ``chunk_size`` (rows per chunk; None chooses). Its
+    signature then lists them after its own, as :func:`labelemb.methods.options` and a config
+    read them. ``serves`` says which kinds of rows (:data:`ROW_KINDS`) the method can be the
+    output layer for, and ``cannot_serve`` why not, for each kind it leaves out.
 
     Rows that count: a row counts when its target is not ``ignore_index`` and its features and
     its logits (the method's head outputs) are all finite. Rows with non-finite features or
@@ -57,8 +82,7 @@ class Method(nn.Module):
     the bad step and can skip it; those rows' returned logits are NaN, and the logged terms are
     over the rows that count. A batch with no rows (``N = 0``) gives a zero loss connected to the
     graph, zero gradients and ``(0, num_classes)`` logits, and changes no state (step counters
-    included). Forward passes go through :meth:`check_inputs` and end with :meth:`Rows.output`,
-    which is all it takes.
+    included). ``forward`` sees to all of this; a loss need only compute over ``rows``.
     """
 
     #: The registry name, set by :func:`labelemb.methods.register`.
@@ -70,19 +94,86 @@ class Method(nn.Module):
     #: train many seeds at once. A method says so once it is written with the helpers of
     #: :mod:`labelemb.stacking` and its stacked results are tested against per-seed runs.
     stackable: bool = False
+    #: Whether the method has a chunked head for large label sets (:meth:`chunking`,
+    #: :meth:`chunked_loss`); such a method takes the option ``chunk_size``.
+    chunkable: bool = False
+    #: The kinds of rows (:data:`ROW_KINDS`) the method can be the output layer for.
+    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
+    #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
+    cannot_serve: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, in_features: int, num_classes: int, ignore_index: int = -100) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        init_std: float | None = None,
+        chunk_size: int | None = None,
+        ignore_index: int = -100,
+    ) -> None:
         super().__init__()
         if in_features < 1 or num_classes < 2:
             raise ValueError(
                 f"{type(self).__name__} needs in_features >= 1 and num_classes >= 2, "
                 f"got in_features={in_features}, num_classes={num_classes}"
             )
+        if chunk_size is not None and not self.chunkable:
+            raise TypeError(f"{type(self).__name__} has no chunked head: it takes no chunk_size")
+        check_chunk_size(chunk_size)
         self.in_features = in_features
         self.num_classes = num_classes
+        self.init_std = init_std
+        self.chunk_size = chunk_size
         self.ignore_index = ignore_index
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            _list_shared_options(cls, init)
+        elif cls.chunkable and "chunk_size" not in inspect.signature(cls).parameters:
+            raise TypeError(
+                f"{cls.__name__} is chunkable but inherits a constructor without chunk_size: give it a "
+                "constructor of its own that hands **options on, so that its signature lists chunk_size"
+            )
+
     def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
+        """One training step on ``(N, in_features)`` features and their ``(N,)`` targets.
+
+        ``index`` is each example's position in the training set, for a method that
+        :attr:`needs_index`. Taken in chunks of rows where :meth:`chunking` says so.
+        """
+        chunk_rows = self.chunking(features)
+        if chunk_rows is None:
+            rows, outputs = self.check_inputs(features, target, self.head_outputs)
+            step = self.compute_loss(outputs, rows, features, index)
+        else:
+            rows, _ = self.check_inputs(features, target)
+            step = self.chunked_loss(features, rows, chunk_rows)
+        terms = {name: value.detach() for name, value in step.terms.items()}
+        return rows.output(step.loss, step.logits, terms)
+
+    def head_outputs(self, features: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """What the method's head makes of the features, for :meth:`compute_loss`: a tensor
+        ``(..., N, k)`` or a tuple of them, each checked for non-finite rows. The logits by default."""
+        return self.logits(features)
+
+    def compute_loss(self, outputs: Any, rows: Rows, features: Tensor, index: Tensor | None) -> MethodOutput:
+        """The step's loss over the rows that count, the batch's logits and the terms to log.
+
+        ``outputs`` are :meth:`head_outputs` (computed on :meth:`Rows.safe` features where a row
+        is not finite), ``rows`` the batch's :class:`Rows`, ``features`` the batch as given and
+        ``index`` as passed to ``forward``. The base adds what the rows that do not count need.
+        """
+        raise NotImplementedError
+
+    def chunking(self, features: Tensor) -> int | None:
+        """Rows per chunk, where the chunked head takes this batch; None (the default) computes it at once."""
+        return None
+
+    def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
+        """The step as :meth:`compute_loss` gives it, computed ``chunk_rows`` rows at a time
+        (its logits None: they never exist for all rows at once)."""
         raise NotImplementedError
 
     def logits(self, features: Tensor) -> Tensor:
@@ -94,6 +185,13 @@ class Method(nn.Module):
     def label_representation(self) -> Tensor | None:
         """An ``(num_classes, d)`` matrix describing each label, or None if the method has none."""
         return None
+
+    def linear_head(self, width: int) -> nn.Linear:
+        """An output layer ``Linear(in_features, width)``, initialised as ``init_std`` says
+        (:func:`init_linear`)."""
+        layer = nn.Linear(self.in_features, width)
+        init_linear(layer, self.init_std)
+        return layer
 
     def check_inputs(
         self, features: Tensor, target: Tensor, head: Callable[[Tensor], Any] | None = None
@@ -107,8 +205,8 @@ class Method(nn.Module):
         reduction per tensor and one host read tell) the outputs are returned as computed and
         ``rows.weight`` is None. Otherwise the head runs again on :meth:`Rows.safe` features (the
         rows that are not finite, in the features or in the outputs, set to zero), so that nothing
-        non-finite reaches the method's state or the gradients of its parameters; the method ends
-        its step with :meth:`Rows.output`, which makes the loss say so.
+        non-finite reaches the method's state or the gradients of its parameters; ``forward`` ends
+        the step with :meth:`Rows.output`, which makes the loss say so.
 
         Out-of-range labels would otherwise surface as a device-side assert on CUDA or an
         opaque IndexError from deep inside torch, so they are caught here with a readable error.
@@ -127,15 +225,15 @@ class Method(nn.Module):
                 f"target must have shape {tuple(features.shape[:-1])} to match the features, "
                 f"got {tuple(target.shape)}"
             )
-        if target.dtype not in _INTEGER_DTYPES:
+        if target.dtype not in INTEGER_DTYPES:
             raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
         target = target.long()
         outputs = None if head is None else head(features)
-        checked = (features, *_tensors(outputs))
+        checked = (features, *tensors_of(outputs))
         rows = target.shape[-1]
         # One reduction per tensor and one host read tell the common case apart (an empty batch
         # has no labels to range over: it takes the general way, where it counts no row).
-        if rows and _clean_batch(target, self.num_classes, checked):
+        if rows and clean_batch(target, self.num_classes, checked):
             if is_distributed():
                 count = per_process_share(features.new_tensor(rows))
                 return Rows(label=target, weight=None, count=count), outputs
@@ -158,7 +256,7 @@ class Method(nn.Module):
             weight=weight,
             count=count.clamp(min=1e-8),
             finite=finite,
-            poison=_poison(features, valid & ~finite),
+            poison=poison(features, valid & ~finite),
         )
         if head is not None:
             # Again, on features whose rows that are not finite (in the features or, from an
@@ -176,110 +274,74 @@ class Method(nn.Module):
         return {} if representation is None else {"representation": representation}
 
 
+def _list_shared_options(cls: type[Method], init: Callable[..., None]) -> None:
+    """Give ``init``, a constructor that hands ``**options`` on to :class:`Method`'s, the signature
+    and type hints of the shared options ``cls`` takes, after its own: the signature that
+    :func:`labelemb.methods.options` reads and a config's values are checked against.
+
+    ``chunk_size`` is one of them only for a chunkable method; one that ``init`` names itself is
+    left to it. A constructor without ``**options`` names every option it takes, and is left as it is.
+    """
+    signature = inspect.signature(init)
+    *own, last = signature.parameters.values()
+    if last.kind is not inspect.Parameter.VAR_KEYWORD:
+        return
+    shared = [
+        parameter
+        for name, parameter in inspect.signature(Method.__init__).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        and name not in signature.parameters
+        and (cls.chunkable or name != "chunk_size")
+    ]
+    init.__signature__ = signature.replace(parameters=[*own, *shared])
+    hints = typing.get_type_hints(Method.__init__)
+    init.__annotations__ = {**init.__annotations__, **{p.name: hints[p.name] for p in shared}}
+
+
 class LinearOutputMethod(Method):
     """A method whose one layer, ``output``, maps the features to the class scores it predicts.
 
     The base of the baseline and of the methods that only change the target: ``z = W h + b``,
-    initialised as the released code does (see :func:`init_linear`).
+    initialised as the released code does (see :func:`init_linear`). A chunkable one writes its
+    loss per row too (:meth:`row_loss`, :meth:`row_terms`): a batch of more rows than
+    ``chunk_size`` (None: about 2^23 logits) then takes the chunked head of
+    :mod:`labelemb.methods.chunked`, whose gradients come in closed form from :meth:`row_loss`.
     """
 
-    def __init__(
-        self, in_features: int, num_classes: int, ignore_index: int = -100, init_std: float | None = None
-    ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
-        self.output = nn.Linear(in_features, num_classes)
-        init_linear(self.output, init_std)
+    def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
+        super().__init__(in_features, num_classes, **options)
+        self.output = self.linear_head(num_classes)
 
-    def scores(self, features: Tensor) -> Tensor:
+    def logits(self, features: Tensor) -> Tensor:
         """``W h + b``, for one seed or each seed of a stack."""
         return linear(features, self.output.weight, self.output.bias)
 
-    def logits(self, features: Tensor) -> Tensor:
-        return self.scores(features)
+    def chunking(self, features: Tensor) -> int | None:
+        if not self.chunkable or features.dim() != 2:  # stacked seeds are computed at once
+            return None
+        return rows_per_chunk(self.chunk_size, features.shape[0], self.num_classes)
+
+    def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
+        h, label = rows.counted(features)
+        weight, bias = self.output.weight, self.output.bias
+        loss, terms = chunked_linear_loss(
+            h, weight, bias, label, rows.count, chunk_rows, self.row_loss, self.row_terms()
+        )
+        return MethodOutput(loss, None, terms)
+
+    def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        """A chunk's per-row terms ``(n, T)``, in the order of :meth:`row_terms`, and the gradient
+        of each row's loss (the terms weighted) with respect to its logits ``(n, m)``."""
+        raise NotImplementedError
+
+    def row_terms(self) -> dict[str, float]:
+        """The names of the terms :meth:`row_loss` gives, in order, and their weights in the loss."""
+        raise NotImplementedError
 
 
 def gold(log_p: Tensor, label: Tensor) -> Tensor:
     """``log_p[..., i, label[..., i]]``: each row's value at its label."""
     return log_p.gather(-1, label.unsqueeze(-1)).squeeze(-1)
-
-
-def finite_rows(*tensors: Tensor) -> Tensor:
-    """Which rows are finite: ``(..., N)`` bool, True where every entry of the row is finite in every tensor.
-
-    Each tensor is ``(..., N, k)`` (features, logits; a leading seed dimension allowed), so with
-    stacked seeds a row is finite or not per seed.
-    """
-    finite = torch.isfinite(tensors[0]).all(-1)
-    for tensor in tensors[1:]:
-        finite = finite & torch.isfinite(tensor).all(-1)
-    return finite
-
-
-def _tensors(outputs: Any) -> tuple[Tensor, ...]:
-    if outputs is None:
-        return ()
-    return outputs if isinstance(outputs, tuple) else (outputs,)
-
-
-@torch.compiler.disable
-def _clean_batch(target: Tensor, num_classes: int, tensors: tuple[Tensor, ...]) -> bool:
-    """Whether every label lies in ``[0, num_classes)`` and every tensor is finite, read on the host.
-
-    A sum is finite only if every summand is, so one reduction per tensor tells (half-precision
-    tensors are summed in float32 lest finite values overflow; a sum that overflows from finite
-    values merely sends the batch the general way, which finds every row finite). The labels'
-    range and the sums come back in one host read, as floats: exact for labels below 2^24, and
-    read in float64 for larger label sets. Kept out of ``torch.compile`` graphs: the host read
-    splits the graph there anyway, and disabling it says so instead of warning about a
-    data-dependent graph break. A bool is what the compiled rest depends on, so it is compiled
-    at most twice.
-    """
-    with torch.no_grad():
-        low, high = torch.aminmax(target)
-        if num_classes > 2**24:
-            low, high = low.double(), high.double()
-        sums = [t.sum(dtype=torch.float32) if t.dtype in _HALF else t.sum() for t in tensors]
-        low, high, *sums = torch.stack([low, high, *sums]).tolist()
-    return low >= 0 and high < num_classes and all(map(math.isfinite, sums))
-
-
-def _poison(features: Tensor, bad: Tensor) -> Tensor:
-    """NaN (per seed) where any ``bad`` row, else 0; its gradient is NaN on the bad rows' features only.
-
-    Added to a loss computed without the bad rows, it keeps the loss from looking healthy and
-    sends the backbone a non-finite gradient from exactly those rows (what they would have sent),
-    while the method's own parameters and buffers never see them.
-    """
-    bad = bad.unsqueeze(-1)
-    marked = torch.where(bad, features, 1.0) * torch.where(bad, float("nan"), 0.0).to(features.dtype)
-    return marked.sum((-2, -1))
-
-
-def is_distributed() -> bool:
-    """Whether this process is one of several (torchrun) whose statistics must be combined."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def world_size() -> int:
-    return torch.distributed.get_world_size() if is_distributed() else 1
-
-
-def per_process_share(local: Tensor) -> Tensor:
-    """The all-process sum of ``local`` divided by the number of processes (``local`` alone if one).
-
-    Data parallel training averages gradients over processes, so a per-process loss normalised
-    by this share gives exactly the gradient of the global batch normalised by the global count,
-    however the batch is split.
-    """
-    if not is_distributed():
-        return local
-    total = local.detach().clone()
-    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
-    return total / world_size()
-
-
-_INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8)
-_HALF = (torch.float16, torch.bfloat16)
 
 
 @dataclass
@@ -306,6 +368,17 @@ class Rows:
         if self.finite is None:
             return values
         return torch.where(self.finite.unsqueeze(-1), values, 0.0)
+
+    def counted(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """The features and labels of the rows that count (one seed's ``(N, d)`` features).
+
+        The features are selected through autograd, so the gradient of the selected rows flows back to
+        the batch and the other rows get zero.
+        """
+        if self.weight is None:
+            return features, self.label
+        position = self.weight.nonzero().squeeze(-1)
+        return features.index_select(0, position), self.label.index_select(0, position)
 
     def output(self, loss: Tensor, logits: Tensor | None, terms: dict[str, Tensor]) -> MethodOutput:
         """The step's :class:`MethodOutput`.
@@ -345,22 +418,3 @@ def init_linear(layer: nn.Linear, std: float | None) -> None:
         return
     nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
     nn.init.zeros_(layer.bias)
-
-
-def read_tensor_file(path: Path, key: str) -> Tensor:
-    """The float tensor ``key`` (or the only tensor) of a ``.safetensors`` file, or a ``.pt`` tensor."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(path))
-        if key in tensors:
-            return tensors[key].float()
-        if len(tensors) == 1:
-            return next(iter(tensors.values())).float()
-        raise ValueError(
-            f"{path} holds tensors {sorted(tensors)} but none named {key!r}: keep one, or name it {key!r}"
-        )
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(loaded, Tensor):
-        raise ValueError(f"{path} does not hold a single tensor (found {type(loaded).__name__})")
-    return loaded.float()

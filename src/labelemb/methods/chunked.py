@@ -7,9 +7,10 @@ pass, adds the gradients into accumulators and drops the chunk before the next, 
 linear-cross-entropy kernels do; backward then only scales what forward accumulated. Only the rows
 that count (see :class:`~labelemb.methods.base.Method`) are computed, so padding costs nothing.
 
-This module holds what every chunked head shares: when to chunk (:func:`rows_per_chunk`), which
-rows take part (:func:`counted_rows`), and the chunked linear layer with a per-row loss that the
-linear-output baselines plug their closed-form gradients into (:func:`chunked_output`).
+This module holds what every chunked head shares: when to chunk (:func:`rows_per_chunk`), and the
+chunked linear layer with a per-row loss that the linear-output baselines plug their closed-form
+gradients into (:func:`chunked_linear_loss`). The rows that take part are
+:meth:`~labelemb.methods.base.Rows.counted`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-
-from .base import LinearOutputMethod, MethodOutput, Rows
 
 #: Logits entries (rows x width) per chunk at most, when ``chunk_size`` is left to choose: 2^23
 #: float32 entries, 32 MiB for each chunk-sized tensor, big enough for the matrix products to run at speed.
@@ -58,18 +57,6 @@ def check_chunk_size(chunk_size: int | None) -> None:
         raise ValueError(
             f"chunk_size must be a number of rows >= 1, or None to choose automatically; got {chunk_size!r}"
         )
-
-
-def counted_rows(features: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
-    """The features and labels of the rows that count.
-
-    The features are selected through autograd, so the gradient of the selected rows flows back to
-    the batch and the other rows get zero.
-    """
-    if rows.weight is None:
-        return features, rows.label
-    position = rows.weight.nonzero().squeeze(-1)
-    return features.index_select(0, position), rows.label.index_select(0, position)
 
 
 class _ChunkedLinearLoss(torch.autograd.Function):
@@ -198,31 +185,25 @@ class LinearGrads:
         return self.h.mul_(scale), self.w.mul_(scale), self.b.mul_(scale)
 
 
-def chunked_output(
-    method: LinearOutputMethod,
-    features: Tensor,
-    target: Tensor,
-    chunk_size: int | None,
+def chunked_linear_loss(
+    h: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    label: Tensor,
+    count: Tensor | float,
+    chunk_rows: int,
     row_loss: RowLoss,
     term_weights: dict[str, float],
-) -> MethodOutput | None:
-    """A linear-output method's step chunk by chunk of rows; None when the batch fits one chunk or is stacked.
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``mean_i loss_i(W h_i + b)`` over the rows ``h`` (those that count) and their labels,
+    ``chunk_rows`` rows at a time, divided by ``count``; and each term, by name.
 
     ``term_weights`` names the terms ``row_loss`` returns, in order, with their weights in the loss.
-    The step's logits are None: they never exist for all rows at once.
     """
-    if features.dim() != 2:
-        return None
-    chunk_rows = rows_per_chunk(chunk_size, features.shape[0], method.num_classes)
-    if chunk_rows is None:
-        return None
-    rows, _ = method.check_inputs(features, target)
-    h, label = counted_rows(features, rows)
-    weight, bias = method.output.weight, method.output.bias
     loss, values = _ChunkedLinearLoss.apply(
-        h, weight, bias, label, rows.count, chunk_rows, row_loss, tuple(term_weights.values())
+        h, weight, bias, label, count, chunk_rows, row_loss, tuple(term_weights.values())
     )
-    return rows.output(loss, None, dict(zip(term_weights, values.unbind())))
+    return loss, dict(zip(term_weights, values.unbind()))
 
 
 def subtract_at_labels(values: Tensor, label: Tensor, amount: float) -> Tensor:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput, gold
-from .chunked import check_chunk_size, chunked_output, subtract_at_labels
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .chunked import subtract_at_labels
 from .registry import register
 
 
@@ -26,39 +28,29 @@ class ConfidencePenalty(LinearOutputMethod):
     """
 
     stackable = True
+    chunkable = True
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        beta: float = 0.1,
-        init_std: float | None = None,
-        chunk_size: int | None = None,
-        ignore_index: int = -100,
-    ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
-        check_chunk_size(chunk_size)
-        self.chunk_size = chunk_size
+    def __init__(self, in_features: int, num_classes: int, *, beta: float = 0.1, **options: Any) -> None:
+        super().__init__(in_features, num_classes, **options)
         if beta < 0.0:
             raise ValueError(f"beta must be >= 0 (a negative beta rewards confidence), got {beta}")
         self.beta = beta
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        weights = {"ce": 1.0, "entropy": -self.beta}
-        chunked = chunked_output(self, features, target, self.chunk_size, self._chunk_rows, weights)
-        if chunked is not None:
-            return chunked
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
         # p log p from log_softmax stays finite where p underflows to 0 (0 * finite = 0),
         # unlike torch.special.entr(p), whose gradient at p = 0 is infinite.
         entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))
         loss = ce - self.beta * entropy
-        return rows.output(loss, logits, {"ce": ce.detach(), "entropy": entropy.detach()})
+        return MethodOutput(loss, logits, {"ce": ce, "entropy": entropy})
 
-    def _chunk_rows(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+    def row_terms(self) -> dict[str, float]:
+        return {"ce": 1.0, "entropy": -self.beta}
+
+    def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         """Each row's ``[H(y, p), H(p)]`` and the gradient of ``H(y, p) - beta H(p)`` in the logits."""
         log_p = F.log_softmax(logits, dim=-1)
         p = log_p.exp()

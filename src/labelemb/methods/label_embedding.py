@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..stacking import linear, rows_of
-from .base import Method, MethodOutput, Rows, gold, per_process_share, world_size
-from .chunked import check_chunk_size, rows_per_chunk
+from .base import Method, MethodOutput, Rows
+from .chunked import rows_per_chunk
 from .label_embedding_chunked import Workspace, chunked_label_embedding_loss
 from .label_embedding_chunked import _EmbeddingTable as _EmbeddingTable  # re-exported: tests patch it here
 from .label_embedding_fast import LabelEmbeddingHead, both_heads
 from .label_embedding_fixed import EMBEDDING_KEY
+from .label_embedding_formula import TERMS, label_embedding_loss
 from .label_embedding_heads import init_heads, merge_separate_heads
 from .registry import register
 
 VARIANTS = ("released", "nlp", "paper")
-TERMS = ("ce_o1", "soft_o1", "ce_o2", "emb", "penalty")
 
 # Above this many entries, label_representation() of a compressed embedding returns the
 # (m, k) label codes instead of materialising the m x m soft-label matrix.
@@ -70,10 +70,11 @@ class LabelEmbedding(Method):
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
 
-    The loss is :func:`label_embedding_loss`, the equation above in code. With ``fast_path``
-    (the default) a single-model step computes the same loss with hand-written closed-form
-    gradients (:mod:`~labelemb.methods.label_embedding_fast`, pinned to the formula by the tests);
-    stacked seeds and ``fast_path=False`` run the formula through autograd.
+    The loss is :func:`~labelemb.methods.label_embedding_formula.label_embedding_loss`, the
+    equation above in code. With ``fast_path`` (the default) a single-model step computes the
+    same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding_fast`,
+    pinned to the formula by the tests); stacked seeds and ``fast_path=False`` run the formula
+    through autograd.
 
     Rows with non-finite features or logits (``z1``, ``z2``) are left out of every term and of
     every gradient that reaches ``E`` (or ``A``, ``B``, ``c`` when compressed), ``o1`` and
@@ -84,6 +85,7 @@ class LabelEmbedding(Method):
     """
 
     stackable = True
+    chunkable = True
 
     def __init__(
         self,
@@ -97,13 +99,10 @@ class LabelEmbedding(Method):
         compressed_dim: int | Literal["auto"] | None = "auto",
         soft_warmup: int | float | None = None,
         total_updates: int | None = None,
-        init_std: float | None = None,
         fast_path: bool = True,
-        chunk_size: int | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
-        check_chunk_size(chunk_size)
+        super().__init__(in_features, num_classes, **options)
         if variant not in VARIANTS:
             raise ValueError(f"unknown label_embedding variant {variant!r}; choose one of {VARIANTS}")
         if tau <= 0:
@@ -126,12 +125,11 @@ class LabelEmbedding(Method):
         self.variant = variant
         self.compressed_dim = compressed_dim
         self.fast_path = fast_path
-        self.chunk_size = chunk_size
         self.soft_warmup = _warmup_updates(variant, soft_warmup, total_updates)
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
         # serves both, and the optimiser updates two tensors instead of four.
-        self.heads = init_heads(in_features, num_classes, init_std)
+        self.heads = init_heads(in_features, num_classes, self.init_std)
         if compressed_dim is None:
             self.embedding = nn.Parameter(torch.eye(num_classes))
         else:
@@ -169,58 +167,72 @@ class LabelEmbedding(Method):
             return 1.0, float(int(self.num_updates.reshape(-1)[0]) >= self.soft_warmup)
         return self.beta, 1.0 - self.beta
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
+    def chunking(self, features: Tensor) -> int | None:
+        if not self._fast(features):
+            return None
+        rows, width = features.shape[0], 2 * self.num_classes
+        chunk_rows = rows_per_chunk(self.chunk_size, rows, width)
+        if chunk_rows is None and self.chunk_size is None and rows * width >= ONE_CHUNK_ENTRIES:
+            # A batch of a vocabulary's width that fits in one chunk still takes the chunked head
+            # (its buffers reused, e formed once per distinct label): faster than the batch at once.
+            return rows
+        return chunk_rows
+
+    def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
+        """The fast path chunk by chunk of rows (:mod:`~labelemb.methods.label_embedding_chunked`)."""
+        embedding = (
+            (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
+        )
+        loss, stacked_terms = chunked_label_embedding_loss(
+            features,
+            rows,
+            chunk_rows,
+            self.heads.weight,
+            self.heads.bias,
+            embedding,
+            *self.loss_weights(),
+            self.tau,
+            self.alpha,
+            self.variant == "nlp",
+            self._chunk_workspace,
+        )
+        self._count_update(rows)
+        return MethodOutput(loss, None, dict(zip(TERMS, stacked_terms.unbind(-1))))
+
+    def head_outputs(self, features: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """``[z1, z2]`` as one ``(N, 2m)`` product outside autograd on the fast path; else ``(z1, z2)``."""
+        if self._fast(features):
+            return both_heads(features, self.heads.weight, self.heads.bias)
+        return self._both_outputs(features)
+
+    def compute_loss(self, z: Any, rows: Rows, features: Tensor, index: Tensor | None) -> MethodOutput:
         w_gold, w_soft = self.loss_weights()
         nlp = self.variant == "nlp"
-        chunk_rows = rows_per_chunk(self.chunk_size, features.shape[0], 2 * self.num_classes)
-        if (
-            chunk_rows is None
-            and self.chunk_size is None
-            and features.shape[0] * 2 * self.num_classes >= ONE_CHUNK_ENTRIES
-        ):
-            # A batch of a vocabulary's width that fits in one chunk still takes the chunked head
-            # (its buffers reused, e formed once per distinct label): faster than the one below.
-            chunk_rows = features.shape[0]
-        w, b = self.heads.weight, self.heads.bias
-        if self.fast_path and features.dim() == 2 and chunk_rows is not None:
-            rows, _ = self.check_inputs(features, target)
-            embedding = (
-                (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
-            )
-            loss, stacked_terms = chunked_label_embedding_loss(
-                features,
-                rows,
-                chunk_rows,
-                w,
-                b,
-                embedding,
-                w_gold,
-                w_soft,
-                self.tau,
-                self.alpha,
-                nlp,
-                self._chunk_workspace,
-            )
-            z1, terms = None, dict(zip(TERMS, stacked_terms.unbind(-1)))
-        elif self.fast_path and features.dim() == 2:
+        e = self.embedding_rows(rows.label)
+        if self._fast(features):
             # Autograd through the formula's thirty-odd small operations costs more than the
             # arithmetic at small m: o1 and o2 as one product, and the gradients in closed form.
-            rows, z = self.check_inputs(features, target, lambda h: both_heads(h, w, b))
-            e = self.embedding_rows(rows.label)
+            w, b = self.heads.weight, self.heads.bias
             loss, z1, stacked_terms = LabelEmbeddingHead.apply(
                 rows.safe(features), w, b, z, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp
             )
             terms = dict(zip(TERMS, stacked_terms.unbind(-1)))
         else:
-            rows, (z1, z2) = self.check_inputs(features, target, self._both_outputs)
-            e = self.embedding_rows(rows.label)
+            z1, z2 = z
             loss, terms = label_embedding_loss(
                 z1, z2, e, rows, w_gold=w_gold, w_soft=w_soft, tau=self.tau, alpha=self.alpha, nlp=nlp
             )
-            terms = {name: value.detach() for name, value in terms.items()}
-        if self.training and nlp and target.shape[-1]:  # an empty batch is no update
+        self._count_update(rows)
+        return MethodOutput(loss, z1, terms)
+
+    def _fast(self, features: Tensor) -> bool:
+        """Whether this batch takes the fast path: ``fast_path``, and one model's features."""
+        return self.fast_path and features.dim() == 2
+
+    def _count_update(self, rows: Rows) -> None:
+        """Count a training step of the ``nlp`` variant, for its warm-up (an empty batch is no update)."""
+        if self.training and self.variant == "nlp" and rows.label.shape[-1]:
             self.num_updates += 1
-        return rows.output(loss, z1, terms)
 
     def _both_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``z1 = o1(h)`` and ``z2 = o2(sg(h))``: o2 never changes the backbone."""
@@ -279,51 +291,3 @@ def _warmup_updates(variant: str, soft_warmup: int | float | None, total_updates
             f"between 0 and 1, got {soft_warmup}"
         )
     return int(soft_warmup)
-
-
-def label_embedding_loss(
-    z1: Tensor,
-    z2: Tensor,
-    e: Tensor,
-    rows: Rows,
-    *,
-    w_gold: float,
-    w_soft: float,
-    tau: float,
-    alpha: float,
-    nlp: bool,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """The loss of :class:`LabelEmbedding` and its five terms, written as the equation reads.
-
-    ``z1 = o1(h)``, ``z2 = o2(sg(h))`` (the caller detaches ``h``), ``e = E[y]``, one row per
-    example (a leading seed dimension is allowed). Every ``sg`` of the equation is a ``detach``
-    here, so autograd gives exactly the gradients the method defines: ``E`` learns only from
-    ``emb``, ``o1`` from ``ce_o1`` and ``soft_o1``, ``o2`` from ``ce_o2`` and ``penalty``.
-    ``nlp`` selects the released seq2seq variant (two-sided penalty; ``emb`` and the penalty
-    averaged over rows rather than divided by the mask count or summed).
-    """
-    label = rows.label
-    log_p1, log_p2, log_q = (F.log_softmax(z, dim=-1) for z in (z1, z2, e))
-    ce_o1 = rows.mean(-gold(log_p1, label))  # H(y, softmax(z1))
-    soft_o1 = rows.mean(-(log_q.detach().exp() * log_p1).sum(-1))  # H(sg(softmax(e)), softmax(z1))
-    ce_o2 = rows.mean(-gold(log_p2, label))  # H(y, softmax(z2))
-
-    teacher = torch.softmax(z2.detach() / tau, dim=-1)  # sg(softmax(z2 / tau))
-    mask = (z2.argmax(-1) == label).to(z2.dtype)  # learn E only where o2 is right
-    if rows.weight is not None:
-        mask = mask * rows.weight
-    per_row_emb = mask * -(teacher * log_q).sum(-1)  # mask_i H(teacher_i, softmax(e_i))
-    if nlp:
-        emb = per_row_emb.sum(-1) / rows.count
-    else:
-        emb = per_row_emb.sum(-1) / (per_process_share(mask.sum(-1)) + 1e-8)
-
-    gap = gold(log_p2, label).exp() - alpha  # softmax(z2)[y] - alpha
-    if nlp:
-        penalty = rows.mean(gap.abs())
-    else:
-        # Summed over the global batch: data-parallel training averages gradients over processes.
-        penalty = rows.sum(gap.clamp(min=0)) * world_size()
-
-    loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
-    return loss, dict(zip(TERMS, (ce_o1, soft_o1, ce_o2, emb, penalty)))

@@ -1,7 +1,7 @@
 """The chunked head of :class:`~labelemb.methods.label_embedding.LabelEmbedding`, for large label sets.
 
 Once a batch has more rows than a chunk, ``fast_path=True`` computes
-:func:`~labelemb.methods.label_embedding.label_embedding_loss` chunk by chunk of rows with every
+:func:`~labelemb.methods.label_embedding_formula.label_embedding_loss` chunk by chunk of rows with every
 gradient formed in forward, as the other chunked heads (:mod:`~labelemb.methods.chunked`) do: at
 most one chunk's ``n_c x 2m`` logits exist at a time, so its peak memory stays below that of a
 plain ``cross_entropy(linear(h))`` over the batch (``bench/vocab.py``). The tests pin its value
@@ -17,15 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Rows, per_process_share, world_size
+from .base import Rows
 from .chunked import (
     LinearGrads,
     Precision,
-    counted_rows,
     scaled_grads,
     subtract_at_labels,
     without_rows_that_overflow,
 )
+from .processes import per_process_share, world_size
 
 
 def chunked_label_embedding_loss(
@@ -48,7 +48,7 @@ def chunked_label_embedding_loss(
     ``(A, B, c)`` (``B`` as an ``nn.Linear(k, m)`` weight) when compressed. ``workspace`` holds
     the chunk-sized buffers; pass the same one every step to keep them (a fresh one otherwise).
     """
-    h, label = counted_rows(features, rows)
+    h, label = rows.counted(features)
     distinct, inverse = torch.unique(label, sorted=True, return_inverse=True)
     grouped = inverse.argsort(stable=True)  # rows of one label together: e once per label and chunk
     settings = _Settings(w_gold, w_soft, tau, alpha, nlp, rows.count, workspace or Workspace())

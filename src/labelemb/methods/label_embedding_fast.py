@@ -2,7 +2,7 @@
 
 A single model's step (features ``(N, d)``) with ``fast_path=True`` computes ``o1`` and ``o2``
 as one matrix product outside autograd and the gradients of
-:func:`~labelemb.methods.label_embedding.label_embedding_loss` in closed form, which costs far
+:func:`~labelemb.methods.label_embedding_formula.label_embedding_loss` in closed form, which costs far
 less than autograd through the formula's some thirty small operations. The tests pin its value
 and gradients to the formula. Batches larger than a chunk take
 :mod:`~labelemb.methods.label_embedding_chunked` instead.
@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Rows, per_process_share, world_size
+from .base import Rows
+from .processes import per_process_share, world_size
 
 
 @torch.no_grad()

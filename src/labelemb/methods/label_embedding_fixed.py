@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..rundir import TENSORS_FILE, RunDir
 from ..stacking import linear, rows_of
-from .base import Method, MethodOutput, gold, init_linear, read_tensor_file
+from .base import Method, MethodOutput, Rows, gold
 from .registry import register
+from .tensor_files import read_tensor_file
 
 #: Name under which a label_embedding run saves its raw ``E`` (see ``LabelEmbedding.artifacts``).
 EMBEDDING_KEY = "embedding"
@@ -55,6 +57,11 @@ class LabelEmbeddingFixed(Method):
     """
 
     stackable = True
+    serves = frozenset({"class"})
+    cannot_serve = {
+        "token": "it needs a full m x m embedding from a finished run (V x V over a "
+        "vocabulary); the nlp variant learns a compressed one"
+    }
 
     def __init__(
         self,
@@ -63,10 +70,9 @@ class LabelEmbeddingFixed(Method):
         *,
         embedding: str | Path | Tensor,
         beta: float = 0.5,
-        init_std: float | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, **options)
         matrix = load_embedding(embedding)
         if matrix.shape != (num_classes, num_classes):
             raise ValueError(
@@ -77,18 +83,16 @@ class LabelEmbeddingFixed(Method):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")
         self.beta = beta
-        self.o1 = nn.Linear(in_features, num_classes)
-        init_linear(self.o1, init_std)
+        self.o1 = self.linear_head(num_classes)
         self.register_buffer("soft_label_table", torch.softmax(matrix, dim=-1))
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, z1 = self.check_inputs(features, target, self.logits)
+    def compute_loss(self, z1: Tensor, rows: Rows, features: Tensor, index: Tensor | None) -> MethodOutput:
         log_p1 = F.log_softmax(z1, dim=-1)
         soft_label = rows_of(self.soft_label_table, rows.label)
         ce_o1 = rows.mean(-gold(log_p1, rows.label))
         soft_o1 = rows.mean(-(soft_label * log_p1).sum(-1))
         loss = self.beta * ce_o1 + (1.0 - self.beta) * soft_o1
-        return rows.output(loss, z1, {"ce_o1": ce_o1.detach(), "soft_o1": soft_o1.detach()})
+        return MethodOutput(loss, z1, {"ce_o1": ce_o1, "soft_o1": soft_o1})
 
     def logits(self, features: Tensor) -> Tensor:
         return linear(features, self.o1.weight, self.o1.bias)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput, gold
-from .chunked import check_chunk_size, chunked_output, subtract_at_labels
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .chunked import subtract_at_labels
 from .registry import register
 
 
@@ -26,38 +28,28 @@ class LabelSmoothing(LinearOutputMethod):
     """
 
     stackable = True
+    chunkable = True
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        epsilon: float = 0.1,
-        init_std: float | None = None,
-        chunk_size: int | None = None,
-        ignore_index: int = -100,
-    ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
-        check_chunk_size(chunk_size)
-        self.chunk_size = chunk_size
+    def __init__(self, in_features: int, num_classes: int, *, epsilon: float = 0.1, **options: Any) -> None:
+        super().__init__(in_features, num_classes, **options)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
         self.epsilon = epsilon
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        weights = {"ce": 1.0 - self.epsilon, "uniform": self.epsilon}
-        chunked = chunked_output(self, features, target, self.chunk_size, self._chunk_rows, weights)
-        if chunked is not None:
-            return chunked
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         # Both parts are needed for the loss anyway, so logging them separately costs nothing.
         ce = rows.mean(-gold(log_p, rows.label))
         uniform = rows.mean(-log_p.mean(dim=-1))
         loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
-        return rows.output(loss, logits, {"ce": ce.detach(), "uniform": uniform.detach()})
+        return MethodOutput(loss, logits, {"ce": ce, "uniform": uniform})
 
-    def _chunk_rows(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+    def row_terms(self) -> dict[str, float]:
+        return {"ce": 1.0 - self.epsilon, "uniform": self.epsilon}
+
+    def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         """Each row's ``[H(y, p), H(u, p)]`` and the gradient of the row's loss in the logits."""
         log_p = F.log_softmax(logits, dim=-1)
         terms = torch.cat([-log_p.gather(1, label[:, None]), -log_p.mean(-1, keepdim=True)], dim=1)

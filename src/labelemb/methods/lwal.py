@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..stacking import add_to_rows, linear
-from .base import Method, MethodOutput, Rows, gold, init_linear, is_distributed
+from .base import Method, MethodOutput, Rows, gold
+from .processes import is_distributed
 from .registry import register
 
 
@@ -66,6 +69,11 @@ class LearningWithAdaptiveLabels(Method):
     """
 
     stackable = True
+    serves = frozenset({"class"})
+    cannot_serve = {
+        "token": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
+        "outputs over a 50,000-word vocabulary"
+    }
 
     def __init__(
         self,
@@ -76,10 +84,9 @@ class LearningWithAdaptiveLabels(Method):
         repel: float = 0.0,
         warmup: int = 0,
         update_every: int = 1,
-        init_std: float | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, **options)
         if dim_factor < 1 or int(dim_factor) != dim_factor:
             raise ValueError(f"dim_factor must be a positive integer, got {dim_factor}")
         if repel < 0:
@@ -93,8 +100,7 @@ class LearningWithAdaptiveLabels(Method):
         self.repel = float(repel)
         self.warmup = warmup
         self.update_every = update_every
-        self.head = nn.Linear(in_features, self.dim)
-        init_linear(self.head, init_std)
+        self.head = self.linear_head(self.dim)
         self.register_buffer("label_vectors", torch.eye(num_classes, self.dim))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
@@ -103,8 +109,10 @@ class LearningWithAdaptiveLabels(Method):
         since = self.step - self.warmup
         return (since >= 0) & (torch.remainder(since, self.update_every) == 0)
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, z = self.check_inputs(features, target, self.embed)
+    def head_outputs(self, features: Tensor) -> Tensor:
+        return self.embed(features)
+
+    def compute_loss(self, z: Tensor, rows: Rows, features: Tensor, index: Tensor | None) -> MethodOutput:
         if self.training:
             # Decided on the device (no host sync): off-schedule steps compute the centroids too
             # and then keep the old vectors; the extra work is O(N d).
@@ -117,14 +125,14 @@ class LearningWithAdaptiveLabels(Method):
             update, centres = None, self.label_vectors
         logits = -pairwise_distance(z, centres)
         ce = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        terms = {"ce": ce.detach()}
+        terms = {"ce": ce}
         loss = ce
         if self.repel > 0:
             repel = self._repel(z, rows)
-            terms["repel"] = repel.detach()
+            terms["repel"] = repel
             weight = self.repel if update is None else self.repel * update.to(z.dtype)
             loss = loss + weight * repel
-        return rows.output(loss, logits, terms)
+        return MethodOutput(loss, logits, terms)
 
     def _centroids(self, z: Tensor, rows: Rows, update: Tensor) -> Tensor:
         """Eq. 1 on this batch where ``update`` holds and the class is present; else the old ``Y``."""

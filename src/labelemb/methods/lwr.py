@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..stacking import rows_of, write_rows
-from .base import _INTEGER_DTYPES, LinearOutputMethod, MethodOutput, gold, is_distributed
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .finite import INTEGER_DTYPES
+from .processes import is_distributed
 from .registry import register
 
 
@@ -50,6 +53,11 @@ class LearningWithRetrospection(LinearOutputMethod):
 
     needs_index = True
     stackable = True
+    serves = frozenset({"class"})
+    cannot_serve = {
+        "token": "it keeps a soft label per training example (per-example state, indexed by the "
+        "example's position); a token row has no such index, and N_tokens x V soft labels would not fit"
+    }
 
     def __init__(
         self,
@@ -62,10 +70,9 @@ class LearningWithRetrospection(LinearOutputMethod):
         tau: float = 5.0,
         gamma: float = 0.1,
         weight_horizon: int | None = None,
-        init_std: float | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
+        super().__init__(in_features, num_classes, **options)
         if num_examples < 1:
             raise ValueError(f"num_examples (the training-set size) must be positive, got {num_examples}")
         if epochs < 1:
@@ -117,8 +124,9 @@ class LearningWithRetrospection(LinearOutputMethod):
         horizon = self.epochs if self.weight_horizon is None else self.weight_horizon
         return (1.0 - self.gamma) * c.to(self.soft_targets.dtype) / horizon
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
         if index is None:
@@ -130,8 +138,8 @@ class LearningWithRetrospection(LinearOutputMethod):
                     "method.needs_index is True."
                 )
             # Evaluation data has no recorded soft labels: its loss is the plain cross-entropy.
-            return rows.output(ce, logits, {"ce": ce.detach()})
-        index = self._check_index(index, target)
+            return MethodOutput(ce, logits, {"ce": ce})
+        index = self._check_index(index, rows.label)
         log_q = F.log_softmax(logits / self.tau, dim=-1)
         stored = rows_of(self.soft_targets, index).to(log_q.dtype)
         # kl_div handles zero targets (rows never recorded contribute exactly 0).
@@ -140,14 +148,14 @@ class LearningWithRetrospection(LinearOutputMethod):
         loss = (1.0 - w) * ce + w * kl
         if self.training:
             self._record(log_q.detach().exp(), index, rows.label, rows.weight)
-        return rows.output(loss, logits, {"ce": ce.detach(), "kl": kl.detach()})
+        return MethodOutput(loss, logits, {"ce": ce, "kl": kl})
 
     def _check_index(self, index: Tensor, target: Tensor) -> Tensor:
         if index.shape != target.shape:
             raise ValueError(
                 f"index must have shape {tuple(target.shape)} to match the target, got {tuple(index.shape)}"
             )
-        if index.dtype not in _INTEGER_DTYPES:
+        if index.dtype not in INTEGER_DTYPES:
             raise TypeError(f"index must hold integer dataset positions, got dtype {index.dtype}")
         index = index.long()
         # On an accelerator this check would cost a host sync every step; there the indexing

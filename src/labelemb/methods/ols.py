@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..stacking import add_to_rows, rows_of
-from .base import LinearOutputMethod, MethodOutput, gold, is_distributed
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .processes import is_distributed
 from .registry import register
 
 
@@ -38,17 +41,14 @@ class OnlineLabelSmoothing(LinearOutputMethod):
     """
 
     stackable = True
+    serves = frozenset({"class"})
+    cannot_serve = {
+        "token": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "
+        "(10 GB at 50,000 words)"
+    }
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        alpha: float = 0.5,
-        init_std: float | None = None,
-        ignore_index: int = -100,
-    ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
+    def __init__(self, in_features: int, num_classes: int, *, alpha: float = 0.5, **options: Any) -> None:
+        super().__init__(in_features, num_classes, **options)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha (the weight of the soft term) must lie in [0, 1], got {alpha}")
         self.alpha = alpha
@@ -57,8 +57,9 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         # Integer counts stay exact however long the epoch and whatever dtype the module is cast to.
         self.register_buffer("cnt", torch.zeros(num_classes, dtype=torch.int64))
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = -gold(log_p, rows.label)
         soft = -(rows_of(self.soft_labels, rows.label).to(log_p.dtype) * log_p).sum(-1)
@@ -66,7 +67,7 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         loss = (1.0 - self.alpha) * ce_mean + self.alpha * soft_mean
         if self.training:
             self._accumulate(logits.detach(), log_p.detach(), rows.label, rows.weight)
-        return rows.output(loss, logits, {"ce": ce_mean.detach(), "soft": soft_mean.detach()})
+        return MethodOutput(loss, logits, {"ce": ce_mean, "soft": soft_mean})
 
     @torch.no_grad()
     def _accumulate(self, logits: Tensor, log_p: Tensor, label: Tensor, weight: Tensor | None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput, gold
-from .chunked import check_chunk_size, chunked_output, subtract_at_labels
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .chunked import subtract_at_labels
 from .registry import register
 
 
@@ -22,31 +24,23 @@ class OneHot(LinearOutputMethod):
     """
 
     stackable = True
+    chunkable = True
 
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        *,
-        init_std: float | None = None,
-        chunk_size: int | None = None,
-        ignore_index: int = -100,
-    ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
-        check_chunk_size(chunk_size)
-        self.chunk_size = chunk_size
+    def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
+        # A constructor of its own, whose signature lists chunk_size (see Method).
+        super().__init__(in_features, num_classes, **options)
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        chunked = chunked_output(self, features, target, self.chunk_size, cross_entropy_rows, {"ce": 1.0})
-        if chunked is not None:
-            return chunked
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         loss = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        return rows.output(loss, logits, {"ce": loss.detach()})
+        return MethodOutput(loss, logits, {"ce": loss})
 
+    def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row's ``-log p[y]`` (as ``(n, 1)``) and its gradient in the logits, ``p - onehot(y)``."""
+        log_p = F.log_softmax(logits, dim=-1)
+        nll = -log_p.gather(1, label[:, None])
+        return nll, subtract_at_labels(log_p.exp_(), label, 1.0)
 
-def cross_entropy_rows(logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
-    """Each row's ``-log p[y]`` (as ``(n, 1)``) and its gradient in the logits, ``p - onehot(y)``."""
-    log_p = F.log_softmax(logits, dim=-1)
-    nll = -log_p.gather(1, label[:, None])
-    return nll, subtract_at_labels(log_p.exp_(), label, 1.0)
+    def row_terms(self) -> dict[str, float]:
+        return {"ce": 1.0}

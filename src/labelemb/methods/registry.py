@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..registry import Registry, check_options, keyword_options
-from .base import Method
+from .base import ROW_KINDS, Method
 
 M = TypeVar("M", bound=type[Method])
 
@@ -39,6 +39,26 @@ def register(name: str, **preset: object) -> Callable[[M], M]:
 def available() -> list[str]:
     """Names of every registered method and preset."""
     return METHODS.names()
+
+
+def serving(kind: str) -> list[str]:
+    """Names of the methods and presets (as :func:`available` lists them) that can be the output
+    layer for rows of ``kind``: ``"class"`` (one example a row) or ``"token"`` (a sequence model's
+    target tokens, a vocabulary wide)."""
+    _check_kind(kind)
+    return [name for name in available() if kind in method_class(name).serves]
+
+
+def why_not_serving(name: str, kind: str) -> str | None:
+    """Why method ``name`` cannot be the output layer for rows of ``kind``, or None if it can."""
+    _check_kind(kind)
+    cls = method_class(name)
+    return None if kind in cls.serves else cls.cannot_serve[kind]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ROW_KINDS:
+        raise ValueError(f"unknown kind of rows {kind!r}; methods serve {' or '.join(map(repr, ROW_KINDS))}")
 
 
 def _keyword_options(cls: type[Method]) -> dict[str, object]:

