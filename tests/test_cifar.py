@@ -25,19 +25,10 @@ import torch
 
 from labelemb.data import DataError, available_datasets, load_dataset
 from labelemb.data import cifar as cifar_mod
-from labelemb.data.cifar import (
-    CIFAR10,
-    CIFAR100,
-    CifarSpec,
-    extract_archive,
-    find_cifar,
-    load_cifar10,
-    load_cifar100,
-    load_cifar_archive,
-    load_cifar_folder,
-    load_cifar_spec,
-    unpickle_cifar,
-)
+from labelemb.data.cifar import find_cifar, load_cifar10, load_cifar100, load_cifar_spec
+from labelemb.data.cifar_archive import extract_archive, load_cifar_archive
+from labelemb.data.cifar_batches import load_cifar_folder, unpickle_cifar
+from labelemb.data.cifar_spec import CIFAR10, CIFAR100, CifarSpec
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

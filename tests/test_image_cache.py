@@ -21,7 +21,8 @@ from PIL import Image
 
 from labelemb.data import DataError, image_cache
 from labelemb.data import cache_files as cache_file_helpers
-from labelemb.data.image_cache import cached_images, decode_image, image_cache_key
+from labelemb.data.image_cache import cached_images, image_cache_key
+from labelemb.data.image_decode import decode_image
 
 RNG = np.random.default_rng(0)
 

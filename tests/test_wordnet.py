@@ -15,17 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from labelemb.analysis import wordnet as W
-from labelemb.analysis.wordnet import (
-    SYNSETS,
-    UNMAPPED,
-    as_vectors,
-    mapped_synsets,
-    prepare_wordnet,
-    semantic_correlation,
-    wordnet_distances,
-    wordnet_reader,
-)
+from labelemb.analysis import wordnet_corpus as W
+from labelemb.analysis.wordnet import as_vectors, semantic_correlation, wordnet_distances
+from labelemb.analysis.wordnet_corpus import prepare_wordnet, wordnet_reader
+from labelemb.analysis.wordnet_synsets import SYNSETS, UNMAPPED, mapped_synsets
 from labelemb.data.mnist import FASHION_MNIST
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -48,7 +48,8 @@ def wordnet_correlation(rep: LabelRepresentation) -> dict[str, Any]:
     if rep.text:
         return {"skipped": f"{rep.dataset} is a text corpus: WordNet correlation is for image classes"}
     try:
-        from .wordnet import SYNSETS, semantic_correlation
+        from .wordnet import semantic_correlation
+        from .wordnet_synsets import SYNSETS
     except ImportError as error:  # nltk is an optional extra
         return {"skipped": f"WordNet correlation needs nltk: pip install 'labelemb[wordnet]' ({error})"}
     if rep.dataset not in SYNSETS:
