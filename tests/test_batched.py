@@ -34,7 +34,7 @@ from labelemb.train import (
     unsupported_reason,
 )
 from labelemb.train.loop import build_run
-from labelemb.train.stacked import Stacked, stacked_features
+from labelemb.train.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -254,7 +254,7 @@ def test_the_stacked_backbone_computes_each_seeds_features(small_config, digits,
     seeds = build_runs([small_config(*overrides, seed=s) for s in SEEDS], digits)
     stack = Stacked(seeds, Classification(), torch.device("cpu"))
     images = digits.train.images[torch.arange(3 * 50).view(3, 50)]
-    features = stacked_features(stack.layers, stack.params, images)
+    features = stack.features(images)
     for s, seed in enumerate(seeds):
         torch.testing.assert_close(features[s], seed.model(images[s]), rtol=1e-5, atol=1e-6)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .registry import register
+from .stacked_layers import grouped_forward
 
 #: The word id of padding (the vocabulary's ``<pad>``): never part of a bag.
 PAD_ID = 0
@@ -115,3 +118,10 @@ class BagOfWords(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         bags = mean_bag(ids, self.embedding.weight, self.vocabulary_size, self.bigram_buckets)
         return self.layers(bags)
+
+    def stacked_forward(self, params: Mapping[str, Tensor], ids: Tensor) -> Tensor:
+        """Features ``(S, B, d)`` of word ids ``(S, B, L)``: each seed's mean bag from its own table
+        (``embedding.weight`` stacked, ``(S, V + buckets, d)``), then the hidden layers grouped
+        (the batched trainer's hook, :mod:`.stacked_layers`)."""
+        bags = mean_bag(ids, params["embedding.weight"], self.vocabulary_size, self.bigram_buckets)
+        return grouped_forward(self.layers, params, bags)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import Tensor, nn
 
 from .init import truncated_normal_
 from .registry import register
+from .stacked_layers import grouped_forward
 
 
 @register("cnn", inputs="images")
@@ -54,3 +57,9 @@ class CNN(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.layers(images)
+
+    def stacked_forward(self, params: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """Features ``(S, B, d)`` of images ``(S, B, C, H, W)``: row ``s`` through seed ``s``'s stacked
+        parameters, each convolution grouped (``groups=S``); the batched trainer's hook
+        (:mod:`.stacked_layers`)."""
+        return grouped_forward(self.layers, params, images)

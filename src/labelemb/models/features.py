@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torch import Tensor, nn
+
+from .stacked_layers import grouped_forward
 
 
 def dense_layer(in_features: int, width: int) -> list[nn.Module]:
@@ -35,7 +39,7 @@ class FeatureHead(nn.Module):
     unchanged) or one dense layer ``ReLU(W f + b)`` when ``dense`` is given.
 
     Its layers are a Sequential of Flatten / Linear / ReLU, so the batched trainer stacks many
-    seeds of it as it stacks an MLP.
+    seeds of it as it stacks an MLP (:meth:`stacked_forward`).
     """
 
     output_init_std = None
@@ -54,3 +58,8 @@ class FeatureHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.layers(features)
+
+    def stacked_forward(self, params: Mapping[str, Tensor], features: Tensor) -> Tensor:
+        """``(S, B, d)`` from cached features ``(S, B, d_in)``: row ``s`` through seed ``s``'s stacked
+        parameters (the batched trainer's hook, :mod:`.stacked_layers`)."""
+        return grouped_forward(self.layers, params, features)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from torch import Tensor, nn
 
 from .init import truncated_normal_
 from .registry import register
+from .stacked_layers import grouped_forward
 
 
 @register("mlp", inputs="images")
@@ -40,3 +42,8 @@ class MLP(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.layers(images)
+
+    def stacked_forward(self, params: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """Features ``(S, B, d)`` of images ``(S, B, C, H, W)``: row ``s`` through seed ``s``'s stacked
+        parameters ``params[name][s]`` (the batched trainer's hook, :mod:`.stacked_layers`)."""
+        return grouped_forward(self.layers, params, images)

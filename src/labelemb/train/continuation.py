@@ -27,6 +27,7 @@ from ..data.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
 from .build import CEILING_CONTEXT, method_options
 from .config import RunConfig
+from .plan import RunPlan
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,11 @@ logger = logging.getLogger(__name__)
 CONTINUABLE_KEYS = {"experiment", "train.epochs"}
 
 
-def source_run(config: RunConfig) -> RunDir | None:
-    """The finished run a new run of ``config`` starts from, checked (None without
+def source_run(plan: RunPlan) -> RunDir | None:
+    """The finished run a new planned run starts from, checked (None without
     ``train.continue_from``, or once the run has started: it then resumes from its own folder)."""
-    if config.train.continue_from is None or RunDir(config.run_dir()).is_started():
+    config = plan.config
+    if config.train.continue_from is None or plan.folder.is_started():
         return None
     source = RunDir(Path(config.train.continue_from) / config.method.name / f"seed{config.seed}")
     fix = "train it there first, or leave train.continue_from out to train this run from scratch"
@@ -61,12 +63,13 @@ def source_run(config: RunConfig) -> RunDir | None:
     return source
 
 
-def continue_run(config: RunConfig, dataset: Dataset | TextDataset) -> None:
-    """Start the run folder of ``config`` from the last checkpoint of its :func:`source_run`
-    (nothing to do without one)."""
-    source = source_run(config)
+def continue_run(plan: RunPlan, dataset: Dataset | TextDataset) -> None:
+    """Start a planned run's folder from the last checkpoint of its :func:`source_run` (nothing
+    to do without one)."""
+    source = source_run(plan)
     if source is None:
         return
+    config = plan.config
     saved = source.read_valid_config(type(config))
     moved = ceiling_set_method_settings(saved, config, dataset)
     if moved:
@@ -75,7 +78,7 @@ def continue_run(config: RunConfig, dataset: Dataset | TextDataset) -> None:
             f"so the run in {source.path} is not the start of a run to {config.train.epochs} epochs; "
             "set them in the config explicitly, or train this run from scratch"
         )
-    target = RunDir(config.run_dir())
+    target = plan.folder
     target.copy_records_from(source)
     checkpoint = source.read_checkpoint()
     assert checkpoint is not None  # source_run checked it
@@ -84,7 +87,7 @@ def continue_run(config: RunConfig, dataset: Dataset | TextDataset) -> None:
         "step": checkpoint["progress"]["step"],
     }
     target.write_checkpoint(checkpoint)  # last: with it the folder resumes where the source stands
-    logger.info("%s: continuing %s from its last checkpoint", config.run_dir(), source.path)
+    logger.info("%s: continuing %s from its last checkpoint", target.path, source.path)
 
 
 def ceiling_set_method_settings(

@@ -11,14 +11,16 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..rundir import RunDir
 from .config import RunConfig
-from .trainer import preflight, train, train_seeds, train_unless_held
+from .plan import checked_runs, plan_run
+from .trainer import plan_runs, train, train_seeds, train_unless_held
 
 
 def _train_quietly(config_json: dict[str, Any], threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    return train(RunConfig.model_validate(config_json))
+    config = RunConfig.model_validate(config_json)
+    with checked_runs([plan_run(config)]):  # by the grid that sent it, before any run trained
+        return train(config)
 
 
 def run_grid(
@@ -35,36 +37,38 @@ def run_grid(
     if batched:
         # Each method's seeds side by side in this process (parallel jobs would compete for the cores).
         return train_seeds(configs, batched=True, progress=progress)
-    preflight(configs)
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
-    todo = [i for i, c in enumerate(quiet) if not RunDir(c.run_dir()).is_finished()]
+    # Every run is checked here, before any trains; the trainer takes these plans as checked.
+    plans = plan_runs(quiet)
+    todo = [i for i, plan in enumerate(plans) if not plan.folder.is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
-    for i in set(range(len(configs))) - set(todo):
-        summaries[i] = train(quiet[i])  # finished: returns the saved summary
-    counter = RunCounter(len(configs), len(configs) - len(todo), progress)
-    with counter:
-        if jobs <= 1:
-            held = []
-            for i in todo:
-                counter.starting(configs[i])
-                summaries[i] = train_unless_held(quiet[i])
-                if summaries[i] is None:
-                    held.append(i)  # another process trains it: come back to it at the end
-                else:
+    with checked_runs(plans):
+        for i in set(range(len(configs))) - set(todo):
+            summaries[i] = train(quiet[i])  # finished: returns the saved summary
+        with RunCounter(len(configs), len(configs) - len(todo), progress) as counter:
+            if jobs <= 1:
+                held = []
+                for i in todo:
+                    counter.starting(configs[i])
+                    summaries[i] = train_unless_held(quiet[i])
+                    if summaries[i] is None:
+                        held.append(i)  # another process trains it: come back to it at the end
+                    else:
+                        counter.finished(configs[i])
+                for i in held:
+                    summaries[i] = train(quiet[i])
                     counter.finished(configs[i])
-            for i in held:
-                summaries[i] = train(quiet[i])
-                counter.finished(configs[i])
-        else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            # spawn, not fork: forking a process that already ran torch's thread pools can hang.
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {
-                    pool.submit(_train_quietly, quiet[i].model_dump(mode="json"), threads): i for i in todo
-                }
-                for future in as_completed(futures):
-                    summaries[futures[future]] = future.result()
-                    counter.finished(configs[futures[future]])
+            else:
+                threads = max(1, (os.cpu_count() or 1) // jobs)
+                # spawn, not fork: forking a process that already ran torch's thread pools can hang.
+                with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                    futures = {
+                        pool.submit(_train_quietly, quiet[i].model_dump(mode="json"), threads): i
+                        for i in todo
+                    }
+                    for future in as_completed(futures):
+                        summaries[futures[future]] = future.result()
+                        counter.finished(configs[futures[future]])
     return [s for s in summaries if s is not None]
 
 

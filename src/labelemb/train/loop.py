@@ -30,6 +30,7 @@ from .config import RunConfig
 from .display import ProgressDisplay
 from .early_stopping import update_patience
 from .flops import training_flops
+from .plan import RunPlan, plan_run
 from .seed import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ class Progress:
 
 @dataclass
 class SeedRun:
-    """One (method, seed) run as the loop holds it: config, folder, own modules, progress."""
+    """One (method, seed) run as the loop holds it: its plan (config, folder, device, task), own
+    modules, progress."""
 
-    config: RunConfig
-    folder: RunDir
+    plan: RunPlan
     model: nn.Module
     method: methods.Method
     network: Network
@@ -74,21 +75,38 @@ class SeedRun:
     #: Counted training FLOPs per training example (:mod:`labelemb.train.flops`); None: not counted.
     flops_per_example: float | None = None
 
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+    @property
+    def folder(self) -> RunDir:
+        return self.plan.folder
+
+    @classmethod
+    def build(cls, plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
+        """Seed, build and (if its folder has a checkpoint) restore the weights of a planned run,
+        on its device, with its task's rows."""
+        if plan.device is None or plan.task is None:
+            raise ValueError(f"the plan of {plan.folder.path} has no device or task yet")
+        config, folder = plan.config, plan.folder
+        seed_everything(config.seed)
+        model, method = build_network(config, dataset)
+        network = Network(model, method, rows=plan.task.rows).to(plan.device)
+        checkpoint = folder.read_checkpoint()
+        progress = Progress()
+        rng_state = torch.get_rng_state()
+        if checkpoint is not None:
+            load_state(folder, "network", network, checkpoint)
+            progress = Progress(**checkpoint["progress"])
+            rng_state = checkpoint["torch_rng"]
+        return cls(plan, model, method, network, progress, checkpoint, rng_state)
+
 
 def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
-    """Seed, build and (if its folder has a checkpoint) restore the weights of one run."""
-    folder = RunDir(config.run_dir())
-    seed_everything(config.seed)
-    model, method = build_network(config, dataset)
-    network = Network(model, method, rows=task.rows).to(device)
-    checkpoint = folder.read_checkpoint()
-    progress = Progress()
-    rng_state = torch.get_rng_state()
-    if checkpoint is not None:
-        load_state(folder, "network", network, checkpoint)
-        progress = Progress(**checkpoint["progress"])
-        rng_state = checkpoint["torch_rng"]
-    return SeedRun(config, folder, model, method, network, progress, checkpoint, rng_state)
+    """Seed, build and (if its folder has a checkpoint) restore the weights of one run of
+    ``config``, planned here (what a bench or a test builds a run with)."""
+    return SeedRun.build(plan_run(config, device, task), dataset)
 
 
 def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from .. import methods
 from ..tasks import Predictor, Task
 from . import distributed
-from .build import make_optimizer, make_scheduler, parameter_groups, run_model, step_options
+from .build import make_optimizer, make_scheduler, network_step, parameter_groups, run_model, step_options
 from .loop import SeedRun, load_state
 
 
@@ -80,11 +81,10 @@ class Single:
         inputs, targets = self.task.batch(split, index)
         inputs = self.options.prepare(inputs, train=True)
         with self.options.precision(targets.device):
-            if self.stepper is not None:
+            if self.stepper is not None:  # the network under DistributedDataParallel: its forward
                 return self.stepper(inputs, targets, index)
-            features, targets = self.task.rows(run_model(self.model, inputs), targets)
-            run_index = index if self.runs[0].method.needs_index else None
-            return self.method(features, targets, index=run_index)
+            backbone = partial(run_model, self.model)
+            return network_step(backbone, self.task.rows, self.method, inputs, targets, index)
 
     def on_epoch_end(self) -> None:
         self.runs[0].method.on_epoch_end()

@@ -7,10 +7,12 @@ all of them:
 
 - Each seed is built exactly as a run of its own (:func:`~labelemb.train.loop.build_run`), so the
   initialisations are the sequential ones.
-- The backbone's parameters are stacked along a new leading seed dimension and run as grouped
-  layers: a fully connected layer is one batched matrix product over the seeds, a convolution
-  one grouped convolution (``groups=S``). A bag of words looks up every seed's embedding table,
-  stacked ``(S, rows, d)``, as one table: seed ``s``'s word ids are offset by ``s * rows``.
+- The backbone's parameters are stacked along a new leading seed dimension and run through its
+  own grouped forward pass: a backbone stacks when its class defines
+  ``stacked_forward(params, inputs)``, features ``(S, B, d)`` from inputs ``(S, B, ...)`` with
+  ``params[name]`` its parameters stacked (:mod:`labelemb.models.stacked_layers`). The MLP, the
+  CNN, the bag of words and a frozen backbone's feature head do; which models batch is read from
+  the model registry, so a new stackable backbone is one hook and no edit here.
 - The method is one module of its class whose parameters and buffers are the seeds' stacked
   (:func:`labelemb.stacking.stack_modules`): the method's own ``forward`` runs on ``(S, B, d)``
   features and returns each seed's loss ``(S,)``. Any method with ``stackable = True`` runs so.
@@ -28,35 +30,38 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import methods, models
 from ..data import Split
-from ..models.bag_of_words import BagOfWords, mean_bag
-from ..stacking import linear, stack_modules, unstack_into
+from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from . import distributed
-from .build import make_optimizer, make_scheduler, parameter_groups
+from .build import make_optimizer, make_scheduler, network_step, parameter_groups
 from .config import RunConfig
 from .loop import SeedRun, load_state
-
-#: Backbones whose layers the grouped forward pass knows (a Sequential of these layer types; the
-#: bag of words first averages each seed's own embedding table, :func:`stacked_bag_of_words`).
-STACKED_MODELS = ("mlp", "cnn", "bag_of_words")
-_MODEL_CLASSES = (models.MLP, models.CNN, BagOfWords, models.FeatureHead)
-_LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Conv2d, nn.MaxPool2d)
 
 
 class BatchedConfigError(ValueError):
     """The configs given to the batched trainer cannot train as one batched run."""
 
 
+def stacks(model: nn.Module | type[nn.Module]) -> bool:
+    """Whether a backbone (or its class) runs S seeds side by side: it has ``stacked_forward``."""
+    return callable(getattr(model, "stacked_forward", None))
+
+
+def batched_models() -> list[str]:
+    """The registered backbones that stack, by name."""
+    return [name for name in models.available() if stacks(models.model_class(name))]
+
+
 def unsupported_reason(config: RunConfig) -> str | None:
     """Why the seeds of ``config`` cannot train stacked, or None if they can."""
-    if not config.model.freeze and config.model.name not in STACKED_MODELS:
+    batched = batched_models()
+    if not config.model.freeze and config.model.name not in batched:
         return (
-            f"model {config.model.name!r} is not batched (batched models: {', '.join(STACKED_MODELS)}, "
+            f"model {config.model.name!r} is not batched (batched models: {', '.join(batched)}, "
             "or any backbone with model.freeze)"
         )
     if not config.model.freeze and config.model.dense is not None:
@@ -84,77 +89,8 @@ def unsupported_reason(config: RunConfig) -> str | None:
 
 
 def supports_batched(config: RunConfig) -> bool:
-    """Whether the seeds of ``config`` can train batched (MLP, CNN or bag of words, fp32, no augmentation)."""
+    """Whether the seeds of ``config`` can train batched (a backbone that stacks, fp32, no augmentation)."""
     return unsupported_reason(config) is None
-
-
-def backbone_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers of an MLP, CNN or bag of words (its hidden layers), checked to be ones the grouped
-    forward pass implements."""
-    layers = getattr(model, "layers", None)
-    if not isinstance(model, _MODEL_CLASSES) or not isinstance(layers, nn.Sequential):
-        raise BatchedConfigError(f"{type(model).__name__} is not a backbone the batched trainer can stack")
-    flat = True  # whether activations are (N, features) at this point, as a Linear needs
-    for layer in layers:
-        if not isinstance(layer, _LAYERS):
-            raise BatchedConfigError(f"the batched trainer cannot stack a {type(layer).__name__} layer")
-        if isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) != (1, -1):
-            raise BatchedConfigError("the batched trainer stacks only Flatten(start_dim=1)")
-        if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros"):
-            raise BatchedConfigError("the batched trainer stacks only ungrouped, zero-padded convolutions")
-        if isinstance(layer, nn.Linear) and not flat:
-            raise BatchedConfigError("the batched trainer needs a Flatten before a Linear layer")
-        flat = isinstance(layer, (nn.Flatten, nn.Linear)) or (flat and isinstance(layer, nn.ReLU))
-    if not flat:
-        raise BatchedConfigError("the batched trainer needs a backbone that ends in (N, features)")
-    return list(layers)
-
-
-def stacked_features(layers: list[nn.Module], params: dict[str, Tensor], images: Tensor) -> Tensor:
-    """Features ``(S, B, d)`` of a batch ``(S, B, *input_shape)``, row ``s`` through seed ``s``.
-
-    ``params`` holds each layer's stacked ``model.layers.<i>.weight`` / ``.bias``.
-    """
-    num_seeds, batch = images.shape[:2]
-    x = images
-    # Convolutions run on (B, S*C, H, W), each seed's channels a group; the rest on (S, B, ...).
-    grouped = False
-    for i, layer in enumerate(layers):
-        weight = params.get(f"model.layers.{i}.weight")
-        bias = params.get(f"model.layers.{i}.bias")
-        if isinstance(layer, nn.Conv2d):
-            if not grouped:
-                x = x.transpose(0, 1).reshape(batch, -1, *x.shape[3:])
-                grouped = True
-            x = F.conv2d(
-                x,
-                weight.flatten(0, 1),
-                None if bias is None else bias.flatten(),
-                layer.stride,
-                layer.padding,
-                layer.dilation,
-                groups=num_seeds,
-            )
-        elif isinstance(layer, nn.MaxPool2d):
-            x = layer(x) if grouped else layer(x.flatten(0, 1)).unflatten(0, (num_seeds, batch))
-        elif isinstance(layer, nn.ReLU):
-            x = F.relu(x)
-        elif isinstance(layer, nn.Flatten):
-            x = x.reshape(batch, num_seeds, -1).transpose(0, 1) if grouped else x.flatten(2)
-            grouped = False
-        else:  # nn.Linear, on (S, B, in)
-            x = linear(x, weight, bias)
-    return x
-
-
-def stacked_bag_of_words(
-    model: BagOfWords, layers: list[nn.Module], params: dict[str, Tensor], ids: Tensor
-) -> Tensor:
-    """Features ``(S, B, d)`` of word ids ``(S, B, L)``: each seed's mean bag from its own table
-    (``model.embedding.weight`` stacked, ``(S, V + buckets, d)``), then the hidden layers."""
-    table = params["model.embedding.weight"]
-    bags = mean_bag(ids, table, model.vocabulary_size, model.bigram_buckets)
-    return stacked_features(layers, params, bags)
 
 
 class Stacked:
@@ -162,31 +98,32 @@ class Stacked:
 
     ``params`` holds every parameter stacked, under the names the runs' own networks use
     (``model.layers.1.weight``, ``method.heads.weight``); seed ``s``'s parameter and Adam
-    state are row ``s``.
+    state are row ``s``. ``backbone`` is its ``model.*`` part under the backbone's own names
+    (``layers.1.weight``), what the backbone's ``stacked_forward`` reads.
     """
 
     def __init__(self, runs: list[SeedRun], task: Task, device: torch.device) -> None:
         self.runs = runs
         self.task = task
-        self.layers = backbone_layers(runs[0].model)
+        self.model = runs[0].model
+        if not stacks(self.model):
+            name = type(self.model).__name__
+            raise BatchedConfigError(f"{name} is not a backbone the batched trainer can stack")
         self.method = stack_modules([run.method for run in runs])
         self.method.train()
-        own = [dict(run.network.named_parameters()) for run in runs]
-        backbone = {
-            name: torch.stack([params[name].detach() for params in own])
+        seeds = [dict(run.model.named_parameters()) for run in runs]
+        self.backbone = {
+            name: torch.stack([params[name].detach() for params in seeds])
             .contiguous()
             .requires_grad_(param.requires_grad)
-            for name, param in own[0].items()
-            if name.startswith("model.")
+            for name, param in seeds[0].items()
         }
-        self.bag_of_words = runs[0].model if isinstance(runs[0].model, BagOfWords) else None
-        known = ("model.layers.", "model.embedding.") if self.bag_of_words else ("model.layers.",)
-        unknown = [name for name in backbone if not name.startswith(known)]
-        if unknown:
-            raise BatchedConfigError(f"parameters {unknown} lie outside the backbone's layers")
-        stacked = {**backbone, **{f"method.{name}": p for name, p in self.method.named_parameters()}}
+        stacked = {
+            **{f"model.{name}": p for name, p in self.backbone.items()},
+            **{f"method.{name}": p for name, p in self.method.named_parameters()},
+        }
         # The runs' own parameter order: a run's optimiser state is indexed by position.
-        self.params = {name: stacked[name] for name in own[0]}
+        self.params = {name: stacked[name] for name, _ in runs[0].network.named_parameters()}
         config = runs[0].config
         self.optimizer = make_optimizer(config, parameter_groups(config, self.params.items()))
         self.scheduler = make_scheduler(config, self.optimizer)
@@ -252,8 +189,7 @@ class Stacked:
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
-        features, targets = self.task.rows(self.features(inputs), targets)
-        out = self.method(features, targets, index=index if self.method.needs_index else None)
+        out = network_step(self.features, self.task.rows, self.method, inputs, targets, index)
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()
@@ -262,9 +198,7 @@ class Stacked:
 
     def features(self, inputs: Tensor) -> Tensor:
         """The backbone's features ``(S, B, d)``, seed ``s``'s inputs through seed ``s``'s backbone."""
-        if self.bag_of_words is not None:
-            return stacked_bag_of_words(self.bag_of_words, self.layers, self.params, inputs)
-        return stacked_features(self.layers, self.params, inputs)
+        return self.model.stacked_forward(self.backbone, inputs)
 
     def on_epoch_end(self) -> None:
         self.method.on_epoch_end()

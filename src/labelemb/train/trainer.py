@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from .config import ConfigError, RunConfig
 from .continuation import continue_run, source_run
 from .flops import flops_per_example
 from .frozen import freeze_features
-from .loop import Progress, SeedRun, build_run, run_loop, schedule
+from .loop import Progress, SeedRun, run_loop, schedule
 from .options import check_buildable
+from .plan import RunPlan, checked_plan, plan_run
 from .results import finish, summarize
 from .seed import describe_seeds
 from .single import Single
@@ -139,15 +141,29 @@ def _without_seed(config: RunConfig) -> dict[str, Any]:
     return values
 
 
-def preflight(configs: Sequence[RunConfig]) -> None:
+def plan_runs(configs: Sequence[RunConfig]) -> list[RunPlan]:
+    """A checked plan of every config: the one this command checked already (a grid's,
+    :func:`~labelemb.train.plan.checked_runs`), else one made now and checked (:func:`preflight`)."""
+    plans, unchecked = [], []
+    for config in configs:
+        plan = checked_plan(config)
+        if plan is None:
+            plan = plan_run(config)
+            unchecked.append(plan)
+        plans.append(plan)
+    preflight(unchecked)
+    return plans
+
+
+def preflight(plans: Sequence[RunPlan]) -> None:
     """Fail before any data is read or model built: an unknown option or one of the wrong type, a
     device this machine lacks, a run folder that cannot be written or holds a run of another config."""
-    for config in configs:
-        check_buildable(config)  # a no-op for a config built by build_config / load_config
-    for device in sorted({config.train.device for config in configs}):
+    for plan in plans:
+        check_buildable(plan.config)  # a no-op for a config built by build_config / load_config
+    for device in sorted({plan.config.train.device for plan in plans}):
         resolve_device(device)
-    for config in configs:
-        folder = RunDir(config.run_dir())
+    for plan in plans:
+        config, folder = plan.config, plan.folder
         folder.check_writable()
         folder.check_config(config)
         if folder.recorded_fingerprint() is not None:
@@ -156,7 +172,7 @@ def preflight(configs: Sequence[RunConfig]) -> None:
             fingerprint = data_fingerprint(config.data.name, data_request(config))
             if fingerprint is not None:
                 folder.refuse_other_data(fingerprint)
-        source_run(config)  # a run to continue from, if asked for, that can be continued
+        source_run(plan)  # a run to continue from, if asked for, that can be continued
 
 
 def _train(
@@ -173,9 +189,9 @@ def _train(
     A run another process is training is left to it: trained after this process's own runs, once
     that process lets go of it (read back if it finished), or, with ``skip_held``, returned as None.
     """
-    preflight(configs)
+    plans = plan_runs(configs)
     # What this command creates, so an error before training leaves no empty run folder behind.
-    first_created = [_first_missing(Path(config.run_dir())) for config in configs]
+    first_created = [_first_missing(plan.folder.path) for plan in plans]
     summaries: dict[int, dict[str, Any] | None] = {}
     waiting = list(range(len(configs)))
     wait = False
@@ -183,7 +199,7 @@ def _train(
         with contextlib.ExitStack() as owned:
             mine, held = [], []
             for i in waiting:
-                folder = RunDir(configs[i].run_dir())
+                folder = plans[i].folder
                 if not folder.is_finished() and not _claim(folder, owned, wait):
                     held.append(i)
                     continue
@@ -191,23 +207,23 @@ def _train(
                     summaries[i] = folder.read_summary()
                     logger.info("reusing %s, finished", folder.path)
                 else:
-                    folder.check_config(configs[i])  # written meanwhile by another process?
+                    folder.check_config(plans[i].config)  # written meanwhile by another process?
                     mine.append(i)
             if mine:
                 try:
                     trained = _train_owned(
-                        [configs[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
+                        [plans[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
                     )
                 except BaseException:
                     if distributed.current().is_main:
                         for i in mine:
-                            RunDir(configs[i].run_dir()).discard_unstarted(first_created[i])
+                            plans[i].folder.discard_unstarted(first_created[i])
                     raise
                 summaries.update(zip(mine, trained))
         for i in held:
             logger.info(
                 "%s: another process is training it; %s",
-                configs[i].run_dir(),
+                plans[i].folder.path,
                 "skipped" if skip_held else "waiting for it",
             )
         if skip_held:
@@ -243,14 +259,14 @@ def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
 
 
 def _train_owned(
-    configs: list[RunConfig],
+    plans: list[RunPlan],
     dataset: Dataset | TextDataset | None,
     stacked: bool,
     show_progress: bool,
     on_checkpoint: Callable[[list[Progress]], None] | None,
 ) -> list[dict[str, Any]]:
     """Train runs this process owns, none finished."""
-    config = configs[0]
+    config = plans[0].config
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     processes = distributed.current()
@@ -260,14 +276,15 @@ def _train_owned(
     if dataset is None:
         dataset = load_run_data(config)
     if processes.is_main:
-        for c in configs:
-            continue_run(c, dataset)
+        for plan in plans:
+            continue_run(plan, dataset)
     if processes.world_size > 1:
         torch.distributed.barrier()  # the other processes resume from what the main one copied
     if processes.is_main:
-        for c in configs:
-            RunDir(c.run_dir()).check_data(getattr(dataset, "details", {}).get("fingerprint"))
+        for plan in plans:
+            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
     task = build_task(config, dataset)
+    plans = [replace(plan, device=device, task=task) for plan in plans]
     if config.train.early_stopping is not None and dataset.dev is None:
         raise ConfigError(
             f"train.early_stopping watches the dev split's {task.selection_metric}, but data "
@@ -279,18 +296,18 @@ def _train_owned(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if config.model.freeze:
         dataset = freeze_features(config, dataset, task, device)
-    plan = schedule(config, dataset, device)
+    timetable = schedule(config, dataset, device)
     if stacked:
         # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
         # seeds train together.
         by_step: dict[int, list[tuple[int, SeedRun]]] = {}
-        for j, c in enumerate(configs):
-            run = build_run(c, dataset, device, task)
+        for j, plan in enumerate(plans):
+            run = SeedRun.build(plan, dataset)
             by_step.setdefault(run.progress.step, []).append((j, run))
         groups: Iterable[list[tuple[int, SeedRun]]] = by_step.values()
     else:
         # One at a time: a long list of runs never holds more than one model in memory.
-        groups = ([(j, build_run(c, dataset, device, task))] for j, c in enumerate(configs))
+        groups = ([(j, SeedRun.build(plan, dataset))] for j, plan in enumerate(plans))
     summaries: dict[int, dict[str, Any]] = {}
     for members in groups:
         group = [run for _, run in members]
@@ -303,14 +320,19 @@ def _train_owned(
         layout = Stacked(group, task, device) if together else Single(group[0], task, device)
         # One count serves every seed of a group: the seeds share the architecture and the data.
         counted = flops_per_example(
-            group[0].network, task, plan.train, group[0].config.seed, plan.batch_size, step_options(config, 0)
+            group[0].network,
+            task,
+            timetable.train,
+            group[0].config.seed,
+            timetable.batch_size,
+            step_options(config, 0),
         )
         for run in group:
             run.flops_per_example = counted
         run_loop(
             layout,
             task,
-            plan,
+            timetable,
             description=_describe(group, together),
             show_progress=show_progress,
             writes=processes.is_main,
@@ -324,9 +346,9 @@ def _train_owned(
             if together:
                 summary["batched_seeds"] = len(group)
             if processes.is_main:
-                finish(run, summary, layout.predictor(s), task, plan)
+                finish(run, summary, layout.predictor(s), task, timetable)
             summaries[members[s][0]] = summary
-    return [summaries[j] for j in range(len(configs))]
+    return [summaries[j] for j in range(len(plans))]
 
 
 def _describe(runs: list[SeedRun], together: bool) -> str:
