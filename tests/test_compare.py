@@ -271,7 +271,7 @@ def test_a_text_classification_table_shows_macro_f1_beside_the_error(tmp_path):
     write_text_class_run(tmp_path, "onehot", 1, [30, 22, 21], [40, 50, 70])
     write_text_class_run(tmp_path, "label_embedding", 0, [25, 18, 19], [45, 65, 66])
     runs = load_runs(tmp_path)
-    assert reported_metric(runs["onehot"][0].summary).others == ("test_macro_f1",)
+    assert reported_metric(runs["onehot"][0].summary).reported == (("test_macro_f1", "test macro-F1"),)
     rows = {r["method"]: r for r in comparison_rows(runs)}
     # Selected by dev error: onehot seed 0 at check 2 (F1 49), seed 1 at check 3 (F1 69).
     assert rows["onehot"]["test_macro_f1_mean"] == pytest.approx(59.0)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from labelemb.data import DataError, DataRequest, load
-from labelemb.data.files import files_yields, stratified_split
+from labelemb.data.files import stratified_split
+from labelemb.data.files_options import FilesOptions, files_yields
 from labelemb.train import train
 from labelemb.train.config import ConfigError
 from labelemb.train.options import build_config, load_config
@@ -38,7 +39,7 @@ def write_csv(path, table: list[tuple[str, str]], header: str = "text,label", co
 
 
 def request(tmp_path, **files) -> DataRequest:
-    return DataRequest(dir=str(tmp_path), options={"files": files, "progress": False})
+    return DataRequest(dir=str(tmp_path), sections={"files": FilesOptions(**files)}, progress=False)
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def test_npz_arrays_are_images(tmp_path):
     }
     np.savez(tmp_path / "digits.npz", **arrays)
     files = {"format": "npz", "path": "digits.npz", "cache_dir": str(tmp_path / "cache")}
-    assert files_yields({"files": files}) == "images"
+    assert files_yields({"files": FilesOptions(**files)}) == "images"
     dataset = load("files", request(tmp_path, **files))
     assert dataset.input_shape == (1, 8, 8) and dataset.train.inputs.dtype == torch.uint8
     assert len(dataset.dev) == 2 and len(dataset.train) == 18
@@ -154,7 +155,7 @@ def test_parallel_files_with_any_names_train_the_seq2seq_task(tmp_path):
         with gzip.open(tmp_path / f"{split}.de.gz", "wt") as handle:
             handle.write("\n".join(t for _, t in chosen) + "\n")
     files = {f"{s}": [f"{s}.en", f"{s}.de.gz"] for s in ("train", "dev", "test")}
-    assert files_yields({"files": {"format": "parallel"}}) == "token_pairs"
+    assert files_yields({"files": FilesOptions(format="parallel")}) == "token_pairs"
     dataset = load("files", request(tmp_path, format="parallel", **files))
     assert dataset.yields == "token_pairs" and len(dataset.train) == 20
     assert dataset.target_vocabulary.index["katze"] > 0

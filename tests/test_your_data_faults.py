@@ -15,6 +15,7 @@ import yaml
 
 from labelemb.cli import main
 from labelemb.data import DataError, DataRequest, load
+from labelemb.data.files_options import FilesOptions
 from labelemb.rundir import RunDirError
 from labelemb.train import build_config, train
 
@@ -40,7 +41,8 @@ def write_jsonl(path: Path, rows: list[tuple[object, object]]) -> Path:
 
 def load_files(folder: Path, **files):
     files.setdefault("cache_dir", str(folder / "cache"))
-    return load("files", DataRequest(dir=str(folder), options={"files": files, "progress": False}))
+    request = DataRequest(dir=str(folder), sections={"files": FilesOptions(**files)}, progress=False)
+    return load("files", request)
 
 
 def raw_config(folder: Path, **files) -> dict:

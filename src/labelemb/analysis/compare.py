@@ -14,18 +14,10 @@ import numpy as np
 from scipy import stats
 
 from ..rundir import SUMMARY_FILE, run_dirs
+from ..tasks.registry import figure_names, recorded_scoring
+from ..tasks.scoring import TEST_ERROR, Scoring
 
 BASELINE = "onehot"
-
-_LABELS = {
-    "test_error": "test error %",
-    "test_macro_f1": "test macro-F1",
-    "test_bleu": "test BLEU",
-    "test_rouge1": "test ROUGE-1",
-    "test_rouge2": "test ROUGE-2",
-    "test_rougeL": "test ROUGE-L",
-}
-
 
 #: Calibration of the test predictions at the selected check, which classification runs record
 #: (:mod:`labelemb.tasks.calibration`): summary key -> (name of the row's statistics, column head,
@@ -36,36 +28,9 @@ CALIBRATION_COLUMNS = {
 }
 
 
-def metric_label(key: str) -> str:
-    """How a table heads a summary metric: ``test_bleu`` -> ``test BLEU``."""
-    return _LABELS.get(key, key)
-
-
-def score_name(key: str) -> str:
-    """A text task's score without its split: ``test_bleu`` -> ``BLEU``, ``test_rougeL`` -> ``ROUGE-L``."""
-    return metric_label(key).removeprefix("test ")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """The figure a run is judged by (``summary["metric"]``; runs without one: the test error)."""
-
-    key: str  # e.g. "test_error", "test_bleu", "test_rougeL"
-    higher_is_better: bool
-    #: The other test figures the task reports (ROUGE-1 and -2 beside ROUGE-L).
-    others: tuple[str, ...] = ()
-
-    @property
-    def curve_key(self) -> str:
-        """The record key of the curves figure: the test error for classification (as in the paper),
-        the dev score that selects the check for a text task."""
-        return self.key if self.key == "test_error" else "dev_" + self.key.removeprefix("test_")
-
-
-def reported_metric(summary: dict[str, Any]) -> Metric:
-    key = summary.get("metric", "test_error")
-    reported = summary.get("reported_metrics", [key])
-    return Metric(key, bool(summary.get("higher_is_better", False)), tuple(m for m in reported if m != key))
+def reported_metric(summary: dict[str, Any]) -> Scoring:
+    """How a run's figure reads (``summary["scoring"]``, recorded by its task)."""
+    return recorded_scoring(summary)
 
 
 @dataclass
@@ -83,7 +48,7 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
     experiment_dir = Path(experiment_dir)
     runs: dict[str, list[Run]] = {}
     for folder in run_dirs(experiment_dir):
-        metric = reported_metric(folder.read_summary()).key
+        metric = reported_metric(folder.read_summary()).metric
         summary = folder.read_summary(required=(f"selected_{metric}", f"final_{metric}", "seconds_per_epoch"))
         # The metrics the summary reports must be in every record (not for a split the data lacks).
         metrics = [
@@ -135,7 +100,7 @@ def compute_budget(runs: list[Run], key: str, higher_is_better: bool) -> float |
     return float(flops[best])
 
 
-def score_within(run: Run, metric: Metric, dev_key: str, budget: float) -> float | None:
+def score_within(run: Run, metric: Scoring, dev_key: str, budget: float) -> float | None:
     """The test score of ``run`` at its best dev check among those within ``budget`` training FLOPs
     (the first of equals), or None if its first check already costs more."""
     within = [rec for rec in run.records if rec.get("train_flops", math.inf) <= budget * (1 + 1e-9)]
@@ -143,10 +108,10 @@ def score_within(run: Run, metric: Metric, dev_key: str, budget: float) -> float
         return None
     sign = -1.0 if metric.higher_is_better else 1.0
     chosen = min(within, key=lambda rec: (sign * rec[dev_key], rec["step"]))
-    return float(chosen[metric.key])
+    return float(chosen[metric.metric])
 
 
-def auac(run: Run, metric: Metric | None = None) -> float:
+def auac(run: Run, metric: Scoring = TEST_ERROR) -> float:
     """Area under the test-accuracy curve over epochs, divided by the epochs it spans.
 
     The LwAL paper's AUAC (0..1, accuracy = 1 - test error / 100): a larger area means the
@@ -154,10 +119,9 @@ def auac(run: Run, metric: Metric | None = None) -> float:
     score itself, so its AUAC is on the score's own 0-100 scale: the mean test score over
     training, counting 0 at epoch 0.
     """
-    metric = metric or Metric("test_error", False)
     epochs = np.array([0.0] + [r["epoch"] for r in run.records])
-    values = np.array([r[metric.key] for r in run.records], dtype=float)
-    curve = np.concatenate([[0.0], values if metric.higher_is_better else 1.0 - values / 100.0])
+    values = np.array([r[metric.metric] for r in run.records], dtype=float)
+    curve = np.concatenate([[0.0], values if metric.area == "score" else 1.0 - values / 100.0])
     return float(np.trapezoid(curve, epochs) / epochs[-1])
 
 
@@ -165,12 +129,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def comparison_metric(runs: dict[str, list[Run]]) -> Metric:
+def comparison_metric(runs: dict[str, list[Run]]) -> Scoring:
     """The metric every run of a comparison reports; a ValueError if they differ."""
     metrics = {reported_metric(r.summary) for method_runs in runs.values() for r in method_runs}
     if len(metrics) > 1:
         raise ValueError(
-            f"the runs report different metrics ({', '.join(sorted(m.key for m in metrics))}); "
+            f"the runs report different metrics ({', '.join(sorted(m.metric for m in metrics))}); "
             "compare runs of one experiment only"
         )
     return metrics.pop()
@@ -181,24 +145,24 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     metric = comparison_metric(runs)
     higher = metric.higher_is_better
     base_runs = runs.get(baseline)
-    dev_key = "dev_" + metric.key.removeprefix("test_")
-    key = dev_key if base_runs and dev_key in base_runs[0].records[0] else metric.key
+    dev_key = "dev_" + metric.metric.removeprefix("test_")
+    key = dev_key if base_runs and dev_key in base_runs[0].records[0] else metric.metric
     base_time = base_target = budget = None
     if base_runs:
         base_values, _, _ = mean_curve(base_runs, key)
         base_target = float(base_values.max() if higher else base_values.min())
         base_time = time_to_reach(base_runs, base_target, key, higher)
     budget = compute_budget(base_runs, key, higher) if base_runs else None
-    base_selected = [r.summary[f"selected_{metric.key}"] for r in base_runs] if base_runs else []
+    base_selected = [r.summary[f"selected_{metric.metric}"] for r in base_runs] if base_runs else []
     rows = []
     for method, method_runs in runs.items():
-        selected = [r.summary[f"selected_{metric.key}"] for r in method_runs]
-        final = [r.summary[f"final_{metric.key}"] for r in method_runs]
+        selected = [r.summary[f"selected_{metric.metric}"] for r in method_runs]
+        final = [r.summary[f"final_{metric.metric}"] for r in method_runs]
         row: dict[str, Any] = {"method": method, "seeds": len(method_runs)}
         row["selected_mean"], row["selected_std"] = _mean_std(selected)
         row["selected_min"], row["selected_max"] = min(selected), max(selected)
         row["final_mean"], row["final_std"] = _mean_std(final)
-        for other in metric.others:
+        for other, _ in metric.reported:
             row[f"{other}_mean"], row[f"{other}_std"] = _mean_std(
                 [r.summary[f"selected_{other}"] for r in method_runs]
             )
@@ -218,7 +182,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
             against = base_runs if method != baseline else None
             calibration = _calibration_statistics(method_runs, against, field)
             row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_p_value"] = calibration
-        row["metric"] = metric.key  # last: the columns before it keep their places in every CSV
+        row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))
     return rows
@@ -259,7 +223,9 @@ def _cell(value: float | None, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
 
 
-def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str:
+def format_markdown(
+    rows: list[dict[str, Any]], baseline: str = BASELINE, scoring: Scoring | None = None
+) -> str:
     """The comparison table in Markdown.
 
     A text task's table (BLEU, ROUGE) names its score in every column that depends on it, gives
@@ -268,15 +234,18 @@ def format_markdown(rows: list[dict[str, Any]], baseline: str = BASELINE) -> str
     gives it a column before the error's and a line on reading it. Where any run records the
     calibration of its test predictions (classification), four columns end the table: ECE and NLL
     (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
+    ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
+    ``metric`` names it.
     """
-    metric = rows[0].get("metric", "test_error")
-    label = metric_label(metric)
-    text = metric != "test_error"
+    scoring = scoring or recorded_scoring({"metric": rows[0].get("metric", TEST_ERROR.metric)})
+    names = {**figure_names(), **scoring.names()}
+    label = scoring.column()
+    text = scoring.area == "score"
     others = [
         key.removesuffix("_mean") for key in rows[0] if key.startswith("test_") and key.endswith("_mean")
     ]
-    other_heads = "".join(f"| {metric_label(o)} (selected) " for o in others)
-    score = score_name(metric)
+    other_heads = "".join(f"| {names.get(o, o)} (selected) " for o in others)
+    score = scoring.score_name
     reach, area = (f"best dev {score}", f"AUAC (test {score}, 0-100)") if text else ("best dev", "AUAC")
     peaked = any(r.get("selected_epoch") is not None for r in rows)
     peak_head = "| best dev at epoch (stopped early) " if peaked else ""

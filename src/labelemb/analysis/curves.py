@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Run, comparison_metric, score_name
+from .compare import Run, comparison_metric
 from .figures import plt, save_figure
 
 #: What the curves can be drawn against: the record key -> the axis label.
@@ -28,7 +28,7 @@ def plot_error_curves(
     if axis not in AXES:
         raise ValueError(f"curves are drawn against {', '.join(AXES)}, not {axis!r}")
     metric = comparison_metric(runs)
-    key = metric.curve_key
+    key = metric.curve
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     # Ten distinct colours, or twenty (in lighter pairs) when more methods are drawn.
     palette = 10 if len(runs) <= 10 else 20
@@ -53,8 +53,10 @@ def plot_error_curves(
         else:
             ax.set_ylim(max(0.0, low - 0.15 * (high - low)), high + 0.5 * (high - low) + 1e-6)
     ax.set_xlabel(AXES[axis])
-    name = f"dev {score_name(metric.key)} (higher is better)"
-    ax.set_ylabel("test error (%)" if key == "test_error" else name)
+    unit = f" ({metric.unit})" if metric.unit else ""
+    better = "higher" if metric.higher_is_better else "lower"
+    name = metric.name if key == metric.metric else f"dev {metric.score_name}"
+    ax.set_ylabel(f"{name}{unit}" if metric.area == "accuracy" else f"{name} ({better} is better)")
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

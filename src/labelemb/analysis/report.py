@@ -219,9 +219,9 @@ def build_report(
     analysis_dir = experiment_dir / ANALYSIS_DIR
     runs = load_runs(experiment_dir)
     metric = comparison_metric(runs)
-    text = metric.key != "test_error"  # BLEU or ROUGE: a vocabulary for labels, no WordNet
+    text = metric.labels == "vocabulary"  # a vocabulary for labels: no WordNet
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
-    comparison = format_markdown(rows)
+    comparison = format_markdown(rows, scoring=metric)
     curves = plot_error_curves(runs, analysis_dir / CURVES_FILE, title=experiment_dir.resolve().name)
     in_page_order = {row["method"]: runs[row["method"]] for row in rows}
     reliability = plot_reliability(in_page_order, analysis_dir / RELIABILITY_FILE)

@@ -12,7 +12,7 @@ import html
 import shlex
 from typing import Any
 
-from .compare import Metric, score_name
+from ..tasks.scoring import Scoring
 from .similarity import similar_table
 
 #: The sections every report has (a text comparison has no WordNet section); a comparison whose
@@ -116,7 +116,7 @@ def render_report(
     wordnet_by_method: dict[str, dict[str, Any]],
     wordnet_absent: str,
     top: int = 5,
-    metric: Metric | None = None,
+    metric: Scoring | None = None,
     reliability_png: bytes | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
@@ -131,8 +131,8 @@ def render_report(
     test predictions (:func:`labelemb.analysis.reliability.plot_reliability`), shown in a
     calibration section after the curves; None: no such section.
     """
-    text = metric is not None and metric.key != "test_error"
-    score = score_name(metric.key) if metric is not None else ""
+    text = metric is not None and metric.labels == "vocabulary"
+    score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     nav = " ".join(
         f'<a href="#{escape(anchor)}">{escape(label)}</a>'
@@ -171,7 +171,7 @@ def render_report(
                 "log-likelihood (nats), each with Welch's p against the baseline; '-' for runs "
                 "recorded without them."
             )
-        if metric is not None and "test_macro_f1" in metric.others:
+        if metric is not None and "test_macro_f1" in dict(metric.reported):
             comparison_note += (
                 " Test macro-F1 (0-100, higher is better) is at the same check: the mean over the "
                 "classes of each class's F1, so a small class counts as much as a large one."

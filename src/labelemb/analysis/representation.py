@@ -12,6 +12,7 @@ from torch import Tensor
 from ..data import DataError
 from ..rundir import MAX_SAVED_REPRESENTATION, TENSORS_FILE, RunDir
 from ..tasks import Predictor, build_task
+from ..tasks.registry import recorded_scoring
 from ..train import RunConfig, build_network
 from ..train.build import load_run_data
 
@@ -68,7 +69,7 @@ class NoRepresentation(ValueError):
 
 def is_text_run(summary: dict[str, Any]) -> bool:
     """Whether a run's summary is of a text task (scored by BLEU or ROUGE, not by a test error)."""
-    return summary.get("metric", "test_error") != "test_error"
+    return recorded_scoring(summary).labels == "vocabulary"
 
 
 def _no_text_representation(run_dir: Path, summary: dict[str, Any]) -> NoRepresentation:

@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .compare import metric_label
+from ..tasks.registry import recorded_scoring
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -21,8 +21,9 @@ def results_table(summaries: Sequence[dict[str, Any]]) -> str:
     by_method: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
         by_method.setdefault(summary["method"], []).append(summary)
-    metric = summaries[0].get("metric", "test_error")
-    name = "test error (%)" if metric == "test_error" else metric_label(metric)
+    scoring = recorded_scoring(summaries[0])
+    metric = scoring.metric
+    name = f"{scoring.name} ({scoring.unit})" if scoring.unit else scoring.name
     lines = [
         f"| method | seeds | selected {name} | final {name} | s / epoch |",
         "| --- | --- | --- | --- | --- |",

@@ -22,17 +22,18 @@ def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..analysis import results_table
+    from ..tasks.registry import recorded_scoring
     from ..train import load_config
 
     base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
     summaries = run_seeds(base, args.seeds or [base.seed], batched=args.batched)
     for summary, seed in zip(summaries, args.seeds or [base.seed]):
         run_dir = base.with_seed(seed).run_dir()
-        metric = summary.get("metric", "test_error")
-        unit, name = ("%", "test error") if metric == "test_error" else ("", metric.replace("_", " "))
+        scoring = recorded_scoring(summary)
+        selected, final = (summary[f"{when}_{scoring.metric}"] for when in ("selected", "final"))
         print(
-            f"{summary['method']} seed {seed}: selected {name} {summary[f'selected_{metric}']:.2f}{unit} "
-            f"(final {summary[f'final_{metric}']:.2f}{unit}), "
+            f"{summary['method']} seed {seed}: selected {scoring.name} {scoring.format(selected)} "
+            f"(final {scoring.format(final)}), "
             f"{summary['seconds_per_epoch']:.2f} s/epoch -> {run_dir}"
         )
     if len(summaries) > 1:
@@ -61,11 +62,12 @@ def write_comparison(experiment_dir: Path) -> str:
     seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png) for the
     runs in ``experiment_dir``."""
     from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
+    from ..analysis.compare import comparison_metric
     from ..rundir import write_text
 
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
-    table = format_markdown(rows)
+    table = format_markdown(rows, scoring=comparison_metric(runs))
     write_text(experiment_dir / "comparison.md", table + "\n")
     write_text(experiment_dir / "comparison.csv", format_csv(rows))
     plot_error_curves(runs, experiment_dir / "curves.png", title=experiment_dir.name)

@@ -6,37 +6,22 @@ A corpus registered here loads as a :class:`~labelemb.data.sequences.TextDataset
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
-
 from .registry import DataRequest, register
 from .sequences import TextDataset, load_text_dataset
 from .text import Layout
+from .text_options import TextOptions, corpus_arguments
 
 _DDTP_SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 _DDTP_WHERE = "Debian's package descriptions (DDTP)"
 
 
-#: The options a corpus reads from a request (the others are for other kinds of data).
-CORPUS_OPTIONS = frozenset(inspect.signature(load_text_dataset).parameters) - {
-    "name",
-    "data_dir",
-    "max_train_pairs",
-}
-
-
-def corpus_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options of ``options`` that a text corpus reads."""
-    return {key: value for key, value in options.items() if key in CORPUS_OPTIONS}
-
-
 def register_corpus(name: str, layout: Layout) -> Layout:
     """Make corpus ``name`` loadable by name (``data.name``), read as ``layout`` says."""
 
-    @register(name, yields="token_pairs", layout=layout)
+    @register(name, yields="token_pairs", options=(TextOptions,), layout=layout)
     def load(request: DataRequest) -> TextDataset:
         return load_text_dataset(
-            name, request.dir, max_train_pairs=request.max_train_pairs, **corpus_options(request.options)
+            name, request.dir, max_train_pairs=request.max_train_pairs, **corpus_arguments(request)
         )
 
     return layout

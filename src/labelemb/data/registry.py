@@ -4,6 +4,11 @@ What a data set yields (``images``; ``texts`` for text with one label each; ``to
 a parallel corpus) is what chooses the task that trains on it and the backbones that can read it,
 so that no other module asks "is this text?". A loader whose data depends on its options (the
 user's files) registers a function of its options instead of a fixed kind.
+
+A data set's options are declared beside it as :class:`~labelemb.options.Options` schemas
+(``options=(FilesOptions, TextOptions)``): each is one section of the config's ``data`` (its
+``section``, ``data.files``), checked before any data is read and handed to the loader checked
+(:meth:`DataRequest.options`).
 """
 
 from __future__ import annotations
@@ -12,22 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..options import Options, OptionsT
 from ..registry import Registry
 
 #: A loader: what a config asks of the data -> the data set.
 Loader = Callable[["DataRequest"], Any]
 L = TypeVar("L", bound=Loader)
 
-#: What a data set yields: a fixed kind, or a function of the request's options.
-Yields = str | Callable[[dict[str, Any]], str]
+#: What a data set yields: a fixed kind, or a function of its checked option sections (by section).
+Yields = str | Callable[[dict[str, Options]], str]
 #: Every named data set; an entry's ``info["yields"]`` says what it holds.
 DATASETS: Registry[Loader] = Registry("data set")
 
 
 @dataclass
 class DataRequest:
-    """What a run asks of its data: where to look, whether to download, how much to train on,
-    and the options of its kind (a text corpus's tokeniser, vocabulary and length limits)."""
+    """What a run asks of its data: where to look, whether to download, how much to train on, the
+    checked option sections of the data set (:meth:`options`), and what the rest of the run decides
+    that reading the data must know."""
 
     dir: str | None = None
     download: bool = True
@@ -35,14 +42,49 @@ class DataRequest:
     search: tuple[str, ...] = ()
     #: Train on the first this many training examples only.
     max_train_pairs: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    #: The data set's option sections, checked, by section name (absent: the schema's defaults).
+    sections: dict[str, Options] = field(default_factory=dict)
+    #: A pretrained text encoder's folder: texts become its tokenizer's ids, not word ids.
+    text_encoder: str | None = None
+    #: Dev and test sources of a text corpus longer than this are cut (the decoder's limit).
+    eval_source_limit: int | None = 400
+    progress: bool = True
+
+    def options(self, schema: type[OptionsT]) -> OptionsT:
+        """The section ``schema`` describes, as the config gave it, or the schema's defaults."""
+        given = self.sections.get(schema.section)
+        return given if isinstance(given, schema) else schema()
 
 
-def register(name: str, *, yields: Yields, **info: Any) -> Callable[[L], L]:
+def register(
+    name: str, *, yields: Yields, options: tuple[type[Options], ...] = (), **info: Any
+) -> Callable[[L], L]:
     """Decorator on a loader ``(DataRequest) -> data set``: make it loadable as ``name``.
     ``yields`` is what the data set holds (``images``, ``texts`` or ``token_pairs``), or a function
-    of the request's options that says it."""
-    return DATASETS.register(name, yields=yields, **info)
+    of its option sections that says it; ``options`` are the schemas of its config sections."""
+    for schema in options:
+        _check_section(schema)
+    return DATASETS.register(name, yields=yields, options=tuple(options), **info)
+
+
+def _check_section(schema: type[Options]) -> None:
+    if not schema.section:
+        raise ValueError(f"{schema.__name__} needs a section name (section: ClassVar[str] = ...)")
+    taken = option_sections().get(schema.section)
+    if taken is not None and taken is not schema:
+        raise ValueError(
+            f"data section {schema.section!r} is already {taken.__name__}'s; name {schema.__name__}'s another"
+        )
+
+
+def option_schemas(name: str) -> tuple[type[Options], ...]:
+    """The option schemas of data set ``name``: the sections of ``data`` it reads."""
+    return DATASETS.entry(dataset_key(name)).info["options"]
+
+
+def option_sections() -> dict[str, type[Options]]:
+    """Every registered data set's option sections, by section name."""
+    return {schema.section: schema for entry in DATASETS.entries() for schema in entry.info["options"]}
 
 
 def dataset_key(name: str) -> str:
@@ -53,11 +95,11 @@ def dataset_key(name: str) -> str:
     return {"cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
 
 
-def dataset_yields(name: str, options: dict[str, Any] | None = None) -> str:
-    """What data set ``name`` holds (``images``, ``texts``, ``token_pairs``) when loaded with
-    ``options``; a did-you-mean if it is unknown."""
+def dataset_yields(name: str, sections: dict[str, Options] | None = None) -> str:
+    """What data set ``name`` holds (``images``, ``texts``, ``token_pairs``) when loaded with its
+    option ``sections``; a did-you-mean if it is unknown."""
     yields = DATASETS.entry(dataset_key(name)).info["yields"]
-    return yields if isinstance(yields, str) else yields(options or {})
+    return yields if isinstance(yields, str) else yields(sections or {})
 
 
 def data_fingerprint(name: str, request: DataRequest) -> str | None:

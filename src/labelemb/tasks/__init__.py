@@ -12,24 +12,29 @@ from ..registry import import_modules
 from .base import Predict, Predictor, Task
 from .calibration import CALIBRATION_FIELDS, Calibration, CalibrationSums, measure_calibration
 from .classification import Classification
-from .registry import TASKS, build_task, register, task_class
-from .seq2seq import DecodeOptions, SequenceTask
+from .decode import DecodeOptions
+from .registry import TASKS, build_task, recorded_scoring, register, task_class
+from .scoring import TEST_ERROR, Scoring
+from .seq2seq import SequenceTask
 
 import_modules(__name__, __path__)
 
 __all__ = [
     "CALIBRATION_FIELDS",
     "TASKS",
+    "TEST_ERROR",
     "Calibration",
     "CalibrationSums",
     "Classification",
     "DecodeOptions",
     "Predict",
     "Predictor",
+    "Scoring",
     "SequenceTask",
     "Task",
     "build_task",
     "measure_calibration",
+    "recorded_scoring",
     "register",
     "task_class",
 ]

@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
+from .. import methods
 from ..data import Split
+from .scoring import Scoring
 
 #: Model inputs -> prediction scores ``(N, num_classes)``, in evaluation mode.
 Predict = Callable[[Tensor], Tensor]
@@ -55,6 +57,20 @@ class Predictor:
         return torch.autocast(device_type=device.type, dtype=self.autocast)
 
 
+def rows_problem(method: str, rows: str, output_of: str) -> str | None:
+    """Why method ``method`` cannot be the output layer for ``rows`` (``"class"``, ``"token"``:
+    :data:`labelemb.methods.base.ROW_KINDS`) of ``output_of`` (``a sequence model``), from the
+    method's own traits; None if it can."""
+    reason = methods.why_not_serving(method, rows)
+    if reason is None:
+        return None
+    suitable = methods.serving(rows)
+    return (
+        f"method {method!r} cannot be the output layer of {output_of}: {reason}. "
+        f"Use {', '.join(suitable[:-1])} or {suitable[-1]}"
+    )
+
+
 class Task(Protocol):
     """A kind of training data the loop can train on: chosen by what a data set yields
     (:func:`labelemb.tasks.build_task`); registered with :func:`labelemb.tasks.register`."""
@@ -71,6 +87,12 @@ class Task(Protocol):
     #: ``selected_<key>``: figures that describe a check but never select one (classification:
     #: the test predictions' calibration, :data:`labelemb.tasks.calibration.CALIBRATION_FIELDS`).
     selected_fields: ClassVar[tuple[str, ...]]
+    #: How messages name the data it trains on ("an image data set").
+    data_kind: ClassVar[str]
+    #: How the figure it is judged by reads (name, unit, direction, how it is drawn), recorded in
+    #: every summary; ``scorings`` are every figure the task can be judged by (for old summaries).
+    scoring: Scoring
+    scorings: ClassVar[tuple[Scoring, ...]]
 
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Task:
@@ -79,7 +101,8 @@ class Task(Protocol):
 
     @staticmethod
     def method_problem(name: str) -> str | None:
-        """Why method ``name`` cannot train this task, or None if it can."""
+        """Why method ``name`` cannot train this task, or None if it can (:func:`rows_problem`
+        over the kind of rows the task gives the method)."""
         ...
 
     def run_files(self, dataset: Any) -> dict[str, str]:

@@ -14,9 +14,10 @@ from torch import Tensor
 
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
-from .base import Predict
+from .base import Predict, rows_problem
 from .calibration import CALIBRATION_FIELDS, CalibrationSums
 from .registry import register
+from .scoring import TEST_ERROR, Scoring
 
 
 @register("classification", serves="images")
@@ -24,10 +25,15 @@ from .registry import register
 class Classification:
     """One label per example; the metric is the error rate in percent, lower is better."""
 
+    #: How messages name the data it trains on.
+    data_kind: ClassVar[str] = "an image data set"
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = ("dev_error",)
     #: Kept in the summary at the selected check, beside the metrics.
     selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
+    #: The figures it can be judged by, and the one it is.
+    scorings: ClassVar[tuple[Scoring, ...]] = (TEST_ERROR,)
+    scoring: ClassVar[Scoring] = TEST_ERROR
 
     eval_batch_size: int = 1000
     metrics: tuple[str, ...] = ("dev_error", "test_error")
@@ -40,7 +46,7 @@ class Classification:
 
     @staticmethod
     def method_problem(name: str) -> str | None:
-        return None
+        return rows_problem(name, "class", "a classifier")
 
     def run_files(self, dataset: Any) -> dict[str, str]:
         return {}

@@ -9,10 +9,44 @@ Each example stops at ``</s>`` or at its own maximum length (``a x source length
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from pydantic import Field
 from torch import Tensor
+
+from ..options import Options
+
+
+class DecodeOptions(Options):
+    """How the sequence task decodes at each dev and test check (the config's ``decode:``): beam
+    size (1 = greedy), length limit ``length_ratio x source length + max_length``, length
+    normalisation of beam scores, ``<unk>`` replaced by the most-attended source word."""
+
+    section: ClassVar[str] = "decode"
+    #: How many sentences decode at once changes the time, never the output.
+    not_results: ClassVar[tuple[str, ...]] = ("batch_size",)
+
+    #: Beam size; 1 is greedy decoding.
+    beam: int = Field(1, ge=1)
+    #: Longest output: length_ratio x source length + max_length tokens.
+    max_length: int = Field(50, ge=1)
+    length_ratio: float = Field(0.0, ge=0)
+    #: Rank finished beam hypotheses by log-probability per token instead of in total.
+    length_normalise: bool = False
+    #: Replace each output <unk> by the source word the decoder attended to most (the release's -unk).
+    replace_unk: bool = False
+    #: Sentences decoded at once.
+    batch_size: int = Field(100, ge=1)
+    #: Dev and test sources longer than this are cut to it (the log says how many): one very long
+    #: line would otherwise make every check decode for length_ratio x its length steps over an
+    #: attention as wide. null: no cap.
+    max_source_tokens: int | None = Field(400, ge=1)
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run's summary records of how its output was decoded."""
+        return self.model_dump(exclude={"batch_size", "max_source_tokens"})
+
 
 Step = Callable[[Tensor, Any], tuple[Tensor, Any]]
 Reorder = Callable[[Any, Tensor], Any]

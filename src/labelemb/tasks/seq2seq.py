@@ -19,39 +19,27 @@ from ..data.sequences import TextDataset, TextPairs
 from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, length_grouped_order
 from ..models.seq2seq import Encoded
 from ..rundir import VOCABULARY_FILES
-from .base import Predictor
-from .decode import beam_search, greedy_decode
+from .base import Predictor, rows_problem
+from .decode import DecodeOptions, beam_search, greedy_decode
 from .registry import register
+from .scoring import Scoring
 from .text_metrics import bleu, rouge
 
-#: Methods that cannot be a sequence model's output layer, and why.
-UNSUITED_METHODS = {
-    "lwr": "it keeps a soft label per training example (per-example state, indexed by the "
-    "example's position); a token row has no such index, and N_tokens x V soft labels would not fit",
-    "ols": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "
-    "(10 GB at 50,000 words)",
-    "lwal": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
-    "outputs over a 50,000-word vocabulary",
-    "static_label": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors",
-    "label_embedding_fixed": "it needs a full m x m embedding from a finished run (V x V over a "
-    "vocabulary); the nlp variant learns a compressed one",
-}
+#: Decoded test output scored against the references; labels are a vocabulary's words.
+BLEU = Scoring("test_bleu", "test BLEU", "", True, "dev_bleu", "score", "vocabulary")
+ROUGE_L = Scoring(
+    "test_rougeL",
+    "test ROUGE-L",
+    "",
+    True,
+    "dev_rougeL",
+    "score",
+    "vocabulary",
+    reported=(("test_rouge1", "test ROUGE-1"), ("test_rouge2", "test ROUGE-2")),
+)
 
 
-@dataclass
-class DecodeOptions:
-    """How evaluation decodes: beam size (1 = greedy), length limit ``a x source length + b``,
-    length normalisation of beam scores, ``<unk>`` replaced by the most-attended source word."""
-
-    beam: int = 1
-    max_length: int = 50  # b
-    length_ratio: float = 0.0  # a
-    length_normalise: bool = False
-    replace_unk: bool = False
-    batch_size: int = 100
-
-
-@register("seq2seq", serves="token_pairs")
+@register("seq2seq", serves="token_pairs", options=(DecodeOptions,))
 @dataclass
 class SequenceTask:
     """Train on target tokens, select and report by decoded BLEU (translation) or ROUGE (summaries).
@@ -65,6 +53,10 @@ class SequenceTask:
     target_vocabulary: Vocabulary
     test_in_train: list[bool]
     decoding: DecodeOptions = field(default_factory=DecodeOptions)
+    #: How messages name the data it trains on.
+    data_kind: ClassVar[str] = "a text corpus (pairs of token sequences)"
+    #: The figures it can be judged by.
+    scorings: ClassVar[tuple[Scoring, ...]] = (BLEU, ROUGE_L)
     #: It selects by its own dev score (BLEU or ROUGE-L) only.
     selectable: ClassVar[tuple[str, ...]] = ()
     #: No calibration: a decoded sequence's score is no per-token classification.
@@ -84,20 +76,13 @@ class SequenceTask:
 
     @classmethod
     def for_run(cls, config: Any, dataset: TextDataset) -> SequenceTask:
-        decode = config.decode
+        decoding = config.section(DecodeOptions)
         return cls(
             metric=dataset.metric,
             target_vocabulary=dataset.target_vocabulary,
             test_in_train=dataset.test_in_train,
-            decoding=DecodeOptions(
-                beam=decode.beam,
-                max_length=decode.max_length,
-                length_ratio=decode.length_ratio,
-                length_normalise=decode.length_normalise,
-                replace_unk=decode.replace_unk,
-                batch_size=decode.batch_size,
-            ),
-            eval_batch_size=decode.batch_size,
+            decoding=decoding,
+            eval_batch_size=decoding.batch_size,
             data_counts={
                 "dropped_long_pairs": dataset.dropped_long,
                 "dropped_empty_pairs": dataset.dropped_empty,
@@ -107,14 +92,8 @@ class SequenceTask:
 
     @staticmethod
     def method_problem(name: str) -> str | None:
-        """Why method ``name`` cannot be a sequence model's output layer, or None if it can."""
-        reason = UNSUITED_METHODS.get(name)
-        if reason is None:
-            return None
-        return (
-            f"method {name!r} cannot be the output layer of a sequence model: {reason}. "
-            "Use onehot, label_smoothing, confidence_penalty, tfkd_reg or label_embedding (variant nlp)"
-        )
+        """Why method ``name`` cannot be a sequence model's output layer (its rows are target tokens)."""
+        return rows_problem(name, "token", "a sequence model")
 
     def run_files(self, dataset: TextDataset) -> dict[str, str]:
         """Both vocabularies, so that a run's ids can be read without the corpus."""
@@ -123,6 +102,11 @@ class SequenceTask:
             name: "".join(token + "\n" for token in vocabulary.tokens)
             for name, vocabulary in zip(VOCABULARY_FILES, vocabularies)
         }
+
+    @property
+    def scoring(self) -> Scoring:
+        """Test BLEU, or test ROUGE-L with ROUGE-1 and -2 beside it."""
+        return BLEU if self.metric == "bleu" else ROUGE_L
 
     @property
     def scores(self) -> tuple[str, ...]:
@@ -211,13 +195,7 @@ class SequenceTask:
             "reported_metrics": [f"test_{s}" for s in self.scores],
             "test_examples": len(self.test_in_train) - sum(self.test_in_train),
             "test_in_train": sum(self.test_in_train),
-            "decoding": {
-                "beam": self.decoding.beam,
-                "max_length": self.decoding.max_length,
-                "length_ratio": self.decoding.length_ratio,
-                "length_normalise": self.decoding.length_normalise,
-                "replace_unk": self.decoding.replace_unk,
-            },
+            "decoding": self.decoding.recorded(),
             **self.data_counts,
         }
         if self.bleu_signature:

@@ -10,7 +10,7 @@ bins of a reliability diagram: :mod:`labelemb.tasks.calibration`) is recorded be
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
@@ -21,9 +21,10 @@ from ..data.base import epoch_permutation
 from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
-from .base import Predict
+from .base import Predict, rows_problem
 from .calibration import CALIBRATION_FIELDS, measure_calibration
 from .registry import register
+from .scoring import TEST_ERROR, Scoring
 
 #: The dev metrics that may select a run's reported check (``selection_metric``), and whether lower
 #: is better for each.
@@ -58,10 +59,15 @@ class TextClassification:
     macro-F1 (higher is better). The reported figure is the test error, with test macro-F1 beside it.
     """
 
+    #: How messages name the data it trains on.
+    data_kind: ClassVar[str] = "a text-classification data set (a text and a label per row)"
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = tuple(SELECTION_METRICS)
     #: Kept in the summary at the selected check, beside the metrics.
     selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
+    #: The test error, with test macro-F1 beside it.
+    scoring: ClassVar[Scoring] = replace(TEST_ERROR, reported=(("test_macro_f1", "test macro-F1"),))
+    scorings: ClassVar[tuple[Scoring, ...]] = (scoring,)
 
     eval_batch_size: int = 1000
     selection_metric: str = "dev_error"
@@ -95,8 +101,7 @@ class TextClassification:
 
     @staticmethod
     def method_problem(name: str) -> str | None:
-        """Every method of the registry learns one label per example: all of them fit."""
-        return None
+        return rows_problem(name, "class", "a text classifier")
 
     def run_files(self, dataset: TextClassDataset) -> dict[str, str]:
         """The vocabulary, so that a run's word ids can be read without the data."""

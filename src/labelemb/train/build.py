@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from ..data import Dataset
 from ..data.augment import Augment
 from ..data.registry import DataRequest, load
 from ..data.sequences import TextDataset
+from ..tasks.decode import DecodeOptions
 from .config import ConfigError, RunConfig
 
 
@@ -26,32 +28,20 @@ def load_run_data(config: RunConfig) -> Dataset | TextDataset:
 
 
 def data_request(config: RunConfig) -> DataRequest:
-    """What a config asks of its data. Its ``data.text`` and ``data.files`` options (and the
-    evaluation cap on source length) go to every loader; a loader reads the options of its kind
-    (a corpus, your files) and no other. Relative file names are looked for beside the config file."""
-    data, text = config.data, config.data.text
-    options = {
-        "max_source_tokens": text.max_source_tokens,
-        "max_target_tokens": text.max_target_tokens,
-        "truncate_source": text.truncate_source,
-        "vocabulary_size": text.vocabulary_size,
-        "shared_vocabulary": text.shared_vocabulary,
-        "source_vocabulary_file": text.source_vocabulary,
-        "target_vocabulary_file": text.target_vocabulary,
-        "tokenizer": text.tokenizer,
-        "max_eval_source_tokens": config.decode.max_source_tokens,
-        "max_text_tokens": text.max_text_tokens,
-        # A pretrained text encoder reads its own tokenizer's ids, not the data set's word ids.
-        "text_encoder": models.model_text_encoder(config.model.name, config.options("model")),
-        "files": data.files.model_dump(),
-        "progress": config.train.progress,
-    }
+    """What a config asks of its data: the data set's own option sections (checked), and what the
+    rest of the run decides that reading must know. Relative file names are looked for beside
+    the config file."""
+    data = config.data
     return DataRequest(
         dir=data.dir,
         download=data.download,
         max_train_pairs=data.max_train_pairs,
         search=tuple(folder for folder in (config._source_folder,) if folder),
-        options=options,
+        sections=config.data_sections(),
+        # A pretrained text encoder reads its own tokenizer's ids, not the data set's word ids.
+        text_encoder=models.model_text_encoder(config.model.name, config.options("model")),
+        eval_source_limit=config.section(DecodeOptions).max_source_tokens,
+        progress=config.train.progress,
     )
 
 
@@ -65,6 +55,29 @@ def run_model(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> Tensor:
     """The backbone on a batch's inputs: one tensor (images) or a tuple (a sequence model's
     source and target)."""
     return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
+#: The task's rows (:meth:`~labelemb.tasks.Task.rows`): backbone output and targets -> the method's.
+Rows = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def network_step(
+    backbone: Callable[[Any], Tensor],
+    rows: Rows | None,
+    method: nn.Module,
+    inputs: Tensor | tuple[Tensor, ...],
+    targets: Tensor,
+    index: Tensor | None,
+) -> methods.MethodOutput:
+    """The forward chain of a training step, the one for every layout: a batch's ``inputs``
+    through the ``backbone`` pass (one run's model, or stacked seeds' grouped pass), its
+    features and ``targets`` made the method's rows (``rows``, the task's; None: unchanged), then
+    the ``method``'s loss. ``index`` (the batch's rows of its split) reaches the method only if the
+    method asks for it (``needs_index``)."""
+    features = backbone(inputs)
+    if rows is not None:
+        features, targets = rows(features, targets)
+    return method(features, targets, index=index if method.needs_index else None)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,12 +161,7 @@ class Network(nn.Module):
     :meth:`~labelemb.tasks.Task.rows`; by default they pass unchanged).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        method: methods.Method,
-        rows: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
-    ) -> None:
+    def __init__(self, model: nn.Module, method: methods.Method, rows: Rows | None = None) -> None:
         super().__init__()
         self.model = model
         self.method = method
@@ -162,10 +170,7 @@ class Network(nn.Module):
     def forward(
         self, inputs: Tensor | tuple[Tensor, ...], targets: Tensor, index: Tensor | None = None
     ) -> methods.MethodOutput:
-        features = run_model(self.model, inputs)
-        if self.rows is not None:
-            features, targets = self.rows(features, targets)
-        return self.method(features, targets, index=index if self.method.needs_index else None)
+        return network_step(partial(run_model, self.model), self.rows, self.method, inputs, targets, index)
 
 
 def parameter_groups(config: RunConfig, named: Iterable[tuple[str, Tensor]]) -> list[Any]:

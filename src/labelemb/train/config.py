@@ -19,8 +19,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from ..data.registry import dataset_yields
+from ..data.registry import option_schemas as data_option_schemas
+from ..data.registry import option_sections as data_sections
+from ..options import Options, OptionsError, OptionsT, read_options
 from ..rundir import yaml_problem
+from ..tasks.registry import option_schemas as task_option_schemas
+from ..tasks.registry import option_sections as task_sections
+from ..tasks.registry import task_class
 
 
 class ConfigError(ValueError):
@@ -41,103 +49,27 @@ class AugmentConfig(_Strict):
     std: list[float] | None = None
 
 
-class TextConfig(_Strict):
-    """How a text corpus becomes training data (the paper's Section 3.3 settings); text corpora only."""
+class DataConfig(BaseModel):
+    """Which data set, where its files are, how much of it trains, and the augmentation; the rest
+    are sections of the data set's own options (``data.files``, ``data.text``), declared beside it
+    (:mod:`labelemb.options`) and checked against their schema here."""
 
-    #: Training pairs with more source / target tokens are dropped (released: 50; dev and test never).
-    max_source_tokens: int | None = Field(50, ge=1)
-    max_target_tokens: int | None = Field(50, ge=1)
-    #: Cut every source sentence of every split to its first this many tokens (what the model reads).
-    truncate_source: int | None = Field(None, ge=1)
-    #: Vocabulary entries at most, specials included (released: 50,000), built from the training data.
-    vocabulary_size: int = Field(50_000, ge=5)
-    #: One vocabulary for source and target (the release's LCSTS setting).
-    shared_vocabulary: bool = False
-    #: One-token-per-line vocabulary files instead (the Stanford IWSLT'15 vocab.en / vocab.vi).
-    source_vocabulary: str | None = None
-    target_vocabulary: str | None = None
-    #: words, whitespace or characters; None: the corpus's own (see labelemb.data.text.LAYOUTS).
-    tokenizer: Literal["words", "whitespace", "characters"] | None = None
-    #: Text classification: each text is cut to its first this many tokens (null: no cut).
-    max_text_tokens: int | None = Field(512, ge=1)
-
-
-class FilesConfig(_Strict):
-    """Your own data (``data.name: files``), read through Hugging Face ``datasets``.
-
-    Paths are relative to the config file's folder, then ``data.dir``, then ``$LABELEMB_DATA``.
-    """
-
-    #: csv, json (JSON lines), parquet, imagefolder (one sub-folder per class, or a metadata.csv),
-    #: disk (a folder written by Dataset.save_to_disk), npz (x_train / y_train arrays), hub (a data
-    #: set name on the Hugging Face hub) or parallel (two line-aligned text files per split).
-    format: Literal["csv", "json", "parquet", "imagefolder", "disk", "npz", "hub", "parallel"] = "csv"
-    #: The file(s) of each split (gzip allowed); for parallel, [source file, target file]. For disk
-    #: and hub, the split's name inside the data set (default train / validation / test).
-    train: str | list[str] | None = None
-    dev: str | list[str] | None = None
-    test: str | list[str] | None = None
-    #: For disk: the saved folder; for hub: the data set's name (e.g. ag_news); for npz: the .npz file.
-    path: str | None = None
-    #: What the input column holds: text (one label per text) or images; null: images for
-    #: imagefolder and npz, token pairs for parallel, text otherwise.
-    inputs: Literal["text", "images"] | None = None
-    #: Column names; null: text / image / x for the input, label / y for the label.
-    input_column: str | None = None
-    label_column: str | None = None
-    #: The class names in id order; null: a ClassLabel's names, else the labels of train sorted.
-    class_names: list[str] | None = None
-    #: With no dev split, this fraction of train (seeded by dev_seed, stratified by class) is
-    #: the dev split; 0: no dev split (selection falls back to the final check).
-    dev_fraction: float = Field(0.1, ge=0, lt=1)
-    dev_seed: int = 0
-    #: Images: channels (1 grayscale, 3 RGB) and [height, width]; null: the first training image's.
-    channels: Literal[1, 3] | None = None
-    image_size: list[int] | None = None
-    #: Where decoded images and Hugging Face's Arrow files are kept; null: $LABELEMB_CACHE, else
-    #: ~/.cache/labelemb (XDG_CACHE_HOME).
-    cache_dir: str | None = None
-    #: parallel only: the score judging it.
-    metric: Literal["bleu", "rouge"] = "bleu"
-
-    @field_validator("image_size")
-    @classmethod
-    def _two_sides(cls, size: list[int] | None) -> list[int] | None:
-        if size is not None and (len(size) != 2 or min(size) < 1):
-            raise ValueError("image_size is [height, width], two positive whole numbers, e.g. [28, 28]")
-        return size
-
-
-class DataConfig(_Strict):
+    model_config = ConfigDict(extra="allow")
     name: str = "digits"
     dir: str | None = None
     download: bool = True
     #: Train on the first this many training examples (pairs, for text) only: for quick runs.
     max_train_pairs: int | None = Field(None, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    text: TextConfig = Field(default_factory=TextConfig)
-    #: Your own files (data.name: files).
-    files: FilesConfig = Field(default_factory=FilesConfig)
 
+    @model_validator(mode="after")
+    def _sections(self) -> DataConfig:
+        _read_sections(self, data_sections(), "data.")
+        return self
 
-class DecodeConfig(_Strict):
-    """How sequence models are decoded at each dev and test check (text corpora only)."""
-
-    #: Beam size; 1 is greedy decoding.
-    beam: int = Field(1, ge=1)
-    #: Longest output: length_ratio x source length + max_length tokens.
-    max_length: int = Field(50, ge=1)
-    length_ratio: float = Field(0.0, ge=0)
-    #: Rank finished beam hypotheses by log-probability per token instead of in total.
-    length_normalise: bool = False
-    #: Replace each output <unk> by the source word the decoder attended to most (the release's -unk).
-    replace_unk: bool = False
-    #: Sentences decoded at once.
-    batch_size: int = Field(100, ge=1)
-    #: Dev and test sources longer than this are cut to it (the log says how many): one very long
-    #: line would otherwise make every check decode for length_ratio x its length steps over an
-    #: attention as wide. null: no cap.
-    max_source_tokens: int | None = Field(400, ge=1)
+    def sections(self) -> dict[str, Options]:
+        """The option sections the config gives, checked (each data set's schema), by name."""
+        return dict(self.model_extra or {})
 
 
 class ModelConfig(BaseModel):
@@ -233,7 +165,12 @@ class TrainConfig(_Strict):
         return name
 
 
-class RunConfig(_Strict):
+class RunConfig(BaseModel):
+    """A run: its name and seed, where it is written, and the sections of the data, the backbone,
+    the method and training; a task's own options (the sequence task's ``decode``) are sections
+    at the top, declared beside the task and checked against their schema here."""
+
+    model_config = ConfigDict(extra="allow")
     experiment: str = "demo"
     seed: int = 0
     output_dir: str = "runs"
@@ -246,7 +183,6 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    decode: DecodeConfig = Field(default_factory=DecodeConfig)
     #: Options of each method by name, used when that method runs (so that one config serves
     #: ``compare --methods onehot,label_embedding`` with each method's own options); the method
     #: section's options, given to whichever method runs, take precedence.
@@ -256,6 +192,30 @@ class RunConfig(_Strict):
     _checked_as: dict[str, Any] | None = PrivateAttr(None)
     #: The folder of the config file it was read from: a user's data files are looked for there first.
     _source_folder: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _task_sections(self) -> RunConfig:
+        _read_sections(self, task_sections(), "")
+        return self
+
+    def data_sections(self) -> dict[str, Options]:
+        """Every option section of the data set this config names, as given or its defaults."""
+        given = self.data.sections()
+        return {
+            schema.section: given.get(schema.section) or schema()
+            for schema in data_option_schemas(self.data.name)
+        }
+
+    def task_sections(self) -> dict[str, Options]:
+        """Every option section of the task that trains on this config's data, as given or its defaults."""
+        given = self.model_extra or {}
+        task = task_class(dataset_yields(self.data.name, self.data_sections()))
+        return {schema.section: given.get(schema.section) or schema() for schema in task_option_schemas(task)}
+
+    def section(self, schema: type[OptionsT]) -> OptionsT:
+        """The section ``schema`` describes (data's or the task's), as given or its defaults."""
+        given = {**self.data.sections(), **(self.model_extra or {})}.get(schema.section)
+        return given if isinstance(given, schema) else schema()
 
     def options(self, section: Literal["model", "method"]) -> dict[str, Any]:
         """The options of the model or method section, without its name (for the method, its
@@ -298,7 +258,18 @@ class RunConfig(_Strict):
         values["train"].pop("continue_from")
         values["data"].pop("dir")
         values["data"].pop("download")
-        values["decode"].pop("batch_size")
+        # Only the sections of this run's data set and task change its results, as given or by default.
+        for section in [*self.data.sections(), *(self.model_extra or {})]:
+            values["data"].pop(section, None)
+            values.pop(section, None)
+        try:
+            data, task = self.data_sections(), self.task_sections()
+        except ValueError:  # a data set not registered in this process: its sections as given
+            data, task = self.data.sections(), dict(self.model_extra or {})
+        for name, options in data.items():
+            values["data"][name] = options.comparable(options.model_dump(mode="json"))
+        for name, options in task.items():
+            values[name] = options.comparable(options.model_dump(mode="json"))
         # Only the running method's entry changes its results.
         values["methods"] = {k: v for k, v in values["methods"].items() if k == self.method.name}
         return values
@@ -342,33 +313,66 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
-def config_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
-    """Every dotted key of the config (``train.epochs``, ``data.augment.flip``, ...)."""
+def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Every dotted key of the config (``train.epochs``, ``data.augment.flip``, ``data.files.format``,
+    ``decode.beam``: the sections that data sets and tasks declare too)."""
+    model = model or RunConfig
     keys = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         # An optional section (early_stopping: {...} or null) lists its keys too.
-        sections = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, _Strict)]
+        sections = [a for a in typing.get_args(annotation) if isinstance(a, type) and _is_section(a)]
         annotation = sections[0] if sections else annotation
-        if isinstance(annotation, type) and issubclass(annotation, _Strict):
+        if isinstance(annotation, type) and _is_section(annotation):
             keys += config_keys(annotation, f"{prefix}{name}.")
         else:
             keys.append(prefix + name)
+    declared = {DataConfig: data_sections, RunConfig: task_sections}.get(model)
+    if declared is not None:
+        for section, schema in declared().items():
+            keys += [f"{prefix}{section}.{key}" for key in schema.keys()]
     return keys
+
+
+def _is_section(annotation: type) -> bool:
+    return issubclass(annotation, (_Strict, DataConfig))
+
+
+def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: str) -> None:
+    """Each key of ``model`` beyond its fields, read as the option section of that name."""
+    extra = model.__pydantic_extra__ or {}
+    for key, raw in extra.items():
+        schema = schemas.get(key)
+        if schema is None:
+            raise PydanticCustomError("labelemb_config", "{message}", {"message": _unknown_key(prefix + key)})
+        try:
+            extra[key] = read_options(schema, raw, prefix + key)
+        except OptionsError as error:
+            raise PydanticCustomError("labelemb_config", "{message}", {"message": str(error)}) from None
+
+
+def _unknown_key(where: str) -> str:
+    """``config key 'trian.epochs' does not exist; did you mean 'train.epochs'?``"""
+    section = where.rpartition(".")[0]
+    every = config_keys()
+    siblings = [k for k in every if k.rpartition(".")[0] == section]
+    # A misspelt section (data.fils) is matched against the sections' own keys (data.files.format).
+    sections = sorted({k.rpartition(".")[0] for k in every} - {section, ""})
+    guess = difflib.get_close_matches(where, siblings + sections, n=1) or difflib.get_close_matches(
+        where, every, n=1
+    )
+    hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
+    return f"config key {where!r} does not exist{hint}"
 
 
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            section = where.rpartition(".")[0]
-            siblings = [k for k in config_keys() if k.rpartition(".")[0] == section]
-            guess = difflib.get_close_matches(where, siblings, n=1) or difflib.get_close_matches(
-                where, config_keys(), n=1
-            )
-            hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
-            lines.append(f"config key {where!r} does not exist{hint}")
+        if item["type"] == "labelemb_config":
+            lines.append(item["msg"])
+        elif item["type"] == "extra_forbidden":
+            lines.append(_unknown_key(where))
         else:
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"config key {where!r}: {message} (got {item.get('input')!r})")

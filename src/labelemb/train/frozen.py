@@ -23,7 +23,8 @@ from .. import models
 from ..data import Dataset, Split
 from ..data.augment import Augment
 from ..data.feature_cache import backbone_digest, cached_features, split_key
-from ..data.files import cache_root
+from ..data.files_options import FilesOptions
+from ..data.files_paths import cache_root
 from ..tasks import Task
 from .build import config_folder_importable
 from .config import RunConfig
@@ -69,7 +70,7 @@ def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.d
         "precision": config.train.precision,
     }
     digest = backbone_digest(description, backbone.state_dict())
-    folder = cache_root(config.data.files.model_dump()) / "features"
+    folder = cache_root(config.section(FilesOptions).cache_dir) / "features"
     splits: dict[str, Split | None] = {}
     caches: dict[str, Any] = {}
     for name in SPLIT_NAMES:

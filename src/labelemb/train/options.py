@@ -15,15 +15,10 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from .. import data, methods, models, tasks
 from ..data.registry import dataset_key, dataset_yields
+from ..options import OptionsError
 from ..registry import unknown_name_message
+from ..tasks.registry import data_kind
 from .config import ConfigError, RunConfig, config_keys, read_config_file, validate_config
-
-#: How a message names a data set by what it yields.
-KINDS = {
-    "images": "an image data set",
-    "texts": "a text-classification data set (a text and a label per row)",
-    "token_pairs": "a text corpus (pairs of token sequences)",
-}
 
 #: Method options the trainer fills in from the run when the config leaves them out.
 RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")
@@ -81,15 +76,15 @@ def check_data_fits_model(config: RunConfig) -> None:
     """The data set exists, the backbone reads what it yields, and its task can train the method."""
     name = config.data.name
     _known(dataset_key(name), data.DATASETS.names(), "data set (data.name)", data.DATASETS.get)
-    check_files(config)
-    yields = dataset_yields(name, {"files": config.data.files.model_dump()})
+    check_sections(config)
+    yields = dataset_yields(name, config.data_sections())
     reads = models.model_inputs(config.model.name)
     if reads != yields:
         readers = [m for m in models.available() if models.model_inputs(m) == yields]
         holders = [d for d in data.DATASETS.names() if dataset_yields(d) == reads]
         raise ConfigError(
-            f"data {name!r} is {KINDS.get(yields, yields)}: it needs model.name="
-            f"{' or '.join(readers)}, not {config.model.name!r} (which needs {KINDS.get(reads, reads)}: "
+            f"data {name!r} is {data_kind(yields)}: it needs model.name="
+            f"{' or '.join(readers)}, not {config.model.name!r} (which needs {data_kind(reads)}: "
             f"{', '.join(holders)})"
         )
     task = tasks.task_class(yields)
@@ -103,7 +98,7 @@ def check_data_fits_model(config: RunConfig) -> None:
             offered = f"one of {', '.join(selectable)}, or null"
         raise ConfigError(
             f"selection_metric {config.selection_metric!r} cannot select the checks of "
-            f"{KINDS.get(yields, yields)}: use {offered}"
+            f"{data_kind(yields)}: use {offered}"
         )
     augment = config.data.augment
     if config.model.freeze:
@@ -123,7 +118,7 @@ def check_freezable(config: RunConfig, yields: str) -> None:
     if yields not in ("images", "texts"):
         raise ConfigError(
             f"model.freeze trains a classifier on fixed features: it serves images and texts with one "
-            f"label each, not {KINDS.get(yields, yields)}; set model.freeze: false"
+            f"label each, not {data_kind(yields)}; set model.freeze: false"
         )
     augment = config.data.augment
     if augment.crop_padding or augment.flip:
@@ -137,27 +132,31 @@ def check_freezable(config: RunConfig, yields: str) -> None:
         )
 
 
-def check_files(config: RunConfig) -> None:
-    """``data.files`` names what its format needs (the files of train and test, or a path), and
-    is given only with ``data.name: files``."""
-    files = config.data.files
-    given = files.model_dump(exclude_defaults=True)
-    if dataset_key(config.data.name) != "files":
-        if given:
-            raise ConfigError(
-                f"data.files ({', '.join(sorted(given))}) describes your own files: set data.name: files "
-                f"to read them, or remove data.files to train on {config.data.name!r}"
-            )
-        return
-    if files.format in ("disk", "hub") and not files.path:
-        raise ConfigError(f"data.files.format {files.format} needs data.files.path (the folder or hub name)")
-    if files.format == "npz" and not (files.path or files.train):
-        raise ConfigError("data.files.format npz needs data.files.path: the .npz file")
-    if files.format not in ("disk", "hub", "npz") and (files.train is None or files.test is None):
-        example = "[train.en, train.de]" if files.format == "parallel" else "train.csv"
+def check_sections(config: RunConfig) -> None:
+    """The data set's option sections fit together (:meth:`~labelemb.options.Options.check`), and
+    no section that only another data set reads is given (with a value of its own)."""
+    name = config.data.name
+    mine = config.data_sections()
+    for options in mine.values():
+        try:
+            options.check()
+        except OptionsError as error:
+            raise ConfigError(str(error)) from None
+    for section, options in config.data.sections().items():
+        given = options.model_dump(exclude_defaults=True)
+        if section in mine or not given:
+            continue
+        owners = [
+            entry.name
+            for entry in data.DATASETS.entries()
+            if any(schema.section == section for schema in entry.info["options"])
+        ]
+        what = (
+            "describes your own files" if owners == ["files"] else f"holds options of {' or '.join(owners)}"
+        )
         raise ConfigError(
-            f"data.files.format {files.format} needs data.files.train and data.files.test "
-            f"(e.g. data.files.train: {example}); dev is optional"
+            f"data.{section} ({', '.join(sorted(given))}) {what}: set data.name: {owners[0]} "
+            f"to read them, or remove data.{section} to train on {name!r}"
         )
 
 

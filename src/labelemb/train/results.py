@@ -53,6 +53,7 @@ def summarize(
         summary["selected_outputs"] = selected["outputs"]
     summary.update({f"final_{name}": final.get(name) for name in reversed(task.metrics)})
     summary.update(task.summary_fields())
+    summary["scoring"] = task.scoring.record()
     epochs_trained = progress.examples / len(dataset.train)
     if progress.records and "train_flops" in progress.records[-1]:
         summary["train_flops"] = progress.records[-1]["train_flops"]
