@@ -10,12 +10,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from browser import chromium_path, run_chromium
 from PIL import Image
 
 from labelemb.analysis.report import build_report
@@ -39,8 +37,6 @@ SMALL = {
 }
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_PNG = "data:image/png;base64,"
-CHROMIUM_HINT = "apt-get install -y --no-install-recommends chromium"
-BROWSER_TIMEOUT = 60
 
 
 class Page(HTMLParser):
@@ -247,13 +243,14 @@ def test_how_it_was_made(report, page):
 
 def test_wordnet_correlation_over_every_seed(experiment, tmp_path, monkeypatch, one_thread):
     """With a (made-up) WordNet mapping for the digits, every seed of each method is correlated."""
-    from labelemb.analysis import wordnet
-    from labelemb.analysis.wordnet import SYNSETS, semantic_correlation
+    from labelemb.analysis import wordnet_synsets
+    from labelemb.analysis.wordnet import semantic_correlation
+    from labelemb.analysis.wordnet_synsets import SYNSETS
 
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     monkeypatch.setitem(SYNSETS, "digits", dict(zip(names, SYNSETS["cifar10"].values())))
-    monkeypatch.setitem(wordnet.UNMAPPED, "digits", {})
-    monkeypatch.setitem(wordnet._DATASET_ALIASES, "digits", "digits")
+    monkeypatch.setitem(wordnet_synsets.UNMAPPED, "digits", {})
+    monkeypatch.setitem(wordnet_synsets._DATASET_ALIASES, "digits", "digits")
     copy = tmp_path / "rep"
     shutil.copytree(experiment, copy, ignore=shutil.ignore_patterns("analysis", "report.html"))
     path = build_report(copy, tmp_path / "out" / "page.html")
@@ -333,55 +330,7 @@ def test_report_command(experiment, tmp_path, capsys):
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    path = shutil.which("chromium") or (
-        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-    )
-    if path is None:
-        pytest.fail(
-            "Chromium is missing: the report tests open the page in a real headless browser. "
-            f"Install Debian's chromium: `apt-get install chromium` (non-interactive: `{CHROMIUM_HINT}`), "
-            "which gives /usr/bin/chromium.",
-            pytrace=False,
-        )
-    return path
-
-
-def run_chromium(chromium: str, tmp_path: Path, page: Path, *options: str) -> subprocess.CompletedProcess:
-    """Headless Chromium on ``page``, offline and in a fresh profile; killed after BROWSER_TIMEOUT s."""
-    profile = tmp_path / "profile"
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *options,
-        page.resolve().as_uri(),
-    ]
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(profile),
-        "XDG_CACHE_HOME": str(profile),
-    }
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=BROWSER_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the browser and every helper process it started
-            process.communicate()
-            pytest.fail(f"headless Chromium did not finish within {BROWSER_TIMEOUT} s: {command}")
-    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
-    return result
+    return chromium_path("the report tests open the page in a real headless browser")
 
 
 # Appended to a copy of the page (the report itself has no script): once every picture has
