@@ -229,3 +229,17 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
         methods.serving("tokens")
     with pytest.raises(ValueError, match="unknown method"):
         methods.why_not_serving("onehotx", "token")
+
+
+@pytest.mark.parametrize("name", ["onehot", "label_smoothing", "label_embedding"])
+def test_an_ignore_index_that_is_a_class_leaves_its_rows_out(name):
+    """ignore_index=0 on a clean batch: the rows labelled 0 must not count, as they do not when a
+    bad row sends the batch the general way."""
+    torch.manual_seed(0)
+    features, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    ignoring = methods.build(name, in_features=4, num_classes=3, ignore_index=0)
+    kept = methods.build(name, in_features=4, num_classes=3)
+    kept.load_state_dict(ignoring.state_dict())
+    counted = target != 0
+    expected = kept(features[counted], target[counted]).loss
+    assert torch.allclose(ignoring(features, target).loss, expected, atol=1e-6)

@@ -232,8 +232,11 @@ class Method(nn.Module):
         checked = (features, *tensors_of(outputs))
         rows = target.shape[-1]
         # One reduction per tensor and one host read tell the common case apart (an empty batch
-        # has no labels to range over: it takes the general way, where it counts no row).
-        if rows and clean_batch(target, self.num_classes, checked):
+        # has no labels to range over: it takes the general way, where it counts no row). An
+        # ignore_index that is itself a class (0) cannot be told from a label by its range: such a
+        # batch always takes the general way, which leaves its ignored rows out.
+        ignore_is_a_class = 0 <= self.ignore_index < self.num_classes
+        if rows and not ignore_is_a_class and clean_batch(target, self.num_classes, checked):
             if is_distributed():
                 count = per_process_share(features.new_tensor(rows))
                 return Rows(label=target, weight=None, count=count), outputs
