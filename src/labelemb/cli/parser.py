@@ -85,14 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
     )
     compare.add_argument(
-        "--jobs", type=positive_int, default=1, help="runs at once, in parallel processes (default 1)"
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="runs at once on the CPU, in parallel processes (default 1; the local executor's workers)",
+    )
+    compare.add_argument(
+        "--devices",
+        type=lambda text: [d for d in text.split(",") if d],
+        help="local: the CUDA devices runs are spread over, e.g. cuda:0,cuda:1 (default: every visible one)",
+    )
+    compare.add_argument(
+        "--runs-per-device",
+        type=positive_int,
+        default=1,
+        help="runs at once on each CUDA device (default 1)",
     )
     compare.add_argument(
         "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"
     )
     _add_run_options(compare)
     compare.add_argument(
-        "--batched", action="store_true", help="train each method's seeds side by side in one process"
+        "--batched",
+        action="store_true",
+        help="train each method's seeds side by side in one process (one unit of work per method)",
     )
     compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     compare.set_defaults(func=cmd_compare)

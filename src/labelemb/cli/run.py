@@ -97,8 +97,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     for config in configs[:: len(args.seeds)]:  # each method once, before any of them trains
         check_buildable(config)
-    run_grid(configs, jobs=args.jobs, progress=not args.no_progress, batched=args.batched)
+    executor = make_executor(args)
+    run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
     return 0
+
+
+def make_executor(args: argparse.Namespace) -> Any:
+    """The executor ``compare``'s options ask for (:mod:`labelemb.train.executors`)."""
+    from ..train.executors import LocalExecutor
+
+    return LocalExecutor(jobs=args.jobs, devices=args.devices, runs_per_device=args.runs_per_device)

@@ -1,75 +1,94 @@
-"""Many runs at once: every (method, seed) of a comparison, in parallel processes."""
+"""Many runs at once: every (method, seed) of a comparison, on this machine's processes or devices,
+or on a Ray cluster (:mod:`labelemb.train.executors`)."""
 
 from __future__ import annotations
 
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from itertools import groupby
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from .config import RunConfig
-from .plan import checked_runs, plan_run
+from .executors import Executor, LocalExecutor, Unit
+from .plan import checked_runs
 from .trainer import plan_runs, train, train_seeds, train_unless_held
 
 
-def _train_quietly(config_json: dict[str, Any], threads: int) -> dict[str, Any]:
-    torch.set_num_threads(threads)
-    config = RunConfig.model_validate(config_json)
-    with checked_runs([plan_run(config)]):  # by the grid that sent it, before any run trained
-        return train(config)
-
-
 def run_grid(
-    configs: list[RunConfig], *, jobs: int = 1, progress: bool = True, batched: bool = False
+    configs: list[RunConfig],
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    batched: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Train every config that has no finished run yet and return all summaries, in order.
 
     Finished runs are read back, so an interrupted comparison resumes where it stopped (and a
-    half-done run resumes from its checkpoint). A run another process is training is left to it
-    and read back once it is done. With ``jobs > 1`` runs go to separate processes, each with an
-    equal share of the CPU threads; one progress bar counts finished runs. With ``batched`` the
-    seeds of each method train side by side (see :mod:`labelemb.train.stacked`), one bar per method.
+    half-done run resumes from its checkpoint). Every config is checked before any run starts.
+    Runs go to ``executor`` (default: :class:`~labelemb.train.executors.LocalExecutor` with
+    ``jobs`` processes), one unit of work per run, or per method with ``batched`` (its seeds side
+    by side, :mod:`labelemb.train.stacked`); one bar (or one line per finished unit) counts them.
+    In this process alone (one job, not batched), a run another process is training is left to it
+    and read back once it is done.
     """
-    if batched:
-        # Each method's seeds side by side in this process (parallel jobs would compete for the cores).
+    executor = executor or LocalExecutor(jobs=jobs)
+    here = _in_this_process(executor)  # (its devices checked, before anything runs)
+    if batched and here:
+        # Each method's seeds side by side in this process, with a bar per method.
         return train_seeds(configs, batched=True, progress=progress)
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
-    # Every run is checked here, before any trains; the trainer takes these plans as checked.
-    plans = plan_runs(quiet)
+    for config, original in zip(quiet, configs):
+        config._source_folder = original._source_folder
+    plans = plan_runs(quiet)  # every run checked here, before any trains
     todo = [i for i, plan in enumerate(plans) if not plan.folder.is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
     with checked_runs(plans):
         for i in set(range(len(configs))) - set(todo):
             summaries[i] = train(quiet[i])  # finished: returns the saved summary
         with RunCounter(len(configs), len(configs) - len(todo), progress) as counter:
-            if jobs <= 1:
-                held = []
-                for i in todo:
-                    counter.starting(configs[i])
-                    summaries[i] = train_unless_held(quiet[i])
-                    if summaries[i] is None:
-                        held.append(i)  # another process trains it: come back to it at the end
-                    else:
-                        counter.finished(configs[i])
-                for i in held:
-                    summaries[i] = train(quiet[i])
-                    counter.finished(configs[i])
-            else:
-                threads = max(1, (os.cpu_count() or 1) // jobs)
-                # spawn, not fork: forking a process that already ran torch's thread pools can hang.
-                with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                    futures = {
-                        pool.submit(_train_quietly, quiet[i].model_dump(mode="json"), threads): i
-                        for i in todo
-                    }
-                    for future in as_completed(futures):
-                        summaries[futures[future]] = future.result()
-                        counter.finished(configs[futures[future]])
+            if here:
+                _train_here(quiet, todo, summaries, counter)
+                return [s for s in summaries if s is not None]
+            groups = _units(todo, quiet, batched)
+            units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
+
+            def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
+                for i, summary in zip(groups[u], unit_summaries):
+                    summaries[i] = summary
+                    counter.finished(quiet[i])
+
+            executor.run(units, finished)
     return [s for s in summaries if s is not None]
+
+
+def _in_this_process(executor: Executor) -> bool:
+    return isinstance(executor, LocalExecutor) and executor.slots() == [None]
+
+
+def _units(todo: list[int], configs: list[RunConfig], batched: bool) -> list[list[int]]:
+    """The runs of each unit of work: one each, or each method's together when batched."""
+    if not batched:
+        return [[i] for i in todo]
+    by_method = sorted(todo, key=lambda i: (configs[i].method.name, i))
+    return [list(group) for _, group in groupby(by_method, key=lambda i: configs[i].method.name)]
+
+
+def _train_here(
+    configs: list[RunConfig], todo: list[int], summaries: list[dict[str, Any] | None], counter: RunCounter
+) -> None:
+    held = []
+    for i in todo:
+        counter.starting(configs[i])
+        summaries[i] = train_unless_held(configs[i])
+        if summaries[i] is None:
+            held.append(i)  # another process trains it: come back to it at the end
+        else:
+            counter.finished(configs[i])
+    for i in held:
+        summaries[i] = train(configs[i])
+        counter.finished(configs[i])
 
 
 class RunCounter:

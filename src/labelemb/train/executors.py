@@ -1,0 +1,155 @@
+"""Where the grid's runs train: this machine's processes (``local``) or a Ray cluster (``ray``).
+
+A grid is cut into :class:`Unit` s of work (one run; one method's seeds when batched) that carry
+everything a worker needs, the config file's folder included, so a run's files resolve the same
+way in any process as in ``labelemb train``. An :class:`Executor` runs the units and reports each
+one as it finishes; :func:`run_unit` is what every worker calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Protocol
+
+import torch
+
+from .config import RunConfig
+
+#: Called in the driver as unit ``i`` finishes, with its runs' summaries.
+Finished = Callable[[int, list[dict[str, Any]]], None]
+
+
+class ExecutorError(ValueError):
+    """The executor cannot run the grid as asked (a device, a cluster, storage); one line says why."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of the grid's work: the configs of one run, or of one method's seeds when batched."""
+
+    configs: tuple[dict[str, Any], ...]  # RunConfig.model_dump(mode="json") of each run
+    source_folder: str | None  # the config file's folder: relative data paths resolve there
+    batched: bool
+    device: str | None = None  # the device this unit trains on ("cuda:1"); None: the config's own
+    threads: int | None = None  # torch threads in the worker; None: as the process has them
+
+    @classmethod
+    def of(cls, configs: Sequence[RunConfig], *, batched: bool = False) -> Unit:
+        return cls(
+            configs=tuple(config.model_dump(mode="json") for config in configs),
+            source_folder=configs[0]._source_folder,
+            batched=batched,
+        )
+
+    def label(self) -> str:
+        """``label_embedding seed 3`` (``seeds 0-4`` when batched)."""
+        seeds = [config["seed"] for config in self.configs]
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+        return f"{self.configs[0]['method']['name']} {which}"
+
+    def run_configs(self) -> list[RunConfig]:
+        """The configs as the driver had them, with the folder of their config file."""
+        configs = []
+        for values in self.configs:
+            config = RunConfig.model_validate(values)
+            config._source_folder = self.source_folder
+            configs.append(config)
+        return configs
+
+
+def run_unit(unit: Unit) -> list[dict[str, Any]]:
+    """Train a unit's runs in this process (resuming any from its checkpoint); their summaries.
+
+    The grid checked every config before any unit started, so the trainer does not check them again.
+    """
+    from .plan import checked_runs, plan_run
+    from .trainer import train, train_seeds
+
+    if unit.threads is not None:
+        torch.set_num_threads(unit.threads)
+    if unit.device is not None and unit.device.startswith("cuda"):
+        # "auto" and "cuda" in the config then mean this device; the config itself stays as written.
+        torch.cuda.set_device(torch.device(unit.device))
+    configs = unit.run_configs()
+    with checked_runs([plan_run(config) for config in configs]):
+        if unit.batched:
+            return train_seeds(configs, batched=True, progress=False)
+        return [train(config) for config in configs]
+
+
+class Executor(Protocol):
+    """Runs a grid's units."""
+
+    def run(self, units: list[Unit], finished: Finished) -> None:
+        """Run every unit, calling ``finished(i, summaries)`` in the driver as unit ``i`` finishes."""
+        ...
+
+
+def visible_devices(asked: Sequence[str] | None) -> list[str]:
+    """The devices runs are spread over: ``asked`` (each checked to exist here), else every visible
+    CUDA device, else the CPU."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not asked:
+        return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+    devices = []
+    for name in asked:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ExecutorError(f"--devices: {name!r} is not a device; use cpu or cuda:N") from None
+        if device.type == "cuda" and (device.index is None or device.index >= count):
+            raise ExecutorError(
+                f"--devices: {name!r} is not one of this machine's {count} CUDA device(s); "
+                f"use {', '.join(f'cuda:{i}' for i in range(count)) or 'cpu'}"
+            )
+        devices.append(str(device))
+    return devices
+
+
+@dataclass
+class LocalExecutor:
+    """This machine's processes: ``jobs`` workers on the CPU, sharing its threads; with CUDA devices,
+    ``runs_per_device`` workers per device, each unit on one device (spawned processes, so that no
+    worker inherits another's CUDA or thread state)."""
+
+    jobs: int = 1
+    devices: Sequence[str] | None = None
+    runs_per_device: int = 1
+
+    def slots(self) -> list[str | None]:
+        """One entry per worker: the device it trains on (None: the config's own, on the CPU)."""
+        devices = visible_devices(self.devices)
+        if devices == ["cpu"]:
+            return [None] * self.jobs
+        return [device for device in devices for _ in range(self.runs_per_device)]
+
+    def run(self, units: list[Unit], finished: Finished) -> None:
+        slots = self.slots()
+        if len(slots) == 1 and slots[0] is None:
+            for i, unit in enumerate(units):  # in this process: one run never pays a spawn
+                finished(i, run_unit(unit))
+            return
+        threads = max(1, (os.cpu_count() or 1) // len(slots))
+        free = list(range(len(slots)))
+        waiting = list(range(len(units)))
+        running: dict[Future[list[dict[str, Any]]], tuple[int, int]] = {}
+        # spawn, not fork: forking a process that already ran torch's thread pools can hang.
+        with ProcessPoolExecutor(max_workers=len(slots), mp_context=get_context("spawn")) as pool:
+            while waiting or running:
+                while waiting and free:
+                    i, slot = waiting.pop(0), free.pop(0)
+                    unit = _placed(units[i], slots[slot], threads)
+                    running[pool.submit(run_unit, unit)] = (i, slot)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i, slot = running.pop(future)
+                    free.append(slot)
+                    finished(i, future.result())
+
+
+def _placed(unit: Unit, device: str | None, threads: int) -> Unit:
+    return Unit(unit.configs, unit.source_folder, unit.batched, device=device, threads=threads)

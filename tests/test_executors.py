@@ -1,0 +1,96 @@
+"""Where the grid's runs train (labelemb.train.executors): units that carry their config's folder,
+the local executor's processes and devices, and one-line errors for what it cannot do."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labelemb.cli import main
+from labelemb.train import load_config
+from labelemb.train.executors import ExecutorError, LocalExecutor, Unit, run_unit, visible_devices
+
+WORDS = {"a": "alpha beta gamma", "b": "delta epsilon zeta"}
+
+
+def write_project(folder):
+    """A config in ``folder`` naming its data relative to itself, as docs/your-data.md says."""
+    (folder / "data").mkdir(parents=True)
+    for split, copies in (("train", 12), ("test", 4)):
+        rows = [f'"{WORDS[label]} {i}",{label}' for i in range(copies) for label in WORDS]
+        (folder / "data" / f"{split}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    config = folder / "my.yaml"
+    config.write_text(
+        "data:\n  name: files\n  files: {train: data/train.csv, test: data/test.csv, dev_fraction: 0.25}\n"
+        "model: {name: bag_of_words}\n"
+        "train: {epochs: 2, batch_size: 8}\n"
+    )
+    return config
+
+
+def test_a_config_folder_travels_with_every_unit_to_the_worker_processes(tmp_path, monkeypatch, capsys):
+    """Relative data paths resolve beside the config file in a worker as in `labelemb train`
+    (before, `--jobs 2` lost the config's folder: "train file data/train.csv not found")."""
+    config = write_project(tmp_path / "proj")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    common = [
+        "compare",
+        "--config",
+        "../proj/my.yaml",
+        "--methods",
+        "onehot,label_smoothing",
+        "--no-progress",
+    ]
+    assert main([*common, "--jobs", "2", "--output-dir", str(tmp_path / "two")]) == 0, capsys.readouterr().err
+    assert main([*common, "--jobs", "1", "--output-dir", str(tmp_path / "one")]) == 0
+    for method in ("onehot", "label_smoothing"):
+        runs = [
+            json.loads(
+                (tmp_path / where / "demo" / method / "seed0" / "metrics.jsonl").read_text().splitlines()[-1]
+            )
+            for where in ("one", "two")
+        ]
+        assert runs[0]["step"] == runs[1]["step"] > 0
+    assert Unit.of([load_config(config)]).source_folder == str(config.parent.resolve())
+
+
+def test_a_unit_rebuilds_its_configs_with_their_folder_and_trains_them(tmp_path):
+    config = load_config(
+        write_project(tmp_path / "proj"), [f"output_dir={tmp_path / 'runs'}", "train.progress=false"]
+    )
+    unit = Unit.of([config, config.with_seed(1)], batched=True)
+    assert unit.label() == "label_embedding seeds 0-1"
+    rebuilt = unit.run_configs()
+    assert [c.seed for c in rebuilt] == [0, 1] and rebuilt[0]._source_folder == config._source_folder
+    assert rebuilt[0].comparable() == config.comparable()
+    summaries = run_unit(unit)
+    assert [s["seed"] for s in summaries] == [0, 1] and all(s["batched_seeds"] == 2 for s in summaries)
+
+
+def test_the_local_executor_shares_the_cpu_among_its_jobs():
+    assert LocalExecutor(jobs=3).slots() == [None, None, None]
+    assert visible_devices(None) == ["cpu"] or visible_devices(None)[0].startswith("cuda")
+
+
+def test_a_device_this_machine_lacks_is_one_line_before_any_run(tmp_path, capsys):
+    with pytest.raises(ExecutorError, match="not one of this machine's"):
+        visible_devices(["cuda:7"])
+    with pytest.raises(ExecutorError, match="is not a device"):
+        visible_devices(["gpu0"])
+    code = main(
+        [
+            "compare",
+            "--methods",
+            "onehot",
+            "--devices",
+            "cuda:7",
+            "--output-dir",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "cuda:7" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "demo").exists()
