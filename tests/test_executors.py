@@ -94,3 +94,8 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_run(tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "cuda:7" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_ray_address_without_the_ray_executor_is_refused(tmp_path, capsys):
+    code = main(["compare", "--methods", "onehot", "--ray-address", "auto", "--output-dir", str(tmp_path)])
+    assert code == 2 and "--executor ray" in capsys.readouterr().err

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at once on the CPU, in parallel processes (default 1; the local executor's workers)",
     )
     compare.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs train: this machine's processes and devices (local, default) or a Ray cluster "
+        '(ray: pip install "labelemb[ray]")',
+    )
+    compare.add_argument(
         "--devices",
         type=lambda text: [d for d in text.split(",") if d],
         help="local: the CUDA devices runs are spread over, e.g. cuda:0,cuda:1 (default: every visible one)",
@@ -99,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs-per-device",
         type=positive_int,
         default=1,
-        help="runs at once on each CUDA device (default 1)",
+        help="runs at once on each device (local), or each run's share of a GPU: 1/K (ray); default 1",
+    )
+    compare.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="ray: the cluster to use (auto, ray://host:10001); default: a local Ray for this command",
     )
     compare.add_argument(
         "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"

@@ -107,6 +107,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def make_executor(args: argparse.Namespace) -> Any:
     """The executor ``compare``'s options ask for (:mod:`labelemb.train.executors`)."""
-    from ..train.executors import LocalExecutor
+    from ..train.executors import ExecutorError, LocalExecutor
 
+    if args.executor == "ray":
+        from ..train.ray_executor import RayExecutor
+
+        return RayExecutor(address=args.ray_address, runs_per_device=args.runs_per_device)
+    if args.ray_address:
+        raise ExecutorError("--ray-address is for --executor ray; add --executor ray or drop it")
     return LocalExecutor(jobs=args.jobs, devices=args.devices, runs_per_device=args.runs_per_device)

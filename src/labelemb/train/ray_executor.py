@@ -1,0 +1,365 @@
+"""The grid on Ray (``compare --executor ray``): one Ray task per unit of work, placed by Ray.
+
+Ray is an extra (``pip install "labelemb[ray]"``). Without an address, :class:`RayExecutor` starts
+an embedded Ray on this machine for the grid and stops it after; with one (``auto``,
+``host:port``, ``ray://host:10001``) it connects to that cluster. Each unit (one run, or one
+method's seeds when batched) is a task that asks for one CPU, or 1/``runs_per_device`` of a GPU
+when the cluster has GPUs and the runs train on CUDA; the task calls
+:func:`labelemb.train.executors.run_unit`, which trains through the harness and so resumes a run
+from the checkpoint in its folder. A worker or node that dies mid-run is Ray's to retry
+(``max_retries``): the retried task picks the run up at its last checkpoint.
+
+Run folders must be on storage every node sees; :func:`check_shared_storage` checks that before
+any run starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .executors import ExecutorError, Finished, Unit, run_unit
+
+INSTALL = 'pip install "labelemb[ray]"'
+#: What a worker takes from the driver's environment, so a run finds its data as it would here.
+FORWARDED_ENVIRONMENT = ("LABELEMB_DATA", "LABELEMB_CACHE")
+#: The HTTP/2 client preface and an empty SETTINGS frame: what a gRPC server (Ray's GCS, the Ray
+#: Client server) answers with a SETTINGS frame of its own.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_SETTINGS_FRAME = 0x04
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as error:
+        if error.name == "ray":
+            raise ExecutorError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
+        raise ExecutorError(
+            f"--executor ray: Ray is installed but does not import ({error}); {INSTALL}"
+        ) from None
+    return ray
+
+
+@dataclass
+class RayExecutor:
+    """Runs a grid's units as Ray tasks: on the cluster at ``address``, or on an embedded Ray.
+
+    ``runs_per_device``: runs sharing one GPU (each task asks for ``1 / runs_per_device`` of one).
+    ``max_retries``: how often Ray runs a task again whose worker or node died.
+    ``connect_timeout``: seconds a cluster address has to answer.
+    """
+
+    address: str | None = None
+    runs_per_device: int = 1
+    max_retries: int = 3
+    connect_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _import_ray()  # before anything is planned or written
+        if self.runs_per_device < 1:
+            raise ExecutorError(f"--runs-per-device must be at least 1, not {self.runs_per_device}")
+        if self.address is not None and self.address != "auto":
+            _host_port(self.address)  # a malformed address fails here, with the usage
+
+    def run(self, units: list[Unit], finished: Finished) -> None:
+        if not units:
+            return  # a grid whose runs all finished starts no Ray
+        ray = _import_ray()
+        with self._connected(ray):
+            gpus = self._cluster_gpus(ray, units)
+            cwd = os.getcwd()
+            for folder in sorted({_output_dir(config, cwd) for unit in units for config in unit.configs}):
+                check_shared_storage(folder)
+            task = ray.remote(
+                num_cpus=1,
+                max_retries=self.max_retries,
+                # A run's own error (a bad file, a diverged loss) would be the same on every try;
+                # a dead worker or node is retried through max_retries.
+                retry_exceptions=False,
+            )(_train_unit)
+            threads = 1  # the task's one CPU; Ray sets OMP_NUM_THREADS to it as well
+            pending = {
+                task.options(
+                    name=f"labelemb {unit.label()}",
+                    num_gpus=1 / self.runs_per_device if gpus and _on_cuda(unit) else 0,
+                ).remote(replace(unit, threads=threads), cwd): i
+                for i, unit in enumerate(units)
+            }
+            try:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in done:
+                        i = pending.pop(ref)
+                        finished(i, _result(ray, ref, units[i]))
+            finally:
+                for ref in pending:  # an error, or the driver interrupted: stop what still runs
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref)
+
+    @contextlib.contextmanager
+    def _connected(self, ray: Any) -> Iterator[None]:
+        """Ray initialised for the grid (embedded, or this address) and shut down after it; a Ray
+        this process already initialised is used as it is and left running."""
+        if ray.is_initialized():
+            yield
+            return
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+        if self.address is None and not os.environ.get("RAY_ADDRESS"):
+            # "local": a new Ray for this command, even where `ray start` left one running here.
+            options.update(address="local", include_dashboard=False)
+        else:
+            where = self._reachable(ray)
+            env = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
+            if env:
+                options["runtime_env"] = {"env_vars": env}
+            options["address"] = where
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            if _refused_token(error):
+                raise ExecutorError(
+                    f"the Ray cluster{self._at()} refused this driver's authentication token: give it "
+                    "the cluster's (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token; `ray get-auth-token` "
+                    "on the head prints it)"
+                ) from None
+            raise ExecutorError(f"cannot start or reach Ray{self._at()}: {_one_line(error)}") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+    def _at(self) -> str:
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        return f" at {address}" if address else ""
+
+    def _reachable(self, ray: Any) -> str:
+        """The address to connect to, once something there speaks gRPC within ``connect_timeout``."""
+        address = self.address or os.environ.get("RAY_ADDRESS") or "auto"
+        if address == "auto":
+            try:
+                from ray._private.services import canonicalize_bootstrap_address
+
+                found = canonicalize_bootstrap_address("auto")
+            except ConnectionError:
+                found = None
+            if not found:
+                raise ExecutorError(
+                    "--ray-address auto: no running Ray cluster found on this machine (start one with "
+                    "`ray start --head`, or give its address, ray://host:10001)"
+                )
+            address = found
+        host, port = _host_port(address)
+        _check_answers(host, port, self.connect_timeout, address)
+        return address
+
+    def _cluster_gpus(self, ray: Any, units: list[Unit]) -> bool:
+        """Whether the cluster has GPUs for the units whose device is CUDA (or ``auto``); a CUDA device
+        asked of a cluster without GPUs, or one GPU of a machine by its number, is refused."""
+        gpus = ray.cluster_resources().get("GPU", 0)
+        devices = {config["train"]["device"] for unit in units for config in unit.configs}
+        cuda = sorted(d for d in devices if d.startswith("cuda"))
+        pinned = [d for d in cuda if d not in ("cuda", "cuda:0")]
+        if pinned:
+            raise ExecutorError(
+                f"device {pinned[0]} names one GPU of a machine, but under --executor ray Ray picks each "
+                "run's GPU: use device cuda (or auto)"
+            )
+        if cuda and not gpus:
+            raise ExecutorError(
+                f"the runs ask for device {cuda[0]}, but the Ray cluster{self._at()} has no GPUs "
+                "(add GPU nodes, or use device cpu)"
+            )
+        return bool(gpus)
+
+
+def _on_cuda(unit: Unit) -> bool:
+    """Whether a unit trains on a GPU where the cluster has them (device cuda, cuda:0 or auto)."""
+    return any(
+        config["train"]["device"] == "auto" or config["train"]["device"].startswith("cuda")
+        for config in unit.configs
+    )
+
+
+def _train_unit(unit: Unit, cwd: str) -> list[dict[str, Any]]:
+    """A Ray task: a unit's runs, in the driver's working directory ``cwd`` (relative paths in a
+    config then resolve as on the driver; the configs stay as written, as their runs record them).
+
+    The driver made each output folder before the grid started, so a node that does not see it
+    (one that joined the cluster after the storage check) refuses, rather than writing the runs
+    on a disk of its own."""
+    for folder in sorted({_output_dir(config, cwd) for config in unit.configs}):
+        if not os.path.isdir(folder):
+            raise ExecutorError(
+                f"node {socket.gethostname()} does not see the output folder {folder}, which the driver "
+                "made; run folders must be on a file system every node of the cluster mounts at the same path"
+            )
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return run_unit(unit)
+
+
+def _output_dir(config: dict[str, Any], cwd: str) -> str:
+    """A config's output folder as the driver, in ``cwd``, names it: the same on every node that
+    shares its file system."""
+    return os.path.normpath(os.path.join(cwd, config["output_dir"]))
+
+
+def _result(ray: Any, ref: Any, unit: Unit) -> list[dict[str, Any]]:
+    """A finished task's summaries; its run's own error as the run would raise it here."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        cause = error.cause if isinstance(error.cause, Exception) else None
+        if cause is None:
+            raise ExecutorError(f"{unit.label()} failed on Ray: {_one_line(error)}") from None
+        raise cause from None
+    except ray.exceptions.RayError as error:  # its worker or node died every try, or it cannot run
+        raise ExecutorError(f"{unit.label()} did not finish on Ray: {_one_line(error)}") from None
+
+
+def _refused_token(error: BaseException | None) -> bool:
+    """Whether Ray's connection failed on the cluster's token authentication (the reason is only in
+    the text of an exception down the chain)."""
+    while error is not None:
+        if "InvalidAuthToken" in str(error) or type(error).__name__ == "AuthenticationError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ExecutorError(
+            f"--ray-address {address!r} is not an address: use auto, host:port (the head's GCS, port "
+            "6379 by default) or ray://host:10001"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _check_answers(host: str, port: int, timeout: float, address: str) -> None:
+    """Refuse at once an address nothing listens on, and within ``timeout`` seconds one where what
+    listens does not answer as a gRPC server (Ray's own connection would wait for minutes)."""
+    deadline = time.monotonic() + timeout
+    fail = f"the Ray cluster at {address} does not answer"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(_HTTP2_PREFACE)
+            header = b""
+            while len(header) < 9:
+                connection.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = connection.recv(9 - len(header))
+                if not chunk:
+                    raise ExecutorError(f"{fail}: the connection was closed (is it the Ray head's port?)")
+                header += chunk
+    except TimeoutError:
+        raise ExecutorError(f"{fail} within {timeout:g} s") from None
+    except OSError as error:
+        raise ExecutorError(f"{fail}: {error.strerror or error}") from None
+    if header[3] != _SETTINGS_FRAME:
+        raise ExecutorError(f"{fail} as Ray does (is it the Ray head's port?)")
+
+
+def check_shared_storage(folder: str | Path, *, timeout: float = 120.0) -> None:
+    """Refuse (:class:`ExecutorError`) unless every node of the connected Ray cluster that runs
+    work reads a token this process writes in ``folder``: run folders must be on storage they share.
+
+    ``folder`` is created if it does not exist, and removed again if the check fails.
+    """
+    ray = _import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    path = Path(folder).absolute()
+    created = _first_missing(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        token_file = path / f".labelemb-storage-check-{token[:12]}"
+        token_file.write_text(token)
+    except OSError as error:
+        raise ExecutorError(f"cannot write in the output folder {path}: {error.strerror or error}") from None
+    ok = False
+    try:
+        nodes = [
+            node
+            for node in ray.nodes()
+            if node.get("Alive")
+            and (node.get("Resources", {}).get("CPU", 0) > 0 or node.get("Resources", {}).get("GPU", 0) > 0)
+        ]
+        read = ray.remote(num_cpus=0, max_retries=1)(_read_token)
+        refs = {
+            read.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote(str(token_file), token): node
+            for node in nodes
+        }
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout) if refs else ([], [])
+        for ref in ready:
+            node = refs[ref]
+            try:
+                problem = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                problem = f"the check failed there: {_one_line(error)}"
+            if problem is not None:
+                raise ExecutorError(
+                    f"node {_node_name(node)} cannot read the output folder {path} ({problem}); run "
+                    "folders must be on a file system every node of the cluster mounts at the same path"
+                )
+        if late:
+            raise ExecutorError(
+                f"node {_node_name(refs[late[0]])} did not check the output folder {path} within "
+                f"{timeout:g} s (every node must read it before the grid starts)"
+            )
+        ok = True
+    finally:
+        token_file.unlink(missing_ok=True)
+        if not ok and created is not None:
+            _remove_empty_tree(created, path)
+
+
+def _read_token(token_file: str, token: str) -> str | None:
+    """A storage check task: None if this node reads ``token`` in ``token_file``, else what it sees."""
+    name = Path(token_file).name
+    try:
+        seen = Path(token_file).read_text()
+    except FileNotFoundError:
+        return f"the check file the driver wrote there, {name}, is not there"
+    except OSError as error:
+        return f"the check file the driver wrote there, {name}, cannot be read: {error.strerror or error}"
+    return None if seen == token else f"the check file {name} holds something else there"
+
+
+def _node_name(node: dict[str, Any]) -> str:
+    return f"{node.get('NodeManagerAddress', '?')} (id {node['NodeID'][:12]})"
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None: it all exists)."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_empty_tree(top: Path, deepest: Path) -> None:
+    """Remove ``deepest`` and its parents up to ``top``, as far as they are empty."""
+    for folder in [deepest, *deepest.parents]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        if folder == top:
+            break
