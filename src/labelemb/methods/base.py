@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..search import Space
 from ..stacking import linear
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
 from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
@@ -101,6 +102,13 @@ class Method(nn.Module):
     serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
     cannot_serve: ClassVar[dict[str, str]] = {}
+    #: The options worth tuning and the range each is searched over (:class:`labelemb.search.Space`),
+    #: declared beside the method's code; every bound must be a value the constructor accepts. A
+    #: preset's fixed options are left out of its search (:func:`labelemb.methods.registry.search_space`).
+    search_space: ClassVar[dict[str, Space]] = {}
+    #: Further options searched only when an option has a given value, ``{(option, value): {...}}``:
+    #: one that does nothing otherwise (label_embedding's ``soft_warmup``, for ``variant="nlp"`` only).
+    search_space_when: ClassVar[dict[tuple[str, object], dict[str, Space]]] = {}
 
     def __init__(
         self,

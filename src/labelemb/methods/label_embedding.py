@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..search import Space
 from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, Rows
 from .chunked import rows_per_chunk
@@ -86,6 +87,23 @@ class LabelEmbedding(Method):
 
     stackable = True
     chunkable = True
+    # tau softens o2's output into E's target (> 0): 2 (the paper's and the release's) inside; 1 takes
+    # o2's output as it is, below it would sharpen the soft label the method is for, and at 8 the
+    # target is close to uniform for o2's usual logits. Log: a temperature acts by its ratio.
+    # alpha caps o2's gold probability (the hinge max(0, p2[y] - alpha); variant nlp: |p2[y] - alpha|
+    # holds it there): 0.9 (the release's) inside; at 1 the hinge never acts, below 0.5 o2 is kept
+    # under an even chance at the gold class, and the mask that lets E learn (argmax z2 = y) fails.
+    search_space: ClassVar[dict[str, Space]] = {
+        "tau": Space.floats(1.0, 8.0, log=True),
+        "alpha": Space.floats(0.5, 0.99),
+    }
+    # soft_warmup acts in variant nlp only (released and paper ignore it): searched there alone, as a
+    # fraction of training's updates (the trainer passes total_updates; 0.0 reads as 0 updates, the
+    # soft term from the start). Our configs' 0.4 inside; past 0.6 o1 learns from E for under half
+    # the run. The release's 20,000 updates is a count for its own corpora, a fraction elsewhere.
+    search_space_when: ClassVar[dict[tuple[str, object], dict[str, Space]]] = {
+        ("variant", "nlp"): {"soft_warmup": Space.floats(0.0, 0.6)},
+    }
 
     def __init__(
         self,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..rundir import TENSORS_FILE, RunDir
+from ..search import Space
 from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, Rows, gold
 from .registry import register
@@ -62,6 +63,9 @@ class LabelEmbeddingFixed(Method):
         "token": "it needs a full m x m embedding from a finished run (V x V over a "
         "vocabulary); the nlp variant learns a compressed one"
     }
+    # beta, the gold label's weight against E's soft label (constructor: [0, 1]): all of it, since
+    # both ends are meaningful: 1 is onehot, 0 learns from E's soft labels alone; 0.5 (ours) inside.
+    search_space: ClassVar[dict[str, Space]] = {"beta": Space.floats(0.0, 1.0)}
 
     def __init__(
         self,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .chunked import subtract_at_labels
 from .registry import register
@@ -29,6 +30,9 @@ class LabelSmoothing(LinearOutputMethod):
 
     stackable = True
     chunkable = True
+    # epsilon, the smoothing mass (constructor: [0, 1]): 0 is onehot, 0.1 (Szegedy et al.'s) inside;
+    # above 0.3 the gold class keeps under 0.7 of the target, beyond what label smoothing is used with.
+    search_space: ClassVar[dict[str, Space]] = {"epsilon": Space.floats(0.0, 0.3)}
 
     def __init__(self, in_features: int, num_classes: int, *, epsilon: float = 0.1, **options: Any) -> None:
         super().__init__(in_features, num_classes, **options)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from ..stacking import add_to_rows, linear
 from .base import Method, MethodOutput, Rows, gold
 from .processes import is_distributed
@@ -74,6 +75,11 @@ class LearningWithAdaptiveLabels(Method):
         "token": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
         "outputs over a 50,000-word vocabulary"
     }
+    # update_every, the period in steps of the label vectors' update (constructor: >= 1): 1 (Algorithm
+    # 1's, every step) inside; the repel term acts on update steps only, so it thins out with the
+    # period too. Up to 16 steps, drawn in log: the vectors then lag 15 steps behind the head.
+    # dim_factor and repel are what the presets (lwal10, lwal10_rpl) fix; they are not searched.
+    search_space: ClassVar[dict[str, Space]] = {"update_every": Space.ints(1, 16, log=True)}
 
     def __init__(
         self,

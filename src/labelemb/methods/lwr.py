@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from ..stacking import rows_of, write_rows
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .finite import INTEGER_DTYPES
@@ -57,6 +58,15 @@ class LearningWithRetrospection(LinearOutputMethod):
     cannot_serve = {
         "token": "it keeps a soft label per training example (per-example state, indexed by the "
         "example's position); a token row has no such index, and N_tokens x V soft labels would not fit"
+    }
+    # k, epochs between soft-label updates (constructor: >= 1): 5 (the authors') and the LwAL paper's
+    # 2 and 3 inside; 1 updates every epoch. Past 5 a run of tens of epochs updates a handful of times
+    # (and one of k epochs or fewer never does: plain cross-entropy).
+    # tau, the temperature of the recorded soft labels (constructor: > 0): 5 (theirs) inside; at 1
+    # they are the plain softmax, at 10 close to uniform for the usual logits. Log: it acts by ratio.
+    search_space: ClassVar[dict[str, Space]] = {
+        "k": Space.ints(1, 5),
+        "tau": Space.floats(1.0, 10.0, log=True),
     }
 
     def __init__(

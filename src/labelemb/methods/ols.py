@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from ..stacking import add_to_rows, rows_of
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .processes import is_distributed
@@ -46,6 +47,9 @@ class OnlineLabelSmoothing(LinearOutputMethod):
         "token": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "
         "(10 GB at 50,000 words)"
     }
+    # alpha, the soft term's weight (constructor: [0, 1]): 0 is onehot, 0.5 (the paper's CIFAR
+    # script) inside; at 1 the first epoch, whose S is zero, would have a zero loss and train nothing.
+    search_space: ClassVar[dict[str, Space]] = {"alpha": Space.floats(0.0, 0.9)}
 
     def __init__(self, in_features: int, num_classes: int, *, alpha: float = 0.5, **options: Any) -> None:
         super().__init__(in_features, num_classes, **options)

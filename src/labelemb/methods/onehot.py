@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .chunked import subtract_at_labels
 from .registry import register
@@ -25,6 +26,8 @@ class OneHot(LinearOutputMethod):
 
     stackable = True
     chunkable = True
+    # The baseline has no option of its own to search: it gets the command line's shared keys only.
+    search_space: ClassVar[dict[str, Space]] = {}
 
     def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
         # A constructor of its own, whose signature lists chunk_size (see Method).

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from ..registry import Registry, check_options, keyword_options
+from ..search import Space
 from .base import ROW_KINDS, Method
 
 M = TypeVar("M", bound=type[Method])
@@ -85,3 +86,47 @@ def build(name: str, *, in_features: int, num_classes: int, **method_options: ob
     if missing:
         raise ValueError(f"method {name!r} needs option(s) {', '.join(missing)}, e.g. {missing[0]}=...")
     return method_class(name)(in_features, num_classes, **settings)
+
+
+#: What a trial build (:func:`method_builder`) gives a method of the run's context when the caller
+#: does not: a tiny training set's size, its epochs and its updates (the trainer passes the run's own).
+PROBE_CONTEXT: dict[str, object] = {"num_examples": 8, "epochs": 10, "total_updates": 100}
+
+
+def search_space(name: str, options: Mapping[str, object] | None = None) -> dict[str, Space]:
+    """The options method ``name`` searches when tuned, each with its range (:class:`~labelemb.search.Space`).
+
+    The class's ``search_space``, plus its ``search_space_when`` entries whose option has that value
+    in ``options`` (the method's options in effect; a preset's and the defaults fill in the rest):
+    ``search_space("label_embedding", {"variant": "nlp"})`` adds ``soft_warmup``. A preset's fixed
+    options are not searched (``lwal10_rpl`` searches ``update_every``, never ``repel``). A copy.
+    """
+    entry = METHODS.entry(name)
+    cls = entry.thing
+    settings = {**_keyword_options(cls), **entry.info, **(options or {})}
+    space = dict(cls.search_space)
+    for (option, value), extra in cls.search_space_when.items():
+        if settings.get(option) == value:
+            space.update(extra)
+    return {key: value for key, value in space.items() if key not in entry.info}
+
+
+def preset_options(name: str) -> dict[str, object]:
+    """The options preset ``name`` fixes (empty for a method's own name)."""
+    return dict(METHODS.entry(name).info)
+
+
+def method_builder(
+    name: str, *, in_features: int = 4, num_classes: int = 3, **fixed: object
+) -> Callable[[dict[str, Any]], Method]:
+    """A function that builds method ``name`` with the options it is given over ``fixed`` (the run's
+    own, or what the method needs: ``embedding=`` for label_embedding_fixed) and
+    :data:`PROBE_CONTEXT` for those of it the method takes: what :func:`labelemb.search.check_space`
+    tries each bound with. It raises what :func:`build` raises when the method refuses them."""
+    accepted = options(name)
+    context = {key: value for key, value in PROBE_CONTEXT.items() if key in accepted and key not in fixed}
+
+    def build_with(values: dict[str, Any]) -> Method:
+        return build(name, in_features=in_features, num_classes=num_classes, **{**context, **fixed, **values})
+
+    return build_with

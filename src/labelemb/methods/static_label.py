@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..hub import DEFAULT_ENCODER, encoder_dir, offline
+from ..search import Space
 from ..stacking import linear, rows_of
 from .base import Method, MethodOutput, Rows
 from .registry import register
@@ -105,6 +106,9 @@ class StaticLabel(Method):
     cannot_serve = {
         "token": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors"
     }
+    # Nothing to search: its options are the vectors, the class names and their encoder, none of
+    # them numeric (smooth L1's beta is fixed at 1); it gets the command line's shared keys only.
+    search_space: ClassVar[dict[str, Space]] = {}
 
     def __init__(
         self,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 
@@ -33,6 +34,15 @@ class TfKDReg(LinearOutputMethod):
     """
 
     stackable = True
+    # temperature softens the virtual teacher (constructor: > 0): gold / other = exp(~0.99 / T), so
+    # about 0.1 makes it one-hot and 50 all but uniform; 20 (their CIFAR-100 setting) inside. Log.
+    # alpha, the distillation term's weight against the cross-entropy (constructor: [0, 1]): 0 is
+    # onehot, 0.1 (theirs) inside; at 1 the gold label would be left to the teacher alone.
+    # multiplier stays fixed: the KL's weight is alpha * multiplier / m, so alpha already scales it.
+    search_space: ClassVar[dict[str, Space]] = {
+        "temperature": Space.floats(0.1, 50.0, log=True),
+        "alpha": Space.floats(0.0, 0.9),
+    }
 
     def __init__(
         self,
