@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from labelemb.cli import main
 from labelemb.train import load_config
@@ -69,9 +70,17 @@ def test_a_unit_rebuilds_its_configs_with_their_folder_and_trains_them(tmp_path)
     assert [s["seed"] for s in summaries] == [0, 1] and all(s["batched_seeds"] == 2 for s in summaries)
 
 
-def test_the_local_executor_shares_the_cpu_among_its_jobs():
-    assert LocalExecutor(jobs=3).slots() == [None, None, None]
-    assert visible_devices(None) == ["cpu"] or visible_devices(None)[0].startswith("cuda")
+def test_the_local_executor_shares_the_cpu_among_its_jobs_or_spreads_over_the_gpus():
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert visible_devices(None) == ([f"cuda:{i}" for i in range(gpus)] or ["cpu"])
+    assert visible_devices(["cpu"]) == ["cpu"]
+    if gpus:
+        assert LocalExecutor(jobs=3, runs_per_device=2).slots() == [
+            f"cuda:{i}" for i in range(gpus) for _ in (0, 1)
+        ]
+    else:
+        assert LocalExecutor(jobs=3).slots() == [None, None, None]
+        assert LocalExecutor(jobs=3, devices=["cpu"], runs_per_device=2).slots() == [None, None, None]
 
 
 def test_a_device_this_machine_lacks_is_one_line_before_any_run(tmp_path, capsys):

@@ -302,13 +302,8 @@ class RunDir:
         if first_created is None or self.is_started():
             return
         shutil.rmtree(self.path, ignore_errors=True)
-        folder = self.path.parent
-        while folder == first_created or first_created in folder.parents:
-            try:
-                folder.rmdir()  # only if empty: a sibling run keeps it
-            except OSError:
-                break
-            folder = folder.parent
+        if self.path != first_created:
+            remove_empty_folders(self.path.parent, first_created)  # a sibling run keeps its own
 
     def is_started(self) -> bool:
         return self.file(CONFIG_FILE).exists()
@@ -380,6 +375,27 @@ def yaml_problem(error: Exception) -> str:
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def first_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists:
+    what a command that creates ``path`` must remove again if it fails."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def remove_empty_folders(deepest: Path, top: Path) -> None:
+    """Remove ``deepest`` and the folders above it up to ``top``, each only if it is empty."""
+    for folder in [deepest, *deepest.parents]:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
 
 
 def run_dirs(experiment_dir: str | Path) -> list[RunDir]:

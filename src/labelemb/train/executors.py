@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, Protocol
@@ -34,7 +34,6 @@ class Unit:
     configs: tuple[dict[str, Any], ...]  # RunConfig.model_dump(mode="json") of each run
     source_folder: str | None  # the config file's folder: relative data paths resolve there
     batched: bool
-    device: str | None = None  # the device this unit trains on ("cuda:1"); None: the config's own
     threads: int | None = None  # torch threads in the worker; None: as the process has them
 
     @classmethod
@@ -71,9 +70,6 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
 
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
-    if unit.device is not None and unit.device.startswith("cuda"):
-        # "auto" and "cuda" in the config then mean this device; the config itself stays as written.
-        torch.cuda.set_device(torch.device(unit.device))
     configs = unit.run_configs()
     with checked_runs([plan_run(config) for config in configs]):
         if unit.batched:
@@ -133,23 +129,27 @@ class LocalExecutor:
             for i, unit in enumerate(units):  # in this process: one run never pays a spawn
                 finished(i, run_unit(unit))
             return
-        threads = max(1, (os.cpu_count() or 1) // len(slots))
-        free = list(range(len(slots)))
-        waiting = list(range(len(units)))
-        running: dict[Future[list[dict[str, Any]]], tuple[int, int]] = {}
         # spawn, not fork: forking a process that already ran torch's thread pools can hang.
-        with ProcessPoolExecutor(max_workers=len(slots), mp_context=get_context("spawn")) as pool:
-            while waiting or running:
-                while waiting and free:
-                    i, slot = waiting.pop(0), free.pop(0)
-                    unit = _placed(units[i], slots[slot], threads)
-                    running[pool.submit(run_unit, unit)] = (i, slot)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i, slot = running.pop(future)
-                    free.append(slot)
-                    finished(i, future.result())
+        context = get_context("spawn")
+        devices = context.Queue()
+        for slot in slots:
+            devices.put(slot)
+        threads = max(1, (os.cpu_count() or 1) // len(slots))
+        # Each worker takes one device as it starts and keeps it; the pool hands out the units.
+        with ProcessPoolExecutor(
+            max_workers=len(slots), mp_context=context, initializer=_take_device, initargs=(devices, threads)
+        ) as pool:
+            futures = {pool.submit(run_unit, unit): i for i, unit in enumerate(units)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
 
 
-def _placed(unit: Unit, device: str | None, threads: int) -> Unit:
-    return Unit(unit.configs, unit.source_folder, unit.batched, device=device, threads=threads)
+def _take_device(devices: Any, threads: int) -> None:
+    """A local worker's start: its share of the CPU threads and its device, for every unit it trains.
+
+    ``auto`` and ``cuda`` in a config then mean this device; the config itself stays as written.
+    """
+    torch.set_num_threads(threads)
+    device = devices.get()
+    if device is not None:
+        torch.cuda.set_device(torch.device(device))

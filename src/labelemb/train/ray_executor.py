@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..rundir import first_missing, remove_empty_folders
 from .executors import ExecutorError, Finished, Unit, run_unit
 
 INSTALL = 'pip install "labelemb[ray]"'
@@ -285,7 +286,7 @@ def check_shared_storage(folder: str | Path, *, timeout: float = 120.0) -> None:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     path = Path(folder).absolute()
-    created = _first_missing(path)
+    created = first_missing(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex
@@ -329,7 +330,7 @@ def check_shared_storage(folder: str | Path, *, timeout: float = 120.0) -> None:
     finally:
         token_file.unlink(missing_ok=True)
         if not ok and created is not None:
-            _remove_empty_tree(created, path)
+            remove_empty_folders(path, created)
 
 
 def _read_token(token_file: str, token: str) -> str | None:
@@ -346,20 +347,3 @@ def _read_token(token_file: str, token: str) -> str | None:
 
 def _node_name(node: dict[str, Any]) -> str:
     return f"{node.get('NodeManagerAddress', '?')} (id {node['NodeID'][:12]})"
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None: it all exists)."""
-    missing = None
-    while not path.exists() and path != path.parent:
-        missing, path = path, path.parent
-    return missing
-
-
-def _remove_empty_tree(top: Path, deepest: Path) -> None:
-    """Remove ``deepest`` and its parents up to ``top``, as far as they are empty."""
-    for folder in [deepest, *deepest.parents]:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-        if folder == top:
-            break

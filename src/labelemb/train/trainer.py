@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +14,7 @@ import torch
 from ..data import Dataset
 from ..data.registry import data_fingerprint
 from ..data.sequences import TextDataset
-from ..rundir import RunDir, differing_keys
+from ..rundir import RunDir, differing_keys, first_missing
 from ..tasks import build_task
 from . import distributed, threads
 from .build import data_request, load_run_data, resolve_device, step_options
@@ -191,7 +190,7 @@ def _train(
     """
     plans = plan_runs(configs)
     # What this command creates, so an error before training leaves no empty run folder behind.
-    first_created = [_first_missing(plan.folder.path) for plan in plans]
+    first_created = [first_missing(plan.folder.path) for plan in plans]
     summaries: dict[int, dict[str, Any] | None] = {}
     waiting = list(range(len(configs)))
     wait = False
@@ -231,15 +230,6 @@ def _train(
             break
         waiting, wait = held, True
     return [summaries[i] for i in range(len(configs))]
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists."""
-    if path.exists():
-        return None
-    while not path.parent.exists() and path.parent != path:
-        path = path.parent
-    return path
 
 
 def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
