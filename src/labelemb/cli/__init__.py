@@ -1,4 +1,4 @@
-"""The ``labelemb`` command: train, compare, demo, analyze, similar, report.
+"""The ``labelemb`` command: train, compare, tune, demo, analyze, similar, report.
 
 One module per job: :mod:`.parser` (every command and its options), :mod:`.run` (train and
 compare), :mod:`.demo`, :mod:`.inspect` (analyze, similar, report), :mod:`.notes` (log lines).
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         misplaced = [item for item in extra if item.startswith("-") or "=" not in item]
-        if args.command not in ("train", "compare") or misplaced:
+        if args.command not in ("train", "compare", "tune") or misplaced:
             print(
                 f"labelemb {args.command}: error: unrecognized arguments: {' '.join(misplaced or extra)} "
                 f"(see labelemb {args.command} --help)",
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
-    if args.command in ("train", "compare", "demo") and processes.world_size == 1:
+    if args.command in ("train", "compare", "tune", "demo") and processes.world_size == 1:
         from ..train.threads import use_free_cores_when_training
 
         use_free_cores_when_training()

@@ -11,6 +11,7 @@ from .arguments import parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .run import cmd_compare, cmd_train
+from .tune import cmd_tune
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +38,48 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="root of the run folders (default runs/)")
     parser.add_argument("--device", help="auto (CUDA if there is one, the default), cpu, cuda or cuda:N, mps")
     parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where runs train: the options compare and tune share."""
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="runs at once on the CPU, in parallel processes (default 1; the local executor's workers)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs train: this machine's processes and devices (local, default) or a Ray cluster "
+        '(ray: pip install "labelemb[ray]")',
+    )
+    parser.add_argument(
+        "--devices",
+        type=lambda text: [d for d in text.split(",") if d],
+        help="local: the CUDA devices runs are spread over, e.g. cuda:0,cuda:1 (default: every visible one)",
+    )
+    parser.add_argument(
+        "--runs-per-device",
+        type=positive_int,
+        default=1,
+        help="runs at once on each device (local), or each run's share of a GPU: 1/K (ray); default 1",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="ray: the cluster to use (auto, ray://host:10001); default: a local Ray for this command",
+    )
+
+
+def _space_argument(text: str) -> tuple[str, object]:
+    from ..search import SpaceError, parse_space
+
+    try:
+        return parse_space(text)
+    except SpaceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,35 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
     )
-    compare.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=1,
-        help="runs at once on the CPU, in parallel processes (default 1; the local executor's workers)",
-    )
-    compare.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="where runs train: this machine's processes and devices (local, default) or a Ray cluster "
-        '(ray: pip install "labelemb[ray]")',
-    )
-    compare.add_argument(
-        "--devices",
-        type=lambda text: [d for d in text.split(",") if d],
-        help="local: the CUDA devices runs are spread over, e.g. cuda:0,cuda:1 (default: every visible one)",
-    )
-    compare.add_argument(
-        "--runs-per-device",
-        type=positive_int,
-        default=1,
-        help="runs at once on each device (local), or each run's share of a GPU: 1/K (ray); default 1",
-    )
-    compare.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="ray: the cluster to use (auto, ray://host:10001); default: a local Ray for this command",
-    )
+    _add_executor_options(compare)
     compare.add_argument(
         "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"
     )
@@ -124,6 +139,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     compare.set_defaults(func=cmd_compare)
+
+    tune = commands.add_parser(
+        "tune",
+        help="tune every method with the same number of Optuna trials, then train the best settings "
+        "on fresh seeds",
+        description="Each method gets --trials trials (Optuna, seeded TPE) on the tuning seed, judged by "
+        "the task's dev score; its search space is declared beside it, --space adds shared keys. The "
+        "study is kept in OUTPUT_DIR/EXPERIMENT/tuning/ (or --storage), so a killed tune resumes. Then "
+        "the default and the best setting of every method train on --seeds, and tuning.md compares "
+        'them. Needs Optuna: pip install "labelemb[tune]".',
+    )
+    tune.add_argument("--config", help="YAML config (default: the digits demo setting)")
+    tune.add_argument(
+        "--methods",
+        type=lambda text: [m for m in text.split(",") if m],
+        help="comma-separated method names, e.g. onehot,label_embedding,label_smoothing (onehot is the baseline)",
+    )
+    tune.add_argument("--trials", type=positive_int, default=20, help="trials of every method (default 20)")
+    tune.add_argument(
+        "--space",
+        action="append",
+        type=_space_argument,
+        metavar="KEY=RANGE",
+        help="a key searched besides each method's own: train.lr=1e-4:1e-2:log (every method), "
+        "tau=1:8 (the methods with that option), train.batch_size=64|128; repeat for more",
+    )
+    tune.add_argument(
+        "--tune-seed", type=int, default=0, help="seed of every trial run, and of the sampler (default 0)"
+    )
+    tune.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=[1, 2, 3, 4, 5],
+        help="fresh seeds the default and the best settings train on, never the tuning seed (default 1-5)",
+    )
+    tune.add_argument(
+        "--prune",
+        action="store_true",
+        help="stop a trial whose dev score at a check is worse than the median of earlier trials there",
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help="a database URL that many machines share (sqlite:///tune.db, postgresql://user@host/db); "
+        "default: a journal file in the experiment's tuning/ folder",
+    )
+    _add_executor_options(tune)
+    _add_run_options(tune)
+    tune.add_argument(
+        "--batched", action="store_true", help="train the fresh seeds of each setting side by side"
+    )
+    tune.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    tune.set_defaults(func=cmd_tune)
 
     demo = commands.add_parser(
         "demo",

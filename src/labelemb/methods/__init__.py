@@ -16,7 +16,18 @@ from .lwal import LearningWithAdaptiveLabels
 from .lwr import LearningWithRetrospection
 from .ols import OnlineLabelSmoothing
 from .onehot import OneHot
-from .registry import available, build, method_class, options, register, serving, why_not_serving
+from .registry import (
+    available,
+    build,
+    method_builder,
+    method_class,
+    options,
+    preset_options,
+    register,
+    search_space,
+    serving,
+    why_not_serving,
+)
 from .static_label import StaticLabel
 from .tfkd_reg import TfKDReg
 
@@ -40,9 +51,12 @@ __all__ = [
     "available",
     "build",
     "load_embedding",
+    "method_builder",
     "method_class",
     "options",
+    "preset_options",
     "register",
+    "search_space",
     "serving",
     "why_not_serving",
 ]

@@ -13,7 +13,7 @@ from .base import Predict, Predictor, Task
 from .calibration import CALIBRATION_FIELDS, Calibration, CalibrationSums, measure_calibration
 from .classification import Classification
 from .decode import DecodeOptions
-from .registry import TASKS, build_task, recorded_scoring, register, task_class
+from .registry import TASKS, build_task, dev_objective, recorded_scoring, register, task_class
 from .scoring import TEST_ERROR, Scoring
 from .seq2seq import SequenceTask
 
@@ -33,6 +33,7 @@ __all__ = [
     "SequenceTask",
     "Task",
     "build_task",
+    "dev_objective",
     "measure_calibration",
     "recorded_scoring",
     "register",

@@ -58,6 +58,24 @@ def task_class(yields: str) -> type:
     raise ValueError(f"no task trains on data that yields {yields!r}; tasks serve: {served}")
 
 
+def dev_objective(task: type, selection_metric: str | None = None) -> tuple[tuple[str, ...], bool]:
+    """What tuning optimises for runs of ``task`` before any data is read: the record keys of the dev
+    score that selects a run's check (the first of them a run records is used: a sequence task's is
+    BLEU or ROUGE-L, as its corpus says) and whether higher is better. A task says so with a
+    classmethod ``objective(selection_metric)``; one whose ``selection_metric`` and
+    ``lower_is_better`` are plain class values needs none."""
+    if callable(getattr(task, "objective", None)):
+        keys, higher = task.objective(selection_metric)
+        return tuple(keys), bool(higher)
+    key, lower = getattr(task, "selection_metric", None), getattr(task, "lower_is_better", None)
+    if isinstance(key, str) and isinstance(lower, bool):
+        return (selection_metric or key,), not lower
+    raise ValueError(
+        f"task {task.__name__} does not say which dev score selects its checks before its data is "
+        "read; give it a classmethod objective(selection_metric) -> (dev keys, higher_is_better)"
+    )
+
+
 def build_task(config: Any, dataset: Any) -> Any:
     """The task of a run: chosen by what ``dataset`` yields, set up from ``config`` (a RunConfig)."""
     return task_class(dataset.yields).for_run(config, dataset)

@@ -124,6 +124,11 @@ class SequenceTask:
     def selection_metric(self) -> str:
         return "dev_bleu" if self.metric == "bleu" else "dev_rougeL"
 
+    @classmethod
+    def objective(cls, selection_metric: str | None) -> tuple[tuple[str, ...], bool]:
+        """Dev BLEU (a translation corpus) or dev ROUGE-L (a summarisation corpus), higher better."""
+        return ("dev_bleu", "dev_rougeL"), True
+
     # ------------------------------------------------------------------ training
 
     def epoch_order(self, split: TextPairs, seed: int, epoch: int, batch_size: int) -> Tensor:

@@ -88,6 +88,13 @@ class TextClassification:
         return SELECTION_METRICS[self.selection_metric]
 
     @classmethod
+    def objective(cls, selection_metric: str | None) -> tuple[tuple[str, ...], bool]:
+        """The dev score that selects a check (``selection_metric``, by default dev error) and
+        whether higher is better: what tuning optimises."""
+        key = selection_metric or "dev_error"
+        return (key,), not SELECTION_METRICS[key]
+
+    @classmethod
     def for_run(cls, config: Any, dataset: TextClassDataset) -> TextClassification:
         return cls(
             eval_batch_size=config.train.eval_batch_size,

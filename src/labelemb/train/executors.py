@@ -13,11 +13,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from .config import RunConfig
+
+if TYPE_CHECKING:
+    from .trial_run import TrialRef
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.
 Finished = Callable[[int, list[dict[str, Any]]], None]
@@ -35,13 +38,18 @@ class Unit:
     source_folder: str | None  # the config file's folder: relative data paths resolve there
     batched: bool
     threads: int | None = None  # torch threads in the worker; None: as the process has them
+    #: A tuning trial whose run reports its checks to its study (labelemb.train.tuning), or None.
+    trial: TrialRef | None = None
 
     @classmethod
-    def of(cls, configs: Sequence[RunConfig], *, batched: bool = False) -> Unit:
+    def of(
+        cls, configs: Sequence[RunConfig], *, batched: bool = False, trial: TrialRef | None = None
+    ) -> Unit:
         return cls(
             configs=tuple(config.model_dump(mode="json") for config in configs),
             source_folder=configs[0]._source_folder,
             batched=batched,
+            trial=trial,
         )
 
     def label(self) -> str:
@@ -72,6 +80,10 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
         torch.set_num_threads(unit.threads)
     configs = unit.run_configs()
     with checked_runs([plan_run(config) for config in configs]):
+        if unit.trial is not None:
+            from .trial_run import train_trial
+
+            return train_trial(unit.trial, configs[0])
         if unit.batched:
             return train_seeds(configs, batched=True, progress=False)
         return [train(config) for config in configs]

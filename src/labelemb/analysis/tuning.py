@@ -1,0 +1,208 @@
+"""What a tuned comparison leaves: the table of default against tuned settings, and each study's history.
+
+``labelemb tune`` records its studies in ``<experiment>/tuning.json`` (every trial, its dev score
+and values, the best setting); the default setting's runs at the fresh seeds are the experiment's
+own ``<method>/seed<N>`` (what ``compare`` writes), the best setting's are under
+``tuned/<method>/seed<N>``. This module reads those files only: no Optuna.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ..rundir import write_text
+from ..tasks import Scoring
+from .compare import Run, comparison_metric, load_runs, welch_p
+
+TUNING_FILE = "tuning.json"
+TUNING_TABLE = "tuning.md"
+HISTORY_FILE = "tuning-history.png"
+TUNED_FOLDER = "tuned"
+BASELINE = "onehot"
+
+
+def read_tuning(experiment_dir: str | Path) -> dict[str, Any] | None:
+    """The experiment's tuning record (``tuning.json``), or None when it was not tuned."""
+    path = Path(experiment_dir) / TUNING_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({error}); run the same `labelemb tune` again to rewrite it"
+        ) from None
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _at_seeds(runs: dict[str, list[Run]], seeds: list[int]) -> dict[str, list[Run]]:
+    wanted = set(seeds)
+    kept = {method: [r for r in method_runs if r.seed in wanted] for method, method_runs in runs.items()}
+    return {method: method_runs for method, method_runs in kept.items() if method_runs}
+
+
+def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[list[dict[str, Any]], Scoring]:
+    """One row per tuned method: its trials, best dev score and values, and its test score at the
+    fresh seeds with the default setting and with the tuned one; Welch's p of tuned against tuned
+    onehot and of tuned against its own default. A method with nothing to search is its default."""
+    experiment_dir = Path(experiment_dir)
+    seeds = record["seeds"]
+    default = _at_seeds(load_runs(experiment_dir), seeds)
+    tuned_dir = experiment_dir / TUNED_FOLDER
+    tuned = _at_seeds(load_runs(tuned_dir), seeds) if tuned_dir.is_dir() and any(tuned_dir.iterdir()) else {}
+    for method, study in record["methods"].items():
+        if not study["space"] and method in default:
+            tuned[method] = default[method]  # nothing searched: the tuned setting is the default
+    scoring = comparison_metric({**default, **tuned})
+    key = f"selected_{scoring.metric}"
+
+    def scores(runs: dict[str, list[Run]], method: str) -> list[float]:
+        return [r.summary[key] for r in runs.get(method, [])]
+
+    base = scores(tuned, BASELINE)
+    rows = []
+    for method, study in record["methods"].items():
+        finished = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+        before, after = scores(default, method), scores(tuned, method)
+        row: dict[str, Any] = {
+            "method": method,
+            "trials": len(finished),
+            "pruned": sum(t["state"] == "PRUNED" for t in finished),
+            "searched": ", ".join(study["space"]) or "-",
+            "best_dev": study["best_value"],
+            "values": study["best_params"],
+            "default": _mean_std(before) if before else None,
+            "tuned": _mean_std(after) if after else None,
+            "seeds": len(after),
+            "p_onehot": welch_p(after, base)
+            if method != BASELINE and len(after) > 1 and len(base) > 1
+            else None,
+            "p_default": welch_p(after, before)
+            if study["space"] and len(after) > 1 and len(before) > 1
+            else None,
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: (r["method"] != BASELINE, r["method"]))
+    return rows, scoring
+
+
+def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -> str:
+    """The tuned comparison as a markdown table (see :func:`tuning_rows`)."""
+    column = scoring.column()
+    header = (
+        f"| method | trials | searched | best {dev_name} | chosen values | default: {column} | "
+        f"tuned: {column} | change | p vs tuned onehot (Welch) | p tuned vs default (Welch) |"
+    )
+    lines = [header, "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        trials = str(row["trials"]) + (f" ({row['pruned']} pruned)" if row["pruned"] else "")
+        change = "-"
+        if row["default"] is not None and row["tuned"] is not None:
+            change = f"{row['tuned'][0] - row['default'][0]:+.2f}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    row["method"],
+                    trials if row["searched"] != "-" else "0 (nothing to search)",
+                    row["searched"],
+                    _number(row["best_dev"]),
+                    _values(row["values"]),
+                    _mean_std_text(row["default"]),
+                    _mean_std_text(row["tuned"]),
+                    change,
+                    _p(row["p_onehot"]),
+                    _p(row["p_default"]),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _mean_std_text(pair: tuple[float, float] | None) -> str:
+    return "-" if pair is None else f"{pair[0]:.2f} ± {pair[1]:.2f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.2g}"
+
+
+def _values(params: dict[str, Any]) -> str:
+    if not params:
+        return "default"
+    return ", ".join(
+        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in params.items()
+    )
+
+
+def plot_tuning_history(record: dict[str, Any], path: str | Path) -> Path:
+    """Each method's trials in order: the dev score of every trial (pruned ones hollow, at their
+    last check) and the best so far; one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    higher = record["objective"]["higher_is_better"]
+    studies = [(m, s) for m, s in record["methods"].items() if s["trials"]]
+    columns = min(4, max(1, len(studies)))
+    rows = max(1, math.ceil(len(studies) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(studies) :]:
+        ax.set_visible(False)
+    for ax, (method, study) in zip(axes.flat, studies):
+        done = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+        complete = [t for t in done if t["state"] == "COMPLETE"]
+        pruned = [t for t in done if t["state"] == "PRUNED" and t["checks"]]
+        ax.plot([t["number"] for t in complete], [t["value"] for t in complete], "o", ms=4, label="trial")
+        if pruned:
+            last = [list(t["checks"].values())[-1] for t in pruned]
+            ax.plot([t["number"] for t in pruned], last, "o", ms=4, mfc="none", label="pruned")
+        best, xs, ys = None, [], []
+        for t in sorted(complete, key=lambda t: t["number"]):
+            if best is None or (t["value"] > best if higher else t["value"] < best):
+                best = t["value"]
+            xs.append(t["number"])
+            ys.append(best)
+        if xs:
+            ax.step(xs, ys, where="post", color="black", lw=1, label="best so far")
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("trial", fontsize=8)
+        ax.set_ylabel(record["objective"]["name"], fontsize=8)
+        ax.tick_params(labelsize=7)
+    if studies:
+        axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_tuning(experiment_dir: str | Path) -> str:
+    """Write ``tuning.md`` and the history figure for a tuned experiment; return the table."""
+    experiment_dir = Path(experiment_dir)
+    record = read_tuning(experiment_dir)
+    if record is None:
+        raise FileNotFoundError(f"{experiment_dir / TUNING_FILE} does not exist; run `labelemb tune` first")
+    rows, scoring = tuning_rows(experiment_dir, record)
+    table = format_tuning(rows, scoring, record["objective"]["name"])
+    write_text(experiment_dir / TUNING_TABLE, table + "\n")
+    plot_tuning_history(record, experiment_dir / HISTORY_FILE)
+    return table

@@ -1,0 +1,101 @@
+"""`labelemb tune`: the same tuning budget for every method, then its best setting on fresh seeds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .run import _common_overrides, make_executor
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ..analysis.tuning import TUNING_FILE, write_tuning
+    from ..rundir import write_text
+    from ..search import INSTALL_HINT
+    from ..train import load_config
+    from ..train.grid import run_grid
+    from ..train.options import check_buildable
+    from ..train.tuning import TuneError, Tuner, TuneSetting, check_setting, study_record, tuned_config
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise TuneError(INSTALL_HINT) from None
+    if not args.methods:
+        raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
+    base = load_config(args.config, _common_overrides(args))
+    if args.tune_seed in args.seeds:
+        raise TuneError(
+            f"--seeds {','.join(map(str, args.seeds))} holds the tuning seed {args.tune_seed}: the best "
+            "settings are judged on fresh seeds; give seeds without it (e.g. --seeds 1-5) or another --tune-seed"
+        )
+    setting = TuneSetting(
+        base=base,
+        methods=list(dict.fromkeys(args.methods)),
+        trials=args.trials,
+        spaces=dict(args.space or []),
+        tune_seed=args.tune_seed,
+        prune=args.prune,
+        storage=args.storage,
+    )
+    check_setting(setting)  # every method's space and config, before anything is written
+    executor = make_executor(args)
+    slots = len(executor.slots()) if hasattr(executor, "slots") else args.jobs
+    tuner = Tuner(setting, executor, slots)  # opens the study store: a URL that does not answer stops here
+    experiment_dir = Path(base.output_dir) / base.experiment
+    dev_keys, higher = tuner.dev_keys, tuner.higher
+    record: dict[str, Any] = {
+        "experiment": base.experiment,
+        "objective": {
+            "keys": list(dev_keys),
+            "name": dev_keys[0].replace("_", " "),
+            "higher_is_better": higher,
+        },
+        "tune_seed": setting.tune_seed,
+        "seeds": list(args.seeds),
+        "trials": setting.trials,
+        "prune": setting.prune,
+        "storage": "journal" if setting.storage is None else "database",
+        "methods": {},
+    }
+    for method in setting.methods:
+        if not setting.space(method):
+            print(
+                f"{method}: nothing to search (no options of its own; add shared keys such as "
+                "--space train.lr=1e-4:1e-2:log): its default setting is its tuned one",
+                file=sys.stderr,
+            )
+            record["methods"][method] = {"space": {}, "trials": [], "best_params": {}, "best_value": None}
+            continue
+        study = tuner.tune(method, on_round=None if args.no_progress else _round_line)
+        record["methods"][method] = study_record(study, setting, method)
+        best = record["methods"][method]
+        print(
+            f"{method}: best {record['objective']['name']} {best['best_value']} with {best['best_params']}",
+            flush=True,
+        )
+    write_text(experiment_dir / TUNING_FILE, json.dumps(record, indent=1) + "\n")
+    defaults = [base.with_method(m).with_seed(s) for m in setting.methods for s in args.seeds]
+    tuned = [
+        tuned_config(setting, m, record["methods"][m]["best_params"], s)
+        for m in setting.methods
+        if setting.space(m)
+        for s in args.seeds
+    ]
+    for config in [*defaults[:: len(args.seeds)], *tuned[:: len(args.seeds)]]:
+        config._source_folder = base._source_folder
+        check_buildable(config)
+    for config in [*defaults, *tuned]:
+        config._source_folder = base._source_folder
+    run_grid([*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=executor)
+    table = write_tuning(experiment_dir)
+    print(table)
+    print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
+    return 0
+
+
+def _round_line(method: str, done: int, total: int) -> None:
+    print(f"tuning {method}: {done}/{total} trials", file=sys.stderr, flush=True)

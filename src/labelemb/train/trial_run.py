@@ -1,0 +1,111 @@
+"""A tuning trial's run, as a worker trains it: reporting its checks to its study (``--prune``).
+
+Kept apart from :mod:`labelemb.train.tuning` (which plans the trials and hands them to the
+executors), so that a worker imports only what trains one trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..search import import_optuna
+from .config import RunConfig
+
+
+class TuneError(ValueError):
+    """A tuning request that cannot run (its space, its storage, its seeds); one line a problem."""
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """What a worker needs to report a trial's checks to its study (``--prune``)."""
+
+    storage: str  # the journal file's path or a database URL
+    study: str
+    number: int
+    dev_keys: tuple[str, ...]  # the dev score's record key: the first of these a record holds
+
+
+def open_storage(storage: str) -> Any:
+    """The Optuna store ``storage`` names: a database URL (``sqlite:///tune.db``,
+    ``postgresql://host/db``) or a journal file's path. A store that does not answer is a
+    :class:`TuneError` of one line."""
+    optuna = import_optuna()
+    if "://" not in storage:
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    try:
+        return optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
+    except ImportError as error:  # SQLAlchemy found no driver for the URL's database
+        raise TuneError(
+            f"--storage {without_password(storage)} needs its database's Python driver ({error}); "
+            "pip install it (psycopg2-binary for postgresql://, PyMySQL for mysql+pymysql://)"
+        ) from None
+    except Exception as error:  # the driver's own error types: a refused connection, a bad path
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TuneError(
+            f"--storage {without_password(storage)} does not answer ({reason}); give a database "
+            "URL that is up (sqlite:///path/tune.db, postgresql://user@host/db), or leave --storage "
+            "out to keep the study in the experiment folder"
+        ) from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """A server that is down should fail in seconds, not after the driver's default wait."""
+    if url.startswith(("postgresql", "mysql")):
+        return {"connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}"
+
+
+def median_pruner(optuna: Any) -> Any:
+    """``--prune``'s pruner, in the driver and in every worker alike (a study does not store it)."""
+    # The first check of a run says little of where it ends: judge from the second check on, and
+    # only once five trials have set a median.
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def train_trial(ref: TrialRef, config: RunConfig) -> list[dict[str, Any]]:
+    """Train a trial's run in this process, reporting its dev score to the study at every check;
+    a pruned trial's summary is ``{"pruned": True, ...}`` (its run stays unfinished)."""
+    from .trainer import train
+
+    optuna = import_optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=ref.study,
+        storage=open_storage(ref.storage),
+        pruner=median_pruner(optuna),
+    )
+    trial = optuna.trial.Trial(study, _trial_id(study, ref.number))
+
+    def report(progress: Any) -> None:
+        record = progress.records[-1]
+        key = next((key for key in ref.dev_keys if record.get(key) is not None), None)
+        if key is None:
+            return
+        trial.report(float(record[key]), step=len(progress.records) - 1)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    try:
+        return [train(config, on_checkpoint=report)]
+    except optuna.TrialPruned:
+        return [{"pruned": True, "method": config.method.name, "seed": config.seed}]
+
+
+def _trial_id(study: Any, number: int) -> int:
+    """The storage's id of trial ``number`` (what ``optuna.trial.Trial`` is opened with)."""
+    trial = study.get_trials(deepcopy=False)[number]
+    return trial._trial_id  # FrozenTrial exposes the id only under this name

@@ -1,0 +1,350 @@
+"""Tuning: every method gets the same number of Optuna trials, then its best setting trains on fresh seeds.
+
+One Optuna study per method, all kept in one store: a journal file in the experiment folder
+(``<experiment>/tuning/study.journal``, no server) or a database URL that many machines share
+(``--storage``). A trial is one run of the method on the tuning seed, with the values Optuna's
+seeded TPE sampler draws from the method's search space (:func:`labelemb.methods.search_space`)
+and the command line's keys; its objective is the run's dev score at its selected check, in the
+task's own direction (lower dev error, higher BLEU). Trials go to the grid's executors (local
+processes, devices or a Ray cluster: :mod:`labelemb.train.executors`) a round at a time: as many
+trials of one method as the executor has slots, asked from the study together (the sampler's
+constant liar keeps them apart).
+
+A trial's run folder is ``<experiment>/tuning/trial<NNN>/<method>/seed<S>`` and, like every run,
+resumes from its checkpoint. A killed ``tune`` resumes where it stopped: finished trials are
+read from the study and not trained again, and a trial its (dead) process left running is
+closed as failed and asked again with the same values (Optuna's retry pattern), training on from
+the same run folder. The sampler is re-seeded each round from the tuning seed, the method and the
+number of trials so far, so a resumed study draws what an uninterrupted one would have drawn.
+
+With ``prune``, a trial reports its dev score at every check and a median pruner stops it when
+it is worse than the median of earlier trials at the same check; its run stays unfinished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import methods
+from ..search import Space, SpaceError, check_space, combine, import_optuna
+from .config import RunConfig, config_keys
+from .executors import Executor, Unit
+from .options import RUN_CONTEXT_OPTIONS, check_buildable
+from .trial_run import TrialRef, TuneError, median_pruner, open_storage, without_password
+
+#: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
+TUNING_FOLDER = "tuning"
+#: The folder of an experiment that holds its tuned settings' runs (``<experiment>/tuned``).
+TUNED_FOLDER = "tuned"
+JOURNAL_FILE = "study.journal"
+#: Trials finished for the budget: pruned ones count, as they cost their share of it.
+FINISHED_STATES = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class TuneSetting:
+    """A tuning request: the experiment's config, its methods and what is searched.
+
+    ``spaces`` are the command line's keys (a dotted config key applies to every method, a bare
+    option to the methods that have it); ``tune_seed`` is the seed of every trial run and seeds the
+    sampler; ``storage`` a database URL, or None for the journal file in the experiment folder.
+    """
+
+    base: RunConfig
+    methods: list[str]
+    trials: int
+    spaces: dict[str, Space] = field(default_factory=dict)
+    tune_seed: int = 0
+    prune: bool = False
+    storage: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The experiment's tuning folder: its trials' runs and its journal."""
+        return Path(self.base.output_dir) / self.base.experiment / TUNING_FOLDER
+
+    @property
+    def storage_text(self) -> str:
+        """The study store as workers open it: the database URL, or the journal file's path."""
+        return self.storage or str((self.folder / JOURNAL_FILE).resolve())
+
+    def method_config(self, method: str) -> RunConfig:
+        """The base config for ``method`` at the tuning seed (the default setting)."""
+        config = self.base.with_method(method).with_seed(self.tune_seed)
+        config._source_folder = self.base._source_folder
+        return config
+
+    def space(self, method: str) -> dict[str, Space]:
+        """What a trial of ``method`` draws: its own space and the command line's keys that apply to it."""
+        config = self.method_config(method)
+        own = methods.search_space(method, config.options("method"))
+        accepted = methods.options(method)
+        given = {key: space for key, space in self.spaces.items() if "." in key or key in accepted}
+        return combine(own, given)
+
+    def study_name(self, method: str) -> str:
+        return f"{self.base.experiment}:{method}"
+
+    def objective(self) -> tuple[tuple[str, ...], bool]:
+        """The dev score every trial is judged by (its record keys) and whether higher is better:
+        the one that selects a run's check, as the experiment's task says (:func:`labelemb.tasks.dev_objective`)."""
+        from ..data.registry import dataset_yields
+        from ..tasks import dev_objective, task_class
+
+        yields = dataset_yields(self.base.data.name, self.base.data_sections())
+        return dev_objective(task_class(yields), self.base.selection_metric)
+
+
+def check_setting(setting: TuneSetting) -> None:
+    """Refuse, before anything is written or trained, what cannot be tuned: one line a problem."""
+    if setting.trials < 1:
+        raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
+    keys = config_keys()
+    bare = [key for key in setting.spaces if "." not in key and key not in keys]
+    for key in bare:
+        if not any(key in methods.options(method) for method in setting.methods):
+            raise TuneError(_no_method_has(key, setting.methods))
+    for method in setting.methods:
+        config = setting.method_config(method)
+        check_buildable(config)
+        given = config.options("method")
+        fixed_here = {k: v for k, v in given.items() if k not in RUN_CONTEXT_OPTIONS}
+        build = methods.method_builder(method, **fixed_here)
+        try:
+            check_space(
+                method,
+                setting.space(method),
+                keys,
+                methods.options(method),
+                fixed=methods.preset_options(method),
+                run_context=RUN_CONTEXT_OPTIONS,
+                build=build,
+            )
+        except SpaceError as error:
+            raise TuneError(str(error)) from None
+
+
+def _no_method_has(key: str, names: Sequence[str]) -> str:
+    import difflib
+
+    every = sorted({option for method in names for option in methods.options(method)})
+    guess = difflib.get_close_matches(key, every, n=1)
+    hint = f"did you mean {guess[0]!r}?" if guess else f"their options are: {', '.join(every)}"
+    return f"--space {key}: none of the methods {', '.join(names)} has an option {key!r}; {hint}"
+
+
+def sampler_seed(tune_seed: int, method: str, trials_so_far: int) -> int:
+    """The sampler's seed for a round: the same for the same study at the same point, resumed or not."""
+    digest = hashlib.sha256(f"{tune_seed}:{method}:{trials_so_far}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def setting_record(setting: TuneSetting, method: str) -> dict[str, Any]:
+    """What a study's trials depend on, recorded with the study: the method's default config
+    (its comparable part), the searched space, the tuning seed and pruning."""
+    config = setting.method_config(method)
+    return {
+        "config": config.comparable(),
+        "space": {key: str(space) for key, space in sorted(setting.space(method).items())},
+        "tune_seed": setting.tune_seed,
+        "prune": setting.prune,
+    }
+
+
+class Tuner:
+    """Runs the studies of a :class:`TuneSetting` through an executor (see the module's text)."""
+
+    def __init__(self, setting: TuneSetting, executor: Executor, slots: int) -> None:
+        self.setting = setting
+        self.executor = executor
+        self.slots = max(1, slots)
+        self.dev_keys, self.higher = setting.objective()
+        self.optuna = import_optuna()
+        self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
+        self.storage = open_storage(setting.storage_text)
+
+    def study(self, method: str) -> Any:
+        """The method's study, made or loaded; a study recorded for another setting is refused."""
+        optuna = self.optuna
+        name = self.setting.study_name(method)
+        study = optuna.create_study(
+            study_name=name,
+            storage=self.storage,
+            direction="maximize" if self.higher else "minimize",
+            pruner=self.pruner(),
+            load_if_exists=True,
+        )
+        record = setting_record(self.setting, method)
+        recorded = study.user_attrs.get("setting")
+        if recorded is None:
+            study.set_user_attr("setting", record)
+        elif recorded != json.loads(json.dumps(record)):
+            from ..rundir import differing_keys
+
+            keys = ", ".join(sorted(differing_keys(recorded, json.loads(json.dumps(record))))[:5])
+            raise TuneError(
+                f"study {name!r} in {without_password(self.setting.storage_text)} was tuned with "
+                f"another setting (differs in {keys}); tune under a new experiment name "
+                "(experiment=...), or remove that study to start it again"
+            )
+        return study
+
+    def pruner(self) -> Any:
+        return median_pruner(self.optuna) if self.setting.prune else self.optuna.pruners.NopPruner()
+
+    def tune(self, method: str, on_round: Callable[[str, int, int], None] | None = None) -> Any:
+        """Run ``method``'s trials until the budget is spent; its study."""
+        study = self.study(method)
+        self._retry_orphans(study)
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            done = sum(t.state.name in FINISHED_STATES for t in trials)
+            if done >= self.setting.trials:
+                return study
+            study.sampler = self._sampler(method, len(trials))
+            count = min(self.slots, self.setting.trials - done)
+            asked = [self._ask(study, method) for _ in range(count)]
+            self._run_round(study, method, asked)
+            if on_round is not None:
+                on_round(method, done + count, self.setting.trials)
+
+    def _sampler(self, method: str, trials_so_far: int) -> Any:
+        seed = sampler_seed(self.setting.tune_seed, method, trials_so_far)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+            return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+    def _ask(self, study: Any, method: str) -> Any:
+        trial = study.ask()
+        for key, space in sorted(self.setting.space(method).items()):
+            space.suggest(trial, key)
+        trial.set_user_attr("owner", _owner())
+        return trial
+
+    def _run_round(self, study: Any, method: str, trials: list[Any]) -> None:
+        units = []
+        for trial in trials:
+            config = trial_config(self.setting, method, trial.params, run_number(trial))
+            ref = TrialRef(self.setting.storage_text, study.study_name, trial.number, self.dev_keys)
+            units.append(Unit.of([config], trial=ref if self.setting.prune else None))
+
+        def finished(i: int, summaries: list[dict[str, Any]]) -> None:
+            summary = summaries[0]
+            if summary.get("pruned"):
+                study.tell(trials[i].number, state=self.optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trials[i].number, objective(summary, self.dev_keys))
+
+        self.executor.run(units, finished)
+
+    def _retry_orphans(self, study: Any) -> None:
+        """Close the trials a dead ``tune`` on this machine left running, and ask them again with
+        the same values, training on from their run folders."""
+        TrialState = self.optuna.trial.TrialState
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = trial.user_attrs.get("owner", {})
+            if owner.get("host") != socket.gethostname() or _alive(owner.get("pid")):
+                continue  # another machine's or a live process's trial: left to it
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"run": run_number(trial)}, skip_if_exists=False)
+
+
+def run_number(trial: Any) -> int:
+    """The trial whose run folder a trial trains in: its own, or the one it retries."""
+    return int(trial.user_attrs.get("run", trial.number))
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def objective(summary: Mapping[str, Any], dev_keys: Sequence[str]) -> float:
+    """A finished trial run's objective: its dev score at its selected check."""
+    value = next(
+        (summary[f"selected_{k}"] for k in dev_keys if summary.get(f"selected_{k}") is not None), None
+    )
+    if value is None:
+        raise TuneError(
+            f"run {summary.get('method')} seed {summary.get('seed')} has no {' or '.join(dev_keys)} at its "
+            "selected check: tuning needs a dev split (data with a dev split, or one split off train)"
+        )
+    return float(value)
+
+
+def apply_values(config: RunConfig, values: Mapping[str, Any]) -> RunConfig:
+    """``config`` with each value set: a dotted key in its section, a bare one as a method option."""
+    raw = config.model_dump(mode="json")
+    for key, value in values.items():
+        parts = key.split(".") if "." in key or key in RunConfig.model_fields else ["method", key]
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    changed = RunConfig.model_validate(raw)
+    changed._source_folder = config._source_folder
+    return changed
+
+
+def trial_config(setting: TuneSetting, method: str, values: Mapping[str, Any], number: int) -> RunConfig:
+    """The config of trial ``number`` of ``method``: its values over the default, in its own folder."""
+    config = apply_values(setting.method_config(method), values)
+    experiment = f"{setting.base.experiment}/{TUNING_FOLDER}/trial{number:03d}"
+    changed = config.model_copy(update={"experiment": experiment})
+    changed._source_folder = config._source_folder
+    return changed
+
+
+def tuned_config(setting: TuneSetting, method: str, values: Mapping[str, Any], seed: int) -> RunConfig:
+    """The config of ``method``'s best setting at fresh ``seed``, under ``<experiment>/tuned``."""
+    config = apply_values(setting.method_config(method), values).with_seed(seed)
+    changed = config.model_copy(update={"experiment": f"{setting.base.experiment}/{TUNED_FOLDER}"})
+    changed._source_folder = setting.base._source_folder
+    return changed
+
+
+def study_record(study: Any, setting: TuneSetting, method: str) -> dict[str, Any]:
+    """A method's study as plain JSON for ``tuning.json``: what was searched, every trial (its
+    number, state, dev score, values and run folder) and the best trial; the report reads this,
+    not the study."""
+    trials = []
+    for trial in study.get_trials(deepcopy=False):
+        trials.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name,
+                "value": trial.value,
+                "params": dict(trial.params),
+                "run": run_number(trial),
+                "checks": {str(step): value for step, value in sorted(trial.intermediate_values.items())},
+            }
+        )
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    best = study.best_trial if complete else None
+    return {
+        "study": study.study_name,
+        "space": {key: str(space) for key, space in sorted(setting.space(method).items())},
+        "trials": trials,
+        "best_trial": None if best is None else best.number,
+        "best_value": None if best is None else best.value,
+        "best_params": {} if best is None else dict(best.params),
+    }

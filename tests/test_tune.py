@@ -1,0 +1,327 @@
+"""`labelemb tune` (labelemb.train.tuning): the same budget of Optuna trials for every method, a study
+that resumes, the best settings on fresh seeds, and one-line errors before anything is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from labelemb.analysis.tuning import read_tuning
+from labelemb.cli import main
+from labelemb.tasks import dev_objective
+from labelemb.tasks.classification import Classification
+from labelemb.tasks.seq2seq import SequenceTask
+from labelemb.tasks.text_classification import TextClassification
+from labelemb.train import load_config
+from labelemb.train.tuning import (
+    JOURNAL_FILE,
+    TuneSetting,
+    open_storage,
+    run_number,
+    sampler_seed,
+    trial_config,
+)
+
+#: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
+QUICK = ["train.epochs=2", "train.eval_every=600", "--no-progress"]
+
+
+def run(args):
+    """The command's exit code, argparse's refusals (exit 2) included."""
+    try:
+        return main(args)
+    except SystemExit as stop:
+        return stop.code
+
+
+def tune(tmp_path, *extra, methods="onehot,label_smoothing", trials=3, seeds="1-2"):
+    args = ["tune", "--methods", methods, "--trials", str(trials), "--seeds", seeds]
+    return main([*args, "--output-dir", str(tmp_path), *QUICK, *extra])
+
+
+def trials_of(tmp_path, method, experiment="demo"):
+    storage = open_storage(str(tmp_path / experiment / "tuning" / JOURNAL_FILE))
+    return optuna.load_study(study_name=f"{experiment}:{method}", storage=storage).get_trials()
+
+
+# ---------------------------------------------------------------------------- one line, nothing written
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--space", "epsilom=0:0.2"], "did you mean 'epsilon'?"),
+        (
+            ["--space", "train.lrr=1e-4:1e-2:log"],
+            "config key 'train.lrr' does not exist; did you mean 'train.lr'?",
+        ),
+        (["--space", "epsilon=0.0:2.0"], "does not accept epsilon=2.0"),
+        (["--space", "epsilon=0.1:0.1"], "the range 0.1:0.1 is empty"),
+        (["--space", "epsilon=0.3:0.1"], "the range is inverted (low 0.3 > high 0.1); write it as 0.1:0.3"),
+        (["--space", "train.lr=0:1e-2:log"], "a log range needs low > 0"),
+        (["--trials", "0"], "'0' is not a positive whole number"),
+        (["--seeds", "0-2"], "holds the tuning seed 0"),
+        (
+            ["--storage", "sqlite:////no/such/folder/tune.db"],
+            "--storage sqlite:////no/such/folder/tune.db does not answer",
+        ),
+        (["--storage", "postgresql://me:secret@127.0.0.1:1/db"], "needs its database's Python driver"),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, extra, expected):
+    code = run(
+        ["tune", "--methods", "onehot,label_smoothing", "--output-dir", str(tmp_path / "out"), *QUICK, *extra]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "secret" not in err  # a password in a URL is never printed
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bare_key_no_method_has_is_refused_with_a_guess(tmp_path, capsys):
+    code = main(
+        [
+            "tune",
+            "--methods",
+            "onehot,label_embedding",
+            "--space",
+            "alpah=0.5:0.9",
+            "--output-dir",
+            str(tmp_path),
+            *QUICK,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "did you mean 'alpha'?" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bare_key_applies_to_the_methods_that_have_it(tmp_path):
+    base = load_config(None, ["train.epochs=1"])
+    setting = TuneSetting(base, ["onehot", "label_embedding"], trials=1, spaces={})
+    from labelemb.search import parse_space
+
+    setting.spaces = dict([parse_space("alpha=0.6:0.8"), parse_space("train.lr=1e-3:1e-2:log")])
+    assert set(setting.space("onehot")) == {"train.lr"}
+    assert set(setting.space("label_embedding")) == {"tau", "alpha", "train.lr"}
+    assert (
+        str(setting.space("label_embedding")["alpha"]) == "0.6:0.8"
+    )  # the command line's replaces the method's
+
+
+# ---------------------------------------------------------------------------- a tuned comparison
+
+
+def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seeds(tmp_path, capsys):
+    assert tune(tmp_path, "--space", "train.lr=1e-3:1e-2:log") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    experiment = tmp_path / "demo"
+    record = read_tuning(experiment)
+    assert record["objective"] == {"keys": ["dev_error"], "name": "dev error", "higher_is_better": False}
+    for method in ("onehot", "label_smoothing"):
+        study = record["methods"][method]
+        assert [t["state"] for t in study["trials"]] == ["COMPLETE"] * 3
+        values = [t["value"] for t in study["trials"]]
+        assert study["best_value"] == min(values)
+        # Each trial's run is in its own folder, with the values the study holds.
+        for t in study["trials"]:
+            config = (
+                experiment / "tuning" / f"trial{t['number']:03d}" / method / "seed0" / "config.yaml"
+            ).read_text()
+            assert f"lr: {t['params']['train.lr']!r}" in config
+            summary = json.loads(
+                (
+                    experiment / "tuning" / f"trial{t['number']:03d}" / method / "seed0" / "summary.json"
+                ).read_text()
+            )
+            assert summary["selected_dev_error"] == t["value"]
+        # The best setting trains on the fresh seeds, the default one is what compare writes.
+        for seed in (1, 2):
+            tuned = json.loads((experiment / "tuned" / method / f"seed{seed}" / "summary.json").read_text())
+            assert tuned["seed"] == seed
+            tuned_config = (experiment / "tuned" / method / f"seed{seed}" / "config.yaml").read_text()
+            assert f"lr: {study['best_params']['train.lr']!r}" in tuned_config
+            assert (experiment / method / f"seed{seed}" / "summary.json").exists()
+        assert not (experiment / method / "seed0").exists()  # the tuning seed is never a fresh one
+    table = (experiment / "tuning.md").read_text()
+    assert table.strip() in out
+    header = table.splitlines()[0]
+    assert "default: test error %" in header and "tuned: test error %" in header
+    assert "p vs tuned onehot (Welch)" in header
+    assert (experiment / "tuning-history.png").stat().st_size > 1000
+
+
+def test_a_method_with_nothing_to_search_keeps_its_default(tmp_path, capsys):
+    assert tune(tmp_path, trials=2) == 0
+    err = capsys.readouterr().err
+    assert "onehot: nothing to search" in err
+    record = read_tuning(tmp_path / "demo")
+    assert record["methods"]["onehot"]["trials"] == []
+    assert not (tmp_path / "demo" / "tuned" / "onehot").exists()
+    row = next(
+        line
+        for line in (tmp_path / "demo" / "tuning.md").read_text().splitlines()
+        if line.startswith("| onehot")
+    )
+    assert "0 (nothing to search)" in row
+
+
+def test_the_same_seed_tunes_to_the_same_trials(tmp_path):
+    for name in ("a", "b"):
+        assert tune(tmp_path / name, methods="label_smoothing") == 0
+    first, second = (
+        read_tuning(tmp_path / name / "demo")["methods"]["label_smoothing"] for name in ("a", "b")
+    )
+    assert [(t["params"], t["value"]) for t in first["trials"]] == [
+        (t["params"], t["value"]) for t in second["trials"]
+    ]
+
+
+def test_the_sampler_seed_depends_on_where_the_study_stands_only():
+    assert sampler_seed(0, "ols", 4) == sampler_seed(0, "ols", 4)
+    assert (
+        len(
+            {
+                sampler_seed(0, "ols", 4),
+                sampler_seed(1, "ols", 4),
+                sampler_seed(0, "lwr", 4),
+                sampler_seed(0, "ols", 5),
+            }
+        )
+        == 4
+    )
+
+
+# ---------------------------------------------------------------------------- resuming
+
+
+def test_a_finished_study_is_not_trained_again_and_a_larger_budget_adds_trials(tmp_path):
+    assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
+    folder = tmp_path / "demo" / "tuning"
+    before = {p: p.stat().st_mtime_ns for p in folder.glob("trial*/*/seed0/summary.json")}
+    assert len(before) == 2
+    assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("trial*/*/seed0/summary.json")} == before
+    assert tune(tmp_path, methods="label_smoothing", trials=3) == 0
+    after = {p: p.stat().st_mtime_ns for p in folder.glob("trial*/*/seed0/summary.json")}
+    assert len(after) == 3 and all(after[p] == t for p, t in before.items())
+    assert len(trials_of(tmp_path, "label_smoothing")) == 3
+
+
+def test_a_resumed_study_draws_what_an_uninterrupted_one_draws(tmp_path):
+    assert tune(tmp_path / "whole", methods="label_smoothing", trials=3) == 0
+    assert tune(tmp_path / "parts", methods="label_smoothing", trials=1) == 0
+    assert tune(tmp_path / "parts", methods="label_smoothing", trials=3) == 0
+    whole, parts = (
+        read_tuning(tmp_path / name / "demo")["methods"]["label_smoothing"] for name in ("whole", "parts")
+    )
+    assert [t["params"] for t in whole["trials"]] == [t["params"] for t in parts["trials"]]
+
+
+def test_a_trial_a_killed_tune_left_running_is_asked_again_in_its_own_run_folder(tmp_path):
+    """A dead driver's running trial is closed as failed and retried with the same values (Optuna's
+    retry pattern); the retry trains on in the first attempt's folder, from its checkpoint."""
+    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    setting = TuneSetting(base, ["label_smoothing"], trials=2)
+    storage = open_storage(setting.storage_text)
+    study = optuna.create_study(study_name="demo:label_smoothing", storage=storage, direction="minimize")
+    from labelemb.train.tuning import setting_record
+
+    study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    trial = study.ask()
+    trial.suggest_float("epsilon", 0.0, 0.3)
+    import socket
+
+    trial.set_user_attr("owner", {"host": socket.gethostname(), "pid": int(dead.stdout)})
+    # The killed tune had trained its run halfway: one epoch of two, checkpoint on disk.
+    half = trial_config(setting, "label_smoothing", trial.params, trial.number)
+    from labelemb.train import train
+
+    train(half.model_copy(update={"train": half.train.model_copy(update={"max_steps": 12})}))
+    assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
+    states = [(t.number, t.state.name, run_number(t)) for t in trials_of(tmp_path, "label_smoothing")]
+    assert states[0] == (0, "FAIL", 0)
+    assert states[1] == (1, "COMPLETE", 0)  # the retry, in trial 0's folder
+    assert trials_of(tmp_path, "label_smoothing")[1].params == trial.params
+    assert len([s for s in states if s[1] == "COMPLETE"]) == 2
+
+
+def test_a_live_process_s_running_trial_is_left_to_it(tmp_path):
+    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    setting = TuneSetting(base, ["label_smoothing"], trials=1)
+    study = optuna.create_study(study_name="demo:label_smoothing", storage=open_storage(setting.storage_text))
+    from labelemb.train.tuning import setting_record
+
+    study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
+    import os
+    import socket
+
+    trial = study.ask()
+    trial.suggest_float("epsilon", 0.0, 0.3)
+    trial.set_user_attr("owner", {"host": socket.gethostname(), "pid": os.getpid()})
+    assert tune(tmp_path, methods="label_smoothing", trials=1) == 0
+    states = [t.state.name for t in trials_of(tmp_path, "label_smoothing")]
+    assert states == ["RUNNING", "COMPLETE"]
+
+
+def test_a_study_of_another_setting_is_refused(tmp_path, capsys):
+    assert tune(tmp_path, methods="label_smoothing", trials=1) == 0
+    capsys.readouterr()
+    code = tune(tmp_path, "--space", "epsilon=0.0:0.2", methods="label_smoothing", trials=1)
+    err = capsys.readouterr().err
+    assert code == 2 and "was tuned with another setting (differs in space.epsilon)" in err
+
+
+# ---------------------------------------------------------------------------- pruning, storage, objective
+
+
+def test_pruned_trials_report_every_check_and_count_for_the_budget(tmp_path):
+    space = ["--space", "train.lr=1e-5:1e-1:log"]
+    assert tune(tmp_path, *space, "--prune", methods="label_smoothing", trials=8, seeds="1") == 0
+    trials = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    assert len(trials) == 8
+    assert all(len(t["checks"]) >= 1 for t in trials)  # dev error reported at the checks
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    assert all(len(t["checks"]) == 4 for t in complete)  # 2 epochs, 2 checks each
+    for t in trials:
+        if t["state"] == "PRUNED":
+            assert not (
+                tmp_path
+                / "demo"
+                / "tuning"
+                / f"trial{t['number']:03d}"
+                / "label_smoothing"
+                / "seed0"
+                / "summary.json"
+            ).exists()
+
+
+def test_a_database_url_holds_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    assert tune(tmp_path / "out", "--storage", url, methods="label_smoothing", trials=2, seeds="1") == 0
+    study = optuna.load_study(study_name="demo:label_smoothing", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert not (tmp_path / "out" / "demo" / "tuning" / JOURNAL_FILE).exists()
+
+
+def test_each_task_says_what_tuning_optimises():
+    assert dev_objective(Classification) == (("dev_error",), False)
+    assert dev_objective(TextClassification) == (("dev_error",), False)
+    assert dev_objective(TextClassification, "dev_macro_f1") == (("dev_macro_f1",), True)
+    assert dev_objective(SequenceTask) == (("dev_bleu", "dev_rougeL"), True)
+
+    class Opaque:
+        @property
+        def selection_metric(self):
+            return "dev_x"
+
+    with pytest.raises(ValueError, match="give it a classmethod objective"):
+        dev_objective(Opaque)
