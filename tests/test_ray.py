@@ -102,7 +102,7 @@ unshare -m bash -c 'mount -t tmpfs tmpfs {hidden} && exec {start} --address 127.
             [unshare, "--kill-child", "-n", "-p", "-f", "--mount-proc", "bash", "-c", script],
             capture_output=True,
             text=True,
-            timeout=240,
+            timeout=600,
             env=env,
         )
         logs = {p.name: p.read_text(errors="replace")[-2000:] for p in temp.glob("*.log")}
@@ -135,6 +135,21 @@ def test_grid_on_a_cluster_equals_the_local_grid(cluster, tmp_path):
     assert (ray_root / "comparison.md").is_file()
     # The storage check's token is gone; nothing but the experiment is left in the output folder.
     assert sorted(p.name for p in (cluster["work"] / "grid").iterdir()) == ["tiny"]
+
+
+def test_tune_on_a_cluster_draws_and_scores_the_trials_the_local_executor_does(cluster, tmp_path):
+    """`labelemb tune --executor ray`: trials on both nodes report their checks to the study in the
+    experiment folder, and the study equals the same tune's on this machine, trial for trial."""
+    on_ray = cluster["tune"]
+    assert on_ray["rc"] == 0, on_ray["stderr"]
+    local = tune(cluster["work"] / "tiny.yaml", tmp_path)
+    assert local["rc"] == 0, local["stderr"]
+    ray_trials = on_ray["record"]["methods"]["label_smoothing"]["trials"]
+    local_trials = local["record"]["methods"]["label_smoothing"]["trials"]
+    assert len(ray_trials) == 4 and all(t["checks"] for t in ray_trials)
+    assert [(t["params"], t["value"], t["checks"]) for t in ray_trials] == [
+        (t["params"], t["value"], t["checks"]) for t in local_trials
+    ]
 
 
 def test_embedded_ray_without_an_address(cluster, tmp_path):
@@ -275,6 +290,24 @@ def compare(config: Path, output: Path, *args: str, text: str | None = None) -> 
     return code, err.getvalue()
 
 
+def tune(config: Path, output: Path, *args: str) -> dict[str, Any]:
+    """``labelemb tune`` of label_smoothing on the tiny setting, 2 trials a round, pruning on (the
+    workers report every check to the study's journal): its exit code, stderr and tuning record."""
+    from labelemb.cli import main
+
+    argv = ["tune", "--config", str(config), "--output-dir", str(output), "--no-progress", "--prune"]
+    argv += ["--methods", "label_smoothing", "--trials", "4", "--seeds", "1", "--jobs", "2"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*argv, *args])
+    record = output / "tiny" / "tuning.json"
+    return {
+        "rc": code,
+        "stderr": err.getvalue(),
+        "record": json.loads(record.read_text()) if record.exists() else None,
+    }
+
+
 def tiny_unit() -> Any:
     from labelemb.train import build_config
     from labelemb.train.executors import Unit
@@ -341,6 +374,8 @@ def _driver_grid(work: Path) -> None:
     results: dict[str, Any] = {}
     code, err = compare(config, work / "grid", "--executor", "ray", "--ray-address", address)
     results["grid"] = {"rc": code, "stderr": err}
+
+    results["tune"] = tune(config, work / "tuned", "--executor", "ray", "--ray-address", address)
 
     cuda = build_config({"data": {"name": "digits"}, "train": {"device": "cuda", "progress": False}}, [])
     try:

@@ -325,3 +325,34 @@ def test_each_task_says_what_tuning_optimises():
 
     with pytest.raises(ValueError, match="give it a classmethod objective"):
         dev_objective(Opaque)
+
+
+def test_the_report_of_a_tuned_experiment_shows_its_tuning(tmp_path):
+    assert tune(tmp_path, "--space", "train.lr=1e-3:1e-2:log", trials=2) == 0
+    assert main(["report", str(tmp_path / "demo")]) == 0
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert '<section id="tuning">' in page and '<a href="#tuning">tuning</a>' in page
+    assert "had 2 trials" in page and "fresh seeds 1, 2" in page
+    assert page.count("<table>") >= 2
+
+
+def test_the_docs_list_each_method_s_declared_space():
+    """docs/tuning.md's table of what each method searches is the methods' own declaration."""
+    from pathlib import Path
+
+    from labelemb import methods
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "tuning.md").read_text()
+    rows = {}
+    for line in docs.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0] and not cells[0].startswith("-"):
+            for name in cells[0].split(", "):
+                rows[name] = cells[1]
+    for name in methods.available():
+        space = methods.search_space(name)
+        listed = rows[name]
+        if not space:
+            assert listed == "nothing of its own", name
+        for key, declared in space.items():
+            assert f"{key} `{declared}`" in listed, (name, key, listed)

@@ -38,6 +38,7 @@ from .reliability import plot_reliability
 from .report_page import escape, render_report
 from .representation import NoRepresentation, run_representation
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
+from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_rows
 
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
@@ -194,6 +195,30 @@ def _setup(runs: dict[str, list[Run]]) -> str:
     )
 
 
+def _tuning(experiment_dir: Path) -> dict[str, Any] | None:
+    """A tuned experiment's table, history figure and how it was tuned (None if it was not)."""
+    record = read_tuning(experiment_dir)
+    if record is None:
+        return None
+    rows, scoring = tuning_rows(experiment_dir, record)
+    history = plot_tuning_history(record, experiment_dir / ANALYSIS_DIR / HISTORY_FILE)
+    objective = record["objective"]
+    direction = "higher" if objective["higher_is_better"] else "lower"
+    note = (
+        f"Each method with something to search had {plural(record['trials'], 'trial')} (Optuna's TPE"
+        f"{', median pruning' if record['prune'] else ''}) on seed {record['tune_seed']}, judged by its "
+        f"{objective['name']} at the selected check ({direction} is better); then its default and its "
+        "best setting trained on the fresh "
+        f"{describe_seeds(record['seeds'])}. {scoring.name.capitalize()} mean ± sample std over those seeds; "
+        "p is Welch's t-test of the tuned setting against tuned onehot and against its own default."
+    )
+    return {
+        "markdown": format_tuning(rows, scoring, objective["name"]),
+        "history_png": history.read_bytes(),
+        "note": note,
+    }
+
+
 def plural(count: int | str, noun: str) -> str:
     """``1 epoch``, ``3 epochs``, ``1, 3 epochs``."""
     return f"{count} {noun}" if str(count) == "1" else f"{count} {noun}s"
@@ -234,6 +259,7 @@ def build_report(
     methods = [
         _method_entry(row["method"], runs[row["method"]][0].seed, results, analysis_dir, text) for row in rows
     ]
+    tuning = _tuning(experiment_dir)
     command = _command(experiment_dir, None if output is None else output_path, top, data_dir, analyze_runs)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     made = (
@@ -252,6 +278,7 @@ def build_report(
         wordnet_absent="" if text else _absent_reason(wordnet["runs"]),
         top=top,
         metric=metric,
+        tuning=tuning,
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

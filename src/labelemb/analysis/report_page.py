@@ -105,6 +105,19 @@ def wordnet_table_html(wordnet_by_method: dict[str, dict[str, Any]], methods: li
     )
 
 
+def _tuning_section(tuning: dict[str, Any] | None) -> list[str]:
+    if tuning is None:
+        return []
+    return [
+        '<section id="tuning">',
+        "<h2>Tuning</h2>",
+        f"<p>{escape(tuning['note'])}</p>",
+        markdown_table_html(tuning["markdown"]),
+        _img(tuning["history_png"], "each method's trials: dev score of every trial and the best so far"),
+        "</section>",
+    ]
+
+
 def render_report(
     *,
     title: str,
@@ -118,6 +131,7 @@ def render_report(
     top: int = 5,
     metric: Scoring | None = None,
     reliability_png: bytes | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -129,7 +143,9 @@ def render_report(
     heatmap but may have ``run_dir`` (to show the `labelemb similar` that prints its table), and
     there is no WordNet section. ``reliability_png``: the reliability diagrams of the methods'
     test predictions (:func:`labelemb.analysis.reliability.plot_reliability`), shown in a
-    calibration section after the curves; None: no such section.
+    calibration section after the curves; None: no such section. ``tuning``: a tuned experiment's
+    ``markdown`` table (default against tuned settings), ``history_png`` (every study's trials) and
+    ``note`` (how it was tuned), shown after the comparison; None: not tuned.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
@@ -138,6 +154,7 @@ def render_report(
         f'<a href="#{escape(anchor)}">{escape(label)}</a>'
         for anchor, label in [
             ("comparison", "comparison"),
+            *([("tuning", "tuning")] if tuning is not None else []),
             ("curves", f"dev {score} curves" if text else "error curves"),
             *([(CALIBRATION_SECTION, "calibration")] if reliability_png is not None else []),
             *[(f"method-{n}", n) for n in names],
@@ -202,6 +219,7 @@ def render_report(
         f"<p>{escape(comparison_note)}</p>",
         markdown_table_html(comparison_markdown),
         "</section>",
+        *_tuning_section(tuning),
         '<section id="curves">',
         *curves,
         "</section>",

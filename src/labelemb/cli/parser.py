@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--methods",
         type=lambda text: [m for m in text.split(",") if m],
-        help="comma-separated method names, e.g. onehot,label_embedding,label_smoothing (onehot is the baseline)",
+        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
     )
     tune.add_argument("--trials", type=positive_int, default=20, help="trials of every method (default 20)")
     tune.add_argument(

@@ -12,13 +12,10 @@ from .run import _common_overrides, make_executor
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..analysis.tuning import TUNING_FILE, write_tuning
-    from ..rundir import write_text
+    from ..analysis.tuning import write_tuning
     from ..search import INSTALL_HINT
     from ..train import load_config
-    from ..train.grid import run_grid
-    from ..train.options import check_buildable
-    from ..train.tuning import TuneError, Tuner, TuneSetting, check_setting, study_record, tuned_config
+    from ..train.tuning import TuneError, Tuner, TuneSetting, check_setting
 
     try:
         import optuna  # noqa: F401
@@ -30,7 +27,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.tune_seed in args.seeds:
         raise TuneError(
             f"--seeds {','.join(map(str, args.seeds))} holds the tuning seed {args.tune_seed}: the best "
-            "settings are judged on fresh seeds; give seeds without it (e.g. --seeds 1-5) or another --tune-seed"
+            "settings are judged on fresh seeds; give seeds without it (e.g. --seeds 1-5) or another "
+            "--tune-seed"
         )
     setting = TuneSetting(
         base=base,
@@ -51,7 +49,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "experiment": base.experiment,
         "objective": {
             "keys": list(dev_keys),
-            "name": dev_keys[0].replace("_", " "),
+            "name": " or ".join(key.replace("_", " ") for key in dev_keys),
             "higher_is_better": higher,
         },
         "tune_seed": setting.tune_seed,
@@ -61,6 +59,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "storage": "journal" if setting.storage is None else "database",
         "methods": {},
     }
+    with executor.session():  # the workers (or the cluster) serve every round and the fresh seeds
+        _tune_and_retrain(setting, tuner, record, args)
+    table = write_tuning(experiment_dir)
+    print(table)
+    print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
+    return 0
+
+
+def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace) -> None:
+    from ..analysis.tuning import TUNING_FILE
+    from ..rundir import write_text
+    from ..train.grid import run_grid
+    from ..train.options import check_buildable
+    from ..train.tuning import study_record, tuned_config
+
+    base = setting.base
+    experiment_dir = Path(base.output_dir) / base.experiment
     for method in setting.methods:
         if not setting.space(method):
             print(
@@ -90,11 +105,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         check_buildable(config)
     for config in [*defaults, *tuned]:
         config._source_folder = base._source_folder
-    run_grid([*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=executor)
-    table = write_tuning(experiment_dir)
-    print(table)
-    print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
-    return 0
+    run_grid(
+        [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
+    )
 
 
 def _round_line(method: str, done: int, total: int) -> None:

@@ -8,10 +8,11 @@ one as it finishes; :func:`run_unit` is what every worker calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -96,6 +97,11 @@ class Executor(Protocol):
         """Run every unit, calling ``finished(i, summaries)`` in the driver as unit ``i`` finishes."""
         ...
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """While open, grid after grid runs on the same workers (a command of many rounds, ``tune``,
+        starts its processes or connects to its cluster once)."""
+        ...
+
 
 def visible_devices(asked: Sequence[str] | None) -> list[str]:
     """The devices runs are spread over: ``asked`` (each checked to exist here), else every visible
@@ -127,6 +133,7 @@ class LocalExecutor:
     jobs: int = 1
     devices: Sequence[str] | None = None
     runs_per_device: int = 1
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def slots(self) -> list[str | None]:
         """One entry per worker: the device it trains on (None: the config's own, on the CPU)."""
@@ -141,6 +148,19 @@ class LocalExecutor:
             for i, unit in enumerate(units):  # in this process: one run never pays a spawn
                 finished(i, run_unit(unit))
             return
+        with self.session():
+            assert self._pool is not None
+            futures = {self._pool.submit(run_unit, unit): i for i, unit in enumerate(units)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The worker processes, started once while open (none when the runs train in this process)."""
+        slots = self.slots()
+        if self._pool is not None or slots == [None]:
+            yield
+            return
         # spawn, not fork: forking a process that already ran torch's thread pools can hang.
         context = get_context("spawn")
         devices = context.Queue()
@@ -151,9 +171,11 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             max_workers=len(slots), mp_context=context, initializer=_take_device, initargs=(devices, threads)
         ) as pool:
-            futures = {pool.submit(run_unit, unit): i for i, unit in enumerate(units)}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+            self._pool = pool
+            try:
+                yield
+            finally:
+                self._pool = None
 
 
 def _take_device(devices: Any, threads: int) -> None:

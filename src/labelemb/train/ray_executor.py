@@ -75,7 +75,7 @@ class RayExecutor:
         if not units:
             return  # a grid whose runs all finished starts no Ray
         ray = _import_ray()
-        with self._connected(ray):
+        with self.session():
             gpus = self._cluster_gpus(ray, units)
             cwd = os.getcwd()
             for folder in sorted({_output_dir(config, cwd) for unit in units for config in unit.configs}):
@@ -107,9 +107,11 @@ class RayExecutor:
                         ray.cancel(ref)
 
     @contextlib.contextmanager
-    def _connected(self, ray: Any) -> Iterator[None]:
-        """Ray initialised for the grid (embedded, or this address) and shut down after it; a Ray
-        this process already initialised is used as it is and left running."""
+    def session(self) -> Iterator[None]:
+        """Ray initialised (embedded, or this address) while open, and shut down after; a command
+        that runs many grids (``tune``'s rounds) connects once. A Ray this process already
+        initialised is used as it is and left running."""
+        ray = _import_ray()
         if ray.is_initialized():
             yield
             return

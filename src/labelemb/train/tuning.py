@@ -94,8 +94,9 @@ class TuneSetting:
         return f"{self.base.experiment}:{method}"
 
     def objective(self) -> tuple[tuple[str, ...], bool]:
-        """The dev score every trial is judged by (its record keys) and whether higher is better:
-        the one that selects a run's check, as the experiment's task says (:func:`labelemb.tasks.dev_objective`)."""
+        """The dev score every trial is judged by (its record keys) and whether higher is better: the
+        one that selects a run's check, as the experiment's task says
+        (:func:`~labelemb.tasks.dev_objective`)."""
         from ..data.registry import dataset_yields
         from ..tasks import dev_objective, task_class
 
