@@ -232,6 +232,57 @@ def test_batched_seeds_give_the_numbers_of_sequential_runs(small_config, digits,
         assert_same_run(got, want, digits)
 
 
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        pytest.param("label_smoothing", [{"epsilon": 0.05}, {"epsilon": 0.25}, {"epsilon": 0.0}], id="ls"),
+        pytest.param("ols", [{"alpha": 0.2}, {"alpha": 0.8}, {"alpha": 0.5}], id="ols"),
+        # Its period differs per setting: each swaps its targets at its own epochs.
+        pytest.param("lwr", [{"k": 1, "tau": 2.0}, {"k": 2, "tau": 6.0}, {"k": 1, "tau": 4.0}], id="lwr"),
+        pytest.param(
+            "label_embedding",
+            [{"tau": 1.5, "alpha": 0.6}, {"tau": 6.0, "alpha": 0.95}, {"tau": 2.0, "alpha": 0.15}],
+            id="label_embedding",
+        ),
+    ],
+)
+def test_settings_of_a_method_side_by_side_give_the_numbers_of_their_own_runs(
+    small_config, digits, tmp_path, method, settings
+):
+    """A tuning round's trials (one seed, the method's own options differing, each in its own
+    experiment folder) train side by side with each setting's numbers."""
+
+    def configs(root: str) -> list:
+        return [
+            small_config(
+                f"method.name={method}",
+                *(f"method.{key}={value}" for key, value in setting.items()),
+                output_dir=tmp_path / root,
+                experiment=f"trial{i}",
+                seed=0,
+            )
+            for i, setting in enumerate(settings)
+        ]
+
+    together = configs("together")
+    summaries = train_seeds(together, dataset=digits, progress=False)
+    assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
+    for config in configs("alone"):
+        train(config, dataset=digits)
+    for i in range(len(settings)):
+        got, want = (tmp_path / root / f"trial{i}" / method / "seed0" for root in ("together", "alone"))
+        assert_same_run(got, want, digits)
+
+
+def test_settings_that_change_a_method_s_tensors_are_refused_side_by_side(small_config, digits):
+    configs = [
+        small_config("method.compressed_dim=4", experiment="a"),
+        small_config("method.compressed_dim=6", experiment="b"),
+    ]
+    with pytest.raises(BatchedConfigError, match="different shapes"):
+        train_batched(configs, dataset=digits, progress=False)
+
+
 def test_methods_with_loaded_tables_train_batched(small_config, digits, tmp_path):
     """label_embedding_fixed (a loaded, frozen E) and static_label (given class vectors)."""
     embedding = tmp_path / "embedding.safetensors"

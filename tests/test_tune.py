@@ -356,3 +356,20 @@ def test_the_docs_list_each_method_s_declared_space():
             assert listed == "nothing of its own", name
         for key, declared in space.items():
             assert f"{key} `{declared}`" in listed, (name, key, listed)
+
+
+def test_trials_side_by_side_train_stacked_in_one_unit(tmp_path):
+    assert tune(tmp_path, "--side-by-side", "3", methods="label_smoothing", trials=3, seeds="1") == 0
+    trials = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 3
+    assert len({t["params"]["epsilon"] for t in trials}) == 3
+    for t in trials:
+        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["batched_seeds"] == 3 and summary["selected_dev_error"] == t["value"]
+
+
+def test_pruning_and_trials_side_by_side_exclude_each_other(tmp_path, capsys):
+    code = tune(tmp_path, "--side-by-side", "2", "--prune", methods="label_smoothing")
+    err = capsys.readouterr().err
+    assert code == 2 and "use one of them" in err and not (tmp_path / "demo").exists()

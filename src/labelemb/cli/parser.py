@@ -185,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a database URL that many machines share (sqlite:///tune.db, postgresql://user@host/db); "
         "default: a journal file in the experiment's tuning/ folder",
     )
+    tune.add_argument(
+        "--side-by-side",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="train K trials of a method side by side in one process, their settings stacked as seeds "
+        "are (where only the method's own options differ; else one after another there); default 1",
+    )
     _add_executor_options(tune)
     _add_run_options(tune)
     tune.add_argument(

@@ -38,6 +38,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         tune_seed=args.tune_seed,
         prune=args.prune,
         storage=args.storage,
+        side_by_side=args.side_by_side,
     )
     check_setting(setting)  # every method's space and config, before anything is written
     executor = make_executor(args)

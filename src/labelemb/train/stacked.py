@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from .. import methods, models
 from ..data import Split
@@ -109,8 +110,15 @@ class Stacked:
         if not stacks(self.model):
             name = type(self.model).__name__
             raise BatchedConfigError(f"{name} is not a backbone the batched trainer can stack")
+        _check_same_shapes([run.method for run in runs])
         self.method = stack_modules([run.method for run in runs])
         self.method.train()
+        # Settings of the method's own options side by side (a tuning round's trials): each runs
+        # its own options on its slice of the stacked tensors.
+        settings = [run.config.options("method") for run in runs]
+        self.step_method: nn.Module | SideBySide = self.method
+        if any(setting != settings[0] for setting in settings[1:]):
+            self.step_method = SideBySide(self.method, [run.method for run in runs])
         seeds = [dict(run.model.named_parameters()) for run in runs]
         self.backbone = {
             name: torch.stack([params[name].detach() for params in seeds])
@@ -189,7 +197,7 @@ class Stacked:
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
-        out = network_step(self.features, self.task.rows, self.method, inputs, targets, index)
+        out = network_step(self.features, self.task.rows, self.step_method, inputs, targets, index)
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()
@@ -201,7 +209,7 @@ class Stacked:
         return self.model.stacked_forward(self.backbone, inputs)
 
     def on_epoch_end(self) -> None:
-        self.method.on_epoch_end()
+        self.step_method.on_epoch_end()
         self.scheduler.step()
 
     @torch.no_grad()
@@ -214,6 +222,71 @@ class Stacked:
     def predictor(self, s: int) -> Predictor:
         run = self.runs[s]
         return Predictor(run.network, run.model, run.method)
+
+
+class SideBySide:
+    """Settings of one method side by side: the method's tensors stacked (``stacked``, what the
+    optimiser and the checkpoints see, as for seeds), each setting's own options kept by its module
+    (``members``). A step runs member ``s`` on slice ``s`` of the stacked tensors
+    (``torch.func.functional_call``), so its gradient lands in that slice and its in-place updates
+    (online label smoothing's statistics) in that slice's storage; the losses come back stacked
+    ``(S,)`` as a stacked method's would. The backbone is still one grouped pass for all settings.
+    """
+
+    def __init__(self, stacked: nn.Module, members: list[nn.Module]) -> None:
+        self.stacked = stacked
+        self.members = members
+        self.needs_index = stacked.needs_index
+        for member in members:
+            member.train()
+
+    def _slices(self, s: int) -> dict[str, Tensor]:
+        return {name: tensor[s] for name, tensor in _named_tensors(self.stacked)}
+
+    def __call__(
+        self, features: Tensor, target: Tensor, *, index: Tensor | None = None
+    ) -> methods.MethodOutput:
+        outputs = []
+        for s, member in enumerate(self.members):
+            kwargs = {"index": None if index is None else index[s]}
+            outputs.append(functional_call(member, self._slices(s), (features[s], target[s]), kwargs))
+        return methods.MethodOutput(
+            torch.stack([out.loss for out in outputs]),
+            torch.stack([out.logits for out in outputs]),
+            {key: torch.stack([out.terms[key] for out in outputs]) for key in outputs[0].terms},
+        )
+
+    def on_epoch_end(self) -> None:
+        for s, member in enumerate(self.members):
+            caller = _EpochEnd(member)
+            functional_call(caller, {f"method.{name}": t for name, t in self._slices(s).items()}, ())
+
+
+def _check_same_shapes(methods_side_by_side: list[nn.Module]) -> None:
+    """Stacking needs every setting's tensors of one shape; options that change them are refused."""
+    shapes = {name: t.shape for name, t in _named_tensors(methods_side_by_side[0])}
+    for method in methods_side_by_side[1:]:
+        for name, tensor in _named_tensors(method):
+            if shapes.get(name) != tensor.shape:
+                raise BatchedConfigError(
+                    f"the settings side by side give {name} different shapes; options that change a "
+                    "method's tensors cannot train side by side: train them one after another"
+                )
+
+
+class _EpochEnd(nn.Module):
+    """``method.on_epoch_end()`` as a module's forward, so that it runs on swapped-in tensors."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self) -> None:
+        self.method.on_epoch_end()
+
+
+def _named_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
+    return [*module.named_parameters(), *module.named_buffers()]
 
 
 def _seed_entry(value: Any, s: int) -> Any:

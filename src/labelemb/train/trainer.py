@@ -86,19 +86,21 @@ def train_seeds(
 ) -> list[dict[str, Any]]:
     """Train every config; return the summaries in order.
 
-    With ``batched``, configs that differ only in ``seed`` train side by side when their setting
-    allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every config
-    without ``batched``) train one after another, with a logged note saying why.
+    With ``batched``, configs that differ only in ``seed``, and in the method's own options and
+    the experiment they are written to (a tuning round's trials), train side by side when their
+    setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every
+    config without ``batched``) train one after another, with a logged note saying why.
     """
     summaries: dict[int, dict[str, Any]] = {}
     groups: dict[str, list[int]] = {}
     for i, config in enumerate(configs):
-        groups.setdefault(json.dumps(_without_seed(config), sort_keys=True), []).append(i)
+        groups.setdefault(json.dumps(_stacking_key(config), sort_keys=True), []).append(i)
     for members in groups.values():
         group = [configs[i] for i in members]
         seeds = [c.seed for c in group]
+        folders = {c.run_dir() for c in group}
         reason = unsupported_reason(group[0]) if batched else None
-        if batched and reason is None and len(set(seeds)) == len(seeds) and len(group) > 1:
+        if batched and reason is None and len(folders) == len(group) and len(group) > 1:
             results = train_batched(group, dataset=dataset, progress=progress)
         else:
             if batched and reason is not None:
@@ -110,21 +112,25 @@ def train_seeds(
 
 
 def check_batchable(configs: Sequence[RunConfig]) -> None:
-    """Raise :class:`BatchedConfigError` unless ``configs`` are one supported run over distinct seeds."""
+    """Raise :class:`BatchedConfigError` unless ``configs`` are one supported run over distinct seeds
+    (or settings of the method's own options, each in its own run folder)."""
     if not configs:
         raise BatchedConfigError("train_batched needs at least one config")
-    seeds = [c.seed for c in configs]
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    folders = [c.run_dir() for c in configs]
+    repeated = sorted({str(f) for f in folders if folders.count(f) > 1})
     if repeated:
-        raise BatchedConfigError(f"seed(s) {repeated} appear more than once; each batched seed must differ")
-    first = _without_seed(configs[0])
+        raise BatchedConfigError(
+            f"run folder(s) {', '.join(repeated)} appear more than once; each batched seed must differ"
+        )
+    first = _stacking_key(configs[0])
     for config in configs[1:]:
-        other = _without_seed(config)
+        other = _stacking_key(config)
         if other != first:
             keys = ", ".join(sorted(differing_keys(first, other)))
             raise BatchedConfigError(
                 f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
-                "run trains one config over several seeds, so only `seed` may differ "
+                "run trains one config over several seeds (or settings of the method's own options), so "
+                "only `seed`, the method's options and `experiment` may differ "
                 "(use train_seeds to group configs, or train them separately)"
             )
     reason = unsupported_reason(configs[0])
@@ -134,9 +140,14 @@ def check_batchable(configs: Sequence[RunConfig]) -> None:
         )
 
 
-def _without_seed(config: RunConfig) -> dict[str, Any]:
+def _stacking_key(config: RunConfig) -> dict[str, Any]:
+    """What configs trained side by side share: all but the seed, the folder they are written to
+    and the method's own options (which each setting keeps: :class:`~labelemb.train.stacked.SideBySide`)."""
     values = config.model_dump(mode="json")
-    values.pop("seed")
+    for key in ("seed", "experiment", "output_dir"):
+        values.pop(key)
+    values["method"] = {"name": config.method.name}
+    values["methods"].pop(config.method.name, None)
     return values
 
 

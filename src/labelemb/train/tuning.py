@@ -65,6 +65,9 @@ class TuneSetting:
     tune_seed: int = 0
     prune: bool = False
     storage: str | None = None
+    #: Trials of a method trained side by side in one process (their settings stacked as seeds are;
+    #: :class:`~labelemb.train.stacked.SideBySide`), per executor slot; 1: a process each.
+    side_by_side: int = 1
 
     @property
     def folder(self) -> Path:
@@ -108,6 +111,10 @@ def check_setting(setting: TuneSetting) -> None:
     """Refuse, before anything is written or trained, what cannot be tuned: one line a problem."""
     if setting.trials < 1:
         raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
+    if setting.side_by_side > 1 and setting.prune:
+        raise TuneError(
+            "--prune stops trials one at a time, --side-by-side trains them together: use one of them"
+        )
     keys = config_keys()
     bare = [key for key in setting.spaces if "." not in key and key not in keys]
     for key in bare:
@@ -211,7 +218,7 @@ class Tuner:
             if done >= self.setting.trials:
                 return study
             study.sampler = self._sampler(method, len(trials))
-            count = min(self.slots, self.setting.trials - done)
+            count = min(self.slots * self.setting.side_by_side, self.setting.trials - done)
             asked = [self._ask(study, method) for _ in range(count)]
             self._run_round(study, method, asked)
             if on_round is not None:
@@ -231,18 +238,25 @@ class Tuner:
         return trial
 
     def _run_round(self, study: Any, method: str, trials: list[Any]) -> None:
+        configs = [trial_config(self.setting, method, t.params, run_number(t)) for t in trials]
+        together = self.setting.side_by_side
+        # Each unit: one trial, or side_by_side trials trained together in one process.
+        chunks = [list(range(i, min(i + together, len(trials)))) for i in range(0, len(trials), together)]
         units = []
-        for trial in trials:
-            config = trial_config(self.setting, method, trial.params, run_number(trial))
+        for chunk in chunks:
+            if len(chunk) > 1:
+                units.append(Unit.of([configs[i] for i in chunk], batched=True))
+                continue
+            trial = trials[chunk[0]]
             ref = TrialRef(self.setting.storage_text, study.study_name, trial.number, self.dev_keys)
-            units.append(Unit.of([config], trial=ref if self.setting.prune else None))
+            units.append(Unit.of([configs[chunk[0]]], trial=ref if self.setting.prune else None))
 
-        def finished(i: int, summaries: list[dict[str, Any]]) -> None:
-            summary = summaries[0]
-            if summary.get("pruned"):
-                study.tell(trials[i].number, state=self.optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trials[i].number, objective(summary, self.dev_keys))
+        def finished(u: int, summaries: list[dict[str, Any]]) -> None:
+            for i, summary in zip(chunks[u], summaries):
+                if summary.get("pruned"):
+                    study.tell(trials[i].number, state=self.optuna.trial.TrialState.PRUNED)
+                else:
+                    study.tell(trials[i].number, objective(summary, self.dev_keys))
 
         self.executor.run(units, finished)
 
