@@ -64,6 +64,7 @@ def trials_of(tmp_path, method, experiment="demo"):
         (["--space", "epsilon=0.3:0.1"], "the range is inverted (low 0.3 > high 0.1); write it as 0.1:0.3"),
         (["--space", "train.lr=0:1e-2:log"], "a log range needs low > 0"),
         (["--trials", "0"], "'0' is not a positive whole number"),
+        (["--space", "train.batch_size=0:64"], "the config does not accept train.batch_size=0"),
         (["--seeds", "0-2"], "holds the tuning seed 0"),
         (
             ["--storage", "sqlite:////no/such/folder/tune.db"],

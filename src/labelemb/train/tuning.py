@@ -15,7 +15,8 @@ resumes from its checkpoint. A killed ``tune`` resumes where it stopped: finishe
 read from the study and not trained again, and a trial its (dead) process left running is
 closed as failed and asked again with the same values (Optuna's retry pattern), training on from
 the same run folder. The sampler is re-seeded each round from the tuning seed, the method and the
-number of trials so far, so a resumed study draws what an uninterrupted one would have drawn.
+number of trials so far, so a study continued between rounds (a larger ``--trials``) draws what an
+uninterrupted one would have drawn.
 
 With ``prune``, a trial reports its dev score at every check and a median pruner stops it when
 it is worse than the median of earlier trials at the same check; its run stays unfinished.
@@ -23,6 +24,7 @@ it is worse than the median of earlier trials at the same check; its run stays u
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -138,11 +140,29 @@ def check_setting(setting: TuneSetting) -> None:
             )
         except SpaceError as error:
             raise TuneError(str(error)) from None
+        _check_config_bounds(method, config, setting.space(method))
+
+
+def _check_config_bounds(method: str, config: RunConfig, spaces: Mapping[str, Space]) -> None:
+    """Each bound of a searched config key is a value the config accepts (``train.batch_size=0:64``
+    is refused here, not in the trial that draws 0)."""
+    from pydantic import ValidationError
+
+    for key, space in spaces.items():
+        if "." not in key and key not in RunConfig.model_fields:
+            continue
+        for bound in space.bounds():
+            try:
+                apply_values(config, {key: bound})
+            except ValidationError as error:
+                reason = error.errors()[0]["msg"]
+                raise TuneError(
+                    f"method {method!r}: --space {key}={space}: the config does not accept {key}={bound!r} "
+                    f"({reason}); keep the range inside what {key} accepts"
+                ) from None
 
 
 def _no_method_has(key: str, names: Sequence[str]) -> str:
-    import difflib
-
     every = sorted({option for method in names for option in methods.options(method)})
     guess = difflib.get_close_matches(key, every, n=1)
     hint = f"did you mean {guess[0]!r}?" if guess else f"their options are: {', '.join(every)}"
