@@ -3,6 +3,9 @@
 A small MLP backbone reads scikit-learn's bundled 8x8 digits (no download). The head is a
 submodule, so ``self.parameters()`` in ``configure_optimizers`` includes the label embedding
 ``E`` (``head.embedding``, identity at the start), and ``lightning.Trainer`` does the rest.
+``LabelembCallback`` runs each labelemb head's epoch-end update (``on_epoch_end``) on every rank:
+label_embedding has none, but online label smoothing (``labelemb.methods.build("ols", ...)``),
+LWR and LwAL swap their label state there, and under ``strategy="ddp"`` combine it across ranks.
 
 Needs the examples extra (``pip install -e ".[examples]"``). Run it (seconds on a CPU)::
 
@@ -22,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import labelemb
+from labelemb.integrations.lightning import LabelembCallback
 
 
 class DigitsClassifier(lightning.LightningModule):
@@ -65,6 +69,7 @@ def main(steps: int = 300, seed: int = 0, batch_size: int = 64, verbose: bool = 
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[LabelembCallback()],  # finds model.head, runs its on_epoch_end after every epoch
     )
     with warnings.catch_warnings():
         # Lightning suggests worker processes for the DataLoader; this one is a tensor in memory.

@@ -94,13 +94,15 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
 
 
 def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -> str:
-    """The tuned comparison as a markdown table (see :func:`tuning_rows`)."""
-    column = scoring.column()
+    """The tuned comparison as a markdown table (see :func:`tuning_rows`): the test figure at the
+    fresh seeds (mean ± std) with the default and the tuned setting, and Welch's p of the tuned
+    one against tuned onehot and against its own default."""
+    figure = f"{scoring.score_name} {scoring.unit}".strip()  # "error %", "BLEU"
     header = (
-        f"| method | trials | searched | best {dev_name} | chosen values | default: {column} | "
-        f"tuned: {column} | change | p vs tuned onehot (Welch) | p tuned vs default (Welch) |"
+        f"| method | trials | best {dev_name} | chosen values | default {figure} | "
+        f"tuned {figure} | change | p vs tuned onehot | p vs default |"
     )
-    lines = [header, "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [header, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         trials = str(row["trials"]) + (f" ({row['pruned']} pruned)" if row["pruned"] else "")
         change = "-"
@@ -112,7 +114,6 @@ def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -
                 [
                     row["method"],
                     trials if row["searched"] != "-" else "0 (nothing to search)",
-                    row["searched"],
                     _number(row["best_dev"]),
                     _values(row["values"]),
                     _mean_std_text(row["default"]),

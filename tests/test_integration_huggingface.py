@@ -1,0 +1,348 @@
+"""labelemb.integrations.huggingface: any method as a Hugging Face Trainer's compute_loss_func.
+
+A tiny BERT (one layer, sixteen wide, built from its config: nothing is downloaded) reads 32
+random padded sequences. Through the real ``Trainer``, one optimiser step of 1 x 32 examples and
+one of 4 x 8 (micro-batches of unequal numbers of counted tokens) must give every parameter, the
+backbone's and the method's, the same gradient; the loss is checked against a hand computation;
+the callback must run the epoch-level update once per epoch; the Trainer's own optimiser must
+train the method's parameters; and predictions must be the method's logits.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+if importlib.util.find_spec("transformers") is None:  # fail, never skip: name what to install
+    pytest.fail('transformers is missing: pip install -e ".[examples]"', pytrace=False)
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import BertConfig, BertModel, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+
+import labelemb
+from labelemb.integrations.huggingface import EpochEndCallback, LabelembLoss, LabelembOutput
+
+NUM_EXAMPLES, LENGTH, NUM_CLASSES, NUM_TAGS = 32, 12, 5, 7
+
+
+class TinyBertConfig(BertConfig):
+    model_type = "labelemb-tiny-bert"
+    keys_to_ignore_at_inference = ["features", "index"]  # predictions are the logits alone
+
+    def __init__(self, method: str = "onehot", options: dict | None = None, tokens: bool = False, **kwargs):
+        self.method, self.options, self.tokens = method, options or {}, tokens
+        kwargs = {
+            "vocab_size": 32,
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "max_position_embeddings": LENGTH,
+            "hidden_dropout_prob": 0.0,  # the two runs must see the same function
+            "attention_probs_dropout_prob": 0.0,
+            **kwargs,
+        }
+        super().__init__(**kwargs)
+
+
+class TinyBertWithMethod(PreTrainedModel):
+    """BERT features, one row per sequence (the first token's) or per token, and a labelemb head."""
+
+    config_class = TinyBertConfig
+
+    def __init__(self, config: TinyBertConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        classes = NUM_TAGS if config.tokens else NUM_CLASSES
+        self.head = labelemb.methods.build(
+            config.method, in_features=config.hidden_size, num_classes=classes, **config.options
+        )
+        self.post_init()
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        pass  # BertModel initialised itself; the head keeps labelemb's initialisation
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, index: Tensor | None = None
+    ) -> LabelembOutput:
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if not self.config.tokens:
+            h = h[:, 0]
+        return LabelembOutput(logits=self.head.logits(h), features=h, index=index)
+
+
+class Sequences(torch.utils.data.Dataset):
+    """Random sequences of 2..12 tokens padded to 12; a class per sequence or a tag per token."""
+
+    def __init__(self, tokens: bool, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        lengths = torch.randint(2, LENGTH + 1, (NUM_EXAMPLES,), generator=g)
+        self.mask = (torch.arange(LENGTH) < lengths[:, None]).long()
+        self.ids = torch.randint(1, 32, (NUM_EXAMPLES, LENGTH), generator=g) * self.mask
+        if tokens:
+            tags = self.ids % NUM_TAGS  # learnable: the tag is the token's
+            self.labels = tags.masked_fill(self.mask == 0, -100)
+        else:
+            self.labels = self.ids[:, 1] % NUM_CLASSES
+
+    def __len__(self) -> int:
+        return NUM_EXAMPLES
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {
+            "input_ids": self.ids[i],
+            "attention_mask": self.mask[i],
+            "labels": self.labels[i],
+            "index": torch.tensor(i),
+        }
+
+
+class RecordingLoss(LabelembLoss):
+    """LabelembLoss that records each micro-batch's number of counted labels; ``use_num_items=False``
+    drops ``num_items_in_batch``, as a ``compute_loss`` that does not pass it on would."""
+
+    def __init__(self, method, use_num_items: bool = True) -> None:
+        super().__init__(method)
+        self.use_num_items = use_num_items
+        self.counted: list[int] = []
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        self.counted.append(int((labels != -100).sum()))
+        return super().__call__(outputs, labels, num_items_in_batch if self.use_num_items else None)
+
+
+class MeanOfMicroBatchMeans(Trainer):
+    loss_is_scaled_for_ga = False  # training_step divides each micro-batch's mean by the accumulation steps
+
+
+class CaptureGradients(TrainerCallback):
+    """The gradients the optimiser is about to apply (after the last micro-batch of the step)."""
+
+    def __init__(self) -> None:
+        self.grads: dict[str, Tensor] = {}
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.grads = {
+            name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
+        }
+
+
+def trainer_for(
+    model: TinyBertWithMethod, output_dir: Path, callbacks=(), mean_of_means: bool = False, **arguments
+) -> Trainer:
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        label_names=["labels"],
+        seed=0,
+        **arguments,
+    )
+    return (MeanOfMicroBatchMeans if mean_of_means else Trainer)(
+        model=model,
+        args=args,
+        train_dataset=Sequences(model.config.tokens),
+        compute_loss_func=RecordingLoss(model.head, use_num_items=not mean_of_means),
+        callbacks=[EpochEndCallback(model.head), *callbacks],
+    )
+
+
+def step_gradients(
+    model: TinyBertWithMethod, batch: int, accumulate: int, tmp_path: Path, mean_of_means: bool = False
+) -> tuple[dict[str, Tensor], list[int]]:
+    """Every parameter's gradient in the first optimiser step of a real Trainer run, and the
+    number of counted labels of each of its micro-batches."""
+    capture = CaptureGradients()
+    trainer = trainer_for(
+        model,
+        tmp_path / f"{batch}x{accumulate}",
+        callbacks=[capture],
+        mean_of_means=mean_of_means,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulate,
+        max_steps=1,
+        max_grad_norm=0.0,  # no clipping: the raw accumulated gradients
+    )
+    trainer.train()
+    return capture.grads, trainer.compute_loss_func.counted
+
+
+CLASS_METHODS = {
+    "onehot": {},
+    "lwr": {"num_examples": NUM_EXAMPLES, "epochs": 2},  # with each example's index
+    "label_embedding_nlp": {"variant": "nlp"},
+    "label_embedding": {},
+}
+TOKEN_METHODS = {"label_smoothing": {}, "label_embedding_nlp": {"variant": "nlp"}}
+#: Parameters whose gradient is a micro-batch's by design (see the module notes of the integration):
+#: label_embedding's default variant learns E from the rows o2 gets right, averaged over each
+#: micro-batch's count of them. (Its penalty, a sum over rows, is zero at the start: o2 is unsure.)
+NOT_ACCUMULATED = {"label_embedding": {"head.embedding"}}
+
+
+def _build(name: str, options: dict, tokens: bool, dtype: torch.dtype = torch.float32) -> TinyBertWithMethod:
+    torch.manual_seed(0)
+    method = "label_embedding" if name.startswith("label_embedding") else name
+    return TinyBertWithMethod(TinyBertConfig(method=method, options=options, tokens=tokens)).to(dtype)
+
+
+def _assert_same_gradients(name: str, tokens: bool, tmp_path: Path) -> list[int]:
+    """Compares the gradients of 1 x 32 and 4 x 8; returns the counted labels of the 4 micro-batches."""
+    # In float64: float32's rounding of sums taken in another order (1e-7 of a gradient near 1) would
+    # leave 1e-6 too little room on another machine's kernels.
+    model = _build(name, (TOKEN_METHODS if tokens else CLASS_METHODS)[name], tokens, torch.float64)
+    whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
+    parts, counted = step_gradients(copy.deepcopy(model), 8, 4, tmp_path)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(whole) == set(parts) == names, "every parameter, backbone's and method's, gets a gradient"
+    assert any(n.startswith("head.") for n in names) and any(n.startswith("bert.") for n in names)
+    for n in sorted(names - NOT_ACCUMULATED.get(name, set())):
+        assert whole[n].abs().max() > 0, f"{n} got no gradient"
+        torch.testing.assert_close(parts[n], whole[n], rtol=0, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+    return counted
+
+
+@pytest.mark.parametrize("name", list(CLASS_METHODS))
+def test_accumulated_micro_batches_give_the_whole_batchs_gradients(name: str, tmp_path: Path) -> None:
+    _assert_same_gradients(name, tokens=False, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", list(TOKEN_METHODS))
+def test_padded_token_targets_accumulate_to_the_whole_batchs_gradients(name: str, tmp_path: Path) -> None:
+    counted = _assert_same_gradients(name, tokens=True, tmp_path=tmp_path)
+    assert len(counted) == 4 and len(set(counted)) > 1, counted  # micro-batches of unequal token counts
+
+
+def test_without_num_items_accumulation_would_differ(tmp_path: Path) -> None:
+    """The check above can fail: the mean of micro-batch means (a compute_loss that drops
+    num_items_in_batch) is not the whole batch's mean when micro-batches count different tokens."""
+    model = _build("onehot", {}, tokens=True)
+    whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
+    parts, counted = step_gradients(copy.deepcopy(model), 8, 4, tmp_path / "means", mean_of_means=True)
+    assert len(set(counted)) > 1, counted
+    assert max((parts[n] - whole[n]).abs().max().item() for n in whole) > 1e-4
+
+
+def test_loss_is_the_sum_over_counted_rows_over_num_items() -> None:
+    torch.manual_seed(0)
+    method = labelemb.methods.build("onehot", in_features=3, num_classes=4)
+    h = torch.randn(2, 3, 3)
+    labels = torch.tensor([[1, 3, -100], [0, -100, -100]])
+    loss = LabelembLoss(method)
+
+    w, b = method.output.weight.detach(), method.output.bias.detach()
+    rows = [(0, 0), (0, 1), (1, 0)]
+    terms = []
+    for i, t in rows:
+        z = h[i, t] @ w.T + b
+        terms.append(torch.logsumexp(z, 0) - z[labels[i, t]])  # -log softmax(z)[y]
+    by_hand = sum(terms)
+
+    value = loss(LabelembOutput(features=h), labels, num_items_in_batch=torch.tensor(10))
+    torch.testing.assert_close(value, by_hand / 10, rtol=0, atol=1e-6)
+    torch.testing.assert_close(loss({"features": h}, labels, num_items_in_batch=10), by_hand / 10)
+    # Without num_items_in_batch: the method's own mean over the 3 counted rows.
+    torch.testing.assert_close(loss(LabelembOutput(features=h), labels), by_hand / 3, rtol=0, atol=1e-6)
+    # A step whose every label is padding: zero, not 0 / 0.
+    empty = loss(LabelembOutput(features=h), torch.full_like(labels, -100), num_items_in_batch=0)
+    assert empty.item() == 0.0
+
+
+def test_loss_with_label_smoothing_by_hand() -> None:
+    torch.manual_seed(1)
+    method = labelemb.methods.build("label_smoothing", in_features=4, num_classes=3)
+    eps = method.epsilon
+    h, y = torch.randn(5, 4), torch.tensor([0, 2, -100, 1, 1])
+    log_p = F.log_softmax(method.logits(h).detach(), -1)[y != -100]
+    gold = -log_p.gather(1, y[y != -100, None]).squeeze(1)
+    per_row = (1 - eps) * gold + eps * -log_p.mean(-1)
+    value = LabelembLoss(method)(LabelembOutput(features=h), y, num_items_in_batch=torch.tensor(7))
+    torch.testing.assert_close(value, per_row.sum() / 7, rtol=0, atol=1e-6)
+
+
+def test_callback_runs_the_epoch_end_update_once_per_epoch(tmp_path: Path) -> None:
+    model = _build("ols", {}, tokens=False)
+    head = model.head
+    calls: list[Tensor] = []
+    update = head.on_epoch_end
+
+    def counted_update() -> None:
+        update()
+        calls.append(head.soft_labels.clone())
+
+    head.on_epoch_end = counted_update
+    start = head.soft_labels.clone()
+    assert torch.equal(start, torch.zeros(NUM_CLASSES, NUM_CLASSES))  # OLS starts from zero soft labels
+    trainer = trainer_for(
+        model, tmp_path, per_device_train_batch_size=8, num_train_epochs=2, learning_rate=1e-2
+    )
+    trainer.train()
+
+    assert len(calls) == 2 and trainer.state.epoch == 2
+    for soft in calls:  # each row a distribution: the class's mean prediction, or uniform if never right
+        assert not torch.equal(soft, start)
+        torch.testing.assert_close(soft.sum(-1), torch.ones(NUM_CLASSES))
+    assert not torch.allclose(calls[-1], torch.full_like(start, 1 / NUM_CLASSES))  # the epoch's predictions
+    assert int(head.cnt.sum()) == 0  # the statistics were reset at the epoch's end
+
+
+def test_trainers_own_optimiser_trains_the_method_and_predicts_with_its_logits(tmp_path: Path) -> None:
+    model = _build("label_embedding", {}, tokens=False)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = trainer_for(
+        model,
+        tmp_path,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        max_steps=6,
+        learning_rate=1e-2,
+    )
+    trainer.train()
+
+    for n, p in model.named_parameters():
+        assert not torch.equal(p.detach(), before[n]), f"{n} did not change"
+    assert {"head.embedding", "head.heads.weight"} <= set(before)
+
+    data = Sequences(tokens=False)
+    predictions = trainer.predict(data)
+    model.eval()
+    with torch.no_grad():
+        expected = model.head.logits(model(data.ids, data.mask).features)
+    assert predictions.predictions.shape == (NUM_EXAMPLES, NUM_CLASSES)
+    torch.testing.assert_close(torch.as_tensor(predictions.predictions), expected, rtol=1e-5, atol=1e-5)
+    assert predictions.metrics["test_loss"] > 0
+
+
+def test_refusals_name_the_fix(tmp_path: Path) -> None:
+    lwr = labelemb.methods.build("lwr", in_features=3, num_classes=4, num_examples=8, epochs=2)
+    h, y = torch.randn(2, 3), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="index"):
+        LabelembLoss(lwr)(LabelembOutput(features=h), y, num_items_in_batch=2)
+    LabelembLoss(lwr)(LabelembOutput(features=h, index=torch.tensor([3, 5])), y, num_items_in_batch=2)
+    assert lwr.recorded_epoch.tolist() == [-1, -1, -1, 0, -1, 0, -1, -1]  # recorded at the examples' index
+    with pytest.raises(ValueError, match="ignore_index=-100"):
+        LabelembLoss(labelemb.methods.build("onehot", in_features=3, num_classes=4, ignore_index=-1))
+    ols = labelemb.methods.build("ols", in_features=3, num_classes=4)
+    with pytest.raises(ValueError, match="token targets"):
+        LabelembLoss(ols)(LabelembOutput(features=torch.randn(2, 5, 3)), torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="no 'features'"):
+        LabelembLoss(ols)(LabelembOutput(logits=torch.randn(2, 4)), y)
+    with pytest.raises(ValueError, match="label_names"):
+        LabelembLoss(ols)(LabelembOutput(features=h), None)
+
+    # A method outside the model, so outside the Trainer's optimiser, is refused at the start.
+    model = _build("onehot", {}, tokens=False)
+    stray = labelemb.methods.build("onehot", in_features=16, num_classes=NUM_CLASSES)
+    trainer = trainer_for(model, tmp_path, per_device_train_batch_size=8, max_steps=1)
+    trainer.callback_handler.add_callback(EpochEndCallback(stray))
+    with pytest.raises(ValueError, match="submodule"):
+        trainer.train()

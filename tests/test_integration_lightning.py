@@ -1,0 +1,276 @@
+"""labelemb.integrations.lightning: methods get their epoch-end update under lightning.Trainer.
+
+Two CPU processes under Lightning's own ``ddp_spawn`` launcher (gloo, loopback) end each epoch with
+the same label state as one process on the whole batch; a checkpoint restores that state exactly and
+a run resumed from it goes on as if never stopped; without the callback OLS's soft labels never move.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from labelemb import methods
+from labelemb.integrations.lightning import LabelembCallback, find_methods
+
+FEATURES, CLASSES, EXAMPLES, BATCH = 8, 5, 192, 32
+EPOCHS = 2
+
+
+def dataset() -> TensorDataset:
+    """Five Gaussian clusters, near enough to overlap: some examples are misclassified every epoch."""
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(EXAMPLES) % CLASSES
+    centres = torch.randn(CLASSES, FEATURES, generator=generator)
+    x = centres[y] + 0.8 * torch.randn(EXAMPLES, FEATURES, generator=generator)
+    return TensorDataset(x, y, torch.arange(EXAMPLES))
+
+
+def loader(batch_size: int, shuffled: bool = False) -> DataLoader:
+    """The examples in order, or, ``shuffled``, in the order Lightning's DDP sampler draws them.
+
+    Lightning gives every training DataLoader of a DDP run a ``DistributedSampler(shuffle=True)``
+    seeded with ``PL_GLOBAL_SEED``: each epoch one permutation, of which rank r takes the entries
+    r, r + 2, ... The same sampler for one process yields that permutation whole, so a one-process
+    step of ``2b`` examples is the union of the two ranks' steps of ``b``.
+    """
+    data = dataset()
+    sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0) if shuffled else None
+    return DataLoader(
+        data, batch_size=batch_size, sampler=sampler, shuffle=False if sampler is None else None
+    )
+
+
+class Heads(lightning.LightningModule):
+    """A small backbone under several labelemb heads, each trained on the same features (losses summed)."""
+
+    def __init__(self, heads: dict[str, dict[str, Any]], seed: int = 0, outside: str | None = None) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # the same weights for a seed, other tests' RNG untouched
+            torch.manual_seed(seed)
+            self.backbone = nn.Sequential(nn.Linear(FEATURES, 16), nn.Tanh())
+            self.heads = nn.ModuleDict(
+                {
+                    name: methods.build(name, in_features=16, num_classes=CLASSES, **opts)
+                    for name, opts in heads.items()
+                }
+            )
+            # A head kept out of the module tree: its state is not in the model's state_dict.
+            self.outside = None
+            if outside is not None:
+                head = methods.build(outside, in_features=16, num_classes=CLASSES)
+                object.__setattr__(self, "outside", head)
+
+    def all_heads(self) -> list[methods.Method]:
+        return [*self.heads.values(), *([] if self.outside is None else [self.outside])]
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y, index = batch
+        h = self.backbone(x)
+        return sum(head(h, y, index=index).loss for head in self.all_heads())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # Plain SGD: float rounding between one and two processes stays at the rounding level.
+        extra = [] if self.outside is None else list(self.outside.parameters())
+        return torch.optim.SGD([*self.parameters(), *extra], lr=0.5)
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        x, y, _ = batch
+        error = (self.heads["ols"].logits(self.backbone(x)).argmax(-1) != y).float().mean()
+        self.log("val_error", error)
+
+
+class Record(lightning.Callback):
+    """Keeps each epoch's label state after the update (runs after LabelembCallback); saves it per rank."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.soft_labels: list[torch.Tensor] = []
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: Heads) -> None:
+        self.soft_labels.append(pl_module.heads["ols"].soft_labels.clone())
+
+    def on_train_end(self, trainer: lightning.Trainer, pl_module: Heads) -> None:
+        if self.folder is not None:
+            state = {name: value.clone() for name, value in pl_module.state_dict().items()}
+            torch.save(
+                {"soft_labels": self.soft_labels, "state": state},
+                self.folder / f"rank{trainer.global_rank}.pt",
+            )
+
+
+def fit(model: Heads, batch_size: int = BATCH, shuffled: bool = False, **options: Any) -> lightning.Trainer:
+    """Train ``model`` under a CPU Trainer (``options`` override the quiet one-device defaults)."""
+    ckpt_path = options.pop("ckpt_path", None)
+    val = options.pop("val", False)
+    settings: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": EPOCHS,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    run = lightning.Trainer(**{**settings, **options})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+        run.fit(model, loader(batch_size, shuffled), loader(BATCH) if val else None, ckpt_path=ckpt_path)
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+BOTH = {"ols": {}, "label_embedding": {}}
+
+
+def test_two_ddp_processes_match_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    if os.path.exists("/sys/class/net/lo"):
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo on loopback, whatever the hostname says
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # the seed of the DistributedSampler Lightning adds
+
+    single_model, one = Heads(BOTH), Record()
+    fit(single_model, shuffled=True, callbacks=[LabelembCallback(), one])
+    fit(
+        Heads(BOTH),
+        batch_size=BATCH // 2,
+        strategy="ddp_spawn",
+        devices=2,
+        callbacks=[LabelembCallback(), Record(tmp_path)],
+    )
+
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for name, value in ranks[0]["state"].items():  # every rank holds the same reduced state
+        assert torch.equal(ranks[1]["state"][name], value), name
+    for a, b in zip(ranks[0]["soft_labels"], ranks[1]["soft_labels"]):
+        assert torch.equal(a, b)
+
+    assert len(one.soft_labels) == len(ranks[0]["soft_labels"]) == EPOCHS
+    for epoch, (single, double) in enumerate(zip(one.soft_labels, ranks[0]["soft_labels"])):
+        # A class's row is its correct examples' mean prediction: non-zero, and a distribution.
+        assert single.sum(-1).sub(1).abs().max() < 1e-5 and single.diagonal().min() > 0.2, epoch
+        torch.testing.assert_close(
+            double, single, rtol=0, atol=1e-5, msg=lambda m, e=epoch: f"OLS S, epoch {e}: {m}"
+        )
+    embedding = single_model.heads["label_embedding"].embedding.detach()
+    assert (embedding - torch.eye(CLASSES)).abs().max() > 1e-3  # E moved
+    torch.testing.assert_close(
+        ranks[0]["state"]["heads.label_embedding.embedding"], embedding, rtol=0, atol=1e-5
+    )
+    for name, value in single_model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(
+                ranks[0]["state"][name], value, rtol=0, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}"
+            )
+
+
+def test_without_the_callback_ols_soft_labels_never_move() -> None:
+    model = Heads({"ols": {}})
+    fit(model)
+    ols = model.heads["ols"]
+    assert torch.equal(ols.soft_labels, torch.zeros(CLASSES, CLASSES))  # never updated
+    # Both epochs' hits piled up in one accumulator instead of becoming soft labels.
+    assert int(ols.cnt.sum()) > EXAMPLES
+
+
+CHECKPOINTED = {
+    "ols": {},
+    "label_embedding": {"variant": "nlp"},
+    "lwr": {"num_examples": EXAMPLES, "epochs": 3, "k": 1},
+}
+
+
+def states(model: Heads) -> dict[str, torch.Tensor]:
+    """Every tensor of the model and of the heads kept outside it."""
+    found = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    if model.outside is not None:
+        found.update({f"outside.{k}": v.detach().clone() for k, v in model.outside.state_dict().items()})
+    return found
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("outside", [None, "ols"], ids=["heads-in-module", "head-outside-module"])
+def test_checkpoint_restores_method_state_exactly(tmp_path: Path, outside: str | None) -> None:
+    def callback(model: Heads) -> LabelembCallback:
+        return LabelembCallback(*model.all_heads()) if outside else LabelembCallback()
+
+    straight = Heads(CHECKPOINTED, outside=outside)
+    fit(straight, max_epochs=2, callbacks=[callback(straight)])
+
+    first = Heads(CHECKPOINTED, outside=outside)
+    fit(first, max_epochs=1, callbacks=[callback(first)]).save_checkpoint(tmp_path / "epoch1.ckpt")
+    saved = states(first)
+    assert int(saved["heads.lwr.epoch"]) == 1 and int(saved["heads.label_embedding.num_updates"]) > 0
+    assert saved["heads.ols.soft_labels"].abs().sum() > 0
+
+    # Another seed: whatever matches afterwards came from the checkpoint.
+    restored = Heads(CHECKPOINTED, seed=1, outside=outside)
+    fit(restored, max_epochs=1, callbacks=[callback(restored)], ckpt_path=tmp_path / "epoch1.ckpt")
+    assert_same(states(restored), saved)
+
+    resumed = Heads(CHECKPOINTED, seed=1, outside=outside)
+    fit(resumed, max_epochs=2, callbacks=[callback(resumed)], ckpt_path=tmp_path / "epoch1.ckpt")
+    assert_same(states(resumed), states(straight))
+
+
+@pytest.mark.parametrize("saver", ["after-validation", "every-n-steps"])
+def test_checkpoint_saved_before_the_epoch_end_update_resumes_exactly(tmp_path: Path, saver: str) -> None:
+    # Both checkpoints are written after the epoch's last batch and before on_train_epoch_end: the
+    # soft labels are the previous epoch's, this epoch's statistics still pending. Lightning 2.6 resumes
+    # the first at the epoch's end (it calls on_train_epoch_end), the second past it (it does not: the
+    # callback makes the update then).
+    straight = Heads(CHECKPOINTED)
+    fit(straight, max_epochs=2, val=True, callbacks=[LabelembCallback()])
+
+    if saver == "every-n-steps":
+        saving = ModelCheckpoint(dirpath=tmp_path, filename="saved", every_n_train_steps=EXAMPLES // BATCH)
+    else:
+        saving = ModelCheckpoint(dirpath=tmp_path, filename="saved", save_on_train_epoch_end=False)
+    fit(
+        Heads(CHECKPOINTED),
+        max_epochs=1,
+        val=True,
+        callbacks=[LabelembCallback(), saving],
+        enable_checkpointing=True,
+    )
+    checkpoint = torch.load(tmp_path / "saved.ckpt", weights_only=False)
+    assert int(checkpoint["state_dict"]["heads.ols.cnt"].sum()) > 0  # written before the update
+    assert int(checkpoint["state_dict"]["heads.lwr.epoch"]) == 0
+
+    resumed = Heads(CHECKPOINTED, seed=1)
+    fit(resumed, max_epochs=2, val=True, callbacks=[LabelembCallback()], ckpt_path=tmp_path / "saved.ckpt")
+    assert_same(states(resumed), states(straight))
+
+
+def test_finds_the_outermost_methods() -> None:
+    model = Heads(BOTH)
+    assert find_methods(model) == list(model.heads.values())
+    assert find_methods(model.heads["ols"]) == [model.heads["ols"]]
+    with pytest.raises(TypeError, match="labelemb methods"):
+        LabelembCallback(nn.Linear(2, 2))  # type: ignore[arg-type]
