@@ -141,6 +141,10 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
                 ).read_text()
             )
             assert summary["selected_dev_error"] == t["value"]
+            run = experiment / "tuning" / f"trial{t['number']:03d}" / method / "seed0"
+            assert not (
+                run / "checkpoint.pt"
+            ).exists()  # a finished trial keeps its numbers, not its optimiser
         # The best setting trains on the fresh seeds, the default one is what compare writes.
         for seed in (1, 2):
             tuned = json.loads((experiment / "tuned" / method / f"seed{seed}" / "summary.json").read_text())

@@ -311,6 +311,13 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT_FILE).is_file()
 
+    def drop_checkpoint(self) -> None:
+        """Remove a finished run's checkpoint (the optimiser's state, the largest file of a run):
+        for runs that are read for their numbers only, such as tuning trials. An unfinished run
+        keeps it, since it resumes from it."""
+        if self.is_finished():
+            self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
+
     def copy_records_from(self, source: RunDir) -> None:
         """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:
         its evaluation records, data digest, vocabularies and checked outputs. Each file is copied

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import methods
+from ..rundir import RunDir
 from ..search import Space, SpaceError, check_space, combine, import_optuna
 from .config import RunConfig, config_keys
 from .executors import Executor, Unit
@@ -277,6 +278,9 @@ class Tuner:
                     study.tell(trials[i].number, state=self.optuna.trial.TrialState.PRUNED)
                 else:
                     study.tell(trials[i].number, objective(summary, self.dev_keys))
+                    # A trial is read for its numbers only; its optimiser state would fill disks
+                    # (120 MB a trial of the bag of words on debian-sections).
+                    RunDir(configs[i].run_dir()).drop_checkpoint()
 
         self.executor.run(units, finished)
 
