@@ -40,6 +40,17 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
 
 
+def _add_tracker_option(parser: argparse.ArgumentParser) -> None:
+    """train's and compare's --log-to (train.log_to)."""
+    parser.add_argument(
+        "--log-to",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        metavar="TRACKERS",
+        help="also log every run to these experiment trackers: tensorboard,mlflow,trackio (each an "
+        'extra: pip install "labelemb[tensorboard]"); sets train.log_to',
+    )
+
+
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     """Where runs train: the options compare and tune share."""
     parser.add_argument(
@@ -106,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=parse_seeds, help="several seeds, trained in turn: 0-19, 0,2,5 or 0-4,9"
     )
     _add_run_options(train)
+    _add_tracker_option(train)
     train.add_argument(
         "--batched", action="store_true", help="train the seeds side by side in one process (stacked models)"
     )
@@ -132,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--summarize", metavar="DIR", help="train nothing: rebuild the table and figure from DIR's runs"
     )
     _add_run_options(compare)
+    _add_tracker_option(compare)
     compare.add_argument(
         "--batched",
         action="store_true",

@@ -54,6 +54,8 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"train.device={args.device}")
     if args.no_progress:
         overrides.append("train.progress=false")
+    if getattr(args, "log_to", None):
+        overrides.append(f"train.log_to=[{','.join(args.log_to)}]")
     return overrides
 
 
@@ -101,6 +103,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
+    if base.train.log_to:
+        from ..train.trackers import log_comparison
+
+        log_comparison(base, experiment_dir)  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
     return 0
 

@@ -120,6 +120,10 @@ class EarlyStoppingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+#: The experiment trackers a run can log to (``train.log_to``; Hugging Face's ``report_to`` names).
+TRACKER_NAMES = ("tensorboard", "mlflow", "trackio")
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(100, ge=1)
@@ -151,6 +155,23 @@ class TrainConfig(_Strict):
     #: An experiment folder of finished runs of this config to a lower ``epochs``: each new run
     #: starts from the same (method, seed) run's last checkpoint there (labelemb.train.continuation).
     continue_from: str | None = None
+    #: Experiment trackers each run also logs to (labelemb.train.trackers): tensorboard (event files
+    #: in the run folder), mlflow (<output_dir>/mlflow.db unless a tracking URI is given), trackio
+    #: (its local store unless a server is given). A list, or one comma-separated string.
+    log_to: list[Literal["tensorboard", "mlflow", "trackio"]] = Field(default_factory=list)
+    #: MLflow's tracking server (http://host:5000) or store; null: $MLFLOW_TRACKING_URI, else local.
+    mlflow_tracking_uri: str | None = None
+    #: A self-hosted Trackio server's URL; null: $TRACKIO_SERVER_URL, else Trackio's local store.
+    trackio_server_url: str | None = None
+
+    @field_validator("log_to", mode="before")
+    @classmethod
+    def _tracker_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # train.log_to=tensorboard,mlflow
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
+            value = list(dict.fromkeys(value))  # each tracker once
+        return value
 
     @field_validator("device")
     @classmethod
@@ -254,6 +275,9 @@ class RunConfig(BaseModel):
         values = self.model_dump(mode="json")
         values.pop("output_dir")
         values["train"].pop("progress")
+        # Where a run is also logged to is not what it is: a run resumed with trackers is the same run.
+        for key in ("log_to", "mlflow_tracking_uri", "trackio_server_url"):
+            values["train"].pop(key)
         # Where a run started from: a continued run is the longer run (the continuation checks it).
         values["train"].pop("continue_from")
         values["data"].pop("dir")

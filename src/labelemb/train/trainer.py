@@ -16,7 +16,7 @@ from ..data.registry import data_fingerprint
 from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys, first_missing
 from ..tasks import build_task
-from . import distributed, threads
+from . import distributed, threads, trackers
 from .build import data_request, load_run_data, resolve_device, step_options
 from .config import ConfigError, RunConfig
 from .continuation import continue_run, source_run
@@ -172,6 +172,8 @@ def preflight(plans: Sequence[RunPlan]) -> None:
         check_buildable(plan.config)  # a no-op for a config built by build_config / load_config
     for device in sorted({plan.config.train.device for plan in plans}):
         resolve_device(device)
+    # A tracker the config names but this machine lacks: its install line, before any training.
+    trackers.require(sorted({name for plan in plans for name in plan.config.train.log_to}))
     for plan in plans:
         config, folder = plan.config, plan.folder
         folder.check_writable()
@@ -330,25 +332,30 @@ def _train_owned(
         )
         for run in group:
             run.flops_per_example = counted
-        run_loop(
-            layout,
-            task,
-            timetable,
-            description=_describe(group, together),
-            show_progress=show_progress,
-            writes=processes.is_main,
-            device=device,
-            on_checkpoint=on_checkpoint,
-        )
-        for s, run in enumerate(group):
-            size = sum(p.numel() for p in run.network.parameters())
-            summary = summarize(run.config, run.progress, dataset, task, device, size)
-            summary["processes"] = processes.world_size
-            if together:
-                summary["batched_seeds"] = len(group)
-            if processes.is_main:
-                finish(run, summary, layout.predictor(s), task, timetable)
-            summaries[members[s][0]] = summary
+        # train.log_to: the trackers get each run's earlier records now, each check's after it is
+        # on disk, and the results once written; the main process alone logs.
+        with trackers.tracked(group, processes.is_main) as tracking:
+            run_loop(
+                layout,
+                task,
+                timetable,
+                description=_describe(group, together),
+                show_progress=show_progress,
+                writes=processes.is_main,
+                device=device,
+                on_checkpoint=trackers.on_checkpoint(group, tracking, on_checkpoint),
+            )
+            for s, run in enumerate(group):
+                size = sum(p.numel() for p in run.network.parameters())
+                summary = summarize(run.config, run.progress, dataset, task, device, size)
+                summary["processes"] = processes.world_size
+                if together:
+                    summary["batched_seeds"] = len(group)
+                if processes.is_main:
+                    finish(run, summary, layout.predictor(s), task, timetable)
+                    if tracking:
+                        tracking[s].finish(summary)
+                summaries[members[s][0]] = summary
     return [summaries[j] for j in range(len(plans))]
 
 
