@@ -147,9 +147,10 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
             ).exists()  # a finished trial keeps its numbers, not its optimiser
         # The best setting trains on the fresh seeds, the default one is what compare writes.
         for seed in (1, 2):
-            tuned = json.loads((experiment / "tuned" / method / f"seed{seed}" / "summary.json").read_text())
+            best = experiment / "tuned" / f"trial{study['best_trial']:03d}" / method / f"seed{seed}"
+            tuned = json.loads((best / "summary.json").read_text())
             assert tuned["seed"] == seed
-            tuned_config = (experiment / "tuned" / method / f"seed{seed}" / "config.yaml").read_text()
+            tuned_config = (best / "config.yaml").read_text()
             assert f"lr: {study['best_params']['train.lr']!r}" in tuned_config
             assert (experiment / method / f"seed{seed}" / "summary.json").exists()
         assert not (experiment / method / "seed0").exists()  # the tuning seed is never a fresh one
@@ -167,7 +168,7 @@ def test_a_method_with_nothing_to_search_keeps_its_default(tmp_path, capsys):
     assert "onehot: nothing to search" in err
     record = read_tuning(tmp_path / "demo")
     assert record["methods"]["onehot"]["trials"] == []
-    assert not (tmp_path / "demo" / "tuned" / "onehot").exists()
+    assert not list((tmp_path / "demo").glob("tuned/*/onehot"))
     row = next(
         line
         for line in (tmp_path / "demo" / "tuning.md").read_text().splitlines()
@@ -378,3 +379,45 @@ def test_pruning_and_trials_side_by_side_exclude_each_other(tmp_path, capsys):
     code = tune(tmp_path, "--side-by-side", "2", "--prune", methods="label_smoothing")
     err = capsys.readouterr().err
     assert code == 2 and "use one of them" in err and not (tmp_path / "demo").exists()
+
+
+def test_a_larger_budget_whose_best_is_another_trial_trains_that_setting_beside_the_first(tmp_path):
+    """The fresh runs of a best setting live under the trial that found it: a later best writes
+    beside them (before, the same folder held a run of another config and tune stopped)."""
+    space = ["--space", "train.lr=1e-4:1e-1:log"]
+    assert tune(tmp_path, *space, methods="label_smoothing", trials=1, seeds="1") == 0
+    assert tune(tmp_path, *space, methods="label_smoothing", trials=6, seeds="1") == 0
+    record = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    folders = sorted(p.name for p in (tmp_path / "demo" / "tuned").iterdir())
+    assert f"trial{record['best_trial']:03d}" in folders
+    assert "trial000" in folders  # the first budget's best, kept
+    row = next(
+        line
+        for line in (tmp_path / "demo" / "tuning.md").read_text().splitlines()
+        if "label_smoothing" in line
+    )
+    assert f"train.lr {record['best_params']['train.lr']:.3g}" in row
+
+
+def test_an_edited_data_file_makes_the_study_stale_and_is_refused(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [
+        f"{word} {i},{label}"
+        for i in range(12)
+        for word, label in (("alpha beta", "a"), ("gamma delta", "b"))
+    ]
+    (data / "train.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (data / "test.csv").write_text("text,label\n" + "\n".join(rows[:8]) + "\n")
+    config = tmp_path / "my.yaml"
+    config.write_text(
+        "data:\n  name: files\n  files: {train: data/train.csv, test: data/test.csv, dev_fraction: 0.25}\n"
+        "model: {name: bag_of_words}\ntrain: {epochs: 1, batch_size: 8}\n"
+    )
+    args = ["--config", str(config), "--no-progress"]
+    assert tune(tmp_path / "out", *args, methods="label_smoothing", trials=1, seeds="1") == 0
+    (data / "train.csv").write_text("text,label\n" + "\n".join(reversed(rows)) + "\n")
+    capsys.readouterr()
+    code = tune(tmp_path / "out", *args, methods="label_smoothing", trials=2, seeds="1")
+    err = capsys.readouterr().err
+    assert code == 2 and "was tuned with another setting (differs in data)" in err

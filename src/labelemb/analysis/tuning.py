@@ -3,26 +3,25 @@
 ``labelemb tune`` records its studies in ``<experiment>/tuning.json`` (every trial, its dev score
 and values, the best setting); the default setting's runs at the fresh seeds are the experiment's
 own ``<method>/seed<N>`` (what ``compare`` writes), the best setting's are under
-``tuned/<method>/seed<N>``. This module reads those files only: no Optuna.
+``tuned/trial<NNN>/<method>/seed<N>`` (trial NNN: the one whose values they train with). This
+module reads those files only: no Optuna.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 from ..rundir import write_text
 from ..tasks import Scoring
-from .compare import Run, comparison_metric, load_runs, welch_p
+from .compare import BASELINE, Run, _mean_std, comparison_metric, load_runs, welch_p
 
 TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"
 HISTORY_FILE = "tuning-history.png"
 TUNED_FOLDER = "tuned"
-BASELINE = "onehot"
 
 
 def read_tuning(experiment_dir: str | Path) -> dict[str, Any] | None:
@@ -38,10 +37,6 @@ def read_tuning(experiment_dir: str | Path) -> dict[str, Any] | None:
         ) from None
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _at_seeds(runs: dict[str, list[Run]], seeds: list[int]) -> dict[str, list[Run]]:
     wanted = set(seeds)
     kept = {method: [r for r in method_runs if r.seed in wanted] for method, method_runs in runs.items()}
@@ -55,11 +50,16 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
     experiment_dir = Path(experiment_dir)
     seeds = record["seeds"]
     default = _at_seeds(load_runs(experiment_dir), seeds)
-    tuned_dir = experiment_dir / TUNED_FOLDER
-    tuned = _at_seeds(load_runs(tuned_dir), seeds) if tuned_dir.is_dir() and any(tuned_dir.iterdir()) else {}
+    tuned: dict[str, list[Run]] = {}
     for method, study in record["methods"].items():
-        if not study["space"] and method in default:
-            tuned[method] = default[method]  # nothing searched: the tuned setting is the default
+        if not study["space"]:
+            if method in default:
+                tuned[method] = default[method]  # nothing searched: the tuned setting is the default
+            continue
+        # The best trial's folder holds the runs of its values (other methods' best may share it).
+        folder = experiment_dir / TUNED_FOLDER / f"trial{study['best_trial']:03d}"
+        if (folder / method).is_dir():
+            tuned.update(_at_seeds({method: load_runs(folder).get(method, [])}, seeds))
     scoring = comparison_metric({**default, **tuned})
     key = f"selected_{scoring.metric}"
 

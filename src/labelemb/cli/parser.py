@@ -84,6 +84,14 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_methods_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--methods",
+        type=lambda text: [m for m in text.split(",") if m],
+        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
+    )
+
+
 def _space_argument(text: str) -> tuple[str, object]:
     from ..search import SpaceError, parse_space
 
@@ -131,11 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
     )
     compare.add_argument("--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml")
-    compare.add_argument(
-        "--methods",
-        type=lambda text: [m for m in text.split(",") if m],
-        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
-    )
+    _add_methods_option(compare)
     compare.add_argument(
         "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
     )
@@ -164,11 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         'them. Needs Optuna: pip install "labelemb[tune]".',
     )
     tune.add_argument("--config", help="YAML config (default: the digits demo setting)")
-    tune.add_argument(
-        "--methods",
-        type=lambda text: [m for m in text.split(",") if m],
-        help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
-    )
+    _add_methods_option(tune)
     tune.add_argument("--trials", type=positive_int, default=20, help="trials of every method (default 20)")
     tune.add_argument(
         "--space",

@@ -96,16 +96,15 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
     write_text(experiment_dir / TUNING_FILE, json.dumps(record, indent=1) + "\n")
     defaults = [base.with_method(m).with_seed(s) for m in setting.methods for s in args.seeds]
     tuned = [
-        tuned_config(setting, m, record["methods"][m]["best_params"], s)
+        tuned_config(setting, m, record["methods"][m]["best_params"], record["methods"][m]["best_trial"], s)
         for m in setting.methods
         if setting.space(m)
         for s in args.seeds
     ]
-    for config in [*defaults[:: len(args.seeds)], *tuned[:: len(args.seeds)]]:
-        config._source_folder = base._source_folder
-        check_buildable(config)
     for config in [*defaults, *tuned]:
         config._source_folder = base._source_folder
+    for config in [*defaults[:: len(args.seeds)], *tuned[:: len(args.seeds)]]:
+        check_buildable(config)  # each setting once, before any of them trains
     run_grid(
         [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
     )

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import methods
-from ..rundir import RunDir
+from ..rundir import RunDir, differing_keys
 from ..search import Space, SpaceError, check_space, combine, import_optuna
 from .config import RunConfig, config_keys
 from .executors import Executor, Unit
@@ -177,15 +177,24 @@ def sampler_seed(tune_seed: int, method: str, trials_so_far: int) -> int:
 
 
 def setting_record(setting: TuneSetting, method: str) -> dict[str, Any]:
-    """What a study's trials depend on, recorded with the study: the method's default config
-    (its comparable part), the searched space, the tuning seed and pruning."""
+    """What a study's trials depend on, recorded with the study (as JSON holds it): the method's
+    default config (its comparable part), the searched space, the tuning seed and pruning, and the
+    content digest of the data where its loader has one (a user's files: an edited file makes the
+    finished trials' scores stale)."""
+    from ..data.registry import data_fingerprint
+    from .build import data_request
+
     config = setting.method_config(method)
-    return {
+    record: dict[str, Any] = {
         "config": config.comparable(),
         "space": {key: str(space) for key, space in sorted(setting.space(method).items())},
         "tune_seed": setting.tune_seed,
         "prune": setting.prune,
     }
+    fingerprint = data_fingerprint(config.data.name, data_request(config))
+    if fingerprint is not None:
+        record["data"] = fingerprint
+    return json.loads(json.dumps(record))
 
 
 class Tuner:
@@ -215,10 +224,8 @@ class Tuner:
         recorded = study.user_attrs.get("setting")
         if recorded is None:
             study.set_user_attr("setting", record)
-        elif recorded != json.loads(json.dumps(record)):
-            from ..rundir import differing_keys
-
-            keys = ", ".join(sorted(differing_keys(recorded, json.loads(json.dumps(record))))[:5])
+        elif recorded != record:
+            keys = ", ".join(sorted(differing_keys(recorded, record))[:5])
             raise TuneError(
                 f"study {name!r} in {without_password(self.setting.storage_text)} was tuned with "
                 f"another setting (differs in {keys}); tune under a new experiment name "
@@ -353,10 +360,20 @@ def trial_config(setting: TuneSetting, method: str, values: Mapping[str, Any], n
     return changed
 
 
-def tuned_config(setting: TuneSetting, method: str, values: Mapping[str, Any], seed: int) -> RunConfig:
-    """The config of ``method``'s best setting at fresh ``seed``, under ``<experiment>/tuned``."""
+def tuned_experiment(experiment: str, best_trial: int) -> str:
+    """Where the best setting's fresh runs go: ``<experiment>/tuned/trial<NNN>``, named after the
+    trial whose values they train with, so that a later, larger budget whose best is another trial
+    writes beside them instead of meeting runs of another config."""
+    return f"{experiment}/{TUNED_FOLDER}/trial{best_trial:03d}"
+
+
+def tuned_config(
+    setting: TuneSetting, method: str, values: Mapping[str, Any], best_trial: int, seed: int
+) -> RunConfig:
+    """The config of ``method``'s best setting (trial ``best_trial``'s values) at fresh ``seed``."""
     config = apply_values(setting.method_config(method), values).with_seed(seed)
-    changed = config.model_copy(update={"experiment": f"{setting.base.experiment}/{TUNED_FOLDER}"})
+    experiment = tuned_experiment(setting.base.experiment, best_trial)
+    changed = config.model_copy(update={"experiment": experiment})
     changed._source_folder = setting.base._source_folder
     return changed
 
