@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -233,6 +234,84 @@ def test_an_mlflow_server_that_is_gone_costs_a_warning_not_the_run(tmp_path, mon
     assert (config.run_dir() / "tensorboard").is_dir()  # the other tracker went on
 
 
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Any:
+    """A real MLflow tracking server on a loopback port, its store in ``tmp_path / "server"``;
+    yields ``(uri, store_uri, stop)``, stopped on the way out if the test did not stop it."""
+    require("mlflow")
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = tmp_path / "server"
+    store.mkdir()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{store / 'store.db'}", "--workers", "1"]
+    command += ["--default-artifact-root", str(store / "artifacts")]
+    log = (store / "server.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop() -> None:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)  # as a crashed or unplugged server: no goodbye
+            server.wait()
+
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            stop()
+            pytest.fail(f"the MLflow server did not start: {(store / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    try:
+        yield uri, f"sqlite:///{store / 'store.db'}", stop
+    finally:
+        stop()
+        log.close()
+
+
+def test_an_mlflow_server_lost_mid_run_costs_a_warning_and_keeps_what_it_got(
+    tmp_path, monkeypatch, mlflow_server
+):
+    from mlflow.tracking import MlflowClient
+
+    uri, store_uri, stop_server = mlflow_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    config = tiny(tmp_path, ["mlflow", "tensorboard"], mlflow_tracking_uri=uri)
+    checks: list[int] = []
+
+    def server_goes_away(progress: Any) -> None:
+        checks.append(progress.step)
+        if len(checks) == 1:
+            stop_server()
+
+    with pytest.warns(TrackerWarning, match="mlflow tracking failed logging a check"):
+        summary = train(config, on_checkpoint=server_goes_away)
+    run_dir = config.run_dir()
+    assert len(checks) >= 3 and summary["steps"] > checks[0]
+    assert (run_dir / "summary.json").is_file() and (run_dir / "tensorboard").is_dir()
+    assert len(read_records(run_dir)) == len(checks)  # the run lost nothing of its own
+    # What the server stored before it went: the first check, value for value.
+    client = MlflowClient(tracking_uri=store_uri)
+    run_id = json.loads((run_dir / "trackers.json").read_text())["mlflow"]["run_id"]
+    expected = expected_series(run_dir)
+    for key in client.get_run(run_id).data.metrics:
+        held = [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        assert held == [(expected[key][0][0], pytest.approx(expected[key][0][1], rel=1e-6))], key
+    assert "dev_error" in client.get_run(run_id).data.metrics
+
+
 # ---------------------------------------------------------------------- Trackio
 
 
@@ -316,9 +395,57 @@ def test_compare_log_to_on_the_cli_nests_the_runs_under_a_comparison_run(tmp_pat
         ]
         assert client.get_run(child).data.tags["mlflow.parentRunId"] == parent
         assert (experiment_dir / method / "seed0" / "tensorboard").is_dir()
-    events = EventAccumulator(str(experiment_dir / "tensorboard"))
+    events = EventAccumulator(str(experiment_dir / "tensorboard" / "comparison"))
     events.Reload()
     assert "comparison/text_summary" in events.Tags()["tensors"]
+
+
+def test_tune_log_to_nests_trials_and_fresh_runs_under_a_tuning_run(tmp_path, capsys, recwarn):
+    require("mlflow")
+    require("tensorboard")
+    require("optuna")
+    require("trackio")
+    import trackio
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "runs"
+    args = ["tune", "--methods", "onehot,label_smoothing", "--trials", "2", "--seeds", "1"]
+    args += ["--space", "train.lr=1e-3:1e-2:log", "--output-dir", str(out), "--no-progress"]
+    args += ["--log-to", "tensorboard,mlflow,trackio", "experiment=tn", "model.hidden=[32]"]
+    args += ["train.epochs=1", "train.eval_every=600"]
+    assert main(args) == 0, capsys.readouterr().err
+    experiment_dir = out / "tn"
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    parent = json.loads((experiment_dir / "trackers.json").read_text())["mlflow-tuning"]["run_id"]
+    held = client.get_run(parent)
+    assert held.info.run_name == "tuning" and held.info.status == "FINISHED"
+    assert held.data.tags["mlflow.note.content"] == (experiment_dir / "tuning.md").read_text()
+    artifacts = {a.path for a in client.list_artifacts(parent)}
+    assert artifacts == {"tuning.md", "tuning.json", "tuning-history.png"}
+    # Both methods' two trials, their default runs and their tuned runs on seed 1: 8 runs, all nested.
+    children = sorted(experiment_dir.glob("*/seed*/trackers.json"))
+    children += sorted(experiment_dir.glob("tuned/*/*/seed*/trackers.json"))
+    children += sorted(experiment_dir.glob("tuning/*/*/seed*/trackers.json"))
+    assert len(children) == 8, children
+    for child in children:
+        run_id = json.loads(child.read_text())["mlflow"]["run_id"]
+        assert client.get_run(run_id).data.tags["mlflow.parentRunId"] == parent, child
+        assert (child.parent / "tensorboard").is_dir()
+    events = EventAccumulator(str(experiment_dir / "tensorboard" / "tuning"))
+    events.Reload()
+    assert "tuning/text_summary" in events.Tags()["tensors"]
+    # The tune again: every run is reused, and the tuning run is the same one, not a second.
+    assert main(args) == 0
+    assert json.loads((experiment_dir / "trackers.json").read_text())["mlflow-tuning"]["run_id"] == parent
+    experiment = client.get_experiment_by_name("tn")
+    named = [r.info.run_name for r in client.search_runs([experiment.experiment_id])]
+    assert named.count("tuning") == 1 and len(named) == 9, named
+    # One project, the trials' runs named by their folders: as in MLflow's experiment.
+    assert sorted(r.name for r in trackio.Api().runs("tn")) == sorted(named)
+    assert "tuning/trial000/onehot-seed0" in named and "onehot-seed1" in named
+    assert any(re.fullmatch(r"tuned/trial00[01]/onehot-seed1", name) for name in named), named
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, TrackerWarning)]
 
 
 def test_train_log_to_on_the_cli_sets_train_log_to(tmp_path):

@@ -41,7 +41,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tracker_option(parser: argparse.ArgumentParser) -> None:
-    """train's and compare's --log-to (train.log_to)."""
+    """train's, compare's and tune's --log-to (train.log_to)."""
     parser.add_argument(
         "--log-to",
         type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_executor_options(tune)
     _add_run_options(tune)
+    _add_tracker_option(tune)
     tune.add_argument(
         "--batched", action="store_true", help="train the fresh seeds of each setting side by side"
     )

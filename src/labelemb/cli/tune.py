@@ -64,6 +64,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _tune_and_retrain(setting, tuner, record, args)
     table = write_tuning(experiment_dir)
     print(table)
+    if base.train.log_to:
+        from ..train.trackers import log_table
+
+        log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
     return 0
 

@@ -46,6 +46,7 @@ MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "trackio": "trackio
 #: The run files a tracker with artifacts receives when the run finishes (figures too, if any).
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 COMPARISON_FILES = ("comparison.md", "comparison.csv", "curves.png", "curves-seconds.png", "curves-flops.png")
+TUNING_FILES = ("tuning.md", "tuning.json", "tuning-history.png")
 
 
 class TrackerWarning(UserWarning):
@@ -109,8 +110,17 @@ def summary_values(summary: dict[str, Any]) -> dict[str, float]:
     return numeric_values(summary, prefix="summary/")
 
 
+def project(config: RunConfig) -> str:
+    """The tracker's experiment (MLflow) or project (Trackio): the experiment's first folder, so
+    that a tune's trials (``<experiment>/tuning/trial000``) sit beside its runs, not in projects of
+    their own."""
+    return config.experiment.split("/")[0]
+
+
 def run_name(config: RunConfig) -> str:
-    return f"{config.method.name}-seed{config.seed}"
+    """``<method>-seed<N>``, after the experiment's inner folders (``tuning/trial000/onehot-seed0``)."""
+    inner = config.experiment.split("/")[1:]
+    return "/".join([*inner, f"{config.method.name}-seed{config.seed}"])
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -188,7 +198,7 @@ class TensorBoardTracker(Tracker):
 
 
 class MLflowTracker(Tracker):
-    """A run in the MLflow experiment named after ``experiment``, its id kept in the run folder so
+    """A run :func:`run_name` in the MLflow experiment :func:`project`, its id kept in the run folder so
     that a resumed run continues it. The tracking URI: ``train.mlflow_tracking_uri``, else
     ``MLFLOW_TRACKING_URI``, else a SQLite store ``<output_dir>/mlflow.db`` with artifacts in
     ``<output_dir>/mlruns/``."""
@@ -267,10 +277,10 @@ def mlflow_uri(config: RunConfig) -> str:
 
 
 def mlflow_experiment(client: Any, config: RunConfig) -> str:
-    """The id of the MLflow experiment named ``config.experiment``, created if need be."""
+    """The id of the MLflow experiment named :func:`project`, created if need be."""
     from mlflow.exceptions import MlflowException
 
-    found = client.get_experiment_by_name(config.experiment)
+    found = client.get_experiment_by_name(project(config))
     if found is not None:
         return found.experiment_id
     location = None
@@ -278,13 +288,13 @@ def mlflow_experiment(client: Any, config: RunConfig) -> str:
         # A SQLite store's artifacts would otherwise land in ./mlruns of the working directory.
         location = (Path(config.output_dir) / MLFLOW_ARTIFACTS).resolve().as_uri()
     try:
-        return client.create_experiment(config.experiment, artifact_location=location)
+        return client.create_experiment(project(config), artifact_location=location)
     except MlflowException:  # created meanwhile by a run trained in another process
-        return client.get_experiment_by_name(config.experiment).experiment_id
+        return client.get_experiment_by_name(project(config)).experiment_id
 
 
 class TrackioTracker(Tracker):
-    """A run named ``<method>-seed<N>`` in the Trackio project named after ``experiment``:
+    """A run :func:`run_name` (``<method>-seed<N>``) in the Trackio project :func:`project`:
     Trackio's local store (``$TRACKIO_DIR``, by default ``~/.cache/huggingface/trackio``), or
     ``train.trackio_server_url`` / ``TRACKIO_SERVER_URL``."""
 
@@ -301,7 +311,7 @@ class TrackioTracker(Tracker):
         # opened in a context of its own, so that seeds trained side by side keep theirs.
         self.run = contextvars.Context().run(
             trackio.init,
-            project=config.experiment,
+            project=project(config),
             name=name,
             config=self.params,
             # A run of this folder that Trackio holds already is continued; else a new one.
@@ -312,7 +322,7 @@ class TrackioTracker(Tracker):
             auto_log_gpu=False,
         )
         if not known:
-            _write_state(self.state, self.name, {"project": config.experiment, "name": self.run.name})
+            _write_state(self.state, self.name, {"project": project(config), "name": self.run.name})
         # The last step trackio.init found for a resumed run, in its local store or on its server.
         last = getattr(self.run, "_initial_last_step", None)
         self.last_step = -1 if last is None else int(last)
@@ -326,7 +336,9 @@ class TrackioTracker(Tracker):
     def finish(self, summary: dict[str, Any], step: int, files: list[Path]) -> None:
         self.log_series(step, summary_values(summary))
         for path in files:
-            self.run.log_artifact(path, name=f"{self.run.name}-{path.name}", type="run-file")
+            # Trackio's artifact names are letters, digits, dot, underscore and hyphen.
+            name = f"{self.run.name}-{path.name}".replace("/", ".")
+            self.run.log_artifact(path, name=name, type="run-file")
 
     def close(self, failed: bool) -> None:
         self.run.finish()
@@ -433,66 +445,83 @@ def on_checkpoint(
     return checked
 
 
-# ---------------------------------------------------------------------- a comparison
+# ---------------------------------------------------------------------- a comparison's or a tuning's table
+
+#: The tables ``compare`` and ``tune`` write beside their runs: (table, files logged with it, the run
+#: folders it nests, as globs under the experiment folder).
+TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "comparison": ("comparison.md", COMPARISON_FILES, ("*/seed*",)),
+    # The default runs, the tuned runs and the trials that chose them.
+    "tuning": ("tuning.md", TUNING_FILES, ("*/seed*", "tuned/*/*/seed*", "tuning/*/*/seed*")),
+}
 
 
 def log_comparison(config: RunConfig, experiment_dir: Path) -> None:
-    """``compare``'s table beside its runs: an MLflow parent run (the runs nested under it) with
-    the table and figures as artifacts, a TensorBoard text in ``<experiment>/tensorboard/``, a
-    Trackio run ``comparison`` with the table. A failure is a warning."""
+    """``compare``'s table beside its runs (see :func:`log_table`)."""
+    log_table(config, experiment_dir, "comparison")
+
+
+def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
+    """``compare``'s or ``tune``'s table (``kind``: a key of :data:`TABLES`) beside its runs: an
+    MLflow parent run named ``kind`` with the runs nested under it and the table and figures as
+    artifacts, a TensorBoard text in ``<experiment>/tensorboard/<kind>/``, a Trackio run ``kind``
+    with the table. A failure is a warning."""
     for name in config.train.log_to:
         guarded(
             experiment_dir,
             name,
-            lambda name=name: _COMPARISONS[name](config, experiment_dir),
-            "logging the comparison",
+            lambda name=name: _TABLE_LOGGERS[name](config, experiment_dir, kind),
+            f"logging the {kind}",
         )
 
 
-def _tensorboard_comparison(config: RunConfig, experiment_dir: Path) -> None:
+def _tensorboard_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    table = (experiment_dir / "comparison.md").read_text()
-    with SummaryWriter(str(experiment_dir / TENSORBOARD_DIR), purge_step=0) as writer:
-        writer.add_text("comparison", table, 0)
+    table = (experiment_dir / TABLES[kind][0]).read_text()
+    # A folder of its own: purging what an earlier compare (or tune) wrote leaves the other's text.
+    with SummaryWriter(str(experiment_dir / TENSORBOARD_DIR / kind), purge_step=0) as writer:
+        writer.add_text(kind, table, 0)
 
 
-def _mlflow_comparison(config: RunConfig, experiment_dir: Path) -> None:
+def _mlflow_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    table_file, files, nested = TABLES[kind]
     client = MlflowClient(tracking_uri=mlflow_uri(config))
     state = experiment_dir / STATE_FILE
-    parent = _read_state(state).get("mlflow", {}).get("run_id")
+    key = "mlflow" if kind == "comparison" else f"mlflow-{kind}"
+    parent = _read_state(state).get(key, {}).get("run_id")
     try:
         parent = parent and client.get_run(parent).info.run_id
     except MlflowException:
         parent = None
     if not parent:
         experiment = mlflow_experiment(client, config)
-        parent = client.create_run(
-            experiment, run_name="comparison", tags={"labelemb.comparison": "true"}
-        ).info.run_id
-        _write_state(state, "mlflow", {"run_id": parent})
-    table = (experiment_dir / "comparison.md").read_text()
+        parent = client.create_run(experiment, run_name=kind, tags={f"labelemb.{kind}": "true"}).info.run_id
+        _write_state(state, key, {"run_id": parent})
+    table = (experiment_dir / table_file).read_text()
     client.set_tag(parent, "mlflow.note.content", table)  # the run's description in MLflow's UI
-    for name in COMPARISON_FILES:
+    for name in files:
         if (experiment_dir / name).is_file():
             client.log_artifact(parent, str(experiment_dir / name))
-    for child in sorted(experiment_dir.glob(f"*/seed*/{STATE_FILE}")):
-        run_id = _read_state(child).get("mlflow", {}).get("run_id")
-        if run_id:
-            client.set_tag(run_id, "mlflow.parentRunId", parent)  # nests the runs under the comparison
+    for pattern in nested:
+        for child in sorted(experiment_dir.glob(f"{pattern}/{STATE_FILE}")):
+            run_id = _read_state(child).get("mlflow", {}).get("run_id")
+            if run_id:
+                client.set_tag(run_id, "mlflow.parentRunId", parent)  # nests the runs under the table
     client.set_terminated(parent, "FINISHED")
 
 
-def _trackio_comparison(config: RunConfig, experiment_dir: Path) -> None:
+def _trackio_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
     import trackio
 
+    table_file = TABLES[kind][0]
     run = contextvars.Context().run(
         trackio.init,
-        project=config.experiment,
-        name="comparison",
+        project=project(config),
+        name=kind,
         resume="allow",
         server_url=config.train.trackio_server_url,
         embed=False,
@@ -500,17 +529,15 @@ def _trackio_comparison(config: RunConfig, experiment_dir: Path) -> None:
         auto_log_gpu=False,
     )
     try:
-        table = (experiment_dir / "comparison.md").read_text()
-        run.log({"comparison": trackio.Markdown(table)}, step=0)
-        run.log_artifact(
-            experiment_dir / "comparison.md", name=f"{config.experiment}-comparison.md", type="comparison"
-        )
+        table = (experiment_dir / table_file).read_text()
+        run.log({kind: trackio.Markdown(table)}, step=0)
+        run.log_artifact(experiment_dir / table_file, name=f"{project(config)}-{table_file}", type=kind)
     finally:
         run.finish()
 
 
-_COMPARISONS: dict[str, Callable[[RunConfig, Path], None]] = {
-    "tensorboard": _tensorboard_comparison,
-    "mlflow": _mlflow_comparison,
-    "trackio": _trackio_comparison,
+_TABLE_LOGGERS: dict[str, Callable[[RunConfig, Path, str], None]] = {
+    "tensorboard": _tensorboard_table,
+    "mlflow": _mlflow_table,
+    "trackio": _trackio_table,
 }
