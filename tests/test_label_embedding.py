@@ -514,3 +514,47 @@ def test_torch_compile_of_the_head_gives_the_eager_loss_terms_and_gradients(vari
         torch.testing.assert_close(a, b)
     with pytest.raises(LabelRangeError):  # the label check still runs under compile
         torch.compile(head, backend="aot_eager")(features, torch.full((16,), 4))
+
+
+# ---------------------------------------------------------------------- gradient accumulation
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"variant": "paper"}, {"compressed_dim": 3}, {"alpha": 0.05}, {"variant": "nlp"}],
+    ids=["released", "paper", "compressed", "penalty", "nlp"],
+)
+def test_micro_batches_add_up_to_the_whole_batchs_gradients(options):
+    """micro_batch_loss over 4 micro-batches (ignored rows unevenly spread) gives the gradients of
+    one batch, E's masked mean and the summed penalty included; a second step after a zero_grad
+    that keeps zero tensors starts its count afresh."""
+    torch.manual_seed(0)
+    head = build("label_embedding", in_features=6, num_classes=5, ignore_index=-100, **options).double()
+    head.heads.weight.data.normal_(0, 1.0)  # o2 sure enough of some rows to get them right
+    target = torch.randint(0, 5, (2, 32))
+    target[:, :5] = -100  # the first micro-batch counts 3 rows, the others 8
+    features = torch.randn(2, 32, 6, dtype=torch.float64)
+    items = (target != -100).sum(-1)
+
+    def gradients(step: int, parts: int) -> dict[str, torch.Tensor]:
+        rows = features[step].clone().requires_grad_()
+        for chunk, labels in zip(rows.chunk(parts), target[step].chunk(parts)):
+            out = head.micro_batch_loss(chunk, labels, items[step])
+            out.loss.backward()
+        found = {n: p.grad.clone() for n, p in head.named_parameters()}
+        found["features"] = rows.grad
+        return found
+
+    for step in range(2):
+        head.zero_grad(set_to_none=step == 0)  # step 1: a zero_grad that leaves zeros
+        whole = gradients(step, 1)
+        if step == 0:  # one micro-batch is the method's own step
+            head.zero_grad()
+            own = head(features[0].clone().requires_grad_(), target[0])
+            torch.testing.assert_close(head.micro_batch_loss(features[0], target[0], items[0]).loss, own.loss)
+        head.zero_grad(set_to_none=step == 0)
+        parts = gradients(step, 4)
+        for name, grad in whole.items():
+            assert grad.abs().max() > 0, name
+            message = lambda m, n=name: f"{n}: {m}"  # noqa: E731
+            torch.testing.assert_close(parts[name], grad, rtol=0, atol=1e-12, msg=message)

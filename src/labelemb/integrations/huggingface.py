@@ -38,15 +38,14 @@ Gradient accumulation: the Trainer counts the labels that are not -100 over ever
 an optimiser step (and, with ``average_tokens_across_devices``, over every process), passes the
 count as ``num_items_in_batch`` to ``compute_loss_func`` and, unlike a loss the model returns
 without it, does not divide that loss by ``gradient_accumulation_steps``. :class:`LabelembLoss`
-returns the sum of the rows' losses over ``num_items_in_batch``, so the micro-batches' gradients
-add up to those of the whole batch's mean however its rows fall into micro-batches (padding, a
-short last batch). That is exact for a method whose loss is a mean of per-row terms: onehot,
-label_smoothing, confidence_penalty, tfkd_reg, ols, lwr, static_label, label_embedding_fixed and
-label_embedding with ``variant="nlp"``. A term computed from the batch as a whole stays a
-micro-batch's: label_embedding's ``released`` and ``paper`` variants learn ``E`` from the rows
-``o2`` gets right, averaged over each micro-batch's count of them, and sum their penalty over
-rows (weighted here by the micro-batch's share of the rows), and lwal's label vectors are each
-micro-batch's class means.
+returns :meth:`Method.micro_batch_loss <labelemb.methods.base.Method.micro_batch_loss>`: the sum
+of the rows' losses over ``num_items_in_batch``, so the micro-batches' gradients add up to those of
+the whole batch's mean however its rows fall into micro-batches (padding, a short last batch).
+label_embedding's ``released`` and ``paper`` variants learn ``E`` from the rows ``o2`` gets right,
+averaged over the step's count of them, which is known only after the last micro-batch: each
+micro-batch divides by the count so far and rescales the gradient ``E`` already holds, so the
+step's gradient is the whole batch's; their penalty, a sum over rows, is summed over the step.
+Only lwal stays a micro-batch's: its label vectors are each micro-batch's class means.
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ import torch
 from torch import Tensor, nn
 
 from ..methods.base import Method, MethodOutput
-from ..methods.processes import per_process_share
 
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -134,19 +132,16 @@ def method_loss(
     # would read at them: evaluation goes without (lwr's loss is then the plain cross-entropy).
     if not (method.needs_index and method.training):
         index = None
-    out = method(features.reshape(-1, features.shape[-1]), target, index=index)
+    rows = features.reshape(-1, features.shape[-1])
     if num_items_in_batch is None:
-        return out
-    # The method divided its sum by this count (all processes' over their number, a collective
-    # every process reaches here): multiplying by it gives the micro-batch's sum back.
-    counted = per_process_share((target != method.ignore_index).sum().to(out.loss.dtype))
+        return method(rows, target, index=index)
     # A step whose every label is padding has a zero sum: a zero loss, not 0 / 0.
     items = (
         num_items_in_batch.clamp(min=1)
         if isinstance(num_items_in_batch, Tensor)
         else max(num_items_in_batch, 1)
     )
-    return MethodOutput(out.loss * counted / items, out.logits, out.terms)
+    return method.micro_batch_loss(rows, target, items, index=index)
 
 
 class LabelembLoss:

@@ -161,6 +161,23 @@ class Method(nn.Module):
         terms = {name: value.detach() for name, value in step.terms.items()}
         return rows.output(step.loss, step.logits, terms)
 
+    def micro_batch_loss(
+        self, features: Tensor, target: Tensor, num_items: Tensor | float, *, index: Tensor | None = None
+    ) -> MethodOutput:
+        """One micro-batch of an optimiser step whose micro-batches (on every process) count
+        ``num_items`` rows together: ``L_k = sum_{i in k} l_i / num_items``.
+
+        The micro-batches' gradients then add up to those of the whole batch's mean, however its
+        rows fall into micro-batches. That is exact for a loss that is a mean of per-row terms; a
+        method with terms of the batch as a whole overrides it (``label_embedding``) or leaves
+        them a micro-batch's (``lwal``'s class means).
+        """
+        out = self(features, target, index=index)
+        # The method divided its sum by this count (all processes' over their number, a collective
+        # every process reaches here): multiplying by it gives the micro-batch's sum back.
+        counted = per_process_share((target != self.ignore_index).sum().to(out.loss.dtype))
+        return MethodOutput(out.loss * counted / num_items, out.logits, out.terms)
+
     def head_outputs(self, features: Tensor) -> Tensor | tuple[Tensor, ...]:
         """What the method's head makes of the features, for :meth:`compute_loss`: a tensor
         ``(..., N, k)`` or a tuple of them, each checked for non-finite rows. The logits by default."""

@@ -18,6 +18,7 @@ from .label_embedding_fast import LabelEmbeddingHead, both_heads
 from .label_embedding_fixed import EMBEDDING_KEY
 from .label_embedding_formula import TERMS, label_embedding_loss
 from .label_embedding_heads import init_heads, merge_separate_heads
+from .processes import per_process_share, world_size
 from .registry import register
 
 VARIANTS = ("released", "nlp", "paper")
@@ -158,6 +159,8 @@ class LabelEmbedding(Method):
                 nn.init.zeros_(self.expand.bias)
         # The chunked head's buffers, kept from step to step (not state: never saved).
         self._chunk_workspace = Workspace()
+        # Rows o2 got right so far in this optimiser step, over its micro-batches (micro_batch_loss).
+        self._accumulated_masks: Tensor | None = None
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
@@ -198,16 +201,13 @@ class LabelEmbedding(Method):
 
     def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
         """The fast path chunk by chunk of rows (:mod:`~labelemb.methods.label_embedding_chunked`)."""
-        embedding = (
-            (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
-        )
         loss, stacked_terms = chunked_label_embedding_loss(
             features,
             rows,
             chunk_rows,
             self.heads.weight,
             self.heads.bias,
-            embedding,
+            self.embedding_parameters(),
             *self.loss_weights(),
             self.tau,
             self.alpha,
@@ -242,6 +242,63 @@ class LabelEmbedding(Method):
             )
         self._count_update(rows)
         return MethodOutput(loss, z1, terms)
+
+    def embedding_parameters(self) -> tuple[nn.Parameter, ...]:
+        """``E``, or ``A``, ``B`` and ``c`` when compressed: what learns from the ``emb`` term alone."""
+        return (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
+
+    def micro_batch_loss(
+        self, features: Tensor, target: Tensor, num_items: Tensor | float, *, index: Tensor | None = None
+    ) -> MethodOutput:
+        """One micro-batch of gradient accumulation, exact for every term (see the base method).
+
+        Besides the per-row terms (each over ``num_items``), ``E`` learns from the step's rows
+        ``o2`` gets right, averaged over their count ``C`` over every micro-batch (and process),
+        and the penalty is a sum over the step's rows. ``C`` is known only once the last
+        micro-batch has run: micro-batch ``k`` divides its own sum by the count so far ``C_k``
+        and first rescales the gradient ``E`` already holds from this step by
+        ``(C_{k-1} + 1e-8) / (C_k + 1e-8)``, so that after the last one ``E``'s gradient is
+        ``sum_i mask_i grad H_i / (C + 1e-8)``, as for the whole batch at once. A step starts
+        where ``E`` holds no gradient (the optimiser's ``zero_grad``). Variant ``nlp`` averages
+        every term over rows already.
+        """
+        if self.variant == "nlp" or not (self.training and torch.is_grad_enabled()):
+            return super().micro_batch_loss(features, target, num_items, index=index)
+        rows, (z1, z2) = self.check_inputs(features, target, self._both_outputs)
+        correct = (z2.argmax(-1) == rows.label).to(z2.dtype)
+        if rows.weight is not None:
+            correct = correct * rows.weight
+        masks = per_process_share(correct.sum().detach()) * world_size()  # the step's, all processes'
+        grads = [p.grad for p in self.embedding_parameters()]
+        started = (
+            self._accumulated_masks is not None
+            and all(g is not None for g in grads)
+            and any(bool(g.any()) for g in grads)
+        )
+        before = self._accumulated_masks if started else torch.zeros_like(masks)
+        so_far = before + masks
+        with torch.no_grad():
+            for grad in grads if started else []:
+                grad.mul_((before + 1e-8) / (so_far + 1e-8))
+        self._accumulated_masks = so_far
+        w_gold, w_soft = self.loss_weights()
+        e = self.embedding_rows(rows.label)
+        _, terms = label_embedding_loss(
+            *(z1, z2, e, rows),
+            w_gold=w_gold,
+            w_soft=w_soft,
+            tau=self.tau,
+            alpha=self.alpha,
+            nlp=False,
+            emb_normaliser=so_far + 1e-8,
+            # The step's sum on this process: the Trainer multiplies a loss given num_items_in_batch
+            # by the number of processes, whose gradients data parallel training then averages.
+            penalty_factor=1.0,
+        )
+        counted = per_process_share((target != self.ignore_index).sum().to(z1.dtype))
+        per_row = w_gold * terms["ce_o1"] + w_soft * terms["soft_o1"] + terms["ce_o2"]
+        loss = per_row * counted / num_items + terms["emb"] + terms["penalty"]
+        return rows.output(loss, z1, {name: value.detach() for name, value in terms.items()})
 
     def _fast(self, features: Tensor) -> bool:
         """Whether this batch takes the fast path: ``fast_path``, and one model's features."""

@@ -31,6 +31,8 @@ def label_embedding_loss(
     tau: float,
     alpha: float,
     nlp: bool,
+    emb_normaliser: Tensor | None = None,
+    penalty_factor: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The loss of :class:`LabelEmbedding` and its five terms, written as the equation reads.
 
@@ -39,7 +41,11 @@ def label_embedding_loss(
     here, so autograd gives exactly the gradients the method defines: ``E`` learns only from
     ``emb``, ``o1`` from ``ce_o1`` and ``soft_o1``, ``o2`` from ``ce_o2`` and ``penalty``.
     ``nlp`` selects the released seq2seq variant (two-sided penalty; ``emb`` and the penalty
-    averaged over rows rather than divided by the mask count or summed).
+    averaged over rows rather than divided by the mask count or summed). Outside ``nlp``,
+    ``emb_normaliser`` replaces the mask count (plus 1e-8) ``emb`` is divided by, and
+    ``penalty_factor`` the number of processes the penalty is multiplied by: a micro-batch of
+    gradient accumulation divides by the whole step's count (see
+    :meth:`LabelEmbedding.micro_batch_loss`).
     """
     label = rows.label
     log_p1, log_p2, log_q = (F.log_softmax(z, dim=-1) for z in (z1, z2, e))
@@ -55,14 +61,16 @@ def label_embedding_loss(
     if nlp:
         emb = per_row_emb.sum(-1) / rows.count
     else:
-        emb = per_row_emb.sum(-1) / (per_process_share(mask.sum(-1)) + 1e-8)
+        if emb_normaliser is None:
+            emb_normaliser = per_process_share(mask.sum(-1)) + 1e-8
+        emb = per_row_emb.sum(-1) / emb_normaliser
 
     gap = gold(log_p2, label).exp() - alpha  # softmax(z2)[y] - alpha
     if nlp:
         penalty = rows.mean(gap.abs())
     else:
         # Summed over the global batch: data-parallel training averages gradients over processes.
-        penalty = rows.sum(gap.clamp(min=0)) * world_size()
+        penalty = rows.sum(gap.clamp(min=0)) * (world_size() if penalty_factor is None else penalty_factor)
 
     loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
     return loss, dict(zip(TERMS, (ce_o1, soft_o1, ce_o2, emb, penalty)))
