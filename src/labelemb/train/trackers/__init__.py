@@ -1,0 +1,159 @@
+"""Experiment trackers (``train.log_to``): each run's config, checks and results, sent to TensorBoard,
+MLflow or Trackio through the tracker's own client library.
+
+A run's folder stays the record; a tracker gets a copy of it: the config as parameters (flattened
+dotted keys), every numeric series of ``metrics.jsonl`` at its ``step``, the summary's numbers
+(``summary/<key>``) and, where the tracker keeps files, ``config.yaml``, ``summary.json`` and
+``metrics.jsonl`` as artifacts. A resumed run continues its series without repeating a step; a
+tracker that fails (a server gone) is dropped with a warning and the run goes on. Nothing here
+imports a tracker's package unless the config names it. Each tracker is a module of its own
+(``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``); what they share is in ``base``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...rundir import RunDir
+from ..config import TRACKER_NAMES, RunConfig
+from .base import (
+    RUN_FILES,
+    STATE_FILE,
+    TABLES,
+    Tracker,
+    TrackerWarning,
+    config_params,
+    guarded,
+    install_hint,
+    require,
+)
+from .mlflow_tracker import MLflowTracker
+from .tensorboard_tracker import TensorBoardTracker
+from .trackio_tracker import TrackioTracker
+
+if TYPE_CHECKING:
+    from ..loop import Progress, SeedRun
+
+__all__ = [
+    "STATE_FILE",
+    "TABLES",
+    "TRACKERS",
+    "RunTrackers",
+    "Tracker",
+    "TrackerWarning",
+    "install_hint",
+    "log_comparison",
+    "log_table",
+    "on_checkpoint",
+    "require",
+    "tracked",
+]
+
+TRACKERS: dict[str, type[Tracker]] = {
+    "tensorboard": TensorBoardTracker,
+    "mlflow": MLflowTracker,
+    "trackio": TrackioTracker,
+}
+assert set(TRACKERS) == set(TRACKER_NAMES)
+
+
+# ---------------------------------------------------------------------- a run's trackers
+
+
+class RunTrackers:
+    """The trackers of one run; each call is guarded, so that a tracker that fails is dropped with
+    a :class:`TrackerWarning` and never costs the run."""
+
+    def __init__(self, config: RunConfig, folder: RunDir) -> None:
+        self.folder = folder
+        self.trackers: list[Tracker] = []
+        for name in config.train.log_to:
+            tracker = self._guarded(name, lambda name=name: TRACKERS[name](config, folder.path))
+            if isinstance(tracker, Tracker):  # else it failed to start: warned, and left out
+                self.trackers.append(tracker)
+        params = config_params(config)
+        self._each("logging the config", lambda t: t.log_params(params))
+
+    def log_records(self, records: list[dict[str, Any]]) -> None:
+        self._each("logging a check", lambda t: t.log_records(records))
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        step = int(summary.get("steps", 0))
+        files = [self.folder.file(name) for name in RUN_FILES if self.folder.file(name).is_file()]
+        files += sorted(p for p in self.folder.path.glob("*") if p.suffix in (".png", ".svg"))
+        self._each("logging the results", lambda t: t.finish(summary, step, files))
+
+    def close(self, failed: bool) -> None:
+        self._each("closing", lambda t: t.close(failed))
+        self.trackers = []
+
+    def _each(self, what: str, call: Callable[[Tracker], None]) -> None:
+        for tracker in list(self.trackers):
+            if self._guarded(tracker.name, lambda tracker=tracker: call(tracker), what) is False:
+                self.trackers.remove(tracker)
+
+    def _guarded(self, name: str, call: Callable[[], Any], what: str = "starting") -> Any:
+        return guarded(self.folder.path, name, call, what)
+
+
+@contextlib.contextmanager
+def tracked(runs: list[SeedRun], enabled: bool) -> Iterator[list[RunTrackers]]:
+    """The trackers of ``runs`` (none unless ``enabled`` and the config names some), each with the
+    records its run already has; closed on the way out, as failed if an exception left."""
+    if not enabled or not runs[0].config.train.log_to:
+        yield []
+        return
+    trackers = []
+    failed = True
+    try:
+        for run in runs:
+            trackers.append(RunTrackers(run.config, run.folder))
+            trackers[-1].log_records(run.progress.records)
+        yield trackers
+        failed = False
+    finally:
+        for tracker in trackers:
+            tracker.close(failed)
+
+
+def on_checkpoint(
+    runs: list[SeedRun],
+    trackers: list[RunTrackers],
+    then: Callable[[list[Progress]], None] | None,
+) -> Callable[[list[Progress]], None] | None:
+    """The loop's ``on_checkpoint``: each run's new record to its trackers, then ``then``."""
+    if not trackers:
+        return then
+
+    def checked(progress: list[Progress]) -> None:
+        for run, tracker in zip(runs, trackers):
+            tracker.log_records(run.progress.records)
+        if then is not None:
+            then(progress)
+
+    return checked
+
+
+# ---------------------------------------------------------------------- a comparison's or a tuning's table
+
+
+def log_comparison(config: RunConfig, experiment_dir: Path) -> None:
+    """``compare``'s table beside its runs (see :func:`log_table`)."""
+    log_table(config, experiment_dir, "comparison")
+
+
+def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
+    """``compare``'s or ``tune``'s table (``kind``: a key of :data:`TABLES`) beside its runs: an
+    MLflow parent run named ``kind`` with the runs nested under it and the table and figures as
+    artifacts, a TensorBoard text in ``<experiment>/tensorboard/<kind>/``, a Trackio run ``kind``
+    with the table. A failure is a warning."""
+    for name in config.train.log_to:
+        guarded(
+            experiment_dir,
+            name,
+            lambda name=name: TRACKERS[name].log_table(config, experiment_dir, kind),
+            f"logging the {kind}",
+        )
