@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from .compare import mean_std
 from .heatmap import plot_similarity_heatmap
 from .representation import LabelRepresentation, run_representation
 from .similarity import label_similarity_rows, most_similar, similar_table
@@ -91,10 +91,6 @@ def analyze_run(
     return result
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def summarize_wordnet(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean ± std of the WordNet tau-b over each method's runs."""
     by_method: dict[str, list[float]] = {}
@@ -103,7 +99,7 @@ def summarize_wordnet(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]
         if tau is not None and not math.isnan(tau):
             by_method.setdefault(result["method"], []).append(tau)
     return {
-        method: {"runs": len(taus), "mean": _mean_std(taus)[0], "std": _mean_std(taus)[1]}
+        method: dict(zip(("runs", "mean", "std"), (len(taus), *mean_std(taus))))
         for method, taus in by_method.items()
     }
 

@@ -125,7 +125,7 @@ def auac(run: Run, metric: Scoring = TEST_ERROR) -> float:
     return float(np.trapezoid(curve, epochs) / epochs[-1])
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -159,11 +159,11 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         selected = [r.summary[f"selected_{metric.metric}"] for r in method_runs]
         final = [r.summary[f"final_{metric.metric}"] for r in method_runs]
         row: dict[str, Any] = {"method": method, "seeds": len(method_runs)}
-        row["selected_mean"], row["selected_std"] = _mean_std(selected)
+        row["selected_mean"], row["selected_std"] = mean_std(selected)
         row["selected_min"], row["selected_max"] = min(selected), max(selected)
-        row["final_mean"], row["final_std"] = _mean_std(final)
+        row["final_mean"], row["final_std"] = mean_std(final)
         for other, _ in metric.reported:
-            row[f"{other}_mean"], row[f"{other}_std"] = _mean_std(
+            row[f"{other}_mean"], row[f"{other}_std"] = mean_std(
                 [r.summary[f"selected_{other}"] for r in method_runs]
             )
         row["seconds_per_epoch"] = statistics.fmean(r.summary["seconds_per_epoch"] for r in method_runs)
@@ -196,7 +196,7 @@ def _calibration_statistics(
     values = [r.summary.get(key) for r in method_runs]
     if any(v is None for v in values):
         return None, None, None
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     base = [r.summary.get(key) for r in base_runs or []]
     return mean, std, welch_p(values, base) if all(v is not None for v in base) else None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..rundir import write_text
 from ..tasks import Scoring
-from .compare import BASELINE, Run, _mean_std, comparison_metric, load_runs, welch_p
+from .compare import BASELINE, Run, comparison_metric, load_runs, mean_std, welch_p
 
 TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"
@@ -78,8 +78,8 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
             "searched": ", ".join(study["space"]) or "-",
             "best_dev": study["best_value"],
             "values": study["best_params"],
-            "default": _mean_std(before) if before else None,
-            "tuned": _mean_std(after) if after else None,
+            "default": mean_std(before) if before else None,
+            "tuned": mean_std(after) if after else None,
             "seeds": len(after),
             "p_onehot": welch_p(after, base)
             if method != BASELINE and len(after) > 1 and len(base) > 1

@@ -104,9 +104,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
-        from ..train.trackers import log_comparison
+        from ..train.trackers import log_table
 
-        log_comparison(base, experiment_dir)  # the table beside the runs in each tracker
+        log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
     return 0
 

@@ -121,7 +121,8 @@ class EarlyStoppingConfig(_Strict):
 
 
 #: The experiment trackers a run can log to (``train.log_to``; Hugging Face's ``report_to`` names).
-TRACKER_NAMES = ("tensorboard", "mlflow", "trackio")
+TrackerName = Literal["tensorboard", "mlflow", "trackio"]
+TRACKER_NAMES: tuple[str, ...] = typing.get_args(TrackerName)
 
 
 class TrainConfig(_Strict):
@@ -158,7 +159,7 @@ class TrainConfig(_Strict):
     #: Experiment trackers each run also logs to (labelemb.train.trackers): tensorboard (event files
     #: in the run folder), mlflow (<output_dir>/mlflow.db unless a tracking URI is given), trackio
     #: (its local store unless a server is given). A list, or one comma-separated string.
-    log_to: list[Literal["tensorboard", "mlflow", "trackio"]] = Field(default_factory=list)
+    log_to: list[TrackerName] = Field(default_factory=list)
     #: MLflow's tracking server (http://host:5000) or store; null: $MLFLOW_TRACKING_URI, else local.
     mlflow_tracking_uri: str | None = None
     #: A self-hosted Trackio server's URL; null: $TRACKIO_SERVER_URL, else Trackio's local store.

@@ -13,12 +13,13 @@ imports a tracker's package unless the config names it. Each tracker is a module
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...rundir import RunDir
-from ..config import TRACKER_NAMES, RunConfig
+from ..config import TRACKER_NAMES, ConfigError, RunConfig
 from .base import (
     RUN_FILES,
     STATE_FILE,
@@ -27,8 +28,6 @@ from .base import (
     TrackerWarning,
     config_params,
     guarded,
-    install_hint,
-    require,
 )
 from .mlflow_tracker import MLflowTracker
 from .tensorboard_tracker import TensorBoardTracker
@@ -45,7 +44,6 @@ __all__ = [
     "Tracker",
     "TrackerWarning",
     "install_hint",
-    "log_comparison",
     "log_table",
     "on_checkpoint",
     "require",
@@ -58,6 +56,19 @@ TRACKERS: dict[str, type[Tracker]] = {
     "trackio": TrackioTracker,
 }
 assert set(TRACKERS) == set(TRACKER_NAMES)
+
+
+def install_hint(name: str) -> str:
+    return f'train.log_to names {name}, which is not installed: pip install "labelemb[{name}]"'
+
+
+def require(names: list[str]) -> None:
+    """Raise :class:`ConfigError` with the one-line install hint for a tracker whose package is missing."""
+    for name in names:
+        try:
+            importlib.import_module(TRACKERS[name].package)
+        except ImportError:
+            raise ConfigError(install_hint(name)) from None
 
 
 # ---------------------------------------------------------------------- a run's trackers
@@ -138,11 +149,6 @@ def on_checkpoint(
 
 
 # ---------------------------------------------------------------------- a comparison's or a tuning's table
-
-
-def log_comparison(config: RunConfig, experiment_dir: Path) -> None:
-    """``compare``'s table beside its runs (see :func:`log_table`)."""
-    log_table(config, experiment_dir, "comparison")
 
 
 def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:

@@ -4,7 +4,6 @@ as flat parameters, its series, its summary), where it goes (project and run nam
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import warnings
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_text
-from ..config import ConfigError, RunConfig
+from ..config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +25,6 @@ TENSORBOARD_DIR = "tensorboard"
 #: is a SQLite file (``mlflow.db``) in the working directory; ours sits beside the runs instead.
 MLFLOW_DB = "mlflow.db"
 MLFLOW_ARTIFACTS = "mlruns"
-#: The module each tracker needs, checked before any training (:func:`require`).
-MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "trackio": "trackio"}
 #: The run files a tracker with artifacts receives when the run finishes (figures too, if any).
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 COMPARISON_FILES = ("comparison.md", "comparison.csv", "curves.png", "curves-seconds.png", "curves-flops.png")
@@ -36,19 +33,6 @@ TUNING_FILES = ("tuning.md", "tuning.json", "tuning-history.png")
 
 class TrackerWarning(UserWarning):
     """A tracker failed; the run went on without it."""
-
-
-def install_hint(name: str) -> str:
-    return f'train.log_to names {name}, which is not installed: pip install "labelemb[{name}]"'
-
-
-def require(names: list[str]) -> None:
-    """Raise :class:`ConfigError` with the one-line install hint for a tracker whose package is missing."""
-    for name in names:
-        try:
-            importlib.import_module(MODULES[name])
-        except ImportError:
-            raise ConfigError(install_hint(name)) from None
 
 
 # ---------------------------------------------------------------------- what a tracker receives
@@ -135,6 +119,8 @@ class Tracker:
     (found in its own store on resume): records up to it are not logged again."""
 
     name = ""
+    #: The package it needs, checked before any training (``trackers.require``).
+    package = ""
     last_step = -1
 
     def log_params(self, params: dict[str, str | int | float | bool]) -> None: ...

@@ -29,6 +29,7 @@ class MLflowTracker(Tracker):
     ``<output_dir>/mlruns/``."""
 
     name = "mlflow"
+    package = "mlflow"
 
     def __init__(self, config: RunConfig, folder: Path) -> None:
         from mlflow.tracking import MlflowClient

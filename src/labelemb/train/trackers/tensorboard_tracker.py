@@ -16,6 +16,7 @@ class TensorBoardTracker(Tracker):
     series hold every step once, whatever the killed writer had flushed."""
 
     name = "tensorboard"
+    package = "tensorboard"
 
     def __init__(self, config: RunConfig, folder: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter

@@ -27,28 +27,15 @@ class TrackioTracker(Tracker):
     ``train.trackio_server_url`` / ``TRACKIO_SERVER_URL``."""
 
     name = "trackio"
+    package = "trackio"
 
     def __init__(self, config: RunConfig, folder: Path) -> None:
-        import trackio
-
         self.params = config_params(config)
         self.state = folder / STATE_FILE
         known = read_state(self.state).get(self.name)
         name = known["name"] if known else run_name(config)
-        # trackio.init finishes the "current" run it keeps in a context variable: each run is
-        # opened in a context of its own, so that seeds trained side by side keep theirs.
-        self.run = contextvars.Context().run(
-            trackio.init,
-            project=project(config),
-            name=name,
-            config=self.params,
-            # A run of this folder that Trackio holds already is continued; else a new one.
-            resume="allow" if known else "never",
-            server_url=config.train.trackio_server_url,
-            embed=False,
-            auto_log_cpu=False,
-            auto_log_gpu=False,
-        )
+        # A run of this folder that Trackio holds already is continued; else a new one.
+        self.run = open_run(config, name, "allow" if known else "never", self.params)
         if not known:
             write_state(self.state, self.name, {"project": project(config), "name": self.run.name})
         # The last step trackio.init found for a resumed run, in its local store or on its server.
@@ -76,19 +63,29 @@ class TrackioTracker(Tracker):
         import trackio
 
         table_file = TABLES[kind][0]
-        run = contextvars.Context().run(
-            trackio.init,
-            project=project(config),
-            name=kind,
-            resume="allow",
-            server_url=config.train.trackio_server_url,
-            embed=False,
-            auto_log_cpu=False,
-            auto_log_gpu=False,
-        )
+        run = open_run(config, kind, "allow")
         try:
             table = (experiment_dir / table_file).read_text()
             run.log({kind: trackio.Markdown(table)}, step=0)
             run.log_artifact(experiment_dir / table_file, name=f"{project(config)}-{table_file}", type=kind)
         finally:
             run.finish()
+
+
+def open_run(config: RunConfig, name: str, resume: str, params: dict[str, Any] | None = None) -> Any:
+    """``trackio.init`` of run ``name`` in the config's project, on its server or the local store."""
+    import trackio
+
+    # trackio.init finishes the "current" run it keeps in a context variable: each run is opened
+    # in a context of its own, so that seeds trained side by side keep theirs.
+    return contextvars.Context().run(
+        trackio.init,
+        project=project(config),
+        name=name,
+        config=params,
+        resume=resume,
+        server_url=config.train.trackio_server_url,
+        embed=False,
+        auto_log_cpu=False,
+        auto_log_gpu=False,
+    )
