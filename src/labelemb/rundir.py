@@ -39,6 +39,8 @@ import yaml
 from filelock import FileLock, Timeout
 from torch import Tensor
 
+from .aligned import aligned
+
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -183,7 +185,7 @@ class RunDir:
         if not path.exists():
             return {}
         try:
-            return load_file(str(path))
+            return {name: aligned(tensor) for name, tensor in load_file(str(path)).items()}
         except Exception as error:  # a torn or foreign file: name it
             raise RunDirError(f"cannot read {path} ({error}); the file is damaged") from None
 

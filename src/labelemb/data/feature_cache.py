@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from ..aligned import aligned
 from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
 
 #: Bump when what a key covers or how features are stored changes, so old files are not read as new.
@@ -101,7 +102,7 @@ def read_features(path: Path, key: str, count: int) -> tuple[torch.Tensor | None
         return None, f"holds {features.dtype} {tuple(features.shape)}, not float32 ({count}, d)"
     if metadata.get("sha256") != _tensor_sha256(features):
         return None, "is damaged (its content does not match its checksum)"
-    return features, None
+    return aligned(features), None
 
 
 def write_features(path: Path, key: str, features: torch.Tensor) -> None:

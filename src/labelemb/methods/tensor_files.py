@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..aligned import aligned
+
 
 def read_tensor_file(path: Path, key: str) -> Tensor:
     """The float tensor ``key`` (or the only tensor) of a ``.safetensors`` file, or a ``.pt`` tensor."""
@@ -15,9 +17,9 @@ def read_tensor_file(path: Path, key: str) -> Tensor:
 
         tensors = load_file(str(path))
         if key in tensors:
-            return tensors[key].float()
+            return aligned(tensors[key].float())
         if len(tensors) == 1:
-            return next(iter(tensors.values())).float()
+            return aligned(next(iter(tensors.values())).float())
         raise ValueError(
             f"{path} holds tensors {sorted(tensors)} but none named {key!r}: keep one, or name it {key!r}"
         )
