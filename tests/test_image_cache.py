@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from filelock import FileLock, Timeout
 from PIL import Image
 
+from labelemb.cli import main
 from labelemb.data import DataError, image_cache
 from labelemb.data import cache_files as cache_file_helpers
 from labelemb.data.image_cache import cached_images, image_cache_key
@@ -483,12 +486,35 @@ def test_an_existing_cache_is_read_from_a_read_only_folder(tmp_path, monkeypatch
 # --- progress and edge cases ---------------------------------------------------------------------
 
 
-def test_the_progress_bar_shows_the_label_and_can_be_turned_off(tmp_path, capsys):
+def test_the_progress_bar_shows_the_label_on_a_terminal_and_can_be_turned_off(tmp_path, capsys, monkeypatch):
     sources = random_pngs(tmp_path / "images", 3)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # capsys's stderr, posing as a terminal
     build(sources, tmp_path / "cache", label="decoding train images", progress=True)
     assert "decoding train images" in capsys.readouterr().err
     build(sources, tmp_path / "other", label="decoding train images", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_an_image_folder_run_off_a_terminal_draws_no_bar(tmp_path, capfd, one_thread):
+    """docs/cli.md: off a terminal no progress bar is drawn, the image cache's included (it wrote
+    its `decoding train images` bar, carriage returns and all, into log files)."""
+    for split, count in (("train", 6), ("test", 2)):
+        for name in ("cat", "dog"):
+            random_pngs(tmp_path / split / name, count)
+    files = {"format": "imagefolder", "train": "train", "test": "test", "cache_dir": str(tmp_path / "cache")}
+    raw = {
+        "experiment": "folder",
+        "data": {"name": "files", "dir": str(tmp_path), "files": files},
+        "model": {"name": "mlp", "hidden": [8]},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 1, "batch_size": 2},
+    }
+    config = tmp_path / "folder.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "runs")]) == 0
+    err = capfd.readouterr().err
+    assert "\r" not in err and "decoding" not in err and "hashing" not in err, err
+    assert "onehot seed 0: step" in err  # progress is on: the lines that stand in for the bar
 
 
 def test_no_sources(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..progress import draws_bar
 from .base import DataError
 
 # Short, so that machines without network fail fast instead of hanging on a dead mirror.
@@ -26,14 +27,14 @@ def download_file(
     expected_size: int | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
-    progress: bool | None = None,
+    progress: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` and verify its md5 (and size, when given).
 
     The bytes go to a temporary file in dest's folder and are moved into place with
     ``os.replace`` only once verified, so ``dest`` is never left half-written or wrong. Any
-    failure (network, size, md5) raises DataError and leaves no file behind. ``progress=None``
-    shows a tqdm bar only on a terminal.
+    failure (network, size, md5) raises DataError and leaves no file behind. A tqdm bar is drawn
+    only on a terminal, unless ``progress`` is False (:func:`labelemb.progress.draws_bar`).
     """
     dest = Path(dest)
     try:
@@ -56,7 +57,7 @@ def download_file(
                         unit_scale=True,
                         unit_divisor=1024,
                         desc=dest.name,
-                        disable=None if progress is None else not progress,
+                        disable=not draws_bar(progress),
                         leave=False,
                     ) as bar:
                         while chunk := resp.read(_CHUNK):
@@ -89,7 +90,7 @@ def download_from_mirrors(
     expected_size: int | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
-    progress: bool | None = None,
+    progress: bool = True,
 ) -> Path:
     """Try ``download_file`` on each URL in order; raise DataError listing every failure."""
     errors = []

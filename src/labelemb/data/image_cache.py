@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..progress import draws_bar
 from .base import DataError
 from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
 from .image_decode import decode_image, first_image_settings, pillow, read_file
@@ -67,7 +68,8 @@ def cached_images(
     ``names`` says what an error calls each source (a path, or "train.csv row 17"). ``channels``
     is 1 or 3, or None for the first image's (1 for a grayscale mode, else 3); ``size`` is
     (height, width), or None for the first image's. Writing to the returned tensor changes only
-    this process's copy of the page, never the cache file.
+    this process's copy of the page, never the cache file. ``progress``: bars while the sources
+    are hashed and decoded, drawn only on a terminal (:func:`labelemb.progress.draws_bar`).
     """
     _check_arguments(sources, names, channels, size)
     size = None if size is None else (int(size[0]), int(size[1]))  # a config's list keys as a tuple
@@ -132,7 +134,7 @@ def image_cache_key(
         total=len(sources),
         desc=f"{label or 'images'}: hashing",
         unit="img",
-        disable=not progress,
+        disable=not draws_bar(progress),
         leave=False,
     )
     for source, name in items:
@@ -267,7 +269,8 @@ def _write_images(
     chunk = np.empty((per_chunk, channels, height, width), dtype=np.uint8)
     digest = hashlib.sha256()
     filled = 0
-    with tqdm(total=count, desc=label or "decoding images", unit="img", disable=not progress) as bar:
+    shown = draws_bar(progress)
+    with tqdm(total=count, desc=label or "decoding images", unit="img", disable=not shown) as bar:
         for index in range(count):
             chunk[filled] = decode_image(sources[index], channels, (height, width), names[index])
             filled += 1

@@ -6,6 +6,8 @@ import sys
 
 from tqdm.auto import tqdm
 
+from ..progress import draws_bar
+
 
 class ProgressDisplay:
     """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead."""
@@ -15,8 +17,7 @@ class ProgressDisplay:
     ) -> None:
         self.description, self.enabled = description, enabled
         self.total_steps, self.num_train, self.epochs = total_steps, num_train, epochs
-        # tqdm.auto draws a widget in a notebook, whose stderr is no terminal either.
-        self.terminal = enabled and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+        self.terminal = draws_bar(enabled)
         self.bar = tqdm(
             total=total_steps,
             initial=initial,

@@ -25,6 +25,7 @@ from ..data.augment import Augment
 from ..data.feature_cache import backbone_digest, cached_features, split_key
 from ..data.files_options import FilesOptions
 from ..data.files_paths import cache_root
+from ..progress import draws_bar
 from ..tasks import Task
 from .build import config_folder_importable
 from .config import RunConfig
@@ -139,7 +140,8 @@ def split_features(
     autocast = torch.bfloat16 if config.train.precision == "bf16" else None
     chunks = []
     batches = order.split(config.train.eval_batch_size)
-    for index in tqdm(batches, desc=label, unit="batch", disable=not config.train.progress, leave=False):
+    shown = draws_bar(config.train.progress)
+    for index in tqdm(batches, desc=label, unit="batch", disable=not shown, leave=False):
         inputs, _ = task.batch(split, index.to(split.labels.device))
         inputs = inputs.to(device)
         if normalise is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..progress import draws_bar
 from .config import RunConfig
 from .executors import Executor, LocalExecutor, Unit
 from .plan import checked_runs
@@ -96,7 +97,7 @@ class RunCounter:
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
         self.total, self.done, self.enabled = total, done, enabled
-        self.terminal = enabled and sys.stderr.isatty()
+        self.terminal = draws_bar(enabled)
         self.bar = tqdm(total=total, initial=done, desc="runs", disable=not self.terminal)
 
     def starting(self, config: RunConfig) -> None:
