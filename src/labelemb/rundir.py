@@ -210,18 +210,22 @@ class RunDir:
     def check_config(self, config: Config) -> None:
         """Refuse (:class:`RunDirError`) if the folder holds a run of a config that differs in what
         affects results (not in output paths or progress bars)."""
-        if not self.file(CONFIG_FILE).exists():
-            return
-        # Validating fills in keys added to the config since that run was written, with their defaults.
-        saved = self.read_valid_config(type(config)).comparable()
-        wanted = config.comparable()
-        if saved != wanted:
-            changed = sorted(differing_keys(saved, wanted))
+        changed = self.config_differences(config)
+        if changed:
             raise RunDirError(
                 f"{self.path} already holds a run with a different config (differs in: "
                 f"{', '.join(changed)}). Nothing was overwritten: choose another output_dir or "
                 "experiment name, or delete that folder."
             )
+
+    def config_differences(self, config: Config) -> list[str]:
+        """The dotted keys in which ``config`` differs from the run this folder holds, in what
+        affects results (none if the folder holds no run)."""
+        if not self.file(CONFIG_FILE).exists():
+            return []
+        # Validating fills in keys added to the config since that run was written, with their defaults.
+        saved = self.read_valid_config(type(config)).comparable()
+        return sorted(differing_keys(saved, config.comparable()))
 
     def check_writable(self) -> None:
         """Raise :class:`RunDirError` unless this folder can be created and written; done before any
@@ -255,6 +259,16 @@ class RunDir:
         except Timeout:
             return None
         return lock
+
+    def let_go(self, lock: FileLock) -> None:
+        """Release ``lock`` (from :meth:`claim`); a finished run's folder keeps no lock file.
+
+        Removing it is safe: a process still waiting on the old file gets it next, finds the run
+        finished and reads it back, as does any process that claims a new one; neither trains.
+        """
+        lock.release()
+        if lock.lock_counter == 0 and self.is_finished():
+            self.file(LOCK_FILE).unlink(missing_ok=True)
 
     def start(self, config: Config) -> None:
         """Create the folder, clear torn temporaries (the caller owns it: :meth:`claim`), and

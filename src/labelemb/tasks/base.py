@@ -145,3 +145,18 @@ class Task(Protocol):
     ) -> tuple[Tensor, str]:
         """For a method that learns none: an (m x m) matrix read off the trained model, and its source."""
         ...
+
+
+def chance_errors(dev: Any, test: Any) -> dict[str, float]:
+    """The error (%) of always answering a split's most frequent class, per error metric of the
+    splits there are (``dev_error``, ``test_error``): the chance level a classifier must beat.
+
+    A classification task may offer this as ``chance_levels(dev, test)``; the trainer warns when a
+    run never got below it (:func:`labelemb.train.results.warn_if_at_chance`).
+    """
+    levels = {}
+    for name, split in (("dev", dev), ("test", test)):
+        if split is not None and len(split):
+            counts = torch.bincount(split.labels.reshape(-1).cpu().clamp(min=0))
+            levels[f"{name}_error"] = 100.0 * (1.0 - float(counts.max()) / float(counts.sum()))
+    return levels

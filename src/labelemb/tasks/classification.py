@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
-from .base import Predict, rows_problem
+from .base import Predict, chance_errors, rows_problem
 from .calibration import CALIBRATION_FIELDS, CalibrationSums
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
@@ -56,6 +56,10 @@ class Classification:
 
     def evaluation_files(self) -> dict[str, str]:
         return {}
+
+    def chance_levels(self, dev: Split | None, test: Split) -> dict[str, float]:
+        """The error of always answering each split's most frequent class (:func:`chance_errors`)."""
+        return chance_errors(dev, test)
 
     def summary_fields(self) -> dict[str, Any]:
         return {}

@@ -21,7 +21,7 @@ from ..data.base import epoch_permutation
 from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
-from .base import Predict, rows_problem
+from .base import Predict, chance_errors, rows_problem
 from .calibration import CALIBRATION_FIELDS, measure_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
@@ -159,6 +159,10 @@ class TextClassification:
 
     def evaluation_files(self) -> dict[str, str]:
         return {}
+
+    def chance_levels(self, dev: TextClassSplit | None, test: TextClassSplit) -> dict[str, float]:
+        """The error of always answering each split's most frequent class (:func:`chance_errors`)."""
+        return chance_errors(dev, test)
 
     def summary_fields(self) -> dict[str, Any]:
         return {

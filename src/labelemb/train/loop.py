@@ -100,6 +100,13 @@ class SeedRun:
             load_state(folder, "network", network, checkpoint)
             progress = Progress(**checkpoint["progress"])
             rng_state = checkpoint["torch_rng"]
+            logger.info(
+                "%s: resuming from its checkpoint at step %d (epoch %d, batch %d)",
+                folder.path,
+                progress.step,
+                progress.epoch,
+                progress.batch,
+            )
         return cls(plan, model, method, network, progress, checkpoint, rng_state)
 
 

@@ -3,6 +3,8 @@ what it leaves in its folder besides (the label representation, the weights)."""
 
 from __future__ import annotations
 
+import logging
+import math
 import platform
 from typing import Any
 
@@ -14,6 +16,11 @@ from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from .config import RunConfig
 from .loop import Progress, Schedule, SeedRun
+
+logger = logging.getLogger(__name__)
+
+#: Fewer checks than this, and a run at chance may simply not have started to learn yet.
+CHANCE_MIN_CHECKS = 3
 
 
 def summarize(
@@ -95,3 +102,49 @@ def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task
             predict, plan.dev, plan.test, run.method.num_classes
         )
     run.folder.write_results(run.network.state_dict(), tensors, summary)
+
+
+def at_chance(records: list[dict[str, Any]], levels: dict[str, float], counts: dict[str, int]) -> bool:
+    """Whether every check's error on every split of ``levels`` stayed at that split's chance level.
+
+    "At" allows two standard errors of a proportion at chance below it, so that a run that barely
+    beats always answering the most frequent class by the luck of a small split is still said to
+    be there; a split with one class only (chance 0 %) says nothing.
+    """
+    if len(records) < CHANCE_MIN_CHECKS or not levels or min(levels.values()) <= 0:
+        return False
+    for metric, chance in levels.items():
+        share = chance / 100.0
+        margin = 200.0 * math.sqrt(share * (1.0 - share) / max(counts[metric], 1))
+        if any(metric not in record or record[metric] < chance - margin for record in records):
+            return False
+    return True
+
+
+def warn_if_at_chance(run: SeedRun, task: Task, plan: Schedule) -> None:
+    """Warn once when a classifier's error never left the chance level (a method that did not
+    learn on this data, e.g. at a learning rate that suits another), naming what to try."""
+    levels_of = getattr(task, "chance_levels", None)
+    if levels_of is None:
+        return
+    levels = levels_of(plan.dev, plan.test)
+    counts = {
+        f"{name}_error": len(split)
+        for name, split in (("dev", plan.dev), ("test", plan.test))
+        if split is not None
+    }
+    if not at_chance(run.progress.records, levels, counts):
+        return
+    metric = "dev_error" if "dev_error" in levels else "test_error"
+    logger.warning(
+        "%s (seed %d) never beat chance: its %s stayed at %.2f %% or worse at all %d checks "
+        "(always answering the most frequent class gives %.2f %%). Try another train.lr (10x "
+        "smaller or larger), more train.epochs, or the method's other options; onehot on the same "
+        "data shows what the model can reach.",
+        run.config.method.name,
+        run.config.seed,
+        metric.replace("_", " "),
+        min(record[metric] for record in run.progress.records),
+        len(run.progress.records),
+        levels[metric],
+    )

@@ -25,7 +25,7 @@ from .frozen import freeze_features
 from .loop import Progress, SeedRun, run_loop, schedule
 from .options import check_buildable
 from .plan import RunPlan, checked_plan, plan_run
-from .results import finish, summarize
+from .results import finish, summarize, warn_if_at_chance
 from .seed import describe_seeds
 from .single import Single
 from .stacked import BatchedConfigError, Stacked, unsupported_reason
@@ -177,14 +177,25 @@ def preflight(plans: Sequence[RunPlan]) -> None:
     for plan in plans:
         config, folder = plan.config, plan.folder
         folder.check_writable()
+        if any(key.startswith("data.") for key in folder.config_differences(config)):
+            _data_problem_first(config)
         folder.check_config(config)
-        if folder.recorded_fingerprint() is not None:
+        recorded = folder.recorded_fingerprint()
+        if recorded is not None:
             # A finished run is read back, not trained: only this keeps it from reporting old
             # numbers for files that were edited since.
             fingerprint = data_fingerprint(config.data.name, data_request(config))
-            if fingerprint is not None:
+            if fingerprint is not None and fingerprint != recorded:
+                _data_problem_first(config)
                 folder.refuse_other_data(fingerprint)
         source_run(plan)  # a run to continue from, if asked for, that can be continued
+
+
+def _data_problem_first(config: RunConfig) -> None:
+    """Read the data of ``config``, which differs from what its run folder recorded, so that a
+    mistyped path or a broken file is reported as itself ("train file images/trian not found",
+    "line 3: the label is missing") rather than as a folder holding a run of other data."""
+    load_run_data(config)
 
 
 def _train(
@@ -251,13 +262,13 @@ def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
     if processes.world_size > 1:
         # The processes of one torchrun job train the run together: the main one owns it for all.
         if processes.is_main:
-            owned.callback(folder.claim(wait=True).release)
+            owned.callback(folder.let_go, folder.claim(wait=True))
         torch.distributed.barrier()
         return True
     lock = folder.claim(wait)
     if lock is None:
         return False
-    owned.callback(lock.release)
+    owned.callback(folder.let_go, lock)
     return True
 
 
@@ -352,6 +363,7 @@ def _train_owned(
                 if together:
                     summary["batched_seeds"] = len(group)
                 if processes.is_main:
+                    warn_if_at_chance(run, task, timetable)
                     finish(run, summary, layout.predictor(s), task, timetable)
                     if tracking:
                         tracking[s].finish(summary)
