@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from labelemb.analysis.compare import (
     format_markdown,
     load_runs,
     reported_metric,
+    welch_p,
 )
 from labelemb.analysis.report_page import render_report
 from labelemb.cli import main
@@ -181,6 +183,43 @@ def test_the_table_shows_calibration_with_welch_p_and_a_dash_for_runs_without_it
         "nll_p_value",
         "metric",
     ]
+
+
+def test_welch_p_without_spread_warns_nothing_and_says_what_p_is():
+    """Seeds with identical scores made scipy warn of "catastrophic cancellation" in every compare;
+    without spread in either group p is 1 for equal scores and None for different ones."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's RuntimeWarning fails the test
+        assert welch_p([2.5, 2.5], [2.5, 2.5, 2.5]) == 1.0
+        assert welch_p([0.1, 0.1, 0.1], [0.1, 0.1]) == 1.0
+        assert welch_p([2.5, 2.5], [2.2, 2.2]) is None
+        # One group without spread: Welch's test with that group's variance 0, as by hand.
+        t = (0.1 - 0.25) / math.sqrt(0.0 / 3 + 0.005 / 2)
+        assert welch_p([0.1, 0.1, 0.1], [0.2, 0.3]) == pytest.approx(2 * stats.t.sf(abs(t), 1), rel=1e-9)
+        p = welch_p([1.0, 2.0, 3.0], [4.0, 2.0])
+    assert p == pytest.approx(stats.ttest_ind([1.0, 2.0, 3.0], [4.0, 2.0], equal_var=False).pvalue, rel=1e-12)
+    assert welch_p([1.0], [1.0, 2.0]) is None  # one seed
+
+
+def test_a_table_of_seeds_with_identical_scores_says_why_p_is_missing(tmp_path):
+    # Every seed selects the same check with the same test error: onehot 4, same 4, better 2.
+    for method, test in (("onehot", 4), ("same", 4), ("better", 2)):
+        for seed in (0, 1):
+            write_run(tmp_path, method, seed, [6, 3], [7, test], [10, 20])
+            add_calibration(tmp_path, method, seed, 3.0, 0.3 if method == "better" else 0.25 + seed / 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = {r["method"]: r for r in comparison_rows(load_runs(tmp_path))}
+        markdown = format_markdown(list(rows.values()))
+    assert rows["same"]["p_value"] == 1.0 and rows["better"]["p_value"] is None
+    assert rows["better"]["ece_p_value"] == 1.0 and rows["better"]["nll_p_value"] is not None
+    header, _, *lines = [line.strip("|").split("|") for line in markdown.split("\n\n")[0].splitlines()]
+    column = [cell.strip() for cell in header].index("p vs onehot (Welch)")
+    p_cells = {line[0].strip(): line[column].strip() for line in lines}
+    assert p_cells == {"onehot": "-", "better": "-", "same": "1"}
+    assert "scores the same and so does every seed of onehot, a different value" in markdown
+    # Seeds that vary (or a p that exists) need no such line.
+    assert "scores the same" not in format_markdown([rows["onehot"], rows["same"]])
 
 
 def write_text_run(root: Path, method: str, seed: int, score: str, dev: list[float], test: list[float]):

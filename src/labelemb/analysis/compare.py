@@ -202,10 +202,48 @@ def _calibration_statistics(
 
 
 def welch_p(values: list[float], base: list[float]) -> float | None:
-    """Two-sided Welch's t-test p of ``values`` against ``base``; None unless both have two seeds."""
+    """Two-sided Welch's t-test p of ``values`` against ``base``; None unless both have two seeds.
+
+    Where neither group varies (every seed of each scores the same, as small test sets often
+    give), the test has no spread to weigh a difference against: p is 1.0 when the two scores are
+    equal, and None ("-" in a table, with :data:`NO_SPREAD_NOTE`) when they differ. Where only one
+    group varies, the test is the usual one, that group's spread standing for both.
+    """
     if len(values) < 2 or len(base) < 2:
         return None
-    return float(stats.ttest_ind(values, base, equal_var=False).pvalue)
+    # statistics sums exactly, so equal scores have a variance of exactly 0; scipy's moments of
+    # them are a rounding error away from it, and it warns of "catastrophic cancellation".
+    spread, base_spread = statistics.variance(values), statistics.variance(base)
+    if spread == 0 and base_spread == 0:
+        return 1.0 if values[0] == base[0] else None
+    result = stats.ttest_ind_from_stats(
+        statistics.fmean(values),
+        math.sqrt(spread),
+        len(values),
+        statistics.fmean(base),
+        math.sqrt(base_spread),
+        len(base),
+        equal_var=False,
+    )
+    return float(result.pvalue)
+
+
+#: Said under a table where :func:`welch_p` gave no p because neither group varies.
+NO_SPREAD_NOTE = (
+    "p '-' beside a number, for a method of two or more seeds other than {baseline}: every seed of "
+    "the method scores the same and so does every seed of {baseline}, a different value; with no "
+    "spread in either, Welch's t-test has nothing to weigh the difference against (where the two "
+    "are equal, p is 1)."
+)
+
+
+def no_spread(row: dict[str, Any], base: dict[str, Any] | None, statistic: str) -> bool:
+    """Whether ``row``'s p of ``statistic`` ("selected", "ece", "nll") is missing because neither
+    it nor ``base`` (the baseline's row) varies over its seeds, though both have two or more."""
+    p_key = "p_value" if statistic == "selected" else f"{statistic}_p_value"
+    if base is None or row is base or row.get(p_key) is not None or min(row["seeds"], base["seeds"]) < 2:
+        return False
+    return row.get(f"{statistic}_std") == 0 and base.get(f"{statistic}_std") == 0
 
 
 def _where_runs_peaked(method_runs: list[Run]) -> tuple[float | None, int | None]:
@@ -234,6 +272,7 @@ def format_markdown(
     gives it a column before the error's and a line on reading it. Where any run records the
     calibration of its test predictions (classification), four columns end the table: ECE and NLL
     (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
+    A p left out because neither method's seeds vary (:func:`welch_p`) gets a line saying so.
     ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
     ``metric`` names it.
     """
@@ -311,6 +350,10 @@ def format_markdown(
             "NLL: their mean negative log-likelihood (nats per example, lower is better); mean ± std "
             f"over seeds, p: Welch's t-test against {baseline}; '-' for runs recorded without them."
         )
+    base_row = next((r for r in rows if r["method"] == baseline), None)
+    statistics_with_p = ["selected", *(name for name, _, _ in calibrated)]
+    if any(no_spread(r, base_row, statistic) for r in rows for statistic in statistics_with_p):
+        lines.append("\n" + NO_SPREAD_NOTE.format(baseline=baseline))
     if "test_macro_f1" in others:
         lines.append(
             "\ntest macro-F1: 0-100, higher is better: the mean over the classes (those present in the "

@@ -20,6 +20,13 @@ from .similarity import similar_table
 SECTION_IDS = ("comparison", "curves", "wordnet")
 CALIBRATION_SECTION = "calibration"
 
+#: What the comparison's p columns are, on the page (:func:`labelemb.analysis.compare.welch_p`).
+P_NOTE = (
+    "p is Welch's t-test against the baseline: 1 where neither method's seeds vary and the two "
+    "score the same, '-' where neither varies and they differ (no spread to weigh the difference "
+    "against)."
+)
+
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
@@ -167,7 +174,7 @@ def render_report(
             f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
             f"baseline's best dev {score} is a fraction of the baseline's; AUAC is the area under the "
             f"test-{score} curve over epochs divided by the epochs it spans, on the same 0-100 scale "
-            "(the mean test score over training); p is Welch's t-test against the baseline."
+            f"(the mean test score over training); {P_NOTE}"
         )
         curves = [
             f"<h2>Dev {escape(score)} curves</h2>",
@@ -179,7 +186,7 @@ def render_report(
         comparison_note = (
             "Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
             "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
-            "the test-accuracy curve per epoch; p is Welch's t-test against the baseline."
+            f"the test-accuracy curve per epoch; {P_NOTE}"
         )
         if reliability_png is not None:  # the runs recorded calibration: the table shows it too
             comparison_note += (
