@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from ..registry import import_modules
 from .base import Predict, Predictor, Task
-from .calibration import CALIBRATION_FIELDS, Calibration, CalibrationSums, measure_calibration
+from .calibration import (
+    CALIBRATION_FIELDS,
+    Calibration,
+    CalibrationSums,
+    ScaledCalibration,
+    adaptive_ece,
+    fit_temperature,
+    measure_calibration,
+)
 from .classification import Classification
 from .decode import DecodeOptions
 from .registry import TASKS, build_task, dev_objective, recorded_scoring, register, task_class
@@ -25,6 +33,7 @@ __all__ = [
     "TEST_ERROR",
     "Calibration",
     "CalibrationSums",
+    "ScaledCalibration",
     "Classification",
     "DecodeOptions",
     "Predict",
@@ -35,6 +44,8 @@ __all__ = [
     "build_task",
     "dev_objective",
     "measure_calibration",
+    "adaptive_ece",
+    "fit_temperature",
     "recorded_scoring",
     "register",
     "task_class",

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, CalibrationSums
+from .calibration import CALIBRATION_FIELDS, ScaledCalibration, fit_temperature
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -75,11 +75,17 @@ class Classification:
         return features, targets
 
     def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, Any]:
-        """Dev and test error (%), and the calibration of the test predictions."""
-        results: dict[str, Any] = {} if dev is None else {"dev_error": self.error_rate(predict, dev)}
-        sums = CalibrationSums()
-        results["test_error"] = self.error_rate(predict, test, sums)
-        results.update(sums.result().record("test"))
+        """Dev and test error (%), and the calibration of the test predictions: raw, and scaled by
+        a temperature fit on the dev split's logits where there is one."""
+        results: dict[str, Any] = {}
+        temperature = None
+        if dev is not None:
+            dev_logits: list[Tensor] = []
+            results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
+            temperature = fit_temperature(torch.cat(dev_logits), dev.labels)
+        calibration = ScaledCalibration(temperature)
+        results["test_error"] = self.error_rate(predict, test, calibration)
+        results.update(calibration.record("test"))
         return results
 
     def label_representation(
@@ -108,9 +114,16 @@ class Classification:
         return (sums / counts.clamp(min=1)[:, None]).cpu()
 
     @torch.inference_mode()
-    def error_rate(self, predict: Predict, split: Split, calibration: CalibrationSums | None = None) -> float:
+    def error_rate(
+        self,
+        predict: Predict,
+        split: Split,
+        calibration: ScaledCalibration | None = None,
+        keep: list[Tensor] | None = None,
+    ) -> float:
         """Percentage of ``split`` whose argmax prediction is wrong; each batch's predictions are
-        also added to ``calibration`` if given (one pass over the split for both)."""
+        also added to ``calibration`` and their logits (float32, on the CPU) to ``keep``, if given
+        (one pass over the split for all)."""
         wrong = torch.zeros((), dtype=torch.int64, device=split.inputs.device)
         for start in range(0, len(split), self.eval_batch_size):
             logits = predict(as_float_images(split.inputs[start : start + self.eval_batch_size]))
@@ -118,4 +131,6 @@ class Classification:
             wrong += (logits.argmax(-1) != labels).sum()
             if calibration is not None:
                 calibration.add(logits, labels)
+            if keep is not None:
+                keep.append(logits.float().cpu())
         return 100.0 * wrong.item() / len(split)

@@ -22,7 +22,7 @@ from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, measure_calibration
+from .calibration import CALIBRATION_FIELDS, ScaledCalibration, fit_temperature
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -144,8 +144,10 @@ class TextClassification:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit) -> dict[str, Any]:
-        """Dev and test macro-F1 and error (%), and the calibration of the test predictions."""
+        """Dev and test macro-F1 and error (%), and the calibration of the test predictions: raw,
+        and scaled by a temperature fit on the dev split's logits where there is one."""
         results: dict[str, Any] = {}
+        temperature = None
         for name, split in (("dev", dev), ("test", test)):
             if split is None:
                 continue
@@ -153,8 +155,12 @@ class TextClassification:
             predictions, labels = logits.argmax(-1), split.labels.cpu()
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
-            if name == "test":
-                results.update(measure_calibration(logits, labels).record(name))
+            if name == "dev":
+                temperature = fit_temperature(logits, labels)
+            else:
+                calibration = ScaledCalibration(temperature)
+                calibration.add(logits, labels)
+                results.update(calibration.record(name))
         return results
 
     def evaluation_files(self) -> dict[str, str]:

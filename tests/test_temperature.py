@@ -1,0 +1,169 @@
+"""Temperature scaling and the calibration figures beside ECE: MCE, AdaECE, classwise ECE, Brier,
+each against torchmetrics or a hand computation (ties, empty bins), and a run's raw and scaled
+records (the temperature fit on dev, never on test)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.classification import MulticlassCalibrationError
+
+from labelemb.data.base import as_float_images
+from labelemb.tasks import Predictor
+from labelemb.tasks.calibration import (
+    CALIBRATION_FIELDS,
+    CalibrationSums,
+    ScaledCalibration,
+    adaptive_ece,
+    fit_temperature,
+    measure_calibration,
+)
+from labelemb.train import build_network, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def random_predictions(n: int = 500, classes: int = 10, seed: int = 0, scale: float = 3.0):
+    generator = torch.Generator().manual_seed(seed)
+    logits = scale * torch.randn(n, classes, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, classes, (n,), generator=generator)
+    # Make a share of them right, so the figures are not all about wrong predictions.
+    right = torch.rand(n, generator=generator) < 0.6
+    labels[right] = logits[right].argmax(-1)
+    return logits, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ece_and_mce_equal_torchmetrics_l1_and_max_norms(seed):
+    logits, labels = random_predictions(seed=seed)
+    ours = measure_calibration(logits, labels)
+    probabilities = torch.softmax(logits, -1)
+    for norm, value in (("l1", ours.ece), ("max", ours.mce)):
+        metric = MulticlassCalibrationError(num_classes=10, n_bins=15, norm=norm)
+        theirs = float(metric(probabilities, labels)) * 100
+        assert value == pytest.approx(theirs, abs=1e-4), norm
+
+
+def test_adaptive_ece_by_hand_with_ties_and_more_bins_than_a_bin_can_fill():
+    confidence = torch.tensor([0.9, 0.3, 0.6, 0.6, 0.6, 0.8])
+    correct = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
+    # Sorted: 0.3 (0) | 0.6 (1) 0.6 (0) 0.6 (1) | 0.8 (1) 0.9 (1). Three bins of two by rank;
+    # the three 0.6 ranks 1-3 all go to the bin of the first of them (rank 1 -> bin 0).
+    # Bin 0: 0.3, 0.6, 0.6, 0.6: |2 - 2.1| = 0.1; bin 1: empty; bin 2: 0.8, 0.9: |2 - 1.7| = 0.3.
+    assert adaptive_ece(confidence, correct, bins=3) == pytest.approx((0.1 + 0.3) / 6)
+    # The order of the ties does not matter.
+    shuffled = torch.tensor([5, 3, 0, 4, 2, 1])
+    assert adaptive_ece(confidence[shuffled], correct[shuffled], bins=3) == pytest.approx((0.1 + 0.3) / 6)
+    # Two examples in 15 bins: each its own bin, the others empty.
+    assert adaptive_ece(torch.tensor([0.5, 0.9]), torch.tensor([1.0, 0.0]), bins=15) == pytest.approx(
+        (0.5 + 0.9) / 2
+    )
+
+
+def test_adaptive_ece_is_equal_mass_bins_of_the_sorted_confidences():
+    logits, labels = random_predictions(n=600, seed=4)
+    probabilities = torch.softmax(logits, -1)
+    confidence, predictions = probabilities.max(-1)
+    correct = (predictions == labels).double()
+    order = torch.argsort(confidence)
+    gaps = [
+        abs(float(correct[chunk].sum() - confidence[chunk].sum())) for chunk in order.tensor_split(15)
+    ]  # no ties among continuous confidences: 15 runs of 40
+    assert measure_calibration(logits, labels).adaece == pytest.approx(100 * sum(gaps) / 600, rel=1e-9)
+
+
+def test_classwise_ece_and_brier_by_hand():
+    logits = torch.log(
+        torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25]], dtype=torch.float64)
+    )
+    labels = torch.tensor([0, 0, 2])
+    result = measure_calibration(logits, labels, bins=2)
+    # Class 0: p 0.7, 0.1, 0.5 -> bins (0, .5]: {0.1, 0.5}, labelled 0: 1 of 2 -> |1 - 0.6| = 0.4;
+    #          (.5, 1]: {0.7}, labelled 0 -> |1 - 0.7| = 0.3.                    sum 0.7 / 3
+    # Class 1: p 0.2, 0.8, 0.25 -> (0, .5]: {0.2, 0.25}, none labelled 1 -> 0.45;
+    #          (.5, 1]: {0.8}, not labelled 1 -> 0.8.                             sum 1.25 / 3
+    # Class 2: p 0.1, 0.1, 0.25 -> (0, .5]: all three, one labelled 2 -> |1 - 0.45| = 0.55. 0.55 / 3
+    assert result.classwise_ece == pytest.approx(100 * (0.7 + 1.25 + 0.55) / 3 / 3)
+    brier = ((0.3**2 + 0.2**2 + 0.1**2) + (0.9**2 + 0.8**2 + 0.1**2) + (0.5**2 + 0.25**2 + 0.75**2)) / 3
+    assert result.brier == pytest.approx(brier)
+
+
+def test_batch_by_batch_equals_all_at_once_for_every_figure():
+    logits, labels = random_predictions(n=300, seed=5)
+    whole = measure_calibration(logits, labels)
+    sums = CalibrationSums()
+    for chunk, chunk_labels in zip(logits.split(64), labels.split(64)):
+        sums.add(chunk, chunk_labels)
+    batched = sums.result()
+    for figure in ("ece", "mce", "adaece", "classwise_ece", "nll", "brier"):
+        assert getattr(batched, figure) == pytest.approx(getattr(whole, figure), rel=1e-12), figure
+
+
+def test_the_fitted_temperature_minimises_the_nll_on_a_fine_grid():
+    logits, labels = random_predictions(n=800, seed=6, scale=6.0)  # overconfident: T > 1
+    temperature = fit_temperature(logits, labels)
+
+    def nll(t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / t, labels))
+
+    grid = np.exp(np.linspace(math.log(0.05), math.log(20), 4001))
+    best = grid[np.argmin([nll(t) for t in grid])]
+    assert temperature == pytest.approx(best, rel=2e-3) and temperature > 1
+    assert nll(temperature) <= min(nll(t) for t in grid) + 1e-9
+    # Scaling by it lowers the NLL it was fit on. A dev set predicted all right has no minimum:
+    # T falls until the NLL is 0 to float64's precision, and never below the range's 0.01.
+    assert nll(temperature) < nll(1.0)
+    sure, sure_labels = torch.eye(4, dtype=torch.float64) * 3, torch.arange(4)
+    low = fit_temperature(sure, sure_labels)
+    assert 0.01 <= low < 0.1
+    assert float(torch.nn.functional.cross_entropy(sure / low, sure_labels)) < 1e-30
+
+
+def test_scaled_figures_are_those_of_the_logits_divided_by_the_temperature():
+    logits, labels = random_predictions(n=200, seed=7)
+    calibration = ScaledCalibration(2.5)
+    calibration.add(logits, labels)
+    record = calibration.record("test")
+    want = measure_calibration(logits / 2.5, labels).record("test", "_scaled")
+    assert {k: record[k] for k in want} == want and record["temperature"] == 2.5
+    assert set(record) == set(CALIBRATION_FIELDS)
+    unscaled = ScaledCalibration(None)
+    unscaled.add(logits, labels)
+    assert not any(key.endswith("_scaled") or key == "temperature" for key in unscaled.record("test"))
+
+
+def test_a_run_fits_its_temperature_on_dev_and_scales_the_test_figures(small_config, digits):
+    config = small_config()
+    summary = train(config, dataset=digits)
+    records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert all(set(CALIBRATION_FIELDS) <= set(r) for r in records)
+    for field in CALIBRATION_FIELDS:
+        selected = next(r for r in records if r["step"] == summary["selected_step"])
+        assert summary[f"selected_{field}"] == selected[field]
+    # The last check is the saved model's: its temperature is the one fit on its dev logits.
+    model, method = build_network(config, digits)
+    network = torch.nn.ModuleDict({"model": model, "method": method})
+    network.load_state_dict(torch.load(config.run_dir() / "model.pt", weights_only=True))
+    with torch.no_grad():
+        predict = Predictor(network, model, method)
+        dev_logits = predict(as_float_images(digits.dev.inputs))
+        test_logits = predict(as_float_images(digits.test.inputs))
+    temperature = fit_temperature(dev_logits, digits.dev.labels)
+    assert records[-1]["temperature"] == pytest.approx(temperature, rel=1e-4)
+    assert temperature != pytest.approx(fit_temperature(test_logits, digits.test.labels), rel=1e-3)
+    scaled = measure_calibration(test_logits / temperature, digits.test.labels)
+    assert records[-1]["test_nll_scaled"] == pytest.approx(scaled.nll, rel=1e-4)
+    assert records[-1]["test_ece_scaled"] == pytest.approx(scaled.ece, rel=1e-3, abs=1e-4)
+
+
+def test_without_a_dev_split_nothing_is_scaled(small_config, digits):
+    from dataclasses import replace
+
+    config = small_config("selection=final")
+    train(config, dataset=replace(digits, dev=None))
+    records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert all("test_ece" in r and "test_ece_scaled" not in r and "temperature" not in r for r in records)
