@@ -21,7 +21,7 @@ from labelemb import methods
 from labelemb.data.text_classes import TextClassSplit, text_class_dataset
 from labelemb.models import build_model
 from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, bigram_ids, mean_bag
-from labelemb.tasks import build_task, measure_calibration
+from labelemb.tasks import CALIBRATION_FIELDS, build_task, fit_temperature, measure_calibration
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
 from labelemb.train.loop import Progress
@@ -255,9 +255,7 @@ def test_evaluation_reports_error_and_macro_f1_in_length_order(texts):
         "dev_error",
         "test_macro_f1",
         "test_error",
-        "test_ece",
-        "test_nll",
-        "test_calibration",
+        *CALIBRATION_FIELDS,
     ]
     with torch.no_grad():
         logits = head(model(texts.test.inputs))  # all at once, unsorted, uncut
@@ -270,6 +268,13 @@ def test_evaluation_reports_error_and_macro_f1_in_length_order(texts):
     assert results["test_ece"] == pytest.approx(calibration.ece, rel=1e-5)
     assert results["test_nll"] == pytest.approx(calibration.nll, rel=1e-5)
     assert results["test_calibration"]["counts"] == calibration.counts
+    # Scaled by the temperature fit on the dev logits.
+    with torch.no_grad():
+        temperature = fit_temperature(head(model(texts.dev.inputs)), texts.dev.labels)
+    assert results["temperature"] == pytest.approx(temperature, rel=1e-4)
+    assert results["test_nll_scaled"] == pytest.approx(
+        measure_calibration(logits / temperature, labels).nll, rel=1e-4
+    )
     representation, source = task.label_representation(predict, texts.dev, texts.test, 3)
     assert representation.shape == (3, 3) and source == "mean softmax on dev"
     torch.testing.assert_close(representation.sum(1), torch.ones(3))
