@@ -194,6 +194,8 @@ def test_comparison_table_has_both_methods_with_the_numbers_of_compare(experimen
         line = next(line for line in markdown if line.startswith(f"| {row[0]} |"))
         assert [cell.strip() for cell in line.strip("|").split("|")] == row
     assert all(row[1] == "2" for row in rows)
+    # What p is where the seeds do not vary (compare's welch_p), as under compare's table.
+    assert "1 where neither method's seeds vary" in page.text["comparison"]
 
 
 def test_calibration_is_in_the_table_and_drawn_per_method_with_seeds_pooled(page):
@@ -375,6 +377,66 @@ def test_chromium_screenshot_shows_tables_and_pictures(chromium, report, tmp_pat
     assert dark > 20_000, dark
     top = rgb[:300].reshape(-1, 3)
     assert len(np.unique(top, axis=0)) > 10  # the title and the table render, not a blank page
+
+
+#: The window the comparison table must fit (issue 44: its ECE and NLL columns needed scrolling).
+WINDOW_WIDTH = 1280
+
+# Appended to a copy of the page: once it has laid out, where the comparison table ends against
+# the page's column and the window, and whether anything scrolls sideways.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", () => {
+  const table = document.querySelector("#comparison table");
+  const body = document.body;
+  const measured = JSON.stringify({
+    viewport: window.innerWidth,
+    page: document.documentElement.scrollWidth,
+    column: body.getBoundingClientRect().right - parseFloat(getComputedStyle(body).paddingRight),
+    table: table.getBoundingClientRect().right,
+    scrollWidth: table.scrollWidth,
+    clientWidth: table.clientWidth,
+  });
+  const out = document.createElement("pre");
+  out.id = "widths";
+  out.textContent = measured;
+  body.appendChild(out);
+});
+</script>"""
+
+
+def comparison_widths(chromium: str, html_text: str, tmp_path: Path) -> dict:
+    probe = tmp_path / "widths.html"
+    probe.write_text(html_text.replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    dom = run_chromium(chromium, tmp_path, probe, f"--window-size={WINDOW_WIDTH},1000", "--dump-dom")
+    found = re.search(r'<pre id="widths">(.*?)</pre>', dom.stdout.decode("utf-8"), re.S)
+    assert found, dom.stderr.decode(errors="replace")[-2000:]
+    return json.loads(found.group(1))
+
+
+def with_the_longest_method_names(page: str, experiment: Path) -> str:
+    """``page`` with its comparison table renamed to the longest method names."""
+    markdown = (experiment / "comparison.md").read_text(encoding="utf-8")
+    longest = markdown.replace("| onehot |", "| confidence_penalty |").replace(
+        "| label_embedding |", "| label_embedding_fixed |"
+    )
+    start = page.index("<table", page.index('<section id="comparison">'))
+    end = page.index("</table>", start) + len("</table>")
+    return page[:start] + markdown_table_html(longest, wide=True) + page[end:]
+
+
+def assert_fits(widths: dict, name: str) -> None:
+    assert widths["viewport"] == WINDOW_WIDTH, widths
+    assert widths["table"] <= widths["column"] + 0.5, f"{name}: wider than the column: {widths}"
+    assert widths["scrollWidth"] <= widths["clientWidth"], f"{name}: {widths}"
+    assert widths["page"] <= WINDOW_WIDTH, f"{name}: the page scrolls sideways: {widths}"
+
+
+def test_chromium_fits_the_comparison_table_in_a_1280_px_window(chromium, experiment, report, tmp_path):
+    page = report.read_text(encoding="utf-8")
+    assert_fits(comparison_widths(chromium, page, tmp_path), "the report")
+    # The longest method names too: a name breaks after an underscore rather than widen the table.
+    longest = with_the_longest_method_names(page, experiment)
+    assert_fits(comparison_widths(chromium, longest, tmp_path), "the longest method names")
 
 
 # ------------------------------------------------------------------------------ a text comparison
@@ -574,3 +636,5 @@ def test_chromium_renders_the_text_report(chromium, text_report, tmp_path):
     assert "no mean softmax" in page.text["method-onehot"]
     ((section, attrs),) = page.images
     assert section == "curves" and re.fullmatch(r"[1-9]\d*x[1-9]\d*", attrs.get("data-decoded", ""))
+    widths = comparison_widths(chromium, text_report.read_text(encoding="utf-8"), tmp_path)
+    assert_fits(widths, "a text report")

@@ -8,6 +8,7 @@ is drawn in grey, its values written in the cells, and the colours span the off-
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,26 @@ def colour_limits(similarity: Tensor) -> tuple[float, float]:
     if high <= low:  # a constant off-diagonal: still a valid colour scale
         high = low + max(abs(low), 1.0) * 1e-6
     return low, high
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """Each tick written out in full, to as few digits as keep it within a thousandth of the ticks'
+    spacing of its value: ``0.096``, ``0.100``; below 0.001, with its exponent: ``3.5e-5``.
+
+    A colour bar's own labels put a shared multiplier or offset (``1e-5``) above the bar, where
+    it runs into the title of a narrow heatmap (three classes); these need none.
+    """
+    if not ticks:
+        return []
+    gaps = [b - a for a, b in zip(ticks, ticks[1:]) if b > a]
+    tolerance = (min(gaps) if gaps else abs(ticks[0]) or 1.0) * 1e-3
+    kind = "g" if max(abs(tick) for tick in ticks) < 1e-3 else "f"
+    for digits in range(1 if kind == "g" else 0, 18):
+        labels = [f"{tick:.{digits}{kind}}" for tick in ticks]
+        if all(abs(float(label) - tick) <= tolerance for label, tick in zip(labels, ticks)):
+            break
+    # Python writes 3.5e-05; the exponent's leading zero only widens the bar's labels.
+    return [re.sub(r"e([+-])0(\d)", r"e\1\2", label) for label in labels]
 
 
 def draw_similarity_heatmap(ax: Any, similarity: Tensor, class_names: list[str]) -> Any:
@@ -74,6 +95,9 @@ def plot_similarity_heatmap(
     if title:
         ax.set_title(title)
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    low_limit, high_limit = image.get_clim()
+    ticks = [tick for tick in bar.get_ticks() if low_limit <= tick <= high_limit]
+    bar.set_ticks(ticks, labels=tick_labels(ticks))
     diagonal = np.diagonal(image.get_array().data)
     low, high = f"{diagonal.min():.2f}", f"{diagonal.max():.2f}"
     span = low if low == high else f"{low}-{high}"

@@ -36,6 +36,9 @@ code { background: #f3f3f3; padding: 0 0.25em; }
 nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+table.wide { font-size: 0.8em; }
+table.wide th, table.wide td { padding: 0.2em 0.3em; }
+span.std { white-space: nowrap; }
 th { background: #f0f0f0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafafa; }
@@ -51,10 +54,13 @@ def escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def markdown_table_html(markdown: str) -> str:
+def markdown_table_html(markdown: str, *, wide: bool = False) -> str:
     """A GitHub-style Markdown table (header, rule, rows) as an HTML table, every cell escaped.
 
-    Columns whose rule is ``---:`` are right-aligned (``class="num"``), as in the Markdown.
+    Columns whose rule is ``---:`` are right-aligned (``class="num"``), as in the Markdown. Where
+    a column is narrow, a name breaks after an underscore (``label_<wbr>embedding``) and a
+    "mean ± std" before its sign. ``wide``: a table of many columns (the comparison's sixteen), set
+    smaller and tighter so that it fits a 1280-px window.
     """
     lines = [line.strip() for line in markdown.strip().splitlines() if line.strip().startswith("|")]
     if len(lines) < 2:
@@ -66,15 +72,23 @@ def markdown_table_html(markdown: str) -> str:
     header, rule, body = cells(lines[0]), cells(lines[1]), [cells(line) for line in lines[2:]]
     numeric = [r.endswith(":") and not r.startswith(":") for r in rule]
 
+    def cell(value: str) -> str:
+        # A long method name is one unbreakable word otherwise, the widest of its column.
+        text = escape(value).replace("_", "_<wbr>")
+        mean, sign, std = text.partition(" ± ")
+        # A narrow column breaks "mean ± std" before the sign, never between it and the std.
+        return f'{mean} <span class="std">± {std}</span>' if sign else text
+
     def row(values: list[str], tag: str) -> str:
         out = []
         for i, value in enumerate(values):
             attr = ' class="num"' if i < len(numeric) and numeric[i] else ""
-            out.append(f"<{tag}{attr}>{escape(value)}</{tag}>")
+            out.append(f"<{tag}{attr}>{cell(value)}</{tag}>")
         return "<tr>" + "".join(out) + "</tr>"
 
     return (
-        "<table>\n<thead>"
+        ('<table class="wide">' if wide else "<table>")
+        + "\n<thead>"
         + row(header, "th")
         + "</thead>\n<tbody>\n"
         + "\n".join(row(values, "td") for values in body)
@@ -119,7 +133,7 @@ def _tuning_section(tuning: dict[str, Any] | None) -> list[str]:
         '<section id="tuning">',
         "<h2>Tuning</h2>",
         f"<p>{escape(tuning['note'])}</p>",
-        markdown_table_html(tuning["markdown"]),
+        markdown_table_html(tuning["markdown"], wide=True),
         _img(tuning["history_png"], "each method's trials: dev score of every trial and the best so far"),
         "</section>",
     ]
@@ -224,7 +238,7 @@ def render_report(
         '<section id="comparison">',
         "<h2>Comparison</h2>",
         f"<p>{escape(comparison_note)}</p>",
-        markdown_table_html(comparison_markdown),
+        markdown_table_html(comparison_markdown, wide=True),
         "</section>",
         *_tuning_section(tuning),
         '<section id="curves">',
