@@ -70,7 +70,11 @@ def find_cifar(
 
 
 def load_cifar_spec(
-    spec: CifarSpec, data_dir: str | os.PathLike[str] | None = None, download: bool = True
+    spec: CifarSpec,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    *,
+    progress: bool = True,
 ) -> Dataset:
     """Find (or download), verify and load the CIFAR dataset described by ``spec``."""
     hit, looked = find_cifar(spec, data_dir)
@@ -90,6 +94,7 @@ def load_cifar_spec(
                 cache / spec.archive,
                 spec.archive_md5,
                 spec.archive_size,
+                progress=progress,
             )
         except DataError as exc:
             failure = f"Download into {cache} failed: {exc}"
@@ -105,21 +110,29 @@ def load_cifar_spec(
     )
 
 
-def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+def load_cifar10(
+    data_dir: str | os.PathLike[str] | None = None, download: bool = True, *, progress: bool = True
+) -> Dataset:
     """CIFAR-10: 50,000 train / 10,000 test images (3, 32, 32) in [0, 1], 10 classes, no dev split."""
-    return load_cifar_spec(CIFAR10, data_dir, download)
+    return load_cifar_spec(CIFAR10, data_dir, download, progress=progress)
 
 
-def load_cifar100(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+def load_cifar100(
+    data_dir: str | os.PathLike[str] | None = None, download: bool = True, *, progress: bool = True
+) -> Dataset:
     """CIFAR-100 (fine labels): 50,000 train / 10,000 test images, 100 classes, no dev split."""
-    return load_cifar_spec(CIFAR100, data_dir, download)
+    return load_cifar_spec(CIFAR100, data_dir, download, progress=progress)
 
 
 @register("cifar10", yields="images")
 def _cifar10(request: DataRequest) -> Dataset:
-    return load_cifar10(request.dir, request.download).limited(request.max_train_pairs)
+    return load_cifar10(request.dir, request.download, progress=request.progress).limited(
+        request.max_train_pairs
+    )
 
 
 @register("cifar100", yields="images")
 def _cifar100(request: DataRequest) -> Dataset:
-    return load_cifar100(request.dir, request.download).limited(request.max_train_pairs)
+    return load_cifar100(request.dir, request.download, progress=request.progress).limited(
+        request.max_train_pairs
+    )

@@ -229,7 +229,7 @@ def find_idx_files(
     return None, looked
 
 
-def _download(spec: IdxDatasetSpec, folder: Path) -> None:
+def _download(spec: IdxDatasetSpec, folder: Path, progress: bool) -> None:
     for f in spec.files:
         if _file_in(folder, f) is None:
             download_from_mirrors(
@@ -237,6 +237,7 @@ def _download(spec: IdxDatasetSpec, folder: Path) -> None:
                 folder / (f.name + ".gz"),
                 f.gz_md5,
                 f.gz_size,
+                progress=progress,
             )
 
 
@@ -316,14 +317,17 @@ def load_idx_spec(
     spec: IdxDatasetSpec,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
+    *,
+    progress: bool = True,
 ) -> Dataset:
-    """Find (or download), verify and load an MNIST-style dataset described by ``spec``."""
+    """Find (or download, with a bar on a terminal unless not ``progress``), verify and load an
+    MNIST-style dataset described by ``spec``."""
     paths, looked = find_idx_files(spec, data_dir)
     if paths is None:
         cache = cache_dir(spec.name)
         if download:
             try:
-                _download(spec, cache)
+                _download(spec, cache, progress)
             except DataError as exc:
                 failure = f"Download into {cache} failed: {exc}"
             else:
@@ -342,21 +346,29 @@ def load_idx_spec(
     return load_idx_dataset(paths, spec)
 
 
-def load_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None, download: bool = True, *, progress: bool = True
+) -> Dataset:
     """MNIST: 55,000 train / 5,000 dev (the first 5,000 training images) / 10,000 test."""
-    return load_idx_spec(MNIST, data_dir, download)
+    return load_idx_spec(MNIST, data_dir, download, progress=progress)
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+def load_fashion_mnist(
+    data_dir: str | os.PathLike[str] | None = None, download: bool = True, *, progress: bool = True
+) -> Dataset:
     """Fashion-MNIST: 55,000 train / 5,000 dev (the first 5,000 training images) / 10,000 test."""
-    return load_idx_spec(FASHION_MNIST, data_dir, download)
+    return load_idx_spec(FASHION_MNIST, data_dir, download, progress=progress)
 
 
 @register("mnist", yields="images")
 def _mnist(request: DataRequest) -> Dataset:
-    return load_mnist(request.dir, request.download).limited(request.max_train_pairs)
+    return load_mnist(request.dir, request.download, progress=request.progress).limited(
+        request.max_train_pairs
+    )
 
 
 @register("fashion-mnist", yields="images")
 def _fashion_mnist(request: DataRequest) -> Dataset:
-    return load_fashion_mnist(request.dir, request.download).limited(request.max_train_pairs)
+    return load_fashion_mnist(request.dir, request.download, progress=request.progress).limited(
+        request.max_train_pairs
+    )
