@@ -16,6 +16,7 @@ from labelemb.data.base import as_float_images
 from labelemb.tasks import Predictor
 from labelemb.tasks.calibration import (
     CALIBRATION_FIELDS,
+    DEV_FIELDS,
     CalibrationSums,
     ScaledCalibration,
     adaptive_ece,
@@ -140,7 +141,7 @@ def test_a_run_fits_its_temperature_on_dev_and_scales_the_test_figures(small_con
     config = small_config()
     summary = train(config, dataset=digits)
     records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
-    assert all(set(CALIBRATION_FIELDS) <= set(r) for r in records)
+    assert all(set(CALIBRATION_FIELDS) | set(DEV_FIELDS) <= set(r) for r in records)
     for field in CALIBRATION_FIELDS:
         selected = next(r for r in records if r["step"] == summary["selected_step"])
         assert summary[f"selected_{field}"] == selected[field]
@@ -154,6 +155,13 @@ def test_a_run_fits_its_temperature_on_dev_and_scales_the_test_figures(small_con
         test_logits = predict(as_float_images(digits.test.inputs))
     temperature = fit_temperature(dev_logits, digits.dev.labels)
     assert records[-1]["temperature"] == pytest.approx(temperature, rel=1e-4)
+    # The dev figures a tuning objective can read: raw, and after the temperature fit on dev.
+    assert records[-1]["dev_nll"] == pytest.approx(
+        measure_calibration(dev_logits, digits.dev.labels).nll, rel=1e-4
+    )
+    dev_scaled = measure_calibration(dev_logits / temperature, digits.dev.labels)
+    assert records[-1]["dev_ece_scaled"] == pytest.approx(dev_scaled.ece, rel=1e-3, abs=1e-4)
+    assert records[-1]["dev_nll_scaled"] <= records[-1]["dev_nll"] + 1e-12  # fit to lower it
     assert temperature != pytest.approx(fit_temperature(test_logits, digits.test.labels), rel=1e-3)
     scaled = measure_calibration(test_logits / temperature, digits.test.labels)
     assert records[-1]["test_nll_scaled"] == pytest.approx(scaled.nll, rel=1e-4)

@@ -22,6 +22,7 @@ from labelemb.data.text_classes import TextClassSplit, text_class_dataset
 from labelemb.models import build_model
 from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, bigram_ids, mean_bag
 from labelemb.tasks import CALIBRATION_FIELDS, build_task, fit_temperature, measure_calibration
+from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
 from labelemb.train.loop import Progress
@@ -253,6 +254,7 @@ def test_evaluation_reports_error_and_macro_f1_in_length_order(texts):
     assert list(results) == [
         "dev_macro_f1",
         "dev_error",
+        *DEV_FIELDS,
         "test_macro_f1",
         "test_error",
         *CALIBRATION_FIELDS,

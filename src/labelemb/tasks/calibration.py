@@ -42,6 +42,10 @@ CALIBRATION_FIELDS = (
     "temperature",
 )
 
+#: The dev split's figures a check records beside its error (what ``tune --objective`` can judge a
+#: trial by): its NLL raw, and its ECE and NLL after the temperature fit on it.
+DEV_FIELDS = ("dev_ece", "dev_nll", "dev_ece_scaled", "dev_nll_scaled")
+
 #: The range a fitted temperature is kept within (a dev split predicted entirely right would
 #: otherwise drive T towards 0, and one of constant logits towards infinity).
 TEMPERATURE_RANGE = (0.01, 100.0)
@@ -227,6 +231,20 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     # Brent's search never evaluates the bounds themselves; one that is best there is taken.
     best = min((float(found.x), low, high), key=nll)
     return math.exp(best)
+
+
+def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, float]]:
+    """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`."""
+    temperature = fit_temperature(logits, labels)
+    raw = measure_calibration(logits, labels)
+    scaled = measure_calibration(logits.double() / temperature, labels)
+    figures = {
+        "dev_ece": raw.ece,
+        "dev_nll": raw.nll,
+        "dev_ece_scaled": scaled.ece,
+        "dev_nll_scaled": scaled.nll,
+    }
+    return temperature, figures
 
 
 class ScaledCalibration:

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, ScaledCalibration, fit_temperature
+from .calibration import CALIBRATION_FIELDS, ScaledCalibration, dev_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -82,7 +82,8 @@ class Classification:
         if dev is not None:
             dev_logits: list[Tensor] = []
             results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
-            temperature = fit_temperature(torch.cat(dev_logits), dev.labels)
+            temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels)
+            results.update(dev_figures)
         calibration = ScaledCalibration(temperature)
         results["test_error"] = self.error_rate(predict, test, calibration)
         results.update(calibration.record("test"))

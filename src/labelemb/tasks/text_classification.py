@@ -22,7 +22,7 @@ from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, ScaledCalibration, fit_temperature
+from .calibration import CALIBRATION_FIELDS, ScaledCalibration, dev_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -156,7 +156,8 @@ class TextClassification:
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
             if name == "dev":
-                temperature = fit_temperature(logits, labels)
+                temperature, dev_figures = dev_calibration(logits, labels)
+                results.update(dev_figures)
             else:
                 calibration = ScaledCalibration(temperature)
                 calibration.add(logits, labels)
