@@ -197,6 +197,72 @@ def test_options_may_come_after_overrides(tmp_path, capsys):
     assert saved["train"]["epochs"] == 1 and saved["model"]["hidden"] == [16]
 
 
+@pytest.mark.parametrize("command", ["compare", "tune"])
+def test_a_list_of_methods_or_devices_may_have_spaces_and_a_trailing_comma(command):
+    """Before, `--methods "onehot, label_embedding"` asked for the method ' label_embedding'."""
+    from labelemb.cli import build_parser
+
+    args = build_parser().parse_args(
+        [command, "--methods", " onehot, label_embedding ,", "--devices", "cuda:0, cuda:1,"]
+    )
+    assert args.methods == ["onehot", "label_embedding"]
+    assert args.devices == ["cuda:0", "cuda:1"]
+
+
+def test_compare_gives_a_bare_option_to_the_methods_that_take_it(tmp_path, capsys):
+    """``epsilon=0.2`` in a comparison of onehot (no epsilon) and label_smoothing, and in one of
+    label_smoothing alone: the config's own method (the default, label_embedding, which has no
+    epsilon and is not compared) is not asked to take it (before: "method 'onehot' has no
+    option(s) epsilon", then "method 'label_embedding' has no option(s) epsilon")."""
+    from labelemb.train import load_config
+
+    out = tmp_path / "out"
+    quick = ["--output-dir", str(out), "--no-progress", "epsilon=0.2", "model.hidden=[8]", "train.epochs=1"]
+    assert main(["compare", "--methods", "onehot, label_smoothing", *quick]) == 0, capsys.readouterr().err
+    assert main(["compare", "--methods", "label_smoothing", *quick, "experiment=alone"]) == 0
+
+    def options(experiment: str, method: str) -> dict:
+        return load_config(out / experiment / method / "seed0" / "config.yaml").options("method")
+
+    assert (
+        options("demo", "label_smoothing")["epsilon"] == options("alone", "label_smoothing")["epsilon"] == 0.2
+    )
+    assert "epsilon" not in options("demo", "onehot")
+
+
+@pytest.mark.parametrize(
+    ("methods", "override", "expected"),
+    [
+        (
+            "onehot,ols",
+            "epochs=3",
+            "none of the methods onehot, ols has an option 'epochs'; did you mean the "
+            "config key 'train.epochs'?",
+        ),
+        (
+            "onehot,ols",
+            "alpah=0.5",
+            "none of the methods onehot, ols has an option 'alpah'; did you mean 'alpha'?",
+        ),
+        (
+            "onehot,lwr",
+            "epochs=3",
+            "epochs=3 is ambiguous: 'epochs' is an option of lwr and the last part of the config key "
+            "'train.epochs'; write train.epochs=3 for the config, or methods.lwr.epochs=3 for the method",
+        ),
+    ],
+    ids=["config-key", "misspelt-option", "ambiguous"],
+)
+def test_a_bare_key_no_compared_method_takes_or_that_is_ambiguous_is_one_line(
+    tmp_path, capsys, methods, override, expected
+):
+    out = tmp_path / "out"
+    code = main(["compare", "--methods", methods, "--output-dir", str(out), "--no-progress", override])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"labelemb compare: error: {expected}\n"
+    assert not out.exists()
+
+
 def test_parse_seeds():
     assert parse_seeds("3") == [3]
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]

@@ -108,3 +108,17 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_run(tmp_path, capsys
 def test_a_ray_address_without_the_ray_executor_is_refused(tmp_path, capsys):
     code = main(["compare", "--methods", "onehot", "--ray-address", "auto", "--output-dir", str(tmp_path)])
     assert code == 2 and "--executor ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["compare", "tune"])
+def test_devices_with_the_ray_executor_are_refused_before_anything_trains(tmp_path, capsys, command):
+    """Ray picks each run's GPU on the cluster; before, --devices was ignored there (exit 0, the
+    runs trained on the CPU of an embedded Ray)."""
+    code = main(
+        [command, "--methods", "onehot", "--executor", "ray", "--devices", "cuda:0", "--seeds", "1"]
+        + ["--output-dir", str(tmp_path), "--no-progress", "train.epochs=1", "model.hidden=[8]"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"labelemb {command}: error: --devices cuda:0 is for --executor local: under ")
+    assert not (tmp_path / "demo").exists()

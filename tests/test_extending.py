@@ -43,6 +43,7 @@ from labelemb.train import (
     ConfigError,
     RunDirError,
     build_config,
+    load_config,
     supports_batched,
     train,
     train_batched,
@@ -306,6 +307,34 @@ def test_bootstrap_trains_through_the_harness(examples, tmp_path):
     assert {"train_ce", "train_bootstrap"} <= set(records[-1])
     with pytest.raises(ConfigError, match=r"no option\(s\) bta; did you mean beta\?"):
         build_config(run_config(tmp_path, method={"name": "bootstrap", "bta": 0.8}))
+
+
+def test_a_bare_option_on_compare_goes_to_the_methods_that_take_it(examples, tmp_path, capsys):
+    """The page's ``beta=0.8`` override, in a comparison with onehot (which has no beta): bootstrap
+    trains with it, onehot without it (before: "method 'onehot' has no option(s) beta"); a
+    misspelt option no method takes, and ``train``'s one method without it, are refused."""
+    from labelemb.cli import main
+
+    quick = ["data.name=digits", "model.hidden=[64]", "train.epochs=1", "train.lr=0.01"]
+    common = ["--no-progress", "--output-dir", str(tmp_path), *quick]
+
+    assert main(["compare", "--methods", "onehot, bootstrap", "beta=0.8", *common]) == 0, (
+        capsys.readouterr().err
+    )
+    for method in ("onehot", "bootstrap"):
+        assert (tmp_path / "demo" / method / "seed0" / "summary.json").is_file()
+    recorded = load_config(tmp_path / "demo" / "bootstrap" / "seed0" / "config.yaml")
+    assert recorded.options("method")["beta"] == 0.8
+    assert "beta" not in load_config(tmp_path / "demo" / "onehot" / "seed0" / "config.yaml").options("method")
+    capsys.readouterr()
+
+    assert main(["compare", "--methods", "onehot,bootstrap", "bta=0.8", *common]) == 2
+    assert (
+        "none of the methods onehot, bootstrap has an option 'bta'; did you mean 'beta'?"
+        in capsys.readouterr().err
+    )
+    assert main(["train", "--method", "onehot", "beta=0.8", *common]) == 2
+    assert "method 'onehot' has no option(s) beta" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- 3. a backbone

@@ -1,6 +1,6 @@
 """``compare --executor ray`` (labelemb.train.ray_executor) against a real Ray cluster on this machine.
 
-The cluster (a head and a second worker node, one CPU each) and the driver run inside a private
+The cluster (a head and a second worker node, one CPU and no GPU each) and the driver run inside a private
 network and PID namespace (``unshare -n -p``, loopback up): Ray puts a cluster of more than one
 node on the machine's network address, and these tests may talk to loopback only. The namespace
 is also the teardown: when its first process ends, the kernel kills every process in it, so no
@@ -75,13 +75,14 @@ def cluster(tmp_path_factory) -> dict[str, Any]:
     temp = Path(tempfile.mkdtemp(prefix="lbray", dir="/tmp"))
     python, ray = sys.executable, str(Path(sys.executable).with_name("ray"))
     me = str(Path(__file__).resolve())
-    start = f"{ray} start --num-cpus 1 --temp-dir {temp} --disable-usage-stats"
+    # No GPUs, on any machine: the tests of CUDA runs need a cluster without them.
+    start = f"{ray} start --num-cpus 1 --num-gpus 0 --temp-dir {temp} --disable-usage-stats"
     script = f"""
 set -euo pipefail
 {python} {me} lo-up
 {start} --head --port {GCS_PORT} --include-dashboard false > {temp}/head.log 2>&1
 {start} --address 127.0.0.1:{GCS_PORT} > {temp}/worker.log 2>&1
-{python} {me} grid {work}
+CUDA_VISIBLE_DEVICES= {python} {me} grid {work}
 unshare -m bash -c 'mount -t tmpfs tmpfs {hidden} && exec {start} --address 127.0.0.1:{GCS_PORT}' \\
   > {temp}/hidden-node.log 2>&1
 {python} {me} storage {work}
@@ -202,6 +203,19 @@ def test_a_node_without_the_output_folder_is_refused(cluster):
 
 def test_a_cluster_without_gpus_refuses_cuda_runs(cluster):
     assert "has no GPUs" in cluster["no_gpus"] and "device cuda" in cluster["no_gpus"]
+
+
+def test_a_driver_without_cuda_asks_the_cluster_for_its_gpus(cluster):
+    """`compare --device cuda --executor ray` from a driver without CUDA: the cluster's resources
+    answer (before, the driver refused with its own "CUDA is not available here"). This cluster of
+    two CPU nodes has none, so the refusal names it and its 0 GPUs: one line, exit 2, nothing written."""
+    run = cluster["cuda_driver"]
+    assert not run["driver_cuda"]  # the fixture hides any GPU from the driver
+    assert run["rc"] == 2
+    line = one_line(run["stderr"])
+    assert f"the Ray cluster at 127.0.0.1:{GCS_PORT} has no GPUs (2 node(s): 2 CPUs, 0 GPUs)" in line
+    assert "not available here" not in line
+    assert not run["written"]
 
 
 def test_ray_not_installed_is_one_line(tmp_path, monkeypatch):
@@ -364,6 +378,7 @@ def _kill_after_first_checkpoint(run: Path, seen: dict[str, Any]) -> None:
 
 def _driver_grid(work: Path) -> None:
     import ray
+    import torch
 
     from labelemb.train import build_config
     from labelemb.train.executors import ExecutorError, Unit
@@ -383,6 +398,16 @@ def _driver_grid(work: Path) -> None:
         results["no_gpus"] = "no error"
     except ExecutorError as error:
         results["no_gpus"] = str(error)
+    # This driver has no CUDA: the cluster's resources, not this machine's, decide on --device cuda.
+    out = work / "cuda"
+    code, err = compare(config, out, "--executor", "ray", "--ray-address", address, "--device", "cuda")
+    written = out.exists()
+    results["cuda_driver"] = {
+        "rc": code,
+        "stderr": err,
+        "written": written,
+        "driver_cuda": torch.cuda.is_available(),
+    }
 
     run = work / "killed" / "tiny" / "label_embedding" / "seed0"
     seen: dict[str, Any] = {}

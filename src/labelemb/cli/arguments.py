@@ -1,4 +1,4 @@
-"""How the command line reads seeds and counts."""
+"""How the command line reads seeds, counts and lists of names."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def parse_seeds(text: str) -> list[int]:
             f"seeds {text!r} name seed(s) {', '.join(map(str, repeated))} more than once"
         )
     return seeds
+
+
+def parse_names(text: str) -> list[str]:
+    """``"onehot, label_embedding,"`` -> ["onehot", "label_embedding"]: a comma-separated list, each
+    name without the spaces around it; empty items (a trailing comma) are dropped."""
+    return [name for name in (part.strip() for part in text.split(",")) if name]
 
 
 def positive_int(text: str) -> int:

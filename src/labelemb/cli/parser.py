@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 
 from .. import __version__
-from .arguments import parse_seeds, positive_int
+from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .run import cmd_compare, cmd_train
@@ -44,7 +44,7 @@ def _add_tracker_option(parser: argparse.ArgumentParser) -> None:
     """train's, compare's and tune's --log-to (train.log_to)."""
     parser.add_argument(
         "--log-to",
-        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        type=parse_names,
         metavar="TRACKERS",
         help="also log every run to these experiment trackers: tensorboard,mlflow,trackio (each an "
         'extra: pip install "labelemb[tensorboard]"); sets train.log_to',
@@ -68,7 +68,7 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--devices",
-        type=lambda text: [d for d in text.split(",") if d],
+        type=parse_names,
         help="local: the CUDA devices runs are spread over, e.g. cuda:0,cuda:1 (default: every visible one)",
     )
     parser.add_argument(
@@ -87,7 +87,7 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
 def _add_methods_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
-        type=lambda text: [m for m in text.split(",") if m],
+        type=parse_names,
         help="comma-separated method names, e.g. onehot,label_embedding,ols (onehot is the baseline)",
     )
 
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="finished runs: <output_dir>/<exp>/<method>/seed<N>",
     )
-    analyze.add_argument("--classes", type=lambda t: [c for c in t.split(",") if c], help="a subset: cat,dog")
+    analyze.add_argument("--classes", type=parse_names, help="a subset: cat,dog")
     analyze.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
     analyze.add_argument(
         "--format", choices=["png", "svg"], default="png", help="figure format (default png)"

@@ -42,8 +42,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _common_overrides(args: argparse.Namespace) -> list[str]:
-    """The key=value overrides plus what the shared options of train and compare ask for."""
+    """The key=value overrides plus what the shared options of train, compare and tune ask for.
+
+    With ``--methods``, a bare method option goes to the methods that take it
+    (:func:`~labelemb.train.options.method_overrides`)."""
     overrides = list(args.overrides)
+    names = getattr(args, "methods", None)
+    if names:
+        from ..train.options import method_overrides
+
+        # The base config is checked as one of the methods that run, not the file's own method,
+        # which may lack an option meant for them.
+        overrides = [f"method.name={names[0]}", *method_overrides(overrides, names)]
     if getattr(args, "method", None):
         overrides.append(f"method.name={args.method}")
     if args.data_dir:
@@ -117,6 +127,14 @@ def make_executor(args: argparse.Namespace) -> Any:
 
     if args.executor == "ray":
         from ..train.ray_executor import RayExecutor
+
+        if args.devices:
+            # Ray, not the driver, picks each run's GPU on the cluster's nodes: a list of this
+            # machine's devices would be a promise the command could not keep.
+            raise ExecutorError(
+                f"--devices {','.join(args.devices)} is for --executor local: under --executor ray, Ray "
+                "picks each run's GPU on the cluster (--runs-per-device K shares one); drop --devices"
+            )
 
         return RayExecutor(address=args.ray_address, runs_per_device=args.runs_per_device)
     if args.ray_address:

@@ -42,7 +42,9 @@ def run_grid(
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     for config, original in zip(quiet, configs):
         config._source_folder = original._source_folder
-    plans = plan_runs(quiet)  # every run checked here, before any trains
+    # Every run checked here, before any trains; a device by the machines that train it: this
+    # one's for the local executor, a Ray cluster's by its executor once connected.
+    plans = plan_runs(quiet, devices_here=isinstance(executor, LocalExecutor))
     todo = [i for i, plan in enumerate(plans) if not plan.folder.is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
     with checked_runs(plans):

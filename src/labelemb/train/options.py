@@ -6,7 +6,7 @@ import collections.abc
 import difflib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,66 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         config._source_folder = str(Path(path).resolve().parent)
     return config
+
+
+def method_overrides(overrides: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The ``key=value`` overrides of a command that runs several methods (``compare``, ``tune``),
+    with each bare method option applied to the methods among ``names`` that take it.
+
+    As for ``tune --space``: a dotted key and a top-level one (``seed``, ``experiment``) are the
+    config's, as for one method; any other bare key is an option of the methods that have it
+    (``beta=0.8`` sets bootstrap's ``beta`` and leaves onehot alone). Refused, one
+    :class:`ConfigError` line each: a bare key none of the methods takes (did-you-mean, over their
+    options and the config's keys), and an ambiguous one, an option of one of the methods that is
+    also the last part of a dotted config key (lwr's ``epochs``, and ``train.epochs``): a run of a
+    method without it would silently lack what the user may have meant for every run, so the
+    dotted key must say which.
+    """
+    names = list(dict.fromkeys(names))
+    keys = config_keys()
+    result = []
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key or "." in key or key in RunConfig.model_fields:
+            result.append(text)  # the config's (or what apply_overrides refuses in its own words)
+            continue
+        takers = [name for name in names if key in methods.options(name)]
+        dotted = [k for k in keys if k.endswith(f".{key}")]
+        if takers and dotted:
+            raise ConfigError(
+                f"{key}={value} is ambiguous: {key!r} is an option of {', '.join(takers)} and the last part "
+                f"of the config key {dotted[0]!r}; write {dotted[0]}={value} for the config, or "
+                f"methods.{takers[0]}.{key}={value} for the method"
+            )
+        if not takers:
+            raise ConfigError(no_method_takes(key, names, keys))
+        if takers == names:
+            # Every method's: the method section, where the command line overrides the config file.
+            result.append(text)
+        else:
+            result += [f"methods.{name}.{key}={value}" for name in takers]
+    return result
+
+
+def no_method_takes(key: str, names: Sequence[str], keys: Sequence[str] | None = None) -> str:
+    """Why no method among ``names`` takes the bare key ``key``, with the closest option or config key."""
+    keys = list(config_keys() if keys is None else keys)
+    every = sorted({option for name in names for option in methods.options(name)})
+    guess = difflib.get_close_matches(key, every, n=1)
+    by_name: dict[str, str] = {}
+    for dotted_key in keys:
+        by_name.setdefault(dotted_key.rpartition(".")[2], dotted_key)
+    near = difflib.get_close_matches(key, list(by_name), n=1)
+    if guess:
+        hint = f"did you mean {guess[0]!r}?"
+    elif near:
+        hint = f"did you mean the config key {by_name[near[0]]!r}?"
+    else:
+        hint = f"their options are: {', '.join(every) or 'none'}"
+    if len(names) == 1:
+        return f"method {names[0]!r} has no option {key!r}; {hint}"
+    return f"none of the methods {', '.join(names)} has an option {key!r}; {hint}"
 
 
 def check_buildable(config: RunConfig) -> None:

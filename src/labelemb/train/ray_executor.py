@@ -166,8 +166,15 @@ class RayExecutor:
 
     def _cluster_gpus(self, ray: Any, units: list[Unit]) -> bool:
         """Whether the cluster has GPUs for the units whose device is CUDA (or ``auto``); a CUDA device
-        asked of a cluster without GPUs, or one GPU of a machine by its number, is refused."""
-        gpus = ray.cluster_resources().get("GPU", 0)
+        asked of a cluster without GPUs, or one GPU of a machine by its number, is refused.
+
+        The cluster's resources decide, not this machine's: a driver without CUDA sends CUDA runs to
+        a cluster with GPUs (the grid leaves the devices to this check). Ray schedules no other
+        accelerator, so another device (``mps``) is checked here, as a local run's would be."""
+        from .build import resolve_device
+
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
         devices = {config["train"]["device"] for unit in units for config in unit.configs}
         cuda = sorted(d for d in devices if d.startswith("cuda"))
         pinned = [d for d in cuda if d not in ("cuda", "cuda:0")]
@@ -177,11 +184,19 @@ class RayExecutor:
                 "run's GPU: use device cuda (or auto)"
             )
         if cuda and not gpus:
+            nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
             raise ExecutorError(
-                f"the runs ask for device {cuda[0]}, but the Ray cluster{self._at()} has no GPUs "
-                "(add GPU nodes, or use device cpu)"
+                f"the runs ask for device {cuda[0]}, but {self._cluster()} has no GPUs ({nodes} node(s): "
+                f"{resources.get('CPU', 0):g} CPUs, 0 GPUs); add GPU nodes, or use device cpu"
             )
+        for device in sorted(devices - {"auto", "cpu", *cuda}):
+            resolve_device(device)
         return bool(gpus)
+
+    def _cluster(self) -> str:
+        """The cluster as a message names it: by its address, or as the command's own Ray."""
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        return f"the Ray cluster at {address}" if address else "the Ray this command started on this machine"
 
 
 def _on_cuda(unit: Unit) -> bool:

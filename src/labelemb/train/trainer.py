@@ -151,9 +151,10 @@ def _stacking_key(config: RunConfig) -> dict[str, Any]:
     return values
 
 
-def plan_runs(configs: Sequence[RunConfig]) -> list[RunPlan]:
+def plan_runs(configs: Sequence[RunConfig], *, devices_here: bool = True) -> list[RunPlan]:
     """A checked plan of every config: the one this command checked already (a grid's,
-    :func:`~labelemb.train.plan.checked_runs`), else one made now and checked (:func:`preflight`)."""
+    :func:`~labelemb.train.plan.checked_runs`), else one made now and checked (:func:`preflight`;
+    ``devices_here`` as there)."""
     plans, unchecked = [], []
     for config in configs:
         plan = checked_plan(config)
@@ -161,17 +162,21 @@ def plan_runs(configs: Sequence[RunConfig]) -> list[RunPlan]:
             plan = plan_run(config)
             unchecked.append(plan)
         plans.append(plan)
-    preflight(unchecked)
+    preflight(unchecked, devices_here=devices_here)
     return plans
 
 
-def preflight(plans: Sequence[RunPlan]) -> None:
+def preflight(plans: Sequence[RunPlan], *, devices_here: bool = True) -> None:
     """Fail before any data is read or model built: an unknown option or one of the wrong type, a
-    device this machine lacks, a run folder that cannot be written or holds a run of another config."""
+    device this machine lacks, a run folder that cannot be written or holds a run of another config.
+
+    ``devices_here=False``: the runs train on other machines, whose executor checks their devices
+    there (a Ray cluster's GPUs), so this machine's are not asked."""
     for plan in plans:
         check_buildable(plan.config)  # a no-op for a config built by build_config / load_config
-    for device in sorted({plan.config.train.device for plan in plans}):
-        resolve_device(device)
+    if devices_here:
+        for device in sorted({plan.config.train.device for plan in plans}):
+            resolve_device(device)
     # A tracker the config names but this machine lacks: its install line, before any training.
     trackers.require(sorted({name for plan in plans for name in plan.config.train.log_to}))
     for plan in plans:
