@@ -260,22 +260,45 @@ def test_a_trial_a_killed_tune_left_running_is_asked_again_in_its_own_run_folder
     assert len([s for s in states if s[1] == "COMPLETE"]) == 2
 
 
-def test_a_live_process_s_running_trial_is_left_to_it(tmp_path):
+def test_a_live_process_s_running_trial_holds_its_place_and_is_waited_for(tmp_path, monkeypatch):
+    """Another driver's running trial is left to it, and counts for the budget: this driver trains
+    the place left and then waits for it, so the table is of the whole budget."""
+    import os
+    import socket
+    import threading
+    import time
+
+    import labelemb.train.tuning as tuning
+
+    monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
     base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
-    setting = TuneSetting(base, ["label_smoothing"], trials=1)
+    setting = TuneSetting(base, ["label_smoothing"], trials=2)
     study = optuna.create_study(study_name="demo:label_smoothing", storage=open_storage(setting.storage_text))
     from labelemb.train.tuning import setting_record
 
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
-    import os
-    import socket
-
     trial = study.ask()
     trial.suggest_float("epsilon", 0.0, 0.3)
     trial.set_user_attr("owner", {"host": socket.gethostname(), "pid": os.getpid()})
-    assert tune(tmp_path, methods="label_smoothing", trials=1) == 0
-    states = [t.state.name for t in trials_of(tmp_path, "label_smoothing")]
-    assert states == ["RUNNING", "COMPLETE"]
+
+    def the_other_driver_finishes_once_this_one_has_trained() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+                break
+            time.sleep(0.05)
+        study.tell(trial, 99.0)
+
+    other = threading.Thread(target=the_other_driver_finishes_once_this_one_has_trained)
+    other.start()
+    assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
+    other.join()
+    trials = trials_of(tmp_path, "label_smoothing")
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[1].user_attrs["default"] and not (tmp_path / "demo" / "tuning" / "trial000").exists()
+    # The live trial's result is in the record: the driver waited for it.
+    recorded = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    assert recorded[0]["value"] == 99.0
 
 
 def test_a_study_of_another_setting_is_refused(tmp_path, capsys):
@@ -384,10 +407,13 @@ def test_pruning_and_trials_side_by_side_exclude_each_other(tmp_path, capsys):
 def test_a_larger_budget_whose_best_is_another_trial_trains_that_setting_beside_the_first(tmp_path):
     """The fresh runs of a best setting live under the trial that found it: a later best writes
     beside them (before, the same folder held a run of another config and tune stopped)."""
-    space = ["--space", "train.lr=1e-4:1e-1:log"]
+    # The default learning rate (0.001) lies below the range: trial 0 trains it clamped to 0.003,
+    # which is not the default setting, so its fresh runs are a tuned folder of their own.
+    space = ["--space", "train.lr=3e-3:1e-1:log"]
     assert tune(tmp_path, *space, methods="label_smoothing", trials=1, seeds="1") == 0
     assert tune(tmp_path, *space, methods="label_smoothing", trials=6, seeds="1") == 0
     record = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    assert record["best_trial"] != 0
     folders = sorted(p.name for p in (tmp_path / "demo" / "tuned").iterdir())
     assert f"trial{record['best_trial']:03d}" in folders
     assert "trial000" in folders  # the first budget's best, kept

@@ -38,7 +38,7 @@ from .reliability import plot_reliability
 from .report_page import escape, render_report
 from .representation import NoRepresentation, run_representation
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
-from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_rows
+from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_notes, tuning_rows
 
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
@@ -212,6 +212,7 @@ def _tuning(experiment_dir: Path) -> dict[str, Any] | None:
         f"{describe_seeds(record['seeds'])}. {scoring.name.capitalize()} mean ± sample std over those seeds; "
         "p is Welch's t-test of the tuned setting against tuned onehot and against its own default."
     )
+    note = " ".join([note, *tuning_notes(rows, record)])  # what tuning.md says under its table
     return {
         "markdown": format_tuning(rows, scoring, objective["name"]),
         "history_png": history.read_bytes(),

@@ -70,6 +70,7 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
     rows = []
     for method, study in record["methods"].items():
         finished = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+        complete = [t["value"] for t in finished if t["state"] == "COMPLETE"]
         before, after = scores(default, method), scores(tuned, method)
         row: dict[str, Any] = {
             "method": method,
@@ -78,6 +79,12 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
             "searched": ", ".join(study["space"]) or "-",
             "best_dev": study["best_value"],
             "values": study["best_params"],
+            "best_is_default": bool(study.get("best_is_default")),
+            # The trials' one score, when two or more finished and none was pruned.
+            "same_score": complete[0]
+            if len(complete) > 1 and len(set(complete)) == 1 and len(complete) == len(finished)
+            else None,
+            "default_adjusted": study.get("default_adjusted", {}),
             "default": mean_std(before) if before else None,
             "tuned": mean_std(after) if after else None,
             "seeds": len(after),
@@ -93,10 +100,51 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
     return rows, scoring
 
 
-def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -> str:
+def tuning_notes(rows: list[dict[str, Any]], record: dict[str, Any]) -> list[str]:
+    """What the table's numbers do not say, a sentence each: a method whose trials all scored the
+    same (its searched options never took effect within the budget), a budget that ends within
+    the sampler's random start-up, a default setting that had to be fitted to the space."""
+    dev_name = record["objective"]["name"]
+    searched = [row for row in rows if row["searched"] != "-"]
+    notes = []
+    for row in searched:
+        if row["same_score"] is not None:
+            notes.append(
+                f"{row['method']}: all {row['trials']} trials scored the same {dev_name} "
+                f"({row['same_score']:.2f}): the searched options made no difference within this "
+                "budget, so its tuned setting is one of equals, not a better one."
+            )
+    startup = record.get("sampler", {}).get("startup_trials")
+    if startup:
+        within: dict[int, list[str]] = {}
+        for row in searched:
+            if 0 < row["trials"] <= startup:
+                within.setdefault(row["trials"], []).append(row["method"])
+        for count, names in sorted(within.items()):
+            notes.append(
+                f"{', '.join(names)}: {count} {'trial ends' if count == 1 else 'trials end'} within the "
+                f"TPE sampler's random start-up (its first {startup} trials are drawn at random, and the "
+                "first trial is the default setting): a random search, not a guided one; TPE models "
+                f"the results only with --trials above {startup}."
+            )
+    for row in searched:
+        for key, change in sorted(row["default_adjusted"].items()):
+            where = record["methods"][row["method"]]["space"].get(key, "?")
+            if change["used"] is None:
+                what = f"is not a value of the searched {where}; its default trial drew {key}"
+            else:
+                what = f"lies outside the searched {where}; its default trial used {_value(change['used'])}"
+            notes.append(f"{row['method']}: its default {key} {_value(change['default'])} {what}.")
+    return notes
+
+
+def format_tuning(
+    rows: list[dict[str, Any]], scoring: Scoring, dev_name: str, notes: list[str] | None = None
+) -> str:
     """The tuned comparison as a markdown table (see :func:`tuning_rows`): the test figure at the
     fresh seeds (mean ± std) with the default and the tuned setting, and Welch's p of the tuned
-    one against tuned onehot and against its own default."""
+    one against tuned onehot and against its own default; ``notes`` (:func:`tuning_notes`) as a
+    list under it."""
     figure = f"{scoring.score_name} {scoring.unit}".strip()  # "error %", "BLEU"
     header = (
         f"| method | trials | best {dev_name} | chosen values | default {figure} | "
@@ -115,7 +163,7 @@ def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -
                     row["method"],
                     trials if row["searched"] != "-" else "0 (nothing to search)",
                     _number(row["best_dev"]),
-                    _values(row["values"]),
+                    ("default: " if row["best_is_default"] else "") + values_text(row["values"]),
                     _mean_std_text(row["default"]),
                     _mean_std_text(row["tuned"]),
                     change,
@@ -125,6 +173,8 @@ def format_tuning(rows: list[dict[str, Any]], scoring: Scoring, dev_name: str) -
             )
             + " |"
         )
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
 
 
@@ -142,13 +192,15 @@ def _p(value: float | None) -> str:
     return f"{value:.2g}"
 
 
-def _values(params: dict[str, Any]) -> str:
+def values_text(params: dict[str, Any]) -> str:
+    """A setting's values for people: ``epsilon 0.237, train.lr 0.00306`` (floats to 3 digits)."""
     if not params:
         return "default"
-    return ", ".join(
-        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-        for key, value in params.items()
-    )
+    return ", ".join(f"{key} {_value(value)}" for key, value in params.items())
+
+
+def _value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def plot_tuning_history(record: dict[str, Any], path: str | Path) -> Path:
@@ -203,7 +255,7 @@ def write_tuning(experiment_dir: str | Path) -> str:
     if record is None:
         raise FileNotFoundError(f"{experiment_dir / TUNING_FILE} does not exist; run `labelemb tune` first")
     rows, scoring = tuning_rows(experiment_dir, record)
-    table = format_tuning(rows, scoring, record["objective"]["name"])
+    table = format_tuning(rows, scoring, record["objective"]["name"], tuning_notes(rows, record))
     write_text(experiment_dir / TUNING_TABLE, table + "\n")
     plot_tuning_history(record, experiment_dir / HISTORY_FILE)
     return table

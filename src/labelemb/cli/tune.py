@@ -15,7 +15,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..analysis.tuning import write_tuning
     from ..search import INSTALL_HINT
     from ..train import load_config
-    from ..train.tuning import TuneError, Tuner, TuneSetting, check_setting
+    from ..train.tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
         import optuna  # noqa: F401
@@ -44,6 +44,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     executor = make_executor(args)
     slots = len(executor.slots()) if hasattr(executor, "slots") else args.jobs
     tuner = Tuner(setting, executor, slots)  # opens the study store: a URL that does not answer stops here
+    tuner.check_studies()  # every method's study, before any of them trains
     experiment_dir = Path(base.output_dir) / base.experiment
     dev_keys, higher = tuner.dev_keys, tuner.higher
     record: dict[str, Any] = {
@@ -56,6 +57,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "tune_seed": setting.tune_seed,
         "seeds": list(args.seeds),
         "trials": setting.trials,
+        "sampler": {"name": "TPE", "startup_trials": STARTUP_TRIALS},
         "prune": setting.prune,
         "storage": "journal" if setting.storage is None else "database",
         "methods": {},
@@ -73,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace) -> None:
-    from ..analysis.tuning import TUNING_FILE
+    from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
     from ..train.grid import run_grid
     from ..train.options import check_buildable
@@ -90,13 +92,14 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
             )
             record["methods"][method] = {"space": {}, "trials": [], "best_params": {}, "best_value": None}
             continue
-        study = tuner.tune(method, on_round=None if args.no_progress else _round_line)
+        study = tuner.tune(method, on_round=None if args.no_progress else _round_line, on_wait=_wait_line)
         record["methods"][method] = study_record(study, setting, method)
         best = record["methods"][method]
-        print(
-            f"{method}: best {record['objective']['name']} {best['best_value']} with {best['best_params']}",
-            flush=True,
+        score = "-" if best["best_value"] is None else f"{best['best_value']:.2f}"
+        values = values_text(best["best_params"]) + (
+            " (its default setting)" if best["best_is_default"] else ""
         )
+        print(f"{method}: best {record['objective']['name']} {score} with {values}", flush=True)
     write_text(experiment_dir / TUNING_FILE, json.dumps(record, indent=1) + "\n")
     defaults = [base.with_method(m).with_seed(s) for m in setting.methods for s in args.seeds]
     tuned = [
@@ -116,3 +119,14 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
 
 def _round_line(method: str, done: int, total: int) -> None:
     print(f"tuning {method}: {done}/{total} trials", file=sys.stderr, flush=True)
+
+
+def _wait_line(method: str, running: list[Any]) -> None:
+    owners = [(t.number, t.user_attrs.get("owner", {})) for t in running]
+    which = ", ".join(f"trial {n} (process {o.get('pid', '?')} on {o.get('host', '?')})" for n, o in owners)
+    print(
+        f"tuning {method}: the budget's last trials are running in another tune: {which}; waiting for "
+        "them (those of a tune that died on another machine wait until tune runs again there)",
+        file=sys.stderr,
+        flush=True,
+    )

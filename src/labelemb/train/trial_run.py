@@ -6,6 +6,7 @@ executors), so that a worker imports only what trains one trial.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ def open_storage(storage: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        check_journal(storage)
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
     try:
         return optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage))
@@ -52,6 +54,45 @@ def open_storage(storage: str) -> Any:
             "URL that is up (sqlite:///path/tune.db, postgresql://user@host/db), or leave --storage "
             "out to keep the study in the experiment folder"
         ) from None
+
+
+def check_journal(path: str | Path) -> None:
+    """Refuse a damaged journal file in one line: which record, and the way out.
+
+    Optuna reads past a last line without its newline (a write it takes for one in progress) and
+    then appends its next record to it, gluing the two into one broken line; a bad line elsewhere
+    is a raw ``json`` error with the wrong line number. So the file is read before Optuna opens it,
+    under the lock Optuna's writers take, so that another driver's write in progress is not taken
+    for a cut one.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = Path(path)
+    if not path.exists():
+        return
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        lines = path.read_bytes().split(b"\n")
+    finally:
+        lock.release()
+    where = f"the study journal {path.resolve()} is damaged"
+    if lines[-1]:
+        raise TuneError(
+            f"{where}: the last record (line {len(lines)}) is cut short (a write was interrupted); "
+            "delete that partial line to keep the finished trials, or move the journal aside (or "
+            "delete it) to start the studies again"
+        )
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise TuneError(
+                f"{where}: line {number} is not a JSON record; move the journal aside (or delete it) "
+                "to start the studies again, or repair that line"
+            )
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

@@ -10,13 +10,22 @@ processes, devices or a Ray cluster: :mod:`labelemb.train.executors`) a round at
 trials of one method as the executor has slots, asked from the study together (the sampler's
 constant liar keeps them apart).
 
+A method's first trial is its default setting (enqueued with the config's values of the searched
+keys; a value outside its range is clamped to the nearest bound, one the space cannot hold is
+drawn), so the tuned setting is never worse than the default on the tuning seed's dev score.
+
+The budget is the study's, not a driver's: the trials that hold a place in it are, in order of
+number, those not failed, up to ``--trials`` (:func:`within_budget`). A driver asks only the places
+left, and a trial it asked that another driver's got first is closed as failed before it trains;
+a driver whose places are all taken by another driver's running trials waits for them.
+
 A trial's run folder is ``<experiment>/tuning/trial<NNN>/<method>/seed<S>`` and, like every run,
 resumes from its checkpoint. A killed ``tune`` resumes where it stopped: finished trials are
 read from the study and not trained again, and a trial its (dead) process left running is
 closed as failed and asked again with the same values (Optuna's retry pattern), training on from
 the same run folder. The sampler is re-seeded each round from the tuning seed, the method and the
-number of trials so far, so a study continued between rounds (a larger ``--trials``) draws what an
-uninterrupted one would have drawn.
+number of trials asked so far, so a study continued between rounds (a larger ``--trials``) draws
+what an uninterrupted one would have drawn.
 
 With ``prune``, a trial reports its dev score at every check and a median pruner stops it when
 it is worse than the median of earlier trials at the same check; its run stays unfinished.
@@ -29,6 +38,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +60,13 @@ TUNED_FOLDER = "tuned"
 JOURNAL_FILE = "study.journal"
 #: Trials finished for the budget: pruned ones count, as they cost their share of it.
 FINISHED_STATES = ("COMPLETE", "PRUNED")
+#: Trials that hold a place in the budget (up to it): finished, training, or queued to train.
+PLACE_STATES = (*FINISHED_STATES, "RUNNING", "WAITING")
+#: The trials TPE draws at random before it models the results (Optuna's default, made explicit
+#: because the tuning table says when a budget ends within them).
+STARTUP_TRIALS = 10
+#: How often a driver whose budget is taken by another driver's running trials looks again.
+WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -209,6 +226,29 @@ class Tuner:
         self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
         self.storage = open_storage(setting.storage_text)
 
+    def check_studies(self) -> None:
+        """Refuse, before any study is made or any trial trains, a method's study that was recorded
+        for another setting (reading the store only)."""
+        for method in self.setting.methods:
+            if not self.setting.space(method):
+                continue  # nothing searched: no study
+            name = self.setting.study_name(method)
+            try:
+                study_id = self.storage.get_study_id_from_name(name)
+            except KeyError:
+                continue  # a new study
+            recorded = self.storage.get_study_user_attrs(study_id).get("setting")
+            self._check_record(name, recorded, setting_record(self.setting, method))
+
+    def _check_record(self, name: str, recorded: Any, record: dict[str, Any]) -> None:
+        if recorded is not None and recorded != record:
+            keys = ", ".join(sorted(differing_keys(recorded, record))[:5])
+            raise TuneError(
+                f"study {name!r} in {without_password(self.setting.storage_text)} was tuned with "
+                f"another setting (differs in {keys}); tune under a new experiment name "
+                "(experiment=...), or remove that study to start it again"
+            )
+
     def study(self, method: str) -> Any:
         """The method's study, made or loaded; a study recorded for another setting is refused."""
         optuna = self.optuna
@@ -222,41 +262,86 @@ class Tuner:
         )
         record = setting_record(self.setting, method)
         recorded = study.user_attrs.get("setting")
+        self._check_record(name, recorded, record)
         if recorded is None:
             study.set_user_attr("setting", record)
-        elif recorded != record:
-            keys = ", ".join(sorted(differing_keys(recorded, record))[:5])
-            raise TuneError(
-                f"study {name!r} in {without_password(self.setting.storage_text)} was tuned with "
-                f"another setting (differs in {keys}); tune under a new experiment name "
-                "(experiment=...), or remove that study to start it again"
-            )
         return study
 
     def pruner(self) -> Any:
         return median_pruner(self.optuna) if self.setting.prune else self.optuna.pruners.NopPruner()
 
-    def tune(self, method: str, on_round: Callable[[str, int, int], None] | None = None) -> Any:
-        """Run ``method``'s trials until the budget is spent; its study."""
+    def tune(
+        self,
+        method: str,
+        on_round: Callable[[str, int, int], None] | None = None,
+        on_wait: Callable[[str, list[Any]], None] | None = None,
+    ) -> Any:
+        """Run ``method``'s trials until the study's budget is spent, by this driver or by others
+        on the same study; its study. ``on_wait`` is told once when this driver waits for the
+        running trials of another."""
+        budget = self.setting.trials
         study = self.study(method)
         self._retry_orphans(study)
+        self._enqueue_default(study, method)
+        waiting = False
         while True:
+            self._retry_orphans(study)
             trials = study.get_trials(deepcopy=False)
-            done = sum(t.state.name in FINISHED_STATES for t in trials)
-            if done >= self.setting.trials:
+            places = within_budget(trials, budget)
+            done = sum(t.state.name in FINISHED_STATES for t in places)
+            if done >= budget:
                 return study
-            study.sampler = self._sampler(method, len(trials))
-            count = min(self.slots * self.setting.side_by_side, self.setting.trials - done)
-            asked = [self._ask(study, method) for _ in range(count)]
-            self._run_round(study, method, asked)
-            if on_round is not None:
-                on_round(method, done + count, self.setting.trials)
+            # Every trial this driver asked has been told by now: the running ones are another's.
+            running = [t for t in places if t.state.name == "RUNNING"]
+            free = budget - done - len(running)
+            if free <= 0:
+                if on_wait is not None and not waiting:
+                    on_wait(method, running)
+                waiting = True
+                time.sleep(WAIT_SECONDS)
+                continue
+            waiting = False
+            # Seeded from the trials asked so far (a queued one is not asked yet), so that a
+            # study resumed between rounds draws what an uninterrupted one draws.
+            study.sampler = self._sampler(method, sum(t.state.name != "WAITING" for t in trials))
+            count = min(self.slots * self.setting.side_by_side, free)
+            asked = self._keep_to_budget(study, [self._ask(study, method) for _ in range(count)])
+            if asked:
+                self._run_round(study, method, asked)
+                if on_round is not None:
+                    on_round(method, done + len(asked), budget)
+
+    def _enqueue_default(self, study: Any, method: str) -> None:
+        """Queue the method's default setting as a trial, unless the study has one or its budget
+        is spent (a study tuned before defaults were trials gets it as its next trial)."""
+        trials = study.get_trials(deepcopy=False)
+        if any(t.user_attrs.get("default") and t.state.name != "FAIL" for t in trials):
+            return
+        if len(within_budget(trials, self.setting.trials)) >= self.setting.trials:
+            return
+        values, adjusted = default_values(self.setting, method)
+        study.enqueue_trial(values, user_attrs={"default": True, "adjusted": adjusted})
+
+    def _keep_to_budget(self, study: Any, asked: list[Any]) -> list[Any]:
+        """The asked trials that hold a place in the budget; the others (another driver asked the
+        last places first) are closed as failed, untrained."""
+        places = {t.number for t in within_budget(study.get_trials(deepcopy=False), self.setting.trials)}
+        kept = []
+        for trial in asked:
+            if trial.number in places:
+                kept.append(trial)
+                continue
+            trial.set_user_attr("over_budget", True)
+            study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+        return kept
 
     def _sampler(self, method: str, trials_so_far: int) -> Any:
         seed = sampler_seed(self.setting.tune_seed, method, trials_so_far)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
-            return self.optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+            return self.optuna.samplers.TPESampler(
+                seed=seed, constant_liar=True, n_startup_trials=STARTUP_TRIALS
+            )
 
     def _ask(self, study: Any, method: str) -> Any:
         trial = study.ask()
@@ -299,8 +384,63 @@ class Tuner:
             owner = trial.user_attrs.get("owner", {})
             if owner.get("host") != socket.gethostname() or _alive(owner.get("pid")):
                 continue  # another machine's or a live process's trial: left to it
-            study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"run": run_number(trial)}, skip_if_exists=False)
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except RuntimeError:
+                continue  # another driver closed it first, and asks it again
+            kept = {key: trial.user_attrs[key] for key in ("default", "adjusted") if key in trial.user_attrs}
+            study.enqueue_trial(trial.params, user_attrs={**kept, "run": run_number(trial)})
+
+
+def within_budget(trials: Sequence[Any], budget: int) -> list[Any]:
+    """The trials that hold a place in a study's budget of ``budget``: in order of number, each
+    finished, running or queued one, up to the budget. A second default trial (two drivers queued
+    it at once) holds none. Trial numbers are handed out by the store, so every driver, on any
+    machine, reads the same places."""
+    places: list[Any] = []
+    default_seen = False
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.state.name not in PLACE_STATES:
+            continue
+        if trial.user_attrs.get("default"):
+            if default_seen:
+                continue
+            default_seen = True
+        if len(places) < budget:
+            places.append(trial)
+    return places
+
+
+def default_values(setting: TuneSetting, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values of ``method``'s default setting for its searched keys, as a trial takes them, and
+    what was changed to fit the space: ``{key: {"default": value, "used": value or None}}``. A
+    number outside its range is clamped to the nearest bound (the searched range is where the user
+    asked trials to be); a value the space cannot hold (None, a choice not listed) is left out, and
+    the sampler draws it."""
+    config = setting.method_config(method)
+    raw = config.model_dump(mode="json")
+    own = {**methods.options(method), **config.options("method")}
+    values: dict[str, Any] = {}
+    adjusted: dict[str, Any] = {}
+    for key, space in sorted(setting.space(method).items()):
+        if "." in key or key in RunConfig.model_fields:
+            default = raw
+            for part in key.split("."):
+                default = default.get(part) if isinstance(default, dict) else None
+        else:
+            default = own.get(key)
+        if default in space:
+            values[key] = default
+            continue
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if space.kind == "categorical" or not numeric:
+            adjusted[key] = {"default": default, "used": None}
+            continue
+        used = min(max(default, space.low), space.high)
+        used = int(round(used)) if space.kind == "int" else float(used)
+        values[key] = used
+        adjusted[key] = {"default": default, "used": used}
+    return values, json.loads(json.dumps(adjusted))
 
 
 def run_number(trial: Any) -> int:
@@ -383,7 +523,11 @@ def study_record(study: Any, setting: TuneSetting, method: str) -> dict[str, Any
     number, state, dev score, values and run folder) and the best trial; the report reads this,
     not the study."""
     trials = []
+    adjusted: dict[str, Any] = {}
     for trial in study.get_trials(deepcopy=False):
+        default = bool(trial.user_attrs.get("default"))
+        if default and trial.state.name != "FAIL":
+            adjusted = trial.user_attrs.get("adjusted", {})
         trials.append(
             {
                 "number": trial.number,
@@ -392,10 +536,15 @@ def study_record(study: Any, setting: TuneSetting, method: str) -> dict[str, Any
                 "params": dict(trial.params),
                 "run": run_number(trial),
                 "checks": {str(step): value for step, value in sorted(trial.intermediate_values.items())},
+                "default": default,
+                "over_budget": bool(trial.user_attrs.get("over_budget")),
             }
         )
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     best = study.best_trial if complete else None
+    best_is_default = (
+        best is not None and bool(best.user_attrs.get("default")) and not best.user_attrs.get("adjusted")
+    )
     return {
         "study": study.study_name,
         "space": {key: str(space) for key, space in sorted(setting.space(method).items())},
@@ -403,4 +552,7 @@ def study_record(study: Any, setting: TuneSetting, method: str) -> dict[str, Any
         "best_trial": None if best is None else best.number,
         "best_value": None if best is None else best.value,
         "best_params": {} if best is None else dict(best.params),
+        # The best is the default setting itself (its fresh runs give the default's numbers).
+        "best_is_default": best_is_default,
+        "default_adjusted": adjusted,
     }
