@@ -6,7 +6,7 @@ the backbone's features and the head's logits (``LabelembOutput``); the Trainer'
 ``LabelembLoss(model.head)``, applies the method to the features and the labels and divides by
 the Trainer's ``num_items_in_batch``, so that gradient accumulation (``--accumulate``) gives the
 gradients of the whole batch. ``EpochEndCallback(model.head)`` runs the method's epoch-end update
-(``ols``, ``lwr``, ``lwal``). The head is a submodule of the model, so the Trainer's optimiser
+(``ols``, ``lwr``). The head is a submodule of the model, so the Trainer's optimiser
 trains its parameters too: for label_embedding, the label embedding ``E`` (identity at the
 start). Checkpoints are off and the Trainer's output folder is a temporary one.
 

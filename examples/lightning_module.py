@@ -4,8 +4,9 @@ A small MLP backbone reads scikit-learn's bundled 8x8 digits (no download). The 
 submodule, so ``self.parameters()`` in ``configure_optimizers`` includes the label embedding
 ``E`` (``head.embedding``, identity at the start), and ``lightning.Trainer`` does the rest.
 ``LabelembCallback`` runs each labelemb head's epoch-end update (``on_epoch_end``) on every rank:
-label_embedding has none, but online label smoothing (``labelemb.methods.build("ols", ...)``),
-LWR and LwAL swap their label state there, and under ``strategy="ddp"`` combine it across ranks.
+label_embedding has none, but online label smoothing (``labelemb.methods.build("ols", ...)``)
+and LWR swap their label state there, and under ``strategy="ddp"`` combine it across ranks; under
+``accumulate_grad_batches`` it makes each step's gradients those of one batch of its micro-batches.
 
 Needs the examples extra (``pip install -e ".[examples]"``). Run it (seconds on a CPU)::
 

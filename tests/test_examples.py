@@ -67,3 +67,29 @@ def test_example_trains_the_head(name: str, tmp_path: Path, monkeypatch: pytest.
 def test_examples_are_deterministic() -> None:
     example = load_example("plain_pytorch")
     assert example.main(steps=10, seed=3, verbose=False) == example.main(steps=10, seed=3, verbose=False)
+
+
+def test_plain_loop_calls_the_epoch_end_update() -> None:
+    """docs/drop-in.md: ols and lwr make their soft labels in ``head.on_epoch_end()``, which a plain loop
+    calls once an epoch, as examples/plain_pytorch.py does; for label_embedding and lwal it does nothing.
+    ols's soft labels are zeros until the first epoch's end: the example's run (60 steps, 2 epochs and
+    a part) ends with them learned."""
+    example = load_example("plain_pytorch")
+    result = example.main(steps=STEPS, seed=0, method="ols", verbose=False)
+    assert result["embedding_change"] > 0.1, result
+    assert result["accuracy"] > 0.8, result
+
+    from labelemb.methods import Method, method_class
+
+    has_update = {
+        name: method_class(name).on_epoch_end is not Method.on_epoch_end
+        for name in ("ols", "lwr", "label_embedding", "lwal", "lwal10", "lwal10_rpl")
+    }
+    assert has_update == {
+        "ols": True,
+        "lwr": True,
+        "label_embedding": False,
+        "lwal": False,
+        "lwal10": False,
+        "lwal10_rpl": False,
+    }

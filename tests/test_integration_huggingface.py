@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import warnings
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,69 @@ def test_refusals_name_the_fix(tmp_path: Path) -> None:
     trainer.callback_handler.add_callback(EpochEndCallback(stray))
     with pytest.raises(ValueError, match="submodule"):
         trainer.train()
+
+
+class CaptureSteps(TrainerCallback):
+    """Each optimiser step's gradients and the head's count of updates, as the optimiser is about to step."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[dict[str, Tensor], int]] = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+        self.steps.append((grads, int(model.head.num_updates)))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "batch", "accumulate"),
+    [(False, 8, 4), (False, 4, 8), (True, 8, 4)],
+    ids=["classes-8x4", "classes-4x8", "tokens-8x4"],
+)
+def test_nlp_warm_up_counts_optimiser_steps(
+    tokens: bool, batch: int, accumulate: int, tmp_path: Path
+) -> None:
+    """label_embedding's nlp variant with soft_warmup=2: the soft term starts in the third optimiser
+    step whether a step is one batch of 32 or 32 / batch micro-batches, so each of three steps gets
+    the same gradients (counting micro-batches switched it on within the first step)."""
+    model = _build("label_embedding", {"variant": "nlp", "soft_warmup": 2}, tokens, torch.float64)
+    runs = []
+    for size, parts in ((32, 1), (batch, accumulate)):
+        capture = CaptureSteps()
+        trainer = trainer_for(
+            copy.deepcopy(model),
+            tmp_path / f"{size}x{parts}",
+            callbacks=[capture],
+            per_device_train_batch_size=size,
+            gradient_accumulation_steps=parts,
+            max_steps=3,
+            optim="sgd",  # the steps follow the gradients (Adam would magnify rounding near zero)
+            learning_rate=0.5,
+            max_grad_norm=0.0,
+        )
+        trainer.train()
+        runs.append(capture.steps)
+    whole, micro = runs
+    assert [updates for _, updates in whole] == [updates for _, updates in micro] == [1, 2, 3]
+    for step, ((expected, _), (got, _)) in enumerate(zip(whole, micro)):
+        assert set(got) == set(expected) and "head.expand.weight" in got
+        for name, grad in expected.items():
+            message = lambda m, n=name, s=step: f"step {s}, {n}: {m}"  # noqa: E731
+            torch.testing.assert_close(got[name], grad, rtol=0, atol=1e-6, msg=message)
+
+
+@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl"])
+def test_lwal_family_is_not_exact_under_accumulation_and_says_so(name: str, tmp_path: Path) -> None:
+    """lwal's label vectors are each micro-batch's class means: EpochEndCallback warns, in one line,
+    and the gradients do differ from one batch's; a method accumulation makes exact, or lwal
+    without accumulation, gets no warning."""
+    model = _build(name, {}, tokens=False, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*gradient accumulation.*")
+        whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
+        step_gradients(_build("ols", {}, tokens=False), 8, 4, tmp_path)
+    with pytest.warns(
+        UserWarning, match=r"^lwal under gradient accumulation \(4 micro-batches a step\)"
+    ) as caught:
+        parts, _ = step_gradients(copy.deepcopy(model), 8, 4, tmp_path)
+    assert ["\n" in str(w.message) for w in caught if "lwal" in str(w.message)] == [False]
+    assert max((parts[n] - grad).abs().max() / grad.abs().max() for n, grad in whole.items()) > 1e-2

@@ -142,7 +142,11 @@ def free_port() -> int:
 BOTH = {"ols": {}, "label_embedding": {}}
 
 
-def test_two_ddp_processes_match_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("accumulate", [1, 4], ids=["one-batch-a-step", "four-micro-batches-a-step"])
+def test_two_ddp_processes_match_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accumulate: int
+) -> None:
+    """Each rank's step of 16 examples, or of 4 micro-batches of 4, is half the one process's 32."""
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(free_port()))
     if os.path.exists("/sys/class/net/lo"):
@@ -154,7 +158,8 @@ def test_two_ddp_processes_match_one_process(tmp_path: Path, monkeypatch: pytest
     fit(single_model, shuffled=True, callbacks=[LabelembCallback(), one])
     fit(
         Heads(BOTH),
-        batch_size=BATCH // 2,
+        batch_size=BATCH // 2 // accumulate,
+        accumulate_grad_batches=accumulate,
         strategy="ddp_spawn",
         devices=2,
         callbacks=[LabelembCallback(), Record(tmp_path)],
@@ -274,3 +279,93 @@ def test_finds_the_outermost_methods() -> None:
     assert find_methods(model.heads["ols"]) == [model.heads["ols"]]
     with pytest.raises(TypeError, match="labelemb methods"):
         LabelembCallback(nn.Linear(2, 2))  # type: ignore[arg-type]
+
+
+ACCUMULATED = {
+    "label_embedding": {},
+    "label_embedding_paper": {"variant": "paper"},
+    # alpha under o2's gold probability at the start (1 / 5 classes): the penalty, a sum over the
+    # step's rows, takes part.
+    "label_embedding_penalty": {"alpha": 0.05},
+    # The soft term from the third optimiser step on, not the third micro-batch.
+    "label_embedding_nlp": {"variant": "nlp", "soft_warmup": 2},
+    "ols": {},
+    "lwr": {"num_examples": 72, "epochs": 2, "k": 1},  # records at the first epoch's end, then learns from it
+}
+
+
+class StepGradients(lightning.Callback):
+    """Every parameter's gradient each time the optimiser is about to step."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_before_optimizer_step(self, trainer: lightning.Trainer, pl_module: Heads, optimizer: Any) -> None:
+        self.steps.append({n: p.grad.detach().clone() for n, p in pl_module.named_parameters()})
+
+
+def accumulated_steps(name: str, batch_size: int, accumulate: int) -> list[dict[str, torch.Tensor]]:
+    """Each optimiser step's gradients over two epochs of 72 examples in float64, ``accumulate``
+    micro-batches of ``batch_size`` a step (the last step of an epoch shorter: 8 examples)."""
+    method = "label_embedding" if name.startswith("label_embedding") else name
+    model = Heads({method: ACCUMULATED.get(name, {})}).double()
+    x, y, index = dataset().tensors
+    data = TensorDataset(x[:72].double(), y[:72], index[:72])
+    capture = StepGradients()
+    run = lightning.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=2,
+        accumulate_grad_batches=accumulate,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[LabelembCallback(), capture],
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        run.fit(model, DataLoader(data, batch_size=batch_size))
+    return capture.steps
+
+
+@pytest.mark.parametrize("name", list(ACCUMULATED))
+def test_accumulated_micro_batches_match_one_batch(name: str) -> None:
+    """``accumulate_grad_batches=4`` of 8 examples gives every optimiser step the gradients of one
+    batch of 32 (float64), the short last step of each epoch (8 examples) those of its own batch:
+    label_embedding's E (its mean over the rows o2 gets right) and penalty (a sum) included, where
+    Lightning alone averages the micro-batches' losses."""
+    whole = accumulated_steps(name, 32, 1)
+    micro = accumulated_steps(name, 8, 4)
+    assert len(whole) == len(micro) == 6  # per epoch: 32 + 32 + 8 examples
+    for step, (expected, got) in enumerate(zip(whole, micro)):
+        assert got.keys() == expected.keys()
+        for n, grad in expected.items():
+            message = lambda m, n=n, s=step: f"step {s}, {n}: {m}"  # noqa: E731
+            torch.testing.assert_close(got[n], grad, rtol=1e-9, atol=1e-12, msg=message)
+    # Every parameter learns (a step where o2 gets no row right leaves E without a gradient).
+    for n in whole[0]:
+        assert any(step[n].abs().max() > 0 for step in whole), f"{n} got no gradient"
+
+
+@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl"])
+def test_lwal_family_is_not_exact_under_accumulation_and_says_so(name: str) -> None:
+    """lwal's label vectors are each micro-batch's class means: the callback warns, in one line, and
+    the steps do differ from one batch's."""
+    whole = accumulated_steps(name, 32, 1)
+    with pytest.warns(
+        UserWarning, match=r"^lwal under gradient accumulation \(4 micro-batches a step\)"
+    ) as caught:
+        micro = accumulated_steps(name, 8, 4)
+    assert ["\n" in str(w.message) for w in caught if "lwal" in str(w.message)] == [False]
+    differences = [(micro[0][n] - grad).abs().max() / grad.abs().max() for n, grad in whole[0].items()]
+    assert max(differences) > 1e-2
+
+
+def test_exact_methods_are_not_warned_about() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*gradient accumulation.*")
+        accumulated_steps("ols", 8, 4)
+        accumulated_steps("lwal", 32, 1)  # no accumulation

@@ -558,3 +558,31 @@ def test_micro_batches_add_up_to_the_whole_batchs_gradients(options):
             assert grad.abs().max() > 0, name
             message = lambda m, n=name: f"{n}: {m}"  # noqa: E731
             torch.testing.assert_close(parts[name], grad, rtol=0, atol=1e-12, msg=message)
+
+
+def test_nlp_warm_up_counts_optimiser_steps_under_accumulation():
+    """Variant nlp's soft term starts after ``soft_warmup`` optimiser steps however many micro-batches
+    make a step: three steps of 4 micro-batches give each step the gradients of the whole batch's own
+    step (the warm-up counted once a step: off in steps 0 and 1, on in step 2), where a count of
+    micro-batches would switch the soft term on in step 0."""
+    torch.manual_seed(0)
+    whole = build("label_embedding", in_features=6, num_classes=5, variant="nlp", soft_warmup=2).double()
+    parts = build("label_embedding", in_features=6, num_classes=5, variant="nlp", soft_warmup=2).double()
+    parts.load_state_dict(whole.state_dict())
+    target = torch.randint(0, 5, (3, 32))
+    target[:, :5] = -100  # the micro-batches count different numbers of rows
+    features = torch.randn(3, 32, 6, dtype=torch.float64)
+    items = (target != -100).sum(-1)
+    soft_weights = []
+    for step in range(3):
+        soft_weights.append(whole.loss_weights()[1])
+        whole.zero_grad()
+        whole(features[step], target[step]).loss.backward()
+        parts.zero_grad(set_to_none=step != 1)  # step 1: a zero_grad that leaves zeros
+        for chunk, labels in zip(features[step].chunk(4), target[step].chunk(4)):
+            parts.micro_batch_loss(chunk, labels, items[step]).loss.backward()
+        for (name, a), b in zip(parts.named_parameters(), whole.parameters()):
+            message = lambda m, n=name, s=step: f"step {s}, {n}: {m}"  # noqa: E731
+            torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-12, msg=message)
+        assert int(parts.num_updates) == int(whole.num_updates) == step + 1
+    assert soft_weights == [0.0, 0.0, 1.0]  # the reference: the soft term from the third step on

@@ -45,7 +45,11 @@ label_embedding's ``released`` and ``paper`` variants learn ``E`` from the rows 
 averaged over the step's count of them, which is known only after the last micro-batch: each
 micro-batch divides by the count so far and rescales the gradient ``E`` already holds, so the
 step's gradient is the whole batch's; their penalty, a sum over rows, is summed over the step.
-Only lwal stays a micro-batch's: its label vectors are each micro-batch's class means.
+A step starts where the method's parameters hold no gradient: the Trainer's ``zero_grad`` after
+every step. The ``nlp`` variant's ``soft_warmup`` counts optimiser steps, not micro-batches. Only
+lwal and its presets (``lwal10``, ``lwal10_rpl``) stay a micro-batch's: their label vectors are each
+micro-batch's class means, the repel term pairs a micro-batch's rows and their step count counts
+micro-batches; :class:`EpochEndCallback` warns of it.
 """
 
 from __future__ import annotations
@@ -188,8 +192,10 @@ class EpochEndCallback(TrainerCallback):
 
         state_{e+1} = on_epoch_end(statistics of epoch e)
 
-    (online label smoothing's soft labels, lwr's recorded outputs, lwal's). At the start of
-    training it checks that the optimiser trains the method's parameters.
+    (online label smoothing's soft labels, lwr's recorded outputs). At the start of
+    training it checks that the optimiser trains the method's parameters, and warns in one line
+    when the Trainer accumulates gradients for a method that accumulation cannot make exact
+    (lwal and its presets: :attr:`~labelemb.methods.base.Method.accumulation_caveat`).
     """
 
     def __init__(self, method: Method) -> None:
@@ -204,6 +210,7 @@ class EpochEndCallback(TrainerCallback):
         optimizer: torch.optim.Optimizer | None = None,
         **kwargs: Any,
     ) -> None:
+        self.method.warn_inexact_accumulation(args.gradient_accumulation_steps)
         if model is not None and any(module is self.method for module in model.modules()):
             return
         held = {id(p) for group in getattr(optimizer, "param_groups", ()) for p in group["params"]}

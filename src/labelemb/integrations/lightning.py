@@ -1,12 +1,14 @@
-"""Lightning: a callback that gives labelemb methods their epoch-end update under ``lightning.Trainer``.
+"""Lightning: a callback that gives labelemb methods their epoch-end update under ``lightning.Trainer``
+and exact gradient accumulation.
 
 ::
 
-    trainer = lightning.Trainer(callbacks=[LabelembCallback()], strategy="ddp", ...)
+    trainer = lightning.Trainer(callbacks=[LabelembCallback()], accumulate_grad_batches=4, ...)
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 try:
@@ -19,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..methods import Method
+from ..methods.base import MicroBatch
 
 __all__ = ["LabelembCallback", "find_methods"]
 
@@ -58,6 +61,19 @@ class LabelembCallback(pl.Callback):
     ``torchrun``. For that, the callback tells ``DistributedDataParallel`` to leave the methods'
     buffers alone: by default it would broadcast rank 0's buffers before every forward pass and
     overwrite what the other ranks accumulated. Other buffers (batch norm's) are synchronised as before.
+
+    Gradient accumulation (``accumulate_grad_batches=A``, ``A > 1``): Lightning divides each
+    micro-batch's loss by ``A`` and adds the gradients, which averages the micro-batches' means.
+    Before each training batch the callback tells each method where the batch lies in its
+    optimiser step (:attr:`Method.micro_batch <labelemb.methods.base.Method.micro_batch>`), and
+    the method's ``forward`` returns :meth:`~labelemb.methods.base.Method.accumulated_loss`: the
+    step's gradient is then that of one batch of its micro-batches, label_embedding's mean over the
+    rows ``o2`` gets right and its penalty (a sum over the step's rows) included, its ``nlp``
+    warm-up counted in optimiser steps, and an epoch's short last step (fewer than ``A``
+    micro-batches) the mean over its own rows. Exact when the micro-batches count the same number
+    of rows (padding tokens aside, batches of one size): Lightning does not know the sizes of the
+    micro-batches still to come. A method that accumulation cannot make exact (lwal and its
+    presets, :attr:`~labelemb.methods.base.Method.accumulation_caveat`) is warned about once.
 
     Checkpoints: a method that is a submodule of the LightningModule keeps all its state (statistics,
     soft labels, epoch and step counters) in parameters and buffers, so in the model's state_dict,
@@ -122,6 +138,38 @@ class LabelembCallback(pl.Callback):
                     "LightningModule's __init__ (not configure_model), or pass "
                     "strategy=DDPStrategy(broadcast_buffers=False)"
                 )
+
+        for method in self._methods:
+            method.warn_inexact_accumulation(trainer.accumulate_grad_batches)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        accumulate = trainer.accumulate_grad_batches
+        if accumulate <= 1:  # each batch is a step: the methods' own loss is already its gradient
+            return
+        # Lightning zeroes the gradients at batch_idx % A == 0 and steps after A batches or at the
+        # epoch's last batch, whichever comes first.
+        position = batch_idx % accumulate
+        left = trainer.num_training_batches - (batch_idx - position)
+        count = accumulate if not math.isfinite(left) else max(1, min(accumulate, int(left)))
+        micro_batch = MicroBatch(position=position, count=count, divisor=accumulate)
+        for method in self._methods:
+            method.micro_batch = micro_batch
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._end_micro_batch()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._end_micro_batch()  # a method used after a failed fit computes its own loss again
+
+    def _end_micro_batch(self) -> None:
+        for method in self._methods:
+            method.micro_batch = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._restored_epochs is not None and trainer.current_epoch == self._restored_epochs + 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ from ..search import Space
 from ..stacking import linear
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
 from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
-from .processes import is_distributed, per_process_share
+from .processes import is_distributed, per_process_share, world_size
 
 #: The kinds of rows a method can turn into a loss: "class", one example of a classification task
 #: a row, and "token", one target token of a sequence model a row (a vocabulary wide).
@@ -44,6 +45,21 @@ class MethodOutput:
 
 class LabelRangeError(ValueError):
     """A target label lies outside ``[0, num_classes)`` and is not ``ignore_index``."""
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """Where a training step's batch lies in its optimiser step, for a trainer that accumulates
+    gradients over micro-batches and divides each one's loss by ``divisor`` (Lightning's
+    ``accumulate_grad_batches``). An adapter sets it as :attr:`Method.micro_batch` for the step.
+
+    ``position`` is the micro-batch's place in its optimiser step (0: the first), ``count`` how
+    many micro-batches the step has (fewer than ``divisor`` in an epoch's short last step).
+    """
+
+    position: int
+    count: int
+    divisor: int
 
 
 class Method(nn.Module):
@@ -109,6 +125,13 @@ class Method(nn.Module):
     #: Further options searched only when an option has a given value, ``{(option, value): {...}}``:
     #: one that does nothing otherwise (label_embedding's ``soft_warmup``, for ``variant="nlp"`` only).
     search_space_when: ClassVar[dict[tuple[str, object], dict[str, Space]]] = {}
+    #: Why gradient accumulation does not give a method the step of one batch of all its micro-batches
+    #: (a loss with terms of the batch as a whole that :meth:`micro_batch_loss` cannot make exact);
+    #: empty where it does. The adapters warn with it when a trainer accumulates.
+    accumulation_caveat: ClassVar[str] = ""
+    #: Set by an adapter (Lightning's ``LabelembCallback``) while a trainer accumulates gradients:
+    #: ``forward`` in training then returns :meth:`accumulated_loss`. None: the batch is the step.
+    micro_batch: MicroBatch | None = None
 
     def __init__(
         self,
@@ -149,8 +172,17 @@ class Method(nn.Module):
         """One training step on ``(N, in_features)`` features and their ``(N,)`` targets.
 
         ``index`` is each example's position in the training set, for a method that
-        :attr:`needs_index`. Taken in chunks of rows where :meth:`chunking` says so.
+        :attr:`needs_index`. Taken in chunks of rows where :meth:`chunking` says so. While an
+        adapter says the batch is a micro-batch (:attr:`micro_batch`), a training step returns
+        :meth:`accumulated_loss`.
         """
+        micro_batch = self.micro_batch
+        if micro_batch is not None and self.training and torch.is_grad_enabled():
+            return self.accumulated_loss(features, target, micro_batch, index=index)
+        return self.batch_loss(features, target, index=index)
+
+    def batch_loss(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
+        """The step of ``forward`` with the batch as the whole step: the method's own mean over it."""
         chunk_rows = self.chunking(features)
         if chunk_rows is None:
             rows, outputs = self.check_inputs(features, target, self.head_outputs)
@@ -162,7 +194,13 @@ class Method(nn.Module):
         return rows.output(step.loss, step.logits, terms)
 
     def micro_batch_loss(
-        self, features: Tensor, target: Tensor, num_items: Tensor | float, *, index: Tensor | None = None
+        self,
+        features: Tensor,
+        target: Tensor,
+        num_items: Tensor | float,
+        *,
+        index: Tensor | None = None,
+        step_start: bool | None = None,
     ) -> MethodOutput:
         """One micro-batch of an optimiser step whose micro-batches (on every process) count
         ``num_items`` rows together: ``L_k = sum_{i in k} l_i / num_items``.
@@ -170,13 +208,58 @@ class Method(nn.Module):
         The micro-batches' gradients then add up to those of the whole batch's mean, however its
         rows fall into micro-batches. That is exact for a loss that is a mean of per-row terms; a
         method with terms of the batch as a whole overrides it (``label_embedding``) or leaves
-        them a micro-batch's (``lwal``'s class means).
+        them a micro-batch's (``lwal``'s class means, :attr:`accumulation_caveat`).
+        ``step_start`` says whether the micro-batch is the first of its optimiser step; None
+        leaves it to :meth:`starts_step`.
         """
-        out = self(features, target, index=index)
+        out = self.batch_loss(features, target, index=index)
         # The method divided its sum by this count (all processes' over their number, a collective
         # every process reaches here): multiplying by it gives the micro-batch's sum back.
         counted = per_process_share((target != self.ignore_index).sum().to(out.loss.dtype))
         return MethodOutput(out.loss * counted / num_items, out.logits, out.terms)
+
+    def accumulated_loss(
+        self, features: Tensor, target: Tensor, micro_batch: MicroBatch, *, index: Tensor | None = None
+    ) -> MethodOutput:
+        """One micro-batch for a trainer that divides each micro-batch's loss by ``micro_batch.divisor``
+        and whose data parallel training averages gradients over the ``P`` processes (Lightning)::
+
+            L_k = divisor * P * micro_batch_loss(num_items = n_k * count)
+
+        with ``n_k`` the micro-batch's counted rows on every process together and ``count`` the
+        step's micro-batches (:class:`MicroBatch`). The step's gradient is then that of one
+        batch of all its micro-batches, batch-wide terms included, when every micro-batch counts as
+        many rows as this one: no micro-batch knows the sizes of those still to come.
+        """
+        processes = world_size()
+        counted = per_process_share((target != self.ignore_index).sum().to(features.dtype)) * processes
+        # A micro-batch whose every row is ignored on every process: a zero loss, not 0 / 0.
+        num_items = counted.clamp(min=1) * micro_batch.count
+        out = self.micro_batch_loss(
+            features, target, num_items, index=index, step_start=micro_batch.position == 0
+        )
+        return MethodOutput(out.loss * (micro_batch.divisor * processes), out.logits, out.terms)
+
+    def warn_inexact_accumulation(self, micro_batches: int) -> None:
+        """Warns, in one line, when ``micro_batches`` accumulated micro-batches cannot give this
+        method the step of one batch of all of them (:attr:`accumulation_caveat`)."""
+        if micro_batches > 1 and self.accumulation_caveat:
+            warnings.warn(
+                f"{self.name or type(self).__name__} under gradient accumulation ({micro_batches} "
+                f"micro-batches a step): {self.accumulation_caveat}, so a step is not that of one batch",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def starts_step(self, step_start: bool | None = None) -> bool:
+        """Whether a micro-batch is the first of its optimiser step: ``step_start`` where the caller
+        knows, else whether none of the method's parameters holds a gradient (the optimiser's
+        ``zero_grad`` has run: a Hugging Face ``Trainer`` zeroes after every step)."""
+        if step_start is not None:
+            return step_start
+        # Smallest first: after a micro-batch whose rows count, a bias's gradient already says so.
+        held = sorted((p.grad for p in self.parameters() if p.grad is not None), key=Tensor.numel)
+        return not any(bool(grad.any()) for grad in held)
 
     def head_outputs(self, features: Tensor) -> Tensor | tuple[Tensor, ...]:
         """What the method's head makes of the features, for :meth:`compute_loss`: a tensor

@@ -161,6 +161,11 @@ class LabelEmbedding(Method):
         self._chunk_workspace = Workspace()
         # Rows o2 got right so far in this optimiser step, over its micro-batches (micro_batch_loss).
         self._accumulated_masks: Tensor | None = None
+        # Variant nlp under gradient accumulation: the count of updates that this optimiser step's
+        # micro-batches read (None until one of its micro-batches has a row that counts), and
+        # whether a micro-batch is being computed (its forward then counts no update of its own).
+        self._step_updates: int | None = None
+        self._in_micro_batch = False
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
@@ -183,9 +188,13 @@ class LabelEmbedding(Method):
         """Weights of ``H(y, p1)`` and of the soft-label term ``H(softmax(e), p1)`` right now."""
         if self.variant == "paper":
             return 1.0, 1.0
-        # Stacked seeds count their updates together: the first seed's count is every seed's.
         if self.variant == "nlp":  # every weight 1, the soft term after the warm-up (as released)
-            return 1.0, float(int(self.num_updates.reshape(-1)[0]) >= self.soft_warmup)
+            if self._in_micro_batch and self._step_updates is not None:
+                updates = self._step_updates  # the optimiser step's, whichever of its micro-batches
+            else:
+                # Stacked seeds count their updates together: the first seed's count is every seed's.
+                updates = int(self.num_updates.reshape(-1)[0])
+            return 1.0, float(updates >= self.soft_warmup)
         return self.beta, 1.0 - self.beta
 
     def chunking(self, features: Tensor) -> int | None:
@@ -248,7 +257,13 @@ class LabelEmbedding(Method):
         return (self.embedding,) if self.compressed_dim is None else (self.codes, *self.expand.parameters())
 
     def micro_batch_loss(
-        self, features: Tensor, target: Tensor, num_items: Tensor | float, *, index: Tensor | None = None
+        self,
+        features: Tensor,
+        target: Tensor,
+        num_items: Tensor | float,
+        *,
+        index: Tensor | None = None,
+        step_start: bool | None = None,
     ) -> MethodOutput:
         """One micro-batch of gradient accumulation, exact for every term (see the base method).
 
@@ -259,27 +274,29 @@ class LabelEmbedding(Method):
         and first rescales the gradient ``E`` already holds from this step by
         ``(C_{k-1} + 1e-8) / (C_k + 1e-8)``, so that after the last one ``E``'s gradient is
         ``sum_i mask_i grad H_i / (C + 1e-8)``, as for the whole batch at once. A step starts
-        where ``E`` holds no gradient (the optimiser's ``zero_grad``). Variant ``nlp`` averages
-        every term over rows already.
+        where ``step_start`` says, or else where the method's parameters hold no gradient (the
+        optimiser's ``zero_grad``, :meth:`~labelemb.methods.base.Method.starts_step`). Variant
+        ``nlp`` averages every term over rows already; its warm-up counts optimiser steps, not
+        micro-batches: a step counts once, at its first micro-batch with a row that counts.
         """
-        if self.variant == "nlp" or not (self.training and torch.is_grad_enabled()):
+        if not (self.training and torch.is_grad_enabled()):
             return super().micro_batch_loss(features, target, num_items, index=index)
+        starts = self.starts_step(step_start)
+        if self.variant == "nlp":
+            return self._nlp_micro_batch(features, target, num_items, index, starts)
         rows, (z1, z2) = self.check_inputs(features, target, self._both_outputs)
         correct = (z2.argmax(-1) == rows.label).to(z2.dtype)
         if rows.weight is not None:
             correct = correct * rows.weight
         masks = per_process_share(correct.sum().detach()) * world_size()  # the step's, all processes'
-        grads = [p.grad for p in self.embedding_parameters()]
-        started = (
-            self._accumulated_masks is not None
-            and all(g is not None for g in grads)
-            and any(bool(g.any()) for g in grads)
-        )
+        started = not starts and self._accumulated_masks is not None
         before = self._accumulated_masks if started else torch.zeros_like(masks)
         so_far = before + masks
-        with torch.no_grad():
-            for grad in grads if started else []:
-                grad.mul_((before + 1e-8) / (so_far + 1e-8))
+        if started:
+            with torch.no_grad():
+                for parameter in self.embedding_parameters():
+                    if parameter.grad is not None:
+                        parameter.grad.mul_((before + 1e-8) / (so_far + 1e-8))
         self._accumulated_masks = so_far
         w_gold, w_soft = self.loss_weights()
         e = self.embedding_rows(rows.label)
@@ -300,13 +317,30 @@ class LabelEmbedding(Method):
         loss = per_row * counted / num_items + terms["emb"] + terms["penalty"]
         return rows.output(loss, z1, {name: value.detach() for name, value in terms.items()})
 
+    def _nlp_micro_batch(
+        self, features: Tensor, target: Tensor, num_items: Tensor | float, index: Tensor | None, starts: bool
+    ) -> MethodOutput:
+        """Variant nlp's micro-batch: the base's, with the warm-up read and counted once per step."""
+        if starts:
+            self._step_updates = None
+        # An all-padding micro-batch adds nothing, and leaves the gradients at zero: the next one
+        # may look like a step's start too, so only a micro-batch whose rows count counts the step.
+        if self._step_updates is None and bool((target != self.ignore_index).any()):
+            self._step_updates = int(self.num_updates.reshape(-1)[0])
+            self.num_updates += 1
+        self._in_micro_batch = True
+        try:
+            return super().micro_batch_loss(features, target, num_items, index=index)
+        finally:
+            self._in_micro_batch = False
+
     def _fast(self, features: Tensor) -> bool:
         """Whether this batch takes the fast path: ``fast_path``, and one model's features."""
         return self.fast_path and features.dim() == 2
 
     def _count_update(self, rows: Rows) -> None:
         """Count a training step of the ``nlp`` variant, for its warm-up (an empty batch is no update)."""
-        if self.training and self.variant == "nlp" and rows.label.shape[-1]:
+        if self.training and self.variant == "nlp" and rows.label.shape[-1] and not self._in_micro_batch:
             self.num_updates += 1
 
     def _both_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:

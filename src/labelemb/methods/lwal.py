@@ -80,6 +80,10 @@ class LearningWithAdaptiveLabels(Method):
     # period too. Up to 16 steps, drawn in log: the vectors then lag 15 steps behind the head.
     # dim_factor and repel are what the presets (lwal10, lwal10_rpl) fix; they are not searched.
     search_space: ClassVar[dict[str, Space]] = {"update_every": Space.ints(1, 16, log=True)}
+    accumulation_caveat = (
+        "its label vectors are each micro-batch's class means, its repel term pairs a micro-batch's "
+        "rows and its step count (warmup, update_every) counts micro-batches"
+    )
 
     def __init__(
         self,
