@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from labelemb import methods
+from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED
 from labelemb.stacking import _GroupedLinear, stack_modules, unstack_into
 from labelemb.train import (
     BatchedConfigError,
@@ -42,8 +43,11 @@ SEEDS = (0, 1, 2)
 TIMING = {"wall_seconds", "train_seconds", "seconds_per_epoch"}
 ERRORS = {"dev_error", "test_error"}
 SUMMARY_ERRORS = {"selected_test_error", "selected_dev_error", "final_test_error", "final_dev_error"}
-#: The calibration of the test predictions (record key; the summary's is ``selected_<key>``).
-CALIBRATION = {"test_ece", "test_nll", "test_calibration"}
+#: The calibration of the test predictions, raw and scaled, the fitted temperature and the dev
+#: split's figures (record keys; the summary's are ``selected_<key>``).
+CALIBRATION = {*CALIBRATION_FIELDS, *DEV_FIELDS}
+#: Calibration figures in % of the examples, which one flipped prediction moves by its share.
+PERCENT_FIGURES = ("ece", "adaece", "classwise_ece", "mce")
 CNN = ("model.name=cnn", "model.channels=[4, 8]", "model.hidden=16")
 
 
@@ -80,9 +84,10 @@ def assert_close_calibration(what: str, got: Any, want: Any, digits) -> None:
     """Calibration of predictions that may differ as the errors may: by one flipped prediction
     (ECE, in %, by at most one example's share), confidences and likelihoods by rounding, and a
     confidence by a rounding across a bin edge (one example moved between two bins)."""
-    if what.endswith("test_ece"):
+    figure = what.split()[-1].removeprefix("selected_").removesuffix(SCALED).split("_", 1)[-1]
+    if figure in PERCENT_FIGURES:
         assert abs(got - want) <= one_example(digits) + 1e-3, f"{what}: {got} vs {want}"
-    elif what.endswith("test_nll"):
+    elif not isinstance(got, dict):  # nll, brier, the temperature
         assert math.isclose(got, want, rel_tol=1e-3), f"{what}: {got} vs {want}"
     else:
         assert got["bins"] == want["bins"] and sum(got["counts"]) == sum(want["counts"]), what

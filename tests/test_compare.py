@@ -174,15 +174,16 @@ def test_the_table_shows_calibration_with_welch_p_and_a_dash_for_runs_without_it
     assert cells["never"][-4:] == ["-", "-", "-", "-"] and len(cells["never"]) == len(heads)
     assert "ECE %: the expected calibration error of the test predictions" in markdown
     columns = format_csv(list(rows.values())).splitlines()[0].split(",")
-    assert columns[-7:] == [
+    first = columns.index("ece_mean")  # after the columns of every table; the calibration table's follow
+    assert columns[first : first + 6] == [
         "ece_mean",
         "ece_std",
         "ece_p_value",
         "nll_mean",
         "nll_std",
         "nll_p_value",
-        "metric",
     ]
+    assert columns[first - 1] == "stopped_early" and columns[-1] == "metric"
 
 
 def test_welch_p_without_spread_warns_nothing_and_says_what_p_is():

@@ -206,6 +206,66 @@ def test_calibration_is_in_the_table_and_drawn_per_method_with_seeds_pooled(page
     assert "Reliability diagrams" in text and "every seed of a method pooled" in text
 
 
+def calibration_markdown_rows(experiment: Path) -> list[list[str]]:
+    """The rows of the calibration table in the comparison.md `labelemb compare` wrote (its second table)."""
+    markdown = (experiment / "comparison.md").read_text()
+    table = markdown.split("Calibration of the test predictions at the check each run selects", 1)[1]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("|") and not line.startswith("| ---")
+    ]
+
+
+def test_calibration_section_has_the_table_raw_and_scaled_and_says_what_scaling_did(experiment, page):
+    """The digits runs have a dev split: each fit a temperature, so the table, the ranking line and
+    the diagrams are raw and scaled."""
+    (table,) = page.tables_in("calibration")
+    assert table == calibration_markdown_rows(experiment)  # the cells of compare's own table
+    assert table[0][:4] == ["method", "T", "ECE %", "ECE % scaled"] and table[0][-1] == "Brier scaled"
+    assert [row[0] for row in table[1:]] == list(METHODS)
+    assert all(re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", cell) for row in table[1:] for cell in row[1:4])
+    text = page.text["calibration"]
+    assert "scaled by the temperature T each run fit on its dev split" in text
+    assert "Scaling keeps the ECE order of the methods" in text or "scaling reorders the methods" in text
+    assert "Each method's diagram raw, then scaled beside it" in text
+    ((_, image),) = [(s, attrs) for s, attrs in page.images if s == "calibration"]
+    assert image["alt"].endswith("raw and scaled")
+
+
+def test_a_calibration_section_without_a_dev_split_is_raw_only_and_says_why():
+    from labelemb.analysis.compare import CalibrationTable
+
+    table = CalibrationTable(
+        "| method | ECE % | NLL |\n| --- | ---: | ---: |\n| onehot | 3.00 ± 0.10 | 0.300 ± 0.010 |",
+        "ECE: expected calibration error ...",
+        "Nothing was scaled: the data has no dev split, and a temperature is fit only on dev, never on the "
+        "test split.",
+        scaled=False,
+    )
+    png = (Path(__file__).parent.parent / "docs" / "fashion-mnist-mlp-reliability.png").read_bytes()
+    html_text = render_report(
+        title="t",
+        made="made",
+        setup="s",
+        comparison_markdown="| method | n |\n| --- | ---: |\n| onehot | 2 |",
+        curves_png=png,
+        methods=[{"method": "onehot", "missing": "not analysed"}],
+        wordnet_by_method={},
+        wordnet_absent="none",
+        reliability_png=png,
+        calibration=table,
+    )
+    page = Page(html_text)
+    assert page.sections == ["comparison", "curves", "calibration", "method-onehot", "wordnet"]
+    assert page.tables_in("calibration") == [
+        [["method", "ECE %", "NLL"], ["onehot", "3.00 ± 0.10", "0.300 ± 0.010"]]
+    ]
+    text = page.text["calibration"]
+    assert "Nothing was scaled: the data has no dev split" in text
+    assert "scaled by the temperature" not in text and "then scaled beside it" not in text
+
+
 def test_each_method_has_its_seed_source_and_top_k_table(experiment, page):
     for method in METHODS:
         section = f"method-{method}"
@@ -382,11 +442,11 @@ def test_chromium_screenshot_shows_tables_and_pictures(chromium, report, tmp_pat
 #: The window the comparison table must fit (issue 44: its ECE and NLL columns needed scrolling).
 WINDOW_WIDTH = 1280
 
-# Appended to a copy of the page: once it has laid out, where the comparison table ends against
+# Appended to a copy of the page: once it has laid out, where the section's table ends against
 # the page's column and the window, and whether anything scrolls sideways.
 WIDTH_PROBE = """<script>
 window.addEventListener("load", () => {
-  const table = document.querySelector("#comparison table");
+  const table = document.querySelector("#SECTION table");
   const body = document.body;
   const measured = JSON.stringify({
     viewport: window.innerWidth,
@@ -404,22 +464,26 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def comparison_widths(chromium: str, html_text: str, tmp_path: Path) -> dict:
+def comparison_widths(chromium: str, html_text: str, tmp_path: Path, section: str = "comparison") -> dict:
     probe = tmp_path / "widths.html"
-    probe.write_text(html_text.replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    script = WIDTH_PROBE.replace("SECTION", section)
+    probe.write_text(html_text.replace("</body>", script + "</body>"), encoding="utf-8")
     dom = run_chromium(chromium, tmp_path, probe, f"--window-size={WINDOW_WIDTH},1000", "--dump-dom")
     found = re.search(r'<pre id="widths">(.*?)</pre>', dom.stdout.decode("utf-8"), re.S)
     assert found, dom.stderr.decode(errors="replace")[-2000:]
     return json.loads(found.group(1))
 
 
-def with_the_longest_method_names(page: str, experiment: Path) -> str:
-    """``page`` with its comparison table renamed to the longest method names."""
+def with_the_longest_method_names(page: str, experiment: Path, section: str = "comparison") -> str:
+    """``page`` with the table of ``section`` (comparison or calibration) renamed to the longest
+    method names."""
     markdown = (experiment / "comparison.md").read_text(encoding="utf-8")
+    main, _, calibration = markdown.partition("Calibration of the test predictions")
+    markdown = main if section == "comparison" else calibration
     longest = markdown.replace("| onehot |", "| confidence_penalty |").replace(
         "| label_embedding |", "| label_embedding_fixed |"
     )
-    start = page.index("<table", page.index('<section id="comparison">'))
+    start = page.index("<table", page.index(f'<section id="{section}">'))
     end = page.index("</table>", start) + len("</table>")
     return page[:start] + markdown_table_html(longest, wide=True) + page[end:]
 
@@ -437,6 +501,16 @@ def test_chromium_fits_the_comparison_table_in_a_1280_px_window(chromium, experi
     # The longest method names too: a name breaks after an underscore rather than widen the table.
     longest = with_the_longest_method_names(page, experiment)
     assert_fits(comparison_widths(chromium, longest, tmp_path), "the longest method names")
+
+
+def test_chromium_fits_the_calibration_table_in_a_1280_px_window(chromium, experiment, report, tmp_path):
+    """Eleven figure columns (T, then five figures raw and scaled), set as the comparison's."""
+    page = report.read_text(encoding="utf-8")
+    assert_fits(comparison_widths(chromium, page, tmp_path, "calibration"), "the calibration table")
+    longest = with_the_longest_method_names(page, experiment, "calibration")
+    assert "label_<wbr>embedding_<wbr>fixed" in longest  # each name may break after an underscore
+    widths = comparison_widths(chromium, longest, tmp_path, "calibration")
+    assert_fits(widths, "the calibration table's longest method names")
 
 
 # ------------------------------------------------------------------------------ a text comparison

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from ..rundir import SUMMARY_FILE, run_dirs
+from ..tasks.calibration import SCALED
 from ..tasks.registry import figure_names, recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
 
@@ -26,6 +27,28 @@ CALIBRATION_COLUMNS = {
     "selected_test_ece": ("ece", "ECE % (selected)", ".2f"),
     "selected_test_nll": ("nll", "NLL (selected)", ".3f"),
 }
+
+
+#: The calibration table's figures (:data:`labelemb.tasks.calibration.FIGURES` but the MCE, which one
+#: bin decides): row statistics' name (also the summary key ``selected_test_<name>``), column head, cell
+#: format. Each is shown raw and, where the runs fit a temperature on their dev split, scaled.
+CALIBRATION_TABLE = (
+    ("ece", "ECE %", ".2f"),
+    ("adaece", "AdaECE %", ".2f"),
+    ("classwise_ece", "classwise ECE %", ".2f"),
+    ("nll", "NLL", ".3f"),
+    ("brier", "Brier", ".3f"),
+)
+#: The temperature each run fit on its dev split (``selected_temperature``), as a row statistic.
+TEMPERATURE = "temperature"
+
+
+def calibration_statistics() -> list[str]:
+    """The row statistics the calibration table adds to those of the main table (whose ECE and NLL
+    it shows again): the temperature, then the raw figures, then the scaled ones."""
+    raw = [name for name, _, _ in CALIBRATION_TABLE]
+    known = {name for name, _, _ in CALIBRATION_COLUMNS.values()}
+    return [TEMPERATURE, *(n for n in raw if n not in known), *(f"{n}{SCALED}" for n in raw)]
 
 
 def reported_metric(summary: dict[str, Any]) -> Scoring:
@@ -182,6 +205,9 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
             against = base_runs if method != baseline else None
             calibration = _calibration_statistics(method_runs, against, field)
             row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_p_value"] = calibration
+        for name in calibration_statistics():
+            field = f"selected_{name}" if name == TEMPERATURE else f"selected_test_{name}"
+            row[f"{name}_mean"], row[f"{name}_std"], _ = _calibration_statistics(method_runs, None, field)
         row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))
@@ -262,7 +288,11 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def format_markdown(
-    rows: list[dict[str, Any]], baseline: str = BASELINE, scoring: Scoring | None = None
+    rows: list[dict[str, Any]],
+    baseline: str = BASELINE,
+    scoring: Scoring | None = None,
+    *,
+    calibration: bool = True,
 ) -> str:
     """The comparison table in Markdown.
 
@@ -273,6 +303,8 @@ def format_markdown(
     calibration of its test predictions (classification), four columns end the table: ECE and NLL
     (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
     A p left out because neither method's seeds vary (:func:`welch_p`) gets a line saying so.
+    After it all, with ``calibration``, the :func:`calibration_table` where there is one (the
+    report shows it in a section of its own and asks for the comparison without it).
     ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
     ``metric`` names it.
     """
@@ -365,7 +397,116 @@ def format_markdown(
             f"selects (its best dev {score}); AUAC: the area under the test {score} curve over epochs, "
             f"divided by the epochs (the mean test {score} over training, on the same 0-100 scale)."
         )
+    table = calibration_table(rows) if calibration else None
+    if table is not None:
+        lines.append("\n" + table.text())
     return "\n".join(lines)
+
+
+def _mean_cell(row: dict[str, Any], name: str, fmt: str) -> str:
+    mean, std = row.get(f"{name}_mean"), row.get(f"{name}_std")
+    return "-" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+@dataclass
+class CalibrationTable:
+    """The calibration table of a comparison: ``markdown`` (the table alone), ``legend`` (what its
+    figures are), ``verdict`` (whether scaling changes the methods' order by ECE, or why nothing
+    was scaled; None where there is nothing to say) and whether it is ``scaled``."""
+
+    markdown: str
+    legend: str
+    verdict: str | None
+    #: Whether any run fit a temperature: the table has T and the scaled figures.
+    scaled: bool
+
+    def text(self) -> str:
+        """The table with a line above it and the legend and verdict below, as ``comparison.md``
+        has it."""
+        intro = "Calibration of the test predictions at the check each run selects (mean ± std over seeds):"
+        return "\n\n".join(part for part in (intro, self.markdown, self.legend, self.verdict) if part)
+
+
+def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
+    """Per method: the fitted temperature T, then ECE, AdaECE, classwise ECE, NLL and Brier, each
+    raw and after temperature scaling (the test logits divided by the run's T), mean ± std over
+    seeds; "-" where a run lacks a figure (recorded before runs had it). None when no run recorded
+    any (text tasks, runs from before).
+
+    Where no run has a scaled figure the table is raw only, with a line saying why: the runs of a
+    protocol without a dev split (the AdaECE recorded with no scaled figures beside it: runs that
+    have one fit T, the test split never) or runs recorded before temperature scaling. Otherwise a
+    line says whether scaling changes the order of the methods by ECE (:func:`scaling_reorders`).
+    """
+    if not any(r.get(f"{name}_mean") is not None for r in rows for name, _, _ in CALIBRATION_TABLE):
+        return None
+    scaled = any(
+        r.get(f"{name}_mean") is not None
+        for r in rows
+        for name in calibration_statistics()
+        if name == TEMPERATURE or name.endswith(SCALED)
+    )
+    columns: list[tuple[str, str, str]] = [(TEMPERATURE, "T", ".2f")] if scaled else []
+    for name, head, fmt in CALIBRATION_TABLE:  # every figure, "-" for a run without it
+        columns.append((name, head, fmt))
+        if scaled:
+            columns.append((f"{name}{SCALED}", f"{head} scaled", fmt))
+    lines = [
+        "| method " + "".join(f"| {head} " for _, head, _ in columns) + "|",
+        "| --- " + "| ---: " * len(columns) + "|",
+    ]
+    for r in rows:
+        cells = "".join(f"| {_mean_cell(r, name, fmt)} " for name, _, fmt in columns)
+        lines.append(f"| {r['method']} {cells}|")
+    legend = (
+        "ECE: expected calibration error over 15 equal-width bins of the top softmax probability; "
+        "AdaECE: the same over 15 bins of equal mass; classwise ECE: each class's probability binned "
+        "as the ECE bins the top one, averaged over the classes (all three in %, 0-100); NLL: mean "
+        "negative log-likelihood (nats per example); Brier: mean over examples of sum_k (p_k - [y = k])^2 "
+        "(0-2). Lower is better for each; '-' for runs recorded without it."
+    )
+    if scaled:
+        legend += (
+            " T: the temperature each run fit on its dev split's logits (minimising their NLL); scaled: "
+            "the figure of the test logits divided by that T (T > 1 softens, T < 1 sharpens; the "
+            "predicted class, and so the error, is the same)."
+        )
+        verdict = scaling_reorders(rows)
+    elif any(r.get("adaece_mean") is not None for r in rows):
+        verdict = (
+            "Nothing was scaled: the data has no dev split, and a temperature is fit only on dev, "
+            "never on the test split."
+        )
+    else:
+        verdict = (
+            "Nothing was scaled: the runs were recorded before runs fit a temperature on their dev "
+            "split; train them again for the scaled figures."
+        )
+    return CalibrationTable("\n".join(lines), legend, verdict, scaled)
+
+
+def scaling_reorders(rows: list[dict[str, Any]]) -> str | None:
+    """One line on whether temperature scaling changes the order of the methods by mean ECE
+    (lowest first; equal means by name), among the methods with both a raw and a scaled ECE;
+    None where fewer than two have both."""
+    both = [r for r in rows if r.get("ece_mean") is not None and r.get(f"ece{SCALED}_mean") is not None]
+    if len(both) < 2:
+        return None
+    raw = [r["method"] for r in sorted(both, key=lambda r: (r["ece_mean"], r["method"]))]
+    scaled = [r["method"] for r in sorted(both, key=lambda r: (r[f"ece{SCALED}_mean"], r["method"]))]
+    left_out = [r["method"] for r in rows if r not in both]
+    unranked = f" ({', '.join(left_out)}: not scaled, not ranked)" if left_out else ""
+    if raw == scaled:
+        return f"Scaling keeps the ECE order of the methods: {' < '.join(raw)}{unranked}."
+    moved = [
+        f"{method} {raw.index(method) + 1} -> {scaled.index(method) + 1}"
+        for method in raw
+        if raw.index(method) != scaled.index(method)
+    ]
+    return (
+        f"Ranked by ECE (lowest first), scaling reorders the methods ({', '.join(moved)}): "
+        f"raw {' < '.join(raw)} -> scaled {' < '.join(scaled)}{unranked}."
+    )
 
 
 def format_csv(rows: list[dict[str, Any]]) -> str:

@@ -1,38 +1,46 @@
 """Reliability diagrams (Guo et al. 2017, Figure 1): accuracy against confidence, per method.
 
 Each classification run records the bins of its test predictions at the selected check
-(``selected_test_calibration`` in its summary, :mod:`labelemb.tasks.calibration`). A method's
-diagram pools the bins of all its seeds (the same test set, so the pooled bins are those of
-every seed's predictions together); below it, how many predictions fell in each bin.
+(``selected_test_calibration`` in its summary, :mod:`labelemb.tasks.calibration`) and, where it fit
+a temperature on its dev split, those of the test logits divided by it
+(``selected_test_calibration_scaled``). A method's diagram pools the bins of all its seeds (the
+same test set, so the pooled bins are those of every seed's predictions together); below it, how
+many predictions fell in each bin. Where any run was scaled, each method has two diagrams side by
+side: raw, then scaled.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..tasks.calibration import Calibration, pooled_bins
+from ..tasks.calibration import SCALED, Calibration, pooled_bins
 from .compare import Run
 from .figures import plt, save_figure
 
 #: The summary key holding a run's bins at its selected check.
 BINS_KEY = "selected_test_calibration"
+#: The same after temperature scaling (runs with a dev split).
+SCALED_BINS_KEY = f"{BINS_KEY}{SCALED}"
 #: Panels per row of the figure.
 COLUMNS = 4
 
 
-def method_bins(method_runs: list[Run]) -> tuple[Calibration | None, int]:
-    """The pooled bins of the runs that recorded them (None if none did), and how many did."""
-    recorded = [r.summary[BINS_KEY] for r in method_runs if r.summary.get(BINS_KEY)]
+def method_bins(method_runs: list[Run], key: str = BINS_KEY) -> tuple[Calibration | None, int]:
+    """The pooled bins (summary ``key``) of the runs that recorded them (None if none did), and
+    how many did."""
+    recorded = [r.summary[key] for r in method_runs if r.summary.get(key)]
     return (pooled_bins(recorded) if recorded else None), len(recorded)
 
 
-def has_calibration(runs: dict[str, list[Run]]) -> bool:
-    """Whether any run of the comparison recorded the calibration of its test predictions."""
-    return any(r.summary.get(BINS_KEY) for method_runs in runs.values() for r in method_runs)
+def has_calibration(runs: dict[str, list[Run]], key: str = BINS_KEY) -> bool:
+    """Whether any run of the comparison recorded the calibration of its test predictions (with
+    ``key=SCALED_BINS_KEY``: after temperature scaling)."""
+    return any(r.summary.get(key) for method_runs in runs.values() for r in method_runs)
 
 
 def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
@@ -87,39 +95,68 @@ def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
     bars.set_ylabel("share")
 
 
+def _seeds(recorded: int, seeds: int) -> str:
+    return f"{recorded} seeds pooled" if recorded == seeds else f"{recorded} of {seeds} seeds"
+
+
+def _temperature(method_runs: list[Run]) -> str:
+    fitted = [
+        r.summary["selected_temperature"]
+        for r in method_runs
+        if r.summary.get("selected_temperature") is not None
+    ]
+    if not fitted:
+        return ""
+    return f"T {fitted[0]:.2f}" if len(fitted) == 1 else f"mean T {statistics.fmean(fitted):.2f}"
+
+
+def _not_recorded(ax: Any, bars: Any, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.text(
+        0.5,
+        0.5,
+        "not recorded\n(runs from before)",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="0.4",
+    )
+    ax.set_axis_off()
+    bars.set_axis_off()
+
+
 def plot_reliability(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path | None:
-    """One reliability diagram per method (seeds pooled) in one figure; None (nothing written)
-    when no run recorded its calibration (runs from before, or a text task)."""
+    """One reliability diagram per method (seeds pooled) in one figure, and where any run fit a
+    temperature, the method's scaled diagram beside its raw one; None (nothing written) when no
+    run recorded its calibration (runs from before, or a text task)."""
     if not has_calibration(runs):
         return None
-    methods = list(runs)
-    columns = min(COLUMNS, len(methods))
-    rows = math.ceil(len(methods) / columns)
+    scaled = has_calibration(runs, SCALED_BINS_KEY)
+    # Each method's panels: raw, and scaled beside it.
+    panels = [
+        (method, key) for method in runs for key in ((BINS_KEY, SCALED_BINS_KEY) if scaled else (BINS_KEY,))
+    ]
+    columns = min(COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / columns)
     fig = plt.figure(figsize=(3.4 * columns, 4.3 * rows))
     grid = fig.add_gridspec(rows, columns)
-    for i, method in enumerate(methods):
-        # Each method's diagram sits right above its histogram; the methods have room between them.
+    for i, (method, key) in enumerate(panels):
+        # Each diagram sits right above its histogram; the methods have room between them.
         cell = grid[divmod(i, columns)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
         ax, bars = fig.add_subplot(cell[0]), fig.add_subplot(cell[1])
-        pooled, recorded = method_bins(runs[method])
+        pooled, recorded = method_bins(runs[method], key)
         seeds = len(runs[method])
+        name = method if not scaled else f"{method}, {'scaled' if key == SCALED_BINS_KEY else 'raw'}"
         if pooled is None:
-            ax.set_title(method, fontsize=10)
-            ax.text(
-                0.5,
-                0.5,
-                "not recorded\n(runs from before)",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                color="0.4",
-            )
-            ax.set_axis_off()
-            bars.set_axis_off()
+            _not_recorded(ax, bars, name)
             continue
         _draw(ax, bars, pooled)
-        pooled_seeds = f"{recorded} seeds pooled" if recorded == seeds else f"{recorded} of {seeds} seeds"
-        ax.set_title(f"{method}\nECE {pooled.ece:.2f} % ({pooled_seeds})", fontsize=10)
+        detail = _seeds(recorded, seeds)
+        if key == SCALED_BINS_KEY:
+            # The seeds are those of the raw panel beside it unless some lack the scaled bins.
+            shown = [detail if recorded != seeds else "", _temperature(runs[method])]
+            detail = ", ".join(part for part in shown if part) or detail
+        ax.set_title(f"{name}\nECE {pooled.ece:.2f} % ({detail})", fontsize=10)
         if i == 0:
             ax.legend(loc="upper left", fontsize=7, frameon=False)
     if title:

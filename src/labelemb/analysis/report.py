@@ -1,7 +1,8 @@
 """`labelemb report`: one self-contained HTML page for a comparison directory.
 
-The page holds the comparison table, the error curves, the reliability diagram of each method's
-test predictions at the selected checks (classification runs that recorded them; seeds pooled),
+The page holds the comparison table, the error curves, the calibration of each method's test
+predictions at the selected checks (classification runs that recorded it): its table and its
+reliability diagram (seeds pooled), raw and after temperature scaling side by side,
 each method's similarity heatmap and nearest labels (for its lowest seed) and the WordNet
 correlation of each method over all its seeds. Every picture is a PNG embedded as a ``data:``
 URI and the style sheet is inline, so the file opens offline and can be mailed or archived alone.
@@ -32,7 +33,7 @@ from .. import __version__
 from ..rundir import RunDir, write_text
 from ..train.seed import describe_seeds
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
-from .compare import Run, comparison_metric, comparison_rows, format_markdown, load_runs
+from .compare import Run, calibration_table, comparison_metric, comparison_rows, format_markdown, load_runs
 from .curves import plot_error_curves
 from .reliability import plot_reliability
 from .report_page import escape, render_report
@@ -247,7 +248,8 @@ def build_report(
     metric = comparison_metric(runs)
     text = metric.labels == "vocabulary"  # a vocabulary for labels: no WordNet
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
-    comparison = format_markdown(rows, scoring=metric)
+    # The calibration table has a section of its own, beside the reliability diagrams.
+    comparison = format_markdown(rows, scoring=metric, calibration=False)
     curves = plot_error_curves(runs, analysis_dir / CURVES_FILE, title=experiment_dir.resolve().name)
     in_page_order = {row["method"]: runs[row["method"]] for row in rows}
     reliability = plot_reliability(in_page_order, analysis_dir / RELIABILITY_FILE)
@@ -280,6 +282,7 @@ def build_report(
         top=top,
         metric=metric,
         tuning=tuning,
+        calibration=calibration_table(rows),
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

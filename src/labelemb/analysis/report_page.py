@@ -13,6 +13,7 @@ import shlex
 from typing import Any
 
 from ..tasks.scoring import Scoring
+from .compare import CalibrationTable
 from .similarity import similar_table
 
 #: The sections every report has (a text comparison has no WordNet section); a comparison whose
@@ -139,6 +140,46 @@ def _tuning_section(tuning: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _calibration_section(reliability_png: bytes | None, table: CalibrationTable | None) -> list[str]:
+    scaled = table is not None and table.scaled
+    parts = [f'<section id="{CALIBRATION_SECTION}">', "<h2>Calibration</h2>"]
+    if table is not None:
+        parts += [
+            "<p>The test predictions at the check each run selects, mean ± std over seeds"
+            + (
+                ": raw, and scaled by the temperature T each run fit on its dev split (the test split "
+                "is never fit on).</p>"
+                if scaled
+                else ".</p>"
+            ),
+            markdown_table_html(table.markdown, wide=True),
+            f'<p class="note">{escape(table.legend)}</p>',
+            *([f"<p>{escape(table.verdict)}</p>"] if table.verdict else []),
+        ]
+    if reliability_png is not None:
+        side_by_side = (
+            " Each method's diagram raw, then scaled beside it (a panel's T is the fitted temperature, "
+            "the mean over seeds where there are several)."
+            if scaled
+            else ""
+        )
+        parts += [
+            "<p>Reliability diagrams of the test predictions at the check each run selects, every "
+            "seed of a method pooled: the accuracy of the predictions in each of 15 equal-width bins "
+            "of confidence (the top softmax probability), the gap to the bin's mean confidence "
+            "hatched red with a black tick at the mean confidence, the diagonal for perfect "
+            "calibration; below, the share of predictions in each bin. Bars under the diagonal: "
+            "overconfident; above it: underconfident. A panel's ECE is that of its pooled "
+            f"predictions (the table's is the mean over seeds).{side_by_side}</p>",
+            _img(
+                reliability_png,
+                "reliability diagram of each method's test predictions"
+                + (", raw and scaled" if scaled else ""),
+            ),
+        ]
+    return [*parts, "</section>"]
+
+
 def render_report(
     *,
     title: str,
@@ -153,6 +194,7 @@ def render_report(
     metric: Scoring | None = None,
     reliability_png: bytes | None = None,
     tuning: dict[str, Any] | None = None,
+    calibration: CalibrationTable | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -164,20 +206,23 @@ def render_report(
     heatmap but may have ``run_dir`` (to show the `labelemb similar` that prints its table), and
     there is no WordNet section. ``reliability_png``: the reliability diagrams of the methods'
     test predictions (:func:`labelemb.analysis.reliability.plot_reliability`), shown in a
-    calibration section after the curves; None: no such section. ``tuning``: a tuned experiment's
+    calibration section after the curves, raw and scaled side by side where ``calibration`` (the
+    :func:`~labelemb.analysis.compare.calibration_table`, shown in the same section with its notes)
+    is scaled; both None: no such section. ``tuning``: a tuned experiment's
     ``markdown`` table (default against tuned settings), ``history_png`` (every study's trials) and
     ``note`` (how it was tuned), shown after the comparison; None: not tuned.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
+    calibrated = reliability_png is not None or calibration is not None
     nav = " ".join(
         f'<a href="#{escape(anchor)}">{escape(label)}</a>'
         for anchor, label in [
             ("comparison", "comparison"),
             *([("tuning", "tuning")] if tuning is not None else []),
             ("curves", f"dev {score} curves" if text else "error curves"),
-            *([(CALIBRATION_SECTION, "calibration")] if reliability_png is not None else []),
+            *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
             *[(f"method-{n}", n) for n in names],
             *([] if text else [("wordnet", "WordNet")]),
         ]
@@ -245,20 +290,8 @@ def render_report(
         *curves,
         "</section>",
     ]
-    if reliability_png is not None:
-        parts += [
-            f'<section id="{CALIBRATION_SECTION}">',
-            "<h2>Calibration</h2>",
-            "<p>Reliability diagrams of the test predictions at the check each run selects, every "
-            "seed of a method pooled: the accuracy of the predictions in each of 15 equal-width bins "
-            "of confidence (the top softmax probability), the gap to the bin's mean confidence "
-            "hatched red with a black tick at the mean confidence, the diagonal for perfect "
-            "calibration; below, the share of predictions in each bin. Bars under the diagonal: "
-            "overconfident; above it: underconfident. A panel's ECE is that of its pooled "
-            "predictions (the table's is the mean over seeds).</p>",
-            _img(reliability_png, "reliability diagram of each method's test predictions"),
-            "</section>",
-        ]
+    if calibrated:
+        parts += _calibration_section(reliability_png, calibration)
     for m in methods:
         name = m["method"]
         parts += [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]

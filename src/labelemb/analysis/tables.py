@@ -16,17 +16,31 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, std
 
 
-def results_table(summaries: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table with one row per method over its seeds' summaries."""
+def _ece_cell(runs: Sequence[dict[str, Any]]) -> str:
+    raw = [r.get("selected_test_ece") for r in runs]
+    scaled = [r.get("selected_test_ece_scaled") for r in runs]
+    if any(v is None for v in raw):
+        return "-"
+    text = f"{statistics.fmean(raw):.2f}"
+    return text if any(v is None for v in scaled) else f"{text} -> {statistics.fmean(scaled):.2f}"
+
+
+def results_table(summaries: Sequence[dict[str, Any]], *, ece: bool = False) -> str:
+    """A Markdown table with one row per method over its seeds' summaries.
+
+    With ``ece``, a last column ``ECE % -> scaled``: the mean over seeds of the test ECE at the
+    selected check, and after temperature scaling where the runs fit a temperature (means only, so
+    that the demo's table stays within 100 columns; ``compare`` has the full calibration table)."""
     by_method: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
         by_method.setdefault(summary["method"], []).append(summary)
     scoring = recorded_scoring(summaries[0])
     metric = scoring.metric
     name = f"{scoring.name} ({scoring.unit})" if scoring.unit else scoring.name
+    ece_head = " ECE % -> scaled |" if ece else ""
     lines = [
-        f"| method | seeds | selected {name} | final {name} | s / epoch |",
-        "| --- | --- | --- | --- | --- |",
+        f"| method | seeds | selected {name} | final {name} | s / epoch |{ece_head}",
+        "| --- | --- | --- | --- | --- |" + (" --- |" if ece else ""),
     ]
     for method, runs in by_method.items():
         sel = mean_std([r[f"selected_{metric}"] for r in runs])
@@ -34,6 +48,6 @@ def results_table(summaries: Sequence[dict[str, Any]]) -> str:
         spe = statistics.fmean(r["seconds_per_epoch"] for r in runs)
         lines.append(
             f"| {method} | {len(runs)} | {sel[0]:.2f} ± {sel[1]:.2f} "
-            f"| {fin[0]:.2f} ± {fin[1]:.2f} | {spe:.3f} |"
+            f"| {fin[0]:.2f} ± {fin[1]:.2f} | {spe:.3f} |" + (f" {_ece_cell(runs)} |" if ece else "")
         )
     return "\n".join(lines)

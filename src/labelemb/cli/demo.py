@@ -41,7 +41,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summaries += run_seeds(demo.with_method(method), seeds)
     print()
     print("Test error (%) on scikit-learn's digits (300 test images), MLP 64-500-500, mean ± std over seeds:")
-    print(results_table(summaries))
+    print(results_table(summaries, ece=True))
+    print("ECE % -> scaled: mean test ECE, raw and with the logits divided by a temperature fit on dev.")
 
     run_dir = demo.with_method("label_embedding").with_seed(0).run_dir()
     representation, class_names = load_run_representation(run_dir)
