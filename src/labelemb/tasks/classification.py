@@ -15,7 +15,7 @@ from torch import Tensor
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, ScaledCalibration, dev_calibration
+from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, dev_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -30,7 +30,7 @@ class Classification:
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = ("dev_error",)
     #: Kept in the summary at the selected check, beside the metrics.
-    selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
+    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS)
     #: The figures it can be judged by, and the one it is.
     scorings: ClassVar[tuple[Scoring, ...]] = (TEST_ERROR,)
     scoring: ClassVar[Scoring] = TEST_ERROR

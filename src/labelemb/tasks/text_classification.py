@@ -22,7 +22,7 @@ from ..data.text import length_grouped_order
 from ..data.text_classes import TextClassDataset, TextClassSplit
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, ScaledCalibration, dev_calibration
+from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, dev_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -64,7 +64,7 @@ class TextClassification:
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = tuple(SELECTION_METRICS)
     #: Kept in the summary at the selected check, beside the metrics.
-    selected_fields: ClassVar[tuple[str, ...]] = CALIBRATION_FIELDS
+    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS)
     #: The test error, with test macro-F1 beside it.
     scoring: ClassVar[Scoring] = replace(TEST_ERROR, reported=(("test_macro_f1", "test macro-F1"),))
     scorings: ClassVar[tuple[Scoring, ...]] = (scoring,)
