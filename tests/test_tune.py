@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -447,3 +448,52 @@ def test_an_edited_data_file_makes_the_study_stale_and_is_refused(tmp_path, caps
     code = tune(tmp_path / "out", *args, methods="label_smoothing", trials=2, seeds="1")
     err = capsys.readouterr().err
     assert code == 2 and "was tuned with another setting (differs in data)" in err
+
+
+# ---------------------------------------------------------------------------- --objective
+
+
+def test_objective_nll_judges_each_trial_by_its_dev_nll_at_the_selected_check(tmp_path, capsys):
+    assert tune(tmp_path, "--objective", "nll", methods="label_smoothing", seeds="1") == 0
+    record = read_tuning(tmp_path / "demo")
+    assert record["objective"] == {"keys": ["dev_nll"], "name": "dev nll", "higher_is_better": False}
+    study = record["methods"]["label_smoothing"]
+    assert len(study["trials"]) == 3
+    for t in study["trials"]:
+        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        # The check is still the one the dev error selects; the trial's value is its dev NLL there.
+        assert t["value"] == summary["selected_dev_nll"] != summary["selected_dev_error"]
+    assert study["best_value"] == min(t["value"] for t in study["trials"])
+    assert "best dev nll" in capsys.readouterr().out
+
+
+def test_objective_ece_reads_the_scaled_dev_ece_and_another_objective_is_another_study(tmp_path, capsys):
+    assert tune(tmp_path, "--objective", "ece", methods="label_smoothing", trials=1, seeds="1") == 0
+    (trial,) = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    run = tmp_path / "demo" / "tuning" / "trial000" / "label_smoothing" / "seed0"
+    assert trial["value"] == json.loads((run / "summary.json").read_text())["selected_dev_ece_scaled"]
+    capsys.readouterr()
+    code = tune(tmp_path, methods="label_smoothing", trials=2, seeds="1")
+    err = capsys.readouterr().err
+    assert code == 2 and "was tuned with another setting (differs in objective)" in err
+
+
+def test_a_calibration_objective_for_a_task_without_calibration_is_one_line(tmp_path, capsys):
+    config = Path(__file__).resolve().parent.parent / "configs" / "ddtp-en-it.yaml"
+    args = [
+        "tune",
+        "--config",
+        str(config),
+        "--methods",
+        "onehot",
+        "--objective",
+        "nll",
+        "--output-dir",
+        str(tmp_path),
+    ]
+    args += QUICK
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--objective nll: runs of SequenceTask record no dev nll" in err
+    assert "use --objective metric" in err and not any(tmp_path.iterdir())

@@ -250,3 +250,19 @@ def test_the_best_dev_score_is_printed_rounded(tmp_path, capsys):
     assert line.startswith(f"label_smoothing: best dev error {study['best_value']:.2f} with ")
     assert not re.search(r"\.0*[1-9]\d{3,}", out), out  # 4 significant digits or more
     assert json.dumps(study["best_params"]) not in line
+
+
+def test_a_p_left_out_for_seeds_without_spread_is_noted_under_the_tuning_table():
+    """Welch's p is '-' where neither group's seeds vary and their scores differ (welch_p): the tuning
+    table says why, as the comparison table does."""
+    from labelemb.analysis.tuning import _both_vary_not, tuning_notes
+
+    assert _both_vary_not([4.0, 4.0], [2.0, 2.0, 2.0], True)
+    assert not _both_vary_not([4.0, 4.5], [2.0, 2.0], True)  # one group varies: p exists
+    assert not _both_vary_not([4.0], [2.0, 2.0], True)  # one seed: no p at all
+    assert not _both_vary_not([4.0, 4.0], [2.0, 2.0], False)  # not compared (onehot against itself)
+    row = {"method": "ols", "searched": "epsilon", "trials": 12, "same_score": None, "default_adjusted": {}}
+    record = {"objective": {"name": "dev error"}, "sampler": {"startup_trials": 10}}
+    assert not any("no spread" in note for note in tuning_notes([row], record))
+    notes = tuning_notes([{**row, "no_spread": True}], record)
+    assert any("scores the same and so does every seed of tuned onehot" in note for note in notes)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..rundir import write_text
 from ..tasks import Scoring
-from .compare import BASELINE, Run, comparison_metric, load_runs, mean_std, welch_p
+from .compare import BASELINE, NO_SPREAD_NOTE, Run, comparison_metric, load_runs, mean_std, welch_p
 
 TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"
@@ -95,9 +95,18 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
             if study["space"] and len(after) > 1 and len(before) > 1
             else None,
         }
+        # A p left out because neither group's seeds vary (welch_p): the notes say so.
+        row["no_spread"] = (row["p_onehot"] is None and _both_vary_not(after, base, method != BASELINE)) or (
+            row["p_default"] is None and _both_vary_not(after, before, bool(study["space"]))
+        )
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != BASELINE, r["method"]))
     return rows, scoring
+
+
+def _both_vary_not(scores: list[float], against: list[float], compared: bool) -> bool:
+    """Whether two compared groups of two or more seeds each have no spread at all."""
+    return compared and min(len(scores), len(against)) > 1 and len(set(scores)) == len(set(against)) == 1
 
 
 def tuning_notes(rows: list[dict[str, Any]], record: dict[str, Any]) -> list[str]:
@@ -127,6 +136,8 @@ def tuning_notes(rows: list[dict[str, Any]], record: dict[str, Any]) -> list[str
                 "first trial is the default setting): a random search, not a guided one; TPE models "
                 f"the results only with --trials above {startup}."
             )
+    if any(row.get("no_spread") for row in rows):
+        notes.append(NO_SPREAD_NOTE.format(baseline=f"tuned {BASELINE} (or the method's default)"))
     for row in searched:
         for key, change in sorted(row["default_adjusted"].items()):
             where = record["methods"][row["method"]]["space"].get(key, "?")

@@ -7,6 +7,7 @@ import typing
 from pathlib import Path
 
 from .. import __version__
+from ..train.tuning import OBJECTIVES
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar
@@ -186,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_seeds,
         default=[1, 2, 3, 4, 5],
         help="fresh seeds the default and the best settings train on, never the tuning seed (default 1-5)",
+    )
+    tune.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="metric",
+        help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
+        "nll, the dev NLL; ece, the dev ECE after temperature scaling (classification)",
     )
     tune.add_argument(
         "--prune",

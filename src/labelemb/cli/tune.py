@@ -39,6 +39,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         prune=args.prune,
         storage=args.storage,
         side_by_side=args.side_by_side,
+        objective_kind=args.objective,
     )
     check_setting(setting)  # every method's space and config, before anything is written
     executor = make_executor(args)

@@ -33,7 +33,6 @@ it is worse than the median of earlier trials at the same check; its run stays u
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -50,7 +49,7 @@ from ..rundir import RunDir, differing_keys
 from ..search import Space, SpaceError, check_space, combine, import_optuna
 from .config import RunConfig, config_keys
 from .executors import Executor, Unit
-from .options import RUN_CONTEXT_OPTIONS, check_buildable
+from .options import RUN_CONTEXT_OPTIONS, check_buildable, no_method_takes
 from .trial_run import TrialRef, TuneError, median_pruner, open_storage, without_password
 
 #: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
@@ -65,6 +64,9 @@ PLACE_STATES = (*FINISHED_STATES, "RUNNING", "WAITING")
 #: The trials TPE draws at random before it models the results (Optuna's default, made explicit
 #: because the tuning table says when a budget ends within them).
 STARTUP_TRIALS = 10
+#: ``tune --objective``: what a trial is judged on -> the dev record key (None: the task's own
+#: dev score, :func:`~labelemb.tasks.dev_objective`). Both calibration figures: lower is better.
+OBJECTIVES: dict[str, str | None] = {"metric": None, "nll": "dev_nll", "ece": "dev_ece_scaled"}
 #: How often a driver whose budget is taken by another driver's running trials looks again.
 WAIT_SECONDS = 2.0
 
@@ -85,6 +87,8 @@ class TuneSetting:
     tune_seed: int = 0
     prune: bool = False
     storage: str | None = None
+    #: What a trial is judged on (:data:`OBJECTIVES`): the task's dev score, or a calibration figure.
+    objective_kind: str = "metric"
     #: Trials of a method trained side by side in one process (their settings stacked as seeds are;
     #: :class:`~labelemb.train.stacked.SideBySide`), per executor slot; 1: a process each.
     side_by_side: int = 1
@@ -124,11 +128,23 @@ class TuneSetting:
         from ..tasks import dev_objective, task_class
 
         yields = dataset_yields(self.base.data.name, self.base.data_sections())
-        return dev_objective(task_class(yields), self.base.selection_metric)
+        task = task_class(yields)
+        if self.objective_kind == "metric":
+            return dev_objective(task, self.base.selection_metric)
+        key = OBJECTIVES[self.objective_kind]
+        if key not in getattr(task, "selected_fields", ()):
+            raise TuneError(
+                f"--objective {self.objective_kind}: runs of {task.__name__} record no "
+                f"{key.replace('_', ' ')} (a classifier's dev calibration); use --objective metric"
+            )
+        return (key,), False
 
 
 def check_setting(setting: TuneSetting) -> None:
     """Refuse, before anything is written or trained, what cannot be tuned: one line a problem."""
+    if setting.objective_kind not in OBJECTIVES:
+        raise TuneError(f"--objective {setting.objective_kind}: choose one of {', '.join(OBJECTIVES)}")
+    setting.objective()  # a calibration objective the task cannot give: one line, here
     if setting.trials < 1:
         raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
     if setting.side_by_side > 1 and setting.prune:
@@ -139,7 +155,7 @@ def check_setting(setting: TuneSetting) -> None:
     bare = [key for key in setting.spaces if "." not in key and key not in keys]
     for key in bare:
         if not any(key in methods.options(method) for method in setting.methods):
-            raise TuneError(_no_method_has(key, setting.methods))
+            raise TuneError(f"--space {key}: {no_method_takes(key, setting.methods, keys)}")
     for method in setting.methods:
         config = setting.method_config(method)
         check_buildable(config)
@@ -180,13 +196,6 @@ def _check_config_bounds(method: str, config: RunConfig, spaces: Mapping[str, Sp
                 ) from None
 
 
-def _no_method_has(key: str, names: Sequence[str]) -> str:
-    every = sorted({option for method in names for option in methods.options(method)})
-    guess = difflib.get_close_matches(key, every, n=1)
-    hint = f"did you mean {guess[0]!r}?" if guess else f"their options are: {', '.join(every)}"
-    return f"--space {key}: none of the methods {', '.join(names)} has an option {key!r}; {hint}"
-
-
 def sampler_seed(tune_seed: int, method: str, trials_so_far: int) -> int:
     """The sampler's seed for a round: the same for the same study at the same point, resumed or not."""
     digest = hashlib.sha256(f"{tune_seed}:{method}:{trials_so_far}".encode()).digest()
@@ -208,6 +217,9 @@ def setting_record(setting: TuneSetting, method: str) -> dict[str, Any]:
         "tune_seed": setting.tune_seed,
         "prune": setting.prune,
     }
+    if setting.objective_kind != "metric":
+        # Only when not the default, so that studies recorded before the option still match.
+        record["objective"] = setting.objective_kind
     fingerprint = data_fingerprint(config.data.name, data_request(config))
     if fingerprint is not None:
         record["data"] = fingerprint
