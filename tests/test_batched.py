@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from labelemb import methods
-from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED
 from labelemb.stacking import _GroupedLinear, stack_modules, unstack_into
+from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED
 from labelemb.train import (
     BatchedConfigError,
     Classification,
