@@ -139,6 +139,9 @@ def compare_series(read: dict[str, list[tuple[int, float]]], run_dir: Path) -> N
     for key, value in summary.items():
         assert read[key] == [(steps[-1], pytest.approx(value, rel=1e-6))], key
     assert set(read) == set(expected) | set(summary)
+    # Calibration raw and after temperature scaling, and the temperature, in every tracker (issue 46).
+    calibration = {"test_ece", "test_ece_scaled", "test_adaece_scaled", "temperature", "dev_nll_scaled"}
+    assert calibration <= set(read) and "summary/selected_temperature" in read
 
 
 # ---------------------------------------------------------------------- TensorBoard
@@ -389,6 +392,7 @@ def test_compare_log_to_on_the_cli_nests_the_runs_under_a_comparison_run(tmp_pat
         client.get_run(parent).data.tags["mlflow.note.content"]
         == (experiment_dir / "comparison.md").read_text()
     )
+    assert "| method | T | ECE % | ECE % scaled |" in (experiment_dir / "comparison.md").read_text()
     for method in ("onehot", "label_embedding"):
         child = json.loads((experiment_dir / method / "seed0" / "trackers.json").read_text())["mlflow"][
             "run_id"

@@ -160,6 +160,19 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
     header = table.splitlines()[0]
     assert "default error %" in header and "tuned error %" in header
     assert "p vs tuned onehot" in header and "p vs default" in header
+    # Below it, the calibration of the default and tuned settings at the fresh seeds, raw and scaled.
+    calibration = table.split("Calibration of the test predictions at the fresh seeds", 1)[1]
+    rows = [line.strip("|").split("|") for line in calibration.splitlines() if line.startswith("| ")]
+    heads = [cell.strip() for cell in rows[0]]
+    assert heads[:3] == ["method", "default ECE %", "default ECE % scaled"] and heads[-1] == "tuned T"
+    tuned_ece = {row[0].strip(): row[heads.index("tuned ECE % scaled")].strip() for row in rows[1:]}
+    for method in ("onehot", "label_smoothing"):
+        study = record["methods"][method]
+        runs = [
+            experiment / "tuned" / f"trial{study['best_trial']:03d}" / method / f"seed{s}" for s in (1, 2)
+        ]
+        scaled = [json.loads((run / "summary.json").read_text())["selected_test_ece_scaled"] for run in runs]
+        assert tuned_ece[method].startswith(f"{sum(scaled) / 2:.2f} ± ")
     assert (experiment / "tuning-history.png").stat().st_size > 1000
 
 

@@ -22,6 +22,12 @@ TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"
 HISTORY_FILE = "tuning-history.png"
 TUNED_FOLDER = "tuned"
+#: The line above the tuning table's calibration table.
+TUNING_CALIBRATION_INTRO = (
+    "Calibration of the test predictions at the fresh seeds (mean ± std), with the default and the "
+    "tuned setting: ECE % (15 equal-width bins) and NLL raw, and scaled by the temperature T each "
+    "run fit on its dev split (compare's tables have AdaECE, classwise ECE and Brier too)."
+)
 
 
 def read_tuning(experiment_dir: str | Path) -> dict[str, Any] | None:
@@ -95,6 +101,10 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
             if study["space"] and len(after) > 1 and len(before) > 1
             else None,
         }
+        row["calibration"] = {
+            "default": _calibration_means(default.get(method, [])),
+            "tuned": _calibration_means(tuned.get(method, [])),
+        }
         # A p left out because neither group's seeds vary (welch_p): the notes say so.
         row["no_spread"] = (row["p_onehot"] is None and _both_vary_not(after, base, method != BASELINE)) or (
             row["p_default"] is None and _both_vary_not(after, before, bool(study["space"]))
@@ -102,6 +112,51 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != BASELINE, r["method"]))
     return rows, scoring
+
+
+#: The calibration the tuning table's second table shows (summary keys without ``selected_``):
+#: column head and format. Raw, then scaled by the temperature each run fit on its dev split.
+TUNING_CALIBRATION = (
+    ("test_ece", "ECE %", ".2f"),
+    ("test_ece_scaled", "ECE % scaled", ".2f"),
+    ("test_nll", "NLL", ".3f"),
+    ("test_nll_scaled", "NLL scaled", ".3f"),
+    ("temperature", "T", ".2f"),
+)
+
+
+def _calibration_means(runs: list[Run]) -> dict[str, tuple[float, float] | None]:
+    """Mean and std over seeds of each figure of :data:`TUNING_CALIBRATION` (None where a run lacks it)."""
+    means: dict[str, tuple[float, float] | None] = {}
+    for key, _, _ in TUNING_CALIBRATION:
+        values = [r.summary.get(f"selected_{key}") for r in runs]
+        means[key] = mean_std(values) if values and None not in values else None
+    return means
+
+
+def format_tuning_calibration(rows: list[dict[str, Any]]) -> str | None:
+    """The calibration of the test predictions with the default and the tuned setting at the fresh
+    seeds (mean ± std), raw and after temperature scaling; None where no run recorded it (a text
+    task's sequences, runs from before)."""
+    if not any(
+        row.get("calibration", {}).get(kind, {}).get("test_ece")
+        for row in rows
+        for kind in ("default", "tuned")
+    ):
+        return None
+    heads = [f"{kind} {head}" for kind in ("default", "tuned") for _, head, _ in TUNING_CALIBRATION]
+    lines = [
+        "| method | " + " | ".join(heads) + " |",
+        "| --- |" + " ---: |" * len(heads),
+    ]
+    for row in rows:
+        cells = [
+            _mean_std_text(row["calibration"][kind][key], fmt)
+            for kind in ("default", "tuned")
+            for key, _, fmt in TUNING_CALIBRATION
+        ]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _both_vary_not(scores: list[float], against: list[float], compared: bool) -> bool:
@@ -193,8 +248,8 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _mean_std_text(pair: tuple[float, float] | None) -> str:
-    return "-" if pair is None else f"{pair[0]:.2f} ± {pair[1]:.2f}"
+def _mean_std_text(pair: tuple[float, float] | None, fmt: str = ".2f") -> str:
+    return "-" if pair is None else f"{pair[0]:{fmt}} ± {pair[1]:{fmt}}"
 
 
 def _p(value: float | None) -> str:
@@ -267,6 +322,9 @@ def write_tuning(experiment_dir: str | Path) -> str:
         raise FileNotFoundError(f"{experiment_dir / TUNING_FILE} does not exist; run `labelemb tune` first")
     rows, scoring = tuning_rows(experiment_dir, record)
     table = format_tuning(rows, scoring, record["objective"]["name"], tuning_notes(rows, record))
+    calibration = format_tuning_calibration(rows)
+    if calibration is not None:
+        table += f"\n\n{TUNING_CALIBRATION_INTRO}\n\n{calibration}"
     write_text(experiment_dir / TUNING_TABLE, table + "\n")
     plot_tuning_history(record, experiment_dir / HISTORY_FILE)
     return table
