@@ -6,6 +6,8 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
 - ``metrics.jsonl``: one line per evaluation (step, epoch, examples, seconds, metrics, loss terms);
 - ``checkpoint.pt``: everything a killed run needs to resume, rewritten at every evaluation;
 - ``model.pt``: the final weights (backbone ``model.*`` and method ``method.*``);
+- ``model.selected.pt``: the weights at the check the run reports (its best dev check so far),
+  with that check's step, rewritten whenever a check becomes the best: what a prediction reads;
 - ``label_representation.safetensors``: the tensors the method hands over (``representation``,
   and for label_embedding the raw ``embedding``);
 - ``summary.json``: the result; written last, so its presence marks a finished run;
@@ -45,6 +47,8 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
+#: The weights at the selected check, with its step (:meth:`RunDir.write_selected_weights`).
+SELECTED_MODEL_FILE = "model.selected.pt"
 TENSORS_FILE = "label_representation.safetensors"
 SUMMARY_FILE = "summary.json"
 #: A digest of the content of the files a run trains on (a user's own data), compared on resume.
@@ -191,6 +195,16 @@ class RunDir:
 
     def read_weights(self) -> dict[str, Tensor]:
         return self._read_torch(self.file(MODEL_FILE))
+
+    def read_selected_weights(self) -> tuple[int, dict[str, Tensor]] | None:
+        """The step and weights of the check the run selected so far (None if it kept none)."""
+        path = self.file(SELECTED_MODEL_FILE)
+        if not path.exists():
+            return None
+        saved = self._read_torch(path)
+        if not isinstance(saved, dict) or not isinstance(saved.get("weights"), dict):
+            raise RunDirError(f"{path} does not hold a step and weights; the file is damaged")
+        return int(saved["step"]), saved["weights"]
 
     def read_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint (None if there is none), checked to be a labelemb checkpoint."""
@@ -340,7 +354,7 @@ class RunDir:
         atomically; a copy cut short is done again on the next start (the folder has no config yet)."""
         if self.is_started():
             raise RunDirError(f"{self.path} already holds a run; nothing was copied into it")
-        names = [METRICS_FILE, DATA_FILE, VOCABULARY_FILE, *VOCABULARY_FILES]
+        names = [METRICS_FILE, DATA_FILE, VOCABULARY_FILE, *VOCABULARY_FILES, SELECTED_MODEL_FILE]
         names += [str(p.relative_to(source.path)) for p in sorted(source.file(OUTPUTS_DIR).rglob("*"))]
         for name in names:
             origin = source.file(name)
@@ -354,6 +368,10 @@ class RunDir:
         """A text file of the run (a vocabulary, decoded output), written atomically; ``name`` may
         name a subfolder."""
         write_text(self.file(name), text)
+
+    def write_selected_weights(self, weights: dict[str, Tensor], step: int) -> None:
+        """The weights of the check at ``step``, now the run's selected one."""
+        save_torch(self.file(SELECTED_MODEL_FILE), {"step": step, "weights": weights})
 
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         save_torch(self.file(CHECKPOINT_FILE), {"format": CHECKPOINT_FORMAT, **state})

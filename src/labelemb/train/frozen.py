@@ -94,7 +94,14 @@ def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.d
         caches[name] = {"reused": reused, "seconds": round(time.perf_counter() - started, 3)}
         splits[name] = Split(features, split.labels)
     width = int(splits["train"].inputs.shape[1])  # type: ignore[union-attr]
-    frozen = {"backbone": config.model.name, "features": width, "folder": str(folder), "splits": caches}
+    frozen = {
+        "backbone": config.model.name,
+        "features": width,
+        # What the backbone reads, so that a prediction can rebuild it without the data.
+        "input_shape": list(dataset.input_shape),
+        "folder": str(folder),
+        "splits": caches,
+    }
     return FeatureDataset(
         dataset.name,
         splits["train"],  # type: ignore[arg-type]

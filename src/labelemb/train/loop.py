@@ -324,8 +324,22 @@ def evaluate_and_checkpoint(
             for name, text in files.items():
                 run.folder.write_text_file(f"{record['outputs']}/{name}", text)
             run.folder.write_metrics(progress.records)
-            run.folder.write_checkpoint({**layout.checkpoint_state(s), "progress": asdict(progress)})
+            state = layout.checkpoint_state(s)
+            run.folder.write_checkpoint({**state, "progress": asdict(progress)})
+            if selected_record(progress.records, task, run.config.selection) is record:
+                # What `labelemb predict` reads: the weights the summary's selected check measured.
+                run.folder.write_selected_weights(state["network"], progress.step)
     return [run.progress.records[-1] for run in layout.runs]
+
+
+def selected_record(records: list[dict[str, Any]], task: Task, selection: str) -> dict[str, Any]:
+    """The check a run reports: with ``best_dev`` the first check that reaches the best value of
+    the task's selection metric (as early stopping would pick), else (or with no dev split) the last."""
+    final = records[-1]
+    if selection != "best_dev" or task.selection_metric not in final:
+        return final
+    sign = 1.0 if task.lower_is_better else -1.0
+    return min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
 
 
 def run_loop(

@@ -15,7 +15,7 @@ from ..data.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from .config import RunConfig
-from .loop import Progress, Schedule, SeedRun
+from .loop import Progress, Schedule, SeedRun, selected_record
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,7 @@ def summarize(
     records = progress.records
     final = records[-1]
     selection = config.selection if task.selection_metric in final else "final"
-    if selection == "best_dev":
-        sign = 1.0 if task.lower_is_better else -1.0
-        # The first check that reaches the best selection metric, as early stopping would pick.
-        selected = min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
-    else:
-        selected = final
+    selected = selected_record(records, task, selection)
     summary: dict[str, Any] = {
         "experiment": config.experiment,
         "method": config.method.name,
@@ -48,6 +43,8 @@ def summarize(
         "dataset": dataset.name,
         "model": config.model.name,
         "selection": selection,
+        # What the network reads, so that a prediction can rebuild it without the data.
+        "input_shape": list(dataset.input_shape),
     }
     if getattr(dataset, "details", None):
         summary["data"] = dict(dataset.details)
