@@ -32,8 +32,8 @@ class LabelConfusionModel(LinearOutputMethod):
 
     Nothing is detached, as in the authors' Keras code (``lcm_loss``: ``-H(s, s) + H(s, p)`` on the
     concatenated outputs): the KL trains the predictor, the label encoder (``E``, ``A``, ``a``,
-    ``W_c``, ``b_c``) and, through both paths, the features. ``alpha = 4`` as in their experiment
-    scripts (the paper reports 3 to 5); ``embedding_dim = 64`` their LSTM setting (their BERT runs
+    ``W_c``, ``b_c``) and, through both paths, the features. ``alpha = 4`` as in their LSTM
+    script (their BERT script tries 3, 4 and 5); ``embedding_dim = 64`` their LSTM setting (their BERT runs
     used 256). ``E`` starts as Keras' embeddings do, uniform in [-0.05, 0.05]; both dense layers
     Glorot-uniform with zero biases; prediction uses ``z`` alone.
 
