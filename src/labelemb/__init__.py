@@ -7,7 +7,14 @@ The drop-in module::
     out.loss.backward()
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
+
+if TYPE_CHECKING:
+    from .predict import Predictor
 
 __version__ = "0.1.0"
 
@@ -18,5 +25,13 @@ __all__ = [
     "MethodOutput",
     "OneHot",
     "build",
+    "load",
     "__version__",
 ]
+
+
+def load(path: Any, **options: Any) -> Predictor:
+    """A trained run folder or exported bundle, ready to predict (:func:`labelemb.predict.load`)."""
+    from .predict import load as load_trained  # the trainer and data stack, only when asked
+
+    return load_trained(path, **options)

@@ -11,6 +11,7 @@ from ..train.tuning import OBJECTIVES
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar
+from .predict import cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
 from .tune import cmd_tune
 
@@ -288,4 +289,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
     )
     report.set_defaults(func=cmd_report)
+    _add_predict_commands(commands)
     return parser
+
+
+def _add_predict_commands(commands: typing.Any) -> None:
+    """predict and export: using a trained run."""
+    checkpoint = {
+        "choices": ("selected", "last"),
+        "default": "selected",
+        "help": "the weights of the check the run's summary selected (default), or its last ones "
+        "(last: also a run still training)",
+    }
+    predict = commands.add_parser(
+        "predict",
+        help="classify new data with a trained run or bundle: one output row per input",
+        description="Writes one row per input, in input order: its row or file name, the predicted "
+        "class and its probability (softmax with the run's fitted temperature where it has one).",
+    )
+    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder or an exported bundle")
+    predict.add_argument(
+        "--input",
+        type=Path,
+        help="a table (.csv, .jsonl, .parquet) with the run's input column, an image folder, an .npz "
+        "(x or x_test), a .txt of texts (one a line) or an image file",
+    )
+    predict.add_argument(
+        "--split", choices=("train", "dev", "test"), help="instead: a split of the run's own data"
+    )
+    predict.add_argument("--data-dir", help="with --split: the data set's folder (default the run's)")
+    predict.add_argument("--output", type=Path, required=True, help="the CSV (or .jsonl) file written")
+    predict.add_argument(
+        "--top-k", type=positive_int, default=1, help="also the K best classes and probabilities"
+    )
+    predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    predict.add_argument("--checkpoint", **checkpoint)
+    predict.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
+    predict.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="write a trained run as a bundle (safetensors + JSON/YAML), TorchScript or ONNX",
+        description="bundle: a folder labelemb.load reads without the run folder; torchscript and "
+        "onnx: the network from its input tensor to class scores, with preprocessing.json beside it.",
+    )
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder (or a bundle)")
+    export.add_argument("--format", choices=("bundle", "torchscript", "onnx"), default="bundle")
+    export.add_argument("--output", type=Path, required=True, metavar="DIR", help="the folder written")
+    export.add_argument("--overwrite", action="store_true", help="write into --output even if it holds files")
+    export.add_argument("--checkpoint", **checkpoint)
+    export.set_defaults(func=cmd_export)

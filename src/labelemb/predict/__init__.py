@@ -1,0 +1,36 @@
+"""Using a trained run: load it (a run folder or an exported bundle), predict, export.
+
+    predictor = labelemb.load("runs/demo/label_embedding/seed0")
+    predictor.predict(images)          # class names and probabilities
+    predictor.predict_proba(images)    # (N, m), the run's fitted temperature applied
+
+:mod:`.source` reads what a run or bundle holds, :mod:`.network` rebuilds its network,
+:mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor` predicts,
+:mod:`.bundle` and :mod:`.export` write a bundle, TorchScript and ONNX.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .network import Classifier, build_classifier
+from .predictor import Prediction, Predictor
+from .source import Checkpoint, PredictError, Trained, read_trained
+
+__all__ = ["Classifier", "Prediction", "PredictError", "Predictor", "Trained", "load"]
+
+
+def load(
+    path: str | Path, *, checkpoint: Checkpoint = "selected", device: str | torch.device = "cpu"
+) -> Predictor:
+    """The trained classifier of a run folder or an exported bundle at ``path``, ready to predict.
+
+    ``checkpoint``: ``selected`` (the weights of the check the run's summary reports; a run still
+    training is refused) or ``last`` (its latest weights, also of a run still training).
+    """
+    if checkpoint not in ("selected", "last"):
+        raise PredictError(f"checkpoint must be 'selected' or 'last', got {checkpoint!r}")
+    trained = read_trained(path, checkpoint)
+    return Predictor(trained, build_classifier(trained), device)

@@ -1,0 +1,188 @@
+"""``labelemb export``: a trained classifier as a bundle, TorchScript or ONNX.
+
+TorchScript and ONNX hold the :class:`~labelemb.predict.network.Classifier`: from the input tensor
+(images float in [0, 1], or word ids) to class scores, the run's normalisation inside;
+``preprocessing.json`` beside it says how an input tensor is made and how scores become
+probabilities. Each export is checked against the eager network on an example batch before it is
+kept. Everything is written to a temporary folder first and moved into place at the end, so a
+failed export writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.text import PAD, TOKENIZERS
+from ..data.text_options import TextOptions
+from ..models import model_text_encoder
+from ..rundir import VOCABULARY_FILE
+from .bundle import bundle_files
+from .inputs import image_shape
+from .predictor import Predictor
+from .source import PredictError
+
+FORMATS = ("bundle", "torchscript", "onnx")
+PREPROCESSING_FILE = "preprocessing.json"
+#: Exported scores must match the eager network's within this.
+TOLERANCE = 1e-5
+#: The ONNX opset written (onnxruntime 1.17 and later run it).
+OPSET = 17
+
+
+def export(predictor: Predictor, fmt: str, output: Path) -> list[Path]:
+    """Write ``predictor``'s run as ``fmt`` into the folder ``output``; return the files written."""
+    if fmt not in FORMATS:
+        raise PredictError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as scratch:
+        folder = Path(scratch)
+        if fmt == "bundle":
+            backbone = predictor.model.backbone
+            files = bundle_files(
+                predictor.trained, None if backbone is None else backbone.state_dict(), folder
+            )
+        else:
+            files = [_traced(predictor, folder) if fmt == "torchscript" else _onnx(predictor, folder)]
+            files.append(folder / PREPROCESSING_FILE)
+            files[-1].write_text(json.dumps(preprocessing(predictor), indent=2) + "\n", encoding="utf-8")
+            if predictor.trained.vocabulary is not None:
+                files.append(folder / VOCABULARY_FILE)
+                files[-1].write_text(
+                    "".join(t + "\n" for t in predictor.trained.vocabulary), encoding="utf-8"
+                )
+        output.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            os.replace(file, output / file.name)
+    return [output / file.name for file in files]
+
+
+def example_batch(predictor: Predictor, rows: int = 3) -> Tensor:
+    """A batch of the network's input, for tracing and checking: random images, or word ids."""
+    generator = torch.Generator().manual_seed(0)
+    if predictor.reads == "texts":
+        vocabulary = len(predictor.trained.vocabulary or []) or 100
+        return torch.randint(2, max(vocabulary, 3), (rows, 12), generator=generator)
+    return torch.rand((rows, *image_shape(predictor.trained)), generator=generator)
+
+
+def _traced(predictor: Predictor, folder: Path) -> Path:
+    """The network traced with TorchScript, checked on a second batch of another size."""
+    model, example = predictor.model.cpu().eval(), example_batch(predictor)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's own deprecation and tracer notes
+        traced = torch.jit.trace(model, example, check_trace=False)
+    path = folder / "model.torchscript.pt"
+    traced.save(str(path))
+    check = example_batch(predictor, rows=5)
+    _check_scores("TorchScript", traced(check), model(check))
+    return path
+
+
+def _onnx(predictor: Predictor, folder: Path) -> Path:
+    """The network in ONNX (torch.onnx.export), checked with onnxruntime on a batch of another size."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        raise PredictError("ONNX export needs onnx and onnxruntime: pip install 'labelemb[export]'") from None
+    model, example = predictor.model.cpu().eval(), example_batch(predictor)
+    path = folder / "model.onnx"
+    dynamic = {"inputs": {0: "batch"}, "scores": {0: "batch"}}
+    if predictor.reads == "texts":
+        dynamic["inputs"][1] = "tokens"
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation note
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["inputs"],
+                output_names=["scores"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except Exception as error:  # the exporter's errors name the operator it cannot express
+        raise PredictError(f"ONNX cannot express this network: {_first_line(error)}") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    check = example_batch(predictor, rows=5)
+    (scores,) = session.run(["scores"], {"inputs": check.numpy()})
+    _check_scores("ONNX Runtime", torch.from_numpy(scores), model(check))
+    return path
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+@torch.no_grad()
+def _check_scores(what: str, got: Tensor, want: Tensor) -> None:
+    gap = float((got.float() - want.float()).abs().max()) if want.numel() else 0.0
+    if gap > TOLERANCE * max(1.0, float(want.abs().max())):
+        raise PredictError(f"{what} gives scores {gap:.3g} away from the network's; nothing was written")
+
+
+def preprocessing(predictor: Predictor) -> dict[str, Any]:
+    """How an input tensor is made for the exported network, and how its scores become probabilities."""
+    trained = predictor.trained
+    config = trained.config
+    out: dict[str, Any] = {
+        "input": "inputs",
+        "output": "scores",
+        "classes": list(trained.class_names),
+        "temperature": trained.temperature,
+        "probabilities": "softmax(scores / temperature)" if trained.temperature else "softmax(scores)",
+        "step": trained.step,
+    }
+    if predictor.reads == "texts":
+        out["reads"] = "texts"
+        out["texts"] = _text_steps(predictor)
+        return out
+    channels, height, width = image_shape(trained)
+    spec = config.data.augment
+    out["reads"] = "images"
+    out["images"] = {
+        "shape": ["batch", channels, height, width],
+        "dtype": "float32",
+        "decode": f"Pillow: convert to {'L' if channels == 1 else 'RGB'} (alpha composited on black), "
+        f"resize to {width} x {height} (width x height) with the bilinear filter unless already that size",
+        "scale": "pixel / 255, so values lie in [0, 1]",
+        "normalisation_inside": None if spec.mean is None else {"mean": spec.mean, "std": spec.std},
+    }
+    return out
+
+
+def _text_steps(predictor: Predictor) -> dict[str, Any]:
+    trained = predictor.trained
+    config = trained.config
+    options = config.section(TextOptions)
+    encoder = model_text_encoder(config.model.name, config.options("model"))
+    if encoder is not None:
+        return {
+            "dtype": "int64",
+            "shape": ["batch", "tokens"],
+            "tokenizer_folder": encoder,
+            "ids": "the tokenizer's input_ids with special tokens, padded with its pad id",
+        }
+    tokenizer = options.tokenizer or "words"
+    assert tokenizer in TOKENIZERS
+    return {
+        "dtype": "int64",
+        "shape": ["batch", "tokens"],
+        "tokenizer": tokenizer,
+        "tokenizer_function": f"labelemb.data.text.{TOKENIZERS[tokenizer].__name__}",
+        "max_text_tokens": options.max_text_tokens,
+        "vocabulary": VOCABULARY_FILE,
+        "ids": f"each token's line number (0-based) in {VOCABULARY_FILE}, <unk>'s if absent; padded with "
+        f"{PAD}'s id ({(trained.vocabulary or [PAD]).index(PAD)})",
+    }

@@ -1,0 +1,91 @@
+"""New inputs made what a trained run's network reads, exactly as its data was made for training.
+
+Images are decoded by the image cache's own rules (:func:`labelemb.data.image_decode.decode_image`:
+channels, bilinear resize, alpha on black) to the run's channels and size, as uint8; the network
+makes them float a batch at a time, as evaluation does. Texts become the run's word ids (its
+tokenizer, its ``max_text_tokens`` cut, its saved vocabulary) or, for a pretrained encoder, that
+encoder's tokenizer's ids, padded as the data set pads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.base import DataError
+from ..data.image_decode import decode_image
+from ..data.text import PAD, TOKENIZERS, Vocabulary
+from ..data.text_classes import TextClassSplit, encoder_ids, encoder_length, load_tokenizer, padded_ids
+from ..data.text_options import TextOptions
+from ..models import model_text_encoder
+from .source import PredictError, Trained
+
+
+def image_shape(trained: Trained) -> tuple[int, int, int]:
+    """(channels, height, width) of the images the run reads (a frozen backbone's, if frozen)."""
+    shape = trained.backbone_input_shape if trained.frozen else trained.input_shape
+    if shape is None or len(shape) != 3:
+        raise PredictError(f"{trained.origin}: the run does not record the shape of its images")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None) -> Tensor:
+    """``items`` as a batch of images ``(N, C, H, W)``: uint8 decoded from each source (a file's
+    path, encoded bytes, a Pillow image, an array (H, W) or (H, W, C)), or a ready batch as it is
+    (a float tensor in [0, 1] or uint8 of the run's shape)."""
+    channels, height, width = image_shape(trained)
+    if isinstance(items, (Tensor, np.ndarray)) and items.ndim == 4:
+        batch = torch.as_tensor(items)
+        if tuple(batch.shape[1:]) != (channels, height, width):
+            raise PredictError(
+                f"images of shape {tuple(batch.shape[1:])}; this run reads ({channels}, {height}, "
+                f"{width}) (channels, height, width): give files, Pillow images or arrays to resize"
+            )
+        return batch if batch.dtype == torch.uint8 else batch.float()
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence | np.ndarray):
+        items = [items]
+    names = names or [f"input {i + 1}" for i in range(len(items))]
+    decoded = []
+    for item, name in zip(items, names):
+        if isinstance(item, Tensor):
+            item = item.numpy()
+        if isinstance(item, str) and not _looks_like_a_file(item):
+            raise PredictError(f"{name}: {item[:40]!r} is text, but this run reads images")
+        try:
+            decoded.append(decode_image(item, channels, (height, width), name))
+        except DataError as error:
+            raise PredictError(f"{error} (this run reads images of {channels} channel(s))") from None
+    return torch.from_numpy(np.stack(decoded)) if decoded else torch.zeros((0, channels, height, width))
+
+
+def _looks_like_a_file(text: str) -> bool:
+    return "\n" not in text and len(text) < 4096 and "." in text.rsplit("/", 1)[-1]
+
+
+def text_split(texts: Sequence[Any], trained: Trained, names: Sequence[str] | None = None) -> TextClassSplit:
+    """``texts`` as the ids the run's network reads, padded, with their lengths (labels all 0)."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            name = names[i] if names else f"input {i + 1}"
+            raise PredictError(f"{name}: a {type(text).__name__}, not a text; this run reads texts")
+    config = trained.config
+    options = config.section(TextOptions)
+    encoder = model_text_encoder(config.model.name, config.options("model"))
+    if encoder is not None:
+        tokenizer = load_tokenizer(encoder)
+        limit = encoder_length(encoder, tokenizer, options.max_text_tokens)
+        ids, _ = encoder_ids(tokenizer, list(texts), limit)
+        pad = int(tokenizer.pad_token_id)
+    else:
+        if trained.vocabulary is None:
+            raise PredictError(f"{trained.origin} has no vocabulary file: its texts' ids cannot be made")
+        vocabulary = Vocabulary(trained.vocabulary)
+        tokenize = TOKENIZERS[options.tokenizer or "words"]
+        ids = [vocabulary.encode(tokenize(text)[: options.max_text_tokens]) for text in texts]
+        pad = vocabulary.index[PAD]
+    padded, lengths = padded_ids(ids, pad)
+    return TextClassSplit(padded, torch.zeros(len(ids), dtype=torch.int64), lengths)

@@ -1,0 +1,130 @@
+"""A trained run's network rebuilt from its config and weights, from its input tensor to class scores.
+
+:class:`Classifier` is what the predictor runs and what TorchScript and ONNX export: the run's
+evaluation normalisation (``data.augment``'s mean and std), a frozen backbone where the run froze
+one, the trained network, and the method's ``logits``: the same operations, in the same order,
+as the trainer's evaluation, so its scores are the ones the run's recorded figures came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .. import methods
+from ..train.build import Network, build_network
+from ..train.frozen import frozen_backbone
+from .source import PredictError, Trained
+
+
+@dataclass
+class _DataShape:
+    """What building a run's network reads of its data set: the input shape, the classes, the
+    number of training examples (a method with per-example state sizes its buffers by it)."""
+
+    input_shape: tuple[int, ...]
+    class_names: list[str]
+    train: range
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class Classifier(nn.Module):
+    """A batch of inputs (images float in [0, 1], word ids, or features) -> class scores ``(N, m)``.
+
+    ``model`` and ``method`` are the run's trained modules (for a frozen backbone, ``model`` is
+    the head on its features and ``backbone`` the backbone); ``mean`` and ``std`` the per-channel
+    normalisation evaluation applies to an image, or None.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: methods.Method,
+        backbone: nn.Module | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+        self.backbone = backbone
+        self.normalise = mean is not None and std is not None
+        if self.normalise:
+            # As labelemb.data.augment.normalize builds them: float32 from the config's numbers.
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
+            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if self.normalise:
+            inputs = (inputs - self.mean) / self.std
+        if self.backbone is not None:
+            inputs = self.backbone(inputs)
+        return self.method.logits(self.model(inputs))
+
+
+def build_classifier(trained: Trained) -> Classifier:
+    """The :class:`Classifier` of ``trained``, its weights loaded, in evaluation mode (on the CPU)."""
+    config = trained.config
+    # Building draws initial weights; the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        backbone = _frozen_backbone(trained) if trained.frozen else None
+        shape = trained.input_shape or _input_shape(trained, backbone)
+        data = _DataShape(shape, list(trained.class_names), range(max(trained.train_examples, 1)))
+        try:
+            model, method = build_network(config, data)  # type: ignore[arg-type]
+        except (ValueError, TypeError, ImportError) as error:
+            raise PredictError(f"{trained.origin}: cannot rebuild its network ({error})") from None
+    network = Network(model, method)
+    try:
+        network.load_state_dict(trained.weights)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise PredictError(
+            f"{trained.origin}: its weights do not fit the network its config builds ({first}); it "
+            "was written by another labelemb version"
+        ) from None
+    spec = config.data.augment
+    classifier = Classifier(model, method, backbone, spec.mean, spec.std)
+    return classifier.eval()
+
+
+def _frozen_backbone(trained: Trained) -> nn.Module:
+    """A frozen run's backbone as training built it (pretrained weights, or random ones drawn with
+    the frozen seed), or with the weights a bundle saved."""
+    shape = trained.backbone_input_shape
+    if shape is None:
+        from ..train.build import load_run_data
+
+        shape = tuple(load_run_data(trained.config).input_shape)  # a run from before shapes were kept
+    data = _DataShape(tuple(shape), list(trained.class_names), range(1))
+    backbone = frozen_backbone(trained.config, data)
+    if trained.backbone is not None:
+        try:
+            backbone.load_state_dict(trained.backbone)
+        except RuntimeError as error:
+            raise PredictError(f"{trained.origin}: its backbone weights do not fit ({error})") from None
+    return backbone.eval()
+
+
+def _input_shape(trained: Trained, backbone: nn.Module | None) -> tuple[int, ...]:
+    """What the network reads when the run did not record it: a frozen backbone's feature width,
+    or (a run from before shapes were kept) the shape of its data."""
+    if backbone is not None and trained.backbone_input_shape is not None:
+        texts = trained.yields == "texts"
+        probe = (
+            torch.zeros((1, 4), dtype=torch.int64)
+            if texts
+            else torch.zeros((1, *trained.backbone_input_shape))
+        )
+        with torch.inference_mode():
+            features = backbone(probe)
+        return (int(features.shape[-1]),)
+    from ..train.build import load_run_data
+
+    return tuple(load_run_data(trained.config).input_shape)

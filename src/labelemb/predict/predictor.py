@@ -1,0 +1,162 @@
+"""The predictor :func:`labelemb.load` returns: class names and probabilities for new inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data import Split
+from ..data.base import as_float_images
+from ..data.text_classes import TextClassSplit
+from ..progress import draws_bar
+from ..tasks.text_classification import TextClassification
+from .inputs import image_batch, text_split
+from .network import Classifier
+from .source import PredictError, Trained
+
+#: Texts are read this many evaluation batches at a time (each part sorted by length, as the run's
+#: evaluation sorts a split); images one evaluation batch at a time, so memory holds one batch.
+TEXT_PARTS = 16
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input's predicted class, its probability, and the best ``k`` classes when asked."""
+
+    label: str
+    probability: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+class Predictor:
+    """A trained classifier (a run folder's or a bundle's), ready to predict.
+
+    ``predict(inputs)`` gives each input's class name and probability, ``predict_proba(inputs)``
+    the ``(N, m)`` probabilities in the order of :attr:`classes`, ``logits(inputs)`` the scores;
+    probabilities are ``softmax(logits / T)`` with the temperature ``T`` the run fit on its dev
+    split (:attr:`temperature`; None: plain softmax). Inputs are texts for a text run; for an
+    image run files' paths, Pillow images, arrays ``(H, W[, C])`` or a batch ``(N, C, H, W)``
+    (float in [0, 1], or uint8). :attr:`model` is the network (an ``nn.Module`` from input tensor
+    to class scores) for fine-tuning or export.
+    """
+
+    def __init__(self, trained: Trained, model: Classifier, device: str | torch.device = "cpu") -> None:
+        self.trained = trained
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.progress = False
+        self.batch_size = trained.config.train.eval_batch_size
+        # Evaluation ran in bf16 where training did: so do its predictions.
+        self.autocast = torch.bfloat16 if trained.config.train.precision == "bf16" else None
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor({str(self.trained.origin)!r}, {len(self.classes)} classes, step {self.trained.step})"
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the columns of :meth:`predict_proba`."""
+        return list(self.trained.class_names)
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature the run fit on its dev split at the check read, or None."""
+        return self.trained.temperature
+
+    @property
+    def reads(self) -> str:
+        """What the network reads: ``images`` or ``texts``."""
+        return self.trained.yields
+
+    def logits(self, inputs: Any, names: Sequence[str] | None = None) -> Tensor:
+        """The class scores ``(N, m)`` (float32, on the CPU) of ``inputs``, in their order."""
+        if self.reads not in ("images", "texts"):
+            raise PredictError(
+                f"{self.trained.origin} is a sequence-to-sequence run: labelemb predict classifies; "
+                "decoding new source lines is not supported yet"
+            )
+        parts = [self._scores(part) for part in self._parts(inputs, names)]
+        if not parts:
+            return torch.zeros((0, len(self.classes)))
+        return torch.cat(parts)
+
+    def predict_proba(self, inputs: Any, names: Sequence[str] | None = None) -> np.ndarray:
+        """The probability of every class ``(N, m)``, with the run's temperature where it has one."""
+        return self.probabilities(self.logits(inputs, names)).numpy()
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """``softmax(logits / T)`` (plain softmax without a temperature), in float64."""
+        logits = logits.double()
+        if self.temperature is not None:
+            logits = logits / self.temperature
+        return torch.softmax(logits, dim=-1)
+
+    def predict(self, inputs: Any, top_k: int = 1) -> list[Prediction]:
+        """Each input's predicted class and probability (and its ``top_k`` best classes if above 1)."""
+        return self.read_predictions(self.logits(inputs), top_k)
+
+    def read_predictions(self, logits: Tensor, top_k: int = 1) -> list[Prediction]:
+        """Each row of ``logits`` as a :class:`Prediction` (its argmax is the class, as evaluation counts)."""
+        probabilities = self.probabilities(logits)
+        best = logits.argmax(dim=-1)
+        k = min(max(top_k, 1), len(self.classes))
+        top_p, top_i = probabilities.topk(k, dim=-1)
+        names = self.classes
+        out = []
+        for row in range(len(best)):
+            top = tuple((names[i], float(p)) for i, p in zip(top_i[row].tolist(), top_p[row].tolist()))
+            label = int(best[row])
+            out.append(Prediction(names[label], float(probabilities[row, label]), top if top_k > 1 else ()))
+        return out
+
+    # ------------------------------------------------------------------ batches
+
+    def _parts(self, inputs: Any, names: Sequence[str] | None) -> Iterator[Tensor | TextClassSplit]:
+        """``inputs`` a part at a time, made what the network reads (a progress bar over the parts)."""
+        if isinstance(inputs, Split):
+            ready: Any = inputs if isinstance(inputs, TextClassSplit) else inputs.inputs
+            yield from self._shown([ready], len(inputs))
+            return
+        if self.reads == "texts":
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            size = self.batch_size * TEXT_PARTS
+            starts = range(0, len(texts), size)
+            for start in self._shown(starts, len(texts), size):
+                part_names = None if names is None else names[start : start + size]
+                yield text_split(texts[start : start + size], self.trained, part_names)
+            return
+        if isinstance(inputs, (Tensor, np.ndarray)) and inputs.ndim == 4:
+            yield from self._shown([image_batch(inputs, self.trained)], len(inputs))
+            return
+        items = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+        for start in self._shown(range(0, len(items), self.batch_size), len(items), self.batch_size):
+            part = items[start : start + self.batch_size]
+            yield image_batch(part, self.trained, None if names is None else names[start : start + len(part)])
+
+    def _shown(self, parts: Sequence[Any], rows: int, per_part: int | None = None) -> Iterator[Any]:
+        shown = draws_bar(self.progress) and rows > self.batch_size
+        with tqdm(total=rows, desc="predicting", unit="row", disable=not shown, leave=False) as bar:
+            for part in parts:
+                yield part
+                bar.update(min(per_part or rows, rows - bar.n))
+
+    @torch.inference_mode()
+    def _scores(self, part: Tensor | TextClassSplit) -> Tensor:
+        """The class scores of one part: texts through the run's own length-sorted evaluation
+        batches, images and features in evaluation batches in order."""
+        if isinstance(part, TextClassSplit):
+            task = TextClassification(eval_batch_size=self.batch_size)
+            return task.split_logits(self._network, part)
+        return torch.cat([self._network(rows) for rows in part.split(self.batch_size)])
+
+    def _network(self, rows: Tensor) -> Tensor:
+        rows = as_float_images(rows.to(self.device)) if rows.dtype == torch.uint8 else rows.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            return self.model(rows).float().cpu()

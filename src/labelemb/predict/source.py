@@ -1,0 +1,199 @@
+"""What a prediction needs of a trained run, read from its run folder or from an exported bundle.
+
+A run folder gives its config, the weights of the check its summary selected (or of the last
+check, when asked), the fitted temperature of that check, its class names and vocabulary. A bundle
+(:mod:`labelemb.predict.export`) holds the same in safetensors, JSON and YAML files, so it is read
+without the run folder and without running code from the files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from torch import Tensor
+
+from ..data.registry import dataset_yields
+from ..rundir import CONFIG_FILE, SUMMARY_FILE, VOCABULARY_FILE, RunDir, RunDirError, yaml_problem
+from ..train.config import RunConfig
+
+#: Which weights of a run are read: the selected check's (the summary's figures) or the last.
+Checkpoint = Literal["selected", "last"]
+#: The bundle's description file, and the format this version writes and reads.
+BUNDLE_FILE = "bundle.json"
+BUNDLE_FORMAT = 1
+WEIGHTS_FILE = "model.safetensors"
+
+
+class PredictError(ValueError):
+    """A run, bundle or input that cannot be predicted with; the message says which and why."""
+
+
+@dataclass
+class Trained:
+    """A trained classifier as a prediction rebuilds it: its config and weights, what its network
+    reads, its classes, the fitted temperature of the check the weights are from, and (for a text
+    run) its vocabulary. ``backbone`` holds a frozen backbone's weights where they were saved (a
+    bundle); a run folder's frozen backbone is rebuilt from its config as training built it."""
+
+    origin: Path
+    config: RunConfig
+    class_names: list[str]
+    weights: dict[str, Tensor]
+    #: What the network (for a frozen backbone, its head) reads; and what a frozen backbone reads.
+    input_shape: tuple[int, ...] | None
+    backbone_input_shape: tuple[int, ...] | None
+    train_examples: int
+    temperature: float | None
+    step: int
+    checkpoint: Checkpoint
+    vocabulary: list[str] | None = None
+    backbone: dict[str, Tensor] | None = None
+    #: The test error the run recorded at that check (%), where it recorded one.
+    test_error: float | None = None
+    #: The method's label representation (``representation``, ``embedding``), where it saved one.
+    label_tensors: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def yields(self) -> str:
+        """What the run's data held: ``images`` or ``texts`` (``token_pairs`` for a text pair run)."""
+        return dataset_yields(self.config.data.name, self.config.data_sections())
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.config.model.freeze)
+
+
+def read_trained(path: str | Path, checkpoint: Checkpoint = "selected") -> Trained:
+    """The run folder or bundle at ``path``; a :class:`PredictError` if it is neither, or cannot be used."""
+    path = Path(path)
+    if (path / BUNDLE_FILE).is_file():
+        from .bundle import read_bundle
+
+        return read_bundle(path)
+    if (path / CONFIG_FILE).is_file():
+        return read_run(RunDir(path), checkpoint)
+    what = "does not exist" if not path.exists() else "is neither a labelemb run folder"
+    if path.exists():
+        what += f" ({CONFIG_FILE}, {SUMMARY_FILE}) nor an exported bundle ({BUNDLE_FILE})"
+    raise PredictError(f"{path} {what}; give a run folder such as runs/<experiment>/<method>/seed0")
+
+
+def read_run(folder: RunDir, checkpoint: Checkpoint) -> Trained:
+    """A run folder's trained classifier at ``checkpoint`` (see :func:`read_trained`)."""
+    config = run_config(folder)
+    records = folder.read_metrics()
+    if not folder.is_finished():
+        if checkpoint != "last":
+            raise PredictError(
+                f"{folder.path} is still training (it has no {SUMMARY_FILE}); wait for it to finish, "
+                "or predict with its latest check: --checkpoint last"
+            )
+        return _trained(folder, config, records, *_latest(folder), "last", {})
+    summary = folder.read_summary(required=("class_names", "steps"))
+    if checkpoint == "last":
+        weights, step = folder.read_weights(), int(summary["steps"])
+    else:
+        weights, step = _selected(folder, summary)
+    return _trained(folder, config, records, weights, step, checkpoint, summary)
+
+
+def run_config(folder: RunDir) -> RunConfig:
+    """The run's config, or a :class:`PredictError` if this version cannot read it."""
+    try:
+        return folder.read_valid_config(RunConfig)  # type: ignore[return-value]
+    except RunDirError as error:
+        raise PredictError(f"{error} (a run of another labelemb version?)") from None
+
+
+def _latest(folder: RunDir) -> tuple[dict[str, Tensor], int]:
+    """The weights and step of a run's last checkpoint."""
+    state = folder.read_checkpoint()
+    if state is None or "network" not in state:
+        raise PredictError(f"{folder.path} has no checkpoint yet: it has not reached its first check")
+    return state["network"], int(state["progress"]["step"])
+
+
+def _selected(folder: RunDir, summary: dict[str, Any]) -> tuple[dict[str, Tensor], int]:
+    """The weights of the check the summary selected: the final ones when it is the last check,
+    else those kept at it (``model.selected.pt``)."""
+    step, final = int(summary.get("selected_step", summary["steps"])), int(summary["steps"])
+    if step == final:
+        return folder.read_weights(), step
+    kept = folder.read_selected_weights()
+    if kept is None or kept[0] != step:
+        raise PredictError(
+            f"{folder.path} kept only its final weights (step {final}), not those of its selected "
+            f"check (step {step}): it was trained by an earlier labelemb. Predict with the final "
+            f"weights: --checkpoint last (test error {summary.get('final_test_error')} %)"
+        )
+    return kept[1], step
+
+
+def _trained(
+    folder: RunDir,
+    config: RunConfig,
+    records: list[dict[str, Any]],
+    weights: dict[str, Tensor],
+    step: int,
+    checkpoint: Checkpoint,
+    summary: dict[str, Any],
+) -> Trained:
+    """What a run folder holds at ``step``, in the form a prediction rebuilds from."""
+    record = next((r for r in records if r["step"] == step), records[-1])
+    last = records[-1]
+    details = summary.get("data") or {}
+    frozen = details.get("frozen") or {}
+    vocabulary_file = folder.file(VOCABULARY_FILE)
+    vocabulary = None
+    if vocabulary_file.is_file():
+        vocabulary = [line for line in vocabulary_file.read_text(encoding="utf-8").split("\n") if line]
+    shape = summary.get("input_shape")
+    backbone_shape = frozen.get("input_shape")
+    if shape is None and not config.model.freeze:
+        shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
+    if backbone_shape is None and config.model.freeze:
+        backbone_shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
+    names = summary.get("class_names") or _class_names(config)
+    temperature = record.get("temperature")
+    return Trained(
+        origin=folder.path,
+        config=config,
+        class_names=list(names),
+        weights=weights,
+        input_shape=None if shape is None else tuple(int(d) for d in shape),
+        backbone_input_shape=None if backbone_shape is None else tuple(int(d) for d in backbone_shape),
+        train_examples=round(last["examples"] / last["epoch"]) if last.get("epoch") else 0,
+        temperature=None if temperature is None else float(temperature),
+        step=step,
+        checkpoint=checkpoint,
+        vocabulary=vocabulary,
+        test_error=record.get("test_error"),
+        label_tensors=folder.read_tensors(),
+    )
+
+
+def _class_names(config: RunConfig) -> list[str]:
+    """The class names of a run that has no summary yet: read off its data."""
+    from ..train.build import load_run_data
+
+    return list(load_run_data(config).class_names)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a bundle; a :class:`PredictError` naming it if it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PredictError(f"cannot read {path} ({error}); the bundle is damaged") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file of a bundle, read safely (no tags that build objects)."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise PredictError(f"cannot read {path} ({yaml_problem(error)}); the bundle is damaged") from None
