@@ -4,6 +4,8 @@ and a short training run of each through the command line."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from labelemb.methods.lcm import LabelConfusionModel
 from labelemb.methods.lspp import LabelSmoothingPlusPlus
 from labelemb.methods.zipf_ls import ZipfLabelSmoothing, min_ranks, zipf_targets
 from labelemb.stacking import stack_modules
+from labelemb.train import train, train_batched
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -393,6 +396,36 @@ def test_stacked_seeds_give_each_seeds_loss_terms_and_gradients(name):
                 torch.testing.assert_close(
                     param.grad[s], want[key], rtol=1e-4, atol=1e-6, msg=f"{where} {key}"
                 )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seeds_trained_batched_end_where_each_seed_trained_alone_ends(name, small_config, digits, tmp_path):
+    """Two epochs of the digits MLP, seeds 0 and 1 side by side and one after another: the same
+    weights (the method's learnt tables too), label representation and test error."""
+    overrides = (f"method.name={name}",)
+    batched = [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in (0, 1)]
+    alone = [small_config(*overrides, output_dir=tmp_path / "alone", seed=s) for s in (0, 1)]
+    summaries = train_batched(batched, dataset=digits, progress=False)
+    assert [s["batched_seeds"] for s in summaries] == [2, 2]
+    for config in alone:
+        train(config, dataset=digits)
+    for got_config, want_config in zip(batched, alone):
+        got, want = got_config.run_dir(), want_config.run_dir()
+        got_weights = torch.load(got / "model.pt", map_location="cpu", weights_only=True)
+        want_weights = torch.load(want / "model.pt", map_location="cpu", weights_only=True)
+        assert got_weights.keys() == want_weights.keys()
+        assert any(key.startswith("method.") and "output" not in key for key in want_weights) == (
+            name != "zipf_ls"
+        )
+        for key, value in want_weights.items():
+            torch.testing.assert_close(got_weights[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        got_tensors = load_file(str(got / "label_representation.safetensors"))
+        want_tensors = load_file(str(want / "label_representation.safetensors"))
+        for key, value in want_tensors.items():
+            torch.testing.assert_close(got_tensors[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        got_error = json.loads((got / "summary.json").read_text())["final_test_error"]
+        want_error = json.loads((want / "summary.json").read_text())["final_test_error"]
+        assert abs(got_error - want_error) <= 100 / len(digits.test) + 1e-9  # one test image at most
 
 
 @pytest.mark.parametrize("name", NAMES)
