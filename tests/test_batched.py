@@ -336,6 +336,11 @@ STACKED_METHODS = [
     ("lwr", {"num_examples": 60, "epochs": 4, "k": 1}),
     ("lwal", {"dim_factor": 2, "repel": 1.0}),
     ("static_label", {"vectors": torch.eye(5, 7) + 0.1}),
+    ("focal", {"gamma": 2.0}),
+    ("flsd53", {}),
+    ("mbls", {"margin": 1.0, "alpha": 0.5}),  # a small margin: the hinge is at work
+    ("logitnorm", {"tau": 0.5}),
+    ("label_relaxation", {"alpha": 0.3}),
 ]
 
 

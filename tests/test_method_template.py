@@ -210,8 +210,13 @@ def test_a_chunked_head_from_the_row_loss_gives_the_loss_at_once():
 def test_which_methods_serve_token_rows_and_why_the_others_do_not():
     assert methods.serving("token") == [
         "confidence_penalty",
+        "flsd53",
+        "focal",
         "label_embedding",
+        "label_relaxation",
         "label_smoothing",
+        "logitnorm",
+        "mbls",
         "onehot",
         "tfkd_reg",
     ]
