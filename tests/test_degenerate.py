@@ -36,6 +36,11 @@ METHODS = [
     ("lwr", {"num_examples": NUM_EXAMPLES, "epochs": 4, "k": 1}),
     ("lwal", {"dim_factor": 2, "repel": 1.0}),
     ("static_label", {"vectors": torch.eye(M, 7) + 0.1}),
+    ("focal", {"gamma": 2.0}),
+    ("flsd53", {}),
+    ("mbls", {"margin": 1.0, "alpha": 0.5}),
+    ("logitnorm", {"tau": 0.5}),
+    ("label_relaxation", {"alpha": 0.3}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])
