@@ -232,5 +232,20 @@ def test_soft_cross_entropy_is_torchs():
     order = [2, 0, 4]
     z = torch.tensor(DATA[order]) @ torch.tensor(W).T + torch.tensor(B)
     alpha_t = ALPHA * 2 / EPOCHS
-    q = (1 - alpha_t) * F.one_hot(torch.tensor(LABELS[order]), M).double() + alpha_t * head.soft_targets[order]
+    q = (1 - alpha_t) * F.one_hot(torch.tensor(LABELS[order]), M).double() + alpha_t * head.soft_targets[
+        order
+    ]
     assert step(head, order).loss.item() == pytest.approx(F.cross_entropy(z, q).item(), rel=1e-12)
+
+
+def test_two_torchrun_processes_match_one_process(tmp_path):
+    """Each process records the examples of its share; the epoch's end combines the tables."""
+    from test_distributed import launch
+
+    single, double = launch(tmp_path, "pskd", 1), launch(tmp_path, "pskd", 2)
+    one, two = read_metrics(single), read_metrics(double)
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    for a, b in zip(one, two):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4 * abs(a["train_loss"]), a["step"]
+        assert abs(a["train_distill"] - b["train_distill"]) <= 1e-4 * abs(a["train_distill"]), a["step"]
+        assert abs(a["test_error"] - b["test_error"]) <= 100 / 300 + 1e-9

@@ -23,6 +23,9 @@ How the model, the loss and the optimiser fit together::
   parameters, trains the method's own (label_embedding's ``E``, ``o1``, ``o2``), and the model's
   device moves, checkpoints and ``save_pretrained`` carry its parameters and buffers.
   :class:`EpochEndCallback` refuses, at the start of training, a method the optimiser does not hold.
+- A method that shapes its batches (cskd's same-class pairs,
+  :attr:`~labelemb.methods.base.Method.batch_shape`) is refused in one line by :class:`LabelembLoss`
+  and at the start of training: the Trainer's data loader builds the batches, not labelemb's loop.
 - The model returns the backbone's features (:class:`LabelembOutput`); :class:`LabelembLoss`
   applies the method to them and the labels. Its ``logits`` are ``method.logits(features)``, the
   scores the method trains: what evaluation and ``predict`` return. A model may skip them in
@@ -62,6 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from ..methods.base import Method, MethodOutput
+from ..methods.batch_shapes import refuse_batch_shape
 
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -170,6 +174,7 @@ class LabelembLoss:
                 f"the Trainer counts the labels that are not -100 in num_items_in_batch, but the method "
                 f"ignores {method.ignore_index}: build it with ignore_index=-100"
             )
+        refuse_batch_shape(method, "a Hugging Face Trainer")
         self.method = method
         self.features_key = features_key
         self.index_key = index_key
@@ -210,6 +215,7 @@ class EpochEndCallback(TrainerCallback):
         optimizer: torch.optim.Optimizer | None = None,
         **kwargs: Any,
     ) -> None:
+        refuse_batch_shape(self.method, "a Hugging Face Trainer")
         self.method.warn_inexact_accumulation(args.gradient_accumulation_steps)
         if model is not None and any(module is self.method for module in model.modules()):
             return

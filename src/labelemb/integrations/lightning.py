@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..methods import Method
 from ..methods.base import MicroBatch
+from ..methods.batch_shapes import refuse_batch_shape
 
 __all__ = ["LabelembCallback", "find_methods"]
 
@@ -73,7 +74,9 @@ class LabelembCallback(pl.Callback):
     micro-batches) the mean over its own rows. Exact when the micro-batches count the same number
     of rows (padding tokens aside, batches of one size): Lightning does not know the sizes of the
     micro-batches still to come. A method that accumulation cannot make exact (lwal and its
-    presets, :attr:`~labelemb.methods.base.Method.accumulation_caveat`) is warned about once.
+    presets, :attr:`~labelemb.methods.base.Method.accumulation_caveat`) is warned about once. A
+    method that shapes its batches (cskd, :attr:`~labelemb.methods.base.Method.batch_shape`) is
+    refused in one line when fitting starts: the Trainer's DataLoader builds the batches.
 
     Checkpoints: a method that is a submodule of the LightningModule keeps all its state (statistics,
     soft labels, epoch and step counters) in parameters and buffers, so in the model's state_dict,
@@ -127,6 +130,8 @@ class LabelembCallback(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Heads built in configure_model appear only after setup.
         self._resolve(pl_module)
+        for method in self._methods:  # the Trainer's DataLoader, not labelemb's loop, builds the batches
+            refuse_batch_shape(method, "a Lightning Trainer")
         model = trainer.strategy.model
         if isinstance(model, DistributedDataParallel) and getattr(model, "broadcast_buffers", True):
             ignored = getattr(model, "parameters_to_ignore", set())

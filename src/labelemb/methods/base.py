@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..search import Space
 from ..stacking import linear
+from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
 from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
 from .processes import is_distributed, per_process_share, world_size
@@ -129,6 +130,10 @@ class Method(nn.Module):
     #: (a loss with terms of the batch as a whole that :meth:`micro_batch_loss` cannot make exact);
     #: empty where it does. The adapters warn with it when a trainer accumulates.
     accumulation_caveat: ClassVar[str] = ""
+    #: How the method needs its training batches built (:mod:`labelemb.methods.batch_shapes`), for
+    #: a loss over rows that belong together (cskd's same-class pairs); None: any batch. The training
+    #: loop honours it; a trainer that builds its own batches (the adapters) refuses the method.
+    batch_shape: ClassVar[BatchShape | None] = None
     #: Set by an adapter (Lightning's ``LabelembCallback``) while a trainer accumulates gradients:
     #: ``forward`` in training then returns :meth:`accumulated_loss`. None: the batch is the step.
     micro_batch: MicroBatch | None = None

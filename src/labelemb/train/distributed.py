@@ -22,13 +22,19 @@ class Processes:
         """Only the main process writes files and shows progress."""
         return self.rank == 0
 
-    def shard(self, index: torch.Tensor) -> torch.Tensor:
-        """This process's share of a global batch: every ``world_size``-th example from ``rank``.
+    def shard(self, index: torch.Tensor, group: int = 1) -> torch.Tensor:
+        """This process's share of a global batch: every ``world_size``-th example from ``rank``,
+        or, where the rows come in groups of ``group`` that belong together (a method's
+        :attr:`~labelemb.methods.base.Method.batch_shape`), every ``world_size``-th group.
 
         Every process draws the same global order from the seed, so the shares are disjoint and
         together are the global batch, whatever the number of processes.
         """
-        return index if self.world_size == 1 else index[self.rank :: self.world_size]
+        if self.world_size == 1:
+            return index
+        if group == 1:
+            return index[self.rank :: self.world_size]
+        return index.reshape(-1, group)[self.rank :: self.world_size].reshape(-1)
 
 
 def init_from_environment() -> Processes:

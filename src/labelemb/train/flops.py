@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..tasks import Task
+from .batches import epoch_order, rows_per_example
 from .build import StepOptions
 
 #: Batches of epoch 0 a run's step is counted over.
@@ -57,21 +58,24 @@ def flops_per_example(
     The network is copied (a step changes batch-norm statistics and a method's running tables),
     and the random state is put back after, so counting changes nothing of the run.
     """
-    order = task.epoch_order(train, seed, 0, batch_size)
+    method = getattr(network, "method", network)
+    order = epoch_order(task, method, train, seed, 0, batch_size)
+    group = rows_per_example(method)
     counted = copy.deepcopy(network).train()
     cuda = [p.device for p in counted.parameters() if p.device.type == "cuda"][:1]
     work = 0.0
     with torch.random.fork_rng(devices=cuda):
         with FlopCounterMode(display=False, custom_mapping=IN_PLACE_PRODUCTS) as counter:
-            for start in range(0, min(batches * batch_size, len(order)), batch_size):
-                index = order[start : start + batch_size].to(train_device(train))
+            width = batch_size * group
+            for start in range(0, min(batches * width, len(order)), width):
+                index = order[start : start + width].to(train_device(train))
                 inputs, targets = task.batch(train, index)
                 if isinstance(inputs, torch.Tensor):
                     inputs = options.prepare(inputs, train=False)  # the run's augmentation draws stay its own
                 with options.precision(targets.device):
                     output = counted(inputs, targets, index=index)
                 output.loss.backward()
-                work += task.work(train, index)
+                work += task.work(train, index) / group  # per example drawn
     per_work = counter.get_total_flops() / max(work, 1e-12)
     return per_work * mean_work_per_example(task, train)
 

@@ -25,6 +25,7 @@ from ..data.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
 from ..tasks import Predictor, Task
 from . import distributed
+from .batches import rows_per_example
 from .build import Network, build_network
 from .config import RunConfig
 from .display import ProgressDisplay
@@ -134,8 +135,8 @@ class Layout(Protocol):
     runs: list[SeedRun]
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
-        """Each run's order of the training set this epoch, ``(S, len(split))`` (the task's
-        :meth:`~labelemb.tasks.Task.epoch_order` for each run's seed)."""
+        """Each run's order of the training set this epoch, ``(S, len(split) * rows_per_example)``
+        (:func:`labelemb.train.batches.epoch_order` for each run's seed and method)."""
         ...
 
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -369,6 +370,9 @@ def run_loop(
         enabled=show_progress and writes,
     )
     clock = Clock()
+    # A method that shapes its batches (cskd's pairs) has rows_per_example rows per example drawn.
+    group = rows_per_example(runs[0].method)
+    width = plan.batch_size * group
 
     def stopped_early() -> bool:
         return all(run.progress.stopped is not None for run in runs)
@@ -379,10 +383,10 @@ def run_loop(
             for batch in range(shared.batch, plan.batches_per_epoch):
                 if shared.step >= plan.total_steps or stopped_early():
                     break
-                index = orders[:, batch * plan.batch_size : (batch + 1) * plan.batch_size]
+                index = orders[:, batch * width : (batch + 1) * width]
                 losses, terms = layout.step(plan.train, index)
                 term_sums.add(losses, terms)
-                epoch_ended, due = advance(shared, index.shape[1], plan)
+                epoch_ended, due = advance(shared, index.shape[1] // group, plan)
                 if epoch_ended:
                     layout.on_epoch_end()
                 bar.step()

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .. import methods
 from ..tasks import Predictor, Task
 from . import distributed
+from .batches import epoch_order, rows_per_example
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups, run_model, step_options
 from .loop import SeedRun, load_state
 
@@ -65,10 +66,13 @@ class Single:
             self.options.generator.set_state(checkpoint["augment_rng"])
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
-        return self.task.epoch_order(split, self.runs[0].config.seed, epoch, batch_size)[None]
+        run = self.runs[0]
+        return epoch_order(self.task, run.method, split, run.config.seed, epoch, batch_size)[None]
 
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self.forward(split, self.processes.shard(index[0]))
+        # A method's rows that belong together (cskd's pairs) stay on one process.
+        group = rows_per_example(self.runs[0].method)
+        out = self.forward(split, self.processes.shard(index[0], group))
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.clip_grad_norm is not None:

@@ -38,6 +38,7 @@ from ..data import Split
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from . import distributed
+from .batches import epoch_order
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups
 from .config import RunConfig
 from .loop import SeedRun, load_state
@@ -192,7 +193,10 @@ class Stacked:
 
     def epoch_orders(self, epoch: int, split: Split, batch_size: int) -> Tensor:
         return torch.stack(
-            [self.task.epoch_order(split, run.config.seed, epoch, batch_size) for run in self.runs]
+            [
+                epoch_order(self.task, run.method, split, run.config.seed, epoch, batch_size)
+                for run in self.runs
+            ]
         )
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
