@@ -41,6 +41,9 @@ METHODS = [
     ("mbls", {"margin": 1.0, "alpha": 0.5}),
     ("logitnorm", {"tau": 0.5}),
     ("label_relaxation", {"alpha": 0.3}),
+    ("zipf_ls", {"weight": 1.0, "power": 1.5}),
+    ("lspp", {"alpha": 0.3}),
+    ("lcm", {"alpha": 3.0}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

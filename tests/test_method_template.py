@@ -219,6 +219,7 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
         "mbls",
         "onehot",
         "tfkd_reg",
+        "zipf_ls",
     ]
     assert methods.serving("class") == methods.available()
     assert methods.why_not_serving("onehot", "token") is None
