@@ -70,7 +70,8 @@ def _table(path: Path, fmt: str, trained: Trained) -> Rows:
 
     kind = trained.yields
     files = trained.config.section(FilesOptions)
-    wanted_input = [files.input_column] if files.input_column else list(INPUT_COLUMNS[kind])
+    defaults = INPUT_COLUMNS["images" if kind == "images" else "text"]
+    wanted_input = [files.input_column] if files.input_column else list(defaults)
     wanted_label = [files.label_column] if files.label_column else list(LABEL_COLUMNS)
     try:
         if fmt in ("csv", "tsv"):

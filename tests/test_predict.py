@@ -1,0 +1,240 @@
+"""labelemb predict and labelemb.load (issue 48): predictions on a run's own test data give exactly
+the test error its summary recorded (digits, a CSV of texts, an image folder, a frozen backbone),
+at the selected check and at the last; every bad input is one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import labelemb
+from labelemb.cli import main
+from labelemb.train import build_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+WORDS = {
+    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],
+    "vehicle": ["car", "bus", "train", "bike", "truck", "tram"],
+    "food": ["bread", "cheese", "apple", "rice", "soup", "pear"],
+}
+
+
+def read_output(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def error_of(rows: list[dict[str, str]]) -> float:
+    """The error (%) of an output's predictions against its inputs' own labels, as the trainer counts."""
+    wrong = sum(row["prediction"] != row["label"] for row in rows)
+    return 100.0 * wrong / len(rows)
+
+
+def predict(*args: str) -> int:
+    return main(["predict", *map(str, args), "--no-progress"])
+
+
+@pytest.fixture
+def digits_run(small_config):
+    """A digits run checked 12 times, so that its selected check is (here) not its last."""
+    config = small_config("train.eval_every=200", "method.name=onehot", "train.lr=0.003")
+    summary = train(config)
+    return config.run_dir(), summary
+
+
+def test_digits_selected_and_last_checks_give_the_recorded_errors(digits_run, tmp_path, capsys):
+    run, summary = digits_run
+    assert summary["selected_step"] != summary["steps"]  # the selected weights are model.selected.pt
+    assert predict(run, "--split", "test", "--output", tmp_path / "s.csv", "--top-k", "3") == 0
+    rows = read_output(tmp_path / "s.csv")
+    assert len(rows) == 300 and [row["row"] for row in rows[:3]] == ["1", "2", "3"]
+    assert error_of(rows) == summary["selected_test_error"]
+    assert {"class_1", "probability_3", "temperature"} <= set(rows[0])
+    assert float(rows[0]["temperature"]) == pytest.approx(summary["selected_temperature"], rel=1e-5)
+    assert "temperature T =" in capsys.readouterr().err
+    assert predict(run, "--split", "test", "--output", tmp_path / "l.csv", "--checkpoint", "last") == 0
+    assert error_of(read_output(tmp_path / "l.csv")) == summary["final_test_error"]
+
+
+def test_load_in_python_gives_names_probabilities_and_the_module(digits_run, digits):
+    run, summary = digits_run
+    predictor = labelemb.load(run)
+    assert predictor.classes == summary["class_names"]
+    probabilities = predictor.predict_proba(digits.test.inputs[:5])
+    assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(1), 1.0)
+    predictions = predictor.predict(digits.test.inputs[:5])
+    assert [p.label for p in predictions] == [predictor.classes[i] for i in probabilities.argmax(1)]
+    # An image as a uint8 array (H, W) goes through the image decoding of a run's own files.
+    pixels = (digits.test.inputs[0, 0].numpy() * 255).round().astype(np.uint8)
+    assert predictor.predict([pixels])[0].label == predictions[0].label
+    scores = predictor.model(digits.test.inputs[:5])
+    assert scores.shape == (5, 10)
+
+
+def text_table(path: Path, count: int, seed: int) -> None:
+    generator = np.random.default_rng(seed)
+    lines = ["text,label"]
+    for i in range(count):
+        label = list(WORDS)[i % 3]
+        # Mostly the class's words, and one word of another class to leave something to learn.
+        words = list(generator.choice(WORDS[label], 3)) + [generator.choice(WORDS[list(WORDS)[(i + 1) % 3]])]
+        lines.append(f'"{" ".join(words)} {i % 5}",{label}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def text_run(tmp_path):
+    text_table(tmp_path / "train.csv", 90, 0)
+    text_table(tmp_path / "test.csv", 30, 1)
+    raw = {
+        "experiment": "texts",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "files", "dir": str(tmp_path), "files": {"train": "train.csv", "test": "test.csv"}},
+        "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
+        "method": {"name": "label_embedding"},
+        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
+    }
+    config = build_config(raw)
+    return config.run_dir(), train(config), tmp_path
+
+
+def test_a_csv_of_texts_gives_the_recorded_error(text_run):
+    run, summary, folder = text_run
+    assert predict(run, "--input", folder / "test.csv", "--output", folder / "out.csv") == 0
+    rows = read_output(folder / "out.csv")
+    assert len(rows) == 30 and error_of(rows) == summary["selected_test_error"]
+    # The same texts from Python, and one a line from a text file.
+    texts = [line.rsplit(",", 1)[0].strip('"') for line in (folder / "test.csv").read_text().splitlines()[1:]]
+    assert [p.label for p in labelemb.load(run).predict(texts)] == [row["prediction"] for row in rows]
+    (folder / "texts.txt").write_text("\n".join(texts) + "\n")
+    assert predict(run, "--input", folder / "texts.txt", "--output", folder / "t.jsonl") == 0
+    lines = [json.loads(line) for line in (folder / "t.jsonl").read_text().splitlines()]
+    assert [line["prediction"] for line in lines] == [row["prediction"] for row in rows]
+
+
+def image_folder(root: Path, counts: dict[str, int], seed: int) -> None:
+    from PIL import Image
+
+    generator = np.random.default_rng(seed)
+    for c, name in enumerate(("dark", "light")):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(counts[name]):
+            base = 60 + 120 * c
+            pixels = np.clip(generator.normal(base, 50, (10, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+
+
+@pytest.fixture
+def folder_run(tmp_path):
+    image_folder(tmp_path / "train", {"dark": 20, "light": 20}, 0)
+    image_folder(tmp_path / "test", {"dark": 8, "light": 8}, 1)
+    files = {"format": "imagefolder", "train": "train", "test": "test", "image_size": [8, 8]}
+    files["cache_dir"] = str(tmp_path / "cache")
+    raw = {
+        "experiment": "folder",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "files", "dir": str(tmp_path), "files": files},
+        "model": {"name": "mlp", "hidden": [8]},
+        "method": {"name": "label_embedding"},
+        "train": {"epochs": 3, "batch_size": 6, "progress": False},
+    }
+    config = build_config(raw)
+    return config.run_dir(), train(config), tmp_path
+
+
+def test_an_image_folder_gives_the_recorded_error(folder_run):
+    run, summary, folder = folder_run
+    assert predict(run, "--input", folder / "test", "--output", folder / "out.csv") == 0
+    rows = read_output(folder / "out.csv")
+    assert len(rows) == 16 and rows[0]["file"] == "dark/0.png"
+    assert error_of(rows) == summary["selected_test_error"]
+    # One image file, and a table of image paths beside it.
+    assert predict(run, "--input", folder / "test" / "light" / "3.png", "--output", folder / "one.csv") == 0
+    one = read_output(folder / "one.csv")
+    assert one[0]["prediction"] == next(r["prediction"] for r in rows if r["file"] == "light/3.png")
+    (folder / "paths.csv").write_text(
+        "image,label\n" + "".join(f"test/{r['file']},{r['label']}\n" for r in rows)
+    )
+    assert predict(run, "--input", folder / "paths.csv", "--output", folder / "p.csv") == 0
+    assert [r["prediction"] for r in read_output(folder / "p.csv")] == [r["prediction"] for r in rows]
+
+
+def test_a_frozen_backbone_gives_the_recorded_error(small_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
+    config = small_config("model.freeze=true", "train.lr=0.01")
+    summary = train(config)
+    assert predict(config.run_dir(), "--split", "test", "--output", tmp_path / "f.csv") == 0
+    assert error_of(read_output(tmp_path / "f.csv")) == summary["selected_test_error"]
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+def refused(capsys, *args: str) -> str:
+    """The one error line of a predict that must fail; nothing else on stderr."""
+    assert predict(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("labelemb predict: error: ")
+    return err
+
+
+def test_a_folder_that_is_not_a_run(tmp_path, capsys):
+    err = refused(capsys, tmp_path, "--split", "test", "--output", tmp_path / "o.csv")
+    assert "is neither a labelemb run folder" in err and not (tmp_path / "o.csv").exists()
+
+
+def test_an_output_that_exists_is_kept_unless_overwrite(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    (tmp_path / "o.csv").write_text("mine\n")
+    assert "exists; choose another --output" in refused(
+        capsys, run, "--split", "test", "--output", tmp_path / "o.csv"
+    )
+    assert (tmp_path / "o.csv").read_text() == "mine\n"
+    assert predict(run, "--split", "test", "--output", tmp_path / "o.csv", "--overwrite") == 0
+
+
+def test_a_run_still_training_is_refused_unless_last(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    training = tmp_path / "training"
+    shutil.copytree(run, training)
+    (training / "summary.json").unlink()
+    assert "still training" in refused(capsys, training, "--split", "test", "--output", tmp_path / "o.csv")
+    assert predict(training, "--split", "test", "--output", tmp_path / "o.csv", "--checkpoint", "last") == 0
+
+
+def test_a_run_of_another_version(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    config = other / "config.yaml"
+    config.write_text(config.read_text() + "future_key: 1\n")
+    err = refused(capsys, other, "--split", "test", "--output", tmp_path / "o.csv")
+    assert "future_key" in err and "another labelemb version" in err
+
+
+def test_an_input_without_the_runs_input_column(text_run, capsys):
+    run, _, folder = text_run
+    (folder / "bad.csv").write_text("words,label\ncat dog,animal\n")
+    err = refused(capsys, run, "--input", folder / "bad.csv", "--output", folder / "o.csv")
+    assert "has no column 'text'" in err and "its columns: words, label" in err
+    assert not (folder / "o.csv").exists()
+
+
+def test_images_the_run_cannot_take(folder_run, capsys):
+    run, _, folder = folder_run
+    bad = folder / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_text("not an image")
+    err = refused(capsys, run, "--input", bad, "--output", folder / "o.csv")
+    assert "a.png: not a readable image" in err and not (folder / "o.csv").exists()
+    (folder / "texts.txt").write_text("a text\n")
+    assert "cannot read input" in refused(
+        capsys, run, "--input", folder / "texts.txt", "--output", folder / "o.csv"
+    )
