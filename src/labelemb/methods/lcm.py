@@ -17,8 +17,10 @@ from .registry import register
 
 @register("lcm")
 class LabelConfusionModel(LinearOutputMethod):
-    """Label Confusion Model, Guo, Liu, Han, Li and Liu (2021), "Label Confusion Learning to
-    Enhance Text Classification Models" (AAAI), Section 3.
+    """Label Confusion Model, Guo, Han, Han, Huang and Lu (2021), "Label Confusion Learning to
+    Enhance Text Classification Models" (AAAI; arXiv 2012.04987), its model as the paper's LCM
+    figure and the authors' Keras code (beyondguo/label_confusion_learning, ``models/lstm.py``)
+    give it (the paper's text beyond its introduction was not at hand).
 
     Beside the predicting layer ``z = W h + b``, a label encoder: label embeddings ``E``
     (m x ``embedding_dim``) and a dense layer give the label vectors ``V = tanh(E A^T + a)``
@@ -26,9 +28,9 @@ class LabelConfusionModel(LinearOutputMethod):
     a softmax into the label confusion distribution (LCD); the simulated label distribution (SLD)
     softens the one-hot label with it, and the loss is the KL from the SLD to the prediction::
 
-        c   = softmax(W_c (V h) + b_c)                  (LCD, Eq. 3-4)
-        s   = softmax(alpha * onehot(y) + c)            (SLD, Eq. 5)
-        L   = KL(s || softmax(z)) = sum_k s_k (log s_k - log p_k)        (Eq. 6)
+        c   = softmax(W_c (V h) + b_c)                  (the LCD)
+        s   = softmax(alpha * onehot(y) + c)            (the SLD)
+        L   = KL(s || softmax(z)) = sum_k s_k (log s_k - log p_k)
 
     Nothing is detached, as in the authors' Keras code (``lcm_loss``: ``-H(s, s) + H(s, p)`` on the
     concatenated outputs): the KL trains the predictor, the label encoder (``E``, ``A``, ``a``,

@@ -21,7 +21,8 @@ TARGETS_KEY = "targets"
 @register("lspp")
 class LabelSmoothingPlusPlus(LinearOutputMethod):
     """Label Smoothing++, Chhabra, Venkateswara and Li, "Label Smoothing++: Enhanced Label
-    Regularization for Training Neural Networks" (BMVC 2024; arXiv 2509.05307), Section 3.
+    Regularization for Training Neural Networks" (BMVC 2024; arXiv 2509.05307), its method as the
+    authors' README and released ``lspp.py`` (s-chh/LSPP) give it (the paper's text was not at hand).
 
     Each class ``c`` learns a distribution ``C[c]`` over the other classes: a learnable m x m
     matrix ``c_matrix`` (zeros at the start: ``C`` uniform, i.e. label smoothing) whose row ``c`` is

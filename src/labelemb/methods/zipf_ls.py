@@ -35,7 +35,9 @@ def zipf_targets(logits: Tensor, label: Tensor, power: float) -> Tensor:
 @register("zipf_ls")
 class ZipfLabelSmoothing(LinearOutputMethod):
     """Zipf's label smoothing, Liang et al. (2022), "Efficient One Pass Self-distillation with Zipf's
-    Label Smoothing" (ECCV), Section 3::
+    Label Smoothing" (ECCV; arXiv 2207.12980), its method as the authors' code
+    (megvii-research/zipfls, ``pytorch_zipfls/losses.py``) computes it (the paper's text was not at
+    hand here)::
 
         r_k    = 1 + #{j : z_j > z_k}                     rank of class k by this step's own logits
         t_k    = r_k^-power / sum_{j != y} r_j^-power       for k != y (t_y = 0): a Zipf law, no gradient
