@@ -344,6 +344,8 @@ STACKED_METHODS = [
     ("zipf_ls", {"weight": 1.0, "power": 1.5}),
     ("lspp", {"alpha": 0.3}),  # C learns by the reverse CE
     ("lcm", {"alpha": 3.0}),
+    ("pskd", {"num_examples": 60, "epochs": 4}),
+    ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
 ]
 
 

@@ -44,6 +44,9 @@ METHODS = [
     ("zipf_ls", {"weight": 1.0, "power": 1.5}),
     ("lspp", {"alpha": 0.3}),
     ("lcm", {"alpha": 3.0}),
+    # Its tables float32 here: the comparisons are of float32 arithmetic, not of storage.
+    ("pskd", {"num_examples": NUM_EXAMPLES, "epochs": 4, "storage": "float32"}),
+    ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])
