@@ -44,8 +44,7 @@ class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps each training example's last prediction (per-example state, indexed by the "
-        "example's position); a token row has no such index, and N_tokens x V predictions would not fit "
-        "(the paper's translation runs used the previous epoch's model instead)"
+        "example's position); a token row has no such index, and N_tokens x V predictions would not fit"
     }
     # alpha (the paper's alpha_T), the past prediction's weight in the last epoch (constructor: [0, 1]):
     # the paper's 0.8 (CIFAR-100) and 0.3 (ImageNet) inside; near 0 it is plain cross-entropy, past
