@@ -90,7 +90,7 @@ def _onnx(predictor: Predictor, folder: Path) -> Path:
     """The network in ONNX (torch.onnx.export), checked with onnxruntime on a batch of another size."""
     try:
         import onnx  # noqa: F401
-        import onnxruntime
+        import onnxruntime  # noqa: F401
     except ImportError:
         raise PredictError("ONNX export needs onnx and onnxruntime: pip install 'labelemb[export]'") from None
     model, example = predictor.model.cpu().eval(), example_batch(predictor)
@@ -113,11 +113,21 @@ def _onnx(predictor: Predictor, folder: Path) -> Path:
             )
     except Exception as error:  # the exporter's errors name the operator it cannot express
         raise PredictError(f"ONNX cannot express this network: {_first_line(error)}") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(path)
     check = example_batch(predictor, rows=5)
     (scores,) = session.run(["scores"], {"inputs": check.numpy()})
     _check_scores("ONNX Runtime", torch.from_numpy(scores), model(check))
     return path
+
+
+def onnxruntime_session(path: Path) -> Any:
+    """An onnxruntime session on the CPU for the model at ``path``, its log kept to errors (its
+    graph optimiser's notes are not the user's concern)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _first_line(error: BaseException) -> str:
