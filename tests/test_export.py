@@ -97,6 +97,29 @@ def test_torchscript_and_onnx_give_the_runs_scores(digits_run, digits, tmp_path,
     assert torch.allclose(got, want, atol=TOLERANCE, rtol=0)
 
 
+def test_a_frozen_backbone_travels_in_every_export(small_config, digits, tmp_path, monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
+    config = small_config("model.freeze=true", "train.lr=0.01", "model.dense=16")
+    train(config)
+    predictor = labelemb.load(config.run_dir())
+    inputs = digits.test.inputs[:30]
+    want = predictor.logits(inputs)
+    for fmt in ("bundle", "torchscript", "onnx"):
+        assert export(config.run_dir(), fmt, tmp_path / fmt) == 0
+    bundle = labelemb.load(tmp_path / "bundle")
+    assert any(name.startswith("backbone.") for name in bundle.model.state_dict())
+    assert torch.allclose(bundle.logits(inputs), want, atol=TOLERANCE, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.load(str(tmp_path / "torchscript" / "model.torchscript.pt"))
+    assert torch.allclose(traced(inputs), want, atol=TOLERANCE, rtol=0)
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
+    got = torch.from_numpy(session.run(None, {"inputs": inputs.numpy()})[0])
+    assert torch.allclose(got, want, atol=TOLERANCE, rtol=0)
+
+
 def test_onnx_of_a_text_run_reads_word_ids(text_run, tmp_path):
     import onnxruntime
 

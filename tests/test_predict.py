@@ -118,6 +118,47 @@ def test_a_csv_of_texts_gives_the_recorded_error(text_run):
     assert [line["prediction"] for line in lines] == [row["prediction"] for row in rows]
 
 
+def test_json_lines_and_parquet_tables_read_as_the_csv(text_run):
+    import pandas as pd
+
+    run, _, folder = text_run
+    table = pd.read_csv(folder / "test.csv", keep_default_na=False, dtype=str)
+    table.to_json(folder / "test.jsonl", orient="records", lines=True)
+    table.to_parquet(folder / "test.parquet")
+    outputs = []
+    for name in ("test.csv", "test.jsonl", "test.parquet"):
+        assert predict(run, "--input", folder / name, "--output", folder / f"{name}.out.csv") == 0
+        outputs.append([row["prediction"] for row in read_output(folder / f"{name}.out.csv")])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_npz_arrays_give_the_recorded_error(tmp_path):
+    generator = np.random.default_rng(3)
+    arrays = {}
+    for split, n in (("train", 60), ("test", 20)):
+        labels = generator.integers(0, 2, n)
+        arrays[f"x_{split}"] = np.clip(
+            generator.normal(80 + 100 * labels[:, None, None], 40, (n, 6, 6)), 0, 255
+        )
+        arrays[f"x_{split}"] = arrays[f"x_{split}"].astype(np.uint8)
+        arrays[f"y_{split}"] = labels
+    np.savez(tmp_path / "set.npz", **arrays)
+    files = {"format": "npz", "path": "set.npz", "cache_dir": str(tmp_path / "cache")}
+    raw = {
+        "experiment": "arrays",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "files", "dir": str(tmp_path), "files": files},
+        "model": {"name": "mlp", "hidden": [8]},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 3, "batch_size": 6, "progress": False},
+    }
+    config = build_config(raw)
+    summary = train(config)
+    assert predict(config.run_dir(), "--input", tmp_path / "set.npz", "--output", tmp_path / "o.csv") == 0
+    rows = read_output(tmp_path / "o.csv")
+    assert len(rows) == 20 and error_of(rows) == summary["selected_test_error"]
+
+
 def image_folder(root: Path, counts: dict[str, int], seed: int) -> None:
     from PIL import Image
 

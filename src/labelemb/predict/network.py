@@ -75,6 +75,7 @@ def build_classifier(trained: Trained) -> Classifier:
     with torch.random.fork_rng(devices=[]):
         backbone = _frozen_backbone(trained) if trained.frozen else None
         shape = trained.input_shape or _input_shape(trained, backbone)
+        trained.input_shape = shape  # what the inputs are made for, now known
         data = _DataShape(shape, list(trained.class_names), range(max(trained.train_examples, 1)))
         try:
             model, method = build_network(config, data)  # type: ignore[arg-type]
@@ -102,6 +103,7 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
         from ..train.build import load_run_data
 
         shape = tuple(load_run_data(trained.config).input_shape)  # a run from before shapes were kept
+        trained.backbone_input_shape = shape
     data = _DataShape(tuple(shape), list(trained.class_names), range(1))
     backbone = frozen_backbone(trained.config, data)
     if trained.backbone is not None:
