@@ -13,6 +13,9 @@ from test_batched import run_both
 from test_batched import (
     test_a_stacked_method_gives_each_seeds_loss_terms_gradients_and_state as stacked_check,
 )
+from test_batched import (
+    test_settings_of_a_method_side_by_side_give_the_numbers_of_their_own_runs as side_by_side_check,
+)
 from test_train import assert_same_run, interrupt_at_first_checkpoint, read_metrics
 
 from labelemb import methods
@@ -291,3 +294,18 @@ def test_two_torchrun_processes_match_one_process(tmp_path):
         assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4 * abs(a["train_loss"]), a["step"]
         assert abs(a["train_kl"] - b["train_kl"]) <= 1e-4 * abs(a["train_kl"]) + 1e-7, a["step"]
         assert abs(a["test_error"] - b["test_error"]) <= 100 / 300 + 1e-9
+
+
+def test_settings_side_by_side_train_as_their_own_runs(small_config, digits, tmp_path):
+    """A tuning round's trials, stacked: each setting's numbers."""
+    side_by_side_check(
+        small_config,
+        digits,
+        tmp_path,
+        "cskd",
+        [
+            {"temperature": 2.0, "lam": 0.5},
+            {"temperature": 6.0, "lam": 3.0},
+            {"temperature": 4.0, "lam": 1.0},
+        ],
+    )
