@@ -17,17 +17,18 @@ from .registry import register
 @register("cskd")
 class ClassWiseSelfKnowledgeDistillation(LinearOutputMethod):
     """CS-KD, Yun et al., "Regularizing Class-wise Predictions via Self-knowledge Distillation",
-    CVPR 2020 (Section 2, Eq. 1-3).
+    CVPR 2020 (Section 2, the method; the equation is the paper's total loss, as the authors' code
+    computes it).
 
     Its batches are pairs: rows ``2k`` (the example ``x``, drawn by the epoch's order) and
     ``2k + 1`` (``x'``, another training example of the same class, drawn at random; the training
     loop builds them, :attr:`batch_shape`). With ``P(x; T) = softmax(z(x) / T)``::
 
-        L = (1 / n) sum_k [ H(y_k, P(x_k; 1)) + lambda T^2 KL(sg(P(x'_k; T)) || P(x_k; T)) ]    (Eq. 3)
+        L = (1 / n) sum_k [ H(y_k, P(x_k; 1)) + lambda T^2 KL(sg(P(x'_k; T)) || P(x_k; T)) ]
 
     over the ``n`` pairs whose ``x`` counts; the partner is only a teacher (no cross-entropy, no
     gradient). A pair whose partner does not count (ignored, not finite) or has another label
-    adds no KL term. Defaults ``T = 4``, ``lambda = 1`` (the authors' CIFAR and fine-grained setting).
+    adds no KL term. Defaults ``T = 4``, ``lambda = 1``, as in the paper and the authors' code.
 
     A batch must have an even number of rows. Only labelemb's training loop builds the pairs;
     a plain loop may call :meth:`~labelemb.methods.batch_shapes.ClassPairs.arrange` for its order.
@@ -43,8 +44,8 @@ class ClassWiseSelfKnowledgeDistillation(LinearOutputMethod):
     # temperature T (constructor: > 0): the paper searched {1, 4} and uses 4; below 1 the teacher is
     # sharper than the model's own prediction, past 8 it is close to uniform for the usual logits and
     # T^2 inflates the term. Log: it acts by ratio.
-    # lam, lambda (constructor: >= 0): the paper searched {1, 2, 3, 4} (1 for CIFAR, ...); 0.25 keeps
-    # the term a light regulariser. Log: its effect is by ratio against the cross-entropy.
+    # lam, lambda (constructor: >= 0): the paper's search of {1, 2, 3, 4} inside; down to 0.25 the term
+    # is a light regulariser (0 would be plain cross-entropy). Log: it acts by ratio against the CE.
     search_space: ClassVar[dict[str, Space]] = {
         "temperature": Space.floats(1.0, 8.0, log=True),
         "lam": Space.floats(0.25, 4.0, log=True),

@@ -17,14 +17,14 @@ from .registry import register
 @register("pskd")
 class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
     """PS-KD, Kim et al., "Self-Knowledge Distillation with Progressive Refinement of Targets",
-    ICCV 2021 (Section 3.2, Eq. 5-7; Algorithm 1).
+    ICCV 2021 (Section 3, the method; the equations as the authors' code computes them).
 
     Each training example ``i`` is trained on a soft target that mixes its one-hot label with the
     model's own prediction ``p_i^{t-1} = softmax(z_i)`` for that example, recorded in the previous
     epoch (the past model as its own teacher). With ``t = 1, ..., T`` the epoch and ``T = epochs``::
 
-        q_i   = (1 - alpha_t) onehot(y_i) + alpha_t p_i^{t-1},      alpha_t = alpha_T t / T   (Eq. 7)
-        L     = H(q_i, softmax(z_i))                               (Eq. 6; q_i gets no gradient)
+        q_i   = (1 - alpha_t) onehot(y_i) + alpha_t p_i^{t-1},      alpha_t = alpha_T t / T
+        L     = H(q_i, softmax(z_i))                               (q_i gets no gradient)
 
     In the first epoch an example has no recorded prediction and its target is its one-hot label
     (the authors' code stores the one-hot label as the prediction "of epoch 0"), as for an example
