@@ -27,6 +27,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor.progress = not args.no_progress
     trained = predictor.trained
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
+    if predictor.reads == "token_pairs":
+        return _decoded(predictor, rows, args)
     logits = predictor.logits(rows.items, rows.names)
     predictions = predictor.read_predictions(logits, args.top_k)
     text = prediction_table(rows, predictions, args.top_k, predictor.temperature, output)
@@ -40,6 +42,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"error on the inputs' own labels: {100.0 * wrong / max(len(predictions), 1):.2f} %",
             file=sys.stderr,
         )
+    return 0
+
+
+def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
+    """A sequence-to-sequence run's output line for each source line, one row each."""
+    outputs = predictor.translate(rows.items)
+    records = []
+    for i, line in enumerate(outputs):
+        record = {rows.name_column: rows.names[i]}
+        if rows.labels is not None:
+            record["reference"] = rows.labels[i]
+        records.append({**record, "output": line})
+    write_text(
+        args.output, table_text(records, list(records[0]) if records else ["line", "output"], args.output)
+    )
+    trained = predictor.trained
+    decoding = trained.config.model_extra.get("decode")
+    beam = decoding.beam if decoding is not None else 1
+    print(
+        f"decoded {len(outputs)} line(s) with {args.run_dir} ({trained.checkpoint} check, step "
+        f"{trained.step}; beam {beam}) -> {args.output}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -78,10 +103,15 @@ def prediction_table(
         # Whether (and which) temperature made the probabilities, on every row.
         record["temperature"] = "" if temperature is None else round(temperature, 6)
         records.append(record)
+    columns = list(records[0]) if records else [rows.name_column, "prediction", "probability", "temperature"]
+    return table_text(records, columns, output)
+
+
+def table_text(records: list[dict[str, Any]], columns: list[str], output: Path) -> str:
+    """``records`` as CSV, or JSON lines for an output ending in .jsonl or .json."""
     if output.suffix.lower() in (".jsonl", ".json"):
         return "".join(json.dumps(record) + "\n" for record in records)
     buffer = io.StringIO()
-    columns = list(records[0]) if records else [rows.name_column, "prediction", "probability", "temperature"]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)

@@ -22,7 +22,7 @@ from torch import Tensor
 from .. import __version__
 from ..aligned import aligned
 from ..models import model_text_encoder
-from ..rundir import TENSORS_FILE, VOCABULARY_FILE
+from ..rundir import TENSORS_FILE, VOCABULARY_FILE, VOCABULARY_FILES
 from ..train.config import RunConfig
 from .source import (
     BUNDLE_FILE,
@@ -31,6 +31,7 @@ from .source import (
     PredictError,
     Trained,
     read_json,
+    read_tokens,
     read_yaml,
 )
 
@@ -52,6 +53,10 @@ def bundle_files(trained: Trained, backbone: dict[str, Tensor] | None, folder: P
     if trained.vocabulary is not None:
         written.append(folder / VOCABULARY_FILE)
         written[-1].write_text("".join(token + "\n" for token in trained.vocabulary), encoding="utf-8")
+    if trained.pair_vocabularies is not None:
+        for name, tokens in zip(VOCABULARY_FILES, trained.pair_vocabularies):
+            written.append(folder / name)
+            written[-1].write_text("".join(token + "\n" for token in tokens), encoding="utf-8")
     if trained.label_tensors:
         written.append(folder / TENSORS_FILE)
         save_file({name: _own(t) for name, t in trained.label_tensors.items()}, str(written[-1]))
@@ -88,6 +93,7 @@ def describe(trained: Trained) -> dict[str, Any]:
         else list(trained.backbone_input_shape),
         "train_examples": trained.train_examples,
         "vocabulary": VOCABULARY_FILE if trained.vocabulary is not None else None,
+        "pair_vocabularies": list(VOCABULARY_FILES) if trained.pair_vocabularies is not None else None,
         "encoder": model_text_encoder(config.model.name, config.options("model")),
         "label_representation": TENSORS_FILE if trained.label_tensors else None,
     }
@@ -118,10 +124,8 @@ def read_bundle(folder: Path) -> Trained:
         raise PredictError(f"cannot read {folder / WEIGHTS_FILE} ({error}); the bundle is damaged") from None
     backbone = {k[len(BACKBONE_PREFIX) :]: t for k, t in tensors.items() if k.startswith(BACKBONE_PREFIX)}
     weights = {k: t for k, t in tensors.items() if not k.startswith(BACKBONE_PREFIX)}
-    vocabulary = None
-    if description.get("vocabulary"):
-        text = (folder / description["vocabulary"]).read_text(encoding="utf-8")
-        vocabulary = [line for line in text.split("\n") if line]
+    vocabulary = read_tokens(folder / description["vocabulary"]) if description.get("vocabulary") else None
+    pairs = [read_tokens(folder / name) for name in description.get("pair_vocabularies") or ()]
     labels = {}
     if description.get("label_representation"):
         labels = {
@@ -139,6 +143,7 @@ def read_bundle(folder: Path) -> Trained:
         step=int(description.get("step") or 0),
         checkpoint=description.get("checkpoint", "selected"),
         vocabulary=vocabulary,
+        pair_vocabularies=(pairs[0], pairs[1]) if len(pairs) == 2 and None not in pairs else None,  # type: ignore[arg-type]
         backbone=backbone or None,
         test_error=description.get("test_error"),
         label_tensors=labels,

@@ -41,6 +41,11 @@ def export(predictor: Predictor, fmt: str, output: Path) -> list[Path]:
     """Write ``predictor``'s run as ``fmt`` into the folder ``output``; return the files written."""
     if fmt not in FORMATS:
         raise PredictError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
+    if fmt != "bundle" and predictor.reads == "token_pairs":
+        raise PredictError(
+            "a sequence-to-sequence run exports as a bundle only: its decoding (beam search over the "
+            "decoder's steps) is a loop around the network, not one network from input to scores"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as scratch:
         folder = Path(scratch)

@@ -79,8 +79,8 @@ class Predictor:
         """The class scores ``(N, m)`` (float32, on the CPU) of ``inputs``, in their order."""
         if self.reads not in ("images", "texts"):
             raise PredictError(
-                f"{self.trained.origin} is a sequence-to-sequence run: labelemb predict classifies; "
-                "decoding new source lines is not supported yet"
+                f"{self.trained.origin} is a sequence-to-sequence run: it decodes source lines "
+                "(Predictor.translate), it has no class scores"
             )
         parts = [self._scores(part) for part in self._parts(inputs, names)]
         if not parts:
@@ -115,6 +115,19 @@ class Predictor:
             label = int(best[row])
             out.append(Prediction(names[label], float(probabilities[row, label]), top if top_k > 1 else ()))
         return out
+
+    def translate(self, lines: Any) -> list[str]:
+        """A sequence-to-sequence run's output for each source line (or a split of its corpus, as
+        the run holds it), decoded with the run's ``decode:`` settings; tokens joined by spaces."""
+        from .sequences import decode_lines, source_pairs
+
+        if self.reads != "token_pairs":
+            raise PredictError(f"{self.trained.origin} is a classifier: use predict, not translate")
+        if hasattr(lines, "source_tokens"):
+            pairs = lines  # a split of the run's corpus, as read for training
+        else:
+            pairs = source_pairs([lines] if isinstance(lines, str) else list(lines), self.trained)
+        return decode_lines(self.trained, self.model, pairs, self.device)
 
     # ------------------------------------------------------------------ batches
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.files_options import FilesOptions
 from ..data.files_tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
+from ..data.text import read_lines
 from .source import PredictError, Trained
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -45,6 +46,9 @@ def read_rows(path: Path, trained: Trained) -> Rows:
                 f"input {path} is a folder, but this run reads texts: give a table or a .txt file"
             )
         return _image_folder(path)
+    if kind == "token_pairs":  # source lines, whatever the file is called (.en, .de, .txt)
+        lines = read_lines(path)
+        return Rows("line", [str(i + 1) for i in range(len(lines))], lines)
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in TABLE_FORMATS:
@@ -143,6 +147,9 @@ def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
     held = getattr(dataset, split, None)
     if held is None:
         raise PredictError(f"the data of {trained.origin} has no {split} split")
+    if hasattr(held, "reference_tokens"):  # a text pair split: its references beside the output
+        references = [" ".join(words) for words in held.reference_tokens]
+        return Rows("line", [str(i + 1) for i in range(len(held))], held, references)
     names = list(dataset.class_names)
     labels = [names[i] for i in held.labels.tolist()]
     return Rows("row", [str(i + 1) for i in range(len(held))], held, labels)

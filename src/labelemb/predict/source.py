@@ -17,7 +17,15 @@ import yaml
 from torch import Tensor
 
 from ..data.registry import dataset_yields
-from ..rundir import CONFIG_FILE, SUMMARY_FILE, VOCABULARY_FILE, RunDir, RunDirError, yaml_problem
+from ..rundir import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    VOCABULARY_FILE,
+    VOCABULARY_FILES,
+    RunDir,
+    RunDirError,
+    yaml_problem,
+)
 from ..train.config import RunConfig
 
 #: Which weights of a run are read: the selected check's (the summary's figures) or the last.
@@ -51,6 +59,8 @@ class Trained:
     step: int
     checkpoint: Checkpoint
     vocabulary: list[str] | None = None
+    #: A sequence-to-sequence run's source and target vocabularies, tokens in id order.
+    pair_vocabularies: tuple[list[str], list[str]] | None = None
     backbone: dict[str, Tensor] | None = None
     #: The test error the run recorded at that check (%), where it recorded one.
     test_error: float | None = None
@@ -147,17 +157,19 @@ def _trained(
     last = records[-1]
     details = summary.get("data") or {}
     frozen = details.get("frozen") or {}
-    vocabulary_file = folder.file(VOCABULARY_FILE)
-    vocabulary = None
-    if vocabulary_file.is_file():
-        vocabulary = [line for line in vocabulary_file.read_text(encoding="utf-8").split("\n") if line]
+    vocabulary = read_tokens(folder.file(VOCABULARY_FILE))
+    pairs = [read_tokens(folder.file(name)) for name in VOCABULARY_FILES]
+    pair_vocabularies = (pairs[0], pairs[1]) if pairs[0] is not None and pairs[1] is not None else None
     shape = summary.get("input_shape")
+    if shape is None and pair_vocabularies is not None:
+        shape = [len(pair_vocabularies[0]), len(pair_vocabularies[1])]
     backbone_shape = frozen.get("input_shape")
     if shape is None and not config.model.freeze:
         shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
     if backbone_shape is None and config.model.freeze:
         backbone_shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
-    names = summary.get("class_names") or _class_names(config)
+    # A text pair run's classes are its target vocabulary; others' are read off the data if need be.
+    names = summary.get("class_names") or (pair_vocabularies or (None, None))[1] or _class_names(config)
     temperature = record.get("temperature")
     return Trained(
         origin=folder.path,
@@ -171,9 +183,17 @@ def _trained(
         step=step,
         checkpoint=checkpoint,
         vocabulary=vocabulary,
+        pair_vocabularies=pair_vocabularies,
         test_error=record.get("test_error"),
         label_tensors=folder.read_tensors(),
     )
+
+
+def read_tokens(path: Path) -> list[str] | None:
+    """A vocabulary file's tokens in id order (one a line), or None if there is no such file."""
+    if not path.is_file():
+        return None
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def _class_names(config: RunConfig) -> list[str]:
