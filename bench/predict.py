@@ -86,7 +86,7 @@ def raw_inputs(name: str, test: Any, config: Any) -> Any:
 
 def model_batches(predictor: Any, test: Any) -> list[torch.Tensor]:
     """The network's input batches of the test split, as prediction makes them."""
-    parts = list(predictor._parts(test, None))
+    parts = list(predictor.parts(test, None))
     batches = []
     for part in parts:
         if hasattr(part, "lengths"):

@@ -82,7 +82,7 @@ class Predictor:
                 f"{self.trained.origin} is a sequence-to-sequence run: it decodes source lines "
                 "(Predictor.translate), it has no class scores"
             )
-        parts = [self._scores(part) for part in self._parts(inputs, names)]
+        parts = [self._scores(part) for part in self.parts(inputs, names)]
         if not parts:
             return torch.zeros((0, len(self.classes)))
         return torch.cat(parts)
@@ -131,7 +131,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ batches
 
-    def _parts(self, inputs: Any, names: Sequence[str] | None) -> Iterator[Tensor | TextClassSplit]:
+    def parts(self, inputs: Any, names: Sequence[str] | None) -> Iterator[Tensor | TextClassSplit]:
         """``inputs`` a part at a time, made what the network reads (a progress bar over the parts)."""
         if isinstance(inputs, Split):
             ready: Any = inputs if isinstance(inputs, TextClassSplit) else inputs.inputs
