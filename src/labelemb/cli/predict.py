@@ -23,7 +23,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     refuse_existing(output, args.overwrite)
     if (args.input is None) == (args.split is None):
         raise PredictError("give the inputs: --input PATH, or --split test (the run's own data)")
-    predictor = load(args.run_dir, checkpoint=args.checkpoint, device=args.device or "cpu")
+    from ..train.build import resolve_device
+
+    # A device this machine lacks is one line (resolve_device's), before anything is read.
+    device = resolve_device(args.device) if args.device else "cpu"
+    predictor = load(args.run_dir, checkpoint=args.checkpoint, device=device)
     predictor.progress = not args.no_progress
     trained = predictor.trained
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
