@@ -316,3 +316,14 @@ def test_a_sequence_run_decodes_source_lines_as_its_checks_did(tmp_path):
     assert main(["export", str(run), "--format", "bundle", "--output", str(tmp_path / "bundle")]) == 0
     assert labelemb.load(tmp_path / "bundle").translate("the dog") == [recorded[0]]
     assert main(["export", str(run), "--format", "onnx", "--output", str(tmp_path / "onnx")]) == 2
+
+
+def test_a_run_without_its_selected_weights_says_to_ask_for_the_last(digits_run, tmp_path, capsys):
+    run, summary = digits_run
+    older = tmp_path / "older"
+    shutil.copytree(run, older)
+    (older / "model.selected.pt").unlink()  # as a run trained before the selected weights were kept
+    err = refused(capsys, older, "--split", "test", "--output", tmp_path / "o.csv")
+    assert "kept only its final weights" in err and "--checkpoint last" in err
+    assert predict(older, "--split", "test", "--output", tmp_path / "o.csv", "--checkpoint", "last") == 0
+    assert error_of(read_output(tmp_path / "o.csv")) == summary["final_test_error"]
