@@ -342,11 +342,13 @@ class RunDir:
         return self.file(CHECKPOINT_FILE).is_file()
 
     def drop_checkpoint(self) -> None:
-        """Remove a finished run's checkpoint (the optimiser's state, the largest file of a run):
-        for runs that are read for their numbers only, such as tuning trials. An unfinished run
-        keeps it, since it resumes from it."""
+        """Remove a finished run's checkpoint (the optimiser's state, the largest file of a run)
+        and its selected check's weights (what a prediction reads): for runs that are read for
+        their numbers only, such as tuning trials. An unfinished run keeps them, since it resumes
+        from its checkpoint and may yet select a check."""
         if self.is_finished():
             self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
+            self.file(SELECTED_MODEL_FILE).unlink(missing_ok=True)
 
     def copy_records_from(self, source: RunDir) -> None:
         """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:
