@@ -28,7 +28,8 @@ def export(run: Path, fmt: str, output: Path, *extra: str) -> int:
 
 @pytest.fixture
 def digits_run(small_config):
-    config = small_config()
+    """A digits run whose evaluation normalises its images: the exports carry the normalisation."""
+    config = small_config("data.augment.mean=[0.3]", "data.augment.std=[0.4]")
     train(config)
     return config.run_dir()
 
@@ -54,6 +55,10 @@ def text_run(tmp_path):
 
 def test_a_bundle_is_read_without_the_run_folder(digits_run, digits, tmp_path):
     want = labelemb.load(digits_run)
+    # The normalised run's own test error, from its predictions (the trainer's arithmetic).
+    wrong = int((want.logits(digits.test).argmax(-1) != digits.test.labels).sum())
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert 100.0 * wrong / len(digits.test) == summary["selected_test_error"]
     assert export(digits_run, "bundle", tmp_path / "bundle") == 0
     files = {p.name for p in (tmp_path / "bundle").iterdir()}
     assert {"model.safetensors", "config.yaml", "bundle.json", "label_representation.safetensors"} <= files
@@ -85,6 +90,7 @@ def test_torchscript_and_onnx_give_the_runs_scores(digits_run, digits, tmp_path,
     want = predictor.logits(inputs)
     steps = json.loads((tmp_path / fmt / "preprocessing.json").read_text())
     assert steps["images"]["shape"] == ["batch", 1, 8, 8] and steps["temperature"] == predictor.temperature
+    assert steps["images"]["normalisation_inside"] == {"mean": [0.3], "std": [0.4]}
     if fmt == "torchscript":
         with warnings.catch_warnings():  # torch.jit.load is deprecated in torch 2.13 (and still reads it)
             warnings.simplefilter("ignore", DeprecationWarning)
