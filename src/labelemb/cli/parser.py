@@ -312,7 +312,7 @@ def _add_predict_commands(commands: typing.Any) -> None:
         "--input",
         type=Path,
         help="a table (.csv, .jsonl, .parquet) with the run's input column, an image folder, an .npz "
-        "(x or x_test), a .txt of texts (one a line) or an image file",
+        "(x or x_test), a .txt of texts (one a line) or an image file; a sequence run: source lines",
     )
     predict.add_argument(
         "--split", choices=("train", "dev", "test"), help="instead: a split of the run's own data"
