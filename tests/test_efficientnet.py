@@ -60,6 +60,7 @@ PHOTOS = {"china.jpg": 698, "flower.jpg": 985, "grace_hopper.jpg": 652}
 METHOD_OPTIONS: dict[str, dict] = {
     "label_embedding_fixed": {"embedding": 2.0 * torch.eye(10) + 0.3},
     "lwr": {"num_examples": 8, "epochs": 2, "k": 1},
+    "pskd": {"num_examples": 8, "epochs": 2},
     "static_label": {"vectors": torch.eye(10, 12) + 0.1},
 }
 

@@ -335,7 +335,13 @@ def _add_predict_commands(commands: typing.Any) -> None:
         "onnx: the network from its input tensor to class scores, with preprocessing.json beside it.",
     )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder (or a bundle)")
-    export.add_argument("--format", choices=("bundle", "torchscript", "onnx"), default="bundle")
+    export.add_argument(
+        "--format",
+        choices=("bundle", "torchscript", "onnx"),
+        default="bundle",
+        help="bundle: safetensors weights and the run's config, read by labelemb.load (default); "
+        "torchscript, onnx: the network from its input tensor to class scores, preprocessing beside it",
+    )
     export.add_argument("--output", type=Path, required=True, metavar="DIR", help="the folder written")
     export.add_argument("--overwrite", action="store_true", help="write into --output even if it holds files")
     export.add_argument("--checkpoint", **checkpoint)
