@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from labelemb.methods import LabelEmbedding, build
-from labelemb.methods import label_embedding as label_embedding_module
 from labelemb.methods.chunked import AUTO_CHUNK_ENTRIES, rows_per_chunk
+from labelemb.methods.label_embedding import method as label_embedding_module
+from labelemb.methods.label_embedding.chunked import EmbeddingTable
 
 D, M, N = 8, 12, 41
 IGNORED = [3, 10, 11, 30]
@@ -116,13 +117,13 @@ def test_a_scaled_loss_scales_every_gradient():
 
 def test_e_is_formed_once_per_distinct_label_of_each_chunk(monkeypatch):
     formed = []
-    rows = label_embedding_module._EmbeddingTable.rows
+    rows = EmbeddingTable.rows
 
     def recording(self, labels):
         formed.append(labels.clone())
         return rows(self, labels)
 
-    monkeypatch.setattr(label_embedding_module._EmbeddingTable, "rows", recording)
+    monkeypatch.setattr(EmbeddingTable, "rows", recording)
     chunked, _ = pair("label_embedding", {"compressed_dim": 5}, chunk_size=8)
     features, target = batch()
     step(chunked, features, target)

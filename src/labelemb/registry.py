@@ -106,6 +106,7 @@ def check_options(what: str, accepted: dict[str, Any], given: Iterable[str]) -> 
 
 
 def import_modules(package: str, path: Iterable[str]) -> None:
-    """Import every module of ``package`` (its ``__path__``), so that each registers what it defines."""
-    for module in pkgutil.iter_modules(path):
-        importlib.import_module(f"{package}.{module.name}")
+    """Import every module of ``package`` (its ``__path__``) and of its subpackages, at any depth, so
+    that each registers what it defines."""
+    for module in pkgutil.walk_packages(path, prefix=f"{package}."):
+        importlib.import_module(module.name)

@@ -8,20 +8,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..search import Space
-from ..stacking import linear, rows_of
-from .base import Method, MethodOutput, Rows
-from .chunked import rows_per_chunk
-from .label_embedding_chunked import Workspace, chunked_label_embedding_loss
-from .label_embedding_chunked import _EmbeddingTable as _EmbeddingTable  # re-exported: tests patch it here
-from .label_embedding_fast import LabelEmbeddingHead, both_heads
-from .label_embedding_fixed import EMBEDDING_KEY
-from .label_embedding_formula import TERMS, label_embedding_loss
-from .label_embedding_heads import init_heads, merge_separate_heads
-from .processes import per_process_share, world_size
-from .registry import register
+from ...search import Space
+from ...stacking import linear, rows_of
+from ..base import Method, MethodOutput, Rows
+from ..chunked import rows_per_chunk
+from ..processes import per_process_share, world_size
+from ..registry import register
+from .chunked import Workspace, chunked_label_embedding_loss
+from .fast import LabelEmbeddingHead, both_heads
+from .heads import init_heads, merge_separate_heads
+from .loss import TERMS, Normalisation, label_embedding_loss, warmup_updates
 
 VARIANTS = ("released", "nlp", "paper")
+
+#: Name under which a run saves the raw ``E`` (:meth:`LabelEmbedding.artifacts`), which
+#: :class:`~labelemb.methods.label_embedding.fixed.LabelEmbeddingFixed` reads.
+EMBEDDING_KEY = "embedding"
 
 # Above this many entries, label_representation() of a compressed embedding returns the
 # (m, k) label codes instead of materialising the m x m soft-label matrix.
@@ -63,7 +65,7 @@ class LabelEmbedding(Method):
 
     Large label sets (a vocabulary): once a batch has more rows than ``chunk_size`` (None: chosen
     by :func:`~labelemb.methods.chunked.rows_per_chunk` for ``2m`` outputs), the head works
-    through the rows that count in chunks (:mod:`~labelemb.methods.label_embedding_chunked`): at
+    through the rows that count in chunks (:mod:`~labelemb.methods.label_embedding.chunked`): at
     most one chunk's logits, probabilities and gradients exist at a time, ``e`` is formed once per
     distinct label of each chunk, and the step returns ``logits=None``. A batch of at least 2^19
     logits that fits in one chunk takes the same head in one chunk. Its chunk-sized buffers are
@@ -72,9 +74,9 @@ class LabelEmbedding(Method):
     Parameters: ``heads`` (one ``Linear(in_features, 2m)``: rows ``[:m]`` are o1, ``[m:]`` are
     o2; :meth:`output_layer` gives each as views) and ``embedding`` (or ``codes`` and ``expand``).
 
-    The loss is :func:`~labelemb.methods.label_embedding_formula.label_embedding_loss`, the
+    The loss is :func:`~labelemb.methods.label_embedding.loss.label_embedding_loss`, the
     equation above in code. With ``fast_path`` (the default) a single-model step computes the
-    same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding_fast`,
+    same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding.fast`,
     pinned to the formula by the tests); stacked seeds and ``fast_path=False`` run the formula
     through autograd.
 
@@ -144,7 +146,7 @@ class LabelEmbedding(Method):
         self.variant = variant
         self.compressed_dim = compressed_dim
         self.fast_path = fast_path
-        self.soft_warmup = _warmup_updates(variant, soft_warmup, total_updates)
+        self.soft_warmup = warmup_updates(variant, soft_warmup, total_updates)
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product
         # serves both, and the optimiser updates two tensors instead of four.
@@ -209,7 +211,7 @@ class LabelEmbedding(Method):
         return chunk_rows
 
     def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
-        """The fast path chunk by chunk of rows (:mod:`~labelemb.methods.label_embedding_chunked`)."""
+        """The fast path chunk by chunk of rows (:mod:`~labelemb.methods.label_embedding.chunked`)."""
         loss, stacked_terms = chunked_label_embedding_loss(
             features,
             rows,
@@ -300,6 +302,10 @@ class LabelEmbedding(Method):
         self._accumulated_masks = so_far
         w_gold, w_soft = self.loss_weights()
         e = self.embedding_rows(rows.label)
+        # emb over the step's mask count so far; the penalty the step's sum on this process: the
+        # Trainer multiplies a loss given num_items_in_batch by the number of processes, whose
+        # gradients data parallel training then averages.
+        step = Normalisation(two_sided=False, emb=so_far + 1e-8, penalty_divisor=1.0, penalty_factor=1)
         _, terms = label_embedding_loss(
             *(z1, z2, e, rows),
             w_gold=w_gold,
@@ -307,10 +313,7 @@ class LabelEmbedding(Method):
             tau=self.tau,
             alpha=self.alpha,
             nlp=False,
-            emb_normaliser=so_far + 1e-8,
-            # The step's sum on this process: the Trainer multiplies a loss given num_items_in_batch
-            # by the number of processes, whose gradients data parallel training then averages.
-            penalty_factor=1.0,
+            normalised=step,
         )
         counted = per_process_share((target != self.ignore_index).sum().to(z1.dtype))
         per_row = w_gold * terms["ce_o1"] + w_soft * terms["soft_o1"] + terms["ce_o2"]
@@ -381,22 +384,3 @@ class LabelEmbedding(Method):
         """The raw m x m embedding ``E`` (materialised from ``A, B, c`` when compressed)."""
         labels = torch.arange(self.num_classes, device=self.heads.weight.device)
         return self.embedding_rows(labels).detach().clone()
-
-
-def _warmup_updates(variant: str, soft_warmup: int | float | None, total_updates: int | None) -> int:
-    """The ``nlp`` warm-up in updates: a count, or a fraction of ``total_updates`` such as 0.3."""
-    if soft_warmup is None:
-        return 20_000 if variant == "nlp" else 0  # the release's count
-    if isinstance(soft_warmup, float) and 0.0 < soft_warmup < 1.0:
-        if total_updates is None:
-            raise ValueError(
-                f"soft_warmup={soft_warmup} is a fraction of training: give total_updates= too (the "
-                "trainer does), or give the warm-up as a number of updates"
-            )
-        return round(soft_warmup * total_updates)
-    if soft_warmup < 0 or soft_warmup != int(soft_warmup):
-        raise ValueError(
-            f"soft_warmup must be a number of updates (a whole number >= 0) or a fraction of training "
-            f"between 0 and 1, got {soft_warmup}"
-        )
-    return int(soft_warmup)

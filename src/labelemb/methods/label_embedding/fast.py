@@ -1,11 +1,11 @@
-"""The single-model fast path of :class:`~labelemb.methods.label_embedding.LabelEmbedding`.
+"""The single-model fast path of :class:`~labelemb.methods.label_embedding.method.LabelEmbedding`.
 
 A single model's step (features ``(N, d)``) with ``fast_path=True`` computes ``o1`` and ``o2``
 as one matrix product outside autograd and the gradients of
-:func:`~labelemb.methods.label_embedding_formula.label_embedding_loss` in closed form, which costs far
+:func:`~labelemb.methods.label_embedding.loss.label_embedding_loss` in closed form, which costs far
 less than autograd through the formula's some thirty small operations. The tests pin its value
 and gradients to the formula. Batches larger than a chunk take
-:mod:`~labelemb.methods.label_embedding_chunked` instead.
+:mod:`~labelemb.methods.label_embedding.chunked` instead.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Rows
-from .processes import per_process_share, world_size
+from ..base import Rows
+from .loss import normalisation
 
 
 @torch.no_grad()
@@ -64,17 +64,14 @@ class LabelEmbeddingHead(torch.autograd.Function):
         correct = (z2.argmax(-1, keepdim=True) == label).to(z.dtype)
         if weight is not None:
             correct = correct * weight
-        normaliser = rows.count if nlp else per_process_share(correct.sum()) + 1e-8
-        mask = correct / normaliser
+        normalised = normalisation(rows.count, nlp)
+        mask = correct / normalised.emb_divisor(correct.sum)
         target_e = teacher * mask
         gap = p2.gather(1, label) - alpha  # o2's gold probability minus alpha
-        penalty_rows, slope = (gap.abs(), gap.sign()) if nlp else (gap.clamp(min=0), (gap > 0).to(z.dtype))
+        penalty_rows, slope = normalised.penalty(gap), normalised.slope(gap)
         if weight is not None:
             penalty_rows, slope = penalty_rows * weight, slope * weight
-        if nlp:
-            penalty_rows, slope = penalty_rows / rows.count, slope / rows.count
-        elif world_size() > 1:  # a sum over the global batch: gradients get averaged over processes
-            penalty_rows, slope = penalty_rows * world_size(), slope * world_size()
+        penalty_rows, slope = normalised.scale_penalty(penalty_rows), normalised.scale_penalty(slope)
 
         loss, terms = _loss_and_terms(
             log_p, log_q, label, q, target_e, penalty_rows, weight, rows.count, w_gold, w_soft

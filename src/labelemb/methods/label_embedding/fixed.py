@@ -9,15 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..rundir import TENSORS_FILE, RunDir
-from ..search import Space
-from ..stacking import linear, rows_of
-from .base import Method, MethodOutput, Rows, gold
-from .registry import register
-from .tensor_files import read_tensor_file
-
-#: Name under which a label_embedding run saves its raw ``E`` (see ``LabelEmbedding.artifacts``).
-EMBEDDING_KEY = "embedding"
+from ...rundir import TENSORS_FILE, RunDir
+from ...search import Space
+from ...stacking import linear, rows_of
+from ..base import Method, MethodOutput, Rows, gold
+from ..registry import register
+from ..tensor_files import read_tensor_file
+from .method import EMBEDDING_KEY
 
 
 def load_embedding(source: str | Path | Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""The layer holding both output layers of :class:`~labelemb.methods.label_embedding.LabelEmbedding`.
+"""The layer holding both output layers of :class:`~labelemb.methods.label_embedding.method.LabelEmbedding`.
 
 ``o1`` and ``o2`` live in one ``Linear(d, 2m)`` (rows ``[:m]`` are ``o1``, ``[m:]`` are ``o2``),
 so one matrix product serves both. Runs made before the merge held two layers: these helpers
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import init_linear
+from ..base import init_linear
 
 
 def init_heads(in_features: int, num_classes: int, std: float | None) -> nn.Linear:

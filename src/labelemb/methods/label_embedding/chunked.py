@@ -1,7 +1,7 @@
-"""The chunked head of :class:`~labelemb.methods.label_embedding.LabelEmbedding`, for large label sets.
+"""The chunked head of :class:`~labelemb.methods.label_embedding.method.LabelEmbedding`, for large label sets.
 
 Once a batch has more rows than a chunk, ``fast_path=True`` computes
-:func:`~labelemb.methods.label_embedding_formula.label_embedding_loss` chunk by chunk of rows with every
+:func:`~labelemb.methods.label_embedding.loss.label_embedding_loss` chunk by chunk of rows with every
 gradient formed in forward, as the other chunked heads (:mod:`~labelemb.methods.chunked`) do: at
 most one chunk's ``n_c x 2m`` logits exist at a time, so its peak memory stays below that of a
 plain ``cross_entropy(linear(h))`` over the batch (``bench/vocab.py``). The tests pin its value
@@ -17,15 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Rows
-from .chunked import (
+from ..base import Rows
+from ..chunked import (
     LinearGrads,
     Precision,
     scaled_grads,
     subtract_at_labels,
     without_rows_that_overflow,
 )
-from .processes import per_process_share, world_size
+from .loss import Normalisation, normalisation
 
 
 def chunked_label_embedding_loss(
@@ -69,6 +69,10 @@ class _Settings:
     count: Tensor | float  # rows that count (this process's share of them when distributed)
     workspace: Workspace
 
+    @property
+    def normalised(self) -> Normalisation:
+        return normalisation(self.count, self.nlp)
+
 
 class ChunkedLabelEmbeddingHead(torch.autograd.Function):
     """The loss of Sun et al. (2017), Section 2, chunk by chunk of rows, gradients formed in forward.
@@ -77,7 +81,7 @@ class ChunkedLabelEmbeddingHead(torch.autograd.Function):
     label in ``distinct``, ascending), so that a chunk's rows have a few neighbouring labels: ``e``
     is formed for those (once per chunk) and its gradient passed back into ``E`` (or ``A``, ``B``,
     ``c``) before the next chunk. The gradients are the closed forms of the single-model head
-    (:class:`~labelemb.methods.label_embedding_fast.LabelEmbeddingHead`); the emb term's gradient
+    (:class:`~labelemb.methods.label_embedding.fast.LabelEmbeddingHead`); the emb term's gradient
     is accumulated without its normaliser (the batch's mask count, known only after the last
     chunk, unless ``nlp``) and scaled at the end. Memory: one chunk's
     ``n_c x 2m`` logits and the tensors formed from them, the chunk's ``e`` (at most ``n_c x m``),
@@ -114,7 +118,8 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
     with precision.manual():
         w_c, b_c = precision.cast(w), precision.cast(b)
         grads = LinearGrads(h, w, out_rows=slice(0, m))  # z2 = o2(sg(h)): only o1 reaches h
-        table = _EmbeddingTable(embedding, precision)
+        table = EmbeddingTable(embedding, precision)
+        normalised = settings.normalised
         # Sums over rows of log p1[y], q . log p1, log p2[y], the penalty, the mask, and mask Te . log q.
         sums = h.new_zeros(6, dtype=torch.float32)
         # First and last label of every chunk, read at once: one host read per step.
@@ -131,7 +136,7 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
             q = F.log_softmax(e, dim=-1)
             lse = e[:, 0] - q[:, 0]  # log sum exp(e) of each label
             q = q.exp_()
-            terms, grad_z, teacher = _chunk_rows(h_c, w_c, b_c, labels, local, q, settings, workspace)
+            terms, grad_z, teacher = _chunk_rows(h_c, w_c, b_c, labels, local, q, settings, normalised)
             overflowing.append(~torch.isfinite(terms).all(-1))
             grads.add(chunk, h_c, precision.cast(grad_z), w_c)
             sums[:5] += terms.sum(0)
@@ -142,16 +147,17 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
             masks = masked.new_zeros(e.shape[0]).index_add_(0, local, terms[:, 4])
             sums[5] += torch.vdot(masked.view(-1), e.view(-1)) - masks @ lse
             grad_e = q.mul_(masks[:, None]).sub_(masked)
-            table.add_grad(labels, e, grad_e.div_(settings.count) if settings.nlp else grad_e)
+            # dL/de over the emb term's normaliser where it is known before the last chunk
+            table.add_grad(labels, e, grad_e if normalised.emb is None else grad_e.div_(normalised.emb))
         count = settings.count
-        normaliser = count if settings.nlp else per_process_share(sums[4]) + 1e-8
-        penalty = sums[3] / count if settings.nlp else sums[3]
+        normaliser = normalised.emb_divisor(lambda: sums[4])
+        penalty = sums[3] / normalised.penalty_divisor
         values = torch.stack(
             [-sums[0] / count, -sums[1] / count, -sums[2] / count, -sums[5] / normaliser, penalty]
         )
         loss = values @ values.new_tensor([settings.w_gold, settings.w_soft, 1.0, 1.0, 1.0])
     # The rows' gradients carry their normalisers already (_chunk_rows), E's too when it was known.
-    table_grads = table.grads if settings.nlp else table.scaled(1.0 / normaliser)
+    table_grads = table.grads if normalised.emb is not None else table.scaled(1.0 / normaliser)
     return loss, values, (grads.h, grads.w, grads.b, *table_grads), overflowing
 
 
@@ -163,7 +169,7 @@ def _chunk_rows(
     local: Tensor,
     q: Tensor,
     settings: _Settings,
-    workspace: Workspace,
+    normalised: Normalisation,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One chunk of rows: their terms, ``dL/dz`` and the emb term's masked teachers.
 
@@ -171,10 +177,10 @@ def _chunk_rows(
     ``q`` holds ``softmax(e)`` of the chunk's labels. Returns the rows' ``[log p1[y], q . log p1,
     log p2[y], penalty, mask]`` (n, 5), the gradient of the loss in ``z`` (n, 2m) with each term
     divided by its normaliser, and ``mask_i softmax(z2_i / tau)`` (n, m), the emb term's targets.
-    The n x m tensors live in ``workspace``, reused from chunk to chunk.
+    The n x m tensors live in the settings' workspace, reused from chunk to chunk.
     """
     n = h.shape[0]
-    z, log_p, teacher, q_rows, z2_scaled = workspace.take(n)
+    z, log_p, teacher, q_rows, z2_scaled = settings.workspace.take(n)
     m = teacher.shape[1]
     if h.dtype == torch.float32:
         torch.addmm(b, h, w.t(), out=z)
@@ -193,10 +199,9 @@ def _chunk_rows(
     p2_gold = gold_log_p[:, 1].exp()
     gap = p2_gold - settings.alpha
     scale = 1.0 / settings.count
-    if settings.nlp:
-        penalty, slope = gap.abs(), gap.sign() * scale
-    else:  # a sum over the global batch: data-parallel training averages gradients over processes
-        penalty, slope = gap.clamp(min=0) * world_size(), (gap > 0).to(gap.dtype) * world_size()
+    # The penalty's sum is divided by its divisor at the end; its slope carries it now.
+    penalty = normalised.penalty(gap) * normalised.penalty_factor
+    slope = normalised.slope(gap) * (normalised.penalty_factor / normalised.penalty_divisor)
     terms = torch.stack([gold_log_p[:, 0], soft, gold_log_p[:, 1], penalty, mask], dim=1)
 
     grad = log_p.exp_()  # p1 and p2, in place of their logarithms
@@ -248,7 +253,7 @@ class Workspace:
         return self.wide[0, :rows], self.wide[1, :rows], *self.narrow[:, :rows]
 
 
-class _EmbeddingTable:
+class EmbeddingTable:
     """``e`` for a chunk's labels, full (``E[y]``) or compressed (``ReLU(A[y] B + c)``), and its gradients.
 
     ``add_grad`` passes ``dL/de`` of those labels back into float32 accumulators of the table's
