@@ -5,11 +5,11 @@
 
 Every way trains the same grid (``--runs`` seeds of ``--method`` on the embedded digits, an MLP
 64-32, ``--epochs`` epochs, one CPU thread per run) into a fresh output folder, through
-:func:`labelemb.train.grid.run_grid`, with as many runs at once as this machine has cores
+:func:`labelemb.sweep.grid.run_grid`, with as many runs at once as this machine has cores
 (``--workers``); the figure is the wall time of the whole grid, divided by the runs:
 
-- ``local``: :class:`~labelemb.train.executors.LocalExecutor` with ``--workers`` spawned processes;
-- ``ray (cold)``: :class:`~labelemb.train.ray_executor.RayExecutor` without an address, as
+- ``local``: :class:`~labelemb.sweep.executors.LocalExecutor` with ``--workers`` spawned processes;
+- ``ray (cold)``: :class:`~labelemb.sweep.ray_executor.RayExecutor` without an address, as
   ``compare --executor ray`` runs it: an embedded Ray started for the grid and stopped after it;
 - ``ray (warm)``: the same on a Ray this process started before the clock (what a grid on a
   running cluster pays: the storage check, the tasks, their worker processes).
@@ -53,9 +53,9 @@ def grid(output_dir: str, runs: int, epochs: int, method: str) -> list[Any]:
 
 def timed(way: str, args: argparse.Namespace) -> float:
     """Seconds of wall time to train the grid afresh the way ``way`` does."""
-    from labelemb.train.executors import LocalExecutor
-    from labelemb.train.grid import run_grid
-    from labelemb.train.ray_executor import RayExecutor
+    from labelemb.sweep.executors import LocalExecutor
+    from labelemb.sweep.grid import run_grid
+    from labelemb.sweep.ray_executor import RayExecutor
 
     executor: Any
     if way == "local":

@@ -35,8 +35,8 @@ import torch
 
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import Classification, build_config
-from labelemb.train.config import parse_override
 from labelemb.train.loop import build_run
+from labelemb.train.reading import parse_override
 from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 

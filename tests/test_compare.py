@@ -22,8 +22,8 @@ from labelemb.analysis.compare import (
 )
 from labelemb.analysis.report_page import render_report
 from labelemb.cli import main
+from labelemb.sweep.grid import run_grid
 from labelemb.train import build_config
-from labelemb.train.grid import run_grid
 
 
 def write_run(root: Path, method: str, seed: int, dev: list[float], test: list[float], seconds: list[float]):
@@ -370,7 +370,7 @@ def test_an_interrupted_comparison_trains_only_what_is_missing(tmp_path, monkeyp
     first = run_grid(configs, progress=False)
     (configs[3].run_dir() / "summary.json").unlink()
     trained = []
-    import labelemb.train.grid as grid
+    import labelemb.sweep.grid as grid
 
     def counting(real):
         def counting_train(config):

@@ -1,4 +1,4 @@
-"""Where the grid's runs train (labelemb.train.executors): units that carry their config's folder,
+"""Where the grid's runs train (labelemb.sweep.executors): units that carry their config's folder,
 the local executor's processes and devices, and one-line errors for what it cannot do."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from labelemb.cli import main
+from labelemb.sweep.executors import ExecutorError, LocalExecutor, Unit, run_unit, visible_devices
 from labelemb.train import load_config
-from labelemb.train.executors import ExecutorError, LocalExecutor, Unit, run_unit, visible_devices
 
 WORDS = {"a": "alpha beta gamma", "b": "delta epsilon zeta"}
 

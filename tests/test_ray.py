@@ -1,4 +1,4 @@
-"""``compare --executor ray`` (labelemb.train.ray_executor) against a real Ray cluster on this machine.
+"""``compare --executor ray`` (labelemb.sweep.ray_executor) against a real Ray cluster on this machine.
 
 The cluster (a head and a second worker node, one CPU and no GPU each) and the driver run inside a private
 network and PID namespace (``unshare -n -p``, loopback up): Ray puts a cluster of more than one
@@ -249,8 +249,8 @@ def test_an_address_nothing_listens_on_is_one_line(tmp_path):
 def test_an_address_that_does_not_answer_in_time_is_one_line():
     """Something accepts connections there but never answers as Ray's gRPC server does: refused
     after ``connect_timeout`` (30 s for the command; 1 s here)."""
-    from labelemb.train.executors import ExecutorError
-    from labelemb.train.ray_executor import RayExecutor
+    from labelemb.sweep.executors import ExecutorError
+    from labelemb.sweep.ray_executor import RayExecutor
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -265,9 +265,9 @@ def test_an_address_that_does_not_answer_in_time_is_one_line():
 def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
     """A node that joined after the storage check and lacks the shared file system: its task
     refuses rather than writing the run on a disk of its own."""
+    from labelemb.sweep.executors import ExecutorError, Unit
+    from labelemb.sweep.ray_executor import _train_unit
     from labelemb.train import build_config
-    from labelemb.train.executors import ExecutorError, Unit
-    from labelemb.train.ray_executor import _train_unit
 
     missing = tmp_path / "not-mounted-here"
     config = build_config({"data": {"name": "digits"}, "output_dir": str(missing)}, [])
@@ -278,8 +278,8 @@ def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
 
 @pytest.mark.parametrize("address", ["nowhere", "ray://host", "host:port"])
 def test_a_malformed_address_is_refused_at_once(address):
-    from labelemb.train.executors import ExecutorError
-    from labelemb.train.ray_executor import RayExecutor
+    from labelemb.sweep.executors import ExecutorError
+    from labelemb.sweep.ray_executor import RayExecutor
 
     with pytest.raises(ExecutorError, match="is not an address"):
         RayExecutor(address)
@@ -323,8 +323,8 @@ def tune(config: Path, output: Path, *args: str) -> dict[str, Any]:
 
 
 def tiny_unit() -> Any:
+    from labelemb.sweep.executors import Unit
     from labelemb.train import build_config
-    from labelemb.train.executors import Unit
 
     return Unit.of([build_config({"data": {"name": "digits"}, "train": {"progress": False}}, [])])
 
@@ -380,9 +380,9 @@ def _driver_grid(work: Path) -> None:
     import ray
     import torch
 
+    from labelemb.sweep.executors import ExecutorError, Unit
+    from labelemb.sweep.ray_executor import RayExecutor
     from labelemb.train import build_config
-    from labelemb.train.executors import ExecutorError, Unit
-    from labelemb.train.ray_executor import RayExecutor
 
     address = f"127.0.0.1:{GCS_PORT}"
     config = work / "tiny.yaml"

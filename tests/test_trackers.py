@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from labelemb.cli import main
+from labelemb.tracking import TrackerWarning
 from labelemb.train import ConfigError, build_config, train
-from labelemb.train.trackers import TrackerWarning
 
 TRACKERS = ("tensorboard", "mlflow", "trackio")
 

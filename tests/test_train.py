@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.rundir import differing_keys
 from labelemb.train import ConfigError, RunDirError, build_config, build_network, load_config, train
-from labelemb.train.config import parse_override
+from labelemb.train.reading import parse_override
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")

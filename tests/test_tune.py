@@ -1,4 +1,4 @@
-"""`labelemb tune` (labelemb.train.tuning): the same budget of Optuna trials for every method, a study
+"""`labelemb tune` (labelemb.tune): the same budget of Optuna trials for every method, a study
 that resumes, the best settings on fresh seeds, and one-line errors before anything is written."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from labelemb.tasks.classification import Classification
 from labelemb.tasks.seq2seq import SequenceTask
 from labelemb.tasks.text_classification import TextClassification
 from labelemb.train import load_config
-from labelemb.train.tuning import (
+from labelemb.tune import (
     JOURNAL_FILE,
     TuneSetting,
     open_storage,
@@ -250,7 +250,7 @@ def test_a_trial_a_killed_tune_left_running_is_asked_again_in_its_own_run_folder
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
     storage = open_storage(setting.storage_text)
     study = optuna.create_study(study_name="demo:label_smoothing", storage=storage, direction="minimize")
-    from labelemb.train.tuning import setting_record
+    from labelemb.tune import setting_record
 
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
     dead = subprocess.run(
@@ -282,13 +282,13 @@ def test_a_live_process_s_running_trial_holds_its_place_and_is_waited_for(tmp_pa
     import threading
     import time
 
-    import labelemb.train.tuning as tuning
+    import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
     base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
     study = optuna.create_study(study_name="demo:label_smoothing", storage=open_storage(setting.storage_text))
-    from labelemb.train.tuning import setting_record
+    from labelemb.tune import setting_record
 
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
     trial = study.ask()

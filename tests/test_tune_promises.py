@@ -18,7 +18,7 @@ import pytest
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
 from labelemb.train import load_config
-from labelemb.train.tuning import JOURNAL_FILE, Tuner, TuneSetting, open_storage
+from labelemb.tune import JOURNAL_FILE, Tuner, TuneSetting, open_storage
 
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
 QUICK = ["train.epochs=2", "train.eval_every=600", "--no-progress"]
@@ -95,7 +95,7 @@ class _MeetingExecutor:
 
 def test_two_drivers_at_once_keep_to_the_budget(tmp_path, monkeypatch):
     """Before: each driver counted the finished trials only, so both asked the last one (4 of 3)."""
-    import labelemb.train.tuning as tuning
+    import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
     base = load_config(None, ["train.epochs=1", f"output_dir={tmp_path}"])

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .callbacks import DEFAULTS as _DEFAULT_CALLBACKS
 from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
 
 if TYPE_CHECKING:
+    from .callbacks import Callback
     from .predict import Predictor
 
 __version__ = "0.1.0"
@@ -35,3 +37,12 @@ def load(path: Any, **options: Any) -> Predictor:
     from .predict import load as load_trained  # the trainer and data stack, only when asked
 
     return load_trained(path, **options)
+
+
+@_DEFAULT_CALLBACKS.register("trackers")
+def _trackers() -> Callback:
+    """``train.log_to``: every run is handed the trackers' callback (the trainer imports no tracker;
+    :mod:`labelemb.tracking` is imported when a run starts, its trackers' packages only when named)."""
+    from .tracking import TrackerCallback
+
+    return TrackerCallback()

@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 
 from .. import __version__
-from ..train.tuning import OBJECTIVES
+from ..tune import OBJECTIVES
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar
@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"labelemb {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    _add_train(commands)
+    _add_compare(commands)
+    _add_tune(commands)
+    _add_demo(commands)
+    _add_analyze(commands)
+    _add_similar(commands)
+    _add_report(commands)
+    _add_predict_commands(commands)
+    return parser
+
+
+def _add_train(commands: typing.Any) -> None:
+    """labelemb train."""
     train = commands.add_parser(
         "train",
         help="train one method over one or more seeds from a config",
@@ -134,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     train.set_defaults(func=cmd_train)
 
+
+def _add_compare(commands: typing.Any) -> None:
+    """labelemb compare."""
     compare = commands.add_parser(
         "compare",
         help="train several methods over seeds and write a comparison table and error curves",
@@ -159,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     compare.set_defaults(func=cmd_compare)
 
+
+def _add_tune(commands: typing.Any) -> None:
+    """labelemb tune."""
     tune = commands.add_parser(
         "tune",
         help="tune every method with the same number of Optuna trials, then train the best settings "
@@ -224,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     tune.set_defaults(func=cmd_tune)
 
+
+def _add_demo(commands: typing.Any) -> None:
+    """labelemb demo."""
     demo = commands.add_parser(
         "demo",
         help="offline demo: onehot vs label_embedding on the bundled digits, with a heatmap",
@@ -236,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_analyze(commands: typing.Any) -> None:
+    """labelemb analyze."""
     analyze = commands.add_parser(
         "analyze",
         help="heatmaps, nearest labels, dendrograms, MDS maps and WordNet correlation of runs",
@@ -258,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
     analyze.set_defaults(func=cmd_analyze)
 
+
+def _add_similar(commands: typing.Any) -> None:
+    """labelemb similar."""
     similar = commands.add_parser(
         "similar", help="each class's most similar classes in a run's learned embedding"
     )
@@ -274,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
     similar.set_defaults(func=cmd_similar)
 
+
+def _add_report(commands: typing.Any) -> None:
+    """labelemb report."""
     report = commands.add_parser(
         "report",
         help="one self-contained HTML page for a comparison (table, curves; heatmaps and WordNet for "
@@ -289,8 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
     )
     report.set_defaults(func=cmd_report)
-    _add_predict_commands(commands)
-    return parser
 
 
 def _add_predict_commands(commands: typing.Any) -> None:

@@ -94,8 +94,8 @@ def write_comparison(experiment_dir: Path) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from ..sweep.grid import run_grid
     from ..train import load_config
-    from ..train.grid import run_grid
     from ..train.options import check_buildable
 
     if args.summarize:
@@ -114,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
-        from ..train.trackers import log_table
+        from ..tracking import log_table
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
@@ -122,11 +122,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def make_executor(args: argparse.Namespace) -> Any:
-    """The executor ``compare``'s options ask for (:mod:`labelemb.train.executors`)."""
-    from ..train.executors import ExecutorError, LocalExecutor
+    """The executor ``compare``'s options ask for (:mod:`labelemb.sweep.executors`)."""
+    from ..sweep.executors import ExecutorError, LocalExecutor
 
     if args.executor == "ray":
-        from ..train.ray_executor import RayExecutor
+        from ..sweep.ray_executor import RayExecutor
 
         if args.devices:
             # Ray, not the driver, picks each run's GPU on the cluster's nodes: a list of this

@@ -15,7 +15,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..analysis.tuning import write_tuning
     from ..search import INSTALL_HINT
     from ..train import load_config
-    from ..train.tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
+    from ..tune import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
         import optuna  # noqa: F401
@@ -68,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     table = write_tuning(experiment_dir)
     print(table)
     if base.train.log_to:
-        from ..train.trackers import log_table
+        from ..tracking import log_table
 
         log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
@@ -78,9 +78,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace) -> None:
     from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
-    from ..train.grid import run_grid
+    from ..sweep.grid import run_grid
     from ..train.options import check_buildable
-    from ..train.tuning import study_record, tuned_config
+    from ..tune import study_record, tuned_config
 
     base = setting.base
     experiment_dir = Path(base.output_dir) / base.experiment

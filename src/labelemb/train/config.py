@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import difflib
-import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -25,7 +21,6 @@ from ..data.registry import dataset_yields
 from ..data.registry import option_schemas as data_option_schemas
 from ..data.registry import option_sections as data_sections
 from ..options import Options, OptionsError, OptionsT, read_options
-from ..rundir import yaml_problem
 from ..tasks.registry import option_schemas as task_option_schemas
 from ..tasks.registry import option_sections as task_sections
 from ..tasks.registry import task_class
@@ -120,11 +115,6 @@ class EarlyStoppingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
-#: The experiment trackers a run can log to (``train.log_to``; Hugging Face's ``report_to`` names).
-TrackerName = Literal["tensorboard", "mlflow", "trackio"]
-TRACKER_NAMES: tuple[str, ...] = typing.get_args(TrackerName)
-
-
 class TrainConfig(_Strict):
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(100, ge=1)
@@ -156,10 +146,11 @@ class TrainConfig(_Strict):
     #: An experiment folder of finished runs of this config to a lower ``epochs``: each new run
     #: starts from the same (method, seed) run's last checkpoint there (labelemb.train.continuation).
     continue_from: str | None = None
-    #: Experiment trackers each run also logs to (labelemb.train.trackers): tensorboard (event files
+    #: Experiment trackers each run also logs to (labelemb.tracking): tensorboard (event files
     #: in the run folder), mlflow (<output_dir>/mlflow.db unless a tracking URI is given), trackio
-    #: (its local store unless a server is given). A list, or one comma-separated string.
-    log_to: list[TrackerName] = Field(default_factory=list)
+    #: (its local store unless a server is given). A list, or one comma-separated string; the names
+    #: are the trackers' registry's, checked before a run starts (labelemb.tracking.require).
+    log_to: list[str] = Field(default_factory=list)
     #: MLflow's tracking server (http://host:5000) or store; null: $MLFLOW_TRACKING_URI, else local.
     mlflow_tracking_uri: str | None = None
     #: A self-hosted Trackio server's URL; null: $TRACKIO_SERVER_URL, else Trackio's local store.
@@ -300,44 +291,6 @@ class RunConfig(BaseModel):
         return values
 
 
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``key=value``; the value is read as YAML, so ``3``, ``1e-3``, ``[1, 2]`` and ``null`` work."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. train.epochs=3)")
-    try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, str) and _SCIENTIFIC.fullmatch(raw.strip()):
-        value = float(raw)  # YAML 1.1 reads 1e-3 (no dot) as a string
-    return key.strip(), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``key=value`` applied.
-
-    Dotted keys address a section (``train.epochs=3``); a bare key is a top-level field
-    (``seed=1``) or, otherwise, an option of the method (``tau=4``, ``embedding=runs/x``).
-    """
-    result = copy.deepcopy(raw)
-    for text in overrides:
-        key, value = parse_override(text)
-        parts = key.split(".")
-        if len(parts) == 1 and key not in RunConfig.model_fields:
-            parts = ["method", key]
-        node = result
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-        node[parts[-1]] = value
-    return result
-
-
 def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
     """Every dotted key of the config (``train.epochs``, ``data.augment.flip``, ``data.files.format``,
     ``decode.beam``: the sections that data sets and tasks declare too)."""
@@ -369,14 +322,14 @@ def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: 
     for key, raw in extra.items():
         schema = schemas.get(key)
         if schema is None:
-            raise PydanticCustomError("labelemb_config", "{message}", {"message": _unknown_key(prefix + key)})
+            raise PydanticCustomError("labelemb_config", "{message}", {"message": unknown_key(prefix + key)})
         try:
             extra[key] = read_options(schema, raw, prefix + key)
         except OptionsError as error:
             raise PydanticCustomError("labelemb_config", "{message}", {"message": str(error)}) from None
 
 
-def _unknown_key(where: str) -> str:
+def unknown_key(where: str) -> str:
     """``config key 'trian.epochs' does not exist; did you mean 'train.epochs'?``"""
     section = where.rpartition(".")[0]
     every = config_keys()
@@ -388,52 +341,3 @@ def _unknown_key(where: str) -> str:
     )
     hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
     return f"config key {where!r} does not exist{hint}"
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "labelemb_config":
-            lines.append(item["msg"])
-        elif item["type"] == "extra_forbidden":
-            lines.append(_unknown_key(where))
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            lines.append(f"config key {where!r}: {message} (got {item.get('input')!r})")
-    return "\n".join(lines)
-
-
-def validate_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
-    """A raw mapping (plus overrides) as a :class:`RunConfig`: keys and types only. What the names
-    in it refer to (methods, models, data sets and their options) is checked by
-    :func:`labelemb.train.options.build_config`, which knows the registries."""
-    merged = apply_overrides(raw or {}, overrides or [])
-    try:
-        return RunConfig.model_validate(merged)
-    except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML config file holds; a :class:`ConfigError` saying what is wrong with it."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(
-            f"config file {path} does not exist (the configs/ folder of the repository has examples)"
-        )
-    if not path.is_file():
-        raise ConfigError(
-            f"--config {path} is a folder, not a YAML file; give a file such as configs/mnist-mlp.yaml"
-        )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML ({yaml_problem(error)})") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"cannot read config file {path} ({error}); give a readable UTF-8 YAML file"
-        ) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
-    return raw

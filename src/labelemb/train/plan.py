@@ -6,7 +6,7 @@ run folder; its device and task are filled in once the trainer knows them. :func
 the one place a run's own folder is made from its config.
 
 A command that checks its configs ahead of training them through the public entry points (the
-grid: :func:`~labelemb.train.grid.run_grid`) says so with :func:`checked_runs`, so that the
+grid: :func:`~labelemb.sweep.grid.run_grid`) says so with :func:`checked_runs`, so that the
 trainer takes those plans as checked instead of checking the same configs again.
 """
 

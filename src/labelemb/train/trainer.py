@@ -5,30 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from ..callbacks import Callback, Callbacks, with_defaults
 from ..data import Dataset
 from ..data.registry import data_fingerprint
 from ..data.sequences import TextDataset
 from ..rundir import RunDir, differing_keys, first_missing
-from ..tasks import build_task
-from . import distributed, threads, trackers
-from .build import data_request, load_run_data, resolve_device, step_options
-from .config import ConfigError, RunConfig
-from .continuation import continue_run, source_run
-from .flops import flops_per_example
-from .frozen import freeze_features
-from .loop import Progress, SeedRun, run_loop, schedule
+from . import distributed
+from .build import data_request, load_run_data, resolve_device
+from .config import RunConfig
+from .continuation import source_run
+from .loop import Progress
 from .options import check_buildable
 from .plan import RunPlan, checked_plan, plan_run
-from .results import finish, summarize, warn_if_at_chance
-from .seed import describe_seeds
-from .single import Single
-from .stacked import BatchedConfigError, Stacked, unsupported_reason
+from .recipe import train_owned
+from .stacked import BatchedConfigError, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +33,19 @@ def train(
     *,
     dataset: Dataset | TextDataset | None = None,
     on_checkpoint: Callable[[Progress], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train one (method, seed) run to the end, resuming from its checkpoint if one exists.
 
     Writes the run folder (:mod:`labelemb.rundir`) under :meth:`RunConfig.run_dir` and returns
     the summary; a finished run's summary is read back without training. ``on_checkpoint`` is
-    called with the run's progress after every checkpoint is safely on disk.
+    called with the run's progress after every checkpoint is safely on disk. ``callbacks``
+    (:class:`labelemb.callbacks.Callback`) are called after those every run gets.
     """
-    callback = None if on_checkpoint is None else (lambda progress: on_checkpoint(progress[0]))
-    return _train(
-        [config], dataset, stacked=False, show_progress=config.train.progress, on_checkpoint=callback
-    )[0]
+    handed = list(callbacks)
+    if on_checkpoint is not None:
+        handed.append(_OnCheckpoint(lambda progress: on_checkpoint(progress[0])))
+    return _train([config], dataset, stacked=False, show_progress=config.train.progress, callbacks=handed)[0]
 
 
 def train_unless_held(config: RunConfig) -> dict[str, Any] | None:
@@ -74,7 +71,8 @@ def train_batched(
     """
     check_batchable(configs)
     show = progress and configs[0].train.progress
-    return _train(list(configs), dataset, stacked=True, show_progress=show, on_checkpoint=on_checkpoint)
+    handed = [] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]
+    return _train(list(configs), dataset, stacked=True, show_progress=show, callbacks=handed)
 
 
 def train_seeds(
@@ -151,7 +149,9 @@ def _stacking_key(config: RunConfig) -> dict[str, Any]:
     return values
 
 
-def plan_runs(configs: Sequence[RunConfig], *, devices_here: bool = True) -> list[RunPlan]:
+def plan_runs(
+    configs: Sequence[RunConfig], *, devices_here: bool = True, callbacks: Callback | None = None
+) -> list[RunPlan]:
     """A checked plan of every config: the one this command checked already (a grid's,
     :func:`~labelemb.train.plan.checked_runs`), else one made now and checked (:func:`preflight`;
     ``devices_here`` as there)."""
@@ -162,23 +162,25 @@ def plan_runs(configs: Sequence[RunConfig], *, devices_here: bool = True) -> lis
             plan = plan_run(config)
             unchecked.append(plan)
         plans.append(plan)
-    preflight(unchecked, devices_here=devices_here)
+    preflight(unchecked, devices_here=devices_here, callbacks=callbacks)
     return plans
 
 
-def preflight(plans: Sequence[RunPlan], *, devices_here: bool = True) -> None:
+def preflight(
+    plans: Sequence[RunPlan], *, devices_here: bool = True, callbacks: Callback | None = None
+) -> None:
     """Fail before any data is read or model built: an unknown option or one of the wrong type, a
     device this machine lacks, a run folder that cannot be written or holds a run of another config.
 
     ``devices_here=False``: the runs train on other machines, whose executor checks their devices
-    there (a Ray cluster's GPUs), so this machine's are not asked."""
+    there (a Ray cluster's GPUs), so this machine's are not asked. ``callbacks`` (default: those
+    every run gets) check what they need (a tracker's package)."""
     for plan in plans:
         check_buildable(plan.config)  # a no-op for a config built by build_config / load_config
     if devices_here:
         for device in sorted({plan.config.train.device for plan in plans}):
             resolve_device(device)
-    # A tracker the config names but this machine lacks: its install line, before any training.
-    trackers.require(sorted({name for plan in plans for name in plan.config.train.log_to}))
+    (callbacks or Callbacks(with_defaults())).check([plan.config for plan in plans])
     for plan in plans:
         config, folder = plan.config, plan.folder
         folder.check_writable()
@@ -209,15 +211,17 @@ def _train(
     *,
     stacked: bool,
     show_progress: bool,
-    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
     skip_held: bool = False,
 ) -> list[dict[str, Any] | None]:
     """Train ``configs`` (side by side where ``stacked`` and they stand at the same step).
 
     A run another process is training is left to it: trained after this process's own runs, once
     that process lets go of it (read back if it finished), or, with ``skip_held``, returned as None.
+    ``callbacks`` are called after those every run gets.
     """
-    plans = plan_runs(configs)
+    hooks = Callbacks(with_defaults(callbacks))
+    plans = plan_runs(configs, callbacks=hooks)
     # What this command creates, so an error before training leaves no empty run folder behind.
     first_created = [first_missing(plan.folder.path) for plan in plans]
     summaries: dict[int, dict[str, Any] | None] = {}
@@ -239,9 +243,7 @@ def _train(
                     mine.append(i)
             if mine:
                 try:
-                    trained = _train_owned(
-                        [plans[i] for i in mine], dataset, stacked, show_progress, on_checkpoint
-                    )
+                    trained = train_owned([plans[i] for i in mine], dataset, stacked, show_progress, hooks)
                 except BaseException:
                     if distributed.current().is_main:
                         for i in mine:
@@ -277,105 +279,11 @@ def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
     return True
 
 
-def _train_owned(
-    plans: list[RunPlan],
-    dataset: Dataset | TextDataset | None,
-    stacked: bool,
-    show_progress: bool,
-    on_checkpoint: Callable[[list[Progress]], None] | None,
-) -> list[dict[str, Any]]:
-    """Train runs this process owns, none finished."""
-    config = plans[0].config
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    processes = distributed.current()
-    device = resolve_device(config.train.device)
-    if device.type == "cuda" and processes.world_size > 1:
-        device = torch.device("cuda", processes.local_rank)
-    if dataset is None:
-        dataset = load_run_data(config)
-    if processes.is_main:
-        for plan in plans:
-            continue_run(plan, dataset)
-    if processes.world_size > 1:
-        torch.distributed.barrier()  # the other processes resume from what the main one copied
-    if processes.is_main:
-        for plan in plans:
-            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
-    task = build_task(config, dataset)
-    plans = [replace(plan, device=device, task=task) for plan in plans]
-    if config.train.early_stopping is not None and dataset.dev is None:
-        raise ConfigError(
-            f"train.early_stopping watches the dev split's {task.selection_metric}, but data "
-            f"{config.data.name!r} has no dev split: remove train.early_stopping, or give a dev split "
-            "(data.files.dev, or data.files.dev_fraction for your own files)"
-        )
-    if not config.train.threads:
-        threads.use_free_cores_if_asked()
-    run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
-    if config.model.freeze:
-        dataset = freeze_features(config, dataset, task, device)
-    timetable = schedule(config, dataset, device)
-    if stacked:
-        # A crash between two seeds' checkpoint writes leaves them a check apart: each step's
-        # seeds train together.
-        by_step: dict[int, list[tuple[int, SeedRun]]] = {}
-        for j, plan in enumerate(plans):
-            run = SeedRun.build(plan, dataset)
-            by_step.setdefault(run.progress.step, []).append((j, run))
-        groups: Iterable[list[tuple[int, SeedRun]]] = by_step.values()
-    else:
-        # One at a time: a long list of runs never holds more than one model in memory.
-        groups = ([(j, SeedRun.build(plan, dataset))] for j, plan in enumerate(plans))
-    summaries: dict[int, dict[str, Any]] = {}
-    for members in groups:
-        group = [run for _, run in members]
-        if processes.is_main:
-            for run in group:
-                run.folder.start(run.config)
-                for name, text in run_files.items():
-                    run.folder.write_text_file(name, text)
-        together = len(group) > 1
-        layout = Stacked(group, task, device) if together else Single(group[0], task, device)
-        # One count serves every seed of a group: the seeds share the architecture and the data.
-        counted = flops_per_example(
-            group[0].network,
-            task,
-            timetable.train,
-            group[0].config.seed,
-            timetable.batch_size,
-            step_options(config, 0),
-        )
-        for run in group:
-            run.flops_per_example = counted
-        # train.log_to: the trackers get each run's earlier records now, each check's after it is
-        # on disk, and the results once written; the main process alone logs.
-        with trackers.tracked(group, processes.is_main) as tracking:
-            run_loop(
-                layout,
-                task,
-                timetable,
-                description=_describe(group, together),
-                show_progress=show_progress,
-                writes=processes.is_main,
-                device=device,
-                on_checkpoint=trackers.on_checkpoint(group, tracking, on_checkpoint),
-            )
-            for s, run in enumerate(group):
-                size = sum(p.numel() for p in run.network.parameters())
-                summary = summarize(run.config, run.progress, dataset, task, device, size)
-                summary["processes"] = processes.world_size
-                if together:
-                    summary["batched_seeds"] = len(group)
-                if processes.is_main:
-                    warn_if_at_chance(run, task, timetable)
-                    finish(run, summary, layout.predictor(s), task, timetable)
-                    if tracking:
-                        tracking[s].finish(summary)
-                summaries[members[s][0]] = summary
-    return [summaries[j] for j in range(len(plans))]
+class _OnCheckpoint(Callback):
+    """A function of the runs' progress, called at every check (``train(on_checkpoint=...)``)."""
 
+    def __init__(self, call: Callable[[list[Progress]], None]) -> None:
+        self.call = call
 
-def _describe(runs: list[SeedRun], together: bool) -> str:
-    seeds = describe_seeds([run.config.seed for run in runs])
-    return f"{runs[0].config.method.name} {seeds}" + (" (batched)" if together else "")
+    def on_check(self, runs: list[Any]) -> None:
+        self.call([run.progress for run in runs])

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
+from ..train.config import RunConfig
 from .base import (
     MLFLOW_ARTIFACTS,
     MLFLOW_DB,
     STATE_FILE,
     TABLES,
+    TRACKERS,
     Tracker,
     project,
     read_state,
@@ -22,6 +23,7 @@ from .base import (
 )
 
 
+@TRACKERS.register("mlflow")
 class MLflowTracker(Tracker):
     """A run :func:`run_name` in the MLflow experiment :func:`project`, its id kept in the run folder so
     that a resumed run continues it. The tracking URI: ``train.mlflow_tracking_uri``, else

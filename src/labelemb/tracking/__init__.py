@@ -7,23 +7,29 @@ dotted keys), every numeric series of ``metrics.jsonl`` at its ``step``, the sum
 ``metrics.jsonl`` as artifacts. A resumed run continues its series without repeating a step; a
 tracker that fails (a server gone) is dropped with a warning and the run goes on. Nothing here
 imports a tracker's package unless the config names it. Each tracker is a module of its own
-(``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``); what they share is in ``base``.
+(``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``), registered on :data:`TRACKERS`
+(a :class:`~labelemb.registry.Registry`); what they share is in ``base``. The trainer never imports
+this package: it is handed :class:`TrackerCallback`, which every run gets
+(:data:`labelemb.callbacks.DEFAULTS`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...rundir import RunDir
-from ..config import TRACKER_NAMES, ConfigError, RunConfig
+from ..callbacks import Callback
+from ..registry import unknown_name_message
+from ..rundir import RunDir
+from ..train import distributed
+from ..train.config import ConfigError, RunConfig
 from .base import (
     RUN_FILES,
     STATE_FILE,
     TABLES,
+    TRACKERS,
     Tracker,
     TrackerWarning,
     config_params,
@@ -33,29 +39,21 @@ from .mlflow_tracker import MLflowTracker
 from .tensorboard_tracker import TensorBoardTracker
 from .trackio_tracker import TrackioTracker
 
-if TYPE_CHECKING:
-    from ..loop import Progress, SeedRun
-
 __all__ = [
     "STATE_FILE",
     "TABLES",
     "TRACKERS",
+    "MLflowTracker",
     "RunTrackers",
+    "TensorBoardTracker",
     "Tracker",
+    "TrackerCallback",
     "TrackerWarning",
+    "TrackioTracker",
     "install_hint",
     "log_table",
-    "on_checkpoint",
     "require",
-    "tracked",
 ]
-
-TRACKERS: dict[str, type[Tracker]] = {
-    "tensorboard": TensorBoardTracker,
-    "mlflow": MLflowTracker,
-    "trackio": TrackioTracker,
-}
-assert set(TRACKERS) == set(TRACKER_NAMES)
 
 
 def install_hint(name: str) -> str:
@@ -63,10 +61,14 @@ def install_hint(name: str) -> str:
 
 
 def require(names: list[str]) -> None:
-    """Raise :class:`ConfigError` with the one-line install hint for a tracker whose package is missing."""
+    """Raise :class:`ConfigError` for a tracker that is not one (with a did-you-mean), or the
+    one-line install hint for a tracker whose package is missing."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"train.log_to: {unknown_name_message('tracker', name, TRACKERS.names())}")
     for name in names:
         try:
-            importlib.import_module(TRACKERS[name].package)
+            importlib.import_module(TRACKERS.get(name).package)
         except ImportError:
             raise ConfigError(install_hint(name)) from None
 
@@ -82,7 +84,7 @@ class RunTrackers:
         self.folder = folder
         self.trackers: list[Tracker] = []
         for name in config.train.log_to:
-            tracker = self._guarded(name, lambda name=name: TRACKERS[name](config, folder.path))
+            tracker = self._guarded(name, lambda name=name: TRACKERS.get(name)(config, folder.path))
             if isinstance(tracker, Tracker):  # else it failed to start: warned, and left out
                 self.trackers.append(tracker)
         params = config_params(config)
@@ -110,42 +112,37 @@ class RunTrackers:
         return guarded(self.folder.path, name, call, what)
 
 
-@contextlib.contextmanager
-def tracked(runs: list[SeedRun], enabled: bool) -> Iterator[list[RunTrackers]]:
-    """The trackers of ``runs`` (none unless ``enabled`` and the config names some), each with the
-    records its run already has; closed on the way out, as failed if an exception left."""
-    if not enabled or not runs[0].config.train.log_to:
-        yield []
-        return
-    trackers = []
-    failed = True
-    try:
+class TrackerCallback(Callback):
+    """``train.log_to`` as the trainer's callback: each run's earlier records when it starts, each
+    check's once it is on disk, the results once written; closed as failed if an exception left.
+    The main process alone logs; a run whose config names no tracker imports none."""
+
+    def __init__(self) -> None:
+        self.trackers: list[RunTrackers] = []
+
+    def check(self, configs: Sequence[RunConfig]) -> None:
+        # A tracker the config names but this machine lacks: its install line, before any training.
+        require(sorted({name for config in configs for name in config.train.log_to}))
+
+    def on_run_start(self, runs: list[Any]) -> None:
+        if not distributed.current().is_main or not runs[0].config.train.log_to:
+            return
         for run in runs:
-            trackers.append(RunTrackers(run.config, run.folder))
-            trackers[-1].log_records(run.progress.records)
-        yield trackers
-        failed = False
-    finally:
-        for tracker in trackers:
-            tracker.close(failed)
+            self.trackers.append(RunTrackers(run.config, run.folder))
+            self.trackers[-1].log_records(run.progress.records)
 
-
-def on_checkpoint(
-    runs: list[SeedRun],
-    trackers: list[RunTrackers],
-    then: Callable[[list[Progress]], None] | None,
-) -> Callable[[list[Progress]], None] | None:
-    """The loop's ``on_checkpoint``: each run's new record to its trackers, then ``then``."""
-    if not trackers:
-        return then
-
-    def checked(progress: list[Progress]) -> None:
-        for run, tracker in zip(runs, trackers):
+    def on_check(self, runs: list[Any]) -> None:
+        for run, tracker in zip(runs, self.trackers):
             tracker.log_records(run.progress.records)
-        if then is not None:
-            then(progress)
 
-    return checked
+    def on_run_end(self, runs: list[Any], summaries: list[dict[str, Any]]) -> None:
+        for tracker, summary in zip(self.trackers, summaries):
+            tracker.finish(summary)
+
+    def on_close(self, runs: list[Any], failed: bool) -> None:
+        for tracker in self.trackers:
+            tracker.close(failed)
+        self.trackers = []
 
 
 # ---------------------------------------------------------------------- a comparison's or a tuning's table
@@ -160,6 +157,6 @@ def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
         guarded(
             experiment_dir,
             name,
-            lambda name=name: TRACKERS[name].log_table(config, experiment_dir, kind),
+            lambda name=name: TRACKERS.get(name).log_table(config, experiment_dir, kind),
             f"logging the {kind}",
         )

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
-from .base import TABLES, TENSORBOARD_DIR, Tracker, summary_values
+from ..train.config import RunConfig
+from .base import TABLES, TENSORBOARD_DIR, TRACKERS, Tracker, summary_values
 
 
+@TRACKERS.register("tensorboard")
 class TensorBoardTracker(Tracker):
     """Event files in ``<run>/tensorboard/`` (torch's SummaryWriter). Each opening purges what
     earlier writers logged (``purge_step=0``) and logs the run's records again: a resumed run's

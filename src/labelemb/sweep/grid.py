@@ -1,5 +1,5 @@
 """Many runs at once: every (method, seed) of a comparison, on this machine's processes or devices,
-or on a Ray cluster (:mod:`labelemb.train.executors`)."""
+or on a Ray cluster (:mod:`labelemb.sweep.executors`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..progress import draws_bar
-from .config import RunConfig
+from ..train.config import RunConfig
+from ..train.plan import checked_runs
+from ..train.trainer import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit
-from .plan import checked_runs
-from .trainer import plan_runs, train, train_seeds, train_unless_held
 
 
 def run_grid(
@@ -28,7 +28,7 @@ def run_grid(
 
     Finished runs are read back, so an interrupted comparison resumes where it stopped (and a
     half-done run resumes from its checkpoint). Every config is checked before any run starts.
-    Runs go to ``executor`` (default: :class:`~labelemb.train.executors.LocalExecutor` with
+    Runs go to ``executor`` (default: :class:`~labelemb.sweep.executors.LocalExecutor` with
     ``jobs`` processes), one unit of work per run, or per method with ``batched`` (its seeds side
     by side, :mod:`labelemb.train.stacked`); one bar (or one line per finished unit) counts them.
     In this process alone (one job, not batched), a run another process is training is left to it

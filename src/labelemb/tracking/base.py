@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_text
-from ..config import RunConfig
+from ..registry import Registry
+from ..rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_text
+from ..train.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +114,17 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "tuning": ("tuning.md", TUNING_FILES, ("*/seed*", "tuned/*/*/seed*", "tuning/*/*/seed*")),
 }
 
+#: The trackers ``train.log_to`` can name (Hugging Face's ``report_to`` names): each tracker's class,
+#: registered with ``@TRACKERS.register(name)`` beside it.
+TRACKERS: Registry[type[Tracker]] = Registry("tracker")
+
 
 class Tracker:
     """One tracker's view of one run. ``last_step`` is the last step the tracker already holds
     (found in its own store on resume): records up to it are not logged again."""
 
     name = ""
-    #: The package it needs, checked before any training (``trackers.require``).
+    #: The package it needs, checked before any training (:func:`labelemb.tracking.require`).
     package = ""
     last_step = -1
 

@@ -5,7 +5,7 @@ an embedded Ray on this machine for the grid and stops it after; with one (``aut
 ``host:port``, ``ray://host:10001``) it connects to that cluster. Each unit (one run, or one
 method's seeds when batched) is a task that asks for one CPU, or 1/``runs_per_device`` of a GPU
 when the cluster has GPUs and the runs train on CUDA; the task calls
-:func:`labelemb.train.executors.run_unit`, which trains through the harness and so resumes a run
+:func:`labelemb.sweep.executors.run_unit`, which trains through the harness and so resumes a run
 from the checkpoint in its folder. A worker or node that dies mid-run is Ray's to retry
 (``max_retries``): the retried task picks the run up at its last checkpoint.
 
@@ -171,7 +171,7 @@ class RayExecutor:
         The cluster's resources decide, not this machine's: a driver without CUDA sends CUDA runs to
         a cluster with GPUs (the grid leaves the devices to this check). Ray schedules no other
         accelerator, so another device (``mps``) is checked here, as a local run's would be."""
-        from .build import resolve_device
+        from ..train.build import resolve_device
 
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)

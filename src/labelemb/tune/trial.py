@@ -1,7 +1,8 @@
 """A tuning trial's run, as a worker trains it: reporting its checks to its study (``--prune``).
 
-Kept apart from :mod:`labelemb.train.tuning` (which plans the trials and hands them to the
-executors), so that a worker imports only what trains one trial.
+Kept apart from :mod:`labelemb.tune.study` (which plans the trials and hands them to the grid's
+executors as :class:`TrialJob` s, plain data a worker unpickles), so that a worker imports only what
+trains one trial.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..search import import_optuna
-from .config import RunConfig
+from ..train.config import RunConfig
 
 
 class TuneError(ValueError):
@@ -20,13 +21,18 @@ class TuneError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrialRef:
-    """What a worker needs to report a trial's checks to its study (``--prune``)."""
+class TrialJob:
+    """What a worker needs to report a trial's checks to its study (``--prune``): a unit of the
+    grid's work carries it (:class:`labelemb.sweep.executors.Job`)."""
 
     storage: str  # the journal file's path or a database URL
     study: str
     number: int
     dev_keys: tuple[str, ...]  # the dev score's record key: the first of these a record holds
+
+    def run(self, configs: list[RunConfig]) -> list[dict[str, Any]]:
+        """Train the trial's one run in this process (:func:`train_trial`)."""
+        return train_trial(self, configs[0])
 
 
 def open_storage(storage: str) -> Any:
@@ -117,10 +123,10 @@ def median_pruner(optuna: Any) -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def train_trial(ref: TrialRef, config: RunConfig) -> list[dict[str, Any]]:
+def train_trial(ref: TrialJob, config: RunConfig) -> list[dict[str, Any]]:
     """Train a trial's run in this process, reporting its dev score to the study at every check;
     a pruned trial's summary is ``{"pruned": True, ...}`` (its run stays unfinished)."""
-    from .trainer import train
+    from ..train.trainer import train
 
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

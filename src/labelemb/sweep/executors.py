@@ -14,14 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
-from .config import RunConfig
-
-if TYPE_CHECKING:
-    from .trial_run import TrialRef
+from ..train.config import RunConfig
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.
 Finished = Callable[[int, list[dict[str, Any]]], None]
@@ -29,6 +26,16 @@ Finished = Callable[[int, list[dict[str, Any]]], None]
 
 class ExecutorError(ValueError):
     """The executor cannot run the grid as asked (a device, a cluster, storage); one line says why."""
+
+
+class Job(Protocol):
+    """How a unit's runs train when not as plain runs: a picklable description (plain data) that
+    trains them itself in the worker, such as a tuning trial that reports its checks to its study
+    (:class:`labelemb.tune.trial.TrialJob`). The grid knows only this door, not who opens it."""
+
+    def run(self, configs: list[RunConfig]) -> list[dict[str, Any]]:
+        """Train ``configs`` in this process; their summaries."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,18 +46,16 @@ class Unit:
     source_folder: str | None  # the config file's folder: relative data paths resolve there
     batched: bool
     threads: int | None = None  # torch threads in the worker; None: as the process has them
-    #: A tuning trial whose run reports its checks to its study (labelemb.train.tuning), or None.
-    trial: TrialRef | None = None
+    #: How the runs train when not as plain runs (a tuning trial reporting to its study), or None.
+    job: Job | None = None
 
     @classmethod
-    def of(
-        cls, configs: Sequence[RunConfig], *, batched: bool = False, trial: TrialRef | None = None
-    ) -> Unit:
+    def of(cls, configs: Sequence[RunConfig], *, batched: bool = False, job: Job | None = None) -> Unit:
         return cls(
             configs=tuple(config.model_dump(mode="json") for config in configs),
             source_folder=configs[0]._source_folder,
             batched=batched,
-            trial=trial,
+            job=job,
         )
 
     def label(self) -> str:
@@ -74,17 +79,15 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
 
     The grid checked every config before any unit started, so the trainer does not check them again.
     """
-    from .plan import checked_runs, plan_run
-    from .trainer import train, train_seeds
+    from ..train.plan import checked_runs, plan_run
+    from ..train.trainer import train, train_seeds
 
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
     configs = unit.run_configs()
     with checked_runs([plan_run(config) for config in configs]):
-        if unit.trial is not None:
-            from .trial_run import train_trial
-
-            return train_trial(unit.trial, configs[0])
+        if unit.job is not None:
+            return unit.job.run(configs)
         if unit.batched:
             return train_seeds(configs, batched=True, progress=False)
         return [train(config) for config in configs]

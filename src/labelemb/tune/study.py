@@ -6,7 +6,7 @@ One Optuna study per method, all kept in one store: a journal file in the experi
 seeded TPE sampler draws from the method's search space (:func:`labelemb.methods.search_space`)
 and the command line's keys; its objective is the run's dev score at its selected check, in the
 task's own direction (lower dev error, higher BLEU). Trials go to the grid's executors (local
-processes, devices or a Ray cluster: :mod:`labelemb.train.executors`) a round at a time: as many
+processes, devices or a Ray cluster: :mod:`labelemb.sweep.executors`) a round at a time: as many
 trials of one method as the executor has slots, asked from the study together (the sampler's
 constant liar keeps them apart).
 
@@ -34,196 +34,40 @@ it is worse than the median of earlier trials at the same check; its run stays u
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .. import methods
 from ..rundir import RunDir, differing_keys
-from ..search import Space, SpaceError, check_space, combine, import_optuna
-from .config import RunConfig, config_keys
-from .executors import Executor, Unit
-from .options import RUN_CONTEXT_OPTIONS, check_buildable, no_method_takes
-from .trial_run import TrialRef, TuneError, median_pruner, open_storage, without_password
+from ..search import import_optuna
+from ..sweep.executors import Executor, Unit
+from .setting import TuneSetting, default_values, setting_record, trial_config
+from .trial import TrialJob, TuneError, median_pruner, open_storage, without_password
 
-#: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
-TUNING_FOLDER = "tuning"
-#: The folder of an experiment that holds its tuned settings' runs (``<experiment>/tuned``).
-TUNED_FOLDER = "tuned"
-JOURNAL_FILE = "study.journal"
 #: Trials finished for the budget: pruned ones count, as they cost their share of it.
 FINISHED_STATES = ("COMPLETE", "PRUNED")
+
+
 #: Trials that hold a place in the budget (up to it): finished, training, or queued to train.
 PLACE_STATES = (*FINISHED_STATES, "RUNNING", "WAITING")
+
+
 #: The trials TPE draws at random before it models the results (Optuna's default, made explicit
 #: because the tuning table says when a budget ends within them).
 STARTUP_TRIALS = 10
-#: ``tune --objective``: what a trial is judged on -> the dev record key (None: the task's own
-#: dev score, :func:`~labelemb.tasks.dev_objective`). Both calibration figures: lower is better.
-OBJECTIVES: dict[str, str | None] = {"metric": None, "nll": "dev_nll", "ece": "dev_ece_scaled"}
+
+
 #: How often a driver whose budget is taken by another driver's running trials looks again.
 WAIT_SECONDS = 2.0
-
-
-@dataclass
-class TuneSetting:
-    """A tuning request: the experiment's config, its methods and what is searched.
-
-    ``spaces`` are the command line's keys (a dotted config key applies to every method, a bare
-    option to the methods that have it); ``tune_seed`` is the seed of every trial run and seeds the
-    sampler; ``storage`` a database URL, or None for the journal file in the experiment folder.
-    """
-
-    base: RunConfig
-    methods: list[str]
-    trials: int
-    spaces: dict[str, Space] = field(default_factory=dict)
-    tune_seed: int = 0
-    prune: bool = False
-    storage: str | None = None
-    #: What a trial is judged on (:data:`OBJECTIVES`): the task's dev score, or a calibration figure.
-    objective_kind: str = "metric"
-    #: Trials of a method trained side by side in one process (their settings stacked as seeds are;
-    #: :class:`~labelemb.train.stacked.SideBySide`), per executor slot; 1: a process each.
-    side_by_side: int = 1
-
-    @property
-    def folder(self) -> Path:
-        """The experiment's tuning folder: its trials' runs and its journal."""
-        return Path(self.base.output_dir) / self.base.experiment / TUNING_FOLDER
-
-    @property
-    def storage_text(self) -> str:
-        """The study store as workers open it: the database URL, or the journal file's path."""
-        return self.storage or str((self.folder / JOURNAL_FILE).resolve())
-
-    def method_config(self, method: str) -> RunConfig:
-        """The base config for ``method`` at the tuning seed (the default setting)."""
-        config = self.base.with_method(method).with_seed(self.tune_seed)
-        config._source_folder = self.base._source_folder
-        return config
-
-    def space(self, method: str) -> dict[str, Space]:
-        """What a trial of ``method`` draws: its own space and the command line's keys that apply to it."""
-        config = self.method_config(method)
-        own = methods.search_space(method, config.options("method"))
-        accepted = methods.options(method)
-        given = {key: space for key, space in self.spaces.items() if "." in key or key in accepted}
-        return combine(own, given)
-
-    def study_name(self, method: str) -> str:
-        return f"{self.base.experiment}:{method}"
-
-    def objective(self) -> tuple[tuple[str, ...], bool]:
-        """The dev score every trial is judged by (its record keys) and whether higher is better: the
-        one that selects a run's check, as the experiment's task says
-        (:func:`~labelemb.tasks.dev_objective`)."""
-        from ..data.registry import dataset_yields
-        from ..tasks import dev_objective, task_class
-
-        yields = dataset_yields(self.base.data.name, self.base.data_sections())
-        task = task_class(yields)
-        if self.objective_kind == "metric":
-            return dev_objective(task, self.base.selection_metric)
-        key = OBJECTIVES[self.objective_kind]
-        if key not in getattr(task, "selected_fields", ()):
-            raise TuneError(
-                f"--objective {self.objective_kind}: runs of {task.__name__} record no "
-                f"{key.replace('_', ' ')} (a classifier's dev calibration); use --objective metric"
-            )
-        return (key,), False
-
-
-def check_setting(setting: TuneSetting) -> None:
-    """Refuse, before anything is written or trained, what cannot be tuned: one line a problem."""
-    if setting.objective_kind not in OBJECTIVES:
-        raise TuneError(f"--objective {setting.objective_kind}: choose one of {', '.join(OBJECTIVES)}")
-    setting.objective()  # a calibration objective the task cannot give: one line, here
-    if setting.trials < 1:
-        raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
-    if setting.side_by_side > 1 and setting.prune:
-        raise TuneError(
-            "--prune stops trials one at a time, --side-by-side trains them together: use one of them"
-        )
-    keys = config_keys()
-    bare = [key for key in setting.spaces if "." not in key and key not in keys]
-    for key in bare:
-        if not any(key in methods.options(method) for method in setting.methods):
-            raise TuneError(f"--space {key}: {no_method_takes(key, setting.methods, keys)}")
-    for method in setting.methods:
-        config = setting.method_config(method)
-        check_buildable(config)
-        given = config.options("method")
-        fixed_here = {k: v for k, v in given.items() if k not in RUN_CONTEXT_OPTIONS}
-        build = methods.method_builder(method, **fixed_here)
-        try:
-            check_space(
-                method,
-                setting.space(method),
-                keys,
-                methods.options(method),
-                fixed=methods.preset_options(method),
-                run_context=RUN_CONTEXT_OPTIONS,
-                build=build,
-            )
-        except SpaceError as error:
-            raise TuneError(str(error)) from None
-        _check_config_bounds(method, config, setting.space(method))
-
-
-def _check_config_bounds(method: str, config: RunConfig, spaces: Mapping[str, Space]) -> None:
-    """Each bound of a searched config key is a value the config accepts (``train.batch_size=0:64``
-    is refused here, not in the trial that draws 0)."""
-    from pydantic import ValidationError
-
-    for key, space in spaces.items():
-        if "." not in key and key not in RunConfig.model_fields:
-            continue
-        for bound in space.bounds():
-            try:
-                apply_values(config, {key: bound})
-            except ValidationError as error:
-                reason = error.errors()[0]["msg"]
-                raise TuneError(
-                    f"method {method!r}: --space {key}={space}: the config does not accept {key}={bound!r} "
-                    f"({reason}); keep the range inside what {key} accepts"
-                ) from None
 
 
 def sampler_seed(tune_seed: int, method: str, trials_so_far: int) -> int:
     """The sampler's seed for a round: the same for the same study at the same point, resumed or not."""
     digest = hashlib.sha256(f"{tune_seed}:{method}:{trials_so_far}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
-
-
-def setting_record(setting: TuneSetting, method: str) -> dict[str, Any]:
-    """What a study's trials depend on, recorded with the study (as JSON holds it): the method's
-    default config (its comparable part), the searched space, the tuning seed and pruning, and the
-    content digest of the data where its loader has one (a user's files: an edited file makes the
-    finished trials' scores stale)."""
-    from ..data.registry import data_fingerprint
-    from .build import data_request
-
-    config = setting.method_config(method)
-    record: dict[str, Any] = {
-        "config": config.comparable(),
-        "space": {key: str(space) for key, space in sorted(setting.space(method).items())},
-        "tune_seed": setting.tune_seed,
-        "prune": setting.prune,
-    }
-    if setting.objective_kind != "metric":
-        # Only when not the default, so that studies recorded before the option still match.
-        record["objective"] = setting.objective_kind
-    fingerprint = data_fingerprint(config.data.name, data_request(config))
-    if fingerprint is not None:
-        record["data"] = fingerprint
-    return json.loads(json.dumps(record))
 
 
 class Tuner:
@@ -373,8 +217,8 @@ class Tuner:
                 units.append(Unit.of([configs[i] for i in chunk], batched=True))
                 continue
             trial = trials[chunk[0]]
-            ref = TrialRef(self.setting.storage_text, study.study_name, trial.number, self.dev_keys)
-            units.append(Unit.of([configs[chunk[0]]], trial=ref if self.setting.prune else None))
+            ref = TrialJob(self.setting.storage_text, study.study_name, trial.number, self.dev_keys)
+            units.append(Unit.of([configs[chunk[0]]], job=ref if self.setting.prune else None))
 
         def finished(u: int, summaries: list[dict[str, Any]]) -> None:
             for i, summary in zip(chunks[u], summaries):
@@ -423,38 +267,6 @@ def within_budget(trials: Sequence[Any], budget: int) -> list[Any]:
     return places
 
 
-def default_values(setting: TuneSetting, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The values of ``method``'s default setting for its searched keys, as a trial takes them, and
-    what was changed to fit the space: ``{key: {"default": value, "used": value or None}}``. A
-    number outside its range is clamped to the nearest bound (the searched range is where the user
-    asked trials to be); a value the space cannot hold (None, a choice not listed) is left out, and
-    the sampler draws it."""
-    config = setting.method_config(method)
-    raw = config.model_dump(mode="json")
-    own = {**methods.options(method), **config.options("method")}
-    values: dict[str, Any] = {}
-    adjusted: dict[str, Any] = {}
-    for key, space in sorted(setting.space(method).items()):
-        if "." in key or key in RunConfig.model_fields:
-            default = raw
-            for part in key.split("."):
-                default = default.get(part) if isinstance(default, dict) else None
-        else:
-            default = own.get(key)
-        if default in space:
-            values[key] = default
-            continue
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if space.kind == "categorical" or not numeric:
-            adjusted[key] = {"default": default, "used": None}
-            continue
-        used = min(max(default, space.low), space.high)
-        used = int(round(used)) if space.kind == "int" else float(used)
-        values[key] = used
-        adjusted[key] = {"default": default, "used": used}
-    return values, json.loads(json.dumps(adjusted))
-
-
 def run_number(trial: Any) -> int:
     """The trial whose run folder a trial trains in: its own, or the one it retries."""
     return int(trial.user_attrs.get("run", trial.number))
@@ -487,47 +299,6 @@ def objective(summary: Mapping[str, Any], dev_keys: Sequence[str]) -> float:
             "selected check: tuning needs a dev split (data with a dev split, or one split off train)"
         )
     return float(value)
-
-
-def apply_values(config: RunConfig, values: Mapping[str, Any]) -> RunConfig:
-    """``config`` with each value set: a dotted key in its section, a bare one as a method option."""
-    raw = config.model_dump(mode="json")
-    for key, value in values.items():
-        parts = key.split(".") if "." in key or key in RunConfig.model_fields else ["method", key]
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    changed = RunConfig.model_validate(raw)
-    changed._source_folder = config._source_folder
-    return changed
-
-
-def trial_config(setting: TuneSetting, method: str, values: Mapping[str, Any], number: int) -> RunConfig:
-    """The config of trial ``number`` of ``method``: its values over the default, in its own folder."""
-    config = apply_values(setting.method_config(method), values)
-    experiment = f"{setting.base.experiment}/{TUNING_FOLDER}/trial{number:03d}"
-    changed = config.model_copy(update={"experiment": experiment})
-    changed._source_folder = config._source_folder
-    return changed
-
-
-def tuned_experiment(experiment: str, best_trial: int) -> str:
-    """Where the best setting's fresh runs go: ``<experiment>/tuned/trial<NNN>``, named after the
-    trial whose values they train with, so that a later, larger budget whose best is another trial
-    writes beside them instead of meeting runs of another config."""
-    return f"{experiment}/{TUNED_FOLDER}/trial{best_trial:03d}"
-
-
-def tuned_config(
-    setting: TuneSetting, method: str, values: Mapping[str, Any], best_trial: int, seed: int
-) -> RunConfig:
-    """The config of ``method``'s best setting (trial ``best_trial``'s values) at fresh ``seed``."""
-    config = apply_values(setting.method_config(method), values).with_seed(seed)
-    experiment = tuned_experiment(setting.base.experiment, best_trial)
-    changed = config.model_copy(update={"experiment": experiment})
-    changed._source_folder = setting.base._source_folder
-    return changed
 
 
 def study_record(study: Any, setting: TuneSetting, method: str) -> dict[str, Any]:

@@ -7,10 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
+from ..train.config import RunConfig
 from .base import (
     STATE_FILE,
     TABLES,
+    TRACKERS,
     Tracker,
     config_params,
     project,
@@ -21,6 +22,7 @@ from .base import (
 )
 
 
+@TRACKERS.register("trackio")
 class TrackioTracker(Tracker):
     """A run :func:`run_name` (``<method>-seed<N>``) in the Trackio project :func:`project`:
     Trackio's local store (``$TRACKIO_DIR``, by default ``~/.cache/huggingface/trackio``), or

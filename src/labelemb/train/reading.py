@@ -1,0 +1,101 @@
+"""A config as written, read into a :class:`~labelemb.train.config.RunConfig`: the YAML file, its
+``key=value`` overrides, and pydantic's complaints as one line each."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..rundir import yaml_problem
+from .config import ConfigError, RunConfig, unknown_key
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as YAML, so ``3``, ``1e-3``, ``[1, 2]`` and ``null`` work."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. train.epochs=3)")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(raw.strip()):
+        value = float(raw)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    return key.strip(), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``key=value`` applied.
+
+    Dotted keys address a section (``train.epochs=3``); a bare key is a top-level field
+    (``seed=1``) or, otherwise, an option of the method (``tau=4``, ``embedding=runs/x``).
+    """
+    result = copy.deepcopy(raw)
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        if len(parts) == 1 and key not in RunConfig.model_fields:
+            parts = ["method", key]
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return result
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "labelemb_config":
+            lines.append(item["msg"])
+        elif item["type"] == "extra_forbidden":
+            lines.append(unknown_key(where))
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"config key {where!r}: {message} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """A raw mapping (plus overrides) as a :class:`RunConfig`: keys and types only. What the names
+    in it refer to (methods, models, data sets and their options) is checked by
+    :func:`labelemb.train.options.build_config`, which knows the registries."""
+    merged = apply_overrides(raw or {}, overrides or [])
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; a :class:`ConfigError` saying what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"config file {path} does not exist (the configs/ folder of the repository has examples)"
+        )
+    if not path.is_file():
+        raise ConfigError(
+            f"--config {path} is a folder, not a YAML file; give a file such as configs/mnist-mlp.yaml"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML ({yaml_problem(error)})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"cannot read config file {path} ({error}); give a readable UTF-8 YAML file"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
+    return raw
