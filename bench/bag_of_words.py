@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labelemb.data.text_classes import TextClassDataset, text_class_dataset
+from labelemb.data.text.classes import TextClassDataset, text_class_dataset
 from labelemb.tasks import build_task
 from labelemb.train import build_config
 from labelemb.train.loop import build_run

@@ -1,4 +1,4 @@
-"""Tests of labelemb.data.cifar on small files in the official pickle format, written here.
+"""Tests of labelemb.data.cifar.loader on small files in the official pickle format, written here.
 
 The real CIFAR archives are not on these machines (DESIGN.md, "Data on these machines"), so the
 fixtures imitate them byte for byte where it matters: Python 2 protocol-2 pickles whose strings
@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from labelemb.data import DataError, available_datasets, load_dataset
-from labelemb.data import cifar as cifar_mod
-from labelemb.data.cifar import find_cifar, load_cifar10, load_cifar100, load_cifar_spec
-from labelemb.data.cifar_archive import extract_archive, load_cifar_archive
-from labelemb.data.cifar_batches import load_cifar_folder, unpickle_cifar
-from labelemb.data.cifar_spec import CIFAR10, CIFAR100, CifarSpec
+from labelemb.data.cifar import loader as cifar_mod
+from labelemb.data.cifar.archive import extract_archive, load_cifar_archive
+from labelemb.data.cifar.batches import load_cifar_folder, unpickle_cifar
+from labelemb.data.cifar.loader import find_cifar, load_cifar10, load_cifar100, load_cifar_spec
+from labelemb.data.cifar.spec import CIFAR10, CIFAR100, CifarSpec
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

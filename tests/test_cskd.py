@@ -20,7 +20,7 @@ from test_train import assert_same_run, interrupt_at_first_checkpoint, read_metr
 
 from labelemb import methods
 from labelemb.cli import main
-from labelemb.data.text_classes import TextClassSplit
+from labelemb.data.text.classes import TextClassSplit
 from labelemb.methods.batch_shapes import ClassPairs, refuse_batch_shape
 from labelemb.methods.cskd import ClassWiseSelfKnowledgeDistillation
 from labelemb.tasks.classification import Classification

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from labelemb.data import DataError
-from labelemb.data.sequences import load_text_dataset
-from labelemb.data.text import load_corpus, read_lines
+from labelemb.data.text.corpus import load_corpus, read_lines
+from labelemb.data.text.sequences import load_text_dataset
 from labelemb.models.seq2seq import Seq2Seq
 from labelemb.train import ConfigError, build_config, load_config, train
 

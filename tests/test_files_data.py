@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from labelemb.data import DataError, DataRequest, load
-from labelemb.data.files import stratified_split
-from labelemb.data.files_options import FilesOptions, files_yields
+from labelemb.data.files.loader import stratified_split
+from labelemb.data.files.options import FilesOptions, files_yields
 from labelemb.train import train
 from labelemb.train.config import ConfigError
 from labelemb.train.options import build_config, load_config
@@ -291,7 +291,7 @@ def test_an_image_folder_of_mixed_modes_trains(tmp_path, caplog):
         "method": {"name": "label_embedding"},
         "train": {"epochs": 2, "batch_size": 4, "progress": False},
     }
-    with caplog.at_level("WARNING", logger="labelemb.data.files"):
+    with caplog.at_level("WARNING", logger="labelemb.data.files.loader"):
         summary = train(build_config(raw))
     # A file that is not an image is left out, by name.
     assert "file(s) that are not images left out, e.g." in caplog.text and "notes.txt" in caplog.text

@@ -76,7 +76,7 @@ def test_label_embedding_counts_more_than_onehot(small_config, digits):
 
 
 def test_a_seq2seq_count_grows_with_tokens():
-    from labelemb.data.sequences import TextPairs
+    from labelemb.data.text.sequences import TextPairs
     from labelemb.tasks.seq2seq import SequenceTask
 
     pairs = TextPairs(

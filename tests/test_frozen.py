@@ -24,7 +24,7 @@ from labelemb.data.feature_cache import (
     split_key,
     write_features,
 )
-from labelemb.data.text_classes import text_class_dataset
+from labelemb.data.text.classes import text_class_dataset
 from labelemb.models import FeatureHead, WithDense
 from labelemb.tasks import build_task
 from labelemb.train import build_config, train, train_batched

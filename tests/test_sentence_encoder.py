@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from labelemb.data.base import DataError
-from labelemb.data.text_classes import EncoderVocabulary, text_class_dataset
+from labelemb.data.text.classes import EncoderVocabulary, text_class_dataset
 from labelemb.models import build_model, model_text_encoder
 from labelemb.models.sentence_encoder import (
     MissingEncoderError,

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from labelemb.data.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
-from labelemb.data.text import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
+from labelemb.data.text.corpus import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
+from labelemb.data.text.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
 from labelemb.tasks.seq2seq import DecodeOptions, SequenceTask
 from labelemb.train import build_config, load_config, train
 from labelemb.train.config import ConfigError

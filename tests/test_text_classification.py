@@ -18,7 +18,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from labelemb import methods
-from labelemb.data.text_classes import TextClassSplit, text_class_dataset
+from labelemb.data.text.classes import TextClassSplit, text_class_dataset
 from labelemb.models import build_model
 from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, bigram_ids, mean_bag
 from labelemb.tasks import CALIBRATION_FIELDS, build_task, fit_temperature, measure_calibration

@@ -1,4 +1,4 @@
-"""Parallel text: reading, tokenising, vocabularies, corpora and batches (labelemb.data.text)."""
+"""Parallel text: reading, tokenising, vocabularies, corpora and batches (labelemb.data.text.corpus)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labelemb.data import DataError
-from labelemb.data.text import (
+from labelemb.data.text.corpus import (
     BOS,
     EOS,
     PAD,

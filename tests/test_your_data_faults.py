@@ -15,7 +15,7 @@ import yaml
 
 from labelemb.cli import main
 from labelemb.data import DataError, DataRequest, load
-from labelemb.data.files_options import FilesOptions
+from labelemb.data.files.options import FilesOptions
 from labelemb.rundir import RunDirError
 from labelemb.train import build_config, train
 

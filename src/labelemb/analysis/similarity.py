@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..data.text import SPECIALS
+from ..data.text.corpus import SPECIALS
 from .representation import LabelRepresentation, run_representation, soft_label_rows
 
 

@@ -1,8 +1,9 @@
 """Data sets: the embedded 8x8 digits, MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, and parallel text
 corpora, each registered by name with what it yields (:mod:`labelemb.data.registry`).
 
-Every module of this package is imported here, so a loader's ``@register`` is all it takes to
-add a data set.
+Every module of this package and of its subpackages (``files/``: your files; ``cifar/``;
+``text/``: corpora and text as ids) is imported here, so a loader's ``@register`` is all it takes
+to add a data set.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from ..registry import import_modules
 
 # isort: off
 # The image sets are imported first and in this order: it is the order their names are listed in.
-from . import digits, mnist, cifar  # noqa: F401
+from .digits import load_digits
+from .mnist import load_fashion_mnist, load_mnist
+from .cifar.loader import load_cifar10, load_cifar100
 
 # isort: on
 from .base import DataError, Dataset, Split, check_labels
-from .cifar import load_cifar10, load_cifar100
-from .digits import load_digits
 from .idx import read_idx
-from .mnist import load_fashion_mnist, load_mnist
 from .registry import DATASETS, DataRequest, dataset_key, dataset_yields, load, register
 
 import_modules(__name__, __path__)

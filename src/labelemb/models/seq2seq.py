@@ -7,7 +7,7 @@ method of the registry is the output layer. Without input
 feeding the decoder over a whole target sequence is one ``nn.LSTM`` call (teacher forcing),
 exactly what a step-by-step stack of cells computes; decoding runs it one step at a time.
 
-Token id 0 is padding on both sides (see :mod:`labelemb.data.text`).
+Token id 0 is padding on both sides (see :mod:`labelemb.data.text.corpus`).
 """
 
 from __future__ import annotations

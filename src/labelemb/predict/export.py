@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.text import PAD, TOKENIZERS
-from ..data.text_options import TextOptions
+from ..data.text.corpus import PAD, TOKENIZERS
+from ..data.text.options import TextOptions
 from ..models import model_text_encoder
 from ..rundir import VOCABULARY_FILE
 from .bundle import bundle_files

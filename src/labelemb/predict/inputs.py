@@ -18,9 +18,9 @@ from torch import Tensor
 
 from ..data.base import DataError
 from ..data.image_decode import decode_image
-from ..data.text import PAD, TOKENIZERS, Vocabulary
-from ..data.text_classes import TextClassSplit, encoder_ids, encoder_length, load_tokenizer, padded_ids
-from ..data.text_options import TextOptions
+from ..data.text.classes import TextClassSplit, encoder_ids, encoder_length, load_tokenizer, padded_ids
+from ..data.text.corpus import PAD, TOKENIZERS, Vocabulary
+from ..data.text.options import TextOptions
 from ..models import model_text_encoder
 from .source import PredictError, Trained
 

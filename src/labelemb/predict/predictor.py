@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..data import Split
 from ..data.base import as_float_images
-from ..data.text_classes import TextClassSplit
+from ..data.text.classes import TextClassSplit
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
 from .inputs import image_batch, text_split

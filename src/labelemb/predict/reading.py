@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data.files_options import FilesOptions
-from ..data.files_tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
-from ..data.text import read_lines
+from ..data.files.options import FilesOptions
+from ..data.files.tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
+from ..data.text.corpus import read_lines
 from .source import PredictError, Trained
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..data.sequences import TextPairs
-from ..data.text import PAD, TOKENIZERS, Vocabulary, corpus_layout, pad_batch
-from ..data.text_options import TextOptions
+from ..data.text.corpus import PAD, TOKENIZERS, Vocabulary, corpus_layout, pad_batch
+from ..data.text.options import TextOptions
+from ..data.text.sequences import TextPairs
 from ..tasks import Predictor as TaskPredictor
 from ..tasks.decode import DecodeOptions
 from ..tasks.seq2seq import SequenceTask

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..data.sequences import TextDataset, TextPairs
-from ..data.text import BOS, EOS, PAD, UNK, Vocabulary, length_grouped_order
+from ..data.text.corpus import BOS, EOS, PAD, UNK, Vocabulary, length_grouped_order
+from ..data.text.sequences import TextDataset, TextPairs
 from ..models.seq2seq import Encoded
 from ..rundir import VOCABULARY_FILES
 from .base import Predictor, rows_problem
@@ -132,7 +132,8 @@ class SequenceTask:
     # ------------------------------------------------------------------ training
 
     def epoch_order(self, split: TextPairs, seed: int, epoch: int, batch_size: int) -> Tensor:
-        """Batches of similar length (:func:`~labelemb.data.text.length_grouped_order`), one after another.
+        """Batches of similar length (:func:`~labelemb.data.text.corpus.length_grouped_order`), one after
+        another.
 
         The one batch that may be short goes last, so that every ``batch_size`` slice is a batch.
         """

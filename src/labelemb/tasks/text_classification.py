@@ -18,8 +18,8 @@ from torch import Tensor
 
 from ..data import Split
 from ..data.base import epoch_permutation
-from ..data.text import length_grouped_order
-from ..data.text_classes import TextClassDataset, TextClassSplit
+from ..data.text.classes import TextClassDataset, TextClassSplit
+from ..data.text.corpus import length_grouped_order
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, chance_errors, rows_problem
 from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, dev_calibration

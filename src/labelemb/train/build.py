@@ -17,7 +17,7 @@ from .. import methods, models
 from ..data import Dataset
 from ..data.augment import Augment
 from ..data.registry import DataRequest, load
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..tasks.decode import DecodeOptions
 from .config import ConfigError, RunConfig
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import methods
 from ..data import Dataset
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
 from .build import CEILING_CONTEXT, method_options
 from .config import RunConfig

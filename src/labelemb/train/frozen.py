@@ -23,8 +23,8 @@ from .. import models
 from ..data import Dataset, Split
 from ..data.augment import Augment
 from ..data.feature_cache import backbone_digest, cached_features, split_key
-from ..data.files_options import FilesOptions
-from ..data.files_paths import cache_root
+from ..data.files.options import FilesOptions
+from ..data.files.paths import cache_root
 from ..progress import draws_bar
 from ..tasks import Task
 from .build import config_folder_importable

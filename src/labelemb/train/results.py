@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..data import Dataset
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from .config import RunConfig

@@ -13,7 +13,7 @@ import torch
 from ..callbacks import Callback, Callbacks, with_defaults
 from ..data import Dataset
 from ..data.registry import data_fingerprint
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, differing_keys, first_missing
 from . import distributed
 from .build import data_request, load_run_data, resolve_device

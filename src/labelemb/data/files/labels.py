@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import DataError
-from .table_rows import Column
+from ..base import DataError
+from .rows import Column
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .mnist import ENV_VAR
+from ..mnist import ENV_VAR
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class CifarSpec:
     """What tells CIFAR-10 and CIFAR-100 apart: file names, pickle keys, counts and checksums.
 
     ``file_md5`` maps a file of the extracted folder to its official md5, enforced only when the
-    set holds the official counts (see :mod:`labelemb.data.cifar_batches`).
+    set holds the official counts (see :mod:`labelemb.data.cifar.batches`).
     """
 
     name: str

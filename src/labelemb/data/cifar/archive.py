@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .base import DataError, Dataset
-from .cifar_batches import build_cifar_dataset
-from .cifar_spec import CifarSpec
+from ..base import DataError, Dataset
+from .batches import build_cifar_dataset
+from .spec import CifarSpec
 
 _CHUNK = 1 << 20
 

@@ -12,9 +12,9 @@ archive (``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``):
    downloaded from https://www.cs.toronto.edu/~kriz/ and extracted when ``download`` is true.
 
 Verification: an archive must have the official size and md5 before a byte of it is unpickled
-(:mod:`labelemb.data.cifar_archive`); the files are unpickled safely and checked for structure,
+(:mod:`labelemb.data.cifar.archive`); the files are unpickled safely and checked for structure,
 and for their official md5s when the set holds the official counts
-(:mod:`labelemb.data.cifar_batches`).
+(:mod:`labelemb.data.cifar.batches`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import DataError, Dataset
-from .cifar_archive import extract_archive, load_cifar_archive
-from .cifar_batches import load_cifar_folder
-from .cifar_spec import CIFAR10, CIFAR100, CifarSpec
-from .download import download_from_mirrors
-from .mnist import ENV_VAR, cache_dir, search_folders
-from .registry import DataRequest, register
+from ..base import DataError, Dataset
+from ..download import download_from_mirrors
+from ..mnist import ENV_VAR, cache_dir, search_folders
+from ..registry import DataRequest, register
+from .archive import extract_archive, load_cifar_archive
+from .batches import load_cifar_folder
+from .spec import CIFAR10, CIFAR100, CifarSpec
 
 # ---------------------------------------------------------------- search and download
 

@@ -3,9 +3,9 @@
 Tables and image folders are read through Hugging Face ``datasets`` (local files offline; a hub
 name where the network allows, cached). The config's ``data.files`` section names the format,
 each split's file(s) and the input and label columns; what the input column holds decides the
-task (:meth:`~labelemb.data.files_options.FilesOptions.yields`):
+task (:meth:`~labelemb.data.files.options.FilesOptions.yields`):
 
-- ``text``: one label per text, the text-classification task (:mod:`labelemb.data.text_classes`);
+- ``text``: one label per text, the text-classification task (:mod:`labelemb.data.text.classes`);
 - ``images``: decoded once into a memory-mapped uint8 cache (:mod:`labelemb.data.image_cache`),
   image classification as for the named image sets;
 - ``parallel``: two line-aligned files per split, the sequence-to-sequence task.
@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import DataError, Dataset, Split
-from .files_digest import files_fingerprint, fingerprint
-from .files_options import FilesOptions, files_yields
-from .files_paths import SPLITS, cache_root, data_name, find_file, split_files
-from .files_tables import read_splits
-from .registry import DataRequest, register
-from .table_labels import class_ids, is_missing
-from .table_rows import Column
-from .text_options import TextOptions, corpus_arguments
+from ..base import DataError, Dataset, Split
+from ..registry import DataRequest, register
+from ..text.options import TextOptions, corpus_arguments
+from .digest import files_fingerprint, fingerprint
+from .labels import class_ids, is_missing
+from .options import FilesOptions, files_yields
+from .paths import SPLITS, cache_root, data_name, find_file, split_files
+from .rows import Column
+from .tables import read_splits
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _image_dataset(
     request: DataRequest,
     details: dict[str, Any],
 ) -> Dataset:
-    from .image_cache import cached_images
+    from ..image_cache import cached_images
 
     size = tuple(files["image_size"]) if files.get("image_size") else None
     channels = files.get("channels")
@@ -188,7 +188,7 @@ def _text_dataset(
     request: DataRequest,
     details: dict[str, Any],
 ) -> Any:
-    from .text_classes import text_class_dataset
+    from ..text.classes import text_class_dataset
 
     text = request.options(TextOptions)
     texts: dict[str, list[str] | None] = {}
@@ -224,7 +224,7 @@ def _checked_texts(column: Column) -> list[str]:
 
 
 def _parallel_corpus(files: dict[str, Any], request: DataRequest) -> Any:
-    from .sequences import load_text_dataset
+    from ..text.sequences import load_text_dataset
 
     pairs = {}
     for split in SPLITS:

@@ -1,15 +1,15 @@
-"""The parallel corpora known by name: each is one :class:`~labelemb.data.text.Layout`, registered.
+"""The parallel corpora known by name: each is one :class:`~labelemb.data.text.corpus.Layout`, registered.
 
-A corpus registered here loads as a :class:`~labelemb.data.sequences.TextDataset` (it yields
+A corpus registered here loads as a :class:`~labelemb.data.text.sequences.TextDataset` (it yields
 ``token_pairs``), found in ``data.dir`` or ``$LABELEMB_DATA`` (each itself or its home folder).
 """
 
 from __future__ import annotations
 
-from .registry import DataRequest, register
+from ..registry import DataRequest, register
+from .corpus import Layout
+from .options import TextOptions, corpus_arguments
 from .sequences import TextDataset, load_text_dataset
-from .text import Layout
-from .text_options import TextOptions, corpus_arguments
 
 _DDTP_SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 _DDTP_WHERE = "Debian's package descriptions (DDTP)"

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .base import DataError
-from .registry import DataRequest
+from ..base import DataError
+from ..registry import DataRequest
 
 SPLITS = ("train", "dev", "test")
 

@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..options import Options
-from .registry import DataRequest
+from ...options import Options
+from ..registry import DataRequest
 
 
 class TextOptions(Options):
@@ -27,14 +27,14 @@ class TextOptions(Options):
     #: One-token-per-line vocabulary files instead (the Stanford IWSLT'15 vocab.en / vocab.vi).
     source_vocabulary: str | None = None
     target_vocabulary: str | None = None
-    #: words, whitespace or characters; None: the corpus's own (see labelemb.data.text.LAYOUTS).
+    #: words, whitespace or characters; None: the corpus's own (see labelemb.data.text.corpus.LAYOUTS).
     tokenizer: Literal["words", "whitespace", "characters"] | None = None
     #: Text classification: each text is cut to its first this many tokens (null: no cut).
     max_text_tokens: int | None = Field(512, ge=1)
 
 
 def corpus_arguments(request: DataRequest) -> dict[str, Any]:
-    """The keyword arguments of :func:`~labelemb.data.sequences.load_text_dataset` a request gives."""
+    """The keyword arguments of :func:`~labelemb.data.text.sequences.load_text_dataset` a request gives."""
     text = request.options(TextOptions)
     return {
         "max_source_tokens": text.max_source_tokens,

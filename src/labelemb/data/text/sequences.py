@@ -1,6 +1,6 @@
 """A text corpus as tensors for the training loop: what :class:`~labelemb.data.Dataset` is for images.
 
-:func:`load_text_dataset` reads a corpus (:func:`~labelemb.data.text.load_corpus`), builds or reads
+:func:`load_text_dataset` reads a corpus (:func:`~labelemb.data.text.corpus.load_corpus`), builds or reads
 its vocabularies and holds each split as padded id tensors (:class:`TextPairs`), so that a batch
 is an index slice as for images. The target vocabulary is the label set of the method.
 """
@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .base import DataError
-from .text import (
+from ..base import DataError
+from .corpus import (
     BOS,
     EOS,
     MAX_TRAIN_TOKENS,
     MAX_VOCABULARY,
     PAD,
+    TextCorpus,
     TextSplit,
     Vocabulary,
     corpus_layout,
@@ -140,7 +141,7 @@ def load_text_dataset(
     split_files: dict[str, tuple[Path, Path]] | None = None,
     metric: str | None = None,
 ) -> TextDataset:
-    """Read registered corpus ``name`` (see :mod:`labelemb.data.corpora`) from ``data_dir`` as tensors.
+    """Read registered corpus ``name`` (see :mod:`labelemb.data.text.corpora`) from ``data_dir`` as tensors.
 
     Training pairs with more than ``max_source_tokens`` source or ``max_target_tokens`` target
     tokens are dropped (released: 50 each; dev and test never are). ``truncate_source`` cuts every
@@ -154,46 +155,17 @@ def load_text_dataset(
     ``split_files`` (each split's source and target file) reads any line-aligned files instead of
     a registered corpus; ``metric`` (bleu or rouge) then says what judges it.
     """
-    limits = (max_source_tokens, max_target_tokens)
-    if split_files is None:
-        corpus = load_corpus(
-            name,
-            find_corpus(name, data_dir),
-            max_train_tokens=limits,
-            max_train_pairs=max_train_pairs,
-            tokenizer=tokenizer,
-        )
-        metric = corpus_layout(name).metric
-    else:
-        corpus = read_corpus(
-            name,
-            split_files,
-            tokenizer=tokenizer or "words",
-            max_train_tokens=limits,
-            max_train_pairs=max_train_pairs,
-        )
-    if all(corpus.test_in_train):
-        raise DataError(
-            f"corpus {name}: every test pair also occurs in the training files, so no test score can "
-            "be quoted (scores leave such pairs out); use a test set disjoint from training"
-        )
+    corpus, metric = _read_corpus(
+        name,
+        data_dir,
+        split_files,
+        metric,
+        (max_source_tokens, max_target_tokens),
+        max_train_pairs,
+        tokenizer,
+    )
+    splits, cut = _cut_splits(name, corpus, truncate_source, max_eval_source_tokens)
     train = corpus.train
-    splits = {"train": train, "dev": corpus.dev, "test": corpus.test}
-    if truncate_source is not None:
-        splits = {key: _truncated(split, truncate_source) for key, split in splits.items()}
-    cut = 0
-    if max_eval_source_tokens is not None:
-        for key in ("dev", "test"):
-            cut += sum(len(tokens) > max_eval_source_tokens for tokens in splits[key].source)
-            splits[key] = _truncated(splits[key], max_eval_source_tokens)
-    if corpus.dropped_empty or cut:
-        logger.info(
-            "%s: %d training pair(s) with an empty side left out; %d dev/test source(s) cut to %s tokens",
-            name,
-            corpus.dropped_empty,
-            cut,
-            max_eval_source_tokens,
-        )
     if shared_vocabulary:
         source_vocabulary = target_vocabulary = _vocabulary(
             source_vocabulary_file, train.source + train.target, vocabulary_size
@@ -217,6 +189,66 @@ def load_text_dataset(
         dropped_empty=corpus.dropped_empty,
         cut_eval_sources=cut,
     )
+
+
+def _read_corpus(
+    name: str,
+    data_dir: str | Path | None,
+    split_files: dict[str, tuple[Path, Path]] | None,
+    metric: str | None,
+    limits: tuple[int | None, int | None],
+    max_train_pairs: int | None,
+    tokenizer: str | None,
+) -> tuple[TextCorpus, str | None]:
+    """The registered corpus ``name`` (its metric from its layout) or the line-aligned
+    ``split_files`` (with ``metric``); a :class:`DataError` if every test pair is also a training pair."""
+    if split_files is None:
+        corpus = load_corpus(
+            name,
+            find_corpus(name, data_dir),
+            max_train_tokens=limits,
+            max_train_pairs=max_train_pairs,
+            tokenizer=tokenizer,
+        )
+        metric = corpus_layout(name).metric
+    else:
+        corpus = read_corpus(
+            name,
+            split_files,
+            tokenizer=tokenizer or "words",
+            max_train_tokens=limits,
+            max_train_pairs=max_train_pairs,
+        )
+    if all(corpus.test_in_train):
+        raise DataError(
+            f"corpus {name}: every test pair also occurs in the training files, so no test score can "
+            "be quoted (scores leave such pairs out); use a test set disjoint from training"
+        )
+    return corpus, metric
+
+
+def _cut_splits(
+    name: str, corpus: TextCorpus, truncate_source: int | None, max_eval_source_tokens: int | None
+) -> tuple[dict[str, TextSplit], int]:
+    """The corpus's splits with their sources cut (``truncate_source`` all of them, then
+    ``max_eval_source_tokens`` dev and test), and how many dev and test sources the second cut."""
+    splits = {"train": corpus.train, "dev": corpus.dev, "test": corpus.test}
+    if truncate_source is not None:
+        splits = {key: _truncated(split, truncate_source) for key, split in splits.items()}
+    cut = 0
+    if max_eval_source_tokens is not None:
+        for key in ("dev", "test"):
+            cut += sum(len(tokens) > max_eval_source_tokens for tokens in splits[key].source)
+            splits[key] = _truncated(splits[key], max_eval_source_tokens)
+    if corpus.dropped_empty or cut:
+        logger.info(
+            "%s: %d training pair(s) with an empty side left out; %d dev/test source(s) cut to %s tokens",
+            name,
+            corpus.dropped_empty,
+            cut,
+            max_eval_source_tokens,
+        )
+    return splits, cut
 
 
 def find_corpus(name: str, data_dir: str | Path | None) -> Path:

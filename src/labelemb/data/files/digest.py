@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .files_options import FilesOptions
-from .files_paths import SPLITS, find_file, split_files
-from .registry import DataRequest
+from ..registry import DataRequest
+from .options import FilesOptions
+from .paths import SPLITS, find_file, split_files
 
 
 def files_fingerprint(request: DataRequest) -> str | None:

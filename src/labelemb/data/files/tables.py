@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import DataError
-from .cache_files import WRITABLE_HINT, make_folder
-from .files_digest import path_digest
-from .files_options import FilesOptions
-from .files_paths import SPLITS, cache_root, find_file, split_files
-from .registry import DataRequest
-from .table_rows import Column, csv_header, explain_unreadable, repeated_columns
+from ..base import DataError
+from ..cache_files import WRITABLE_HINT, make_folder
+from ..registry import DataRequest
+from .digest import path_digest
+from .options import FilesOptions
+from .paths import SPLITS, cache_root, find_file, split_files
+from .rows import Column, csv_header, explain_unreadable, repeated_columns
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ..options import Options, OptionsError
+from ...options import Options, OptionsError
 
 
 class FilesOptions(Options):

@@ -1,8 +1,8 @@
 """Texts with one label each (text classification): word ids padded into a tensor, and their vocabulary.
 
-A text becomes tokens with one of :data:`~labelemb.data.text.TOKENIZERS`, is cut to its first
+A text becomes tokens with one of :data:`~labelemb.data.text.corpus.TOKENIZERS`, is cut to its first
 ``max_text_tokens`` tokens (what the model reads), and becomes word ids with a
-:class:`~labelemb.data.text.Vocabulary` built from the training texts alone (``<pad>`` 0, ``<unk>``
+:class:`~labelemb.data.text.corpus.Vocabulary` built from the training texts alone (``<pad>`` 0, ``<unk>``
 1 first; a dev or test word it lacks is ``<unk>``). Each split holds its ids as one int64 ``(N, L)``
 tensor padded with ``<pad>`` (``L``: the split's longest kept text) and each text's length, so a
 batch can be cut to its own longest text.
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..hub import offline
-from .base import DataError, Dataset, Split, check_labels
-from .text import PAD, TOKENIZERS, Vocabulary
+from ...hub import offline
+from ..base import DataError, Dataset, Split, check_labels
+from .corpus import PAD, TOKENIZERS, Vocabulary
 
 #: The split names a text-classification data set is given, in order.
 SPLIT_NAMES = ("train", "dev", "test")

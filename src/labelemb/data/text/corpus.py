@@ -1,7 +1,7 @@
 """Line-aligned parallel text for sequence-to-sequence tasks (Sun et al. 2017, Section 3.3).
 
 A corpus is a folder of line-aligned files, plain or gzip, UTF-8: line ``i`` of the source file
-and line ``i`` of the target file are one example. The corpora of :mod:`labelemb.data.corpora`
+and line ``i`` of the target file are one example. The corpora of :mod:`labelemb.data.text.corpora`
 each have a :class:`Layout`: the Debian DDTP corpora (``summarize/{train,valid,test}.{src,tgt}.gz``,
 ``translate-en-it/{train,valid,test}.{en,it}.gz``), the Stanford IWSLT'15 release
 (``train.en/.vi``, ``tst2012``, ``tst2013``, ``vocab.en/.vi``) and LCSTS prepared as
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .base import DataError
-from .registry import DATASETS
+from ..base import DataError
+from ..registry import DATASETS
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -215,7 +215,7 @@ def load_corpus(
     max_train_pairs: int | None = None,
     tokenizer: str | None = None,
 ) -> TextCorpus:
-    """Read registered corpus ``name`` (see :mod:`labelemb.data.corpora`) from ``data_dir``, tokenised.
+    """Read registered corpus ``name`` (see :mod:`labelemb.data.text.corpora`) from ``data_dir``, tokenised.
 
     Training pairs with more than ``max_train_tokens`` tokens on either side (or a ``(source,
     target)`` pair of limits, None for none) are dropped (the release's rule, 50 on both sides;

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import DataError, Dataset, Split, check_labels
-from .cifar_spec import CifarSpec
+from ..base import DataError, Dataset, Split, check_labels
+from .spec import CifarSpec
 
 IMAGE_SHAPE = (3, 32, 32)
 _ROW = 3 * 32 * 32
