@@ -260,8 +260,6 @@ def test_no_temporary_files_are_left_behind(small_config, digits, tmp_path):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(small_config, digits, tmp_path, monkeypatch):
-    import labelemb.rundir as train_io
-
     clean = small_config("train.eval_every=300", output_dir=tmp_path / "clean")
     train(clean, dataset=digits)
     config = small_config("train.eval_every=300", output_dir=tmp_path / "broken")
@@ -273,7 +271,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(small_config, d
         Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train_io.torch, "save", half_write_then_fail)
+    monkeypatch.setattr(torch, "save", half_write_then_fail)
     with pytest.raises(OSError, match="No space left"):
         train(config, dataset=digits)
     assert checkpoint.read_bytes() == before

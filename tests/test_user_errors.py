@@ -151,12 +151,12 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_read(t
 
 def test_an_unwritable_output_folder_is_named(tmp_path, capsys, monkeypatch):
     # Root writes anywhere, so the refusal is simulated where the probe file is made.
-    import labelemb.rundir as rundir
+    import tempfile
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(rundir.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
     code, _, err = run_cli(
         ["train", "--method", "onehot", "--output-dir", str(tmp_path / "ro"), *QUICK], capsys
     )

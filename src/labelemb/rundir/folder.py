@@ -1,30 +1,4 @@
-"""The run folder: its file names, and every read and write of them.
-
-A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N>/``:
-
-- ``config.yaml``: the resolved config, written once when the run starts;
-- ``metrics.jsonl``: one line per evaluation (step, epoch, examples, seconds, metrics, loss terms);
-- ``checkpoint.pt``: everything a killed run needs to resume, rewritten at every evaluation;
-- ``model.pt``: the final weights (backbone ``model.*`` and method ``method.*``);
-- ``model.selected.pt``: the weights at the check the run reports (its best dev check so far),
-  with that check's step, rewritten whenever a check becomes the best: what a prediction reads;
-- ``label_representation.safetensors``: the tensors the method hands over (``representation``,
-  and for label_embedding the raw ``embedding``);
-- ``summary.json``: the result; written last, so its presence marks a finished run;
-- ``.lock``: held by the process that trains the run (:meth:`RunDir.claim`), so that two
-  processes started on the same output folder never train, or clean up after, the same run;
-- ``outputs/step<N>/``: what the check at step N produced besides its metrics (a text run's
-  decoded ``dev.txt`` and ``test.txt``);
-- ``vocabulary.source.txt``, ``vocabulary.target.txt``: a text run's vocabularies, one token per
-  line in id order, so that its ids can be read without the corpus (``vocabulary.txt``, one, for
-  text classification);
-- ``data.json``: a digest of the content of the files a run of your own data trains on, so that it
-  never resumes on other content under the same names.
-
-Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
-the old file or the new one, never a torn one. Everything that reads or writes a run goes
-through :class:`RunDir`; the rest of the library never spells a file name.
-"""
+"""One run's folder (:class:`RunDir`): every read and write of its files (see :mod:`labelemb.rundir`)."""
 
 from __future__ import annotations
 
@@ -32,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,37 +15,27 @@ import yaml
 from filelock import FileLock, Timeout
 from torch import Tensor
 
-from .aligned import aligned
-
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.pt"
-#: The weights at the selected check, with its step (:meth:`RunDir.write_selected_weights`).
-SELECTED_MODEL_FILE = "model.selected.pt"
-TENSORS_FILE = "label_representation.safetensors"
-SUMMARY_FILE = "summary.json"
-#: A digest of the content of the files a run trains on (a user's own data), compared on resume.
-DATA_FILE = "data.json"
-LOCK_FILE = ".lock"
-#: Where a run keeps what each evaluation produced besides its metrics (decoded output).
-OUTPUTS_DIR = "outputs"
-#: A text run's source and target vocabularies.
-VOCABULARY_FILES = ("vocabulary.source.txt", "vocabulary.target.txt")
-#: A text-classification run's vocabulary, one token per line in id order.
-VOCABULARY_FILE = "vocabulary.txt"
-#: Up to this many labels a finished run saves an (m x m) label representation.
-MAX_SAVED_REPRESENTATION = 4096
-CHECKPOINT_FORMAT = 1
-#: What every ``summary.json`` holds, whatever the task.
-SUMMARY_KEYS = ("method", "seed")
-#: What every line of ``metrics.jsonl`` holds, whatever the task.
-RECORD_KEYS = ("step", "epoch")
-TMP_SUFFIX = ".tmp"
-
-#: Config keys added after run folders were first written, with the value those older runs had:
-#: a config.yaml without the key was trained that way, whatever today's default is.
-LEGACY_VALUES: dict[tuple[str, ...], Any] = {("train", "adam"): "classic"}
+from ..aligned import aligned
+from .files import atomic_write, differing_keys, remove_empty_folders, save_torch, write_text, yaml_problem
+from .names import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CONFIG_FILE,
+    DATA_FILE,
+    LEGACY_VALUES,
+    LOCK_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    OUTPUTS_DIR,
+    RECORD_KEYS,
+    SELECTED_MODEL_FILE,
+    SUMMARY_FILE,
+    SUMMARY_KEYS,
+    TENSORS_FILE,
+    TMP_SUFFIX,
+    VOCABULARY_FILE,
+    VOCABULARY_FILES,
+)
 
 
 class RunDirError(RuntimeError):
@@ -413,77 +377,6 @@ def outputs_folder(step: int) -> str:
     return f"{OUTPUTS_DIR}/step{step}"
 
 
-def yaml_problem(error: Exception) -> str:
-    """A YAML (or decoding) error in one line: what is wrong and where."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
-
-
-def first_missing(path: Path) -> Path | None:
-    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists:
-    what a command that creates ``path`` must remove again if it fails."""
-    if path.exists():
-        return None
-    while not path.parent.exists() and path.parent != path:
-        path = path.parent
-    return path
-
-
-def remove_empty_folders(deepest: Path, top: Path) -> None:
-    """Remove ``deepest`` and the folders above it up to ``top``, each only if it is empty."""
-    for folder in [deepest, *deepest.parents]:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        if folder == top:
-            return
-
-
 def run_dirs(experiment_dir: str | Path) -> list[RunDir]:
     """The finished runs under ``experiment_dir/<method>/seed<N>/``."""
     return [RunDir(p.parent) for p in sorted(Path(experiment_dir).glob(f"*/seed*/{SUMMARY_FILE}"))]
-
-
-def differing_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
-    """The dotted keys at which two nested mappings differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys: set[str] = set()
-        for key in set(a) | set(b):
-            keys |= differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return keys
-    return set() if a == b else {prefix.rstrip(".")}
-
-
-def _default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    ``os.replace`` is atomic on POSIX, so readers see the old file or the new one, never a mix.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        # mkstemp (and some writers) make owner-only files; outputs get the user's usual mode.
-        os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def save_torch(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -1,0 +1,95 @@
+"""The run folder: its file names, and every read and write of them.
+
+A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N>/``:
+
+- ``config.yaml``: the resolved config, written once when the run starts;
+- ``metrics.jsonl``: one line per evaluation (step, epoch, examples, seconds, metrics, loss terms);
+- ``checkpoint.pt``: everything a killed run needs to resume, rewritten at every evaluation;
+- ``model.pt``: the final weights (backbone ``model.*`` and method ``method.*``);
+- ``model.selected.pt``: the weights at the check the run reports (its best dev check so far),
+  with that check's step, rewritten whenever a check becomes the best: what a prediction reads;
+- ``label_representation.safetensors``: the tensors the method hands over (``representation``,
+  and for label_embedding the raw ``embedding``);
+- ``summary.json``: the result; written last, so its presence marks a finished run;
+- ``.lock``: held by the process that trains the run (:meth:`RunDir.claim`), so that two
+  processes started on the same output folder never train, or clean up after, the same run;
+- ``outputs/step<N>/``: what the check at step N produced besides its metrics (a text run's
+  decoded ``dev.txt`` and ``test.txt``);
+- ``vocabulary.source.txt``, ``vocabulary.target.txt``: a text run's vocabularies, one token per
+  line in id order, so that its ids can be read without the corpus (``vocabulary.txt``, one, for
+  text classification);
+- ``data.json``: a digest of the content of the files a run of your own data trains on, so that it
+  never resumes on other content under the same names.
+
+Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
+the old file or the new one, never a torn one. Everything that reads or writes a run goes
+through :class:`RunDir`; the rest of the library never spells a file name.
+
+``names`` holds the file names, ``folder`` the :class:`RunDir`, ``files`` the atomic writes.
+"""
+
+from __future__ import annotations
+
+from .files import (
+    atomic_write,
+    differing_keys,
+    first_missing,
+    remove_empty_folders,
+    save_torch,
+    write_text,
+    yaml_problem,
+)
+from .folder import Config, RunDir, RunDirError, outputs_folder, run_dirs
+from .names import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_FORMAT,
+    CONFIG_FILE,
+    DATA_FILE,
+    LEGACY_VALUES,
+    LOCK_FILE,
+    MAX_SAVED_REPRESENTATION,
+    METRICS_FILE,
+    MODEL_FILE,
+    OUTPUTS_DIR,
+    RECORD_KEYS,
+    SELECTED_MODEL_FILE,
+    SUMMARY_FILE,
+    SUMMARY_KEYS,
+    TENSORS_FILE,
+    TMP_SUFFIX,
+    VOCABULARY_FILE,
+    VOCABULARY_FILES,
+)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_FORMAT",
+    "CONFIG_FILE",
+    "Config",
+    "DATA_FILE",
+    "LEGACY_VALUES",
+    "LOCK_FILE",
+    "MAX_SAVED_REPRESENTATION",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "OUTPUTS_DIR",
+    "RECORD_KEYS",
+    "RunDir",
+    "RunDirError",
+    "SELECTED_MODEL_FILE",
+    "SUMMARY_FILE",
+    "SUMMARY_KEYS",
+    "TENSORS_FILE",
+    "TMP_SUFFIX",
+    "VOCABULARY_FILE",
+    "VOCABULARY_FILES",
+    "atomic_write",
+    "differing_keys",
+    "first_missing",
+    "outputs_folder",
+    "remove_empty_folders",
+    "run_dirs",
+    "save_torch",
+    "write_text",
+    "yaml_problem",
+]

@@ -1,0 +1,88 @@
+"""Files written whole or not at all, and the small helpers of reading and making run folders.
+
+Every file is written atomically (a temporary file beside it, renamed over the old one), so a crash
+leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .names import TMP_SUFFIX
+
+
+def yaml_problem(error: Exception) -> str:
+    """A YAML (or decoding) error in one line: what is wrong and where."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def first_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` (itself included) that does not exist yet; None if it exists:
+    what a command that creates ``path`` must remove again if it fails."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def remove_empty_folders(deepest: Path, top: Path) -> None:
+    """Remove ``deepest`` and the folders above it up to ``top``, each only if it is empty."""
+    for folder in [deepest, *deepest.parents]:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """The dotted keys at which two nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys: set[str] = set()
+        for key in set(a) | set(b):
+            keys |= differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return keys
+    return set() if a == b else {prefix.rstrip(".")}
+
+
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    ``os.replace`` is atomic on POSIX, so readers see the old file or the new one, never a mix.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        # mkstemp (and some writers) make owner-only files; outputs get the user's usual mode.
+        os.chmod(tmp, _default_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
