@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 
 from labelemb.analysis import reliability
-from labelemb.analysis.compare import (
-    Run,
-    calibration_table,
-    comparison_rows,
-    format_csv,
-    format_markdown,
-    load_runs,
-    scaling_reorders,
-)
+from labelemb.analysis.calibration_table import calibration_table, scaling_reorders
+from labelemb.analysis.compare import Run, comparison_rows, load_runs
+from labelemb.analysis.comparison_table import format_csv, format_markdown
 from labelemb.analysis.tables import results_table
 from labelemb.cli import main
 from labelemb.tasks import measure_calibration

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from labelemb.analysis.compare import (
-    auac,
-    comparison_rows,
-    format_csv,
-    format_markdown,
-    load_runs,
-    reported_metric,
-    welch_p,
-)
+from labelemb.analysis.compare import auac, comparison_rows, load_runs, reported_metric, welch_p
+from labelemb.analysis.comparison_table import format_csv, format_markdown
 from labelemb.analysis.report_page import render_report
 from labelemb.cli import main
 from labelemb.sweep.grid import run_grid

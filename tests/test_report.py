@@ -234,7 +234,7 @@ def test_calibration_section_has_the_table_raw_and_scaled_and_says_what_scaling_
 
 
 def test_a_calibration_section_without_a_dev_split_is_raw_only_and_says_why():
-    from labelemb.analysis.compare import CalibrationTable
+    from labelemb.analysis.calibration_table import CalibrationTable
 
     table = CalibrationTable(
         "| method | ECE % | NLL |\n| --- | ---: | ---: |\n| onehot | 3.00 ± 0.10 | 0.300 ± 0.010 |",

@@ -14,8 +14,9 @@ RUN_DIR --labels a,b`` prints), or says in one line that it has no label represe
 no heatmap and no WordNet section.
 
 Nothing here computes a statistic or draws a figure itself: the table comes from
-:func:`~labelemb.analysis.compare.comparison_rows` and :func:`~labelemb.analysis.compare.format_markdown`,
-the curves from :func:`~labelemb.analysis.curves.plot_error_curves`, the reliability diagrams from
+:func:`~labelemb.analysis.compare.comparison_rows` and
+:func:`~labelemb.analysis.comparison_table.format_markdown`, the curves from
+:func:`~labelemb.analysis.curves.plot_error_curves`, the reliability diagrams from
 :func:`~labelemb.analysis.reliability.plot_reliability`, the heatmaps, nearest labels
 and WordNet numbers from :mod:`labelemb.analysis.analyze`, whose files are kept in
 ``<experiment>/analysis/``.
@@ -33,7 +34,9 @@ from .. import __version__
 from ..rundir import RunDir, write_text
 from ..train.seed import describe_seeds
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
-from .compare import Run, calibration_table, comparison_metric, comparison_rows, format_markdown, load_runs
+from .calibration_table import calibration_table
+from .compare import Run, comparison_metric, comparison_rows, load_runs
+from .comparison_table import format_markdown
 from .curves import plot_error_curves
 from .reliability import plot_reliability
 from .report_page import escape, render_report

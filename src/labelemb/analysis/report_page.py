@@ -13,7 +13,7 @@ import shlex
 from typing import Any
 
 from ..tasks.scoring import Scoring
-from .compare import CalibrationTable
+from .calibration_table import CalibrationTable
 from .similarity import similar_table
 
 #: The sections every report has (a text comparison has no WordNet section); a comparison whose
@@ -207,7 +207,7 @@ def render_report(
     there is no WordNet section. ``reliability_png``: the reliability diagrams of the methods'
     test predictions (:func:`labelemb.analysis.reliability.plot_reliability`), shown in a
     calibration section after the curves, raw and scaled side by side where ``calibration`` (the
-    :func:`~labelemb.analysis.compare.calibration_table`, shown in the same section with its notes)
+    :func:`~labelemb.analysis.calibration_table.calibration_table`, shown in the same section with its notes)
     is scaled; both None: no such section. ``tuning``: a tuned experiment's
     ``markdown`` table (default against tuned settings), ``history_png`` (every study's trials) and
     ``note`` (how it was tuned), shown after the comparison; None: not tuned.
@@ -216,54 +216,6 @@ def render_report(
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
-    nav = " ".join(
-        f'<a href="#{escape(anchor)}">{escape(label)}</a>'
-        for anchor, label in [
-            ("comparison", "comparison"),
-            *([("tuning", "tuning")] if tuning is not None else []),
-            ("curves", f"dev {score} curves" if text else "error curves"),
-            *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
-            *[(f"method-{n}", n) for n in names],
-            *([] if text else [("wordnet", "WordNet")]),
-        ]
-    )
-    if text:
-        comparison_note = (
-            f"Test {score} (0-100, higher is better) at the check each run selects (its best dev "
-            f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
-            f"baseline's best dev {score} is a fraction of the baseline's; AUAC is the area under the "
-            f"test-{score} curve over epochs divided by the epochs it spans, on the same 0-100 scale "
-            f"(the mean test score over training); {P_NOTE}"
-        )
-        curves = [
-            f"<h2>Dev {escape(score)} curves</h2>",
-            f"<p>Dev {escape(score)} (0-100, higher is better: the score that selects each run's check) "
-            "against epochs: each seed thin, the mean over seeds bold.</p>",
-            _img(curves_png, f"dev {score} against epochs for every method"),
-        ]
-    else:
-        comparison_note = (
-            "Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
-            "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
-            f"the test-accuracy curve per epoch; {P_NOTE}"
-        )
-        if reliability_png is not None:  # the runs recorded calibration: the table shows it too
-            comparison_note += (
-                " ECE (%, lower is better) is the expected calibration error of the test predictions "
-                "at the selected check (15 equal-width confidence bins) and NLL their mean negative "
-                "log-likelihood (nats), each with Welch's p against the baseline; '-' for runs "
-                "recorded without them."
-            )
-        if metric is not None and "test_macro_f1" in dict(metric.reported):
-            comparison_note += (
-                " Test macro-F1 (0-100, higher is better) is at the same check: the mean over the "
-                "classes of each class's F1, so a small class counts as much as a large one."
-            )
-        curves = [
-            "<h2>Error curves</h2>",
-            "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
-            _img(curves_png, "test error against epochs for every method"),
-        ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -278,68 +230,140 @@ def render_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="made">{made}</p>',
         f"<p>{escape(setup)}</p>",
-        f"<nav>{nav}</nav>",
+        f"<nav>{_nav(names, score, text, tuning is not None, calibrated)}</nav>",
         "</header>",
         '<section id="comparison">',
         "<h2>Comparison</h2>",
-        f"<p>{escape(comparison_note)}</p>",
+        f"<p>{escape(_comparison_note(score, text, metric, reliability_png is not None))}</p>",
         markdown_table_html(comparison_markdown, wide=True),
         "</section>",
         *_tuning_section(tuning),
         '<section id="curves">',
-        *curves,
+        *_curves(curves_png, score, text),
         "</section>",
     ]
     if calibrated:
         parts += _calibration_section(reliability_png, calibration)
     for m in methods:
-        name = m["method"]
-        parts += [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]
-        if "missing" in m:
-            parts += [f'<p class="note">{escape(m["missing"])}</p>', "</section>"]
-            continue
-        neighbours = {
-            label: [(o, float(v)) for o, v in row[:top]] for label, row in m["most_similar"].items()
-        }
-        shown = max((len(row) for row in neighbours.values()), default=0)
-        if text:
-            command = ""
-            if m.get("run_dir"):
-                words = ["labelemb", "similar", m["run_dir"], "--labels", ",".join(neighbours)]
-                words += ["--top", str(shown)] if shown != 5 else []
-                command = f"<p>What <code>{escape(shlex.join(words))}</code> prints.</p>"
-            parts += [
-                f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
-                f"<h3>Nearest words of the {len(neighbours)} most frequent target words (top {shown})</h3>",
-                markdown_table_html(similar_table(neighbours, "word")),
-                command,
-                "</section>",
-            ]
-            continue
-        parts += [
-            f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
-            '<div class="method">',
-            "<figure>",
-            _img(m["heatmap_png"], f"label similarity heatmap of {name} seed {m['seed']}"),
-            "</figure>",
-            "<div>",
-            f"<h3>Most similar labels (top {shown})</h3>",
-            markdown_table_html(similar_table(neighbours)),
-            "</div>",
-            "</div>",
-            "</section>",
-        ]
+        parts += _method_section(m, text, top)
     if not text:  # WordNet relates the class names of image data sets, not a vocabulary
-        parts += ['<section id="wordnet">', "<h2>WordNet correlation</h2>"]
-        if wordnet_by_method:
-            parts += [
-                "<p>Kendall's tau-b between the WordNet path distances of the classes and the distances "
-                "of their label representations, averaged over classes (LwAL, Eq. 4); mean ± std over "
-                "every seed of the method.</p>",
-                wordnet_table_html(wordnet_by_method, names),
-            ]
-        else:
-            parts.append(f'<p class="note">{escape(wordnet_absent)}</p>')
-        parts.append("</section>")
+        parts += _wordnet_section(wordnet_by_method, wordnet_absent, names)
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool) -> str:
+    """The header's links to the page's sections."""
+    return " ".join(
+        f'<a href="#{escape(anchor)}">{escape(label)}</a>'
+        for anchor, label in [
+            ("comparison", "comparison"),
+            *([("tuning", "tuning")] if tuned else []),
+            ("curves", f"dev {score} curves" if text else "error curves"),
+            *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
+            *[(f"method-{n}", n) for n in names],
+            *([] if text else [("wordnet", "WordNet")]),
+        ]
+    )
+
+
+def _comparison_note(score: str, text: bool, metric: Scoring | None, calibrated: bool) -> str:
+    """What the comparison table's columns mean."""
+    if text:
+        return (
+            f"Test {score} (0-100, higher is better) at the check each run selects (its best dev "
+            f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
+            f"baseline's best dev {score} is a fraction of the baseline's; AUAC is the area under the "
+            f"test-{score} curve over epochs divided by the epochs it spans, on the same 0-100 scale "
+            f"(the mean test score over training); {P_NOTE}"
+        )
+    note = (
+        "Test error (%) at the check each run selects, mean ± sample std over seeds; the time to "
+        "reach the baseline's best dev error is a fraction of the baseline's; AUAC is the area under "
+        f"the test-accuracy curve per epoch; {P_NOTE}"
+    )
+    if calibrated:  # the runs recorded calibration: the table shows it too
+        note += (
+            " ECE (%, lower is better) is the expected calibration error of the test predictions "
+            "at the selected check (15 equal-width confidence bins) and NLL their mean negative "
+            "log-likelihood (nats), each with Welch's p against the baseline; '-' for runs "
+            "recorded without them."
+        )
+    if metric is not None and "test_macro_f1" in dict(metric.reported):
+        note += (
+            " Test macro-F1 (0-100, higher is better) is at the same check: the mean over the "
+            "classes of each class's F1, so a small class counts as much as a large one."
+        )
+    return note
+
+
+def _curves(curves_png: bytes, score: str, text: bool) -> list[str]:
+    """The curves section's heading, note and figure."""
+    if text:
+        return [
+            f"<h2>Dev {escape(score)} curves</h2>",
+            f"<p>Dev {escape(score)} (0-100, higher is better: the score that selects each run's check) "
+            "against epochs: each seed thin, the mean over seeds bold.</p>",
+            _img(curves_png, f"dev {score} against epochs for every method"),
+        ]
+    return [
+        "<h2>Error curves</h2>",
+        "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
+        _img(curves_png, "test error against epochs for every method"),
+    ]
+
+
+def _method_section(m: dict[str, Any], text: bool, top: int) -> list[str]:
+    """One method's section: its heatmap and most similar labels (a text task's: nearest words)."""
+    name = m["method"]
+    parts = [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]
+    if "missing" in m:
+        return [*parts, f'<p class="note">{escape(m["missing"])}</p>', "</section>"]
+    neighbours = {label: [(o, float(v)) for o, v in row[:top]] for label, row in m["most_similar"].items()}
+    shown = max((len(row) for row in neighbours.values()), default=0)
+    if text:
+        command = ""
+        if m.get("run_dir"):
+            words = ["labelemb", "similar", m["run_dir"], "--labels", ",".join(neighbours)]
+            words += ["--top", str(shown)] if shown != 5 else []
+            command = f"<p>What <code>{escape(shlex.join(words))}</code> prints.</p>"
+        return [
+            *parts,
+            f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
+            f"<h3>Nearest words of the {len(neighbours)} most frequent target words (top {shown})</h3>",
+            markdown_table_html(similar_table(neighbours, "word")),
+            command,
+            "</section>",
+        ]
+    return [
+        *parts,
+        f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
+        '<div class="method">',
+        "<figure>",
+        _img(m["heatmap_png"], f"label similarity heatmap of {name} seed {m['seed']}"),
+        "</figure>",
+        "<div>",
+        f"<h3>Most similar labels (top {shown})</h3>",
+        markdown_table_html(similar_table(neighbours)),
+        "</div>",
+        "</div>",
+        "</section>",
+    ]
+
+
+def _wordnet_section(
+    wordnet_by_method: dict[str, dict[str, Any]], wordnet_absent: str, names: list[str]
+) -> list[str]:
+    """The WordNet correlation of every method, or why there is none."""
+    parts = ['<section id="wordnet">', "<h2>WordNet correlation</h2>"]
+    if wordnet_by_method:
+        parts += [
+            "<p>Kendall's tau-b between the WordNet path distances of the classes and the distances "
+            "of their label representations, averaged over classes (LwAL, Eq. 4); mean ± std over "
+            "every seed of the method.</p>",
+            wordnet_table_html(wordnet_by_method, names),
+        ]
+    else:
+        parts.append(f'<p class="note">{escape(wordnet_absent)}</p>')
+    parts.append("</section>")
+    return parts
