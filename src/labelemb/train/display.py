@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..callbacks import Callback
 from ..progress import draws_bar
 
 
-class ProgressDisplay:
-    """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead."""
+class ProgressDisplay(Callback):
+    """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead: a
+    callback of the runs trained together, showing the mean of their ``metrics`` at each check."""
 
     def __init__(
-        self, description: str, *, total_steps: int, num_train: int, epochs: int, initial: int, enabled: bool
+        self,
+        description: str,
+        *,
+        total_steps: int,
+        num_train: int,
+        epochs: int,
+        initial: int,
+        enabled: bool,
+        metrics: Sequence[str] = (),
     ) -> None:
-        self.description, self.enabled = description, enabled
+        self.description, self.enabled, self.metrics = description, enabled, tuple(metrics)
         self.total_steps, self.num_train, self.epochs = total_steps, num_train, epochs
         self.terminal = draws_bar(enabled)
         self.bar = tqdm(
@@ -27,8 +39,20 @@ class ProgressDisplay:
             leave=False,
         )
 
-    def step(self) -> None:
+    def on_step(self, runs: list[Any]) -> None:
         self.bar.update(1)
+
+    def on_check(self, runs: list[Any]) -> None:
+        latest = [run.progress.records[-1] for run in runs]
+        # A metric of a split the data lacks (no dev split) is not in the records.
+        shown = {m: sum(r[m] for r in latest) / len(runs) for m in self.metrics if m in latest[0]}
+        self.evaluated(runs[0].progress.step, runs[0].progress.examples, shown)
+
+    def on_loop_end(self, runs: list[Any]) -> None:
+        self.bar.close()
+
+    def on_close(self, runs: list[Any], failed: bool) -> None:
+        self.bar.close()
 
     def evaluated(self, step: int, examples: int, metrics: dict[str, float]) -> None:
         if self.terminal:
@@ -41,9 +65,3 @@ class ProgressDisplay:
                 file=sys.stderr,
                 flush=True,
             )
-
-    def __enter__(self) -> ProgressDisplay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()

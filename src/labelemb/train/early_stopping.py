@@ -4,12 +4,17 @@ improved for ``patience`` checks; ``train.epochs`` stays the ceiling.
 "Improved" means better than the best so far by more than ``min_delta`` (lower for an error,
 higher for BLEU / ROUGE / macro-F1: the task says which). The counter lives in the run's
 :class:`~labelemb.train.loop.Progress`, so it is in every checkpoint and a resumed run carries on
-counting where it was killed.
+counting where it was killed. :class:`EarlyStopping` is the callback every run of the trainer gets
+(:mod:`labelemb.callbacks`): it counts each check before the check's checkpoint is written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+from ..callbacks import Callback
+from .config import ConfigError
 
 
 class Patience(Protocol):
@@ -47,3 +52,26 @@ def update_patience(
         "detail": (f"{metric} did not improve on {best:g} by more than {min_delta:g} in {patience} checks"),
     }
     return True
+
+
+class EarlyStopping(Callback):
+    """``train.early_stopping`` as a callback: refuses data without a dev split, counts every check
+    of a run on its task's selection metric (in the run's progress, so in its checkpoint) and stops
+    the run (``progress.stopped``) once it has not improved for ``patience`` checks."""
+
+    def setup(self, configs: Sequence[Any], dataset: Any, task: Any) -> None:
+        config = configs[0]
+        if config.train.early_stopping is not None and dataset.dev is None:
+            raise ConfigError(
+                f"train.early_stopping watches the dev split's {task.selection_metric}, but data "
+                f"{config.data.name!r} has no dev split: remove train.early_stopping, or give a dev split "
+                "(data.files.dev, or data.files.dev_fraction for your own files)"
+            )
+
+    def on_record(self, run: Any) -> None:
+        rule = run.config.train.early_stopping
+        progress, task = run.progress, run.plan.task
+        if rule is not None and progress.stopped is None:
+            record = progress.records[-1]
+            metric, lower = task.selection_metric, task.lower_is_better
+            update_patience(progress, record, metric, lower, rule.patience, rule.min_delta)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -20,16 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
+from ..callbacks import Callback
 from ..data import Dataset
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import rows_per_example
 from .build import Network, build_network
 from .config import RunConfig
-from .display import ProgressDisplay
-from .early_stopping import update_patience
 from .flops import training_flops
 from .plan import RunPlan, plan_run
 from .seed import seed_everything
@@ -293,9 +291,11 @@ def evaluate_and_checkpoint(
     clock: Clock,
     wall_at_start: list[float],
     writes: bool,
-) -> list[dict[str, Any]]:
-    """Evaluate every run of the layout, append the record to its metrics and (if ``writes``)
-    write its decoded output, metrics and checkpoint; return the new records."""
+    callbacks: Callback,
+) -> None:
+    """Evaluate every run of the layout, append the record to its metrics, tell the callbacks
+    (``on_record``: what they change in its progress is saved) and (if ``writes``) write its decoded
+    output, metrics and checkpoint."""
     now = time.perf_counter()
     layout.sync()
     means = term_sums.means()
@@ -316,11 +316,7 @@ def evaluate_and_checkpoint(
         if files:
             record["outputs"] = outputs_folder(progress.step)
         progress.records.append(record)
-        rule = run.config.train.early_stopping
-        if rule is not None and progress.stopped is None:
-            update_patience(
-                progress, record, task.selection_metric, task.lower_is_better, rule.patience, rule.min_delta
-            )
+        callbacks.on_record(run)
         if writes:
             for name, text in files.items():
                 run.folder.write_text_file(f"{record['outputs']}/{name}", text)
@@ -330,7 +326,6 @@ def evaluate_and_checkpoint(
             if selected_record(progress.records, task, run.config.selection) is record:
                 # What `labelemb predict` reads: the weights the summary's selected check measured.
                 run.folder.write_selected_weights(state["network"], progress.step)
-    return [run.progress.records[-1] for run in layout.runs]
 
 
 def selected_record(records: list[dict[str, Any]], task: Task, selection: str) -> dict[str, Any]:
@@ -348,62 +343,52 @@ def run_loop(
     task: Task,
     plan: Schedule,
     *,
-    description: str,
-    show_progress: bool,
     writes: bool = True,
     device: torch.device,
-    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+    callbacks: Callback,
 ) -> None:
-    """Train the layout's runs, which stand at the same step, to the end of their schedule."""
+    """Train the layout's runs, which stand at the same step, to the end of their schedule, or
+    until a callback stops every one of them (``progress.stopped``); ``callbacks`` hear of every
+    step, epoch end, record and check (:class:`labelemb.callbacks.Callback`)."""
     runs = layout.runs
     count = len(runs)
     # Epoch, batch, step and examples are the same for every run trained together.
     shared = Progress(**{k: getattr(runs[0].progress, k) for k in ("epoch", "batch", "step", "examples")})
     wall_at_start = [run.progress.wall_seconds for run in runs]
     term_sums = TermSums()
-    bar = ProgressDisplay(
-        description,
-        total_steps=plan.total_steps,
-        num_train=plan.num_train,
-        epochs=plan.epochs,
-        initial=shared.step,
-        enabled=show_progress and writes,
-    )
     clock = Clock()
     # A method that shapes its batches (cskd's pairs) has rows_per_example rows per example drawn.
     group = rows_per_example(runs[0].method)
     width = plan.batch_size * group
 
-    def stopped_early() -> bool:
+    def stopped() -> bool:
         return all(run.progress.stopped is not None for run in runs)
 
-    with bar:
-        while shared.epoch < plan.epochs and shared.step < plan.total_steps and not stopped_early():
+    try:
+        while shared.epoch < plan.epochs and shared.step < plan.total_steps and not stopped():
             orders = layout.epoch_orders(shared.epoch, plan.train, plan.batch_size).to(device)
             for batch in range(shared.batch, plan.batches_per_epoch):
-                if shared.step >= plan.total_steps or stopped_early():
+                if shared.step >= plan.total_steps or stopped():
                     break
                 index = orders[:, batch * width : (batch + 1) * width]
                 losses, terms = layout.step(plan.train, index)
                 term_sums.add(losses, terms)
                 epoch_ended, due = advance(shared, index.shape[1] // group, plan)
                 if epoch_ended:
-                    layout.on_epoch_end()
-                bar.step()
+                    callbacks.on_epoch_end(runs)
+                callbacks.on_step(runs)
                 if not due:
                     continue
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-                latest = evaluate_and_checkpoint(
-                    layout, task, plan, shared, term_sums, clock, wall_at_start, writes
+                evaluate_and_checkpoint(
+                    layout, task, plan, shared, term_sums, clock, wall_at_start, writes, callbacks
                 )
                 term_sums = TermSums()
-                if on_checkpoint is not None:
-                    on_checkpoint([run.progress for run in runs])
-                # A metric of a split the data lacks (no dev split) is not in the records.
-                shown = {m: sum(r[m] for r in latest) / count for m in task.metrics if m in latest[0]}
-                bar.evaluated(shared.step, shared.examples, shown)
+                callbacks.on_check(runs)
                 clock.segment_start = time.perf_counter()
+    finally:
+        callbacks.on_loop_end(runs)
     end = time.perf_counter()
     layout.sync()
     for s, run in enumerate(runs):

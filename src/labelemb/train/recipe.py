@@ -15,14 +15,15 @@ from typing import Any
 
 import torch
 
-from ..callbacks import Callback
+from ..callbacks import Callback, Callbacks
 from ..data import Dataset
-from ..data.sequences import TextDataset
+from ..data.text.sequences import TextDataset
 from ..tasks import build_task
 from . import distributed, threads
 from .build import load_run_data, resolve_device, step_options
-from .config import ConfigError
 from .continuation import continue_run
+from .display import ProgressDisplay
+from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .frozen import freeze_features
 from .loop import Schedule, SeedRun, run_loop, schedule
@@ -40,8 +41,10 @@ def train_owned(
     show_progress: bool,
     hooks: Callback,
 ) -> list[dict[str, Any]]:
-    """Train runs this process owns, none finished."""
-    plans, dataset, run_files = _prepare(plans, dataset)
+    """Train runs this process owns, none finished; ``hooks`` after the trainer's own callbacks
+    (early stopping) and before the progress display."""
+    hooks = Callbacks([EarlyStopping(), hooks])
+    plans, dataset, run_files = _prepare(plans, dataset, hooks)
     timetable = schedule(plans[0].config, dataset, plans[0].device)
     summaries: dict[int, dict[str, Any]] = {}
     for members in _groups(plans, dataset, stacked):
@@ -52,10 +55,11 @@ def train_owned(
 
 
 def _prepare(
-    plans: list[RunPlan], dataset: Dataset | TextDataset | None
+    plans: list[RunPlan], dataset: Dataset | TextDataset | None, hooks: Callback
 ) -> tuple[list[RunPlan], Dataset | TextDataset, dict[str, str]]:
     """The runs' device and task, their data (continued runs copied, frozen features made) and the
-    files of the data as read (its vocabulary) that each run folder keeps."""
+    files of the data as read (its vocabulary) that each run folder keeps; the callbacks may refuse
+    the data and task (``setup``)."""
     config = plans[0].config
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -75,12 +79,7 @@ def _prepare(
             plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
     task = build_task(config, dataset)
     plans = [replace(plan, device=device, task=task) for plan in plans]
-    if config.train.early_stopping is not None and dataset.dev is None:
-        raise ConfigError(
-            f"train.early_stopping watches the dev split's {task.selection_metric}, but data "
-            f"{config.data.name!r} has no dev split: remove train.early_stopping, or give a dev split "
-            "(data.files.dev, or data.files.dev_fraction for your own files)"
-        )
+    hooks.setup([plan.config for plan in plans], dataset, task)
     if not config.train.threads:
         threads.use_free_cores_if_asked()
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
@@ -134,21 +133,23 @@ def _train_group(
     )
     for run in group:
         run.flops_per_example = counted
-    # The callbacks (the trackers of train.log_to among them) hear of each run's earlier records
-    # now, of each check once it is on disk, and of the results once written.
+    display = ProgressDisplay(
+        _describe(group, together),
+        total_steps=timetable.total_steps,
+        num_train=timetable.num_train,
+        epochs=timetable.epochs,
+        initial=group[0].progress.step,
+        enabled=show_progress and processes.is_main,
+        metrics=task.metrics,
+    )
+    # The methods' epoch-end updates first, the progress display last. The callbacks (the trackers
+    # of train.log_to among them) hear of each run's earlier records now, of each check once it is
+    # on disk, and of the results once written.
+    hooks = Callbacks([_EpochEnd(layout), hooks, display])
     hooks.on_run_start(group)
     failed = True
     try:
-        run_loop(
-            layout,
-            task,
-            timetable,
-            description=_describe(group, together),
-            show_progress=show_progress,
-            writes=processes.is_main,
-            device=device,
-            on_checkpoint=lambda progress: hooks.on_check(group),
-        )
+        run_loop(layout, task, timetable, writes=processes.is_main, device=device, callbacks=hooks)
         summaries = []
         for s, run in enumerate(group):
             size = sum(p.numel() for p in run.network.parameters())
@@ -166,6 +167,17 @@ def _train_group(
     finally:
         hooks.on_close(group, failed)
     return summaries
+
+
+class _EpochEnd(Callback):
+    """The methods' epoch-level state (ols, lwr, lwal, pskd: ``Method.on_epoch_end``), updated
+    through the layout that holds them (side by side, each seed's own)."""
+
+    def __init__(self, layout: Single | Stacked) -> None:
+        self.layout = layout
+
+    def on_epoch_end(self, runs: list[SeedRun]) -> None:
+        self.layout.on_epoch_end()
 
 
 def _describe(runs: list[SeedRun], together: bool) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import methods
+from ..callbacks import Callbacks, with_defaults
 from ..search import Space, SpaceError, check_space, combine
 from ..train.config import RunConfig, config_keys
 from ..train.options import RUN_CONTEXT_OPTIONS, check_buildable, no_method_takes
@@ -111,6 +112,8 @@ def check_setting(setting: TuneSetting) -> None:
     setting.objective()  # a calibration objective the task cannot give: one line, here
     if setting.trials < 1:
         raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
+    # What every run's callbacks need (a tracker train.log_to names, and its package), before a study.
+    Callbacks(with_defaults()).check([setting.base])
     if setting.side_by_side > 1 and setting.prune:
         raise TuneError(
             "--prune stops trials one at a time, --side-by-side trains them together: use one of them"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..callbacks import Callback
 from ..search import import_optuna
 from ..train.config import RunConfig
 
@@ -136,20 +137,27 @@ def train_trial(ref: TrialJob, config: RunConfig) -> list[dict[str, Any]]:
         pruner=median_pruner(optuna),
     )
     trial = optuna.trial.Trial(study, _trial_id(study, ref.number))
-
-    def report(progress: Any) -> None:
-        record = progress.records[-1]
-        key = next((key for key in ref.dev_keys if record.get(key) is not None), None)
-        if key is None:
-            return
-        trial.report(float(record[key]), step=len(progress.records) - 1)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-
     try:
-        return [train(config, on_checkpoint=report)]
+        return [train(config, callbacks=[Pruning(trial, ref.dev_keys, optuna.TrialPruned)])]
     except optuna.TrialPruned:
         return [{"pruned": True, "method": config.method.name, "seed": config.seed}]
+
+
+class Pruning(Callback):
+    """``--prune`` as the trainer's callback: the dev score of every check reported to the trial,
+    which raises ``pruned`` (Optuna's ``TrialPruned``) when its pruner says stop."""
+
+    def __init__(self, trial: Any, dev_keys: tuple[str, ...], pruned: type[BaseException]) -> None:
+        self.trial, self.dev_keys, self.pruned = trial, dev_keys, pruned
+
+    def on_check(self, runs: list[Any]) -> None:
+        records = runs[0].progress.records
+        key = next((key for key in self.dev_keys if records[-1].get(key) is not None), None)
+        if key is None:
+            return
+        self.trial.report(float(records[-1][key]), step=len(records) - 1)
+        if self.trial.should_prune():
+            raise self.pruned()
 
 
 def _trial_id(study: Any, number: int) -> int:
