@@ -151,7 +151,7 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
             table.add_grad(labels, e, grad_e if normalised.emb is None else grad_e.div_(normalised.emb))
         count = settings.count
         normaliser = normalised.emb_divisor(lambda: sums[4])
-        penalty = sums[3] / normalised.penalty_divisor
+        penalty = normalised.divide_penalty(sums[3])
         values = torch.stack(
             [-sums[0] / count, -sums[1] / count, -sums[2] / count, -sums[5] / normaliser, penalty]
         )
@@ -199,9 +199,12 @@ def _chunk_rows(
     p2_gold = gold_log_p[:, 1].exp()
     gap = p2_gold - settings.alpha
     scale = 1.0 / settings.count
-    # The penalty's sum is divided by its divisor at the end; its slope carries it now.
-    penalty = normalised.penalty(gap) * normalised.penalty_factor
-    slope = normalised.slope(gap) * (normalised.penalty_factor / normalised.penalty_divisor)
+    # The penalty's sum over rows is divided by its divisor at the end; its slope carries it now
+    # (times scale, 1 / the number of rows that count, where it is their mean).
+    penalty = normalised.multiply_penalty(normalised.penalty(gap))
+    slope = normalised.multiply_penalty(normalised.slope(gap))
+    if normalised.averages_penalty:
+        slope = slope * scale
     terms = torch.stack([gold_log_p[:, 0], soft, gold_log_p[:, 1], penalty, mask], dim=1)
 
     grad = log_p.exp_()  # p1 and p2, in place of their logarithms

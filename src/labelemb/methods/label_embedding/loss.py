@@ -52,6 +52,7 @@ class Normalisation:
 
     two_sided: bool
     emb: Tensor | float | None
+    #: 1 (the penalty is a sum over rows), or the number of rows that count (a mean over them).
     penalty_divisor: Tensor | float
     penalty_factor: float
 
@@ -71,11 +72,20 @@ class Normalisation:
     def scale_penalty(self, values: Tensor) -> Tensor:
         """``values`` (a penalty, its sum or its slope) divided by ``penalty_divisor`` and times
         ``penalty_factor``; a factor or divisor of 1 costs no operation."""
-        if not _is_one(self.penalty_factor):
-            values = values * self.penalty_factor
-        if not _is_one(self.penalty_divisor):
-            values = values / self.penalty_divisor
-        return values
+        return self.divide_penalty(self.multiply_penalty(values))
+
+    @property
+    def averages_penalty(self) -> bool:
+        """Whether the penalty is a mean over the rows that count (``penalty_divisor`` is their number)."""
+        return not _is_one(self.penalty_divisor)
+
+    def multiply_penalty(self, values: Tensor) -> Tensor:
+        """``values`` times ``penalty_factor`` (no operation for 1)."""
+        return values if _is_one(self.penalty_factor) else values * self.penalty_factor
+
+    def divide_penalty(self, values: Tensor) -> Tensor:
+        """``values`` divided by ``penalty_divisor`` (no operation for 1)."""
+        return values / self.penalty_divisor if self.averages_penalty else values
 
 
 def _is_one(value: Tensor | float) -> bool:
