@@ -141,17 +141,7 @@ def semantic_correlation(
     m = len(class_names)
     if rep.ndim < 1 or rep.shape[0] != m:
         raise ValueError(f"{m} class names for a representation of shape {tuple(rep.shape)}")
-    if reference is not None:
-        ref = np.asarray(reference, dtype=np.float64)
-        if ref.shape != (m, m):
-            raise ValueError(f"reference must be ({m}, {m}) for {m} classes, got {ref.shape}")
-        names, index = list(class_names), list(range(m))
-    else:
-        if dataset is None:
-            raise ValueError("give a dataset (or a mapping to synsets), or a reference distance matrix")
-        names, ref = wordnet_distances(class_names, dataset, reader=reader)
-        position = {name: i for i, name in enumerate(class_names)}
-        index = [position[n] for n in names]
+    names, index, ref = _reference_distances(class_names, dataset, reference, reader)
     k = len(names)
     if k < 3:
         raise ValueError(f"need at least 3 mappable classes for a rank correlation, have {k}: {names}")
@@ -163,14 +153,7 @@ def semantic_correlation(
         dist = _distances(rep[idx], metric)
     dist_np = dist.numpy()
 
-    per_class: dict[str, float] = {}
-    for i, name in enumerate(names):
-        others = [j for j in range(k) if j != i]
-        with warnings.catch_warnings():
-            # scipy warns when an input is constant; the NaN it returns is handled below.
-            warnings.simplefilter("ignore")
-            tau = kendalltau(ref[i, others], dist_np[i, others], variant="b").statistic
-        per_class[name] = float(tau)
+    per_class = _per_class_tau(names, ref, dist_np)
     excluded = [n for n, t in per_class.items() if math.isnan(t)]
     valid = [t for t in per_class.values() if not math.isnan(t)]
     mean_tau = float(np.mean(valid)) if valid else float("nan")
@@ -190,3 +173,39 @@ def semantic_correlation(
         "excluded": excluded,
         "note": note,
     }
+
+
+def _reference_distances(
+    class_names: Sequence[str],
+    dataset: str | Mapping[str, str] | None,
+    reference: np.ndarray | Sequence[Sequence[float]] | None,
+    reader: WordNetCorpusReader | None,
+) -> tuple[list[str], list[int], np.ndarray]:
+    """The classes compared (those that map to WordNet, or all with ``reference``), their
+    positions in ``class_names``, and the (k x k) reference distances between them."""
+    m = len(class_names)
+    if reference is not None:
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.shape != (m, m):
+            raise ValueError(f"reference must be ({m}, {m}) for {m} classes, got {ref.shape}")
+        return list(class_names), list(range(m)), ref
+    if dataset is None:
+        raise ValueError("give a dataset (or a mapping to synsets), or a reference distance matrix")
+    names, ref = wordnet_distances(class_names, dataset, reader=reader)
+    position = {name: i for i, name in enumerate(class_names)}
+    return names, [position[n] for n in names], ref
+
+
+def _per_class_tau(names: list[str], ref: np.ndarray, dist: np.ndarray) -> dict[str, float]:
+    """Kendall's tau-b of each class's reference distances and representation distances to the
+    other classes (NaN where either is constant)."""
+    k = len(names)
+    per_class: dict[str, float] = {}
+    for i, name in enumerate(names):
+        others = [j for j in range(k) if j != i]
+        with warnings.catch_warnings():
+            # scipy warns when an input is constant; the NaN it returns is handled by the caller.
+            warnings.simplefilter("ignore")
+            tau = kendalltau(ref[i, others], dist[i, others], variant="b").statistic
+        per_class[name] = float(tau)
+    return per_class
