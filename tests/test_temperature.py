@@ -20,6 +20,7 @@ from labelemb.tasks.calibration import (
     CalibrationSums,
     ScaledCalibration,
     adaptive_ece,
+    dev_calibration,
     fit_temperature,
     measure_calibration,
 )
@@ -175,3 +176,21 @@ def test_without_a_dev_split_nothing_is_scaled(small_config, digits):
     train(config, dataset=replace(digits, dev=None))
     records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
     assert all("test_ece" in r and "test_ece_scaled" not in r and "temperature" not in r for r in records)
+
+
+def test_the_dev_figures_are_those_of_every_figure_s_sums_for_the_raw_and_scaled_dev_logits():
+    """The dev split's ECE and NLL come from the top-probability sums alone (cheaper), the same
+    numbers as the full figures give."""
+    logits, labels = random_predictions(n=500, seed=9, scale=4.0)
+    temperature, figures = dev_calibration(logits, labels)
+    raw, scaled = (
+        measure_calibration(logits, labels),
+        measure_calibration(logits.double() / temperature, labels),
+    )
+    assert figures == {
+        "dev_ece": raw.ece,
+        "dev_nll": raw.nll,
+        "dev_ece_scaled": scaled.ece,
+        "dev_nll_scaled": scaled.nll,
+    }
+    assert temperature == fit_temperature(logits, labels)
