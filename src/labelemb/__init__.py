@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from .callbacks import DEFAULTS as _DEFAULT_CALLBACKS
 from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
+from .version import __version__
 
 if TYPE_CHECKING:
     from .callbacks import Callback
     from .predict import Predictor
 
-__version__ = "0.1.0"
 
 __all__ = [
     "LabelEmbedding",

@@ -30,9 +30,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..rundir import RunDir, write_text
 from ..train.seed import describe_seeds
+from ..version import __version__
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
 from .calibration_table import calibration_table
 from .compare import Run, comparison_metric, comparison_rows, load_runs

@@ -6,8 +6,8 @@ import argparse
 import typing
 from pathlib import Path
 
-from .. import __version__
 from ..tune import OBJECTIVES
+from ..version import __version__
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .inspect import cmd_analyze, cmd_report, cmd_similar

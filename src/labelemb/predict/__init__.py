@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
+from .bundle import read_trained
 from .network import Classifier, build_classifier
 from .predictor import Prediction, Predictor
-from .source import Checkpoint, PredictError, Trained, read_trained
+from .source import Checkpoint, PredictError, Trained
 
 __all__ = ["Classifier", "Prediction", "PredictError", "Predictor", "Trained", "load"]
 

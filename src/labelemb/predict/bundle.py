@@ -19,18 +19,20 @@ import torch
 import yaml
 from torch import Tensor
 
-from .. import __version__
 from ..aligned import aligned
 from ..models import model_text_encoder
-from ..rundir import TENSORS_FILE, VOCABULARY_FILE, VOCABULARY_FILES
+from ..rundir import CONFIG_FILE, SUMMARY_FILE, TENSORS_FILE, VOCABULARY_FILE, VOCABULARY_FILES, RunDir
 from ..train.config import RunConfig
+from ..version import __version__
 from .source import (
     BUNDLE_FILE,
     BUNDLE_FORMAT,
     WEIGHTS_FILE,
+    Checkpoint,
     PredictError,
     Trained,
     read_json,
+    read_run,
     read_tokens,
     read_yaml,
 )
@@ -152,3 +154,17 @@ def read_bundle(folder: Path) -> Trained:
 
 def _shape(value: Any) -> tuple[int, ...] | None:
     return None if value is None else tuple(int(d) for d in value)
+
+
+def read_trained(path: str | Path, checkpoint: Checkpoint = "selected") -> Trained:
+    """The run folder or bundle at ``path`` (a bundle read here, a run folder by
+    :func:`.source.read_run`); a :class:`PredictError` if it is neither, or cannot be used."""
+    path = Path(path)
+    if (path / BUNDLE_FILE).is_file():
+        return read_bundle(path)
+    if (path / CONFIG_FILE).is_file():
+        return read_run(RunDir(path), checkpoint)
+    what = "does not exist" if not path.exists() else "is neither a labelemb run folder"
+    if path.exists():
+        what += f" ({CONFIG_FILE}, {SUMMARY_FILE}) nor an exported bundle ({BUNDLE_FILE})"
+    raise PredictError(f"{path} {what}; give a run folder such as runs/<experiment>/<method>/seed0")

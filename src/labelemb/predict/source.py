@@ -18,7 +18,6 @@ from torch import Tensor
 
 from ..data.registry import dataset_yields
 from ..rundir import (
-    CONFIG_FILE,
     SUMMARY_FILE,
     VOCABULARY_FILE,
     VOCABULARY_FILES,
@@ -75,21 +74,6 @@ class Trained:
     @property
     def frozen(self) -> bool:
         return bool(self.config.model.freeze)
-
-
-def read_trained(path: str | Path, checkpoint: Checkpoint = "selected") -> Trained:
-    """The run folder or bundle at ``path``; a :class:`PredictError` if it is neither, or cannot be used."""
-    path = Path(path)
-    if (path / BUNDLE_FILE).is_file():
-        from .bundle import read_bundle
-
-        return read_bundle(path)
-    if (path / CONFIG_FILE).is_file():
-        return read_run(RunDir(path), checkpoint)
-    what = "does not exist" if not path.exists() else "is neither a labelemb run folder"
-    if path.exists():
-        what += f" ({CONFIG_FILE}, {SUMMARY_FILE}) nor an exported bundle ({BUNDLE_FILE})"
-    raise PredictError(f"{path} {what}; give a run folder such as runs/<experiment>/<method>/seed0")
 
 
 def read_run(folder: RunDir, checkpoint: Checkpoint) -> Trained:
