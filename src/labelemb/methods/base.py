@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -19,51 +17,35 @@ from torch import Tensor, nn
 
 from ..search import Space
 from ..stacking import linear
+from .accumulation import GradientAccumulation, MicroBatch
 from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
 from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
-from .processes import is_distributed, per_process_share, world_size
+from .processes import is_distributed, per_process_share
+from .rows import MethodOutput, Rows, gold
+
+__all__ = [
+    "ROW_KINDS",
+    "LabelRangeError",
+    "LinearOutputMethod",
+    "Method",
+    "MethodOutput",
+    "MicroBatch",
+    "Rows",
+    "gold",
+    "init_linear",
+]
 
 #: The kinds of rows a method can turn into a loss: "class", one example of a classification task
 #: a row, and "token", one target token of a sequence model a row (a vocabulary wide).
 ROW_KINDS = ("class", "token")
 
 
-@dataclass
-class MethodOutput:
-    """What one training step of a method returns.
-
-    ``loss`` is a scalar ready for ``backward()``; ``logits`` are the ``(N, num_classes)``
-    prediction scores of the batch, or None when the head worked through the rows in chunks (a
-    large label set, where N x num_classes logits never exist at once: ``method.logits(features)``
-    gives them); ``terms`` holds each loss term, detached, for logging.
-    """
-
-    loss: Tensor
-    logits: Tensor | None
-    terms: dict[str, Tensor] = field(default_factory=dict)
-
-
 class LabelRangeError(ValueError):
     """A target label lies outside ``[0, num_classes)`` and is not ``ignore_index``."""
 
 
-@dataclass(frozen=True)
-class MicroBatch:
-    """Where a training step's batch lies in its optimiser step, for a trainer that accumulates
-    gradients over micro-batches and divides each one's loss by ``divisor`` (Lightning's
-    ``accumulate_grad_batches``). An adapter sets it as :attr:`Method.micro_batch` for the step.
-
-    ``position`` is the micro-batch's place in its optimiser step (0: the first), ``count`` how
-    many micro-batches the step has (fewer than ``divisor`` in an epoch's short last step).
-    """
-
-    position: int
-    count: int
-    divisor: int
-
-
-class Method(nn.Module):
+class Method(GradientAccumulation, nn.Module):
     """Base class of every method: ``forward(features, target)`` returns a :class:`MethodOutput`
     (the loss, the logits, the logged terms) and ``logits(features)`` the prediction scores.
 
@@ -197,74 +179,6 @@ class Method(nn.Module):
             step = self.chunked_loss(features, rows, chunk_rows)
         terms = {name: value.detach() for name, value in step.terms.items()}
         return rows.output(step.loss, step.logits, terms)
-
-    def micro_batch_loss(
-        self,
-        features: Tensor,
-        target: Tensor,
-        num_items: Tensor | float,
-        *,
-        index: Tensor | None = None,
-        step_start: bool | None = None,
-    ) -> MethodOutput:
-        """One micro-batch of an optimiser step whose micro-batches (on every process) count
-        ``num_items`` rows together: ``L_k = sum_{i in k} l_i / num_items``.
-
-        The micro-batches' gradients then add up to those of the whole batch's mean, however its
-        rows fall into micro-batches. That is exact for a loss that is a mean of per-row terms; a
-        method with terms of the batch as a whole overrides it (``label_embedding``) or leaves
-        them a micro-batch's (``lwal``'s class means, :attr:`accumulation_caveat`).
-        ``step_start`` says whether the micro-batch is the first of its optimiser step; None
-        leaves it to :meth:`starts_step`.
-        """
-        out = self.batch_loss(features, target, index=index)
-        # The method divided its sum by this count (all processes' over their number, a collective
-        # every process reaches here): multiplying by it gives the micro-batch's sum back.
-        counted = per_process_share((target != self.ignore_index).sum().to(out.loss.dtype))
-        return MethodOutput(out.loss * counted / num_items, out.logits, out.terms)
-
-    def accumulated_loss(
-        self, features: Tensor, target: Tensor, micro_batch: MicroBatch, *, index: Tensor | None = None
-    ) -> MethodOutput:
-        """One micro-batch for a trainer that divides each micro-batch's loss by ``micro_batch.divisor``
-        and whose data parallel training averages gradients over the ``P`` processes (Lightning)::
-
-            L_k = divisor * P * micro_batch_loss(num_items = n_k * count)
-
-        with ``n_k`` the micro-batch's counted rows on every process together and ``count`` the
-        step's micro-batches (:class:`MicroBatch`). The step's gradient is then that of one
-        batch of all its micro-batches, batch-wide terms included, when every micro-batch counts as
-        many rows as this one: no micro-batch knows the sizes of those still to come.
-        """
-        processes = world_size()
-        counted = per_process_share((target != self.ignore_index).sum().to(features.dtype)) * processes
-        # A micro-batch whose every row is ignored on every process: a zero loss, not 0 / 0.
-        num_items = counted.clamp(min=1) * micro_batch.count
-        out = self.micro_batch_loss(
-            features, target, num_items, index=index, step_start=micro_batch.position == 0
-        )
-        return MethodOutput(out.loss * (micro_batch.divisor * processes), out.logits, out.terms)
-
-    def warn_inexact_accumulation(self, micro_batches: int) -> None:
-        """Warns, in one line, when ``micro_batches`` accumulated micro-batches cannot give this
-        method the step of one batch of all of them (:attr:`accumulation_caveat`)."""
-        if micro_batches > 1 and self.accumulation_caveat:
-            warnings.warn(
-                f"{self.name or type(self).__name__} under gradient accumulation ({micro_batches} "
-                f"micro-batches a step): {self.accumulation_caveat}, so a step is not that of one batch",
-                UserWarning,
-                stacklevel=2,
-            )
-
-    def starts_step(self, step_start: bool | None = None) -> bool:
-        """Whether a micro-batch is the first of its optimiser step: ``step_start`` where the caller
-        knows, else whether none of the method's parameters holds a gradient (the optimiser's
-        ``zero_grad`` has run: a Hugging Face ``Trainer`` zeroes after every step)."""
-        if step_start is not None:
-            return step_start
-        # Smallest first: after a micro-batch whose rows count, a bias's gradient already says so.
-        held = sorted((p.grad for p in self.parameters() if p.grad is not None), key=Tensor.numel)
-        return not any(bool(grad.any()) for grad in held)
 
     def head_outputs(self, features: Tensor) -> Tensor | tuple[Tensor, ...]:
         """What the method's head makes of the features, for :meth:`compute_loss`: a tensor
@@ -453,76 +367,6 @@ class LinearOutputMethod(Method):
     def row_terms(self) -> dict[str, float]:
         """The names of the terms :meth:`row_loss` gives, in order, and their weights in the loss."""
         raise NotImplementedError
-
-
-def gold(log_p: Tensor, label: Tensor) -> Tensor:
-    """``log_p[..., i, label[..., i]]``: each row's value at its label."""
-    return log_p.gather(-1, label.unsqueeze(-1)).squeeze(-1)
-
-
-@dataclass
-class Rows:
-    """Which rows of a batch count towards a loss.
-
-    ``label`` is the target with ignored rows set to class 0 (safe to index with); ``weight`` is
-    1 for rows that count and 0 for the others (ignored, or not finite), or None when every row
-    counts (the common case, which then needs no masking work); ``count`` is how many rows count
-    (at least 1e-8). Rows run along the last dimension: with stacked seeds, ``(S, N)`` labels give
-    ``(S,)`` sums and means. ``finite`` is None when every row's features and logits are finite,
-    else the ``(..., N)`` bool mask of those that are; ``poison`` is then what :meth:`output` adds
-    to the loss (see :func:`_poison`).
-    """
-
-    label: Tensor
-    weight: Tensor | None
-    count: Tensor | float
-    finite: Tensor | None = None
-    poison: Tensor | None = None
-
-    def safe(self, values: Tensor) -> Tensor:
-        """``values`` (``(..., N, k)``) with the rows that are not finite set to 0; as is when all are."""
-        if self.finite is None:
-            return values
-        return torch.where(self.finite.unsqueeze(-1), values, 0.0)
-
-    def counted(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        """The features and labels of the rows that count (one seed's ``(N, d)`` features).
-
-        The features are selected through autograd, so the gradient of the selected rows flows back to
-        the batch and the other rows get zero.
-        """
-        if self.weight is None:
-            return features, self.label
-        position = self.weight.nonzero().squeeze(-1)
-        return features.index_select(0, position), self.label.index_select(0, position)
-
-    def output(self, loss: Tensor, logits: Tensor | None, terms: dict[str, Tensor]) -> MethodOutput:
-        """The step's :class:`MethodOutput`.
-
-        When a row that would count (its target is not ``ignore_index``) was not finite, the loss
-        is NaN (per seed) and that row's features get a NaN gradient (see :func:`_poison`); the
-        logits of every row that was not finite are NaN.
-        """
-        if self.finite is not None:
-            loss = loss + self.poison.to(loss.dtype)
-            if logits is not None:
-                logits = logits.masked_fill(~self.finite.unsqueeze(-1), float("nan"))
-        return MethodOutput(loss=loss, logits=logits, terms=terms)
-
-    def sum(self, values: Tensor) -> Tensor:
-        """Sum of per-row ``values`` over the rows that count."""
-        return values.sum(-1) if self.weight is None else (values * self.weight).sum(-1)
-
-    def mean(self, values: Tensor) -> Tensor:
-        """Mean of per-row ``values`` over the rows that count (0 when none does)."""
-        return self.sum(values) / self.count
-
-    def scale(self) -> Tensor | float:
-        """Per-row factor that turns a sum over rows into :meth:`mean`: ``weight / count``."""
-        if self.weight is None:
-            return 1.0 / self.count
-        count = self.count.unsqueeze(-1) if isinstance(self.count, Tensor) else self.count
-        return (self.weight / count).unsqueeze(-1)
 
 
 def init_linear(layer: nn.Linear, std: float | None) -> None:
