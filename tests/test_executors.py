@@ -64,7 +64,7 @@ def test_a_unit_rebuilds_its_configs_with_their_folder_and_trains_them(tmp_path)
     unit = Unit.of([config, config.with_seed(1)], batched=True)
     assert unit.label() == "label_embedding seeds 0-1"
     rebuilt = unit.run_configs()
-    assert [c.seed for c in rebuilt] == [0, 1] and rebuilt[0]._source_folder == config._source_folder
+    assert [c.seed for c in rebuilt] == [0, 1] and rebuilt[0].source_folder == config.source_folder
     assert rebuilt[0].comparable() == config.comparable()
     summaries = run_unit(unit)
     assert [s["seed"] for s in summaries] == [0, 1] and all(s["batched_seeds"] == 2 for s in summaries)

@@ -96,7 +96,6 @@ def write_comparison(experiment_dir: Path) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..sweep.grid import run_grid
     from ..train import load_config
-    from ..train.options import check_buildable
 
     if args.summarize:
         table = write_comparison(Path(args.summarize))
@@ -107,9 +106,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
     base = load_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
-    for config in configs[:: len(args.seeds)]:  # each method once, before any of them trains
-        check_buildable(config)
     executor = make_executor(args)
+    # The grid checks every run before any of them trains.
     run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))

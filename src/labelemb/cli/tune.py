@@ -79,7 +79,6 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
     from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
     from ..sweep.grid import run_grid
-    from ..train.options import check_buildable
     from ..tune import study_record, tuned_config
 
     base = setting.base
@@ -109,10 +108,7 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
         if setting.space(m)
         for s in args.seeds
     ]
-    for config in [*defaults, *tuned]:
-        config._source_folder = base._source_folder
-    for config in [*defaults[:: len(args.seeds)], *tuned[:: len(args.seeds)]]:
-        check_buildable(config)  # each setting once, before any of them trains
+    # The grid checks every setting before any of them trains.
     run_grid(
         [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
     )

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from ..train.config import RunConfig
+from ..train.plan import RunPlan
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.
 Finished = Callable[[int, list[dict[str, Any]]], None]
@@ -33,8 +34,8 @@ class Job(Protocol):
     trains them itself in the worker, such as a tuning trial that reports its checks to its study
     (:class:`labelemb.tune.trial.TrialJob`). The grid knows only this door, not who opens it."""
 
-    def run(self, configs: list[RunConfig]) -> list[dict[str, Any]]:
-        """Train ``configs`` in this process; their summaries."""
+    def run(self, plans: list[RunPlan]) -> list[dict[str, Any]]:
+        """Train the runs of ``plans`` (checked by the grid) in this process; their summaries."""
         ...
 
 
@@ -53,7 +54,7 @@ class Unit:
     def of(cls, configs: Sequence[RunConfig], *, batched: bool = False, job: Job | None = None) -> Unit:
         return cls(
             configs=tuple(config.model_dump(mode="json") for config in configs),
-            source_folder=configs[0]._source_folder,
+            source_folder=configs[0].source_folder,
             batched=batched,
             job=job,
         )
@@ -66,31 +67,29 @@ class Unit:
 
     def run_configs(self) -> list[RunConfig]:
         """The configs as the driver had them, with the folder of their config file."""
-        configs = []
-        for values in self.configs:
-            config = RunConfig.model_validate(values)
-            config._source_folder = self.source_folder
-            configs.append(config)
-        return configs
+        return [
+            RunConfig.model_validate({**values, "source_folder": self.source_folder})
+            for values in self.configs
+        ]
 
 
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
     """Train a unit's runs in this process (resuming any from its checkpoint); their summaries.
 
-    The grid checked every config before any unit started, so the trainer does not check them again.
+    The grid checked every config before any unit started: the trainer is handed their plans,
+    runs that passed its check (:func:`~labelemb.train.trainer.plan_runs`), not checked again.
     """
-    from ..train.plan import checked_runs, plan_run
+    from ..train.plan import plan_run
     from ..train.trainer import train, train_seeds
 
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
-    configs = unit.run_configs()
-    with checked_runs([plan_run(config) for config in configs]):
-        if unit.job is not None:
-            return unit.job.run(configs)
-        if unit.batched:
-            return train_seeds(configs, batched=True, progress=False)
-        return [train(config) for config in configs]
+    plans = [plan_run(config) for config in unit.run_configs()]
+    if unit.job is not None:
+        return unit.job.run(plans)
+    if unit.batched:
+        return train_seeds(plans, batched=True, progress=False)
+    return [train(plan) for plan in plans]
 
 
 class Executor(Protocol):

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..progress import draws_bar
 from ..train.config import RunConfig
-from ..train.plan import checked_runs
+from ..train.plan import RunPlan
 from ..train.trainer import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit
 
@@ -40,29 +40,27 @@ def run_grid(
         # Each method's seeds side by side in this process, with a bar per method.
         return train_seeds(configs, batched=True, progress=progress)
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
-    for config, original in zip(quiet, configs):
-        config._source_folder = original._source_folder
     # Every run checked here, before any trains; a device by the machines that train it: this
     # one's for the local executor, a Ray cluster's by its executor once connected.
     plans = plan_runs(quiet, devices_here=isinstance(executor, LocalExecutor))
     todo = [i for i, plan in enumerate(plans) if not plan.folder.is_finished()]
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
-    with checked_runs(plans):
-        for i in set(range(len(configs))) - set(todo):
-            summaries[i] = train(quiet[i])  # finished: returns the saved summary
-        with RunCounter(len(configs), len(configs) - len(todo), progress) as counter:
-            if here:
-                _train_here(quiet, todo, summaries, counter)
-                return [s for s in summaries if s is not None]
-            groups = _units(todo, quiet, batched)
-            units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
+    for i in set(range(len(configs))) - set(todo):
+        summaries[i] = train(plans[i])  # finished: returns the saved summary
+    with RunCounter(len(configs), len(configs) - len(todo), progress) as counter:
+        if here:
+            _train_here(plans, todo, summaries, counter)
+            return [s for s in summaries if s is not None]
+        groups = _units(todo, quiet, batched)
+        # The workers take the units' configs as checked: they were, here.
+        units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
 
-            def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
-                for i, summary in zip(groups[u], unit_summaries):
-                    summaries[i] = summary
-                    counter.finished(quiet[i])
+        def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
+            for i, summary in zip(groups[u], unit_summaries):
+                summaries[i] = summary
+                counter.finished(quiet[i])
 
-            executor.run(units, finished)
+        executor.run(units, finished)
     return [s for s in summaries if s is not None]
 
 
@@ -79,19 +77,19 @@ def _units(todo: list[int], configs: list[RunConfig], batched: bool) -> list[lis
 
 
 def _train_here(
-    configs: list[RunConfig], todo: list[int], summaries: list[dict[str, Any] | None], counter: RunCounter
+    plans: list[RunPlan], todo: list[int], summaries: list[dict[str, Any] | None], counter: RunCounter
 ) -> None:
     held = []
     for i in todo:
-        counter.starting(configs[i])
-        summaries[i] = train_unless_held(configs[i])
+        counter.starting(plans[i].config)
+        summaries[i] = train_unless_held(plans[i])
         if summaries[i] is None:
             held.append(i)  # another process trains it: come back to it at the end
         else:
-            counter.finished(configs[i])
+            counter.finished(plans[i].config)
     for i in held:
-        summaries[i] = train(configs[i])
-        counter.finished(configs[i])
+        summaries[i] = train(plans[i])
+        counter.finished(plans[i].config)
 
 
 class RunCounter:

@@ -36,7 +36,7 @@ def data_request(config: RunConfig) -> DataRequest:
         dir=data.dir,
         download=data.download,
         max_train_pairs=data.max_train_pairs,
-        search=tuple(folder for folder in (config._source_folder,) if folder),
+        search=tuple(folder for folder in (config.source_folder,) if folder),
         sections=config.data_sections(),
         # A pretrained text encoder reads its own tokenizer's ids, not the data set's word ids.
         text_encoder=models.model_text_encoder(config.model.name, config.options("model")),
@@ -102,7 +102,7 @@ def config_folder_importable(config: RunConfig) -> Iterator[None]:
     """The config file's folder on the import path, last, while the backbone is built: a
     ``custom`` factory kept beside the config (``factory: mynets:small_cnn``) imports from any
     working directory, and never shadows an installed module of the same name."""
-    folder = config._source_folder
+    folder = config.source_folder
     if folder is None or folder in sys.path:
         yield
         return

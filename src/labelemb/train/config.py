@@ -11,7 +11,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -183,7 +182,7 @@ class RunConfig(BaseModel):
     the method and training; a task's own options (the sequence task's ``decode``) are sections
     at the top, declared beside the task and checked against their schema here."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
     experiment: str = "demo"
     seed: int = 0
     output_dir: str = "runs"
@@ -200,11 +199,10 @@ class RunConfig(BaseModel):
     #: ``compare --methods onehot,label_embedding`` with each method's own options); the method
     #: section's options, given to whichever method runs, take precedence.
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    #: What this config held when its names and options were last found buildable
-    #: (:func:`labelemb.train.options.check_buildable`): a later step checks again only if it changed.
-    _checked_as: dict[str, Any] | None = PrivateAttr(None)
-    #: The folder of the config file it was read from: a user's data files are looked for there first.
-    _source_folder: str | None = PrivateAttr(None)
+    #: The folder of the config file it was read from (None: not read from a file): a user's data
+    #: files are looked for there first. Not a key of the file: left out of every dump (the run
+    #: folder's config.yaml, what a run is compared by); a copy (``model_copy``, ``with_*``) keeps it.
+    source_folder: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _task_sections(self) -> RunConfig:
@@ -291,12 +289,20 @@ class RunConfig(BaseModel):
         return values
 
 
+def top_level_keys() -> list[str]:
+    """The keys a config file may hold at its top (``seed``, ``train``, ...): the fields of
+    :class:`RunConfig` that are not left out of its dumps (``source_folder`` is not a key)."""
+    return [name for name, field in RunConfig.model_fields.items() if not field.exclude]
+
+
 def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
     """Every dotted key of the config (``train.epochs``, ``data.augment.flip``, ``data.files.format``,
     ``decode.beam``: the sections that data sets and tasks declare too)."""
     model = model or RunConfig
     keys = []
     for name, field in model.model_fields.items():
+        if field.exclude:  # not a key of the file (RunConfig.source_folder)
+            continue
         annotation = field.annotation
         # An optional section (early_stopping: {...} or null) lists its keys too.
         sections = [a for a in typing.get_args(annotation) if isinstance(a, type) and _is_section(a)]

@@ -18,7 +18,7 @@ from ..data.registry import dataset_key, dataset_yields
 from ..options import OptionsError
 from ..registry import unknown_name_message
 from ..tasks.registry import data_kind
-from .config import ConfigError, RunConfig, config_keys
+from .config import ConfigError, RunConfig, config_keys, top_level_keys
 from .reading import read_config_file, validate_config
 
 #: Method options the trainer fills in from the run when the config leaves them out.
@@ -36,9 +36,9 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> Run
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
     config = build_config(read_config_file(path) if path is not None else {}, overrides)
-    if path is not None:
-        config._source_folder = str(Path(path).resolve().parent)
-    return config
+    if path is None:
+        return config
+    return config.model_copy(update={"source_folder": str(Path(path).resolve().parent)})
 
 
 def method_overrides(overrides: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -60,7 +60,7 @@ def method_overrides(overrides: Sequence[str], names: Sequence[str]) -> list[str
     for text in overrides:
         key, sep, value = text.partition("=")
         key = key.strip()
-        if not sep or not key or "." in key or key in RunConfig.model_fields:
+        if not sep or not key or "." in key or key in top_level_keys():
             result.append(text)  # the config's (or what apply_overrides refuses in its own words)
             continue
         takers = [name for name in names if key in methods.options(name)]
@@ -104,10 +104,9 @@ def no_method_takes(key: str, names: Sequence[str], keys: Sequence[str] | None =
 def check_buildable(config: RunConfig) -> None:
     """Raise :class:`ConfigError` unless the config's data set, model and method exist, fit each
     other and every option given to them is one they take, of a type they accept; checked before
-    any data is read. A config checked once is not checked again unless it changed."""
-    content = config.model_dump(mode="json")
-    if config._checked_as == content:
-        return
+    any data is read (a fraction of a millisecond: a config is checked where it is read,
+    :func:`build_config`, and where its run is planned, :func:`~labelemb.train.trainer.preflight`,
+    with no record of having been checked)."""
     model_class = _known(config.model.name, models.available(), "model", models.model_class)
     accepted_by_model = models.model_options(config.model.name)
     _check_options(
@@ -130,7 +129,6 @@ def check_buildable(config: RunConfig) -> None:
             "to the command line or to the config's method section"
         )
     check_data_fits_model(config)
-    config._checked_as = content
 
 
 def check_data_fits_model(config: RunConfig) -> None:

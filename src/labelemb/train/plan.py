@@ -1,20 +1,16 @@
 """A run as a command plans it: made once, where the run is planned, and handed down from there.
 
 A :class:`RunPlan` holds what every part of training asks of one (method, seed) run before it is
-built: its config, checked once per command (:func:`~labelemb.train.trainer.preflight`), and its
-run folder; its device and task are filled in once the trainer knows them. :func:`plan_run` is
-the one place a run's own folder is made from its config.
+built: its config and its run folder; its device and task are filled in once the trainer knows
+them. :func:`plan_run` is the one place a run's own folder is made from its config.
 
-A command that checks its configs ahead of training them through the public entry points (the
-grid: :func:`~labelemb.sweep.grid.run_grid`) says so with :func:`checked_runs`, so that the
-trainer takes those plans as checked instead of checking the same configs again.
+A run is checked at one boundary, :func:`~labelemb.train.trainer.plan_runs`: the trainer's entry
+points take a config there, and a plan as one that passed it (the grid plans every run before any
+trains and hands its plans on, to its workers too).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -38,23 +34,3 @@ class RunPlan:
 def plan_run(config: RunConfig, device: torch.device | None = None, task: Task | None = None) -> RunPlan:
     """The plan of a run of ``config``, with its folder (:meth:`RunConfig.run_dir`)."""
     return RunPlan(config, RunDir(config.run_dir()), device, task)
-
-
-#: The plans this command has checked already (:func:`checked_runs`).
-_CHECKED: ContextVar[tuple[RunPlan, ...]] = ContextVar("checked_runs", default=())
-
-
-@contextlib.contextmanager
-def checked_runs(plans: Iterable[RunPlan]) -> Iterator[None]:
-    """While open, the trainer takes ``plans`` as checked: a run of one of their configs (the
-    very config object) is not checked again."""
-    token = _CHECKED.set((*_CHECKED.get(), *plans))
-    try:
-        yield
-    finally:
-        _CHECKED.reset(token)
-
-
-def checked_plan(config: RunConfig) -> RunPlan | None:
-    """The checked plan of ``config`` (this very object) that :func:`checked_runs` holds, if any."""
-    return next((plan for plan in _CHECKED.get() if plan.config is config), None)

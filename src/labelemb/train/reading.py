@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..rundir import yaml_problem
-from .config import ConfigError, RunConfig, unknown_key
+from .config import ConfigError, RunConfig, top_level_keys, unknown_key
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -41,7 +41,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for text in overrides:
         key, value = parse_override(text)
         parts = key.split(".")
-        if len(parts) == 1 and key not in RunConfig.model_fields:
+        if len(parts) == 1 and key not in top_level_keys():
             parts = ["method", key]
         node = result
         for part in parts[:-1]:

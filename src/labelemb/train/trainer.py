@@ -1,4 +1,7 @@
-"""Entry points: train one run, the seeds of one config side by side, or any list of configs."""
+"""Entry points: train one run, the seeds of one config side by side, or any list of configs.
+
+Each takes configs or plans: a config is checked where its run is planned (:func:`plan_runs`, the one
+boundary), a :class:`~labelemb.train.plan.RunPlan` is a run that passed it already (the grid's)."""
 
 from __future__ import annotations
 
@@ -21,15 +24,18 @@ from .config import RunConfig
 from .continuation import source_run
 from .loop import Progress
 from .options import check_buildable
-from .plan import RunPlan, checked_plan, plan_run
+from .plan import RunPlan, plan_run
 from .recipe import train_owned
 from .stacked import BatchedConfigError, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
+#: A run as the entry points take it: a config (checked here) or a plan (checked already).
+Run = RunConfig | RunPlan
+
 
 def train(
-    config: RunConfig,
+    config: Run,
     *,
     dataset: Dataset | TextDataset | None = None,
     on_checkpoint: Callable[[Progress], None] | None = None,
@@ -45,16 +51,18 @@ def train(
     handed = list(callbacks)
     if on_checkpoint is not None:
         handed.append(_OnCheckpoint(lambda progress: on_checkpoint(progress[0])))
-    return _train([config], dataset, stacked=False, show_progress=config.train.progress, callbacks=handed)[0]
+    show = config_of(config).train.progress
+    return _train([config], dataset, stacked=False, show_progress=show, callbacks=handed)[0]
 
 
-def train_unless_held(config: RunConfig) -> dict[str, Any] | None:
+def train_unless_held(config: Run) -> dict[str, Any] | None:
     """:func:`train`, or None at once if another process is training this run."""
-    return _train([config], None, stacked=False, show_progress=config.train.progress, skip_held=True)[0]
+    show = config_of(config).train.progress
+    return _train([config], None, stacked=False, show_progress=show, skip_held=True)[0]
 
 
 def train_batched(
-    configs: Sequence[RunConfig],
+    configs: Sequence[Run],
     *,
     dataset: Dataset | TextDataset | None = None,
     progress: bool = True,
@@ -69,14 +77,14 @@ def train_batched(
     side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
     with the seeds' progress after each evaluation's checkpoints of a side-by-side group are on disk.
     """
-    check_batchable(configs)
-    show = progress and configs[0].train.progress
+    check_batchable([config_of(config) for config in configs])
+    show = progress and config_of(configs[0]).train.progress
     handed = [] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]
     return _train(list(configs), dataset, stacked=True, show_progress=show, callbacks=handed)
 
 
 def train_seeds(
-    configs: Sequence[RunConfig],
+    configs: Sequence[Run],
     *,
     batched: bool = True,
     dataset: Dataset | TextDataset | None = None,
@@ -87,24 +95,27 @@ def train_seeds(
     With ``batched``, configs that differ only in ``seed``, and in the method's own options and
     the experiment they are written to (a tuning round's trials), train side by side when their
     setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every
-    config without ``batched``) train one after another, with a logged note saying why.
+    config without ``batched``) train one after another, with a logged note saying why. Every
+    config is checked before any of them trains.
     """
+    plans = plan_runs(configs)
     summaries: dict[int, dict[str, Any]] = {}
     groups: dict[str, list[int]] = {}
-    for i, config in enumerate(configs):
-        groups.setdefault(json.dumps(_stacking_key(config), sort_keys=True), []).append(i)
+    for i, plan in enumerate(plans):
+        groups.setdefault(json.dumps(_stacking_key(plan.config), sort_keys=True), []).append(i)
     for members in groups.values():
-        group = [configs[i] for i in members]
-        seeds = [c.seed for c in group]
-        folders = {c.run_dir() for c in group}
-        reason = unsupported_reason(group[0]) if batched else None
+        group = [plans[i] for i in members]
+        first = group[0].config
+        folders = {plan.folder.path for plan in group}
+        reason = unsupported_reason(first) if batched else None
         if batched and reason is None and len(folders) == len(group) and len(group) > 1:
             results = train_batched(group, dataset=dataset, progress=progress)
         else:
             if batched and reason is not None:
-                logger.warning("%s seeds %s train one after another: %s", group[0].method.name, seeds, reason)
-            show = progress and group[0].train.progress
-            results = [_train([config], dataset, stacked=False, show_progress=show)[0] for config in group]
+                seeds = [plan.config.seed for plan in group]
+                logger.warning("%s seeds %s train one after another: %s", first.method.name, seeds, reason)
+            show = progress and first.train.progress
+            results = [_train([plan], dataset, stacked=False, show_progress=show)[0] for plan in group]
         summaries.update(zip(members, results))
     return [summaries[i] for i in range(len(configs))]
 
@@ -149,20 +160,21 @@ def _stacking_key(config: RunConfig) -> dict[str, Any]:
     return values
 
 
+def config_of(run: Run) -> RunConfig:
+    return run.config if isinstance(run, RunPlan) else run
+
+
 def plan_runs(
-    configs: Sequence[RunConfig], *, devices_here: bool = True, callbacks: Callback | None = None
+    runs: Sequence[Run], *, devices_here: bool = True, callbacks: Callback | None = None
 ) -> list[RunPlan]:
-    """A checked plan of every config: the one this command checked already (a grid's,
-    :func:`~labelemb.train.plan.checked_runs`), else one made now and checked (:func:`preflight`;
-    ``devices_here`` as there)."""
-    plans, unchecked = [], []
-    for config in configs:
-        plan = checked_plan(config)
-        if plan is None:
-            plan = plan_run(config)
-            unchecked.append(plan)
-        plans.append(plan)
-    preflight(unchecked, devices_here=devices_here, callbacks=callbacks)
+    """The boundary where runs are checked: a plan of every config, all checked before any trains
+    (:func:`preflight`; ``devices_here`` as there); a plan, a run that passed here already, as it is."""
+    plans = [run if isinstance(run, RunPlan) else plan_run(run) for run in runs]
+    preflight(
+        [plan for plan, run in zip(plans, runs) if plan is not run],
+        devices_here=devices_here,
+        callbacks=callbacks,
+    )
     return plans
 
 
@@ -176,7 +188,7 @@ def preflight(
     there (a Ray cluster's GPUs), so this machine's are not asked. ``callbacks`` (default: those
     every run gets) check what they need (a tracker's package)."""
     for plan in plans:
-        check_buildable(plan.config)  # a no-op for a config built by build_config / load_config
+        check_buildable(plan.config)
     if devices_here:
         for device in sorted({plan.config.train.device for plan in plans}):
             resolve_device(device)
@@ -206,7 +218,7 @@ def _data_problem_first(config: RunConfig) -> None:
 
 
 def _train(
-    configs: list[RunConfig],
+    configs: list[Run],
     dataset: Dataset | TextDataset | None,
     *,
     stacked: bool,

@@ -16,8 +16,8 @@ from typing import Any
 from .. import methods
 from ..callbacks import Callbacks, with_defaults
 from ..search import Space, SpaceError, check_space, combine
-from ..train.config import RunConfig, config_keys
-from ..train.options import RUN_CONTEXT_OPTIONS, check_buildable, no_method_takes
+from ..train.config import RunConfig, config_keys, top_level_keys
+from ..train.options import RUN_CONTEXT_OPTIONS, build_config, no_method_takes
 from .trial import TuneError
 
 #: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
@@ -69,10 +69,11 @@ class TuneSetting:
         return self.storage or str((self.folder / JOURNAL_FILE).resolve())
 
     def method_config(self, method: str) -> RunConfig:
-        """The base config for ``method`` at the tuning seed (the default setting)."""
-        config = self.base.with_method(method).with_seed(self.tune_seed)
-        config._source_folder = self.base._source_folder
-        return config
+        """The base config for ``method`` at the tuning seed (the default setting): a config of its
+        own, made as any config is (:func:`~labelemb.train.options.build_config`: checked, one line
+        a mistake), in the base config's folder."""
+        values = self.base.with_method(method).with_seed(self.tune_seed).model_dump(mode="json")
+        return build_config(values).model_copy(update={"source_folder": self.base.source_folder})
 
     def space(self, method: str) -> dict[str, Space]:
         """What a trial of ``method`` draws: its own space and the command line's keys that apply to it."""
@@ -125,7 +126,6 @@ def check_setting(setting: TuneSetting) -> None:
             raise TuneError(f"--space {key}: {no_method_takes(key, setting.methods, keys)}")
     for method in setting.methods:
         config = setting.method_config(method)
-        check_buildable(config)
         given = config.options("method")
         fixed_here = {k: v for k, v in given.items() if k not in RUN_CONTEXT_OPTIONS}
         build = methods.method_builder(method, **fixed_here)
@@ -150,7 +150,7 @@ def _check_config_bounds(method: str, config: RunConfig, spaces: Mapping[str, Sp
     from pydantic import ValidationError
 
     for key, space in spaces.items():
-        if "." not in key and key not in RunConfig.model_fields:
+        if "." not in key and key not in top_level_keys():
             continue
         for bound in space.bounds():
             try:
@@ -199,7 +199,7 @@ def default_values(setting: TuneSetting, method: str) -> tuple[dict[str, Any], d
     values: dict[str, Any] = {}
     adjusted: dict[str, Any] = {}
     for key, space in sorted(setting.space(method).items()):
-        if "." in key or key in RunConfig.model_fields:
+        if "." in key or key in top_level_keys():
             default = raw
             for part in key.split("."):
                 default = default.get(part) if isinstance(default, dict) else None
@@ -223,23 +223,19 @@ def apply_values(config: RunConfig, values: Mapping[str, Any]) -> RunConfig:
     """``config`` with each value set: a dotted key in its section, a bare one as a method option."""
     raw = config.model_dump(mode="json")
     for key, value in values.items():
-        parts = key.split(".") if "." in key or key in RunConfig.model_fields else ["method", key]
+        parts = key.split(".") if "." in key or key in top_level_keys() else ["method", key]
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    changed = RunConfig.model_validate(raw)
-    changed._source_folder = config._source_folder
-    return changed
+    return RunConfig.model_validate({**raw, "source_folder": config.source_folder})
 
 
 def trial_config(setting: TuneSetting, method: str, values: Mapping[str, Any], number: int) -> RunConfig:
     """The config of trial ``number`` of ``method``: its values over the default, in its own folder."""
     config = apply_values(setting.method_config(method), values)
     experiment = f"{setting.base.experiment}/{TUNING_FOLDER}/trial{number:03d}"
-    changed = config.model_copy(update={"experiment": experiment})
-    changed._source_folder = config._source_folder
-    return changed
+    return config.model_copy(update={"experiment": experiment})
 
 
 def tuned_experiment(experiment: str, best_trial: int) -> str:
@@ -255,6 +251,4 @@ def tuned_config(
     """The config of ``method``'s best setting (trial ``best_trial``'s values) at fresh ``seed``."""
     config = apply_values(setting.method_config(method), values).with_seed(seed)
     experiment = tuned_experiment(setting.base.experiment, best_trial)
-    changed = config.model_copy(update={"experiment": experiment})
-    changed._source_folder = setting.base._source_folder
-    return changed
+    return config.model_copy(update={"experiment": experiment})

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..callbacks import Callback
 from ..search import import_optuna
-from ..train.config import RunConfig
+
+if TYPE_CHECKING:
+    from ..train.plan import RunPlan
 
 
 class TuneError(ValueError):
@@ -31,9 +33,9 @@ class TrialJob:
     number: int
     dev_keys: tuple[str, ...]  # the dev score's record key: the first of these a record holds
 
-    def run(self, configs: list[RunConfig]) -> list[dict[str, Any]]:
+    def run(self, plans: list[RunPlan]) -> list[dict[str, Any]]:
         """Train the trial's one run in this process (:func:`train_trial`)."""
-        return train_trial(self, configs[0])
+        return train_trial(self, plans[0])
 
 
 def open_storage(storage: str) -> Any:
@@ -124,7 +126,7 @@ def median_pruner(optuna: Any) -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def train_trial(ref: TrialJob, config: RunConfig) -> list[dict[str, Any]]:
+def train_trial(ref: TrialJob, plan: RunPlan) -> list[dict[str, Any]]:
     """Train a trial's run in this process, reporting its dev score to the study at every check;
     a pruned trial's summary is ``{"pruned": True, ...}`` (its run stays unfinished)."""
     from ..train.trainer import train
@@ -138,9 +140,9 @@ def train_trial(ref: TrialJob, config: RunConfig) -> list[dict[str, Any]]:
     )
     trial = optuna.trial.Trial(study, _trial_id(study, ref.number))
     try:
-        return [train(config, callbacks=[Pruning(trial, ref.dev_keys, optuna.TrialPruned)])]
+        return [train(plan, callbacks=[Pruning(trial, ref.dev_keys, optuna.TrialPruned)])]
     except optuna.TrialPruned:
-        return [{"pruned": True, "method": config.method.name, "seed": config.seed}]
+        return [{"pruned": True, "method": plan.config.method.name, "seed": plan.config.seed}]
 
 
 class Pruning(Callback):
