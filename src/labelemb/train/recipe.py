@@ -18,9 +18,10 @@ import torch
 from ..callbacks import Callback, Callbacks
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
-from ..tasks import build_task
+from ..tasks import Task, build_task
 from . import distributed, threads
 from .build import load_run_data, resolve_device, step_options
+from .config import RunConfig
 from .continuation import continue_run
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
@@ -41,42 +42,18 @@ def train_owned(
     show_progress: bool,
     hooks: Callback,
 ) -> list[dict[str, Any]]:
-    """Train runs this process owns, none finished; ``hooks`` after the trainer's own callbacks
-    (early stopping) and before the progress display."""
-    hooks = Callbacks([EarlyStopping(), hooks])
-    plans, dataset, run_files = _prepare(plans, dataset, hooks)
-    timetable = schedule(plans[0].config, dataset, plans[0].device)
-    summaries: dict[int, dict[str, Any]] = {}
-    for members in _groups(plans, dataset, stacked):
-        group = [run for _, run in members]
-        trained = _train_group(group, dataset, timetable, run_files, show_progress, hooks)
-        summaries.update((j, summary) for (j, _), summary in zip(members, trained))
-    return [summaries[j] for j in range(len(plans))]
-
-
-def _prepare(
-    plans: list[RunPlan], dataset: Dataset | TextDataset | None, hooks: Callback
-) -> tuple[list[RunPlan], Dataset | TextDataset, dict[str, str]]:
-    """The runs' device and task, their data (continued runs copied, frozen features made) and the
-    files of the data as read (its vocabulary) that each run folder keeps; the callbacks may refuse
-    the data and task (``setup``)."""
-    config = plans[0].config
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    """The recipe of the runs this process owns, none finished: data -> task -> build -> layout ->
+    loop -> finish. ``hooks`` hear of each group after the trainer's own callbacks (the methods'
+    epoch-end updates, early stopping) and before the progress display."""
     processes = distributed.current()
-    device = resolve_device(config.train.device)
-    if device.type == "cuda" and processes.world_size > 1:
-        device = torch.device("cuda", processes.local_rank)
+    config = plans[0].config
+    device = _process_device(config, processes)
+    hooks = Callbacks([EarlyStopping(), hooks])
+    # Data: read once for every run; a continued run's folder copied from its source first.
     if dataset is None:
         dataset = load_run_data(config)
-    if processes.is_main:
-        for plan in plans:
-            continue_run(plan, dataset)
-    if processes.world_size > 1:
-        torch.distributed.barrier()  # the other processes resume from what the main one copied
-    if processes.is_main:
-        for plan in plans:
-            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
+    _continue_runs(plans, dataset, processes)
+    # Task: the data decides it, in one place; the callbacks may refuse the pair.
     task = build_task(config, dataset)
     plans = [replace(plan, device=device, task=task) for plan in plans]
     hooks.setup([plan.config for plan in plans], dataset, task)
@@ -85,7 +62,57 @@ def _prepare(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if config.model.freeze:
         dataset = freeze_features(config, dataset, task, device)
-    return plans, dataset, run_files
+    timetable = schedule(config, dataset, device)
+    summaries: dict[int, dict[str, Any]] = {}
+    # Build: each run's network, method and optimiser, in the groups that train together.
+    for members in _groups(plans, dataset, stacked):
+        group = [run for _, run in members]
+        if processes.is_main:
+            _start_folders(group, run_files)
+        # Layout: one run, or seeds side by side.
+        layout = Stacked(group, task, device) if len(group) > 1 else Single(group[0], task, device)
+        _count_flops(group, task, timetable)
+        display = _display(group, task, timetable, show_progress and processes.is_main)
+        callbacks = Callbacks([_EpochEnd(layout), hooks, display])
+        callbacks.on_run_start(group)
+        failed = True
+        try:
+            # Loop: the one loop, whatever the layout.
+            run_loop(layout, task, timetable, writes=processes.is_main, device=device, callbacks=callbacks)
+            # Finish: each run's summary and results written; the callbacks hear of them.
+            trained = [_finish_run(run, s, layout, dataset, timetable) for s, run in enumerate(group)]
+            if processes.is_main:
+                callbacks.on_run_end(group, trained)
+            failed = False
+        finally:
+            callbacks.on_close(group, failed)
+        summaries.update((j, summary) for (j, _), summary in zip(members, trained))
+    return [summaries[j] for j in range(len(plans))]
+
+
+def _process_device(config: RunConfig, processes: distributed.Processes) -> torch.device:
+    """The device this process trains on (its own GPU under torchrun), its threads set first."""
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and processes.world_size > 1:
+        device = torch.device("cuda", processes.local_rank)
+    return device
+
+
+def _continue_runs(
+    plans: list[RunPlan], dataset: Dataset | TextDataset, processes: distributed.Processes
+) -> None:
+    """Each continued run's folder copied from the run it continues (by the main process), and every
+    folder checked to hold a run of this data."""
+    if processes.is_main:
+        for plan in plans:
+            continue_run(plan, dataset)
+    if processes.world_size > 1:
+        torch.distributed.barrier()  # the other processes resume from what the main one copied
+    if processes.is_main:
+        for plan in plans:
+            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
 
 
 def _groups(
@@ -104,69 +131,55 @@ def _groups(
     return ([(j, SeedRun.build(plan, dataset))] for j, plan in enumerate(plans))
 
 
-def _train_group(
-    group: list[SeedRun],
-    dataset: Dataset | TextDataset,
-    timetable: Schedule,
-    run_files: dict[str, str],
-    show_progress: bool,
-    hooks: Callback,
-) -> list[dict[str, Any]]:
-    """Train one group of runs (one, or seeds side by side) to the end; their summaries."""
-    processes = distributed.current()
-    task, device = group[0].plan.task, group[0].plan.device
-    if processes.is_main:
-        for run in group:
-            run.folder.start(run.config)
-            for name, text in run_files.items():
-                run.folder.write_text_file(name, text)
-    together = len(group) > 1
-    layout = Stacked(group, task, device) if together else Single(group[0], task, device)
-    # One count serves every seed of a group: the seeds share the architecture and the data.
+def _start_folders(group: list[SeedRun], run_files: dict[str, str]) -> None:
+    for run in group:
+        run.folder.start(run.config)
+        for name, text in run_files.items():
+            run.folder.write_text_file(name, text)
+
+
+def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:
+    """One count serves every seed of a group: the seeds share the architecture and the data."""
+    first = group[0]
     counted = flops_per_example(
-        group[0].network,
+        first.network,
         task,
         timetable.train,
-        group[0].config.seed,
+        first.config.seed,
         timetable.batch_size,
-        step_options(group[0].config, 0),
+        step_options(first.config, 0),
     )
     for run in group:
         run.flops_per_example = counted
-    display = ProgressDisplay(
-        _describe(group, together),
+
+
+def _display(group: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> ProgressDisplay:
+    return ProgressDisplay(
+        _describe(group, len(group) > 1),
         total_steps=timetable.total_steps,
         num_train=timetable.num_train,
         epochs=timetable.epochs,
         initial=group[0].progress.step,
-        enabled=show_progress and processes.is_main,
+        enabled=enabled,
         metrics=task.metrics,
     )
-    # The methods' epoch-end updates first, the progress display last. The callbacks (the trackers
-    # of train.log_to among them) hear of each run's earlier records now, of each check once it is
-    # on disk, and of the results once written.
-    hooks = Callbacks([_EpochEnd(layout), hooks, display])
-    hooks.on_run_start(group)
-    failed = True
-    try:
-        run_loop(layout, task, timetable, writes=processes.is_main, device=device, callbacks=hooks)
-        summaries = []
-        for s, run in enumerate(group):
-            size = sum(p.numel() for p in run.network.parameters())
-            summary = summarize(run.config, run.progress, dataset, task, device, size)
-            summary["processes"] = processes.world_size
-            if together:
-                summary["batched_seeds"] = len(group)
-            if processes.is_main:
-                warn_if_at_chance(run, task, timetable)
-                finish(run, summary, layout.predictor(s), task, timetable)
-            summaries.append(summary)
-        if processes.is_main:
-            hooks.on_run_end(group, summaries)
-        failed = False
-    finally:
-        hooks.on_close(group, failed)
-    return summaries
+
+
+def _finish_run(
+    run: SeedRun, s: int, layout: Single | Stacked, dataset: Dataset | TextDataset, timetable: Schedule
+) -> dict[str, Any]:
+    """Seed ``s`` of the group: its summary, and (by the main process) its results written."""
+    processes = distributed.current()
+    task, device = run.plan.task, run.plan.device
+    size = sum(p.numel() for p in run.network.parameters())
+    summary = summarize(run.config, run.progress, dataset, task, device, size)
+    summary["processes"] = processes.world_size
+    if isinstance(layout, Stacked):
+        summary["batched_seeds"] = len(layout.runs)
+    if processes.is_main:
+        warn_if_at_chance(run, task, timetable)
+        finish(run, summary, layout.predictor(s), task, timetable)
+    return summary
 
 
 class _EpochEnd(Callback):
