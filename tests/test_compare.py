@@ -364,12 +364,14 @@ def test_an_interrupted_comparison_trains_only_what_is_missing(tmp_path, monkeyp
     (configs[3].run_dir() / "summary.json").unlink()
     trained = []
     import labelemb.sweep.grid as grid
+    from labelemb.train.trainer import config_of
 
     def counting(real):
-        def counting_train(config):
+        def counting_train(run):  # a config, or the grid's checked plan of one
+            config = config_of(run)
             if not (config.run_dir() / "summary.json").exists():
                 trained.append((config.method.name, config.seed))
-            return real(config)
+            return real(run)
 
         return counting_train
 
