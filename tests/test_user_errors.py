@@ -434,3 +434,15 @@ def test_busy_cores_reads_this_machine():
 
     busy = threads.busy_cores(0.05)
     assert busy is None or 0.0 <= busy <= threads._usable_cores() + 1e-9
+
+
+def test_the_config_file_s_folder_is_no_key_a_file_may_set(tmp_path, capsys):
+    """RunConfig.source_folder is the folder the file was read from, never a key of the file."""
+    from labelemb.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("source_folder: /elsewhere\ndata: {name: digits}\n")
+    assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "config key 'source_folder' does not exist" in err and err.count("\n") == 0
+    assert not (tmp_path / "out").exists()

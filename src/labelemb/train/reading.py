@@ -71,6 +71,10 @@ def validate_config(raw: dict[str, Any], overrides: list[str] | None = None) -> 
     in it refer to (methods, models, data sets and their options) is checked by
     :func:`labelemb.train.options.build_config`, which knows the registries."""
     merged = apply_overrides(raw or {}, overrides or [])
+    # A field left out of every dump (the config file's folder) is no key a file may set.
+    not_keys = [key for key in merged if key in RunConfig.model_fields and key not in top_level_keys()]
+    if not_keys:
+        raise ConfigError("\n".join(unknown_key(key) for key in not_keys))
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as error:
