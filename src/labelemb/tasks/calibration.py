@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy
 import torch
 from scipy.optimize import minimize_scalar
 from torch import Tensor
@@ -83,11 +84,18 @@ class Calibration:
         return {**figures, f"{split}_calibration{suffix}": {**bins, "confidence": self.confidence}}
 
 
+#: Batches are summed in blocks of at least this many logits (8 MB in float64): enough that the
+#: per-operation overhead, which dominates a batch of 1,000 x 10 logits, is paid once a block, and
+#: few enough that a split's logits are never all held.
+BLOCK_LOGITS = 1 << 20
+
+
 class CalibrationSums:
-    """The figures' sums, added batch by batch so that a split's logits are never held at once:
-    per equal-width bin the counts, correct predictions and summed confidences; per class and bin
-    the same of that class's probability; the summed NLL and Brier score; and each example's
-    confidence and correctness (two numbers an example, for the equal-mass bins of AdaECE)."""
+    """The figures' sums, added block by block (:data:`BLOCK_LOGITS`) so that a split's logits are
+    never held at once: per equal-width bin the counts, correct predictions and summed
+    confidences; per class and bin the same of that class's probability; the summed NLL and Brier
+    score; and each example's confidence and correctness (two numbers an example, for the
+    equal-mass bins of AdaECE)."""
 
     def __init__(self, bins: int = BINS, *, top_only: bool = False) -> None:
         if bins < 1:
@@ -109,39 +117,62 @@ class CalibrationSums:
         self.class_probability: Tensor | None = None
         self.confidences: list[Tensor] = []
         self.corrects: list[Tensor] = []
+        # Batches added and not yet summed, and how many logits they hold.
+        self.pending: list[tuple[Tensor, Tensor]] = []
+        self.pending_logits = 0
 
     def add(self, logits: Tensor, labels: Tensor) -> None:
         """Count the predictions ``logits`` ``(N, m)`` of the examples labelled ``labels`` ``(N,)``."""
         logits = logits.detach().cpu().double()
-        labels = labels.detach().cpu().long()
-        # The prediction is the logits' argmax, as the error counts it; the confidence comes from
-        # softmax (exactly 0.5 for a tie of two, 1.0 for a far lead, so an edge is an edge) and
-        # the likelihood from log_softmax (finite however small the probability).
-        predictions = logits.argmax(dim=-1)
-        probabilities = torch.softmax(logits, dim=-1)
-        confidence = probabilities.amax(dim=-1)
-        right = (predictions == labels).double()
+        classes = self.pending[0][0].shape[-1] if self.pending else logits.shape[-1]
+        if logits.shape[-1] != classes:
+            raise ValueError(f"logits of {logits.shape[-1]} classes after logits of {classes}")
+        self.pending.append((logits, labels.detach().cpu().long()))
+        self.pending_logits += logits.numel()
+        if self.pending_logits >= BLOCK_LOGITS:
+            self._sum_pending()
+
+    def _sum_pending(self) -> None:
+        if not self.pending:
+            return
+        logits = torch.cat([logits for logits, _ in self.pending])
+        labels = torch.cat([labels for _, labels in self.pending])
+        self.pending, self.pending_logits = [], 0
+        self._add_block(logits, labels)
+
+    def _add_block(self, logits: Tensor, labels: Tensor) -> None:
+        # The prediction is the logits' argmax, as the error counts it. The confidence is the top
+        # softmax probability: exactly 0.5 for a tie of two, 1.0 for a far lead, so an edge is an
+        # edge; the likelihood is taken in log space (finite however small the probability).
+        parts = softmax_parts(logits)
+        confidence = 1.0 / parts.total  # the top class's exp(0) / total
+        right = (parts.predictions == labels).double()
         index = self.bin_of(confidence)
         self.counts += torch.bincount(index, minlength=self.bins)
         self.correct.index_add_(0, index, right)
         self.confidence.index_add_(0, index, confidence)
-        self.nll -= torch.log_softmax(logits, dim=-1).gather(-1, labels[:, None]).sum()
+        gold = parts.shifted.gather(-1, labels[:, None]).squeeze(-1)
+        self.nll += (parts.total.log() - gold).sum()
         self.examples += len(labels)
         if self.top_only:
             return
-        onehot = torch.nn.functional.one_hot(labels, logits.shape[-1]).double()
-        self.brier += (probabilities - onehot).square().sum()
-        self._add_classwise(probabilities, onehot)
+        probabilities = parts.exponentials.div_(parts.total[:, None])
+        gold_probability = probabilities.gather(-1, labels[:, None]).squeeze(-1)
+        # sum_k (p_k - [y = k])^2 = sum_k p_k^2 - 2 p_y + 1
+        flat = probabilities.view(-1)
+        self.brier += torch.dot(flat, flat) - 2.0 * gold_probability.sum() + len(labels)
+        self._add_classwise(probabilities, labels)
         self.confidences.append(confidence)
         self.corrects.append(right)
 
     def bin_of(self, probability: Tensor) -> Tensor:
         """Bin b is (b / B, (b + 1) / B]: a probability on an edge belongs to the bin below it, 1.0
         to the last and 0 (an underflowed class probability) to the first."""
-        return (torch.ceil(probability * self.bins).long() - 1).clamp_(0, self.bins - 1)
+        return probability.mul(self.bins).ceil_().clamp_(1, self.bins).sub_(1).long()
 
-    def _add_classwise(self, probabilities: Tensor, onehot: Tensor) -> None:
+    def _add_classwise(self, probabilities: Tensor, labels: Tensor) -> None:
         classes = probabilities.shape[-1]
+        size = classes * self.bins
         if self.class_counts is None:
             shape = (classes, self.bins)
             self.class_counts = torch.zeros(shape, dtype=torch.float64)
@@ -149,17 +180,23 @@ class CalibrationSums:
             self.class_probability = torch.zeros(shape, dtype=torch.float64)
         elif self.class_counts.shape[0] != classes:
             raise ValueError(f"logits of {classes} classes after logits of {self.class_counts.shape[0]}")
-        # Class k's bin b as one flat index k * B + b, so each sum is one index_add.
-        flat = (self.bin_of(probabilities) + torch.arange(classes)[None, :] * self.bins).reshape(-1)
-        for total, values in (
-            (self.class_counts, torch.ones_like(probabilities)),
-            (self.class_hits, onehot),
-            (self.class_probability, probabilities),
-        ):
-            total.view(-1).index_add_(0, flat, values.reshape(-1))
+        # Class k's bin b as one flat index k * B + b (bin_of's steps, the offset added before the
+        # one conversion to integers), so each sum is one bincount; a class is hit only by the
+        # examples labelled with it, so the hits count one entry per example.
+        offsets = torch.arange(classes, dtype=probabilities.dtype) * self.bins - 1
+        scaled = probabilities.mul(self.bins).ceil_().clamp_(1, self.bins).add_(offsets)
+        flat = scaled.long()
+        hits = flat.gather(-1, labels[:, None]).reshape(-1)
+        flat = flat.view(-1)
+        self.class_counts.view(-1).add_(torch.bincount(flat, minlength=size))
+        self.class_hits.view(-1).add_(torch.bincount(hits, minlength=size))
+        self.class_probability.view(-1).add_(
+            torch.bincount(flat, weights=probabilities.reshape(-1), minlength=size)
+        )
 
     def binned(self) -> Calibration:
         """The ECE, MCE and bins of everything added so far (what bins alone can say)."""
+        self._sum_pending()
         if self.examples == 0:
             raise ValueError("calibration of no examples")
         counts = self.counts.double()
@@ -180,6 +217,7 @@ class CalibrationSums:
     def result(self) -> Calibration:
         """Every figure, and the bins, of everything added so far (with ``top_only``: the ECE, MCE,
         NLL and bins)."""
+        self._sum_pending()
         if self.top_only:
             return replace(self.binned(), nll=float(self.nll / self.examples))
         return replace(
@@ -199,6 +237,26 @@ class CalibrationSums:
         return float(gaps.mean())
 
 
+class SoftmaxParts(NamedTuple):
+    """What softmax and log-softmax are made of, row by row: ``shifted`` (the logits minus the
+    row's maximum), their ``exponentials``, the row's ``total`` of them, and the index of the row's
+    maximum (the first of equals). softmax is ``exponentials / total``, log-softmax
+    ``shifted - log(total)``."""
+
+    shifted: Tensor
+    exponentials: Tensor
+    total: Tensor
+    predictions: Tensor
+
+
+def softmax_parts(logits: Tensor) -> SoftmaxParts:
+    """The :class:`SoftmaxParts` of ``logits`` ``(N, m)``. Written out because torch's softmax over
+    a short last dimension (a classifier's m = 10) is several times slower on the CPU."""
+    top, predictions = logits.max(dim=-1, keepdim=True)
+    shifted = logits - top
+    exponentials = shifted.exp()
+    return SoftmaxParts(shifted, exponentials, exponentials.sum(dim=-1), predictions.squeeze(-1))
+
 def adaptive_ece(confidence: Tensor, correct: Tensor, bins: int = BINS) -> float:
     """ECE over ``bins`` bins of (as near as possible) equal mass, as a fraction.
 
@@ -210,11 +268,16 @@ def adaptive_ece(confidence: Tensor, correct: Tensor, bins: int = BINS) -> float
     count = len(confidence)
     if count == 0:
         return math.nan
-    ordered, order = torch.sort(confidence.double(), stable=True)
-    first_of_ties = torch.searchsorted(ordered, ordered, side="left")
+    confidence = confidence.detach().cpu().double()
+    # numpy's sort is several times torch's on the CPU; the order among equal confidences does
+    # not matter, since ties are put together below.
+    order = torch.from_numpy(numpy.argsort(confidence.numpy(), kind="quicksort"))
+    ordered = confidence[order]
+    _, tie_group, group_sizes = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
+    first_of_ties = (torch.cumsum(group_sizes, 0) - group_sizes)[tie_group]
     index = torch.div(first_of_ties * bins, count, rounding_mode="floor")
     gaps = torch.zeros(bins, dtype=torch.float64)
-    gaps.index_add_(0, index, correct.double()[order] - ordered)
+    gaps.index_add_(0, index, correct.detach().cpu().double()[order] - ordered)
     return float(gaps.abs().sum() / count)
 
 
@@ -227,18 +290,21 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     """
     if len(labels) == 0:
         raise ValueError("a temperature needs at least one example")
-    logits = logits.detach().cpu().double()
-    labels = labels.detach().cpu().long()[:, None]
+    shifted = softmax_parts(logits.detach().cpu().double()).shifted
+    gold = shifted.gather(-1, labels.detach().cpu().long()[:, None]).mean()
 
     def nll(log_temperature: float) -> float:
-        scaled = torch.log_softmax(logits / math.exp(log_temperature), dim=-1)
-        return float(-scaled.gather(-1, labels).mean())
+        # The rows' maxima are 0 at any temperature, so exp never overflows.
+        scale = math.exp(-log_temperature)
+        return float(torch.mul(shifted, scale).exp_().sum(-1).log_().mean() - scale * gold)
 
     low, high = (math.log(t) for t in TEMPERATURE_RANGE)
     found = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
-    # Brent's search never evaluates the bounds themselves; one that is best there is taken.
-    best = min((float(found.x), low, high), key=nll)
-    return math.exp(best)
+    best = float(found.x)
+    # Brent's search never evaluates the bounds themselves: where it ended next to one, the bound
+    # is taken if it is better.
+    near = [bound for bound in (low, high) if abs(best - bound) < 1e-3]
+    return math.exp(min((best, *near), key=nll))
 
 
 def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, float]]:
@@ -267,9 +333,11 @@ class ScaledCalibration:
         self.scaled = None if temperature is None else CalibrationSums(bins)
 
     def add(self, logits: Tensor, labels: Tensor) -> None:
+        # Moved to the CPU in float64 once for both sums.
+        logits, labels = logits.detach().cpu().double(), labels.detach().cpu().long()
         self.raw.add(logits, labels)
         if self.scaled is not None and self.temperature is not None:
-            self.scaled.add(logits.detach().double() / self.temperature, labels)
+            self.scaled.add(logits / self.temperature, labels)
 
     def record(self, split: str) -> dict[str, Any]:
         """The raw figures, and with a temperature the scaled ones (``<split>_ece_scaled``, ...)
