@@ -127,12 +127,9 @@ class LearningWithRetrospection(PerExampleState, LinearOutputMethod):
     ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
-        if index is None:
-            if self.training:
-                raise self.missing_index()
-            # Evaluation data has no recorded soft labels: its loss is the plain cross-entropy.
+        index = self.examples_of(index, rows.label)
+        if index is None:  # evaluation data has no recorded rows: its loss is the plain cross-entropy
             return MethodOutput(ce, logits, {"ce": ce})
-        index = self.check_index(index, rows.label)
         log_q = F.log_softmax(logits / self.tau, dim=-1)
         stored = self.stored_rows(index, log_q.dtype)
         # kl_div handles zero targets (rows never recorded contribute exactly 0).

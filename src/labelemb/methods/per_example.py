@@ -4,8 +4,9 @@ The door for a method that remembers something about each training example (lwr'
 pskd's previous predictions). A method mixes :class:`PerExampleState` into its class, calls
 :meth:`~PerExampleState.init_per_example` in its constructor and, in training:
 
-- :meth:`~PerExampleState.stored_rows` reads each example's current row (by ``index``, its
-  position in the training set: the trainer passes it, since ``needs_index`` is True);
+- :meth:`~PerExampleState.examples_of` checks ``index`` (each example's position in the training
+  set: the trainer passes it, since ``needs_index`` is True; None in evaluation) and
+  :meth:`~PerExampleState.stored_rows` reads those examples' current rows;
 - :meth:`~PerExampleState.record` writes this epoch's value of each example into a pending table;
 - :meth:`~PerExampleState.take_recordings`, from the method's ``on_epoch_end``, makes the rows
   recorded in the epoch just finished the current ones (all at once, so that an epoch reads only
@@ -55,6 +56,7 @@ class PerExampleState:
 
     needs_index = True
     num_examples: int
+    training: bool  # nn.Module's
 
     def init_per_example(
         self,
@@ -99,13 +101,18 @@ class PerExampleState:
                 )
         return index
 
-    def missing_index(self) -> ValueError:
-        """The error of a training step without ``index``."""
-        return ValueError(
-            f"{type(self).__name__} needs index= in training: each example's position in the "
-            f"training set (0 <= index < num_examples={self.num_examples}), so that it can record "
-            "and look up the example's own row. The trainer passes it when method.needs_index is True."
-        )
+    def examples_of(self, index: Tensor | None, target: Tensor) -> Tensor | None:
+        """The checked positions ``index`` (:meth:`check_index`), or None for a batch without them
+        in evaluation (data that is not the training set has no rows); training needs them."""
+        if index is not None:
+            return self.check_index(index, target)
+        if self.training:
+            raise ValueError(
+                f"{type(self).__name__} needs index= in training: each example's position in the "
+                f"training set (0 <= index < num_examples={self.num_examples}), so that it can record "
+                "and look up the example's own row. The trainer passes it when method.needs_index is True."
+            )
+        return None
 
     def stored_rows(self, index: Tensor, dtype: torch.dtype) -> Tensor:
         """The current rows of the examples at ``index`` (``(..., N, width)``), as ``dtype``."""

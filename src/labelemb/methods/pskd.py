@@ -86,11 +86,9 @@ class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
     ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
-        if index is None:
-            if self.training:
-                raise self.missing_index()
+        index = self.examples_of(index, rows.label)
+        if index is None:  # evaluation data has no recorded rows: its loss is the plain cross-entropy
             return MethodOutput(ce, logits, {"ce": ce})
-        index = self.check_index(index, rows.label)
         onehot = F.one_hot(rows.label, self.num_classes).to(log_p.dtype)
         past = self.stored_rows(index, log_p.dtype)
         # A row never recorded is zeros: its teacher is the one-hot label.
