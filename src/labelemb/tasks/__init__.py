@@ -9,7 +9,7 @@ so a task file's ``@register`` is all it takes to add one.
 from __future__ import annotations
 
 from ..registry import import_modules
-from .base import Predict, Predictor, Task
+from .base import Predict, Predictor, Selectable, Task, always_selectable
 from .calibration import (
     CALIBRATION_FIELDS,
     Calibration,
@@ -38,6 +38,7 @@ __all__ = [
     "DecodeOptions",
     "Predict",
     "Predictor",
+    "Selectable",
     "Scoring",
     "SequenceTask",
     "Task",
@@ -45,6 +46,7 @@ __all__ = [
     "dev_objective",
     "measure_calibration",
     "adaptive_ece",
+    "always_selectable",
     "fit_temperature",
     "recorded_scoring",
     "register",

@@ -9,7 +9,7 @@ flattened to rows; BLEU / ROUGE), not a second loop.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -22,6 +22,15 @@ from .scoring import Scoring
 
 #: Model inputs -> prediction scores ``(N, num_classes)``, in evaluation mode.
 Predict = Callable[[Tensor], Tensor]
+
+#: Given a check's dev figures, whether the check can still become its run's selected one
+#: (:func:`labelemb.train.loop.selectable_check`).
+Selectable = Callable[[Mapping[str, Any]], bool]
+
+
+def always_selectable(record: Mapping[str, Any]) -> bool:
+    """A check that any check may be selected (no earlier check, or the last one is selected)."""
+    return True
 
 
 @dataclass
@@ -127,9 +136,13 @@ class Task(Protocol):
         there are, or their tokens (:mod:`labelemb.train.flops` scales counted FLOPs by it)."""
         ...
 
-    def evaluate(self, predict: Predictor, dev: Any, test: Any) -> dict[str, Any]:
+    def evaluate(
+        self, predict: Predictor, dev: Any, test: Any, selectable: Selectable = always_selectable
+    ) -> dict[str, Any]:
         """The task's metrics of one model on the dev (if any) and test splits (numbers), and its
-        :attr:`selected_fields` (any JSON value)."""
+        :attr:`selected_fields` (any JSON value). Where ``selectable`` says, from the dev figures,
+        that this check can no longer be selected, a task may leave out figures that only the
+        selected check's summary reads (a classifier's full and scaled test calibration)."""
         ...
 
     def evaluation_files(self) -> dict[str, str]:

@@ -79,7 +79,13 @@ class Calibration:
 
     def record(self, split: str, suffix: str = "") -> dict[str, Any]:
         """The fields of a check's record: ``<split>_ece<suffix>``, ... and the bins."""
-        figures = {f"{split}_{figure}{suffix}": getattr(self, figure) for figure in FIGURES}
+        # A figure not computed (nan: the top-probability sums alone) is left out, as runs
+        # recorded before it existed leave it out.
+        figures = {
+            f"{split}_{figure}{suffix}": getattr(self, figure)
+            for figure in FIGURES
+            if not math.isnan(getattr(self, figure))
+        }
         bins = {"bins": self.bins, "counts": self.counts, "accuracy": self.accuracy}
         return {**figures, f"{split}_calibration{suffix}": {**bins, "confidence": self.confidence}}
 
@@ -325,12 +331,13 @@ def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, fl
 
 class ScaledCalibration:
     """A split's calibration raw and, given a temperature fit on the dev split, scaled by it: both
-    added batch by batch from the same logits (:class:`CalibrationSums` each)."""
+    added batch by batch from the same logits (:class:`CalibrationSums` each). ``top_only``: the
+    raw top-probability figures alone (ECE, MCE, NLL and the bins), nothing scaled."""
 
-    def __init__(self, temperature: float | None, bins: int = BINS) -> None:
-        self.temperature = temperature
-        self.raw = CalibrationSums(bins)
-        self.scaled = None if temperature is None else CalibrationSums(bins)
+    def __init__(self, temperature: float | None, bins: int = BINS, *, top_only: bool = False) -> None:
+        self.temperature = None if top_only else temperature
+        self.raw = CalibrationSums(bins, top_only=top_only)
+        self.scaled = None if self.temperature is None else CalibrationSums(bins)
 
     def add(self, logits: Tensor, labels: Tensor) -> None:
         # Moved to the CPU in float64 once for both sums.
@@ -347,6 +354,16 @@ class ScaledCalibration:
             record.update(self.scaled.result().record(split, SCALED))
             record["temperature"] = self.temperature
         return record
+
+
+def calibration_at_check(temperature: float | None, selectable: bool) -> ScaledCalibration:
+    """The test split's sums at a check: every figure, raw and (with a temperature) scaled, where
+    the check can still be the run's selected one, whose summary keeps them; else the raw
+    top-probability figures alone (ECE, MCE, NLL and the bins: a curve over the checks), at a
+    third of the cost."""
+    if selectable:
+        return ScaledCalibration(temperature)
+    return ScaledCalibration(None, top_only=True)
 
 
 def pooled_bins(bins: Sequence[Mapping[str, Any]]) -> Calibration:

@@ -14,8 +14,14 @@ from torch import Tensor
 
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
-from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, dev_calibration
+from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
+from .calibration import (
+    CALIBRATION_FIELDS,
+    DEV_FIELDS,
+    ScaledCalibration,
+    calibration_at_check,
+    dev_calibration,
+)
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -74,9 +80,12 @@ class Classification:
     def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         return features, targets
 
-    def evaluate(self, predict: Predict, dev: Split | None, test: Split) -> dict[str, Any]:
+    def evaluate(
+        self, predict: Predict, dev: Split | None, test: Split, selectable: Selectable = always_selectable
+    ) -> dict[str, Any]:
         """Dev and test error (%), and the calibration of the test predictions: raw, and scaled by
-        a temperature fit on the dev split's logits where there is one."""
+        a temperature fit on the dev split's logits where there is one (every figure only where
+        the check can be selected: :func:`~labelemb.tasks.calibration.calibration_at_check`)."""
         results: dict[str, Any] = {}
         temperature = None
         if dev is not None:
@@ -84,7 +93,7 @@ class Classification:
             results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
             temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels)
             results.update(dev_figures)
-        calibration = ScaledCalibration(temperature)
+        calibration = calibration_at_check(temperature, selectable(results))
         results["test_error"] = self.error_rate(predict, test, calibration)
         results.update(calibration.record("test"))
         return results

@@ -19,7 +19,7 @@ from ..data.text.corpus import BOS, EOS, PAD, UNK, Vocabulary, length_grouped_or
 from ..data.text.sequences import TextDataset, TextPairs
 from ..models.seq2seq import Encoded
 from ..rundir import VOCABULARY_FILES
-from .base import Predictor, rows_problem
+from .base import Predictor, Selectable, always_selectable, rows_problem
 from .decode import DecodeOptions, beam_search, greedy_decode
 from .registry import register
 from .scoring import Scoring
@@ -166,7 +166,13 @@ class SequenceTask:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, predict: Predictor, dev: TextPairs | None, test: TextPairs) -> dict[str, float]:
+    def evaluate(
+        self,
+        predict: Predictor,
+        dev: TextPairs | None,
+        test: TextPairs,
+        selectable: Selectable = always_selectable,
+    ) -> dict[str, float]:
         results: dict[str, float] = {}
         self._files = {}
         if dev is not None:

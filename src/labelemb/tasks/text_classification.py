@@ -21,8 +21,8 @@ from ..data.base import epoch_permutation
 from ..data.text.classes import TextClassDataset, TextClassSplit
 from ..data.text.corpus import length_grouped_order
 from ..rundir import VOCABULARY_FILE
-from .base import Predict, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, dev_calibration
+from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
+from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, calibration_at_check, dev_calibration
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -143,9 +143,16 @@ class TextClassification:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit) -> dict[str, Any]:
+    def evaluate(
+        self,
+        predict: Predict,
+        dev: TextClassSplit | None,
+        test: TextClassSplit,
+        selectable: Selectable = always_selectable,
+    ) -> dict[str, Any]:
         """Dev and test macro-F1 and error (%), and the calibration of the test predictions: raw,
-        and scaled by a temperature fit on the dev split's logits where there is one."""
+        and scaled by a temperature fit on the dev split's logits where there is one (every
+        figure only where the check can be selected, as :class:`Classification`'s)."""
         results: dict[str, Any] = {}
         temperature = None
         for name, split in (("dev", dev), ("test", test)):
@@ -159,7 +166,7 @@ class TextClassification:
                 temperature, dev_figures = dev_calibration(logits, labels)
                 results.update(dev_figures)
             else:
-                calibration = ScaledCalibration(temperature)
+                calibration = calibration_at_check(temperature, selectable(results))
                 calibration.add(logits, labels)
                 results.update(calibration.record(name))
         return results

@@ -23,7 +23,7 @@ from ..callbacks import Callback
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
-from ..tasks import Predictor, Task
+from ..tasks import Predictor, Selectable, Task, always_selectable
 from . import distributed
 from .batches import rows_per_example
 from .build import Network, build_network
@@ -310,7 +310,8 @@ def evaluate_and_checkpoint(
         record = progress_record(progress, plan.num_train)
         if run.flops_per_example is not None:
             record["train_flops"] = training_flops(run.flops_per_example, progress.examples)
-        record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test))
+        selectable = selectable_check(progress.records, task, run.config.selection)
+        record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test, selectable))
         record.update({name: per_run[s] for name, per_run in means.items()})
         files = task.evaluation_files()
         if files:
@@ -336,6 +337,20 @@ def selected_record(records: list[dict[str, Any]], task: Task, selection: str) -
         return final
     sign = 1.0 if task.lower_is_better else -1.0
     return min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
+
+
+def selectable_check(records: list[dict[str, Any]], task: Task, selection: str) -> Selectable:
+    """Whether a new check, given its dev figures, can still become the one :func:`selected_record`
+    picks after ``records``: with ``best_dev`` only a check that beats every earlier one (the
+    first to reach the best is picked); otherwise every check (the last is picked, and which check
+    is the last is not known while it is evaluated)."""
+    metric = task.selection_metric
+    earlier = [record[metric] for record in records if metric in record]
+    if selection != "best_dev" or not earlier:
+        return always_selectable
+    sign = 1.0 if task.lower_is_better else -1.0
+    best = min(sign * value for value in earlier)
+    return lambda record: metric not in record or sign * record[metric] < best
 
 
 def run_loop(
