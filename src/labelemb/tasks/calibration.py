@@ -263,6 +263,7 @@ def softmax_parts(logits: Tensor) -> SoftmaxParts:
     exponentials = shifted.exp()
     return SoftmaxParts(shifted, exponentials, exponentials.sum(dim=-1), predictions.squeeze(-1))
 
+
 def adaptive_ece(confidence: Tensor, correct: Tensor, bins: int = BINS) -> float:
     """ECE over ``bins`` bins of (as near as possible) equal mass, as a fraction.
 
