@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The test files sit in one folder per package they test (tests/train/, tests/methods/, ...), and a
+# few import another's helpers by its module name (``from test_batched import run_both``): every
+# folder is on the path, whichever files run (basenames are unique across the folders).
+for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
+    if _folder.is_dir() and any(_folder.glob("test_*.py")) and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 IDX_FILES = (
     "train-images-idx3-ubyte",

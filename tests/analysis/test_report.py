@@ -22,6 +22,7 @@ import torch
 import yaml
 from browser import chromium_path, run_chromium
 from PIL import Image
+from repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.report import build_report
 from labelemb.analysis.report_page import markdown_table_html, png_data_uri, render_report
@@ -243,7 +244,7 @@ def test_a_calibration_section_without_a_dev_split_is_raw_only_and_says_why():
         "test split.",
         scaled=False,
     )
-    png = (Path(__file__).parent.parent / "docs" / "fashion-mnist-mlp-reliability.png").read_bytes()
+    png = (DOCS / "fashion-mnist-mlp-reliability.png").read_bytes()
     html_text = render_report(
         title="t",
         made="made",
@@ -515,7 +516,6 @@ def test_chromium_fits_the_calibration_table_in_a_1280_px_window(chromium, exper
 
 # ------------------------------------------------------------------------------ a text comparison
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 #: A translation comparison in under a minute: a tiny seq2seq, 4 updates, short greedy decodes;
 #: 1,500 training pairs give a target vocabulary of more than 4,096 words, where a method that
 #: learns no label representation saves none, and label_embedding saves its codes A (m x k).

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from repo_paths import CONFIGS
 from safetensors.torch import load_file
 
 from labelemb.data import Dataset, Split, load_dataset
@@ -28,7 +29,6 @@ from labelemb.rundir import differing_keys
 from labelemb.train import ConfigError, RunDirError, build_config, build_network, load_config, train
 from labelemb.train.reading import parse_override
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TIMING_FIELDS = {"wall_seconds", "train_seconds"}
@@ -560,7 +560,7 @@ def test_a_missing_or_malformed_config_file_is_a_config_error(tmp_path):
         load_config(broken)
 
 
-CONFIG_FILES = sorted((REPO / "configs").glob("*.yaml"))
+CONFIG_FILES = sorted(CONFIGS.glob("*.yaml"))
 
 
 def test_the_repository_has_the_paper_configs():
@@ -619,8 +619,8 @@ def test_every_shipped_config_loads_and_builds(path):
 
 
 def test_the_fashion_mnist_files_config_is_the_named_sets_protocol_on_files():
-    files = load_config(Path(__file__).parent.parent / "configs" / "fashion-mnist-files.yaml")
-    named = load_config(Path(__file__).parent.parent / "configs" / "fashion-mnist-mlp.yaml")
+    files = load_config(CONFIGS / "fashion-mnist-files.yaml")
+    named = load_config(CONFIGS / "fashion-mnist-mlp.yaml")
     assert files.data.name == "files" and files.data.files.format == "imagefolder"
     assert files.data.files.class_names == load_fashion_mnist_class_names()
     for section in ("model", "method", "train"):
@@ -629,7 +629,7 @@ def test_the_fashion_mnist_files_config_is_the_named_sets_protocol_on_files():
 
 @pytest.mark.parametrize("name", ["lwal-mnist-efficientnet", "lwal-fashion-mnist-efficientnet"])
 def test_the_lwal_configs_are_the_papers_table_1_protocol(name):
-    config = load_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    config = load_config(CONFIGS / f"{name}.yaml")
     assert config.data.name == name.removeprefix("lwal-").removesuffix("-efficientnet")
     assert (config.model.name, config.options("model")) == ("efficientnet_lite0", {"pretrained": True})
     # Adam 1e-3 for EfficientNet, 50 images per class in a batch, 10 epochs; LWR5k.
@@ -697,7 +697,7 @@ def test_mnist_mlp_config_learns_on_a_slice_of_real_mnist(mnist_dir, tmp_path):
     full = load_dataset("mnist", data_dir=mnist_dir, download=False)
     data = subset(full, 2000, 500, 500)
     config = load_config(
-        REPO / "configs" / "mnist-mlp.yaml",
+        CONFIGS / "mnist-mlp.yaml",
         [
             f"output_dir={tmp_path}",
             "model.hidden=[64]",
@@ -720,7 +720,7 @@ def test_fashion_mnist_cnn_config_trains_on_a_slice_of_real_fashion_mnist(fashio
     assert full.class_names[0] == "T-shirt/top"
     data = subset(full, 300, 100, 100)
     config = load_config(
-        REPO / "configs" / "fashion-mnist-cnn.yaml",
+        CONFIGS / "fashion-mnist-cnn.yaml",
         [
             f"output_dir={tmp_path}",
             "model.channels=[8, 16]",
@@ -880,7 +880,7 @@ BUDGET = {"experiment", "train.epochs", "train.early_stopping", "methods.label_e
     ],
 )
 def test_converged_text_configs_change_only_what_their_headers_say(short, long, changed):
-    long_file = REPO / "configs" / f"{long}.yaml"
+    long_file = CONFIGS / f"{long}.yaml"
     assert f"configs/{short}.yaml" in long_file.read_text(encoding="utf-8").split("\nexperiment:")[0]
-    before = load_config(REPO / "configs" / f"{short}.yaml").model_dump(mode="json")
+    before = load_config(CONFIGS / f"{short}.yaml").model_dump(mode="json")
     assert differing_keys(before, load_config(long_file).model_dump(mode="json")) == changed

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_paths import DOCS, ROOT
 
 from labelemb.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 
 #: Code blocks whose lines are shell commands (a fence with no language is a shell transcript here).

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_paths import CONFIGS
 
 from labelemb.data import DataError
 from labelemb.data.text.corpus import load_corpus, read_lines
 from labelemb.data.text.sequences import load_text_dataset
 from labelemb.models.seq2seq import Seq2Seq
 from labelemb.train import ConfigError, build_config, load_config, train
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 TRAIN_SOURCE = ["the cat sat down", "a dog ran home", "we like hot tea", "it is very late"] * 20
 TRAIN_TARGET = ["cat sat", "dog ran", "like tea", "late"] * 20

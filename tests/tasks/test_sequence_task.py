@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from repo_paths import CONFIGS
 
 from labelemb.data.text.corpus import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
 from labelemb.data.text.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
 from labelemb.tasks.seq2seq import DecodeOptions, SequenceTask
 from labelemb.train import build_config, load_config, train
 from labelemb.train.config import ConfigError
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 #: What shrinks any text config to a few seconds: a tiny model, a few updates, short decodes.
 QUICK = [

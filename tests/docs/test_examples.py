@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from repo_paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 INSTALL = 'pip install -e ".[examples]"'
 
 #: script name -> the packages beyond labelemb's own dependencies that it imports.

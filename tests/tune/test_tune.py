@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
+from repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
@@ -381,11 +381,9 @@ def test_the_report_of_a_tuned_experiment_shows_its_tuning(tmp_path):
 
 def test_the_docs_list_each_method_s_declared_space():
     """docs/tuning.md's table of what each method searches is the methods' own declaration."""
-    from pathlib import Path
-
     from labelemb import methods
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "tuning.md").read_text()
+    docs = (DOCS / "tuning.md").read_text()
     rows = {}
     for line in docs.splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -493,7 +491,7 @@ def test_objective_ece_reads_the_scaled_dev_ece_and_another_objective_is_another
 
 
 def test_a_calibration_objective_for_a_task_without_calibration_is_one_line(tmp_path, capsys):
-    config = Path(__file__).resolve().parent.parent / "configs" / "ddtp-en-it.yaml"
+    config = CONFIGS / "ddtp-en-it.yaml"
     args = [
         "tune",
         "--config",

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from repo_paths import ROOT
 
 from labelemb import data, methods, models
 from labelemb.analysis import comparison_rows, format_markdown, load_runs
@@ -51,7 +52,6 @@ from labelemb.train import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "extending"
 PAGE = ROOT / "docs" / "extending.md"
 #: Each example and the names it registers, by registry.

@@ -6,7 +6,7 @@ node on the machine's network address, and these tests may talk to loopback only
 is also the teardown: when its first process ends, the kernel kills every process in it, so no
 Ray process outlives the fixture (``ray stop`` would also find Ray processes outside it).
 
-The driver is this file run as a script (``python tests/test_ray.py grid|storage ...``): it runs
+The driver is this file run as a script (``python tests/sweep/test_ray.py grid|storage ...``): it runs
 the grids and writes what it saw to a JSON file the tests read.
 """
 
@@ -58,14 +58,17 @@ def cluster(tmp_path_factory) -> dict[str, Any]:
         pytest.fail('Ray is not installed: these tests need the ray extra (pip install -e ".[ray]")')
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.fail("tests/test_ray.py needs `unshare` (util-linux) to make a private network namespace")
+        pytest.fail(
+            "tests/sweep/test_ray.py needs `unshare` (util-linux) to make a private network namespace"
+        )
     probe = subprocess.run(
         [unshare, "-n", "-p", "-f", "--mount-proc", "true"], capture_output=True, text=True
     )
     if probe.returncode != 0:
         pytest.fail(
-            "tests/test_ray.py must make a private network and PID namespace (unshare -n -p, as root or "
-            "with CAP_SYS_ADMIN) to run a Ray cluster on loopback only, and cannot: " + probe.stderr.strip()
+            "tests/sweep/test_ray.py must make a private network and PID namespace (unshare -n -p, as "
+            "root or with CAP_SYS_ADMIN) to run a Ray cluster on loopback only, and cannot: "
+            + probe.stderr.strip()
         )
     work = tmp_path_factory.mktemp("ray")
     (work / "tiny.yaml").write_text(CONFIG)

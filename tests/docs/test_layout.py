@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "src" / "labelemb"
+from repo_paths import ROOT, SOURCE
+
 #: Files every package has, that say nothing of its own.
 UNNAMED = {"__init__.py", "__main__.py"}
 

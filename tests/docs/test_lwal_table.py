@@ -6,14 +6,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 import pytest
+from repo_paths import EXAMPLES
 
 from labelemb.analysis.compare import load_runs
 from labelemb.train import train
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "lwal_table.py"
+SCRIPT = EXAMPLES / "lwal_table.py"
 
 
 def load_script():

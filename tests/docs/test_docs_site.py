@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 from browser import chromium_path, run_chromium
+from repo_paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "docs_ext" / "rest_docstrings.py"
 DOCS_HINT = 'pip install -e ".[docs]"'
 BUILD_TIMEOUT = 600

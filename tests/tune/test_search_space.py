@@ -12,10 +12,10 @@ import ast
 import importlib.util
 import inspect
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from repo_paths import SOURCE
 
 from labelemb import methods
 from labelemb.methods.registry import method_builder, preset_options, search_space
@@ -23,7 +23,7 @@ from labelemb.search import Space, SpaceError, check_space, combine, import_optu
 from labelemb.train.config import config_keys
 from labelemb.train.options import RUN_CONTEXT_OPTIONS
 
-SEARCH_PY = Path(__file__).resolve().parents[1] / "src" / "labelemb" / "search.py"
+SEARCH_PY = SOURCE / "search.py"
 
 #: What a method needs beyond the probe's context to be built at all (the user gives it).
 NEEDS = {

@@ -201,7 +201,7 @@ def _distributed_worker(rank: int, world: int, init_file: str, out_dir: str) -> 
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
-    os._exit(0)  # see tests/test_lwr.py: gloo's threads can abort a normal exit
+    os._exit(0)  # see tests/methods/test_lwr.py: gloo's threads can abort a normal exit
 
 
 def test_compact_tables_are_combined_over_processes(tmp_path):
