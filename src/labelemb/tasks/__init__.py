@@ -9,7 +9,7 @@ so a task file's ``@register`` is all it takes to add one.
 from __future__ import annotations
 
 from ..registry import import_modules
-from .base import Predict, Predictor, Selectable, Task, always_selectable
+from .base import Predict, Predictor, Selectable, Task, always_selectable, evaluate_check
 from .calibration import (
     CALIBRATION_FIELDS,
     Calibration,
@@ -47,6 +47,7 @@ __all__ = [
     "measure_calibration",
     "adaptive_ece",
     "always_selectable",
+    "evaluate_check",
     "fit_temperature",
     "recorded_scoring",
     "register",

@@ -9,6 +9,8 @@ flattened to rows; BLEU / ROUGE), not a second loop.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -142,7 +144,9 @@ class Task(Protocol):
         """The task's metrics of one model on the dev (if any) and test splits (numbers), and its
         :attr:`selected_fields` (any JSON value). Where ``selectable`` says, from the dev figures,
         that this check can no longer be selected, a task may leave out figures that only the
-        selected check's summary reads (a classifier's full and scaled test calibration)."""
+        selected check's summary reads (a classifier's full and scaled test calibration). The
+        argument is optional: the loop passes it only to an ``evaluate`` that takes it
+        (:func:`evaluate_check`)."""
         ...
 
     def evaluation_files(self) -> dict[str, str]:
@@ -173,3 +177,18 @@ def chance_errors(dev: Any, test: Any) -> dict[str, float]:
             counts = torch.bincount(split.labels.reshape(-1).cpu().clamp(min=0))
             levels[f"{name}_error"] = 100.0 * (1.0 - float(counts.max()) / float(counts.sum()))
     return levels
+
+
+def evaluate_check(
+    task: Task, predict: Predictor, dev: Any, test: Any, selectable: Selectable
+) -> dict[str, Any]:
+    """``task.evaluate`` at a check, told whether the check can still be selected where its
+    ``evaluate`` takes ``selectable`` (a task written before that argument existed does not)."""
+    if _takes_selectable(type(task)):
+        return task.evaluate(predict, dev, test, selectable=selectable)
+    return task.evaluate(predict, dev, test)
+
+
+@functools.cache
+def _takes_selectable(task_class: type) -> bool:
+    return "selectable" in inspect.signature(task_class.evaluate).parameters

@@ -23,7 +23,7 @@ from ..callbacks import Callback
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
-from ..tasks import Predictor, Selectable, Task, always_selectable
+from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
 from . import distributed
 from .batches import rows_per_example
 from .build import Network, build_network
@@ -311,7 +311,7 @@ def evaluate_and_checkpoint(
         if run.flops_per_example is not None:
             record["train_flops"] = training_flops(run.flops_per_example, progress.examples)
         selectable = selectable_check(progress.records, task, run.config.selection)
-        record.update(task.evaluate(layout.predictor(s), plan.dev, plan.test, selectable))
+        record.update(evaluate_check(task, layout.predictor(s), plan.dev, plan.test, selectable))
         record.update({name: per_run[s] for name, per_run in means.items()})
         files = task.evaluation_files()
         if files:
