@@ -316,10 +316,11 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
 
 def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, float]]:
     """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`."""
+    logits, labels = logits.detach().cpu().double(), labels.detach().cpu().long()  # once for all three
     temperature = fit_temperature(logits, labels)
     raw, scaled = CalibrationSums(top_only=True), CalibrationSums(top_only=True)
     raw.add(logits, labels)
-    scaled.add(logits.double() / temperature, labels)
+    scaled.add(logits / temperature, labels)
     raw, scaled = raw.result(), scaled.result()
     figures = {
         "dev_ece": raw.ece,
