@@ -3,8 +3,8 @@
 With ``selection: best_dev`` the summary keeps the figures of the first check that reaches the best
 dev score; a check whose dev score does not beat every earlier one can never be that check, so it
 records the raw top-probability figures only (ECE, MCE, NLL and the bins, the per-check curve)
-and leaves out AdaECE, classwise ECE, Brier and everything scaled (a third of a check's cost on
-the MNIST MLP: docs/benchmarks.md).
+and leaves out AdaECE, classwise ECE, Brier and everything scaled (docs/benchmarks.md has the
+cost of both kinds of check on the MNIST MLP).
 """
 
 from __future__ import annotations
