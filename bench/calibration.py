@@ -18,8 +18,9 @@ that its logits are a trained model's):
 - ``now, not selectable``: the same at a check that cannot (its dev error beats no earlier one):
   the dev figures and the raw top-probability test figures, as the trainer evaluates most checks.
 
-The figures are the ratios of the median ``now`` and ``now, not selectable`` to the median
-``before`` (goal <= 1.05), with the temperature fit's own median time. Quote them from an idle
+The figures are the medians over the rounds of each round's ``now`` / ``before`` and
+``now, not selectable`` / ``before`` (goal <= 1.05; each round starts at another way), with the
+temperature fit's own median time. Quote them from an idle
 machine; the load average is printed.
 """
 
@@ -68,6 +69,12 @@ def check_before(task: Classification, predict: Any, dev: Any, test: Any) -> Non
             logits = predict(as_float_images(test.inputs[start : start + task.eval_batch_size]))
             old_calibration(logits, test.labels[start : start + task.eval_batch_size], sums)
     float((sums["correct"] - sums["confidence"]).abs().sum())
+
+
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of the rounds' ratios: each round's two timings were taken one after the other,
+    so a slow stretch of the machine slows both."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 def main() -> None:
@@ -119,8 +126,11 @@ def main() -> None:
             seconds: dict[str, list[float]] = {name: [] for name in ways}
             for way in ways.values():  # warm-up
                 way()
-            for _ in range(args.rounds):
-                for name, way in ways.items():
+            names = list(ways)
+            for round_ in range(args.rounds):
+                # Each round starts at another way, so that none always follows the same one.
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    way = ways[name]
                     started = time.perf_counter()
                     way()
                     seconds[name].append(time.perf_counter() - started)
@@ -133,8 +143,8 @@ def main() -> None:
         "torch": torch.__version__,
         "rounds": args.rounds,
         "median_seconds": medians,
-        "now_over_before": medians["now"] / medians["before"],
-        "not_selectable_over_before": medians["now, not selectable"] / medians["before"],
+        "now_over_before": paired_ratio(seconds["now"], seconds["before"]),
+        "not_selectable_over_before": paired_ratio(seconds["now, not selectable"], seconds["before"]),
         "temperature": record["temperature"],
         "test_error": record["test_error"],
     }

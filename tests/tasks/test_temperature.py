@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize_scalar
 from torchmetrics.classification import MulticlassCalibrationError
 
 from labelemb.data.base import as_float_images
@@ -123,6 +124,26 @@ def test_the_fitted_temperature_minimises_the_nll_on_a_fine_grid():
     low = fit_temperature(sure, sure_labels)
     assert 0.01 <= low < 0.1
     assert float(torch.nn.functional.cross_entropy(sure / low, sure_labels)) < 1e-30
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.5, 3.0, 20.0, 150.0])
+def test_the_newton_fit_equals_scipy_s_bounded_search_over_log_t(scale):
+    # Underconfident (T < 1) to overconfident (T near the range's top): an independent minimiser.
+    logits, labels = random_predictions(n=600, seed=11, scale=scale)
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / math.exp(log_t), labels))
+
+    bounds = (math.log(0.01), math.log(100.0))
+    found = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-10})
+    assert fit_temperature(logits, labels) == pytest.approx(math.exp(found.x), rel=1e-6)
+
+
+def test_where_the_nll_has_no_minimum_the_range_s_bound_is_taken():
+    margins = torch.eye(4, dtype=torch.float64) * 3
+    assert fit_temperature(margins, torch.arange(4)) == 0.01  # all right: sharper is always better
+    assert fit_temperature(margins, (torch.arange(4) + 1) % 4) == 100.0  # all wrong: softer is
+    assert fit_temperature(torch.zeros(5, 3), torch.tensor([0, 1, 2, 0, 1])) == 1.0  # flat: T = 1
 
 
 def test_scaled_figures_are_those_of_the_logits_divided_by_the_temperature():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -26,6 +27,7 @@ from labelemb.tune import (
     sampler_seed,
     trial_config,
 )
+from labelemb.tune.trial import Pruning
 
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
 QUICK = ["train.epochs=2", "train.eval_every=600", "--no-progress"]
@@ -345,6 +347,34 @@ def test_pruned_trials_report_every_check_and_count_for_the_budget(tmp_path):
                 / "seed0"
                 / "summary.json"
             ).exists()
+
+
+def test_pruning_reports_the_selected_check_s_calibration_where_a_check_records_none():
+    # With best_dev a classifier records its dev calibration only at checks that can be selected;
+    # the trial's objective so far is then the selected check's value, and that is reported.
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    checks = [
+        {"dev_error": 9.0, "dev_nll": 0.50},
+        {"dev_error": 7.0, "dev_nll": 0.40},
+        {"dev_error": 8.0},  # beats no earlier check: no dev calibration recorded
+        {"dev_error": 6.0, "dev_nll": 0.45},
+    ]
+    records: list[dict] = []
+    runs = [SimpleNamespace(progress=SimpleNamespace(records=records))]
+    by_nll = Pruning(trial, ("dev_nll",), optuna.TrialPruned)
+    by_error = Pruning(trial, ("dev_error",), optuna.TrialPruned)
+    for check in checks:
+        records.append(check)
+        by_nll.on_check(runs)
+    assert study.trials[0].intermediate_values == {0: 0.50, 1: 0.40, 2: 0.40, 3: 0.45}
+    other = study.ask()
+    by_error.trial = other
+    records.clear()
+    for check in checks:
+        records.append(check)
+        by_error.on_check(runs)
+    assert study.trials[1].intermediate_values == {0: 9.0, 1: 7.0, 2: 8.0, 3: 6.0}
 
 
 def test_a_database_url_holds_the_study(tmp_path):

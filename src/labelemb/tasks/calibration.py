@@ -6,9 +6,11 @@ ECE over equal-mass bins (AdaECE, Nguyen & O'Connor 2015; Mukhoti et al. 2020), 
 (Kull et al. 2019), the negative log-likelihood (NLL) and the Brier score, and the bins of a
 reliability diagram. Where the data has a dev split, one temperature T is fit on the dev split's
 logits by minimising their NLL (Guo et al. 2017, Section 4.2), and the same figures are recorded
-again for the test logits divided by T (``test_ece_scaled``, ...), with ``temperature``. The test
-split is never used to fit. The run's summary keeps all of them at the selected check
-(``selected_test_ece``, ...): :data:`CALIBRATION_FIELDS`. They are computed here and nowhere else.
+again for the test logits divided by T (``test_ece_scaled``, ...), with ``temperature``; a check
+that can no longer become the run's selected one records the raw top-probability figures alone
+(:func:`calibration_at_check`). The test split is never used to fit. The run's summary keeps all
+of them at the selected check (``selected_test_ece``, ...): :data:`CALIBRATION_FIELDS`. They are
+computed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any, NamedTuple
 
 import numpy
 import torch
-from scipy.optimize import minimize_scalar
 from torch import Tensor
 
 #: Equal-width confidence bins, as in Guo et al. (2017) "On calibration of modern neural networks";
@@ -43,8 +44,9 @@ CALIBRATION_FIELDS = (
     "temperature",
 )
 
-#: The dev split's figures a check records beside its error (what ``tune --objective`` can judge a
-#: trial by): its NLL raw, and its ECE and NLL after the temperature fit on it.
+#: The dev split's figures a check that can be selected records beside its error (what
+#: ``tune --objective`` judges a trial by, at its selected check): its ECE and NLL raw, and after
+#: the temperature fit on it.
 DEV_FIELDS = ("dev_ece", "dev_nll", "dev_ece_scaled", "dev_nll_scaled")
 
 #: The range a fitted temperature is kept within (a dev split predicted entirely right would
@@ -153,13 +155,8 @@ class CalibrationSums:
         parts = softmax_parts(logits)
         confidence = 1.0 / parts.total  # the top class's exp(0) / total
         right = (parts.predictions == labels).double()
-        index = self.bin_of(confidence)
-        self.counts += torch.bincount(index, minlength=self.bins)
-        self.correct.index_add_(0, index, right)
-        self.confidence.index_add_(0, index, confidence)
         gold = parts.shifted.gather(-1, labels[:, None]).squeeze(-1)
-        self.nll += (parts.total.log() - gold).sum()
-        self.examples += len(labels)
+        self.add_top(confidence, right, parts.total.log() - gold)
         if self.top_only:
             return
         probabilities = parts.exponentials.div_(parts.total[:, None])
@@ -170,6 +167,17 @@ class CalibrationSums:
         self._add_classwise(probabilities, labels)
         self.confidences.append(confidence)
         self.corrects.append(right)
+
+    def add_top(self, confidence: Tensor, right: Tensor, nll: Tensor) -> None:
+        """Count examples by their top probability ``confidence``, whether the prediction was
+        ``right`` (1.0 or 0.0) and their ``nll`` (all ``(N,)``, float64): what the ECE, MCE and NLL
+        are summed from."""
+        index = self.bin_of(confidence)
+        self.counts += torch.bincount(index, minlength=self.bins)
+        self.correct.index_add_(0, index, right)
+        self.confidence.index_add_(0, index, confidence)
+        self.nll += nll.sum()
+        self.examples += len(confidence)
 
     def bin_of(self, probability: Tensor) -> Tensor:
         """Bin b is (b / B, (b + 1) / B]: a probability on an edge belongs to the bin below it, 1.0
@@ -288,47 +296,120 @@ def adaptive_ece(confidence: Tensor, correct: Tensor, bins: int = BINS) -> float
     return float(gaps.abs().sum() / count)
 
 
+class LikelihoodCurve:
+    """The mean NLL of ``softmax(s * logits)`` for ``labels`` as a function of the inverse
+    temperature s = 1 / T, with its first two derivatives:
+
+        g(s)   = (1 / N) sum_i [log sum_k exp(s z_ik) - s z_iy]
+        g'(s)  = (1 / N) sum_i [E_p(z_i) - z_iy]
+        g''(s) = (1 / N) sum_i Var_p(z_i)  >= 0
+
+    with z the logits minus each row's maximum and p = softmax(s z_i): g is convex in s, so it has
+    one minimum on an interval, where g' changes sign.
+    """
+
+    def __init__(self, logits: Tensor, labels: Tensor) -> None:
+        parts = softmax_parts(logits.detach().cpu().double())
+        labels = labels.detach().cpu().long()
+        # Classes along the rows: each sum over classes adds m rows of N, which vectorises over
+        # the examples (a sum along a last dimension of 10 does not).
+        self.shifted = parts.shifted.T.contiguous()
+        self.gold = parts.shifted.gather(-1, labels[:, None]).squeeze(-1)
+        self.mean_gold = float(self.gold.mean())
+        self.right = (parts.predictions == labels).double()
+
+    def totals(self, s: float) -> Tensor:
+        """sum_k exp(s z_ik) per example: the top class's probability is its inverse (the rows'
+        maxima are 0 at any temperature, so exp never overflows)."""
+        return torch.mul(self.shifted, s).exp_().sum(0)
+
+    def slopes(self, s: float) -> tuple[Tensor, float, float]:
+        """The totals at ``s``, and g'(s) and g''(s)."""
+        exponentials = torch.mul(self.shifted, s).exp_()
+        totals = exponentials.sum(0)
+        weighted = exponentials.mul_(self.shifted)
+        mean = weighted.sum(0).div_(totals)
+        second = weighted.mul_(self.shifted).sum(0).div_(totals)
+        first = float(mean.mean()) - self.mean_gold
+        return totals, first, float(second.sub_(mean.mul_(mean)).mean())
+
+    def nlls(self, s: float, totals: Tensor) -> Tensor:
+        """Each example's NLL at ``s``, given its totals there."""
+        return totals.log() - s * self.gold
+
+
+def minimise_over_inverse_temperature(curve: LikelihoodCurve) -> tuple[float, Tensor, Tensor]:
+    """The inverse temperature s minimising the curve's NLL within :data:`TEMPERATURE_RANGE`, with
+    the totals at s = 1 and at the s found.
+
+    Newton's method on g'(s) = 0 from s = 1, kept within the interval where g' changes sign: a
+    step that would leave it, or that shrinks too slowly, bisects it (geometrically: T spans four
+    decades) or, the first time, tries the range's bound. Where g' keeps its sign up to a bound
+    (a dev split predicted all right has no minimum: its NLL falls as T falls), the bound is taken.
+    It stops when a step changes s by less than 1e-10 of itself: a few steps of a few passes over
+    the logits each.
+    """
+    low_end, high_end = 1.0 / TEMPERATURE_RANGE[1], 1.0 / TEMPERATURE_RANGE[0]
+    low, high = low_end, high_end
+    tried_end = False
+    s, previous_step = 1.0, math.inf
+    totals_at_one: Tensor | None = None
+    for _ in range(200):
+        totals, first, second = curve.slopes(s)
+        if totals_at_one is None:
+            totals_at_one = totals
+        if first == 0.0 or (first > 0.0 and s == low_end) or (first < 0.0 and s == high_end):
+            break
+        if first > 0.0:
+            high = s
+        else:
+            low = s
+        step = first / second if second > 0.0 else math.inf
+        proposal = s - step
+        if not low < proposal < high or abs(step) > 0.5 * previous_step:
+            end = high_end if first < 0.0 else low_end
+            proposal = end if not tried_end and end in (low, high) else math.sqrt(low * high)
+            tried_end = tried_end or proposal == end
+        if abs(proposal - s) <= 1e-10 * s:
+            break
+        previous_step, s = abs(proposal - s), proposal
+    assert totals_at_one is not None
+    return s, totals_at_one, totals
+
+
 def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     """The temperature T minimising the mean NLL of ``softmax(logits / T)`` for ``labels``: one
     scalar for the whole model (Guo et al. 2017, Section 4.2), fit on held-out logits.
 
-    The NLL is minimised over log T on :data:`TEMPERATURE_RANGE` by scipy's bounded Brent search
-    (a one-dimensional problem: no gradient steps to tune, the same T for the same logits).
+    The NLL is convex in 1 / T (:class:`LikelihoodCurve`); it is minimised over
+    :data:`TEMPERATURE_RANGE` by a safeguarded Newton's method
+    (:func:`minimise_over_inverse_temperature`): no step size to tune, the same T for the same
+    logits.
     """
     if len(labels) == 0:
         raise ValueError("a temperature needs at least one example")
-    shifted = softmax_parts(logits.detach().cpu().double()).shifted
-    gold = shifted.gather(-1, labels.detach().cpu().long()[:, None]).mean()
-
-    def nll(log_temperature: float) -> float:
-        # The rows' maxima are 0 at any temperature, so exp never overflows.
-        scale = math.exp(-log_temperature)
-        return float(torch.mul(shifted, scale).exp_().sum(-1).log_().mean() - scale * gold)
-
-    low, high = (math.log(t) for t in TEMPERATURE_RANGE)
-    found = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
-    best = float(found.x)
-    # Brent's search never evaluates the bounds themselves: where it ended next to one, the bound
-    # is taken if it is better.
-    near = [bound for bound in (low, high) if abs(best - bound) < 1e-3]
-    return math.exp(min((best, *near), key=nll))
+    s, _, _ = minimise_over_inverse_temperature(LikelihoodCurve(logits, labels))
+    return 1.0 / s
 
 
 def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, float]]:
-    """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`."""
-    logits, labels = logits.detach().cpu().double(), labels.detach().cpu().long()  # once for all three
-    temperature = fit_temperature(logits, labels)
+    """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`
+    (the ECE and NLL at T = 1 and at the T fit, from the totals the fit computed there)."""
+    if len(labels) == 0:
+        raise ValueError("a temperature needs at least one example")
+    curve = LikelihoodCurve(logits, labels)
+    s, totals_at_one, totals = minimise_over_inverse_temperature(curve)
     raw, scaled = CalibrationSums(top_only=True), CalibrationSums(top_only=True)
-    raw.add(logits, labels)
-    scaled.add(logits / temperature, labels)
-    raw, scaled = raw.result(), scaled.result()
+    raw.add_top(1.0 / totals_at_one, curve.right, curve.nlls(1.0, totals_at_one))
+    scaled.add_top(1.0 / totals, curve.right, curve.nlls(s, totals))
+    raw_figures, scaled_figures = raw.result(), scaled.result()
     figures = {
-        "dev_ece": raw.ece,
-        "dev_nll": raw.nll,
-        "dev_ece_scaled": scaled.ece,
-        "dev_nll_scaled": scaled.nll,
+        "dev_ece": raw_figures.ece,
+        "dev_nll": raw_figures.nll,
+        "dev_ece_scaled": scaled_figures.ece,
+        "dev_nll_scaled": scaled_figures.nll,
     }
-    return temperature, figures
+    return 1.0 / s, figures
 
 
 class ScaledCalibration:

@@ -84,16 +84,20 @@ class Classification:
         self, predict: Predict, dev: Split | None, test: Split, selectable: Selectable = always_selectable
     ) -> dict[str, Any]:
         """Dev and test error (%), and the calibration of the test predictions: raw, and scaled by
-        a temperature fit on the dev split's logits where there is one (every figure only where
-        the check can be selected: :func:`~labelemb.tasks.calibration.calibration_at_check`)."""
+        a temperature fit on the dev split's logits where there is one. Where the check cannot be
+        selected (its dev error beats no earlier check's), only the raw top-probability test
+        figures: no temperature, no dev figures
+        (:func:`~labelemb.tasks.calibration.calibration_at_check`)."""
         results: dict[str, Any] = {}
         temperature = None
+        dev_logits: list[Tensor] = []
         if dev is not None:
-            dev_logits: list[Tensor] = []
             results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
+        can_be_selected = selectable(results)
+        if dev is not None and can_be_selected:
             temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels)
             results.update(dev_figures)
-        calibration = calibration_at_check(temperature, selectable(results))
+        calibration = calibration_at_check(temperature, can_be_selected)
         results["test_error"] = self.error_rate(predict, test, calibration)
         results.update(calibration.record("test"))
         return results

@@ -163,8 +163,9 @@ class TextClassification:
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
             if name == "dev":
-                temperature, dev_figures = dev_calibration(logits, labels)
-                results.update(dev_figures)
+                if selectable(results):
+                    temperature, dev_figures = dev_calibration(logits, labels)
+                    results.update(dev_figures)
             else:
                 calibration = calibration_at_check(temperature, selectable(results))
                 calibration.add(logits, labels)

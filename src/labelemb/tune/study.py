@@ -27,7 +27,8 @@ the same run folder. The sampler is re-seeded each round from the tuning seed, t
 number of trials asked so far, so a study continued between rounds (a larger ``--trials``) draws
 what an uninterrupted one would have drawn.
 
-With ``prune``, a trial reports its dev score at every check and a median pruner stops it when
+With ``prune``, a trial reports its value so far at every check (:class:`~labelemb.tune.trial.Pruning`)
+and a median pruner stops it when
 it is worse than the median of earlier trials at the same check; its run stays unfinished.
 """
 

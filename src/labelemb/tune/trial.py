@@ -127,7 +127,7 @@ def median_pruner(optuna: Any) -> Any:
 
 
 def train_trial(ref: TrialJob, plan: RunPlan) -> list[dict[str, Any]]:
-    """Train a trial's run in this process, reporting its dev score to the study at every check;
+    """Train a trial's run in this process, reporting its value so far to the study at every check;
     a pruned trial's summary is ``{"pruned": True, ...}`` (its run stays unfinished)."""
     from ..train.trainer import train
 
@@ -146,18 +146,23 @@ def train_trial(ref: TrialJob, plan: RunPlan) -> list[dict[str, Any]]:
 
 
 class Pruning(Callback):
-    """``--prune`` as the trainer's callback: the dev score of every check reported to the trial,
-    which raises ``pruned`` (Optuna's ``TrialPruned``) when its pruner says stop."""
+    """``--prune`` as the trainer's callback: at every check, the trial's objective so far reported
+    to the trial, which raises ``pruned`` (Optuna's ``TrialPruned``) when its pruner says stop.
+
+    The objective so far is the newest check's that records it: the dev score of every check, and
+    the dev calibration (``--objective nll|ece``) of the check that is selected now, since a
+    classifier records it only at checks that can be selected (each beats every earlier one)."""
 
     def __init__(self, trial: Any, dev_keys: tuple[str, ...], pruned: type[BaseException]) -> None:
         self.trial, self.dev_keys, self.pruned = trial, dev_keys, pruned
 
     def on_check(self, runs: list[Any]) -> None:
         records = runs[0].progress.records
-        key = next((key for key in self.dev_keys if records[-1].get(key) is not None), None)
-        if key is None:
+        recorded = (record.get(key) for record in reversed(records) for key in self.dev_keys)
+        value = next((value for value in recorded if value is not None), None)
+        if value is None:
             return
-        self.trial.report(float(records[-1][key]), step=len(records) - 1)
+        self.trial.report(float(value), step=len(records) - 1)
         if self.trial.should_prune():
             raise self.pruned()
 
