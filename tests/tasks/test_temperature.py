@@ -14,7 +14,7 @@ from scipy.optimize import minimize_scalar
 from torchmetrics.classification import MulticlassCalibrationError
 
 from labelemb.data.base import as_float_images
-from labelemb.tasks import Predictor
+from labelemb.tasks import Predictor, calibration
 from labelemb.tasks.calibration import (
     CALIBRATION_FIELDS,
     DEV_FIELDS,
@@ -104,6 +104,25 @@ def test_batch_by_batch_equals_all_at_once_for_every_figure():
     batched = sums.result()
     for figure in ("ece", "mce", "adaece", "classwise_ece", "nll", "brier"):
         assert getattr(batched, figure) == pytest.approx(getattr(whole, figure), rel=1e-12), figure
+
+
+def test_a_split_larger_than_a_block_added_in_inference_mode_is_summed_after_it(monkeypatch):
+    # The first blocks are summed inside the evaluation pass (inference mode), the rest when the
+    # record is asked for, outside it: every figure as if summed at once.
+    logits, labels = random_predictions(n=300, seed=12)
+    monkeypatch.setattr(calibration, "BLOCK_LOGITS", 1000)
+    sums = ScaledCalibration(1.5)
+    with torch.inference_mode():
+        for chunk, chunk_labels in zip(logits.split(70), labels.split(70)):
+            sums.add(chunk, chunk_labels)
+    record = sums.record("test")
+    monkeypatch.setattr(calibration, "BLOCK_LOGITS", 1 << 20)
+    whole = ScaledCalibration(1.5)
+    whole.add(logits, labels)
+    want = whole.record("test")
+    assert record.keys() == want.keys()
+    for key, value in want.items():
+        assert record[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
 
 
 def test_the_fitted_temperature_minimises_the_nll_on_a_fine_grid():
