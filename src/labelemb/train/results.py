@@ -14,6 +14,7 @@ from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
+from ..version import code_version
 from .config import RunConfig
 from .loop import Progress, Schedule, SeedRun, selected_record
 
@@ -79,6 +80,7 @@ def summarize(
             "class_names": list(dataset.class_names),
             "device": str(device),
             "torch": torch.__version__,
+            "labelemb": code_version(),
             "machine": platform.machine(),
         }
     )

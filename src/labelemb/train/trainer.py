@@ -18,6 +18,7 @@ from ..data import Dataset
 from ..data.registry import data_fingerprint
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, differing_keys, first_missing
+from ..version import code_version
 from . import distributed
 from .build import data_request, load_run_data, resolve_device
 from .config import RunConfig
@@ -210,6 +211,19 @@ def preflight(
         source_run(plan)  # a run to continue from, if asked for, that can be continued
 
 
+def other_code(summary: dict[str, Any]) -> str:
+    """What a reused run's note adds where the run was trained by other code than this
+    (:func:`~labelemb.version.code_version`): its numbers are that code's."""
+    recorded = summary.get("labelemb")
+    if recorded == code_version():
+        return ""
+    made_by = f"by labelemb {recorded}" if recorded else "by a labelemb that recorded no version"
+    return (
+        f" {made_by} (this is {code_version()}): its numbers are that code's; "
+        "remove the folder, or choose another --output-dir, to train it with this one"
+    )
+
+
 def _data_problem_first(config: RunConfig) -> None:
     """Read the data of ``config``, which differs from what its run folder recorded, so that a
     mistyped path or a broken file is reported as itself ("train file images/trian not found",
@@ -249,7 +263,7 @@ def _train(
                     continue
                 if folder.is_finished():  # perhaps by the process that held it
                     summaries[i] = folder.read_summary()
-                    logger.info("reusing %s, finished", folder.path)
+                    logger.info("reusing %s, finished%s", folder.path, other_code(summaries[i]))
                 else:
                     folder.check_config(plans[i].config)  # written meanwhile by another process?
                     mine.append(i)
