@@ -5,6 +5,7 @@ records (the temperature fit on dev, never on test)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -123,6 +124,32 @@ def test_a_split_larger_than_a_block_added_in_inference_mode_is_summed_after_it(
     assert record.keys() == want.keys()
     for key, value in want.items():
         assert record[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+
+
+def test_predictions_with_a_non_finite_logit_have_no_figures_and_say_how_many():
+    logits, labels = random_predictions(n=40, seed=13)
+    logits[3, 2], logits[7, 0] = float("nan"), float("inf")
+    sums = ScaledCalibration(1.5)
+    sums.add(logits, labels)
+    record = sums.record("test")
+    assert record["test_non_finite"] == 2 and record["test_non_finite_scaled"] == 2
+    assert not any(key in record for key in ("test_ece", "test_nll", "test_adaece", "test_ece_scaled"))
+    assert record["test_calibration"]["counts"] == [0] * 15
+    assert math.isnan(measure_calibration(logits, labels).ece)
+    # Nothing to fit a temperature on: the dev figures are left out, and asked directly it is an error.
+    assert dev_calibration(logits, labels) == (None, {})
+    with pytest.raises(ValueError, match="non-finite logits"):
+        fit_temperature(logits, labels)
+
+
+def test_a_diverged_run_records_its_non_finite_checks_and_warns(small_config, digits, caplog):
+    config = small_config("train.lr=1e38")  # the weights overflow to inf within the first epoch
+    with caplog.at_level(logging.WARNING, logger="labelemb.train.results"):
+        summary = train(config, dataset=digits)
+    records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    assert any(record.get("test_non_finite") for record in records)
+    assert "diverged" in caplog.text and "smaller train.lr" in caplog.text
+    assert summary["selected_test_error"] is not None
 
 
 def test_the_fitted_temperature_minimises_the_nll_on_a_fine_grid():

@@ -74,6 +74,8 @@ class Calibration:
     classwise_ece: float = math.nan
     mce: float = math.nan
     brier: float = math.nan
+    #: Predictions with a non-finite logit; where there are any, every figure is nan.
+    non_finite: int = 0
 
     @property
     def bins(self) -> int:
@@ -89,7 +91,24 @@ class Calibration:
             if not math.isnan(getattr(self, figure))
         }
         bins = {"bins": self.bins, "counts": self.counts, "accuracy": self.accuracy}
-        return {**figures, f"{split}_calibration{suffix}": {**bins, "confidence": self.confidence}}
+        record = {**figures, f"{split}_calibration{suffix}": {**bins, "confidence": self.confidence}}
+        if self.non_finite:
+            record[f"{split}_non_finite{suffix}"] = self.non_finite
+        return record
+
+
+def undefined_calibration(bins: int, non_finite: int) -> Calibration:
+    """The calibration of predictions ``non_finite`` of which have a non-finite logit: no figure is
+    defined (each nan, left out of a record, which says how many were not finite) and the bins
+    are empty."""
+    return Calibration(
+        ece=math.nan,
+        nll=math.nan,
+        counts=[0] * bins,
+        accuracy=[None] * bins,
+        confidence=[None] * bins,
+        non_finite=non_finite,
+    )
 
 
 #: Batches are summed in blocks of at least this many logits (256 KB in float64): a few batches of
@@ -120,6 +139,8 @@ class CalibrationSums:
         self.nll = torch.zeros((), dtype=torch.float64)
         self.brier = torch.zeros((), dtype=torch.float64)
         self.examples = 0
+        #: Rows with a non-finite logit (a diverged model's): they leave every figure undefined.
+        self.non_finite = 0
         # (m, bins) once the first batch says m.
         self.class_counts: Tensor | None = None
         self.class_hits: Tensor | None = None
@@ -154,6 +175,10 @@ class CalibrationSums:
     # whether that one is summed inside an evaluation pass or when its figures are asked for.
     @torch.inference_mode()
     def _add_block(self, logits: Tensor, labels: Tensor) -> None:
+        finite = torch.isfinite(logits).all(-1)
+        if not bool(finite.all()):
+            self.non_finite += int((~finite).sum())
+            logits, labels = logits[finite], labels[finite]
         # The prediction is the logits' argmax, as the error counts it. The confidence is the top
         # softmax probability: exactly 0.5 for a tie of two, 1.0 for a far lead, so an edge is an
         # edge; the likelihood is taken in log space (finite however small the probability).
@@ -216,6 +241,8 @@ class CalibrationSums:
     def binned(self) -> Calibration:
         """The ECE, MCE and bins of everything added so far (what bins alone can say)."""
         self._sum_pending()
+        if self.non_finite:
+            return undefined_calibration(self.bins, self.non_finite)
         if self.examples == 0:
             raise ValueError("calibration of no examples")
         counts = self.counts.double()
@@ -237,6 +264,8 @@ class CalibrationSums:
         """Every figure, and the bins, of everything added so far (with ``top_only``: the ECE, MCE,
         NLL and bins)."""
         self._sum_pending()
+        if self.non_finite:
+            return undefined_calibration(self.bins, self.non_finite)
         if self.top_only:
             return replace(self.binned(), nll=float(self.nll / self.examples))
         return replace(
@@ -393,15 +422,20 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     """
     if len(labels) == 0:
         raise ValueError("a temperature needs at least one example")
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("a temperature cannot be fit on non-finite logits (a diverged model's)")
     s, _, _ = minimise_over_inverse_temperature(LikelihoodCurve(logits, labels))
     return 1.0 / s
 
 
-def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float, dict[str, float]]:
+def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[str, float]]:
     """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`
-    (the ECE and NLL at T = 1 and at the T fit, from the totals the fit computed there)."""
+    (the ECE and NLL at T = 1 and at the T fit, from the totals the fit computed there); None and
+    no figures where a logit is not finite (a diverged model: nothing to fit, nothing to scale)."""
     if len(labels) == 0:
         raise ValueError("a temperature needs at least one example")
+    if not bool(torch.isfinite(logits).all()):
+        return None, {}
     curve = LikelihoodCurve(logits, labels)
     s, totals_at_one, totals = minimise_over_inverse_temperature(curve)
     raw, scaled = CalibrationSums(top_only=True), CalibrationSums(top_only=True)

@@ -29,7 +29,7 @@ from .flops import flops_per_example
 from .frozen import freeze_features
 from .loop import Schedule, SeedRun, run_loop, schedule
 from .plan import RunPlan
-from .results import finish, summarize, warn_if_at_chance
+from .results import finish, summarize, warn_if_at_chance, warn_if_diverged
 from .seed import describe_seeds
 from .single import Single
 from .stacked import Stacked
@@ -178,6 +178,7 @@ def _finish_run(
         summary["batched_seeds"] = len(layout.runs)
     if processes.is_main:
         warn_if_at_chance(run, task, timetable)
+        warn_if_diverged(run)
         finish(run, summary, layout.predictor(s), task, timetable)
     return summary
 

@@ -147,3 +147,22 @@ def warn_if_at_chance(run: SeedRun, task: Task, plan: Schedule) -> None:
         len(run.progress.records),
         levels[metric],
     )
+
+
+def warn_if_diverged(run: SeedRun) -> None:
+    """Warn once when a check's test predictions had non-finite logits (the run diverged: its
+    calibration there is undefined, and its error is that of whatever argmax the NaNs gave)."""
+    records = run.progress.records
+    diverged = [record for record in records if record.get("test_non_finite")]
+    if not diverged:
+        return
+    logger.warning(
+        "%s (seed %d) diverged: its outputs were not finite for some test examples at %d of %d "
+        "checks, the first at step %d (their calibration is left out). Try a 10x smaller train.lr, "
+        "or train.clip_grad_norm.",
+        run.config.method.name,
+        run.config.seed,
+        len(diverged),
+        len(records),
+        diverged[0]["step"],
+    )
