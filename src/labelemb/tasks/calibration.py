@@ -352,13 +352,10 @@ class LikelihoodCurve:
         self.mean_gold = float(self.gold.mean())
         self.right = (parts.predictions == labels).double()
 
-    def totals(self, s: float) -> Tensor:
-        """sum_k exp(s z_ik) per example: the top class's probability is its inverse (the rows'
-        maxima are 0 at any temperature, so exp never overflows)."""
-        return torch.mul(self.shifted, s).exp_().sum(0)
-
     def slopes(self, s: float) -> tuple[Tensor, float, float]:
-        """The totals at ``s``, and g'(s) and g''(s)."""
+        """The totals sum_k exp(s z_ik) at ``s`` (each example's top probability is the inverse of
+        its total; the rows' maxima are 0 at any temperature, so exp never overflows), and g'(s)
+        and g''(s)."""
         exponentials = torch.mul(self.shifted, s).exp_()
         totals = exponentials.sum(0)
         weighted = exponentials.mul_(self.shifted)
