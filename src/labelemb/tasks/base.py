@@ -31,7 +31,7 @@ Selectable = Callable[[Mapping[str, Any]], bool]
 
 
 def always_selectable(record: Mapping[str, Any]) -> bool:
-    """A check that any check may be selected (no earlier check, or the last one is selected)."""
+    """Every check may be selected (there is no earlier check, or the last one is selected)."""
     return True
 
 

@@ -408,6 +408,17 @@ def minimise_over_inverse_temperature(curve: LikelihoodCurve) -> tuple[float, Te
     return s, totals_at_one, totals
 
 
+def fitted_curve(logits: Tensor, labels: Tensor) -> tuple[LikelihoodCurve, float, Tensor, Tensor] | None:
+    """The likelihood curve of ``logits`` and what :func:`minimise_over_inverse_temperature` finds
+    on it; None where a logit is not finite (a diverged model: nothing to fit)."""
+    if len(labels) == 0:
+        raise ValueError("a temperature needs at least one example")
+    if not bool(torch.isfinite(logits).all()):
+        return None
+    curve = LikelihoodCurve(logits, labels)
+    return curve, *minimise_over_inverse_temperature(curve)
+
+
 def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     """The temperature T minimising the mean NLL of ``softmax(logits / T)`` for ``labels``: one
     scalar for the whole model (Guo et al. 2017, Section 4.2), fit on held-out logits.
@@ -417,24 +428,20 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     (:func:`minimise_over_inverse_temperature`): no step size to tune, the same T for the same
     logits.
     """
-    if len(labels) == 0:
-        raise ValueError("a temperature needs at least one example")
-    if not bool(torch.isfinite(logits).all()):
+    fitted = fitted_curve(logits, labels)
+    if fitted is None:
         raise ValueError("a temperature cannot be fit on non-finite logits (a diverged model's)")
-    s, _, _ = minimise_over_inverse_temperature(LikelihoodCurve(logits, labels))
-    return 1.0 / s
+    return 1.0 / fitted[1]
 
 
 def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[str, float]]:
     """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`
     (the ECE and NLL at T = 1 and at the T fit, from the totals the fit computed there); None and
     no figures where a logit is not finite (a diverged model: nothing to fit, nothing to scale)."""
-    if len(labels) == 0:
-        raise ValueError("a temperature needs at least one example")
-    if not bool(torch.isfinite(logits).all()):
+    fitted = fitted_curve(logits, labels)
+    if fitted is None:
         return None, {}
-    curve = LikelihoodCurve(logits, labels)
-    s, totals_at_one, totals = minimise_over_inverse_temperature(curve)
+    curve, s, totals_at_one, totals = fitted
     raw, scaled = CalibrationSums(top_only=True), CalibrationSums(top_only=True)
     raw.add_top(1.0 / totals_at_one, curve.right, curve.nlls(1.0, totals_at_one))
     scaled.add_top(1.0 / totals, curve.right, curve.nlls(s, totals))

@@ -155,6 +155,7 @@ class TextClassification:
         figure only where the check can be selected, as :class:`Classification`'s)."""
         results: dict[str, Any] = {}
         temperature = None
+        can_be_selected = True
         for name, split in (("dev", dev), ("test", test)):
             if split is None:
                 continue
@@ -163,11 +164,12 @@ class TextClassification:
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
             if name == "dev":
-                if selectable(results):
+                can_be_selected = selectable(results)
+                if can_be_selected:
                     temperature, dev_figures = dev_calibration(logits, labels)
                     results.update(dev_figures)
             else:
-                calibration = calibration_at_check(temperature, selectable(results))
+                calibration = calibration_at_check(temperature, can_be_selected)
                 calibration.add(logits, labels)
                 results.update(calibration.record(name))
         return results
