@@ -234,6 +234,13 @@ def _add_tune(commands: typing.Any) -> None:
         help="train K trials of a method side by side in one process, their settings stacked as seeds "
         "are (where only the method's own options differ; else one after another there); default 1",
     )
+    tune.add_argument(
+        "--retry-running",
+        action="store_true",
+        help="the trials other tunes left running are dead (their machine gone, or the study copied "
+        "from another machine): close them and train them again here. Only when no other tune works "
+        "on these studies; without it a tune retries only the trials of dead processes of its machine",
+    )
     _add_executor_options(tune)
     _add_run_options(tune)
     _add_tracker_option(tune)

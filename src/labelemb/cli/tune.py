@@ -44,7 +44,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_setting(setting)  # every method's space and config, before anything is written
     executor = make_executor(args)
     slots = len(executor.slots()) if hasattr(executor, "slots") else args.jobs
-    tuner = Tuner(setting, executor, slots)  # opens the study store: a URL that does not answer stops here
+    # Opens the study store: a URL that does not answer stops here.
+    tuner = Tuner(setting, executor, slots, args.retry_running)
     tuner.check_studies()  # every method's study, before any of them trains
     experiment_dir = Path(base.output_dir) / base.experiment
     dev_keys, higher = tuner.dev_keys, tuner.higher
@@ -123,7 +124,8 @@ def _wait_line(method: str, running: list[Any]) -> None:
     which = ", ".join(f"trial {n} (process {o.get('pid', '?')} on {o.get('host', '?')})" for n, o in owners)
     print(
         f"tuning {method}: the budget's last trials are running in another tune: {which}; waiting for "
-        "them (those of a tune that died on another machine wait until tune runs again there)",
+        "them (if that tune is dead, its machine gone or this study copied from it, stop this one "
+        "and run it again with --retry-running)",
         file=sys.stderr,
         flush=True,
     )

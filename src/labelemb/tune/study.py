@@ -23,8 +23,11 @@ A trial's run folder is ``<experiment>/tuning/trial<NNN>/<method>/seed<S>`` and,
 resumes from its checkpoint. A killed ``tune`` resumes where it stopped: finished trials are
 read from the study and not trained again, and a trial its (dead) process left running is
 closed as failed and asked again with the same values (Optuna's retry pattern), training on from
-the same run folder. The sampler is re-seeded each round from the tuning seed, the method and the
-number of trials asked so far, so a study continued between rounds (a larger ``--trials``) draws
+the same run folder (:mod:`~labelemb.tune.owner` says how a driver tells a dead process from a
+live one; ``retry_running`` closes every trial left running when a driver starts, for a study
+whose drivers died elsewhere or was copied from another machine). The sampler is re-seeded
+each round from the tuning seed, the method and the number of trials asked so far, so a study
+continued between rounds (a larger ``--trials``) draws
 what an uninterrupted one would have drawn.
 
 With ``prune``, a trial reports its value so far at every check (:class:`~labelemb.tune.trial.Pruning`)
@@ -35,8 +38,6 @@ it is worse than the median of earlier trials at the same check; its run stays u
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from typing import Any
 from ..rundir import RunDir, differing_keys
 from ..search import import_optuna
 from ..sweep.executors import Executor, Unit
+from .owner import current_owner, is_alive, runs_here
 from .setting import TuneSetting, default_values, setting_record, trial_config
 from .trial import TrialJob, TuneError, median_pruner, open_storage, without_password
 
@@ -74,8 +76,13 @@ def sampler_seed(tune_seed: int, method: str, trials_so_far: int) -> int:
 class Tuner:
     """Runs the studies of a :class:`TuneSetting` through an executor (see the module's text)."""
 
-    def __init__(self, setting: TuneSetting, executor: Executor, slots: int) -> None:
+    def __init__(
+        self, setting: TuneSetting, executor: Executor, slots: int, retry_running: bool = False
+    ) -> None:
         self.setting = setting
+        #: Whether the trials other drivers left running when this one starts are dead: closed and
+        #: asked again here (``tune --retry-running``), whoever and wherever their driver was.
+        self.retry_running = retry_running
         self.executor = executor
         self.slots = max(1, slots)
         self.dev_keys, self.higher = setting.objective()
@@ -138,7 +145,7 @@ class Tuner:
         running trials of another."""
         budget = self.setting.trials
         study = self.study(method)
-        self._retry_orphans(study)
+        self._retry_orphans(study, everyone=self.retry_running)
         self._enqueue_default(study, method)
         waiting = False
         while True:
@@ -204,7 +211,7 @@ class Tuner:
         trial = study.ask()
         for key, space in sorted(self.setting.space(method).items()):
             space.suggest(trial, key)
-        trial.set_user_attr("owner", _owner())
+        trial.set_user_attr("owner", current_owner())
         return trial
 
     def _run_round(self, study: Any, method: str, trials: list[Any]) -> None:
@@ -233,13 +240,14 @@ class Tuner:
 
         self.executor.run(units, finished)
 
-    def _retry_orphans(self, study: Any) -> None:
-        """Close the trials a dead ``tune`` on this machine left running, and ask them again with
-        the same values, training on from their run folders."""
+    def _retry_orphans(self, study: Any, everyone: bool = False) -> None:
+        """Close the trials a dead ``tune`` on this machine left running (or, with ``everyone``,
+        every running trial), and ask them again with the same values, training on from their
+        run folders."""
         TrialState = self.optuna.trial.TrialState
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get("owner", {})
-            if owner.get("host") != socket.gethostname() or _alive(owner.get("pid")):
+            if not everyone and (not runs_here(owner) or is_alive(owner)):
                 continue  # another machine's or a live process's trial: left to it
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
@@ -271,22 +279,6 @@ def within_budget(trials: Sequence[Any], budget: int) -> list[Any]:
 def run_number(trial: Any) -> int:
     """The trial whose run folder a trial trains in: its own, or the one it retries."""
     return int(trial.user_attrs.get("run", trial.number))
-
-
-def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def objective(summary: Mapping[str, Any], dev_keys: Sequence[str]) -> float:
