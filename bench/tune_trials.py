@@ -2,10 +2,12 @@
 
     python bench/tune_trials.py                                   # 4 trials, digits MLP 64-500-500
     python bench/tune_trials.py --data fashion-mnist --trials 8 --epochs 1 --json tune.json
+    python bench/tune_trials.py --data fashion-mnist --lr          # a searched learning rate
 
 A round of ``labelemb tune`` is K trials of one method: the same config and seed, the method's own
 options differing (here label_smoothing's epsilon, or ``--method label_embedding``'s tau and
-alpha). Two ways to train them, each from a fresh output folder and each a fresh Python process
+alpha), or with ``--lr`` the learning rate (``train.lr`` log-spaced from 1e-4 to 1e-2, the method
+at its defaults). Two ways to train them, each from a fresh output folder and each a fresh Python process
 per unit of work, as the tune command's workers are:
 
 - ``process per trial``: K processes one after another, each ``labelemb train`` of one trial
@@ -50,10 +52,16 @@ def configs(args: argparse.Namespace, output_dir: str) -> list[dict]:
         {
             **raw,
             "experiment": f"trial{i}",
-            "method": {"name": args.method, **SETTINGS[args.method](i, args.trials)},
+            "method": {"name": args.method, **({} if args.lr else SETTINGS[args.method](i, args.trials))},
+            "train": {**raw["train"], **({"lr": learning_rate(i, args.trials)} if args.lr else {})},
         }
         for i in range(args.trials)
     ]
+
+
+def learning_rate(i: int, k: int) -> float:
+    """Trial ``i`` of ``k``'s rate: log-spaced over 1e-4 .. 1e-2, the range of ``train.lr=1e-4:1e-2:log``."""
+    return round(1e-4 * 100 ** (i / max(1, k - 1)), 8)
 
 
 TRAIN_ONE = """
@@ -88,6 +96,9 @@ def main() -> None:
     parser.add_argument("--data", default="digits", help="data set (digits, fashion-mnist, mnist)")
     parser.add_argument("--method", default="label_smoothing", choices=sorted(SETTINGS))
     parser.add_argument("--trials", type=int, default=4, help="trials in the round (K)")
+    parser.add_argument(
+        "--lr", action="store_true", help="the trials differ in train.lr, not the method's options"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
@@ -103,7 +114,8 @@ def main() -> None:
     median = {way: statistics.median(values) for way, values in seconds.items()}
     ratio = median["process per trial"] / median["side by side"]
     setting = f"{args.data}, MLP 500-500, {args.epochs} epochs, {args.threads} thread(s)"
-    print(f"{args.trials} trials of {args.method}, {setting}:")
+    searched = "train.lr" if args.lr else "its own options"
+    print(f"{args.trials} trials of {args.method} ({searched}), {setting}:")
     for way in ways:
         print(f"  {way:18s} {median[way]:8.2f} s  (rounds: {', '.join(f'{v:.2f}' for v in seconds[way])})")
     print(f"  ratio (process per trial / side by side): {ratio:.2f}")

@@ -279,6 +279,54 @@ def test_settings_of_a_method_side_by_side_give_the_numbers_of_their_own_runs(
         assert_same_run(got, want, digits)
 
 
+#: Three learning rates side by side, the schedule cutting them after the first epoch.
+RATES = ("0.003", "0.0005", "0.001")
+
+
+def rate_settings(small_config, root: Path, *extra: str) -> list:
+    return [
+        small_config(f"train.lr={rate}", *extra, output_dir=root, experiment=f"trial{i}", seed=0)
+        for i, rate in enumerate(RATES)
+    ]
+
+
+def test_learning_rates_side_by_side_give_the_numbers_of_their_own_runs(small_config, digits, tmp_path):
+    """A tuning round that searches train.lr: each row steps at its own rate, schedule included."""
+    together = rate_settings(small_config, tmp_path / "together", "train.lr_milestones=[1]")
+    summaries = train_seeds(together, dataset=digits, progress=False)
+    assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
+    for config in rate_settings(small_config, tmp_path / "alone", "train.lr_milestones=[1]"):
+        train(config, dataset=digits)
+    for i in range(len(RATES)):
+        got, want = (
+            tmp_path / root / f"trial{i}" / "label_embedding" / "seed0" for root in ("together", "alone")
+        )
+        assert_same_run(got, want, digits)
+    errors = {
+        read_summary(tmp_path / "together" / f"trial{i}" / "label_embedding" / "seed0")["selected_test_error"]
+        for i in range(3)
+    }
+    assert len(errors) == 3, "the rates must train differently"
+
+
+def test_a_step_at_the_largest_rate_cut_to_a_row_s_share_is_that_row_s_own_step(small_config, digits):
+    """By hand: Adam's first step moves each weight by lr * sign(gradient) (m / sqrt(v) = g / |g|)."""
+    configs = rate_settings(small_config, Path("unused"))
+    stacked = Stacked(
+        [build_run(c, digits, torch.device("cpu"), Classification()) for c in configs],
+        Classification(),
+        torch.device("cpu"),
+    )
+    before = {name: p.detach().clone() for name, p in stacked.params.items()}
+    stacked.step(digits.train, torch.stack([torch.arange(32)] * 3))
+    for name, param in stacked.params.items():
+        moved = param.detach() - before[name]
+        for s, rate in enumerate(RATES):
+            grad = param.grad[s]
+            want = -float(rate) * grad / (grad.abs() + 1e-8)  # eps is Adam's, on sqrt(v) = |g|
+            torch.testing.assert_close(moved[s], want, rtol=1e-4, atol=2e-7, msg=f"{name} row {s}")
+
+
 def test_settings_that_change_a_method_s_tensors_are_refused_side_by_side(small_config, digits):
     configs = [
         small_config("method.compressed_dim=4", experiment="a"),
@@ -442,9 +490,16 @@ def test_each_seed_starts_from_its_sequential_initialisation(small_config, digit
 
 
 def test_configs_that_differ_in_more_than_the_seed_are_refused(small_config, tmp_path):
-    configs = [small_config(seed=0), small_config("train.lr=0.01", seed=1)]
-    with pytest.raises(BatchedConfigError, match=r"train\.lr"):
+    configs = [small_config(seed=0), small_config("train.lr_gamma=0.5", seed=1)]
+    with pytest.raises(BatchedConfigError, match=r"train\.lr_gamma"):
         train_batched(configs, progress=False)
+    # A backbone rate set outright is no share of train.lr: those rates cannot stack.
+    outright = [
+        small_config("model.lr=0.001", seed=0),
+        small_config("model.lr=0.001", "train.lr=0.01", seed=1),
+    ]
+    with pytest.raises(BatchedConfigError, match=r"train\.lr"):
+        train_batched(outright, progress=False)
     with pytest.raises(BatchedConfigError, match=r"method\.name"):
         train_batched([small_config(seed=0), small_config("method.name=onehot", seed=1)], progress=False)
     with pytest.raises(BatchedConfigError, match="more than once"):
@@ -594,3 +649,25 @@ def test_a_crashed_batched_run_resumes_sequentially_and_the_reverse(small_config
         assert_same_summary(
             got, want, read_metrics(reference.run_dir()), digits, batched_seeds=got["batched_seeds"]
         )
+
+
+def test_learning_rates_side_by_side_resume_alone_at_their_own_rates(small_config, digits, tmp_path):
+    """A checkpoint written side by side holds each run's own rate and schedule: resumed on its
+    own, each run ends with the numbers of an uninterrupted run of its own."""
+    configs = rate_settings(small_config, tmp_path / "crashed", *RESUMABLE)
+    with pytest.raises(Interrupted):
+        train_batched(configs, dataset=digits, progress=False, on_checkpoint=crash_after(2))
+    for i, config in enumerate(configs):
+        state = torch.load(config.run_dir() / "checkpoint.pt", weights_only=False)
+        assert state["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(
+            float(RATES[i]), rel=1e-12
+        )
+        assert state["scheduler"]["base_lrs"] == [pytest.approx(float(RATES[i]), rel=1e-12)]
+        train(config, dataset=digits)
+    for config in rate_settings(small_config, tmp_path / "alone", *RESUMABLE):
+        train(config, dataset=digits)
+    for i in range(len(RATES)):
+        got, want = (
+            tmp_path / root / f"trial{i}" / "label_embedding" / "seed0" for root in ("crashed", "alone")
+        )
+        assert_same_metrics(got, want, digits)

@@ -232,7 +232,8 @@ def _add_tune(commands: typing.Any) -> None:
         default=1,
         metavar="K",
         help="train K trials of a method side by side in one process, their settings stacked as seeds "
-        "are (where only the method's own options differ; else one after another there); default 1",
+        "are (where only the method's own options and train.lr differ; else one after another "
+        "there); default 1",
     )
     tune.add_argument(
         "--retry-running",

@@ -18,7 +18,9 @@ all of them:
   features and returns each seed's loss ``(S,)``. Any method with ``stackable = True`` runs so.
 - Each seed keeps its own data order (``epoch_permutation(seed, epoch, n)``).
 - The loss is the sum of the seeds' losses, so each seed's gradient is its own loss's gradient;
-  Adam is elementwise, so one Adam over the stacked parameters is S independent Adams.
+  Adam is elementwise, so one Adam over the stacked parameters is S independent Adams. Runs of
+  different learning rates (a tuning round's trials) step at the largest, each row's step then cut
+  to its own rate's share.
 
 Each seed's checkpoint is written in the one format (its own network, optimiser state and random
 state), so a batched run resumes batched *or* alone, and the reverse. Results equal runs of their
@@ -133,13 +135,22 @@ class Stacked:
         }
         # The runs' own parameter order: a run's optimiser state is indexed by position.
         self.params = {name: stacked[name] for name, _ in runs[0].network.named_parameters()}
+        # Settings of different learning rates side by side (a tuning round that searches
+        # train.lr): the stacked Adam steps at the largest, and each row's step is then cut to its
+        # own rate's share of it (:meth:`_scale_steps`). Adam's step is the rate times a direction
+        # the rate does not change, so row s moves as an Adam at its own rate would.
+        rates = [run.config.train.lr for run in runs]
+        top = max(rates)
+        self.lr_shares = [rate / top for rate in rates]
         config = runs[0].config
+        config = config.model_copy(update={"train": config.train.model_copy(update={"lr": top})})
         self.optimizer = make_optimizer(config, parameter_groups(config, self.params.items()))
         self.scheduler = make_scheduler(config, self.optimizer)
         # Adam and schedule as a run of its own has them: they carry each run's state into
         # and out of its checkpoint in the one format.
         self.own_optimizers = [
-            make_optimizer(config, parameter_groups(config, run.network.named_parameters())) for run in runs
+            make_optimizer(run.config, parameter_groups(run.config, run.network.named_parameters()))
+            for run in runs
         ]
         if runs[0].checkpoint is not None:
             self._restore()
@@ -150,8 +161,10 @@ class Stacked:
         """Put the runs' resumed Adam states (from their checkpoints) into the stacked Adam."""
         for run, own in zip(self.runs, self.own_optimizers):
             load_state(run.folder, "optimizer", own, run.checkpoint)
-        self.scheduler.load_state_dict(self.runs[0].checkpoint["scheduler"])
-        _copy_learning_rates(self.own_optimizers[0], self.optimizer)
+        self.scheduler.load_state_dict(
+            _scaled_schedule(self.runs[0].checkpoint["scheduler"], 1 / self.lr_shares[0])
+        )
+        _copy_learning_rates(self.own_optimizers[0], self.optimizer, 1 / self.lr_shares[0])
         own_params = [_in_order(own) for own in self.own_optimizers]
         for i, stacked in enumerate(_in_order(self.optimizer)):
             states = [own.state.get(params[i]) for own, params in zip(self.own_optimizers, own_params)]
@@ -174,7 +187,7 @@ class Stacked:
 
     def checkpoint_state(self, s: int) -> dict[str, Any]:
         run, own = self.runs[s], self.own_optimizers[s]
-        _copy_learning_rates(self.optimizer, own)
+        _copy_learning_rates(self.optimizer, own, self.lr_shares[s])
         for stacked, param in zip(_in_order(self.optimizer), _in_order(own)):
             state = self.optimizer.state.get(stacked)
             if state:
@@ -183,7 +196,7 @@ class Stacked:
             return {
                 "network": run.network.state_dict(),
                 "optimizer": own.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "scheduler": _scaled_schedule(self.scheduler.state_dict(), self.lr_shares[s]),
                 "torch_rng": run.rng_state,
             }
         finally:
@@ -205,8 +218,24 @@ class Stacked:
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()
+        before = self._before_step()
         self.optimizer.step()
+        if before is not None:
+            self._scale_steps(before)
         return out.loss.detach(), out.terms
+
+    def _before_step(self) -> list[Tensor] | None:
+        """The parameters before the step, where the rows step at different learning rates."""
+        if all(share == 1.0 for share in self.lr_shares):
+            return None
+        return [param.detach().clone() for param in self.params.values()]
+
+    @torch.no_grad()
+    def _scale_steps(self, before: list[Tensor]) -> None:
+        """Row s's step, taken at the largest rate, cut to its own: ``p = p0 + share_s (p - p0)``."""
+        shares = torch.tensor(self.lr_shares, dtype=before[0].dtype, device=before[0].device)
+        for param, start in zip(self.params.values(), before):
+            torch.lerp(start, param, shares.view(-1, *[1] * (param.dim() - 1)), out=param)
 
     def features(self, inputs: Tensor) -> Tensor:
         """The backbone's features ``(S, B, d)``, seed ``s``'s inputs through seed ``s``'s backbone."""
@@ -308,9 +337,20 @@ def _in_order(optimizer: torch.optim.Optimizer) -> list[Tensor]:
     return [param for group in optimizer.param_groups for param in group["params"]]
 
 
-def _copy_learning_rates(source: torch.optim.Optimizer, target: torch.optim.Optimizer) -> None:
-    """Each group's current and initial learning rate (the schedule's), from one Adam to its twin."""
+def _copy_learning_rates(source: torch.optim.Optimizer, target: torch.optim.Optimizer, scale: float) -> None:
+    """Each group's current and initial learning rate (the schedule's), from one Adam to its twin,
+    times ``scale`` (a run's rate over the stacked Adam's: 1 where all share one)."""
     for from_group, to_group in zip(source.param_groups, target.param_groups):
         for key in ("lr", "initial_lr"):
             if key in from_group:
-                to_group[key] = from_group[key]
+                to_group[key] = from_group[key] * scale
+
+
+def _scaled_schedule(state: dict[str, Any], scale: float) -> dict[str, Any]:
+    """A learning-rate schedule's state with its rates times ``scale``: one run's from the stacked
+    schedule's, or the reverse."""
+    scaled = dict(state)
+    for key in ("base_lrs", "_last_lr"):
+        if key in scaled:
+            scaled[key] = [rate * scale for rate in scaled[key]]
+    return scaled

@@ -71,7 +71,8 @@ def train_batched(
 ) -> list[dict[str, Any]]:
     """Train the seeds of one config side by side in this process; return their summaries in order.
 
-    ``configs`` must differ only in ``seed`` (else :class:`BatchedConfigError`) and be supported
+    ``configs`` must differ only in ``seed`` (or the method's options, ``train.lr`` and the
+    experiment: settings side by side; else :class:`BatchedConfigError`) and be supported
     (:func:`~labelemb.train.stacked.supports_batched`). Each seed's run folder gets what
     :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
     read back; seeds with checkpoints (batched or not) resume, those at the same step side by
@@ -93,8 +94,9 @@ def train_seeds(
 ) -> list[dict[str, Any]]:
     """Train every config; return the summaries in order.
 
-    With ``batched``, configs that differ only in ``seed``, and in the method's own options and
-    the experiment they are written to (a tuning round's trials), train side by side when their
+    With ``batched``, configs that differ only in ``seed``, and in the method's own options, the
+    learning rate and the experiment they are written to (a tuning round's trials), train side by
+    side when their
     setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every
     config without ``batched``) train one after another, with a logged note saying why. Every
     config is checked before any of them trains.
@@ -139,8 +141,9 @@ def check_batchable(configs: Sequence[RunConfig]) -> None:
             keys = ", ".join(sorted(differing_keys(first, other)))
             raise BatchedConfigError(
                 f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
-                "run trains one config over several seeds (or settings of the method's own options), so "
-                "only `seed`, the method's options and `experiment` may differ "
+                "run trains one config over several seeds (or settings of the method's own options and "
+                "learning rates), so only `seed`, the method's options, `train.lr` and `experiment` may "
+                "differ "
                 "(use train_seeds to group configs, or train them separately)"
             )
     reason = unsupported_reason(configs[0])
@@ -151,13 +154,17 @@ def check_batchable(configs: Sequence[RunConfig]) -> None:
 
 
 def _stacking_key(config: RunConfig) -> dict[str, Any]:
-    """What configs trained side by side share: all but the seed, the folder they are written to
-    and the method's own options (which each setting keeps: :class:`~labelemb.train.stacked.SideBySide`)."""
+    """What configs trained side by side share: all but the seed, the folder they are written to,
+    the method's own options (which each setting keeps: :class:`~labelemb.train.stacked.SideBySide`)
+    and the learning rate (each row steps at its own: :class:`~labelemb.train.stacked.Stacked`),
+    unless the backbone's rate is set outright (``model.lr``), which no share of train.lr gives."""
     values = config.model_dump(mode="json")
     for key in ("seed", "experiment", "output_dir"):
         values.pop(key)
     values["method"] = {"name": config.method.name}
     values["methods"].pop(config.method.name, None)
+    if config.model.lr is None:
+        values["train"].pop("lr")
     return values
 
 
