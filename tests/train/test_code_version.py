@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+import torch
+
 from labelemb.cli import main
+from labelemb.train import train
 from labelemb.version import __version__, code_version, source_version
 
 
@@ -67,3 +71,42 @@ def test_a_run_records_its_code_and_a_reused_run_of_other_code_says_so(tmp_path,
     summary_file.write_text(json.dumps(summary))
     assert main(args) == 0
     assert "finished by a labelemb that recorded no version" in capsys.readouterr().err
+
+
+class Stop(Exception):
+    """Raised from on_checkpoint: the run is killed after its first checkpoint."""
+
+
+def stop_at_first_check(progress) -> None:
+    raise Stop
+
+
+@pytest.mark.parametrize("earlier", ["0.0.1+g0123456789ab", None], ids=["other code", "no record"])
+def test_a_run_resumed_under_other_code_records_the_code_of_each_part(small_config, digits, earlier):
+    """Before: only the code that finished a run was recorded, whatever trained its first part."""
+    config = small_config("train.eval_every=300", "method.name=onehot")
+    with pytest.raises(Stop):
+        train(config, dataset=digits, on_checkpoint=stop_at_first_check)
+    checkpoint_file = config.run_dir() / "checkpoint.pt"
+    checkpoint = torch.load(checkpoint_file, weights_only=False)
+    step = checkpoint["progress"]["step"]
+    assert step > 0 and checkpoint["progress"]["code"] == [{"labelemb": code_version(), "from_step": 0}]
+    if earlier is None:
+        del checkpoint["progress"]["code"]  # a checkpoint from before runs recorded their code
+    else:
+        checkpoint["progress"]["code"] = [{"labelemb": earlier, "from_step": 0}]
+    torch.save(checkpoint, checkpoint_file)
+    summary = train(config, dataset=digits)
+    assert summary["labelemb"] == code_version()
+    assert summary["trained_by"] == [
+        {"labelemb": earlier, "from_step": 0},
+        {"labelemb": code_version(), "from_step": step},
+    ]
+
+
+def test_a_run_of_one_code_names_no_parts(small_config, digits):
+    config = small_config("train.eval_every=300", "method.name=onehot")
+    with pytest.raises(Stop):
+        train(config, dataset=digits, on_checkpoint=stop_at_first_check)
+    summary = train(config, dataset=digits)  # resumed by the same code
+    assert "trained_by" not in summary and summary["labelemb"] == code_version()

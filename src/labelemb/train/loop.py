@@ -24,6 +24,7 @@ from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
 from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
+from ..version import code_version
 from . import distributed
 from .batches import rows_per_example
 from .build import Network, build_network
@@ -53,6 +54,9 @@ class Progress:
     stopped: dict[str, Any] | None = None
     #: The finished shorter run this one started from (train.continue_from), and its last step.
     continued_from: dict[str, Any] | None = None
+    #: The code that trained each part of the run: ``{"labelemb": version, "from_step": step}``
+    #: in order (:func:`with_this_code`); a resumed run's parts may be of different code.
+    code: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -106,7 +110,19 @@ class SeedRun:
                 progress.epoch,
                 progress.batch,
             )
+        progress.code = with_this_code(progress.code, progress.step)
         return cls(plan, model, method, network, progress, checkpoint, rng_state)
+
+
+def with_this_code(parts: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:
+    """The code that trained each part of a run (:attr:`Progress.code`) once this code trains it
+    on from ``step``: a part of its own unless the last part is already this code's. A run resumed
+    from a checkpoint that recorded no code gets an unknown first part (``"labelemb": None``)."""
+    here = code_version()
+    if parts and parts[-1]["labelemb"] == here:
+        return parts
+    earlier = parts or ([{"labelemb": None, "from_step": 0}] if step > 0 else [])
+    return [*earlier, {"labelemb": here, "from_step": step}]
 
 
 def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:

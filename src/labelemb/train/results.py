@@ -69,6 +69,8 @@ def summarize(
     }
     if progress.continued_from is not None:
         summary["continued_from"] = progress.continued_from
+    if len(progress.code) > 1:  # resumed under other code: each part's code, where it took over
+        summary["trained_by"] = progress.code
     summary.update(
         {
             "epochs": config.train.epochs,
