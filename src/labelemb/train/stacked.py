@@ -233,9 +233,9 @@ class Stacked:
     @torch.no_grad()
     def _scale_steps(self, before: list[Tensor]) -> None:
         """Row s's step, taken at the largest rate, cut to its own: ``p = p0 + share_s (p - p0)``."""
-        shares = torch.tensor(self.lr_shares, dtype=before[0].dtype, device=before[0].device)
         for param, start in zip(self.params.values(), before):
-            torch.lerp(start, param, shares.view(-1, *[1] * (param.dim() - 1)), out=param)
+            shares = param.new_tensor(self.lr_shares).view(-1, *[1] * (param.dim() - 1))
+            torch.lerp(start, param, shares, out=param)
 
     def features(self, inputs: Tensor) -> Tensor:
         """The backbone's features ``(S, B, d)``, seed ``s``'s inputs through seed ``s``'s backbone."""

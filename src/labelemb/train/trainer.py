@@ -96,10 +96,9 @@ def train_seeds(
 
     With ``batched``, configs that differ only in ``seed``, and in the method's own options, the
     learning rate and the experiment they are written to (a tuning round's trials), train side by
-    side when their
-    setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others (and every
-    config without ``batched``) train one after another, with a logged note saying why. Every
-    config is checked before any of them trains.
+    side when their setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others
+    (and every config without ``batched``) train one after another, with a logged note saying why.
+    Every config is checked before any of them trains.
     """
     plans = plan_runs(configs)
     summaries: dict[int, dict[str, Any]] = {}
@@ -143,8 +142,7 @@ def check_batchable(configs: Sequence[RunConfig]) -> None:
                 f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
                 "run trains one config over several seeds (or settings of the method's own options and "
                 "learning rates), so only `seed`, the method's options, `train.lr` and `experiment` may "
-                "differ "
-                "(use train_seeds to group configs, or train them separately)"
+                "differ (use train_seeds to group configs, or train them separately)"
             )
     reason = unsupported_reason(configs[0])
     if reason is not None:
