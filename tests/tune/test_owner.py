@@ -14,6 +14,7 @@ import pytest
 
 from labelemb.train import load_config
 from labelemb.tune import Tuner, TuneSetting, open_storage, run_number, setting_record
+from labelemb.tune import owner as owner_module
 from labelemb.tune.owner import (
     BOOT_ID_FILE,
     MACHINE_ID_FILES,
@@ -37,9 +38,10 @@ def dead_pid() -> int:
 def test_the_record_names_this_process_and_where_it_runs():
     owner = current_owner()
     assert owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()
-    machine_file = next((p for p in MACHINE_ID_FILES if p.exists()), None)
-    assert owner["machine"] == (machine_file.read_text().strip() if machine_file else None)
-    assert owner["boot"] == (BOOT_ID_FILE.read_text().strip() if BOOT_ID_FILE.exists() else None)
+    # The first of the files that holds an id (some containers have an empty machine-id).
+    written = [p.read_text().strip() for p in MACHINE_ID_FILES if p.exists()]
+    assert owner["machine"] == next((text for text in written if text), None)
+    assert owner["boot"] == ((BOOT_ID_FILE.read_text().strip() or None) if BOOT_ID_FILE.exists() else None)
     if LINUX:
         # Field 22 of /proc/<pid>/stat, read by hand: ticks after boot, no later than now.
         stat = Path(f"/proc/{os.getpid()}/stat").read_text()
@@ -60,15 +62,26 @@ def test_a_process_id_taken_by_another_process_is_dead():
     assert not is_alive({**owner, "started": owner["started"] - 1})
 
 
-@pytest.mark.skipif(not BOOT_ID_FILE.exists(), reason="boot ids come from Linux's /proc")
-def test_every_process_of_an_earlier_boot_is_dead():
-    assert not is_alive({**current_owner(), "boot": "an-earlier-boot"})
+@pytest.fixture
+def ids(tmp_path, monkeypatch):
+    """This machine's id and boot id, from files of the test's own (not every machine has both)."""
+    machine, boot = tmp_path / "machine-id", tmp_path / "boot_id"
+    machine.write_text("this-machine\n")
+    boot.write_text("this-boot\n")
+    monkeypatch.setattr(owner_module, "MACHINE_ID_FILES", (machine,))
+    monkeypatch.setattr(owner_module, "BOOT_ID_FILE", boot)
 
 
-def test_a_machine_is_told_by_its_id_not_its_host_name():
+def test_every_process_of_an_earlier_boot_is_dead(ids):
     owner = current_owner()
-    if owner["machine"] is not None:
-        assert not runs_here({**owner, "machine": "another-machine-of-the-same-name"})
+    assert owner["boot"] == "this-boot" and is_alive(owner)
+    assert not is_alive({**owner, "boot": "an-earlier-boot"})
+
+
+def test_a_machine_is_told_by_its_id_not_its_host_name(ids):
+    owner = current_owner()
+    assert owner["machine"] == "this-machine" and runs_here(owner)
+    assert not runs_here({**owner, "machine": "another-machine-of-the-same-name"})
     # A record from before machine ids: the host name decides.
     assert runs_here({"host": socket.gethostname(), "pid": 1})
     assert not runs_here({"host": socket.gethostname() + "-elsewhere", "pid": 1})
@@ -92,10 +105,8 @@ def states(study):
     return [(t.number, t.state.name, run_number(t)) for t in study.get_trials()]
 
 
-def test_a_trial_of_another_machine_of_the_same_host_name_is_left_to_it(tmp_path):
+def test_a_trial_of_another_machine_of_the_same_host_name_is_left_to_it(tmp_path, ids):
     """Before: the host name and a process id not alive here closed another machine's live trial."""
-    if current_owner()["machine"] is None:
-        pytest.fail("this test needs /etc/machine-id (systemd's machine id): none on this machine")
     elsewhere = {**current_owner(), "machine": "another-machine", "pid": dead_pid(), "started": None}
     setting, study = study_with_a_running_trial(tmp_path, elsewhere)
     Tuner(setting, executor=None, slots=1)._retry_orphans(study)
