@@ -20,6 +20,10 @@ __all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..train.threads import same_numbers_at_any_thread_count
+
+    # The command line picks its threads by how busy the cores are: its numbers must not follow.
+    same_numbers_at_any_thread_count()
     parser = build_parser()
     # Overrides may come before or after options (argparse alone takes them on one side only).
     args, extra = parser.parse_known_args(argv)

@@ -80,8 +80,10 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
     runs that passed its check (:func:`~labelemb.train.trainer.plan_runs`), not checked again.
     """
     from ..train.plan import plan_run
+    from ..train.threads import same_numbers_at_any_thread_count
     from ..train.trainer import train, train_seeds
 
+    same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
     plans = [plan_run(config) for config in unit.run_configs()]
