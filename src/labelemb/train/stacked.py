@@ -142,6 +142,13 @@ class Stacked:
         rates = [run.config.train.lr for run in runs]
         top = max(rates)
         self.lr_shares = [rate / top for rate in rates]
+        # Each parameter's shares, shaped to scale its rows; None where every row steps at one rate.
+        self._row_shares: list[Tensor] | None = None
+        if any(share != 1.0 for share in self.lr_shares):
+            self._row_shares = [
+                param.new_tensor(self.lr_shares).view(-1, *[1] * (param.dim() - 1))
+                for param in self.params.values()
+            ]
         config = runs[0].config
         config = config.model_copy(update={"train": config.train.model_copy(update={"lr": top})})
         self.optimizer = make_optimizer(config, parameter_groups(config, self.params.items()))
@@ -226,15 +233,15 @@ class Stacked:
 
     def _before_step(self) -> list[Tensor] | None:
         """The parameters before the step, where the rows step at different learning rates."""
-        if all(share == 1.0 for share in self.lr_shares):
+        if self._row_shares is None:
             return None
         return [param.detach().clone() for param in self.params.values()]
 
     @torch.no_grad()
     def _scale_steps(self, before: list[Tensor]) -> None:
         """Row s's step, taken at the largest rate, cut to its own: ``p = p0 + share_s (p - p0)``."""
-        for param, start in zip(self.params.values(), before):
-            shares = param.new_tensor(self.lr_shares).view(-1, *[1] * (param.dim() - 1))
+        assert self._row_shares is not None
+        for param, start, shares in zip(self.params.values(), before, self._row_shares):
             torch.lerp(start, param, shares, out=param)
 
     def features(self, inputs: Tensor) -> Tensor:
