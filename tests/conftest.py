@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
-# The command line asks MKL for matrix products that do not depend on the thread count
-# (labelemb.train.threads); the tests' own process does the same before its first product, so that
-# what a test trains here and what a command trains in a subprocess or worker round alike.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from labelemb.train.threads import same_numbers_at_any_thread_count
+
+# The command line asks MKL for matrix products that do not depend on the thread count; the tests'
+# own process does the same before its first product, so that what a test trains here and what a
+# command trains in a subprocess or worker round alike.
+same_numbers_at_any_thread_count()
 
 # The test files sit in one folder per package they test (tests/train/, tests/methods/, ...), and a
 # few import another's helpers by its module name (``from test_batched import run_both``): every
