@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,27 @@ from pathlib import Path
 import pytest
 
 CHROMIUM_HINT = "apt-get install -y --no-install-recommends chromium"
+#: The fonts the docs site and labelemb report's page are set in (text, code), from Debian's
+#: fonts-liberation: a page's widths are measured in them, never in whatever font a machine falls
+#: back to (Chromium only recommends them).
+PAGE_FONTS = ("Liberation Sans", "Liberation Mono")
+FONTS_HINT = "apt-get install -y --no-install-recommends fonts-liberation"
+
+#: A script function for a probe: which of PAGE_FONTS the browser has (text set in a font measures
+#: unlike both generic fallbacks only where the font is there).
+FONTS_PROBE = """
+function installedFonts() {
+  const context = document.createElement("canvas").getContext("2d");
+  const sample = "method 0.123 ± 4.56 AdaECE % wmWM";
+  const has = (family) => ["monospace", "serif"].every((generic) => {
+    context.font = `16px ${generic}`;
+    const fallback = context.measureText(sample).width;
+    context.font = `16px "${family}", ${generic}`;
+    return context.measureText(sample).width !== fallback;
+  });
+  return Object.fromEntries(FAMILIES.map((family) => [family, has(family)]));
+}
+""".replace("FAMILIES", json.dumps(PAGE_FONTS))
 
 
 def chromium_path(why: str) -> str:
@@ -65,3 +87,15 @@ def run_chromium(
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
     return result
+
+
+def require_fonts(installed: dict[str, bool], what: str) -> None:
+    """Fail, saying how to install them, if the browser lacks any of PAGE_FONTS (``installed``:
+    what FONTS_PROBE's ``installedFonts()`` gave; ``what``: the page measured)."""
+    missing = [family for family in PAGE_FONTS if not installed.get(family)]
+    if missing:
+        pytest.fail(
+            f"the browser has no {' or '.join(missing)}, the fonts {what} is set in, so its widths "
+            f"would be measured in a fallback font: `{FONTS_HINT}`",
+            pytrace=False,
+        )

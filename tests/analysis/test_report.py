@@ -2,7 +2,8 @@
 
 The comparison directory is made by actually training onehot and label_embedding over two seeds
 on the bundled digits (a 64-16-10 MLP, two epochs). The browser tests need Debian's ``chromium``
-(``apt-get install -y --no-install-recommends chromium``); without it they FAIL (never skip).
+and the fonts the page is set in (``apt-get install -y --no-install-recommends chromium
+fonts-liberation``); without them they FAIL (never skip).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from browser import chromium_path, run_chromium
+from browser import FONTS_PROBE, PAGE_FONTS, chromium_path, require_fonts, run_chromium
 from PIL import Image
 from repo_paths import CONFIGS, DOCS
 
@@ -442,20 +443,31 @@ def test_chromium_screenshot_shows_tables_and_pictures(chromium, report, tmp_pat
 
 #: The window the comparison table must fit (issue 44: its ECE and NLL columns needed scrolling).
 WINDOW_WIDTH = 1280
+#: How much narrower than the column each table must be able to lay out.
+MARGIN_PX = 20
 
 # Appended to a copy of the page: once it has laid out, where the section's table ends against
 # the page's column and the window, and whether anything scrolls sideways.
 WIDTH_PROBE = """<script>
+__FONTS_PROBE__
 window.addEventListener("load", () => {
   const table = document.querySelector("#SECTION table");
   const body = document.body;
+  const right = table.getBoundingClientRect().right;
+  // The narrowest the table can be laid out (every cell wrapped where it may): its right edge then.
+  table.style.width = "min-content";
+  const narrowest = table.getBoundingClientRect().right;
+  table.style.width = "";
   const measured = JSON.stringify({
     viewport: window.innerWidth,
     page: document.documentElement.scrollWidth,
     column: body.getBoundingClientRect().right - parseFloat(getComputedStyle(body).paddingRight),
-    table: table.getBoundingClientRect().right,
+    table: right,
+    narrowest,
     scrollWidth: table.scrollWidth,
     clientWidth: table.clientWidth,
+    fonts: installedFonts(),
+    font: getComputedStyle(table).fontFamily,
   });
   const out = document.createElement("pre");
   out.id = "widths";
@@ -467,7 +479,7 @@ window.addEventListener("load", () => {
 
 def comparison_widths(chromium: str, html_text: str, tmp_path: Path, section: str = "comparison") -> dict:
     probe = tmp_path / "widths.html"
-    script = WIDTH_PROBE.replace("SECTION", section)
+    script = WIDTH_PROBE.replace("SECTION", section).replace("__FONTS_PROBE__", FONTS_PROBE)
     probe.write_text(html_text.replace("</body>", script + "</body>"), encoding="utf-8")
     dom = run_chromium(chromium, tmp_path, probe, f"--window-size={WINDOW_WIDTH},1000", "--dump-dom")
     found = re.search(r'<pre id="widths">(.*?)</pre>', dom.stdout.decode("utf-8"), re.S)
@@ -490,8 +502,12 @@ def with_the_longest_method_names(page: str, experiment: Path, section: str = "c
 
 
 def assert_fits(widths: dict, name: str) -> None:
+    require_fonts(widths["fonts"], "labelemb report's page")
+    assert widths["font"].startswith(f'"{PAGE_FONTS[0]}"'), widths["font"]
     assert widths["viewport"] == WINDOW_WIDTH, widths
     assert widths["table"] <= widths["column"] + 0.5, f"{name}: wider than the column: {widths}"
+    # With room to spare, so that a font's last pixels (hinting, a minor version) cannot tip it over.
+    assert widths["narrowest"] <= widths["column"] - MARGIN_PX, f"{name}: no margin left: {widths}"
     assert widths["scrollWidth"] <= widths["clientWidth"], f"{name}: {widths}"
     assert widths["page"] <= WINDOW_WIDTH, f"{name}: the page scrolls sideways: {widths}"
 

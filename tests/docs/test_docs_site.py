@@ -5,8 +5,9 @@ mkdocs.yml loads) rewrites their cross-reference roles as links or inline code a
 blocks (a paragraph ending in ``::``) as code blocks, so the API page must show no raw reST. Every
 table of every page must fit the content column in a real headless Chromium at a 1280-px window.
 
-These tests need the docs extra (``pip install -e ".[docs]"``) and Debian's ``chromium``
-(``apt-get install -y --no-install-recommends chromium``); without them they FAIL, never skip.
+These tests need the docs extra (``pip install -e ".[docs]"``), Debian's ``chromium`` and the fonts the
+site is set in (``apt-get install -y --no-install-recommends chromium fonts-liberation``); without
+them they FAIL, never skip.
 The site is built once for the module (a few seconds).
 """
 
@@ -23,7 +24,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from browser import chromium_path, run_chromium
+from browser import FONTS_PROBE, PAGE_FONTS, chromium_path, require_fonts, run_chromium
 from repo_paths import ROOT
 
 EXTENSION = ROOT / "docs_ext" / "rest_docstrings.py"
@@ -32,6 +33,9 @@ BUILD_TIMEOUT = 600
 BROWSER_TIMEOUT = 120
 #: The window the tables must fit at: Material's content column is then about 690 px wide.
 WINDOW_WIDTH = 1280
+#: How much narrower than the column every table must be able to lay out, so that a font's last
+#: pixels (hinting, a minor version) cannot tip a table over: about 3 % of the column.
+MARGIN_PX = 20
 
 ROLES = ("func", "class", "meth", "mod", "data", "attr", "exc", "obj", "const")
 #: A role as the source writes it, or as Markdown renders it when nothing rewrote it.
@@ -267,6 +271,17 @@ def chromium() -> str:
 # Appended to a copy of a page: once it has loaded (Material's script has wrapped each table in its
 # scrolling box), write every table's widths into the DOM for --dump-dom.
 PROBE = """<script>
+// The narrowest a table can be laid out: every cell wrapped where it may (figures never break).
+function narrowest(table) {
+  const width = table.style.width, maxWidth = table.style.maxWidth;
+  table.style.width = "min-content";
+  table.style.maxWidth = "none";
+  const narrow = table.getBoundingClientRect().width;
+  table.style.width = width;
+  table.style.maxWidth = maxWidth;
+  return narrow;
+}
+__FONTS_PROBE__
 window.addEventListener("load", () => {
   const article = document.querySelector("article");
   const style = getComputedStyle(article);
@@ -284,11 +299,19 @@ window.addEventListener("load", () => {
       clientWidth: element.clientWidth,
       wrapScrollWidth: wrap ? wrap.scrollWidth : null,
       wrapClientWidth: wrap ? wrap.clientWidth : null,
+      minWidth: narrowest(element),
     });
   }
   const out = document.createElement("pre");
   out.id = "table-widths";
-  out.textContent = JSON.stringify({viewport: window.innerWidth, column, tables});
+  const cell = article.querySelector("td") || article;
+  const code = document.querySelector("code") || cell;
+  const fonts = {
+    text: getComputedStyle(cell).fontFamily,
+    code: getComputedStyle(code).fontFamily,
+    installed: installedFonts(),
+  };
+  out.textContent = JSON.stringify({viewport: window.innerWidth, column, tables, fonts});
   document.body.appendChild(out);
 });
 </script>"""
@@ -297,12 +320,13 @@ window.addEventListener("load", () => {
 def measure_tables(chromium: str, page: Path, tmp_path: Path) -> dict:
     """The widths of ``page``'s tables in headless Chromium at WINDOW_WIDTH px, offline."""
     probe = page.with_name("table-widths-probe.html")
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    script = PROBE.replace("__FONTS_PROBE__", FONTS_PROBE)
+    text = page.read_text(encoding="utf-8").replace("</body>", script + "</body>")
+    probe.write_text(text, encoding="utf-8")
     result = run_chromium(
         chromium,
         tmp_path,
         probe,
-        # Offline and at once: the theme's web-font request fails, so the fallback font is measured.
         "--host-resolver-rules=MAP * ~NOTFOUND",
         f"--window-size={WINDOW_WIDTH},1000",
         "--dump-dom",
@@ -323,25 +347,37 @@ def widths(site, chromium, tmp_path_factory) -> dict[str, dict]:
 
 
 def too_wide(page: str, measured: dict) -> list[tuple[str, str]]:
-    """(id of the heading above, what is wrong) of every table of ``page`` wider than the column."""
+    """(id of the heading above, what is wrong) of every table of ``page`` wider than the column,
+    or that cannot lay out at least MARGIN_PX narrower than it."""
     assert measured["viewport"] == WINDOW_WIDTH, measured["viewport"]
     column = measured["column"]
     problems = []
     for number, table in enumerate(measured["tables"]):
         if (
             table["width"] > column + 0.5
+            or table["minWidth"] > column - MARGIN_PX
             or table["scrollWidth"] > table["clientWidth"]
             or (table["wrapScrollWidth"] or 0) > (table["wrapClientWidth"] or 0)
         ):
             problems.append(
                 (
                     table["heading"],
-                    f"{page} table {number} under #{table['heading']}: {table['width']:.0f} px (scrolls "
-                    f"{table['scrollWidth']} in {table['clientWidth']}; its box {table['wrapScrollWidth']} "
-                    f"in {table['wrapClientWidth']}) in a {column:.0f}-px column: {table['header']}",
+                    f"{page} table {number} under #{table['heading']}: {table['width']:.0f} px, at "
+                    f"narrowest {table['minWidth']:.0f} px (scrolls {table['scrollWidth']} in "
+                    f"{table['clientWidth']}; its box {table['wrapScrollWidth']} in "
+                    f"{table['wrapClientWidth']}) in a {column:.0f}-px column less a {MARGIN_PX}-px "
+                    f"margin: {table['header']}",
                 )
             )
     return problems
+
+
+def test_the_site_is_measured_in_its_own_fonts(widths):
+    """docs/stylesheets/extra.css sets the site in PAGE_FONTS, and the browser measuring it has them."""
+    for page, measured in widths.items():
+        require_fonts(measured["fonts"]["installed"], "the docs site")
+        assert measured["fonts"]["text"].startswith(f'"{PAGE_FONTS[0]}"'), (page, measured["fonts"])
+        assert measured["fonts"]["code"].startswith(f'"{PAGE_FONTS[1]}"'), (page, measured["fonts"])
 
 
 def test_results_tables_fit_the_content_column(widths):

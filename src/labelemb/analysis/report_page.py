@@ -29,11 +29,14 @@ P_NOTE = (
 )
 
 CSS = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222; }
+body {
+  font-family: "Liberation Sans", Arial, Helvetica, sans-serif;
+  margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222;
+}
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
 p.made { color: #666; font-size: 0.9em; margin-top: 0; }
-code { background: #f3f3f3; padding: 0 0.25em; }
+code { font-family: "Liberation Mono", "Courier New", monospace; background: #f3f3f3; padding: 0 0.25em; }
 nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
