@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,10 @@ from labelemb.train.threads import same_numbers_at_any_thread_count
 # command trains in a subprocess or worker round alike.
 same_numbers_at_any_thread_count()
 
-# The test files sit in one folder per package they test (tests/train/, tests/methods/, ...), and a
-# few import another's helpers by its module name (``from test_batched import run_both``): every
-# folder is on the path, whichever files run (basenames are unique across the folders).
-for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
-    if _folder.is_dir() and any(_folder.glob("test_*.py")) and str(_folder) not in sys.path:
-        sys.path.append(str(_folder))
+# The test files share helper modules at tests/ (``from run_checks import read_metrics``; pytest puts
+# tests/ on the path for this file), never another test file. The checks' asserts are rewritten as a
+# test file's are, so that a failure shows its values.
+pytest.register_assert_rewrite("batched_checks", "run_checks")
 
 IDX_FILES = (
     "train-images-idx3-ubyte",

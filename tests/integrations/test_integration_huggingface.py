@@ -1,11 +1,11 @@
 """labelemb.integrations.huggingface: any method as a Hugging Face Trainer's compute_loss_func.
 
-A tiny BERT (one layer, sixteen wide, built from its config: nothing is downloaded) reads 32
-random padded sequences. Through the real ``Trainer``, one optimiser step of 1 x 32 examples and
-one of 4 x 8 (micro-batches of unequal numbers of counted tokens) must give every parameter, the
-backbone's and the method's, the same gradient; the loss is checked against a hand computation;
-the callback must run the epoch-level update once per epoch; the Trainer's own optimiser must
-train the method's parameters; and predictions must be the method's logits.
+A tiny BERT (tests/huggingface_models.py: one layer, sixteen wide, built from its config: nothing
+is downloaded) reads 32 random padded sequences. Through the real ``Trainer``, one optimiser step of
+1 x 32 examples and one of 4 x 8 (micro-batches of unequal numbers of counted tokens) must give every
+parameter, the backbone's and the method's, the same gradient; the loss is checked against a hand
+computation; the callback must run the epoch-level update once per epoch; the Trainer's own
+optimiser must train the method's parameters; and predictions must be the method's logits.
 """
 
 from __future__ import annotations
@@ -22,103 +22,19 @@ if importlib.util.find_spec("transformers") is None:  # fail, never skip: name w
 
 import torch
 import torch.nn.functional as F
+from huggingface_models import (
+    NUM_CLASSES,
+    NUM_EXAMPLES,
+    Sequences,
+    TinyBertWithMethod,
+    build_tiny_bert,
+    trainer_for,
+)
 from torch import Tensor
-from transformers import BertConfig, BertModel, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback
 
 import labelemb
 from labelemb.integrations.huggingface import EpochEndCallback, LabelembLoss, LabelembOutput
-
-NUM_EXAMPLES, LENGTH, NUM_CLASSES, NUM_TAGS = 32, 12, 5, 7
-
-
-class TinyBertConfig(BertConfig):
-    model_type = "labelemb-tiny-bert"
-    keys_to_ignore_at_inference = ["features", "index"]  # predictions are the logits alone
-
-    def __init__(self, method: str = "onehot", options: dict | None = None, tokens: bool = False, **kwargs):
-        self.method, self.options, self.tokens = method, options or {}, tokens
-        kwargs = {
-            "vocab_size": 32,
-            "hidden_size": 16,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 32,
-            "max_position_embeddings": LENGTH,
-            "hidden_dropout_prob": 0.0,  # the two runs must see the same function
-            "attention_probs_dropout_prob": 0.0,
-            **kwargs,
-        }
-        super().__init__(**kwargs)
-
-
-class TinyBertWithMethod(PreTrainedModel):
-    """BERT features, one row per sequence (the first token's) or per token, and a labelemb head."""
-
-    config_class = TinyBertConfig
-
-    def __init__(self, config: TinyBertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        classes = NUM_TAGS if config.tokens else NUM_CLASSES
-        self.head = labelemb.methods.build(
-            config.method, in_features=config.hidden_size, num_classes=classes, **config.options
-        )
-        self.post_init()
-
-    def _init_weights(self, module: torch.nn.Module) -> None:
-        pass  # BertModel initialised itself; the head keeps labelemb's initialisation
-
-    def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, index: Tensor | None = None
-    ) -> LabelembOutput:
-        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if not self.config.tokens:
-            h = h[:, 0]
-        return LabelembOutput(logits=self.head.logits(h), features=h, index=index)
-
-
-class Sequences(torch.utils.data.Dataset):
-    """Random sequences of 2..12 tokens padded to 12; a class per sequence or a tag per token."""
-
-    def __init__(self, tokens: bool, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        lengths = torch.randint(2, LENGTH + 1, (NUM_EXAMPLES,), generator=g)
-        self.mask = (torch.arange(LENGTH) < lengths[:, None]).long()
-        self.ids = torch.randint(1, 32, (NUM_EXAMPLES, LENGTH), generator=g) * self.mask
-        if tokens:
-            tags = self.ids % NUM_TAGS  # learnable: the tag is the token's
-            self.labels = tags.masked_fill(self.mask == 0, -100)
-        else:
-            self.labels = self.ids[:, 1] % NUM_CLASSES
-
-    def __len__(self) -> int:
-        return NUM_EXAMPLES
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {
-            "input_ids": self.ids[i],
-            "attention_mask": self.mask[i],
-            "labels": self.labels[i],
-            "index": torch.tensor(i),
-        }
-
-
-class RecordingLoss(LabelembLoss):
-    """LabelembLoss that records each micro-batch's number of counted labels; ``use_num_items=False``
-    drops ``num_items_in_batch``, as a ``compute_loss`` that does not pass it on would."""
-
-    def __init__(self, method, use_num_items: bool = True) -> None:
-        super().__init__(method)
-        self.use_num_items = use_num_items
-        self.counted: list[int] = []
-
-    def __call__(self, outputs, labels, num_items_in_batch=None):
-        self.counted.append(int((labels != -100).sum()))
-        return super().__call__(outputs, labels, num_items_in_batch if self.use_num_items else None)
-
-
-class MeanOfMicroBatchMeans(Trainer):
-    loss_is_scaled_for_ga = False  # training_step divides each micro-batch's mean by the accumulation steps
 
 
 class CaptureGradients(TrainerCallback):
@@ -131,30 +47,6 @@ class CaptureGradients(TrainerCallback):
         self.grads = {
             name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
         }
-
-
-def trainer_for(
-    model: TinyBertWithMethod, output_dir: Path, callbacks=(), mean_of_means: bool = False, **arguments
-) -> Trainer:
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        label_names=["labels"],
-        seed=0,
-        **arguments,
-    )
-    return (MeanOfMicroBatchMeans if mean_of_means else Trainer)(
-        model=model,
-        args=args,
-        train_dataset=Sequences(model.config.tokens),
-        compute_loss_func=RecordingLoss(model.head, use_num_items=not mean_of_means),
-        callbacks=[EpochEndCallback(model.head), *callbacks],
-    )
 
 
 def step_gradients(
@@ -196,17 +88,11 @@ TOKEN_METHODS = {
 }
 
 
-def _build(name: str, options: dict, tokens: bool, dtype: torch.dtype = torch.float32) -> TinyBertWithMethod:
-    torch.manual_seed(0)
-    method = "label_embedding" if name.startswith("label_embedding") else name
-    return TinyBertWithMethod(TinyBertConfig(method=method, options=options, tokens=tokens)).to(dtype)
-
-
 def _assert_same_gradients(name: str, tokens: bool, tmp_path: Path) -> list[int]:
     """Compares the gradients of 1 x 32 and 4 x 8; returns the counted labels of the 4 micro-batches."""
     # In float64: float32's rounding of sums taken in another order (1e-7 of a gradient near 1) would
     # leave 1e-6 too little room on another machine's kernels.
-    model = _build(name, (TOKEN_METHODS if tokens else CLASS_METHODS)[name], tokens, torch.float64)
+    model = build_tiny_bert(name, (TOKEN_METHODS if tokens else CLASS_METHODS)[name], tokens, torch.float64)
     whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
     parts, counted = step_gradients(copy.deepcopy(model), 8, 4, tmp_path)
     names = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -232,7 +118,7 @@ def test_padded_token_targets_accumulate_to_the_whole_batchs_gradients(name: str
 def test_without_num_items_accumulation_would_differ(tmp_path: Path) -> None:
     """The check above can fail: the mean of micro-batch means (a compute_loss that drops
     num_items_in_batch) is not the whole batch's mean when micro-batches count different tokens."""
-    model = _build("onehot", {}, tokens=True)
+    model = build_tiny_bert("onehot", {}, tokens=True)
     whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
     parts, counted = step_gradients(copy.deepcopy(model), 8, 4, tmp_path / "means", mean_of_means=True)
     assert len(set(counted)) > 1, counted
@@ -277,7 +163,7 @@ def test_loss_with_label_smoothing_by_hand() -> None:
 
 
 def test_callback_runs_the_epoch_end_update_once_per_epoch(tmp_path: Path) -> None:
-    model = _build("ols", {}, tokens=False)
+    model = build_tiny_bert("ols", {}, tokens=False)
     head = model.head
     calls: list[Tensor] = []
     update = head.on_epoch_end
@@ -303,7 +189,7 @@ def test_callback_runs_the_epoch_end_update_once_per_epoch(tmp_path: Path) -> No
 
 
 def test_trainers_own_optimiser_trains_the_method_and_predicts_with_its_logits(tmp_path: Path) -> None:
-    model = _build("label_embedding", {}, tokens=False)
+    model = build_tiny_bert("label_embedding", {}, tokens=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = trainer_for(
         model,
@@ -347,7 +233,7 @@ def test_refusals_name_the_fix(tmp_path: Path) -> None:
         LabelembLoss(ols)(LabelembOutput(features=h), None)
 
     # A method outside the model, so outside the Trainer's optimiser, is refused at the start.
-    model = _build("onehot", {}, tokens=False)
+    model = build_tiny_bert("onehot", {}, tokens=False)
     stray = labelemb.methods.build("onehot", in_features=16, num_classes=NUM_CLASSES)
     trainer = trainer_for(model, tmp_path, per_device_train_batch_size=8, max_steps=1)
     trainer.callback_handler.add_callback(EpochEndCallback(stray))
@@ -377,7 +263,7 @@ def test_nlp_warm_up_counts_optimiser_steps(
     """label_embedding's nlp variant with soft_warmup=2: the soft term starts in the third optimiser
     step whether a step is one batch of 32 or 32 / batch micro-batches, so each of three steps gets
     the same gradients (counting micro-batches switched it on within the first step)."""
-    model = _build("label_embedding", {"variant": "nlp", "soft_warmup": 2}, tokens, torch.float64)
+    model = build_tiny_bert("label_embedding", {"variant": "nlp", "soft_warmup": 2}, tokens, torch.float64)
     runs = []
     for size, parts in ((32, 1), (batch, accumulate)):
         capture = CaptureSteps()
@@ -408,11 +294,11 @@ def test_lwal_family_is_not_exact_under_accumulation_and_says_so(name: str, tmp_
     """lwal's label vectors are each micro-batch's class means: EpochEndCallback warns, in one line,
     and the gradients do differ from one batch's; a method accumulation makes exact, or lwal
     without accumulation, gets no warning."""
-    model = _build(name, {}, tokens=False, dtype=torch.float64)
+    model = build_tiny_bert(name, {}, tokens=False, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*gradient accumulation.*")
         whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
-        step_gradients(_build("ols", {}, tokens=False), 8, 4, tmp_path)
+        step_gradients(build_tiny_bert("ols", {}, tokens=False), 8, 4, tmp_path)
     with pytest.warns(
         UserWarning, match=r"^lwal under gradient accumulation \(4 micro-batches a step\)"
     ) as caught:

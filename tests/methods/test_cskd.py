@@ -8,15 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_batched import assert_same_run as assert_same_batched_run
-from test_batched import run_both
-from test_batched import (
-    test_a_stacked_method_gives_each_seeds_loss_terms_gradients_and_state as stacked_check,
+from batched_checks import (
+    assert_same_batched_run,
+    assert_settings_side_by_side_match_their_own_runs,
+    assert_stacked_method_matches_each_seed,
+    run_both,
 )
-from test_batched import (
-    test_settings_of_a_method_side_by_side_give_the_numbers_of_their_own_runs as side_by_side_check,
-)
-from test_train import assert_same_run, interrupt_at_first_checkpoint, read_metrics
+from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
 
 from labelemb import methods
 from labelemb.cli import main
@@ -219,7 +217,7 @@ def test_batched_seeds_train_as_sequential_runs(small_config, digits, tmp_path):
 
 @pytest.mark.parametrize("ignored", [False, True], ids=["all-rows", "ignored-rows"])
 def test_stacked_seeds_give_each_seeds_loss_gradients(ignored):
-    stacked_check("cskd", {"temperature": 3.0, "lam": 2.0}, ignored)
+    assert_stacked_method_matches_each_seed("cskd", {"temperature": 3.0, "lam": 2.0}, ignored)
 
 
 def test_a_run_killed_mid_epoch_resumes_exactly(small_config, digits, tmp_path):
@@ -230,7 +228,7 @@ def test_a_run_killed_mid_epoch_resumes_exactly(small_config, digits, tmp_path):
     at_crash = interrupt_at_first_checkpoint(crashed, digits, epoch=1)
     assert at_crash["epoch"] == 1 and at_crash["batch"] > 0
     train(crashed, dataset=digits)
-    assert_same_run(crashed.run_dir(), clean.run_dir())
+    assert_same_resumed_run(crashed.run_dir(), clean.run_dir())
 
 
 def test_labelemb_train_runs_cskd_on_digits(tmp_path, capsys):
@@ -254,17 +252,17 @@ def test_the_adapters_refuse_cskd_in_one_line(tmp_path):
 
 
 def test_a_hugging_face_trainer_refuses_cskd_at_the_start(tmp_path):
-    from test_integration_huggingface import _build, trainer_for
+    from huggingface_models import build_tiny_bert, trainer_for
 
     from labelemb.integrations.huggingface import EpochEndCallback, LabelembLoss
 
-    model = _build("cskd", {}, tokens=False)
+    model = build_tiny_bert("cskd", {}, tokens=False)
     with pytest.raises(ValueError, match="needs batches of pairs of examples of the same class") as caught:
         LabelembLoss(model.head)
     assert "\n" not in str(caught.value) and "Hugging Face Trainer" in str(caught.value)
     # A Trainer given only the callback refuses it when training starts, before any step.
     trainer = trainer_for(
-        _build("onehot", {}, tokens=False), tmp_path, per_device_train_batch_size=8, max_steps=1
+        build_tiny_bert("onehot", {}, tokens=False), tmp_path, per_device_train_batch_size=8, max_steps=1
     )
     trainer.callback_handler.add_callback(EpochEndCallback(model.head))
     with pytest.raises(ValueError, match="needs batches of pairs"):
@@ -273,7 +271,7 @@ def test_a_hugging_face_trainer_refuses_cskd_at_the_start(tmp_path):
 
 
 def test_a_lightning_trainer_refuses_cskd_at_the_start():
-    from test_integration_lightning import Heads, fit
+    from lightning_models import Heads, fit
 
     from labelemb.integrations.lightning import LabelembCallback
 
@@ -285,8 +283,6 @@ def test_a_lightning_trainer_refuses_cskd_at_the_start():
 
 def test_two_torchrun_processes_match_one_process(tmp_path):
     """Each process takes whole pairs of every batch (Processes.shard by groups of two)."""
-    from test_distributed import launch
-
     single, double = launch(tmp_path, "cskd", 1), launch(tmp_path, "cskd", 2)
     one, two = read_metrics(single), read_metrics(double)
     assert [r["step"] for r in one] == [r["step"] for r in two]
@@ -298,7 +294,7 @@ def test_two_torchrun_processes_match_one_process(tmp_path):
 
 def test_settings_side_by_side_train_as_their_own_runs(small_config, digits, tmp_path):
     """A tuning round's trials, stacked: each setting's numbers."""
-    side_by_side_check(
+    assert_settings_side_by_side_match_their_own_runs(
         small_config,
         digits,
         tmp_path,

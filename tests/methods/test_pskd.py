@@ -11,15 +11,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from test_batched import assert_same_run as assert_same_batched_run
-from test_batched import run_both
-from test_batched import (
-    test_a_stacked_method_gives_each_seeds_loss_terms_gradients_and_state as stacked_check,
+from batched_checks import (
+    assert_same_batched_run,
+    assert_settings_side_by_side_match_their_own_runs,
+    assert_stacked_method_matches_each_seed,
+    run_both,
 )
-from test_batched import (
-    test_settings_of_a_method_side_by_side_give_the_numbers_of_their_own_runs as side_by_side_check,
-)
-from test_train import assert_same_run, interrupt_at_first_checkpoint, read_metrics
+from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
 
 from labelemb import methods
 from labelemb.cli import main
@@ -165,7 +163,9 @@ def test_options_are_checked():
 @pytest.mark.parametrize("ignored", [False, True], ids=["all-rows", "ignored-rows"])
 @pytest.mark.parametrize("storage", ["float32", "float16"])
 def test_stacked_seeds_give_each_seeds_loss_gradients_and_tables(ignored, storage):
-    stacked_check("pskd", {"num_examples": 60, "epochs": 4, "storage": storage}, ignored)
+    assert_stacked_method_matches_each_seed(
+        "pskd", {"num_examples": 60, "epochs": 4, "storage": storage}, ignored
+    )
 
 
 def test_batched_seeds_train_as_sequential_runs(small_config, digits, tmp_path):
@@ -183,7 +183,7 @@ def test_a_run_killed_mid_epoch_resumes_exactly(small_config, digits, tmp_path):
     at_crash = interrupt_at_first_checkpoint(crashed, digits, epoch=1)
     assert at_crash["epoch"] == 1 and at_crash["batch"] > 0
     train(crashed, dataset=digits)
-    assert_same_run(crashed.run_dir(), clean.run_dir())
+    assert_same_resumed_run(crashed.run_dir(), clean.run_dir())
     records = read_metrics(clean.run_dir())
     assert records[-1]["train_distill"] != records[-1]["train_ce"]  # the teacher was at work
 
@@ -243,8 +243,6 @@ def test_soft_cross_entropy_is_torchs():
 
 def test_two_torchrun_processes_match_one_process(tmp_path):
     """Each process records the examples of its share; the epoch's end combines the tables."""
-    from test_distributed import launch
-
     single, double = launch(tmp_path, "pskd", 1), launch(tmp_path, "pskd", 2)
     one, two = read_metrics(single), read_metrics(double)
     assert [r["step"] for r in one] == [r["step"] for r in two]
@@ -256,6 +254,6 @@ def test_two_torchrun_processes_match_one_process(tmp_path):
 
 def test_settings_side_by_side_train_as_their_own_runs(small_config, digits, tmp_path):
     """A tuning round's trials, stacked: each setting's numbers."""
-    side_by_side_check(
+    assert_settings_side_by_side_match_their_own_runs(
         small_config, digits, tmp_path, "pskd", [{"alpha": 0.3}, {"alpha": 0.9}, {"alpha": 0.6}]
     )

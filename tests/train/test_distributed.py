@@ -3,44 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-SMALL = {
-    "experiment": "ddp",
-    "data": {"name": "digits"},
-    "model": {"name": "mlp", "hidden": [32]},
-    "train": {"epochs": 2, "batch_size": 100, "eval_every": 400, "progress": False},
-}
-
-
-def launch(tmp_path: Path, method: str, processes: int) -> Path:
-    config = tmp_path / "config.yaml"
-    config.write_text(json.dumps(SMALL))
-    out = tmp_path / f"p{processes}"
-    args = ["train", "--config", str(config), "--method", method, "--seed", "0", "--output-dir", str(out)]
-    if processes == 1:
-        command = [sys.executable, "-m", "labelemb", *args]
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={processes}",
-            "-m",
-            "labelemb",
-            *args,
-        ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return out / "ddp" / method / "seed0"
+from run_checks import launch
 
 
 @pytest.mark.parametrize("method", ["label_embedding", "ols", "lwal"])

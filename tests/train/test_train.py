@@ -16,12 +16,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 import yaml
 from repo_paths import CONFIGS
+from run_checks import (
+    assert_same_resumed_run,
+    assert_same_weights,
+    interrupt_at_first_checkpoint,
+    load_weights,
+    read_metrics,
+    summary_numbers,
+    untimed,
+)
 from safetensors.torch import load_file
 
 from labelemb.data import Dataset, Split, load_dataset
@@ -31,73 +39,15 @@ from labelemb.train.reading import parse_override
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TIMING_FIELDS = {"wall_seconds", "train_seconds"}
-SUMMARY_TIMING_FIELDS = {"wall_seconds", "seconds_per_epoch"}
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-class Interrupted(Exception):
-    """Raised from ``on_checkpoint`` to stop a run the way a crash would."""
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def untimed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
-
-
-def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if k not in SUMMARY_TIMING_FIELDS}
-
-
-def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-
-
-def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"weights {key} differ"
-
-
-def assert_same_run(resumed: Path, clean: Path) -> None:
-    """Same metrics (minus timing), summary numbers, weights and label representation."""
-    assert untimed(read_metrics(resumed)) == untimed(read_metrics(clean))
-    resumed_summary = json.loads((resumed / "summary.json").read_text())
-    clean_summary = json.loads((clean / "summary.json").read_text())
-    assert summary_numbers(resumed_summary) == summary_numbers(clean_summary)
-    assert_same_weights(load_weights(resumed), load_weights(clean))
-    rep_resumed = load_file(str(resumed / "label_representation.safetensors"))
-    rep_clean = load_file(str(clean / "label_representation.safetensors"))
-    assert rep_resumed.keys() == rep_clean.keys()
-    for key in rep_clean:
-        assert torch.equal(rep_resumed[key], rep_clean[key])
-
-
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file of a folder (hidden ones included) with its bytes."""
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
-
-
-def interrupt_at_first_checkpoint(config, dataset, epoch: int = 0) -> dict[str, int]:
-    """Train until the first checkpoint of ``epoch`` is on disk, then crash; return where it was."""
-    seen = []
-
-    def crash(progress) -> None:
-        if progress.epoch < epoch:
-            return
-        seen.append({"epoch": progress.epoch, "batch": progress.batch, "step": progress.step})
-        raise Interrupted
-
-    with pytest.raises(Interrupted):
-        train(config, dataset=dataset, on_checkpoint=crash)
-    assert len(seen) == 1
-    return seen[0]
 
 
 def tmp_files(folder: Path) -> list[str]:
@@ -179,7 +129,7 @@ def test_resume_after_a_mid_epoch_crash_matches_an_uninterrupted_run(
     assert steps_after_resume[0] > at_crash["step"]
 
     assert summary == json.loads((run_dir / "summary.json").read_text())
-    assert_same_run(run_dir, clean.run_dir())
+    assert_same_resumed_run(run_dir, clean.run_dir())
 
 
 def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path, digits):
@@ -244,7 +194,7 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path, digit
 
     clean = load_config(config_file, [f"output_dir={tmp_path / 'clean'}", "train.progress=false"])
     train(clean, dataset=digits)  # threads=1, as the one_thread fixture has it already
-    assert_same_run(run_dir, clean.run_dir())
+    assert_same_resumed_run(run_dir, clean.run_dir())
 
 
 # ---------------------------------------------------------------- atomic files
@@ -279,7 +229,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(small_config, d
 
     monkeypatch.undo()
     train(config, dataset=digits)
-    assert_same_run(config.run_dir(), clean.run_dir())
+    assert_same_resumed_run(config.run_dir(), clean.run_dir())
 
 
 def test_run_files_get_ordinary_file_permissions(small_config, digits):
@@ -756,7 +706,7 @@ def test_augmented_run_resumes_with_the_same_random_crops(small_config, digits, 
     train(clean, dataset=digits)
     interrupt_at_first_checkpoint(crashed, digits, epoch=0)
     train(crashed, dataset=digits)
-    assert_same_run(crashed.run_dir(), clean.run_dir())
+    assert_same_resumed_run(crashed.run_dir(), clean.run_dir())
     plain = small_config(
         "model.name=cnn", "model.hidden=32", "train.eval_every=300", output_dir=tmp_path / "plain"
     )
