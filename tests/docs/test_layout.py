@@ -1,8 +1,10 @@
 """docs/layout.md is the map of the code: every module under src/labelemb/ is named in its
-package's paragraph, and every file the page names exists where it says (issue 45)."""
+package's paragraph, and every file the page names exists where it says (issue 45). The tests share
+helpers through helper modules, never through another test file (issue 56)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -68,3 +70,30 @@ def test_the_page_says_where_the_equation_lives():
     text = layout_entries()["methods/"]
     assert "label_embedding/" in text and "loss.py (the equation in code, Eq. 6-14" in text
     assert (SOURCE / "methods" / "label_embedding" / "loss.py").exists()
+
+
+def imports_of_tests(tree: ast.Module) -> list[ast.stmt]:
+    """The imports that name a test module, or a test itself: a dotted part of the module, or a name
+    imported from it, starting with ``test_``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            parts = [part for alias in node.names for part in alias.name.split(".")]
+        elif isinstance(node, ast.ImportFrom):
+            parts = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+        else:
+            continue
+        if any(part.startswith("test_") for part in parts):
+            found.append(node)
+    return found
+
+
+def test_no_test_file_imports_another():
+    """A helper that tests share lives in a helper module at tests/ (run_checks.py, ...): a test file
+    imported by another needs its folder on the path, and what it holds runs in two files."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for node in imports_of_tests(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    ]
+    assert not offenders, f"move what these import into a helper module at tests/: {offenders}"
