@@ -5,7 +5,7 @@
 
 A check of a classification run evaluates the dev split (5,000 images) and the test split
 (10,000). Since the calibration work, it also keeps the dev logits, fits one temperature on them
-(:func:`labelemb.tasks.calibration.fit_temperature`) and sums, for the test logits raw and scaled,
+(:func:`labelemb.metrics.fit_temperature`) and sums, for the test logits raw and scaled,
 ECE, MCE, AdaECE, classwise ECE, NLL and Brier (:class:`~labelemb.tasks.calibration.ScaledCalibration`).
 Three ways are timed in turn each round, on the same network (trained ``--steps`` steps first, so
 that its logits are a trained model's):
@@ -38,7 +38,8 @@ from typing import Any
 import torch
 
 from labelemb.data.base import as_float_images
-from labelemb.tasks import Classification, build_task, fit_temperature
+from labelemb.metrics import fit_temperature
+from labelemb.tasks import Classification, build_task
 from labelemb.train import build_config
 from labelemb.train.build import load_run_data
 from labelemb.train.loop import build_run, schedule

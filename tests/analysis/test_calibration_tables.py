@@ -18,7 +18,7 @@ from labelemb.analysis.compare import Run, comparison_rows, load_runs
 from labelemb.analysis.comparison_table import format_csv, format_markdown
 from labelemb.analysis.tables import results_table
 from labelemb.cli import main
-from labelemb.tasks import measure_calibration
+from labelemb.metrics import measure_calibration
 from labelemb.tasks.calibration import CALIBRATION_FIELDS
 
 FIGURES = ("ece", "adaece", "classwise_ece", "nll", "brier")
@@ -224,11 +224,9 @@ def run_with_bins(method: str, seed: int, temperature: float | None) -> Run:
 
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 3.0], [1.0, 1.0, 0.0]])
     labels = torch.tensor([0, 1, 0, 0])
-    summary = {
-        "selected_test_calibration": measure_calibration(logits, labels).record("test")["test_calibration"]
-    }
+    summary = {"selected_test_calibration": measure_calibration(logits, labels).reliability()}
     if temperature is not None:
-        scaled = measure_calibration(logits / temperature, labels).record("test")["test_calibration"]
+        scaled = measure_calibration(logits / temperature, labels).reliability()
         summary.update(selected_test_calibration_scaled=scaled, selected_temperature=temperature)
     return Run(method, seed, summary, [])
 

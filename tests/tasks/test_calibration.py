@@ -14,8 +14,8 @@ from labelemb.analysis import heatmap
 from labelemb.analysis.figures import plt
 from labelemb.analysis.reliability import plot_reliability
 from labelemb.data.base import as_float_images
-from labelemb.tasks import Classification, Predictor, measure_calibration
-from labelemb.tasks.calibration import CalibrationSums, pooled_bins
+from labelemb.metrics import CalibrationSums, measure_calibration, pooled_bins
+from labelemb.tasks import Classification, Predictor
 from labelemb.train import build_network, train
 
 # Six predictions over three classes, chosen so that softmax gives exact confidences:
@@ -113,8 +113,8 @@ def test_batch_by_batch_and_pooled_bins_equal_all_at_once():
     assert batched.counts == whole.counts
     assert batched.ece == pytest.approx(whole.ece, rel=1e-6) and batched.nll == pytest.approx(whole.nll)
     # Pooling the bins of two halves gives the bins (and ECE) of all the predictions.
-    halves = [measure_calibration(logits[i : i + 150], labels[i : i + 150]).record("test") for i in (0, 150)]
-    pooled = pooled_bins([half["test_calibration"] for half in halves])
+    halves = [measure_calibration(logits[i : i + 150], labels[i : i + 150]) for i in (0, 150)]
+    pooled = pooled_bins([half.reliability() for half in halves])
     assert pooled.counts == whole.counts
     assert pooled.ece == pytest.approx(whole.ece, rel=1e-9)
     filled = [i for i, count in enumerate(whole.counts) if count]
@@ -163,7 +163,7 @@ def test_the_summary_keeps_none_for_a_selected_check_recorded_without_calibratio
 def test_reliability_diagram_is_drawn_only_for_runs_that_recorded_calibration(tmp_path):
     from labelemb.analysis.compare import Run
 
-    bins = measure_calibration(LOGITS, LABELS).record("test")["test_calibration"]
+    bins = measure_calibration(LOGITS, LABELS).reliability()
     runs = {
         "onehot": [Run("onehot", s, {"selected_test_calibration": bins}, []) for s in (0, 1)],
         "old": [Run("old", 0, {}, [])],

@@ -16,16 +16,14 @@ from scipy.optimize import minimize_scalar
 from torchmetrics.classification import MulticlassCalibrationError
 
 from labelemb.data.base import as_float_images
-from labelemb.tasks import Predictor, calibration
+from labelemb.metrics import CalibrationSums, adaptive_ece, calibration, fit_temperature, measure_calibration
+from labelemb.tasks import Predictor
 from labelemb.tasks.calibration import (
     CALIBRATION_FIELDS,
     DEV_FIELDS,
-    CalibrationSums,
     ScaledCalibration,
-    adaptive_ece,
+    calibration_record,
     dev_calibration,
-    fit_temperature,
-    measure_calibration,
 )
 from labelemb.train import build_network, train
 
@@ -233,7 +231,7 @@ def test_scaled_figures_are_those_of_the_logits_divided_by_the_temperature():
     calibration = ScaledCalibration(2.5)
     calibration.add(logits, labels)
     record = calibration.record("test")
-    want = measure_calibration(logits / 2.5, labels).record("test", "_scaled")
+    want = calibration_record(measure_calibration(logits / 2.5, labels), "test", "_scaled")
     assert {k: record[k] for k in want} == want and record["temperature"] == 2.5
     assert set(record) == set(CALIBRATION_FIELDS)
     unscaled = ScaledCalibration(None)

@@ -19,9 +19,10 @@ from sklearn.metrics import f1_score
 
 from labelemb import methods
 from labelemb.data.text.classes import TextClassSplit, text_class_dataset
+from labelemb.metrics import fit_temperature, measure_calibration
 from labelemb.models import build_model
 from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, bigram_ids, mean_bag
-from labelemb.tasks import CALIBRATION_FIELDS, build_task, fit_temperature, measure_calibration
+from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched

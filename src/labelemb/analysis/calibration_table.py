@@ -17,8 +17,8 @@ CALIBRATION_COLUMNS = {
 }
 
 
-#: The calibration table's figures (:data:`labelemb.tasks.calibration.FIGURES` but the MCE, which one
-#: bin decides): row statistics' name (also the summary key ``selected_test_<name>``), column head, cell
+#: The calibration table's figures (:data:`labelemb.metrics.FIGURES` but the MCE, which one bin
+#: decides): row statistics' name (also the summary key ``selected_test_<name>``), column head, cell
 #: format. Each is shown raw and, where the runs fit a temperature on their dev split, scaled.
 CALIBRATION_TABLE = (
     ("ece", "ECE %", ".2f"),

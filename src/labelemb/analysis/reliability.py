@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.calibration import SCALED, Calibration, pooled_bins
+from ..metrics import Calibration, pooled_bins
+from ..tasks.calibration import SCALED
 from .compare import Run
 from .figures import plt, save_figure
 

@@ -10,15 +10,7 @@ from __future__ import annotations
 
 from ..registry import import_modules
 from .base import Predict, Predictor, Selectable, Task, always_selectable, evaluate_check
-from .calibration import (
-    CALIBRATION_FIELDS,
-    Calibration,
-    CalibrationSums,
-    ScaledCalibration,
-    adaptive_ece,
-    fit_temperature,
-    measure_calibration,
-)
+from .calibration import CALIBRATION_FIELDS, ScaledCalibration
 from .classification import Classification
 from .decode import DecodeOptions
 from .registry import TASKS, build_task, dev_objective, recorded_scoring, register, task_class
@@ -31,8 +23,6 @@ __all__ = [
     "CALIBRATION_FIELDS",
     "TASKS",
     "TEST_ERROR",
-    "Calibration",
-    "CalibrationSums",
     "ScaledCalibration",
     "Classification",
     "DecodeOptions",
@@ -44,11 +34,8 @@ __all__ = [
     "Task",
     "build_task",
     "dev_objective",
-    "measure_calibration",
-    "adaptive_ece",
     "always_selectable",
     "evaluate_check",
-    "fit_temperature",
     "recorded_scoring",
     "register",
     "task_class",
