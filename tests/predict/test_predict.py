@@ -4,13 +4,20 @@ at the selected check and at the last; every bad input is one line, exit 2, noth
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from predict_helpers import (
+    error_of,
+    predict,
+    read_output,
+    refused,
+    train_digits_run,
+    train_folder_run,
+    train_text_run,
+)
 
 import labelemb
 from labelemb.cli import main
@@ -18,34 +25,10 @@ from labelemb.train import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WORDS = {
-    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],
-    "vehicle": ["car", "bus", "train", "bike", "truck", "tram"],
-    "food": ["bread", "cheese", "apple", "rice", "soup", "pear"],
-}
-
-
-def read_output(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def error_of(rows: list[dict[str, str]]) -> float:
-    """The error (%) of an output's predictions against its inputs' own labels, as the trainer counts."""
-    wrong = sum(row["prediction"] != row["label"] for row in rows)
-    return 100.0 * wrong / len(rows)
-
-
-def predict(*args: str) -> int:
-    return main(["predict", *map(str, args), "--no-progress"])
-
 
 @pytest.fixture
 def digits_run(small_config):
-    """A digits run checked 12 times, so that its selected check is (here) not its last."""
-    config = small_config("train.eval_every=200", "method.name=onehot", "train.lr=0.003")
-    summary = train(config)
-    return config.run_dir(), summary
+    return train_digits_run(small_config)
 
 
 def test_digits_selected_and_last_checks_give_the_recorded_errors(digits_run, tmp_path, capsys):
@@ -77,31 +60,9 @@ def test_load_in_python_gives_names_probabilities_and_the_module(digits_run, dig
     assert scores.shape == (5, 10)
 
 
-def text_table(path: Path, count: int, seed: int) -> None:
-    generator = np.random.default_rng(seed)
-    lines = ["text,label"]
-    for i in range(count):
-        label = list(WORDS)[i % 3]
-        # Mostly the class's words, and one word of another class to leave something to learn.
-        words = list(generator.choice(WORDS[label], 3)) + [generator.choice(WORDS[list(WORDS)[(i + 1) % 3]])]
-        lines.append(f'"{" ".join(words)} {i % 5}",{label}')
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 @pytest.fixture
 def text_run(tmp_path):
-    text_table(tmp_path / "train.csv", 90, 0)
-    text_table(tmp_path / "test.csv", 30, 1)
-    raw = {
-        "experiment": "texts",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(tmp_path), "files": {"train": "train.csv", "test": "test.csv"}},
-        "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
-        "method": {"name": "label_embedding"},
-        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
-    }
-    config = build_config(raw)
-    return config.run_dir(), train(config), tmp_path
+    return (*train_text_run(tmp_path), tmp_path)
 
 
 def test_a_csv_of_texts_gives_the_recorded_error(text_run):
@@ -159,35 +120,9 @@ def test_npz_arrays_give_the_recorded_error(tmp_path):
     assert len(rows) == 20 and error_of(rows) == summary["selected_test_error"]
 
 
-def image_folder(root: Path, counts: dict[str, int], seed: int) -> None:
-    from PIL import Image
-
-    generator = np.random.default_rng(seed)
-    for c, name in enumerate(("dark", "light")):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(counts[name]):
-            base = 60 + 120 * c
-            pixels = np.clip(generator.normal(base, 50, (10, 12)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels, "L").save(folder / f"{i}.png")
-
-
 @pytest.fixture
 def folder_run(tmp_path):
-    image_folder(tmp_path / "train", {"dark": 20, "light": 20}, 0)
-    image_folder(tmp_path / "test", {"dark": 8, "light": 8}, 1)
-    files = {"format": "imagefolder", "train": "train", "test": "test", "image_size": [8, 8]}
-    files["cache_dir"] = str(tmp_path / "cache")
-    raw = {
-        "experiment": "folder",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(tmp_path), "files": files},
-        "model": {"name": "mlp", "hidden": [8]},
-        "method": {"name": "label_embedding"},
-        "train": {"epochs": 3, "batch_size": 6, "progress": False},
-    }
-    config = build_config(raw)
-    return config.run_dir(), train(config), tmp_path
+    return (*train_folder_run(tmp_path), tmp_path)
 
 
 def test_an_image_folder_gives_the_recorded_error(folder_run):
@@ -216,14 +151,6 @@ def test_a_frozen_backbone_gives_the_recorded_error(small_config, tmp_path, monk
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2
-
-
-def refused(capsys, *args: str) -> str:
-    """The one error line of a predict that must fail; nothing else on stderr."""
-    assert predict(*args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("labelemb predict: error: ")
-    return err
 
 
 def test_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -39,7 +39,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     write_text(output, text)
     check = f"{trained.checkpoint} check, step {trained.step}"
     print(f"predicted {len(predictions)} input(s) with {args.run_dir} ({check}) -> {output}", file=sys.stderr)
-    print(temperature_note(predictor.temperature), file=sys.stderr)
+    print(temperature_note(trained), file=sys.stderr)
     if rows.labels is not None:
         wrong = sum(p.label != label for p, label in zip(predictions, rows.labels))
         print(
@@ -73,20 +73,26 @@ def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
 
 
 def refuse_existing(output: Path, overwrite: bool) -> None:
-    """Refuse an output that exists unless ``overwrite`` (checked before anything is read)."""
+    """Refuse an output that is a folder, or that exists unless ``overwrite`` (checked before
+    anything is read)."""
     from ..predict.source import PredictError
 
+    if output.is_dir():
+        raise PredictError(
+            f"--output {output} is a folder; give the file to write, such as {output / 'predictions.csv'}"
+        )
     if output.exists() and not overwrite:
         raise PredictError(f"{output} exists; choose another --output, or pass --overwrite to replace it")
 
 
-def temperature_note(temperature: float | None) -> str:
-    """One line saying how the probabilities were made."""
-    if temperature is None:
-        return "probabilities: softmax of the scores (the run fit no temperature: it has no dev split)"
+def temperature_note(trained: Any) -> str:
+    """One line saying how the probabilities were made: with which temperature, or why none."""
+    if trained.temperature is None:
+        return f"probabilities: softmax of the scores (no temperature: {trained.no_temperature})"
     return (
         "probabilities: softmax of the scores divided by the run's temperature "
-        f"T = {temperature:.4g} (fit on its dev split)"
+        f"T = {trained.temperature:.4g} (fit on its dev split at the {trained.checkpoint} check, "
+        f"step {trained.step})"
     )
 
 

@@ -2,23 +2,28 @@
 
 A table (CSV, JSON lines, Parquet; gzip allowed) gives the run's input column (texts, or image
 paths relative to the table's folder) and its label column where it has one; a folder gives its
-image files (a class sub-folder is each file's label); an ``.npz`` file its ``x`` or ``x_test``
-array (and ``y``/``y_test``); a ``.txt`` file one text a line; an image file itself. ``--split``
-reads a split of the run's own data set as the run read it.
+image files (a sub-folder named after a class is each file's label); an ``.npz`` file its ``x`` or
+``x_test`` array (and ``y``/``y_test``); a ``.txt`` file one text a line; an image file itself.
+An input's own labels become the run's class names as training maps labels (:func:`class_labels`).
+``--split`` reads a split of the run's own data set as the run read it, where the run found it.
+Whatever training refuses (no rows, an empty text, a label that is no class) is refused here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.files.labels import is_missing
 from ..data.files.options import FilesOptions
+from ..data.files.rows import explain_unreadable, row_place
 from ..data.files.tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
 from ..data.text.corpus import read_lines
-from .source import PredictError, Trained
+from .source import BUNDLE_FILE, PredictError, Trained, read_start
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -45,19 +50,20 @@ def read_rows(path: Path, trained: Trained) -> Rows:
             raise PredictError(
                 f"input {path} is a folder, but this run reads texts: give a table or a .txt file"
             )
-        return _image_folder(path)
+        return _image_folder(path, trained)
     if kind == "token_pairs":  # source lines, whatever the file is called (.en, .de, .txt)
         lines = read_lines(path)
-        return Rows("line", [str(i + 1) for i in range(len(lines))], lines)
+        return _nonempty(Rows("line", [str(i + 1) for i in range(len(lines))], lines), path)
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in TABLE_FORMATS:
         return _table(path, TABLE_FORMATS[suffix], trained)
     if suffix == ".npz":
-        return _arrays(path, kind)
+        return _arrays(path, trained)
     if suffix == ".txt" and kind == "texts":
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return Rows("line", [str(i + 1) for i in range(len(lines))], lines)
+        lines = read_lines(path)  # as training reads a text file: UTF-8, its byte-order mark dropped
+        rows = Rows("line", [str(i + 1) for i in range(len(lines))], lines)
+        return _checked_texts(_nonempty(rows, path), lambda i: f"{path}, line {i + 1}")
     if suffix in IMAGE_ENDINGS and kind == "images":
         return Rows("file", [path.name], [str(path)])
     readable = (
@@ -70,25 +76,12 @@ def read_rows(path: Path, trained: Trained) -> Rows:
 
 def _table(path: Path, fmt: str, trained: Trained) -> Rows:
     """A table's input column and, where it has one, its label column (names of the run's config first)."""
-    import pandas as pd
-
     kind = trained.yields
     files = trained.config.section(FilesOptions)
     defaults = INPUT_COLUMNS["images" if kind == "images" else "text"]
     wanted_input = [files.input_column] if files.input_column else list(defaults)
     wanted_label = [files.label_column] if files.label_column else list(LABEL_COLUMNS)
-    try:
-        if fmt in ("csv", "tsv"):
-            # As the training reader: a cell spelt NA or null is that text, not a missing value.
-            table = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", keep_default_na=False, dtype=str)
-        elif fmt == "json":
-            table = pd.read_json(path, lines=True, dtype=False)
-        else:
-            table = pd.read_parquet(path)
-    except Exception as error:  # pandas' and pyarrow's parser errors have no common base
-        raise PredictError(
-            f"input {path} cannot be read as {fmt} ({type(error).__name__}: {error})"
-        ) from None
+    table = _read_table(path, fmt)
     column = next((c for c in wanted_input if c in table.columns), None)
     if column is None:
         raise PredictError(
@@ -96,29 +89,90 @@ def _table(path: Path, fmt: str, trained: Trained) -> Rows:
             f"column (its columns: {', '.join(map(str, table.columns))})"
         )
     items = list(table[column])
+    layout = fmt if fmt in ("csv", "json") else "rows"
+
+    def place(i: int) -> str:
+        return row_place(str(path), i, layout)
+
+    rows = _nonempty(Rows("row", [str(i + 1) for i in range(len(items))], items), path)
     if kind == "images":
-        # A table's image paths are its own: beside it, wherever the command runs.
-        items = [
-            str(path.parent / item) if isinstance(item, str) and not Path(item).is_absolute() else item
-            for item in items
-        ]
+        rows.items = _image_paths(items, path.parent, place)
+    else:
+        _checked_texts(rows, place)
     label = next((c for c in wanted_label if c in table.columns), None)
-    labels = None if label is None else [str(value) for value in table[label]]
-    return Rows("row", [str(i + 1) for i in range(len(items))], items, labels)
+    if label is not None:
+        rows.labels = class_labels(list(table[label]), trained, place)
+    return rows
 
 
-def _image_folder(folder: Path) -> Rows:
-    """Every image file under ``folder`` in sorted order; a class sub-folder is its label."""
+def _read_table(path: Path, fmt: str) -> Any:
+    """The table in ``path`` as pandas reads it; a :class:`PredictError` saying what is wrong."""
+    import pandas as pd
+
+    try:
+        if fmt in ("csv", "tsv"):
+            # As the training reader: a cell spelt NA or null is that text, not a missing value.
+            return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", keep_default_na=False, dtype=str)
+        if fmt == "json":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except Exception as error:  # pandas' and pyarrow's parser errors have no common base
+        problem = explain_unreadable(fmt, path)
+        if problem is not None:
+            raise PredictError(f"input {path}: {problem}") from None
+        raise PredictError(
+            f"input {path} cannot be read as {fmt} ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _nonempty(rows: Rows, path: Path) -> Rows:
+    """``rows``, refused where it holds none (there is nothing to predict, nor an error to count)."""
+    if not rows.names:
+        raise PredictError(f"input {path} holds no rows; give a file with at least one input")
+    return rows
+
+
+def _checked_texts(rows: Rows, place: Callable[[int], str]) -> Rows:
+    """``rows``, refused at the first text that is empty (training refuses it too)."""
+    for i, text in enumerate(rows.items):
+        if is_missing(text):
+            raise PredictError(f"{place(i)}: the text is empty; fill it in or remove the row")
+    return rows
+
+
+def _image_paths(items: list[Any], folder: Path, place: Callable[[int], str]) -> list[Any]:
+    """A table's image paths, relative to its own ``folder`` wherever the command runs; refused at
+    the first that is empty or names no file, before any image is read."""
+    paths = []
+    for i, item in enumerate(items):
+        if is_missing(item):
+            raise PredictError(f"{place(i)}: the image path is empty; fill it in or remove the row")
+        if isinstance(item, str):
+            item = str(folder / item) if not Path(item).is_absolute() else item
+            if not Path(item).is_file():
+                raise PredictError(
+                    f"{place(i)}: image {item} does not exist (a table's image paths are read "
+                    f"relative to its folder, {folder}); fix the path or remove the row"
+                )
+        paths.append(item)
+    return paths
+
+
+def _image_folder(folder: Path, trained: Trained) -> Rows:
+    """Every image file under ``folder`` in sorted order; where every file is in a sub-folder named
+    after one of the run's classes, that class is its label."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_ENDINGS)
     if not files:
         raise PredictError(f"input folder {folder} holds no image files ({', '.join(IMAGE_ENDINGS)})")
     names = [str(p.relative_to(folder)) for p in files]
     nested = all(len(Path(name).parts) > 1 for name in names)
     labels = [Path(name).parts[0] for name in names] if nested else None
+    if labels is not None and not set(labels) <= set(trained.class_names):
+        labels = None  # sub-folders that are not the run's classes (dates, batches) are no labels
     return Rows("file", names, [str(p) for p in files], labels)
 
 
-def _arrays(path: Path, kind: str) -> Rows:
+def _arrays(path: Path, trained: Trained) -> Rows:
     """An ``.npz`` file's inputs: ``x`` (or ``x_test``), and ``y`` (or ``y_test``) where it has it."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
@@ -128,22 +182,88 @@ def _arrays(path: Path, kind: str) -> Rows:
     key = next((k for k in ("x", "x_test") if k in held), None)
     if key is None:
         raise PredictError(f"input {path} has no array x or x_test (it holds {', '.join(sorted(held))})")
-    if kind != "images":
+    if trained.yields != "images":
         raise PredictError(f"input {path}: arrays are images, but this run reads texts")
     inputs = held[key]
+    rows = _nonempty(Rows("row", [str(i + 1) for i in range(len(inputs))], list(inputs)), path)
     labels_key = "y" + key[1:]
-    labels = [str(v) for v in held[labels_key].reshape(-1)] if labels_key in held else None
-    return Rows("row", [str(i + 1) for i in range(len(inputs))], list(inputs), labels)
+    if labels_key in held:
+        values = held[labels_key].reshape(-1).tolist()
+        if len(values) != len(inputs):
+            raise PredictError(
+                f"input {path}: {labels_key} holds {len(values)} labels for {len(inputs)} inputs in "
+                f"{key}; give one label per input, or leave {labels_key} out"
+            )
+        rows.labels = class_labels(values, trained, lambda i: f"{path} [{labels_key}], row {i + 1}")
+    return rows
+
+
+def class_labels(values: Sequence[Any], trained: Trained, place: Callable[[int], str]) -> list[str]:
+    """Each of an input's own labels as the run's class name, mapped as training maps labels
+    (:func:`labelemb.data.files.labels.class_ids`): a class name is itself; an integer (or its
+    text, or a whole float) is the class at that position where the run's classes are named
+    (``data.files.class_names``, or names that are not all integers, as a named data set's), and
+    the class spelt as that integer where the classes are the training labels' own integers. A
+    label that is no class of the run is refused, naming where it is (``place(i)``)."""
+    names = [str(name) for name in trained.class_names]
+    given = trained.config.section(FilesOptions).class_names
+    positional = bool(given) or not all(_integer_text(name) for name in names)
+    found = []
+    for i, value in enumerate(values):
+        name = _class_name(value, names, positional)
+        if name is None:
+            raise PredictError(f"{place(i)}: {_not_a_class(value, names, positional)}")
+        found.append(name)
+    return found
+
+
+def _class_name(value: Any, names: list[str], positional: bool) -> str | None:
+    number = _whole_number(value)
+    if number is not None and positional:
+        return names[number] if 0 <= number < len(names) else None
+    text = str(number) if number is not None else str(value).strip()
+    if text in names:
+        return text
+    if positional and _integer_text(text):  # a table read as text: "2" is the integer 2
+        return names[int(text)] if 0 <= int(text) < len(names) else None
+    return None
+
+
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an integer where it is one (a whole float too); None for text and booleans."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def _integer_text(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
+def _not_a_class(value: Any, names: list[str], positional: bool) -> str:
+    shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    fix = "fix the label, or leave the label column out to predict without counting errors"
+    if is_missing(value):
+        return f"the label is empty; {fix}"
+    written = repr(value) if isinstance(value, str) else str(value)
+    if positional and (_whole_number(value) is not None or _integer_text(str(value))):
+        return (
+            f"label {written} is not a class: the run's {len(names)} classes are numbered 0 to "
+            f"{len(names) - 1} ({shown}); {fix}"
+        )
+    return f"label {written} is not a class of the run (its classes: {shown}); {fix}"
 
 
 def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
-    """A split of the run's own data set, read as the run read it (its labels as class names)."""
+    """A split of the run's own data set, read as the run read it (its labels as class names),
+    from where the run found it (:func:`data_config`), or from ``data_dir`` where given."""
     from ..train.build import load_run_data
 
-    config = trained.config
-    if data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
-    dataset = load_run_data(config)
+    dataset = load_run_data(data_config(trained, data_dir))
     held = getattr(dataset, split, None)
     if held is None:
         raise PredictError(f"the data of {trained.origin} has no {split} split")
@@ -153,3 +273,20 @@ def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
     names = list(dataset.class_names)
     labels = [names[i] for i in held.labels.tolist()]
     return Rows("row", [str(i + 1) for i in range(len(held))], held, labels)
+
+
+def data_config(trained: Trained, data_dir: str | None) -> Any:
+    """The run's config, set to read its data where the run found it: relative file names are
+    looked for in the folders it recorded when it started (its config file's, then ``data.dir``,
+    both absolute), as training looked; with ``data_dir``, in that folder alone."""
+    config = trained.config
+    if data_dir is not None:
+        data = config.data.model_copy(update={"dir": str(Path(data_dir).expanduser().resolve())})
+        return config.model_copy(update={"data": data, "source_folder": None})
+    if (trained.origin / BUNDLE_FILE).is_file():
+        return config  # a bundle records no data folders: its config says where the data is
+    folders = read_start(trained.origin).get("data_folders")
+    if not isinstance(folders, dict):
+        return config  # a run of an earlier labelemb: as its config says
+    data = config.data.model_copy(update={"dir": folders.get("dir")})
+    return config.model_copy(update={"data": data, "source_folder": folders.get("config_folder")})

@@ -18,6 +18,11 @@ from torch import Tensor
 
 from ..data.registry import dataset_yields
 from ..rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    SELECTED_MODEL_FILE,
+    START_FILE,
     SUMMARY_FILE,
     VOCABULARY_FILE,
     VOCABULARY_FILES,
@@ -65,6 +70,8 @@ class Trained:
     test_error: float | None = None
     #: The method's label representation (``representation``, ``embedding``), where it saved one.
     label_tensors: dict[str, Tensor] = field(default_factory=dict)
+    #: Why the check read has no temperature (when ``temperature`` is None), for the output's note.
+    no_temperature: str = "the check read records none"
 
     @property
     def yields(self) -> str:
@@ -86,13 +93,47 @@ def read_run(folder: RunDir, checkpoint: Checkpoint) -> Trained:
                 f"{folder.path} is still training (it has no {SUMMARY_FILE}); wait for it to finish, "
                 "or predict with its latest check: --checkpoint last"
             )
-        return _trained(folder, config, records, *_latest(folder), "last", {})
+        start = read_start(folder.path) or _described_by_data(folder, config)
+        return _trained(folder, config, records, *_latest(folder), "last", start)
     summary = folder.read_summary(required=("class_names", "steps"))
     if checkpoint == "last":
-        weights, step = folder.read_weights(), int(summary["steps"])
+        weights, step = _final_weights(folder, summary), int(summary["steps"])
     else:
         weights, step = _selected(folder, summary)
     return _trained(folder, config, records, weights, step, checkpoint, summary)
+
+
+def read_start(folder: Path) -> dict[str, Any]:
+    """What a run recorded when it started (:data:`START_FILE`), or nothing for a run of an
+    earlier labelemb (or a bundle)."""
+    path = folder / START_FILE
+    if not path.is_file():
+        return {}
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise PredictError(f"{path} does not hold a mapping; the file is damaged")
+    return record
+
+
+def _described_by_data(folder: RunDir, config: RunConfig) -> dict[str, Any]:
+    """An unfinished run of an earlier labelemb recorded neither its classes nor its shapes: they
+    are read off its data, where its config names it."""
+    from ..data.base import DataError
+    from ..train.build import load_run_data
+
+    try:
+        dataset = load_run_data(config)
+    except DataError as error:
+        problem = str(error).split("; ")[0]
+        raise PredictError(
+            f"{folder.path} did not finish and, trained by an earlier labelemb, recorded no class "
+            f"names ({START_FILE}): they are read off its data, which is not where its config says "
+            f"({problem}); set LABELEMB_DATA to the folder that holds its data files"
+        ) from None
+    shape = list(dataset.input_shape)
+    frozen = {"frozen": {"input_shape": shape}} if config.model.freeze else {}
+    names = list(dataset.class_names)
+    return {"class_names": names, "input_shape": None if frozen else shape, "data": frozen}
 
 
 def run_config(folder: RunDir) -> RunConfig:
@@ -116,15 +157,41 @@ def _selected(folder: RunDir, summary: dict[str, Any]) -> tuple[dict[str, Tensor
     else those kept at it (``model.selected.pt``)."""
     step, final = int(summary.get("selected_step", summary["steps"])), int(summary["steps"])
     if step == final:
-        return folder.read_weights(), step
+        return _final_weights(folder, summary), step
     kept = folder.read_selected_weights()
     if kept is None or kept[0] != step:
+        _final_source(folder, summary)  # the advice below must work: the final weights are there
         raise PredictError(
             f"{folder.path} kept only its final weights (step {final}), not those of its selected "
-            f"check (step {step}): it was trained by an earlier labelemb. Predict with the final "
-            f"weights: --checkpoint last (test error {summary.get('final_test_error')} %)"
+            f"check (step {step}): it was trained by an earlier labelemb, or its {SELECTED_MODEL_FILE} "
+            "is gone (a tuning trial keeps none). Predict with the final weights: --checkpoint last "
+            f"(test error {summary.get('final_test_error')} %)"
         )
     return kept[1], step
+
+
+def _final_weights(folder: RunDir, summary: dict[str, Any]) -> dict[str, Tensor]:
+    """A finished run's final weights: ``model.pt``, or its checkpoint's network, taken at the
+    same last step, where ``model.pt`` is gone."""
+    if _final_source(folder, summary) == MODEL_FILE:
+        return folder.read_weights()
+    return _latest(folder)[0]
+
+
+def _final_source(folder: RunDir, summary: dict[str, Any]) -> str:
+    """The file that holds a finished run's final weights; a :class:`PredictError` with what to do
+    where none does."""
+    if folder.file(MODEL_FILE).is_file():
+        return MODEL_FILE
+    state = folder.read_checkpoint()
+    if state is not None and "network" in state and int(state["progress"]["step"]) == int(summary["steps"]):
+        return CHECKPOINT_FILE
+    raise PredictError(
+        f"{folder.path} has no weights to predict with: {MODEL_FILE} is gone, and no "
+        f"{CHECKPOINT_FILE} of its last step is left; restore the run folder from a copy, or train "
+        f"it again into another folder: labelemb train --config {folder.file(CONFIG_FILE)} "
+        "--output-dir OTHER"
+    )
 
 
 def _trained(
@@ -152,9 +219,10 @@ def _trained(
         shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
     if backbone_shape is None and config.model.freeze:
         backbone_shape = details.get("image_shape") or ([len(vocabulary)] if vocabulary else None)
-    # A text pair run's classes are its target vocabulary; others' are read off the data if need be.
-    names = summary.get("class_names") or (pair_vocabularies or (None, None))[1] or _class_names(config)
+    # A text pair run's classes are its target vocabulary.
+    names = summary.get("class_names") or (pair_vocabularies or (None, None))[1] or []
     temperature = record.get("temperature")
+    no_temperature = "" if temperature is not None else _missing_temperature(records, record, config)
     return Trained(
         origin=folder.path,
         config=config,
@@ -170,7 +238,35 @@ def _trained(
         pair_vocabularies=pair_vocabularies,
         test_error=record.get("test_error"),
         label_tensors=folder.read_tensors(),
+        no_temperature=no_temperature,
     )
+
+
+def _missing_temperature(records: list[dict[str, Any]], record: dict[str, Any], config: RunConfig) -> str:
+    """Why the check of ``record`` fit no temperature: a run without a dev split fits none, and a
+    run with one fits it only at a check that can become the selected one (its dev figure beats
+    every earlier check's) whose scores are finite (:func:`~labelemb.train.loop.selectable_check`)."""
+    step = record["step"]
+    if "dev_error" not in record:
+        return "the run has no dev split to fit one on"
+    if not any("temperature" in r for r in records):
+        return (
+            "the run fit none at any check: it was trained by a labelemb that fit no temperatures, "
+            "or its dev scores were never finite"
+        )
+    metric = config.selection_metric or "dev_error"
+    value = record.get(metric)
+    earlier = [r[metric] for r in records if r["step"] < step and r.get(metric) is not None]
+    lower_is_better = metric.endswith("error")
+    best = (min(earlier) if lower_is_better else max(earlier)) if earlier else None
+    if config.selection == "best_dev" and value is not None and best is not None:
+        if (value >= best) if lower_is_better else (value <= best):
+            return (
+                f"its check at step {step} fit none: a temperature is fit only at a check that can "
+                f"become the selected one, and its {metric} ({value:.4g}) did not beat the best "
+                f"before it ({best:.4g})"
+            )
+    return f"its check at step {step} fit none: its scores on the dev split were not finite"
 
 
 def read_tokens(path: Path) -> list[str] | None:
@@ -178,13 +274,6 @@ def read_tokens(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
     return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
-
-
-def _class_names(config: RunConfig) -> list[str]:
-    """The class names of a run that has no summary yet: read off its data."""
-    from ..train.build import load_run_data
-
-    return list(load_run_data(config).class_names)
 
 
 def read_json(path: Path) -> Any:

@@ -19,7 +19,9 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
   line in id order, so that its ids can be read without the corpus (``vocabulary.txt``, one, for
   text classification);
 - ``data.json``: a digest of the content of the files a run of your own data trains on, so that it
-  never resumes on other content under the same names.
+  never resumes on other content under the same names;
+- ``start.json``: written when the run starts: its class names, the shape its network reads, and
+  the folders (absolute) its data files were looked for in, for a prediction (``labelemb predict``).
 
 Every file is written atomically (a temporary file renamed over the old one), so a crash leaves
 the old file or the new one, never a torn one. Everything that reads or writes a run goes
@@ -53,6 +55,7 @@ from .names import (
     OUTPUTS_DIR,
     RECORD_KEYS,
     SELECTED_MODEL_FILE,
+    START_FILE,
     SUMMARY_FILE,
     SUMMARY_KEYS,
     TENSORS_FILE,
@@ -77,6 +80,7 @@ __all__ = [
     "RunDir",
     "RunDirError",
     "SELECTED_MODEL_FILE",
+    "START_FILE",
     "SUMMARY_FILE",
     "SUMMARY_KEYS",
     "TENSORS_FILE",

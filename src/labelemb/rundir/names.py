@@ -14,6 +14,9 @@ TENSORS_FILE = "label_representation.safetensors"
 SUMMARY_FILE = "summary.json"
 #: A digest of the content of the files a run trains on (a user's own data), compared on resume.
 DATA_FILE = "data.json"
+#: What a run knows of its data when it starts: its class names, what its network reads, and
+#: where its files were looked for, so a prediction needs neither the summary nor the data to find them.
+START_FILE = "start.json"
 LOCK_FILE = ".lock"
 #: Where a run keeps what each evaluation produced besides its metrics (decoded output).
 OUTPUTS_DIR = "outputs"

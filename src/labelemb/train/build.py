@@ -84,7 +84,13 @@ def resolve_device(name: str) -> torch.device:
     """``train.device`` as a torch device; a :class:`ConfigError` if this machine does not have it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch's message lists every backend it was built with, present or not
+        raise ConfigError(
+            f"device {name!r} is not a device name; this machine has {', '.join(devices_here())}: "
+            "use one of them, or auto"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -95,6 +101,16 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r} was asked for but MPS is not available here; use --device cpu")
     return device
+
+
+def devices_here() -> list[str]:
+    """The devices this machine can train on, by the names ``train.device`` takes."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ one loop, the summaries and the results written. The callbacks handed in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from ..callbacks import Callback, Callbacks
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
+from ..rundir import START_FILE
 from ..tasks import Task, build_task
 from . import distributed, threads
 from .build import load_run_data, resolve_device, step_options
@@ -29,7 +31,7 @@ from .flops import flops_per_example
 from .frozen import freeze_features
 from .loop import Schedule, SeedRun, run_loop, schedule
 from .plan import RunPlan
-from .results import finish, summarize, warn_if_at_chance, warn_if_diverged
+from .results import finish, start_record, summarize, warn_if_at_chance, warn_if_diverged
 from .seed import describe_seeds
 from .single import Single
 from .stacked import Stacked
@@ -62,6 +64,7 @@ def train_owned(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if config.model.freeze:
         dataset = freeze_features(config, dataset, task, device)
+    run_files = {**run_files, START_FILE: json.dumps(start_record(config, dataset), indent=2) + "\n"}
     timetable = schedule(config, dataset, device)
     summaries: dict[int, dict[str, Any]] = {}
     # Build: each run's network, method and optimiser, in the groups that train together.

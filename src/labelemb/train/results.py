@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import platform
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,6 +88,26 @@ def summarize(
         }
     )
     return summary
+
+
+def start_record(config: RunConfig, dataset: Dataset | TextDataset) -> dict[str, Any]:
+    """What a run records when it starts (``start.json``): its class names and what its network
+    (and a frozen backbone) reads, as the summary will, and the folders its data files were looked
+    for in, made absolute: a prediction reads the data where the run found it, from any folder."""
+    record: dict[str, Any] = {
+        "class_names": list(dataset.class_names),
+        "input_shape": list(dataset.input_shape),
+    }
+    frozen = getattr(dataset, "details", {}).get("frozen")
+    if frozen:
+        record["data"] = {"frozen": {"input_shape": frozen["input_shape"]}}
+    # data_request's order: the config file's folder, then data.dir (relative to where it ran).
+    given_dir = config.data.dir
+    record["data_folders"] = {
+        "config_folder": config.source_folder,
+        "dir": None if given_dir is None else str(Path(given_dir).expanduser().resolve()),
+    }
+    return record
 
 
 def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule) -> None:

@@ -1,0 +1,108 @@
+"""What the predict tests share: the command, its output read back, and the small runs they train
+(digits, a CSV of texts, an image folder)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelemb.cli import main
+from labelemb.train import build_config, train
+
+WORDS = {
+    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],
+    "vehicle": ["car", "bus", "train", "bike", "truck", "tram"],
+    "food": ["bread", "cheese", "apple", "rice", "soup", "pear"],
+}
+
+
+def read_output(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def error_of(rows: list[dict[str, str]]) -> float:
+    """The error (%) of an output's predictions against its inputs' own labels, as the trainer counts."""
+    wrong = sum(row["prediction"] != row["label"] for row in rows)
+    return 100.0 * wrong / len(rows)
+
+
+def predict(*args: Any) -> int:
+    return main(["predict", *map(str, args), "--no-progress"])
+
+
+def refused(capsys: Any, *args: Any) -> str:
+    """The one error line of a predict that must fail; nothing else on stderr."""
+    assert predict(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("labelemb predict: error: ")
+    return err
+
+
+def train_digits_run(small_config: Any) -> tuple[Path, dict[str, Any]]:
+    """A digits run checked 12 times, so that its selected check is (here) not its last."""
+    config = small_config("train.eval_every=200", "method.name=onehot", "train.lr=0.003")
+    return config.run_dir(), train(config)
+
+
+def text_table(path: Path, count: int, seed: int) -> None:
+    """A CSV (text, label) of ``count`` short texts of the classes of :data:`WORDS`."""
+    generator = np.random.default_rng(seed)
+    lines = ["text,label"]
+    for i in range(count):
+        label = list(WORDS)[i % 3]
+        # Mostly the class's words, and one word of another class to leave something to learn.
+        words = list(generator.choice(WORDS[label], 3)) + [generator.choice(WORDS[list(WORDS)[(i + 1) % 3]])]
+        lines.append(f'"{" ".join(words)} {i % 5}",{label}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def train_text_run(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """A bag-of-words run on ``folder``'s train.csv and test.csv (written here): its folder, summary."""
+    text_table(folder / "train.csv", 90, 0)
+    text_table(folder / "test.csv", 30, 1)
+    raw = {
+        "experiment": "texts",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
+        "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
+        "method": {"name": "label_embedding"},
+        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
+    }
+    config = build_config(raw)
+    return config.run_dir(), train(config)
+
+
+def image_folder(root: Path, counts: dict[str, int], seed: int) -> None:
+    """Grey images, a class sub-folder each: ``dark`` ones and ``light`` ones."""
+    from PIL import Image
+
+    generator = np.random.default_rng(seed)
+    for c, name in enumerate(("dark", "light")):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(counts[name]):
+            base = 60 + 120 * c
+            pixels = np.clip(generator.normal(base, 50, (10, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+
+
+def train_folder_run(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """An MLP run on image folders ``folder``/train and ``folder``/test (written here)."""
+    image_folder(folder / "train", {"dark": 20, "light": 20}, 0)
+    image_folder(folder / "test", {"dark": 8, "light": 8}, 1)
+    files = {"format": "imagefolder", "train": "train", "test": "test", "image_size": [8, 8]}
+    files["cache_dir"] = str(folder / "cache")
+    raw = {
+        "experiment": "folder",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": files},
+        "model": {"name": "mlp", "hidden": [8]},
+        "method": {"name": "label_embedding"},
+        "train": {"epochs": 3, "batch_size": 6, "progress": False},
+    }
+    config = build_config(raw)
+    return config.run_dir(), train(config)
