@@ -338,6 +338,11 @@ def _add_predict_commands(commands: typing.Any) -> None:
         "help": "the weights of the check the run's summary selected (default), or its last ones "
         "(last: also a run still training)",
     }
+    trust = {
+        "metavar": "MODULE:FUNCTION",
+        "help": "run the custom backbone factory a bundle names, this one only (a bundle whose "
+        "backbone is custom is refused without it): only for code you know",
+    }
     predict = commands.add_parser(
         "predict",
         help="classify new data with a trained run or bundle: one output row per input",
@@ -362,6 +367,7 @@ def _add_predict_commands(commands: typing.Any) -> None:
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     predict.add_argument("--checkpoint", **checkpoint)
     predict.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
+    predict.add_argument("--trust-factory", **trust)
     predict.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     predict.set_defaults(func=cmd_predict)
 
@@ -382,4 +388,5 @@ def _add_predict_commands(commands: typing.Any) -> None:
     export.add_argument("--output", type=Path, required=True, metavar="DIR", help="the folder written")
     export.add_argument("--overwrite", action="store_true", help="write into --output even if it holds files")
     export.add_argument("--checkpoint", **checkpoint)
+    export.add_argument("--trust-factory", **trust)
     export.set_defaults(func=cmd_export)

@@ -27,7 +27,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     # A device this machine lacks is one line (resolve_device's), before anything is read.
     device = resolve_device(args.device) if args.device else "cpu"
-    predictor = load(args.run_dir, checkpoint=args.checkpoint, device=device)
+    predictor = load(
+        args.run_dir, checkpoint=args.checkpoint, device=device, trust_factory=args.trust_factory
+    )
     predictor.progress = not args.no_progress
     trained = predictor.trained
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
@@ -138,7 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from ..predict.source import PredictError
 
         raise PredictError(f"{output} exists; choose another --output, or pass --overwrite to replace it")
-    predictor = load(args.run_dir, checkpoint=args.checkpoint)
+    predictor = load(args.run_dir, checkpoint=args.checkpoint, trust_factory=args.trust_factory)
     written = export(predictor, args.format, output)
     print(f"exported {args.run_dir} ({args.format}) -> {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0

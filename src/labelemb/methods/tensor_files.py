@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..aligned import aligned
+from ..rundir.files import load_tensors, torch_file_problem
 
 
 def read_tensor_file(path: Path, key: str) -> Tensor:
@@ -15,7 +15,10 @@ def read_tensor_file(path: Path, key: str) -> Tensor:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        tensors = load_file(str(path))
+        try:
+            tensors = load_file(str(path))
+        except Exception as error:  # a torn or foreign file: one line naming it
+            raise ValueError(f"cannot read {path} ({error})") from None
         if key in tensors:
             return aligned(tensors[key].float())
         if len(tensors) == 1:
@@ -23,7 +26,10 @@ def read_tensor_file(path: Path, key: str) -> Tensor:
         raise ValueError(
             f"{path} holds tensors {sorted(tensors)} but none named {key!r}: keep one, or name it {key!r}"
         )
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = load_tensors(path)
+    except Exception as error:  # a torn file, or a pickle of more than tensors: never run
+        raise ValueError(f"cannot read {path} ({torch_file_problem(error)})") from None
     if not isinstance(loaded, Tensor):
         raise ValueError(f"{path} does not hold a single tensor (found {type(loaded).__name__})")
     return loaded.float()

@@ -4,9 +4,11 @@
 a frozen backbone), ``config.yaml`` the run's config, ``bundle.json`` the rest (class names, the
 temperature, input shapes, the check the weights are from, the preprocessing), ``vocabulary.txt``
 a text run's vocabulary and ``label_representation.safetensors`` the method's label embedding
-where it learned one. Reading it parses safetensors, JSON and YAML (``yaml.safe_load``) only: no
-pickle, so no code from the files runs. A pretrained encoder is named by reference (its folder or
-package), as the run's config names it.
+where it learned one. A bundle is data from someone else: reading it parses safetensors, JSON,
+YAML (``yaml.safe_load``) and text only, never a pickle; every value of ``bundle.json`` is checked
+(:mod:`.description`), every file it names must lie inside its folder, and its config imports,
+runs or reads nothing but labelemb's own (:mod:`.bundle_config`: a ``custom`` backbone's factory
+runs only when the user trusts it by name).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from torch import Tensor
 from ..aligned import aligned
 from ..models import model_text_encoder
 from ..rundir import CONFIG_FILE, SUMMARY_FILE, TENSORS_FILE, VOCABULARY_FILE, VOCABULARY_FILES, RunDir
-from ..train.config import RunConfig
 from ..version import __version__
+from .bundle_config import CONFIG_NAME, portable_config, read_bundle_config
+from .description import RE_EXPORT, BundleDescription, bundle_file, read_description
 from .source import (
     BUNDLE_FILE,
     BUNDLE_FORMAT,
@@ -31,13 +34,9 @@ from .source import (
     Checkpoint,
     PredictError,
     Trained,
-    read_json,
     read_run,
-    read_tokens,
-    read_yaml,
 )
 
-CONFIG_NAME = "config.yaml"
 BACKBONE_PREFIX = "backbone."
 
 
@@ -50,8 +49,9 @@ def bundle_files(trained: Trained, backbone: dict[str, Tensor] | None, folder: P
         weights.update({BACKBONE_PREFIX + name: _own(t) for name, t in backbone.items()})
     written = [folder / WEIGHTS_FILE, folder / CONFIG_NAME, folder / BUNDLE_FILE]
     save_file(weights, str(written[0]), metadata={"format": "pt"})
-    config = trained.config.model_dump(mode="json")
+    config, copied = portable_config(trained.config, folder)
     written[1].write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    written += copied
     if trained.vocabulary is not None:
         written.append(folder / VOCABULARY_FILE)
         written[-1].write_text("".join(token + "\n" for token in trained.vocabulary), encoding="utf-8")
@@ -101,67 +101,104 @@ def describe(trained: Trained) -> dict[str, Any]:
     }
 
 
-def read_bundle(folder: Path) -> Trained:
-    """The trained classifier a bundle holds (see the module docstring)."""
-    from safetensors.torch import load_file
-
-    description = read_json(folder / BUNDLE_FILE)
-    if not isinstance(description, dict) or "format" not in description:
-        raise PredictError(f"{folder / BUNDLE_FILE} is not a labelemb bundle description")
-    if description["format"] != BUNDLE_FORMAT:
-        raise PredictError(
-            f"{folder} is a bundle of format {description['format']} (labelemb "
-            f"{description.get('labelemb', '?')}); this labelemb ({__version__}) reads format {BUNDLE_FORMAT}"
-        )
-    try:
-        config = RunConfig.model_validate(read_yaml(folder / CONFIG_NAME))
-    except ValueError as error:
-        problem = " ".join(str(error).split()[:40])
-        raise PredictError(
-            f"{folder / CONFIG_NAME} is not a config this labelemb reads ({problem})"
-        ) from None
-    try:
-        tensors = {name: aligned(t) for name, t in load_file(str(folder / WEIGHTS_FILE)).items()}
-    except Exception as error:  # a torn or foreign file: name it
-        raise PredictError(f"cannot read {folder / WEIGHTS_FILE} ({error}); the bundle is damaged") from None
+def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
+    """The trained classifier a bundle holds (see the module docstring); ``trust_factory``: the
+    ``custom`` backbone factory (``package.module:function``) the user trusts to run."""
+    described = read_description(folder)
+    config = read_bundle_config(folder, trust_factory)
+    tensors = _safetensors(folder, WEIGHTS_FILE, "weights")
     backbone = {k[len(BACKBONE_PREFIX) :]: t for k, t in tensors.items() if k.startswith(BACKBONE_PREFIX)}
     weights = {k: t for k, t in tensors.items() if not k.startswith(BACKBONE_PREFIX)}
-    vocabulary = read_tokens(folder / description["vocabulary"]) if description.get("vocabulary") else None
-    pairs = [read_tokens(folder / name) for name in description.get("pair_vocabularies") or ()]
+    vocabulary = _tokens(folder, described.vocabulary, "vocabulary") if described.vocabulary else None
+    pairs = [_tokens(folder, name, "pair_vocabularies") for name in described.pair_vocabularies or ()]
     labels = {}
-    if description.get("label_representation"):
-        labels = {
-            k: aligned(t) for k, t in load_file(str(folder / description["label_representation"])).items()
-        }
-    return Trained(
+    if described.label_representation:
+        labels = _safetensors(folder, described.label_representation, "label_representation")
+    trained = Trained(
         origin=folder,
         config=config,
-        class_names=list(description["class_names"]),
+        class_names=list(described.class_names),
         weights=weights,
-        input_shape=_shape(description.get("input_shape")),
-        backbone_input_shape=_shape(description.get("backbone_input_shape")),
-        train_examples=int(description.get("train_examples") or 1),
-        temperature=description.get("temperature"),
-        step=int(description.get("step") or 0),
-        checkpoint=description.get("checkpoint", "selected"),
+        input_shape=tuple(described.input_shape),
+        backbone_input_shape=_shape(described.backbone_input_shape),
+        train_examples=described.train_examples,
+        temperature=described.temperature,
+        step=described.step,
+        checkpoint=described.checkpoint,
         vocabulary=vocabulary,
-        pair_vocabularies=(pairs[0], pairs[1]) if len(pairs) == 2 and None not in pairs else None,  # type: ignore[arg-type]
+        pair_vocabularies=(pairs[0], pairs[1]) if pairs else None,
         backbone=backbone or None,
-        test_error=description.get("test_error"),
+        test_error=described.test_error,
         label_tensors=labels,
     )
+    _check_fits(trained, described)
+    return trained
 
 
-def _shape(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(int(d) for d in value)
+def _safetensors(folder: Path, name: str, field: str) -> dict[str, Tensor]:
+    """The tensors of the bundle's safetensors file ``name`` (its ``field``)."""
+    from safetensors.torch import load_file
+
+    path = bundle_file(folder, name, field)
+    try:
+        return {key: aligned(t) for key, t in load_file(str(path)).items()}
+    except Exception as error:  # a torn or foreign file: name it
+        raise PredictError(f"cannot read {path} ({error}); {RE_EXPORT}") from None
 
 
-def read_trained(path: str | Path, checkpoint: Checkpoint = "selected") -> Trained:
+def _tokens(folder: Path, name: str, field: str) -> list[str]:
+    """The tokens of the bundle's vocabulary file ``name`` (its ``field``), one a line, in id order."""
+    path = bundle_file(folder, name, field)
+    try:
+        return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+    except (OSError, UnicodeDecodeError) as error:
+        raise PredictError(f"cannot read {path} ({error}); {RE_EXPORT}") from None
+
+
+def _check_fits(trained: Trained, described: BundleDescription) -> None:
+    """Refuse a description that does not fit its config: what the data yields, a frozen
+    backbone's input shape, and each vocabulary's size against the shape the network reads."""
+    where = f"{trained.origin / BUNDLE_FILE}"
+    if described.reads != trained.yields:
+        raise PredictError(
+            f"{where}: reads is {described.reads!r}, but its config's data holds "
+            f"{trained.yields}; {RE_EXPORT}"
+        )
+    if trained.frozen and trained.backbone_input_shape is None:
+        raise PredictError(f"{where}: backbone_input_shape is missing for its frozen backbone; {RE_EXPORT}")
+    shape = trained.backbone_input_shape if trained.frozen else trained.input_shape
+    if trained.vocabulary is not None and shape != (len(trained.vocabulary),):
+        raise PredictError(
+            f"{where}: its vocabulary holds {len(trained.vocabulary)} tokens, but the network reads "
+            f"ids of {_shape_text(shape)}; {RE_EXPORT}"
+        )
+    if trained.pair_vocabularies is not None:
+        sizes = tuple(len(tokens) for tokens in trained.pair_vocabularies)
+        if trained.input_shape != sizes:
+            raise PredictError(
+                f"{where}: its pair_vocabularies hold {sizes[0]} and {sizes[1]} tokens, but the "
+                f"network reads ids of {_shape_text(trained.input_shape)}; {RE_EXPORT}"
+            )
+
+
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    return "an unknown shape" if shape is None else f"shape {list(shape)}"
+
+
+def _shape(value: list[int] | None) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def read_trained(
+    path: str | Path, checkpoint: Checkpoint = "selected", trust_factory: str | None = None
+) -> Trained:
     """The run folder or bundle at ``path`` (a bundle read here, a run folder by
-    :func:`.source.read_run`); a :class:`PredictError` if it is neither, or cannot be used."""
+    :func:`.source.read_run`); a :class:`PredictError` if it is neither, or cannot be used.
+    ``trust_factory`` lets a bundle's ``custom`` backbone factory of that name run (a run folder's
+    config is the user's own, and runs as it trained)."""
     path = Path(path)
     if (path / BUNDLE_FILE).is_file():
-        return read_bundle(path)
+        return read_bundle(path, trust_factory)
     if (path / CONFIG_FILE).is_file():
         return read_run(RunDir(path), checkpoint)
     what = "does not exist" if not path.exists() else "is neither a labelemb run folder"

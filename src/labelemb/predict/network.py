@@ -79,16 +79,16 @@ def build_classifier(trained: Trained) -> Classifier:
         data = _DataShape(shape, list(trained.class_names), range(max(trained.train_examples, 1)))
         try:
             model, method = build_network(config, data)  # type: ignore[arg-type]
-        except (ValueError, TypeError, ImportError) as error:
-            raise PredictError(f"{trained.origin}: cannot rebuild its network ({error})") from None
+        except (ValueError, TypeError, ImportError, RuntimeError) as error:
+            raise PredictError(f"{trained.origin}: cannot rebuild its network ({_line(error, 0)})") from None
     network = Network(model, method)
     try:
         network.load_state_dict(trained.weights)
     except RuntimeError as error:
-        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
         raise PredictError(
-            f"{trained.origin}: its weights do not fit the network its config builds ({first}); it "
-            "was written by another labelemb version"
+            f"{trained.origin}: its weights do not fit the network its config builds for "
+            f"{data.num_classes} classes and inputs of shape {list(shape)} ({_line(error, 1)}); "
+            "it was written by another labelemb version, or its class names or shapes were changed"
         ) from None
     spec = config.data.augment
     classifier = Classifier(model, method, backbone, spec.mean, spec.std)
@@ -110,8 +110,17 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
         try:
             backbone.load_state_dict(trained.backbone)
         except RuntimeError as error:
-            raise PredictError(f"{trained.origin}: its backbone weights do not fit ({error})") from None
+            raise PredictError(
+                f"{trained.origin}: its backbone weights do not fit ({_line(error, 1)})"
+            ) from None
     return backbone.eval()
+
+
+def _line(error: Exception, number: int) -> str:
+    """Line ``number`` of ``error``'s message (the last there is if fewer): ``load_state_dict``
+    names the first difference on its second line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[min(number, len(lines) - 1)] if lines else type(error).__name__
 
 
 def _input_shape(trained: Trained, backbone: nn.Module | None) -> tuple[int, ...]:

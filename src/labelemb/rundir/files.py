@@ -7,7 +7,9 @@ leaves the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,3 +88,25 @@ def write_text(path: Path, text: str) -> None:
 
 def save_torch(path: Path, obj: Any) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_tensors(path: Path) -> Any:
+    """A torch file's tensors (in dicts, lists and numbers) on the CPU, with ``weights_only``: a
+    pickle of anything else is refused, never run. torch's notes on the pickle's protocol are
+    kept quiet: a refusal says it in one line (:func:`torch_file_problem`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def torch_file_problem(error: BaseException) -> str:
+    """Why :func:`load_tensors` refused a file, in one line. A pickle that holds more than tensors
+    (objects whose loading could run code) is named so, never with torch's advice to load it
+    with ``weights_only`` off."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in " ".join(lines):
+        return (
+            "it is a pickle of Python objects beyond tensors, which labelemb never loads since "
+            "loading them could run code"
+        )
+    return lines[0].split(". ")[0] if lines else type(error).__name__

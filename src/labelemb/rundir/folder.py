@@ -10,18 +10,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 import yaml
 from filelock import FileLock, Timeout
 from torch import Tensor
 
 from ..aligned import aligned
-from .files import atomic_write, differing_keys, remove_empty_folders, save_torch, write_text, yaml_problem
+from .files import (
+    atomic_write,
+    differing_keys,
+    load_tensors,
+    remove_empty_folders,
+    save_torch,
+    torch_file_problem,
+    write_text,
+    yaml_problem,
+)
 from .names import (
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
     DATA_FILE,
+    EVALUATION_FILE,
     LEGACY_VALUES,
     LOCK_FILE,
     METRICS_FILE,
@@ -169,6 +178,16 @@ class RunDir:
         if not isinstance(saved, dict) or not isinstance(saved.get("weights"), dict):
             raise RunDirError(f"{path} does not hold a step and weights; the file is damaged")
         return int(saved["step"]), saved["weights"]
+
+    def read_evaluation(self) -> dict[str, Any] | None:
+        """The run's ``evaluation.json`` (None if it has none)."""
+        path = self.file(EVALUATION_FILE)
+        if not path.exists():
+            return None
+        record = self._read_json(path)
+        if not isinstance(record, dict):
+            raise RunDirError(f"{path} does not hold an evaluation; delete it to compute it anew")
+        return record
 
     def read_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint (None if there is none), checked to be a labelemb checkpoint."""
@@ -339,6 +358,9 @@ class RunDir:
         """The weights of the check at ``step``, now the run's selected one."""
         save_torch(self.file(SELECTED_MODEL_FILE), {"step": step, "weights": weights})
 
+    def write_evaluation(self, record: dict[str, Any]) -> None:
+        write_text(self.file(EVALUATION_FILE), json.dumps(record, indent=2) + "\n")
+
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         save_torch(self.file(CHECKPOINT_FILE), {"format": CHECKPOINT_FORMAT, **state})
 
@@ -367,9 +389,9 @@ class RunDir:
     @staticmethod
     def _read_torch(path: Path, what: str = "", fix: str = "the file is damaged") -> Any:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return load_tensors(path)
         except Exception as error:  # a torn or foreign file: say which and what to do
-            raise RunDirError(f"cannot read {what}{path} ({error}); {fix}") from None
+            raise RunDirError(f"cannot read {what}{path} ({torch_file_problem(error)}); {fix}") from None
 
 
 def outputs_folder(step: int) -> str:
