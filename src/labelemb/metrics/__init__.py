@@ -1,4 +1,6 @@
-"""Functions of a classifier's logits and labels: calibration and temperature scaling.
+"""Functions of a classifier's logits and labels: calibration and temperature scaling
+(:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`) and selective
+classification (:mod:`~labelemb.metrics.selective`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
 tasks, analysis and a user's own code call the same figures (``labelemb.metrics.measure_calibration
@@ -16,6 +18,17 @@ from .calibration import (
     measure_calibration,
     pooled_bins,
 )
+from .selective import (
+    augrc,
+    aurc,
+    choose_norm_p,
+    coverage_at_risk,
+    max_softmax,
+    pnorm_confidence,
+    risk_at_coverage,
+    risk_coverage_curve,
+    selective_figures,
+)
 from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit_temperature
 
 __all__ = [
@@ -26,8 +39,17 @@ __all__ = [
     "CalibrationSums",
     "TemperatureFit",
     "adaptive_ece",
+    "augrc",
+    "aurc",
+    "choose_norm_p",
+    "coverage_at_risk",
     "fit_and_measure",
     "fit_temperature",
+    "max_softmax",
     "measure_calibration",
+    "pnorm_confidence",
     "pooled_bins",
+    "risk_at_coverage",
+    "risk_coverage_curve",
+    "selective_figures",
 ]
