@@ -1,6 +1,7 @@
 """Functions of a classifier's logits and labels: calibration and temperature scaling
-(:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`) and selective
-classification (:mod:`~labelemb.metrics.selective`).
+(:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`), selective
+classification (:mod:`~labelemb.metrics.selective`) and out-of-distribution detection
+(:mod:`~labelemb.metrics.ood`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
 tasks, analysis and a user's own code call the same figures (``labelemb.metrics.measure_calibration
@@ -18,6 +19,7 @@ from .calibration import (
     measure_calibration,
     pooled_bins,
 )
+from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
 from .selective import (
     augrc,
     aurc,
@@ -34,6 +36,7 @@ from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit
 __all__ = [
     "BINS",
     "FIGURES",
+    "SCORES",
     "TEMPERATURE_RANGE",
     "Calibration",
     "CalibrationSums",
@@ -43,10 +46,13 @@ __all__ = [
     "aurc",
     "choose_norm_p",
     "coverage_at_risk",
+    "detection_figures",
     "fit_and_measure",
     "fit_temperature",
+    "fpr_at_tpr",
     "max_softmax",
     "measure_calibration",
+    "ood_figures",
     "pnorm_confidence",
     "pooled_bins",
     "risk_at_coverage",
