@@ -20,6 +20,9 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
   text classification);
 - ``data.json``: a digest of the content of the files a run of your own data trains on, so that it
   never resumes on other content under the same names;
+- ``evaluation.json``: the finished run judged on its selected weights beyond its error
+  (selective classification, conformal sets, out-of-distribution detection), with what it was
+  computed from;
 - ``start.json``: written when the run starts: its class names, the shape its network reads, and
   the folders (absolute) its data files were looked for in, for a prediction (``labelemb predict``).
 
@@ -47,6 +50,7 @@ from .names import (
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
     DATA_FILE,
+    EVALUATION_FILE,
     LEGACY_VALUES,
     LOCK_FILE,
     MAX_SAVED_REPRESENTATION,
@@ -70,6 +74,7 @@ __all__ = [
     "CONFIG_FILE",
     "Config",
     "DATA_FILE",
+    "EVALUATION_FILE",
     "LEGACY_VALUES",
     "LOCK_FILE",
     "MAX_SAVED_REPRESENTATION",

@@ -17,6 +17,9 @@ DATA_FILE = "data.json"
 #: What a run knows of its data when it starts: its class names, what its network reads, and
 #: where its files were looked for, so a prediction needs neither the summary nor the data to find them.
 START_FILE = "start.json"
+#: A finished run judged once on its selected weights (selective classification, conformal sets,
+#: out-of-distribution detection), with what it was computed from: labelemb.predict.evaluation.
+EVALUATION_FILE = "evaluation.json"
 LOCK_FILE = ".lock"
 #: Where a run keeps what each evaluation produced besides its metrics (decoded output).
 OUTPUTS_DIR = "outputs"
