@@ -212,6 +212,7 @@ def calibration_markdown_rows(experiment: Path) -> list[list[str]]:
     """The rows of the calibration table in the comparison.md `labelemb compare` wrote (its second table)."""
     markdown = (experiment / "comparison.md").read_text()
     table = markdown.split("Calibration of the test predictions at the check each run selects", 1)[1]
+    table = table.split("Knowing when it is wrong", 1)[0]  # the tables after it are not calibration's
     return [
         [cell.strip() for cell in line.strip("|").split("|")]
         for line in table.splitlines()

@@ -395,7 +395,7 @@ def test_digits_deterministic() -> None:
 
 
 def test_registry() -> None:
-    assert available_datasets() == ["digits", "mnist", "fashion-mnist", "cifar10", "cifar100"]
+    assert available_datasets() == ["digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "patches"]
     assert len(load_dataset("digits").test) == 300
     with pytest.raises(ValueError, match="digits, mnist, fashion-mnist"):
         load_dataset("cifar-11")

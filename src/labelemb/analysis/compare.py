@@ -15,6 +15,7 @@ from scipy import stats
 from ..rundir import SUMMARY_FILE, run_dirs
 from ..tasks.registry import recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
+from .beyond_error import beyond_error_statistics, ood_sets
 from .calibration_table import CALIBRATION_COLUMNS, TEMPERATURE, calibration_statistics
 
 BASELINE = "onehot"
@@ -33,6 +34,8 @@ class Run:
     seed: int
     summary: dict[str, Any]
     records: list[dict[str, Any]]
+    #: Its ``evaluation.json`` (selective classification, conformal sets, OOD), or None.
+    evaluation: dict[str, Any] | None = None
 
 
 def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
@@ -48,7 +51,7 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
         ]
         records = folder.read_metrics(required=["train_seconds", *metrics])
         runs.setdefault(summary["method"], []).append(
-            Run(summary["method"], summary["seed"], summary, records)
+            Run(summary["method"], summary["seed"], summary, records, folder.read_evaluation())
         )
     if not runs:
         raise FileNotFoundError(
@@ -146,6 +149,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         base_time = time_to_reach(base_runs, base_target, key, higher)
     budget = compute_budget(base_runs, key, higher) if base_runs else None
     base_selected = [r.summary[f"selected_{metric.metric}"] for r in base_runs] if base_runs else []
+    sets = ood_sets([r.evaluation for method_runs in runs.values() for r in method_runs])
+    base_evaluations = [r.evaluation for r in base_runs] if base_runs else None
     rows = []
     for method, method_runs in runs.items():
         selected = [r.summary[f"selected_{metric.metric}"] for r in method_runs]
@@ -177,6 +182,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         for name in calibration_statistics():
             field = f"selected_{name}" if name == TEMPERATURE else f"selected_test_{name}"
             row[f"{name}_mean"], row[f"{name}_std"], _ = _calibration_statistics(method_runs, None, field)
+        against = base_evaluations if method != baseline else None
+        row.update(beyond_error_statistics([r.evaluation for r in method_runs], against, welch_p, sets))
         row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))

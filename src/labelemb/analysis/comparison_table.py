@@ -11,6 +11,7 @@ import numpy as np
 
 from ..tasks.registry import figure_names, recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
+from .beyond_error import beyond_error_tables, row_ood_sets
 from .calibration_table import CALIBRATION_COLUMNS, calibration_table
 from .compare import BASELINE, NO_SPREAD_NOTE, no_spread
 
@@ -46,6 +47,9 @@ def format_markdown(
     table = calibration_table(rows) if calibration else None
     if table is not None:
         lines.append("\n" + table.text())
+    judged = beyond_error_tables(rows, baseline, row_ood_sets(rows)) if calibration else None
+    if judged is not None:
+        lines.append("\n" + judged)
     return "\n".join(lines)
 
 

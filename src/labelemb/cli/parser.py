@@ -10,6 +10,7 @@ from ..tune import OBJECTIVES
 from ..version import __version__
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
+from .evaluate import add_evaluate
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .predict import cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_similar(commands)
     _add_report(commands)
     _add_predict_commands(commands)
+    add_evaluate(commands)
     return parser
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .evaluate import evaluate_trained
+
 if TYPE_CHECKING:
     from ..train import RunConfig
 
@@ -27,6 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
     summaries = run_seeds(base, args.seeds or [base.seed], batched=args.batched)
+    evaluate_trained([base.with_seed(seed) for seed in args.seeds or [base.seed]], not args.no_progress)
     for summary, seed in zip(summaries, args.seeds or [base.seed]):
         run_dir = base.with_seed(seed).run_dir()
         scoring = recorded_scoring(summary)
@@ -109,6 +112,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     executor = make_executor(args)
     # The grid checks every run before any of them trains.
     run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
+    evaluate_trained(configs, not args.no_progress)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:

@@ -177,6 +177,32 @@ class TrainConfig(_Strict):
         return name
 
 
+class OodSetConfig(_Strict):
+    """An out-of-distribution set, scored once at the end of a run on its selected weights (never at
+    a check): a data set by name (``data: mnist``, its ``split``), or your own inputs (``path``:
+    anything ``labelemb predict --input`` reads; for a text run also one text a line). A relative
+    path is looked for as a data file is: beside the config, in ``data.dir``, in $LABELEMB_DATA."""
+
+    data: str | None = None
+    path: str | None = None
+    split: Literal["train", "dev", "test"] = "test"
+    #: What the tables call it; null: the data set's name, or the file's.
+    name: str | None = None
+    #: Only the first this many inputs.
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OodSetConfig:
+        if (self.data is None) == (self.path is None):
+            raise ValueError("an ood set names a data set (data: mnist) or a file (path: ...): one of them")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The set's name in tables and records."""
+        return self.name or self.data or Path(str(self.path)).name
+
+
 class RunConfig(BaseModel):
     """A run: its name and seed, where it is written, and the sections of the data, the backbone,
     the method and training; a task's own options (the sequence task's ``decode``) are sections
@@ -191,6 +217,9 @@ class RunConfig(BaseModel):
     #: The dev metric that selects the check; null: the task's own (dev_error for classification,
     #: dev BLEU / ROUGE-L for text). Text classification also takes dev_macro_f1.
     selection_metric: str | None = None
+    #: Out-of-distribution sets scored at the end of the run (labelemb.predict.evaluation); they
+    #: change no training result.
+    ood: list[OodSetConfig] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -203,6 +232,15 @@ class RunConfig(BaseModel):
     #: files are looked for there first. Not a key of the file: left out of every dump (the run
     #: folder's config.yaml, what a run is compared by); a copy (``model_copy``, ``with_*``) keeps it.
     source_folder: str | None = Field(default=None, exclude=True)
+
+    @field_validator("ood")
+    @classmethod
+    def _distinct_ood_names(cls, sets: list[OodSetConfig]) -> list[OodSetConfig]:
+        labels = [entry.label for entry in sets]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"two ood sets are called {', '.join(twice)}: give each its own name")
+        return sets
 
     @model_validator(mode="after")
     def _task_sections(self) -> RunConfig:
@@ -270,6 +308,8 @@ class RunConfig(BaseModel):
             values["train"].pop(key)
         # Where a run started from: a continued run is the longer run (the continuation checks it).
         values["train"].pop("continue_from")
+        # What it is scored against once trained: a run is the same run whatever sets judge it.
+        values.pop("ood")
         values["data"].pop("dir")
         values["data"].pop("download")
         # Only the sections of this run's data set and task change its results, as given or by default.

@@ -159,6 +159,7 @@ def check_data_fits_model(config: RunConfig) -> None:
             f"selection_metric {config.selection_metric!r} cannot select the checks of "
             f"{data_kind(yields)}: use {offered}"
         )
+    check_ood_sets(config, yields)
     augment = config.data.augment
     if config.model.freeze:
         check_freezable(config, yields)
@@ -169,6 +170,23 @@ def check_data_fits_model(config: RunConfig) -> None:
         raise ConfigError(
             f"data.augment and train.channels_last are for images; remove them from the config of {name!r}"
         )
+
+
+def check_ood_sets(config: RunConfig, yields: str) -> None:
+    """The ``ood`` sets judge a classifier, and each set named by data set is one that exists and
+    holds images, as the run's data must (a text run names its OOD texts by file)."""
+    if config.ood and yields not in ("images", "texts"):
+        raise ConfigError(f"ood sets judge a classifier; {data_kind(yields)} has no class scores: remove ood")
+    for entry in config.ood:
+        if entry.data is None:
+            continue
+        known = data.DATASETS.names()
+        _known(dataset_key(entry.data), known, "data set (an ood set's data)", data.DATASETS.get)
+        if yields != "images" or dataset_yields(entry.data) != "images":
+            raise ConfigError(
+                f"ood set {entry.label!r}: a data set by name serves image runs of image data; give "
+                f"{data_kind(yields)}'s out-of-distribution inputs as a file (ood: [{{path: FILE}}])"
+            )
 
 
 def check_freezable(config: RunConfig, yields: str) -> None:

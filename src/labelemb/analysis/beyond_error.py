@@ -1,0 +1,208 @@
+"""Beyond error: does a method know when it is wrong? The comparison's tables of each run's
+``evaluation.json`` (:mod:`labelemb.predict.evaluation`): selective classification and conformal
+sets on the test split, and the detection of each out-of-distribution set.
+
+A run without the record (trained before runs were evaluated, or not evaluated yet) gives "-",
+never a figure computed here: ``labelemb evaluate`` adds it from the run's saved weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .tables import mean_std
+
+#: The test figures the rows carry: record key -> (row statistic, column head, Welch p against the
+#: baseline). Fractions in the record, percent in the tables (the set size is a count of classes).
+TEST_FIGURES = {
+    "selective_msp_aurc": ("aurc", "AURC %", True),
+    "selective_msp_augrc": ("augrc", "AUGRC %", False),
+    "selective_msp_risk_at_80": ("risk_at_80", "risk at 80 % cov. %", False),
+    "selective_msp_coverage_at_5": ("coverage_at_5", "cov. at 5 % risk %", False),
+    "selective_msp_scaled_aurc": ("aurc_scaled", "AURC % scaled", False),
+    "selective_pnorm_aurc": ("aurc_pnorm", "AURC % pNorm", False),
+    "conformal_aps_coverage": ("aps_coverage", "APS coverage %", False),
+    "conformal_aps_set_size": ("aps_size", "APS set size", False),
+}
+#: Each out-of-distribution set's figures: record key -> (row statistic, column head, Welch p).
+OOD_FIGURES = {
+    "ood_msp_auroc": ("msp_auroc", "MSP AUROC %", False),
+    "ood_energy_auroc": ("energy_auroc", "energy AUROC %", True),
+    "ood_msp_fpr95": ("msp_fpr95", "MSP FPR@95 %", False),
+    "ood_energy_fpr95": ("energy_fpr95", "energy FPR@95 %", False),
+}
+#: Figures that are counts, not fractions: shown as they are.
+COUNTS = {"aps_size"}
+
+
+def figure_stem(name: str) -> str:
+    """A test figure's row key stem: ``beyond_aurc``."""
+    return f"beyond_{name}"
+
+
+def ood_stem(set_name: str, name: str) -> str:
+    """An OOD figure's row key stem: ``ood_mnist_energy_auroc``."""
+    return f"ood_{set_name}_{name}"
+
+
+def ood_sets(evaluations: list[dict[str, Any] | None]) -> list[str]:
+    """The OOD sets every evaluated run of a comparison has, in the order the first names them."""
+    held = [set(e.get("ood", {})) for e in evaluations if e is not None]
+    first = next((list(e.get("ood", {})) for e in evaluations if e is not None), [])
+    return [name for name in first if all(name in names for names in held)]
+
+
+def row_ood_sets(rows: list[dict[str, Any]]) -> list[str]:
+    """The OOD sets a comparison's rows have statistics of (their ``ood_<set>_energy_auroc_mean``)."""
+    head, tail = "ood_", f"_{OOD_FIGURES['ood_energy_auroc'][0]}_mean"
+    return [
+        key[len(head) : -len(tail)]
+        for key in (rows[0] if rows else {})
+        if key.startswith(head) and key.endswith(tail)
+    ]
+
+
+def beyond_error_statistics(
+    evaluations: list[dict[str, Any] | None],
+    base: list[dict[str, Any] | None] | None,
+    welch_p: Callable[[list[float], list[float]], float | None],
+    sets: list[str],
+) -> dict[str, Any]:
+    """A method's row statistics of its runs' ``evaluations``: mean, std and (where the table gives
+    one) Welch's p against ``base`` (the baseline's runs; None for the baseline itself)."""
+    row: dict[str, Any] = {}
+    for key, (name, _, with_p) in TEST_FIGURES.items():
+        values = [None if e is None else e.get("test", {}).get(key) for e in evaluations]
+        against = None if base is None or not with_p else [b and b.get("test", {}).get(key) for b in base]
+        row.update(_statistics(figure_stem(name), values, against, welch_p, name in COUNTS))
+    for set_name in sets:
+        for key, (name, _, with_p) in OOD_FIGURES.items():
+            values = [_ood_figure(e, set_name, key) for e in evaluations]
+            against = None if base is None or not with_p else [_ood_figure(b, set_name, key) for b in base]
+            row.update(_statistics(ood_stem(set_name, name), values, against, welch_p, False))
+    return row
+
+
+def _ood_figure(evaluation: dict[str, Any] | None, set_name: str, key: str) -> float | None:
+    if evaluation is None:
+        return None
+    return evaluation.get("ood", {}).get(set_name, {}).get("figures", {}).get(key)
+
+
+def _statistics(
+    stem: str,
+    values: list[float | None],
+    base: list[float | None] | None,
+    welch_p: Callable[[list[float], list[float]], float | None],
+    count: bool,
+) -> dict[str, Any]:
+    """``<stem>_mean``, ``_std`` (percent, or a count) and ``_p_value``; Nones where a run lacks it."""
+    out: dict[str, Any] = {f"{stem}_mean": None, f"{stem}_std": None, f"{stem}_p_value": None}
+    if not values or any(v is None for v in values):
+        return out
+    scale = 1.0 if count else 100.0
+    shown = [scale * float(v) for v in values]  # type: ignore[arg-type]
+    out[f"{stem}_mean"], out[f"{stem}_std"] = mean_std(shown)
+    if base and all(b is not None for b in base):
+        out[f"{stem}_p_value"] = welch_p(shown, [scale * float(b) for b in base])  # type: ignore[arg-type]
+    return out
+
+
+def _cell(row: dict[str, Any], stem: str, fmt: str = ".2f") -> str:
+    mean, std = row.get(f"{stem}_mean"), row.get(f"{stem}_std")
+    return "-" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def _p_cell(row: dict[str, Any], stem: str) -> str:
+    p = row.get(f"{stem}_p_value")
+    return "-" if p is None else f"{p:.2g}"
+
+
+def beyond_error_tables(rows: list[dict[str, Any]], baseline: str, sets: list[str]) -> str | None:
+    """The Markdown of the selective-classification table (with a line on which methods AURC ranks
+    otherwise than the error) and one table per OOD set; None where no run has an evaluation."""
+    if not any(r.get(f"{figure_stem('aurc')}_mean") is not None for r in rows):
+        return None
+    shown = ("aurc", "augrc", "risk_at_80", "aurc_scaled", "aurc_pnorm", "aps_size")
+    heads = {name: head for name, head, _ in TEST_FIGURES.values()}
+    lines = [
+        "Knowing when it is wrong, on the test split at the check each run selects (mean ± std over "
+        "seeds; evaluation.json):",
+        "",
+        f"| method | error % | {heads['aurc']} | p vs {baseline} | "
+        + " | ".join(heads[name] for name in shown[1:])
+        + " |",
+        "| --- " + "| ---: " * (len(shown) + 2) + "|",
+    ]
+    for r in rows:
+        cells = [_cell(r, figure_stem(name)) for name in shown]
+        cells.insert(1, _p_cell(r, figure_stem("aurc")))
+        lines.append(
+            f"| {r['method']} | {r['selected_mean']:.2f} ± {r['selected_std']:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += ["", SELECTIVE_LEGEND.format(baseline=baseline)]
+    moved = rank_changes(rows)
+    if moved:
+        lines += ["", moved]
+    for set_name in sets:
+        lines += ["", *ood_table(rows, baseline, set_name)]
+    return "\n".join(lines)
+
+
+SELECTIVE_LEGEND = (
+    "AURC: the area under the risk-coverage curve of the max-softmax confidence (the mean error of "
+    "the k most confident predictions over k = 1..N; 0-100, lower is better; p: Welch's t-test "
+    "against {baseline}); AUGRC: the same of the generalized risk (errors among the accepted, over "
+    "all N; Traub et al. 2024); risk at 80 % cov.: the error of the 80 % most confident; scaled: "
+    "the confidence of logits / T (T fit on dev); pNorm: Xia et al.'s logit normalisation (p chosen "
+    "on dev); APS set size: the mean size of the split-conformal APS sets calibrated on dev for 90 % "
+    "coverage. '-': a run without the figure (labelemb evaluate adds it)."
+)
+
+
+def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> list[str]:
+    """The lines of the detection table of OOD set ``set_name`` against the test split."""
+    heads = [head for _, head, _ in OOD_FIGURES.values()]
+    names = [name for name, _, _ in OOD_FIGURES.values()]
+    lines = [
+        f"Out-of-distribution inputs: {set_name} against the test split (in-distribution positive):",
+        "",
+        f"| method | {heads[0]} | {heads[1]} | p vs {baseline} | {heads[2]} | {heads[3]} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        cells = [_cell(r, ood_stem(set_name, name)) for name in names]
+        cells.insert(2, _p_cell(r, ood_stem(set_name, "energy_auroc")))
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "AUROC: how often an in-distribution test input scores above an out-of-distribution one "
+        "(0-100, higher is better; MSP: max softmax, energy: logsumexp of the logits); FPR@95: the "
+        "share of OOD inputs accepted at the threshold that accepts 95 % of the test inputs (lower "
+        "is better).",
+    ]
+    return lines
+
+
+def rank_changes(rows: list[dict[str, Any]]) -> str | None:
+    """A line naming the methods whose rank by AURC differs from their rank by error (None where
+    the two orders agree, or fewer than two methods have both)."""
+    stem = f"{figure_stem('aurc')}_mean"
+    ranked = [r for r in rows if r.get(stem) is not None]
+    if len(ranked) < 2:
+        return None
+    by_error = _ranks(ranked, "selected_mean")
+    by_aurc = _ranks(ranked, stem)
+    moved = [m for m in sorted(by_aurc, key=by_aurc.__getitem__) if by_aurc[m] != by_error[m]]
+    if not moved:
+        return "By AURC the methods rank as by error."
+    places = ", ".join(f"{m} ({by_error[m]} -> {by_aurc[m]})" for m in moved)
+    return f"Ranked by AURC rather than by error (1 = best), these methods move: {places}."
+
+
+def _ranks(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
+    """Each method's rank by ``key`` (lowest first; equal values share the better rank)."""
+    return {r["method"]: 1 + sum(other[key] < r[key] for other in rows) for r in rows}

@@ -1,0 +1,136 @@
+"""``labelemb evaluate``: finished runs judged beyond their error, from their saved weights.
+
+``train`` and ``compare`` evaluate the classifiers they train the same way once they finish
+(:func:`evaluate_finished`), so the command is for runs trained before, or for other OOD sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..progress import draws_bar
+
+
+def add_evaluate(commands: typing.Any) -> None:
+    """The ``evaluate`` command's parser."""
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="judge finished classifiers beyond their error: selective classification, conformal "
+        "sets, out-of-distribution detection (on the selected weights, no training)",
+        description="Computes each finished run's evaluation.json (kept where it still fits its "
+        "weights and code) and, for an experiment folder, writes its comparison tables again.",
+    )
+    evaluate.add_argument(
+        "path", type=Path, metavar="RUN_OR_EXPERIMENT", help="a run folder, or an experiment folder of runs"
+    )
+    evaluate.add_argument(
+        "--ood",
+        action="append",
+        metavar="DATA_OR_FILE",
+        help="an out-of-distribution set: a data set's name (mnist) or a file or folder of inputs; "
+        "repeat for more (default: the sets each run's config names under ood:)",
+    )
+    evaluate.add_argument("--data-dir", help="the folder of the runs' data files, if they moved")
+    evaluate.add_argument("--refresh", action="store_true", help="compute anew even what still fits")
+    evaluate.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..rundir import CONFIG_FILE, run_dirs
+    from .run import write_comparison
+
+    path: Path = args.path
+    if (path / CONFIG_FILE).is_file():
+        folders = [path]
+    else:
+        folders = [folder.path for folder in run_dirs(path)]
+        if not folders:
+            raise FileNotFoundError(
+                f"{path} holds no finished run (a run folder, or <method>/seed<N>/ under it)"
+            )
+    sets = None if args.ood is None else [ood_set(text) for text in args.ood]
+    records = evaluate_finished(
+        folders,
+        sets,
+        data_dir=args.data_dir,
+        refresh=args.refresh,
+        device=args.device or "cpu",
+        progress=not args.no_progress,
+    )
+    for folder, record in zip(folders, records):
+        print(f"{folder}: {evaluation_line(record)}")
+    if len(folders) > 1 or folders[0] != path:
+        print(write_comparison(path))
+    return 0
+
+
+def ood_set(text: str) -> Any:
+    """``--ood``'s value as an ood set: an existing file or folder, else a data set's name."""
+    from ..train.config import OodSetConfig
+
+    return OodSetConfig(path=text) if Path(text).expanduser().exists() else OodSetConfig(data=text)
+
+
+def evaluate_finished(
+    folders: Sequence[Path],
+    sets: Sequence[Any] | None = None,
+    *,
+    data_dir: str | None = None,
+    refresh: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
+    with a progress bar over the runs."""
+    from ..predict.evaluation import evaluate_run
+
+    shown = draws_bar(progress) and len(folders) > 1
+    records = []
+    for folder in tqdm(folders, desc="evaluating", unit="run", disable=not shown, leave=False):
+        records.append(evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device))
+    return records
+
+
+def evaluation_line(record: dict[str, Any]) -> str:
+    """One line of a run's evaluation: AURC, conformal set size and each OOD set's energy AUROC."""
+    test = record.get("test", {})
+    parts = []
+    if "selective_msp_aurc" in test:
+        parts.append(f"AURC {100 * test['selective_msp_aurc']:.2f} %")
+    if "conformal_aps_set_size" in test:
+        parts.append(f"APS sets of {test['conformal_aps_set_size']:.2f} classes at 90 %")
+    for name, held in record.get("ood", {}).items():
+        auroc = held.get("figures", {}).get("ood_energy_auroc")
+        if auroc is not None:
+            parts.append(f"OOD {name}: energy AUROC {100 * auroc:.2f} %")
+    return ", ".join(parts) or "no figures (a diverged run?)"
+
+
+def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
+    """After ``train`` or ``compare``: evaluate each classifier run of ``configs`` (finished ones;
+    a sequence-to-sequence run has nothing to judge here)."""
+    from ..data.registry import dataset_yields
+    from ..rundir import RunDir
+    from ..train.build import resolve_device
+
+    if not configs or dataset_yields(configs[0].data.name, configs[0].data_sections()) not in (
+        "images",
+        "texts",
+    ):
+        return
+    folders = [config.run_dir() for config in configs if RunDir(config.run_dir()).is_finished()]
+    if folders:
+        print(
+            "evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr
+        )
+        device = str(resolve_device(configs[0].train.device))
+        evaluate_finished(folders, device=device, progress=progress)

@@ -1,0 +1,180 @@
+"""A finished run judged beyond its error, once, on its selected weights: does it know when it is wrong?
+
+:func:`evaluate_run` reads a finished classification run (its selected check's weights and fitted
+temperature, :func:`labelemb.load`), computes the logits of its dev and test splits and of the
+out-of-distribution sets its config names (``ood:``), and records in the run's ``evaluation.json``
+(:mod:`labelemb.metrics`):
+
+- selective classification on test: AURC, AUGRC, risk at 80 % coverage, coverage at 5 % risk, for
+  the max-softmax confidence raw, temperature-scaled and logit-normalised;
+- split-conformal sets at 90 % target coverage, calibrated on dev: test coverage and mean set size
+  (THR, APS, RAPS);
+- out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
+  FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores.
+
+The record says what it was computed from (the code, the selected check and a digest of its weights,
+each OOD set's source and a digest of its content); a record that still fits is read, not computed
+again, and one that does not is computed anew, with a line saying why. Training never runs here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.registry import DataRequest
+from ..metrics.conformal import conformal_figures
+from ..metrics.ood import ood_figures
+from ..metrics.selective import choose_norm_p, selective_figures
+from ..rundir import RunDir
+from ..train.config import OodSetConfig
+from ..version import code_version
+from .ood import OodInputs, read_ood_set
+from .predictor import Predictor
+from .source import PredictError
+
+logger = logging.getLogger(__name__)
+
+#: What ``evaluation.json`` is; a record of another format is computed anew.
+EVALUATION_FORMAT = 1
+#: The target coverage of the conformal sets the tables report.
+CONFORMAL_COVERAGE = 0.9
+
+
+def evaluate_run(
+    path: str | Path,
+    *,
+    ood: Sequence[OodSetConfig] | None = None,
+    data_dir: str | None = None,
+    refresh: bool = False,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """The run at ``path`` judged on its selected weights (see the module docstring); its record,
+    written to (or read from) the run's ``evaluation.json``.
+
+    ``ood``: the out-of-distribution sets (None: those its config names); ``data_dir``: where its
+    data files are, if not where the run found them; ``refresh``: compute anew even a record that
+    still fits. A :class:`PredictError` for a run that is not a finished classifier.
+    """
+    from . import load
+
+    folder = RunDir(path)
+    if not folder.is_finished():
+        raise PredictError(f"{folder.path} is not a finished run: evaluate it once it has finished")
+    predictor = load(folder.path, device=device)
+    if predictor.reads not in ("images", "texts"):
+        raise PredictError(
+            f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
+        )
+    trained = predictor.trained
+    sets = list(trained.config.ood if ood is None else ood)
+    stamp = _stamp(trained.step, trained.weights)
+    recorded = folder.read_evaluation()
+    reason = None if refresh else _unfit(recorded, stamp)
+    request = _request(trained, data_dir)
+    ood_inputs = [read_ood_set(entry, trained, request) for entry in sets]
+    if recorded is not None and reason is None and not refresh:
+        missing = [inputs for inputs in ood_inputs if _ood_unfit(recorded, inputs)]
+        if not missing:
+            return recorded
+    elif recorded is not None:
+        logger.info("evaluating %s anew: %s", folder.path, "asked to" if refresh else reason)
+    dev, test = _splits(trained, data_dir)
+    test_logits = predictor.logits(test)
+    record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
+    record["test"] = _test_figures(predictor, test_logits, test.labels, dev)
+    for inputs in ood_inputs:
+        record["ood"][inputs.label] = _ood_record(predictor, test_logits, inputs)
+    folder.write_evaluation(record)
+    return record
+
+
+def _stamp(step: int, weights: dict[str, Tensor]) -> dict[str, Any]:
+    """What a record is computed from: this code, the selected check and a digest of its weights."""
+    return {
+        "format": EVALUATION_FORMAT,
+        "labelemb": code_version(),
+        "selected_step": step,
+        "weights": weights_digest(weights),
+    }
+
+
+def weights_digest(weights: dict[str, Tensor]) -> str:
+    """A SHA-256 of a state dict: each tensor's name, shape, dtype and bytes, in name order."""
+    hasher = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        hasher.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def _unfit(recorded: dict[str, Any] | None, stamp: dict[str, Any]) -> str | None:
+    """Why ``recorded`` does not fit ``stamp`` (None where it does)."""
+    if recorded is None:
+        return "it has no evaluation yet"
+    for key, value in stamp.items():
+        if recorded.get(key) != value:
+            return f"its evaluation was computed with another {key} ({recorded.get(key)!r}, now {value!r})"
+    return None
+
+
+def _ood_unfit(recorded: dict[str, Any], inputs: OodInputs) -> bool:
+    held = recorded.get("ood", {}).get(inputs.label)
+    return held is None or held.get("digest") != inputs.digest
+
+
+def _request(trained: Any, data_dir: str | None) -> DataRequest:
+    """Where the run's data files (and OOD files) are looked for: as the run looked for them."""
+    from ..train.build import data_request
+
+    config = trained.config
+    if data_dir is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
+    return data_request(config)
+
+
+def _splits(trained: Any, data_dir: str | None) -> tuple[Any, Any]:
+    """The run's dev (or None) and test splits, read as the run read them."""
+    from ..train.build import load_run_data
+
+    config = trained.config
+    if data_dir is not None:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
+    dataset = load_run_data(config)
+    return dataset.dev, dataset.test
+
+
+def _test_figures(
+    predictor: Predictor, test_logits: Tensor, test_labels: Tensor, dev: Any
+) -> dict[str, float]:
+    """Selective classification on test, and conformal sets calibrated on dev (where there is one)."""
+    temperature = predictor.temperature
+    dev_logits = None if dev is None else predictor.logits(dev)
+    dev_labels = None if dev is None else dev.labels
+    # Xia et al.'s normalisation is fit on held-out logits: the dev split's, never test.
+    norm_p = None if dev_logits is None else choose_norm_p(dev_logits, dev_labels)
+    figures = selective_figures(test_logits, test_labels, temperature=temperature, norm_p=norm_p)
+    if dev_logits is not None:
+        figures.update(
+            conformal_figures(
+                dev_logits, dev_labels, test_logits, test_labels, CONFORMAL_COVERAGE, temperature=temperature
+            )
+        )
+    return figures
+
+
+def _ood_record(predictor: Predictor, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
+    out_logits = predictor.logits(inputs.items)
+    return {
+        "source": inputs.source,
+        "examples": inputs.count,
+        "digest": inputs.digest,
+        "figures": ood_figures(test_logits, out_logits),
+    }

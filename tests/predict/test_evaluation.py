@@ -1,0 +1,207 @@
+"""A finished run judged beyond its error (labelemb.predict.evaluation, labelemb evaluate): the
+figures of its selected weights against the metrics computed here from its own logits, the record
+kept while it fits and computed anew when it does not, the OOD sets a config names (a data set,
+a file, texts one a line), one-line refusals, and the comparison's tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from predict_helpers import WORDS, train_digits_run, train_text_run
+
+from labelemb import load
+from labelemb.analysis.beyond_error import rank_changes
+from labelemb.cli import main, write_comparison
+from labelemb.data import load as load_data
+from labelemb.metrics.conformal import conformal_figures
+from labelemb.metrics.ood import ood_figures
+from labelemb.metrics.selective import choose_norm_p, selective_figures
+from labelemb.predict import PredictError, evaluation
+from labelemb.predict.evaluation import evaluate_run
+from labelemb.rundir import EVALUATION_FILE, RunDir
+from labelemb.train import ConfigError, build_config, train
+from labelemb.train.config import OodSetConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PATCHES = OodSetConfig(data="patches")
+
+
+def test_the_patches_are_grey_8x8_images_the_same_every_time():
+    first, again = load_data("patches"), load_data("patches")
+    assert first.class_names == ["photo"] and (len(first.train), len(first.dev), len(first.test)) == (
+        600,
+        300,
+        300,
+    )
+    assert first.test.inputs.shape == (300, 1, 8, 8) and first.test.inputs.dtype == torch.float32
+    assert 0.0 <= float(first.test.inputs.min()) and float(first.test.inputs.max()) <= 1.0
+    assert float(first.test.inputs.std()) > 0.05  # photographs, not a flat grey
+    assert torch.equal(first.test.inputs, again.test.inputs)
+
+
+def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
+    run_dir, summary = train_digits_run(small_config)
+    assert summary["selected_step"] != summary["steps"]  # the selected check is not the last
+    record = evaluate_run(run_dir, ood=[PATCHES])
+    assert record["selected_step"] == summary["selected_step"]
+    # Independently: the selected weights' logits (labelemb.load) and the metrics of them.
+    predictor = load(run_dir)
+    data = load_data("digits")
+    test_logits, dev_logits = predictor.logits(data.test), predictor.logits(data.dev)
+    p = choose_norm_p(dev_logits, data.dev.labels)
+    want = selective_figures(test_logits, data.test.labels, temperature=predictor.temperature, norm_p=p)
+    T = predictor.temperature
+    want.update(
+        conformal_figures(dev_logits, data.dev.labels, test_logits, data.test.labels, 0.9, temperature=T)
+    )
+    assert set(record["test"]) == set(want) and "conformal_aps_set_size" in want
+    for key, value in want.items():
+        assert record["test"][key] == pytest.approx(value, abs=1e-12), key
+    patches = load_data("patches").test.inputs
+    want_ood = ood_figures(test_logits, predictor.logits(patches))
+    assert record["ood"]["patches"]["figures"] == pytest.approx(want_ood, abs=1e-12)
+    assert record["ood"]["patches"]["examples"] == 300
+    assert json.loads((run_dir / EVALUATION_FILE).read_text()) == record
+
+
+def test_a_record_that_fits_is_read_and_one_that_does_not_is_computed_anew(small_config, monkeypatch, caplog):
+    run_dir, _ = train_digits_run(small_config)
+    first = evaluate_run(run_dir)
+    written = (run_dir / EVALUATION_FILE).stat().st_mtime_ns
+    assert evaluate_run(run_dir) == first
+    assert (run_dir / EVALUATION_FILE).stat().st_mtime_ns == written  # read, not written again
+    # Another OOD set: added; the test figures are the same numbers.
+    with_patches = evaluate_run(run_dir, ood=[PATCHES])
+    assert "patches" in with_patches["ood"] and with_patches["test"] == first["test"]
+    # Another code version: computed anew, and said.
+    monkeypatch.setattr(evaluation, "code_version", lambda: "0.0.0+elsewhere")
+    with caplog.at_level(logging.INFO, logger="labelemb.predict.evaluation"):
+        again = evaluate_run(run_dir)
+    assert again["labelemb"] == "0.0.0+elsewhere" and "computed with another labelemb" in caplog.text
+    assert again["test"] == first["test"]
+
+
+def test_an_ood_set_that_does_not_fit_is_refused_in_one_line(small_config, tmp_path, mnist_dir):
+    run_dir, _ = train_digits_run(small_config)
+    with pytest.raises(
+        PredictError, match=r"mnist's inputs are \(1, 28, 28\), but the network reads images of \(1, 8, 8\)"
+    ):
+        evaluate_run(run_dir, ood=[OodSetConfig(data="mnist")], data_dir=str(mnist_dir.parent))
+    with pytest.raises(PredictError, match=r"ood set 'gone.csv': file gone.csv not found \(looked for"):
+        evaluate_run(run_dir, ood=[OodSetConfig(path="gone.csv")])
+    for problem in (str(error) for error in _refusals(run_dir)):
+        assert "\n" not in problem
+
+
+def _refusals(run_dir):
+    for entry in (OodSetConfig(path="gone.csv"), OodSetConfig(data="patches", split="train", limit=1)):
+        try:
+            evaluate_run(run_dir, ood=[entry])
+        except PredictError as error:
+            yield error
+
+
+def test_a_text_run_reads_its_ood_texts_one_a_line(tmp_path):
+    run_dir, _ = train_text_run(tmp_path)
+    other = tmp_path / "talks.en"  # a suffix no table has: one text a line
+    other.write_text("\ufeffwe flew to the moon and back\nthe orchestra played all night\n", encoding="utf-8")
+    record = evaluate_run(run_dir, ood=[OodSetConfig(path=str(other))])
+    held = record["ood"]["talks.en"]
+    assert held["examples"] == 2 and 0.0 <= held["figures"]["ood_msp_auroc"] <= 1.0
+    # The byte-order mark is not part of the first text: the figures are those of the texts.
+    texts = ["we flew to the moon and back", "the orchestra played all night"]
+    predictor = load(run_dir)
+    test_logits = predictor.logits(_test_texts(tmp_path))
+    assert held["figures"] == pytest.approx(ood_figures(test_logits, predictor.logits(texts)), abs=1e-12)
+    assert predictor.logits(texts).shape == (2, len(WORDS))
+
+
+def _test_texts(folder):
+    import csv
+
+    with (folder / "test.csv").open(newline="", encoding="utf-8") as handle:
+        return [row["text"] for row in csv.DictReader(handle)]
+
+
+def test_config_errors_name_the_key_and_the_fix(small_config):
+    with pytest.raises(ConfigError, match=r"'ood.0': an ood set names a data set \(data: mnist\) or a file"):
+        small_config("ood=[{data: mnist, path: x.csv}]")
+    with pytest.raises(ConfigError, match="two ood sets are called mnist: give each its own name"):
+        small_config("ood=[{data: mnist}, {data: mnist}]")
+    with pytest.raises(ConfigError, match=r"'ood.0.dat' does not exist; did you mean 'ood.data'\?"):
+        small_config("ood=[{dat: mnist}]")
+    with pytest.raises(
+        ConfigError, match=r"unknown data set \(an ood set's data\) 'mnsit'; did you mean 'mnist'"
+    ):
+        small_config("ood=[{data: mnsit}]")
+    # The sets judge a run: they are not what it is (a finished run is not trained again for them).
+    assert small_config("ood=[{data: patches}]").comparable() == small_config().comparable()
+
+
+def test_labelemb_evaluate_writes_each_runs_record_and_the_tables(small_config, tmp_path, capsys):
+    output = tmp_path / "runs"
+    for method in ("onehot", "label_smoothing"):
+        for seed in (0, 1):
+            train(small_config(f"method.name={method}", f"seed={seed}", output_dir=output))
+    experiment = output / "small"
+    assert main(["evaluate", str(experiment), "--ood", "patches", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith(f"{experiment}/")]
+    assert len(lines) == 4 and all(
+        ": AURC " in line and "OOD patches: energy AUROC" in line for line in lines
+    )
+    assert all(
+        (folder.path / EVALUATION_FILE).is_file() for folder in map(RunDir, experiment.glob("*/seed*"))
+    )
+    table = (experiment / "comparison.md").read_text(encoding="utf-8")
+    assert "Knowing when it is wrong" in table and "Out-of-distribution inputs: patches" in table
+    # A run folder alone: its line, no table.
+    one = experiment / "onehot" / "seed0"
+    assert main(["evaluate", str(one), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"{one}: AURC ")
+
+
+def test_runs_without_a_record_show_a_dash_and_are_never_judged_by_the_table(small_config, tmp_path):
+    output = tmp_path / "runs"
+    for method in ("onehot", "label_smoothing"):
+        train(small_config(f"method.name={method}", output_dir=output))
+    experiment = output / "small"
+    assert "Knowing when it is wrong" not in write_comparison(experiment)  # no run has a record
+    evaluate_run(experiment / "onehot" / "seed0")
+    table = write_comparison(experiment)
+    section = table[table.index("Knowing when it is wrong") :]
+    row = next(line for line in section.splitlines() if line.startswith("| label_smoothing |"))
+    assert row.count("| - ") >= 7  # its figures: none computed by the table itself
+
+
+def test_the_rank_line_names_the_methods_that_aurc_moves():
+    rows = [
+        {"method": "onehot", "selected_mean": 10.0, "beyond_aurc_mean": 5.0},
+        {"method": "label_smoothing", "selected_mean": 9.0, "beyond_aurc_mean": 6.0},
+        {"method": "lcm", "selected_mean": 11.0, "beyond_aurc_mean": 7.0},
+    ]
+    assert rank_changes(rows) == (
+        "Ranked by AURC rather than by error (1 = best), these methods move: onehot (2 -> 1), "
+        "label_smoothing (1 -> 2)."
+    )
+    rows[1]["beyond_aurc_mean"] = 4.0
+    assert rank_changes(rows) == "By AURC the methods rank as by error."
+    rows[2]["selected_mean"] = 9.0  # a tie shares the better rank: lcm 1 by error, 3 by AURC
+    assert "lcm (1 -> 3)" in rank_changes(rows)
+
+
+def test_a_sequence_run_has_no_ood_sets_and_a_text_run_names_none_by_data_set():
+    sequence = {"data": {"name": "ddtp-summarize"}, "model": {"name": "seq2seq"}, "ood": [{"path": "a.txt"}]}
+    with pytest.raises(ConfigError, match="ood sets judge a classifier"):
+        build_config(sequence)
+    texts = {
+        "data": {"name": "files", "files": {"train": "t.csv", "test": "t.csv"}},
+        "model": {"name": "bag_of_words"},
+        "ood": [{"data": "patches"}],
+    }
+    with pytest.raises(ConfigError, match=r"ood set 'patches': a data set by name serves image runs"):
+        build_config(texts)
