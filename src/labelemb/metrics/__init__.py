@@ -1,7 +1,8 @@
 """Functions of a classifier's logits and labels: calibration and temperature scaling
 (:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`), selective
-classification (:mod:`~labelemb.metrics.selective`) and out-of-distribution detection
-(:mod:`~labelemb.metrics.ood`).
+classification (:mod:`~labelemb.metrics.selective`), out-of-distribution detection
+(:mod:`~labelemb.metrics.ood`) and split-conformal prediction sets
+(:mod:`~labelemb.metrics.conformal`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
 tasks, analysis and a user's own code call the same figures (``labelemb.metrics.measure_calibration
@@ -18,6 +19,13 @@ from .calibration import (
     adaptive_ece,
     measure_calibration,
     pooled_bins,
+)
+from .conformal import (
+    calibrate_threshold,
+    conformal_figures,
+    conformal_threshold,
+    coverage_and_size,
+    prediction_sets,
 )
 from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
 from .selective import (
@@ -44,7 +52,11 @@ __all__ = [
     "adaptive_ece",
     "augrc",
     "aurc",
+    "calibrate_threshold",
     "choose_norm_p",
+    "conformal_figures",
+    "conformal_threshold",
+    "coverage_and_size",
     "coverage_at_risk",
     "detection_figures",
     "fit_and_measure",
@@ -54,6 +66,7 @@ __all__ = [
     "measure_calibration",
     "ood_figures",
     "pnorm_confidence",
+    "prediction_sets",
     "pooled_bins",
     "risk_at_coverage",
     "risk_coverage_curve",
