@@ -63,13 +63,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert code == 0, captured.err
     text = captured.out
 
-    rows = {row[0]: row for row in table_rows(text) if row[0] in ("onehot", "label_embedding")}
+    results, knowing = text.split("Knowing when it is wrong", 1)
+    rows = {row[0]: row for row in table_rows(results) if row[0] in ("onehot", "label_embedding")}
     assert set(rows) == {"onehot", "label_embedding"}
     for row in rows.values():
         assert row[1] == "2"  # seeds
         assert "±" in row[2] and "±" in row[3]
         mean, std = (float(x) for x in row[2].split("±"))
         assert 0.0 <= mean <= 100.0 and std >= 0.0
+    # The selected weights judged beyond their error, the photo patches as the OOD set.
+    knowing = knowing.split("Most similar labels", 1)[0]
+    assert table_rows(knowing)[0] == ["method", "AURC %", "patches AUROC % (MSP)", "APS set size (90 %)"]
+    judged = {row[0]: row for row in table_rows(knowing) if row[0] in ("onehot", "label_embedding")}
+    assert set(judged) == {"onehot", "label_embedding"}
+    for row in judged.values():
+        aurc, auroc, size = (float(cell.split("±")[0]) for cell in row[1:])
+        assert 0.0 <= aurc <= 100.0 and 0.0 <= auroc <= 100.0 and 0.0 <= size <= 10.0
 
     figure = out / "demo-digits-mlp" / "label_similarity.png"
     assert figure.is_file()
@@ -85,6 +94,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     for seed in (0, 1):
         for method in ("onehot", "label_embedding"):
             assert (out / "demo-digits-mlp" / method / f"seed{seed}" / "summary.json").is_file()
+            assert (out / "demo-digits-mlp" / method / f"seed{seed}" / "evaluation.json").is_file()
     assert not (out / "demo-digits-mlp" / "onehot" / "seed2").exists()
 
 

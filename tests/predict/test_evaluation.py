@@ -56,7 +56,16 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
     want = selective_figures(test_logits, data.test.labels, temperature=predictor.temperature, norm_p=p)
     T = predictor.temperature
     want.update(
-        conformal_figures(dev_logits, data.dev.labels, test_logits, data.test.labels, 0.9, temperature=T)
+        conformal_figures(
+            dev_logits,
+            data.dev.labels,
+            test_logits,
+            data.test.labels,
+            0.9,
+            temperature=T,
+            randomized=True,
+            seed=0,
+        )
     )
     assert set(record["test"]) == set(want) and "conformal_aps_set_size" in want
     for key, value in want.items():

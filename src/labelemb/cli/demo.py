@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .evaluate import evaluate_finished
 from .run import run_seeds
 
 #: The embedded default experiment: no file, no network (scikit-learn's bundled 8x8 digits).
@@ -15,6 +16,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "model": {"name": "mlp", "hidden": [500, 500]},
     "train": {"epochs": 30, "batch_size": 100, "lr": 1e-3},
     "selection": "best_dev",
+    # Photo patches at the digits' size: how well the classifier tells them from digits, offline.
+    "ood": [{"data": "patches"}],
 }
 
 
@@ -43,6 +46,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("Test error (%) on scikit-learn's digits (300 test images), MLP 64-500-500, mean ± std over seeds:")
     print(results_table(summaries, ece=True))
     print("ECE % -> scaled: mean test ECE, raw and with the logits divided by a temperature fit on dev.")
+    configs = [demo.with_method(m).with_seed(seed) for m in ("onehot", "label_embedding") for seed in seeds]
+    records = evaluate_finished([config.run_dir() for config in configs], progress=not args.no_progress)
+    print()
+    print("Knowing when it is wrong (selected weights; OOD: 8x8 photo patches), mean ± std over seeds:")
+    print(knowing_table([config.method.name for config in configs], records))
 
     run_dir = demo.with_method("label_embedding").with_seed(0).run_dir()
     representation, class_names = load_run_representation(run_dir)
@@ -58,3 +66,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"heatmap: {figure}")
     print(f"runs:    {Path(args.output_dir) / DEMO_CONFIG['experiment']}")
     return 0
+
+
+def knowing_table(methods: list[str], records: list[dict[str, Any]]) -> str:
+    """The demo's table of its runs' evaluations: AURC, the patches' MSP AUROC and the APS set size."""
+    from ..analysis.tables import mean_std
+
+    columns = (
+        ("AURC %", lambda r: 100 * r["test"]["selective_msp_aurc"]),
+        ("patches AUROC % (MSP)", lambda r: 100 * r["ood"]["patches"]["figures"]["ood_msp_auroc"]),
+        ("APS set size (90 %)", lambda r: r["test"]["conformal_aps_set_size"]),
+    )
+    lines = [
+        "| method | " + " | ".join(head for head, _ in columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for method in dict.fromkeys(methods):
+        held = [r for m, r in zip(methods, records) if m == method]
+        cells = []
+        for _, figure in columns:
+            try:
+                mean, std = mean_std([figure(r) for r in held])
+                cells.append(f"{mean:.2f} ± {std:.2f}")
+            except KeyError:  # a diverged run records no figures
+                cells.append("-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
