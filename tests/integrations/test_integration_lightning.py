@@ -201,6 +201,7 @@ ACCUMULATED = {
     "label_embedding_nlp": {"variant": "nlp", "soft_warmup": 2},
     "ols": {},
     "lwr": {"num_examples": 72, "epochs": 2, "k": 1},  # records at the first epoch's end, then learns from it
+    "maxsup": {"epochs": 2},  # the second epoch's weight after the callback's epoch end
 }
 
 

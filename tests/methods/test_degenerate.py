@@ -47,6 +47,7 @@ METHODS = [
     # Its tables float32 here: the comparisons are of float32 arithmetic, not of storage.
     ("pskd", {"num_examples": NUM_EXAMPLES, "epochs": 4, "storage": "float32"}),
     ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
+    ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

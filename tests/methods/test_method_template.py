@@ -216,6 +216,7 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
         "label_relaxation",
         "label_smoothing",
         "logitnorm",
+        "maxsup",
         "mbls",
         "onehot",
         "tfkd_reg",
