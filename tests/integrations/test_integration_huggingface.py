@@ -82,6 +82,7 @@ CLASS_METHODS = {
     "label_embedding_penalty": {"alpha": 0.05},
     # The peers of issue 59 whose loss is a mean of per-row terms.
     "maxsup": {"epochs": 2},
+    "acls": {"margin": 0.0},  # every hinge at work on the tiny model's small logits
 }
 TOKEN_METHODS = {
     "label_smoothing": {},

@@ -209,6 +209,7 @@ def test_a_chunked_head_from_the_row_loss_gives_the_loss_at_once():
 
 def test_which_methods_serve_token_rows_and_why_the_others_do_not():
     assert methods.serving("token") == [
+        "acls",
         "confidence_penalty",
         "flsd53",
         "focal",
