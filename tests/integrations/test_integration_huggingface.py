@@ -83,6 +83,7 @@ CLASS_METHODS = {
     # The peers of issue 59 whose loss is a mean of per-row terms.
     "maxsup": {"epochs": 2},
     "acls": {"margin": 0.0},  # every hinge at work on the tiny model's small logits
+    "dual_focal": {},
 }
 TOKEN_METHODS = {
     "label_smoothing": {},

@@ -203,6 +203,7 @@ ACCUMULATED = {
     "lwr": {"num_examples": 72, "epochs": 2, "k": 1},  # records at the first epoch's end, then learns from it
     "maxsup": {"epochs": 2},  # the second epoch's weight after the callback's epoch end
     "acls": {"margin": 0.0},  # every hinge at work on the small logits
+    "dual_focal": {},
 }
 
 

@@ -49,6 +49,7 @@ METHODS = [
     ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
     ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),
     ("acls", {"alpha": 0.5, "margin": 1.0}),
+    ("dual_focal", {"gamma": 2.0}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

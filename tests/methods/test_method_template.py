@@ -211,6 +211,7 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
     assert methods.serving("token") == [
         "acls",
         "confidence_penalty",
+        "dual_focal",
         "flsd53",
         "focal",
         "label_embedding",

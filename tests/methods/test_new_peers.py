@@ -27,28 +27,33 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ACTIVE = {
     "maxsup": {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9},
     "acls": {"alpha": 0.5, "margin": 1.0},
+    "dual_focal": {"gamma": 2.0},
 }
 NAMES = list(ACTIVE)
 #: Each method's defaults (the authors', see each class).
 DEFAULTS = {
     "maxsup": {"alpha": 0.1, "alpha_end": 0.2},
     "acls": {"alpha": 0.1, "margin": 10.0, "pos_lambda": 1.0, "neg_lambda": 0.1},
+    "dual_focal": {"gamma": 5.0},
 }
 #: The options each method's tuning searches.
 SEARCHED = {
     "maxsup": {"alpha", "alpha_end"},
     "acls": {"alpha", "margin"},
+    "dual_focal": {"gamma"},
 }
 #: Whether each method's loss is a mean of per-row terms: then it has a chunked head and gradient
 #: accumulation gives the step of the whole batch (a statistic of the batch is neither).
 PER_ROW = {
     "maxsup": True,
     "acls": True,
+    "dual_focal": True,
 }
 #: The terms each method logs beside its loss (a check record's ``train_<term>``).
 TERMS = {
     "maxsup": {"ce", "max_suppression"},
     "acls": {"ce", "reg"},
+    "dual_focal": {"dual_focal", "ce"},
 }
 PER_ROW_NAMES = [name for name in NAMES if PER_ROW[name]]
 
@@ -191,6 +196,8 @@ def test_registered_with_their_defaults_traits_and_spaces(name):
         ("acls", {"margin": math.inf}, "margin must be"),
         ("acls", {"pos_lambda": -0.5}, "pos_lambda must be"),
         ("acls", {"neg_lambda": math.nan}, "neg_lambda must be"),
+        ("dual_focal", {"gamma": -1.0}, "gamma must be"),
+        ("dual_focal", {"gamma": math.inf}, "gamma must be"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(name, options, match):

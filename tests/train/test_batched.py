@@ -229,6 +229,7 @@ STACKED_METHODS = [
     ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
     ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),  # the epoch end moves its weight
     ("acls", {"alpha": 0.5, "margin": 1.0}),  # a small margin: both hinges are at work
+    ("dual_focal", {"gamma": 2.0}),
 ]
 
 
