@@ -293,19 +293,20 @@ def test_nlp_warm_up_counts_optimiser_steps(
             torch.testing.assert_close(got[name], grad, rtol=0, atol=1e-6, msg=message)
 
 
-@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl"])
-def test_lwal_family_is_not_exact_under_accumulation_and_says_so(name: str, tmp_path: Path) -> None:
-    """lwal's label vectors are each micro-batch's class means: EpochEndCallback warns, in one line,
-    and the gradients do differ from one batch's; a method accumulation makes exact, or lwal
-    without accumulation, gets no warning."""
+@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl", "mdca"])
+def test_batch_wide_methods_are_not_exact_under_accumulation_and_say_so(name: str, tmp_path: Path) -> None:
+    """lwal's label vectors are each micro-batch's class means, mdca's term each micro-batch's
+    statistic: EpochEndCallback warns, in one line, and the gradients do differ from one batch's; a
+    method accumulation makes exact, or lwal without accumulation, gets no warning."""
+    method = labelemb.methods.method_class(name).name  # a preset warns under its method's name
     model = build_tiny_bert(name, {}, tokens=False, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*gradient accumulation.*")
         whole, _ = step_gradients(copy.deepcopy(model), 32, 1, tmp_path)
         step_gradients(build_tiny_bert("ols", {}, tokens=False), 8, 4, tmp_path)
     with pytest.warns(
-        UserWarning, match=r"^lwal under gradient accumulation \(4 micro-batches a step\)"
+        UserWarning, match=rf"^{method} under gradient accumulation \(4 micro-batches a step\)"
     ) as caught:
         parts, _ = step_gradients(copy.deepcopy(model), 8, 4, tmp_path)
-    assert ["\n" in str(w.message) for w in caught if "lwal" in str(w.message)] == [False]
+    assert ["\n" in str(w.message) for w in caught if method in str(w.message)] == [False]
     assert max((parts[n] - grad).abs().max() / grad.abs().max() for n, grad in whole.items()) > 1e-2

@@ -21,6 +21,7 @@ from lightning_models import BATCH, CLASSES, EPOCHS, EXAMPLES, Heads, dataset, f
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from labelemb import methods
 from labelemb.integrations.lightning import LabelembCallback, find_methods
 
 
@@ -263,16 +264,17 @@ def test_accumulated_micro_batches_match_one_batch(name: str) -> None:
         assert any(step[n].abs().max() > 0 for step in whole), f"{n} got no gradient"
 
 
-@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl"])
-def test_lwal_family_is_not_exact_under_accumulation_and_says_so(name: str) -> None:
-    """lwal's label vectors are each micro-batch's class means: the callback warns, in one line, and
-    the steps do differ from one batch's."""
+@pytest.mark.parametrize("name", ["lwal", "lwal10", "lwal10_rpl", "mdca"])
+def test_batch_wide_methods_are_not_exact_under_accumulation_and_say_so(name: str) -> None:
+    """lwal's label vectors are each micro-batch's class means, mdca's term each micro-batch's
+    statistic: the callback warns, in one line, and the steps do differ from one batch's."""
+    method = methods.method_class(name).name  # a preset warns under its method's name
     whole = accumulated_steps(name, 32, 1)
     with pytest.warns(
-        UserWarning, match=r"^lwal under gradient accumulation \(4 micro-batches a step\)"
+        UserWarning, match=rf"^{method} under gradient accumulation \(4 micro-batches a step\)"
     ) as caught:
         micro = accumulated_steps(name, 8, 4)
-    assert ["\n" in str(w.message) for w in caught if "lwal" in str(w.message)] == [False]
+    assert ["\n" in str(w.message) for w in caught if method in str(w.message)] == [False]
     differences = [(micro[0][n] - grad).abs().max() / grad.abs().max() for n, grad in whole[0].items()]
     assert max(differences) > 1e-2
 

@@ -50,6 +50,7 @@ METHODS = [
     ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),
     ("acls", {"alpha": 0.5, "margin": 1.0}),
     ("dual_focal", {"gamma": 2.0}),
+    ("mdca", {"beta": 2.0, "gamma": 1.0}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

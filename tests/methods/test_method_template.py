@@ -220,6 +220,7 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
         "logitnorm",
         "maxsup",
         "mbls",
+        "mdca",
         "onehot",
         "tfkd_reg",
         "zipf_ls",

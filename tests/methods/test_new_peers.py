@@ -28,6 +28,7 @@ ACTIVE = {
     "maxsup": {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9},
     "acls": {"alpha": 0.5, "margin": 1.0},
     "dual_focal": {"gamma": 2.0},
+    "mdca": {"beta": 2.0},
 }
 NAMES = list(ACTIVE)
 #: Each method's defaults (the authors', see each class).
@@ -35,12 +36,14 @@ DEFAULTS = {
     "maxsup": {"alpha": 0.1, "alpha_end": 0.2},
     "acls": {"alpha": 0.1, "margin": 10.0, "pos_lambda": 1.0, "neg_lambda": 0.1},
     "dual_focal": {"gamma": 5.0},
+    "mdca": {"beta": 1.0, "gamma": 0.0},
 }
 #: The options each method's tuning searches.
 SEARCHED = {
     "maxsup": {"alpha", "alpha_end"},
     "acls": {"alpha", "margin"},
     "dual_focal": {"gamma"},
+    "mdca": {"beta"},
 }
 #: Whether each method's loss is a mean of per-row terms: then it has a chunked head and gradient
 #: accumulation gives the step of the whole batch (a statistic of the batch is neither).
@@ -48,12 +51,14 @@ PER_ROW = {
     "maxsup": True,
     "acls": True,
     "dual_focal": True,
+    "mdca": False,
 }
 #: The terms each method logs beside its loss (a check record's ``train_<term>``).
 TERMS = {
     "maxsup": {"ce", "max_suppression"},
     "acls": {"ce", "reg"},
     "dual_focal": {"dual_focal", "ce"},
+    "mdca": {"ce", "mdca"},
 }
 PER_ROW_NAMES = [name for name in NAMES if PER_ROW[name]]
 
@@ -198,6 +203,9 @@ def test_registered_with_their_defaults_traits_and_spaces(name):
         ("acls", {"neg_lambda": math.nan}, "neg_lambda must be"),
         ("dual_focal", {"gamma": -1.0}, "gamma must be"),
         ("dual_focal", {"gamma": math.inf}, "gamma must be"),
+        ("mdca", {"beta": -1.0}, "beta must be"),
+        ("mdca", {"gamma": -0.5}, "gamma must be"),
+        ("mdca", {"betta": 2.0}, r"no option\(s\) betta"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(name, options, match):

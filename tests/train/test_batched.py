@@ -230,6 +230,7 @@ STACKED_METHODS = [
     ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),  # the epoch end moves its weight
     ("acls", {"alpha": 0.5, "margin": 1.0}),  # a small margin: both hinges are at work
     ("dual_focal", {"gamma": 2.0}),
+    ("mdca", {"beta": 2.0, "gamma": 1.0}),  # FL+MDCA: both classification losses' terms
 ]
 
 
