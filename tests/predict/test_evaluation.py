@@ -214,3 +214,25 @@ def test_a_sequence_run_has_no_ood_sets_and_a_text_run_names_none_by_data_set():
     }
     with pytest.raises(ConfigError, match=r"ood set 'patches': a data set by name serves image runs"):
         build_config(texts)
+
+
+def test_a_frozen_backbones_run_is_scored_on_its_cached_features_as_through_the_backbone(
+    small_config, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LABELEMB_CACHE", str(cache))
+    config = small_config(
+        "model.freeze=true", "model.dense=16", "method.name=onehot", "ood=[{data: patches}]"
+    )
+    train(config)
+    record = evaluate_run(config.run_dir())
+    assert len(list((cache / "features").glob("*.safetensors"))) == 4  # train, dev, test, the patches
+    # The same figures as the whole network (backbone included) gives on the raw images.
+    predictor = load(config.run_dir())
+    data = load_data("digits")
+    test_logits = predictor.logits(data.test)
+    want = ood_figures(test_logits, predictor.logits(load_data("patches").test.inputs))
+    assert record["ood"]["patches"]["figures"] == pytest.approx(want, abs=1e-6)
+    assert record["test"]["selective_msp_aurc"] == pytest.approx(
+        selective_figures(test_logits, data.test.labels)["selective_msp_aurc"], abs=1e-6
+    )

@@ -87,14 +87,64 @@ def evaluate_run(
             return recorded
     elif recorded is not None:
         logger.info("evaluating %s anew: %s", folder.path, "asked to" if refresh else reason)
-    dev, test = _splits(trained, data_dir)
-    test_logits = predictor.logits(test)
+    scores = RunScores(predictor, data_dir)
+    test_logits = scores.of_split(scores.test)
     record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
-    record["test"] = _test_figures(predictor, test_logits, test.labels, dev)
+    record["test"] = _test_figures(scores, test_logits)
     for inputs in ood_inputs:
-        record["ood"][inputs.label] = _ood_record(predictor, test_logits, inputs)
+        record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
     folder.write_evaluation(record)
     return record
+
+
+class RunScores:
+    """The logits of a run's selected weights: of its own dev and test splits, read as the run read
+    them, and of other inputs. A run on a frozen backbone is scored by its head on the features in
+    the feature cache (those its own evaluation read: the same numbers, without running the
+    backbone again); other images go through the backbone into that cache too."""
+
+    def __init__(self, predictor: Predictor, data_dir: str | None) -> None:
+        from ..tasks import build_task
+        from ..train.build import load_run_data
+        from ..train.frozen import freeze_features
+
+        self.predictor = predictor
+        config = _with_data_dir(predictor.trained.config, data_dir)
+        dataset = load_run_data(config)
+        self.frozen: tuple[Any, Any] | None = None
+        if predictor.trained.frozen:
+            task = build_task(config, dataset)
+            self.frozen = (config, task)
+            dataset = freeze_features(config, dataset, task, predictor.device)
+        self.class_names = list(dataset.class_names)
+        self.dev, self.test = dataset.dev, dataset.test
+
+    def of_split(self, split: Any) -> Tensor:
+        """The logits of one of the run's splits."""
+        return self._head(split.inputs) if self.frozen else self.predictor.logits(split)
+
+    def of_inputs(self, items: Any) -> Tensor:
+        """The logits of other inputs (what :meth:`Predictor.logits` takes)."""
+        if self.frozen is None or not isinstance(items, Tensor):
+            return self.predictor.logits(items)
+        from ..data import Dataset, Split
+        from ..train.frozen import freeze_features
+
+        config, task = self.frozen
+        split = Split(items, torch.zeros(len(items), dtype=torch.int64))
+        images = Dataset("ood", split, None, split, self.class_names)
+        return self._head(freeze_features(config, images, task, self.predictor.device).test.inputs)
+
+    @torch.inference_mode()
+    def _head(self, features: Tensor) -> Tensor:
+        """The classifier's head (dense layer, method) on ``features``, as evaluation runs it."""
+        classifier, device = self.predictor.model, self.predictor.device
+        autocast = self.predictor.autocast
+        parts = []
+        for rows in features.split(self.predictor.batch_size):
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                parts.append(classifier.method.logits(classifier.model(rows.to(device))).float().cpu())
+        return torch.cat(parts) if parts else torch.zeros((0, len(self.class_names)))
 
 
 def _stamp(step: int, weights: dict[str, Tensor]) -> dict[str, Any]:
@@ -132,33 +182,25 @@ def _ood_unfit(recorded: dict[str, Any], inputs: OodInputs) -> bool:
     return held is None or held.get("digest") != inputs.digest
 
 
+def _with_data_dir(config: Any, data_dir: str | None) -> Any:
+    """``config`` with its data files looked for in ``data_dir`` (the run's own config if None)."""
+    if data_dir is None:
+        return config
+    return config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
+
+
 def _request(trained: Any, data_dir: str | None) -> DataRequest:
     """Where the run's data files (and OOD files) are looked for: as the run looked for them."""
     from ..train.build import data_request
 
-    config = trained.config
-    if data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
-    return data_request(config)
+    return data_request(_with_data_dir(trained.config, data_dir))
 
 
-def _splits(trained: Any, data_dir: str | None) -> tuple[Any, Any]:
-    """The run's dev (or None) and test splits, read as the run read them."""
-    from ..train.build import load_run_data
-
-    config = trained.config
-    if data_dir is not None:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
-    dataset = load_run_data(config)
-    return dataset.dev, dataset.test
-
-
-def _test_figures(
-    predictor: Predictor, test_logits: Tensor, test_labels: Tensor, dev: Any
-) -> dict[str, float]:
+def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, float]:
     """Selective classification on test, and conformal sets calibrated on dev (where there is one)."""
+    predictor, dev, test_labels = scores.predictor, scores.dev, scores.test.labels
     temperature = predictor.temperature
-    dev_logits = None if dev is None else predictor.logits(dev)
+    dev_logits = None if dev is None else scores.of_split(dev)
     dev_labels = None if dev is None else dev.labels
     # Xia et al.'s normalisation is fit on held-out logits: the dev split's, never test.
     norm_p = None if dev_logits is None else choose_norm_p(dev_logits, dev_labels)
@@ -181,8 +223,8 @@ def _test_figures(
     return figures
 
 
-def _ood_record(predictor: Predictor, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
-    out_logits = predictor.logits(inputs.items)
+def _ood_record(scores: RunScores, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
+    out_logits = scores.of_inputs(inputs.items)
     return {
         "source": inputs.source,
         "examples": inputs.count,
