@@ -13,15 +13,19 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from labelemb.metrics.selective import (
+    CURVE_COVERAGES,
     NORM_P_GRID,
+    RISK_CURVE,
     augrc,
     aurc,
     choose_norm_p,
     correct_predictions,
     coverage_at_risk,
     max_softmax,
+    msp_risk_curve,
     pnorm_confidence,
     risk_at_coverage,
+    risk_at_coverages,
     risk_coverage_curve,
     selective_figures,
 )
@@ -209,3 +213,57 @@ def test_selective_figures_name_the_figures_of_each_score():
     assert all(isinstance(value, float) for value in everything.values())
     logits[4, 1] = float("inf")
     assert selective_figures(logits, labels, temperature=1.7, norm_p=3) == {}
+
+
+def risk_over_every_tie_order(confidence: list[float], correct: list[int], coverage: float) -> float:
+    """The mean over every order of the tied examples of the error rate of the k = max(1,
+    ceil(coverage N)) most confident, k counted here with exact fractions."""
+    from fractions import Fraction
+
+    n = len(confidence)
+    k = max(1, math.ceil(Fraction(str(coverage)) * n))
+    blocks = [
+        [right for c, right in zip(confidence, correct) if c == level]
+        for level in sorted(set(confidence), reverse=True)
+    ]
+    risks = [
+        sum(1 for right in [r for block in orders for r in block][:k] if not right) / k
+        for orders in itertools.product(*(list(itertools.permutations(block)) for block in blocks))
+    ]
+    return sum(risks) / len(risks)
+
+
+def test_risk_at_coverages_is_the_risk_of_the_top_k_over_every_tie_order():
+    confidence = [0.9, 0.9, 0.9, 0.7, 0.5, 0.5, 0.2, 0.1]
+    correct = [1, 0, 1, 1, 0, 1, 0, 1]
+    grid = [0.0, 0.01, 0.125, 0.2, 0.25, 0.375, 0.5, 0.6, 0.75, 0.8, 0.875, 0.99, 1.0]
+    got = risk_at_coverages(confidence, correct, grid)
+    for coverage, risk in zip(grid, got):
+        assert risk == pytest.approx(risk_over_every_tie_order(confidence, correct, coverage), abs=1e-12)
+    # By hand: the first block (2 right of 3) holds 1/3 error per example taken from it.
+    assert got[0] == pytest.approx(1 / 3) and got[-1] == 3 / 8
+    # At the coverages k / N its mean is the AURC; the default grid is 0, 0.01, ..., 1.
+    confidence, correct = random_case(40, 7, ties=True)
+    at_k = risk_at_coverages(confidence, correct, np.arange(1, 41) / 40)
+    assert at_k.mean() == pytest.approx(aurc(confidence, correct), abs=1e-12)
+    assert len(risk_at_coverages(confidence, correct)) == 101 and CURVE_COVERAGES[7] == pytest.approx(0.07)
+    # 0.07 of 100 examples is 7 of them, though 0.07 * 100 rounds to 7.000000000000001.
+    hundred = [1.0 - i / 100 for i in range(100)]
+    wrong_eighth = [0 if i == 7 else 1 for i in range(100)]
+    assert risk_at_coverages(hundred, wrong_eighth, [0.07, 0.08]).tolist() == [0.0, 1 / 8]
+    with pytest.raises(ValueError, match=r"a coverage must be in \[0, 1\], got 1.5"):
+        risk_at_coverages([0.5], [1], [0.5, 1.5])
+
+
+def test_msp_risk_curve_is_the_max_softmax_risk_at_the_grid_and_empty_when_diverged():
+    generator = torch.Generator().manual_seed(4)
+    logits = 3 * torch.randn(90, 4, generator=generator)
+    labels = torch.randint(0, 4, (90,), generator=generator)
+    (curve,) = msp_risk_curve(logits, labels).values()
+    correct = (logits.argmax(-1) == labels).double().numpy()
+    want = risk_at_coverages(logits.double().softmax(-1).max(-1).values.numpy(), correct)
+    assert list(msp_risk_curve(logits, labels)) == [RISK_CURVE] and len(curve) == 101
+    assert curve == pytest.approx(want.tolist(), abs=1e-12) and curve[-1] == pytest.approx(1 - correct.mean())
+    assert all(isinstance(value, float) for value in curve)
+    logits[3, 0] = float("nan")
+    assert msp_risk_curve(logits, labels) == {}

@@ -18,7 +18,7 @@ from labelemb.cli import main, write_comparison
 from labelemb.data import load as load_data
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
-from labelemb.metrics.selective import choose_norm_p, selective_figures
+from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve, selective_figures
 from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
 from labelemb.rundir import EVALUATION_FILE, RunDir
@@ -67,7 +67,9 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
             seed=0,
         )
     )
+    want.update(msp_risk_curve(test_logits, data.test.labels))  # the curve the report draws
     assert set(record["test"]) == set(want) and "conformal_aps_set_size" in want
+    assert len(record["test"][RISK_CURVE]) == 101
     for key, value in want.items():
         assert record["test"][key] == pytest.approx(value, abs=1e-12), key
     patches = load_data("patches").test.inputs

@@ -14,15 +14,18 @@ examples, with the prediction right or wrong for each, the figures are (all frac
   selective classification systems"): the mean over k of the generalised risk err(k) / N, the share
   of all examples that are accepted and wrong;
 - **risk at a coverage** (:func:`risk_at_coverage`) and **coverage at a risk**
-  (:func:`coverage_at_risk`), read off the curve.
+  (:func:`coverage_at_risk`), read off the curve;
+- the **risk at fixed coverages** (:func:`risk_at_coverages`): err(k) / k of the k most confident at
+  each of a grid of coverages, the curve whose area is the AURC, one length whatever N.
 
 Ties. Examples of equal confidence are accepted or rejected together: the curve has one point per
 distinct confidence, and no figure depends on the order of the examples. Inside a block of b tied
 examples holding e errors, err(k) counts the block's errors as spread evenly (j e / b after j of its
 examples): AURC and AUGRC are then exactly their mean over every order of the tied examples.
 
-Confidence scores from logits (:func:`max_softmax`, :func:`pnorm_confidence`) and the figures a run
-reports for a split (:func:`selective_figures`) are at the end.
+Confidence scores from logits (:func:`max_softmax`, :func:`pnorm_confidence`), the figures a run
+reports for a split (:func:`selective_figures`) and the curve it keeps (:func:`msp_risk_curve`) are
+at the end.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ from .softmax import softmax_parts
 #: reads the coverage at, unless told otherwise.
 COVERAGE = 0.8
 RISK = 0.05
+
+#: The coverages of a run's recorded risk-coverage curve (:func:`msp_risk_curve`): 0, 0.01, ..., 1.
+CURVE_COVERAGES = numpy.linspace(0.0, 1.0, 101)
+#: The key of that curve in a run's evaluation (``evaluation.json``'s ``test``).
+RISK_CURVE = "selective_msp_risk_curve"
 
 #: One number per example: a tensor, an array or a list.
 Values = Tensor | numpy.ndarray | Sequence[float]
@@ -145,6 +153,23 @@ def augrc(confidence: Values, correct: Values) -> float:
     return float(numpy.mean(errors) / len(errors))
 
 
+def risk_at_coverages(
+    confidence: Values, correct: Values, coverages: Sequence[float] | numpy.ndarray = CURVE_COVERAGES
+) -> numpy.ndarray:
+    """The selective risk err(k) / k of the k = max(1, ceil(c N)) most confident examples at each
+    coverage c (in [0, 1]; by default :data:`CURVE_COVERAGES`), ties spread evenly as AURC counts
+    them (:func:`errors_in_top`): a curve of one length whatever N, which runs of different sizes
+    average point by point. At the coverages k / N, k = 1 .. N, its mean is the AURC."""
+    coverages = numpy.asarray(coverages, dtype=numpy.float64)
+    outside = coverages[~((coverages >= 0.0) & (coverages <= 1.0))]  # nan too
+    if len(outside):
+        raise ValueError(f"a coverage must be in [0, 1], got {outside[0]}")
+    errors = errors_in_top(confidence, correct)
+    # The same hair of slack as risk_at_coverage: 0.07 of 100 examples is 7 of them, not 8.
+    taken = numpy.clip(numpy.ceil((coverages - 1e-12) * len(errors)), 1, len(errors)).astype(numpy.int64)
+    return errors[taken - 1] / taken
+
+
 def _share(value: float, name: str, *, zero: bool) -> float:
     low_ok = value >= 0.0 if zero else value > 0.0
     if not (low_ok and value <= 1.0):
@@ -237,6 +262,17 @@ def confidence_figures(
         f"{prefix}_risk_at_{_percent_name(coverage)}": risk_at_coverage(confidence, correct, coverage),
         f"{prefix}_coverage_at_{_percent_name(risk)}": coverage_at_risk(confidence, correct, risk),
     }
+
+
+def msp_risk_curve(logits: Tensor, labels: Tensor) -> dict[str, list[float]]:
+    """``{RISK_CURVE: [...]}``: the selective risk of the max-softmax confidence of ``logits``
+    ``(N, m)`` for ``labels`` at each of :data:`CURVE_COVERAGES` (:func:`risk_at_coverages`;
+    fractions, 0-1), the curve a report draws; empty where a logit is not finite, as
+    :func:`selective_figures`."""
+    if not bool(torch.isfinite(logits).all()):
+        return {}
+    curve = risk_at_coverages(max_softmax(logits), correct_predictions(logits, labels))
+    return {RISK_CURVE: [float(risk) for risk in curve]}
 
 
 def selective_figures(

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.ood import ood_figures
-from ..metrics.selective import choose_norm_p, selective_figures
+from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
 from ..train.config import OodSetConfig
 from ..version import code_version
@@ -196,8 +196,10 @@ def _request(trained: Any, data_dir: str | None) -> DataRequest:
     return data_request(_with_data_dir(trained.config, data_dir))
 
 
-def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, float]:
-    """Selective classification on test, and conformal sets calibrated on dev (where there is one)."""
+def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, Any]:
+    """Selective classification on test (its figures, and the risk-coverage curve of the raw
+    max-softmax confidence at 101 coverages, :func:`~labelemb.metrics.selective.msp_risk_curve`),
+    and conformal sets calibrated on dev (where there is one)."""
     predictor, dev, test_labels = scores.predictor, scores.dev, scores.test.labels
     temperature = predictor.temperature
     dev_logits = None if dev is None else scores.of_split(dev)
@@ -220,7 +222,7 @@ def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, float]:
                 seed=CONFORMAL_SEED,
             )
         )
-    return figures
+    return {**figures, **msp_risk_curve(test_logits, test_labels)}
 
 
 def _ood_record(scores: RunScores, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
