@@ -28,7 +28,8 @@ class MaxSuppression(LinearOutputMethod):
     down on a right row but, on a wrong one, lifts the wrong top class against the gold one; MaxSup
     penalises the top-1 logit instead, whatever the label (on a right row the two are the same).
     Nothing is detached: the gradient in the logits is ``p - onehot(y) + alpha_e (onehot(argmax z)
-    - 1/m)``. As in every training script of theirs (``train.py``, ``engine.py``, ``MaxSupLoss``),
+    - 1/m)``. As in their ResNet, DeiT, long-tail and OOD training code (``train.py``, ``engine.py``,
+    ``MaxSupLoss``, ``model.py``; their FFCV ``MaxSuppression`` divides by ``E``, not ``E - 1``),
     the weight grows linearly over the run, from ``alpha = 0.1`` in the first epoch (``e = 0``) to
     ``alpha_end = 0.2`` in the last (``e = E - 1``, ``E = epochs``, which the trainer passes);
     ``alpha_end = alpha`` keeps it fixed. Past ``E`` epochs (a continued run) it stays at
