@@ -238,3 +238,19 @@ def test_a_frozen_backbones_run_is_scored_on_its_cached_features_as_through_the_
     assert record["test"]["selective_msp_aurc"] == pytest.approx(
         selective_figures(test_logits, data.test.labels)["selective_msp_aurc"], abs=1e-6
     )
+
+
+def test_labelemb_evaluate_refuses_in_one_line(small_config, capsys, mnist_dir, monkeypatch):
+    run_dir, _ = train_digits_run(small_config)
+    monkeypatch.setenv("LABELEMB_DATA", str(mnist_dir.parent))
+    cases = {
+        ("--ood", "mnist"): "mnist's inputs are (1, 28, 28), but the network reads images of (1, 8, 8)",
+        ("--ood", "missing.csv"): "ood set 'missing.csv': file missing.csv not found (looked for",
+        ("--ood", "mnst"): "ood set 'mnst': unknown data set 'mnst'; did you mean 'mnist'?",
+    }
+    for options, message in cases.items():
+        assert main(["evaluate", str(run_dir), *options, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("labelemb evaluate: error: ") and message in err, err
+    assert main(["evaluate", str(run_dir.parent / "nowhere"), "--no-progress"]) == 2
+    assert "holds no finished run" in capsys.readouterr().err

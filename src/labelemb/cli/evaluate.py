@@ -74,10 +74,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def ood_set(text: str) -> Any:
-    """``--ood``'s value as an ood set: an existing file or folder, else a data set's name."""
+    """``--ood``'s value as an ood set: an existing file or folder, a data set's name, or what looks
+    like a file (a suffix, a folder in it: looked for as data files are, and named if not found)."""
+    from ..data import DATASETS, dataset_key
     from ..train.config import OodSetConfig
 
-    return OodSetConfig(path=text) if Path(text).expanduser().exists() else OodSetConfig(data=text)
+    path = Path(text).expanduser()
+    if path.exists() or (dataset_key(text) not in DATASETS and (path.suffix or len(path.parts) > 1)):
+        return OodSetConfig(path=text)
+    return OodSetConfig(data=text)
 
 
 def evaluate_finished(
