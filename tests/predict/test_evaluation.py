@@ -52,6 +52,9 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
     predictor = load(run_dir)
     data = load_data("digits")
     test_logits, dev_logits = predictor.logits(data.test), predictor.logits(data.dev)
+    # The very logits the run's own selected check measured its test error on.
+    wrong = (test_logits.argmax(-1) != data.test.labels).double().mean().item()
+    assert 100 * wrong == pytest.approx(summary["selected_test_error"], abs=1e-9)
     p = choose_norm_p(dev_logits, data.dev.labels)
     want = selective_figures(test_logits, data.test.labels, temperature=predictor.temperature, norm_p=p)
     T = predictor.temperature
