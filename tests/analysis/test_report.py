@@ -9,126 +9,37 @@ fonts-liberation``); without them they FAIL (never skip).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import shutil
 import statistics
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
-from browser import FONTS_PROBE, PAGE_FONTS, chromium_path, require_fonts, run_chromium
+from browser import run_chromium
 from PIL import Image
-from repo_paths import CONFIGS, DOCS
+from repo_paths import DOCS
+from report_checks import (
+    DATA_PNG,
+    METHODS,
+    PNG_MAGIC,
+    PROBE,
+    Page,
+    assert_fits,
+    comparison_widths,
+    markdown_tables,
+    png_bytes,
+    section_markdown,
+    with_the_longest_method_names,
+)
 
 from labelemb.analysis.report import build_report
-from labelemb.analysis.report_page import markdown_table_html, png_data_uri, render_report
+from labelemb.analysis.report_html import markdown_table_html, png_data_uri
+from labelemb.analysis.report_page import BEYOND_ERROR_SECTION as JUDGED
+from labelemb.analysis.report_page import render_report
 from labelemb.analysis.representation import run_representation
 from labelemb.cli import main
-
-METHODS = ("onehot", "label_embedding")
-SMALL = {
-    "experiment": "rep",
-    "data": {"name": "digits"},
-    "model": {"name": "mlp", "hidden": [16]},
-    "train": {"epochs": 2},
-}
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-DATA_PNG = "data:image/png;base64,"
-
-
-class Page(HTMLParser):
-    """Ids, images, links and tables of an HTML page, each tagged with the section it lies in."""
-
-    def __init__(self, text: str):
-        super().__init__(convert_charrefs=True)
-        self.ids: list[str] = []
-        self.sections: list[str] = []
-        self.images: list[tuple[str | None, dict[str, str]]] = []  # (section, attributes)
-        self.urls: list[str] = []  # every src and href
-        self.tables: list[tuple[str | None, list[list[str]]]] = []
-        self.text: dict[str | None, str] = {}
-        self.style = ""
-        self._stack: list[str | None] = []  # the section id of each open <section>
-        self._rows: list[list[str]] | None = None
-        self._cell: list[str] | None = None
-        self._in_style = False
-        self.feed(text)
-        self.close()
-
-    @property
-    def section(self) -> str | None:
-        return self._stack[-1] if self._stack else None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = {k: v or "" for k, v in attrs}
-        if "id" in attrs:
-            self.ids.append(attrs["id"])
-        for key in ("src", "href"):
-            if key in attrs:
-                self.urls.append(attrs[key])
-        if tag == "section":
-            self._stack.append(attrs.get("id"))
-            self.sections.append(attrs.get("id"))
-        elif tag == "img":
-            self.images.append((self.section, attrs))
-        elif tag == "table":
-            self._rows = []
-        elif tag == "tr" and self._rows is not None:
-            self._rows.append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "style":
-            self._in_style = True
-
-    def handle_endtag(self, tag):
-        if tag == "section" and self._stack:
-            self._stack.pop()
-        elif tag == "table" and self._rows is not None:
-            self.tables.append((self.section, self._rows))
-            self._rows = None
-        elif tag in ("td", "th") and self._cell is not None and self._rows:
-            self._rows[-1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data):
-        if self._in_style:
-            self.style += data
-        if self._cell is not None:
-            self._cell.append(data)
-        self.text[self.section] = self.text.get(self.section, "") + data
-
-    def tables_in(self, section: str) -> list[list[list[str]]]:
-        return [rows for s, rows in self.tables if s == section]
-
-
-def png_bytes(uri: str) -> bytes:
-    assert uri.startswith(DATA_PNG), uri[:60]
-    data = base64.b64decode(uri[len(DATA_PNG) :], validate=True)
-    assert data.startswith(PNG_MAGIC)
-    with Image.open(io.BytesIO(data)) as image:
-        image.verify()  # checks the chunks and their CRCs
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()  # decodes every pixel
-        assert image.width > 100 and image.height > 100
-    return data
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory, one_thread):
-    """A real comparison directory: 2 methods x 2 seeds on digits, made by `labelemb compare`."""
-    root = tmp_path_factory.mktemp("report")
-    config = root / "small.yaml"
-    config.write_text(yaml.safe_dump(SMALL))
-    args = ["--methods", ",".join(METHODS), "--seeds", "0-1", "--output-dir", str(root), "--no-progress"]
-    assert main(["compare", "--config", str(config), *args]) == 0
-    return root / SMALL["experiment"]
 
 
 @pytest.fixture(scope="module")
@@ -165,17 +76,19 @@ def test_page_is_self_contained(report, page):
 
 def test_images_are_valid_base64_pngs_of_the_figures(experiment, page):
     by_section = {section: png_bytes(attrs["src"]) for section, attrs in page.images}
-    assert set(by_section) == {"curves", "calibration", *(f"method-{m}" for m in METHODS)}
+    assert set(by_section) == {"curves", "calibration", JUDGED, *(f"method-{m}" for m in METHODS)}
     analysis = experiment / "analysis"
     assert by_section["curves"] == (analysis / "curves.png").read_bytes()
     assert by_section["calibration"] == (analysis / "reliability.png").read_bytes()
+    assert by_section[JUDGED] == (analysis / "risk-coverage.png").read_bytes()
     for method in METHODS:
         assert by_section[f"method-{method}"] == (analysis / f"{method}-seed0" / "heatmap.png").read_bytes()
     assert all(attrs.get("alt") for _, attrs in page.images)
 
 
 #: The report's sections, in order, for the onehot and label_embedding runs of the fixture.
-SECTIONS = ["comparison", "curves", "calibration", "method-onehot", "method-label_embedding", "wordnet"]
+SECTIONS = ["comparison", "curves", "calibration", JUDGED]
+SECTIONS += ["method-onehot", "method-label_embedding", "wordnet"]
 
 
 def test_sections_have_stable_ids_in_order(page):
@@ -234,6 +147,28 @@ def test_calibration_section_has_the_table_raw_and_scaled_and_says_what_scaling_
     assert "Each method's diagram raw, then scaled beside it" in text
     ((_, image),) = [(s, attrs) for s, attrs in page.images if s == "calibration"]
     assert image["alt"].endswith("raw and scaled")
+
+
+def test_knowing_when_it_is_wrong_has_the_tables_of_compare_and_the_risk_coverage_curves(experiment, page):
+    """The beyond-error tables of comparison.md (selective classification, then the OOD set's), each
+    with the lines under it, and the figure of every run (none left out)."""
+    tables = page.tables_in(JUDGED)
+    assert tables == markdown_tables(section_markdown((experiment / "comparison.md").read_text(), "all"))
+    selective, patches = tables
+    assert selective[0][:4] == ["method", "error %", "AURC %", "p vs onehot"]
+    assert patches[0][:2] == ["method", "MSP AUROC %"]
+    assert [row[0] for row in selective[1:]] == [row[0] for row in patches[1:]] == list(METHODS)
+    assert all(re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", cell) for row in selective[1:] for cell in row[2:3])
+    text = " ".join(page.text[JUDGED].split())
+    assert "Knowing when it is wrong, on the test split at the check each run selects" in text
+    assert "AURC: the area under the risk-coverage curve" in text
+    assert "the methods rank as by error" in text or "Ranked by AURC rather than by error" in text
+    assert "Out-of-distribution inputs: patches against the test split" in text
+    assert "Risk-coverage curves of the test split" in text
+    assert "each seed thin, the mean over seeds bold" in text
+    assert "Left out" not in text and "No figure" not in text
+    ((_, image),) = [(s, attrs) for s, attrs in page.images if s == JUDGED]
+    assert image["alt"] == "risk-coverage curves of each method on the test split"
 
 
 def test_a_calibration_section_without_a_dev_split_is_raw_only_and_says_why():
@@ -393,20 +328,6 @@ def test_report_command(experiment, tmp_path, capsys):
 # ------------------------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    return chromium_path("the report tests open the page in a real headless browser")
-
-
-# Appended to a copy of the page (the report itself has no script): once every picture has
-# loaded, record the size the browser decoded it to.
-PROBE = (
-    '<script>window.addEventListener("load", () => { for (const img of document.images) '
-    'img.setAttribute("data-decoded", img.complete ? img.naturalWidth + "x" + img.naturalHeight : "no"); '
-    "});</script>"
-)
-
-
 def test_chromium_renders_every_section_and_decodes_every_picture(chromium, report, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(
@@ -419,7 +340,7 @@ def test_chromium_renders_every_section_and_decodes_every_picture(chromium, repo
     for method in METHODS:
         assert len(page.tables_in(f"method-{method}")[0]) == 11  # header + 10 digits
     decoded = {section: attrs.get("data-decoded") for section, attrs in page.images}
-    assert set(decoded) == {"curves", "calibration", "method-onehot", "method-label_embedding"}
+    assert set(decoded) == {"curves", "calibration", JUDGED, "method-onehot", "method-label_embedding"}
     for section, size in decoded.items():
         assert size and re.fullmatch(r"[1-9]\d*x[1-9]\d*", size), f"{section}: picture not decoded ({size})"
     assert "no WordNet mapping" in page.text["wordnet"]
@@ -427,10 +348,11 @@ def test_chromium_renders_every_section_and_decodes_every_picture(chromium, repo
 
 def test_chromium_screenshot_shows_tables_and_pictures(chromium, report, tmp_path):
     shot = tmp_path / "report.png"
-    run_chromium(chromium, tmp_path, report, f"--screenshot={shot}", "--window-size=1200,3000")
+    # Tall enough to reach the first heatmap, below the calibration and beyond-error sections.
+    run_chromium(chromium, tmp_path, report, f"--screenshot={shot}", "--window-size=1200,5000")
     assert shot.stat().st_size > 50_000
     with Image.open(shot) as image:
-        assert image.size == (1200, 3000)
+        assert image.size == (1200, 5000)
         rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
     spread = rgb.max(axis=2) - rgb.min(axis=2)
     # Colour comes only from the figures (curves, viridis heatmaps); text and tables are grey.
@@ -440,77 +362,6 @@ def test_chromium_screenshot_shows_tables_and_pictures(chromium, report, tmp_pat
     assert dark > 20_000, dark
     top = rgb[:300].reshape(-1, 3)
     assert len(np.unique(top, axis=0)) > 10  # the title and the table render, not a blank page
-
-
-#: The window the comparison table must fit (issue 44: its ECE and NLL columns needed scrolling).
-WINDOW_WIDTH = 1280
-#: How much narrower than the column each table must be able to lay out.
-MARGIN_PX = 20
-
-# Appended to a copy of the page: once it has laid out, where the section's table ends against
-# the page's column and the window, and whether anything scrolls sideways.
-WIDTH_PROBE = """<script>
-__FONTS_PROBE__
-window.addEventListener("load", () => {
-  const table = document.querySelector("#SECTION table");
-  const body = document.body;
-  const right = table.getBoundingClientRect().right;
-  // The narrowest the table can be laid out (every cell wrapped where it may): its right edge then.
-  table.style.width = "min-content";
-  const narrowest = table.getBoundingClientRect().right;
-  table.style.width = "";
-  const measured = JSON.stringify({
-    viewport: window.innerWidth,
-    page: document.documentElement.scrollWidth,
-    column: body.getBoundingClientRect().right - parseFloat(getComputedStyle(body).paddingRight),
-    table: right,
-    narrowest,
-    scrollWidth: table.scrollWidth,
-    clientWidth: table.clientWidth,
-    fonts: installedFonts(),
-    font: getComputedStyle(table).fontFamily,
-  });
-  const out = document.createElement("pre");
-  out.id = "widths";
-  out.textContent = measured;
-  body.appendChild(out);
-});
-</script>"""
-
-
-def comparison_widths(chromium: str, html_text: str, tmp_path: Path, section: str = "comparison") -> dict:
-    probe = tmp_path / "widths.html"
-    script = WIDTH_PROBE.replace("SECTION", section).replace("__FONTS_PROBE__", FONTS_PROBE)
-    probe.write_text(html_text.replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = run_chromium(chromium, tmp_path, probe, f"--window-size={WINDOW_WIDTH},1000", "--dump-dom")
-    found = re.search(r'<pre id="widths">(.*?)</pre>', dom.stdout.decode("utf-8"), re.S)
-    assert found, dom.stderr.decode(errors="replace")[-2000:]
-    return json.loads(found.group(1))
-
-
-def with_the_longest_method_names(page: str, experiment: Path, section: str = "comparison") -> str:
-    """``page`` with the table of ``section`` (comparison or calibration) renamed to the longest
-    method names."""
-    markdown = (experiment / "comparison.md").read_text(encoding="utf-8")
-    main, _, calibration = markdown.partition("Calibration of the test predictions")
-    markdown = main if section == "comparison" else calibration
-    longest = markdown.replace("| onehot |", "| confidence_penalty |").replace(
-        "| label_embedding |", "| label_embedding_fixed |"
-    )
-    start = page.index("<table", page.index(f'<section id="{section}">'))
-    end = page.index("</table>", start) + len("</table>")
-    return page[:start] + markdown_table_html(longest, wide=True) + page[end:]
-
-
-def assert_fits(widths: dict, name: str) -> None:
-    require_fonts(widths["fonts"], "labelemb report's page")
-    assert widths["font"].startswith(f'"{PAGE_FONTS[0]}"'), widths["font"]
-    assert widths["viewport"] == WINDOW_WIDTH, widths
-    assert widths["table"] <= widths["column"] + 0.5, f"{name}: wider than the column: {widths}"
-    # With room to spare, so that a font's last pixels (hinting, a minor version) cannot tip it over.
-    assert widths["narrowest"] <= widths["column"] - MARGIN_PX, f"{name}: no margin left: {widths}"
-    assert widths["scrollWidth"] <= widths["clientWidth"], f"{name}: {widths}"
-    assert widths["page"] <= WINDOW_WIDTH, f"{name}: the page scrolls sideways: {widths}"
 
 
 def test_chromium_fits_the_comparison_table_in_a_1280_px_window(chromium, experiment, report, tmp_path):
@@ -531,201 +382,13 @@ def test_chromium_fits_the_calibration_table_in_a_1280_px_window(chromium, exper
     assert_fits(widths, "the calibration table's longest method names")
 
 
-# ------------------------------------------------------------------------------ a text comparison
-
-#: A translation comparison in under a minute: a tiny seq2seq, 4 updates, short greedy decodes;
-#: 1,500 training pairs give a target vocabulary of more than 4,096 words, where a method that
-#: learns no label representation saves none, and label_embedding saves its codes A (m x k).
-TEXT_QUICK = [
-    "data.max_train_pairs=1500",
-    "data.text.vocabulary_size=5000",
-    "model.embedding=16",
-    "model.hidden=16",
-    "model.layers=1",
-    "train.max_steps=4",
-    "train.batch_size=16",
-    "train.eval_every=32",
-    "decode.max_length=4",
-    "decode.length_ratio=0",
-    "decode.beam=1",
-]
-TEXT_SECTIONS = ["comparison", "curves", "method-onehot", "method-label_embedding"]
-
-
-@pytest.fixture(scope="module")
-def text_experiment(tmp_path_factory, ddtp_dir, one_thread):
-    """onehot and label_embedding (variant nlp, compressed) on DDTP en-it, made by `labelemb compare`."""
-    root = tmp_path_factory.mktemp("text")
-    args = ["--methods", ",".join(METHODS), "--output-dir", str(root), "--data-dir", str(ddtp_dir)]
-    config = str(CONFIGS / "ddtp-en-it.yaml")
-    assert main(["compare", "--config", config, *args, "--no-progress", *TEXT_QUICK]) == 0
-    return root / "ddtp-en-it"
-
-
-@pytest.fixture(scope="module")
-def text_report(text_experiment, one_thread) -> Path:
-    return build_report(text_experiment)
-
-
-@pytest.fixture(scope="module")
-def text_page(text_report) -> Page:
-    return Page(text_report.read_text(encoding="utf-8"))
-
-
-def frequent_target_words(run: Path, count: int = 10) -> list[str]:
-    """By hand: the run's target vocabulary after <pad> <unk> <s> </s>, punctuation left out."""
-    vocabulary = (run / "vocabulary.target.txt").read_text(encoding="utf-8").splitlines()
-    assert vocabulary[:4] == ["<pad>", "<unk>", "<s>", "</s>"]
-    return [word for word in vocabulary[4:] if any(c.isalnum() for c in word)][:count]
-
-
-def markdown_rows(text: str) -> list[list[str]]:
-    return [
-        [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
-    ]
-
-
-def test_similar_and_analyze_say_what_a_text_run_without_a_representation_has(
-    text_experiment, tmp_path, capsys
+def test_chromium_fits_the_knowing_when_it_is_wrong_tables_in_a_1280_px_window(
+    chromium, experiment, report, tmp_path
 ):
-    run = text_experiment / "onehot" / "seed0"
-    labels = len(json.loads((run / "summary.json").read_text())["class_names"])
-    assert labels > 4096  # the case at hand: nothing saved in place of a representation
-    for argv in (
-        ["similar", str(run), "--labels", "di"],
-        ["analyze", str(run), "--output-dir", str(tmp_path)],
-    ):
-        assert main(argv) == 2
-        error = capsys.readouterr().err
-        assert "unknown dataset" not in error and "ddtp-en-it" in error
-        assert (
-            f"onehot learns no label representation, and above 4,096 labels (this run has {labels:,}) "
-            "no mean softmax of its predictions is saved in its place" in error
-        )
-        assert "--method label_embedding" in error and "data.text.vocabulary_size=4096 or less" in error
-    # A run that saved one but lost the file says so, rather than that its method learns none.
-    learned = tmp_path / "learned"
-    shutil.copytree(text_experiment / "label_embedding" / "seed0", learned)
-    (learned / "label_representation.safetensors").unlink()
-    assert main(["similar", str(learned), "--labels", "di"]) == 2
-    error = capsys.readouterr().err
-    assert "the label representation this run saved (learned) is missing" in error
-    assert "unknown dataset" not in error
-
-
-def test_text_report_has_no_wordnet_section_and_no_picture_but_the_curves(text_page):
-    assert text_page.sections == TEXT_SECTIONS
-    assert [url for url in text_page.urls if url.startswith("#")] == [f"#{s}" for s in TEXT_SECTIONS]
-    assert [section for section, _ in text_page.images] == ["curves"]
-    png_bytes(text_page.images[0][1]["src"])
-
-
-def test_text_report_speaks_of_bleu_on_its_0_to_100_scale(text_experiment, text_page):
-    whole = " ".join(text_page.text.values())
-    for wrong in ("Test error", "test error", "test-accuracy", "WordNet", "Error curves", "--no-analysis"):
-        assert wrong not in whole, wrong
-    assert "Test BLEU (0-100, higher is better)" in text_page.text["comparison"]
-    assert "AUAC is the area under the test-BLEU curve" in text_page.text["comparison"]
-    assert "Dev BLEU (0-100, higher is better" in text_page.text["curves"]
-    (table,) = text_page.tables_in("comparison")
-    header, *rows = table
-    assert header[2] == "test BLEU (selected)" and header[6] == "best dev at epoch (stopped early)"
-    assert header[8] == "time to onehot's best dev BLEU" and header[9] == "test BLEU at onehot's compute"
-    assert header[10] == "AUAC (test BLEU, 0-100)"
-    assert [row[0] for row in rows] == list(METHODS)
-    for row in rows:  # AUAC by hand: BLEU 0-100 at each check, 0 at epoch 0, over the epochs
-        records = [json.loads(line) for line in (text_experiment / row[0] / "seed0" / "metrics.jsonl").open()]
-        epochs = [0.0] + [r["epoch"] for r in records]
-        bleu = [0.0] + [r["test_bleu"] for r in records]
-        area = sum((epochs[i + 1] - epochs[i]) * (bleu[i] + bleu[i + 1]) / 2 for i in range(len(records)))
-        assert row[10] == f"{area / epochs[-1]:.2f}"
-    assert markdown_rows((text_experiment / "comparison.md").read_text())[2:] == rows
-
-
-def test_text_report_shows_the_nearest_words_of_frequent_words(text_experiment, text_page, capsys):
-    run = text_experiment / "label_embedding" / "seed0"
-    words = frequent_target_words(run)
-    (table,) = text_page.tables_in("method-label_embedding")
-    header, *rows = table
-    assert header == ["word", "#1", "#2", "#3", "#4", "#5"]
-    assert [row[0] for row in rows] == words and len(words) == 10
-    # The cells `labelemb similar --labels` prints for those words, which the page names.
-    assert main(["similar", str(run), "--labels", ",".join(words)]) == 0
-    assert markdown_rows(capsys.readouterr().out)[2:] == rows
-    assert f"labelemb similar {run} --labels {','.join(words)}" in text_page.text["method-label_embedding"]
-    # By hand: the compressed embedding's softmax(ReLU(A[y] B + c)) row of the first word.
-    weights = torch.load(run / "model.pt", weights_only=True)
-    names = json.loads((run / "summary.json").read_text())["class_names"]
-    first = names.index(words[0])
-    codes, expand, bias = (weights[f"method.{k}"] for k in ("codes", "expand.weight", "expand.bias"))
-    soft = torch.softmax(torch.relu(codes[first] @ expand.T + bias), -1)
-    soft[first] = -1.0
-    top = soft.topk(5)
-    assert rows[0][1:] == [f"{names[j]} ({v:.3f})" for v, j in zip(top.values.tolist(), top.indices.tolist())]
-    assert "Seed 0, label representation: learned." in text_page.text["method-label_embedding"]
-
-
-def test_text_report_forms_no_vocabulary_square(text_experiment, tmp_path, monkeypatch):
-    """With a compressed embedding only the rows of the shown words are formed."""
-    from labelemb.analysis import similarity
-
-    copy = tmp_path / "ddtp-en-it"
-    shutil.copytree(text_experiment, copy, ignore=shutil.ignore_patterns("analysis", "report.html"))
-
-    def square(*args, **kwargs):
-        raise AssertionError("an m x m similarity was formed")
-
-    monkeypatch.setattr(similarity, "label_similarity_rows", square)
-    monkeypatch.setattr(similarity, "label_similarity", square)
-    page = Page(build_report(copy).read_text(encoding="utf-8"))
-    assert len(page.tables_in("method-label_embedding")[0]) == 11
-
-
-def test_a_text_method_without_a_representation_says_so_in_one_line(text_experiment, text_page):
-    labels = len(
-        json.loads((text_experiment / "onehot" / "seed0" / "summary.json").read_text())["class_names"]
-    )
-    assert not text_page.tables_in("method-onehot")
-    lines = [line.strip() for line in text_page.text["method-onehot"].splitlines() if line.strip()]
-    assert lines == [
-        "onehot",
-        f"Seed 0: onehot learns no label representation, and above 4,096 labels (this run has {labels:,}) "
-        "no mean softmax of its predictions is saved in its place.",
-    ]
-
-
-def test_text_report_command_with_and_without_analysis(text_experiment, text_report, tmp_path, capsys):
-    out = tmp_path / "cli.html"
-    assert main(["report", str(text_experiment), "--output", str(out), "--top", "2", "--no-analysis"]) == 0
-    page = Page(out.read_text(encoding="utf-8"))
-    assert page.sections == TEXT_SECTIONS
-    assert page.tables_in("method-label_embedding")[0][0] == ["word", "#1", "#2"]  # cut from the saved top 5
-    assert "--top 2" in page.text["method-label_embedding"]
-    assert "no mean softmax" in page.text["method-onehot"]
-    # The whole report of a text comparison is made, not refused (it was above 200 labels).
-    bare = tmp_path / "bare"
-    shutil.copytree(text_experiment, bare, ignore=shutil.ignore_patterns("analysis", "report.html"))
-    assert main(["report", str(bare), "--no-analysis"]) == 0
-    assert (
-        "has not been analysed"
-        in Page((bare / "report.html").read_text(encoding="utf-8")).text["method-onehot"]
-    )
-    assert main(["report", str(bare)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == str(bare / "report.html")
-    page = Page((bare / "report.html").read_text(encoding="utf-8"))
-    assert len(page.tables_in("method-label_embedding")[0]) == 11
-
-
-def test_chromium_renders_the_text_report(chromium, text_report, tmp_path):
-    probe = tmp_path / "probe.html"
-    probe.write_text(
-        text_report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
-    )
-    page = Page(run_chromium(chromium, tmp_path, probe, "--dump-dom").stdout.decode("utf-8"))
-    assert page.sections == TEXT_SECTIONS
-    assert len(page.tables_in("method-label_embedding")[0]) == 11  # header + 10 words
-    assert "no mean softmax" in page.text["method-onehot"]
-    ((section, attrs),) = page.images
-    assert section == "curves" and re.fullmatch(r"[1-9]\d*x[1-9]\d*", attrs.get("data-decoded", ""))
-    widths = comparison_widths(chromium, text_report.read_text(encoding="utf-8"), tmp_path)
-    assert_fits(widths, "a text report")
+    """The selective-classification table: nine figure columns, set as the comparison's."""
+    page = report.read_text(encoding="utf-8")
+    assert_fits(comparison_widths(chromium, page, tmp_path, JUDGED), "the selective-classification table")
+    longest = with_the_longest_method_names(page, experiment, JUDGED)
+    assert "label_<wbr>embedding_<wbr>fixed" in longest
+    widths = comparison_widths(chromium, longest, tmp_path, JUDGED)
+    assert_fits(widths, "the selective-classification table's longest method names")

@@ -9,6 +9,7 @@ never a figure computed here: ``labelemb evaluate`` adds it from the run's saved
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .tables import mean_std
@@ -119,17 +120,28 @@ def _p_cell(row: dict[str, Any], stem: str) -> str:
     return "-" if p is None else f"{p:.2g}"
 
 
-def beyond_error_tables(rows: list[dict[str, Any]], baseline: str, sets: list[str]) -> str | None:
-    """The Markdown of the selective-classification table (with a line on which methods AURC ranks
-    otherwise than the error) and one table per OOD set; None where no run has an evaluation."""
+@dataclass
+class TableBlock:
+    """One of the beyond-error tables: ``intro`` (the line above it), ``markdown`` (the table
+    alone) and ``notes`` (the lines under it: what its figures are, how the methods rank)."""
+
+    intro: str
+    markdown: str
+    notes: list[str]
+
+    def text(self) -> str:
+        """The table with its lines, as ``comparison.md`` has it."""
+        return "\n\n".join([self.intro, self.markdown, *self.notes])
+
+
+def beyond_error_blocks(rows: list[dict[str, Any]], baseline: str, sets: list[str]) -> list[TableBlock]:
+    """The selective-classification table (with a line on which methods AURC ranks otherwise than
+    the error) and one table per OOD set; none where no run has an evaluation."""
     if not any(r.get(f"{figure_stem('aurc')}_mean") is not None for r in rows):
-        return None
+        return []
     shown = ("aurc", "augrc", "risk_at_80", "aurc_scaled", "aurc_pnorm", "aps_size")
     heads = {name: head for name, head, _ in TEST_FIGURES.values()}
     lines = [
-        "Knowing when it is wrong, on the test split at the check each run selects (mean ± std over "
-        "seeds; evaluation.json):",
-        "",
         f"| method | error % | {heads['aurc']} | p vs {baseline} | "
         + " | ".join(heads[name] for name in shown[1:])
         + " |",
@@ -143,13 +155,21 @@ def beyond_error_tables(rows: list[dict[str, Any]], baseline: str, sets: list[st
             + " | ".join(cells)
             + " |"
         )
-    lines += ["", SELECTIVE_LEGEND.format(baseline=baseline)]
     moved = rank_changes(rows)
-    if moved:
-        lines += ["", moved]
-    for set_name in sets:
-        lines += ["", *ood_table(rows, baseline, set_name)]
-    return "\n".join(lines)
+    selective = TableBlock(
+        "Knowing when it is wrong, on the test split at the check each run selects (mean ± std over "
+        "seeds; evaluation.json):",
+        "\n".join(lines),
+        [SELECTIVE_LEGEND.format(baseline=baseline), *([moved] if moved else [])],
+    )
+    return [selective, *(ood_table(rows, baseline, set_name) for set_name in sets)]
+
+
+def beyond_error_tables(rows: list[dict[str, Any]], baseline: str, sets: list[str]) -> str | None:
+    """The Markdown of :func:`beyond_error_blocks`, each table with its lines; None where no run
+    has an evaluation."""
+    blocks = beyond_error_blocks(rows, baseline, sets)
+    return "\n\n".join(block.text() for block in blocks) if blocks else None
 
 
 SELECTIVE_LEGEND = (
@@ -163,13 +183,11 @@ SELECTIVE_LEGEND = (
 )
 
 
-def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> list[str]:
-    """The lines of the detection table of OOD set ``set_name`` against the test split."""
+def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> TableBlock:
+    """The detection table of OOD set ``set_name`` against the test split."""
     heads = [head for _, head, _ in OOD_FIGURES.values()]
     names = [name for name, _, _ in OOD_FIGURES.values()]
     lines = [
-        f"Out-of-distribution inputs: {set_name} against the test split (in-distribution positive):",
-        "",
         f"| method | {heads[0]} | {heads[1]} | p vs {baseline} | {heads[2]} | {heads[3]} |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -177,14 +195,16 @@ def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> list[
         cells = [_cell(r, ood_stem(set_name, name)) for name in names]
         cells.insert(2, _p_cell(r, ood_stem(set_name, "energy_auroc")))
         lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "AUROC: how often an in-distribution test input scores above an out-of-distribution one "
-        "(0-100, higher is better; MSP: max softmax, energy: logsumexp of the logits); FPR@95: the "
-        "share of OOD inputs accepted at the threshold that accepts 95 % of the test inputs (lower "
-        "is better).",
-    ]
-    return lines
+    return TableBlock(
+        f"Out-of-distribution inputs: {set_name} against the test split (in-distribution positive):",
+        "\n".join(lines),
+        [
+            "AUROC: how often an in-distribution test input scores above an out-of-distribution one "
+            "(0-100, higher is better; MSP: max softmax, energy: logsumexp of the logits); FPR@95: the "
+            "share of OOD inputs accepted at the threshold that accepts 95 % of the test inputs (lower "
+            "is better)."
+        ],
+    )
 
 
 def rank_changes(rows: list[dict[str, Any]]) -> str | None:

@@ -1,14 +1,19 @@
-"""Error curves in the style of Sun et al. (2017), Figure 2: each seed light, the mean bold.
+"""Curves per method in the style of Sun et al. (2017), Figure 2: each seed light, the mean bold.
 
-For a text task the curves are of the dev score that selects the check (BLEU or ROUGE-L).
+The error curves (:func:`plot_error_curves`) are of the test error at each check; for a text task,
+of the dev score that selects the check (BLEU or ROUGE-L). The risk-coverage curves
+(:func:`plot_risk_coverage`) are of each run's selected weights on its test split, as its
+``evaluation.json`` records them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..metrics.selective import CURVE_COVERAGES, RISK_CURVE
 from .compare import Run, comparison_metric
 from .figures import plt, save_figure
 
@@ -18,6 +23,23 @@ AXES = {
     "train_seconds": "training seconds",
     "train_flops": "training FLOPs (counted)",
 }
+
+
+def _method_colours(count: int) -> Any:
+    """A colour map of ten distinct colours, or twenty (in lighter pairs) when more methods are
+    drawn: colour ``i % palette`` for the i-th method by name, the same in every figure."""
+    palette = 10 if count <= 10 else 20
+    colours = plt.get_cmap(f"tab{palette}")
+    return lambda i: colours(i % palette)
+
+
+def _seeds_and_mean(ax: Any, x: np.ndarray, curves: np.ndarray, colour: Any, method: str) -> np.ndarray:
+    """Each curve (a seed's) thin and light, their mean bold and labelled; returns the mean."""
+    for curve in curves:
+        ax.plot(x, curve, color=colour, alpha=0.2, linewidth=0.8)
+    mean = curves.mean(0)
+    ax.plot(x, mean, color=colour, linewidth=2.0, label=f"{method} (n={len(curves)})")
+    return mean
 
 
 def plot_error_curves(
@@ -30,19 +52,13 @@ def plot_error_curves(
     metric = comparison_metric(runs)
     key = metric.curve
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    # Ten distinct colours, or twenty (in lighter pairs) when more methods are drawn.
-    palette = 10 if len(runs) <= 10 else 20
-    colours = plt.get_cmap(f"tab{palette}")
+    colour = _method_colours(len(runs))
     tails = []
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
-        colour = colours(i % palette)
         length = min(len(r.records) for r in method_runs)
         epochs = np.array([[rec[axis] for rec in r.records[:length]] for r in method_runs]).mean(0)
         curves = np.array([[rec[key] for rec in r.records[:length]] for r in method_runs])
-        for curve in curves:
-            ax.plot(epochs, curve, color=colour, alpha=0.2, linewidth=0.8)
-        mean = curves.mean(0)
-        ax.plot(epochs, mean, color=colour, linewidth=2.0, label=f"{method} (n={len(method_runs)})")
+        mean = _seeds_and_mean(ax, epochs, curves, colour(i), method)
         tails.append(mean[len(mean) // 4 :])
     # The first checks are far from the rest; frame the part where methods differ.
     if tails:
@@ -57,6 +73,55 @@ def plot_error_curves(
     better = "higher" if metric.higher_is_better else "lower"
     name = metric.name if key == metric.metric else f"dev {metric.score_name}"
     ax.set_ylabel(f"{name}{unit}" if metric.area == "accuracy" else f"{name} ({better} is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def risk_curve(run: Run) -> np.ndarray | None:
+    """The selective risk (%) of ``run``'s max-softmax confidence on its test split at each of
+    :data:`~labelemb.metrics.selective.CURVE_COVERAGES`, as its ``evaluation.json`` records it;
+    None where it records none (not evaluated, evaluated before runs kept the curve, or diverged)."""
+    curve = (run.evaluation or {}).get("test", {}).get(RISK_CURVE)
+    if not curve:
+        return None
+    # Read at the grid's coverages whatever grid it was recorded at (evenly spaced from 0 to 1).
+    recorded = np.linspace(0.0, 1.0, len(curve))
+    return 100.0 * np.interp(CURVE_COVERAGES, recorded, np.asarray(curve, dtype=float))
+
+
+def why_no_risk_curve(run: Run) -> str:
+    """Why ``run`` has no :func:`risk_curve`, in a few words."""
+    if run.evaluation is None:
+        return "not evaluated"
+    if "selective_msp_aurc" not in run.evaluation.get("test", {}):
+        return "no figures: a logit was not finite"
+    return "evaluated before runs kept the curve"
+
+
+def plot_risk_coverage(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path | None:
+    """The risk-coverage curve of each method's selected weights on the test split: the selective
+    risk (%) of the max-softmax confidence against the coverage (%), each run light and the mean of
+    a method's runs bold (:func:`risk_curve`). Runs without a recorded curve are left out (a method
+    none of whose runs has one too); returns the path written, or None (nothing written) where no
+    run has a curve. A method keeps the colour it has in the error curves."""
+    colour = _method_colours(len(runs))
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    drawn = False
+    for i, (method, method_runs) in enumerate(sorted(runs.items())):
+        curves = [curve for curve in map(risk_curve, method_runs) if curve is not None]
+        if curves:
+            _seeds_and_mean(ax, 100.0 * CURVE_COVERAGES, np.array(curves), colour(i), method)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlim(0.0, 100.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("coverage (%): the share of test inputs accepted, most confident first")
+    ax.set_ylabel("selective risk (%): error among the accepted")
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

@@ -2,9 +2,12 @@
 
 The page holds the comparison table, the error curves, the calibration of each method's test
 predictions at the selected checks (classification runs that recorded it): its table and its
-reliability diagram (seeds pooled), raw and after temperature scaling side by side,
-each method's similarity heatmap and nearest labels (for its lowest seed) and the WordNet
-correlation of each method over all its seeds. Every picture is a PNG embedded as a ``data:``
+reliability diagram (seeds pooled), raw and after temperature scaling side by side; how well each
+method knows when it is wrong (classification runs judged on their selected weights, their
+``evaluation.json``): the selective-classification, conformal and out-of-distribution tables and
+the risk-coverage curves of the test split (each seed light, the mean bold); each method's
+similarity heatmap and nearest labels (for its lowest seed) and the WordNet correlation of each
+method over all its seeds. Every picture is a PNG embedded as a ``data:``
 URI and the style sheet is inline, so the file opens offline and can be mailed or archived alone.
 
 A comparison of text runs (BLEU or ROUGE, whose labels are a vocabulary of thousands of words)
@@ -16,7 +19,8 @@ no heatmap and no WordNet section.
 Nothing here computes a statistic or draws a figure itself: the table comes from
 :func:`~labelemb.analysis.compare.comparison_rows` and
 :func:`~labelemb.analysis.comparison_table.format_markdown`, the curves from
-:func:`~labelemb.analysis.curves.plot_error_curves`, the reliability diagrams from
+:func:`~labelemb.analysis.curves.plot_error_curves`, the risk-coverage curves from
+:func:`~labelemb.analysis.curves.plot_risk_coverage`, the reliability diagrams from
 :func:`~labelemb.analysis.reliability.plot_reliability`, the heatmaps, nearest labels
 and WordNet numbers from :mod:`labelemb.analysis.analyze`, whose files are kept in
 ``<experiment>/analysis/``.
@@ -34,12 +38,14 @@ from ..rundir import RunDir, write_text
 from ..train.seed import describe_seeds
 from ..version import __version__
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
+from .beyond_error import beyond_error_blocks, row_ood_sets
 from .calibration_table import calibration_table
-from .compare import Run, comparison_metric, comparison_rows, load_runs
+from .compare import BASELINE, Run, comparison_metric, comparison_rows, load_runs
 from .comparison_table import format_markdown
-from .curves import plot_error_curves
+from .curves import plot_error_curves, plot_risk_coverage, risk_curve, why_no_risk_curve
 from .reliability import plot_reliability
-from .report_page import escape, render_report
+from .report_html import escape
+from .report_page import BeyondError, render_report
 from .representation import NoRepresentation, run_representation
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
 from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_notes, tuning_rows
@@ -48,6 +54,7 @@ REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
 CURVES_FILE = "curves.png"
 RELIABILITY_FILE = "reliability.png"
+RISK_COVERAGE_FILE = "risk-coverage.png"
 #: The WordNet correlation of every seed (``analysis.json`` has the representative seeds only).
 WORDNET_FILE = "wordnet-all-seeds.json"
 
@@ -224,6 +231,26 @@ def _tuning(experiment_dir: Path) -> dict[str, Any] | None:
     }
 
 
+def _beyond_error(
+    experiment_dir: Path, runs: dict[str, list[Run]], rows: list[dict[str, Any]], analysis_dir: Path
+) -> BeyondError | None:
+    """The tables of the runs' evaluations and their risk-coverage figure, with the runs it leaves
+    out and why; None where no run was evaluated (a text comparison, runs from before)."""
+    blocks = beyond_error_blocks(rows, BASELINE, row_ood_sets(rows))
+    title = experiment_dir.resolve().name
+    figure = plot_risk_coverage(runs, analysis_dir / RISK_COVERAGE_FILE, title=title)
+    if not blocks and figure is None:
+        return None
+    left_out = [
+        f"{run.method} seed {run.seed} ({why_no_risk_curve(run)})"
+        for method_runs in runs.values()
+        for run in method_runs
+        if risk_curve(run) is None
+    ]
+    command = shlex.join(["labelemb", "evaluate", str(experiment_dir), "--refresh"])
+    return BeyondError(blocks, None if figure is None else figure.read_bytes(), left_out, command)
+
+
 def plural(count: int | str, noun: str) -> str:
     """``1 epoch``, ``3 epochs``, ``1, 3 epochs``."""
     return f"{count} {noun}" if str(count) == "1" else f"{count} {noun}s"
@@ -286,6 +313,7 @@ def build_report(
         metric=metric,
         tuning=tuning,
         calibration=calibration_table(rows),
+        beyond_error=_beyond_error(experiment_dir, in_page_order, rows, analysis_dir),
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

@@ -7,19 +7,37 @@ labels) is gathered by :mod:`labelemb.analysis.report`.
 
 from __future__ import annotations
 
-import base64
-import html
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from ..tasks.scoring import Scoring
+from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
+from .report_html import escape, img, markdown_table_html
 from .similarity import similar_table
 
 #: The sections every report has (a text comparison has no WordNet section); a comparison whose
-#: runs recorded their calibration also has one, after the curves.
+#: runs recorded their calibration also has one, after the curves, and one whose runs were judged
+#: beyond their error (``evaluation.json``) another, after that.
 SECTION_IDS = ("comparison", "curves", "wordnet")
 CALIBRATION_SECTION = "calibration"
+BEYOND_ERROR_SECTION = "knowing-when-wrong"
+
+
+@dataclass
+class BeyondError:
+    """The "Knowing when it is wrong" section: the tables of the runs' evaluations
+    (:func:`~labelemb.analysis.beyond_error.beyond_error_blocks`), the risk-coverage figure
+    (:func:`~labelemb.analysis.curves.plot_risk_coverage`; None where no run recorded its curve),
+    the runs it leaves out (``"onehot seed 1 (not evaluated)"``) and the command that adds what
+    they lack."""
+
+    blocks: list[TableBlock]
+    risk_coverage_png: bytes | None
+    left_out: list[str]
+    command: str
+
 
 #: What the comparison's p columns are, on the page (:func:`labelemb.analysis.compare.welch_p`).
 P_NOTE = (
@@ -53,64 +71,6 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 """
 
 
-def escape(text: Any) -> str:
-    """``text`` safe inside HTML, quotes included."""
-    return html.escape(str(text), quote=True)
-
-
-def markdown_table_html(markdown: str, *, wide: bool = False) -> str:
-    """A GitHub-style Markdown table (header, rule, rows) as an HTML table, every cell escaped.
-
-    Columns whose rule is ``---:`` are right-aligned (``class="num"``), as in the Markdown. Where
-    a column is narrow, a name breaks after an underscore (``label_<wbr>embedding``) and a
-    "mean ± std" before its sign. ``wide``: a table of many columns (the comparison's sixteen), set
-    smaller and tighter so that it fits a 1280-px window.
-    """
-    lines = [line.strip() for line in markdown.strip().splitlines() if line.strip().startswith("|")]
-    if len(lines) < 2:
-        raise ValueError(f"not a Markdown table: {markdown[:80]!r}")
-
-    def cells(line: str) -> list[str]:
-        return [cell.strip() for cell in line.strip("|").split("|")]
-
-    header, rule, body = cells(lines[0]), cells(lines[1]), [cells(line) for line in lines[2:]]
-    numeric = [r.endswith(":") and not r.startswith(":") for r in rule]
-
-    def cell(value: str) -> str:
-        # A long method name is one unbreakable word otherwise, the widest of its column.
-        text = escape(value).replace("_", "_<wbr>")
-        mean, sign, std = text.partition(" ± ")
-        # A narrow column breaks "mean ± std" before the sign, never between it and the std.
-        return f'{mean} <span class="std">± {std}</span>' if sign else text
-
-    def row(values: list[str], tag: str) -> str:
-        out = []
-        for i, value in enumerate(values):
-            attr = ' class="num"' if i < len(numeric) and numeric[i] else ""
-            out.append(f"<{tag}{attr}>{cell(value)}</{tag}>")
-        return "<tr>" + "".join(out) + "</tr>"
-
-    return (
-        ('<table class="wide">' if wide else "<table>")
-        + "\n<thead>"
-        + row(header, "th")
-        + "</thead>\n<tbody>\n"
-        + "\n".join(row(values, "td") for values in body)
-        + "\n</tbody>\n</table>"
-    )
-
-
-def png_data_uri(data: bytes) -> str:
-    """``data:image/png;base64,...`` for the bytes of a PNG file."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise ValueError("not a PNG file")
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _img(data: bytes, alt: str) -> str:
-    return f'<img src="{png_data_uri(data)}" alt="{escape(alt)}">'
-
-
 def wordnet_table_html(wordnet_by_method: dict[str, dict[str, Any]], methods: list[str]) -> str:
     """Kendall's tau-b against WordNet per method: mean ± std over the seeds that have one."""
     rows = []
@@ -138,7 +98,7 @@ def _tuning_section(tuning: dict[str, Any] | None) -> list[str]:
         "<h2>Tuning</h2>",
         f"<p>{escape(tuning['note'])}</p>",
         markdown_table_html(tuning["markdown"], wide=True),
-        _img(tuning["history_png"], "each method's trials: dev score of every trial and the best so far"),
+        img(tuning["history_png"], "each method's trials: dev score of every trial and the best so far"),
         "</section>",
     ]
 
@@ -174,12 +134,46 @@ def _calibration_section(reliability_png: bytes | None, table: CalibrationTable 
             "calibration; below, the share of predictions in each bin. Bars under the diagonal: "
             "overconfident; above it: underconfident. A panel's ECE is that of its pooled "
             f"predictions (the table's is the mean over seeds).{side_by_side}</p>",
-            _img(
+            img(
                 reliability_png,
                 "reliability diagram of each method's test predictions"
                 + (", raw and scaled" if scaled else ""),
             ),
         ]
+    return [*parts, "</section>"]
+
+
+def _beyond_error_section(judged: BeyondError) -> list[str]:
+    parts = [
+        f'<section id="{BEYOND_ERROR_SECTION}">',
+        "<h2>Knowing when it is wrong</h2>",
+        "<p>Each run's selected weights judged beyond their error, once they finished (its "
+        "evaluation.json): how well its confidence ranks its own errors (selective classification), "
+        "its split-conformal prediction sets, and how well it tells inputs of another data set from "
+        "its own.</p>",
+    ]
+    for block in judged.blocks:
+        parts += [
+            f"<p>{escape(block.intro)}</p>",
+            markdown_table_html(block.markdown, wide=True),
+            *(f'<p class="note">{escape(note)}</p>' for note in block.notes),
+        ]
+    if judged.risk_coverage_png is not None:
+        parts += [
+            "<p>Risk-coverage curves of the test split at the check each run selects: a run that "
+            "accepts only its most confident inputs (the max-softmax probability above a threshold), "
+            "the error among those it accepts (selective risk) against the share it accepts "
+            "(coverage); each seed thin, the mean over seeds bold. Lower is better; at 100 % "
+            "coverage the risk is the test error, and the area under a curve is the AURC.</p>",
+            img(judged.risk_coverage_png, "risk-coverage curves of each method on the test split"),
+        ]
+    if judged.left_out:
+        what = "Left out of the figure" if judged.risk_coverage_png is not None else "No figure"
+        parts.append(
+            f'<p class="note">{what}, without a risk-coverage curve in their evaluation.json: '
+            f"{escape(', '.join(judged.left_out))}. <code>{escape(judged.command)}</code> adds it "
+            "from the saved weights.</p>"
+        )
     return [*parts, "</section>"]
 
 
@@ -198,6 +192,7 @@ def render_report(
     reliability_png: bytes | None = None,
     tuning: dict[str, Any] | None = None,
     calibration: CalibrationTable | None = None,
+    beyond_error: BeyondError | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -213,7 +208,9 @@ def render_report(
     :func:`~labelemb.analysis.calibration_table.calibration_table`, shown in the same section with its notes)
     is scaled; both None: no such section. ``tuning``: a tuned experiment's
     ``markdown`` table (default against tuned settings), ``history_png`` (every study's trials) and
-    ``note`` (how it was tuned), shown after the comparison; None: not tuned.
+    ``note`` (how it was tuned), shown after the comparison; None: not tuned. ``beyond_error``: the
+    tables of the runs' evaluations and their risk-coverage figure (:class:`BeyondError`), shown
+    after the calibration; None: no such section.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
@@ -233,7 +230,7 @@ def render_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="made">{made}</p>',
         f"<p>{escape(setup)}</p>",
-        f"<nav>{_nav(names, score, text, tuning is not None, calibrated)}</nav>",
+        f"<nav>{_nav(names, score, text, tuning is not None, calibrated, beyond_error is not None)}</nav>",
         "</header>",
         '<section id="comparison">',
         "<h2>Comparison</h2>",
@@ -247,6 +244,8 @@ def render_report(
     ]
     if calibrated:
         parts += _calibration_section(reliability_png, calibration)
+    if beyond_error is not None:
+        parts += _beyond_error_section(beyond_error)
     for m in methods:
         parts += _method_section(m, text, top)
     if not text:  # WordNet relates the class names of image data sets, not a vocabulary
@@ -255,7 +254,7 @@ def render_report(
     return "\n".join(parts)
 
 
-def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool) -> str:
+def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool, judged: bool) -> str:
     """The header's links to the page's sections."""
     return " ".join(
         f'<a href="#{escape(anchor)}">{escape(label)}</a>'
@@ -264,6 +263,7 @@ def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool
             *([("tuning", "tuning")] if tuned else []),
             ("curves", f"dev {score} curves" if text else "error curves"),
             *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
+            *([(BEYOND_ERROR_SECTION, "knowing when it is wrong")] if judged else []),
             *[(f"method-{n}", n) for n in names],
             *([] if text else [("wordnet", "WordNet")]),
         ]
@@ -307,12 +307,12 @@ def _curves(curves_png: bytes, score: str, text: bool) -> list[str]:
             f"<h2>Dev {escape(score)} curves</h2>",
             f"<p>Dev {escape(score)} (0-100, higher is better: the score that selects each run's check) "
             "against epochs: each seed thin, the mean over seeds bold.</p>",
-            _img(curves_png, f"dev {score} against epochs for every method"),
+            img(curves_png, f"dev {score} against epochs for every method"),
         ]
     return [
         "<h2>Error curves</h2>",
         "<p>Test error against epochs: each seed thin, the mean over seeds bold.</p>",
-        _img(curves_png, "test error against epochs for every method"),
+        img(curves_png, "test error against epochs for every method"),
     ]
 
 
@@ -343,7 +343,7 @@ def _method_section(m: dict[str, Any], text: bool, top: int) -> list[str]:
         f"<p>Seed {escape(m['seed'])}, label representation: {escape(m['source'])}.</p>",
         '<div class="method">',
         "<figure>",
-        _img(m["heatmap_png"], f"label similarity heatmap of {name} seed {m['seed']}"),
+        img(m["heatmap_png"], f"label similarity heatmap of {name} seed {m['seed']}"),
         "</figure>",
         "<div>",
         f"<h3>Most similar labels (top {shown})</h3>",
