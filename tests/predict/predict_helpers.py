@@ -60,14 +60,16 @@ def text_table(path: Path, count: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def train_text_run(folder: Path) -> tuple[Path, dict[str, Any]]:
-    """A bag-of-words run on ``folder``'s train.csv and test.csv (written here): its folder, summary."""
+def train_text_run(folder: Path, **files: Any) -> tuple[Path, dict[str, Any]]:
+    """A bag-of-words run on ``folder``'s train.csv and test.csv (written here): its folder, summary.
+    ``files``: more of the data's ``files:`` options (``dev_fraction=0``: no dev split)."""
     text_table(folder / "train.csv", 90, 0)
     text_table(folder / "test.csv", 30, 1)
+    files = {"train": "train.csv", "test": "test.csv", **files}
     raw = {
         "experiment": "texts",
         "output_dir": str(folder / "runs"),
-        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
+        "data": {"name": "files", "dir": str(folder), "files": files},
         "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
         "method": {"name": "label_embedding"},
         "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
@@ -103,6 +105,35 @@ def train_folder_run(folder: Path) -> tuple[Path, dict[str, Any]]:
         "model": {"name": "mlp", "hidden": [8]},
         "method": {"name": "label_embedding"},
         "train": {"epochs": 3, "batch_size": 6, "progress": False},
+    }
+    config = build_config(raw)
+    return config.run_dir(), train(config)
+
+
+def train_pair_run(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """A sequence-to-sequence run on tiny parallel files in ``folder`` (written here): its folder, summary."""
+    pairs = [
+        ("the cat", "die katze"),
+        ("a dog", "ein hund"),
+        ("the house", "das haus"),
+        ("good tea", "guter tee"),
+    ]
+    for split, chosen in (
+        ("train", pairs * 8),
+        ("dev", pairs[:2]),
+        ("test", [("the dog", "der hund"), *pairs[2:]]),
+    ):
+        (folder / f"{split}.en").write_text("\n".join(s for s, _ in chosen) + "\n")
+        (folder / f"{split}.de").write_text("\n".join(t for _, t in chosen) + "\n")
+    files = {"format": "parallel", **{s: [f"{s}.en", f"{s}.de"] for s in ("train", "dev", "test")}}
+    raw = {
+        "experiment": "pairs",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": files},
+        "model": {"name": "seq2seq", "embedding": 8, "hidden": 8, "layers": 1, "dropout": 0.0},
+        "method": {"name": "onehot"},
+        "decode": {"beam": 2, "max_length": 4},
+        "train": {"epochs": 3, "batch_size": 4, "lr": 0.01, "progress": False},
     }
     config = build_config(raw)
     return config.run_dir(), train(config)

@@ -16,6 +16,7 @@ from predict_helpers import (
     refused,
     train_digits_run,
     train_folder_run,
+    train_pair_run,
     train_text_run,
 )
 
@@ -209,32 +210,7 @@ def test_images_the_run_cannot_take(folder_run, capsys):
 
 
 def test_a_sequence_run_decodes_source_lines_as_its_checks_did(tmp_path):
-    pairs = [
-        ("the cat", "die katze"),
-        ("a dog", "ein hund"),
-        ("the house", "das haus"),
-        ("good tea", "guter tee"),
-    ]
-    for split, chosen in (
-        ("train", pairs * 8),
-        ("dev", pairs[:2]),
-        ("test", [("the dog", "der hund"), *pairs[2:]]),
-    ):
-        (tmp_path / f"{split}.en").write_text("\n".join(s for s, _ in chosen) + "\n")
-        (tmp_path / f"{split}.de").write_text("\n".join(t for _, t in chosen) + "\n")
-    files = {"format": "parallel", **{s: [f"{s}.en", f"{s}.de"] for s in ("train", "dev", "test")}}
-    raw = {
-        "experiment": "pairs",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(tmp_path), "files": files},
-        "model": {"name": "seq2seq", "embedding": 8, "hidden": 8, "layers": 1, "dropout": 0.0},
-        "method": {"name": "onehot"},
-        "decode": {"beam": 2, "max_length": 4},
-        "train": {"epochs": 3, "batch_size": 4, "lr": 0.01, "progress": False},
-    }
-    config = build_config(raw)
-    summary = train(config)
-    run = config.run_dir()
+    run, summary = train_pair_run(tmp_path)
     recorded = (run / summary["selected_outputs"] / "test.txt").read_text().splitlines()
     assert predict(run, "--input", tmp_path / "test.en", "--output", tmp_path / "o.csv") == 0
     rows = read_output(tmp_path / "o.csv")

@@ -28,23 +28,6 @@ def stop_after_first_check(progress: Any) -> None:
     raise Interrupted
 
 
-@pytest.fixture(scope="module", autouse=True)
-def trackio_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Trackio's local store for these tests (it reads TRACKIO_DIR once, when first imported)."""
-    folder = tmp_path_factory.mktemp("trackio")
-    previous = os.environ.get("TRACKIO_DIR")
-    os.environ["TRACKIO_DIR"] = str(folder)
-    if "trackio" in sys.modules:
-        import trackio.utils
-
-        assert trackio.utils.TRACKIO_DIR == folder, "trackio was imported before these tests chose its store"
-    yield folder
-    if previous is None:
-        os.environ.pop("TRACKIO_DIR", None)
-    else:
-        os.environ["TRACKIO_DIR"] = previous
-
-
 def require(module: str) -> None:
     """Fail (never skip) naming the package a test needs."""
     try:

@@ -70,7 +70,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{folder}: {evaluation_line(record)}")
     if len(folders) > 1 or folders[0] != path:
         print(write_comparison(path))
+        log_comparison(path, folders[0])
     return 0
+
+
+def log_comparison(experiment_dir: Path, folder: Path) -> None:
+    """The comparison table written anew (with its tables of the evaluations) to the trackers the
+    runs' config names (``folder``'s, one of them), beside the one ``compare`` logged."""
+    config = saved_config(folder)
+    if config.train.log_to:
+        from ..tracking import log_table
+
+        log_table(config, experiment_dir, "comparison")
 
 
 def ood_set(text: str) -> Any:
@@ -93,16 +104,39 @@ def evaluate_finished(
     refresh: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    configs: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
-    with a progress bar over the runs."""
+    with a progress bar over the runs. A record computed here (not one read back as it was) goes to
+    the trackers its run's config names (:func:`labelemb.tracking.log_evaluation`): ``configs``,
+    one per folder, or each run's saved config."""
     from ..predict.evaluation import evaluate_run
+    from ..rundir import RunDir
 
     shown = draws_bar(progress) and len(folders) > 1
     records = []
-    for folder in tqdm(folders, desc="evaluating", unit="run", disable=not shown, leave=False):
+    for i, folder in enumerate(tqdm(folders, desc="evaluating", unit="run", disable=not shown, leave=False)):
+        before = RunDir(folder).read_evaluation()
         records.append(evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device))
+        if records[-1] != before:
+            log_evaluation(configs[i] if configs is not None else saved_config(folder), folder, records[-1])
     return records
+
+
+def saved_config(folder: Path) -> Any:
+    """The config a run folder saved (``config.yaml``), as a run config."""
+    from ..predict.source import run_config
+    from ..rundir import RunDir
+
+    return run_config(RunDir(folder))
+
+
+def log_evaluation(config: Any, folder: Path, record: dict[str, Any]) -> None:
+    """``record`` to the trackers ``config`` names; no tracker package is imported without one."""
+    if config.train.log_to:
+        from ..tracking import log_evaluation as to_trackers
+
+        to_trackers(config, folder, record)
 
 
 def evaluation_line(record: dict[str, Any]) -> str:
@@ -132,10 +166,11 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
         "texts",
     ):
         return
-    folders = [config.run_dir() for config in configs if RunDir(config.run_dir()).is_finished()]
-    if folders:
+    finished = [config for config in configs if RunDir(config.run_dir()).is_finished()]
+    if finished:
         print(
             "evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr
         )
         device = str(resolve_device(configs[0].train.device))
-        evaluate_finished(folders, device=device, progress=progress)
+        folders = [config.run_dir() for config in finished]
+        evaluate_finished(folders, device=device, progress=progress, configs=finished)

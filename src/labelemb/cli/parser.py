@@ -12,7 +12,7 @@ from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .evaluate import add_evaluate
 from .inspect import cmd_analyze, cmd_report, cmd_similar
-from .predict import cmd_export, cmd_predict
+from .predict import add_set_options, cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
 from .tune import cmd_tune
 
@@ -361,11 +361,12 @@ def _add_predict_commands(commands: typing.Any) -> None:
     predict.add_argument(
         "--split", choices=("train", "dev", "test"), help="instead: a split of the run's own data"
     )
-    predict.add_argument("--data-dir", help="with --split: the data set's folder (default the run's)")
+    predict.add_argument("--data-dir", help="with --split (or --sets): the data's folder (default the run's)")
     predict.add_argument("--output", type=Path, required=True, help="the CSV (or .jsonl) file written")
     predict.add_argument(
         "--top-k", type=positive_int, default=1, help="also the K best classes and probabilities"
     )
+    add_set_options(predict)
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     predict.add_argument("--checkpoint", **checkpoint)
     predict.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")

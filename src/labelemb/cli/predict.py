@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..metrics.conformal import METHODS
+from ..predict.sets import SET_METHOD, calibration_for, check_request, read_sets, set_coverage, set_note
 from ..rundir import write_text
 
 
@@ -23,6 +25,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     refuse_existing(output, args.overwrite)
     if (args.input is None) == (args.split is None):
         raise PredictError("give the inputs: --input PATH, or --split test (the run's own data)")
+    if args.set_method is not None and args.sets is None:
+        raise PredictError("--set-method needs --sets LEVEL, the target coverage of the sets (such as 0.9)")
     from ..train.build import resolve_device
 
     # A device this machine lacks is one line (resolve_device's), before anything is read.
@@ -32,23 +36,64 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     predictor.progress = not args.no_progress
     trained = predictor.trained
+    # Every refusal of --sets comes before the inputs are read.
+    calibration = None if args.sets is None else _calibration(predictor, args)
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
     if predictor.reads == "token_pairs":
         return _decoded(predictor, rows, args)
     logits = predictor.logits(rows.items, rows.names)
     predictions = predictor.read_predictions(logits, args.top_k)
-    text = prediction_table(rows, predictions, args.top_k, predictor.temperature, output)
+    sets = None
+    if calibration is not None:
+        sets = read_sets(logits, calibration, args.sets, args.set_method or SET_METHOD, trained)
+    text = prediction_table(rows, predictions, args.top_k, predictor.temperature, output, sets)
     write_text(output, text)
     check = f"{trained.checkpoint} check, step {trained.step}"
     print(f"predicted {len(predictions)} input(s) with {args.run_dir} ({check}) -> {output}", file=sys.stderr)
     print(temperature_note(trained), file=sys.stderr)
+    if calibration is not None:
+        print(set_note(calibration, args.sets, args.set_method or SET_METHOD), file=sys.stderr)
     if rows.labels is not None:
         wrong = sum(p.label != label for p, label in zip(predictions, rows.labels))
         print(
             f"error on the inputs' own labels: {100.0 * wrong / max(len(predictions), 1):.2f} %",
             file=sys.stderr,
         )
+        if sets is not None:
+            print(set_coverage(sets, rows.labels), file=sys.stderr)
     return 0
+
+
+def add_set_options(predict: argparse.ArgumentParser) -> None:
+    """``labelemb predict``'s options of conformal prediction sets."""
+    predict.add_argument(
+        "--sets",
+        type=float,
+        metavar="LEVEL",
+        help="also each input's conformal prediction set at this target coverage, such as 0.9, "
+        "calibrated on the run's dev split (columns set and set_size)",
+    )
+    predict.add_argument(
+        "--set-method",
+        choices=METHODS,
+        help=f"with --sets: the conformal score, {SET_METHOD} (default; the smallest sets), aps or raps "
+        "(never randomised)",
+    )
+
+
+def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
+    """The run's calibration for ``--sets`` (and ``--set-method``), or a one-line refusal."""
+    from ..predict.source import PredictError
+
+    check_request(args.sets, args.set_method or SET_METHOD)
+    calibration = calibration_for(predictor, args.data_dir)
+    names = [name for name in predictor.classes if "|" in name]
+    if names and args.output.suffix.lower() not in (".jsonl", ".json"):
+        raise PredictError(
+            f"class {names[0]!r} holds '|', which joins a set's classes in a CSV; write JSON lines "
+            "(--output ending in .jsonl), where a set is a list"
+        )
+    return calibration
 
 
 def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
@@ -99,9 +144,16 @@ def temperature_note(trained: Any) -> str:
 
 
 def prediction_table(
-    rows: Any, predictions: list[Any], top_k: int, temperature: float | None, output: Path
+    rows: Any,
+    predictions: list[Any],
+    top_k: int,
+    temperature: float | None,
+    output: Path,
+    sets: list[Any] | None = None,
 ) -> str:
-    """The output file's text: CSV, or JSON lines for an output ending in .jsonl or .json."""
+    """The output file's text: CSV, or JSON lines for an output ending in .jsonl or .json; with
+    ``sets``, each row's set (a list in JSON, the classes joined by ``|`` in a CSV) and its size."""
+    as_list = output.suffix.lower() in (".jsonl", ".json")
     records = []
     for i, prediction in enumerate(predictions):
         record: dict[str, Any] = {rows.name_column: rows.names[i]}
@@ -112,6 +164,9 @@ def prediction_table(
         for k, (name, probability) in enumerate(prediction.top, start=1):
             record[f"class_{k}"] = name
             record[f"probability_{k}"] = round(probability, 6)
+        if sets is not None:
+            record["set"] = list(sets[i].classes) if as_list else "|".join(sets[i].classes)
+            record["set_size"] = len(sets[i].classes)
         # Whether (and which) temperature made the probabilities, on every row.
         record["temperature"] = "" if temperature is None else round(temperature, 6)
         records.append(record)

@@ -1,12 +1,14 @@
 """Using a trained run: load it (a run folder or an exported bundle), predict, export.
 
     predictor = labelemb.load("runs/demo/label_embedding/seed0")
-    predictor.predict(images)          # class names and probabilities
-    predictor.predict_proba(images)    # (N, m), the run's fitted temperature applied
+    predictor.predict(images)            # class names and probabilities
+    predictor.predict_proba(images)      # (N, m), the run's fitted temperature applied
+    predictor.predict_sets(images, 0.9)  # conformal prediction sets, calibrated on its dev split
 
 :mod:`.source` reads what a run or bundle holds, :mod:`.network` rebuilds its network,
-:mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor` predicts,
-:mod:`.bundle` and :mod:`.export` write a bundle, TorchScript and ONNX.
+:mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor` predicts, :mod:`.sets`
+calibrates its conformal prediction sets, :mod:`.bundle` and :mod:`.export` write a bundle,
+TorchScript and ONNX.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import torch
 from .bundle import read_trained
 from .network import Classifier, build_classifier
 from .predictor import Prediction, Predictor
+from .sets import PredictionSet
 from .source import Checkpoint, PredictError, Trained
 
-__all__ = ["Classifier", "Prediction", "PredictError", "Predictor", "Trained", "load"]
+__all__ = ["Classifier", "Prediction", "PredictError", "PredictionSet", "Predictor", "Trained", "load"]
 
 
 def load(

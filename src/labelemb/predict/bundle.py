@@ -3,12 +3,13 @@
 ``model.safetensors`` holds the network's weights (``model.*``, ``method.*``, and ``backbone.*`` for
 a frozen backbone), ``config.yaml`` the run's config, ``bundle.json`` the rest (class names, the
 temperature, input shapes, the check the weights are from, the preprocessing), ``vocabulary.txt``
-a text run's vocabulary and ``label_representation.safetensors`` the method's label embedding
-where it learned one. A bundle is data from someone else: reading it parses safetensors, JSON,
-YAML (``yaml.safe_load``) and text only, never a pickle; every value of ``bundle.json`` is checked
-(:mod:`.description`), every file it names must lie inside its folder, and its config imports,
-runs or reads nothing but labelemb's own (:mod:`.bundle_config`: a ``custom`` backbone's factory
-runs only when the user trusts it by name).
+a text run's vocabulary, ``label_representation.safetensors`` the method's label embedding
+where it learned one and ``conformal.safetensors`` the dev split's conformal scores where its run
+recorded them (:mod:`.sets`: the calibration of prediction sets). A bundle is data from someone
+else: reading it parses safetensors, JSON, YAML (``yaml.safe_load``) and text only, never a
+pickle; every value of ``bundle.json`` is checked (:mod:`.description`), every file it names must
+lie inside its folder, and its config imports, runs or reads nothing but labelemb's own
+(:mod:`.bundle_config`: a ``custom`` backbone's factory runs only when the user trusts it by name).
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ from torch import Tensor
 
 from ..aligned import aligned
 from ..models import model_text_encoder
-from ..rundir import CONFIG_FILE, SUMMARY_FILE, TENSORS_FILE, VOCABULARY_FILE, VOCABULARY_FILES, RunDir
+from ..rundir import (
+    CONFIG_FILE,
+    CONFORMAL_FILE,
+    SUMMARY_FILE,
+    TENSORS_FILE,
+    VOCABULARY_FILE,
+    VOCABULARY_FILES,
+    RunDir,
+)
 from ..version import __version__
 from .bundle_config import CONFIG_NAME, portable_config, read_bundle_config
 from .description import RE_EXPORT, BundleDescription, bundle_file, read_description
+from .sets import read_bundle_calibration, recorded_calibration, save_calibration
 from .source import (
     BUNDLE_FILE,
     BUNDLE_FORMAT,
@@ -63,6 +73,11 @@ def bundle_files(trained: Trained, backbone: dict[str, Tensor] | None, folder: P
         written.append(folder / TENSORS_FILE)
         save_file({name: _own(t) for name, t in trained.label_tensors.items()}, str(written[-1]))
     description = describe(trained)
+    calibration = recorded_calibration(trained)
+    if calibration is not None:
+        written.append(folder / CONFORMAL_FILE)
+        save_calibration(written[-1], calibration)
+        description["conformal"] = CONFORMAL_FILE
     import json
 
     written[2].write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
@@ -98,6 +113,7 @@ def describe(trained: Trained) -> dict[str, Any]:
         "pair_vocabularies": list(VOCABULARY_FILES) if trained.pair_vocabularies is not None else None,
         "encoder": model_text_encoder(config.model.name, config.options("model")),
         "label_representation": TENSORS_FILE if trained.label_tensors else None,
+        "conformal": None,
     }
 
 
@@ -132,6 +148,8 @@ def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
         label_tensors=labels,
     )
     _check_fits(trained, described)
+    if described.conformal:
+        trained.calibration = read_bundle_calibration(folder, described.conformal, trained)
     return trained
 
 

@@ -51,6 +51,8 @@ class BundleDescription(BaseModel):
     vocabulary: str | None = Field(description=FILE)
     pair_vocabularies: list[str] | None = Field(min_length=2, max_length=2, description=FILES)
     label_representation: str | None = Field(description=FILE)
+    #: The dev split's conformal scores (:mod:`.sets`); absent in bundles written before them.
+    conformal: str | None = Field(None, description=FILE)
     #: The folder of the text encoder's tokenizer where the run read one: a note (the config's
     #: ``encoder``, a name labelemb knows, decides what is loaded).
     encoder: str | None

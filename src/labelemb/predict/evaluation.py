@@ -8,7 +8,8 @@ out-of-distribution sets its config names (``ood:``), and records in the run's `
 - selective classification on test: AURC, AUGRC, risk at 80 % coverage, coverage at 5 % risk, for
   the max-softmax confidence raw, temperature-scaled and logit-normalised;
 - split-conformal sets at 90 % target coverage, calibrated on dev: test coverage and mean set size
-  (THR, APS, RAPS);
+  (THR, APS, RAPS); the dev scores themselves go to the run's ``conformal.safetensors``, the
+  calibration of ``labelemb predict --sets`` (:mod:`.sets`);
 - out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
   FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores.
 
@@ -37,6 +38,7 @@ from ..train.config import OodSetConfig
 from ..version import code_version
 from .ood import OodInputs, read_ood_set
 from .predictor import Predictor
+from .sets import calibrate, calibration_for, write_calibration
 from .source import PredictError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def evaluate_run(
     if recorded is not None and reason is None and not refresh:
         missing = [inputs for inputs in ood_inputs if _ood_unfit(recorded, inputs)]
         if not missing:
+            if "conformal_level" in recorded.get("test", {}):  # recorded before conformal.safetensors
+                calibration_for(predictor, data_dir)
             return recorded
     elif recorded is not None:
         logger.info("evaluating %s anew: %s", folder.path, "asked to" if refresh else reason)
@@ -91,6 +95,9 @@ def evaluate_run(
     test_logits = scores.of_split(scores.test)
     record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
     record["test"] = _test_figures(scores, test_logits)
+    if "conformal_level" in record["test"]:  # the dev scores `labelemb predict --sets` calibrates with
+        dev_logits, dev_labels = scores.of_split(scores.dev), scores.dev.labels
+        write_calibration(folder, calibrate(trained, dev_logits, dev_labels, test_logits, scores.test.labels))
     for inputs in ood_inputs:
         record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
     folder.write_evaluation(record)

@@ -14,10 +14,12 @@ from tqdm import tqdm
 from ..data import Split
 from ..data.base import as_float_images
 from ..data.text.classes import TextClassSplit
+from ..metrics.conformal import LEVEL
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
 from .inputs import image_batch, text_split
 from .network import Classifier
+from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
 
 #: Texts are read this many evaluation batches at a time (each part sorted by length, as the run's
@@ -38,7 +40,8 @@ class Predictor:
     """A trained classifier (a run folder's or a bundle's), ready to predict.
 
     ``predict(inputs)`` gives each input's class name and probability, ``predict_proba(inputs)``
-    the ``(N, m)`` probabilities in the order of :attr:`classes`, ``logits(inputs)`` the scores;
+    the ``(N, m)`` probabilities in the order of :attr:`classes`, ``logits(inputs)`` the scores,
+    ``predict_sets(inputs, level)`` each input's conformal prediction set;
     probabilities are ``softmax(logits / T)`` with the temperature ``T`` the run fit on its dev
     split (:attr:`temperature`; None: plain softmax). Inputs are texts for a text run; for an
     image run files' paths, Pillow images, arrays ``(H, W[, C])`` or a batch ``(N, C, H, W)``
@@ -54,6 +57,7 @@ class Predictor:
         self.batch_size = trained.config.train.eval_batch_size
         # Evaluation ran in bf16 where training did: so do its predictions.
         self.autocast = torch.bfloat16 if trained.config.train.precision == "bf16" else None
+        self._calibration: Calibration | None = None
 
     def __repr__(self) -> str:
         return (
@@ -115,6 +119,23 @@ class Predictor:
             label = int(best[row])
             out.append(Prediction(names[label], float(probabilities[row, label]), top if top_k > 1 else ()))
         return out
+
+    def predict_sets(
+        self, inputs: Any, level: float = LEVEL, method: str = SET_METHOD, *, data_dir: str | None = None
+    ) -> list[PredictionSet]:
+        """Each input's conformal prediction set at the target coverage ``level`` with the score
+        ``method`` (``thr``, ``aps`` or ``raps``; never randomised), calibrated on the run's dev
+        split (:mod:`.sets`); ``data_dir``: where its data is, where its calibration must be
+        computed from it (a run folder evaluated before conformal.safetensors was recorded)."""
+        level, method = check_request(level, method)
+        calibration = self.calibration(data_dir)
+        return read_sets(self.logits(inputs), calibration, level, method, self.trained)
+
+    def calibration(self, data_dir: str | None = None) -> Calibration:
+        """The conformal calibration of the check read (:func:`.sets.calibration_for`), computed once."""
+        if self._calibration is None:
+            self._calibration = calibration_for(self, data_dir)
+        return self._calibration
 
     def translate(self, lines: Any) -> list[str]:
         """A sequence-to-sequence run's output for each source line (or a split of its corpus, as

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from torch import Tensor
@@ -31,6 +31,9 @@ from ..rundir import (
     yaml_problem,
 )
 from ..train.config import RunConfig
+
+if TYPE_CHECKING:
+    from .sets import Calibration
 
 #: Which weights of a run are read: the selected check's (the summary's figures) or the last.
 Checkpoint = Literal["selected", "last"]
@@ -72,6 +75,9 @@ class Trained:
     label_tensors: dict[str, Tensor] = field(default_factory=dict)
     #: Why the check read has no temperature (when ``temperature`` is None), for the output's note.
     no_temperature: str = "the check read records none"
+    #: A bundle's conformal calibration (:mod:`.sets`), checked against its weights when read; a
+    #: run folder's is read (or computed) when prediction sets are asked for.
+    calibration: Calibration | None = None
 
     @property
     def yields(self) -> str:

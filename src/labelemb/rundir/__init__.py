@@ -23,6 +23,9 @@ A run of one (method, seed) lives in ``<output_dir>/<experiment>/<method>/seed<N
 - ``evaluation.json``: the finished run judged on its selected weights beyond its error
   (selective classification, conformal sets, out-of-distribution detection), with what it was
   computed from;
+- ``conformal.safetensors``: the dev split's conformal scores of the selected check (one sorted
+  float64 tensor per score: ``thr``, ``aps``, ``raps``), with what they were computed from, so that
+  ``labelemb predict --sets`` calibrates prediction sets at any level without the data;
 - ``start.json``: written when the run starts: its class names, the shape its network reads, and
   the folders (absolute) its data files were looked for in, for a prediction (``labelemb predict``).
 
@@ -39,7 +42,9 @@ from .files import (
     atomic_write,
     differing_keys,
     first_missing,
+    load_safetensors,
     remove_empty_folders,
+    save_safetensors,
     save_torch,
     write_text,
     yaml_problem,
@@ -49,6 +54,7 @@ from .names import (
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
+    CONFORMAL_FILE,
     DATA_FILE,
     EVALUATION_FILE,
     LEGACY_VALUES,
@@ -72,6 +78,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
+    "CONFORMAL_FILE",
     "Config",
     "DATA_FILE",
     "EVALUATION_FILE",
@@ -95,9 +102,11 @@ __all__ = [
     "atomic_write",
     "differing_keys",
     "first_missing",
+    "load_safetensors",
     "outputs_folder",
     "remove_empty_folders",
     "run_dirs",
+    "save_safetensors",
     "save_torch",
     "write_text",
     "yaml_problem",

@@ -6,6 +6,7 @@ leaves the old file or the new one, never a torn one.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
@@ -17,6 +18,10 @@ from typing import Any
 import torch
 
 from .names import TMP_SUFFIX
+
+
+class RunDirError(RuntimeError):
+    """The run folder holds something this run must not overwrite or cannot resume from."""
 
 
 def yaml_problem(error: Exception) -> str:
@@ -90,6 +95,27 @@ def save_torch(path: Path, obj: Any) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def save_safetensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """``tensors`` (CPU, contiguous) as a safetensors file, with its string ``metadata``."""
+    from safetensors.torch import save_file
+
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors, each in PyTorch's own aligned memory (:mod:`labelemb.aligned`),
+    and its metadata (empty where it has none); safetensors' error for a torn or foreign file."""
+    from safetensors import safe_open
+
+    from ..aligned import aligned
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        return {name: aligned(handle.get_tensor(name)) for name in handle.keys()}, metadata
+
+
 def load_tensors(path: Path) -> Any:
     """A torch file's tensors (in dicts, lists and numbers) on the CPU, with ``weights_only``: a
     pickle of anything else is refused, never run. torch's notes on the pickle's protocol are
@@ -110,3 +136,30 @@ def torch_file_problem(error: BaseException) -> str:
             "loading them could run code"
         )
     return lines[0].split(". ")[0] if lines else type(error).__name__
+
+
+def read_json(path: Path) -> Any:
+    """A run file's JSON; a :class:`RunDirError` naming it where it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RunDirError(f"{path} is not valid JSON ({error}); the file is damaged") from None
+
+
+def read_torch(path: Path, what: str = "", fix: str = "the file is damaged") -> Any:
+    """A run's torch file (:func:`load_tensors`); a :class:`RunDirError` saying which and ``fix``."""
+    try:
+        return load_tensors(path)
+    except Exception as error:  # a torn or foreign file: say which and what to do
+        raise RunDirError(f"cannot read {what}{path} ({torch_file_problem(error)}); {fix}") from None
+
+
+def read_safetensors(path: Path, fix: str) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """A run's safetensors file (:func:`load_safetensors`), None where it has none; a
+    :class:`RunDirError` naming a torn or foreign one, and ``fix``."""
+    if not path.exists():
+        return None
+    try:
+        return load_safetensors(path)
+    except Exception as error:  # a torn or foreign file: name it
+        raise RunDirError(f"cannot read {path} ({error}); {fix}") from None

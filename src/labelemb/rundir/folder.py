@@ -14,14 +14,16 @@ import yaml
 from filelock import FileLock, Timeout
 from torch import Tensor
 
-from ..aligned import aligned
 from .files import (
+    RunDirError,
     atomic_write,
     differing_keys,
-    load_tensors,
+    read_json,
+    read_safetensors,
+    read_torch,
     remove_empty_folders,
+    save_safetensors,
     save_torch,
-    torch_file_problem,
     write_text,
     yaml_problem,
 )
@@ -29,6 +31,7 @@ from .names import (
     CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
+    CONFORMAL_FILE,
     DATA_FILE,
     EVALUATION_FILE,
     LEGACY_VALUES,
@@ -45,10 +48,6 @@ from .names import (
     VOCABULARY_FILE,
     VOCABULARY_FILES,
 )
-
-
-class RunDirError(RuntimeError):
-    """The run folder holds something this run must not overwrite or cannot resume from."""
 
 
 class Config(Protocol):
@@ -122,7 +121,7 @@ class RunDir:
                 f"{self.path} is not a finished run: it has no {SUMMARY_FILE} "
                 "(train one with `labelemb train`, or resume it to the end)"
             )
-        summary = self._read_json(path)
+        summary = read_json(path)
         keys = (*SUMMARY_KEYS, *required)
         missing = [key for key in keys if not isinstance(summary, dict) or key not in summary]
         if missing:
@@ -156,25 +155,24 @@ class RunDir:
 
     def read_tensors(self) -> dict[str, Tensor]:
         """The method's saved tensors (empty if it saved none)."""
-        from safetensors.torch import load_file
+        saved = read_safetensors(self.file(TENSORS_FILE), "the file is damaged")
+        return {} if saved is None else saved[0]
 
-        path = self.file(TENSORS_FILE)
-        if not path.exists():
-            return {}
-        try:
-            return {name: aligned(tensor) for name, tensor in load_file(str(path)).items()}
-        except Exception as error:  # a torn or foreign file: name it
-            raise RunDirError(f"cannot read {path} ({error}); the file is damaged") from None
+    def read_conformal(self) -> tuple[dict[str, Tensor], dict[str, str]] | None:
+        """The dev split's recorded conformal scores and their metadata (None if it has none):
+        what :mod:`labelemb.predict.sets` calibrates prediction sets with."""
+        fix = "delete it, and labelemb evaluate (or predict --sets) records it anew"
+        return read_safetensors(self.file(CONFORMAL_FILE), fix)
 
     def read_weights(self) -> dict[str, Tensor]:
-        return self._read_torch(self.file(MODEL_FILE))
+        return read_torch(self.file(MODEL_FILE))
 
     def read_selected_weights(self) -> tuple[int, dict[str, Tensor]] | None:
         """The step and weights of the check the run selected so far (None if it kept none)."""
         path = self.file(SELECTED_MODEL_FILE)
         if not path.exists():
             return None
-        saved = self._read_torch(path)
+        saved = read_torch(path)
         if not isinstance(saved, dict) or not isinstance(saved.get("weights"), dict):
             raise RunDirError(f"{path} does not hold a step and weights; the file is damaged")
         return int(saved["step"]), saved["weights"]
@@ -184,7 +182,7 @@ class RunDir:
         path = self.file(EVALUATION_FILE)
         if not path.exists():
             return None
-        record = self._read_json(path)
+        record = read_json(path)
         if not isinstance(record, dict):
             raise RunDirError(f"{path} does not hold an evaluation; delete it to compute it anew")
         return record
@@ -194,7 +192,7 @@ class RunDir:
         path = self.file(CHECKPOINT_FILE)
         if not path.exists():
             return None
-        checkpoint = self._read_torch(path, what="checkpoint ", fix="delete it to start this run afresh")
+        checkpoint = read_torch(path, what="checkpoint ", fix="delete it to start this run afresh")
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
             raise RunDirError(
                 f"{path} is not a labelemb checkpoint of format {CHECKPOINT_FORMAT}; "
@@ -292,7 +290,7 @@ class RunDir:
     def recorded_fingerprint(self) -> str | None:
         """The content digest of the data this run trained on, if it recorded one (:meth:`check_data`)."""
         path = self.file(DATA_FILE)
-        return self._read_json(path).get("fingerprint") if path.exists() else None
+        return read_json(path).get("fingerprint") if path.exists() else None
 
     def refuse_other_data(self, fingerprint: str) -> None:
         """Refuse (:class:`RunDirError`) a run, finished or not, recorded on data whose content digest
@@ -361,6 +359,9 @@ class RunDir:
     def write_evaluation(self, record: dict[str, Any]) -> None:
         write_text(self.file(EVALUATION_FILE), json.dumps(record, indent=2) + "\n")
 
+    def write_conformal(self, scores: dict[str, Tensor], metadata: dict[str, str]) -> None:
+        save_safetensors(self.file(CONFORMAL_FILE), scores, metadata)
+
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         save_torch(self.file(CHECKPOINT_FILE), {"format": CHECKPOINT_FORMAT, **state})
 
@@ -370,28 +371,10 @@ class RunDir:
         """A finished run's files: the method's tensors, the weights, and last the summary (it marks
         the run done)."""
         if tensors:
-            from safetensors.torch import save_file
-
             tensors = {name: t.detach().float().cpu().contiguous() for name, t in tensors.items()}
-            atomic_write(self.file(TENSORS_FILE), lambda tmp: save_file(tensors, str(tmp)))
+            save_safetensors(self.file(TENSORS_FILE), tensors)
         save_torch(self.file(MODEL_FILE), weights)
         write_text(self.file(SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
-
-    # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _read_json(path: Path) -> Any:
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise RunDirError(f"{path} is not valid JSON ({error}); the file is damaged") from None
-
-    @staticmethod
-    def _read_torch(path: Path, what: str = "", fix: str = "the file is damaged") -> Any:
-        try:
-            return load_tensors(path)
-        except Exception as error:  # a torn or foreign file: say which and what to do
-            raise RunDirError(f"cannot read {what}{path} ({torch_file_problem(error)}); {fix}") from None
 
 
 def outputs_folder(step: int) -> str:

@@ -4,7 +4,9 @@ MLflow or Trackio through the tracker's own client library.
 A run's folder stays the record; a tracker gets a copy of it: the config as parameters (flattened
 dotted keys), every numeric series of ``metrics.jsonl`` at its ``step``, the summary's numbers
 (``summary/<key>``) and, where the tracker keeps files, ``config.yaml``, ``summary.json`` and
-``metrics.jsonl`` as artifacts. A resumed run continues its series without repeating a step; a
+``metrics.jsonl`` as artifacts; once the run is evaluated on its selected weights
+(:func:`log_evaluation`), the figures of its ``evaluation.json`` (``eval/<figure>``,
+``eval/ood/<set>/<figure>``). A resumed run continues its series without repeating a step; a
 tracker that fails (a server gone) is dropped with a warning and the run goes on. Nothing here
 imports a tracker's package unless the config names it. Each tracker is a module of its own
 (``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``), registered on :data:`TRACKERS`
@@ -33,6 +35,7 @@ from .base import (
     Tracker,
     TrackerWarning,
     config_params,
+    evaluation_values,
     guarded,
 )
 from .mlflow_tracker import MLflowTracker
@@ -50,7 +53,9 @@ __all__ = [
     "TrackerCallback",
     "TrackerWarning",
     "TrackioTracker",
+    "evaluation_values",
     "install_hint",
+    "log_evaluation",
     "log_table",
     "require",
 ]
@@ -159,4 +164,23 @@ def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
             name,
             lambda name=name: TRACKERS.get(name).log_table(config, experiment_dir, kind),
             f"logging the {kind}",
+        )
+
+
+# ---------------------------------------------------------------------- a finished run's evaluation
+
+
+def log_evaluation(config: RunConfig, folder: Path, record: dict[str, Any]) -> None:
+    """A finished run's evaluation (its ``evaluation.json``, ``record``) to each tracker its config
+    names, as :func:`evaluation_values` at the step of its summary: TensorBoard in
+    ``<run>/tensorboard/evaluation/``, MLflow and Trackio in the run's own run, with the file as an
+    artifact. A failure is a warning."""
+    values = evaluation_values(record)
+    step = int(RunDir(folder).read_summary().get("steps", 0))
+    for name in config.train.log_to:
+        guarded(
+            folder,
+            name,
+            lambda name=name: TRACKERS.get(name).log_evaluation(config, folder, values, step),
+            "logging the evaluation",
         )

@@ -28,6 +28,11 @@ MLFLOW_DB = "mlflow.db"
 MLFLOW_ARTIFACTS = "mlruns"
 #: The run files a tracker with artifacts receives when the run finishes (figures too, if any).
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
+#: Where TensorBoard gets a run's evaluation: a folder of its own in the run's, rewritten whole
+#: when the run is evaluated anew.
+EVALUATION_TENSORBOARD = "evaluation"
+#: The prefix of the evaluation's figures in every tracker (``eval/selective_msp_aurc``).
+EVALUATION_PREFIX = "eval/"
 COMPARISON_FILES = ("comparison.md", "comparison.csv", "curves.png", "curves-seconds.png", "curves-flops.png")
 TUNING_FILES = ("tuning.md", "tuning.json", "tuning-history.png")
 
@@ -78,6 +83,17 @@ def record_series(record: dict[str, Any]) -> dict[str, float]:
 
 def summary_values(summary: dict[str, Any]) -> dict[str, float]:
     return numeric_values(summary, prefix="summary/")
+
+
+def evaluation_values(record: dict[str, Any]) -> dict[str, float]:
+    """A run's ``evaluation.json`` as flat figures: ``eval/<figure>`` of its test split
+    (``eval/selective_msp_aurc``, ``eval/conformal_aps_set_size``) and ``eval/ood/<set>/<figure>`` of
+    each out-of-distribution set (``eval/ood/mnist/ood_energy_auroc``); the risk-coverage curve
+    (a list) and what the record was computed from are left out."""
+    values = numeric_values(record.get("test", {}), prefix=EVALUATION_PREFIX)
+    for name, held in record.get("ood", {}).items():
+        values.update(numeric_values(held.get("figures", {}), prefix=f"{EVALUATION_PREFIX}ood/{name}/"))
+    return values
 
 
 def project(config: RunConfig) -> str:
@@ -139,6 +155,12 @@ class Tracker:
     @staticmethod
     def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
         """``compare``'s or ``tune``'s table (``kind``, a key of :data:`TABLES`) beside its runs."""
+        raise NotImplementedError
+
+    @staticmethod
+    def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
+        """A finished run's evaluation (:func:`evaluation_values` of its ``evaluation.json``, whose
+        file is in ``folder``) to the tracker's record of the run, at ``step`` (its summary's)."""
         raise NotImplementedError
 
     def log_records(self, records: list[dict[str, Any]]) -> None:

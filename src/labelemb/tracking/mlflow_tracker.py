@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..rundir import EVALUATION_FILE
 from ..train.config import RunConfig
 from .base import (
     MLFLOW_ARTIFACTS,
@@ -77,12 +78,7 @@ class MLflowTracker(Tracker):
             self.client.log_batch(self.run_id, params=new[start : start + 100])
 
     def log_series(self, step: int, values: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, step) for k, v in values.items()]
-        for start in range(0, len(metrics), 1000):  # MLflow's limit of metrics per batch
-            self.client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
+        log_metrics(self.client, self.run_id, step, values)
 
     def finish(self, summary: dict[str, Any], step: int, files: list[Path]) -> None:
         self.log_series(step, summary_values(summary))
@@ -126,6 +122,28 @@ class MLflowTracker(Tracker):
                 if run_id:
                     client.set_tag(run_id, "mlflow.parentRunId", parent)  # nests the runs under the table
         client.set_terminated(parent, "FINISHED")
+
+    @staticmethod
+    def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
+        from mlflow.tracking import MlflowClient
+
+        run_id = read_state(folder / STATE_FILE).get("mlflow", {}).get("run_id")
+        if not run_id:
+            raise ValueError("the run has no MLflow run to add its evaluation to (trained without it)")
+        client = MlflowClient(tracking_uri=mlflow_uri(config))
+        # The finished run takes the figures as it is: its status stays what training left.
+        log_metrics(client, run_id, step, values)
+        client.log_artifact(run_id, str(folder / EVALUATION_FILE))
+
+
+def log_metrics(client: Any, run_id: str, step: int, values: dict[str, float]) -> None:
+    """``values`` at ``step`` in the MLflow run ``run_id``, in batches MLflow takes."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, v, now, step) for k, v in values.items()]
+    for start in range(0, len(metrics), 1000):  # MLflow's limit of metrics per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def mlflow_uri(config: RunConfig) -> str:

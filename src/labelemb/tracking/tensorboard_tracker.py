@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train.config import RunConfig
-from .base import TABLES, TENSORBOARD_DIR, TRACKERS, Tracker, summary_values
+from .base import EVALUATION_TENSORBOARD, TABLES, TENSORBOARD_DIR, TRACKERS, Tracker, summary_values
 
 
 @TRACKERS.register("tensorboard")
@@ -55,3 +55,13 @@ class TensorBoardTracker(Tracker):
         # A folder of its own: purging what an earlier compare (or tune) wrote leaves the other's text.
         with SummaryWriter(str(experiment_dir / TENSORBOARD_DIR / kind), purge_step=0) as writer:
             writer.add_text(kind, table, 0)
+
+    @staticmethod
+    def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # A folder of its own, purged at each opening: a run evaluated anew holds each figure once,
+        # and the run's own series (which a resumed run purges) are left alone.
+        with SummaryWriter(str(folder / TENSORBOARD_DIR / EVALUATION_TENSORBOARD), purge_step=0) as writer:
+            for key, value in values.items():
+                writer.add_scalar(key, value, step)

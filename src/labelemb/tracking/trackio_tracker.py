@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..rundir import EVALUATION_FILE
 from ..train.config import RunConfig
 from .base import (
     STATE_FILE,
@@ -70,6 +71,19 @@ class TrackioTracker(Tracker):
             table = (experiment_dir / table_file).read_text()
             run.log({kind: trackio.Markdown(table)}, step=0)
             run.log_artifact(experiment_dir / table_file, name=f"{project(config)}-{table_file}", type=kind)
+        finally:
+            run.finish()
+
+    @staticmethod
+    def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
+        known = read_state(folder / STATE_FILE).get(TrackioTracker.name)
+        if not known:
+            raise ValueError("the run has no Trackio run to add its evaluation to (trained without it)")
+        run = open_run(config, known["name"], "allow")  # the run's own, continued
+        try:
+            run.log({k: v for k, v in values.items() if math.isfinite(v)}, step=step)
+            name = f"{run.name}-{EVALUATION_FILE}".replace("/", ".")
+            run.log_artifact(folder / EVALUATION_FILE, name=name, type="run-file")
         finally:
             run.finish()
 
