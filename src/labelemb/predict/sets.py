@@ -216,7 +216,7 @@ def _recorded(folder: RunDir, trained: Trained) -> Calibration | None:
     if held is None:
         return None
     path = folder.file(CONFORMAL_FILE)
-    fix = "delete it, and labelemb evaluate (or predict --sets) records it anew"
+    fix = "delete it: it is computed anew from the run's dev split"
     calibration = calibration_from(*held, where=str(path), fix=fix)
     reason = _unfit(calibration, trained)
     if reason is not None:
