@@ -257,3 +257,14 @@ def test_labelemb_evaluate_refuses_in_one_line(small_config, capsys, mnist_dir, 
         assert "\n" not in err and err.startswith("labelemb evaluate: error: ") and message in err, err
     assert main(["evaluate", str(run_dir.parent / "nowhere"), "--no-progress"]) == 2
     assert "holds no finished run" in capsys.readouterr().err
+
+
+def test_a_run_that_cannot_be_evaluated_after_training_still_stands(small_config, tmp_path, capsys):
+    config = small_config("ood=[{path: gone.csv}]", output_dir=tmp_path / "runs")
+    path = tmp_path / "run.yaml"
+    path.write_text(json.dumps(config.model_dump(mode="json")), encoding="utf-8")
+    assert main(["train", "--config", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"{config.run_dir()}: not evaluated (ood set 'gone.csv': file gone.csv not found" in err
+    assert f"labelemb evaluate {config.run_dir()}" in err
+    assert RunDir(config.run_dir()).is_finished() and not (config.run_dir() / EVALUATION_FILE).exists()

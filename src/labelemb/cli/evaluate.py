@@ -172,5 +172,13 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
             "evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr
         )
         device = str(resolve_device(configs[0].train.device))
-        folders = [config.run_dir() for config in finished]
-        evaluate_finished(folders, device=device, progress=progress, configs=finished)
+        # What trained stands: a run that cannot be judged (an OOD file gone) is said, not a failure.
+        for config in finished:
+            try:
+                evaluate_finished([config.run_dir()], device=device, progress=progress, configs=[config])
+            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
+                print(
+                    f"{config.run_dir()}: not evaluated ({error}); once that is mended: "
+                    f"labelemb evaluate {config.run_dir()}",
+                    file=sys.stderr,
+                )

@@ -38,6 +38,7 @@ from ..train.config import OodSetConfig
 from ..version import code_version
 from .ood import OodInputs, read_ood_set
 from .predictor import Predictor
+from .reading import data_config
 from .sets import calibrate, calibration_for, write_calibration
 from .source import PredictError
 
@@ -116,7 +117,7 @@ class RunScores:
         from ..train.frozen import freeze_features
 
         self.predictor = predictor
-        config = _with_data_dir(predictor.trained.config, data_dir)
+        config = data_config(predictor.trained, data_dir)
         dataset = load_run_data(config)
         self.frozen: tuple[Any, Any] | None = None
         if predictor.trained.frozen:
@@ -189,18 +190,11 @@ def _ood_unfit(recorded: dict[str, Any], inputs: OodInputs) -> bool:
     return held is None or held.get("digest") != inputs.digest
 
 
-def _with_data_dir(config: Any, data_dir: str | None) -> Any:
-    """``config`` with its data files looked for in ``data_dir`` (the run's own config if None)."""
-    if data_dir is None:
-        return config
-    return config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
-
-
 def _request(trained: Any, data_dir: str | None) -> DataRequest:
     """Where the run's data files (and OOD files) are looked for: as the run looked for them."""
     from ..train.build import data_request
 
-    return data_request(_with_data_dir(trained.config, data_dir))
+    return data_request(data_config(trained, data_dir))
 
 
 def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, Any]:
