@@ -281,17 +281,23 @@ def test_without_a_dev_split_nothing_is_scaled(small_config, digits):
 
 def test_the_dev_figures_are_those_of_every_figure_s_sums_for_the_raw_and_scaled_dev_logits():
     """The dev split's ECE and NLL come from the top-probability sums alone (cheaper), the same
-    numbers as the full figures give."""
+    numbers as the full figures give; its AURC (%) is that of the raw max-softmax confidence."""
     logits, labels = random_predictions(n=500, seed=9, scale=4.0)
     temperature, figures = dev_calibration(logits, labels)
     raw, scaled = (
         measure_calibration(logits, labels),
         measure_calibration(logits.double() / temperature, labels),
     )
+    # By a plain loop: the error rate of the k most confident, averaged over k (no ties here).
+    confidence = torch.softmax(logits, -1).max(-1).values
+    wrong = (logits.argmax(-1) != labels)[confidence.argsort(descending=True)].tolist()
+    aurc = sum(sum(wrong[:k]) / k for k in range(1, len(wrong) + 1)) / len(wrong)
     assert figures == {
         "dev_ece": raw.ece,
         "dev_nll": raw.nll,
         "dev_ece_scaled": scaled.ece,
         "dev_nll_scaled": scaled.nll,
+        "dev_aurc": pytest.approx(100 * aurc, rel=1e-12),
     }
+    assert set(figures) == set(DEV_FIELDS) and 0 < figures["dev_aurc"] < 100 * (1 - 0.6)
     assert temperature == fit_temperature(logits, labels)

@@ -520,6 +520,29 @@ def test_objective_ece_reads_the_scaled_dev_ece_and_another_objective_is_another
     assert code == 2 and "was tuned with another setting (differs in objective)" in err
 
 
+def test_objective_aurc_judges_each_trial_by_the_dev_aurc_its_selected_check_recorded(tmp_path, capsys):
+    from labelemb import load
+    from labelemb.data import load as load_data
+    from labelemb.metrics import aurc, max_softmax
+    from labelemb.metrics.selective import correct_predictions
+
+    assert tune(tmp_path, "--objective", "aurc", methods="label_smoothing", trials=2, seeds="1") == 0
+    record = read_tuning(tmp_path / "demo")
+    assert record["objective"] == {"keys": ["dev_aurc"], "name": "dev aurc", "higher_is_better": False}
+    study = record["methods"]["label_smoothing"]
+    dev = load_data("digits").dev
+    for t in study["trials"]:
+        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        assert t["value"] == summary["selected_dev_aurc"] != summary["selected_dev_error"]
+        # The AURC (%) of the max-softmax confidence of the selected weights' dev logits.
+        logits = load(run).logits(dev)
+        want = 100 * aurc(max_softmax(logits), correct_predictions(logits, dev.labels))
+        assert summary["selected_dev_aurc"] == pytest.approx(want, abs=1e-6)
+    assert study["best_value"] == min(t["value"] for t in study["trials"])
+    assert "best dev aurc" in capsys.readouterr().out
+
+
 def test_a_calibration_objective_for_a_task_without_calibration_is_one_line(tmp_path, capsys):
     config = CONFIGS / "ddtp-en-it.yaml"
     args = [

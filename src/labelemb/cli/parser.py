@@ -215,7 +215,8 @@ def _add_tune(commands: typing.Any) -> None:
         choices=OBJECTIVES,
         default="metric",
         help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
-        "nll, the dev NLL; ece, the dev ECE after temperature scaling (classification)",
+        "nll, the dev NLL; ece, the dev ECE after temperature scaling; aurc, the dev AURC of the "
+        "max-softmax confidence (classification)",
     )
     tune.add_argument(
         "--prune",

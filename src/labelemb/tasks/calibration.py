@@ -9,7 +9,9 @@ figures are recorded again for the test logits divided by T (``test_ece_scaled``
 ``temperature``; a check that can no longer become the run's selected one records the raw
 top-probability figures alone (:func:`calibration_at_check`). The test split is never used to fit.
 The run's summary keeps all of them at the selected check (``selected_test_ece``, ...):
-:data:`CALIBRATION_FIELDS`.
+:data:`CALIBRATION_FIELDS`. A check that can be selected also records the dev split's figures
+(:data:`DEV_FIELDS`: its calibration, and the AURC of its confidence), which ``tune --objective``
+judges a trial by.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from torch import Tensor
 
 from ..metrics.calibration import BINS, FIGURES, Calibration, CalibrationSums
+from ..metrics.selective import aurc, correct_predictions, max_softmax
 from ..metrics.temperature import fit_and_measure
 
 #: Where a temperature is fit: the scaled figures' keys end with this (``test_ece_scaled``).
@@ -36,8 +39,8 @@ CALIBRATION_FIELDS = (
 
 #: The dev split's figures a check that can be selected records beside its error (what
 #: ``tune --objective`` judges a trial by, at its selected check): its ECE and NLL raw, and after
-#: the temperature fit on it.
-DEV_FIELDS = ("dev_ece", "dev_nll", "dev_ece_scaled", "dev_nll_scaled")
+#: the temperature fit on it, and the AURC of its max-softmax confidence (in %, 0-100).
+DEV_FIELDS = ("dev_ece", "dev_nll", "dev_ece_scaled", "dev_nll_scaled", "dev_aurc")
 
 
 def calibration_record(calibration: Calibration, split: str, suffix: str = "") -> dict[str, Any]:
@@ -53,8 +56,10 @@ def calibration_record(calibration: Calibration, split: str, suffix: str = "") -
 
 def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[str, float]]:
     """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`
-    (the ECE and NLL at T = 1 and at the T fit: :func:`labelemb.metrics.fit_and_measure`); None and
-    no figures where a logit is not finite (a diverged model: nothing to fit, nothing to scale)."""
+    (the ECE and NLL at T = 1 and at the T fit: :func:`labelemb.metrics.fit_and_measure`; the AURC
+    of the raw max-softmax confidence, in %: :func:`labelemb.metrics.aurc`, ties spread evenly);
+    None and no figures where a logit is not finite (a diverged model: nothing to fit, nothing to
+    scale, no confidence to rank)."""
     fit = fit_and_measure(logits, labels)
     if fit is None:
         return None, {}
@@ -63,6 +68,8 @@ def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[
         "dev_nll": fit.raw.nll,
         "dev_ece_scaled": fit.scaled.ece,
         "dev_nll_scaled": fit.scaled.nll,
+        # Selective classification, as the run's evaluation reports it on test (there a fraction).
+        "dev_aurc": 100.0 * aurc(max_softmax(logits), correct_predictions(logits, labels)),
     }
     return fit.temperature, figures
 

@@ -32,8 +32,15 @@ JOURNAL_FILE = "study.journal"
 
 
 #: ``tune --objective``: what a trial is judged on -> the dev record key (None: the task's own
-#: dev score, :func:`~labelemb.tasks.dev_objective`). Both calibration figures: lower is better.
-OBJECTIVES: dict[str, str | None] = {"metric": None, "nll": "dev_nll", "ece": "dev_ece_scaled"}
+#: dev score, :func:`~labelemb.tasks.dev_objective`). The calibration figures and the AURC of the
+#: max-softmax confidence (selective classification), each recorded by a classifier at the checks
+#: that can be selected: lower is better.
+OBJECTIVES: dict[str, str | None] = {
+    "metric": None,
+    "nll": "dev_nll",
+    "ece": "dev_ece_scaled",
+    "aurc": "dev_aurc",
+}
 
 
 @dataclass
@@ -52,7 +59,8 @@ class TuneSetting:
     tune_seed: int = 0
     prune: bool = False
     storage: str | None = None
-    #: What a trial is judged on (:data:`OBJECTIVES`): the task's dev score, or a calibration figure.
+    #: What a trial is judged on (:data:`OBJECTIVES`): the task's dev score, a calibration figure
+    #: or the dev AURC.
     objective_kind: str = "metric"
     #: Trials of a method trained side by side in one process (their settings stacked as seeds are;
     #: :class:`~labelemb.train.stacked.SideBySide`), per executor slot; 1: a process each.
@@ -101,7 +109,7 @@ class TuneSetting:
         if key not in getattr(task, "selected_fields", ()):
             raise TuneError(
                 f"--objective {self.objective_kind}: runs of {task.__name__} record no "
-                f"{key.replace('_', ' ')} (a classifier's dev calibration); use --objective metric"
+                f"{key.replace('_', ' ')} (a classifier's dev figures); use --objective metric"
             )
         return (key,), False
 
@@ -110,7 +118,7 @@ def check_setting(setting: TuneSetting) -> None:
     """Refuse, before anything is written or trained, what cannot be tuned: one line a problem."""
     if setting.objective_kind not in OBJECTIVES:
         raise TuneError(f"--objective {setting.objective_kind}: choose one of {', '.join(OBJECTIVES)}")
-    setting.objective()  # a calibration objective the task cannot give: one line, here
+    setting.objective()  # an objective the task cannot give: one line, here
     if setting.trials < 1:
         raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
     # What every run's callbacks need (a tracker train.log_to names, and its package), before a study.

@@ -150,8 +150,9 @@ class Pruning(Callback):
     to the trial, which raises ``pruned`` (Optuna's ``TrialPruned``) when its pruner says stop.
 
     The objective so far is the newest check's that records it: the dev score of every check, and
-    the dev calibration (``--objective nll|ece``) of the check that is selected now, since a
-    classifier records it only at checks that can be selected (each beats every earlier one)."""
+    the dev calibration or AURC (``--objective nll|ece|aurc``) of the check that is selected now,
+    since a classifier records them only at checks that can be selected (each beats every earlier
+    one)."""
 
     def __init__(self, trial: Any, dev_keys: tuple[str, ...], pruned: type[BaseException]) -> None:
         self.trial, self.dev_keys, self.pruned = trial, dev_keys, pruned
