@@ -188,8 +188,9 @@ def assert_settings_side_by_side_match_their_own_runs(
 
 def assert_stacked_method_matches_each_seed(name: str, options: dict[str, Any], ignored: bool) -> None:
     """One module whose tensors are the seeds' stacked = each seed's own method on its rows:
-    loss, logged terms, every gradient, and the state it keeps (two steps and an epoch end);
-    ``ignored``: every fourth label is -100."""
+    loss, logged terms, every gradient, and the state it keeps (two steps and an epoch end, each
+    seed's own dev predictions before it for a method that reads them); ``ignored``: every fourth
+    label is -100."""
     torch.manual_seed(0)
     num_seeds, batch, width, m = 3, 20, 16, 5
     heads = [methods.build(name, in_features=width, num_classes=m, **options) for _ in range(num_seeds)]
@@ -229,6 +230,15 @@ def assert_stacked_method_matches_each_seed(name: str, options: dict[str, Any], 
                     assert got is None or not got[s].any(), f"{where} {key}"
                 else:
                     torch.testing.assert_close(got[s], param.grad, rtol=1e-4, atol=1e-6, msg=f"{where} {key}")
+        if stacked.reads_dev:  # each seed's own dev predictions, before the epoch's end
+            dev_logits = 3.0 * torch.randn(num_seeds, 40, m)
+            dev_labels = torch.randint(0, m, (40,))
+            if ignored:
+                dev_labels[::4] = -100
+            with torch.no_grad():
+                stacked.on_dev_predictions(dev_logits, dev_labels.expand(num_seeds, -1))
+                for s, head in enumerate(heads):
+                    head.on_dev_predictions(dev_logits[s], dev_labels)
         stacked.on_epoch_end()
         for head in heads:
             head.on_epoch_end()

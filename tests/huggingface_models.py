@@ -8,6 +8,7 @@ import trainer_for``): tests/ is on the path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from transformers import BertConfig, BertModel, PreTrainedModel, Trainer, Traini
 
 import labelemb
 from labelemb.integrations.huggingface import EpochEndCallback, LabelembLoss, LabelembOutput
+from labelemb.methods import Method
 
 NUM_EXAMPLES, LENGTH, NUM_CLASSES, NUM_TAGS = 32, 12, 5, 7
 
@@ -110,12 +112,33 @@ class MeanOfMicroBatchMeans(Trainer):
     loss_is_scaled_for_ga = False  # training_step divides each micro-batch's mean by the accumulation steps
 
 
+def dev_predictions_of(model: TinyBertWithMethod) -> Callable[[Method], tuple[Tensor, Tensor]]:
+    """What EpochEndCallback's ``dev_predictions`` is for a method that reads them: the model's
+    logits on sequences of another draw (the dev split) and their labels, one row a sequence or a
+    token."""
+    dev = Sequences(model.config.tokens, seed=1)
+
+    def predict(method: Method) -> tuple[Tensor, Tensor]:
+        logits = model(dev.ids, dev.mask).logits
+        return logits.reshape(-1, logits.shape[-1]), dev.labels.reshape(-1)
+
+    return predict
+
+
 def trainer_for(
-    model: TinyBertWithMethod, output_dir: Path, callbacks=(), mean_of_means: bool = False, **arguments
+    model: TinyBertWithMethod,
+    output_dir: Path,
+    callbacks=(),
+    mean_of_means: bool = False,
+    dev_predictions: Callable[[Method], tuple[Tensor, Tensor]] | None = None,
+    **arguments,
 ) -> Trainer:
     """A quiet CPU Trainer of ``model`` on its sequences, with a RecordingLoss and the epoch-end
-    callback; ``mean_of_means``: a compute_loss that drops ``num_items_in_batch``; ``arguments``
+    callback (given ``dev_predictions``, or :func:`dev_predictions_of` the model for a method that
+    reads them); ``mean_of_means``: a compute_loss that drops ``num_items_in_batch``; ``arguments``
     go to TrainingArguments."""
+    if dev_predictions is None and model.head.reads_dev:
+        dev_predictions = dev_predictions_of(model)
     args = TrainingArguments(
         output_dir=str(output_dir),
         use_cpu=True,
@@ -133,7 +156,7 @@ def trainer_for(
         args=args,
         train_dataset=Sequences(model.config.tokens),
         compute_loss_func=RecordingLoss(model.head, use_num_items=not mean_of_means),
-        callbacks=[EpochEndCallback(model.head), *callbacks],
+        callbacks=[EpochEndCallback(model.head, dev_predictions=dev_predictions), *callbacks],
     )
 
 

@@ -9,6 +9,7 @@ fit``): tests/ is on the path.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning
@@ -29,6 +30,24 @@ def dataset() -> TensorDataset:
     centres = torch.randn(CLASSES, FEATURES, generator=generator)
     x = centres[y] + 0.8 * torch.randn(EXAMPLES, FEATURES, generator=generator)
     return TensorDataset(x, y, torch.arange(EXAMPLES))
+
+
+def dev_split() -> tuple[torch.Tensor, torch.Tensor]:
+    """64 examples of the same clusters, drawn apart from the training ones: a dev split."""
+    centres = torch.randn(CLASSES, FEATURES, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(64) % CLASSES
+    return centres[y] + 0.8 * torch.randn(64, FEATURES, generator=torch.Generator().manual_seed(1)), y
+
+
+def dev_predictions_of(model: Heads) -> Callable[[methods.Method], tuple[torch.Tensor, torch.Tensor]]:
+    """What LabelembCallback's ``dev_predictions`` is for a head that reads them: the head's logits of
+    the backbone's features of :func:`dev_split`, and its labels."""
+    x, y = dev_split()
+
+    def predict(method: methods.Method) -> tuple[torch.Tensor, torch.Tensor]:
+        return method.logits(model.backbone(x.to(model.backbone[0].weight.dtype))), y
+
+    return predict
 
 
 def loader(batch_size: int, shuffled: bool = False) -> DataLoader:

@@ -22,6 +22,7 @@ if importlib.util.find_spec("transformers") is None:  # fail, never skip: name w
 
 import torch
 import torch.nn.functional as F
+from dev_checks import DeafMethod, RecordingMethod, dev_events, kinds, register_recorders
 from huggingface_models import (
     NUM_CLASSES,
     NUM_EXAMPLES,
@@ -310,3 +311,43 @@ def test_batch_wide_methods_are_not_exact_under_accumulation_and_say_so(name: st
         parts, _ = step_gradients(copy.deepcopy(model), 8, 4, tmp_path)
     assert ["\n" in str(w.message) for w in caught if method in str(w.message)] == [False]
     assert max((parts[n] - grad).abs().max() / grad.abs().max() for n, grad in whole.items()) > 1e-2
+
+
+# ---------------------------------------------------------------- a method that reads dev
+
+
+def test_a_method_that_reads_dev_is_handed_them_before_its_epoch_end(tmp_path: Path, monkeypatch) -> None:
+    """EpochEndCallback(head, dev_predictions=...) calls the function at each epoch's end, with the
+    model in evaluation mode and without gradient, and hands the method what it returns, before the
+    method's on_epoch_end; the model trains on in training mode."""
+    register_recorders(monkeypatch)
+    model = build_tiny_bert("onehot", {}, tokens=False)
+    torch.manual_seed(0)
+    model.head = RecordingMethod(16, NUM_CLASSES)
+    dev = Sequences(tokens=False, seed=1)
+    returned, states = [], []
+
+    def dev_predictions(method):
+        states.append((model.training, method.training, torch.is_grad_enabled()))
+        returned.append((method.logits(model(dev.ids, dev.mask).features), dev.labels))
+        return returned[-1]
+
+    trainer = trainer_for(
+        model, tmp_path, dev_predictions=dev_predictions, per_device_train_batch_size=8, num_train_epochs=2
+    )
+    trainer.train()
+    assert kinds() == ["dev", "epoch_end"] * 2
+    assert states == [(False, False, False)] * 2 and model.training
+    for (_, logits, labels), (want, want_labels) in zip(dev_events(), returned):
+        assert torch.equal(logits, want) and torch.equal(labels, want_labels)
+    assert not torch.equal(returned[0][0], returned[1][0])  # each epoch's weights
+
+
+def test_a_method_that_reads_dev_without_dev_predictions_is_refused(monkeypatch) -> None:
+    register_recorders(monkeypatch)
+    with pytest.raises(ValueError) as caught:
+        EpochEndCallback(RecordingMethod(16, NUM_CLASSES))
+    message = str(caught.value)
+    assert message.startswith("recorder reads the dev split's predictions at each epoch's end: give ")
+    assert "EpochEndCallback dev_predictions=" in message and "\n" not in message
+    EpochEndCallback(DeafMethod(16, NUM_CLASSES))  # without the trait: nothing to give

@@ -16,8 +16,19 @@ from typing import Any
 import lightning
 import pytest
 import torch
+from dev_checks import DeafMethod, dev_events, kinds, register_recorders
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning_models import BATCH, CLASSES, EPOCHS, EXAMPLES, Heads, dataset, fit
+from lightning_models import (
+    BATCH,
+    CLASSES,
+    EPOCHS,
+    EXAMPLES,
+    Heads,
+    dataset,
+    dev_predictions_of,
+    dev_split,
+    fit,
+)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -235,7 +246,7 @@ def accumulated_steps(name: str, batch_size: int, accumulate: int) -> list[dict[
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[LabelembCallback(), capture],
+        callbacks=[LabelembCallback(dev_predictions=dev_predictions_of(model)), capture],
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -284,3 +295,37 @@ def test_exact_methods_are_not_warned_about() -> None:
         warnings.filterwarnings("error", message=".*gradient accumulation.*")
         accumulated_steps("ols", 8, 4)
         accumulated_steps("lwal", 32, 1)  # no accumulation
+
+
+# ---------------------------------------------------------------- a method that reads dev
+
+
+def test_a_method_that_reads_dev_is_handed_them_before_its_epoch_end(monkeypatch) -> None:
+    """LabelembCallback(dev_predictions=...) calls the function at each epoch's end, with the module
+    in evaluation mode and without gradient, and hands each reading method what it returns, before
+    its on_epoch_end; a method without the trait gets its on_epoch_end alone."""
+    register_recorders(monkeypatch)
+    model = Heads({"recorder": {}, "deaf": {}})
+    x, y = dev_split()
+    returned, states = [], []
+
+    def dev_predictions(method):
+        states.append((model.training, method.training, torch.is_grad_enabled()))
+        returned.append((method.logits(model.backbone(x)), y))
+        return returned[-1]
+
+    fit(model, callbacks=[LabelembCallback(dev_predictions=dev_predictions)])
+    assert kinds() == ["dev", "epoch_end", "epoch_end"] * EPOCHS  # the recorder's two, the deaf one's
+    assert states == [(False, False, False)] * EPOCHS and model.training
+    for (_, logits, labels), (want, want_labels) in zip(dev_events(), returned):
+        assert torch.equal(logits, want) and torch.equal(labels, want_labels)
+    assert not torch.equal(returned[0][0], returned[1][0])  # each epoch's weights
+
+
+def test_a_method_that_reads_dev_without_dev_predictions_is_refused(monkeypatch) -> None:
+    register_recorders(monkeypatch)
+    refused = r"^recorder reads the dev split's predictions .* give LabelembCallback dev_predictions="
+    with pytest.raises(ValueError, match=refused):
+        fit(Heads({"recorder": {}}), callbacks=[LabelembCallback()])
+    fit(Heads({"deaf": {}}), max_epochs=1, callbacks=[LabelembCallback()])
+    assert kinds() == ["epoch_end"] and DeafMethod.reads_dev is False

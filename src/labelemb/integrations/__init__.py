@@ -5,6 +5,8 @@
   callback that runs the method's epoch-end update.
 - :mod:`labelemb.integrations.lightning`: a callback that runs the epoch-end update of the methods
   in a ``lightning.Trainer``'s module.
+- :mod:`labelemb.integrations.dev_predictions`: how both callbacks hand a method that reads the dev
+  split's predictions (adafocal) the ones a function of the user's computes.
 
 Each adapter imports its trainer's package itself, so importing this package needs neither
 transformers nor lightning.

@@ -66,6 +66,7 @@ from torch import Tensor, nn
 
 from ..methods.base import Method, MethodOutput
 from ..methods.batch_shapes import refuse_batch_shape
+from .dev_predictions import DevPredictions, hand_dev_predictions, refuse_without_dev
 
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -201,10 +202,18 @@ class EpochEndCallback(TrainerCallback):
     training it checks that the optimiser trains the method's parameters, and warns in one line
     when the Trainer accumulates gradients for a method that accumulation cannot make exact
     (lwal and its presets: :attr:`~labelemb.methods.base.Method.accumulation_caveat`).
+
+    A method that reads the dev split's predictions (adafocal:
+    :attr:`~labelemb.methods.base.Method.reads_dev`) needs ``dev_predictions``, a function of the
+    method that returns the dev split's logits and labels: it is called at each epoch's end, before
+    the update, with the model in evaluation mode (:mod:`labelemb.integrations.dev_predictions`).
+    Without it such a method is refused here, in one line.
     """
 
-    def __init__(self, method: Method) -> None:
+    def __init__(self, method: Method, *, dev_predictions: DevPredictions | None = None) -> None:
+        refuse_without_dev([method], dev_predictions, "EpochEndCallback")
         self.method = method
+        self.dev_predictions = dev_predictions
 
     def on_train_begin(
         self,
@@ -231,8 +240,15 @@ class EpochEndCallback(TrainerCallback):
             )
 
     def on_epoch_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: nn.Module | None = None,
+        **kwargs: Any,
     ) -> None:
+        if self.dev_predictions is not None and self.method.reads_dev:
+            hand_dev_predictions(self.method, self.dev_predictions, model)
         self.method.on_epoch_end()
 
 

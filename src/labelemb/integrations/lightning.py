@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..methods import Method
 from ..methods.base import MicroBatch
 from ..methods.batch_shapes import refuse_batch_shape
+from .dev_predictions import DevPredictions, hand_dev_predictions, refuse_without_dev
 
 __all__ = ["LabelembCallback", "find_methods"]
 
@@ -86,12 +87,20 @@ class LabelembCallback(pl.Callback):
     ``ModelCheckpoint(every_n_train_steps=...)`` on the epoch's last step) is resumed by Lightning 2.6
     past the epoch's end without ``on_train_epoch_end``: the callback makes the missing update when
     training starts, so the resumed run goes on as the uninterrupted one would.
+
+    A method that reads the dev split's predictions (adafocal:
+    :attr:`~labelemb.methods.base.Method.reads_dev`) needs ``dev_predictions``, a function of the
+    method that returns the dev split's logits and labels: it is called on every rank at each
+    epoch's end, before the update, with the LightningModule in evaluation mode, and every rank
+    takes rank 0's (:mod:`labelemb.integrations.dev_predictions`). Without it such a method is
+    refused in one line when fitting starts.
     """
 
-    def __init__(self, *methods: Method) -> None:
+    def __init__(self, *methods: Method, dev_predictions: DevPredictions | None = None) -> None:
         for method in methods:
             if not isinstance(method, Method):
                 raise TypeError(f"LabelembCallback takes labelemb methods, got {type(method).__name__}")
+        self._dev_predictions = dev_predictions
         self._given = list(methods)
         self._methods: list[Method] = list(methods)
         # Epochs (Lightning's count) whose update the methods have had.
@@ -132,6 +141,7 @@ class LabelembCallback(pl.Callback):
         self._resolve(pl_module)
         for method in self._methods:  # the Trainer's DataLoader, not labelemb's loop, builds the batches
             refuse_batch_shape(method, "a Lightning Trainer")
+        refuse_without_dev(self._methods, self._dev_predictions, "LabelembCallback")
         model = trainer.strategy.model
         if isinstance(model, DistributedDataParallel) and getattr(model, "broadcast_buffers", True):
             ignored = getattr(model, "parameters_to_ignore", set())
@@ -191,6 +201,8 @@ class LabelembCallback(pl.Callback):
 
     def _end_epoch(self) -> None:
         for method in self._methods:
+            if self._dev_predictions is not None and method.reads_dev:
+                hand_dev_predictions(method, self._dev_predictions, self._module)
             method.on_epoch_end()
 
     def state_dict(self) -> dict[str, Any]:

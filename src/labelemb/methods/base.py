@@ -60,7 +60,8 @@ class Method(GradientAccumulation, nn.Module):
       default is the logits);
     - for large label sets, ``chunkable = True`` with :meth:`chunking` and :meth:`chunked_loss`:
       a step taken chunk by chunk of rows, used when :meth:`chunking` says the batch needs it;
-    - :meth:`on_epoch_end` for epoch-level state, :meth:`label_representation` for a learned
+    - :meth:`on_epoch_end` for epoch-level state (with ``reads_dev = True``, fed by the dev split's
+      predictions: :meth:`on_dev_predictions`), :meth:`label_representation` for a learned
       label representation.
 
     Options: a subclass's constructor takes its own options as keyword-only arguments and hands
@@ -116,6 +117,9 @@ class Method(GradientAccumulation, nn.Module):
     #: a loss over rows that belong together (cskd's same-class pairs); None: any batch. The training
     #: loop honours it; a trainer that builds its own batches (the adapters) refuses the method.
     batch_shape: ClassVar[BatchShape | None] = None
+    #: Whether the method reads the dev split's predictions at each epoch's end
+    #: (:meth:`on_dev_predictions`): a trainer without a dev split refuses it.
+    reads_dev: ClassVar[bool] = False
     #: Set by an adapter (Lightning's ``LabelembCallback``) while a trainer accumulates gradients:
     #: ``forward`` in training then returns :meth:`accumulated_loss`. None: the batch is the step.
     micro_batch: MicroBatch | None = None
@@ -208,6 +212,11 @@ class Method(GradientAccumulation, nn.Module):
 
     def on_epoch_end(self) -> None:
         """Swap epoch-level state; the default method has none."""
+
+    def on_dev_predictions(self, logits: Tensor, labels: Tensor) -> None:
+        """The dev split's logits ``(N, m)`` and labels ``(N,)`` (stacked: ``(S, N, m)``, ``(S, N)``,
+        each seed's own), from the weights at an epoch's end in evaluation mode, before
+        :meth:`on_epoch_end`; called, without gradient, for a method that :attr:`reads_dev` only."""
 
     def label_representation(self) -> Tensor | None:
         """An ``(num_classes, d)`` matrix describing each label, or None if the method has none."""

@@ -27,3 +27,14 @@ def per_process_share(local: Tensor) -> Tensor:
     total = local.detach().clone()
     torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
     return total / world_size()
+
+
+def from_main_process(tensor: Tensor) -> Tensor:
+    """``tensor`` as process 0 holds it, on every process (in place; ``tensor`` itself if one).
+
+    What a method computes from it (AdaFocal's gammas from the dev predictions) is then the same on
+    every process, however the processes' own computations round.
+    """
+    if is_distributed():
+        torch.distributed.broadcast(tensor, src=0)
+    return tensor

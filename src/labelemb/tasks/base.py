@@ -84,7 +84,12 @@ def rows_problem(method: str, rows: str, output_of: str) -> str | None:
 
 class Task(Protocol):
     """A kind of training data the loop can train on: chosen by what a data set yields
-    (:func:`labelemb.tasks.build_task`); registered with :func:`labelemb.tasks.register`."""
+    (:func:`labelemb.tasks.build_task`); registered with :func:`labelemb.tasks.register`.
+
+    A task whose rows are a split's examples may also offer ``split_logits(predict, split)``, the
+    logits ``(N, m)`` of every example of ``split`` in its order, on the CPU: what a method that
+    reads the dev split's predictions is handed (:attr:`labelemb.methods.Method.reads_dev`).
+    """
 
     #: The metrics each evaluation records, e.g. ``("dev_error", "test_error")``.
     metrics: tuple[str, ...]

@@ -127,6 +127,13 @@ class Classification:
             counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))
         return (sums / counts.clamp(min=1)[:, None]).cpu()
 
+    def split_logits(self, predict: Predict, split: Split) -> Tensor:
+        """The logits ``(N, m)`` of every example of ``split`` (on the CPU, float32), in its order:
+        what :meth:`error_rate` keeps, for a method that reads the dev split's predictions."""
+        kept: list[Tensor] = []
+        self.error_rate(predict, split, keep=kept)
+        return torch.cat(kept)
+
     @torch.inference_mode()
     def error_rate(
         self,

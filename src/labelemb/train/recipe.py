@@ -25,6 +25,7 @@ from . import distributed, threads
 from .build import load_run_data, resolve_device, step_options
 from .config import RunConfig
 from .continuation import continue_run
+from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
@@ -50,7 +51,7 @@ def train_owned(
     processes = distributed.current()
     config = plans[0].config
     device = _process_device(config, processes)
-    hooks = Callbacks([EarlyStopping(), hooks])
+    hooks = Callbacks([EarlyStopping(), DevSplitCheck(), hooks])
     # Data: read once for every run; a continued run's folder copied from its source first.
     if dataset is None:
         dataset = load_run_data(config)
@@ -76,7 +77,7 @@ def train_owned(
         layout = Stacked(group, task, device) if len(group) > 1 else Single(group[0], task, device)
         _count_flops(group, task, timetable)
         display = _display(group, task, timetable, show_progress and processes.is_main)
-        callbacks = Callbacks([_EpochEnd(layout), hooks, display])
+        callbacks = Callbacks([_EpochEnd(layout, timetable.dev), hooks, display])
         callbacks.on_run_start(group)
         failed = True
         try:
@@ -188,12 +189,16 @@ def _finish_run(
 
 class _EpochEnd(Callback):
     """The methods' epoch-level state (ols, lwr, lwal, pskd: ``Method.on_epoch_end``), updated
-    through the layout that holds them (side by side, each seed's own)."""
+    through the layout that holds them (side by side, each seed's own); a method that reads the dev
+    split's predictions gets them first (:mod:`labelemb.train.dev_predictions`)."""
 
-    def __init__(self, layout: Single | Stacked) -> None:
+    def __init__(self, layout: Single | Stacked, dev: Any) -> None:
         self.layout = layout
+        self.dev = dev
 
     def on_epoch_end(self, runs: list[SeedRun]) -> None:
+        if reads_dev(runs[0].method):
+            self.layout.hand_dev_predictions(self.dev)
         self.layout.on_epoch_end()
 
 

@@ -13,6 +13,7 @@ from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order, rows_per_example
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups, run_model, step_options
+from .dev_predictions import dev_predictions
 from .loop import SeedRun, load_state
 
 
@@ -89,6 +90,12 @@ class Single:
                 return self.stepper(inputs, targets, index)
             backbone = partial(run_model, self.model)
             return network_step(backbone, self.task.rows, self.method, inputs, targets, index)
+
+    @torch.no_grad()
+    def hand_dev_predictions(self, dev: Any) -> None:
+        """The run's method gets the dev split's logits and labels (:mod:`labelemb.train.dev_predictions`)."""
+        logits, labels = dev_predictions(self.task, self.predictor(0), dev, self.device)
+        self.runs[0].method.on_dev_predictions(logits, labels)
 
     def on_epoch_end(self) -> None:
         self.runs[0].method.on_epoch_end()

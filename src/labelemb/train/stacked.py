@@ -43,6 +43,7 @@ from . import distributed
 from .batches import epoch_order
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups
 from .config import RunConfig
+from .dev_predictions import dev_predictions
 from .loop import SeedRun, load_state
 
 
@@ -109,6 +110,7 @@ class Stacked:
     def __init__(self, runs: list[SeedRun], task: Task, device: torch.device) -> None:
         self.runs = runs
         self.task = task
+        self.device = device
         self.model = runs[0].model
         if not stacks(self.model):
             name = type(self.model).__name__
@@ -248,6 +250,17 @@ class Stacked:
         """The backbone's features ``(S, B, d)``, seed ``s``'s inputs through seed ``s``'s backbone."""
         return self.model.stacked_forward(self.backbone, inputs)
 
+    @torch.no_grad()
+    def hand_dev_predictions(self, dev: Any) -> None:
+        """Each seed's dev logits from its own weights (seed ``s``'s predictor), stacked ``(S, N, m)``
+        with the labels ``(S, N)``, to the stacked method (:mod:`labelemb.train.dev_predictions`)."""
+        self.sync()
+        seeds = [
+            dev_predictions(self.task, self.predictor(s), dev, self.device) for s in range(len(self.runs))
+        ]
+        logits, labels = (torch.stack(parts) for parts in zip(*seeds))
+        self.step_method.on_dev_predictions(logits, labels)
+
     def on_epoch_end(self) -> None:
         self.step_method.on_epoch_end()
         self.scheduler.step()
@@ -297,9 +310,17 @@ class SideBySide:
         )
 
     def on_epoch_end(self) -> None:
-        for s, member in enumerate(self.members):
-            caller = _EpochEnd(member)
-            functional_call(caller, {f"method.{name}": t for name, t in self._slices(s).items()}, ())
+        for s in range(len(self.members)):
+            self._call(s, "on_epoch_end")
+
+    def on_dev_predictions(self, logits: Tensor, labels: Tensor) -> None:
+        for s in range(len(self.members)):
+            self._call(s, "on_dev_predictions", logits[s], labels[s])
+
+    def _call(self, s: int, hook: str, *args: Tensor) -> None:
+        """Member ``s``'s ``hook(*args)`` on its slice of the stacked tensors."""
+        caller = _Hook(self.members[s], hook)
+        functional_call(caller, {f"method.{name}": t for name, t in self._slices(s).items()}, args)
 
 
 def _check_same_shapes(methods_side_by_side: list[nn.Module]) -> None:
@@ -314,15 +335,17 @@ def _check_same_shapes(methods_side_by_side: list[nn.Module]) -> None:
                 )
 
 
-class _EpochEnd(nn.Module):
-    """``method.on_epoch_end()`` as a module's forward, so that it runs on swapped-in tensors."""
+class _Hook(nn.Module):
+    """A method's hook (``on_epoch_end``, ``on_dev_predictions``) as a module's forward, so that it
+    runs on swapped-in tensors."""
 
-    def __init__(self, method: nn.Module) -> None:
+    def __init__(self, method: nn.Module, hook: str) -> None:
         super().__init__()
         self.method = method
+        self.hook = hook
 
-    def forward(self) -> None:
-        self.method.on_epoch_end()
+    def forward(self, *args: Tensor) -> None:
+        getattr(self.method, self.hook)(*args)
 
 
 def _named_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
