@@ -164,6 +164,7 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
     assert "p vs tuned onehot" in header and "p vs default" in header
     # Below it, the calibration of the default and tuned settings at the fresh seeds, raw and scaled.
     calibration = table.split("Calibration of the test predictions at the fresh seeds", 1)[1]
+    calibration, beyond = calibration.split("Knowing when it is wrong at the fresh seeds", 1)
     rows = [line.strip("|").split("|") for line in calibration.splitlines() if line.startswith("| ")]
     heads = [cell.strip() for cell in rows[0]]
     assert heads[:3] == ["method", "default ECE %", "default ECE % scaled"] and heads[-1] == "tuned T"
@@ -175,6 +176,14 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
         ]
         scaled = [json.loads((run / "summary.json").read_text())["selected_test_ece_scaled"] for run in runs]
         assert tuned_ece[method].startswith(f"{sum(scaled) / 2:.2f} ± ")
+        # Every fresh run judged beyond its error (evaluation.json): its AURC in the last table.
+        aurc = [
+            100 * json.loads((run / "evaluation.json").read_text())["test"]["selective_msp_aurc"]
+            for run in runs
+        ]
+        row = next(line for line in beyond.splitlines() if line.startswith(f"| {method} |"))
+        assert row.split("|")[3].strip().startswith(f"{sum(aurc) / 2:.2f} ± ")  # tuned AURC %
+        assert (experiment / method / "seed1" / "evaluation.json").is_file()  # the default setting's too
     assert (experiment / "tuning-history.png").stat().st_size > 1000
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..rundir import write_text
 from ..tasks import Scoring
+from .beyond_error import ood_sets
 from .compare import BASELINE, NO_SPREAD_NOTE, Run, comparison_metric, load_runs, mean_std, welch_p
 
 TUNING_FILE = "tuning.json"
@@ -27,6 +28,14 @@ TUNING_CALIBRATION_INTRO = (
     "Calibration of the test predictions at the fresh seeds (mean ± std), with the default and the "
     "tuned setting: ECE % (15 equal-width bins) and NLL raw, and scaled by the temperature T each "
     "run fit on its dev split (compare's tables have AdaECE, classwise ECE and Brier too)."
+)
+
+
+#: The line above the tuning table's table of the runs' evaluations.
+TUNING_BEYOND_INTRO = (
+    "Knowing when it is wrong at the fresh seeds (mean ± std; each run's evaluation.json): the test "
+    "AURC of the max-softmax confidence (%, lower is better) and each OOD set's energy AUROC (%, "
+    "higher is better), with the default and the tuned setting; '-': a run not evaluated."
 )
 
 
@@ -73,6 +82,7 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
         return [r.summary[key] for r in runs.get(method, [])]
 
     base = scores(tuned, BASELINE)
+    sets = ood_sets([r.evaluation for runs in (default, tuned) for m in runs.values() for r in m])
     rows = []
     for method, study in record["methods"].items():
         finished = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
@@ -105,6 +115,10 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
             "default": _calibration_means(default.get(method, [])),
             "tuned": _calibration_means(tuned.get(method, [])),
         }
+        row["beyond"] = {
+            "default": _beyond_values(default.get(method, []), sets),
+            "tuned": _beyond_values(tuned.get(method, []), sets),
+        }
         # A p left out because neither group's seeds vary (welch_p): the notes say so.
         row["no_spread"] = (row["p_onehot"] is None and _both_vary_not(after, base, method != BASELINE)) or (
             row["p_default"] is None and _both_vary_not(after, before, bool(study["space"]))
@@ -123,6 +137,48 @@ TUNING_CALIBRATION = (
     ("test_nll_scaled", "NLL scaled", ".3f"),
     ("temperature", "T", ".2f"),
 )
+
+
+def _beyond_values(runs: list[Run], sets: list[str]) -> dict[str, list[float] | None]:
+    """Each run's test AURC and each OOD set's energy AUROC (%), from its evaluation.json; None
+    where a run lacks one (not evaluated)."""
+    figures = {"aurc": lambda e: e["test"]["selective_msp_aurc"]}
+    for name in sets:
+        figures[name] = lambda e, name=name: e["ood"][name]["figures"]["ood_energy_auroc"]
+    values: dict[str, list[float] | None] = {}
+    for key, figure in figures.items():
+        try:
+            values[key] = [100.0 * figure(r.evaluation) for r in runs] if runs else None
+        except (KeyError, TypeError):  # a run not evaluated, or a diverged one
+            values[key] = None
+    return values
+
+
+def format_tuning_beyond(rows: list[dict[str, Any]]) -> str | None:
+    """The default and the tuned setting judged beyond their error at the fresh seeds (mean ± std):
+    test AURC, with Welch's p of tuned against tuned onehot, and each OOD set's energy AUROC;
+    None where no run was evaluated."""
+    keys = list(rows[0]["beyond"]["tuned"]) if rows else []
+    if not any(row["beyond"][kind].get("aurc") for row in rows for kind in ("default", "tuned")):
+        return None
+    base = next((row["beyond"]["tuned"]["aurc"] for row in rows if row["method"] == BASELINE), None)
+    heads = ["default AURC %", "tuned AURC %", f"p vs tuned {BASELINE}"]
+    heads += [f"{kind} {name} AUROC %" for name in keys[1:] for kind in ("default", "tuned")]
+    lines = ["| method | " + " | ".join(heads) + " |", "| --- |" + " ---: |" * len(heads)]
+    for row in rows:
+        default, tuned = row["beyond"]["default"], row["beyond"]["tuned"]
+        compared = (
+            row["method"] != BASELINE and base and tuned["aurc"] and min(len(base), len(tuned["aurc"])) > 1
+        )
+        cells = [_values_text(default["aurc"]), _values_text(tuned["aurc"])]
+        cells.append(_p(welch_p(tuned["aurc"], base)) if compared else "-")
+        cells += [_values_text(side[name]) for name in keys[1:] for side in (default, tuned)]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _values_text(values: list[float] | None) -> str:
+    return "-" if not values else _mean_std_text(mean_std(values))
 
 
 def _calibration_means(runs: list[Run]) -> dict[str, tuple[float, float] | None]:
@@ -325,6 +381,9 @@ def write_tuning(experiment_dir: str | Path) -> str:
     calibration = format_tuning_calibration(rows)
     if calibration is not None:
         table += f"\n\n{TUNING_CALIBRATION_INTRO}\n\n{calibration}"
+    beyond = format_tuning_beyond(rows)
+    if beyond is not None:
+        table += f"\n\n{TUNING_BEYOND_INTRO}\n\n{beyond}"
     write_text(experiment_dir / TUNING_TABLE, table + "\n")
     plot_tuning_history(record, experiment_dir / HISTORY_FILE)
     return table

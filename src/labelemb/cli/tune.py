@@ -81,6 +81,7 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
     from ..rundir import write_text
     from ..sweep.grid import run_grid
     from ..tune import study_record, tuned_config
+    from .evaluate import evaluate_trained
 
     base = setting.base
     experiment_dir = Path(base.output_dir) / base.experiment
@@ -113,6 +114,7 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
     run_grid(
         [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
     )
+    evaluate_trained([*defaults, *tuned], not args.no_progress)
 
 
 def _round_line(method: str, done: int, total: int) -> None:
