@@ -85,6 +85,8 @@ CLASS_METHODS = {
     "maxsup": {"epochs": 2},
     "acls": {"margin": 0.0},  # every hinge at work on the tiny model's small logits
     "dual_focal": {},
+    # Inverse focal at the start: the Trainer's epoch-end callback reads the dev predictions.
+    "adafocal": {"gamma_initial": -1.0},
 }
 TOKEN_METHODS = {
     "label_smoothing": {},

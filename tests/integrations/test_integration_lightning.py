@@ -216,6 +216,8 @@ ACCUMULATED = {
     "maxsup": {"epochs": 2},  # the second epoch's weight after the callback's epoch end
     "acls": {"margin": 0.0},  # every hinge at work on the small logits
     "dual_focal": {},
+    # Inverse focal in the first epoch, then gammas moved by the dev predictions at its end.
+    "adafocal": {"gamma_initial": -1.0, "lam": 3.0},
 }
 
 

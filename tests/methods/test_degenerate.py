@@ -51,6 +51,7 @@ METHODS = [
     ("acls", {"alpha": 0.5, "margin": 1.0}),
     ("dual_focal", {"gamma": 2.0}),
     ("mdca", {"beta": 2.0, "gamma": 1.0}),
+    ("adafocal", {"gamma_initial": -1.0}),  # inverse focal: its gammas move on dev predictions only
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

@@ -29,6 +29,8 @@ ACTIVE = {
     "acls": {"alpha": 0.5, "margin": 1.0},
     "dual_focal": {"gamma": 2.0},
     "mdca": {"beta": 2.0},
+    # Inverse focal in every bin at first; the dev predictions of each epoch's end then move them.
+    "adafocal": {"gamma_initial": -1.0, "lam": 3.0},
 }
 NAMES = list(ACTIVE)
 #: Each method's defaults (the authors', see each class).
@@ -37,6 +39,14 @@ DEFAULTS = {
     "acls": {"alpha": 0.1, "margin": 10.0, "pos_lambda": 1.0, "neg_lambda": 0.1},
     "dual_focal": {"gamma": 5.0},
     "mdca": {"beta": 1.0, "gamma": 0.0},
+    "adafocal": {
+        "lam": 1.0,
+        "gamma_initial": 1.0,
+        "gamma_max": 20.0,
+        "gamma_min": -2.0,
+        "switch_pt": 0.2,
+        "num_bins": 15,
+    },
 }
 #: The options each method's tuning searches.
 SEARCHED = {
@@ -44,6 +54,7 @@ SEARCHED = {
     "acls": {"alpha", "margin"},
     "dual_focal": {"gamma"},
     "mdca": {"beta"},
+    "adafocal": {"lam"},
 }
 #: Whether each method's loss is a mean of per-row terms: then it has a chunked head and gradient
 #: accumulation gives the step of the whole batch (a statistic of the batch is neither).
@@ -52,13 +63,17 @@ PER_ROW = {
     "acls": True,
     "dual_focal": True,
     "mdca": False,
+    "adafocal": True,
 }
+#: Whether each method serves a sequence model's token rows (adafocal reads a classified dev split).
+TOKENS = {name: name != "adafocal" for name in ACTIVE}
 #: The terms each method logs beside its loss (a check record's ``train_<term>``).
 TERMS = {
     "maxsup": {"ce", "max_suppression"},
     "acls": {"ce", "reg"},
     "dual_focal": {"dual_focal", "ce"},
     "mdca": {"ce", "mdca"},
+    "adafocal": {"adafocal", "ce"},
 }
 PER_ROW_NAMES = [name for name in NAMES if PER_ROW[name]]
 
@@ -186,7 +201,8 @@ def test_registered_with_their_defaults_traits_and_spaces(name):
     assert set(search_space(name)) == SEARCHED[name]
     assert cls.chunkable == PER_ROW[name] == ("chunk_size" in options)
     assert bool(cls.accumulation_caveat) == (not PER_ROW[name])
-    assert name in methods.serving("class") and name in methods.serving("token")
+    assert name in methods.serving("class") and (name in methods.serving("token")) == TOKENS[name]
+    assert cls.reads_dev == (name == "adafocal")
 
 
 @pytest.mark.parametrize(
@@ -206,6 +222,11 @@ def test_registered_with_their_defaults_traits_and_spaces(name):
         ("mdca", {"beta": -1.0}, "beta must be"),
         ("mdca", {"gamma": -0.5}, "gamma must be"),
         ("mdca", {"betta": 2.0}, r"no option\(s\) betta"),
+        ("adafocal", {"lam": -1.0}, "lam must be"),
+        ("adafocal", {"num_bins": 0}, "num_bins must be"),
+        ("adafocal", {"switch_pt": math.nan}, "switch_pt must be"),
+        ("adafocal", {"gamma_initial": 0.5, "gamma_min": 1.0}, "gamma_min <= gamma_initial <= gamma_max"),
+        ("adafocal", {"gamma_max": math.inf}, "gamma_min <= gamma_initial <= gamma_max"),
     ],
 )
 def test_bad_options_are_refused_in_one_line(name, options, match):

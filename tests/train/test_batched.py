@@ -228,6 +228,8 @@ STACKED_METHODS = [
     ("pskd", {"num_examples": 60, "epochs": 4}),
     ("cskd", {"temperature": 3.0, "lam": 2.0}),  # rows 2k, 2k + 1 are its pairs
     ("maxsup", {"epochs": 3, "alpha": 0.3, "alpha_end": 0.9}),  # the epoch end moves its weight
+    # Inverse focal at first; each seed's dev predictions then move its gammas, some across the switch.
+    ("adafocal", {"gamma_initial": -1.0, "lam": 5.0}),
     ("acls", {"alpha": 0.5, "margin": 1.0}),  # a small margin: both hinges are at work
     ("dual_focal", {"gamma": 2.0}),
     ("mdca", {"beta": 2.0, "gamma": 1.0}),  # FL+MDCA: both classification losses' terms
