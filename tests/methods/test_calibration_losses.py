@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from peer_checks import M, identity_head
 
 from labelemb import methods
 from labelemb.methods.registry import search_space
 from labelemb.stacking import stack_modules, unstack_into
 
-M = 4
 # Rows chosen so that every branch is at work: p_y high and low (FLSD's two gammas, the credal set's
 # inside and outside), logit gaps above and below a margin of 1.
 LOGITS = [
@@ -42,15 +42,6 @@ ACTIVE = {
     "logitnorm": {"tau": 0.5},
     "label_relaxation": {"alpha": 0.3},
 }
-
-
-def identity_head(name: str, **options) -> methods.Method:
-    """Method ``name`` on m-wide float64 features whose output layer is the identity: features are logits."""
-    head = methods.build(name, in_features=M, num_classes=M, **options).double()
-    with torch.no_grad():
-        head.output.weight.copy_(torch.eye(M))
-        head.output.bias.zero_()
-    return head
 
 
 def np_log_softmax(z: np.ndarray) -> np.ndarray:
