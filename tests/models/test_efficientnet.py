@@ -61,6 +61,7 @@ METHOD_OPTIONS: dict[str, dict] = {
     "label_embedding_fixed": {"embedding": 2.0 * torch.eye(10) + 0.3},
     "lwr": {"num_examples": 8, "epochs": 2, "k": 1},
     "pskd": {"num_examples": 8, "epochs": 2},
+    "maxsup": {"epochs": 2},
     "static_label": {"vectors": torch.eye(10, 12) + 0.1},
 }
 
