@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from .arguments import parse_seeds, positive_int
+from .comparison import write_comparison
 from .demo import DEMO_CONFIG
 from .notes import show_library_notes
 from .parser import build_parser
-from .run import write_comparison
 
 __all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int", "write_comparison"]
 

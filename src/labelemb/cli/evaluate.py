@@ -46,7 +46,7 @@ def add_evaluate(commands: typing.Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..rundir import CONFIG_FILE, run_dirs
-    from .run import write_comparison
+    from .comparison import write_comparison
 
     path: Path = args.path
     if (path / CONFIG_FILE).is_file():

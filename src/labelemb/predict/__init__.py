@@ -5,43 +5,27 @@
     predictor.predict_proba(images)      # (N, m), the run's fitted temperature applied
     predictor.predict_sets(images, 0.9)  # conformal prediction sets, calibrated on its dev split
 
-:mod:`.source` reads what a run or bundle holds, :mod:`.network` rebuilds its network,
-:mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor` predicts, :mod:`.sets`
-calibrates its conformal prediction sets, :mod:`.bundle` and :mod:`.export` write a bundle,
-TorchScript and ONNX.
+:mod:`.loading` is :func:`load`, :mod:`.source` reads what a run or bundle holds, :mod:`.network`
+rebuilds its network, :mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor`
+predicts, :mod:`.sets` calibrates its conformal prediction sets, :mod:`.bundle` and :mod:`.export`
+write a bundle, TorchScript and ONNX.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from .bundle import read_trained
-from .network import Classifier, build_classifier
+from .loading import load
+from .network import Classifier
 from .predictor import Prediction, Predictor
 from .sets import PredictionSet
 from .source import Checkpoint, PredictError, Trained
 
-__all__ = ["Classifier", "Prediction", "PredictError", "PredictionSet", "Predictor", "Trained", "load"]
-
-
-def load(
-    path: str | Path,
-    *,
-    checkpoint: Checkpoint = "selected",
-    device: str | torch.device = "cpu",
-    trust_factory: str | None = None,
-) -> Predictor:
-    """The trained classifier of a run folder or an exported bundle at ``path``, ready to predict.
-
-    ``checkpoint``: ``selected`` (the weights of the check the run's summary reports; a run still
-    training is refused) or ``last`` (its latest weights, also of a run still training).
-    ``trust_factory``: a bundle whose backbone is a ``custom`` one is refused unless this names its
-    factory (``"package.module:function"``), which is then imported and run: trust only code you
-    know. A run folder's config is your own and runs as it trained.
-    """
-    if checkpoint not in ("selected", "last"):
-        raise PredictError(f"checkpoint must be 'selected' or 'last', got {checkpoint!r}")
-    trained = read_trained(path, checkpoint, trust_factory)
-    return Predictor(trained, build_classifier(trained), device)
+__all__ = [
+    "Checkpoint",
+    "Classifier",
+    "Prediction",
+    "PredictError",
+    "PredictionSet",
+    "Predictor",
+    "Trained",
+    "load",
+]

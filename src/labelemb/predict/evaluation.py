@@ -20,7 +20,6 @@ again, and one that does not is computed anew, with a line saying why. Training 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,18 +35,17 @@ from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
 from ..train.config import OodSetConfig
 from ..version import code_version
+from .loading import load
 from .ood import OodInputs, read_ood_set
 from .predictor import Predictor
 from .reading import data_config
-from .sets import calibrate, calibration_for, write_calibration
-from .source import PredictError
+from .sets import CONFORMAL_COVERAGE, calibrate, calibration_for, write_calibration
+from .source import PredictError, weights_digest
 
 logger = logging.getLogger(__name__)
 
 #: What ``evaluation.json`` is; a record of another format is computed anew.
 EVALUATION_FORMAT = 1
-#: The target coverage of the conformal sets the tables report.
-CONFORMAL_COVERAGE = 0.9
 #: The seed of the randomised APS and RAPS sets.
 CONFORMAL_SEED = 0
 
@@ -67,8 +65,6 @@ def evaluate_run(
     data files are, if not where the run found them; ``refresh``: compute anew even a record that
     still fits. A :class:`PredictError` for a run that is not a finished classifier.
     """
-    from . import load
-
     folder = RunDir(path)
     if not folder.is_finished():
         raise PredictError(f"{folder.path} is not a finished run: evaluate it once it has finished")
@@ -163,16 +159,6 @@ def _stamp(step: int, weights: dict[str, Tensor]) -> dict[str, Any]:
         "selected_step": step,
         "weights": weights_digest(weights),
     }
-
-
-def weights_digest(weights: dict[str, Tensor]) -> str:
-    """A SHA-256 of a state dict: each tensor's name, shape, dtype and bytes, in name order."""
-    hasher = hashlib.sha256()
-    for name in sorted(weights):
-        tensor = weights[name].detach().cpu().contiguous()
-        hasher.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return hasher.hexdigest()
 
 
 def _unfit(recorded: dict[str, Any] | None, stamp: dict[str, Any]) -> str | None:

@@ -20,10 +20,10 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from torch import Tensor
 
 from ..metrics.conformal import (
@@ -36,59 +36,20 @@ from ..metrics.conformal import (
     probabilities,
 )
 from ..rundir import CONFORMAL_FILE, RunDir, load_safetensors, save_safetensors
+from .calibration import Calibration, CalibrationRecord, Measured
 from .description import RE_EXPORT, bundle_file
-from .source import BUNDLE_FILE, PredictError, Trained
-
-if TYPE_CHECKING:
-    from .predictor import Predictor
+from .source import BUNDLE_FILE, PredictError, Trained, weights_digest
 
 logger = logging.getLogger(__name__)
+
+#: The target coverage of the conformal sets a run's evaluation reports (and records beside them).
+CONFORMAL_COVERAGE = 0.9
 
 #: The score of a prediction's sets unless told otherwise: THR, deterministic and the smallest.
 SET_METHOD = "thr"
 #: What a calibration file is; the key of its metadata.
 CALIBRATION_FORMAT = 1
 METADATA_KEY = "labelemb"
-
-
-class Measured(BaseModel):
-    """What one score's sets reached on the run's test split: the share of labels in their set,
-    and the mean number of classes in a set."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    coverage: float = Field(ge=0, le=1)
-    set_size: float = Field(ge=0)
-
-
-class CalibrationRecord(BaseModel):
-    """What a calibration file's scores were computed from, and what their sets reached on test."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    format: int
-    step: int = Field(ge=0)
-    weights: str
-    temperature: float | None = Field(gt=0, allow_inf_nan=False)
-    dev_examples: int = Field(ge=1)
-    level: float = Field(gt=0, lt=1)
-    test: dict[str, Measured]
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """A check's dev scores (``scores[method]``, sorted, float64) and their :class:`CalibrationRecord`."""
-
-    record: CalibrationRecord
-    scores: dict[str, Tensor]
-
-    def threshold(self, level: float, method: str) -> float:
-        """The split-conformal threshold of ``method`` at the target coverage ``level``."""
-        return conformal_threshold(self.scores[method], level)
-
-    def measured(self, level: float, method: str) -> Measured | None:
-        """What ``method``'s sets reached on the run's test split at ``level``, where it was measured."""
-        return self.record.test.get(method) if level == self.record.level else None
 
 
 @dataclass(frozen=True)
@@ -130,11 +91,12 @@ def read_sets(
     return out
 
 
-def calibration_for(predictor: Predictor, data_dir: str | None = None) -> Calibration:
+def calibration_for(predictor: Any, data_dir: str | None = None) -> Calibration:
     """The calibration of ``predictor``'s check: its bundle's, the run folder's where it fits the
     check, else computed from the run's dev and test splits (read from ``data_dir`` where given) and
     recorded where the check is a finished run's selected one; a one-line PredictError where the
-    run can have none."""
+    run can have none. ``predictor`` is a :class:`~labelemb.predict.Predictor` (not named here:
+    the predictor imports this module)."""
     trained = predictor.trained
     if predictor.reads not in ("images", "texts"):
         raise PredictError(
@@ -162,8 +124,6 @@ def calibrate(
     trained: Trained, dev_logits: Tensor, dev_labels: Tensor, test_logits: Tensor, test_labels: Tensor
 ) -> Calibration:
     """The calibration of ``trained``'s check from its dev and test logits (see the module docstring)."""
-    from .evaluation import CONFORMAL_COVERAGE, weights_digest
-
     if not (bool(torch.isfinite(dev_logits).all()) and bool(torch.isfinite(test_logits).all())):
         raise PredictError(
             f"{trained.origin} fit no conformal threshold: its scores are not finite (a diverged model)"
@@ -272,8 +232,6 @@ def _scores_problem(scores: Tensor, count: int) -> str | None:
 
 def _unfit(calibration: Calibration, trained: Trained) -> str | None:
     """Why ``calibration`` is not of ``trained``'s check (None where it is)."""
-    from .evaluation import weights_digest
-
     record = calibration.record
     if record.step != trained.step:
         return f"computed at step {record.step}, the weights are of step {trained.step}"
@@ -284,7 +242,7 @@ def _unfit(calibration: Calibration, trained: Trained) -> str | None:
     return None
 
 
-def _computed(predictor: Predictor, data_dir: str | None) -> Calibration:
+def _computed(predictor: Any, data_dir: str | None) -> Calibration:
     """The calibration of a run folder's check, from its dev and test splits."""
     from ..train.build import load_run_data
     from .reading import data_config

@@ -8,11 +8,13 @@ without the run folder and without running code from the files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+import torch
 import yaml
 from torch import Tensor
 
@@ -31,9 +33,7 @@ from ..rundir import (
     yaml_problem,
 )
 from ..train.config import RunConfig
-
-if TYPE_CHECKING:
-    from .sets import Calibration
+from .calibration import Calibration
 
 #: Which weights of a run are read: the selected check's (the summary's figures) or the last.
 Checkpoint = Literal["selected", "last"]
@@ -296,3 +296,13 @@ def read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise PredictError(f"cannot read {path} ({yaml_problem(error)}); the bundle is damaged") from None
+
+
+def weights_digest(weights: dict[str, Tensor]) -> str:
+    """A SHA-256 of a state dict: each tensor's name, shape, dtype and bytes, in name order."""
+    hasher = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        hasher.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()

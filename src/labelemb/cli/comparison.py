@@ -1,0 +1,29 @@
+"""The files a comparison leaves in its experiment folder: its tables and its curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_comparison(experiment_dir: Path) -> str:
+    """Write comparison.md, comparison.csv and the curves (against epochs: curves.png; training
+    seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png) for the
+    runs in ``experiment_dir``."""
+    from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
+    from ..analysis.compare import comparison_metric
+    from ..rundir import write_text
+
+    runs = load_runs(experiment_dir)
+    rows = comparison_rows(runs)
+    table = format_markdown(rows, scoring=comparison_metric(runs))
+    write_text(experiment_dir / "comparison.md", table + "\n")
+    write_text(experiment_dir / "comparison.csv", format_csv(rows))
+    plot_error_curves(runs, experiment_dir / "curves.png", title=experiment_dir.name)
+    plot_error_curves(
+        runs, experiment_dir / "curves-seconds.png", title=experiment_dir.name, axis="train_seconds"
+    )
+    if all("train_flops" in rec for method_runs in runs.values() for r in method_runs for rec in r.records):
+        plot_error_curves(
+            runs, experiment_dir / "curves-flops.png", title=experiment_dir.name, axis="train_flops"
+        )
+    return table
