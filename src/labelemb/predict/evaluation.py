@@ -77,24 +77,24 @@ def evaluate_run(
     sets = list(trained.config.ood if ood is None else ood)
     stamp = _stamp(trained.step, trained.weights)
     recorded = folder.read_evaluation()
-    reason = None if refresh else _unfit(recorded, stamp)
+    reason = "asked to" if refresh else _unfit(recorded, stamp)
     request = _request(trained, data_dir)
     ood_inputs = [read_ood_set(entry, trained, request) for entry in sets]
-    if recorded is not None and reason is None and not refresh:
-        missing = [inputs for inputs in ood_inputs if _ood_unfit(recorded, inputs)]
-        if not missing:
-            if "conformal_level" in recorded.get("test", {}):  # recorded before conformal.safetensors
-                calibration_for(predictor, data_dir)
-            return recorded
-    elif recorded is not None:
-        logger.info("evaluating %s anew: %s", folder.path, "asked to" if refresh else reason)
+    if reason is None and not any(_ood_unfit(recorded, inputs) for inputs in ood_inputs):
+        if "conformal_level" in recorded.get("test", {}):  # recorded before conformal.safetensors
+            calibration_for(predictor, data_dir)
+        return recorded
+    if recorded is not None and reason is not None:
+        logger.info("evaluating %s anew: %s", folder.path, reason)
     scores = RunScores(predictor, data_dir)
     test_logits = scores.of_split(scores.test)
+    dev_logits = None if scores.dev is None else scores.of_split(scores.dev)
     record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
-    record["test"] = _test_figures(scores, test_logits)
-    if "conformal_level" in record["test"]:  # the dev scores `labelemb predict --sets` calibrates with
-        dev_logits, dev_labels = scores.of_split(scores.dev), scores.dev.labels
-        write_calibration(folder, calibrate(trained, dev_logits, dev_labels, test_logits, scores.test.labels))
+    record["test"] = _test_figures(scores, test_logits, dev_logits)
+    if dev_logits is not None and "conformal_level" in record["test"]:
+        # The dev scores `labelemb predict --sets` calibrates with.
+        dev_labels, test_labels = scores.dev.labels, scores.test.labels
+        write_calibration(folder, calibrate(trained, dev_logits, dev_labels, test_logits, test_labels))
     for inputs in ood_inputs:
         record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
     folder.write_evaluation(record)
@@ -183,13 +183,12 @@ def _request(trained: Any, data_dir: str | None) -> DataRequest:
     return data_request(data_config(trained, data_dir))
 
 
-def _test_figures(scores: RunScores, test_logits: Tensor) -> dict[str, Any]:
+def _test_figures(scores: RunScores, test_logits: Tensor, dev_logits: Tensor | None) -> dict[str, Any]:
     """Selective classification on test (its figures, and the risk-coverage curve of the raw
     max-softmax confidence at 101 coverages, :func:`~labelemb.metrics.selective.msp_risk_curve`),
     and conformal sets calibrated on dev (where there is one)."""
     predictor, dev, test_labels = scores.predictor, scores.dev, scores.test.labels
     temperature = predictor.temperature
-    dev_logits = None if dev is None else scores.of_split(dev)
     dev_labels = None if dev is None else dev.labels
     # Xia et al.'s normalisation is fit on held-out logits: the dev split's, never test.
     norm_p = None if dev_logits is None else choose_norm_p(dev_logits, dev_labels)
