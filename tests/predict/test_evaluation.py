@@ -268,3 +268,14 @@ def test_a_run_that_cannot_be_evaluated_after_training_still_stands(small_config
     assert f"{config.run_dir()}: not evaluated (ood set 'gone.csv': file gone.csv not found" in err
     assert f"labelemb evaluate {config.run_dir()}" in err
     assert RunDir(config.run_dir()).is_finished() and not (config.run_dir() / EVALUATION_FILE).exists()
+
+
+def test_other_data_under_the_same_file_names_is_evaluated_anew(tmp_path, caplog):
+    from predict_helpers import text_table
+
+    run_dir, _ = train_text_run(tmp_path)
+    first = evaluate_run(run_dir)
+    text_table(tmp_path / "test.csv", 30, 7)  # the same names, other texts
+    with caplog.at_level(logging.INFO, logger="labelemb.predict.evaluation"):
+        again = evaluate_run(run_dir)
+    assert again["data"] != first["data"] and "computed with another data" in caplog.text

@@ -13,13 +13,15 @@ out-of-distribution sets its config names (``ood:``), and records in the run's `
 - out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
   FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores.
 
-The record says what it was computed from (the code, the selected check and a digest of its weights,
-each OOD set's source and a digest of its content); a record that still fits is read, not computed
-again, and one that does not is computed anew, with a line saying why. Training never runs here.
+The record says what it was computed from (the code, the selected check, digests of its weights and
+of the dev and test data, each OOD set's source and a digest of its content); a record that still
+fits is read, not computed again, and one that does not is computed anew, with a line saying why.
+Training never runs here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,7 +77,8 @@ def evaluate_run(
         )
     trained = predictor.trained
     sets = list(trained.config.ood if ood is None else ood)
-    stamp = _stamp(trained.step, trained.weights)
+    scores = RunScores(predictor, data_dir)
+    stamp = _stamp(trained.step, trained.weights, scores.data_digest())
     recorded = folder.read_evaluation()
     reason = "asked to" if refresh else _unfit(recorded, stamp)
     request = _request(trained, data_dir)
@@ -86,7 +89,6 @@ def evaluate_run(
         return recorded
     if recorded is not None and reason is not None:
         logger.info("evaluating %s anew: %s", folder.path, reason)
-    scores = RunScores(predictor, data_dir)
     test_logits = scores.of_split(scores.test)
     dev_logits = None if scores.dev is None else scores.of_split(scores.dev)
     record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
@@ -123,6 +125,18 @@ class RunScores:
         self.class_names = list(dataset.class_names)
         self.dev, self.test = dataset.dev, dataset.test
 
+    def data_digest(self) -> str:
+        """A SHA-256 of the dev and test splits as scored (inputs, lengths, labels): a record of other
+        data under the same file names is not this run's evaluation any more."""
+        hasher = hashlib.sha256()
+        for name, split in (("dev", self.dev), ("test", self.test)):
+            hasher.update(name.encode())
+            for tensor in (split.inputs, getattr(split, "lengths", None), split.labels) if split else ():
+                if tensor is not None:
+                    hasher.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+                    hasher.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return hasher.hexdigest()
+
     def of_split(self, split: Any) -> Tensor:
         """The logits of one of the run's splits."""
         return self._head(split.inputs) if self.frozen else self.predictor.logits(split)
@@ -151,13 +165,15 @@ class RunScores:
         return torch.cat(parts) if parts else torch.zeros((0, len(self.class_names)))
 
 
-def _stamp(step: int, weights: dict[str, Tensor]) -> dict[str, Any]:
-    """What a record is computed from: this code, the selected check and a digest of its weights."""
+def _stamp(step: int, weights: dict[str, Tensor], data: str) -> dict[str, Any]:
+    """What a record is computed from: this code, the selected check, digests of its weights and of
+    the dev and test data it scored."""
     return {
         "format": EVALUATION_FORMAT,
         "labelemb": code_version(),
         "selected_step": step,
         "weights": weights_digest(weights),
+        "data": data,
     }
 
 
