@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..progress import draws_bar
+from .shift import shift_trained
 
 
 def add_evaluate(commands: typing.Any) -> None:
@@ -182,3 +183,4 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
                     f"labelemb evaluate {config.run_dir()}",
                     file=sys.stderr,
                 )
+        shift_trained(finished, device, progress)

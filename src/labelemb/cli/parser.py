@@ -14,6 +14,7 @@ from .evaluate import add_evaluate
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .predict import add_set_options, cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
+from .shift import add_shift
 from .tune import cmd_tune
 
 
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_predict_commands(commands)
     add_evaluate(commands)
+    add_shift(commands)
     return parser
 
 

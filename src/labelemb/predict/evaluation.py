@@ -81,7 +81,7 @@ def evaluate_run(
     stamp = _stamp(trained.step, trained.weights, scores.data_digest())
     recorded = folder.read_evaluation()
     reason = "asked to" if refresh else _unfit(recorded, stamp)
-    request = _request(trained, data_dir)
+    request = run_request(trained, data_dir)
     ood_inputs = [read_ood_set(entry, trained, request) for entry in sets]
     if reason is None and not any(_ood_unfit(recorded, inputs) for inputs in ood_inputs):
         if "conformal_level" in recorded.get("test", {}):  # recorded before conformal.safetensors
@@ -117,6 +117,8 @@ class RunScores:
         self.predictor = predictor
         config = data_config(predictor.trained, data_dir)
         dataset = load_run_data(config)
+        #: The test split's inputs as the data set holds them (images, not a frozen run's features).
+        self.test_inputs = dataset.test.inputs
         self.frozen: tuple[Any, Any] | None = None
         if predictor.trained.frozen:
             task = build_task(config, dataset)
@@ -192,7 +194,7 @@ def _ood_unfit(recorded: dict[str, Any], inputs: OodInputs) -> bool:
     return held is None or held.get("digest") != inputs.digest
 
 
-def _request(trained: Any, data_dir: str | None) -> DataRequest:
+def run_request(trained: Any, data_dir: str | None) -> DataRequest:
     """Where the run's data files (and OOD files) are looked for: as the run looked for them."""
     from ..train.build import data_request
 

@@ -41,6 +41,7 @@ from .names import (
     OUTPUTS_DIR,
     RECORD_KEYS,
     SELECTED_MODEL_FILE,
+    SHIFT_FILE,
     SUMMARY_FILE,
     SUMMARY_KEYS,
     TENSORS_FILE,
@@ -179,12 +180,19 @@ class RunDir:
 
     def read_evaluation(self) -> dict[str, Any] | None:
         """The run's ``evaluation.json`` (None if it has none)."""
-        path = self.file(EVALUATION_FILE)
+        return self._read_record(EVALUATION_FILE, "an evaluation")
+
+    def read_shift(self) -> dict[str, Any] | None:
+        """The run's ``shift.json`` (None if it has none)."""
+        return self._read_record(SHIFT_FILE, "a shift evaluation")
+
+    def _read_record(self, name: str, what: str) -> dict[str, Any] | None:
+        path = self.file(name)
         if not path.exists():
             return None
         record = read_json(path)
         if not isinstance(record, dict):
-            raise RunDirError(f"{path} does not hold an evaluation; delete it to compute it anew")
+            raise RunDirError(f"{path} does not hold {what}; delete it to compute it anew")
         return record
 
     def read_checkpoint(self) -> dict[str, Any] | None:
@@ -358,6 +366,9 @@ class RunDir:
 
     def write_evaluation(self, record: dict[str, Any]) -> None:
         write_text(self.file(EVALUATION_FILE), json.dumps(record, indent=2) + "\n")
+
+    def write_shift(self, record: dict[str, Any]) -> None:
+        write_text(self.file(SHIFT_FILE), json.dumps(record, indent=2) + "\n")
 
     def write_conformal(self, scores: dict[str, Tensor], metadata: dict[str, str]) -> None:
         save_safetensors(self.file(CONFORMAL_FILE), scores, metadata)

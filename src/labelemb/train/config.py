@@ -220,6 +220,10 @@ class RunConfig(BaseModel):
     #: Out-of-distribution sets scored at the end of the run (labelemb.predict.evaluation); they
     #: change no training result.
     ood: list[OodSetConfig] = Field(default_factory=list)
+    #: Corrupted copies of the test split scored at the end of the run (labelemb.predict.shift):
+    #: suites (mnist-c, severities, text), corruption names, name@3, name@all; they change no
+    #: training result.
+    shift: list[str] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -310,6 +314,7 @@ class RunConfig(BaseModel):
         values["train"].pop("continue_from")
         # What it is scored against once trained: a run is the same run whatever sets judge it.
         values.pop("ood")
+        values.pop("shift")
         values["data"].pop("dir")
         values["data"].pop("download")
         # Only the sections of this run's data set and task change its results, as given or by default.

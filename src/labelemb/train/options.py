@@ -160,6 +160,7 @@ def check_data_fits_model(config: RunConfig) -> None:
             f"{data_kind(yields)}: use {offered}"
         )
     check_ood_sets(config, yields)
+    check_shift(config, yields)
     augment = config.data.augment
     if config.model.freeze:
         check_freezable(config, yields)
@@ -187,6 +188,20 @@ def check_ood_sets(config: RunConfig, yields: str) -> None:
                 f"ood set {entry.label!r}: a data set by name serves image runs of image data; give "
                 f"{data_kind(yields)}'s out-of-distribution inputs as a file (ood: [{{path: FILE}}])"
             )
+
+
+def check_shift(config: RunConfig, yields: str) -> None:
+    """The ``shift`` entries name suites or corruptions of what the run reads, at severities they have."""
+    if not config.shift:
+        return
+    if yields not in ("images", "texts"):
+        raise ConfigError(f"shift scores a classifier; {data_kind(yields)} has no class scores: remove shift")
+    from ..data.corruptions.suites import conditions
+
+    try:
+        conditions(config.shift, yields)
+    except ValueError as error:
+        raise ConfigError(f"shift: {error}") from None
 
 
 def check_freezable(config: RunConfig, yields: str) -> None:
