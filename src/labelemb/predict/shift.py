@@ -121,7 +121,7 @@ def shift_figures(logits: Tensor, labels: Tensor, temperature: float | None) -> 
     scaled = measure_calibration(logits / temperature, labels) if temperature else raw
     correct = correct_predictions(logits, labels)
     return {
-        "error": 100.0 * (1.0 - correct.float().mean().item()),
+        "error": 100.0 * (1.0 - correct.double().mean().item()),
         "ece": raw.ece,
         "ece_scaled": scaled.ece,
         "nll": raw.nll,
