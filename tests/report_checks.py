@@ -15,6 +15,7 @@ from PIL import Image
 
 from labelemb.analysis.report_html import markdown_table_html
 from labelemb.analysis.report_page import BEYOND_ERROR_SECTION
+from labelemb.analysis.report_shift import SHIFT_SECTION
 
 METHODS = ("onehot", "label_embedding")
 SMALL = {
@@ -169,7 +170,8 @@ SECTION_MARKDOWN = {
     "comparison": ("", "Calibration of the test predictions"),
     "calibration": ("Calibration of the test predictions", "Knowing when it is wrong"),
     BEYOND_ERROR_SECTION: ("Knowing when it is wrong", "Out-of-distribution inputs"),
-    "all": ("Knowing when it is wrong", "\0"),
+    "all": ("Knowing when it is wrong", "Under shift: "),
+    SHIFT_SECTION: ("Under shift: ", "\0"),
 }
 
 
@@ -180,8 +182,8 @@ def section_markdown(markdown: str, section: str) -> str:
 
 
 def with_the_longest_method_names(page: str, experiment: Path, section: str = "comparison") -> str:
-    """``page`` with the (first) table of ``section`` (comparison, calibration or the beyond-error
-    one) renamed to the longest method names."""
+    """``page`` with the (first) table of ``section`` (comparison, calibration, the beyond-error
+    or the under-shift one) renamed to the longest method names."""
     markdown = section_markdown((experiment / "comparison.md").read_text(encoding="utf-8"), section)
     longest = markdown.replace("| onehot |", "| confidence_penalty |").replace(
         "| label_embedding |", "| label_embedding_fixed |"

@@ -17,6 +17,7 @@ from ..tasks.registry import recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
 from .beyond_error import beyond_error_statistics, ood_sets
 from .calibration_table import CALIBRATION_COLUMNS, TEMPERATURE, calibration_statistics
+from .shift_table import shared_conditions, shift_statistics
 
 BASELINE = "onehot"
 
@@ -28,7 +29,7 @@ def reported_metric(summary: dict[str, Any]) -> Scoring:
 
 @dataclass
 class Run:
-    """One finished (method, seed) run: its summary and its evaluation records."""
+    """One finished (method, seed) run: its summary and its evaluation and shift records."""
 
     method: str
     seed: int
@@ -36,6 +37,8 @@ class Run:
     records: list[dict[str, Any]]
     #: Its ``evaluation.json`` (selective classification, conformal sets, OOD), or None.
     evaluation: dict[str, Any] | None = None
+    #: Its ``shift.json`` (the figures under each corruption and severity), or None.
+    shift: dict[str, Any] | None = None
 
 
 def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
@@ -51,7 +54,14 @@ def load_runs(experiment_dir: str | Path) -> dict[str, list[Run]]:
         ]
         records = folder.read_metrics(required=["train_seconds", *metrics])
         runs.setdefault(summary["method"], []).append(
-            Run(summary["method"], summary["seed"], summary, records, folder.read_evaluation())
+            Run(
+                summary["method"],
+                summary["seed"],
+                summary,
+                records,
+                folder.read_evaluation(),
+                folder.read_shift(),
+            )
         )
     if not runs:
         raise FileNotFoundError(
@@ -151,6 +161,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     base_selected = [r.summary[f"selected_{metric.metric}"] for r in base_runs] if base_runs else []
     sets = ood_sets([r.evaluation for method_runs in runs.values() for r in method_runs])
     base_evaluations = [r.evaluation for r in base_runs] if base_runs else None
+    shared = shared_conditions(r.shift for method_runs in runs.values() for r in method_runs)
+    base_shifts = [r.shift for r in base_runs] if base_runs else None
     rows = []
     for method, method_runs in runs.items():
         selected = [r.summary[f"selected_{metric.metric}"] for r in method_runs]
@@ -184,6 +196,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
             row[f"{name}_mean"], row[f"{name}_std"], _ = _calibration_statistics(method_runs, None, field)
         against = base_evaluations if method != baseline else None
         row.update(beyond_error_statistics([r.evaluation for r in method_runs], against, welch_p, sets))
+        shifts = [r.shift for r in method_runs]
+        row.update(shift_statistics(shifts, base_shifts, shared, welch_p, with_p=method != baseline))
         row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))

@@ -14,6 +14,7 @@ from ..tasks.scoring import TEST_ERROR, Scoring
 from .beyond_error import beyond_error_tables, row_ood_sets
 from .calibration_table import CALIBRATION_COLUMNS, calibration_table
 from .compare import BASELINE, NO_SPREAD_NOTE, no_spread
+from .shift_table import shift_block
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -36,8 +37,10 @@ def format_markdown(
     calibration of its test predictions (classification), four columns end the table: ECE and NLL
     (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
     A p left out because neither method's seeds vary (:func:`welch_p`) gets a line saying so.
-    After it all, with ``calibration``, the :func:`calibration_table` where there is one (the
-    report shows it in a section of its own and asks for the comparison without it).
+    After it all, with ``calibration``, the :func:`calibration_table` where there is one, the
+    beyond-error tables and the under-shift table (:func:`~.shift_table.shift_block`) where runs
+    have their records (the report shows them in sections of their own and asks for the
+    comparison without them).
     ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
     ``metric`` names it.
     """
@@ -50,6 +53,9 @@ def format_markdown(
     judged = beyond_error_tables(rows, baseline, row_ood_sets(rows)) if calibration else None
     if judged is not None:
         lines.append("\n" + judged)
+    shifted = shift_block(rows, baseline) if calibration else None
+    if shifted is not None:
+        lines.append("\n" + shifted.text())
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 The error curves (:func:`plot_error_curves`) are of the test error at each check; for a text task,
 of the dev score that selects the check (BLEU or ROUGE-L). The risk-coverage curves
 (:func:`plot_risk_coverage`) are of each run's selected weights on its test split, as its
-``evaluation.json`` records them.
+``evaluation.json`` records them; the error against severity (:func:`plot_error_severity`) of the
+same weights on corrupted copies of the test split, as its ``shift.json`` records them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from ..metrics.selective import CURVE_COVERAGES, RISK_CURVE
 from .compare import Run, comparison_metric
 from .figures import plt, save_figure
+from .shift_table import SharedConditions, condition_mean, shared_conditions
 
 #: What the curves can be drawn against: the record key -> the axis label.
 AXES = {
@@ -122,6 +124,56 @@ def plot_risk_coverage(runs: dict[str, list[Run]], path: str | Path, title: str 
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel("coverage (%): the share of test inputs accepted, most confident first")
     ax.set_ylabel("selective risk (%): error among the accepted")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def severity_conditions(shared: SharedConditions) -> dict[int, list[str]]:
+    """Severity -> the shared conditions at it, of the corruptions shared at two or more severities:
+    those a scale of strength runs through. A corruption at one severity only (MNIST-C's set, each
+    at its paper's severity) is left to the table: folded in, it would change which corruptions a
+    point averages, not how strong they are."""
+    by_corruption: dict[str, list[str]] = {}
+    for key in shared.keys:
+        by_corruption.setdefault(shared.corruption[key], []).append(key)
+    by_severity: dict[int, list[str]] = {}
+    for keys in by_corruption.values():
+        if len(keys) > 1:
+            for key in keys:
+                by_severity.setdefault(shared.severity[key], []).append(key)
+    return dict(sorted(by_severity.items()))
+
+
+def severity_curve(record: dict[str, Any], by_severity: dict[int, list[str]]) -> np.ndarray:
+    """A run's error (%) at severity 0 (its clean test split) and at each of ``by_severity``'s: the
+    mean over that severity's conditions (:func:`severity_conditions`) of its shift ``record``."""
+    shifted = [condition_mean(record, keys, "error") for keys in by_severity.values()]
+    return np.array([record["clean"]["error"], *shifted], dtype=float)
+
+
+def plot_error_severity(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path | None:
+    """The test error (%) of each method's selected weights against the severity of the corruption
+    (0: clean), each run light and the mean of a method's runs bold (:func:`severity_curve`, over
+    the conditions every shifted run has). Runs without a ``shift.json`` are left out; returns the
+    path written, or None (nothing written) where no corruption is shared at two severities or
+    more. A method keeps the colour it has in the error curves."""
+    shared = shared_conditions(r.shift for method_runs in runs.values() for r in method_runs)
+    by_severity = severity_conditions(shared) if shared is not None else {}
+    if not by_severity:
+        return None
+    severities = np.array([0, *by_severity], dtype=float)
+    colour = _method_colours(len(runs))
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    for i, (method, method_runs) in enumerate(sorted(runs.items())):
+        curves = [severity_curve(r.shift, by_severity) for r in method_runs if r.shift is not None]
+        if curves:
+            _seeds_and_mean(ax, severities, np.array(curves), colour(i), method)
+    ax.set_xticks(severities)
+    ax.set_xlabel("severity of the corruption (0: the clean test split)")
+    ax.set_ylabel("test error (%), mean over the corruptions")
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

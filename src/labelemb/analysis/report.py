@@ -5,7 +5,9 @@ predictions at the selected checks (classification runs that recorded it): its t
 reliability diagram (seeds pooled), raw and after temperature scaling side by side; how well each
 method knows when it is wrong (classification runs judged on their selected weights, their
 ``evaluation.json``): the selective-classification, conformal and out-of-distribution tables and
-the risk-coverage curves of the test split (each seed light, the mean bold); each method's
+the risk-coverage curves of the test split (each seed light, the mean bold); how each method
+fares under shift (classification runs scored on corrupted copies of their test split, their
+``shift.json``): its table and the error against the severity of the corruption; each method's
 similarity heatmap and nearest labels (for its lowest seed) and the WordNet correlation of each
 method over all its seeds. Every picture is a PNG embedded as a ``data:``
 URI and the style sheet is inline, so the file opens offline and can be mailed or archived alone.
@@ -20,7 +22,8 @@ Nothing here computes a statistic or draws a figure itself: the table comes from
 :func:`~labelemb.analysis.compare.comparison_rows` and
 :func:`~labelemb.analysis.comparison_table.format_markdown`, the curves from
 :func:`~labelemb.analysis.curves.plot_error_curves`, the risk-coverage curves from
-:func:`~labelemb.analysis.curves.plot_risk_coverage`, the reliability diagrams from
+:func:`~labelemb.analysis.curves.plot_risk_coverage`, the error against severity from
+:func:`~labelemb.analysis.curves.plot_error_severity`, the reliability diagrams from
 :func:`~labelemb.analysis.reliability.plot_reliability`, the heatmaps, nearest labels
 and WordNet numbers from :mod:`labelemb.analysis.analyze`, whose files are kept in
 ``<experiment>/analysis/``.
@@ -42,11 +45,13 @@ from .beyond_error import beyond_error_blocks, row_ood_sets
 from .calibration_table import calibration_table
 from .compare import BASELINE, Run, comparison_metric, comparison_rows, load_runs
 from .comparison_table import format_markdown
-from .curves import plot_error_curves, plot_risk_coverage, risk_curve, why_no_risk_curve
+from .curves import plot_error_curves, plot_error_severity, plot_risk_coverage, risk_curve, why_no_risk_curve
 from .reliability import plot_reliability
 from .report_html import escape
 from .report_page import BeyondError, render_report
+from .report_shift import UnderShift
 from .representation import NoRepresentation, run_representation
+from .shift_table import shift_block
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
 from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_notes, tuning_rows
 
@@ -55,6 +60,7 @@ ANALYSIS_DIR = "analysis"
 CURVES_FILE = "curves.png"
 RELIABILITY_FILE = "reliability.png"
 RISK_COVERAGE_FILE = "risk-coverage.png"
+ERROR_SEVERITY_FILE = "error-severity.png"
 #: The WordNet correlation of every seed (``analysis.json`` has the representative seeds only).
 WORDNET_FILE = "wordnet-all-seeds.json"
 
@@ -251,6 +257,23 @@ def _beyond_error(
     return BeyondError(blocks, None if figure is None else figure.read_bytes(), left_out, command)
 
 
+def _under_shift(
+    experiment_dir: Path, runs: dict[str, list[Run]], rows: list[dict[str, Any]], analysis_dir: Path
+) -> UnderShift | None:
+    """The table of the runs' shift records and their error against severity, with the runs
+    without a record; None where no run was shifted."""
+    block = shift_block(rows, BASELINE)
+    if block is None:
+        return None
+    title = experiment_dir.resolve().name
+    figure = plot_error_severity(runs, analysis_dir / ERROR_SEVERITY_FILE, title=title)
+    left_out = [
+        f"{r.method} seed {r.seed}" for method_runs in runs.values() for r in method_runs if r.shift is None
+    ]
+    command = shlex.join(["labelemb", "shift", str(experiment_dir)])
+    return UnderShift(block, None if figure is None else figure.read_bytes(), left_out, command)
+
+
 def plural(count: int | str, noun: str) -> str:
     """``1 epoch``, ``3 epochs``, ``1, 3 epochs``."""
     return f"{count} {noun}" if str(count) == "1" else f"{count} {noun}s"
@@ -314,6 +337,7 @@ def build_report(
         tuning=tuning,
         calibration=calibration_table(rows),
         beyond_error=_beyond_error(experiment_dir, in_page_order, rows, analysis_dir),
+        under_shift=_under_shift(experiment_dir, in_page_order, rows, analysis_dir),
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

@@ -15,11 +15,13 @@ from ..tasks.scoring import Scoring
 from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
 from .report_html import escape, img, markdown_table_html
+from .report_shift import SHIFT_SECTION, UnderShift, shift_section
 from .similarity import similar_table
 
 #: The sections every report has (a text comparison has no WordNet section); a comparison whose
-#: runs recorded their calibration also has one, after the curves, and one whose runs were judged
-#: beyond their error (``evaluation.json``) another, after that.
+#: runs recorded their calibration also has one, after the curves, one whose runs were judged
+#: beyond their error (``evaluation.json``) another, after that, and one whose runs were shifted
+#: (``shift.json``, :mod:`.report_shift`) a last one.
 SECTION_IDS = ("comparison", "curves", "wordnet")
 CALIBRATION_SECTION = "calibration"
 BEYOND_ERROR_SECTION = "knowing-when-wrong"
@@ -193,6 +195,7 @@ def render_report(
     tuning: dict[str, Any] | None = None,
     calibration: CalibrationTable | None = None,
     beyond_error: BeyondError | None = None,
+    under_shift: UnderShift | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -210,12 +213,15 @@ def render_report(
     ``markdown`` table (default against tuned settings), ``history_png`` (every study's trials) and
     ``note`` (how it was tuned), shown after the comparison; None: not tuned. ``beyond_error``: the
     tables of the runs' evaluations and their risk-coverage figure (:class:`BeyondError`), shown
-    after the calibration; None: no such section.
+    after the calibration; None: no such section. ``under_shift``: the table of the runs'
+    ``shift.json`` and their error against severity (:class:`~.report_shift.UnderShift`), shown
+    after that; None: no such section.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
+    judged, shifted = beyond_error is not None, under_shift is not None
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -230,7 +236,7 @@ def render_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="made">{made}</p>',
         f"<p>{escape(setup)}</p>",
-        f"<nav>{_nav(names, score, text, tuning is not None, calibrated, beyond_error is not None)}</nav>",
+        f"<nav>{_nav(names, score, text, tuning is not None, calibrated, judged, shifted)}</nav>",
         "</header>",
         '<section id="comparison">',
         "<h2>Comparison</h2>",
@@ -246,6 +252,8 @@ def render_report(
         parts += _calibration_section(reliability_png, calibration)
     if beyond_error is not None:
         parts += _beyond_error_section(beyond_error)
+    if under_shift is not None:
+        parts += shift_section(under_shift)
     for m in methods:
         parts += _method_section(m, text, top)
     if not text:  # WordNet relates the class names of image data sets, not a vocabulary
@@ -254,7 +262,9 @@ def render_report(
     return "\n".join(parts)
 
 
-def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool, judged: bool) -> str:
+def _nav(
+    names: list[str], score: str, text: bool, tuned: bool, calibrated: bool, judged: bool, shifted: bool
+) -> str:
     """The header's links to the page's sections."""
     return " ".join(
         f'<a href="#{escape(anchor)}">{escape(label)}</a>'
@@ -264,6 +274,7 @@ def _nav(names: list[str], score: str, text: bool, tuned: bool, calibrated: bool
             ("curves", f"dev {score} curves" if text else "error curves"),
             *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
             *([(BEYOND_ERROR_SECTION, "knowing when it is wrong")] if judged else []),
+            *([(SHIFT_SECTION, "under shift")] if shifted else []),
             *[(f"method-{n}", n) for n in names],
             *([] if text else [("wordnet", "WordNet")]),
         ]
