@@ -1,0 +1,226 @@
+"""The floors of docs/layout.md held by a test (issue 61): every import under src/labelemb/, at a
+module's top and inside its functions, relative or absolute, reads down the floors; methods, data
+and models import none of each other; integrations imports methods only; and no module reaches
+itself through its imports (lazy imports included), so that a change cannot break them silently."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from repo_paths import SOURCE
+
+#: The ground floor, from the bottom up: each module or package imports only those before it
+#: (metrics first: a leaf that imports nothing of labelemb's).
+GROUND = (
+    "metrics",
+    "version",
+    "registry",
+    "options",
+    "hub",
+    "stacking",
+    "aligned",
+    "progress",
+    "search",
+    "rundir",
+    "callbacks",
+)
+
+#: The floors above the ground, from the bottom up: a package imports the floors below its own.
+FLOORS = (
+    {"methods", "data", "models"},
+    {"tasks", "integrations"},
+    {"train"},
+    {"tracking", "sweep"},
+    {"tune"},
+    {"analysis", "predict"},
+    {"cli"},
+    {"__init__", "__main__"},  # the package's own door: labelemb.load, the trackers' callback; python -m
+)
+
+#: What a package imports at most, where docs/layout.md says so (besides the ground floor).
+ONLY = {"integrations": {"methods"}}
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of one labelemb module by another: where it is written and what it names."""
+
+    source: str  # the importing module, dotted (labelemb.train.loop)
+    target: str  # the module it imports (labelemb.tasks, labelemb.tasks.base)
+    where: str  # file:line, the file from the package's folder (labelemb/train/loop.py:12)
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Every module under the package folder ``root``, dotted (a package by its ``__init__.py``)."""
+    names = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def absolute_base(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module a ``from ... import`` statement reads from, made absolute."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    return ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+
+
+def imported_modules(node: ast.stmt, module: str, is_package: bool, modules: dict[str, Path]) -> set[str]:
+    """The modules of ``modules`` an import statement reaches: ``import m`` reaches ``m``; ``from m
+    import n`` reaches ``m.n`` where it is a module, else ``m``."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names} & modules.keys()
+    if not isinstance(node, ast.ImportFrom):
+        return set()
+    base = absolute_base(node, module, is_package)
+    reached = {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
+    return reached & modules.keys()
+
+
+def imports_of(root: Path) -> list[Import]:
+    """Every import of one module of the package at ``root`` by another, wherever it is written."""
+    modules = module_names(root)
+    found = []
+    for source, path in modules.items():
+        is_package = path.name == "__init__.py"
+        file = path.relative_to(root.parent).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            targets = imported_modules(node, source, is_package, modules) - {source}
+            found += [Import(source, target, f"{file}:{node.lineno}") for target in sorted(targets)]
+    return found
+
+
+def floor_of(module: str) -> tuple[int, str]:
+    """The floor of a dotted module (0 the lowest) and the name of its top package."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "__init__"
+    if top in GROUND:
+        return GROUND.index(top), top
+    for number, packages in enumerate(FLOORS, start=len(GROUND)):
+        if top in packages:
+            return number, top
+    raise AssertionError(f"{module}: docs/layout.md names no floor for {top}; add it to its floors and here")
+
+
+def broken_rule(edge: Import) -> str | None:
+    """The rule of docs/layout.md that ``edge`` breaks, in words, or None."""
+    (own, source), (other, target) = floor_of(edge.source), floor_of(edge.target)
+    if source == target:
+        return None
+    if other > own:
+        return f"{source} imports {target}, a floor above its own (nothing imports a package above its own)"
+    if other == own:
+        return f"{source} imports {target}, beside it on its floor (side by side, neither imports the other)"
+    if source in ONLY and target not in ONLY[source] and target not in GROUND:
+        return f"{source} imports {target} (it sits above {', '.join(sorted(ONLY[source]))} only)"
+    return None
+
+
+def layering_problems(root: Path) -> list[str]:
+    """Each import under ``root`` that breaks a floor rule, as ``file:line: import: rule``."""
+    return [
+        f"{edge.where}: {edge.source} -> {edge.target}: {rule}"
+        for edge in imports_of(root)
+        if (rule := broken_rule(edge)) is not None
+    ]
+
+
+def import_circles(root: Path) -> list[str]:
+    """Each import circle under ``root`` (lazy imports included), as its imports ``file:line`` in order."""
+    edges: dict[str, list[Import]] = {}
+    for edge in imports_of(root):
+        edges.setdefault(edge.source, []).append(edge)
+    circles, done = [], set()
+
+    def visit(module: str, trail: list[Import]) -> None:
+        for edge in edges.get(module, []):
+            on_trail = [step.source for step in trail]
+            if edge.target in on_trail:
+                circle = trail[on_trail.index(edge.target) :] + [edge]
+                steps = " -> ".join(f"{step.source} ({step.where})" for step in circle)
+                circles.append(f"{steps} -> {edge.target}")
+            elif edge.target not in done:
+                visit(edge.target, trail + [edge])
+        done.add(module)
+
+    for module in sorted(edges):
+        if module not in done:
+            visit(module, [])
+    return circles
+
+
+def test_every_import_reads_down_the_floors():
+    seen = {(edge.source, edge.target) for edge in imports_of(SOURCE)}
+    # labelemb.load's and the trackers' imports sit inside functions: the walk reads those too.
+    assert {("labelemb", "labelemb.predict"), ("labelemb", "labelemb.tracking")} <= seen
+    problems = layering_problems(SOURCE)
+    assert not problems, "imports that break docs/layout.md's floors:\n" + "\n".join(problems)
+
+
+def test_no_import_circle():
+    circles = import_circles(SOURCE)
+    assert not circles, "import circles (docs/layout.md: there is no import circle):\n" + "\n".join(circles)
+
+
+def test_every_package_has_its_floor():
+    packages = {path.name for path in SOURCE.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    modules = {path.stem for path in SOURCE.glob("*.py")}
+    named = set(GROUND).union(*FLOORS)
+    assert packages | modules <= named, f"docs/layout.md names no floor for {(packages | modules) - named}"
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    """A package ``labelemb`` under ``root`` holding ``files`` (relative path -> text)."""
+    for name, text in files.items():
+        path = root / "labelemb" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "labelemb"
+
+
+def test_the_checker_catches_each_broken_rule(tmp_path):
+    package = write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "metrics/__init__.py": "from ..registry import Registry\n",
+            "methods/__init__.py": "import labelemb.models\n",
+            "models/__init__.py": "",
+            "integrations/__init__.py": "from ..data import base\n",
+            "data/base.py": "",
+            "data/__init__.py": "",
+            "registry.py": "",
+            "train/__init__.py": "def run():\n    from ..sweep.grid import grid\n",
+            "sweep/grid.py": "",
+            "sweep/__init__.py": "",
+        },
+    )
+    problems = layering_problems(package)
+    assert [problem.split(": ")[0] for problem in problems] == [
+        "labelemb/integrations/__init__.py:1",
+        "labelemb/methods/__init__.py:1",
+        "labelemb/metrics/__init__.py:1",
+        "labelemb/train/__init__.py:2",
+    ]
+    assert "labelemb.train -> labelemb.sweep.grid: train imports sweep, a floor above its own" in problems[3]
+    assert "above methods only" in problems[0] and "beside it on its floor" in problems[1]
+
+
+def test_the_checker_finds_a_lazy_circle(tmp_path):
+    package = write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "train/__init__.py": "",
+            "train/loop.py": "from .plan import Plan\n",
+            "train/plan.py": "def later():\n    from labelemb.train import loop\n",
+        },
+    )
+    assert import_circles(package) == [
+        "labelemb.train.loop (labelemb/train/loop.py:1) -> labelemb.train.plan (labelemb/train/plan.py:2)"
+        " -> labelemb.train.loop"
+    ]
