@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import PerExampleState
 from .registry import register
 
@@ -122,14 +122,9 @@ class LearningWithRetrospection(PerExampleState, LinearOutputMethod):
         horizon = self.epochs if self.weight_horizon is None else self.weight_horizon
         return (1.0 - self.gamma) * c.to(self.soft_targets.dtype) / horizon
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    def per_example_loss(
+        self, logits: Tensor, log_p: Tensor, ce: Tensor, rows: Rows, index: Tensor
     ) -> MethodOutput:
-        log_p = F.log_softmax(logits, dim=-1)
-        ce = rows.mean(-gold(log_p, rows.label))
-        index = self.examples_of(index, rows.label)
-        if index is None:  # evaluation data has no recorded rows: its loss is the plain cross-entropy
-            return MethodOutput(ce, logits, {"ce": ce})
         log_q = F.log_softmax(logits / self.tau, dim=-1)
         stored = self.stored_rows(index, log_q.dtype)
         # kl_div handles zero targets (rows never recorded contribute exactly 0).

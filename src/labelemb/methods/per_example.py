@@ -2,7 +2,10 @@
 
 The door for a method that remembers something about each training example (lwr's soft labels,
 pskd's previous predictions). A method mixes :class:`PerExampleState` into its class, calls
-:meth:`~PerExampleState.init_per_example` in its constructor and, in training:
+:meth:`~PerExampleState.init_per_example` in its constructor and writes
+:meth:`~PerExampleState.per_example_loss` (the mixin's ``compute_loss`` opens it: the
+log-softmax, the cross-entropy and the checked ``index``; a batch without ``index`` in evaluation
+gets the plain cross-entropy). In training:
 
 - :meth:`~PerExampleState.examples_of` checks ``index`` (each example's position in the training
   set: the trainer passes it, since ``needs_index`` is True; None in evaluation) and
@@ -28,11 +31,13 @@ float32 tables and int64 stamps (lwr) 5.8 MB; float16 tables and int32 stamps (p
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..stacking import rows_of, write_rows
 from .finite import INTEGER_DTYPES
 from .processes import is_distributed
+from .rows import MethodOutput, Rows, gold
 
 #: The storage a method may choose for its per-example tables (a config names it by string).
 TABLE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -79,6 +84,25 @@ class PerExampleState:
         # needs no per-epoch reset and processes can tell whose recording is current.
         register("recorded_epoch", torch.full((num_examples,), -1, dtype=index_dtype))
         register("example_label", torch.full((num_examples,), -1, dtype=index_dtype))
+
+    def compute_loss(
+        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    ) -> MethodOutput:
+        """The opening every per-example method shares: the log-softmax and its cross-entropy; on
+        examples with rows (``index`` given) :meth:`per_example_loss`, else the cross-entropy."""
+        log_p = F.log_softmax(logits, dim=-1)
+        ce = rows.mean(-gold(log_p, rows.label))
+        index = self.examples_of(index, rows.label)
+        if index is None:  # evaluation data has no recorded rows: its loss is the plain cross-entropy
+            return MethodOutput(ce, logits, {"ce": ce})
+        return self.per_example_loss(logits, log_p, ce, rows, index)
+
+    def per_example_loss(
+        self, logits: Tensor, log_p: Tensor, ce: Tensor, rows: Rows, index: Tensor
+    ) -> MethodOutput:
+        """The method's loss on examples at the checked positions ``index``, given the logits'
+        ``log_p = log_softmax(logits)`` and its cross-entropy ``ce``; it records in training."""
+        raise NotImplementedError
 
     def check_index(self, index: Tensor, target: Tensor) -> Tensor:
         """``index`` as int64 positions, after checking its shape, type and (on the CPU) range."""

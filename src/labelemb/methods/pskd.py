@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import TABLE_DTYPES, PerExampleState
 from .registry import register
 
@@ -81,14 +81,9 @@ class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
         """The current ``alpha_t = alpha_T t / T`` (``t`` the 1-based epoch; a 0-d tensor, or one a seed)."""
         return self.alpha_T * (self.epoch + 1).to(torch.float64).clamp(max=self.epochs) / self.epochs
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
+    def per_example_loss(
+        self, logits: Tensor, log_p: Tensor, ce: Tensor, rows: Rows, index: Tensor
     ) -> MethodOutput:
-        log_p = F.log_softmax(logits, dim=-1)
-        ce = rows.mean(-gold(log_p, rows.label))
-        index = self.examples_of(index, rows.label)
-        if index is None:  # evaluation data has no recorded rows: its loss is the plain cross-entropy
-            return MethodOutput(ce, logits, {"ce": ce})
         onehot = F.one_hot(rows.label, self.num_classes).to(log_p.dtype)
         past = self.stored_rows(index, log_p.dtype)
         # A row never recorded is zeros: its teacher is the one-hot label.
