@@ -1,4 +1,5 @@
-"""The documentation: README.md and the pages of docs/ (built as a site by mkdocs.yml).
+"""The documentation: README.md, CONTRIBUTING.md, CHANGELOG.md and the pages of docs/ (built as a site
+by mkdocs.yml).
 
 Every ``labelemb ...`` command in their shell code blocks must parse with the CLI's own parser, every
 relative link must point to a file that exists, every page must be in the site's navigation, the
@@ -24,7 +25,7 @@ from repo_paths import DOCS, ROOT
 from labelemb.cli import build_parser
 
 README = ROOT / "README.md"
-PAGES = [README, *sorted(DOCS.glob("*.md"))]
+PAGES = [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
 
 #: Code blocks whose lines are shell commands (a fence with no language is a shell transcript here).
 SHELL_LANGUAGES = {"", "bash", "console", "sh", "shell", "shell-session", "zsh"}
