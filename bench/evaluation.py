@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
+from labelemb.config import read_config_file
 from labelemb.predict.evaluation import evaluate_run
 from labelemb.train import build_config, train
-from labelemb.train.reading import read_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

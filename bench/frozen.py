@@ -71,11 +71,11 @@ from typing import Any
 
 import torch
 
+from labelemb.config import RunConfig
 from labelemb.data import Dataset, Split
 from labelemb.tasks import Task, build_task
 from labelemb.train import build_config
 from labelemb.train.build import load_run_data
-from labelemb.train.config import RunConfig
 from labelemb.train.frozen import freeze_features, frozen_backbone
 from labelemb.train.loop import build_run
 from labelemb.train.single import Single

@@ -33,10 +33,10 @@ import time
 
 import torch
 
+from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import Classification, build_config
 from labelemb.train.loop import build_run
-from labelemb.train.reading import parse_override
 from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 

@@ -31,6 +31,7 @@ GROUND = (
 FLOORS = (
     {"methods", "data", "models"},
     {"tasks", "integrations"},
+    {"config"},
     {"train"},
     {"tracking", "sweep"},
     {"tune"},

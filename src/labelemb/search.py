@@ -173,10 +173,10 @@ def check_space(
     """Refuse what cannot be searched for method ``method_name``: one :class:`SpaceError`, a line a problem.
 
     ``spaces`` are the keys to search (the method's own and the command line's, as :func:`combine`
-    joins them); ``config_keys`` every dotted config key (:func:`labelemb.train.config.config_keys`);
+    joins them); ``config_keys`` every dotted config key (:func:`labelemb.config.config_keys`);
     ``method_options`` the method's options with their defaults (:func:`labelemb.methods.options`);
     ``fixed`` the options a preset fixes (a preset's own setting is not searched); ``run_context`` the
-    options the trainer fills in from the run (``labelemb.train.options.RUN_CONTEXT_OPTIONS``: lwr's
+    options the trainer fills in from the run (``labelemb.config.RUN_CONTEXT_OPTIONS``: lwr's
     ``epochs`` is ``train.epochs``, which is the key to search); ``build`` tries the
     method with some options and raises ValueError or TypeError when it refuses them
     (:func:`labelemb.methods.registry.method_builder`). A key is a config key when it is one

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from labelemb.config import ConfigError, build_config, load_config
 from labelemb.data import DataError, DataRequest, load
 from labelemb.data.files.loader import stratified_split
 from labelemb.data.files.options import FilesOptions, files_yields
 from labelemb.train import train
-from labelemb.train.config import ConfigError
-from labelemb.train.options import build_config, load_config
 
 TEXTS = {
     "sports": ["the team won the match", "a great goal in the final", "the coach praised the players"],

@@ -253,7 +253,7 @@ def test_a_custom_backbone_trains_on_digits(user_module, tmp_path, digits):
 def test_a_factory_beside_the_config_file_imports_from_anywhere(tmp_path, monkeypatch, digits):
     """``labelemb train --config project/run.yaml`` with ``factory: project_nets:small_cnn`` and
     ``project_nets.py`` beside run.yaml, run from another folder: the config's folder is searched."""
-    from labelemb.train.options import load_config
+    from labelemb.config import load_config
 
     project = tmp_path / "project"
     project.mkdir()

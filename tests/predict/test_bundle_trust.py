@@ -20,12 +20,12 @@ import yaml
 
 import labelemb
 from labelemb.cli import main
+from labelemb.config import RunConfig
 from labelemb.data.files.options import FilesOptions
 from labelemb.methods.tensor_files import read_tensor_file
 from labelemb.predict import PredictError
 from labelemb.predict.bundle_config import portable_config
 from labelemb.train import build_config, train
-from labelemb.train.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

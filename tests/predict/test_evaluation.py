@@ -15,6 +15,7 @@ from predict_helpers import WORDS, train_digits_run, train_text_run
 from labelemb import load
 from labelemb.analysis.beyond_error import rank_changes
 from labelemb.cli import main, write_comparison
+from labelemb.config import OodSetConfig
 from labelemb.data import load as load_data
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
@@ -23,7 +24,6 @@ from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
 from labelemb.rundir import EVALUATION_FILE, RunDir
 from labelemb.train import ConfigError, build_config, train
-from labelemb.train.config import OodSetConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

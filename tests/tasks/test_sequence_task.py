@@ -9,11 +9,11 @@ import pytest
 import torch
 from repo_paths import CONFIGS
 
+from labelemb.config import ConfigError
 from labelemb.data.text.corpus import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
 from labelemb.data.text.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
 from labelemb.tasks.seq2seq import DecodeOptions, SequenceTask
 from labelemb.train import build_config, load_config, train
-from labelemb.train.config import ConfigError
 
 #: What shrinks any text config to a few seconds: a tiny model, a few updates, short decodes.
 QUICK = [

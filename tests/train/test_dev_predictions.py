@@ -24,6 +24,7 @@ from torch import Tensor
 
 from labelemb import methods
 from labelemb.callbacks import DEFAULTS, Callback
+from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.integrations.dev_predictions import hand_dev_predictions
 from labelemb.methods.base import LinearOutputMethod, MethodOutput, Rows, gold
@@ -31,7 +32,6 @@ from labelemb.methods.registry import METHODS
 from labelemb.registry import Entry
 from labelemb.tasks import Classification, Predictor
 from labelemb.train import train, train_batched
-from labelemb.train.config import ConfigError
 from labelemb.train.dev_predictions import DevSplitCheck, dev_predictions
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.train import train, train_seeds
-from labelemb.train.config import ConfigError
 from labelemb.train.early_stopping import update_patience
 from labelemb.train.stacked import unsupported_reason
 

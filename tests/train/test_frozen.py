@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from labelemb import methods
+from labelemb.config import ConfigError
 from labelemb.data import Split
 from labelemb.data.feature_cache import (
     backbone_digest,
@@ -29,7 +30,6 @@ from labelemb.models import FeatureHead, WithDense
 from labelemb.tasks import build_task
 from labelemb.train import build_config, train, train_batched
 from labelemb.train.build import build_network, parameter_groups
-from labelemb.train.config import ConfigError
 from labelemb.train.frozen import FeatureDataset, freeze_features, frozen_backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")

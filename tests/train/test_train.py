@@ -32,10 +32,10 @@ from run_checks import (
 )
 from safetensors.torch import load_file
 
+from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.rundir import differing_keys
 from labelemb.train import ConfigError, RunDirError, build_config, build_network, load_config, train
-from labelemb.train.reading import parse_override
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

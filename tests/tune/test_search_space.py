@@ -18,10 +18,9 @@ import torch
 from repo_paths import SOURCE
 
 from labelemb import methods
+from labelemb.config import RUN_CONTEXT_OPTIONS, config_keys
 from labelemb.methods.registry import method_builder, preset_options, search_space
 from labelemb.search import Space, SpaceError, check_space, combine, import_optuna, parse_space
-from labelemb.train.config import config_keys
-from labelemb.train.options import RUN_CONTEXT_OPTIONS
 
 SEARCH_PY = SOURCE / "search.py"
 

@@ -88,8 +88,8 @@ def log_comparison(experiment_dir: Path, folder: Path) -> None:
 def ood_set(text: str) -> Any:
     """``--ood``'s value as an ood set: an existing file or folder, a data set's name, or what looks
     like a file (a suffix, a folder in it: looked for as data files are, and named if not found)."""
+    from ..config import OodSetConfig
     from ..data import DATASETS, dataset_key
-    from ..train.config import OodSetConfig
 
     path = Path(text).expanduser()
     if path.exists() or (dataset_key(text) not in DATASETS and (path.suffix or len(path.parts) > 1)):

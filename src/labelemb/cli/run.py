@@ -49,11 +49,11 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
     """The key=value overrides plus what the shared options of train, compare and tune ask for.
 
     With ``--methods``, a bare method option goes to the methods that take it
-    (:func:`~labelemb.train.options.method_overrides`)."""
+    (:func:`~labelemb.config.method_overrides`)."""
     overrides = list(args.overrides)
     names = getattr(args, "methods", None)
     if names:
-        from ..train.options import method_overrides
+        from ..config import method_overrides
 
         # The base config is checked as one of the methods that run, not the file's own method,
         # which may lack an option meant for them.

@@ -18,8 +18,8 @@ from ..data.registry import dataset_key, dataset_yields
 from ..options import OptionsError
 from ..registry import unknown_name_message
 from ..tasks.registry import data_kind
-from .config import ConfigError, RunConfig, config_keys, top_level_keys
 from .reading import read_config_file, validate_config
+from .schema import ConfigError, RunConfig, config_keys, top_level_keys
 
 #: Method options the trainer fills in from the run when the config leaves them out.
 RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")

@@ -1,4 +1,4 @@
-"""A config as written, read into a :class:`~labelemb.train.config.RunConfig`: the YAML file, its
+"""A config as written, read into a :class:`~labelemb.config.RunConfig`: the YAML file, its
 ``key=value`` overrides, and pydantic's complaints as one line each."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..rundir import yaml_problem
-from .config import ConfigError, RunConfig, top_level_keys, unknown_key
+from .schema import ConfigError, RunConfig, top_level_keys, unknown_key
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -69,7 +69,7 @@ def _describe(error: ValidationError) -> str:
 def validate_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
     """A raw mapping (plus overrides) as a :class:`RunConfig`: keys and types only. What the names
     in it refer to (methods, models, data sets and their options) is checked by
-    :func:`labelemb.train.options.build_config`, which knows the registries."""
+    :func:`~labelemb.config.build_config`, which knows the registries."""
     merged = apply_overrides(raw or {}, overrides or [])
     # A field left out of every dump (the config file's folder) is no key a file may set.
     not_keys = [key for key in merged if key in RunConfig.model_fields and key not in top_level_keys()]

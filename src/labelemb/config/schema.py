@@ -1,4 +1,5 @@
-"""Run configuration: a YAML file plus ``key=value`` overrides, validated with pydantic."""
+"""The config's schema: a run's sections validated with pydantic, frozen; the sections that data sets
+and tasks declare read by their own schemas; every key a config may hold."""
 
 from __future__ import annotations
 

@@ -31,12 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
+from ..config import RunConfig
 from ..hub import ENCODER_PACKAGES
 from ..methods import method_class
 from ..models import model_class
 from ..models.custom import CustomBackbone
 from ..rundir import TENSORS_FILE
-from ..train.config import RunConfig
 from .description import RE_EXPORT, bundle_file
 from .source import PredictError, read_yaml
 

@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..config import OodSetConfig
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.ood import ood_figures
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
-from ..train.config import OodSetConfig
 from ..version import code_version
 from .loading import load
 from .ood import OodInputs, read_ood_set

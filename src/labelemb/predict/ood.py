@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from .. import data
+from ..config import OodSetConfig
 from ..data.base import DataError
 from ..data.files.paths import find_file
 from ..data.registry import DataRequest, dataset_key
 from ..data.text.corpus import read_lines
-from ..train.config import OodSetConfig
 from .inputs import image_shape
 from .reading import TABLE_FORMATS, read_rows
 from .source import PredictError, Trained

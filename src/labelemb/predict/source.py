@@ -18,6 +18,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from ..config import RunConfig
 from ..data.registry import dataset_yields
 from ..rundir import (
     CHECKPOINT_FILE,
@@ -32,7 +33,6 @@ from ..rundir import (
     RunDirError,
     yaml_problem,
 )
-from ..train.config import RunConfig
 from .calibration import Calibration
 
 #: Which weights of a run are read: the selected check's (the summary's figures) or the last.

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..train.config import RunConfig
+from ..config import RunConfig
 from ..train.plan import RunPlan
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.

@@ -9,8 +9,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..config import RunConfig
 from ..progress import draws_bar
-from ..train.config import RunConfig
 from ..train.plan import RunPlan
 from ..train.trainer import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit

@@ -112,7 +112,7 @@ class Task(Protocol):
 
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Task:
-        """The task of a run of ``config`` (a :class:`~labelemb.train.config.RunConfig`) on ``dataset``."""
+        """The task of a run of ``config`` (a :class:`~labelemb.config.RunConfig`) on ``dataset``."""
         ...
 
     @staticmethod

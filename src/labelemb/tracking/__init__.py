@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..callbacks import Callback
+from ..config import ConfigError, RunConfig
 from ..registry import unknown_name_message
 from ..rundir import RunDir
 from ..train import distributed
-from ..train.config import ConfigError, RunConfig
 from .base import (
     RUN_FILES,
     STATE_FILE,

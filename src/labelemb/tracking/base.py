@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import RunConfig
 from ..registry import Registry
 from ..rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_text
-from ..train.config import RunConfig
 
 logger = logging.getLogger(__name__)
 

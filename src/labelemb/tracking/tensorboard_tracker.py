@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..train.config import RunConfig
+from ..config import RunConfig
 from .base import EVALUATION_TENSORBOARD, TABLES, TENSORBOARD_DIR, TRACKERS, Tracker, summary_values
 
 

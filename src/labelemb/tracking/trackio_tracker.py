@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..config import RunConfig
 from ..rundir import EVALUATION_FILE
-from ..train.config import RunConfig
 from .base import (
     STATE_FILE,
     TABLES,

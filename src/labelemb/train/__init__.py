@@ -1,11 +1,10 @@
-"""Training: configs, the one loop and its layouts (one run, stacked seeds, torchrun); nothing else."""
+"""Training: the one loop and its layouts (one run, stacked seeds, torchrun); nothing else."""
 
+from ..config import ConfigError, RunConfig, build_config, load_config
 from ..rundir import RunDirError
 from ..tasks import Classification, Task
 from .build import Network, build_network, make_optimizer
-from .config import ConfigError, RunConfig
 from .loop import Progress
-from .options import build_config, load_config
 from .seed import epoch_permutation, seed_everything
 from .stacked import BatchedConfigError, supports_batched, unsupported_reason
 from .trainer import train, train_batched, train_seeds

@@ -14,12 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods, models
+from ..config import ConfigError, RunConfig
 from ..data import Dataset
 from ..data.augment import Augment
 from ..data.registry import DataRequest, load
 from ..data.text.sequences import TextDataset
 from ..tasks.decode import DecodeOptions
-from .config import ConfigError, RunConfig
 
 
 def load_run_data(config: RunConfig) -> Dataset | TextDataset:

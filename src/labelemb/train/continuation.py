@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from .. import methods
+from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
 from .build import CEILING_CONTEXT, method_options
-from .config import RunConfig
 from .plan import RunPlan
 
 logger = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from torch import Tensor
 
 from .. import methods
 from ..callbacks import Callback
+from ..config import ConfigError
 from ..methods.processes import from_main_process
 from ..tasks import Predictor, Task
-from .config import ConfigError
 
 
 def reads_dev(method: Any) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..callbacks import Callback
-from .config import ConfigError
+from ..config import ConfigError
 
 
 class Patience(Protocol):

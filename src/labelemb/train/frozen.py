@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import models
+from ..config import RunConfig
 from ..data import Dataset, Split
 from ..data.augment import Augment
 from ..data.feature_cache import backbone_digest, cached_features, split_key
@@ -28,7 +29,6 @@ from ..data.files.paths import cache_root
 from ..progress import draws_bar
 from ..tasks import Task
 from .build import config_folder_importable
-from .config import RunConfig
 
 SPLIT_NAMES = ("train", "dev", "test")
 #: The seed a frozen backbone's random weights (``pretrained: false``) are drawn with.

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import methods
 from ..callbacks import Callback
+from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, outputs_folder
@@ -28,7 +29,6 @@ from ..version import code_version
 from . import distributed
 from .batches import rows_per_example
 from .build import Network, build_network
-from .config import RunConfig
 from .flops import training_flops
 from .plan import RunPlan, plan_run
 from .seed import seed_everything

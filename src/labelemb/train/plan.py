@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import RunConfig
 from ..rundir import RunDir
 from ..tasks import Task
-from .config import RunConfig
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks
+from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import START_FILE
 from ..tasks import Task, build_task
 from . import distributed, threads
 from .build import load_run_data, resolve_device, step_options
-from .config import RunConfig
 from .continuation import continue_run
 from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay

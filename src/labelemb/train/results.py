@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
+from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from ..version import code_version
-from .config import RunConfig
 from .loop import Progress, Schedule, SeedRun, selected_record
 
 logger = logging.getLogger(__name__)

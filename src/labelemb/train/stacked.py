@@ -36,13 +36,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .. import methods, models
+from ..config import RunConfig
 from ..data import Split
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups
-from .config import RunConfig
 from .dev_predictions import dev_predictions
 from .loop import SeedRun, load_state
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks, with_defaults
+from ..config import RunConfig, check_buildable
 from ..data import Dataset
 from ..data.registry import data_fingerprint
 from ..data.text.sequences import TextDataset
@@ -21,10 +22,8 @@ from ..rundir import RunDir, differing_keys, first_missing
 from ..version import code_version
 from . import distributed
 from .build import data_request, load_run_data, resolve_device
-from .config import RunConfig
 from .continuation import source_run
 from .loop import Progress
-from .options import check_buildable
 from .plan import RunPlan, plan_run
 from .recipe import train_owned
 from .stacked import BatchedConfigError, unsupported_reason

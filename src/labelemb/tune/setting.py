@@ -15,9 +15,15 @@ from typing import Any
 
 from .. import methods
 from ..callbacks import Callbacks, with_defaults
+from ..config import (
+    RUN_CONTEXT_OPTIONS,
+    RunConfig,
+    build_config,
+    config_keys,
+    no_method_takes,
+    top_level_keys,
+)
 from ..search import Space, SpaceError, check_space, combine
-from ..train.config import RunConfig, config_keys, top_level_keys
-from ..train.options import RUN_CONTEXT_OPTIONS, build_config, no_method_takes
 from .trial import TuneError
 
 #: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
@@ -78,7 +84,7 @@ class TuneSetting:
 
     def method_config(self, method: str) -> RunConfig:
         """The base config for ``method`` at the tuning seed (the default setting): a config of its
-        own, made as any config is (:func:`~labelemb.train.options.build_config`: checked, one line
+        own, made as any config is (:func:`~labelemb.config.build_config`: checked, one line
         a mistake), in the base config's folder."""
         values = self.base.with_method(method).with_seed(self.tune_seed).model_dump(mode="json")
         return build_config(values).model_copy(update={"source_folder": self.base.source_folder})
