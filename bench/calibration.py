@@ -42,7 +42,8 @@ from labelemb.metrics import fit_temperature
 from labelemb.tasks import Classification, build_task
 from labelemb.train import build_config
 from labelemb.train.build import load_run_data
-from labelemb.train.loop import build_run, schedule
+from labelemb.train.loop import schedule
+from labelemb.train.seed_run import build_run
 from labelemb.train.single import Single
 
 

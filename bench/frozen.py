@@ -77,7 +77,7 @@ from labelemb.tasks import Task, build_task
 from labelemb.train import build_config
 from labelemb.train.build import load_run_data
 from labelemb.train.frozen import freeze_features, frozen_backbone
-from labelemb.train.loop import build_run
+from labelemb.train.seed_run import build_run
 from labelemb.train.single import Single
 
 MODEL = "efficientnet_lite0"

@@ -43,7 +43,7 @@ from labelemb.predict.export import export, onnxruntime_session
 from labelemb.tasks import build_task
 from labelemb.train import build_config, train
 from labelemb.train.build import load_run_data, resolve_device
-from labelemb.train.loop import build_run
+from labelemb.train.seed_run import build_run
 from labelemb.train.single import Single
 
 ROOT = Path(__file__).resolve().parent.parent

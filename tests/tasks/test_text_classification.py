@@ -26,8 +26,8 @@ from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
-from labelemb.train.loop import Progress
 from labelemb.train.results import summarize
+from labelemb.train.seed_run import Progress
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

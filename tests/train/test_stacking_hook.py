@@ -25,7 +25,7 @@ from labelemb.train import (
     train_batched,
     unsupported_reason,
 )
-from labelemb.train.loop import build_run
+from labelemb.train.seed_run import build_run
 from labelemb.train.stacked import Stacked, batched_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")

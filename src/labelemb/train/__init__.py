@@ -4,8 +4,8 @@ from ..config import ConfigError, RunConfig, build_config, load_config
 from ..rundir import RunDirError
 from ..tasks import Classification, Task
 from .build import Network, build_network, make_optimizer
-from .loop import Progress
 from .seed import epoch_permutation, seed_everything
+from .seed_run import Progress
 from .stacked import BatchedConfigError, supports_batched, unsupported_reason
 from .trainer import train, train_batched, train_seeds
 

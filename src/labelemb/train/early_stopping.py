@@ -3,7 +3,7 @@ improved for ``patience`` checks; ``train.epochs`` stays the ceiling.
 
 "Improved" means better than the best so far by more than ``min_delta`` (lower for an error,
 higher for BLEU / ROUGE / macro-F1: the task says which). The counter lives in the run's
-:class:`~labelemb.train.loop.Progress`, so it is in every checkpoint and a resumed run carries on
+:class:`~labelemb.train.seed_run.Progress`, so it is in every checkpoint and a resumed run carries on
 counting where it was killed. :class:`EarlyStopping` is the callback every run of the trainer gets
 (:mod:`labelemb.callbacks`): it counts each check before the check's checkpoint is written.
 """
@@ -18,7 +18,7 @@ from ..config import ConfigError
 
 
 class Patience(Protocol):
-    """What early stopping keeps of a run (the fields of :class:`~labelemb.train.loop.Progress`)."""
+    """What early stopping keeps of a run (the fields of :class:`~labelemb.train.seed_run.Progress`)."""
 
     best_selection: float | None
     checks_without_improvement: int

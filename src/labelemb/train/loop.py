@@ -4,7 +4,8 @@ What differs between those is how parameters and batches are laid out (a *layout
 :class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`); what differs
 between kinds of data is the *task* (:mod:`labelemb.tasks`). The loop itself walks the
 epochs and batches, counts steps, evaluates, checkpoints and writes each seed's run folder
-(:class:`labelemb.rundir.RunDir`).
+(:class:`labelemb.rundir.RunDir`); the runs it trains are built and restored beforehand
+(:mod:`labelemb.train.seed_run`).
 """
 
 from __future__ import annotations
@@ -16,131 +17,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .. import methods
 from ..callbacks import Callback
 from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
-from ..rundir import RunDir, RunDirError, outputs_folder
+from ..rundir import outputs_folder
 from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
-from ..version import code_version
 from . import distributed
 from .batches import rows_per_example
-from .build import Network, build_network
 from .flops import training_flops
-from .plan import RunPlan, plan_run
-from .seed import seed_everything
+from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Progress:
-    """Where a run stands; saved in every checkpoint."""
-
-    epoch: int = 0
-    batch: int = 0  # next batch to run within ``epoch``
-    step: int = 0
-    examples: int = 0
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    records: list[dict[str, Any]] = field(default_factory=list)
-    # Early stopping (train.early_stopping): the best selection metric so far, the checks since it
-    # last improved, and why and where the run stopped (None: it has not).
-    best_selection: float | None = None
-    checks_without_improvement: int = 0
-    stopped: dict[str, Any] | None = None
-    #: The finished shorter run this one started from (train.continue_from), and its last step.
-    continued_from: dict[str, Any] | None = None
-    #: The code that trained each part of the run: ``{"labelemb": version, "from_step": step}``
-    #: in order (:func:`with_this_code`); a resumed run's parts may be of different code.
-    code: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class SeedRun:
-    """One (method, seed) run as the loop holds it: its plan (config, folder, device, task), own
-    modules, progress."""
-
-    plan: RunPlan
-    model: nn.Module
-    method: methods.Method
-    network: Network
-    progress: Progress
-    #: The checkpoint this run resumes from (None: a fresh start); the layout restores its
-    #: optimiser, schedule and random state.
-    checkpoint: dict[str, Any] | None
-    #: The global random state this run has after its build (or its checkpoint's): what a run
-    #: trained side by side with others saves, as if it had trained alone.
-    rng_state: Tensor
-    #: Counted training FLOPs per training example (:mod:`labelemb.train.flops`); None: not counted.
-    flops_per_example: float | None = None
-
-    @property
-    def config(self) -> RunConfig:
-        return self.plan.config
-
-    @property
-    def folder(self) -> RunDir:
-        return self.plan.folder
-
-    @classmethod
-    def build(cls, plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
-        """Seed, build and (if its folder has a checkpoint) restore the weights of a planned run,
-        on its device, with its task's rows."""
-        if plan.device is None or plan.task is None:
-            raise ValueError(f"the plan of {plan.folder.path} has no device or task yet")
-        config, folder = plan.config, plan.folder
-        seed_everything(config.seed)
-        model, method = build_network(config, dataset)
-        network = Network(model, method, rows=plan.task.rows).to(plan.device)
-        checkpoint = folder.read_checkpoint()
-        progress = Progress()
-        rng_state = torch.get_rng_state()
-        if checkpoint is not None:
-            load_state(folder, "network", network, checkpoint)
-            progress = Progress(**checkpoint["progress"])
-            rng_state = checkpoint["torch_rng"]
-            logger.info(
-                "%s: resuming from its checkpoint at step %d (epoch %d, batch %d)",
-                folder.path,
-                progress.step,
-                progress.epoch,
-                progress.batch,
-            )
-        progress.code = with_this_code(progress.code, progress.step)
-        return cls(plan, model, method, network, progress, checkpoint, rng_state)
-
-
-def with_this_code(parts: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:
-    """The code that trained each part of a run (:attr:`Progress.code`) once this code trains it
-    on from ``step``: a part of its own unless the last part is already this code's. A run resumed
-    from a checkpoint that recorded no code gets an unknown first part (``"labelemb": None``)."""
-    here = code_version()
-    if parts and parts[-1]["labelemb"] == here:
-        return parts
-    earlier = parts or ([{"labelemb": None, "from_step": 0}] if step > 0 else [])
-    return [*earlier, {"labelemb": here, "from_step": step}]
-
-
-def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
-    """Seed, build and (if its folder has a checkpoint) restore the weights of one run of
-    ``config``, planned here (what a bench or a test builds a run with)."""
-    return SeedRun.build(plan_run(config, device, task), dataset)
-
-
-def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]) -> None:
-    """``target.load_state_dict(checkpoint[key])``, or a :class:`RunDirError` that says what to do."""
-    try:
-        target.load_state_dict(checkpoint[key])
-    except (RuntimeError, ValueError, KeyError) as error:
-        raise RunDirError(
-            f"checkpoint {folder.path / 'checkpoint.pt'} was written by a different model, method or "
-            f"labelemb version and cannot be resumed:\n{error}\n"
-            "Use another output_dir, or delete the checkpoint to start afresh."
-        ) from None
 
 
 class Layout(Protocol):

@@ -30,10 +30,11 @@ from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .frozen import freeze_features
-from .loop import Schedule, SeedRun, run_loop, schedule
+from .loop import Schedule, run_loop, schedule
 from .plan import RunPlan
 from .results import finish, start_record, summarize, warn_if_at_chance, warn_if_diverged
 from .seed import describe_seeds
+from .seed_run import SeedRun
 from .single import Single
 from .stacked import Stacked
 

@@ -17,7 +17,8 @@ from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from ..version import code_version
-from .loop import Progress, Schedule, SeedRun, selected_record
+from .loop import Schedule, selected_record
+from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
 

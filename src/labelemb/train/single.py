@@ -14,7 +14,7 @@ from . import distributed
 from .batches import epoch_order, rows_per_example
 from .build import make_optimizer, make_scheduler, network_step, parameter_groups, run_model, step_options
 from .dev_predictions import dev_predictions
-from .loop import SeedRun, load_state
+from .seed_run import SeedRun, load_state
 
 
 class Single:

@@ -23,9 +23,9 @@ from ..version import code_version
 from . import distributed
 from .build import data_request, load_run_data, resolve_device
 from .continuation import source_run
-from .loop import Progress
 from .plan import RunPlan, plan_run
 from .recipe import train_owned
+from .seed_run import Progress
 from .stacked import BatchedConfigError, unsupported_reason
 
 logger = logging.getLogger(__name__)
