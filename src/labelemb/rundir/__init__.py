@@ -74,12 +74,14 @@ from .names import (
     VOCABULARY_FILE,
     VOCABULARY_FILES,
 )
+from .turns import Claim, claim_alone, in_turns
 
 __all__ = [
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
     "CONFORMAL_FILE",
+    "Claim",
     "Config",
     "DATA_FILE",
     "EVALUATION_FILE",
@@ -102,8 +104,10 @@ __all__ = [
     "VOCABULARY_FILE",
     "VOCABULARY_FILES",
     "atomic_write",
+    "claim_alone",
     "differing_keys",
     "first_missing",
+    "in_turns",
     "load_safetensors",
     "outputs_folder",
     "remove_empty_folders",

@@ -18,8 +18,7 @@ from ..config import RunConfig, check_buildable
 from ..data import Dataset
 from ..data.registry import data_fingerprint
 from ..data.text.sequences import TextDataset
-from ..rundir import RunDir, differing_keys, first_missing
-from ..version import code_version
+from ..rundir import RunDir, claim_alone, differing_keys, first_missing, in_turns
 from . import distributed
 from .build import data_request, load_run_data, resolve_device
 from .continuation import source_run
@@ -215,19 +214,6 @@ def preflight(
         source_run(plan)  # a run to continue from, if asked for, that can be continued
 
 
-def other_code(summary: dict[str, Any]) -> str:
-    """What a reused run's note adds where the run was trained by other code than this
-    (:func:`~labelemb.version.code_version`): its numbers are that code's."""
-    recorded = summary.get("labelemb")
-    if recorded == code_version():
-        return ""
-    made_by = f"by labelemb {recorded}" if recorded else "by a labelemb that recorded no version"
-    return (
-        f" {made_by} (this is {code_version()}): its numbers are that code's; "
-        "remove the folder, or choose another --output-dir, to train it with this one"
-    )
-
-
 def _data_problem_first(config: RunConfig) -> None:
     """Read the data of ``config``, which differs from what its run folder recorded, so that a
     mistyped path or a broken file is reported as itself ("train file images/trian not found",
@@ -246,66 +232,38 @@ def _train(
 ) -> list[dict[str, Any] | None]:
     """Train ``configs`` (side by side where ``stacked`` and they stand at the same step).
 
-    A run another process is training is left to it: trained after this process's own runs, once
-    that process lets go of it (read back if it finished), or, with ``skip_held``, returned as None.
-    ``callbacks`` are called after those every run gets.
+    A run another process is training is left to it (:func:`~labelemb.rundir.in_turns`): trained
+    after this process's own runs, once that process lets go of it (read back if it finished), or,
+    with ``skip_held``, returned as None. ``callbacks`` are called after those every run gets.
     """
     hooks = Callbacks(with_defaults(callbacks))
     plans = plan_runs(configs, callbacks=hooks)
     # What this command creates, so an error before training leaves no empty run folder behind.
     first_created = [first_missing(plan.folder.path) for plan in plans]
-    summaries: dict[int, dict[str, Any] | None] = {}
-    waiting = list(range(len(configs)))
-    wait = False
-    while waiting:
-        with contextlib.ExitStack() as owned:
-            mine, held = [], []
-            for i in waiting:
-                folder = plans[i].folder
-                if not folder.is_finished() and not _claim(folder, owned, wait):
-                    held.append(i)
-                    continue
-                if folder.is_finished():  # perhaps by the process that held it
-                    summaries[i] = folder.read_summary()
-                    logger.info("reusing %s, finished%s", folder.path, other_code(summaries[i]))
-                else:
-                    folder.check_config(plans[i].config)  # written meanwhile by another process?
-                    mine.append(i)
-            if mine:
-                try:
-                    trained = train_owned([plans[i] for i in mine], dataset, stacked, show_progress, hooks)
-                except BaseException:
-                    if distributed.current().is_main:
-                        for i in mine:
-                            plans[i].folder.discard_unstarted(first_created[i])
-                    raise
-                summaries.update(zip(mine, trained))
-        for i in held:
-            logger.info(
-                "%s: another process is training it; %s",
-                plans[i].folder.path,
-                "skipped" if skip_held else "waiting for it",
-            )
-        if skip_held:
-            summaries.update((i, None) for i in held)
-            break
-        waiting, wait = held, True
-    return [summaries[i] for i in range(len(configs))]
+
+    def train_mine(mine: list[int]) -> list[dict[str, Any]]:
+        for i in mine:
+            plans[i].folder.check_config(plans[i].config)  # written meanwhile by another process?
+        try:
+            return train_owned([plans[i] for i in mine], dataset, stacked, show_progress, hooks)
+        except BaseException:
+            if distributed.current().is_main:
+                for i in mine:
+                    plans[i].folder.discard_unstarted(first_created[i])
+            raise
+
+    return in_turns([plan.folder for plan in plans], train_mine, claim=_claim, skip_held=skip_held)
 
 
 def _claim(folder: RunDir, owned: contextlib.ExitStack, wait: bool) -> bool:
-    """Own ``folder`` until ``owned`` closes; False if another process owns it (and not ``wait``)."""
+    """:func:`~labelemb.rundir.claim_alone`; under torchrun the processes of one job train the run
+    together, and the main one owns it for all."""
     processes = distributed.current()
-    if processes.world_size > 1:
-        # The processes of one torchrun job train the run together: the main one owns it for all.
-        if processes.is_main:
-            owned.callback(folder.let_go, folder.claim(wait=True))
-        torch.distributed.barrier()
-        return True
-    lock = folder.claim(wait)
-    if lock is None:
-        return False
-    owned.callback(folder.let_go, lock)
+    if processes.world_size == 1:
+        return claim_alone(folder, owned, wait)
+    if processes.is_main:
+        claim_alone(folder, owned, wait=True)
+    torch.distributed.barrier()
     return True
 
 
