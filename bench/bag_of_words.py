@@ -35,7 +35,7 @@ import torch
 from labelemb.data.text.classes import TextClassDataset, text_class_dataset
 from labelemb.tasks import build_task
 from labelemb.train import build_config
-from labelemb.train.seed_run import build_run
+from labelemb.train.build import build_run
 from labelemb.train.single import Single
 
 #: The data set's files, in $LABELEMB_DATA/debian-sections: our split name -> file.

@@ -41,9 +41,9 @@ from labelemb.data.base import as_float_images
 from labelemb.metrics import fit_temperature
 from labelemb.tasks import Classification, build_task
 from labelemb.train import build_config
-from labelemb.train.build import load_run_data
+from labelemb.train.build import build_run, load_run_data
 from labelemb.train.loop import schedule
-from labelemb.train.seed_run import build_run
+from labelemb.train.plan import plan_run
 from labelemb.train.single import Single
 
 
@@ -104,7 +104,7 @@ def main() -> None:
         dataset = load_run_data(config)
         device = torch.device("cpu")
         task = build_task(config, dataset)
-        plan = schedule(config, dataset, device)
+        plan = schedule(plan_run(config).timing, dataset, device)
         layout = Single(build_run(config, dataset, device, task), task, device)
         order = layout.epoch_orders(0, plan.train, plan.batch_size)
         for step in range(args.steps):

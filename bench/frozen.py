@@ -75,9 +75,8 @@ from labelemb.config import RunConfig
 from labelemb.data import Dataset, Split
 from labelemb.tasks import Task, build_task
 from labelemb.train import build_config
-from labelemb.train.build import load_run_data
+from labelemb.train.build import build_run, load_run_data
 from labelemb.train.frozen import freeze_features, frozen_backbone
-from labelemb.train.seed_run import build_run
 from labelemb.train.single import Single
 
 MODEL = "efficientnet_lite0"

@@ -36,8 +36,8 @@ import torch
 from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import Classification, build_config
+from labelemb.train.build import build_run
 from labelemb.train.seed import epoch_permutation
-from labelemb.train.seed_run import build_run
 from labelemb.train.single import Single
 
 SETTINGS = {

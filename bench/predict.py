@@ -42,8 +42,8 @@ from labelemb.config import read_config_file
 from labelemb.predict.export import export, onnxruntime_session
 from labelemb.tasks import build_task
 from labelemb.train import build_config, train
-from labelemb.train.build import load_run_data, resolve_device
-from labelemb.train.seed_run import build_run
+from labelemb.train.build import build_run, load_run_data
+from labelemb.train.parts import resolve_device
 from labelemb.train.single import Single
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,7 +42,7 @@ from torch import nn
 from labelemb.data import load_dataset
 from labelemb.methods import LabelEmbedding, Method
 from labelemb.train import Classification, build_config, epoch_permutation
-from labelemb.train.seed_run import build_run
+from labelemb.train.build import build_run
 from labelemb.train.single import Single
 from labelemb.train.stacked import Stacked
 

@@ -135,12 +135,12 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsy
 
 
 def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_read(tmp_path, capsys, monkeypatch):
-    import labelemb.train.trainer as trainer
+    from labelemb.train.parts import DataSource
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the output folder was checked")
 
-    monkeypatch.setattr(trainer, "load_run_data", no_data)
+    monkeypatch.setattr(DataSource, "load", no_data)
     a_file = tmp_path / "file"
     a_file.write_text("not a folder")
     for output in (a_file, a_file / "below"):

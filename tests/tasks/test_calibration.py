@@ -147,6 +147,7 @@ def test_a_short_run_records_the_calibration_of_its_test_predictions(small_confi
 
 def test_the_summary_keeps_none_for_a_selected_check_recorded_without_calibration(small_config, digits):
     from labelemb.train import Progress
+    from labelemb.train.plan import plan_run
     from labelemb.train.results import summarize
 
     # A run continued from one recorded before calibration: its selected check lacks the fields.
@@ -155,7 +156,7 @@ def test_the_summary_keeps_none_for_a_selected_check_recorded_without_calibratio
         {"step": 6, "epoch": 0.5, "examples": 600, "dev_error": 7.0, "test_error": 8.0, "test_ece": 1.0},
     ]
     progress = Progress(epoch=1, step=6, examples=600, train_seconds=1.0, wall_seconds=1.0, records=records)
-    summary = summarize(small_config(), progress, digits, Classification(), torch.device("cpu"), 1)
+    summary = summarize(plan_run(small_config()), progress, digits, Classification(), torch.device("cpu"), 1)
     assert summary["selected_step"] == 3
     assert summary["selected_test_ece"] is None and summary["selected_test_calibration"] is None
 

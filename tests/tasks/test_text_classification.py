@@ -26,6 +26,7 @@ from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
+from labelemb.train.plan import plan_run
 from labelemb.train.results import summarize
 from labelemb.train.seed_run import Progress
 
@@ -309,7 +310,7 @@ def test_selection_by_dev_error_or_by_dev_macro_f1(tmp_path, texts):
         config = text_config(tmp_path, selection_metric=metric)
         task = build_task(config, texts)
         assert isinstance(task, TextClassification)
-        summary = summarize(config, progress, texts, task, torch.device("cpu"), 1)
+        summary = summarize(plan_run(config), progress, texts, task, torch.device("cpu"), 1)
         selected[metric] = summary["selected_step"]
         assert summary["reported_metrics"] == ["test_error", "test_macro_f1"]
         assert summary["metric"] == "test_error" and summary["higher_is_better"] is False

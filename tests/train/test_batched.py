@@ -37,7 +37,7 @@ from labelemb.train import (
     train_seeds,
     unsupported_reason,
 )
-from labelemb.train.seed_run import build_run
+from labelemb.train.build import build_run
 from labelemb.train.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")

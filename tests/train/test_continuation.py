@@ -10,6 +10,7 @@ import pytest
 from labelemb.rundir import RunDirError
 from labelemb.train import train
 from labelemb.train.continuation import ceiling_set_method_settings
+from labelemb.train.plan import method_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,9 +120,8 @@ def test_a_method_whose_settings_follow_the_ceiling_is_refused(small_config, tmp
 
 def test_which_method_settings_follow_the_ceiling(small_config, digits):
     def moved(*options):
-        return ceiling_set_method_settings(
-            small_config(*options), small_config(*options, "train.epochs=4"), digits
-        )
+        shorter, longer = small_config(*options), small_config(*options, "train.epochs=4")
+        return ceiling_set_method_settings(method_of(shorter), method_of(longer), digits)
 
     assert moved() == []  # the released label embedding has no warm-up
     assert moved("variant=nlp", "soft_warmup=10") == []  # a warm-up in updates

@@ -11,8 +11,8 @@ import pytest
 from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.train import train, train_seeds
+from labelemb.train.batching import unsupported_reason
 from labelemb.train.early_stopping import update_patience
-from labelemb.train.stacked import unsupported_reason
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

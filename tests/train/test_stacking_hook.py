@@ -25,8 +25,9 @@ from labelemb.train import (
     train_batched,
     unsupported_reason,
 )
-from labelemb.train.seed_run import build_run
-from labelemb.train.stacked import Stacked, batched_models
+from labelemb.train.batching import batched_models
+from labelemb.train.build import build_run
+from labelemb.train.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -308,6 +308,7 @@ def test_run_folder_holds_config_metrics_summary_and_representation(small_config
 
 def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, digits):
     from labelemb.train import Classification, Progress
+    from labelemb.train.plan import plan_run
     from labelemb.train.results import summarize
 
     def record(step, dev, test):
@@ -322,13 +323,13 @@ def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, d
     records = [record(3, 20.0, 21.0), record(6, 9.0, 4.0), record(9, 12.0, 6.0), record(12, 9.0, 5.0)]
     progress = Progress(epoch=1, step=12, examples=1197, train_seconds=2.0, wall_seconds=3.0, records=records)
     task, cpu = Classification(), torch.device("cpu")
-    best = summarize(small_config("train.epochs=1"), progress, digits, task, cpu, 123)
+    best = summarize(plan_run(small_config("train.epochs=1")), progress, digits, task, cpu, 123)
     assert (best["selected_test_error"], best["selected_dev_error"], best["selected_step"]) == (4.0, 9.0, 6)
     assert (best["final_test_error"], best["final_dev_error"], best["steps"]) == (5.0, 9.0, 12)
     assert best["seconds_per_epoch"] == 2.0 and best["num_parameters"] == 123
 
     last = small_config("train.epochs=1", selection="final")
-    final = summarize(last, progress, digits, task, cpu, 123)
+    final = summarize(plan_run(last), progress, digits, task, cpu, 123)
     assert final["selection"] == "final"
     assert (final["selected_test_error"], final["selected_step"]) == (5.0, 12)
 
@@ -355,7 +356,7 @@ def test_a_method_that_learns_no_representation_saves_its_class_mean_softmax(sma
 
 
 def test_rerunning_a_finished_run_returns_its_summary_without_training(small_config, digits, monkeypatch):
-    import labelemb.train.trainer as loop
+    from labelemb.train.parts import DataSource
 
     config = small_config()
     saved = train(config, dataset=digits)
@@ -364,7 +365,7 @@ def test_rerunning_a_finished_run_returns_its_summary_without_training(small_con
     def no_data(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(loop, "load_run_data", no_data)
+    monkeypatch.setattr(DataSource, "load", no_data)
     again = small_config("train.progress=true")  # progress bars do not change results
     summary = train(again, on_checkpoint=no_data)
     assert summary == saved == json.loads((config.run_dir() / "summary.json").read_text())

@@ -160,7 +160,7 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
     a sequence-to-sequence run has nothing to judge here)."""
     from ..data.registry import dataset_yields
     from ..rundir import RunDir
-    from ..train.build import resolve_device
+    from ..train.parts import resolve_device
 
     if not configs or dataset_yields(configs[0].data.name, configs[0].data_sections()) not in (
         "images",

@@ -27,7 +27,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise PredictError("give the inputs: --input PATH, or --split test (the run's own data)")
     if args.set_method is not None and args.sets is None:
         raise PredictError("--set-method needs --sets LEVEL, the target coverage of the sets (such as 0.9)")
-    from ..train.build import resolve_device
+    from ..train.parts import resolve_device
 
     # A device this machine lacks is one line (resolve_device's), before anything is read.
     device = resolve_device(args.device) if args.device else "cpu"

@@ -105,7 +105,7 @@ def check_buildable(config: RunConfig) -> None:
     """Raise :class:`ConfigError` unless the config's data set, model and method exist, fit each
     other and every option given to them is one they take, of a type they accept; checked before
     any data is read (a fraction of a millisecond: a config is checked where it is read,
-    :func:`build_config`, and where its run is planned, :func:`~labelemb.train.trainer.preflight`,
+    :func:`build_config`, and where its run is resolved, :func:`~labelemb.train.plan.resolve`,
     with no record of having been checked)."""
     model_class = _known(config.model.name, models.available(), "model", models.model_class)
     accepted_by_model = models.model_options(config.model.name)

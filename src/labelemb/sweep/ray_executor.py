@@ -171,7 +171,7 @@ class RayExecutor:
         The cluster's resources decide, not this machine's: a driver without CUDA sends CUDA runs to
         a cluster with GPUs (the grid leaves the devices to this check). Ray schedules no other
         accelerator, so another device (``mps``) is checked here, as a local run's would be."""
-        from ..train.build import resolve_device
+        from ..train.parts import resolve_device
 
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)

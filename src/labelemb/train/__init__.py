@@ -3,10 +3,10 @@
 from ..config import ConfigError, RunConfig, build_config, load_config
 from ..rundir import RunDirError
 from ..tasks import Classification, Task
+from .batching import BatchedConfigError, supports_batched, unsupported_reason
 from .build import Network, build_network, make_optimizer
 from .seed import epoch_permutation, seed_everything
 from .seed_run import Progress
-from .stacked import BatchedConfigError, supports_batched, unsupported_reason
 from .trainer import train, train_batched, train_seeds
 
 __all__ = [

@@ -22,12 +22,11 @@ import torch
 from torch import nn
 
 from .. import methods
-from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
-from .build import CEILING_CONTEXT, method_options
-from .plan import RunPlan
+from .parts import CEILING_CONTEXT, MethodFactory
+from .plan import RunPlan, method_of
 
 logger = logging.getLogger(__name__)
 
@@ -38,27 +37,28 @@ CONTINUABLE_KEYS = {"experiment", "train.epochs"}
 def source_run(plan: RunPlan) -> RunDir | None:
     """The finished run a new planned run starts from, checked (None without
     ``train.continue_from``, or once the run has started: it then resumes from its own folder)."""
-    config = plan.config
-    if config.train.continue_from is None or plan.folder.is_started():
+    if plan.continue_from is None or plan.folder.is_started():
         return None
-    source = RunDir(Path(config.train.continue_from) / config.method.name / f"seed{config.seed}")
+    name, seed, epochs = plan.method.name, plan.seed, plan.timing.epochs
+    source = RunDir(Path(plan.continue_from) / name / f"seed{seed}")
     fix = "train it there first, or leave train.continue_from out to train this run from scratch"
     if not source.is_finished() or not source.has_checkpoint():
         raise RunDirError(
-            f"train.continue_from: {source.path} holds no finished run of {config.method.name} seed "
-            f"{config.seed} with its checkpoint; {fix}"
+            f"train.continue_from: {source.path} holds no finished run of {name} seed {seed} with its "
+            f"checkpoint; {fix}"
         )
-    saved = source.read_valid_config(type(config))
-    changed = differing_keys(saved.comparable(), config.comparable()) - CONTINUABLE_KEYS
+    # The records compared: the source's saved config and this run's.
+    saved = source.read_valid_config(type(plan.config))
+    changed = differing_keys(saved.comparable(), plan.config.comparable()) - CONTINUABLE_KEYS
     if changed:
         raise RunDirError(
             f"train.continue_from: the run in {source.path} differs from this one in "
             f"{', '.join(sorted(changed))}; a run can only be continued to a higher train.epochs"
         )
-    if config.train.epochs <= saved.train.epochs:
+    if epochs <= saved.train.epochs:
         raise RunDirError(
             f"train.continue_from: the run in {source.path} was trained to train.epochs="
-            f"{saved.train.epochs}; continue it to more epochs than that (got {config.train.epochs})"
+            f"{saved.train.epochs}; continue it to more epochs than that (got {epochs})"
         )
     return source
 
@@ -69,13 +69,12 @@ def continue_run(plan: RunPlan, dataset: Dataset | TextDataset) -> None:
     source = source_run(plan)
     if source is None:
         return
-    config = plan.config
-    saved = source.read_valid_config(type(config))
-    moved = ceiling_set_method_settings(saved, config, dataset)
+    saved = source.read_valid_config(type(plan.config))
+    moved = ceiling_set_method_settings(method_of(saved), plan.method, dataset)
     if moved:
         raise RunDirError(
-            f"train.continue_from: {config.method.name}'s {', '.join(moved)} follow from train.epochs, "
-            f"so the run in {source.path} is not the start of a run to {config.train.epochs} epochs; "
+            f"train.continue_from: {plan.method.name}'s {', '.join(moved)} follow from train.epochs, "
+            f"so the run in {source.path} is not the start of a run to {plan.timing.epochs} epochs; "
             "set them in the config explicitly, or train this run from scratch"
         )
     target = plan.folder
@@ -91,23 +90,22 @@ def continue_run(plan: RunPlan, dataset: Dataset | TextDataset) -> None:
 
 
 def ceiling_set_method_settings(
-    shorter: RunConfig, longer: RunConfig, dataset: Dataset | TextDataset
+    shorter: MethodFactory, longer: MethodFactory, dataset: Dataset | TextDataset
 ) -> list[str]:
-    """The method's settings that differ between the two configs because their ceilings do."""
-    accepted = methods.options(longer.method.name)
-    if not any(key in accepted and key not in longer.options("method") for key in CEILING_CONTEXT):
+    """The settings of the two runs' method that differ because their ceilings do."""
+    if not any(key in longer.told for key in CEILING_CONTEXT):
         return []
-    shorter_settings, longer_settings = (_method_settings(c, dataset) for c in (shorter, longer))
+    shorter_settings, longer_settings = (_method_settings(m, dataset) for m in (shorter, longer))
     return sorted(key for key in longer_settings if shorter_settings.get(key) != longer_settings[key])
 
 
-def _method_settings(config: RunConfig, dataset: Dataset | TextDataset) -> dict[str, Any]:
-    """What a method of ``config`` holds besides its parameters. Built small (8 features, 2
-    classes: the settings compared are set by the options, not by the sizes), and with the random
-    state put back, so that the run's own build draws what it would have drawn."""
+def _method_settings(method_factory: MethodFactory, dataset: Dataset | TextDataset) -> dict[str, Any]:
+    """What a method holds besides its parameters. Built small (8 features, 2 classes: the
+    settings compared are set by the options, not by the sizes), and with the random state put
+    back, so that the run's own build draws what it would have drawn."""
     with torch.random.fork_rng(devices=[]):
-        options = method_options(config, dataset)
-        method = methods.build(config.method.name, in_features=8, num_classes=2, **options)
+        options = method_factory.options_for(dataset)
+        method = methods.build(method_factory.name, in_features=8, num_classes=2, **options)
     return {
         key: value
         for key, value in vars(method).items()

@@ -69,7 +69,7 @@ class EarlyStopping(Callback):
             )
 
     def on_record(self, run: Any) -> None:
-        rule = run.config.train.early_stopping
+        rule = run.plan.early_stopping
         progress, task = run.progress, run.plan.task
         if rule is not None and progress.stopped is None:
             record = progress.records[-1]

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..tasks import Task
 from .batches import epoch_order, rows_per_example
-from .build import StepOptions
+from .network import StepOptions
 
 #: Batches of epoch 0 a run's step is counted over.
 COUNTED_BATCHES = 3

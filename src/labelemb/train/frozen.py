@@ -19,16 +19,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .. import models
 from ..config import RunConfig
 from ..data import Dataset, Split
 from ..data.augment import Augment
 from ..data.feature_cache import backbone_digest, cached_features, split_key
-from ..data.files.options import FilesOptions
 from ..data.files.paths import cache_root
 from ..progress import draws_bar
 from ..tasks import Task
-from .build import config_folder_importable
+from .parts import Backbone, FrozenFeatures
+from .plan import backbone_of, features_of
 
 SPLIT_NAMES = ("train", "dev", "test")
 #: The seed a frozen backbone's random weights (``pretrained: false``) are drawn with.
@@ -58,20 +57,25 @@ class FeatureDataset(Dataset):
 
 
 def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
-    """``dataset`` seen through the frozen backbone of ``config``: every split's features, read from
-    the feature cache or computed there (in eval mode, on ``device``)."""
+    """``dataset`` seen through the frozen backbone of ``config`` (:func:`features_through`)."""
+    return features_through(features_of(config), dataset, task, device)
+
+
+def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
+    """``dataset`` seen through a frozen backbone: every split's features, read from the feature
+    cache or computed there (in eval mode, on ``device``)."""
     if isinstance(dataset, FeatureDataset):
         return dataset
-    backbone = frozen_backbone(config, dataset).to(device).eval()
-    normalise = eval_normalisation(config)
+    backbone = built_frozen(part.backbone, dataset.input_shape).to(device).eval()
+    normalise = None if part.mean is None else Augment(mean=part.mean, std=part.std)
     description = {
-        "model": config.model.name,
-        "options": config.options("model"),
-        "normalise": [config.data.augment.mean, config.data.augment.std],
-        "precision": config.train.precision,
+        "model": part.backbone.name,
+        "options": part.backbone.options,
+        "normalise": [part.mean, part.std],
+        "precision": part.precision,
     }
     digest = backbone_digest(description, backbone.state_dict())
-    folder = cache_root(config.section(FilesOptions).cache_dir) / "features"
+    folder = cache_root(part.cache_dir) / "features"
     splits: dict[str, Split | None] = {}
     caches: dict[str, Any] = {}
     for name in SPLIT_NAMES:
@@ -86,16 +90,16 @@ def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.d
             split_key(digest, inputs),
             len(split),
             lambda split=split, name=name: split_features(
-                backbone, split, task, device, config, normalise, label=f"{name} features"
+                backbone, split, task, device, part, normalise, label=f"{name} features"
             ),
-            label=f"{config.model.name} features of {name}",
-            progress=config.train.progress,
+            label=f"{part.backbone.name} features of {name}",
+            progress=part.progress,
         )
         caches[name] = {"reused": reused, "seconds": round(time.perf_counter() - started, 3)}
         splits[name] = Split(features, split.labels)
     width = int(splits["train"].inputs.shape[1])  # type: ignore[union-attr]
     frozen = {
-        "backbone": config.model.name,
+        "backbone": part.backbone.name,
         "features": width,
         # What the backbone reads, so that a prediction can rebuild it without the data.
         "input_shape": list(dataset.input_shape),
@@ -114,19 +118,18 @@ def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.d
 
 
 def frozen_backbone(config: RunConfig, dataset: Any) -> nn.Module:
-    """The backbone of ``config``, built for ``dataset`` with its random draws seeded by
-    :data:`FROZEN_BACKBONE_SEED` (the run's own random state is left as it was)."""
-    with torch.random.fork_rng(devices=[]), config_folder_importable(config):
+    """The backbone of ``config`` as a run freezes it, built for ``dataset`` (:func:`built_frozen`)."""
+    return built_frozen(backbone_of(config), dataset.input_shape)
+
+
+def built_frozen(backbone: Backbone, input_shape: tuple[int, ...]) -> nn.Module:
+    """The named model of ``backbone``, its random draws seeded by :data:`FROZEN_BACKBONE_SEED`
+    (the run's own random state is left as it was), its weights fixed."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(FROZEN_BACKBONE_SEED)
-        backbone = models.build_model(config.model.name, dataset.input_shape, **config.options("model"))
-    backbone.requires_grad_(False)
-    return backbone
-
-
-def eval_normalisation(config: RunConfig) -> Augment | None:
-    """The per-channel normalisation of ``data.augment`` (what evaluation applies to an image), or None."""
-    spec = config.data.augment
-    return None if spec.mean is None else Augment(mean=spec.mean, std=spec.std)
+        model = backbone.named(input_shape)
+    model.requires_grad_(False)
+    return model
 
 
 @torch.inference_mode()
@@ -135,7 +138,7 @@ def split_features(
     split: Any,
     task: Task,
     device: torch.device,
-    config: RunConfig,
+    part: FrozenFeatures,
     normalise: Augment | None,
     label: str,
 ) -> Tensor:
@@ -144,10 +147,10 @@ def split_features(
     task), images in order; ``eval_batch_size`` at a time."""
     lengths = getattr(split, "lengths", None)
     order = torch.argsort(lengths.cpu(), stable=True) if lengths is not None else torch.arange(len(split))
-    autocast = torch.bfloat16 if config.train.precision == "bf16" else None
+    autocast = torch.bfloat16 if part.precision == "bf16" else None
     chunks = []
-    batches = order.split(config.train.eval_batch_size)
-    shown = draws_bar(config.train.progress)
+    batches = order.split(part.batch_size)
+    shown = draws_bar(part.progress)
     for index in tqdm(batches, desc=label, unit="batch", disable=not shown, leave=False):
         inputs, _ = task.batch(split, index.to(split.labels.device))
         inputs = inputs.to(device)
@@ -157,7 +160,7 @@ def split_features(
             features = backbone(inputs)
         if features.dim() != 2:
             raise ValueError(
-                f"model {config.model.name!r} gave features of shape {tuple(features.shape)}; "
+                f"model {part.backbone.name!r} gave features of shape {tuple(features.shape)}; "
                 "a frozen backbone must give (N, d)"
             )
         chunks.append(features.float().cpu())

@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from ..callbacks import Callback
-from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import outputs_folder
@@ -28,6 +27,7 @@ from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_che
 from . import distributed
 from .batches import rows_per_example
 from .flops import training_flops
+from .parts import Timing
 from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class Schedule:
 FEW_UPDATES_PER_EPOCH = 5
 
 
-def schedule(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
-    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``config``."""
-    examples, batch_size = len(dataset.train), config.train.batch_size
+def schedule(timing: Timing, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
+    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``."""
+    examples, batch_size = len(dataset.train), timing.batch_size
     updates = math.ceil(examples / batch_size)
     if updates < FEW_UPDATES_PER_EPOCH:
         logger.warning(
@@ -102,17 +102,17 @@ def schedule(config: RunConfig, dataset: Dataset | TextDataset, device: torch.de
             examples,
             batch_size,
             updates,
-            config.train.epochs,
+            timing.epochs,
             max(1, examples // (2 * FEW_UPDATES_PER_EPOCH)),
         )
     return Schedule(
         train=dataset.train.to(device),
         dev=None if dataset.dev is None else dataset.dev.to(device),
         test=dataset.test.to(device),
-        batch_size=config.train.batch_size,
-        eval_every=config.train.eval_every,
-        epochs=config.train.epochs,
-        max_steps=config.train.max_steps,
+        batch_size=timing.batch_size,
+        eval_every=timing.eval_every,
+        epochs=timing.epochs,
+        max_steps=timing.max_steps,
     )
 
 
@@ -216,7 +216,7 @@ def evaluate_and_checkpoint(
         record = progress_record(progress, plan.num_train)
         if run.flops_per_example is not None:
             record["train_flops"] = training_flops(run.flops_per_example, progress.examples)
-        selectable = selectable_check(progress.records, task, run.config.selection)
+        selectable = selectable_check(progress.records, task, run.plan.selection)
         record.update(evaluate_check(task, layout.predictor(s), plan.dev, plan.test, selectable))
         record.update({name: per_run[s] for name, per_run in means.items()})
         files = task.evaluation_files()
@@ -230,7 +230,7 @@ def evaluate_and_checkpoint(
             run.folder.write_metrics(progress.records)
             state = layout.checkpoint_state(s)
             run.folder.write_checkpoint({**state, "progress": asdict(progress)})
-            if selected_record(progress.records, task, run.config.selection) is record:
+            if selected_record(progress.records, task, run.plan.selection) is record:
                 # What `labelemb predict` reads: the weights the summary's selected check measured.
                 run.folder.write_selected_weights(state["network"], progress.step)
 

@@ -17,20 +17,19 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks
-from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import START_FILE
 from ..tasks import Task, build_task
 from . import distributed, threads
-from .build import load_run_data, resolve_device, step_options
 from .continuation import continue_run
 from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
-from .frozen import freeze_features
+from .frozen import features_through
 from .loop import Schedule, run_loop, schedule
+from .parts import Placement, resolve_device
 from .plan import RunPlan
 from .results import finish, start_record, summarize, warn_if_at_chance, warn_if_diverged
 from .seed import describe_seeds
@@ -50,24 +49,26 @@ def train_owned(
     loop -> finish. ``hooks`` hear of each group after the trainer's own callbacks (the methods'
     epoch-end updates, early stopping) and before the progress display."""
     processes = distributed.current()
-    config = plans[0].config
-    device = _process_device(config, processes)
+    first = plans[0]
+    device = _process_device(first.placement, processes)
     hooks = Callbacks([EarlyStopping(), DevSplitCheck(), hooks])
     # Data: read once for every run; a continued run's folder copied from its source first.
     if dataset is None:
-        dataset = load_run_data(config)
+        dataset = first.data.load()
     _continue_runs(plans, dataset, processes)
-    # Task: the data decides it, in one place; the callbacks may refuse the pair.
-    task = build_task(config, dataset)
+    # Task: the data decides it, in one place (the task's for_run reads the run's record); the
+    # callbacks may refuse the pair.
+    task = build_task(first.config, dataset)
     plans = [replace(plan, device=device, task=task) for plan in plans]
     hooks.setup([plan.config for plan in plans], dataset, task)
-    if not config.train.threads:
+    if not first.placement.threads:
         threads.use_free_cores_if_asked()
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
-    if config.model.freeze:
-        dataset = freeze_features(config, dataset, task, device)
-    run_files = {**run_files, START_FILE: json.dumps(start_record(config, dataset), indent=2) + "\n"}
-    timetable = schedule(config, dataset, device)
+    if first.features is not None:
+        dataset = features_through(first.features, dataset, task, device)
+    start = start_record(first.data.request, dataset)
+    run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
+    timetable = schedule(first.timing, dataset, device)
     summaries: dict[int, dict[str, Any]] = {}
     # Build: each run's network, method and optimiser, in the groups that train together.
     for members in _groups(plans, dataset, stacked):
@@ -95,11 +96,11 @@ def train_owned(
     return [summaries[j] for j in range(len(plans))]
 
 
-def _process_device(config: RunConfig, processes: distributed.Processes) -> torch.device:
+def _process_device(placement: Placement, processes: distributed.Processes) -> torch.device:
     """The device this process trains on (its own GPU under torchrun), its threads set first."""
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = resolve_device(config.train.device)
+    if placement.threads:
+        torch.set_num_threads(placement.threads)
+    device = resolve_device(placement.device)
     if device.type == "cuda" and processes.world_size > 1:
         device = torch.device("cuda", processes.local_rank)
     return device
@@ -150,9 +151,9 @@ def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:
         first.network,
         task,
         timetable.train,
-        first.config.seed,
+        first.plan.seed,
         timetable.batch_size,
-        step_options(first.config, 0),
+        first.plan.steps.options(0),
     )
     for run in group:
         run.flops_per_example = counted
@@ -177,7 +178,7 @@ def _finish_run(
     processes = distributed.current()
     task, device = run.plan.task, run.plan.device
     size = sum(p.numel() for p in run.network.parameters())
-    summary = summarize(run.config, run.progress, dataset, task, device, size)
+    summary = summarize(run.plan, run.progress, dataset, task, device, size)
     summary["processes"] = processes.world_size
     if isinstance(layout, Stacked):
         summary["batched_seeds"] = len(layout.runs)
@@ -204,5 +205,5 @@ class _EpochEnd(Callback):
 
 
 def _describe(runs: list[SeedRun], together: bool) -> str:
-    seeds = describe_seeds([run.config.seed for run in runs])
-    return f"{runs[0].config.method.name} {seeds}" + (" (batched)" if together else "")
+    seeds = describe_seeds([run.plan.seed for run in runs])
+    return f"{runs[0].plan.method.name} {seeds}" + (" (batched)" if together else "")

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from ..config import RunConfig
 from ..data import Dataset
+from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from ..version import code_version
 from .loop import Schedule, selected_record
+from .plan import RunPlan
 from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ CHANCE_MIN_CHECKS = 3
 
 
 def summarize(
-    config: RunConfig,
+    plan: RunPlan,
     progress: Progress,
     dataset: Dataset | TextDataset,
     task: Task,
@@ -37,14 +38,14 @@ def summarize(
     """A finished run's ``summary.json``: the metrics at the selected check and at the last."""
     records = progress.records
     final = records[-1]
-    selection = config.selection if task.selection_metric in final else "final"
+    selection = plan.selection if task.selection_metric in final else "final"
     selected = selected_record(records, task, selection)
     summary: dict[str, Any] = {
-        "experiment": config.experiment,
-        "method": config.method.name,
-        "seed": config.seed,
+        "experiment": plan.experiment,
+        "method": plan.method.name,
+        "seed": plan.seed,
         "dataset": dataset.name,
-        "model": config.model.name,
+        "model": plan.backbone.name,
         "selection": selection,
         # What the network reads, so that a prediction can rebuild it without the data.
         "input_shape": list(dataset.input_shape),
@@ -65,7 +66,7 @@ def summarize(
     if progress.records and "train_flops" in progress.records[-1]:
         summary["train_flops"] = progress.records[-1]["train_flops"]
     summary["stopped"] = progress.stopped or {
-        "reason": "max_steps" if progress.step == config.train.max_steps else "epochs",
+        "reason": "max_steps" if progress.step == plan.timing.max_steps else "epochs",
         "step": progress.step,
         "epoch": epochs_trained,
     }
@@ -75,7 +76,7 @@ def summarize(
         summary["trained_by"] = progress.code
     summary.update(
         {
-            "epochs": config.train.epochs,
+            "epochs": plan.timing.epochs,
             "steps": progress.step,
             "epochs_trained": epochs_trained,
             "seconds_per_epoch": progress.train_seconds / max(epochs_trained, 1e-12),
@@ -91,7 +92,7 @@ def summarize(
     return summary
 
 
-def start_record(config: RunConfig, dataset: Dataset | TextDataset) -> dict[str, Any]:
+def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[str, Any]:
     """What a run records when it starts (``start.json``): its class names and what its network
     (and a frozen backbone) reads, as the summary will, and the folders its data files were looked
     for in, made absolute: a prediction reads the data where the run found it, from any folder."""
@@ -102,10 +103,10 @@ def start_record(config: RunConfig, dataset: Dataset | TextDataset) -> dict[str,
     frozen = getattr(dataset, "details", {}).get("frozen")
     if frozen:
         record["data"] = {"frozen": {"input_shape": frozen["input_shape"]}}
-    # data_request's order: the config file's folder, then data.dir (relative to where it ran).
-    given_dir = config.data.dir
+    # The request's order: the config file's folder, then data.dir (relative to where it ran).
+    given_dir = request.dir
     record["data_folders"] = {
-        "config_folder": config.source_folder,
+        "config_folder": next(iter(request.search), None),
         "dir": None if given_dir is None else str(Path(given_dir).expanduser().resolve()),
     }
     return record
@@ -164,8 +165,8 @@ def warn_if_at_chance(run: SeedRun, task: Task, plan: Schedule) -> None:
         "(always answering the most frequent class gives %.2f %%). Try another train.lr (10x "
         "smaller or larger), more train.epochs, or the method's other options; onehot on the same "
         "data shows what the model can reach.",
-        run.config.method.name,
-        run.config.seed,
+        run.plan.method.name,
+        run.plan.seed,
         metric.replace("_", " "),
         min(record[metric] for record in run.progress.records),
         len(run.progress.records),
@@ -184,8 +185,8 @@ def warn_if_diverged(run: SeedRun) -> None:
         "%s (seed %d) diverged: its outputs were not finite for some test examples at %d of %d "
         "checks, the first at step %d (their calibration is left out). Try a 10x smaller train.lr, "
         "or train.clip_grad_norm.",
-        run.config.method.name,
-        run.config.seed,
+        run.plan.method.name,
+        run.plan.seed,
         len(diverged),
         len(records),
         diverged[0]["step"],

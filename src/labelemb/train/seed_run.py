@@ -15,10 +15,10 @@ from ..config import RunConfig
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError
-from ..tasks import Task
 from ..version import code_version
-from .build import Network, build_network
-from .plan import RunPlan, plan_run
+from .network import Network
+from .parts import build_pair
+from .plan import RunPlan
 from .seed import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,9 @@ class SeedRun:
         on its device, with its task's rows."""
         if plan.device is None or plan.task is None:
             raise ValueError(f"the plan of {plan.folder.path} has no device or task yet")
-        config, folder = plan.config, plan.folder
-        seed_everything(config.seed)
-        model, method = build_network(config, dataset)
+        folder = plan.folder
+        seed_everything(plan.seed)
+        model, method = build_pair(plan.backbone, plan.method, dataset)
         network = Network(model, method, rows=plan.task.rows).to(plan.device)
         checkpoint = folder.read_checkpoint()
         progress = Progress()
@@ -111,12 +111,6 @@ def with_this_code(parts: list[dict[str, Any]], step: int) -> list[dict[str, Any
         return parts
     earlier = parts or ([{"labelemb": None, "from_step": 0}] if step > 0 else [])
     return [*earlier, {"labelemb": here, "from_step": step}]
-
-
-def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
-    """Seed, build and (if its folder has a checkpoint) restore the weights of one run of
-    ``config``, planned here (what a bench or a test builds a run with)."""
-    return SeedRun.build(plan_run(config, device, task), dataset)
 
 
 def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ from .. import methods
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order, rows_per_example
-from .build import make_optimizer, make_scheduler, network_step, parameter_groups, run_model, step_options
 from .dev_predictions import dev_predictions
+from .network import network_step, run_model
 from .seed_run import SeedRun, load_state
 
 
@@ -24,17 +24,17 @@ class Single:
     """
 
     def __init__(self, run: SeedRun, task: Task, device: torch.device) -> None:
-        config = run.config
+        plan = run.plan
         self.runs = [run]
         self.task = task
         self.device = device
         self.processes = distributed.current()
-        self.options = step_options(config, seed=config.seed)
+        self.options = plan.steps.options(plan.seed)
         if self.options.channels_last:
             run.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(config, parameter_groups(config, run.network.named_parameters()))
-        self.clip_grad_norm = config.train.clip_grad_norm
-        self.scheduler = make_scheduler(config, self.optimizer)
+        self.optimizer = plan.optimiser.make(plan.optimiser.groups(run.network.named_parameters()))
+        self.clip_grad_norm = plan.optimiser.clip_grad_norm
+        self.scheduler = plan.optimiser.schedule(self.optimizer)
         # The global random state is this run's own (runs built together each left theirs).
         torch.set_rng_state(run.rng_state)
         if run.checkpoint is not None:
@@ -42,7 +42,7 @@ class Single:
         # What runs the training steps; the run's own modules stay what is evaluated and saved.
         self.model: nn.Module = run.model
         self.method: nn.Module = run.method
-        if config.train.compile:
+        if plan.steps.compile:
             # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
             self.model = torch.compile(run.model)
             self.method = torch.compile(run.method)
@@ -68,7 +68,7 @@ class Single:
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
         run = self.runs[0]
-        return epoch_order(self.task, run.method, split, run.config.seed, epoch, batch_size)[None]
+        return epoch_order(self.task, run.method, split, run.plan.seed, epoch, batch_size)[None]
 
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         # A method's rows that belong together (cskd's pairs) stay on one process.

@@ -35,67 +35,15 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .. import methods, models
-from ..config import RunConfig
+from .. import methods
 from ..data import Split
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
-from . import distributed
 from .batches import epoch_order
-from .build import make_optimizer, make_scheduler, network_step, parameter_groups
+from .batching import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
+from .network import network_step
 from .seed_run import SeedRun, load_state
-
-
-class BatchedConfigError(ValueError):
-    """The configs given to the batched trainer cannot train as one batched run."""
-
-
-def stacks(model: nn.Module | type[nn.Module]) -> bool:
-    """Whether a backbone (or its class) runs S seeds side by side: it has ``stacked_forward``."""
-    return callable(getattr(model, "stacked_forward", None))
-
-
-def batched_models() -> list[str]:
-    """The registered backbones that stack, by name."""
-    return [name for name in models.available() if stacks(models.model_class(name))]
-
-
-def unsupported_reason(config: RunConfig) -> str | None:
-    """Why the seeds of ``config`` cannot train stacked, or None if they can."""
-    batched = batched_models()
-    if not config.model.freeze and config.model.name not in batched:
-        return (
-            f"model {config.model.name!r} is not batched (batched models: {', '.join(batched)}, "
-            "or any backbone with model.freeze)"
-        )
-    if not config.model.freeze and config.model.dense is not None:
-        return "model.dense on a trained backbone runs in the sequential trainer only (frozen: batched)"
-    try:
-        method_class = methods.method_class(config.method.name)
-    except ValueError as error:
-        return str(error)
-    if not method_class.stackable:
-        return f"method {config.method.name!r} does not run on stacked seeds (its class is not stackable)"
-    augment = config.data.augment
-    if augment.crop_padding or augment.flip or augment.mean is not None:
-        return "data augmentation runs in the sequential trainer only"
-    if config.train.precision != "fp32":
-        return f"precision {config.train.precision!r} runs in the sequential trainer only"
-    if config.train.channels_last or config.train.compile:
-        return "channels_last and compile are options of the sequential trainer"
-    if config.train.early_stopping is not None:
-        return "early stopping stops each seed at its own check; the batched trainer steps its seeds together"
-    if config.train.clip_grad_norm is not None:
-        return "gradient clipping (train.clip_grad_norm) runs in the sequential trainer only"
-    if distributed.current().world_size > 1:
-        return "several processes (torchrun) split one run's batches in the sequential trainer"
-    return None
-
-
-def supports_batched(config: RunConfig) -> bool:
-    """Whether the seeds of ``config`` can train batched (a backbone that stacks, fp32, no augmentation)."""
-    return unsupported_reason(config) is None
 
 
 class Stacked:
@@ -120,7 +68,7 @@ class Stacked:
         self.method.train()
         # Settings of the method's own options side by side (a tuning round's trials): each runs
         # its own options on its slice of the stacked tensors.
-        settings = [run.config.options("method") for run in runs]
+        settings = [run.plan.method.options for run in runs]
         self.step_method: nn.Module | SideBySide = self.method
         if any(setting != settings[0] for setting in settings[1:]):
             self.step_method = SideBySide(self.method, [run.method for run in runs])
@@ -141,7 +89,7 @@ class Stacked:
         # train.lr): the stacked Adam steps at the largest, and each row's step is then cut to its
         # own rate's share of it (:meth:`_scale_steps`). Adam's step is the rate times a direction
         # the rate does not change, so row s moves as an Adam at its own rate would.
-        rates = [run.config.train.lr for run in runs]
+        rates = [run.plan.optimiser.lr for run in runs]
         top = max(rates)
         self.lr_shares = [rate / top for rate in rates]
         # Each parameter's shares, shaped to scale its rows; None where every row steps at one rate.
@@ -151,15 +99,13 @@ class Stacked:
                 param.new_tensor(self.lr_shares).view(-1, *[1] * (param.dim() - 1))
                 for param in self.params.values()
             ]
-        config = runs[0].config
-        config = config.model_copy(update={"train": config.train.model_copy(update={"lr": top})})
-        self.optimizer = make_optimizer(config, parameter_groups(config, self.params.items()))
-        self.scheduler = make_scheduler(config, self.optimizer)
+        optimiser = runs[0].plan.optimiser.at(top)
+        self.optimizer = optimiser.make(optimiser.groups(self.params.items()))
+        self.scheduler = optimiser.schedule(self.optimizer)
         # Adam and schedule as a run of its own has them: they carry each run's state into
         # and out of its checkpoint in the one format.
         self.own_optimizers = [
-            make_optimizer(run.config, parameter_groups(run.config, run.network.named_parameters()))
-            for run in runs
+            run.plan.optimiser.make(run.plan.optimiser.groups(run.network.named_parameters())) for run in runs
         ]
         if runs[0].checkpoint is not None:
             self._restore()
@@ -215,10 +161,7 @@ class Stacked:
 
     def epoch_orders(self, epoch: int, split: Split, batch_size: int) -> Tensor:
         return torch.stack(
-            [
-                epoch_order(self.task, run.method, split, run.config.seed, epoch, batch_size)
-                for run in self.runs
-            ]
+            [epoch_order(self.task, run.method, split, run.plan.seed, epoch, batch_size) for run in self.runs]
         )
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -14,18 +14,16 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks, with_defaults
-from ..config import RunConfig, check_buildable
+from ..config import RunConfig
 from ..data import Dataset
-from ..data.registry import data_fingerprint
 from ..data.text.sequences import TextDataset
-from ..rundir import RunDir, claim_alone, differing_keys, first_missing, in_turns
+from ..rundir import RunDir, claim_alone, first_missing, in_turns
 from . import distributed
-from .build import data_request, load_run_data, resolve_device
+from .batching import check_batchable, stacking_key, unsupported_reason
 from .continuation import source_run
-from .plan import RunPlan, plan_run
+from .plan import RunPlan, resolve
 from .recipe import train_owned
 from .seed_run import Progress
-from .stacked import BatchedConfigError, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +69,7 @@ def train_batched(
 
     ``configs`` must differ only in ``seed`` (or the method's options, ``train.lr`` and the
     experiment: settings side by side; else :class:`BatchedConfigError`) and be supported
-    (:func:`~labelemb.train.stacked.supports_batched`). Each seed's run folder gets what
+    (:func:`~labelemb.train.batching.supports_batched`). Each seed's run folder gets what
     :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
     read back; seeds with checkpoints (batched or not) resume, those at the same step side by
     side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
@@ -94,7 +92,7 @@ def train_seeds(
 
     With ``batched``, configs that differ only in ``seed``, and in the method's own options, the
     learning rate and the experiment they are written to (a tuning round's trials), train side by
-    side when their setting allows (:func:`~labelemb.train.stacked.unsupported_reason`); the others
+    side when their setting allows (:func:`~labelemb.train.batching.unsupported_reason`); the others
     (and every config without ``batched``) train one after another, with a logged note saying why.
     Every config is checked before any of them trains.
     """
@@ -102,7 +100,7 @@ def train_seeds(
     summaries: dict[int, dict[str, Any]] = {}
     groups: dict[str, list[int]] = {}
     for i, plan in enumerate(plans):
-        groups.setdefault(json.dumps(_stacking_key(plan.config), sort_keys=True), []).append(i)
+        groups.setdefault(json.dumps(stacking_key(plan.config), sort_keys=True), []).append(i)
     for members in groups.values():
         group = [plans[i] for i in members]
         first = group[0].config
@@ -120,50 +118,6 @@ def train_seeds(
     return [summaries[i] for i in range(len(configs))]
 
 
-def check_batchable(configs: Sequence[RunConfig]) -> None:
-    """Raise :class:`BatchedConfigError` unless ``configs`` are one supported run over distinct seeds
-    (or settings of the method's own options, each in its own run folder)."""
-    if not configs:
-        raise BatchedConfigError("train_batched needs at least one config")
-    folders = [c.run_dir() for c in configs]
-    repeated = sorted({str(f) for f in folders if folders.count(f) > 1})
-    if repeated:
-        raise BatchedConfigError(
-            f"run folder(s) {', '.join(repeated)} appear more than once; each batched seed must differ"
-        )
-    first = _stacking_key(configs[0])
-    for config in configs[1:]:
-        other = _stacking_key(config)
-        if other != first:
-            keys = ", ".join(sorted(differing_keys(first, other)))
-            raise BatchedConfigError(
-                f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
-                "run trains one config over several seeds (or settings of the method's own options and "
-                "learning rates), so only `seed`, the method's options, `train.lr` and `experiment` may "
-                "differ (use train_seeds to group configs, or train them separately)"
-            )
-    reason = unsupported_reason(configs[0])
-    if reason is not None:
-        raise BatchedConfigError(
-            f"cannot train batched: {reason}; use train_seeds to fall back to sequential"
-        )
-
-
-def _stacking_key(config: RunConfig) -> dict[str, Any]:
-    """What configs trained side by side share: all but the seed, the folder they are written to,
-    the method's own options (which each setting keeps: :class:`~labelemb.train.stacked.SideBySide`)
-    and the learning rate (each row steps at its own: :class:`~labelemb.train.stacked.Stacked`),
-    unless the backbone's rate is set outright (``model.lr``), which no share of train.lr gives."""
-    values = config.model_dump(mode="json")
-    for key in ("seed", "experiment", "output_dir"):
-        values.pop(key)
-    values["method"] = {"name": config.method.name}
-    values["methods"].pop(config.method.name, None)
-    if config.model.lr is None:
-        values["train"].pop("lr")
-    return values
-
-
 def config_of(run: Run) -> RunConfig:
     return run.config if isinstance(run, RunPlan) else run
 
@@ -171,54 +125,37 @@ def config_of(run: Run) -> RunConfig:
 def plan_runs(
     runs: Sequence[Run], *, devices_here: bool = True, callbacks: Callback | None = None
 ) -> list[RunPlan]:
-    """The boundary where runs are checked: a plan of every config, all checked before any trains
-    (:func:`preflight`; ``devices_here`` as there); a plan, a run that passed here already, as it is."""
-    plans = [run if isinstance(run, RunPlan) else plan_run(run) for run in runs]
-    preflight(
-        [plan for plan, run in zip(plans, runs) if plan is not run],
-        devices_here=devices_here,
-        callbacks=callbacks,
-    )
+    """The boundary where runs are checked, all before any trains: each config resolved into its
+    plan (:func:`~labelemb.train.plan.resolve`: its names, options and, with ``devices_here``, its
+    device), then its folder checked (:func:`preflight`); a plan, a run that passed here already,
+    is taken as it is."""
+    plans = [run if isinstance(run, RunPlan) else resolve(run, devices_here=devices_here) for run in runs]
+    preflight([plan for plan, run in zip(plans, runs) if plan is not run], callbacks=callbacks)
     return plans
 
 
-def preflight(
-    plans: Sequence[RunPlan], *, devices_here: bool = True, callbacks: Callback | None = None
-) -> None:
-    """Fail before any data is read or model built: an unknown option or one of the wrong type, a
-    device this machine lacks, a run folder that cannot be written or holds a run of another config.
-
-    ``devices_here=False``: the runs train on other machines, whose executor checks their devices
-    there (a Ray cluster's GPUs), so this machine's are not asked. ``callbacks`` (default: those
-    every run gets) check what they need (a tracker's package)."""
-    for plan in plans:
-        check_buildable(plan.config)
-    if devices_here:
-        for device in sorted({plan.config.train.device for plan in plans}):
-            resolve_device(device)
+def preflight(plans: Sequence[RunPlan], *, callbacks: Callback | None = None) -> None:
+    """Fail before any data is read or model built: what the callbacks cannot serve (``callbacks``,
+    default those every run gets: a tracker's package), a run folder that cannot be written or
+    holds a run of another config, or of other data, a run to continue from that cannot be."""
     (callbacks or Callbacks(with_defaults())).check([plan.config for plan in plans])
     for plan in plans:
         config, folder = plan.config, plan.folder
         folder.check_writable()
         if any(key.startswith("data.") for key in folder.config_differences(config)):
-            _data_problem_first(config)
+            # Its data read first, so that a mistyped path or a broken file is reported as itself
+            # ("train file images/trian not found") rather than as a folder of other data.
+            plan.data.load()
         folder.check_config(config)
         recorded = folder.recorded_fingerprint()
         if recorded is not None:
             # A finished run is read back, not trained: only this keeps it from reporting old
             # numbers for files that were edited since.
-            fingerprint = data_fingerprint(config.data.name, data_request(config))
+            fingerprint = plan.data.fingerprint()
             if fingerprint is not None and fingerprint != recorded:
-                _data_problem_first(config)
+                plan.data.load()
                 folder.refuse_other_data(fingerprint)
         source_run(plan)  # a run to continue from, if asked for, that can be continued
-
-
-def _data_problem_first(config: RunConfig) -> None:
-    """Read the data of ``config``, which differs from what its run folder recorded, so that a
-    mistyped path or a broken file is reported as itself ("train file images/trian not found",
-    "line 3: the label is missing") rather than as a folder holding a run of other data."""
-    load_run_data(config)
 
 
 def _train(
