@@ -3,9 +3,9 @@
 What differs between those is how parameters and batches are laid out (a *layout*:
 :class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`); what differs
 between kinds of data is the *task* (:mod:`labelemb.tasks`). The loop itself walks the
-epochs and batches, counts steps, evaluates, checkpoints and writes each seed's run folder
-(:class:`labelemb.rundir.RunDir`); the runs it trains are built and restored beforehand
-(:mod:`labelemb.train.seed_run`).
+epochs and batches, counts steps and, at each check, has every run evaluated
+(:mod:`labelemb.train.evaluation`) and its files saved (:class:`~labelemb.train.saving.Saver`);
+the runs it trains are built, restored and laid out beforehand (:mod:`labelemb.train.recipe`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -22,12 +23,12 @@ from torch import Tensor
 from ..callbacks import Callback
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
-from ..rundir import outputs_folder
-from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
+from ..tasks import Predictor, Task
 from . import distributed
 from .batches import rows_per_example
-from .flops import training_flops
+from .evaluation import check_record
 from .parts import Timing
+from .saving import Saver
 from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
@@ -168,17 +169,6 @@ class TermSums:
         return {f"train_{name}": [v / steps for v in total] for name, total in zip(self.names, per_run)}
 
 
-def progress_record(progress: Progress, num_train: int) -> dict[str, Any]:
-    """The position and time fields that open each line of ``metrics.jsonl``."""
-    return {
-        "step": progress.step,
-        "epoch": progress.examples / num_train,
-        "examples": progress.examples,
-        "wall_seconds": progress.wall_seconds,
-        "train_seconds": progress.train_seconds,
-    }
-
-
 @dataclass
 class Clock:
     """Time since a loop started, and since its last evaluation: training time excludes evaluation
@@ -188,7 +178,7 @@ class Clock:
     segment_start: float = field(default_factory=time.perf_counter)
 
 
-def evaluate_and_checkpoint(
+def check(
     layout: Layout,
     task: Task,
     plan: Schedule,
@@ -196,12 +186,12 @@ def evaluate_and_checkpoint(
     term_sums: TermSums,
     clock: Clock,
     wall_at_start: list[float],
-    writes: bool,
     callbacks: Callback,
+    saver: Saver,
 ) -> None:
-    """Evaluate every run of the layout, append the record to its metrics, tell the callbacks
-    (``on_record``: what they change in its progress is saved) and (if ``writes``) write its decoded
-    output, metrics and checkpoint."""
+    """A check of every run of the layout: its position and time brought up to date, its record
+    made (:func:`~labelemb.train.evaluation.check_record`) and appended, the callbacks told
+    (``on_record``: what they change in its progress is saved) and its files saved (``saver``)."""
     now = time.perf_counter()
     layout.sync()
     means = term_sums.means()
@@ -213,50 +203,13 @@ def evaluate_and_checkpoint(
         # Time shared by runs trained together counts 1/S to each: the cost of one model.
         progress.train_seconds += (now - clock.segment_start) / count
         progress.wall_seconds = wall_at_start[s] + (now - clock.started) / count
-        record = progress_record(progress, plan.num_train)
-        if run.flops_per_example is not None:
-            record["train_flops"] = training_flops(run.flops_per_example, progress.examples)
-        selectable = selectable_check(progress.records, task, run.plan.selection)
-        record.update(evaluate_check(task, layout.predictor(s), plan.dev, plan.test, selectable))
-        record.update({name: per_run[s] for name, per_run in means.items()})
-        files = task.evaluation_files()
-        if files:
-            record["outputs"] = outputs_folder(progress.step)
+        terms = {name: per_run[s] for name, per_run in means.items()}
+        record, files = check_record(
+            run, layout.predictor(s), task, plan.dev, plan.test, plan.num_train, terms
+        )
         progress.records.append(record)
         callbacks.on_record(run)
-        if writes:
-            for name, text in files.items():
-                run.folder.write_text_file(f"{record['outputs']}/{name}", text)
-            run.folder.write_metrics(progress.records)
-            state = layout.checkpoint_state(s)
-            run.folder.write_checkpoint({**state, "progress": asdict(progress)})
-            if selected_record(progress.records, task, run.plan.selection) is record:
-                # What `labelemb predict` reads: the weights the summary's selected check measured.
-                run.folder.write_selected_weights(state["network"], progress.step)
-
-
-def selected_record(records: list[dict[str, Any]], task: Task, selection: str) -> dict[str, Any]:
-    """The check a run reports: with ``best_dev`` the first check that reaches the best value of
-    the task's selection metric (as early stopping would pick), else (or with no dev split) the last."""
-    final = records[-1]
-    if selection != "best_dev" or task.selection_metric not in final:
-        return final
-    sign = 1.0 if task.lower_is_better else -1.0
-    return min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
-
-
-def selectable_check(records: list[dict[str, Any]], task: Task, selection: str) -> Selectable:
-    """Whether a new check, given its dev figures, can still become the one :func:`selected_record`
-    picks after ``records``: with ``best_dev`` only a check that beats every earlier one (the
-    first to reach the best is picked); otherwise every check (the last is picked, and which check
-    is the last is not known while it is evaluated)."""
-    metric = task.selection_metric
-    earlier = [record[metric] for record in records if metric in record]
-    if selection != "best_dev" or not earlier:
-        return always_selectable
-    sign = 1.0 if task.lower_is_better else -1.0
-    best = min(sign * value for value in earlier)
-    return lambda record: metric not in record or sign * record[metric] < best
+        saver.check(run, files, partial(layout.checkpoint_state, s))
 
 
 def run_loop(
@@ -264,13 +217,14 @@ def run_loop(
     task: Task,
     plan: Schedule,
     *,
-    writes: bool = True,
     device: torch.device,
     callbacks: Callback,
+    saver: Saver,
 ) -> None:
     """Train the layout's runs, which stand at the same step, to the end of their schedule, or
     until a callback stops every one of them (``progress.stopped``); ``callbacks`` hear of every
-    step, epoch end, record and check (:class:`labelemb.callbacks.Callback`)."""
+    step, epoch end, record and check (:class:`labelemb.callbacks.Callback`); ``saver`` writes
+    each check's files."""
     runs = layout.runs
     count = len(runs)
     # Epoch, batch, step and examples are the same for every run trained together.
@@ -302,9 +256,7 @@ def run_loop(
                     continue
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-                evaluate_and_checkpoint(
-                    layout, task, plan, shared, term_sums, clock, wall_at_start, writes, callbacks
-                )
+                check(layout, task, plan, shared, term_sums, clock, wall_at_start, callbacks, saver)
                 term_sums = TermSums()
                 callbacks.on_check(runs)
                 clock.segment_start = time.perf_counter()

@@ -31,7 +31,8 @@ from .frozen import features_through
 from .loop import Schedule, run_loop, schedule
 from .parts import Placement, resolve_device
 from .plan import RunPlan
-from .results import finish, start_record, summarize, warn_if_at_chance, warn_if_diverged
+from .results import saved_tensors, start_record, summarize, warn_if_at_chance, warn_if_diverged
+from .saving import Saver
 from .seed import describe_seeds
 from .seed_run import SeedRun
 from .single import Single
@@ -69,12 +70,13 @@ def train_owned(
     start = start_record(first.data.request, dataset)
     run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
     timetable = schedule(first.timing, dataset, device)
+    # Saving: every file the runs' folders get, through one door (the main process's).
+    saver = Saver(task, writes=processes.is_main)
     summaries: dict[int, dict[str, Any]] = {}
     # Build: each run's network, method and optimiser, in the groups that train together.
     for members in _groups(plans, dataset, stacked):
         group = [run for _, run in members]
-        if processes.is_main:
-            _start_folders(group, run_files)
+        saver.start(group, run_files)
         # Layout: one run, or seeds side by side.
         layout = Stacked(group, task, device) if len(group) > 1 else Single(group[0], task, device)
         _count_flops(group, task, timetable)
@@ -84,9 +86,9 @@ def train_owned(
         failed = True
         try:
             # Loop: the one loop, whatever the layout.
-            run_loop(layout, task, timetable, writes=processes.is_main, device=device, callbacks=callbacks)
-            # Finish: each run's summary and results written; the callbacks hear of them.
-            trained = [_finish_run(run, s, layout, dataset, timetable) for s, run in enumerate(group)]
+            run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
+            # Finish: each run's summary and results saved; the callbacks hear of them.
+            trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
             if processes.is_main:
                 callbacks.on_run_end(group, trained)
             failed = False
@@ -137,13 +139,6 @@ def _groups(
     return ([(j, SeedRun.build(plan, dataset))] for j, plan in enumerate(plans))
 
 
-def _start_folders(group: list[SeedRun], run_files: dict[str, str]) -> None:
-    for run in group:
-        run.folder.start(run.config)
-        for name, text in run_files.items():
-            run.folder.write_text_file(name, text)
-
-
 def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:
     """One count serves every seed of a group: the seeds share the architecture and the data."""
     first = group[0]
@@ -172,9 +167,14 @@ def _display(group: list[SeedRun], task: Task, timetable: Schedule, enabled: boo
 
 
 def _finish_run(
-    run: SeedRun, s: int, layout: Single | Stacked, dataset: Dataset | TextDataset, timetable: Schedule
+    run: SeedRun,
+    s: int,
+    layout: Single | Stacked,
+    dataset: Dataset | TextDataset,
+    saver: Saver,
+    timetable: Schedule,
 ) -> dict[str, Any]:
-    """Seed ``s`` of the group: its summary, and (by the main process) its results written."""
+    """Seed ``s`` of the group: its summary, and (by the main process) its results saved."""
     processes = distributed.current()
     task, device = run.plan.task, run.plan.device
     size = sum(p.numel() for p in run.network.parameters())
@@ -185,7 +185,7 @@ def _finish_run(
     if processes.is_main:
         warn_if_at_chance(run, task, timetable)
         warn_if_diverged(run)
-        finish(run, summary, layout.predictor(s), task, timetable)
+        saver.results(run, saved_tensors(run, summary, layout.predictor(s), task, timetable), summary)
     return summary
 
 

@@ -17,7 +17,8 @@ from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
 from ..version import code_version
-from .loop import Schedule, selected_record
+from .evaluation import selected_record
+from .loop import Schedule
 from .plan import RunPlan
 from .seed_run import Progress, SeedRun
 
@@ -112,12 +113,12 @@ def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[s
     return record
 
 
-def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule) -> None:
-    """Write a finished run's results through its folder: the method's tensors, weights, summary.
-
-    Every run saves a label representation, so that analysis never needs the data: the method's
-    own, or for a method that learns none the one the task reads off the trained model.
-    """
+def saved_tensors(
+    run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule
+) -> dict[str, Any]:
+    """The tensors a finished run saves: the method's, and a label representation, so that
+    analysis never needs the data: the method's own, or for a method that learns none the one the
+    task reads off the trained model (``summary`` says which)."""
     tensors = run.method.artifacts()
     if "representation" in tensors:
         summary["representation_source"] = "learned"
@@ -125,7 +126,7 @@ def finish(run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task
         tensors["representation"], summary["representation_source"] = task.label_representation(
             predict, plan.dev, plan.test, run.method.num_classes
         )
-    run.folder.write_results(run.network.state_dict(), tensors, summary)
+    return tensors
 
 
 def at_chance(records: list[dict[str, Any]], levels: dict[str, float], counts: dict[str, int]) -> bool:

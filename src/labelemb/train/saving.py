@@ -1,0 +1,56 @@
+"""Every file training writes into its runs' folders, behind one door: :class:`Saver`, the
+trainer's checkpoint and result I/O (as Lightning keeps its ``CheckpointIO`` out of the loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from ..tasks import Task
+from .evaluation import selected_record
+from .seed_run import SeedRun
+
+
+class Saver:
+    """What training writes into each run's folder (:class:`~labelemb.rundir.RunDir`), in one
+    place: when the runs start (their config and the start files), at each check (the task's
+    decoded output, the metrics, the checkpoint, and the weights of the check the run reports so
+    far: what ``labelemb predict`` reads) and when a run is finished (its weights, the method's
+    tensors, the summary). Under torchrun only the main process writes: a saver that does not
+    ``write`` writes nothing."""
+
+    def __init__(self, task: Task, writes: bool = True) -> None:
+        self.task = task
+        self.writes = writes
+
+    def start(self, runs: list[SeedRun], files: dict[str, str]) -> None:
+        """The runs' folders started with their config, and ``files`` (name -> text) written."""
+        if not self.writes:
+            return
+        for run in runs:
+            run.folder.start(run.config)
+            for name, text in files.items():
+                run.folder.write_text_file(name, text)
+
+    def check(self, run: SeedRun, files: dict[str, str], checkpoint: Callable[[], dict[str, Any]]) -> None:
+        """``run``'s last check: its evaluation's ``files`` in the record's ``outputs`` folder, the
+        metrics, the checkpoint (``checkpoint()``: the layout's state of the run, with its
+        progress) and, when the check is the one the run reports so far, its weights."""
+        if not self.writes:
+            return
+        folder, progress = run.folder, run.progress
+        record = progress.records[-1]
+        for name, text in files.items():
+            folder.write_text_file(f"{record['outputs']}/{name}", text)
+        folder.write_metrics(progress.records)
+        state = checkpoint()
+        folder.write_checkpoint({**state, "progress": asdict(progress)})
+        if selected_record(progress.records, self.task, run.plan.selection) is record:
+            # What `labelemb predict` reads: the weights the summary's selected check measured.
+            folder.write_selected_weights(state["network"], progress.step)
+
+    def results(self, run: SeedRun, tensors: dict[str, Any], summary: dict[str, Any]) -> None:
+        """A finished run's results: its weights, the method's ``tensors`` and its summary."""
+        if self.writes:
+            run.folder.write_results(run.network.state_dict(), tensors, summary)

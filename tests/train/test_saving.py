@@ -1,0 +1,77 @@
+"""Every file training writes into a run's folder goes through one door, the Saver; the loop only
+loops, and a check's record is made by the evaluation."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import labelemb.train
+from labelemb.rundir import CHECKPOINT_FILE, METRICS_FILE, SELECTED_MODEL_FILE
+from labelemb.tasks import Classification
+from labelemb.train.build import build_run
+from labelemb.train.saving import Saver
+
+TRAIN = Path(labelemb.train.__file__).parent
+#: Where a run folder may be written besides the saver: a continued run's folder is copied from
+#: the run it continues before it trains (labelemb.train.continuation).
+BESIDE_THE_SAVER = {"saving.py", "continuation.py"}
+WRITES = {"start", "write_text_file", "write_metrics", "write_checkpoint", "write_selected_weights"}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_every_file_a_run_writes_goes_through_the_saver():
+    writes = []
+    for path in sorted(TRAIN.glob("*.py")):
+        if path.name in BESIDE_THE_SAVER:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = node.func if isinstance(node, ast.Call) else None
+            if isinstance(called, ast.Attribute) and (
+                called.attr in WRITES or called.attr == "write_results"
+            ):
+                if "folder" in ast.unparse(called.value):
+                    writes.append(f"train/{path.name}:{node.lineno}: {ast.unparse(called)}")
+    assert writes == []
+
+
+def check(run, dev_error: float, step: int) -> None:
+    run.progress.step = step
+    run.progress.records.append({"step": step, "epoch": step / 10, "dev_error": dev_error, "test_error": 1.0})
+
+
+def test_a_saver_writes_each_check_and_the_weights_of_the_one_the_run_reports(small_config, digits):
+    task = Classification()
+    run = build_run(small_config(), digits, torch.device("cpu"), task)
+    saver = Saver(task)
+    saver.start([run], {"start.json": "{}\n"})
+    state = {"network": run.network.state_dict(), "optimizer": {}}
+    check(run, 5.0, 1)
+    saver.check(run, {}, lambda: state)
+    assert torch.load(run.folder.file(SELECTED_MODEL_FILE))["step"] == 1
+    check(run, 7.0, 2)  # worse on dev: not the check the run reports
+    saver.check(run, {}, lambda: state)
+    assert torch.load(run.folder.file(SELECTED_MODEL_FILE))["step"] == 1
+    assert torch.load(run.folder.file(CHECKPOINT_FILE))["progress"]["step"] == 2
+    assert len(run.folder.read_metrics()) == 2
+    assert (run.folder.path / "start.json").read_text() == "{}\n"
+
+
+def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
+    task = Classification()
+    run = build_run(small_config(), digits, torch.device("cpu"), task)
+    saver = Saver(task, writes=False)
+
+    def no_state():
+        raise AssertionError("a saver that does not write asked for the checkpoint's state")
+
+    saver.start([run], {"start.json": "{}\n"})
+    check(run, 5.0, 1)
+    saver.check(run, {"decoded.txt": "text"}, no_state)
+    saver.results(run, {}, {"summary": True})
+    assert not run.folder.path.exists()
+    assert not (run.folder.path / METRICS_FILE).exists()
