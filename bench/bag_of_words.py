@@ -36,6 +36,7 @@ from labelemb.data.text.classes import TextClassDataset, text_class_dataset
 from labelemb.tasks import build_task
 from labelemb.train import build_config
 from labelemb.train.build import build_run
+from labelemb.train.recipe import lay_out
 from labelemb.train.single import Single
 
 #: The data set's files, in $LABELEMB_DATA/debian-sections: our split name -> file.
@@ -83,7 +84,7 @@ def build_runs(
             }
         )
         task = build_task(config, dataset)
-        runs[method] = Single(build_run(config, dataset, device, task), task, device)
+        runs[method] = lay_out([build_run(config, dataset, device, task)], task, device)
     os.rmdir(output_dir)
     return runs
 

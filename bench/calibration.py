@@ -44,7 +44,7 @@ from labelemb.train import build_config
 from labelemb.train.build import build_run, load_run_data
 from labelemb.train.loop import schedule
 from labelemb.train.plan import plan_run
-from labelemb.train.single import Single
+from labelemb.train.recipe import lay_out
 
 
 def old_calibration(logits: torch.Tensor, labels: torch.Tensor, sums: dict[str, Any], bins: int = 15) -> None:
@@ -105,7 +105,7 @@ def main() -> None:
         device = torch.device("cpu")
         task = build_task(config, dataset)
         plan = schedule(plan_run(config).timing, dataset, device)
-        layout = Single(build_run(config, dataset, device, task), task, device)
+        layout = lay_out([build_run(config, dataset, device, task)], task, device)
         order = layout.epoch_orders(0, plan.train, plan.batch_size)
         for step in range(args.steps):
             layout.step(plan.train, order[:, step * 100 : (step + 1) * 100])

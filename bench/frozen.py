@@ -77,6 +77,7 @@ from labelemb.tasks import Task, build_task
 from labelemb.train import build_config
 from labelemb.train.build import build_run, load_run_data
 from labelemb.train.frozen import freeze_features, frozen_backbone
+from labelemb.train.recipe import lay_out
 from labelemb.train.single import Single
 
 MODEL = "efficientnet_lite0"
@@ -103,7 +104,7 @@ def run_config(method: str, freeze: bool, args: argparse.Namespace, output_dir: 
 
 def trainer(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> Single:
     """A fresh run of ``config`` on ``dataset`` as the trainer builds it (its folder is empty)."""
-    return Single(build_run(config, dataset, device, task), task, device)
+    return lay_out([build_run(config, dataset, device, task)], task, device)
 
 
 def train_only(dataset: Dataset, count: int | None = None) -> Dataset:

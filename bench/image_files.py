@@ -51,6 +51,7 @@ from labelemb.data.image_cache import cached_images
 from labelemb.data.mnist import FASHION_MNIST
 from labelemb.train import Classification, build_config
 from labelemb.train.build import build_run, load_run_data
+from labelemb.train.recipe import lay_out
 from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 
@@ -144,7 +145,7 @@ def epoch_seconds(run: Single, split: Split, order: torch.Tensor, steps: int) ->
 
 def trainer(config: Any, dataset: Dataset, device: torch.device) -> Single:
     task = Classification()
-    return Single(build_run(config, dataset, device, task), task, device)
+    return lay_out([build_run(config, dataset, device, task)], task, device)
 
 
 def measure_epoch(pngs: Path, method: str, rounds: int, device_name: str) -> dict[str, dict[str, float]]:

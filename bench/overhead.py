@@ -37,6 +37,7 @@ from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import Classification, build_config
 from labelemb.train.build import build_run
+from labelemb.train.recipe import lay_out
 from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 
@@ -133,7 +134,7 @@ def measure(
             }
         )
         task = Classification()
-        run = Single(build_run(config, dataset, torch.device(device), task), task, torch.device(device))
+        run = lay_out([build_run(config, dataset, torch.device(device), task)], task, torch.device(device))
         if compiled:
             run.method = torch.compile(run.method)  # the backbone stays eager
         label = f"{method_spec} (compiled)" if compiled else method_spec

@@ -43,8 +43,7 @@ from labelemb.data import load_dataset
 from labelemb.methods import LabelEmbedding, Method
 from labelemb.train import Classification, build_config, epoch_permutation
 from labelemb.train.build import build_run
-from labelemb.train.single import Single
-from labelemb.train.stacked import Stacked
+from labelemb.train.recipe import lay_out
 
 
 def sync(device: torch.device) -> None:
@@ -142,7 +141,9 @@ def main() -> None:
     task = Classification()
     # One after another: each seed its own run, as the sequential trainer builds it.
     sequential = {
-        adam: [Single(build_run(config(seed, adam), dataset, device, task), task, device) for seed in seeds]
+        adam: [
+            lay_out([build_run(config(seed, adam), dataset, device, task)], task, device) for seed in seeds
+        ]
         for adam in ("fused", "classic")
     }
     first = sequential["fused"][0].runs[0]
@@ -160,7 +161,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     # Batched: the same seeds stacked.
-    stack = Stacked([build_run(config(seed), dataset, device, task) for seed in seeds], task, device)
+    stack = lay_out([build_run(config(seed), dataset, device, task) for seed in seeds], task, device)
     os.rmdir(output_dir)  # only ever read (for checkpoints to resume): still empty
     batched_step = 0
 

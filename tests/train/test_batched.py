@@ -38,6 +38,7 @@ from labelemb.train import (
     unsupported_reason,
 )
 from labelemb.train.build import build_run
+from labelemb.train.recipe import lay_out
 from labelemb.train.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -145,7 +146,7 @@ def test_learning_rates_side_by_side_give_the_numbers_of_their_own_runs(small_co
 def test_a_step_at_the_largest_rate_cut_to_a_row_s_share_is_that_row_s_own_step(small_config, digits):
     """By hand: Adam's first step moves each weight by lr * sign(gradient) (m / sqrt(v) = g / |g|)."""
     configs = rate_settings(small_config, Path("unused"))
-    stacked = Stacked(
+    stacked = lay_out(
         [build_run(c, digits, torch.device("cpu"), Classification()) for c in configs],
         Classification(),
         torch.device("cpu"),

@@ -19,6 +19,7 @@ from ..data import Dataset
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
 from ..tasks import Task
+from . import recipe
 from .network import Network, StepOptions, run_model
 from .parts import build_pair
 from .plan import backbone_of, data_of, method_of, optimiser_of, plan_run, steps_of
@@ -55,7 +56,7 @@ def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn
 def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
     """One run of ``config`` on ``device``, with ``task``'s rows, seeded, built and (if its folder
     has a checkpoint) restored, as the trainer builds it (what a bench or a test trains)."""
-    return SeedRun.build(plan_run(config, device, task), dataset)
+    return recipe.build_run(plan_run(config, device, task), dataset)
 
 
 def parameter_groups(config: RunConfig, named: Iterable[tuple[str, Tensor]]) -> list[Any]:

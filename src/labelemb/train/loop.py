@@ -39,6 +39,11 @@ class Layout(Protocol):
 
     runs: list[SeedRun]
 
+    def optimise(self) -> None:
+        """Make the runs' Adam and schedule over the layout's parameters, resumed where their
+        checkpoints left them (before the first step)."""
+        ...
+
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
         """Each run's order of the training set this epoch, ``(S, len(split) * rows_per_example)``
         (:func:`labelemb.train.batches.epoch_order` for each run's seed and method)."""

@@ -1,15 +1,19 @@
-"""One group of runs this process owns, from data to results: the recipe every layout shares.
+"""The runs a process owns, from data to results: the recipe every layout shares, read top to bottom
+in its named steps.
 
-The runs' device, task and data (continued runs copied, frozen features made), the groups that
-train together (one run, or seeds side by side), and for each group: its folders started, its
-layout (:class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`), the
-one loop, the summaries and the results written. The callbacks handed in
-(:mod:`labelemb.callbacks`) hear of each group's start, checks and end.
+Placement (the device), data (continued runs copied, frozen features made), task, then for each
+group that trains together (one run, or seeds side by side): build and restore (:func:`build_run`:
+each run seeded, built, resumed from its checkpoint), saving starts its folders
+(:class:`~labelemb.train.saving.Saver`), layout and optimiser (:func:`lay_out`), the one loop
+(:func:`~labelemb.train.loop.run_loop`: evaluation and saving at each check), finish (summaries and
+results). The callbacks handed in (:mod:`labelemb.callbacks`) hear of each group's start, checks and
+end.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -29,14 +33,17 @@ from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .frozen import features_through
 from .loop import Schedule, run_loop, schedule
-from .parts import Placement, resolve_device
+from .network import Network
+from .parts import Placement, build_pair, resolve_device
 from .plan import RunPlan
 from .results import saved_tensors, start_record, summarize, warn_if_at_chance, warn_if_diverged
 from .saving import Saver
-from .seed import describe_seeds
-from .seed_run import SeedRun
+from .seed import describe_seeds, seed_everything
+from .seed_run import Progress, SeedRun, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked
+
+logger = logging.getLogger(__name__)
 
 
 def train_owned(
@@ -46,11 +53,13 @@ def train_owned(
     show_progress: bool,
     hooks: Callback,
 ) -> list[dict[str, Any]]:
-    """The recipe of the runs this process owns, none finished: data -> task -> build -> layout ->
-    loop -> finish. ``hooks`` hear of each group after the trainer's own callbacks (the methods'
-    epoch-end updates, early stopping) and before the progress display."""
+    """The recipe of the runs this process owns, none finished: placement -> data -> task ->
+    build and restore -> layout and optimiser -> loop -> finish. ``hooks`` hear of each group
+    after the trainer's own callbacks (the methods' epoch-end updates, early stopping) and before
+    the progress display."""
     processes = distributed.current()
     first = plans[0]
+    # Placement: the device this process trains on (its own GPU under torchrun), its threads.
     device = _process_device(first.placement, processes)
     hooks = Callbacks([EarlyStopping(), DevSplitCheck(), hooks])
     # Data: read once for every run; a continued run's folder copied from its source first.
@@ -73,19 +82,19 @@ def train_owned(
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(task, writes=processes.is_main)
     summaries: dict[int, dict[str, Any]] = {}
-    # Build: each run's network, method and optimiser, in the groups that train together.
+    # Build and restore: each run seeded, built and resumed, in the groups that train together.
     for members in _groups(plans, dataset, stacked):
         group = [run for _, run in members]
         saver.start(group, run_files)
-        # Layout: one run, or seeds side by side.
-        layout = Stacked(group, task, device) if len(group) > 1 else Single(group[0], task, device)
+        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule.
+        layout = lay_out(group, task, device)
         _count_flops(group, task, timetable)
         display = _display(group, task, timetable, show_progress and processes.is_main)
         callbacks = Callbacks([_EpochEnd(layout, timetable.dev), hooks, display])
         callbacks.on_run_start(group)
         failed = True
         try:
-            # Loop: the one loop, whatever the layout.
+            # Loop: the one loop, whatever the layout; each check evaluated and saved.
             run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
             # Finish: each run's summary and results saved; the callbacks hear of them.
             trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
@@ -96,6 +105,49 @@ def train_owned(
             callbacks.on_close(group, failed)
         summaries.update((j, summary) for (j, _), summary in zip(members, trained))
     return [summaries[j] for j in range(len(plans))]
+
+
+def build_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
+    """Build and restore: a planned run seeded and built on its device, with its task's rows, then
+    resumed from its folder's checkpoint if it has one (:func:`restore`); its progress records
+    the code that trains it on."""
+    if plan.device is None or plan.task is None:
+        raise ValueError(f"the plan of {plan.folder.path} has no device or task yet")
+    seed_everything(plan.seed)
+    model, method = build_pair(plan.backbone, plan.method, dataset)
+    network = Network(model, method, rows=plan.task.rows).to(plan.device)
+    run = SeedRun(plan, model, method, network, Progress(), None, torch.get_rng_state())
+    restore(run)
+    run.progress.code = with_this_code(run.progress.code, run.progress.step)
+    return run
+
+
+def restore(run: SeedRun) -> None:
+    """A run's weights, progress and random state as its folder's checkpoint holds them (nothing
+    without one); its layout resumes the optimiser from the same checkpoint (:func:`lay_out`)."""
+    checkpoint = run.folder.read_checkpoint()
+    if checkpoint is None:
+        return
+    load_state(run.folder, "network", run.network, checkpoint)
+    run.checkpoint = checkpoint
+    run.progress = Progress(**checkpoint["progress"])
+    run.rng_state = checkpoint["torch_rng"]
+    logger.info(
+        "%s: resuming from its checkpoint at step %d (epoch %d, batch %d)",
+        run.folder.path,
+        run.progress.step,
+        run.progress.epoch,
+        run.progress.batch,
+    )
+
+
+def lay_out(runs: list[SeedRun], task: Task, device: torch.device) -> Single | Stacked:
+    """Layout and optimiser: one run on its own, or seeds side by side (their tensors stacked),
+    then Adam and its schedule over the layout's parameters as the runs' plans say, resumed where
+    their checkpoints left them."""
+    layout = Stacked(runs, task, device) if len(runs) > 1 else Single(runs[0], task, device)
+    layout.optimise()
+    return layout
 
 
 def _process_device(placement: Placement, processes: distributed.Processes) -> torch.device:
@@ -132,11 +184,11 @@ def _groups(
         # seeds train together.
         by_step: dict[int, list[tuple[int, SeedRun]]] = {}
         for j, plan in enumerate(plans):
-            run = SeedRun.build(plan, dataset)
+            run = build_run(plan, dataset)
             by_step.setdefault(run.progress.step, []).append((j, run))
         return by_step.values()
     # One at a time: a long list of runs never holds more than one model in memory.
-    return ([(j, SeedRun.build(plan, dataset))] for j, plan in enumerate(plans))
+    return ([(j, build_run(plan, dataset))] for j, plan in enumerate(plans))
 
 
 def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:

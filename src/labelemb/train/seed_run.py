@@ -1,27 +1,20 @@
 """One (method, seed) run as the loop holds it: where it stands (:class:`Progress`, saved in every
-checkpoint), its own modules, and how it is built, seeded and restored from its folder's checkpoint."""
+checkpoint), its own modules, the checkpoint it resumes from and its random state; built and
+restored by the recipe (:func:`labelemb.train.recipe.build_run`)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .. import methods
 from ..config import RunConfig
-from ..data import Dataset
-from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError
 from ..version import code_version
 from .network import Network
-from .parts import build_pair
 from .plan import RunPlan
-from .seed import seed_everything
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,33 +66,6 @@ class SeedRun:
     @property
     def folder(self) -> RunDir:
         return self.plan.folder
-
-    @classmethod
-    def build(cls, plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
-        """Seed, build and (if its folder has a checkpoint) restore the weights of a planned run,
-        on its device, with its task's rows."""
-        if plan.device is None or plan.task is None:
-            raise ValueError(f"the plan of {plan.folder.path} has no device or task yet")
-        folder = plan.folder
-        seed_everything(plan.seed)
-        model, method = build_pair(plan.backbone, plan.method, dataset)
-        network = Network(model, method, rows=plan.task.rows).to(plan.device)
-        checkpoint = folder.read_checkpoint()
-        progress = Progress()
-        rng_state = torch.get_rng_state()
-        if checkpoint is not None:
-            load_state(folder, "network", network, checkpoint)
-            progress = Progress(**checkpoint["progress"])
-            rng_state = checkpoint["torch_rng"]
-            logger.info(
-                "%s: resuming from its checkpoint at step %d (epoch %d, batch %d)",
-                folder.path,
-                progress.step,
-                progress.epoch,
-                progress.batch,
-            )
-        progress.code = with_this_code(progress.code, progress.step)
-        return cls(plan, model, method, network, progress, checkpoint, rng_state)
 
 
 def with_this_code(parts: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:

@@ -23,6 +23,9 @@ class Single:
     The batches of the loop are ``(1, B)``; this layout hands row 0 to the run.
     """
 
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
     def __init__(self, run: SeedRun, task: Task, device: torch.device) -> None:
         plan = run.plan
         self.runs = [run]
@@ -32,13 +35,12 @@ class Single:
         self.options = plan.steps.options(plan.seed)
         if self.options.channels_last:
             run.model.to(memory_format=torch.channels_last)
-        self.optimizer = plan.optimiser.make(plan.optimiser.groups(run.network.named_parameters()))
         self.clip_grad_norm = plan.optimiser.clip_grad_norm
-        self.scheduler = plan.optimiser.schedule(self.optimizer)
         # The global random state is this run's own (runs built together each left theirs).
         torch.set_rng_state(run.rng_state)
-        if run.checkpoint is not None:
-            self._restore(run.checkpoint)
+        checkpoint = run.checkpoint
+        if checkpoint is not None and self.options.generator is not None and "augment_rng" in checkpoint:
+            self.options.generator.set_state(checkpoint["augment_rng"])
         # What runs the training steps; the run's own modules stay what is evaluated and saved.
         self.model: nn.Module = run.model
         self.method: nn.Module = run.method
@@ -57,14 +59,18 @@ class Single:
             )
         run.network.train()
 
-    def _restore(self, checkpoint: dict[str, Any]) -> None:
+    def optimise(self) -> None:
+        """Adam and its learning-rate schedule as the run's plan says, over its network's
+        parameters, resumed where its checkpoint left them."""
         run = self.runs[0]
-        # A different parameter layout (another model, or a run of an older labelemb whose
-        # method kept its layers apart) shows up here even when the weights could be mapped.
-        load_state(run.folder, "optimizer", self.optimizer, checkpoint)
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if self.options.generator is not None and "augment_rng" in checkpoint:
-            self.options.generator.set_state(checkpoint["augment_rng"])
+        optimiser = run.plan.optimiser
+        self.optimizer = optimiser.make(optimiser.groups(run.network.named_parameters()))
+        self.scheduler = optimiser.schedule(self.optimizer)
+        if run.checkpoint is not None:
+            # A different parameter layout (another model, or a run of an older labelemb whose
+            # method kept its layers apart) shows up here even when the weights could be mapped.
+            load_state(run.folder, "optimizer", self.optimizer, run.checkpoint)
+            self.scheduler.load_state_dict(run.checkpoint["scheduler"])
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
         run = self.runs[0]

@@ -55,6 +55,10 @@ class Stacked:
     (``layers.1.weight``), what the backbone's ``stacked_forward`` reads.
     """
 
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    own_optimizers: list[torch.optim.Optimizer]
+
     def __init__(self, runs: list[SeedRun], task: Task, device: torch.device) -> None:
         self.runs = runs
         self.task = task
@@ -99,15 +103,21 @@ class Stacked:
                 param.new_tensor(self.lr_shares).view(-1, *[1] * (param.dim() - 1))
                 for param in self.params.values()
             ]
-        optimiser = runs[0].plan.optimiser.at(top)
+        self.top_lr = top
+
+    def optimise(self) -> None:
+        """One Adam over the stacked parameters at the largest of the runs' learning rates (each
+        row's step then cut to its own), its schedule, and each run's own Adam, what carries its
+        state into and out of its checkpoint in the one format; resumed where the runs'
+        checkpoints left them."""
+        optimiser = self.runs[0].plan.optimiser.at(self.top_lr)
         self.optimizer = optimiser.make(optimiser.groups(self.params.items()))
         self.scheduler = optimiser.schedule(self.optimizer)
-        # Adam and schedule as a run of its own has them: they carry each run's state into
-        # and out of its checkpoint in the one format.
         self.own_optimizers = [
-            run.plan.optimiser.make(run.plan.optimiser.groups(run.network.named_parameters())) for run in runs
+            run.plan.optimiser.make(run.plan.optimiser.groups(run.network.named_parameters()))
+            for run in self.runs
         ]
-        if runs[0].checkpoint is not None:
+        if self.runs[0].checkpoint is not None:
             self._restore()
 
     # ------------------------------------------------------------------ checkpoints
