@@ -1,4 +1,5 @@
-"""The files a comparison leaves in its experiment folder: its tables and its curves."""
+"""The files a comparison leaves in its experiment folder (its tables and its curves), and the
+finished runs a command over an experiment folder reads."""
 
 from __future__ import annotations
 
@@ -27,3 +28,16 @@ def write_comparison(experiment_dir: Path) -> str:
             runs, experiment_dir / "curves-flops.png", title=experiment_dir.name, axis="train_flops"
         )
     return table
+
+
+def finished_folders(path: Path) -> list[Path]:
+    """The run folder ``path``, or the finished runs of the experiment folder ``path``; a
+    FileNotFoundError naming what it should hold where it holds none."""
+    from ..rundir import CONFIG_FILE, run_dirs
+
+    if (path / CONFIG_FILE).is_file():
+        return [path]
+    folders = [folder.path for folder in run_dirs(path)]
+    if not folders:
+        raise FileNotFoundError(f"{path} holds no finished run (a run folder, or <method>/seed<N>/ under it)")
+    return folders

@@ -47,18 +47,10 @@ def add_shift(commands: typing.Any) -> None:
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
-    from ..rundir import CONFIG_FILE, run_dirs
-    from .comparison import write_comparison
+    from .comparison import finished_folders, write_comparison
 
     path: Path = args.path
-    if (path / CONFIG_FILE).is_file():
-        folders = [path]
-    else:
-        folders = [folder.path for folder in run_dirs(path)]
-        if not folders:
-            raise FileNotFoundError(
-                f"{path} holds no finished run (a run folder, or <method>/seed<N>/ under it)"
-            )
+    folders = finished_folders(path)
     corruptions = None if args.corruptions is None else [c for c in args.corruptions.split(",") if c.strip()]
     records = shift_finished(
         folders,

@@ -57,8 +57,8 @@ def test_blurs_treat_each_colour_channel_as_a_grey_image(name: str) -> None:
     # images are the exception, tested below)
     images = colour_images()
     for channel in range(3):
-        alone = corrupt(images[:, channel: channel + 1], name, 5)
-        assert torch.equal(corrupt(images, name, 5)[:, channel: channel + 1], alone)
+        alone = corrupt(images[:, channel : channel + 1], name, 5)
+        assert torch.equal(corrupt(images, name, 5)[:, channel : channel + 1], alone)
 
 
 @pytest.mark.parametrize("name", NAMES)

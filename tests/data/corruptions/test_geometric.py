@@ -42,7 +42,9 @@ def test_warps_move_every_colour_channel_as_a_grey_image(name: str) -> None:
     images = colour_images()
     warped = corrupt(images, name, 5)
     for channel in range(3):
-        assert torch.equal(warped[:, channel: channel + 1], corrupt(images[:, channel: channel + 1], name, 5))
+        assert torch.equal(
+            warped[:, channel : channel + 1], corrupt(images[:, channel : channel + 1], name, 5)
+        )
 
 
 def test_the_registered_settings_are_mnist_c_s() -> None:
@@ -69,7 +71,7 @@ def test_rotate_turns_the_bar_s_centre_of_mass_by_the_level(severity: int) -> No
 def test_rotate_turns_either_way_and_more_at_each_severity() -> None:
     images = torch.cat([bar_image()] * 8)
     rotated = corrupt(images, "rotate")
-    turns = [turn(images[index: index + 1], rotated[index: index + 1]) for index in range(8)]
+    turns = [turn(images[index : index + 1], rotated[index : index + 1]) for index in range(8)]
     assert min(turns) < 0 < max(turns)
     assert_stronger_with_severity("rotate", bar_image(), lambda clean, rotated: abs(turn(clean, rotated)))
 

@@ -102,7 +102,7 @@ def motion_blur(image: np.ndarray, level: tuple[float, float], rng: np.random.Ge
     padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
     blurred = np.zeros_like(image)
     for weight, row, column in zip(weights, row_offsets + margin, column_offsets + margin):
-        blurred += weight * padded[row: row + height, column: column + width]
+        blurred += weight * padded[row : row + height, column : column + width]
     return blurred
 
 

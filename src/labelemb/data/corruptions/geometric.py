@@ -28,8 +28,10 @@ def warp(image: np.ndarray, inverse_xy: np.ndarray, shift_xy: np.ndarray | None 
     centre = (np.array(image.shape[:2], dtype=float) - 1.0) / 2.0
     offset = centre - matrix @ centre if shift_xy is None else swap @ shift_xy
     return np.stack(
-        [affine_transform(image[..., channel], matrix, offset, order=1, mode="constant", cval=0.0)
-         for channel in range(image.shape[2])],
+        [
+            affine_transform(image[..., channel], matrix, offset, order=1, mode="constant", cval=0.0)
+            for channel in range(image.shape[2])
+        ],
         axis=-1,
     )
 
