@@ -75,3 +75,13 @@ def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
     saver.results(run, {}, {"summary": True})
     assert not run.folder.path.exists()
     assert not (run.folder.path / METRICS_FILE).exists()
+
+
+def test_a_run_records_where_its_data_was_looked_for_when_it_starts(small_config, digits, tmp_path):
+    from labelemb.train.plan import plan_run
+    from labelemb.train.saving import start_record
+
+    config = small_config(f"data.dir={tmp_path}").model_copy(update={"source_folder": str(tmp_path / "cfg")})
+    record = start_record(plan_run(config).data.request, digits)
+    assert record["data_folders"] == {"config_folder": str(tmp_path / "cfg"), "dir": str(tmp_path.resolve())}
+    assert record["class_names"] == list(digits.class_names)

@@ -10,6 +10,10 @@ from tqdm.auto import tqdm
 
 from ..callbacks import Callback
 from ..progress import draws_bar
+from ..tasks import Task
+from .loop import Schedule
+from .seed import describe_seeds
+from .seed_run import SeedRun
 
 
 class ProgressDisplay(Callback):
@@ -65,3 +69,22 @@ class ProgressDisplay(Callback):
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def progress_display(runs: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> ProgressDisplay:
+    """The display of the runs trained together: named by method and seeds, counting the steps of
+    ``timetable`` from where the runs stand, showing the task's metrics."""
+    return ProgressDisplay(
+        _describe(runs, len(runs) > 1),
+        total_steps=timetable.total_steps,
+        num_train=timetable.num_train,
+        epochs=timetable.epochs,
+        initial=runs[0].progress.step,
+        enabled=enabled,
+        metrics=task.metrics,
+    )
+
+
+def _describe(runs: list[SeedRun], together: bool) -> str:
+    seeds = describe_seeds([run.plan.seed for run in runs])
+    return f"{runs[0].plan.method.name} {seeds}" + (" (batched)" if together else "")

@@ -28,7 +28,7 @@ from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_run
 from .dev_predictions import DevSplitCheck, reads_dev
-from .display import ProgressDisplay
+from .display import progress_display
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .frozen import features_through
@@ -36,9 +36,9 @@ from .loop import Schedule, run_loop, schedule
 from .network import Network
 from .parts import Placement, build_pair, resolve_device
 from .plan import RunPlan
-from .results import saved_tensors, start_record, summarize, warn_if_at_chance, warn_if_diverged
-from .saving import Saver
-from .seed import describe_seeds, seed_everything
+from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
+from .saving import Saver, start_record
+from .seed import seed_everything
 from .seed_run import Progress, SeedRun, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked
@@ -76,11 +76,11 @@ def train_owned(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if first.features is not None:
         dataset = features_through(first.features, dataset, task, device)
-    start = start_record(first.data.request, dataset)
-    run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
     timetable = schedule(first.timing, dataset, device)
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(task, writes=processes.is_main)
+    start = start_record(first.data.request, dataset)
+    run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
     summaries: dict[int, dict[str, Any]] = {}
     # Build and restore: each run seeded, built and resumed, in the groups that train together.
     for members in _groups(plans, dataset, stacked):
@@ -89,7 +89,7 @@ def train_owned(
         # Layout and optimiser: one run, or seeds side by side; Adam and its schedule.
         layout = lay_out(group, task, device)
         _count_flops(group, task, timetable)
-        display = _display(group, task, timetable, show_progress and processes.is_main)
+        display = progress_display(group, task, timetable, show_progress and processes.is_main)
         callbacks = Callbacks([_EpochEnd(layout, timetable.dev), hooks, display])
         callbacks.on_run_start(group)
         failed = True
@@ -145,7 +145,7 @@ def lay_out(runs: list[SeedRun], task: Task, device: torch.device) -> Single | S
     """Layout and optimiser: one run on its own, or seeds side by side (their tensors stacked),
     then Adam and its schedule over the layout's parameters as the runs' plans say, resumed where
     their checkpoints left them."""
-    layout = Stacked(runs, task, device) if len(runs) > 1 else Single(runs[0], task, device)
+    layout = Single(runs[0], task, device) if len(runs) == 1 else Stacked(runs, task, device)
     layout.optimise()
     return layout
 
@@ -206,18 +206,6 @@ def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:
         run.flops_per_example = counted
 
 
-def _display(group: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> ProgressDisplay:
-    return ProgressDisplay(
-        _describe(group, len(group) > 1),
-        total_steps=timetable.total_steps,
-        num_train=timetable.num_train,
-        epochs=timetable.epochs,
-        initial=group[0].progress.step,
-        enabled=enabled,
-        metrics=task.metrics,
-    )
-
-
 def _finish_run(
     run: SeedRun,
     s: int,
@@ -237,7 +225,8 @@ def _finish_run(
     if processes.is_main:
         warn_if_at_chance(run, task, timetable)
         warn_if_diverged(run)
-        saver.results(run, saved_tensors(run, summary, layout.predictor(s), task, timetable), summary)
+        tensors = saved_tensors(run, summary, layout.predictor(s), task, timetable)
+        saver.results(run, tensors, summary)
     return summary
 
 
@@ -254,8 +243,3 @@ class _EpochEnd(Callback):
         if reads_dev(runs[0].method):
             self.layout.hand_dev_predictions(self.dev)
         self.layout.on_epoch_end()
-
-
-def _describe(runs: list[SeedRun], together: bool) -> str:
-    seeds = describe_seeds([run.plan.seed for run in runs])
-    return f"{runs[0].plan.method.name} {seeds}" + (" (batched)" if together else "")

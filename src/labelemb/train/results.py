@@ -1,18 +1,17 @@
-"""A finished run's results: its summary (the metrics at the selected check and at the last) and
-what it leaves in its folder besides (the label representation, the weights)."""
+"""A finished run's results: its summary (the metrics at the selected check and at the last), the
+tensors it saves besides its weights (the label representation), and the notes on a run that did
+not learn (at chance, diverged)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import platform
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data import Dataset
-from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
 from ..tasks import Predictor, Task
@@ -91,26 +90,6 @@ def summarize(
         }
     )
     return summary
-
-
-def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[str, Any]:
-    """What a run records when it starts (``start.json``): its class names and what its network
-    (and a frozen backbone) reads, as the summary will, and the folders its data files were looked
-    for in, made absolute: a prediction reads the data where the run found it, from any folder."""
-    record: dict[str, Any] = {
-        "class_names": list(dataset.class_names),
-        "input_shape": list(dataset.input_shape),
-    }
-    frozen = getattr(dataset, "details", {}).get("frozen")
-    if frozen:
-        record["data"] = {"frozen": {"input_shape": frozen["input_shape"]}}
-    # The request's order: the config file's folder, then data.dir (relative to where it ran).
-    given_dir = request.dir
-    record["data_folders"] = {
-        "config_folder": next(iter(request.search), None),
-        "dir": None if given_dir is None else str(Path(given_dir).expanduser().resolve()),
-    }
-    return record
 
 
 def saved_tensors(

@@ -1,12 +1,17 @@
 """Every file training writes into its runs' folders, behind one door: :class:`Saver`, the
-trainer's checkpoint and result I/O (as Lightning keeps its ``CheckpointIO`` out of the loop)."""
+trainer's checkpoint and result I/O (as Lightning keeps its ``CheckpointIO`` out of the loop);
+and what a run records when it starts (:func:`start_record`, its ``start.json``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from ..data import Dataset
+from ..data.registry import DataRequest
+from ..data.text.sequences import TextDataset
 from ..tasks import Task
 from .evaluation import selected_record
 from .seed_run import SeedRun
@@ -54,3 +59,23 @@ class Saver:
         """A finished run's results: its weights, the method's ``tensors`` and its summary."""
         if self.writes:
             run.folder.write_results(run.network.state_dict(), tensors, summary)
+
+
+def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[str, Any]:
+    """What a run records when it starts (``start.json``): its class names and what its network
+    (and a frozen backbone) reads, as the summary will, and the folders its data files were looked
+    for in, made absolute: a prediction reads the data where the run found it, from any folder."""
+    record: dict[str, Any] = {
+        "class_names": list(dataset.class_names),
+        "input_shape": list(dataset.input_shape),
+    }
+    frozen = getattr(dataset, "details", {}).get("frozen")
+    if frozen:
+        record["data"] = {"frozen": {"input_shape": frozen["input_shape"]}}
+    # The request's order: the config file's folder, then data.dir (relative to where it ran).
+    given_dir = request.dir
+    record["data_folders"] = {
+        "config_folder": next(iter(request.search), None),
+        "dir": None if given_dir is None else str(Path(given_dir).expanduser().resolve()),
+    }
+    return record
