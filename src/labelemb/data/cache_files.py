@@ -4,6 +4,7 @@ fsync, ``os.replace``, and the folder synced after. Shared by the image cache an
 A build holds ``<cache>.lock`` (so two processes building one cache build it once), writes into
 ``.<cache>.<pid>.<random>.tmp`` in the same folder and renames it into place; a killed build
 leaves only its temporary file, which the next build of the same cache deletes.
+:func:`build_once` is that whole build, given how a cache reads its file and how it builds it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .base import DataError
+
+T = TypeVar("T")
 
 WRITABLE_HINT = "set data.files.cache_dir (or $LABELEMB_CACHE) to a writable folder"
 
@@ -33,6 +36,22 @@ def make_folder(folder: Path, what: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(not_writable(folder, exc, what)) from exc
+
+
+def build_once(
+    path: Path, what: str, read: Callable[[], T | None], build: Callable[[], T], *, progress: bool
+) -> tuple[T, bool]:
+    """The cache file at ``path`` built by one process of those that want it: its folder made, its
+    build lock held (:func:`build_lock`), then what ``read()`` finds there (another process built
+    it meanwhile) and True; else, the leftovers of killed builds removed, what ``build()`` returns
+    (it writes the file with :func:`write_atomically`) and False."""
+    make_folder(path.parent, what)
+    with build_lock(path, progress, what):
+        found = read()
+        if found is not None:
+            return found, True
+        remove_leftovers(path)
+        return build(), False
 
 
 @contextmanager

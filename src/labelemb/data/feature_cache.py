@@ -5,7 +5,7 @@ options, every tensor of its state (weights and batch-norm statistics), the spli
 the preprocessing (normalisation, precision). It holds one float32 ``(N, d)`` tensor and, in its
 metadata, the key and a sha256 of the tensor's bytes. A file whose key, row count or checksum
 disagrees (copied from another cache, truncated, a flipped bit) is rebuilt with a warning, never
-read as features. It is written whole or not at all (:mod:`labelemb.data.cache_files`).
+read as features. It is built once and written whole or not at all (:mod:`labelemb.data.cache_files`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from ..aligned import aligned
-from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
+from .cache_files import build_once, write_atomically
 
 #: Bump when what a key covers or how features are stored changes, so old files are not read as new.
 FORMAT_VERSION = 1
@@ -70,19 +71,34 @@ def cached_features(
     features, _ = read_features(path, key, count)
     if features is not None:
         return features, True  # read without the lock: a cache file is only ever replaced whole
-    make_folder(cache_dir, _WHAT)
-    with build_lock(path, progress, _WHAT):
-        features, problem = read_features(path, key, count)  # built by another process meanwhile?
-        if features is not None:
-            return features, True
-        if problem is not None:
-            warnings.warn(f"feature cache {path} {problem}: computing the {label} again", stacklevel=2)
-        remove_leftovers(path)
-        features = compute().detach().to("cpu", torch.float32).contiguous()
-        if features.dim() != 2 or features.shape[0] != count:
-            raise ValueError(f"{label}: expected ({count}, d) features, got {tuple(features.shape)}")
-        write_features(path, key, features)
-    return features, False
+    return build_once(
+        path,
+        _WHAT,
+        partial(_read_under_lock, path, key, count, label),
+        partial(_compute_and_write, path, key, count, compute, label),
+        progress=progress,
+    )
+
+
+def _read_under_lock(path: Path, key: str, count: int, label: str) -> torch.Tensor | None:
+    """The features another process built while this one waited for the lock; None, with a
+    warning where a file is there but is not them, when they are to be computed."""
+    features, problem = read_features(path, key, count)
+    if problem is not None:
+        # Level 4: the warning names the caller of cached_features, past build_once.
+        warnings.warn(f"feature cache {path} {problem}: computing the {label} again", stacklevel=4)
+    return features
+
+
+def _compute_and_write(
+    path: Path, key: str, count: int, compute: Callable[[], torch.Tensor], label: str
+) -> torch.Tensor:
+    """``compute()``'s features, checked to be ``(count, d)``, as float32 on the CPU, written to ``path``."""
+    features = compute().detach().to("cpu", torch.float32).contiguous()
+    if features.dim() != 2 or features.shape[0] != count:
+        raise ValueError(f"{label}: expected ({count}, d) features, got {tuple(features.shape)}")
+    write_features(path, key, features)
+    return features
 
 
 def read_features(path: Path, key: str, count: int) -> tuple[torch.Tensor | None, str | None]:

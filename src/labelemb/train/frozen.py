@@ -68,6 +68,7 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
         return dataset
     backbone = built_frozen(part.backbone, dataset.input_shape).to(device).eval()
     normalise = None if part.mean is None else Augment(mean=part.mean, std=part.std)
+    folder = cache_root(part.cache_dir) / "features"
     description = {
         "model": part.backbone.name,
         "options": part.backbone.options,
@@ -75,7 +76,6 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
         "precision": part.precision,
     }
     digest = backbone_digest(description, backbone.state_dict())
-    folder = cache_root(part.cache_dir) / "features"
     splits: dict[str, Split | None] = {}
     caches: dict[str, Any] = {}
     for name in SPLIT_NAMES:
@@ -85,9 +85,10 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
             continue
         inputs = [split.inputs, *([split.lengths] if hasattr(split, "lengths") else [])]
         started = time.perf_counter()
+        key = split_key(digest, inputs)
         features, reused = cached_features(
             folder,
-            split_key(digest, inputs),
+            key,
             len(split),
             lambda split=split, name=name: split_features(
                 backbone, split, task, device, part, normalise, label=f"{name} features"
