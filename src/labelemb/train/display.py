@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -20,24 +19,19 @@ class ProgressDisplay(Callback):
     """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead: a
     callback of the runs trained together, showing the mean of their ``metrics`` at each check."""
 
-    def __init__(
-        self,
-        description: str,
-        *,
-        total_steps: int,
-        num_train: int,
-        epochs: int,
-        initial: int,
-        enabled: bool,
-        metrics: Sequence[str] = (),
-    ) -> None:
-        self.description, self.enabled, self.metrics = description, enabled, tuple(metrics)
-        self.total_steps, self.num_train, self.epochs = total_steps, num_train, epochs
+    def __init__(self, runs: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> None:
+        """The display of ``runs``: named by their method and seeds, counting the steps of
+        ``timetable`` from where the runs stand, showing the task's metrics."""
+        seeds = describe_seeds([run.plan.seed for run in runs])
+        self.description = f"{runs[0].plan.method.name} {seeds}" + (" (batched)" if len(runs) > 1 else "")
+        self.enabled, self.metrics = enabled, tuple(task.metrics)
+        self.total_steps, self.num_train = timetable.total_steps, timetable.num_train
+        self.epochs = timetable.epochs
         self.terminal = draws_bar(enabled)
         self.bar = tqdm(
-            total=total_steps,
-            initial=initial,
-            desc=description,
+            total=self.total_steps,
+            initial=runs[0].progress.step,
+            desc=self.description,
             disable=not self.terminal,
             dynamic_ncols=True,
             leave=False,
@@ -69,22 +63,3 @@ class ProgressDisplay(Callback):
                 file=sys.stderr,
                 flush=True,
             )
-
-
-def progress_display(runs: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> ProgressDisplay:
-    """The display of the runs trained together: named by method and seeds, counting the steps of
-    ``timetable`` from where the runs stand, showing the task's metrics."""
-    return ProgressDisplay(
-        _describe(runs, len(runs) > 1),
-        total_steps=timetable.total_steps,
-        num_train=timetable.num_train,
-        epochs=timetable.epochs,
-        initial=runs[0].progress.step,
-        enabled=enabled,
-        metrics=task.metrics,
-    )
-
-
-def _describe(runs: list[SeedRun], together: bool) -> str:
-    seeds = describe_seeds([run.plan.seed for run in runs])
-    return f"{runs[0].plan.method.name} {seeds}" + (" (batched)" if together else "")

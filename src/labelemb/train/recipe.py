@@ -28,7 +28,7 @@ from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_run
 from .dev_predictions import DevSplitCheck, reads_dev
-from .display import progress_display
+from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .frozen import features_through
@@ -89,7 +89,7 @@ def train_owned(
         # Layout and optimiser: one run, or seeds side by side; Adam and its schedule.
         layout = lay_out(group, task, device)
         _count_flops(group, task, timetable)
-        display = progress_display(group, task, timetable, show_progress and processes.is_main)
+        display = ProgressDisplay(group, task, timetable, show_progress and processes.is_main)
         callbacks = Callbacks([_EpochEnd(layout, timetable.dev), hooks, display])
         callbacks.on_run_start(group)
         failed = True
