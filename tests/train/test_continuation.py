@@ -4,13 +4,15 @@ from scratch, check for check; what would make it another run is refused with th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from labelemb.rundir import RunDirError
 from labelemb.train import train
-from labelemb.train.continuation import ceiling_set_method_settings
-from labelemb.train.plan import method_of
+from labelemb.train.continuation import ceiling_set_method_settings, continue_runs
+from labelemb.train.distributed import Processes
+from labelemb.train.plan import method_of, plan_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,3 +129,17 @@ def test_which_method_settings_follow_the_ceiling(small_config, digits):
     assert moved("variant=nlp", "soft_warmup=10") == []  # a warm-up in updates
     assert moved("variant=nlp", "soft_warmup=0.5") == ["soft_warmup"]  # a fraction of training
     assert moved("variant=nlp", "soft_warmup=0.5", "total_updates=30") == []  # given outright
+
+
+def test_the_data_step_copies_each_continued_run_and_records_the_data_of_every_run(
+    small_config, tmp_path, digits
+):
+    _, continued = short_and_continued(small_config, tmp_path)
+    fresh = small_config(experiment="fresh", output_dir=tmp_path)
+    plans = [plan_run(continued), plan_run(fresh)]
+    dataset = replace(digits, details={"fingerprint": "f00d"})
+    continue_runs(plans, dataset, Processes(rank=1, world_size=1))  # not the main process: nothing
+    assert not continued.run_dir().exists() and not fresh.run_dir().exists()
+    continue_runs(plans, dataset, Processes())
+    assert plans[0].folder.read_checkpoint()["progress"]["continued_from"]["step"] > 0
+    assert [plan.folder.recorded_fingerprint() for plan in plans] == ["f00d", "f00d"]

@@ -18,7 +18,19 @@ from labelemb.train.single import Single
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: The recipe's steps, in the order train_owned takes them.
-STEPS = ["_process_device", "load", "build_task", "schedule", "Saver", "_groups", "lay_out", "run_loop"]
+STEPS = [
+    "_process_device",
+    "load",
+    "continue_runs",
+    "build_task",
+    "schedule",
+    "Saver",
+    "_groups",
+    "lay_out",
+    "_EpochEnd",  # the methods' epoch-end updates, through the layout
+    "_count_flops",
+    "run_loop",
+]
 
 
 def test_the_recipe_takes_its_steps_top_to_bottom():

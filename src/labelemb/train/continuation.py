@@ -10,6 +10,9 @@ setting derived from ``train.epochs`` (LwR's schedule, a warm-up given as a frac
 One difference stays: the shorter run checked at its last update, which the longer run checks only
 if that update falls on its check grid. That check stays in the records, so it can be the selected
 one and counts as a check for early stopping.
+
+The recipe's data step is :func:`continue_runs`: the continued runs' folders copied, and every run
+folder checked to hold a run of the data read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .. import methods
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
+from . import distributed
 from .parts import CEILING_CONTEXT, MethodFactory
 from .plan import RunPlan, method_of
 
@@ -61,6 +65,21 @@ def source_run(plan: RunPlan) -> RunDir | None:
             f"{saved.train.epochs}; continue it to more epochs than that (got {epochs})"
         )
     return source
+
+
+def continue_runs(
+    plans: list[RunPlan], dataset: Dataset | TextDataset, processes: distributed.Processes
+) -> None:
+    """Each continued run's folder copied from the run it continues (by the main process,
+    :func:`continue_run`), and every folder checked to hold a run of this data."""
+    if processes.is_main:
+        for plan in plans:
+            continue_run(plan, dataset)
+    if processes.world_size > 1:
+        torch.distributed.barrier()  # the other processes resume from what the main one copied
+    if processes.is_main:
+        for plan in plans:
+            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
 
 
 def continue_run(plan: RunPlan, dataset: Dataset | TextDataset) -> None:

@@ -26,7 +26,7 @@ from ..data.text.sequences import TextDataset
 from ..rundir import START_FILE
 from ..tasks import Task, build_task
 from . import distributed, threads
-from .continuation import continue_run
+from .continuation import continue_runs
 from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
@@ -65,7 +65,7 @@ def train_owned(
     # Data: read once for every run; a continued run's folder copied from its source first.
     if dataset is None:
         dataset = first.data.load()
-    _continue_runs(plans, dataset, processes)
+    continue_runs(plans, dataset, processes)
     # Task: the data decides it, in one place (the task's for_run reads the run's record); the
     # callbacks may refuse the pair.
     task = build_task(first.config, dataset)
@@ -86,11 +86,13 @@ def train_owned(
     for members in _groups(plans, dataset, stacked):
         group = [run for _, run in members]
         saver.start(group, run_files)
-        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule.
+        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule; the
+        # methods' epoch-end updates through the layout.
         layout = lay_out(group, task, device)
+        epoch_end = _EpochEnd(layout, timetable.dev)
         _count_flops(group, task, timetable)
         display = ProgressDisplay(group, task, timetable, show_progress and processes.is_main)
-        callbacks = Callbacks([_EpochEnd(layout, timetable.dev), hooks, display])
+        callbacks = Callbacks([epoch_end, hooks, display])
         callbacks.on_run_start(group)
         failed = True
         try:
@@ -158,21 +160,6 @@ def _process_device(placement: Placement, processes: distributed.Processes) -> t
     if device.type == "cuda" and processes.world_size > 1:
         device = torch.device("cuda", processes.local_rank)
     return device
-
-
-def _continue_runs(
-    plans: list[RunPlan], dataset: Dataset | TextDataset, processes: distributed.Processes
-) -> None:
-    """Each continued run's folder copied from the run it continues (by the main process), and every
-    folder checked to hold a run of this data."""
-    if processes.is_main:
-        for plan in plans:
-            continue_run(plan, dataset)
-    if processes.world_size > 1:
-        torch.distributed.barrier()  # the other processes resume from what the main one copied
-    if processes.is_main:
-        for plan in plans:
-            plan.folder.check_data(getattr(dataset, "details", {}).get("fingerprint"))
 
 
 def _groups(
