@@ -13,6 +13,7 @@ import labelemb.train
 from labelemb.rundir import CHECKPOINT_FILE, METRICS_FILE, SELECTED_MODEL_FILE
 from labelemb.tasks import Classification
 from labelemb.train.build import build_run
+from labelemb.train.evaluation import last_is_selected
 from labelemb.train.saving import Saver
 
 TRAIN = Path(labelemb.train.__file__).parent
@@ -47,14 +48,16 @@ def check(run, dev_error: float, step: int) -> None:
 def test_a_saver_writes_each_check_and_the_weights_of_the_one_the_run_reports(small_config, digits):
     task = Classification()
     run = build_run(small_config(), digits, torch.device("cpu"), task)
-    saver = Saver(task)
+    saver = Saver()
     saver.start([run], {"start.json": "{}\n"})
     state = {"network": run.network.state_dict(), "optimizer": {}}
     check(run, 5.0, 1)
-    saver.check(run, {}, lambda: state)
+    assert last_is_selected(run.progress.records, task, "best_dev")
+    saver.check(run, {}, lambda: state, selected=True)
     assert torch.load(run.folder.file(SELECTED_MODEL_FILE))["step"] == 1
     check(run, 7.0, 2)  # worse on dev: not the check the run reports
-    saver.check(run, {}, lambda: state)
+    assert not last_is_selected(run.progress.records, task, "best_dev")
+    saver.check(run, {}, lambda: state, selected=False)
     assert torch.load(run.folder.file(SELECTED_MODEL_FILE))["step"] == 1
     assert torch.load(run.folder.file(CHECKPOINT_FILE))["progress"]["step"] == 2
     assert len(run.folder.read_metrics()) == 2
@@ -64,14 +67,14 @@ def test_a_saver_writes_each_check_and_the_weights_of_the_one_the_run_reports(sm
 def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
     task = Classification()
     run = build_run(small_config(), digits, torch.device("cpu"), task)
-    saver = Saver(task, writes=False)
+    saver = Saver(writes=False)
 
     def no_state():
         raise AssertionError("a saver that does not write asked for the checkpoint's state")
 
     saver.start([run], {"start.json": "{}\n"})
     check(run, 5.0, 1)
-    saver.check(run, {"decoded.txt": "text"}, no_state)
+    saver.check(run, {"decoded.txt": "text"}, no_state, selected=True)
     saver.results(run, {}, {"summary": True})
     assert not run.folder.path.exists()
     assert not (run.folder.path / METRICS_FILE).exists()

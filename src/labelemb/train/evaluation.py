@@ -1,7 +1,7 @@
 """A check of a run: its record (where it stands, what its training has cost, the task's
 evaluation of its weights, the mean training terms since the last check) and which of its checks
-a run reports (:func:`selected_record`), a rule a check is evaluated knowing
-(:func:`selectable_check`)."""
+a run reports (:func:`selected_record`; :func:`last_is_selected` at a check), a rule a check is
+evaluated knowing (:func:`selectable_check`)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def selected_record(records: list[dict[str, Any]], task: Task, selection: str) -
         return final
     sign = 1.0 if task.lower_is_better else -1.0
     return min(records, key=lambda r: (sign * r[task.selection_metric], r["step"]))
+
+
+def last_is_selected(records: list[dict[str, Any]], task: Task, selection: str) -> bool:
+    """Whether the last of ``records`` is the check the run reports so far (:func:`selected_record`):
+    its weights are the ones a prediction reads."""
+    return selected_record(records, task, selection) is records[-1]
 
 
 def selectable_check(records: list[dict[str, Any]], task: Task, selection: str) -> Selectable:

@@ -26,7 +26,7 @@ from ..data.text.sequences import TextDataset
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import rows_per_example
-from .evaluation import check_record
+from .evaluation import check_record, last_is_selected
 from .parts import Timing
 from .saving import Saver
 from .seed_run import Progress, SeedRun
@@ -196,7 +196,8 @@ def check(
 ) -> None:
     """A check of every run of the layout: its position and time brought up to date, its record
     made (:func:`~labelemb.train.evaluation.check_record`) and appended, the callbacks told
-    (``on_record``: what they change in its progress is saved) and its files saved (``saver``)."""
+    (``on_record``: what they change in its progress is saved) and its files saved (``saver``),
+    its weights as the selected ones where the check is the one the run reports so far."""
     now = time.perf_counter()
     layout.sync()
     means = term_sums.means()
@@ -214,7 +215,8 @@ def check(
         )
         progress.records.append(record)
         callbacks.on_record(run)
-        saver.check(run, files, partial(layout.checkpoint_state, s))
+        selected = last_is_selected(progress.records, task, run.plan.selection)
+        saver.check(run, files, partial(layout.checkpoint_state, s), selected)
 
 
 def run_loop(

@@ -78,7 +78,7 @@ def train_owned(
         dataset = features_through(first.features, dataset, task, device)
     timetable = schedule(first.timing, dataset, device)
     # Saving: every file the runs' folders get, through one door (the main process's).
-    saver = Saver(task, writes=processes.is_main)
+    saver = Saver(writes=processes.is_main)
     start = start_record(first.data.request, dataset)
     run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
     summaries: dict[int, dict[str, Any]] = {}

@@ -12,8 +12,6 @@ from typing import Any
 from ..data import Dataset
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
-from ..tasks import Task
-from .evaluation import selected_record
 from .seed_run import SeedRun
 
 
@@ -25,8 +23,7 @@ class Saver:
     tensors, the summary). Under torchrun only the main process writes: a saver that does not
     ``write`` writes nothing."""
 
-    def __init__(self, task: Task, writes: bool = True) -> None:
-        self.task = task
+    def __init__(self, writes: bool = True) -> None:
         self.writes = writes
 
     def start(self, runs: list[SeedRun], files: dict[str, str]) -> None:
@@ -38,10 +35,13 @@ class Saver:
             for name, text in files.items():
                 run.folder.write_text_file(name, text)
 
-    def check(self, run: SeedRun, files: dict[str, str], checkpoint: Callable[[], dict[str, Any]]) -> None:
+    def check(
+        self, run: SeedRun, files: dict[str, str], checkpoint: Callable[[], dict[str, Any]], selected: bool
+    ) -> None:
         """``run``'s last check: its evaluation's ``files`` in the record's ``outputs`` folder, the
         metrics, the checkpoint (``checkpoint()``: the layout's state of the run, with its
-        progress) and, when the check is the one the run reports so far, its weights."""
+        progress) and, when the check is ``selected`` (the one the run reports so far:
+        :func:`~labelemb.train.evaluation.last_is_selected`), its weights."""
         if not self.writes:
             return
         folder, progress = run.folder, run.progress
@@ -51,7 +51,7 @@ class Saver:
         folder.write_metrics(progress.records)
         state = checkpoint()
         folder.write_checkpoint({**state, "progress": asdict(progress)})
-        if selected_record(progress.records, self.task, run.plan.selection) is record:
+        if selected:
             # What `labelemb predict` reads: the weights the summary's selected check measured.
             folder.write_selected_weights(state["network"], progress.step)
 
