@@ -39,7 +39,7 @@ from labelemb.train import (
 )
 from labelemb.train.build import build_run
 from labelemb.train.recipe import lay_out
-from labelemb.train.stacked import Stacked
+from labelemb.train.stacked import SideBySide, Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -168,6 +168,18 @@ def test_settings_that_change_a_method_s_tensors_are_refused_side_by_side(small_
     ]
     with pytest.raises(BatchedConfigError, match="different shapes"):
         train_batched(configs, dataset=digits, progress=False)
+
+
+def test_settings_side_by_side_are_their_own_methods_over_the_methods_tensors_stacked():
+    members = [methods.build("label_smoothing", in_features=4, num_classes=3, epsilon=e) for e in (0.0, 0.5)]
+    side_by_side = SideBySide(members)
+    assert side_by_side.members == members and side_by_side.stacked.stacked_seeds == 2
+    for name, stacked in side_by_side.stacked.named_parameters():
+        torch.testing.assert_close(stacked, torch.stack([dict(m.named_parameters())[name] for m in members]))
+    features, target = torch.randn(2, 5, 4), torch.randint(0, 3, (2, 5))
+    losses = side_by_side(features, target).loss
+    for s, member in enumerate(members):  # each its own epsilon, on its own slice
+        torch.testing.assert_close(losses[s], member(features[s], target[s]).loss)
 
 
 def test_methods_with_loaded_tables_train_batched(small_config, digits, tmp_path):

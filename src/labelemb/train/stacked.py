@@ -67,15 +67,18 @@ class Stacked:
         if not stacks(self.model):
             name = type(self.model).__name__
             raise BatchedConfigError(f"{name} is not a backbone the batched trainer can stack")
-        _check_same_shapes([run.method for run in runs])
-        self.method = stack_modules([run.method for run in runs])
-        self.method.train()
+        own_methods = [run.method for run in runs]
+        _check_same_shapes(own_methods)
         # Settings of the method's own options side by side (a tuning round's trials): each runs
         # its own options on its slice of the stacked tensors.
         settings = [run.plan.method.options for run in runs]
-        self.step_method: nn.Module | SideBySide = self.method
+        self.step_method: nn.Module | SideBySide
         if any(setting != settings[0] for setting in settings[1:]):
-            self.step_method = SideBySide(self.method, [run.method for run in runs])
+            side_by_side = SideBySide(own_methods)
+            self.method, self.step_method = side_by_side.stacked, side_by_side
+        else:
+            self.method = self.step_method = stack_modules(own_methods)
+        self.method.train()
         seeds = [dict(run.model.named_parameters()) for run in runs]
         self.backbone = {
             name: torch.stack([params[name].detach() for params in seeds])
@@ -231,7 +234,7 @@ class Stacked:
 
 
 class SideBySide:
-    """Settings of one method side by side: the method's tensors stacked (``stacked``, what the
+    """Settings of one method side by side: the members' tensors stacked (``stacked``, what the
     optimiser and the checkpoints see, as for seeds), each setting's own options kept by its module
     (``members``). A step runs member ``s`` on slice ``s`` of the stacked tensors
     (``torch.func.functional_call``), so its gradient lands in that slice and its in-place updates
@@ -239,10 +242,10 @@ class SideBySide:
     ``(S,)`` as a stacked method's would. The backbone is still one grouped pass for all settings.
     """
 
-    def __init__(self, stacked: nn.Module, members: list[nn.Module]) -> None:
-        self.stacked = stacked
+    def __init__(self, members: list[nn.Module]) -> None:
+        self.stacked = stack_modules(members)
         self.members = members
-        self.needs_index = stacked.needs_index
+        self.needs_index = self.stacked.needs_index
         for member in members:
             member.train()
 
