@@ -11,7 +11,7 @@ import torch
 from labelemb.tasks import build_task
 from labelemb.train import train
 from labelemb.train.build import Network, build_network, step_options
-from labelemb.train.flops import flops_per_example
+from labelemb.train.flops import COUNTED_BATCHES, flops_per_example, flops_per_work
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,6 +32,24 @@ def test_a_tiny_models_count_is_the_hand_count(small_config, digits):
     forward = 2 * 64 * 32 + 2 * 32 * 10
     backward = 2 * 2 * 32 * 10 + 2 * 64 * 32
     assert counted == pytest.approx(forward + backward)
+
+
+def test_the_count_per_example_is_the_count_per_unit_of_work_times_an_examples_work(small_config, digits):
+    # Examples of unequal work (tokens) are why the count is per unit of work: here each weighs 2.
+    config = small_config("method.name=onehot")
+    model, method = build_network(config, digits)
+
+    class TwoUnitsEach(type(build_task(config, digits))):
+        def work(self, split, index):
+            return 2 * super().work(split, index)
+
+    task = TwoUnitsEach()
+    network = Network(model, method, rows=task.rows)
+    options = step_options(config, 0)
+    hand_count = 2 * 64 * 32 + 2 * 32 * 10 + 2 * 2 * 32 * 10 + 2 * 64 * 32
+    per_work = flops_per_work(network, task, digits.train, 0, 100, options, COUNTED_BATCHES)
+    assert per_work == pytest.approx(hand_count / 2)
+    assert flops_per_example(network, task, digits.train, 0, 100, options) == pytest.approx(hand_count)
 
 
 def test_a_chunked_head_counts_its_in_place_gradient_products(small_config, digits):

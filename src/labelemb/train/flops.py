@@ -53,7 +53,24 @@ def flops_per_example(
     options: StepOptions,
     batches: int = COUNTED_BATCHES,
 ) -> float:
-    """The training FLOPs (forward and backward) per training example of ``network`` on ``train``.
+    """The training FLOPs (forward and backward) per training example of ``network`` on ``train``:
+    the mean work of a training example times the FLOPs per unit of work of its first ``batches``
+    batches (:func:`flops_per_work`)."""
+    mean_work = mean_work_per_example(task, train)
+    return mean_work * flops_per_work(network, task, train, seed, batch_size, options, batches)
+
+
+def flops_per_work(
+    network: torch.nn.Module,
+    task: Task,
+    train: Any,
+    seed: int,
+    batch_size: int,
+    options: StepOptions,
+    batches: int,
+) -> float:
+    """The training FLOPs of ``network``'s steps over the first ``batches`` batches of epoch 0 of
+    ``train``, per unit of the task's work in them.
 
     The network is copied (a step changes batch-norm statistics and a method's running tables),
     and the random state is put back after, so counting changes nothing of the run.
@@ -76,8 +93,7 @@ def flops_per_example(
                     output = counted(inputs, targets, index=index)
                 output.loss.backward()
                 work += task.work(train, index) / group  # per example drawn
-    per_work = counter.get_total_flops() / max(work, 1e-12)
-    return per_work * mean_work_per_example(task, train)
+    return counter.get_total_flops() / max(work, 1e-12)
 
 
 def mean_work_per_example(task: Task, train: Any) -> float:
