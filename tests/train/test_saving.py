@@ -4,6 +4,7 @@ loops, and a check's record is made by the evaluation."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from labelemb.rundir import CHECKPOINT_FILE, METRICS_FILE, SELECTED_MODEL_FILE
 from labelemb.tasks import Classification
 from labelemb.train.build import build_run
 from labelemb.train.evaluation import last_is_selected
-from labelemb.train.saving import Saver
+from labelemb.train.saving import Saver, start_record
 
 TRAIN = Path(labelemb.train.__file__).parent
 #: Where a run folder may be written besides the saver: a continued run's folder is copied from
@@ -49,7 +50,7 @@ def test_a_saver_writes_each_check_and_the_weights_of_the_one_the_run_reports(sm
     task = Classification()
     run = build_run(small_config(), digits, torch.device("cpu"), task)
     saver = Saver()
-    saver.start([run], {"start.json": "{}\n"})
+    saver.start([run], {"vocabulary.txt": "a\n"}, run.plan.data.request, digits)
     state = {"network": run.network.state_dict(), "optimizer": {}}
     check(run, 5.0, 1)
     assert last_is_selected(run.progress.records, task, "best_dev")
@@ -61,7 +62,9 @@ def test_a_saver_writes_each_check_and_the_weights_of_the_one_the_run_reports(sm
     assert torch.load(run.folder.file(SELECTED_MODEL_FILE))["step"] == 1
     assert torch.load(run.folder.file(CHECKPOINT_FILE))["progress"]["step"] == 2
     assert len(run.folder.read_metrics()) == 2
-    assert (run.folder.path / "start.json").read_text() == "{}\n"
+    assert (run.folder.path / "vocabulary.txt").read_text() == "a\n"
+    started = json.loads((run.folder.path / "start.json").read_text())
+    assert started == start_record(run.plan.data.request, digits)  # what the run records at its start
 
 
 def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
@@ -72,7 +75,7 @@ def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
     def no_state():
         raise AssertionError("a saver that does not write asked for the checkpoint's state")
 
-    saver.start([run], {"start.json": "{}\n"})
+    saver.start([run], {"vocabulary.txt": "a\n"}, run.plan.data.request, digits)
     check(run, 5.0, 1)
     saver.check(run, {"decoded.txt": "text"}, no_state, selected=True)
     saver.results(run, {}, {"summary": True})
@@ -82,7 +85,6 @@ def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
 
 def test_a_run_records_where_its_data_was_looked_for_when_it_starts(small_config, digits, tmp_path):
     from labelemb.train.plan import plan_run
-    from labelemb.train.saving import start_record
 
     config = small_config(f"data.dir={tmp_path}").model_copy(update={"source_folder": str(tmp_path / "cfg")})
     record = start_record(plan_run(config).data.request, digits)

@@ -12,7 +12,6 @@ end.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -23,7 +22,6 @@ import torch
 from ..callbacks import Callback, Callbacks
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
-from ..rundir import START_FILE
 from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_runs
@@ -37,7 +35,7 @@ from .network import Network
 from .parts import Placement, build_pair, resolve_device
 from .plan import RunPlan
 from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
-from .saving import Saver, start_record
+from .saving import Saver
 from .seed import seed_everything
 from .seed_run import Progress, SeedRun, load_state, with_this_code
 from .single import Single
@@ -79,13 +77,11 @@ def train_owned(
     timetable = schedule(first.timing, dataset, device)
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(writes=processes.is_main)
-    start = start_record(first.data.request, dataset)
-    run_files = {**run_files, START_FILE: json.dumps(start, indent=2) + "\n"}
     summaries: dict[int, dict[str, Any]] = {}
     # Build and restore: each run seeded, built and resumed, in the groups that train together.
     for members in _groups(plans, dataset, stacked):
         group = [run for _, run in members]
-        saver.start(group, run_files)
+        saver.start(group, run_files, first.data.request, dataset)
         # Layout and optimiser: one run, or seeds side by side; Adam and its schedule; the
         # methods' epoch-end updates through the layout.
         layout = lay_out(group, task, device)

@@ -4,6 +4,7 @@ and what a run records when it starts (:func:`start_record`, its ``start.json``)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from ..data import Dataset
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
+from ..rundir import START_FILE
 from .seed_run import SeedRun
 
 
@@ -26,13 +28,17 @@ class Saver:
     def __init__(self, writes: bool = True) -> None:
         self.writes = writes
 
-    def start(self, runs: list[SeedRun], files: dict[str, str]) -> None:
-        """The runs' folders started with their config, and ``files`` (name -> text) written."""
+    def start(
+        self, runs: list[SeedRun], files: dict[str, str], request: DataRequest, dataset: Dataset | TextDataset
+    ) -> None:
+        """The runs' folders started with their config, ``files`` (name -> text) written, and their
+        start record (``start.json``: :func:`start_record` of the data ``request`` and ``dataset``)."""
         if not self.writes:
             return
+        start = json.dumps(start_record(request, dataset), indent=2) + "\n"
         for run in runs:
             run.folder.start(run.config)
-            for name, text in files.items():
+            for name, text in {**files, START_FILE: start}.items():
                 run.folder.write_text_file(name, text)
 
     def check(
