@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..progress import draws_bar
 from .base import DataError
-from .cache_files import build_lock, make_folder, remove_leftovers, write_atomically
+from .cache_files import build_once, write_atomically
 from .image_decode import decode_image, first_image_settings, pillow, read_file
 
 logger = logging.getLogger(__name__)
@@ -83,14 +83,16 @@ def cached_images(
     images = open_cache(path, key, len(sources))
     if images is not None:
         return images  # read without the lock: a cache file is only ever replaced whole
-    make_folder(cache_dir, _WHAT)
-    with build_lock(path, progress, _WHAT):
+
+    def read_back() -> torch.Tensor | None:
         # Built by another process while we waited? (Its damage, if any, was reported above.)
-        images = open_cache(path, key, len(sources), warn=False)
-        if images is None:
-            remove_leftovers(path)
-            _write_cache(path, key, sources, names, channels, size, label, progress)
-            images = open_cache(path, key, len(sources), warn=False)
+        return open_cache(path, key, len(sources), warn=False)
+
+    def build() -> torch.Tensor | None:
+        _write_cache(path, key, sources, names, channels, size, label, progress)
+        return read_back()
+
+    images, _ = build_once(path, _WHAT, read_back, build, progress=progress)
     if images is None:
         raise DataError(f"{path}: the image cache just written does not read back; delete {cache_dir}")
     return images
