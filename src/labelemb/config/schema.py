@@ -139,6 +139,9 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    #: Same seed, same numbers on a GPU too: torch's deterministic kernels, cuBLAS's fixed workspace,
+    #: cuDNN's benchmark off (labelemb.train.determinism). false: faster on a GPU, numbers may vary.
+    deterministic: bool = True
     threads: int | None = Field(None, ge=1)
     progress: bool = True
     #: {patience: N checks, min_delta: 0}; null: train every epoch.

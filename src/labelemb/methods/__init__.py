@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..registry import import_modules
-from .base import LabelRangeError, LinearOutputMethod, Method, MethodOutput
+from .base import LabelRangeError, LinearOutputMethod, Method, MethodOutput, trust_batches
 from .label_embedding.fixed import load_embedding  # a function of the method's package, not a method
 from .registry import (
     METHODS,
@@ -85,6 +85,7 @@ __all__ = [
     "register",
     "search_space",
     "serving",
+    "trust_batches",
     "why_not_serving",
     *sorted(_method_classes()),
 ]

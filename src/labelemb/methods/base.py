@@ -34,6 +34,7 @@ __all__ = [
     "Rows",
     "gold",
     "init_linear",
+    "trust_batches",
 ]
 
 #: The kinds of rows a method can turn into a loss: "class", one example of a classification task
@@ -120,6 +121,11 @@ class Method(GradientAccumulation, nn.Module):
     #: Whether the method reads the dev split's predictions at each epoch's end
     #: (:meth:`on_dev_predictions`): a trainer without a dev split refuses it.
     reads_dev: ClassVar[bool] = False
+    #: Whether :meth:`check_inputs` looks at each batch's labels and values (one host read a batch:
+    #: a GPU waits for it). A trainer whose labels were checked when its data was read, and whose
+    #: rows all count, turns it off (labelemb's own layouts do, :func:`trust_batches`): every row
+    #: then counts, as in a plain loop, and a non-finite value makes the loss non-finite.
+    check_batches: bool = True
     #: Set by an adapter (Lightning's ``LabelembCallback``) while a trainer accumulates gradients:
     #: ``forward`` in training then returns :meth:`accumulated_loss`. None: the batch is the step.
     micro_batch: MicroBatch | None = None
@@ -272,7 +278,8 @@ class Method(GradientAccumulation, nn.Module):
         # ignore_index that is itself a class (0) cannot be told from a label by its range: such a
         # batch always takes the general way, which leaves its ignored rows out.
         ignore_is_a_class = 0 <= self.ignore_index < self.num_classes
-        if rows and not ignore_is_a_class and clean_batch(target, self.num_classes, checked):
+        trusted = not self.check_batches
+        if rows and (trusted or (not ignore_is_a_class and clean_batch(target, self.num_classes, checked))):
             if is_distributed():
                 count = per_process_share(features.new_tensor(rows))
                 return Rows(label=target, weight=None, count=count), outputs
@@ -311,6 +318,15 @@ class Method(GradientAccumulation, nn.Module):
         """
         representation = self.label_representation()
         return {} if representation is None else {"representation": representation}
+
+
+def trust_batches(module: nn.Module) -> None:
+    """Turn off the per-batch check (:attr:`Method.check_batches`) of every method in ``module``: for
+    a trainer whose labels were checked when read and whose rows all count, so that no step reads
+    a device value on the host."""
+    for part in module.modules():
+        if isinstance(part, Method):
+            part.check_batches = False
 
 
 def _list_shared_options(cls: type[Method], init: Callable[..., None]) -> None:

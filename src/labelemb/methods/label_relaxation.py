@@ -12,6 +12,7 @@ from torch import Tensor
 from ..search import Space
 from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
+from .rows import one_hot
 
 
 @register("label_relaxation")
@@ -56,7 +57,7 @@ class LabelRelaxation(LinearOutputMethod):
     def relaxed(self, log_p: Tensor, label: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Each row's ``KL(r || p)`` with ``r`` constant (0 where ``p_y > 1 - alpha``), whether the row
         lies in the set, and ``r`` (``(..., N, m)``, no gradient)."""
-        is_gold = F.one_hot(label, self.num_classes).bool()
+        is_gold = one_hot(label, self.num_classes)
         log_p_y = gold(log_p, label)
         with torch.no_grad():
             # log sum_{j != y} p_j, from the log-probabilities: exact however close p_y is to 1.

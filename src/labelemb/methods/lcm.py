@@ -13,6 +13,7 @@ from ..search import Space
 from ..stacking import linear
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .registry import register
+from .rows import one_hot
 
 
 @register("lcm")
@@ -100,7 +101,7 @@ class LabelConfusionModel(LinearOutputMethod):
         logits, confusion_logits = outputs
         log_p = F.log_softmax(logits, dim=-1)
         confusion = torch.softmax(confusion_logits, dim=-1)  # the LCD
-        onehot = F.one_hot(rows.label, self.num_classes).to(confusion.dtype)
+        onehot = one_hot(rows.label, self.num_classes).to(confusion.dtype)
         log_s = F.log_softmax(self.alpha * onehot + confusion, dim=-1)  # the SLD, in logs
         kl = rows.mean((log_s.exp() * (log_s - log_p)).sum(-1))
         return MethodOutput(kl, logits, {"kl": kl})

@@ -13,6 +13,7 @@ from ..search import Space
 from ..stacking import rows_of
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
+from .rows import one_hot
 
 #: The key under which a finished run saves the targets ``(1 - alpha) I + alpha C`` beside ``C``.
 TARGETS_KEY = "targets"
@@ -75,7 +76,7 @@ class LabelSmoothingPlusPlus(LinearOutputMethod):
 
     def log_distribution(self, label: Tensor) -> Tensor:
         """``log C[y]`` for each row's label, ``(..., N, m)``, with 0 (not -inf) at the label itself."""
-        is_gold = F.one_hot(label, self.num_classes).bool()
+        is_gold = one_hot(label, self.num_classes)
         logits = rows_of(self.c_matrix, label).masked_fill(is_gold, float("-inf"))
         return F.log_softmax(logits, dim=-1).masked_fill(is_gold, 0.0)
 
@@ -84,7 +85,7 @@ class LabelSmoothingPlusPlus(LinearOutputMethod):
     ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         log_c = self.log_distribution(rows.label).to(log_p.dtype)
-        is_gold = F.one_hot(rows.label, self.num_classes).bool()
+        is_gold = one_hot(rows.label, self.num_classes)
         c = log_c.exp().masked_fill(is_gold, 0.0)
         log_p_gold = gold(log_p, rows.label)
         # H(sg(t), p): the network's cross-entropy against the fixed target.
@@ -106,7 +107,7 @@ class LabelSmoothingPlusPlus(LinearOutputMethod):
         """``C`` (m x m): row ``c`` is class ``c``'s learnt distribution over the other classes."""
         labels = torch.arange(self.num_classes, device=self.c_matrix.device)
         c = self.log_distribution(labels).exp()
-        return c.masked_fill(F.one_hot(labels, self.num_classes).bool(), 0.0)
+        return c.masked_fill(one_hot(labels, self.num_classes), 0.0)
 
     def label_representation(self) -> Tensor:
         """``C`` (m x m, zero diagonal, rows summing to 1)."""

@@ -13,6 +13,7 @@ from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .processes import is_distributed
 from .registry import register
+from .rows import one_hot
 
 
 @register("mdca")
@@ -66,7 +67,7 @@ class MDCALoss(LinearOutputMethod):
         """The batch's ``(1/m) sum_c |mean_i p_ic - mean_i [y_i = c]|`` over the rows that count (of
         every process, under ``torchrun``); 0 for a batch with none."""
         weight = log_p.new_ones(log_p.shape[:-1]) if rows.weight is None else rows.weight.to(log_p.dtype)
-        onehot = F.one_hot(rows.label, self.num_classes).to(log_p.dtype)
+        onehot = one_hot(rows.label, self.num_classes).to(log_p.dtype)
         # Confidence sums, label counts and the row count in one tensor: one collective when distributed.
         packed = torch.cat([log_p.exp(), onehot, log_p.new_ones(*log_p.shape[:-1], 1)], dim=-1)
         totals = (packed * weight.unsqueeze(-1)).sum(-2)

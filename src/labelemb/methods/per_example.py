@@ -114,8 +114,9 @@ class PerExampleState:
             raise TypeError(f"index must hold integer dataset positions, got dtype {index.dtype}")
         index = index.long()
         # On an accelerator this check would cost a host sync every step; there the indexing
-        # fails instead. On the CPU it is free and gives a readable message.
-        if index.device.type == "cpu" and index.numel():
+        # fails instead. On the CPU it gives a readable message, unless the trainer vouches for
+        # its batches (Method.check_batches): then no step reads a value on the host anywhere.
+        if index.device.type == "cpu" and index.numel() and getattr(self, "check_batches", True):
             low, high = (int(v) for v in torch.aminmax(index))
             if low < 0 or high >= self.num_examples:
                 raise IndexError(

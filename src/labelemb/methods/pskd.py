@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import TABLE_DTYPES, PerExampleState
 from .registry import register
+from .rows import one_hot
 
 
 @register("pskd")
@@ -84,7 +84,7 @@ class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
     def per_example_loss(
         self, logits: Tensor, log_p: Tensor, ce: Tensor, rows: Rows, index: Tensor
     ) -> MethodOutput:
-        onehot = F.one_hot(rows.label, self.num_classes).to(log_p.dtype)
+        onehot = one_hot(rows.label, self.num_classes).to(log_p.dtype)
         past = self.stored_rows(index, log_p.dtype)
         # A row never recorded is zeros: its teacher is the one-hot label.
         past = torch.where(past.sum(-1, keepdim=True) > 0, past, onehot)

@@ -32,6 +32,12 @@ def gold(log_p: Tensor, label: Tensor) -> Tensor:
     return log_p.gather(-1, label.unsqueeze(-1)).squeeze(-1)
 
 
+def one_hot(label: Tensor, num_classes: int) -> Tensor:
+    """``(..., num_classes)`` bool, True at each row's label: ``F.one_hot`` without its host read
+    of the labels' range (the caller's labels are in range)."""
+    return label.unsqueeze(-1) == torch.arange(num_classes, device=label.device)
+
+
 @dataclass
 class Rows:
     """Which rows of a batch count towards a loss.

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..search import Space
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
+from .rows import one_hot
 
 
 def min_ranks(scores: Tensor) -> Tensor:
@@ -28,7 +29,7 @@ def zipf_targets(logits: Tensor, label: Tensor, power: float) -> Tensor:
     the non-target classes ``k``, with ``r_k`` the rank of ``z_k`` among all ``m`` logits (the label's
     included; ties share their smallest rank). No gradient: a function of the ranks alone."""
     rank = min_ranks(logits.detach())
-    mass = rank.pow(-power).masked_fill(F.one_hot(label, logits.shape[-1]).bool(), 0.0)
+    mass = rank.pow(-power).masked_fill(one_hot(label, logits.shape[-1]), 0.0)
     return mass / mass.sum(-1, keepdim=True)
 
 
@@ -90,7 +91,7 @@ class ZipfLabelSmoothing(LinearOutputMethod):
     ) -> MethodOutput:
         log_p = F.log_softmax(logits, dim=-1)
         ce = rows.mean(-gold(log_p, rows.label))
-        is_gold = F.one_hot(rows.label, self.num_classes).bool()
+        is_gold = one_hot(rows.label, self.num_classes)
         target = zipf_targets(logits, rows.label, self.power)
         # log q over the non-targets: the label's logit at -inf, then its (0-weighted) entry set to 0,
         # so that neither the forward nor the gradient meets 0 * inf.

@@ -29,10 +29,12 @@ from .network import StepOptions
 @dataclass(frozen=True)
 class Placement:
     """Where a run trains: ``train.device`` (checked against this machine where the run is
-    resolved, :func:`resolve_device`) and ``train.threads`` (None: as many as the process has)."""
+    resolved, :func:`resolve_device`), ``train.threads`` (None: as many as the process has) and
+    ``train.deterministic``."""
 
     device: str = "auto"
     threads: int | None = None
+    deterministic: bool = True  # train.deterministic (labelemb.train.determinism)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -20,11 +20,13 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks
+from ..config import ConfigError
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_runs
+from .determinism import name_nondeterministic, use_deterministic_kernels
 from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
@@ -93,7 +95,7 @@ def train_owned(
         failed = True
         try:
             # Loop: the one loop, whatever the layout; each check evaluated and saved.
-            run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
+            _train_loop(layout, task, timetable, device, callbacks, saver)
             # Finish: each run's summary and results saved; the callbacks hear of them.
             trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
             if processes.is_main:
@@ -103,6 +105,25 @@ def train_owned(
             callbacks.on_close(group, failed)
         summaries.update((j, summary) for (j, _), summary in zip(members, trained))
     return [summaries[j] for j in range(len(plans))]
+
+
+def _train_loop(
+    layout: Single | Stacked,
+    task: Task,
+    timetable: Schedule,
+    device: torch.device,
+    callbacks: Callback,
+    saver: Saver,
+) -> None:
+    """The one loop; an operation without a deterministic kernel (``train.deterministic``) is
+    refused in one line that names the method and the switch."""
+    try:
+        run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
+    except RuntimeError as error:
+        refusal = name_nondeterministic(error, layout.runs[0].plan.method.name)
+        if refusal is None:
+            raise
+        raise ConfigError(refusal) from None
 
 
 def build_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
@@ -152,6 +173,7 @@ def _process_device(placement: Placement, processes: distributed.Processes) -> t
     """The device this process trains on (its own GPU under torchrun), its threads set first."""
     if placement.threads:
         torch.set_num_threads(placement.threads)
+    use_deterministic_kernels(placement.deterministic)
     device = resolve_device(placement.device)
     if device.type == "cuda" and processes.world_size > 1:
         device = torch.device("cuda", processes.local_rank)

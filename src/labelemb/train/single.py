@@ -44,6 +44,9 @@ class Single:
         # What runs the training steps; the run's own modules stay what is evaluated and saved.
         self.model: nn.Module = run.model
         self.method: nn.Module = run.method
+        # The data's labels were checked when read and the task's rows all count: the step reads
+        # nothing on the host (a non-finite loss shows at the next check).
+        methods.trust_batches(run.method)
         if plan.steps.compile:
             # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
             self.model = torch.compile(run.model)

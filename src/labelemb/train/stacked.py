@@ -78,6 +78,8 @@ class Stacked:
             self.method, self.step_method = side_by_side.stacked, side_by_side
         else:
             self.method = self.step_method = stack_modules(own_methods)
+        for method in (*own_methods, self.method):  # as in Single: no step reads on the host
+            methods.trust_batches(method)
         self.method.train()
         seeds = [dict(run.model.named_parameters()) for run in runs]
         self.backbone = {

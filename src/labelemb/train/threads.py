@@ -14,6 +14,8 @@ import logging
 import os
 import time
 
+from .determinism import ask_cublas_for_a_fixed_workspace
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,6 +31,8 @@ def same_numbers_at_any_thread_count() -> None:
     of threads, unless ``MKL_CBWR`` is set already. MKL reads the variable at its first product, so
     this runs before any: at the command line's start, and in a worker before its first unit."""
     os.environ.setdefault("MKL_CBWR", REPRODUCIBLE_MKL)
+    # cuBLAS reads its workspace setting when CUDA starts it: before any run's first product.
+    ask_cublas_for_a_fixed_workspace()
 
 
 def busy_cores(interval: float = 0.2) -> float | None:

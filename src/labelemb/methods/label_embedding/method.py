@@ -12,6 +12,7 @@ from ...search import Space
 from ...stacking import linear, rows_of
 from ..base import Method, MethodOutput, Rows
 from ..chunked import rows_per_chunk
+from ..host_count import HostCount
 from ..processes import per_process_share, world_size
 from ..registry import register
 from .chunked import Workspace, chunked_label_embedding_loss
@@ -170,6 +171,7 @@ class LabelEmbedding(Method):
         self._in_micro_batch = False
         # Counts the NLP variant's training steps, so its warm-up survives a checkpoint.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
+        self._updates = HostCount()  # num_updates on the host: a step reads no device value
 
     @property
     def kept_buffer_bytes(self) -> int:
@@ -195,7 +197,7 @@ class LabelEmbedding(Method):
                 updates = self._step_updates  # the optimiser step's, whichever of its micro-batches
             else:
                 # Stacked seeds count their updates together: the first seed's count is every seed's.
-                updates = int(self.num_updates.reshape(-1)[0])
+                updates = self._updates.read(self.num_updates)
             return 1.0, float(updates >= self.soft_warmup)
         return self.beta, 1.0 - self.beta
 
@@ -329,8 +331,8 @@ class LabelEmbedding(Method):
         # An all-padding micro-batch adds nothing, and leaves the gradients at zero: the next one
         # may look like a step's start too, so only a micro-batch whose rows count counts the step.
         if self._step_updates is None and bool((target != self.ignore_index).any()):
-            self._step_updates = int(self.num_updates.reshape(-1)[0])
-            self.num_updates += 1
+            self._step_updates = self._updates.read(self.num_updates)
+            self._updates.add_one(self.num_updates)
         self._in_micro_batch = True
         try:
             return super().micro_batch_loss(features, target, num_items, index=index)
@@ -344,7 +346,7 @@ class LabelEmbedding(Method):
     def _count_update(self, rows: Rows) -> None:
         """Count a training step of the ``nlp`` variant, for its warm-up (an empty batch is no update)."""
         if self.training and self.variant == "nlp" and rows.label.shape[-1] and not self._in_micro_batch:
-            self.num_updates += 1
+            self._updates.add_one(self.num_updates)
 
     def _both_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``z1 = o1(h)`` and ``z2 = o2(sg(h))``: o2 never changes the backbone."""

@@ -1,0 +1,54 @@
+"""Same seed, same numbers, on a GPU too: ``train.deterministic`` (on by default).
+
+On the CPU torch's kernels give the same bits for the same inputs already (the thread count aside:
+:mod:`labelemb.train.threads`). On CUDA several do not: cuBLAS splits a product over a workspace
+whose use depends on timing, cuDNN picks its convolution algorithms by racing them
+(``benchmark``), and atomics add in whatever order threads arrive (``index_add_``, ``scatter_add_``
+backward). ``train.deterministic: true`` asks torch for its deterministic kernels everywhere, and a
+method whose operation has none is refused in one line (:func:`name_nondeterministic`);
+``false`` is the documented way to go faster where bit-for-bit repeats do not matter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+#: cuBLAS's deterministic workspace (its documented setting); read when CUDA starts cuBLAS, so it
+#: is set at the command line's start and before a run's first product.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def ask_cublas_for_a_fixed_workspace() -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` unless the user did: harmless on a CPU, needed before CUDA."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def use_deterministic_kernels(on: bool) -> None:
+    """torch's deterministic kernels (and cuDNN's fixed algorithm choice) for this process, or not.
+
+    Process-wide, as torch's switches are: a run sets it before it trains, so a process that trains
+    run after run (a warm worker) leaves each run the setting of its own config.
+    """
+    import torch  # here: the command line imports this module before it needs torch
+
+    if on:
+        ask_cublas_for_a_fixed_workspace()
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False if on else torch.backends.cudnn.benchmark
+
+
+_NO_DETERMINISTIC_KERNEL = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+def name_nondeterministic(error: RuntimeError, method: str) -> str | None:
+    """One line for torch's refusal of an operation without a deterministic kernel, naming the
+    method, the operation and the switch; None for any other error."""
+    found = _NO_DETERMINISTIC_KERNEL.search(str(error))
+    if found is None:
+        return None
+    return (
+        f"{method} uses {found.group(1)}, which has no deterministic kernel on this device: set "
+        "train.deterministic=false to train it (its numbers may then differ from run to run)"
+    )
