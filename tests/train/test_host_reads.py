@@ -14,7 +14,8 @@ from host_reads import HostReads
 from safetensors.torch import save_file
 
 from labelemb import methods
-from labelemb.train import Classification
+from labelemb.callbacks import Callback
+from labelemb.train import Classification, train, train_batched
 from labelemb.train.batches import rows_per_example
 from labelemb.train.build import build_run
 from labelemb.train.single import Single
@@ -56,6 +57,8 @@ EVERY_METHOD = [
 ]
 IDS = [" ".join([name, *(option[:24] for option in options)]) for name, options in EVERY_METHOD]
 STEPS = 3
+#: The CPU everywhere (CI); CUDA too where this machine has it.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 def test_the_host_read_test_covers_every_registered_method():
@@ -95,16 +98,20 @@ def _steps(layout, digits, device) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name, options", EVERY_METHOD, ids=IDS)
-def test_a_step_of_one_run_reads_nothing_on_the_host(small_config, digits, tables, name, options):
-    device = torch.device("cpu")
+def test_a_step_of_one_run_reads_nothing_on_the_host(small_config, digits, tables, name, options, device):
+    device = torch.device(device)
     (run,) = _runs(small_config, digits, name, options, tables, [0], device)
     assert _steps(Single(run, Classification(), device), digits, device) == []
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name, options", EVERY_METHOD, ids=IDS)
-def test_a_step_of_seeds_side_by_side_reads_nothing_on_the_host(small_config, digits, tables, name, options):
-    device = torch.device("cpu")
+def test_a_step_of_seeds_side_by_side_reads_nothing_on_the_host(
+    small_config, digits, tables, name, options, device
+):
+    device = torch.device(device)
     runs = _runs(small_config, digits, name, options, tables, [0, 1], device)
     assert _steps(Stacked(runs, Classification(), device), digits, device) == []
 
@@ -120,3 +127,54 @@ def test_the_detector_sees_each_kind_of_host_read():
     with HostReads() as reads:
         x.tolist()  # the test's own read: not labelemb's
     assert reads == []
+
+
+class _StepWindows(Callback):
+    """Host reads between one step's end and the next's, in the whole loop (its counters, the
+    batches' slicing, the terms summed), leaving out the windows that hold a check or an epoch end."""
+
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+        self.window: HostReads | None = None
+
+    def _open(self, keep: bool) -> None:
+        self.window, self.keep = HostReads(), keep
+        self.reads = self.window.__enter__()
+
+    def _close(self) -> None:
+        if self.window is not None:
+            self.window.__exit__(None, None, None)
+            self.kept += self.reads if self.keep else []
+            self.window = None
+
+    def on_run_start(self, runs):
+        self._open(keep=False)  # the first step may read once what it keeps on the host after
+
+    def on_epoch_end(self, runs):
+        # The methods' epoch-end updates run just before: the step that ended the epoch is left out.
+        self.keep = False
+
+    def on_step(self, runs):
+        self._close()
+        self._open(keep=True)
+
+    def on_check(self, runs):
+        self.window.__exit__(None, None, None)  # this window held a check: not a step's
+        self.window = None
+        self._open(keep=True)
+
+    def on_loop_end(self, runs):
+        self.window.__exit__(None, None, None)
+        self.window = None
+
+
+@pytest.mark.parametrize("name", ["onehot", "label_embedding", "lwr"])
+@pytest.mark.parametrize("batched", [False, True], ids=["one-run", "seeds-side-by-side"])
+def test_the_loop_around_the_steps_reads_nothing_on_the_host(small_config, digits, name, batched):
+    windows = _StepWindows()
+    configs = [small_config(f"method.name={name}", "train.eval_every=500", seed=s) for s in (0, 1)]
+    if batched:
+        train_batched(configs, dataset=digits, progress=False, callbacks=[windows])
+    else:
+        train(configs[0], dataset=digits, callbacks=[windows])
+    assert windows.kept == []

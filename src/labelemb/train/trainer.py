@@ -64,6 +64,7 @@ def train_batched(
     dataset: Dataset | TextDataset | None = None,
     progress: bool = True,
     on_checkpoint: Callable[[list[Progress]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
     """Train the seeds of one config side by side in this process; return their summaries in order.
 
@@ -73,11 +74,12 @@ def train_batched(
     :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
     read back; seeds with checkpoints (batched or not) resume, those at the same step side by
     side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
-    with the seeds' progress after each evaluation's checkpoints of a side-by-side group are on disk.
+    with the seeds' progress after each evaluation's checkpoints of a side-by-side group are on disk;
+    ``callbacks`` are called after those every run gets, as :func:`train`'s.
     """
     check_batchable([config_of(config) for config in configs])
     show = progress and config_of(configs[0]).train.progress
-    handed = [] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]
+    handed = [*([] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]), *callbacks]
     return _train(list(configs), dataset, stacked=True, show_progress=show, callbacks=handed)
 
 
