@@ -5,6 +5,8 @@
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp --compile
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp \
         --methods onehot label_embedding label_embedding:fast_path=false   # what the fast path buys
+    LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp --methods onehot \
+        label_embedding label_embedding:fast_path=fused onehot:train.cuda_graphs=true   # a spec's train.*
 
 A step is the trainer's own (:class:`labelemb.train.single.Single`, Adam as ``--adam``, default
 the trainer's fused kernel). Each round times ``--steps`` training steps of every method in turn
@@ -37,6 +39,7 @@ from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.train import Classification, build_config
 from labelemb.train.build import build_run
+from labelemb.train.determinism import use_deterministic_kernels
 from labelemb.train.recipe import lay_out
 from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
@@ -105,6 +108,37 @@ def time_phases(
     return {phase: total / steps for phase, total in totals.items()}
 
 
+def build_runs(
+    model_name: str, dataset: Dataset, specs: list[str], device: str, adam: str = "fused"
+) -> dict[str, Single]:
+    """The trainer's layout of one run for each method spec (``name:option=value,train.key=value``)."""
+    model_config, batch_size, _, _ = SETTINGS[model_name]
+    augment = CIFAR_AUGMENT if model_name == "resnet8" else {}
+    runs = {}
+    output_dir = tempfile.mkdtemp(prefix="labelemb-bench-overhead-")  # empty: nothing to resume
+    for method_spec in specs:
+        method_name, _, option_text = method_spec.partition(":")
+        given = dict(parse_override(item) for item in option_text.split(",") if item)
+        # train.KEY=VALUE in a spec is a setting of the run's training (train.cuda_graphs=true).
+        train = {key.removeprefix("train."): v for key, v in given.items() if key.startswith("train.")}
+        options = {key: v for key, v in given.items() if not key.startswith("train.")}
+        config = build_config(
+            {
+                "output_dir": output_dir,
+                "model": model_config,
+                "method": {"name": method_name, **options},
+                "data": {"augment": augment},
+                "train": {"batch_size": batch_size, "device": device, "adam": adam, **train},
+            }
+        )
+        task = Classification()
+        runs[method_spec] = lay_out(
+            [build_run(config, dataset, torch.device(device), task)], task, torch.device(device)
+        )
+    os.rmdir(output_dir)
+    return runs
+
+
 def measure(
     model_name: str,
     dataset: Dataset,
@@ -115,31 +149,13 @@ def measure(
     compile_method: bool = False,
     adam: str = "fused",
 ) -> dict:
-    model_config, batch_size, steps_per_epoch, _ = SETTINGS[model_name]
-    augment = CIFAR_AUGMENT if model_name == "resnet8" else {}
-    runs = {}
-    modes = (False, True) if compile_method else (False,)
-    variants = [(name, compiled) for name in methods for compiled in modes]
-    output_dir = tempfile.mkdtemp(prefix="labelemb-bench-overhead-")  # empty: nothing to resume
-    for method_spec, compiled in variants:
-        method_name, _, option_text = method_spec.partition(":")
-        options = dict(parse_override(item) for item in option_text.split(",") if item)
-        config = build_config(
-            {
-                "output_dir": output_dir,
-                "model": model_config,
-                "method": {"name": method_name, **options},
-                "data": {"augment": augment},
-                "train": {"batch_size": batch_size, "device": device, "adam": adam},
-            }
-        )
-        task = Classification()
-        run = lay_out([build_run(config, dataset, torch.device(device), task)], task, torch.device(device))
-        if compiled:
-            run.method = torch.compile(run.method)  # the backbone stays eager
-        label = f"{method_spec} (compiled)" if compiled else method_spec
-        runs[label] = run
-    os.rmdir(output_dir)
+    _, batch_size, steps_per_epoch, _ = SETTINGS[model_name]
+    runs = build_runs(model_name, dataset, methods, device, adam)
+    if compile_method:
+        for spec in methods:
+            compiled = build_runs(model_name, dataset, [spec], device, adam)[spec]
+            compiled.method = torch.compile(compiled.method)  # the backbone stays eager
+            runs[f"{spec} (compiled)"] = compiled
     split = Split(dataset.train.images.to(device), dataset.train.labels.to(device))
     order = epoch_permutation(0, 0, len(split)).to(device)
     for run in runs.values():  # warm-up: allocator, kernels, thread pools
@@ -183,10 +199,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--compile", action="store_true", help="also time each method under torch.compile")
+    parser.add_argument(
+        "--deterministic",
+        choices=["true", "false"],
+        default="true",
+        help="train.deterministic for every run (default true, as the trainer's default)",
+    )
     args = parser.parse_args()
+    use_deterministic_kernels(args.deterministic == "true")
     machine = (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, {args.device}, Adam {args.adam}"
+        f"torch {torch.__version__}, {args.device}, Adam {args.adam}, deterministic {args.deterministic}"
     )
     print(f"machine: {machine}")
     report = {"machine": machine, "models": {}}

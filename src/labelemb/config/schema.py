@@ -139,6 +139,9 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    #: Replay each training step as CUDA graphs (labelemb.train.graphs: torch.compile's
+    #: reduce-overhead mode); where there is no CUDA device the step runs as without it.
+    cuda_graphs: bool = False
     #: Same seed, same numbers on a GPU too: torch's deterministic kernels, cuBLAS's fixed workspace,
     #: cuDNN's benchmark off (labelemb.train.determinism). false: faster on a GPU, numbers may vary.
     deterministic: bool = True

@@ -252,6 +252,7 @@ class Steps:
     channels_last: bool = False
     compile: bool = False
     frozen: bool = False
+    cuda_graphs: bool = False  # train.cuda_graphs (labelemb.train.graphs)
 
     def options(self, seed: int) -> StepOptions:
         """The batch pipeline of a run of ``seed``, whose augmentation generator it seeds."""

@@ -159,7 +159,9 @@ def steps_of(config: RunConfig) -> Steps:
     augment = None
     if spec.crop_padding or spec.flip or spec.mean is not None:
         augment = Augment(crop_padding=spec.crop_padding, flip=spec.flip, mean=spec.mean, std=spec.std)
-    return Steps(augment, train.precision, train.channels_last, train.compile, config.model.freeze)
+    return Steps(
+        augment, train.precision, train.channels_last, train.compile, config.model.freeze, train.cuda_graphs
+    )
 
 
 def features_of(config: RunConfig) -> FrozenFeatures:

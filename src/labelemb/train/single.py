@@ -13,6 +13,7 @@ from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order, rows_per_example
 from .dev_predictions import dev_predictions
+from .graphs import graphed
 from .network import network_step, run_model
 from .seed_run import SeedRun, load_state
 
@@ -47,8 +48,9 @@ class Single:
         # The data's labels were checked when read and the task's rows all count: the step reads
         # nothing on the host (a non-finite loss shows at the next check).
         methods.trust_batches(run.method)
-        if plan.steps.compile:
-            # The method's label check stays eager (see Method.check_inputs); the rest is compiled.
+        if plan.steps.cuda_graphs:
+            self.model, self.method = graphed(run.model, device), graphed(run.method, device)
+        elif plan.steps.compile:
             self.model = torch.compile(run.model)
             self.method = torch.compile(run.method)
         self.stepper: nn.Module | None = None

@@ -42,6 +42,7 @@ from ..tasks import Predictor, Task
 from .batches import epoch_order
 from .batching import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
+from .graphs import graphed
 from .network import network_step
 from .seed_run import SeedRun, load_state
 
@@ -109,6 +110,8 @@ class Stacked:
                 for param in self.params.values()
             ]
         self.top_lr = top
+        forward = self._stacked_forward
+        self._forward = graphed(forward, device) if runs[0].plan.steps.cuda_graphs else forward
 
     def optimise(self) -> None:
         """One Adam over the stacked parameters at the largest of the runs' learning rates (each
@@ -181,7 +184,7 @@ class Stacked:
 
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
-        out = network_step(self.features, self.task.rows, self.step_method, inputs, targets, index)
+        out = self._forward(inputs, targets, index)
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()
@@ -190,6 +193,10 @@ class Stacked:
         if before is not None:
             self._scale_steps(before)
         return out.loss.detach(), out.terms
+
+    def _stacked_forward(self, inputs: Tensor, targets: Tensor, index: Tensor) -> methods.MethodOutput:
+        """The forward pass of a step: every seed's backbone and method on its rows."""
+        return network_step(self.features, self.task.rows, self.step_method, inputs, targets, index)
 
     def _before_step(self) -> list[Tensor] | None:
         """The parameters before the step, where the rows step at different learning rates."""

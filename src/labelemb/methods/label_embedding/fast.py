@@ -10,6 +10,9 @@ and gradients to the formula. Batches larger than a chunk take
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -44,54 +47,16 @@ class LabelEmbeddingHead(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, w, b, z, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp):  # type: ignore[override]
-        # Written for few tensor operations: at m = 10 each costs more in dispatch than in arithmetic.
+    def forward(ctx, h, w, b, z, e, rows: Rows, w_gold, w_soft, tau, alpha, nlp, fused):  # type: ignore[override]
         # z = [o1(h), o2(h)] = h W^T + b comes in computed (by both_heads): the input check reads it.
-        n, m = e.shape
-        z2 = z[:, m:]
-        label = rows.label[:, None]
         weight = None if rows.weight is None else rows.weight[:, None]
-        row_scale = rows.scale()
-        # o1 and o2 in one call; e apart, since 3N rows would cross the kernel's threading threshold
-        log_p = F.log_softmax(z.view(n, 2, m), dim=-1)
-        p = log_p.exp()
-        p1, p2 = p[:, 0], p[:, 1]
-        log_q = F.log_softmax(e, dim=-1)
-        q = log_q.exp()
-        onehot = torch.zeros_like(e).scatter_(1, label, 1.0)
-        teacher = torch.softmax(z2 / tau, dim=-1)
-
-        correct = (z2.argmax(-1, keepdim=True) == label).to(z.dtype)
-        if weight is not None:
-            correct = correct * weight
-        normalised = normalisation(rows.count, nlp)
-        mask = correct / normalised.emb_divisor(correct.sum)
-        target_e = teacher * mask
-        gap = p2.gather(1, label) - alpha  # o2's gold probability minus alpha
-        penalty_rows, slope = normalised.penalty(gap), normalised.slope(gap)
-        if weight is not None:
-            penalty_rows, slope = penalty_rows * weight, slope * weight
-        penalty_rows, slope = normalised.scale_penalty(penalty_rows), normalised.scale_penalty(slope)
-
-        loss, terms = _loss_and_terms(
-            log_p, log_q, label, q, target_e, penalty_rows, weight, rows.count, w_gold, w_soft
-        )
-
-        # The gradients are closed forms of what is at hand: form them now, scale them in backward.
-        # Rows of onehot, softmax(e) and the teacher sum to 1, which shortens dL/dz1 and dL/de.
-        target1 = torch.add(onehot * w_gold, q, alpha=w_soft)
-        grad_z = torch.cat(
-            [
-                (p1 * (w_gold + w_soft) - target1) * row_scale,
-                (p2 - onehot) * (row_scale - (gap + alpha) * slope),
-            ],
-            dim=1,
-        )
-        grad_e = (q - teacher) * mask
+        form = fused_closed_form() if fused else closed_form
+        settings = (w_gold, w_soft, tau, alpha, nlp)
+        loss, terms, grad_z, grad_e = form(z, e, rows.label[:, None], weight, rows.count, *settings)
         ctx.mark_non_differentiable(terms)
         ctx.save_for_backward(h, w, grad_z, grad_e)
         ctx.e_dtype = e.dtype
-        return loss, z[:, :m], terms
+        return loss, z[:, : e.shape[1]], terms
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -105,7 +70,74 @@ class LabelEmbeddingHead(torch.autograd.Function):
         # hand each input a gradient of its own dtype.
         grad_h = (grad_z[:, :m] @ w[:m].to(grad_z.dtype)).to(h.dtype) if ctx.needs_input_grad[0] else None
         grad_w = (grad_z.t() @ h.to(grad_z.dtype)).to(w.dtype)
-        return grad_h, grad_w, grad_z.sum(0), None, (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 6)
+        return grad_h, grad_w, grad_z.sum(0), None, (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 7)
+
+
+def closed_form(
+    z: Tensor,
+    e: Tensor,
+    label: Tensor,
+    weight: Tensor | None,
+    count: Tensor | float,
+    w_gold: float,
+    w_soft: float,
+    tau: float,
+    alpha: float,
+    nlp: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The loss, its five terms and the gradients in ``z`` and ``e`` (before the loss's own
+    gradient scales them): a pure function of the head's outputs, the rows' labels ``(N, 1)``,
+    weights ``(N, 1)`` or None and count, which ``torch.compile`` can fuse (:func:`fused_closed_form`).
+    """
+    # Written for few tensor operations: at m = 10 each costs more in dispatch than in arithmetic.
+    n, m = e.shape
+    z2 = z[:, m:]
+    row_scale = 1.0 / count if weight is None else weight / count
+    # o1 and o2 in one call; e apart, since 3N rows would cross the kernel's threading threshold
+    log_p = F.log_softmax(z.view(n, 2, m), dim=-1)
+    p = log_p.exp()
+    p1, p2 = p[:, 0], p[:, 1]
+    log_q = F.log_softmax(e, dim=-1)
+    q = log_q.exp()
+    onehot = torch.zeros_like(e).scatter_(1, label, 1.0)
+    teacher = torch.softmax(z2 / tau, dim=-1)
+
+    correct = (z2.argmax(-1, keepdim=True) == label).to(z.dtype)
+    if weight is not None:
+        correct = correct * weight
+    normalised = normalisation(count, nlp)
+    mask = correct / normalised.emb_divisor(correct.sum)
+    target_e = teacher * mask
+    gap = p2.gather(1, label) - alpha  # o2's gold probability minus alpha
+    penalty_rows, slope = normalised.penalty(gap), normalised.slope(gap)
+    if weight is not None:
+        penalty_rows, slope = penalty_rows * weight, slope * weight
+    penalty_rows, slope = normalised.scale_penalty(penalty_rows), normalised.scale_penalty(slope)
+
+    loss, terms = _loss_and_terms(
+        log_p, log_q, label, q, target_e, penalty_rows, weight, count, w_gold, w_soft
+    )
+
+    # The gradients are closed forms of what is at hand: form them now, scale them in backward.
+    # Rows of onehot, softmax(e) and the teacher sum to 1, which shortens dL/dz1 and dL/de.
+    target1 = torch.add(onehot * w_gold, q, alpha=w_soft)
+    grad_z = torch.cat(
+        [
+            (p1 * (w_gold + w_soft) - target1) * row_scale,
+            (p2 - onehot) * (row_scale - (gap + alpha) * slope),
+        ],
+        dim=1,
+    )
+    grad_e = (q - teacher) * mask
+    return loss, terms, grad_z, grad_e
+
+
+@functools.cache
+def fused_closed_form() -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """:func:`closed_form` through ``torch.compile``: its forty-odd small operations as a few fused
+    kernels (``fast_path="fused"``). Compiled on first use (seconds), again for each new shape or
+    constant (the nlp variant's soft weight turning on); on a CPU it needs a C++ compiler."""
+    return torch.compile(closed_form, fullgraph=True, dynamic=False)
 
 
 def _loss_and_terms(

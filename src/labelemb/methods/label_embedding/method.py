@@ -78,8 +78,9 @@ class LabelEmbedding(Method):
     The loss is :func:`~labelemb.methods.label_embedding.loss.label_embedding_loss`, the
     equation above in code. With ``fast_path`` (the default) a single-model step computes the
     same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding.fast`,
-    pinned to the formula by the tests); stacked seeds and ``fast_path=False`` run the formula
-    through autograd.
+    pinned to the formula by the tests); ``fast_path="fused"`` runs those closed forms through
+    ``torch.compile`` (a few fused kernels instead of some forty small ones); stacked seeds and
+    ``fast_path=False`` run the formula through autograd.
 
     Rows with non-finite features or logits (``z1``, ``z2``) are left out of every term and of
     every gradient that reaches ``E`` (or ``A``, ``B``, ``c`` when compressed), ``o1`` and
@@ -121,7 +122,7 @@ class LabelEmbedding(Method):
         compressed_dim: int | Literal["auto"] | None = "auto",
         soft_warmup: int | float | None = None,
         total_updates: int | None = None,
-        fast_path: bool = True,
+        fast_path: bool | Literal["fused"] = True,
         **options: Any,
     ) -> None:
         super().__init__(in_features, num_classes, **options)
@@ -129,6 +130,8 @@ class LabelEmbedding(Method):
             raise ValueError(f"unknown label_embedding variant {variant!r}; choose one of {VARIANTS}")
         if tau <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
+        if fast_path not in (True, False, "fused"):
+            raise ValueError(f"fast_path is true, false or 'fused', got {fast_path!r}")
         if beta is not None and variant != "released":
             raise ValueError(
                 f"beta weighs the o1 terms of variant 'released' only; variant {variant!r} weighs both 1 "
@@ -245,7 +248,8 @@ class LabelEmbedding(Method):
             # arithmetic at small m: o1 and o2 as one product, and the gradients in closed form.
             w, b = self.heads.weight, self.heads.bias
             loss, z1, stacked_terms = LabelEmbeddingHead.apply(
-                rows.safe(features), w, b, z, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp
+                *(rows.safe(features), w, b, z, e, rows, w_gold, w_soft, self.tau, self.alpha, nlp),
+                self.fast_path == "fused",
             )
             terms = dict(zip(TERMS, stacked_terms.unbind(-1)))
         else:

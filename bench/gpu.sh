@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# labelemb's GPU suite: one short pass on a CUDA machine, every figure the GPU issues ask for, as
+# JSON and logs under $OUT (default /tmp/gpu-out). From the repository's root, with labelemb and
+# its dependencies importable and LABELEMB_DATA holding mnist/:
+#
+#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh
+#
+# Each step has its own time limit, so that one that hangs costs only itself; the whole pass takes
+# about 8 minutes on an H100. The figures go into docs/benchmarks.md with the GPU, torch and date.
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+T0=$(date +%s)
+step() { echo "[t+$(( $(date +%s) - T0 ))s] $*"; }
+export PYTHONUNBUFFERED=1
+nvidia-smi -L 2>/dev/null
+python3 -c "import torch, labelemb; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
+
+step "no host read in a step, on CUDA (the tests' CUDA cases)"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/train/test_host_reads.py tests/train/test_graphs.py \
+  > "$OUT/host-reads.log" 2>&1; tail -3 "$OUT/host-reads.log"
+
+step "kernels and host syncs per MNIST-MLP step (eager, fused head, CUDA graphs)"
+(cd bench && timeout 120 python3 step_kernels.py --device cuda --json "$OUT/step-kernels.json" --methods onehot \
+  label_embedding label_embedding:fast_path=fused onehot:train.cuda_graphs=true \
+  label_embedding:fast_path=fused,train.cuda_graphs=true) 2>&1 | grep -v USDT
+
+step "label_embedding / onehot per step: MLP, CNN, ResNet-8, eager and fused"
+timeout 150 python3 bench/overhead.py --device cuda --models mlp cnn resnet8 --rounds 5 --json "$OUT/overhead.json" \
+  --methods onehot label_embedding label_embedding:fast_path=fused 2>&1 | tail -10
+
+step "CUDA graphs: the MNIST-MLP step"
+timeout 120 python3 bench/overhead.py --device cuda --models mlp --rounds 5 --json "$OUT/graphs.json" \
+  --methods onehot onehot:train.cuda_graphs=true label_embedding:train.cuda_graphs=true \
+  label_embedding:fast_path=fused,train.cuda_graphs=true 2>&1 | tail -5
+
+step "what train.deterministic costs (deterministic false against the default)"
+timeout 120 python3 bench/overhead.py --device cuda --models mlp cnn resnet8 --rounds 3 --deterministic false \
+  --json "$OUT/overhead-nondeterministic.json" --methods onehot label_embedding 2>&1 | tail -7
+
+step "batched seeds against the sequential trainer"
+timeout 90 python3 bench/seeds.py --device cuda --seeds 20 --rounds 3 --json "$OUT/seeds.json" 2>&1 | tail -6
+
+step "the same seed trained twice on the GPU: summary.json figures equal"
+for run in a b; do
+  timeout 60 python3 -m labelemb train --config configs/mnist-mlp.yaml --method label_embedding --seed 0 \
+    --device cuda --output-dir "/tmp/same-seed-$run" --no-progress train.epochs=2 > "$OUT/same-seed-$run.log" 2>&1
+done
+python3 - "$OUT" <<'PY'
+import json, pathlib, sys
+found = [sorted(pathlib.Path(f"/tmp/same-seed-{r}").rglob("summary.json")) for r in "ab"]
+keys = ("selected_test_error", "final_test_error", "selected_dev_error")
+pairs = [{k: json.loads(p.read_text()).get(k) for k in keys} for p in (found[0][0], found[1][0])] if all(found) else []
+same = bool(pairs) and pairs[0] == pairs[1]
+print("same seed twice:", pairs, "identical" if same else "DIFFERENT")
+json.dump({"runs": pairs, "identical": same}, open(pathlib.Path(sys.argv[1]) / "same-seed.json", "w"))
+PY
+step "8 seeds of the MNIST MLP (3 epochs) at 1 and 8 runs per device: time, and the same figures"
+for K in 1 8; do
+  start=$(date +%s)
+  timeout 110 python3 -m labelemb compare --config configs/mnist-mlp.yaml --methods label_embedding --seeds 0-7 \
+    --device cuda --runs-per-device $K --output-dir "/tmp/grid-$K" --no-progress train.epochs=3 > "$OUT/grid-$K.log" 2>&1
+  echo "K=$K rc $? wall $(( $(date +%s) - start )) s" | tee -a "$OUT/grid.txt"
+done
+python3 - "$OUT" <<'PY'
+import json, pathlib, sys
+def figures(k):
+    return {str(p.parent.relative_to(f"/tmp/grid-{k}")): json.loads(p.read_text()).get("selected_test_error")
+            for p in sorted(pathlib.Path(f"/tmp/grid-{k}").rglob("summary.json"))}
+one, eight = figures(1), figures(8)
+print("K = 1 and K = 8 give", "the same figures" if one and one == eight else f"DIFFERENT figures: {one} {eight}")
+json.dump({"K1": one, "K8": eight, "identical": bool(one) and one == eight}, open(pathlib.Path(sys.argv[1]) / "grid-figures.json", "w"))
+PY
+step done
