@@ -41,6 +41,12 @@ timeout 120 python3 bench/overhead.py --device cuda --models mlp cnn resnet8 --r
 step "batched seeds against the sequential trainer"
 timeout 90 python3 bench/seeds.py --device cuda --seeds 20 --rounds 3 --json "$OUT/seeds.json" 2>&1 | tail -6
 
+step "the vocabulary head: labelemb's chunked heads against plain CE, torch's and Liger's fused CE"
+for dtype in bfloat16 float32; do
+  timeout 150 python3 bench/vocab.py --device cuda --dtype $dtype --tokens 8192 --vocab 50000 --dims 64 \
+    --rounds 3 --json "$OUT/vocab-$dtype.json" 2>&1 | tail -2
+done
+
 step "the same seed trained twice on the GPU: summary.json figures equal"
 for run in a b; do
   timeout 60 python3 -m labelemb train --config configs/mnist-mlp.yaml --method label_embedding --seed 0 \

@@ -9,7 +9,12 @@ Heads, on the same features ``h`` (N x d, d = 512, requiring a gradient as a dec
 - ``plain``: ``F.cross_entropy(nn.Linear(d, V)(h), y)`` through autograd, the reference;
 - ``onehot``: labelemb's onehot, chunked (the default ``chunk_size``) and ``onehot-whole`` (one chunk:
   the unchunked path, to show what chunking costs it);
-- ``label_embedding``: ``variant="nlp"``, ``compressed_dim=k``, soft term on (every term computed).
+- ``label_embedding``: ``variant="nlp"``, ``compressed_dim=k``, soft term on (every term computed);
+- ``torch_linear_ce``: torch's own ``F.linear_cross_entropy`` (where this torch has it), and
+  ``liger``: Liger-Kernel's fused linear cross-entropy (where it is installed: ``pip install
+  liger-kernel``, a GPU's), timed beside the others: the fused kernels users already have.
+
+``--dtype bfloat16`` runs every head's features and weights in bf16 (the fused kernels' own setting).
 
 Labels are drawn from a Zipf law over the V labels (p(r) ~ 1/r, as word frequencies roughly are),
 so the number of distinct labels U in a batch is what a text batch has; the table gives U.
@@ -48,6 +53,22 @@ from labelemb.methods import LabelEmbedding, OneHot
 
 FEATURES = 512
 HEADS = ("plain", "onehot", "onehot-whole", "label_embedding")
+#: Other libraries' fused heads, timed where this machine has them (:func:`library_heads`).
+LIBRARY_HEADS = ("torch_linear_ce", "liger")
+
+
+def library_heads(device: str) -> tuple[str, ...]:
+    """The fused heads of other libraries this machine can run on ``device``."""
+    heads = ["torch_linear_ce"] if hasattr(F, "linear_cross_entropy") else []
+    try:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        heads += ["liger"] if device.startswith("cuda") else []
+    return tuple(heads)
+
+
 #: Not timed by default: label_embedding computed in one chunk (what it cost before chunking).
 WHOLE = "label_embedding-whole"
 
@@ -58,17 +79,18 @@ def zipf_labels(tokens: int, vocab: int, seed: int = 0) -> torch.Tensor:
     return torch.multinomial(weights, tokens, replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
-def build_step(head: str, tokens: int, vocab: int, dim: int, device: str):
+def build_step(head: str, tokens: int, vocab: int, dim: int, device: str, dtype: torch.dtype = torch.float32):
     """A closure running one forward+backward of ``head`` on a fixed batch, and one giving the bytes
     the head keeps from step to step besides its parameters and their gradients."""
     torch.manual_seed(0)
-    h = torch.randn(tokens, FEATURES, device=device, requires_grad=True)
+    h = torch.randn(tokens, FEATURES, device=device, dtype=dtype, requires_grad=True)
     labels = zipf_labels(tokens, vocab).to(device)
-    if head == "plain":
-        layer = torch.nn.Linear(FEATURES, vocab).to(device)
+    if head in ("plain", *LIBRARY_HEADS):
+        layer = torch.nn.Linear(FEATURES, vocab).to(device, dtype)
+        loss = library_loss(head, layer)
 
         def step() -> None:
-            F.cross_entropy(layer(h), labels).backward()
+            loss(h, labels).backward()
 
         return step, lambda: 0
     if head.startswith("onehot"):
@@ -78,12 +100,24 @@ def build_step(head: str, tokens: int, vocab: int, dim: int, device: str):
         method = LabelEmbedding(
             FEATURES, vocab, variant="nlp", compressed_dim=dim, soft_warmup=0, chunk_size=chunk_size
         )
-    method.to(device)
+    method.to(device, dtype)
 
     def step() -> None:
         method(h, labels).loss.backward()
 
     return step, lambda: getattr(method, "kept_buffer_bytes", 0)
+
+
+def library_loss(head: str, layer: torch.nn.Linear):
+    """``loss(h, labels)`` of plain cross-entropy through autograd, or of a library's fused head."""
+    if head == "torch_linear_ce":
+        return lambda h, y: F.linear_cross_entropy(h, layer.weight, y, linear_bias=layer.bias)
+    if head == "liger":
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        fused = LigerFusedLinearCrossEntropyLoss()
+        return lambda h, y: fused(layer.weight, h, y, layer.bias)
+    return lambda h, y: F.cross_entropy(layer(h), y)
 
 
 def _rss_kib(field: str) -> int:
@@ -93,10 +127,10 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def measure_memory(head: str, tokens: int, vocab: int, dim: int, device: str) -> int:
+def measure_memory(head: str, tokens: int, vocab: int, dim: int, device: str, dtype: torch.dtype) -> int:
     """Bytes of activation memory of one forward+backward (run this in a fresh process), the
     buffers a head keeps between steps included: they exist only for its steps."""
-    step, kept_bytes = build_step(head, tokens, vocab, dim, device)
+    step, kept_bytes = build_step(head, tokens, vocab, dim, device, dtype)
     step()  # warm-up: parameter gradients now exist, as in training
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -111,7 +145,7 @@ def measure_memory(head: str, tokens: int, vocab: int, dim: int, device: str) ->
     return (_rss_kib("VmHWM") - before) * 1024 + kept_bytes()
 
 
-def memory_in_fresh_process(head: str, tokens: int, vocab: int, dim: int, device: str) -> int:
+def memory_in_fresh_process(head: str, tokens: int, vocab: int, dim: int, device: str, dtype: str) -> int:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     args = [
         sys.executable,
@@ -123,6 +157,8 @@ def memory_in_fresh_process(head: str, tokens: int, vocab: int, dim: int, device
         str(dim),
         "--device",
         device,
+        "--dtype",
+        dtype,
     ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -131,10 +167,10 @@ def memory_in_fresh_process(head: str, tokens: int, vocab: int, dim: int, device
 
 
 def time_heads(
-    heads: tuple[str, ...], tokens: int, vocab: int, dim: int, device: str, rounds: int
+    heads: tuple[str, ...], tokens: int, vocab: int, dim: int, device: str, rounds: int, dtype: torch.dtype
 ) -> dict[str, float]:
     """Median seconds of one forward+backward per head, all heads timed in turn each round."""
-    steps = {head: build_step(head, tokens, vocab, dim, device)[0] for head in heads}
+    steps = {head: build_step(head, tokens, vocab, dim, device, dtype)[0] for head in heads}
     seconds: dict[str, list[float]] = {head: [] for head in heads}
 
     def sync() -> None:
@@ -169,16 +205,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--one-memory", nargs=4, metavar=("HEAD", "N", "V", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_memory:
         head, tokens, vocab, dim = args.one_memory
-        print(measure_memory(head, int(tokens), int(vocab), int(dim), args.device))
+        print(
+            measure_memory(head, int(tokens), int(vocab), int(dim), args.device, getattr(torch, args.dtype))
+        )
         return
 
     print(
         f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {args.device}, d = {FEATURES}"
+        f"{torch.get_num_threads()} threads, device {args.device}, {args.dtype}, d = {FEATURES}"
     )
     results = []
     for tokens in args.tokens:
@@ -187,14 +226,17 @@ def main() -> None:
             for index, dim in enumerate(args.dims):
                 row = {"N": tokens, "V": vocab, "k": dim, "U": distinct}
                 # plain's and onehot's memory do not depend on k: measured once per (N, V)
-                heads = HEADS if index == 0 else ("label_embedding",)
+                heads = HEADS + library_heads(args.device) if index == 0 else ("label_embedding",)
                 if args.what in ("memory", "both"):
                     for head in heads:
-                        row[f"mem_{head}"] = memory_in_fresh_process(head, tokens, vocab, dim, args.device)
+                        row[f"mem_{head}"] = memory_in_fresh_process(
+                            head, tokens, vocab, dim, args.device, args.dtype
+                        )
                 if args.what in ("time", "both"):
                     # timed beside plain for each k; the onehot heads once per (N, V)
-                    timed = HEADS if index == 0 else ("plain", "label_embedding")
-                    seconds = time_heads(timed, tokens, vocab, dim, args.device, args.rounds)
+                    timed = HEADS + library_heads(args.device) if index == 0 else ("plain", "label_embedding")
+                    dtype = getattr(torch, args.dtype)
+                    seconds = time_heads(timed, tokens, vocab, dim, args.device, args.rounds, dtype)
                     row.update({f"s_{head}": value for head, value in seconds.items()})
                     row["flop_ratio"] = counted_flop_ratio(tokens, vocab, dim, distinct)
                 if index:
@@ -211,7 +253,13 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                {"device": args.device, "threads": torch.get_num_threads(), "results": results}, indent=2
+                {
+                    "device": args.device,
+                    "dtype": args.dtype,
+                    "threads": torch.get_num_threads(),
+                    "results": results,
+                },
+                indent=2,
             )
         )
 
@@ -232,6 +280,13 @@ def format_row(row: dict) -> str:
             f"ratio {ratio:.2f} counted {row['flop_ratio']:.2f} (x{ratio / row['flop_ratio']:.3f}); "
             f"onehot chunked/whole {row['s_onehot'] / row['s_onehot-whole']:.3f}"
         )
+    for head in LIBRARY_HEADS:
+        if f"mem_{head}" in row:
+            parts.append(f"{head} memory {row[f'mem_{head}'] / 2**20:.0f} MB")
+        if f"s_{head}" in row:
+            parts.append(
+                f"{head} {row[f's_{head}']:.3f} s ({row[f's_{head}'] / row['s_plain']:.2f} of plain)"
+            )
     return " | ".join(parts)
 
 
