@@ -53,3 +53,36 @@ def test_fused_chunks_in_bfloat16_stay_within_bfloat16s_rounding(fused_on_the_cp
     got = fused(features.to(torch.bfloat16), target)
     # bf16 products (8 bits of mantissa) and float32 softmaxes: the loss to about 1 %.
     torch.testing.assert_close(got.loss.float(), want.loss, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"alpha": 0.3}, {"variant": "nlp", "soft_warmup": 0, "alpha": 0.3, "compressed_dim": 3}],
+    ids=["released", "nlp-compressed"],
+)
+def test_fused_label_embedding_chunks_give_the_head_at_once(fused_on_the_cpu, options):
+    """label_embedding's chunked head with each chunk's rows through the compiled function."""
+    torch.manual_seed(0)
+    whole = build("label_embedding", in_features=D, num_classes=M, chunk_size=10**6, **options)
+    with torch.no_grad():
+        whole.heads.weight.mul_(4.0)  # confident o2: the mask and the penalty take part
+    fused = build("label_embedding", in_features=D, num_classes=M, chunk_size=7, **options)
+    fused.load_state_dict(whole.state_dict())
+    features = torch.randn(N, D)
+    target = torch.randint(0, 5, (N,)) * 7 % M  # few distinct labels, shared across chunks
+    target[[2, 9, 10]] = -100
+    outs, grads = [], []
+    for method in (fused, whole):
+        rows = features.clone().requires_grad_()
+        out = method(rows, target)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.loss, [rows, *method.parameters()], allow_unused=True))
+    assert outs[0].logits is None
+    torch.testing.assert_close(outs[0].loss, outs[1].loss, rtol=1e-5, atol=1e-6)
+    for key in outs[1].terms:
+        torch.testing.assert_close(outs[0].terms[key], outs[1].terms[key], rtol=1e-5, atol=1e-6, msg=key)
+    for got, want in zip(*grads):
+        if want is None:
+            assert got is None or not got.any()
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)

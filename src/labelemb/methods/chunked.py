@@ -122,9 +122,14 @@ def chunk_terms_and_grad(
 FUSED_DEVICES = frozenset({"cuda"})
 
 
+def fuses(device: torch.device) -> bool:
+    """Whether chunks on ``device`` are computed by a ``torch.compile``'d function (:data:`FUSED_DEVICES`)."""
+    return device.type in FUSED_DEVICES
+
+
 def chunk_step(device: torch.device) -> Callable[..., tuple[Tensor, Tensor]]:
-    """How a chunk is computed on ``device``: fused where :data:`FUSED_DEVICES` says, else eagerly."""
-    return fused_chunk_terms_and_grad() if device.type in FUSED_DEVICES else chunk_terms_and_grad
+    """How a chunk is computed on ``device``: fused where :func:`fuses` says, else eagerly."""
+    return fused_chunk_terms_and_grad() if fuses(device) else chunk_terms_and_grad
 
 
 @functools.cache

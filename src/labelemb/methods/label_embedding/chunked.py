@@ -11,6 +11,8 @@ and gradients to the formula.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +23,7 @@ from ..base import Rows
 from ..chunked import (
     LinearGrads,
     Precision,
+    fuses,
     scaled_grads,
     subtract_at_labels,
     without_rows_that_overflow,
@@ -126,8 +129,19 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
         firsts = inverse[::chunk_rows].tolist()
         lasts = inverse[chunk_rows - 1 :: chunk_rows].tolist() + inverse[-1:].tolist()
         overflowing = []
+        fused = fuses(h.device)
         workspace = settings.workspace
-        workspace.reserve(min(chunk_rows, h.shape[0]), m, h)
+        if not fused:  # a compiled chunk allocates its own (the caching allocator keeps them)
+            workspace.reserve(min(chunk_rows, h.shape[0]), m, h)
+        chunk_rows_of = fused_chunk_rows() if fused else _chunk_rows
+        scalars = (
+            settings.w_gold,
+            settings.w_soft,
+            settings.tau,
+            settings.alpha,
+            settings.count,
+            settings.nlp,
+        )
         for number, start in enumerate(range(0, h.shape[0], chunk_rows)):
             chunk = slice(start, start + chunk_rows)
             labels = distinct[firsts[number] : lasts[number] + 1]
@@ -136,7 +150,8 @@ def _label_embedding_chunks(h, w, b, distinct, inverse, settings: _Settings, chu
             q = F.log_softmax(e, dim=-1)
             lse = e[:, 0] - q[:, 0]  # log sum exp(e) of each label
             q = q.exp_()
-            terms, grad_z, teacher = _chunk_rows(h_c, w_c, b_c, labels, local, q, settings, normalised)
+            buffers = (None,) * 5 if fused else workspace.take(h_c.shape[0])
+            terms, grad_z, teacher = chunk_rows_of(h_c, w_c, b_c, labels, local, q, *scalars, buffers)
             overflowing.append(~torch.isfinite(terms).all(-1))
             grads.add(chunk, h_c, precision.cast(grad_z), w_c)
             sums[:5] += terms.sum(0)
@@ -168,8 +183,13 @@ def _chunk_rows(
     labels: Tensor,
     local: Tensor,
     q: Tensor,
-    settings: _Settings,
-    normalised: Normalisation,
+    w_gold: float,
+    w_soft: float,
+    tau: float,
+    alpha: float,
+    count: Tensor | float,
+    nlp: bool,
+    buffers: tuple[Tensor | None, ...],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One chunk of rows: their terms, ``dL/dz`` and the emb term's masked teachers.
 
@@ -177,28 +197,33 @@ def _chunk_rows(
     ``q`` holds ``softmax(e)`` of the chunk's labels. Returns the rows' ``[log p1[y], q . log p1,
     log p2[y], penalty, mask]`` (n, 5), the gradient of the loss in ``z`` (n, 2m) with each term
     divided by its normaliser, and ``mask_i softmax(z2_i / tau)`` (n, m), the emb term's targets.
-    The n x m tensors live in the settings' workspace, reused from chunk to chunk.
+    The n x m tensors are written into ``buffers`` (the workspace's, reused from chunk to chunk),
+    or are new tensors where they are None: a pure function then, which ``torch.compile`` fuses
+    (:func:`fused_chunk_rows`).
     """
-    n = h.shape[0]
-    z, log_p, teacher, q_rows, z2_scaled = settings.workspace.take(n)
-    m = teacher.shape[1]
-    if h.dtype == torch.float32:
-        torch.addmm(b, h, w.t(), out=z)
+    n, m = h.shape[0], q.shape[1]
+    z_out, log_p_out, teacher_out, q_rows_out, z2_scaled_out = buffers
+    normalised = normalisation(count, nlp)
+    if z_out is None:
+        z = torch.addmm(b, h, w.t()).float()
+    elif h.dtype == torch.float32:
+        z = torch.addmm(b, h, w.t(), out=z_out)
     else:
-        z.copy_(torch.addmm(b, h, w.t()))
+        z = z_out.copy_(torch.addmm(b, h, w.t()))
     label = labels.index_select(0, local)
     mask = (z[:, m:].argmax(-1) == label).to(z.dtype)  # learn E only where o2 is right
-    torch.log_softmax(z.view(n, 2, m), dim=-1, out=log_p.view(n, 2, m))
+    log_p = torch.log_softmax(
+        z.view(n, 2, m), dim=-1, out=None if log_p_out is None else log_p_out.view(n, 2, m)
+    )
     # z2 / tau written out contiguous first: softmax would copy the strided z2 into a fresh tensor
-    torch.div(z[:, m:], settings.tau, out=z2_scaled)
-    torch.softmax(z2_scaled, dim=-1, out=teacher).mul_(mask[:, None])
-    log_p = log_p.view(n, 2, m)
+    z2_scaled = torch.div(z[:, m:], tau, out=z2_scaled_out)
+    teacher = torch.softmax(z2_scaled, dim=-1, out=teacher_out).mul_(mask[:, None])
     gold_log_p = log_p.gather(2, label[:, None, None].expand(n, 2, 1)).squeeze(-1)  # (n, 2)
-    torch.index_select(q, 0, local, out=q_rows)
+    q_rows = torch.index_select(q, 0, local, out=q_rows_out)
     soft = torch.einsum("ij,ij->i", q_rows, log_p[:, 0])  # row-wise dot products, no n x m temporary
     p2_gold = gold_log_p[:, 1].exp()
-    gap = p2_gold - settings.alpha
-    scale = 1.0 / settings.count
+    gap = p2_gold - alpha
+    scale = 1.0 / count
     # The penalty's sum over rows is divided by its divisor at the end; its slope carries it now
     # (times scale, 1 / the number of rows that count, where it is their mean).
     penalty = normalised.multiply_penalty(normalised.penalty(gap))
@@ -209,10 +234,17 @@ def _chunk_rows(
 
     grad = log_p.exp_()  # p1 and p2, in place of their logarithms
     grad1, grad2 = grad[:, 0], grad[:, 1]
-    grad1.mul_(settings.w_gold + settings.w_soft).sub_(q_rows, alpha=settings.w_soft)
-    subtract_at_labels(grad1, label, settings.w_gold).mul_(scale)  # (w p1 - w_gold onehot - w_soft q) / n
+    grad1.mul_(w_gold + w_soft).sub_(q_rows, alpha=w_soft)
+    subtract_at_labels(grad1, label, w_gold).mul_(scale)  # (w p1 - w_gold onehot - w_soft q) / n
     subtract_at_labels(grad2, label, 1.0).mul_((scale - p2_gold * slope)[:, None])  # (p2 - onehot) ...
     return terms, grad.view(n, 2 * m), teacher
+
+
+@functools.cache
+def fused_chunk_rows() -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    """:func:`_chunk_rows` through ``torch.compile``, on a device that
+    :func:`~labelemb.methods.chunked.fuses`."""
+    return torch.compile(_chunk_rows)
 
 
 class Workspace:
