@@ -47,6 +47,14 @@ for dtype in bfloat16 float32; do
     --rounds 3 --json "$OUT/vocab-$dtype.json" 2>&1 | tail -2
 done
 
+step "the en-it sequence-to-sequence step: label_embedding / onehot against the counted FLOPs"
+if [ -d "${LABELEMB_DATA:-}/debian-ddtp" ]; then
+  timeout 120 python3 bench/seq2seq_step.py --device cuda --configs configs/ddtp-en-it.yaml --batches 20 --rounds 3 \
+    --data-dir "$LABELEMB_DATA" --json "$OUT/seq2seq.json" 2>&1 | tail -3
+else
+  echo "skipped: LABELEMB_DATA has no debian-ddtp/ (copy it beside mnist/ to measure the text step)"
+fi
+
 step "the same seed trained twice on the GPU: summary.json figures equal"
 for run in a b; do
   timeout 60 python3 -m labelemb train --config configs/mnist-mlp.yaml --method label_embedding --seed 0 \

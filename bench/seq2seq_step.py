@@ -36,11 +36,11 @@ from labelemb.train.seed import seed_everything
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
-def build_step(config, dataset, task):
+def build_step(config, dataset, task, device: str = "cpu"):
     """A function that makes one whole training step on a batch, as the trainer does."""
     seed_everything(config.seed)
     model, method = build_network(config, dataset)
-    network = Network(model, method, rows=task.rows)
+    network = Network(model, method, rows=task.rows).to(device)
     network.train()
     optimizer = make_optimizer(config, list(network.parameters()))
 
@@ -55,18 +55,34 @@ def build_step(config, dataset, task):
     return step
 
 
-def measure(config_path: str, batches: int, rounds: int, data_dir: str) -> dict:
+def on(device: str, batch):
+    """A batch's tensors (a tuple of inputs, and targets) on ``device``."""
+    inputs, targets = batch
+    inputs = tuple(t.to(device) for t in inputs) if isinstance(inputs, tuple) else inputs.to(device)
+    return inputs, targets.to(device)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(config_path: str, batches: int, rounds: int, data_dir: str, device: str = "cpu") -> dict:
     base = load_config(config_path, [f"data.dir={data_dir}", "train.progress=false"])
     dataset = load_run_data(base)
     task = build_task(base, dataset)
     order = task.epoch_order(dataset.train, base.seed, 0, base.train.batch_size)
     data = [
-        task.batch(dataset.train, order[i * base.train.batch_size : (i + 1) * base.train.batch_size])
+        on(
+            device,
+            task.batch(dataset.train, order[i * base.train.batch_size : (i + 1) * base.train.batch_size]),
+        )
         for i in range(batches)
     ]
     tokens = sum(int((targets != 0).sum()) for _, targets in data)
     steps = {
-        name: build_step(base.with_method(name), dataset, task) for name in ("onehot", "label_embedding")
+        name: build_step(base.with_method(name), dataset, task, device)
+        for name in ("onehot", "label_embedding")
     }
     flops = {}
     for name, step in steps.items():
@@ -79,8 +95,10 @@ def measure(config_path: str, batches: int, rounds: int, data_dir: str) -> dict:
         spent = dict.fromkeys(steps, 0.0)
         for inputs, targets in data:
             for name, step in steps.items():
+                sync(device)
                 start = time.perf_counter()
                 step(inputs, targets)
+                sync(device)
                 spent[name] += time.perf_counter() - start
         if round_:  # the first round warms up
             for name in steps:
@@ -97,6 +115,7 @@ def measure(config_path: str, batches: int, rounds: int, data_dir: str) -> dict:
         "flop_ratio": flops["label_embedding"] / flops["onehot"],
         "onehot_gflop_per_step": flops["onehot"] / 3 / 1e9,
         "threads": torch.get_num_threads(),
+        "device": device,
     }
 
 
@@ -109,9 +128,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", default=str(DATA))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
-    results = [measure(path, args.batches, args.rounds, args.data_dir) for path in args.configs]
-    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads")
+    results = [measure(path, args.batches, args.rounds, args.data_dir, args.device) for path in args.configs]
+    print(
+        f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, {args.device}"
+    )
     print("| config | V | ms / step onehot | ms / step label_embedding | time ratio | counted FLOP ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
