@@ -95,7 +95,13 @@ def train_owned(
         failed = True
         try:
             # Loop: the one loop, whatever the layout; each check evaluated and saved.
-            _train_loop(layout, task, timetable, device, callbacks, saver)
+            try:
+                run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
+            except RuntimeError as error:  # train.deterministic and an op without such a kernel: one line
+                refusal = name_nondeterministic(error, first.method.name)
+                if refusal is not None:
+                    raise ConfigError(refusal) from None
+                raise
             # Finish: each run's summary and results saved; the callbacks hear of them.
             trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
             if processes.is_main:
@@ -105,25 +111,6 @@ def train_owned(
             callbacks.on_close(group, failed)
         summaries.update((j, summary) for (j, _), summary in zip(members, trained))
     return [summaries[j] for j in range(len(plans))]
-
-
-def _train_loop(
-    layout: Single | Stacked,
-    task: Task,
-    timetable: Schedule,
-    device: torch.device,
-    callbacks: Callback,
-    saver: Saver,
-) -> None:
-    """The one loop; an operation without a deterministic kernel (``train.deterministic``) is
-    refused in one line that names the method and the switch."""
-    try:
-        run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
-    except RuntimeError as error:
-        refusal = name_nondeterministic(error, layout.runs[0].plan.method.name)
-        if refusal is None:
-            raise
-        raise ConfigError(refusal) from None
 
 
 def build_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:

@@ -46,7 +46,7 @@ class Single:
         self.model: nn.Module = run.model
         self.method: nn.Module = run.method
         # The data's labels were checked when read and the task's rows all count: the step reads
-        # nothing on the host (a non-finite loss shows at the next check).
+        # nothing on the host (a run that diverges is told when it ends, from its test outputs).
         methods.trust_batches(run.method)
         if plan.steps.cuda_graphs:
             self.model, self.method = graphed(run.model, device), graphed(run.method, device)
