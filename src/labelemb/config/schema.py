@@ -139,11 +139,9 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
-    #: Replay each training step as CUDA graphs (labelemb.train.graphs: torch.compile's
-    #: reduce-overhead mode); where there is no CUDA device the step runs as without it.
+    #: Each step replayed as CUDA graphs where there is CUDA (labelemb.train.graphs).
     cuda_graphs: bool = False
-    #: Same seed, same numbers on a GPU too: torch's deterministic kernels, cuBLAS's fixed workspace,
-    #: cuDNN's benchmark off (labelemb.train.determinism). false: faster on a GPU, numbers may vary.
+    #: Same seed, same numbers on a GPU too (labelemb.train.determinism); false: faster there.
     deterministic: bool = True
     threads: int | None = Field(None, ge=1)
     progress: bool = True

@@ -20,7 +20,7 @@ from ..stacking import linear
 from .accumulation import GradientAccumulation, MicroBatch
 from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
-from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of
+from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of, trust_batches
 from .processes import is_distributed, per_process_share
 from .rows import MethodOutput, Rows, gold
 
@@ -318,15 +318,6 @@ class Method(GradientAccumulation, nn.Module):
         """
         representation = self.label_representation()
         return {} if representation is None else {"representation": representation}
-
-
-def trust_batches(module: nn.Module) -> None:
-    """Turn off the per-batch check (:attr:`Method.check_batches`) of every method in ``module``: for
-    a trainer whose labels were checked when read and whose rows all count, so that no step reads
-    a device value on the host."""
-    for part in module.modules():
-        if isinstance(part, Method):
-            part.check_batches = False
 
 
 def _list_shared_options(cls: type[Method], init: Callable[..., None]) -> None:
