@@ -70,3 +70,13 @@ def test_the_nlp_warm_up_resumes_from_a_loaded_count():
     assert fresh.loss_weights() == (1.0, 0.0)
     fresh.load_state_dict(trained.state_dict())
     assert fresh.loss_weights() == (1.0, 1.0)
+
+
+def test_importing_the_methods_leaves_torchs_compiler_unloaded():
+    """torch._dynamo costs over a second to import: the batch check opens it at its first use."""
+    import subprocess
+    import sys
+
+    code = "import sys, labelemb.methods; print('torch._dynamo' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -7,6 +7,7 @@ a loss that says so (:func:`poison`). See :class:`labelemb.methods.base.Method`.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -35,8 +36,21 @@ def tensors_of(outputs: Any) -> tuple[Tensor, ...]:
     return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
-@torch.compiler.disable
 def clean_batch(target: Tensor, num_classes: int, tensors: tuple[Tensor, ...]) -> bool:
+    """:func:`read_clean_batch`, kept out of ``torch.compile`` graphs (see there).
+
+    The compiler's door is opened here, at the first check, not when this module is imported:
+    importing it (``torch._dynamo``) costs over a second, which every command would pay.
+    """
+    return _outside_graphs()(target, num_classes, tensors)
+
+
+@functools.cache
+def _outside_graphs():
+    return torch.compiler.disable(read_clean_batch)
+
+
+def read_clean_batch(target: Tensor, num_classes: int, tensors: tuple[Tensor, ...]) -> bool:
     """Whether every label lies in ``[0, num_classes)`` and every tensor is finite, read on the host.
 
     A sum is finite only if every summand is, so one reduction per tensor tells (half-precision
