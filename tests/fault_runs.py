@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-BACKBONE = '''
+BACKBONE = """
 import os
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def leaky():
     torch.set_num_threads(1)
     os.environ["LEAKED_BY_A_RUN"] = "1"
     raise RuntimeError("this run leaves the process changed")
-'''
+"""
 
 
 def write_project(folder: Path, factory: str = "faulty", epochs: int = 2) -> Path:

@@ -108,4 +108,3 @@ def test_a_warm_workers_run_equals_a_fresh_processs(tmp_path):
         assert not isinstance(pool.submit(work, Unit.of([fresh])).result(), Failure)
     assert metrics(warm.run_dir()) == metrics(fresh.run_dir())
     assert threads == 2 and variable is None  # the worker's own, after a run changed them
-
