@@ -97,3 +97,17 @@ def test_ctrl_c_stops_every_worker_at_once(tmp_path):
             command.kill()
     summary = tmp_path / "out" / "faults" / "onehot" / "seed0" / "summary.json"
     assert not summary.exists() or json.loads(summary.read_text())["epochs_trained"] < 5000
+
+
+def test_tune_lists_the_fresh_runs_that_failed(tmp_path):
+    """`labelemb tune`'s fresh seeds are a grid as compare's: seed 1 fails, seed 4 trains, the
+    table lists seed 1 and the command exits with 1 (onehot has nothing to search, so no trial runs)."""
+    config = write_project(tmp_path / "proj")
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["tune", "--config", str(config), "--methods", "onehot", "--seeds", "1,4", "--trials", "2"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*argv, "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    assert code == 1, err.getvalue()
+    table = out.getvalue()[out.getvalue().index("1 fresh run(s) failed") :]
+    assert "| onehot seed 1 |" in table and "| onehot seed 4 |" not in table
+    assert (tmp_path / "out" / "faults" / "onehot" / "seed4" / "summary.json").is_file()

@@ -14,13 +14,14 @@ import torch
 
 @dataclass(frozen=True)
 class Failure:
-    """How a unit of work failed: one line of reason, whether it ran out of memory, and the
-    exception itself where it can travel between processes (raised again by a caller that does
-    not keep failures, such as a tuning round)."""
+    """How a unit of work failed: one line of reason, whether it ran out of memory, the exception
+    itself where it can travel between processes (raised again by a caller that does not keep
+    failures, such as a tuning round), and whether its worker died instead."""
 
     reason: str
     out_of_memory: bool = False
     error: BaseException | None = None
+    worker_died: bool = False  # the worker training it died on every try (not the run's error)
 
     @classmethod
     def of(cls, error: BaseException) -> Failure:

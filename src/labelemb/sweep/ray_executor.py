@@ -24,13 +24,13 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..rundir import first_missing, remove_empty_folders
 from .failures import Failure, retry_alone
-from .ray_workers import actors, output_dir, train_on
+from .ray_workers import end_workers, output_dir, start_workers, train_on
 from .units import ExecutorError, Failed, Finished, Outcome, Unit, deliver
 
 INSTALL = 'pip install "labelemb[ray]"'
@@ -67,6 +67,8 @@ class RayExecutor:
     runs_per_device: int = 1
     max_retries: int = 3
     connect_timeout: float = 30.0
+    #: The session's workers by GPU share (None: no session open).
+    _workers: dict[float, list[Any]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         _import_ray()  # before anything is planned or written
@@ -86,18 +88,40 @@ class RayExecutor:
                 check_shared_storage(folder)
             share = 1 / self.runs_per_device if gpus and any(_on_cuda(unit) for unit in units) else 0
             out_of_memory: dict[int, Failure] = {}
-            with actors(ray, self._slots(ray, share, len(units)), share, self.max_retries) as workers:
-                for i, outcome in train_on(ray, workers, units, cwd):
+            died = False
+            try:
+                for i, outcome in train_on(ray, self._workers_for(ray, share, len(units)), units, cwd):
+                    died = died or (isinstance(outcome, Failure) and outcome.worker_died)
                     if isinstance(outcome, Failure) and outcome.out_of_memory and len(units) > 1:
                         out_of_memory[i] = outcome  # tried again alone once the others are done
                     else:
                         deliver(i, outcome, finished, failed)
-            # Alone: the only worker of the grid, with a whole GPU where the runs train on one.
+            except BaseException:
+                self._end_workers(ray)  # an error, or Ctrl-C: nothing of the grid goes on
+                raise
+            if out_of_memory or died:
+                # They hold the CPUs and GPUs a unit alone needs; one that died is not handed more.
+                self._end_workers(ray)
             retry_alone(
                 out_of_memory,
                 lambda i: units[i].label(),
                 lambda i: deliver(i, self._alone(ray, units[i], cwd, 1 if share else 0), finished, failed),
             )
+
+    def _workers_for(self, ray: Any, share: float, count: int) -> list[Any]:
+        """The session's workers of GPU share ``share``, as many as ``count`` units can use at
+        once on the cluster (started where there are fewer; kept for the session's next grid)."""
+        assert self._workers is not None, "workers live in a session"
+        held = self._workers.setdefault(share, [])
+        wanted = self._slots(ray, share, count)
+        if len(held) < wanted:
+            held += start_workers(ray, wanted - len(held), share, self.max_retries)
+        return held
+
+    def _end_workers(self, ray: Any) -> None:
+        if self._workers:
+            end_workers(ray, [worker for held in self._workers.values() for worker in held])
+            self._workers.clear()
 
     def _slots(self, ray: Any, share: float, count: int) -> int:
         """How many workers the grid's ``count`` units get: as many as the cluster holds at once
@@ -109,15 +133,34 @@ class RayExecutor:
         return max(1, min(count, fit))
 
     def _alone(self, ray: Any, unit: Unit, cwd: str, gpus: float) -> Outcome:
-        with actors(ray, 1, gpus, self.max_retries) as workers:
+        """A unit trained by a worker of its own (``gpus``: a whole GPU, or none)."""
+        workers = start_workers(ray, 1, gpus, self.max_retries)
+        try:
             return next(outcome for _, outcome in train_on(ray, workers, [unit], cwd))
+        finally:
+            end_workers(ray, workers)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Ray initialised (embedded, or this address) while open, and shut down after; a command
-        that runs many grids (``tune``'s rounds) connects once. A Ray this process already
-        initialised is used as it is and left running."""
+        """Ray initialised (embedded, or this address) and the grid's workers kept while open, and
+        both ended after; a command that runs many grids (``tune``'s rounds) connects and starts
+        its workers once. A Ray this process already initialised is used as it is and left running."""
+        if self._workers is not None:
+            yield  # opened already: its workers serve this grid too
+            return
         ray = _import_ray()
+        with self._connected(ray):
+            self._workers = {}
+            try:
+                yield
+            finally:
+                self._end_workers(ray)
+                self._workers = None
+
+    @contextlib.contextmanager
+    def _connected(self, ray: Any) -> Iterator[None]:
+        """Ray initialised while open (embedded, or this address), and shut down after, unless this
+        process had initialised it already."""
         if ray.is_initialized():
             yield
             return

@@ -72,18 +72,18 @@ def output_dir(config: dict[str, Any], cwd: str) -> str:
     return os.path.normpath(os.path.join(cwd, config["output_dir"]))
 
 
-@contextlib.contextmanager
-def actors(ray: Any, count: int, gpus: float, retries: int) -> Iterator[list[Any]]:
-    """``count`` workers, each asking for one CPU and ``gpus`` of a GPU, ended when the grid is
-    (at once on an error or Ctrl-C: their runs resume from their checkpoints next time)."""
+def start_workers(ray: Any, count: int, gpus: float, retries: int) -> list[Any]:
+    """``count`` new workers, each asking for one CPU and ``gpus`` of a GPU."""
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=retries, max_task_retries=retries)
-    started = [remote(LabelembWorker).remote() for _ in range(count)]
-    try:
-        yield started
-    finally:
-        for actor in started:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
+    return [remote(LabelembWorker).remote() for _ in range(count)]
+
+
+def end_workers(ray: Any, workers: list[Any]) -> None:
+    """End ``workers`` at once, what they train included (their runs resume from their checkpoints
+    next time)."""
+    for actor in workers:
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
 
 
 def train_on(ray: Any, workers: list[Any], units: list[Unit], cwd: str) -> Iterator[tuple[int, Outcome]]:
@@ -105,4 +105,4 @@ def train_on(ray: Any, workers: list[Any], units: list[Unit], cwd: str) -> Itera
         yield i, outcome
     for i in sorted(waiting):
         reason = f"its Ray worker died on every try: {one_line(lost)}" if lost else "its Ray worker died"
-        yield i, Failure(reason)
+        yield i, Failure(reason, worker_died=True)
