@@ -46,6 +46,8 @@ def test_failed_runs_are_listed_and_the_others_train(tmp_path, jobs):
     assert "| onehot seed 1 |" in table and "raised RuntimeError: a bug that seed 1 meets" in table
     assert "| onehot seed 3 |" in table and "OutOfMemoryError: CUDA out of memory" in table
     assert (runs / "seed0" / "summary.json").is_file()
+    said = [line for line in err.splitlines() if line.startswith(f"failed {runs / 'seed1'}: ")]
+    assert len(said) == 1 and "a bug that seed 1 meets" in said[0]  # as it failed, in one line
     alone = [line for line in err.splitlines() if "trying it once more alone" in line]
     if jobs == "2":
         assert "| onehot seed 2 |" not in table and (runs / "seed2" / "summary.json").is_file()

@@ -89,15 +89,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = load_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     executor = make_executor(args)
-    hint = batched_hint(configs, args)
-    if hint:
-        print(hint, file=sys.stderr)
     failed = None
     try:
         # The grid checks every run before any of them trains.
         run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
     except RunsFailed as error:
         failed = error  # the runs that finished are compared all the same
+    hint = batched_hint(configs, args)  # once the runs passed their checks: a mistake stays one line
+    if hint:
+        print(hint, file=sys.stderr)
     if failed is None or failed.summaries:
         _compare_finished(base, configs, not args.no_progress)
     if failed is not None:
