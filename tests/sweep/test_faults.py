@@ -113,3 +113,21 @@ def test_tune_lists_the_fresh_runs_that_failed(tmp_path):
     table = out.getvalue()[out.getvalue().index("1 fresh run(s) failed") :]
     assert "| onehot seed 1 |" in table and "| onehot seed 4 |" not in table
     assert (tmp_path / "out" / "faults" / "onehot" / "seed4" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_batched_method_that_fails_leaves_the_other_methods(tmp_path, jobs):
+    """With --batched a unit is one method's seeds: static_label's class-vector file is missing, so
+    both its seeds fail with that reason; onehot's train, and the command exits 1 (before, at
+    --jobs 1 the error ended the compare)."""
+    missing = tmp_path / "no-vectors.pt"
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["compare", "--methods", "onehot,static_label", "--seeds", "0-1", "--batched", "--jobs", jobs]
+    argv += ["--output-dir", str(tmp_path / "out"), "--no-progress", f"vectors={missing}", "train.epochs=1"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    assert code == 1, err.getvalue()
+    table = out.getvalue()[out.getvalue().index("2 of 4 run(s) failed") :]
+    for seed in (0, 1):
+        assert f"| static_label seed {seed} |" in table and f"no class vectors at {missing}" in table
+        assert (tmp_path / "out" / "demo" / "onehot" / f"seed{seed}" / "summary.json").is_file()

@@ -41,8 +41,7 @@ def run_grid(
     executor = executor or LocalExecutor(jobs=jobs)
     here = _in_this_process(executor)  # (its devices checked, before anything runs)
     if batched and here:
-        # Each method's seeds side by side in this process, with a bar per method.
-        return train_seeds(configs, batched=True, progress=progress)
+        return _outcome(configs, *_batched_here(configs, progress))
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     # Every run checked here, before any trains; a device by the machines that train it: this
     # one's for the local executor, a Ray cluster's by its executor once connected.
@@ -71,6 +70,13 @@ def run_grid(
                     counter.failed(quiet[i], failure)
 
             executor.run(units, finished, failed)
+    return _outcome(configs, summaries, failures)
+
+
+def _outcome(
+    configs: list[RunConfig], summaries: list[dict[str, Any] | None], failures: dict[int, Failure]
+) -> list[dict[str, Any]]:
+    """The grid's summaries, in order; :class:`RunsFailed` with them where runs failed."""
     done = [s for s in summaries if s is not None]
     if failures:
         raise RunsFailed([_failed_run(configs[i], failure) for i, failure in sorted(failures.items())], done)
@@ -79,6 +85,29 @@ def run_grid(
 
 def _failed_run(config: RunConfig, failure: Failure) -> FailedRun:
     return FailedRun(f"{config.method.name} seed {config.seed}", str(config.run_dir()), failure.reason)
+
+
+def _batched_here(
+    configs: list[RunConfig], progress: bool
+) -> tuple[list[dict[str, Any] | None], dict[int, Failure]]:
+    """Each method's seeds side by side in this process, with a bar per method, all checked
+    first; a method whose runs fail is said in one line a run and the next method goes on."""
+    plans = plan_runs(configs)
+    summaries: list[dict[str, Any] | None] = [None] * len(configs)
+    failures: dict[int, Failure] = {}
+    methods = list(dict.fromkeys(config.method.name for config in configs))
+    for method in methods:
+        group = [i for i, config in enumerate(configs) if config.method.name == method]
+        try:
+            trained = train_seeds([plans[i] for i in group], batched=True, progress=progress)
+        except Exception as error:
+            for i in group:
+                failures[i] = Failure.of(error)
+                print(f"failed {configs[i].run_dir()}: {failures[i].reason}", file=sys.stderr, flush=True)
+            continue
+        for i, summary in zip(group, trained):
+            summaries[i] = summary
+    return summaries, failures
 
 
 def _in_this_process(executor: Executor) -> bool:
