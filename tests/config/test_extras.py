@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from importlib.metadata import metadata
 
 import pytest
@@ -82,3 +83,17 @@ def test_a_missing_module_of_an_extra_names_the_extra(monkeypatch):
     ):
         extras.check_extras([config])
     assert extras.module_found("torch") and not extras.module_found("no_such_module_here")
+
+
+def test_tune_without_optuna_is_one_line_naming_its_extra(tmp_path, monkeypatch):
+    """As the docs say of the extras that are not a run's (Ray's: tests/sweep/test_ray.py)."""
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` fails as if not installed
+    err = io.StringIO()
+    argv = ["tune", "--methods", "onehot", "--output-dir", str(tmp_path / "out"), "--no-progress"]
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    assert code == 2
+    assert err.getvalue().splitlines() == [
+        'labelemb tune: error: tuning needs Optuna: pip install "labelemb[tune]"'
+    ]
+    assert not (tmp_path / "out").exists()

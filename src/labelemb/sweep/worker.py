@@ -153,7 +153,7 @@ def work(unit: Unit) -> list[dict[str, Any]] | Failure:
     """Train ``unit`` in this warm worker from its starting state; its summaries, or its failure
     (a run's error stays with its run: the grid goes on)."""
     if _pristine is None:
-        start()  # a Ray worker's first unit: nothing ran before it
+        start()  # a process whose start did not read it: nothing ran in it before
     assert _pristine is not None
     _pristine.restore()
     try:
