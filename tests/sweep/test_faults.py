@@ -15,10 +15,11 @@ import time
 
 import psutil
 import pytest
+import torch
 from fault_runs import write_project
 
 from labelemb.cli import main
-from labelemb.sweep.failures import RunsFailed
+from labelemb.sweep.failures import FailedRun, Failure, RunsFailed, failure_table, is_out_of_memory, one_line
 from labelemb.sweep.grid import run_grid
 from labelemb.train import load_config
 
@@ -131,3 +132,21 @@ def test_a_batched_method_that_fails_leaves_the_other_methods(tmp_path, jobs):
     for seed in (0, 1):
         assert f"| static_label seed {seed} |" in table and f"no class vectors at {missing}" in table
         assert (tmp_path / "out" / "demo" / "onehot" / f"seed{seed}" / "summary.json").is_file()
+
+
+def test_a_failure_is_one_line_and_an_out_of_memory_is_known_through_its_causes():
+    def raised(error, cause=None):
+        try:
+            raise error from cause
+        except Exception as caught:
+            return caught
+
+    assert one_line(RuntimeError("first line\n  second line")) == "RuntimeError: first line"
+    assert one_line(KeyError()) == "KeyError"
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory")) and is_out_of_memory(MemoryError())
+    assert is_out_of_memory(raised(ValueError("factory raised"), torch.OutOfMemoryError("inner")))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    failure = Failure.of(ValueError("a | b"))
+    assert failure.error is not None and not failure.out_of_memory
+    table = failure_table([FailedRun("onehot seed 1", "runs/x/onehot/seed1", failure.reason)])
+    assert table.splitlines()[2] == "| onehot seed 1 | runs/x/onehot/seed1 | ValueError: a / b |"

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+#: torch's out-of-memory (``torch.OutOfMemoryError`` from torch 2.5; ``torch.cuda``'s before).
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -65,7 +68,7 @@ def is_out_of_memory(error: BaseException) -> bool:
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        if isinstance(error, (_OUT_OF_MEMORY, MemoryError)):
             return True
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     return False

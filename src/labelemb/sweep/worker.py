@@ -75,7 +75,6 @@ SETTINGS: dict[str, Setting] = {
     "cudnn": (_cudnn, _set_cudnn),
     "float32 matmul precision": (torch.get_float32_matmul_precision, torch.set_float32_matmul_precision),
     "default dtype": (torch.get_default_dtype, torch.set_default_dtype),
-    "default device": (torch.get_default_device, torch.set_default_device),
     "grad mode": (torch.is_grad_enabled, torch.set_grad_enabled),
     "anomaly detection": (torch.is_anomaly_enabled, torch.set_anomaly_enabled),
     "python random": (random.getstate, random.setstate),
@@ -85,6 +84,8 @@ SETTINGS: dict[str, Setting] = {
     "environment": (lambda: dict(os.environ), _set_environment),
     "warning filters": (lambda: list(warnings.filters), _set_warning_filters),
 }
+if hasattr(torch, "get_default_device"):  # torch 2.3 and later
+    SETTINGS["default device"] = (torch.get_default_device, torch.set_default_device)
 
 
 @dataclass(frozen=True)
