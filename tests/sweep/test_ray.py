@@ -44,6 +44,9 @@ METHODS, SEEDS = ["onehot", "label_embedding"], [0, 1]
 #: The run killed mid-run: long enough (about 2 s of training) that the kill lands before its end.
 KILLED_EPOCHS = 30
 GCS_PORT = 6379  # in the namespace's own network stack: nothing else there to collide with
+#: The grid of tests/fault_runs.py's failing runs: seed 1 raises, seed 2 runs out of memory once,
+#: seed 3 always.
+FAULTY_GRID = ("--methods", "onehot", "--seeds", "0-3")
 
 
 # ---------------------------------------------------------------------------- the cluster fixture
@@ -192,6 +195,24 @@ def test_a_worker_killed_mid_run_resumes_from_its_checkpoint(cluster, tmp_path):
     assert metrics(run) == metrics(tmp_path / "tiny" / "label_embedding" / "seed0")
 
 
+def test_failed_runs_on_a_cluster_are_listed_and_the_others_train(cluster):
+    """tests/fault_runs.py's grid on the cluster's two workers: seed 1's error and seed 3's
+    out-of-memory are listed at the end with exit 1 (before, seed 1's error ended the compare);
+    seed 2, out of memory once beside the others, is tried again alone and trains; seed 0 trains."""
+    faults = cluster["faults"]
+    assert faults["rc"] == 1, faults["stderr"]
+    table = faults["stdout"][faults["stdout"].index("2 of 4 run(s) failed") :]
+    assert "| onehot seed 1 |" in table and "raised RuntimeError: a bug that seed 1 meets" in table
+    assert "| onehot seed 3 |" in table and "OutOfMemoryError: CUDA out of memory" in table
+    assert "| onehot seed 2 |" not in table
+    retried = sorted(line for line in faults["stderr"].splitlines() if "once more alone" in line)
+    alone = "ran out of memory beside other runs: trying it once more alone"
+    assert retried == [f"onehot seed {seed} {alone}" for seed in (2, 3)]
+    runs = cluster["work"] / "faults" / "faults" / "onehot"
+    finished = [(runs / f"seed{seed}" / "summary.json").is_file() for seed in range(4)]
+    assert finished == [True, False, True, False]
+
+
 def test_a_node_without_the_output_folder_is_refused(cluster):
     """A node that does not see the output folder (another file system mounted there): one line
     naming the folder and the node, exit 2, before any run started, and no folder left behind."""
@@ -269,13 +290,13 @@ def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
     """A node that joined after the storage check and lacks the shared file system: its task
     refuses rather than writing the run on a disk of its own."""
     from labelemb.sweep.executors import ExecutorError, Unit
-    from labelemb.sweep.ray_executor import _train_unit
+    from labelemb.sweep.ray_workers import train_unit
     from labelemb.train import build_config
 
     missing = tmp_path / "not-mounted-here"
     config = build_config({"data": {"name": "digits"}, "output_dir": str(missing)}, [])
     with pytest.raises(ExecutorError, match=f"does not see the output folder {missing}"):
-        _train_unit(Unit.of([config]), str(tmp_path))
+        train_unit(Unit.of([config]), str(tmp_path))
     assert not missing.exists()
 
 
@@ -291,9 +312,12 @@ def test_a_malformed_address_is_refused_at_once(address):
 # ---------------------------------------------------------------------------- helpers
 
 
-def compare(config: Path, output: Path, *args: str, text: str | None = None) -> tuple[int, str]:
+def compare(
+    config: Path, output: Path, *args: str, text: str | None = None, echo: bool = False
+) -> tuple[int, str]:
     """``labelemb compare`` in this process (of the tiny grid unless ``--methods`` is in ``args``;
-    ``text`` written to ``config`` first): its exit code and what it wrote to stderr."""
+    ``text`` written to ``config`` first): its exit code and what it wrote to stderr (its stdout
+    goes to this process's with ``echo``, else nowhere)."""
     from labelemb.cli import main
 
     if text is not None:
@@ -302,7 +326,7 @@ def compare(config: Path, output: Path, *args: str, text: str | None = None) -> 
     if "--methods" not in args:
         argv += ["--methods", ",".join(METHODS), "--seeds", ",".join(map(str, SEEDS))]
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(sys.stdout if echo else io.StringIO()):
         code = main([*argv, *args])
     return code, err.getvalue()
 
@@ -357,12 +381,12 @@ def _lo_up() -> None:
 
 
 def _task_workers() -> list[int]:
-    """The Ray workers running a labelemb task now (their title is ``ray::labelemb <unit>``)."""
+    """The Ray workers training a unit now (their title is ``ray::LabelembWorker.train``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "cmdline").read_bytes().startswith(b"ray::labelemb "):
+                if (entry / "cmdline").read_bytes().startswith(b"ray::LabelembWorker.train"):
                     pids.append(int(entry.name))
     return pids
 
@@ -429,6 +453,18 @@ def _driver_grid(work: Path) -> None:
     )
     killer.join(timeout=5)
     results["killed"] = {"rc": code, "stderr": err, **seen}
+
+    # A grid with failing runs (tests/fault_runs.py) on the cluster's two workers.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, where the helpers are
+    from fault_runs import write_project
+
+    project = write_project(work / "faulty")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code, err = compare(
+            project, work / "faults", "--executor", "ray", "--ray-address", address, *FAULTY_GRID, echo=True
+        )
+    results["faults"] = {"rc": code, "stderr": err, "stdout": out.getvalue()}
 
     nodes: list[int] = []
     real_init = ray.init

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,7 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from ..sweep.failures import RunsFailed, failure_table
     from ..sweep.grid import run_grid
     from ..train import load_config
 
@@ -87,9 +89,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = load_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     executor = make_executor(args)
-    # The grid checks every run before any of them trains.
-    run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
-    evaluate_trained(configs, not args.no_progress)
+    failed = None
+    try:
+        # The grid checks every run before any of them trains.
+        run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
+    except RunsFailed as error:
+        failed = error  # the runs that finished are compared all the same
+    hint = batched_hint(configs, args)  # once the runs passed their checks: a mistake stays one line
+    if hint:
+        print(hint, file=sys.stderr)
+    if failed is None or failed.summaries:
+        _compare_finished(base, configs, not args.no_progress)
+    if failed is not None:
+        print(f"\n{len(failed.failed)} of {len(configs)} run(s) failed:\n{failure_table(failed.failed)}")
+        print("mend what failed and run the same command again: finished runs are read back", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool) -> None:
+    """The finished runs evaluated, their comparison written (and logged to the trackers)."""
+    evaluate_trained(configs, progress)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
@@ -97,7 +117,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
-    return 0
+
+
+#: What --batched bought on one GPU (docs/running-many.md: an H100, the MNIST MLP for 3 epochs, 8
+#: seeds of label_embedding, main at bab8be2): seeds side by side against --runs-per-device 1.
+BATCHED_ON_GPU = "16x the runs per second of --runs-per-device 1 (8: 1.65x) on an H100"
+
+
+def batched_hint(configs: list[RunConfig], args: argparse.Namespace) -> str | None:
+    """One line where ``compare`` trains on a GPU, without ``--batched``, seeds that could train
+    side by side (a stackable method, equal settings): ``--batched`` is the faster way there."""
+    import torch
+
+    from ..train.batching import stacking_key, unsupported_reason
+
+    device = configs[0].train.device
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if args.batched or not on_gpu:
+        return None
+    methods = {}
+    for config in configs:
+        if unsupported_reason(config) is None:
+            methods.setdefault(config.method.name, []).append(stacking_key(config))
+    stackable = [name for name, keys in methods.items() if len(keys) > 1 and all(k == keys[0] for k in keys)]
+    if not stackable:
+        return None
+    return (
+        f"note: the seeds of {', '.join(stackable)} can train side by side on the GPU: add --batched, "
+        f"which trained {BATCHED_ON_GPU} (see Running many runs)"
+    )
 
 
 def make_executor(args: argparse.Namespace) -> Any:

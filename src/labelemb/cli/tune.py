@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .run import _common_overrides, make_executor
+
+if TYPE_CHECKING:
+    from ..sweep.failures import RunsFailed
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -65,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "methods": {},
     }
     with executor.session():  # the workers (or the cluster) serve every round and the fresh seeds
-        _tune_and_retrain(setting, tuner, record, args)
+        failed = _tune_and_retrain(setting, tuner, record, args)
     table = write_tuning(experiment_dir)
     print(table)
     if base.train.log_to:
@@ -73,18 +76,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
+    if failed is not None:
+        from ..sweep.failures import failure_table
+
+        print(f"\n{len(failed.failed)} fresh run(s) failed:\n{failure_table(failed.failed)}")
+        return 1
     return 0
 
 
-def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace) -> None:
+def _tune_and_retrain(
+    setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace
+) -> RunsFailed | None:
+    """Each method tuned, then its default and tuned settings trained on the fresh seeds; the
+    fresh runs that failed, if any (the others are trained and evaluated)."""
     from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
+    from ..sweep.failures import RunsFailed
     from ..sweep.grid import run_grid
     from ..tune import study_record, tuned_config
     from .evaluate import evaluate_trained
 
     base = setting.base
     experiment_dir = Path(base.output_dir) / base.experiment
+    failed = None
     for method in setting.methods:
         if not setting.space(method):
             print(
@@ -110,11 +124,15 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
         if setting.space(m)
         for s in args.seeds
     ]
-    # The grid checks every setting before any of them trains.
-    run_grid(
-        [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
-    )
+    try:
+        # The grid checks every setting before any of them trains.
+        run_grid(
+            [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
+        )
+    except RunsFailed as error:
+        failed = error  # the fresh runs that finished are evaluated and tabled all the same
     evaluate_trained([*defaults, *tuned], not args.no_progress)
+    return failed
 
 
 def _round_line(method: str, done: int, total: int) -> None:

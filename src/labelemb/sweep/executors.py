@@ -1,110 +1,40 @@
-"""Where the grid's runs train: this machine's processes (``local``) or a Ray cluster (``ray``).
+"""Where the grid's runs train: this machine's processes (``local``, here) or a Ray cluster (``ray``,
+:mod:`.ray_executor`).
 
-A grid is cut into :class:`Unit` s of work (one run; one method's seeds when batched) that carry
-everything a worker needs, the config file's folder included, so a run's files resolve the same
-way in any process as in ``labelemb train``. An :class:`Executor` runs the units and reports each
-one as it finishes; :func:`run_unit` is what every worker calls.
+The local executor's workers are warm (:mod:`.worker`): a pool of processes that each train unit
+after unit, forked from a server process that imported labelemb once (``forkserver``), so a grid
+pays one import, not one per worker, and a second grid of the same command none. What a unit
+is, and what every worker calls, is in :mod:`.units`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
-from ..config import RunConfig
-from ..train.plan import RunPlan
+from .failures import Failure, retry_alone
+from .units import Executor, ExecutorError, Failed, Finished, Job, Outcome, Unit, deliver, run_unit
+from .worker import start, work
 
-#: Called in the driver as unit ``i`` finishes, with its runs' summaries.
-Finished = Callable[[int, list[dict[str, Any]]], None]
-
-
-class ExecutorError(ValueError):
-    """The executor cannot run the grid as asked (a device, a cluster, storage); one line says why."""
-
-
-class Job(Protocol):
-    """How a unit's runs train when not as plain runs: a picklable description (plain data) that
-    trains them itself in the worker, such as a tuning trial that reports its checks to its study
-    (:class:`labelemb.tune.trial.TrialJob`). The grid knows only this door, not who opens it."""
-
-    def run(self, plans: list[RunPlan]) -> list[dict[str, Any]]:
-        """Train the runs of ``plans`` (checked by the grid) in this process; their summaries."""
-        ...
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One unit of the grid's work: the configs of one run, or of one method's seeds when batched."""
-
-    configs: tuple[dict[str, Any], ...]  # RunConfig.model_dump(mode="json") of each run
-    source_folder: str | None  # the config file's folder: relative data paths resolve there
-    batched: bool
-    threads: int | None = None  # torch threads in the worker; None: as the process has them
-    #: How the runs train when not as plain runs (a tuning trial reporting to its study), or None.
-    job: Job | None = None
-
-    @classmethod
-    def of(cls, configs: Sequence[RunConfig], *, batched: bool = False, job: Job | None = None) -> Unit:
-        return cls(
-            configs=tuple(config.model_dump(mode="json") for config in configs),
-            source_folder=configs[0].source_folder,
-            batched=batched,
-            job=job,
-        )
-
-    def label(self) -> str:
-        """``label_embedding seed 3`` (``seeds 0-4`` when batched)."""
-        seeds = [config["seed"] for config in self.configs]
-        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
-        return f"{self.configs[0]['method']['name']} {which}"
-
-    def run_configs(self) -> list[RunConfig]:
-        """The configs as the driver had them, with the folder of their config file."""
-        return [
-            RunConfig.model_validate({**values, "source_folder": self.source_folder})
-            for values in self.configs
-        ]
-
-
-def run_unit(unit: Unit) -> list[dict[str, Any]]:
-    """Train a unit's runs in this process (resuming any from its checkpoint); their summaries.
-
-    The grid checked every config before any unit started: the trainer is handed their plans,
-    runs that passed its check (:func:`~labelemb.train.trainer.plan_runs`), not checked again.
-    """
-    from ..train.plan import plan_run
-    from ..train.threads import same_numbers_at_any_thread_count
-    from ..train.trainer import train, train_seeds
-
-    same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
-    if unit.threads is not None:
-        torch.set_num_threads(unit.threads)
-    plans = [plan_run(config) for config in unit.run_configs()]
-    if unit.job is not None:
-        return unit.job.run(plans)
-    if unit.batched:
-        return train_seeds(plans, batched=True, progress=False)
-    return [train(plan) for plan in plans]
-
-
-class Executor(Protocol):
-    """Runs a grid's units."""
-
-    def run(self, units: list[Unit], finished: Finished) -> None:
-        """Run every unit, calling ``finished(i, summaries)`` in the driver as unit ``i`` finishes."""
-        ...
-
-    def session(self) -> contextlib.AbstractContextManager[None]:
-        """While open, grid after grid runs on the same workers (a command of many rounds, ``tune``,
-        starts its processes or connects to its cluster once)."""
-        ...
+__all__ = [
+    "Executor",
+    "ExecutorError",
+    "Failed",
+    "Finished",
+    "Job",
+    "LocalExecutor",
+    "Unit",
+    "open_pool",
+    "run_unit",
+    "visible_devices",
+]
 
 
 def visible_devices(asked: Sequence[str] | None) -> list[str]:
@@ -131,8 +61,8 @@ def visible_devices(asked: Sequence[str] | None) -> list[str]:
 @dataclass
 class LocalExecutor:
     """This machine's processes: ``jobs`` workers on the CPU, sharing its threads; with CUDA devices,
-    ``runs_per_device`` workers per device, each unit on one device (spawned processes, so that no
-    worker inherits another's CUDA or thread state)."""
+    ``runs_per_device`` workers per device, each unit on one device. The workers are warm
+    (:func:`open_pool`): each trains unit after unit, from the state it started in."""
 
     jobs: int = 1
     devices: Sequence[str] | None = None
@@ -146,17 +76,37 @@ class LocalExecutor:
             return [None] * self.jobs
         return [device for device in devices for _ in range(self.runs_per_device)]
 
-    def run(self, units: list[Unit], finished: Finished) -> None:
+    def run(self, units: list[Unit], finished: Finished, failed: Failed | None = None) -> None:
         slots = self.slots()
-        if len(slots) == 1 and slots[0] is None:
-            for i, unit in enumerate(units):  # in this process: one run never pays a spawn
-                finished(i, run_unit(unit))
+        if slots == [None]:
+            for i, unit in enumerate(units):  # in this process: one run never pays a process start
+                deliver(i, _here(unit), finished, failed)
             return
         with self.session():
             assert self._pool is not None
-            futures = {self._pool.submit(run_unit, unit): i for i, unit in enumerate(units)}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+            pool = self._pool
+            futures = {pool.submit(work, unit): i for i, unit in enumerate(units)}
+            out_of_memory: dict[int, Failure] = {}
+            try:
+                for future in as_completed(futures):
+                    i, outcome = futures[future], future.result()
+                    if isinstance(outcome, Failure) and outcome.out_of_memory and self.shares_devices():
+                        out_of_memory[i] = outcome  # tried again alone once the others are done
+                    else:
+                        deliver(i, outcome, finished, failed)
+                retry_alone(
+                    out_of_memory,
+                    lambda i: units[i].label(),
+                    lambda i: deliver(i, pool.submit(work, units[i]).result(), finished, failed),
+                )
+            except BaseException:
+                _stop(pool, futures)  # an error, or Ctrl-C: nothing of the grid goes on
+                raise
+
+    def shares_devices(self) -> bool:
+        """Whether runs train beside each other on one device: K > 1 on a GPU, jobs > 1 on the CPU."""
+        slots = self.slots()
+        return len(slots) > len(set(slots)) if slots[0] is not None else len(slots) > 1
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -165,16 +115,8 @@ class LocalExecutor:
         if self._pool is not None or slots == [None]:
             yield
             return
-        # spawn, not fork: forking a process that already ran torch's thread pools can hang.
-        context = get_context("spawn")
-        devices = context.Queue()
-        for slot in slots:
-            devices.put(slot)
         threads = max(1, (os.cpu_count() or 1) // len(slots))
-        # Each worker takes one device as it starts and keeps it; the pool hands out the units.
-        with ProcessPoolExecutor(
-            max_workers=len(slots), mp_context=context, initializer=_take_device, initargs=(devices, threads)
-        ) as pool:
+        with open_pool(slots, threads) as pool:
             self._pool = pool
             try:
                 yield
@@ -182,12 +124,64 @@ class LocalExecutor:
                 self._pool = None
 
 
-def _take_device(devices: Any, threads: int) -> None:
-    """A local worker's start: its share of the CPU threads and its device, for every unit it trains.
+def _here(unit: Unit) -> Outcome:
+    """A unit trained in this process; its failure is its outcome, as a worker's is."""
+    try:
+        return run_unit(unit)
+    except Exception as error:
+        return Failure.of(error)
+
+
+@contextlib.contextmanager
+def open_pool(slots: Sequence[str | None], threads: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``len(slots)`` warm workers, each on its slot's device with ``threads`` threads.
+
+    Workers are forked from the forkserver, which imports the worker's modules once and stays for
+    the life of this process (spawned, where there is no forkserver): not forked from this
+    process, whose torch thread pools may already run (forking them can hang).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        # What every unit imports, once in the server (taken only where it is not running yet).
+        context.set_forkserver_preload([__name__, "labelemb.train.trainer"])
+    devices = context.Queue()
+    for slot in slots:
+        devices.put(slot)
+    # Each worker takes one device as it starts and keeps it; the pool hands out the units.
+    initargs = (devices, threads, dict(os.environ))
+    with ProcessPoolExecutor(
+        max_workers=len(slots), mp_context=context, initializer=_start_worker, initargs=initargs
+    ) as pool:
+        yield pool
+
+
+def _start_worker(devices: Any, threads: int, environment: dict[str, str]) -> None:
+    """A local worker's start: the driver's environment as it is now (a forked worker has the
+    forkserver's, from when it started), its share of the CPU threads and its device, for every
+    unit it trains; then the state each of its runs starts from.
 
     ``auto`` and ``cuda`` in a config then mean this device; the config itself stays as written.
     """
+    os.environ.clear()
+    os.environ.update(environment)
     torch.set_num_threads(threads)
     device = devices.get()
     if device is not None:
         torch.cuda.set_device(torch.device(device))
+    start()
+
+
+def _stop(pool: ProcessPoolExecutor, futures: dict[Future[Outcome], int]) -> None:
+    """Cancel the units not started and end the workers at once (their runs resume from their
+    checkpoints when the command runs again)."""
+    for future in futures:
+        future.cancel()
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -14,6 +14,7 @@ from ..progress import draws_bar
 from ..train.plan import RunPlan
 from ..train.trainer import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit
+from .failures import FailedRun, Failure, RunsFailed
 
 
 def run_grid(
@@ -32,13 +33,15 @@ def run_grid(
     ``jobs`` processes), one unit of work per run, or per method with ``batched`` (its seeds side
     by side, :mod:`labelemb.train.stacked`); one bar (or one line per finished unit) counts them.
     In this process alone (one job, not batched), a run another process is training is left to it
-    and read back once it is done.
+    and read back once it is done. A run that fails (a missing package, an out-of-memory, a bug)
+    is recorded with its one-line reason and the others go on; once all are done,
+    :class:`~labelemb.sweep.failures.RunsFailed` lists the failed runs and holds the others'
+    summaries.
     """
     executor = executor or LocalExecutor(jobs=jobs)
     here = _in_this_process(executor)  # (its devices checked, before anything runs)
     if batched and here:
-        # Each method's seeds side by side in this process, with a bar per method.
-        return train_seeds(configs, batched=True, progress=progress)
+        return _outcome(configs, *_batched_here(configs, progress))
     quiet = [c.model_copy(update={"train": c.train.model_copy(update={"progress": False})}) for c in configs]
     # Every run checked here, before any trains; a device by the machines that train it: this
     # one's for the local executor, a Ray cluster's by its executor once connected.
@@ -47,21 +50,64 @@ def run_grid(
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
     for i in set(range(len(configs))) - set(todo):
         summaries[i] = train(plans[i])  # finished: returns the saved summary
+    failures: dict[int, Failure] = {}
     with RunCounter(len(configs), len(configs) - len(todo), progress) as counter:
         if here:
-            _train_here(plans, todo, summaries, counter)
-            return [s for s in summaries if s is not None]
-        groups = _units(todo, quiet, batched)
-        # The workers take the units' configs as checked: they were, here.
-        units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
+            _train_here(plans, todo, summaries, failures, counter)
+        else:
+            groups = _units(todo, quiet, batched)
+            # The workers take the units' configs as checked: they were, here.
+            units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
 
-        def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
-            for i, summary in zip(groups[u], unit_summaries):
-                summaries[i] = summary
-                counter.finished(quiet[i])
+            def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
+                for i, summary in zip(groups[u], unit_summaries):
+                    summaries[i] = summary
+                    counter.finished(quiet[i])
 
-        executor.run(units, finished)
-    return [s for s in summaries if s is not None]
+            def failed(u: int, failure: Failure) -> None:
+                for i in groups[u]:
+                    failures[i] = failure
+                    counter.failed(quiet[i], failure)
+
+            executor.run(units, finished, failed)
+    return _outcome(configs, summaries, failures)
+
+
+def _outcome(
+    configs: list[RunConfig], summaries: list[dict[str, Any] | None], failures: dict[int, Failure]
+) -> list[dict[str, Any]]:
+    """The grid's summaries, in order; :class:`RunsFailed` with them where runs failed."""
+    done = [s for s in summaries if s is not None]
+    if failures:
+        raise RunsFailed([_failed_run(configs[i], failure) for i, failure in sorted(failures.items())], done)
+    return done
+
+
+def _failed_run(config: RunConfig, failure: Failure) -> FailedRun:
+    return FailedRun(f"{config.method.name} seed {config.seed}", str(config.run_dir()), failure.reason)
+
+
+def _batched_here(
+    configs: list[RunConfig], progress: bool
+) -> tuple[list[dict[str, Any] | None], dict[int, Failure]]:
+    """Each method's seeds side by side in this process, with a bar per method, all checked
+    first; a method whose runs fail is said in one line a run and the next method goes on."""
+    plans = plan_runs(configs)
+    summaries: list[dict[str, Any] | None] = [None] * len(configs)
+    failures: dict[int, Failure] = {}
+    methods = list(dict.fromkeys(config.method.name for config in configs))
+    for method in methods:
+        group = [i for i, config in enumerate(configs) if config.method.name == method]
+        try:
+            trained = train_seeds([plans[i] for i in group], batched=True, progress=progress)
+        except Exception as error:
+            for i in group:
+                failures[i] = Failure.of(error)
+                print(f"failed {configs[i].run_dir()}: {failures[i].reason}", file=sys.stderr, flush=True)
+            continue
+        for i, summary in zip(group, trained):
+            summaries[i] = summary
+    return summaries, failures
 
 
 def _in_this_process(executor: Executor) -> bool:
@@ -77,18 +123,34 @@ def _units(todo: list[int], configs: list[RunConfig], batched: bool) -> list[lis
 
 
 def _train_here(
-    plans: list[RunPlan], todo: list[int], summaries: list[dict[str, Any] | None], counter: RunCounter
+    plans: list[RunPlan],
+    todo: list[int],
+    summaries: list[dict[str, Any] | None],
+    failures: dict[int, Failure],
+    counter: RunCounter,
 ) -> None:
+    """Train ``todo`` in this process, one after another; a run that fails is recorded in
+    ``failures`` and the next goes on."""
     held = []
     for i in todo:
         counter.starting(plans[i].config)
-        summaries[i] = train_unless_held(plans[i])
+        try:
+            summaries[i] = train_unless_held(plans[i])
+        except Exception as error:
+            failures[i] = Failure.of(error)
+            counter.failed(plans[i].config, failures[i])
+            continue
         if summaries[i] is None:
             held.append(i)  # another process trains it: come back to it at the end
         else:
             counter.finished(plans[i].config)
     for i in held:
-        summaries[i] = train(plans[i])
+        try:
+            summaries[i] = train(plans[i])
+        except Exception as error:
+            failures[i] = Failure.of(error)
+            counter.failed(plans[i].config, failures[i])
+            continue
         counter.finished(plans[i].config)
 
 
@@ -108,6 +170,16 @@ class RunCounter:
         self.bar.update(1)
         if self.enabled and not self.terminal:
             print(f"finished {config.run_dir()} ({self.done}/{self.total} runs)", file=sys.stderr, flush=True)
+
+    def failed(self, config: RunConfig, failure: Failure) -> None:
+        """A run that failed: counted as done, and said in one line (the grid goes on)."""
+        self.done += 1
+        self.bar.update(1)
+        line = f"failed {config.run_dir()}: {failure.reason} ({self.done}/{self.total} runs)"
+        if self.terminal:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def __enter__(self) -> RunCounter:
         return self

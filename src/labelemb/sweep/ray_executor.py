@@ -1,13 +1,15 @@
-"""The grid on Ray (``compare --executor ray``): one Ray task per unit of work, placed by Ray.
+"""The grid on Ray (``compare --executor ray``): warm workers, Ray actors, that train the units.
 
 Ray is an extra (``pip install "labelemb[ray]"``). Without an address, :class:`RayExecutor` starts
 an embedded Ray on this machine for the grid and stops it after; with one (``auto``,
-``host:port``, ``ray://host:10001``) it connects to that cluster. Each unit (one run, or one
-method's seeds when batched) is a task that asks for one CPU, or 1/``runs_per_device`` of a GPU
-when the cluster has GPUs and the runs train on CUDA; the task calls
-:func:`labelemb.sweep.executors.run_unit`, which trains through the harness and so resumes a run
-from the checkpoint in its folder. A worker or node that dies mid-run is Ray's to retry
-(``max_retries``): the retried task picks the run up at its last checkpoint.
+``host:port``, ``ray://host:10001``) it connects to that cluster. The grid gets as many workers
+(:mod:`.ray_workers`) as the cluster holds at once, each asking for one CPU, and 1/``runs_per_device``
+of a GPU when the cluster has GPUs and the runs train on CUDA; Ray's actor pool hands each the
+next unit (one run, or one method's seeds when batched) as it finishes one. A worker trains
+through :func:`labelemb.sweep.worker.work`, which resumes a run from the checkpoint in its folder:
+a worker or node that dies mid-run is Ray's to restart (``max_retries``), and the unit it held
+picks up at its last checkpoint. A run that fails is its unit's failure (the grid goes on); one
+that ran out of memory is tried once more alone, after the others.
 
 Run folders must be on storage every node sees; :func:`check_shared_storage` checks that before
 any run starts.
@@ -22,12 +24,14 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..rundir import first_missing, remove_empty_folders
-from .executors import ExecutorError, Finished, Unit, run_unit
+from .failures import Failure, retry_alone
+from .ray_workers import end_workers, output_dir, start_workers, train_on
+from .units import ExecutorError, Failed, Finished, Outcome, Unit, deliver
 
 INSTALL = 'pip install "labelemb[ray]"'
 #: What a worker takes from the driver's environment, so a run finds its data as it would here.
@@ -63,6 +67,8 @@ class RayExecutor:
     runs_per_device: int = 1
     max_retries: int = 3
     connect_timeout: float = 30.0
+    #: The session's workers by GPU share (None: no session open).
+    _workers: dict[float, list[Any]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         _import_ray()  # before anything is planned or written
@@ -71,47 +77,90 @@ class RayExecutor:
         if self.address is not None and self.address != "auto":
             _host_port(self.address)  # a malformed address fails here, with the usage
 
-    def run(self, units: list[Unit], finished: Finished) -> None:
+    def run(self, units: list[Unit], finished: Finished, failed: Failed | None = None) -> None:
         if not units:
             return  # a grid whose runs all finished starts no Ray
         ray = _import_ray()
         with self.session():
             gpus = self._cluster_gpus(ray, units)
             cwd = os.getcwd()
-            for folder in sorted({_output_dir(config, cwd) for unit in units for config in unit.configs}):
+            for folder in sorted({output_dir(config, cwd) for unit in units for config in unit.configs}):
                 check_shared_storage(folder)
-            task = ray.remote(
-                num_cpus=1,
-                max_retries=self.max_retries,
-                # A run's own error (a bad file, a diverged loss) would be the same on every try;
-                # a dead worker or node is retried through max_retries.
-                retry_exceptions=False,
-            )(_train_unit)
-            threads = 1  # the task's one CPU; Ray sets OMP_NUM_THREADS to it as well
-            pending = {
-                task.options(
-                    name=f"labelemb {unit.label()}",
-                    num_gpus=1 / self.runs_per_device if gpus and _on_cuda(unit) else 0,
-                ).remote(replace(unit, threads=threads), cwd): i
-                for i, unit in enumerate(units)
-            }
+            share = 1 / self.runs_per_device if gpus and any(_on_cuda(unit) for unit in units) else 0
+            out_of_memory: dict[int, Failure] = {}
+            died = False
             try:
-                while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    for ref in done:
-                        i = pending.pop(ref)
-                        finished(i, _result(ray, ref, units[i]))
-            finally:
-                for ref in pending:  # an error, or the driver interrupted: stop what still runs
-                    with contextlib.suppress(Exception):
-                        ray.cancel(ref)
+                for i, outcome in train_on(ray, self._workers_for(ray, share, len(units)), units, cwd):
+                    died = died or (isinstance(outcome, Failure) and outcome.worker_died)
+                    if isinstance(outcome, Failure) and outcome.out_of_memory and len(units) > 1:
+                        out_of_memory[i] = outcome  # tried again alone once the others are done
+                    else:
+                        deliver(i, outcome, finished, failed)
+            except BaseException:
+                self._end_workers(ray)  # an error, or Ctrl-C: nothing of the grid goes on
+                raise
+            if out_of_memory or died:
+                # They hold the CPUs and GPUs a unit alone needs; one that died is not handed more.
+                self._end_workers(ray)
+            retry_alone(
+                out_of_memory,
+                lambda i: units[i].label(),
+                lambda i: deliver(i, self._alone(ray, units[i], cwd, 1 if share else 0), finished, failed),
+            )
+
+    def _workers_for(self, ray: Any, share: float, count: int) -> list[Any]:
+        """The session's workers of GPU share ``share``, as many as ``count`` units can use at
+        once on the cluster (started where there are fewer; kept for the session's next grid)."""
+        assert self._workers is not None, "workers live in a session"
+        held = self._workers.setdefault(share, [])
+        wanted = self._slots(ray, share, count)
+        if len(held) < wanted:
+            held += start_workers(ray, wanted - len(held), share, self.max_retries)
+        return held
+
+    def _end_workers(self, ray: Any) -> None:
+        if self._workers:
+            end_workers(ray, [worker for held in self._workers.values() for worker in held])
+            self._workers.clear()
+
+    def _slots(self, ray: Any, share: float, count: int) -> int:
+        """How many workers the grid's ``count`` units get: as many as the cluster holds at once
+        (one CPU each, and ``share`` of a GPU), at least one."""
+        resources = ray.cluster_resources()
+        fit = int(resources.get("CPU", 1))
+        if share:
+            fit = min(fit, int(resources.get("GPU", 0) / share + 1e-9))
+        return max(1, min(count, fit))
+
+    def _alone(self, ray: Any, unit: Unit, cwd: str, gpus: float) -> Outcome:
+        """A unit trained by a worker of its own (``gpus``: a whole GPU, or none)."""
+        workers = start_workers(ray, 1, gpus, self.max_retries)
+        try:
+            return next(outcome for _, outcome in train_on(ray, workers, [unit], cwd))
+        finally:
+            end_workers(ray, workers)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Ray initialised (embedded, or this address) while open, and shut down after; a command
-        that runs many grids (``tune``'s rounds) connects once. A Ray this process already
-        initialised is used as it is and left running."""
+        """Ray initialised (embedded, or this address) and the grid's workers kept while open, and
+        both ended after; a command that runs many grids (``tune``'s rounds) connects and starts
+        its workers once. A Ray this process already initialised is used as it is and left running."""
+        if self._workers is not None:
+            yield  # opened already: its workers serve this grid too
+            return
         ray = _import_ray()
+        with self._connected(ray):
+            self._workers = {}
+            try:
+                yield
+            finally:
+                self._end_workers(ray)
+                self._workers = None
+
+    @contextlib.contextmanager
+    def _connected(self, ray: Any) -> Iterator[None]:
+        """Ray initialised while open (embedded, or this address), and shut down after, unless this
+        process had initialised it already."""
         if ray.is_initialized():
             yield
             return
@@ -205,43 +254,6 @@ def _on_cuda(unit: Unit) -> bool:
         config["train"]["device"] == "auto" or config["train"]["device"].startswith("cuda")
         for config in unit.configs
     )
-
-
-def _train_unit(unit: Unit, cwd: str) -> list[dict[str, Any]]:
-    """A Ray task: a unit's runs, in the driver's working directory ``cwd`` (relative paths in a
-    config then resolve as on the driver; the configs stay as written, as their runs record them).
-
-    The driver made each output folder before the grid started, so a node that does not see it
-    (one that joined the cluster after the storage check) refuses, rather than writing the runs
-    on a disk of its own."""
-    for folder in sorted({_output_dir(config, cwd) for config in unit.configs}):
-        if not os.path.isdir(folder):
-            raise ExecutorError(
-                f"node {socket.gethostname()} does not see the output folder {folder}, which the driver "
-                "made; run folders must be on a file system every node of the cluster mounts at the same path"
-            )
-    if os.path.isdir(cwd):
-        os.chdir(cwd)
-    return run_unit(unit)
-
-
-def _output_dir(config: dict[str, Any], cwd: str) -> str:
-    """A config's output folder as the driver, in ``cwd``, names it: the same on every node that
-    shares its file system."""
-    return os.path.normpath(os.path.join(cwd, config["output_dir"]))
-
-
-def _result(ray: Any, ref: Any, unit: Unit) -> list[dict[str, Any]]:
-    """A finished task's summaries; its run's own error as the run would raise it here."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as error:
-        cause = error.cause if isinstance(error.cause, Exception) else None
-        if cause is None:
-            raise ExecutorError(f"{unit.label()} failed on Ray: {_one_line(error)}") from None
-        raise cause from None
-    except ray.exceptions.RayError as error:  # its worker or node died every try, or it cannot run
-        raise ExecutorError(f"{unit.label()} did not finish on Ray: {_one_line(error)}") from None
 
 
 def _refused_token(error: BaseException | None) -> bool:

@@ -15,6 +15,7 @@ import torch
 
 from ..callbacks import Callback, Callbacks, with_defaults
 from ..config import RunConfig
+from ..config.extras import check_extras
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, claim_alone, first_missing, in_turns
@@ -138,9 +139,11 @@ def plan_runs(
 
 def preflight(plans: Sequence[RunPlan], *, callbacks: Callback | None = None) -> None:
     """Fail before any data is read or model built: what the callbacks cannot serve (``callbacks``,
-    default those every run gets: a tracker's package), a run folder that cannot be written or
+    default those every run gets: a tracker's package), an optional package a run needs
+    (:func:`~labelemb.config.extras.check_extras`), a run folder that cannot be written or
     holds a run of another config, or of other data, a run to continue from that cannot be."""
     (callbacks or Callbacks(with_defaults())).check([plan.config for plan in plans])
+    check_extras([plan.config for plan in plans])  # a package a run needs: its extra, in one line
     for plan in plans:
         config, folder = plan.config, plan.folder
         folder.check_writable()
