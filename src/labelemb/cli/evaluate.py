@@ -147,9 +147,10 @@ def evaluation_line(record: dict[str, Any]) -> str:
     return ", ".join(parts) or "no figures (a diverged run?)"
 
 
-def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
+def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path, str]]:
     """After ``train`` or ``compare``: evaluate each classifier run of ``configs`` (finished ones;
-    a sequence-to-sequence run has nothing to judge here)."""
+    a sequence-to-sequence run has nothing to judge here). Returns (run folder, the command that
+    adds its figures) for each run that could not be judged (:func:`lacking_lines` says them)."""
     from ..data.registry import dataset_yields
     from ..rundir import RunDir
     from ..train.parts import resolve_device
@@ -158,21 +159,41 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
         "images",
         "texts",
     ):
-        return
+        return []
     finished = [config for config in configs if RunDir(config.run_dir()).is_finished()]
-    if finished:
-        print(
-            "evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr
+    if not finished:
+        return []
+    print("evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr)
+    device = str(resolve_device(configs[0].train.device))
+    lacking = []
+    # What trained stands: a run that cannot be judged (an OOD file gone) is said, and the command fails.
+    for config in finished:
+        try:
+            evaluate_finished([config.run_dir()], device=device, progress=progress, configs=[config])
+        except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
+            print(f"{config.run_dir()}: not evaluated: {one_line(error)}", file=sys.stderr)
+            lacking.append((Path(config.run_dir()), "evaluate"))
+    return lacking + shift_trained(finished, device, progress)
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (a data set's own may list the places it looked, a line each)."""
+    return " ".join(str(error).split())
+
+
+def lacking_lines(lacking: Sequence[tuple[Path, str]]) -> list[str]:
+    """The end of a command whose runs trained but some could not be judged: which runs lack which
+    figures, and per kind the one command that adds them once the cause is mended."""
+    lines = []
+    for command, figures in (("evaluate", "evaluation"), ("shift", "shift")):
+        folders = [folder for folder, kind in lacking if kind == command]
+        if not folders:
+            continue
+        # Several runs of one experiment: its folder, where the command judges every finished run.
+        parents = {folder.parent.parent for folder in folders}
+        target = folders[0] if len(folders) == 1 or len(parents) > 1 else parents.pop()
+        lines.append(
+            f"{len(folders)} run(s) lack their {figures} figures ({', '.join(map(str, folders))}); once the "
+            f"cause above is mended, add them with: labelemb {command} {target}"
         )
-        device = str(resolve_device(configs[0].train.device))
-        # What trained stands: a run that cannot be judged (an OOD file gone) is said, not a failure.
-        for config in finished:
-            try:
-                evaluate_finished([config.run_dir()], device=device, progress=progress, configs=[config])
-            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-                print(
-                    f"{config.run_dir()}: not evaluated ({error}); once that is mended: "
-                    f"labelemb evaluate {config.run_dir()}",
-                    file=sys.stderr,
-                )
-        shift_trained(finished, device, progress)
+    return lines

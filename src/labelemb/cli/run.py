@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .comparison import write_comparison
-from .evaluate import evaluate_trained
+from .evaluate import evaluate_trained, lacking_lines
+from .needs import check_needed_data
 
 if TYPE_CHECKING:
     from ..train import RunConfig
@@ -29,9 +31,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train import load_config
 
     base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
-    summaries = run_seeds(base, args.seeds or [base.seed], batched=args.batched)
-    evaluate_trained([base.with_seed(seed) for seed in args.seeds or [base.seed]], not args.no_progress)
-    for summary, seed in zip(summaries, args.seeds or [base.seed]):
+    check_needed_data([base])
+    seeds = args.seeds or [base.seed]
+    summaries = run_seeds(base, seeds, batched=args.batched)
+    lacking = evaluate_trained([base.with_seed(seed) for seed in seeds], not args.no_progress)
+    for summary, seed in zip(summaries, seeds):
         run_dir = base.with_seed(seed).run_dir()
         scoring = recorded_scoring(summary)
         selected, final = (summary[f"{when}_{scoring.metric}"] for when in ("selected", "final"))
@@ -42,7 +46,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if len(summaries) > 1:
         print(results_table(summaries))
-    return 0
+    return finish(lacking)
+
+
+def finish(lacking: list[tuple[Path, str]]) -> int:
+    """The exit code of a command whose runs trained: 1, with what is missing, if some lack figures."""
+    for line in lacking_lines(lacking):
+        print(line, file=sys.stderr)
+    return 1 if lacking else 0
 
 
 def _common_overrides(args: argparse.Namespace) -> list[str]:
@@ -86,10 +97,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
     base = load_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
+    check_needed_data([base.with_method(method) for method in args.methods])
     executor = make_executor(args)
     # The grid checks every run before any of them trains.
     run_grid(configs, progress=not args.no_progress, batched=args.batched, executor=executor)
-    evaluate_trained(configs, not args.no_progress)
+    lacking = evaluate_trained(configs, not args.no_progress)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
@@ -97,7 +109,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
-    return 0
+    return finish(lacking)
 
 
 def make_executor(args: argparse.Namespace) -> Any:

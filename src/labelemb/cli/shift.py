@@ -106,22 +106,21 @@ def shift_line(record: dict[str, Any]) -> str:
     return f"error {clean:.2f} % clean, {mean:.2f} % on average under {len(held)} corruption conditions"
 
 
-def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> None:
+def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> list[tuple[Path, str]]:
     """After ``train``, ``compare`` or ``tune``: the finished runs of ``configs`` whose config names
     ``shift:`` conditions, scored under them. What trained stands: a run that cannot be shifted is
-    said, not a failure."""
+    said and returned, (run folder, ``"shift"``), for the command to fail."""
     from ..rundir import RunDir
 
     chosen = [c for c in configs if c.shift and RunDir(c.run_dir()).is_finished()]
     if not chosen:
-        return
+        return []
     print("scoring the selected weights under shift: " + ", ".join(chosen[0].shift), file=sys.stderr)
+    lacking = []
     for config in chosen:
         try:
             shift_finished([config.run_dir()], device=device, progress=progress)
         except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-            print(
-                f"{config.run_dir()}: not shifted ({error}); once that is mended: "
-                f"labelemb shift {config.run_dir()}",
-                file=sys.stderr,
-            )
+            print(f"{config.run_dir()}: not shifted: {' '.join(str(error).split())}", file=sys.stderr)
+            lacking.append((Path(config.run_dir()), "shift"))
+    return lacking

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .run import _common_overrides, make_executor
+from .needs import check_needed_data
+from .run import _common_overrides, finish, make_executor
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -24,6 +25,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not args.methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
     base = load_config(args.config, _common_overrides(args))
+    check_needed_data([base.with_method(method) for method in args.methods])
     if args.tune_seed in args.seeds:
         raise TuneError(
             f"--seeds {','.join(map(str, args.seeds))} holds the tuning seed {args.tune_seed}: the best "
@@ -65,7 +67,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "methods": {},
     }
     with executor.session():  # the workers (or the cluster) serve every round and the fresh seeds
-        _tune_and_retrain(setting, tuner, record, args)
+        lacking = _tune_and_retrain(setting, tuner, record, args)
     table = write_tuning(experiment_dir)
     print(table)
     if base.train.log_to:
@@ -73,10 +75,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
-    return 0
+    return finish(lacking)
 
 
-def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace) -> None:
+def _tune_and_retrain(
+    setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace
+) -> list[tuple[Path, str]]:
     from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
     from ..sweep.grid import run_grid
@@ -114,7 +118,7 @@ def _tune_and_retrain(setting: Any, tuner: Any, record: dict[str, Any], args: ar
     run_grid(
         [*defaults, *tuned], progress=not args.no_progress, batched=args.batched, executor=tuner.executor
     )
-    evaluate_trained([*defaults, *tuned], not args.no_progress)
+    return evaluate_trained([*defaults, *tuned], not args.no_progress)
 
 
 def _round_line(method: str, done: int, total: int) -> None:

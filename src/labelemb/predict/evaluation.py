@@ -98,7 +98,10 @@ def evaluate_run(
         dev_labels, test_labels = scores.dev.labels, scores.test.labels
         write_calibration(folder, calibrate(trained, dev_logits, dev_labels, test_logits, test_labels))
     for inputs in ood_inputs:
-        record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
+        try:
+            record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
+        except ValueError as error:  # DataError, PredictError: inputs the network cannot read
+            raise PredictError(f"ood set {inputs.label!r} ({inputs.source}): {error}") from None
     folder.write_evaluation(record)
     return record
 
