@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labelemb {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
+        from ..rundir import remove_interrupted_writes
+
+        remove_interrupted_writes()  # a checkpoint or weights file half-written when Ctrl-C came
         print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         code = 130
     finally:
