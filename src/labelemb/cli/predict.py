@@ -41,7 +41,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
     if predictor.reads == "token_pairs":
         return _decoded(predictor, rows, args)
-    logits = predictor.logits(rows.items, rows.names)
+    logits = predictor.logits(rows.items, rows.places or rows.names)
     predictions = predictor.read_predictions(logits, args.top_k)
     sets = None
     if calibration is not None:
@@ -51,6 +51,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check = f"{trained.checkpoint} check, step {trained.step}"
     print(f"predicted {len(predictions)} input(s) with {args.run_dir} ({check}) -> {output}", file=sys.stderr)
     print(temperature_note(trained), file=sys.stderr)
+    note = predictor.range_note(str(args.input or f"the {args.split} split"))
+    if note is not None and args.input is not None:
+        print(note, file=sys.stderr)
     if calibration is not None:
         print(set_note(calibration, args.sets, args.set_method or SET_METHOD), file=sys.stderr)
     if rows.labels is not None:
