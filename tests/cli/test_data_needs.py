@@ -59,7 +59,8 @@ def test_missing_training_data_and_a_missing_ood_file_are_named(nowhere, capsys)
     )
     code, _, err = run_cli(["train", "--output-dir", str(out), *QUICK, "ood=[{path: gone.npz}]"], capsys)
     line = one_error_line(err, "train")
-    assert code == 2 and "ood set 'gone.npz'" in line and "gone.npz not found" in line and "--data-dir" in line
+    assert code == 2 and "ood set 'gone.npz'" in line
+    assert "gone.npz not found" in line and "--data-dir" in line
     assert not out.exists()
 
 

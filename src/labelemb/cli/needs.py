@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..data import DataError
-
 
 def check_needed_data(configs: Sequence[Any]) -> None:
     """Raise one :class:`~labelemb.data.DataError` line for the first data set the runs of
     ``configs`` need that is not on this machine and cannot be downloaded."""
+    from ..data import DataError
+
     seen: set[str] = set()
     for config in configs:
         for what, key, look in _needs(config):
@@ -53,6 +53,7 @@ def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
 def _named(name: str, request: Any) -> str | None:
     """What data set ``name`` lacks; fetched now where it may be downloaded (training would wait for
     it anyway), so that only a failed download is a problem."""
+    from ..data import DataError
     from ..data.registry import load, missing_files
 
     problem = missing_files(name, request)
@@ -67,6 +68,7 @@ def _named(name: str, request: Any) -> str | None:
 
 def _file(path: str, request: Any) -> str | None:
     """Where a file was looked for, if it is not found."""
+    from ..data import DataError
     from ..data.files.paths import find_file
 
     try:

@@ -6,11 +6,11 @@ import argparse
 import typing
 from pathlib import Path
 
-from ..tune import OBJECTIVES
 from ..version import __version__
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .evaluate import add_evaluate
+from .index import read_index
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .predict import add_set_options, cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
@@ -214,7 +214,7 @@ def _add_tune(commands: typing.Any) -> None:
     )
     tune.add_argument(
         "--objective",
-        choices=OBJECTIVES,
+        choices=read_index()["objectives"],
         default="metric",
         help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
         "nll, the dev NLL; ece, the dev ECE after temperature scaling; aurc, the dev AURC of the "
