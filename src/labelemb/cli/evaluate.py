@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..progress import draws_bar
+from ..progress import Steps, draws_bar
 from .shift import shift_trained
 
 
@@ -98,11 +98,13 @@ def evaluate_finished(
     device: str = "cpu",
     progress: bool = True,
     configs: Sequence[Any] | None = None,
+    on_step: Any = None,
 ) -> list[dict[str, Any]]:
     """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
     with a progress bar over the runs. A record computed here (not one read back as it was) goes to
     the trackers its run's config names (:func:`labelemb.tracking.log_evaluation`): ``configs``,
-    one per folder, or each run's saved config."""
+    one per folder, or each run's saved config; ``on_step``: handed to each evaluation (its parts,
+    for a display of the caller's)."""
     from ..predict.evaluation import evaluate_run
     from ..rundir import RunDir
 
@@ -110,7 +112,9 @@ def evaluate_finished(
     records = []
     for i, folder in enumerate(tqdm(folders, desc="evaluating", unit="run", disable=not shown, leave=False)):
         before = RunDir(folder).read_evaluation()
-        records.append(evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device))
+        records.append(
+            evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device, on_step=on_step)
+        )
         if records[-1] != before:
             log_evaluation(configs[i] if configs is not None else saved_config(folder), folder, records[-1])
     return records
@@ -163,16 +167,25 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path,
     finished = [config for config in configs if RunDir(config.run_dir()).is_finished()]
     if not finished:
         return []
-    print("evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr)
     device = str(resolve_device(configs[0].train.device))
     lacking = []
-    # What trained stands: a run that cannot be judged (an OOD file gone) is said, and the command fails.
-    for config in finished:
-        try:
-            evaluate_finished([config.run_dir()], device=device, progress=progress, configs=[config])
-        except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-            print(f"{config.run_dir()}: not evaluated: {one_line(error)}", file=sys.stderr)
-            lacking.append((Path(config.run_dir()), "evaluate"))
+    ood = [entry.label for entry in finished[0].ood]
+    parts = 3 + len(ood)  # the test and dev splits, the conformal sets, each OOD set
+    detail = f" for {len(finished)} run(s): test and dev splits, selective classification, conformal sets"
+    detail += f", OOD {', '.join(ood)}" if ood else ""
+    with Steps(
+        "evaluating the selected weights", parts * len(finished), "part", bar=progress, detail=detail
+    ) as steps:
+        for i, config in enumerate(finished):
+            # What trained stands: a run that cannot be judged is said, and the command fails.
+            try:
+                evaluate_finished(
+                    [config.run_dir()], device=device, progress=False, configs=[config], on_step=steps.step
+                )
+            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
+                tqdm.write(f"{config.run_dir()}: not evaluated: {one_line(error)}", file=sys.stderr)
+                lacking.append((Path(config.run_dir()), "evaluate"))
+            steps.advance(parts * (i + 1))  # a record read back, or a run without a dev split, is done
     return lacking + shift_trained(finished, device, progress)
 
 
