@@ -234,10 +234,11 @@ def test_compare_gives_a_bare_option_to_the_methods_that_take_it(tmp_path, capsy
     def options(experiment: str, method: str) -> dict:
         return load_config(out / experiment / method / "seed0" / "config.yaml").options("method")
 
+    demo = "demo-digits-mlp"  # the experiment of compare without --config: the demo's setting
     assert (
-        options("demo", "label_smoothing")["epsilon"] == options("alone", "label_smoothing")["epsilon"] == 0.2
+        options(demo, "label_smoothing")["epsilon"] == options("alone", "label_smoothing")["epsilon"] == 0.2
     )
-    assert "epsilon" not in options("demo", "onehot")
+    assert "epsilon" not in options(demo, "onehot")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from labelemb.cli.index import INDEX_FILE, build_index, check_command_line, read
 
 def test_the_index_file_agrees_with_the_registries():
     assert read_index() == build_index(), (
-        f"{INDEX_FILE} is out of date: write it again with python -m labelemb.cli.index"
+        f"{INDEX_FILE} is out of date: write it again with "
+        "python -c 'from labelemb.cli.index import write_index; write_index()'"
     )
 
 

@@ -281,7 +281,7 @@ def test_compare_batched_shows_progress_and_says_what_it_reuses(tmp_path, capsys
     code = main(["compare", "--methods", "onehot,label_embedding", "--seeds", "0-2", "--batched", *base])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert f"reusing {tmp_path / 'demo' / 'onehot' / 'seed0'}, finished" in err
+    assert f"reusing {tmp_path / 'demo-digits-mlp' / 'onehot' / 'seed0'}, finished" in err
     assert "label_embedding seeds 0-2 (batched): step 12/12" in err  # progress of the side-by-side group
     table = (tmp_path / "demo" / "comparison.md").read_text()
     # onehot's seed 0 trained alone, seeds 1-2 side by side: its time is marked, with a note.

@@ -137,17 +137,24 @@ def log_evaluation(config: Any, folder: Path, record: dict[str, Any]) -> None:
 
 
 def evaluation_line(record: dict[str, Any]) -> str:
-    """One line of a run's evaluation: AURC, conformal set size and each OOD set's energy AUROC."""
+    """One line of a run's evaluation, each figure named with the score it is of (the demo's
+    table's MSP AUROC among them): AURC of the max-softmax confidence, the APS set size, and each
+    OOD set's AUROC of the max-softmax and of the energy score."""
     test = record.get("test", {})
     parts = []
     if "selective_msp_aurc" in test:
-        parts.append(f"AURC {100 * test['selective_msp_aurc']:.2f} %")
+        parts.append(f"AURC (MSP) {100 * test['selective_msp_aurc']:.2f} %")
     if "conformal_aps_set_size" in test:
         parts.append(f"APS sets of {test['conformal_aps_set_size']:.2f} classes at 90 %")
     for name, held in record.get("ood", {}).items():
-        auroc = held.get("figures", {}).get("ood_energy_auroc")
-        if auroc is not None:
-            parts.append(f"OOD {name}: energy AUROC {100 * auroc:.2f} %")
+        figures = held.get("figures", {})
+        aurocs = [
+            f"{100 * figures[key]:.2f} % ({score})"
+            for key, score in (("ood_msp_auroc", "MSP"), ("ood_energy_auroc", "energy"))
+            if figures.get(key) is not None
+        ]
+        if aurocs:
+            parts.append(f"OOD {name}: AUROC {', '.join(aurocs)}")
     return ", ".join(parts) or "no figures (a diverged run?)"
 
 

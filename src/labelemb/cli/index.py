@@ -3,8 +3,8 @@ registries keep, and the checks of a command line that read it.
 
 ``index.json`` beside this file holds what :func:`build_index` reads off the registries (methods
 and their options, backbones, the config's keys, tune's objectives, the conformal scores);
-tests/cli/test_index.py holds that the two agree, and ``python -m labelemb.cli.index`` writes the
-file again after a registry changes. :func:`check_command_line` gives the one-line refusals of the
+tests/cli/test_index.py holds that the two agree, and :func:`write_index` writes the file again
+after a registry changes. :func:`check_command_line` gives the one-line refusals of the
 full checks (:func:`labelemb.config.build_config`) for what the command line itself names, in
 their words, in a fraction of a second; what it cannot tell (a config file's contents) is left to them.
 """
@@ -32,15 +32,16 @@ def build_index() -> dict[str, Any]:
     """The index read off the registries (imports torch and every method: for the test and the
     writer only)."""
     from .. import methods, models
-    from ..config import RunConfig, config_keys, top_level_keys
+    from ..config import build_config, config_keys, top_level_keys
     from ..config.checks import option_list
     from ..metrics.conformal import METHODS
     from ..predict.sets import SET_METHOD
     from ..tune import OBJECTIVES
+    from .run import DEMO_CONFIG
 
     return {
         "methods": {name: option_list(methods.options(name)) for name in methods.available()},
-        "default_method": RunConfig().method.name,
+        "default_method": build_config(DEMO_CONFIG).method.name,
         "models": models.available(),
         "config_keys": config_keys(),
         "top_level_keys": top_level_keys(),
@@ -104,6 +105,7 @@ def _method_options(method: str, overrides: list[str], index: dict[str, Any]) ->
         raise ValueError(unknown_options_message(f"method {method!r}", unknown, listed, candidates))
 
 
-if __name__ == "__main__":
+def write_index() -> None:
+    """``index.json`` written again from the registries (after one of them changed)."""
     INDEX_FILE.write_text(json.dumps(build_index(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {INDEX_FILE}")

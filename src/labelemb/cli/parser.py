@@ -160,7 +160,9 @@ def _add_compare(commands: typing.Any) -> None:
         description="Runs every (method, seed) without a finished run (so an interrupted comparison "
         "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
     )
-    compare.add_argument("--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml")
+    compare.add_argument(
+        "--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml (default: the digits demo setting)"
+    )
     _add_methods_option(compare)
     compare.add_argument(
         "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"

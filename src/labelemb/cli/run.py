@@ -15,6 +15,27 @@ if TYPE_CHECKING:
     from ..train import RunConfig
 
 
+#: The embedded default experiment, the demo's and that of train, compare and tune without
+#: --config: no file, no network (scikit-learn's bundled 8x8 digits).
+DEMO_CONFIG: dict[str, Any] = {
+    "experiment": "demo-digits-mlp",
+    "data": {"name": "digits"},
+    "model": {"name": "mlp", "hidden": [500, 500]},
+    "train": {"epochs": 30, "batch_size": 100, "lr": 1e-3},
+    "selection": "best_dev",
+    # Photo patches at the digits' size: how well the classifier tells them from digits, offline.
+    "ood": [{"data": "patches"}],
+}
+
+
+def base_config(path: str | None, overrides: list[str]) -> RunConfig:
+    """The config of ``train``, ``compare`` and ``tune``: the file at ``path`` with ``overrides``,
+    or without one the demo's own setting (:data:`DEMO_CONFIG`)."""
+    from ..train import build_config, load_config
+
+    return build_config(DEMO_CONFIG, overrides) if path is None else load_config(path, overrides)
+
+
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
     """Train ``base`` once per seed: each run's config is a copy of ``base`` with its seed."""
     from ..train import train, train_seeds
@@ -28,9 +49,8 @@ def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[
 def cmd_train(args: argparse.Namespace) -> int:
     from ..analysis import results_table
     from ..tasks.registry import recorded_scoring
-    from ..train import load_config
 
-    base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
+    base = base_config(args.config, _common_overrides(args))  # validates everything once, before any training
     check_needed_data([base])
     seeds = args.seeds or [base.seed]
     summaries = run_seeds(base, seeds, batched=args.batched)
@@ -86,7 +106,6 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..sweep.grid import run_grid
-    from ..train import load_config
 
     if args.summarize:
         table = write_comparison(Path(args.summarize))
@@ -95,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
-    base = load_config(args.config, _common_overrides(args))
+    base = base_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     check_needed_data([base.with_method(method) for method in args.methods])
     executor = make_executor(args)

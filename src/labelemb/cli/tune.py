@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .needs import check_needed_data
-from .run import _common_overrides, finish, make_executor
+from .run import _common_overrides, base_config, finish, make_executor
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from ..analysis.tuning import write_tuning
     from ..search import INSTALL_HINT
-    from ..train import load_config
     from ..tune import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
@@ -24,7 +23,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise TuneError(INSTALL_HINT) from None
     if not args.methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
-    base = load_config(args.config, _common_overrides(args))
+    base = base_config(args.config, _common_overrides(args))
     check_needed_data([base.with_method(method) for method in args.methods])
     if args.tune_seed in args.seeds:
         raise TuneError(
