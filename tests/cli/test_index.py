@@ -3,15 +3,15 @@ own words, and its help, version and one-line mistakes import neither torch nor 
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pytest
 
-import labelemb.cli as cli
 from labelemb.cli import build_parser, main
-from labelemb.cli.index import INDEX_FILE, build_index, check_command_line, read_index
+from labelemb.cli.index import INDEX_FILE, build_index, check_against_index, check_command_line, read_index
 
 
 def test_the_index_file_agrees_with_the_registries():
@@ -39,18 +39,28 @@ MISTAKES = [
 ]
 
 
-def error_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    assert main([*argv, "--output-dir", "never-written"]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1, err
-    return err
+def parsed(argv: list[str]) -> argparse.Namespace:
+    args, extra = build_parser().parse_known_args(argv)
+    args.overrides += extra
+    return args
 
 
 @pytest.mark.parametrize("argv", MISTAKES, ids=" ".join)
-def test_a_mistake_gets_the_full_checks_own_line_from_the_index(argv, capsys, monkeypatch):
-    early = error_line(argv, capsys)
-    monkeypatch.setattr(cli, "check_command_line", lambda args: None)  # the full checks alone
-    assert error_line(argv, capsys) == early
+def test_a_mistake_gets_the_full_checks_own_line_from_the_index(argv, capsys):
+    with pytest.raises(ValueError) as early:
+        check_against_index(parsed(argv), read_index())
+    # The registries are loaded in this process: main asks them, as the full checks do.
+    assert main([*argv, "--output-dir", "never-written"]) == 2
+    assert capsys.readouterr().err == f"labelemb {argv[0]}: error: {early.value}\n"
+
+
+def test_with_the_registries_loaded_an_extensions_names_are_left_to_them():
+    import labelemb.methods  # noqa: F401  (what importing an extension's module does)
+
+    args = parsed(["train", "--method", "my_method"])  # registered by the extension, say
+    check_command_line(args)
+    with pytest.raises(ValueError, match="unknown method 'my_method'"):
+        check_against_index(args, read_index())
 
 
 @pytest.mark.parametrize(
@@ -65,9 +75,7 @@ def test_a_mistake_gets_the_full_checks_own_line_from_the_index(argv, capsys, mo
     ids=" ".join,
 )
 def test_what_exists_passes_the_index(argv):
-    args, extra = build_parser().parse_known_args(argv)
-    args.overrides += extra
-    check_command_line(args)
+    check_against_index(parsed(argv), read_index())
 
 
 def test_help_version_and_mistakes_import_neither_torch_nor_scikit_learn():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,7 @@ def build_index() -> dict[str, Any]:
     """The index read off the registries (imports torch and every method: for the test and the
     writer only)."""
     from .. import methods, models
-    from ..config import build_config, config_keys, top_level_keys
-    from ..config.checks import option_list
+    from ..config import build_config, config_keys, option_list, top_level_keys
     from ..metrics.conformal import METHODS
     from ..predict.sets import SET_METHOD
     from ..tune import OBJECTIVES
@@ -51,10 +51,21 @@ def build_index() -> dict[str, Any]:
     }
 
 
+#: The packages whose registries an extension adds to (a method, backbone, data set or task of
+#: the user's, registered by importing its module before calling :func:`labelemb.cli.main`).
+REGISTRIES = ("labelemb.methods", "labelemb.models", "labelemb.data", "labelemb.tasks")
+
+
 def check_command_line(args: argparse.Namespace) -> None:
     """Refuse, with the full checks' own line (a ValueError), a method, backbone, method option or
-    config key the command line names that does not exist."""
-    index = read_index()
+    config key the command line names that does not exist. Where the registries are loaded already
+    an extension may have added to them: the full checks, which ask them, decide (at no import cost)."""
+    if not any(name in sys.modules for name in REGISTRIES):
+        check_against_index(args, read_index())
+
+
+def check_against_index(args: argparse.Namespace, index: dict[str, Any]) -> None:
+    """:func:`check_command_line`'s refusals, by the names and options of ``index``."""
     known = list(index["methods"])
     chosen = getattr(args, "method", None)
     for name in [*(getattr(args, "methods", None) or []), *([chosen] if chosen else [])]:
