@@ -110,3 +110,13 @@ def test_several_runs_lacking_figures_get_one_command_for_their_experiment(tmp_p
     assert code == 1, err
     assert "2 run(s) lack their evaluation figures" in err
     assert f"add them with: labelemb evaluate {out / 'exp'}\n" in err
+
+
+def test_a_text_run_shifted_without_a_test_file_is_refused_before_it_trains(tmp_path, capsys):
+    # A hub data set of texts: its test texts are no file that text perturbations could read.
+    files = "data.files={format: hub, path: someone/texts}"
+    args = ["train", "--output-dir", str(tmp_path), "data.name=files", files, "model.name=bag_of_words"]
+    code, _, err = run_cli([*args, "ood=[]", "shift=[text]", "--no-progress"], capsys)
+    line = one_error_line(err, "train")
+    assert code == 2 and "shift (text perturbations)" in line and "data.files.test" in line
+    assert not any(tmp_path.iterdir())

@@ -27,3 +27,13 @@ def test_the_help_names_the_setting_used_without_a_config(command):
     subparsers = next(action for action in parser._actions if action.dest == "command")
     option = next(a for a in subparsers.choices[command]._actions if "--config" in a.option_strings)
     assert "the digits demo setting" in option.help
+
+
+def test_on_another_data_set_the_demos_ood_set_is_left_out_unless_named():
+    from labelemb.cli.run import base_config
+
+    assert [entry.data for entry in base_config(None, []).ood] == ["patches"]
+    assert base_config(None, ["data.name=mnist"]).ood == []
+    assert [e.data for e in base_config(None, ["data.name=mnist", "ood=[{data: fashion-mnist}]"]).ood] == [
+        "fashion-mnist"
+    ]

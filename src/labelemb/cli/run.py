@@ -30,10 +30,17 @@ DEMO_CONFIG: dict[str, Any] = {
 
 def base_config(path: str | None, overrides: list[str]) -> RunConfig:
     """The config of ``train``, ``compare`` and ``tune``: the file at ``path`` with ``overrides``,
-    or without one the demo's own setting (:data:`DEMO_CONFIG`)."""
+    or without one the demo's own setting (:data:`DEMO_CONFIG`); on another data set than the
+    demo's, without its OOD set unless the overrides name one."""
     from ..train import build_config, load_config
 
-    return build_config(DEMO_CONFIG, overrides) if path is None else load_config(path, overrides)
+    if path is not None:
+        return load_config(path, overrides)
+    config = build_config(DEMO_CONFIG, overrides)
+    if config.data.name != DEMO_CONFIG["data"]["name"] and not any(o.startswith("ood") for o in overrides):
+        # The photo patches are the digits' out-of-distribution set: no other data set's.
+        config = config.model_copy(update={"ood": []})
+    return config
 
 
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
