@@ -14,6 +14,7 @@ from repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
+from labelemb.cli.run import base_config
 from labelemb.tasks import dev_objective
 from labelemb.tasks.classification import Classification
 from labelemb.tasks.seq2seq import SequenceTask
@@ -260,7 +261,7 @@ def test_a_resumed_study_draws_what_an_uninterrupted_one_draws(tmp_path):
 def test_a_trial_a_killed_tune_left_running_is_asked_again_in_its_own_run_folder(tmp_path):
     """A dead driver's running trial is closed as failed and retried with the same values (Optuna's
     retry pattern); the retry trains on in the first attempt's folder, from its checkpoint."""
-    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    base = base_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
     storage = open_storage(setting.storage_text)
     study = optuna.create_study(
@@ -301,7 +302,7 @@ def test_a_live_process_s_running_trial_holds_its_place_and_is_waited_for(tmp_pa
     import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
-    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    base = base_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
     study = optuna.create_study(
         study_name=f"{EXPERIMENT}:label_smoothing", storage=open_storage(setting.storage_text)

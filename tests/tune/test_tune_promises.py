@@ -17,7 +17,7 @@ import pytest
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
-from labelemb.train import load_config
+from labelemb.cli.run import base_config
 from labelemb.tune import JOURNAL_FILE, Tuner, TuneSetting, open_storage
 
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
@@ -101,7 +101,7 @@ def test_two_drivers_at_once_keep_to_the_budget(tmp_path, monkeypatch):
     import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
-    base = load_config(None, ["train.epochs=1", f"output_dir={tmp_path}"])
+    base = base_config(None, ["train.epochs=1", f"output_dir={tmp_path}"])
     trained: list[int] = []
     meeting = threading.Barrier(2)
     errors: list[BaseException] = []
