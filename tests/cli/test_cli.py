@@ -443,8 +443,9 @@ def test_train_and_compare_batched_match_one_after_another(tmp_path, capsys):
     assert main(["train", *common, "--output-dir", str(tmp_path / "a")]) == 0
     assert main(["train", *common, "--batched", "--output-dir", str(tmp_path / "b")]) == 0
     for seed in (0, 1):
-        one = json.loads((tmp_path / f"a/demo/label_embedding/seed{seed}/summary.json").read_text())
-        two = json.loads((tmp_path / f"b/demo/label_embedding/seed{seed}/summary.json").read_text())
+        run = f"demo-digits-mlp/label_embedding/seed{seed}/summary.json"
+        one = json.loads((tmp_path / "a" / run).read_text())
+        two = json.loads((tmp_path / "b" / run).read_text())
         assert two["batched_seeds"] == 2
         assert abs(one["selected_test_error"] - two["selected_test_error"]) <= 100 / 300 + 1e-9
     code = main(
