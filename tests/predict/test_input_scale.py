@@ -101,3 +101,24 @@ def test_a_bundle_carries_the_record(digits_run, tmp_path):
 
     assert main(["export", str(digits_run), "--output", str(tmp_path / "bundle")]) == 0
     assert load(tmp_path / "bundle").trained.inputs == load(digits_run).trained.inputs != {}
+
+
+def test_a_text_run_records_its_texts_length_and_warns_of_texts_far_longer(tmp_path, capsys):
+    from predict_helpers import train_text_run
+
+    run_dir, _ = train_text_run(tmp_path)
+    # The training texts, counted independently: three class words, one other, a digit (5 words).
+    record = json.loads((run_dir / "start.json").read_text())["inputs"]
+    assert record == {"mean_tokens": pytest.approx(5.0)}
+    short = tmp_path / "short.txt"
+    short.write_text("cat dog horse cow sheep\ncar bus train bike tram\n", encoding="utf-8")
+    assert predict(run_dir, "--input", short, "--output", tmp_path / "a.csv") == 0
+    assert "warning:" not in capsys.readouterr().err
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(["cat dog horse"] * 10) + "\n", encoding="utf-8")  # 30 words
+    assert predict(run_dir, "--input", long, "--output", tmp_path / "b.csv") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {long}: these texts hold 30 tokens on average as the run reads them, its training texts "
+        "5: predictions on texts of another kind are not to be trusted"
+    ]

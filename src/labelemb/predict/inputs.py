@@ -113,6 +113,18 @@ def range_note(low: float, high: float, mean: float, trained: Trained, source: s
     )
 
 
+def tokens_note(mean_tokens: float, trained: Trained, source: str) -> str | None:
+    """One line when new texts hold on average more than a factor :data:`FAR` more or fewer tokens
+    (as the run's tokenizer and cut make them) than its training texts; None when near, or unknown."""
+    trained_mean = trained.inputs.get("mean_tokens")
+    if not trained_mean or trained_mean / FAR <= mean_tokens <= trained_mean * FAR:
+        return None
+    return (
+        f"warning: {source}: these texts hold {mean_tokens:.3g} tokens on average as the run reads them, "
+        f"its training texts {trained_mean:.3g}: predictions on texts of another kind are not to be trusted"
+    )
+
+
 def _looks_like_a_file(text: str) -> bool:
     return "\n" not in text and len(text) < 4096 and "." in text.rsplit("/", 1)[-1]
 

@@ -17,7 +17,7 @@ from ..data.text.classes import TextClassSplit
 from ..metrics.conformal import LEVEL
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
-from .inputs import image_batch, range_note, text_split
+from .inputs import image_batch, range_note, text_split, tokens_note
 from .network import Classifier
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
@@ -60,6 +60,8 @@ class Predictor:
         self._calibration: Calibration | None = None
         #: The images predicted so far, as the network reads them: lowest, highest, sum, count.
         self.seen = (float("inf"), float("-inf"), 0.0, 0)
+        #: The texts predicted so far: their tokens in all, and how many.
+        self.tokens = (0.0, 0)
 
     def __repr__(self) -> str:
         return (
@@ -166,7 +168,12 @@ class Predictor:
             starts = range(0, len(texts), size)
             for start in self._shown(starts, len(texts), size):
                 part_names = None if names is None else names[start : start + size]
-                yield text_split(texts[start : start + size], self.trained, part_names)
+                part = text_split(texts[start : start + size], self.trained, part_names)
+                self.tokens = (
+                    self.tokens[0] + float(part.lengths.double().sum()),
+                    self.tokens[1] + len(part),
+                )
+                yield part
             return
         if isinstance(inputs, (Tensor, np.ndarray)) and inputs.ndim == 4:
             yield from self._shown([self._measured(image_batch(inputs, self.trained))], len(inputs))
@@ -192,7 +199,10 @@ class Predictor:
 
     def range_note(self, source: str) -> str | None:
         """A warning line when the images predicted so far lie far from the training images' range
-        or mean (:func:`~labelemb.predict.inputs.range_note`); None when near, or none was predicted."""
+        or mean, or the texts from their length (:func:`~labelemb.predict.inputs.range_note`,
+        :func:`~labelemb.predict.inputs.tokens_note`); None when near, or none was predicted."""
+        if self.tokens[1]:
+            return tokens_note(self.tokens[0] / self.tokens[1], self.trained, source)
         low, high, total, count = self.seen
         return range_note(low, high, total / count, self.trained, source) if count else None
 

@@ -97,8 +97,12 @@ RANGE_SAMPLE = 2000
 
 def input_record(dataset: Dataset | TextDataset) -> dict[str, float] | None:
     """The training images' range and mean as the network reads them (floats in [0, 1]) and the
-    largest stored pixel value the data set divided them by: what ``labelemb predict`` measures new
-    inputs against. None for texts and for a frozen backbone's features."""
+    largest stored pixel value the data set divided them by, or the training texts' mean number of
+    tokens: what ``labelemb predict`` measures new inputs against. None for a frozen backbone's
+    features and for token pairs."""
+    if getattr(dataset, "yields", None) == "texts" and not dataset.details.get("frozen"):
+        # What the network read of each text: its tokens, as the run's tokenizer and cut made them.
+        return {"mean_tokens": float(dataset.train.lengths.double().mean())}
     if getattr(dataset, "yields", None) != "images" or dataset.details.get("frozen"):
         return None
     sample = as_float_images(dataset.train.inputs[:RANGE_SAMPLE])
