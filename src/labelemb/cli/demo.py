@@ -11,6 +11,7 @@ from .run import DEMO_CONFIG, run_seeds
 
 __all__ = ["DEMO_CONFIG", "cmd_demo", "knowing_table"]
 
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..analysis import (
         label_similarity,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from ..progress import Steps, draws_bar
+from .notes import one_line
 from .shift import shift_trained
 
 
@@ -98,7 +99,7 @@ def evaluate_finished(
     device: str = "cpu",
     progress: bool = True,
     configs: Sequence[Any] | None = None,
-    on_step: Any = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
     with a progress bar over the runs. A record computed here (not one read back as it was) goes to
@@ -194,11 +195,6 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path,
                 lacking.append((Path(config.run_dir()), "evaluate"))
             steps.advance(parts * (i + 1))  # a record read back, or a run without a dev split, is done
     return lacking + shift_trained(finished, device, progress)
-
-
-def one_line(error: BaseException) -> str:
-    """An error's message on one line (a data set's own may list the places it looked, a line each)."""
-    return " ".join(str(error).split())
 
 
 def lacking_lines(lacking: Sequence[tuple[Path, str]]) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..progress import Steps, draws_bar
+from .notes import one_line
 
 
 def add_shift(commands: typing.Any) -> None:
@@ -130,9 +131,7 @@ def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> list[t
             try:
                 shift_run(config.run_dir(), device=device, on_step=steps.step)
             except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-                tqdm.write(
-                    f"{config.run_dir()}: not shifted: {' '.join(str(error).split())}", file=sys.stderr
-                )
+                tqdm.write(f"{config.run_dir()}: not shifted: {one_line(error)}", file=sys.stderr)
                 lacking.append((Path(config.run_dir()), "shift"))
             steps.advance(count * (i + 1))  # conditions read back are done at once
     return lacking
