@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import DEFAULTS as _DEFAULT_CALLBACKS
-from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
 from .version import __version__
 
 if TYPE_CHECKING:
     from .callbacks import Callback
+    from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
     from .predict import Predictor
+
+#: The names served by :mod:`labelemb.methods`, imported on first use (PEP 562): ``import labelemb``
+#: (and the command line's help and its one-line mistakes) need not pay for torch.
+_FROM_METHODS = ("LabelEmbedding", "LabelEmbeddingFixed", "Method", "MethodOutput", "OneHot", "build")
 
 
 __all__ = [
@@ -30,6 +34,14 @@ __all__ = [
     "load",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_METHODS:
+        from . import methods
+
+        return getattr(methods, name)
+    raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
 
 
 def load(path: Any, **options: Any) -> Predictor:

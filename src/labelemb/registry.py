@@ -27,6 +27,33 @@ def unknown_name_message(kind: str, name: str, names: Iterable[str]) -> str:
     return f"unknown {kind} {name!r}; {hint}available: {', '.join(names)}"
 
 
+def unknown_options_message(
+    what: str, unknown: list[str], listed: list[str], candidates: list[str], prefix: str = ""
+) -> str:
+    """``method 'onehot' has no option(s) tua; did you mean tau? (its options: ...)``: ``listed``
+    as the options are written (``tau=2.0``, a required one bare), ``candidates`` the guesses (the
+    options with their ``prefix``, and every config key: ``epochs=3`` means ``train.epochs=3``)."""
+    guess = difflib.get_close_matches(prefix + unknown[0], candidates, n=1) or difflib.get_close_matches(
+        unknown[0], candidates, n=1
+    )
+    hint = f"; did you mean {guess[0]}?" if guess else ""
+    return f"{what} has no option(s) {', '.join(unknown)}{hint} (its options: {', '.join(listed)})"
+
+
+def unknown_key_message(where: str, every: list[str]) -> str:
+    """``config key 'trian.epochs' does not exist; did you mean 'train.epochs'?``, among the config's
+    keys ``every``."""
+    section = where.rpartition(".")[0]
+    siblings = [k for k in every if k.rpartition(".")[0] == section]
+    # A misspelt section (data.fils) is matched against the sections' own keys (data.files.format).
+    sections = sorted({k.rpartition(".")[0] for k in every} - {section, ""})
+    guess = difflib.get_close_matches(where, siblings + sections, n=1) or difflib.get_close_matches(
+        where, every, n=1
+    )
+    hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
+    return f"config key {where!r} does not exist{hint}"
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """A registered thing under its name, and what its decorator said of it (``info``)."""

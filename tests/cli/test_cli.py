@@ -234,10 +234,11 @@ def test_compare_gives_a_bare_option_to_the_methods_that_take_it(tmp_path, capsy
     def options(experiment: str, method: str) -> dict:
         return load_config(out / experiment / method / "seed0" / "config.yaml").options("method")
 
+    demo = "demo-digits-mlp"  # the experiment of compare without --config: the demo's setting
     assert (
-        options("demo", "label_smoothing")["epsilon"] == options("alone", "label_smoothing")["epsilon"] == 0.2
+        options(demo, "label_smoothing")["epsilon"] == options("alone", "label_smoothing")["epsilon"] == 0.2
     )
-    assert "epsilon" not in options("demo", "onehot")
+    assert "epsilon" not in options(demo, "onehot")
 
 
 @pytest.mark.parametrize(
@@ -442,8 +443,9 @@ def test_train_and_compare_batched_match_one_after_another(tmp_path, capsys):
     assert main(["train", *common, "--output-dir", str(tmp_path / "a")]) == 0
     assert main(["train", *common, "--batched", "--output-dir", str(tmp_path / "b")]) == 0
     for seed in (0, 1):
-        one = json.loads((tmp_path / f"a/demo/label_embedding/seed{seed}/summary.json").read_text())
-        two = json.loads((tmp_path / f"b/demo/label_embedding/seed{seed}/summary.json").read_text())
+        run = f"demo-digits-mlp/label_embedding/seed{seed}/summary.json"
+        one = json.loads((tmp_path / "a" / run).read_text())
+        two = json.loads((tmp_path / "b" / run).read_text())
         assert two["batched_seeds"] == 2
         assert abs(one["selected_test_error"] - two["selected_test_error"]) <= 100 / 300 + 1e-9
     code = main(

@@ -281,9 +281,9 @@ def test_compare_batched_shows_progress_and_says_what_it_reuses(tmp_path, capsys
     code = main(["compare", "--methods", "onehot,label_embedding", "--seeds", "0-2", "--batched", *base])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert f"reusing {tmp_path / 'demo' / 'onehot' / 'seed0'}, finished" in err
+    assert f"reusing {tmp_path / 'demo-digits-mlp' / 'onehot' / 'seed0'}, finished" in err
     assert "label_embedding seeds 0-2 (batched): step 12/12" in err  # progress of the side-by-side group
-    table = (tmp_path / "demo" / "comparison.md").read_text()
+    table = (tmp_path / "demo-digits-mlp" / "comparison.md").read_text()
     # onehot's seed 0 trained alone, seeds 1-2 side by side: its time is marked, with a note.
     assert "(mixed)" in table.split("| onehot |")[1].splitlines()[0]
     assert "s / epoch: some runs trained side by side" in table
@@ -338,7 +338,7 @@ def compare_command(output: Path, *extra: str) -> list[str]:
 
 def results(output: Path) -> dict[str, tuple[float, float, int]]:
     found = {}
-    for folder in sorted((output / "demo").glob("*/seed*")):
+    for folder in sorted((output / "demo-digits-mlp").glob("*/seed*")):
         summary = RunDir(folder).read_summary()
         metrics = RunDir(folder).read_metrics()
         found[f"{folder.parent.name}/{folder.name}"] = (
@@ -375,7 +375,7 @@ def test_two_compares_on_one_output_folder_share_the_runs(tmp_path, delay, batch
     assert "No such file" not in first_err + second.stderr
     assert results(shared) == results(alone)
     assert len(results(shared)) == 6
-    for folder in (shared / "demo").glob("*/seed*"):
+    for folder in (shared / "demo-digits-mlp").glob("*/seed*"):
         assert not list(folder.glob(".*.tmp")), folder
 
 

@@ -212,7 +212,7 @@ def test_the_command_line_trains_an_extension_as_the_page_says(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "demo" / "onehot" / "seed0" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "demo-digits-mlp" / "onehot" / "seed0" / "summary.json").read_text())
     assert summary["dataset"] == "noisy-digits" and summary["data"]["noise"] == 0.3
 
 
@@ -322,10 +322,12 @@ def test_a_bare_option_on_compare_goes_to_the_methods_that_take_it(examples, tmp
         capsys.readouterr().err
     )
     for method in ("onehot", "bootstrap"):
-        assert (tmp_path / "demo" / method / "seed0" / "summary.json").is_file()
-    recorded = load_config(tmp_path / "demo" / "bootstrap" / "seed0" / "config.yaml")
+        assert (tmp_path / "demo-digits-mlp" / method / "seed0" / "summary.json").is_file()
+    recorded = load_config(tmp_path / "demo-digits-mlp" / "bootstrap" / "seed0" / "config.yaml")
     assert recorded.options("method")["beta"] == 0.8
-    assert "beta" not in load_config(tmp_path / "demo" / "onehot" / "seed0" / "config.yaml").options("method")
+    assert "beta" not in load_config(
+        tmp_path / "demo-digits-mlp" / "onehot" / "seed0" / "config.yaml"
+    ).options("method")
     capsys.readouterr()
 
     assert main(["compare", "--methods", "onehot,bootstrap", "bta=0.8", *common]) == 2

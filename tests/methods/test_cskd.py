@@ -235,7 +235,7 @@ def test_labelemb_train_runs_cskd_on_digits(tmp_path, capsys):
     argv = ["train", "--method", "cskd", "--output-dir", str(tmp_path), "--no-progress", "train.epochs=2"]
     assert main(argv) == 0
     assert "cskd seed 0: selected test error" in capsys.readouterr().out
-    records = read_metrics(tmp_path / "demo" / "cskd" / "seed0")
+    records = read_metrics(tmp_path / "demo-digits-mlp" / "cskd" / "seed0")
     assert [r["epoch"] for r in records] == [1.0, 2.0]
     assert records[-1]["test_error"] < 30.0
 

@@ -263,6 +263,6 @@ def test_labelemb_train_runs_each_method_on_digits(name, tmp_path, capsys):
     argv = ["train", "--method", name, "--output-dir", str(tmp_path), "--no-progress", "train.epochs=2"]
     assert main(argv) == 0
     assert f"{name} seed 0: selected test error" in capsys.readouterr().out
-    records = read_metrics(tmp_path / "demo" / name / "seed0")
+    records = read_metrics(tmp_path / "demo-digits-mlp" / name / "seed0")
     assert [r["epoch"] for r in records] == [1.0, 2.0]
     assert records[-1]["test_error"] < 30.0

@@ -222,7 +222,7 @@ def test_labelemb_train_runs_pskd_on_digits(tmp_path, capsys):
         == 0
     )
     assert "pskd seed 0: selected test error" in capsys.readouterr().out
-    records = read_metrics(tmp_path / "demo" / "pskd" / "seed0")
+    records = read_metrics(tmp_path / "demo-digits-mlp" / "pskd" / "seed0")
     assert [r["epoch"] for r in records] == [1.0, 2.0]
     assert records[-1]["test_error"] < 30.0
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
+import numpy as np
 import pytest
 import torch
 from predict_helpers import WORDS, train_digits_run, train_text_run
@@ -165,9 +167,9 @@ def test_labelemb_evaluate_writes_each_runs_record_and_the_tables(small_config, 
     assert main(["evaluate", str(experiment), "--ood", "patches", "--no-progress"]) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith(f"{experiment}/")]
-    assert len(lines) == 4 and all(
-        ": AURC " in line and "OOD patches: energy AUROC" in line for line in lines
-    )
+    # Each figure says which score it is of (the demo's table shows the MSP AUROC).
+    pattern = r".*: AURC \(MSP\) [\d.]+ %, .*OOD patches: AUROC [\d.]+ % \(MSP\), [\d.]+ % \(energy\)"
+    assert len(lines) == 4 and all(re.fullmatch(pattern, line) for line in lines), lines
     assert all(
         (folder.path / EVALUATION_FILE).is_file() for folder in map(RunDir, experiment.glob("*/seed*"))
     )
@@ -259,15 +261,28 @@ def test_labelemb_evaluate_refuses_in_one_line(small_config, capsys, mnist_dir, 
     assert "holds no finished run" in capsys.readouterr().err
 
 
-def test_a_run_that_cannot_be_evaluated_after_training_still_stands(small_config, tmp_path, capsys):
+def test_a_run_that_cannot_be_evaluated_after_training_still_stands_and_the_command_fails(
+    small_config, tmp_path, capsys
+):
+    wrong = tmp_path / "wrong.npz"  # found before training, but no images of the run's shape
+    np.savez(wrong, x=np.zeros((4, 3), dtype=np.float32))
+    config = small_config(f"ood=[{{path: {wrong}}}]", output_dir=tmp_path / "runs")
+    path = tmp_path / "run.yaml"
+    path.write_text(json.dumps(config.model_dump(mode="json")), encoding="utf-8")
+    assert main(["train", "--config", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{config.run_dir()}: not evaluated: ood set 'wrong.npz' ({wrong})" in err
+    assert f"labelemb evaluate {config.run_dir()}" in err
+    assert RunDir(config.run_dir()).is_finished() and not (config.run_dir() / EVALUATION_FILE).exists()
+
+
+def test_an_ood_file_that_is_not_there_is_refused_before_anything_trains(small_config, tmp_path, capsys):
     config = small_config("ood=[{path: gone.csv}]", output_dir=tmp_path / "runs")
     path = tmp_path / "run.yaml"
     path.write_text(json.dumps(config.model_dump(mode="json")), encoding="utf-8")
-    assert main(["train", "--config", str(path), "--no-progress"]) == 0
-    err = capsys.readouterr().err
-    assert f"{config.run_dir()}: not evaluated (ood set 'gone.csv': file gone.csv not found" in err
-    assert f"labelemb evaluate {config.run_dir()}" in err
-    assert RunDir(config.run_dir()).is_finished() and not (config.run_dir() / EVALUATION_FILE).exists()
+    assert main(["train", "--config", str(path), "--no-progress"]) == 2
+    assert "ood set 'gone.csv': file gone.csv not found" in capsys.readouterr().err
+    assert not config.run_dir().exists()
 
 
 def test_other_data_under_the_same_file_names_is_evaluated_anew(tmp_path, caplog):

@@ -102,7 +102,7 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_run(tmp_path, capsys
     )
     err = capsys.readouterr().err
     assert code == 2 and "cuda:7" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "demo").exists()
+    assert not (tmp_path / "demo-digits-mlp").exists()
 
 
 def test_a_ray_address_without_the_ray_executor_is_refused(tmp_path, capsys):
@@ -121,4 +121,4 @@ def test_devices_with_the_ray_executor_are_refused_before_anything_trains(tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"labelemb {command}: error: --devices cuda:0 is for --executor local: under ")
-    assert not (tmp_path / "demo").exists()
+    assert not (tmp_path / "demo-digits-mlp").exists()

@@ -452,7 +452,7 @@ def test_an_unknown_tracker_is_a_config_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "train.log_to" in err and "tensorboard" in err
-    assert not (tmp_path / "demo").exists()
+    assert not (tmp_path / "demo-digits-mlp").exists()
 
 
 @pytest.mark.parametrize("name", TRACKERS)

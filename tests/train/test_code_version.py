@@ -54,7 +54,7 @@ def test_a_run_records_its_code_and_a_reused_run_of_other_code_says_so(tmp_path,
     args = ["train", "--method", "onehot", "--no-progress", "--output-dir", str(tmp_path)]
     args += ["model.hidden=[8]", "train.epochs=1"]
     assert main(args) == 0
-    summary_file = tmp_path / "demo" / "onehot" / "seed0" / "summary.json"
+    summary_file = tmp_path / "demo-digits-mlp" / "onehot" / "seed0" / "summary.json"
     summary = json.loads(summary_file.read_text())
     assert summary["labelemb"] == code_version() and code_version().startswith(__version__)
     capsys.readouterr()

@@ -22,7 +22,7 @@ def run_with_threads(tmp_path, threads: int) -> list[dict]:
     code = f"import sys; from labelemb.cli import main; sys.exit(main({args!r}))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    lines = (out / "demo" / "onehot" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    lines = (out / "demo-digits-mlp" / "onehot" / "seed0" / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if not k.endswith("seconds")} for line in lines]
 
 

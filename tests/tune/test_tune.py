@@ -14,6 +14,7 @@ from repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
+from labelemb.cli.run import base_config
 from labelemb.tasks import dev_objective
 from labelemb.tasks.classification import Classification
 from labelemb.tasks.seq2seq import SequenceTask
@@ -32,6 +33,9 @@ from labelemb.tune.trial import Pruning
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
 QUICK = ["train.epochs=2", "train.eval_every=600", "--no-progress"]
 
+#: The experiment of tune without --config: the demo's own setting.
+EXPERIMENT = "demo-digits-mlp"
+
 
 def run(args):
     """The command's exit code, argparse's refusals (exit 2) included."""
@@ -46,7 +50,7 @@ def tune(tmp_path, *extra, methods="onehot,label_smoothing", trials=3, seeds="1-
     return main([*args, "--output-dir", str(tmp_path), *QUICK, *extra])
 
 
-def trials_of(tmp_path, method, experiment="demo"):
+def trials_of(tmp_path, method, experiment=EXPERIMENT):
     storage = open_storage(str(tmp_path / experiment / "tuning" / JOURNAL_FILE))
     return optuna.load_study(study_name=f"{experiment}:{method}", storage=storage).get_trials()
 
@@ -124,7 +128,7 @@ def test_a_bare_key_applies_to_the_methods_that_have_it(tmp_path):
 def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seeds(tmp_path, capsys):
     assert tune(tmp_path, "--space", "train.lr=1e-3:1e-2:log") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    experiment = tmp_path / "demo"
+    experiment = tmp_path / EXPERIMENT
     record = read_tuning(experiment)
     assert record["objective"] == {"keys": ["dev_error"], "name": "dev error", "higher_is_better": False}
     for method in ("onehot", "label_smoothing"):
@@ -191,12 +195,12 @@ def test_a_method_with_nothing_to_search_keeps_its_default(tmp_path, capsys):
     assert tune(tmp_path, trials=2) == 0
     err = capsys.readouterr().err
     assert "onehot: nothing to search" in err
-    record = read_tuning(tmp_path / "demo")
+    record = read_tuning(tmp_path / EXPERIMENT)
     assert record["methods"]["onehot"]["trials"] == []
-    assert not list((tmp_path / "demo").glob("tuned/*/onehot"))
+    assert not list((tmp_path / EXPERIMENT).glob("tuned/*/onehot"))
     row = next(
         line
-        for line in (tmp_path / "demo" / "tuning.md").read_text().splitlines()
+        for line in (tmp_path / EXPERIMENT / "tuning.md").read_text().splitlines()
         if line.startswith("| onehot")
     )
     assert "0 (nothing to search)" in row
@@ -206,7 +210,7 @@ def test_the_same_seed_tunes_to_the_same_trials(tmp_path):
     for name in ("a", "b"):
         assert tune(tmp_path / name, methods="label_smoothing") == 0
     first, second = (
-        read_tuning(tmp_path / name / "demo")["methods"]["label_smoothing"] for name in ("a", "b")
+        read_tuning(tmp_path / name / EXPERIMENT)["methods"]["label_smoothing"] for name in ("a", "b")
     )
     assert [(t["params"], t["value"]) for t in first["trials"]] == [
         (t["params"], t["value"]) for t in second["trials"]
@@ -233,7 +237,7 @@ def test_the_sampler_seed_depends_on_where_the_study_stands_only():
 
 def test_a_finished_study_is_not_trained_again_and_a_larger_budget_adds_trials(tmp_path):
     assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
-    folder = tmp_path / "demo" / "tuning"
+    folder = tmp_path / EXPERIMENT / "tuning"
     before = {p: p.stat().st_mtime_ns for p in folder.glob("trial*/*/seed0/summary.json")}
     assert len(before) == 2
     assert tune(tmp_path, methods="label_smoothing", trials=2) == 0
@@ -249,7 +253,7 @@ def test_a_resumed_study_draws_what_an_uninterrupted_one_draws(tmp_path):
     assert tune(tmp_path / "parts", methods="label_smoothing", trials=1) == 0
     assert tune(tmp_path / "parts", methods="label_smoothing", trials=3) == 0
     whole, parts = (
-        read_tuning(tmp_path / name / "demo")["methods"]["label_smoothing"] for name in ("whole", "parts")
+        read_tuning(tmp_path / name / EXPERIMENT)["methods"]["label_smoothing"] for name in ("whole", "parts")
     )
     assert [t["params"] for t in whole["trials"]] == [t["params"] for t in parts["trials"]]
 
@@ -257,10 +261,12 @@ def test_a_resumed_study_draws_what_an_uninterrupted_one_draws(tmp_path):
 def test_a_trial_a_killed_tune_left_running_is_asked_again_in_its_own_run_folder(tmp_path):
     """A dead driver's running trial is closed as failed and retried with the same values (Optuna's
     retry pattern); the retry trains on in the first attempt's folder, from its checkpoint."""
-    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    base = base_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
     storage = open_storage(setting.storage_text)
-    study = optuna.create_study(study_name="demo:label_smoothing", storage=storage, direction="minimize")
+    study = optuna.create_study(
+        study_name=f"{EXPERIMENT}:label_smoothing", storage=storage, direction="minimize"
+    )
     from labelemb.tune import setting_record
 
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
@@ -296,9 +302,11 @@ def test_a_live_process_s_running_trial_holds_its_place_and_is_waited_for(tmp_pa
     import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
-    base = load_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
+    base = base_config(None, QUICK[:-1] + [f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
-    study = optuna.create_study(study_name="demo:label_smoothing", storage=open_storage(setting.storage_text))
+    study = optuna.create_study(
+        study_name=f"{EXPERIMENT}:label_smoothing", storage=open_storage(setting.storage_text)
+    )
     from labelemb.tune import setting_record
 
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
@@ -320,9 +328,9 @@ def test_a_live_process_s_running_trial_holds_its_place_and_is_waited_for(tmp_pa
     other.join()
     trials = trials_of(tmp_path, "label_smoothing")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    assert trials[1].user_attrs["default"] and not (tmp_path / "demo" / "tuning" / "trial000").exists()
+    assert trials[1].user_attrs["default"] and not (tmp_path / EXPERIMENT / "tuning" / "trial000").exists()
     # The live trial's result is in the record: the driver waited for it.
-    recorded = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    recorded = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"]
     assert recorded[0]["value"] == 99.0
 
 
@@ -340,7 +348,7 @@ def test_a_study_of_another_setting_is_refused(tmp_path, capsys):
 def test_pruned_trials_report_every_check_and_count_for_the_budget(tmp_path):
     space = ["--space", "train.lr=1e-5:1e-1:log"]
     assert tune(tmp_path, *space, "--prune", methods="label_smoothing", trials=8, seeds="1") == 0
-    trials = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    trials = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"]
     assert len(trials) == 8
     assert all(len(t["checks"]) >= 1 for t in trials)  # dev error reported at the checks
     complete = [t for t in trials if t["state"] == "COMPLETE"]
@@ -349,7 +357,7 @@ def test_pruned_trials_report_every_check_and_count_for_the_budget(tmp_path):
         if t["state"] == "PRUNED":
             assert not (
                 tmp_path
-                / "demo"
+                / EXPERIMENT
                 / "tuning"
                 / f"trial{t['number']:03d}"
                 / "label_smoothing"
@@ -389,9 +397,9 @@ def test_pruning_reports_the_selected_check_s_calibration_where_a_check_records_
 def test_a_database_url_holds_the_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'tune.db'}"
     assert tune(tmp_path / "out", "--storage", url, methods="label_smoothing", trials=2, seeds="1") == 0
-    study = optuna.load_study(study_name="demo:label_smoothing", storage=url)
+    study = optuna.load_study(study_name=f"{EXPERIMENT}:label_smoothing", storage=url)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-    assert not (tmp_path / "out" / "demo" / "tuning" / JOURNAL_FILE).exists()
+    assert not (tmp_path / "out" / EXPERIMENT / "tuning" / JOURNAL_FILE).exists()
 
 
 def test_each_task_says_what_tuning_optimises():
@@ -411,8 +419,8 @@ def test_each_task_says_what_tuning_optimises():
 
 def test_the_report_of_a_tuned_experiment_shows_its_tuning(tmp_path):
     assert tune(tmp_path, "--space", "train.lr=1e-3:1e-2:log", trials=2) == 0
-    assert main(["report", str(tmp_path / "demo")]) == 0
-    page = (tmp_path / "demo" / "report.html").read_text()
+    assert main(["report", str(tmp_path / EXPERIMENT)]) == 0
+    page = (tmp_path / EXPERIMENT / "report.html").read_text()
     assert '<section id="tuning">' in page and '<a href="#tuning">tuning</a>' in page
     assert "had 2 trials" in page and "fresh seeds 1, 2" in page
     assert page.count("<table>") >= 2
@@ -440,11 +448,11 @@ def test_the_docs_list_each_method_s_declared_space():
 
 def test_trials_side_by_side_train_stacked_in_one_unit(tmp_path):
     assert tune(tmp_path, "--side-by-side", "3", methods="label_smoothing", trials=3, seeds="1") == 0
-    trials = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
+    trials = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"]
     assert [t["state"] for t in trials] == ["COMPLETE"] * 3
     assert len({t["params"]["epsilon"] for t in trials}) == 3
     for t in trials:
-        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        run = tmp_path / EXPERIMENT / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
         summary = json.loads((run / "summary.json").read_text())
         assert summary["batched_seeds"] == 3 and summary["selected_dev_error"] == t["value"]
 
@@ -452,7 +460,7 @@ def test_trials_side_by_side_train_stacked_in_one_unit(tmp_path):
 def test_pruning_and_trials_side_by_side_exclude_each_other(tmp_path, capsys):
     code = tune(tmp_path, "--side-by-side", "2", "--prune", methods="label_smoothing")
     err = capsys.readouterr().err
-    assert code == 2 and "use one of them" in err and not (tmp_path / "demo").exists()
+    assert code == 2 and "use one of them" in err and not (tmp_path / EXPERIMENT).exists()
 
 
 def test_a_larger_budget_whose_best_is_another_trial_trains_that_setting_beside_the_first(tmp_path):
@@ -463,14 +471,14 @@ def test_a_larger_budget_whose_best_is_another_trial_trains_that_setting_beside_
     space = ["--space", "train.lr=3e-3:1e-1:log"]
     assert tune(tmp_path, *space, methods="label_smoothing", trials=1, seeds="1") == 0
     assert tune(tmp_path, *space, methods="label_smoothing", trials=6, seeds="1") == 0
-    record = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    record = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]
     assert record["best_trial"] != 0
-    folders = sorted(p.name for p in (tmp_path / "demo" / "tuned").iterdir())
+    folders = sorted(p.name for p in (tmp_path / EXPERIMENT / "tuned").iterdir())
     assert f"trial{record['best_trial']:03d}" in folders
     assert "trial000" in folders  # the first budget's best, kept
     row = next(
         line
-        for line in (tmp_path / "demo" / "tuning.md").read_text().splitlines()
+        for line in (tmp_path / EXPERIMENT / "tuning.md").read_text().splitlines()
         if "label_smoothing" in line
     )
     assert f"train.lr {record['best_params']['train.lr']:.3g}" in row
@@ -505,12 +513,12 @@ def test_an_edited_data_file_makes_the_study_stale_and_is_refused(tmp_path, caps
 
 def test_objective_nll_judges_each_trial_by_its_dev_nll_at_the_selected_check(tmp_path, capsys):
     assert tune(tmp_path, "--objective", "nll", methods="label_smoothing", seeds="1") == 0
-    record = read_tuning(tmp_path / "demo")
+    record = read_tuning(tmp_path / EXPERIMENT)
     assert record["objective"] == {"keys": ["dev_nll"], "name": "dev nll", "higher_is_better": False}
     study = record["methods"]["label_smoothing"]
     assert len(study["trials"]) == 3
     for t in study["trials"]:
-        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        run = tmp_path / EXPERIMENT / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
         summary = json.loads((run / "summary.json").read_text())
         # The check is still the one the dev error selects; the trial's value is its dev NLL there.
         assert t["value"] == summary["selected_dev_nll"] != summary["selected_dev_error"]
@@ -520,8 +528,8 @@ def test_objective_nll_judges_each_trial_by_its_dev_nll_at_the_selected_check(tm
 
 def test_objective_ece_reads_the_scaled_dev_ece_and_another_objective_is_another_study(tmp_path, capsys):
     assert tune(tmp_path, "--objective", "ece", methods="label_smoothing", trials=1, seeds="1") == 0
-    (trial,) = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"]
-    run = tmp_path / "demo" / "tuning" / "trial000" / "label_smoothing" / "seed0"
+    (trial,) = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"]
+    run = tmp_path / EXPERIMENT / "tuning" / "trial000" / "label_smoothing" / "seed0"
     assert trial["value"] == json.loads((run / "summary.json").read_text())["selected_dev_ece_scaled"]
     capsys.readouterr()
     code = tune(tmp_path, methods="label_smoothing", trials=2, seeds="1")
@@ -536,12 +544,12 @@ def test_objective_aurc_judges_each_trial_by_the_dev_aurc_its_selected_check_rec
     from labelemb.metrics.selective import correct_predictions
 
     assert tune(tmp_path, "--objective", "aurc", methods="label_smoothing", trials=2, seeds="1") == 0
-    record = read_tuning(tmp_path / "demo")
+    record = read_tuning(tmp_path / EXPERIMENT)
     assert record["objective"] == {"keys": ["dev_aurc"], "name": "dev aurc", "higher_is_better": False}
     study = record["methods"]["label_smoothing"]
     dev = load_data("digits").dev
     for t in study["trials"]:
-        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        run = tmp_path / EXPERIMENT / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
         summary = json.loads((run / "summary.json").read_text())
         assert t["value"] == summary["selected_dev_aurc"] != summary["selected_dev_error"]
         # The AURC (%) of the max-softmax confidence of the selected weights' dev logits.

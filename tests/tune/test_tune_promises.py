@@ -17,11 +17,14 @@ import pytest
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
-from labelemb.train import load_config
+from labelemb.cli.run import base_config
 from labelemb.tune import JOURNAL_FILE, Tuner, TuneSetting, open_storage
 
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.
 QUICK = ["train.epochs=2", "train.eval_every=600", "--no-progress"]
+
+#: The experiment of tune without --config: the demo's own setting.
+EXPERIMENT = "demo-digits-mlp"
 
 
 def tune(tmp_path, *extra, methods="label_smoothing", trials=2, seeds="1"):
@@ -30,16 +33,16 @@ def tune(tmp_path, *extra, methods="label_smoothing", trials=2, seeds="1"):
 
 
 def journal_of(tmp_path: Path) -> Path:
-    return tmp_path / "demo" / "tuning" / JOURNAL_FILE
+    return tmp_path / EXPERIMENT / "tuning" / JOURNAL_FILE
 
 
-def trials_of(tmp_path, method, experiment="demo"):
+def trials_of(tmp_path, method, experiment=EXPERIMENT):
     storage = open_storage(str(tmp_path / experiment / "tuning" / JOURNAL_FILE))
     return optuna.load_study(study_name=f"{experiment}:{method}", storage=storage).get_trials()
 
 
 def table_of(tmp_path) -> str:
-    return (tmp_path / "demo" / "tuning.md").read_text()
+    return (tmp_path / EXPERIMENT / "tuning.md").read_text()
 
 
 # ---------------------------------------------------------------------------- a damaged journal
@@ -68,7 +71,7 @@ def test_a_damaged_journal_is_one_line_naming_it_and_is_never_written(tmp_path, 
     assert str(journal.resolve()) in err and expected in err
     assert "move the journal aside" in err
     assert journal.read_bytes() == damaged
-    assert not list((tmp_path / "demo" / "tuning").glob("trial001"))
+    assert not list((tmp_path / EXPERIMENT / "tuning").glob("trial001"))
 
 
 # ---------------------------------------------------------------------------- one budget, many drivers
@@ -98,7 +101,7 @@ def test_two_drivers_at_once_keep_to_the_budget(tmp_path, monkeypatch):
     import labelemb.tune.study as tuning
 
     monkeypatch.setattr(tuning, "WAIT_SECONDS", 0.05)
-    base = load_config(None, ["train.epochs=1", f"output_dir={tmp_path}"])
+    base = base_config(None, ["train.epochs=1", f"output_dir={tmp_path}"])
     trained: list[int] = []
     meeting = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -134,7 +137,7 @@ def test_two_tune_commands_at_once_keep_to_the_budget(tmp_path):
         assert driver.returncode == 0, err.decode()
     states = [t.state.name for t in trials_of(tmp_path, "label_smoothing")]
     assert states.count("COMPLETE") == 3, states
-    record = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    record = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]
     assert sum(t["state"] == "COMPLETE" for t in record["trials"]) == 3
 
 
@@ -153,7 +156,7 @@ def test_every_method_s_study_is_checked_before_any_trial_trains(tmp_path, capsy
     assert code == 2 and "differs in space.train.lr" in err
     assert len(err.strip().splitlines()) == 1, err
     assert journal.read_bytes() == before  # not even onehot's new study is written
-    assert not list((tmp_path / "demo" / "tuning").glob("trial*/onehot"))
+    assert not list((tmp_path / EXPERIMENT / "tuning").glob("trial*/onehot"))
 
 
 # ---------------------------------------------------------------------------- what the table says
@@ -163,14 +166,14 @@ def test_a_method_whose_trials_all_score_the_same_is_noted_under_the_table(tmp_p
     """lwr updates its soft labels every k epochs: with 2 epochs, k of 3 to 5 never takes effect."""
     assert tune(tmp_path, "--space", "k=3:5", methods="lwr", trials=3) == 0
     out = capsys.readouterr().out
-    values = {t["value"] for t in read_tuning(tmp_path / "demo")["methods"]["lwr"]["trials"]}
+    values = {t["value"] for t in read_tuning(tmp_path / EXPERIMENT)["methods"]["lwr"]["trials"]}
     assert len(values) == 1
     note = f"lwr: all 3 trials scored the same dev error ({values.pop():.2f})"
     table = table_of(tmp_path)
     assert note in table and note in out
     assert table.index(note) > table.index("| lwr |")  # under the table
-    assert main(["report", str(tmp_path / "demo")]) == 0
-    assert note in (tmp_path / "demo" / "report.html").read_text()  # and under the report's
+    assert main(["report", str(tmp_path / EXPERIMENT)]) == 0
+    assert note in (tmp_path / EXPERIMENT / "report.html").read_text()  # and under the report's
 
 
 def test_a_method_whose_trials_differ_gets_no_such_note(tmp_path):
@@ -187,7 +190,7 @@ def test_each_method_s_first_trial_is_its_default_setting(tmp_path, capsys):
     wide = ["--space", "train.lr=1e-6:1e-2:log"]
     assert tune(tmp_path, *wide, methods="onehot,label_smoothing", trials=3) == 0
     out = capsys.readouterr().out
-    record = read_tuning(tmp_path / "demo")
+    record = read_tuning(tmp_path / EXPERIMENT)
     defaults = {"onehot": {"train.lr": 0.001}, "label_smoothing": {"epsilon": 0.1, "train.lr": 0.001}}
     for method, default in defaults.items():
         study = record["methods"][method]
@@ -203,7 +206,7 @@ def test_each_method_s_first_trial_is_its_default_setting(tmp_path, capsys):
 
 def test_a_default_outside_the_searched_range_is_clamped_to_it_and_noted(tmp_path):
     assert tune(tmp_path, "--space", "train.lr=1e-2:1e-1:log", trials=1) == 0
-    first = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]["trials"][0]
+    first = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"][0]
     assert first["params"] == {"epsilon": 0.1, "train.lr": 0.01}
     note = (
         "label_smoothing: its default train.lr 0.001 lies outside the searched 0.01:0.1:log; "
@@ -217,7 +220,7 @@ def test_a_best_trial_that_is_the_default_setting_says_so(tmp_path, capsys):
     the default runs' numbers (the same config at the same seeds)."""
     assert tune(tmp_path, trials=1, seeds="1-2") == 0
     out = capsys.readouterr().out
-    study = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    study = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]
     assert study["best_trial"] == 0 and study["trials"][0]["default"] is True
     assert "label_smoothing: best dev error" in out and "with epsilon 0.1 (its default setting)" in out
     row = next(line for line in table_of(tmp_path).splitlines() if line.startswith("| label_smoothing"))
@@ -231,7 +234,7 @@ def test_a_resumed_study_with_its_default_trial_draws_what_an_uninterrupted_one_
     assert tune(tmp_path / "parts", trials=1) == 0
     assert tune(tmp_path / "parts", trials=3) == 0
     whole, parts = (
-        read_tuning(tmp_path / name / "demo")["methods"]["label_smoothing"] for name in ("whole", "parts")
+        read_tuning(tmp_path / name / EXPERIMENT)["methods"]["label_smoothing"] for name in ("whole", "parts")
     )
     assert [(t["params"], t["default"]) for t in whole["trials"]] == [
         (t["params"], t["default"]) for t in parts["trials"]
@@ -245,7 +248,7 @@ def test_the_best_dev_score_is_printed_rounded(tmp_path, capsys):
     """Before: `best dev error 56.52173913043478 with {'epsilon': 0.2378...}`."""
     assert tune(tmp_path, "--space", "train.lr=1e-4:1e-2:log", trials=2) == 0
     out = capsys.readouterr().out
-    study = read_tuning(tmp_path / "demo")["methods"]["label_smoothing"]
+    study = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]
     line = next(line for line in out.splitlines() if line.startswith("label_smoothing: best"))
     assert line.startswith(f"label_smoothing: best dev error {study['best_value']:.2f} with ")
     assert not re.search(r"\.0*[1-9]\d{3,}", out), out  # 4 significant digits or more

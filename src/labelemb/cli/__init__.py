@@ -6,6 +6,7 @@ compare), :mod:`.demo`, :mod:`.inspect` (analyze, similar, report), :mod:`.notes
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from .arguments import parse_seeds, positive_int
 from .comparison import write_comparison
 from .demo import DEMO_CONFIG
+from .index import check_command_line
 from .notes import show_library_notes
 from .parser import build_parser
 
@@ -20,10 +22,6 @@ __all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..train.threads import same_numbers_at_any_thread_count
-
-    # The command line picks its threads by how busy the cores are: its numbers must not follow.
-    same_numbers_at_any_thread_count()
     parser = build_parser()
     # Overrides may come before or after options (argparse alone takes them on one side only).
     args, extra = parser.parse_known_args(argv)
@@ -39,10 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides += extra
     if args.command == "train" and args.single_seed is not None:
         args.overrides.append(f"seed={args.single_seed}")
+    if args.command in ("train", "compare", "tune"):
+        try:
+            # What the command line names, checked against the index before torch is imported.
+            check_command_line(args)
+        except ValueError as error:
+            print(f"labelemb {args.command}: error: {error}", file=sys.stderr)
+            return 2
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The parsed command, run: one line and exit code 2 for what the user can mend."""
     from ..data import DataError
     from ..train import ConfigError, RunDirError
     from ..train.distributed import init_from_environment, shutdown
+    from ..train.threads import same_numbers_at_any_thread_count
 
+    # The command line picks its threads by how busy the cores are: its numbers must not follow.
+    same_numbers_at_any_thread_count()
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
     if args.command in ("train", "compare", "tune", "demo") and processes.world_size == 1:
@@ -58,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labelemb {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
+        from ..rundir import remove_interrupted_writes
+
+        remove_interrupted_writes()  # a checkpoint or weights file half-written when Ctrl-C came
         print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         code = 130
     finally:

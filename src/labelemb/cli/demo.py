@@ -7,18 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import evaluate_finished
-from .run import run_seeds
+from .run import DEMO_CONFIG, run_seeds
 
-#: The embedded default experiment: no file, no network (scikit-learn's bundled 8x8 digits).
-DEMO_CONFIG: dict[str, Any] = {
-    "experiment": "demo-digits-mlp",
-    "data": {"name": "digits"},
-    "model": {"name": "mlp", "hidden": [500, 500]},
-    "train": {"epochs": 30, "batch_size": 100, "lr": 1e-3},
-    "selection": "best_dev",
-    # Photo patches at the digits' size: how well the classifier tells them from digits, offline.
-    "ood": [{"data": "patches"}],
-}
+__all__ = ["DEMO_CONFIG", "cmd_demo", "knowing_table"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from ..progress import draws_bar
+from ..progress import Steps, draws_bar
+from .notes import one_line
 from .shift import shift_trained
 
 
@@ -98,11 +99,13 @@ def evaluate_finished(
     device: str = "cpu",
     progress: bool = True,
     configs: Sequence[Any] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
     with a progress bar over the runs. A record computed here (not one read back as it was) goes to
     the trackers its run's config names (:func:`labelemb.tracking.log_evaluation`): ``configs``,
-    one per folder, or each run's saved config."""
+    one per folder, or each run's saved config; ``on_step``: handed to each evaluation (its parts,
+    for a display of the caller's)."""
     from ..predict.evaluation import evaluate_run
     from ..rundir import RunDir
 
@@ -110,7 +113,9 @@ def evaluate_finished(
     records = []
     for i, folder in enumerate(tqdm(folders, desc="evaluating", unit="run", disable=not shown, leave=False)):
         before = RunDir(folder).read_evaluation()
-        records.append(evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device))
+        records.append(
+            evaluate_run(folder, ood=sets, data_dir=data_dir, refresh=refresh, device=device, on_step=on_step)
+        )
         if records[-1] != before:
             log_evaluation(configs[i] if configs is not None else saved_config(folder), folder, records[-1])
     return records
@@ -133,23 +138,31 @@ def log_evaluation(config: Any, folder: Path, record: dict[str, Any]) -> None:
 
 
 def evaluation_line(record: dict[str, Any]) -> str:
-    """One line of a run's evaluation: AURC, conformal set size and each OOD set's energy AUROC."""
+    """One line of a run's evaluation, each figure named with the score it is of (the demo's
+    table's MSP AUROC among them): AURC of the max-softmax confidence, the APS set size, and each
+    OOD set's AUROC of the max-softmax and of the energy score."""
     test = record.get("test", {})
     parts = []
     if "selective_msp_aurc" in test:
-        parts.append(f"AURC {100 * test['selective_msp_aurc']:.2f} %")
+        parts.append(f"AURC (MSP) {100 * test['selective_msp_aurc']:.2f} %")
     if "conformal_aps_set_size" in test:
         parts.append(f"APS sets of {test['conformal_aps_set_size']:.2f} classes at 90 %")
     for name, held in record.get("ood", {}).items():
-        auroc = held.get("figures", {}).get("ood_energy_auroc")
-        if auroc is not None:
-            parts.append(f"OOD {name}: energy AUROC {100 * auroc:.2f} %")
+        figures = held.get("figures", {})
+        aurocs = [
+            f"{100 * figures[key]:.2f} % ({score})"
+            for key, score in (("ood_msp_auroc", "MSP"), ("ood_energy_auroc", "energy"))
+            if figures.get(key) is not None
+        ]
+        if aurocs:
+            parts.append(f"OOD {name}: AUROC {', '.join(aurocs)}")
     return ", ".join(parts) or "no figures (a diverged run?)"
 
 
-def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
+def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path, str]]:
     """After ``train`` or ``compare``: evaluate each classifier run of ``configs`` (finished ones;
-    a sequence-to-sequence run has nothing to judge here)."""
+    a sequence-to-sequence run has nothing to judge here). Returns (run folder, the command that
+    adds its figures) for each run that could not be judged (:func:`lacking_lines` says them)."""
     from ..data.registry import dataset_yields
     from ..rundir import RunDir
     from ..train.parts import resolve_device
@@ -158,21 +171,45 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> None:
         "images",
         "texts",
     ):
-        return
+        return []
     finished = [config for config in configs if RunDir(config.run_dir()).is_finished()]
-    if finished:
-        print(
-            "evaluating the selected weights: selective classification, conformal sets, OOD", file=sys.stderr
-        )
-        device = str(resolve_device(configs[0].train.device))
-        # What trained stands: a run that cannot be judged (an OOD file gone) is said, not a failure.
-        for config in finished:
+    if not finished:
+        return []
+    device = str(resolve_device(configs[0].train.device))
+    lacking = []
+    ood = [entry.label for entry in finished[0].ood]
+    parts = 3 + len(ood)  # the test and dev splits, the conformal sets, each OOD set
+    detail = f" for {len(finished)} run(s): test and dev splits, selective classification, conformal sets"
+    detail += f", OOD {', '.join(ood)}" if ood else ""
+    with Steps(
+        "evaluating the selected weights", parts * len(finished), "part", bar=progress, detail=detail
+    ) as steps:
+        for i, config in enumerate(finished):
+            # What trained stands: a run that cannot be judged is said, and the command fails.
             try:
-                evaluate_finished([config.run_dir()], device=device, progress=progress, configs=[config])
-            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-                print(
-                    f"{config.run_dir()}: not evaluated ({error}); once that is mended: "
-                    f"labelemb evaluate {config.run_dir()}",
-                    file=sys.stderr,
+                evaluate_finished(
+                    [config.run_dir()], device=device, progress=False, configs=[config], on_step=steps.step
                 )
-        shift_trained(finished, device, progress)
+            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
+                tqdm.write(f"{config.run_dir()}: not evaluated: {one_line(error)}", file=sys.stderr)
+                lacking.append((Path(config.run_dir()), "evaluate"))
+            steps.advance(parts * (i + 1))  # a record read back, or a run without a dev split, is done
+    return lacking + shift_trained(finished, device, progress)
+
+
+def lacking_lines(lacking: Sequence[tuple[Path, str]]) -> list[str]:
+    """The end of a command whose runs trained but some could not be judged: which runs lack which
+    figures, and per kind the one command that adds them once the cause is mended."""
+    lines = []
+    for command, figures in (("evaluate", "evaluation"), ("shift", "shift")):
+        folders = [folder for folder, kind in lacking if kind == command]
+        if not folders:
+            continue
+        # Several runs of one experiment: its folder, where the command judges every finished run.
+        parents = {folder.parent.parent for folder in folders}
+        target = folders[0] if len(folders) == 1 or len(parents) > 1 else parents.pop()
+        lines.append(
+            f"{len(folders)} run(s) lack their {figures} figures ({', '.join(map(str, folders))}); once the "
+            f"cause above is mended, add them with: labelemb {command} {target}"
+        )
+    return lines

@@ -6,11 +6,11 @@ import argparse
 import typing
 from pathlib import Path
 
-from ..tune import OBJECTIVES
 from ..version import __version__
 from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .evaluate import add_evaluate
+from .index import read_index
 from .inspect import cmd_analyze, cmd_report, cmd_similar
 from .predict import add_set_options, cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
@@ -29,6 +29,7 @@ OVERRIDES_HELP = (
     "config overrides: train.epochs=3, model.hidden=[100], train.device=cpu; a bare key is a method "
     "option (tau=4)"
 )
+DEFAULT_SETTING = "(default: the digits demo setting)"  # without --config: labelemb.cli.run.DEMO_CONFIG
 NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal; a log gets a line per evaluation)"
 
 
@@ -134,9 +135,7 @@ def _add_train(commands: typing.Any) -> None:
         description="Train from a YAML config; extra key=value arguments override it "
         "(train.epochs=3, model.hidden=[100], tau=4 for a method option).",
     )
-    train.add_argument(
-        "--config", help="YAML config, e.g. configs/mnist-mlp.yaml (default: the digits demo setting)"
-    )
+    train.add_argument("--config", help=f"YAML config, e.g. configs/mnist-mlp.yaml {DEFAULT_SETTING}")
     train.add_argument("--method", help="method name, e.g. onehot, label_embedding, label_smoothing")
     seeds = train.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, dest="single_seed", help="one seed (default: the config's, 0)")
@@ -160,7 +159,9 @@ def _add_compare(commands: typing.Any) -> None:
         description="Runs every (method, seed) without a finished run (so an interrupted comparison "
         "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
     )
-    compare.add_argument("--config", help="YAML config, e.g. configs/fashion-mnist-mlp.yaml")
+    compare.add_argument(
+        "--config", help=f"YAML config, e.g. configs/fashion-mnist-mlp.yaml {DEFAULT_SETTING}"
+    )
     _add_methods_option(compare)
     compare.add_argument(
         "--seeds", type=parse_seeds, default=[0], help="seeds of every method: 0-19, 0,2,5 (default 0)"
@@ -192,7 +193,7 @@ def _add_tune(commands: typing.Any) -> None:
         "the default and the best setting of every method train on --seeds, and tuning.md compares "
         'them. Needs Optuna: pip install "labelemb[tune]".',
     )
-    tune.add_argument("--config", help="YAML config (default: the digits demo setting)")
+    tune.add_argument("--config", help=f"YAML config {DEFAULT_SETTING}")
     _add_methods_option(tune)
     tune.add_argument("--trials", type=positive_int, default=20, help="trials of every method (default 20)")
     tune.add_argument(
@@ -214,7 +215,7 @@ def _add_tune(commands: typing.Any) -> None:
     )
     tune.add_argument(
         "--objective",
-        choices=OBJECTIVES,
+        choices=read_index()["objectives"],
         default="metric",
         help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
         "nll, the dev NLL; ece, the dev ECE after temperature scaling; aurc, the dev AURC of the "

@@ -10,16 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..metrics.conformal import METHODS
-from ..predict.sets import SET_METHOD, calibration_for, check_request, read_sets, set_coverage, set_note
-from ..rundir import write_text
+from .index import read_index
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict every input of ``--input`` (or the run's ``--split``) and write one row per input."""
     from ..predict import load
     from ..predict.reading import read_rows, split_rows
+    from ..predict.sets import SET_METHOD, read_sets, set_coverage, set_note
     from ..predict.source import PredictError
+    from ..rundir import write_text
 
     output: Path = args.output
     refuse_existing(output, args.overwrite)
@@ -41,7 +41,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
     if predictor.reads == "token_pairs":
         return _decoded(predictor, rows, args)
-    logits = predictor.logits(rows.items, rows.names)
+    logits = predictor.logits(rows.items, rows.places or rows.names)
     predictions = predictor.read_predictions(logits, args.top_k)
     sets = None
     if calibration is not None:
@@ -51,6 +51,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check = f"{trained.checkpoint} check, step {trained.step}"
     print(f"predicted {len(predictions)} input(s) with {args.run_dir} ({check}) -> {output}", file=sys.stderr)
     print(temperature_note(trained), file=sys.stderr)
+    note = predictor.range_note(str(args.input or f"the {args.split} split"))
+    if note is not None and args.input is not None:
+        print(note, file=sys.stderr)
     if calibration is not None:
         print(set_note(calibration, args.sets, args.set_method or SET_METHOD), file=sys.stderr)
     if rows.labels is not None:
@@ -75,14 +78,15 @@ def add_set_options(predict: argparse.ArgumentParser) -> None:
     )
     predict.add_argument(
         "--set-method",
-        choices=METHODS,
-        help=f"with --sets: the conformal score, {SET_METHOD} (default; the smallest sets), aps or raps "
-        "(never randomised)",
+        choices=read_index()["set_methods"],
+        help=f"with --sets: the conformal score, {read_index()['set_method']} (default; the smallest "
+        "sets), aps or raps (never randomised)",
     )
 
 
 def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
     """The run's calibration for ``--sets`` (and ``--set-method``), or a one-line refusal."""
+    from ..predict.sets import SET_METHOD, calibration_for, check_request
     from ..predict.source import PredictError
 
     check_request(args.sets, args.set_method or SET_METHOD)
@@ -98,6 +102,8 @@ def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
 
 def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
     """A sequence-to-sequence run's output line for each source line, one row each."""
+    from ..rundir import write_text
+
     outputs = predictor.translate(rows.items)
     records = []
     for i, line in enumerate(outputs):

@@ -8,10 +8,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .comparison import write_comparison
-from .evaluate import evaluate_trained
+from .evaluate import evaluate_trained, lacking_lines
+from .needs import check_needed_data
 
 if TYPE_CHECKING:
     from ..train import RunConfig
+
+
+#: The embedded default experiment, the demo's and that of train, compare and tune without
+#: --config: no file, no network (scikit-learn's bundled 8x8 digits).
+DEMO_CONFIG: dict[str, Any] = {
+    "experiment": "demo-digits-mlp",
+    "data": {"name": "digits"},
+    "model": {"name": "mlp", "hidden": [500, 500]},
+    "train": {"epochs": 30, "batch_size": 100, "lr": 1e-3},
+    "selection": "best_dev",
+    # Photo patches at the digits' size: how well the classifier tells them from digits, offline.
+    "ood": [{"data": "patches"}],
+}
+
+
+def base_config(path: str | None, overrides: list[str]) -> RunConfig:
+    """The config of ``train``, ``compare`` and ``tune``: the file at ``path`` with ``overrides``,
+    or without one the demo's own setting (:data:`DEMO_CONFIG`); on another data set than the
+    demo's, without its OOD set unless the overrides name one."""
+    from ..train import build_config, load_config
+
+    if path is not None:
+        return load_config(path, overrides)
+    config = build_config(DEMO_CONFIG, overrides)
+    if config.data.name != DEMO_CONFIG["data"]["name"] and not any(o.startswith("ood") for o in overrides):
+        # The photo patches are the digits' out-of-distribution set: no other data set's.
+        config = config.model_copy(update={"ood": []})
+    return config
 
 
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
@@ -27,12 +56,13 @@ def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[
 def cmd_train(args: argparse.Namespace) -> int:
     from ..analysis import results_table
     from ..tasks.registry import recorded_scoring
-    from ..train import load_config
 
-    base = load_config(args.config, _common_overrides(args))  # validates everything once, before any training
-    summaries = run_seeds(base, args.seeds or [base.seed], batched=args.batched)
-    evaluate_trained([base.with_seed(seed) for seed in args.seeds or [base.seed]], not args.no_progress)
-    for summary, seed in zip(summaries, args.seeds or [base.seed]):
+    base = base_config(args.config, _common_overrides(args))  # validates everything once, before any training
+    check_needed_data([base])
+    seeds = args.seeds or [base.seed]
+    summaries = run_seeds(base, seeds, batched=args.batched)
+    lacking = evaluate_trained([base.with_seed(seed) for seed in seeds], not args.no_progress)
+    for summary, seed in zip(summaries, seeds):
         run_dir = base.with_seed(seed).run_dir()
         scoring = recorded_scoring(summary)
         selected, final = (summary[f"{when}_{scoring.metric}"] for when in ("selected", "final"))
@@ -43,7 +73,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if len(summaries) > 1:
         print(results_table(summaries))
-    return 0
+    return finish(lacking)
+
+
+def finish(lacking: list[tuple[Path, str]]) -> int:
+    """The exit code of a command whose runs trained: 1, with what is missing, if some lack figures."""
+    for line in lacking_lines(lacking):
+        print(line, file=sys.stderr)
+    return 1 if lacking else 0
 
 
 def _common_overrides(args: argparse.Namespace) -> list[str]:
@@ -77,7 +114,6 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..sweep.failures import RunsFailed, failure_table
     from ..sweep.grid import run_grid
-    from ..train import load_config
 
     if args.summarize:
         table = write_comparison(Path(args.summarize))
@@ -86,8 +122,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
-    base = load_config(args.config, _common_overrides(args))
+    base = base_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
+    check_needed_data([base.with_method(method) for method in args.methods])
     executor = make_executor(args)
     failed = None
     try:
@@ -98,18 +135,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     hint = batched_hint(configs, args)  # once the runs passed their checks: a mistake stays one line
     if hint:
         print(hint, file=sys.stderr)
+    lacking = []
     if failed is None or failed.summaries:
-        _compare_finished(base, configs, not args.no_progress)
+        lacking = _compare_finished(base, configs, not args.no_progress)
     if failed is not None:
         print(f"\n{len(failed.failed)} of {len(configs)} run(s) failed:\n{failure_table(failed.failed)}")
         print("mend what failed and run the same command again: finished runs are read back", file=sys.stderr)
-        return 1
-    return 0
+        return max(1, finish(lacking))
+    return finish(lacking)
 
 
-def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool) -> None:
-    """The finished runs evaluated, their comparison written (and logged to the trackers)."""
-    evaluate_trained(configs, progress)
+def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool) -> list[tuple[Path, str]]:
+    """The finished runs evaluated, their comparison written (and logged to the trackers); returns
+    the runs that lack figures (:func:`finish`)."""
+    lacking = evaluate_trained(configs, progress)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
@@ -117,6 +156,7 @@ def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool)
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
+    return lacking
 
 
 #: What --batched bought on one GPU (docs/running-many.md: an H100, the MNIST MLP for 3 epochs, 8

@@ -17,7 +17,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..progress import draws_bar
+from ..progress import Steps, draws_bar
+from .notes import one_line
 
 
 def add_shift(commands: typing.Any) -> None:
@@ -106,22 +107,31 @@ def shift_line(record: dict[str, Any]) -> str:
     return f"error {clean:.2f} % clean, {mean:.2f} % on average under {len(held)} corruption conditions"
 
 
-def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> None:
+def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> list[tuple[Path, str]]:
     """After ``train``, ``compare`` or ``tune``: the finished runs of ``configs`` whose config names
     ``shift:`` conditions, scored under them. What trained stands: a run that cannot be shifted is
-    said, not a failure."""
+    said and returned, (run folder, ``"shift"``), for the command to fail."""
+    from ..data.corruptions.suites import conditions
+    from ..data.registry import dataset_yields
+    from ..predict.shift import shift_run
     from ..rundir import RunDir
 
     chosen = [c for c in configs if c.shift and RunDir(c.run_dir()).is_finished()]
     if not chosen:
-        return
-    print("scoring the selected weights under shift: " + ", ".join(chosen[0].shift), file=sys.stderr)
-    for config in chosen:
-        try:
-            shift_finished([config.run_dir()], device=device, progress=progress)
-        except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
-            print(
-                f"{config.run_dir()}: not shifted ({error}); once that is mended: "
-                f"labelemb shift {config.run_dir()}",
-                file=sys.stderr,
-            )
+        return []
+
+    count = len(conditions(chosen[0].shift, dataset_yields(chosen[0].data.name, chosen[0].data_sections())))
+    detail = (
+        f" ({', '.join(chosen[0].shift)}) for {len(chosen)} run(s); a corrupted copy of the test split is "
+        "built the first time it is needed and read from the cache after"
+    )
+    lacking = []
+    with Steps("scoring under shift", count * len(chosen), "condition", bar=progress, detail=detail) as steps:
+        for i, config in enumerate(chosen):
+            try:
+                shift_run(config.run_dir(), device=device, on_step=steps.step)
+            except (ValueError, RuntimeError) as error:  # PredictError, DataError, RunDirError
+                tqdm.write(f"{config.run_dir()}: not shifted: {one_line(error)}", file=sys.stderr)
+                lacking.append((Path(config.run_dir()), "shift"))
+            steps.advance(count * (i + 1))  # conditions read back are done at once
+    return lacking

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .run import _common_overrides, make_executor
+from .needs import check_needed_data
+from .run import _common_overrides, base_config, finish, make_executor
 
 if TYPE_CHECKING:
     from ..sweep.failures import RunsFailed
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 def cmd_tune(args: argparse.Namespace) -> int:
     from ..analysis.tuning import write_tuning
     from ..search import INSTALL_HINT
-    from ..train import load_config
     from ..tune import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
@@ -26,7 +26,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise TuneError(INSTALL_HINT) from None
     if not args.methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
-    base = load_config(args.config, _common_overrides(args))
+    base = base_config(args.config, _common_overrides(args))
+    check_needed_data([base.with_method(method) for method in args.methods])
     if args.tune_seed in args.seeds:
         raise TuneError(
             f"--seeds {','.join(map(str, args.seeds))} holds the tuning seed {args.tune_seed}: the best "
@@ -68,7 +69,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "methods": {},
     }
     with executor.session():  # the workers (or the cluster) serve every round and the fresh seeds
-        failed = _tune_and_retrain(setting, tuner, record, args)
+        failed, lacking = _tune_and_retrain(setting, tuner, record, args)
     table = write_tuning(experiment_dir)
     print(table)
     if base.train.log_to:
@@ -80,15 +81,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from ..sweep.failures import failure_table
 
         print(f"\n{len(failed.failed)} fresh run(s) failed:\n{failure_table(failed.failed)}")
-        return 1
-    return 0
+        return max(1, finish(lacking))
+    return finish(lacking)
 
 
 def _tune_and_retrain(
     setting: Any, tuner: Any, record: dict[str, Any], args: argparse.Namespace
-) -> RunsFailed | None:
+) -> tuple[RunsFailed | None, list[tuple[Path, str]]]:
     """Each method tuned, then its default and tuned settings trained on the fresh seeds; the
-    fresh runs that failed, if any (the others are trained and evaluated)."""
+    fresh runs that failed, if any (the others are trained and evaluated), and the runs that lack
+    figures (:func:`~labelemb.cli.run.finish`)."""
     from ..analysis.tuning import TUNING_FILE, values_text
     from ..rundir import write_text
     from ..sweep.failures import RunsFailed
@@ -131,8 +133,7 @@ def _tune_and_retrain(
         )
     except RunsFailed as error:
         failed = error  # the fresh runs that finished are evaluated and tabled all the same
-    evaluate_trained([*defaults, *tuned], not args.no_progress)
-    return failed
+    return failed, evaluate_trained([*defaults, *tuned], not args.no_progress)
 
 
 def _round_line(method: str, done: int, total: int) -> None:

@@ -10,6 +10,7 @@ from .checks import (
     load_config,
     method_overrides,
     no_method_takes,
+    option_list,
 )
 from .reading import parse_override, read_config_file
 from .schema import (
@@ -42,6 +43,7 @@ __all__ = [
     "config_keys",
     "load_config",
     "method_overrides",
+    "option_list",
     "no_method_takes",
     "parse_override",
     "read_config_file",

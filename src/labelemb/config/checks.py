@@ -16,7 +16,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from .. import data, methods, models, tasks
 from ..data.registry import dataset_key, dataset_yields
 from ..options import OptionsError
-from ..registry import unknown_name_message
+from ..registry import unknown_name_message, unknown_options_message
 from ..tasks.registry import data_kind
 from .reading import read_config_file, validate_config
 from .schema import ConfigError, RunConfig, config_keys, top_level_keys
@@ -263,16 +263,9 @@ def _check_options(
 ) -> None:
     unknown = sorted(set(given) - set(accepted))
     if unknown:
-        listed = ", ".join(
-            f"{k}={_as_yaml(v)}" if v is not inspect.Parameter.empty else k for k, v in accepted.items()
-        )
         # A misspelt key may belong to another section (epochs=3 means train.epochs=3).
         candidates = [prefix + name for name in accepted] + config_keys()
-        guess = difflib.get_close_matches(prefix + unknown[0], candidates, n=1) or difflib.get_close_matches(
-            unknown[0], candidates, n=1
-        )
-        hint = f"; did you mean {guess[0]}?" if guess else ""
-        raise ConfigError(f"{what} has no option(s) {', '.join(unknown)}{hint} (its options: {listed})")
+        raise ConfigError(unknown_options_message(what, unknown, option_list(accepted), candidates, prefix))
     hints = typing.get_type_hints(cls.__init__)
     for name, value in given.items():
         if name not in hints:
@@ -289,6 +282,11 @@ def _check_options(
                 f"{what} option {prefix}{name}={_as_yaml(value)} is not {_type_name(hints[name])} "
                 f"({error.errors()[0]['msg'].lower()}){example}"
             ) from None
+
+
+def option_list(accepted: dict[str, Any]) -> list[str]:
+    """Options as a refusal lists them: ``tau=2.0`` with its default, a required one bare."""
+    return [f"{k}={_as_yaml(v)}" if v is not inspect.Parameter.empty else k for k, v in accepted.items()]
 
 
 def _as_yaml(value: Any) -> str:

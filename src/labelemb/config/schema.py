@@ -3,7 +3,6 @@ and tasks declare read by their own schemas; every key a config may hold."""
 
 from __future__ import annotations
 
-import difflib
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from ..data.registry import dataset_yields
 from ..data.registry import option_schemas as data_option_schemas
 from ..data.registry import option_sections as data_sections
 from ..options import Options, OptionsError, OptionsT, read_options
+from ..registry import unknown_key_message
 from ..tasks.registry import option_schemas as task_option_schemas
 from ..tasks.registry import option_sections as task_sections
 from ..tasks.registry import task_class
@@ -387,13 +387,4 @@ def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: 
 
 def unknown_key(where: str) -> str:
     """``config key 'trian.epochs' does not exist; did you mean 'train.epochs'?``"""
-    section = where.rpartition(".")[0]
-    every = config_keys()
-    siblings = [k for k in every if k.rpartition(".")[0] == section]
-    # A misspelt section (data.fils) is matched against the sections' own keys (data.files.format).
-    sections = sorted({k.rpartition(".")[0] for k in every} - {section, ""})
-    guess = difflib.get_close_matches(where, siblings + sections, n=1) or difflib.get_close_matches(
-        where, every, n=1
-    )
-    hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
-    return f"config key {where!r} does not exist{hint}"
+    return unknown_key_message(where, config_keys())

@@ -74,6 +74,9 @@ class Dataset:
     #: What a run's summary records of the data beyond its name (a user's files: their format, a
     #: digest of their content, a dev split carved from train).
     details: dict[str, Any] = field(default_factory=dict)
+    #: Images: the largest value the stored pixels can hold, which the loader divided them by to
+    #: make floats in [0, 1] (255 for 8-bit images; 16 for scikit-learn's digits, counts 0..16).
+    pixel_scale: float = 255.0
 
     def __post_init__(self) -> None:
         if self.yields == "images":

@@ -40,6 +40,7 @@ def load_digits(seed: int = 0) -> Dataset:
         dev=split(dev_idx),
         test=split(test_idx),
         class_names=list(DIGIT_NAMES),
+        pixel_scale=16.0,
     )
 
 

@@ -181,9 +181,10 @@ def array_pixels(array: np.ndarray, name: str) -> np.ndarray:
     if kind in "iu":
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
-            raise DataError(
-                f"{name}: integer pixel values must lie in 0..255, found {low}..{high}; store uint8, or "
-                "uint16 for 16-bit images"
+            raise PixelRangeError(
+                name,
+                f"integer pixel values must lie in 0..255, found {low}..{high}",
+                "store uint8, or uint16 for 16-bit images",
             )
         return array.astype(np.uint8)
     if kind == "f":
@@ -196,12 +197,22 @@ def _scaled_sixteen_bit(values: np.ndarray) -> np.ndarray:
     return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
+class PixelRangeError(DataError):
+    """Pixel values outside the range their type allows: ``problem`` says what was found, the
+    message adds the general advice (a trained run's own is :func:`labelemb.predict.inputs`')."""
+
+    def __init__(self, name: str, problem: str, advice: str) -> None:
+        super().__init__(f"{name}: {problem}; {advice}")
+        self.problem = problem
+
+
 def _scaled_float(values: np.ndarray, name: str) -> np.ndarray:
     low, high = float(np.min(values)), float(np.max(values))
     if not (0.0 <= low and high <= 1.0):  # also catches NaN, whose comparisons are all false
-        raise DataError(
-            f"{name}: float pixel values must lie in [0, 1], found {low:g}..{high:g}; divide by 255 or "
-            "store uint8"
+        raise PixelRangeError(
+            name,
+            f"float pixel values must lie in [0, 1], found {low:g}..{high:g}",
+            "divide by the largest value your pixels can hold (255 for 8-bit images) or store uint8",
         )
     return np.rint(values * 255.0).astype(np.uint8)
 

@@ -229,6 +229,19 @@ def find_idx_files(
     return None, looked
 
 
+def missing_idx_files(spec: IdxDatasetSpec, request: DataRequest) -> str | None:
+    """One line: where ``spec``'s four files were looked for and how to provide them; None if found."""
+    paths, looked = find_idx_files(spec, request.dir)
+    if paths is not None:
+        return None
+    places = ", ".join(line.partition(" (")[0] for line in looked)
+    names = ", ".join(f.name + ".gz" for f in spec.files)
+    return (
+        f"{spec.title} is not on this machine (looked in {places}); put {names} in a folder DIR and "
+        f"pass --data-dir DIR or set {ENV_VAR}=DIR." + spec.extra_hint
+    )
+
+
 def _download(spec: IdxDatasetSpec, folder: Path, progress: bool) -> None:
     for f in spec.files:
         if _file_in(folder, f) is None:
@@ -360,14 +373,16 @@ def load_fashion_mnist(
     return load_idx_spec(FASHION_MNIST, data_dir, download, progress=progress)
 
 
-@register("mnist", yields="images")
+@register("mnist", yields="images", missing=lambda request: missing_idx_files(MNIST, request))
 def _mnist(request: DataRequest) -> Dataset:
     return load_mnist(request.dir, request.download, progress=request.progress).limited(
         request.max_train_pairs
     )
 
 
-@register("fashion-mnist", yields="images")
+@register(
+    "fashion-mnist", yields="images", missing=lambda request: missing_idx_files(FASHION_MNIST, request)
+)
 def _fashion_mnist(request: DataRequest) -> Dataset:
     return load_fashion_mnist(request.dir, request.download, progress=request.progress).limited(
         request.max_train_pairs

@@ -110,6 +110,15 @@ def data_fingerprint(name: str, request: DataRequest) -> str | None:
     return None if compute is None else compute(request)
 
 
+def missing_files(name: str, request: DataRequest) -> str | None:
+    """What data set ``name`` lacks on this machine for ``request``, in one line with how to get it,
+    found without reading or downloading anything; None when its files are here, or when it has no
+    files to look for (it is bundled, or read as it loads: a registered ``missing=`` function of the
+    request says it)."""
+    find = DATASETS.entry(dataset_key(name)).info.get("missing")
+    return None if find is None else find(request)
+
+
 def load(name: str, request: DataRequest | None = None) -> Any:
     """Data set ``name`` as ``request`` asks."""
     return DATASETS.get(dataset_key(name))(request or DataRequest())

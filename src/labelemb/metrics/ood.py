@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import numpy
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor
 
 from .softmax import softmax_parts
@@ -97,6 +96,9 @@ def fpr_at_tpr(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> float
 def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> dict[str, float]:
     """AUROC, AUPR-in, AUPR-out and the FPR at ``tpr`` of one score (higher = more ID), named
     ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``)."""
+    # Imported here: every config check reaches this module, and scikit-learn takes a second to load.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     in_array, out_array = _scores(in_scores, out_scores)
     scores = numpy.concatenate([in_array, out_array])
     in_distribution = numpy.concatenate([numpy.ones(len(in_array)), numpy.zeros(len(out_array))])

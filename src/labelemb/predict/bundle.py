@@ -114,6 +114,7 @@ def describe(trained: Trained) -> dict[str, Any]:
         "encoder": model_text_encoder(config.model.name, config.options("model")),
         "label_representation": TENSORS_FILE if trained.label_tensors else None,
         "conformal": None,
+        "inputs": trained.inputs or None,
     }
 
 
@@ -146,6 +147,7 @@ def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
         backbone=backbone or None,
         test_error=described.test_error,
         label_tensors=labels,
+        inputs=dict(described.inputs or {}),
     )
     _check_fits(trained, described)
     if described.conformal:

@@ -53,6 +53,9 @@ class BundleDescription(BaseModel):
     label_representation: str | None = Field(description=FILE)
     #: The dev split's conformal scores (:mod:`.sets`); absent in bundles written before them.
     conformal: str | None = Field(None, description=FILE)
+    #: The training images' range, mean and pixel scale (``start.json``'s ``inputs``); absent in
+    #: bundles written before them, and for texts.
+    inputs: dict[str, float] | None = Field(None, description="a mapping of names to numbers, or null")
     #: The folder of the text encoder's tokenizer where the run read one: a note (the config's
     #: ``encoder``, a name labelemb knows, decides what is loaded).
     encoder: str | None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +59,18 @@ def evaluate_run(
     data_dir: str | None = None,
     refresh: bool = False,
     device: str | torch.device = "cpu",
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The run at ``path`` judged on its selected weights (see the module docstring); its record,
     written to (or read from) the run's ``evaluation.json``.
 
     ``ood``: the out-of-distribution sets (None: those its config names); ``data_dir``: where its
     data files are, if not where the run found them; ``refresh``: compute anew even a record that
-    still fits. A :class:`PredictError` for a run that is not a finished classifier.
+    still fits; ``on_step``: called with the name of each part computed (``test split``, ``dev
+    split``, ``conformal sets``, ``OOD mnist``), for a progress display. A :class:`PredictError`
+    for a run that is not a finished classifier.
     """
+    step = on_step or (lambda name: None)
     folder = RunDir(path)
     if not folder.is_finished():
         raise PredictError(f"{folder.path} is not a finished run: evaluate it once it has finished")
@@ -90,15 +94,22 @@ def evaluate_run(
     if recorded is not None and reason is not None:
         logger.info("evaluating %s anew: %s", folder.path, reason)
     test_logits = scores.of_split(scores.test)
+    step("test split")
     dev_logits = None if scores.dev is None else scores.of_split(scores.dev)
+    step("dev split")
     record = {**stamp, "temperature": predictor.temperature, "test": {}, "ood": {}}
     record["test"] = _test_figures(scores, test_logits, dev_logits)
     if dev_logits is not None and "conformal_level" in record["test"]:
         # The dev scores `labelemb predict --sets` calibrates with.
         dev_labels, test_labels = scores.dev.labels, scores.test.labels
         write_calibration(folder, calibrate(trained, dev_logits, dev_labels, test_logits, test_labels))
+        step("conformal sets")
     for inputs in ood_inputs:
-        record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
+        try:
+            record["ood"][inputs.label] = _ood_record(scores, test_logits, inputs)
+        except ValueError as error:  # DataError, PredictError: inputs the network cannot read
+            raise PredictError(f"ood set {inputs.label!r} ({inputs.source}): {error}") from None
+        step(f"OOD {inputs.label}")
     folder.write_evaluation(record)
     return record
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..data.base import DataError
-from ..data.image_decode import decode_image
+from ..data.image_decode import PixelRangeError, decode_image
 from ..data.text.classes import TextClassSplit, encoder_ids, encoder_length, load_tokenizer, padded_ids
 from ..data.text.corpus import PAD, TOKENIZERS, Vocabulary
 from ..data.text.options import TextOptions
@@ -57,9 +57,72 @@ def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None
             raise PredictError(f"{name}: {item[:40]!r} is text, but this run reads images")
         try:
             decoded.append(decode_image(item, channels, (height, width), name))
+        except PixelRangeError as error:
+            raise PredictError(f"{name}: {error.problem}; {scale_advice(trained)}") from None
         except DataError as error:
             raise PredictError(f"{error} (this run reads images of {channels} channel(s))") from None
     return torch.from_numpy(np.stack(decoded)) if decoded else torch.zeros((0, channels, height, width))
+
+
+def training_scale(trained: Trained) -> str:
+    """How the run made its training images, from its record ("the run's training images were
+    stored as 0..16 and divided by 16 (...)"); empty for a run that recorded nothing."""
+    record = trained.inputs
+    if not {"low", "high", "mean", "pixel_scale"} <= set(record):
+        return ""
+    scale = record["pixel_scale"]
+    return (
+        f"the run's training images were stored as 0..{scale:g} and divided by {scale:g} (the network read "
+        f"{record['low']:.3g}..{record['high']:.3g}, mean {record['mean']:.3g})"
+    )
+
+
+def scale_advice(trained: Trained) -> str:
+    """What to do with images out of their type's range: make them as the run made its own."""
+    made = training_scale(trained)
+    if not made:
+        return "divide by the largest value your pixels can hold (255 for 8-bit images) or store uint8"
+    scale = trained.inputs["pixel_scale"]
+    if scale == 255:
+        return f"{made}: store uint8 0..255, or floats divided by 255"
+    return f"{made}: divide yours by {scale:g} (floats in [0, 1]), as it did"
+
+
+#: How far from the training images' a new batch's largest value or mean may lie (a factor) before
+#: predict warns: a scale of 16 against 255 is a factor of 16; natural variation stays well within.
+FAR = 3.0
+
+
+def range_note(low: float, high: float, mean: float, trained: Trained, source: str) -> str | None:
+    """One line when new inputs (as the network reads them) lie far from the training images'
+    range or mean, saying both and how the run made its own; None when they are near, or the run
+    recorded nothing."""
+    made = training_scale(trained)
+    if not made:
+        return None
+    record = trained.inputs
+
+    def far(new: float, old: float) -> bool:
+        return old > 0 and not (old / FAR <= new <= old * FAR)
+
+    if not (far(high, record["high"]) or far(mean, record["mean"])):
+        return None
+    return (
+        f"warning: {source}: the network reads these inputs as {low:.3g}..{high:.3g}, mean {mean:.3g}, "
+        f"far from what it trained on: {made}; scale yours as they were, or expect wrong predictions"
+    )
+
+
+def tokens_note(mean_tokens: float, trained: Trained, source: str) -> str | None:
+    """One line when new texts hold on average more than a factor :data:`FAR` more or fewer tokens
+    (as the run's tokenizer and cut make them) than its training texts; None when near, or unknown."""
+    trained_mean = trained.inputs.get("mean_tokens")
+    if not trained_mean or trained_mean / FAR <= mean_tokens <= trained_mean * FAR:
+        return None
+    return (
+        f"warning: {source}: these texts hold {mean_tokens:.3g} tokens on average as the run reads them, "
+        f"its training texts {trained_mean:.3g}: predictions on texts of another kind are not to be trusted"
+    )
 
 
 def _looks_like_a_file(text: str) -> bool:

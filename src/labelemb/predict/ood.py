@@ -93,7 +93,10 @@ def _files(entry: OodSetConfig, trained: Trained, request: DataRequest) -> tuple
             return read_lines(path), str(path)  # one text a line, whatever the file is called (.en)
         except DataError as error:
             raise PredictError(f"ood set {entry.label!r}: {error}") from None
-    return read_rows(path, trained).items, str(path)
+    try:
+        return read_rows(path, trained).items, str(path)
+    except (PredictError, DataError) as error:
+        raise PredictError(f"ood set {entry.label!r}: {error}") from None
 
 
 def _digest(inputs: Any, reads: str) -> str:

@@ -17,7 +17,7 @@ from ..data.text.classes import TextClassSplit
 from ..metrics.conformal import LEVEL
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
-from .inputs import image_batch, text_split
+from .inputs import image_batch, range_note, text_split, tokens_note
 from .network import Classifier
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
@@ -58,6 +58,10 @@ class Predictor:
         # Evaluation ran in bf16 where training did: so do its predictions.
         self.autocast = torch.bfloat16 if trained.config.train.precision == "bf16" else None
         self._calibration: Calibration | None = None
+        #: The images predicted so far, as the network reads them: lowest, highest, sum, count.
+        self.seen = (float("inf"), float("-inf"), 0.0, 0)
+        #: The texts predicted so far: their tokens in all, and how many.
+        self.tokens = (0.0, 0)
 
     def __repr__(self) -> str:
         return (
@@ -164,15 +168,43 @@ class Predictor:
             starts = range(0, len(texts), size)
             for start in self._shown(starts, len(texts), size):
                 part_names = None if names is None else names[start : start + size]
-                yield text_split(texts[start : start + size], self.trained, part_names)
+                part = text_split(texts[start : start + size], self.trained, part_names)
+                self.tokens = (
+                    self.tokens[0] + float(part.lengths.double().sum()),
+                    self.tokens[1] + len(part),
+                )
+                yield part
             return
         if isinstance(inputs, (Tensor, np.ndarray)) and inputs.ndim == 4:
-            yield from self._shown([image_batch(inputs, self.trained)], len(inputs))
+            yield from self._shown([self._measured(image_batch(inputs, self.trained))], len(inputs))
             return
         items = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
         for start in self._shown(range(0, len(items), self.batch_size), len(items), self.batch_size):
             part = items[start : start + self.batch_size]
-            yield image_batch(part, self.trained, None if names is None else names[start : start + len(part)])
+            part_names = None if names is None else names[start : start + len(part)]
+            yield self._measured(image_batch(part, self.trained, part_names))
+
+    def _measured(self, batch: Tensor) -> Tensor:
+        """``batch``, its range and sum added to :attr:`seen`."""
+        if len(batch):
+            values = as_float_images(batch)
+            low, high, total, count = self.seen
+            self.seen = (
+                min(low, float(values.min())),
+                max(high, float(values.max())),
+                total + float(values.double().sum()),
+                count + values.numel(),
+            )
+        return batch
+
+    def range_note(self, source: str) -> str | None:
+        """A warning line when the images predicted so far lie far from the training images' range
+        or mean, or the texts from their length (:func:`~labelemb.predict.inputs.range_note`,
+        :func:`~labelemb.predict.inputs.tokens_note`); None when near, or none was predicted."""
+        if self.tokens[1]:
+            return tokens_note(self.tokens[0] / self.tokens[1], self.trained, source)
+        low, high, total, count = self.seen
+        return range_note(low, high, total / count, self.trained, source) if count else None
 
     def _shown(self, parts: Sequence[Any], rows: int, per_part: int | None = None) -> Iterator[Any]:
         shown = draws_bar(self.progress) and rows > self.batch_size

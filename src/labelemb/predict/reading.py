@@ -38,6 +38,8 @@ class Rows:
     names: list[str]
     items: Any
     labels: list[str] | None = None
+    #: What a refusal calls each input where its name alone does not say the file (an array's row).
+    places: list[str] | None = None
 
 
 def read_rows(path: Path, trained: Trained) -> Rows:
@@ -186,6 +188,7 @@ def _arrays(path: Path, trained: Trained) -> Rows:
         raise PredictError(f"input {path}: arrays are images, but this run reads texts")
     inputs = held[key]
     rows = _nonempty(Rows("row", [str(i + 1) for i in range(len(inputs))], list(inputs)), path)
+    rows.places = [f"{path} [{key}], row {i + 1}" for i in range(len(inputs))]
     labels_key = "y" + key[1:]
     if labels_key in held:
         values = held[labels_key].reshape(-1).tolist()

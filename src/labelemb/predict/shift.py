@@ -16,19 +16,19 @@ cache (:mod:`.corrupted`); texts are read from the run's test file and perturbed
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..data.corruptions import perturb_texts
 from ..data.corruptions.suites import Condition, conditions
 from ..data.files.options import FilesOptions
 from ..metrics.calibration import measure_calibration
 from ..metrics.selective import aurc, correct_predictions, max_softmax
+from ..progress import Steps
 from ..rundir import RunDir
 from ..version import code_version
 from .corrupted import corrupted_images, test_texts
@@ -54,13 +54,16 @@ def shift_run(
     refresh: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The run at ``path`` under shift (see the module docstring); its record, written to (or read
     from) the run's ``shift.json``.
 
     ``corruptions``: entries as a config's ``shift:`` holds them (None: its config's, or
     :data:`DEFAULT_SHIFT`); ``data_dir``: where its data files are, if not where the run found
-    them; ``refresh``: compute anew even what still fits. A :class:`PredictError` for a run that
+    them; ``refresh``: compute anew even what still fits; ``on_step``: called with each condition
+    scored (its corrupted copy built first where the cache lacks it), else with ``progress`` a
+    display of its own (:class:`~labelemb.progress.Steps`). A :class:`PredictError` for a run that
     is not a finished classifier or has no saved weights.
     """
     folder = RunDir(path)
@@ -99,19 +102,28 @@ def shift_run(
     record = {**stamp, "temperature": temperature, "seed": SHIFT_SEED}
     record["clean"] = shift_figures(scores.of_split(scores.test), labels, temperature)
     shifted = _ShiftedInputs(scores, trained, run_request(trained, data_dir))
-    for condition in tqdm(missing, desc="shift", unit="condition", disable=not progress, leave=False):
-        logits, condition_labels = shifted.logits(condition)
-        figures = shift_figures(logits, condition_labels, temperature)
-        held[condition.key] = {
-            "corruption": condition.name,
-            "severity": condition.severity,
-            "definition": condition.corruption.definition(),
-            "seed": SHIFT_SEED,
-            **figures,
-        }
+    shown = progress and on_step is None  # a caller's own display counts the steps otherwise
+    with Steps(f"shift {folder.path}", len(missing), "condition", bar=shown, lines=shown) as steps:
+        for condition in missing:
+            held[condition.key] = _condition_record(condition, shifted, temperature)
+            (on_step or steps.step)(condition.key)
     record["conditions"] = held
     folder.write_shift(record)
     return record
+
+
+def _condition_record(
+    condition: Condition, shifted: _ShiftedInputs, temperature: float | None
+) -> dict[str, Any]:
+    """What ``shift.json`` holds of one condition: what it is, and the run's figures under it."""
+    logits, condition_labels = shifted.logits(condition)
+    return {
+        "corruption": condition.name,
+        "severity": condition.severity,
+        "definition": condition.corruption.definition(),
+        "seed": SHIFT_SEED,
+        **shift_figures(logits, condition_labels, temperature),
+    }
 
 
 def shift_figures(logits: Tensor, labels: Tensor, temperature: float | None) -> dict[str, float]:

@@ -78,6 +78,9 @@ class Trained:
     #: A bundle's conformal calibration (:mod:`.sets`), checked against its weights when read; a
     #: run folder's is read (or computed) when prediction sets are asked for.
     calibration: Calibration | None = None
+    #: What the run recorded of its training images (``start.json``'s ``inputs``: low, high and mean
+    #: as the network reads them, the pixel scale the data set divided by); empty where it did not.
+    inputs: dict[str, float] = field(default_factory=dict)
 
     @property
     def yields(self) -> str:
@@ -229,8 +232,10 @@ def _trained(
     names = summary.get("class_names") or (pair_vocabularies or (None, None))[1] or []
     temperature = record.get("temperature")
     no_temperature = "" if temperature is not None else _missing_temperature(records, record, config)
+    inputs = read_start(folder.path).get("inputs") or {}
     return Trained(
         origin=folder.path,
+        inputs=dict(inputs) if isinstance(inputs, dict) else {},
         config=config,
         class_names=list(names),
         weights=weights,

@@ -6,10 +6,11 @@ leaves the old file or the new one, never a torn one.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pickle
-import tempfile
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -68,23 +69,45 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+#: The temporary files of the writes under way, each named here before it exists, so that an
+#: interrupt (Ctrl-C) landing anywhere in a write, even between two of its lines, leaves none.
+_PENDING: set[Path] = set()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     ``os.replace`` is atomic on POSIX, so readers see the old file or the new one, never a mix.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    os.close(handle)
-    tmp = Path(tmp_name)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+    _PENDING.add(tmp)
     try:
+        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         write(tmp)
-        # mkstemp (and some writers) make owner-only files; outputs get the user's usual mode.
+        # Owner-only while written (as mkstemp makes it); outputs get the user's usual mode.
         os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        _PENDING.discard(tmp)  # not in a finally: an interrupt before the unlink leaves it pending
         raise
+    _PENDING.discard(tmp)
+
+
+def remove_interrupted_writes() -> list[Path]:
+    """Remove the temporary files of the writes an interrupt stopped (the command line calls it on
+    Ctrl-C, and every process at its exit); the paths removed."""
+    removed = []
+    for tmp in list(_PENDING):
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        _PENDING.discard(tmp)
+    return removed
+
+
+atexit.register(remove_interrupted_writes)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import Dataset
+from ..data.base import as_float_images
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
 from ..rundir import START_FILE
@@ -84,4 +85,30 @@ def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[s
         "config_folder": next(iter(request.search), None),
         "dir": None if given_dir is None else str(Path(given_dir).expanduser().resolve()),
     }
+    inputs = input_record(dataset)
+    if inputs is not None:
+        record["inputs"] = inputs
     return record
+
+
+#: How many training images an input record is measured on (the first ones): enough for a range.
+RANGE_SAMPLE = 2000
+
+
+def input_record(dataset: Dataset | TextDataset) -> dict[str, float] | None:
+    """The training images' range and mean as the network reads them (floats in [0, 1]) and the
+    largest stored pixel value the data set divided them by, or the training texts' mean number of
+    tokens: what ``labelemb predict`` measures new inputs against. None for a frozen backbone's
+    features and for token pairs."""
+    if getattr(dataset, "yields", None) == "texts" and not dataset.details.get("frozen"):
+        # What the network read of each text: its tokens, as the run's tokenizer and cut made them.
+        return {"mean_tokens": float(dataset.train.lengths.double().mean())}
+    if getattr(dataset, "yields", None) != "images" or dataset.details.get("frozen"):
+        return None
+    sample = as_float_images(dataset.train.inputs[:RANGE_SAMPLE])
+    return {
+        "low": float(sample.min()),
+        "high": float(sample.max()),
+        "mean": float(sample.mean()),
+        "pixel_scale": float(dataset.pixel_scale),
+    }

@@ -69,6 +69,19 @@ def find_cifar(
     return None, looked
 
 
+def missing_cifar(spec: CifarSpec, request: DataRequest) -> str | None:
+    """One line: where ``spec``'s files were looked for and how to provide them; None if found."""
+    hit, _ = find_cifar(spec, request.dir)
+    if hit is not None:
+        return None
+    places = ", ".join(str(root) for root, _ in _roots(spec, request.dir))
+    return (
+        f"{spec.title} is not on this machine (looked in {places}); put {spec.archive} (from "
+        "https://www.cs.toronto.edu/~kriz/cifar.html) in a folder DIR and pass --data-dir DIR or set "
+        f"{ENV_VAR}=DIR"
+    )
+
+
 def load_cifar_spec(
     spec: CifarSpec,
     data_dir: str | os.PathLike[str] | None = None,
@@ -124,14 +137,14 @@ def load_cifar100(
     return load_cifar_spec(CIFAR100, data_dir, download, progress=progress)
 
 
-@register("cifar10", yields="images")
+@register("cifar10", yields="images", missing=lambda request: missing_cifar(CIFAR10, request))
 def _cifar10(request: DataRequest) -> Dataset:
     return load_cifar10(request.dir, request.download, progress=request.progress).limited(
         request.max_train_pairs
     )
 
 
-@register("cifar100", yields="images")
+@register("cifar100", yields="images", missing=lambda request: missing_cifar(CIFAR100, request))
 def _cifar100(request: DataRequest) -> Dataset:
     return load_cifar100(request.dir, request.download, progress=request.progress).limited(
         request.max_train_pairs
