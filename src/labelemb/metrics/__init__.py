@@ -1,5 +1,6 @@
-"""Functions of a classifier's logits and labels: calibration and temperature scaling
-(:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`), selective
+"""Functions of a classifier's logits and labels: calibration, temperature scaling and
+richer post-hoc maps (:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`,
+:mod:`~labelemb.metrics.recalibration`), selective
 classification (:mod:`~labelemb.metrics.selective`), out-of-distribution detection
 (:mod:`~labelemb.metrics.ood`) and split-conformal prediction sets
 (:mod:`~labelemb.metrics.conformal`).
@@ -28,6 +29,7 @@ from .conformal import (
     prediction_sets,
 )
 from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
+from .recalibration import MAPS, cross_fitted_ece, fit_map, recalibration_figures
 from .selective import (
     augrc,
     aurc,
@@ -46,6 +48,7 @@ from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit
 __all__ = [
     "BINS",
     "FIGURES",
+    "MAPS",
     "SCORES",
     "TEMPERATURE_RANGE",
     "Calibration",
@@ -60,8 +63,10 @@ __all__ = [
     "conformal_threshold",
     "coverage_and_size",
     "coverage_at_risk",
+    "cross_fitted_ece",
     "detection_figures",
     "fit_and_measure",
+    "fit_map",
     "fit_temperature",
     "fpr_at_tpr",
     "max_softmax",
@@ -70,6 +75,7 @@ __all__ = [
     "ood_figures",
     "pnorm_confidence",
     "prediction_sets",
+    "recalibration_figures",
     "pooled_bins",
     "risk_at_coverage",
     "risk_at_coverages",
