@@ -19,6 +19,7 @@ from labelemb.config import OodSetConfig
 from labelemb.data import load as load_data
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
+from labelemb.metrics.recalibration import recalibration_figures
 from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve, selective_figures
 from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
@@ -71,6 +72,9 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
         )
     )
     want.update(msp_risk_curve(test_logits, data.test.labels))  # the curve the report draws
+    # each post-hoc map fit on dev, judged on test
+    want.update(recalibration_figures(dev_logits, data.dev.labels, test_logits, data.test.labels))
+    assert {"recal_dirichlet_ece", "recal_isotonic_brier", "recal_binning_error"} <= set(want)
     assert set(record["test"]) == set(want) and "conformal_aps_set_size" in want
     assert len(record["test"][RISK_CURVE]) == 101
     for key, value in want.items():
@@ -97,6 +101,29 @@ def test_a_record_that_fits_is_read_and_one_that_does_not_is_computed_anew(small
         again = evaluate_run(run_dir)
     assert again["labelemb"] == "0.0.0+elsewhere" and "computed with another labelemb" in caplog.text
     assert again["test"] == first["test"]
+
+
+def test_a_map_the_dev_split_cannot_fit_is_left_out_with_one_line(small_config, monkeypatch, caplog):
+    run_dir, _ = train_digits_run(small_config)
+    monkeypatch.setattr("labelemb.metrics.recalibration.BINS", 10**6)  # more bins than dev examples
+    monkeypatch.setattr("labelemb.predict.evaluation.EVALUATION_FORMAT", 99)  # not the record of before
+    with caplog.at_level(logging.WARNING, logger="labelemb.predict.evaluation"):
+        record = evaluate_run(run_dir)
+    assert "recal_binning_ece" not in record["test"] and "recal_isotonic_ece" in record["test"]
+    lines = [r.getMessage() for r in caplog.records if "recalibration" in r.getMessage()]
+    assert lines == [
+        f"no binning recalibration: binning cannot be fit on {len(load_data('digits').dev)} dev examples: "
+        "it needs at least 1000000, one a bin; use a larger dev split"
+    ]
+
+
+def test_an_old_record_is_computed_anew_with_the_maps(small_config):
+    run_dir, _ = train_digits_run(small_config)
+    record = evaluate_run(run_dir)
+    before = {key: value for key, value in record["test"].items() if not key.startswith("recal_")}
+    old = {**record, "format": 1, "test": before}
+    (run_dir / EVALUATION_FILE).write_text(json.dumps(old))  # as labelemb evaluate found it before
+    assert evaluate_run(run_dir)["test"] == record["test"]
 
 
 def test_an_ood_set_that_does_not_fit_is_refused_in_one_line(small_config, tmp_path, mnist_dir):
