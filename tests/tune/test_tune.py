@@ -570,7 +570,8 @@ def test_objective_ece_after_a_map_judges_each_trial_by_its_cross_fitted_dev_ece
         assert summary["selected_dev_ece_isotonic"] == pytest.approx(want, abs=1e-6)
         assert summary["selected_dev_ece_vector"] is None  # only the map the objective names
     # The fresh runs of the default and best settings record none: their maps are fit once, at the end.
-    fresh = json.loads(next((tmp_path / "demo" / "tuned").glob("*/label_smoothing/seed1/summary.json")).read_text())
+    fresh_run = next((tmp_path / "demo" / "tuned").glob("*/label_smoothing/seed1"))
+    fresh = json.loads((fresh_run / "summary.json").read_text())
     assert fresh["selected_dev_ece_isotonic"] is None
     assert "best dev ece isotonic" in capsys.readouterr().out
 
