@@ -20,6 +20,7 @@ from labelemb.data import load as load_data
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
 from labelemb.metrics.recalibration import recalibration_figures
+from labelemb.metrics.scod import SCOD_CURVE, scod_figures, scod_risk_curve
 from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve, selective_figures
 from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
@@ -80,8 +81,14 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
     for key, value in want.items():
         assert record["test"][key] == pytest.approx(value, abs=1e-12), key
     patches = load_data("patches").test.inputs
-    want_ood = ood_figures(test_logits, predictor.logits(patches))
+    out_logits = predictor.logits(patches)
+    want_ood = ood_figures(test_logits, out_logits)
+    # SCOD: the test split and the patches ranked together, an accepted patch counting as an error
+    want_ood.update(scod_figures(test_logits, data.test.labels, out_logits))
+    assert {"scod_msp_aurc", "scod_energy_augrc"} <= set(want_ood)
     assert record["ood"]["patches"]["figures"] == pytest.approx(want_ood, abs=1e-12)
+    want_curve = scod_risk_curve(test_logits, data.test.labels, out_logits)[SCOD_CURVE]
+    assert record["ood"]["patches"][SCOD_CURVE] == pytest.approx(want_curve, abs=1e-12)
     assert record["ood"]["patches"]["examples"] == 300
     assert json.loads((run_dir / EVALUATION_FILE).read_text()) == record
 

@@ -15,7 +15,9 @@ out-of-distribution sets its config names (``ood:``), and records in the run's `
   (THR, APS, RAPS); the dev scores themselves go to the run's ``conformal.safetensors``, the
   calibration of ``labelemb predict --sets`` (:mod:`.sets`);
 - out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
-  FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores.
+  FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores; and selective classification
+  of the test split and the set together, an accepted OOD input counting as an error (SCOD,
+  :mod:`labelemb.metrics.scod`): AURC and AUGRC of each score, the MSP's risk-coverage curve.
 
 The record says what it was computed from (the code, the selected check, digests of its weights and
 of the dev and test data, each OOD set's source and a digest of its content); a record that still
@@ -39,6 +41,7 @@ from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
+from ..metrics.scod import scod_figures, scod_risk_curve
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
 from ..version import code_version
@@ -253,9 +256,11 @@ def mapped_figures(
 
 def _ood_record(scores: RunScores, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
     out_logits = scores.of_inputs(inputs.items)
+    labels = scores.test.labels
     return {
         "source": inputs.source,
         "examples": inputs.count,
         "digest": inputs.digest,
-        "figures": ood_figures(test_logits, out_logits),
+        "figures": {**ood_figures(test_logits, out_logits), **scod_figures(test_logits, labels, out_logits)},
+        **scod_risk_curve(test_logits, labels, out_logits),
     }
