@@ -1,8 +1,8 @@
 """Functions of a classifier's logits and labels: calibration, temperature scaling and
 richer post-hoc maps (:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`,
-:mod:`~labelemb.metrics.recalibration`), selective
-classification (:mod:`~labelemb.metrics.selective`), out-of-distribution detection
-(:mod:`~labelemb.metrics.ood`) and split-conformal prediction sets
+:mod:`~labelemb.metrics.recalibration`), selective classification
+(:mod:`~labelemb.metrics.selective`), out-of-distribution detection (:mod:`~labelemb.metrics.ood`),
+both together (:mod:`~labelemb.metrics.scod`) and split-conformal prediction sets
 (:mod:`~labelemb.metrics.conformal`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
@@ -30,6 +30,7 @@ from .conformal import (
 )
 from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
 from .recalibration import MAPS, cross_fitted_ece, fit_map, recalibration_figures
+from .scod import scod_figures, scod_risk_curve
 from .selective import (
     augrc,
     aurc,
@@ -80,5 +81,7 @@ __all__ = [
     "risk_at_coverage",
     "risk_at_coverages",
     "risk_coverage_curve",
+    "scod_figures",
+    "scod_risk_curve",
     "selective_figures",
 ]
