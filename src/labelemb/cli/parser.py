@@ -217,10 +217,8 @@ def _add_tune(commands: typing.Any) -> None:
         choices=OBJECTIVES,
         default="metric",
         help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
-        "nll, the dev NLL; ece, the dev ECE after temperature scaling; ece_vector, ece_dirichlet, "
-        "ece_binning, ece_isotonic, the dev ECE after that post-hoc map (fit on one half of dev, "
-        "judged on the other, both ways); aurc, the dev AURC of the max-softmax confidence "
-        "(classification)",
+        "nll, the dev NLL; ece, the dev ECE after temperature scaling; ece_<map>, after that post-hoc "
+        "map (cross-fitted on dev); aurc, the dev AURC of the max-softmax confidence (classification)",
     )
     tune.add_argument(
         "--prune",
