@@ -17,7 +17,7 @@ from labelemb.cli import main
 from labelemb.tracking import TrackerWarning
 from labelemb.train import ConfigError, build_config, train
 
-TRACKERS = ("tensorboard", "mlflow", "trackio")
+TRACKERS = ("tensorboard", "mlflow", "trackio", "wandb")
 
 
 class Interrupted(Exception):
@@ -448,7 +448,7 @@ def test_train_log_to_on_the_cli_sets_train_log_to(tmp_path):
 
 
 def test_an_unknown_tracker_is_a_config_error(tmp_path, capsys):
-    code = main(["train", "--log-to", "wandb", "--output-dir", str(tmp_path), "train.epochs=1"])
+    code = main(["train", "--log-to", "neptune", "--output-dir", str(tmp_path), "train.epochs=1"])
     assert code == 2
     err = capsys.readouterr().err
     assert "train.log_to" in err and "tensorboard" in err

@@ -50,7 +50,7 @@ def _add_tracker_option(parser: argparse.ArgumentParser) -> None:
         "--log-to",
         type=parse_names,
         metavar="TRACKERS",
-        help="also log every run to these experiment trackers: tensorboard,mlflow,trackio (each an "
+        help="also log every run to these experiment trackers: tensorboard,mlflow,trackio,wandb (each an "
         'extra: pip install "labelemb[tensorboard]"); sets train.log_to',
     )
 
