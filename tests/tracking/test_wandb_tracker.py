@@ -142,3 +142,21 @@ def test_the_evaluation_of_a_run_goes_to_its_own_wandb_run(tmp_path, offline):
     ]
     scod = evaluation["ood"]["patches"]["figures"]["scod_msp_aurc"]
     assert read["eval/ood/patches/scod_msp_aurc"][0][1] == pytest.approx(scod, rel=1e-9)
+
+
+def test_a_comparison_s_table_goes_to_a_wandb_run_of_its_own(tmp_path, offline):
+    from labelemb.tracking import WandbTracker
+
+    experiment = tmp_path / "runs" / "trk-wandb"
+    experiment.mkdir(parents=True)
+    (experiment / "comparison.md").write_text("| method | error % |\n| --- | ---: |\n| onehot | 9.50 |\n")
+    (experiment / "comparison.csv").write_text("method,selected_mean\nonehot,9.5\n")
+    WandbTracker.log_table(tiny(tmp_path), experiment, "comparison")
+    run_id = json.loads((experiment / "trackers.json").read_text())["wandb-comparison"]["id"]
+    records = read_wandb(offline, run_id)
+    runs = [r["run"] for r in records if r["type"] == "run"]  # started, then its notes set
+    assert {r["run_id"] for r in runs} == {run_id} and runs[0]["display_name"] == "comparison"
+    assert runs[0]["project"] == "trk-wandb"
+    assert "| onehot | 9.50 |" in json.dumps(records)  # the table, as the run's notes
+    artifacts = [r for r in records if r["type"] == "artifact"]
+    assert artifacts and "comparison.csv" in json.dumps(artifacts)
