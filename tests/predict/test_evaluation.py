@@ -164,7 +164,9 @@ def test_a_text_run_reads_its_ood_texts_one_a_line(tmp_path):
     texts = ["we flew to the moon and back", "the orchestra played all night"]
     predictor = load(run_dir)
     test_logits = predictor.logits(_test_texts(tmp_path))
-    assert held["figures"] == pytest.approx(ood_figures(test_logits, predictor.logits(texts)), abs=1e-12)
+    detection = {key: value for key, value in held["figures"].items() if key.startswith("ood_")}
+    assert detection == pytest.approx(ood_figures(test_logits, predictor.logits(texts)), abs=1e-12)
+    assert {"scod_msp_aurc", "scod_entropy_augrc"} <= set(held["figures"])  # SCOD, for texts too
     assert predictor.logits(texts).shape == (2, len(WORDS))
 
 
@@ -270,7 +272,8 @@ def test_a_frozen_backbones_run_is_scored_on_its_cached_features_as_through_the_
     predictor = load(config.run_dir())
     data = load_data("digits")
     test_logits = predictor.logits(data.test)
-    want = ood_figures(test_logits, predictor.logits(load_data("patches").test.inputs))
+    out_logits = predictor.logits(load_data("patches").test.inputs)
+    want = {**ood_figures(test_logits, out_logits), **scod_figures(test_logits, data.test.labels, out_logits)}
     assert record["ood"]["patches"]["figures"] == pytest.approx(want, abs=1e-6)
     assert record["test"]["selective_msp_aurc"] == pytest.approx(
         selective_figures(test_logits, data.test.labels)["selective_msp_aurc"], abs=1e-6
