@@ -13,10 +13,11 @@ others (test), each turning a row of logits z (m classes) into probabilities q.
   non-decreasing function of it fit to [y = k] by least squares (scikit-learn's
   ``IsotonicRegression``), then the row renormalised.
 
-Both scaling maps minimise the mean NLL on dev plus a penalty (:func:`affine_penalty`) that keeps
-the minimum unique and finite where plain NLL has none (a dev split predicted all right, a class
-absent from it). A one-vs-rest row that maps to all zeros becomes uniform, and every one-vs-rest
-probability is floored at :data:`PROBABILITY_FLOOR` (an exact 0 would make the NLL infinite).
+Both scaling maps minimise the mean NLL on dev (by Newton's method: :func:`fit_scaling`) plus a
+penalty (:func:`affine_penalty`) that keeps the minimum unique and finite where plain NLL has none
+(a dev split predicted all right, a class absent from it). A one-vs-rest row that maps to all zeros
+becomes uniform, and every one-vs-rest probability is floored at :data:`PROBABILITY_FLOOR` (an
+exact 0 would make the NLL infinite).
 :func:`recalibration_figures` fits each map on dev and judges the test probabilities as
 :func:`~labelemb.metrics.measure_calibration` judges logits; :func:`cross_fitted_ece` judges a map
 on the dev split alone, fit on one half and measured on the other.
@@ -94,38 +95,95 @@ def _scaled(inputs: Tensor, weights: Tensor, bias: Tensor) -> Tensor:
     return (inputs * weights if weights.ndim == 1 else inputs @ weights.T) + bias
 
 
+def _class_features(inputs: Tensor, matrix: bool) -> Tensor:
+    """U (N, m, f) with z_ik = sum_a theta_ka U_ika: for a matrix every class reads [x_i, 1]
+    (theta_k = [W_k, b_k]); for a vector class k reads [x_ik, 1] (theta_k = [w_k, b_k])."""
+    count, classes = inputs.shape
+    ones = torch.ones(count, classes, 1, dtype=inputs.dtype)
+    if matrix:
+        return torch.cat([inputs[:, None, :].expand(count, classes, classes), ones], dim=-1)
+    return torch.cat([inputs[:, :, None], ones], dim=-1)
+
+
+def _penalty_of(theta: Tensor, matrix: bool, odir: tuple[float, float]) -> Tensor:
+    """:func:`affine_penalty` of theta (m, f): the weights its first columns, the bias its last."""
+    weights = theta[:, :-1] if matrix else theta[:, 0]
+    return affine_penalty(weights, theta[:, -1], odir)
+
+
 def fit_scaling(
     inputs: Tensor, labels: Tensor, matrix: bool, odir: tuple[float, float] = ODIR
 ) -> tuple[Tensor, Tensor]:
     """The weights (a vector, or with ``matrix`` a matrix) and intercepts minimising
     mean NLL(softmax(W x + b), y) + :func:`affine_penalty` over the rows x of ``inputs``: a convex
-    problem, solved from the identity map by L-BFGS in float64."""
-    classes = inputs.shape[-1]
-    start = torch.eye(classes, dtype=torch.float64) if matrix else torch.ones(classes, dtype=torch.float64)
-    weights = start.clone().requires_grad_(True)
-    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS(
-        [weights, bias], lr=1.0, max_iter=1000, tolerance_grad=1e-8, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
-    )  # fmt: skip
+    problem (a multinomial logistic regression), solved from the identity map by Newton's method
+    with the Hessian in closed form and a backtracking line search, in float64. Where p_i is the
+    softmax of row i and U_ik its class-k features (:func:`_class_features`):
 
-    def loss() -> Tensor:
-        optimiser.zero_grad()
-        value = torch.nn.functional.cross_entropy(_scaled(inputs, weights, bias), labels)
-        value = value + affine_penalty(weights, bias, odir)
-        value.backward()
-        return value
+        g = (1 / N) sum_i sum_k (p_ik - [y_i = k]) U_ik
+        H = (1 / N) sum_i [blockdiag_k(p_ik U_ik U_ik^T) - q_i q_i^T],   q_i = (p_ik U_ik)_k
 
-    with torch.enable_grad(), one_thread():
-        optimiser.step(loss)
-    return weights.detach(), bias.detach()
+    plus the penalty's gradient and (diagonal) Hessian. A dozen steps, each a few passes."""
+    count, classes = inputs.shape
+    features = _class_features(inputs, matrix)
+    width = features.shape[-1]
+    onehot = torch.nn.functional.one_hot(labels, classes).double()
+    theta = torch.zeros(classes, width, dtype=torch.float64)
+    theta[:, :-1] = torch.eye(classes, dtype=torch.float64) if matrix else 1.0
+
+    def objective(candidate: Tensor) -> tuple[Tensor, Tensor]:
+        logq = torch.einsum("ika,ka->ik", features, candidate).log_softmax(-1)
+        return -(logq * onehot).sum() / count + _penalty_of(candidate, matrix, odir), logq
+
+    with one_thread():
+        value, logq = objective(theta)
+        for _ in range(100):
+            gradient, hessian = _newton_terms(theta, features, logq.exp(), onehot, matrix, odir)
+            if float(gradient.abs().max()) < 1e-11:
+                break
+            step = torch.linalg.solve(hessian, -gradient.reshape(-1)).reshape(theta.shape)
+            rate, slope = 1.0, float((gradient * step).sum())
+            while rate > 1e-10:
+                candidate = theta + rate * step
+                new_value, new_logq = objective(candidate)
+                if float(new_value) <= float(value) + 1e-4 * rate * slope:
+                    break
+                rate /= 2.0
+            else:
+                break  # no descent left in rounding: at the minimum
+            theta, value, logq = candidate, new_value, new_logq
+    weights = theta[:, :-1] if matrix else theta[:, 0]
+    return weights.contiguous(), theta[:, -1].contiguous()
+
+
+def _newton_terms(
+    theta: Tensor,
+    features: Tensor,
+    probabilities: Tensor,
+    onehot: Tensor,
+    matrix: bool,
+    odir: tuple[float, float],
+) -> tuple[Tensor, Tensor]:
+    """The objective's gradient (m, f) and Hessian (m f, m f) at ``theta`` (see :func:`fit_scaling`)."""
+    count, classes, width = features.shape
+    gradient = torch.einsum("ik,ika->ka", probabilities - onehot, features) / count
+    weighted = probabilities[:, :, None] * features  # q_i
+    blocks = torch.einsum("ika,ikc->kac", weighted, features) / count
+    flat = weighted.reshape(count, classes * width)
+    hessian = torch.block_diag(*blocks) - flat.T @ flat / count
+    with torch.enable_grad():
+        leaf = theta.clone().requires_grad_(True)
+        (penalty_gradient,) = torch.autograd.grad(_penalty_of(leaf, matrix, odir), leaf, create_graph=True)
+        # The penalty is a sum of squares of single entries: its Hessian is diagonal.
+        (curvature,) = torch.autograd.grad(penalty_gradient.sum(), leaf)
+    hessian = hessian + torch.diag(curvature.reshape(-1))
+    return gradient + penalty_gradient.detach(), hessian
 
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """torch on one thread for a while: the fit's products are of m columns, and threads that wait
-    on each other at every one of a few hundred small steps cost it ten times over on a busy
-    machine."""
+    on each other at every small step cost it several times over on a busy machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
