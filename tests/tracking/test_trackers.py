@@ -332,7 +332,7 @@ from labelemb.train import build_config, train
 config = build_config({{"output_dir": {str(tmp_path / "runs")!r}, "data": {{"name": "digits"}},
     "model": {{"name": "mlp", "hidden": [32]}}, "train": {{"epochs": 1, "progress": False}}}})
 train(config)
-print(sorted(m for m in ("mlflow", "trackio", "tensorboard", "tensorboardX") if m in sys.modules))
+print(sorted(m for m in ("mlflow", "trackio", "tensorboard", "tensorboardX", "wandb") if m in sys.modules))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
