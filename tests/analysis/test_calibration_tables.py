@@ -301,3 +301,51 @@ def test_the_demo_table_shows_the_ece_raw_and_scaled_within_100_columns(tmp_path
     row = table_cells(printed.split("Knowing when it is wrong")[0])["label_embedding"]
     raw, scaled = (float(v) for v in row[-1].split(" -> "))
     assert 0 <= raw <= 100 and 0 <= scaled <= 100
+
+
+# ------------------------------------------------------------------ post-hoc maps past temperature
+
+
+def write_mapped(run_dir: Path, ece: dict[str, float]) -> None:
+    """An evaluation.json holding each map's figures: ECE as given, the others fixed by hand."""
+    test = {}
+    for name, value in ece.items():
+        test.update({f"recal_{name}_ece": value, f"recal_{name}_classwise_ece": value / 10})
+        test.update({f"recal_{name}_nll": 0.25, f"recal_{name}_brier": 0.125})
+    (run_dir / "evaluation.json").write_text(json.dumps({"format": 2, "test": test, "ood": {}}))
+
+
+def test_each_map_gets_a_column_group_and_a_line_on_whether_it_reorders_the_methods(scaled_runs):
+    # After temperature scaling label_embedding leads (ECE 1.0 < 1.5); after Dirichlet onehot does
+    # (mean 1.0 < 2.0).
+    write_mapped(scaled_runs / "onehot" / "seed0", {"dirichlet": 0.5, "isotonic": 4.0})
+    write_mapped(scaled_runs / "onehot" / "seed1", {"dirichlet": 1.5, "isotonic": 6.0})
+    for seed in (0, 1):
+        write_mapped(scaled_runs / "label_embedding" / f"seed{seed}", {"dirichlet": 2.0})
+    rows = comparison_rows(load_runs(scaled_runs))
+    table = calibration_table(rows)
+    cells = table_cells(table.markdown)
+    group = ["ECE % Dirichlet", "cw-ECE % Dirichlet", "NLL Dirichlet", "Brier Dirichlet"]
+    isotonic = ["ECE % isotonic", "cw-ECE % isotonic", "NLL isotonic", "Brier isotonic"]
+    assert cells["method"] == HEAD + group + isotonic  # vector and binning: no run has them
+    assert cells["onehot"][len(HEAD) :] == [
+        "1.00 ± 0.71",  # {0.5, 1.5}
+        "0.10 ± 0.07",
+        "0.250 ± 0.000",
+        "0.125 ± 0.000",
+        "5.00 ± 1.41",  # isotonic {4, 6}
+        "0.50 ± 0.14",
+        "0.250 ± 0.000",
+        "0.125 ± 0.000",
+    ]
+    assert cells["label_embedding"][len(HEAD) + 4 :] == ["-"] * 4  # evaluated without isotonic
+    assert cells["old"] == ["-"] * (len(HEAD) + 8)  # an old run folder, no evaluation.json
+    assert "Dirichlet calibration (a matrix on the log-probabilities" in table.legend
+    assert table.verdict.splitlines()[-1] == (
+        "Ranked by ECE (lowest first), Dirichlet reorders the methods against temperature scaling "
+        "(label_embedding 1 -> 2, onehot 2 -> 1): onehot < label_embedding; best after Dirichlet: onehot."
+    )
+    assert table.verdict.startswith(scaling_reorders(rows))
+    read = {r["method"]: r for r in csv.DictReader(io.StringIO(format_csv(rows)))}
+    assert float(read["onehot"]["ece_dirichlet_mean"]) == pytest.approx(1.0)
+    assert read["old"]["ece_vector_mean"] == ""

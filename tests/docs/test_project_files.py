@@ -87,3 +87,18 @@ def test_the_site_includes_the_guide_and_the_changelog():
     for page, included in (("contributing.md", "CONTRIBUTING.md"), ("changelog.md", "CHANGELOG.md")):
         assert f'--8<-- "{included}"' in (DOCS / page).read_text(encoding="utf-8").splitlines()
         assert (ROOT / included).is_file()
+
+
+def test_the_readme_the_getting_started_page_and_ci_install_every_extra_alike():
+    """The contributor's command (README, Getting started) and .ci/run install the same extras:
+    every one pyproject.toml declares (a new tracker's extra included)."""
+    pattern = re.compile(r'pip install (?:--quiet )?-e "\.\[([a-z0-9,-]+)\]"')
+    found = {}
+    for path in (ROOT / "README.md", DOCS / "getting-started.md", ROOT / ".ci" / "run"):
+        lists = [found for found in pattern.findall(path.read_text(encoding="utf-8")) if "," in found]
+        assert len(lists) == 1, (path, lists)  # the one that installs them all
+        found[path.name] = lists[0]
+    assert len(set(found.values())) == 1, found
+    extras = set(pyproject()["project"]["optional-dependencies"])
+    assert set(next(iter(found.values())).split(",")) == extras
+    assert "wandb" in extras

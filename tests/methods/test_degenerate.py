@@ -40,6 +40,7 @@ METHODS = [
     ("flsd53", {}),
     ("mbls", {"margin": 1.0, "alpha": 0.5}),
     ("logitnorm", {"tau": 0.5}),
+    ("elogitnorm", {}),
     ("label_relaxation", {"alpha": 0.3}),
     ("zipf_ls", {"weight": 1.0, "power": 1.5}),
     ("lspp", {"alpha": 0.3}),

@@ -118,6 +118,11 @@ def test_degenerate_cases():
         (lambda: detection_figures(torch.tensor([math.nan]), torch.tensor([1.0])), "nan"),
         (lambda: fpr_at_tpr(torch.tensor([1.0]), torch.tensor([1.0]), 0.0), r"in \(0, 1\], got 0.0"),
         (lambda: ood_figures(torch.zeros(2, 3), torch.zeros(2, 4)), "4 classes for a model of 3"),
+        (lambda: energy_score(torch.zeros(2, 3), 0.0), "temperature must be a positive number, got 0.0"),
+        (
+            lambda: ood_figures(torch.zeros(2, 3), torch.zeros(2, 3), energy_temperature=math.inf),
+            "energy temperature must be a positive number, got inf",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(call, message):
@@ -157,3 +162,26 @@ def test_ood_figures_name_every_score_and_figure_and_rank_confident_inputs_as_in
         assert figures[f"ood_{score}_auroc"] > 0.95 and figures[f"ood_{score}_fpr95"] < 0.2, score
     outside[3, 0] = math.nan
     assert ood_figures(inside, outside) == {}
+
+
+def test_energy_at_a_temperature_is_t_logsumexp_of_z_over_t_written_out():
+    logits = 3 * torch.randn(30, 5, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    for temperature in (0.5, 1.0, 4.0):
+        for row, energy in zip(logits.tolist(), energy_score(logits, temperature).tolist()):
+            top = max(row) / temperature
+            want = temperature * (top + math.log(sum(math.exp(z / temperature - top) for z in row)))
+            assert energy == pytest.approx(want, rel=1e-12)
+    # Liu et al.'s limits: the maximum logit as T falls, T log m plus the mean logit as T rises.
+    assert torch.allclose(energy_score(logits, 1e-4), logits.max(-1).values, atol=1e-3)
+    far = energy_score(logits, 1e6) - 1e6 * math.log(5)
+    assert torch.allclose(far, logits.mean(-1), atol=1e-4)
+
+
+def test_ood_figures_judge_the_energy_at_the_temperature_given():
+    generator = torch.Generator().manual_seed(9)
+    inside, outside = 2 * torch.randn(60, 4, generator=generator), torch.randn(40, 4, generator=generator)
+    cooled = ood_figures(inside, outside, energy_temperature=0.25)
+    alone = detection_figures(energy_score(inside, 0.25), energy_score(outside, 0.25))
+    assert {key: cooled[f"ood_energy_{key}"] for key in alone} == alone
+    assert cooled["ood_energy_auroc"] != ood_figures(inside, outside)["ood_energy_auroc"]
+    assert cooled["ood_msp_auroc"] == ood_figures(inside, outside)["ood_msp_auroc"]

@@ -21,6 +21,8 @@ from labelemb.config import OodSetConfig
 from labelemb.data import load as load_data
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
+from labelemb.metrics.recalibration import recalibration_figures
+from labelemb.metrics.scod import SCOD_CURVE, scod_figures, scod_risk_curve
 from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve, selective_figures
 from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
@@ -73,13 +75,22 @@ def test_the_figures_are_those_of_the_selected_weights_logits(small_config):
         )
     )
     want.update(msp_risk_curve(test_logits, data.test.labels))  # the curve the report draws
+    # each post-hoc map fit on dev, judged on test
+    want.update(recalibration_figures(dev_logits, data.dev.labels, test_logits, data.test.labels))
+    assert {"recal_dirichlet_ece", "recal_isotonic_brier", "recal_binning_error"} <= set(want)
     assert set(record["test"]) == set(want) and "conformal_aps_set_size" in want
     assert len(record["test"][RISK_CURVE]) == 101
     for key, value in want.items():
         assert record["test"][key] == pytest.approx(value, abs=1e-12), key
     patches = load_data("patches").test.inputs
-    want_ood = ood_figures(test_logits, predictor.logits(patches))
+    out_logits = predictor.logits(patches)
+    want_ood = ood_figures(test_logits, out_logits)
+    # SCOD: the test split and the patches ranked together, an accepted patch counting as an error
+    want_ood.update(scod_figures(test_logits, data.test.labels, out_logits))
+    assert {"scod_msp_aurc", "scod_energy_augrc"} <= set(want_ood)
     assert record["ood"]["patches"]["figures"] == pytest.approx(want_ood, abs=1e-12)
+    want_curve = scod_risk_curve(test_logits, data.test.labels, out_logits)[SCOD_CURVE]
+    assert record["ood"]["patches"][SCOD_CURVE] == pytest.approx(want_curve, abs=1e-12)
     assert record["ood"]["patches"]["examples"] == 300
     assert json.loads((run_dir / EVALUATION_FILE).read_text()) == record
 
@@ -99,6 +110,29 @@ def test_a_record_that_fits_is_read_and_one_that_does_not_is_computed_anew(small
         again = evaluate_run(run_dir)
     assert again["labelemb"] == "0.0.0+elsewhere" and "computed with another labelemb" in caplog.text
     assert again["test"] == first["test"]
+
+
+def test_a_map_the_dev_split_cannot_fit_is_left_out_with_one_line(small_config, monkeypatch, caplog):
+    run_dir, _ = train_digits_run(small_config)
+    monkeypatch.setattr("labelemb.metrics.recalibration.BINS", 10**6)  # more bins than dev examples
+    monkeypatch.setattr("labelemb.predict.evaluation.EVALUATION_FORMAT", 99)  # not the record of before
+    with caplog.at_level(logging.WARNING, logger="labelemb.predict.evaluation"):
+        record = evaluate_run(run_dir)
+    assert "recal_binning_ece" not in record["test"] and "recal_isotonic_ece" in record["test"]
+    lines = [r.getMessage() for r in caplog.records if "recalibration" in r.getMessage()]
+    assert lines == [
+        f"no binning recalibration: binning cannot be fit on {len(load_data('digits').dev)} dev examples: "
+        "it needs at least 1000000, one a bin; use a larger dev split"
+    ]
+
+
+def test_an_old_record_is_computed_anew_with_the_maps(small_config):
+    run_dir, _ = train_digits_run(small_config)
+    record = evaluate_run(run_dir)
+    before = {key: value for key, value in record["test"].items() if not key.startswith("recal_")}
+    old = {**record, "format": 1, "test": before}
+    (run_dir / EVALUATION_FILE).write_text(json.dumps(old))  # as labelemb evaluate found it before
+    assert evaluate_run(run_dir)["test"] == record["test"]
 
 
 def test_an_ood_set_that_does_not_fit_is_refused_in_one_line(small_config, tmp_path, mnist_dir):
@@ -132,7 +166,9 @@ def test_a_text_run_reads_its_ood_texts_one_a_line(tmp_path):
     texts = ["we flew to the moon and back", "the orchestra played all night"]
     predictor = load(run_dir)
     test_logits = predictor.logits(_test_texts(tmp_path))
-    assert held["figures"] == pytest.approx(ood_figures(test_logits, predictor.logits(texts)), abs=1e-12)
+    detection = {key: value for key, value in held["figures"].items() if key.startswith("ood_")}
+    assert detection == pytest.approx(ood_figures(test_logits, predictor.logits(texts)), abs=1e-12)
+    assert {"scod_msp_aurc", "scod_entropy_augrc"} <= set(held["figures"])  # SCOD, for texts too
     assert predictor.logits(texts).shape == (2, len(WORDS))
 
 
@@ -238,7 +274,8 @@ def test_a_frozen_backbones_run_is_scored_on_its_cached_features_as_through_the_
     predictor = load(config.run_dir())
     data = load_data("digits")
     test_logits = predictor.logits(data.test)
-    want = ood_figures(test_logits, predictor.logits(load_data("patches").test.inputs))
+    out_logits = predictor.logits(load_data("patches").test.inputs)
+    want = {**ood_figures(test_logits, out_logits), **scod_figures(test_logits, data.test.labels, out_logits)}
     assert record["ood"]["patches"]["figures"] == pytest.approx(want, abs=1e-6)
     assert record["test"]["selective_msp_aurc"] == pytest.approx(
         selective_figures(test_logits, data.test.labels)["selective_msp_aurc"], abs=1e-6

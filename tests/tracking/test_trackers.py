@@ -17,7 +17,7 @@ from labelemb.cli import main
 from labelemb.tracking import TrackerWarning
 from labelemb.train import ConfigError, build_config, train
 
-TRACKERS = ("tensorboard", "mlflow", "trackio")
+TRACKERS = ("tensorboard", "mlflow", "trackio", "wandb")
 
 
 class Interrupted(Exception):
@@ -332,7 +332,7 @@ from labelemb.train import build_config, train
 config = build_config({{"output_dir": {str(tmp_path / "runs")!r}, "data": {{"name": "digits"}},
     "model": {{"name": "mlp", "hidden": [32]}}, "train": {{"epochs": 1, "progress": False}}}})
 train(config)
-print(sorted(m for m in ("mlflow", "trackio", "tensorboard", "tensorboardX") if m in sys.modules))
+print(sorted(m for m in ("mlflow", "trackio", "tensorboard", "tensorboardX", "wandb") if m in sys.modules))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -448,7 +448,7 @@ def test_train_log_to_on_the_cli_sets_train_log_to(tmp_path):
 
 
 def test_an_unknown_tracker_is_a_config_error(tmp_path, capsys):
-    code = main(["train", "--log-to", "wandb", "--output-dir", str(tmp_path), "train.epochs=1"])
+    code = main(["train", "--log-to", "neptune", "--output-dir", str(tmp_path), "train.epochs=1"])
     assert code == 2
     err = capsys.readouterr().err
     assert "train.log_to" in err and "tensorboard" in err

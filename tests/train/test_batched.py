@@ -234,6 +234,7 @@ STACKED_METHODS = [
     ("flsd53", {}),
     ("mbls", {"margin": 1.0, "alpha": 0.5}),  # a small margin: the hinge is at work
     ("logitnorm", {"tau": 0.5}),
+    ("elogitnorm", {}),
     ("label_relaxation", {"alpha": 0.3}),
     ("zipf_ls", {"weight": 1.0, "power": 1.5}),
     ("lspp", {"alpha": 0.3}),  # C learns by the reverse CE

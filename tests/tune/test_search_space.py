@@ -171,6 +171,7 @@ def test_each_method_declares_its_space():
     assert spaces["lwal"] == spaces["lwal10"] == spaces["lwal10_rpl"] == {"update_every"}
     assert spaces["label_embedding_fixed"] == {"beta"}
     assert spaces["onehot"] == set() and spaces["static_label"] == set()
+    assert spaces["elogitnorm"] == set()  # hyperparameter-free: only shared keys such as train.lr
     assert methods.method_class("onehot").search_space == {}
 
 

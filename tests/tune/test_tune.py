@@ -560,6 +560,30 @@ def test_objective_aurc_judges_each_trial_by_the_dev_aurc_its_selected_check_rec
     assert "best dev aurc" in capsys.readouterr().out
 
 
+def test_objective_ece_after_a_map_judges_each_trial_by_its_cross_fitted_dev_ece(tmp_path, capsys):
+    from labelemb import load
+    from labelemb.data import load as load_data
+    from labelemb.metrics import cross_fitted_ece
+
+    assert tune(tmp_path, "--objective", "ece_isotonic", methods="label_smoothing", trials=2, seeds="1") == 0
+    record = read_tuning(tmp_path / "demo")
+    assert record["objective"]["keys"] == ["dev_ece_isotonic"]
+    dev = load_data("digits").dev
+    for t in record["methods"]["label_smoothing"]["trials"]:
+        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        assert t["value"] == summary["selected_dev_ece_isotonic"] != summary["selected_dev_ece_scaled"]
+        # Isotonic regression fit on each half of the selected weights' dev logits, judged on the other.
+        want = cross_fitted_ece(load(run).logits(dev), dev.labels, "isotonic")
+        assert summary["selected_dev_ece_isotonic"] == pytest.approx(want, abs=1e-6)
+        assert summary["selected_dev_ece_vector"] is None  # only the map the objective names
+    # The fresh runs of the default and best settings record none: their maps are fit once, at the end.
+    fresh_run = next((tmp_path / "demo" / "tuned").glob("*/label_smoothing/seed1"))
+    fresh = json.loads((fresh_run / "summary.json").read_text())
+    assert fresh["selected_dev_ece_isotonic"] is None
+    assert "best dev ece isotonic" in capsys.readouterr().out
+
+
 def test_a_calibration_objective_for_a_task_without_calibration_is_one_line(tmp_path, capsys):
     config = CONFIGS / "ddtp-en-it.yaml"
     args = [

@@ -26,12 +26,24 @@ TEST_FIGURES = {
     "conformal_aps_coverage": ("aps_coverage", "APS coverage %", False),
     "conformal_aps_set_size": ("aps_size", "APS set size", False),
 }
+#: The scores whose SCOD figures the rows carry (those of labelemb.metrics.ood.SCORES).
+SCOD_SCORES = ("msp", "max_logit", "energy", "entropy")
 #: Each out-of-distribution set's figures: record key -> (row statistic, column head, Welch p).
 OOD_FIGURES = {
     "ood_msp_auroc": ("msp_auroc", "MSP AUROC %", False),
     "ood_energy_auroc": ("energy_auroc", "energy AUROC %", True),
     "ood_msp_fpr95": ("msp_fpr95", "MSP FPR@95 %", False),
     "ood_energy_fpr95": ("energy_fpr95", "energy FPR@95 %", False),
+    # SCOD: the test split and the set ranked together, an accepted OOD input an error.
+    **{
+        f"scod_{score}_{area}": (
+            f"scod_{score}_{area}",
+            f"SCOD {area.upper()} %",
+            score == "msp" and area == "aurc",
+        )
+        for score in SCOD_SCORES
+        for area in ("aurc", "augrc")
+    },
 }
 #: Figures that are counts, not fractions: shown as they are.
 COUNTS = {"aps_size"}
@@ -184,16 +196,26 @@ SELECTIVE_LEGEND = (
 
 
 def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> TableBlock:
-    """The detection table of OOD set ``set_name`` against the test split."""
-    heads = [head for _, head, _ in OOD_FIGURES.values()]
-    names = [name for name, _, _ in OOD_FIGURES.values()]
+    """The detection table of OOD set ``set_name`` against the test split, and its SCOD figures:
+    the MSP's AURC (with Welch's p against the baseline) and AUGRC, and those of the score with the
+    lowest mean SCOD AURC over the table's rows (named in the head)."""
+    detection = list(OOD_FIGURES.values())[:4]
+    heads = [head for _, head, _ in detection]
+    names = [name for name, _, _ in detection]
+    best = best_scod_score(rows, set_name)
+    scod = ["scod_msp_aurc", "scod_msp_augrc", f"scod_{best}_aurc", f"scod_{best}_augrc"]
+    scod_heads = ["SCOD AURC % MSP", f"p vs {baseline}", "SCOD AUGRC % MSP"]
+    scod_heads += [f"SCOD AURC % {best}", f"SCOD AUGRC % {best}"]
     lines = [
-        f"| method | {heads[0]} | {heads[1]} | p vs {baseline} | {heads[2]} | {heads[3]} |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| method | {heads[0]} | {heads[1]} | p vs {baseline} | {heads[2]} | {heads[3]} | "
+        + " | ".join(scod_heads)
+        + " |",
+        "| --- " + "| ---: " * (5 + len(scod_heads)) + "|",
     ]
     for r in rows:
-        cells = [_cell(r, ood_stem(set_name, name)) for name in names]
+        cells = [_cell(r, ood_stem(set_name, name)) for name in [*names, *scod]]
         cells.insert(2, _p_cell(r, ood_stem(set_name, "energy_auroc")))
+        cells.insert(6, _p_cell(r, ood_stem(set_name, "scod_msp_aurc")))
         lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     return TableBlock(
         f"Out-of-distribution inputs: {set_name} against the test split (in-distribution positive):",
@@ -202,9 +224,30 @@ def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> Table
             "AUROC: how often an in-distribution test input scores above an out-of-distribution one "
             "(0-100, higher is better; MSP: max softmax, energy: logsumexp of the logits); FPR@95: the "
             "share of OOD inputs accepted at the threshold that accepts 95 % of the test inputs (lower "
-            "is better)."
+            "is better).",
+            SCOD_LEGEND.format(best=best, baseline=baseline),
         ],
     )
+
+
+SCOD_LEGEND = (
+    "SCOD: selective classification of the test inputs and the OOD inputs together, an accepted OOD "
+    "input counting as an error: AURC, the mean risk of the k most confident inputs over k = 1..N; "
+    "AUGRC, the mean share of all inputs accepted and wrong (0-100, lower is better; p: Welch's t-test "
+    "against {baseline}); {best}: the score of the lowest mean SCOD AURC over these rows. '-': a run "
+    "evaluated before SCOD (labelemb evaluate adds it)."
+)
+
+
+def best_scod_score(rows: list[dict[str, Any]], set_name: str) -> str:
+    """The score of the lowest mean SCOD AURC over the rows that have one (MSP where none has)."""
+    means: dict[str, float] = {}
+    for score in SCOD_SCORES:
+        held = [r.get(f"{ood_stem(set_name, f'scod_{score}_aurc')}_mean") for r in rows]
+        held = [value for value in held if value is not None]
+        if held:
+            means[score] = sum(held) / len(held)
+    return min(means, key=lambda score: (means[score], SCOD_SCORES.index(score))) if means else "msp"
 
 
 def rank_changes(rows: list[dict[str, Any]]) -> str | None:

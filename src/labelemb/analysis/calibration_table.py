@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..metrics.recalibration import MAPS
 from ..tasks.calibration import SCALED
+from .tables import mean_std
 
 #: Calibration of the test predictions at the selected check, which classification runs record
 #: (:mod:`labelemb.tasks.calibration`): summary key -> (name of the row's statistics, column head,
@@ -29,6 +31,39 @@ CALIBRATION_TABLE = (
 )
 #: The temperature each run fit on its dev split (``selected_temperature``), as a row statistic.
 TEMPERATURE = "temperature"
+
+
+#: The figures of each post-hoc map's column group (from the runs' ``evaluation.json``, the map
+#: fit on dev and judged on test): row statistic ``<figure>_<map>``, column head, cell format.
+MAP_TABLE = (
+    ("ece", "ECE %", ".2f"),
+    ("classwise_ece", "cw-ECE %", ".2f"),
+    ("nll", "NLL", ".3f"),
+    ("brier", "Brier", ".3f"),
+)
+#: What the table calls each map.
+MAP_NAMES = {"vector": "vector", "dirichlet": "Dirichlet", "binning": "binning", "isotonic": "isotonic"}
+
+
+def map_statistic(figure: str, name: str) -> str:
+    """The row statistic of a figure after map ``name``: ``ece_dirichlet``."""
+    return f"{figure}_{name}"
+
+
+def recalibration_statistics(evaluations: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Mean and std over a method's runs of each map's figures (``ece_dirichlet_mean``, ...) from
+    their ``evaluation.json``; None where a run lacks one (evaluated before runs had the maps, or
+    a map its dev split could not fit)."""
+    row: dict[str, Any] = {}
+    for name in MAPS:
+        for figure, _, _ in MAP_TABLE:
+            stem = map_statistic(figure, name)
+            values = [
+                None if e is None else e.get("test", {}).get(f"recal_{name}_{figure}") for e in evaluations
+            ]
+            held = bool(values) and all(v is not None for v in values)
+            row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(values) if held else (None, None)
+    return row
 
 
 def calibration_statistics() -> list[str]:
@@ -82,11 +117,10 @@ def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
         for name in calibration_statistics()
         if name == TEMPERATURE or name.endswith(SCALED)
     )
-    columns: list[tuple[str, str, str]] = [(TEMPERATURE, "T", ".2f")] if scaled else []
-    for name, head, fmt in CALIBRATION_TABLE:  # every figure, "-" for a run without it
-        columns.append((name, head, fmt))
-        if scaled:
-            columns.append((f"{name}{SCALED}", f"{head} scaled", fmt))
+    mapped = [
+        name for name in MAPS if any(r.get(f"{map_statistic('ece', name)}_mean") is not None for r in rows)
+    ]
+    columns = _columns(scaled, mapped)
     lines = [
         "| method " + "".join(f"| {head} " for _, head, _ in columns) + "|",
         "| --- " + "| ---: " * len(columns) + "|",
@@ -94,31 +128,89 @@ def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
     for r in rows:
         cells = "".join(f"| {_mean_cell(r, name, fmt)} " for name, _, fmt in columns)
         lines.append(f"| {r['method']} {cells}|")
-    legend = (
-        "ECE: expected calibration error over 15 equal-width bins of the top softmax probability; "
-        "AdaECE: the same over 15 bins of equal mass; classwise ECE: each class's probability binned "
-        "as the ECE bins the top one, averaged over the classes (all three in %, 0-100); NLL: mean "
-        "negative log-likelihood (nats per example); Brier: mean over examples of sum_k (p_k - [y = k])^2 "
-        "(0-2). Lower is better for each; '-' for runs recorded without it."
-    )
-    if scaled:
-        legend += (
-            " T: the temperature each run fit on its dev split's logits (minimising their NLL); scaled: "
-            "the figure of the test logits divided by that T (T > 1 softens, T < 1 sharpens; the "
-            "predicted class, and so the error, is the same)."
+    legend = RAW_LEGEND + (" " + SCALED_LEGEND if scaled else "") + (" " + MAP_LEGEND if mapped else "")
+    verdicts = [_scaling_verdict(rows, scaled), *(map_reorders(rows, name) for name in mapped)]
+    verdict = "\n\n".join(line for line in verdicts if line) or None
+    return CalibrationTable("\n".join(lines), legend, verdict, scaled)
+
+
+RAW_LEGEND = (
+    "ECE: expected calibration error over 15 equal-width bins of the top softmax probability; "
+    "AdaECE: the same over 15 bins of equal mass; classwise ECE: each class's probability binned "
+    "as the ECE bins the top one, averaged over the classes (all three in %, 0-100); NLL: mean "
+    "negative log-likelihood (nats per example); Brier: mean over examples of sum_k (p_k - [y = k])^2 "
+    "(0-2). Lower is better for each; '-' for runs recorded without it."
+)
+SCALED_LEGEND = (
+    "T: the temperature each run fit on its dev split's logits (minimising their NLL); scaled: "
+    "the figure of the test logits divided by that T (T > 1 softens, T < 1 sharpens; the "
+    "predicted class, and so the error, is the same)."
+)
+MAP_LEGEND = (
+    "vector, Dirichlet, binning, isotonic: the figure after a richer post-hoc map, fit on the dev "
+    "split and applied to the test predictions (evaluation.json): vector scaling (a weight and a "
+    "bias per class), Dirichlet calibration (a matrix on the log-probabilities, off-diagonal and "
+    "bias regularised), histogram binning and isotonic regression (each class's probability one "
+    "against the rest, renormalised); cw-ECE: classwise ECE. A per-class map may change the "
+    "predicted class. '-': a run evaluated before the maps (labelemb evaluate adds them) or a "
+    "dev split a map cannot be fit on."
+)
+
+
+def _columns(scaled: bool, mapped: list[str]) -> list[tuple[str, str, str]]:
+    """The table's columns (row statistic, head, format): T where runs scaled, each figure raw and
+    scaled, then a group per map some run has."""
+    columns: list[tuple[str, str, str]] = [(TEMPERATURE, "T", ".2f")] if scaled else []
+    for name, head, fmt in CALIBRATION_TABLE:  # every figure, "-" for a run without it
+        columns.append((name, head, fmt))
+        if scaled:
+            columns.append((f"{name}{SCALED}", f"{head} scaled", fmt))
+    for name in mapped:
+        columns.extend(
+            (map_statistic(figure, name), f"{head} {MAP_NAMES[name]}", fmt) for figure, head, fmt in MAP_TABLE
         )
-        verdict = scaling_reorders(rows)
-    elif any(r.get("adaece_mean") is not None for r in rows):
-        verdict = (
+    return columns
+
+
+def _scaling_verdict(rows: list[dict[str, Any]], scaled: bool) -> str | None:
+    """Whether scaling reorders the methods, or why nothing was scaled."""
+    if scaled:
+        return scaling_reorders(rows)
+    if any(r.get("adaece_mean") is not None for r in rows):
+        return (
             "Nothing was scaled: the data has no dev split, and a temperature is fit only on dev, "
             "never on the test split."
         )
-    else:
-        verdict = (
-            "Nothing was scaled: the runs were recorded before runs fit a temperature on their dev "
-            "split; train them again for the scaled figures."
+    return (
+        "Nothing was scaled: the runs were recorded before runs fit a temperature on their dev "
+        "split; train them again for the scaled figures."
+    )
+
+
+def map_reorders(rows: list[dict[str, Any]], name: str) -> str | None:
+    """One line on whether the methods' order by mean ECE after map ``name`` differs from their
+    order after temperature scaling (lowest first; equal means by name): does a calibration lead
+    survive a richer map? None where fewer than two methods have both."""
+    after, scaled = f"{map_statistic('ece', name)}_mean", f"ece{SCALED}_mean"
+    both = [r for r in rows if r.get(after) is not None and r.get(scaled) is not None]
+    if len(both) < 2:
+        return None
+    by_temperature = [r["method"] for r in sorted(both, key=lambda r: (r[scaled], r["method"]))]
+    by_map = [r["method"] for r in sorted(both, key=lambda r: (r[after], r["method"]))]
+    label = MAP_NAMES[name]
+    if by_temperature == by_map:
+        return (
+            f"After {label} the methods keep their ECE order after temperature scaling: {' < '.join(by_map)}."
         )
-    return CalibrationTable("\n".join(lines), legend, verdict, scaled)
+    moved = [
+        f"{m} {by_temperature.index(m) + 1} -> {by_map.index(m) + 1}"
+        for m in by_temperature
+        if by_temperature.index(m) != by_map.index(m)
+    ]
+    return (
+        f"Ranked by ECE (lowest first), {label} reorders the methods against temperature scaling "
+        f"({', '.join(moved)}): {' < '.join(by_map)}; best after {label}: {by_map[0]}."
+    )
 
 
 def scaling_reorders(rows: list[dict[str, Any]]) -> str | None:

@@ -16,7 +16,12 @@ from ..rundir import SUMMARY_FILE, run_dirs
 from ..tasks.registry import recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
 from .beyond_error import beyond_error_statistics, ood_sets
-from .calibration_table import CALIBRATION_COLUMNS, TEMPERATURE, calibration_statistics
+from .calibration_table import (
+    CALIBRATION_COLUMNS,
+    TEMPERATURE,
+    calibration_statistics,
+    recalibration_statistics,
+)
 from .shift_table import shared_conditions, shift_statistics
 
 BASELINE = "onehot"
@@ -194,6 +199,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         for name in calibration_statistics():
             field = f"selected_{name}" if name == TEMPERATURE else f"selected_test_{name}"
             row[f"{name}_mean"], row[f"{name}_std"], _ = _calibration_statistics(method_runs, None, field)
+        row.update(recalibration_statistics([r.evaluation for r in method_runs]))
         against = base_evaluations if method != baseline else None
         row.update(beyond_error_statistics([r.evaluation for r in method_runs], against, welch_p, sets))
         shifts = [r.shift for r in method_runs]

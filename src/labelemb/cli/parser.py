@@ -51,7 +51,7 @@ def _add_tracker_option(parser: argparse.ArgumentParser) -> None:
         "--log-to",
         type=parse_names,
         metavar="TRACKERS",
-        help="also log every run to these experiment trackers: tensorboard,mlflow,trackio (each an "
+        help="also log every run to these experiment trackers: tensorboard,mlflow,trackio,wandb (each an "
         'extra: pip install "labelemb[tensorboard]"); sets train.log_to',
     )
 
@@ -218,8 +218,8 @@ def _add_tune(commands: typing.Any) -> None:
         choices=read_index()["objectives"],
         default="metric",
         help="what a trial is judged on at its selected check: metric, the task's dev score (default); "
-        "nll, the dev NLL; ece, the dev ECE after temperature scaling; aurc, the dev AURC of the "
-        "max-softmax confidence (classification)",
+        "nll, the dev NLL; ece, the dev ECE after temperature scaling; ece_<map>, after that post-hoc "
+        "map (cross-fitted on dev); aurc, the dev AURC of the max-softmax confidence (classification)",
     )
     tune.add_argument(
         "--prune",

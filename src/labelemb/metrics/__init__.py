@@ -1,7 +1,8 @@
-"""Functions of a classifier's logits and labels: calibration and temperature scaling
-(:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`), selective
-classification (:mod:`~labelemb.metrics.selective`), out-of-distribution detection
-(:mod:`~labelemb.metrics.ood`) and split-conformal prediction sets
+"""Functions of a classifier's logits and labels: calibration, temperature scaling and
+richer post-hoc maps (:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metrics.temperature`,
+:mod:`~labelemb.metrics.recalibration`), selective classification
+(:mod:`~labelemb.metrics.selective`), out-of-distribution detection (:mod:`~labelemb.metrics.ood`),
+both together (:mod:`~labelemb.metrics.scod`) and split-conformal prediction sets
 (:mod:`~labelemb.metrics.conformal`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
@@ -28,6 +29,8 @@ from .conformal import (
     prediction_sets,
 )
 from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
+from .recalibration import MAPS, cross_fitted_ece, fit_map, recalibration_figures
+from .scod import scod_figures, scod_risk_curve
 from .selective import (
     augrc,
     aurc,
@@ -46,6 +49,7 @@ from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit
 __all__ = [
     "BINS",
     "FIGURES",
+    "MAPS",
     "SCORES",
     "TEMPERATURE_RANGE",
     "Calibration",
@@ -60,8 +64,10 @@ __all__ = [
     "conformal_threshold",
     "coverage_and_size",
     "coverage_at_risk",
+    "cross_fitted_ece",
     "detection_figures",
     "fit_and_measure",
+    "fit_map",
     "fit_temperature",
     "fpr_at_tpr",
     "max_softmax",
@@ -70,9 +76,12 @@ __all__ = [
     "ood_figures",
     "pnorm_confidence",
     "prediction_sets",
+    "recalibration_figures",
     "pooled_bins",
     "risk_at_coverage",
     "risk_at_coverages",
     "risk_coverage_curve",
+    "scod_figures",
+    "scod_risk_curve",
     "selective_figures",
 ]

@@ -3,10 +3,10 @@ distribution, ID) from inputs of another data set (out of distribution, OOD).
 
 Each score is a function of one row of logits z, oriented so that higher means more in
 distribution (:data:`SCORES`): the maximum softmax probability (Hendrycks & Gimpel 2017), the
-maximum logit (Hendrycks et al. 2022), the negative energy logsumexp_k z_k (Liu et al. 2020,
-"Energy-based out-of-distribution detection", at T = 1) and the negative entropy of the softmax,
-sum_k p_k log p_k. A detector accepts an input as ID where its score is at least a threshold; the
-figures (fractions, 0-1) judge every threshold at once (:func:`detection_figures`):
+maximum logit (Hendrycks et al. 2022), the negative energy T logsumexp_k (z_k / T) (Liu et al.
+2020, "Energy-based out-of-distribution detection"; T = 1 unless told otherwise) and the negative
+entropy of the softmax, sum_k p_k log p_k. A detector accepts an input as ID where its score is
+at least a threshold; the figures (fractions, 0-1) judge every threshold at once (:func:`detection_figures`):
 
 - **AUROC**, ID positive: the probability that an ID example scores above an OOD one, ties
   counting one half (scikit-learn's ``roc_auc_score``); 0.5 for a score that tells nothing;
@@ -19,6 +19,7 @@ figures (fractions, 0-1) judge every threshold at once (:func:`detection_figures
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -42,10 +43,13 @@ def max_logit_score(logits: Tensor) -> Tensor:
     return logits.detach().cpu().double().max(dim=-1).values
 
 
-def energy_score(logits: Tensor) -> Tensor:
-    """The negative energy of each row, logsumexp_k z_k (Liu et al. 2020's -E(x; f) at T = 1;
-    float64)."""
-    return torch.logsumexp(logits.detach().cpu().double(), dim=-1)
+def energy_score(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """The negative energy of each row, T logsumexp_k (z_k / T) (Liu et al. 2020's -E(x; f), Eq. 2,
+    at temperature T = ``temperature``, 1 by default; float64). As T falls it tends to the maximum
+    logit, as T rises to T log m plus the mean logit."""
+    if not (temperature > 0.0 and math.isfinite(temperature)):
+        raise ValueError(f"an energy temperature must be a positive number, got {temperature}")
+    return temperature * torch.logsumexp(logits.detach().cpu().double() / temperature, dim=-1)
 
 
 def negative_entropy_score(logits: Tensor) -> Tensor:
@@ -110,18 +114,24 @@ def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -
     }
 
 
-def ood_figures(in_logits: Tensor, out_logits: Tensor, tpr: float = TPR) -> dict[str, float]:
+def ood_figures(
+    in_logits: Tensor, out_logits: Tensor, tpr: float = TPR, *, energy_temperature: float = 1.0
+) -> dict[str, float]:
     """Every score of :data:`SCORES` judged by :func:`detection_figures`, for the logits of an ID
     split (``in_logits``, ``(N_in, m)``, e.g. the test split) and of an OOD set (``out_logits``,
     ``(N_out, m)``), as one flat dict of floats named ``ood_<score>_<figure>``: ``ood_msp_auroc``,
-    ``ood_energy_fpr95``, ``ood_max_logit_aupr_in``, ``ood_entropy_aupr_out``, ... Empty where a
-    logit is not finite (a diverged model: no score to rank)."""
+    ``ood_energy_fpr95``, ``ood_max_logit_aupr_in``, ``ood_entropy_aupr_out``, ... The energy
+    score at ``energy_temperature`` (:func:`energy_score`; 1 by default). Empty where a logit is
+    not finite (a diverged model: no score to rank)."""
+    if not (energy_temperature > 0.0 and math.isfinite(energy_temperature)):
+        raise ValueError(f"an energy temperature must be a positive number, got {energy_temperature}")
     if in_logits.shape[-1] != out_logits.shape[-1]:
         raise ValueError(f"OOD logits of {out_logits.shape[-1]} classes for a model of {in_logits.shape[-1]}")
     if not (bool(torch.isfinite(in_logits).all()) and bool(torch.isfinite(out_logits).all())):
         return {}
     figures: dict[str, float] = {}
-    for name, score in SCORES.items():
+    scores = {**SCORES, "energy": functools.partial(energy_score, temperature=energy_temperature)}
+    for name, score in scores.items():
         for figure, value in detection_figures(score(in_logits), score(out_logits), tpr).items():
             figures[f"ood_{name}_{figure}"] = value
     return figures

@@ -7,11 +7,17 @@ out-of-distribution sets its config names (``ood:``), and records in the run's `
 
 - selective classification on test: AURC, AUGRC, risk at 80 % coverage, coverage at 5 % risk, for
   the max-softmax confidence raw, temperature-scaled and logit-normalised;
+- post-hoc recalibration on test, each map fit on dev (vector scaling, Dirichlet calibration,
+  histogram binning, isotonic regression; :mod:`labelemb.metrics.recalibration`): ECE, AdaECE,
+  classwise ECE, NLL, Brier and the error after it; a map that cannot be fit on the dev split is
+  left out, with a line saying why;
 - split-conformal sets at 90 % target coverage, calibrated on dev: test coverage and mean set size
   (THR, APS, RAPS); the dev scores themselves go to the run's ``conformal.safetensors``, the
   calibration of ``labelemb predict --sets`` (:mod:`.sets`);
 - out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
-  FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores.
+  FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores; and selective classification
+  of the test split and the set together, an accepted OOD input counting as an error (SCOD,
+  :mod:`labelemb.metrics.scod`): AURC and AUGRC of each score, the MSP's risk-coverage curve.
 
 The record says what it was computed from (the code, the selected check, digests of its weights and
 of the dev and test data, each OOD set's source and a digest of its content); a record that still
@@ -34,6 +40,8 @@ from ..config import OodSetConfig
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.ood import ood_figures
+from ..metrics.recalibration import MAPS, recalibration_figures
+from ..metrics.scod import scod_figures, scod_risk_curve
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
 from ..version import code_version
@@ -46,8 +54,9 @@ from .source import PredictError, weights_digest
 
 logger = logging.getLogger(__name__)
 
-#: What ``evaluation.json`` is; a record of another format is computed anew.
-EVALUATION_FORMAT = 1
+#: What ``evaluation.json`` is; a record of another format is computed anew (format 1 had no
+#: recalibration maps and no SCOD figures).
+EVALUATION_FORMAT = 2
 #: The seed of the randomised APS and RAPS sets.
 CONFORMAL_SEED = 0
 
@@ -237,14 +246,32 @@ def _test_figures(scores: RunScores, test_logits: Tensor, dev_logits: Tensor | N
                 seed=CONFORMAL_SEED,
             )
         )
+        figures.update(mapped_figures(dev_logits, dev_labels, test_logits, test_labels))
     return {**figures, **msp_risk_curve(test_logits, test_labels)}
+
+
+def mapped_figures(
+    dev_logits: Tensor, dev_labels: Tensor, test_logits: Tensor, test_labels: Tensor
+) -> dict[str, float]:
+    """Each recalibration map fit on dev and judged on test
+    (:func:`~labelemb.metrics.recalibration.recalibration_figures`); a map that cannot be fit on
+    this dev split is left out, with one line saying why (its cells are then '-')."""
+    figures: dict[str, float] = {}
+    for name in MAPS:
+        try:
+            figures.update(recalibration_figures(dev_logits, dev_labels, test_logits, test_labels, [name]))
+        except ValueError as error:
+            logger.warning("no %s recalibration: %s", name, error)
+    return figures
 
 
 def _ood_record(scores: RunScores, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:
     out_logits = scores.of_inputs(inputs.items)
+    labels = scores.test.labels
     return {
         "source": inputs.source,
         "examples": inputs.count,
         "digest": inputs.digest,
-        "figures": ood_figures(test_logits, out_logits),
+        "figures": {**ood_figures(test_logits, out_logits), **scod_figures(test_logits, labels, out_logits)},
+        **scod_risk_curve(test_logits, labels, out_logits),
     }

@@ -16,13 +16,17 @@ judges a trial by.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
 from torch import Tensor
 
 from ..metrics.calibration import BINS, FIGURES, Calibration, CalibrationSums
+from ..metrics.recalibration import MAPS, cross_fitted_ece
 from ..metrics.selective import aurc, correct_predictions, max_softmax
 from ..metrics.temperature import fit_and_measure
+from ..options import Options
 
 #: Where a temperature is fit: the scaled figures' keys end with this (``test_ece_scaled``).
 SCALED = "_scaled"
@@ -41,6 +45,37 @@ CALIBRATION_FIELDS = (
 #: ``tune --objective`` judges a trial by, at its selected check): its ECE and NLL raw, and after
 #: the temperature fit on it, and the AURC of its max-softmax confidence (in %, 0-100).
 DEV_FIELDS = ("dev_ece", "dev_nll", "dev_ece_scaled", "dev_nll_scaled", "dev_aurc")
+#: The dev ECE (%) after each post-hoc map, cross-fitted on the dev split
+#: (:func:`~labelemb.metrics.recalibration.cross_fitted_ece`): recorded only for the maps the
+#: config's ``recalibration.dev_maps`` names (``tune --objective ece_<map>`` names its map).
+MAP_DEV_FIELDS = tuple(f"dev_ece_{name}" for name in MAPS)
+
+logger = logging.getLogger(__name__)
+
+
+class RecalibrationOptions(Options):
+    """The config's ``recalibration:`` section of a classifier: ``dev_maps``, the post-hoc maps
+    whose cross-fitted dev ECE every check that can be selected records (``dev_ece_<map>``), what
+    ``tune --objective ece_<map>`` judges a trial by. Empty by default: a run's maps are fit once,
+    on its selected weights, by its evaluation."""
+
+    section: ClassVar[str] = "recalibration"
+    #: Which dev figures a check records never changes what the run learns.
+    not_results: ClassVar[tuple[str, ...]] = ("dev_maps",)
+
+    dev_maps: list[Literal["vector", "dirichlet", "binning", "isotonic"]] = Field(default_factory=list)
+
+
+def dev_map_figures(logits: Tensor, labels: Tensor, maps: tuple[str, ...]) -> dict[str, float]:
+    """``dev_ece_<map>`` of each of ``maps`` on the dev split (cross-fitted); a map the split
+    cannot fit is left out with one line saying why (a trial judged by it then says it lacks it)."""
+    figures: dict[str, float] = {}
+    for name in maps:
+        try:
+            figures[f"dev_ece_{name}"] = cross_fitted_ece(logits, labels, name)
+        except ValueError as error:
+            logger.warning("no dev ECE after %s: %s", name, error)
+    return figures
 
 
 def calibration_record(calibration: Calibration, split: str, suffix: str = "") -> dict[str, Any]:
@@ -54,12 +89,15 @@ def calibration_record(calibration: Calibration, split: str, suffix: str = "") -
     return record
 
 
-def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[str, float]]:
+def dev_calibration(
+    logits: Tensor, labels: Tensor, maps: tuple[str, ...] = ()
+) -> tuple[float | None, dict[str, float]]:
     """The temperature fit on the dev split's ``logits`` and the dev figures of :data:`DEV_FIELDS`
     (the ECE and NLL at T = 1 and at the T fit: :func:`labelemb.metrics.fit_and_measure`; the AURC
-    of the raw max-softmax confidence, in %: :func:`labelemb.metrics.aurc`, ties spread evenly);
-    None and no figures where a logit is not finite (a diverged model: nothing to fit, nothing to
-    scale, no confidence to rank)."""
+    of the raw max-softmax confidence, in %: :func:`labelemb.metrics.aurc`, ties spread evenly),
+    and the cross-fitted ECE after each of ``maps`` (:func:`dev_map_figures`); None and no figures
+    where a logit is not finite (a diverged model: nothing to fit, nothing to scale, no confidence
+    to rank)."""
     fit = fit_and_measure(logits, labels)
     if fit is None:
         return None, {}
@@ -71,7 +109,7 @@ def dev_calibration(logits: Tensor, labels: Tensor) -> tuple[float | None, dict[
         # Selective classification, as the run's evaluation reports it on test (there a fraction).
         "dev_aurc": 100.0 * aurc(max_softmax(logits), correct_predictions(logits, labels)),
     }
-    return fit.temperature, figures
+    return fit.temperature, {**figures, **dev_map_figures(logits, labels, maps)}
 
 
 class ScaledCalibration:

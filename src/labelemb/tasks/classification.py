@@ -18,6 +18,8 @@ from .base import Predict, Selectable, always_selectable, chance_errors, rows_pr
 from .calibration import (
     CALIBRATION_FIELDS,
     DEV_FIELDS,
+    MAP_DEV_FIELDS,
+    RecalibrationOptions,
     ScaledCalibration,
     calibration_at_check,
     dev_calibration,
@@ -26,7 +28,7 @@ from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
 
-@register("classification", serves="images")
+@register("classification", serves="images", options=(RecalibrationOptions,))
 @dataclass
 class Classification:
     """One label per example; the metric is the error rate in percent, lower is better."""
@@ -36,19 +38,22 @@ class Classification:
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = ("dev_error",)
     #: Kept in the summary at the selected check, beside the metrics.
-    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS)
+    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS, *MAP_DEV_FIELDS)
     #: The figures it can be judged by, and the one it is.
     scorings: ClassVar[tuple[Scoring, ...]] = (TEST_ERROR,)
     scoring: ClassVar[Scoring] = TEST_ERROR
 
     eval_batch_size: int = 1000
+    #: The maps whose cross-fitted dev ECE a check that can be selected records (``recalibration:``).
+    dev_maps: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("dev_error", "test_error")
     selection_metric: str = "dev_error"
     lower_is_better: bool = True
 
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Classification:
-        return cls(eval_batch_size=config.train.eval_batch_size)
+        maps = tuple(config.section(RecalibrationOptions).dev_maps)
+        return cls(eval_batch_size=config.train.eval_batch_size, dev_maps=maps)
 
     @staticmethod
     def method_problem(name: str) -> str | None:
@@ -95,7 +100,7 @@ class Classification:
             results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
         can_be_selected = selectable(results)
         if dev is not None and can_be_selected:
-            temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels)
+            temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels, self.dev_maps)
             results.update(dev_figures)
         calibration = calibration_at_check(temperature, can_be_selected)
         results["test_error"] = self.error_rate(predict, test, calibration)

@@ -22,7 +22,14 @@ from ..data.text.classes import TextClassDataset, TextClassSplit
 from ..data.text.corpus import length_grouped_order
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
-from .calibration import CALIBRATION_FIELDS, DEV_FIELDS, calibration_at_check, dev_calibration
+from .calibration import (
+    CALIBRATION_FIELDS,
+    DEV_FIELDS,
+    MAP_DEV_FIELDS,
+    RecalibrationOptions,
+    calibration_at_check,
+    dev_calibration,
+)
 from .registry import register
 from .scoring import TEST_ERROR, Scoring
 
@@ -51,7 +58,7 @@ def macro_f1(predictions: Tensor, labels: Tensor, num_classes: int) -> float:
     return 100.0 * float(f1.mean())
 
 
-@register("text_classification", serves="texts")
+@register("text_classification", serves="texts", options=(RecalibrationOptions,))
 @dataclass
 class TextClassification:
     """One label per text: error % and macro-F1 % on dev and test; the check is selected by dev
@@ -64,12 +71,14 @@ class TextClassification:
     #: What ``selection_metric`` may name.
     selectable: ClassVar[tuple[str, ...]] = tuple(SELECTION_METRICS)
     #: Kept in the summary at the selected check, beside the metrics.
-    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS)
+    selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS, *MAP_DEV_FIELDS)
     #: The test error, with test macro-F1 beside it.
     scoring: ClassVar[Scoring] = replace(TEST_ERROR, reported=(("test_macro_f1", "test macro-F1"),))
     scorings: ClassVar[tuple[Scoring, ...]] = (scoring,)
 
     eval_batch_size: int = 1000
+    #: The maps whose cross-fitted dev ECE a check that can be selected records (``recalibration:``).
+    dev_maps: tuple[str, ...] = ()
     selection_metric: str = "dev_error"
     #: How the data was read, for the summary: vocabulary size, the cut, texts cut per split.
     data_counts: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +107,7 @@ class TextClassification:
     def for_run(cls, config: Any, dataset: TextClassDataset) -> TextClassification:
         return cls(
             eval_batch_size=config.train.eval_batch_size,
+            dev_maps=tuple(config.section(RecalibrationOptions).dev_maps),
             selection_metric=config.selection_metric or "dev_error",
             data_counts={
                 "vocabulary_size": len(dataset.vocabulary),
@@ -166,7 +176,7 @@ class TextClassification:
             if name == "dev":
                 can_be_selected = selectable(results)
                 if can_be_selected:
-                    temperature, dev_figures = dev_calibration(logits, labels)
+                    temperature, dev_figures = dev_calibration(logits, labels, self.dev_maps)
                     results.update(dev_figures)
             else:
                 calibration = calibration_at_check(temperature, can_be_selected)

@@ -1,5 +1,5 @@
 """Experiment trackers (``train.log_to``): each run's config, checks and results, sent to TensorBoard,
-MLflow or Trackio through the tracker's own client library.
+MLflow, Trackio or Weights & Biases through the tracker's own client library.
 
 A run's folder stays the record; a tracker gets a copy of it: the config as parameters (flattened
 dotted keys), every numeric series of ``metrics.jsonl`` at its ``step``, the summary's numbers
@@ -9,9 +9,9 @@ dotted keys), every numeric series of ``metrics.jsonl`` at its ``step``, the sum
 ``eval/ood/<set>/<figure>``). A resumed run continues its series without repeating a step; a
 tracker that fails (a server gone) is dropped with a warning and the run goes on. Nothing here
 imports a tracker's package unless the config names it. Each tracker is a module of its own
-(``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``), registered on :data:`TRACKERS`
-(a :class:`~labelemb.registry.Registry`); what they share is in ``base``. The trainer never imports
-this package: it is handed :class:`TrackerCallback`, which every run gets
+(``tensorboard_tracker``, ``mlflow_tracker``, ``trackio_tracker``, ``wandb_tracker``), registered
+on :data:`TRACKERS` (a :class:`~labelemb.registry.Registry`); what they share is in ``base``. The
+trainer never imports this package: it is handed :class:`TrackerCallback`, which every run gets
 (:data:`labelemb.callbacks.DEFAULTS`).
 """
 
@@ -41,6 +41,7 @@ from .base import (
 from .mlflow_tracker import MLflowTracker
 from .tensorboard_tracker import TensorBoardTracker
 from .trackio_tracker import TrackioTracker
+from .wandb_tracker import WandbTracker
 
 __all__ = [
     "STATE_FILE",
@@ -53,6 +54,7 @@ __all__ = [
     "TrackerCallback",
     "TrackerWarning",
     "TrackioTracker",
+    "WandbTracker",
     "evaluation_values",
     "install_hint",
     "log_evaluation",

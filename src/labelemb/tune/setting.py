@@ -23,6 +23,7 @@ from ..config import (
     no_method_takes,
     top_level_keys,
 )
+from ..metrics.recalibration import MAPS
 from ..search import Space, SpaceError, check_space, combine
 from .trial import TuneError
 
@@ -45,6 +46,9 @@ OBJECTIVES: dict[str, str | None] = {
     "metric": None,
     "nll": "dev_nll",
     "ece": "dev_ece_scaled",
+    # The dev ECE after a richer post-hoc map, cross-fitted on dev (the trials record it: their
+    # configs name the map in recalibration.dev_maps).
+    **{f"ece_{name}": f"dev_ece_{name}" for name in MAPS},
     "aurc": "dev_aurc",
 }
 
@@ -249,7 +253,18 @@ def trial_config(setting: TuneSetting, method: str, values: Mapping[str, Any], n
     """The config of trial ``number`` of ``method``: its values over the default, in its own folder."""
     config = apply_values(setting.method_config(method), values)
     experiment = f"{setting.base.experiment}/{TUNING_FOLDER}/trial{number:03d}"
-    return config.model_copy(update={"experiment": experiment})
+    return config.model_copy(update={"experiment": experiment, **recorded_maps(setting)})
+
+
+def recorded_maps(setting: TuneSetting) -> dict[str, Any]:
+    """A trial config's ``recalibration:`` section where the objective is a map's dev ECE (the
+    trial then records it at its checks); nothing otherwise."""
+    name = setting.objective_kind.removeprefix("ece_")
+    if not setting.objective_kind.startswith("ece_") or name not in MAPS:
+        return {}
+    from ..tasks.calibration import RecalibrationOptions
+
+    return {RecalibrationOptions.section: RecalibrationOptions(dev_maps=[name])}
 
 
 def tuned_experiment(experiment: str, best_trial: int) -> str:
