@@ -54,6 +54,7 @@ EVERY_METHOD = [
     ("acls", ("method.margin=1.0",)),
     ("dual_focal", ()),
     ("mdca", ("method.beta=2.0",)),
+    ("elogitnorm", ()),
 ]
 IDS = [" ".join([name, *(option[:24] for option in options)]) for name, options in EVERY_METHOD]
 STEPS = 3
