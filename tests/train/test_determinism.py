@@ -51,6 +51,7 @@ def test_the_switch_sets_torchs_flags_and_cublas_workspace(restored_switches, mo
     use_deterministic_kernels(True)
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
     assert not torch.backends.cudnn.benchmark
+    assert not torch.utils.deterministic.fill_uninitialized_memory  # no fill per allocation
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
     use_deterministic_kernels(False)
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
