@@ -7,7 +7,17 @@
 #
 # Each step has its own time limit, so that one that hangs costs only itself; the whole pass takes
 # about 8 minutes on an H100. The figures go into docs/benchmarks.md with the GPU, torch and date.
+#
+# On a lent GPU machine that lacks some of labelemb's dependencies, put their wheels in .gpu/wheels
+# (for its Python: pydantic and its parts, pytest and its parts) and the data in .gpu/data: this
+# script installs the wheels beside the checkout and reads the data from there.
 set -u
+if [ -d .gpu/wheels ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .gpu/wheels/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD/src
+fi
+if [ -z "${LABELEMB_DATA:-}" ] && [ -d .gpu/data ]; then export LABELEMB_DATA=$PWD/.gpu/data; fi
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 T0=$(date +%s)

@@ -131,7 +131,7 @@ def test_a_batched_method_that_fails_leaves_the_other_methods(tmp_path, jobs):
     table = out.getvalue()[out.getvalue().index("2 of 4 run(s) failed") :]
     for seed in (0, 1):
         assert f"| static_label seed {seed} |" in table and f"no class vectors at {missing}" in table
-        assert (tmp_path / "out" / "demo" / "onehot" / f"seed{seed}" / "summary.json").is_file()
+        assert (tmp_path / "out" / "demo-digits-mlp" / "onehot" / f"seed{seed}" / "summary.json").is_file()
 
 
 def test_a_failure_is_one_line_and_an_out_of_memory_is_known_through_its_causes():

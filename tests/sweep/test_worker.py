@@ -21,6 +21,10 @@ from labelemb.train import build_config, load_config
 def test_the_state_a_run_sets_is_put_back():
     """Each setting a run may change, changed by hand (not through the table that restores them),
     then read back by hand after restore."""
+    # torch's defaults to start from, whatever a run trained earlier in this process left set
+    # (train.deterministic turns these on).
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
     before_threads = torch.get_num_threads()
     before_env = dict(os.environ)
     before_filters = list(warnings.filters)

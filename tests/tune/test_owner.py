@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from labelemb.train import load_config
+from labelemb.cli.run import base_config
 from labelemb.tune import Tuner, TuneSetting, open_storage, run_number, setting_record
 from labelemb.tune import owner as owner_module
 from labelemb.tune.owner import (
@@ -91,9 +91,11 @@ def test_a_machine_is_told_by_its_id_not_its_host_name(ids):
 
 
 def study_with_a_running_trial(tmp_path, owner):
-    base = load_config(None, ["train.epochs=2", "train.eval_every=600", f"output_dir={tmp_path}"])
+    # The command line's setting without --config (the demo's): what `labelemb tune` tunes below.
+    base = base_config(None, ["train.epochs=2", "train.eval_every=600", f"output_dir={tmp_path}"])
     setting = TuneSetting(base, ["label_smoothing"], trials=2)
-    study = optuna.create_study(study_name="demo:label_smoothing", storage=open_storage(setting.storage_text))
+    name = f"{base.experiment}:label_smoothing"
+    study = optuna.create_study(study_name=name, storage=open_storage(setting.storage_text))
     study.set_user_attr("setting", setting_record(setting, "label_smoothing"))
     trial = study.ask()
     trial.suggest_float("epsilon", 0.0, 0.3)

@@ -12,6 +12,7 @@ from .checks import (
     no_method_takes,
     option_list,
 )
+from .extras import check_extras
 from .reading import parse_override, read_config_file
 from .schema import (
     AugmentConfig,
@@ -40,6 +41,7 @@ __all__ = [
     "TrainConfig",
     "build_config",
     "check_buildable",
+    "check_extras",
     "config_keys",
     "load_config",
     "method_overrides",

@@ -14,8 +14,7 @@ from typing import Any
 import torch
 
 from ..callbacks import Callback, Callbacks, with_defaults
-from ..config import RunConfig
-from ..config.extras import check_extras
+from ..config import RunConfig, check_extras
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, claim_alone, first_missing, in_turns
