@@ -566,11 +566,11 @@ def test_objective_ece_after_a_map_judges_each_trial_by_its_cross_fitted_dev_ece
     from labelemb.metrics import cross_fitted_ece
 
     assert tune(tmp_path, "--objective", "ece_isotonic", methods="label_smoothing", trials=2, seeds="1") == 0
-    record = read_tuning(tmp_path / "demo")
+    record = read_tuning(tmp_path / EXPERIMENT)
     assert record["objective"]["keys"] == ["dev_ece_isotonic"]
     dev = load_data("digits").dev
     for t in record["methods"]["label_smoothing"]["trials"]:
-        run = tmp_path / "demo" / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
+        run = tmp_path / EXPERIMENT / "tuning" / f"trial{t['number']:03d}" / "label_smoothing" / "seed0"
         summary = json.loads((run / "summary.json").read_text())
         assert t["value"] == summary["selected_dev_ece_isotonic"] != summary["selected_dev_ece_scaled"]
         # Isotonic regression fit on each half of the selected weights' dev logits, judged on the other.
@@ -578,7 +578,7 @@ def test_objective_ece_after_a_map_judges_each_trial_by_its_cross_fitted_dev_ece
         assert summary["selected_dev_ece_isotonic"] == pytest.approx(want, abs=1e-6)
         assert summary["selected_dev_ece_vector"] is None  # only the map the objective names
     # The fresh runs of the default and best settings record none: their maps are fit once, at the end.
-    fresh_run = next((tmp_path / "demo" / "tuned").glob("*/label_smoothing/seed1"))
+    fresh_run = next((tmp_path / EXPERIMENT / "tuned").glob("*/label_smoothing/seed1"))
     fresh = json.loads((fresh_run / "summary.json").read_text())
     assert fresh["selected_dev_ece_isotonic"] is None
     assert "best dev ece isotonic" in capsys.readouterr().out
