@@ -54,7 +54,8 @@ def read_wandb(folder: Path, run_id: str) -> list[dict[str, Any]]:
     """Every record of every session of W&B run ``run_id`` under ``folder``, in order, as W&B's own
     reader prints them."""
     records: list[dict[str, Any]] = []
-    for run_file in sorted(folder.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")):
+    # A session started within the second of the last gets W&B's folder name with "-1" after the id.
+    for run_file in sorted(folder.glob(f"wandb/offline-run-*-{run_id}*/run-{run_id}.wandb")):
         done = subprocess.run(
             [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_file)],
             capture_output=True,
