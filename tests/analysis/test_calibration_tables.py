@@ -315,7 +315,7 @@ def write_mapped(run_dir: Path, ece: dict[str, float]) -> None:
     (run_dir / "evaluation.json").write_text(json.dumps({"format": 2, "test": test, "ood": {}}))
 
 
-def test_each_map_gets_a_column_group_and_a_line_on_whether_it_reorders_the_methods(scaled_runs):
+def test_the_maps_get_a_table_of_their_own_and_a_line_on_whether_each_reorders_the_methods(scaled_runs):
     # After temperature scaling label_embedding leads (ECE 1.0 < 1.5); after Dirichlet onehot does
     # (mean 1.0 < 2.0).
     write_mapped(scaled_runs / "onehot" / "seed0", {"dirichlet": 0.5, "isotonic": 4.0})
@@ -324,23 +324,24 @@ def test_each_map_gets_a_column_group_and_a_line_on_whether_it_reorders_the_meth
         write_mapped(scaled_runs / "label_embedding" / f"seed{seed}", {"dirichlet": 2.0})
     rows = comparison_rows(load_runs(scaled_runs))
     table = calibration_table(rows)
-    cells = table_cells(table.markdown)
-    group = ["ECE % Dirichlet", "cw-ECE % Dirichlet", "NLL Dirichlet", "Brier Dirichlet"]
-    isotonic = ["ECE % isotonic", "cw-ECE % isotonic", "NLL isotonic", "Brier isotonic"]
-    assert cells["method"] == HEAD + group + isotonic  # vector and binning: no run has them
-    assert cells["onehot"][len(HEAD) :] == [
-        "1.00 ± 0.71",  # {0.5, 1.5}
-        "0.10 ± 0.07",
-        "0.250 ± 0.000",
-        "0.125 ± 0.000",
+    assert table_cells(table.markdown)["method"] == HEAD  # the maps have a table of their own
+    scaled = {m: table_cells(table.markdown)[m][HEAD.index("ECE % scaled")] for m in ("onehot", "old")}
+    cells = table_cells(table.maps)
+    ece, nll = ["ECE % Dirichlet", "ECE % isotonic"], ["NLL Dirichlet", "NLL isotonic"]
+    assert cells["method"] == ["ECE % scaled", *ece, *nll]  # vector and binning: no run has them
+    assert cells["onehot"] == [
+        scaled["onehot"],  # beside the maps, to compare with
+        "1.00 ± 0.71",  # Dirichlet {0.5, 1.5}
         "5.00 ± 1.41",  # isotonic {4, 6}
-        "0.50 ± 0.14",
         "0.250 ± 0.000",
-        "0.125 ± 0.000",
+        "0.250 ± 0.000",
     ]
-    assert cells["label_embedding"][len(HEAD) + 4 :] == ["-"] * 4  # evaluated without isotonic
-    assert cells["old"] == ["-"] * (len(HEAD) + 8)  # an old run folder, no evaluation.json
-    assert "Dirichlet calibration (a matrix on the log-probabilities" in table.legend
+    assert cells["label_embedding"][1:] == ["2.00 ± 0.00", "-", "0.250 ± 0.000", "-"]  # without isotonic
+    assert cells["old"][1:] == ["-"] * 4  # an old run folder, no evaluation.json
+    assert "ECE % isotonic" in table.text() and table.text().index("ECE % scaled |") < table.text().index(
+        "ECE % Dirichlet"
+    )
+    assert "Dirichlet calibration (a matrix on the log-probabilities" in table.maps_legend
     assert table.verdict.splitlines()[-1] == (
         "Ranked by ECE (lowest first), Dirichlet reorders the methods against temperature scaling "
         "(label_embedding 1 -> 2, onehot 2 -> 1): onehot < label_embedding; best after Dirichlet: onehot."

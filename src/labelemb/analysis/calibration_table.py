@@ -33,7 +33,7 @@ CALIBRATION_TABLE = (
 TEMPERATURE = "temperature"
 
 
-#: The figures of each post-hoc map's column group (from the runs' ``evaluation.json``, the map
+#: The figures of each post-hoc map (from the runs' ``evaluation.json``, the map
 #: fit on dev and judged on test): row statistic ``<figure>_<map>``, column head, cell format.
 MAP_TABLE = (
     ("ece", "ECE %", ".2f"),
@@ -90,12 +90,18 @@ class CalibrationTable:
     verdict: str | None
     #: Whether any run fit a temperature: the table has T and the scaled figures.
     scaled: bool
+    #: The second table, ECE and NLL after each richer post-hoc map some run has (beside the
+    #: temperature-scaled ECE), and its legend; None where no run has one.
+    maps: str | None = None
+    maps_legend: str | None = None
 
     def text(self) -> str:
-        """The table with a line above it and the legend and verdict below, as ``comparison.md``
-        has it."""
+        """The tables with a line above each and the legends and verdict below, as ``comparison.md``
+        has them."""
         intro = "Calibration of the test predictions at the check each run selects (mean ± std over seeds):"
-        return "\n\n".join(part for part in (intro, self.markdown, self.legend, self.verdict) if part)
+        maps_intro = "After a richer post-hoc map than one temperature (each fit on dev, judged on test):"
+        parts = (intro, self.markdown, self.legend, self.maps and maps_intro, self.maps, self.maps_legend)
+        return "\n\n".join(part for part in (*parts, self.verdict) if part)
 
 
 def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
@@ -120,7 +126,17 @@ def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
     mapped = [
         name for name in MAPS if any(r.get(f"{map_statistic('ece', name)}_mean") is not None for r in rows)
     ]
-    columns = _columns(scaled, mapped)
+    legend = RAW_LEGEND + (" " + SCALED_LEGEND if scaled else "")
+    verdicts = [_scaling_verdict(rows, scaled), *(map_reorders(rows, name) for name in mapped)]
+    verdict = "\n\n".join(line for line in verdicts if line) or None
+    maps = _markdown(rows, _map_columns(scaled, mapped)) if mapped else None
+    return CalibrationTable(
+        _markdown(rows, _columns(scaled)), legend, verdict, scaled, maps, MAP_LEGEND if mapped else None
+    )
+
+
+def _markdown(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A table of ``columns`` (row statistic, head, format), one row per method, mean ± std."""
     lines = [
         "| method " + "".join(f"| {head} " for _, head, _ in columns) + "|",
         "| --- " + "| ---: " * len(columns) + "|",
@@ -128,10 +144,7 @@ def calibration_table(rows: list[dict[str, Any]]) -> CalibrationTable | None:
     for r in rows:
         cells = "".join(f"| {_mean_cell(r, name, fmt)} " for name, _, fmt in columns)
         lines.append(f"| {r['method']} {cells}|")
-    legend = RAW_LEGEND + (" " + SCALED_LEGEND if scaled else "") + (" " + MAP_LEGEND if mapped else "")
-    verdicts = [_scaling_verdict(rows, scaled), *(map_reorders(rows, name) for name in mapped)]
-    verdict = "\n\n".join(line for line in verdicts if line) or None
-    return CalibrationTable("\n".join(lines), legend, verdict, scaled)
+    return "\n".join(lines)
 
 
 RAW_LEGEND = (
@@ -151,24 +164,30 @@ MAP_LEGEND = (
     "split and applied to the test predictions (evaluation.json): vector scaling (a weight and a "
     "bias per class), Dirichlet calibration (a matrix on the log-probabilities, off-diagonal and "
     "bias regularised), histogram binning and isotonic regression (each class's probability one "
-    "against the rest, renormalised); cw-ECE: classwise ECE. A per-class map may change the "
+    "against the rest, renormalised). A per-class map may change the "
     "predicted class. '-': a run evaluated before the maps (labelemb evaluate adds them) or a "
     "dev split a map cannot be fit on."
 )
 
 
-def _columns(scaled: bool, mapped: list[str]) -> list[tuple[str, str, str]]:
+def _columns(scaled: bool) -> list[tuple[str, str, str]]:
     """The table's columns (row statistic, head, format): T where runs scaled, each figure raw and
-    scaled, then a group per map some run has."""
+    scaled."""
     columns: list[tuple[str, str, str]] = [(TEMPERATURE, "T", ".2f")] if scaled else []
     for name, head, fmt in CALIBRATION_TABLE:  # every figure, "-" for a run without it
         columns.append((name, head, fmt))
         if scaled:
             columns.append((f"{name}{SCALED}", f"{head} scaled", fmt))
-    for name in mapped:
-        columns.extend(
-            (map_statistic(figure, name), f"{head} {MAP_NAMES[name]}", fmt) for figure, head, fmt in MAP_TABLE
-        )
+    return columns
+
+
+def _map_columns(scaled: bool, mapped: list[str]) -> list[tuple[str, str, str]]:
+    """The maps' table: the temperature-scaled ECE to compare with, then ECE and NLL after each map
+    (its classwise ECE and Brier stay in evaluation.json: a table of all four would not fit a page)."""
+    columns = [(f"ece{SCALED}", "ECE % scaled", ".2f")] if scaled else []
+    for figure, head, fmt in MAP_TABLE:
+        if figure in ("ece", "nll"):
+            columns.extend((map_statistic(figure, name), f"{head} {MAP_NAMES[name]}", fmt) for name in mapped)
     return columns
 
 

@@ -105,6 +105,18 @@ def _tuning_section(tuning: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _maps_table(table: CalibrationTable) -> list[str]:
+    """The table of the richer post-hoc maps, with its line and legend; nothing where no run has one."""
+    if table.maps is None:
+        return []
+    return [
+        "<p>After a richer post-hoc map than one temperature, each fit on the dev split and judged on "
+        "the test split:</p>",
+        markdown_table_html(table.maps, wide=True),
+        f'<p class="note">{escape(table.maps_legend or "")}</p>',
+    ]
+
+
 def _calibration_section(reliability_png: bytes | None, table: CalibrationTable | None) -> list[str]:
     scaled = table is not None and table.scaled
     parts = [f'<section id="{CALIBRATION_SECTION}">', "<h2>Calibration</h2>"]
@@ -119,6 +131,7 @@ def _calibration_section(reliability_png: bytes | None, table: CalibrationTable 
             ),
             markdown_table_html(table.markdown, wide=True),
             f'<p class="note">{escape(table.legend)}</p>',
+            *_maps_table(table),
             *([f"<p>{escape(table.verdict)}</p>"] if table.verdict else []),
         ]
     if reliability_png is not None:
