@@ -221,11 +221,7 @@ def map_reorders(rows: list[dict[str, Any]], name: str) -> str | None:
         return (
             f"After {label} the methods keep their ECE order after temperature scaling: {' < '.join(by_map)}."
         )
-    moved = [
-        f"{m} {by_temperature.index(m) + 1} -> {by_map.index(m) + 1}"
-        for m in by_temperature
-        if by_temperature.index(m) != by_map.index(m)
-    ]
+    moved = _moves(by_temperature, by_map)
     return (
         f"Ranked by ECE (lowest first), {label} reorders the methods against temperature scaling "
         f"({', '.join(moved)}): {' < '.join(by_map)}; best after {label}: {by_map[0]}."
@@ -245,12 +241,17 @@ def scaling_reorders(rows: list[dict[str, Any]]) -> str | None:
     unranked = f" ({', '.join(left_out)}: not scaled, not ranked)" if left_out else ""
     if raw == scaled:
         return f"Scaling keeps the ECE order of the methods: {' < '.join(raw)}{unranked}."
-    moved = [
-        f"{method} {raw.index(method) + 1} -> {scaled.index(method) + 1}"
-        for method in raw
-        if raw.index(method) != scaled.index(method)
-    ]
+    moved = _moves(raw, scaled)
     return (
         f"Ranked by ECE (lowest first), scaling reorders the methods ({', '.join(moved)}): "
         f"raw {' < '.join(raw)} -> scaled {' < '.join(scaled)}{unranked}."
     )
+
+
+def _moves(before: list[str], after: list[str]) -> list[str]:
+    """``method i -> j`` for each method whose place (1-based) differs between two orders."""
+    return [
+        f"{method} {before.index(method) + 1} -> {after.index(method) + 1}"
+        for method in before
+        if before.index(method) != after.index(method)
+    ]
