@@ -43,7 +43,8 @@ CHECK = textwrap.dedent(
 
     want = gradients(reference, h, weight, bias)
     got = gradients(kernel, h.to(dtype), weight.to(dtype), bias.to(dtype))
-    print(json.dumps([(g.double() - w).abs().max().item() / (1 + w.abs().max().item()) for g, w in zip(got, want)]))
+    errors = [(g.double() - w).abs().max().item() / (1 + w.abs().max().item()) for g, w in zip(got, want)]
+    print(json.dumps(errors))
     """
 )
 
@@ -51,10 +52,14 @@ CHECK = textwrap.dedent(
 def relative_errors(dtype: str, epsilon: float) -> list[float]:
     """Loss, then the gradients of h, W and b: Liger's against float64's, max relative error."""
     if importlib.util.find_spec("liger_kernel") is None:
-        pytest.fail('Liger-Kernel is missing: pip install "labelemb[liger]" (the README\'s set-up installs it)')
+        pytest.fail('Liger-Kernel is missing: pip install "labelemb[liger]" (in the README\'s set-up)')
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", CHECK, dtype, str(epsilon)], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", CHECK, dtype, str(epsilon)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -80,4 +85,5 @@ def test_liger_head_says_how_to_install_it_where_it_is_missing(monkeypatch):
 
     assert not liger.runs_on_liger(torch.device("cuda"))
     with pytest.raises(RuntimeError, match=r'pip install "labelemb\[liger\]"'):
-        liger.liger_linear_loss(torch.zeros(1, 2), torch.zeros(3, 2), torch.zeros(3), torch.zeros(1).long(), 1, 0.0)
+        h, weight, bias, label = torch.zeros(1, 2), torch.zeros(3, 2), torch.zeros(3), torch.zeros(1).long()
+        liger.liger_linear_loss(h, weight, bias, label, 1, 0.0)
