@@ -54,6 +54,7 @@ def _encode(names: tuple[str, ...], encoder: str) -> Tensor:
         raise ImportError(f"{error}: {_INSTALL_HINT}") from error
     with offline():
         try:
+            # Lazy: the optional extra labelemb[text] (both), loaded only when class names are encoded.
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
         except ImportError as error:
