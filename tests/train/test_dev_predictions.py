@@ -27,6 +27,7 @@ from labelemb.callbacks import DEFAULTS, Callback
 from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.integrations.dev_predictions import hand_dev_predictions
+from labelemb.methods.abilities import ReadsDev, Stackable
 from labelemb.methods.base import LinearOutputMethod, MethodOutput, Rows, gold
 from labelemb.methods.registry import METHODS
 from labelemb.registry import Entry
@@ -192,6 +193,7 @@ def test_the_extending_page_s_method_weighs_each_class_by_its_dev_error(
     monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
     names = {"Any": Any, "F": F, "Tensor": Tensor, "torch": torch, "methods": methods}
     names.update(LinearOutputMethod=LinearOutputMethod, MethodOutput=MethodOutput, Rows=Rows, gold=gold)
+    names.update(ReadsDev=ReadsDev, Stackable=Stackable)
     exec(extending_page_method(), names)
     expected = ExpectedDevLogits()
     alone = small_config("method.name=dev_weighted", output_dir=tmp_path / "alone")

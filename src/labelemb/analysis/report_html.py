@@ -1,6 +1,6 @@
 """The pieces of `labelemb report`'s HTML that every section uses: escaped text, a Markdown table
-as an HTML table, and a PNG embedded as a ``data:`` URI (:mod:`labelemb.analysis.report_page`
-puts the page together)."""
+as an HTML table, a PNG embedded as a ``data:`` URI, and the page's head and style
+(:mod:`labelemb.analysis.report_page` puts the page together)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,51 @@ def png_data_uri(data: bytes) -> str:
 def img(data: bytes, alt: str) -> str:
     """An ``<img>`` of the PNG ``data``, embedded, with its ``alt`` text escaped."""
     return f'<img src="{png_data_uri(data)}" alt="{escape(alt)}">'
+
+
+#: The page's style sheet, inlined in its head: the report is one file.
+CSS = """
+body {
+  font-family: "Liberation Sans", Arial, Helvetica, sans-serif;
+  margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222;
+}
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+p.made { color: #666; font-size: 0.9em; margin-top: 0; }
+code { font-family: "Liberation Mono", "Courier New", monospace; background: #f3f3f3; padding: 0 0.25em; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+table.wide { font-size: 0.8em; }
+table.wide th, table.wide td { padding: 0.2em 0.3em; }
+span.std { white-space: nowrap; }
+th { background: #f0f0f0; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) { background: #fafafa; }
+img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
+.method { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.method figure { margin: 0; max-width: 560px; }
+.note { color: #666; }
+"""
+
+
+def page_head(title: str, made: str, setup: str, nav: str) -> list[str]:
+    """The page's lines up to its first section: the document's head and the header (``made`` and
+    ``nav`` are HTML already)."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="made">{made}</p>',
+        f"<p>{escape(setup)}</p>",
+        f"<nav>{nav}</nav>",
+        "</header>",
+    ]

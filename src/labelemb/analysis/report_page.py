@@ -14,7 +14,7 @@ from typing import Any
 from ..tasks.scoring import Scoring
 from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
-from .report_html import escape, img, markdown_table_html
+from .report_html import escape, img, markdown_table_html, page_head
 from .report_shift import SHIFT_SECTION, UnderShift, shift_section
 from .similarity import similar_table
 
@@ -47,30 +47,6 @@ P_NOTE = (
     "score the same, '-' where neither varies and they differ (no spread to weigh the difference "
     "against)."
 )
-
-CSS = """
-body {
-  font-family: "Liberation Sans", Arial, Helvetica, sans-serif;
-  margin: 2em auto; max-width: 1150px; padding: 0 1em; color: #222;
-}
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
-p.made { color: #666; font-size: 0.9em; margin-top: 0; }
-code { font-family: "Liberation Mono", "Courier New", monospace; background: #f3f3f3; padding: 0 0.25em; }
-nav a { margin-right: 1em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-table.wide { font-size: 0.8em; }
-table.wide th, table.wide td { padding: 0.2em 0.3em; }
-span.std { white-space: nowrap; }
-th { background: #f0f0f0; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tbody tr:nth-child(even) { background: #fafafa; }
-img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
-.method { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-.method figure { margin: 0; max-width: 560px; }
-.note { color: #666; }
-"""
 
 
 def wordnet_table_html(wordnet_by_method: dict[str, dict[str, Any]], methods: list[str]) -> str:
@@ -235,22 +211,9 @@ def render_report(
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
     judged, shifted = beyond_error is not None, under_shift is not None
+    nav = _nav(names, score, text, tuning is not None, calibrated, judged, shifted)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head>",
-        "<body>",
-        "<header>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="made">{made}</p>',
-        f"<p>{escape(setup)}</p>",
-        f"<nav>{_nav(names, score, text, tuning is not None, calibrated, judged, shifted)}</nav>",
-        "</header>",
+        *page_head(title, made, setup, nav),
         '<section id="comparison">',
         "<h2>Comparison</h2>",
         f"<p>{escape(_comparison_note(score, text, metric, reliability_png is not None))}</p>",

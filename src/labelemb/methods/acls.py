@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("acls")
-class AdaptiveConditionalLabelSmoothing(LinearOutputMethod):
+class AdaptiveConditionalLabelSmoothing(Stackable, Chunked, TargetMethod):
     """Cross-entropy plus ``alpha`` times a regulariser on the largest logit ``M = max_k z_k``::
 
         R = pos_lambda relu(M - margin)^2
@@ -40,10 +42,6 @@ class AdaptiveConditionalLabelSmoothing(LinearOutputMethod):
     - 2 neg_lambda / (m - 1) g)`` (``g`` is 0 at the largest logit).
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # alpha, the regulariser's weight (constructor: >= 0): 0.1 (theirs) inside, 1.0 the top; below 0.01
     # the squared hinges barely act beside the cross-entropy. Log.
     # margin, the logit level and gap the hinges allow (constructor: >= 0): 10 (theirs) inside; at 0
@@ -88,13 +86,8 @@ class AdaptiveConditionalLabelSmoothing(LinearOutputMethod):
         reg = self.pos_lambda * above + self.neg_lambda * below.sum(-1) / (self.num_classes - 1)
         return reg, largest, top, is_largest
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        ce = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        reg = rows.mean(self.hinges(logits)[0])
-        loss = ce + self.alpha * reg
-        return MethodOutput(loss, logits, {"ce": ce, "reg": reg})
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        return {"ce": -gold(F.log_softmax(logits, dim=-1), label), "reg": self.hinges(logits)[0]}
 
     def row_terms(self) -> dict[str, float]:
         return {"ce": 1.0, "reg": self.alpha}

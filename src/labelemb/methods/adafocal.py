@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, ReadsDev, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("adafocal")
-class AdaFocal(LinearOutputMethod):
+class AdaFocal(Stackable, Chunked, ReadsDev, TargetMethod):
     """Focal loss whose exponent is the gamma of the confidence bin a row's gold probability falls
     in, focal where it is positive and inverse focal where it is negative::
 
@@ -58,9 +60,6 @@ class AdaFocal(LinearOutputMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient above in closed form.
     """
 
-    stackable = True
-    chunkable = True
-    reads_dev = True
     serves: ClassVar[frozenset[str]] = frozenset({"class"})
     cannot_serve: ClassVar[dict[str, str]] = {
         "token": (
@@ -129,13 +128,10 @@ class AdaFocal(LinearOutputMethod):
         base = torch.where(gamma < 0, 1.0 + log_p_y.exp(), one_minus)
         return -base.pow(gamma.abs()) * log_p_y, gamma, base
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        log_p_y = gold(F.log_softmax(logits, dim=-1), rows.label)
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        log_p_y = gold(F.log_softmax(logits, dim=-1), label)
         focal, _, _ = self.focal_terms(log_p_y)
-        loss = rows.mean(focal)
-        return MethodOutput(loss, logits, {"adafocal": loss, "ce": rows.mean(-log_p_y)})
+        return {"adafocal": focal, "ce": -log_p_y}
 
     def row_terms(self) -> dict[str, float]:
         return {"adafocal": 1.0, "ce": 0.0}

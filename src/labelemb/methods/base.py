@@ -8,7 +8,6 @@ method trains them, and methods never import a model or a dataset.
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -20,9 +19,10 @@ from ..stacking import linear
 from .accumulation import GradientAccumulation, MicroBatch
 from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
-from .finite import INTEGER_DTYPES, clean_batch, finite_rows, poison, tensors_of, trust_batches
-from .processes import is_distributed, per_process_share
+from .finite import trust_batches
+from .inputs import LabelRangeError, check_batch
 from .rows import MethodOutput, Rows, gold
+from .shared_options import list_shared_options
 
 __all__ = [
     "ROW_KINDS",
@@ -42,89 +42,64 @@ __all__ = [
 ROW_KINDS = ("class", "token")
 
 
-class LabelRangeError(ValueError):
-    """A target label lies outside ``[0, num_classes)`` and is not ``ignore_index``."""
-
-
 class Method(GradientAccumulation, nn.Module):
     """Base class of every method: ``forward(features, target)`` returns a :class:`MethodOutput`
     (the loss, the logits, the logged terms) and ``logits(features)`` the prediction scores.
 
     ``forward`` is written once, here. It checks the batch (:meth:`check_inputs`), runs the
     method's head on the features, hands the head's outputs and the rows that count to the
-    method's loss, and builds the step's output with :meth:`Rows.output`. A subclass writes:
-
-    - :meth:`compute_loss`: the loss over the rows that count, the batch's logits and the loss
-      terms to log (the base detaches them);
-    - :meth:`logits`: the prediction scores;
-    - :meth:`head_outputs`, where the loss is computed from other outputs than the logits (the
-      default is the logits);
-    - for large label sets, ``chunkable = True`` with :meth:`chunking` and :meth:`chunked_loss`:
-      a step taken chunk by chunk of rows, used when :meth:`chunking` says the batch needs it;
-    - :meth:`on_epoch_end` for epoch-level state (with ``reads_dev = True``, fed by the dev split's
-      predictions: :meth:`on_dev_predictions`), :meth:`label_representation` for a learned
-      label representation.
+    method's loss, and builds the step's output with :meth:`Rows.output`. A subclass writes
+    :meth:`compute_loss` (the loss over the rows that count, the batch's logits and the terms to
+    log, which the base detaches) and :meth:`logits` (the prediction scores); where need be
+    :meth:`head_outputs` (the loss computed from other outputs than the logits),
+    :meth:`on_epoch_end` (epoch-level state) and :meth:`label_representation`. A method that only
+    changes the target of a linear layer writes less: :class:`~labelemb.methods.targets.TargetMethod`.
+    What a method can do beyond this it opts in to with a mixin of :mod:`labelemb.methods.abilities`
+    (stacked seeds, a chunked head, the dev split's predictions) or
+    :class:`~labelemb.methods.per_example.PerExampleState`.
 
     Options: a subclass's constructor takes its own options as keyword-only arguments and hands
     the shared ones on to this constructor as ``**options``: ``init_std`` (the output layers'
     initialisation, see :meth:`linear_head`), ``ignore_index`` (the target of rows that do not
-    count) and, for a chunkable method, ``chunk_size`` (rows per chunk; None chooses). Its
-    signature then lists them after its own, as :func:`labelemb.methods.options` and a config
-    read them. ``serves`` says which kinds of rows (:data:`ROW_KINDS`) the method can be the
-    output layer for, and ``cannot_serve`` why not, for each kind it leaves out.
+    count) and, for a chunked head, ``chunk_size`` (rows per chunk; None chooses). Its signature
+    then lists them after its own (:mod:`labelemb.methods.shared_options`).
 
     Rows that count: a row counts when its target is not ``ignore_index`` and its features and
-    its logits (the method's head outputs) are all finite. Rows with non-finite features or
-    logits (NaN, +-inf) are left out like ignored rows: they add nothing to any state the method
-    keeps (its buffers: OLS's sums and counts, LWR's recorded soft labels, LwAL's label vectors)
-    and no gradient to the method's parameters (label_embedding's ``E``, full or compressed,
-    among them), so one bad batch cannot make that state non-finite. The loss is not hidden: when
-    such a row has a target that counts, the returned loss is NaN (per seed, when stacked) and
-    the row's features get a NaN gradient, so the training loop, or an AMP ``GradScaler``, sees
-    the bad step and can skip it; those rows' returned logits are NaN, and the logged terms are
-    over the rows that count. A batch with no rows (``N = 0``) gives a zero loss connected to the
-    graph, zero gradients and ``(0, num_classes)`` logits, and changes no state (step counters
-    included). ``forward`` sees to all of this; a loss need only compute over ``rows``.
+    its logits (the head's outputs) are all finite. The others add nothing to any state the method
+    keeps and no gradient to its parameters; when such a row has a target that counts, the loss is
+    NaN (per seed, when stacked) and the row's features get a NaN gradient, so that the loop, or an
+    AMP ``GradScaler``, sees the bad step (:mod:`labelemb.methods.inputs`). A batch with no rows
+    gives a zero loss connected to the graph and changes no state. ``forward`` sees to all of
+    this; a loss need only compute over ``rows``.
     """
 
     #: The registry name, set by :func:`labelemb.methods.register`.
     name: str = ""
     #: Whether ``forward`` needs each example's dataset position (``index=``).
     needs_index: bool = False
-    #: Whether the method's code also runs on tensors stacked over seeds (``(S, N, d)`` features,
-    #: every parameter and buffer with a leading seed dimension), so that the batched trainer can
-    #: train many seeds at once. A method says so once it is written with the helpers of
-    #: :mod:`labelemb.stacking` and its stacked results are tested against per-seed runs.
+    #: The abilities' attributes (:mod:`labelemb.methods.abilities`), False unless a mixin says so.
     stackable: bool = False
-    #: Whether the method has a chunked head for large label sets (:meth:`chunking`,
-    #: :meth:`chunked_loss`); such a method takes the option ``chunk_size``.
     chunkable: bool = False
+    reads_dev: ClassVar[bool] = False
     #: The kinds of rows (:data:`ROW_KINDS`) the method can be the output layer for.
     serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
     cannot_serve: ClassVar[dict[str, str]] = {}
-    #: The options worth tuning and the range each is searched over (:class:`labelemb.search.Space`),
-    #: declared beside the method's code; every bound must be a value the constructor accepts. A
-    #: preset's fixed options are left out of its search (:func:`labelemb.methods.registry.search_space`).
+    #: The options worth tuning and the range each is searched over (:class:`labelemb.search.Space`);
+    #: every bound must be a value the constructor accepts (a preset's fixed options are not searched).
     search_space: ClassVar[dict[str, Space]] = {}
     #: Further options searched only when an option has a given value, ``{(option, value): {...}}``:
     #: one that does nothing otherwise (label_embedding's ``soft_warmup``, for ``variant="nlp"`` only).
     search_space_when: ClassVar[dict[tuple[str, object], dict[str, Space]]] = {}
-    #: Why gradient accumulation does not give a method the step of one batch of all its micro-batches
-    #: (a loss with terms of the batch as a whole that :meth:`micro_batch_loss` cannot make exact);
-    #: empty where it does. The adapters warn with it when a trainer accumulates.
+    #: Why gradient accumulation does not give the step of one batch of all the micro-batches (a
+    #: loss with batch-wide terms, see :mod:`labelemb.methods.accumulation`); empty where it does.
     accumulation_caveat: ClassVar[str] = ""
-    #: How the method needs its training batches built (:mod:`labelemb.methods.batch_shapes`), for
-    #: a loss over rows that belong together (cskd's same-class pairs); None: any batch. The training
-    #: loop honours it; a trainer that builds its own batches (the adapters) refuses the method.
+    #: How the method needs its training batches built (:mod:`labelemb.methods.batch_shapes`): for a
+    #: loss over rows that belong together (cskd's same-class pairs); None: any batch.
     batch_shape: ClassVar[BatchShape | None] = None
-    #: Whether the method reads the dev split's predictions at each epoch's end
-    #: (:meth:`on_dev_predictions`): a trainer without a dev split refuses it.
-    reads_dev: ClassVar[bool] = False
-    #: Whether :meth:`check_inputs` looks at each batch's labels and values (one host read a batch:
-    #: a GPU waits for it). A trainer whose labels were checked when its data was read, and whose
-    #: rows all count, turns it off (labelemb's own layouts do, :func:`trust_batches`): every row
-    #: then counts, as in a plain loop, and a non-finite value makes the loss non-finite.
+    #: Whether :meth:`check_inputs` looks at each batch's labels and values (one host read a batch).
+    #: A trainer whose labels were checked when read, and whose rows all count, turns it off
+    #: (:func:`trust_batches`): every row then counts, and a non-finite value makes the loss so.
     check_batches: bool = True
     #: Set by an adapter (Lightning's ``LabelembCallback``) while a trainer accumulates gradients:
     #: ``forward`` in training then returns :meth:`accumulated_loss`. None: the batch is the step.
@@ -158,7 +133,7 @@ class Method(GradientAccumulation, nn.Module):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            _list_shared_options(cls, init)
+            list_shared_options(init, Method.__init__, chunked=cls.chunkable)
         elif cls.chunkable and "chunk_size" not in inspect.signature(cls).parameters:
             raise TypeError(
                 f"{cls.__name__} is chunkable but inherits a constructor without chunk_size: give it a "
@@ -220,9 +195,8 @@ class Method(GradientAccumulation, nn.Module):
         """Swap epoch-level state; the default method has none."""
 
     def on_dev_predictions(self, logits: Tensor, labels: Tensor) -> None:
-        """The dev split's logits ``(N, m)`` and labels ``(N,)`` (stacked: ``(S, N, m)``, ``(S, N)``,
-        each seed's own), from the weights at an epoch's end in evaluation mode, before
-        :meth:`on_epoch_end`; called, without gradient, for a method that :attr:`reads_dev` only."""
+        """The dev split's logits and labels at an epoch's end, for a method that reads them
+        (:class:`~labelemb.methods.abilities.ReadsDev`); the default method does not."""
 
     def label_representation(self) -> Tensor | None:
         """An ``(num_classes, d)`` matrix describing each label, or None if the method has none."""
@@ -240,75 +214,13 @@ class Method(GradientAccumulation, nn.Module):
     ) -> tuple[Rows, Any]:
         """Validate a batch, run ``head`` on its features, and say which rows count.
 
-        Returns ``(rows, head(features))`` (``None`` for no ``head``). ``head`` maps features to
-        the method's logits: a tensor ``(..., N, k)`` or a tuple of them. A row counts when its
-        target is not ``ignore_index`` and its features and head outputs are all finite (see
-        :class:`Method`). In the common case (every label in range, every value finite: one
-        reduction per tensor and one host read tell) the outputs are returned as computed and
-        ``rows.weight`` is None. Otherwise the head runs again on :meth:`Rows.safe` features (the
-        rows that are not finite, in the features or in the outputs, set to zero), so that nothing
-        non-finite reaches the method's state or the gradients of its parameters; ``forward`` ends
-        the step with :meth:`Rows.output`, which makes the loss say so.
-
-        Out-of-range labels would otherwise surface as a device-side assert on CUDA or an
-        opaque IndexError from deep inside torch, so they are caught here with a readable error.
-        A method whose tensors are stacked over seeds (``stacked_seeds``, see
-        :func:`labelemb.stacking.stack_modules`) takes ``(S, N, d)`` features and ``(S, N)`` targets.
+        Returns ``(rows, head(features))`` (``None`` for no ``head``); ``head`` maps features to
+        the method's logits: a tensor ``(..., N, k)`` or a tuple of them. In the common case
+        (every label in range, every value finite) ``rows.weight`` is None; otherwise the head runs
+        again on :meth:`Rows.safe` features. A readable error for a label out of range, or a
+        batch of the wrong shape (:mod:`labelemb.methods.inputs`).
         """
-        seeds = getattr(self, "stacked_seeds", None)
-        shape = "(N, {d})" if seeds is None else f"({seeds}, N, {{d}})"
-        if features.dim() != (2 if seeds is None else 3) or features.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{type(self).__name__} expects features of shape {shape.format(d=self.in_features)}, "
-                f"got {tuple(features.shape)}; flatten sequences to (N, d) first"
-            )
-        if target.shape != features.shape[:-1]:
-            raise ValueError(
-                f"target must have shape {tuple(features.shape[:-1])} to match the features, "
-                f"got {tuple(target.shape)}"
-            )
-        if target.dtype not in INTEGER_DTYPES:
-            raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
-        target = target.long()
-        outputs = None if head is None else head(features)
-        checked = (features, *tensors_of(outputs))
-        rows = target.shape[-1]
-        # One reduction per tensor and one host read tell the common case apart (an empty batch
-        # has no labels to range over: it takes the general way, where it counts no row). An
-        # ignore_index that is itself a class (0) cannot be told from a label by its range: such a
-        # batch always takes the general way, which leaves its ignored rows out.
-        ignore_is_a_class = 0 <= self.ignore_index < self.num_classes
-        trusted = not self.check_batches
-        if rows and (trusted or (not ignore_is_a_class and clean_batch(target, self.num_classes, checked))):
-            if is_distributed():
-                count = per_process_share(features.new_tensor(rows))
-                return Rows(label=target, weight=None, count=count), outputs
-            return Rows(label=target, weight=None, count=float(rows)), outputs
-        valid = target != self.ignore_index
-        out_of_range = valid & ((target < 0) | (target >= self.num_classes))
-        if bool(out_of_range.any()):
-            bad = target[out_of_range][:5].tolist()
-            raise LabelRangeError(
-                f"labels {bad} are outside [0, {self.num_classes}); each target must be a class "
-                f"index below num_classes={self.num_classes} or ignore_index={self.ignore_index}. "
-                "Check the dataset's labels or the num_classes you built the method with."
-            )
-        finite = finite_rows(*checked)
-        counted = valid & finite
-        weight = counted.to(features.dtype)
-        count = per_process_share(weight.sum(-1))
-        rows = Rows(
-            label=target.masked_fill(~valid, 0),
-            weight=weight,
-            count=count.clamp(min=1e-8),
-            finite=finite,
-            poison=poison(features, valid & ~finite),
-        )
-        if head is not None:
-            # Again, on features whose rows that are not finite (in the features or, from an
-            # overflow, in the outputs) are zeros: no gradient then passes through a non-finite value.
-            outputs = head(rows.safe(features))
-        return rows, outputs
+        return check_batch(self, features, target, head)
 
     def artifacts(self) -> dict[str, Tensor]:
         """Tensors a finished run saves beside its weights, by name.
@@ -318,30 +230,6 @@ class Method(GradientAccumulation, nn.Module):
         """
         representation = self.label_representation()
         return {} if representation is None else {"representation": representation}
-
-
-def _list_shared_options(cls: type[Method], init: Callable[..., None]) -> None:
-    """Give ``init``, a constructor that hands ``**options`` on to :class:`Method`'s, the signature
-    and type hints of the shared options ``cls`` takes, after its own: the signature that
-    :func:`labelemb.methods.options` reads and a config's values are checked against.
-
-    ``chunk_size`` is one of them only for a chunkable method; one that ``init`` names itself is
-    left to it. A constructor without ``**options`` names every option it takes, and is left as it is.
-    """
-    signature = inspect.signature(init)
-    *own, last = signature.parameters.values()
-    if last.kind is not inspect.Parameter.VAR_KEYWORD:
-        return
-    shared = [
-        parameter
-        for name, parameter in inspect.signature(Method.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        and name not in signature.parameters
-        and (cls.chunkable or name != "chunk_size")
-    ]
-    init.__signature__ = signature.replace(parameters=[*own, *shared])
-    hints = typing.get_type_hints(Method.__init__)
-    init.__annotations__ = {**init.__annotations__, **{p.name: hints[p.name] for p in shared}}
 
 
 class LinearOutputMethod(Method):

@@ -9,13 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("confidence_penalty")
-class ConfidencePenalty(LinearOutputMethod):
+class ConfidencePenalty(Stackable, Chunked, TargetMethod):
     """Cross-entropy minus ``beta`` times the entropy of the prediction::
 
         L = H(y, softmax(z)) - beta * H(softmax(z)),   H(p) = -sum_i p_i log p_i
@@ -28,8 +30,6 @@ class ConfidencePenalty(LinearOutputMethod):
     ``p - onehot(y) + beta p (log p + H(p))``.
     """
 
-    stackable = True
-    chunkable = True
     # beta, the entropy bonus's weight (constructor: >= 0): 0.1 (our default) inside. Log: it matters
     # by orders of magnitude; from about 2 the bonus (up to beta log m) outweighs the cross-entropy
     # and flattens the predictions, below 0.01 it does next to nothing.
@@ -41,16 +41,11 @@ class ConfidencePenalty(LinearOutputMethod):
             raise ValueError(f"beta must be >= 0 (a negative beta rewards confidence), got {beta}")
         self.beta = beta
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
         log_p = F.log_softmax(logits, dim=-1)
-        ce = rows.mean(-gold(log_p, rows.label))
         # p log p from log_softmax stays finite where p underflows to 0 (0 * finite = 0),
         # unlike torch.special.entr(p), whose gradient at p = 0 is infinite.
-        entropy = rows.mean(-(log_p.exp() * log_p).sum(dim=-1))
-        loss = ce - self.beta * entropy
-        return MethodOutput(loss, logits, {"ce": ce, "entropy": entropy})
+        return {"ce": -gold(log_p, label), "entropy": -(log_p.exp() * log_p).sum(dim=-1)}
 
     def row_terms(self) -> dict[str, float]:
         return {"ce": 1.0, "entropy": -self.beta}

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .batch_shapes import ClassPairs
 from .processes import per_process_share
@@ -15,7 +16,7 @@ from .registry import register
 
 
 @register("cskd")
-class ClassWiseSelfKnowledgeDistillation(LinearOutputMethod):
+class ClassWiseSelfKnowledgeDistillation(Stackable, LinearOutputMethod):
     """CS-KD, Yun et al., "Regularizing Class-wise Predictions via Self-knowledge Distillation",
     CVPR 2020 (Section 2, the method; the equation is the paper's total loss, as the authors' code
     computes it).
@@ -34,7 +35,6 @@ class ClassWiseSelfKnowledgeDistillation(LinearOutputMethod):
     a plain loop may call :meth:`~labelemb.methods.batch_shapes.ClassPairs.arrange` for its order.
     """
 
-    stackable = True
     batch_shape = ClassPairs()
     serves = frozenset({"class"})
     cannot_serve = {

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("dual_focal")
-class DualFocalLoss(LinearOutputMethod):
+class DualFocalLoss(Stackable, Chunked, TargetMethod):
     """Cross-entropy weighted by ``(1 - p_y + p_j)^gamma``, differentiated in full::
 
         p_j = max {p_k : p_k < p_y}     (0 when no class is below the gold one; chosen without gradient)
@@ -40,10 +42,6 @@ class DualFocalLoss(LinearOutputMethod):
     ``w^gamma (p - onehot(y)) + c (p_j (onehot(j) - p) - p_y (onehot(y) - p))``.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # gamma, the focusing exponent (constructor: >= 0): 0 is cross-entropy; their README's tuned values
     # (2.3 to 6.1 over four networks and three data sets) and our default 5 inside. The weight's base
     # 1 - p_y + p_j stays near 1 while a runner-up is close, so larger gammas than focal's still
@@ -66,14 +64,10 @@ class DualFocalLoss(LinearOutputMethod):
         base = (p_j - torch.expm1(log_p_y)).clamp(min=torch.finfo(log_p.dtype).tiny)
         return -base.pow(self.gamma) * log_p_y, base, p_j, j
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
         log_p = F.log_softmax(logits, dim=-1)
-        dual, _, _, _ = self.dual_terms(log_p, rows.label)
-        loss = rows.mean(dual.squeeze(-1))
-        ce = rows.mean(-gold(log_p, rows.label))
-        return MethodOutput(loss, logits, {"dual_focal": loss, "ce": ce})
+        dual, _, _, _ = self.dual_terms(log_p, label)
+        return {"dual_focal": dual.squeeze(-1), "ce": -gold(log_p, label)}
 
     def row_terms(self) -> dict[str, float]:
         return {"dual_focal": 1.0, "ce": 0.0}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 
@@ -53,7 +54,7 @@ def mean_boundary_distance(logits: Tensor, weight: Tensor) -> Tensor:
 
 
 @register("elogitnorm")
-class ELogitNorm(LinearOutputMethod):
+class ELogitNorm(Stackable, LinearOutputMethod):
     """Cross-entropy on the logits divided by the feature's mean distance to the decision
     boundaries, for a linear head z = W h + b with rows w_k::
 
@@ -71,7 +72,6 @@ class ELogitNorm(LinearOutputMethod):
     Class rows only: D needs the pairwise distances of the m classes' weight rows (m x m).
     """
 
-    stackable = True
     serves: ClassVar[frozenset[str]] = frozenset({"class"})
     cannot_serve: ClassVar[dict[str, str]] = {
         "token": "its scale needs the distances between every pair of the m classes' weight rows "

@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("focal")
-class FocalLoss(LinearOutputMethod):
+class FocalLoss(Stackable, Chunked, TargetMethod):
     """Cross-entropy weighted by ``(1 - p_y)^gamma``, differentiated in full::
 
         L = -(1 - p_y)^gamma log p_y,   p = softmax(z)
@@ -40,10 +42,6 @@ class FocalLoss(LinearOutputMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient above in closed form.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # gamma, the focusing exponent (constructor: >= 0): 0 is cross-entropy, 3 (Mukhoti et al.'s
     # FL-3, our default) and Lin et al.'s sweep of 0-5 (their Table 1a) inside. Above 5 the weight is
     # under 0.03 already at p_y = 0.5, so rows stop teaching long before they are fitted. Linear:
@@ -92,14 +90,10 @@ class FocalLoss(LinearOutputMethod):
         one_minus = (-torch.expm1(log_p_y)).clamp(min=torch.finfo(log_p_y.dtype).tiny)
         return -one_minus.pow(gamma) * log_p_y, gamma, one_minus
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        log_p_y = gold(F.log_softmax(logits, dim=-1), rows.label)
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        log_p_y = gold(F.log_softmax(logits, dim=-1), label)
         focal, _, _ = self.focal_terms(log_p_y)
-        loss = rows.mean(focal)
-        ce = rows.mean(-log_p_y)
-        return MethodOutput(loss, logits, {"focal": loss, "ce": ce})
+        return {"focal": focal, "ce": -log_p_y}
 
     def row_terms(self) -> dict[str, float]:
         return {"focal": 1.0, "ce": 0.0}

@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .registry import register
 from .rows import one_hot
+from .targets import TargetMethod
 
 
 @register("label_relaxation")
-class LabelRelaxation(LinearOutputMethod):
+class LabelRelaxation(Stackable, Chunked, TargetMethod):
     """Zero loss once the gold class holds more than ``1 - alpha``, else the KL divergence to the
     prediction's projection onto that set (the credal set of the relaxed label)::
 
@@ -38,10 +40,6 @@ class LabelRelaxation(LinearOutputMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient ``p - r`` in closed form.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # alpha, the probability the relaxed label leaves to the other classes (constructor: [0, 1)): 0 is
     # cross-entropy, 0.1 (our default, label smoothing's epsilon) inside; above 0.4 a prediction
     # whose gold class holds 0.6 already counts as fitted, so the labels teach little on data a network
@@ -68,12 +66,9 @@ class LabelRelaxation(LinearOutputMethod):
         kl = (torch.special.xlogy(target, target) - target * log_p).sum(dim=-1)
         return torch.where(inside, 0.0, kl), inside, target
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        kl, inside, _ = self.relaxed(F.log_softmax(logits, dim=-1), rows.label)
-        loss = rows.mean(kl)
-        return MethodOutput(loss, logits, {"kl": loss, "in_set": rows.mean(inside.to(loss.dtype))})
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        kl, inside, _ = self.relaxed(F.log_softmax(logits, dim=-1), label)
+        return {"kl": kl, "in_set": inside.to(kl.dtype)}
 
     def row_terms(self) -> dict[str, float]:
         return {"kl": 1.0, "in_set": 0.0}

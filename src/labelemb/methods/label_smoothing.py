@@ -9,13 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("label_smoothing")
-class LabelSmoothing(LinearOutputMethod):
+class LabelSmoothing(Stackable, Chunked, TargetMethod):
     """Cross-entropy against ``(1 - epsilon) onehot(y) + epsilon / m`` on every class::
 
         L = (1 - epsilon) H(y, softmax(z)) + epsilon H(u, softmax(z)),   u = 1/m everywhere
@@ -28,8 +30,6 @@ class LabelSmoothing(LinearOutputMethod):
     ``p - (1 - epsilon) onehot(y) - epsilon / m``.
     """
 
-    stackable = True
-    chunkable = True
     # epsilon, the smoothing mass (constructor: [0, 1]): 0 is onehot, 0.1 (Szegedy et al.'s) inside;
     # above 0.3 the gold class keeps under 0.7 of the target, beyond what label smoothing is used with.
     search_space: ClassVar[dict[str, Space]] = {"epsilon": Space.floats(0.0, 0.3)}
@@ -40,15 +40,10 @@ class LabelSmoothing(LinearOutputMethod):
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
         self.epsilon = epsilon
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
         log_p = F.log_softmax(logits, dim=-1)
         # Both parts are needed for the loss anyway, so logging them separately costs nothing.
-        ce = rows.mean(-gold(log_p, rows.label))
-        uniform = rows.mean(-log_p.mean(dim=-1))
-        loss = (1.0 - self.epsilon) * ce + self.epsilon * uniform
-        return MethodOutput(loss, logits, {"ce": ce, "uniform": uniform})
+        return {"ce": -gold(log_p, label), "uniform": -log_p.mean(dim=-1)}
 
     def row_terms(self) -> dict[str, float]:
         return {"ce": 1.0 - self.epsilon, "uniform": self.epsilon}

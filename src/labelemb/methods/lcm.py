@@ -11,13 +11,14 @@ from torch import Tensor, nn
 
 from ..search import Space
 from ..stacking import linear
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .registry import register
 from .rows import one_hot
 
 
 @register("lcm")
-class LabelConfusionModel(LinearOutputMethod):
+class LabelConfusionModel(Stackable, LinearOutputMethod):
     """Label Confusion Model, Guo, Han, Han, Huang and Lu (2021), "Label Confusion Learning to
     Enhance Text Classification Models" (AAAI; arXiv 2012.04987), its model as the paper's LCM
     figure and the authors' Keras code (beyondguo/label_confusion_learning, ``models/lstm.py``)
@@ -52,7 +53,6 @@ class LabelConfusionModel(LinearOutputMethod):
 
     # linear (grouped for stacked weights), matmul and softmax broadcast over a leading seed
     # dimension: tested against per-seed runs.
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its confusion layer is a dense m x m layer over the label similarities: V x V over "

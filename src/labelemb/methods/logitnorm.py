@@ -10,16 +10,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 #: Added to the logits' norm before dividing, as in the authors' code: a row of zero logits stays finite.
 NORM_EPS = 1e-7
 
 
 @register("logitnorm")
-class LogitNorm(LinearOutputMethod):
+class LogitNorm(Stackable, Chunked, TargetMethod):
     """Cross-entropy on the logits scaled to the length ``1 / tau``::
 
         s = z / (tau (||z||_2 + eps)),   L = H(y, softmax(s)),   eps = 1e-7
@@ -38,10 +40,6 @@ class LogitNorm(LinearOutputMethod):
     the gradient in the logits is ``(g - z (z . g) / (n (n + eps))) / (tau (n + eps))``.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # tau, the temperature (constructor: > 0): the normalised logits have length 1 / tau, so the gold
     # logit can stand at most sqrt(m / (m - 1)) / tau above all the others: at 0.2 ten classes reach p_y
     # of 0.96 at best, and above it the loss cannot fit its own labels; at 0.002 the length is 500 and
@@ -60,13 +58,12 @@ class LogitNorm(LinearOutputMethod):
         norm = torch.linalg.vector_norm(logits, dim=-1, keepdim=True)
         return logits / ((norm + NORM_EPS) * self.tau), norm
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
         scaled, norm = self.normalised(logits)
-        loss = rows.mean(-gold(F.log_softmax(scaled, dim=-1), rows.label))
-        logit_norm = rows.mean(norm.detach().squeeze(-1))
-        return MethodOutput(loss, logits, {"normalised_ce": loss, "logit_norm": logit_norm})
+        return {
+            "normalised_ce": -gold(F.log_softmax(scaled, dim=-1), label),
+            "logit_norm": norm.detach().squeeze(-1),
+        }
 
     def row_terms(self) -> dict[str, float]:
         return {"normalised_ce": 1.0, "logit_norm": 0.0}

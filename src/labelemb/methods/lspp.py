@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..search import Space
 from ..stacking import rows_of
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 from .rows import one_hot
@@ -20,7 +21,7 @@ TARGETS_KEY = "targets"
 
 
 @register("lspp")
-class LabelSmoothingPlusPlus(LinearOutputMethod):
+class LabelSmoothingPlusPlus(Stackable, LinearOutputMethod):
     """Label Smoothing++, Chhabra, Venkateswara and Li, "Label Smoothing++: Enhanced Label
     Regularization for Training Neural Networks" (BMVC 2024; arXiv 2509.05307), its method as the
     authors' README and released ``lspp.py`` (s-chh/LSPP) give it (the paper's text was not at hand).
@@ -52,7 +53,6 @@ class LabelSmoothingPlusPlus(LinearOutputMethod):
 
     # Written with rows_of, log_softmax and masks built by comparison, which broadcast over a
     # leading seed dimension: tested against per-seed runs.
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it learns an m x m matrix of target distributions: V x V over a vocabulary "

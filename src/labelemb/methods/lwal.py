@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..search import Space
 from ..stacking import add_to_rows, linear
+from .abilities import Stackable
 from .base import Method, MethodOutput, Rows, gold
 from .processes import is_distributed
 from .registry import register
@@ -32,7 +33,7 @@ def pairwise_distance(z: Tensor, centres: Tensor) -> Tensor:
 
 
 @register("lwal")
-class LearningWithAdaptiveLabels(Method):
+class LearningWithAdaptiveLabels(Stackable, Method):
     """Learning with adaptive labels (LwAL), Yu & Verma (2022), Algorithm 1 and Eq. 1-3.
 
     A linear head maps features to ``z`` in R^d, ``d = num_classes * dim_factor`` (LwAL10:
@@ -69,7 +70,6 @@ class LearningWithAdaptiveLabels(Method):
     does not count as a step.
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
@@ -156,6 +156,7 @@ class LearningWithAdaptiveLabels(Method):
         if is_distributed():
             # Differentiable sum: each process's loss reaches every process's z through the
             # centroids, so the gradient is that of the global batch, however it is split.
+            # Lazy: a PyTorch built without distributed support cannot import it (and never gets here).
             import torch.distributed.nn.functional as dist_fn
 
             totals = dist_fn.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)

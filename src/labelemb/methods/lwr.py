@@ -10,13 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import PerExampleState
 from .registry import register
 
 
 @register("lwr")
-class LearningWithRetrospection(PerExampleState, LinearOutputMethod):
+class LearningWithRetrospection(Stackable, PerExampleState, LinearOutputMethod):
     """Learning with retrospection (LWR), Deng & Zhang, "Learning with Retrospection", AAAI 2021.
 
     Each training example ``i`` keeps a soft label ``s_i``, its own ``softmax(z_i / tau)`` recorded
@@ -51,7 +52,6 @@ class LearningWithRetrospection(PerExampleState, LinearOutputMethod):
     those of :class:`~labelemb.methods.per_example.PerExampleState`, in float32.
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps a soft label per training example (per-example state, indexed by the "

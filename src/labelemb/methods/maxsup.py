@@ -10,13 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .chunked import subtract_at_labels
 from .registry import register
 
 
 @register("maxsup")
-class MaxSuppression(LinearOutputMethod):
+class MaxSuppression(Stackable, Chunked, LinearOutputMethod):
     """Cross-entropy plus ``alpha_e`` times the largest logit's lead over the mean logit::
 
         L       = H(y, softmax(z)) + alpha_e (max_k z_k - (1/m) sum_k z_k)
@@ -39,10 +40,6 @@ class MaxSuppression(LinearOutputMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient above in closed form.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # alpha and alpha_end, the penalty's weight in the first and in the last epoch (constructor: >= 0):
     # their 0.1 and 0.2 inside, each drawn on its own (a draw may keep the weight flat or let it fall).
     # Below 0.01 the penalty does next to nothing beside the cross-entropy; at 1 a logit lead of one

@@ -10,13 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .base import ROW_KINDS, LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("mbls")
-class MarginLabelSmoothing(LinearOutputMethod):
+class MarginLabelSmoothing(Stackable, Chunked, TargetMethod):
     """Cross-entropy plus ``alpha`` times the mean hinge on the gaps to the largest logit::
 
         L = H(y, softmax(z)) + alpha * (1/m) sum_j max(0, max_k z_k - z_j - margin)
@@ -35,10 +37,6 @@ class MarginLabelSmoothing(LinearOutputMethod):
     ``a = sum_j active_j``.
     """
 
-    stackable = True
-    chunkable = True
-    # One loss per row: it serves class rows and a sequence model's token rows alike.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     # margin, the logit gap allowed before the penalty starts (constructor: >= 0): 0 asks every logit
     # to equal the largest (the equality constraint the paper reads label smoothing as, Section 3);
     # 10 (the paper's default) inside; past 20 a gap is worth a probability ratio of e^-20 and the
@@ -66,13 +64,8 @@ class MarginLabelSmoothing(LinearOutputMethod):
         largest = logits.max(dim=-1, keepdim=True).values
         return F.relu(largest - logits - self.margin).mean(dim=-1)
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        ce = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        margin = rows.mean(self.hinge(logits))
-        loss = ce + self.alpha * margin
-        return MethodOutput(loss, logits, {"ce": ce, "margin": margin})
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        return {"ce": -gold(F.log_softmax(logits, dim=-1), label), "margin": self.hinge(logits)}
 
     def row_terms(self) -> dict[str, float]:
         return {"ce": 1.0, "margin": self.alpha}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .processes import is_distributed
 from .registry import register
@@ -17,7 +18,7 @@ from .rows import one_hot
 
 
 @register("mdca")
-class MDCALoss(LinearOutputMethod):
+class MDCALoss(Stackable, LinearOutputMethod):
     """A classification loss plus ``beta`` times the batch's multi-class difference in confidence
     and accuracy::
 
@@ -41,7 +42,6 @@ class MDCALoss(LinearOutputMethod):
     the batch's. Logged: ``ce``, ``mdca`` and, for ``gamma > 0``, ``focal``.
     """
 
-    stackable = True
     # beta, MDCA's weight (constructor: >= 0): 1 (their README's) and 10 (their argument parser's
     # default) inside; at 0.1 the term is a tenth of a class-mean gap of the order of 1/m, next to
     # nothing; past 20 it outweighs the classification loss by far. Log: it acts as a scale.
@@ -74,6 +74,7 @@ class MDCALoss(LinearOutputMethod):
         if is_distributed():
             # Differentiable sum: each process's MDCA reaches every process's rows, so the averaged
             # gradients are those of the global batch's MDCA.
+            # Lazy: a PyTorch built without distributed support cannot import it (and never gets here).
             import torch.distributed.nn.functional as dist_fn
 
             totals = dist_fn.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)

@@ -10,13 +10,14 @@ from torch import Tensor
 
 from ..search import Space
 from ..stacking import add_to_rows, rows_of
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .processes import is_distributed
 from .registry import register
 
 
 @register("ols")
-class OnlineLabelSmoothing(LinearOutputMethod):
+class OnlineLabelSmoothing(Stackable, LinearOutputMethod):
     """Online label smoothing, Zhang et al. (2021), "Delving Deep into Label Smoothing" (IEEE TIP).
 
     With ``p = softmax(W h + b)`` and a soft-label matrix ``S`` (m x m)::
@@ -41,7 +42,6 @@ class OnlineLabelSmoothing(LinearOutputMethod):
     is NaN (see :class:`~labelemb.methods.base.Method`).
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..search import Space
-from .base import LinearOutputMethod, MethodOutput, Rows, gold
+from .abilities import Chunked, Stackable
+from .base import gold
 from .chunked import subtract_at_labels
 from .registry import register
+from .targets import TargetMethod
 
 
 @register("onehot")
-class OneHot(LinearOutputMethod):
+class OneHot(Stackable, Chunked, TargetMethod):
     """Cross-entropy against the one-hot gold label: ``L = H(y, softmax(W h + b))``.
 
     The paper's baseline (Sun et al. 2017, Section 3) and "STD" in the LwAL paper.
@@ -24,20 +25,12 @@ class OneHot(LinearOutputMethod):
     N x V logits never exist at once (see :mod:`labelemb.methods.chunked`).
     """
 
-    stackable = True
-    chunkable = True
-    # The baseline has no option of its own to search: it gets the command line's shared keys only.
-    search_space: ClassVar[dict[str, Space]] = {}
-
     def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
         # A constructor of its own, whose signature lists chunk_size (see Method).
         super().__init__(in_features, num_classes, **options)
 
-    def compute_loss(
-        self, logits: Tensor, rows: Rows, features: Tensor, index: Tensor | None
-    ) -> MethodOutput:
-        loss = rows.mean(-gold(F.log_softmax(logits, dim=-1), rows.label))
-        return MethodOutput(loss, logits, {"ce": loss})
+    def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
+        return {"ce": -gold(F.log_softmax(logits, dim=-1), label)}
 
     def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         """Each row's ``-log p[y]`` (as ``(n, 1)``) and its gradient in the logits, ``p - onehot(y)``."""

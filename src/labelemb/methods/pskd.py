@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import TABLE_DTYPES, PerExampleState
 from .registry import register
@@ -15,7 +16,7 @@ from .rows import one_hot
 
 
 @register("pskd")
-class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
+class ProgressiveSelfKnowledgeDistillation(Stackable, PerExampleState, LinearOutputMethod):
     """PS-KD, Kim et al., "Self-Knowledge Distillation with Progressive Refinement of Targets",
     ICCV 2021 (Section 3, the method; the equations as the authors' code computes them).
 
@@ -40,7 +41,6 @@ class ProgressiveSelfKnowledgeDistillation(PerExampleState, LinearOutputMethod):
     ``index`` the loss is the plain cross-entropy.
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps each training example's last prediction (per-example state, indexed by the "

@@ -18,6 +18,7 @@ from torch import Tensor
 from ..hub import DEFAULT_ENCODER, encoder_dir, offline
 from ..search import Space
 from ..stacking import linear, rows_of
+from .abilities import Stackable
 from .base import Method, MethodOutput, Rows
 from .registry import register
 from .tensor_files import read_tensor_file
@@ -54,6 +55,7 @@ def _encode(names: tuple[str, ...], encoder: str) -> Tensor:
         raise ImportError(f"{error}: {_INSTALL_HINT}") from error
     with offline():
         try:
+            # Lazy: the optional extra labelemb[text] (both), loaded only when class names are encoded.
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
         except ImportError as error:
@@ -86,7 +88,7 @@ def load_class_vectors(source: Tensor | str | Path) -> Tensor:
 
 
 @register("static_label")
-class StaticLabel(Method):
+class StaticLabel(Stackable, Method):
     """Regression to fixed class vectors ``V`` (``m x d``), prediction by the nearest vector::
 
         L = mean_rows mean_d smooth_l1(W h + b - V[y])      (PyTorch's smooth L1, beta = 1)
@@ -101,7 +103,6 @@ class StaticLabel(Method):
     squared error.
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors"

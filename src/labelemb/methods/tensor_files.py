@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors.torch import load_file
 from torch import Tensor
 
 from ..aligned import aligned
@@ -13,8 +14,6 @@ from ..rundir.files import load_tensors, torch_file_problem
 def read_tensor_file(path: Path, key: str) -> Tensor:
     """The float tensor ``key`` (or the only tensor) of a ``.safetensors`` file, or a ``.pt`` tensor."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         try:
             tensors = load_file(str(path))
         except Exception as error:  # a torn or foreign file: one line naming it

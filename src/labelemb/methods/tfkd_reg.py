@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 
 
 @register("tfkd_reg")
-class TfKDReg(LinearOutputMethod):
+class TfKDReg(Stackable, LinearOutputMethod):
     """Cross-entropy plus distillation from a fixed virtual teacher (Yuan et al. 2020)::
 
         q_k = correct_prob if k == y else (1 - correct_prob) / (m - 1)
@@ -33,7 +34,6 @@ class TfKDReg(LinearOutputMethod):
     The logged ``kl`` term is the plain per-example KL, before the ``/ m``.
     """
 
-    stackable = True
     # temperature softens the virtual teacher (constructor: > 0): gold / other = exp(~0.99 / T), so
     # about 0.1 makes it one-hot and 50 all but uniform; 20 (their CIFAR-100 setting) inside. Log.
     # alpha, the distillation term's weight against the cross-entropy (constructor: [0, 1]): 0 is

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
+from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register
 from .rows import one_hot
@@ -34,7 +35,7 @@ def zipf_targets(logits: Tensor, label: Tensor, power: float) -> Tensor:
 
 
 @register("zipf_ls")
-class ZipfLabelSmoothing(LinearOutputMethod):
+class ZipfLabelSmoothing(Stackable, LinearOutputMethod):
     """Zipf's label smoothing, Liang et al. (2022), "Efficient One Pass Self-distillation with Zipf's
     Label Smoothing" (ECCV; arXiv 2207.12980), its method as the authors' code
     (megvii-research/zipfls, ``pytorch_zipfls/losses.py``) computes it (the paper's text was not at
@@ -64,7 +65,6 @@ class ZipfLabelSmoothing(LinearOutputMethod):
 
     # Written with operations that broadcast over a leading seed dimension (sort, searchsorted,
     # log_softmax, masks built by comparison, Rows.mean): tested against per-seed runs.
-    stackable = True
     # weight, the KL's weight against the cross-entropy (constructor: >= 0): 0.1 (their CIFAR-100 and
     # ImageNet setting) and 1.0 (TinyImageNet, iNat) inside; log: it matters by orders of magnitude,
     # and above 10 the Zipf shape of the non-targets outweighs learning the gold class.

@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import methods, models
 from ..config import RunConfig
+from ..methods.abilities import Stackable
 from ..rundir import differing_keys
 from . import distributed
 
@@ -42,7 +43,7 @@ def unsupported_reason(config: RunConfig) -> str | None:
         method_class = methods.method_class(config.method.name)
     except ValueError as error:
         return str(error)
-    if not method_class.stackable:
+    if not issubclass(method_class, Stackable):
         return f"method {config.method.name!r} does not run on stacked seeds (its class is not stackable)"
     augment = config.data.augment
     if augment.crop_padding or augment.flip or augment.mean is not None:

@@ -1,10 +1,11 @@
 """The door for a method that reads the dev split's predictions at each epoch's end.
 
-A method says so with a trait, ``reads_dev = True`` (:attr:`labelemb.methods.Method.reads_dev`),
-and receives them in :meth:`~labelemb.methods.Method.on_dev_predictions`. At each epoch's end,
-before the methods' ``on_epoch_end``, each run's method is handed the dev split's logits, computed
-by the task (``split_logits``) through the run's predictor (the weights of that moment, in
-evaluation mode, as a check evaluates them), and the dev labels; seeds side by side each their own.
+A method says so by mixing in :class:`~labelemb.methods.abilities.ReadsDev` (the trainer asks
+``isinstance``), and receives them in :meth:`~labelemb.methods.Method.on_dev_predictions`. At each
+epoch's end, before the methods' ``on_epoch_end``, each run's method is handed the dev split's
+logits, computed by the task (``split_logits``) through the run's predictor (the weights of that
+moment, in evaluation mode, as a check evaluates them), and the dev labels; seeds side by side
+each their own.
 Under torchrun every process computes them and all take process 0's, so every process reaches the
 same state. A run whose data has no dev split, or whose task gives no logits of a split, is refused
 before anything trains (:class:`DevSplitCheck`). Nothing here asks which method it serves.
@@ -21,13 +22,14 @@ from torch import Tensor
 from .. import methods
 from ..callbacks import Callback
 from ..config import ConfigError
+from ..methods.abilities import ReadsDev
 from ..methods.processes import from_main_process
 from ..tasks import Predictor, Task
 
 
 def reads_dev(method: Any) -> bool:
     """Whether ``method`` (a method, or one stacked over seeds) reads the dev split's predictions."""
-    return bool(getattr(method, "reads_dev", False))
+    return isinstance(method, ReadsDev)
 
 
 def dev_predictions(
@@ -47,7 +49,7 @@ class DevSplitCheck(Callback):
 
     def setup(self, configs: Sequence[Any], dataset: Any, task: Any) -> None:
         for name in dict.fromkeys(config.method.name for config in configs):
-            if not methods.method_class(name).reads_dev:
+            if not issubclass(methods.method_class(name), ReadsDev):
                 continue
             reads = f"method {name!r} reads the dev split's predictions at each epoch's end"
             if dataset.dev is None:

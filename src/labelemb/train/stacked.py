@@ -15,7 +15,7 @@ all of them:
   the model registry, so a new stackable backbone is one hook and no edit here.
 - The method is one module of its class whose parameters and buffers are the seeds' stacked
   (:func:`labelemb.stacking.stack_modules`): the method's own ``forward`` runs on ``(S, B, d)``
-  features and returns each seed's loss ``(S,)``. Any method with ``stackable = True`` runs so.
+  features and returns each seed's loss ``(S,)``. Any method that mixes in ``Stackable`` runs so.
 - Each seed keeps its own data order (``epoch_permutation(seed, epoch, n)``).
 - The loss is the sum of the seeds' losses, so each seed's gradient is its own loss's gradient;
   Adam is elementwise, so one Adam over the stacked parameters is S independent Adams. Runs of

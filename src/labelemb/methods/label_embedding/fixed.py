@@ -12,6 +12,7 @@ from torch import Tensor
 from ...rundir import TENSORS_FILE, RunDir
 from ...search import Space
 from ...stacking import linear, rows_of
+from ..abilities import Stackable
 from ..base import Method, MethodOutput, Rows, gold
 from ..registry import register
 from ..tensor_files import read_tensor_file
@@ -45,7 +46,7 @@ def load_embedding(source: str | Path | Tensor) -> Tensor:
 
 
 @register("label_embedding_fixed")
-class LabelEmbeddingFixed(Method):
+class LabelEmbeddingFixed(Stackable, Method):
     """Pre-trained Label Embedding Network, Sun et al. (2017), Appendix C, Eq. 17.
 
     ``E`` is loaded and frozen (a buffer, never a parameter) and ``o2`` is removed::
@@ -55,7 +56,6 @@ class LabelEmbeddingFixed(Method):
     ``embedding`` is a run folder of a ``label_embedding`` run, a tensor file, or a tensor.
     """
 
-    stackable = True
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it needs a full m x m embedding from a finished run (V x V over a "

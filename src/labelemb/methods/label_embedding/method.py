@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ...search import Space
 from ...stacking import linear, rows_of
+from ..abilities import Chunked, Stackable
 from ..base import Method, MethodOutput, Rows
 from ..chunked import rows_per_chunk
 from ..host_count import HostCount
@@ -35,7 +36,7 @@ ONE_CHUNK_ENTRIES = 2**19
 
 
 @register("label_embedding")
-class LabelEmbedding(Method):
+class LabelEmbedding(Stackable, Chunked, Method):
     """Label Embedding Network, Sun et al. (2017), Section 2 and Appendix A.
 
     Two heads on the same features: ``z1 = o1(h)`` predicts, ``z2 = o2(sg(h))`` teaches the
@@ -90,8 +91,6 @@ class LabelEmbedding(Method):
     the ``nlp`` warm-up.
     """
 
-    stackable = True
-    chunkable = True
     # tau softens o2's output into E's target (> 0): 2 (the paper's and the release's) inside; 1 takes
     # o2's output as it is, below it would sharpen the soft label the method is for, and at 8 the
     # target is close to uniform for o2's usual logits. Log: a temperature acts by its ratio.

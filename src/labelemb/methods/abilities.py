@@ -1,0 +1,73 @@
+"""What a method can do beyond the contract, each an opt-in: a mixin a method class lists among its
+bases, and the question a trainer asks with ``isinstance`` (or ``issubclass`` of the class).
+
+- :class:`Stackable`: its code also runs on tensors stacked over seeds (the batched trainer);
+- :class:`Chunked`: a head worked through chunk by chunk of rows, for large label sets;
+- :class:`ReadsDev`: it reads the dev split's predictions at each epoch's end.
+
+Per-example state (:class:`~labelemb.methods.per_example.PerExampleState`) and gradient
+accumulation (:class:`~labelemb.methods.accumulation.GradientAccumulation`) are mixins of their own.
+
+Each ability is also a class attribute, the data a reader sees (``OneHot.stackable`` is True): the
+mixin sets it, and a subclass can opt back out by setting it to False (a variant of a stackable
+method that is not), so the attribute is what ``isinstance`` reads. A class that sets the attribute
+to True without the mixin (the way before these mixins) is asked the same way and answers alike.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+
+class Ability(abc.ABC):  # noqa: B024 (no abstract method: an ability is read through its attribute)
+    """An opt-in ability: ``isinstance(method, Ability)`` reads the class attribute named ``trait``."""
+
+    #: The class attribute that says whether a class has the ability.
+    trait: ClassVar[str] = ""
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> Any:
+        # Only the abilities themselves answer by attribute; a method class (a subclass of one)
+        # is asked the usual way, by its bases.
+        if "trait" not in cls.__dict__ or not cls.trait:
+            return NotImplemented
+        return bool(getattr(other, cls.trait, False))
+
+
+class Stackable(Ability):
+    """Its code also runs on tensors stacked over seeds (``(S, N, d)`` features, every parameter and
+    buffer with a leading seed dimension), so that the batched trainer can train many seeds at
+    once. A method mixes it in once it is written with the helpers of :mod:`labelemb.stacking` and
+    its stacked results are tested against per-seed runs."""
+
+    trait = "stackable"
+    stackable: ClassVar[bool] = True
+
+
+class Chunked(Ability):
+    """A head for large label sets worked through chunk by chunk of rows: the method writes
+    ``chunking`` (rows per chunk for a batch, None: at once) and ``chunked_loss`` (the step
+    ``chunk_rows`` rows at a time), and takes the option ``chunk_size``, so it needs a constructor
+    of its own that hands ``**options`` on (see :class:`~labelemb.methods.base.Method`). A
+    :class:`~labelemb.methods.base.LinearOutputMethod` has both and writes its loss per row
+    instead (``row_loss``, ``row_terms``)."""
+
+    trait = "chunkable"
+    chunkable: ClassVar[bool] = True
+
+
+class ReadsDev(Ability):
+    """It reads the dev split's predictions at each epoch's end (:meth:`on_dev_predictions`): a
+    trainer without a dev split refuses it."""
+
+    trait = "reads_dev"
+    reads_dev: ClassVar[bool] = True
+
+    def on_dev_predictions(self, logits: Tensor, labels: Tensor) -> None:
+        """The dev split's logits ``(N, m)`` and labels ``(N,)`` (stacked: ``(S, N, m)``, ``(S, N)``,
+        each seed's own), from the weights at an epoch's end in evaluation mode, before
+        ``on_epoch_end``; called, without gradient, for a method that reads the dev split only."""
+        raise NotImplementedError
