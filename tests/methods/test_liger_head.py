@@ -49,20 +49,52 @@ CHECK = textwrap.dedent(
 )
 
 
-def relative_errors(dtype: str, epsilon: float) -> list[float]:
-    """Loss, then the gradients of h, W and b: Liger's against float64's, max relative error."""
+#: onehot's chunked head on the CPU as it runs on a GPU (Liger's) against its own chunked head,
+#: through the method's forward: ignored rows, rows that count across Liger's chunks.
+THROUGH_ONEHOT = textwrap.dedent(
+    """
+    import json
+    import torch
+    import liger_kernel.transformers.functional as functional
+    from labelemb.methods import build, liger
+
+    calls, kernel = [], functional.liger_fused_linear_cross_entropy
+    functional.liger_fused_linear_cross_entropy = lambda *a, **k: calls.append(1) or kernel(*a, **k)
+    torch.manual_seed(0)
+    features = torch.randn(23, 6)
+    target = torch.randint(0, 37, (23,))
+    target[[2, 9, 10]] = -100
+    method = build("onehot", in_features=6, num_classes=37, chunk_size=7)
+
+    def step(devices):
+        liger.LIGER_DEVICES = devices
+        rows = features.clone().requires_grad_()
+        out = method(rows, target)
+        grads = torch.autograd.grad(out.loss, [rows, *method.parameters()])
+        return [out.loss.detach(), out.terms["ce"], *grads], out.logits is None
+
+    want, _ = step(frozenset())
+    got, chunked = step(frozenset({"cpu"}))
+    assert chunked and calls == [1]  # Liger's kernel took the step, once
+    print(json.dumps([(g - w).abs().max().item() / (1 + w.abs().max().item()) for g, w in zip(got, want)]))
+    """
+)
+
+
+def interpreted(script: str, *arguments: str) -> list[float]:
+    """The last line ``script`` prints, read as JSON, run where Triton interprets its kernels."""
     if importlib.util.find_spec("liger_kernel") is None:
         pytest.fail('Liger-Kernel is missing: pip install "labelemb[liger]" (in the README\'s set-up)')
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK, dtype, str(epsilon)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    command = [sys.executable, "-c", script, *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def relative_errors(dtype: str, epsilon: float) -> list[float]:
+    """Loss, then the gradients of h, W and b: Liger's against float64's, max relative error."""
+    return interpreted(CHECK, dtype, str(epsilon))
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.2])
@@ -75,6 +107,12 @@ def test_liger_head_in_bfloat16_stays_within_bfloat16s_rounding():
     # bf16 products (8 bits of mantissa), float32 softmaxes: each figure to about 1 %.
     errors = relative_errors("bfloat16", 0.1)
     assert max(errors) < 2e-2, errors
+
+
+def test_onehots_chunked_head_on_liger_gives_its_own_loss_term_and_gradients():
+    # loss, the ce term, then the gradients of the features, W and b
+    errors = interpreted(THROUGH_ONEHOT)
+    assert max(errors) < 1e-5, errors
 
 
 def test_liger_head_says_how_to_install_it_where_it_is_missing(monkeypatch):

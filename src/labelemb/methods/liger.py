@@ -1,19 +1,18 @@
-"""Liger-Kernel's fused linear cross-entropy as the hard-label baselines' chunked head on a GPU.
+"""Liger-Kernel's fused linear cross-entropy as the hard-label baseline's chunked head on a GPU.
 
-A vocabulary-sized head of ``onehot`` or ``label_smoothing`` computes nothing of its own that a
-well-kept library does not already do: Liger-Kernel's fused linear cross-entropy (Hsu et al. 2024,
-"Liger Kernel: Efficient Triton Kernels for LLM Training", Section 3.3) forms each chunk's logits,
-the loss and the logit gradient in one Triton pass. So where it is installed (the ``liger`` extra)
-and the batch is on a device of :data:`LIGER_DEVICES`, these baselines' chunked head is Liger's, and
-a comparison against them is a comparison against the kernel users already have. It computes::
+A vocabulary-sized head of ``onehot`` computes nothing of its own that a well-kept library does not
+already do: Liger-Kernel's fused linear cross-entropy (Hsu et al. 2024, "Liger Kernel: Efficient
+Triton Kernels for LLM Training", Section 3.3) forms each chunk's logits, the loss and the logit
+gradient in one Triton pass. So where it is installed (the ``liger`` extra) and the batch is on a
+device of :data:`LIGER_DEVICES`, onehot's chunked head is Liger's, and a comparison against the
+baseline is a comparison against the kernel users already have. It computes::
 
     L = sum_i [(1 - eps) H(y_i, p_i) + eps H(u, p_i)] / count,   p_i = softmax(W h_i + b)
 
 (``eps = 0`` for ``onehot``), the same loss as :func:`~labelemb.methods.chunked.chunked_linear_loss`
-with the method's :meth:`row_loss`. What differs: it reports the loss alone (no separate terms),
-and a row whose logits are not finite makes every gradient NaN, not only that row's features' (the
-step is lost either way).
-"""
+with the method's :meth:`row_loss`. What differs: it gives the loss alone, not each term (so
+``label_smoothing``, which logs its two terms, keeps its own head), and a row whose logits are not
+finite makes every gradient NaN, not only that row's features' (the step is lost either way)."""
 
 from __future__ import annotations
 

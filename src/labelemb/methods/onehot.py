@@ -10,7 +10,9 @@ from torch import Tensor
 from .abilities import Chunked, Stackable
 from .base import gold
 from .chunked import subtract_at_labels
+from .liger import liger_linear_loss, runs_on_liger
 from .registry import register
+from .rows import MethodOutput, Rows
 from .targets import TargetMethod
 
 
@@ -22,7 +24,9 @@ class OneHot(Stackable, Chunked, TargetMethod):
 
     Large label sets: ``chunk_size`` rows at a time (None: about 2^23 logits per chunk) once a
     batch has more rows than that, with gradients in closed form (``p - onehot(y)``), so that the
-    N x V logits never exist at once (see :mod:`labelemb.methods.chunked`).
+    N x V logits never exist at once (see :mod:`labelemb.methods.chunked`); on a GPU with the
+    ``liger`` extra installed, that head is Liger-Kernel's fused linear cross-entropy
+    (:mod:`labelemb.methods.liger`), so the baseline runs on the kernel users already have.
     """
 
     def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
@@ -31,6 +35,13 @@ class OneHot(Stackable, Chunked, TargetMethod):
 
     def row_values(self, logits: Tensor, label: Tensor) -> dict[str, Tensor]:
         return {"ce": -gold(F.log_softmax(logits, dim=-1), label)}
+
+    def chunked_loss(self, features: Tensor, rows: Rows, chunk_rows: int) -> MethodOutput:
+        if not runs_on_liger(features.device):
+            return super().chunked_loss(features, rows, chunk_rows)
+        h, label = rows.counted(features)
+        loss = liger_linear_loss(h, self.output.weight, self.output.bias, label, rows.count, epsilon=0.0)
+        return MethodOutput(loss, None, {"ce": loss})
 
     def row_loss(self, logits: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         """Each row's ``-log p[y]`` (as ``(n, 1)``) and its gradient in the logits, ``p - onehot(y)``."""
