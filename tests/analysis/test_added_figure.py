@@ -5,12 +5,14 @@ beyond-error table, in the table's unit; and a run folder written before reads a
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import torch
 
 from labelemb.analysis.beyond_error import beyond_error_statistics, beyond_error_tables
 from labelemb.analysis.compare import welch_p
 from labelemb.metrics.figures import DECLARED, Figure, computed_figures, declare
+from labelemb.predict.evaluation import _test_figures
 
 
 def top2_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -24,6 +26,11 @@ def test_a_declared_figure_is_computed_and_gets_a_column(monkeypatch):
 
     logits, labels = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]]), torch.tensor([1, 0])
     assert computed_figures(logits, labels) == {"top2_error": 0.5}
+    # What `labelemb evaluate` records of a run's test split (a run without a dev split here).
+    scores = SimpleNamespace(
+        predictor=SimpleNamespace(temperature=None), dev=None, test=SimpleNamespace(labels=labels)
+    )
+    assert _test_figures(scores, logits, None)["top2_error"] == 0.5
 
     evaluations = [{"test": {"selective_msp_aurc": 0.02, "top2_error": share}} for share in (0.01, 0.03)]
     row = beyond_error_statistics(evaluations, None, welch_p, [])
