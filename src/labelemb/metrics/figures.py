@@ -19,13 +19,15 @@ A record's key is a declared name, or one with a split before it and a variant a
 (``test_ece_scaled``: the split ``test``, the figure ``ece``, scaled; ``selected_test_nll`` in a
 summary): :func:`figure_of` finds its declaration.
 
-Adding a figure is one :func:`declare` here (or in the user's code, before the tables are made)
-and the function that computes it, whose result is recorded under the declared name.
+Adding a figure to ``labelemb evaluate`` is one :func:`declare` (here, or in the user's code
+before the evaluation and the tables run) with the function of a split's logits and labels that
+computes it (:attr:`Figure.compute`): the evaluation records it among its test figures
+(:func:`computed_figures`) and the beyond-error table gives it a column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -120,10 +122,6 @@ def figure_of(key: str) -> Figure | None:
 def family(name: Family) -> list[Figure]:
     """The declared figures of family ``name``, in the order they were declared."""
     return [f for f in DECLARED.values() if f.family == name]
-
-
-def names(figures: Iterable[Figure]) -> list[str]:
-    return [f.name for f in figures]
 
 
 def added_figures() -> list[Figure]:
