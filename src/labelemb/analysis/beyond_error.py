@@ -12,41 +12,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..metrics.figures import OOD_SCORES, Figure, added_figures, family, figure
 from .tables import mean_std
 
-#: The test figures the rows carry: record key -> (row statistic, column head, Welch p against the
-#: baseline). Fractions in the record, percent in the tables (the set size is a count of classes).
+#: The test figures the rows carry: evaluation.json key -> (row statistic, Welch p against the
+#: baseline). Each one's head and unit are its declaration's (:mod:`labelemb.metrics.figures`):
+#: fractions in the record, percent in the tables (the set size is a count of classes).
 TEST_FIGURES = {
-    "selective_msp_aurc": ("aurc", "AURC %", True),
-    "selective_msp_augrc": ("augrc", "AUGRC %", False),
-    "selective_msp_risk_at_80": ("risk_at_80", "risk at 80 % cov. %", False),
-    "selective_msp_coverage_at_5": ("coverage_at_5", "cov. at 5 % risk %", False),
-    "selective_msp_scaled_aurc": ("aurc_scaled", "AURC % scaled", False),
-    "selective_pnorm_aurc": ("aurc_pnorm", "AURC % pNorm", False),
-    "conformal_aps_coverage": ("aps_coverage", "APS coverage %", False),
-    "conformal_aps_set_size": ("aps_size", "APS set size", False),
+    "selective_msp_aurc": ("aurc", True),
+    "selective_msp_augrc": ("augrc", False),
+    "selective_msp_risk_at_80": ("risk_at_80", False),
+    "selective_msp_coverage_at_5": ("coverage_at_5", False),
+    "selective_msp_scaled_aurc": ("aurc_scaled", False),
+    "selective_pnorm_aurc": ("aurc_pnorm", False),
+    "conformal_aps_coverage": ("aps_coverage", False),
+    "conformal_aps_set_size": ("aps_size", False),
 }
+#: Figures that are counts, not shares: shown as they are (their declarations' stored unit).
+COUNTS = {name for key, (name, _) in TEST_FIGURES.items() if figure(key).stored == "count"}
 #: The scores whose SCOD figures the rows carry (those of labelemb.metrics.ood.SCORES).
-SCOD_SCORES = ("msp", "max_logit", "energy", "entropy")
-#: Each out-of-distribution set's figures: record key -> (row statistic, column head, Welch p).
+SCOD_SCORES = tuple(OOD_SCORES)
+#: Each out-of-distribution set's figures: record key -> (row statistic, Welch p): four detection
+#: figures, then every declared SCOD figure (the test split and the set ranked together, an
+#: accepted OOD input an error), the MSP's AURC with a p.
 OOD_FIGURES = {
-    "ood_msp_auroc": ("msp_auroc", "MSP AUROC %", False),
-    "ood_energy_auroc": ("energy_auroc", "energy AUROC %", True),
-    "ood_msp_fpr95": ("msp_fpr95", "MSP FPR@95 %", False),
-    "ood_energy_fpr95": ("energy_fpr95", "energy FPR@95 %", False),
-    # SCOD: the test split and the set ranked together, an accepted OOD input an error.
-    **{
-        f"scod_{score}_{area}": (
-            f"scod_{score}_{area}",
-            f"SCOD {area.upper()} %",
-            score == "msp" and area == "aurc",
-        )
-        for score in SCOD_SCORES
-        for area in ("aurc", "augrc")
-    },
+    "ood_msp_auroc": ("msp_auroc", False),
+    "ood_energy_auroc": ("energy_auroc", True),
+    "ood_msp_fpr95": ("msp_fpr95", False),
+    "ood_energy_fpr95": ("energy_fpr95", False),
+    **{scod.name: (scod.name, scod.name == "scod_msp_aurc") for scod in family("scod")},
 }
-#: Figures that are counts, not fractions: shown as they are.
-COUNTS = {"aps_size"}
 
 
 def figure_stem(name: str) -> str:
@@ -85,15 +80,18 @@ def beyond_error_statistics(
     """A method's row statistics of its runs' ``evaluations``: mean, std and (where the table gives
     one) Welch's p against ``base`` (the baseline's runs; None for the baseline itself)."""
     row: dict[str, Any] = {}
-    for key, (name, _, with_p) in TEST_FIGURES.items():
+    for key, (name, with_p) in TEST_FIGURES.items():
         values = [None if e is None else e.get("test", {}).get(key) for e in evaluations]
         against = None if base is None or not with_p else [b and b.get("test", {}).get(key) for b in base]
-        row.update(_statistics(figure_stem(name), values, against, welch_p, name in COUNTS))
+        row.update(_statistics(figure_stem(name), values, against, welch_p, figure(key)))
+    for added in added_figures():  # an extension's figures, each a column of its own
+        values = [None if e is None else e.get("test", {}).get(added.name) for e in evaluations]
+        row.update(_statistics(figure_stem(added.name), values, None, welch_p, added))
     for set_name in sets:
-        for key, (name, _, with_p) in OOD_FIGURES.items():
+        for key, (name, with_p) in OOD_FIGURES.items():
             values = [_ood_figure(e, set_name, key) for e in evaluations]
             against = None if base is None or not with_p else [_ood_figure(b, set_name, key) for b in base]
-            row.update(_statistics(ood_stem(set_name, name), values, against, welch_p, False))
+            row.update(_statistics(ood_stem(set_name, name), values, against, welch_p, figure(key)))
     return row
 
 
@@ -108,17 +106,17 @@ def _statistics(
     values: list[float | None],
     base: list[float | None] | None,
     welch_p: Callable[[list[float], list[float]], float | None],
-    count: bool,
+    declared: Figure,
 ) -> dict[str, Any]:
-    """``<stem>_mean``, ``_std`` (percent, or a count) and ``_p_value``; Nones where a run lacks it."""
+    """``<stem>_mean``, ``_std`` (in the table's unit: :meth:`Figure.shown`) and ``_p_value``;
+    Nones where a run lacks it."""
     out: dict[str, Any] = {f"{stem}_mean": None, f"{stem}_std": None, f"{stem}_p_value": None}
     if not values or any(v is None for v in values):
         return out
-    scale = 1.0 if count else 100.0
-    shown = [scale * float(v) for v in values]  # type: ignore[arg-type]
+    shown = [declared.shown(float(v)) for v in values]  # type: ignore[arg-type]
     out[f"{stem}_mean"], out[f"{stem}_std"] = mean_std(shown)
     if base and all(b is not None for b in base):
-        out[f"{stem}_p_value"] = welch_p(shown, [scale * float(b) for b in base])  # type: ignore[arg-type]
+        out[f"{stem}_p_value"] = welch_p(shown, [declared.shown(float(b)) for b in base])  # type: ignore[arg-type]
     return out
 
 
@@ -151,8 +149,13 @@ def beyond_error_blocks(rows: list[dict[str, Any]], baseline: str, sets: list[st
     the error) and one table per OOD set; none where no run has an evaluation."""
     if not any(r.get(f"{figure_stem('aurc')}_mean") is not None for r in rows):
         return []
-    shown = ("aurc", "augrc", "risk_at_80", "aurc_scaled", "aurc_pnorm", "aps_size")
-    heads = {name: head for name, head, _ in TEST_FIGURES.values()}
+    heads = {name: figure(key).label for key, (name, _) in TEST_FIGURES.items()}
+    added = [
+        f for f in added_figures() if any(r.get(f"{figure_stem(f.name)}_mean") is not None for r in rows)
+    ]
+    heads.update({f.name: f.label for f in added})
+    shown = ("aurc", "augrc", "risk_at_80", "aurc_scaled", "aurc_pnorm", "aps_size", *(f.name for f in added))
+    formats = {f.name: f.fmt for f in added}
     lines = [
         f"| method | error % | {heads['aurc']} | p vs {baseline} | "
         + " | ".join(heads[name] for name in shown[1:])
@@ -160,7 +163,7 @@ def beyond_error_blocks(rows: list[dict[str, Any]], baseline: str, sets: list[st
         "| --- " + "| ---: " * (len(shown) + 2) + "|",
     ]
     for r in rows:
-        cells = [_cell(r, figure_stem(name)) for name in shown]
+        cells = [_cell(r, figure_stem(name), formats.get(name, ".2f")) for name in shown]
         cells.insert(1, _p_cell(r, figure_stem("aurc")))
         lines.append(
             f"| {r['method']} | {r['selected_mean']:.2f} ± {r['selected_std']:.2f} | "
@@ -199,9 +202,9 @@ def ood_table(rows: list[dict[str, Any]], baseline: str, set_name: str) -> Table
     """The detection table of OOD set ``set_name`` against the test split, and its SCOD figures:
     the MSP's AURC (with Welch's p against the baseline) and AUGRC, and those of the score with the
     lowest mean SCOD AURC over the table's rows (named in the head)."""
-    detection = list(OOD_FIGURES.values())[:4]
-    heads = [head for _, head, _ in detection]
-    names = [name for name, _, _ in detection]
+    detection = list(OOD_FIGURES.items())[:4]
+    heads = [figure(key).label for key, _ in detection]
+    names = [name for _, (name, _) in detection]
     best = best_scod_score(rows, set_name)
     scod = ["scod_msp_aurc", "scod_msp_augrc", f"scod_{best}_aurc", f"scod_{best}_augrc"]
     scod_heads = ["SCOD AURC % MSP", f"p vs {baseline}", "SCOD AUGRC % MSP"]

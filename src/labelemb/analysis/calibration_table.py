@@ -6,48 +6,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..metrics.figures import MAP_NAMES, Figure, family, figure
 from ..metrics.recalibration import MAPS
 from ..tasks.calibration import SCALED
 from .tables import mean_std
 
-#: Calibration of the test predictions at the selected check, which classification runs record
-#: (:mod:`labelemb.tasks.calibration`): summary key -> (name of the row's statistics, column head,
-#: cell format). Runs recorded before them lack the keys: their cells are "-".
-CALIBRATION_COLUMNS = {
-    "selected_test_ece": ("ece", "ECE % (selected)", ".2f"),
-    "selected_test_nll": ("nll", "NLL (selected)", ".3f"),
-}
-
-
-#: The calibration table's figures (:data:`labelemb.metrics.FIGURES` but the MCE, which one bin
-#: decides): row statistics' name (also the summary key ``selected_test_<name>``), column head, cell
-#: format. Each is shown raw and, where the runs fit a temperature on their dev split, scaled.
-CALIBRATION_TABLE = (
-    ("ece", "ECE %", ".2f"),
-    ("adaece", "AdaECE %", ".2f"),
-    ("classwise_ece", "classwise ECE %", ".2f"),
-    ("nll", "NLL", ".3f"),
-    ("brier", "Brier", ".3f"),
-)
 #: The temperature each run fit on its dev split (``selected_temperature``), as a row statistic.
 TEMPERATURE = "temperature"
 
+#: Calibration of the test predictions at the selected check, which classification runs record
+#: (:mod:`labelemb.tasks.calibration`): summary key -> (name of the row's statistics, column head,
+#: cell format), heads and formats as declared (:mod:`labelemb.metrics.figures`). Runs recorded
+#: before them lack the keys: their cells are "-".
+CALIBRATION_COLUMNS = {
+    f"selected_test_{name}": (name, f"{figure(name).label} (selected)", figure(name).fmt)
+    for name in ("ece", "nll")
+}
 
-#: The figures of each post-hoc map (from the runs' ``evaluation.json``, the map
-#: fit on dev and judged on test): row statistic ``<figure>_<map>``, column head, cell format.
-MAP_TABLE = (
-    ("ece", "ECE %", ".2f"),
-    ("classwise_ece", "cw-ECE %", ".2f"),
-    ("nll", "NLL", ".3f"),
-    ("brier", "Brier", ".3f"),
+
+#: The calibration table's figures (the declared calibration family but the MCE, which one bin
+#: decides, and the temperature, a column of its own): row statistics' name (also the summary key
+#: ``selected_test_<name>``), column head, cell format. Each is shown raw and, where the runs fit a
+#: temperature on their dev split, scaled.
+CALIBRATION_TABLE = tuple(
+    (f.name, f.label, f.fmt) for f in family("calibration") if f.name not in ("mce", TEMPERATURE)
 )
-#: What the table calls each map.
-MAP_NAMES = {"vector": "vector", "dirichlet": "Dirichlet", "binning": "binning", "isotonic": "isotonic"}
 
 
-def map_statistic(figure: str, name: str) -> str:
+#: The figures of each post-hoc map (from the runs' ``evaluation.json``, the map fit on dev and
+#: judged on test, ``recal_<map>_<figure>``): the figure, and the declaration of each map's.
+MAP_TABLE = ("ece", "classwise_ece", "nll", "brier")
+
+
+def map_figure(figure_name: str, name: str) -> Figure:
+    """The declaration of ``figure_name`` after map ``name`` (``recal_dirichlet_ece``)."""
+    return figure(f"recal_{name}_{figure_name}")
+
+
+def map_statistic(figure_name: str, name: str) -> str:
     """The row statistic of a figure after map ``name``: ``ece_dirichlet``."""
-    return f"{figure}_{name}"
+    return f"{figure_name}_{name}"
 
 
 def recalibration_statistics(evaluations: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -56,13 +54,13 @@ def recalibration_statistics(evaluations: list[dict[str, Any] | None]) -> dict[s
     a map its dev split could not fit)."""
     row: dict[str, Any] = {}
     for name in MAPS:
-        for figure, _, _ in MAP_TABLE:
-            stem = map_statistic(figure, name)
-            values = [
-                None if e is None else e.get("test", {}).get(f"recal_{name}_{figure}") for e in evaluations
-            ]
+        for figure_name in MAP_TABLE:
+            declared = map_figure(figure_name, name)
+            values = [None if e is None else e.get("test", {}).get(declared.name) for e in evaluations]
             held = bool(values) and all(v is not None for v in values)
-            row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(values) if held else (None, None)
+            shown = [declared.shown(v) for v in values] if held else []  # type: ignore[arg-type]
+            stem = map_statistic(figure_name, name)
+            row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(shown) if held else (None, None)
     return row
 
 
@@ -173,7 +171,10 @@ MAP_LEGEND = (
 def _columns(scaled: bool) -> list[tuple[str, str, str]]:
     """The table's columns (row statistic, head, format): T where runs scaled, each figure raw and
     scaled."""
-    columns: list[tuple[str, str, str]] = [(TEMPERATURE, "T", ".2f")] if scaled else []
+    temperature = figure(TEMPERATURE)
+    columns: list[tuple[str, str, str]] = (
+        [(TEMPERATURE, temperature.label, temperature.fmt)] if scaled else []
+    )
     for name, head, fmt in CALIBRATION_TABLE:  # every figure, "-" for a run without it
         columns.append((name, head, fmt))
         if scaled:
@@ -184,10 +185,18 @@ def _columns(scaled: bool) -> list[tuple[str, str, str]]:
 def _map_columns(scaled: bool, mapped: list[str]) -> list[tuple[str, str, str]]:
     """The maps' table: the temperature-scaled ECE to compare with, then ECE and NLL after each map
     (its classwise ECE and Brier stay in evaluation.json: a table of all four would not fit a page)."""
-    columns = [(f"ece{SCALED}", "ECE % scaled", ".2f")] if scaled else []
-    for figure, head, fmt in MAP_TABLE:
-        if figure in ("ece", "nll"):
-            columns.extend((map_statistic(figure, name), f"{head} {MAP_NAMES[name]}", fmt) for name in mapped)
+    ece = figure("ece")
+    columns = [(f"ece{SCALED}", f"{ece.label} scaled", ece.fmt)] if scaled else []
+    for figure_name in MAP_TABLE:
+        if figure_name in ("ece", "nll"):
+            columns.extend(
+                (
+                    map_statistic(figure_name, name),
+                    map_figure(figure_name, name).label,
+                    map_figure(figure_name, name).fmt,
+                )
+                for name in mapped
+            )
     return columns
 
 

@@ -14,17 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..metrics.figures import SPLIT_FIGURES, figure, figure_of
 from ..metrics.shift import mean_corruption_error
 from .beyond_error import TableBlock
 from .tables import mean_std
 
-#: The figures the table averages over the conditions: record key -> row statistic stem.
-CONDITION_FIGURES = {
-    "error": "shift_error",
-    "ece": "shift_ece",
-    "ece_scaled": "shift_ece_scaled",
-    "aurc": "shift_aurc",
-}
+#: The figures the table averages over the conditions (of shift.json's, the declared
+#: :data:`~labelemb.metrics.figures.SPLIT_FIGURES`): record key -> row statistic stem.
+CONDITION_FIGURES = {name: f"shift_{name}" for name in SPLIT_FIGURES if not name.startswith("nll")}
 CLEAN_ERROR = "shift_clean_error"
 MCE = "shift_mce"
 #: What the rows say of the conditions they average over (the same in every row).
@@ -64,9 +61,11 @@ def shared_conditions(records: Iterable[Record | None]) -> SharedConditions | No
     return SharedConditions(keys, corruption, severity, left_out)
 
 
-def condition_mean(record: Record, keys: list[str], figure: str) -> float:
-    """The mean of ``figure`` (``error``, ``ece``...) over the conditions ``keys`` of ``record``."""
-    return statistics.fmean(float(record["conditions"][key][figure]) for key in keys)
+def condition_mean(record: Record, keys: list[str], name: str) -> float:
+    """The mean of figure ``name`` (``error``, ``ece``...) over the conditions ``keys`` of
+    ``record``, in the table's unit (:meth:`~labelemb.metrics.figures.Figure.shown`)."""
+    declared = figure_of(name) or figure(name)
+    return statistics.fmean(declared.shown(float(record["conditions"][key][name])) for key in keys)
 
 
 def shift_statistics(
@@ -96,8 +95,8 @@ def shift_statistics(
     if not shared.keys:
         return row
     keys = shared.keys
-    for figure, stem in CONDITION_FIGURES.items():
-        row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std([condition_mean(r, keys, figure) for r in shifted])
+    for name, stem in CONDITION_FIGURES.items():
+        row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std([condition_mean(r, keys, name) for r in shifted])
     if not base or any(b is None for b in base):
         return row
     against: list[Record] = base  # type: ignore[assignment]
@@ -134,9 +133,10 @@ def shift_block(rows: list[dict[str, Any]], baseline: str) -> TableBlock | None:
     """The under-shift table with its lines; None where no run of the comparison was shifted."""
     if not any(r.get(CONDITIONS) is not None for r in rows):
         return None
+    error, ece, aurc = figure("error").label, figure("ece").label, figure("aurc").label
     lines = [
-        f"| method | clean error % | error % under shift | p vs {baseline} | mCE "
-        "| ECE % -> scaled | AURC % |",
+        f"| method | clean {error} | {error} under shift | p vs {baseline} | mCE "
+        f"| {ece} -> scaled | {aurc} |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:

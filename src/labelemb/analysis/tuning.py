@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..metrics.figures import SCALED, figure_of
+from ..metrics.figures import figure as declared
 from ..rundir import write_text
 from ..tasks import Scoring
 from .beyond_error import ood_sets
@@ -129,26 +131,25 @@ def tuning_rows(experiment_dir: str | Path, record: dict[str, Any]) -> tuple[lis
 
 
 #: The calibration the tuning table's second table shows (summary keys without ``selected_``):
-#: column head and format. Raw, then scaled by the temperature each run fit on its dev split.
-TUNING_CALIBRATION = (
-    ("test_ece", "ECE %", ".2f"),
-    ("test_ece_scaled", "ECE % scaled", ".2f"),
-    ("test_nll", "NLL", ".3f"),
-    ("test_nll_scaled", "NLL scaled", ".3f"),
-    ("temperature", "T", ".2f"),
+#: column head and format, as declared (:mod:`labelemb.metrics.figures`). Raw, then scaled by the
+#: temperature each run fit on its dev split.
+TUNING_CALIBRATION = tuple(
+    (key, figure_of(key).label + (" scaled" if key.endswith(SCALED) else ""), figure_of(key).fmt)  # type: ignore[union-attr]
+    for key in ("test_ece", "test_ece_scaled", "test_nll", "test_nll_scaled", "temperature")
 )
 
 
 def _beyond_values(runs: list[Run], sets: list[str]) -> dict[str, list[float] | None]:
     """Each run's test AURC and each OOD set's energy AUROC (%), from its evaluation.json; None
     where a run lacks one (not evaluated)."""
-    figures = {"aurc": lambda e: e["test"]["selective_msp_aurc"]}
+    aurc, auroc = declared("selective_msp_aurc"), declared("ood_energy_auroc")
+    figures = {"aurc": lambda e: aurc.shown(e["test"][aurc.name])}
     for name in sets:
-        figures[name] = lambda e, name=name: e["ood"][name]["figures"]["ood_energy_auroc"]
+        figures[name] = lambda e, name=name: auroc.shown(e["ood"][name]["figures"][auroc.name])
     values: dict[str, list[float] | None] = {}
-    for key, figure in figures.items():
+    for key, read in figures.items():
         try:
-            values[key] = [100.0 * figure(r.evaluation) for r in runs] if runs else None
+            values[key] = [read(r.evaluation) for r in runs] if runs else None
         except (KeyError, TypeError):  # a run not evaluated, or a diverged one
             values[key] = None
     return values
@@ -162,7 +163,8 @@ def format_tuning_beyond(rows: list[dict[str, Any]]) -> str | None:
     if not any(row["beyond"][kind].get("aurc") for row in rows for kind in ("default", "tuned")):
         return None
     base = next((row["beyond"]["tuned"]["aurc"] for row in rows if row["method"] == BASELINE), None)
-    heads = ["default AURC %", "tuned AURC %", f"p vs tuned {BASELINE}"]
+    aurc = declared("selective_msp_aurc").label
+    heads = [f"default {aurc}", f"tuned {aurc}", f"p vs tuned {BASELINE}"]
     heads += [f"{kind} {name} AUROC %" for name in keys[1:] for kind in ("default", "tuned")]
     lines = ["| method | " + " | ".join(heads) + " |", "| --- |" + " ---: |" * len(heads)]
     for row in rows:

@@ -62,11 +62,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def knowing_table(methods: list[str], records: list[dict[str, Any]]) -> str:
     """The demo's table of its runs' evaluations: AURC, the patches' MSP AUROC and the APS set size."""
     from ..analysis.tables import mean_std
+    from ..metrics.figures import figure
 
+    # Each figure in the table's unit, as declared (labelemb.metrics.figures).
+    aurc, auroc, size = (figure(k) for k in ("selective_msp_aurc", "ood_msp_auroc", "conformal_aps_set_size"))
     columns = (
-        ("AURC %", lambda r: 100 * r["test"]["selective_msp_aurc"]),
-        ("patches AUROC % (MSP)", lambda r: 100 * r["ood"]["patches"]["figures"]["ood_msp_auroc"]),
-        ("APS set size (90 %)", lambda r: r["test"]["conformal_aps_set_size"]),
+        (aurc.label, lambda r: aurc.shown(r["test"][aurc.name])),
+        ("patches AUROC % (MSP)", lambda r: auroc.shown(r["ood"]["patches"]["figures"][auroc.name])),
+        ("APS set size (90 %)", lambda r: size.shown(r["test"][size.name])),
     )
     lines = [
         "| method | " + " | ".join(head for head, _ in columns) + " |",
@@ -75,9 +78,9 @@ def knowing_table(methods: list[str], records: list[dict[str, Any]]) -> str:
     for method in dict.fromkeys(methods):
         held = [r for m, r in zip(methods, records) if m == method]
         cells = []
-        for _, figure in columns:
+        for _, read in columns:
             try:
-                mean, std = mean_std([figure(r) for r in held])
+                mean, std = mean_std([read(r) for r in held])
                 cells.append(f"{mean:.2f} ± {std:.2f}")
             except KeyError:  # a diverged run records no figures
                 cells.append("-")

@@ -3,7 +3,9 @@ richer post-hoc maps (:mod:`~labelemb.metrics.calibration`, :mod:`~labelemb.metr
 :mod:`~labelemb.metrics.recalibration`), selective classification
 (:mod:`~labelemb.metrics.selective`), out-of-distribution detection (:mod:`~labelemb.metrics.ood`),
 both together (:mod:`~labelemb.metrics.scod`) and split-conformal prediction sets
-(:mod:`~labelemb.metrics.conformal`).
+(:mod:`~labelemb.metrics.conformal`); every figure they give declared once, with its stored unit,
+direction and table head (:mod:`~labelemb.metrics.figures`), and one split's figures from one
+producer (:mod:`~labelemb.metrics.split`).
 
 A leaf: it imports torch, numpy, scipy and scikit-learn and no other labelemb package, so that
 tasks, analysis and a user's own code call the same figures (``labelemb.metrics.measure_calibration
@@ -28,6 +30,7 @@ from .conformal import (
     coverage_and_size,
     prediction_sets,
 )
+from .figures import DECLARED, Figure, declare, figure_of
 from .ood import SCORES, detection_figures, fpr_at_tpr, ood_figures
 from .recalibration import MAPS, cross_fitted_ece, fit_map, recalibration_figures
 from .scod import scod_figures, scod_risk_curve
@@ -44,16 +47,19 @@ from .selective import (
     risk_coverage_curve,
     selective_figures,
 )
+from .split import split_figures
 from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit_temperature
 
 __all__ = [
     "BINS",
+    "DECLARED",
     "FIGURES",
     "MAPS",
     "SCORES",
     "TEMPERATURE_RANGE",
     "Calibration",
     "CalibrationSums",
+    "Figure",
     "TemperatureFit",
     "adaptive_ece",
     "augrc",
@@ -65,9 +71,11 @@ __all__ = [
     "coverage_and_size",
     "coverage_at_risk",
     "cross_fitted_ece",
+    "declare",
     "detection_figures",
     "fit_and_measure",
     "fit_map",
+    "figure_of",
     "fit_temperature",
     "fpr_at_tpr",
     "max_softmax",
@@ -84,4 +92,5 @@ __all__ = [
     "scod_figures",
     "scod_risk_curve",
     "selective_figures",
+    "split_figures",
 ]

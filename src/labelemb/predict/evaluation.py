@@ -39,6 +39,7 @@ from torch import Tensor
 from ..config import OodSetConfig
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
+from ..metrics.figures import computed_figures
 from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
@@ -247,6 +248,8 @@ def _test_figures(scores: RunScores, test_logits: Tensor, dev_logits: Tensor | N
             )
         )
         figures.update(mapped_figures(dev_logits, dev_labels, test_logits, test_labels))
+    # The figures declared with a function of their own (none built in: an extension's).
+    figures.update(computed_figures(test_logits, test_labels))
     return {**figures, **msp_risk_curve(test_logits, test_labels)}
 
 

@@ -26,8 +26,7 @@ from torch import Tensor
 from ..data.corruptions import perturb_texts
 from ..data.corruptions.suites import Condition, conditions
 from ..data.files.options import FilesOptions
-from ..metrics.calibration import measure_calibration
-from ..metrics.selective import aurc, correct_predictions, max_softmax
+from ..metrics.split import split_figures
 from ..progress import Steps
 from ..rundir import RunDir
 from ..version import code_version
@@ -127,19 +126,11 @@ def _condition_record(
 
 
 def shift_figures(logits: Tensor, labels: Tensor, temperature: float | None) -> dict[str, float]:
-    """Error (%), ECE raw and scaled (%), NLL raw and scaled, and AURC (%) of ``logits``."""
-    logits = logits.float()
-    raw = measure_calibration(logits, labels)
-    scaled = measure_calibration(logits / temperature, labels) if temperature else raw
-    correct = correct_predictions(logits, labels)
-    return {
-        "error": 100.0 * (1.0 - correct.double().mean().item()),
-        "ece": raw.ece,
-        "ece_scaled": scaled.ece,
-        "nll": raw.nll,
-        "nll_scaled": scaled.nll,
-        "aurc": 100.0 * aurc(max_softmax(logits).numpy(), correct.numpy()),
-    }
+    """Error (%), ECE raw and scaled (%), NLL raw and scaled, and AURC (%) of ``logits``, scaled by
+    the ``temperature`` fit on the clean dev split (:func:`~labelemb.metrics.split.split_figures`)."""
+    measured = split_figures(logits.float(), labels, temperature)
+    assert measured is not None  # only a fit on these logits finds nothing
+    return measured[1]
 
 
 def _condition_fits(held: dict[str, Any] | None, condition: Condition) -> bool:

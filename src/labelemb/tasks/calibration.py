@@ -23,13 +23,10 @@ from pydantic import Field
 from torch import Tensor
 
 from ..metrics.calibration import BINS, FIGURES, Calibration, CalibrationSums
+from ..metrics.figures import SCALED
 from ..metrics.recalibration import MAPS, cross_fitted_ece
-from ..metrics.selective import aurc, correct_predictions, max_softmax
-from ..metrics.temperature import fit_and_measure
+from ..metrics.split import split_figures
 from ..options import Options
-
-#: Where a temperature is fit: the scaled figures' keys end with this (``test_ece_scaled``).
-SCALED = "_scaled"
 
 #: The record keys a classification task adds at each check, which the summary keeps at the
 #: selected check as ``selected_<key>``; the scaled ones and ``temperature`` only with a dev split.
@@ -98,18 +95,13 @@ def dev_calibration(
     and the cross-fitted ECE after each of ``maps`` (:func:`dev_map_figures`); None and no figures
     where a logit is not finite (a diverged model: nothing to fit, nothing to scale, no confidence
     to rank)."""
-    fit = fit_and_measure(logits, labels)
-    if fit is None:
+    measured = split_figures(logits, labels, fit=True)
+    if measured is None:
         return None, {}
-    figures = {
-        "dev_ece": fit.raw.ece,
-        "dev_nll": fit.raw.nll,
-        "dev_ece_scaled": fit.scaled.ece,
-        "dev_nll_scaled": fit.scaled.nll,
-        # Selective classification, as the run's evaluation reports it on test (there a fraction).
-        "dev_aurc": 100.0 * aurc(max_softmax(logits), correct_predictions(logits, labels)),
-    }
-    return fit.temperature, {**figures, **dev_map_figures(logits, labels, maps)}
+    temperature, figures = measured
+    # The dev error is the check's own (counted as the selection counts it), not the producer's.
+    dev = {field: figures[field.removeprefix("dev_")] for field in DEV_FIELDS}
+    return temperature, {**dev, **dev_map_figures(logits, labels, maps)}
 
 
 class ScaledCalibration:

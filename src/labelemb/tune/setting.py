@@ -23,6 +23,7 @@ from ..config import (
     no_method_takes,
     top_level_keys,
 )
+from ..metrics.figures import Figure, figure_of
 from ..metrics.recalibration import MAPS
 from ..search import Space, SpaceError, check_space, combine
 from .trial import TuneError
@@ -41,7 +42,8 @@ JOURNAL_FILE = "study.journal"
 #: ``tune --objective``: what a trial is judged on -> the dev record key (None: the task's own
 #: dev score, :func:`~labelemb.tasks.dev_objective`). The calibration figures and the AURC of the
 #: max-softmax confidence (selective classification), each recorded by a classifier at the checks
-#: that can be selected: lower is better.
+#: that can be selected; which way is better, as each figure's declaration says
+#: (:mod:`labelemb.metrics.figures`: lower for all of these).
 OBJECTIVES: dict[str, str | None] = {
     "metric": None,
     "nll": "dev_nll",
@@ -121,7 +123,16 @@ class TuneSetting:
                 f"--objective {self.objective_kind}: runs of {task.__name__} record no "
                 f"{key.replace('_', ' ')} (a classifier's dev figures); use --objective metric"
             )
-        return (key,), False
+        # Which way is better is the figure's declaration's (each of these: lower).
+        return (key,), not _declared(key).lower_is_better
+
+
+def _declared(key: str) -> Figure:
+    """The declaration of a dev record's ``key`` (:func:`~labelemb.metrics.figures.figure_of`)."""
+    declared = figure_of(key)
+    if declared is None:
+        raise TuneError(f"{key} is no declared figure (labelemb.metrics.figures)")
+    return declared
 
 
 def check_setting(setting: TuneSetting) -> None:
