@@ -1,5 +1,5 @@
 """A run resolved once: its config checked and turned, in this one place, into the typed parts of a
-plan (:mod:`labelemb.train.parts`): the device, the data request, the backbone and method factories,
+plan (:mod:`labelemb.assembly.parts`): the device, the data request, the backbone and method factories,
 Adam and its schedule, the batch pipeline, the loop's arithmetic, a frozen backbone's features.
 
 :func:`resolve` is where a run's config is checked (every name and option against the registries,

@@ -1,8 +1,8 @@
 """A run's pieces straight from its config, for those that hold a config rather than a plan:
 prediction and analysis rebuilding a finished run (its network, its data), benches and tests.
 
-Each takes the part it needs of the config as a run's resolution does (:mod:`labelemb.train.plan`)
-and makes its piece with it (:mod:`labelemb.train.parts`); training itself builds from its plan.
+Each takes the part it needs of the config as a run's resolution does (:mod:`labelemb.assembly.plan`)
+and makes its piece with it (:mod:`labelemb.assembly.parts`); training itself builds from its plan.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from ..config import RunConfig
 from ..data import Dataset
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
-from ..tasks import Task
-from . import recipe
 from .network import Network, StepOptions, run_model
 from .parts import build_pair
-from .plan import backbone_of, data_of, method_of, optimiser_of, plan_run, steps_of
-from .seed_run import SeedRun
+from .plan import backbone_of, data_of, method_of, optimiser_of, steps_of
 
 __all__ = [
     "Network",
     "build_network",
-    "build_run",
     "data_request",
     "load_run_data",
     "make_optimizer",
@@ -44,7 +40,7 @@ def load_run_data(config: RunConfig) -> Dataset | TextDataset:
 
 
 def data_request(config: RunConfig) -> DataRequest:
-    """What a config asks of its data (:func:`~labelemb.train.plan.data_of`)."""
+    """What a config asks of its data (:func:`~labelemb.assembly.plan.data_of`)."""
     return data_of(config).request
 
 
@@ -53,19 +49,13 @@ def build_network(config: RunConfig, dataset: Dataset | TextDataset) -> tuple[nn
     return build_pair(backbone_of(config), method_of(config), dataset)
 
 
-def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
-    """One run of ``config`` on ``device``, with ``task``'s rows, seeded, built and (if its folder
-    has a checkpoint) restored, as the trainer builds it (what a bench or a test trains)."""
-    return recipe.build_run(plan_run(config, device, task), dataset)
-
-
 def parameter_groups(config: RunConfig, named: Iterable[tuple[str, Tensor]]) -> list[Any]:
-    """What the optimiser of a run updates (:meth:`~labelemb.train.parts.Optimiser.groups`)."""
+    """What the optimiser of a run updates (:meth:`~labelemb.assembly.parts.Optimiser.groups`)."""
     return optimiser_of(config).groups(named)
 
 
 def make_optimizer(config: RunConfig, parameters: list[Any]) -> torch.optim.Adam:
-    """Adam as ``train.adam`` asks (:meth:`~labelemb.train.parts.Optimiser.make`)."""
+    """Adam as ``train.adam`` asks (:meth:`~labelemb.assembly.parts.Optimiser.make`)."""
     return optimiser_of(config).make(parameters)
 
 

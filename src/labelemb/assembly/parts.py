@@ -1,6 +1,6 @@
-"""The typed parts of a run's plan (:class:`~labelemb.train.plan.RunPlan`): each holds what one
+"""The typed parts of a run's plan (:class:`~labelemb.assembly.plan.RunPlan`): each holds what one
 piece of training needs of the config, taken from it once where the run is resolved
-(:func:`~labelemb.train.plan.resolve`), and makes that piece: the device a run trains on, the
+(:func:`~labelemb.assembly.plan.resolve`), and makes that piece: the device a run trains on, the
 data it reads, the backbone and the method, Adam and its schedule, the batch pipeline of a step,
 the loop's arithmetic, a frozen backbone's features. Nothing here reads a config.
 """
