@@ -41,6 +41,14 @@ def test_build_run_moved_to_the_train_door():
     assert build_run is labelemb.train.build_run
 
 
+def test_the_seed_helpers_went_where_they_are_used():
+    module = importlib.import_module("labelemb.train.seed")
+    with pytest.warns(DeprecationWarning, match=r"seed_everything moved to labelemb\.assembly\.parts"):
+        assert module.seed_everything is labelemb.assembly.parts.seed_everything
+    with pytest.warns(DeprecationWarning, match=r"describe_seeds moved to labelemb\.train\.display"):
+        assert module.describe_seeds is labelemb.train.describe_seeds
+
+
 def test_a_name_the_old_module_never_held_is_an_attribute_error():
     module = importlib.import_module("labelemb.train.plan")
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):

@@ -1,19 +1,22 @@
 """The typed parts of a run's plan (:class:`~labelemb.assembly.plan.RunPlan`): each holds what one
 piece of training needs of the config, taken from it once where the run is resolved
 (:func:`~labelemb.assembly.plan.resolve`), and makes that piece: the device a run trains on, the
-data it reads, the backbone and the method, Adam and its schedule, the batch pipeline of a step,
-the loop's arithmetic, a frozen backbone's features. Nothing here reads a config.
+data it reads, the backbone and the method (seeded first: :func:`seed_everything`), Adam and its
+schedule, the batch pipeline of a step, the loop's arithmetic, a frozen backbone's features. Nothing
+here reads a config.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import random
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -183,6 +186,14 @@ def build_pair(backbone: Backbone, method: MethodFactory, dataset: Any) -> tuple
     backbone's init (its ``output_init_std``) unless its options set it."""
     model = backbone.build(dataset.input_shape)
     return model, method.build(model.out_features, dataset, getattr(model, "output_init_std", None))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device): a run's random state, set before its
+    pieces are built, so that the same seed on the same machine gives the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 @dataclass(frozen=True)

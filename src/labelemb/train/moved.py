@@ -11,7 +11,7 @@ from typing import Any
 
 
 def forward_to(
-    old: str, new: ModuleType, elsewhere: dict[str, tuple[str, Any]] | None = None
+    old: str, new: ModuleType | None, elsewhere: dict[str, tuple[str, Any]] | None = None
 ) -> Callable[[str], Any]:
     """A module-level ``__getattr__`` for the module that lived at ``old``: a name of ``new`` (or one of
     ``elsewhere``, name -> (its new home, it), for a name that went elsewhere) is handed on with a
@@ -21,7 +21,7 @@ def forward_to(
     def forwarded(name: str) -> Any:
         if name in moved:
             home, thing = moved[name]
-        elif not name.startswith("__") and hasattr(new, name):
+        elif new is not None and not name.startswith("__") and hasattr(new, name):
             thing, home = getattr(new, name), new.__name__
         else:
             raise AttributeError(f"module {old!r} has no attribute {name!r}")

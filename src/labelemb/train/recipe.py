@@ -21,7 +21,7 @@ import torch
 
 from ..assembly.frozen import features_through
 from ..assembly.network import Network
-from ..assembly.parts import Placement, build_pair, resolve_device
+from ..assembly.parts import Placement, build_pair, resolve_device, seed_everything
 from ..assembly.plan import RunPlan
 from ..callbacks import Callback, Callbacks
 from ..config import ConfigError
@@ -38,7 +38,6 @@ from .flops import flops_per_example
 from .loop import Schedule, run_loop, schedule
 from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
 from .saving import Saver
-from .seed import seed_everything
 from .seed_run import Progress, SeedRun, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked
