@@ -34,8 +34,7 @@ import torch
 
 from labelemb.data.text.classes import TextClassDataset, text_class_dataset
 from labelemb.tasks import build_task
-from labelemb.train import build_config
-from labelemb.train.build import build_run
+from labelemb.train import build_config, build_run
 from labelemb.train.recipe import lay_out
 from labelemb.train.single import Single
 

@@ -37,13 +37,13 @@ from typing import Any
 
 import torch
 
+from labelemb.assembly.build import load_run_data
+from labelemb.assembly.plan import plan_run
 from labelemb.data.base import as_float_images
 from labelemb.metrics import fit_temperature
 from labelemb.tasks import Classification, build_task
-from labelemb.train import build_config
-from labelemb.train.build import build_run, load_run_data
+from labelemb.train import build_config, build_run
 from labelemb.train.loop import schedule
-from labelemb.train.plan import plan_run
 from labelemb.train.recipe import lay_out
 
 

@@ -25,9 +25,9 @@ small part of a step through the backbone).
 **Epoch** (``--what epoch``): the fine-tuned epoch is the median step above times the batches of
 one epoch (110 of 500 over 55,000 images); it is scaled, not run, since one takes many minutes on
 a CPU. Against it, the head-only epoch of a frozen run (``model.freeze: true``): the train split's
-features are built by :func:`labelemb.train.frozen.freeze_features` (eval mode, cached under
+features are built by :func:`labelemb.assembly.frozen.freeze_features` (eval mode, cached under
 ``$LABELEMB_CACHE``: a fresh temporary folder unless ``--cache-dir`` names one, where a second
-run finds them), then a run is built on that :class:`~labelemb.train.frozen.FeatureDataset` as
+run finds them), then a run is built on that :class:`~labelemb.assembly.frozen.FeatureDataset` as
 the trainer builds it (its network is a FeatureHead and the method's head), and whole epochs of
 its steps are timed, ``--rounds`` for each method in turn after a warm-up; median. The build's
 own seconds are given too, and the first frozen epoch's cost with them. ``--frozen-images N``
@@ -71,12 +71,12 @@ from typing import Any
 
 import torch
 
+from labelemb.assembly.build import load_run_data
+from labelemb.assembly.frozen import freeze_features, frozen_backbone
 from labelemb.config import RunConfig
 from labelemb.data import Dataset, Split
 from labelemb.tasks import Task, build_task
-from labelemb.train import build_config
-from labelemb.train.build import build_run, load_run_data
-from labelemb.train.frozen import freeze_features, frozen_backbone
+from labelemb.train import build_config, build_run
 from labelemb.train.recipe import lay_out
 from labelemb.train.single import Single
 

@@ -46,13 +46,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from labelemb.assembly.build import load_run_data
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.data.image_cache import cached_images
 from labelemb.data.mnist import FASHION_MNIST
-from labelemb.train import Classification, build_config
-from labelemb.train.build import build_run, load_run_data
+from labelemb.train import Classification, build_config, build_run, epoch_permutation
 from labelemb.train.recipe import lay_out
-from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 
 BATCH_SIZE = 100

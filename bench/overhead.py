@@ -37,11 +37,9 @@ import torch
 
 from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
-from labelemb.train import Classification, build_config
-from labelemb.train.build import build_run
+from labelemb.train import Classification, build_config, build_run, epoch_permutation
 from labelemb.train.determinism import use_deterministic_kernels
 from labelemb.train.recipe import lay_out
-from labelemb.train.seed import epoch_permutation
 from labelemb.train.single import Single
 
 SETTINGS = {

@@ -38,12 +38,12 @@ import numpy as np
 import torch
 
 import labelemb
+from labelemb.assembly.build import load_run_data
+from labelemb.assembly.parts import resolve_device
 from labelemb.config import read_config_file
 from labelemb.predict.export import export, onnxruntime_session
 from labelemb.tasks import build_task
-from labelemb.train import build_config, train
-from labelemb.train.build import build_run, load_run_data
-from labelemb.train.parts import resolve_device
+from labelemb.train import build_config, build_run, train
 from labelemb.train.single import Single
 
 ROOT = Path(__file__).resolve().parent.parent

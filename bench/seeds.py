@@ -41,8 +41,7 @@ from torch import nn
 
 from labelemb.data import load_dataset
 from labelemb.methods import LabelEmbedding, Method
-from labelemb.train import Classification, build_config, epoch_permutation
-from labelemb.train.build import build_run
+from labelemb.train import Classification, build_config, build_run, epoch_permutation
 from labelemb.train.recipe import lay_out
 
 

@@ -26,7 +26,7 @@ import torch
 from overhead import SETTINGS, build_runs
 
 from labelemb.data import Split, load_dataset
-from labelemb.train.seed import epoch_permutation
+from labelemb.train import epoch_permutation
 
 #: Operators that only make a view or read metadata: no kernel on any device.
 NO_WORK = {

@@ -32,6 +32,7 @@ FLOORS = (
     {"methods", "data", "models"},
     {"tasks", "integrations"},
     {"config"},
+    {"assembly"},  # config -> plan -> network, method, data, schedule (issue 71)
     {"train"},
     {"tracking", "sweep"},
     {"tune"},
@@ -42,6 +43,13 @@ FLOORS = (
 
 #: What a package imports at most, where docs/layout.md says so (besides the ground floor).
 ONLY = {"integrations": {"methods"}}
+
+#: The packages that build through labelemb.assembly and use training only through labelemb.train's
+#: door (its __init__), never a module behind it (issue 71).
+THROUGH_TRAIN_DOOR = ("predict", "tune", "analysis", "sweep", "cli")
+
+#: Where an import inside a function is not yet held to say why.
+LAZY_UNCHECKED: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,75 @@ def test_every_package_has_its_floor():
     modules = {path.stem for path in SOURCE.glob("*.py")}
     named = set(GROUND).union(*FLOORS)
     assert packages | modules <= named, f"docs/layout.md names no floor for {(packages | modules) - named}"
+
+
+def train_internals_used_above(root: Path) -> list[str]:
+    """Each import by predict/, tune/, analysis/, sweep/ or cli/ of a module behind labelemb.train's door."""
+    return [
+        f"{edge.where}: {edge.source} -> {edge.target}"
+        for edge in imports_of(root)
+        if floor_of(edge.source)[1] in THROUGH_TRAIN_DOOR and edge.target.startswith("labelemb.train.")
+    ]
+
+
+def unexplained_lazy_imports(root: Path) -> list[str]:
+    """Each import written inside a function under ``root`` (but LAZY_UNCHECKED) whose line, or the
+    line above it, does not say why with a ``# lazy: ...`` comment, as ``file:line``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] in LAZY_UNCHECKED:
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines), str(path))
+        functions = [
+            node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        lazy = {
+            node.lineno
+            for function in functions
+            for node in ast.walk(function)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+        }
+        for number in sorted(lazy):
+            said = "# lazy:" in lines[number - 1] or lines[number - 2].strip().startswith("# lazy:")
+            if not said:
+                found.append(f"{path.relative_to(root.parent).as_posix()}:{number}")
+    return found
+
+
+def test_the_packages_above_train_use_its_door_only():
+    used = train_internals_used_above(SOURCE)
+    assert not used, (
+        "imports of train's internals (build with labelemb.assembly; train through labelemb.train):\n"
+        + ("\n".join(used))
+    )
+
+
+def test_every_import_inside_a_function_says_why():
+    # An import at a module's top is the rule; one inside a function stays only for an optional
+    # extra, a command's module loaded when that command runs, or a heavy library one function needs.
+    unexplained = unexplained_lazy_imports(SOURCE)
+    assert not unexplained, "imports inside functions without a '# lazy: why' comment:\n" + "\n".join(
+        unexplained
+    )
+
+
+def test_the_door_and_lazy_checks_catch_their_cases(tmp_path):
+    package = write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "train/__init__.py": "from .loop import run\n",
+            "train/loop.py": "def run():\n    pass\n",
+            "predict/__init__.py": "from ..train import run\nfrom ..train import loop\n",
+            "cli/run.py": "def go():\n    from ..train import run  # lazy: loaded when this command runs\n"
+            "    # lazy: the ray extra\n    import ray\n    import json\n",
+        },
+    )
+    assert train_internals_used_above(package) == [
+        "labelemb/predict/__init__.py:2: labelemb.predict -> labelemb.train.loop"
+    ]
+    assert unexplained_lazy_imports(package) == ["labelemb/cli/run.py:5"]
 
 
 def write_package(root: Path, files: dict[str, str]) -> Path:

@@ -38,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_METHODS:
-        from . import methods
+        from . import methods  # lazy: `import labelemb` stays light; the methods load when named
 
         return getattr(methods, name)
     raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
@@ -46,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 def load(path: Any, **options: Any) -> Predictor:
     """A trained run folder or exported bundle, ready to predict (:func:`labelemb.predict.load`)."""
-    from .predict import load as load_trained  # the trainer and data stack, only when asked
+    from .predict import load as load_trained  # lazy: the trainer and data stack, only when asked
 
     return load_trained(path, **options)
 
@@ -55,6 +55,6 @@ def load(path: Any, **options: Any) -> Predictor:
 def _trackers() -> Callback:
     """``train.log_to``: every run is handed the trackers' callback (the trainer imports no tracker;
     :mod:`labelemb.tracking` is imported when a run starts, its trackers' packages only when named)."""
-    from .tracking import TrackerCallback
+    from .tracking import TrackerCallback  # lazy: the trainer stack, when a run starts
 
     return TrackerCallback()

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from tqdm import tqdm
+
 
 def draws_bar(enabled: bool) -> bool:
     """Whether a progress bar is drawn: ``enabled`` and stderr is a terminal or a notebook."""
@@ -35,8 +37,6 @@ class Steps:
         self.bar: Any = None
         self.lines = False
         if draws_bar(bar):
-            from tqdm import tqdm
-
             self.bar = tqdm(total=self.total, desc=what, unit=unit, leave=False, file=sys.stderr)
         elif lines:
             self.lines = True

@@ -36,7 +36,7 @@ class SpaceError(ValueError):
 def import_optuna() -> Any:
     """The ``optuna`` module, or an ImportError that says how to install it."""
     try:
-        import optuna
+        import optuna  # lazy: the tune extra
     except ImportError as error:
         raise ImportError(INSTALL_HINT) from error
     return optuna

@@ -135,7 +135,7 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsy
 
 
 def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_read(tmp_path, capsys, monkeypatch):
-    from labelemb.train.parts import DataSource
+    from labelemb.assembly.parts import DataSource
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the output folder was checked")

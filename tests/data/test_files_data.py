@@ -171,7 +171,7 @@ def test_files_are_found_beside_the_config_file(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LABELEMB_DATA", raising=False)
-    from labelemb.train.build import load_run_data
+    from labelemb.assembly.build import load_run_data
 
     dataset = load_run_data(load_config(folder / "run.yaml"))
     assert len(dataset.test) == 9

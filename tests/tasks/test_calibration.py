@@ -146,8 +146,8 @@ def test_a_short_run_records_the_calibration_of_its_test_predictions(small_confi
 
 
 def test_the_summary_keeps_none_for_a_selected_check_recorded_without_calibration(small_config, digits):
+    from labelemb.assembly.plan import plan_run
     from labelemb.train import Progress
-    from labelemb.train.plan import plan_run
     from labelemb.train.results import summarize
 
     # A run continued from one recorded before calibration: its selected check lacks the fields.

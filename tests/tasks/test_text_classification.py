@@ -18,6 +18,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from labelemb import methods
+from labelemb.assembly.plan import plan_run
 from labelemb.data.text.classes import TextClassSplit, text_class_dataset
 from labelemb.metrics import fit_temperature, measure_calibration
 from labelemb.models import build_model
@@ -26,7 +27,6 @@ from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
 from labelemb.train import build_config, train, train_batched
-from labelemb.train.plan import plan_run
 from labelemb.train.results import summarize
 from labelemb.train.seed_run import Progress
 

@@ -30,6 +30,7 @@ from labelemb.train import (
     BatchedConfigError,
     Classification,
     build_network,
+    build_run,
     seed_everything,
     supports_batched,
     train,
@@ -37,7 +38,6 @@ from labelemb.train import (
     train_seeds,
     unsupported_reason,
 )
-from labelemb.train.build import build_run
 from labelemb.train.recipe import lay_out
 from labelemb.train.stacked import SideBySide, Stacked
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from labelemb.assembly.plan import method_of, plan_run
 from labelemb.rundir import RunDirError
 from labelemb.train import train
 from labelemb.train.continuation import ceiling_set_method_settings, continue_runs
 from labelemb.train.distributed import Processes
-from labelemb.train.plan import method_of, plan_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

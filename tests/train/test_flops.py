@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
+from labelemb.assembly.build import Network, build_network, step_options
 from labelemb.tasks import build_task
 from labelemb.train import train
-from labelemb.train.build import Network, build_network, step_options
 from labelemb.train.flops import COUNTED_BATCHES, flops_per_example, flops_per_work
 
 pytestmark = pytest.mark.usefixtures("one_thread")

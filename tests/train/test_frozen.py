@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from labelemb import methods
+from labelemb.assembly.build import build_network, parameter_groups
+from labelemb.assembly.frozen import FeatureDataset, freeze_features, frozen_backbone
 from labelemb.config import ConfigError
 from labelemb.data import Split
 from labelemb.data.feature_cache import (
@@ -29,8 +31,6 @@ from labelemb.data.text.classes import text_class_dataset
 from labelemb.models import FeatureHead, WithDense
 from labelemb.tasks import build_task
 from labelemb.train import build_config, train, train_batched
-from labelemb.train.build import build_network, parameter_groups
-from labelemb.train.frozen import FeatureDataset, freeze_features, frozen_backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

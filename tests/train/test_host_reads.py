@@ -15,9 +15,8 @@ from safetensors.torch import save_file
 
 from labelemb import methods
 from labelemb.callbacks import Callback
-from labelemb.train import Classification, train, train_batched
+from labelemb.train import Classification, build_run, train, train_batched
 from labelemb.train.batches import rows_per_example
-from labelemb.train.build import build_run
 from labelemb.train.single import Single
 from labelemb.train.stacked import Stacked
 

@@ -1,4 +1,4 @@
-"""A run's config is resolved once (labelemb.train.plan.resolve) into the typed parts of its plan,
+"""A run's config is resolved once (labelemb.assembly.resolve) into the typed parts of its plan,
 checked there before any data is read; below that point nothing takes the config apart."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import labelemb.train
+from labelemb.assembly.parts import DataSource
+from labelemb.assembly.plan import plan_run, resolve
 from labelemb.config import ConfigError
 from labelemb.data.augment import Augment
-from labelemb.train.parts import DataSource
-from labelemb.train.plan import plan_run, resolve
 
 TRAIN = Path(labelemb.train.__file__).parent
 #: The modules below the resolution: they build and train from a plan's parts. Left out: plan.py

@@ -10,9 +10,9 @@ import inspect
 import pytest
 import torch
 
+from labelemb.assembly.plan import plan_run
 from labelemb.tasks import Classification
 from labelemb.train import recipe, train
-from labelemb.train.plan import plan_run
 from labelemb.train.single import Single
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,7 +13,7 @@ import torch
 import labelemb.train
 from labelemb.rundir import CHECKPOINT_FILE, METRICS_FILE, SELECTED_MODEL_FILE
 from labelemb.tasks import Classification
-from labelemb.train.build import build_run
+from labelemb.train import build_run
 from labelemb.train.evaluation import last_is_selected
 from labelemb.train.saving import Saver, start_record
 
@@ -84,7 +84,7 @@ def test_a_saver_that_does_not_write_writes_nothing(small_config, digits):
 
 
 def test_a_run_records_where_its_data_was_looked_for_when_it_starts(small_config, digits, tmp_path):
-    from labelemb.train.plan import plan_run
+    from labelemb.assembly.plan import plan_run
 
     config = small_config(f"data.dir={tmp_path}").model_copy(update={"source_folder": str(tmp_path / "cfg")})
     record = start_record(plan_run(config).data.request, digits)

@@ -20,13 +20,13 @@ from labelemb.stacking import linear
 from labelemb.train import (
     BatchedConfigError,
     Classification,
+    build_run,
     supports_batched,
     train,
     train_batched,
     unsupported_reason,
 )
 from labelemb.train.batching import batched_models
-from labelemb.train.build import build_run
 from labelemb.train.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")

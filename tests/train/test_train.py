@@ -307,8 +307,8 @@ def test_run_folder_holds_config_metrics_summary_and_representation(small_config
 
 
 def test_summary_selects_the_first_check_at_the_lowest_dev_error(small_config, digits):
+    from labelemb.assembly.plan import plan_run
     from labelemb.train import Classification, Progress
-    from labelemb.train.plan import plan_run
     from labelemb.train.results import summarize
 
     def record(step, dev, test):
@@ -356,7 +356,7 @@ def test_a_method_that_learns_no_representation_saves_its_class_mean_softmax(sma
 
 
 def test_rerunning_a_finished_run_returns_its_summary_without_training(small_config, digits, monkeypatch):
-    from labelemb.train.parts import DataSource
+    from labelemb.assembly.parts import DataSource
 
     config = small_config()
     saved = train(config, dataset=digits)
@@ -777,7 +777,7 @@ def test_a_dataset_without_a_dev_split_trains_and_reports_the_final_check(small_
 
 
 def test_the_backbone_trains_at_its_own_learning_rate(small_config):
-    from labelemb.train.build import Network, make_optimizer, parameter_groups
+    from labelemb.assembly.build import Network, make_optimizer, parameter_groups
 
     fake = Dataset(
         name="digits",

@@ -48,8 +48,8 @@ def wordnet_correlation(rep: LabelRepresentation) -> dict[str, Any]:
     if rep.text:
         return {"skipped": f"{rep.dataset} is a text corpus: WordNet correlation is for image classes"}
     try:
-        from .wordnet import semantic_correlation
-        from .wordnet_synsets import SYNSETS
+        from .wordnet import semantic_correlation  # lazy: the wordnet extra (nltk)
+        from .wordnet_synsets import SYNSETS  # lazy: the wordnet extra, beside its reader
     except ImportError as error:  # nltk is an optional extra
         return {"skipped": f"WordNet correlation needs nltk: pip install 'labelemb[wordnet]' ({error})"}
     if rep.dataset not in SYNSETS:

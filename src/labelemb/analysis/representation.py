@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..assembly import build_network, load_run_data
+from ..config import RunConfig
 from ..data import DataError
 from ..rundir import MAX_SAVED_REPRESENTATION, TENSORS_FILE, RunDir
 from ..tasks import Predictor, build_task
 from ..tasks.registry import recorded_scoring
-from ..train import RunConfig, build_network
-from ..train.build import load_run_data
 
 
 @dataclass

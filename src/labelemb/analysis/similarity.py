@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
@@ -95,8 +96,6 @@ def frequent_words(class_names: list[str], count: int = 10) -> list[str]:
 
 def label_indices(names: list[str], class_names: list[str]) -> list[int]:
     """The positions of ``names`` among the run's labels, with a did-you-mean for a name it lacks."""
-    import difflib
-
     position = {name: i for i, name in enumerate(class_names)}
     indices = []
     for name in names:

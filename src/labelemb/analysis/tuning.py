@@ -20,6 +20,7 @@ from ..rundir import write_text
 from ..tasks import Scoring
 from .beyond_error import ood_sets
 from .compare import BASELINE, NO_SPREAD_NOTE, Run, comparison_metric, load_runs, mean_std, welch_p
+from .figures import plt
 
 TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"
@@ -330,11 +331,6 @@ def _value(value: Any) -> str:
 def plot_tuning_history(record: dict[str, Any], path: str | Path) -> Path:
     """Each method's trials in order: the dev score of every trial (pruned ones hollow, at their
     last check) and the best so far; one panel per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     higher = record["objective"]["higher_is_better"]
     studies = [(m, s) for m, s in record["methods"].items() if s["trials"]]
     columns = min(4, max(1, len(studies)))

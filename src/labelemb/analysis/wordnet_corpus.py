@@ -163,7 +163,7 @@ def prepare_wordnet(folder: Path | str | None = None, source: Path | str = DEFAU
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock, so that concurrent first calls build the copy once."""
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only (Windows has no fcntl)
     except ImportError:  # Windows: no lock; the temp-and-rename build is still safe to read
         yield
         return
@@ -212,8 +212,8 @@ def wordnet_reader(
     reader per folder is kept for the process (loading takes a few seconds).
     """
     try:
-        import nltk
-        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+        import nltk  # lazy: the wordnet extra
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader  # lazy: the wordnet extra
     except ImportError as err:
         raise ImportError(f"the WordNet analysis needs NLTK: {PIP_HINT} (or pip install nltk)") from err
     root = prepare_wordnet(folder, source).resolve()

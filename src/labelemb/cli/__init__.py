@@ -49,17 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The parsed command, run: one line and exit code 2 for what the user can mend."""
-    from ..data import DataError
-    from ..train import ConfigError, RunDirError
-    from ..train.distributed import init_from_environment, shutdown
-    from ..train.threads import same_numbers_at_any_thread_count
+    from ..data import DataError  # lazy: loaded when this command runs
+    from ..train import (  # lazy: loaded when this command runs  # lazy: loaded when this command runs
+        ConfigError,
+        RunDirError,
+        init_from_environment,
+        same_numbers_at_any_thread_count,  # lazy: loaded when this command runs
+        shutdown,
+    )
 
     # The command line picks its threads by how busy the cores are: its numbers must not follow.
     same_numbers_at_any_thread_count()
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
     if args.command in ("train", "compare", "tune", "demo") and processes.world_size == 1:
-        from ..train.threads import use_free_cores_when_training
+        from ..train import use_free_cores_when_training  # lazy: loaded when this command runs
 
         use_free_cores_when_training()
     try:
@@ -71,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"labelemb {args.command}: error: {error.strerror or error}: {error.filename}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
-        from ..rundir import remove_interrupted_writes
+        from ..rundir import remove_interrupted_writes  # lazy: loaded when this command runs
 
         remove_interrupted_writes()  # a checkpoint or weights file half-written when Ctrl-C came
         print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)

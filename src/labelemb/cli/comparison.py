@@ -10,9 +10,10 @@ def write_comparison(experiment_dir: Path) -> str:
     """Write comparison.md, comparison.csv and the curves (against epochs: curves.png; training
     seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png) for the
     runs in ``experiment_dir``."""
+    # lazy: loaded when this command runs
     from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
-    from ..analysis.compare import comparison_metric
-    from ..rundir import write_text
+    from ..analysis.compare import comparison_metric  # lazy: loaded when this command runs
+    from ..rundir import write_text  # lazy: loaded when this command runs
 
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
@@ -33,7 +34,7 @@ def write_comparison(experiment_dir: Path) -> str:
 def finished_folders(path: Path) -> list[Path]:
     """The run folder ``path``, or the finished runs of the experiment folder ``path``; a
     FileNotFoundError naming what it should hold where it holds none."""
-    from ..rundir import CONFIG_FILE, run_dirs
+    from ..rundir import CONFIG_FILE, run_dirs  # lazy: loaded when this command runs
 
     if (path / CONFIG_FILE).is_file():
         return [path]

@@ -13,7 +13,7 @@ __all__ = ["DEMO_CONFIG", "cmd_demo", "knowing_table"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..analysis import (
+    from ..analysis import (  # lazy: loaded when this command runs
         label_similarity,
         load_run_representation,
         most_similar,
@@ -21,8 +21,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         results_table,
         similar_table,
     )
-    from ..train import build_config
-    from ..train.seed import describe_seeds
+    from ..train import build_config, describe_seeds  # lazy: loaded when this command runs
 
     seeds = list(range(args.seeds))
     overrides = [f"output_dir={args.output_dir}", f"train.progress={str(not args.no_progress).lower()}"]
@@ -61,8 +60,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def knowing_table(methods: list[str], records: list[dict[str, Any]]) -> str:
     """The demo's table of its runs' evaluations: AURC, the patches' MSP AUROC and the APS set size."""
-    from ..analysis.tables import mean_std
-    from ..metrics.figures import figure
+    from ..analysis.tables import mean_std  # lazy: loaded when this command runs
+    from ..metrics.figures import figure  # lazy: loaded when this command runs
 
     # Each figure in the table's unit, as declared (labelemb.metrics.figures).
     aurc, auroc, size = (figure(k) for k in ("selective_msp_aurc", "ood_msp_auroc", "conformal_aps_set_size"))

@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..progress import Steps, draws_bar
+from .comparison import finished_folders, write_comparison
 from .notes import one_line
 from .shift import shift_trained
 
@@ -47,8 +48,6 @@ def add_evaluate(commands: typing.Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .comparison import finished_folders, write_comparison
-
     path: Path = args.path
     folders = finished_folders(path)
     sets = None if args.ood is None else [ood_set(text) for text in args.ood]
@@ -73,7 +72,7 @@ def log_comparison(experiment_dir: Path, folder: Path) -> None:
     runs' config names (``folder``'s, one of them), beside the one ``compare`` logged."""
     config = saved_config(folder)
     if config.train.log_to:
-        from ..tracking import log_table
+        from ..tracking import log_table  # lazy: loaded when this command runs
 
         log_table(config, experiment_dir, "comparison")
 
@@ -81,8 +80,8 @@ def log_comparison(experiment_dir: Path, folder: Path) -> None:
 def ood_set(text: str) -> Any:
     """``--ood``'s value as an ood set: an existing file or folder, a data set's name, or what looks
     like a file (a suffix, a folder in it: looked for as data files are, and named if not found)."""
-    from ..config import OodSetConfig
-    from ..data import DATASETS, dataset_key
+    from ..config import OodSetConfig  # lazy: loaded when this command runs
+    from ..data import DATASETS, dataset_key  # lazy: loaded when this command runs
 
     path = Path(text).expanduser()
     if path.exists() or (dataset_key(text) not in DATASETS and (path.suffix or len(path.parts) > 1)):
@@ -106,8 +105,8 @@ def evaluate_finished(
     the trackers its run's config names (:func:`labelemb.tracking.log_evaluation`): ``configs``,
     one per folder, or each run's saved config; ``on_step``: handed to each evaluation (its parts,
     for a display of the caller's)."""
-    from ..predict.evaluation import evaluate_run
-    from ..rundir import RunDir
+    from ..predict.evaluation import evaluate_run  # lazy: loaded when this command runs
+    from ..rundir import RunDir  # lazy: loaded when this command runs
 
     shown = draws_bar(progress) and len(folders) > 1
     records = []
@@ -123,8 +122,8 @@ def evaluate_finished(
 
 def saved_config(folder: Path) -> Any:
     """The config a run folder saved (``config.yaml``), as a run config."""
-    from ..predict.source import run_config
-    from ..rundir import RunDir
+    from ..predict.source import run_config  # lazy: loaded when this command runs
+    from ..rundir import RunDir  # lazy: loaded when this command runs
 
     return run_config(RunDir(folder))
 
@@ -132,7 +131,7 @@ def saved_config(folder: Path) -> Any:
 def log_evaluation(config: Any, folder: Path, record: dict[str, Any]) -> None:
     """``record`` to the trackers ``config`` names; no tracker package is imported without one."""
     if config.train.log_to:
-        from ..tracking import log_evaluation as to_trackers
+        from ..tracking import log_evaluation as to_trackers  # lazy: loaded when this command runs
 
         to_trackers(config, folder, record)
 
@@ -141,7 +140,7 @@ def evaluation_line(record: dict[str, Any]) -> str:
     """One line of a run's evaluation, each figure named with the score it is of (the demo's
     table's MSP AUROC among them): AURC of the max-softmax confidence, the APS set size, and each
     OOD set's AUROC of the max-softmax and of the energy score."""
-    from ..metrics.figures import figure  # labelemb.metrics loads torch: not for `--help`
+    from ..metrics.figures import figure  # lazy: labelemb.metrics loads torch, not for `--help`
 
     test = record.get("test", {})
     parts = []
@@ -165,9 +164,9 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path,
     """After ``train`` or ``compare``: evaluate each classifier run of ``configs`` (finished ones;
     a sequence-to-sequence run has nothing to judge here). Returns (run folder, the command that
     adds its figures) for each run that could not be judged (:func:`lacking_lines` says them)."""
-    from ..data.registry import dataset_yields
-    from ..rundir import RunDir
-    from ..train.parts import resolve_device
+    from ..assembly import resolve_device  # lazy: loaded when this command runs
+    from ..data.registry import dataset_yields  # lazy: loaded when this command runs
+    from ..rundir import RunDir  # lazy: loaded when this command runs
 
     if not configs or dataset_yields(configs[0].data.name, configs[0].data_sections()) not in (
         "images",

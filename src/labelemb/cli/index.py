@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import unknown_key_message, unknown_name_message, unknown_options_message
+from .run import DEMO_CONFIG
 
 INDEX_FILE = Path(__file__).with_name("index.json")
 
@@ -32,12 +33,12 @@ def read_index() -> dict[str, Any]:
 def build_index() -> dict[str, Any]:
     """The index read off the registries (imports torch and every method: for the test and the
     writer only)."""
-    from .. import methods, models
-    from ..config import build_config, config_keys, option_list, top_level_keys
-    from ..metrics.conformal import METHODS
-    from ..predict.sets import SET_METHOD
-    from ..tune import OBJECTIVES
-    from .run import DEMO_CONFIG
+    # lazy (each below): the registries load torch and every method; the index's readers must not
+    from .. import methods, models  # lazy: the index's writer only
+    from ..config import build_config, config_keys, option_list, top_level_keys  # lazy: the writer only
+    from ..metrics.conformal import METHODS  # lazy: the index's writer only
+    from ..predict.sets import SET_METHOD  # lazy: the index's writer only
+    from ..tune import OBJECTIVES  # lazy: the index's writer only
 
     return {
         "methods": {name: option_list(methods.options(name)) for name in methods.available()},

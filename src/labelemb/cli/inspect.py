@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    import os
-
-    from ..analysis.analyze import analyze
+    from ..analysis.analyze import analyze  # lazy: loaded when this command runs
 
     output = args.output_dir
     if output is None:
@@ -25,9 +24,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
+    # lazy: loaded when this command runs
     from ..analysis import label_similarity, most_similar, similar_table
-    from ..analysis.representation import run_representation
-    from ..analysis.similarity import label_indices, nearest_labels
+    from ..analysis.representation import run_representation  # lazy: loaded when this command runs
+    from ..analysis.similarity import label_indices, nearest_labels  # lazy: loaded when this command runs
 
     rep = run_representation(args.run_dir, data_dir=args.data_dir)
     if rep.source != "learned":
@@ -46,7 +46,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..analysis.report import build_report
+    from ..analysis.report import build_report  # lazy: loaded when this command runs
 
     path = build_report(
         args.dir, args.output, top=args.top, data_dir=args.data_dir, analyze_runs=not args.no_analysis

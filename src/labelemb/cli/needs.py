@@ -15,7 +15,7 @@ from typing import Any
 def check_needed_data(configs: Sequence[Any]) -> None:
     """Raise one :class:`~labelemb.data.DataError` line for the first data set the runs of
     ``configs`` need that is not on this machine and cannot be downloaded."""
-    from ..data import DataError
+    from ..data import DataError  # lazy: loaded when this command runs
 
     seen: set[str] = set()
     for config in configs:
@@ -31,8 +31,8 @@ def check_needed_data(configs: Sequence[Any]) -> None:
 def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
     """(what the data is to the run, what tells it apart, its lookup: what is missing, or None) for
     each data set ``config``'s run reads."""
-    from ..data.registry import dataset_key, dataset_yields
-    from ..train.plan import data_of
+    from ..assembly import data_of  # lazy: loaded when this command runs
+    from ..data.registry import dataset_key, dataset_yields  # lazy: loaded when this command runs
 
     request = data_of(config).request
     name = config.data.name
@@ -53,8 +53,8 @@ def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
 def _named(name: str, request: Any) -> str | None:
     """What data set ``name`` lacks; fetched now where it may be downloaded (training would wait for
     it anyway), so that only a failed download is a problem."""
-    from ..data import DataError
-    from ..data.registry import load, missing_files
+    from ..data import DataError  # lazy: loaded when this command runs
+    from ..data.registry import load, missing_files  # lazy: loaded when this command runs
 
     problem = missing_files(name, request)
     if problem is None or not request.download:
@@ -68,8 +68,8 @@ def _named(name: str, request: Any) -> str | None:
 
 def _file(path: str, request: Any) -> str | None:
     """Where a file was looked for, if it is not found."""
-    from ..data import DataError
-    from ..data.files.paths import find_file
+    from ..data import DataError  # lazy: loaded when this command runs
+    from ..data.files.paths import find_file  # lazy: loaded when this command runs
 
     try:
         find_file(str(path), request, "file")
@@ -80,7 +80,7 @@ def _file(path: str, request: Any) -> str | None:
 
 def _test_texts(config: Any) -> str | None:
     """Text perturbations read the run's test file: a run without one cannot be shifted."""
-    from ..data.files.options import FilesOptions
+    from ..data.files.options import FilesOptions  # lazy: loaded when this command runs
 
     if config.data.name != "files" or not config.section(FilesOptions).test:
         return (

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
+from tqdm import tqdm
+
 
 class _TqdmHandler(logging.Handler):
     """Log records as lines above any progress bar (tqdm.write keeps the bar intact)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
         tqdm.write(self.format(record), file=sys.stderr)
 
 

@@ -98,7 +98,7 @@ def _add_methods_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _space_argument(text: str) -> tuple[str, object]:
-    from ..search import SpaceError, parse_space
+    from ..search import SpaceError, parse_space  # lazy: loaded when this command runs
 
     try:
         return parse_space(text)

@@ -15,11 +15,13 @@ from .index import read_index
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict every input of ``--input`` (or the run's ``--split``) and write one row per input."""
-    from ..predict import load
-    from ..predict.reading import read_rows, split_rows
+    from ..predict import load  # lazy: loaded when this command runs
+    from ..predict.reading import read_rows, split_rows  # lazy: loaded when this command runs
+
+    # lazy: loaded when this command runs
     from ..predict.sets import SET_METHOD, read_sets, set_coverage, set_note
-    from ..predict.source import PredictError
-    from ..rundir import write_text
+    from ..predict.source import PredictError  # lazy: loaded when this command runs
+    from ..rundir import write_text  # lazy: loaded when this command runs
 
     output: Path = args.output
     refuse_existing(output, args.overwrite)
@@ -27,7 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise PredictError("give the inputs: --input PATH, or --split test (the run's own data)")
     if args.set_method is not None and args.sets is None:
         raise PredictError("--set-method needs --sets LEVEL, the target coverage of the sets (such as 0.9)")
-    from ..train.parts import resolve_device
+    from ..assembly import resolve_device  # lazy: loaded when this command runs
 
     # A device this machine lacks is one line (resolve_device's), before anything is read.
     device = resolve_device(args.device) if args.device else "cpu"
@@ -86,8 +88,9 @@ def add_set_options(predict: argparse.ArgumentParser) -> None:
 
 def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
     """The run's calibration for ``--sets`` (and ``--set-method``), or a one-line refusal."""
+    # lazy: loaded when this command runs
     from ..predict.sets import SET_METHOD, calibration_for, check_request
-    from ..predict.source import PredictError
+    from ..predict.source import PredictError  # lazy: loaded when this command runs
 
     check_request(args.sets, args.set_method or SET_METHOD)
     calibration = calibration_for(predictor, args.data_dir)
@@ -102,7 +105,7 @@ def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
 
 def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
     """A sequence-to-sequence run's output line for each source line, one row each."""
-    from ..rundir import write_text
+    from ..rundir import write_text  # lazy: loaded when this command runs
 
     outputs = predictor.translate(rows.items)
     records = []
@@ -128,7 +131,7 @@ def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
 def refuse_existing(output: Path, overwrite: bool) -> None:
     """Refuse an output that is a folder, or that exists unless ``overwrite`` (checked before
     anything is read)."""
-    from ..predict.source import PredictError
+    from ..predict.source import PredictError  # lazy: loaded when this command runs
 
     if output.is_dir():
         raise PredictError(
@@ -193,12 +196,12 @@ def table_text(records: list[dict[str, Any]], columns: list[str], output: Path) 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a run as a bundle, TorchScript or ONNX into ``--output``."""
-    from ..predict import load
-    from ..predict.export import export
+    from ..predict import load  # lazy: loaded when this command runs
+    from ..predict.export import export  # lazy: loaded when this command runs
 
     output: Path = args.output
     if output.exists() and any(output.iterdir() if output.is_dir() else [output]) and not args.overwrite:
-        from ..predict.source import PredictError
+        from ..predict.source import PredictError  # lazy: loaded when this command runs
 
         raise PredictError(f"{output} exists; choose another --output, or pass --overwrite to replace it")
     predictor = load(args.run_dir, checkpoint=args.checkpoint, trust_factory=args.trust_factory)

@@ -32,7 +32,7 @@ def base_config(path: str | None, overrides: list[str]) -> RunConfig:
     """The config of ``train``, ``compare`` and ``tune``: the file at ``path`` with ``overrides``,
     or without one the demo's own setting (:data:`DEMO_CONFIG`); on another data set than the
     demo's, without its OOD set unless the overrides name one."""
-    from ..train import build_config, load_config
+    from ..train import build_config, load_config  # lazy: loaded when this command runs
 
     if path is not None:
         return load_config(path, overrides)
@@ -45,7 +45,7 @@ def base_config(path: str | None, overrides: list[str]) -> RunConfig:
 
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
     """Train ``base`` once per seed: each run's config is a copy of ``base`` with its seed."""
-    from ..train import train, train_seeds
+    from ..train import train, train_seeds  # lazy: loaded when this command runs
 
     configs = [base.with_seed(seed) for seed in seeds]
     if batched:
@@ -54,8 +54,8 @@ def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..analysis import results_table
-    from ..tasks.registry import recorded_scoring
+    from ..analysis import results_table  # lazy: loaded when this command runs
+    from ..tasks.registry import recorded_scoring  # lazy: loaded when this command runs
 
     base = base_config(args.config, _common_overrides(args))  # validates everything once, before any training
     check_needed_data([base])
@@ -91,7 +91,7 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.overrides)
     names = getattr(args, "methods", None)
     if names:
-        from ..config import method_overrides
+        from ..config import method_overrides  # lazy: loaded when this command runs
 
         # The base config is checked as one of the methods that run, not the file's own method,
         # which may lack an option meant for them.
@@ -112,8 +112,8 @@ def _common_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..sweep.failures import RunsFailed, failure_table
-    from ..sweep.grid import run_grid
+    from ..sweep.failures import RunsFailed, failure_table  # lazy: loaded when this command runs
+    from ..sweep.grid import run_grid  # lazy: loaded when this command runs
 
     if args.summarize:
         table = write_comparison(Path(args.summarize))
@@ -152,7 +152,7 @@ def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool)
     experiment_dir = Path(base.output_dir) / base.experiment
     print(write_comparison(experiment_dir))
     if base.train.log_to:
-        from ..tracking import log_table
+        from ..tracking import log_table  # lazy: loaded when this command runs
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
@@ -167,9 +167,9 @@ BATCHED_ON_GPU = "16x the runs per second of --runs-per-device 1 (8: 1.65x) on a
 def batched_hint(configs: list[RunConfig], args: argparse.Namespace) -> str | None:
     """One line where ``compare`` trains on a GPU, without ``--batched``, seeds that could train
     side by side (a stackable method, equal settings): ``--batched`` is the faster way there."""
-    import torch
+    import torch  # lazy: loaded when this command runs
 
-    from ..train.batching import stacking_key, unsupported_reason
+    from ..train import stacking_key, unsupported_reason  # lazy: loaded when this command runs
 
     device = configs[0].train.device
     on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -190,10 +190,10 @@ def batched_hint(configs: list[RunConfig], args: argparse.Namespace) -> str | No
 
 def make_executor(args: argparse.Namespace) -> Any:
     """The executor ``compare``'s options ask for (:mod:`labelemb.sweep.executors`)."""
-    from ..sweep.executors import ExecutorError, LocalExecutor
+    from ..sweep.executors import ExecutorError, LocalExecutor  # lazy: loaded when this command runs
 
     if args.executor == "ray":
-        from ..sweep.ray_executor import RayExecutor
+        from ..sweep.ray_executor import RayExecutor  # lazy: loaded when this command runs
 
         if args.devices:
             # Ray, not the driver, picks each run's GPU on the cluster's nodes: a list of this

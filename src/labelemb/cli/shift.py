@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..progress import Steps, draws_bar
+from .comparison import finished_folders, write_comparison
 from .notes import one_line
 
 
@@ -48,8 +49,6 @@ def add_shift(commands: typing.Any) -> None:
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
-    from .comparison import finished_folders, write_comparison
-
     path: Path = args.path
     folders = finished_folders(path)
     corruptions = None if args.corruptions is None else [c for c in args.corruptions.split(",") if c.strip()]
@@ -79,7 +78,7 @@ def shift_finished(
 ) -> list[dict[str, Any]]:
     """Each finished run folder's shift record (:func:`labelemb.predict.shift.shift_run`), with a
     progress bar over the runs (and over one run's conditions, for a single run)."""
-    from ..predict.shift import shift_run
+    from ..predict.shift import shift_run  # lazy: loaded when this command runs
 
     shown = draws_bar(progress)
     records = []
@@ -111,10 +110,10 @@ def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> list[t
     """After ``train``, ``compare`` or ``tune``: the finished runs of ``configs`` whose config names
     ``shift:`` conditions, scored under them. What trained stands: a run that cannot be shifted is
     said and returned, (run folder, ``"shift"``), for the command to fail."""
-    from ..data.corruptions.suites import conditions
-    from ..data.registry import dataset_yields
-    from ..predict.shift import shift_run
-    from ..rundir import RunDir
+    from ..data.corruptions.suites import conditions  # lazy: loaded when this command runs
+    from ..data.registry import dataset_yields  # lazy: loaded when this command runs
+    from ..predict.shift import shift_run  # lazy: loaded when this command runs
+    from ..rundir import RunDir  # lazy: loaded when this command runs
 
     chosen = [c for c in configs if c.shift and RunDir(c.run_dir()).is_finished()]
     if not chosen:

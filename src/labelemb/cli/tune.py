@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .evaluate import evaluate_trained
 from .needs import check_needed_data
 from .run import _common_overrides, base_config, finish, make_executor
 
@@ -16,11 +17,14 @@ if TYPE_CHECKING:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..analysis.tuning import write_tuning
-    from ..search import INSTALL_HINT
+    from ..analysis.tuning import write_tuning  # lazy: loaded when this command runs
+    from ..search import INSTALL_HINT  # lazy: loaded when this command runs
+
+    # lazy: loaded when this command runs
     from ..tune import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
+        # lazy: the tune extra
         import optuna  # noqa: F401
     except ImportError:
         raise TuneError(INSTALL_HINT) from None
@@ -73,12 +77,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     table = write_tuning(experiment_dir)
     print(table)
     if base.train.log_to:
-        from ..tracking import log_table
+        from ..tracking import log_table  # lazy: loaded when this command runs
 
         log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {experiment_dir}")
     if failed is not None:
-        from ..sweep.failures import failure_table
+        from ..sweep.failures import failure_table  # lazy: loaded when this command runs
 
         print(f"\n{len(failed.failed)} fresh run(s) failed:\n{failure_table(failed.failed)}")
         return max(1, finish(lacking))
@@ -91,12 +95,11 @@ def _tune_and_retrain(
     """Each method tuned, then its default and tuned settings trained on the fresh seeds; the
     fresh runs that failed, if any (the others are trained and evaluated), and the runs that lack
     figures (:func:`~labelemb.cli.run.finish`)."""
-    from ..analysis.tuning import TUNING_FILE, values_text
-    from ..rundir import write_text
-    from ..sweep.failures import RunsFailed
-    from ..sweep.grid import run_grid
-    from ..tune import study_record, tuned_config
-    from .evaluate import evaluate_trained
+    from ..analysis.tuning import TUNING_FILE, values_text  # lazy: loaded when this command runs
+    from ..rundir import write_text  # lazy: loaded when this command runs
+    from ..sweep.failures import RunsFailed  # lazy: loaded when this command runs
+    from ..sweep.grid import run_grid  # lazy: loaded when this command runs
+    from ..tune import study_record, tuned_config  # lazy: loaded when this command runs
 
     base = setting.base
     experiment_dir = Path(base.output_dir) / base.experiment

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from .. import data, methods, models, tasks
+from ..data.corruptions.suites import conditions
 from ..data.registry import dataset_key, dataset_yields
 from ..options import OptionsError
 from ..registry import unknown_name_message, unknown_options_message
@@ -105,7 +106,7 @@ def check_buildable(config: RunConfig) -> None:
     """Raise :class:`ConfigError` unless the config's data set, model and method exist, fit each
     other and every option given to them is one they take, of a type they accept; checked before
     any data is read (a fraction of a millisecond: a config is checked where it is read,
-    :func:`build_config`, and where its run is resolved, :func:`~labelemb.train.plan.resolve`,
+    :func:`build_config`, and where its run is resolved, :func:`~labelemb.assembly.plan.resolve`,
     with no record of having been checked)."""
     model_class = _known(config.model.name, models.available(), "model", models.model_class)
     accepted_by_model = models.model_options(config.model.name)
@@ -196,7 +197,6 @@ def check_shift(config: RunConfig, yields: str) -> None:
         return
     if yields not in ("images", "texts"):
         raise ConfigError(f"shift scores a classifier; {data_kind(yields)} has no class scores: remove shift")
-    from ..data.corruptions.suites import conditions
 
     try:
         conditions(config.shift, yields)

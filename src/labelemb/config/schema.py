@@ -7,6 +7,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -173,8 +174,6 @@ class TrainConfig(_Strict):
     @classmethod
     def _a_device(cls, name: str) -> str:
         if name != "auto":
-            import torch
-
             try:
                 torch.device(name)
             except RuntimeError:

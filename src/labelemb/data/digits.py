@@ -19,7 +19,7 @@ def load_digits(seed: int = 0) -> Dataset:
     The split is a fixed ``numpy.random.RandomState(seed)`` permutation: its first 300 indices
     are test, the next 300 dev, the rest train.
     """
-    # Imported here so that importing labelemb.data does not pay for scikit-learn.
+    # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()

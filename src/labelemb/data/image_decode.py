@@ -49,7 +49,7 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 @functools.cache
 def pillow() -> ModuleType:
     """PIL.Image, imported on first use: importing labelemb.data should not pay for it (50 ms)."""
-    from PIL import Image
+    from PIL import Image  # lazy: the data extra
 
     return Image
 

@@ -380,9 +380,7 @@ def _mnist(request: DataRequest) -> Dataset:
     )
 
 
-@register(
-    "fashion-mnist", yields="images", missing=lambda request: missing_idx_files(FASHION_MNIST, request)
-)
+@register("fashion-mnist", yields="images", missing=lambda request: missing_idx_files(FASHION_MNIST, request))
 def _fashion_mnist(request: DataRequest) -> Dataset:
     return load_fashion_mnist(request.dir, request.download, progress=request.progress).limited(
         request.max_train_pairs

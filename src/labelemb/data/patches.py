@@ -23,6 +23,7 @@ def load_patches(seed: int = 0) -> Dataset:
     """1,200 grey 8x8 patches (N, 1, 8, 8) in [0, 1] of china.jpg and flower.jpg, one class
     (``photo``): 600 train / 300 dev / 300 test, from crops at ``numpy.random.RandomState(seed)``
     positions, alternating between the two photographs."""
+    # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.datasets import load_sample_images
 
     photos = [_grey(image) for image in load_sample_images().images]

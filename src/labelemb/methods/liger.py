@@ -32,7 +32,8 @@ LIGER_DEVICES = frozenset({"cuda"})
 @functools.cache
 def liger_loss_function() -> Callable[..., Tensor] | None:
     """Liger's ``liger_fused_linear_cross_entropy``, or None where the ``liger`` extra is not installed."""
-    try:  # lazy: the liger extra (Triton), and seconds to import: only when a head needs it
+    try:
+        # lazy: the liger extra (Triton), and seconds to import: only when a head needs it
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
     except ImportError:
         return None

@@ -156,7 +156,7 @@ class LearningWithAdaptiveLabels(Stackable, Method):
         if is_distributed():
             # Differentiable sum: each process's loss reaches every process's z through the
             # centroids, so the gradient is that of the global batch, however it is split.
-            # Lazy: a PyTorch built without distributed support cannot import it (and never gets here).
+            # lazy: a PyTorch built without distributed support cannot import it (and never gets here).
             import torch.distributed.nn.functional as dist_fn
 
             totals = dist_fn.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)

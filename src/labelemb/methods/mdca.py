@@ -74,7 +74,7 @@ class MDCALoss(Stackable, LinearOutputMethod):
         if is_distributed():
             # Differentiable sum: each process's MDCA reaches every process's rows, so the averaged
             # gradients are those of the global batch's MDCA.
-            # Lazy: a PyTorch built without distributed support cannot import it (and never gets here).
+            # lazy: a PyTorch built without distributed support cannot import it (and never gets here).
             import torch.distributed.nn.functional as dist_fn
 
             totals = dist_fn.all_reduce(totals, op=torch.distributed.ReduceOp.SUM)

@@ -55,9 +55,9 @@ def _encode(names: tuple[str, ...], encoder: str) -> Tensor:
         raise ImportError(f"{error}: {_INSTALL_HINT}") from error
     with offline():
         try:
-            # Lazy: the optional extra labelemb[text] (both), loaded only when class names are encoded.
+            # lazy: the optional extra labelemb[text] (both), loaded only when class names are encoded.
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
+            from transformers.utils import logging as transformers_logging  # lazy: the same extra
         except ImportError as error:
             raise ImportError(f"encoding class names needs sentence-transformers: {_INSTALL_HINT}") from error
         # A "Loading weights" bar would land in every training log; restore the user's setting after.

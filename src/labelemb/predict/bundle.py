@@ -14,12 +14,14 @@ lie inside its folder, and its config imports, runs or reads nothing but labelem
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..aligned import aligned
@@ -52,8 +54,6 @@ BACKBONE_PREFIX = "backbone."
 
 def bundle_files(trained: Trained, backbone: dict[str, Tensor] | None, folder: Path) -> list[Path]:
     """Write the bundle of ``trained`` into ``folder`` (which exists); return the files written."""
-    from safetensors.torch import save_file
-
     weights = {name: _own(t) for name, t in trained.weights.items()}
     if backbone is not None:
         weights.update({BACKBONE_PREFIX + name: _own(t) for name, t in backbone.items()})
@@ -78,7 +78,6 @@ def bundle_files(trained: Trained, backbone: dict[str, Tensor] | None, folder: P
         written.append(folder / CONFORMAL_FILE)
         save_calibration(written[-1], calibration)
         description["conformal"] = CONFORMAL_FILE
-    import json
 
     written[2].write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return written
@@ -157,8 +156,6 @@ def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
 
 def _safetensors(folder: Path, name: str, field: str) -> dict[str, Tensor]:
     """The tensors of the bundle's safetensors file ``name`` (its ``field``)."""
-    from safetensors.torch import load_file
-
     path = bundle_file(folder, name, field)
     try:
         return {key: aligned(t) for key, t in load_file(str(path)).items()}

@@ -36,7 +36,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..assembly import data_request, freeze_features, load_run_data
 from ..config import OodSetConfig
+from ..data import Dataset, Split
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.figures import computed_figures
@@ -45,6 +47,7 @@ from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
+from ..tasks import build_task
 from ..version import code_version
 from .loading import load
 from .ood import OodInputs, read_ood_set
@@ -131,10 +134,6 @@ class RunScores:
     backbone again); other images go through the backbone into that cache too."""
 
     def __init__(self, predictor: Predictor, data_dir: str | None) -> None:
-        from ..tasks import build_task
-        from ..train.build import load_run_data
-        from ..train.frozen import freeze_features
-
         self.predictor = predictor
         config = data_config(predictor.trained, data_dir)
         dataset = load_run_data(config)
@@ -168,8 +167,6 @@ class RunScores:
         """The logits of other inputs (what :meth:`Predictor.logits` takes)."""
         if self.frozen is None or not isinstance(items, Tensor):
             return self.predictor.logits(items)
-        from ..data import Dataset, Split
-        from ..train.frozen import freeze_features
 
         config, task = self.frozen
         split = Split(items, torch.zeros(len(items), dtype=torch.int64))
@@ -217,8 +214,6 @@ def _ood_unfit(recorded: dict[str, Any], inputs: OodInputs) -> bool:
 
 def run_request(trained: Any, data_dir: str | None) -> DataRequest:
     """Where the run's data files (and OOD files) are looked for: as the run looked for them."""
-    from ..train.build import data_request
-
     return data_request(data_config(trained, data_dir))
 
 

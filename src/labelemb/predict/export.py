@@ -94,7 +94,10 @@ def _traced(predictor: Predictor, folder: Path) -> Path:
 def _onnx(predictor: Predictor, folder: Path) -> Path:
     """The network in ONNX (torch.onnx.export), checked with onnxruntime on a batch of another size."""
     try:
+        # lazy: the export extra
         import onnx  # noqa: F401
+
+        # lazy: the export extra
         import onnxruntime  # noqa: F401
     except ImportError:
         raise PredictError("ONNX export needs onnx and onnxruntime: pip install 'labelemb[export]'") from None
@@ -128,7 +131,7 @@ def _onnx(predictor: Predictor, folder: Path) -> Path:
 def onnxruntime_session(path: Path) -> Any:
     """An onnxruntime session on the CPU for the model at ``path``, its log kept to errors (its
     graph optimiser's notes are not the user's concern)."""
-    import onnxruntime
+    import onnxruntime  # lazy: the export extra
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3

@@ -15,8 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
-from ..train.build import Network, build_network
-from ..train.frozen import frozen_backbone
+from ..assembly import Network, build_network, frozen_backbone, load_run_data
 from .source import PredictError, Trained
 
 
@@ -100,8 +99,6 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
     the frozen seed), or with the weights a bundle saved."""
     shape = trained.backbone_input_shape
     if shape is None:
-        from ..train.build import load_run_data
-
         shape = tuple(load_run_data(trained.config).input_shape)  # a run from before shapes were kept
         trained.backbone_input_shape = shape
     data = _DataShape(tuple(shape), list(trained.class_names), range(1))
@@ -136,6 +133,5 @@ def _input_shape(trained: Trained, backbone: nn.Module | None) -> tuple[int, ...
         with torch.inference_mode():
             features = backbone(probe)
         return (int(features.shape[-1]),)
-    from ..train.build import load_run_data
 
     return tuple(load_run_data(trained.config).input_shape)

@@ -19,6 +19,7 @@ from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
 from .inputs import image_batch, range_note, text_split, tokens_note
 from .network import Classifier
+from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
 
@@ -144,8 +145,6 @@ class Predictor:
     def translate(self, lines: Any) -> list[str]:
         """A sequence-to-sequence run's output for each source line (or a split of its corpus, as
         the run holds it), decoded with the run's ``decode:`` settings; tokens joined by spaces."""
-        from .sequences import decode_lines, source_pairs
-
         if self.reads != "token_pairs":
             raise PredictError(f"{self.trained.origin} is a classifier: use predict, not translate")
         if hasattr(lines, "source_tokens"):

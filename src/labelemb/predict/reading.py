@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..assembly import load_run_data
 from ..data.files.labels import is_missing
 from ..data.files.options import FilesOptions
 from ..data.files.rows import explain_unreadable, row_place
@@ -109,7 +110,7 @@ def _table(path: Path, fmt: str, trained: Trained) -> Rows:
 
 def _read_table(path: Path, fmt: str) -> Any:
     """The table in ``path`` as pandas reads it; a :class:`PredictError` saying what is wrong."""
-    import pandas as pd
+    import pandas as pd  # lazy: the data (pandas comes with datasets) extra
 
     try:
         if fmt in ("csv", "tsv"):
@@ -264,8 +265,6 @@ def _not_a_class(value: Any, names: list[str], positional: bool) -> str:
 def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
     """A split of the run's own data set, read as the run read it (its labels as class names),
     from where the run found it (:func:`data_config`), or from ``data_dir`` where given."""
-    from ..train.build import load_run_data
-
     dataset = load_run_data(data_config(trained, data_dir))
     held = getattr(dataset, split, None)
     if held is None:

@@ -26,6 +26,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
+from ..assembly import load_run_data
 from ..metrics.conformal import (
     METHODS,
     check_level,
@@ -38,6 +39,7 @@ from ..metrics.conformal import (
 from ..rundir import CONFORMAL_FILE, RunDir, load_safetensors, save_safetensors
 from .calibration import Calibration, CalibrationRecord, Measured
 from .description import RE_EXPORT, bundle_file
+from .reading import data_config
 from .source import BUNDLE_FILE, PredictError, Trained, weights_digest
 
 logger = logging.getLogger(__name__)
@@ -244,9 +246,6 @@ def _unfit(calibration: Calibration, trained: Trained) -> str | None:
 
 def _computed(predictor: Any, data_dir: str | None) -> Calibration:
     """The calibration of a run folder's check, from its dev and test splits."""
-    from ..train.build import load_run_data
-    from .reading import data_config
-
     trained = predictor.trained
     records = RunDir(trained.origin).read_metrics()
     if not any("dev_error" in record for record in records):

@@ -18,7 +18,9 @@ import torch
 import yaml
 from torch import Tensor
 
+from ..assembly import load_run_data
 from ..config import RunConfig
+from ..data.base import DataError
 from ..data.registry import dataset_yields
 from ..rundir import (
     CHECKPOINT_FILE,
@@ -127,9 +129,6 @@ def read_start(folder: Path) -> dict[str, Any]:
 def _described_by_data(folder: RunDir, config: RunConfig) -> dict[str, Any]:
     """An unfinished run of an earlier labelemb recorded neither its classes nor its shapes: they
     are read off its data, where its config names it."""
-    from ..data.base import DataError
-    from ..train.build import load_run_data
-
     try:
         dataset = load_run_data(config)
     except DataError as error:

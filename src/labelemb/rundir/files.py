@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from ..aligned import aligned
 from .names import TMP_SUFFIX
 
 
@@ -122,17 +125,12 @@ def save_safetensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
     """``tensors`` (CPU, contiguous) as a safetensors file, with its string ``metadata``."""
-    from safetensors.torch import save_file
-
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """A safetensors file's tensors, each in PyTorch's own aligned memory (:mod:`labelemb.aligned`),
     and its metadata (empty where it has none); safetensors' error for a torn or foreign file."""
-    from safetensors import safe_open
-
-    from ..aligned import aligned
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})

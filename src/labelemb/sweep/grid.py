@@ -9,10 +9,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..assembly import RunPlan
 from ..config import RunConfig
 from ..progress import draws_bar
-from ..train.plan import RunPlan
-from ..train.trainer import plan_runs, train, train_seeds, train_unless_held
+from ..train import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit
 from .failures import FailedRun, Failure, RunsFailed
 

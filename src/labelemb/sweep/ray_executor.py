@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..assembly import resolve_device
 from ..rundir import first_missing, remove_empty_folders
 from .failures import Failure, retry_alone
 from .ray_workers import end_workers, output_dir, start_workers, train_on
@@ -44,7 +45,7 @@ _SETTINGS_FRAME = 0x04
 
 def _import_ray() -> Any:
     try:
-        import ray
+        import ray  # lazy: the ray extra
     except ImportError as error:
         if error.name == "ray":
             raise ExecutorError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
@@ -198,7 +199,7 @@ class RayExecutor:
         address = self.address or os.environ.get("RAY_ADDRESS") or "auto"
         if address == "auto":
             try:
-                from ray._private.services import canonicalize_bootstrap_address
+                from ray._private.services import canonicalize_bootstrap_address  # lazy: the ray extra
 
                 found = canonicalize_bootstrap_address("auto")
             except ConnectionError:
@@ -220,8 +221,6 @@ class RayExecutor:
         The cluster's resources decide, not this machine's: a driver without CUDA sends CUDA runs to
         a cluster with GPUs (the grid leaves the devices to this check). Ray schedules no other
         accelerator, so another device (``mps``) is checked here, as a local run's would be."""
-        from ..train.parts import resolve_device
-
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)
         devices = {config["train"]["device"] for unit in units for config in unit.configs}
@@ -312,7 +311,7 @@ def check_shared_storage(folder: str | Path, *, timeout: float = 120.0) -> None:
     ``folder`` is created if it does not exist, and removed again if the check fails.
     """
     ray = _import_ray()
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # lazy: the ray extra
 
     path = Path(folder).absolute()
     created = first_missing(path)

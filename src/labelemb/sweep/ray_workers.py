@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import torch
+
 from .failures import Failure, one_line
-from .units import ExecutorError, Outcome, Unit
+from .units import ExecutorError, Outcome, Unit, run_unit
 from .worker import start, work
 
 
@@ -26,8 +28,6 @@ class LabelembWorker:
     state it started in (its title, ``ray::LabelembWorker.train``, names it in ``ps``)."""
 
     def __init__(self) -> None:
-        import torch
-
         torch.set_num_threads(1)  # its one CPU (Ray sets OMP_NUM_THREADS to it as well)
         start()
 
@@ -60,8 +60,6 @@ def _enter(unit: Unit, cwd: str) -> None:
 def train_unit(unit: Unit, cwd: str) -> list[dict[str, Any]]:
     """A unit's runs trained in this process as a Ray worker trains them (its folder check, the
     driver's working directory), raising what fails."""
-    from .units import run_unit
-
     _enter(unit, cwd)
     return run_unit(unit)
 
@@ -89,7 +87,7 @@ def end_workers(ray: Any, workers: list[Any]) -> None:
 def train_on(ray: Any, workers: list[Any], units: list[Unit], cwd: str) -> Iterator[tuple[int, Outcome]]:
     """Each unit's outcome as it comes, from ``workers`` through Ray's actor pool; a unit whose
     worker died every try is a failure that says so."""
-    from ray.util.actor_pool import ActorPool
+    from ray.util.actor_pool import ActorPool  # lazy: the ray extra
 
     pool = ActorPool(workers)
     for i, unit in enumerate(units):

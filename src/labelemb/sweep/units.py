@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import torch
 
+from ..assembly import RunPlan, plan_run
 from ..config import RunConfig
-from ..train.plan import RunPlan
+from ..train import same_numbers_at_any_thread_count, train, train_seeds
 from .failures import Failure
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.
@@ -81,10 +82,6 @@ def run_unit(unit: Unit, read_data: Callable[[Any], Any] | None = None) -> list[
     ``read_data`` (a plan's data source -> its data set) gives the runs data read before, a warm
     worker's (:class:`~labelemb.sweep.worker.HeldData`); without it each run reads its own.
     """
-    from ..train.plan import plan_run
-    from ..train.threads import same_numbers_at_any_thread_count
-    from ..train.trainer import train, train_seeds
-
     same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)

@@ -113,7 +113,7 @@ class HeldData:
         self.held: OrderedDict[str, Any] = OrderedDict()
 
     def get(self, source: Any) -> Any:
-        """The data set of ``source`` (a plan's :class:`~labelemb.train.parts.DataSource`)."""
+        """The data set of ``source`` (a plan's :class:`~labelemb.assembly.parts.DataSource`)."""
         key = data_key(source)
         if key not in self.held:
             self.held[key] = source.load()

@@ -27,7 +27,7 @@ def bleu(hypotheses: list[list[str]], references: list[list[str]]) -> Bleu:
     """Corpus BLEU of tokenised hypotheses against one tokenised reference each."""
     _check_pairs(hypotheses, references)
     try:
-        from sacrebleu.metrics import BLEU
+        from sacrebleu.metrics import BLEU  # lazy: the seq2seq extra
     except ImportError:
         raise ImportError(f"BLEU needs sacrebleu: {INSTALL_HINT}") from None
     metric = BLEU(tokenize="none", force=True)
@@ -39,7 +39,7 @@ def rouge(hypotheses: list[list[str]], references: list[list[str]]) -> dict[str,
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0-100) over the examples, on the tokens as given."""
     _check_pairs(hypotheses, references)
     try:
-        from rouge_score import rouge_scorer
+        from rouge_score import rouge_scorer  # lazy: the seq2seq extra
     except ImportError:
         raise ImportError(f"ROUGE needs rouge-score: {INSTALL_HINT}") from None
     ascii_name: dict[str, str] = {}

@@ -35,7 +35,7 @@ class MLflowTracker(Tracker):
     package = "mlflow"
 
     def __init__(self, config: RunConfig, folder: Path) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # lazy: the mlflow extra
 
         # A client of its own, not mlflow's global active run: runs trained side by side, or a
         # user's own mlflow run around this one, are never mixed up.
@@ -60,7 +60,7 @@ class MLflowTracker(Tracker):
     def _existing_run(self) -> Any:
         if self.run_id is None:
             return None
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy: the mlflow extra
 
         try:
             run = self.client.get_run(self.run_id)
@@ -69,7 +69,7 @@ class MLflowTracker(Tracker):
         return None if run.info.lifecycle_stage == "deleted" else run
 
     def log_params(self, params: dict[str, str | int | float | bool]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # lazy: the mlflow extra
 
         # MLflow refuses to change a logged parameter: a resumed run logs only the new keys (the
         # run's identity does not change on resume; train.log_to itself might).
@@ -93,8 +93,8 @@ class MLflowTracker(Tracker):
 
     @staticmethod
     def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
+        from mlflow.exceptions import MlflowException  # lazy: the mlflow extra
+        from mlflow.tracking import MlflowClient  # lazy: the mlflow extra
 
         table_file, files, nested = TABLES[kind]
         client = MlflowClient(tracking_uri=mlflow_uri(config))
@@ -125,7 +125,7 @@ class MLflowTracker(Tracker):
 
     @staticmethod
     def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # lazy: the mlflow extra
 
         run_id = read_state(folder / STATE_FILE).get("mlflow", {}).get("run_id")
         if not run_id:
@@ -138,7 +138,7 @@ class MLflowTracker(Tracker):
 
 def log_metrics(client: Any, run_id: str, step: int, values: dict[str, float]) -> None:
     """``values`` at ``step`` in the MLflow run ``run_id``, in batches MLflow takes."""
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # lazy: the mlflow extra
 
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, now, step) for k, v in values.items()]
@@ -156,7 +156,7 @@ def mlflow_uri(config: RunConfig) -> str:
 
 def mlflow_experiment(client: Any, config: RunConfig) -> str:
     """The id of the MLflow experiment named :func:`project`, created if need be."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: the mlflow extra
 
     found = client.get_experiment_by_name(project(config))
     if found is not None:

@@ -20,12 +20,12 @@ class TensorBoardTracker(Tracker):
     package = "tensorboard"
 
     def __init__(self, config: RunConfig, folder: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # lazy: the tensorboard extra
 
         self.writer = SummaryWriter(str(folder / TENSORBOARD_DIR), purge_step=0)
 
     def log_params(self, params: dict[str, str | int | float | bool]) -> None:
-        from torch.utils.tensorboard.summary import hparams
+        from torch.utils.tensorboard.summary import hparams  # lazy: the tensorboard extra
 
         # The HParams dashboard reads the session-start summary from the run's own event file
         # (add_hparams would write a second run in a subfolder).
@@ -49,7 +49,7 @@ class TensorBoardTracker(Tracker):
 
     @staticmethod
     def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # lazy: the tensorboard extra
 
         table = (experiment_dir / TABLES[kind][0]).read_text()
         # A folder of its own: purging what an earlier compare (or tune) wrote leaves the other's text.
@@ -58,7 +58,7 @@ class TensorBoardTracker(Tracker):
 
     @staticmethod
     def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # lazy: the tensorboard extra
 
         # A folder of its own, purged at each opening: a run evaluated anew holds each figure once,
         # and the run's own series (which a resumed run purges) are left alone.

@@ -63,7 +63,7 @@ class TrackioTracker(Tracker):
 
     @staticmethod
     def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
-        import trackio
+        import trackio  # lazy: the trackio extra
 
         table_file = TABLES[kind][0]
         run = open_run(config, kind, "allow")
@@ -90,7 +90,7 @@ class TrackioTracker(Tracker):
 
 def open_run(config: RunConfig, name: str, resume: str, params: dict[str, Any] | None = None) -> Any:
     """``trackio.init`` of run ``name`` in the config's project, on its server or the local store."""
-    import trackio
+    import trackio  # lazy: the trackio extra
 
     # trackio.init finishes the "current" run it keeps in a context variable: each run is opened
     # in a context of its own, so that seeds trained side by side keep theirs.

@@ -55,7 +55,7 @@ class WandbTracker(Tracker):
             self._remember()
 
     def finish(self, summary: dict[str, Any], step: int, files: list[Path]) -> None:
-        import wandb
+        import wandb  # lazy: the wandb extra
 
         values = finite(summary_values(summary))
         self.run.log(values, step=step)
@@ -71,7 +71,7 @@ class WandbTracker(Tracker):
 
     @staticmethod
     def log_table(config: RunConfig, experiment_dir: Path, kind: str) -> None:
-        import wandb
+        import wandb  # lazy: the wandb extra
 
         table_file, files, _ = TABLES[kind]
         state, key = experiment_dir / STATE_FILE, f"wandb-{kind}"
@@ -90,7 +90,7 @@ class WandbTracker(Tracker):
 
     @staticmethod
     def log_evaluation(config: RunConfig, folder: Path, values: dict[str, float], step: int) -> None:
-        import wandb
+        import wandb  # lazy: the wandb extra
 
         known = read_state(folder / STATE_FILE).get(WandbTracker.name)
         if not known:
@@ -120,7 +120,7 @@ def open_run(config: RunConfig, run_id: str, name: str, params: dict[str, Any] |
     """``wandb.init`` of run ``run_id`` (continued where it exists) in the config's project, each a
     run of its own (seeds trained side by side in one process keep theirs), quiet, without system
     statistics or the console's copy."""
-    import wandb
+    import wandb  # lazy: the wandb extra
 
     folder = Path(os.environ.get("WANDB_DIR") or config.output_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from .. import methods
+from ..assembly.parts import CEILING_CONTEXT, MethodFactory
+from ..assembly.plan import RunPlan, method_of
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, RunDirError, differing_keys
 from . import distributed
-from .parts import CEILING_CONTEXT, MethodFactory
-from .plan import RunPlan, method_of
 
 logger = logging.getLogger(__name__)
 

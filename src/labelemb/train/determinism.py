@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 
+import torch
+
 #: cuBLAS's deterministic workspace (its documented setting); read when CUDA starts cuBLAS, so it
 #: is set at the command line's start and before a run's first product.
 CUBLAS_WORKSPACE = ":4096:8"
@@ -30,8 +32,6 @@ def use_deterministic_kernels(on: bool) -> None:
     Process-wide, as torch's switches are: a run sets it before it trains, so a process that trains
     run after run (a warm worker) leaves each run the setting of its own config.
     """
-    import torch  # here: the command line imports this module before it needs torch
-
     if on:
         ask_cublas_for_a_fixed_workspace()
     torch.use_deterministic_algorithms(on)

@@ -11,7 +11,6 @@ from ..callbacks import Callback
 from ..progress import draws_bar
 from ..tasks import Task
 from .loop import Schedule
-from .seed import describe_seeds
 from .seed_run import SeedRun
 
 
@@ -63,3 +62,12 @@ class ProgressDisplay(Callback):
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def describe_seeds(seeds: list[int]) -> str:
+    """``seed 3``, ``seeds 0-4``, ``seeds 0, 2, 5``."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return f"seeds {', '.join(map(str, seeds))}"

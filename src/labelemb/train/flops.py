@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..assembly.network import StepOptions
 from ..tasks import Task
 from .batches import epoch_order, rows_per_example
-from .network import StepOptions
 
 #: Batches of epoch 0 a run's step is counted over.
 COUNTED_BATCHES = 3

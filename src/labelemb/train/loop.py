@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from ..assembly.parts import Timing
 from ..callbacks import Callback
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
@@ -27,7 +28,6 @@ from ..tasks import Predictor, Task
 from . import distributed
 from .batches import rows_per_example
 from .evaluation import check_record, last_is_selected
-from .parts import Timing
 from .saving import Saver
 from .seed_run import Progress, SeedRun
 

@@ -19,6 +19,10 @@ from typing import Any
 
 import torch
 
+from ..assembly.frozen import features_through
+from ..assembly.network import Network
+from ..assembly.parts import Placement, build_pair, resolve_device, seed_everything
+from ..assembly.plan import RunPlan
 from ..callbacks import Callback, Callbacks
 from ..config import ConfigError
 from ..data import Dataset
@@ -31,14 +35,9 @@ from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
-from .frozen import features_through
 from .loop import Schedule, run_loop, schedule
-from .network import Network
-from .parts import Placement, build_pair, resolve_device
-from .plan import RunPlan
 from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
 from .saving import Saver
-from .seed import seed_everything
 from .seed_run import Progress, SeedRun, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked

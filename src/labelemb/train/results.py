@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..assembly.plan import RunPlan
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import MAX_SAVED_REPRESENTATION
@@ -18,7 +19,6 @@ from ..tasks import Predictor, Task
 from ..version import code_version
 from .evaluation import selected_record
 from .loop import Schedule
-from .plan import RunPlan
 from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)

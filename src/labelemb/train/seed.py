@@ -1,28 +1,20 @@
-"""Seeds: the same seed on the same machine gives the same numbers."""
+"""Moved (issue 71): ``seed_everything`` to :mod:`labelemb.assembly.parts` (a run is seeded as its
+pieces are built), ``describe_seeds`` to :mod:`labelemb.train.display`, ``epoch_permutation`` from
+:mod:`labelemb.data.base`; this old path forwards them, with a DeprecationWarning, for one release."""
 
 from __future__ import annotations
 
-import random
+from ..assembly.parts import seed_everything as _seed_everything
+from ..data.base import epoch_permutation as _epoch_permutation
+from .display import describe_seeds as _describe_seeds
+from .moved import forward_to
 
-import numpy as np
-import torch
-
-from ..data.base import epoch_permutation
-
-__all__ = ["describe_seeds", "epoch_permutation", "seed_everything"]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def describe_seeds(seeds: list[int]) -> str:
-    """``seed 3``, ``seeds 0-4``, ``seeds 0, 2, 5``."""
-    if len(seeds) == 1:
-        return f"seed {seeds[0]}"
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-        return f"seeds {seeds[0]}-{seeds[-1]}"
-    return f"seeds {', '.join(map(str, seeds))}"
+__getattr__ = forward_to(
+    __name__,
+    None,
+    {
+        "seed_everything": ("labelemb.assembly.parts", _seed_everything),
+        "describe_seeds": ("labelemb.train.display", _describe_seeds),
+        "epoch_permutation": ("labelemb.data.base", _epoch_permutation),
+    },
+)

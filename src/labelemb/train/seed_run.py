@@ -10,11 +10,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from .. import methods
+from ..assembly.network import Network
+from ..assembly.plan import RunPlan
 from ..config import RunConfig
 from ..rundir import RunDir, RunDirError
 from ..version import code_version
-from .network import Network
-from .plan import RunPlan
 
 
 @dataclass

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
+from ..assembly.network import network_step, run_model
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order, rows_per_example
 from .dev_predictions import dev_predictions
 from .graphs import graphed
-from .network import network_step, run_model
 from .seed_run import SeedRun, load_state
 
 

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .. import methods
+from ..assembly.network import network_step
 from ..data import Split
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
@@ -43,7 +44,6 @@ from .batches import epoch_order
 from .batching import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
 from .graphs import graphed
-from .network import network_step
 from .seed_run import SeedRun, load_state
 
 

@@ -14,6 +14,8 @@ import logging
 import os
 import time
 
+import torch
+
 from .determinism import ask_cublas_for_a_fixed_workspace
 
 logger = logging.getLogger(__name__)
@@ -75,8 +77,6 @@ def free_core_threads(torch_threads: int, busy: float | None) -> int:
 def use_free_cores() -> None:
     """Train with as many threads as there are idle cores, unless the user chose
     (``OMP_NUM_THREADS``, or ``train.threads``, which the trainer applies later and which wins)."""
-    import torch
-
     if "OMP_NUM_THREADS" in os.environ:
         return
     threads = torch.get_num_threads()

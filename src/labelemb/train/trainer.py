@@ -1,7 +1,7 @@
 """Entry points: train one run, the seeds of one config side by side, or any list of configs.
 
 Each takes configs or plans: a config is checked where its run is planned (:func:`plan_runs`, the one
-boundary), a :class:`~labelemb.train.plan.RunPlan` is a run that passed it already (the grid's)."""
+boundary), a :class:`~labelemb.assembly.plan.RunPlan` is a run that passed it already (the grid's)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,19 @@ from typing import Any
 
 import torch
 
+from ..assembly.plan import RunPlan, plan_run, resolve
 from ..callbacks import Callback, Callbacks, with_defaults
 from ..config import RunConfig, check_extras
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, claim_alone, first_missing, in_turns
+from ..tasks import Task
 from . import distributed
 from .batching import check_batchable, stacking_key, unsupported_reason
 from .continuation import source_run
-from .plan import RunPlan, resolve
+from .recipe import build_run as build_planned_run
 from .recipe import train_owned
-from .seed_run import Progress
+from .seed_run import Progress, SeedRun
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ def plan_runs(
     runs: Sequence[Run], *, devices_here: bool = True, callbacks: Callback | None = None
 ) -> list[RunPlan]:
     """The boundary where runs are checked, all before any trains: each config resolved into its
-    plan (:func:`~labelemb.train.plan.resolve`: its names, options and, with ``devices_here``, its
+    plan (:func:`~labelemb.assembly.plan.resolve`: its names, options and, with ``devices_here``, its
     device), then its folder checked (:func:`preflight`); a plan, a run that passed here already,
     is taken as it is."""
     plans = [run if isinstance(run, RunPlan) else resolve(run, devices_here=devices_here) for run in runs]
@@ -216,3 +218,9 @@ class _OnCheckpoint(Callback):
 
     def on_check(self, runs: list[Any]) -> None:
         self.call([run.progress for run in runs])
+
+
+def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
+    """One run of ``config`` on ``device``, with ``task``'s rows, seeded, built and (if its folder
+    has a checkpoint) restored, as the trainer builds it (what a bench or a test trains)."""
+    return build_planned_run(plan_run(config, device, task), dataset)

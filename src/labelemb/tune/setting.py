@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .. import methods
+from ..assembly import data_request
 from ..callbacks import Callbacks, with_defaults
 from ..config import (
     RUN_CONTEXT_OPTIONS,
@@ -23,9 +26,12 @@ from ..config import (
     no_method_takes,
     top_level_keys,
 )
+from ..data.registry import data_fingerprint, dataset_yields
 from ..metrics.figures import Figure, figure_of
 from ..metrics.recalibration import MAPS
 from ..search import Space, SpaceError, check_space, combine
+from ..tasks import dev_objective, task_class
+from ..tasks.calibration import RecalibrationOptions
 from .trial import TuneError
 
 #: The folder of an experiment that holds its trials and its study (``<experiment>/tuning``).
@@ -110,9 +116,6 @@ class TuneSetting:
         """The dev score every trial is judged by (its record keys) and whether higher is better: the
         one that selects a run's check, as the experiment's task says
         (:func:`~labelemb.tasks.dev_objective`)."""
-        from ..data.registry import dataset_yields
-        from ..tasks import dev_objective, task_class
-
         yields = dataset_yields(self.base.data.name, self.base.data_sections())
         task = task_class(yields)
         if self.objective_kind == "metric":
@@ -176,8 +179,6 @@ def check_setting(setting: TuneSetting) -> None:
 def _check_config_bounds(method: str, config: RunConfig, spaces: Mapping[str, Space]) -> None:
     """Each bound of a searched config key is a value the config accepts (``train.batch_size=0:64``
     is refused here, not in the trial that draws 0)."""
-    from pydantic import ValidationError
-
     for key, space in spaces.items():
         if "." not in key and key not in top_level_keys():
             continue
@@ -197,9 +198,6 @@ def setting_record(setting: TuneSetting, method: str) -> dict[str, Any]:
     default config (its comparable part), the searched space, the tuning seed and pruning, and the
     content digest of the data where its loader has one (a user's files: an edited file makes the
     finished trials' scores stale)."""
-    from ..data.registry import data_fingerprint
-    from ..train.build import data_request
-
     config = setting.method_config(method)
     record: dict[str, Any] = {
         "config": config.comparable(),
@@ -273,7 +271,6 @@ def recorded_maps(setting: TuneSetting) -> dict[str, Any]:
     name = setting.objective_kind.removeprefix("ece_")
     if not setting.objective_kind.startswith("ece_") or name not in MAPS:
         return {}
-    from ..tasks.calibration import RecalibrationOptions
 
     return {RecalibrationOptions.section: RecalibrationOptions(dev_maps=[name])}
 

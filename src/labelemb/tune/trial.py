@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..callbacks import Callback
 from ..search import import_optuna
+from ..train import train
 
 if TYPE_CHECKING:
-    from ..train.plan import RunPlan
+    from ..assembly import RunPlan
 
 
 class TuneError(ValueError):
@@ -44,7 +45,7 @@ def open_storage(storage: str) -> Any:
     :class:`TuneError` of one line."""
     optuna = import_optuna()
     if "://" not in storage:
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend  # lazy: the tune extra
 
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         check_journal(storage)
@@ -74,7 +75,7 @@ def check_journal(path: str | Path) -> None:
     under the lock Optuna's writers take, so that another driver's write in progress is not taken
     for a cut one.
     """
-    from optuna.storages.journal import JournalFileSymlinkLock
+    from optuna.storages.journal import JournalFileSymlinkLock  # lazy: the tune extra
 
     path = Path(path)
     if not path.exists():
@@ -129,8 +130,6 @@ def median_pruner(optuna: Any) -> Any:
 def train_trial(ref: TrialJob, plan: RunPlan) -> list[dict[str, Any]]:
     """Train a trial's run in this process, reporting its value so far to the study at every check;
     a pruned trial's summary is ``{"pruned": True, ...}`` (its run stays unfinished)."""
-    from ..train.trainer import train
-
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(

@@ -25,8 +25,11 @@ import numpy as np
 import torch
 
 from ..base import DataError, Dataset, Split
+from ..image_cache import cached_images
 from ..registry import DataRequest, register
+from ..text.classes import text_class_dataset
 from ..text.options import TextOptions, corpus_arguments
+from ..text.sequences import load_text_dataset
 from .digest import files_fingerprint, fingerprint
 from .labels import class_ids, is_missing
 from .options import FilesOptions, files_yields
@@ -138,8 +141,6 @@ def _image_dataset(
     request: DataRequest,
     details: dict[str, Any],
 ) -> Dataset:
-    from ..image_cache import cached_images
-
     size = tuple(files["image_size"]) if files.get("image_size") else None
     channels = files.get("channels")
     cache = cache_root(files.get("cache_dir")) / "images"
@@ -188,8 +189,6 @@ def _text_dataset(
     request: DataRequest,
     details: dict[str, Any],
 ) -> Any:
-    from ..text.classes import text_class_dataset
-
     text = request.options(TextOptions)
     texts: dict[str, list[str] | None] = {}
     for split in SPLITS:
@@ -224,8 +223,6 @@ def _checked_texts(column: Column) -> list[str]:
 
 
 def _parallel_corpus(files: dict[str, Any], request: DataRequest) -> Any:
-    from ..text.sequences import load_text_dataset
-
     pairs = {}
     for split in SPLITS:
         pair = split_files(files, split)

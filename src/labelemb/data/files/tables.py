@@ -323,7 +323,7 @@ def _hf_cache(request: DataRequest) -> str:
 
 def _datasets() -> Any:
     try:
-        import datasets
+        import datasets  # lazy: the data extra
     except ImportError:
         raise DataError(
             "data.name: files reads your files with Hugging Face datasets: pip install 'labelemb[data]'"

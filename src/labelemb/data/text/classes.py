@@ -219,7 +219,7 @@ def encoder_dataset(
 
 def load_tokenizer(folder: str | Path) -> Any:
     """The Hugging Face tokenizer in ``folder``, read offline (the fast one where there is one)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: the examples (Hugging Face transformers) extra
 
     if not Path(folder).is_dir():
         raise DataError(f"text encoder {folder}: no such folder (it should hold a Hugging Face tokenizer)")

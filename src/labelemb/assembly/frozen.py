@@ -1,0 +1,171 @@
+"""A frozen backbone (``model.freeze: true``): its features computed once per split and cached,
+so a run trains only what follows them (a dense layer, the method's head).
+
+The backbone is built as the config names it (pretrained weights; a random one, ``pretrained:
+false``, is drawn with seed 0 so every seed of a comparison reads the same features), put in eval
+mode (batch norm uses its running statistics, dropout is off) and run over train, dev and test.
+Each split's features are kept in the feature cache (:mod:`labelemb.data.feature_cache`) under a
+key of the backbone's weights, the split's inputs and the preprocessing, so the next run, method
+or seed reads them in a fraction of a second and many seeds train stacked on them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..config import RunConfig
+from ..data import Dataset, Split
+from ..data.augment import Augment
+from ..data.feature_cache import backbone_digest, cached_features, split_key
+from ..data.files.paths import cache_root
+from ..progress import draws_bar
+from ..tasks import Task
+from .parts import Backbone, FrozenFeatures
+from .plan import backbone_of, features_of
+
+SPLIT_NAMES = ("train", "dev", "test")
+#: The seed a frozen backbone's random weights (``pretrained: false``) are drawn with.
+FROZEN_BACKBONE_SEED = 0
+
+
+@dataclass
+class FeatureDataset(Dataset):
+    """A data set seen through a frozen backbone: each split's inputs are its features, float32
+    ``(N, d)``; labels, class names and ``yields`` (hence the task) are the original data set's.
+    ``details["frozen"]`` (in the run's summary) names the backbone, the feature width, the cache
+    folder, and for each split whether its features were read from the cache and how long it took.
+    """
+
+    def __post_init__(self) -> None:
+        width = self.train.inputs.shape[1:]
+        for split_name in SPLIT_NAMES:
+            split = getattr(self, split_name)
+            if split is None:
+                continue
+            if split.inputs.dim() != 2 or split.inputs.dtype != torch.float32:
+                raise ValueError(
+                    f"{split_name} features must be float32 (N, d), got {tuple(split.inputs.shape)}"
+                )
+            if split.inputs.shape[1:] != width:
+                raise ValueError(f"{split_name} features are {split.inputs.shape[1]}-d, train's {width[0]}-d")
+
+
+def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
+    """``dataset`` seen through the frozen backbone of ``config`` (:func:`features_through`)."""
+    return features_through(features_of(config), dataset, task, device)
+
+
+def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
+    """``dataset`` seen through a frozen backbone: every split's features, read from the feature
+    cache or computed there (in eval mode, on ``device``)."""
+    if isinstance(dataset, FeatureDataset):
+        return dataset
+    backbone = built_frozen(part.backbone, dataset.input_shape).to(device).eval()
+    normalise = None if part.mean is None else Augment(mean=part.mean, std=part.std)
+    folder = cache_root(part.cache_dir) / "features"
+    description = {
+        "model": part.backbone.name,
+        "options": part.backbone.options,
+        "normalise": [part.mean, part.std],
+        "precision": part.precision,
+    }
+    digest = backbone_digest(description, backbone.state_dict())
+    splits: dict[str, Split | None] = {}
+    caches: dict[str, Any] = {}
+    for name in SPLIT_NAMES:
+        split = getattr(dataset, name)
+        if split is None:
+            splits[name] = None
+            continue
+        inputs = [split.inputs, *([split.lengths] if hasattr(split, "lengths") else [])]
+        started = time.perf_counter()
+        key = split_key(digest, inputs)
+        features, reused = cached_features(
+            folder,
+            key,
+            len(split),
+            lambda split=split, name=name: split_features(
+                backbone, split, task, device, part, normalise, label=f"{name} features"
+            ),
+            label=f"{part.backbone.name} features of {name}",
+            progress=part.progress,
+        )
+        caches[name] = {"reused": reused, "seconds": round(time.perf_counter() - started, 3)}
+        splits[name] = Split(features, split.labels)
+    width = int(splits["train"].inputs.shape[1])  # type: ignore[union-attr]
+    frozen = {
+        "backbone": part.backbone.name,
+        "features": width,
+        # What the backbone reads, so that a prediction can rebuild it without the data.
+        "input_shape": list(dataset.input_shape),
+        "folder": str(folder),
+        "splits": caches,
+    }
+    return FeatureDataset(
+        dataset.name,
+        splits["train"],  # type: ignore[arg-type]
+        splits["dev"],
+        splits["test"],  # type: ignore[arg-type]
+        list(dataset.class_names),
+        yields=dataset.yields,
+        details={**getattr(dataset, "details", {}), "frozen": frozen},
+    )
+
+
+def frozen_backbone(config: RunConfig, dataset: Any) -> nn.Module:
+    """The backbone of ``config`` as a run freezes it, built for ``dataset`` (:func:`built_frozen`)."""
+    return built_frozen(backbone_of(config), dataset.input_shape)
+
+
+def built_frozen(backbone: Backbone, input_shape: tuple[int, ...]) -> nn.Module:
+    """The named model of ``backbone``, its random draws seeded by :data:`FROZEN_BACKBONE_SEED`
+    (the run's own random state is left as it was), its weights fixed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(FROZEN_BACKBONE_SEED)
+        model = backbone.named(input_shape)
+    model.requires_grad_(False)
+    return model
+
+
+@torch.inference_mode()
+def split_features(
+    backbone: nn.Module,
+    split: Any,
+    task: Task,
+    device: torch.device,
+    part: FrozenFeatures,
+    normalise: Augment | None,
+    label: str,
+) -> Tensor:
+    """The backbone's features of every example of ``split``, float32 ``(N, d)`` on the CPU, in the
+    split's order. Texts go through in order of length (each batch cut to its longest text by the
+    task), images in order; ``eval_batch_size`` at a time."""
+    lengths = getattr(split, "lengths", None)
+    order = torch.argsort(lengths.cpu(), stable=True) if lengths is not None else torch.arange(len(split))
+    autocast = torch.bfloat16 if part.precision == "bf16" else None
+    chunks = []
+    batches = order.split(part.batch_size)
+    shown = draws_bar(part.progress)
+    for index in tqdm(batches, desc=label, unit="batch", disable=not shown, leave=False):
+        inputs, _ = task.batch(split, index.to(split.labels.device))
+        inputs = inputs.to(device)
+        if normalise is not None:
+            inputs = normalise(inputs, train=False)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            features = backbone(inputs)
+        if features.dim() != 2:
+            raise ValueError(
+                f"model {part.backbone.name!r} gave features of shape {tuple(features.shape)}; "
+                "a frozen backbone must give (N, d)"
+            )
+        chunks.append(features.float().cpu())
+    features = torch.cat(chunks)
+    in_order = torch.empty_like(features)
+    in_order[order] = features
+    return in_order
