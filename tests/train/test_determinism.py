@@ -11,7 +11,8 @@ import torch
 from labelemb.callbacks import Callback
 from labelemb.config import ConfigError
 from labelemb.train import train
-from labelemb.train.determinism import CUBLAS_WORKSPACE, name_nondeterministic, use_deterministic_kernels
+from labelemb.train.determinism import CUBLAS_WORKSPACE, use_deterministic_kernels
+from labelemb.train.recipe import name_nondeterministic
 from labelemb.train.threads import same_numbers_at_any_thread_count
 
 

@@ -13,6 +13,7 @@ import labelemb.assembly.network
 import labelemb.assembly.parts
 import labelemb.assembly.plan
 import labelemb.train
+import labelemb.train.results
 
 #: old module -> (a public name it held, where that name lives now)
 MOVED = {
@@ -21,6 +22,7 @@ MOVED = {
     "labelemb.train.build": ("load_run_data", labelemb.assembly.build),
     "labelemb.train.network": ("Network", labelemb.assembly.network),
     "labelemb.train.frozen": ("freeze_features", labelemb.assembly.frozen),
+    "labelemb.train.evaluation": ("selected_record", labelemb.train.results),
 }
 
 

@@ -14,7 +14,7 @@ import labelemb.train
 from labelemb.rundir import CHECKPOINT_FILE, METRICS_FILE, SELECTED_MODEL_FILE
 from labelemb.tasks import Classification
 from labelemb.train import build_run
-from labelemb.train.evaluation import last_is_selected
+from labelemb.train.results import last_is_selected
 from labelemb.train.saving import Saver, start_record
 
 TRAIN = Path(labelemb.train.__file__).parent

@@ -17,7 +17,7 @@ import torch
 from labelemb.tasks import Classification, always_selectable
 from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, ScaledCalibration, calibration_at_check
 from labelemb.train import train
-from labelemb.train.evaluation import selectable_check, selected_record
+from labelemb.train.results import selectable_check, selected_record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -26,7 +26,7 @@ from .scoring import Scoring
 Predict = Callable[[Tensor], Tensor]
 
 #: Given a check's dev figures, whether the check can still become its run's selected one
-#: (:func:`labelemb.train.evaluation.selectable_check`).
+#: (:func:`labelemb.train.results.selectable_check`).
 Selectable = Callable[[Mapping[str, Any]], bool]
 
 

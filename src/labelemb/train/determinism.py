@@ -5,14 +5,14 @@ On the CPU torch's kernels give the same bits for the same inputs already (the t
 whose use depends on timing, cuDNN picks its convolution algorithms by racing them
 (``benchmark``), and atomics add in whatever order threads arrive (``index_add_``, ``scatter_add_``
 backward). ``train.deterministic: true`` asks torch for its deterministic kernels everywhere, and a
-method whose operation has none is refused in one line (:func:`name_nondeterministic`);
-``false`` is the documented way to go faster where bit-for-bit repeats do not matter.
+method whose operation has none is refused in one line
+(:func:`labelemb.train.recipe.name_nondeterministic`, where the refusal is caught); ``false`` is
+the documented way to go faster where bit-for-bit repeats do not matter.
 """
 
 from __future__ import annotations
 
 import os
-import re
 
 import torch
 
@@ -41,18 +41,3 @@ def use_deterministic_kernels(on: bool) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = on
     torch.backends.cudnn.benchmark = False if on else torch.backends.cudnn.benchmark
-
-
-_NO_DETERMINISTIC_KERNEL = re.compile(r"^(\S+) does not have a deterministic implementation")
-
-
-def name_nondeterministic(error: RuntimeError, method: str) -> str | None:
-    """One line for torch's refusal of an operation without a deterministic kernel, naming the
-    method, the operation and the switch; None for any other error."""
-    found = _NO_DETERMINISTIC_KERNEL.search(str(error))
-    if found is None:
-        return None
-    return (
-        f"{method} uses {found.group(1)}, which has no deterministic kernel on this device: set "
-        "train.deterministic=false to train it (its numbers may then differ from run to run)"
-    )

@@ -10,8 +10,7 @@ from tqdm.auto import tqdm
 from ..callbacks import Callback
 from ..progress import draws_bar
 from ..tasks import Task
-from .loop import Schedule
-from .seed_run import SeedRun
+from .seed_run import Schedule, SeedRun
 
 
 class ProgressDisplay(Callback):

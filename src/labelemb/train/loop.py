@@ -4,14 +4,13 @@ What differs between those is how parameters and batches are laid out (a *layout
 :class:`~labelemb.train.single.Single` or :class:`~labelemb.train.stacked.Stacked`); what differs
 between kinds of data is the *task* (:mod:`labelemb.tasks`). The loop itself walks the
 epochs and batches, counts steps and, at each check, has every run evaluated
-(:mod:`labelemb.train.evaluation`) and its files saved (:class:`~labelemb.train.saving.Saver`);
+(:mod:`labelemb.train.results`) and its files saved (:class:`~labelemb.train.saving.Saver`);
 the runs it trains are built, restored and laid out beforehand (:mod:`labelemb.train.recipe`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,16 +19,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from ..assembly.parts import Timing
 from ..callbacks import Callback
-from ..data import Dataset
-from ..data.text.sequences import TextDataset
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import rows_per_example
-from .evaluation import check_record, last_is_selected
+from .results import check_record, last_is_selected
 from .saving import Saver
-from .seed_run import Progress, SeedRun
+from .seed_run import Progress, Schedule, SeedRun
 
 logger = logging.getLogger(__name__)
 
@@ -65,61 +61,6 @@ class Layout(Protocol):
     def checkpoint_state(self, s: int) -> dict[str, Any]:
         """Run ``s``'s network, optimiser, schedule and random state, in the one checkpoint format."""
         ...
-
-
-@dataclass
-class Schedule:
-    """A run's data on its device and the step arithmetic of the loop."""
-
-    train: Any  # a Split, or TextPairs
-    dev: Any | None
-    test: Any
-    batch_size: int
-    eval_every: int | None  # examples between checks; None: at each epoch's end
-    epochs: int
-    max_steps: int | None = None  # stop after this many updates
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return math.ceil(self.num_train / self.batch_size)
-
-    @property
-    def total_steps(self) -> int:
-        steps = self.batches_per_epoch * self.epochs
-        return min(steps, self.max_steps or steps)
-
-
-#: Fewer updates than this an epoch, and a run learns little in its epochs: said, with the key to change.
-FEW_UPDATES_PER_EPOCH = 5
-
-
-def schedule(timing: Timing, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
-    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``."""
-    examples, batch_size = len(dataset.train), timing.batch_size
-    updates = math.ceil(examples / batch_size)
-    if updates < FEW_UPDATES_PER_EPOCH:
-        logger.warning(
-            "%d training examples in batches of %d make %d update(s) an epoch: too few to learn in "
-            "%d epoch(s); lower train.batch_size (e.g. train.batch_size=%d) or raise train.epochs",
-            examples,
-            batch_size,
-            updates,
-            timing.epochs,
-            max(1, examples // (2 * FEW_UPDATES_PER_EPOCH)),
-        )
-    return Schedule(
-        train=dataset.train.to(device),
-        dev=None if dataset.dev is None else dataset.dev.to(device),
-        test=dataset.test.to(device),
-        batch_size=timing.batch_size,
-        eval_every=timing.eval_every,
-        epochs=timing.epochs,
-        max_steps=timing.max_steps,
-    )
 
 
 def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bool]:
@@ -195,7 +136,7 @@ def check(
     saver: Saver,
 ) -> None:
     """A check of every run of the layout: its position and time brought up to date, its record
-    made (:func:`~labelemb.train.evaluation.check_record`) and appended, the callbacks told
+    made (:func:`~labelemb.train.results.check_record`) and appended, the callbacks told
     (``on_record``: what they change in its progress is saved) and its files saved (``saver``),
     its weights as the selected ones where the check is the one the run reports so far."""
     now = time.perf_counter()

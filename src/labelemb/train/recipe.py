@@ -13,6 +13,8 @@ end.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -21,7 +23,7 @@ import torch
 
 from ..assembly.frozen import features_through
 from ..assembly.network import Network
-from ..assembly.parts import Placement, build_pair, resolve_device, seed_everything
+from ..assembly.parts import Placement, Timing, build_pair, resolve_device, seed_everything
 from ..assembly.plan import RunPlan
 from ..callbacks import Callback, Callbacks
 from ..config import ConfigError
@@ -30,15 +32,15 @@ from ..data.text.sequences import TextDataset
 from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_runs
-from .determinism import name_nondeterministic, use_deterministic_kernels
+from .determinism import use_deterministic_kernels
 from .dev_predictions import DevSplitCheck, reads_dev
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
-from .loop import Schedule, run_loop, schedule
+from .loop import run_loop
 from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
 from .saving import Saver
-from .seed_run import Progress, SeedRun, load_state, with_this_code
+from .seed_run import Progress, Schedule, SeedRun, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked
 
@@ -234,3 +236,47 @@ class _EpochEnd(Callback):
         if reads_dev(runs[0].method):
             self.layout.hand_dev_predictions(self.dev)
         self.layout.on_epoch_end()
+
+
+#: Fewer updates than this an epoch, and a run learns little in its epochs: said, with the key to change.
+FEW_UPDATES_PER_EPOCH = 5
+
+
+def schedule(timing: Timing, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
+    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``."""
+    examples, batch_size = len(dataset.train), timing.batch_size
+    updates = math.ceil(examples / batch_size)
+    if updates < FEW_UPDATES_PER_EPOCH:
+        logger.warning(
+            "%d training examples in batches of %d make %d update(s) an epoch: too few to learn in "
+            "%d epoch(s); lower train.batch_size (e.g. train.batch_size=%d) or raise train.epochs",
+            examples,
+            batch_size,
+            updates,
+            timing.epochs,
+            max(1, examples // (2 * FEW_UPDATES_PER_EPOCH)),
+        )
+    return Schedule(
+        train=dataset.train.to(device),
+        dev=None if dataset.dev is None else dataset.dev.to(device),
+        test=dataset.test.to(device),
+        batch_size=timing.batch_size,
+        eval_every=timing.eval_every,
+        epochs=timing.epochs,
+        max_steps=timing.max_steps,
+    )
+
+
+_NO_DETERMINISTIC_KERNEL = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+def name_nondeterministic(error: RuntimeError, method: str) -> str | None:
+    """One line for torch's refusal of an operation without a deterministic kernel, naming the
+    method, the operation and the switch; None for any other error."""
+    found = _NO_DETERMINISTIC_KERNEL.search(str(error))
+    if found is None:
+        return None
+    return (
+        f"{method} uses {found.group(1)}, which has no deterministic kernel on this device: set "
+        "train.deterministic=false to train it (its numbers may then differ from run to run)"
+    )

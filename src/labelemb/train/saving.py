@@ -48,7 +48,7 @@ class Saver:
         """``run``'s last check: its evaluation's ``files`` in the record's ``outputs`` folder, the
         metrics, the checkpoint (``checkpoint()``: the layout's state of the run, with its
         progress) and, when the check is ``selected`` (the one the run reports so far:
-        :func:`~labelemb.train.evaluation.last_is_selected`), its weights."""
+        :func:`~labelemb.train.results.last_is_selected`), its weights."""
         if not self.writes:
             return
         folder, progress = run.folder, run.progress

@@ -1,9 +1,11 @@
 """One (method, seed) run as the loop holds it: where it stands (:class:`Progress`, saved in every
 checkpoint), its own modules, the checkpoint it resumes from and its random state; built and
-restored by the recipe (:func:`labelemb.train.recipe.build_run`)."""
+restored by the recipe (:func:`labelemb.train.recipe.build_run`); and what the loop runs over
+(:class:`Schedule`: the data on its device, the step arithmetic)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,3 +91,29 @@ def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]
             f"labelemb version and cannot be resumed:\n{error}\n"
             "Use another output_dir, or delete the checkpoint to start afresh."
         ) from None
+
+
+@dataclass
+class Schedule:
+    """A run's data on its device and the step arithmetic of the loop."""
+
+    train: Any  # a Split, or TextPairs
+    dev: Any | None
+    test: Any
+    batch_size: int
+    eval_every: int | None  # examples between checks; None: at each epoch's end
+    epochs: int
+    max_steps: int | None = None  # stop after this many updates
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.num_train / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        steps = self.batches_per_epoch * self.epochs
+        return min(steps, self.max_steps or steps)
