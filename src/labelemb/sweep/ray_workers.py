@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from .failures import Failure, one_line
-from .units import ExecutorError, Outcome, Unit, run_unit
+from .units import ExecutorError, Outcome, Unit
 from .worker import start, work
 
 
@@ -28,6 +26,8 @@ class LabelembWorker:
     state it started in (its title, ``ray::LabelembWorker.train``, names it in ``ps``)."""
 
     def __init__(self) -> None:
+        import torch  # lazy: as before issue 71 (hoisted: the cluster tests' grid stalled)
+
         torch.set_num_threads(1)  # its one CPU (Ray sets OMP_NUM_THREADS to it as well)
         start()
 
@@ -60,6 +60,8 @@ def _enter(unit: Unit, cwd: str) -> None:
 def train_unit(unit: Unit, cwd: str) -> list[dict[str, Any]]:
     """A unit's runs trained in this process as a Ray worker trains them (its folder check, the
     driver's working directory), raising what fails."""
+    from .units import run_unit  # lazy: as before issue 71 (see LabelembWorker)
+
     _enter(unit, cwd)
     return run_unit(unit)
 

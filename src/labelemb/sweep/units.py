@@ -13,9 +13,8 @@ from typing import Any, Protocol
 
 import torch
 
-from ..assembly import RunPlan, plan_run
+from ..assembly import RunPlan
 from ..config import RunConfig
-from ..train import same_numbers_at_any_thread_count, train, train_seeds
 from .failures import Failure
 
 #: Called in the driver as unit ``i`` finishes, with its runs' summaries.
@@ -82,6 +81,10 @@ def run_unit(unit: Unit, read_data: Callable[[Any], Any] | None = None) -> list[
     ``read_data`` (a plan's data source -> its data set) gives the runs data read before, a warm
     worker's (:class:`~labelemb.sweep.worker.HeldData`); without it each run reads its own.
     """
+    # lazy: the trainer imported where a unit trains, as before issue 71 (hoisted: Ray's grid stalled)
+    from ..assembly import plan_run  # lazy: the same
+    from ..train import same_numbers_at_any_thread_count, train, train_seeds  # lazy: the same
+
     same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
