@@ -78,7 +78,15 @@ def test_ctrl_c_stops_every_worker_at_once(tmp_path):
     config = write_project(tmp_path / "proj", epochs=5000)
     argv = [sys.executable, "-m", "labelemb", "compare", "--config", str(config), "--methods", "onehot"]
     argv += ["--seeds", "0,4", "--jobs", "2", "--output-dir", str(tmp_path / "out"), "--no-progress"]
-    command = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: the command starts with Ctrl-C's default action, whatever this process
+    # inherited or was left with (an ignored SIGINT is inherited, and Python then keeps ignoring it).
+    command = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         checkpoints = [tmp_path / "out" / "faults" / "onehot" / f"seed{s}" / "checkpoint.pt" for s in (0, 4)]
         deadline = time.monotonic() + 120

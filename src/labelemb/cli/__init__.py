@@ -50,11 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The parsed command, run: one line and exit code 2 for what the user can mend."""
     from ..data import DataError  # lazy: loaded when this command runs
-    from ..train import (  # lazy: loaded when this command runs  # lazy: loaded when this command runs
+    from ..train import (  # lazy: loaded when this command runs
         ConfigError,
         RunDirError,
         init_from_environment,
-        same_numbers_at_any_thread_count,  # lazy: loaded when this command runs
+        same_numbers_at_any_thread_count,
         shutdown,
     )
 
