@@ -28,8 +28,6 @@ TEST_FIGURES = {
     "conformal_aps_coverage": ("aps_coverage", False),
     "conformal_aps_set_size": ("aps_size", False),
 }
-#: Figures that are counts, not shares: shown as they are (their declarations' stored unit).
-COUNTS = {name for key, (name, _) in TEST_FIGURES.items() if figure(key).stored == "count"}
 #: The scores whose SCOD figures the rows carry (those of labelemb.metrics.ood.SCORES).
 SCOD_SCORES = tuple(OOD_SCORES)
 #: Each out-of-distribution set's figures: record key -> (row statistic, Welch p): four detection

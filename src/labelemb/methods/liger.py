@@ -12,7 +12,9 @@ baseline is a comparison against the kernel users already have. It computes::
 (``eps = 0`` for ``onehot``), the same loss as :func:`~labelemb.methods.chunked.chunked_linear_loss`
 with the method's :meth:`row_loss`. What differs: it gives the loss alone, not each term (so
 ``label_smoothing``, which logs its two terms, keeps its own head), and a row whose logits are not
-finite makes every gradient NaN, not only that row's features' (the step is lost either way)."""
+finite makes every gradient NaN, not only that row's features' (the step is lost either way). Liger
+0.8.5 also reads the number of rows that count on the host each step (a ``.item()`` in its own
+code: one GPU wait a step, which labelemb's heads avoid)."""
 
 from __future__ import annotations
 
