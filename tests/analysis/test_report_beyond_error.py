@@ -58,7 +58,7 @@ def test_the_figure_draws_each_seed_light_and_the_mean_of_the_recorded_curves_bo
     assert len(lines) == 3 * len(METHODS)  # two seeds and their mean per method
     for method, (first, second, mean) in zip(sorted(METHODS), zip(*[iter(lines)] * 3)):
         records = [experiment / method / f"seed{seed}" / EVALUATION_FILE for seed in (0, 1)]
-        recorded = [100 * np.array(json.loads(path.read_text())["test"][RISK_CURVE]) for path in records]
+        recorded = [np.array(json.loads(path.read_text())["test"][RISK_CURVE]) for path in records]  # %
         for line, curve in ((first, recorded[0]), (second, recorded[1])):
             assert np.allclose(line.get_ydata(), curve) and line.get_linewidth() < 1 and line.get_alpha() < 1
         assert np.allclose(mean.get_ydata(), (recorded[0] + recorded[1]) / 2)

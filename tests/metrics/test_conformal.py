@@ -161,6 +161,7 @@ def test_coverage_holds_on_average_over_many_splits_and_is_tight_for_continuous_
 def test_conformal_figures_for_a_split():
     logits, labels = synthetic(seed=3, n=600)
     figures = conformal_figures(logits[:300], labels[:300], logits[300:], labels[300:], 0.8, temperature=1.3)
+    assert figures["conformal_level"] == 80.0  # in percent, as every share recorded
     assert set(figures) == {"conformal_level"} | {
         f"conformal_{method}_{figure}" for method in METHODS for figure in ("coverage", "set_size")
     }
@@ -169,7 +170,7 @@ def test_conformal_figures_for_a_split():
         sets = prediction_sets(logits[300:], threshold, method, temperature=1.3)
         coverage, size = coverage_and_size(sets, labels[300:])
         assert (
-            figures[f"conformal_{method}_coverage"] == coverage
+            figures[f"conformal_{method}_coverage"] == 100.0 * coverage
             and figures[f"conformal_{method}_set_size"] == size
         )
     randomised = conformal_figures(

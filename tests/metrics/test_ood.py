@@ -66,6 +66,7 @@ def test_figures_with_ties_equal_plain_loops_and_torchmetrics():
         inside, outside = tied_scores(seed)
         got = detection_figures(inside, outside)
         ins, outs = inside.tolist(), outside.tolist()
+        got = {name: value / 100.0 for name, value in got.items()}  # recorded in percent
         assert got["auroc"] == pytest.approx(pairwise_auroc(ins, outs), rel=1e-12)
         assert got["aupr_in"] == pytest.approx(average_precision(ins, outs), rel=1e-12)
         assert got["aupr_out"] == pytest.approx(
@@ -103,11 +104,11 @@ def test_fpr_at_tpr_by_hand_ties_at_the_threshold_are_accepted():
 def test_degenerate_cases():
     inside, outside = torch.full((6,), 0.3), torch.full((4,), 0.3)
     constant = detection_figures(inside, outside)
-    assert constant == pytest.approx({"auroc": 0.5, "aupr_in": 0.6, "aupr_out": 0.4, "fpr95": 1.0})
+    assert constant == pytest.approx({"auroc": 50.0, "aupr_in": 60.0, "aupr_out": 40.0, "fpr95": 100.0})
     separated = detection_figures(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0, 2.0]))
-    assert separated == pytest.approx({"auroc": 1.0, "aupr_in": 1.0, "aupr_out": 1.0, "fpr95": 0.0})
+    assert separated == pytest.approx({"auroc": 100.0, "aupr_in": 100.0, "aupr_out": 100.0, "fpr95": 0.0})
     reversed_ = detection_figures(torch.tensor([1.0]), torch.tensor([2.0]))  # one of each
-    assert reversed_ == pytest.approx({"auroc": 0.0, "aupr_in": 0.5, "aupr_out": 0.5, "fpr95": 1.0})
+    assert reversed_ == pytest.approx({"auroc": 0.0, "aupr_in": 50.0, "aupr_out": 50.0, "fpr95": 100.0})
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,8 @@ def test_each_scores_scod_areas_equal_the_loop_over_every_order_of_ties(seed):
     for name, score in SCORES.items():
         confidence = torch.cat([score(in_logits), score(out_logits)]).tolist()
         want_aurc, want_augrc = loop_areas(confidence, wrong)
-        assert figures[f"scod_{name}_aurc"] == pytest.approx(want_aurc, abs=1e-12), name
-        assert figures[f"scod_{name}_augrc"] == pytest.approx(want_augrc, abs=1e-12), name
+        assert figures[f"scod_{name}_aurc"] == pytest.approx(100.0 * want_aurc, abs=1e-10), name
+        assert figures[f"scod_{name}_augrc"] == pytest.approx(100.0 * want_augrc, abs=1e-10), name
 
 
 def test_an_ood_input_accepted_first_costs_more_than_one_accepted_last():
@@ -61,10 +61,10 @@ def test_an_ood_input_accepted_first_costs_more_than_one_accepted_last():
     confident_ood, doubtful_ood = torch.tensor([[9.0, 0.0]]), torch.tensor([[0.0, 0.0]])
     first = scod_figures(in_logits, labels, confident_ood)["scod_msp_aurc"]
     last = scod_figures(in_logits, labels, doubtful_ood)["scod_msp_aurc"]
-    assert first == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)  # the error is in every top k
-    assert last == pytest.approx((1 / 4) / 4)  # only the whole set holds it
+    assert first == pytest.approx(100.0 * (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)  # the error is in every top k
+    assert last == pytest.approx(100.0 * (1 / 4) / 4)  # only the whole set holds it
     curve = scod_risk_curve(in_logits, labels, confident_ood)[SCOD_CURVE]
-    assert len(curve) == 101 and curve[-1] == pytest.approx(1 / 4) and curve[0] == 1.0
+    assert len(curve) == 101 and curve[-1] == pytest.approx(25.0) and curve[0] == 100.0  # percent
 
 
 def test_a_diverged_model_has_no_scod_and_bad_input_is_one_clear_line():

@@ -201,14 +201,16 @@ def test_selective_figures_name_the_figures_of_each_score():
     assert torch.equal(correct, logits.argmax(-1) == labels)
     raw = selective_figures(logits, labels)
     assert set(raw) == {f"selective_msp_{f}" for f in ("aurc", "augrc", "risk_at_80", "coverage_at_5")}
-    assert raw["selective_msp_aurc"] == aurc(max_softmax(logits), correct)
+    assert raw["selective_msp_aurc"] == 100.0 * aurc(max_softmax(logits), correct)  # in percent
     everything = selective_figures(logits, labels, temperature=1.7, norm_p=3, coverage=0.9, risk=0.025)
     scaled = max_softmax(logits, 1.7)
-    assert everything["selective_msp_scaled_augrc"] == augrc(scaled, correct)
-    assert everything["selective_msp_scaled_risk_at_90"] == risk_at_coverage(scaled, correct, 0.9)
+    assert everything["selective_msp_scaled_augrc"] == 100.0 * augrc(scaled, correct)
+    assert everything["selective_msp_scaled_risk_at_90"] == 100.0 * risk_at_coverage(scaled, correct, 0.9)
     normalised = pnorm_confidence(logits, 3)
-    assert everything["selective_pnorm_coverage_at_2_5"] == coverage_at_risk(normalised, correct, 0.025)
-    assert everything["selective_pnorm_aurc"] == aurc(normalised, correct)
+    assert everything["selective_pnorm_coverage_at_2_5"] == 100.0 * coverage_at_risk(
+        normalised, correct, 0.025
+    )
+    assert everything["selective_pnorm_aurc"] == 100.0 * aurc(normalised, correct)
     assert everything["selective_pnorm_p"] == 3.0 and len(everything) == 13
     assert all(isinstance(value, float) for value in everything.values())
     logits[4, 1] = float("inf")
@@ -263,7 +265,8 @@ def test_msp_risk_curve_is_the_max_softmax_risk_at_the_grid_and_empty_when_diver
     correct = (logits.argmax(-1) == labels).double().numpy()
     want = risk_at_coverages(logits.double().softmax(-1).max(-1).values.numpy(), correct)
     assert list(msp_risk_curve(logits, labels)) == [RISK_CURVE] and len(curve) == 101
-    assert curve == pytest.approx(want.tolist(), abs=1e-12) and curve[-1] == pytest.approx(1 - correct.mean())
+    assert curve == pytest.approx((100.0 * want).tolist(), abs=1e-10)  # in percent
+    assert curve[-1] == pytest.approx(100.0 * (1 - correct.mean()))
     assert all(isinstance(value, float) for value in curve)
     logits[3, 0] = float("nan")
     assert msp_risk_curve(logits, labels) == {}

@@ -161,7 +161,7 @@ def test_a_text_run_reads_its_ood_texts_one_a_line(tmp_path):
     other.write_text("\ufeffwe flew to the moon and back\nthe orchestra played all night\n", encoding="utf-8")
     record = evaluate_run(run_dir, ood=[OodSetConfig(path=str(other))])
     held = record["ood"]["talks.en"]
-    assert held["examples"] == 2 and 0.0 <= held["figures"]["ood_msp_auroc"] <= 1.0
+    assert held["examples"] == 2 and 0.0 <= held["figures"]["ood_msp_auroc"] <= 100.0
     # The byte-order mark is not part of the first text: the figures are those of the texts.
     texts = ["we flew to the moon and back", "the orchestra played all night"]
     predictor = load(run_dir)

@@ -70,7 +70,7 @@ def test_on_the_test_split_the_sets_reach_what_the_evaluation_measured(evaluated
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert all(isinstance(row["set"], list) and row["set_size"] == len(row["set"]) for row in rows)
     coverage = sum(row["label"] in row["set"] for row in rows) / len(rows)
-    assert coverage == pytest.approx(measured["conformal_thr_coverage"], abs=1e-12)
+    assert 100.0 * coverage == pytest.approx(measured["conformal_thr_coverage"], abs=1e-10)  # in percent
     size = sum(row["set_size"] for row in rows) / len(rows)
     assert size == pytest.approx(measured["conformal_thr_set_size"], abs=1e-12)
     err = capsys.readouterr().err

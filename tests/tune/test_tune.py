@@ -182,7 +182,7 @@ def test_every_method_gets_its_trials_then_its_best_setting_trains_on_fresh_seed
         assert tuned_ece[method].startswith(f"{sum(scaled) / 2:.2f} ± ")
         # Every fresh run judged beyond its error (evaluation.json): its AURC in the last table.
         aurc = [
-            100 * json.loads((run / "evaluation.json").read_text())["test"]["selective_msp_aurc"]
+            json.loads((run / "evaluation.json").read_text())["test"]["selective_msp_aurc"]  # in percent
             for run in runs
         ]
         row = next(line for line in beyond.splitlines() if line.startswith(f"| {method} |"))

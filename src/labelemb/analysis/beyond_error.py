@@ -17,7 +17,7 @@ from .tables import mean_std
 
 #: The test figures the rows carry: evaluation.json key -> (row statistic, Welch p against the
 #: baseline). Each one's head and unit are its declaration's (:mod:`labelemb.metrics.figures`):
-#: fractions in the record, percent in the tables (the set size is a count of classes).
+#: percent in the record and in the tables (the set size is a count of classes).
 TEST_FIGURES = {
     "selective_msp_aurc": ("aurc", True),
     "selective_msp_augrc": ("augrc", False),
@@ -106,15 +106,15 @@ def _statistics(
     welch_p: Callable[[list[float], list[float]], float | None],
     declared: Figure,
 ) -> dict[str, Any]:
-    """``<stem>_mean``, ``_std`` (in the table's unit: :meth:`Figure.shown`) and ``_p_value``;
-    Nones where a run lacks it."""
+    """``<stem>_mean``, ``_std`` (in ``declared``'s unit) and ``_p_value``; Nones where a run
+    lacks it."""
     out: dict[str, Any] = {f"{stem}_mean": None, f"{stem}_std": None, f"{stem}_p_value": None}
     if not values or any(v is None for v in values):
         return out
-    shown = [declared.shown(float(v)) for v in values]  # type: ignore[arg-type]
-    out[f"{stem}_mean"], out[f"{stem}_std"] = mean_std(shown)
+    held = [float(v) for v in values]  # type: ignore[arg-type]
+    out[f"{stem}_mean"], out[f"{stem}_std"] = mean_std(held)
     if base and all(b is not None for b in base):
-        out[f"{stem}_p_value"] = welch_p(shown, [declared.shown(float(b)) for b in base])  # type: ignore[arg-type]
+        out[f"{stem}_p_value"] = welch_p(held, [float(b) for b in base])  # type: ignore[arg-type]
     return out
 
 

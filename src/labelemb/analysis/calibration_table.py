@@ -58,9 +58,8 @@ def recalibration_statistics(evaluations: list[dict[str, Any] | None]) -> dict[s
             declared = map_figure(figure_name, name)
             values = [None if e is None else e.get("test", {}).get(declared.name) for e in evaluations]
             held = bool(values) and all(v is not None for v in values)
-            shown = [declared.shown(v) for v in values] if held else []  # type: ignore[arg-type]
             stem = map_statistic(figure_name, name)
-            row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(shown) if held else (None, None)
+            row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(values) if held else (None, None)  # type: ignore[arg-type]
     return row
 
 

@@ -91,7 +91,7 @@ def risk_curve(run: Run) -> np.ndarray | None:
         return None
     # Read at the grid's coverages whatever grid it was recorded at (evenly spaced from 0 to 1).
     recorded = np.linspace(0.0, 1.0, len(curve))
-    return 100.0 * np.interp(CURVE_COVERAGES, recorded, np.asarray(curve, dtype=float))
+    return np.interp(CURVE_COVERAGES, recorded, np.asarray(curve, dtype=float))
 
 
 def why_no_risk_curve(run: Run) -> str:

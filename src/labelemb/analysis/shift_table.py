@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..metrics.figures import SPLIT_FIGURES, figure, figure_of
+from ..metrics.figures import SPLIT_FIGURES, figure
 from ..metrics.shift import mean_corruption_error
 from .beyond_error import TableBlock
 from .tables import mean_std
@@ -63,9 +63,8 @@ def shared_conditions(records: Iterable[Record | None]) -> SharedConditions | No
 
 def condition_mean(record: Record, keys: list[str], name: str) -> float:
     """The mean of figure ``name`` (``error``, ``ece``...) over the conditions ``keys`` of
-    ``record``, in the table's unit (:meth:`~labelemb.metrics.figures.Figure.shown`)."""
-    declared = figure_of(name) or figure(name)
-    return statistics.fmean(declared.shown(float(record["conditions"][key][name])) for key in keys)
+    ``record``, in its declared unit (:mod:`labelemb.metrics.figures`)."""
+    return statistics.fmean(float(record["conditions"][key][name]) for key in keys)
 
 
 def shift_statistics(

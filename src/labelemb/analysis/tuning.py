@@ -144,9 +144,9 @@ def _beyond_values(runs: list[Run], sets: list[str]) -> dict[str, list[float] | 
     """Each run's test AURC and each OOD set's energy AUROC (%), from its evaluation.json; None
     where a run lacks one (not evaluated)."""
     aurc, auroc = declared("selective_msp_aurc"), declared("ood_energy_auroc")
-    figures = {"aurc": lambda e: aurc.shown(e["test"][aurc.name])}
+    figures = {"aurc": lambda e: e["test"][aurc.name]}
     for name in sets:
-        figures[name] = lambda e, name=name: auroc.shown(e["ood"][name]["figures"][auroc.name])
+        figures[name] = lambda e, name=name: e["ood"][name]["figures"][auroc.name]
     values: dict[str, list[float] | None] = {}
     for key, read in figures.items():
         try:

@@ -63,12 +63,12 @@ def knowing_table(methods: list[str], records: list[dict[str, Any]]) -> str:
     from ..analysis.tables import mean_std  # lazy: loaded when this command runs
     from ..metrics.figures import figure  # lazy: loaded when this command runs
 
-    # Each figure in the table's unit, as declared (labelemb.metrics.figures).
+    # Each figure in its declared unit, in the record as in the table (labelemb.metrics.figures).
     aurc, auroc, size = (figure(k) for k in ("selective_msp_aurc", "ood_msp_auroc", "conformal_aps_set_size"))
     columns = (
-        (aurc.label, lambda r: aurc.shown(r["test"][aurc.name])),
-        ("patches AUROC % (MSP)", lambda r: auroc.shown(r["ood"]["patches"]["figures"][auroc.name])),
-        ("APS set size (90 %)", lambda r: size.shown(r["test"][size.name])),
+        (aurc.label, lambda r: r["test"][aurc.name]),
+        ("patches AUROC % (MSP)", lambda r: r["ood"]["patches"]["figures"][auroc.name]),
+        ("APS set size (90 %)", lambda r: r["test"][size.name]),
     )
     lines = [
         "| method | " + " | ".join(head for head, _ in columns) + " |",

@@ -140,18 +140,17 @@ def evaluation_line(record: dict[str, Any]) -> str:
     """One line of a run's evaluation, each figure named with the score it is of (the demo's
     table's MSP AUROC among them): AURC of the max-softmax confidence, the APS set size, and each
     OOD set's AUROC of the max-softmax and of the energy score."""
-    from ..metrics.figures import figure  # lazy: labelemb.metrics loads torch, not for `--help`
-
+    # Each share in percent, in the record as on this line (labelemb.metrics.figures).
     test = record.get("test", {})
     parts = []
     if "selective_msp_aurc" in test:
-        parts.append(f"AURC (MSP) {figure('selective_msp_aurc').shown(test['selective_msp_aurc']):.2f} %")
+        parts.append(f"AURC (MSP) {test['selective_msp_aurc']:.2f} %")
     if "conformal_aps_set_size" in test:
         parts.append(f"APS sets of {test['conformal_aps_set_size']:.2f} classes at 90 %")
     for name, held in record.get("ood", {}).items():
         figures = held.get("figures", {})
         aurocs = [
-            f"{figure(key).shown(figures[key]):.2f} % ({score})"
+            f"{figures[key]:.2f} % ({score})"
             for key, score in (("ood_msp_auroc", "MSP"), ("ood_energy_auroc", "energy"))
             if figures.get(key) is not None
         ]

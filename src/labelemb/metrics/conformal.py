@@ -173,7 +173,8 @@ def conformal_figures(
 ) -> dict[str, float]:
     """Each score of :data:`METHODS` calibrated on the dev split and judged on the test split, as
     one flat dict of floats: ``conformal_<method>_coverage`` (the test share whose set holds the
-    label) and ``conformal_<method>_set_size`` (the mean set size), with ``conformal_level``.
+    label, in percent) and ``conformal_<method>_set_size`` (the mean set size), with
+    ``conformal_level`` (the target coverage, in percent).
     Probabilities are softmax(logits / temperature) (T = 1 where none is given). ``randomized``:
     APS and RAPS draw their u from one generator seeded with ``seed``, dev first, then test.
     Empty where a logit is not finite (a diverged model)."""
@@ -181,7 +182,7 @@ def conformal_figures(
     if not (bool(torch.isfinite(dev_logits).all()) and bool(torch.isfinite(test_logits).all())):
         return {}
     scale = 1.0 if temperature is None else temperature
-    figures = {"conformal_level": level}
+    figures = {"conformal_level": 100.0 * level}
     for method in METHODS:
         generator = torch.Generator().manual_seed(seed) if randomized and method != "thr" else None
         threshold = calibrate_threshold(
@@ -189,6 +190,6 @@ def conformal_figures(
         )
         sets = prediction_sets(test_logits, threshold, method, temperature=scale, generator=generator)
         coverage, size = coverage_and_size(sets, test_labels)
-        figures[f"conformal_{method}_coverage"] = coverage
+        figures[f"conformal_{method}_coverage"] = 100.0 * coverage
         figures[f"conformal_{method}_set_size"] = size
     return figures

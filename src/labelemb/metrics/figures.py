@@ -1,19 +1,18 @@
-"""Every figure labelemb records, declared once: its key, the unit it is stored in, which way is
-better, the head a table gives it and its family (:class:`Figure`, :data:`DECLARED`).
+"""Every figure labelemb records, declared once: its key, its unit, which way is better, the head
+a table gives it and its family (:class:`Figure`, :data:`DECLARED`).
 
-Units, one convention for tables and one rule for files:
-
-- **Tables show a share in percent** (0-100, "ECE %", "AURC %"); an NLL in nats, a Brier score
-  (0-2), a count or a temperature as it is. :meth:`Figure.shown` turns a stored value into the
-  table's; no reader multiplies by 100 by hand.
-- **Files keep each key's value as runs have always written it**, and each declaration says which
-  (``stored``): the figures of ``evaluation.json`` store a share as a fraction (0-1, as
-  torchmetrics and torch-uncertainty return one), except its recalibration figures (``recal_*``,
-  percent); the check records, ``summary.json`` and ``shift.json`` store a share in percent (the
-  error, the calibration errors, ``dev_aurc``, ``aurc``). Changing a stored unit would make every
-  run folder written before read wrong (or need a second reader for old keys); declaring each
-  key's stored unit keeps every old folder read as it was, and moves the conversion to one place.
-  A new figure stores a share as a fraction.
+One unit convention, in files and tables alike: **a share is in percent** (0-100: an error, an
+ECE, an AURC, an AUROC, a coverage), an NLL in nats, a Brier score (0-2), a count or a temperature
+as it is. The check records, ``summary.json``, ``evaluation.json`` and ``shift.json`` store a
+figure in the unit a table shows it in, so no reader converts one; the functions of
+:mod:`labelemb.metrics` that return a declared figure return it so (the primitives beneath them,
+:func:`~labelemb.metrics.selective.aurc` or :func:`~labelemb.metrics.ood.fpr_at_tpr`, return a
+share as a fraction, as torchmetrics does). ``evaluation.json`` before its format 3 stored the
+shares of its selective, conformal, OOD and SCOD figures as fractions:
+:func:`evaluation_in_percent` reads such a record in today's unit, so every old run folder
+reads as it did. (The conformal calibration a prediction holds keeps its level and test
+coverage as probabilities, as ``labelemb predict --sets 0.9`` takes a level: an input's unit, not
+a figure's.)
 
 A record's key is a declared name, or one with a split before it and a variant after it
 (``test_ece_scaled``: the split ``test``, the figure ``ece``, scaled; ``selected_test_nll`` in a
@@ -31,10 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-#: How a value is stored in a file: a share as a ``fraction`` (0-1) or in ``percent`` (0-100); an
-#: NLL in ``nats`` per example; a ``brier`` score (0-2); a ``count`` (a set size); a ``plain``
-#: number (a temperature, a chosen p).
-Unit = Literal["fraction", "percent", "nats", "brier", "count", "plain"]
+from .scod import SCOD_CURVE
+from .selective import RISK_CURVE
+
+#: A figure's unit, in a file and in a table: a share in ``percent`` (0-100); an NLL in ``nats``
+#: per example; a ``brier`` score (0-2); a ``count`` (a set size); a ``plain`` number (a
+#: temperature, a chosen p, an mCE).
+Unit = Literal["percent", "nats", "brier", "count", "plain"]
 #: What a figure judges: ``error``, ``calibration``, ``selective`` (selective classification),
 #: ``ood`` (out-of-distribution detection), ``conformal`` (prediction sets), ``scod`` (both
 #: together), ``recalibration`` (after a post-hoc map) or ``shift`` (under corruption).
@@ -43,20 +45,24 @@ Family = Literal["error", "calibration", "selective", "ood", "conformal", "scod"
 
 @dataclass(frozen=True)
 class Figure:
-    """One figure: ``name`` (its key in a record), ``family``, ``label`` (a table's column head,
-    in the table's unit), ``stored`` (its unit in a file), whether lower is better, and the format
-    of a table's cell."""
+    """One figure: ``name`` (its key in a record), ``family``, ``label`` (a table's column head),
+    ``unit`` (in a file and a table alike), whether lower is better, and the format of a table's
+    cell."""
 
     name: str
     family: Family
     label: str
-    stored: Unit = "fraction"
+    unit: Unit = "percent"
     lower_is_better: bool = True
     fmt: str = ".2f"
-    #: A function of a split's logits ``(N, m)`` and labels ``(N,)`` giving the figure as stored,
+    #: A function of a split's logits ``(N, m)`` and labels ``(N,)`` giving the figure in its unit,
     #: for a figure added to ``labelemb evaluate``'s test figures (:func:`computed_figures`); the
     #: built-in figures are computed by their families' functions and leave it None.
     compute: Callable[[Any, Any], float] | None = field(default=None, compare=False)
+    #: Whether ``labelemb tune --objective <name>`` may judge a trial by it, and by which record of
+    #: a check: ``raw`` (``dev_<name>``) or ``scaled`` (``dev_<name>_scaled``, after temperature
+    #: scaling); None: it is no objective (a check does not record it on dev).
+    objective: Literal["raw", "scaled"] | None = None
 
     @property
     def direction(self) -> str:
@@ -65,16 +71,12 @@ class Figure:
 
     @property
     def share(self) -> bool:
-        """Whether it is a share (an error, a coverage...): a table shows it in percent."""
-        return self.stored in ("fraction", "percent")
-
-    def shown(self, value: float) -> float:
-        """``value`` as stored, in the table's unit: a fraction times 100, the rest as it is."""
-        return 100.0 * value if self.stored == "fraction" else value
+        """Whether it is a share (an error, a coverage...), in percent."""
+        return self.unit == "percent"
 
     def cell(self, value: float | None) -> str:
-        """A table's cell of a stored ``value``; "-" for None."""
-        return "-" if value is None else format(self.shown(value), self.fmt)
+        """A table's cell of ``value``; "-" for None."""
+        return "-" if value is None else format(value, self.fmt)
 
 
 #: Every declared figure by name.
@@ -107,7 +109,7 @@ SCALED = "_scaled"
 def figure_of(key: str) -> Figure | None:
     """The declaration of a record's ``key``: the figure itself (``selective_msp_aurc``), or the
     one a split, a summary's moment or ``_scaled`` is added to (``selected_test_ece_scaled``,
-    ``dev_aurc``: each stored as its figure is); None for a key that is no declared figure."""
+    ``dev_aurc``: each in its figure's unit); None for a key that is no declared figure."""
     for moment in ("", *MOMENTS):
         for split in ("", *SPLITS):
             for suffix in ("", SCALED):
@@ -117,6 +119,16 @@ def figure_of(key: str) -> Figure | None:
                     if held is not None:
                         return held
     return None
+
+
+def objectives() -> dict[str, str]:
+    """``tune --objective``'s figures: each declared objective's name -> the dev record key a
+    trial is judged by (``ece`` -> ``dev_ece_scaled``), in the order they were declared."""
+    return {
+        f.name: f"{SPLITS[1]}{f.name}{SCALED if f.objective == 'scaled' else ''}"
+        for f in DECLARED.values()
+        if f.objective is not None
+    }
 
 
 def family(name: Family) -> list[Figure]:
@@ -141,15 +153,17 @@ def computed_figures(logits: Any, labels: Any) -> dict[str, float]:
 # shift.json keeps them: percent, as the error always was.
 declare(
     Figure("error", "error", "error %", "percent"),
-    Figure("ece", "calibration", "ECE %", "percent"),
+    # `tune --objective ece` judges the ECE after temperature scaling: the raw one mostly
+    # rewards a method for being tempered already.
+    Figure("ece", "calibration", "ECE %", "percent", objective="scaled"),
     Figure("adaece", "calibration", "AdaECE %", "percent"),
     Figure("classwise_ece", "calibration", "classwise ECE %", "percent"),
     Figure("mce", "calibration", "MCE %", "percent"),
-    Figure("nll", "calibration", "NLL", "nats", fmt=".3f"),
+    Figure("nll", "calibration", "NLL", "nats", fmt=".3f", objective="raw"),
     Figure("brier", "calibration", "Brier", "brier", fmt=".3f"),
     Figure("temperature", "calibration", "T", "plain", lower_is_better=False),
     # The AURC of the raw max-softmax confidence on a split (``dev_aurc``, shift.json's ``aurc``).
-    Figure("aurc", "selective", "AURC %", "percent"),
+    Figure("aurc", "selective", "AURC %", "percent", objective="raw"),
 )
 
 #: The confidence scores of selective classification (evaluation.json), and what a table says of each.
@@ -206,10 +220,10 @@ for _map, _said in MAP_NAMES.items():
     for _name, _head in MAP_HEADS.items():
         _base = DECLARED[_name]
         declare(
-            Figure(f"recal_{_map}_{_name}", "recalibration", f"{_head} {_said}", _base.stored, fmt=_base.fmt)
+            Figure(f"recal_{_map}_{_name}", "recalibration", f"{_head} {_said}", _base.unit, fmt=_base.fmt)
         )
     # The dev ECE after the map, cross-fitted on dev (a check's record; ``tune --objective ece_<map>``).
-    declare(Figure(f"ece_{_map}", "recalibration", f"ECE % {_said}", "percent"))
+    declare(Figure(f"ece_{_map}", "recalibration", f"ECE % {_said}", "percent", objective="raw"))
 
 #: Under shift, against a baseline: Hendrycks & Dietterich's mean corruption error (baseline = 100).
 declare(Figure("mce_corruption", "shift", "mCE", "plain", fmt=".1f"))
@@ -217,3 +231,54 @@ declare(Figure("mce_corruption", "shift", "mCE", "plain", fmt=".1f"))
 #: What one split's figures are (:func:`~labelemb.metrics.split.split_figures`): shift.json's keys
 #: for the clean split and each condition, and ``dev_<name>`` in a check's record (its error aside).
 SPLIT_FIGURES = ("error", "ece", f"ece{SCALED}", "nll", f"nll{SCALED}", "aurc")
+
+
+# --------------------------------------------------------------------------- old run folders
+#: The format of ``evaluation.json`` from which its shares are in percent
+#: (labelemb.predict.evaluation's ``EVALUATION_FORMAT``).
+PERCENT_FROM_FORMAT = 3
+#: The families whose shares ``evaluation.json`` stored as fractions before that format (its
+#: recalibration figures were in percent already).
+FRACTION_FAMILIES = ("selective", "conformal", "ood", "scod")
+
+
+def evaluation_in_percent(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``record``, an ``evaluation.json`` (None: none), with its shares in percent: as it is from format 3 on;
+    before, its selective, conformal, OOD and SCOD shares, the figures an extension added
+    (:attr:`Figure.compute`, a share stored as a fraction then) and its risk curves times 100. It
+    keeps its ``format``, which tells ``labelemb evaluate`` to compute it anew."""
+    if not isinstance(record, dict) or record.get("format", 1) >= PERCENT_FROM_FORMAT:
+        return record
+    held = dict(record)
+    if isinstance(record.get("test"), dict):
+        held["test"] = _shares_in_percent(record["test"], RISK_CURVE)
+    if isinstance(record.get("ood"), dict):
+        held["ood"] = {label: _ood_set_in_percent(entry) for label, entry in record["ood"].items()}
+    return held
+
+
+def _ood_set_in_percent(entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry
+    held = _shares_in_percent(entry, SCOD_CURVE)
+    if isinstance(entry.get("figures"), dict):
+        held["figures"] = _shares_in_percent(entry["figures"], None)
+    return held
+
+
+def _shares_in_percent(figures: dict[str, Any], curve: str | None) -> dict[str, Any]:
+    """``figures`` of an old record, each share that was a fraction (and the list under ``curve``)
+    times 100; every other entry as it is."""
+    held = dict(figures)
+    for key, value in figures.items():
+        declared = figure_of(key)
+        was_fraction = (
+            declared is not None
+            and declared.share
+            and (declared.family in FRACTION_FAMILIES or declared.compute is not None)
+        )
+        if was_fraction and isinstance(value, (int, float)):
+            held[key] = 100.0 * value
+    if curve is not None and isinstance(figures.get(curve), list):
+        held[curve] = [100.0 * float(risk) for risk in figures[curve]]
+    return held

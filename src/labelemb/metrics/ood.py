@@ -6,10 +6,11 @@ distribution (:data:`SCORES`): the maximum softmax probability (Hendrycks & Gimp
 maximum logit (Hendrycks et al. 2022), the negative energy T logsumexp_k (z_k / T) (Liu et al.
 2020, "Energy-based out-of-distribution detection"; T = 1 unless told otherwise) and the negative
 entropy of the softmax, sum_k p_k log p_k. A detector accepts an input as ID where its score is
-at least a threshold; the figures (fractions, 0-1) judge every threshold at once (:func:`detection_figures`):
+at least a threshold; the figures (in percent, as every share labelemb records) judge every
+threshold at once (:func:`detection_figures`):
 
 - **AUROC**, ID positive: the probability that an ID example scores above an OOD one, ties
-  counting one half (scikit-learn's ``roc_auc_score``); 0.5 for a score that tells nothing;
+  counting one half (scikit-learn's ``roc_auc_score``); 50 % for a score that tells nothing;
 - **AUPR-in**, ID positive, and **AUPR-out**, OOD positive with the scores negated: the average
   precision sum_n (R_n - R_(n-1)) P_n over the distinct thresholds (scikit-learn's
   ``average_precision_score``, no interpolation; tied examples are accepted together);
@@ -99,7 +100,7 @@ def fpr_at_tpr(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> float
 
 def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> dict[str, float]:
     """AUROC, AUPR-in, AUPR-out and the FPR at ``tpr`` of one score (higher = more ID), named
-    ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``)."""
+    ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``), each in percent."""
     # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -107,10 +108,10 @@ def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -
     scores = numpy.concatenate([in_array, out_array])
     in_distribution = numpy.concatenate([numpy.ones(len(in_array)), numpy.zeros(len(out_array))])
     return {
-        "auroc": float(roc_auc_score(in_distribution, scores)),
-        "aupr_in": float(average_precision_score(in_distribution, scores)),
-        "aupr_out": float(average_precision_score(1.0 - in_distribution, -scores)),
-        f"fpr{100.0 * tpr:g}".replace(".", "_"): fpr_at_tpr(in_scores, out_scores, tpr),
+        "auroc": 100.0 * float(roc_auc_score(in_distribution, scores)),
+        "aupr_in": 100.0 * float(average_precision_score(in_distribution, scores)),
+        "aupr_out": 100.0 * float(average_precision_score(1.0 - in_distribution, -scores)),
+        f"fpr{100.0 * tpr:g}".replace(".", "_"): 100.0 * fpr_at_tpr(in_scores, out_scores, tpr),
     }
 
 

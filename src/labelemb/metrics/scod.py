@@ -36,7 +36,7 @@ def scod_correct(in_logits: Tensor, in_labels: Tensor, out_count: int) -> Tensor
 
 
 def scod_figures(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) -> dict[str, float]:
-    """SCOD AURC and AUGRC (fractions, 0-1) of every score of :data:`~labelemb.metrics.ood.SCORES`
+    """SCOD AURC and AUGRC (in percent) of every score of :data:`~labelemb.metrics.ood.SCORES`
     for an ID split's ``in_logits`` ``(N_in, m)`` and ``in_labels`` and an OOD set's
     ``out_logits`` ``(N_out, m)``, named ``scod_<score>_aurc`` and ``scod_<score>_augrc``; empty
     where a logit is not finite (a diverged model: no ranking). One clear ValueError for an OOD set
@@ -53,14 +53,15 @@ def scod_figures(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) -> di
     figures: dict[str, float] = {}
     for name, score in SCORES.items():
         confidence = torch.cat([score(in_logits), score(out_logits)])
-        figures[f"scod_{name}_aurc"] = aurc(confidence, correct)
-        figures[f"scod_{name}_augrc"] = augrc(confidence, correct)
+        figures[f"scod_{name}_aurc"] = 100.0 * aurc(confidence, correct)
+        figures[f"scod_{name}_augrc"] = 100.0 * augrc(confidence, correct)
     return figures
 
 
 def scod_risk_curve(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) -> dict[str, list[float]]:
-    """``{SCOD_CURVE: [...]}``: the SCOD risk of the max-softmax confidence at the coverages 0,
-    0.01, ..., 1 of all inputs, ID and OOD (:func:`~labelemb.metrics.selective.risk_at_coverages`);
+    """``{SCOD_CURVE: [...]}``: the SCOD risk (in percent) of the max-softmax confidence at the
+    coverages 0, 0.01, ..., 1 of all inputs, ID and OOD
+    (:func:`~labelemb.metrics.selective.risk_at_coverages`);
     empty where a logit is not finite."""
     if len(out_logits) == 0 or not (
         bool(torch.isfinite(in_logits).all()) and bool(torch.isfinite(out_logits).all())
@@ -69,4 +70,4 @@ def scod_risk_curve(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) ->
     msp = SCORES["msp"]
     confidence = torch.cat([msp(in_logits), msp(out_logits)])
     curve = risk_at_coverages(confidence, scod_correct(in_logits, in_labels, len(out_logits)))
-    return {SCOD_CURVE: [float(risk) for risk in curve]}
+    return {SCOD_CURVE: [100.0 * float(risk) for risk in curve]}

@@ -3,7 +3,8 @@ right predictions, so that abstaining on the least confident inputs removes erro
 
 A selective classifier predicts where its confidence is at least a threshold and abstains
 elsewhere (Geifman & El-Yaniv 2017, "Selective classification for deep neural networks"). Over N
-examples, with the prediction right or wrong for each, the figures are (all fractions, 0-1):
+examples, with the prediction right or wrong for each, the figures are (shares, 0-1, as these
+functions return them; in percent in the figures a run records, :func:`selective_figures`):
 
 - the **risk-coverage curve** (:func:`risk_coverage_curve`): at each distinct confidence t, the
   coverage (the share of examples with confidence >= t) and the selective risk (the share of
@@ -255,24 +256,26 @@ def confidence_figures(
 ) -> dict[str, float]:
     """AURC, AUGRC, risk at ``coverage`` and coverage at ``risk`` of one confidence score, named
     ``<prefix>_aurc``, ``<prefix>_augrc``, ``<prefix>_risk_at_80``, ``<prefix>_coverage_at_5``
-    (the numbers: ``coverage`` and ``risk`` in percent, a decimal point written ``_``)."""
-    return {
-        f"{prefix}_aurc": aurc(confidence, correct),
-        f"{prefix}_augrc": augrc(confidence, correct),
-        f"{prefix}_risk_at_{_percent_name(coverage)}": risk_at_coverage(confidence, correct, coverage),
-        f"{prefix}_coverage_at_{_percent_name(risk)}": coverage_at_risk(confidence, correct, risk),
+    (the numbers: ``coverage`` and ``risk`` in percent, a decimal point written ``_``). Each in
+    percent, as every share labelemb records (:mod:`labelemb.metrics.figures`)."""
+    shares = {
+        "aurc": aurc(confidence, correct),
+        "augrc": augrc(confidence, correct),
+        f"risk_at_{_percent_name(coverage)}": risk_at_coverage(confidence, correct, coverage),
+        f"coverage_at_{_percent_name(risk)}": coverage_at_risk(confidence, correct, risk),
     }
+    return {f"{prefix}_{name}": 100.0 * share for name, share in shares.items()}
 
 
 def msp_risk_curve(logits: Tensor, labels: Tensor) -> dict[str, list[float]]:
     """``{RISK_CURVE: [...]}``: the selective risk of the max-softmax confidence of ``logits``
-    ``(N, m)`` for ``labels`` at each of :data:`CURVE_COVERAGES` (:func:`risk_at_coverages`;
-    fractions, 0-1), the curve a report draws; empty where a logit is not finite, as
+    ``(N, m)`` for ``labels`` at each of :data:`CURVE_COVERAGES` (:func:`risk_at_coverages`, in
+    percent), the curve a report draws; empty where a logit is not finite, as
     :func:`selective_figures`."""
     if not bool(torch.isfinite(logits).all()):
         return {}
     curve = risk_at_coverages(max_softmax(logits), correct_predictions(logits, labels))
-    return {RISK_CURVE: [float(risk) for risk in curve]}
+    return {RISK_CURVE: [100.0 * float(risk) for risk in curve]}
 
 
 def selective_figures(
@@ -285,7 +288,7 @@ def selective_figures(
     risk: float = RISK,
 ) -> dict[str, float]:
     """The selective-classification figures of a split's ``logits`` ``(N, m)`` for ``labels``
-    ``(N,)``, as one flat dict of floats (fractions, 0-1), for three confidence scores:
+    ``(N,)``, as one flat dict of floats (shares in percent, 0-100), for three confidence scores:
 
     - ``selective_msp_*``: the maximum softmax probability, raw;
     - ``selective_msp_scaled_*``: the same of ``logits / temperature`` (a temperature fit on the

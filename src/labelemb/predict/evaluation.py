@@ -41,7 +41,7 @@ from ..config import OodSetConfig
 from ..data import Dataset, Split
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
-from ..metrics.figures import computed_figures
+from ..metrics.figures import PERCENT_FROM_FORMAT, computed_figures
 from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
@@ -59,8 +59,9 @@ from .source import PredictError, weights_digest
 logger = logging.getLogger(__name__)
 
 #: What ``evaluation.json`` is; a record of another format is computed anew (format 1 had no
-#: recalibration maps and no SCOD figures).
-EVALUATION_FORMAT = 2
+#: recalibration maps and no SCOD figures; formats 1 and 2 stored most shares as fractions, read
+#: in percent by :func:`~labelemb.metrics.figures.evaluation_in_percent`).
+EVALUATION_FORMAT = PERCENT_FROM_FORMAT
 #: The seed of the randomised APS and RAPS sets.
 CONFORMAL_SEED = 0
 

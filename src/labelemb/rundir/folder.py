@@ -14,6 +14,7 @@ import yaml
 from filelock import FileLock, Timeout
 from torch import Tensor
 
+from ..metrics.figures import evaluation_in_percent
 from .files import (
     RunDirError,
     atomic_write,
@@ -179,8 +180,8 @@ class RunDir:
         return int(saved["step"]), saved["weights"]
 
     def read_evaluation(self) -> dict[str, Any] | None:
-        """The run's ``evaluation.json`` (None if it has none)."""
-        return self._read_record(EVALUATION_FILE, "an evaluation")
+        """The run's ``evaluation.json`` (None if it has none), in percent whatever its format."""
+        return evaluation_in_percent(self._read_record(EVALUATION_FILE, "an evaluation"))
 
     def read_shift(self) -> dict[str, Any] | None:
         """The run's ``shift.json`` (None if it has none)."""

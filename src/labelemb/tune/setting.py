@@ -27,7 +27,7 @@ from ..config import (
     top_level_keys,
 )
 from ..data.registry import data_fingerprint, dataset_yields
-from ..metrics.figures import Figure, figure_of
+from ..metrics.figures import Figure, figure_of, objectives
 from ..metrics.recalibration import MAPS
 from ..search import Space, SpaceError, check_space, combine
 from ..tasks import dev_objective, task_class
@@ -46,19 +46,12 @@ JOURNAL_FILE = "study.journal"
 
 
 #: ``tune --objective``: what a trial is judged on -> the dev record key (None: the task's own
-#: dev score, :func:`~labelemb.tasks.dev_objective`). The calibration figures and the AURC of the
-#: max-softmax confidence (selective classification), each recorded by a classifier at the checks
-#: that can be selected; which way is better, as each figure's declaration says
-#: (:mod:`labelemb.metrics.figures`: lower for all of these).
-OBJECTIVES: dict[str, str | None] = {
-    "metric": None,
-    "nll": "dev_nll",
-    "ece": "dev_ece_scaled",
-    # The dev ECE after a richer post-hoc map, cross-fitted on dev (the trials record it: their
-    # configs name the map in recalibration.dev_maps).
-    **{f"ece_{name}": f"dev_ece_{name}" for name in MAPS},
-    "aurc": "dev_aurc",
-}
+#: dev score, :func:`~labelemb.tasks.dev_objective`). The others are the figures declared as
+#: objectives (:func:`labelemb.metrics.figures.objectives`): the dev NLL, the ECE after temperature
+#: scaling or after a richer post-hoc map (cross-fitted on dev: the trials' configs name the map
+#: in ``recalibration.dev_maps``) and the AURC of the max-softmax confidence, each recorded by a
+#: classifier at the checks that can be selected; which way is better, as each declaration says.
+OBJECTIVES: dict[str, str | None] = {"metric": None, **objectives()}
 
 
 @dataclass
