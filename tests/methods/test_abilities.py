@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from labelemb import methods
-from labelemb.methods.abilities import Chunked, ReadsDev, Stackable
-from labelemb.methods.base import LinearOutputMethod, gold
+from labelemb.methods.abilities import Chunked, EpochState, ReadsDev, Stackable
+from labelemb.methods.base import LinearOutputMethod, Method, gold
 from labelemb.methods.targets import TargetMethod, weighted_sum
 
-ABILITIES = {Stackable: "stackable", Chunked: "chunkable", ReadsDev: "reads_dev"}
+ABILITIES = {Stackable: "stackable", Chunked: "chunkable", ReadsDev: "reads_dev", EpochState: "epoch_state"}
 
 
 def test_every_method_s_abilities_are_its_mixins_and_its_attributes():
@@ -28,6 +28,23 @@ def test_every_method_s_abilities_are_its_mixins_and_its_attributes():
             assert issubclass(cls, ability) == getattr(cls, trait), (name, trait)
     assert issubclass(methods.OneHot, Stackable) and issubclass(methods.OneHot, Chunked)
     assert not issubclass(methods.OneHot, ReadsDev) and issubclass(methods.method_class("adafocal"), ReadsDev)
+
+
+def test_the_trainer_skips_no_epoch_state_a_method_keeps():
+    # The trainer calls on_epoch_end only where the method says EpochState: every method whose
+    # class writes its own on_epoch_end must say so, or its state would never be swapped.
+    kept = {n for n in methods.available() if methods.method_class(n).on_epoch_end is not Method.on_epoch_end}
+    assert kept == {n for n in methods.available() if issubclass(methods.method_class(n), EpochState)}
+    assert kept >= {"ols", "lwr", "pskd", "maxsup"} and not issubclass(methods.OneHot, EpochState)
+
+    class Counting(LinearOutputMethod):  # written the way before the mixin: its hook is still called
+        def on_epoch_end(self) -> None:
+            pass
+
+    class NotCounting(Counting):  # opted out on purpose
+        epoch_state = False
+
+    assert isinstance(Counting(4, 3), EpochState) and not isinstance(NotCounting(4, 3), EpochState)
 
 
 class _ByAttribute(LinearOutputMethod):

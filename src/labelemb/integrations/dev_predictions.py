@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from ..methods.abilities import ReadsDev
 from ..methods.base import Method
 from ..methods.processes import from_main_process
 
@@ -34,7 +35,7 @@ def refuse_without_dev(
     if dev_predictions is not None:
         return
     for method in methods:
-        if method.reads_dev:
+        if isinstance(method, ReadsDev):
             raise ValueError(
                 f"{method.name or type(method).__name__} reads the dev split's predictions at each epoch's "
                 f"end: give {callback} dev_predictions=, a function of the method that returns the dev "

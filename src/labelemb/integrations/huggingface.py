@@ -64,6 +64,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..methods.abilities import ReadsDev
 from ..methods.base import Method, MethodOutput
 from ..methods.batch_shapes import refuse_batch_shape
 from .dev_predictions import DevPredictions, hand_dev_predictions, refuse_without_dev
@@ -204,7 +205,7 @@ class EpochEndCallback(TrainerCallback):
     (lwal and its presets: :attr:`~labelemb.methods.base.Method.accumulation_caveat`).
 
     A method that reads the dev split's predictions (adafocal:
-    :attr:`~labelemb.methods.base.Method.reads_dev`) needs ``dev_predictions``, a function of the
+    :class:`~labelemb.methods.abilities.ReadsDev`) needs ``dev_predictions``, a function of the
     method that returns the dev split's logits and labels: it is called at each epoch's end, before
     the update, with the model in evaluation mode (:mod:`labelemb.integrations.dev_predictions`).
     Without it such a method is refused here, in one line.
@@ -247,7 +248,7 @@ class EpochEndCallback(TrainerCallback):
         model: nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
-        if self.dev_predictions is not None and self.method.reads_dev:
+        if self.dev_predictions is not None and isinstance(self.method, ReadsDev):
             hand_dev_predictions(self.method, self.dev_predictions, model)
         self.method.on_epoch_end()
 

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..methods import Method
+from ..methods.abilities import ReadsDev
 from ..methods.base import MicroBatch
 from ..methods.batch_shapes import refuse_batch_shape
 from .dev_predictions import DevPredictions, hand_dev_predictions, refuse_without_dev
@@ -89,7 +90,7 @@ class LabelembCallback(pl.Callback):
     training starts, so the resumed run goes on as the uninterrupted one would.
 
     A method that reads the dev split's predictions (adafocal:
-    :attr:`~labelemb.methods.base.Method.reads_dev`) needs ``dev_predictions``, a function of the
+    :class:`~labelemb.methods.abilities.ReadsDev`) needs ``dev_predictions``, a function of the
     method that returns the dev split's logits and labels: it is called on every rank at each
     epoch's end, before the update, with the LightningModule in evaluation mode, and every rank
     takes rank 0's (:mod:`labelemb.integrations.dev_predictions`). Without it such a method is
@@ -201,7 +202,7 @@ class LabelembCallback(pl.Callback):
 
     def _end_epoch(self) -> None:
         for method in self._methods:
-            if self._dev_predictions is not None and method.reads_dev:
+            if self._dev_predictions is not None and isinstance(method, ReadsDev):
                 hand_dev_predictions(method, self._dev_predictions, self._module)
             method.on_epoch_end()
 

@@ -3,7 +3,8 @@ bases, and the question a trainer asks with ``isinstance`` (or ``issubclass`` of
 
 - :class:`Stackable`: its code also runs on tensors stacked over seeds (the batched trainer);
 - :class:`Chunked`: a head worked through chunk by chunk of rows, for large label sets;
-- :class:`ReadsDev`: it reads the dev split's predictions at each epoch's end.
+- :class:`ReadsDev`: it reads the dev split's predictions at each epoch's end;
+- :class:`EpochState`: it keeps state that changes at each epoch's end.
 
 Per-example state (:class:`~labelemb.methods.per_example.PerExampleState`) and gradient
 accumulation (:class:`~labelemb.methods.accumulation.GradientAccumulation`) are mixins of their own.
@@ -70,4 +71,21 @@ class ReadsDev(Ability):
         """The dev split's logits ``(N, m)`` and labels ``(N,)`` (stacked: ``(S, N, m)``, ``(S, N)``,
         each seed's own), from the weights at an epoch's end in evaluation mode, before
         ``on_epoch_end``; called, without gradient, for a method that reads the dev split only."""
+        raise NotImplementedError
+
+
+class EpochState(Ability):
+    """It keeps state that changes at each epoch's end (:meth:`on_epoch_end`): OLS's soft labels of
+    the epoch before, LWR's and PS-KD's recorded predictions, MaxSup's count of epochs. The trainer
+    calls it at every epoch's end (after the dev predictions of a method that also reads them) for
+    a method with this ability only; a drop-in adapter (Lightning, Hugging Face) calls any
+    method's, a no-op without it. A method class that writes its own ``on_epoch_end`` has the
+    ability without the mixin (as methods were written before it), unless it sets
+    ``epoch_state = False``."""
+
+    trait = "epoch_state"
+    epoch_state: ClassVar[bool] = True
+
+    def on_epoch_end(self) -> None:
+        """Swap the epoch's state (each seed's own, stacked); called once per epoch, without gradient."""
         raise NotImplementedError

@@ -52,10 +52,10 @@ class Method(GradientAccumulation, nn.Module):
     :meth:`compute_loss` (the loss over the rows that count, the batch's logits and the terms to
     log, which the base detaches) and :meth:`logits` (the prediction scores); where need be
     :meth:`head_outputs` (the loss computed from other outputs than the logits),
-    :meth:`on_epoch_end` (epoch-level state) and :meth:`label_representation`. A method that only
-    changes the target of a linear layer writes less: :class:`~labelemb.methods.targets.TargetMethod`.
-    What a method can do beyond this it opts in to with a mixin of :mod:`labelemb.methods.abilities`
-    (stacked seeds, a chunked head, the dev split's predictions) or
+    and :meth:`label_representation`. A method that only changes the target of a linear layer
+    writes less: :class:`~labelemb.methods.targets.TargetMethod`. What a method can do beyond this
+    it opts in to with a mixin of :mod:`labelemb.methods.abilities` (stacked seeds, a chunked head,
+    the dev split's predictions, state swapped at each epoch's end) or
     :class:`~labelemb.methods.per_example.PerExampleState`.
 
     Options: a subclass's constructor takes its own options as keyword-only arguments and hands
@@ -81,6 +81,7 @@ class Method(GradientAccumulation, nn.Module):
     stackable: bool = False
     chunkable: bool = False
     reads_dev: ClassVar[bool] = False
+    epoch_state: ClassVar[bool] = False
     #: The kinds of rows (:data:`ROW_KINDS`) the method can be the output layer for.
     serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
@@ -131,6 +132,9 @@ class Method(GradientAccumulation, nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "on_epoch_end" in cls.__dict__ and "epoch_state" not in cls.__dict__:
+            # A method written before EpochState keeps its hook called: writing it says as much.
+            cls.epoch_state = True
         init = cls.__dict__.get("__init__")
         if init is not None:
             list_shared_options(init, Method.__init__, chunked=cls.chunkable)
@@ -192,7 +196,8 @@ class Method(GradientAccumulation, nn.Module):
         raise NotImplementedError
 
     def on_epoch_end(self) -> None:
-        """Swap epoch-level state; the default method has none."""
+        """Swap epoch-level state (:class:`~labelemb.methods.abilities.EpochState`); the default
+        method has none."""
 
     def on_dev_predictions(self, logits: Tensor, labels: Tensor) -> None:
         """The dev split's logits and labels at an epoch's end, for a method that reads them

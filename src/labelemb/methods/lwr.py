@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .abilities import Stackable
+from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import PerExampleState
 from .registry import register
 
 
 @register("lwr")
-class LearningWithRetrospection(Stackable, PerExampleState, LinearOutputMethod):
+class LearningWithRetrospection(Stackable, EpochState, PerExampleState, LinearOutputMethod):
     """Learning with retrospection (LWR), Deng & Zhang, "Learning with Retrospection", AAAI 2021.
 
     Each training example ``i`` keeps a soft label ``s_i``, its own ``softmax(z_i / tau)`` recorded

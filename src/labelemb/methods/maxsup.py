@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search import Space
-from .abilities import Chunked, Stackable
+from .abilities import Chunked, EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .chunked import subtract_at_labels
 from .registry import register
 
 
 @register("maxsup")
-class MaxSuppression(Stackable, Chunked, LinearOutputMethod):
+class MaxSuppression(Stackable, Chunked, EpochState, LinearOutputMethod):
     """Cross-entropy plus ``alpha_e`` times the largest logit's lead over the mean logit::
 
         L       = H(y, softmax(z)) + alpha_e (max_k z_k - (1/m) sum_k z_k)

@@ -10,14 +10,14 @@ from torch import Tensor
 
 from ..search import Space
 from ..stacking import add_to_rows, rows_of
-from .abilities import Stackable
+from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .processes import is_distributed
 from .registry import register
 
 
 @register("ols")
-class OnlineLabelSmoothing(Stackable, LinearOutputMethod):
+class OnlineLabelSmoothing(Stackable, EpochState, LinearOutputMethod):
     """Online label smoothing, Zhang et al. (2021), "Delving Deep into Label Smoothing" (IEEE TIP).
 
     With ``p = softmax(W h + b)`` and a soft-label matrix ``S`` (m x m)::

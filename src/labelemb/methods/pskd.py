@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..search import Space
-from .abilities import Stackable
+from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import TABLE_DTYPES, PerExampleState
 from .registry import register
@@ -16,7 +16,7 @@ from .rows import one_hot
 
 
 @register("pskd")
-class ProgressiveSelfKnowledgeDistillation(Stackable, PerExampleState, LinearOutputMethod):
+class ProgressiveSelfKnowledgeDistillation(Stackable, EpochState, PerExampleState, LinearOutputMethod):
     """PS-KD, Kim et al., "Self-Knowledge Distillation with Progressive Refinement of Targets",
     ICCV 2021 (Section 3, the method; the equations as the authors' code computes them).
 

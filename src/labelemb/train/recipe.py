@@ -224,9 +224,10 @@ def _finish_run(
 
 
 class _EpochEnd(Callback):
-    """The methods' epoch-level state (ols, lwr, lwal, pskd: ``Method.on_epoch_end``), updated
-    through the layout that holds them (side by side, each seed's own); a method that reads the dev
-    split's predictions gets them first (:mod:`labelemb.train.dev_predictions`)."""
+    """The methods' epoch-level state (ols, lwr, pskd, maxsup:
+    :class:`~labelemb.methods.abilities.EpochState`), updated through the layout that holds them
+    (side by side, each seed's own); a method that reads the dev split's predictions gets them
+    first (:mod:`labelemb.train.dev_predictions`)."""
 
     def __init__(self, layout: Single | Stacked, dev: Any) -> None:
         self.layout = layout

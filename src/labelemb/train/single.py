@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .. import methods
 from ..assembly.network import network_step, run_model
+from ..methods.abilities import EpochState
 from ..tasks import Predictor, Task
 from . import distributed
 from .batches import epoch_order, rows_per_example
@@ -109,7 +110,8 @@ class Single:
         self.runs[0].method.on_dev_predictions(logits, labels)
 
     def on_epoch_end(self) -> None:
-        self.runs[0].method.on_epoch_end()
+        if isinstance(self.runs[0].method, EpochState):
+            self.runs[0].method.on_epoch_end()
         self.scheduler.step()
 
     def sync(self) -> None:

@@ -38,6 +38,7 @@ from torch.func import functional_call
 from .. import methods
 from ..assembly.network import network_step
 from ..data import Split
+from ..methods.abilities import EpochState
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from .batches import epoch_order
@@ -227,7 +228,8 @@ class Stacked:
         self.step_method.on_dev_predictions(logits, labels)
 
     def on_epoch_end(self) -> None:
-        self.step_method.on_epoch_end()
+        if isinstance(self.runs[0].method, EpochState):  # the seeds' methods are of one class
+            self.step_method.on_epoch_end()
         self.scheduler.step()
 
     @torch.no_grad()
