@@ -125,7 +125,7 @@ def objectives() -> dict[str, str]:
     """``tune --objective``'s figures: each declared objective's name -> the dev record key a
     trial is judged by (``ece`` -> ``dev_ece_scaled``), in the order they were declared."""
     return {
-        f.name: f"{SPLITS[1]}{f.name}{SCALED if f.objective == 'scaled' else ''}"
+        f.name: f"dev_{f.name}{SCALED if f.objective == 'scaled' else ''}"
         for f in DECLARED.values()
         if f.objective is not None
     }
@@ -243,10 +243,10 @@ FRACTION_FAMILIES = ("selective", "conformal", "ood", "scod")
 
 
 def evaluation_in_percent(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``record``, an ``evaluation.json`` (None: none), with its shares in percent: as it is from format 3 on;
-    before, its selective, conformal, OOD and SCOD shares, the figures an extension added
-    (:attr:`Figure.compute`, a share stored as a fraction then) and its risk curves times 100. It
-    keeps its ``format``, which tells ``labelemb evaluate`` to compute it anew."""
+    """``record``, an ``evaluation.json`` (None: none), with its shares in percent: as it is from
+    format 3 on; before, its selective, conformal, OOD and SCOD shares, the figures an extension
+    added (:attr:`Figure.compute`, a share stored as a fraction then) and its risk curves times
+    100. It keeps its ``format``, which tells ``labelemb evaluate`` to compute it anew."""
     if not isinstance(record, dict) or record.get("format", 1) >= PERCENT_FROM_FORMAT:
         return record
     held = dict(record)
