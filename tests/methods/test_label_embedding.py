@@ -461,6 +461,34 @@ def test_the_returned_logits_are_differentiable_like_o1s_output():
     torch.testing.assert_close(logits_only, head.output_layer(1)[0].sum(0).expand(5, 4))
 
 
+#: The heads whose backward is written by hand (an autograd.Function), and its node's name.
+HAND_WRITTEN_BACKWARDS = [
+    ("label_embedding", {}, "LabelEmbeddingHeadBackward"),
+    ("label_embedding", {"chunk_size": 2}, "ChunkedLabelEmbeddingHeadBackward"),
+    ("onehot", {"chunk_size": 2}, "_ChunkedLinearLossBackward"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "node"), HAND_WRITTEN_BACKWARDS)
+def test_a_hand_written_backward_makes_no_zeros_for_outputs_nobody_differentiated(name, options, node):
+    """In training only the loss is differentiated: the backward gets None for the logits and the
+    terms, not tensors of zeros made each step (kernels on a GPU)."""
+    head = build(name, in_features=4, num_classes=3, **options)
+    out = head(torch.randn(5, 4, requires_grad=True), torch.tensor([0, 1, 2, 1, 0]))
+    with torch.profiler.profile() as profile:
+        out.loss.backward()
+
+    def inside(event) -> bool:
+        parent = event.cpu_parent
+        while parent is not None and parent.name != node:
+            parent = parent.cpu_parent
+        return parent is not None
+
+    names = [e.name for e in profile.events()]
+    made = [e.name for e in profile.events() if e.name in ("aten::zeros", "aten::zero_") and inside(e)]
+    assert node in names and made == [] and all(p.grad is not None for p in head.parameters())
+
+
 def test_o1_and_o2_start_as_two_separately_initialised_layers_would():
     """The merged ``heads`` draws the same numbers as o1 then o2 built apart (older runs' layout)."""
     torch.manual_seed(0)

@@ -78,6 +78,7 @@ class _ChunkedLinearLoss(torch.autograd.Function):
         ctx.save_for_backward(*grads)
         ctx.dtypes = (h.dtype, weight.dtype, bias.dtype)
         ctx.mark_non_differentiable(term_values)
+        ctx.set_materialize_grads(False)  # no tensor of zeros for the terms nobody differentiates
         return loss, term_values
 
     @staticmethod

@@ -105,6 +105,7 @@ class ChunkedLabelEmbeddingHead(torch.autograd.Function):
         ctx.save_for_backward(*grads)
         ctx.dtypes = [t.dtype for t in (h, w, b, *embedding)]
         ctx.mark_non_differentiable(values)
+        ctx.set_materialize_grads(False)  # no tensor of zeros for the terms nobody differentiates
         return loss, values
 
     @staticmethod
