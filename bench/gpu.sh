@@ -3,15 +3,21 @@
 # JSON and logs under $OUT (default /tmp/gpu-out). From the repository's root, with labelemb and
 # its dependencies importable and LABELEMB_DATA holding mnist/:
 #
-#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh
+#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh          # every part
+#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh step     # the training step (issue 67) only
+#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh vocab    # the vocabulary head and the text step (issue 68) only
 #
-# Each step has its own time limit, so that one that hangs costs only itself; the whole pass takes
-# about 8 minutes on an H100. The figures go into docs/benchmarks.md with the GPU, torch and date.
+# Each step has its own time limit, so that one that hangs costs only itself. The parts run apart
+# where one command may run only so long; neither has been timed on a GPU yet. The figures go
+# into docs/benchmarks.md with the GPU, torch and date.
 #
 # On a lent GPU machine that lacks some of labelemb's dependencies, put their wheels in .gpu/wheels
 # (for its Python: pydantic and its parts, pytest and its parts) and the data in .gpu/data: this
 # script installs the wheels beside the checkout and reads the data from there.
 set -u
+PART=${1:-all}
+case "$PART" in all|step|vocab) ;; *) echo "bench/gpu.sh: unknown part '$PART': all, step or vocab"; exit 2 ;; esac
+want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 if [ -d .gpu/wheels ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .gpu/wheels/*.whl || exit 1
@@ -26,6 +32,7 @@ export PYTHONUNBUFFERED=1
 nvidia-smi -L 2>/dev/null
 python3 -c "import torch, labelemb; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
 
+if want step; then
 step "no host read in a step, on CUDA (the tests' CUDA cases)"
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/train/test_host_reads.py tests/train/test_graphs.py \
   > "$OUT/host-reads.log" 2>&1; tail -3 "$OUT/host-reads.log"
@@ -50,20 +57,6 @@ timeout 120 python3 bench/overhead.py --device cuda --models mlp cnn resnet8 --r
 
 step "batched seeds against the sequential trainer"
 timeout 90 python3 bench/seeds.py --device cuda --seeds 20 --rounds 3 --json "$OUT/seeds.json" 2>&1 | tail -6
-
-step "the vocabulary head: labelemb's chunked heads against plain CE, torch's and Liger's fused CE"
-for dtype in bfloat16 float32; do
-  timeout 150 python3 bench/vocab.py --device cuda --dtype $dtype --tokens 8192 --vocab 50000 --dims 64 \
-    --rounds 3 --json "$OUT/vocab-$dtype.json" 2>&1 | tail -2
-done
-
-step "the en-it sequence-to-sequence step: label_embedding / onehot against the counted FLOPs"
-if [ -d "${LABELEMB_DATA:-}/debian-ddtp" ]; then
-  timeout 120 python3 bench/seq2seq_step.py --device cuda --configs configs/ddtp-en-it.yaml --batches 20 --rounds 3 \
-    --data-dir "$LABELEMB_DATA" --json "$OUT/seq2seq.json" 2>&1 | tail -3
-else
-  echo "skipped: LABELEMB_DATA has no debian-ddtp/ (copy it beside mnist/ to measure the text step)"
-fi
 
 step "the same seed trained twice on the GPU: summary.json figures equal"
 for run in a b; do
@@ -95,4 +88,25 @@ one, eight = figures(1), figures(8)
 print("K = 1 and K = 8 give", "the same figures" if one and one == eight else f"DIFFERENT figures: {one} {eight}")
 json.dump({"K1": one, "K8": eight, "identical": bool(one) and one == eight}, open(pathlib.Path(sys.argv[1]) / "grid-figures.json", "w"))
 PY
+fi
+
+if want vocab; then
+step "the vocabulary head: labelemb's chunked heads against plain CE, torch's and Liger's fused CE"
+for size in "8192 50000" "16384 128000"; do
+  set -- $size
+  for dtype in bfloat16 float32; do
+    timeout 150 python3 bench/vocab.py --device cuda --dtype $dtype --tokens $1 --vocab $2 --dims 64 \
+      --rounds 3 --json "$OUT/vocab-$1-$2-$dtype.json" 2>&1 | tail -2
+  done
+done
+
+step "the en-it sequence-to-sequence step: label_embedding / onehot against the counted FLOPs"
+if [ -d "${LABELEMB_DATA:-}/debian-ddtp" ]; then
+  timeout 120 python3 bench/seq2seq_step.py --device cuda --configs configs/ddtp-en-it.yaml --batches 20 --rounds 3 \
+    --data-dir "$LABELEMB_DATA" --json "$OUT/seq2seq.json" 2>&1 | tail -3
+else
+  echo "skipped: LABELEMB_DATA has no debian-ddtp/ (copy it beside mnist/ to measure the text step)"
+fi
+
+fi
 step done
