@@ -55,7 +55,7 @@ class LabelEmbeddingHead(torch.autograd.Function):
         loss, terms, grad_z, grad_e = form(z, e, rows.label[:, None], weight, rows.count, *settings)
         ctx.mark_non_differentiable(terms)
         # An output nobody differentiated (the logits, in training) gets None in backward, not a
-        # tensor of zeros made and added each step: three kernels fewer on a GPU.
+        # tensor of zeros made and added each step: three operations fewer, each a kernel on a GPU.
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(h, w, grad_z, grad_e)
         ctx.e_dtype = e.dtype
