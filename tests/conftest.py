@@ -109,6 +109,32 @@ def ddtp_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def noisy_labels_dir() -> Path:
+    """``$LABELEMB_DATA/noisy-labels`` (Wei & Liu's fixed noisy labels, NoisyAG-News, cleanlab's
+    disputed MNIST test labels); fails if absent."""
+    root = os.environ.get("LABELEMB_DATA")
+    if not root:
+        pytest.fail(
+            "the noisy-label files are missing: LABELEMB_DATA is not set. Set it to the folder that "
+            "holds noisy-labels/ (in CI: ../shared/data).",
+            pytrace=False,
+        )
+    folder = Path(root) / "noisy-labels"
+    needed = [
+        folder / "wei-liu-2021" / "fashion-mnist-uniform-low.npy",
+        folder / "wei-liu-2021" / "mnist-sparse-high.npy",
+    ]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        pytest.fail(
+            f"the noisy-label files are missing: {', '.join(missing)} (from LABELEMB_DATA={root}). "
+            "Point LABELEMB_DATA at the folder holding noisy-labels/.",
+            pytrace=False,
+        )
+    return folder
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Run torch on one thread: these tiny models only lose from a second, contended, thread."""

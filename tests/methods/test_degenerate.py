@@ -53,6 +53,17 @@ METHODS = [
     ("dual_focal", {"gamma": 2.0}),
     ("mdca", {"beta": 2.0, "gamma": 1.0}),
     ("adafocal", {"gamma_initial": -1.0}),  # inverse focal: its gammas move on dev predictions only
+    # The robust losses of issue 78: each term at work; nls smooths from its second epoch.
+    ("gce", {"q": 0.5}),
+    ("sce", {"alpha": 0.3, "beta": 0.7}),
+    ("nce_rce", {"alpha": 2.0, "beta": 0.5}),
+    ("bootstrap_soft", {"beta": 0.7}),
+    ("bootstrap_hard", {"beta": 0.6}),
+    ("nls", {"smooth_rate": -0.5, "warmup_epochs": 1}),
+    ("elr", {"num_examples": NUM_EXAMPLES, "beta": 0.6, "lam": 2.0}),  # targets updated every step
+    ("coteaching", {"forget_rate": 0.4, "gradual_epochs": 0}),
+    ("forward_t", {"warmup_epochs": 1}),
+    ("forward_t", {"noise_transition": (0.5 * torch.eye(M) + 0.1).tolist()}),
 ]
 IDS = [
     "-".join([name, *(f"{k}={v}" for k, v in options.items() if not isinstance(v, torch.Tensor))])

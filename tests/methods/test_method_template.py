@@ -210,10 +210,13 @@ def test_a_chunked_head_from_the_row_loss_gives_the_loss_at_once():
 def test_which_methods_serve_token_rows_and_why_the_others_do_not():
     assert methods.serving("token") == [
         "acls",
+        "bootstrap_hard",
+        "bootstrap_soft",
         "confidence_penalty",
         "dual_focal",
         "flsd53",
         "focal",
+        "gce",
         "label_embedding",
         "label_relaxation",
         "label_smoothing",
@@ -221,7 +224,10 @@ def test_which_methods_serve_token_rows_and_why_the_others_do_not():
         "maxsup",
         "mbls",
         "mdca",
+        "nce_rce",
+        "nls",
         "onehot",
+        "sce",
         "tfkd_reg",
         "zipf_ls",
     ]

@@ -63,6 +63,9 @@ METHOD_OPTIONS: dict[str, dict] = {
     "pskd": {"num_examples": 8, "epochs": 2},
     "maxsup": {"epochs": 2},
     "static_label": {"vectors": torch.eye(10, 12) + 0.1},
+    "elr": {"num_examples": 8},
+    "coteaching": {"forget_rate": 0.2},
+    "forward_t": {"warmup_epochs": 1},
 }
 
 

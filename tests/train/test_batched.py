@@ -64,6 +64,9 @@ CNN = ("model.name=cnn", "model.channels=[4, 8]", "model.hidden=16")
         pytest.param(("method.name=ols",), id="mlp-ols"),
         pytest.param(("method.name=lwr", "method.k=1"), id="mlp-lwr"),
         pytest.param(("method.name=lwal10_rpl",), id="mlp-lwal10_rpl"),
+        # Per-example targets written at every step; a warm-up that ends at an epoch's end.
+        pytest.param(("method.name=elr",), id="mlp-elr"),
+        pytest.param(("method.name=nls", "method.warmup_epochs=1"), id="mlp-nls"),
         # The variants: a buffer that counts steps, and a compressed embedding (more parameters).
         pytest.param(("method.variant=nlp", "method.soft_warmup=10"), id="mlp-label_embedding-nlp"),
         pytest.param(("method.compressed_dim=4",), id="mlp-label_embedding-compressed"),
@@ -247,6 +250,15 @@ STACKED_METHODS = [
     ("acls", {"alpha": 0.5, "margin": 1.0}),  # a small margin: both hinges are at work
     ("dual_focal", {"gamma": 2.0}),
     ("mdca", {"beta": 2.0, "gamma": 1.0}),  # FL+MDCA: both classification losses' terms
+    ("gce", {"q": 0.5}),
+    ("sce", {"alpha": 0.3, "beta": 0.7}),
+    ("nce_rce", {"alpha": 2.0, "beta": 0.5}),
+    ("bootstrap_soft", {"beta": 0.7}),
+    ("bootstrap_hard", {"beta": 0.6}),
+    ("nls", {"smooth_rate": -0.5, "warmup_epochs": 1}),  # the epoch end switches the smoothing on
+    ("elr", {"num_examples": 60, "beta": 0.6, "lam": 2.0}),  # each seed's targets, every step
+    ("coteaching", {"forget_rate": 0.4, "gradual_epochs": 1}),
+    ("forward_t", {"warmup_epochs": 1}),
 ]
 
 

@@ -54,6 +54,16 @@ EVERY_METHOD = [
     ("dual_focal", ()),
     ("mdca", ("method.beta=2.0",)),
     ("elogitnorm", ()),
+    ("gce", ()),
+    ("sce", ()),
+    ("nce_rce", ()),
+    ("bootstrap_soft", ()),
+    ("bootstrap_hard", ()),
+    ("nls", ("method.warmup_epochs=1",)),
+    ("elr", ()),
+    ("coteaching", ("method.forget_rate=0.4", "method.gradual_epochs=0")),
+    ("forward_t", ("method.warmup_epochs=1",)),
+    ("forward_t", ("method.noise_transition=" + str((0.5 * torch.eye(10) + 0.05).tolist()),)),
 ]
 IDS = [" ".join([name, *(option[:24] for option in options)]) for name, options in EVERY_METHOD]
 STEPS = 3

@@ -28,6 +28,7 @@ SEARCH_PY = SOURCE / "search.py"
 NEEDS = {
     "label_embedding_fixed": {"embedding": torch.eye(3)},
     "static_label": {"vectors": torch.randn(3, 2)},
+    "coteaching": {"forget_rate": 0.2},
 }
 #: The settings under which a method searches more (its ``search_space_when``).
 SETTINGS = [(name, {}) for name in methods.available()] + [("label_embedding", {"variant": "nlp"})]
@@ -172,6 +173,10 @@ def test_each_method_declares_its_space():
     assert spaces["label_embedding_fixed"] == {"beta"}
     assert spaces["onehot"] == set() and spaces["static_label"] == set()
     assert spaces["elogitnorm"] == set()  # hyperparameter-free: only shared keys such as train.lr
+    assert spaces["gce"] == {"q"} and spaces["nls"] == {"smooth_rate"}
+    assert spaces["sce"] == spaces["nce_rce"] == {"alpha", "beta"}
+    assert spaces["bootstrap_soft"] == spaces["bootstrap_hard"] == {"beta"}  # each its own default
+    assert spaces["elr"] == {"beta", "lam"}
     assert methods.method_class("onehot").search_space == {}
 
 

@@ -115,6 +115,7 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
         list(dataset.class_names),
         yields=dataset.yields,
         details={**getattr(dataset, "details", {}), "frozen": frozen},
+        noise=getattr(dataset, "noise", None),
     )
 
 

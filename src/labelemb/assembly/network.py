@@ -5,7 +5,7 @@ precision) a step's inputs go through."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,6 +44,38 @@ def network_step(
     if rows is not None:
         features, targets = rows(features, targets)
     return method(features, targets, index=index if method.needs_index else None)
+
+
+class Replicas(nn.Module):
+    """Copies of one backbone, each drawn on its own, their features side by side: a batch goes
+    through every copy and the result is ``(N, copies * d)``, copy ``k``'s in columns
+    ``[k d, (k + 1) d)``. What a method that trains several networks together asks for with its
+    class's ``backbones`` (co-teaching's two); a head that reads only its own columns sends its
+    gradient to its own copy only."""
+
+    def __init__(self, copies: list[nn.Module]) -> None:
+        super().__init__()
+        widths = {copy.out_features for copy in copies}
+        if len(copies) < 2 or len(widths) != 1:
+            raise ValueError(f"replicas are two or more copies of one width, got widths {sorted(widths)}")
+        self.copies = nn.ModuleList(copies)
+        self.out_features = len(copies) * widths.pop()
+        self.output_init_std = getattr(copies[0], "output_init_std", None)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return torch.cat([copy(*inputs) for copy in self.copies], dim=-1)
+
+    def stacked_forward(self, params: Mapping[str, Tensor], inputs: Any) -> Tensor:
+        """``(S, B, copies * d)``: each copy's own grouped pass over seeds (its ``stacked_forward``)
+        on its parameters, ``params["copies.k.*"]``, side by side (the batched trainer's hook)."""
+        features = []
+        for k, copy in enumerate(self.copies):
+            if not callable(getattr(copy, "stacked_forward", None)):
+                raise TypeError(f"{type(copy).__name__} does not run seeds side by side (no stacked_forward)")
+            prefix = f"copies.{k}."
+            own = {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
+            features.append(copy.stacked_forward(own, inputs))
+        return torch.cat(features, dim=-1)
 
 
 class Network(nn.Module):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -24,9 +25,10 @@ from .. import methods, models
 from ..config import ConfigError
 from ..data import Dataset
 from ..data.augment import Augment
+from ..data.label_noise import NoiseConfig, add_label_noise
 from ..data.registry import DataRequest, data_fingerprint, load
 from ..data.text.sequences import TextDataset
-from .network import StepOptions
+from .network import Replicas, StepOptions
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,18 @@ class DataSource:
 
     name: str
     request: DataRequest
+    #: The training labels' noise (the config's ``noise:``); None: the labels as the data gives them.
+    noise: NoiseConfig | None = None
 
     def load(self) -> Dataset | TextDataset:
-        return load(self.name, self.request)
+        return self.with_noise(load(self.name, self.request))
+
+    def with_noise(self, dataset: Any) -> Any:
+        """``dataset`` (as loaded, or handed to the trainer) with the noise asked for on its labels
+        (a copy; the same data set where none is asked or it carries it already)."""
+        if self.noise is None or getattr(dataset, "noise", None) is not None:
+            return dataset
+        return add_label_noise(dataset, self.noise, self.request)
 
     def fingerprint(self) -> str | None:
         """The digest of what :meth:`load` would read, without reading it (None: not computable)."""
@@ -134,9 +145,12 @@ class Backbone:
     freeze: bool = False
     folder: str | None = None
 
-    def build(self, input_shape: tuple[int, ...]) -> nn.Module:
+    def build(self, input_shape: tuple[int, ...], copies: int = 1) -> nn.Module:
         """The network's backbone side: the named model (and its dense layer), or the head side of
-        a frozen one, which reads its features."""
+        a frozen one, which reads its features; ``copies`` of it, each drawn on its own, side by
+        side (:class:`~labelemb.assembly.network.Replicas`) where a method trains that many networks."""
+        if copies > 1:
+            return Replicas([self.build(input_shape) for _ in range(copies)])
         if self.freeze:
             return models.FeatureHead(input_shape, dense=self.dense)
         model = self.named(input_shape)
@@ -152,6 +166,17 @@ class Backbone:
 
 #: What a method may be told of the run that the ceiling ``train.epochs`` sets.
 CEILING_CONTEXT = ("epochs", "total_updates")
+
+
+def noise_context(noise: Any) -> dict[str, Any]:
+    """What a method is told of its training labels' noise (None for clean labels): the share of
+    training labels that are wrong (``noise_rate``, a fraction: what Co-teaching's authors take as
+    known) and the transition matrix (``noise_transition``: the one the noise was drawn from, else
+    the one the labels show), as forward correction takes it given."""
+    if noise is None:
+        return {"noise_rate": None, "noise_transition": None}
+    matrix = noise.transition if noise.transition is not None else noise.realised
+    return {"noise_rate": noise.train_rate, "noise_transition": [[float(v) for v in row] for row in matrix]}
 
 
 @dataclass(frozen=True)
@@ -173,6 +198,7 @@ class MethodFactory:
             "epochs": self.timing.epochs,
             "total_updates": self.timing.total_updates(len(dataset.train)),
             "class_names": list(dataset.class_names),
+            **noise_context(getattr(dataset, "noise", None)),
         }
         return {**self.options, **{key: context[key] for key in self.told}}
 
@@ -183,8 +209,11 @@ class MethodFactory:
 
 def build_pair(backbone: Backbone, method: MethodFactory, dataset: Any) -> tuple[nn.Module, methods.Method]:
     """The backbone and the method of a run on ``dataset``; the method's output layer starts at the
-    backbone's init (its ``output_init_std``) unless its options set it."""
-    model = backbone.build(dataset.input_shape)
+    backbone's init (its ``output_init_std``) unless its options set it. A method that trains
+    several networks together (its class's ``backbones``: co-teaching's 2) gets as many copies of
+    the backbone, their features side by side (:class:`~labelemb.assembly.network.Replicas`)."""
+    copies = getattr(methods.method_class(method.name), "backbones", 1)
+    model = backbone.build(dataset.input_shape, copies)
     return model, method.build(model.out_features, dataset, getattr(model, "output_init_std", None))
 
 
@@ -231,8 +260,7 @@ class Optimiser:
         backbone_lr = self.backbone_lr()
         if backbone_lr is None:
             return [parameter for _, parameter in named]
-        # A dense layer (model.dense) is new, not pretrained: it trains with the head.
-        in_backbone = [name.startswith("model.") and not name.startswith("model.dense.") for name, _ in named]
+        in_backbone = [pretrained_part(name) for name, _ in named]
         backbone = [parameter for (_, parameter), inside in zip(named, in_backbone) if inside]
         head = [parameter for (_, parameter), inside in zip(named, in_backbone) if not inside]
         return [{"params": backbone, "lr": backbone_lr}, {"params": head}]
@@ -250,6 +278,16 @@ class Optimiser:
 
     def schedule(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), self.gamma)
+
+
+def pretrained_part(name: str) -> bool:
+    """Whether a network's parameter ``name`` is the backbone's own (``model.*``, in any of its
+    replicas), which trains at the backbone's rate: a dense layer (``model.dense``) is new, not
+    pretrained, and trains with the head."""
+    if not name.startswith("model."):
+        return False
+    inside = re.sub(r"^copies\.\d+\.", "", name.removeprefix("model."))
+    return not inside.startswith("dense.")
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def data_of(config: RunConfig) -> DataSource:
         eval_source_limit=config.section(DecodeOptions).max_source_tokens,
         progress=config.train.progress,
     )
-    return DataSource(data.name, request)
+    return DataSource(data.name, request, config.noise)
 
 
 def backbone_of(config: RunConfig) -> Backbone:

@@ -156,6 +156,12 @@ def evaluation_line(record: dict[str, Any]) -> str:
         ]
         if aurocs:
             parts.append(f"OOD {name}: AUROC {', '.join(aurocs)}")
+    noise = record.get("noise", {}).get("selected")
+    if noise:
+        parts.append(
+            f"wrong training labels fitted {noise['memorised']:.2f} %, found by the loss with AUROC "
+            f"{noise['detect_auroc_loss']:.2f} %"
+        )
     return ", ".join(parts) or "no figures (a diverged run?)"
 
 
@@ -178,9 +184,12 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path,
     device = str(resolve_device(configs[0].train.device))
     lacking = []
     ood = [entry.label for entry in finished[0].ood]
-    parts = 3 + len(ood)  # the test and dev splits, the conformal sets, each OOD set
+    noisy = finished[0].noise is not None
+    # the test and dev splits, the conformal sets, each OOD set, the training split's noise
+    parts = 3 + len(ood) + noisy
     detail = f" for {len(finished)} run(s): test and dev splits, selective classification, conformal sets"
     detail += f", OOD {', '.join(ood)}" if ood else ""
+    detail += ", the noisy training labels" if noisy else ""
     with Steps(
         "evaluating the selected weights", parts * len(finished), "part", bar=progress, detail=detail
     ) as steps:

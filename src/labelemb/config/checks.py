@@ -23,7 +23,15 @@ from .reading import read_config_file, validate_config
 from .schema import ConfigError, RunConfig, config_keys, top_level_keys
 
 #: Method options the trainer fills in from the run when the config leaves them out.
-RUN_CONTEXT_OPTIONS = ("init_std", "num_examples", "epochs", "total_updates", "class_names")
+RUN_CONTEXT_OPTIONS = (
+    "init_std",
+    "num_examples",
+    "epochs",
+    "total_updates",
+    "class_names",
+    "noise_rate",
+    "noise_transition",
+)
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
@@ -132,6 +140,23 @@ def check_buildable(config: RunConfig) -> None:
     check_data_fits_model(config)
 
 
+def check_noise(config: RunConfig, yields: str) -> None:
+    """Noise on the training labels needs labels that are classes: not a sequence corpus's targets."""
+    noise = config.noise
+    if noise is None:
+        return
+    if yields == "token_pairs":
+        raise ConfigError(
+            f"noise: makes class labels wrong; data {config.data.name!r} is {data_kind(yields)}, whose "
+            "targets are sequences: drop the noise section"
+        )
+    if noise.kind == "instance" and yields != "images":
+        raise ConfigError(
+            f"noise kind instance reads each example's input as a vector of numbers; data "
+            f"{config.data.name!r} is {data_kind(yields)}: use symmetric, pairflip, matrix or a labels file"
+        )
+
+
 def check_data_fits_model(config: RunConfig) -> None:
     """The data set exists, the backbone reads what it yields, and its task can train the method."""
     name = config.data.name
@@ -162,6 +187,7 @@ def check_data_fits_model(config: RunConfig) -> None:
         )
     check_ood_sets(config, yields)
     check_shift(config, yields)
+    check_noise(config, yields)
     augment = config.data.augment
     if config.model.freeze:
         check_freezable(config, yields)

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..data.label_noise import NoiseConfig
 from ..data.registry import dataset_yields
 from ..data.registry import option_schemas as data_option_schemas
 from ..data.registry import option_sections as data_sections
@@ -229,6 +230,8 @@ class RunConfig(BaseModel):
     #: training result.
     shift: list[str] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
+    #: Noise on the training labels (labelemb.data.label_noise); null: the labels as the data gives them.
+    noise: NoiseConfig | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -368,7 +371,7 @@ def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[
 
 
 def _is_section(annotation: type) -> bool:
-    return issubclass(annotation, (_Strict, DataConfig))
+    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig))
 
 
 def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: str) -> None:

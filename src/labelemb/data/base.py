@@ -77,6 +77,16 @@ class Dataset:
     #: Images: the largest value the stored pixels can hold, which the loader divided them by to
     #: make floats in [0, 1] (255 for 8-bit images; 16 for scikit-learn's digits, counts 0..16).
     pixel_scale: float = 255.0
+    #: Each training (and dev) example's row in the data set's training file, where dev was carved
+    #: from it (MNIST's first 5,000 images; a user's file with ``dev_fraction``): what a file of
+    #: noisy labels, one per row of the training file, is matched by. Empty: train is the file, in
+    #: its order, and dev (if any) a file of its own.
+    file_rows: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: The number of rows of that training file (0: train's size, as ``file_rows`` is empty).
+    training_file_size: int = 0
+    #: The training labels' noise (:class:`~labelemb.data.label_noise.NoisyLabels`): their clean
+    #: labels, which were flipped, and how; None where the labels are taken as true.
+    noise: Any = None
 
     def __post_init__(self) -> None:
         if self.yields == "images":
@@ -110,6 +120,8 @@ class Dataset:
         """This data set training on its first ``count`` examples only (all of them for None)."""
         if count is not None:
             self.train = self.train.first(count)
+            if "train" in self.file_rows:
+                self.file_rows = {**self.file_rows, "train": self.file_rows["train"][:count]}
         return self
 
 

@@ -323,6 +323,8 @@ def load_idx_dataset(paths: list[Path], spec: IdxDatasetSpec) -> Dataset:
         dev=Split(full_train.inputs[:d], full_train.labels[:d]),
         test=to_split(test_x, test_y),
         class_names=list(spec.class_names),
+        file_rows={"dev": torch.arange(d), "train": torch.arange(d, len(full_train))},
+        training_file_size=len(full_train),
     )
 
 

@@ -90,7 +90,7 @@ def build(name: str, *, in_features: int, num_classes: int, **method_options: ob
 
 #: What a trial build (:func:`method_builder`) gives a method of the run's context when the caller
 #: does not: a tiny training set's size, its epochs and its updates (the trainer passes the run's own).
-PROBE_CONTEXT: dict[str, object] = {"num_examples": 8, "epochs": 10, "total_updates": 100}
+PROBE_CONTEXT: dict[str, object] = {"num_examples": 8, "epochs": 10, "total_updates": 100, "noise_rate": 0.2}
 
 
 def search_space(name: str, options: Mapping[str, object] | None = None) -> dict[str, Space]:

@@ -42,6 +42,7 @@ from ..data import Dataset, Split
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.figures import PERCENT_FROM_FORMAT, computed_figures
+from ..metrics.noise import detection_figures, memorisation_figures
 from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
@@ -124,6 +125,9 @@ def evaluate_run(
         except ValueError as error:  # DataError, PredictError: inputs the network cannot read
             raise PredictError(f"ood set {inputs.label!r} ({inputs.source}): {error}") from None
         step(f"OOD {inputs.label}")
+    if scores.noise is not None:
+        record["noise"] = _noise_record(scores, folder, device)
+        step("noisy training labels")
     folder.write_evaluation(record)
     return record
 
@@ -147,6 +151,9 @@ class RunScores:
             dataset = freeze_features(config, dataset, task, predictor.device)
         self.class_names = list(dataset.class_names)
         self.dev, self.test = dataset.dev, dataset.test
+        #: Where the run trained on noisy labels: its training split and their record.
+        self.noise = getattr(dataset, "noise", None)
+        self.train = dataset.train if self.noise is not None else None
 
     def data_digest(self) -> str:
         """A SHA-256 of the dev and test splits as scored (inputs, lengths, labels): a record of other
@@ -160,9 +167,10 @@ class RunScores:
                     hasher.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
         return hasher.hexdigest()
 
-    def of_split(self, split: Any) -> Tensor:
-        """The logits of one of the run's splits."""
-        return self._head(split.inputs) if self.frozen else self.predictor.logits(split)
+    def of_split(self, split: Any, predictor: Predictor | None = None) -> Tensor:
+        """The logits of one of the run's splits (by ``predictor``: another checkpoint of the run)."""
+        predictor = predictor or self.predictor
+        return self._head(split.inputs, predictor) if self.frozen else predictor.logits(split)
 
     def of_inputs(self, items: Any) -> Tensor:
         """The logits of other inputs (what :meth:`Predictor.logits` takes)."""
@@ -175,12 +183,13 @@ class RunScores:
         return self._head(freeze_features(config, images, task, self.predictor.device).test.inputs)
 
     @torch.inference_mode()
-    def _head(self, features: Tensor) -> Tensor:
+    def _head(self, features: Tensor, predictor: Predictor | None = None) -> Tensor:
         """The classifier's head (dense layer, method) on ``features``, as evaluation runs it."""
-        classifier, device = self.predictor.model, self.predictor.device
-        autocast = self.predictor.autocast
+        predictor = predictor or self.predictor
+        classifier, device = predictor.model, predictor.device
+        autocast = predictor.autocast
         parts = []
-        for rows in features.split(self.predictor.batch_size):
+        for rows in features.split(predictor.batch_size):
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 parts.append(classifier.method.logits(classifier.model(rows.to(device))).float().cpu())
         return torch.cat(parts) if parts else torch.zeros((0, len(self.class_names)))
@@ -262,6 +271,23 @@ def mapped_figures(
         except ValueError as error:
             logger.warning("no %s recalibration: %s", name, error)
     return figures
+
+
+def _noise_record(scores: RunScores, folder: RunDir, device: str | torch.device) -> dict[str, Any]:
+    """What the noisy training labels did, on the training split: memorisation and how well the
+    loss finds the wrong labels (:mod:`labelemb.metrics.noise`), at the selected weights and at the
+    last ones; and the realised noise."""
+    noise, train = scores.noise, scores.train
+    clean = noise.clean["train"]
+    record: dict[str, Any] = {"realised_rate": noise.rate("train", train.labels)}
+    last = load(folder.path, checkpoint="last", device=device)
+    for name, predictor in (("selected", scores.predictor), ("final", last)):
+        logits = scores.of_split(train, predictor)
+        record[name] = {
+            **memorisation_figures(logits, train.labels, clean),
+            **detection_figures(logits, train.labels, clean),
+        }
+    return record
 
 
 def _ood_record(scores: RunScores, test_logits: Tensor, inputs: OodInputs) -> dict[str, Any]:

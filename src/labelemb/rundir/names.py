@@ -26,6 +26,9 @@ SHIFT_FILE = "shift.json"
 #: The dev split's conformal scores of the selected check, sorted, one tensor per score, and what
 #: they were computed from: the calibration of ``labelemb predict --sets`` (labelemb.predict.sets).
 CONFORMAL_FILE = "conformal.safetensors"
+#: A run trained on noisy labels: which training (and dev) examples carry a wrong label, their
+#: clean and noisy labels, and the transition matrices (asked for, realised): labelemb.data.label_noise.
+NOISE_FILE = "label_noise.safetensors"
 LOCK_FILE = ".lock"
 #: Where a run keeps what each evaluation produced besides its metrics (decoded output).
 OUTPUTS_DIR = "outputs"
@@ -44,4 +47,4 @@ TMP_SUFFIX = ".tmp"
 
 #: Config keys added after run folders were first written, with the value those older runs had:
 #: a config.yaml without the key was trained that way, whatever today's default is.
-LEGACY_VALUES: dict[tuple[str, ...], Any] = {("train", "adam"): "classic"}
+LEGACY_VALUES: dict[tuple[str, ...], Any] = {("train", "adam"): "classic", ("noise",): None}

@@ -143,6 +143,8 @@ def check(
     layout.sync()
     means = term_sums.means()
     count = len(layout.runs)
+    predictions = getattr(layout, "predictions", None)
+    memorisation = predictions.figures() if predictions is not None else [{}] * count
     for s, run in enumerate(layout.runs):
         progress = run.progress
         for key in ("epoch", "batch", "step", "examples"):
@@ -154,10 +156,18 @@ def check(
         record, files = check_record(
             run, layout.predictor(s), task, plan.dev, plan.test, plan.num_train, terms
         )
+        record.update(memorisation[s])
         progress.records.append(record)
         callbacks.on_record(run)
         selected = last_is_selected(progress.records, task, run.plan.selection)
-        saver.check(run, files, partial(layout.checkpoint_state, s), selected)
+        saver.check(run, files, partial(_checkpoint_state, layout, s), selected)
+
+
+def _checkpoint_state(layout: Layout, s: int) -> dict[str, Any]:
+    """Run ``s``'s checkpoint: the layout's state of it, and its row of the training predictions."""
+    state = layout.checkpoint_state(s)
+    predictions = getattr(layout, "predictions", None)
+    return state if predictions is None else {**state, **predictions.state(s)}
 
 
 def run_loop(

@@ -38,6 +38,7 @@ from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .loop import run_loop
+from .memorisation import training_predictions
 from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
 from .saving import Saver
 from .seed_run import Progress, Schedule, SeedRun, load_state, with_this_code
@@ -64,8 +65,7 @@ def train_owned(
     device = _process_device(first.placement, processes)
     hooks = Callbacks([EarlyStopping(), DevSplitCheck(), hooks])
     # Data: read once for every run; a continued run's folder copied from its source first.
-    if dataset is None:
-        dataset = first.data.load()
+    dataset = first.data.load() if dataset is None else first.data.with_noise(dataset)
     continue_runs(plans, dataset, processes)
     # Task: the data decides it, in one place (the task's for_run reads the run's record); the
     # callbacks may refuse the pair.
@@ -88,6 +88,7 @@ def train_owned(
         # Layout and optimiser: one run, or seeds side by side; Adam and its schedule; the
         # methods' epoch-end updates through the layout.
         layout = lay_out(group, task, device)
+        layout.predictions = training_predictions(group, dataset, device)
         epoch_end = _EpochEnd(layout, timetable.dev)
         _count_flops(group, task, timetable)
         display = ProgressDisplay(group, task, timetable, show_progress and processes.is_main)

@@ -14,7 +14,7 @@ from ..data import Dataset
 from ..data.base import as_float_images
 from ..data.registry import DataRequest
 from ..data.text.sequences import TextDataset
-from ..rundir import START_FILE
+from ..rundir import NOISE_FILE, START_FILE, save_safetensors
 from .seed_run import SeedRun
 
 
@@ -37,10 +37,13 @@ class Saver:
         if not self.writes:
             return
         start = json.dumps(start_record(request, dataset), indent=2) + "\n"
+        noise = getattr(dataset, "noise", None)
         for run in runs:
             run.folder.start(run.config)
             for name, text in {**files, START_FILE: start}.items():
                 run.folder.write_text_file(name, text)
+            if noise is not None:
+                save_safetensors(run.folder.file(NOISE_FILE), noise.tensors(dataset))
 
     def check(
         self, run: SeedRun, files: dict[str, str], checkpoint: Callable[[], dict[str, Any]], selected: bool

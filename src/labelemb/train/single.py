@@ -16,6 +16,7 @@ from . import distributed
 from .batches import epoch_order, rows_per_example
 from .dev_predictions import dev_predictions
 from .graphs import graphed
+from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
 
 
@@ -27,6 +28,8 @@ class Single:
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    #: What each step predicted for its examples, where the labels are noisy (the recipe sets it).
+    predictions: TrainingPredictions | None = None
 
     def __init__(self, run: SeedRun, task: Task, device: torch.device) -> None:
         plan = run.plan
@@ -85,7 +88,10 @@ class Single:
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         # A method's rows that belong together (cskd's pairs) stay on one process.
         group = rows_per_example(self.runs[0].method)
-        out = self.forward(split, self.processes.shard(index[0], group))
+        rows = self.processes.shard(index[0], group)
+        out = self.forward(split, rows)
+        if self.predictions is not None:
+            self.predictions.record(rows, out.logits)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if self.clip_grad_norm is not None:

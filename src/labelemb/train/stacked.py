@@ -45,6 +45,7 @@ from .batches import epoch_order
 from .batching import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
 from .graphs import graphed
+from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
 
 
@@ -60,6 +61,8 @@ class Stacked:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     own_optimizers: list[torch.optim.Optimizer]
+    #: What each step predicted for its examples, where the labels are noisy (the recipe sets it).
+    predictions: TrainingPredictions | None = None
 
     def __init__(self, runs: list[SeedRun], task: Task, device: torch.device) -> None:
         self.runs = runs
@@ -186,6 +189,8 @@ class Stacked:
     def step(self, split: Split, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         inputs, targets = self.task.batch(split, index)
         out = self._forward(inputs, targets, index)
+        if self.predictions is not None:
+            self.predictions.record(index, out.logits)
         self.optimizer.zero_grad(set_to_none=True)
         # Summed, each seed's gradient is exactly its own loss's gradient.
         out.loss.sum().backward()

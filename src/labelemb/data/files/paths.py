@@ -12,14 +12,15 @@ from ..registry import DataRequest
 SPLITS = ("train", "dev", "test")
 
 
-def find_file(name: str, request: DataRequest, what: str) -> Path:
+def find_file(name: str, request: DataRequest, what: str, key: str = "data.files") -> Path:
     """``name`` as given if absolute, else the first of: the config's folder, ``data.dir``,
-    ``$LABELEMB_DATA`` that holds it; a DataError naming every place searched if none does."""
+    ``$LABELEMB_DATA`` that holds it; a DataError naming every place searched if none does
+    (``key``: the config section that names the file)."""
     path = Path(name).expanduser()
     if path.is_absolute():
         if path.exists():
             return path
-        raise DataError(f"{what} {path} does not exist; fix the path in data.files")
+        raise DataError(f"{what} {path} does not exist; fix the path in {key}")
     roots = [*request.search, request.dir, os.environ.get("LABELEMB_DATA")]
     places = [Path(root) / path for root in roots if root]
     for place in places:

@@ -1,0 +1,52 @@
+"""What training on noisy labels did: functions of a network's logits on its training examples,
+their noisy labels (trained on) and their clean ones.
+
+- **memorisation** (Arpit et al. 2017; Liu et al. 2020, Fig. 1): of the examples whose label is
+  wrong, the share predicted as that wrong label (fitted) and as their true class;
+- **finding the wrong labels** (Han et al. 2018's small-loss trick, confident learning): how well an
+  example's loss against its noisy label (and its margin) tells the wrongly labelled examples from
+  the others, as an AUROC (scikit-learn's), 50 % being chance.
+
+Every share is in percent.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import Tensor
+
+
+def memorisation_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str, float]:
+    """``memorised``: % of the wrongly labelled examples predicted as their (wrong) label;
+    ``flipped_correct``: % of them predicted as their true class; ``clean_fit``: % of the rightly
+    labelled ones predicted as their label. NaN where a group is empty."""
+    predicted = logits.argmax(dim=-1).cpu()
+    noisy, clean = noisy.cpu(), clean.cpu()
+    flipped = noisy != clean
+    return {
+        "memorised": _share(predicted[flipped] == noisy[flipped]),
+        "flipped_correct": _share(predicted[flipped] == clean[flipped]),
+        "clean_fit": _share(predicted[~flipped] == noisy[~flipped]),
+    }
+
+
+def detection_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str, float]:
+    """``detect_auroc_loss``: AUROC (%) of the cross-entropy against the noisy label as a score for
+    "this label is wrong"; ``detect_auroc_margin``: the same for the margin ``max_{j != y} z_j - z_y``
+    (higher where the network prefers another class). NaN where all labels are right or all wrong."""
+    logits, noisy, clean = logits.float().cpu(), noisy.cpu(), clean.cpu()
+    flipped = (noisy != clean).numpy()
+    if flipped.all() or not flipped.any():
+        return {"detect_auroc_loss": float("nan"), "detect_auroc_margin": float("nan")}
+    loss = F.cross_entropy(logits, noisy, reduction="none")
+    given = logits.gather(1, noisy[:, None]).squeeze(1)
+    others = logits.scatter(1, noisy[:, None], float("-inf")).amax(dim=1)
+    return {
+        "detect_auroc_loss": 100.0 * float(roc_auc_score(flipped, loss.numpy())),
+        "detect_auroc_margin": 100.0 * float(roc_auc_score(flipped, (others - given).numpy())),
+    }
+
+
+def _share(hits: Tensor) -> float:
+    return 100.0 * float(hits.float().mean()) if hits.numel() else float("nan")
