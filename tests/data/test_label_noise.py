@@ -231,3 +231,30 @@ def test_a_labels_file_of_the_wrong_length_or_classes_is_refused(fashion_mnist, 
     wide.write_text("\n".join(["3"] * 10 + ["12"]))
     with pytest.raises(DataError, match="label 12 at row 10 is not a class"):
         add_label_noise(fashion_mnist(), NoiseConfig(kind="file", labels=str(wide)), DataRequest())
+
+
+@pytest.mark.parametrize(
+    "setting", ["sparse-low", "sparse-high", "uniform-low", "uniform-high", "random-low", "random-high"]
+)
+def test_every_published_labels_file_fits_its_own_data_set_and_not_the_other(
+    setting, noisy_labels_dir, fashion_mnist_dir, mnist_dir
+):
+    # The 1.5x-chance bar passes the noisiest published setting (uniform-high, 74 % wrong) and
+    # refuses each file given to the other data set.
+    from labelemb.data import load_dataset
+    from labelemb.data.label_noise.files import check_labels_fit, read_label_file
+
+    clean = {
+        name: torch.cat([data.dev.labels, data.train.labels]).numpy()
+        for name, data in (
+            ("mnist", load_dataset("mnist", mnist_dir.parent)),
+            ("fashion-mnist", load_dataset("fashion-mnist", fashion_mnist_dir)),
+        )
+    }
+    rows = np.arange(60_000)
+    for name, other in (("mnist", "fashion-mnist"), ("fashion-mnist", "mnist")):
+        path = noisy_labels_dir / "wei-liu-2021" / f"{name}-{setting}.npy"
+        noisy = read_label_file(path, 10)
+        assert check_labels_fit(path, noisy, clean[name], 10, rows) > 0.25
+        with pytest.raises(DataError, match="as often as unrelated labels would"):
+            check_labels_fit(path, noisy, clean[other], 10, rows)

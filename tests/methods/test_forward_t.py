@@ -211,3 +211,13 @@ def test_rows_within_the_tolerance_are_renormalised(tmp_path):
     path = write(tmp_path / "t.csv", [[0.333, 0.333, 0.333], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     method = forward_t(transition=path)
     torch.testing.assert_close(method.transition_matrix.sum(-1), torch.ones(3))
+
+
+def test_a_transition_file_is_an_option_a_bundle_copies_into_itself():
+    # An option typed as a path is copied into an exported bundle and read from there, so a
+    # bundle never names a file outside its folder (labelemb.predict.bundle_config).
+    from labelemb.methods import method_class
+    from labelemb.predict.bundle_config import _names_a_file
+
+    assert _names_a_file(method_class("forward_t"), "transition")
+    assert not _names_a_file(method_class("forward_t"), "noise_transition")

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from run_checks import interrupt_at_first_checkpoint, read_metrics
 from safetensors.torch import load_file
 
 from labelemb.metrics.noise import detection_figures, memorisation_figures
@@ -138,9 +139,13 @@ def test_the_evaluation_of_a_noisy_run_judges_its_training_split(small_config, t
         ("{kind: symmetric, rate: 1.5}", "noise.rate"),
         ("{kind: symmetric, rate: 0.2, dev: noisey}", "noise.dev"),
         ("{kind: file, labels: missing.npy}", "noise.labels file missing.npy not found"),
+        ("matrix-file", "row 9 sums to 0.6800"),
+        ("other-labels", "as often as unrelated labels would"),
     ],
 )
 def test_bad_noise_is_one_line_and_writes_nothing(tmp_path, noise, message):
+    made = {"matrix-file": write_matrix_file, "other-labels": write_labels_of_other_data}
+    noise = made[noise](tmp_path) if noise in made else noise
     config_path = tmp_path / "noisy.yaml"
     config_path.write_text(
         "experiment: noisy\ndata: {name: digits}\nmethod: {name: onehot}\n"
@@ -155,3 +160,43 @@ def test_bad_noise_is_one_line_and_writes_nothing(tmp_path, noise, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_noisy_run_resumed_mid_epoch_counts_memorisation_as_one_run_through(small_config, digits, tmp_path):
+    # The prediction table is in the checkpoint: the checks after the crash see the examples
+    # predicted before it, as an uninterrupted run's do.
+    overrides = ("method.name=onehot", "train.epochs=2", "train.eval_every=300")
+    clean = small_config(*overrides, output_dir=tmp_path / "clean", noise=NOISE)
+    crashed = small_config(*overrides, output_dir=tmp_path / "crashed", noise=NOISE)
+    train(clean, dataset=digits)
+    interrupt_at_first_checkpoint(crashed, digits, epoch=0)
+    train(crashed, dataset=digits)
+    figures = [
+        [(record["train_memorised"], record["train_flipped_correct"]) for record in read_metrics(c.run_dir())]
+        for c in (clean, crashed)
+    ]
+    assert figures[0] == figures[1]
+
+
+def write_matrix_file(folder):
+    path = folder / "flips.csv"
+    path.write_text(
+        "\n".join(["0.82," + ",".join(["0.02"] * 9)] * 9 + ["0.5," + ",".join(["0.02"] * 9)]) + "\n"
+    )
+    return f"{{kind: matrix, matrix: {path}}}"
+
+
+def write_labels_of_other_data(folder):
+    # A labels file whose labels agree with the digits' own only by chance (a shuffled copy).
+    from labelemb.data import load_digits
+
+    digits = load_digits()
+    labels = digits.train.labels  # its dev split is not carved from train: the file gives train's rows
+    path = folder / "other.txt"
+    path.write_text(
+        "\n".join(
+            str(int(v))
+            for v in labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+        )
+    )
+    return f"{{kind: file, labels: {path}}}"

@@ -168,15 +168,17 @@ class Backbone:
 CEILING_CONTEXT = ("epochs", "total_updates")
 
 
-def noise_context(noise: Any) -> dict[str, Any]:
+def noise_context(dataset: Any) -> dict[str, Any]:
     """What a method is told of its training labels' noise (None for clean labels): the share of
     training labels that are wrong (``noise_rate``, a fraction: what Co-teaching's authors take as
     known) and the transition matrix (``noise_transition``: the one the noise was drawn from, else
     the one the labels show), as forward correction takes it given."""
+    noise = getattr(dataset, "noise", None)
     if noise is None:
         return {"noise_rate": None, "noise_transition": None}
     matrix = noise.transition if noise.transition is not None else noise.realised
-    return {"noise_rate": noise.train_rate, "noise_transition": [[float(v) for v in row] for row in matrix]}
+    rate = noise.rate("train", dataset.train.labels) / 100.0
+    return {"noise_rate": rate, "noise_transition": [[float(v) for v in row] for row in matrix]}
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class MethodFactory:
             "epochs": self.timing.epochs,
             "total_updates": self.timing.total_updates(len(dataset.train)),
             "class_names": list(dataset.class_names),
-            **noise_context(getattr(dataset, "noise", None)),
+            **noise_context(dataset),
         }
         return {**self.options, **{key: context[key] for key in self.told}}
 

@@ -78,7 +78,7 @@ class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
         in_features: int,
         num_classes: int,
         *,
-        transition: str | None = None,
+        transition: str | Path | None = None,
         noise_transition: list[list[float]] | None = None,
         estimate: bool = False,
         warmup_epochs: int | None = None,

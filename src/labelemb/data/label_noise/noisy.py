@@ -51,10 +51,6 @@ class NoisyLabels:
     realised: np.ndarray
     transition: np.ndarray | None
     description: dict[str, Any] = field(default_factory=dict)
-    #: Whether the dev split's labels are the noisy ones (what selection and dev fits see).
-    dev_noisy: bool = True
-    #: The share of the training labels that are wrong, a fraction.
-    train_rate: float = 0.0
 
     def flipped(self, split: str, labels: Tensor) -> Tensor:
         """Which of ``split``'s examples carry a wrong label (bool, on ``labels``' device)."""
@@ -111,8 +107,7 @@ def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> A
         noisy = torch.from_numpy(noisy_file[part.numpy()])
         setattr(dataset, split, dataclasses.replace(original, labels=noisy))
     realised = realised_matrix(clean["train"].numpy(), dataset.train.labels.numpy(), dataset.num_classes)
-    record = NoisyLabels(clean, realised, transition, dev_noisy=noise.dev == "noisy")
-    record.train_rate = record.rate("train", dataset.train.labels) / 100.0
+    record = NoisyLabels(clean, realised, transition)
     record.description = {
         **noise.model_dump(mode="json", exclude_defaults=False),
         **described,
