@@ -150,6 +150,13 @@ def check_noise(config: RunConfig, yields: str) -> None:
             f"noise: makes class labels wrong; data {config.data.name!r} is {data_kind(yields)}, whose "
             "targets are sequences: drop the noise section"
         )
+    carried = getattr(config.data_sections().get("files"), "clean_label_column", None)
+    if carried:
+        raise ConfigError(
+            f"noise: would make labels wrong that data.files.clean_label_column ({carried!r}) says are "
+            "noisy already: drop the noise section (or data.files.clean_label_column to add noise to "
+            "labels taken as right)"
+        )
     if noise.kind == "instance" and yields != "images":
         raise ConfigError(
             f"noise kind instance reads each example's input as a vector of numbers; data "

@@ -32,13 +32,7 @@ def class_ids(
             check_labels(column, split)
     if given_names:
         _check_given_names(given_names)
-    names = given_names or train.class_names
-    if names is None:
-        ordered = sorted(set(_as_list(train.labels)))
-        names = [str(value) for value in ordered]
-        lookup: dict[Any, int] = {value: i for i, value in enumerate(ordered)}
-    else:
-        lookup = _name_lookup(names, train)
+    names, lookup = _class_lookup(train, given_names)
     ids = {
         split: None if column is None else _ids(column, split, lookup, names, _kind_of(train))
         for split, column in columns.items()
@@ -50,6 +44,63 @@ def class_ids(
             "classification needs at least two"
         )
     return list(names), ids
+
+
+def clean_class_ids(
+    columns: dict[str, Column | None], given_names: list[str] | None, column_name: str
+) -> dict[str, np.ndarray]:
+    """Each split's true labels (the column ``column_name``, ``data.files.clean_label_column``) as ids
+    of the classes :func:`class_ids` read from train's labels. Train must carry them; dev and test
+    may. The two columns must name the same classes: a true class the trained-on labels never name
+    (or the reverse) is a mistake in one of them, refused."""
+    train = columns["train"]
+    assert train is not None
+    if train.clean_labels is None:
+        raise DataError(
+            f"{train.files[0]} has no column {column_name!r} (data.files.clean_label_column); name the "
+            "column of each row's true label, or drop data.files.clean_label_column"
+        )
+    names, lookup = _class_lookup(train, given_names)
+    clean: dict[str, np.ndarray] = {}
+    for split, column in columns.items():
+        if column is None or column.clean_labels is None:
+            continue
+        true = Column(column.inputs, column.clean_labels, column.files, column.starts, None, column.layouts)
+        check_labels(true, f"{split} ({column_name})")
+        if split == "train" and not given_names:
+            _check_same_classes(train, true, column_name)
+        clean[split] = _ids(true, f"{split} ({column_name})", lookup, names, _kind_of(train))
+    return clean
+
+
+def _check_same_classes(train: Column, true: Column, column_name: str) -> None:
+    trained_on = {str(value).strip() for value in _as_list(train.labels)}
+    truth = {str(value).strip() for value in _as_list(true.labels)}
+    if trained_on != truth:
+        only_true, only_noisy = sorted(truth - trained_on), sorted(trained_on - truth)
+        said = []
+        if only_true:
+            said.append(
+                f"{column_name} holds {', '.join(map(repr, only_true[:5]))}, which the label column does not"
+            )
+        if only_noisy:
+            said.append(
+                f"the label column holds {', '.join(map(repr, only_noisy[:5]))}, which {column_name} does not"
+            )
+        raise DataError(
+            f"{train.files[0]}: the two label columns name different classes ({'; '.join(said)}); "
+            "they must name the same classes (is one of them another data set's, or coded differently?)"
+        )
+
+
+def _class_lookup(train: Column, given_names: list[str] | None) -> tuple[list[str], dict[Any, int]]:
+    """The class names, and each label value's class id: the given names, a ClassLabel's, or the
+    training labels sorted."""
+    names = given_names or train.class_names
+    if names is None:
+        ordered = sorted(set(_as_list(train.labels)))
+        return [str(value) for value in ordered], {value: i for i, value in enumerate(ordered)}
+    return list(names), _name_lookup(names, train)
 
 
 def check_labels(column: Column, split: str) -> None:

@@ -26,12 +26,13 @@ import torch
 
 from ..base import DataError, Dataset, Split
 from ..image_cache import cached_images
+from ..label_noise.noisy import carried_noise
 from ..registry import DataRequest, register
 from ..text.classes import text_class_dataset
 from ..text.options import TextOptions, corpus_arguments
 from ..text.sequences import load_text_dataset
 from .digest import files_fingerprint, fingerprint
-from .labels import class_ids, is_missing
+from .labels import class_ids, clean_class_ids, is_missing
 from .options import FilesOptions, files_yields
 from .paths import SPLITS, cache_root, data_name, find_file, split_files
 from .rows import Column
@@ -56,25 +57,38 @@ def load_files(request: DataRequest) -> Any:
     kind = "images" if options.yields() == "images" else "text"
     columns = read_splits(files, kind, request)
     class_names, ids = class_ids(columns, files.get("class_names"))
+    clean_column = options.clean_label_column
+    clean = clean_class_ids(columns, files.get("class_names"), clean_column) if clean_column else {}
     details: dict[str, Any] = {"format": fmt, "fingerprint": fingerprint(files, request)}
     dev_fraction, dev_seed = options.dev_fraction, options.dev_seed
     if columns.get("dev") is None and dev_fraction > 0:
+        # Stratified by the labels a user's dev split would have: the ones trained on.
         train_part, dev_part = stratified_split(ids["train"], dev_fraction, dev_seed)
         _check_carved(columns["train"], len(train_part), len(dev_part), dev_fraction)
         columns["dev"], columns["train"] = (
             _take(columns["train"], dev_part),
             _take(columns["train"], train_part),
         )
-        ids["dev"], ids["train"] = ids["train"][dev_part], ids["train"][train_part]
+        for labels in (ids, clean) if clean else (ids,):
+            labels["dev"], labels["train"] = labels["train"][dev_part], labels["train"][train_part]
         details["dev_carved_from_train"] = {"fraction": dev_fraction, "seed": dev_seed}
     if request.max_train_pairs is not None:
         columns["train"] = _take(columns["train"], np.arange(min(request.max_train_pairs, len(ids["train"]))))
-        ids["train"] = ids["train"][: request.max_train_pairs]
+        for labels in (ids, clean) if clean else (ids,):
+            labels["train"] = labels["train"][: request.max_train_pairs]
+    if "test" in clean:
+        # The test split is judged on the true labels.
+        ids["test"] = clean.pop("test")
     details["examples"] = {split: len(ids[split]) for split in SPLITS if ids.get(split) is not None}
     name = data_name(files)
     if kind == "images":
-        return _image_dataset(name, columns, ids, class_names, files, request, details)
-    return _text_dataset(name, columns, ids, class_names, request, details)
+        dataset = _image_dataset(name, columns, ids, class_names, files, request, details)
+    else:
+        dataset = _text_dataset(name, columns, ids, class_names, request, details)
+    if clean_column:
+        dataset.noise = carried_noise(dataset, clean, f"column {clean_column}")
+        dataset.details = {**dataset.details, "noise": dataset.noise.description}
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------- labels
@@ -123,6 +137,8 @@ class _Renamed(Column):
 
     def __init__(self, inputs: Any, labels: list[Any], parent: Column, index: np.ndarray) -> None:
         super().__init__(inputs, labels, parent.files, parent.starts, parent.class_names, parent.layouts)
+        if parent.clean_labels is not None:
+            self.clean_labels = [parent.clean_labels[i] for i in index]
         self.parent, self.index = parent, index
 
     def row_name(self, index: int) -> str:

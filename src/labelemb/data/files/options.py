@@ -34,6 +34,11 @@ class FilesOptions(Options):
     #: Column names; null: text / image / x for the input, label / y for the label.
     input_column: str | None = None
     label_column: str | None = None
+    #: A second label column holding each row's true label where the label column's may be wrong
+    #: (e.g. ``clean_label``): the run trains (and selects, on dev) on the label column, judges test
+    #: on this one where test's files carry it, and measures the noise as a ``noise:`` section does.
+    #: Train's files must carry it; null: the labels are taken as right.
+    clean_label_column: str | None = None
     #: The class names in id order; null: a ClassLabel's names, else the labels of train sorted.
     class_names: list[str] | None = None
     #: With no dev split, this fraction of train (seeded by dev_seed, stratified by class) is
@@ -70,6 +75,18 @@ class FilesOptions(Options):
                 f"data.files.format {self.format} needs data.files.train and data.files.test "
                 f"(e.g. data.files.train: {example}); dev is optional"
             )
+
+        if self.clean_label_column is not None:
+            if self.format in ("npz", "parallel"):
+                raise OptionsError(
+                    f"data.files.clean_label_column names a table column; format {self.format} has none: "
+                    "drop it (or keep the true labels in a table: csv, json, parquet)"
+                )
+            if self.clean_label_column == (self.label_column or "label"):
+                raise OptionsError(
+                    f"data.files.clean_label_column is {self.clean_label_column!r}, the label column itself; "
+                    "name the column of the true labels (e.g. clean_label)"
+                )
 
     def yields(self) -> str:
         """What these files hold: images, texts (one label each) or token pairs."""

@@ -41,6 +41,9 @@ class Column:
     class_names: list[str] | None = None
     #: Each file's layout: ``csv`` or ``json`` (rows are named by line), else rows are counted.
     layouts: list[str] = field(default_factory=list)
+    #: Each row's true label where the table carries one beside ``labels`` (``data.files.
+    #: clean_label_column``); None where it does not.
+    clean_labels: list[Any] | None = None
 
     def row_name(self, index: int) -> str:
         """``"train.csv, line 482"`` (the line an editor shows), or ``"data.npz [x_train], row 5"``."""

@@ -65,11 +65,11 @@ def _read_files(files: dict[str, Any], kind: str, split: str, request: DataReque
         if fmt == "csv":
             _check_header(path, files, kind)
         table = _load_table(fmt, path, request)
-        inputs, labels, names = _columns_of(table, files, kind, str(path))
+        inputs, labels, names, clean = _columns_of(table, files, kind, str(path))
         if kind == "images" and fmt != "imagefolder":
             # A table's image paths are its own: beside it, wherever the command runs.
             inputs = [_beside(value, path.parent) for value in inputs]
-        parts.append((str(path), fmt if fmt in ("csv", "json") else "rows", (inputs, labels, names)))
+        parts.append((str(path), fmt if fmt in ("csv", "json") else "rows", (inputs, labels, names, clean)))
     return _joined(parts)
 
 
@@ -121,6 +121,7 @@ def _check_header(path: Path, files: dict[str, Any], kind: str) -> None:
     read = {
         *([files["input_column"]] if files.get("input_column") else INPUT_COLUMNS[kind]),
         *([files["label_column"]] if files.get("label_column") else LABEL_COLUMNS),
+        *([files["clean_label_column"]] if files.get("clean_label_column") else []),
     }
     for name, positions in repeated.items():
         if name in read:
@@ -234,8 +235,11 @@ def _npz_splits(files: dict[str, Any], request: DataRequest) -> dict[str, Column
     return columns
 
 
-def _columns_of(table: Any, files: dict[str, Any], kind: str, where: str) -> tuple[list, list, list | None]:
-    """(inputs, labels, ClassLabel names or None) of a ``datasets.Dataset``."""
+def _columns_of(
+    table: Any, files: dict[str, Any], kind: str, where: str
+) -> tuple[list, list, list | None, list | None]:
+    """(inputs, labels, ClassLabel names or None, the true labels of ``data.files.clean_label_column``
+    or None where the table has no such column) of a ``datasets.Dataset``."""
     input_column = files.get("input_column") or _first_present(table.column_names, INPUT_COLUMNS[kind])
     label_column = files.get("label_column") or _first_present(table.column_names, LABEL_COLUMNS)
     for role, column, tried in (
@@ -248,14 +252,22 @@ def _columns_of(table: Any, files: dict[str, Any], kind: str, where: str) -> tup
                 f"{where} has no {named} (its columns: {', '.join(table.column_names)}); "
                 f"name it as data.files.{role}_column"
             )
-    feature = table.features[label_column]
-    labels = table[label_column]
+    labels, names = _labels_of(table, label_column)
+    clean_column = files.get("clean_label_column")
+    clean = _labels_of(table, clean_column)[0] if clean_column in table.column_names else None
+    return table[input_column], labels, names, clean
+
+
+def _labels_of(table: Any, column: str) -> tuple[list, list | None]:
+    """(the labels of ``column``, its ClassLabel names or None)."""
+    feature = table.features[column]
+    labels = table[column]
     names = list(feature.names) if hasattr(feature, "names") else None
     if names is not None:
         # A ClassLabel's ids index its own names, which differ between files (a test folder
         # without one class): the labels travel as names. -1 is its "no label".
         labels = [None if value is None or value < 0 else names[value] for value in labels]
-    return table[input_column], labels, names
+    return labels, names
 
 
 def _first_present(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
@@ -267,21 +279,33 @@ def _image_column(table: Any, files: dict[str, Any] | None = None) -> str:
     return given or _first_present(table.column_names, INPUT_COLUMNS["images"]) or table.column_names[0]
 
 
-def _joined(parts: list[tuple[str, str, tuple[list, list, list | None]]]) -> Column:
-    """One column of the files of a split: (path, layout, (inputs, labels, ClassLabel names)) each."""
+def _joined(parts: list[tuple[str, str, tuple[list, list, list | None, list | None]]]) -> Column:
+    """One column of the files of a split: (path, layout, (inputs, labels, ClassLabel names, true
+    labels or None)) each. A split's files carry true labels all or none."""
     inputs: list[Any] = []
     labels: list[Any] = []
+    clean: list[Any] = []
     starts = []
     names = None
-    for _, _, (part_inputs, part_labels, part_names) in parts:
+    for _, _, (part_inputs, part_labels, part_names, part_clean) in parts:
         starts.append(len(labels))
         inputs.extend(part_inputs)
         labels.extend(part_labels)
+        clean.extend(part_clean or [])
         if part_names is not None:
             names = (names or []) + [name for name in part_names if name not in (names or [])]
-    return Column(
+    carried = [path for path, _, (_, _, _, part_clean) in parts if part_clean is not None]
+    if carried and len(carried) < len(parts):
+        lacking = next(path for path, _, (_, _, _, part_clean) in parts if part_clean is None)
+        raise DataError(
+            f"{lacking} has no true-label column (data.files.clean_label_column) but {carried[0]}, of the "
+            "same split, has one; give every file of a split the column, or none"
+        )
+    column = Column(
         inputs, labels, [path for path, _, _ in parts], starts, names, [layout for _, layout, _ in parts]
     )
+    column.clean_labels = clean if carried else None
+    return column
 
 
 def _check_image_folder(folder: Path) -> None:

@@ -120,6 +120,27 @@ def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> A
     return dataset
 
 
+def carried_noise(dataset: Any, clean: dict[str, np.ndarray], source: str) -> NoisyLabels:
+    """The record of the labels a data set carries beside their true ones (a table's true-label
+    column: real noise, such as a crowd's): ``clean[split]`` is aligned with ``dataset.<split>``'s
+    labels, train's required, dev's where the data has them."""
+    kept = {
+        split: torch.from_numpy(np.asarray(clean[split], dtype=np.int64))
+        for split in NOISY_SPLITS
+        if split in clean
+    }
+    realised = realised_matrix(kept["train"].numpy(), dataset.train.labels.numpy(), dataset.num_classes)
+    record = NoisyLabels(kept, realised, None)
+    record.description = {
+        "kind": "carried",
+        "source": source,
+        "realised_rate": {
+            split: round(record.rate(split, getattr(dataset, split).labels), 4) for split in kept
+        },
+    }
+    return record
+
+
 def _file_rows(dataset: Dataset, noise: NoiseConfig) -> dict[str, Tensor]:
     """Each noisy split's rows of the training file: the data set's own record, or train alone."""
     if dataset.file_rows:

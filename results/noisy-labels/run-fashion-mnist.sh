@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 78's Fashion-MNIST MLP noisy-label comparisons, one setting after another; each
+# `compare` resumes where it stopped (finished runs are not trained again). Run from the
+# repository root with LABELEMB_DATA pointing at the data folder holding noisy-labels/.
+# METHODS and SETTINGS may be given in the environment to run a part.
+set -euo pipefail
+DATA=${LABELEMB_DATA:?set LABELEMB_DATA to the folder holding noisy-labels/}
+WEI=$DATA/noisy-labels/wei-liu-2021
+METHODS=${METHODS:-onehot,label_smoothing,nls,label_embedding,ols,lwr,gce,sce,nce_rce,elr,coteaching,forward_t}
+SETTINGS=${SETTINGS:-pairflip45 symmetric50 symmetric20 sparse-low uniform-low random-high}
+for setting in $SETTINGS; do
+  case $setting in
+    symmetric20) noise="noise.kind=symmetric noise.rate=0.2" ;;
+    symmetric50) noise="noise.kind=symmetric noise.rate=0.5" ;;
+    pairflip45) noise="noise.kind=pairflip noise.rate=0.45" ;;
+    *) noise="noise.kind=file noise.labels=$WEI/fashion-mnist-$setting.npy" ;;
+  esac
+  # shellcheck disable=SC2086
+  labelemb compare --config configs/fashion-mnist-mlp.yaml --seeds 0-4 --batched --no-progress \
+    --methods "$METHODS" $noise "ood=[]" "shift=[]" experiment=fashion-mnist-mlp-noise-$setting
+done
