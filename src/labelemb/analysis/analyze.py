@@ -7,10 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from .compare import mean_std
 from .heatmap import plot_similarity_heatmap
+from .noise_similarity import noise_agreement, noise_matrices, plot_beside_noise
 from .representation import LabelRepresentation, run_representation
 from .similarity import label_similarity_rows, most_similar, similar_table
 from .structure import mds_coordinates, plot_dendrogram, plot_mds
@@ -64,8 +66,11 @@ def analyze_run(
     classes: list[str] | None = None,
     top: int = 5,
     fmt: str = "png",
+    noise: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Write every picture and table of one run's representation to ``out_dir``; return the numbers."""
+    """Write every picture and table of one run's representation to ``out_dir``; return the numbers.
+    ``noise``: the run's training-label matrices (:func:`~.noise_similarity.noise_matrices`), for
+    a run trained on noisy labels: the similarity is then compared with them and drawn beside them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, names = _subset(rep, classes)
     matrix: Tensor = rep.matrix[rows]
@@ -87,6 +92,9 @@ def analyze_run(
         "mds": mds_coordinates(matrix).tolist(),
         "wordnet": wordnet_correlation(rep),
     }
+    if noise is not None:
+        result["noise"] = noise_agreement(similarity, noise, rows)
+        plot_beside_noise(similarity, noise, rows, names, out_dir / f"noise.{fmt}", title=title)
     (out_dir / "analysis.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -101,6 +109,24 @@ def summarize_wordnet(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return {
         method: dict(zip(("runs", "mean", "std"), (len(taus), *mean_std(taus))))
         for method, taus in by_method.items()
+    }
+
+
+def summarize_noise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean ± std over each method's runs of the Spearman correlation of its learned similarity
+    with the noise's transition and reverse matrices (runs where it is defined)."""
+    by_method: dict[str, dict[str, list[float]]] = {}
+    for result in results:
+        for name, correlation in result.get("noise", {}).items():
+            if not math.isnan(correlation["spearman"]):
+                by_method.setdefault(result["method"], {}).setdefault(name, []).append(
+                    correlation["spearman"]
+                )
+    return {
+        method: {
+            name: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for name, v in found.items()
+        }
+        for method, found in by_method.items()
     }
 
 
@@ -121,8 +147,12 @@ def analyze(
     for run_dir in run_dirs:
         rep = run_representation(run_dir, data_dir=data_dir)
         out = output_dir / f"{rep.method}-seed{rep.seed}"
-        results.append({**analyze_run(rep, out, classes=classes, top=top, fmt=fmt), "run_dir": str(run_dir)})
+        noise = noise_matrices(run_dir)
+        analysed = analyze_run(rep, out, classes=classes, top=top, fmt=fmt, noise=noise)
+        results.append({**analysed, "run_dir": str(run_dir)})
     summary = {"runs": results, "wordnet_by_method": summarize_wordnet(results)}
+    if any("noise" in result for result in results):
+        summary["noise_by_method"] = summarize_noise(results)
     (output_dir / "analysis.json").write_text(json.dumps(summary, indent=2) + "\n")
     (output_dir / "analysis.md").write_text(format_summary(summary))
     return summary
@@ -140,6 +170,22 @@ def format_summary(summary: dict[str, Any]) -> str:
             "| --- | ---: | ---: |",
         ]
         lines += [f"| {m} | {w['runs']} | {w['mean']:.3f} ± {w['std']:.3f} |" for m, w in wordnet.items()]
+        lines.append("")
+    noise = summary.get("noise_by_method")
+    if noise:
+        lines += [
+            "## Learned similarity against the label noise (Spearman, off-diagonal cells)",
+            "",
+            "| method | runs | transition T | reverse R |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for method, found in noise.items():
+            cells = [
+                f"{found[name]['mean']:.3f} ± {found[name]['std']:.3f}" if name in found else "-"
+                for name in ("transition", "reverse")
+            ]
+            runs = max(entry["runs"] for entry in found.values())
+            lines.append(f"| {method} | {runs} | " + " | ".join(cells) + " |")
         lines.append("")
     for result in summary["runs"]:
         lines += [f"## {result['method']} seed {result['seed']} ({result['source']})", ""]

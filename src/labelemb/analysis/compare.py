@@ -22,6 +22,7 @@ from .calibration_table import (
     calibration_statistics,
     recalibration_statistics,
 )
+from .noise_table import noise_statistics
 from .shift_table import shared_conditions, shift_statistics
 
 BASELINE = "onehot"
@@ -204,6 +205,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         row.update(beyond_error_statistics([r.evaluation for r in method_runs], against, welch_p, sets))
         shifts = [r.shift for r in method_runs]
         row.update(shift_statistics(shifts, base_shifts, shared, welch_p, with_p=method != baseline))
+        row.update(noise_statistics([r.evaluation for r in method_runs], against, welch_p))
         row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))

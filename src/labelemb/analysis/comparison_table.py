@@ -14,6 +14,7 @@ from ..tasks.scoring import TEST_ERROR, Scoring
 from .beyond_error import beyond_error_tables, row_ood_sets
 from .calibration_table import CALIBRATION_COLUMNS, calibration_table
 from .compare import BASELINE, NO_SPREAD_NOTE, no_spread
+from .noise_table import disputed_block, noise_block
 from .shift_table import shift_block
 
 
@@ -38,9 +39,9 @@ def format_markdown(
     (mean ± std over seeds), each with Welch's p against the baseline; "-" for runs without them.
     A p left out because neither method's seeds vary (:func:`welch_p`) gets a line saying so.
     After it all, with ``calibration``, the :func:`calibration_table` where there is one, the
-    beyond-error tables and the under-shift table (:func:`~.shift_table.shift_block`) where runs
-    have their records (the report shows them in sections of their own and asks for the
-    comparison without them).
+    beyond-error tables, the under-shift table (:func:`~.shift_table.shift_block`) and the
+    noisy-labels and disputed-labels tables (:mod:`~.noise_table`) where runs have their records (the
+    report shows them in sections of their own and asks for the comparison without them).
     ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
     ``metric`` names it.
     """
@@ -56,6 +57,9 @@ def format_markdown(
     shifted = shift_block(rows, baseline) if calibration else None
     if shifted is not None:
         lines.append("\n" + shifted.text())
+    for block in (noise_block(rows, baseline), disputed_block(rows, baseline)) if calibration else ():
+        if block is not None:
+            lines.append("\n" + block.text())
     return "\n".join(lines)
 
 

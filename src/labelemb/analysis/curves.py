@@ -179,3 +179,45 @@ def plot_error_severity(runs: dict[str, list[Run]], path: str | Path, title: str
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
+
+
+#: The memorisation figures each check of a noisy run records (metrics.jsonl) -> the panel's title.
+MEMORISATION_CURVES = {
+    "train_memorised": "wrong labels fitted (% of them)",
+    "train_flipped_correct": "wrong labels predicted right (% of them)",
+}
+
+
+def has_memorisation(runs: dict[str, list[Run]]) -> bool:
+    """Whether every check of every run records memorisation (runs trained on noisy labels)."""
+    return all(
+        key in rec
+        for method_runs in runs.values()
+        for r in method_runs
+        for rec in r.records
+        for key in MEMORISATION_CURVES
+    )
+
+
+def plot_memorisation(runs: dict[str, list[Run]], path: str | Path, title: str = "") -> Path:
+    """The memorisation curves of runs trained on noisy labels (Arpit et al. 2017; Liu et al. 2020,
+    Fig. 1): at each check, the share of the wrongly labelled training examples that the last step
+    to see them predicted as their wrong label (left) and as their true class (right), per method
+    against the epoch, each seed light and the mean bold; returns the path written."""
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.5), sharex=True)
+    colour = _method_colours(len(runs))
+    for i, (method, method_runs) in enumerate(sorted(runs.items())):
+        length = min(len(r.records) for r in method_runs)
+        epochs = np.array([[rec["epoch"] for rec in r.records[:length]] for r in method_runs]).mean(0)
+        for ax, key in zip(axes, MEMORISATION_CURVES):
+            curves = np.array([[rec[key] for rec in r.records[:length]] for r in method_runs])
+            _seeds_and_mean(ax, epochs, curves, colour(i), method)
+    for ax, label in zip(axes, MEMORISATION_CURVES.values()):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_ylim(0.0, 100.0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

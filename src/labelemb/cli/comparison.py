@@ -8,11 +8,12 @@ from pathlib import Path
 
 def write_comparison(experiment_dir: Path) -> str:
     """Write comparison.md, comparison.csv and the curves (against epochs: curves.png; training
-    seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png) for the
-    runs in ``experiment_dir``."""
+    seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png; for runs
+    trained on noisy labels, memorisation.png) for the runs in ``experiment_dir``."""
     # lazy: loaded when this command runs
     from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
     from ..analysis.compare import comparison_metric  # lazy: loaded when this command runs
+    from ..analysis.curves import has_memorisation, plot_memorisation  # lazy: loaded when this command runs
     from ..rundir import write_text  # lazy: loaded when this command runs
 
     runs = load_runs(experiment_dir)
@@ -28,6 +29,8 @@ def write_comparison(experiment_dir: Path) -> str:
         plot_error_curves(
             runs, experiment_dir / "curves-flops.png", title=experiment_dir.name, axis="train_flops"
         )
+    if has_memorisation(runs):
+        plot_memorisation(runs, experiment_dir / "memorisation.png", title=experiment_dir.name)
     return table
 
 

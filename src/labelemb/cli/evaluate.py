@@ -156,6 +156,12 @@ def evaluation_line(record: dict[str, Any]) -> str:
         ]
         if aurocs:
             parts.append(f"OOD {name}: AUROC {', '.join(aurocs)}")
+    disputed = record.get("disputed")
+    if disputed:
+        parts.append(
+            f"{disputed['count']} disputed test labels: {disputed['within_5']:.0f} % of them among the 5 % "
+            f"least confident, AUROC {disputed['auroc']:.2f} %"
+        )
     noise = record.get("noise", {}).get("selected")
     if noise:
         parts.append(

@@ -229,6 +229,10 @@ class RunConfig(BaseModel):
     #: suites (mnist-c, severities, text), corruption names, name@3, name@all; they change no
     #: training result.
     shift: list[str] = Field(default_factory=list)
+    #: A file of test rows whose labels people disputed (a JSON list of indices, or of objects with
+    #: an ``id``; or one index per line): the evaluation says where the selected weights rank them
+    #: among their least confident predictions. It changes no training result.
+    disputed_test_labels: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     #: Noise on the training labels (labelemb.data.label_noise); null: the labels as the data gives them.
     noise: NoiseConfig | None = None
@@ -322,6 +326,7 @@ class RunConfig(BaseModel):
         # What it is scored against once trained: a run is the same run whatever sets judge it.
         values.pop("ood")
         values.pop("shift")
+        values.pop("disputed_test_labels")
         values["data"].pop("dir")
         values["data"].pop("download")
         # Only the sections of this run's data set and task change its results, as given or by default.

@@ -5,13 +5,16 @@ their noisy labels (trained on) and their clean ones.
   wrong, the share predicted as that wrong label (fitted) and as their true class;
 - **finding the wrong labels** (Han et al. 2018's small-loss trick, confident learning): how well an
   example's loss against its noisy label (and its margin) tells the wrongly labelled examples from
-  the others, as an AUROC (scikit-learn's), 50 % being chance.
+  the others, as an AUROC (scikit-learn's), 50 % being chance;
+- **disputed test labels** (Northcutt et al. 2021): where the test examples whose labels people
+  disputed rank among a network's least confident predictions.
 
 Every share is in percent.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
@@ -50,3 +53,26 @@ def detection_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str,
 
 def _share(hits: Tensor) -> float:
     return 100.0 * float(hits.float().mean()) if hits.numel() else float("nan")
+
+
+def disputed_figures(logits: Tensor, disputed: Tensor) -> dict[str, float]:
+    """Where the test examples whose labels people disputed (``disputed``: their row indices) fall
+    among a network's least confident predictions (the max softmax; Northcutt et al. 2021 found
+    them by confident learning). ``median_rank``: the median of their ranks among the test
+    predictions by rising confidence, in percent (0: the least confident, 50: no better than
+    chance); ``within_1`` / ``within_5`` / ``within_10``: the share of them among the 1 / 5 / 10 %
+    least confident; ``auroc``: the AUROC (%) of one minus the confidence for telling them from the
+    other test examples. Ties are ranked in row order."""
+    confidence = F.softmax(logits.float().cpu(), dim=-1).amax(dim=-1)
+    count = confidence.numel()
+    order = torch.argsort(confidence, stable=True)
+    rank = torch.empty(count, dtype=torch.float64)
+    rank[order] = torch.arange(count, dtype=torch.float64)
+    percentile = 100.0 * rank[disputed.cpu()] / count
+    chosen = torch.zeros(count, dtype=torch.bool)
+    chosen[disputed.cpu()] = True
+    figures = {"median_rank": float(percentile.quantile(0.5))}
+    for share in (1, 5, 10):
+        figures[f"within_{share}"] = _share(percentile < share)
+    figures["auroc"] = 100.0 * float(roc_auc_score(chosen.numpy(), (1.0 - confidence).numpy()))
+    return figures

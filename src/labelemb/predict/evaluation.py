@@ -17,7 +17,10 @@ out-of-distribution sets its config names (``ood:``), and records in the run's `
 - out-of-distribution detection of each set against the test split: AUROC, AUPR-in / -out and
   FPR at 95 % TPR for the MSP, max-logit, energy and entropy scores; and selective classification
   of the test split and the set together, an accepted OOD input counting as an error (SCOD,
-  :mod:`labelemb.metrics.scod`): AURC and AUGRC of each score, the MSP's risk-coverage curve.
+  :mod:`labelemb.metrics.scod`): AURC and AUGRC of each score, the MSP's risk-coverage curve;
+- where the config names ``disputed_test_labels``: where the test rows whose labels people
+  disputed rank among the least confident predictions (:mod:`.disputed`);
+- for a run trained on noisy labels: memorisation and the finding of the wrong labels.
 
 The record says what it was computed from (the code, the selected check, digests of its weights and
 of the dev and test data, each OOD set's source and a digest of its content); a record that still
@@ -42,7 +45,7 @@ from ..data import Dataset, Split
 from ..data.registry import DataRequest
 from ..metrics.conformal import conformal_figures
 from ..metrics.figures import PERCENT_FROM_FORMAT, computed_figures
-from ..metrics.noise import detection_figures, memorisation_figures
+from ..metrics.noise import detection_figures, disputed_figures, memorisation_figures
 from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
@@ -50,6 +53,7 @@ from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
 from ..rundir import RunDir
 from ..tasks import build_task
 from ..version import code_version
+from .disputed import read_disputed
 from .loading import load
 from .ood import OodInputs, read_ood_set
 from .predictor import Predictor
@@ -102,6 +106,14 @@ def evaluate_run(
     reason = "asked to" if refresh else _unfit(recorded, stamp)
     request = run_request(trained, data_dir)
     ood_inputs = [read_ood_set(entry, trained, request) for entry in sets]
+    named = trained.config.disputed_test_labels
+    disputed = None if named is None else read_disputed(named, request, len(scores.test))
+    if (
+        disputed is not None
+        and reason is None
+        and recorded.get("disputed", {}).get("digest") != disputed.digest
+    ):
+        reason = "its disputed test labels are not the ones the config names"
     if reason is None and not any(_ood_unfit(recorded, inputs) for inputs in ood_inputs):
         if "conformal_level" in recorded.get("test", {}):  # recorded before conformal.safetensors
             calibration_for(predictor, data_dir)
@@ -125,6 +137,14 @@ def evaluate_run(
         except ValueError as error:  # DataError, PredictError: inputs the network cannot read
             raise PredictError(f"ood set {inputs.label!r} ({inputs.source}): {error}") from None
         step(f"OOD {inputs.label}")
+    if disputed is not None:
+        figures = disputed_figures(test_logits, disputed.rows)
+        record["disputed"] = {
+            **figures,
+            "count": len(disputed.rows),
+            "source": disputed.source,
+            "digest": disputed.digest,
+        }
     if scores.noise is not None:
         record["noise"] = _noise_record(scores, folder, device)
         step("noisy training labels")

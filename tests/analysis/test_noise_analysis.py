@@ -1,0 +1,147 @@
+"""What a comparison of runs trained on noisy labels shows: the table of the wrong labels, the
+disputed test labels, the memorisation curves, and how a learned label similarity compares with the
+noise's transition matrix; each figure by hand, then all of them on a real small comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from labelemb.analysis.analyze import analyze
+from labelemb.analysis.compare import welch_p
+from labelemb.analysis.noise_similarity import noise_matrices, off_diagonal_correlation
+from labelemb.analysis.noise_table import disputed_block, noise_block, noise_statistics
+from labelemb.cli import main
+from labelemb.rundir import NOISE_FILE, save_safetensors
+
+
+def test_off_diagonal_correlation_reads_the_off_diagonal_cells_only():
+    truth = np.array([[0.6, 0.3, 0.1], [0.05, 0.6, 0.35], [0.25, 0.15, 0.6]])
+    # The same off-diagonal order, another diagonal and scale: Spearman 1; Pearson of the 6 cells.
+    learned = np.array([[0.9, 0.06, 0.02], [0.01, 0.9, 0.07], [0.05, 0.03, 0.9]])
+    found = off_diagonal_correlation(learned, truth)
+    off = ~np.eye(3, dtype=bool)
+    assert found["spearman"] == pytest.approx(1.0)
+    assert found["pearson"] == pytest.approx(np.corrcoef(learned[off], truth[off])[0, 1])
+    # Symmetric noise: every off-diagonal cell alike, nothing to correlate.
+    flat = np.full((3, 3), 0.1) + 0.7 * np.eye(3)
+    assert all(math.isnan(v) for v in off_diagonal_correlation(learned, flat).values())
+
+
+def test_noise_matrices_are_the_shares_of_the_recorded_labels(tmp_path):
+    clean = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2], dtype=torch.int32)
+    noisy = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0], dtype=torch.int32)
+    save_safetensors(
+        tmp_path / NOISE_FILE, {"train_clean": clean, "train_noisy": noisy, "realised": torch.zeros(3, 3)}
+    )
+    matrices = noise_matrices(tmp_path)
+    assert np.allclose(matrices["transition"], [[0.5, 0.5, 0], [0, 0.5, 0.5], [0.5, 0, 0.5]])
+    # Labelled 0: true 0, 0, 2; labelled 1: 0, 0, 1; labelled 2: 1, 2.
+    assert np.allclose(matrices["reverse"], [[2 / 3, 0, 1 / 3], [2 / 3, 1 / 3, 0], [0, 0.5, 0.5]])
+    assert noise_matrices(tmp_path / "elsewhere") is None
+
+
+def evaluation(memorised: float, auroc: float, within_5: float) -> dict:
+    figures = {"memorised": memorised, "flipped_correct": 100 - memorised, "detect_auroc_loss": auroc}
+    return {
+        "noise": {"realised_rate": 40.0, "selected": figures, "final": figures},
+        "disputed": {"within_5": within_5, "median_rank": 10.0, "auroc": 80.0 + within_5 / 10},
+    }
+
+
+def test_noise_statistics_and_tables_by_hand():
+    base = [evaluation(30, 80, 20), evaluation(34, 82, 24)]
+    other = [evaluation(10, 90, 40), evaluation(14, 94, 44)]
+    row = noise_statistics(other, base, welch_p)
+    assert row["noise_rate_mean"] == 40.0
+    assert row["noise_selected_memorised_mean"] == pytest.approx(12.0)
+    assert row["noise_selected_memorised_std"] == pytest.approx(math.sqrt(8))
+    assert row["noise_selected_memorised_p_value"] == pytest.approx(welch_p([10, 14], [30, 34]))
+    assert row["noise_final_detect_auroc_loss_mean"] == pytest.approx(92.0)
+    assert row["disputed_within_5_mean"] == pytest.approx(42.0)
+    assert row["disputed_within_5_p_value"] == pytest.approx(welch_p([40, 44], [20, 24]))
+    # No p for the baseline itself, none for a figure the table gives without one.
+    assert noise_statistics(base, None, welch_p)["noise_selected_memorised_p_value"] is None
+    assert row["noise_selected_flipped_correct_p_value"] is None
+    # Runs on right labels carry no noise keys at all.
+    assert noise_statistics([{"test": {}}, None], None, welch_p) == {}
+    rows = [
+        {
+            "method": "onehot",
+            "selected_mean": 20.0,
+            "selected_std": 1.0,
+            "final_mean": 25.0,
+            "final_std": 1.0,
+            **noise_statistics(base, None, welch_p),
+        },
+        {
+            "method": "gce",
+            "selected_mean": 15.0,
+            "selected_std": 1.0,
+            "final_mean": 16.0,
+            "final_std": 1.0,
+            **row,
+        },
+    ]
+    table = noise_block(rows, "onehot").text()
+    assert "(40.00 % of the training labels wrong)" in table
+    assert "| gce | 15.00 ± 1.00 | 16.00 ± 1.00 | 12.00 ± 2.83 |" in table
+    assert "| onehot | 20.00 ± 1.00 | 25.00 ± 1.00 | 32.00 ± 2.83 | - |" in table
+    assert "| gce | 15.00 ± 1.00 | 42.00 ± 2.83 |" in disputed_block(rows, "onehot").text()
+    clean = [{"method": "onehot", "selected_mean": 1.0, "selected_std": 0.0}]
+    assert noise_block(clean, "onehot") is None and disputed_block(clean, "onehot") is None
+
+
+@pytest.fixture(scope="module")
+def noisy_experiment(tmp_path_factory):
+    """2 methods x 2 seeds on digits trained on pair-flip labels, with disputed test rows named."""
+    root = tmp_path_factory.mktemp("noisy")
+    (root / "disputed.txt").write_text("\n".join(str(i) for i in range(0, 300, 10)))
+    config = {
+        "experiment": "noisy",
+        "data": {"name": "digits"},
+        "model": {"name": "mlp", "hidden": [16]},
+        "train": {"epochs": 2},
+        "noise": {"kind": "pairflip", "rate": 0.3},
+        "disputed_test_labels": str(root / "disputed.txt"),
+    }
+    (root / "noisy.yaml").write_text(yaml.safe_dump(config))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = [
+            "--methods",
+            "onehot,label_embedding",
+            "--seeds",
+            "0-1",
+            "--output-dir",
+            str(root),
+            "--no-progress",
+        ]
+        assert main(["compare", "--config", str(root / "noisy.yaml"), *args]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return root / "noisy"
+
+
+def test_a_noisy_comparison_has_its_tables_and_memorisation_curves(noisy_experiment):
+    table = (noisy_experiment / "comparison.md").read_text()
+    assert "Trained on noisy labels (" in table and "The disputed test labels" in table
+    assert (noisy_experiment / "memorisation.png").read_bytes().startswith(b"\x89PNG")
+    evaluation_record = json.loads((noisy_experiment / "onehot/seed0/evaluation.json").read_text())
+    assert evaluation_record["disputed"]["count"] == 30
+
+
+def test_analyze_compares_the_learned_similarity_with_the_noise(noisy_experiment, tmp_path):
+    runs = sorted(noisy_experiment.glob("*/seed*"))
+    summary = analyze(runs, tmp_path)
+    for result in summary["runs"]:
+        assert set(result["noise"]) == {"transition", "reverse"}
+        assert (tmp_path / f"{result['method']}-seed{result['seed']}" / "noise.png").is_file()
+    assert set(summary["noise_by_method"]) == {"onehot", "label_embedding"}
+    assert "Learned similarity against the label noise" in (tmp_path / "analysis.md").read_text()
