@@ -17,5 +17,6 @@ for setting in $SETTINGS; do
   esac
   # shellcheck disable=SC2086
   labelemb compare --config configs/fashion-mnist-mlp.yaml --seeds 0-4 --batched --no-progress \
-    --methods "$METHODS" $noise "ood=[]" "shift=[]" experiment=fashion-mnist-mlp-noise-$setting
+    --methods "$METHODS" $noise "ood=[]" "shift=[]" experiment=fashion-mnist-mlp-noise-$setting ||
+    echo "compare of $setting: not every run was judged (restored runs keep no weights); going on"
 done

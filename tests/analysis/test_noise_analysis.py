@@ -88,7 +88,14 @@ def test_noise_statistics_and_tables_by_hand():
             **row,
         },
     ]
+    rows[1].update(
+        beyond_aps_coverage_mean=88.5,
+        beyond_aps_coverage_std=0.5,
+        beyond_aps_size_mean=7.2,
+        beyond_aps_size_std=0.1,
+    )
     table = noise_block(rows, "onehot").text()
+    assert "| 88.50 ± 0.50 | 7.20 ± 0.10 |" in table
     assert "(40.00 % of the training labels wrong)" in table
     assert "| gce | 15.00 ± 1.00 | 16.00 ± 1.00 | 12.00 ± 2.83 |" in table
     assert "| onehot | 20.00 ± 1.00 | 25.00 ± 1.00 | 32.00 ± 2.83 | - |" in table
@@ -145,3 +152,11 @@ def test_analyze_compares_the_learned_similarity_with_the_noise(noisy_experiment
         assert (tmp_path / f"{result['method']}-seed{result['seed']}" / "noise.png").is_file()
     assert set(summary["noise_by_method"]) == {"onehot", "label_embedding"}
     assert "Learned similarity against the label noise" in (tmp_path / "analysis.md").read_text()
+
+
+def test_the_report_of_a_noisy_comparison_has_a_noisy_labels_section(noisy_experiment, tmp_path):
+    from labelemb.analysis.report import build_report
+
+    page = build_report(noisy_experiment, tmp_path / "report.html", analyze_runs=False).read_text()
+    assert '<a href="#noisy-labels">noisy labels</a>' in page and '<section id="noisy-labels">' in page
+    assert "The disputed test labels" in page and "Memorisation while training" in page

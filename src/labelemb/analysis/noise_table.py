@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .beyond_error import TableBlock
+from .beyond_error import TableBlock, figure_stem
 from .tables import mean_std
 
 #: The figures of a noisy run's record at each of its weights: record key -> (head, Welch p).
@@ -88,6 +88,8 @@ def noise_block(rows: list[dict[str, Any]], baseline: str) -> TableBlock | None:
         "predicted right %, selected",
         "AUROC of the loss %, final",
         "p",
+        "APS coverage %",
+        "APS set size",
     ]
     lines = ["| method | " + " | ".join(heads) + " |", "| --- " + "| ---: " * len(heads) + "|"]
     for r in rows:
@@ -100,6 +102,9 @@ def noise_block(rows: list[dict[str, Any]], baseline: str) -> TableBlock | None:
             _cell(r, noise_stem("selected", "flipped_correct")),
             _cell(r, noise_stem("final", "detect_auroc_loss")),
             _p_cell(r, noise_stem("final", "detect_auroc_loss")),
+            # The conformal sets, calibrated on dev (noisy, unless noise.dev is clean), on clean test labels.
+            _cell(r, figure_stem("aps_coverage")),
+            _cell(r, figure_stem("aps_size")),
         ]
         lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     legend = (
@@ -107,7 +112,9 @@ def noise_block(rows: list[dict[str, Any]], baseline: str) -> TableBlock | None:
         "wrong label (lower is better); predicted right: the share they predict as their true class; "
         "AUROC of the loss: how well each training example's loss against its label tells the wrong "
         f"labels from the right ones (50 % is chance); p: Welch's t-test against {baseline}. The error "
-        "columns are on the clean test labels, at the check each run selects and at its last."
+        "columns are on the clean test labels, at the check each run selects and at its last; APS: "
+        "the coverage and mean size, on the clean test labels, of the conformal sets calibrated for "
+        "90 % on the dev split (as noisy as train unless noise.dev is clean)."
     )
     return TableBlock(
         f"Trained on noisy labels ({rate} of the training labels wrong), judged on clean ones "

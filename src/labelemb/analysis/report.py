@@ -45,9 +45,19 @@ from .beyond_error import beyond_error_blocks, row_ood_sets
 from .calibration_table import calibration_table
 from .compare import BASELINE, Run, comparison_metric, comparison_rows, load_runs
 from .comparison_table import format_markdown
-from .curves import plot_error_curves, plot_error_severity, plot_risk_coverage, risk_curve, why_no_risk_curve
+from .curves import (
+    has_memorisation,
+    plot_error_curves,
+    plot_error_severity,
+    plot_memorisation,
+    plot_risk_coverage,
+    risk_curve,
+    why_no_risk_curve,
+)
+from .noise_table import disputed_block, noise_block
 from .reliability import plot_reliability
 from .report_html import escape
+from .report_noise import NoisyLabels
 from .report_page import BeyondError, render_report
 from .report_shift import UnderShift
 from .representation import NoRepresentation, run_representation
@@ -61,6 +71,7 @@ CURVES_FILE = "curves.png"
 RELIABILITY_FILE = "reliability.png"
 RISK_COVERAGE_FILE = "risk-coverage.png"
 ERROR_SEVERITY_FILE = "error-severity.png"
+MEMORISATION_FILE = "memorisation.png"
 #: The WordNet correlation of every seed (``analysis.json`` has the representative seeds only).
 WORDNET_FILE = "wordnet-all-seeds.json"
 
@@ -274,6 +285,23 @@ def _under_shift(
     return UnderShift(block, None if figure is None else figure.read_bytes(), left_out, command)
 
 
+def _noisy_labels(
+    experiment_dir: Path, runs: dict[str, list[Run]], rows: list[dict[str, Any]], analysis_dir: Path
+) -> NoisyLabels | None:
+    """The tables of runs trained on noisy labels (or with disputed test labels) and their
+    memorisation curves; None where there are none."""
+    blocks = [
+        block for block in (noise_block(rows, BASELINE), disputed_block(rows, BASELINE)) if block is not None
+    ]
+    if not blocks:
+        return None
+    figure = None
+    if has_memorisation(runs):
+        path = plot_memorisation(runs, analysis_dir / MEMORISATION_FILE, title=experiment_dir.resolve().name)
+        figure = path.read_bytes()
+    return NoisyLabels(blocks, figure)
+
+
 def plural(count: int | str, noun: str) -> str:
     """``1 epoch``, ``3 epochs``, ``1, 3 epochs``."""
     return f"{count} {noun}" if str(count) == "1" else f"{count} {noun}s"
@@ -338,6 +366,7 @@ def build_report(
         calibration=calibration_table(rows),
         beyond_error=_beyond_error(experiment_dir, in_page_order, rows, analysis_dir),
         under_shift=_under_shift(experiment_dir, in_page_order, rows, analysis_dir),
+        noisy_labels=_noisy_labels(experiment_dir, in_page_order, rows, analysis_dir),
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

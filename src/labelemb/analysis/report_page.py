@@ -15,6 +15,7 @@ from ..tasks.scoring import Scoring
 from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
 from .report_html import escape, img, markdown_table_html, page_head
+from .report_noise import NOISY_SECTION, NoisyLabels, noisy_labels_section
 from .report_shift import SHIFT_SECTION, UnderShift, shift_section
 from .similarity import similar_table
 
@@ -185,6 +186,7 @@ def render_report(
     calibration: CalibrationTable | None = None,
     beyond_error: BeyondError | None = None,
     under_shift: UnderShift | None = None,
+    noisy_labels: NoisyLabels | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -204,14 +206,16 @@ def render_report(
     tables of the runs' evaluations and their risk-coverage figure (:class:`BeyondError`), shown
     after the calibration; None: no such section. ``under_shift``: the table of the runs'
     ``shift.json`` and their error against severity (:class:`~.report_shift.UnderShift`), shown
-    after that; None: no such section.
+    after that; None: no such section. ``noisy_labels``: the tables and memorisation curves of runs
+    trained on noisy labels (:class:`~.report_noise.NoisyLabels`), shown last of these; None: no
+    such section.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
     judged, shifted = beyond_error is not None, under_shift is not None
-    nav = _nav(names, score, text, tuning is not None, calibrated, judged, shifted)
+    nav = _nav(names, score, text, tuning is not None, calibrated, judged, shifted, noisy_labels is not None)
     parts = [
         *page_head(title, made, setup, nav),
         '<section id="comparison">',
@@ -230,6 +234,8 @@ def render_report(
         parts += _beyond_error_section(beyond_error)
     if under_shift is not None:
         parts += shift_section(under_shift)
+    if noisy_labels is not None:
+        parts += noisy_labels_section(noisy_labels)
     for m in methods:
         parts += _method_section(m, text, top)
     if not text:  # WordNet relates the class names of image data sets, not a vocabulary
@@ -239,7 +245,14 @@ def render_report(
 
 
 def _nav(
-    names: list[str], score: str, text: bool, tuned: bool, calibrated: bool, judged: bool, shifted: bool
+    names: list[str],
+    score: str,
+    text: bool,
+    tuned: bool,
+    calibrated: bool,
+    judged: bool,
+    shifted: bool,
+    noisy: bool = False,
 ) -> str:
     """The header's links to the page's sections."""
     return " ".join(
@@ -251,6 +264,7 @@ def _nav(
             *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
             *([(BEYOND_ERROR_SECTION, "knowing when it is wrong")] if judged else []),
             *([(SHIFT_SECTION, "under shift")] if shifted else []),
+            *([(NOISY_SECTION, "noisy labels")] if noisy else []),
             *[(f"method-{n}", n) for n in names],
             *([] if text else [("wordnet", "WordNet")]),
         ]
