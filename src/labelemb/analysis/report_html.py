@@ -56,6 +56,16 @@ def markdown_table_html(markdown: str, *, wide: bool = False) -> str:
     )
 
 
+def table_block_html(block: Any) -> list[str]:
+    """A table with its lines (a :class:`~labelemb.analysis.beyond_error.TableBlock`): the line
+    above it, the table, and each note under it."""
+    return [
+        f"<p>{escape(block.intro)}</p>",
+        markdown_table_html(block.markdown, wide=True),
+        *(f'<p class="note">{escape(note)}</p>' for note in block.notes),
+    ]
+
+
 def png_data_uri(data: bytes) -> str:
     """``data:image/png;base64,...`` for the bytes of a PNG file."""
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .beyond_error import TableBlock
-from .report_html import escape, img, markdown_table_html
+from .report_html import img, table_block_html
 
 NOISY_SECTION = "noisy-labels"
 
@@ -32,11 +32,7 @@ def noisy_labels_section(noisy: NoisyLabels) -> list[str]:
         "where it ranks the test rows whose labels people disputed.</p>",
     ]
     for block in noisy.blocks:
-        parts += [
-            f"<p>{escape(block.intro)}</p>",
-            markdown_table_html(block.markdown, wide=True),
-            *(f'<p class="note">{escape(note)}</p>' for note in block.notes),
-        ]
+        parts += table_block_html(block)
     if noisy.memorisation_png is not None:
         parts += [
             "<p>Memorisation while training: at each check, the share of the wrongly labelled training "

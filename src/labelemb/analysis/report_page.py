@@ -14,7 +14,7 @@ from typing import Any
 from ..tasks.scoring import Scoring
 from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
-from .report_html import escape, img, markdown_table_html, page_head
+from .report_html import escape, img, markdown_table_html, page_head, table_block_html
 from .report_noise import NOISY_SECTION, NoisyLabels, noisy_labels_section
 from .report_shift import SHIFT_SECTION, UnderShift, shift_section
 from .similarity import similar_table
@@ -145,11 +145,7 @@ def _beyond_error_section(judged: BeyondError) -> list[str]:
         "its own.</p>",
     ]
     for block in judged.blocks:
-        parts += [
-            f"<p>{escape(block.intro)}</p>",
-            markdown_table_html(block.markdown, wide=True),
-            *(f'<p class="note">{escape(note)}</p>' for note in block.notes),
-        ]
+        parts += table_block_html(block)
     if judged.risk_coverage_png is not None:
         parts += [
             "<p>Risk-coverage curves of the test split at the check each run selects: a run that "

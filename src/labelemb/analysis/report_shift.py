@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .beyond_error import TableBlock
-from .report_html import escape, img, markdown_table_html
+from .report_html import escape, img, table_block_html
 
 SHIFT_SECTION = "under-shift"
 
@@ -31,9 +31,7 @@ def shift_section(shift: UnderShift) -> list[str]:
         "<h2>Under shift</h2>",
         "<p>Each run's selected weights on corrupted copies of its test split, once it finished (its "
         "shift.json): does the method that wins on clean inputs still win when they drift?</p>",
-        f"<p>{escape(shift.block.intro)}</p>",
-        markdown_table_html(shift.block.markdown, wide=True),
-        *(f'<p class="note">{escape(note)}</p>' for note in shift.block.notes),
+        *table_block_html(shift.block),
     ]
     if shift.severity_png is not None:
         parts += [
