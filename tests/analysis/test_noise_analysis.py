@@ -160,3 +160,40 @@ def test_the_report_of_a_noisy_comparison_has_a_noisy_labels_section(noisy_exper
     page = build_report(noisy_experiment, tmp_path / "report.html", analyze_runs=False).read_text()
     assert '<a href="#noisy-labels">noisy labels</a>' in page and '<section id="noisy-labels">' in page
     assert "The disputed test labels" in page and "Memorisation while training" in page
+
+
+def setting(name: str, rate: float, errors: dict[str, list[float]]):
+    from labelemb.analysis.compare import Run
+    from labelemb.analysis.noise_sweep import NoiseSetting
+
+    runs = {
+        method: [Run(method, seed, {"selected_test_error": e}, []) for seed, e in enumerate(values)]
+        for method, values in errors.items()
+    }
+    return NoiseSetting(name, rate, runs)
+
+
+def test_the_rank_table_and_the_picture_across_noise_settings_by_hand(tmp_path):
+    from labelemb.analysis.noise_sweep import plot_error_against_noise, rank_table, welch_between
+
+    low = setting("low", 20.0, {"onehot": [10, 12], "gce": [9, 9], "nls": [11, 13]})
+    high = setting("high", 50.0, {"onehot": [30, 34], "gce": [40, 44], "nls": [20, 22]})
+    table = rank_table([low, high])
+    lines = table.splitlines()
+    assert lines[0] == "| method | low (20.0 % wrong) | high (50.0 % wrong) | mean rank |"
+    # Mean ranks: gce (1 + 3) / 2 = 2.0, nls (3 + 1) / 2 = 2.0, onehot (2 + 2) / 2 = 2.0: by name.
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| gce", "| nls", "| onehot"]
+    assert "| nls | 12.00 ± 1.41 (3) | 21.00 ± 1.41 (1) | 2.0 |" in table
+    mine, theirs, p = welch_between(high, "nls", "onehot")
+    assert (mine, theirs) == (21.0, 32.0) and p == pytest.approx(welch_p([20, 22], [30, 34]))
+    with pytest.raises(ValueError, match="high has no runs of coteaching"):
+        welch_between(high, "coteaching", "onehot")
+    assert plot_error_against_noise([high, low], tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_read_settings_takes_the_rate_the_runs_record(noisy_experiment):
+    from labelemb.analysis.noise_sweep import read_settings
+
+    (found,) = read_settings({"pairflip30": noisy_experiment})
+    assert found.name == "pairflip30" and found.rate == pytest.approx(30, abs=8)
+    assert set(found.runs) == {"onehot", "label_embedding"} and len(found.errors("onehot")) == 2

@@ -27,7 +27,7 @@ AXES = {
 }
 
 
-def _method_colours(count: int) -> Any:
+def method_colours(count: int) -> Any:
     """A colour map of ten distinct colours, or twenty (in lighter pairs) when more methods are
     drawn: colour ``i % palette`` for the i-th method by name, the same in every figure."""
     palette = 10 if count <= 10 else 20
@@ -54,7 +54,7 @@ def plot_error_curves(
     metric = comparison_metric(runs)
     key = metric.curve
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    colour = _method_colours(len(runs))
+    colour = method_colours(len(runs))
     tails = []
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
         length = min(len(r.records) for r in method_runs)
@@ -109,7 +109,7 @@ def plot_risk_coverage(runs: dict[str, list[Run]], path: str | Path, title: str 
     a method's runs bold (:func:`risk_curve`). Runs without a recorded curve are left out (a method
     none of whose runs has one too); returns the path written, or None (nothing written) where no
     run has a curve. A method keeps the colour it has in the error curves."""
-    colour = _method_colours(len(runs))
+    colour = method_colours(len(runs))
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     drawn = False
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
@@ -165,7 +165,7 @@ def plot_error_severity(runs: dict[str, list[Run]], path: str | Path, title: str
     if not by_severity:
         return None
     severities = np.array([0, *by_severity], dtype=float)
-    colour = _method_colours(len(runs))
+    colour = method_colours(len(runs))
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
         curves = [severity_curve(r.shift, by_severity) for r in method_runs if r.shift is not None]
@@ -205,7 +205,7 @@ def plot_memorisation(runs: dict[str, list[Run]], path: str | Path, title: str =
     to see them predicted as their wrong label (left) and as their true class (right), per method
     against the epoch, each seed light and the mean bold; returns the path written."""
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.5), sharex=True)
-    colour = _method_colours(len(runs))
+    colour = method_colours(len(runs))
     for i, (method, method_runs) in enumerate(sorted(runs.items())):
         length = min(len(r.records) for r in method_runs)
         epochs = np.array([[rec["epoch"] for rec in r.records[:length]] for r in method_runs]).mean(0)

@@ -1,0 +1,80 @@
+"""The Fashion-MNIST and MNIST MLP noisy-label comparisons across their settings: the rank table,
+the picture of clean-test error against the share of wrong labels, and the figures of the issue's
+claims (each with Welch's p), from the experiment folders under runs/ that exist.
+
+    python results/noisy-labels/summarise.py [--runs runs] [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labelemb.analysis.noise_sweep import plot_error_against_noise, rank_table, read_settings, welch_between
+
+#: The claims, each in the settings where it is asked: (setting, method, against, the question).
+CLAIMS = [
+    (
+        "symmetric20",
+        "label_smoothing",
+        "onehot",
+        "label smoothing helps under symmetric noise (Lukasik et al.)",
+    ),
+    (
+        "symmetric50",
+        "label_smoothing",
+        "onehot",
+        "label smoothing helps under symmetric noise (Lukasik et al.)",
+    ),
+    (
+        "symmetric50",
+        "nls",
+        "label_smoothing",
+        "negative smoothing beats smoothing at high noise (Wei et al.)",
+    ),
+    (
+        "random-high",
+        "nls",
+        "label_smoothing",
+        "negative smoothing beats smoothing at high noise (Wei et al.)",
+    ),
+    ("pairflip45", "coteaching", "onehot", "Co-teaching beats cross-entropy under pair-flip 45 %"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--out", default="docs")
+    args = parser.parse_args()
+    for data in ("fashion-mnist", "mnist"):
+        prefix = f"{data}-mlp-noise-"
+        folders = {
+            folder.name.removeprefix(prefix): folder
+            for folder in sorted(Path(args.runs).glob(f"{prefix}*"))
+            if any(folder.glob("*/seed*/summary.json")) and folder.name != f"{prefix}clean"
+        }
+        if not folders:
+            continue
+        settings = read_settings(folders)
+        print(f"## {data} MLP\n\n{rank_table(settings)}\n")
+        picture = plot_error_against_noise(
+            settings,
+            Path(args.out) / f"{data}-mlp-noise.png",
+            title=f"{data} MLP: clean-test error against noise",
+        )
+        print(f"(picture: {picture})\n")
+        named = {s.name: s for s in settings}
+        for setting, method, other, question in CLAIMS:
+            if setting in named and named[setting].errors(method) and named[setting].errors(other):
+                mine, theirs, p = welch_between(named[setting], method, other)
+                shown = "-" if p is None else f"{p:.2g}"
+                against = f"{other} {theirs:.2f} %"
+                print(f"- {question}: {setting}, {method} {mine:.2f} % against {against}, p = {shown}")
+        print()
+
+
+if __name__ == "__main__":
+    main()
