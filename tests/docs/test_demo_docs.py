@@ -23,8 +23,11 @@ def demo_block(text: str) -> str:
 
 
 def demo_seeds_default() -> int:
+    """How many seeds the demo trains by default (its ``--seeds`` default is a list, 0 to n - 1)."""
     demo = next(a for a in build_parser()._actions if a.dest == "command").choices["demo"]
-    return next(a for a in demo._actions if a.dest == "seeds").default
+    seeds = next(a for a in demo._actions if a.dest == "seeds").default
+    assert seeds == list(range(len(seeds)))
+    return len(seeds)
 
 
 def test_the_readme_and_getting_started_show_the_same_demo_output():
@@ -48,5 +51,5 @@ def test_no_page_gives_the_demo_other_seeds_than_its_default_unless_asked():
         text = " ".join(page.read_text(encoding="utf-8").split())
         for claim in re.finditer(r"[Tt]he demo \((\d+) seeds? per method\)", text):
             assert int(claim.group(1)) == seeds, (page.name, claim.group(0))
-        for row in re.finditer(r"`--seeds N` \| number of seeds per method \(default (\d+)\)", text):
-            assert int(row.group(1)) == seeds, (page.name, row.group(0))
+        for row in re.finditer(r"`--seeds SEEDS` \| the seeds of each method.*?\(default `0-(\d+)`\)", text):
+            assert int(row.group(1)) == seeds - 1, (page.name, row.group(0))

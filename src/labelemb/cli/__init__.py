@@ -23,6 +23,9 @@ __all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int",
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        parser.print_help()  # bare `labelemb`: what it can do, not an error
+        return 0
     # Overrides may come before or after options (argparse alone takes them on one side only).
     args, extra = parser.parse_known_args(argv)
     if extra:

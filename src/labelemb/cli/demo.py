@@ -23,7 +23,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     from ..train import build_config, describe_seeds  # lazy: loaded when this command runs
 
-    seeds = list(range(args.seeds))
+    seeds = list(args.seeds)
     overrides = [f"output_dir={args.output_dir}", f"train.progress={str(not args.no_progress).lower()}"]
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
@@ -42,7 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("Knowing when it is wrong (selected weights; OOD: 8x8 photo patches), mean ± std over seeds:")
     print(knowing_table([config.method.name for config in configs], records))
 
-    run_dir = demo.with_method("label_embedding").with_seed(0).run_dir()
+    run_dir = demo.with_method("label_embedding").with_seed(seeds[0]).run_dir()
     representation, class_names = load_run_representation(run_dir)
     similarity = label_similarity(representation)
     figure = Path(args.output_dir) / DEMO_CONFIG["experiment"] / "label_similarity.png"
@@ -50,7 +50,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         similarity, class_names, figure, title="learned label embedding softmax(E), digits"
     )
     print()
-    print("Most similar labels in the learned embedding (seed 0):")
+    print(f"Most similar labels in the learned embedding (seed {seeds[0]}):")
     print(similar_table(most_similar(similarity, class_names, top=3)))
     print()
     print(f"heatmap: {figure}")

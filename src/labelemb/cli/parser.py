@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import typing
 from pathlib import Path
 
@@ -19,10 +21,21 @@ from .tune import cmd_tune
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, with a mistake reported in one line (and where to read the usage)."""
+    """argparse's parser, with a mistake reported in one line (and where to read the usage); a
+    command or choice that is nearly one it knows gets a "did you mean"."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{_did_you_mean(message)} (see {self.prog} --help)\n")
+
+
+def _did_you_mean(message: str) -> str:
+    """``; did you mean 'train'?`` for argparse's "invalid choice: 'trian' (choose from ...)"."""
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2)) or [c.strip() for c in found.group(2).split(",")]
+    close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 OVERRIDES_HELP = (
@@ -31,6 +44,8 @@ OVERRIDES_HELP = (
 )
 DEFAULT_SETTING = "(default: the digits demo setting)"  # without --config: labelemb.cli.run.DEMO_CONFIG
 NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal; a log gets a line per evaluation)"
+#: predict's: it evaluates nothing, it reads and classifies rows.
+PREDICT_NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal)"
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -267,7 +282,12 @@ def _add_demo(commands: typing.Any) -> None:
         "download), prints a comparison table and the most similar labels, and writes a heatmap.",
     )
     demo.add_argument("--output-dir", default="runs", help="root of the run folders (default runs/)")
-    demo.add_argument("--seeds", type=positive_int, default=5, help="number of seeds per method (default 5)")
+    demo.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=list(range(5)),
+        help="seeds of each method, as everywhere: 0-4, 0,2 (default 0-4)",
+    )
     demo.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 30)")
     demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     demo.set_defaults(func=cmd_demo)
@@ -278,6 +298,10 @@ def _add_analyze(commands: typing.Any) -> None:
     analyze = commands.add_parser(
         "analyze",
         help="heatmaps, nearest labels, dendrograms, MDS maps and WordNet correlation of runs",
+        description="Reads each finished run's label representation (learned, or the mean softmax of a "
+        "method that learns none) and writes its heatmap, nearest labels, dendrogram and MDS map, its "
+        "WordNet correlation where the classes have synsets, and for runs on noisy labels its "
+        "similarity beside the noise's transition matrix; analysis.md and analysis.json sum them up.",
     )
     analyze.add_argument(
         "run_dirs",
@@ -301,7 +325,10 @@ def _add_analyze(commands: typing.Any) -> None:
 def _add_similar(commands: typing.Any) -> None:
     """labelemb similar."""
     similar = commands.add_parser(
-        "similar", help="each class's most similar classes in a run's learned embedding"
+        "similar",
+        help="each class's most similar classes in a run's learned embedding",
+        description="Prints, for each label of a finished run (or the labels named), the labels its "
+        "representation puts nearest, with their similarity.",
     )
     similar.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
     similar.add_argument(
@@ -375,7 +402,7 @@ def _add_predict_commands(commands: typing.Any) -> None:
     predict.add_argument("--checkpoint", **checkpoint)
     predict.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
     predict.add_argument("--trust-factory", **trust)
-    predict.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    predict.add_argument("--no-progress", action="store_true", help=PREDICT_NO_PROGRESS_HELP)
     predict.set_defaults(func=cmd_predict)
 
     export = commands.add_parser(
