@@ -350,3 +350,31 @@ def test_a_pickle_that_runs_code_is_refused_in_one_line(small_config, tmp_path, 
     with pytest.raises(ValueError, match="could run code") as error:
         read_tensor_file(tmp_path / "vectors.pt", "vectors")
     assert "\n" not in str(error.value) and "weights_only" not in str(error.value) and not mark.exists()
+
+
+def test_the_noise_ood_and_disputed_files_a_run_named_stay_out_of_its_bundle(digits_bundle, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "flips.npy", np.full((10, 10), 0.02) + 0.8 * np.eye(10))
+    (tmp_path / "disputed.txt").write_text("3\n7\n")
+    raw = {
+        "experiment": "noisy",
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": "mlp", "hidden": [16]},
+        "train": {"epochs": 1, "batch_size": 100, "progress": False},
+        "noise": {"kind": "matrix", "matrix": str(tmp_path / "flips.npy")},
+        "disputed_test_labels": str(tmp_path / "disputed.txt"),
+    }
+    config = build_config(raw)
+    train(config)
+    assert main(["export", str(config.run_dir()), "--output", str(tmp_path / "bundle")]) == 0
+    written = yaml.safe_load((tmp_path / "bundle" / "config.yaml").read_text())
+    assert written["noise"]["matrix"] == "flips.npy" and written["disputed_test_labels"] == "disputed.txt"
+    assert str(tmp_path) not in (tmp_path / "bundle" / "config.yaml").read_text()
+    for change in (
+        lambda c: c.update(disputed_test_labels="/etc/passwd"),
+        lambda c: c.update(ood=[{"path": "../../etc/passwd"}]),
+    ):
+        bundle = tampered(digits_bundle, tmp_path / f"t{id(change)}", config=change)
+        with pytest.raises(PredictError, match="leaves the folder data is looked for in"):
+            labelemb.load(bundle)

@@ -113,19 +113,17 @@ def summarize_wordnet(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def summarize_noise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Mean ± std over each method's runs of the Spearman correlation of its learned similarity
-    with the noise's transition and reverse matrices (runs where it is defined)."""
+    """Mean ± std over each method's runs of the Pearson and Spearman correlation of its learned
+    similarity with the noise's transition and reverse matrices (runs where it is defined), keyed
+    ``transition pearson``, ``reverse spearman``, ..."""
     by_method: dict[str, dict[str, list[float]]] = {}
     for result in results:
         for name, correlation in result.get("noise", {}).items():
-            if not math.isnan(correlation["spearman"]):
-                by_method.setdefault(result["method"], {}).setdefault(name, []).append(
-                    correlation["spearman"]
-                )
+            for kind, value in correlation.items():
+                if not math.isnan(value):
+                    by_method.setdefault(result["method"], {}).setdefault(f"{name} {kind}", []).append(value)
     return {
-        method: {
-            name: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for name, v in found.items()
-        }
+        method: {key: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for key, v in found.items()}
         for method, found in by_method.items()
     }
 
@@ -174,15 +172,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     noise = summary.get("noise_by_method")
     if noise:
         lines += [
-            "## Learned similarity against the label noise (Spearman, off-diagonal cells)",
+            "## Learned similarity against the label noise (off-diagonal cells)",
             "",
-            "| method | runs | transition T | reverse R |",
-            "| --- | ---: | ---: | ---: |",
+            "| method | runs | T, Pearson | T, Spearman | R, Pearson | R, Spearman |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
+        keys = [f"{name} {kind}" for name in ("transition", "reverse") for kind in ("pearson", "spearman")]
         for method, found in noise.items():
             cells = [
-                f"{found[name]['mean']:.3f} ± {found[name]['std']:.3f}" if name in found else "-"
-                for name in ("transition", "reverse")
+                f"{found[key]['mean']:.3f} ± {found[key]['std']:.3f}" if key in found else "-" for key in keys
             ]
             runs = max(entry["runs"] for entry in found.values())
             lines.append(f"| {method} | {runs} | " + " | ".join(cells) + " |")

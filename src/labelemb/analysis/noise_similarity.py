@@ -3,14 +3,16 @@
 A run trained on noisy labels keeps each training example's true and given label
 (``label_noise.safetensors``). From them come two matrices over the classes: the transition
 ``T[i, j]``, the share of true class ``i`` labelled ``j`` (the noise as it was made), and its reverse
-``R[j, i]``, the share of the examples labelled ``j`` whose true class is ``i``. A representation
-learned from the network's outputs on the examples of each label (label_embedding's soft targets,
-the mean softmax of a method that learns none) is closer in kind to ``R``: early in training the
-network predicts an example's true class, and a label's row gathers the predictions on the
-examples that carry it. Both are compared, over the off-diagonal cells only (the diagonal of
-either is large and says nothing about which classes are confused): Pearson's and Spearman's
-correlation (scipy). Under symmetric noise every off-diagonal cell of ``T`` is alike, so there is
-no structure to find and no correlation is given.
+``R[j, i]``, the share of the examples labelled ``j`` whose true class is ``i``. Which of the two a
+label's row can resemble depends on how the method forms it: the mean softmax of the examples that
+carry a label mixes both (the examples of the label's own class, whose outputs lean to where that
+class's labels were flipped, and those flipped into it), while label_embedding learns a label's row
+from the examples the network predicts as that label, which leans to ``T``. Both are compared, over
+the off-diagonal cells only (the diagonal of either is large and says nothing about which classes
+are confused): Pearson's and Spearman's correlation (scipy). Where ``T`` is sparse (pair-flip: one
+wrong class a row) most of its cells tie at 0, which caps Spearman's; Pearson's then says more.
+Under symmetric noise every off-diagonal cell of ``T`` is alike, so there is no structure to find
+and no correlation is given.
 """
 
 from __future__ import annotations

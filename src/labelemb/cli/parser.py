@@ -13,7 +13,7 @@ from .arguments import parse_names, parse_seeds, positive_int
 from .demo import cmd_demo
 from .evaluate import add_evaluate
 from .index import read_index
-from .inspect import cmd_analyze, cmd_report, cmd_similar
+from .inspect import add_inspect_commands
 from .predict import add_set_options, cmd_export, cmd_predict
 from .run import cmd_compare, cmd_train
 from .shift import add_shift
@@ -133,9 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(commands)
     _add_tune(commands)
     _add_demo(commands)
-    _add_analyze(commands)
-    _add_similar(commands)
-    _add_report(commands)
+    add_inspect_commands(commands)
     _add_predict_commands(commands)
     add_evaluate(commands)
     add_shift(commands)
@@ -291,76 +289,6 @@ def _add_demo(commands: typing.Any) -> None:
     demo.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 30)")
     demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     demo.set_defaults(func=cmd_demo)
-
-
-def _add_analyze(commands: typing.Any) -> None:
-    """labelemb analyze."""
-    analyze = commands.add_parser(
-        "analyze",
-        help="heatmaps, nearest labels, dendrograms, MDS maps and WordNet correlation of runs",
-        description="Reads each finished run's label representation (learned, or the mean softmax of a "
-        "method that learns none) and writes its heatmap, nearest labels, dendrogram and MDS map, its "
-        "WordNet correlation where the classes have synsets, and for runs on noisy labels its "
-        "similarity beside the noise's transition matrix; analysis.md and analysis.json sum them up.",
-    )
-    analyze.add_argument(
-        "run_dirs",
-        nargs="+",
-        type=Path,
-        metavar="RUN_DIR",
-        help="finished runs: <output_dir>/<exp>/<method>/seed<N>",
-    )
-    analyze.add_argument("--classes", type=parse_names, help="a subset: cat,dog")
-    analyze.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
-    analyze.add_argument(
-        "--format", choices=["png", "svg"], default="png", help="figure format (default png)"
-    )
-    analyze.add_argument(
-        "--output-dir", type=Path, help="default: RUN_DIR/analysis (or the runs' common folder)"
-    )
-    analyze.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
-    analyze.set_defaults(func=cmd_analyze)
-
-
-def _add_similar(commands: typing.Any) -> None:
-    """labelemb similar."""
-    similar = commands.add_parser(
-        "similar",
-        help="each class's most similar classes in a run's learned embedding",
-        description="Prints, for each label of a finished run (or the labels named), the labels its "
-        "representation puts nearest, with their similarity.",
-    )
-    similar.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
-    similar.add_argument(
-        "--top", type=positive_int, default=5, help="most similar labels shown per label (default 5)"
-    )
-    similar.add_argument(
-        "--labels",
-        metavar="A,B,...",
-        help="only these labels (comma-separated names); with a compressed embedding only their rows "
-        "of softmax(e) are formed, so a 50,000-word vocabulary needs no 50,000 x 50,000 matrix",
-    )
-    similar.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
-    similar.set_defaults(func=cmd_similar)
-
-
-def _add_report(commands: typing.Any) -> None:
-    """labelemb report."""
-    report = commands.add_parser(
-        "report",
-        help="one self-contained HTML page for a comparison (table, curves; heatmaps and WordNet for "
-        "images, nearest words for text)",
-        description="Writes DIR/report.html (images embedded, opens offline) from the runs of a "
-        "comparison directory; the analysis of each method's lowest seed goes to DIR/analysis/.",
-    )
-    report.add_argument("dir", type=Path, metavar="DIR", help="a comparison folder: <method>/seed<N>/ runs")
-    report.add_argument("--output", type=Path, help="the HTML file (default DIR/report.html)")
-    report.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
-    report.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
-    report.add_argument(
-        "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
-    )
-    report.set_defaults(func=cmd_report)
 
 
 def _add_predict_commands(commands: typing.Any) -> None:

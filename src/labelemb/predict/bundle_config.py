@@ -12,10 +12,10 @@ unless it is labelemb's own or inside the bundle:
   Python classes that loading it imports;
 - a file a model or method option names (an option typed as a path: a method's ``vectors``,
   ``embedding``) must lie inside the bundle, and is read from there;
-- the data files (``data.files``, ``data.text``'s vocabularies, read by ``--split`` only) are
-  names relative to the user's data folder (``--data-dir``, ``$LABELEMB_DATA``): never absolute,
-  never climbing out (``..``); the exporter's ``data.dir`` and ``data.files.cache_dir`` are not
-  used;
+- the data files (``data.files``, ``data.text``'s vocabularies, read by ``--split`` only; and the
+  files of ``noise``, ``ood`` and ``disputed_test_labels``, never read from a bundle) are names
+  relative to the user's data folder (``--data-dir``, ``$LABELEMB_DATA``): never absolute, never
+  climbing out (``..``); the exporter's ``data.dir`` and ``data.files.cache_dir`` are not used;
 - ``source_folder`` (which a config file's reader sets, and which goes on the import path while a
   backbone is built) is refused.
 
@@ -123,17 +123,24 @@ def _drop_cache_folder(values: dict[str, Any]) -> None:
 
 def _map_data_names(values: dict[str, Any], change: Callable[[str, str], str]) -> None:
     """Each data file name of a config dump (``data.files``' splits and path, ``data.text``'s
-    vocabulary files) replaced by ``change(its dotted key, the name)``."""
+    vocabulary files; the files of the noise, the OOD sets and the disputed test labels, which a
+    bundle never reads but names as the run did) replaced by ``change(its dotted key, the name)``."""
     data = values["data"]
-    for section, keys in (("files", ("train", "dev", "test", "path")), ("text", VOCABULARY_KEYS)):
-        options = data.get(section) or {}
+    places = [(data.get("files"), "data.files", ("train", "dev", "test", "path"))]
+    places += [
+        (data.get("text"), "data.text", VOCABULARY_KEYS),
+        (values.get("noise"), "noise", ("labels", "matrix")),
+    ]
+    places += [(values, "", ("disputed_test_labels",))]
+    places += [(entry, f"ood[{i}]", ("path",)) for i, entry in enumerate(values.get("ood") or [])]
+    for options, section, keys in places:
         for key in keys:
-            given = options.get(key)
-            where = f"data.{section}.{key}"
+            given = (options or {}).get(key)
+            where = f"{section}.{key}" if section else key
             if isinstance(given, str):
-                options[key] = change(where, given)
+                options[key] = change(where, given)  # type: ignore[index]
             elif isinstance(given, list):
-                options[key] = [change(where, name) for name in given]
+                options[key] = [change(where, name) for name in given]  # type: ignore[index]
 
 
 def _staying_name(path: Path, where: str, name: str) -> str:
@@ -187,6 +194,8 @@ def portable_config(config: RunConfig, folder: Path) -> tuple[dict[str, Any], li
     check_encoders(config, lambda where, name: f"cannot export {where} {name!r}: it")
     values = config.model_dump(mode="json")
     values["data"]["dir"] = None
+    # Where the exporter's runs went is a folder of its machine, not the bundle's.
+    values["output_dir"] = RunConfig.model_fields["output_dir"].default
     _drop_cache_folder(values)
     _map_data_names(values, _local_name)
     copied = []
