@@ -200,3 +200,25 @@ def write_labels_of_other_data(folder):
         )
     )
     return f"{{kind: file, labels: {path}}}"
+
+
+@pytest.mark.parametrize("method", ["coteaching", "forward_t"])
+def test_a_method_told_about_the_noise_is_rebuilt_as_it_trained(small_config, digits, tmp_path, method):
+    """Co-teaching takes its forget rate, forward correction its matrix, from what the run knows of
+    the noise: a finished run (and its bundle) must rebuild them without the data."""
+    import labelemb
+    from labelemb.cli import main
+    from labelemb.predict.evaluation import evaluate_run
+
+    config = small_config(f"method.name={method}", "train.epochs=2", noise=NOISE)
+    train(config, dataset=digits)
+    run = labelemb.load(config.run_dir())
+    kept = load_file(str(config.run_dir() / "label_noise.safetensors"))
+    assert run.trained.told_noise["noise_rate"] == pytest.approx(
+        float((kept["train_clean"] != kept["train_noisy"]).double().mean())
+    )
+    assert "noise" in evaluate_run(config.run_dir())
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(config.run_dir()), "--output", str(bundle)]) == 0
+    inputs = digits.test.inputs[:16]
+    assert torch.allclose(labelemb.load(bundle).logits(inputs), run.logits(inputs), atol=1e-6)

@@ -13,10 +13,11 @@ train/ trains what this room assembles; nothing here trains.
 from .build import build_network, data_request, load_run_data, make_optimizer, parameter_groups, step_options
 from .frozen import FeatureDataset, freeze_features, frozen_backbone
 from .network import Network, StepOptions, run_model
-from .parts import resolve_device
+from .parts import recorded_noise_context, resolve_device
 from .plan import RunPlan, data_of, plan_run, resolve
 
 __all__ = [
+    "recorded_noise_context",
     "FeatureDataset",
     "Network",
     "RunPlan",

@@ -173,12 +173,28 @@ def noise_context(dataset: Any) -> dict[str, Any]:
     training labels that are wrong (``noise_rate``, a fraction: what Co-teaching's authors take as
     known) and the transition matrix (``noise_transition``: the one the noise was drawn from, else
     the one the labels show), as forward correction takes it given."""
+    told = getattr(dataset, "told_noise", None)
+    if told:  # a finished run rebuilt without its data: what it was told then
+        return {"noise_rate": told.get("noise_rate"), "noise_transition": told.get("noise_transition")}
     noise = getattr(dataset, "noise", None)
     if noise is None:
         return {"noise_rate": None, "noise_transition": None}
     matrix = noise.transition if noise.transition is not None else noise.realised
     rate = noise.rate("train", dataset.train.labels) / 100.0
     return {"noise_rate": rate, "noise_transition": [[float(v) for v in row] for row in matrix]}
+
+
+def recorded_noise_context(kept: dict[str, Any]) -> dict[str, Any]:
+    """:func:`noise_context` as a finished run's ``label_noise.safetensors`` (``kept``, the tensors
+    :meth:`~labelemb.data.label_noise.NoisyLabels.tensors` wrote) gives it back: the same rate and
+    matrix, so that a method built from them (Co-teaching's forget rate, forward correction's
+    matrix) is rebuilt as it trained."""
+    wrong = (kept["train_noisy"] != kept["train_clean"]).double()
+    matrix = kept["transition"] if "transition" in kept else kept["realised"]
+    return {
+        "noise_rate": float(wrong.mean()) if wrong.numel() else 0.0,
+        "noise_transition": [[float(v) for v in row] for row in matrix.double().tolist()],
+    }
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ def describe(trained: Trained) -> dict[str, Any]:
         "label_representation": TENSORS_FILE if trained.label_tensors else None,
         "conformal": None,
         "inputs": trained.inputs or None,
+        "told_noise": trained.told_noise or None,
     }
 
 
@@ -147,6 +148,7 @@ def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
         test_error=described.test_error,
         label_tensors=labels,
         inputs=dict(described.inputs or {}),
+        told_noise=dict(described.told_noise or {}),
     )
     _check_fits(trained, described)
     if described.conformal:

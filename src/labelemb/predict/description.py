@@ -59,6 +59,11 @@ class BundleDescription(BaseModel):
     #: The folder of the text encoder's tokenizer where the run read one: a note (the config's
     #: ``encoder``, a name labelemb knows, decides what is loaded).
     encoder: str | None
+    #: What a run on noisy labels told its method of them (``noise_rate``, ``noise_transition``),
+    #: which Co-teaching and forward correction are rebuilt from; absent for other runs.
+    told_noise: dict[str, float | list[list[float]]] | None = Field(
+        None, description="a mapping with noise_rate and noise_transition, or null"
+    )
 
     @field_validator("class_names")
     @classmethod

@@ -9,7 +9,8 @@ as the trainer's evaluation, so its scores are the ones the run's recorded figur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,8 @@ class _DataShape:
     input_shape: tuple[int, ...]
     class_names: list[str]
     train: range
+    #: What the run told its method of its noisy labels (:func:`~labelemb.assembly.parts.noise_context`).
+    told_noise: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -75,7 +78,9 @@ def build_classifier(trained: Trained) -> Classifier:
         backbone = _frozen_backbone(trained) if trained.frozen else None
         shape = trained.input_shape or _input_shape(trained, backbone)
         trained.input_shape = shape  # what the inputs are made for, now known
-        data = _DataShape(shape, list(trained.class_names), range(max(trained.train_examples, 1)))
+        data = _DataShape(
+            shape, list(trained.class_names), range(max(trained.train_examples, 1)), dict(trained.told_noise)
+        )
         try:
             model, method = build_network(config, data)  # type: ignore[arg-type]
         except (ValueError, TypeError, ImportError, RuntimeError) as error:

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 import torch
 import yaml
+from safetensors.torch import load_file as load_safetensors
 from torch import Tensor
 
-from ..assembly import load_run_data
+from ..assembly import load_run_data, recorded_noise_context
 from ..config import RunConfig
 from ..data.base import DataError
 from ..data.registry import dataset_yields
@@ -26,6 +27,7 @@ from ..rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     MODEL_FILE,
+    NOISE_FILE,
     SELECTED_MODEL_FILE,
     START_FILE,
     SUMMARY_FILE,
@@ -75,6 +77,9 @@ class Trained:
     test_error: float | None = None
     #: The method's label representation (``representation``, ``embedding``), where it saved one.
     label_tensors: dict[str, Tensor] = field(default_factory=dict)
+    #: What a run on noisy labels told its method of them (``noise_rate``, ``noise_transition``;
+    #: :func:`~labelemb.assembly.parts.noise_context`), so that the method is rebuilt as it trained.
+    told_noise: dict[str, Any] = field(default_factory=dict)
     #: Why the check read has no temperature (when ``temperature`` is None), for the output's note.
     no_temperature: str = "the check read records none"
     #: A bundle's conformal calibration (:mod:`.sets`), checked against its weights when read; a
@@ -248,6 +253,7 @@ def _trained(
         pair_vocabularies=pair_vocabularies,
         test_error=record.get("test_error"),
         label_tensors=folder.read_tensors(),
+        told_noise=_told_noise(folder),
         no_temperature=no_temperature,
     )
 
@@ -310,3 +316,12 @@ def weights_digest(weights: dict[str, Tensor]) -> str:
         hasher.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return hasher.hexdigest()
+
+
+def _told_noise(folder: RunDir) -> dict[str, Any]:
+    """What a run on noisy labels told its method of them, from its ``label_noise.safetensors``
+    (empty for a run on right labels)."""
+    path = folder.file(NOISE_FILE)
+    if not path.is_file():
+        return {}
+    return recorded_noise_context(load_safetensors(str(path)))
