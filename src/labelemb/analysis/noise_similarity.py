@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from scipy import stats
 from torch import Tensor
 
+from ..data.label_noise import realised_matrix
 from ..rundir import NOISE_FILE
 from .figures import plt, save_figure
 from .heatmap import draw_similarity_heatmap
@@ -41,15 +42,10 @@ def noise_matrices(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     tensors = load_file(str(path))
     clean, noisy = tensors["train_clean"].long().numpy(), tensors["train_noisy"].long().numpy()
     classes = int(tensors["realised"].shape[0])
-    return {"transition": _shares(clean, noisy, classes), "reverse": _shares(noisy, clean, classes)}
-
-
-def _shares(given: np.ndarray, other: np.ndarray, classes: int) -> np.ndarray:
-    """``M[i, j]``: the share of the examples with ``given == i`` that have ``other == j``."""
-    counts = np.zeros((classes, classes))
-    np.add.at(counts, (given, other), 1.0)
-    totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return {
+        "transition": realised_matrix(clean, noisy, classes),
+        "reverse": realised_matrix(noisy, clean, classes),
+    }
 
 
 def off_diagonal_correlation(similarity: Tensor | np.ndarray, matrix: np.ndarray) -> dict[str, float]:
