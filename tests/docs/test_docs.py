@@ -25,7 +25,7 @@ from repo_paths import DOCS, ROOT
 from labelemb.cli import build_parser
 
 README = ROOT / "README.md"
-PAGES = [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
+PAGES = [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted(DOCS.rglob("*.md"))]
 
 #: Code blocks whose lines are shell commands (a fence with no language is a shell transcript here).
 SHELL_LANGUAGES = {"", "bash", "console", "sh", "shell", "shell-session", "zsh"}
@@ -284,7 +284,7 @@ def nav_pages(node: object) -> list[str]:
 def test_every_page_is_in_the_site() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     listed = nav_pages(config["nav"])
-    assert sorted(listed) == sorted(page.name for page in DOCS.glob("*.md")), listed
+    assert sorted(listed) == sorted(page.relative_to(DOCS).as_posix() for page in DOCS.rglob("*.md")), listed
     assert config.get("strict") is True
 
 
