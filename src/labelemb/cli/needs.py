@@ -2,7 +2,10 @@
 the out-of-distribution sets of ``ood:`` and the test texts a text run's ``shift:`` perturbs.
 
 Training takes minutes and the evaluation after it reads the other sets: a set that is missing is
-said in one line (what, where it was looked for, how to get it) before that time is spent.
+said in one line (what, where it was looked for, how to get it) before that time is spent. A grid
+of runs also reads each training data set once before any run starts (:func:`read_training_data`),
+so that a mistake in the data (a label that is not a class, pixels out of range) is one line too,
+not one failure per run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,20 @@ def check_needed_data(configs: Sequence[Any]) -> None:
             problem = look()
             if problem is not None:
                 raise DataError(f"{what}: {problem}")
+
+
+def read_training_data(configs: Sequence[Any]) -> None:
+    """Read each distinct training data set of ``configs`` once, as its runs will (noise included):
+    the first :class:`~labelemb.data.DataError` is raised here, once, instead of by every run."""
+    from ..assembly import data_of  # lazy: loaded when this command runs
+
+    seen: set[str] = set()
+    for config in configs:
+        source = data_of(config)
+        key = repr((source.name, source.request, source.noise))
+        if key not in seen:
+            seen.add(key)
+            source.load()
 
 
 def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .comparison import write_comparison
 from .evaluate import evaluate_trained, lacking_lines
-from .needs import check_needed_data
+from .needs import check_needed_data, read_training_data
 
 if TYPE_CHECKING:
     from ..train import RunConfig
@@ -30,17 +30,21 @@ DEMO_CONFIG: dict[str, Any] = {
 
 def base_config(path: str | None, overrides: list[str]) -> RunConfig:
     """The config of ``train``, ``compare`` and ``tune``: the file at ``path`` with ``overrides``,
-    or without one the demo's own setting (:data:`DEMO_CONFIG`); on another data set than the
-    demo's, without its OOD set unless the overrides name one."""
+    or without one the demo's own setting (:data:`DEMO_CONFIG`), its relative file names read from
+    the working folder; on another data set than the demo's, without its OOD set unless the
+    overrides name one."""
     from ..train import build_config, load_config  # lazy: loaded when this command runs
 
     if path is not None:
         return load_config(path, overrides)
-    config = build_config(DEMO_CONFIG, overrides)
-    if config.data.name != DEMO_CONFIG["data"]["name"] and not any(o.startswith("ood") for o in overrides):
-        # The photo patches are the digits' out-of-distribution set: no other data set's.
-        config = config.model_copy(update={"ood": []})
-    return config
+    setting = dict(DEMO_CONFIG)
+    names = [o.partition("=")[2] for o in overrides if o.startswith("data.name=")]
+    if names and names[-1] != DEMO_CONFIG["data"]["name"] and not any(o.startswith("ood") for o in overrides):
+        # The photo patches are the digits' out-of-distribution set, no other data set's: dropped
+        # before the config is checked, which would refuse them beside text or other images.
+        del setting["ood"]
+    # Relative file names on the command line are the user's, as typed in this folder.
+    return build_config(setting, overrides).model_copy(update={"source_folder": str(Path.cwd())})
 
 
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
@@ -125,6 +129,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = base_config(args.config, _common_overrides(args))
     configs = [base.with_method(method).with_seed(seed) for method in args.methods for seed in args.seeds]
     check_needed_data([base.with_method(method) for method in args.methods])
+    read_training_data(configs)  # a mistake in the data: one line, not one failure per run
     executor = make_executor(args)
     failed = None
     try:

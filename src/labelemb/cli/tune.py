@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .evaluate import evaluate_trained
-from .needs import check_needed_data
+from .needs import check_needed_data, read_training_data
 from .run import _common_overrides, base_config, finish, make_executor
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             "settings are judged on fresh seeds; give seeds without it (e.g. --seeds 1-5) or another "
             "--tune-seed"
         )
+    read_training_data([base])  # a mistake in the data: one line, not one failure per trial
     setting = TuneSetting(
         base=base,
         methods=list(dict.fromkeys(args.methods)),
