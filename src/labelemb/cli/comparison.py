@@ -7,11 +7,13 @@ from pathlib import Path
 
 
 def write_comparison(experiment_dir: Path) -> str:
-    """Write comparison.md, comparison.csv and the curves (against epochs: curves.png; training
+    """Write comparison.md, comparison.csv, the curves (against epochs: curves.png; training
     seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png; for runs
-    trained on noisy labels, memorisation.png) for the runs in ``experiment_dir``."""
+    trained on noisy labels, memorisation.png) and, for two methods or more, the ranks picture
+    (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``."""
     # lazy: loaded when this command runs
     from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
+    from ..analysis import ranks as rank_picture  # lazy: loaded when this command runs
     from ..analysis.compare import comparison_metric  # lazy: loaded when this command runs
     from ..analysis.curves import has_memorisation, plot_memorisation  # lazy: loaded when this command runs
     from ..rundir import write_text  # lazy: loaded when this command runs
@@ -31,6 +33,10 @@ def write_comparison(experiment_dir: Path) -> str:
         )
     if has_memorisation(runs):
         plot_memorisation(runs, experiment_dir / "memorisation.png", title=experiment_dir.name)
+    if len(rows) > 1:
+        criteria = rank_picture.comparison_criteria(rows)
+        ranks = rank_picture.rank_table([(criterion, rows) for criterion in criteria])
+        rank_picture.plot_ranks(ranks, experiment_dir / "ranks.png", title=experiment_dir.name)
     return table
 
 

@@ -1,4 +1,5 @@
-"""`labelemb analyze`, `similar` and `report`: what finished runs learned, as tables and pictures."""
+"""`labelemb analyze`, `similar`, `report` and `ranks`: what finished runs learned and how the
+methods compare, as tables and pictures."""
 
 from __future__ import annotations
 
@@ -58,11 +59,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ranks(args: argparse.Namespace) -> int:
+    from ..analysis.ranks import experiments_rank_table, plot_ranks  # lazy: loaded when this command runs
+
+    table = experiments_rank_table(args.dirs)
+    if len(table.methods) < 2:
+        raise ValueError(f"{args.dirs[0]} holds runs of one method: ranks compare two or more")
+    output = args.output or Path(args.dirs[0]) / "ranks.png"
+    print(table.markdown())
+    print(f"\nwrote {plot_ranks(table, output, title=args.title or Path(args.dirs[0]).name)}")
+    return 0
+
+
 def add_inspect_commands(commands: typing.Any) -> None:
-    """The parsers of ``analyze``, ``similar`` and ``report``."""
+    """The parsers of ``analyze``, ``similar``, ``report`` and ``ranks``."""
     _add_analyze(commands)
     _add_similar(commands)
     _add_report(commands)
+    _add_ranks(commands)
 
 
 def _add_analyze(commands: typing.Any) -> None:
@@ -133,3 +147,27 @@ def _add_report(commands: typing.Any) -> None:
         "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
     )
     report.set_defaults(func=cmd_report)
+
+
+def _add_ranks(commands: typing.Any) -> None:
+    """labelemb ranks."""
+    ranks = commands.add_parser(
+        "ranks",
+        help="one picture of a comparison: each method's rank under each criterion",
+        description="Ranks the methods of a comparison folder under every criterion its runs have "
+        "figures for (the test error, ECE raw and after temperature scaling, AURC, each OOD set's "
+        "AUROC, the error under shift), and under the score of each further comparison folder (the "
+        "same methods on noisy labels: the column says how many labels were wrong). Prints the table "
+        "and writes the picture: a heatmap, 1 best, rows in order of mean rank.",
+    )
+    ranks.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="comparison folders (<method>/seed<N>/ runs); the first gives every criterion, each further "
+        "one its score",
+    )
+    ranks.add_argument("--output", type=Path, help="the picture, .png or .svg (default: FIRST_DIR/ranks.png)")
+    ranks.add_argument("--title", help="said under the picture (default: the first folder's name)")
+    ranks.set_defaults(func=cmd_ranks)

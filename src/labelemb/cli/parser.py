@@ -170,7 +170,8 @@ def _add_compare(commands: typing.Any) -> None:
         "compare",
         help="train several methods over seeds and write a comparison table and error curves",
         description="Runs every (method, seed) without a finished run (so an interrupted comparison "
-        "resumes), then writes comparison.md, comparison.csv and curves.png in OUTPUT_DIR/EXPERIMENT.",
+        "resumes), then writes comparison.md, comparison.csv, curves.png and ranks.png in "
+        "OUTPUT_DIR/EXPERIMENT.",
     )
     compare.add_argument(
         "--config", help=f"YAML config, e.g. configs/fashion-mnist-mlp.yaml {DEFAULT_SETTING}"

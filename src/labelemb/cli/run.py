@@ -122,7 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.summarize:
         table = write_comparison(Path(args.summarize))
         print(table)
-        print(f"\nwrote comparison.md, comparison.csv and curves.png in {args.summarize}")
+        print(f"\nwrote comparison.md, comparison.csv, curves.png and ranks.png in {args.summarize}")
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
@@ -160,7 +160,7 @@ def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool)
         from ..tracking import log_table  # lazy: loaded when this command runs
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
-    print(f"\nwrote comparison.md, comparison.csv and curves.png in {experiment_dir}")
+    print(f"\nwrote comparison.md, comparison.csv, curves.png and ranks.png in {experiment_dir}")
     return lacking
 
 

@@ -48,7 +48,13 @@ from .selective import (
     selective_figures,
 )
 from .split import split_figures
-from .temperature import TEMPERATURE_RANGE, TemperatureFit, fit_and_measure, fit_temperature
+from .temperature import (
+    TEMPERATURE_RANGE,
+    TemperatureFit,
+    fit_and_measure,
+    fit_temperature,
+    temperature_bound,
+)
 
 __all__ = [
     "BINS",
@@ -93,4 +99,5 @@ __all__ = [
     "scod_risk_curve",
     "selective_figures",
     "split_figures",
+    "temperature_bound",
 ]

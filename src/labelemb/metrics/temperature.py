@@ -6,7 +6,7 @@ one scalar T for the whole model, fit on held-out logits by minimising the NLL o
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -17,6 +17,9 @@ from .softmax import softmax_parts
 #: The range a fitted temperature is kept within (a dev split predicted entirely right would
 #: otherwise drive T towards 0, and one of constant logits towards infinity).
 TEMPERATURE_RANGE = (0.01, 100.0)
+#: How near a bound of :data:`TEMPERATURE_RANGE` (relatively) a fitted temperature counts as at it:
+#: a fit the bound stopped lands on it exactly, and one a hair inside found no better minimum.
+BOUND_TOLERANCE = 1e-3
 
 
 class LikelihoodCurve:
@@ -121,6 +124,21 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     if fitted is None:
         raise ValueError("a temperature cannot be fit on non-finite logits (a diverged model's)")
     return 1.0 / fitted[1]
+
+
+def temperature_bound(temperature: float | None) -> Literal["floor", "ceiling"] | None:
+    """``floor`` where a fitted ``temperature`` is the lowest of :data:`TEMPERATURE_RANGE` (within
+    :data:`BOUND_TOLERANCE`), ``ceiling`` where it is the highest, else None (also for no
+    temperature). At the floor the dev split had (almost) no mistakes to fit on, and the scaled
+    probabilities are near 0 or 1 on any input; at the ceiling they are near uniform."""
+    if temperature is None:
+        return None
+    low, high = TEMPERATURE_RANGE
+    if temperature <= low * (1.0 + BOUND_TOLERANCE):
+        return "floor"
+    if temperature >= high * (1.0 - BOUND_TOLERANCE):
+        return "ceiling"
+    return None
 
 
 class TemperatureFit(NamedTuple):

@@ -33,21 +33,62 @@ def image_shape(trained: Trained) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
-def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None) -> Tensor:
-    """``items`` as a batch of images ``(N, C, H, W)``: uint8 decoded from each source (a file's
-    path, encoded bytes, a Pillow image, an array (H, W) or (H, W, C)), or a ready batch as it is
-    (a float tensor in [0, 1] or uint8 of the run's shape)."""
+def image_items(inputs: Any, trained: Trained) -> Tensor | list[Any]:
+    """``inputs`` as one ready batch ``(N, C, H, W)`` of the run's shape, or as a list of images
+    (one source each, for :func:`image_batch`). An array or a tensor is read by its shape against
+    the run's ``(C, H, W)``:
+
+    - ``(N, C, H, W)``: the ready batch (float in [0, 1], or uint8), as it is;
+    - ``(N, H, W)`` or ``(N, H, W, C)``: the layout of an ``.npz`` file's ``x`` in training (and in
+      ``labelemb predict``), one image a row, each converted and resized as training converts it;
+    - ``(H, W)``, or ``(H, W, C)`` with C in 1..4: one image.
+
+    Any other shape (channels first but not the run's, or an axis too many) is refused with one
+    line naming the shape given, the run's and how to give the images.
+    """
+    if isinstance(inputs, Tensor):
+        if inputs.ndim == 4 and tuple(inputs.shape[1:]) == image_shape(trained):
+            return inputs
+        inputs = inputs.detach().cpu().numpy()
+    if not isinstance(inputs, np.ndarray):
+        return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     channels, height, width = image_shape(trained)
-    if isinstance(items, (Tensor, np.ndarray)) and items.ndim == 4:
-        batch = torch.as_tensor(items)
-        if tuple(batch.shape[1:]) != (channels, height, width):
+    shape = inputs.shape
+    if inputs.ndim == 1 and inputs.dtype.kind in "OUS":  # paths or encoded images, one a row
+        return list(inputs)
+    if inputs.ndim == 2:
+        return [inputs]
+    if inputs.ndim == 3:
+        if shape[1:] != (height, width) and shape[-1] <= 4:
+            return [inputs]  # (H, W, C): one image
+        if channels > 1 and shape[0] == channels:
             raise PredictError(
-                f"images of shape {tuple(batch.shape[1:])}; this run reads ({channels}, {height}, "
-                f"{width}) (channels, height, width): give files, Pillow images or arrays to resize"
+                f"an image array of shape {shape} reads as one channels-first image or {shape[0]} "
+                "grey ones: give one image channels last (x.transpose(1, 2, 0)), grey images as a "
+                "list of (H, W) arrays"
             )
-        return batch if batch.dtype == torch.uint8 else batch.float()
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence | np.ndarray):
-        items = [items]
+        return list(inputs)
+    if inputs.ndim == 4 and shape[1:] == (channels, height, width):
+        return torch.as_tensor(inputs)
+    channels_last = inputs.ndim == 4 and shape[-1] <= 4 and (shape[1] > 4 or shape[1:3] == (height, width))
+    if channels_last:
+        return list(inputs)
+    raise PredictError(
+        f"images of shape {shape}: this run reads a batch (N, {channels}, {height}, {width}) "
+        f"(channels, height, width), or channels last (N, H, W) or (N, H, W, C), each image then "
+        f"converted and resized as training converts an .npz file's x; move a channels-first axis "
+        f"last (x.transpose(0, 2, 3, 1)) or give (N, {channels}, {height}, {width})"
+    )
+
+
+def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None) -> Tensor:
+    """``items`` as a batch of images ``(N, C, H, W)``: a ready batch of the run's shape (a float
+    tensor in [0, 1] or uint8) as it is, else uint8 decoded from each source (a file's path,
+    encoded bytes, a Pillow image, an array (H, W) or (H, W, C)) of :func:`image_items`."""
+    channels, height, width = image_shape(trained)
+    items = image_items(items, trained)
+    if isinstance(items, Tensor):
+        return items if items.dtype == torch.uint8 else items.float()
     names = names or [f"input {i + 1}" for i in range(len(items))]
     decoded = []
     for item, name in zip(items, names):

@@ -17,7 +17,7 @@ from ..data.text.classes import TextClassSplit
 from ..metrics.conformal import LEVEL
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
-from .inputs import image_batch, range_note, text_split, tokens_note
+from .inputs import image_batch, image_items, range_note, text_split, tokens_note
 from .network import Classifier
 from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
@@ -45,9 +45,10 @@ class Predictor:
     ``predict_sets(inputs, level)`` each input's conformal prediction set;
     probabilities are ``softmax(logits / T)`` with the temperature ``T`` the run fit on its dev
     split (:attr:`temperature`; None: plain softmax). Inputs are texts for a text run; for an
-    image run files' paths, Pillow images, arrays ``(H, W[, C])`` or a batch ``(N, C, H, W)``
-    (float in [0, 1], or uint8). :attr:`model` is the network (an ``nn.Module`` from input tensor
-    to class scores) for fine-tuning or export.
+    image run files' paths, Pillow images, arrays ``(H, W[, C])``, a batch ``(N, C, H, W)``
+    (float in [0, 1], or uint8) or a batch ``(N, H, W[, C])`` as an ``.npz`` file's ``x``
+    (:func:`.inputs.image_items`). :attr:`model` is the network (an ``nn.Module`` from input
+    tensor to class scores) for fine-tuning or export.
     """
 
     def __init__(self, trained: Trained, model: Classifier, device: str | torch.device = "cpu") -> None:
@@ -174,10 +175,10 @@ class Predictor:
                 )
                 yield part
             return
-        if isinstance(inputs, (Tensor, np.ndarray)) and inputs.ndim == 4:
-            yield from self._shown([self._measured(image_batch(inputs, self.trained))], len(inputs))
+        items = image_items(inputs, self.trained)
+        if isinstance(items, Tensor):
+            yield from self._shown([self._measured(image_batch(items, self.trained))], len(items))
             return
-        items = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
         for start in self._shown(range(0, len(items), self.batch_size), len(items), self.batch_size):
             part = items[start : start + self.batch_size]
             part_names = None if names is None else names[start : start + len(part)]

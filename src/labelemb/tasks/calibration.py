@@ -26,6 +26,7 @@ from ..metrics.calibration import BINS, FIGURES, Calibration, CalibrationSums
 from ..metrics.figures import SCALED
 from ..metrics.recalibration import MAPS, cross_fitted_ece
 from ..metrics.split import split_figures
+from ..metrics.temperature import temperature_bound
 from ..options import Options
 
 #: The record keys a classification task adds at each check, which the summary keeps at the
@@ -123,11 +124,15 @@ class ScaledCalibration:
 
     def record(self, split: str) -> dict[str, Any]:
         """The raw figures, and with a temperature the scaled ones (``<split>_ece_scaled``, ...)
-        and ``temperature``."""
+        and ``temperature``, with ``temperature_at_bound`` (``floor`` or ``ceiling``) where the
+        temperature is a bound of its range (:func:`labelemb.metrics.temperature_bound`)."""
         record = calibration_record(self.raw.result(), split)
         if self.scaled is not None:
             record.update(calibration_record(self.scaled.result(), split, SCALED))
             record["temperature"] = self.temperature
+            bound = temperature_bound(self.temperature)
+            if bound is not None:  # a fit with no minimum inside its range: the run warns of it
+                record["temperature_at_bound"] = bound
         return record
 
 

@@ -39,7 +39,13 @@ from .early_stopping import EarlyStopping
 from .flops import flops_per_example
 from .loop import run_loop
 from .memorisation import training_predictions
-from .results import saved_tensors, summarize, warn_if_at_chance, warn_if_diverged
+from .results import (
+    saved_tensors,
+    summarize,
+    warn_if_at_chance,
+    warn_if_diverged,
+    warn_if_temperature_at_bound,
+)
 from .saving import Saver
 from .seed_run import Progress, Schedule, SeedRun, load_state, with_this_code
 from .single import Single
@@ -219,6 +225,7 @@ def _finish_run(
     if processes.is_main:
         warn_if_at_chance(run, task, timetable)
         warn_if_diverged(run)
+        warn_if_temperature_at_bound(run, summary, timetable)
         tensors = saved_tensors(run, summary, layout.predictor(s), task, timetable)
         saver.results(run, tensors, summary)
     return summary

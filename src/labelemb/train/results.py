@@ -3,7 +3,7 @@ cost, the task's evaluation of its weights, the mean training terms since the la
 of its checks a run reports (:func:`selected_record`; :func:`last_is_selected` at a check, a rule a
 check is evaluated knowing: :func:`selectable_check`), its summary (the metrics at the selected
 check and at the last), the tensors it saves besides its weights (the label representation), and
-the notes on a run that did not learn (at chance, diverged)."""
+the notes on a run that did not learn (at chance, diverged) or fit its temperature at a bound."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch
 from ..assembly.plan import RunPlan
 from ..data import Dataset
 from ..data.text.sequences import TextDataset
+from ..metrics.temperature import TEMPERATURE_RANGE
 from ..rundir import MAX_SAVED_REPRESENTATION, outputs_folder
 from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
 from ..version import code_version
@@ -58,6 +59,8 @@ def summarize(
     summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
     # None where the selected check was recorded without them (a run continued from an older one).
     summary.update({f"selected_{name}": selected.get(name) for name in task.selected_fields})
+    if "temperature_at_bound" in selected:  # only where it is: a fit that found no minimum
+        summary["selected_temperature_at_bound"] = selected["temperature_at_bound"]
     summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
     if "outputs" in selected:
         summary["selected_outputs"] = selected["outputs"]
@@ -172,6 +175,36 @@ def warn_if_diverged(run: SeedRun) -> None:
         len(diverged),
         len(records),
         diverged[0]["step"],
+    )
+
+
+def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], plan: Schedule) -> None:
+    """Warn once when the selected check's temperature stopped at a bound of its range: the
+    probabilities a prediction gives (scaled by it) are then near 0 or 1 whatever the input (the
+    floor: a dev split with (almost) no mistakes to fit on), or near uniform (the ceiling)."""
+    bound = summary.get("selected_temperature_at_bound")
+    if bound is None:
+        return
+    low, high = TEMPERATURE_RANGE
+    examples = len(plan.dev) if plan.dev is not None else 0
+    if bound == "floor":
+        meaning = (
+            f"hit its floor {low:g}: the dev split ({examples} examples) is predicted (almost) entirely "
+            "right and confidently, too few mistakes to fit a temperature on, so the scaled probabilities "
+            "are near 0 or 1 and overconfident, also on inputs of no class"
+        )
+    else:
+        meaning = (
+            f"hit its ceiling {high:g}: the dev split ({examples} examples) is predicted (almost) all "
+            "wrong or with (almost) equal scores, so the scaled probabilities are near uniform"
+        )
+    logger.warning(
+        "%s (seed %d): the temperature fit on the dev split at the selected check (step %d) %s. Fit it "
+        "on a larger dev split (data.files.dev, or data.files.dev_fraction for your own files).",
+        run.plan.method.name,
+        run.plan.seed,
+        summary["selected_step"],
+        meaning,
     )
 
 

@@ -1,0 +1,103 @@
+"""The ranks picture (issue 79): each method's rank under each criterion of a comparison, computed
+from its rows, drawn as a heatmap that shows those ranks and values, written by compare and by
+``labelemb ranks``."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+from report_checks import METHODS, PNG_MAGIC
+
+from labelemb.analysis.ranks import (
+    Criterion,
+    comparison_criteria,
+    experiments_rank_table,
+    further_criterion,
+    rank_figure,
+    rank_table,
+)
+from labelemb.cli import main
+
+ERROR = Criterion("test error %", "selected")
+AUROC = Criterion("OOD AUROC % (patches)", "ood_patches_msp_auroc", higher_is_better=True)
+#: Three methods by hand: b has the lowest error, c the highest AUROC; a and b tie on AUROC. (A
+#: row names its OOD sets by their energy AUROC, as the comparison's rows do.)
+ROWS = [
+    {"method": m, "selected_mean": e, "ood_patches_msp_auroc_mean": a, "ood_patches_energy_auroc_mean": a}
+    for m, e, a in (("a", 10.5, 80.0), ("b", 10.2, 80.0), ("c", 11.0, 95.0))
+]
+
+
+def test_ranks_follow_each_criterion_direction_and_share_ties():
+    table = rank_table([(ERROR, ROWS), (AUROC, ROWS)])
+    ranks = {m: list(table.ranks[i]) for i, m in enumerate(table.methods)}
+    assert ranks == {"a": [2.0, 2.0], "b": [1.0, 2.0], "c": [3.0, 1.0]}
+    # rows by mean rank: b 1.5, then a and c at 2.0 by name
+    assert table.methods == ["b", "a", "c"]
+    assert table.values[0].tolist() == [10.2, 80.0]
+
+
+def test_a_method_without_a_figure_has_no_rank_there():
+    partial = [*ROWS[:2], {"method": "c", "selected_mean": 11.0, "ood_patches_msp_auroc_mean": None}]
+    table = rank_table([(ERROR, partial), (AUROC, partial)])
+    row = table.methods.index("c")
+    assert table.ranks[row, 0] == 3 and math.isnan(table.ranks[row, 1]) and math.isnan(table.values[row, 1])
+    assert table.mean_rank("c") == 3.0
+    assert "| c | 11.00 (3) | - | 3.0 |" in table.markdown()
+
+
+def test_criteria_are_those_the_rows_have():
+    heads = [c.head for c in comparison_criteria(ROWS)]
+    assert heads == ["test error %", "OOD AUROC % (patches)"]
+
+
+def test_a_noisy_comparison_is_headed_by_its_share_of_wrong_labels():
+    noisy = [{**row, "noise_rate_mean": 45.2} for row in ROWS]
+    assert further_criterion(noisy, "pairflip").head == "error % at 45 % wrong labels"
+    assert further_criterion(ROWS, "other").head == "error (other)"
+
+
+def test_the_figure_shows_the_ranks_and_values_in_rank_order():
+    table = rank_table([(ERROR, ROWS), (AUROC, ROWS)])
+    fig = rank_figure(table, title="hand")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "c"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["test error %", "OOD AUROC % (patches)"]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells[(0, 0)] == "1  (10.20)" and cells[(2, 1)] == "1  (95.00)" and cells[(1, 1)] == "2  (80.00)"
+    shown = np.asarray(ax.images[0].get_array())
+    assert shown[0, 0] < shown[2, 0]  # the first rank gets the colour map's low (green) end
+
+
+def test_compare_writes_the_picture_and_ranks_draws_one_of_several_comparisons(
+    experiment, tmp_path, capsys
+):
+    assert (experiment / "ranks.png").read_bytes()[:8] == PNG_MAGIC
+    copy = tmp_path / "again"
+    shutil.copytree(experiment, copy)
+    table = experiments_rank_table([experiment, copy])
+    assert sorted(table.methods) == sorted(METHODS)
+    assert table.heads[:2] == ["test error %", "ECE %"] and "OOD AUROC % (patches)" in table.heads
+    assert table.heads[-1] == "error (again)"
+    # the copy's column ranks as the first one's error column does
+    assert table.ranks[:, 0].tolist() == table.ranks[:, -1].tolist()
+    output = tmp_path / "ranks.svg"
+    assert main(["ranks", str(experiment), str(copy), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| method | test error % | ECE %") and str(output) in printed
+    assert output.read_text().lstrip().startswith("<?xml")
+
+
+def test_ranks_of_one_method_are_refused(experiment, tmp_path, capsys):
+    single = tmp_path / "single"
+    shutil.copytree(experiment / METHODS[0], single / METHODS[0])
+    assert main(["ranks", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labelemb ranks: error: ") and "runs of one method" in err
+
+
+def test_a_folder_without_runs_is_one_line(tmp_path, capsys):
+    assert main(["ranks", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("labelemb ranks: error: ")
