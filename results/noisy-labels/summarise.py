@@ -1,5 +1,6 @@
 """The Fashion-MNIST and MNIST MLP noisy-label comparisons across their settings: the rank table,
-the picture of clean-test error against the share of wrong labels, and the figures of the issue's
+the picture of clean-test error against the share of wrong labels, the ranks picture (every
+criterion of the right labels' runs, then each setting's error), and the figures of the issue's
 claims (each with Welch's p), from the experiment folders under runs/ that exist.
 
     python results/noisy-labels/summarise.py [--runs runs] [--out docs]
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from labelemb.analysis.noise_sweep import plot_error_against_noise, rank_table, read_settings, welch_between
+from labelemb.analysis.ranks import experiments_rank_table, plot_ranks
 
 #: The claims, each in the settings where it is asked: (setting, method, against, the question).
 CLAIMS = [
@@ -54,7 +56,7 @@ def main() -> None:
         folders = {
             folder.name.removeprefix(prefix): folder
             for folder in sorted(Path(args.runs).glob(f"{prefix}*"))
-            if any(folder.glob("*/seed*/summary.json")) and folder.name != f"{prefix}clean"
+            if any(folder.glob("*/seed*/summary.json"))
         }
         if not folders:
             continue
@@ -66,6 +68,12 @@ def main() -> None:
             title=f"{data} MLP: clean-test error against noise",
         )
         print(f"(picture: {picture})\n")
+        if "clean" in folders:  # every criterion of the right labels, then each noisy setting's error
+            noisy = sorted((s for s in settings if s.name != "clean"), key=lambda s: s.rate)
+            ranks = experiments_rank_table([folders["clean"], *(folders[s.name] for s in noisy)])
+            title = f"{data} MLP, 5 seeds: right labels, then each noisy setting's clean-test error"
+            drawn = plot_ranks(ranks, Path(args.out) / f"{data}-mlp-ranks.png", title)
+            print(f"{ranks.markdown()}\n(picture: {drawn})\n")
         named = {s.name: s for s in settings}
         for setting, method, other, question in CLAIMS:
             if setting in named and named[setting].errors(method) and named[setting].errors(other):

@@ -191,9 +191,10 @@ def test_the_rank_table_and_the_picture_across_noise_settings_by_hand(tmp_path):
     assert plot_error_against_noise([high, low], tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_read_settings_takes_the_rate_the_runs_record(noisy_experiment):
+def test_read_settings_takes_the_rate_the_runs_record(noisy_experiment, experiment):
     from labelemb.analysis.noise_sweep import read_settings
 
-    (found,) = read_settings({"pairflip30": noisy_experiment})
+    found, clean = read_settings({"pairflip30": noisy_experiment, "clean": experiment})
     assert found.name == "pairflip30" and found.rate == pytest.approx(30, abs=8)
     assert set(found.runs) == {"onehot", "label_embedding"} and len(found.errors("onehot")) == 2
+    assert clean.rate == 0.0 and len(clean.errors("onehot")) == 2  # right labels: the sweep's start

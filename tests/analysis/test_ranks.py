@@ -8,6 +8,7 @@ import math
 import shutil
 
 import numpy as np
+import pytest
 from report_checks import METHODS, PNG_MAGIC
 
 from labelemb.analysis.ranks import (
@@ -101,3 +102,12 @@ def test_ranks_of_one_method_are_refused(experiment, tmp_path, capsys):
 def test_a_folder_without_runs_is_one_line(tmp_path, capsys):
     assert main(["ranks", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("labelemb ranks: error: ")
+
+
+def test_ranks_of_the_methods_asked_for_are_among_themselves(experiment, capsys):
+    table = experiments_rank_table([experiment], methods=[METHODS[1]])
+    assert table.methods == [METHODS[1]] and set(table.ranks[0]) == {1.0}
+    with pytest.raises(ValueError, match="has no runs of lwr"):
+        experiments_rank_table([experiment], methods=["lwr", METHODS[0]])
+    assert main(["ranks", str(experiment), "--methods", f"{METHODS[0]},nope"]) == 2
+    assert "has no runs of nope" in capsys.readouterr().err

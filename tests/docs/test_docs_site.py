@@ -388,7 +388,7 @@ def test_results_tables_fit_the_content_column(widths):
     assert sum(len(widths[page]["tables"]) for page in pages) >= 25
     measured = widths["results/index.html"]
     assert 600 < measured["column"] < 800, measured["column"]  # Material's column at 1280 px
-    assert measured["tables"][0]["header"].startswith("Experiment (metric)")  # the summary opens it
+    assert any(table["header"].startswith("Experiment (metric)") for table in measured["tables"])
     assert not [message for page in pages for _, message in too_wide(page, widths[page])]
 
 
@@ -401,7 +401,8 @@ def test_results_summary_links_every_row_to_a_section(site):
     """Each row of the summary links to a section of the results page that holds it."""
     index = site / "results" / "index.html"
     page = index.read_text(encoding="utf-8")
-    summary = page[page.index("<table>") : page.index("</table>")]
+    start = page.rindex("<table>", 0, page.index("Experiment (metric)"))
+    summary = page[start : page.index("</table>", start)]
     rows = re.findall(r"<tr>(.*?)</tr>", summary, re.S)[1:]
     assert len(rows) >= 15
     for row in rows:

@@ -257,6 +257,9 @@ def test_compare_reads_text_runs(ddtp_dir, tmp_path, one_thread):
     assert (tmp_path / "ddtp-summarize" / "curves.png").stat().st_size > 0
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:] if line.startswith("|")}
     assert set(rows) == {"onehot", "label_embedding"}
+    # What compare prints: the score as the task names it, and no calibration (text runs have none).
+    short = write_comparison(tmp_path / "ddtp-summarize", short=True).splitlines()
+    assert short[0] == "| method | seeds | test ROUGE-L (selected) | p vs onehot |" and len(short) == 6
 
 
 # ---------------------------------------------------------------- what a text run refuses

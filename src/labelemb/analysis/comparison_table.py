@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics.figures import figure
 from ..tasks.registry import figure_names, recorded_scoring
 from ..tasks.scoring import TEST_ERROR, Scoring
 from .beyond_error import beyond_error_tables, row_ood_sets
@@ -61,6 +62,50 @@ def format_markdown(
         if block is not None:
             lines.append("\n" + block.text())
     return "\n".join(lines)
+
+
+def format_short(rows: list[dict[str, Any]], baseline: str = BASELINE, scoring: Scoring | None = None) -> str:
+    """The few columns of the comparison a terminal shows (issue 79: :func:`format_markdown`'s
+    tables ran to some 60 lines, the first of 16 columns, for 2 methods x 2 seeds): per method its
+    seeds, the selected test score (mean ± std), Welch's p against ``baseline`` (where it was
+    compared), and, where the runs have them, the ECE raw -> after temperature scaling (means, as
+    the demo gives them), the AURC and the first OOD set's MSP AUROC (mean ± std). A text task's
+    table has its score alone: its runs have none of the others."""
+    scoring = scoring or recorded_scoring({"metric": rows[0].get("metric", TEST_ERROR.metric)})
+    columns = [(f"{scoring.column()} (selected)", lambda r: _spread(r, "selected"))]
+    if any(r["method"] == baseline for r in rows) and len(rows) > 1:
+        columns.append((f"p vs {baseline}", lambda r: _cell(r.get("p_value"), ".2g")))
+    if any(r.get("ece_mean") is not None for r in rows):
+        scaled = any(r.get("ece_scaled_mean") is not None for r in rows)
+        columns.append((f"{figure('ece').label}{' -> scaled' if scaled else ''}", _ece_means))
+    aurc = figure("selective_msp_aurc")
+    if any(r.get("beyond_aurc_mean") is not None for r in rows):
+        columns.append((aurc.label, lambda r: _spread(r, "beyond_aurc")))
+    sets = row_ood_sets(rows)
+    if sets:
+        # One set's MSP AUROC, as the demo shows it: the others are in comparison.md.
+        head, stem = f"{sets[0]} AUROC % (MSP)", f"ood_{sets[0]}_msp_auroc"
+        columns.append((head, lambda r: _spread(r, stem)))
+    lines = [
+        "| method | seeds | " + " | ".join(head for head, _ in columns) + " |",
+        "| --- | ---: |" + " ---: |" * len(columns),
+    ]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['seeds']} | " + " | ".join(cell(r) for _, cell in columns) + " |")
+    return "\n".join(lines)
+
+
+def _spread(row: dict[str, Any], stem: str, fmt: str = ".2f") -> str:
+    """``mean ± std`` of a row's statistic ``stem``; "-" where the row lacks it."""
+    mean, std = row.get(f"{stem}_mean"), row.get(f"{stem}_std")
+    return "-" if mean is None else f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def _ece_means(row: dict[str, Any]) -> str:
+    raw, scaled = row.get("ece_mean"), row.get("ece_scaled_mean")
+    if raw is None:
+        return "-"
+    return f"{raw:.2f}" if scaled is None else f"{raw:.2f} -> {scaled:.2f}"
 
 
 @dataclass

@@ -12,6 +12,7 @@ by the mean of a method's ranks.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,17 @@ def further_criterion(rows: list[dict[str, Any]], name: str) -> Criterion:
     return Criterion(f"{scoring.score_name} ({name})", "selected", scoring.higher_is_better)
 
 
-def experiments_rank_table(folders: list[str | Path]) -> RankTable:
+def experiments_rank_table(folders: list[str | Path], methods: list[str] | None = None) -> RankTable:
     """The ranks of the first comparison's methods on its every criterion, and on the score of each
-    further comparison (the same methods on noisy labels, another data set...)."""
+    further comparison (the same methods on noisy labels, another data set...); only ``methods``,
+    ranked among themselves, where given (a ValueError names one no folder has)."""
     columns: list[tuple[Criterion, list[dict[str, Any]]]] = []
     for i, folder in enumerate(folders):
         rows = comparison_rows(load_runs(folder))
+        if methods is not None:
+            if i == 0 and (absent := sorted(set(methods) - {row["method"] for row in rows})):
+                raise ValueError(f"{folder} has no runs of {', '.join(absent)}")
+            rows = [row for row in rows if row["method"] in methods]
         if i == 0:
             columns += [(criterion, rows) for criterion in comparison_criteria(rows)]
         else:
@@ -132,7 +138,8 @@ def _nan_last(value: float) -> float:
 def rank_figure(table: RankTable, title: str = "") -> Figure:
     """A heatmap of the ranks (green: first, red: last), each cell its rank over its value."""
     rows, cols = table.ranks.shape
-    fig, ax = plt.subplots(figsize=(2.2 + 1.05 * cols, 1.0 + 0.34 * rows))
+    width = 2.2 + 1.05 * cols
+    fig, ax = plt.subplots(figsize=(width, 1.0 + 0.34 * rows))
     scaled = table.ranks / max(rows, 1)
     ax.imshow(np.ma.masked_invalid(scaled), cmap="RdYlGn_r", vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(rows):
@@ -145,7 +152,9 @@ def rank_figure(table: RankTable, title: str = "") -> Figure:
     ax.set_yticks(range(rows), table.methods, fontsize=8)
     ax.tick_params(length=0)
     if title:
-        ax.set_xlabel(f"{title}: rank (value), 1 best; rows by mean rank", fontsize=8)
+        # wrapped to the figure's width (about 12 characters an inch at this size), never cut off
+        label = f"{title}: rank (value), 1 best; rows by mean rank"
+        ax.set_xlabel("\n".join(textwrap.wrap(label, width=int(width * 12))), fontsize=8)
     return fig
 
 

@@ -6,21 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_comparison(experiment_dir: Path) -> str:
+def write_comparison(experiment_dir: Path, *, short: bool = False) -> str:
     """Write comparison.md, comparison.csv, the curves (against epochs: curves.png; training
     seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png; for runs
     trained on noisy labels, memorisation.png) and, for two methods or more, the ranks picture
-    (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``."""
+    (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``.
+
+    Returns comparison.md's text; with ``short``, what a terminal shows instead: the few columns
+    of :func:`~labelemb.analysis.comparison_table.format_short` and a line saying where the rest is.
+    """
     # lazy: loaded when this command runs
     from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
     from ..analysis import ranks as rank_picture  # lazy: loaded when this command runs
     from ..analysis.compare import comparison_metric  # lazy: loaded when this command runs
+    from ..analysis.comparison_table import format_short  # lazy: loaded when this command runs
     from ..analysis.curves import has_memorisation, plot_memorisation  # lazy: loaded when this command runs
     from ..rundir import write_text  # lazy: loaded when this command runs
 
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
-    table = format_markdown(rows, scoring=comparison_metric(runs))
+    scoring = comparison_metric(runs)
+    table = format_markdown(rows, scoring=scoring)
     write_text(experiment_dir / "comparison.md", table + "\n")
     write_text(experiment_dir / "comparison.csv", format_csv(rows))
     plot_error_curves(runs, experiment_dir / "curves.png", title=experiment_dir.name)
@@ -37,7 +43,14 @@ def write_comparison(experiment_dir: Path) -> str:
         criteria = rank_picture.comparison_criteria(rows)
         ranks = rank_picture.rank_table([(criterion, rows) for criterion in criteria])
         rank_picture.plot_ranks(ranks, experiment_dir / "ranks.png", title=experiment_dir.name)
-    return table
+    if not short:
+        return table
+    pictures = "curves.png, ranks.png" if len(rows) > 1 else "curves.png"
+    return (
+        f"{format_short(rows, scoring=scoring)}\n\nfull tables: "
+        f"{experiment_dir / 'comparison.md'} (and comparison.csv, {pictures}); "
+        f"one page: labelemb report {experiment_dir}"
+    )
 
 
 def finished_folders(path: Path) -> list[Path]:

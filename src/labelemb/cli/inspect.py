@@ -62,7 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_ranks(args: argparse.Namespace) -> int:
     from ..analysis.ranks import experiments_rank_table, plot_ranks  # lazy: loaded when this command runs
 
-    table = experiments_rank_table(args.dirs)
+    table = experiments_rank_table(args.dirs, args.methods)
     if len(table.methods) < 2:
         raise ValueError(f"{args.dirs[0]} holds runs of one method: ranks compare two or more")
     output = args.output or Path(args.dirs[0]) / "ranks.png"
@@ -167,6 +167,9 @@ def _add_ranks(commands: typing.Any) -> None:
         metavar="DIR",
         help="comparison folders (<method>/seed<N>/ runs); the first gives every criterion, each further "
         "one its score",
+    )
+    ranks.add_argument(
+        "--methods", type=parse_names, help="only these methods, ranked among themselves: onehot,lwr"
     )
     ranks.add_argument("--output", type=Path, help="the picture, .png or .svg (default: FIRST_DIR/ranks.png)")
     ranks.add_argument("--title", help="said under the picture (default: the first folder's name)")

@@ -120,9 +120,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..sweep.grid import run_grid  # lazy: loaded when this command runs
 
     if args.summarize:
-        table = write_comparison(Path(args.summarize))
-        print(table)
-        print(f"\nwrote comparison.md, comparison.csv, curves.png and ranks.png in {args.summarize}")
+        print(write_comparison(Path(args.summarize), short=True))
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
@@ -155,12 +153,12 @@ def _compare_finished(base: RunConfig, configs: list[RunConfig], progress: bool)
     the runs that lack figures (:func:`finish`)."""
     lacking = evaluate_trained(configs, progress)
     experiment_dir = Path(base.output_dir) / base.experiment
-    print(write_comparison(experiment_dir))
+    # A few columns on the terminal; every table in the files (issue 79).
+    print(write_comparison(experiment_dir, short=True))
     if base.train.log_to:
         from ..tracking import log_table  # lazy: loaded when this command runs
 
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
-    print(f"\nwrote comparison.md, comparison.csv, curves.png and ranks.png in {experiment_dir}")
     return lacking
 
 

@@ -58,12 +58,46 @@ def remove_empty_folders(deepest: Path, top: Path) -> None:
 
 def differing_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
     """The dotted keys at which two nested mappings differ."""
+    return set(differing_values(a, b, prefix))
+
+
+def differing_values(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted keys at which two nested mappings differ, each with its value in ``a`` and in
+    ``b`` (None where one lacks the key)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        keys: set[str] = set()
+        values: dict[str, tuple[Any, Any]] = {}
         for key in set(a) | set(b):
-            keys |= differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return keys
-    return set() if a == b else {prefix.rstrip(".")}
+            values.update(differing_values(a.get(key), b.get(key), f"{prefix}{key}."))
+        return values
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
+
+
+#: The differences a refusal spells out with their values; the rest it counts.
+SHOWN_CHANGES = 3
+
+
+def listed_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    """``train.batch_size 4096 -> 119, train.lr 0.001 -> 0.01``: the first :data:`SHOWN_CHANGES`
+    dotted keys with the old value and the new, as a key=value override would spell them, and a
+    count of the rest (a line, not a diff of two configs)."""
+    keys = sorted(changes)
+    listed = [f"{key} {_spelled(changes[key][0])} -> {_spelled(changes[key][1])}" for key in keys]
+    rest = len(keys) - SHOWN_CHANGES
+    return ", ".join(listed[:SHOWN_CHANGES]) + (f" and {rest} more key(s)" if rest > 0 else "")
+
+
+def _spelled(value: Any, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def other_run_refusal(path: Path, held: str) -> str:
+    """The refusal of a run folder that holds ``held`` (a run of another config, or data), with the
+    two ways on; nothing is ever removed for the user, whose runs they may be."""
+    return (
+        f"{path} already holds {held}. Nothing was overwritten: to keep both, rerun with another "
+        f"experiment name (experiment=NAME) or --output-dir; to replace it, move or remove {path} first."
+    )
 
 
 def _default_file_mode() -> int:

@@ -18,7 +18,9 @@ from ..metrics.figures import evaluation_in_percent
 from .files import (
     RunDirError,
     atomic_write,
-    differing_keys,
+    differing_values,
+    listed_changes,
+    other_run_refusal,
     read_json,
     read_safetensors,
     read_torch,
@@ -216,20 +218,17 @@ class RunDir:
         affects results (not in output paths or progress bars)."""
         changed = self.config_differences(config)
         if changed:
-            raise RunDirError(
-                f"{self.path} already holds a run with a different config (differs in: "
-                f"{', '.join(changed)}). Nothing was overwritten: choose another output_dir or "
-                "experiment name, or delete that folder."
-            )
+            held = f"a run with a different config (differs in: {listed_changes(changed)})"
+            raise RunDirError(other_run_refusal(self.path, held))
 
-    def config_differences(self, config: Config) -> list[str]:
+    def config_differences(self, config: Config) -> dict[str, tuple[Any, Any]]:
         """The dotted keys in which ``config`` differs from the run this folder holds, in what
-        affects results (none if the folder holds no run)."""
+        affects results, each with the run's value and ``config``'s (none if it holds no run)."""
         if not self.file(CONFIG_FILE).exists():
-            return []
+            return {}
         # Validating fills in keys added to the config since that run was written, with their defaults.
         saved = self.read_valid_config(type(config)).comparable()
-        return sorted(differing_keys(saved, config.comparable()))
+        return differing_values(saved, config.comparable())
 
     def check_writable(self) -> None:
         """Raise :class:`RunDirError` unless this folder can be created and written; done before any
@@ -308,12 +307,12 @@ class RunDir:
         if saved is None or saved == fingerprint:
             return
         state = "finished run" if self.is_finished() else "run"
-        raise RunDirError(
-            f"{self.path} already holds a {state} with a different config: it trained on data whose "
-            f"content differs from the files named now (digest {str(saved)[:12]}... then, "
-            f"{fingerprint[:12]}... now), so its numbers are not this data's. Nothing was overwritten: "
-            "choose another output_dir or experiment name, or delete that folder."
+        held = (
+            f"a {state} with a different config: it trained on data whose content differs from the "
+            f"files named now (digest {str(saved)[:12]}... then, {fingerprint[:12]}... now), so its "
+            "numbers are not this data's"
         )
+        raise RunDirError(other_run_refusal(self.path, held))
 
     def discard_unstarted(self, first_created: Path | None) -> None:
         """After an error before training: remove this folder if no run started in it, and the

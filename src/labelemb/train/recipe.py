@@ -83,7 +83,7 @@ def train_owned(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if first.features is not None:
         dataset = features_through(first.features, dataset, task, device)
-    timetable = schedule(first.timing, dataset, device)
+    timetable = schedule(first.timing, dataset, device, first.config.experiment)
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(writes=processes.is_main)
     summaries: dict[int, dict[str, Any]] = {}
@@ -251,19 +251,28 @@ class _EpochEnd(Callback):
 FEW_UPDATES_PER_EPOCH = 5
 
 
-def schedule(timing: Timing, dataset: Dataset | TextDataset, device: torch.device) -> Schedule:
-    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``."""
+def schedule(
+    timing: Timing, dataset: Dataset | TextDataset, device: torch.device, experiment: str = "EXPERIMENT"
+) -> Schedule:
+    """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``;
+    too few updates an epoch are warned of, with the command line words that mend it."""
     examples, batch_size = len(dataset.train), timing.batch_size
     updates = math.ceil(examples / batch_size)
     if updates < FEW_UPDATES_PER_EPOCH:
+        smaller = max(1, examples // (2 * FEW_UPDATES_PER_EPOCH))
+        # Under a new experiment name: the run folder of this one keeps its config, and refuses a
+        # rerun of another batch size (issue 79: the suggestion, followed as written, was refused).
         logger.warning(
             "%d training examples in batches of %d make %d update(s) an epoch: too few to learn in "
-            "%d epoch(s); lower train.batch_size (e.g. train.batch_size=%d) or raise train.epochs",
+            "%d epoch(s); lower train.batch_size or raise train.epochs, under a new experiment name "
+            "(this run's folder keeps its config): e.g. train.batch_size=%d experiment=%s-bs%d",
             examples,
             batch_size,
             updates,
             timing.epochs,
-            max(1, examples // (2 * FEW_UPDATES_PER_EPOCH)),
+            smaller,
+            re.sub(r"-bs\d+$", "", experiment),  # a name this warning gave once gets no second suffix
+            smaller,
         )
     return Schedule(
         train=dataset.train.to(device),

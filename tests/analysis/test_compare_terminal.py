@@ -1,0 +1,91 @@
+"""What `labelemb compare` prints (issue 79): a few columns per method and where the rest is, while
+comparison.md and comparison.csv keep every table."""
+
+from __future__ import annotations
+
+import csv
+
+from report_checks import markdown_rows
+
+from labelemb.analysis.compare import comparison_rows, load_runs
+from labelemb.analysis.comparison_table import format_short
+from labelemb.cli import main
+from labelemb.tasks.seq2seq import BLEU
+
+#: The widest line of the terminal's table: it fits a terminal beside a prompt.
+TERMINAL_WIDTH = 110
+
+
+def test_compare_prints_a_short_table_and_where_the_full_tables_are(experiment, capsys):
+    """Before, compare (and compare --summarize) printed comparison.md whole: some 60 lines, its
+    first table of 16 columns, for 2 methods x 2 seeds. Now one row per method of at most 7
+    columns, the numbers those of comparison.csv, then one line naming the files and the report."""
+    full = (experiment / "comparison.md").read_text(encoding="utf-8")
+    assert main(["compare", "--summarize", str(experiment)]) == 0
+    out = capsys.readouterr().out
+    assert (experiment / "comparison.md").read_text(encoding="utf-8") == full  # every table kept
+    head, _, *rows = markdown_rows(out)
+    assert head == [
+        "method",
+        "seeds",
+        "test error % (selected)",
+        "p vs onehot",
+        "ECE % -> scaled",
+        "AURC %",
+        "patches AUROC % (MSP)",
+    ]
+    assert all(len(line) <= TERMINAL_WIDTH for line in out.splitlines() if line.startswith("|"))
+    with open(experiment / "comparison.csv", encoding="utf-8") as file:
+        recorded = {row["method"]: row for row in csv.DictReader(file)}
+    assert [row[0] for row in rows] == ["onehot", "label_embedding"]
+    for method, seeds, error, p, ece, aurc, auroc in rows:
+        r = {
+            k: float(v) for k, v in recorded[method].items() if k.endswith(("_mean", "_std", "p_value")) and v
+        }
+        assert seeds == "2" and error == f"{r['selected_mean']:.2f} ± {r['selected_std']:.2f}"
+        assert p == ("-" if method == "onehot" else f"{r['p_value']:.2g}")
+        assert ece == f"{r['ece_mean']:.2f} -> {r['ece_scaled_mean']:.2f}"
+        assert aurc == f"{r['beyond_aurc_mean']:.2f} ± {r['beyond_aurc_std']:.2f}"
+        assert auroc == f"{r['ood_patches_msp_auroc_mean']:.2f} ± {r['ood_patches_msp_auroc_std']:.2f}"
+    assert out.splitlines()[-1] == (
+        f"full tables: {experiment / 'comparison.md'} (and comparison.csv, curves.png, ranks.png); "
+        f"one page: labelemb report {experiment}"
+    )
+    assert len(out.splitlines()) == 2 + len(rows) + 2  # the table, a blank line, where the rest is
+
+
+def test_a_text_task_s_short_table_has_its_score_alone(tmp_path):
+    """A sequence-to-sequence comparison heads its score (BLEU, higher is better) as its rows name
+    it, and has no calibration, AURC or OOD column: its runs have none."""
+    for method in ("onehot", "label_embedding"):
+        for seed in (0, 1):
+            _write_text_run(tmp_path, method, seed, bleu=20.0 + seed + (method == "onehot"))
+    rows = comparison_rows(load_runs(tmp_path))
+    head, _, *cells = markdown_rows(format_short(rows, scoring=BLEU))
+    assert head == ["method", "seeds", "test BLEU (selected)", "p vs onehot"]
+    assert cells[0][:3] == ["onehot", "2", "21.50 ± 0.71"] and cells[1][3] == "0.29"
+    # Without onehot among the methods there is no p to give, and no column for it.
+    alone = [r for r in rows if r["method"] != "onehot"]
+    assert markdown_rows(format_short(alone, scoring=BLEU))[0] == ["method", "seeds", "test BLEU (selected)"]
+
+
+def _write_text_run(root, method: str, seed: int, bleu: float) -> None:
+    import json
+
+    run = root / method / f"seed{seed}"
+    run.mkdir(parents=True)
+    records = [
+        {"step": 1, "epoch": 1.0, "train_seconds": 1.0, "dev_bleu": bleu - 1, "test_bleu": bleu - 1},
+        {"step": 2, "epoch": 2.0, "train_seconds": 2.0, "dev_bleu": bleu, "test_bleu": bleu},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = {
+        "method": method,
+        "seed": seed,
+        "metric": "test_bleu",
+        "scoring": BLEU.record(),
+        "selected_test_bleu": bleu,
+        "final_test_bleu": bleu,
+        "seconds_per_epoch": 1.0,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
