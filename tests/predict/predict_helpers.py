@@ -137,3 +137,26 @@ def train_pair_run(folder: Path) -> tuple[Path, dict[str, Any]]:
     }
     config = build_config(raw)
     return config.run_dir(), train(config)
+
+
+def train_npz_run(folder: Path, seed: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
+    """(config, summary, arrays) of an MLP run on an ``.npz`` of two classes of 6x6 grey images,
+    dark and light, 60 train and 20 test, written in ``folder`` from ``seed``."""
+    generator = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", 60), ("test", 20)):
+        labels = generator.integers(0, 2, n)
+        pixels = generator.normal(80 + 100 * labels[:, None, None], 40, (n, 6, 6))
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = np.clip(pixels, 0, 255).astype(np.uint8), labels
+    np.savez(folder / "set.npz", **arrays)
+    files = {"format": "npz", "path": "set.npz", "cache_dir": str(folder / "cache")}
+    raw = {
+        "experiment": "arrays",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": files},
+        "model": {"name": "mlp", "hidden": [8]},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 3, "batch_size": 6, "progress": False},
+    }
+    config = build_config(raw)
+    return config, train(config), arrays

@@ -16,13 +16,14 @@ from predict_helpers import (
     refused,
     train_digits_run,
     train_folder_run,
+    train_npz_run,
     train_pair_run,
     train_text_run,
 )
 
 import labelemb
 from labelemb.cli import main
-from labelemb.train import build_config, train
+from labelemb.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,27 +96,7 @@ def test_json_lines_and_parquet_tables_read_as_the_csv(text_run):
 
 
 def test_npz_arrays_give_the_recorded_error(tmp_path):
-    generator = np.random.default_rng(3)
-    arrays = {}
-    for split, n in (("train", 60), ("test", 20)):
-        labels = generator.integers(0, 2, n)
-        arrays[f"x_{split}"] = np.clip(
-            generator.normal(80 + 100 * labels[:, None, None], 40, (n, 6, 6)), 0, 255
-        )
-        arrays[f"x_{split}"] = arrays[f"x_{split}"].astype(np.uint8)
-        arrays[f"y_{split}"] = labels
-    np.savez(tmp_path / "set.npz", **arrays)
-    files = {"format": "npz", "path": "set.npz", "cache_dir": str(tmp_path / "cache")}
-    raw = {
-        "experiment": "arrays",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(tmp_path), "files": files},
-        "model": {"name": "mlp", "hidden": [8]},
-        "method": {"name": "onehot"},
-        "train": {"epochs": 3, "batch_size": 6, "progress": False},
-    }
-    config = build_config(raw)
-    summary = train(config)
+    config, summary, _ = train_npz_run(tmp_path, seed=3)
     assert predict(config.run_dir(), "--input", tmp_path / "set.npz", "--output", tmp_path / "o.csv") == 0
     rows = read_output(tmp_path / "o.csv")
     assert len(rows) == 20 and error_of(rows) == summary["selected_test_error"]

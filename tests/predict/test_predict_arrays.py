@@ -10,12 +10,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from predict_helpers import train_digits_run
+from predict_helpers import train_digits_run, train_npz_run
 
 import labelemb
 from labelemb.predict import PredictError
 from labelemb.predict.inputs import image_items
-from labelemb.train import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,24 +67,7 @@ def test_one_channels_first_colour_image_is_not_read_as_grey_ones():
 
 
 def test_an_npz_runs_own_test_array_gives_its_recorded_error(tmp_path):
-    generator = np.random.default_rng(4)
-    arrays = {}
-    for split, n in (("train", 60), ("test", 20)):
-        labels = generator.integers(0, 2, n)
-        pixels = generator.normal(80 + 100 * labels[:, None, None], 40, (n, 6, 6))
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = np.clip(pixels, 0, 255).astype(np.uint8), labels
-    np.savez(tmp_path / "set.npz", **arrays)
-    files = {"format": "npz", "path": "set.npz", "cache_dir": str(tmp_path / "cache")}
-    raw = {
-        "experiment": "arrays",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(tmp_path), "files": files},
-        "model": {"name": "mlp", "hidden": [8]},
-        "method": {"name": "onehot"},
-        "train": {"epochs": 3, "batch_size": 6, "progress": False},
-    }
-    config = build_config(raw)
-    summary = train(config)
+    config, summary, arrays = train_npz_run(tmp_path, seed=4)
     predictor = labelemb.load(config.run_dir())
     x, y = arrays["x_test"], arrays["y_test"]
     predicted = predictor.predict_proba(x).argmax(1)
