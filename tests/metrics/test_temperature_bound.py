@@ -104,3 +104,24 @@ def test_a_run_with_mistakes_on_dev_fits_an_ordinary_temperature_and_does_not_wa
     assert "selected_temperature_at_bound" not in summary
     assert not any("temperature_at_bound" in record for record in records)
     assert "temperature fit on the dev split" not in err
+
+
+@pytest.mark.parametrize(
+    ("bound", "said", "not_said"),
+    [
+        ("floor", "a larger dev split", "network, not the dev split"),
+        ("ceiling", "wrong predictions being as confident as the right ones", "a larger dev split"),
+    ],
+)
+def test_the_warning_names_the_cause_of_each_bound(caplog, bound, said, not_said):
+    from types import SimpleNamespace
+
+    from labelemb.train.results import warn_if_temperature_at_bound
+
+    run = SimpleNamespace(plan=SimpleNamespace(method=SimpleNamespace(name="nls"), seed=1))
+    summary = {"selected_temperature_at_bound": bound, "selected_step": 40}
+    with caplog.at_level("WARNING"):
+        warn_if_temperature_at_bound(run, summary, SimpleNamespace(dev=list(range(50))))
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert message.startswith("nls (seed 1): the temperature fit") and "(50 examples)" in message
+    assert said in message and not_said not in message

@@ -83,7 +83,7 @@ def train_owned(
     run_files = task.run_files(dataset)  # of the data as read (its vocabulary), frozen or not
     if first.features is not None:
         dataset = features_through(first.features, dataset, task, device)
-    timetable = schedule(first.timing, dataset, device, first.config.experiment)
+    timetable = schedule(first.timing, dataset, device, first.experiment)
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(writes=processes.is_main)
     summaries: dict[int, dict[str, Any]] = {}

@@ -191,16 +191,19 @@ def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], plan: Sc
         meaning = (
             f"hit its floor {low:g}: the dev split ({examples} examples) is predicted (almost) entirely "
             "right and confidently, too few mistakes to fit a temperature on, so the scaled probabilities "
-            "are near 0 or 1 and overconfident, also on inputs of no class"
+            "are near 0 or 1 and overconfident, also on inputs of no class. Fit it on a larger dev split "
+            "(data.files.dev, or data.files.dev_fraction for your own files)"
         )
     else:
+        # Measured: negative label smoothing on clean Fashion-MNIST, 55 % wrong at confidence 1.
         meaning = (
-            f"hit its ceiling {high:g}: the dev split ({examples} examples) is predicted (almost) all "
-            "wrong or with (almost) equal scores, so the scaled probabilities are near uniform"
+            f"hit its ceiling {high:g}: on the dev split ({examples} examples) no temperature beats "
+            "flattening every score, the wrong predictions being as confident as the right ones (or the "
+            "scores all equal), so the scaled probabilities are near uniform. The network, not the dev "
+            "split, is at fault: look at its error and its loss"
         )
     logger.warning(
-        "%s (seed %d): the temperature fit on the dev split at the selected check (step %d) %s. Fit it "
-        "on a larger dev split (data.files.dev, or data.files.dev_fraction for your own files).",
+        "%s (seed %d): the temperature fit on the dev split at the selected check (step %d) %s.",
         run.plan.method.name,
         run.plan.seed,
         summary["selected_step"],
