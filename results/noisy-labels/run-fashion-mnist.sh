@@ -9,11 +9,12 @@ WEI=$DATA/noisy-labels/wei-liu-2021
 METHODS=${METHODS:-onehot,label_smoothing,nls,label_embedding,ols,lwr,gce,sce,nce_rce,elr,coteaching,forward_t}
 SETTINGS=${SETTINGS:-clean pairflip45 symmetric50 symmetric20 sparse-low uniform-low random-high}
 for setting in $SETTINGS; do
-  # The right labels keep the config's ood: and shift: (the rank picture's clean criteria);
-  # the noisy settings are judged on their clean test error, so they skip them.
+  # The right labels keep the config's ood: and shift: (the rank picture's clean criteria) and
+  # tell Co-teaching their noise rate, 0, as its forget rate; the noisy settings are judged on
+  # their clean test error, so they skip ood: and shift:, and each tells its runs its own rate.
   judged="ood=[] shift=[]"
   case $setting in
-    clean) noise="" judged="" ;;
+    clean) noise="forget_rate=0" judged="" ;;
     symmetric20) noise="noise.kind=symmetric noise.rate=0.2" ;;
     symmetric50) noise="noise.kind=symmetric noise.rate=0.5" ;;
     pairflip45) noise="noise.kind=pairflip noise.rate=0.45" ;;
