@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from labelemb import methods
+from labelemb.methods.abilities import EpochState, ReadsDev
 from labelemb.registry import Entry
 
 #: What a recording method was handed, in order: ("dev", logits, labels) and ("epoch_end",), of every
@@ -21,11 +22,10 @@ EVENTS: list[tuple] = []
 MODES: list[bool] = []
 
 
-class RecordingMethod(methods.OneHot):
+class RecordingMethod(ReadsDev, EpochState, methods.OneHot):
     """Cross-entropy that reads the dev split's predictions and records them."""
 
     name = "recorder"
-    reads_dev = True
 
     def logits(self, features: Tensor) -> Tensor:
         if not torch.is_grad_enabled():

@@ -37,7 +37,7 @@ def test_the_trainer_skips_no_epoch_state_a_method_keeps():
     assert kept == {n for n in methods.available() if issubclass(methods.method_class(n), EpochState)}
     assert kept >= {"ols", "lwr", "pskd", "maxsup"} and not issubclass(methods.OneHot, EpochState)
 
-    class Counting(LinearOutputMethod):  # written the way before the mixin: its hook is still called
+    class Counting(EpochState, LinearOutputMethod):
         def on_epoch_end(self) -> None:
             pass
 
@@ -47,8 +47,17 @@ def test_the_trainer_skips_no_epoch_state_a_method_keeps():
     assert isinstance(Counting(4, 3), EpochState) and not isinstance(NotCounting(4, 3), EpochState)
 
 
+def test_a_hook_without_its_mixin_is_refused_when_the_class_is_written():
+    # The trainer calls on_epoch_end of an EpochState only: without the mixin it would never run.
+    with pytest.raises(TypeError, match="writes on_epoch_end but is no EpochState"):
+
+        class _Forgot(LinearOutputMethod):
+            def on_epoch_end(self) -> None:
+                pass
+
+
 class _ByAttribute(LinearOutputMethod):
-    """The way before the mixins: an attribute set to True."""
+    """An attribute set to True without the mixin: it grants nothing."""
 
     stackable = True
 
@@ -59,9 +68,10 @@ class _OptedOut(methods.OneHot):
     stackable = False
 
 
-def test_an_attribute_answers_as_the_mixin_does_and_a_subclass_can_opt_out():
-    assert isinstance(_ByAttribute(4, 3), Stackable) and issubclass(_ByAttribute, Stackable)
+def test_only_the_mixin_grants_an_ability_and_a_subclass_can_opt_out():
+    assert not isinstance(_ByAttribute(4, 3), Stackable) and not issubclass(_ByAttribute, Stackable)
     assert not isinstance(_OptedOut(4, 3), Stackable) and issubclass(_OptedOut, Chunked)
+    assert isinstance(methods.OneHot(4, 3), Stackable)
     assert not issubclass(LinearOutputMethod, Stackable)
     # A method class is not an ability: a stackable class is no subclass of another.
     assert not issubclass(methods.method_class("label_smoothing"), methods.OneHot)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from labelemb import methods
 from labelemb.methods import LabelRangeError, LinearOutputMethod, Method, MethodOutput
+from labelemb.methods.abilities import Chunked
 from labelemb.methods.base import Rows, gold
 
 D, M = 4, 3
@@ -43,10 +44,8 @@ class TinyCrossEntropy(Method):
         return MethodOutput(loss, logits, {"nll": loss})
 
 
-class TinyChunked(LinearOutputMethod):
+class TinyChunked(Chunked, LinearOutputMethod):
     """The same loss with a chunked head: its per-row loss and gradient in the logits."""
-
-    chunkable = True
 
     def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
         super().__init__(in_features, num_classes, **options)
@@ -181,8 +180,8 @@ def test_the_shared_options_are_declared_once_and_listed_in_the_signature():
         TinyCrossEntropy(D, M, chunk_size=4)
     with pytest.raises(TypeError, match="inherits a constructor without chunk_size"):
 
-        class _Forgot(LinearOutputMethod):
-            chunkable = True
+        class _Forgot(Chunked, LinearOutputMethod):
+            pass
 
     with pytest.raises(ValueError, match="chunk_size"):
         TinyChunked(D, M, chunk_size=0)

@@ -11,8 +11,8 @@ accumulation (:class:`~labelemb.methods.accumulation.GradientAccumulation`) are 
 
 Each ability is also a class attribute, the data a reader sees (``OneHot.stackable`` is True): the
 mixin sets it, and a subclass can opt back out by setting it to False (a variant of a stackable
-method that is not), so the attribute is what ``isinstance`` reads. A class that sets the attribute
-to True without the mixin (the way before these mixins) is asked the same way and answers alike.
+method that is not). The mixin is the one way in: an attribute set to True without it grants
+nothing.
 """
 
 from __future__ import annotations
@@ -24,18 +24,19 @@ from torch import Tensor
 
 
 class Ability(abc.ABC):  # noqa: B024 (no abstract method: an ability is read through its attribute)
-    """An opt-in ability: ``isinstance(method, Ability)`` reads the class attribute named ``trait``."""
+    """An opt-in ability: ``isinstance(method, Ability)`` asks for the mixin among the bases, and
+    the class attribute named ``trait`` set to False opts a subclass back out."""
 
     #: The class attribute that says whether a class has the ability.
     trait: ClassVar[str] = ""
 
     @classmethod
     def __subclasshook__(cls, other: type) -> Any:
-        # Only the abilities themselves answer by attribute; a method class (a subclass of one)
-        # is asked the usual way, by its bases.
-        if "trait" not in cls.__dict__ or not cls.trait:
+        # Only the abilities themselves answer, and only to say no: a subclass that opted out.
+        # Otherwise the usual way, by the bases: the mixin is what grants the ability.
+        if "trait" not in cls.__dict__ or not cls.trait or getattr(other, cls.trait, False):
             return NotImplemented
-        return bool(getattr(other, cls.trait, False))
+        return False
 
 
 class Stackable(Ability):
@@ -79,9 +80,8 @@ class EpochState(Ability):
     the epoch before, LWR's and PS-KD's recorded predictions, MaxSup's count of epochs. The trainer
     calls it at every epoch's end (after the dev predictions of a method that also reads them) for
     a method with this ability only; a drop-in adapter (Lightning, Hugging Face) calls any
-    method's, a no-op without it. A method class that writes its own ``on_epoch_end`` has the
-    ability without the mixin (as methods were written before it), unless it sets
-    ``epoch_state = False``."""
+    method's, a no-op without it. A method class that writes its own ``on_epoch_end`` without the
+    mixin is refused when it is defined: the trainer would never call it."""
 
     trait = "epoch_state"
     epoch_state: ClassVar[bool] = True

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..search import Space
 from ..stacking import linear
+from .abilities import EpochState
 from .accumulation import GradientAccumulation, MicroBatch
 from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
@@ -132,9 +133,16 @@ class Method(GradientAccumulation, nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "on_epoch_end" in cls.__dict__ and "epoch_state" not in cls.__dict__:
-            # A method written before EpochState keeps its hook called: writing it says as much.
-            cls.epoch_state = True
+        if (
+            "on_epoch_end" in cls.__dict__
+            and "epoch_state" not in cls.__dict__
+            and not issubclass(cls, EpochState)
+        ):
+            # The trainer calls the hook of an EpochState only: without the mixin, it never would.
+            raise TypeError(
+                f"{cls.__name__} writes on_epoch_end but is no EpochState: list "
+                "labelemb.methods.abilities.EpochState among its bases, or the trainer never calls it"
+            )
         init = cls.__dict__.get("__init__")
         if init is not None:
             list_shared_options(init, Method.__init__, chunked=cls.chunkable)
