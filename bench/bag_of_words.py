@@ -7,7 +7,7 @@
 The data is the real debian-sections set (``$LABELEMB_DATA/debian-sections/{train,validation,
 test}.csv.gz``: 48,958 package descriptions, 53 sections), read as the text-classification task
 reads it (words, a 50,000-entry vocabulary from train, texts cut to 512 tokens). A step is the
-trainer's own (:class:`labelemb.train.single.Single`: the task's length-grouped batch cut to its
+trainer's own (:class:`labelemb.training.single.Single`: the task's length-grouped batch cut to its
 longest text, the backbone, the method, backward, fused Adam over every parameter). Each round
 times ``--steps`` consecutive batches of the epoch's order for every method in turn, the same
 batches for each, and the next round the next stretch of the epoch, so all methods see the same
@@ -34,9 +34,9 @@ import torch
 
 from labelemb.data.text.classes import TextClassDataset, text_class_dataset
 from labelemb.tasks import build_task
-from labelemb.train import build_config, build_run
-from labelemb.train.recipe import lay_out
-from labelemb.train.single import Single
+from labelemb.training import build_config, build_run
+from labelemb.training.recipe import lay_out
+from labelemb.training.single import Single
 
 #: The data set's files, in $LABELEMB_DATA/debian-sections: our split name -> file.
 FILES = {"train": "train.csv.gz", "dev": "validation.csv.gz", "test": "test.csv.gz"}

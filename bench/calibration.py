@@ -42,8 +42,8 @@ from labelemb.assembly.plan import plan_run
 from labelemb.data.base import as_float_images
 from labelemb.metrics import fit_temperature
 from labelemb.tasks import Classification, build_task
-from labelemb.train import build_config, build_run
-from labelemb.train.recipe import lay_out, schedule
+from labelemb.training import build_config, build_run
+from labelemb.training.recipe import lay_out, schedule
 
 
 def old_calibration(logits: torch.Tensor, labels: torch.Tensor, sums: dict[str, Any], bins: int = 15) -> None:

@@ -27,7 +27,7 @@ import torch
 
 from labelemb.config import read_config_file
 from labelemb.predict.evaluation import evaluate_run
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

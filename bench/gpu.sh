@@ -34,7 +34,7 @@ python3 -c "import torch, labelemb; print('torch', torch.__version__, torch.cuda
 
 if want step; then
 step "no host read in a step, on CUDA (the tests' CUDA cases)"
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/train/test_host_reads.py tests/train/test_graphs.py \
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/training/test_host_reads.py tests/training/test_graphs.py \
   > "$OUT/host-reads.log" 2>&1; tail -3 "$OUT/host-reads.log"
 
 step "kernels and host syncs per MNIST-MLP step (eager, fused head, CUDA graphs)"

@@ -46,7 +46,7 @@ WAYS = ("local", "ray (cold)", "ray (warm)")
 
 
 def grid(output_dir: str, runs: int, epochs: int, method: str) -> list[Any]:
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     raw = {
         "experiment": "bench",

@@ -19,7 +19,7 @@ Images / s are the median over ``--rounds``; ratios are against ``pillow``'s tim
 
 **Epoch** (``--what epoch``): the paper's MLP (784-500-500, batch 100, the trainer's Adam) with
 ``--method`` (default onehot); one epoch is 550 of the trainer's own steps
-(:class:`labelemb.train.single.Single`) in a seeded order over the train split of (a) the named
+(:class:`labelemb.training.single.Single`) in a seeded order over the train split of (a) the named
 ``fashion-mnist`` set, float32 in memory, and (b) the same images through ``data.name: files``
 (``format: imagefolder``, the train/dev/test folders of ``--pngs``, the named set's class order),
 uint8 memory-mapped from the image cache and made float a batch at a time. The two alternate
@@ -50,9 +50,9 @@ from labelemb.assembly.build import load_run_data
 from labelemb.data import Dataset, Split, load_dataset
 from labelemb.data.image_cache import cached_images
 from labelemb.data.mnist import FASHION_MNIST
-from labelemb.train import Classification, build_config, build_run, epoch_permutation
-from labelemb.train.recipe import lay_out
-from labelemb.train.single import Single
+from labelemb.training import Classification, build_config, build_run, epoch_permutation
+from labelemb.training.recipe import lay_out
+from labelemb.training.single import Single
 
 BATCH_SIZE = 100
 MLP = {"name": "mlp", "hidden": [500, 500]}

@@ -8,7 +8,7 @@
     LABELEMB_DATA=../shared/data python bench/overhead.py --models mlp --methods onehot \
         label_embedding label_embedding:fast_path=fused onehot:train.cuda_graphs=true   # a spec's train.*
 
-A step is the trainer's own (:class:`labelemb.train.single.Single`, Adam as ``--adam``, default
+A step is the trainer's own (:class:`labelemb.training.single.Single`, Adam as ``--adam``, default
 the trainer's fused kernel). Each round times ``--steps`` training steps of every method in turn
 (after a warm-up), so all see the same machine state; the figure is the ratio of the medians.
 Seconds per epoch are the
@@ -37,10 +37,10 @@ import torch
 
 from labelemb.config import parse_override
 from labelemb.data import Dataset, Split, load_dataset
-from labelemb.train import Classification, build_config, build_run, epoch_permutation
-from labelemb.train.determinism import use_deterministic_kernels
-from labelemb.train.recipe import lay_out
-from labelemb.train.single import Single
+from labelemb.training import Classification, build_config, build_run, epoch_permutation
+from labelemb.training.determinism import use_deterministic_kernels
+from labelemb.training.recipe import lay_out
+from labelemb.training.single import Single
 
 SETTINGS = {
     # model config, batch size, steps per epoch, default steps per round

@@ -43,8 +43,8 @@ from labelemb.assembly.parts import resolve_device
 from labelemb.config import read_config_file
 from labelemb.predict.export import export, onnxruntime_session
 from labelemb.tasks import build_task
-from labelemb.train import build_config, build_run, train
-from labelemb.train.single import Single
+from labelemb.training import build_config, build_run, train
+from labelemb.training.single import Single
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"mnist": "configs/mnist-mlp.yaml", "debian-sections": "configs/debian-sections.yaml"}

@@ -8,10 +8,10 @@ The paper's MNIST MLP protocol (784-500-500 ReLU, Adam lr 1e-3, batch 100; the m
 (``--steps``, default 100) rather than 15 epochs, to keep the benchmark short; evaluation and
 file writing are left out, as they are the same work either way. All ways run in the same
 process and use the trainer's own steps: one after another is the step of one run
-(:class:`labelemb.train.single.Single`) on each seed in turn (each seed all its steps, as the
+(:class:`labelemb.training.single.Single`) on each seed in turn (each seed all its steps, as the
 sequential trainer runs), with the trainer's default fused Adam and, as a third row, with the
 classic Adam (``train.adam=classic``), so that the gain of stacking is told apart from the gain of
-the optimiser kernel; batched is the step of :class:`labelemb.train.stacked.Stacked` (what
+the optimiser kernel; batched is the step of :class:`labelemb.training.stacked.Stacked` (what
 ``--batched`` trains with) on all seeds at once, fused Adam. Each round times every way (after a
 warm-up); the figures are the medians over ``--rounds``.
 
@@ -41,8 +41,8 @@ from torch import nn
 
 from labelemb.data import load_dataset
 from labelemb.methods import LabelEmbedding, Method
-from labelemb.train import Classification, build_config, build_run, epoch_permutation
-from labelemb.train.recipe import lay_out
+from labelemb.training import Classification, build_config, build_run, epoch_permutation
+from labelemb.training.recipe import lay_out
 
 
 def sync(device: torch.device) -> None:

@@ -29,8 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from labelemb.assembly.build import Network, build_network, load_run_data, make_optimizer, run_model
 from labelemb.tasks import build_task
-from labelemb.train import load_config, seed_everything
-from labelemb.train.flops import IN_PLACE_PRODUCTS
+from labelemb.training import load_config, seed_everything
+from labelemb.training.flops import IN_PLACE_PRODUCTS
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -4,7 +4,7 @@
     LABELEMB_DATA=../shared/data python bench/step_kernels.py --device cuda --methods onehot \\
         label_embedding label_embedding:fast_path=fused onehot:train.cuda_graphs=true
 
-A step is the trainer's own (:class:`labelemb.train.single.Single`, built as bench/overhead.py
+A step is the trainer's own (:class:`labelemb.training.single.Single`, built as bench/overhead.py
 builds it, specs included). After a warm-up, ``--steps`` steps run under ``torch.profiler``; per
 step it counts, on CUDA, the kernels launched (``cudaLaunchKernel`` and its kin, graph launches
 counted once) and the host synchronisations (``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
@@ -26,7 +26,7 @@ import torch
 from overhead import SETTINGS, build_runs
 
 from labelemb.data import Split, load_dataset
-from labelemb.train import epoch_permutation
+from labelemb.training import epoch_permutation
 
 #: Operators that only make a view or read metadata: no kernel on any device.
 NO_WORK = {

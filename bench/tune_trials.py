@@ -13,7 +13,7 @@ per unit of work, as the tune command's workers are:
 - ``process per trial``: K processes one after another, each ``labelemb train`` of one trial
   (import, data, training);
 - ``side by side``: one process trains the K settings stacked
-  (:class:`labelemb.train.stacked.SideBySide`: one grouped backbone pass for all, each setting's
+  (:class:`labelemb.training.stacked.SideBySide`: one grouped backbone pass for all, each setting's
   method on its slice), what ``labelemb tune --side-by-side K`` runs.
 
 The figure is the wall time of the round; the ratio is process-per-trial over side-by-side (above 1:
@@ -66,12 +66,12 @@ def learning_rate(i: int, k: int) -> float:
 
 TRAIN_ONE = """
 import json, sys
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 train(build_config(json.loads(sys.argv[1]), []))
 """
 TRAIN_TOGETHER = """
 import json, sys
-from labelemb.train import build_config, train_seeds
+from labelemb.training import build_config, train_seeds
 configs = [build_config(raw, []) for raw in json.loads(sys.argv[1])]
 summaries = train_seeds(configs, batched=True, progress=False)
 assert all(s.get("batched_seeds") == len(configs) for s in summaries), "the trials did not train side by side"

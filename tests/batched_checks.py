@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from labelemb import methods
 from labelemb.stacking import stack_modules, unstack_into
 from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED
-from labelemb.train import train, train_batched, train_seeds
+from labelemb.training import train, train_batched, train_seeds
 
 SEEDS = (0, 1, 2)
 ERRORS = {"dev_error", "test_error"}

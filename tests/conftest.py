@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labelemb.train.threads import same_numbers_at_any_thread_count
+from labelemb.training.threads import same_numbers_at_any_thread_count
 
 # The command line asks MKL for matrix products that do not depend on the thread count; the tests'
 # own process does the same before its first product, so that what a test trains here and what a
@@ -157,7 +157,7 @@ def digits():
 @pytest.fixture
 def small_config(tmp_path):
     """``small_config(*overrides, output_dir=None, **top_level)`` -> a validated small RunConfig."""
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     def make(*overrides: str, output_dir: str | Path | None = None, **top_level: Any):
         raw = copy.deepcopy(SMALL_RUN)

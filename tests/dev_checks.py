@@ -1,5 +1,5 @@
 """A method that reads the dev split's predictions and records what it is handed, for the tests of
-that door (``Method.reads_dev``): the trainer's (tests/train/test_dev_predictions.py) and the
+that door (``Method.reads_dev``): the trainer's (tests/training/test_dev_predictions.py) and the
 adapters' (tests/integrations/).
 
 The test files share these (``from dev_checks import RecordingMethod``): tests/ is on the path.

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from labelemb.train import train
+from labelemb.training import train
 
 #: The fields that time a run: a record's wall and training seconds, the summary's seconds per epoch.
 TIMING = {"wall_seconds", "train_seconds", "seconds_per_epoch"}

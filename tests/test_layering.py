@@ -33,9 +33,9 @@ FLOORS = (
     {"tasks", "integrations"},
     {"config"},
     {"assembly"},  # config -> plan -> network, method, data, schedule (issue 71)
-    {"train"},
+    {"training"},
     {"tracking", "sweep"},
-    {"tune"},
+    {"tuning"},
     {"analysis", "predict"},
     {"cli"},
     {"__init__", "__main__"},  # the package's own door: labelemb.load, the trackers' callback; python -m
@@ -44,9 +44,9 @@ FLOORS = (
 #: What a package imports at most, where docs/layout.md says so (besides the ground floor).
 ONLY = {"integrations": {"methods"}}
 
-#: The packages that build through labelemb.assembly and use training only through labelemb.train's
+#: The packages that build through labelemb.assembly and use training only through labelemb.training's
 #: door (its __init__), never a module behind it (issue 71).
-THROUGH_TRAIN_DOOR = ("predict", "tune", "analysis", "sweep", "cli")
+THROUGH_TRAIN_DOOR = ("predict", "tuning", "analysis", "sweep", "cli")
 
 #: Where an import inside a function is not yet held to say why.
 LAZY_UNCHECKED: tuple[str, ...] = ()
@@ -56,9 +56,9 @@ LAZY_UNCHECKED: tuple[str, ...] = ()
 class Import:
     """One import of one labelemb module by another: where it is written and what it names."""
 
-    source: str  # the importing module, dotted (labelemb.train.loop)
+    source: str  # the importing module, dotted (labelemb.training.loop)
     target: str  # the module it imports (labelemb.tasks, labelemb.tasks.base)
-    where: str  # file:line, the file from the package's folder (labelemb/train/loop.py:12)
+    where: str  # file:line, the file from the package's folder (labelemb/training/loop.py:12)
 
 
 def module_names(root: Path) -> dict[str, Path]:
@@ -183,11 +183,12 @@ def test_every_package_has_its_floor():
 
 
 def train_internals_used_above(root: Path) -> list[str]:
-    """Each import by predict/, tune/, analysis/, sweep/ or cli/ of a module behind labelemb.train's door."""
+    """Each import by predict/, tuning/, analysis/, sweep/ or cli/ of a module behind
+    labelemb.training's door."""
     return [
         f"{edge.where}: {edge.source} -> {edge.target}"
         for edge in imports_of(root)
-        if floor_of(edge.source)[1] in THROUGH_TRAIN_DOOR and edge.target.startswith("labelemb.train.")
+        if floor_of(edge.source)[1] in THROUGH_TRAIN_DOOR and edge.target.startswith("labelemb.training.")
     ]
 
 
@@ -219,7 +220,7 @@ def unexplained_lazy_imports(root: Path) -> list[str]:
 def test_the_packages_above_train_use_its_door_only():
     used = train_internals_used_above(SOURCE)
     assert not used, (
-        "imports of train's internals (build with labelemb.assembly; train through labelemb.train):\n"
+        "imports of train's internals (build with labelemb.assembly; train through labelemb.training):\n"
         + ("\n".join(used))
     )
 
@@ -238,15 +239,15 @@ def test_the_door_and_lazy_checks_catch_their_cases(tmp_path):
         tmp_path,
         {
             "__init__.py": "",
-            "train/__init__.py": "from .loop import run\n",
-            "train/loop.py": "def run():\n    pass\n",
-            "predict/__init__.py": "from ..train import run\nfrom ..train import loop\n",
-            "cli/run.py": "def go():\n    from ..train import run  # lazy: loaded when this command runs\n"
+            "training/__init__.py": "from .loop import run\n",
+            "training/loop.py": "def run():\n    pass\n",
+            "predict/__init__.py": "from ..training import run\nfrom ..training import loop\n",
+            "cli/run.py": "def go():\n    from ..training import run  # lazy: loaded when this command runs\n"
             "    # lazy: the ray extra\n    import ray\n    import json\n",
         },
     )
     assert train_internals_used_above(package) == [
-        "labelemb/predict/__init__.py:2: labelemb.predict -> labelemb.train.loop"
+        "labelemb/predict/__init__.py:2: labelemb.predict -> labelemb.training.loop"
     ]
     assert unexplained_lazy_imports(package) == ["labelemb/cli/run.py:5"]
 
@@ -272,7 +273,7 @@ def test_the_checker_catches_each_broken_rule(tmp_path):
             "data/base.py": "",
             "data/__init__.py": "",
             "registry.py": "",
-            "train/__init__.py": "def run():\n    from ..sweep.grid import grid\n",
+            "training/__init__.py": "def run():\n    from ..sweep.grid import grid\n",
             "sweep/grid.py": "",
             "sweep/__init__.py": "",
         },
@@ -282,9 +283,12 @@ def test_the_checker_catches_each_broken_rule(tmp_path):
         "labelemb/integrations/__init__.py:1",
         "labelemb/methods/__init__.py:1",
         "labelemb/metrics/__init__.py:1",
-        "labelemb/train/__init__.py:2",
+        "labelemb/training/__init__.py:2",
     ]
-    assert "labelemb.train -> labelemb.sweep.grid: train imports sweep, a floor above its own" in problems[3]
+    assert (
+        "labelemb.training -> labelemb.sweep.grid: training imports sweep, a floor above its own"
+        in problems[3]
+    )
     assert "above methods only" in problems[0] and "beside it on its floor" in problems[1]
 
 
@@ -293,12 +297,12 @@ def test_the_checker_finds_a_lazy_circle(tmp_path):
         tmp_path,
         {
             "__init__.py": "",
-            "train/__init__.py": "",
-            "train/loop.py": "from .plan import Plan\n",
-            "train/plan.py": "def later():\n    from labelemb.train import loop\n",
+            "training/__init__.py": "",
+            "training/loop.py": "from .plan import Plan\n",
+            "training/plan.py": "def later():\n    from labelemb.training import loop\n",
         },
     )
     assert import_circles(package) == [
-        "labelemb.train.loop (labelemb/train/loop.py:1) -> labelemb.train.plan (labelemb/train/plan.py:2)"
-        " -> labelemb.train.loop"
+        "labelemb.training.loop (labelemb/training/loop.py:1) -> labelemb.training.plan "
+        "(labelemb/training/plan.py:2) -> labelemb.training.loop"
     ]

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from labelemb.train import train, train_batched
+from labelemb.training import train, train_batched
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,7 +98,7 @@ BLEU_TOLERANCE = 2e-2
 def test_a_tiny_translation_model_gives_the_pinned_losses_and_bleu(ddtp_dir, tmp_path, method):
     from pathlib import Path
 
-    from labelemb.train import load_config
+    from labelemb.training import load_config
 
     config = load_config(
         Path(__file__).resolve().parent.parent / "configs" / "ddtp-en-it.yaml",

@@ -1,6 +1,6 @@
 """The trainer's callback seam: what a run tells those who watch it, and who watches every run.
 
-A :class:`Callback` is handed to the trainer (``labelemb.train.train(config, callbacks=[...])``);
+A :class:`Callback` is handed to the trainer (``labelemb.training.train(config, callbacks=[...])``);
 the trainer calls its hooks and never asks what it is. ``runs`` are the runs trained together
 (one, or the seeds of a config side by side), each with its ``config``, ``folder``, ``plan``
 (device, task) and ``progress``. Whatever is optional in a run is a callback: early stopping, the

@@ -12,7 +12,7 @@ from labelemb.analysis.analyze import analyze
 from labelemb.analysis.representation import run_representation
 from labelemb.analysis.structure import label_distances, mds_coordinates
 from labelemb.cli import main
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 SMALL = {
     "experiment": "an",
@@ -39,7 +39,7 @@ def test_methods_without_a_representation_get_the_mean_softmax_on_dev(runs, digi
     assert rep.matrix.shape == (10, 10)
     torch.testing.assert_close(rep.matrix.sum(1), torch.ones(10))
     # By hand: rebuild the network, average the softmax of each dev class.
-    from labelemb.train import build_network
+    from labelemb.training import build_network
 
     config = build_config(SMALL, ["method.name=onehot"])
     model, method = build_network(config, digits)

@@ -16,7 +16,7 @@ from labelemb.analysis.comparison_table import format_csv, format_markdown
 from labelemb.analysis.report_page import render_report
 from labelemb.cli import main
 from labelemb.sweep.grid import run_grid
-from labelemb.train import build_config
+from labelemb.training import build_config
 
 
 def write_run(root: Path, method: str, seed: int, dev: list[float], test: list[float], seconds: list[float]):
@@ -364,7 +364,7 @@ def test_an_interrupted_comparison_trains_only_what_is_missing(tmp_path, monkeyp
     (configs[3].run_dir() / "summary.json").unlink()
     trained = []
     import labelemb.sweep.grid as grid
-    from labelemb.train.trainer import config_of
+    from labelemb.training.trainer import config_of
 
     def counting(real):
         def counting_train(run):  # a config, or the grid's checked plan of one

@@ -72,9 +72,7 @@ def test_the_figure_shows_the_ranks_and_values_in_rank_order():
     assert shown[0, 0] < shown[2, 0]  # the first rank gets the colour map's low (green) end
 
 
-def test_compare_writes_the_picture_and_ranks_draws_one_of_several_comparisons(
-    experiment, tmp_path, capsys
-):
+def test_compare_writes_the_picture_and_ranks_draws_one_of_several_comparisons(experiment, tmp_path, capsys):
     assert (experiment / "ranks.png").read_bytes()[:8] == PNG_MAGIC
     copy = tmp_path / "again"
     shutil.copytree(experiment, copy)

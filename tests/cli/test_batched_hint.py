@@ -8,7 +8,7 @@ import argparse
 from repo_paths import DOCS
 
 from labelemb.cli.run import BATCHED_ON_GPU, batched_hint
-from labelemb.train import build_config
+from labelemb.training import build_config
 
 
 def grid(method, device="cuda", seeds=(0, 1, 2), **train):

@@ -17,7 +17,7 @@ import yaml
 import labelemb
 from labelemb.cli import main, parse_seeds
 from labelemb.methods import LabelRangeError
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -224,7 +224,7 @@ def test_compare_gives_a_bare_option_to_the_methods_that_take_it(tmp_path, capsy
     label_smoothing alone: the config's own method (the default, label_embedding, which has no
     epsilon and is not compared) is not asked to take it (before: "method 'onehot' has no
     option(s) epsilon", then "method 'label_embedding' has no option(s) epsilon")."""
-    from labelemb.train import load_config
+    from labelemb.training import load_config
 
     out = tmp_path / "out"
     quick = ["--output-dir", str(out), "--no-progress", "epsilon=0.2", "model.hidden=[8]", "train.epochs=1"]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from labelemb.cli import DEMO_CONFIG, build_parser, main
-from labelemb.train import build_config
+from labelemb.training import build_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,8 +12,8 @@ import yaml
 from labelemb.cli import main
 from labelemb.data import DataError
 from labelemb.rundir import LOCK_FILE
-from labelemb.train import build_config, train
-from labelemb.train.results import at_chance
+from labelemb.training import build_config, train
+from labelemb.training.results import at_chance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,7 +17,7 @@ import torch
 
 from labelemb.cli import build_parser, main
 from labelemb.rundir import RunDir
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -404,7 +404,7 @@ def test_a_run_folder_owned_by_another_process_is_not_claimed(tmp_path):
 
 
 def test_the_command_line_leaves_cores_busy_with_other_processes_alone(monkeypatch, caplog):
-    import labelemb.train.threads as threads
+    import labelemb.training.threads as threads
 
     monkeypatch.setattr(threads, "_usable_cores", lambda: 4)
     assert threads.free_core_threads(4, 0.1) == 4
@@ -430,7 +430,7 @@ def test_the_command_line_leaves_cores_busy_with_other_processes_alone(monkeypat
 
 
 def test_busy_cores_reads_this_machine():
-    import labelemb.train.threads as threads
+    import labelemb.training.threads as threads
 
     busy = threads.busy_cores(0.05)
     assert busy is None or 0.0 <= busy <= threads._usable_cores() + 1e-9

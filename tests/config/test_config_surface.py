@@ -1,5 +1,5 @@
 """The config language is one package with one door (issue 61): labelemb.config's names are the
-ones the rest of the code and the documented paths (labelemb.train.build_config, ...) hand on, and
+ones the rest of the code and the documented paths (labelemb.training.build_config, ...) hand on, and
 no module outside the package reaches into the modules behind that door."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from repo_paths import SOURCE
 
 import labelemb.config
-import labelemb.train
+import labelemb.training
 
 PACKAGE = SOURCE / "config"
 
@@ -63,7 +63,7 @@ def test_the_checker_sees_a_reach_inside():
 
 @pytest.mark.parametrize("name", ["ConfigError", "RunConfig", "build_config", "load_config"])
 def test_the_documented_paths_hand_on_the_config_s_names(name):
-    assert getattr(labelemb.train, name) is getattr(labelemb.config, name)
+    assert getattr(labelemb.training, name) is getattr(labelemb.config, name)
 
 
 def test_the_door_holds_every_name_it_lists():

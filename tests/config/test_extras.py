@@ -13,7 +13,7 @@ import pytest
 
 from labelemb.cli import main
 from labelemb.config import ConfigError, extras
-from labelemb.train import build_config
+from labelemb.training import build_config
 
 
 def without(monkeypatch, *modules):

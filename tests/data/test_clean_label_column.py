@@ -15,7 +15,7 @@ from labelemb.data import DataError, DataRequest, load
 from labelemb.data.files.options import FilesOptions
 from labelemb.data.label_noise import NoiseConfig, NoiseError
 from labelemb.options import OptionsError
-from labelemb.train import train
+from labelemb.training import train
 
 CLASSES = ("sports", "music", "food")
 WORDS = {"sports": "goal match team", "music": "song band piano", "food": "bread soup rice"}

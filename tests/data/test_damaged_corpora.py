@@ -15,7 +15,7 @@ from labelemb.data import DataError
 from labelemb.data.text.corpus import load_corpus, read_lines
 from labelemb.data.text.sequences import load_text_dataset
 from labelemb.models.seq2seq import Seq2Seq
-from labelemb.train import ConfigError, build_config, load_config, train
+from labelemb.training import ConfigError, build_config, load_config, train
 
 TRAIN_SOURCE = ["the cat sat down", "a dog ran home", "we like hot tea", "it is very late"] * 20
 TRAIN_TARGET = ["cat sat", "dog ran", "like tea", "late"] * 20

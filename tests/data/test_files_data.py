@@ -14,7 +14,7 @@ from labelemb.config import ConfigError, build_config, load_config
 from labelemb.data import DataError, DataRequest, load
 from labelemb.data.files.loader import stratified_split
 from labelemb.data.files.options import FilesOptions, files_yields
-from labelemb.train import train
+from labelemb.training import train
 
 TEXTS = {
     "sports": ["the team won the match", "a great goal in the final", "the coach praised the players"],

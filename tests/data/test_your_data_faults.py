@@ -17,7 +17,7 @@ from labelemb.cli import main
 from labelemb.data import DataError, DataRequest, load
 from labelemb.data.files.options import FilesOptions
 from labelemb.rundir import RunDirError
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -378,7 +378,7 @@ def test_an_image_that_does_not_decode_leaves_no_run_folder_and_no_cache_lock(tm
 
 
 def test_a_data_error_on_a_busy_machine_is_still_one_line(tmp_path, capsys, monkeypatch):
-    import labelemb.train.threads as threads
+    import labelemb.training.threads as threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "busy_cores", lambda interval=0.2: float(threads._usable_cores()))

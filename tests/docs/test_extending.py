@@ -40,7 +40,7 @@ from labelemb.methods.registry import METHODS
 from labelemb.models import MODELS
 from labelemb.stacking import stack_modules
 from labelemb.tasks import TASKS
-from labelemb.train import (
+from labelemb.training import (
     ConfigError,
     RunDirError,
     build_config,

@@ -11,7 +11,7 @@ import pytest
 from repo_paths import EXAMPLES
 
 from labelemb.analysis.compare import load_runs
-from labelemb.train import train
+from labelemb.training import train
 
 SCRIPT = EXAMPLES / "lwal_table.py"
 
@@ -26,7 +26,7 @@ def load_script():
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, digits):
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     output = tmp_path_factory.mktemp("runs")
     for method in ("onehot", "label_smoothing"):

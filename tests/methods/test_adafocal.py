@@ -4,7 +4,7 @@ update by hand from given dev logits (equal-mass bins as numpy.interp reads them
 switch, the clips); dev rows ignored or not finite left out; the chunked head and micro-batches with
 both kinds of bins; a run's gammas are the update of its dev logits; settings side by side, two
 torchrun processes as one, and the refusal without a dev split. The contract every new peer owes is
-in test_new_peers.py; the door itself in tests/train/test_dev_predictions.py."""
+in test_new_peers.py; the door itself in tests/training/test_dev_predictions.py."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from labelemb.callbacks import Callback
 from labelemb.data import Dataset
 from labelemb.methods.adafocal import AdaFocal, bin_gaps, equal_mass_edges
 from labelemb.tasks import Predictor
-from labelemb.train import ConfigError, train
+from labelemb.training import ConfigError, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

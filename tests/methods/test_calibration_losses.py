@@ -384,7 +384,7 @@ def test_seeds_trained_batched_give_the_numbers_of_sequential_runs(name, small_c
     losses, errors within one example and the same weights within rounding."""
     import json
 
-    from labelemb.train import train, train_batched
+    from labelemb.training import train, train_batched
 
     options = [f"method.{key}={value}" for key, value in ACTIVE[name].items()]
     configs = {

@@ -17,7 +17,7 @@ from labelemb import methods
 from labelemb.assembly import Network, build_network
 from labelemb.assembly.network import Replicas
 from labelemb.assembly.parts import Backbone, Optimiser, pretrained_part
-from labelemb.train import train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

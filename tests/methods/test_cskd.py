@@ -23,10 +23,10 @@ from labelemb.methods.batch_shapes import ClassPairs, refuse_batch_shape
 from labelemb.methods.cskd import ClassWiseSelfKnowledgeDistillation
 from labelemb.tasks.classification import Classification
 from labelemb.tasks.text_classification import TextClassification
-from labelemb.train import train
-from labelemb.train.batches import epoch_order, rows_per_example
-from labelemb.train.distributed import Processes
-from labelemb.train.flops import COUNTED_BATCHES
+from labelemb.training import train
+from labelemb.training.batches import epoch_order, rows_per_example
+from labelemb.training.distributed import Processes
+from labelemb.training.flops import COUNTED_BATCHES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -163,7 +163,7 @@ def test_a_run_killed_mid_epoch_resumes_exactly(small_config, digits, tmp_path):
     overrides = ("method.name=elogitnorm", "train.epochs=3", "train.eval_every=300")
     clean = small_config(*overrides, output_dir=tmp_path / "clean")
     crashed = small_config(*overrides, output_dir=tmp_path / "crashed")
-    from labelemb.train import train
+    from labelemb.training import train
 
     train(clean, dataset=digits)
     at_crash = interrupt_at_first_checkpoint(crashed, digits, epoch=1)

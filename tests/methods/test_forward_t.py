@@ -13,7 +13,7 @@ from batched_checks import assert_stacked_method_matches_each_seed
 from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint
 
 from labelemb import methods
-from labelemb.train import train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -150,7 +150,7 @@ def test_nlp_warm_up_is_a_count_or_a_fraction_of_training():
 
 
 def test_the_trainer_gives_a_fractional_warm_up_its_number_of_updates(small_config, digits):
-    from labelemb.train import build_network
+    from labelemb.training import build_network
 
     config = small_config("method.variant=nlp", "method.soft_warmup=0.25", "train.epochs=4")
     _, method = build_network(config, digits)

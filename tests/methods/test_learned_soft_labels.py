@@ -18,7 +18,7 @@ from labelemb.methods.lcm import LabelConfusionModel
 from labelemb.methods.lspp import LabelSmoothingPlusPlus
 from labelemb.methods.zipf_ls import ZipfLabelSmoothing, min_ranks, zipf_targets
 from labelemb.stacking import stack_modules
-from labelemb.train import train, train_batched
+from labelemb.training import train, train_batched
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

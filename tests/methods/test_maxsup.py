@@ -24,7 +24,7 @@ from peer_checks import (
 )
 
 from labelemb.methods.maxsup import MaxSuppression
-from labelemb.train import train
+from labelemb.training import train
 
 
 def hand_maxsup(z, y, weight):

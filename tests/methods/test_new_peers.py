@@ -5,7 +5,7 @@ is a mean of per-row terms; options, defaults, traits and search spaces; and in 
 digits, a run killed mid-epoch resumes as if never stopped, seeds side by side give each seed's own
 run and the command line trains each. The adapters' micro-batches are checked with the other
 methods' in tests/integrations/, stacked seeds and non-finite rows with every method's in
-tests/train/test_batched.py and tests/methods/test_degenerate.py."""
+tests/training/test_batched.py and tests/methods/test_degenerate.py."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, r
 from labelemb import methods
 from labelemb.cli import main
 from labelemb.methods.registry import search_space
-from labelemb.train import train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -23,7 +23,7 @@ from labelemb import methods
 from labelemb.cli import main
 from labelemb.methods.per_example import per_example_bytes
 from labelemb.methods.pskd import ProgressiveSelfKnowledgeDistillation
-from labelemb.train import train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

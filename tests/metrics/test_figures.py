@@ -105,7 +105,7 @@ def test_every_share_a_metrics_function_records_is_in_percent():
 
 
 def test_tune_s_objectives_are_the_figures_declared_as_objectives(monkeypatch):
-    from labelemb.tune import OBJECTIVES
+    from labelemb.tuning import OBJECTIVES
 
     held = objectives()
     assert held["ece"] == "dev_ece_scaled" and held["nll"] == "dev_nll" and held["aurc"] == "dev_aurc"

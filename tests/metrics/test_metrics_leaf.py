@@ -40,7 +40,9 @@ def test_metrics_imports_no_other_labelemb_package():
 
 def test_the_checker_catches_an_import_of_another_package(tmp_path):
     module = tmp_path / "bad.py"
-    module.write_text("from ..tasks import build_task\nimport labelemb.train\nimport pandas\nimport math\n")
+    module.write_text(
+        "from ..tasks import build_task\nimport labelemb.training\nimport pandas\nimport math\n"
+    )
     assert [line.split(":")[1] for line in outside_imports(module)] == ["1", "2", "3"]
 
 

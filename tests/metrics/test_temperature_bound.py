@@ -116,7 +116,7 @@ def test_a_run_with_mistakes_on_dev_fits_an_ordinary_temperature_and_does_not_wa
 def test_the_warning_names_the_cause_of_each_bound(caplog, bound, said, not_said):
     from types import SimpleNamespace
 
-    from labelemb.train.results import warn_if_temperature_at_bound
+    from labelemb.training.results import warn_if_temperature_at_bound
 
     run = SimpleNamespace(plan=SimpleNamespace(method=SimpleNamespace(name="nls"), seed=1))
     summary = {"selected_temperature_at_bound": bound, "selected_step": 40}

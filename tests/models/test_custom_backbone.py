@@ -18,7 +18,7 @@ from torch import nn
 
 from labelemb.models import build_model, model_options
 from labelemb.models.custom import CustomBackbone
-from labelemb.train import build_config, build_network, train
+from labelemb.training import build_config, build_network, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -35,7 +35,7 @@ from labelemb.models.efficientnet import (
     same_padding,
     split_classifier,
 )
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ from torch import nn
 from labelemb import models
 from labelemb.data import Dataset, Split
 from labelemb.models import CNN, MLP, build_model
-from labelemb.train import build_config, build_network
+from labelemb.training import build_config, build_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,7 @@ from torch import nn
 from labelemb.data import Dataset, Split
 from labelemb.models import ResNet, ResNet8, ResNet18, build_model
 from labelemb.models.resnet import BasicBlock
-from labelemb.train import build_config, build_network
+from labelemb.training import build_config, build_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -28,7 +28,7 @@ from labelemb.models.sentence_encoder import (
     load_sentence_transformer,
 )
 from labelemb.rundir import RunDir
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from labelemb.cli import main
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 WORDS = {
     "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],

@@ -25,7 +25,7 @@ from labelemb.data.files.options import FilesOptions
 from labelemb.methods.tensor_files import read_tensor_file
 from labelemb.predict import PredictError
 from labelemb.predict.bundle_config import portable_config
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -27,7 +27,7 @@ from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve
 from labelemb.predict import PredictError, evaluation
 from labelemb.predict.evaluation import evaluate_run
 from labelemb.rundir import EVALUATION_FILE, RunDir
-from labelemb.train import ConfigError, build_config, train
+from labelemb.training import ConfigError, build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

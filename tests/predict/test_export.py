@@ -15,7 +15,7 @@ import torch
 
 import labelemb
 from labelemb.cli import main
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

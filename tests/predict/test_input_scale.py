@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory, one_thread):
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     def small_config(*overrides: str):
         raw = {

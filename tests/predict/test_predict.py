@@ -23,7 +23,7 @@ from predict_helpers import (
 
 import labelemb
 from labelemb.cli import main
-from labelemb.train import train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -27,7 +27,7 @@ from predict_helpers import (
 import labelemb
 from labelemb.cli import main
 from labelemb.predict.reading import read_rows
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -22,7 +22,7 @@ from labelemb.metrics.selective import aurc
 from labelemb.predict import PredictError, shift
 from labelemb.predict.shift import SHIFT_SEED, shift_run
 from labelemb.rundir import SELECTED_MODEL_FILE, SHIFT_FILE
-from labelemb.train import ConfigError
+from labelemb.training import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import torch
 
 from labelemb.cli import main
 from labelemb.sweep.executors import ExecutorError, LocalExecutor, Unit, run_unit, visible_devices
-from labelemb.train import load_config
+from labelemb.training import load_config
 
 WORDS = {"a": "alpha beta gamma", "b": "delta epsilon zeta"}
 

@@ -21,7 +21,7 @@ from fault_runs import write_project
 from labelemb.cli import main
 from labelemb.sweep.failures import FailedRun, Failure, RunsFailed, failure_table, is_out_of_memory, one_line
 from labelemb.sweep.grid import run_grid
-from labelemb.train import load_config
+from labelemb.training import load_config
 
 
 def compare(config, output, *args):

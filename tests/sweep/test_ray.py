@@ -291,7 +291,7 @@ def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
     refuses rather than writing the run on a disk of its own."""
     from labelemb.sweep.executors import ExecutorError, Unit
     from labelemb.sweep.ray_workers import train_unit
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     missing = tmp_path / "not-mounted-here"
     config = build_config({"data": {"name": "digits"}, "output_dir": str(missing)}, [])
@@ -351,7 +351,7 @@ def tune(config: Path, output: Path, *args: str) -> dict[str, Any]:
 
 def tiny_unit() -> Any:
     from labelemb.sweep.executors import Unit
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     return Unit.of([build_config({"data": {"name": "digits"}, "train": {"progress": False}}, [])])
 
@@ -409,7 +409,7 @@ def _driver_grid(work: Path) -> None:
 
     from labelemb.sweep.executors import ExecutorError, Unit
     from labelemb.sweep.ray_executor import RayExecutor
-    from labelemb.train import build_config
+    from labelemb.training import build_config
 
     address = f"127.0.0.1:{GCS_PORT}"
     config = work / "tiny.yaml"

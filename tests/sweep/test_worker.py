@@ -15,7 +15,7 @@ from labelemb.data import DataRequest
 from labelemb.sweep.executors import Unit, open_pool
 from labelemb.sweep.failures import Failure
 from labelemb.sweep.worker import GlobalState, HeldData, data_key, work
-from labelemb.train import build_config, load_config
+from labelemb.training import build_config, load_config
 
 
 def test_the_state_a_run_sets_is_put_back():

@@ -16,7 +16,7 @@ from labelemb.analysis.reliability import plot_reliability
 from labelemb.data.base import as_float_images
 from labelemb.metrics import CalibrationSums, measure_calibration, pooled_bins
 from labelemb.tasks import Classification, Predictor
-from labelemb.train import build_network, train
+from labelemb.training import build_network, train
 
 # Six predictions over three classes, chosen so that softmax gives exact confidences:
 #  1. a three-way tie: confidence 1/3 (on the first edge of 3 bins), predicts class 0 (the first
@@ -147,8 +147,8 @@ def test_a_short_run_records_the_calibration_of_its_test_predictions(small_confi
 
 def test_the_summary_keeps_none_for_a_selected_check_recorded_without_calibration(small_config, digits):
     from labelemb.assembly.plan import plan_run
-    from labelemb.train import Progress
-    from labelemb.train.results import summarize
+    from labelemb.training import Progress
+    from labelemb.training.results import summarize
 
     # A run continued from one recorded before calibration: its selected check lacks the fields.
     records = [

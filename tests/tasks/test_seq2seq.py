@@ -1,4 +1,4 @@
-"""The released encoder-decoder (models/seq2seq.py) and decoding (train/decode.py), on synthetic tasks."""
+"""The released encoder-decoder (models/seq2seq.py) and decoding (tasks/decode.py), on synthetic tasks."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from labelemb.config import ConfigError
 from labelemb.data.text.corpus import BOS, EOS, PAD, UNK, TextSplit, Vocabulary
 from labelemb.data.text.sequences import TextPairs, encode_split, find_corpus, load_text_dataset
 from labelemb.tasks.seq2seq import DecodeOptions, SequenceTask
-from labelemb.train import build_config, load_config, train
+from labelemb.training import build_config, load_config, train
 
 #: What shrinks any text config to a few seconds: a tiny model, a few updates, short decodes.
 QUICK = [
@@ -302,7 +302,7 @@ def test_max_steps_and_max_train_pairs_on_an_image_config(small_config):
 
 
 def test_gradient_clipping_is_applied(small_config, monkeypatch):
-    import labelemb.train.single as single
+    import labelemb.training.single as single
 
     seen = []
     clip = torch.nn.utils.clip_grad_norm_

@@ -25,7 +25,7 @@ from labelemb.tasks.calibration import (
     calibration_record,
     dev_calibration,
 )
-from labelemb.train import build_network, train
+from labelemb.training import build_network, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,7 +178,7 @@ def test_predictions_with_a_non_finite_logit_have_no_figures_and_say_how_many():
 
 def test_a_diverged_run_records_its_non_finite_checks_and_warns(small_config, digits, caplog):
     config = small_config("train.lr=1e38")  # the weights overflow to inf within the first epoch
-    with caplog.at_level(logging.WARNING, logger="labelemb.train.results"):
+    with caplog.at_level(logging.WARNING, logger="labelemb.training.results"):
         summary = train(config, dataset=digits)
     records = [json.loads(line) for line in (config.run_dir() / "metrics.jsonl").read_text().splitlines()]
     assert any(record.get("test_non_finite") for record in records)

@@ -26,9 +26,9 @@ from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, 
 from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
-from labelemb.train import build_config, train, train_batched
-from labelemb.train.results import summarize
-from labelemb.train.seed_run import Progress
+from labelemb.training import build_config, train, train_batched
+from labelemb.training.results import summarize
+from labelemb.training.seed_run import Progress
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,7 @@ import pytest
 
 from labelemb.cli import main
 from labelemb.tracking import TrackerWarning
-from labelemb.train import ConfigError, build_config, train
+from labelemb.training import ConfigError, build_config, train
 
 TRACKERS = ("tensorboard", "mlflow", "trackio", "wandb")
 
@@ -328,7 +328,7 @@ def test_trackio_continues_the_same_run_with_every_series_and_the_config(tmp_pat
 def test_a_run_without_log_to_writes_no_tracker_file_and_imports_no_tracker(tmp_path):
     script = f"""
 import sys
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 config = build_config({{"output_dir": {str(tmp_path / "runs")!r}, "data": {{"name": "digits"}},
     "model": {{"name": "mlp", "hidden": [32]}}, "train": {{"epochs": 1, "progress": False}}}})
 train(config)
@@ -438,7 +438,7 @@ def test_tune_log_to_nests_trials_and_fresh_runs_under_a_tuning_run(tmp_path, ca
 def test_train_log_to_on_the_cli_sets_train_log_to(tmp_path):
     from labelemb.cli.parser import build_parser
     from labelemb.cli.run import _common_overrides
-    from labelemb.train import load_config
+    from labelemb.training import load_config
 
     args = build_parser().parse_args(["train", "--log-to", "tensorboard,trackio"])
     config = load_config(None, _common_overrides(args))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from labelemb.cli import main
-from labelemb.train import build_config, train
+from labelemb.training import build_config, train
 
 
 class Interrupted(Exception):

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..rundir import RunDir, write_text
-from ..train import describe_seeds
+from ..training import describe_seeds
 from ..version import __version__
 from .analyze import analyze, summarize_wordnet, wordnet_correlation
 from .beyond_error import beyond_error_blocks, row_ood_sets

@@ -1,4 +1,4 @@
-"""Assembly: what turns a run's config into its pieces, in one room between config/ and train/.
+"""Assembly: what turns a run's config into its pieces, in one room between config/ and training/.
 
 The one entry is :func:`resolve` (config -> :class:`RunPlan`, checked; :func:`plan_run` without the
 checks): the plan holds the run's typed parts (:mod:`labelemb.assembly.parts`), each of which makes
@@ -7,7 +7,7 @@ its piece: the network and the method (:func:`~labelemb.assembly.parts.build_pai
 (:class:`~labelemb.assembly.parts.Optimiser`), the batch pipeline (:class:`StepOptions`) and a frozen
 backbone's features (:mod:`labelemb.assembly.frozen`). Those who hold a config rather than a plan
 (prediction, analysis, tuning, benches) build a finished run's pieces with :mod:`labelemb.assembly.build`.
-train/ trains what this room assembles; nothing here trains.
+training/ trains what this room assembles; nothing here trains.
 """
 
 from .build import build_network, data_request, load_run_data, make_optimizer, parameter_groups, step_options

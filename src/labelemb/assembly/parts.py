@@ -39,7 +39,7 @@ class Placement:
 
     device: str = "auto"
     threads: int | None = None
-    deterministic: bool = True  # train.deterministic (labelemb.train.determinism)
+    deterministic: bool = True  # train.deterministic (labelemb.training.determinism)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -319,7 +319,7 @@ class Steps:
     channels_last: bool = False
     compile: bool = False
     frozen: bool = False
-    cuda_graphs: bool = False  # train.cuda_graphs (labelemb.train.graphs)
+    cuda_graphs: bool = False  # train.cuda_graphs (labelemb.training.graphs)
 
     def options(self, seed: int) -> StepOptions:
         """The batch pipeline of a run of ``seed``, whose augmentation generator it seeds."""

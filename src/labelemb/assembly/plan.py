@@ -8,7 +8,7 @@ below it nothing takes the config apart: each part is handed where it is used. T
 config as the run's record only: what its folder holds and is compared with, what the callbacks
 and the task's ``for_run`` are handed (their documented arguments).
 
-The trainer's entry points resolve a config at one boundary (:func:`~labelemb.train.trainer.plan_runs`,
+The trainer's entry points resolve a config at one boundary (:func:`~labelemb.training.trainer.plan_runs`,
 which checks the run folders too) and take a plan as a run that passed it: the grid resolves every
 run before any trains and hands its plans on, and its workers plan their units' configs again
 (:func:`plan_run`: the parts without the checks).

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The parsed command, run: one line and exit code 2 for what the user can mend."""
     from ..data import DataError  # lazy: loaded when this command runs
-    from ..train import (  # lazy: loaded when this command runs
+    from ..training import (  # lazy: loaded when this command runs
         ConfigError,
         RunDirError,
         init_from_environment,
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
     if args.command in ("train", "compare", "tune", "demo") and processes.world_size == 1:
-        from ..train import use_free_cores_when_training  # lazy: loaded when this command runs
+        from ..training import use_free_cores_when_training  # lazy: loaded when this command runs
 
         use_free_cores_when_training()
     try:

@@ -21,7 +21,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         results_table,
         similar_table,
     )
-    from ..train import build_config, describe_seeds  # lazy: loaded when this command runs
+    from ..training import build_config, describe_seeds  # lazy: loaded when this command runs
 
     seeds = list(args.seeds)
     overrides = [f"output_dir={args.output_dir}", f"train.progress={str(not args.no_progress).lower()}"]

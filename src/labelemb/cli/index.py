@@ -38,7 +38,7 @@ def build_index() -> dict[str, Any]:
     from ..config import build_config, config_keys, option_list, top_level_keys  # lazy: the writer only
     from ..metrics.conformal import METHODS  # lazy: the index's writer only
     from ..predict.sets import SET_METHOD  # lazy: the index's writer only
-    from ..tune import OBJECTIVES  # lazy: the index's writer only
+    from ..tuning import OBJECTIVES  # lazy: the index's writer only
 
     return {
         "methods": {name: option_list(methods.options(name)) for name in methods.available()},

@@ -12,7 +12,7 @@ from .evaluate import evaluate_trained, lacking_lines
 from .needs import check_needed_data, read_training_data
 
 if TYPE_CHECKING:
-    from ..train import RunConfig
+    from ..training import RunConfig
 
 
 #: The embedded default experiment, the demo's and that of train, compare and tune without
@@ -33,7 +33,7 @@ def base_config(path: str | None, overrides: list[str]) -> RunConfig:
     or without one the demo's own setting (:data:`DEMO_CONFIG`), its relative file names read from
     the working folder; on another data set than the demo's, without its OOD set unless the
     overrides name one."""
-    from ..train import build_config, load_config  # lazy: loaded when this command runs
+    from ..training import build_config, load_config  # lazy: loaded when this command runs
 
     if path is not None:
         return load_config(path, overrides)
@@ -49,7 +49,7 @@ def base_config(path: str | None, overrides: list[str]) -> RunConfig:
 
 def run_seeds(base: RunConfig, seeds: list[int], batched: bool = False) -> list[dict[str, Any]]:
     """Train ``base`` once per seed: each run's config is a copy of ``base`` with its seed."""
-    from ..train import train, train_seeds  # lazy: loaded when this command runs
+    from ..training import train, train_seeds  # lazy: loaded when this command runs
 
     configs = [base.with_seed(seed) for seed in seeds]
     if batched:
@@ -172,7 +172,7 @@ def batched_hint(configs: list[RunConfig], args: argparse.Namespace) -> str | No
     side by side (a stackable method, equal settings): ``--batched`` is the faster way there."""
     import torch  # lazy: loaded when this command runs
 
-    from ..train import stacking_key, unsupported_reason  # lazy: loaded when this command runs
+    from ..training import stacking_key, unsupported_reason  # lazy: loaded when this command runs
 
     device = configs[0].train.device
     on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())

@@ -21,7 +21,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..search import INSTALL_HINT  # lazy: loaded when this command runs
 
     # lazy: loaded when this command runs
-    from ..tune import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
+    from ..tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting
 
     try:
         # lazy: the tune extra
@@ -100,7 +100,7 @@ def _tune_and_retrain(
     from ..rundir import write_text  # lazy: loaded when this command runs
     from ..sweep.failures import RunsFailed  # lazy: loaded when this command runs
     from ..sweep.grid import run_grid  # lazy: loaded when this command runs
-    from ..tune import study_record, tuned_config  # lazy: loaded when this command runs
+    from ..tuning import study_record, tuned_config  # lazy: loaded when this command runs
 
     base = setting.base
     experiment_dir = Path(base.output_dir) / base.experiment

@@ -141,16 +141,16 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
-    #: Each step replayed as CUDA graphs where there is CUDA (labelemb.train.graphs).
+    #: Each step replayed as CUDA graphs where there is CUDA (labelemb.training.graphs).
     cuda_graphs: bool = False
-    #: Same seed, same numbers on a GPU too (labelemb.train.determinism); false: faster there.
+    #: Same seed, same numbers on a GPU too (labelemb.training.determinism); false: faster there.
     deterministic: bool = True
     threads: int | None = Field(None, ge=1)
     progress: bool = True
     #: {patience: N checks, min_delta: 0}; null: train every epoch.
     early_stopping: EarlyStoppingConfig | None = None
     #: An experiment folder of finished runs of this config to a lower ``epochs``: each new run
-    #: starts from the same (method, seed) run's last checkpoint there (labelemb.train.continuation).
+    #: starts from the same (method, seed) run's last checkpoint there (labelemb.training.continuation).
     continue_from: str | None = None
     #: Experiment trackers each run also logs to (labelemb.tracking): tensorboard (event files
     #: in the run folder), mlflow (<output_dir>/mlflow.db unless a tracking URI is given), trackio

@@ -1,6 +1,6 @@
 """The adapters' door for a method that reads the dev split's predictions at each epoch's end.
 
-labelemb's own trainer computes them from its dev split (:mod:`labelemb.train.dev_predictions`);
+labelemb's own trainer computes them from its dev split (:mod:`labelemb.training.dev_predictions`);
 a Hugging Face or Lightning ``Trainer`` holds no dev split labelemb could read, so the user hands the
 epoch-end callback a function, ``dev_predictions(method) -> (logits, labels)``: the dev split's
 logits ``(N, m)`` (``method.logits`` of the backbone's features) and its labels ``(N,)``. The

@@ -48,7 +48,7 @@ class BatchShape:
         """The one line with which a trainer that builds its own batches refuses the method."""
         return (
             f"method {method!r} needs batches of {self.builds}, which labelemb's training loop builds "
-            f"and {trainer} does not: train it with `labelemb train` (or labelemb.train.train)"
+            f"and {trainer} does not: train it with `labelemb train` (or labelemb.training.train)"
         )
 
 

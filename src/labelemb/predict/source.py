@@ -261,7 +261,7 @@ def _trained(
 def _missing_temperature(records: list[dict[str, Any]], record: dict[str, Any], config: RunConfig) -> str:
     """Why the check of ``record`` fit no temperature: a run without a dev split fits none, and a
     run with one fits it only at a check that can become the selected one (its dev figure beats
-    every earlier check's) whose scores are finite (:func:`~labelemb.train.loop.selectable_check`)."""
+    every earlier check's) whose scores are finite (:func:`~labelemb.training.loop.selectable_check`)."""
     step = record["step"]
     if "dev_error" not in record:
         return "the run has no dev split to fit one on"

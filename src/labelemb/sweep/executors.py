@@ -144,7 +144,7 @@ def open_pool(slots: Sequence[str | None], threads: int) -> Iterator[ProcessPool
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
         # What every unit imports, once in the server (taken only where it is not running yet).
-        context.set_forkserver_preload([__name__, "labelemb.train.trainer"])
+        context.set_forkserver_preload([__name__, "labelemb.training.trainer"])
     devices = context.Queue()
     for slot in slots:
         devices.put(slot)

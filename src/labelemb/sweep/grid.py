@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..assembly import RunPlan
 from ..config import RunConfig
 from ..progress import draws_bar
-from ..train import plan_runs, train, train_seeds, train_unless_held
+from ..training import plan_runs, train, train_seeds, train_unless_held
 from .executors import Executor, LocalExecutor, Unit
 from .failures import FailedRun, Failure, RunsFailed
 
@@ -31,7 +31,7 @@ def run_grid(
     half-done run resumes from its checkpoint). Every config is checked before any run starts.
     Runs go to ``executor`` (default: :class:`~labelemb.sweep.executors.LocalExecutor` with
     ``jobs`` processes), one unit of work per run, or per method with ``batched`` (its seeds side
-    by side, :mod:`labelemb.train.stacked`); one bar (or one line per finished unit) counts them.
+    by side, :mod:`labelemb.training.stacked`); one bar (or one line per finished unit) counts them.
     In this process alone (one job, not batched), a run another process is training is left to it
     and read back once it is done. A run that fails (a missing package, an out-of-memory, a bug)
     is recorded with its one-line reason and the others go on; once all are done,

@@ -32,7 +32,7 @@ class ExecutorError(ValueError):
 class Job(Protocol):
     """How a unit's runs train when not as plain runs: a picklable description (plain data) that
     trains them itself in the worker, such as a tuning trial that reports its checks to its study
-    (:class:`labelemb.tune.trial.TrialJob`). The grid knows only this door, not who opens it."""
+    (:class:`labelemb.tuning.trial.TrialJob`). The grid knows only this door, not who opens it."""
 
     def run(self, plans: list[RunPlan]) -> list[dict[str, Any]]:
         """Train the runs of ``plans`` (checked by the grid) in this process; their summaries."""
@@ -77,13 +77,13 @@ def run_unit(unit: Unit, read_data: Callable[[Any], Any] | None = None) -> list[
     """Train a unit's runs in this process (resuming any from its checkpoint); their summaries.
 
     The grid checked every config before any unit started: the trainer is handed their plans,
-    runs that passed its check (:func:`~labelemb.train.trainer.plan_runs`), not checked again.
+    runs that passed its check (:func:`~labelemb.training.trainer.plan_runs`), not checked again.
     ``read_data`` (a plan's data source -> its data set) gives the runs data read before, a warm
     worker's (:class:`~labelemb.sweep.worker.HeldData`); without it each run reads its own.
     """
     # lazy: the trainer imported where a unit trains, as before issue 71 (hoisted: Ray's grid stalled)
     from ..assembly import plan_run  # lazy: the same
-    from ..train import same_numbers_at_any_thread_count, train, train_seeds  # lazy: the same
+    from ..training import same_numbers_at_any_thread_count, train, train_seeds  # lazy: the same
 
     same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
     if unit.threads is not None:

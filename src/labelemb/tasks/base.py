@@ -26,7 +26,7 @@ from .scoring import Scoring
 Predict = Callable[[Tensor], Tensor]
 
 #: Given a check's dev figures, whether the check can still become its run's selected one
-#: (:func:`labelemb.train.results.selectable_check`).
+#: (:func:`labelemb.training.results.selectable_check`).
 Selectable = Callable[[Mapping[str, Any]], bool]
 
 
@@ -140,7 +140,7 @@ class Task(Protocol):
 
     def work(self, split: Any, index: Tensor) -> float:
         """What a training step's cost grows with, for the examples ``split[index]``: how many
-        there are, or their tokens (:mod:`labelemb.train.flops` scales counted FLOPs by it)."""
+        there are, or their tokens (:mod:`labelemb.training.flops` scales counted FLOPs by it)."""
         ...
 
     def evaluate(
@@ -174,7 +174,7 @@ def chance_errors(dev: Any, test: Any) -> dict[str, float]:
     splits there are (``dev_error``, ``test_error``): the chance level a classifier must beat.
 
     A classification task may offer this as ``chance_levels(dev, test)``; the trainer warns when a
-    run never got below it (:func:`labelemb.train.results.warn_if_at_chance`).
+    run never got below it (:func:`labelemb.training.results.warn_if_at_chance`).
     """
     levels = {}
     for name, split in (("dev", dev), ("test", test)):

@@ -26,7 +26,7 @@ from ..callbacks import Callback
 from ..config import ConfigError, RunConfig
 from ..registry import unknown_name_message
 from ..rundir import RunDir
-from ..train import distributed
+from ..training import distributed
 from .base import (
     RUN_FILES,
     STATE_FILE,
