@@ -5,6 +5,12 @@ The drop-in module::
     head = labelemb.LabelEmbedding(in_features, num_classes)
     out = head(features, target)
     out.loss.backward()
+
+The whole experiment, one call per command of the ``labelemb`` command line
+(:mod:`labelemb.experiment`)::
+
+    result = labelemb.compare("configs/mnist-mlp.yaml", methods=["onehot", "label_embedding"], seeds=range(5))
+    print(result.to_markdown())
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .callbacks import Callback
+    from .experiment import compare, demo, evaluate, shift, summarize, train, tune
     from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
     from .predict import Predictor
 
 #: The names served by :mod:`labelemb.methods`, imported on first use (PEP 562): ``import labelemb``
 #: (and the command line's help and its one-line mistakes) need not pay for torch.
 _FROM_METHODS = ("LabelEmbedding", "LabelEmbeddingFixed", "Method", "MethodOutput", "OneHot", "build")
+#: The Python API's calls, served by :mod:`labelemb.experiment`, imported on first use likewise.
+_FROM_EXPERIMENT = ("compare", "demo", "evaluate", "shift", "summarize", "train", "tune")
 
 
 __all__ = [
@@ -31,7 +40,14 @@ __all__ = [
     "MethodOutput",
     "OneHot",
     "build",
+    "compare",
+    "demo",
+    "evaluate",
     "load",
+    "shift",
+    "summarize",
+    "train",
+    "tune",
     "__version__",
 ]
 
@@ -41,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from . import methods  # lazy: `import labelemb` stays light; the methods load when named
 
         return getattr(methods, name)
+    if name in _FROM_EXPERIMENT:
+        from . import experiment  # lazy: the whole training and judging stack, when a call is named
+
+        return getattr(experiment, name)
     raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
 
 

@@ -77,3 +77,8 @@ class Steps:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (a data set's own may list the places it looked, a line each)."""
+    return " ".join(str(error).split())

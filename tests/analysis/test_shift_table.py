@@ -21,7 +21,7 @@ from labelemb.analysis.compare import comparison_rows, load_runs
 from labelemb.analysis.comparison_table import format_csv, format_markdown
 from labelemb.analysis.report import ERROR_SEVERITY_FILE, build_report
 from labelemb.analysis.report_shift import SHIFT_SECTION
-from labelemb.cli.comparison import write_comparison
+from labelemb.experiment import write_comparison
 from labelemb.metrics.shift import mean_corruption_error
 from labelemb.rundir import SHIFT_FILE, RunDir
 

@@ -3,11 +3,9 @@ says ``--batched`` is faster there, with the factor docs/running-many.md measure
 
 from __future__ import annotations
 
-import argparse
-
 from repo_paths import DOCS
 
-from labelemb.cli.run import BATCHED_ON_GPU, batched_hint
+from labelemb.experiment.running import BATCHED_ON_GPU, batched_hint
 from labelemb.training import build_config
 
 
@@ -20,7 +18,7 @@ def grid(method, device="cuda", seeds=(0, 1, 2), **train):
 
 
 def hint(configs, batched=False):
-    return batched_hint(configs, argparse.Namespace(batched=batched))
+    return batched_hint(configs, batched)
 
 
 def test_stackable_seeds_on_a_gpu_get_the_line():

@@ -30,7 +30,7 @@ def test_the_help_names_the_setting_used_without_a_config(command):
 
 
 def test_on_another_data_set_the_demos_ood_set_is_left_out_unless_named():
-    from labelemb.cli.run import base_config
+    from labelemb.experiment import base_config
 
     assert [entry.data for entry in base_config(None, []).ood] == ["patches"]
     assert base_config(None, ["data.name=mnist"]).ood == []

@@ -16,9 +16,10 @@ from predict_helpers import WORDS, train_digits_run, train_text_run
 
 from labelemb import load
 from labelemb.analysis.beyond_error import rank_changes
-from labelemb.cli import main, write_comparison
+from labelemb.cli import main
 from labelemb.config import OodSetConfig
 from labelemb.data import load as load_data
+from labelemb.experiment import write_comparison
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
 from labelemb.metrics.recalibration import recalibration_figures
@@ -222,9 +223,9 @@ def test_runs_without_a_record_show_a_dash_and_are_never_judged_by_the_table(sma
     for method in ("onehot", "label_smoothing"):
         train(small_config(f"method.name={method}", output_dir=output))
     experiment = output / "small"
-    assert "Knowing when it is wrong" not in write_comparison(experiment)  # no run has a record
+    assert "Knowing when it is wrong" not in write_comparison(experiment).to_markdown()  # no run has a record
     evaluate_run(experiment / "onehot" / "seed0")
-    table = write_comparison(experiment)
+    table = write_comparison(experiment).to_markdown()
     section = table[table.index("Knowing when it is wrong") :]
     row = next(line for line in section.splitlines() if line.startswith("| label_smoothing |"))
     assert row.count("| - ") >= 7  # its figures: none computed by the table itself

@@ -244,7 +244,7 @@ def test_the_same_seed_gives_the_same_scores(ddtp_dir, tmp_path, one_thread):
 
 
 def test_compare_reads_text_runs(ddtp_dir, tmp_path, one_thread):
-    from labelemb.cli import write_comparison
+    from labelemb.experiment import write_comparison
 
     base = load_config(
         CONFIGS / "ddtp-summarize.yaml", [*QUICK, f"data.dir={ddtp_dir}", f"output_dir={tmp_path}"]
@@ -252,13 +252,13 @@ def test_compare_reads_text_runs(ddtp_dir, tmp_path, one_thread):
     for method in ("onehot", "label_embedding"):
         for seed in (0, 1):
             train(base.with_method(method).with_seed(seed))
-    table = write_comparison(tmp_path / "ddtp-summarize")
+    table = write_comparison(tmp_path / "ddtp-summarize").to_markdown()
     assert "test ROUGE-L (selected)" in table and "test ROUGE-1 (selected)" in table
     assert (tmp_path / "ddtp-summarize" / "curves.png").stat().st_size > 0
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:] if line.startswith("|")}
     assert set(rows) == {"onehot", "label_embedding"}
     # What compare prints: the score as the task names it, and no calibration (text runs have none).
-    short = write_comparison(tmp_path / "ddtp-summarize", short=True).splitlines()
+    short = write_comparison(tmp_path / "ddtp-summarize").short.splitlines()
     assert short[0] == "| method | seeds | test ROUGE-L (selected) | p vs onehot |" and len(short) == 6
 
 

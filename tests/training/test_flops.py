@@ -111,7 +111,7 @@ def test_a_seq2seq_count_grows_with_tokens():
 def test_compare_gives_each_methods_score_at_the_baselines_compute(small_config, digits, tmp_path):
     from labelemb.analysis.compare import comparison_rows, load_runs
     from labelemb.analysis.comparison_table import format_markdown
-    from labelemb.cli.run import write_comparison
+    from labelemb.experiment import write_comparison
 
     for method in ("onehot", "label_embedding"):
         for seed in (0, 1):

@@ -128,7 +128,7 @@ def test_the_evaluation_of_a_noisy_run_judges_its_training_split(small_config, t
             "detect_auroc_loss",
             "detect_auroc_margin",
         }
-    from labelemb.cli.evaluate import evaluation_line
+    from labelemb.experiment.judging import evaluation_line
 
     assert "wrong training labels fitted" in evaluation_line(evaluation)
 

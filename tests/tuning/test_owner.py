@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from labelemb.cli.run import base_config
+from labelemb.experiment import base_config
 from labelemb.tuning import Tuner, TuneSetting, open_storage, run_number, setting_record
 from labelemb.tuning import owner as owner_module
 from labelemb.tuning.owner import (

@@ -14,7 +14,7 @@ from repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
-from labelemb.cli.run import base_config
+from labelemb.experiment import base_config
 from labelemb.tasks import dev_objective
 from labelemb.tasks.classification import Classification
 from labelemb.tasks.seq2seq import SequenceTask

@@ -17,7 +17,7 @@ import pytest
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main
-from labelemb.cli.run import base_config
+from labelemb.experiment import base_config
 from labelemb.tuning import JOURNAL_FILE, Tuner, TuneSetting, open_storage
 
 #: Digits, 2 epochs, 2 checks an epoch: a trial is a second or two.

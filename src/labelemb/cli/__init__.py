@@ -1,24 +1,29 @@
-"""The ``labelemb`` command: train, compare, tune, demo, analyze, similar, report.
+"""The ``labelemb`` command: train, compare, tune, demo, evaluate, shift, analyze, similar,
+report, ranks, predict, export.
 
-One module per job: :mod:`.parser` (every command and its options), :mod:`.run` (train and
-compare), :mod:`.demo`, :mod:`.inspect` (analyze, similar, report), :mod:`.notes` (log lines).
+One module per job: :mod:`.parser` (every command and its options, light), and the commands'
+modules, each imported only when its command runs (a parser names its command's function as
+``"module:function"``): :mod:`.run` (train and compare), :mod:`.tune`, :mod:`.demo`,
+:mod:`.evaluate` (evaluate and shift), each a thin layer over :mod:`labelemb.experiment`;
+:mod:`.inspect` (analyze, similar, report, ranks), :mod:`.predict` (predict, export);
+:mod:`.notes` (log lines).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from ..demo_config import DEMO_CONFIG
 from .arguments import parse_seeds, positive_int
-from .comparison import write_comparison
-from .demo import DEMO_CONFIG
 from .index import check_command_line
 from .notes import show_library_notes
 from .parser import build_parser
 
-__all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int", "write_comparison"]
+__all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
 
         use_free_cores_when_training()
     try:
-        code = args.func(args)
+        code = command_function(args.func)(args)
     except (ConfigError, RunDirError, DataError, FileNotFoundError, ValueError) as error:
         print(f"labelemb {args.command}: error: {error}", file=sys.stderr)
         code = 2
@@ -92,3 +97,12 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def command_function(func: str | Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command's function: ``"module:function"`` of this package, imported now that the command
+    runs (so that ``labelemb --help`` imports none of the work), or the function itself."""
+    if callable(func):
+        return func
+    module, _, name = func.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

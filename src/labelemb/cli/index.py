@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..demo_config import DEMO_CONFIG
 from ..registry import unknown_key_message, unknown_name_message, unknown_options_message
-from .run import DEMO_CONFIG
 
 INDEX_FILE = Path(__file__).with_name("index.json")
 

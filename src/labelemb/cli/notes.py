@@ -23,8 +23,3 @@ def show_library_notes() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-
-
-def one_line(error: BaseException) -> str:
-    """An error's message on one line (a data set's own may list the places it looked, a line each)."""
-    return " ".join(str(error).split())

@@ -10,14 +10,9 @@ from pathlib import Path
 
 from ..version import __version__
 from .arguments import parse_names, parse_seeds, positive_int
-from .demo import cmd_demo
-from .evaluate import add_evaluate
 from .index import read_index
-from .inspect import add_inspect_commands
-from .predict import add_set_options, cmd_export, cmd_predict
-from .run import cmd_compare, cmd_train
-from .shift import add_shift
-from .tune import cmd_tune
+from .inspect_options import add_inspect_commands, add_set_options
+from .judging_options import add_evaluate, add_shift
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +37,7 @@ OVERRIDES_HELP = (
     "config overrides: train.epochs=3, model.hidden=[100], train.device=cpu; a bare key is a method "
     "option (tau=4)"
 )
-DEFAULT_SETTING = "(default: the digits demo setting)"  # without --config: labelemb.cli.run.DEMO_CONFIG
+DEFAULT_SETTING = "(default: the digits demo setting)"  # without --config: labelemb.demo_config
 NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal; a log gets a line per evaluation)"
 #: predict's: it evaluates nothing, it reads and classifies rows.
 PREDICT_NO_PROGRESS_HELP = "no progress bar (a bar is drawn only on a terminal)"
@@ -161,7 +156,7 @@ def _add_train(commands: typing.Any) -> None:
         "--batched", action="store_true", help="train the seeds side by side in one process (stacked models)"
     )
     train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func="run:cmd_train")
 
 
 def _add_compare(commands: typing.Any) -> None:
@@ -192,7 +187,7 @@ def _add_compare(commands: typing.Any) -> None:
         help="train each method's seeds side by side in one process (one unit of work per method)",
     )
     compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
-    compare.set_defaults(func=cmd_compare)
+    compare.set_defaults(func="run:cmd_compare")
 
 
 def _add_tune(commands: typing.Any) -> None:
@@ -269,7 +264,7 @@ def _add_tune(commands: typing.Any) -> None:
         "--batched", action="store_true", help="train the fresh seeds of each setting side by side"
     )
     tune.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
-    tune.set_defaults(func=cmd_tune)
+    tune.set_defaults(func="tune:cmd_tune")
 
 
 def _add_demo(commands: typing.Any) -> None:
@@ -289,7 +284,7 @@ def _add_demo(commands: typing.Any) -> None:
     )
     demo.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default 30)")
     demo.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func="demo:cmd_demo")
 
 
 def _add_predict_commands(commands: typing.Any) -> None:
@@ -332,7 +327,7 @@ def _add_predict_commands(commands: typing.Any) -> None:
     predict.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
     predict.add_argument("--trust-factory", **trust)
     predict.add_argument("--no-progress", action="store_true", help=PREDICT_NO_PROGRESS_HELP)
-    predict.set_defaults(func=cmd_predict)
+    predict.set_defaults(func="predict:cmd_predict")
 
     export = commands.add_parser(
         "export",
@@ -352,4 +347,4 @@ def _add_predict_commands(commands: typing.Any) -> None:
     export.add_argument("--overwrite", action="store_true", help="write into --output even if it holds files")
     export.add_argument("--checkpoint", **checkpoint)
     export.add_argument("--trust-factory", **trust)
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func="predict:cmd_export")

@@ -10,18 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .index import read_index
+from ..assembly import resolve_device
+from ..predict import load
+from ..predict.export import export
+from ..predict.reading import read_rows, split_rows
+from ..predict.sets import SET_METHOD, calibration_for, check_request, read_sets, set_coverage, set_note
+from ..predict.source import PredictError
+from ..rundir import write_text
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict every input of ``--input`` (or the run's ``--split``) and write one row per input."""
-    from ..predict import load  # lazy: loaded when this command runs
-    from ..predict.reading import read_rows, split_rows  # lazy: loaded when this command runs
-
-    # lazy: loaded when this command runs
-    from ..predict.sets import SET_METHOD, read_sets, set_coverage, set_note
-    from ..predict.source import PredictError  # lazy: loaded when this command runs
-    from ..rundir import write_text  # lazy: loaded when this command runs
 
     output: Path = args.output
     refuse_existing(output, args.overwrite)
@@ -29,7 +28,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise PredictError("give the inputs: --input PATH, or --split test (the run's own data)")
     if args.set_method is not None and args.sets is None:
         raise PredictError("--set-method needs --sets LEVEL, the target coverage of the sets (such as 0.9)")
-    from ..assembly import resolve_device  # lazy: loaded when this command runs
 
     # A device this machine lacks is one line (resolve_device's), before anything is read.
     device = resolve_device(args.device) if args.device else "cpu"
@@ -69,28 +67,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_set_options(predict: argparse.ArgumentParser) -> None:
-    """``labelemb predict``'s options of conformal prediction sets."""
-    predict.add_argument(
-        "--sets",
-        type=float,
-        metavar="LEVEL",
-        help="also each input's conformal prediction set at this target coverage, such as 0.9, "
-        "calibrated on the run's dev split (columns set and set_size)",
-    )
-    predict.add_argument(
-        "--set-method",
-        choices=read_index()["set_methods"],
-        help=f"with --sets: the conformal score, {read_index()['set_method']} (default; the smallest "
-        "sets), aps or raps (never randomised)",
-    )
-
-
 def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
     """The run's calibration for ``--sets`` (and ``--set-method``), or a one-line refusal."""
-    # lazy: loaded when this command runs
-    from ..predict.sets import SET_METHOD, calibration_for, check_request
-    from ..predict.source import PredictError  # lazy: loaded when this command runs
 
     check_request(args.sets, args.set_method or SET_METHOD)
     calibration = calibration_for(predictor, args.data_dir)
@@ -105,7 +83,6 @@ def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
 
 def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
     """A sequence-to-sequence run's output line for each source line, one row each."""
-    from ..rundir import write_text  # lazy: loaded when this command runs
 
     outputs = predictor.translate(rows.items)
     records = []
@@ -131,7 +108,6 @@ def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
 def refuse_existing(output: Path, overwrite: bool) -> None:
     """Refuse an output that is a folder, or that exists unless ``overwrite`` (checked before
     anything is read)."""
-    from ..predict.source import PredictError  # lazy: loaded when this command runs
 
     if output.is_dir():
         raise PredictError(
@@ -196,13 +172,9 @@ def table_text(records: list[dict[str, Any]], columns: list[str], output: Path) 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a run as a bundle, TorchScript or ONNX into ``--output``."""
-    from ..predict import load  # lazy: loaded when this command runs
-    from ..predict.export import export  # lazy: loaded when this command runs
 
     output: Path = args.output
     if output.exists() and any(output.iterdir() if output.is_dir() else [output]) and not args.overwrite:
-        from ..predict.source import PredictError  # lazy: loaded when this command runs
-
         raise PredictError(f"{output} exists; choose another --output, or pass --overwrite to replace it")
     predictor = load(args.run_dir, checkpoint=args.checkpoint, trust_factory=args.trust_factory)
     written = export(predictor, args.format, output)

@@ -14,11 +14,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..assembly import data_of
+from ..data import DataError
+from ..data.files.options import FilesOptions
+from ..data.files.paths import find_file
+from ..data.registry import dataset_key, dataset_yields, load, missing_files
+
 
 def check_needed_data(configs: Sequence[Any]) -> None:
     """Raise one :class:`~labelemb.data.DataError` line for the first data set the runs of
     ``configs`` need that is not on this machine and cannot be downloaded."""
-    from ..data import DataError  # lazy: loaded when this command runs
 
     seen: set[str] = set()
     for config in configs:
@@ -34,7 +39,6 @@ def check_needed_data(configs: Sequence[Any]) -> None:
 def read_training_data(configs: Sequence[Any]) -> None:
     """Read each distinct training data set of ``configs`` once, as its runs will (noise included):
     the first :class:`~labelemb.data.DataError` is raised here, once, instead of by every run."""
-    from ..assembly import data_of  # lazy: loaded when this command runs
 
     seen: set[str] = set()
     for config in configs:
@@ -48,8 +52,6 @@ def read_training_data(configs: Sequence[Any]) -> None:
 def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
     """(what the data is to the run, what tells it apart, its lookup: what is missing, or None) for
     each data set ``config``'s run reads."""
-    from ..assembly import data_of  # lazy: loaded when this command runs
-    from ..data.registry import dataset_key, dataset_yields  # lazy: loaded when this command runs
 
     request = data_of(config).request
     name = config.data.name
@@ -70,8 +72,6 @@ def _needs(config: Any) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
 def _named(name: str, request: Any) -> str | None:
     """What data set ``name`` lacks; fetched now where it may be downloaded (training would wait for
     it anyway), so that only a failed download is a problem."""
-    from ..data import DataError  # lazy: loaded when this command runs
-    from ..data.registry import load, missing_files  # lazy: loaded when this command runs
 
     problem = missing_files(name, request)
     if problem is None or not request.download:
@@ -85,8 +85,6 @@ def _named(name: str, request: Any) -> str | None:
 
 def _file(path: str, request: Any) -> str | None:
     """Where a file was looked for, if it is not found."""
-    from ..data import DataError  # lazy: loaded when this command runs
-    from ..data.files.paths import find_file  # lazy: loaded when this command runs
 
     try:
         find_file(str(path), request, "file")
@@ -97,7 +95,6 @@ def _file(path: str, request: Any) -> str | None:
 
 def _test_texts(config: Any) -> str | None:
     """Text perturbations read the run's test file: a run without one cannot be shifted."""
-    from ..data.files.options import FilesOptions  # lazy: loaded when this command runs
 
     if config.data.name != "files" or not config.section(FilesOptions).test:
         return (

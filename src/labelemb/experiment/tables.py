@@ -1,0 +1,131 @@
+"""The files a comparison leaves in its experiment folder (its tables and its curves), what a
+notebook holds of them (:class:`Comparison`), and the finished runs a command over an experiment
+folder reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis import comparison_rows, format_csv, format_markdown, load_runs, plot_error_curves
+from ..analysis import ranks as rank_picture
+from ..analysis.compare import comparison_metric
+from ..analysis.comparison_table import format_short
+from ..analysis.curves import has_memorisation, plot_memorisation
+from ..rundir import CONFIG_FILE, run_dirs, write_text
+
+#: The pictures a comparison may leave, in the order :func:`write_comparison` draws them.
+PICTURES = ("curves.png", "curves-seconds.png", "curves-flops.png", "memorisation.png", "ranks.png")
+
+
+@dataclass
+class Comparison:
+    """A comparison's tables, as ``labelemb compare`` writes them in its experiment folder.
+
+    ``rows`` holds one record per method (means, spreads, Welch p-values against the baseline: the
+    columns of comparison.csv); ``runs`` the run folders by method; ``lacking``, (run folder,
+    command) for each run that trained but could not be judged; ``failed``, the runs that failed
+    (:class:`~labelemb.sweep.failures.FailedRun`: label, folder, reason) of the ``planned`` ones.
+    A notebook shows it as its Markdown table.
+    """
+
+    experiment_dir: Path
+    rows: list[dict[str, Any]]
+    markdown: str
+    csv: str
+    short: str
+    runs: dict[str, list[Path]]
+    lacking: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[Any] = field(default_factory=list)
+    planned: int = 0
+
+    def to_markdown(self) -> str:
+        """comparison.md's text."""
+        return self.markdown
+
+    def to_csv(self) -> str:
+        """comparison.csv's text."""
+        return self.csv
+
+    @property
+    def figures(self) -> dict[str, Path]:
+        """The pictures written beside the tables, by file name."""
+        folder = self.experiment_dir
+        return {name: folder / name for name in PICTURES if (folder / name).is_file()}
+
+    @property
+    def ok(self) -> bool:
+        """Whether every run trained and was judged."""
+        return not self.lacking and not self.failed
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+    def __str__(self) -> str:
+        return self.short
+
+
+def write_comparison(experiment_dir: Path) -> Comparison:
+    """Write comparison.md, comparison.csv, the curves (against epochs: curves.png; training
+    seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png; for runs
+    trained on noisy labels, memorisation.png) and, for two methods or more, the ranks picture
+    (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``.
+
+    Returns the comparison; its ``short`` text is what a terminal shows: the few columns of
+    :func:`~labelemb.analysis.comparison_table.format_short` and a line saying where the rest is.
+    """
+    experiment_dir = Path(experiment_dir)
+    runs = load_runs(experiment_dir)
+    rows = comparison_rows(runs)
+    scoring = comparison_metric(runs)
+    table = format_markdown(rows, scoring=scoring)
+    csv = format_csv(rows)
+    write_text(experiment_dir / "comparison.md", table + "\n")
+    write_text(experiment_dir / "comparison.csv", csv)
+    _draw_curves(runs, experiment_dir)
+    if len(rows) > 1:
+        criteria = rank_picture.comparison_criteria(rows)
+        ranks = rank_picture.rank_table([(criterion, rows) for criterion in criteria])
+        rank_picture.plot_ranks(ranks, experiment_dir / "ranks.png", title=experiment_dir.name)
+    pictures = "curves.png, ranks.png" if len(rows) > 1 else "curves.png"
+    short = (
+        f"{format_short(rows, scoring=scoring)}\n\nfull tables: "
+        f"{experiment_dir / 'comparison.md'} (and comparison.csv, {pictures}); "
+        f"one page: labelemb report {experiment_dir}"
+    )
+    folders = {
+        method: [experiment_dir / method / f"seed{run.seed}" for run in method_runs]
+        for method, method_runs in runs.items()
+    }
+    return Comparison(experiment_dir, rows, table, csv, short, folders)
+
+
+def summarize(experiment_dir: str | Path) -> Comparison:
+    """The comparison of the finished runs in ``experiment_dir``, its files written anew, without
+    training (``labelemb compare --summarize``)."""
+    return write_comparison(Path(experiment_dir))
+
+
+def _draw_curves(runs: dict[str, list[Any]], experiment_dir: Path) -> None:
+    """The error curves against epochs, training seconds and (where every run counts them) FLOPs,
+    and the memorisation curves of runs trained on noisy labels."""
+    title = experiment_dir.name
+    plot_error_curves(runs, experiment_dir / "curves.png", title=title)
+    plot_error_curves(runs, experiment_dir / "curves-seconds.png", title=title, axis="train_seconds")
+    if all("train_flops" in rec for method_runs in runs.values() for r in method_runs for rec in r.records):
+        plot_error_curves(runs, experiment_dir / "curves-flops.png", title=title, axis="train_flops")
+    if has_memorisation(runs):
+        plot_memorisation(runs, experiment_dir / "memorisation.png", title=title)
+
+
+def finished_folders(path: Path) -> list[Path]:
+    """The run folder ``path``, or the finished runs of the experiment folder ``path``; a
+    FileNotFoundError naming what it should hold where it holds none."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return [path]
+    folders = [folder.path for folder in run_dirs(path)]
+    if not folders:
+        raise FileNotFoundError(f"{path} holds no finished run (a run folder, or <method>/seed<N>/ under it)")
+    return folders
