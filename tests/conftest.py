@@ -24,7 +24,7 @@ same_numbers_at_any_thread_count()
 # The test files share helper modules at tests/ (``from run_checks import read_metrics``; pytest puts
 # tests/ on the path for this file), never another test file. The checks' asserts are rewritten as a
 # test file's are, so that a failure shows its values.
-pytest.register_assert_rewrite("batched_checks", "report_checks", "run_checks")
+pytest.register_assert_rewrite("helpers.batched_checks", "helpers.report_checks", "helpers.run_checks")
 
 IDX_FILES = (
     "train-images-idx3-ubyte",

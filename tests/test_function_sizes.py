@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 #: The most lines a function may have.
 MAX_FUNCTION_LINES = 80

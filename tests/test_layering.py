@@ -9,7 +9,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 #: The ground floor, from the bottom up: each module or package imports only those before it
 #: (metrics first: a leaf that imports nothing of labelemb's).

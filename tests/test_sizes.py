@@ -4,7 +4,7 @@ split along its seam."""
 
 from __future__ import annotations
 
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 #: The most lines a source file may have.
 MAX_LINES = 400

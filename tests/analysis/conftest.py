@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from browser import chromium_path
-from report_checks import METHODS, SMALL
+from helpers.browser import chromium_path
+from helpers.report_checks import METHODS, SMALL
 
 from labelemb.cli import main
 

@@ -55,7 +55,7 @@ def test_an_evaluation_written_before_reads_as_it_did(tmp_path):
 
 
 def test_the_page_s_figure_declares_as_shown(monkeypatch):
-    from repo_paths import ROOT
+    from helpers.repo_paths import ROOT
 
     page = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
     section = page[page.index("## A figure") :].split("\n## ")[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from report_checks import markdown_rows
+from helpers.report_checks import markdown_rows
 
 from labelemb.analysis.compare import comparison_rows, load_runs
 from labelemb.analysis.comparison_table import format_short

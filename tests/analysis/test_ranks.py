@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from report_checks import METHODS, PNG_MAGIC
+from helpers.report_checks import METHODS, PNG_MAGIC
 
 from labelemb.analysis.ranks import (
     Criterion,

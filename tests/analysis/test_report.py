@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import run_chromium
-from PIL import Image
-from repo_paths import DOCS
-from report_checks import (
+from helpers.browser import run_chromium
+from helpers.repo_paths import DOCS
+from helpers.report_checks import (
     DATA_PNG,
     METHODS,
     PNG_MAGIC,
@@ -33,6 +32,7 @@ from report_checks import (
     section_markdown,
     with_the_longest_method_names,
 )
+from PIL import Image
 
 from labelemb.analysis.report import build_report
 from labelemb.analysis.report_html import markdown_table_html, png_data_uri

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_checks import METHODS, Page
+from helpers.report_checks import METHODS, Page
 
 from labelemb.analysis import curves
 from labelemb.analysis.compare import load_runs

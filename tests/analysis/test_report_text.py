@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser import run_chromium
-from repo_paths import CONFIGS
-from report_checks import METHODS, PROBE, Page, assert_fits, comparison_widths, markdown_rows, png_bytes
+from helpers.browser import run_chromium
+from helpers.repo_paths import CONFIGS
+from helpers.report_checks import (
+    METHODS,
+    PROBE,
+    Page,
+    assert_fits,
+    comparison_widths,
+    markdown_rows,
+    png_bytes,
+)
 
 from labelemb.analysis.report import build_report
 from labelemb.cli import main

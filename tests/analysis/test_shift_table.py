@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_checks import METHODS, Page, assert_fits, comparison_widths, with_the_longest_method_names
+from helpers.report_checks import METHODS, Page, assert_fits, comparison_widths, with_the_longest_method_names
 from scipy import stats
 
 from labelemb.analysis import curves

@@ -3,7 +3,7 @@ says ``--batched`` is faster there, with the factor docs/running-many.md measure
 
 from __future__ import annotations
 
-from repo_paths import DOCS
+from helpers.repo_paths import DOCS
 
 from labelemb.experiment.running import BATCHED_ON_GPU, batched_hint
 from labelemb.training import build_config

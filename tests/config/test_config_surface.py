@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 import labelemb.config
 import labelemb.training

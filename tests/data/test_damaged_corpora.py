@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repo_paths import CONFIGS
+from helpers.repo_paths import CONFIGS
 
 from labelemb.data import DataError
 from labelemb.data.text.corpus import load_corpus, read_lines

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from repo_paths import DOCS, ROOT
+from helpers.repo_paths import DOCS, ROOT
 
 from labelemb.cli import build_parser
 

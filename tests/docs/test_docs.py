@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_paths import DOCS, ROOT
+from helpers.repo_paths import DOCS, ROOT
 
 from labelemb.cli import build_parser
 

@@ -24,8 +24,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from browser import FONTS_PROBE, PAGE_FONTS, chromium_path, require_fonts, run_chromium
-from repo_paths import ROOT
+from helpers.browser import FONTS_PROBE, PAGE_FONTS, chromium_path, require_fonts, run_chromium
+from helpers.repo_paths import ROOT
 
 EXTENSION = ROOT / "docs_ext" / "rest_docstrings.py"
 DOCS_HINT = 'pip install -e ".[docs]"'

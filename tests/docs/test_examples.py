@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from repo_paths import EXAMPLES
+from helpers.repo_paths import EXAMPLES
 
 INSTALL = 'pip install -e ".[examples]"'
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from repo_paths import ROOT
+from helpers.repo_paths import ROOT
 
 from labelemb import data, methods, models
 from labelemb.analysis import comparison_rows, format_markdown, load_runs

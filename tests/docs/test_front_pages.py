@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 import yaml
+from helpers.repo_paths import DOCS, ROOT
 from packaging.specifiers import SpecifierSet
-from repo_paths import DOCS, ROOT
 from setuptools.config.pyprojecttoml import read_configuration
 
 README = ROOT / "README.md"

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from repo_paths import ROOT, SOURCE
+from helpers.repo_paths import ROOT, SOURCE
 
 #: Files every package has, that say nothing of its own.
 UNNAMED = {"__init__.py", "__main__.py"}
@@ -89,11 +89,11 @@ def imports_of_tests(tree: ast.Module) -> list[ast.stmt]:
 
 
 def test_no_test_file_imports_another():
-    """A helper that tests share lives in a helper module at tests/ (run_checks.py, ...): a test file
+    """A helper that tests share lives in a helper module at tests/helpers/ (run_checks.py, ...): a test file
     imported by another needs its folder on the path, and what it holds runs in two files."""
     offenders = [
         f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"
         for path in sorted((ROOT / "tests").rglob("*.py"))
         for node in imports_of_tests(ast.parse(path.read_text(encoding="utf-8"), str(path)))
     ]
-    assert not offenders, f"move what these import into a helper module at tests/: {offenders}"
+    assert not offenders, f"move what these import into a helper module at tests/helpers/: {offenders}"

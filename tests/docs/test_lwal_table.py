@@ -8,7 +8,7 @@ import json
 import statistics
 
 import pytest
-from repo_paths import EXAMPLES
+from helpers.repo_paths import EXAMPLES
 
 from labelemb.analysis.compare import load_runs
 from labelemb.training import train

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from repo_paths import DOCS, ROOT, SOURCE
+from helpers.repo_paths import DOCS, ROOT, SOURCE
 from setuptools.config.pyprojecttoml import read_configuration
 
 #: The sections Keep a Changelog names, and ours for a public path that moved.

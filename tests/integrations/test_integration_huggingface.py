@@ -1,6 +1,6 @@
 """labelemb.integrations.huggingface: any method as a Hugging Face Trainer's compute_loss_func.
 
-A tiny BERT (tests/huggingface_models.py: one layer, sixteen wide, built from its config: nothing
+A tiny BERT (tests/helpers/huggingface_models.py: one layer, sixteen wide, built from its config: nothing
 is downloaded) reads 32 random padded sequences. Through the real ``Trainer``, one optimiser step of
 1 x 32 examples and one of 4 x 8 (micro-batches of unequal numbers of counted tokens) must give every
 parameter, the backbone's and the method's, the same gradient; the loss is checked against a hand
@@ -22,8 +22,8 @@ if importlib.util.find_spec("transformers") is None:  # fail, never skip: name w
 
 import torch
 import torch.nn.functional as F
-from dev_checks import DeafMethod, RecordingMethod, dev_events, kinds, register_recorders
-from huggingface_models import (
+from helpers.dev_checks import DeafMethod, RecordingMethod, dev_events, kinds, register_recorders
+from helpers.huggingface_models import (
     NUM_CLASSES,
     NUM_EXAMPLES,
     Sequences,

@@ -16,9 +16,8 @@ from typing import Any
 import lightning
 import pytest
 import torch
-from dev_checks import DeafMethod, dev_events, kinds, register_recorders
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning_models import (
+from helpers.dev_checks import DeafMethod, dev_events, kinds, register_recorders
+from helpers.lightning_models import (
     BATCH,
     CLASSES,
     EPOCHS,
@@ -29,6 +28,7 @@ from lightning_models import (
     dev_split,
     fit,
 )
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from peer_checks import (
+from helpers.peer_checks import (
     IGNORING,
     LOGITS,
     TARGETS,

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from batched_checks import assert_settings_side_by_side_match_their_own_runs
-from peer_checks import (
+from helpers.batched_checks import assert_settings_side_by_side_match_their_own_runs
+from helpers.peer_checks import (
     IGNORING,
     LOGITS,
     TARGETS,
@@ -26,7 +26,7 @@ from peer_checks import (
     softmax,
     step,
 )
-from run_checks import launch, read_metrics
+from helpers.run_checks import launch, read_metrics
 
 from labelemb import methods
 from labelemb.callbacks import Callback

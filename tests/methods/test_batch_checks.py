@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from host_reads import HostReads
+from helpers.host_reads import HostReads
 
 from labelemb import methods
 from labelemb.methods.host_count import HostCount

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from peer_checks import M, identity_head
+from helpers.peer_checks import M, identity_head
 
 from labelemb import methods
 from labelemb.methods.registry import search_space

@@ -9,8 +9,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from batched_checks import assert_same_batched_run, assert_stacked_method_matches_each_seed, run_both
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, load_weights, read_metrics
+from helpers.batched_checks import assert_same_batched_run, assert_stacked_method_matches_each_seed, run_both
+from helpers.run_checks import (
+    assert_same_resumed_run,
+    interrupt_at_first_checkpoint,
+    load_weights,
+    read_metrics,
+)
 
 import labelemb
 from labelemb import methods

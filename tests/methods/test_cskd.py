@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from batched_checks import (
+from helpers.batched_checks import (
     assert_same_batched_run,
     assert_settings_side_by_side_match_their_own_runs,
     assert_stacked_method_matches_each_seed,
     run_both,
 )
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
+from helpers.run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
 
 from labelemb import methods
 from labelemb.cli import main
@@ -252,7 +252,7 @@ def test_the_adapters_refuse_cskd_in_one_line(tmp_path):
 
 
 def test_a_hugging_face_trainer_refuses_cskd_at_the_start(tmp_path):
-    from huggingface_models import build_tiny_bert, trainer_for
+    from helpers.huggingface_models import build_tiny_bert, trainer_for
 
     from labelemb.integrations.huggingface import EpochEndCallback, LabelembLoss
 
@@ -271,7 +271,7 @@ def test_a_hugging_face_trainer_refuses_cskd_at_the_start(tmp_path):
 
 
 def test_a_lightning_trainer_refuses_cskd_at_the_start():
-    from lightning_models import Heads, fit
+    from helpers.lightning_models import Heads, fit
 
     from labelemb.integrations.lightning import LabelembCallback
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from batched_checks import assert_same_batched_run, run_both
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, read_metrics
+from helpers.batched_checks import assert_same_batched_run, run_both
+from helpers.run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, read_metrics
 
 from labelemb import methods
 from labelemb.methods.elogitnorm import DISTANCE_EPS, boundary_distances, mean_boundary_distance

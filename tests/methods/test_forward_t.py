@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from batched_checks import assert_stacked_method_matches_each_seed
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint
+from helpers.batched_checks import assert_stacked_method_matches_each_seed
+from helpers.run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint
 
 from labelemb import methods
 from labelemb.training import train

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from peer_checks import (
+from helpers.peer_checks import (
     IGNORING,
     LOGITS,
     TARGETS,
@@ -22,7 +22,7 @@ from peer_checks import (
     softmax,
     step,
 )
-from run_checks import launch, read_metrics
+from helpers.run_checks import launch, read_metrics
 
 from labelemb import methods
 

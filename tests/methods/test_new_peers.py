@@ -13,8 +13,8 @@ import math
 
 import pytest
 import torch
-from batched_checks import assert_same_batched_run, run_both
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, read_metrics
+from helpers.batched_checks import assert_same_batched_run, run_both
+from helpers.run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, read_metrics
 
 from labelemb import methods
 from labelemb.cli import main

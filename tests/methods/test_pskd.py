@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from batched_checks import (
+from helpers.batched_checks import (
     assert_same_batched_run,
     assert_settings_side_by_side_match_their_own_runs,
     assert_stacked_method_matches_each_seed,
     run_both,
 )
-from run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
+from helpers.run_checks import assert_same_resumed_run, interrupt_at_first_checkpoint, launch, read_metrics
 
 from labelemb import methods
 from labelemb.cli import main

@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from batched_checks import assert_stacked_method_matches_each_seed
-from peer_checks import LOGITS, TARGETS, identity_head
+from helpers.batched_checks import assert_stacked_method_matches_each_seed
+from helpers.peer_checks import LOGITS, TARGETS, identity_head
 
 from labelemb import methods
 from labelemb.methods.registry import search_space

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import sys
 
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 #: What a metrics module may import besides the standard library and its own package.
 ALLOWED = {"torch", "numpy", "scipy", "sklearn"}

@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 import torch
-from fault_runs import write_project
+from helpers.fault_runs import write_project
 
 from labelemb.cli import main
 from labelemb.sweep.failures import FailedRun, Failure, RunsFailed, failure_table, is_out_of_memory, one_line

@@ -44,7 +44,7 @@ METHODS, SEEDS = ["onehot", "label_embedding"], [0, 1]
 #: The run killed mid-run: long enough (about 2 s of training) that the kill lands before its end.
 KILLED_EPOCHS = 30
 GCS_PORT = 6379  # in the namespace's own network stack: nothing else there to collide with
-#: The grid of tests/fault_runs.py's failing runs: seed 1 raises, seed 2 runs out of memory once,
+#: The grid of tests/helpers/fault_runs.py's failing runs: seed 1 raises, seed 2 runs out of memory once,
 #: seed 3 always.
 FAULTY_GRID = ("--methods", "onehot", "--seeds", "0-3")
 
@@ -196,7 +196,7 @@ def test_a_worker_killed_mid_run_resumes_from_its_checkpoint(cluster, tmp_path):
 
 
 def test_failed_runs_on_a_cluster_are_listed_and_the_others_train(cluster):
-    """tests/fault_runs.py's grid on the cluster's two workers: seed 1's error and seed 3's
+    """tests/helpers/fault_runs.py's grid on the cluster's two workers: seed 1's error and seed 3's
     out-of-memory are listed at the end with exit 1 (before, seed 1's error ended the compare);
     seed 2, out of memory once beside the others, is tried again alone and trains; seed 0 trains."""
     faults = cluster["faults"]
@@ -454,9 +454,9 @@ def _driver_grid(work: Path) -> None:
     killer.join(timeout=5)
     results["killed"] = {"rc": code, "stderr": err, **seen}
 
-    # A grid with failing runs (tests/fault_runs.py) on the cluster's two workers.
+    # A grid with failing runs (tests/helpers/fault_runs.py) on the cluster's two workers.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, where the helpers are
-    from fault_runs import write_project
+    from helpers.fault_runs import write_project
 
     project = write_project(work / "faulty")
     out = io.StringIO()

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import torch
-from fault_runs import clean_config, metrics, threads_and_variable, write_project
+from helpers.fault_runs import clean_config, metrics, threads_and_variable, write_project
 
 from labelemb.data import DataRequest
 from labelemb.sweep.executors import Unit, open_pool

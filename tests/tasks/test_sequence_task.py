@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from repo_paths import CONFIGS
+from helpers.repo_paths import CONFIGS
 
 from labelemb.config import ConfigError
 from labelemb.data.text.corpus import BOS, EOS, PAD, UNK, TextSplit, Vocabulary

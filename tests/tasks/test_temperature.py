@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from repo_paths import DOCS
+from helpers.repo_paths import DOCS
 from scipy.optimize import minimize_scalar
 from torchmetrics.classification import MulticlassCalibrationError
 

@@ -1,7 +1,7 @@
 """Tests of batched training: S seeds side by side give the numbers of S sequential runs.
 
 Every run is the embedded digits with a 64-32 MLP (or a 4-8-16 CNN) for two epochs, so a run
-takes a fraction of a second. What "the same numbers" allows is tests/batched_checks.py's.
+takes a fraction of a second. What "the same numbers" allows is tests/helpers/batched_checks.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from batched_checks import (
+from helpers.batched_checks import (
     SEEDS,
     assert_same_batched_run,
     assert_same_metrics,
@@ -21,7 +21,7 @@ from batched_checks import (
     assert_stacked_method_matches_each_seed,
     run_both,
 )
-from run_checks import TIMING, Interrupted, read_metrics, read_summary, untimed
+from helpers.run_checks import TIMING, Interrupted, read_metrics, read_summary, untimed
 from safetensors.torch import save_file
 
 from labelemb import methods

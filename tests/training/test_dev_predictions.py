@@ -18,8 +18,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from dev_checks import EVENTS, MODES, RecordingMethod, dev_events, kinds, register_recorders
-from repo_paths import ROOT
+from helpers.dev_checks import EVENTS, MODES, RecordingMethod, dev_events, kinds, register_recorders
+from helpers.repo_paths import ROOT
 from torch import Tensor
 
 from labelemb import methods

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from run_checks import launch
+from helpers.run_checks import launch
 
 
 @pytest.mark.parametrize("method", ["label_embedding", "ols", "lwal"])

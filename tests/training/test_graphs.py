@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from run_checks import (
+from helpers.run_checks import (
     assert_same_resumed_run,
     interrupt_at_first_checkpoint,
     read_metrics,

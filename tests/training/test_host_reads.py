@@ -2,7 +2,7 @@
 
 On a GPU such a read makes the host wait for the device at every step (the step then costs its
 launches and waits, not its kernels). The reads are caught on the CPU through torch's dispatch and
-Python entry points (tests/host_reads.py), so CI checks what a GPU would pay for; where CUDA is
+Python entry points (tests/helpers/host_reads.py), so CI checks what a GPU would pay for; where CUDA is
 present the same steps run there too, under torch's own sync detector.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from host_reads import HostReads
+from helpers.host_reads import HostReads
 from safetensors.torch import save_file
 
 from labelemb import methods

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from run_checks import interrupt_at_first_checkpoint, read_metrics
+from helpers.run_checks import interrupt_at_first_checkpoint, read_metrics
 from safetensors.torch import load_file
 
 from labelemb.metrics.noise import detection_figures, memorisation_figures

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from repo_paths import CONFIGS
-from run_checks import (
+from helpers.repo_paths import CONFIGS
+from helpers.run_checks import (
     assert_same_resumed_run,
     assert_same_weights,
     interrupt_at_first_checkpoint,

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from repo_paths import SOURCE
+from helpers.repo_paths import SOURCE
 
 from labelemb import methods
 from labelemb.config import RUN_CONTEXT_OPTIONS, config_keys

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
-from repo_paths import CONFIGS, DOCS
+from helpers.repo_paths import CONFIGS, DOCS
 
 from labelemb.analysis.tuning import read_tuning
 from labelemb.cli import main

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image
-from image_corruption_checks import check_image_corruption, colour_images
+from helpers.corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image
+from helpers.image_corruption_checks import check_image_corruption, colour_images
 
 from labelemb.data.corruptions import corrupt, corruption
 from labelemb.data.corruptions.blur import gaussian_blur, glass_blur, motion_blur, shuffle_locally

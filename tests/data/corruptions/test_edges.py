@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from image_corruption_checks import check_image_corruption, colour_images, grey_bars
+from helpers.image_corruption_checks import check_image_corruption, colour_images, grey_bars
 
 from labelemb.data.corruptions import corrupt, corruption
 from labelemb.data.corruptions.edges import canny, canny_edges, hysteresis

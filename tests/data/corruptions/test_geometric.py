@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image, mass_centre
-from image_corruption_checks import check_image_corruption, colour_images
+from helpers.corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image, mass_centre
+from helpers.image_corruption_checks import check_image_corruption, colour_images
 
 from labelemb.data.corruptions import corrupt, corruption
 

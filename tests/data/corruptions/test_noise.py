@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image
-from image_corruption_checks import check_image_corruption
+from helpers.corruption_measures import EVERY_KIND, assert_stronger_with_severity, bar_image
+from helpers.image_corruption_checks import check_image_corruption
 from scipy.stats import binom, chi2
 
 from labelemb.data.corruptions import corrupt, corruption

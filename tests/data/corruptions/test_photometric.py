@@ -7,7 +7,7 @@ import colorsys
 import numpy as np
 import pytest
 import torch
-from image_corruption_checks import as_image, check_image_corruption, colour_images, grey_bars
+from helpers.image_corruption_checks import as_image, check_image_corruption, colour_images, grey_bars
 
 from labelemb.data.corruptions import corrupt, corruption
 from labelemb.data.corruptions.photometric import brightness, contrast, fog, fog_layer, plasma_fractal

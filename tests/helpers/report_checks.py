@@ -10,9 +10,9 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from browser import FONTS_PROBE, PAGE_FONTS, require_fonts, run_chromium
 from PIL import Image
 
+from helpers.browser import FONTS_PROBE, PAGE_FONTS, require_fonts, run_chromium
 from labelemb.analysis.report_html import markdown_table_html
 from labelemb.analysis.report_page import BEYOND_ERROR_SECTION
 from labelemb.analysis.report_shift import SHIFT_SECTION

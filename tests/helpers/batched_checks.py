@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from run_checks import TIMING, load_weights, read_metrics, read_summary
 from safetensors.torch import load_file
 
+from helpers.run_checks import TIMING, load_weights, read_metrics, read_summary
 from labelemb import methods
 from labelemb.stacking import stack_modules, unstack_into
 from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from image_corruption_checks import colour_images, grey_bars
 
+from helpers.image_corruption_checks import colour_images, grey_bars
 from labelemb.data.corruptions import corrupt, corruption
 
 

@@ -1,0 +1,1 @@
+"""What tests share: checks, tiny models, runs that fail on purpose, the repository's paths."""
