@@ -6,7 +6,7 @@ classification, conformal sets, the config's OOD sets) against the run's own wal
 
 One run of ``configs/fashion-mnist-mlp.yaml`` (its OOD set: MNIST, from ``$LABELEMB_DATA``) is
 trained into a temporary folder (``--epochs``, the config's 15 by default), then
-:func:`labelemb.predict.evaluation.evaluate_run` is timed ``--rounds`` times with ``refresh``
+:func:`labelemb.evaluation.run.evaluate_run` is timed ``--rounds`` times with ``refresh``
 (reading the run, its data and the OOD set, the logits of dev, test and MNIST, every figure,
 writing the record). The ratio is the median evaluation time over the run's wall time; the goal
 is at most 0.05. Quote figures from an idle machine; the load average is printed.
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from labelemb.config import read_config_file
-from labelemb.predict.evaluation import evaluate_run
+from labelemb.evaluation.run import evaluate_run
 from labelemb.training import build_config, train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ rate 0 (every label kept, so both train alike, step for step), alternating, whol
 A noisy run does three things a clean one does not: each training step scatters its predicted
 classes into a table on the device (:mod:`labelemb.training.memorisation`), each check reads the
 table's two figures, and the evaluation scores the whole training split at the selected and the
-final weights (:func:`labelemb.predict.evaluation`'s noise record). The figures are the ratios,
+final weights (:func:`labelemb.evaluation.run`'s noise record). The figures are the ratios,
 noisy over clean, of the medians over rounds of the training seconds the run records
 (``train_seconds`` at its last check: steps and checks) and of the whole process's wall seconds
 (data, training, evaluation). With ``noise.rate=0`` no label changes, so the two runs train the

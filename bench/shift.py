@@ -7,7 +7,7 @@ and against reading it back from the cache.
 For each condition (:mod:`labelemb.data.corruptions.suites`), on the 10,000 test images of
 ``--data`` (from ``$LABELEMB_DATA``): the seconds to make the corrupted set
 (:func:`labelemb.data.corruptions.corrupt`), to read it back from the cache
-(:func:`labelemb.predict.corrupted.corrupted_images`, a second call), and to score it with the
+(:func:`labelemb.evaluation.corrupted.corrupted_images`, a second call), and to score it with the
 backbones of the Fashion-MNIST MLP (784-500-500) and of the paper's MNIST CNN (untrained: the
 time does not depend on the weights; the head adds a 500 x 10 or 1024 x 10 product). Each figure is
 the median of ``--rounds``; the ratios are making / scoring and reading / scoring, in the same
@@ -32,8 +32,8 @@ from labelemb.data import DataRequest
 from labelemb.data import load as load_data
 from labelemb.data.corruptions import corrupt
 from labelemb.data.corruptions.suites import conditions
+from labelemb.evaluation.corrupted import corrupted_images
 from labelemb.models import build_model
-from labelemb.predict.corrupted import corrupted_images
 
 
 def median_seconds(work, rounds: int) -> float:

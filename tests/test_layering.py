@@ -38,6 +38,7 @@ FLOORS = (
     {"tracking", "sweep"},
     {"tuning"},
     {"analysis", "predict"},
+    {"evaluation"},  # a finished run judged from its selected weights (issue 80)
     {"experiment"},  # the whole experiment in Python: what each command does (issue 80)
     {"cli"},
     {"__init__", "__main__"},  # the package's own door: labelemb.load, the trackers' callback; python -m
@@ -48,7 +49,7 @@ ONLY = {"integrations": {"methods"}}
 
 #: The packages that build through labelemb.assembly and use training only through labelemb.training's
 #: door (its __init__), never a module behind it (issue 71).
-THROUGH_TRAIN_DOOR = ("predict", "tuning", "analysis", "sweep", "experiment", "cli")
+THROUGH_TRAIN_DOOR = ("predict", "evaluation", "tuning", "analysis", "sweep", "experiment", "cli")
 
 #: Where an import inside a function is not yet held to say why.
 LAZY_UNCHECKED: tuple[str, ...] = ()

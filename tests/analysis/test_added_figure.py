@@ -12,8 +12,8 @@ import torch
 
 from labelemb.analysis.beyond_error import beyond_error_statistics, beyond_error_tables
 from labelemb.analysis.compare import welch_p
+from labelemb.evaluation.run import _test_figures
 from labelemb.metrics.figures import DECLARED, Figure, computed_figures, declare
-from labelemb.predict.evaluation import _test_figures
 from labelemb.rundir import EVALUATION_FILE, RunDir
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from labelemb.data.registry import DataRequest
+from labelemb.evaluation.disputed import read_disputed
 from labelemb.metrics.noise import disputed_figures
-from labelemb.predict.disputed import read_disputed
 from labelemb.predict.source import PredictError
 
 

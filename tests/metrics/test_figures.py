@@ -166,7 +166,7 @@ def test_the_split_producer_gives_shift_json_figures_as_before():
     _, figures = split_figures(logits, labels, temperature)
     raw, scaled = measure_calibration(logits, labels), measure_calibration(logits / temperature, labels)
     correct = correct_predictions(logits, labels)
-    assert figures == {  # predict/shift.py's figures before the producer, digit for digit
+    assert figures == {  # evaluation/shift.py's figures before the producer, digit for digit
         "error": 100.0 * (1.0 - correct.double().mean().item()),
         "ece": raw.ece,
         "ece_scaled": scaled.ece,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from predict_helpers import predict, read_output, refused, train_digits_run
+from helpers.predict_helpers import predict, read_output, refused, train_digits_run
 
 from labelemb.predict import load
 from labelemb.predict.inputs import range_note, scale_advice
@@ -104,7 +104,7 @@ def test_a_bundle_carries_the_record(digits_run, tmp_path):
 
 
 def test_a_text_run_records_its_texts_length_and_warns_of_texts_far_longer(tmp_path, capsys):
-    from predict_helpers import train_text_run
+    from helpers.predict_helpers import train_text_run
 
     run_dir, _ = train_text_run(tmp_path)
     # The training texts, counted independently: three class words, one other, a digit (5 words).

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from predict_helpers import (
+from helpers.predict_helpers import (
     error_of,
     predict,
     read_output,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from predict_helpers import train_digits_run, train_npz_run
+from helpers.predict_helpers import train_digits_run, train_npz_run
 
 import labelemb
 from labelemb.predict import PredictError

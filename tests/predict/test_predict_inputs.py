@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from predict_helpers import (
+from helpers.predict_helpers import (
     error_of,
     image_folder,
     predict,

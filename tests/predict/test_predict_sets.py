@@ -10,14 +10,21 @@ import shutil
 
 import pytest
 import torch
-from predict_helpers import predict, read_output, refused, train_digits_run, train_pair_run, train_text_run
+from helpers.predict_helpers import (
+    predict,
+    read_output,
+    refused,
+    train_digits_run,
+    train_pair_run,
+    train_text_run,
+)
 
 import labelemb
 from labelemb.cli import main
 from labelemb.data import load as load_data
+from labelemb.evaluation.run import evaluate_run
 from labelemb.metrics.conformal import calibrate_threshold, prediction_sets
 from labelemb.predict import PredictError
-from labelemb.predict.evaluation import evaluate_run
 from labelemb.rundir import CONFORMAL_FILE, EVALUATION_FILE, load_safetensors, save_safetensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")

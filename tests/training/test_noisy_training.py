@@ -208,7 +208,7 @@ def test_a_method_told_about_the_noise_is_rebuilt_as_it_trained(small_config, di
     the noise: a finished run (and its bundle) must rebuild them without the data."""
     import labelemb
     from labelemb.cli import main
-    from labelemb.predict.evaluation import evaluate_run
+    from labelemb.evaluation.run import evaluate_run
 
     config = small_config(f"method.name={method}", "train.epochs=2", noise=NOISE)
     train(config, dataset=digits)

@@ -1,5 +1,5 @@
 """Beyond error: does a method know when it is wrong? The comparison's tables of each run's
-``evaluation.json`` (:mod:`labelemb.predict.evaluation`): selective classification and conformal
+``evaluation.json`` (:mod:`labelemb.evaluation.run`): selective classification and conformal
 sets on the test split, and the detection of each out-of-distribution set.
 
 A run without the record (trained before runs were evaluated, or not evaluated yet) gives "-",

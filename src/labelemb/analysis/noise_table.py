@@ -1,5 +1,5 @@
 """Trained on noisy labels: the comparison's table of what each method did with the wrong ones, from
-each run's ``evaluation.json`` ``noise`` record (:mod:`labelemb.predict.evaluation`): how many wrong
+each run's ``evaluation.json`` ``noise`` record (:mod:`labelemb.evaluation.run`): how many wrong
 labels the selected and the final weights fitted, how many they predicted right, and how well the
 loss finds them.
 

@@ -1,4 +1,4 @@
-"""Under shift: the comparison's table of each run's ``shift.json`` (:mod:`labelemb.predict.shift`),
+"""Under shift: the comparison's table of each run's ``shift.json`` (:mod:`labelemb.evaluation.shift`),
 its statistics rows and its Markdown block.
 
 Every figure is averaged over the conditions (a corruption at a severity) that every shifted run

@@ -222,10 +222,10 @@ class RunConfig(BaseModel):
     #: The dev metric that selects the check; null: the task's own (dev_error for classification,
     #: dev BLEU / ROUGE-L for text). Text classification also takes dev_macro_f1.
     selection_metric: str | None = None
-    #: Out-of-distribution sets scored at the end of the run (labelemb.predict.evaluation); they
+    #: Out-of-distribution sets scored at the end of the run (labelemb.evaluation.run); they
     #: change no training result.
     ood: list[OodSetConfig] = Field(default_factory=list)
-    #: Corrupted copies of the test split scored at the end of the run (labelemb.predict.shift):
+    #: Corrupted copies of the test split scored at the end of the run (labelemb.evaluation.shift):
     #: suites (mnist-c, severities, text), corruption names, name@3, name@all; they change no
     #: training result.
     shift: list[str] = Field(default_factory=list)

@@ -17,8 +17,8 @@ from ..config import OodSetConfig
 from ..data import DATASETS, dataset_key
 from ..data.corruptions.suites import conditions
 from ..data.registry import dataset_yields
-from ..predict.evaluation import evaluate_run
-from ..predict.shift import shift_run
+from ..evaluation.run import evaluate_run
+from ..evaluation.shift import shift_run
 from ..predict.source import run_config
 from ..progress import Steps, draws_bar, one_line
 from ..rundir import RunDir
@@ -102,7 +102,7 @@ def evaluate_finished(
     configs: Sequence[Any] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each finished run folder's evaluation (:func:`labelemb.predict.evaluation.evaluate_run`),
+    """Each finished run folder's evaluation (:func:`labelemb.evaluation.run.evaluate_run`),
     with a progress bar over the runs. A record computed here (not one read back as it was) goes to
     the trackers its run's config names (:func:`labelemb.tracking.log_evaluation`): ``configs``,
     one per folder, or each run's saved config; ``on_step``: handed to each evaluation (its parts,
@@ -250,7 +250,7 @@ def shift_finished(
     device: str = "cpu",
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Each finished run folder's shift record (:func:`labelemb.predict.shift.shift_run`), with a
+    """Each finished run folder's shift record (:func:`labelemb.evaluation.shift.shift_run`), with a
     progress bar over the runs (and over one run's conditions, for a single run)."""
 
     shown = draws_bar(progress)

@@ -235,7 +235,7 @@ SPLIT_FIGURES = ("error", "ece", f"ece{SCALED}", "nll", f"nll{SCALED}", "aurc")
 
 # --------------------------------------------------------------------------- old run folders
 #: The format of ``evaluation.json`` from which its shares are in percent
-#: (labelemb.predict.evaluation's ``EVALUATION_FORMAT``).
+#: (labelemb.evaluation.run's ``EVALUATION_FORMAT``).
 PERCENT_FROM_FORMAT = 3
 #: The families whose shares ``evaluation.json`` stored as fractions before that format (its
 #: recalibration figures were in percent already).

@@ -1,6 +1,6 @@
 """One split's figures from its logits and labels, the same for every caller: the check's dev
 figures (:mod:`labelemb.tasks.calibration`), ``labelemb shift``'s clean split and each condition
-(:mod:`labelemb.predict.shift`). Their names and units are declared in :mod:`.figures`
+(:mod:`labelemb.evaluation.shift`). Their names and units are declared in :mod:`.figures`
 (:data:`~.figures.SPLIT_FIGURES`: shares in percent, as the records keep them)."""
 
 from __future__ import annotations

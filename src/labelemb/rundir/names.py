@@ -18,10 +18,10 @@ DATA_FILE = "data.json"
 #: where its files were looked for, so a prediction needs neither the summary nor the data to find them.
 START_FILE = "start.json"
 #: A finished run judged once on its selected weights (selective classification, conformal sets,
-#: out-of-distribution detection), with what it was computed from: labelemb.predict.evaluation.
+#: out-of-distribution detection), with what it was computed from: labelemb.evaluation.run.
 EVALUATION_FILE = "evaluation.json"
 #: A finished run scored on corrupted copies of its test split, per corruption and severity, with what
-#: it was computed from: labelemb.predict.shift.
+#: it was computed from: labelemb.evaluation.shift.
 SHIFT_FILE = "shift.json"
 #: The dev split's conformal scores of the selected check, sorted, one tensor per score, and what
 #: they were computed from: the calibration of ``labelemb predict --sets`` (labelemb.predict.sets).

@@ -1,4 +1,4 @@
-"""A finished run under shift (labelemb.predict.shift, labelemb shift): the figures of its selected
+"""A finished run under shift (labelemb.evaluation.shift, labelemb shift): the figures of its selected
 weights on corrupted test inputs against the metrics computed here from its own logits, the record
 kept per condition while it fits and computed anew when it does not, the corrupted sets kept in the
 cache, texts perturbed from the test file, the config's shift: section, and one-line refusals."""
@@ -10,17 +10,18 @@ import logging
 
 import pytest
 import torch
-from predict_helpers import train_digits_run, train_text_run
+from helpers.predict_helpers import train_digits_run, train_text_run
 
 from labelemb import load
 from labelemb.cli import main
 from labelemb.data import load as load_data
 from labelemb.data.corruptions import corrupt, perturb_texts
 from labelemb.data.corruptions.suites import MNIST_C, Condition, conditions
+from labelemb.evaluation import shift
+from labelemb.evaluation.shift import SHIFT_SEED, shift_run
 from labelemb.metrics.calibration import measure_calibration
 from labelemb.metrics.selective import aurc
-from labelemb.predict import PredictError, shift
-from labelemb.predict.shift import SHIFT_SEED, shift_run
+from labelemb.predict import PredictError
 from labelemb.rundir import SELECTED_MODEL_FILE, SHIFT_FILE
 from labelemb.training import ConfigError
 
@@ -91,7 +92,7 @@ def test_a_condition_that_fits_is_read_and_what_does_not_is_computed_anew(small_
     # Other code: everything anew, and said.
     monkeypatch.setenv("LABELEMB_CACHE", str(run_dir.parent / "cache"))
     monkeypatch.setattr(shift, "code_version", lambda: "0.0.0+elsewhere")
-    with caplog.at_level(logging.INFO, logger="labelemb.predict.shift"):
+    with caplog.at_level(logging.INFO, logger="labelemb.evaluation.shift"):
         again = shift_run(run_dir, corruptions=["rotate@2"])
     assert again["labelemb"] == "0.0.0+elsewhere" and "shifting" in caplog.text
     assert set(again["conditions"]) == {"rotate@2"}
@@ -103,7 +104,7 @@ def test_a_corrupted_set_is_made_once_and_read_from_the_cache(small_config, monk
     first = shift_run(run_dir, corruptions=["impulse_noise"])
     made = []
     monkeypatch.setattr(
-        "labelemb.predict.corrupted.corrupt", lambda *a, **k: made.append(a) or corrupt(*a, **k)
+        "labelemb.evaluation.corrupted.corrupt", lambda *a, **k: made.append(a) or corrupt(*a, **k)
     )
     again = shift_run(run_dir, corruptions=["impulse_noise"], refresh=True)
     assert made == [] and again["conditions"] == first["conditions"]

@@ -21,9 +21,9 @@ from ..data.base import DataError
 from ..data.files.paths import find_file
 from ..data.registry import DataRequest, dataset_key
 from ..data.text.corpus import read_lines
-from .inputs import image_shape
-from .reading import TABLE_FORMATS, read_rows
-from .source import PredictError, Trained
+from ..predict.inputs import image_shape
+from ..predict.reading import TABLE_FORMATS, read_rows
+from ..predict.source import PredictError, Trained
 
 
 @dataclass

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..data import DataError
 from ..data.files.paths import find_file
 from ..data.registry import DataRequest
-from .source import PredictError
+from ..predict.source import PredictError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A finished run judged beyond its error (labelemb.predict.evaluation, labelemb evaluate): the
+"""A finished run judged beyond its error (labelemb.evaluation.run, labelemb evaluate): the
 figures of its selected weights against the metrics computed here from its own logits, the record
 kept while it fits and computed anew when it does not, the OOD sets a config names (a data set,
 a file, texts one a line), one-line refusals, and the comparison's tables."""
@@ -12,21 +12,22 @@ import re
 import numpy as np
 import pytest
 import torch
-from predict_helpers import WORDS, train_digits_run, train_text_run
+from helpers.predict_helpers import WORDS, train_digits_run, train_text_run
 
 from labelemb import load
 from labelemb.analysis.beyond_error import rank_changes
 from labelemb.cli import main
 from labelemb.config import OodSetConfig
 from labelemb.data import load as load_data
+from labelemb.evaluation import run as evaluation
+from labelemb.evaluation.run import evaluate_run
 from labelemb.experiment import write_comparison
 from labelemb.metrics.conformal import conformal_figures
 from labelemb.metrics.ood import ood_figures
 from labelemb.metrics.recalibration import recalibration_figures
 from labelemb.metrics.scod import SCOD_CURVE, scod_figures, scod_risk_curve
 from labelemb.metrics.selective import RISK_CURVE, choose_norm_p, msp_risk_curve, selective_figures
-from labelemb.predict import PredictError, evaluation
-from labelemb.predict.evaluation import evaluate_run
+from labelemb.predict import PredictError
 from labelemb.rundir import EVALUATION_FILE, RunDir
 from labelemb.training import ConfigError, build_config, train
 
@@ -107,7 +108,7 @@ def test_a_record_that_fits_is_read_and_one_that_does_not_is_computed_anew(small
     assert "patches" in with_patches["ood"] and with_patches["test"] == first["test"]
     # Another code version: computed anew, and said.
     monkeypatch.setattr(evaluation, "code_version", lambda: "0.0.0+elsewhere")
-    with caplog.at_level(logging.INFO, logger="labelemb.predict.evaluation"):
+    with caplog.at_level(logging.INFO, logger="labelemb.evaluation.run"):
         again = evaluate_run(run_dir)
     assert again["labelemb"] == "0.0.0+elsewhere" and "computed with another labelemb" in caplog.text
     assert again["test"] == first["test"]
@@ -116,8 +117,8 @@ def test_a_record_that_fits_is_read_and_one_that_does_not_is_computed_anew(small
 def test_a_map_the_dev_split_cannot_fit_is_left_out_with_one_line(small_config, monkeypatch, caplog):
     run_dir, _ = train_digits_run(small_config)
     monkeypatch.setattr("labelemb.metrics.recalibration.BINS", 10**6)  # more bins than dev examples
-    monkeypatch.setattr("labelemb.predict.evaluation.EVALUATION_FORMAT", 99)  # not the record of before
-    with caplog.at_level(logging.WARNING, logger="labelemb.predict.evaluation"):
+    monkeypatch.setattr("labelemb.evaluation.run.EVALUATION_FORMAT", 99)  # not the record of before
+    with caplog.at_level(logging.WARNING, logger="labelemb.evaluation.run"):
         record = evaluate_run(run_dir)
     assert "recal_binning_ece" not in record["test"] and "recal_isotonic_ece" in record["test"]
     lines = [r.getMessage() for r in caplog.records if "recalibration" in r.getMessage()]
@@ -324,11 +325,11 @@ def test_an_ood_file_that_is_not_there_is_refused_before_anything_trains(small_c
 
 
 def test_other_data_under_the_same_file_names_is_evaluated_anew(tmp_path, caplog):
-    from predict_helpers import text_table
+    from helpers.predict_helpers import text_table
 
     run_dir, _ = train_text_run(tmp_path)
     first = evaluate_run(run_dir)
     text_table(tmp_path / "test.csv", 30, 7)  # the same names, other texts
-    with caplog.at_level(logging.INFO, logger="labelemb.predict.evaluation"):
+    with caplog.at_level(logging.INFO, logger="labelemb.evaluation.run"):
         again = evaluate_run(run_dir)
     assert again["data"] != first["data"] and "computed with another data" in caplog.text

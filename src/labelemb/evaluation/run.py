@@ -50,16 +50,16 @@ from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
+from ..predict.loading import load
+from ..predict.predictor import Predictor
+from ..predict.reading import data_config
+from ..predict.sets import CONFORMAL_COVERAGE, calibrate, calibration_for, write_calibration
+from ..predict.source import PredictError, weights_digest
 from ..rundir import RunDir
 from ..tasks import build_task
 from ..version import code_version
 from .disputed import read_disputed
-from .loading import load
 from .ood import OodInputs, read_ood_set
-from .predictor import Predictor
-from .reading import data_config
-from .sets import CONFORMAL_COVERAGE, calibrate, calibration_for, write_calibration
-from .source import PredictError, weights_digest
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from ..data.corruptions import perturb_texts
 from ..data.corruptions.suites import Condition, conditions
 from ..data.files.options import FilesOptions
 from ..metrics.split import split_figures
+from ..predict.loading import load
+from ..predict.source import PredictError, weights_digest
 from ..progress import Steps
 from ..rundir import RunDir
 from ..version import code_version
 from .corrupted import corrupted_images, test_texts
-from .evaluation import RunScores, run_request
-from .loading import load
-from .source import PredictError, weights_digest
+from .run import RunScores, run_request
 
 logger = logging.getLogger(__name__)
 

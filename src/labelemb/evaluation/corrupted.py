@@ -23,8 +23,8 @@ from ..data.feature_cache import cached_features, update_with_tensor
 from ..data.files.options import FilesOptions
 from ..data.files.paths import cache_root, find_file
 from ..data.registry import DataRequest
-from .reading import read_rows
-from .source import PredictError
+from ..predict.reading import read_rows
+from ..predict.source import PredictError
 
 #: Bump when how a corrupted set is made or stored changes.
 CORRUPTED_FORMAT = 1
