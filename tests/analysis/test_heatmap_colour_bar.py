@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labelemb.analysis import heatmap
-from labelemb.analysis.figures import plt
+from labelemb.analysis.plotting import plt
 
 
 def onehot_like(classes: int) -> torch.Tensor:

@@ -24,8 +24,8 @@ from labelemb.methods.cskd import ClassWiseSelfKnowledgeDistillation
 from labelemb.tasks.classification import Classification
 from labelemb.tasks.text_classification import TextClassification
 from labelemb.training import train
-from labelemb.training.batches import epoch_order, rows_per_example
 from labelemb.training.distributed import Processes
+from labelemb.training.epoch_order import epoch_order, rows_per_example
 from labelemb.training.flops import COUNTED_BATCHES
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from labelemb.analysis import heatmap
-from labelemb.analysis.figures import plt
+from labelemb.analysis.plotting import plt
 from labelemb.analysis.reliability import plot_reliability
 from labelemb.data.base import as_float_images
 from labelemb.metrics import CalibrationSums, measure_calibration, pooled_bins

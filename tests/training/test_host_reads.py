@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from labelemb import methods
 from labelemb.callbacks import Callback
 from labelemb.training import Classification, build_run, train, train_batched
-from labelemb.training.batches import rows_per_example
+from labelemb.training.epoch_order import rows_per_example
 from labelemb.training.single import Single
 from labelemb.training.stacked import Stacked
 

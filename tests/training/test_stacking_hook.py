@@ -26,7 +26,7 @@ from labelemb.training import (
     train_batched,
     unsupported_reason,
 )
-from labelemb.training.batching import batched_models
+from labelemb.training.side_by_side import batched_models
 from labelemb.training.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")

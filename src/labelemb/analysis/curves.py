@@ -16,7 +16,7 @@ import numpy as np
 
 from ..metrics.selective import CURVE_COVERAGES, RISK_CURVE
 from .compare import Run, comparison_metric
-from .figures import plt, save_figure
+from .plotting import plt, save_figure
 from .shift_table import SharedConditions, condition_mean, shared_conditions
 
 #: What the curves can be drawn against: the record key -> the axis label.

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.colors import Colormap
 from torch import Tensor
 
-from .figures import plt, save_figure
+from .plotting import plt, save_figure
 
 #: Where the diagonal's cells are drawn: a neutral grey, off the viridis scale.
 DIAGONAL_COLOUR = "0.82"

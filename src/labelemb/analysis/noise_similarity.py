@@ -29,8 +29,8 @@ from torch import Tensor
 
 from ..data.label_noise import realised_matrix
 from ..rundir import NOISE_FILE
-from .figures import plt, save_figure
 from .heatmap import draw_similarity_heatmap
+from .plotting import plt, save_figure
 
 
 def noise_matrices(run_dir: str | Path) -> dict[str, np.ndarray] | None:

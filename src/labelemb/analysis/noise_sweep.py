@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .compare import Run, load_runs, welch_p
 from .curves import method_colours
-from .figures import plt, save_figure
+from .plotting import plt, save_figure
 
 
 @dataclass

@@ -23,7 +23,7 @@ from scipy import stats
 from ..tasks.registry import recorded_scoring
 from .beyond_error import figure_stem, ood_stem, row_ood_sets
 from .compare import comparison_rows, load_runs
-from .figures import Figure, plt, save_figure
+from .plotting import Figure, plt, save_figure
 
 
 @dataclass(frozen=True)

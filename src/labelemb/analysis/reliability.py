@@ -21,7 +21,7 @@ import numpy as np
 from ..metrics import Calibration, pooled_bins
 from ..tasks.calibration import SCALED
 from .compare import Run
-from .figures import plt, save_figure
+from .plotting import plt, save_figure
 
 #: The summary key holding a run's bins at its selected check.
 BINS_KEY = "selected_test_calibration"

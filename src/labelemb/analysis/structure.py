@@ -9,7 +9,7 @@ from scipy.cluster.hierarchy import dendrogram, linkage
 from scipy.spatial.distance import pdist, squareform
 from torch import Tensor
 
-from .figures import plt, save_figure
+from .plotting import plt, save_figure
 
 
 def label_distances(matrix: Tensor) -> np.ndarray:

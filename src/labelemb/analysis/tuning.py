@@ -20,7 +20,7 @@ from ..rundir import write_text
 from ..tasks import Scoring
 from .beyond_error import ood_sets
 from .compare import BASELINE, NO_SPREAD_NOTE, Run, comparison_metric, load_runs, mean_std, welch_p
-from .figures import plt
+from .plotting import plt
 
 TUNING_FILE = "tuning.json"
 TUNING_TABLE = "tuning.md"

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..assembly.network import StepOptions
 from ..tasks import Task
-from .batches import epoch_order, rows_per_example
+from .epoch_order import epoch_order, rows_per_example
 
 #: Batches of epoch 0 a run's step is counted over.
 COUNTED_BATCHES = 3

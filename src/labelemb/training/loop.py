@@ -22,7 +22,7 @@ from torch import Tensor
 from ..callbacks import Callback
 from ..tasks import Predictor, Task
 from . import distributed
-from .batches import rows_per_example
+from .epoch_order import rows_per_example
 from .results import check_record, last_is_selected
 from .saving import Saver
 from .seed_run import Progress, Schedule, SeedRun
@@ -42,7 +42,7 @@ class Layout(Protocol):
 
     def epoch_orders(self, epoch: int, split: Any, batch_size: int) -> Tensor:
         """Each run's order of the training set this epoch, ``(S, len(split) * rows_per_example)``
-        (:func:`labelemb.training.batches.epoch_order` for each run's seed and method)."""
+        (:func:`labelemb.training.epoch_order.epoch_order` for each run's seed and method)."""
         ...
 
     def step(self, split: Any, index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

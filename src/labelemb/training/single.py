@@ -13,8 +13,8 @@ from ..assembly.network import network_step, run_model
 from ..methods.abilities import EpochState
 from ..tasks import Predictor, Task
 from . import distributed
-from .batches import epoch_order, rows_per_example
 from .dev_predictions import dev_predictions
+from .epoch_order import epoch_order, rows_per_example
 from .graphs import graphed
 from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state

@@ -41,12 +41,12 @@ from ..data import Split
 from ..methods.abilities import EpochState
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
-from .batches import epoch_order
-from .batching import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
+from .epoch_order import epoch_order
 from .graphs import graphed
 from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
+from .side_by_side import BatchedConfigError, stacks
 
 
 class Stacked:

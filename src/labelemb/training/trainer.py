@@ -21,11 +21,11 @@ from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, claim_alone, first_missing, in_turns
 from ..tasks import Task
 from . import distributed
-from .batching import check_batchable, stacking_key, unsupported_reason
 from .continuation import source_run
 from .recipe import build_run as build_planned_run
 from .recipe import train_owned
 from .seed_run import Progress, SeedRun
+from .side_by_side import check_batchable, stacking_key, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def train_batched(
 
     ``configs`` must differ only in ``seed`` (or the method's options, ``train.lr`` and the
     experiment: settings side by side; else :class:`BatchedConfigError`) and be supported
-    (:func:`~labelemb.training.batching.supports_batched`). Each seed's run folder gets what
+    (:func:`~labelemb.training.side_by_side.supports_batched`). Each seed's run folder gets what
     :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
     read back; seeds with checkpoints (batched or not) resume, those at the same step side by
     side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
@@ -96,7 +96,7 @@ def train_seeds(
 
     With ``batched``, configs that differ only in ``seed``, and in the method's own options, the
     learning rate and the experiment they are written to (a tuning round's trials), train side by
-    side when their setting allows (:func:`~labelemb.training.batching.unsupported_reason`); the others
+    side when their setting allows (:func:`~labelemb.training.side_by_side.unsupported_reason`); the others
     (and every config without ``batched``) train one after another, with a logged note saying why.
     Every config is checked before any of them trains.
     """
