@@ -27,7 +27,6 @@ STEPS = [
     "Saver",
     "_groups",
     "lay_out",
-    "_EpochEnd",  # the methods' epoch-end updates, through the layout
     "_count_flops",
     "run_loop",
 ]

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..callbacks import Callback
 from ..tasks import Predictor, Task
 from . import distributed
+from .dev_predictions import reads_dev
 from .epoch_order import rows_per_example
 from .results import check_record, last_is_selected
 from .saving import Saver
@@ -50,7 +51,16 @@ class Layout(Protocol):
         run's loss and logged terms, detached (scalars for one run, ``(S,)`` for several)."""
         ...
 
-    def on_epoch_end(self) -> None: ...
+    #: The runs' learning-rate schedule (one over the layout's parameters), stepped at each epoch's end.
+    scheduler: Any
+
+    def hand_dev_predictions(self, dev: Any) -> None:
+        """The runs' methods get the dev split's logits and labels (a method that reads them)."""
+        ...
+
+    def update_epoch_state(self) -> None:
+        """The methods' epoch-level state swapped, each run's own (an EpochState method)."""
+        ...
 
     def sync(self) -> None:
         """Bring each run's own modules up to date (for evaluation and saving)."""
@@ -170,6 +180,17 @@ def _checkpoint_state(layout: Layout, s: int) -> dict[str, Any]:
     return state if predictions is None else {**state, **predictions.state(s)}
 
 
+def end_epoch(layout: Layout, dev: Any) -> None:
+    """An epoch's end, before the callbacks hear of it: a method that reads the dev split gets its
+    predictions (:mod:`labelemb.training.dev_predictions`), the methods' epoch-level state is
+    swapped (ols, lwr, pskd, maxsup: :class:`~labelemb.methods.abilities.EpochState`), and the
+    learning rate takes its step."""
+    if reads_dev(layout.runs[0].method):
+        layout.hand_dev_predictions(dev)
+    layout.update_epoch_state()
+    layout.scheduler.step()
+
+
 def run_loop(
     layout: Layout,
     task: Task,
@@ -208,6 +229,7 @@ def run_loop(
                 term_sums.add(losses, terms)
                 epoch_ended, due = advance(shared, index.shape[1] // group, plan)
                 if epoch_ended:
+                    end_epoch(layout, plan.dev)
                     callbacks.on_epoch_end(runs)
                 callbacks.on_step(runs)
                 if not due:

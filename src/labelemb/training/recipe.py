@@ -33,7 +33,7 @@ from ..tasks import Task, build_task
 from . import distributed, threads
 from .continuation import continue_runs
 from .determinism import use_deterministic_kernels
-from .dev_predictions import DevSplitCheck, reads_dev
+from .dev_predictions import DevSplitCheck
 from .display import ProgressDisplay
 from .early_stopping import EarlyStopping
 from .flops import flops_per_example
@@ -91,14 +91,13 @@ def train_owned(
     for members in _groups(plans, dataset, stacked):
         group = [run for _, run in members]
         saver.start(group, run_files, first.data.request, dataset)
-        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule; the
-        # methods' epoch-end updates through the layout.
+        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule (the loop
+        # steps it, and the methods' epoch-level state, at each epoch's end).
         layout = lay_out(group, task, device)
         layout.predictions = training_predictions(group, dataset, device)
-        epoch_end = _EpochEnd(layout, timetable.dev)
         _count_flops(group, task, timetable)
         display = ProgressDisplay(group, task, timetable, show_progress and processes.is_main)
-        callbacks = Callbacks([epoch_end, hooks, display])
+        callbacks = Callbacks([hooks, display])
         callbacks.on_run_start(group)
         failed = True
         try:
@@ -229,22 +228,6 @@ def _finish_run(
         tensors = saved_tensors(run, summary, layout.predictor(s), task, timetable)
         saver.results(run, tensors, summary)
     return summary
-
-
-class _EpochEnd(Callback):
-    """The methods' epoch-level state (ols, lwr, pskd, maxsup:
-    :class:`~labelemb.methods.abilities.EpochState`), updated through the layout that holds them
-    (side by side, each seed's own); a method that reads the dev split's predictions gets them
-    first (:mod:`labelemb.training.dev_predictions`)."""
-
-    def __init__(self, layout: Single | Stacked, dev: Any) -> None:
-        self.layout = layout
-        self.dev = dev
-
-    def on_epoch_end(self, runs: list[SeedRun]) -> None:
-        if reads_dev(runs[0].method):
-            self.layout.hand_dev_predictions(self.dev)
-        self.layout.on_epoch_end()
 
 
 #: Fewer updates than this an epoch, and a run learns little in its epochs: said, with the key to change.

@@ -116,10 +116,9 @@ class Single:
         logits, labels = dev_predictions(self.task, self.predictor(0), dev, self.device)
         self.runs[0].method.on_dev_predictions(logits, labels)
 
-    def on_epoch_end(self) -> None:
+    def update_epoch_state(self) -> None:
         if isinstance(self.runs[0].method, EpochState):
             self.runs[0].method.on_epoch_end()
-        self.scheduler.step()
 
     def sync(self) -> None:
         """The run's modules are the ones being trained: nothing to copy."""

@@ -232,10 +232,9 @@ class Stacked:
         logits, labels = (torch.stack(parts) for parts in zip(*seeds))
         self.step_method.on_dev_predictions(logits, labels)
 
-    def on_epoch_end(self) -> None:
+    def update_epoch_state(self) -> None:
         if isinstance(self.runs[0].method, EpochState):  # the seeds' methods are of one class
             self.step_method.on_epoch_end()
-        self.scheduler.step()
 
     @torch.no_grad()
     def sync(self) -> None:
