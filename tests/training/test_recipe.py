@@ -40,14 +40,14 @@ def test_the_recipe_takes_its_steps_top_to_bottom():
             first_call[name] = min(node.lineno, first_call.get(name, node.lineno))
     assert set(STEPS) <= set(first_call)
     assert sorted(STEPS, key=first_call.get) == STEPS
-    assert "build_run(" in inspect.getsource(recipe._groups)  # each run built and restored here
+    assert "build_seed_run(" in inspect.getsource(recipe._groups)  # each run built and restored here
 
 
 def test_the_recipe_builds_restores_and_optimises_a_run_from_its_checkpoint(small_config, digits):
     config = small_config("train.epochs=1")
     train(config, dataset=digits)
     plan = plan_run(config, torch.device("cpu"), Classification())
-    run = recipe.build_run(plan, digits)
+    run = recipe.build_seed_run(plan, digits)
     assert run.checkpoint is not None and run.progress.step == run.checkpoint["progress"]["step"] > 0
     for name, value in run.network.state_dict().items():
         torch.testing.assert_close(value, run.checkpoint["network"][name])

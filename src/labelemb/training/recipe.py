@@ -2,7 +2,7 @@
 in its named steps.
 
 Placement (the device), data (continued runs copied, frozen features made), task, then for each
-group that trains together (one run, or seeds side by side): build and restore (:func:`build_run`:
+group that trains together (one run, or seeds side by side): build and restore (:func:`build_seed_run`:
 each run seeded, built, resumed from its checkpoint), saving starts its folders
 (:class:`~labelemb.training.saving.Saver`), layout and optimiser (:func:`lay_out`), the one loop
 (:func:`~labelemb.training.loop.run_loop`: evaluation and saving at each check), finish (summaries and
@@ -120,7 +120,7 @@ def train_owned(
     return [summaries[j] for j in range(len(plans))]
 
 
-def build_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
+def build_seed_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:
     """Build and restore: a planned run seeded and built on its device, with its task's rows, then
     resumed from its folder's checkpoint if it has one (:func:`restore`); its progress records
     the code that trains it on."""
@@ -183,11 +183,11 @@ def _groups(
         # seeds train together.
         by_step: dict[int, list[tuple[int, SeedRun]]] = {}
         for j, plan in enumerate(plans):
-            run = build_run(plan, dataset)
+            run = build_seed_run(plan, dataset)
             by_step.setdefault(run.progress.step, []).append((j, run))
         return by_step.values()
     # One at a time: a long list of runs never holds more than one model in memory.
-    return ([(j, build_run(plan, dataset))] for j, plan in enumerate(plans))
+    return ([(j, build_seed_run(plan, dataset))] for j, plan in enumerate(plans))
 
 
 def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:

@@ -1,6 +1,6 @@
 """One (method, seed) run as the loop holds it: where it stands (:class:`Progress`, saved in every
 checkpoint), its own modules, the checkpoint it resumes from and its random state; built and
-restored by the recipe (:func:`labelemb.training.recipe.build_run`); and what the loop runs over
+restored by the recipe (:func:`labelemb.training.recipe.build_seed_run`); and what the loop runs over
 (:class:`Schedule`: the data on its device, the step arithmetic)."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ many small operations, each paying a fixed cost (Python, dispatch, a kernel laun
 optimiser pass over a few small tensors), so S seeds train side by side, each operation covering
 all of them:
 
-- Each seed is built exactly as a run of its own (:func:`~labelemb.training.seed_run.build_run`), so the
+- Each seed is built exactly as a run of its own (:func:`~labelemb.training.recipe.build_seed_run`), so the
   initialisations are the sequential ones.
 - The backbone's parameters are stacked along a new leading seed dimension and run through its
   own grouped forward pass: a backbone stacks when its class defines

@@ -22,8 +22,7 @@ from ..rundir import RunDir, claim_alone, first_missing, in_turns
 from ..tasks import Task
 from . import distributed
 from .continuation import source_run
-from .recipe import build_run as build_planned_run
-from .recipe import train_owned
+from .recipe import build_seed_run, train_owned
 from .seed_run import Progress, SeedRun
 from .side_by_side import check_batchable, stacking_key, unsupported_reason
 
@@ -223,4 +222,4 @@ class _OnCheckpoint(Callback):
 def build_run(config: RunConfig, dataset: Dataset | TextDataset, device: torch.device, task: Task) -> SeedRun:
     """One run of ``config`` on ``device``, with ``task``'s rows, seeded, built and (if its folder
     has a checkpoint) restored, as the trainer builds it (what a bench or a test trains)."""
-    return build_planned_run(plan_run(config, device, task), dataset)
+    return build_seed_run(plan_run(config, device, task), dataset)
