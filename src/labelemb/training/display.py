@@ -10,14 +10,14 @@ from tqdm.auto import tqdm
 from ..callbacks import Callback
 from ..progress import draws_bar
 from ..tasks import Task
-from .seed_run import Schedule, SeedRun
+from .seed_run import SeedRun, Timetable
 
 
 class ProgressDisplay(Callback):
     """A progress bar on a terminal; elsewhere (a log file, CI) one line per evaluation instead: a
     callback of the runs trained together, showing the mean of their ``metrics`` at each check."""
 
-    def __init__(self, runs: list[SeedRun], task: Task, timetable: Schedule, enabled: bool) -> None:
+    def __init__(self, runs: list[SeedRun], task: Task, timetable: Timetable, enabled: bool) -> None:
         """The display of ``runs``: named by their method and seeds, counting the steps of
         ``timetable`` from where the runs stand, showing the task's metrics."""
         seeds = describe_seeds([run.plan.seed for run in runs])

@@ -26,7 +26,7 @@ from .dev_predictions import reads_dev
 from .epoch_order import rows_per_example
 from .results import check_record, last_is_selected
 from .saving import Saver
-from .seed_run import Progress, Schedule, SeedRun
+from .seed_run import Progress, SeedRun, Timetable
 
 logger = logging.getLogger(__name__)
 
@@ -73,22 +73,22 @@ class Layout(Protocol):
         ...
 
 
-def advance(progress: Progress, examples: int, plan: Schedule) -> tuple[bool, bool]:
+def advance(progress: Progress, examples: int, timetable: Timetable) -> tuple[bool, bool]:
     """Count one finished step of ``examples`` examples; return (epoch ended, evaluation due).
 
-    Evaluation is due every ``plan.eval_every`` examples (at each epoch's end when None) and at the end.
+    Evaluation is due every ``timetable.eval_every`` examples (at each epoch's end when None) and at the end.
     """
     before = progress.examples
     progress.step += 1
     progress.examples += examples
     progress.batch += 1
-    epoch_ended = progress.batch == plan.batches_per_epoch
+    epoch_ended = progress.batch == timetable.batches_per_epoch
     if epoch_ended:
         progress.epoch += 1
         progress.batch = 0
-    every = plan.eval_every
+    every = timetable.eval_every
     due = (progress.examples // every > before // every) if every else epoch_ended
-    return epoch_ended, due or progress.step == plan.total_steps
+    return epoch_ended, due or progress.step == timetable.total_steps
 
 
 class TermSums:
@@ -137,7 +137,7 @@ class Clock:
 def check(
     layout: Layout,
     task: Task,
-    plan: Schedule,
+    timetable: Timetable,
     shared: Progress,
     term_sums: TermSums,
     clock: Clock,
@@ -164,7 +164,7 @@ def check(
         progress.wall_seconds = wall_at_start[s] + (now - clock.started) / count
         terms = {name: per_run[s] for name, per_run in means.items()}
         record, files = check_record(
-            run, layout.predictor(s), task, plan.dev, plan.test, plan.num_train, terms
+            run, layout.predictor(s), task, timetable.dev, timetable.test, timetable.num_train, terms
         )
         record.update(memorisation[s])
         progress.records.append(record)
@@ -194,7 +194,7 @@ def end_epoch(layout: Layout, dev: Any) -> None:
 def run_loop(
     layout: Layout,
     task: Task,
-    plan: Schedule,
+    timetable: Timetable,
     *,
     device: torch.device,
     callbacks: Callback,
@@ -213,30 +213,30 @@ def run_loop(
     clock = Clock()
     # A method that shapes its batches (cskd's pairs) has rows_per_example rows per example drawn.
     group = rows_per_example(runs[0].method)
-    width = plan.batch_size * group
+    width = timetable.batch_size * group
 
     def stopped() -> bool:
         return all(run.progress.stopped is not None for run in runs)
 
     try:
-        while shared.epoch < plan.epochs and shared.step < plan.total_steps and not stopped():
-            orders = layout.epoch_orders(shared.epoch, plan.train, plan.batch_size).to(device)
-            for batch in range(shared.batch, plan.batches_per_epoch):
-                if shared.step >= plan.total_steps or stopped():
+        while shared.epoch < timetable.epochs and shared.step < timetable.total_steps and not stopped():
+            orders = layout.epoch_orders(shared.epoch, timetable.train, timetable.batch_size).to(device)
+            for batch in range(shared.batch, timetable.batches_per_epoch):
+                if shared.step >= timetable.total_steps or stopped():
                     break
                 index = orders[:, batch * width : (batch + 1) * width]
-                losses, terms = layout.step(plan.train, index)
+                losses, terms = layout.step(timetable.train, index)
                 term_sums.add(losses, terms)
-                epoch_ended, due = advance(shared, index.shape[1] // group, plan)
+                epoch_ended, due = advance(shared, index.shape[1] // group, timetable)
                 if epoch_ended:
-                    end_epoch(layout, plan.dev)
+                    end_epoch(layout, timetable.dev)
                     callbacks.on_epoch_end(runs)
                 callbacks.on_step(runs)
                 if not due:
                     continue
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-                check(layout, task, plan, shared, term_sums, clock, wall_at_start, callbacks, saver)
+                check(layout, task, timetable, shared, term_sums, clock, wall_at_start, callbacks, saver)
                 term_sums = TermSums()
                 callbacks.on_check(runs)
                 clock.segment_start = time.perf_counter()

@@ -47,7 +47,7 @@ from .results import (
     warn_if_temperature_at_bound,
 )
 from .saving import Saver
-from .seed_run import Progress, Schedule, SeedRun, load_state, with_this_code
+from .seed_run import Progress, SeedRun, Timetable, load_state, with_this_code
 from .single import Single
 from .stacked import Stacked
 
@@ -190,7 +190,7 @@ def _groups(
     return ([(j, build_seed_run(plan, dataset))] for j, plan in enumerate(plans))
 
 
-def _count_flops(group: list[SeedRun], task: Task, timetable: Schedule) -> None:
+def _count_flops(group: list[SeedRun], task: Task, timetable: Timetable) -> None:
     """One count serves every seed of a group: the seeds share the architecture and the data."""
     first = group[0]
     counted = flops_per_example(
@@ -211,7 +211,7 @@ def _finish_run(
     layout: Single | Stacked,
     dataset: Dataset | TextDataset,
     saver: Saver,
-    timetable: Schedule,
+    timetable: Timetable,
 ) -> dict[str, Any]:
     """Seed ``s`` of the group: its summary, and (by the main process) its results saved."""
     processes = distributed.current()
@@ -236,7 +236,7 @@ FEW_UPDATES_PER_EPOCH = 5
 
 def schedule(
     timing: Timing, dataset: Dataset | TextDataset, device: torch.device, experiment: str = "EXPERIMENT"
-) -> Schedule:
+) -> Timetable:
     """Move the dataset's splits to ``device`` and take batch size, checks and epochs from ``timing``;
     too few updates an epoch are warned of, with the command line words that mend it."""
     examples, batch_size = len(dataset.train), timing.batch_size
@@ -257,7 +257,7 @@ def schedule(
             re.sub(r"-bs\d+$", "", experiment),  # a name this warning gave once gets no second suffix
             smaller,
         )
-    return Schedule(
+    return Timetable(
         train=dataset.train.to(device),
         dev=None if dataset.dev is None else dataset.dev.to(device),
         test=dataset.test.to(device),

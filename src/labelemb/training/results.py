@@ -22,7 +22,7 @@ from ..rundir import MAX_SAVED_REPRESENTATION, outputs_folder
 from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
 from ..version import code_version
 from .flops import training_flops
-from .seed_run import Progress, Schedule, SeedRun
+from .seed_run import Progress, SeedRun, Timetable
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def summarize(
 
 
 def saved_tensors(
-    run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, plan: Schedule
+    run: SeedRun, summary: dict[str, Any], predict: Predictor, task: Task, timetable: Timetable
 ) -> dict[str, Any]:
     """The tensors a finished run saves: the method's, and a label representation, so that
     analysis never needs the data: the method's own, or for a method that learns none the one the
@@ -108,7 +108,7 @@ def saved_tensors(
         summary["representation_source"] = "learned"
     elif run.method.num_classes <= MAX_SAVED_REPRESENTATION:
         tensors["representation"], summary["representation_source"] = task.label_representation(
-            predict, plan.dev, plan.test, run.method.num_classes
+            predict, timetable.dev, timetable.test, run.method.num_classes
         )
     return tensors
 
@@ -130,16 +130,16 @@ def at_chance(records: list[dict[str, Any]], levels: dict[str, float], counts: d
     return True
 
 
-def warn_if_at_chance(run: SeedRun, task: Task, plan: Schedule) -> None:
+def warn_if_at_chance(run: SeedRun, task: Task, timetable: Timetable) -> None:
     """Warn once when a classifier's error never left the chance level (a method that did not
     learn on this data, e.g. at a learning rate that suits another), naming what to try."""
     levels_of = getattr(task, "chance_levels", None)
     if levels_of is None:
         return
-    levels = levels_of(plan.dev, plan.test)
+    levels = levels_of(timetable.dev, timetable.test)
     counts = {
         f"{name}_error": len(split)
-        for name, split in (("dev", plan.dev), ("test", plan.test))
+        for name, split in (("dev", timetable.dev), ("test", timetable.test))
         if split is not None
     }
     if not at_chance(run.progress.records, levels, counts):
@@ -178,7 +178,7 @@ def warn_if_diverged(run: SeedRun) -> None:
     )
 
 
-def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], plan: Schedule) -> None:
+def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], timetable: Timetable) -> None:
     """Warn once when the selected check's temperature stopped at a bound of its range: the
     probabilities a prediction gives (scaled by it) are then near 0 or 1 whatever the input (the
     floor: a dev split with (almost) no mistakes to fit on), or near uniform (the ceiling)."""
@@ -186,7 +186,7 @@ def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], plan: Sc
     if bound is None:
         return
     low, high = TEMPERATURE_RANGE
-    examples = len(plan.dev) if plan.dev is not None else 0
+    examples = len(timetable.dev) if timetable.dev is not None else 0
     if bound == "floor":
         meaning = (
             f"hit its floor {low:g}: the dev split ({examples} examples) is predicted (almost) entirely "

@@ -1,7 +1,7 @@
 """One (method, seed) run as the loop holds it: where it stands (:class:`Progress`, saved in every
 checkpoint), its own modules, the checkpoint it resumes from and its random state; built and
 restored by the recipe (:func:`labelemb.training.recipe.build_seed_run`); and what the loop runs over
-(:class:`Schedule`: the data on its device, the step arithmetic)."""
+(:class:`Timetable`: the data on its device, the step arithmetic)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def load_state(folder: RunDir, key: str, target: Any, checkpoint: dict[str, Any]
 
 
 @dataclass
-class Schedule:
+class Timetable:
     """A run's data on its device and the step arithmetic of the loop."""
 
     train: Any  # a Split, or TextPairs
