@@ -39,7 +39,7 @@ def test_a_compare_in_python_writes_the_command_s_tables_byte_for_byte(tmp_path,
     written = {name: (folder / name).read_bytes() for name in ("comparison.md", "comparison.csv")}
 
     result = labelemb.compare(
-        methods=["onehot", "label_smoothing"],
+        methods="onehot, label_smoothing",  # a list, or a text as the command line takes it
         seeds=[0, 1],
         output_dir=str(out),
         train={"epochs": 2},

@@ -22,7 +22,7 @@ from ..training import stacking_key, train_seeds, unsupported_reason
 from ..training import train as train_one
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
-from .setting import ConfigSource, base_config, keyword_overrides, run_overrides
+from .setting import ConfigSource, base_config, keyword_overrides, method_names, run_overrides
 from .tables import Comparison, write_comparison
 
 
@@ -88,7 +88,7 @@ def run_seeds(configs: Sequence[RunConfig], batched: bool = False) -> list[dict[
 def compare(
     config: ConfigSource = None,
     *,
-    methods: Sequence[str],
+    methods: str | Sequence[str],
     seeds: Sequence[int] = (0,),
     batched: bool = False,
     executor: Any = "local",
@@ -107,6 +107,7 @@ def compare(
     (by default here, one after another); ``config``, ``overrides`` and the keywords as for
     :func:`train`, a bare method option going to the methods that take it. Runs that fail are
     listed in the result's ``failed``; the others are compared all the same."""
+    methods = method_names(methods)
     if not methods:
         raise ValueError("compare needs methods (e.g. onehot,label_embedding)")
     keywords = [*overrides, *keyword_overrides(options)]

@@ -81,3 +81,10 @@ def run_overrides(
     if log_to:
         overrides.append(f"train.log_to=[{','.join(log_to)}]")
     return overrides
+
+
+def method_names(methods: str | Sequence[str]) -> list[str]:
+    """The methods to run: a list, or one text as the command line takes it
+    (``"onehot, label_embedding"``), without repeats."""
+    names = methods.split(",") if isinstance(methods, str) else list(methods)
+    return list(dict.fromkeys(name.strip() for name in names if name.strip()))

@@ -20,7 +20,7 @@ from ..tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_settin
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
 from .running import make_executor
-from .setting import ConfigSource, base_config, keyword_overrides, run_overrides
+from .setting import ConfigSource, base_config, keyword_overrides, method_names, run_overrides
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Tuning:
 def tune(
     config: ConfigSource = None,
     *,
-    methods: Sequence[str],
+    methods: str | Sequence[str],
     trials: int = 20,
     spaces: Mapping[str, Any] | None = None,
     tune_seed: int = 0,
@@ -75,6 +75,7 @@ def tune(
         import optuna  # noqa: F401
     except ImportError:
         raise TuneError(INSTALL_HINT) from None
+    methods = method_names(methods)
     if not methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
     keywords = [*overrides, *keyword_overrides(options)]
