@@ -16,6 +16,7 @@ from helpers.repo_paths import SOURCE
 GROUND = (
     "metrics",
     "version",
+    "arguments",
     "demo_config",
     "registry",
     "options",

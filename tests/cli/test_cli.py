@@ -15,7 +15,8 @@ import torch
 import yaml
 
 import labelemb
-from labelemb.cli import main, parse_seeds
+from labelemb.arguments import parse_seeds
+from labelemb.cli import main
 from labelemb.methods import LabelRangeError
 from labelemb.training import build_config, train
 

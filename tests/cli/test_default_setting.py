@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from labelemb.cli import DEMO_CONFIG, build_parser, main
+from labelemb.cli import build_parser, main
+from labelemb.demo_config import DEMO_CONFIG
 from labelemb.training import build_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")

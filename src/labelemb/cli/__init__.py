@@ -17,13 +17,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ..demo_config import DEMO_CONFIG
-from .arguments import parse_seeds, positive_int
 from .index import check_command_line
 from .notes import show_library_notes
 from .parser import build_parser
 
-__all__ = ["DEMO_CONFIG", "build_parser", "main", "parse_seeds", "positive_int"]
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

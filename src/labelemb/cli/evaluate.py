@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..experiment import evaluate, shift
+from ..experiment import Judged, evaluate, shift
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -21,11 +21,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device or "cpu",
         progress=not args.no_progress,
     )
-    for line in judged.lines():
-        print(line)
-    if judged.comparison is not None:
-        print(judged.comparison.markdown)
-    return 0
+    return say(judged)
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
@@ -38,6 +34,11 @@ def cmd_shift(args: argparse.Namespace) -> int:
         device=args.device or "cpu",
         progress=not args.no_progress,
     )
+    return say(judged)
+
+
+def say(judged: Judged) -> int:
+    """A line per run, then the comparison written anew (for an experiment folder)."""
     for line in judged.lines():
         print(line)
     if judged.comparison is not None:

@@ -7,7 +7,7 @@ import argparse
 import typing
 from pathlib import Path
 
-from .arguments import parse_names, positive_int
+from ..arguments import parse_names, positive_int
 from .index import read_index
 
 

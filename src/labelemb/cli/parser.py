@@ -8,8 +8,8 @@ import re
 import typing
 from pathlib import Path
 
+from ..arguments import parse_names, parse_seeds, positive_int
 from ..version import __version__
-from .arguments import parse_names, parse_seeds, positive_int
 from .index import read_index
 from .inspect_options import add_inspect_commands, add_set_options
 from .judging_options import add_evaluate, add_shift

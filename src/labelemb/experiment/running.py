@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +115,9 @@ def compare(
     configs = [base.with_method(method).with_seed(seed) for method in methods for seed in seeds]
     check_needed_data([base.with_method(method) for method in methods])
     read_training_data(configs)  # a mistake in the data: one line, not one failure per run
-    if isinstance(executor, str):
-        executor = make_executor(
-            executor, jobs=jobs, devices=devices, runs_per_device=runs_per_device, ray_address=ray_address
-        )
+    executor = make_executor(
+        executor, jobs=jobs, devices=devices, runs_per_device=runs_per_device, ray_address=ray_address
+    )
     failed = None
     try:
         # The grid checks every run before any of them trains.
@@ -135,10 +134,8 @@ def compare(
     comparison = write_comparison(experiment_dir)
     if base.train.log_to:
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
-    comparison.lacking = lacking
-    comparison.failed = [] if failed is None else list(failed.failed)
-    comparison.planned = len(configs)
-    return comparison
+    failures = [] if failed is None else list(failed.failed)
+    return replace(comparison, lacking=lacking, failed=failures, planned=len(configs))
 
 
 #: What --batched bought on one GPU (docs/running-many.md: an H100, the MNIST MLP for 3 epochs, 8
@@ -167,7 +164,7 @@ def batched_hint(configs: list[RunConfig], batched: bool) -> str | None:
 
 
 def make_executor(
-    kind: str = "local",
+    kind: Any = "local",
     *,
     jobs: int = 1,
     devices: Sequence[str] | None = None,
@@ -175,7 +172,10 @@ def make_executor(
     ray_address: str | None = None,
 ) -> Any:
     """Where a grid's runs train (:mod:`labelemb.sweep.executors`): ``local`` (``jobs`` processes,
-    on ``devices``) or ``ray`` (a cluster at ``ray_address``, or one started here)."""
+    on ``devices``) or ``ray`` (a cluster at ``ray_address``, or one started here); an executor
+    made already is handed back as it is."""
+    if not isinstance(kind, str):
+        return kind
     if kind == "ray":
         # lazy: the ray extra, only for a grid that asks for Ray
         from ..sweep.ray_executor import RayExecutor

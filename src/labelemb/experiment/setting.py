@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..arguments import parse_names
 from ..config import RunConfig, build_config, load_config, method_overrides
 from ..demo_config import DEMO_CONFIG
 
@@ -85,6 +86,5 @@ def run_overrides(
 
 def method_names(methods: str | Sequence[str]) -> list[str]:
     """The methods to run: a list, or one text as the command line takes it
-    (``"onehot, label_embedding"``), without repeats."""
-    names = methods.split(",") if isinstance(methods, str) else list(methods)
-    return list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    (``"onehot, label_embedding"``: :func:`~labelemb.arguments.parse_names`)."""
+    return parse_names(methods) if isinstance(methods, str) else list(methods)

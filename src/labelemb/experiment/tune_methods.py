@@ -100,10 +100,9 @@ def tune(
         objective_kind=objective,
     )
     check_setting(setting)  # every method's space and config, before anything is written
-    if isinstance(executor, str):
-        executor = make_executor(
-            executor, jobs=jobs, devices=devices, runs_per_device=runs_per_device, ray_address=ray_address
-        )
+    executor = make_executor(
+        executor, jobs=jobs, devices=devices, runs_per_device=runs_per_device, ray_address=ray_address
+    )
     slots = len(executor.slots()) if hasattr(executor, "slots") else jobs
     # Opens the study store: a URL that does not answer stops here.
     tuner = Tuner(setting, executor, slots, retry_running)

@@ -1,4 +1,5 @@
-"""How the command line reads seeds, counts and lists of names."""
+"""How the command line (and the Python API, where it takes the same texts) reads seeds, counts
+and lists of names."""
 
 from __future__ import annotations
 
