@@ -71,9 +71,9 @@ train(build_config(json.loads(sys.argv[1]), []))
 """
 TRAIN_TOGETHER = """
 import json, sys
-from labelemb.training import build_config, train_seeds
+from labelemb.training import build_config, train
 configs = [build_config(raw, []) for raw in json.loads(sys.argv[1])]
-summaries = train_seeds(configs, batched=True, progress=False)
+summaries = train(configs, progress=False)
 assert all(s.get("batched_seeds") == len(configs) for s in summaries), "the trials did not train side by side"
 """
 

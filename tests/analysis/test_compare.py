@@ -364,19 +364,18 @@ def test_an_interrupted_comparison_trains_only_what_is_missing(tmp_path, monkeyp
     (configs[3].run_dir() / "summary.json").unlink()
     trained = []
     import labelemb.sweep.grid as grid
-    from labelemb.training.trainer import config_of
+    from labelemb.assembly import RunPlan
 
     def counting(real):
-        def counting_train(run):  # a config, or the grid's checked plan of one
-            config = config_of(run)
+        def counting_train(run, **options):  # a config, or the grid's checked plan of one
+            config = run.config if isinstance(run, RunPlan) else run
             if not (config.run_dir() / "summary.json").exists():
                 trained.append((config.method.name, config.seed))
-            return real(run)
+            return real(run, **options)
 
         return counting_train
 
     monkeypatch.setattr(grid, "train", counting(grid.train))
-    monkeypatch.setattr(grid, "train_unless_held", counting(grid.train_unless_held))
     second = run_grid(configs, progress=False)
     assert trained == [("label_embedding", 1)]
     assert [s["selected_test_error"] for s in second] == [s["selected_test_error"] for s in first]

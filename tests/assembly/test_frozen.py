@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.batched_checks import train_side_by_side
 from torch import nn
 
 from labelemb import methods
@@ -30,7 +31,7 @@ from labelemb.data.feature_cache import (
 from labelemb.data.text.classes import text_class_dataset
 from labelemb.models import FeatureHead, WithDense
 from labelemb.tasks import build_task
-from labelemb.training import build_config, train, train_batched
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -239,7 +240,7 @@ def test_frozen_seeds_train_batched_with_the_numbers_of_runs_of_their_own(
     extra = () if dense is None else (f"model.dense={dense}",)
     batched = [frozen_config(small_config, *extra, output_dir=tmp_path / "b", seed=s) for s in SEEDS]
     alone = [frozen_config(small_config, *extra, output_dir=tmp_path / "a", seed=s) for s in SEEDS]
-    summaries = train_batched(batched, dataset=digits, progress=False)
+    summaries = train_side_by_side(batched, dataset=digits)
     assert all(s["batched_seeds"] == len(SEEDS) for s in summaries)
     for config in alone:
         train(config, dataset=digits)

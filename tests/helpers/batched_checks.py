@@ -23,7 +23,7 @@ from helpers.run_checks import TIMING, load_weights, read_metrics, read_summary
 from labelemb import methods
 from labelemb.stacking import stack_modules, unstack_into
 from labelemb.tasks.calibration import CALIBRATION_FIELDS, DEV_FIELDS, SCALED
-from labelemb.training import train, train_batched, train_seeds
+from labelemb.training import train
 
 SEEDS = (0, 1, 2)
 ERRORS = {"dev_error", "test_error"}
@@ -33,6 +33,16 @@ SUMMARY_ERRORS = {"selected_test_error", "selected_dev_error", "final_test_error
 CALIBRATION = {*CALIBRATION_FIELDS, *DEV_FIELDS}
 #: Calibration figures in % of the examples, which one flipped prediction moves by its share.
 PERCENT_FIGURES = ("ece", "adaece", "classwise_ece", "mce")
+
+
+def train_side_by_side(configs: list[Any], **options: Any) -> list[dict[str, Any]]:
+    """:func:`labelemb.training.train` of runs a test means to train side by side (no bars): a test
+    of the side-by-side numbers must fail, not pass trivially, where they trained one after another."""
+    options.setdefault("progress", False)
+    summaries = train(list(configs), **options)
+    alone = [i for i, summary in enumerate(summaries) if "batched_seeds" not in summary]
+    assert not alone, f"the runs at {alone} trained one after another, not side by side"
+    return summaries
 
 
 def one_example(digits) -> float:
@@ -151,7 +161,7 @@ def run_both(small_config, tmp_path: Path, digits, *overrides: str) -> tuple[lis
     """Seeds 0-2 batched and one after another; their run folders, batched first."""
     batched = [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in SEEDS]
     sequential = [small_config(*overrides, output_dir=tmp_path / "sequential", seed=s) for s in SEEDS]
-    summaries = train_batched(batched, dataset=digits, progress=False)
+    summaries = train_side_by_side(batched, dataset=digits)
     assert [s["seed"] for s in summaries] == list(SEEDS)
     for config in sequential:
         train(config, dataset=digits)
@@ -177,7 +187,7 @@ def assert_settings_side_by_side_match_their_own_runs(
         ]
 
     together = configs("together")
-    summaries = train_seeds(together, dataset=digits, progress=False)
+    summaries = train(together, dataset=digits, progress=False)
     assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
     for config in configs("alone"):
         train(config, dataset=digits)

@@ -4,10 +4,13 @@ the local executor's processes and devices, and one-line errors for what it cann
 from __future__ import annotations
 
 import json
+import pickle
+from dataclasses import replace
 
 import pytest
 import torch
 
+from labelemb.assembly import plan_run
 from labelemb.cli import main
 from labelemb.sweep.executors import ExecutorError, LocalExecutor, Unit, run_unit, visible_devices
 from labelemb.training import load_config
@@ -54,18 +57,22 @@ def test_a_config_folder_travels_with_every_unit_to_the_worker_processes(tmp_pat
             for where in ("one", "two")
         ]
         assert runs[0]["step"] == runs[1]["step"] > 0
-    assert Unit.of([load_config(config)]).source_folder == str(config.parent.resolve())
+    assert Unit.of([plan_run(load_config(config))]).configs[0].source_folder == str(config.parent.resolve())
 
 
-def test_a_unit_rebuilds_its_configs_with_their_folder_and_trains_them(tmp_path):
+def test_a_unit_carries_its_plans_with_their_folder_and_trains_them(tmp_path):
+    """A unit crosses to a worker as it is pickled: the driver's plans, the config file's folder
+    with them, trained without being planned again."""
     config = load_config(
         write_project(tmp_path / "proj"), [f"output_dir={tmp_path / 'runs'}", "train.progress=false"]
     )
-    unit = Unit.of([config, config.with_seed(1)], batched=True)
+    sent = Unit.of([plan_run(config), plan_run(config.with_seed(1))], batched=True)
+    unit = pickle.loads(pickle.dumps(sent))
     assert unit.label() == "label_embedding seeds 0-1"
-    rebuilt = unit.run_configs()
-    assert [c.seed for c in rebuilt] == [0, 1] and rebuilt[0].source_folder == config.source_folder
-    assert rebuilt[0].comparable() == config.comparable()
+    for got, want in zip(unit.plans, sent.plans):
+        assert replace(got, folder=None) == replace(want, folder=None)
+        assert got.folder.path == want.folder.path
+    assert [c.seed for c in unit.configs] == [0, 1] and unit.configs[0].source_folder == config.source_folder
     summaries = run_unit(unit)
     assert [s["seed"] for s in summaries] == [0, 1] and all(s["batched_seeds"] == 2 for s in summaries)
 

@@ -289,6 +289,7 @@ def test_an_address_that_does_not_answer_in_time_is_one_line():
 def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
     """A node that joined after the storage check and lacks the shared file system: its task
     refuses rather than writing the run on a disk of its own."""
+    from labelemb.assembly import plan_run
     from labelemb.sweep.executors import ExecutorError, Unit
     from labelemb.sweep.ray_workers import train_unit
     from labelemb.training import build_config
@@ -296,7 +297,7 @@ def test_a_node_that_does_not_see_the_output_folder_refuses_its_run(tmp_path):
     missing = tmp_path / "not-mounted-here"
     config = build_config({"data": {"name": "digits"}, "output_dir": str(missing)}, [])
     with pytest.raises(ExecutorError, match=f"does not see the output folder {missing}"):
-        train_unit(Unit.of([config]), str(tmp_path))
+        train_unit(Unit.of([plan_run(config)]), str(tmp_path))
     assert not missing.exists()
 
 
@@ -407,6 +408,7 @@ def _driver_grid(work: Path) -> None:
     import ray
     import torch
 
+    from labelemb.assembly import plan_run
     from labelemb.sweep.executors import ExecutorError, Unit
     from labelemb.sweep.ray_executor import RayExecutor
     from labelemb.training import build_config
@@ -421,7 +423,7 @@ def _driver_grid(work: Path) -> None:
 
     cuda = build_config({"data": {"name": "digits"}, "train": {"device": "cuda", "progress": False}}, [])
     try:
-        RayExecutor(address).run([Unit.of([cuda])], lambda i, s: None)
+        RayExecutor(address).run([Unit.of([plan_run(cuda)])], lambda i, s: None)
         results["no_gpus"] = "no error"
     except ExecutorError as error:
         results["no_gpus"] = str(error)

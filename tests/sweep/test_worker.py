@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from helpers.fault_runs import clean_config, metrics, threads_and_variable, write_project
 
+from labelemb.assembly import plan_run
 from labelemb.data import DataRequest
 from labelemb.sweep.executors import Unit, open_pool
 from labelemb.sweep.failures import Failure
@@ -104,11 +105,11 @@ def test_a_warm_workers_run_equals_a_fresh_processs(tmp_path):
     warm = build_config(clean_config(tmp_path / "warm"), [])
     fresh = build_config(clean_config(tmp_path / "fresh"), [])
     with open_pool([None], threads=2) as pool:
-        left = pool.submit(work, Unit.of([leaky])).result()
+        left = pool.submit(work, Unit.of([plan_run(leaky)])).result()
         assert isinstance(left, Failure) and "leaves the process changed" in left.reason
-        assert not isinstance(pool.submit(work, Unit.of([warm])).result(), Failure)
+        assert not isinstance(pool.submit(work, Unit.of([plan_run(warm)])).result(), Failure)
         threads, variable = pool.submit(threads_and_variable).result()
     with open_pool([None], threads=2) as pool:
-        assert not isinstance(pool.submit(work, Unit.of([fresh])).result(), Failure)
+        assert not isinstance(pool.submit(work, Unit.of([plan_run(fresh)])).result(), Failure)
     assert metrics(warm.run_dir()) == metrics(fresh.run_dir())
     assert threads == 2 and variable is None  # the worker's own, after a run changed them

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers.batched_checks import train_side_by_side
 from sklearn.metrics import f1_score
 
 from labelemb import methods
@@ -26,7 +27,7 @@ from labelemb.models.bag_of_words import BIGRAM_PRIME, BagOfWords, bag_entries, 
 from labelemb.tasks import CALIBRATION_FIELDS, build_task
 from labelemb.tasks.calibration import DEV_FIELDS
 from labelemb.tasks.text_classification import TextClassification, length_grouped_order, macro_f1
-from labelemb.training import build_config, train, train_batched
+from labelemb.training import build_config, train
 from labelemb.training.results import summarize
 from labelemb.training.seed_run import Progress
 
@@ -378,7 +379,7 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, texts):
 def test_batched_seeds_equal_runs_of_their_own(tmp_path, texts, overrides):
     batched = [text_config(tmp_path / "batched", *overrides, seed=s) for s in SEEDS]
     alone = [text_config(tmp_path / "alone", *overrides, seed=s) for s in SEEDS]
-    summaries = train_batched(batched, dataset=texts, progress=False)
+    summaries = train_side_by_side(batched, dataset=texts)
     assert all(s["batched_seeds"] == len(SEEDS) for s in summaries)
     for config in alone:
         train(config, dataset=texts)

@@ -31,15 +31,15 @@ from labelemb.training import (
     Classification,
     build_network,
     build_run,
+    plan_runs,
     seed_everything,
     supports_batched,
     train,
-    train_batched,
-    train_seeds,
     unsupported_reason,
 )
 from labelemb.training.recipe import lay_out
 from labelemb.training.stacked import SideBySide, Stacked
+from labelemb.training.trainer import side_by_side_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -130,7 +130,7 @@ def rate_settings(small_config, root: Path, *extra: str) -> list:
 def test_learning_rates_side_by_side_give_the_numbers_of_their_own_runs(small_config, digits, tmp_path):
     """A tuning round that searches train.lr: each row steps at its own rate, schedule included."""
     together = rate_settings(small_config, tmp_path / "together", "train.lr_milestones=[1]")
-    summaries = train_seeds(together, dataset=digits, progress=False)
+    summaries = train(together, dataset=digits, progress=False)
     assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
     for config in rate_settings(small_config, tmp_path / "alone", "train.lr_milestones=[1]"):
         train(config, dataset=digits)
@@ -170,7 +170,7 @@ def test_settings_that_change_a_method_s_tensors_are_refused_side_by_side(small_
         small_config("method.compressed_dim=6", experiment="b"),
     ]
     with pytest.raises(BatchedConfigError, match="different shapes"):
-        train_batched(configs, dataset=digits, progress=False)
+        train(configs, dataset=digits, progress=False)
 
 
 def test_settings_side_by_side_are_their_own_methods_over_the_methods_tensors_stacked():
@@ -185,7 +185,7 @@ def test_settings_side_by_side_are_their_own_methods_over_the_methods_tensors_st
         torch.testing.assert_close(losses[s], member(features[s], target[s]).loss)
 
 
-def test_methods_with_loaded_tables_train_batched(small_config, digits, tmp_path):
+def test_methods_with_loaded_tables_train(small_config, digits, tmp_path):
     """label_embedding_fixed (a loaded, frozen E) and static_label (given class vectors)."""
     embedding = tmp_path / "embedding.safetensors"
     save_file({"embedding": 3.0 * torch.eye(10) + 0.1 * torch.rand(10, 10)}, str(embedding))
@@ -304,24 +304,25 @@ def test_each_seed_starts_from_its_sequential_initialisation(small_config, digit
 # ---------------------------------------------------------------- refusals and fallback
 
 
-def test_configs_that_differ_in_more_than_the_seed_are_refused(small_config, tmp_path):
-    configs = [small_config(seed=0), small_config("train.lr_gamma=0.5", seed=1)]
-    with pytest.raises(BatchedConfigError, match=r"train\.lr_gamma"):
-        train_batched(configs, progress=False)
+def test_only_runs_that_stack_train_side_by_side(small_config, tmp_path):
+    """Runs that differ in more than the seed, the method's options, train.lr and the experiment
+    train one after another, as do runs sharing a folder and runs whose setting cannot stack."""
+
+    def groups(*configs: Any, batched: bool = True) -> list[tuple[list[int], bool]]:
+        return side_by_side_groups(plan_runs(list(configs)), batched)
+
+    assert groups(small_config(seed=0), small_config(seed=1)) == [([0, 1], True)]
+    assert groups(small_config(seed=0), small_config(seed=1), batched=False) == [([0, 1], False)]
+    apart = [([0], False), ([1], False)]
+    assert groups(small_config(seed=0), small_config("train.lr_gamma=0.5", seed=1)) == apart
+    assert groups(small_config(seed=0), small_config("method.name=onehot", seed=1)) == apart
     # A backbone rate set outright is no share of train.lr: those rates cannot stack.
-    outright = [
-        small_config("model.lr=0.001", seed=0),
-        small_config("model.lr=0.001", "train.lr=0.01", seed=1),
-    ]
-    with pytest.raises(BatchedConfigError, match=r"train\.lr"):
-        train_batched(outright, progress=False)
-    with pytest.raises(BatchedConfigError, match=r"method\.name"):
-        train_batched([small_config(seed=0), small_config("method.name=onehot", seed=1)], progress=False)
-    with pytest.raises(BatchedConfigError, match="more than once"):
-        train_batched([small_config(seed=1), small_config(seed=1)], progress=False)
-    with pytest.raises(BatchedConfigError, match="at least one"):
-        train_batched([], progress=False)
-    assert not (tmp_path / "runs").exists(), "a refused batched run must not write anything"
+    outright = small_config("model.lr=0.001", seed=0), small_config("model.lr=0.001", "train.lr=0.01", seed=1)
+    assert groups(*outright) == apart
+    assert groups(small_config(seed=1), small_config(seed=1)) == [([0, 1], False)]
+    assert groups(*(small_config("data.augment.flip=true", seed=s) for s in SEEDS)) == [([0, 1, 2], False)]
+    assert train([], progress=False) == []
+    assert not (tmp_path / "runs").exists(), "grouping runs must not write anything"
 
 
 def test_a_config_that_fails_to_build_leaves_no_run_folder(small_config, digits, tmp_path):
@@ -329,7 +330,7 @@ def test_a_config_that_fails_to_build_leaves_no_run_folder(small_config, digits,
     for config in configs:
         config.method.no_such_option = 1  # past build_config's check: train's own check refuses it
     with pytest.raises(ValueError, match="no_such_option"):
-        train_batched(configs, dataset=digits, progress=False)
+        train(configs, dataset=digits, progress=False)
     assert not (tmp_path / "runs").exists()
 
 
@@ -340,8 +341,6 @@ def test_unsupported_configs_say_why(small_config):
     assert "augmentation" in unsupported_reason(small_config("data.augment.flip=true"))
     assert "bf16" in unsupported_reason(small_config("train.precision=bf16"))
     assert "compile" in unsupported_reason(small_config("train.compile=true"))
-    with pytest.raises(BatchedConfigError, match="augmentation"):
-        train_batched([small_config("data.augment.flip=true", seed=s) for s in SEEDS], progress=False)
 
 
 class _UncheckedMethod(methods.OneHot):
@@ -361,7 +360,7 @@ def test_unsupported_runs_fall_back_to_sequential_with_the_same_results(
         out = tmp_path / overrides[0]
         configs = [small_config(*overrides, output_dir=out / "seeds", seed=s) for s in SEEDS]
         with caplog.at_level(logging.WARNING, logger="labelemb.training.trainer"):
-            summaries = train_seeds(configs, batched=True, dataset=digits, progress=False)
+            summaries = train(configs, dataset=digits, progress=False)
         assert "one after another" in caplog.text
         caplog.clear()
         for config, summary in zip(configs, summaries):
@@ -375,13 +374,13 @@ def test_unsupported_runs_fall_back_to_sequential_with_the_same_results(
             }
 
 
-def test_train_seeds_batches_each_config_over_its_seeds(small_config, digits, tmp_path):
+def test_train_batches_each_config_over_its_seeds(small_config, digits, tmp_path):
     configs = [
         small_config(f"method.name={name}", output_dir=tmp_path / "b", seed=seed)
         for seed in (0, 1)
         for name in ("onehot", "label_embedding")
     ]
-    summaries = train_seeds(configs, batched=True, dataset=digits, progress=False)
+    summaries = train(configs, dataset=digits, progress=False)
     assert [(s["method"], s["seed"]) for s in summaries] == [(c.method.name, c.seed) for c in configs]
     for config, summary in zip(configs, summaries):
         assert summary["batched_seeds"] == 2
@@ -411,16 +410,16 @@ RESUMABLE = ("train.eval_every=300", "train.lr_milestones=[1]")
 def test_a_crashed_batched_run_resumes_batched_to_the_uninterrupted_numbers(small_config, digits, tmp_path):
     crashed = [small_config(*RESUMABLE, output_dir=tmp_path / "crashed", seed=s) for s in SEEDS]
     with pytest.raises(Interrupted):
-        train_batched(crashed, dataset=digits, progress=False, on_checkpoint=crash_after(3))
+        train(crashed, dataset=digits, progress=False, on_checkpoint=crash_after(3))
     for config in crashed:
         run_dir = config.run_dir()
         assert not (run_dir / "summary.json").exists()
         assert (run_dir / "checkpoint.pt").exists() and len(read_metrics(run_dir)) == 3
         assert not list(run_dir.glob(".*.tmp")), "a crash must leave no half-written file"
-    train_batched(crashed, dataset=digits, progress=False)
+    train(crashed, dataset=digits, progress=False)
 
     clean = [small_config(*RESUMABLE, output_dir=tmp_path / "clean", seed=s) for s in SEEDS]
-    train_batched(clean, dataset=digits, progress=False)
+    train(clean, dataset=digits, progress=False)
     for got, want in zip(crashed, clean):
         # Same process, same kernels, state restored exactly: the very same numbers.
         assert untimed(read_metrics(got.run_dir())) == untimed(read_metrics(want.run_dir()))
@@ -433,7 +432,7 @@ def test_a_crashed_batched_run_resumes_sequentially_and_the_reverse(small_config
     """Batched checkpoints are sequential checkpoints: either trainer carries on from either."""
     configs = [small_config(*RESUMABLE, output_dir=tmp_path / "mixed", seed=s) for s in SEEDS]
     with pytest.raises(Interrupted):
-        train_batched(configs, dataset=digits, progress=False, on_checkpoint=crash_after(2))
+        train(configs, dataset=digits, progress=False, on_checkpoint=crash_after(2))
     train(configs[0], dataset=digits)  # seed 0 finishes sequentially from the batched checkpoint
     finished = (configs[0].run_dir() / "summary.json").read_bytes()
     # Seed 1 goes one check further sequentially, so it resumes alone; seed 2 restarts afresh.
@@ -449,7 +448,7 @@ def test_a_crashed_batched_run_resumes_sequentially_and_the_reverse(small_config
     for name in ("checkpoint.pt", "metrics.jsonl"):
         (configs[2].run_dir() / name).unlink()
     seed3 = small_config(*RESUMABLE, output_dir=tmp_path / "mixed", seed=3)
-    summaries = train_batched([*configs, seed3], dataset=digits, progress=False)
+    summaries = train([*configs, seed3], dataset=digits, progress=False)
     assert (configs[0].run_dir() / "summary.json").read_bytes() == finished, "a finished seed was retrained"
     assert [s["seed"] for s in summaries] == [0, 1, 2, 3]
     assert "batched_seeds" not in summaries[1]  # alone at its step: the sequential trainer
@@ -471,7 +470,7 @@ def test_learning_rates_side_by_side_resume_alone_at_their_own_rates(small_confi
     own, each run ends with the numbers of an uninterrupted run of its own."""
     configs = rate_settings(small_config, tmp_path / "crashed", *RESUMABLE)
     with pytest.raises(Interrupted):
-        train_batched(configs, dataset=digits, progress=False, on_checkpoint=crash_after(2))
+        train(configs, dataset=digits, progress=False, on_checkpoint=crash_after(2))
     for i, config in enumerate(configs):
         state = torch.load(config.run_dir() / "checkpoint.pt", weights_only=False)
         assert state["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(

@@ -18,21 +18,21 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from helpers.batched_checks import train_side_by_side
 from helpers.dev_checks import EVENTS, MODES, RecordingMethod, dev_events, kinds, register_recorders
 from helpers.repo_paths import ROOT
 from torch import Tensor
 
 from labelemb import methods
-from labelemb.callbacks import DEFAULTS, Callback
+from labelemb.callbacks import Callback
 from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.integrations.dev_predictions import hand_dev_predictions
 from labelemb.methods.abilities import ReadsDev, Stackable
 from labelemb.methods.base import LinearOutputMethod, MethodOutput, Rows, gold
 from labelemb.methods.registry import METHODS
-from labelemb.registry import Entry
 from labelemb.tasks import Classification, Predictor
-from labelemb.training import train, train_batched
+from labelemb.training import train
 from labelemb.training.dev_predictions import DevSplitCheck, dev_predictions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,15 +88,10 @@ def test_a_method_that_reads_dev_gets_the_tasks_dev_logits_before_its_epoch_end(
     assert calls == [] and kinds()[6:] == ["epoch_end"] * 2
 
 
-def test_seeds_side_by_side_each_get_their_own_dev_logits(
-    recorder, small_config, digits, tmp_path, monkeypatch
-):
+def test_seeds_side_by_side_each_get_their_own_dev_logits(recorder, small_config, digits, tmp_path):
     expected = ExpectedDevLogits()
-    # train_batched takes no callbacks: this one is every run's for the test.
-    monkeypatch.setitem(DEFAULTS._entries, "expected", Entry("expected", lambda: expected))
     configs = [small_config("method.name=recorder", seed=s, output_dir=tmp_path / "b") for s in (0, 1, 2)]
-    summaries = train_batched(configs, dataset=digits, progress=False)
-    monkeypatch.delitem(DEFAULTS._entries, "expected")
+    summaries = train_side_by_side(configs, dataset=digits, callbacks=[expected])
     assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
     assert kinds() == ["dev", "epoch_end"] * 2
     for (_, logits, labels), want in zip(dev_events(), expected.seen):
@@ -206,7 +201,7 @@ def test_the_extending_page_s_method_weighs_each_class_by_its_dev_error(
     side_by_side = [
         small_config("method.name=dev_weighted", seed=s, output_dir=tmp_path / "b") for s in (0, 1)
     ]
-    assert [s["batched_seeds"] for s in train_batched(side_by_side, dataset=digits, progress=False)] == [2, 2]
+    assert [s["batched_seeds"] for s in train_side_by_side(side_by_side, dataset=digits)] == [2, 2]
     stacked = torch.load(side_by_side[0].run_dir() / "checkpoint.pt", weights_only=True)["network"]
     # One example in 30 of a class moved by rounding would move its weight by 1/30: none did.
     torch.testing.assert_close(stacked["method.weight"], weight, rtol=0, atol=1e-6)

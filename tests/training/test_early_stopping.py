@@ -10,7 +10,7 @@ import pytest
 
 from labelemb.config import ConfigError
 from labelemb.data import Dataset
-from labelemb.training import train, train_seeds
+from labelemb.training import train
 from labelemb.training.early_stopping import update_patience
 from labelemb.training.side_by_side import unsupported_reason
 
@@ -130,7 +130,7 @@ def test_early_stopping_needs_a_dev_split(small_config, digits):
 def test_batched_seeds_say_why_they_run_one_by_one(small_config, digits):
     configs = [plateau_config(small_config, seed=s) for s in (0, 1)]
     assert "stops each seed at its own check" in unsupported_reason(configs[0])
-    summaries = train_seeds(configs, dataset=digits, progress=False)
+    summaries = train(configs, dataset=digits, progress=False)
     assert [s["stopped"]["reason"] for s in summaries] == ["early_stopping", "early_stopping"]
     assert all("batched_seeds" not in s for s in summaries)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.batched_checks import train_side_by_side
 from helpers.host_reads import HostReads
 from safetensors.torch import save_file
 
 from labelemb import methods
 from labelemb.callbacks import Callback
-from labelemb.training import Classification, build_run, train, train_batched
+from labelemb.training import Classification, build_run, train
 from labelemb.training.epoch_order import rows_per_example
 from labelemb.training.single import Single
 from labelemb.training.stacked import Stacked
@@ -184,7 +185,7 @@ def test_the_loop_around_the_steps_reads_nothing_on_the_host(small_config, digit
     windows = _StepWindows()
     configs = [small_config(f"method.name={name}", "train.eval_every=500", seed=s) for s in (0, 1)]
     if batched:
-        train_batched(configs, dataset=digits, progress=False, callbacks=[windows])
+        train_side_by_side(configs, dataset=digits, callbacks=[windows])
     else:
         train(configs[0], dataset=digits, callbacks=[windows])
     assert windows.kept == []

@@ -10,11 +10,12 @@ import sys
 
 import pytest
 import torch
+from helpers.batched_checks import train_side_by_side
 from helpers.run_checks import interrupt_at_first_checkpoint, read_metrics
 from safetensors.torch import load_file
 
 from labelemb.metrics.noise import detection_figures, memorisation_figures
-from labelemb.training import train, train_batched
+from labelemb.training import train
 from labelemb.training.memorisation import TrainingPredictions
 
 NOISE = {"kind": "symmetric", "rate": 0.3, "seed": 11}
@@ -84,7 +85,7 @@ def test_seeds_trained_side_by_side_record_their_own_memorisation(small_config, 
     configs = [
         small_config("method.name=onehot", f"seed={seed}", "train.epochs=2", noise=NOISE) for seed in (0, 1)
     ]
-    batched = train_batched(configs, dataset=digits, progress=False)
+    batched = train_side_by_side(configs, dataset=digits)
     alone = small_config(
         "method.name=onehot",
         "seed=1",

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.batched_checks import train_side_by_side
 from torch import Tensor, nn
 
 from labelemb import models
@@ -23,7 +24,6 @@ from labelemb.training import (
     build_run,
     supports_batched,
     train,
-    train_batched,
     unsupported_reason,
 )
 from labelemb.training.side_by_side import batched_models
@@ -76,10 +76,9 @@ def test_a_model_with_the_hook_trains_batched_as_each_seed_alone(registered, sma
     for s, run in enumerate(runs):
         torch.testing.assert_close(features[s], run.model(images[s]), rtol=1e-5, atol=1e-6)
 
-    batched = train_batched(
+    batched = train_side_by_side(
         [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in SEEDS],
         dataset=digits,
-        progress=False,
     )
     for s, summary in zip(SEEDS, batched):
         alone = train(small_config(*overrides, output_dir=tmp_path / "alone", seed=s), dataset=digits)

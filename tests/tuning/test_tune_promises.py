@@ -92,7 +92,7 @@ class _MeetingExecutor:
             pass  # the other driver has no round to meet
         for i, unit in enumerate(units):
             self.trained.append(1)
-            epsilon = unit.configs[0]["method"].get("epsilon", 0.1)
+            epsilon = unit.plans[0].method.options.get("epsilon", 0.1)
             finished(i, [{"method": "label_smoothing", "seed": 0, "selected_dev_error": 10 + 10 * epsilon}])
 
 

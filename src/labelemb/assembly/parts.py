@@ -28,6 +28,7 @@ from ..data.augment import Augment
 from ..data.label_noise import NoiseConfig, add_label_noise
 from ..data.registry import DataRequest, data_fingerprint, load
 from ..data.text.sequences import TextDataset
+from .graphs import Step, graphed
 from .network import Replicas, StepOptions
 
 
@@ -311,15 +312,25 @@ def pretrained_part(name: str) -> bool:
 @dataclass(frozen=True)
 class Steps:
     """How a training step treats its batch: the augmentation (images; None: none), the precision,
-    channels_last and torch.compile (the sequential trainer's), and whether the network trains on
-    a frozen backbone's features (then a batch goes in as it is)."""
+    channels_last, and whether the network trains on a frozen backbone's features (then a batch goes
+    in as it is); and how the step runs: compiled (``train.compile``, the sequential trainer's) or
+    replayed as CUDA graphs (``train.cuda_graphs``, :mod:`labelemb.assembly.graphs`)."""
 
     augment: Augment | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
     frozen: bool = False
-    cuda_graphs: bool = False  # train.cuda_graphs (labelemb.training.graphs)
+    cuda_graphs: bool = False
+
+    def compiled(self, step: Step, device: torch.device) -> Step:
+        """``step`` (a module or function of the training step) as the run's settings run it:
+        replayed as CUDA graphs, compiled, or ``step`` itself; the module stays what is saved."""
+        if self.cuda_graphs:
+            return graphed(step, device)
+        if self.compile:
+            return torch.compile(step)  # type: ignore[return-value]
+        return step
 
     def options(self, seed: int) -> StepOptions:
         """The batch pipeline of a run of ``seed``, whose augmentation generator it seeds."""

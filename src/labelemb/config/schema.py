@@ -141,7 +141,7 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
-    #: Each step replayed as CUDA graphs where there is CUDA (labelemb.training.graphs).
+    #: Each step replayed as CUDA graphs where there is CUDA (labelemb.assembly.graphs).
     cuda_graphs: bool = False
     #: Same seed, same numbers on a GPU too (labelemb.training.determinism); false: faster there.
     deterministic: bool = True

@@ -18,9 +18,8 @@ from ..analysis import (
 )
 from ..config import build_config
 from ..metrics.figures import figure
-from ..training import describe_seeds
+from ..training import describe_seeds, train
 from .judging import evaluate_finished
-from .running import run_seeds
 from .setting import DEMO_CONFIG
 
 #: The two methods the demo compares.
@@ -82,7 +81,7 @@ def demo(
     summaries = []
     for method in DEMO_METHODS:
         print(f"training {method} on the bundled digits, {describe_seeds(seeds)} ...", flush=True)
-        summaries += run_seeds([setting.with_method(method).with_seed(seed) for seed in seeds])
+        summaries += train([setting.with_method(method).with_seed(seed) for seed in seeds], batched=False)
     configs = [setting.with_method(m).with_seed(seed) for m in DEMO_METHODS for seed in seeds]
     records = evaluate_finished([config.run_dir() for config in configs], progress=progress)
     experiment_dir = Path(output_dir) / DEMO_CONFIG["experiment"]

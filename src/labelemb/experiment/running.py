@@ -18,8 +18,8 @@ from ..sweep.failures import RunsFailed
 from ..sweep.grid import run_grid
 from ..tasks.registry import recorded_scoring
 from ..tracking import log_table
-from ..training import stacking_key, train_seeds, unsupported_reason
-from ..training import train as train_one
+from ..training import stacking_key, unsupported_reason
+from ..training import train as train_runs
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
 from .setting import ConfigSource, base_config, keyword_overrides, method_names, run_overrides
@@ -73,16 +73,9 @@ def train(
     base = base_config(config, run_overrides([*overrides, *keyword_overrides(options)], progress=progress))
     check_needed_data([base])
     configs = [base.with_seed(seed) for seed in (seeds or [base.seed])]
-    summaries = run_seeds(configs, batched=batched)
+    summaries = train_runs(configs, batched=batched)
     lacking = evaluate_trained(configs, progress)
     return Training(summaries, [config.run_dir() for config in configs], lacking)
-
-
-def run_seeds(configs: Sequence[RunConfig], batched: bool = False) -> list[dict[str, Any]]:
-    """Train each config (one per seed), side by side where ``batched``."""
-    if batched:
-        return train_seeds(list(configs), batched=True, progress=configs[0].train.progress)
-    return [train_one(config) for config in configs]
 
 
 def compare(

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..assembly import RunPlan
 from ..config import RunConfig
 from ..progress import draws_bar
-from ..training import plan_runs, train, train_seeds, train_unless_held
+from ..training import RunHeld, plan_runs, train
 from .executors import Executor, LocalExecutor, Unit
 from .failures import FailedRun, Failure, RunsFailed
 
@@ -56,8 +56,8 @@ def run_grid(
             _train_here(plans, todo, summaries, failures, counter)
         else:
             groups = _units(todo, quiet, batched)
-            # The workers take the units' configs as checked: they were, here.
-            units = [Unit.of([quiet[i] for i in group], batched=batched) for group in groups]
+            # The workers train the units' plans as checked: they were, here.
+            units = [Unit.of([plans[i] for i in group], batched=batched) for group in groups]
 
             def finished(u: int, unit_summaries: list[dict[str, Any]]) -> None:
                 for i, summary in zip(groups[u], unit_summaries):
@@ -99,7 +99,7 @@ def _batched_here(
     for method in methods:
         group = [i for i, config in enumerate(configs) if config.method.name == method]
         try:
-            trained = train_seeds([plans[i] for i in group], batched=True, progress=progress)
+            trained = train([plans[i] for i in group], progress=progress)
         except Exception as error:
             for i in group:
                 failures[i] = Failure.of(error)
@@ -135,15 +135,15 @@ def _train_here(
     for i in todo:
         counter.starting(plans[i].config)
         try:
-            summaries[i] = train_unless_held(plans[i])
+            summaries[i] = train(plans[i], wait_for_held=False)
+        except RunHeld:
+            held.append(i)  # another process trains it: come back to it at the end
+            continue
         except Exception as error:
             failures[i] = Failure.of(error)
             counter.failed(plans[i].config, failures[i])
             continue
-        if summaries[i] is None:
-            held.append(i)  # another process trains it: come back to it at the end
-        else:
-            counter.finished(plans[i].config)
+        counter.finished(plans[i].config)
     for i in held:
         try:
             summaries[i] = train(plans[i])

@@ -223,7 +223,7 @@ class RayExecutor:
         accelerator, so another device (``mps``) is checked here, as a local run's would be."""
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0)
-        devices = {config["train"]["device"] for unit in units for config in unit.configs}
+        devices = {config.train.device for unit in units for config in unit.configs}
         cuda = sorted(d for d in devices if d.startswith("cuda"))
         pinned = [d for d in cuda if d not in ("cuda", "cuda:0")]
         if pinned:
@@ -250,8 +250,7 @@ class RayExecutor:
 def _on_cuda(unit: Unit) -> bool:
     """Whether a unit trains on a GPU where the cluster has them (device cuda, cuda:0 or auto)."""
     return any(
-        config["train"]["device"] == "auto" or config["train"]["device"].startswith("cuda")
-        for config in unit.configs
+        config.train.device == "auto" or config.train.device.startswith("cuda") for config in unit.configs
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from ..config import RunConfig
 from .failures import Failure, one_line
 from .units import ExecutorError, Outcome, Unit
 from .worker import start, work
@@ -66,10 +67,10 @@ def train_unit(unit: Unit, cwd: str) -> list[dict[str, Any]]:
     return run_unit(unit)
 
 
-def output_dir(config: dict[str, Any], cwd: str) -> str:
+def output_dir(config: RunConfig, cwd: str) -> str:
     """A config's output folder as the driver, in ``cwd``, names it: the same on every node that
     shares its file system."""
-    return os.path.normpath(os.path.join(cwd, config["output_dir"]))
+    return os.path.normpath(os.path.join(cwd, config.output_dir))
 
 
 def start_workers(ray: Any, count: int, gpus: float, retries: int) -> list[Any]:

@@ -41,59 +41,53 @@ class Job(Protocol):
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of the grid's work: the configs of one run, or of one method's seeds when batched."""
+    """One unit of the grid's work: the plan of one run, or of one method's seeds when batched.
 
-    configs: tuple[dict[str, Any], ...]  # RunConfig.model_dump(mode="json") of each run
-    source_folder: str | None  # the config file's folder: relative data paths resolve there
-    batched: bool
+    A plan is plain data (names, options, paths; the config file's folder in its config), so a
+    worker of any process or node trains the very runs the driver planned and checked."""
+
+    plans: tuple[RunPlan, ...]
+    batched: bool = False
     threads: int | None = None  # torch threads in the worker; None: as the process has them
     #: How the runs train when not as plain runs (a tuning trial reporting to its study), or None.
     job: Job | None = None
 
     @classmethod
-    def of(cls, configs: Sequence[RunConfig], *, batched: bool = False, job: Job | None = None) -> Unit:
-        return cls(
-            configs=tuple(config.model_dump(mode="json") for config in configs),
-            source_folder=configs[0].source_folder,
-            batched=batched,
-            job=job,
-        )
+    def of(cls, plans: Sequence[RunPlan], *, batched: bool = False, job: Job | None = None) -> Unit:
+        return cls(plans=tuple(plans), batched=batched, job=job)
+
+    @property
+    def configs(self) -> list[RunConfig]:
+        """The configs of the unit's runs (their records)."""
+        return [plan.config for plan in self.plans]
 
     def label(self) -> str:
         """``label_embedding seed 3`` (``seeds 0-4`` when batched)."""
-        seeds = [config["seed"] for config in self.configs]
+        seeds = [plan.seed for plan in self.plans]
         which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
-        return f"{self.configs[0]['method']['name']} {which}"
-
-    def run_configs(self) -> list[RunConfig]:
-        """The configs as the driver had them, with the folder of their config file."""
-        return [
-            RunConfig.model_validate({**values, "source_folder": self.source_folder})
-            for values in self.configs
-        ]
+        return f"{self.plans[0].config.method.name} {which}"
 
 
 def run_unit(unit: Unit, read_data: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
     """Train a unit's runs in this process (resuming any from its checkpoint); their summaries.
 
-    The grid checked every config before any unit started: the trainer is handed their plans,
-    runs that passed its check (:func:`~labelemb.training.trainer.plan_runs`), not checked again.
+    The driver planned and checked every run before any unit started: the trainer is handed those
+    plans (:func:`~labelemb.training.trainer.plan_runs`), not planned or checked again.
     ``read_data`` (a plan's data source -> its data set) gives the runs data read before, a warm
     worker's (:class:`~labelemb.sweep.worker.HeldData`); without it each run reads its own.
     """
     # lazy: the trainer imported where a unit trains, as before issue 71 (hoisted: Ray's grid stalled)
-    from ..assembly import plan_run  # lazy: the same
-    from ..training import same_numbers_at_any_thread_count, train, train_seeds  # lazy: the same
+    from ..training import same_numbers_at_any_thread_count, train  # lazy: the same
 
     same_numbers_at_any_thread_count()  # a Ray worker does not inherit the driver's environment
     if unit.threads is not None:
         torch.set_num_threads(unit.threads)
-    plans = [plan_run(config) for config in unit.run_configs()]
+    plans = list(unit.plans)
     if unit.job is not None:
         return unit.job.run(plans)
     dataset = None if read_data is None else read_data(plans[0].data)
     if unit.batched:
-        return train_seeds(plans, batched=True, progress=False, dataset=dataset)
+        return train(plans, progress=False, dataset=dataset)
     return [train(plan, dataset=dataset) for plan in plans]
 
 

@@ -14,7 +14,7 @@ from .distributed import init_from_environment, shutdown
 from .seed_run import Progress
 from .side_by_side import BatchedConfigError, stacking_key, supports_batched, unsupported_reason
 from .threads import same_numbers_at_any_thread_count, use_free_cores_when_training
-from .trainer import build_run, plan_runs, train, train_batched, train_seeds, train_unless_held
+from .trainer import RunHeld, build_run, plan_runs, train
 
 __all__ = [
     "BatchedConfigError",
@@ -24,6 +24,7 @@ __all__ = [
     "Progress",
     "RunConfig",
     "RunDirError",
+    "RunHeld",
     "Task",
     "build_config",
     "build_network",
@@ -40,9 +41,6 @@ __all__ = [
     "stacking_key",
     "supports_batched",
     "train",
-    "train_batched",
-    "train_seeds",
-    "train_unless_held",
     "unsupported_reason",
     "use_free_cores_when_training",
 ]

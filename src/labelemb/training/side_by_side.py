@@ -3,7 +3,6 @@ configs themselves, where the trainer groups them, before any is resolved into a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -11,7 +10,6 @@ from torch import nn
 from .. import methods, models
 from ..config import RunConfig
 from ..methods.abilities import Stackable
-from ..rundir import differing_keys
 from . import distributed
 
 
@@ -64,35 +62,6 @@ def unsupported_reason(config: RunConfig) -> str | None:
 def supports_batched(config: RunConfig) -> bool:
     """Whether the seeds of ``config`` can train batched (a backbone that stacks, fp32, no augmentation)."""
     return unsupported_reason(config) is None
-
-
-def check_batchable(configs: Sequence[RunConfig]) -> None:
-    """Raise :class:`BatchedConfigError` unless ``configs`` are one supported run over distinct seeds
-    (or settings of the method's own options, each in its own run folder)."""
-    if not configs:
-        raise BatchedConfigError("train_batched needs at least one config")
-    folders = [c.run_dir() for c in configs]
-    repeated = sorted({str(f) for f in folders if folders.count(f) > 1})
-    if repeated:
-        raise BatchedConfigError(
-            f"run folder(s) {', '.join(repeated)} appear more than once; each batched seed must differ"
-        )
-    first = stacking_key(configs[0])
-    for config in configs[1:]:
-        other = stacking_key(config)
-        if other != first:
-            keys = ", ".join(sorted(differing_keys(first, other)))
-            raise BatchedConfigError(
-                f"configs of seed {configs[0].seed} and seed {config.seed} differ in {keys}; a batched "
-                "run trains one config over several seeds (or settings of the method's own options and "
-                "learning rates), so only `seed`, the method's options, `train.lr` and `experiment` may "
-                "differ (use train_seeds to group configs, or train them separately)"
-            )
-    reason = unsupported_reason(configs[0])
-    if reason is not None:
-        raise BatchedConfigError(
-            f"cannot train batched: {reason}; use train_seeds to fall back to sequential"
-        )
 
 
 def stacking_key(config: RunConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The layout of one run: its own modules, optionally compiled or split over torchrun processes."""
+"""The layout of one run: its own modules, as its step runs them, or split over torchrun processes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from ..tasks import Predictor, Task
 from . import distributed
 from .dev_predictions import dev_predictions
 from .epoch_order import epoch_order, rows_per_example
-from .graphs import graphed
 from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
 
@@ -52,11 +51,10 @@ class Single:
         # The data's labels were checked when read and the task's rows all count: the step reads
         # nothing on the host (a run that diverges is told when it ends, from its test outputs).
         methods.trust_batches(run.method)
-        if plan.steps.cuda_graphs:
-            self.model, self.method = graphed(run.model, device), graphed(run.method, device)
-        elif plan.steps.compile:
-            self.model = torch.compile(run.model)
-            self.method = torch.compile(run.method)
+        self.model, self.method = (
+            plan.steps.compiled(run.model, device),
+            plan.steps.compiled(run.method, device),
+        )
         self.stepper: nn.Module | None = None
         if self.processes.world_size > 1:
             # Buffers stay per process: methods all-reduce their own statistics (OLS counts, ...),

@@ -43,7 +43,6 @@ from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
 from .dev_predictions import dev_predictions
 from .epoch_order import epoch_order
-from .graphs import graphed
 from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
 from .side_by_side import BatchedConfigError, stacks
@@ -114,8 +113,7 @@ class Stacked:
                 for param in self.params.values()
             ]
         self.top_lr = top
-        forward = self._stacked_forward
-        self._forward = graphed(forward, device) if runs[0].plan.steps.cuda_graphs else forward
+        self._forward = runs[0].plan.steps.compiled(self._stacked_forward, device)
 
     def optimise(self) -> None:
         """One Adam over the stacked parameters at the largest of the runs' learning rates (each

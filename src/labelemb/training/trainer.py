@@ -1,6 +1,6 @@
-"""Entry points: train one run, the seeds of one config side by side, or any list of configs.
+"""The entry point: train one run or several, the seeds of one config side by side.
 
-Each takes configs or plans: a config is checked where its run is planned (:func:`plan_runs`, the one
+It takes configs or plans: a config is checked where its run is planned (:func:`plan_runs`, the one
 boundary), a :class:`~labelemb.assembly.plan.RunPlan` is a run that passed it already (the grid's)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, overload
 
 import torch
 
@@ -24,105 +25,132 @@ from . import distributed
 from .continuation import source_run
 from .recipe import build_seed_run, train_owned
 from .seed_run import Progress, SeedRun
-from .side_by_side import check_batchable, stacking_key, unsupported_reason
+from .side_by_side import stacking_key, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
 #: A run as the entry points take it: a config (checked here) or a plan (checked already).
 Run = RunConfig | RunPlan
+#: What a run gives back: its summary.json as a mapping.
+Summary = dict[str, Any]
 
 
+class RunHeld(RuntimeError):
+    """Another process is training these runs (:func:`train` with ``wait_for_held=False``): the
+    runs this process could train are finished; those in ``folders`` are left to the other."""
+
+    def __init__(self, folders: Sequence[RunDir]) -> None:
+        self.folders = list(folders)
+        names = ", ".join(str(folder.path) for folder in self.folders)
+        super().__init__(f"another process is training {names}; train again once it lets go")
+
+
+@overload
 def train(
-    config: Run,
-    *,
-    dataset: Dataset | TextDataset | None = None,
-    on_checkpoint: Callable[[Progress], None] | None = None,
-    callbacks: Sequence[Callback] = (),
-) -> dict[str, Any]:
-    """Train one (method, seed) run to the end, resuming from its checkpoint if one exists.
-
-    Writes the run folder (:mod:`labelemb.rundir`) under :meth:`RunConfig.run_dir` and returns
-    the summary; a finished run's summary is read back without training. ``on_checkpoint`` is
-    called with the run's progress after every checkpoint is safely on disk. ``callbacks``
-    (:class:`labelemb.callbacks.Callback`) are called after those every run gets.
-    """
-    handed = list(callbacks)
-    if on_checkpoint is not None:
-        handed.append(_OnCheckpoint(lambda progress: on_checkpoint(progress[0])))
-    show = config_of(config).train.progress
-    return _train([config], dataset, stacked=False, show_progress=show, callbacks=handed)[0]
-
-
-def train_unless_held(config: Run) -> dict[str, Any] | None:
-    """:func:`train`, or None at once if another process is training this run."""
-    show = config_of(config).train.progress
-    return _train([config], None, stacked=False, show_progress=show, skip_held=True)[0]
-
-
-def train_batched(
-    configs: Sequence[Run],
-    *,
-    dataset: Dataset | TextDataset | None = None,
-    progress: bool = True,
-    on_checkpoint: Callable[[list[Progress]], None] | None = None,
-    callbacks: Sequence[Callback] = (),
-) -> list[dict[str, Any]]:
-    """Train the seeds of one config side by side in this process; return their summaries in order.
-
-    ``configs`` must differ only in ``seed`` (or the method's options, ``train.lr`` and the
-    experiment: settings side by side; else :class:`BatchedConfigError`) and be supported
-    (:func:`~labelemb.training.side_by_side.supports_batched`). Each seed's run folder gets what
-    :func:`train` writes, with the same numbers up to floating-point rounding. Finished seeds are
-    read back; seeds with checkpoints (batched or not) resume, those at the same step side by
-    side; a seed left alone at its step trains as a run of its own. ``on_checkpoint`` is called
-    with the seeds' progress after each evaluation's checkpoints of a side-by-side group are on disk;
-    ``callbacks`` are called after those every run gets, as :func:`train`'s.
-    """
-    check_batchable([config_of(config) for config in configs])
-    show = progress and config_of(configs[0]).train.progress
-    handed = [*([] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]), *callbacks]
-    return _train(list(configs), dataset, stacked=True, show_progress=show, callbacks=handed)
-
-
-def train_seeds(
-    configs: Sequence[Run],
+    runs: Run,
     *,
     batched: bool = True,
     dataset: Dataset | TextDataset | None = None,
     progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Train every config; return the summaries in order.
+    on_checkpoint: Callable[[Progress], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+    wait_for_held: bool = True,
+) -> Summary: ...
 
-    With ``batched``, configs that differ only in ``seed``, and in the method's own options, the
-    learning rate and the experiment they are written to (a tuning round's trials), train side by
-    side when their setting allows (:func:`~labelemb.training.side_by_side.unsupported_reason`); the others
-    (and every config without ``batched``) train one after another, with a logged note saying why.
-    Every config is checked before any of them trains.
+
+@overload
+def train(
+    runs: Sequence[Run],
+    *,
+    batched: bool = True,
+    dataset: Dataset | TextDataset | None = None,
+    progress: bool = True,
+    on_checkpoint: Callable[[list[Progress]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+    wait_for_held: bool = True,
+) -> list[Summary]: ...
+
+
+def train(
+    runs: Run | Sequence[Run],
+    *,
+    batched: bool = True,
+    dataset: Dataset | TextDataset | None = None,
+    progress: bool = True,
+    on_checkpoint: Callable[[Any], None] | None = None,
+    callbacks: Sequence[Callback] = (),
+    wait_for_held: bool = True,
+) -> Summary | list[Summary]:
+    """Train runs to the end, each resuming from its checkpoint; the one entry point for training.
+
+    ``runs`` is one run or a sequence of them, each a config (checked here) or a plan (a run
+    that passed the check already: the grid's); every run is checked before any trains
+    (:func:`plan_runs`). One run gives its summary back, a sequence a list in its order. Each run
+    writes its folder (:mod:`labelemb.rundir`) under :meth:`RunConfig.run_dir`; a finished run's
+    summary is read back without training.
+
+    With ``batched``, runs that differ only in ``seed``, the method's own options, ``train.lr``
+    and the experiment they are written to (the seeds of one config; a tuning round's trials)
+    train side by side in this process where their setting allows
+    (:func:`~labelemb.training.side_by_side.unsupported_reason`), with the same numbers up to
+    floating-point rounding; the others train one after another, with a logged note saying why.
+    Runs with checkpoints (side by side or not) resume, those at the same step side by side; a
+    run left alone at its step trains as a run of its own.
+
+    ``progress`` False hides the bars a run's ``train.progress`` would show. ``on_checkpoint`` is
+    called after each check's checkpoints are safely on disk, with the run's progress (one run) or
+    the list of the runs' trained together (a sequence). ``callbacks``
+    (:class:`labelemb.callbacks.Callback`) are called after those every run gets. A run another
+    process is training is waited for, or, without ``wait_for_held``, left to it: the others
+    train and :class:`RunHeld` names it.
     """
-    plans = plan_runs(configs)
-    summaries: dict[int, dict[str, Any]] = {}
+    if isinstance(runs, (RunConfig, RunPlan)):
+        each = None if on_checkpoint is None else lambda checked: on_checkpoint(checked[0])
+        return train(
+            [runs],
+            dataset=dataset,
+            progress=progress,
+            on_checkpoint=each,
+            callbacks=callbacks,
+            wait_for_held=wait_for_held,
+        )[0]
+    handed = [*([] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]), *callbacks]
+    plans = plan_runs(runs, callbacks=Callbacks(with_defaults(handed)))
+    trained: list[tuple[int, Summary | None]] = []
+    for members, together in side_by_side_groups(plans, batched):
+        show = progress and plans[members[0]].config.train.progress
+        train_group = partial(
+            _train, dataset=dataset, show_progress=show, callbacks=handed, skip_held=not wait_for_held
+        )
+        if together:
+            trained += zip(members, train_group([plans[i] for i in members], stacked=True))
+        else:
+            trained += ((i, train_group([plans[i]], stacked=False)[0]) for i in members)
+    held = [plans[i].folder for i, summary in trained if summary is None]
+    if held:
+        raise RunHeld(held)
+    summaries = {i: summary for i, summary in trained if summary is not None}
+    return [summaries[i] for i in range(len(plans))]
+
+
+def side_by_side_groups(plans: Sequence[RunPlan], batched: bool) -> list[tuple[list[int], bool]]:
+    """The positions of the runs that train together, in turn, and whether side by side: with
+    ``batched``, runs that stack (:func:`stacking_key`) in folders of their own, where their
+    setting allows; each group whose setting does not is logged with the reason."""
     groups: dict[str, list[int]] = {}
     for i, plan in enumerate(plans):
         groups.setdefault(json.dumps(stacking_key(plan.config), sort_keys=True), []).append(i)
+    together = []
     for members in groups.values():
-        group = [plans[i] for i in members]
-        first = group[0].config
-        folders = {plan.folder.path for plan in group}
+        first = plans[members[0]].config
+        folders = {plans[i].folder.path for i in members}
         reason = unsupported_reason(first) if batched else None
-        if batched and reason is None and len(folders) == len(group) and len(group) > 1:
-            results = train_batched(group, dataset=dataset, progress=progress)
-        else:
-            if batched and reason is not None:
-                seeds = [plan.config.seed for plan in group]
-                logger.warning("%s seeds %s train one after another: %s", first.method.name, seeds, reason)
-            show = progress and first.train.progress
-            results = [_train([plan], dataset, stacked=False, show_progress=show)[0] for plan in group]
-        summaries.update(zip(members, results))
-    return [summaries[i] for i in range(len(configs))]
-
-
-def config_of(run: Run) -> RunConfig:
-    return run.config if isinstance(run, RunPlan) else run
+        if batched and reason is not None and len(members) > 1:
+            seeds = [plans[i].config.seed for i in members]
+            logger.warning("%s seeds %s train one after another: %s", first.method.name, seeds, reason)
+        stacks = batched and reason is None and len(folders) == len(members) > 1
+        together.append((members, stacks))
+    return together
 
 
 def plan_runs(
@@ -164,26 +192,25 @@ def preflight(plans: Sequence[RunPlan], *, callbacks: Callback | None = None) ->
 
 
 def _train(
-    configs: list[Run],
-    dataset: Dataset | TextDataset | None,
+    plans: list[RunPlan],
     *,
     stacked: bool,
+    dataset: Dataset | TextDataset | None,
     show_progress: bool,
-    callbacks: Sequence[Callback] = (),
-    skip_held: bool = False,
-) -> list[dict[str, Any] | None]:
-    """Train ``configs`` (side by side where ``stacked`` and they stand at the same step).
+    callbacks: Sequence[Callback],
+    skip_held: bool,
+) -> list[Summary | None]:
+    """Train ``plans`` (side by side where ``stacked`` and they stand at the same step).
 
     A run another process is training is left to it (:func:`~labelemb.rundir.in_turns`): trained
     after this process's own runs, once that process lets go of it (read back if it finished), or,
     with ``skip_held``, returned as None. ``callbacks`` are called after those every run gets.
     """
     hooks = Callbacks(with_defaults(callbacks))
-    plans = plan_runs(configs, callbacks=hooks)
     # What this command creates, so an error before training leaves no empty run folder behind.
     first_created = [first_missing(plan.folder.path) for plan in plans]
 
-    def train_mine(mine: list[int]) -> list[dict[str, Any]]:
+    def train_mine(mine: list[int]) -> list[Summary]:
         for i in mine:
             plans[i].folder.check_config(plans[i].config)  # written meanwhile by another process?
         try:

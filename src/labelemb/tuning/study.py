@@ -43,6 +43,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..assembly import plan_run
 from ..rundir import RunDir, differing_keys
 from ..search import import_optuna
 from ..sweep.executors import Executor, Unit
@@ -216,17 +217,18 @@ class Tuner:
 
     def _run_round(self, study: Any, method: str, trials: list[Any]) -> None:
         configs = [trial_config(self.setting, method, t.params, run_number(t)) for t in trials]
+        plans = [plan_run(config) for config in configs]  # what each trial's worker trains
         together = self.setting.side_by_side
         # Each unit: one trial, or side_by_side trials trained together in one process.
         chunks = [list(range(i, min(i + together, len(trials)))) for i in range(0, len(trials), together)]
         units = []
         for chunk in chunks:
             if len(chunk) > 1:
-                units.append(Unit.of([configs[i] for i in chunk], batched=True))
+                units.append(Unit.of([plans[i] for i in chunk], batched=True))
                 continue
             trial = trials[chunk[0]]
             ref = TrialJob(self.setting.storage_text, study.study_name, trial.number, self.dev_keys)
-            units.append(Unit.of([configs[chunk[0]]], job=ref if self.setting.prune else None))
+            units.append(Unit.of([plans[chunk[0]]], job=ref if self.setting.prune else None))
 
         def finished(u: int, summaries: list[dict[str, Any]]) -> None:
             for i, summary in zip(chunks[u], summaries):

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 import torch
+from helpers.batched_checks import train_side_by_side
 from helpers.run_checks import (
     assert_same_resumed_run,
     interrupt_at_first_checkpoint,
@@ -15,7 +16,8 @@ from helpers.run_checks import (
     untimed,
 )
 
-from labelemb.training import graphs, train, train_batched
+from labelemb.assembly import graphs
+from labelemb.training import train
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
@@ -28,7 +30,7 @@ def said_afresh(monkeypatch):
 def _folders(small_config, digits, tmp_path, batched, *overrides):
     configs = [small_config(*overrides, seed=s, output_dir=tmp_path) for s in (0, 1)]
     if batched:
-        train_batched(configs, dataset=digits, progress=False)
+        train_side_by_side(configs, dataset=digits)
     else:
         train(configs[0], dataset=digits)
     return [config.run_dir() for config in configs[: 2 if batched else 1]]
@@ -38,11 +40,11 @@ def _folders(small_config, digits, tmp_path, batched, *overrides):
 def test_without_cuda_a_run_is_the_run_without_graphs_said_once(
     small_config, digits, tmp_path, caplog, batched
 ):
-    caplog.set_level(logging.WARNING, logger="labelemb.training.graphs")
+    caplog.set_level(logging.WARNING, logger="labelemb.assembly.graphs")
     with_graphs = _folders(
         small_config, digits, tmp_path / "graphs", batched, "train.cuda_graphs=true", "train.device=cpu"
     )
-    lines = [r.getMessage() for r in caplog.records if r.name == "labelemb.training.graphs"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "labelemb.assembly.graphs"]
     assert lines == [
         "train.cuda_graphs: CUDA graphs need a CUDA device, this run trains on cpu: its steps run as "
         "they would without the setting"
