@@ -13,8 +13,8 @@ per unit of work, as the tune command's workers are:
 - ``process per trial``: K processes one after another, each ``labelemb train`` of one trial
   (import, data, training);
 - ``side by side``: one process trains the K settings stacked
-  (:class:`labelemb.training.stacked.SideBySide`: one grouped backbone pass for all, each setting's
-  method on its slice), what ``labelemb tune --side-by-side K`` runs.
+  (:class:`labelemb.training.stacked.StackedSettings`: one grouped backbone pass for all, each setting's
+  method on its slice), what ``labelemb tune --batched-trials K`` runs.
 
 The figure is the wall time of the round; the ratio is process-per-trial over side-by-side (above 1:
 side by side is faster). Rounds alternate the ways after one warm-up of each (files cached); the

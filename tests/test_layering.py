@@ -24,7 +24,7 @@ GROUND = (
     "stacking",
     "aligned",
     "progress",
-    "search",
+    "search_spaces",
     "rundir",
     "callbacks",
 )

@@ -13,7 +13,7 @@ import json
 import math
 
 import pytest
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 
 from labelemb.training import train
 
@@ -54,7 +54,7 @@ def test_sequential_and_batched_runs_give_the_pinned_numbers(small_config, digit
         return small_config(f"method.name={method}", "train.lr=0.01", output_dir=tmp_path / kind, seed=seed)
 
     batched = [config("batched", seed) for seed in PINNED[method]]
-    train_side_by_side(batched, dataset=digits)
+    train_batched(batched, dataset=digits)
     for run in batched:
         assert_pinned(per_epoch(run.run_dir()), PINNED[method][run.seed], f"{method} batched seed {run.seed}")
     for seed, want in PINNED[method].items():

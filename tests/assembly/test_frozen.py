@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from torch import nn
 
 from labelemb import methods
@@ -240,7 +240,7 @@ def test_frozen_seeds_train_batched_with_the_numbers_of_runs_of_their_own(
     extra = () if dense is None else (f"model.dense={dense}",)
     batched = [frozen_config(small_config, *extra, output_dir=tmp_path / "b", seed=s) for s in SEEDS]
     alone = [frozen_config(small_config, *extra, output_dir=tmp_path / "a", seed=s) for s in SEEDS]
-    summaries = train_side_by_side(batched, dataset=digits)
+    summaries = train_batched(batched, dataset=digits)
     assert all(s["batched_seeds"] == len(SEEDS) for s in summaries)
     for config in alone:
         train(config, dataset=digits)

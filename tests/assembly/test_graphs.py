@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from helpers.run_checks import (
     assert_same_resumed_run,
     interrupt_at_first_checkpoint,
@@ -30,7 +30,7 @@ def said_afresh(monkeypatch):
 def _folders(small_config, digits, tmp_path, batched, *overrides):
     configs = [small_config(*overrides, seed=s, output_dir=tmp_path) for s in (0, 1)]
     if batched:
-        train_side_by_side(configs, dataset=digits)
+        train_batched(configs, dataset=digits)
     else:
         train(configs[0], dataset=digits)
     return [config.run_dir() for config in configs[: 2 if batched else 1]]

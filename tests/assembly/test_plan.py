@@ -17,7 +17,7 @@ from labelemb.data.augment import Augment
 
 TRAIN = Path(labelemb.training.__file__).parent
 #: The modules below the resolution: they build and train from a plan's parts. Left out: plan.py
-#: (the resolution), trainer.py and side_by_side.py (the boundary: which configs are planned and
+#: (the resolution), trainer.py and batched.py (the boundary: which configs are planned and
 #: grouped), build.py and frozen.py's doors (a piece straight from a config, for predict and
 #: analysis), and the callbacks handed configs by their documented hooks (early stopping, the
 #: dev-split check).

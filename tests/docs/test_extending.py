@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from helpers.repo_paths import ROOT
 
 from labelemb import data, methods, models
@@ -360,7 +360,7 @@ def test_tanh_mlp_trains_and_stacks(examples, tmp_path):
     for s, backbone in enumerate(backbones):
         torch.testing.assert_close(stacked[s], backbone(images), rtol=1e-5, atol=1e-6)
 
-    batched = train_side_by_side(
+    batched = train_batched(
         [build_config({**raw, "seed": s, "output_dir": str(tmp_path / "batched")}) for s in (0, 1)],
     )
     for s, summary in zip((0, 1), batched):

@@ -11,7 +11,7 @@ import pytest
 import labelemb
 from labelemb.cli import main
 from labelemb.experiment import Comparison
-from labelemb.experiment.setting import keyword_overrides
+from labelemb.experiment.setting import keyword_overrides, seed_numbers
 
 QUICK = ["train.epochs=2", "model.hidden=[32]"]
 
@@ -40,7 +40,7 @@ def test_a_compare_in_python_writes_the_command_s_tables_byte_for_byte(tmp_path,
 
     result = labelemb.compare(
         methods="onehot, label_smoothing",  # a list, or a text as the command line takes it
-        seeds=[0, 1],
+        seeds="0-1",  # a list, one seed, or a text as the command line takes it
         output_dir=str(out),
         train={"epochs": 2},
         model={"hidden": [32]},
@@ -64,7 +64,7 @@ def test_a_compare_in_python_writes_the_command_s_tables_byte_for_byte(tmp_path,
 def test_train_and_evaluate_in_python(tmp_path):
     out = tmp_path / "runs"
     trained = labelemb.train(
-        seeds=[0], output_dir=str(out), train={"epochs": 2}, model={"hidden": [32]}, progress=False
+        seeds=0, output_dir=str(out), train={"epochs": 2}, model={"hidden": [32]}, progress=False
     )
     run_dir = out / "demo-digits-mlp" / "label_embedding" / "seed0"  # the config's method
     assert trained.run_dirs == [run_dir] and trained.summaries[0]["seed"] == 0 and not trained.lacking
@@ -73,6 +73,16 @@ def test_train_and_evaluate_in_python(tmp_path):
     assert judged.folders == [run_dir] and judged.comparison is None
     assert "OOD patches: AUROC" in judged.lines()[0]
     assert judged.records[0]["test"]["selective_msp_aurc"] > 0
+
+
+def test_seeds_are_a_list_one_seed_or_the_command_line_s_text():
+    assert (
+        seed_numbers("0-2,7") == [0, 1, 2, 7] and seed_numbers(3) == [3] and seed_numbers(range(2)) == [0, 1]
+    )
+    with pytest.raises(ValueError, match="seed range '4-1' is reversed"):
+        seed_numbers("4-1")
+    with pytest.raises(ValueError, match="must look like 3, 0-19 or 0,2,5"):
+        labelemb.compare(methods="onehot", seeds="first")
 
 
 def test_keywords_are_overrides_a_section_a_mapping():

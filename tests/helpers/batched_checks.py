@@ -35,7 +35,7 @@ CALIBRATION = {*CALIBRATION_FIELDS, *DEV_FIELDS}
 PERCENT_FIGURES = ("ece", "adaece", "classwise_ece", "mce")
 
 
-def train_side_by_side(configs: list[Any], **options: Any) -> list[dict[str, Any]]:
+def train_batched(configs: list[Any], **options: Any) -> list[dict[str, Any]]:
     """:func:`labelemb.training.train` of runs a test means to train side by side (no bars): a test
     of the side-by-side numbers must fail, not pass trivially, where they trained one after another."""
     options.setdefault("progress", False)
@@ -161,7 +161,7 @@ def run_both(small_config, tmp_path: Path, digits, *overrides: str) -> tuple[lis
     """Seeds 0-2 batched and one after another; their run folders, batched first."""
     batched = [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in SEEDS]
     sequential = [small_config(*overrides, output_dir=tmp_path / "sequential", seed=s) for s in SEEDS]
-    summaries = train_side_by_side(batched, dataset=digits)
+    summaries = train_batched(batched, dataset=digits)
     assert [s["seed"] for s in summaries] == list(SEEDS)
     for config in sequential:
         train(config, dataset=digits)

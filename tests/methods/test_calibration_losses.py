@@ -384,7 +384,7 @@ def test_seeds_trained_batched_give_the_numbers_of_sequential_runs(name, small_c
     losses, errors within one example and the same weights within rounding."""
     import json
 
-    from helpers.batched_checks import train_side_by_side
+    from helpers.batched_checks import train_batched
 
     from labelemb.training import train
 
@@ -396,7 +396,7 @@ def test_seeds_trained_batched_give_the_numbers_of_sequential_runs(name, small_c
         ]
         for way in ("batched", "sequential")
     }
-    summaries = train_side_by_side(configs["batched"], dataset=digits)
+    summaries = train_batched(configs["batched"], dataset=digits)
     assert [s["batched_seeds"] for s in summaries] == [2, 2]
     for config in configs["sequential"]:
         train(config, dataset=digits)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from safetensors.torch import load_file
 from scipy.stats import rankdata
 
@@ -406,7 +406,7 @@ def test_seeds_trained_batched_end_where_each_seed_trained_alone_ends(name, smal
     overrides = (f"method.name={name}",)
     batched = [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in (0, 1)]
     alone = [small_config(*overrides, output_dir=tmp_path / "alone", seed=s) for s in (0, 1)]
-    summaries = train_side_by_side(batched, dataset=digits)
+    summaries = train_batched(batched, dataset=digits)
     assert [s["batched_seeds"] for s in summaries] == [2, 2]
     for config in alone:
         train(config, dataset=digits)

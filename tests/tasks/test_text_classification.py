@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from sklearn.metrics import f1_score
 
 from labelemb import methods
@@ -379,7 +379,7 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, texts):
 def test_batched_seeds_equal_runs_of_their_own(tmp_path, texts, overrides):
     batched = [text_config(tmp_path / "batched", *overrides, seed=s) for s in SEEDS]
     alone = [text_config(tmp_path / "alone", *overrides, seed=s) for s in SEEDS]
-    summaries = train_side_by_side(batched, dataset=texts)
+    summaries = train_batched(batched, dataset=texts)
     assert all(s["batched_seeds"] == len(SEEDS) for s in summaries)
     for config in alone:
         train(config, dataset=texts)

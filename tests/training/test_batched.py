@@ -38,8 +38,8 @@ from labelemb.training import (
     unsupported_reason,
 )
 from labelemb.training.recipe import lay_out
-from labelemb.training.stacked import SideBySide, Stacked
-from labelemb.training.trainer import side_by_side_groups
+from labelemb.training.stacked import Stacked, StackedSettings
+from labelemb.training.trainer import batched_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -175,7 +175,7 @@ def test_settings_that_change_a_method_s_tensors_are_refused_side_by_side(small_
 
 def test_settings_side_by_side_are_their_own_methods_over_the_methods_tensors_stacked():
     members = [methods.build("label_smoothing", in_features=4, num_classes=3, epsilon=e) for e in (0.0, 0.5)]
-    side_by_side = SideBySide(members)
+    side_by_side = StackedSettings(members)
     assert side_by_side.members == members and side_by_side.stacked.stacked_seeds == 2
     for name, stacked in side_by_side.stacked.named_parameters():
         torch.testing.assert_close(stacked, torch.stack([dict(m.named_parameters())[name] for m in members]))
@@ -309,7 +309,7 @@ def test_only_runs_that_stack_train_side_by_side(small_config, tmp_path):
     train one after another, as do runs sharing a folder and runs whose setting cannot stack."""
 
     def groups(*configs: Any, batched: bool = True) -> list[tuple[list[int], bool]]:
-        return side_by_side_groups(plan_runs(list(configs)), batched)
+        return batched_groups(plan_runs(list(configs)), batched)
 
     assert groups(small_config(seed=0), small_config(seed=1)) == [([0, 1], True)]
     assert groups(small_config(seed=0), small_config(seed=1), batched=False) == [([0, 1], False)]

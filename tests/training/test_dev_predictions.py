@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from helpers.dev_checks import EVENTS, MODES, RecordingMethod, dev_events, kinds, register_recorders
 from helpers.repo_paths import ROOT
 from torch import Tensor
@@ -91,7 +91,7 @@ def test_a_method_that_reads_dev_gets_the_tasks_dev_logits_before_its_epoch_end(
 def test_seeds_side_by_side_each_get_their_own_dev_logits(recorder, small_config, digits, tmp_path):
     expected = ExpectedDevLogits()
     configs = [small_config("method.name=recorder", seed=s, output_dir=tmp_path / "b") for s in (0, 1, 2)]
-    summaries = train_side_by_side(configs, dataset=digits, callbacks=[expected])
+    summaries = train_batched(configs, dataset=digits, callbacks=[expected])
     assert [s["batched_seeds"] for s in summaries] == [3, 3, 3]
     assert kinds() == ["dev", "epoch_end"] * 2
     for (_, logits, labels), want in zip(dev_events(), expected.seen):
@@ -201,7 +201,7 @@ def test_the_extending_page_s_method_weighs_each_class_by_its_dev_error(
     side_by_side = [
         small_config("method.name=dev_weighted", seed=s, output_dir=tmp_path / "b") for s in (0, 1)
     ]
-    assert [s["batched_seeds"] for s in train_side_by_side(side_by_side, dataset=digits)] == [2, 2]
+    assert [s["batched_seeds"] for s in train_batched(side_by_side, dataset=digits)] == [2, 2]
     stacked = torch.load(side_by_side[0].run_dir() / "checkpoint.pt", weights_only=True)["network"]
     # One example in 30 of a class moved by rounding would move its weight by 1/30: none did.
     torch.testing.assert_close(stacked["method.weight"], weight, rtol=0, atol=1e-6)

@@ -11,8 +11,8 @@ import pytest
 from labelemb.config import ConfigError
 from labelemb.data import Dataset
 from labelemb.training import train
+from labelemb.training.batched import unsupported_reason
 from labelemb.training.early_stopping import update_patience
-from labelemb.training.side_by_side import unsupported_reason
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

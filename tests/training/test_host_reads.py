@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from helpers.host_reads import HostReads
 from safetensors.torch import save_file
 
@@ -185,7 +185,7 @@ def test_the_loop_around_the_steps_reads_nothing_on_the_host(small_config, digit
     windows = _StepWindows()
     configs = [small_config(f"method.name={name}", "train.eval_every=500", seed=s) for s in (0, 1)]
     if batched:
-        train_side_by_side(configs, dataset=digits, callbacks=[windows])
+        train_batched(configs, dataset=digits, callbacks=[windows])
     else:
         train(configs[0], dataset=digits, callbacks=[windows])
     assert windows.kept == []

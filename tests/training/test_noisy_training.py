@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from helpers.run_checks import interrupt_at_first_checkpoint, read_metrics
 from safetensors.torch import load_file
 
@@ -85,7 +85,7 @@ def test_seeds_trained_side_by_side_record_their_own_memorisation(small_config, 
     configs = [
         small_config("method.name=onehot", f"seed={seed}", "train.epochs=2", noise=NOISE) for seed in (0, 1)
     ]
-    batched = train_side_by_side(configs, dataset=digits)
+    batched = train_batched(configs, dataset=digits)
     alone = small_config(
         "method.name=onehot",
         "seed=1",

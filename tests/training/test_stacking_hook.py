@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.batched_checks import train_side_by_side
+from helpers.batched_checks import train_batched
 from torch import Tensor, nn
 
 from labelemb import models
@@ -26,7 +26,7 @@ from labelemb.training import (
     train,
     unsupported_reason,
 )
-from labelemb.training.side_by_side import batched_models
+from labelemb.training.batched import batched_models
 from labelemb.training.stacked import Stacked
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,7 +76,7 @@ def test_a_model_with_the_hook_trains_batched_as_each_seed_alone(registered, sma
     for s, run in enumerate(runs):
         torch.testing.assert_close(features[s], run.model(images[s]), rtol=1e-5, atol=1e-6)
 
-    batched = train_side_by_side(
+    batched = train_batched(
         [small_config(*overrides, output_dir=tmp_path / "batched", seed=s) for s in SEEDS],
         dataset=digits,
     )

@@ -1,4 +1,4 @@
-"""Search spaces for ``labelemb tune`` (issue 37): :mod:`labelemb.search` and each method's own space.
+"""Search spaces for ``labelemb tune`` (issue 37): :mod:`labelemb.search_spaces` and each method's own space.
 
 The command-line form (``--space train.lr=1e-4:1e-2:log``) and every way it can be wrong, one line
 each; each method's declared ``search_space`` built at both of its bounds; the checker's
@@ -20,9 +20,9 @@ from helpers.repo_paths import SOURCE
 from labelemb import methods
 from labelemb.config import RUN_CONTEXT_OPTIONS, config_keys
 from labelemb.methods.registry import method_builder, preset_options, search_space
-from labelemb.search import Space, SpaceError, check_space, combine, import_optuna, parse_space
+from labelemb.search_spaces import Space, SpaceError, check_space, combine, import_optuna, parse_space
 
-SEARCH_PY = SOURCE / "search.py"
+SEARCH_PY = SOURCE / "search_spaces.py"
 
 #: What a method needs beyond the probe's context to be built at all (the user gives it).
 NEEDS = {

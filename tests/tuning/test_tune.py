@@ -112,7 +112,7 @@ def test_a_bare_key_no_method_has_is_refused_with_a_guess(tmp_path, capsys):
 def test_a_bare_key_applies_to_the_methods_that_have_it(tmp_path):
     base = load_config(None, ["train.epochs=1"])
     setting = TuneSetting(base, ["onehot", "label_embedding"], trials=1, spaces={})
-    from labelemb.search import parse_space
+    from labelemb.search_spaces import parse_space
 
     setting.spaces = dict([parse_space("alpha=0.6:0.8"), parse_space("train.lr=1e-3:1e-2:log")])
     assert set(setting.space("onehot")) == {"train.lr"}
@@ -447,7 +447,7 @@ def test_the_docs_list_each_method_s_declared_space():
 
 
 def test_trials_side_by_side_train_stacked_in_one_unit(tmp_path):
-    assert tune(tmp_path, "--side-by-side", "3", methods="label_smoothing", trials=3, seeds="1") == 0
+    assert tune(tmp_path, "--batched-trials", "3", methods="label_smoothing", trials=3, seeds="1") == 0
     trials = read_tuning(tmp_path / EXPERIMENT)["methods"]["label_smoothing"]["trials"]
     assert [t["state"] for t in trials] == ["COMPLETE"] * 3
     assert len({t["params"]["epsilon"] for t in trials}) == 3
@@ -458,7 +458,7 @@ def test_trials_side_by_side_train_stacked_in_one_unit(tmp_path):
 
 
 def test_pruning_and_trials_side_by_side_exclude_each_other(tmp_path, capsys):
-    code = tune(tmp_path, "--side-by-side", "2", "--prune", methods="label_smoothing")
+    code = tune(tmp_path, "--batched-trials", "2", "--prune", methods="label_smoothing")
     err = capsys.readouterr().err
     assert code == 2 and "use one of them" in err and not (tmp_path / EXPERIMENT).exists()
 

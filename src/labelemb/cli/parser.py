@@ -108,7 +108,7 @@ def _add_methods_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _space_argument(text: str) -> tuple[str, object]:
-    from ..search import SpaceError, parse_space  # lazy: loaded when this command runs
+    from ..search_spaces import SpaceError, parse_space  # lazy: loaded when this command runs
 
     try:
         return parse_space(text)
@@ -242,7 +242,7 @@ def _add_tune(commands: typing.Any) -> None:
         "default: a journal file in the experiment's tuning/ folder",
     )
     tune.add_argument(
-        "--side-by-side",
+        "--batched-trials",
         type=positive_int,
         default=1,
         metavar="K",

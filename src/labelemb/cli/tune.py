@@ -20,7 +20,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         objective=args.objective,
         prune=args.prune,
         storage=args.storage,
-        side_by_side=args.side_by_side,
+        batched_trials=args.batched_trials,
         retry_running=args.retry_running,
         batched=args.batched,
         **executor_options(args),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from ..config import build_config
 from ..metrics.figures import figure
 from ..training import describe_seeds, train
 from .judging import evaluate_finished
-from .setting import DEMO_CONFIG
+from .setting import DEMO_CONFIG, Seeds, seed_numbers
 
 #: The two methods the demo compares.
 DEMO_METHODS = ("onehot", "label_embedding")
@@ -65,7 +64,7 @@ class Demo:
 
 
 def demo(
-    seeds: Sequence[int] = range(5),
+    seeds: Seeds = range(5),
     *,
     epochs: int | None = None,
     output_dir: str = "runs",
@@ -73,7 +72,7 @@ def demo(
 ) -> Demo:
     """onehot against label_embedding on the bundled digits (:data:`DEMO_CONFIG`), each on
     ``seeds``, judged and compared; the learned label similarity drawn as a heatmap."""
-    seeds = list(seeds)
+    seeds = seed_numbers(seeds)
     overrides = [f"output_dir={output_dir}", f"train.progress={str(progress).lower()}"]
     if epochs:
         overrides.append(f"train.epochs={epochs}")

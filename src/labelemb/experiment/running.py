@@ -22,7 +22,15 @@ from ..training import stacking_key, unsupported_reason
 from ..training import train as train_runs
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
-from .setting import ConfigSource, base_config, keyword_overrides, method_names, run_overrides
+from .setting import (
+    ConfigSource,
+    Seeds,
+    base_config,
+    keyword_overrides,
+    method_names,
+    run_overrides,
+    seed_numbers,
+)
 from .tables import Comparison, write_comparison
 
 
@@ -59,7 +67,7 @@ class Training:
 def train(
     config: ConfigSource = None,
     *,
-    seeds: Sequence[int] | None = None,
+    seeds: Seeds | None = None,
     batched: bool = False,
     overrides: Sequence[str] = (),
     progress: bool = True,
@@ -72,7 +80,7 @@ def train(
     to the config's own."""
     base = base_config(config, run_overrides([*overrides, *keyword_overrides(options)], progress=progress))
     check_needed_data([base])
-    configs = [base.with_seed(seed) for seed in (seeds or [base.seed])]
+    configs = [base.with_seed(seed) for seed in (seed_numbers(seeds) if seeds is not None else [base.seed])]
     summaries = train_runs(configs, batched=batched)
     lacking = evaluate_trained(configs, progress)
     return Training(summaries, [config.run_dir() for config in configs], lacking)
@@ -82,7 +90,7 @@ def compare(
     config: ConfigSource = None,
     *,
     methods: str | Sequence[str],
-    seeds: Sequence[int] = (0,),
+    seeds: Seeds = (0,),
     batched: bool = False,
     executor: Any = "local",
     jobs: int = 1,
@@ -101,6 +109,7 @@ def compare(
     :func:`train`, a bare method option going to the methods that take it. Runs that fail are
     listed in the result's ``failed``; the others are compared all the same."""
     methods = method_names(methods)
+    seeds = seed_numbers(seeds)
     if not methods:
         raise ValueError("compare needs methods (e.g. onehot,label_embedding)")
     keywords = [*overrides, *keyword_overrides(options)]

@@ -3,12 +3,13 @@ overrides its keywords and options ask for, the same for the Python API and the 
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..arguments import parse_names
+from ..arguments import parse_names, parse_seeds
 from ..config import RunConfig, build_config, load_config, method_overrides
 from ..demo_config import DEMO_CONFIG
 
@@ -82,6 +83,21 @@ def run_overrides(
     if log_to:
         overrides.append(f"train.log_to=[{','.join(log_to)}]")
     return overrides
+
+
+#: Seeds as the calls take them: a list, one seed, or one text as the command line takes it.
+Seeds = Sequence[int] | int | str
+
+
+def seed_numbers(seeds: Seeds) -> list[int]:
+    """The seeds to run: a list, one seed, or one text as the command line takes it (``"0-4"``,
+    ``"0,2,5"``: :func:`~labelemb.arguments.parse_seeds`, whose one line a ValueError carries)."""
+    if isinstance(seeds, str):
+        try:
+            return parse_seeds(seeds)
+        except argparse.ArgumentTypeError as error:
+            raise ValueError(str(error)) from None
+    return [seeds] if isinstance(seeds, int) else list(seeds)
 
 
 def method_names(methods: str | Sequence[str]) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..analysis.tuning import TUNING_FILE, values_text, write_tuning
 from ..rundir import write_text
-from ..search import INSTALL_HINT, parse_space
+from ..search_spaces import INSTALL_HINT, parse_space
 from ..sweep.failures import RunsFailed
 from ..sweep.grid import run_grid
 from ..tracking import log_table
@@ -20,7 +20,15 @@ from ..tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_settin
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
 from .running import make_executor
-from .setting import ConfigSource, base_config, keyword_overrides, method_names, run_overrides
+from .setting import (
+    ConfigSource,
+    Seeds,
+    base_config,
+    keyword_overrides,
+    method_names,
+    run_overrides,
+    seed_numbers,
+)
 
 
 @dataclass
@@ -50,11 +58,11 @@ def tune(
     trials: int = 20,
     spaces: Mapping[str, Any] | None = None,
     tune_seed: int = 0,
-    seeds: Sequence[int] = (1, 2, 3, 4, 5),
+    seeds: Seeds = (1, 2, 3, 4, 5),
     objective: str = "metric",
     prune: bool = False,
     storage: str | None = None,
-    side_by_side: int = 1,
+    batched_trials: int = 1,
     retry_running: bool = False,
     batched: bool = False,
     executor: Any = "local",
@@ -75,7 +83,7 @@ def tune(
         import optuna  # noqa: F401
     except ImportError:
         raise TuneError(INSTALL_HINT) from None
-    methods = method_names(methods)
+    methods, seeds = method_names(methods), seed_numbers(seeds)
     if not methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
     keywords = [*overrides, *keyword_overrides(options)]
@@ -96,7 +104,7 @@ def tune(
         tune_seed=tune_seed,
         prune=prune,
         storage=storage,
-        side_by_side=side_by_side,
+        batched_trials=batched_trials,
         objective_kind=objective,
     )
     check_setting(setting)  # every method's space and config, before anything is written
@@ -108,9 +116,9 @@ def tune(
     tuner = Tuner(setting, executor, slots, retry_running)
     tuner.check_studies()  # every method's study, before any of them trains
     experiment_dir = Path(base.output_dir) / base.experiment
-    record = _first_record(setting, tuner, list(seeds))
+    record = _first_record(setting, tuner, seeds)
     with executor.session():  # the workers (or the cluster) serve every round and the fresh seeds
-        failed, lacking = _tune_and_retrain(setting, tuner, record, list(seeds), batched, progress)
+        failed, lacking = _tune_and_retrain(setting, tuner, record, seeds, batched, progress)
     table = write_tuning(experiment_dir)
     if base.train.log_to:
         log_table(base, experiment_dir, "tuning")  # the table beside the trials and runs in each tracker
@@ -118,7 +126,7 @@ def tune(
 
 
 def searched_spaces(spaces: Mapping[str, Any]) -> dict[str, Any]:
-    """Each key's space: a :class:`~labelemb.search.Space` as it is, a text read as ``--space``
+    """Each key's space: a :class:`~labelemb.search_spaces.Space` as it is, a text read as ``--space``
     reads it (``"1e-4:1e-2:log"``, ``"64|128"``)."""
     return {
         key: parse_space(f"{key}={value}")[1] if isinstance(value, str) else value

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..search import Space
+from ..search_spaces import Space
 from ..stacking import linear
 from .abilities import EpochState
 from .accumulation import GradientAccumulation, MicroBatch
@@ -87,7 +87,7 @@ class Method(GradientAccumulation, nn.Module):
     serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
     #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
     cannot_serve: ClassVar[dict[str, str]] = {}
-    #: The options worth tuning and the range each is searched over (:class:`labelemb.search.Space`);
+    #: The options worth tuning and the range each is searched over (:class:`labelemb.search_spaces.Space`);
     #: every bound must be a value the constructor accepts (a preset's fixed options are not searched).
     search_space: ClassVar[dict[str, Space]] = {}
     #: Further options searched only when an option has a given value, ``{(option, value): {...}}``:

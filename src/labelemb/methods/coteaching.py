@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..search import Space
+from ..search_spaces import Space
 from ..stacking import linear
 from .abilities import EpochState, Stackable
 from .base import Method, MethodOutput, Rows, gold, init_linear

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from ..stacking import write_rows
 from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from .abilities import Chunked, Stackable
 from .base import gold
 from .chunked import subtract_at_labels

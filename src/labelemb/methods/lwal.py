@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from ..stacking import add_to_rows, linear
 from .abilities import Stackable
 from .base import Method, MethodOutput, Rows, gold

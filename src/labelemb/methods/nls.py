@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from .abilities import EpochState, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows
 from .per_example import TABLE_DTYPES, PerExampleState

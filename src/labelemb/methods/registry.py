@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..registry import Registry, check_options, keyword_options
-from ..search import Space
+from ..search_spaces import Space
 from .base import ROW_KINDS, Method
 
 M = TypeVar("M", bound=type[Method])
@@ -94,7 +94,8 @@ PROBE_CONTEXT: dict[str, object] = {"num_examples": 8, "epochs": 10, "total_upda
 
 
 def search_space(name: str, options: Mapping[str, object] | None = None) -> dict[str, Space]:
-    """The options method ``name`` searches when tuned, each with its range (:class:`~labelemb.search.Space`).
+    """The options method ``name`` searches when tuned, each with its range
+    (:class:`~labelemb.search_spaces.Space`).
 
     The class's ``search_space``, plus its ``search_space_when`` entries whose option has that value
     in ``options`` (the method's options in effect; a preset's and the defaults fill in the rest):
@@ -121,7 +122,7 @@ def method_builder(
 ) -> Callable[[dict[str, Any]], Method]:
     """A function that builds method ``name`` with the options it is given over ``fixed`` (the run's
     own, or what the method needs: ``embedding=`` for label_embedding_fixed) and
-    :data:`PROBE_CONTEXT` for those of it the method takes: what :func:`labelemb.search.check_space`
+    :data:`PROBE_CONTEXT` for those of it the method takes: what :func:`labelemb.search_spaces.check_space`
     tries each bound with. It raises what :func:`build` raises when the method refuses them."""
     accepted = options(name)
     context = {key: value for key, value in PROBE_CONTEXT.items() if key in accepted and key not in fixed}

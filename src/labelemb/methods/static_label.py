@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..hub import DEFAULT_ENCODER, encoder_dir, offline
-from ..search import Space
+from ..search_spaces import Space
 from ..stacking import linear, rows_of
 from .abilities import Stackable
 from .base import Method, MethodOutput, Rows

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..search import Space
+from ..search_spaces import Space
 from .abilities import Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .registry import register

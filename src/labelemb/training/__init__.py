@@ -9,10 +9,10 @@ from ..config import ConfigError, RunConfig, build_config, load_config
 from ..data.base import epoch_permutation
 from ..rundir import RunDirError
 from ..tasks import Classification, Task
+from .batched import BatchedConfigError, stacking_key, supports_batched, unsupported_reason
 from .display import describe_seeds
 from .distributed import init_from_environment, shutdown
 from .seed_run import Progress
-from .side_by_side import BatchedConfigError, stacking_key, supports_batched, unsupported_reason
 from .threads import same_numbers_at_any_thread_count, use_free_cores_when_training
 from .trainer import RunHeld, build_run, plan_runs, train
 

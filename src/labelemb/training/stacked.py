@@ -41,11 +41,11 @@ from ..data import Split
 from ..methods.abilities import EpochState
 from ..stacking import stack_modules, unstack_into
 from ..tasks import Predictor, Task
+from .batched import BatchedConfigError, stacks
 from .dev_predictions import dev_predictions
 from .epoch_order import epoch_order
 from .memorisation import TrainingPredictions
 from .seed_run import SeedRun, load_state
-from .side_by_side import BatchedConfigError, stacks
 
 
 class Stacked:
@@ -76,10 +76,10 @@ class Stacked:
         # Settings of the method's own options side by side (a tuning round's trials): each runs
         # its own options on its slice of the stacked tensors.
         settings = [run.plan.method.options for run in runs]
-        self.step_method: nn.Module | SideBySide
+        self.step_method: nn.Module | StackedSettings
         if any(setting != settings[0] for setting in settings[1:]):
-            side_by_side = SideBySide(own_methods)
-            self.method, self.step_method = side_by_side.stacked, side_by_side
+            settings = StackedSettings(own_methods)
+            self.method, self.step_method = settings.stacked, settings
         else:
             self.method = self.step_method = stack_modules(own_methods)
         for method in (*own_methods, self.method):  # as in Single: no step reads on the host
@@ -246,7 +246,7 @@ class Stacked:
         return Predictor(run.network, run.model, run.method)
 
 
-class SideBySide:
+class StackedSettings:
     """Settings of one method side by side: the members' tensors stacked (``stacked``, what the
     optimiser and the checkpoints see, as for seeds), each setting's own options kept by its module
     (``members``). A step runs member ``s`` on slice ``s`` of the stacked tensors
@@ -292,10 +292,10 @@ class SideBySide:
         functional_call(caller, {f"method.{name}": t for name, t in self._slices(s).items()}, args)
 
 
-def _check_same_shapes(methods_side_by_side: list[nn.Module]) -> None:
+def _check_same_shapes(settings: list[nn.Module]) -> None:
     """Stacking needs every setting's tensors of one shape; options that change them are refused."""
-    shapes = {name: t.shape for name, t in _named_tensors(methods_side_by_side[0])}
-    for method in methods_side_by_side[1:]:
+    shapes = {name: t.shape for name, t in _named_tensors(settings[0])}
+    for method in settings[1:]:
         for name, tensor in _named_tensors(method):
             if shapes.get(name) != tensor.shape:
                 raise BatchedConfigError(

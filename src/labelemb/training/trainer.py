@@ -22,10 +22,10 @@ from ..data.text.sequences import TextDataset
 from ..rundir import RunDir, claim_alone, first_missing, in_turns
 from ..tasks import Task
 from . import distributed
+from .batched import stacking_key, unsupported_reason
 from .continuation import source_run
 from .recipe import build_seed_run, train_owned
 from .seed_run import Progress, SeedRun
-from .side_by_side import stacking_key, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def train(
     With ``batched``, runs that differ only in ``seed``, the method's own options, ``train.lr``
     and the experiment they are written to (the seeds of one config; a tuning round's trials)
     train side by side in this process where their setting allows
-    (:func:`~labelemb.training.side_by_side.unsupported_reason`), with the same numbers up to
+    (:func:`~labelemb.training.batched.unsupported_reason`), with the same numbers up to
     floating-point rounding; the others train one after another, with a logged note saying why.
     Runs with checkpoints (side by side or not) resume, those at the same step side by side; a
     run left alone at its step trains as a run of its own.
@@ -117,7 +117,7 @@ def train(
     handed = [*([] if on_checkpoint is None else [_OnCheckpoint(on_checkpoint)]), *callbacks]
     plans = plan_runs(runs, callbacks=Callbacks(with_defaults(handed)))
     trained: list[tuple[int, Summary | None]] = []
-    for members, together in side_by_side_groups(plans, batched):
+    for members, together in batched_groups(plans, batched):
         show = progress and plans[members[0]].config.train.progress
         train_group = partial(
             _train, dataset=dataset, show_progress=show, callbacks=handed, skip_held=not wait_for_held
@@ -133,7 +133,7 @@ def train(
     return [summaries[i] for i in range(len(plans))]
 
 
-def side_by_side_groups(plans: Sequence[RunPlan], batched: bool) -> list[tuple[list[int], bool]]:
+def batched_groups(plans: Sequence[RunPlan], batched: bool) -> list[tuple[list[int], bool]]:
     """The positions of the runs that train together, in turn, and whether side by side: with
     ``batched``, runs that stack (:func:`stacking_key`) in folders of their own, where their
     setting allows; each group whose setting does not is logged with the reason."""

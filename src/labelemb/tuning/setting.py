@@ -29,7 +29,7 @@ from ..config import (
 from ..data.registry import data_fingerprint, dataset_yields
 from ..metrics.figures import Figure, figure_of, objectives
 from ..metrics.recalibration import MAPS
-from ..search import Space, SpaceError, check_space, combine
+from ..search_spaces import Space, SpaceError, check_space, combine
 from ..tasks import dev_objective, task_class
 from ..tasks.calibration import RecalibrationOptions
 from .trial import TuneError
@@ -74,8 +74,8 @@ class TuneSetting:
     #: or the dev AURC.
     objective_kind: str = "metric"
     #: Trials of a method trained side by side in one process (their settings stacked as seeds are;
-    #: :class:`~labelemb.training.stacked.SideBySide`), per executor slot; 1: a process each.
-    side_by_side: int = 1
+    #: :class:`~labelemb.training.stacked.StackedSettings`), per executor slot; 1: a process each.
+    batched_trials: int = 1
 
     @property
     def folder(self) -> Path:
@@ -140,9 +140,9 @@ def check_setting(setting: TuneSetting) -> None:
         raise TuneError(f"--trials {setting.trials}: give a positive number of trials, e.g. --trials 20")
     # What every run's callbacks need (a tracker train.log_to names, and its package), before a study.
     Callbacks(with_defaults()).check([setting.base])
-    if setting.side_by_side > 1 and setting.prune:
+    if setting.batched_trials > 1 and setting.prune:
         raise TuneError(
-            "--prune stops trials one at a time, --side-by-side trains them together: use one of them"
+            "--prune stops trials one at a time, --batched-trials trains them together: use one of them"
         )
     keys = config_keys()
     bare = [key for key in setting.spaces if "." not in key and key not in keys]

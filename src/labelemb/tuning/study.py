@@ -45,7 +45,7 @@ from typing import Any
 
 from ..assembly import plan_run
 from ..rundir import RunDir, differing_keys
-from ..search import import_optuna
+from ..search_spaces import import_optuna
 from ..sweep.executors import Executor, Unit
 from .owner import current_owner, is_alive, runs_here
 from .setting import TuneSetting, default_values, setting_record, trial_config
@@ -169,7 +169,7 @@ class Tuner:
             # Seeded from the trials asked so far (a queued one is not asked yet), so that a
             # study resumed between rounds draws what an uninterrupted one draws.
             study.sampler = self._sampler(method, sum(t.state.name != "WAITING" for t in trials))
-            count = min(self.slots * self.setting.side_by_side, free)
+            count = min(self.slots * self.setting.batched_trials, free)
             asked = self._keep_to_budget(study, [self._ask(study, method) for _ in range(count)])
             if asked:
                 self._run_round(study, method, asked)
@@ -218,8 +218,8 @@ class Tuner:
     def _run_round(self, study: Any, method: str, trials: list[Any]) -> None:
         configs = [trial_config(self.setting, method, t.params, run_number(t)) for t in trials]
         plans = [plan_run(config) for config in configs]  # what each trial's worker trains
-        together = self.setting.side_by_side
-        # Each unit: one trial, or side_by_side trials trained together in one process.
+        together = self.setting.batched_trials
+        # Each unit: one trial, or batched_trials trials trained together in one process.
         chunks = [list(range(i, min(i + together, len(trials)))) for i in range(0, len(trials), together)]
         units = []
         for chunk in chunks:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..callbacks import Callback
-from ..search import import_optuna
+from ..search_spaces import import_optuna
 from ..training import train
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...rundir import TENSORS_FILE, RunDir
-from ...search import Space
+from ...search_spaces import Space
 from ...stacking import linear, rows_of
 from ..abilities import Stackable
 from ..base import Method, MethodOutput, Rows, gold

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...search import Space
+from ...search_spaces import Space
 from ...stacking import linear, rows_of
 from ..abilities import Chunked, Stackable
 from ..base import Method, MethodOutput, Rows

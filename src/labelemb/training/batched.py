@@ -66,7 +66,7 @@ def supports_batched(config: RunConfig) -> bool:
 
 def stacking_key(config: RunConfig) -> dict[str, Any]:
     """What configs trained side by side share: all but the seed, the folder they are written to,
-    the method's own options (which each setting keeps: :class:`~labelemb.training.stacked.SideBySide`)
+    the method's own options (which each setting keeps: :class:`~labelemb.training.stacked.StackedSettings`)
     and the learning rate (each row steps at its own: :class:`~labelemb.training.stacked.Stacked`),
     unless the backbone's rate is set outright (``model.lr``), which no share of train.lr gives."""
     values = config.model_dump(mode="json")
