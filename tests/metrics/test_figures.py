@@ -27,6 +27,7 @@ from labelemb.metrics.figures import (
     family,
     figure,
     figure_of,
+    in_units,
     objectives,
 )
 from labelemb.metrics.recalibration import MAPS
@@ -102,6 +103,31 @@ def test_every_share_a_metrics_function_records_is_in_percent():
     assert [
         f.name for f in DECLARED.values() if f.unit not in ("percent", "nats", "brier", "count", "plain")
     ] == []
+
+
+def test_one_function_records_each_figure_in_its_declared_unit():
+    """in_units: a share (a fraction, as computed) times 100, every other unit as it is, a risk
+    curve point by point; a figure at another operating point in its declared kind's unit."""
+    fractions = {
+        "selective_msp_aurc": 0.125,
+        "conformal_aps_set_size": 1.5,
+        "test_nll": 0.3,
+        "selected_dev_ece_scaled": 0.02,
+        "selective_pnorm_coverage_at_2_5": 0.25,
+        "ood_energy_fpr99": 0.5,
+        RISK_CURVE: [0.0, 0.25],
+    }
+    assert in_units(fractions) == {
+        "selective_msp_aurc": 12.5,
+        "conformal_aps_set_size": 1.5,
+        "test_nll": 0.3,
+        "selected_dev_ece_scaled": 100.0 * 0.02,
+        "selective_pnorm_coverage_at_2_5": 25.0,
+        "ood_energy_fpr99": 50.0,
+        RISK_CURVE: [0.0, 25.0],
+    }
+    with pytest.raises(KeyError, match="'test_seconds' is no declared figure"):
+        in_units({"test_seconds": 3.0})
 
 
 def test_tune_s_objectives_are_the_figures_declared_as_objectives(monkeypatch):

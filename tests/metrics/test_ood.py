@@ -66,7 +66,6 @@ def test_figures_with_ties_equal_plain_loops_and_torchmetrics():
         inside, outside = tied_scores(seed)
         got = detection_figures(inside, outside)
         ins, outs = inside.tolist(), outside.tolist()
-        got = {name: value / 100.0 for name, value in got.items()}  # recorded in percent
         assert got["auroc"] == pytest.approx(pairwise_auroc(ins, outs), rel=1e-12)
         assert got["aupr_in"] == pytest.approx(average_precision(ins, outs), rel=1e-12)
         assert got["aupr_out"] == pytest.approx(
@@ -104,11 +103,11 @@ def test_fpr_at_tpr_by_hand_ties_at_the_threshold_are_accepted():
 def test_degenerate_cases():
     inside, outside = torch.full((6,), 0.3), torch.full((4,), 0.3)
     constant = detection_figures(inside, outside)
-    assert constant == pytest.approx({"auroc": 50.0, "aupr_in": 60.0, "aupr_out": 40.0, "fpr95": 100.0})
+    assert constant == pytest.approx({"auroc": 0.5, "aupr_in": 0.6, "aupr_out": 0.4, "fpr95": 1.0})
     separated = detection_figures(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0, 2.0]))
-    assert separated == pytest.approx({"auroc": 100.0, "aupr_in": 100.0, "aupr_out": 100.0, "fpr95": 0.0})
+    assert separated == pytest.approx({"auroc": 1.0, "aupr_in": 1.0, "aupr_out": 1.0, "fpr95": 0.0})
     reversed_ = detection_figures(torch.tensor([1.0]), torch.tensor([2.0]))  # one of each
-    assert reversed_ == pytest.approx({"auroc": 0.0, "aupr_in": 50.0, "aupr_out": 50.0, "fpr95": 100.0})
+    assert reversed_ == pytest.approx({"auroc": 0.0, "aupr_in": 0.5, "aupr_out": 0.5, "fpr95": 1.0})
 
 
 @pytest.mark.parametrize(
@@ -159,8 +158,9 @@ def test_ood_figures_name_every_score_and_figure_and_rank_confident_inputs_as_in
     }
     for score, function in SCORES.items():
         alone = detection_figures(function(inside), function(outside))
-        assert {key: figures[f"ood_{score}_{key}"] for key in alone} == alone
-        assert figures[f"ood_{score}_auroc"] > 0.95 and figures[f"ood_{score}_fpr95"] < 0.2, score
+        recorded = {key: figures[f"ood_{score}_{key}"] for key in alone}
+        assert recorded == {k: 100.0 * v for k, v in alone.items()}  # in percent: in_units
+        assert figures[f"ood_{score}_auroc"] > 95.0 and figures[f"ood_{score}_fpr95"] < 20.0, score
     outside[3, 0] = math.nan
     assert ood_figures(inside, outside) == {}
 
@@ -183,6 +183,6 @@ def test_ood_figures_judge_the_energy_at_the_temperature_given():
     inside, outside = 2 * torch.randn(60, 4, generator=generator), torch.randn(40, 4, generator=generator)
     cooled = ood_figures(inside, outside, energy_temperature=0.25)
     alone = detection_figures(energy_score(inside, 0.25), energy_score(outside, 0.25))
-    assert {key: cooled[f"ood_energy_{key}"] for key in alone} == alone
+    assert {key: cooled[f"ood_energy_{key}"] for key in alone} == {k: 100.0 * v for k, v in alone.items()}
     assert cooled["ood_energy_auroc"] != ood_figures(inside, outside)["ood_energy_auroc"]
     assert cooled["ood_msp_auroc"] == ood_figures(inside, outside)["ood_msp_auroc"]

@@ -11,17 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..metrics.figures import figure
 from .beyond_error import TableBlock, figure_stem
 from .tables import mean_std
 
-#: The figures of a noisy run's record at each of its weights: record key -> (head, Welch p).
-NOISE_FIGURES = {
-    "memorised": ("memorised %", True),
-    "flipped_correct": ("wrong labels predicted right %", False),
-    "detect_auroc_loss": ("AUROC of the loss %", True),
-}
+#: The figures of a noisy run's record the table shows at each of its weights (their heads from
+#: their declarations, :mod:`labelemb.metrics.figures`): record key -> whether with Welch's p.
+NOISE_FIGURES = {"memorised": True, "flipped_correct": False, "detect_auroc_loss": True}
 #: The weights a noisy run's record is of.
 WEIGHTS = ("selected", "final")
+
+
+def _head(key: str, weights: str) -> str:
+    """A column's head: the figure's declared one, and the weights (``memorised %, selected``)."""
+    return f"{figure(key).label}, {weights}"
 
 
 def noise_stem(weights: str, key: str) -> str:
@@ -45,7 +48,7 @@ def noise_statistics(
     row["noise_rate_mean"] = mean_std(rates)[0] if len(rates) == len(records) else None
     base_records = None if base is None else [None if e is None else e.get("noise") for e in base]
     for weights in WEIGHTS:
-        for key, (_, with_p) in NOISE_FIGURES.items():
+        for key, with_p in NOISE_FIGURES.items():
             stem = noise_stem(weights, key)
             values = [_figure(r, weights, key) for r in records]
             row[f"{stem}_mean"] = row[f"{stem}_std"] = row[f"{stem}_p_value"] = None
@@ -82,11 +85,11 @@ def noise_block(rows: list[dict[str, Any]], baseline: str) -> TableBlock | None:
     heads = [
         "clean-test error %",
         "final error %",
-        "memorised %, selected",
+        _head("memorised", "selected"),
         "p",
-        "memorised %, final",
-        "predicted right %, selected",
-        "AUROC of the loss %, final",
+        _head("memorised", "final"),
+        _head("flipped_correct", "selected"),
+        _head("detect_auroc_loss", "final"),
         "p",
         "APS coverage %",
         "APS set size",

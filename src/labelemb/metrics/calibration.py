@@ -20,6 +20,7 @@ import numpy
 import torch
 from torch import Tensor
 
+from .figures import in_units
 from .softmax import softmax_parts
 
 #: Equal-width confidence bins, as in Guo et al. (2017) "On calibration of modern neural networks";
@@ -223,13 +224,16 @@ class CalibrationSums:
         filled = self.counts > 0
         accuracy = torch.where(filled, self.correct / counts.clamp(min=1), torch.nan)
         confidence = torch.where(filled, self.confidence / counts.clamp(min=1), torch.nan)
+        shares = {
+            "ece": float(gaps.sum() / self.examples),
+            "mce": float((gaps / counts.clamp(min=1))[filled].max()),
+        }
         return Calibration(
-            ece=100.0 * float(gaps.sum() / self.examples),
+            **in_units(shares),
             nll=math.nan,
             counts=self.counts.tolist(),
             accuracy=[None if v != v else v for v in accuracy.tolist()],
             confidence=[None if v != v else v for v in confidence.tolist()],
-            mce=100.0 * float((gaps / counts.clamp(min=1))[filled].max()),
         )
 
     def result(self) -> Calibration:
@@ -243,9 +247,13 @@ class CalibrationSums:
         return replace(
             self.binned(),
             nll=float(self.nll / self.examples),
-            adaece=100.0 * adaptive_ece(torch.cat(self.confidences), torch.cat(self.corrects), self.bins),
-            classwise_ece=100.0 * self._classwise_ece(),
             brier=float(self.brier / self.examples),
+            **in_units(
+                {
+                    "adaece": adaptive_ece(torch.cat(self.confidences), torch.cat(self.corrects), self.bins),
+                    "classwise_ece": self._classwise_ece(),
+                }
+            ),
         )
 
     def _classwise_ece(self) -> float:

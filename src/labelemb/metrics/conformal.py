@@ -35,6 +35,8 @@ import numpy
 import torch
 from torch import Tensor
 
+from .figures import in_units
+
 #: The conformal scores, by name.
 METHODS = ("thr", "aps", "raps")
 
@@ -182,7 +184,7 @@ def conformal_figures(
     if not (bool(torch.isfinite(dev_logits).all()) and bool(torch.isfinite(test_logits).all())):
         return {}
     scale = 1.0 if temperature is None else temperature
-    figures = {"conformal_level": 100.0 * level}
+    figures = {"conformal_level": level}
     for method in METHODS:
         generator = torch.Generator().manual_seed(seed) if randomized and method != "thr" else None
         threshold = calibrate_threshold(
@@ -190,6 +192,6 @@ def conformal_figures(
         )
         sets = prediction_sets(test_logits, threshold, method, temperature=scale, generator=generator)
         coverage, size = coverage_and_size(sets, test_labels)
-        figures[f"conformal_{method}_coverage"] = 100.0 * coverage
+        figures[f"conformal_{method}_coverage"] = coverage
         figures[f"conformal_{method}_set_size"] = size
-    return figures
+    return in_units(figures)

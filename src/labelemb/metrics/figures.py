@@ -5,9 +5,11 @@ One unit convention, in files and tables alike: **a share is in percent** (0-100
 ECE, an AURC, an AUROC, a coverage), an NLL in nats, a Brier score (0-2), a count or a temperature
 as it is. The check records, ``summary.json``, ``evaluation.json`` and ``shift.json`` store a
 figure in the unit a table shows it in, so no reader converts one; the functions of
-:mod:`labelemb.metrics` that return a declared figure return it so (the primitives beneath them,
-:func:`~labelemb.metrics.selective.aurc` or :func:`~labelemb.metrics.ood.fpr_at_tpr`, return a
-share as a fraction, as torchmetrics does). ``evaluation.json`` before its format 3 stored the
+:mod:`labelemb.metrics` that return a declared figure return it so. They compute each share as a
+fraction, as the primitives beneath them do (:func:`~labelemb.metrics.selective.aurc`,
+:func:`~labelemb.metrics.ood.fpr_at_tpr`, :func:`~labelemb.metrics.ood.detection_figures`, as
+torchmetrics and scikit-learn), and :func:`in_units` records it in its declared unit: the one
+place a share becomes a percent. ``evaluation.json`` before its format 3 stored the
 shares of its selective, conformal, OOD and SCOD figures as fractions:
 :func:`evaluation_in_percent` reads such a record in today's unit, so every old run folder
 reads as it did. (The conformal calibration a prediction holds keeps its level and test
@@ -26,12 +28,10 @@ computes it (:attr:`Figure.compute`): the evaluation records it among its test f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from .scod import SCOD_CURVE
-from .selective import RISK_CURVE
 
 #: A figure's unit, in a file and in a table: a share in ``percent`` (0-100); an NLL in ``nats``
 #: per example; a ``brier`` score (0-2); a ``count`` (a set size); a ``plain`` number (a
@@ -39,8 +39,11 @@ from .selective import RISK_CURVE
 Unit = Literal["percent", "nats", "brier", "count", "plain"]
 #: What a figure judges: ``error``, ``calibration``, ``selective`` (selective classification),
 #: ``ood`` (out-of-distribution detection), ``conformal`` (prediction sets), ``scod`` (both
-#: together), ``recalibration`` (after a post-hoc map) or ``shift`` (under corruption).
-Family = Literal["error", "calibration", "selective", "ood", "conformal", "scod", "recalibration", "shift"]
+#: together), ``recalibration`` (after a post-hoc map), ``shift`` (under corruption) or ``noise``
+#: (what training on wrong labels did).
+Family = Literal[
+    "error", "calibration", "selective", "ood", "conformal", "scod", "recalibration", "shift", "noise"
+]
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,47 @@ def figure_of(key: str) -> Figure | None:
                     if held is not None:
                         return held
     return None
+
+
+#: A figure at another operating point than the declared one (the risk at 90 % coverage, the
+#: FPR at 99 % TPR) is a figure of the same kind, in the same unit: the declared one's.
+OPERATING_POINTS = (
+    (re.compile(r"_risk_at_[0-9_]+$"), "_risk_at_80"),
+    (re.compile(r"_coverage_at_[0-9_]+$"), "_coverage_at_5"),
+    (re.compile(r"_fpr[0-9_]+$"), "_fpr95"),
+)
+
+#: The risk-coverage curves a run's evaluation keeps: the selective risk of the max-softmax
+#: confidence (``evaluation.json``'s ``test``) and the SCOD risk (each OOD set's), a share at each
+#: coverage, in percent as the figures.
+RISK_CURVE = "selective_msp_risk_curve"
+SCOD_CURVE = "scod_msp_risk_curve"
+SHARE_CURVES = (RISK_CURVE, SCOD_CURVE)
+
+
+def in_units(fractions: Mapping[str, Any]) -> dict[str, Any]:
+    """Figures computed with every share a fraction (0-1, as scikit-learn and torchmetrics give
+    them), each in the unit its declaration records: a share in percent, any other unit as it
+    is; a risk curve's points likewise. The one place a share becomes a percent, so no function
+    that computes a figure writes its unit. A key no figure declares is a KeyError that says so."""
+    recorded: dict[str, Any] = {}
+    for key, value in fractions.items():
+        if key in SHARE_CURVES:
+            recorded[key] = [100.0 * float(point) for point in value]
+            continue
+        declared = figure_of(key)
+        if declared is None:
+            declared = figure_of(_at_declared_point(key))
+        if declared is None:
+            raise KeyError(f"{key!r} is no declared figure: declare it, with its unit, before it is recorded")
+        recorded[key] = 100.0 * value if declared.share else value
+    return recorded
+
+
+def _at_declared_point(key: str) -> str:
+    for pattern, declared in OPERATING_POINTS:
+        key = pattern.sub(declared, key)
+    return key
 
 
 def objectives() -> dict[str, str]:
@@ -227,6 +271,16 @@ for _map, _said in MAP_NAMES.items():
 
 #: Under shift, against a baseline: Hendrycks & Dietterich's mean corruption error (baseline = 100).
 declare(Figure("mce_corruption", "shift", "mCE", "plain", fmt=".1f"))
+
+#: What training on wrong labels did (:mod:`labelemb.metrics.noise`): evaluation.json's ``noise``
+#: record, at the selected and at the final weights.
+declare(
+    Figure("memorised", "noise", "memorised %"),
+    Figure("flipped_correct", "noise", "predicted right %", lower_is_better=False),
+    Figure("clean_fit", "noise", "right labels fitted %", lower_is_better=False),
+    Figure("detect_auroc_loss", "noise", "AUROC of the loss %", lower_is_better=False),
+    Figure("detect_auroc_margin", "noise", "AUROC of the margin %", lower_is_better=False),
+)
 
 #: What one split's figures are (:func:`~labelemb.metrics.split.split_figures`): shift.json's keys
 #: for the clean split and each condition, and ``dev_<name>`` in a check's record (its error aside).

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
+from .figures import in_units
+
 
 def memorisation_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str, float]:
     """``memorised``: % of the wrongly labelled examples predicted as their (wrong) label;
@@ -27,11 +29,13 @@ def memorisation_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[s
     predicted = logits.argmax(dim=-1).cpu()
     noisy, clean = noisy.cpu(), clean.cpu()
     flipped = noisy != clean
-    return {
-        "memorised": _share(predicted[flipped] == noisy[flipped]),
-        "flipped_correct": _share(predicted[flipped] == clean[flipped]),
-        "clean_fit": _share(predicted[~flipped] == noisy[~flipped]),
-    }
+    return in_units(
+        {
+            "memorised": _fraction(predicted[flipped] == noisy[flipped]),
+            "flipped_correct": _fraction(predicted[flipped] == clean[flipped]),
+            "clean_fit": _fraction(predicted[~flipped] == noisy[~flipped]),
+        }
+    )
 
 
 def detection_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str, float]:
@@ -45,14 +49,16 @@ def detection_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str,
     loss = F.cross_entropy(logits, noisy, reduction="none")
     given = logits.gather(1, noisy[:, None]).squeeze(1)
     others = logits.scatter(1, noisy[:, None], float("-inf")).amax(dim=1)
-    return {
-        "detect_auroc_loss": 100.0 * float(roc_auc_score(flipped, loss.numpy())),
-        "detect_auroc_margin": 100.0 * float(roc_auc_score(flipped, (others - given).numpy())),
-    }
+    return in_units(
+        {
+            "detect_auroc_loss": float(roc_auc_score(flipped, loss.numpy())),
+            "detect_auroc_margin": float(roc_auc_score(flipped, (others - given).numpy())),
+        }
+    )
 
 
-def _share(hits: Tensor) -> float:
-    return 100.0 * float(hits.float().mean()) if hits.numel() else float("nan")
+def _fraction(hits: Tensor) -> float:
+    return float(hits.float().mean()) if hits.numel() else float("nan")
 
 
 def disputed_figures(logits: Tensor, disputed: Tensor) -> dict[str, float]:
@@ -73,6 +79,6 @@ def disputed_figures(logits: Tensor, disputed: Tensor) -> dict[str, float]:
     chosen[disputed.cpu()] = True
     figures = {"median_rank": float(percentile.quantile(0.5))}
     for share in (1, 5, 10):
-        figures[f"within_{share}"] = _share(percentile < share)
+        figures[f"within_{share}"] = 100.0 * _fraction(percentile < share)
     figures["auroc"] = 100.0 * float(roc_auc_score(chosen.numpy(), (1.0 - confidence).numpy()))
     return figures

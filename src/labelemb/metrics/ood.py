@@ -28,6 +28,7 @@ import numpy
 import torch
 from torch import Tensor
 
+from .figures import in_units
 from .softmax import softmax_parts
 
 #: The true-positive rate the FPR is read at, unless told otherwise.
@@ -100,7 +101,8 @@ def fpr_at_tpr(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> float
 
 def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -> dict[str, float]:
     """AUROC, AUPR-in, AUPR-out and the FPR at ``tpr`` of one score (higher = more ID), named
-    ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``), each in percent."""
+    ``auroc``, ``aupr_in``, ``aupr_out`` and ``fpr95`` (``fpr<tpr in percent>``), each a fraction
+    (0-1, as scikit-learn gives them: :func:`ood_figures` records them in percent)."""
     # lazy: scikit-learn takes seconds to import and only this function needs it
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -108,10 +110,10 @@ def detection_figures(in_scores: Tensor, out_scores: Tensor, tpr: float = TPR) -
     scores = numpy.concatenate([in_array, out_array])
     in_distribution = numpy.concatenate([numpy.ones(len(in_array)), numpy.zeros(len(out_array))])
     return {
-        "auroc": 100.0 * float(roc_auc_score(in_distribution, scores)),
-        "aupr_in": 100.0 * float(average_precision_score(in_distribution, scores)),
-        "aupr_out": 100.0 * float(average_precision_score(1.0 - in_distribution, -scores)),
-        f"fpr{100.0 * tpr:g}".replace(".", "_"): 100.0 * fpr_at_tpr(in_scores, out_scores, tpr),
+        "auroc": float(roc_auc_score(in_distribution, scores)),
+        "aupr_in": float(average_precision_score(in_distribution, scores)),
+        "aupr_out": float(average_precision_score(1.0 - in_distribution, -scores)),
+        f"fpr{100.0 * tpr:g}".replace(".", "_"): fpr_at_tpr(in_scores, out_scores, tpr),
     }
 
 
@@ -135,4 +137,4 @@ def ood_figures(
     for name, score in scores.items():
         for figure, value in detection_figures(score(in_logits), score(out_logits), tpr).items():
             figures[f"ood_{name}_{figure}"] = value
-    return figures
+    return in_units(figures)

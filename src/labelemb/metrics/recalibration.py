@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from .calibration import BINS, measure_calibration
+from .figures import in_units
 
 #: The maps, by the name their figures carry (``recal_dirichlet_ece``).
 MAPS = ("vector", "dirichlet", "binning", "isotonic")
@@ -273,8 +274,7 @@ def map_figures(log_probabilities: Tensor, labels: Tensor, prefix: str) -> dict[
     calibration = measure_calibration(log_probabilities, labels).figures()
     figures = {f"{prefix}_{figure}": calibration[figure] for figure in MAP_FIGURES if figure in calibration}
     wrong = log_probabilities.argmax(-1) != labels.detach().cpu().long()
-    figures[f"{prefix}_error"] = 100.0 * float(wrong.double().mean())
-    return figures
+    return {**figures, **in_units({f"{prefix}_error": float(wrong.double().mean())})}
 
 
 def recalibration_figures(

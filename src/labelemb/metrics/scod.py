@@ -21,11 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .figures import SCOD_CURVE, in_units
 from .ood import SCORES
 from .selective import augrc, aurc, correct_predictions, risk_at_coverages
-
-#: The key of the MSP's SCOD risk-coverage curve in an OOD set's figures.
-SCOD_CURVE = "scod_msp_risk_curve"
 
 
 def scod_correct(in_logits: Tensor, in_labels: Tensor, out_count: int) -> Tensor:
@@ -53,9 +51,9 @@ def scod_figures(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) -> di
     figures: dict[str, float] = {}
     for name, score in SCORES.items():
         confidence = torch.cat([score(in_logits), score(out_logits)])
-        figures[f"scod_{name}_aurc"] = 100.0 * aurc(confidence, correct)
-        figures[f"scod_{name}_augrc"] = 100.0 * augrc(confidence, correct)
-    return figures
+        figures[f"scod_{name}_aurc"] = aurc(confidence, correct)
+        figures[f"scod_{name}_augrc"] = augrc(confidence, correct)
+    return in_units(figures)
 
 
 def scod_risk_curve(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) -> dict[str, list[float]]:
@@ -70,4 +68,4 @@ def scod_risk_curve(in_logits: Tensor, in_labels: Tensor, out_logits: Tensor) ->
     msp = SCORES["msp"]
     confidence = torch.cat([msp(in_logits), msp(out_logits)])
     curve = risk_at_coverages(confidence, scod_correct(in_logits, in_labels, len(out_logits)))
-    return {SCOD_CURVE: [100.0 * float(risk) for risk in curve]}
+    return in_units({SCOD_CURVE: curve})

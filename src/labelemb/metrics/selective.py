@@ -39,6 +39,7 @@ import numpy
 import torch
 from torch import Tensor
 
+from .figures import RISK_CURVE, in_units
 from .softmax import softmax_parts
 
 #: The coverage :func:`risk_at_coverage` reads the risk at, and the risk :func:`coverage_at_risk`
@@ -48,8 +49,6 @@ RISK = 0.05
 
 #: The coverages of a run's recorded risk-coverage curve (:func:`msp_risk_curve`): 0, 0.01, ..., 1.
 CURVE_COVERAGES = numpy.linspace(0.0, 1.0, 101)
-#: The key of that curve in a run's evaluation (``evaluation.json``'s ``test``).
-RISK_CURVE = "selective_msp_risk_curve"
 
 #: One number per example: a tensor, an array or a list.
 Values = Tensor | numpy.ndarray | Sequence[float]
@@ -257,14 +256,14 @@ def confidence_figures(
     """AURC, AUGRC, risk at ``coverage`` and coverage at ``risk`` of one confidence score, named
     ``<prefix>_aurc``, ``<prefix>_augrc``, ``<prefix>_risk_at_80``, ``<prefix>_coverage_at_5``
     (the numbers: ``coverage`` and ``risk`` in percent, a decimal point written ``_``). Each in
-    percent, as every share labelemb records (:mod:`labelemb.metrics.figures`)."""
+    its declared unit, percent (:func:`~labelemb.metrics.figures.in_units`)."""
     shares = {
         "aurc": aurc(confidence, correct),
         "augrc": augrc(confidence, correct),
         f"risk_at_{_percent_name(coverage)}": risk_at_coverage(confidence, correct, coverage),
         f"coverage_at_{_percent_name(risk)}": coverage_at_risk(confidence, correct, risk),
     }
-    return {f"{prefix}_{name}": 100.0 * share for name, share in shares.items()}
+    return in_units({f"{prefix}_{name}": share for name, share in shares.items()})
 
 
 def msp_risk_curve(logits: Tensor, labels: Tensor) -> dict[str, list[float]]:
@@ -275,7 +274,7 @@ def msp_risk_curve(logits: Tensor, labels: Tensor) -> dict[str, list[float]]:
     if not bool(torch.isfinite(logits).all()):
         return {}
     curve = risk_at_coverages(max_softmax(logits), correct_predictions(logits, labels))
-    return {RISK_CURVE: [100.0 * float(risk) for risk in curve]}
+    return in_units({RISK_CURVE: curve})
 
 
 def selective_figures(

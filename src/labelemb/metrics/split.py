@@ -8,7 +8,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .calibration import Calibration, measure_calibration
-from .figures import SCALED, SPLIT_FIGURES
+from .figures import SCALED, SPLIT_FIGURES, in_units
 from .selective import aurc, correct_predictions, max_softmax
 from .temperature import fit_and_measure
 
@@ -35,10 +35,11 @@ def split_figures(
         scaled = measure_calibration(logits / temperature, labels) if temperature else raw
     correct = correct_predictions(logits, labels)
     figures = {
-        "error": 100.0 * (1.0 - correct.double().mean().item()),
         **_calibration_figures(raw, ""),
         **_calibration_figures(scaled, SCALED),
-        "aurc": 100.0 * aurc(max_softmax(logits), correct),
+        **in_units(
+            {"error": 1.0 - correct.double().mean().item(), "aurc": aurc(max_softmax(logits), correct)}
+        ),
     }
     return temperature, {name: figures[name] for name in SPLIT_FIGURES}
 
