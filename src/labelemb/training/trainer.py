@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any, overload
 
 import torch
@@ -119,13 +118,10 @@ def train(
     trained: list[tuple[int, Summary | None]] = []
     for members, together in batched_groups(plans, batched):
         show = progress and plans[members[0]].config.train.progress
-        train_group = partial(
-            _train, dataset=dataset, show_progress=show, callbacks=handed, skip_held=not wait_for_held
-        )
-        if together:
-            trained += zip(members, train_group([plans[i] for i in members], stacked=True))
-        else:
-            trained += ((i, train_group([plans[i]], stacked=False)[0]) for i in members)
+        for group in [members] if together else [[i] for i in members]:
+            group_plans = [plans[i] for i in group]
+            results = _train(group_plans, together, dataset, show, handed, skip_held=not wait_for_held)
+            trained += zip(group, results)
     held = [plans[i].folder for i, summary in trained if summary is None]
     if held:
         raise RunHeld(held)
@@ -193,11 +189,11 @@ def preflight(plans: Sequence[RunPlan], *, callbacks: Callback | None = None) ->
 
 def _train(
     plans: list[RunPlan],
-    *,
     stacked: bool,
     dataset: Dataset | TextDataset | None,
     show_progress: bool,
     callbacks: Sequence[Callback],
+    *,
     skip_held: bool,
 ) -> list[Summary | None]:
     """Train ``plans`` (side by side where ``stacked`` and they stand at the same step).
