@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from .figures import in_units
+from .figures import in_units, percent_of
 
 
 def memorisation_figures(logits: Tensor, noisy: Tensor, clean: Tensor) -> dict[str, float]:
@@ -74,7 +74,7 @@ def disputed_figures(logits: Tensor, disputed: Tensor) -> dict[str, float]:
     order = torch.argsort(confidence, stable=True)
     rank = torch.empty(count, dtype=torch.float64)
     rank[order] = torch.arange(count, dtype=torch.float64)
-    percentile = 100.0 * rank[disputed.cpu()] / count
+    percentile = percent_of(rank[disputed.cpu()], count)
     chosen = torch.zeros(count, dtype=torch.bool)
     chosen[disputed.cpu()] = True
     figures = {"median_rank": float(percentile.quantile(0.5))}

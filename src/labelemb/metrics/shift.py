@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from .figures import percent_of
+
 
 def mean_corruption_error(
     errors: Mapping[tuple[str, int], float], base: Mapping[tuple[str, int], float]
@@ -27,4 +29,4 @@ def mean_corruption_error(
         totals[name][1] += error
     if not totals or any(base_total == 0 for _, base_total in totals.values()):
         return None
-    return 100.0 * math.fsum(total / base_total for total, base_total in totals.values()) / len(totals)
+    return percent_of(math.fsum(total / base_total for total, base_total in totals.values()), len(totals))

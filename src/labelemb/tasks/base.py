@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import methods
 from ..data import Split
+from ..metrics.figures import in_units
 from .scoring import Scoring
 
 #: Model inputs -> prediction scores ``(N, num_classes)``, in evaluation mode.
@@ -180,7 +181,7 @@ def chance_errors(dev: Any, test: Any) -> dict[str, float]:
     for name, split in (("dev", dev), ("test", test)):
         if split is not None and len(split):
             counts = torch.bincount(split.labels.reshape(-1).cpu().clamp(min=0))
-            levels[f"{name}_error"] = 100.0 * (1.0 - float(counts.max()) / float(counts.sum()))
+            levels.update(in_units({f"{name}_error": 1.0 - float(counts.max()) / float(counts.sum())}))
     return levels
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
+from ..metrics.figures import percent_of
 from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
 from .calibration import (
     CALIBRATION_FIELDS,
@@ -159,4 +160,4 @@ class Classification:
                 calibration.add(logits, labels)
             if keep is not None:
                 keep.append(logits.float().cpu())
-        return 100.0 * wrong.item() / len(split)
+        return percent_of(wrong.item(), len(split))

@@ -20,6 +20,7 @@ from ..data import Split
 from ..data.base import epoch_permutation
 from ..data.text.classes import TextClassDataset, TextClassSplit
 from ..data.text.corpus import length_grouped_order
+from ..metrics.figures import in_units
 from ..rundir import VOCABULARY_FILE
 from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
 from .calibration import (
@@ -172,7 +173,7 @@ class TextClassification:
             logits = self.split_logits(predict, split)
             predictions, labels = logits.argmax(-1), split.labels.cpu()
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
-            results[f"{name}_error"] = 100.0 * float((predictions != labels).double().mean())
+            results.update(in_units({f"{name}_error": float((predictions != labels).double().mean())}))
             if name == "dev":
                 can_be_selected = selectable(results)
                 if can_be_selected:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metrics.figures import percent_of
+
 INSTALL_HINT = 'pip install "labelemb[seq2seq]" (sacrebleu and rouge-score)'
 
 
@@ -53,7 +55,7 @@ def rouge(hypotheses: list[list[str]], references: list[list[str]]) -> dict[str,
         scores = scorer.score(encoded(reference), encoded(hypothesis))  # (target, prediction)
         for name in totals:
             totals[name] += scores[name].fmeasure
-    return {name: 100.0 * total / len(hypotheses) for name, total in totals.items()}
+    return {name: percent_of(total, len(hypotheses)) for name, total in totals.items()}
 
 
 def _check_pairs(hypotheses: list[list[str]], references: list[list[str]]) -> None:
