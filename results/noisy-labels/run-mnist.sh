@@ -8,7 +8,9 @@ DATA=${LABELEMB_DATA:?set LABELEMB_DATA to the folder holding noisy-labels/}
 METHODS=${METHODS:-onehot,label_smoothing,nls,label_embedding,gce,sce,elr,coteaching,forward_t}
 SETTINGS=${SETTINGS:-clean sparse-low uniform-low random-low sparse-high uniform-high random-high}
 for setting in $SETTINGS; do
-  noise=""
+  # The right labels tell Co-teaching their noise rate, 0, as its forget rate (a run on them knows
+  # no noise to take it from); each noisy setting's runs are told their own rate.
+  noise="forget_rate=0"
   if [ "$setting" != clean ]; then
     noise="noise.kind=file noise.labels=$DATA/noisy-labels/wei-liu-2021/mnist-$setting.npy"
   fi
