@@ -45,16 +45,12 @@ class Single:
         checkpoint = run.checkpoint
         if checkpoint is not None and self.options.generator is not None and "augment_rng" in checkpoint:
             self.options.generator.set_state(checkpoint["augment_rng"])
-        # What runs the training steps; the run's own modules stay what is evaluated and saved.
-        self.model: nn.Module = run.model
-        self.method: nn.Module = run.method
         # The data's labels were checked when read and the task's rows all count: the step reads
         # nothing on the host (a run that diverges is told when it ends, from its test outputs).
         methods.trust_batches(run.method)
-        self.model, self.method = (
-            plan.steps.compiled(run.model, device),
-            plan.steps.compiled(run.method, device),
-        )
+        # What runs the training steps; the run's own modules stay what is evaluated and saved.
+        self.model: nn.Module = plan.steps.compiled(run.model, device)
+        self.method: nn.Module = plan.steps.compiled(run.method, device)
         self.stepper: nn.Module | None = None
         if self.processes.world_size > 1:
             # Buffers stay per process: methods all-reduce their own statistics (OLS counts, ...),
