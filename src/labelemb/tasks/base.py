@@ -135,9 +135,9 @@ class Task(Protocol):
         """The model inputs and the targets of ``split[index]`` (``index`` may lead with a seed dimension)."""
         ...
 
-    def rows(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """The backbone's output and the targets as the method's rows."""
-        ...
+    #: The backbone's output and the targets as the method's rows (a sequence task keeps the
+    #: counted positions); None where they are the method's rows as they come (one per example).
+    rows: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None
 
     def work(self, split: Any, index: Tensor) -> float:
         """What a training step's cost grows with, for the examples ``split[index]``: how many
