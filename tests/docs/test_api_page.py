@@ -25,4 +25,4 @@ def test_the_runs_you_built_yourself_example_trains_three_seeds(tmp_path, monkey
     assert all(0.0 <= summary["selected_test_error"] <= 100.0 for summary in summaries)
     assert all(summary["epochs_trained"] == 3 for summary in summaries)
     # The three seeds of one config stack: they trained side by side, as the text says.
-    assert all(summary["batched_seeds"] == 3 for summary in summaries), [s["batched_seeds"] for s in summaries]
+    assert all(summary["batched_seeds"] == 3 for summary in summaries), summaries[0]["batched_seeds"]
