@@ -217,7 +217,7 @@ def test_another_backbone_builds_its_own_cache(small_config, digits, cache):
 
 def methods_for_frozen() -> list[str]:
     # label_embedding_fixed needs a finished label_embedding run: covered by its own tests.
-    return [name for name in methods.available() if name != "label_embedding_fixed"]
+    return [name for name in methods.serving("class") if name != "label_embedding_fixed"]
 
 
 @pytest.mark.parametrize("method", methods_for_frozen())

@@ -151,12 +151,13 @@ def test_labels_of_mixed_types_name_both_lines(tmp_path):
         load_files(tmp_path, format="json", train="train.jsonl", test="test.jsonl")
 
 
-def test_a_list_of_labels_is_refused_as_multi_label(tmp_path):
+def test_a_list_of_labels_under_the_label_column_says_to_name_it_the_tags_column(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", table()[:3] + [("x", ["a", "b"])] + table()[3:])
     write_jsonl(tmp_path / "test.jsonl", table(1))
     with pytest.raises(
         DataError,
-        match=r"train\.jsonl, line 4: the label is a list \(\['a', 'b'\]\); each row needs exactly one",
+        match=r"train\.jsonl, line 4: the label is a list \(\['a', 'b'\]\); a row of several labels is "
+        r"a tag set: name the column as data\.files\.tags_column",
     ):
         load_files(tmp_path, format="json", train="train.jsonl", test="test.jsonl")
 

@@ -14,11 +14,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from labelemb import methods
-from labelemb.methods.abilities import Chunked, EpochState, ReadsDev, Stackable
+from labelemb.methods.abilities import Chunked, EpochState, MultiHot, ReadsDev, Stackable
 from labelemb.methods.base import LinearOutputMethod, Method, gold
 from labelemb.methods.targets import TargetMethod, weighted_sum
 
-ABILITIES = {Stackable: "stackable", Chunked: "chunkable", ReadsDev: "reads_dev", EpochState: "epoch_state"}
+ABILITIES = {
+    Stackable: "stackable",
+    Chunked: "chunkable",
+    ReadsDev: "reads_dev",
+    EpochState: "epoch_state",
+    MultiHot: "multi_hot",
+}
 
 
 def test_every_method_s_abilities_are_its_mixins_and_its_attributes():

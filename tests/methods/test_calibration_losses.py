@@ -509,7 +509,8 @@ def test_the_methods_are_registered_with_their_presets_traits_and_spaces():
         cls = methods.method_class(name)
         assert cls.stackable and cls.chunkable and "chunk_size" in methods.options(name)
         assert name in methods.serving("token") and name in methods.serving("class")
-        assert cls.cannot_serve == {}
+        # every row kind but tag sets, which focal's sigmoid form serves and the others refuse
+        assert set(cls.cannot_serve) == ({"tags"} - cls.serves)
     assert set(search_space("focal")) == {"gamma"}
     assert search_space("flsd53") == {}  # its gammas are fixed by the preset
     assert set(search_space("mbls")) == {"margin", "alpha"}

@@ -311,7 +311,7 @@ def one_step(model: nn.Module, method: methods.Method) -> float:
     return output.loss.item()
 
 
-@pytest.mark.parametrize("name", methods.available())
+@pytest.mark.parametrize("name", methods.serving("class"))
 def test_one_step_with_every_method(pretrained_backbone, name):
     model = copy.deepcopy(pretrained_backbone)
     method = methods.build(

@@ -325,7 +325,7 @@ def test_selection_by_dev_error_or_by_dev_macro_f1(tmp_path, texts):
 
 def methods_for_texts() -> list[str]:
     # label_embedding_fixed needs a finished label_embedding run: its own test.
-    return [name for name in methods.available() if name != "label_embedding_fixed"]
+    return [name for name in methods.serving("class") if name != "label_embedding_fixed"]
 
 
 @pytest.mark.parametrize("method", methods_for_texts())

@@ -264,7 +264,7 @@ STACKED_METHODS = [
 
 def test_the_stacked_method_test_covers_every_registered_method():
     # Presets (lwal10, ...) are their class with other options: the class is what is checked.
-    classes = {methods.method_class(name) for name in methods.available()}
+    classes = {methods.method_class(name) for name in methods.serving("class")}
     assert classes == {methods.method_class(name) for name, _ in STACKED_METHODS}
     assert all(cls.stackable for cls in classes)
 

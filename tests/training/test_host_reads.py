@@ -73,7 +73,7 @@ DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 def test_the_host_read_test_covers_every_registered_method():
-    classes = {methods.method_class(name) for name in methods.available()}
+    classes = {methods.method_class(name) for name in methods.serving("class")}
     assert classes <= {methods.method_class(name) for name, _ in EVERY_METHOD}
 
 

@@ -171,8 +171,9 @@ def check_data_fits_model(config: RunConfig) -> None:
     check_sections(config)
     yields = dataset_yields(name, config.data_sections())
     reads = models.model_inputs(config.model.name)
-    if reads != yields:
-        readers = [m for m in models.available() if models.model_inputs(m) == yields]
+    inputs = tasks.input_kind(yields)
+    if reads != inputs:
+        readers = [m for m in models.available() if models.model_inputs(m) == inputs]
         holders = [d for d in data.DATASETS.names() if dataset_yields(d) == reads]
         raise ConfigError(
             f"data {name!r} is {data_kind(yields)}: it needs model.name="
@@ -240,10 +241,10 @@ def check_shift(config: RunConfig, yields: str) -> None:
 def check_freezable(config: RunConfig, yields: str) -> None:
     """``model.freeze`` trains a head on features computed once: one label per example, and no
     per-batch change of the inputs (random crops and flips would need the backbone every step)."""
-    if yields not in ("images", "texts"):
+    if yields not in ("images", "texts", "tagged texts"):
         raise ConfigError(
-            f"model.freeze trains a classifier on fixed features: it serves images and texts with one "
-            f"label each, not {data_kind(yields)}; set model.freeze: false"
+            f"model.freeze trains a classifier on fixed features: it serves images and texts, not "
+            f"{data_kind(yields)}; set model.freeze: false"
         )
     augment = config.data.augment
     if augment.crop_padding or augment.flip:

@@ -18,7 +18,8 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split of a data set: ``inputs`` (N, ...) and labels int64 (N,).
+    """One split of a data set: ``inputs`` (N, ...) and ``labels``, int64 class ids (N,) or, for
+    multi-label data, bool tag sets (N, K): True where example n carries tag k.
 
     The inputs are whatever the task's backbone reads: images float32 (N, C, H, W) in [0, 1] for
     the image data sets, token ids or precomputed features for others.
@@ -31,10 +32,12 @@ class Split:
         # Catch loader bugs here rather than as a shape error deep inside a training step.
         if self.inputs.dim() < 1:
             raise ValueError("Split.inputs must lead with the example dimension (N, ...), got a scalar")
-        if self.labels.dim() != 1 or self.labels.dtype != torch.int64:
+        class_ids = self.labels.dim() == 1 and self.labels.dtype == torch.int64
+        tag_sets = self.labels.dim() == 2 and self.labels.dtype == torch.bool
+        if not (class_ids or tag_sets):
             raise ValueError(
-                f"Split.labels must be int64 of shape (N,), got {self.labels.dtype} "
-                f"{tuple(self.labels.shape)}"
+                "Split.labels must be int64 class ids of shape (N,) or bool tag sets of shape (N, K), "
+                f"got {self.labels.dtype} {tuple(self.labels.shape)}"
             )
         if self.inputs.shape[0] != self.labels.shape[0]:
             raise ValueError(f"Split has {self.inputs.shape[0]} inputs but {self.labels.shape[0]} labels")
@@ -43,6 +46,11 @@ class Split:
     def images(self) -> torch.Tensor:
         """The inputs of an image split, (N, C, H, W)."""
         return self.inputs
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the labels are tag sets, bool (N, K), rather than class ids (N,)."""
+        return self.labels.dim() == 2
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -116,6 +124,11 @@ class Dataset:
         """Shape of one input, (C, H, W) for an image."""
         return tuple(int(d) for d in self.train.inputs.shape[1:])
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether each example carries a set of tags (bool (N, K) labels, K = ``num_classes``)."""
+        return self.train.multi_label
+
     def limited(self, count: int | None) -> Dataset:
         """This data set training on its first ``count`` examples only (all of them for None)."""
         if count is not None:
@@ -143,9 +156,21 @@ def epoch_permutation(seed: int, epoch: int, size: int) -> torch.Tensor:
     return torch.randperm(size, generator=generator)
 
 
+def labels_tensor(labels: np.ndarray) -> torch.Tensor:
+    """Labels as a split holds them: class ids as int64 (N,), tag sets (bool (N, K)) as they are."""
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.dtype == np.bool_:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(array.astype(np.int64))
+
+
 def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: str) -> None:
-    """Raise DataError if any label lies outside [0, num_classes); ``source`` names the file."""
+    """Raise DataError if any label lies outside [0, num_classes), or tag sets (bool (N, K)) are
+    not ``num_classes`` wide; ``source`` names the file."""
     arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if arr.ndim == 2:
+        _check_tag_sets(arr, num_classes, source)
+        return
     if arr.size == 0:
         return
     bad = (arr < 0) | (arr >= num_classes)
@@ -158,3 +183,13 @@ def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, source: st
             f"value {arr.ravel()[first]}). The file is corrupt or not the expected dataset: "
             "delete it and re-download, or pass --data-dir to a folder with the original files."
         )
+
+
+def _check_tag_sets(arr: np.ndarray, num_tags: int, source: str) -> None:
+    if arr.dtype != np.bool_:
+        raise DataError(
+            f"{source}: labels of shape {arr.shape} are read as tag sets, which are true/false, not "
+            f"{arr.dtype}; give class ids (N,), or tag sets as a bool (N, K) array"
+        )
+    if arr.shape[1] != num_tags:
+        raise DataError(f"{source}: tag sets of {arr.shape[1]} tags for {num_tags} tag names")

@@ -5,10 +5,10 @@ Build one by name with :func:`build`; list the names with :func:`available`.
 The top of this package is the contract and the machinery every method shares: ``base`` (the
 :class:`Method` contract, :class:`~labelemb.methods.base.Rows`), ``targets`` (the base of the
 methods that only change the target), ``abilities`` (the opt-in mixins a trainer asks for),
-``inputs`` (a batch's check), ``shared_options``, ``registry`` (the names), ``chunked`` (heads
-worked through in chunks of rows), ``finite``, ``processes``, ``per_example``, ``batch_shapes`` and
-``tensor_files``. Each other module is one method, and a method of several
-files is a package (``label_embedding/``).
+``inputs`` (a batch's check), ``multi_hot`` (a batch of tag sets), ``shared_options``,
+``registry`` (the names), ``chunked`` (heads worked through in chunks of rows), ``finite``,
+``processes``, ``per_example``, ``batch_shapes`` and ``tensor_files``. Each other module is one
+method, and a method of several files is a package (``label_embedding/``).
 
 There is one way in: every module of this package and of its subpackages is imported here, so a
 method file's ``@register`` is all it takes to add one. The method classes are read from the

@@ -4,7 +4,8 @@ bases, and the question a trainer asks with ``isinstance`` (or ``issubclass`` of
 - :class:`Stackable`: its code also runs on tensors stacked over seeds (the batched trainer);
 - :class:`Chunked`: a head worked through chunk by chunk of rows, for large label sets;
 - :class:`ReadsDev`: it reads the dev split's predictions at each epoch's end;
-- :class:`EpochState`: it keeps state that changes at each epoch's end.
+- :class:`EpochState`: it keeps state that changes at each epoch's end;
+- :class:`MultiHot`: it trains on multi-hot targets, a set of tags per row.
 
 Per-example state (:class:`~labelemb.methods.per_example.PerExampleState`) and gradient
 accumulation (:class:`~labelemb.methods.accumulation.GradientAccumulation`) are mixins of their own.
@@ -21,6 +22,8 @@ import abc
 from typing import Any, ClassVar
 
 from torch import Tensor
+
+from .rows import MethodOutput
 
 
 class Ability(abc.ABC):  # noqa: B024 (no abstract method: an ability is read through its attribute)
@@ -88,4 +91,29 @@ class EpochState(Ability):
 
     def on_epoch_end(self) -> None:
         """Swap the epoch's state (each seed's own, stacked); called once per epoch, without gradient."""
+        raise NotImplementedError
+
+
+class MultiHot(Ability):
+    """It trains on multi-hot targets: a ``torch.bool`` tag set per row, ``(N, K)`` (stacked seeds:
+    ``(S, N, K)``), True where the row carries tag ``k``, with ``K = num_classes``. ``forward`` takes
+    such a target down the multi-hot path (:mod:`labelemb.methods.multi_hot`), which checks its shape
+    and calls :meth:`tag_loss`; the kinds of rows the method serves (``serves``) then include
+    ``"tags"``. A method without the mixin refuses a tag set with the reason it gives in its
+    ``cannot_serve["tags"]``."""
+
+    trait = "multi_hot"
+    multi_hot: ClassVar[bool] = True
+
+    def tag_outputs(self, features: Tensor) -> Any:
+        """What the head makes of the features for :meth:`tag_loss`: ``head_outputs`` by default."""
+        return self.head_outputs(features)  # type: ignore[attr-defined]
+
+    def tag_loss(self, outputs: Any, tags: Tensor, features: Tensor) -> MethodOutput:
+        """The step's loss on a batch of tag sets: ``outputs`` are the method's :meth:`tag_outputs` of
+        the features (its per-tag logits ``(..., N, K)`` by default), ``tags`` the bool ``(..., N, K)``
+        targets, ``features`` the batch as given. The loss sums over the tags and averages over the
+        rows (:func:`labelemb.methods.multi_hot.tag_mean`; one per seed, stacked); the logits
+        returned are each tag's raw logit (a tag's probability is its sigmoid); the terms are
+        detached by the caller. Every row counts: a non-finite value makes the loss so."""
         raise NotImplementedError

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from .multi_hot import is_tag_target
 from .processes import per_process_share, world_size
 from .rows import MethodOutput
 
@@ -57,8 +58,9 @@ class GradientAccumulation:
         method with terms of the batch as a whole overrides it (``label_embedding``) or leaves
         them a micro-batch's (``lwal``'s class means, :attr:`accumulation_caveat`).
         ``step_start`` says whether the micro-batch is the first of its optimiser step; None
-        leaves it to :meth:`starts_step`.
+        leaves it to :meth:`starts_step`. Tag sets (multi-hot targets) are refused for now.
         """
+        self._refuse_tag_sets(target)
         out = self.batch_loss(features, target, index=index)
         # The method divided its sum by this count (all processes' over their number, a collective
         # every process reaches here): multiplying by it gives the micro-batch's sum back.
@@ -78,6 +80,7 @@ class GradientAccumulation:
         batch of all its micro-batches, batch-wide terms included, when every micro-batch counts as
         many rows as this one: no micro-batch knows the sizes of those still to come.
         """
+        self._refuse_tag_sets(target)
         processes = world_size()
         counted = per_process_share((target != self.ignore_index).sum().to(features.dtype)) * processes
         # A micro-batch whose every row is ignored on every process: a zero loss, not 0 / 0.
@@ -86,6 +89,15 @@ class GradientAccumulation:
             features, target, num_items, index=index, step_start=micro_batch.position == 0
         )
         return MethodOutput(out.loss * (micro_batch.divisor * processes), out.logits, out.terms)
+
+    def _refuse_tag_sets(self, target: Tensor) -> None:
+        # The rows a micro-batch counts are read from class targets (those not ignore_index); a tag
+        # set's count is its rows, a rule not written yet, and a wrong count would scale the step.
+        if is_tag_target(target):
+            raise NotImplementedError(
+                f"{self.name or type(self).__name__}: gradient accumulation over micro-batches of "
+                "multi-hot targets (tag sets) is not supported yet; train with one batch a step"
+            )
 
     def warn_inexact_accumulation(self, micro_batches: int) -> None:
         """Warns, in one line, when ``micro_batches`` accumulated micro-batches cannot give this

@@ -42,6 +42,14 @@ class AdaptiveConditionalLabelSmoothing(Stackable, Chunked, TargetMethod):
     - 2 neg_lambda / (m - 1) g)`` (``g`` is 0 at the largest logit).
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its regulariser holds down the largest logit of one softmax over mutually exclusive "
+            "classes and lifts the others to within a margin of it; a tag set's sigmoids are "
+            "independent, with several tags that should all score high"
+        )
+    }
+
     # alpha, the regulariser's weight (constructor: >= 0): 0.1 (theirs) inside, 1.0 the top; below 0.01
     # the squared hinges barely act beside the cross-entropy. Log.
     # margin, the logit level and gap the hinges allow (constructor: >= 0): 10 (theirs) inside; at 0

@@ -65,7 +65,12 @@ class AdaFocal(Stackable, Chunked, ReadsDev, TargetMethod):
         "token": (
             "its gammas follow the dev split's classified examples at each epoch's end, and a sequence "
             "task decodes its dev split instead"
-        )
+        ),
+        "tags": (
+            "its gammas are binned by the gold class's softmax probability and moved by the dev "
+            "split's top-1 confidence and accuracy; a tag set has no one gold class or top-1 "
+            "prediction"
+        ),
     }
     # lam, the update's step (constructor: >= 0): their 1 inside. A bin's calibration gap is at most 1,
     # so below 0.1 a gamma moves by under 10 % an epoch, next to a fixed per-bin focal loss; past 10 one

@@ -16,12 +16,13 @@ from torch import Tensor, nn
 
 from ..search_spaces import Space
 from ..stacking import linear
-from .abilities import EpochState
+from .abilities import EpochState, MultiHot
 from .accumulation import GradientAccumulation, MicroBatch
 from .batch_shapes import BatchShape
 from .chunked import check_chunk_size, chunked_linear_loss, rows_per_chunk
 from .finite import trust_batches
 from .inputs import LabelRangeError, check_batch
+from .multi_hot import is_tag_target, tag_step
 from .rows import MethodOutput, Rows, gold
 from .shared_options import list_shared_options
 
@@ -39,8 +40,25 @@ __all__ = [
 ]
 
 #: The kinds of rows a method can turn into a loss: "class", one example of a classification task
-#: a row, and "token", one target token of a sequence model a row (a vocabulary wide).
-ROW_KINDS = ("class", "token")
+#: a row, "token", one target token of a sequence model a row (a vocabulary wide), and "tags", one
+#: example of a multi-label task a row, its target a multi-hot tag set (:mod:`labelemb.methods.multi_hot`).
+ROW_KINDS = ("class", "token", "tags")
+#: What a method serves unless it says otherwise: single-label rows. Tag sets it serves only by the
+#: :class:`~labelemb.methods.abilities.MultiHot` mixin.
+SINGLE_LABEL_ROWS = frozenset({"class", "token"})
+
+
+def _rows_served(cls: type) -> frozenset[str]:
+    """The kinds of rows ``cls`` serves: those it declares, with "tags" where, and only where, it
+    has the MultiHot ability (declaring "tags" without the mixin is refused: it would grant nothing)."""
+    declared = cls.__dict__.get("serves", frozenset())
+    if "tags" in declared and not issubclass(cls, MultiHot):
+        raise TypeError(
+            f"{cls.__name__} lists 'tags' in serves but is no MultiHot: list "
+            "labelemb.methods.abilities.MultiHot among its bases (and write tag_loss), or drop 'tags'"
+        )
+    single_label = cls.serves - {"tags"}
+    return single_label | {"tags"} if issubclass(cls, MultiHot) else single_label
 
 
 class Method(GradientAccumulation, nn.Module):
@@ -56,7 +74,8 @@ class Method(GradientAccumulation, nn.Module):
     and :meth:`label_representation`. A method that only changes the target of a linear layer
     writes less: :class:`~labelemb.methods.targets.TargetMethod`. What a method can do beyond this
     it opts in to with a mixin of :mod:`labelemb.methods.abilities` (stacked seeds, a chunked head,
-    the dev split's predictions, state swapped at each epoch's end) or
+    the dev split's predictions, state swapped at each epoch's end, tag sets: a bool target takes
+    the multi-hot path of :mod:`labelemb.methods.multi_hot` to the method's ``tag_loss``) or
     :class:`~labelemb.methods.per_example.PerExampleState`.
 
     Options: a subclass's constructor takes its own options as keyword-only arguments and hands
@@ -83,8 +102,10 @@ class Method(GradientAccumulation, nn.Module):
     chunkable: bool = False
     reads_dev: ClassVar[bool] = False
     epoch_state: ClassVar[bool] = False
-    #: The kinds of rows (:data:`ROW_KINDS`) the method can be the output layer for.
-    serves: ClassVar[frozenset[str]] = frozenset(ROW_KINDS)
+    multi_hot: ClassVar[bool] = False
+    #: The kinds of rows (:data:`ROW_KINDS`) the method can be the output layer for: a class declares
+    #: its single-label ones, and "tags" is added where it is a MultiHot (the one way in).
+    serves: ClassVar[frozenset[str]] = SINGLE_LABEL_ROWS
     #: Why the method cannot serve a kind of rows, for each kind that ``serves`` leaves out.
     cannot_serve: ClassVar[dict[str, str]] = {}
     #: The options worth tuning and the range each is searched over (:class:`labelemb.search_spaces.Space`);
@@ -143,6 +164,7 @@ class Method(GradientAccumulation, nn.Module):
                 f"{cls.__name__} writes on_epoch_end but is no EpochState: list "
                 "labelemb.methods.abilities.EpochState among its bases, or the trainer never calls it"
             )
+        cls.serves = _rows_served(cls)
         init = cls.__dict__.get("__init__")
         if init is not None:
             list_shared_options(init, Method.__init__, chunked=cls.chunkable)
@@ -158,7 +180,9 @@ class Method(GradientAccumulation, nn.Module):
         ``index`` is each example's position in the training set, for a method that
         :attr:`needs_index`. Taken in chunks of rows where :meth:`chunking` says so. While an
         adapter says the batch is a micro-batch (:attr:`micro_batch`), a training step returns
-        :meth:`accumulated_loss`.
+        :meth:`accumulated_loss`. A ``torch.bool`` target ``(N, K)`` is a tag set per row, for a
+        method that trains on them (:class:`~labelemb.methods.abilities.MultiHot`; see
+        :mod:`labelemb.methods.multi_hot`).
         """
         micro_batch = self.micro_batch
         if micro_batch is not None and self.training and torch.is_grad_enabled():
@@ -167,6 +191,8 @@ class Method(GradientAccumulation, nn.Module):
 
     def batch_loss(self, features: Tensor, target: Tensor, *, index: Tensor | None = None) -> MethodOutput:
         """The step of ``forward`` with the batch as the whole step: the method's own mean over it."""
+        if is_tag_target(target):
+            return tag_step(self, features, target)
         chunk_rows = self.chunking(features)
         if chunk_rows is None:
             rows, outputs = self.check_inputs(features, target, self.head_outputs)

@@ -66,6 +66,14 @@ class SoftBootstrapping(Bootstrapping):
     the logits is ``p - beta onehot(y) - (1 - beta) sg(p)``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its target mixes the one-hot label with the prediction's softmax distribution over "
+            "mutually exclusive classes (b = p); a tag set has no one-hot label, and its sigmoids are "
+            "no distribution"
+        )
+    }
+
     def __init__(
         self, in_features: int, num_classes: int, *, beta: float = 0.95, detach: bool = False, **options: Any
     ) -> None:
@@ -82,6 +90,13 @@ class HardBootstrapping(Bootstrapping):
     """Hard bootstrapping, ``b = onehot(argmax_k p_k)``: ``L = beta H(y, p) - (1 - beta) max_k log p_k``
     (``beta = 0.8``, the paper's). The argmax is a constant of the logits (piecewise), so the target
     gets no gradient whether it is detached or not; a tie takes the first class."""
+
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its target mixes the one-hot label with the one predicted class, onehot(argmax p); a tag "
+            "set may hold several tags, and its sigmoids predict none without a threshold"
+        )
+    }
 
     def __init__(self, in_features: int, num_classes: int, *, beta: float = 0.8, **options: Any) -> None:
         super().__init__(in_features, num_classes, beta=beta, **options)

@@ -30,6 +30,13 @@ class ConfidencePenalty(Stackable, Chunked, TargetMethod):
     ``p - onehot(y) + beta p (log p + H(p))``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "it penalises the entropy of one softmax distribution over mutually exclusive classes; a "
+            "tag set's sigmoids are K independent binary predictions, with no such distribution"
+        )
+    }
+
     # beta, the entropy bonus's weight (constructor: >= 0): 0.1 (our default) inside. Log: it matters
     # by orders of magnitude; from about 2 the bonus (up to beta log m) outweighs the cross-entropy
     # and flattens the predictions, below 0.01 it does next to nothing.

@@ -61,7 +61,12 @@ class CoTeaching(Stackable, EpochState, Method):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its two networks are two copies of the backbone, and a sequence model's target "
-        "tokens are rows of one decoder pass"
+        "tokens are rows of one decoder pass",
+        "tags": (
+            "each network keeps the rows of smallest cross-entropy to their one (possibly wrong) "
+            "label for the other; ranking rows by a tag set's loss is a different method, not built "
+            "here"
+        ),
     }
     # forget_rate, tau (constructor: [0, 1)): 0 is two networks trained on every row; the paper's
     # noise rates are 0.2 to 0.5 (their code's tau), and past 0.6 most of every batch is left out.

@@ -39,7 +39,11 @@ class ClassWiseSelfKnowledgeDistillation(Stackable, LinearOutputMethod):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its batches are pairs of training examples of the same class, which the training loop "
-        "builds for classification data; the tokens of a sequence are not such examples"
+        "builds for classification data; the tokens of a sequence are not such examples",
+        "tags": (
+            "its batches pair an example with another of the same class, which the training loop "
+            "draws by class label; an example with a tag set has no one class to pair it by"
+        ),
     }
     # temperature T (constructor: > 0): the paper searched {1, 4} and uses 4; below 1 the teacher is
     # sharper than the model's own prediction, past 8 it is close to uniform for the usual logits and

@@ -42,6 +42,13 @@ class DualFocalLoss(Stackable, Chunked, TargetMethod):
     ``w^gamma (p - onehot(y)) + c (p_j (onehot(j) - p) - p_y (onehot(y) - p))``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its weight reads the gold class's softmax probability and the largest one ranked below "
+            "it; a tag set has no one gold class, and independent sigmoids no ranking against it"
+        )
+    }
+
     # gamma, the focusing exponent (constructor: >= 0): 0 is cross-entropy; their README's tuned values
     # (2.3 to 6.1 over four networks and three data sets) and our default 5 inside. The weight's base
     # 1 - p_y + p_j stays near 1 while a runner-up is close, so larger gammas than focal's still

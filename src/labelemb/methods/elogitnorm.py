@@ -75,7 +75,11 @@ class ELogitNorm(Stackable, LinearOutputMethod):
     serves: ClassVar[frozenset[str]] = frozenset({"class"})
     cannot_serve: ClassVar[dict[str, str]] = {
         "token": "its scale needs the distances between every pair of the m classes' weight rows "
-        "(m x m: a vocabulary's is too large)"
+        "(m x m: a vocabulary's is too large)",
+        "tags": (
+            "its scale is the distance to the decision boundaries between the predicted class (argmax "
+            "z) and each other class of one softmax; independent tags have no one predicted class"
+        ),
     }
     #: Hyperparameter-free: tuning searches only the shared keys (train.lr, ...).
     search_space: ClassVar[dict[str, Space]] = {}

@@ -55,7 +55,12 @@ class EarlyLearningRegularization(Stackable, EpochState, PerExampleState, Linear
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps a running target per training example (per-example state, indexed by the "
-        "example's position); a token row has no such index, and N_tokens x V targets would not fit"
+        "example's position); a token row has no such index, and N_tokens x V targets would not fit",
+        "tags": (
+            "its per-example target is a running average of the softmax distribution, and its "
+            "regulariser, the log of one minus that target's inner product with p, needs that one "
+            "distribution; a tag set's sigmoids are no distribution"
+        ),
     }
     # beta, the targets' momentum (constructor: [0, 1)): the authors' 0.7 (CIFAR-10) and 0.9 (CIFAR-100,
     # asymmetric noise) inside; near 0 the target is this step's own prediction, and past 0.99 it moves

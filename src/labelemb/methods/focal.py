@@ -10,15 +10,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..search_spaces import Space
-from .abilities import Chunked, Stackable
+from .abilities import Chunked, MultiHot, Stackable
 from .base import gold
 from .chunked import subtract_at_labels
+from .multi_hot import log_p_true, tag_mean
 from .registry import register
+from .rows import MethodOutput
 from .targets import TargetMethod
 
 
 @register("focal")
-class FocalLoss(Stackable, Chunked, TargetMethod):
+class FocalLoss(Stackable, Chunked, MultiHot, TargetMethod):
     """Cross-entropy weighted by ``(1 - p_y)^gamma``, differentiated in full::
 
         L = -(1 - p_y)^gamma log p_y,   p = softmax(z)
@@ -40,6 +42,14 @@ class FocalLoss(Stackable, Chunked, TargetMethod):
     see docs/methods.md). ``ce`` is logged beside it (weight 0 in the loss).
 
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient above in closed form.
+
+    Tag sets (multi-hot ``y`` in {0, 1}^K): the sigmoid focal loss of each tag, the paper's own
+    binary form (Lin et al., Section 3.2, Eq. 4 with ``p_t`` of Eq. 2; without alpha)::
+
+        L = mean_n sum_k -(1 - p_t)^gamma log p_t,   p_t = sigmoid(z_k) where y_k = 1, else 1 - sigmoid(z_k)
+
+    the weight differentiated as above; with ``gamma_low`` set, a tag whose ``sg(p_t) < p_low``
+    takes ``gamma_low`` (flsd53's rule, tag by tag). ``bce`` is logged beside it (weight 0).
     """
 
     # gamma, the focusing exponent (constructor: >= 0): 0 is cross-entropy, 3 (Mukhoti et al.'s
@@ -109,6 +119,13 @@ class FocalLoss(Stackable, Chunked, TargetMethod):
         factor = weight - gamma * log_p_y.exp() * log_p_y * weight / one_minus
         grad = subtract_at_labels(log_p.exp_(), label, 1.0).mul_(factor)
         return torch.cat([focal, -log_p_y], dim=1), grad
+
+    def tag_loss(self, logits: Tensor, tags: Tensor, features: Tensor) -> MethodOutput:
+        """``-(1 - p_t)^gamma log p_t`` of each tag, summed over the tags and averaged over the rows."""
+        log_p_t = log_p_true(logits, tags)
+        focal, _, _ = self.focal_terms(log_p_t)
+        loss = tag_mean(focal)
+        return MethodOutput(loss, logits, {"focal": loss, "bce": tag_mean(-log_p_t)})
 
 
 register("flsd53", gamma=3.0, gamma_low=5.0, p_low=0.2)(FocalLoss)

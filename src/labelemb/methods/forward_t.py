@@ -68,7 +68,12 @@ class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
 
     serves = frozenset({"class"})
     cannot_serve = {
-        "token": "its transition matrix is K x K: V x V over a vocabulary (10 GB at 50,000 words)"
+        "token": "its transition matrix is K x K: V x V over a vocabulary (10 GB at 50,000 words)",
+        "tags": (
+            "its transition matrix moves probability between mutually exclusive classes (a clean "
+            "class i read as the noisy label j); a tag set's noise turns tags on and off, which it "
+            "does not model"
+        ),
     }
     # Nothing is searched: T is given or estimated, and warmup_epochs matters only when it is
     # estimated (the noise a comparison generates tells T, and then it does nothing).

@@ -36,6 +36,13 @@ class GeneralizedCrossEntropy(Stackable, TargetMethod):
     rows by a threshold ``k`` every few epochs) is not implemented.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "it is a Box-Cox transform of the gold class's softmax probability p_y; a tag set has no "
+            "one gold class"
+        )
+    }
+
     # q, the Box-Cox exponent (constructor: (0, 1]): the paper's 0.7 inside; at 1 it is the MAE, which
     # underfits, and towards 0 the cross-entropy, whose robustness it gives up: at 0.1 the weight p_y^q
     # is above 0.93 wherever p_y > 0.5, next to the cross-entropy's 1.

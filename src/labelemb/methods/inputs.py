@@ -69,13 +69,7 @@ def check_shapes(method: Any, features: Tensor, target: Tensor) -> None:
     A method whose tensors are stacked over seeds (``stacked_seeds``, see
     :func:`labelemb.stacking.stack_modules`) takes ``(S, N, d)`` features and ``(S, N)`` targets.
     """
-    seeds = getattr(method, "stacked_seeds", None)
-    shape = "(N, {d})" if seeds is None else f"({seeds}, N, {{d}})"
-    if features.dim() != (2 if seeds is None else 3) or features.shape[-1] != method.in_features:
-        raise ValueError(
-            f"{type(method).__name__} expects features of shape {shape.format(d=method.in_features)}, "
-            f"got {tuple(features.shape)}; flatten sequences to (N, d) first"
-        )
+    check_features(method, features)
     if target.shape != features.shape[:-1]:
         raise ValueError(
             f"target must have shape {tuple(features.shape[:-1])} to match the features, "
@@ -83,6 +77,18 @@ def check_shapes(method: Any, features: Tensor, target: Tensor) -> None:
         )
     if target.dtype not in INTEGER_DTYPES:
         raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+
+
+def check_features(method: Any, features: Tensor) -> None:
+    """A readable error for features of the wrong shape: ``(N, in_features)``, or ``(S, N,
+    in_features)`` for a method stacked over ``S`` seeds."""
+    seeds = getattr(method, "stacked_seeds", None)
+    shape = "(N, {d})" if seeds is None else f"({seeds}, N, {{d}})"
+    if features.dim() != (2 if seeds is None else 3) or features.shape[-1] != method.in_features:
+        raise ValueError(
+            f"{type(method).__name__} expects features of shape {shape.format(d=method.in_features)}, "
+            f"got {tuple(features.shape)}; flatten sequences to (N, d) first"
+        )
 
 
 def rows_that_count(method: Any, features: Tensor, target: Tensor, checked: tuple[Tensor, ...]) -> Rows:

@@ -40,6 +40,13 @@ class LabelRelaxation(Stackable, Chunked, TargetMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient ``p - r`` in closed form.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its target is the set of distributions with at least 1 - alpha on the one gold class; a "
+            "tag set has no one gold class, and its sigmoids are no distribution"
+        )
+    }
+
     # alpha, the probability the relaxed label leaves to the other classes (constructor: [0, 1)): 0 is
     # cross-entropy, 0.1 (our default, label smoothing's epsilon) inside; above 0.4 a prediction
     # whose gold class holds 0.6 already counts as fitted, so the labels teach little on data a network

@@ -56,7 +56,12 @@ class LabelConfusionModel(Stackable, LinearOutputMethod):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its confusion layer is a dense m x m layer over the label similarities: V x V over "
-        "a vocabulary (10 GB at 50,000 words)"
+        "a vocabulary (10 GB at 50,000 words)",
+        "tags": (
+            "its simulated label distribution softens one gold label with a softmax over the classes, "
+            "softmax(alpha onehot(y) + c); a tag set has several labels and no one distribution to "
+            "soften"
+        ),
     }
     # alpha, the one-hot's weight inside the SLD's softmax (constructor: > 0): the gold class's mass
     # is e^alpha against at most e for each other class, so with 10 classes 2 leaves it about half

@@ -40,6 +40,13 @@ class LogitNorm(Stackable, Chunked, TargetMethod):
     the gradient in the logits is ``(g - z (z . g) / (n (n + eps))) / (tau (n + eps))``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "it normalises the logit vector of a softmax cross-entropy to one length to bound its "
+            "confidence; its paper defines no form for a tag set's independent sigmoids"
+        )
+    }
+
     # tau, the temperature (constructor: > 0): the normalised logits have length 1 / tau, so the gold
     # logit can stand at most sqrt(m / (m - 1)) / tau above all the others: at 0.2 ten classes reach p_y
     # of 0.96 at best, and above it the loss cannot fit its own labels; at 0.002 the length is 500 and

@@ -56,7 +56,11 @@ class LabelSmoothingPlusPlus(Stackable, LinearOutputMethod):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it learns an m x m matrix of target distributions: V x V over a vocabulary "
-        "(10 GB at 50,000 words)"
+        "(10 GB at 50,000 words)",
+        "tags": (
+            "it learns, for each class, a distribution over the other classes to smooth that class's "
+            "one-hot target with; a tag set has no one class whose distribution to take"
+        ),
     }
     # alpha, the target's mass on the learnt distribution (constructor: (0, 1), since the reverse
     # cross-entropy takes log alpha and log(1 - alpha)): 0.1 (the authors' default) inside; log, as

@@ -73,7 +73,12 @@ class LearningWithAdaptiveLabels(Stackable, Method):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its label vectors have 10 x m dimensions and are batch means per class: 500,000-wide "
-        "outputs over a 50,000-word vocabulary"
+        "outputs over a 50,000-word vocabulary",
+        "tags": (
+            "its label vectors are the batch's class means and it predicts the nearest one; an "
+            "example with several tags belongs to several class means at once, which its loss does "
+            "not define"
+        ),
     }
     # update_every, the period in steps of the label vectors' update (constructor: >= 1): 1 (Algorithm
     # 1's, every step) inside; the repel term acts on update steps only, so it thins out with the

@@ -55,7 +55,11 @@ class LearningWithRetrospection(Stackable, EpochState, PerExampleState, LinearOu
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps a soft label per training example (per-example state, indexed by the "
-        "example's position); a token row has no such index, and N_tokens x V soft labels would not fit"
+        "example's position); a token row has no such index, and N_tokens x V soft labels would not fit",
+        "tags": (
+            "its soft labels are each example's temperature-softened softmax distribution, distilled "
+            "by a KL divergence; a tag set's sigmoids are no one distribution"
+        ),
     }
     # k, epochs between soft-label updates (constructor: >= 1): 5 (the authors') and the LwAL paper's
     # 2 and 3 inside; 1 updates every epoch. Past 5 a run of tens of epochs updates a handful of times

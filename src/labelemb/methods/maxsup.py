@@ -40,6 +40,13 @@ class MaxSuppression(Stackable, Chunked, EpochState, LinearOutputMethod):
     Large label sets: ``chunk_size`` as for ``onehot``, with the gradient above in closed form.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "it penalises the top-1 logit of a softmax over mutually exclusive classes against the "
+            "mean logit; a tag set has several tags that should all score high"
+        )
+    }
+
     # alpha and alpha_end, the penalty's weight in the first and in the last epoch (constructor: >= 0):
     # their 0.1 and 0.2 inside, each drawn on its own (a draw may keep the weight flat or let it fall).
     # Below 0.01 the penalty does next to nothing beside the cross-entropy; at 1 a logit lead of one

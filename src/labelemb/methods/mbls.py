@@ -37,6 +37,13 @@ class MarginLabelSmoothing(Stackable, Chunked, TargetMethod):
     ``a = sum_j active_j``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its hinge holds every logit within a margin of the largest one of a softmax; with "
+            "several present tags there is no one largest logit to stay near"
+        )
+    }
+
     # margin, the logit gap allowed before the penalty starts (constructor: >= 0): 0 asks every logit
     # to equal the largest (the equality constraint the paper reads label smoothing as, Section 3);
     # 10 (the paper's default) inside; past 20 a gap is worth a probability ratio of e^-20 and the

@@ -42,6 +42,14 @@ class MDCALoss(Stackable, LinearOutputMethod):
     the batch's. Logged: ``ce``, ``mdca`` and, for ``gamma > 0``, ``focal``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its loss is a cross-entropy to one label, and its statistic compares softmax "
+            "probabilities, which share one unit of mass over the classes; a tag set has several "
+            "labels and independent sigmoids"
+        )
+    }
+
     # beta, MDCA's weight (constructor: >= 0): 1 (their README's) and 10 (their argument parser's
     # default) inside; at 0.1 the term is a tenth of a class-mean gap of the order of 1/m, next to
     # nothing; past 20 it outweighs the classification loss by far. Log: it acts as a scale.

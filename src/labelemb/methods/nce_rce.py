@@ -33,6 +33,13 @@ class NCEPlusRCE(Stackable, TargetMethod):
     ``alpha = 10, beta = 0.1``. Both terms are averaged over the rows that count.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its normalised cross-entropy divides log p_y by the sum of log p_k over one softmax's "
+            "classes, and both its terms need one gold class; a tag set has several"
+        )
+    }
+
     # alpha, NCE's weight, and beta, RCE's (constructor: >= 0, not both 0): the authors' 1 and 1
     # (CIFAR-10), 1 and 10 (MNIST), 10 and 0.1 (CIFAR-100) inside. Log: they act by ratio.
     search_space: ClassVar[dict[str, Space]] = {

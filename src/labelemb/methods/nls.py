@@ -45,6 +45,14 @@ class NegativeLabelSmoothing(Stackable, EpochState, LinearOutputMethod):
     negative default. ``ce`` and ``uniform`` (``H(u, p)``) are logged.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its target moves mass from the one gold class to the uniform distribution, at a rate "
+            "that may be negative; a tag set has no one gold class (label_smoothing's tag_smoothing "
+            "smooths tag sets)"
+        )
+    }
+
     # smooth_rate, r (constructor: <= 1): 0 is cross-entropy, -0.2 (our default) inside. The paper's
     # candidates reach -8, but with a second stage at lr 1e-6; at the trainer's learning rate the
     # push of |r| / m away from every other class never stops (the loss has no minimum), so the range

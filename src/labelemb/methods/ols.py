@@ -45,7 +45,11 @@ class OnlineLabelSmoothing(Stackable, EpochState, LinearOutputMethod):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "its soft labels are an m x m matrix of class statistics: V x V over a vocabulary "
-        "(10 GB at 50,000 words)"
+        "(10 GB at 50,000 words)",
+        "tags": (
+            "its soft target is a distribution over one label's classes (OLS averages softmax outputs "
+            "per gold class); a tag set has no one gold class"
+        ),
     }
     # alpha, the soft term's weight (constructor: [0, 1]): 0 is onehot, 0.5 (the paper's CIFAR
     # script) inside; at 1 the first epoch, whose S is zero, would have a zero loss and train nothing.

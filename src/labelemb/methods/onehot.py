@@ -7,17 +7,18 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from .abilities import Chunked, Stackable
+from .abilities import Chunked, MultiHot, Stackable
 from .base import gold
 from .chunked import subtract_at_labels
 from .liger import liger_linear_loss, runs_on_liger
+from .multi_hot import tag_bce, tag_mean
 from .registry import register
 from .rows import MethodOutput, Rows
 from .targets import TargetMethod
 
 
 @register("onehot")
-class OneHot(Stackable, Chunked, TargetMethod):
+class OneHot(Stackable, Chunked, MultiHot, TargetMethod):
     """Cross-entropy against the one-hot gold label: ``L = H(y, softmax(W h + b))``.
 
     The paper's baseline (Sun et al. 2017, Section 3) and "STD" in the LwAL paper.
@@ -27,6 +28,9 @@ class OneHot(Stackable, Chunked, TargetMethod):
     N x V logits never exist at once (see :mod:`labelemb.methods.chunked`); on a GPU with the
     ``liger`` extra installed, that head is Liger-Kernel's fused linear cross-entropy
     (:mod:`labelemb.methods.liger`), so the baseline runs on the kernel users already have.
+
+    Tag sets (multi-hot targets ``y`` in {0, 1}^K): the binary cross-entropy of each tag's sigmoid,
+    summed over the tags and averaged over the rows (:meth:`tag_loss`), the multi-label baseline.
     """
 
     def __init__(self, in_features: int, num_classes: int, **options: Any) -> None:
@@ -51,3 +55,8 @@ class OneHot(Stackable, Chunked, TargetMethod):
 
     def row_terms(self) -> dict[str, float]:
         return {"ce": 1.0}
+
+    def tag_loss(self, logits: Tensor, tags: Tensor, features: Tensor) -> MethodOutput:
+        """``L = mean_n sum_k -[y_nk log sigmoid(z_nk) + (1 - y_nk) log(1 - sigmoid(z_nk))]``."""
+        bce = tag_mean(tag_bce(logits, tags))
+        return MethodOutput(bce, logits, {"bce": bce})

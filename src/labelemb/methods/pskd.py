@@ -44,7 +44,11 @@ class ProgressiveSelfKnowledgeDistillation(Stackable, EpochState, PerExampleStat
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it keeps each training example's last prediction (per-example state, indexed by the "
-        "example's position); a token row has no such index, and N_tokens x V predictions would not fit"
+        "example's position); a token row has no such index, and N_tokens x V predictions would not fit",
+        "tags": (
+            "its target mixes the one-hot label with the example's softmax prediction of the previous "
+            "epoch; a tag set has no one-hot label, and its sigmoids are no distribution"
+        ),
     }
     # alpha (the paper's alpha_T), the past prediction's weight in the last epoch (constructor: [0, 1]):
     # the paper's 0.8 (CIFAR-100) and 0.3 (ImageNet) inside; near 0 it is plain cross-entropy, past

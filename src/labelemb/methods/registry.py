@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from ..registry import Registry, check_options, keyword_options
 from ..search_spaces import Space
 from .base import ROW_KINDS, Method
+from .multi_hot import tags_reason
 
 M = TypeVar("M", bound=type[Method])
 
@@ -44,8 +45,9 @@ def available() -> list[str]:
 
 def serving(kind: str) -> list[str]:
     """Names of the methods and presets (as :func:`available` lists them) that can be the output
-    layer for rows of ``kind``: ``"class"`` (one example a row) or ``"token"`` (a sequence model's
-    target tokens, a vocabulary wide)."""
+    layer for rows of ``kind``: ``"class"`` (one example a row), ``"token"`` (a sequence model's
+    target tokens, a vocabulary wide) or ``"tags"`` (one example a row, its target a multi-hot tag
+    set: the methods with the :class:`~labelemb.methods.abilities.MultiHot` ability)."""
     _check_kind(kind)
     return [name for name in available() if kind in method_class(name).serves]
 
@@ -54,12 +56,15 @@ def why_not_serving(name: str, kind: str) -> str | None:
     """Why method ``name`` cannot be the output layer for rows of ``kind``, or None if it can."""
     _check_kind(kind)
     cls = method_class(name)
-    return None if kind in cls.serves else cls.cannot_serve[kind]
+    if kind in cls.serves:
+        return None
+    # A method of one's own that never heard of tag sets still gets a reason.
+    return tags_reason(cls) if kind == "tags" else cls.cannot_serve[kind]
 
 
 def _check_kind(kind: str) -> None:
     if kind not in ROW_KINDS:
-        raise ValueError(f"unknown kind of rows {kind!r}; methods serve {' or '.join(map(repr, ROW_KINDS))}")
+        raise ValueError(f"unknown kind of rows {kind!r}; methods serve {', '.join(map(repr, ROW_KINDS))}")
 
 
 def _keyword_options(cls: type[Method]) -> dict[str, object]:

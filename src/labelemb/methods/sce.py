@@ -56,6 +56,14 @@ class SymmetricCrossEntropy(Stackable, TargetMethod):
     CIFAR-100's ``alpha = 6``. Both terms are averaged over the rows that count.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its reverse cross-entropy H(p, q) takes the softmax prediction p as a distribution "
+            "against the clamped one-hot label q; a tag set has no one-hot label, and its sigmoids no "
+            "distribution"
+        )
+    }
+
     # alpha, the cross-entropy's weight, and beta, the reverse term's (constructor: >= 0, not both 0):
     # the authors' 0.01 (MNIST), 0.1 (CIFAR-10) and 6 (CIFAR-100) for alpha, 1 for beta, inside. Log:
     # they act by ratio (under Adam the ratio alone matters). Beyond 10 either term swamps the other.

@@ -105,7 +105,11 @@ class StaticLabel(Stackable, Method):
 
     serves = frozenset({"class"})
     cannot_serve = {
-        "token": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors"
+        "token": "it regresses to fixed vectors of the class names; a vocabulary has no such vectors",
+        "tags": (
+            "it regresses the output to the fixed vector of the one gold class's name and predicts "
+            "the nearest; a tag set names several classes and no one vector"
+        ),
     }
     # Nothing to search: its options are the vectors, the class names and their encoder, none of
     # them numeric (smooth L1's beta is fixed at 1); it gets the command line's shared keys only.

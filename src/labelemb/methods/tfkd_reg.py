@@ -34,6 +34,13 @@ class TfKDReg(Stackable, LinearOutputMethod):
     The logged ``kl`` term is the plain per-example KL, before the ``/ m``.
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its virtual teacher puts correct_prob on the one gold class and spreads the rest over "
+            "the others; a tag set has no one gold class"
+        )
+    }
+
     # temperature softens the virtual teacher (constructor: > 0): gold / other = exp(~0.99 / T), so
     # about 0.1 makes it one-hot and 50 all but uniform; 20 (their CIFAR-100 setting) inside. Log.
     # alpha, the distillation term's weight against the cross-entropy (constructor: [0, 1]): 0 is

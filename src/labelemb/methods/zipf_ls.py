@@ -63,6 +63,13 @@ class ZipfLabelSmoothing(Stackable, LinearOutputMethod):
     Serves class rows and token rows (a sort per row: ``O(N m log m)``).
     """
 
+    cannot_serve: ClassVar[dict[str, str]] = {
+        "tags": (
+            "its target ranks one softmax's non-target classes and spreads mass over them by Zipf's "
+            "law; a tag set has several targets and no one softmax to rank"
+        )
+    }
+
     # Written with operations that broadcast over a leading seed dimension (sort, searchsorted,
     # log_softmax, masks built by comparison, Rows.mean): tested against per-seed runs.
     # weight, the KL's weight against the cross-entropy (constructor: >= 0): 0.1 (their CIFAR-100 and

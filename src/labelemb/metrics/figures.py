@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 #: A figure's unit, in a file and in a table: a share in ``percent`` (0-100); an NLL in ``nats``
@@ -39,10 +39,19 @@ from typing import Any, Literal
 Unit = Literal["percent", "nats", "brier", "count", "plain"]
 #: What a figure judges: ``error``, ``calibration``, ``selective`` (selective classification),
 #: ``ood`` (out-of-distribution detection), ``conformal`` (prediction sets), ``scod`` (both
-#: together), ``recalibration`` (after a post-hoc map), ``shift`` (under corruption) or ``noise``
-#: (what training on wrong labels did).
+#: together), ``recalibration`` (after a post-hoc map), ``shift`` (under corruption), ``noise``
+#: (what training on wrong labels did) or ``multi_label`` (a tag-set classifier's figures).
 Family = Literal[
-    "error", "calibration", "selective", "ood", "conformal", "scod", "recalibration", "shift", "noise"
+    "error",
+    "calibration",
+    "selective",
+    "ood",
+    "conformal",
+    "scod",
+    "recalibration",
+    "shift",
+    "noise",
+    "multi_label",
 ]
 
 
@@ -289,6 +298,26 @@ declare(
     Figure("detect_auroc_loss", "noise", "AUROC of the loss %", lower_is_better=False),
     Figure("detect_auroc_margin", "noise", "AUROC of the margin %", lower_is_better=False),
 )
+
+#: A multi-label classifier's figures (:mod:`labelemb.metrics.multi_label`), on dev and test
+#: (``test_map_macro``), and over the rest of a split (``test_rest_map_macro``): its examples left
+#: once those whose every tag is among ``tags.set_apart`` are set apart (tags that a formulaic
+#: description gives away).
+MULTI_LABEL_FIGURES = (
+    Figure("map_macro", "multi_label", "macro mAP %", lower_is_better=False),
+    Figure("map_micro", "multi_label", "micro mAP %", lower_is_better=False),
+    Figure("f1_micro", "multi_label", "micro-F1 %", lower_is_better=False),
+    Figure("f1_macro", "multi_label", "macro-F1 %", lower_is_better=False),
+    Figure("hamming", "multi_label", "Hamming loss %", fmt=".3f"),
+    Figure("exact_match", "multi_label", "exact match %", lower_is_better=False),
+    Figure("lrap", "multi_label", "LRAP %", lower_is_better=False),
+    Figure("ranking_loss", "multi_label", "ranking loss %"),
+    Figure("coverage_error", "multi_label", "coverage error", "plain"),
+)
+declare(*MULTI_LABEL_FIGURES)
+declare(*(replace(f, name=f"rest_{f.name}", label=f"{f.label} (rest)") for f in MULTI_LABEL_FIGURES))
+#: The threshold on a tag's probability that predicts it, chosen on dev (the best micro-F1).
+declare(Figure("tag_threshold", "multi_label", "threshold", "plain", lower_is_better=False, fmt=".2f"))
 
 #: What one split's figures are (:func:`~labelemb.metrics.split.split_figures`): shift.json's keys
 #: for the clean split and each condition, and ``dev_<name>`` in a check's record (its error aside).

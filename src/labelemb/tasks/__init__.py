@@ -13,7 +13,15 @@ from .base import Predict, Predictor, Selectable, Task, always_selectable, evalu
 from .calibration import CALIBRATION_FIELDS, ScaledCalibration
 from .classification import Classification
 from .decode import DecodeOptions
-from .registry import TASKS, build_task, dev_objective, recorded_scoring, register, task_class
+from .registry import (
+    TASKS,
+    build_task,
+    dev_objective,
+    input_kind,
+    recorded_scoring,
+    register,
+    task_class,
+)
 from .scoring import TEST_ERROR, Scoring
 from .seq2seq import SequenceTask
 
@@ -36,6 +44,7 @@ __all__ = [
     "dev_objective",
     "always_selectable",
     "evaluate_check",
+    "input_kind",
     "recorded_scoring",
     "register",
     "task_class",

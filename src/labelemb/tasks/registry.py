@@ -39,6 +39,13 @@ def data_kind(yields: str) -> str:
     return yields
 
 
+def input_kind(yields: str) -> str:
+    """What a backbone must read for data that yields ``yields``: the inputs its task's batches
+    hold (a multi-label text task's are ``texts``, as a single-label one's), by default the kind
+    itself."""
+    return getattr(task_class(yields), "inputs", yields)
+
+
 def option_schemas(task: type) -> tuple[type[Options], ...]:
     """The option schemas of a task class."""
     return next((e.info["options"] for e in TASKS.entries() if e.thing is task), ())

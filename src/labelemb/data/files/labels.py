@@ -31,7 +31,7 @@ def class_ids(
         if column is not None:
             check_labels(column, split)
     if given_names:
-        _check_given_names(given_names)
+        check_given_names(given_names)
     names, lookup = _class_lookup(train, given_names)
     ids = {
         split: None if column is None else _ids(column, split, lookup, names, _kind_of(train))
@@ -105,12 +105,8 @@ def _class_lookup(train: Column, given_names: list[str] | None) -> tuple[list[st
 
 def check_labels(column: Column, split: str) -> None:
     """Every row has one label, and a column's labels are all of one kind (names or numbers)."""
+    check_has_rows(column, split)
     labels = _as_list(column.labels)
-    if not labels:
-        raise DataError(
-            f"{column.files[0]}: the {split} split has no rows; add rows to it, or leave {split} out "
-            "of data.files where it is optional (dev)"
-        )
     first_of_kind: dict[str, int] = {}
     for i, value in enumerate(labels):
         if is_missing(value):
@@ -118,8 +114,9 @@ def check_labels(column: Column, split: str) -> None:
         kind = label_kind(value)
         if kind == "several":
             raise DataError(
-                f"{column.row_name(i)}: the label is a {type(value).__name__} ({_short(value)}); each row "
-                "needs exactly one label (multi-label rows are not supported): keep one label per row"
+                f"{column.row_name(i)}: the label is a {type(value).__name__} ({_short(value)}); a row of "
+                "several labels is a tag set: name the column as data.files.tags_column (multi-label), "
+                "or keep one label per row"
             )
         first_of_kind.setdefault(kind, i)
         if len(first_of_kind) > 1:
@@ -129,6 +126,15 @@ def check_labels(column: Column, split: str) -> None:
                 f"{column.row_name(row_a)} has {labels[row_a]!r}, {_KIND_WORDS[kind_a]}; write every "
                 "label of the column the same way (all class names, or all integers)"
             )
+
+
+def check_has_rows(column: Column, split: str) -> None:
+    """A split read from files holds at least one row."""
+    if not len(column):
+        raise DataError(
+            f"{column.files[0]}: the {split} split has no rows; add rows to it, or leave {split} out "
+            "of data.files where it is optional (dev)"
+        )
 
 
 def is_missing(value: Any) -> bool:
@@ -155,18 +161,24 @@ _KIND_WORDS = {"text": "text", "number": "a number", "bool": "a true/false value
 _KIND_PLURALS = {"text": "text", "number": "numbers", "bool": "true/false values"}
 
 
+def shown_names(names: list[str], limit: int = 10) -> str:
+    """The first ``limit`` of ``names``, and how many there are in all where that is more."""
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_given_names(names: list[str]) -> None:
+def check_given_names(names: list[str]) -> None:
+    """Each name of ``data.files.class_names`` given once."""
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if name in seen:
             raise DataError(
                 f"data.files.class_names names {name!r} twice (positions {seen[name]} and {position}); "
-                "each class once"
+                "each name once"
             )
         seen[name] = position
 
@@ -209,7 +221,7 @@ def _ids(column: Column, split: str, lookup: dict[Any, int], names: list[str], t
 
 
 def _not_a_class(column: Column, i: int, value: Any, split: str, names: list[str], train_kind: str) -> str:
-    shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    shown = shown_names(names)
     if split == "train":
         where = f"the class names are {shown}"
     else:

@@ -5,14 +5,17 @@ name where the network allows, cached). The config's ``data.files`` section name
 each split's file(s) and the input and label columns; what the input column holds decides the
 task (:meth:`~labelemb.data.files.options.FilesOptions.yields`):
 
-- ``text``: one label per text, the text-classification task (:mod:`labelemb.data.text.classes`);
+- ``text``: one label per text, the text-classification task (:mod:`labelemb.data.text.classes`),
+  or with ``tags_column`` a set of tags per text (:mod:`labelemb.data.text.tagged`, read by
+  :mod:`~labelemb.data.files.tag_sets`);
 - ``images``: decoded once into a memory-mapped uint8 cache (:mod:`labelemb.data.image_cache`),
   image classification as for the named image sets;
 - ``parallel``: two line-aligned files per split, the sequence-to-sequence task.
 
 Labels may be strings or integers; the class names are the config's, a ``ClassLabel``'s, or the
 training labels sorted. A data set without a dev split gets one carved from train, seeded and
-stratified. Every problem is a :class:`~labelemb.data.base.DataError` naming the file and row.
+stratified (tag sets: drawn at random). Every problem is a :class:`~labelemb.data.base.DataError`
+naming the file and row.
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from ..base import DataError, Dataset, Split
 from ..image_cache import cached_images
 from ..label_noise.noisy import carried_noise
 from ..registry import DataRequest, register
-from ..text.classes import text_class_dataset
+from ..text.classes import TextClassDataset, text_class_dataset
 from ..text.options import TextOptions, corpus_arguments
 from ..text.sequences import load_text_dataset
+from ..text.tagged import TaggedTextDataset
 from .digest import files_fingerprint, fingerprint
 from .labels import class_ids, clean_class_ids, is_missing
 from .options import FilesOptions, files_yields
 from .paths import SPLITS, cache_root, data_name, find_file, split_files
 from .rows import Column
 from .tables import read_splits
+from .tag_sets import random_split, tag_sets
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +61,16 @@ def load_files(request: DataRequest) -> Any:
         return _parallel_corpus(files, request)
     kind = "images" if options.yields() == "images" else "text"
     columns = read_splits(files, kind, request)
-    class_names, ids = class_ids(columns, files.get("class_names"))
+    tagged = options.tags_column is not None
+    if tagged:
+        class_names, ids = tag_sets(columns, options.class_names, options.tag_separator, options.tags_column)
+    else:
+        class_names, ids = class_ids(columns, files.get("class_names"))
     clean_column = options.clean_label_column
     clean = clean_class_ids(columns, files.get("class_names"), clean_column) if clean_column else {}
     details: dict[str, Any] = {"format": fmt, "fingerprint": fingerprint(files, request)}
-    dev_fraction, dev_seed = options.dev_fraction, options.dev_seed
-    if columns.get("dev") is None and dev_fraction > 0:
-        # Stratified by the labels a user's dev split would have: the ones trained on.
-        train_part, dev_part = stratified_split(ids["train"], dev_fraction, dev_seed)
-        _check_carved(columns["train"], len(train_part), len(dev_part), dev_fraction)
-        columns["dev"], columns["train"] = (
-            _take(columns["train"], dev_part),
-            _take(columns["train"], train_part),
-        )
-        for labels in (ids, clean) if clean else (ids,):
-            labels["dev"], labels["train"] = labels["train"][dev_part], labels["train"][train_part]
-        details["dev_carved_from_train"] = {"fraction": dev_fraction, "seed": dev_seed}
+    if columns.get("dev") is None and options.dev_fraction > 0:
+        details["dev_carved_from_train"] = _carve_dev(columns, ids, clean, options, tagged)
     if request.max_train_pairs is not None:
         columns["train"] = _take(columns["train"], np.arange(min(request.max_train_pairs, len(ids["train"]))))
         for labels in (ids, clean) if clean else (ids,):
@@ -84,7 +83,7 @@ def load_files(request: DataRequest) -> Any:
     if kind == "images":
         dataset = _image_dataset(name, columns, ids, class_names, files, request, details)
     else:
-        dataset = _text_dataset(name, columns, ids, class_names, request, details)
+        dataset = _text_dataset(name, columns, ids, class_names, request, details, tagged)
     if clean_column:
         dataset.noise = carried_noise(dataset, clean, f"column {clean_column}")
         dataset.details = {**dataset.details, "noise": dataset.noise.description}
@@ -92,6 +91,28 @@ def load_files(request: DataRequest) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- labels
+
+
+def _carve_dev(
+    columns: dict[str, Column | None],
+    ids: dict[str, np.ndarray | None],
+    clean: dict[str, np.ndarray],
+    options: FilesOptions,
+    tagged: bool,
+) -> dict[str, Any]:
+    """Move ``dev_fraction`` of train's rows (and their labels) to a dev split; what a run records of it."""
+    fraction, seed = options.dev_fraction, options.dev_seed
+    train = columns["train"]
+    assert train is not None
+    # Stratified by the labels a user's dev split would have: the ones trained on. A tag set is
+    # no one class, so tag sets are drawn at random.
+    carve = random_split if tagged else stratified_split
+    train_part, dev_part = carve(ids["train"], fraction, seed)
+    _check_carved(train, len(train_part), len(dev_part), fraction, tagged)
+    columns["dev"], columns["train"] = _take(train, dev_part), _take(train, train_part)
+    for labels in (ids, clean) if clean else (ids,):
+        labels["dev"], labels["train"] = labels["train"][dev_part], labels["train"][train_part]
+    return {"fraction": fraction, "seed": seed, **({"stratified": False} if tagged else {})}
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,16 +130,21 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return train_index, dev_index
 
 
-def _check_carved(train: Column, kept: int, carved: int, fraction: float) -> None:
+def _check_carved(train: Column, kept: int, carved: int, fraction: float, tagged: bool = False) -> None:
     """Refuse a carve that leaves dev without a row, before anything trains (train keeps a row of
-    every class: :func:`stratified_split`)."""
+    every class: :func:`stratified_split`; of every tag: :func:`random_split`)."""
     if carved == 0:
         # round(fraction * n) is 0 up to n = 0.5 / fraction (a half rounds to even, 0), and a class
         # of one example gives none.
         smallest = max(math.floor(0.5 / fraction) + 1, 2)
+        needs = (
+            f"a draw needs at least {smallest} rows, and a row holding a tag no other row has stays in train"
+            if tagged
+            else f"a class needs at least {smallest} rows to give one"
+        )
         raise DataError(
             f"{train.files[0]}: data.files.dev_fraction {fraction} of the {kept} training rows carves no "
-            f"dev row (a class needs at least {smallest} rows to give one); give a dev file as "
+            f"dev row ({needs}); give a dev file as "
             "data.files.dev, raise data.files.dev_fraction, or set it to 0 to train without a dev split"
         )
 
@@ -204,6 +230,7 @@ def _text_dataset(
     class_names: list[str],
     request: DataRequest,
     details: dict[str, Any],
+    tagged: bool,
 ) -> Any:
     text = request.options(TextOptions)
     texts: dict[str, list[str] | None] = {}
@@ -219,7 +246,10 @@ def _text_dataset(
         vocabulary_size=text.vocabulary_size,
         max_text_tokens=text.max_text_tokens,
         text_encoder=request.text_encoder,
+        dataset_type=TaggedTextDataset if tagged else TextClassDataset,
     )
+    if isinstance(dataset, TaggedTextDataset):
+        details["tag_sets"] = dataset.tag_counts()
     dataset.details = details
     return dataset
 

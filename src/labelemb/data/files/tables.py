@@ -120,7 +120,7 @@ def _check_header(path: Path, files: dict[str, Any], kind: str) -> None:
     repeated = repeated_columns(csv_header(path))
     read = {
         *([files["input_column"]] if files.get("input_column") else INPUT_COLUMNS[kind]),
-        *([files["label_column"]] if files.get("label_column") else LABEL_COLUMNS),
+        *([_label_column(files)] if _label_column(files) else LABEL_COLUMNS),
         *([files["clean_label_column"]] if files.get("clean_label_column") else []),
     }
     for name, positions in repeated.items():
@@ -241,10 +241,10 @@ def _columns_of(
     """(inputs, labels, ClassLabel names or None, the true labels of ``data.files.clean_label_column``
     or None where the table has no such column) of a ``datasets.Dataset``."""
     input_column = files.get("input_column") or _first_present(table.column_names, INPUT_COLUMNS[kind])
-    label_column = files.get("label_column") or _first_present(table.column_names, LABEL_COLUMNS)
+    label_column = _label_column(files) or _first_present(table.column_names, LABEL_COLUMNS)
     for role, column, tried in (
         ("input", input_column, INPUT_COLUMNS[kind]),
-        ("label", label_column, LABEL_COLUMNS),
+        ("tags" if files.get("tags_column") else "label", label_column, LABEL_COLUMNS),
     ):
         if column is None or column not in table.column_names:
             named = f"column {column!r}" if column else f"{role} column named {' or '.join(tried)}"
@@ -267,7 +267,16 @@ def _labels_of(table: Any, column: str) -> tuple[list, list | None]:
         # A ClassLabel's ids index its own names, which differ between files (a test folder
         # without one class): the labels travel as names. -1 is its "no label".
         labels = [None if value is None or value < 0 else names[value] for value in labels]
+    inner = getattr(feature, "feature", None)  # a list of ClassLabel ids: a tag set, as names too
+    if names is None and hasattr(inner, "names"):
+        names = list(inner.names)
+        labels = [None if row is None else [names[value] for value in row if value >= 0] for row in labels]
     return labels, names
+
+
+def _label_column(files: dict[str, Any]) -> str | None:
+    """The column of the labels the config names: its tag sets' or its labels'."""
+    return files.get("tags_column") or files.get("label_column")
 
 
 def _first_present(columns: Sequence[str], candidates: Sequence[str]) -> str | None:

@@ -82,6 +82,11 @@ def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> A
             f"noise: makes class labels wrong; {getattr(dataset, 'name', 'this data set')} is a "
             "sequence-to-sequence corpus, whose targets are sequences: drop the noise section"
         )
+    if dataset.multi_label:
+        raise NoiseError(
+            f"noise: flips each example's one class label; data set {dataset.name} gives each example a "
+            "set of tags (multi-label): drop the noise section"
+        )
     if dataset.noise is not None:
         raise NoiseError(
             f"noise: data set {dataset.name} carries its own noisy labels beside clean ones already; "

@@ -1,4 +1,5 @@
 """Texts with one label each (text classification): word ids padded into a tensor, and their vocabulary.
+Texts with a set of tags each are built here too, as :mod:`~labelemb.data.text.tagged` says.
 
 A text becomes tokens with one of :data:`~labelemb.data.text.corpus.TOKENIZERS`, is cut to its first
 ``max_text_tokens`` tokens (what the model reads), and becomes word ids with a
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from ...hub import offline
-from ..base import DataError, Dataset, Split, check_labels
+from ..base import DataError, Dataset, Split, check_labels, labels_tensor
 from .corpus import PAD, TOKENIZERS, Vocabulary
 
 #: The split names a text-classification data set is given, in order.
@@ -38,8 +39,9 @@ NO_LENGTH_LIMIT = 10**9
 
 @dataclass
 class TextClassSplit(Split):
-    """One split of texts: ``inputs`` int64 ``(N, L)`` word ids padded with 0, ``labels`` ``(N,)`` and
-    ``lengths`` ``(N,)``, each text's tokens (the ids of text ``i`` are ``inputs[i, :lengths[i]]``)."""
+    """One split of texts: ``inputs`` int64 ``(N, L)`` word ids padded with 0, ``labels`` (class ids
+    ``(N,)``, or tag sets bool ``(N, K)``) and ``lengths`` ``(N,)``, each text's tokens (the ids of
+    text ``i`` are ``inputs[i, :lengths[i]]``)."""
 
     lengths: torch.Tensor
 
@@ -50,7 +52,7 @@ class TextClassSplit(Split):
                 f"TextClassSplit.inputs must be int64 word ids (N, L), got {self.inputs.dtype} "
                 f"{tuple(self.inputs.shape)}"
             )
-        if self.lengths.shape != self.labels.shape:
+        if tuple(self.lengths.shape) != (len(self),):
             raise ValueError(f"TextClassSplit has {tuple(self.lengths.shape)} lengths for {len(self)} texts")
 
     def to(self, device: torch.device) -> TextClassSplit:
@@ -128,8 +130,10 @@ def text_class_dataset(
     vocabulary_size: int = 50_000,
     max_text_tokens: int | None = 512,
     text_encoder: str | None = None,
+    dataset_type: type[TextClassDataset] = TextClassDataset,
 ) -> TextClassDataset:
-    """A text-classification data set from raw texts and int64 class ids per split.
+    """A text-classification data set from raw texts and int64 class ids per split (or, with
+    ``dataset_type`` :class:`~labelemb.data.text.tagged.TaggedTextDataset`, bool tag sets (N, K)).
 
     ``texts`` and ``labels`` have the keys ``train``, ``dev`` and ``test`` (``dev`` may be None or
     missing). Each text is tokenised, cut to ``max_text_tokens`` (None: no cut) and encoded with a
@@ -150,7 +154,7 @@ def text_class_dataset(
         if texts.get(required) is None or labels.get(required) is None:
             raise DataError(f"data set {name!r}: the {required} split needs texts and labels")
     if text_encoder is not None:
-        return encoder_dataset(name, texts, labels, class_names, text_encoder, max_text_tokens)
+        return encoder_dataset(name, texts, labels, class_names, text_encoder, max_text_tokens, dataset_type)
     tokenize = TOKENIZERS[tokenizer]
     tokens: dict[str, list[list[str]]] = {}
     cut_texts: dict[str, int] = {}
@@ -166,7 +170,7 @@ def text_class_dataset(
         split: encoded_split(name, split, tokens[split], labels.get(split), vocabulary, len(class_names))
         for split in tokens
     }
-    return TextClassDataset(
+    return dataset_type(
         name,
         splits["train"],
         splits.get("dev"),
@@ -185,6 +189,7 @@ def encoder_dataset(
     class_names: list[str],
     text_encoder: str,
     max_text_tokens: int | None = 512,
+    dataset_type: type[TextClassDataset] = TextClassDataset,
 ) -> TextClassDataset:
     """Texts as the ids of the Hugging Face tokenizer in folder ``text_encoder`` (see
     :func:`text_class_dataset`): padded with its pad id, each text cut to
@@ -204,7 +209,7 @@ def encoder_dataset(
         splits[split] = id_split(
             name, split, ids, labels.get(split), tokenizer.pad_token_id, len(class_names)
         )
-    return TextClassDataset(
+    return dataset_type(
         name,
         splits["train"],
         splits.get("dev"),
@@ -297,17 +302,18 @@ def encoded_split(
 def id_split(
     name: str, split: str, ids: list[list[int]], labels: np.ndarray | None, pad: int, num_classes: int
 ) -> TextClassSplit:
-    """One split's token ids padded with ``pad``, with its labels checked against the classes."""
+    """One split's token ids padded with ``pad``, with its labels (class ids, or tag sets (N, K))
+    checked against the classes."""
     if labels is None:
         raise DataError(f"data set {name!r}: the {split} split has texts but no labels")
     labels = np.asarray(labels)
-    if labels.shape != (len(ids),):
+    if labels.shape[:1] != (len(ids),) or labels.ndim > 2:
         raise DataError(
             f"data set {name!r}: the {split} split has {len(ids):,} texts but labels of shape {labels.shape}"
         )
     check_labels(labels, num_classes, f"data set {name!r}, {split} split")
     padded, lengths = padded_ids(ids, pad)
-    return TextClassSplit(padded, torch.from_numpy(labels.astype(np.int64)), lengths)
+    return TextClassSplit(padded, labels_tensor(labels), lengths)
 
 
 def padded_ids(sequences: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:

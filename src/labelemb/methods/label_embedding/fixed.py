@@ -59,7 +59,9 @@ class LabelEmbeddingFixed(Stackable, Method):
     serves = frozenset({"class"})
     cannot_serve = {
         "token": "it needs a full m x m embedding from a finished run (V x V over a "
-        "vocabulary); the nlp variant learns a compressed one"
+        "vocabulary); the nlp variant learns a compressed one",
+        "tags": "its fixed embedding is a finished run's softmax rows over one label a row; on tag "
+        "sets label_embedding learns each tag's row of sigmoids",
     }
     # beta, the gold label's weight against E's soft label (constructor: [0, 1]): all of it, since
     # both ends are meaningful: 1 is onehot, 0 learns from E's soft labels alone; 0.5 (ours) inside.

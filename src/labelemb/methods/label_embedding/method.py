@@ -20,6 +20,7 @@ from .chunked import Workspace, chunked_label_embedding_loss
 from .fast import LabelEmbeddingHead, both_heads
 from .heads import init_heads, merge_separate_heads
 from .loss import TERMS, Normalisation, label_embedding_loss, warmup_updates
+from .tags import TagEmbedding
 
 VARIANTS = ("released", "nlp", "paper")
 
@@ -36,7 +37,7 @@ ONE_CHUNK_ENTRIES = 2**19
 
 
 @register("label_embedding")
-class LabelEmbedding(Stackable, Chunked, Method):
+class LabelEmbedding(Stackable, Chunked, TagEmbedding, Method):
     """Label Embedding Network, Sun et al. (2017), Section 2 and Appendix A.
 
     Two heads on the same features: ``z1 = o1(h)`` predicts, ``z2 = o2(sg(h))`` teaches the
@@ -371,7 +372,10 @@ class LabelEmbedding(Stackable, Chunked, Method):
 
     @torch.no_grad()
     def label_representation(self) -> Tensor:
-        """Softmax rows of ``E`` (m x m); for a large compressed embedding, the codes ``A`` (m x k)."""
+        """Softmax rows of ``E`` (m x m); for a large compressed embedding, the codes ``A`` (m x k);
+        trained on tag sets, each tag's row of probabilities (:meth:`tag_representation`)."""
+        if self.trained_on_tags:
+            return self.tag_representation()
         if self.compressed_dim is not None and self.num_classes**2 > _MAX_MATERIALISED_ENTRIES:
             return self.codes.detach().clone()
         labels = torch.arange(self.num_classes, device=self.heads.weight.device)

@@ -1,0 +1,130 @@
+"""The label embedding for tag sets: our extension of Sun et al. (2017) to multi-label targets.
+
+The paper learns, for each class, a distribution over the classes from the network's own outputs
+and trains the predicting head on it as a soft target. With tag sets each tag ``k`` gets a row of
+``K`` probabilities, ``q_k = sigmoid(s (2 E_k - 1))`` with ``s = ln(K - 1)``: how likely every tag
+is on an example that carries ``k``. ``E`` starts at the identity, as for one label a row, which
+makes ``q_k`` say tag ``k`` with probability ``(K - 1) / K`` and each other tag ``1 / K`` at the
+start (the scale ``s`` is what gives that start; it also speeds ``E``'s learning by ``2 s``).
+
+With ``y`` an example's tags (``(N, K)``, 0 or 1), ``z1 = o1(h)`` the predicting head, ``z2 =
+o2(sg(h))`` the teaching one, ``BCE(z, t)`` the binary cross-entropy of logits ``z`` against
+targets ``t``, each summed over the tags and averaged over the examples::
+
+    t      = sg(sum_{k in y} q_k / |y|)                       the example's soft tag set
+    ce_o1  = BCE(z1, y)            soft_o1 = BCE(z1, t)        (Eq. 7, Eq. 13)
+    ce_o2  = BCE(z2, y)                                        (Eq. 8)
+    emb    = sum_{n, k: y_nk = 1, z2_nk > 0} BCE(s (2 E_k - 1), sg(sigmoid(z2_n / tau)))
+             / (their count + 1e-8)                           (Eq. 9-11)
+    penalty = mean_n sum_{k in y_n} max(0, sigmoid(z2_nk) - alpha)   (Eq. 12)
+    L = w_gold ce_o1 + w_soft soft_o1 + ce_o2 + emb + penalty  (Eq. 14)
+
+As in the paper, ``E_k`` learns only from examples where ``o2`` is right about tag ``k`` (the
+mask ``z2_nk > 0``), and the penalty keeps ``o2`` from certainty about the tags an example
+carries so that its softened outputs still say which other tags go with them. The soft tag set
+is the mean of the carried tags' rows: each carried tag's view of the others, averaged, so that
+an example's soft target does not grow with how many tags it carries. The penalty is a mean over
+examples (the released single-label code sums it over the batch).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..abilities import MultiHot
+from ..multi_hot import tag_bce, tag_mean
+from ..rows import MethodOutput
+
+#: The terms, in the order :func:`tag_embedding_loss` returns them (those of one label a row).
+TAG_TERMS = ("ce_o1", "soft_o1", "ce_o2", "emb", "penalty")
+
+
+def tag_rows(embedding: Tensor) -> Tensor:
+    """The logits of each tag's row ``q_k``: ``s (2 E - 1)`` with ``s = ln(K - 1)``, ``(..., K, K)``."""
+    scale = math.log(max(embedding.shape[-1] - 1, 2))
+    return scale * (2.0 * embedding - 1.0)
+
+
+def example_bce(logits: Tensor, targets: Tensor) -> Tensor:
+    """Binary cross-entropy summed over the tags (the last dimension) and averaged over the rows."""
+    return tag_mean(tag_bce(logits, targets))
+
+
+def tag_embedding_loss(
+    z1: Tensor,
+    z2: Tensor,
+    embedding: Tensor,
+    tags: Tensor,
+    *,
+    w_gold: float,
+    w_soft: float,
+    tau: float,
+    alpha: float,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of the module docstring and its terms; ``z1``, ``z2`` and ``tags`` are
+    ``(..., N, K)``, ``embedding`` ``(..., K, K)`` (a leading seed dimension: one loss per seed)."""
+    y = tags.to(z1.dtype)
+    row_logits = tag_rows(embedding)
+    rows = torch.sigmoid(row_logits)
+    carried = y.sum(-1, keepdim=True).clamp(min=1.0)
+    soft = (torch.matmul(y, rows) / carried).detach()
+    ce_o1 = example_bce(z1, y)
+    soft_o1 = example_bce(z1, soft)
+    ce_o2 = example_bce(z2, y)
+    emb = _embedding_term(row_logits, z2, y, tau)
+    penalty = tag_mean((torch.sigmoid(z2) - alpha).clamp(min=0.0) * y)
+    loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
+    return loss, dict(zip(TAG_TERMS, (ce_o1, soft_o1, ce_o2, emb, penalty)))
+
+
+def _embedding_term(row_logits: Tensor, z2: Tensor, y: Tensor, tau: float) -> Tensor:
+    """``emb``: each tag's row learns o2's softened outputs on the examples where o2 is right about it.
+
+    The sum over (example, tag) pairs of a row's BCE is one matrix product: with ``M`` the mask
+    and ``S = sg(sigmoid(z2 / tau))``, pair ``(n, k)`` adds ``-S_n log q_k - (1 - S_n) log(1 - q_k)``,
+    so tag ``k``'s row is weighted by ``(M^T S)_k`` and ``(M^T (1 - S))_k`` and the pairs are never
+    formed one by one."""
+    mask = y * (z2 > 0).to(y.dtype)
+    taught = torch.sigmoid(z2 / tau).detach()
+    positive = torch.matmul(mask.transpose(-1, -2), taught)
+    negative = mask.sum(-2).unsqueeze(-1) - positive
+    total = -(positive * F.logsigmoid(row_logits) + negative * F.logsigmoid(-row_logits)).sum((-2, -1))
+    return total / (mask.sum((-2, -1)) + 1e-8)
+
+
+class TagEmbedding(MultiHot):
+    """What makes :class:`~labelemb.methods.label_embedding.method.LabelEmbedding` train on tag
+    sets: the loss of this module's docstring on its two heads and its full ``E``."""
+
+    #: Whether this method has trained on tag sets (its representation is then the tag rows).
+    trained_on_tags: bool = False
+
+    def tag_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``z1 = o1(h)`` and ``z2 = o2(sg(h))``, through autograd (the fast path is for one label)."""
+        return self._both_outputs(features)  # type: ignore[attr-defined]
+
+    def tag_loss(self, outputs: Any, tags: Tensor, features: Tensor) -> MethodOutput:
+        method: Any = self
+        if method.compressed_dim is not None or method.variant == "nlp":
+            raise ValueError(
+                "label_embedding learns a full K x K tag embedding on tag sets: variant nlp and "
+                "compressed_dim are for a vocabulary's single labels; set compressed_dim: null and "
+                "variant: released (or paper)"
+            )
+        z1, z2 = outputs
+        w_gold, w_soft = method.loss_weights()
+        loss, terms = tag_embedding_loss(
+            z1, z2, method.embedding, tags, w_gold=w_gold, w_soft=w_soft, tau=method.tau, alpha=method.alpha
+        )
+        self.trained_on_tags = True
+        return MethodOutput(loss, z1, terms)
+
+    @torch.no_grad()
+    def tag_representation(self) -> Tensor:
+        """``q``: row ``k`` the probability of each tag on an example carrying tag ``k`` (K x K)."""
+        return torch.sigmoid(tag_rows(self.embedding)).detach()  # type: ignore[attr-defined]

@@ -1,0 +1,207 @@
+"""Multi-label text classification: a set of tags per text, judged by ranking and set figures.
+
+The network gives one logit per tag and a tag's probability is its sigmoid. A check records, on dev
+and test, the figures of :mod:`labelemb.metrics.multi_label` (macro and micro mAP, micro and macro
+F1, Hamming loss, exact match, LRAP, ranking loss, coverage error), the set decisions taken at one
+threshold on the probabilities chosen on dev (the best dev micro-F1; ``tags.threshold`` fixes it).
+The dev macro mAP selects the reported check and is the headline figure on test. Where
+``tags.set_apart`` names tags, every figure is also given over each split's *rest*, the examples
+left once those whose every tag is among them are set apart (``test_rest_map_macro``): on
+Debian's debtags, the library packages whose formulaic descriptions give their tags away.
+
+Training batches and evaluation read the texts as text classification does
+(:class:`~labelemb.tasks.text_classification.TextClassification`), a batch's targets being the
+bool ``(B, K)`` tag sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from ..data.text.classes import TextClassSplit
+from ..metrics.figures import MULTI_LABEL_FIGURES, in_units
+from ..metrics.multi_label import dev_threshold, tag_figures
+from ..options import Options
+from .base import Predict, Selectable, always_selectable, rows_problem
+from .registry import register
+from .scoring import Scoring
+from .text_classification import TextClassification
+
+#: The figure a multi-label run is judged by: test macro mAP, with micro-F1 and LRAP beside it.
+TEST_MAP = Scoring(
+    metric="test_map_macro",
+    name="test macro mAP",
+    unit="%",
+    higher_is_better=True,
+    curve="test_map_macro",
+    area="score",
+    labels="classes",
+    reported=(("test_f1_micro", "test micro-F1 %"), ("test_lrap", "test LRAP %")),
+)
+#: Without a dev split to choose it on, a tag is predicted where its probability reaches one half.
+DEFAULT_THRESHOLD = 0.5
+
+
+class TagOptions(Options):
+    """The config's ``tags:`` section of a multi-label run."""
+
+    section: ClassVar[str] = "tags"
+    #: Which figures a check also records never changes what the run learns.
+    not_results: ClassVar[tuple[str, ...]] = ("set_apart",)
+
+    #: The probability at which a tag is predicted; null: chosen on dev at each check (the best
+    #: dev micro-F1 among 0.01 ... 0.99), 0.5 without a dev split.
+    threshold: float | None = Field(None, gt=0, lt=1)
+    #: Tags whose examples are set apart: an example whose every tag is among them is left out of
+    #: the ``rest_`` figures, which every split also records (e.g. the library tags of packages a
+    #: formulaic description gives away).
+    set_apart: list[str] = Field(default_factory=list)
+
+
+@register("multi_label_text", serves="tagged texts", options=(TagOptions,))
+@dataclass
+class MultiLabelText(TextClassification):
+    """A set of tags per text: macro mAP selects the check (on dev) and judges the run (on test),
+    with the other figures of :mod:`labelemb.metrics.multi_label` beside it."""
+
+    data_kind: ClassVar[str] = "a multi-label text data set (a text and a set of tags per row)"
+    #: Its batches hold texts, as text classification's: the same backbones read them.
+    inputs: ClassVar[str] = "texts"
+    selectable: ClassVar[tuple[str, ...]] = ("dev_map_macro",)
+    scoring: ClassVar[Scoring] = TEST_MAP
+    scorings: ClassVar[tuple[Scoring, ...]] = (TEST_MAP,)
+
+    selection_metric: str = "dev_map_macro"
+    #: What a check's line shows and a summary keeps at the selected and the final check.
+    metrics: tuple[str, ...] = ("dev_map_macro", "test_lrap", "test_f1_micro", "test_map_macro")
+    #: Kept at the selected check besides: every other test figure, the rest's where tags are set
+    #: apart, and the threshold its decisions took (for a prediction to take it too).
+    selected_fields: tuple[str, ...] = ("tag_threshold",)
+    #: Its runs learn no "most frequent class" to beat: the trainer's chance warning is for
+    #: single-label errors.
+    chance_levels: ClassVar[None] = None
+    #: Fixed threshold, or None: chosen on dev (:class:`TagOptions`).
+    threshold: float | None = None
+    #: Each tag's column: a row set apart when every tag it carries is among these.
+    set_apart: tuple[int, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.selection_metric != "dev_map_macro":
+            raise ValueError(
+                f"a multi-label run selects its check by dev_map_macro, not {self.selection_metric!r} "
+                "(selection_metric)"
+            )
+
+    @property
+    def lower_is_better(self) -> bool:
+        return False
+
+    @classmethod
+    def objective(cls, selection_metric: str | None) -> tuple[tuple[str, ...], bool]:
+        return ("dev_map_macro",), True
+
+    @classmethod
+    def for_run(cls, config: Any, dataset: Any) -> MultiLabelText:
+        options = config.section(TagOptions)
+        unknown = sorted(set(options.set_apart) - set(dataset.class_names))
+        if unknown:
+            raise ValueError(
+                f"tags.set_apart names {', '.join(map(repr, unknown))}, which the training tags do not "
+                f"hold (they are {', '.join(dataset.class_names[:8])}, ...); fix the name or drop it"
+            )
+        return cls(
+            eval_batch_size=config.train.eval_batch_size,
+            selection_metric=config.selection_metric or "dev_map_macro",
+            threshold=options.threshold,
+            set_apart=tuple(dataset.class_names.index(tag) for tag in options.set_apart),
+            data_counts=_data_counts(dataset),
+            selected_fields=selected_figures(bool(options.set_apart)),
+        )
+
+    @staticmethod
+    def method_problem(name: str) -> str | None:
+        return rows_problem(name, "tags", "a multi-label classifier")
+
+    def evaluate(
+        self,
+        predict: Predict,
+        dev: TextClassSplit | None,
+        test: TextClassSplit,
+        selectable: Selectable = always_selectable,
+    ) -> dict[str, Any]:
+        """Every figure of each split (dev first: it chooses the threshold the test decisions take)."""
+        threshold = self.threshold
+        results: dict[str, Any] = {}
+        for name, split in (("dev", dev), ("test", test)):
+            if split is None:
+                continue
+            probabilities = torch.sigmoid(self.split_logits(predict, split))
+            tags = split.labels.cpu()
+            if threshold is None:
+                threshold = dev_threshold(probabilities, tags) if name == "dev" else DEFAULT_THRESHOLD
+            results.update(self.split_figures(name, probabilities, tags, threshold))
+        results["tag_threshold"] = threshold
+        return results
+
+    def split_figures(
+        self, name: str, probabilities: Tensor, tags: Tensor, threshold: float
+    ) -> dict[str, float]:
+        """One split's figures as ``<name>_<figure>``, and its rest's as ``<name>_rest_<figure>``."""
+        whole = tag_figures(probabilities, tags, threshold)
+        figures = {f"{name}_{key}": value for key, value in whole.items()}
+        if self.set_apart:
+            rest = self.rest_rows(tags)
+            if bool(rest.any()):
+                rest_figures = tag_figures(probabilities[rest], tags[rest], threshold)
+                figures.update({f"{name}_rest_{key}": value for key, value in rest_figures.items()})
+        return in_units(figures)
+
+    def rest_rows(self, tags: Tensor) -> Tensor:
+        """The rows that carry a tag outside :attr:`set_apart`."""
+        outside = torch.ones(tags.shape[1], dtype=torch.bool)
+        outside[list(self.set_apart)] = False
+        return tags[:, outside].any(dim=1)
+
+    def summary_fields(self) -> dict[str, Any]:
+        reported = ["test_map_macro", "test_map_micro", "test_f1_micro", "test_f1_macro", "test_lrap"]
+        return {
+            "metric": "test_map_macro",
+            "higher_is_better": True,
+            "reported_metrics": reported,
+            "selection_metric": self.selection_metric,
+            **self.data_counts,
+        }
+
+    def label_representation(
+        self, predict: Predict, dev: TextClassSplit | None, test: TextClassSplit, num_classes: int
+    ) -> tuple[Tensor, str]:
+        """Row k: the model's tag probabilities averaged over the texts that carry tag k, on dev (or
+        test, without one)."""
+        split, name = (dev, "dev") if dev is not None else (test, "test")
+        probabilities = torch.sigmoid(self.split_logits(predict, split)).double()
+        tags = split.labels.cpu().double()
+        sums = tags.T @ probabilities
+        return (sums / tags.sum(0).clamp(min=1)[:, None]).float(), f"mean tag probabilities on {name}"
+
+
+def selected_figures(with_rest: bool) -> tuple[str, ...]:
+    """What a summary keeps at the selected check beyond :attr:`MultiLabelText.metrics`: the
+    threshold, every other test figure, and the rest's where tags are set apart."""
+    shown = MultiLabelText.metrics
+    names = [f"test_{figure.name}" for figure in MULTI_LABEL_FIGURES]
+    rest = [f"test_rest_{figure.name}" for figure in MULTI_LABEL_FIGURES] if with_rest else []
+    return ("tag_threshold", *(name for name in names if name not in shown), *rest)
+
+
+def _data_counts(dataset: Any) -> dict[str, Any]:
+    return {
+        "vocabulary_size": len(dataset.vocabulary),
+        "max_text_tokens": dataset.max_text_tokens,
+        "cut_texts": dict(dataset.cut_texts),
+        "tags": len(dataset.class_names),
+    }

@@ -1,0 +1,138 @@
+"""The multi-label text task: tiny CSVs of tagged texts trained end to end, the figures a check
+records, the rest's figures, the methods it trains and refuses, and stacked seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers.batched_checks import train_batched
+
+from labelemb.config import ConfigError
+from labelemb.metrics.figures import MULTI_LABEL_FIGURES
+from labelemb.tasks.multi_label import MultiLabelText
+from labelemb.training import build_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: Each tag has its own words; "lib" is the tag a formulaic description ("library for") gives away.
+TAG_WORDS = {
+    "lib": ["library", "shared", "runtime"],
+    "python": ["python", "pip", "module"],
+    "gui": ["window", "gtk", "desktop"],
+    "net": ["network", "http", "socket"],
+}
+FILLER = ["the", "a", "package", "for", "with", "and", "tool"]
+
+
+def write_split(path: Path, count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = list(TAG_WORDS)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "tags"])
+        for _ in range(count):
+            carried = [tag for tag in names if rng.random() < 0.4] or [names[int(rng.integers(4))]]
+            words = [str(rng.choice(TAG_WORDS[tag])) for tag in carried for _ in range(2)]
+            words += [str(rng.choice(FILLER)) for _ in range(int(rng.integers(1, 5)))]
+            writer.writerow([" ".join(rng.permutation(words)), " ".join(carried)])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tagged")
+    for name, count, seed in (("train", 160, 0), ("dev", 48, 1), ("test", 48, 2)):
+        write_split(root / f"{name}.csv", count, seed)
+    return root
+
+
+def tagged_config(folder: Path, output_dir: Path, *overrides: str, **top_level: Any):
+    raw: dict[str, Any] = {
+        "experiment": "tagged",
+        "output_dir": str(output_dir),
+        "data": {
+            "name": "files",
+            "dir": str(folder),
+            "files": {
+                "format": "csv",
+                "train": "train.csv",
+                "dev": "dev.csv",
+                "test": "test.csv",
+                "tags_column": "tags",
+            },
+        },
+        "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 4, "batch_size": 16, "progress": False, "lr": 0.05},
+        **top_level,
+    }
+    return build_config(raw, list(overrides))
+
+
+@pytest.mark.parametrize("method", ["onehot", "label_smoothing", "focal", "asl", "label_embedding"])
+def test_every_method_for_tag_sets_trains_and_ranks_the_tags(folder, tmp_path, method):
+    summary = train(tagged_config(folder, tmp_path, f"method.name={method}"))
+    assert summary["scoring"]["metric"] == "test_map_macro" and summary["scoring"]["higher_is_better"]
+    # Four tags, each with its own words: far above the constant ranking's mAP (each tag's share).
+    assert summary["selected_test_map_macro"] > 80.0, summary["selected_test_map_macro"]
+    for figure in MULTI_LABEL_FIGURES:
+        assert summary[f"selected_test_{figure.name}"] is not None, figure.name
+    assert 0 < summary["selected_tag_threshold"] < 1
+    assert summary["data"]["tag_sets"]["train"]["rows"] == 160
+
+
+def test_a_check_records_every_figure_on_dev_and_test_in_its_unit(folder, tmp_path):
+    config = tagged_config(folder, tmp_path)
+    train(config)
+    records = [
+        json.loads(line) for line in (Path(config.run_dir()) / "metrics.jsonl").read_text().splitlines()
+    ]
+    record = records[-1]
+    for split in ("dev", "test"):
+        for figure in MULTI_LABEL_FIGURES:
+            value = record[f"{split}_{figure.name}"]
+            assert (0.0 <= value <= 100.0) if figure.share else value >= 1.0, (split, figure.name, value)
+    assert "dev_rest_map_macro" not in record  # no tag set apart
+
+
+def test_the_rest_is_judged_apart_from_the_rows_whose_every_tag_is_set_apart(folder, tmp_path):
+    config = tagged_config(folder, tmp_path, "tags.set_apart=[lib]")
+    summary = train(config)
+    lines = (Path(config.run_dir()) / "metrics.jsonl").read_text().splitlines()
+    selected = next(record for record in map(json.loads, lines) if record["step"] == summary["selected_step"])
+    # The rows carrying "lib" alone are left out: other figures, each in the summary as recorded.
+    assert selected["test_rest_map_macro"] != selected["test_map_macro"]
+    for figure in MULTI_LABEL_FIGURES:
+        assert summary[f"selected_test_rest_{figure.name}"] == selected[f"test_rest_{figure.name}"]
+
+
+def test_the_rest_rows_are_those_with_a_tag_outside_the_set_apart():
+    task = MultiLabelText(set_apart=(0,))
+    tags = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=torch.bool)
+    assert task.rest_rows(tags).tolist() == [False, True, True, False]
+
+
+def test_a_method_built_for_one_label_is_refused_before_anything_trains(folder, tmp_path):
+    with pytest.raises(ConfigError, match="ols.*tag set"):
+        tagged_config(folder, tmp_path, "method.name=ols")
+    with pytest.raises(
+        ValueError, match="tags.set_apart names 'nosuchtag', which the training tags do not hold"
+    ):
+        train(tagged_config(folder, tmp_path, "tags.set_apart=[nosuchtag]"))
+
+
+@pytest.mark.parametrize("method", ["onehot", "label_embedding", "asl"])
+def test_stacked_seeds_give_the_figures_of_seeds_trained_one_by_one(folder, tmp_path, method):
+    configs = [tagged_config(folder, tmp_path / "alone", f"method.name={method}", seed=s) for s in (0, 1)]
+    alone = train(configs, batched=False, progress=False)
+    stacked = train_batched(
+        [tagged_config(folder, tmp_path / "stacked", f"method.name={method}", seed=s) for s in (0, 1)]
+    )
+    for one, many in zip(alone, stacked):
+        assert many["selected_step"] == one["selected_step"]
+        assert many["selected_test_map_macro"] == pytest.approx(one["selected_test_map_macro"], abs=1e-3)
