@@ -304,7 +304,8 @@ def _add_predict_commands(commands: typing.Any) -> None:
         "predict",
         help="classify new data with a trained run or bundle: one output row per input",
         description="Writes one row per input, in input order: its row or file name, the predicted "
-        "class and its probability (softmax with the run's fitted temperature where it has one).",
+        "class and its probability (softmax with the run's fitted temperature where it has one); a "
+        "multi-label run: the predicted tags and their probabilities (sigmoid).",
     )
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder or an exported bundle")
     predict.add_argument(
@@ -319,7 +320,16 @@ def _add_predict_commands(commands: typing.Any) -> None:
     predict.add_argument("--data-dir", help="with --split (or --sets): the data's folder (default the run's)")
     predict.add_argument("--output", type=Path, required=True, help="the CSV (or .jsonl) file written")
     predict.add_argument(
-        "--top-k", type=positive_int, default=1, help="also the K best classes and probabilities"
+        "--top-k",
+        type=positive_int,
+        help="also the K best classes and probabilities (a multi-label run: its K most probable tags)",
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="a multi-label run: its tags whose probability reaches P (default: the run's own threshold, "
+        "selected_tag_threshold)",
     )
     add_set_options(predict)
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..predict.export import export
 from ..predict.reading import read_rows, split_rows
 from ..predict.sets import SET_METHOD, calibration_for, check_request, read_sets, set_coverage, set_note
 from ..predict.source import PredictError
+from ..predict.tags import TagPrediction, agreement, tag_decision
 from ..rundir import write_text
 
 
@@ -36,24 +38,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     predictor.progress = not args.no_progress
     trained = predictor.trained
-    # Every refusal of --sets comes before the inputs are read.
+    # Every refusal of --sets, --threshold and --top-k comes before the inputs are read.
     calibration = None if args.sets is None else _calibration(predictor, args)
+    threshold, top_k = tag_decision(trained, args.threshold, args.top_k)
+    if predictor.multi_label:
+        refuse_spaced_tags(predictor.classes, output)
     rows = split_rows(trained, args.split, args.data_dir) if args.split else read_rows(args.input, trained)
     if predictor.reads == "token_pairs":
         return _decoded(predictor, rows, args)
     logits = predictor.logits(rows.items, rows.places or rows.names)
-    predictions = predictor.read_predictions(logits, args.top_k)
+    if predictor.multi_label:
+        return _tagged(predictor, rows, predictor.read_tags(logits, threshold, top_k), threshold, args)
+    predictions = predictor.read_predictions(logits, top_k or 1)
     sets = None
     if calibration is not None:
         sets = read_sets(logits, calibration, args.sets, args.set_method or SET_METHOD, trained)
-    text = prediction_table(rows, predictions, args.top_k, predictor.temperature, output, sets)
-    write_text(output, text)
-    check = f"{trained.checkpoint} check, step {trained.step}"
-    print(f"predicted {len(predictions)} input(s) with {args.run_dir} ({check}) -> {output}", file=sys.stderr)
-    print(temperature_note(trained), file=sys.stderr)
-    note = predictor.range_note(str(args.input or f"the {args.split} split"))
-    if note is not None and args.input is not None:
-        print(note, file=sys.stderr)
+    write_text(output, prediction_table(rows, predictions, predictor.temperature, output, sets))
+    _predicted(predictor, len(predictions), temperature_note(trained), args)
     if calibration is not None:
         print(set_note(calibration, args.sets, args.set_method or SET_METHOD), file=sys.stderr)
     if rows.labels is not None:
@@ -73,12 +74,42 @@ def _calibration(predictor: Any, args: argparse.Namespace) -> Any:
     check_request(args.sets, args.set_method or SET_METHOD)
     calibration = calibration_for(predictor, args.data_dir)
     names = [name for name in predictor.classes if "|" in name]
-    if names and args.output.suffix.lower() not in (".jsonl", ".json"):
+    if names and not json_lines(args.output):
         raise PredictError(
             f"class {names[0]!r} holds '|', which joins a set's classes in a CSV; write JSON lines "
             "(--output ending in .jsonl), where a set is a list"
         )
     return calibration
+
+
+def _tagged(
+    predictor: Any,
+    rows: Any,
+    predictions: list[TagPrediction],
+    threshold: float | None,
+    args: argparse.Namespace,
+) -> int:
+    """A multi-label run's output: each input's tags and their probabilities, one row each;
+    ``threshold`` the one taken (None with --top-k)."""
+
+    write_text(args.output, tag_table(rows, predictions, threshold, predictor.classes, args.output))
+    _predicted(predictor, len(predictions), tags_note(predictor.trained, threshold, args), args)
+    if rows.tags is not None:
+        print(agreement(predictions, rows.tags, predictor.classes), file=sys.stderr)
+    return 0
+
+
+def _predicted(predictor: Any, count: int, how: str, args: argparse.Namespace) -> None:
+    """The lines every prediction ends with: what was written, how the probabilities (or tags)
+    were made, and a warning where the inputs lie far from the training inputs."""
+
+    trained = predictor.trained
+    check = f"{trained.checkpoint} check, step {trained.step}"
+    print(f"predicted {count} input(s) with {args.run_dir} ({check}) -> {args.output}", file=sys.stderr)
+    print(how, file=sys.stderr)
+    note = predictor.range_note(str(args.input or f"the {args.split} split"))
+    if note is not None and args.input is not None:
+        print(note, file=sys.stderr)
 
 
 def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
@@ -131,14 +162,13 @@ def temperature_note(trained: Any) -> str:
 def prediction_table(
     rows: Any,
     predictions: list[Any],
-    top_k: int,
     temperature: float | None,
     output: Path,
     sets: list[Any] | None = None,
 ) -> str:
     """The output file's text: CSV, or JSON lines for an output ending in .jsonl or .json; with
     ``sets``, each row's set (a list in JSON, the classes joined by ``|`` in a CSV) and its size."""
-    as_list = output.suffix.lower() in (".jsonl", ".json")
+    as_list = json_lines(output)
     records = []
     for i, prediction in enumerate(predictions):
         record: dict[str, Any] = {rows.name_column: rows.names[i]}
@@ -159,9 +189,60 @@ def prediction_table(
     return table_text(records, columns, output)
 
 
+def tags_note(trained: Any, threshold: float | None, args: argparse.Namespace) -> str:
+    """One line saying how each input's tags were chosen: ``threshold`` (None: --top-k)."""
+    if threshold is None:
+        return f"tags: the {args.top_k} most probable of each input (sigmoid of each tag's score), --top-k"
+    taken = (
+        "--threshold"
+        if args.threshold is not None
+        else f"the threshold the run's decisions took at the {trained.checkpoint} check (step {trained.step})"
+    )
+    return f"tags: each whose probability (sigmoid of its score) reaches {threshold:g}, {taken}"
+
+
+def refuse_spaced_tags(tags: list[str], output: Path) -> None:
+    """Refuse a CSV output where a tag holds a space, which joins an input's tags in a CSV cell."""
+    spaced = [tag for tag in tags if " " in tag]
+    if spaced and not json_lines(output):
+        raise PredictError(
+            f"tag {spaced[0]!r} holds a space, which joins an input's tags in a CSV; write JSON lines "
+            "(--output ending in .jsonl), where the tags are a list"
+        )
+
+
+def tag_table(
+    rows: Any, predictions: list[TagPrediction], threshold: float | None, tags: list[str], output: Path
+) -> str:
+    """A multi-label run's output file: each input's tags most probable first, their probabilities,
+    its own tags where the input gives them (lists in JSON lines, joined by spaces in a CSV), and the
+    threshold taken on every row (empty with --top-k)."""
+    as_list = json_lines(output)
+
+    def cell(values: Sequence[Any]) -> Any:
+        return list(values) if as_list else " ".join(map(str, values))
+
+    records = []
+    for i, prediction in enumerate(predictions):
+        record: dict[str, Any] = {rows.name_column: rows.names[i]}
+        if rows.tags is not None:
+            record["label"] = cell([tags[k] for k in rows.tags[i].nonzero().flatten().tolist()])
+        record["prediction"] = cell(prediction.tags)
+        record["probabilities"] = cell([round(p, 6) for p in prediction.probabilities])
+        record["threshold"] = "" if threshold is None else threshold
+        records.append(record)
+    columns = list(records[0]) if records else [rows.name_column, "prediction", "probabilities", "threshold"]
+    return table_text(records, columns, output)
+
+
+def json_lines(output: Path) -> bool:
+    """Whether ``output`` is written as JSON lines (a name ending in .jsonl or .json), else CSV."""
+    return output.suffix.lower() in (".jsonl", ".json")
+
+
 def table_text(records: list[dict[str, Any]], columns: list[str], output: Path) -> str:
     """``records`` as CSV, or JSON lines for an output ending in .jsonl or .json."""
-    if output.suffix.lower() in (".jsonl", ".json"):
+    if json_lines(output):
         return "".join(json.dumps(record) + "\n" for record in records)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

@@ -55,6 +55,7 @@ from ..predict.predictor import Predictor
 from ..predict.reading import data_config
 from ..predict.sets import CONFORMAL_COVERAGE, calibrate, calibration_for, write_calibration
 from ..predict.source import PredictError, weights_digest
+from ..predict.tags import refuse_tag_sets
 from ..rundir import RunDir
 from ..tasks import build_task
 from ..version import code_version
@@ -99,6 +100,11 @@ def evaluate_run(
             f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
         )
     trained = predictor.trained
+    refuse_tag_sets(
+        trained,
+        "labelemb evaluate judges single-label classifiers (their confidence scores and sets are a "
+        "softmax's); a multi-label run's figures are those its checks record (summary.json)",
+    )
     sets = list(trained.config.ood if ood is None else ood)
     scores = RunScores(predictor, data_dir)
     stamp = _stamp(trained.step, trained.weights, scores.data_digest())

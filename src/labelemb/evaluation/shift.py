@@ -29,6 +29,7 @@ from ..data.files.options import FilesOptions
 from ..metrics.split import split_figures
 from ..predict.loading import load
 from ..predict.source import PredictError, weights_digest
+from ..predict.tags import refuse_tag_sets
 from ..progress import Steps
 from ..rundir import RunDir
 from ..version import code_version
@@ -75,6 +76,11 @@ def shift_run(
             f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
         )
     trained = predictor.trained
+    refuse_tag_sets(
+        trained,
+        "labelemb shift judges single-label classifiers (their confidence scores and sets are a "
+        "softmax's); a multi-label run's figures are those its checks record (summary.json)",
+    )
     entries = corruptions if corruptions is not None else (trained.config.shift or DEFAULT_SHIFT[reads])
     try:
         asked = conditions(entries, reads)

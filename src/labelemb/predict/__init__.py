@@ -4,11 +4,12 @@
     predictor.predict(images)            # class names and probabilities
     predictor.predict_proba(images)      # (N, m), the run's fitted temperature applied
     predictor.predict_sets(images, 0.9)  # conformal prediction sets, calibrated on its dev split
+    tagger.predict(texts)                # a multi-label run's: each text's tags (TagPrediction)
 
 :mod:`.loading` is :func:`load`, :mod:`.source` reads what a run or bundle holds, :mod:`.network`
 rebuilds its network, :mod:`.inputs` makes new inputs what the network reads, :mod:`.predictor`
-predicts, :mod:`.sets` calibrates its conformal prediction sets, :mod:`.bundle` and :mod:`.export`
-write a bundle, TorchScript and ONNX.
+predicts, :mod:`.tags` chooses a multi-label run's tags, :mod:`.sets` calibrates its conformal
+prediction sets, :mod:`.bundle` and :mod:`.export` write a bundle, TorchScript and ONNX.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .network import Classifier
 from .predictor import Prediction, Predictor
 from .sets import PredictionSet
 from .source import Checkpoint, PredictError, Trained
+from .tags import TagPrediction
 
 __all__ = [
     "Checkpoint",
@@ -26,6 +28,7 @@ __all__ = [
     "PredictError",
     "PredictionSet",
     "Predictor",
+    "TagPrediction",
     "Trained",
     "load",
 ]

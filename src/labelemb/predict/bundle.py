@@ -100,7 +100,9 @@ def describe(trained: Trained) -> dict[str, Any]:
         "checkpoint": trained.checkpoint,
         "step": trained.step,
         "test_error": trained.test_error,
-        "reads": trained.yields,
+        "reads": trained.reads,
+        "multi_label": trained.multi_label,
+        "tag_threshold": trained.tag_threshold,
         "class_names": list(trained.class_names),
         "temperature": trained.temperature,
         "input_shape": None if trained.input_shape is None else list(trained.input_shape),
@@ -149,6 +151,7 @@ def read_bundle(folder: Path, trust_factory: str | None = None) -> Trained:
         label_tensors=labels,
         inputs=dict(described.inputs or {}),
         told_noise=dict(described.told_noise or {}),
+        tag_threshold=described.tag_threshold,
     )
     _check_fits(trained, described)
     if described.conformal:
@@ -175,14 +178,17 @@ def _tokens(folder: Path, name: str, field: str) -> list[str]:
 
 
 def _check_fits(trained: Trained, described: BundleDescription) -> None:
-    """Refuse a description that does not fit its config: what the data yields, a frozen
-    backbone's input shape, and each vocabulary's size against the shape the network reads."""
+    """Refuse a description that does not fit its config: what the data yields (and whether it is
+    tag sets, with their threshold), a frozen backbone's input shape, and each vocabulary's size
+    against the shape the network reads."""
     where = f"{trained.origin / BUNDLE_FILE}"
-    if described.reads != trained.yields:
+    if described.reads != trained.reads or described.multi_label != trained.multi_label:
         raise PredictError(
-            f"{where}: reads is {described.reads!r}, but its config's data holds "
-            f"{trained.yields}; {RE_EXPORT}"
+            f"{where}: reads is {described.reads!r} and multi_label {str(described.multi_label).lower()}, "
+            f"but its config's data holds {trained.yields}; {RE_EXPORT}"
         )
+    if trained.multi_label and trained.tag_threshold is None:
+        raise PredictError(f"{where}: tag_threshold is missing for its tag sets; {RE_EXPORT}")
     if trained.frozen and trained.backbone_input_shape is None:
         raise PredictError(f"{where}: backbone_input_shape is missing for its frozen backbone; {RE_EXPORT}")
     shape = trained.backbone_input_shape if trained.frozen else trained.input_shape

@@ -64,6 +64,12 @@ class BundleDescription(BaseModel):
     told_noise: dict[str, float | list[list[float]]] | None = Field(
         None, description="a mapping with noise_rate and noise_transition, or null"
     )
+    #: A multi-label run's (its class names are its tags, each with its own sigmoid), and the
+    #: probability at which its tags are predicted; absent in bundles written before them.
+    multi_label: bool = Field(False, description="true or false")
+    tag_threshold: float | None = Field(
+        None, gt=0, lt=1, allow_inf_nan=False, description="a probability in (0, 1), or null"
+    )
 
     @field_validator("class_names")
     @classmethod

@@ -162,6 +162,11 @@ def preprocessing(predictor: Predictor) -> dict[str, Any]:
         "probabilities": "softmax(scores / temperature)" if trained.temperature else "softmax(scores)",
         "step": trained.step,
     }
+    if trained.multi_label:
+        out["probabilities"] = "sigmoid(scores), each tag's own"
+        out["multi_label"] = True
+        out["tag_threshold"] = trained.tag_threshold
+        out["tags"] = "a tag is predicted where its probability reaches tag_threshold"
     if predictor.reads == "texts":
         out["reads"] = "texts"
         out["texts"] = _text_steps(predictor)

@@ -129,7 +129,7 @@ def _input_shape(trained: Trained, backbone: nn.Module | None) -> tuple[int, ...
     """What the network reads when the run did not record it: a frozen backbone's feature width,
     or (a run from before shapes were kept) the shape of its data."""
     if backbone is not None and trained.backbone_input_shape is not None:
-        texts = trained.yields == "texts"
+        texts = trained.reads == "texts"
         probe = (
             torch.zeros((1, 4), dtype=torch.int64)
             if texts

@@ -22,6 +22,7 @@ from .network import Classifier
 from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
+from .tags import TagPrediction, read_tags, tag_decision, tag_probabilities
 
 #: Texts are read this many evaluation batches at a time (each part sorted by length, as the run's
 #: evaluation sorts a split); images one evaluation batch at a time, so memory holds one batch.
@@ -44,7 +45,10 @@ class Predictor:
     the ``(N, m)`` probabilities in the order of :attr:`classes`, ``logits(inputs)`` the scores,
     ``predict_sets(inputs, level)`` each input's conformal prediction set;
     probabilities are ``softmax(logits / T)`` with the temperature ``T`` the run fit on its dev
-    split (:attr:`temperature`; None: plain softmax). Inputs are texts for a text run; for an
+    split (:attr:`temperature`; None: plain softmax). A multi-label run (:attr:`multi_label`)
+    predicts each input's tags instead (:class:`~labelemb.predict.tags.TagPrediction`): each
+    tag's probability is the sigmoid of its score, and its tags those that reach
+    :attr:`threshold` (or the ``top_k`` most probable). Inputs are texts for a text run; for an
     image run files' paths, Pillow images, arrays ``(H, W[, C])``, a batch ``(N, C, H, W)``
     (float in [0, 1], or uint8) or a batch ``(N, H, W[, C])`` as an ``.npz`` file's ``x``
     (:func:`.inputs.image_items`). :attr:`model` is the network (an ``nn.Module`` from input
@@ -82,8 +86,19 @@ class Predictor:
 
     @property
     def reads(self) -> str:
-        """What the network reads: ``images`` or ``texts``."""
-        return self.trained.yields
+        """What the network reads: ``images`` or ``texts`` (``token_pairs``: a sequence run)."""
+        return self.trained.reads
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the run predicts a set of tags per input (:attr:`classes` are its tags)."""
+        return self.trained.multi_label
+
+    @property
+    def threshold(self) -> float | None:
+        """A multi-label run's tag threshold at the check read (a tag is predicted where its
+        probability reaches it); None for a single-label run."""
+        return self.trained.tag_threshold
 
     def logits(self, inputs: Any, names: Sequence[str] | None = None) -> Tensor:
         """The class scores ``(N, m)`` (float32, on the CPU) of ``inputs``, in their order."""
@@ -98,19 +113,36 @@ class Predictor:
         return torch.cat(parts)
 
     def predict_proba(self, inputs: Any, names: Sequence[str] | None = None) -> np.ndarray:
-        """The probability of every class ``(N, m)``, with the run's temperature where it has one."""
+        """The probability of every class ``(N, m)``, with the run's temperature where it has one
+        (a multi-label run: each tag's own probability)."""
         return self.probabilities(self.logits(inputs, names)).numpy()
 
     def probabilities(self, logits: Tensor) -> Tensor:
-        """``softmax(logits / T)`` (plain softmax without a temperature), in float64."""
+        """``softmax(logits / T)`` (plain softmax without a temperature), in float64; a multi-label
+        run's ``sigmoid(logits)``, each tag's own."""
+        if self.multi_label:
+            return tag_probabilities(logits)
         logits = logits.double()
         if self.temperature is not None:
             logits = logits / self.temperature
         return torch.softmax(logits, dim=-1)
 
-    def predict(self, inputs: Any, top_k: int = 1) -> list[Prediction]:
-        """Each input's predicted class and probability (and its ``top_k`` best classes if above 1)."""
-        return self.read_predictions(self.logits(inputs), top_k)
+    def predict(
+        self, inputs: Any, top_k: int | None = None, *, threshold: float | None = None
+    ) -> list[Prediction] | list[TagPrediction]:
+        """Each input's predicted class and probability (and its ``top_k`` best classes if above 1).
+        A multi-label run's: each input's tags, those whose probability reaches ``threshold`` (the
+        run's, :attr:`threshold`, where neither is given) or its ``top_k`` most probable."""
+        threshold, top_k = tag_decision(self.trained, threshold, top_k)
+        logits = self.logits(inputs)
+        if self.multi_label:
+            return self.read_tags(logits, threshold, top_k)
+        return self.read_predictions(logits, top_k or 1)
+
+    def read_tags(self, logits: Tensor, threshold: float | None, top_k: int | None) -> list[TagPrediction]:
+        """Each row of a multi-label run's ``logits`` as its tags (:func:`.tags.tag_decision` says
+        which of ``threshold`` and ``top_k`` is taken)."""
+        return read_tags(self.probabilities(logits), self.classes, threshold, top_k)
 
     def read_predictions(self, logits: Tensor, top_k: int = 1) -> list[Prediction]:
         """Each row of ``logits`` as a :class:`Prediction` (its argmax is the class, as evaluation counts)."""

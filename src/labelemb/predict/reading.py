@@ -4,7 +4,8 @@ A table (CSV, JSON lines, Parquet; gzip allowed) gives the run's input column (t
 paths relative to the table's folder) and its label column where it has one; a folder gives its
 image files (a sub-folder named after a class is each file's label); an ``.npz`` file its ``x`` or
 ``x_test`` array (and ``y``/``y_test``); a ``.txt`` file one text a line; an image file itself.
-An input's own labels become the run's class names as training maps labels (:func:`class_labels`).
+An input's own labels become the run's class names as training maps labels (:func:`class_labels`);
+a multi-label run's table gives its tags column, split as training splits it (:func:`own_tags`).
 ``--split`` reads a split of the run's own data set as the run read it, where the run found it.
 Whatever training refuses (no rows, an empty text, a label that is no class) is refused here too.
 """
@@ -17,15 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from ..assembly import load_run_data
-from ..data.files.labels import is_missing
+from ..data.base import DataError
+from ..data.files.labels import is_missing, shown_names
 from ..data.files.options import FilesOptions
-from ..data.files.rows import explain_unreadable, row_place
+from ..data.files.rows import Column, explain_unreadable, row_place
 from ..data.files.tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
+
+# The training reader's own split of a tags cell (private there: predict reads a cell as training does).
+from ..data.files.tag_sets import tags_of_column
 from ..data.text.corpus import read_lines
 from .source import BUNDLE_FILE, PredictError, Trained, read_start
 
+#: The tags column a table of a multi-label run's inputs is read for, where its config names none.
+TAGS_COLUMN = "tags"
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
@@ -39,13 +48,15 @@ class Rows:
     names: list[str]
     items: Any
     labels: list[str] | None = None
+    #: A multi-label run's inputs' own tag sets, bool ``(N, K)`` over its tags, where they give them.
+    tags: Tensor | None = None
     #: What a refusal calls each input where its name alone does not say the file (an array's row).
     places: list[str] | None = None
 
 
 def read_rows(path: Path, trained: Trained) -> Rows:
-    """The inputs in ``path`` for a run that reads ``trained.yields`` (see the module docstring)."""
-    kind = trained.yields
+    """The inputs in ``path`` for a run that reads ``trained.reads`` (see the module docstring)."""
+    kind = trained.reads
     if not path.exists():
         raise PredictError(f"input {path} does not exist")
     if path.is_dir():
@@ -78,8 +89,9 @@ def read_rows(path: Path, trained: Trained) -> Rows:
 
 
 def _table(path: Path, fmt: str, trained: Trained) -> Rows:
-    """A table's input column and, where it has one, its label column (names of the run's config first)."""
-    kind = trained.yields
+    """A table's input column and, where it has one, its label column (its tags column for a
+    multi-label run; names of the run's config first)."""
+    kind = trained.reads
     files = trained.config.section(FilesOptions)
     defaults = INPUT_COLUMNS["images" if kind == "images" else "text"]
     wanted_input = [files.input_column] if files.input_column else list(defaults)
@@ -102,6 +114,11 @@ def _table(path: Path, fmt: str, trained: Trained) -> Rows:
         rows.items = _image_paths(items, path.parent, place)
     else:
         _checked_texts(rows, place)
+    if trained.multi_label:
+        tags = files.tags_column or TAGS_COLUMN
+        if tags in table.columns:
+            rows.tags = own_tags(list(table[tags]), trained, str(path), layout)
+        return rows
     label = next((c for c in wanted_label if c in table.columns), None)
     if label is not None:
         rows.labels = class_labels(list(table[label]), trained, place)
@@ -185,7 +202,7 @@ def _arrays(path: Path, trained: Trained) -> Rows:
     key = next((k for k in ("x", "x_test") if k in held), None)
     if key is None:
         raise PredictError(f"input {path} has no array x or x_test (it holds {', '.join(sorted(held))})")
-    if trained.yields != "images":
+    if trained.reads != "images":
         raise PredictError(f"input {path}: arrays are images, but this run reads texts")
     inputs = held[key]
     rows = _nonempty(Rows("row", [str(i + 1) for i in range(len(inputs))], list(inputs)), path)
@@ -200,6 +217,30 @@ def _arrays(path: Path, trained: Trained) -> Rows:
             )
         rows.labels = class_labels(values, trained, lambda i: f"{path} [{labels_key}], row {i + 1}")
     return rows
+
+
+def own_tags(values: list[Any], trained: Trained, path: str, layout: str) -> Tensor:
+    """A table's tags column as bool tag sets ``(N, K)`` over the run's tags, each cell split as
+    training splits one (``data.files.tag_separator``); a tag that is not the run's is refused,
+    naming where it is."""
+    separator = trained.config.section(FilesOptions).tag_separator
+    column = Column(values, values, [path], [0], layouts=[layout])
+    try:
+        parsed = tags_of_column(column, separator)
+    except DataError as error:
+        raise PredictError(str(error)) from None
+    index = {name: k for k, name in enumerate(trained.class_names)}
+    sets = torch.zeros((len(parsed), len(index)), dtype=torch.bool)
+    for i, tags in enumerate(parsed):
+        for tag in tags:
+            if tag not in index:
+                raise PredictError(
+                    f"{column.row_name(i)}: tag {tag!r} is not a tag of the run (its tags: "
+                    f"{shown_names(list(index))}); fix the tag, or leave the tags column out to predict "
+                    "without counting"
+                )
+            sets[i, index[tag]] = True
+    return sets
 
 
 def class_labels(values: Sequence[Any], trained: Trained, place: Callable[[int], str]) -> list[str]:
@@ -272,9 +313,11 @@ def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
     if hasattr(held, "reference_tokens"):  # a text pair split: its references beside the output
         references = [" ".join(words) for words in held.reference_tokens]
         return Rows("line", [str(i + 1) for i in range(len(held))], held, references)
-    names = list(dataset.class_names)
-    labels = [names[i] for i in held.labels.tolist()]
-    return Rows("row", [str(i + 1) for i in range(len(held))], held, labels)
+    names = [str(i + 1) for i in range(len(held))]
+    if trained.multi_label:  # its labels are the tag sets, bool (N, K)
+        return Rows("row", names, held, tags=held.labels.bool().cpu())
+    classes = list(dataset.class_names)
+    return Rows("row", names, held, [classes[i] for i in held.labels.tolist()])
 
 
 def data_config(trained: Trained, data_dir: str | None) -> Any:

@@ -41,6 +41,7 @@ from .calibration import Calibration, CalibrationRecord, Measured
 from .description import RE_EXPORT, bundle_file
 from .reading import data_config
 from .source import BUNDLE_FILE, PredictError, Trained, weights_digest
+from .tags import refuse_tag_sets
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ def calibration_for(predictor: Any, data_dir: str | None = None) -> Calibration:
         raise PredictError(
             f"{trained.origin} is a sequence-to-sequence run: it has no class scores, so no prediction sets"
         )
+    refuse_tag_sets(
+        trained,
+        "conformal prediction sets are sets of classes of one softmax, and its tags are each chosen by "
+        "their own sigmoid probability: drop --sets (choose how many tags with --threshold P or --top-k K)",
+    )
     if trained.calibration is not None:
         return trained.calibration
     if (trained.origin / BUNDLE_FILE).is_file():

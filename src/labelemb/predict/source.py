@@ -37,6 +37,7 @@ from ..rundir import (
     RunDirError,
     yaml_problem,
 )
+from ..tasks import input_kind
 from .calibration import Calibration
 
 #: Which weights of a run are read: the selected check's (the summary's figures) or the last.
@@ -88,11 +89,26 @@ class Trained:
     #: What the run recorded of its training images (``start.json``'s ``inputs``: low, high and mean
     #: as the network reads them, the pixel scale the data set divided by); empty where it did not.
     inputs: dict[str, float] = field(default_factory=dict)
+    #: A multi-label run's threshold at the check read: a tag is predicted where its sigmoid
+    #: probability reaches it (the metrics' ``tag_threshold``); None for every other run.
+    tag_threshold: float | None = None
 
     @property
     def yields(self) -> str:
-        """What the run's data held: ``images`` or ``texts`` (``token_pairs`` for a text pair run)."""
+        """What the run's data held: ``images``, ``texts``, ``tagged texts`` (a text and a set of tags
+        per row), or ``token_pairs`` for a text pair run."""
         return dataset_yields(self.config.data.name, self.config.data_sections())
+
+    @property
+    def reads(self) -> str:
+        """What the network reads: ``images``, ``texts`` (a multi-label run's too: its texts are
+        made as a single-label run's) or ``token_pairs``: its task's inputs."""
+        return input_kind(self.yields)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the run predicts a set of tags per input (one logit per tag, each its own sigmoid)."""
+        return self.yields == "tagged texts"
 
     @property
     def frozen(self) -> bool:
@@ -255,6 +271,7 @@ def _trained(
         label_tensors=folder.read_tensors(),
         told_noise=_told_noise(folder),
         no_temperature=no_temperature,
+        tag_threshold=record.get("tag_threshold"),
     )
 
 

@@ -37,7 +37,7 @@ def tag_sets(
     for split, column in columns.items():
         if column is not None:
             check_has_rows(column, split)
-        parsed[split] = None if column is None else _tags_of_column(column, separator)
+        parsed[split] = None if column is None else tags_of_column(column, separator)
     if given_names:
         check_given_names(given_names)
     trained = parsed["train"]
@@ -74,7 +74,8 @@ def random_split(sets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarr
     return np.setdiff1d(np.arange(rows), dev), dev
 
 
-def _tags_of_column(column: Column, separator: str | None) -> list[list[str]]:
+def tags_of_column(column: Column, separator: str | None) -> list[list[str]]:
+    """Each row's tags, as training reads them (a prediction reads an input table's the same way)."""
     return [_tags_of(column, i, value, separator) for i, value in enumerate(list(column.labels))]
 
 
