@@ -316,6 +316,12 @@ MULTI_LABEL_FIGURES = (
 )
 declare(*MULTI_LABEL_FIGURES)
 declare(*(replace(f, name=f"rest_{f.name}", label=f"{f.label} (rest)") for f in MULTI_LABEL_FIGURES))
+#: Whether a tag similarity recovers the tags' facets (:mod:`labelemb.analysis.facets`).
+declare(
+    Figure("facet_nearest", "multi_label", "nearest tag in its facet %", lower_is_better=False),
+    Figure("facet_nearest_chance", "multi_label", "at random %", lower_is_better=False),
+    Figure("facet_pair_auroc", "multi_label", "same-facet pair AUROC %", lower_is_better=False),
+)
 #: The threshold on a tag's probability that predicts it, chosen on dev (the best micro-F1).
 declare(Figure("tag_threshold", "multi_label", "threshold", "plain", lower_is_better=False, fmt=".2f"))
 
