@@ -50,12 +50,11 @@ from ..metrics.ood import ood_figures
 from ..metrics.recalibration import MAPS, recalibration_figures
 from ..metrics.scod import scod_figures, scod_risk_curve
 from ..metrics.selective import choose_norm_p, msp_risk_curve, selective_figures
-from ..predict.loading import load
+from ..predict.loading import load, load_single_label
 from ..predict.predictor import Predictor
 from ..predict.reading import data_config
 from ..predict.sets import CONFORMAL_COVERAGE, calibrate, calibration_for, write_calibration
 from ..predict.source import PredictError, weights_digest
-from ..predict.tags import refuse_tag_sets
 from ..rundir import RunDir
 from ..tasks import build_task
 from ..version import code_version
@@ -91,20 +90,8 @@ def evaluate_run(
     for a run that is not a finished classifier.
     """
     step = on_step or (lambda name: None)
-    folder = RunDir(path)
-    if not folder.is_finished():
-        raise PredictError(f"{folder.path} is not a finished run: evaluate it once it has finished")
-    predictor = load(folder.path, device=device)
-    if predictor.reads not in ("images", "texts"):
-        raise PredictError(
-            f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
-        )
+    folder, predictor = load_single_label(path, device, "evaluate")
     trained = predictor.trained
-    refuse_tag_sets(
-        trained,
-        "labelemb evaluate judges single-label classifiers (their confidence scores and sets are a "
-        "softmax's); a multi-label run's figures are those its checks record (summary.json)",
-    )
     sets = list(trained.config.ood if ood is None else ood)
     scores = RunScores(predictor, data_dir)
     stamp = _stamp(trained.step, trained.weights, scores.data_digest())

@@ -27,11 +27,9 @@ from ..data.corruptions import perturb_texts
 from ..data.corruptions.suites import Condition, conditions
 from ..data.files.options import FilesOptions
 from ..metrics.split import split_figures
-from ..predict.loading import load
+from ..predict.loading import load_single_label
 from ..predict.source import PredictError, weights_digest
-from ..predict.tags import refuse_tag_sets
 from ..progress import Steps
-from ..rundir import RunDir
 from ..version import code_version
 from .corrupted import corrupted_images, test_texts
 from .run import RunScores, run_request
@@ -66,21 +64,9 @@ def shift_run(
     display of its own (:class:`~labelemb.progress.Steps`). A :class:`PredictError` for a run that
     is not a finished classifier or has no saved weights.
     """
-    folder = RunDir(path)
-    if not folder.is_finished():
-        raise PredictError(f"{folder.path} is not a finished run: shift it once it has finished")
-    predictor = load(folder.path, device=device)
+    folder, predictor = load_single_label(path, device, "shift")
     reads = predictor.reads
-    if reads not in ("images", "texts"):
-        raise PredictError(
-            f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
-        )
     trained = predictor.trained
-    refuse_tag_sets(
-        trained,
-        "labelemb shift judges single-label classifiers (their confidence scores and sets are a "
-        "softmax's); a multi-label run's figures are those its checks record (summary.json)",
-    )
     entries = corruptions if corruptions is not None else (trained.config.shift or DEFAULT_SHIFT[reads])
     try:
         asked = conditions(entries, reads)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import torch
 
+from ..rundir import RunDir
 from .bundle import read_trained
 from .network import build_classifier
 from .predictor import Predictor
 from .source import Checkpoint, PredictError
+from .tags import refuse_tag_sets
 
 
 def load(
@@ -31,3 +33,23 @@ def load(
         raise PredictError(f"checkpoint must be 'selected' or 'last', got {checkpoint!r}")
     trained = read_trained(path, checkpoint, trust_factory)
     return Predictor(trained, build_classifier(trained), device)
+
+
+def load_single_label(path: str | Path, device: str | torch.device, command: str) -> tuple[RunDir, Predictor]:
+    """The folder and the trained classifier of the finished single-label run at ``path``, for
+    ``labelemb <command>`` (``evaluate``, ``shift``), which judges a softmax's scores: a run still
+    training, a sequence-to-sequence run and a multi-label run are each refused in one line."""
+    folder = RunDir(path)
+    if not folder.is_finished():
+        raise PredictError(f"{folder.path} is not a finished run: {command} it once it has finished")
+    predictor = load(folder.path, device=device)
+    if predictor.reads not in ("images", "texts"):
+        raise PredictError(
+            f"{folder.path} is not a classifier: a sequence-to-sequence run has no class scores"
+        )
+    refuse_tag_sets(
+        predictor.trained,
+        f"labelemb {command} judges single-label classifiers (their confidence scores and sets are a "
+        "softmax's); a multi-label run's figures are those its checks record (summary.json)",
+    )
+    return folder, predictor
