@@ -70,9 +70,9 @@ def tag_embedding_loss(
     ``(..., N, K)``, ``embedding`` ``(..., K, K)`` (a leading seed dimension: one loss per seed)."""
     y = tags.to(z1.dtype)
     row_logits = tag_rows(embedding)
-    rows = torch.sigmoid(row_logits)
-    carried = y.sum(-1, keepdim=True).clamp(min=1.0)
-    soft = (torch.matmul(y, rows) / carried).detach()
+    with torch.no_grad():  # the soft target is a constant to the loss (sg): no graph to build
+        carried = y.sum(-1, keepdim=True).clamp(min=1.0)
+        soft = torch.matmul(y, torch.sigmoid(row_logits)) / carried
     ce_o1 = example_bce(z1, y)
     soft_o1 = example_bce(z1, soft)
     ce_o2 = example_bce(z2, y)
@@ -89,12 +89,13 @@ def _embedding_term(row_logits: Tensor, z2: Tensor, y: Tensor, tau: float) -> Te
     and ``S = sg(sigmoid(z2 / tau))``, pair ``(n, k)`` adds ``-S_n log q_k - (1 - S_n) log(1 - q_k)``,
     so tag ``k``'s row is weighted by ``(M^T S)_k`` and ``(M^T (1 - S))_k`` and the pairs are never
     formed one by one."""
-    mask = y * (z2 > 0).to(y.dtype)
-    taught = torch.sigmoid(z2 / tau).detach()
-    positive = torch.matmul(mask.transpose(-1, -2), taught)
-    negative = mask.sum(-2).unsqueeze(-1) - positive
+    with torch.no_grad():  # the mask and o2's softened outputs are constants to E's term (sg)
+        mask = y * (z2 > 0).to(y.dtype)
+        positive = torch.matmul(mask.transpose(-1, -2), torch.sigmoid(z2 / tau))
+        negative = mask.sum(-2).unsqueeze(-1) - positive
+        pairs = mask.sum((-2, -1))
     total = -(positive * F.logsigmoid(row_logits) + negative * F.logsigmoid(-row_logits)).sum((-2, -1))
-    return total / (mask.sum((-2, -1)) + 1e-8)
+    return total / (pairs + 1e-8)
 
 
 class TagEmbedding(MultiHot):
