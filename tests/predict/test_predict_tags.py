@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.predict_helpers import predict, read_output, refused
+from helpers.tagged_texts import write_tagged_splits
 
 import labelemb
 from labelemb.cli import main
@@ -22,36 +23,12 @@ from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-#: Each tag has its own words, so that four epochs learn them.
-TAG_WORDS = {
-    "lib": ["library", "shared", "runtime"],
-    "python": ["python", "pip", "module"],
-    "gui": ["window", "gtk", "desktop"],
-    "net": ["network", "http", "socket"],
-}
-FILLER = ["the", "a", "package", "for", "with", "and", "tool"]
-
-
-def tagged_table(path: Path, count: int, seed: int) -> None:
-    """A CSV (text, tags) of ``count`` texts, each carrying one to four tags (tags joined by spaces)."""
-    rng = np.random.default_rng(seed)
-    names = list(TAG_WORDS)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "tags"])
-        for _ in range(count):
-            carried = [tag for tag in names if rng.random() < 0.4] or [names[int(rng.integers(4))]]
-            words = [str(rng.choice(TAG_WORDS[tag])) for tag in carried for _ in range(2)]
-            words += [str(rng.choice(FILLER)) for _ in range(int(rng.integers(1, 5)))]
-            writer.writerow([" ".join(rng.permutation(words)), " ".join(carried)])
-
 
 @pytest.fixture(scope="module")
 def tagged_run(tmp_path_factory) -> tuple[Path, dict[str, Any], Path]:
     """(run folder, summary, data folder) of a bag-of-words multi-label run of four epochs."""
     root = tmp_path_factory.mktemp("tagged")
-    for name, count, seed in (("train", 160, 0), ("dev", 48, 1), ("test", 48, 2)):
-        tagged_table(root / f"{name}.csv", count, seed)
+    write_tagged_splits(root)
     files = {
         "format": "csv",
         "train": "train.csv",

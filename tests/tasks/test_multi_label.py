@@ -3,15 +3,14 @@ records, the rest's figures, the methods it trains and refuses, and stacked seed
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from helpers.batched_checks import train_batched
+from helpers.tagged_texts import write_tagged_splits
 
 from labelemb.config import ConfigError
 from labelemb.metrics.figures import MULTI_LABEL_FIGURES
@@ -20,34 +19,11 @@ from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-#: Each tag has its own words; "lib" is the tag a formulaic description ("library for") gives away.
-TAG_WORDS = {
-    "lib": ["library", "shared", "runtime"],
-    "python": ["python", "pip", "module"],
-    "gui": ["window", "gtk", "desktop"],
-    "net": ["network", "http", "socket"],
-}
-FILLER = ["the", "a", "package", "for", "with", "and", "tool"]
-
-
-def write_split(path: Path, count: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    names = list(TAG_WORDS)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "tags"])
-        for _ in range(count):
-            carried = [tag for tag in names if rng.random() < 0.4] or [names[int(rng.integers(4))]]
-            words = [str(rng.choice(TAG_WORDS[tag])) for tag in carried for _ in range(2)]
-            words += [str(rng.choice(FILLER)) for _ in range(int(rng.integers(1, 5)))]
-            writer.writerow([" ".join(rng.permutation(words)), " ".join(carried)])
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tagged")
-    for name, count, seed in (("train", 160, 0), ("dev", 48, 1), ("test", 48, 2)):
-        write_split(root / f"{name}.csv", count, seed)
+    write_tagged_splits(root)
     return root
 
 
