@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..abilities import MultiHot
-from ..multi_hot import tag_bce, tag_mean
+from ..multi_hot import tag_mean
 from ..rows import MethodOutput
 
 #: The terms, in the order :func:`tag_embedding_loss` returns them (those of one label a row).
@@ -48,11 +48,6 @@ def tag_rows(embedding: Tensor) -> Tensor:
     """The logits of each tag's row ``q_k``: ``s (2 E - 1)`` with ``s = ln(K - 1)``, ``(..., K, K)``."""
     scale = math.log(max(embedding.shape[-1] - 1, 2))
     return scale * (2.0 * embedding - 1.0)
-
-
-def example_bce(logits: Tensor, targets: Tensor) -> Tensor:
-    """Binary cross-entropy summed over the tags (the last dimension) and averaged over the rows."""
-    return tag_mean(tag_bce(logits, targets))
 
 
 def tag_embedding_loss(
@@ -73,11 +68,13 @@ def tag_embedding_loss(
     with torch.no_grad():  # the soft target is a constant to the loss (sg): no graph to build
         carried = y.sum(-1, keepdim=True).clamp(min=1.0)
         soft = torch.matmul(y, torch.sigmoid(row_logits)) / carried
-    ce_o1 = example_bce(z1, y)
-    soft_o1 = example_bce(z1, soft)
-    ce_o2 = example_bce(z2, y)
+    # BCE(z, t) = (1 - t) z - log sigmoid(z): one log-sigmoid of each head serves every target.
+    log_p1, log_p2 = F.logsigmoid(z1), F.logsigmoid(z2)
+    ce_o1 = tag_mean((1.0 - y) * z1 - log_p1)
+    soft_o1 = tag_mean((1.0 - soft) * z1 - log_p1)
+    ce_o2 = tag_mean((1.0 - y) * z2 - log_p2)
     emb = _embedding_term(row_logits, z2, y, tau)
-    penalty = tag_mean((torch.sigmoid(z2) - alpha).clamp(min=0.0) * y)
+    penalty = tag_mean((log_p2.exp() - alpha).clamp(min=0.0) * y)
     loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
     return loss, dict(zip(TAG_TERMS, (ce_o1, soft_o1, ce_o2, emb, penalty)))
 
@@ -86,16 +83,15 @@ def _embedding_term(row_logits: Tensor, z2: Tensor, y: Tensor, tau: float) -> Te
     """``emb``: each tag's row learns o2's softened outputs on the examples where o2 is right about it.
 
     The sum over (example, tag) pairs of a row's BCE is one matrix product: with ``M`` the mask
-    and ``S = sg(sigmoid(z2 / tau))``, pair ``(n, k)`` adds ``-S_n log q_k - (1 - S_n) log(1 - q_k)``,
-    so tag ``k``'s row is weighted by ``(M^T S)_k`` and ``(M^T (1 - S))_k`` and the pairs are never
-    formed one by one."""
+    and ``S = sg(sigmoid(z2 / tau))``, pair ``(n, k)`` adds ``sum_j (1 - S_nj) r_kj - log
+    sigmoid(r_kj)`` (``r`` the rows' logits), so row ``k`` is weighted by its pairs' count ``c_k``
+    and by ``(M^T (1 - S))_k``, and the pairs are never formed one by one."""
     with torch.no_grad():  # the mask and o2's softened outputs are constants to E's term (sg)
         mask = y * (z2 > 0).to(y.dtype)
-        positive = torch.matmul(mask.transpose(-1, -2), torch.sigmoid(z2 / tau))
-        negative = mask.sum(-2).unsqueeze(-1) - positive
-        pairs = mask.sum((-2, -1))
-    total = -(positive * F.logsigmoid(row_logits) + negative * F.logsigmoid(-row_logits)).sum((-2, -1))
-    return total / (pairs + 1e-8)
+        counts = mask.sum(-2)
+        absent = counts.unsqueeze(-1) - torch.matmul(mask.transpose(-1, -2), torch.sigmoid(z2 / tau))
+    total = (absent * row_logits - counts.unsqueeze(-1) * F.logsigmoid(row_logits)).sum((-2, -1))
+    return total / (counts.sum(-1) + 1e-8)
 
 
 class TagEmbedding(MultiHot):
