@@ -3,6 +3,8 @@ same network, and each tag-set method against binary cross-entropy (onehot).
 
     LABELEMB_DATA=DATA_DIR python bench/multi_label_step.py
     LABELEMB_DATA=DATA_DIR python bench/multi_label_step.py --threads 1 --rounds 15 --steps 30
+    LABELEMB_DATA=DATA_DIR python bench/multi_label_step.py --methods onehot label_embedding \
+        label_embedding:fast_path=false
 
 The data is debian-debtags (``$LABELEMB_DATA/debian-debtags``: 23,469 package descriptions, 233
 tags) read through the files loader as a run reads it (words, a 50,000-entry vocabulary from
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from labelemb.assembly.plan import data_of
 from labelemb.data.text.classes import TextClassDataset, TextClassSplit
@@ -78,15 +81,24 @@ def single_label_twin(tagged: TextClassDataset) -> TextClassDataset:
     )
 
 
+def method_section(method: str) -> dict:
+    """``name`` or ``name:key=value,...`` (e.g. ``label_embedding:fast_path=false``) as a config's
+    method section, each value read as YAML."""
+    name, _, options = method.partition(":")
+    pairs = (option.split("=", 1) for option in options.split(",") if option)
+    return {"name": name, **{key: yaml.safe_load(value) for key, value in pairs}}
+
+
 def build_step(dataset: TextClassDataset, method: str, batch_size: int) -> Single:
-    """A fresh run of ``method`` on ``dataset``, as the trainer lays it out (seed 0)."""
+    """A fresh run of ``method`` (:func:`method_section`) on ``dataset``, as the trainer lays it
+    out (seed 0)."""
     output_dir = tempfile.mkdtemp(prefix="labelemb-bench-multi-label-")
     config = build_config(
         {
             "output_dir": output_dir,
             "data": {"name": "files", "files": FILES if dataset.multi_label else {"train": "t", "test": "t"}},
             "model": MODEL,
-            "method": {"name": method},
+            "method": method_section(method),
             "train": {"batch_size": batch_size, "device": "cpu"},
         }
     )

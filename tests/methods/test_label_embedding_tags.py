@@ -122,7 +122,7 @@ def test_the_method_trains_on_tag_sets_with_this_loss_and_shows_its_tag_rows(bat
     method = methods.build("label_embedding", in_features=3, num_classes=5)
     features = torch.randn(4, 3)
     out = method(features, tags)
-    z1, z2 = method.tag_outputs(features)
+    z1, z2 = method._both_outputs(features)
     options = {"w_gold": 0.5, "w_soft": 0.5, "tau": 2.0, "alpha": 0.9}
     loss, terms = tag_embedding_loss(z1, z2, method.embedding, tags, **options)
     torch.testing.assert_close(out.loss, loss)

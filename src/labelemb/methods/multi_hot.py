@@ -106,8 +106,12 @@ def tag_mean(per_tag: Tensor) -> Tensor:
     the graph. Under torchrun the count is every process's share (as a class batch's), so that
     data parallel training's averaged gradients are those of the whole batch's mean.
     """
-    rows = per_tag.shape[-2]
-    total = per_tag.sum((-2, -1))
+    return per_tag.sum((-2, -1)) / rows_divisor(per_tag.shape[-2], per_tag)
+
+
+def rows_divisor(rows: int, like: Tensor) -> Tensor | float:
+    """What :func:`tag_mean` divides a batch of ``rows`` rows' sum by: the count, at least 1; under
+    torchrun every process's share (a tensor on ``like``'s device)."""
     if is_distributed():
-        return total / per_process_share(per_tag.new_tensor(float(rows))).clamp(min=1.0)
-    return total / max(rows, 1)
+        return per_process_share(like.new_tensor(float(rows))).clamp(min=1.0)
+    return float(max(rows, 1))

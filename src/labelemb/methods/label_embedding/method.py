@@ -20,7 +20,7 @@ from .chunked import Workspace, chunked_label_embedding_loss
 from .fast import LabelEmbeddingHead, both_heads
 from .heads import init_heads, merge_separate_heads
 from .loss import TERMS, Normalisation, label_embedding_loss, warmup_updates
-from .tags import TagEmbedding
+from .tag_method import TagEmbedding
 
 VARIANTS = ("released", "nlp", "paper")
 
@@ -82,7 +82,8 @@ class LabelEmbedding(Stackable, Chunked, TagEmbedding, Method):
     same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding.fast`,
     pinned to the formula by the tests); ``fast_path="fused"`` runs those closed forms through
     ``torch.compile`` (a few fused kernels instead of some forty small ones); stacked seeds and
-    ``fast_path=False`` run the formula through autograd.
+    ``fast_path=False`` run the formula through autograd. On tag sets either value of ``fast_path``
+    takes the tag loss's closed forms (:mod:`~labelemb.methods.label_embedding.tag_fast`), uncompiled.
 
     Rows with non-finite features or logits (``z1``, ``z2``) are left out of every term and of
     every gradient that reaches ``E`` (or ``A``, ``B``, ``c`` when compressed), ``o1`` and

@@ -30,15 +30,12 @@ examples (the released single-label code sums it over the batch).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..abilities import MultiHot
 from ..multi_hot import tag_mean
-from ..rows import MethodOutput
 
 #: The terms, in the order :func:`tag_embedding_loss` returns them (those of one label a row).
 TAG_TERMS = ("ce_o1", "soft_o1", "ce_o2", "emb", "penalty")
@@ -92,36 +89,3 @@ def _embedding_term(row_logits: Tensor, z2: Tensor, y: Tensor, tau: float) -> Te
         absent = counts.unsqueeze(-1) - torch.matmul(mask.transpose(-1, -2), torch.sigmoid(z2 / tau))
     total = (absent * row_logits - counts.unsqueeze(-1) * F.logsigmoid(row_logits)).sum((-2, -1))
     return total / (counts.sum(-1) + 1e-8)
-
-
-class TagEmbedding(MultiHot):
-    """What makes :class:`~labelemb.methods.label_embedding.method.LabelEmbedding` train on tag
-    sets: the loss of this module's docstring on its two heads and its full ``E``."""
-
-    #: Whether this method has trained on tag sets (its representation is then the tag rows).
-    trained_on_tags: bool = False
-
-    def tag_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        """``z1 = o1(h)`` and ``z2 = o2(sg(h))``, through autograd (the fast path is for one label)."""
-        return self._both_outputs(features)  # type: ignore[attr-defined]
-
-    def tag_loss(self, outputs: Any, tags: Tensor, features: Tensor) -> MethodOutput:
-        method: Any = self
-        if method.compressed_dim is not None or method.variant == "nlp":
-            raise ValueError(
-                "label_embedding learns a full K x K tag embedding on tag sets: variant nlp and "
-                "compressed_dim are for a vocabulary's single labels; set compressed_dim: null and "
-                "variant: released (or paper)"
-            )
-        z1, z2 = outputs
-        w_gold, w_soft = method.loss_weights()
-        loss, terms = tag_embedding_loss(
-            z1, z2, method.embedding, tags, w_gold=w_gold, w_soft=w_soft, tau=method.tau, alpha=method.alpha
-        )
-        self.trained_on_tags = True
-        return MethodOutput(loss, z1, terms)
-
-    @torch.no_grad()
-    def tag_representation(self) -> Tensor:
-        """``q``: row ``k`` the probability of each tag on an example carrying tag ``k`` (K x K)."""
-        return torch.sigmoid(tag_rows(self.embedding)).detach()  # type: ignore[attr-defined]
