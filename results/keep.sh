@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Keep the records of finished runs in the repository, so that a later session (a fresh checkout)
+# resumes without training them again and can rebuild every table:
+#
+#   bash results/keep.sh FOLDER EXPERIMENT...
+#
+# For each experiment folder under runs/ given, the comparison's files and a records.tar.xz of each
+# finished run's small files (no weights, no checkpoint) go to results/FOLDER/EXPERIMENT/.
+# `restore.sh FOLDER` puts them back. Run from the repository root.
+set -euo pipefail
+HERE=$(dirname "$0")
+FOLDER=${1:?name the folder under results/ to keep the records in}
+shift
+SMALL="config.yaml start.json summary.json metrics.jsonl evaluation.json shift.json label_noise.safetensors label_representation.safetensors"
+for experiment in "$@"; do
+  [ -d "runs/$experiment" ] || continue
+  files=()
+  for summary in runs/"$experiment"/*/seed*/summary.json; do
+    [ -f "$summary" ] || continue
+    run=$(dirname "$summary")
+    for name in $SMALL; do
+      [ -f "$run/$name" ] && files+=("${run#runs/}/$name")
+    done
+  done
+  [ ${#files[@]} -gt 0 ] || continue
+  mkdir -p "$HERE/$FOLDER/$experiment"
+  tar -C runs -cJf "$HERE/$FOLDER/$experiment/records.tar.xz" --sort=name --mtime=2026-01-01 --owner=0 --group=0 "${files[@]}"
+  for name in comparison.md comparison.csv curves.png memorisation.png ranks.png; do
+    if [ -f "runs/$experiment/$name" ]; then cp "runs/$experiment/$name" "$HERE/$FOLDER/$experiment/"; fi
+  done
+  echo "kept $(ls -d runs/"$experiment"/*/seed*/summary.json | wc -l) finished run(s) of $experiment"
+done
