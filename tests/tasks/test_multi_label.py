@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from helpers.batched_checks import train_batched
 from helpers.tagged_texts import write_tagged_splits
 
 from labelemb.config import ConfigError
-from labelemb.metrics.figures import MULTI_LABEL_FIGURES
-from labelemb.tasks.multi_label import MultiLabelText
+from labelemb.metrics.figures import MULTI_LABEL_FIGURES, figure_of
+from labelemb.metrics.tag_calibration import marginal_ece, tag_temperatures
+from labelemb.tasks.multi_label import TEST_CALIBRATION, MultiLabelText
 from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,7 +60,10 @@ def test_every_method_for_tag_sets_trains_and_ranks_the_tags(folder, tmp_path, m
     assert summary["selected_test_map_macro"] > 80.0, summary["selected_test_map_macro"]
     for figure in MULTI_LABEL_FIGURES:
         assert summary[f"selected_test_{figure.name}"] is not None, figure.name
+    for name in TEST_CALIBRATION:
+        assert 0 <= summary[f"selected_test_{name}"] <= 100, name
     assert 0 < summary["selected_tag_threshold"] < 1
+    assert summary["selected_tag_temperature"] > 0
     assert summary["data"]["tag_sets"]["train"]["rows"] == 160
 
 
@@ -73,6 +78,11 @@ def test_a_check_records_every_figure_on_dev_and_test_in_its_unit(folder, tmp_pa
         for figure in MULTI_LABEL_FIGURES:
             value = record[f"{split}_{figure.name}"]
             assert (0.0 <= value <= 100.0) if figure.share else value >= 1.0, (split, figure.name, value)
+    # Calibration per tag: raw on both splits, scaled on test alone (dev fits the temperatures).
+    for key in ("dev_tag_ece", *(f"test_{name}" for name in TEST_CALIBRATION)):
+        assert 0.0 <= record[key] <= 100.0 and figure_of(key).lower_is_better, key
+    assert "dev_tag_ece_scaled" not in record and "dev_tag_ece_per_tag" not in record
+    assert record["tag_temperature"] > 0 and figure_of("tag_temperature").unit == "plain"
     assert "dev_rest_map_macro" not in record  # no tag set apart
 
 
@@ -83,8 +93,50 @@ def test_the_rest_is_judged_apart_from_the_rows_whose_every_tag_is_set_apart(fol
     selected = next(record for record in map(json.loads, lines) if record["step"] == summary["selected_step"])
     # The rows carrying "lib" alone are left out: other figures, each in the summary as recorded.
     assert selected["test_rest_map_macro"] != selected["test_map_macro"]
-    for figure in MULTI_LABEL_FIGURES:
-        assert summary[f"selected_test_rest_{figure.name}"] == selected[f"test_rest_{figure.name}"]
+    for name in [figure.name for figure in MULTI_LABEL_FIGURES] + list(TEST_CALIBRATION):
+        assert summary[f"selected_test_rest_{name}"] == selected[f"test_rest_{name}"]
+    assert "dev_rest_tag_ece" in selected and "dev_rest_tag_ece_scaled" not in selected
+
+
+def tag_split(seed: int, count: int = 60) -> SimpleNamespace:
+    """A split of 5 features and 4 tags, drawn from a linear model with a tag no row carries."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(count, 5, generator=generator)
+    tags = torch.rand(count, 4, generator=generator) < torch.sigmoid(2 * inputs[:, :4])
+    tags[:, 3] = False
+    return SimpleNamespace(inputs=inputs, labels=tags)
+
+
+def test_the_temperatures_are_fit_on_dev_alone_and_judged_on_test():
+    dev, test = tag_split(0), tag_split(1)
+    weights = torch.randn(5, 4, generator=torch.Generator().manual_seed(2))
+    calls = []
+
+    def predict(rows: torch.Tensor) -> torch.Tensor:
+        calls.append(len(rows))
+        return rows @ weights
+
+    task = MultiLabelText(eval_batch_size=100)
+    results = task.evaluate(predict, dev, test)
+    assert calls == [60, 60]  # each split's logits computed once
+    fitted = tag_temperatures(dev.inputs @ weights, dev.labels)
+    assert results["tag_temperature"] == pytest.approx(fitted.one)
+    assert fitted.per_tag[3] == 1.0  # the tag dev never carries keeps its raw probabilities
+    logits = test.inputs @ weights
+    expected = {
+        "test_tag_ece": marginal_ece(torch.sigmoid(logits), test.labels),
+        "test_tag_ece_scaled": marginal_ece(torch.sigmoid(logits / fitted.one), test.labels),
+        "test_tag_ece_per_tag": marginal_ece(
+            torch.sigmoid(logits / torch.as_tensor(fitted.per_tag, dtype=torch.float32)), test.labels
+        ),
+        "dev_tag_ece": marginal_ece(torch.sigmoid(dev.inputs @ weights), dev.labels),
+    }
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(100 * value, abs=1e-4), key  # recorded in percent
+    # Without a dev split: nothing to fit, the raw figure alone.
+    alone = task.evaluate(predict, None, test)
+    assert alone["test_tag_ece"] == pytest.approx(results["test_tag_ece"])
+    assert not {"tag_temperature", "test_tag_ece_scaled", "test_tag_ece_per_tag"} & set(alone)
 
 
 def test_the_rest_rows_are_those_with_a_tag_outside_the_set_apart():

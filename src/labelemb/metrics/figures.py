@@ -314,8 +314,20 @@ MULTI_LABEL_FIGURES = (
     Figure("ranking_loss", "multi_label", "ranking loss %"),
     Figure("coverage_error", "multi_label", "coverage error", "plain"),
 )
-declare(*MULTI_LABEL_FIGURES)
-declare(*(replace(f, name=f"rest_{f.name}", label=f"{f.label} (rest)") for f in MULTI_LABEL_FIGURES))
+#: Calibration per tag (:mod:`labelemb.metrics.tag_calibration`): the marginal ECE raw
+#: (``test_tag_ece``, ``dev_tag_ece``), after one temperature fit on dev (``test_tag_ece_scaled``)
+#: and after a temperature per tag fit on dev (``test_tag_ece_per_tag``).
+TAG_CALIBRATION_FIGURES = (
+    Figure("tag_ece", "multi_label", "tag ECE %"),
+    Figure("tag_ece_per_tag", "multi_label", "tag ECE % per-tag T"),
+)
+declare(*MULTI_LABEL_FIGURES, *TAG_CALIBRATION_FIGURES)
+declare(
+    *(
+        replace(f, name=f"rest_{f.name}", label=f"{f.label} (rest)")
+        for f in (*MULTI_LABEL_FIGURES, *TAG_CALIBRATION_FIGURES)
+    )
+)
 #: Whether a tag similarity recovers the tags' facets (:mod:`labelemb.analysis.facets`).
 declare(
     Figure("facet_nearest", "multi_label", "nearest tag in its facet %", lower_is_better=False),
@@ -324,6 +336,8 @@ declare(
 )
 #: The threshold on a tag's probability that predicts it, chosen on dev (the best micro-F1).
 declare(Figure("tag_threshold", "multi_label", "threshold", "plain", lower_is_better=False, fmt=".2f"))
+#: The one temperature of every tag's logit, fit on dev (the binary cross-entropy's minimum).
+declare(Figure("tag_temperature", "multi_label", "tag T", "plain", lower_is_better=False))
 
 #: What one split's figures are (:func:`~labelemb.metrics.split.split_figures`): shift.json's keys
 #: for the clean split and each condition, and ``dev_<name>`` in a check's record (its error aside).

@@ -4,7 +4,11 @@ The network gives one logit per tag and a tag's probability is its sigmoid. A ch
 and test, the figures of :mod:`labelemb.metrics.multi_label` (macro and micro mAP, micro and macro
 F1, Hamming loss, exact match, LRAP, ranking loss, coverage error), the set decisions taken at one
 threshold on the probabilities chosen on dev (the best dev micro-F1; ``tags.threshold`` fixes it).
-The dev macro mAP selects the reported check and is the headline figure on test. Where
+The dev macro mAP selects the reported check and is the headline figure on test. Each split also
+records the calibration per tag (:mod:`labelemb.metrics.tag_calibration`): the marginal ECE of the
+tag probabilities (``tag_ece``), and on test after one temperature for every tag
+(``tag_ece_scaled``) and after a temperature per tag (``tag_ece_per_tag``), both fit on dev (the
+one recorded as ``tag_temperature``); the test split is never fit on. Where
 ``tags.set_apart`` names tags, every figure is also given over each split's *rest*, the examples
 left once those whose every tag is among them are set apart (``test_rest_map_macro``): on
 Debian's debtags, the library packages whose formulaic descriptions give their tags away.
@@ -26,6 +30,7 @@ from torch import Tensor
 from ..data.text.classes import TextClassSplit
 from ..metrics.figures import MULTI_LABEL_FIGURES, in_units
 from ..metrics.multi_label import dev_threshold, tag_figures
+from ..metrics.tag_calibration import TagTemperatures, marginal_ece, tag_temperatures
 from ..options import Options
 from .base import Predict, Selectable, always_selectable, rows_problem
 from .registry import register
@@ -45,6 +50,9 @@ TEST_MAP = Scoring(
 )
 #: Without a dev split to choose it on, a tag is predicted where its probability reaches one half.
 DEFAULT_THRESHOLD = 0.5
+#: The calibration per tag a test split records: the marginal ECE raw, after the one temperature
+#: fit on dev and after the temperature per tag fit on dev (dev records the raw one).
+TEST_CALIBRATION = ("tag_ece", "tag_ece_scaled", "tag_ece_per_tag")
 
 
 class TagOptions(Options):
@@ -134,30 +142,43 @@ class MultiLabelText(TextClassification):
         test: TextClassSplit,
         selectable: Selectable = always_selectable,
     ) -> dict[str, Any]:
-        """Every figure of each split (dev first: it chooses the threshold the test decisions take)."""
+        """Every figure of each split (dev first: it chooses the threshold the test decisions take
+        and fits the temperatures the test's scaled calibration takes)."""
         threshold = self.threshold
+        temperatures: TagTemperatures | None = None
         results: dict[str, Any] = {}
         for name, split in (("dev", dev), ("test", test)):
             if split is None:
                 continue
-            probabilities = torch.sigmoid(self.split_logits(predict, split))
+            logits = self.split_logits(predict, split)
             tags = split.labels.cpu()
             if threshold is None:
-                threshold = dev_threshold(probabilities, tags) if name == "dev" else DEFAULT_THRESHOLD
-            results.update(self.split_figures(name, probabilities, tags, threshold))
+                threshold = dev_threshold(torch.sigmoid(logits), tags) if name == "dev" else DEFAULT_THRESHOLD
+            results.update(self.split_figures(name, logits, tags, threshold, temperatures))
+            # Fit on dev alone, so that the test split judges the temperatures it never saw; a
+            # diverged model's non-finite logits have none to fit (no scaled figures).
+            if name == "dev" and bool(torch.isfinite(logits).all()):
+                temperatures = tag_temperatures(logits, tags)
+                results["tag_temperature"] = temperatures.one
         results["tag_threshold"] = threshold
         return results
 
     def split_figures(
-        self, name: str, probabilities: Tensor, tags: Tensor, threshold: float
+        self,
+        name: str,
+        logits: Tensor,
+        tags: Tensor,
+        threshold: float,
+        temperatures: TagTemperatures | None = None,
     ) -> dict[str, float]:
-        """One split's figures as ``<name>_<figure>``, and its rest's as ``<name>_rest_<figure>``."""
-        whole = tag_figures(probabilities, tags, threshold)
+        """One split's figures as ``<name>_<figure>``, and its rest's as ``<name>_rest_<figure>``:
+        those of :func:`rows_figures`."""
+        whole = rows_figures(logits, tags, threshold, temperatures)
         figures = {f"{name}_{key}": value for key, value in whole.items()}
         if self.set_apart:
             rest = self.rest_rows(tags)
             if bool(rest.any()):
-                rest_figures = tag_figures(probabilities[rest], tags[rest], threshold)
+                rest_figures = rows_figures(logits[rest], tags[rest], threshold, temperatures)
                 figures.update({f"{name}_rest_{key}": value for key, value in rest_figures.items()})
         return in_units(figures)
 
@@ -189,13 +210,33 @@ class MultiLabelText(TextClassification):
         return (sums / tags.sum(0).clamp(min=1)[:, None]).float(), f"mean tag probabilities on {name}"
 
 
+def rows_figures(
+    logits: Tensor, tags: Tensor, threshold: float, temperatures: TagTemperatures | None
+) -> dict[str, float]:
+    """The figures of some rows' ``logits`` and ``tags`` (fractions): :func:`tag_figures` at
+    ``threshold`` and the marginal ECE of the probabilities (``tag_ece``); where ``temperatures``
+    (fit on dev) are given, the marginal ECE after the one (``tag_ece_scaled``) and after each
+    tag's own (``tag_ece_per_tag``)."""
+    probabilities = torch.sigmoid(logits)
+    figures = tag_figures(probabilities, tags, threshold)
+    figures["tag_ece"] = marginal_ece(probabilities, tags)
+    if temperatures is not None:
+        scaled = logits.double()
+        per_tag = torch.as_tensor(temperatures.per_tag, dtype=scaled.dtype)
+        figures["tag_ece_scaled"] = marginal_ece(torch.sigmoid(scaled / temperatures.one), tags)
+        figures["tag_ece_per_tag"] = marginal_ece(torch.sigmoid(scaled / per_tag), tags)
+    return figures
+
+
 def selected_figures(with_rest: bool) -> tuple[str, ...]:
     """What a summary keeps at the selected check beyond :attr:`MultiLabelText.metrics`: the
-    threshold, every other test figure, and the rest's where tags are set apart."""
+    threshold and the one tag temperature, every other test figure (the calibration per tag raw,
+    scaled and per tag among them), and the rest's where tags are set apart."""
     shown = MultiLabelText.metrics
-    names = [f"test_{figure.name}" for figure in MULTI_LABEL_FIGURES]
-    rest = [f"test_rest_{figure.name}" for figure in MULTI_LABEL_FIGURES] if with_rest else []
-    return ("tag_threshold", *(name for name in names if name not in shown), *rest)
+    figures = [*(figure.name for figure in MULTI_LABEL_FIGURES), *TEST_CALIBRATION]
+    names = [f"test_{figure}" for figure in figures]
+    rest = [f"test_rest_{figure}" for figure in figures] if with_rest else []
+    return ("tag_threshold", "tag_temperature", *(name for name in names if name not in shown), *rest)
 
 
 def _data_counts(dataset: Any) -> dict[str, Any]:
