@@ -110,4 +110,6 @@ class AsymmetricLoss(Stackable, MultiHot, LinearOutputMethod):
         """``-[y L+ + (1 - y) L-]`` of each tag, summed over the tags and averaged over the rows."""
         positive, negative = self.tag_terms(logits)
         loss = tag_mean(-torch.where(tags, positive, negative))
-        return MethodOutput(loss, logits, {"asl": loss, "bce": tag_mean(tag_bce(logits, tags))})
+        with torch.no_grad():  # logged beside the loss, never differentiated: no graph to keep
+            bce = tag_mean(tag_bce(logits, tags))
+        return MethodOutput(loss, logits, {"asl": loss, "bce": bce})
