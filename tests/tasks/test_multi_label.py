@@ -164,3 +164,17 @@ def test_stacked_seeds_give_the_figures_of_seeds_trained_one_by_one(folder, tmp_
     for one, many in zip(alone, stacked):
         assert many["selected_step"] == one["selected_step"]
         assert many["selected_test_map_macro"] == pytest.approx(one["selected_test_map_macro"], abs=1e-3)
+
+
+def test_the_run_tells_label_embedding_it_serves_tag_sets_before_any_step(folder, tmp_path):
+    # A run resumed from its last checkpoint saves its representation without another step: the
+    # method must know from its build that its representation is the tag rows.
+    from labelemb.assembly.plan import data_of, method_of
+    from labelemb.methods.label_embedding.tags import tag_rows
+
+    config = tagged_config(folder, tmp_path, "method.name=label_embedding")
+    factory = method_of(config)
+    assert "tag_sets" in factory.told
+    method = factory.build(8, data_of(config).load())
+    assert method.trained_on_tags
+    torch.testing.assert_close(method.label_representation(), torch.sigmoid(tag_rows(method.embedding)))

@@ -217,6 +217,7 @@ class MethodFactory:
             "epochs": self.timing.epochs,
             "total_updates": self.timing.total_updates(len(dataset.train)),
             "class_names": list(dataset.class_names),
+            "tag_sets": bool(getattr(dataset, "multi_label", False)),
             **noise_context(dataset),
         }
         return {**self.options, **{key: context[key] for key in self.told}}

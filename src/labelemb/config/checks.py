@@ -31,6 +31,7 @@ RUN_CONTEXT_OPTIONS = (
     "class_names",
     "noise_rate",
     "noise_transition",
+    "tag_sets",
 )
 
 

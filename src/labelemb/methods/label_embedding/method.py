@@ -82,8 +82,8 @@ class LabelEmbedding(Stackable, Chunked, TagEmbedding, Method):
     same loss with hand-written closed-form gradients (:mod:`~labelemb.methods.label_embedding.fast`,
     pinned to the formula by the tests); ``fast_path="fused"`` runs those closed forms through
     ``torch.compile`` (a few fused kernels instead of some forty small ones); stacked seeds and
-    ``fast_path=False`` run the formula through autograd. On tag sets either value of ``fast_path``
-    takes the tag loss's closed forms (:mod:`~labelemb.methods.label_embedding.tag_fast`), uncompiled.
+    ``fast_path=False`` run the formula through autograd. On tag sets (the run passes ``tag_sets``)
+    ``fast_path`` takes the tag loss's closed forms (:mod:`~labelemb.methods.label_embedding.tag_fast`).
 
     Rows with non-finite features or logits (``z1``, ``z2``) are left out of every term and of
     every gradient that reaches ``E`` (or ``A``, ``B``, ``c`` when compressed), ``o1`` and
@@ -124,6 +124,7 @@ class LabelEmbedding(Stackable, Chunked, TagEmbedding, Method):
         soft_warmup: int | float | None = None,
         total_updates: int | None = None,
         fast_path: bool | Literal["fused"] = True,
+        tag_sets: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(in_features, num_classes, **options)
@@ -151,6 +152,7 @@ class LabelEmbedding(Stackable, Chunked, TagEmbedding, Method):
         self.variant = variant
         self.compressed_dim = compressed_dim
         self.fast_path = fast_path
+        self.trained_on_tags = tag_sets  # its representation: the tag rows (a tag step also sets it)
         self.soft_warmup = warmup_updates(variant, soft_warmup, total_updates)
 
         # o1 and o2 live in one layer: rows [:m] are o1, rows [m:] are o2. One matrix product

@@ -22,7 +22,8 @@ class TagEmbedding(MultiHot):
     heads as one product and the gradients in closed form (:class:`TagEmbeddingHead`); stacked
     seeds, or ``fast_path=False``, the formula through autograd. The same loss and gradients."""
 
-    #: Whether this method has trained on tag sets (its representation is then the tag rows).
+    #: Whether this method trains on tag sets (its representation is then the tag rows): the run
+    #: says so when it builds the method (``tag_sets``), and a step on tag sets sets it.
     trained_on_tags: bool = False
 
     def tag_outputs(self, features: Tensor) -> Any:
