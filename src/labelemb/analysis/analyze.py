@@ -11,6 +11,7 @@ import numpy as np
 from torch import Tensor
 
 from .compare import mean_std
+from .facet_pictures import analyze_faceted, is_faceted
 from .heatmap import plot_similarity_heatmap
 from .noise_similarity import noise_agreement, noise_matrices, plot_beside_noise
 from .representation import LabelRepresentation, run_representation
@@ -69,8 +70,12 @@ def analyze_run(
     noise: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write every picture and table of one run's representation to ``out_dir``; return the numbers.
-    ``noise``: the run's training-label matrices (:func:`~.noise_similarity.noise_matrices`), for
+    A run of more than :data:`MAX_PICTURED_LABELS` tags named ``facet::tag`` is drawn against its
+    facets instead (:func:`~.facet_pictures.analyze_faceted`). ``noise``: the run's training-label
+    matrices (:func:`~.noise_similarity.noise_matrices`), for
     a run trained on noisy labels: the similarity is then compared with them and drawn beside them."""
+    if not classes and len(rep.class_names) > MAX_PICTURED_LABELS and is_faceted(rep.class_names):
+        return analyze_faceted(rep, out_dir, top=top, fmt=fmt)  # tags in facets: drawn against them
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, names = _subset(rep, classes)
     matrix: Tensor = rep.matrix[rows]
