@@ -18,6 +18,8 @@ from labelemb.analysis.similarity import label_similarity
 from labelemb.metrics.figures import figure, in_units
 
 FIGURES = ("map_macro", "map_micro", "f1_micro", "f1_macro", "lrap", "exact_match", "hamming")
+#: Calibration per tag on test: raw, after one temperature and after a temperature per tag (dev's).
+CALIBRATION = ("tag_ece", "tag_ece_scaled", "tag_ece_per_tag")
 FACETS = ("facet_nearest", "facet_nearest_chance", "facet_pair_auroc")
 
 
@@ -35,20 +37,20 @@ def method_rows(experiment: Path) -> dict[str, list[Path]]:
     return runs
 
 
-def figures_table(experiments: list[Path], prefix: str) -> str:
-    heads = [figure(name).label for name in FIGURES]
-    lines = [f"| method | seeds | {' | '.join(heads)} |", "| --- | ---: |" + " ---: |" * len(FIGURES)]
+def figures_table(experiments: list[Path], prefix: str, names: tuple[str, ...] = FIGURES) -> str:
+    heads = [figure(name).label if name != "tag_ece_scaled" else "tag ECE % one T" for name in names]
+    lines = [f"| method | seeds | {' | '.join(heads)} |", "| --- | ---: |" + " ---: |" * len(names)]
     for experiment in experiments:
         for method, folders in method_rows(experiment).items():
             summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]
             cells = []
-            for name in FIGURES:
+            for name in names:
                 values = [
                     s[f"selected_test_{prefix}{name}"]
                     for s in summaries
                     if s.get(f"selected_test_{prefix}{name}") is not None
                 ]
-                cells.append(cell(values, figure(name).fmt))
+                cells.append(cell(values, figure(name.removesuffix("_scaled")).fmt))
             label = method if experiment.name == experiments[0].name else f"{method} ({experiment.name})"
             lines.append(f"| {label} | {len(summaries)} | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -80,6 +82,7 @@ def main() -> None:
     print(
         "\nThe rest (packages with a tag beyond the library tags):\n\n" + figures_table(experiments, "rest_")
     )
+    print("\nCalibration per tag, all test packages:\n\n" + figures_table(experiments, "", CALIBRATION))
     print("\nThe facets in each method's tag similarity:\n\n" + facets_table(experiments))
 
 
