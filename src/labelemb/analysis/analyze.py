@@ -15,7 +15,7 @@ from .facet_pictures import analyze_faceted, is_faceted
 from .heatmap import plot_similarity_heatmap
 from .noise_similarity import noise_agreement, noise_matrices, plot_beside_noise
 from .representation import LabelRepresentation, run_representation
-from .similarity import label_similarity_rows, most_similar, similar_table
+from .similarity import label_similarity_rows, similar_table, write_nearest
 from .structure import mds_coordinates, plot_dendrogram, plot_mds
 
 #: Pictures of more labels than this are unreadable (and a heatmap of a vocabulary would not fit in memory).
@@ -84,16 +84,10 @@ def analyze_run(
     plot_similarity_heatmap(similarity, names, out_dir / f"heatmap.{fmt}", title=title)
     plot_dendrogram(matrix, names, out_dir / f"dendrogram.{fmt}", title=title)
     plot_mds(matrix, names, out_dir / f"mds.{fmt}", title=title)
-    neighbours = most_similar(similarity, names, top=top)
-    (out_dir / "similar.md").write_text(similar_table(neighbours) + "\n")
     result = {
-        "method": rep.method,
-        "seed": rep.seed,
-        "dataset": rep.dataset,
-        "source": rep.source,
-        "classes": names,
+        **rep.header(names),
         "similarity": similarity.tolist(),
-        "most_similar": {k: [[n, v] for n, v in row] for k, row in neighbours.items()},
+        "most_similar": write_nearest(similarity, names, top, out_dir / "similar.md"),
         "mds": mds_coordinates(matrix).tolist(),
         "wordnet": wordnet_correlation(rep),
     }

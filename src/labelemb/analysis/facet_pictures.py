@@ -25,7 +25,7 @@ from torch import Tensor
 from .facets import FACET_SEPARATOR, facet_agreement, facet_of
 from .plotting import plt, save_figure
 from .representation import LabelRepresentation
-from .similarity import label_similarity_rows, most_similar, similar_table
+from .similarity import label_similarity_rows, write_nearest
 
 #: The qualitative colours a facet's tags are written in (cycled past 20 facets).
 FACET_COLOURS = "tab20"
@@ -100,15 +100,9 @@ def analyze_faceted(
     facets, matrix = facet_matrix(similarity, names)
     plot_facet_heatmap(facets, matrix, out_dir / f"facets.{fmt}", title=title)
     plot_facet_dendrogram(rep.matrix, names, out_dir / f"dendrogram.{fmt}", title=title)
-    neighbours = most_similar(similarity, names, top=top)
-    (out_dir / "similar.md").write_text(similar_table(neighbours) + "\n")
     result = {
-        "method": rep.method,
-        "seed": rep.seed,
-        "dataset": rep.dataset,
-        "source": rep.source,
-        "classes": names,
-        "most_similar": {k: [[n, v] for n, v in row] for k, row in neighbours.items()},
+        **rep.header(names),
+        "most_similar": write_nearest(similarity, names, top, out_dir / "similar.md"),
         "facets": {
             **facet_agreement(similarity, names),
             "names": facets,

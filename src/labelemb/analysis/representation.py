@@ -30,6 +30,17 @@ class LabelRepresentation:
     #: A text task's run (labels are the target vocabulary's words, BLEU or ROUGE its score).
     text: bool = False
 
+    def header(self, names: list[str]) -> dict[str, Any]:
+        """What an analysis of ``names`` among this representation's labels records first: whose
+        representation it is, and which labels."""
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "dataset": self.dataset,
+            "source": self.source,
+            "classes": list(names),
+        }
+
 
 def mean_softmax_representation(run_dir: Path, data_dir: str | None = None) -> tuple[Tensor, str]:
     """Per-class mean of the saved model's softmax output on the dev split (test if none).

@@ -124,3 +124,11 @@ def similar_table(neighbours: dict[str, list[tuple[str, float]]], first: str = "
         for name, row in neighbours.items()
     ]
     return "\n".join([header, rule, *rows])
+
+
+def write_nearest(similarity: Tensor, names: list[str], top: int, path: Path) -> dict[str, list[list]]:
+    """Each label's ``top`` nearest labels written to ``path`` (:func:`similar_table`), returned as
+    an analysis records them: ``{label: [[other, similarity], ...]}``."""
+    neighbours = most_similar(similarity, names, top=top)
+    path.write_text(similar_table(neighbours) + "\n")
+    return {name: [[other, value] for other, value in row] for name, row in neighbours.items()}
