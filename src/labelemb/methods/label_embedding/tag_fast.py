@@ -87,7 +87,7 @@ def tag_closed_form(
     counts = mask.sum(0)
     taught = mask.t() @ torch.sigmoid(z2 / tau)  # M^T S: each row's targets, summed over its pairs
     over = (p2 - alpha).clamp_(min=0.0)
-    # BCE(z, t) summed = sum z - sum t z - sum log sigmoid(z): the terms from nine sums.
+    # BCE(z, t) summed = sum z - sum t z - sum log sigmoid(z): the five terms from seven sums.
     head_sums, log_sums = z.sum(0), log_p.sum(0)
     sums = torch.stack(
         [
