@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from labelemb.analysis.analyze import analyze_run
-from labelemb.analysis.facet_pictures import facet_matrix, is_faceted
+from labelemb.analysis.analyze import analyze_run, format_summary, summarize_facets
+from labelemb.analysis.facet_pictures import analyze_faceted, facet_matrix, is_faceted
 from labelemb.analysis.representation import LabelRepresentation
 
 
@@ -64,3 +64,27 @@ def test_many_labels_without_facets_are_still_refused(tmp_path):
     names = [f"class{k}" for k in range(201)]
     with pytest.raises(ValueError, match="pictures of 201 are unreadable"):
         analyze_run(replace(representation([f"x::{name}" for name in names]), class_names=names), tmp_path)
+
+
+def test_the_facet_figures_are_summarised_per_method(tmp_path):
+    names = [f"facet{f}::tag{t}" for f in range(3) for t in range(4)]
+    second = replace(
+        representation(names), seed=1, matrix=torch.rand(12, 5, generator=torch.Generator().manual_seed(1))
+    )
+    results = [
+        analyze_faceted(representation(names), tmp_path / "a"),
+        analyze_faceted(second, tmp_path / "b"),
+        {"method": "onehot", "seed": 0, "wordnet": {"skipped": "x"}},  # no facets: left out
+    ]
+    summary = summarize_facets(results)
+    assert set(summary) == {"label_embedding"}
+    found = [result["facets"]["facet_pair_auroc"] for result in results[:2]]
+    auroc = summary["label_embedding"]["facet_pair_auroc"]
+    assert auroc["runs"] == 2
+    assert auroc["mean"] == pytest.approx(sum(found) / 2)
+    assert auroc["std"] == pytest.approx(abs(found[0] - found[1]) / math.sqrt(2))
+    assert summary["label_embedding"]["facet_nearest_chance"]["mean"] == pytest.approx(3 / 11)
+    text = format_summary({"runs": results[:2], "wordnet_by_method": {}, "facets_by_method": summary})
+    assert "## Tags against their facets" in text
+    assert "| label_embedding | 2 | " in text
+    assert f"{100 * auroc['mean']:.1f} ± {100 * auroc['std']:.1f} %" in text

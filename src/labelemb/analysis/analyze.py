@@ -127,6 +127,28 @@ def summarize_noise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
+#: The figures of facet agreement summarised over a method's runs, and their columns in analysis.md.
+FACET_FIGURES = {
+    "facet_nearest": "nearest tag in its facet",
+    "facet_nearest_chance": "by chance",
+    "facet_pair_auroc": "same-facet pair AUROC",
+}
+
+
+def summarize_facets(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean ± std over each method's runs drawn against their facets of :data:`FACET_FIGURES`
+    (fractions), keyed by figure."""
+    by_method: dict[str, dict[str, list[float]]] = {}
+    for result in results:
+        for key in FACET_FIGURES:
+            if key in result.get("facets", {}):
+                by_method.setdefault(result["method"], {}).setdefault(key, []).append(result["facets"][key])
+    return {
+        method: {key: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for key, v in found.items()}
+        for method, found in by_method.items()
+    }
+
+
 def analyze(
     run_dirs: list[str | Path],
     output_dir: str | Path,
@@ -150,6 +172,8 @@ def analyze(
     summary = {"runs": results, "wordnet_by_method": summarize_wordnet(results)}
     if any("noise" in result for result in results):
         summary["noise_by_method"] = summarize_noise(results)
+    if any("facets" in result for result in results):
+        summary["facets_by_method"] = summarize_facets(results)
     (output_dir / "analysis.json").write_text(json.dumps(summary, indent=2) + "\n")
     (output_dir / "analysis.md").write_text(format_summary(summary))
     return summary
@@ -184,6 +208,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             runs = max(entry["runs"] for entry in found.values())
             lines.append(f"| {method} | {runs} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _facet_lines(summary.get("facets_by_method", {}))
     for result in summary["runs"]:
         lines += [f"## {result['method']} seed {result['seed']} ({result['source']})", ""]
         rows = {k: [(n, v) for n, v in row] for k, row in result["most_similar"].items()}
@@ -192,3 +217,23 @@ def format_summary(summary: dict[str, Any]) -> str:
         if skipped:
             lines += [f"WordNet: {skipped}", ""]
     return "\n".join(lines)
+
+
+def _facet_lines(facets: dict[str, dict[str, Any]]) -> list[str]:
+    """The Markdown table of :func:`summarize_facets` in percent, or nothing without facets."""
+    if not facets:
+        return []
+    lines = [
+        "## Tags against their facets",
+        "",
+        "| method | runs | " + " | ".join(FACET_FIGURES.values()) + " |",
+        "| --- | ---: |" + " ---: |" * len(FACET_FIGURES),
+    ]
+    for method, found in facets.items():
+        cells = [
+            f"{100 * found[key]['mean']:.1f} ± {100 * found[key]['std']:.1f} %" if key in found else "-"
+            for key in FACET_FIGURES
+        ]
+        runs = max(entry["runs"] for entry in found.values())
+        lines.append(f"| {method} | {runs} | " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.cluster.hierarchy import dendrogram, linkage
-from scipy.spatial.distance import pdist
+from scipy.cluster.hierarchy import dendrogram
 from torch import Tensor
 
 from .facets import FACET_SEPARATOR, facet_agreement, facet_of
 from .plotting import plt, save_figure
 from .representation import LabelRepresentation
 from .similarity import label_similarity_rows, write_nearest
+from .structure import average_linkage
 
 #: The qualitative colours a facet's tags are written in (cycled past 20 facets).
 FACET_COLOURS = "tab20"
@@ -72,9 +72,9 @@ def plot_facet_heatmap(facets: list[str], matrix: np.ndarray, path: str | Path, 
 
 
 def plot_facet_dendrogram(matrix: Tensor, names: list[str], path: str | Path, title: str = "") -> Path:
-    """The tags' average-linkage dendrogram (as :func:`~.structure.plot_dendrogram` clusters the
-    rows), sideways, each tag's name in its facet's colour."""
-    tree = linkage(pdist(matrix.double().cpu().numpy()), method="average")
+    """The tags' average-linkage dendrogram (the tree of :func:`~.structure.plot_dendrogram`),
+    sideways, each tag's name in its facet's colour."""
+    tree = average_linkage(matrix)
     fig, ax = plt.subplots(figsize=(7.0, max(4.0, 0.13 * len(names) + 1.0)))
     dendrogram(tree, labels=names, ax=ax, orientation="left", color_threshold=0, leaf_font_size=5)
     facets = sorted({facet_of(name) for name in names})

@@ -17,9 +17,14 @@ def label_distances(matrix: Tensor) -> np.ndarray:
     return squareform(pdist(matrix.double().cpu().numpy(), metric="euclidean"))
 
 
+def average_linkage(matrix: Tensor) -> np.ndarray:
+    """SciPy's average-linkage tree of the label rows, on their Euclidean distances."""
+    return linkage(pdist(matrix.double().cpu().numpy()), method="average")
+
+
 def plot_dendrogram(matrix: Tensor, class_names: list[str], path: str | Path, title: str = "") -> Path:
     """Average-linkage clustering of the label rows (LwAL, Figure 3)."""
-    tree = linkage(pdist(matrix.double().cpu().numpy()), method="average")
+    tree = average_linkage(matrix)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(class_names) + 2), 4.0))
     dendrogram(tree, labels=class_names, ax=ax, leaf_rotation=60, color_threshold=0)
     ax.set_ylabel("average-linkage distance")

@@ -26,7 +26,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     for method, wn in summary["wordnet_by_method"].items():
         print(f"{method}: WordNet tau-b {wn['mean']:.3f} ± {wn['std']:.3f} over {wn['runs']} run(s)")
-    print(f"wrote heatmaps, dendrograms, MDS maps, similar.md and analysis.json/.md in {output}")
+    for method, found in summary.get("facets_by_method", {}).items():
+        near, chance, auroc = (
+            found[key] for key in ("facet_nearest", "facet_nearest_chance", "facet_pair_auroc")
+        )
+        print(
+            f"{method}: nearest tag in its facet {100 * near['mean']:.1f} ± {100 * near['std']:.1f} % "
+            f"(by chance {100 * chance['mean']:.1f} %), same-facet pair AUROC {100 * auroc['mean']:.1f} "
+            f"± {100 * auroc['std']:.1f} % over {near['runs']} run(s)"
+        )
+    print(f"wrote the pictures, similar.md and analysis.json/.md in {output}")
     return 0
 
 
