@@ -44,7 +44,7 @@ def test_the_closed_form_gives_the_formulas_value_terms_and_gradients():
     torch.testing.assert_close(grad_e, e_leaf.grad, rtol=0, atol=1e-12)
 
 
-def method_step(fast: bool, features: torch.Tensor, carried: torch.Tensor, with_logits: bool = False):
+def method_step(fast: bool | str, features: torch.Tensor, carried: torch.Tensor, with_logits: bool = False):
     torch.manual_seed(0)
     method = methods.build("label_embedding", in_features=features.shape[1], num_classes=carried.shape[1])
     method = method.double()
@@ -72,6 +72,20 @@ def test_a_step_on_the_fast_path_is_the_autograd_step(with_logits):
     for name in TAG_TERMS:
         torch.testing.assert_close(fast.terms[name], slow.terms[name], rtol=0, atol=1e-12)
     for mine, theirs in zip(fast_gradients, slow_gradients):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
+
+
+def test_the_fused_fast_path_is_the_autograd_step():
+    # fast_path="fused": the same closed forms through torch.compile (on the CPU, compiled C++).
+    _, _, carried = tag_batch()
+    features = torch.randn(len(carried), 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    fused, fused_gradients = method_step("fused", features, carried, with_logits=True)
+    slow, slow_gradients = method_step(False, features, carried, with_logits=True)
+    torch.testing.assert_close(fused.loss, slow.loss, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fused.logits, slow.logits, rtol=0, atol=1e-12)
+    for name in TAG_TERMS:
+        torch.testing.assert_close(fused.terms[name], slow.terms[name], rtol=0, atol=1e-12)
+    for mine, theirs in zip(fused_gradients, slow_gradients):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
 
 

@@ -5,12 +5,15 @@ A single model's step on tag sets (features ``(N, d)``) with ``fast_path`` on co
 :func:`~labelemb.methods.label_embedding.tags.tag_embedding_loss` in closed form: autograd through
 the formula's some forty small operations on ``(N, K)`` and ``(K, K)`` tensors costs more than
 their arithmetic (``bench/multi_label_step.py`` measures both). The tests pin its value and
-gradients to the formula. Stacked seeds take the formula through autograd.
+gradients to the formula. Stacked seeds take the formula through autograd. With
+``fast_path="fused"`` the closed forms run through ``torch.compile`` (:func:`fused_tag_closed_form`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -33,9 +36,10 @@ class TagEmbeddingHead(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, w, b, z, embedding, tags, divisor, w_gold, w_soft, tau, alpha):  # type: ignore[override]
+    def forward(ctx, h, w, b, z, embedding, tags, divisor, w_gold, w_soft, tau, alpha, fused):  # type: ignore[override]
         # z = [o1(h), o2(h)] = h W^T + b comes in computed (by both_heads), as for one label a row.
-        loss, terms, grad_z, grad_e = tag_closed_form(
+        closed_form = fused_tag_closed_form() if fused else tag_closed_form
+        loss, terms, grad_z, grad_e = closed_form(
             at_least_float32(z), at_least_float32(embedding), tags, divisor, w_gold, w_soft, tau, alpha
         )
         ctx.mark_non_differentiable(terms)
@@ -58,7 +62,7 @@ class TagEmbeddingHead(torch.autograd.Function):
         # hand each input a gradient of its own dtype.
         grad_h = (grad_z[:, :k] @ w[:k].to(grad_z.dtype)).to(h.dtype) if ctx.needs_input_grad[0] else None
         grad_w = (grad_z.t() @ h.to(grad_z.dtype)).to(w.dtype)
-        return grad_h, grad_w, grad_z.sum(0), None, (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 6)
+        return grad_h, grad_w, grad_z.sum(0), None, (grad_e * grad_loss).to(ctx.e_dtype), *([None] * 7)
 
 
 def tag_closed_form(
@@ -107,14 +111,22 @@ def tag_closed_form(
     terms = torch.stack([ce_o1, soft_o1, ce_o2, emb, penalty])
     loss = w_gold * ce_o1 + w_soft * soft_o1 + ce_o2 + emb + penalty
 
-    grad_z = torch.empty_like(z)
-    torch.mul(p1, w_gold + w_soft, out=grad_z[:, :k]).sub_(y, alpha=w_gold).sub_(soft, alpha=w_soft)
+    # Functional, not written into slices of one buffer, so that torch.compile can fuse it.
+    grad_z1 = (p1 * (w_gold + w_soft)).sub_(y, alpha=w_gold).sub_(soft, alpha=w_soft)
     slope = p2 * (1.0 - p2) * (over > 0)  # the penalty's, where o2 is past alpha on a carried tag
-    torch.sub(p2, y, out=grad_z[:, k:]).addcmul_(y, slope)
-    grad_z.div_(divisor)
+    grad_z2 = (p2 - y).addcmul_(y, slope)
+    grad_z = torch.cat([grad_z1, grad_z2], dim=1).div_(divisor)
     scale = math.log(max(k - 1, 2))  # tag_rows' s: dR/dE = 2 s
     grad_e = (q * counts[:, None]).sub_(taught).mul_(2.0 * scale / pairs)
     return loss, terms, grad_z, grad_e
+
+
+@functools.cache
+def fused_tag_closed_form() -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """:func:`tag_closed_form` through ``torch.compile``: its fifty-odd passes over ``(N, K)`` and
+    ``(K, K)`` tensors as a few fused kernels beside the two matrix products. Compiled on first use
+    (seconds) and again for each new batch size; on a CPU it needs a C++ compiler."""
+    return torch.compile(tag_closed_form, fullgraph=True, dynamic=False)
 
 
 def log_sigmoid(p: Tensor, z: Tensor) -> Tensor:

@@ -48,7 +48,15 @@ class TagEmbedding(MultiHot):
             divisor = rows_divisor(features.shape[0], features)
             w, b = method.heads.weight, method.heads.bias
             loss, z1, stacked = TagEmbeddingHead.apply(
-                features, w, b, outputs, method.embedding, tags, divisor, *settings.values()
+                features,
+                w,
+                b,
+                outputs,
+                method.embedding,
+                tags,
+                divisor,
+                *settings.values(),
+                method.fast_path == "fused",
             )
             terms = dict(zip(TAG_TERMS, stacked.unbind(-1)))
         else:
