@@ -47,16 +47,9 @@ class TagEmbedding(MultiHot):
         if isinstance(outputs, Tensor):
             divisor = rows_divisor(features.shape[0], features)
             w, b = method.heads.weight, method.heads.bias
+            fused = method.fast_path == "fused"
             loss, z1, stacked = TagEmbeddingHead.apply(
-                features,
-                w,
-                b,
-                outputs,
-                method.embedding,
-                tags,
-                divisor,
-                *settings.values(),
-                method.fast_path == "fused",
+                features, w, b, outputs, method.embedding, tags, divisor, *settings.values(), fused
             )
             terms = dict(zip(TAG_TERMS, stacked.unbind(-1)))
         else:
