@@ -39,3 +39,29 @@ def write_tagged_splits(folder: Path) -> Path:
     for name, count, seed in SPLITS:
         tagged_table(folder / f"{name}.csv", count, seed)
     return folder
+
+
+def faceted_table(path: Path, count: int, seed: int, facets: int = 21, per_facet: int = 10) -> None:
+    """A CSV (text, tags) of texts tagged ``facet<f>::tag<t>``: ``facets x per_facet`` tags (210,
+    past the 200 that `labelemb analyze` draws as a heatmap), each text one to three tags of one
+    facet written as their own words, the first texts carrying every tag once."""
+    rng = np.random.default_rng(seed)
+    tags = [(f, t) for f in range(facets) for t in range(per_facet)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "tags"])
+        for row in range(count):
+            facet, first = tags[row] if row < len(tags) else tags[int(rng.integers(len(tags)))]
+            carried = sorted({first, *rng.integers(per_facet, size=int(rng.integers(0, 3))).tolist()})
+            words = [f"w{facet}x{tag}" for tag in carried] + [f"facetword{facet}"]
+            words += [str(rng.choice(FILLER)) for _ in range(2)]
+            writer.writerow(
+                [" ".join(rng.permutation(words)), " ".join(f"facet{facet}::tag{t}" for t in carried)]
+            )
+
+
+def write_faceted_splits(folder: Path) -> Path:
+    """train.csv (every tag), dev.csv and test.csv of :func:`faceted_table` in ``folder``."""
+    for name, count, seed in (("train", 420, 0), ("dev", 80, 1), ("test", 80, 2)):
+        faceted_table(folder / f"{name}.csv", count, seed)
+    return folder

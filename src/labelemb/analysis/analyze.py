@@ -220,20 +220,23 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _facet_lines(facets: dict[str, dict[str, Any]]) -> list[str]:
-    """The Markdown table of :func:`summarize_facets` in percent, or nothing without facets."""
-    if not facets:
-        return []
+    """The "Tags against their facets" heading and :func:`facet_table`, or nothing without facets."""
+    return ["## Tags against their facets", "", facet_table(facets), ""] if facets else []
+
+
+def facet_table(facets: dict[str, dict[str, Any]]) -> str:
+    """The Markdown table of :func:`summarize_facets`, one row a method, in percent."""
     lines = [
-        "## Tags against their facets",
-        "",
         "| method | runs | " + " | ".join(FACET_FIGURES.values()) + " |",
         "| --- | ---: |" + " ---: |" * len(FACET_FIGURES),
     ]
     for method, found in facets.items():
-        cells = [
-            f"{100 * found[key]['mean']:.1f} ± {100 * found[key]['std']:.1f} %" if key in found else "-"
-            for key in FACET_FIGURES
-        ]
+        cells = [percent(found[key]) if key in found else "-" for key in FACET_FIGURES]
         runs = max(entry["runs"] for entry in found.values())
         lines.append(f"| {method} | {runs} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return "\n".join(lines)
+
+
+def percent(entry: dict[str, Any]) -> str:
+    """A summarised fraction (``mean``, ``std``) as ``16.5 ± 0.8 %``."""
+    return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f} %"

@@ -87,6 +87,12 @@ def plot_facet_dendrogram(matrix: Tensor, names: list[str], path: str | Path, ti
     return save_figure(fig, path)
 
 
+def facet_figures(rep: LabelRepresentation) -> dict[str, float]:
+    """:func:`~labelemb.analysis.facets.facet_agreement` of a run's tag similarity."""
+    names = list(rep.class_names)
+    return facet_agreement(label_similarity_rows(rep.matrix, list(range(len(names)))), names)
+
+
 def analyze_faceted(
     rep: LabelRepresentation, out_dir: Path, *, top: int = 5, fmt: str = "png"
 ) -> dict[str, Any]:

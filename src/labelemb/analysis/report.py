@@ -56,6 +56,7 @@ from .curves import (
 )
 from .noise_table import disputed_block, noise_block
 from .reliability import plot_reliability
+from .report_facets import cached_facets, facet_entry, facets_over_seeds
 from .report_html import escape
 from .report_noise import NoisyLabels
 from .report_page import BeyondError, render_report
@@ -97,8 +98,9 @@ def _absent_reason(results: list[dict[str, Any]]) -> str:
 
 def _analyse(
     experiment_dir: Path, runs: dict[str, list[Run]], analysis_dir: Path, top: int, data_dir: str | None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Analyse the lowest seed of each method, then the WordNet correlation of the other seeds."""
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Analyse the lowest seed of each method, then the WordNet correlation (or the facet
+    agreement, for tags in facets) of the other seeds."""
     representatives = [_run_dir(experiment_dir, method_runs[0]) for method_runs in runs.values()]
     summary = analyze(representatives, analysis_dir, top=top, data_dir=data_dir)
     results = [{"method": r["method"], "seed": r["seed"], "wordnet": r["wordnet"]} for r in summary["runs"]]
@@ -111,10 +113,11 @@ def _analyse(
             results.append({"method": run.method, "seed": run.seed, "wordnet": wordnet_correlation(rep)})
     wordnet = {"runs": results, "wordnet_by_method": summarize_wordnet(results)}
     (analysis_dir / WORDNET_FILE).write_text(json.dumps(wordnet, indent=2) + "\n")
-    return summary["runs"], wordnet
+    others = [(run.method, _run_dir(experiment_dir, run)) for rs in runs.values() for run in rs[1:]]
+    return summary["runs"], wordnet, facets_over_seeds(summary["runs"], others, analysis_dir, data_dir)
 
 
-def _cached_analysis(analysis_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _cached_analysis(analysis_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """What an earlier report (or ``labelemb analyze``) left in ``analysis_dir``."""
     summary_path, wordnet_path = analysis_dir / "analysis.json", analysis_dir / WORDNET_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"runs": []}
@@ -122,7 +125,7 @@ def _cached_analysis(analysis_dir: Path) -> tuple[list[dict[str, Any]], dict[str
         wordnet = json.loads(wordnet_path.read_text())
     else:
         wordnet = {"runs": summary["runs"], "wordnet_by_method": summary.get("wordnet_by_method", {})}
-    return summary["runs"], wordnet
+    return summary["runs"], wordnet, cached_facets(analysis_dir)
 
 
 def _analyse_text(
@@ -176,6 +179,9 @@ def _method_entry(
             "most_similar": result["most_similar"],
             "run_dir": result.get("run_dir"),
         }
+    faceted = facet_entry(found[0], analysis_dir / f"{method}-seed{seed}") if found and not text else None
+    if faceted is not None:
+        return faceted
     heatmap = analysis_dir / f"{method}-seed{seed}" / "heatmap.png"
     if text or not found or not heatmap.is_file():
         return {
@@ -335,11 +341,11 @@ def build_report(
     in_page_order = {row["method"]: runs[row["method"]] for row in rows}
     reliability = plot_reliability(in_page_order, analysis_dir / RELIABILITY_FILE)
     if analyze_runs and text:
-        results, wordnet = _analyse_text(experiment_dir, runs, analysis_dir, top, data_dir), {}
+        results, wordnet, facets = _analyse_text(experiment_dir, runs, analysis_dir, top, data_dir), {}, {}
     elif analyze_runs:
-        results, wordnet = _analyse(experiment_dir, runs, analysis_dir, top, data_dir)
+        results, wordnet, facets = _analyse(experiment_dir, runs, analysis_dir, top, data_dir)
     else:
-        results, wordnet = _cached_analysis(analysis_dir)
+        results, wordnet, facets = _cached_analysis(analysis_dir)
     methods = [
         _method_entry(row["method"], runs[row["method"]][0].seed, results, analysis_dir, text) for row in rows
     ]
@@ -359,6 +365,7 @@ def build_report(
         reliability_png=None if reliability is None else reliability.read_bytes(),
         methods=methods,
         wordnet_by_method={} if text else wordnet["wordnet_by_method"],
+        facets_by_method=facets,
         wordnet_absent="" if text else _absent_reason(wordnet["runs"]),
         top=top,
         metric=metric,

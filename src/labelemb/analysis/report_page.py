@@ -14,6 +14,7 @@ from typing import Any
 from ..tasks.scoring import Scoring
 from .beyond_error import TableBlock
 from .calibration_table import CalibrationTable
+from .report_facets import FACETS_SECTION, facet_method_html, facets_section
 from .report_html import escape, img, markdown_table_html, page_head, table_block_html
 from .report_noise import NOISY_SECTION, NoisyLabels, noisy_labels_section
 from .report_shift import SHIFT_SECTION, UnderShift, shift_section
@@ -26,6 +27,13 @@ from .similarity import similar_table
 SECTION_IDS = ("comparison", "curves", "wordnet")
 CALIBRATION_SECTION = "calibration"
 BEYOND_ERROR_SECTION = "knowing-when-wrong"
+#: The links to the sections a page may have after its curves, in page order.
+OPTIONAL_LINKS = (
+    (CALIBRATION_SECTION, "calibration"),
+    (BEYOND_ERROR_SECTION, "knowing when it is wrong"),
+    (SHIFT_SECTION, "under shift"),
+    (NOISY_SECTION, "noisy labels"),
+)
 
 
 @dataclass
@@ -183,6 +191,7 @@ def render_report(
     beyond_error: BeyondError | None = None,
     under_shift: UnderShift | None = None,
     noisy_labels: NoisyLabels | None = None,
+    facets_by_method: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -204,14 +213,20 @@ def render_report(
     ``shift.json`` and their error against severity (:class:`~.report_shift.UnderShift`), shown
     after that; None: no such section. ``noisy_labels``: the tables and memorisation curves of runs
     trained on noisy labels (:class:`~.report_noise.NoisyLabels`), shown last of these; None: no
-    such section.
+    such section. ``facets_by_method``: for tags in facets, the facet agreement of every seed
+    (:func:`~.report_facets.facets_over_seeds`), shown in place of the WordNet section; a method
+    drawn against its facets has ``facets_png`` and ``dendrogram_png`` in place of its heatmap.
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
     judged, shifted = beyond_error is not None, under_shift is not None
-    nav = _nav(names, score, text, tuning is not None, calibrated, judged, shifted, noisy_labels is not None)
+    faceted, split = bool(facets_by_method), curve_split(metric)
+    shown = [tuning is not None, calibrated, judged, shifted, noisy_labels is not None]
+    present = {anchor for anchor, on in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], shown) if on}
+    last = [(FACETS_SECTION, "facets")] if faceted else [] if text else [("wordnet", "WordNet")]
+    nav = _nav(names, f"{split} {score} curves" if split else "error curves", present, last)
     parts = [
         *page_head(title, made, setup, nav),
         '<section id="comparison">',
@@ -221,7 +236,7 @@ def render_report(
         "</section>",
         *_tuning_section(tuning),
         '<section id="curves">',
-        *_curves(curves_png, score, text),
+        *_curves(curves_png, score, text, metric),
         "</section>",
     ]
     if calibrated:
@@ -234,42 +249,31 @@ def render_report(
         parts += noisy_labels_section(noisy_labels)
     for m in methods:
         parts += _method_section(m, text, top)
-    if not text:  # WordNet relates the class names of image data sets, not a vocabulary
+    if faceted:  # tags in facets are judged against their facets, not WordNet
+        parts += facets_section(facets_by_method or {})
+    elif not text:  # WordNet relates the class names of image data sets, not a vocabulary
         parts += _wordnet_section(wordnet_by_method, wordnet_absent, names)
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
 
-def _nav(
-    names: list[str],
-    score: str,
-    text: bool,
-    tuned: bool,
-    calibrated: bool,
-    judged: bool,
-    shifted: bool,
-    noisy: bool = False,
-) -> str:
-    """The header's links to the page's sections."""
-    return " ".join(
-        f'<a href="#{escape(anchor)}">{escape(label)}</a>'
-        for anchor, label in [
-            ("comparison", "comparison"),
-            *([("tuning", "tuning")] if tuned else []),
-            ("curves", f"dev {score} curves" if text else "error curves"),
-            *([(CALIBRATION_SECTION, "calibration")] if calibrated else []),
-            *([(BEYOND_ERROR_SECTION, "knowing when it is wrong")] if judged else []),
-            *([(SHIFT_SECTION, "under shift")] if shifted else []),
-            *([(NOISY_SECTION, "noisy labels")] if noisy else []),
-            *[(f"method-{n}", n) for n in names],
-            *([] if text else [("wordnet", "WordNet")]),
-        ]
-    )
+def _nav(names: list[str], curves: str, present: set[str], last: list[tuple[str, str]]) -> str:
+    """The header's links to the page's sections: the comparison, tuning where ``present``, the
+    curves (linked as ``curves``), the optional sections ``present``, each method, then ``last``."""
+    links = [
+        ("comparison", "comparison"),
+        *([("tuning", "tuning")] if "tuning" in present else []),
+        ("curves", curves),
+        *[(anchor, label) for anchor, label in OPTIONAL_LINKS if anchor in present],
+        *[(f"method-{n}", n) for n in names],
+        *last,
+    ]
+    return " ".join(f'<a href="#{escape(anchor)}">{escape(label)}</a>' for anchor, label in links)
 
 
 def _comparison_note(score: str, text: bool, metric: Scoring | None, calibrated: bool) -> str:
     """What the comparison table's columns mean."""
-    if text:
+    if text or (metric is not None and metric.higher_is_better):
         return (
             f"Test {score} (0-100, higher is better) at the check each run selects (its best dev "
             f"{score}), mean ± sample std over seeds; final is the last check's; the time to reach the "
@@ -297,14 +301,24 @@ def _comparison_note(score: str, text: bool, metric: Scoring | None, calibrated:
     return note
 
 
-def _curves(curves_png: bytes, score: str, text: bool) -> list[str]:
+def curve_split(metric: Scoring | None) -> str | None:
+    """``dev`` or ``test``: the split of the curves of a score (higher is better: BLEU, macro mAP);
+    None for the curves of the test error."""
+    if metric is None or not metric.higher_is_better:
+        return None
+    return "test" if metric.curve.startswith("test_") else "dev"
+
+
+def _curves(curves_png: bytes, score: str, text: bool, metric: Scoring | None = None) -> list[str]:
     """The curves section's heading, note and figure."""
-    if text:
+    split = curve_split(metric)
+    if split is not None:
+        selects = ": the score that selects each run's check" if split == "dev" else ""
         return [
-            f"<h2>Dev {escape(score)} curves</h2>",
-            f"<p>Dev {escape(score)} (0-100, higher is better: the score that selects each run's check) "
+            f"<h2>{split.capitalize()} {escape(score)} curves</h2>",
+            f"<p>{split.capitalize()} {escape(score)} (0-100, higher is better{selects}) "
             "against epochs: each seed thin, the mean over seeds bold.</p>",
-            img(curves_png, f"dev {score} against epochs for every method"),
+            img(curves_png, f"{split} {score} against epochs for every method"),
         ]
     return [
         "<h2>Error curves</h2>",
@@ -319,6 +333,8 @@ def _method_section(m: dict[str, Any], text: bool, top: int) -> list[str]:
     parts = [f'<section id="method-{escape(name)}" class="method-section">', f"<h2>{escape(name)}</h2>"]
     if "missing" in m:
         return [*parts, f'<p class="note">{escape(m["missing"])}</p>', "</section>"]
+    if "facets_png" in m:
+        return [*parts, *facet_method_html(m, top), "</section>"]
     neighbours = {label: [(o, float(v)) for o, v in row[:top]] for label, row in m["most_similar"].items()}
     shown = max((len(row) for row in neighbours.values()), default=0)
     if text:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..analysis import label_similarity, most_similar, similar_table
-from ..analysis.analyze import analyze
+from ..analysis.analyze import analyze, percent
 from ..analysis.ranks import experiments_rank_table, plot_ranks
 from ..analysis.report import build_report
 from ..analysis.representation import run_representation
@@ -31,9 +31,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             found[key] for key in ("facet_nearest", "facet_nearest_chance", "facet_pair_auroc")
         )
         print(
-            f"{method}: nearest tag in its facet {100 * near['mean']:.1f} ± {100 * near['std']:.1f} % "
-            f"(by chance {100 * chance['mean']:.1f} %), same-facet pair AUROC {100 * auroc['mean']:.1f} "
-            f"± {100 * auroc['std']:.1f} % over {near['runs']} run(s)"
+            f"{method}: nearest tag in its facet {percent(near)} (by chance {100 * chance['mean']:.1f} %), "
+            f"same-facet pair AUROC {percent(auroc)} over {near['runs']} run(s)"
         )
     print(f"wrote the pictures, similar.md and analysis.json/.md in {output}")
     return 0
