@@ -121,6 +121,11 @@ def summarize_noise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             for kind, value in correlation.items():
                 if not math.isnan(value):
                     by_method.setdefault(result["method"], {}).setdefault(f"{name} {kind}", []).append(value)
+    return _mean_std_by_method(by_method)
+
+
+def _mean_std_by_method(by_method: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    """Each method's figures (key -> its runs' values) as ``{runs, mean, std}``."""
     return {
         method: {key: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for key, v in found.items()}
         for method, found in by_method.items()
@@ -143,10 +148,7 @@ def summarize_facets(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
         for key in FACET_FIGURES:
             if key in result.get("facets", {}):
                 by_method.setdefault(result["method"], {}).setdefault(key, []).append(result["facets"][key])
-    return {
-        method: {key: dict(zip(("runs", "mean", "std"), (len(v), *mean_std(v)))) for key, v in found.items()}
-        for method, found in by_method.items()
-    }
+    return _mean_std_by_method(by_method)
 
 
 def analyze(
