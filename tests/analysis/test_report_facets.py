@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.report_checks import Page, png_bytes
-from helpers.tagged_texts import write_faceted_splits
+from helpers.tagged_texts import TAGGED_FILES, write_faceted_splits
 
 from labelemb.analysis.facet_pictures import facet_figures
 from labelemb.analysis.report import build_report
@@ -33,13 +33,7 @@ def faceted(tmp_path_factory) -> Path:
         "data": {
             "name": "files",
             "dir": str(data),
-            "files": {
-                "format": "csv",
-                "train": "train.csv",
-                "dev": "dev.csv",
-                "test": "test.csv",
-                "tags_column": "tags",
-            },
+            "files": dict(TAGGED_FILES),
         },
         "model": {"name": "bag_of_words", "embedding_dim": 16, "bigram_buckets": 16},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.05},

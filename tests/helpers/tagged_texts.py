@@ -20,6 +20,16 @@ FILLER = ["the", "a", "package", "for", "with", "and", "tool"]
 SPLITS = (("train", 160, 0), ("dev", 48, 1), ("test", 48, 2))
 
 
+#: The data section's files of a run on :func:`write_tagged_splits` (or :func:`write_faceted_splits`).
+TAGGED_FILES = {
+    "format": "csv",
+    "train": "train.csv",
+    "dev": "dev.csv",
+    "test": "test.csv",
+    "tags_column": "tags",
+}
+
+
 def tagged_table(path: Path, count: int, seed: int) -> None:
     """A CSV (text, tags) of ``count`` texts, each carrying one to four tags (joined by spaces)."""
     rng = np.random.default_rng(seed)

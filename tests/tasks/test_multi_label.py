@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 from helpers.batched_checks import train_batched
-from helpers.tagged_texts import write_tagged_splits
+from helpers.tagged_texts import TAGGED_FILES, write_tagged_splits
 
 from labelemb.config import ConfigError
 from labelemb.metrics.figures import MULTI_LABEL_FIGURES, figure_of
@@ -36,13 +36,7 @@ def tagged_config(folder: Path, output_dir: Path, *overrides: str, **top_level: 
         "data": {
             "name": "files",
             "dir": str(folder),
-            "files": {
-                "format": "csv",
-                "train": "train.csv",
-                "dev": "dev.csv",
-                "test": "test.csv",
-                "tags_column": "tags",
-            },
+            "files": dict(TAGGED_FILES),
         },
         "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
         "method": {"name": "onehot"},
