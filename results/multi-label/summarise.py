@@ -12,6 +12,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from labelemb.analysis.compare import welch_p
 from labelemb.analysis.facets import facet_agreement
 from labelemb.analysis.representation import run_representation
 from labelemb.analysis.similarity import label_similarity
@@ -21,6 +22,10 @@ FIGURES = ("map_macro", "map_micro", "f1_micro", "f1_macro", "lrap", "exact_matc
 #: Calibration per tag on test: raw, after one temperature and after a temperature per tag (dev's).
 CALIBRATION = ("tag_ece", "tag_ece_scaled", "tag_ece_per_tag")
 FACETS = ("facet_nearest", "facet_nearest_chance", "facet_pair_auroc")
+#: The headline table's figures (summary key without ``selected_test_``), each with Welch's p
+#: against onehot's seeds where it says so.
+HEADLINE = (("map_macro", True), ("f1_micro", True), ("rest_map_macro", True), ("rest_f1_micro", True))
+LINEAR_BASELINE = Path(__file__).with_name("linear-baseline.json")
 
 
 def cell(values: list[float], fmt: str) -> str:
@@ -37,22 +42,73 @@ def method_rows(experiment: Path) -> dict[str, list[Path]]:
     return runs
 
 
-def figures_table(experiments: list[Path], prefix: str, names: tuple[str, ...] = FIGURES) -> str:
-    heads = [figure(name).label if name != "tag_ece_scaled" else "tag ECE % one T" for name in names]
-    lines = [f"| method | seeds | {' | '.join(heads)} |", "| --- | ---: |" + " ---: |" * len(names)]
+def calibration_table(experiments: list[Path]) -> str:
+    """Each method's marginal ECE on test: raw, after one temperature and after one per tag."""
+    lines = ["| method | raw | one temperature | a temperature per tag |", "| --- | ---: | ---: | ---: |"]
     for experiment in experiments:
-        for method, folders in method_rows(experiment).items():
-            summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]
-            cells = []
-            for name in names:
-                values = [
-                    s[f"selected_test_{prefix}{name}"]
-                    for s in summaries
-                    if s.get(f"selected_test_{prefix}{name}") is not None
-                ]
-                cells.append(cell(values, figure(name.removesuffix("_scaled")).fmt))
+        for method, folders in by_onehot_first(experiment):
+            cells = [cell(seed_values(folders, name), ".2f") for name in CALIBRATION]
             label = method if experiment.name == experiments[0].name else f"{method} ({experiment.name})"
-            lines.append(f"| {label} | {len(summaries)} | {' | '.join(cells)} |")
+            lines.append(f"| {label} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def by_onehot_first(experiment: Path) -> list[tuple[str, list[Path]]]:
+    """:func:`method_rows`, onehot (the baseline) first."""
+    return sorted(method_rows(experiment).items(), key=lambda item: item[0] != "onehot")
+
+
+def seed_values(folders: list[Path], key: str) -> list[float]:
+    """``selected_test_<key>`` of each run that recorded it."""
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]
+    return [s[f"selected_test_{key}"] for s in summaries if s.get(f"selected_test_{key}") is not None]
+
+
+def headline_table(experiments: list[Path]) -> str:
+    """Each method's headline figures with Welch's p against onehot, below the linear line (a
+    method with other than onehot's number of seeds says how many it has)."""
+    heads = []
+    for key, tested in HEADLINE:
+        label = figure(key.removeprefix("rest_")).label
+        heads += [f"rest {label}" if key.startswith("rest_") else label] + (["p"] if tested else [])
+    lines = [f"| method | {' | '.join(heads)} |", "| --- |" + " ---: |" * len(heads)]
+    linear = json.loads(LINEAR_BASELINE.read_text())
+    figures = {**linear["test"], **linear["test_rest"]}
+    cells = [[f"{figures[f'test_{key}']:.2f}"] + (["-"] if tested else []) for key, tested in HEADLINE]
+    lines.append(f"| TF-IDF linear SVM | {' | '.join(c for pair in cells for c in pair)} |")
+    base = method_rows(experiments[0]).get("onehot", [])
+    for experiment in experiments:
+        for method, folders in by_onehot_first(experiment):
+            row = []
+            for key, tested in HEADLINE:
+                values = seed_values(folders, key)
+                row.append(cell(values, ".2f"))
+                if tested:
+                    p = welch_p(values, seed_values(base, key)) if method != "onehot" else None
+                    row.append("-" if p is None else f"{p:.2g}")
+            label = method if experiment.name == experiments[0].name else f"{method} ({experiment.name})"
+            label += "" if len(folders) == len(base) else f", {len(folders)} seeds"
+            lines.append(f"| {label} | {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
+def transposed_table(experiments: list[Path], prefix: str) -> str:
+    """Every figure of :data:`FIGURES` (a row each) for the linear line and each method (a column
+    each), on all packages (``prefix`` "") or the rest ("rest_")."""
+    linear = json.loads(LINEAR_BASELINE.read_text())
+    linear_figures = linear["test_rest" if prefix else "test"]
+    columns = {"linear SVM": None} | {
+        method: folders for experiment in experiments for method, folders in by_onehot_first(experiment)
+    }
+    lines = [f"| figure | {' | '.join(columns)} |", "| --- |" + " ---: |" * len(columns)]
+    for name in FIGURES:
+        cells = [
+            f"{linear_figures[f'test_{prefix}{name}']:{figure(name).fmt}}"
+            if folders is None
+            else cell(seed_values(folders, prefix + name), figure(name).fmt)
+            for folders in columns.values()
+        ]
+        lines.append(f"| {figure(name).label} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -60,7 +116,7 @@ def facets_table(experiments: list[Path]) -> str:
     heads = [figure(name).label for name in FACETS]
     lines = [f"| method | representation | {' | '.join(heads)} |", "| --- | --- |" + " ---: |" * len(FACETS)]
     for experiment in experiments:
-        for method, folders in method_rows(experiment).items():
+        for method, folders in by_onehot_first(experiment):
             per_seed = []
             source = ""
             for folder in folders:
@@ -78,11 +134,13 @@ def facets_table(experiments: list[Path]) -> str:
 
 def main() -> None:
     experiments = [Path(folder) for folder in sys.argv[1:]] or [Path("runs/debian-debtags")]
-    print("All test packages:\n\n" + figures_table(experiments, ""))
+    print("Headline, p against onehot (Welch):\n\n" + headline_table(experiments))
+    print("\nAll test packages:\n\n" + transposed_table(experiments, ""))
     print(
-        "\nThe rest (packages with a tag beyond the library tags):\n\n" + figures_table(experiments, "rest_")
+        "\nThe rest (packages with a tag beyond the library tags):\n\n"
+        + transposed_table(experiments, "rest_")
     )
-    print("\nCalibration per tag, all test packages:\n\n" + figures_table(experiments, "", CALIBRATION))
+    print("\nCalibration per tag (marginal ECE %), all test packages:\n\n" + calibration_table(experiments))
     print("\nThe facets in each method's tag similarity:\n\n" + facets_table(experiments))
 
 
