@@ -236,7 +236,7 @@ def render_report(
         "</section>",
         *_tuning_section(tuning),
         '<section id="curves">',
-        *_curves(curves_png, score, text, metric),
+        *_curves(curves_png, score, metric),
         "</section>",
     ]
     if calibrated:
@@ -309,7 +309,7 @@ def curve_split(metric: Scoring | None) -> str | None:
     return "test" if metric.curve.startswith("test_") else "dev"
 
 
-def _curves(curves_png: bytes, score: str, text: bool, metric: Scoring | None = None) -> list[str]:
+def _curves(curves_png: bytes, score: str, metric: Scoring | None) -> list[str]:
     """The curves section's heading, note and figure."""
     split = curve_split(metric)
     if split is not None:
