@@ -3,6 +3,10 @@ each method's test figures (mean +- sd over its seeds) on all packages and on th
 whether its tag similarity recovers the facets (its learned one, or read off its predictions).
 
     python results/multi-label/summarise.py runs/debian-debtags runs/debian-debtags-ls-mass
+    python results/multi-label/summarise.py runs/debian-debtags-minilm
+
+Each method's p is against the onehot of its own experiment, or of the first one where its own has
+none (label smoothing's mass-preserving form, an experiment of its own on the bag of words).
 """
 
 from __future__ import annotations
@@ -48,9 +52,17 @@ def calibration_table(experiments: list[Path]) -> str:
     for experiment in experiments:
         for method, folders in by_onehot_first(experiment):
             cells = [cell(seed_values(folders, name), ".2f") for name in CALIBRATION]
-            label = method if experiment.name == experiments[0].name else f"{method} ({experiment.name})"
+            label = method_label(method, experiment, experiments[0])
             lines.append(f"| {label} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def method_label(method: str, experiment: Path, first: Path) -> str:
+    """``method``, with its experiment's name past the first's where it is another's:
+    ``label_smoothing (ls-mass)`` for debian-debtags-ls-mass beside debian-debtags."""
+    if experiment.name == first.name:
+        return method
+    return f"{method} ({experiment.name.removeprefix(first.name + '-')})"
 
 
 def by_onehot_first(experiment: Path) -> list[tuple[str, list[Path]]]:
@@ -76,8 +88,9 @@ def headline_table(experiments: list[Path]) -> str:
     figures = {**linear["test"], **linear["test_rest"]}
     cells = [[f"{figures[f'test_{key}']:.2f}"] + (["-"] if tested else []) for key, tested in HEADLINE]
     lines.append(f"| TF-IDF linear SVM | {' | '.join(c for pair in cells for c in pair)} |")
-    base = method_rows(experiments[0]).get("onehot", [])
+    first_base = method_rows(experiments[0]).get("onehot", [])
     for experiment in experiments:
+        base = method_rows(experiment).get("onehot", first_base)  # a variant's experiment: the first's
         for method, folders in by_onehot_first(experiment):
             row = []
             for key, tested in HEADLINE:
@@ -86,7 +99,7 @@ def headline_table(experiments: list[Path]) -> str:
                 if tested:
                     p = welch_p(values, seed_values(base, key)) if method != "onehot" else None
                     row.append("-" if p is None else f"{p:.2g}")
-            label = method if experiment.name == experiments[0].name else f"{method} ({experiment.name})"
+            label = method_label(method, experiment, experiments[0])
             label += "" if len(folders) == len(base) else f", {len(folders)} seeds"
             lines.append(f"| {label} | {' | '.join(row)} |")
     return "\n".join(lines)
@@ -98,7 +111,9 @@ def transposed_table(experiments: list[Path], prefix: str) -> str:
     linear = json.loads(LINEAR_BASELINE.read_text())
     linear_figures = linear["test_rest" if prefix else "test"]
     columns = {"linear SVM": None} | {
-        method: folders for experiment in experiments for method, folders in by_onehot_first(experiment)
+        method_label(method, experiment, experiments[0]): folders
+        for experiment in experiments
+        for method, folders in by_onehot_first(experiment)
     }
     lines = [f"| figure | {' | '.join(columns)} |", "| --- |" + " ---: |" * len(columns)]
     for name in FIGURES:
