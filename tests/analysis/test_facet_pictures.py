@@ -60,6 +60,15 @@ def test_a_run_of_many_faceted_tags_is_drawn_against_its_facets(tmp_path):
     assert result["facets"]["facet_nearest"] == 1.0
 
 
+def test_a_run_of_few_faceted_tags_gets_the_usual_pictures_and_the_facet_figures(tmp_path):
+    names = [f"facet{f}::tag{t}" for f in range(3) for t in range(4)]
+    result = analyze_run(representation(names), tmp_path / "run")
+    assert (tmp_path / "run" / "heatmap.png").is_file() and not (tmp_path / "run" / "facets.png").exists()
+    assert result["facets"]["facet_nearest"] == 1.0 and result["facets"]["facet_pair_auroc"] == 1.0
+    assert result["facets"]["facet_nearest_chance"] == pytest.approx(3 / 11)
+    assert summarize_facets([result])["label_embedding"]["facet_nearest"]["mean"] == 1.0
+
+
 def test_many_labels_without_facets_are_still_refused(tmp_path):
     names = [f"class{k}" for k in range(201)]
     with pytest.raises(ValueError, match="pictures of 201 are unreadable"):

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .compare import mean_std
 from .facet_pictures import analyze_faceted, is_faceted
+from .facets import facet_agreement
 from .heatmap import plot_similarity_heatmap
 from .noise_similarity import noise_agreement, noise_matrices, plot_beside_noise
 from .representation import LabelRepresentation, run_representation
@@ -71,7 +72,8 @@ def analyze_run(
 ) -> dict[str, Any]:
     """Write every picture and table of one run's representation to ``out_dir``; return the numbers.
     A run of more than :data:`MAX_PICTURED_LABELS` tags named ``facet::tag`` is drawn against its
-    facets instead (:func:`~.facet_pictures.analyze_faceted`). ``noise``: the run's training-label
+    facets instead (:func:`~.facet_pictures.analyze_faceted`); fewer such tags get the usual
+    pictures and the facet figures. ``noise``: the run's training-label
     matrices (:func:`~.noise_similarity.noise_matrices`), for
     a run trained on noisy labels: the similarity is then compared with them and drawn beside them."""
     if not classes and len(rep.class_names) > MAX_PICTURED_LABELS and is_faceted(rep.class_names):
@@ -91,6 +93,8 @@ def analyze_run(
         "mds": mds_coordinates(matrix).tolist(),
         "wordnet": wordnet_correlation(rep),
     }
+    if is_faceted(names):  # few enough tags in facets for a heatmap: their figures beside it
+        result["facets"] = facet_agreement(similarity, names)
     if noise is not None:
         result["noise"] = noise_agreement(similarity, noise, rows)
         plot_beside_noise(similarity, noise, rows, names, out_dir / f"noise.{fmt}", title=title)
