@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from labelemb.methods import LabelEmbedding
 from labelemb.methods.label_embedding.loss import TERMS
@@ -47,3 +48,23 @@ def test_the_fused_head_gives_the_formulas_loss_terms_and_gradients(options, ign
 def test_fast_path_takes_true_false_or_fused_only():
     with pytest.raises(ValueError, match="fast_path is true, false or 'fused'"):
         LabelEmbedding(4, 3, fast_path="fast")
+
+
+@pytest.mark.parametrize("tags", [False, True], ids=["one-label", "tag-sets"])
+def test_under_the_flop_counter_the_fused_head_runs_as_written_with_the_same_products(tags):
+    # A run counts its FLOPs under FlopCounterMode, where torch.compile cannot trace.
+    torch.manual_seed(0)
+    written = LabelEmbedding(6, 5).double()
+    fused = LabelEmbedding(6, 5, fast_path="fused").double()
+    fused.load_state_dict(written.state_dict())
+    features = torch.randn(11, 6, dtype=torch.float64)
+    target = torch.rand(11, 5) < 0.4 if tags else torch.randint(0, 5, (11,))
+    counts, losses = [], []
+    for method in (written, fused):
+        with FlopCounterMode(display=False) as counter:
+            out = method(features, target)
+            out.loss.backward()
+        counts.append(counter.get_total_flops())
+        losses.append(out.loss.detach())
+    assert counts[0] == counts[1] > 0
+    torch.testing.assert_close(losses[1], losses[0], rtol=0, atol=0)

@@ -61,6 +61,15 @@ def test_every_method_for_tag_sets_trains_and_ranks_the_tags(folder, tmp_path, m
     assert summary["data"]["tag_sets"]["train"]["rows"] == 160
 
 
+def test_the_tag_embedding_trains_on_its_fused_closed_forms(folder, tmp_path):
+    # The run counts its FLOPs first (under a dispatch mode, where torch.compile cannot trace).
+    method = "method.name=label_embedding"
+    fused = train(tagged_config(folder, tmp_path / "fused", method, "method.fast_path=fused"))
+    written = train(tagged_config(folder, tmp_path / "written", method))
+    assert fused["train_flops"] == written["train_flops"] > 0
+    assert fused["selected_test_map_macro"] == pytest.approx(written["selected_test_map_macro"], abs=1.0)
+
+
 def test_a_check_records_every_figure_on_dev_and_test_in_its_unit(folder, tmp_path):
     config = tagged_config(folder, tmp_path)
     train(config)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..base import Rows
 from .loss import normalisation
@@ -142,7 +144,20 @@ def fused_closed_form() -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
     """:func:`closed_form` through ``torch.compile``: its forty-odd small operations as a few fused
     kernels (``fast_path="fused"``). Compiled on first use (seconds), again for each new shape or
     constant (the nlp variant's soft weight turning on); on a CPU it needs a C++ compiler."""
-    return torch.compile(closed_form, fullgraph=True, dynamic=False)
+    return compiled_unless_dispatching(closed_form)
+
+
+def compiled_unless_dispatching(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` through ``torch.compile``, but run as written under a torch dispatch mode,
+    which dynamo does not trace: a run counts its FLOPs under ``FlopCounterMode``, and the
+    function's matrix products are the same either way."""
+    compiled = torch.compile(function, fullgraph=True, dynamic=False)
+
+    @functools.wraps(function)
+    def run(*args: Any) -> Any:
+        return function(*args) if is_in_torch_dispatch_mode() else compiled(*args)
+
+    return run
 
 
 def _loss_and_terms(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .fast import compiled_unless_dispatching
 from .tags import tag_rows
 
 
@@ -126,7 +127,7 @@ def fused_tag_closed_form() -> Callable[..., tuple[Tensor, Tensor, Tensor, Tenso
     """:func:`tag_closed_form` through ``torch.compile``: its fifty-odd passes over ``(N, K)`` and
     ``(K, K)`` tensors as a few fused kernels beside the two matrix products. Compiled on first use
     (seconds) and again for each new batch size; on a CPU it needs a C++ compiler."""
-    return torch.compile(tag_closed_form, fullgraph=True, dynamic=False)
+    return compiled_unless_dispatching(tag_closed_form)
 
 
 def log_sigmoid(p: Tensor, z: Tensor) -> Tensor:
