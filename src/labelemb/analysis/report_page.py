@@ -213,18 +213,16 @@ def render_report(
     ``shift.json`` and their error against severity (:class:`~.report_shift.UnderShift`), shown
     after that; None: no such section. ``noisy_labels``: the tables and memorisation curves of runs
     trained on noisy labels (:class:`~.report_noise.NoisyLabels`), shown last of these; None: no
-    such section. ``facets_by_method``: for tags in facets, the facet agreement of every seed
-    (:func:`~.report_facets.facets_over_seeds`), shown in place of the WordNet section; a method
-    drawn against its facets has ``facets_png`` and ``dendrogram_png`` in place of its heatmap.
+    such section. ``facets_by_method``: tags in facets' :func:`~.report_facets.facets_over_seeds`, in
+    place of the WordNet section (a method drawn so has ``facets_png`` and ``dendrogram_png``).
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
-    judged, shifted = beyond_error is not None, under_shift is not None
     faceted, split = bool(facets_by_method), curve_split(metric)
-    shown = [tuning is not None, calibrated, judged, shifted, noisy_labels is not None]
-    present = {anchor for anchor, on in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], shown) if on}
+    sections = [tuning, calibrated or None, beyond_error, under_shift, noisy_labels]  # None: absent
+    present = {a for a, on in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], sections) if on is not None}
     last = [(FACETS_SECTION, "facets")] if faceted else [] if text else [("wordnet", "WordNet")]
     nav = _nav(names, f"{split} {score} curves" if split else "error curves", present, last)
     parts = [
