@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 from labelemb.analysis.compare import welch_p
-from labelemb.analysis.facets import facet_agreement
+from labelemb.analysis.facet_pictures import facet_figures
 from labelemb.analysis.representation import run_representation
-from labelemb.analysis.similarity import label_similarity
 from labelemb.metrics.figures import figure, in_units
 
 FIGURES = ("map_macro", "map_micro", "f1_micro", "f1_macro", "lrap", "exact_match", "hamming")
@@ -137,11 +136,7 @@ def facets_table(experiments: list[Path]) -> str:
             for folder in folders:
                 representation = run_representation(folder)
                 source = json.loads((folder / "summary.json").read_text()).get("representation_source", "")
-                per_seed.append(
-                    in_units(
-                        facet_agreement(label_similarity(representation.matrix), representation.class_names)
-                    )
-                )
+                per_seed.append(in_units(facet_figures(representation)))
             cells = [cell([figures[name] for figures in per_seed], ".1f") for name in FACETS]
             lines.append(f"| {method} | {source} | {' | '.join(cells)} |")
     return "\n".join(lines)
