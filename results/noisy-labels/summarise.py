@@ -72,7 +72,7 @@ def main() -> None:
             noisy = sorted((s for s in settings if s.name != "clean"), key=lambda s: s.rate)
             ranks = experiments_rank_table([folders["clean"], *(folders[s.name] for s in noisy)])
             title = f"{data} MLP, 5 seeds: right labels, then each noisy setting's clean-test error"
-            drawn = plot_ranks(ranks, Path(args.out) / f"{data}-mlp-ranks.png", title)
+            drawn = plot_ranks(ranks, Path(args.out) / f"ranks-{data}-mlp.png", title)
             print(f"{ranks.markdown()}\n(picture: {drawn})\n")
         named = {s.name: s for s in settings}
         for setting, method, other, question in CLAIMS:
