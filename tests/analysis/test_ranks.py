@@ -54,6 +54,25 @@ def test_criteria_are_those_the_rows_have():
     assert heads == ["test error %", "OOD AUROC % (patches)"]
 
 
+def test_a_tag_task_is_ranked_by_its_macro_map_and_the_figures_reported_beside_it():
+    rows = [
+        {
+            "method": m,
+            "metric": "test_map_macro",
+            "selected_mean": s,
+            "test_f1_micro_mean": f,
+            "test_lrap_mean": r,
+        }
+        for m, s, f, r in (("a", 42.8, 58.1, 72.3), ("b", 43.3, 58.0, 72.2), ("c", 41.9, 57.2, 72.4))
+    ]
+    criteria = comparison_criteria(rows)
+    assert [c.head for c in criteria] == ["test macro mAP %", "test micro-F1 %", "test LRAP %"]
+    table = rank_table([(criterion, rows) for criterion in criteria])
+    ranks = {m: list(table.ranks[i]) for i, m in enumerate(table.methods)}
+    # every figure higher-better: the highest is first under each
+    assert ranks == {"a": [2.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0], "c": [3.0, 3.0, 1.0]}
+
+
 def test_a_noisy_comparison_is_headed_by_its_share_of_wrong_labels():
     noisy = [{**row, "noise_rate_mean": 45.2} for row in ROWS]
     assert further_criterion(noisy, "pairflip").head == "error % at 45 % wrong labels"

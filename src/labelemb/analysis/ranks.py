@@ -1,12 +1,12 @@
 """Methods against criteria, as ranks: one picture of what a comparison found.
 
 Each criterion is a column of the comparison's rows (:func:`~.compare.comparison_rows`): the
-selected test error (or the task's score), the test ECE raw and after temperature scaling, the
-AURC of selective classification, each OOD set's AUROC by the max softmax, the error under shift,
-and, from further comparisons of the same methods on noisy training labels, the clean-test error
-under each. In every column the methods are ranked by their mean over seeds (1: the best; tied
-means share the better rank); a method without the figure has no rank there. The rows are ordered
-by the mean of a method's ranks.
+selected test error (or the task's score) and the figures the task reports beside it, the test ECE
+raw and after temperature scaling, the AURC of selective classification, each OOD set's AUROC by
+the max softmax, the error under shift, and, from further comparisons of the same methods on noisy
+training labels, the clean-test error under each. In every column the methods are ranked by their
+mean over seeds (1: the best; tied means share the better rank); a method without the figure has
+no rank there. The rows are ordered by the mean of a method's ranks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..tasks.registry import recorded_scoring
+from ..tasks.registry import figure_names, recorded_scoring
 from .beyond_error import figure_stem, ood_stem, row_ood_sets
 from .compare import comparison_rows, load_runs
 from .plotting import Figure, plt, save_figure
@@ -67,6 +67,7 @@ def comparison_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
     scoring = recorded_scoring({"metric": rows[0].get("metric", "test_error")})
     candidates = [
         Criterion(f"{scoring.name} {scoring.unit}".strip(), "selected", scoring.higher_is_better),
+        *reported_criteria(rows),
         Criterion("ECE %", "ece"),
         Criterion("ECE % after T", "ece_scaled"),
         Criterion("AURC %", figure_stem("aurc")),
@@ -77,6 +78,20 @@ def comparison_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
         Criterion("error under shift %", "shift_error"),
     ]
     return [c for c in candidates if any(_value(row, c) is not None for row in rows)]
+
+
+def reported_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
+    """The figures a task reports beside its score, where the rows hold them: a text classifier's
+    macro-F1, a tag task's micro-F1 and LRAP, ROUGE-1 and -2 beside ROUGE-L; each a score, higher
+    better."""
+    names = figure_names()
+    keys = dict.fromkeys(
+        key.removesuffix("_mean")
+        for row in rows
+        for key in row
+        if key.startswith("test_") and key.endswith("_mean")
+    )
+    return [Criterion(names.get(key, key), key, True) for key in keys]
 
 
 def further_criterion(rows: list[dict[str, Any]], name: str) -> Criterion:
