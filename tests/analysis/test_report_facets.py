@@ -95,3 +95,15 @@ def test_a_report_without_analysis_reuses_the_facet_figures(faceted, html):
     for section in (FACETS_SECTION, "method-onehot"):
         assert again.text[section] == page.text[section]
         assert again.tables_in(section) == page.tables_in(section)
+
+
+def test_the_comparison_and_the_page_give_the_tag_figures_and_the_calibration_per_tag(faceted, html):
+    summaries = [json.loads((faceted / "onehot" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    ece = [summary["selected_test_tag_ece"] for summary in summaries]
+    expected = f"| onehot | {statistics.mean(ece):.2f} ± {statistics.stdev(ece):.2f} | - |"
+    written = (faceted / "comparison.md").read_text()
+    assert "Calibration per tag on test" in written and "Beside macro mAP" in written
+    assert any(line.startswith(expected) for line in written.splitlines())
+    tables = Page(html).tables_in("comparison")
+    calibration = next(t for t in tables if t[0][1:3] == ["raw", "p"])
+    assert calibration[1][:3] == ["onehot", f"{statistics.mean(ece):.2f} ± {statistics.stdev(ece):.2f}", "-"]

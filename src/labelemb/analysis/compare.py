@@ -24,6 +24,7 @@ from .calibration_table import (
 )
 from .noise_table import noise_statistics
 from .shift_table import shared_conditions, shift_statistics
+from .tag_table import tag_statistics
 
 BASELINE = "onehot"
 
@@ -169,6 +170,7 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
     base_evaluations = [r.evaluation for r in base_runs] if base_runs else None
     shared = shared_conditions(r.shift for method_runs in runs.values() for r in method_runs)
     base_shifts = [r.shift for r in base_runs] if base_runs else None
+    base_summaries = [r.summary for r in base_runs] if base_runs else None
     rows = []
     for method, method_runs in runs.items():
         selected = [r.summary[f"selected_{metric.metric}"] for r in method_runs]
@@ -206,6 +208,8 @@ def comparison_rows(runs: dict[str, list[Run]], baseline: str = BASELINE) -> lis
         shifts = [r.shift for r in method_runs]
         row.update(shift_statistics(shifts, base_shifts, shared, welch_p, with_p=method != baseline))
         row.update(noise_statistics([r.evaluation for r in method_runs], against, welch_p))
+        tag_base = base_summaries if method != baseline else None
+        row.update(tag_statistics([r.summary for r in method_runs], tag_base, welch_p))
         row["metric"] = metric.metric  # last: the columns before it keep their places in every CSV
         rows.append(row)
     rows.sort(key=lambda r: (r["method"] != baseline, r["method"]))

@@ -17,6 +17,7 @@ from .calibration_table import CALIBRATION_COLUMNS, calibration_table
 from .compare import BASELINE, NO_SPREAD_NOTE, no_spread
 from .noise_table import disputed_block, noise_block
 from .shift_table import shift_block
+from .tag_table import tag_blocks
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -42,7 +43,9 @@ def format_markdown(
     After it all, with ``calibration``, the :func:`calibration_table` where there is one, the
     beyond-error tables, the under-shift table (:func:`~.shift_table.shift_block`) and the
     noisy-labels and disputed-labels tables (:mod:`~.noise_table`) where runs have their records (the
-    report shows them in sections of their own and asks for the comparison without them).
+    report shows them in sections of their own and asks for the comparison without them), and a
+    tag comparison's tables last (:mod:`~.tag_table`: the figures beside macro mAP, the calibration
+    per tag; the report shows them under its comparison).
     ``scoring`` says how the runs' figure reads (:func:`comparison_metric`); left out, the rows'
     ``metric`` names it.
     """
@@ -61,6 +64,7 @@ def format_markdown(
     for block in (noise_block(rows, baseline), disputed_block(rows, baseline)) if calibration else ():
         if block is not None:
             lines.append("\n" + block.text())
+    lines += ["\n" + block.text() for block in tag_blocks(rows, baseline)] if calibration else []
     return "\n".join(lines)
 
 

@@ -64,6 +64,7 @@ from .report_shift import UnderShift
 from .representation import NoRepresentation, run_representation
 from .shift_table import shift_block
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
+from .tag_table import tag_blocks
 from .tuning import HISTORY_FILE, format_tuning, plot_tuning_history, read_tuning, tuning_notes, tuning_rows
 
 REPORT_FILE = "report.html"
@@ -366,6 +367,7 @@ def build_report(
         methods=methods,
         wordnet_by_method={} if text else wordnet["wordnet_by_method"],
         facets_by_method=facets,
+        comparison_blocks=tag_blocks(rows, BASELINE),
         wordnet_absent="" if text else _absent_reason(wordnet["runs"]),
         top=top,
         metric=metric,

@@ -8,6 +8,7 @@ labels) is gathered by :mod:`labelemb.analysis.report`.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +193,7 @@ def render_report(
     under_shift: UnderShift | None = None,
     noisy_labels: NoisyLabels | None = None,
     facets_by_method: dict[str, dict[str, Any]] | None = None,
+    comparison_blocks: Sequence[TableBlock] = (),
 ) -> str:
     """The HTML page; every text is escaped here except ``made``, which is HTML already.
 
@@ -215,6 +217,7 @@ def render_report(
     trained on noisy labels (:class:`~.report_noise.NoisyLabels`), shown last of these; None: no
     such section. ``facets_by_method``: tags in facets' :func:`~.report_facets.facets_over_seeds`, in
     place of the WordNet section (a method drawn so has ``facets_png`` and ``dendrogram_png``).
+    ``comparison_blocks``: tables under the comparison's (a tag comparison's, :mod:`~.tag_table`).
     """
     text = metric is not None and metric.labels == "vocabulary"
     score = metric.score_name if metric is not None else ""
@@ -225,13 +228,10 @@ def render_report(
     present = {a for a, on in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], sections) if on is not None}
     last = [(FACETS_SECTION, "facets")] if faceted else [] if text else [("wordnet", "WordNet")]
     nav = _nav(names, f"{split} {score} curves" if split else "error curves", present, last)
+    note = _comparison_note(score, text, metric, reliability_png is not None)
     parts = [
         *page_head(title, made, setup, nav),
-        '<section id="comparison">',
-        "<h2>Comparison</h2>",
-        f"<p>{escape(_comparison_note(score, text, metric, reliability_png is not None))}</p>",
-        markdown_table_html(comparison_markdown, wide=True),
-        "</section>",
+        *_comparison_section(comparison_markdown, comparison_blocks, note),
         *_tuning_section(tuning),
         '<section id="curves">',
         *_curves(curves_png, score, metric),
@@ -253,6 +253,18 @@ def render_report(
         parts += _wordnet_section(wordnet_by_method, wordnet_absent, names)
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _comparison_section(markdown: str, blocks: Sequence[TableBlock], note: str) -> list[str]:
+    """The comparison's table with the line on its columns above it, then the tables under it."""
+    return [
+        '<section id="comparison">',
+        "<h2>Comparison</h2>",
+        f"<p>{escape(note)}</p>",
+        markdown_table_html(markdown, wide=True),
+        *(line for block in blocks for line in table_block_html(block)),
+        "</section>",
+    ]
 
 
 def _nav(names: list[str], curves: str, present: set[str], last: list[tuple[str, str]]) -> str:
