@@ -54,7 +54,7 @@ def test_criteria_are_those_the_rows_have():
     assert heads == ["test error %", "OOD AUROC % (patches)"]
 
 
-def test_a_tag_task_is_ranked_by_its_macro_map_and_the_figures_reported_beside_it():
+def test_a_tag_task_is_ranked_by_its_macro_map_the_figures_reported_beside_it_and_its_tag_ece():
     rows = [
         {
             "method": m,
@@ -62,15 +62,20 @@ def test_a_tag_task_is_ranked_by_its_macro_map_and_the_figures_reported_beside_i
             "selected_mean": s,
             "test_f1_micro_mean": f,
             "test_lrap_mean": r,
+            "tags_tag_ece_mean": e,
         }
-        for m, s, f, r in (("a", 42.8, 58.1, 72.3), ("b", 43.3, 58.0, 72.2), ("c", 41.9, 57.2, 72.4))
+        for m, s, f, r, e in (
+            ("a", 42.8, 58.1, 72.3, 0.5),
+            ("b", 43.3, 58.0, 72.2, 0.9),
+            ("c", 41.9, 57.2, 72.4, 1.8),
+        )
     ]
     criteria = comparison_criteria(rows)
-    assert [c.head for c in criteria] == ["test macro mAP %", "test micro-F1 %", "test LRAP %"]
+    assert [c.head for c in criteria] == ["test macro mAP %", "test micro-F1 %", "test LRAP %", "tag ECE %"]
     table = rank_table([(criterion, rows) for criterion in criteria])
     ranks = {m: list(table.ranks[i]) for i, m in enumerate(table.methods)}
-    # every figure higher-better: the highest is first under each
-    assert ranks == {"a": [2.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0], "c": [3.0, 3.0, 1.0]}
+    # the scores higher-better, the highest first under each; the ECE lower-better
+    assert ranks == {"a": [2.0, 1.0, 2.0, 1.0], "b": [1.0, 2.0, 3.0, 2.0], "c": [3.0, 3.0, 1.0, 3.0]}
 
 
 def test_a_noisy_comparison_is_headed_by_its_share_of_wrong_labels():

@@ -2,9 +2,10 @@
 
 Each criterion is a column of the comparison's rows (:func:`~.compare.comparison_rows`): the
 selected test error (or the task's score) and the figures the task reports beside it, the test ECE
-raw and after temperature scaling, the AURC of selective classification, each OOD set's AUROC by
-the max softmax, the error under shift, and, from further comparisons of the same methods on noisy
-training labels, the clean-test error under each. In every column the methods are ranked by their
+raw and after temperature scaling (a tag task's marginal ECE raw and after a temperature per tag),
+the AURC of selective classification, each OOD set's AUROC by the max softmax, the error under
+shift, and, from further comparisons of the same methods on noisy training labels, the clean-test
+error under each. In every column the methods are ranked by their
 mean over seeds (1: the best; tied means share the better rank); a method without the figure has
 no rank there. The rows are ordered by the mean of a method's ranks.
 """
@@ -20,10 +21,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ..metrics.figures import figure
 from ..tasks.registry import figure_names, recorded_scoring
 from .beyond_error import figure_stem, ood_stem, row_ood_sets
 from .compare import comparison_rows, load_runs
 from .plotting import Figure, plt, save_figure
+from .tag_table import tag_stem
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ def comparison_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
         *reported_criteria(rows),
         Criterion("ECE %", "ece"),
         Criterion("ECE % after T", "ece_scaled"),
+        # A tag comparison's calibration: the marginal ECE raw and after a temperature per tag.
+        *(Criterion(figure(name).label, tag_stem(name)) for name in ("tag_ece", "tag_ece_per_tag")),
         Criterion("AURC %", figure_stem("aurc")),
         *(
             Criterion(f"OOD AUROC % ({name})", ood_stem(name, "msp_auroc"), True)
