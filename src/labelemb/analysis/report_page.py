@@ -224,8 +224,8 @@ def render_report(
     names = [m["method"] for m in methods]
     calibrated = reliability_png is not None or calibration is not None
     faceted, split = bool(facets_by_method), curve_split(metric)
-    sections = [tuning, calibrated or None, beyond_error, under_shift, noisy_labels]  # None: absent
-    present = {a for a, on in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], sections) if on is not None}
+    on = [tuning is not None, calibrated, *(x is not None for x in (beyond_error, under_shift, noisy_labels))]
+    present = {anchor for anchor, shown in zip(["tuning", *(a for a, _ in OPTIONAL_LINKS)], on) if shown}
     last = [(FACETS_SECTION, "facets")] if faceted else [] if text else [("wordnet", "WordNet")]
     nav = _nav(names, f"{split} {score} curves" if split else "error curves", present, last)
     note = _comparison_note(score, text, metric, reliability_png is not None)
