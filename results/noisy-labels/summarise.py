@@ -1,7 +1,8 @@
 """The Fashion-MNIST and MNIST MLP noisy-label comparisons across their settings: the rank table,
 the picture of clean-test error against the share of wrong labels, the ranks picture (every
-criterion of the right labels' runs, then each setting's error), and the figures of the issue's
-claims (each with Welch's p), from the experiment folders under runs/ that exist.
+criterion of the right labels' runs, then each setting's error), the figures of the issue's claims
+(each with Welch's p) and, where the runs ranked disputed test labels, each setting's table of
+them, from the experiment folders under runs/ that exist.
 
     python results/noisy-labels/summarise.py [--runs runs] [--out docs]
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from labelemb.analysis.compare import comparison_rows
 from labelemb.analysis.noise_sweep import plot_error_against_noise, rank_table, read_settings, welch_between
+from labelemb.analysis.noise_table import disputed_block
 from labelemb.analysis.ranks import experiments_rank_table, plot_ranks
 
 #: The claims, each in the settings where it is asked: (setting, method, against, the question).
@@ -82,6 +85,10 @@ def main() -> None:
                 against = f"{other} {theirs:.2f} %"
                 print(f"- {question}: {setting}, {method} {mine:.2f} % against {against}, p = {shown}")
         print()
+        for setting in sorted(settings, key=lambda s: s.rate):  # where the runs ranked disputed test labels
+            block = disputed_block(comparison_rows(setting.runs), "onehot")
+            if block is not None:
+                print(f"### {data} MLP, {setting.name}: {block.text()}\n")
 
 
 if __name__ == "__main__":
