@@ -5,9 +5,9 @@ selected test error (or the task's score) and the figures the task reports besid
 raw and after temperature scaling (a tag task's marginal ECE raw and after a temperature per tag),
 the AURC of selective classification, each OOD set's AUROC by the max softmax, the error under
 shift, and, from further comparisons of the same methods on noisy training labels, the clean-test
-error under each. In every column the methods are ranked by their
-mean over seeds (1: the best; tied means share the better rank); a method without the figure has
-no rank there. The rows are ordered by the mean of a method's ranks.
+error under each. In every column the methods are ranked by their mean over seeds (1: the best;
+tied means share the better rank); a method without the figure has no rank there. The rows are
+ordered by the mean of a method's ranks.
 """
 
 from __future__ import annotations
