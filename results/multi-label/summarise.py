@@ -138,7 +138,8 @@ def facets_table(experiments: list[Path]) -> str:
                 source = json.loads((folder / "summary.json").read_text()).get("representation_source", "")
                 per_seed.append(in_units(facet_figures(representation)))
             cells = [cell([figures[name] for figures in per_seed], ".1f") for name in FACETS]
-            lines.append(f"| {method} | {source} | {' | '.join(cells)} |")
+            label = method_label(method, experiment, experiments[0])
+            lines.append(f"| {label} | {source} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
