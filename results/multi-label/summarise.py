@@ -56,12 +56,17 @@ def calibration_table(experiments: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def variant(experiment: Path, first: Path) -> str:
+    """The name of a variant experiment past the first's (``ls-mass`` for debian-debtags-ls-mass
+    beside debian-debtags); "" for the first itself."""
+    return "" if experiment.name == first.name else experiment.name.removeprefix(first.name + "-")
+
+
 def method_label(method: str, experiment: Path, first: Path) -> str:
-    """``method``, with its experiment's name past the first's where it is another's:
-    ``label_smoothing (ls-mass)`` for debian-debtags-ls-mass beside debian-debtags."""
-    if experiment.name == first.name:
-        return method
-    return f"{method} ({experiment.name.removeprefix(first.name + '-')})"
+    """``method``, with its experiment's :func:`variant` where it has one: ``label_smoothing
+    (ls-mass)``."""
+    name = variant(experiment, first)
+    return f"{method} ({name})" if name else method
 
 
 def by_onehot_first(experiment: Path) -> list[tuple[str, list[Path]]]:
@@ -104,22 +109,29 @@ def headline_table(experiments: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def shorter(fmt: str) -> str:
+    """A fixed-point format with one decimal fewer (``.2f`` -> ``.1f``): a column a method, up to
+    seven of them, must fit the docs' column; the headline table keeps every decimal."""
+    return f".{int(fmt[1:-1]) - 1}f"
+
+
 def transposed_table(experiments: list[Path], prefix: str) -> str:
     """Every figure of :data:`FIGURES` (a row each) for the linear line and each method (a column
-    each), on all packages (``prefix`` "") or the rest ("rest_")."""
+    each), on all packages (``prefix`` "") or the rest ("rest_"), one decimal fewer than declared."""
     linear = json.loads(LINEAR_BASELINE.read_text())
     linear_figures = linear["test_rest" if prefix else "test"]
+    # A variant experiment's column is headed by its name alone (ls-mass): narrow, as a method's.
     columns = {"linear SVM": None} | {
-        method_label(method, experiment, experiments[0]): folders
+        variant(experiment, experiments[0]) or method: folders
         for experiment in experiments
         for method, folders in by_onehot_first(experiment)
     }
     lines = [f"| figure | {' | '.join(columns)} |", "| --- |" + " ---: |" * len(columns)]
     for name in FIGURES:
         cells = [
-            f"{linear_figures[f'test_{prefix}{name}']:{figure(name).fmt}}"
+            f"{linear_figures[f'test_{prefix}{name}']:{shorter(figure(name).fmt)}}"
             if folders is None
-            else cell(seed_values(folders, prefix + name), figure(name).fmt)
+            else cell(seed_values(folders, prefix + name), shorter(figure(name).fmt))
             for folders in columns.values()
         ]
         lines.append(f"| {figure(name).label} | {' | '.join(cells)} |")
