@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers.browser import run_chromium
 from helpers.repo_paths import DOCS
 from helpers.report_checks import (
@@ -33,13 +34,16 @@ from helpers.report_checks import (
     with_the_longest_method_names,
 )
 from PIL import Image
+from safetensors.torch import save_file
 
 from labelemb.analysis.report import build_report
 from labelemb.analysis.report_html import markdown_table_html, png_data_uri
 from labelemb.analysis.report_page import BEYOND_ERROR_SECTION as JUDGED
 from labelemb.analysis.report_page import render_report
+from labelemb.analysis.report_sources import SOURCES_FILE, StaleAnalysis, run_digest
 from labelemb.analysis.representation import run_representation
 from labelemb.cli import main
+from labelemb.rundir import TENSORS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -324,6 +328,32 @@ def test_report_command(experiment, tmp_path, capsys):
     assert "has not been analysed" in page.text["method-onehot"] and not page.tables_in("method-onehot")
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no finished runs" in capsys.readouterr().err
+
+
+def test_a_report_without_analysis_refuses_one_made_from_other_runs(experiment, report, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(experiment, copy)
+    analysed = json.loads((copy / "analysis" / SOURCES_FILE).read_text())
+    assert sorted(analysed) == sorted(f"{m}/seed{s}" for m in METHODS for s in (0, 1))  # all seeds: WordNet
+    assert analysed["onehot/seed1"] == run_digest(copy / "onehot" / "seed1") != ""
+    build_report(copy, top=3, analyze_runs=False)  # the same runs: reused
+    # onehot seed 1 trained again (another representation): its WordNet figure would be stale.
+    representation = copy / "onehot" / "seed1" / TENSORS_FILE
+    save_file({"representation": torch.rand(10, 10)}, representation)
+    before = (copy / "report.html").read_bytes()
+    with pytest.raises(StaleAnalysis, match=r"changed or gone since \(onehot/seed1\); run `labelemb report"):
+        build_report(copy, top=3, analyze_runs=False)
+    assert main(["report", str(copy), "--no-analysis"]) == 2
+    assert "without --no-analysis" in capsys.readouterr().err
+    assert (copy / "report.html").read_bytes() == before  # refused before anything was written
+    shutil.rmtree(copy / "label_embedding" / "seed1")  # a run gone counts as changed
+    build_report(copy, top=3)  # analysed again: the current runs recorded
+    assert "label_embedding/seed1" not in json.loads((copy / "analysis" / SOURCES_FILE).read_text())
+    build_report(copy, top=3, analyze_runs=False)
+    # An analysis that does not say which runs it was made from (an older labelemb's) is not reused.
+    (copy / "analysis" / SOURCES_FILE).unlink()
+    with pytest.raises(StaleAnalysis, match="does not record which runs it was made from"):
+        build_report(copy, top=3, analyze_runs=False)
 
 
 # ------------------------------------------------------------------------------------ the browser

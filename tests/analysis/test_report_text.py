@@ -26,6 +26,7 @@ from helpers.report_checks import (
 )
 
 from labelemb.analysis.report import build_report
+from labelemb.analysis.report_sources import SOURCES_FILE
 from labelemb.cli import main
 
 #: A translation comparison in under a minute: a tiny seq2seq, 4 updates, short greedy decodes;
@@ -185,6 +186,8 @@ def test_a_text_method_without_a_representation_says_so_in_one_line(text_experim
 
 def test_text_report_command_with_and_without_analysis(text_experiment, text_report, tmp_path, capsys):
     out = tmp_path / "cli.html"
+    analysed = json.loads((text_experiment / "analysis" / SOURCES_FILE).read_text())
+    assert sorted(analysed) == sorted(f"{method}/seed0" for method in METHODS)  # what it analysed
     assert main(["report", str(text_experiment), "--output", str(out), "--top", "2", "--no-analysis"]) == 0
     page = Page(out.read_text(encoding="utf-8"))
     assert page.sections == TEXT_SECTIONS

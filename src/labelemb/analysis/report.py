@@ -61,6 +61,7 @@ from .report_html import escape
 from .report_noise import NoisyLabels
 from .report_page import BeyondError, render_report
 from .report_shift import UnderShift
+from .report_sources import check_analysis_current, record_analysed_runs
 from .representation import NoRepresentation, run_representation
 from .shift_table import shift_block
 from .similarity import frequent_words, label_indices, nearest_labels, similar_table
@@ -326,7 +327,8 @@ def build_report(
 
     The page goes to ``output`` (default ``experiment_dir/report.html``); the curves figure and the
     analysis files go to ``experiment_dir/analysis/``. With ``analyze_runs=False`` the analysis
-    already there is reused and not recomputed.
+    already there is reused and not recomputed, unless a run it was made from has changed since
+    (:class:`~labelemb.analysis.report_sources.StaleAnalysis`).
     """
 
     experiment_dir = Path(experiment_dir)
@@ -335,6 +337,10 @@ def build_report(
     runs = load_runs(experiment_dir)
     metric = comparison_metric(runs)
     text = metric.labels == "vocabulary"  # a vocabulary for labels: no WordNet
+    # A text run's analysis reads its lowest seed only; an image run's WordNet and facets, all seeds.
+    analysed = [_run_dir(experiment_dir, run) for rs in runs.values() for run in (rs[:1] if text else rs)]
+    if not analyze_runs:
+        check_analysis_current(analysis_dir, analysed, experiment_dir)
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
     # The calibration table has a section of its own, beside the reliability diagrams.
     comparison = format_markdown(rows, scoring=metric, calibration=False)
@@ -347,6 +353,8 @@ def build_report(
         results, wordnet, facets = _analyse(experiment_dir, runs, analysis_dir, top, data_dir)
     else:
         results, wordnet, facets = _cached_analysis(analysis_dir)
+    if analyze_runs:
+        record_analysed_runs(analysis_dir, analysed)
     methods = [
         _method_entry(row["method"], runs[row["method"]][0].seed, results, analysis_dir, text) for row in rows
     ]

@@ -84,7 +84,9 @@ def _add_report(commands: typing.Any) -> None:
     report.add_argument("--top", type=positive_int, default=5, help="nearest labels per class (default 5)")
     report.add_argument("--data-dir", help="dataset folder, for methods whose representation is computed")
     report.add_argument(
-        "--no-analysis", action="store_true", help="reuse DIR/analysis/ from an earlier report"
+        "--no-analysis",
+        action="store_true",
+        help="reuse DIR/analysis/ from an earlier report (refused where its runs have changed since)",
     )
     report.set_defaults(func="inspect:cmd_report")
 
