@@ -9,10 +9,10 @@ refuses, naming the runs and the fix, when one differs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from ..data.files.digest import path_digest
 from ..rundir import MODEL_FILE, TENSORS_FILE, write_text
 
 #: ``{"<method>/seed<N>": sha256}`` of the runs the analysis in the same folder was made from.
@@ -28,13 +28,8 @@ class StaleAnalysis(ValueError):
 def run_digest(run_dir: Path) -> str:
     """SHA-256 of the file the run's label representation comes from ("" for a run with neither)."""
     for name in (TENSORS_FILE, MODEL_FILE):
-        path = run_dir / name
-        if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            return digest.hexdigest()
+        if (run_dir / name).is_file():
+            return path_digest(run_dir / name).hex()
     return ""
 
 
