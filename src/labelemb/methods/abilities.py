@@ -5,7 +5,9 @@ bases, and the question a trainer asks with ``isinstance`` (or ``issubclass`` of
 - :class:`Chunked`: a head worked through chunk by chunk of rows, for large label sets;
 - :class:`ReadsDev`: it reads the dev split's predictions at each epoch's end;
 - :class:`EpochState`: it keeps state that changes at each epoch's end;
-- :class:`MultiHot`: it trains on multi-hot targets, a set of tags per row.
+- :class:`MultiHot`: it trains on multi-hot targets, a set of tags per row;
+- :class:`PredictsNoisyLabels`: it models the label noise, and predicts a noisy label apart from
+  the clean class.
 
 Per-example state (:class:`~labelemb.methods.per_example.PerExampleState`) and gradient
 accumulation (:class:`~labelemb.methods.accumulation.GradientAccumulation`) are mixins of their own.
@@ -116,4 +118,23 @@ class MultiHot(Ability):
         rows (:func:`labelemb.methods.multi_hot.tag_mean`; one per seed, stacked); the logits
         returned are each tag's raw logit (a tag's probability is its sigmoid); the terms are
         detached by the caller. Every row counts: a non-finite value makes the loss so."""
+        raise NotImplementedError
+
+
+class PredictsNoisyLabels(Ability):
+    """It models the training labels' noise, so that it can predict the *noisy* label apart from the
+    clean class (forward correction: ``T^T p``). Its logits stay the clean-class prediction that
+    every test figure judges; where the dev split's labels are noisy too (the default under
+    ``noise:``), the dev error that selects the check is that of :meth:`noisy_label_logits`
+    against them: a right clean prediction disagrees with a noisy dev label as often as the labels
+    are wrong, so the plain dev error can stay flat while the clean error falls, and tells the
+    checks apart no better than chance (Wei & Liu's sparse-high, where the wrong label is the
+    majority of five classes)."""
+
+    trait = "predicts_noisy_labels"
+    predicts_noisy_labels: ClassVar[bool] = True
+
+    def noisy_label_logits(self, logits: Tensor) -> Tensor:
+        """Each row's log-probability of every noisy label ``(..., N, m)``, from the method's own
+        logits of the clean class (what :meth:`logits` gives); its argmax is the predicted noisy label."""
         raise NotImplementedError

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .abilities import EpochState, Stackable
+from .abilities import EpochState, PredictsNoisyLabels, Stackable
 from .base import LinearOutputMethod, MethodOutput, Rows, gold
 from .host_count import HostCount
 from .processes import is_distributed
@@ -22,7 +22,7 @@ ROW_SUM_TOLERANCE = 1e-3
 
 
 @register("forward_t")
-class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
+class ForwardCorrection(Stackable, EpochState, PredictsNoisyLabels, LinearOutputMethod):
     """Forward loss correction, Patrini et al. (CVPR 2017), "Making Deep Neural Networks Robust to
     Label Noise: a Loss Correction Approach", Section 3 (forward correction) and the paper's
     estimator of T from anchor points.
@@ -34,7 +34,11 @@ class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
 
         L = -log((T^T p(x))_{y~}) = -log(sum_i p_i(x) T[i, y~])
 
-    Prediction is ``p`` (uncorrected): the network learns the clean classes. ``T`` is, in order:
+    Prediction is ``p`` (uncorrected): the network learns the clean classes. Where the dev labels
+    are noisy, the check is selected by the error of the predicted *noisy* label, ``argmax T^T p``,
+    against them (:class:`~labelemb.methods.abilities.PredictsNoisyLabels`): ``p``'s own error
+    against noisy labels cannot tell a right ``p`` from a wrong one where the wrong label is a
+    class's majority. ``T`` is, in order:
 
     1. ``transition``: a ``.npy`` or ``.csv`` file of a ``K x K`` matrix (non-negative, each row
        summing to 1 within 1e-3, then renormalised);
@@ -63,7 +67,9 @@ class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
     corrected loss; here the same network goes on after its warm-up, and the anchors come from
     the training batches of its last warm-up epoch (training mode, weights moving within the
     epoch). They clip ``p`` to ``[1e-7, 1 - 1e-7]`` before ``log(p T)``; here ``p T`` is only kept
-    above the dtype's smallest positive number.
+    above the dtype's smallest positive number. They keep the weights of the lowest corrected loss
+    on the noisy validation split; here the check of the lowest error of ``argmax T^T p`` there
+    (the harness selects every method by a dev error).
     """
 
     serves = frozenset({"class"})
@@ -168,6 +174,12 @@ class ForwardCorrection(Stackable, EpochState, LinearOutputMethod):
         reached = (score >= 0).unsqueeze(-1) & (sums > 0)
         identity = torch.eye(self.num_classes, dtype=rows.dtype, device=rows.device).expand_as(rows)
         return torch.where(reached, rows / sums.clamp(min=torch.finfo(rows.dtype).tiny), identity)
+
+    def noisy_label_logits(self, logits: Tensor) -> Tensor:
+        """``log(T^T p)``: the noisy label each row is predicted to carry under ``T`` (the identity
+        before an estimated ``T`` is made, so the clean prediction itself)."""
+        transition = self.transition_matrix.to(logits.device)
+        return noisy_log_probabilities(F.log_softmax(logits.float(), dim=-1), transition)
 
     def artifacts(self) -> dict[str, Tensor]:
         """The transition matrix ``T`` in use (given, or estimated once the warm-up is over)."""

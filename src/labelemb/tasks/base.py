@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import methods
 from ..data import Split
+from ..methods.abilities import PredictsNoisyLabels
 from ..metrics.figures import in_units
 from .scoring import Scoring
 
@@ -29,6 +30,29 @@ Predict = Callable[[Tensor], Tensor]
 #: Given a check's dev figures, whether the check can still become its run's selected one
 #: (:func:`labelemb.training.results.selectable_check`).
 Selectable = Callable[[Mapping[str, Any]], bool]
+
+
+#: A method's logits -> its log-probabilities of the noisy labels ``(N, m)``
+#: (:class:`~labelemb.methods.abilities.PredictsNoisyLabels`).
+NoisyView = Callable[[Tensor], Tensor]
+
+
+def dev_labels_noisy(dataset: Any) -> bool:
+    """Whether ``dataset``'s dev labels are noisy ones (``noise:`` with its default ``dev: noisy``,
+    or a data set that carries noisy labels beside clean ones for dev too)."""
+    noise = getattr(dataset, "noise", None)
+    return noise is not None and "dev" in noise.clean
+
+
+def noisy_dev_view(predict: Predict, noisy_dev: bool) -> NoisyView | None:
+    """How the dev error reads ``predict``'s logits: where the dev labels are noisy and the
+    predictor's method predicts noisy labels apart from clean classes, its noisy-label
+    log-probabilities (forward correction's ``log(T^T p)``: what the noisy labels can judge); else
+    None, the logits as they are."""
+    method = getattr(predict, "method", None)
+    if noisy_dev and isinstance(method, PredictsNoisyLabels):
+        return method.noisy_label_logits
+    return None
 
 
 def always_selectable(record: Mapping[str, Any]) -> bool:

@@ -15,7 +15,16 @@ from torch import Tensor
 from ..data import Split
 from ..data.base import as_float_images, epoch_permutation
 from ..metrics.figures import percent_of
-from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
+from .base import (
+    NoisyView,
+    Predict,
+    Selectable,
+    always_selectable,
+    chance_errors,
+    dev_labels_noisy,
+    noisy_dev_view,
+    rows_problem,
+)
 from .calibration import (
     CALIBRATION_FIELDS,
     DEV_FIELDS,
@@ -47,6 +56,9 @@ class Classification:
     eval_batch_size: int = 1000
     #: The maps whose cross-fitted dev ECE a check that can be selected records (``recalibration:``).
     dev_maps: tuple[str, ...] = ()
+    #: Whether the dev labels are noisy: then a method that predicts noisy labels apart from the
+    #: clean class is judged on dev by that prediction (:func:`~labelemb.tasks.base.noisy_dev_view`).
+    noisy_dev: bool = False
     metrics: tuple[str, ...] = ("dev_error", "test_error")
     selection_metric: str = "dev_error"
     lower_is_better: bool = True
@@ -54,7 +66,8 @@ class Classification:
     @classmethod
     def for_run(cls, config: Any, dataset: Any) -> Classification:
         maps = tuple(config.section(RecalibrationOptions).dev_maps)
-        return cls(eval_batch_size=config.train.eval_batch_size, dev_maps=maps)
+        batch_size = config.train.eval_batch_size
+        return cls(eval_batch_size=batch_size, dev_maps=maps, noisy_dev=dev_labels_noisy(dataset))
 
     @staticmethod
     def method_problem(name: str) -> str | None:
@@ -93,12 +106,15 @@ class Classification:
         a temperature fit on the dev split's logits where there is one. Where the check cannot be
         selected (its dev error beats no earlier check's), only the raw top-probability test
         figures: no temperature, no dev figures
-        (:func:`~labelemb.tasks.calibration.calibration_at_check`)."""
+        (:func:`~labelemb.tasks.calibration.calibration_at_check`). On noisy dev labels, a method
+        that predicts noisy labels has its dev error judged by that prediction; its temperature
+        is still fit to its logits, the clean-class prediction the test figures judge."""
         results: dict[str, Any] = {}
         temperature = None
         dev_logits: list[Tensor] = []
         if dev is not None:
-            results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits)
+            view = noisy_dev_view(predict, self.noisy_dev)
+            results["dev_error"] = self.error_rate(predict, dev, keep=dev_logits, view=view)
         can_be_selected = selectable(results)
         if dev is not None and can_be_selected:
             temperature, dev_figures = dev_calibration(torch.cat(dev_logits), dev.labels, self.dev_maps)
@@ -147,15 +163,17 @@ class Classification:
         split: Split,
         calibration: ScaledCalibration | None = None,
         keep: list[Tensor] | None = None,
+        view: NoisyView | None = None,
     ) -> float:
-        """Percentage of ``split`` whose argmax prediction is wrong; each batch's predictions are
-        also added to ``calibration`` and their logits (float32, on the CPU) to ``keep``, if given
-        (one pass over the split for all)."""
+        """Percentage of ``split`` whose argmax prediction is wrong (the argmax of ``view`` of the
+        logits, where given); each batch's predictions are also added to ``calibration`` and their
+        logits (float32, on the CPU) to ``keep``, if given (one pass over the split for all)."""
         wrong = torch.zeros((), dtype=torch.int64, device=split.inputs.device)
         for start in range(0, len(split), self.eval_batch_size):
             logits = predict(as_float_images(split.inputs[start : start + self.eval_batch_size]))
             labels = split.labels[start : start + self.eval_batch_size]
-            wrong += (logits.argmax(-1) != labels).sum()
+            judged = logits if view is None else view(logits)
+            wrong += (judged.argmax(-1) != labels).sum()
             if calibration is not None:
                 calibration.add(logits, labels)
             if keep is not None:

@@ -22,7 +22,15 @@ from ..data.text.classes import TextClassDataset, TextClassSplit
 from ..data.text.corpus import length_grouped_order
 from ..metrics.figures import in_units
 from ..rundir import VOCABULARY_FILE
-from .base import Predict, Selectable, always_selectable, chance_errors, rows_problem
+from .base import (
+    Predict,
+    Selectable,
+    always_selectable,
+    chance_errors,
+    dev_labels_noisy,
+    noisy_dev_view,
+    rows_problem,
+)
 from .calibration import (
     CALIBRATION_FIELDS,
     DEV_FIELDS,
@@ -81,6 +89,8 @@ class TextClassification:
     #: The maps whose cross-fitted dev ECE a check that can be selected records (``recalibration:``).
     dev_maps: tuple[str, ...] = ()
     selection_metric: str = "dev_error"
+    #: Whether the dev labels are noisy (see :class:`~labelemb.tasks.classification.Classification`).
+    noisy_dev: bool = False
     #: How the data was read, for the summary: vocabulary size, the cut, texts cut per split.
     data_counts: dict[str, Any] = field(default_factory=dict)
     # Dev before test and macro-F1 before error: the summary lists them reversed, test error first.
@@ -110,6 +120,7 @@ class TextClassification:
             eval_batch_size=config.train.eval_batch_size,
             dev_maps=tuple(config.section(RecalibrationOptions).dev_maps),
             selection_metric=config.selection_metric or "dev_error",
+            noisy_dev=dev_labels_noisy(dataset),
             data_counts={
                 "vocabulary_size": len(dataset.vocabulary),
                 "max_text_tokens": dataset.max_text_tokens,
@@ -163,7 +174,8 @@ class TextClassification:
     ) -> dict[str, Any]:
         """Dev and test macro-F1 and error (%), and the calibration of the test predictions: raw,
         and scaled by a temperature fit on the dev split's logits where there is one (every
-        figure only where the check can be selected, as :class:`Classification`'s)."""
+        figure only where the check can be selected, as :class:`Classification`'s; on noisy dev
+        labels, a method's prediction of the noisy label judged against them where it makes one)."""
         results: dict[str, Any] = {}
         temperature = None
         can_be_selected = True
@@ -171,7 +183,9 @@ class TextClassification:
             if split is None:
                 continue
             logits = self.split_logits(predict, split)
-            predictions, labels = logits.argmax(-1), split.labels.cpu()
+            view = noisy_dev_view(predict, self.noisy_dev) if name == "dev" else None
+            predictions = (logits if view is None else view(logits)).argmax(-1)
+            labels = split.labels.cpu()
             results[f"{name}_macro_f1"] = macro_f1(predictions, labels, logits.shape[-1])
             results.update(in_units({f"{name}_error": float((predictions != labels).double().mean())}))
             if name == "dev":
