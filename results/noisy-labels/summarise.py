@@ -1,8 +1,9 @@
 """The Fashion-MNIST and MNIST MLP noisy-label comparisons across their settings: the rank table,
-the picture of clean-test error against the share of wrong labels, the ranks picture (every
-criterion of the right labels' runs, then each setting's error), the figures of the issue's claims
-(each with Welch's p) and, where the runs ranked disputed test labels, each setting's table of
-them, from the experiment folders under runs/ that exist.
+each method's Welch's p against onehot per setting, the picture of clean-test error against the
+share of wrong labels, the ranks picture (every criterion of the right labels' runs, then each
+setting's error), the figures of the issue's claims (each with Welch's p) and, where the runs
+ranked disputed test labels, each setting's table of them, from the experiment folders under
+runs/ that exist.
 
     python results/noisy-labels/summarise.py [--runs runs] [--out docs]
 """
@@ -13,7 +14,13 @@ import argparse
 from pathlib import Path
 
 from labelemb.analysis.compare import comparison_rows
-from labelemb.analysis.noise_sweep import plot_error_against_noise, rank_table, read_settings, welch_between
+from labelemb.analysis.noise_sweep import (
+    plot_error_against_noise,
+    rank_table,
+    read_settings,
+    welch_between,
+    welch_table,
+)
 from labelemb.analysis.noise_table import disputed_block
 from labelemb.analysis.ranks import experiments_rank_table, plot_ranks
 
@@ -69,6 +76,7 @@ def main() -> None:
             continue
         settings = read_settings(folders)
         print(f"## {data} MLP\n\n{rank_table(settings)}\n")
+        print(f"Welch's p against onehot (↓ lower error, ↑ higher):\n\n{welch_table(settings)}\n")
         picture = plot_error_against_noise(
             settings,
             Path(args.out) / f"{data}-mlp-noise.png",

@@ -191,6 +191,24 @@ def test_the_rank_table_and_the_picture_across_noise_settings_by_hand(tmp_path):
     assert plot_error_against_noise([high, low], tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_welch_table_marks_each_method_s_direction_and_p_against_onehot_by_hand():
+    from labelemb.analysis.noise_sweep import welch_table
+
+    low = setting("low", 20.0, {"onehot": [10, 12], "gce": [9, 9.5], "nls": [11, 13]})
+    high = setting("high", 50.0, {"onehot": [30, 34, 32], "gce": [40, 44, 42], "nls": [20, 22, 21]})
+    lines = welch_table([low, high]).splitlines()
+    assert lines[:2] == ["| method | low | high |", "| --- | ---: | ---: |"]
+    gce_low = f"↓ {welch_p([9, 9.5], [10, 12]):.2g}"
+    gce_high = f"↑ {welch_p([40, 44, 42], [30, 34, 32]):.2g}"
+    nls_low = f"↑ {welch_p([11, 13], [10, 12]):.2g}"
+    nls_high = f"↓ {welch_p([20, 22, 21], [30, 34, 32]):.2g}"
+    # nls is lower than onehot with p < 0.05 in one setting, gce in none: nls first.
+    assert welch_p([20, 22, 21], [30, 34, 32]) < 0.05 < welch_p([9, 9.5], [10, 12])
+    assert lines[2:] == [f"| nls | {nls_low} | {nls_high} |", f"| gce | {gce_low} | {gce_high} |"]
+    alone = setting("alone", 0.0, {"gce": [1, 2]})  # no onehot there: no p
+    assert welch_table([low, alone]).splitlines()[2] == f"| gce | {gce_low} | - |"
+
+
 def test_read_settings_takes_the_rate_the_runs_record(noisy_experiment, experiment):
     from labelemb.analysis.noise_sweep import read_settings
 

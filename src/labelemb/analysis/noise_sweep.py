@@ -5,7 +5,9 @@ labels made noisy in different ways), read as comparisons are (:func:`~.compare.
   lowest mean), and its mean rank over the settings it ran in;
 - :func:`plot_error_against_noise`: the clean-test error against the share of wrong training
   labels, one line per method through the settings in order of that share;
-- :func:`welch_between`: two methods' errors in one setting and Welch's p between them.
+- :func:`welch_between`: two methods' errors in one setting and Welch's p between them;
+- :func:`welch_table`: every method's Welch's p against one method in each setting, with the
+  direction of the difference.
 """
 
 from __future__ import annotations
@@ -109,3 +111,30 @@ def welch_between(setting: NoiseSetting, method: str, other: str) -> tuple[float
     if not errors or not others:
         raise ValueError(f"{setting.name} has no runs of {method if not errors else other}")
     return statistics.fmean(errors), statistics.fmean(others), welch_p(errors, others)
+
+
+def welch_table(settings: list[NoiseSetting], against: str = "onehot") -> str:
+    """Markdown: a row per method but ``against``, a column per setting holding Welch's p between the
+    method's clean-test errors and ``against``'s there, marked ``↓`` where the method's mean error is
+    lower and ``↑`` where it is higher ("-" where either did not run, or p cannot be computed);
+    methods in order of how many settings they are significantly (p < 0.05) lower in, then by name."""
+    methods = sorted({m for s in settings for m in s.runs} - {against})
+    cells: dict[tuple[str, str], str] = {}
+    lower: dict[str, int] = dict.fromkeys(methods, 0)
+    for setting in settings:
+        for method in methods:
+            if not setting.errors(method) or not setting.errors(against):
+                continue
+            mine, theirs, p = welch_between(setting, method, against)
+            if p is None:
+                continue
+            cells[(method, setting.name)] = f"{'↓' if mine < theirs else '↑'} {p:.2g}"
+            lower[method] += int(mine < theirs and p < 0.05)
+    order = sorted(methods, key=lambda m: (-lower[m], m))
+    lines = [
+        "| method | " + " | ".join(s.name for s in settings) + " |",
+        "| --- " + "| ---: " * len(settings) + "|",
+    ]
+    for method in order:
+        lines.append(f"| {method} | " + " | ".join(cells.get((method, s.name), "-") for s in settings) + " |")
+    return "\n".join(lines)
