@@ -5,7 +5,10 @@ setting's error), the figures of the issue's claims (each with Welch's p) and, w
 ranked disputed test labels, each setting's table of them, from the experiment folders under
 runs/ that exist.
 
-    python results/noisy-labels/summarise.py [--runs runs] [--out docs]
+    python results/noisy-labels/summarise.py [--runs runs] [--out docs] [--methods a,b,...]
+
+``--methods`` keeps those methods only (the first pass's twelve, while the second pass trains into
+the same folders).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="docs")
+    parser.add_argument("--methods", type=lambda text: text.split(","), default=None)
     args = parser.parse_args()
     for data in ("fashion-mnist", "mnist"):
         prefix = f"{data}-mlp-noise-"
@@ -75,6 +79,9 @@ def main() -> None:
         if not folders:
             continue
         settings = read_settings(folders)
+        if args.methods is not None:
+            for setting in settings:
+                setting.runs = {m: runs for m, runs in setting.runs.items() if m in args.methods}
         print(f"## {data} MLP\n\n{rank_table(settings)}\n")
         print(f"Welch's p against onehot (↓ lower error, ↑ higher):\n\n{welch_table(settings)}\n")
         picture = plot_error_against_noise(
@@ -85,7 +92,8 @@ def main() -> None:
         print(f"(picture: {picture})\n")
         if "clean" in folders:  # every criterion of the right labels, then each noisy setting's error
             noisy = sorted((s for s in settings if s.name != "clean"), key=lambda s: s.rate)
-            ranks = experiments_rank_table([folders["clean"], *(folders[s.name] for s in noisy)])
+            kept = sorted(next(s for s in settings if s.name == "clean").runs) if args.methods else None
+            ranks = experiments_rank_table([folders["clean"], *(folders[s.name] for s in noisy)], kept)
             title = f"{data} MLP, 5 seeds: right labels, then each noisy setting's clean-test error"
             drawn = plot_ranks(ranks, Path(args.out) / f"ranks-{data}-mlp.png", title)
             print(f"{ranks.markdown()}\n(picture: {drawn})\n")
