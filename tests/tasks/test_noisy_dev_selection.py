@@ -121,4 +121,6 @@ def test_a_noisy_forward_correction_run_records_the_dev_error_of_its_noisy_label
     noisy_dev = load_file(str(folder / "label_noise.safetensors"))["dev_noisy"].long()
     last = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["dev_error"] == pytest.approx(100 * float((judged != noisy_dev).double().mean()))
+    plain = 100 * float((logits.argmax(-1) != noisy_dev).double().mean())
+    assert last["dev_error"] != pytest.approx(plain)  # not the clean prediction's error
     assert not torch.equal(judged, logits.argmax(-1))  # a right 0 is predicted to carry label 1
