@@ -304,7 +304,7 @@ def test_a_text_classification_table_shows_macro_f1_beside_the_error(tmp_path):
     write_text_class_run(tmp_path, "onehot", 1, [30, 22, 21], [40, 50, 70])
     write_text_class_run(tmp_path, "label_embedding", 0, [25, 18, 19], [45, 65, 66])
     runs = load_runs(tmp_path)
-    assert reported_metric(runs["onehot"][0].summary).reported == (("test_macro_f1", "test macro-F1"),)
+    assert reported_metric(runs["onehot"][0].summary).reported == (("test_macro_f1", "test macro-F1 %"),)
     rows = {r["method"]: r for r in comparison_rows(runs)}
     # Selected by dev error: onehot seed 0 at check 2 (F1 49), seed 1 at check 3 (F1 69).
     assert rows["onehot"]["test_macro_f1_mean"] == pytest.approx(59.0)
@@ -313,9 +313,9 @@ def test_a_text_classification_table_shows_macro_f1_beside_the_error(tmp_path):
     markdown = format_markdown(list(rows.values()))
     header, _, *lines = markdown.splitlines()
     heads = [cell.strip() for cell in header.strip("|").split("|")]
-    assert heads[:4] == ["method", "seeds", "test macro-F1 (selected)", "test error % (selected)"]
+    assert heads[:4] == ["method", "seeds", "test macro-F1 % (selected)", "test error % (selected)"]
     assert lines[0].startswith("| onehot | 2 | 59.00 ± 14.14 | 21.50 ± 0.71 |")
-    assert "test macro-F1: 0-100, higher is better" in markdown
+    assert "test macro-F1 %: 0-100, higher is better" in markdown
     assert "AUAC (test" not in header  # a classification table: AUAC of accuracy, 0-1
     page = render_report(
         title="t",
@@ -329,7 +329,7 @@ def test_a_text_classification_table_shows_macro_f1_beside_the_error(tmp_path):
         metric=reported_metric(runs["onehot"][0].summary),
     )
     assert "Test macro-F1 (0-100, higher is better) is at the same check" in page
-    assert '<th class="num">test macro-F1 (selected)</th>' in page
+    assert '<th class="num">test macro-F1 % (selected)</th>' in page
 
 
 def test_summarize_rebuilds_table_and_figure_without_training(synthetic, capsys):

@@ -229,7 +229,7 @@ class _Columns:
             lines.append("\n" + NO_SPREAD_NOTE.format(baseline=baseline))
         if "test_macro_f1" in self.others:
             lines.append(
-                "\ntest macro-F1: 0-100, higher is better: the mean over the classes (those present in "
+                "\ntest macro-F1 %: 0-100, higher is better: the mean over the classes (those present in "
                 "the test set or predicted) of each class's F1, at the check each run selects."
             )
         if self.text:

@@ -82,7 +82,7 @@ class TextClassification:
     #: Kept in the summary at the selected check, beside the metrics.
     selected_fields: ClassVar[tuple[str, ...]] = (*CALIBRATION_FIELDS, *DEV_FIELDS, *MAP_DEV_FIELDS)
     #: The test error, with test macro-F1 beside it.
-    scoring: ClassVar[Scoring] = replace(TEST_ERROR, reported=(("test_macro_f1", "test macro-F1"),))
+    scoring: ClassVar[Scoring] = replace(TEST_ERROR, reported=(("test_macro_f1", "test macro-F1 %"),))
     scorings: ClassVar[tuple[Scoring, ...]] = (scoring,)
 
     eval_batch_size: int = 1000
