@@ -207,6 +207,9 @@ def test_the_welch_table_marks_each_method_s_direction_and_p_against_onehot_by_h
     assert lines[2:] == [f"| nls | {nls_low} | {nls_high} |", f"| gce | {gce_low} | {gce_high} |"]
     alone = setting("alone", 0.0, {"gce": [1, 2]})  # no onehot there: no p
     assert welch_table([low, alone]).splitlines()[2] == f"| gce | {gce_low} | - |"
+    # A method whose selected figures are onehot's own (the same seeds' errors): neither arrow.
+    same = setting("same", 30.0, {"onehot": [10, 12], "acls": [12, 10]})
+    assert welch_table([same]).splitlines()[2] == f"| acls | = {welch_p([12, 10], [10, 12]):.2g} |"
 
 
 def test_read_settings_takes_the_rate_the_runs_record(noisy_experiment, experiment):

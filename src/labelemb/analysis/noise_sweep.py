@@ -116,8 +116,9 @@ def welch_between(setting: NoiseSetting, method: str, other: str) -> tuple[float
 def welch_table(settings: list[NoiseSetting], against: str = "onehot") -> str:
     """Markdown: a row per method but ``against``, a column per setting holding Welch's p between the
     method's clean-test errors and ``against``'s there, marked ``↓`` where the method's mean error is
-    lower and ``↑`` where it is higher ("-" where either did not run, or p cannot be computed);
-    methods in order of how many settings they are significantly (p < 0.05) lower in, then by name."""
+    lower, ``↑`` where it is higher and ``=`` where the means are the same ("-" where either did not
+    run, or p cannot be computed); methods in order of how many settings they are significantly
+    (p < 0.05) lower in, then by name."""
     methods = sorted({m for s in settings for m in s.runs} - {against})
     cells: dict[tuple[str, str], str] = {}
     lower: dict[str, int] = dict.fromkeys(methods, 0)
@@ -128,7 +129,8 @@ def welch_table(settings: list[NoiseSetting], against: str = "onehot") -> str:
             mine, theirs, p = welch_between(setting, method, against)
             if p is None:
                 continue
-            cells[(method, setting.name)] = f"{'↓' if mine < theirs else '↑'} {p:.2g}"
+            direction = "↓" if mine < theirs else "↑" if mine > theirs else "="
+            cells[(method, setting.name)] = f"{direction} {p:.2g}"
             lower[method] += int(mine < theirs and p < 0.05)
     order = sorted(methods, key=lambda m: (-lower[m], m))
     lines = [
