@@ -191,6 +191,19 @@ def test_the_rank_table_and_the_picture_across_noise_settings_by_hand(tmp_path):
     assert plot_error_against_noise([high, low], tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_tied_means_share_the_better_rank_across_noise_settings():
+    from labelemb.analysis.noise_sweep import rank_table
+
+    # acls selects onehot's very weights (the same errors): both rank 1, gce after them ranks 3.
+    tied = setting("tied", 60.0, {"onehot": [16, 17], "acls": [17, 16], "gce": [18, 19]})
+    rows = rank_table([tied]).splitlines()[2:]
+    assert rows == [
+        "| acls | 16.50 ± 0.71 (1) | 1.0 |",
+        "| onehot | 16.50 ± 0.71 (1) | 1.0 |",
+        "| gce | 18.50 ± 0.71 (3) | 3.0 |",
+    ]
+
+
 def test_the_welch_table_marks_each_method_s_direction_and_p_against_onehot_by_hand():
     from labelemb.analysis.noise_sweep import welch_table
 

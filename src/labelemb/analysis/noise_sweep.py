@@ -2,7 +2,8 @@
 labels made noisy in different ways), read as comparisons are (:func:`~.compare.load_runs`).
 
 - :func:`rank_table`: each method's clean-test error in each setting with its rank there (1: the
-  lowest mean), and its mean rank over the settings it ran in;
+  lowest mean; tied means share the better rank, as :mod:`.ranks` ranks), and its mean rank over
+  the settings it ran in;
 - :func:`plot_error_against_noise`: the clean-test error against the share of wrong training
   labels, one line per method through the settings in order of that share;
 - :func:`welch_between`: two methods' errors in one setting and Welch's p between them;
@@ -55,7 +56,8 @@ def rank_table(settings: list[NoiseSetting]) -> str:
     cells: dict[tuple[str, str], str] = {}
     for setting in settings:
         means = {m: statistics.fmean(setting.errors(m)) for m in methods if setting.errors(m)}
-        for rank, method in enumerate(sorted(means, key=means.__getitem__), start=1):
+        for method in means:
+            rank = 1 + sum(other < means[method] for other in means.values())
             errors = setting.errors(method)
             spread = statistics.stdev(errors) if len(errors) > 1 else 0.0
             cells[(method, setting.name)] = f"{means[method]:.2f} ± {spread:.2f} ({rank})"
