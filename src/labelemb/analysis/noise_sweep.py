@@ -17,6 +17,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from scipy import stats
+
 from .compare import Run, load_runs, welch_p
 from .curves import method_colours
 from .plotting import plt, save_figure
@@ -56,8 +58,8 @@ def rank_table(settings: list[NoiseSetting]) -> str:
     cells: dict[tuple[str, str], str] = {}
     for setting in settings:
         means = {m: statistics.fmean(setting.errors(m)) for m in methods if setting.errors(m)}
-        for method in means:
-            rank = 1 + sum(other < means[method] for other in means.values())
+        setting_ranks = stats.rankdata(list(means.values()), method="min")
+        for method, rank in zip(means, setting_ranks.astype(int).tolist()):
             errors = setting.errors(method)
             spread = statistics.stdev(errors) if len(errors) > 1 else 0.0
             cells[(method, setting.name)] = f"{means[method]:.2f} ± {spread:.2f} ({rank})"
