@@ -23,6 +23,13 @@ for experiment in "$@"; do
     done
   done
   [ ${#files[@]} -gt 0 ] || continue
+  # A run trained, wholly or in part, by uncommitted code (a `.dirty` build) has numbers no commit
+  # records: train it again at a commit before keeping it.
+  dirty=$(grep -l '"labelemb": "[^"]*\.dirty"' runs/"$experiment"/*/seed*/{summary,evaluation,shift}.json 2>/dev/null || true)
+  if [ -n "$dirty" ]; then
+    echo "not keeping $experiment: trained by uncommitted code (a .dirty build):" $dirty >&2
+    exit 1
+  fi
   mkdir -p "$HERE/$FOLDER/$experiment"
   tar -C runs -cJf "$HERE/$FOLDER/$experiment/records.tar.xz" --sort=name --mtime=2026-01-01 --owner=0 --group=0 "${files[@]}"
   for name in comparison.md comparison.csv curves.png memorisation.png ranks.png; do

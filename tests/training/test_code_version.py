@@ -67,7 +67,17 @@ def test_a_run_records_its_code_and_a_reused_run_of_other_code_says_so(tmp_path,
     err = capsys.readouterr().err
     said = f"finished by labelemb 0.0.1+g0123456789ab (this is {code_version()}): its numbers are that code's"
     assert said in err
-    del summary["labelemb"]  # a run from before runs recorded it
+    # Finished by this code, but resumed from a checkpoint of other code: the note names each part.
+    summary["labelemb"] = code_version()
+    summary["trained_by"] = [
+        {"labelemb": "0.0.1+g0123456789ab.dirty", "from_step": 0},
+        {"labelemb": code_version(), "from_step": 40},
+    ]
+    summary_file.write_text(json.dumps(summary))
+    assert main(args) == 0
+    parts = f"0.0.1+g0123456789ab.dirty from step 0, then {code_version()} from step 40"
+    assert f"finished in parts, by labelemb {parts} (this is {code_version()})" in capsys.readouterr().err
+    del summary["labelemb"], summary["trained_by"]  # a run from before runs recorded it
     summary_file.write_text(json.dumps(summary))
     assert main(args) == 0
     assert "finished by a labelemb that recorded no version" in capsys.readouterr().err

@@ -67,12 +67,17 @@ def in_turns(
 
 
 def other_code(summary: dict[str, Any]) -> str:
-    """What a reused run's note adds where the run was trained by other code than this
-    (:func:`~labelemb.version.code_version`): its numbers are that code's."""
-    recorded = summary.get("labelemb")
-    if recorded == code_version():
+    """What a reused run's note adds where the run was trained, wholly or in part, by other code
+    than this (:func:`~labelemb.version.code_version`): its numbers are that code's."""
+    parts = summary.get("trained_by") or [{"labelemb": summary.get("labelemb"), "from_step": 0}]
+    if all(part["labelemb"] == code_version() for part in parts):
         return ""
-    made_by = f"by labelemb {recorded}" if recorded else "by a labelemb that recorded no version"
+    if len(parts) == 1:
+        recorded = parts[0]["labelemb"]
+        made_by = f"by labelemb {recorded}" if recorded else "by a labelemb that recorded no version"
+    else:  # resumed under other code: each part's code, as summary.json's trained_by holds them
+        named = [f"{part['labelemb'] or 'unrecorded code'} from step {part['from_step']}" for part in parts]
+        made_by = "in parts, by labelemb " + ", then ".join(named)
     return (
         f" {made_by} (this is {code_version()}): its numbers are that code's; "
         "remove the folder, or choose another --output-dir, to train it with this one"
