@@ -1,0 +1,127 @@
+"""The figures of docs/noisy-labels.md's result tables are those of the kept comparisons under
+results/noisy-labels/ (each experiment's comparison.md, made by `labelemb compare` from its runs):
+every mean error and Welch p the docs give, each rank and each arrow, read back cell by cell. A
+table left behind when its runs were trained again fails here."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers.repo_paths import DOCS, ROOT
+
+PAGE = DOCS / "noisy-labels.md"
+KEPT = ROOT / "results" / "noisy-labels"
+
+#: A table of one experiment: (its section's heading, the table's place in the section) -> experiment.
+ONE_EXPERIMENT = {
+    ("NoisyAG-News: real crowd noise on text", 0): "noisyag-news",
+    ("NoisyAG-News: real crowd noise on text", 1): "noisyag-news-minilm",
+    ("Fashion-MNIST MLP, pair-flip 45 %", 0): "fashion-mnist-mlp-noise-pairflip45",
+}
+#: A table of settings, a column each: its section's heading -> the experiments' common prefix.
+SETTINGS = {
+    "Fashion-MNIST MLP across the settings": "fashion-mnist-mlp-noise-",
+    "Fashion-MNIST MLP: every method on the noisy settings": "fashion-mnist-mlp-noise-",
+    "MNIST MLP: right labels and Wei & Liu's settings": "mnist-mlp-noise-",
+}
+#: The docs' names of the settings the script names otherwise.
+SETTING_NAMES = {
+    "pair-flip 45 %": "pairflip45",
+    "symmetric 20 %": "symmetric20",
+    "symmetric 50 %": "symmetric50",
+}
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def tables(text: str) -> list[tuple[str, int, list[str], list[list[str]]]]:
+    """Each markdown table: (the ``###`` heading above it, its place under that heading, header, rows)."""
+    found, heading, place, lines = [], "", 0, text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("### "):
+            heading, place = lines[i][4:].strip(), 0
+        elif lines[i].startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("| ---"):
+            rows, j = [], i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                rows.append(cells(lines[j]))
+                j += 1
+            found.append((heading, place, cells(lines[i]), rows))
+            place, i = place + 1, j
+            continue
+        i += 1
+    return found
+
+
+def kept(experiment: str) -> dict[str, dict[str, str]]:
+    """The first table of a kept comparison.md: method -> column -> cell."""
+    path = KEPT / experiment / "comparison.md"
+    assert path.is_file(), f"{path} is missing: keep the experiment's records (results/noisy-labels/keep.sh)"
+    header, rows = next((h, r) for _, _, h, r in tables(path.read_text(encoding="utf-8")) if h[0] == "method")
+    return {row[0]: dict(zip(header, row)) for row in rows}
+
+
+def mean_of(cell: str) -> float:
+    return float(re.match(r"[-\d.]+", cell).group())
+
+
+def setting_of(column: str) -> str:
+    name = re.sub(r" \([\d.]+ %\)$", "", column)
+    return SETTING_NAMES.get(name, name)
+
+
+PAGE_TABLES = tables(PAGE.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("place", sorted(ONE_EXPERIMENT), ids=lambda place: ONE_EXPERIMENT[place])
+def test_a_one_experiment_table_holds_its_comparisons_figures(place):
+    table = [(header, rows) for heading, index, header, rows in PAGE_TABLES if (heading, index) == place]
+    assert table, f"no table {place[1]} under '### {place[0]}' in {PAGE}"
+    (header, rows), records = table[0], kept(ONE_EXPERIMENT[place])
+    assert {row[0] for row in rows} <= set(records), "methods the comparison does not hold"
+    for row in rows:
+        shown = {column: cell.strip("*") for column, cell in zip(header, row)}  # the best in bold
+        record = records[row[0]]
+        assert shown["clean-test error %"] == record["test error % (selected)"], row[0]
+        assert shown["p vs onehot"] == record["p vs onehot (Welch)"], row[0]
+
+
+def settings_tables() -> list[tuple[str, list[str], list[list[str]]]]:
+    """The tables with a column per setting: the rank table and the Welch table of each section
+    (a section's other tables have columns of other kinds)."""
+    found = []
+    for heading, _, header, rows in PAGE_TABLES:
+        columns = header[1:-1] if header[-1] == "mean rank" else header[1:]
+        prefix = SETTINGS.get(heading)
+        if prefix and all((KEPT / (prefix + setting_of(column))).is_dir() for column in columns):
+            found.append((prefix, header, rows))
+    assert len(found) == 2 * len(SETTINGS), "each settings section has its rank and its Welch table"
+    return found
+
+
+@pytest.mark.parametrize("number", range(2 * len(SETTINGS)))
+def test_a_settings_table_holds_each_settings_comparison(number):
+    prefix, header, rows = settings_tables()[number]
+    ranked = header[-1] == "mean rank"
+    for column, setting in enumerate(header[1 : len(header) - ranked], start=1):
+        records = kept(prefix + setting_of(setting))
+        assert {row[0] for row in rows} <= set(records), f"methods without runs in {setting}"
+        means = {row[0]: mean_of(records[row[0]]["test error % (selected)"]) for row in rows}
+        onehot = mean_of(records["onehot"]["test error % (selected)"])
+        for row in rows:
+            cell, method, mean = row[column], row[0], means[row[0]]
+            # The ranks and arrows come from the unrounded means: where two means print alike,
+            # either order is theirs.
+            if ranked:  # "13.36 (2)": the mean, its rank among the table's (ties share the better)
+                shown, rank = re.fullmatch(r"([-\d.]+) \((\d+)\)", cell).groups()
+                assert float(shown) == mean, (method, setting)
+                lower = sum(other < mean for other in means.values())
+                alike = sum(other == mean for other in means.values())
+                assert lower < int(rank) <= lower + alike, (method, setting)
+            else:  # "↓ 7.6e-05": Welch's p against onehot, the arrow saying which mean is lower
+                arrow, p = cell.split(" ")
+                assert p == records[method]["p vs onehot (Welch)"], (method, setting)
+                assert arrow in ("↓" if mean < onehot else "↑" if mean > onehot else "↓=↑"), (method, setting)
