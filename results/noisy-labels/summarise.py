@@ -8,12 +8,14 @@ runs/ that exist.
     python results/noisy-labels/summarise.py [--runs runs] [--out docs] [--methods a,b,...]
 
 ``--methods`` keeps those methods only (the first pass's twelve, while the second pass trains into
-the same folders).
+the same folders); ``--docs`` prints the two tables as docs/noisy-labels.md holds them (the
+settings named as there, the spreads left out: each setting's comparison.md has them).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from labelemb.analysis.compare import comparison_rows
@@ -61,6 +63,30 @@ CLAIMS = [
 ]
 
 
+#: The settings the docs name otherwise than their folders.
+DOCS_NAMES = {
+    "pairflip45": "pair-flip 45 %",
+    "symmetric20": "symmetric 20 %",
+    "symmetric50": "symmetric 50 %",
+}
+
+
+def docs_form(table: str) -> str:
+    """A rank or Welch table as the docs show it: settings named as there, Wei & Liu's with their
+    share of wrong labels ("random-high (62.8 %)"), no spread."""
+
+    def setting(match: re.Match) -> str:
+        name, share = match.group(1), match.group(2)
+        if name == "clean" or name in DOCS_NAMES:
+            return DOCS_NAMES.get(name, name)
+        return f"{name} ({share} %)"
+
+    header, *rows = table.split("\n")
+    header = re.sub(r"([a-z0-9-]+) \(([0-9.]+) % wrong\)", setting, header)
+    header = " | ".join(DOCS_NAMES.get(cell, cell) for cell in header.split(" | "))
+    return "\n".join([header, *(re.sub(r" ± [0-9.]+", "", row) for row in rows)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,7 +94,9 @@ def main() -> None:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--methods", type=lambda text: text.split(","), default=None)
+    parser.add_argument("--docs", action="store_true", help="the tables as the docs hold them")
     args = parser.parse_args()
+    form = docs_form if args.docs else str
     for data in ("fashion-mnist", "mnist"):
         prefix = f"{data}-mlp-noise-"
         folders = {
@@ -82,8 +110,8 @@ def main() -> None:
         if args.methods is not None:
             for setting in settings:
                 setting.runs = {m: runs for m, runs in setting.runs.items() if m in args.methods}
-        print(f"## {data} MLP\n\n{rank_table(settings)}\n")
-        print(f"Welch's p against onehot (↓ lower error, ↑ higher):\n\n{welch_table(settings)}\n")
+        print(f"## {data} MLP\n\n{form(rank_table(settings))}\n")
+        print(f"Welch's p against onehot (↓ lower error, ↑ higher):\n\n{form(welch_table(settings))}\n")
         picture = plot_error_against_noise(
             settings,
             Path(args.out) / f"{data}-mlp-noise.png",
