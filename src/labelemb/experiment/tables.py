@@ -13,6 +13,7 @@ from ..analysis import ranks as rank_picture
 from ..analysis.compare import comparison_metric
 from ..analysis.comparison_table import format_short
 from ..analysis.curves import has_memorisation, plot_memorisation
+from ..analysis.provenance import code_note, uncommitted_runs, uncommitted_warning
 from ..rundir import CONFIG_FILE, run_dirs, write_text
 
 #: The pictures a comparison may leave, in the order :func:`write_comparison` draws them.
@@ -72,14 +73,16 @@ def write_comparison(experiment_dir: Path) -> Comparison:
     trained on noisy labels, memorisation.png) and, for two methods or more, the ranks picture
     (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``.
 
+    comparison.md ends with the code that trained the runs (:mod:`~labelemb.analysis.provenance`).
     Returns the comparison; its ``short`` text is what a terminal shows: the few columns of
-    :func:`~labelemb.analysis.comparison_table.format_short` and a line saying where the rest is.
+    :func:`~labelemb.analysis.comparison_table.format_short`, a line saying where the rest is, and
+    the warning where uncommitted code trained any run.
     """
     experiment_dir = Path(experiment_dir)
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
     scoring = comparison_metric(runs)
-    table = format_markdown(rows, scoring=scoring)
+    table = "\n\n".join(filter(None, [format_markdown(rows, scoring=scoring), code_note(runs)]))
     csv = format_csv(rows)
     write_text(experiment_dir / "comparison.md", table + "\n")
     write_text(experiment_dir / "comparison.csv", csv)
@@ -94,6 +97,9 @@ def write_comparison(experiment_dir: Path) -> Comparison:
         f"{experiment_dir / 'comparison.md'} (and comparison.csv, {pictures}); "
         f"one page: labelemb report {experiment_dir}"
     )
+    uncommitted = uncommitted_runs(runs)
+    if uncommitted:  # said where it is seen, not only at the end of comparison.md
+        short += "\n" + uncommitted_warning(uncommitted)
     folders = {
         method: [experiment_dir / method / f"seed{run.seed}" for run in method_runs]
         for method, method_runs in runs.items()
