@@ -238,12 +238,16 @@ def test_wordnet_section_says_why_it_is_absent_for_digits(page):
 
 def test_how_it_was_made(report, page):
     from labelemb import __version__
+    from labelemb.version import code_version
 
     header = page.text[None]
     assert f"labelemb report {report.parent}" in header and "--top 3" in header
     assert f"labelemb {__version__}" in header
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", header)
     assert "Dataset digits, model mlp, 2 epochs; 2 methods, 4 runs (seeds 0, 1)" in header
+    # The code that trained them: this checkout's, for each of the four runs.
+    trained = "The code that trained the runs (how many it trained, wholly or in part): labelemb"
+    assert f"{trained} {code_version()} (4)." in header
 
 
 def test_wordnet_correlation_over_every_seed(experiment, tmp_path, monkeypatch, one_thread):

@@ -55,6 +55,7 @@ from .curves import (
     why_no_risk_curve,
 )
 from .noise_table import disputed_block, noise_block
+from .provenance import code_note
 from .reliability import plot_reliability
 from .report_facets import cached_facets, facet_entry, facets_over_seeds
 from .report_html import escape
@@ -227,7 +228,7 @@ def _setup(runs: dict[str, list[Run]]) -> str:
     return (
         f"Dataset {values('dataset')}, model {values('model')}, {plural(epochs, 'epoch')}; "
         f"{plural(len(runs), 'method')}, {plural(len(summaries), 'run')} "
-        f"({describe_seeds(seeds)})."
+        f"({describe_seeds(seeds)}). {code_note(runs)}"
     )
 
 
