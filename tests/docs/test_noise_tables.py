@@ -1,6 +1,7 @@
 """The figures of docs/noisy-labels.md's result tables are those of the kept comparisons under
 results/noisy-labels/ (each experiment's comparison.md, made by `labelemb compare` from its runs):
-every mean error and Welch p the docs give, each rank and each arrow, read back cell by cell. A
+every mean error and Welch p the docs give, each rank and each arrow, and the memorisation,
+detection, calibration and conformal figures beside them, read back cell by cell. A
 table left behind when its runs were trained again fails here."""
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ SETTINGS = {
     "Fashion-MNIST MLP across the settings": "fashion-mnist-mlp-noise-",
     "Fashion-MNIST MLP: every method on the noisy settings": "fashion-mnist-mlp-noise-",
     "MNIST MLP: right labels and Wei & Liu's settings": "mnist-mlp-noise-",
+}
+#: The other columns of a one-experiment table: (the comparison's table, its column).
+FIGURES = {
+    "final error %": ("noise", "final error %"),
+    "memorised %, selected": ("noise", "memorised %, selected"),
+    "AUROC of the loss %, final": ("noise", "AUROC of the loss %, final"),
+    "ECE %": ("main", "ECE % (selected)"),
 }
 #: The docs' names of the settings the script names otherwise.
 SETTING_NAMES = {
@@ -56,11 +64,14 @@ def tables(text: str) -> list[tuple[str, int, list[str], list[list[str]]]]:
     return found
 
 
-def kept(experiment: str) -> dict[str, dict[str, str]]:
-    """The first table of a kept comparison.md: method -> column -> cell."""
+def kept(experiment: str, first: str = "seeds") -> dict[str, dict[str, str]]:
+    """A table of a kept comparison.md, method -> column -> cell: the main one, or (``first``, its
+    second column's name) another, such as the noisy-labels table ("clean-test error %")."""
     path = KEPT / experiment / "comparison.md"
     assert path.is_file(), f"{path} is missing: keep the experiment's records (results/noisy-labels/keep.sh)"
-    header, rows = next((h, r) for _, _, h, r in tables(path.read_text(encoding="utf-8")) if h[0] == "method")
+    found = [(h, r) for _, _, h, r in tables(path.read_text(encoding="utf-8")) if h[:2] == ["method", first]]
+    assert found, f"{path} has no table whose second column is '{first}'"
+    header, rows = found[0]
     return {row[0]: dict(zip(header, row)) for row in rows}
 
 
@@ -81,12 +92,25 @@ def test_a_one_experiment_table_holds_its_comparisons_figures(place):
     table = [(header, rows) for heading, index, header, rows in PAGE_TABLES if (heading, index) == place]
     assert table, f"no table {place[1]} under '### {place[0]}' in {PAGE}"
     (header, rows), records = table[0], kept(ONE_EXPERIMENT[place])
+    noise = kept(ONE_EXPERIMENT[place], "clean-test error %")
     assert {row[0] for row in rows} <= set(records), "methods the comparison does not hold"
     for row in rows:
         shown = {column: cell.strip("*") for column, cell in zip(header, row)}  # the best in bold
         record = records[row[0]]
         assert shown["clean-test error %"] == record["test error % (selected)"], row[0]
         assert shown["p vs onehot"] == record["p vs onehot (Welch)"], row[0]
+        for column, (table, name) in FIGURES.items():
+            if column in shown:
+                given = {"main": record, "noise": noise[row[0]]}[table][name]
+                # As the comparison gives it, or its mean to one decimal: rounded from the unrounded
+                # mean, so within 0.05 of it, and of the comparison's two decimals 0.055.
+                close = (
+                    abs(float(shown[column]) - mean_of(given)) <= 0.055 if "±" not in shown[column] else False
+                )
+                assert shown[column] == given or close, (row[0], column)
+        if "APS coverage % / size" in shown:
+            coverage, size = (mean_of(noise[row[0]][name]) for name in ("APS coverage %", "APS set size"))
+            assert shown["APS coverage % / size"] == f"{coverage:.2f} / {size:.2f}", row[0]
 
 
 def settings_tables() -> list[tuple[str, list[str], list[list[str]]]]:
