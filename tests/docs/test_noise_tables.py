@@ -108,6 +108,11 @@ def test_a_one_experiment_table_holds_its_comparisons_figures(place):
                     abs(float(shown[column]) - mean_of(given)) <= 0.055 if "±" not in shown[column] else False
                 )
                 assert shown[column] == given or close, (row[0], column)
+        if "of the noise's cost won back" in shown and row[0] != "onehot":  # its share of onehot's cost
+            onehot = mean_of(records["onehot"]["test error % (selected)"])
+            right = kept(ONE_EXPERIMENT[place] + "-clean-labels")["onehot"]["test error % (selected)"]
+            won = (onehot - mean_of(record["test error % (selected)"])) / (onehot - mean_of(right))
+            assert shown["of the noise's cost won back"] == f"{100 * won:.0f} %", row[0]
         if "APS coverage % / size" in shown:
             coverage, size = (mean_of(noise[row[0]][name]) for name in ("APS coverage %", "APS set size"))
             assert shown["APS coverage % / size"] == f"{coverage:.2f} / {size:.2f}", row[0]
