@@ -9,3 +9,7 @@ METHODS=${METHODS:-onehot,label_smoothing,focal,asl,label_embedding}
 labelemb compare --config configs/debian-debtags.yaml --seeds 0-4 --batched --no-progress --methods "$METHODS"
 labelemb compare --config configs/debian-debtags.yaml --seeds 0-4 --batched --no-progress \
   --methods label_smoothing tag_smoothing=mass experiment=debian-debtags-ls-mass
+# The tag embedding tuned for tag sets (docs/multi-label.md): 20 trials on seed 0, then the default
+# and the best setting on seeds 1-5; the study resumes from runs/debian-debtags-tuned/tuning/.
+labelemb tune --config configs/debian-debtags.yaml --methods onehot,label_embedding --trials 20 \
+  --space beta=0.0:1.0 --seeds 1-5 --batched --batched-trials 4 --no-progress experiment=debian-debtags-tuned
