@@ -14,13 +14,11 @@ HERE=$(dirname "$0")
 FOLDER=${1:?name the folder under results/ to keep the records in}
 shift
 SMALL="config.yaml start.json summary.json metrics.jsonl evaluation.json shift.json label_noise.safetensors label_representation.safetensors"
-RUNS="*/seed* */*/*/seed*"
+shopt -s nullglob
 for experiment in "$@"; do
   [ -d "runs/$experiment" ] || continue
   files=()
-  for summary in $(cd runs/"$experiment" && for pattern in $RUNS; do ls -d $pattern/summary.json 2>/dev/null || true; done); do
-    summary=runs/$experiment/$summary
-    [ -f "$summary" ] || continue
+  for summary in runs/"$experiment"/*/seed*/summary.json runs/"$experiment"/*/*/*/seed*/summary.json; do
     run=$(dirname "$summary")
     for name in $SMALL; do
       # A tuning trial's learned representation is no table's (a quarter megabyte a trial at 233 tags).

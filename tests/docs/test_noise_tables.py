@@ -10,7 +10,7 @@ import re
 
 import pytest
 from helpers.repo_paths import DOCS, ROOT
-from helpers.report_checks import markdown_tables
+from helpers.report_checks import markdown_tables, rows_by_name
 
 PAGE = DOCS / "noisy-labels.md"
 KEPT = ROOT / "results" / "noisy-labels"
@@ -65,8 +65,7 @@ def kept(experiment: str, first: str = "seeds") -> dict[str, dict[str, str]]:
         if table[0][:2] == ["method", first]
     ]
     assert found, f"{path} has no table whose second column is '{first}'"
-    header, *rows = found[0]
-    return {row[0]: dict(zip(header, row)) for row in rows}
+    return rows_by_name(found[0])
 
 
 def mean_of(cell: str) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from helpers.repo_paths import DOCS, ROOT
-from helpers.report_checks import markdown_tables
+from helpers.report_checks import markdown_tables, rows_by_name
 
 SECTION = "### The tag embedding tuned"
 KEPT = ROOT / "results" / "multi-label" / "debian-debtags-tuned" / "tuning.md"
@@ -16,8 +16,7 @@ KEPT = ROOT / "results" / "multi-label" / "debian-debtags-tuned" / "tuning.md"
 
 def kept_rows() -> dict[str, dict[str, str]]:
     assert KEPT.is_file(), f"{KEPT} is missing: keep the tune's records (results/multi-label/keep.sh)"
-    header, *rows = markdown_tables(KEPT.read_text(encoding="utf-8"))[0]
-    return {row[0]: dict(zip(header, row)) for row in rows}
+    return rows_by_name(markdown_tables(KEPT.read_text(encoding="utf-8"))[0])
 
 
 def docs_section() -> str:

@@ -221,3 +221,9 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
             tables[-1].append([c.strip() for c in line.strip("|").split("|")])
         previous = line
     return tables
+
+
+def rows_by_name(table: list[list[str]]) -> dict[str, dict[str, str]]:
+    """A table of :func:`markdown_tables` as its first column's names -> column -> cell."""
+    header, *rows = table
+    return {row[0]: dict(zip(header, row)) for row in rows}
