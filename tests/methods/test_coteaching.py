@@ -127,6 +127,28 @@ def test_rows_that_do_not_count_are_never_kept():
     assert torch.isfinite(out.loss)
 
 
+def test_the_kept_share_is_of_the_rows_that_count_as_their_int_of_n_valid():
+    # 10 rows, 4 ignored: N_valid = 6, tau = 0.5 keeps int(0.5 * 6) = 3 (of all 10 rows it would keep 5,
+    # every valid row but one).
+    method = coteaching(forget_rate=0.5, gradual_epochs=0)
+    torch.manual_seed(0)
+    features = torch.randn(10, 4)
+    labels = torch.randint(0, 3, (10,))
+    ignored = torch.tensor([1, 0, 0, 1, 0, 1, 0, 0, 1, 0], dtype=torch.bool)
+    out = method(features, labels.masked_fill(ignored, -100))
+    first, second = (z.detach() for z in method.head_outputs(features))
+    ce_1 = F.cross_entropy(first, labels, reduction="none").masked_fill(ignored, float("inf"))
+    ce_2 = F.cross_entropy(second, labels, reduction="none").masked_fill(ignored, float("inf"))
+    kept_by_1, kept_by_2 = ce_1.argsort()[:3], ce_2.argsort()[:3]
+    assert float(out.terms["network_2"]) == pytest.approx(float(ce_2[kept_by_1].mean()), rel=1e-6)
+    assert float(out.terms["network_1"]) == pytest.approx(float(ce_1[kept_by_2].mean()), rel=1e-6)
+    kept = method.kept_count(labels, ~ignored * 1.0, 0)
+    assert kept.dtype == torch.int64 and int(kept) == 3
+    # One count per seed when seeds are stacked, and never none.
+    weights = torch.tensor([[1.0] * 10, [1.0] * 7 + [0.0] * 3, [0.0] * 10])
+    assert method.kept_count(labels.expand(3, 10), weights, 0).tolist() == [5, 3, 1]
+
+
 @pytest.mark.parametrize("ignored", [False, True], ids=["all-rows", "ignored-rows"])
 def test_stacked_seeds_match_each_seed_s_own_method(ignored):
     assert_stacked_method_matches_each_seed("coteaching", {"forget_rate": 0.4, "gradual_epochs": 1}, ignored)

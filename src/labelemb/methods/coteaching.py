@@ -28,6 +28,7 @@ class CoTeaching(Stackable, EpochState, Method):
 
         R(T)  = 1 - min(T / T_k * tau, tau)          (T: epochs done; T_k = gradual_epochs)
         D_f   = the floor(R(T) N) rows of smallest H(y, softmax(z_f)), D_g likewise for g
+                (N: the rows that count; ignored rows are neither counted nor kept)
         L     = mean_{i in D_g} H(y_i, softmax(z_f,i)) + mean_{i in D_f} H(y_i, softmax(z_g,i))
 
     The two sums touch disjoint parameters, so one backward gives each network the gradient of
@@ -51,9 +52,11 @@ class CoTeaching(Stackable, EpochState, Method):
     ``epochs - 1`` epochs so that its last one forgets ``tau`` (their schedule needs
     ``n_epoch >= num_gradual``); at least one row is kept (their ``int()`` can keep none); the
     optimiser and its schedule are the run's (theirs decays Adam's rate and beta1 from epoch 80).
-    Rows that do not count rank last and are never kept. Under torchrun each process ranks its
-    own share of the batch. Seeds side by side (the batched trainer) stack the two backbones of
-    each seed as they stack one (:class:`~labelemb.assembly.network.Replicas` has the hook).
+    ``N`` counts only the rows that count (their ``int((1 - forget) N)`` is over batches with no
+    ignored row): rows of weight 0 rank last, are never kept, and do not widen the others' kept
+    share. Under torchrun each process ranks its own share of the batch. Seeds side by side (the
+    batched trainer) stack the two backbones of each seed as they stack one
+    (:class:`~labelemb.assembly.network.Replicas` has the hook).
     """
 
     #: How many copies of the backbone the harness builds for the method (side by side).
@@ -124,6 +127,21 @@ class CoTeaching(Stackable, EpochState, Method):
         # The small slack keeps 0.8 * 100 from rounding down to 79.
         return min(rows, max(1, math.floor((1.0 - self.forget_share(epochs_done)) * rows + 1e-9)))
 
+    def kept_count(self, label: Tensor, weight: Tensor | None, epochs_done: int) -> Tensor:
+        """:meth:`kept_rows` of the rows that count, on the device: ``(...,)`` int64, one per seed.
+
+        Only rows of weight > 0 make ``N``; counted on the device, without a host read, so that
+        the step stays free of syncs.
+        """
+        # float64 makes the product the host's (kept_rows); MPS has no float64, float32 is near.
+        dtype = torch.float32 if label.device.type == "mps" else torch.float64
+        if weight is None:
+            rows = torch.full(label.shape[:-1], label.shape[-1], dtype=dtype, device=label.device)
+        else:
+            rows = (weight > 0).sum(-1, dtype=dtype)
+        share = 1.0 - self.forget_share(epochs_done)
+        return torch.floor(share * rows + 1e-9).clamp(min=1).to(torch.int64)
+
     def head_outputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
         half = self.in_features // 2
         first = linear(features[..., :half], self.head_1.weight, self.head_1.bias)
@@ -141,7 +159,12 @@ class CoTeaching(Stackable, EpochState, Method):
         first, second = outputs
         ce_1 = -gold(F.log_softmax(first, dim=-1), rows.label)
         ce_2 = -gold(F.log_softmax(second, dim=-1), rows.label)
-        keep = self.kept_rows(rows.label.shape[-1], self._epoch.read(self.epoch))
+        epochs_done = self._epoch.read(self.epoch)
+        keep: Tensor | int = (
+            self.kept_rows(rows.label.shape[-1], epochs_done)
+            if rows.weight is None
+            else self.kept_count(rows.label, rows.weight, epochs_done)
+        )
         picked_by_1 = small_loss_rows(ce_1, keep, rows.weight)
         picked_by_2 = small_loss_rows(ce_2, keep, rows.weight)
         # The exchange: each network learns from the rows its peer kept.
@@ -156,14 +179,18 @@ class CoTeaching(Stackable, EpochState, Method):
         self._epoch.add_one(self.epoch)
 
 
-def small_loss_rows(losses: Tensor, keep: int, weight: Tensor | None) -> Tensor:
-    """A ``(..., N)`` 0/1 mask of the ``keep`` rows of smallest loss (those of weight 0 rank last
-    and are never kept), chosen on the device without a host read."""
+def small_loss_rows(losses: Tensor, keep: Tensor | int, weight: Tensor | None) -> Tensor:
+    """A ``(..., N)`` 0/1 mask of the ``keep`` rows of smallest loss (``keep``: an int, or one count
+    per seed, ``(...,)``); those of weight 0 rank last and are never kept. Chosen on the device
+    without a host read: each row's rank is compared with ``keep``, so no shape depends on data."""
     ranked = losses.detach()
     if weight is not None:
         ranked = ranked.masked_fill(weight == 0, math.inf)
-    chosen = torch.topk(ranked, keep, dim=-1, largest=False).indices
-    mask = torch.zeros_like(ranked).scatter_(-1, chosen, 1.0)
+    order = ranked.argsort(dim=-1, stable=True)
+    positions = torch.arange(ranked.shape[-1], device=ranked.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(-1, order, positions)
+    keep = torch.as_tensor(keep, device=ranked.device)
+    mask = (rank < keep.unsqueeze(-1)).to(ranked.dtype)
     return mask if weight is None else mask * weight
 
 
