@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from helpers.report_checks import METHODS, PNG_MAGIC
+from matplotlib.colors import to_rgb
 
 from labelemb.analysis.ranks import (
     Criterion,
@@ -45,8 +46,39 @@ def test_a_method_without_a_figure_has_no_rank_there():
     table = rank_table([(ERROR, partial), (AUROC, partial)])
     row = table.methods.index("c")
     assert table.ranks[row, 0] == 3 and math.isnan(table.ranks[row, 1]) and math.isnan(table.values[row, 1])
-    assert table.mean_rank("c") == 3.0
-    assert "| c | 11.00 (3) | - | 3.0 |" in table.markdown()
+    assert table.mean_rank("c") == 3.0 and table.coverage("c") == 1
+    assert "| c | 11.00 (3) | - | 1 of 2 | 3.0 |" in table.markdown()
+
+
+def test_a_method_ranked_on_fewer_criteria_cannot_head_the_table():
+    """Issue 99: `labelemb ranks runs/demo runs/digits-sym40` put gce first with mean rank 1.0 from
+    its one figure (the noisy folder's) above methods ranked on all five. Rows now go by how many
+    criteria a method is ranked on, then by mean rank, and the table says how many."""
+    noisy = [
+        *(dict(row, selected_mean=row["selected_mean"] + 30) for row in ROWS),
+        {"method": "gce", "selected_mean": 20.0},
+    ]
+    table = rank_table(
+        [(ERROR, ROWS), (AUROC, ROWS), (Criterion("error % at 40 % wrong labels", "selected"), noisy)]
+    )
+    assert table.methods == ["b", "a", "c", "gce"]
+    assert [table.ranked_on(m) for m in table.methods] == ["3 of 3", "3 of 3", "3 of 3", "1 of 3"]
+    assert table.mean_rank("gce") == 1.0 and table.ranks[3].tolist()[2] == 1.0  # its one rank kept
+    lines = table.markdown().splitlines()
+    assert lines[0].endswith("| error % at 40 % wrong labels | ranked on | mean rank |")
+    assert lines[-1] == "| gce | - | - | 20.00 (1) | 1 of 3 | 1.0 |"
+    fig = rank_figure(table)
+    right = fig.axes[0].child_axes[0]  # the mean ranks, right of the rows
+    assert [t.get_text() for t in right.get_yticklabels()][-1] == "1.0  (1 of 3)"
+
+
+def test_a_noisy_folder_alone_heads_its_score_with_its_share_of_wrong_labels():
+    """A noisy comparison ranked on its own (or first of several) heads its score column as a further
+    noisy folder does: its test split is clean, its training labels were not."""
+    noisy = [{**row, "noise_rate_mean": 40.2} for row in ROWS]
+    heads = [c.head for c in comparison_criteria(noisy)]
+    assert heads == ["error % at 40 % wrong labels", "OOD AUROC % (patches)"]
+    assert comparison_criteria(ROWS)[0].head == "test error %"
 
 
 def test_criteria_are_those_the_rows_have():
@@ -94,6 +126,48 @@ def test_the_figure_shows_the_ranks_and_values_in_rank_order():
     assert cells[(0, 0)] == "1  (10.20)" and cells[(2, 1)] == "1  (95.00)" and cells[(1, 1)] == "2  (80.00)"
     shown = np.asarray(ax.images[0].get_array())
     assert shown[0, 0] < shown[2, 0]  # the first rank gets the colour map's low (green) end
+
+
+def _luminance(colour) -> float:
+    """WCAG 2's relative luminance, written out here apart from the library's."""
+    channels = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def _contrast(a, b) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_each_cell_s_text_is_black_or_white_whichever_reads_better_on_it():
+    """Issue 99: black text on the dark red (and dark green) cells was hard to read. Each cell's text
+    colour is read from the figure's text artists and the cell's colour from its image."""
+    five = [{"method": m, "selected_mean": e} for m, e in zip("abcde", (10.0, 11.0, 12.0, 13.0, 14.0))]
+    table = rank_table([(ERROR, five), (AUROC, ROWS)])
+    ax = rank_figure(table).axes[0]
+    image = ax.images[0]
+    shown = image.get_array()
+    colours = {}
+    for text in ax.texts:
+        j, i = (round(v) for v in text.get_position())
+        cell = "white" if np.ma.is_masked(shown[i, j]) else image.to_rgba(shown[i, j])
+        other = "black" if to_rgb(text.get_color()) == to_rgb("white") else "white"
+        assert _contrast(text.get_color(), cell) >= _contrast(other, cell), text.get_text()
+        colours[table.methods[i], j] = to_rgb(text.get_color())
+    white, black = to_rgb("white"), to_rgb("black")
+    # the last of five (dark red) and the first (dark green) in white; the middle (yellow) in black
+    assert colours["e", 0] == white and colours["a", 0] == white and colours["c", 0] == black
+    assert colours["e", 1] == black  # no AUROC: "-" on the axes' white
+
+
+def test_a_column_s_last_rank_is_red_however_many_methods_it_ranks():
+    """The colour runs from a column's first to its last rank: two methods are green and red (before,
+    rank over the number of rows: the first of two was yellow)."""
+    two = [{"method": m, "selected_mean": e} for m, e in (("a", 1.0), ("b", 2.0))]
+    three = [*two, {"method": "c", "selected_mean": 3.0}]
+    table = rank_table([(ERROR, three), (Criterion("other", "selected"), two)])
+    shown = np.ma.filled(np.asarray(rank_figure(table).axes[0].images[0].get_array(), dtype=float), np.nan)
+    assert shown[:, 0].tolist() == [0.0, 0.5, 1.0] and shown[:2, 1].tolist() == [0.0, 1.0]
 
 
 def test_compare_writes_the_picture_and_ranks_draws_one_of_several_comparisons(experiment, tmp_path, capsys):

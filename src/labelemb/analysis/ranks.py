@@ -6,8 +6,12 @@ raw and after temperature scaling (a tag task's marginal ECE raw and after a tem
 the AURC of selective classification, each OOD set's AUROC by the max softmax, the error under
 shift, and, from further comparisons of the same methods on noisy training labels, the clean-test
 error under each. In every column the methods are ranked by their mean over seeds (1: the best;
-tied means share the better rank); a method without the figure has no rank there. The rows are
-ordered by the mean of a method's ranks.
+tied means share the better rank); a method without the figure has no rank there.
+
+A method's mean rank is over the criteria it has a figure for, and the table says how many those
+are (its coverage, ``5 of 6``). The rows are ordered by coverage first, then by mean rank: a method
+ranked on one figure (one that only a further folder holds) has a mean rank of a single column,
+which says little beside one over every criterion, so it cannot head the table.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class Criterion:
 @dataclass
 class RankTable:
     """Each method's value and rank (1: best; NaN: no figure) under each criterion; methods in
-    order of their mean rank."""
+    order of their coverage (how many criteria they are ranked on), then their mean rank."""
 
     methods: list[str]
     heads: list[str]
@@ -53,23 +57,32 @@ class RankTable:
         held = held[~np.isnan(held)]
         return float(held.mean()) if held.size else math.nan
 
+    def coverage(self, method: str) -> int:
+        """How many criteria ``method`` is ranked on (has a figure for)."""
+        return int((~np.isnan(self.ranks[self.methods.index(method)])).sum())
+
+    def ranked_on(self, method: str) -> str:
+        """``method``'s coverage in words: ``5 of 6``."""
+        return f"{self.coverage(method)} of {len(self.heads)}"
+
     def markdown(self) -> str:
-        """The table as Markdown: each cell ``value (rank)``, then the mean rank."""
-        lines = ["| method | " + " | ".join(self.heads) + " | mean rank |"]
-        lines.append("| --- " + "| ---: " * (len(self.heads) + 1) + "|")
+        """The table as Markdown: each cell ``value (rank)``, then how many criteria the method is
+        ranked on and its mean rank over them."""
+        lines = ["| method | " + " | ".join(self.heads) + " | ranked on | mean rank |"]
+        lines.append("| --- " + "| ---: " * (len(self.heads) + 2) + "|")
         for i, method in enumerate(self.methods):
             cells = [
                 "-" if math.isnan(v) else f"{v:.2f} ({r:.0f})" for v, r in zip(self.values[i], self.ranks[i])
             ]
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {self.mean_rank(method):.1f} |")
+            mean = f"{self.ranked_on(method)} | {self.mean_rank(method):.1f}"
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {mean} |")
         return "\n".join(lines)
 
 
 def comparison_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
     """The criteria the rows of one comparison have a figure for, at least one method each."""
-    scoring = recorded_scoring({"metric": rows[0].get("metric", "test_error")})
     candidates = [
-        Criterion(f"{scoring.name} {scoring.unit}".strip(), "selected", scoring.higher_is_better),
+        score_criterion(rows),
         *reported_criteria(rows),
         Criterion("ECE %", "ece"),
         Criterion("ECE % after T", "ece_scaled"),
@@ -99,14 +112,26 @@ def reported_criteria(rows: list[dict[str, Any]]) -> list[Criterion]:
     return [Criterion(names.get(key, key), key, True) for key in keys]
 
 
-def further_criterion(rows: list[dict[str, Any]], name: str) -> Criterion:
-    """The one column a further comparison adds: its score, headed by its share of wrong training
-    labels where its runs trained on noisy labels (their test split is clean), else by ``name``."""
+def score_criterion(rows: list[dict[str, Any]], name: str | None = None) -> Criterion:
+    """A comparison's score as a column: headed by its share of wrong training labels where its
+    runs trained on noisy labels (their test split is clean: ``error % at 45 % wrong labels``),
+    first folder or further one alike; else by ``name`` (a further folder's) or, without one, as
+    a table heads it (``test error %``)."""
     scoring = recorded_scoring({"metric": rows[0].get("metric", "test_error")})
     rates = [row["noise_rate_mean"] for row in rows if row.get("noise_rate_mean") is not None]
     if rates:
-        return Criterion(f"{scoring.score_name} % at {np.mean(rates):.0f} % wrong labels", "selected", False)
-    return Criterion(f"{scoring.score_name} ({name})", "selected", scoring.higher_is_better)
+        score = f"{scoring.score_name} {scoring.unit}".strip()
+        return Criterion(
+            f"{score} at {np.mean(rates):.0f} % wrong labels", "selected", scoring.higher_is_better
+        )
+    head = scoring.column() if name is None else f"{scoring.score_name} ({name})"
+    return Criterion(head, "selected", scoring.higher_is_better)
+
+
+def further_criterion(rows: list[dict[str, Any]], name: str) -> Criterion:
+    """The one column a further comparison adds: its score (:func:`score_criterion`), headed by
+    its share of wrong training labels where its runs trained on noisy labels, else by ``name``."""
+    return score_criterion(rows, name)
 
 
 def experiments_rank_table(folders: list[str | Path], methods: list[str] | None = None) -> RankTable:
@@ -147,7 +172,11 @@ def rank_table(columns: list[tuple[Criterion, list[dict[str, Any]]]]) -> RankTab
         ordered = -values[held, j] if criterion.higher_is_better else values[held, j]
         ranks[held, j] = stats.rankdata(ordered, method="min")
     table = RankTable(methods, [c.head for c, _ in columns], values, ranks)
-    order = sorted(range(len(methods)), key=lambda i: (_nan_last(table.mean_rank(methods[i])), methods[i]))
+    # Coverage first: a mean over one criterion must not head means over all of them.
+    order = sorted(
+        range(len(methods)),
+        key=lambda i: (-table.coverage(methods[i]), _nan_last(table.mean_rank(methods[i])), methods[i]),
+    )
     return RankTable([methods[i] for i in order], table.heads, values[order], ranks[order])
 
 
@@ -155,26 +184,63 @@ def _nan_last(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
 
+#: The colour map of the ranks: green for the first, red for the last.
+RANK_COLOURS = "RdYlGn_r"
+#: The relative luminance below which a cell's text is white: where white's contrast with the cell
+#: equals black's (WCAG's contrast ratios, (1.05) / (L + 0.05) = (L + 0.05) / 0.05).
+DARK_BELOW = math.sqrt(1.05 * 0.05) - 0.05
+
+
+def relative_luminance(rgb: tuple[float, ...]) -> float:
+    """The relative luminance (WCAG 2) of an sRGB colour of channels in [0, 1]."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def text_colour(rgb: tuple[float, ...]) -> str:
+    """Black or white, whichever reads better on a cell of colour ``rgb``."""
+    return "white" if relative_luminance(rgb) < DARK_BELOW else "black"
+
+
+def rank_shades(ranks: np.ndarray) -> np.ndarray:
+    """Each rank's place in its column, 0 (the first) to 1 (the last ranked there; NaN: none),
+    so that a column's best is green and its last red however many methods it ranks."""
+    lasts = np.where(np.isnan(ranks), 1.0, ranks).max(axis=0, initial=1.0)
+    return (ranks - 1.0) / np.maximum(lasts - 1.0, 1.0)
+
+
 def rank_figure(table: RankTable, title: str = "") -> Figure:
-    """A heatmap of the ranks (green: first, red: last), each cell its rank over its value."""
+    """A heatmap of the ranks (green: first, red: last), each cell its rank over its value in
+    black or white by the cell's lightness; right of each row, the method's mean rank and how many
+    criteria it is ranked on."""
     rows, cols = table.ranks.shape
-    width = 2.2 + 1.05 * cols
-    fig, ax = plt.subplots(figsize=(width, 1.0 + 0.34 * rows))
-    scaled = table.ranks / max(rows, 1)
-    ax.imshow(np.ma.masked_invalid(scaled), cmap="RdYlGn_r", vmin=0.0, vmax=1.0, aspect="auto")
+    width = 3.2 + 1.05 * cols
+    label = (
+        "rank (value), 1 best; right: mean rank (criteria ranked on); "
+        "rows by criteria ranked on, then mean rank"
+    )
+    # wrapped to the figure's width (about 12 characters an inch at this size), never cut off
+    label = textwrap.wrap(f"{title}: {label}" if title else label, width=int(width * 12))
+    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.34 * rows + 0.15 * len(label)))
+    shades = rank_shades(table.ranks)
+    cmap = plt.get_cmap(RANK_COLOURS)
+    ax.imshow(np.ma.masked_invalid(shades), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(rows):
         for j in range(cols):
             rank, value = table.ranks[i, j], table.values[i, j]
+            # A cell without a rank is masked: the axes' white shows through.
+            colour = "black" if math.isnan(rank) else text_colour(cmap(shades[i, j]))
             text = "-" if math.isnan(rank) else f"{rank:.0f}  ({value:.2f})"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(cols), table.heads, rotation=30, ha="left", fontsize=8)
     ax.xaxis.tick_top()
     ax.set_yticks(range(rows), table.methods, fontsize=8)
     ax.tick_params(length=0)
-    if title:
-        # wrapped to the figure's width (about 12 characters an inch at this size), never cut off
-        label = f"{title}: rank (value), 1 best; rows by mean rank"
-        ax.set_xlabel("\n".join(textwrap.wrap(label, width=int(width * 12))), fontsize=8)
+    right = ax.secondary_yaxis("right")
+    means = [f"{table.mean_rank(m):.1f}  ({table.ranked_on(m)})" for m in table.methods]
+    right.set_yticks(range(rows), means, fontsize=8)
+    right.tick_params(length=0)
+    ax.set_xlabel("\n".join(label), fontsize=8)
     return fig
 
 

@@ -100,7 +100,8 @@ def _add_ranks(commands: typing.Any) -> None:
         "figures for (the test error, ECE raw and after temperature scaling, AURC, each OOD set's "
         "AUROC, the error under shift), and under the score of each further comparison folder (the "
         "same methods on noisy labels: the column says how many labels were wrong). Prints the table "
-        "and writes the picture: a heatmap, 1 best, rows in order of mean rank.",
+        "and writes the picture: a heatmap, 1 best; each method's mean rank is over the criteria it "
+        "has, and the rows go by how many those are (shown beside it), then by mean rank.",
     )
     ranks.add_argument(
         "dirs",
