@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers.repo_paths import DOCS
 
 from labelemb import methods
 from labelemb.methods.registry import method_builder
@@ -109,6 +110,33 @@ def test_it_has_the_gradient_of_its_formula(clip):
     logits = torch.tensor([[2.0, -4.0, 0.5], [-0.5, 3.0, -1.0]], dtype=torch.double, requires_grad=True)
     tags = torch.tensor([[1, 0, 0], [1, 1, 0]], dtype=torch.bool)
     assert torch.autograd.gradcheck(lambda z: method.tag_loss(z, tags, z).loss, (logits,))
+
+
+def test_its_focusing_weights_are_differentiated_as_the_methods_page_says():
+    # The gradient of w(p) log(...) keeps w's own derivative (the authors' AsymmetricLossOptimized);
+    # with w detached (their AsymmetricLoss's default) the gradient is another one.
+    method = methods.build("asl", in_features=2, num_classes=2, gamma_pos=1.0).double()
+    logits = torch.tensor([[1.5, 2.0]], dtype=torch.double, requires_grad=True)
+    tags = torch.tensor([[True, False]])
+    (grad,) = torch.autograd.grad(method.tag_loss(logits, tags, logits).loss, logits)
+
+    def by_hand(detach: bool) -> torch.Tensor:
+        z = logits.detach().requires_grad_()
+        p = torch.sigmoid(z)
+        p_m = (p[0, 1] - 0.05).clamp(min=0.0)
+        w_pos, w_neg = 1.0 - p[0, 0], p_m**4
+        if detach:
+            w_pos, w_neg = w_pos.detach(), w_neg.detach()
+        loss = -(w_pos * torch.log(p[0, 0]) + w_neg * torch.log1p(-p_m))
+        return torch.autograd.grad(loss, z)[0]
+
+    torch.testing.assert_close(grad, by_hand(detach=False))
+    assert not torch.allclose(grad, by_hand(detach=True), rtol=1e-3, atol=0.0)
+    entry = (DOCS / "methods.md").read_text().split("**`asl`**", 1)[1]
+    entry = entry.split("\n**`", 1)[0].split("\n## ", 1)[0]
+    flat = " ".join(entry.split())
+    assert "focusing weights are differentiated" in flat
+    assert "`AsymmetricLossOptimized`" in flat and "`AsymmetricLoss`" in flat
 
 
 def test_it_is_stable_at_extreme_logits_in_half_and_single_precision():

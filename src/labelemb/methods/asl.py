@@ -33,8 +33,9 @@ class AsymmetricLoss(Stackable, MultiHot, LinearOutputMethod):
     the authors' training scripts': ``gamma_neg = 4``, ``gamma_pos = 0``, ``clip = 0.05``.
     ``gamma_neg = gamma_pos = clip = 0`` is the binary cross-entropy (``onehot``'s tag loss).
 
-    The weights are differentiated (the paper's loss and its gradient analysis; the authors' code
-    can detach them, ``disable_torch_grad_focal_loss``). Their code clamps the probabilities at 1e-8
+    The focusing weights are differentiated (the paper's loss and its gradient analysis, and the
+    authors' ``AsymmetricLossOptimized``; their ``AsymmetricLoss`` detaches them by default,
+    ``disable_torch_grad_focal_loss=True``). Their code clamps the probabilities at 1e-8
     before the logarithm and sums over the batch; here ``log p`` is ``logsigmoid(z)``, ``log(1 - p_m)``
     is ``log1p(-p_m)`` (at least ``log clip``) or, without a shift, ``logsigmoid(-z)``, and the loss
     is summed over the tags and averaged over the rows. ``bce`` is logged beside it (weight 0).
