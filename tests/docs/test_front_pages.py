@@ -119,3 +119,28 @@ def test_the_readmes_which_method_table_is_the_results_overviews():
     ]
     overview = which_method_rows(text(DOCS / "results" / "index.md"))
     assert len(readme) >= 8 and readme == overview
+
+
+#: The longest a README paragraph may be (issue 99): past it, a newcomer skims; the rest goes on a docs page.
+MAX_PARAGRAPH = 800
+#: The longest a "which method for what" answer may be: the answer and a figure, the rest on the page it links.
+MAX_ANSWER = 260
+
+
+def prose_paragraphs(page_text: str) -> list[str]:
+    """The page's paragraphs of prose: blocks between blank lines, outside code fences, that are not
+    tables, headings, pictures or lists, each with its lines joined."""
+    unfenced = re.sub(r"^```.*?^```", "", page_text, flags=re.M | re.S)
+    blocks = (" ".join(block.split()) for block in unfenced.split("\n\n"))
+    return [block for block in blocks if block and not block.startswith(("|", "#", "!", "- ", "* "))]
+
+
+def test_no_readme_paragraph_is_longer_than_a_newcomer_reads():
+    long = {p[:60]: len(p) for p in prose_paragraphs(text(README)) if len(p) > MAX_PARAGRAPH}
+    assert not long, f"split these README paragraphs (at most {MAX_PARAGRAPH} characters each): {long}"
+
+
+def test_each_which_method_answer_is_its_answer_and_a_figure():
+    rows = which_method_rows(text(README))[2:]
+    long = {row.split(" | ")[0][2:]: len(row.split(" | ")[2]) for row in rows if len(row.split(" | ")[2]) > MAX_ANSWER}
+    assert not long, f"keep these cells to the answer and a figure ({MAX_ANSWER} characters), the rest on their page: {long}"
