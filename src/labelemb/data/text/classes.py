@@ -107,6 +107,9 @@ class TextClassDataset(Dataset):
     max_text_tokens: int | None = field(default=None, kw_only=True)
     #: The folder of the Hugging Face tokenizer whose ids the splits hold, or None: word ids.
     text_encoder: str | None = field(default=None, kw_only=True)
+    #: Each split's texts as read, whole (before tokenising and cutting), in the split's order: what
+    #: a model of its own features (TF-IDF) reads; empty where the data set was built from ids.
+    texts: dict[str, list[str]] = field(default_factory=dict, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         # The splits are padded to their own longest text, so their widths differ (unlike images).
@@ -179,6 +182,7 @@ def text_class_dataset(
         vocabulary=vocabulary,
         cut_texts=cut_texts,
         max_text_tokens=max_text_tokens,
+        texts=_read_texts(texts),
     )
 
 
@@ -219,6 +223,7 @@ def encoder_dataset(
         cut_texts=cut_texts,
         max_text_tokens=limit,
         text_encoder=str(text_encoder),
+        texts=_read_texts(texts),
     )
 
 
@@ -278,6 +283,11 @@ def encoder_ids(tokenizer: Any, texts: list[str], limit: int) -> tuple[list[list
     kept = tokenizer(texts, truncation=True, max_length=limit, **ids_only)["input_ids"]
     whole = tokenizer(texts, **ids_only)["input_ids"]
     return kept, sum(len(w) > len(k) for w, k in zip(whole, kept))
+
+
+def _read_texts(texts: dict[str, list[str] | None]) -> dict[str, list[str]]:
+    """The splits' texts as the data set keeps them (a split without texts left out)."""
+    return {split: list(texts[split] or []) for split in SPLIT_NAMES if texts.get(split) is not None}
 
 
 def encoded_split(
