@@ -29,6 +29,8 @@ BINS_KEY = "selected_test_calibration"
 SCALED_BINS_KEY = f"{BINS_KEY}{SCALED}"
 #: Panels per row of the figure.
 COLUMNS = 4
+#: The height (inches) of the strip below the diagrams that holds their legend.
+LEGEND_HEIGHT = 0.5
 
 
 def method_bins(method_runs: list[Run], key: str = BINS_KEY) -> tuple[Calibration | None, int]:
@@ -97,7 +99,21 @@ def _draw(ax: Any, bars: Any, pooled: Calibration) -> None:
 
 
 def _seeds(recorded: int, seeds: int) -> str:
-    return f"{recorded} seeds pooled" if recorded == seeds else f"{recorded} of {seeds} seeds"
+    """Whose bins a panel shows: ``1 seed``, ``3 seeds pooled``, ``2 of 3 seeds``."""
+    if recorded != seeds:
+        return f"{recorded} of {seeds} seeds"
+    return "1 seed" if recorded == 1 else f"{recorded} seeds pooled"
+
+
+def _legend(fig: Any, cell: Any, drawn: Any, columns: int) -> None:
+    """The legend of the diagrams, once, in a strip of its own below them: inside a diagram it
+    covered bars wherever they reached its corner (an underconfident method's low-confidence
+    bins)."""
+    strip = fig.add_subplot(cell)
+    strip.set_axis_off()
+    handles, labels = drawn.get_legend_handles_labels()
+    # One row where the figure is wide enough for the four entries, else two.
+    strip.legend(handles, labels, loc="center", ncol=4 if columns > 1 else 2, fontsize=7, frameon=False)
 
 
 def _temperature(method_runs: list[Run]) -> str:
@@ -139,8 +155,9 @@ def plot_reliability(runs: dict[str, list[Run]], path: str | Path, title: str = 
     ]
     columns = min(COLUMNS, len(panels))
     rows = math.ceil(len(panels) / columns)
-    fig = plt.figure(figsize=(3.4 * columns, 4.3 * rows))
-    grid = fig.add_gridspec(rows, columns)
+    fig = plt.figure(figsize=(3.4 * columns, 4.3 * rows + LEGEND_HEIGHT))
+    grid = fig.add_gridspec(rows + 1, columns, height_ratios=[4.3] * rows + [LEGEND_HEIGHT])
+    drawn = None  # the first diagram drawn, whose entries the legend names
     for i, (method, key) in enumerate(panels):
         # Each diagram sits right above its histogram; the methods have room between them.
         cell = grid[divmod(i, columns)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
@@ -158,8 +175,9 @@ def plot_reliability(runs: dict[str, list[Run]], path: str | Path, title: str = 
             shown = [detail if recorded != seeds else "", _temperature(runs[method])]
             detail = ", ".join(part for part in shown if part) or detail
         ax.set_title(f"{name}\nECE {pooled.ece:.2f} % ({detail})", fontsize=10)
-        if i == 0:
-            ax.legend(loc="upper left", fontsize=7, frameon=False)
+        drawn = drawn or ax
+    if drawn is not None:
+        _legend(fig, grid[rows, :], drawn, columns)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
