@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .origins import RowOrigins
+
 
 class DataError(ValueError):
     """A data file is missing, malformed or fails verification.
@@ -22,11 +24,15 @@ class Split:
     multi-label data, bool tag sets (N, K): True where example n carries tag k.
 
     The inputs are whatever the task's backbone reads: images float32 (N, C, H, W) in [0, 1] for
-    the image data sets, token ids or precomputed features for others.
+    the image data sets, token ids or precomputed features for others. ``origins`` says where each
+    row came from (its file and its row there), where the split was read from files.
     """
 
     inputs: torch.Tensor
     labels: torch.Tensor
+    #: Each row's file and its row number there (:class:`~labelemb.data.origins.RowOrigins`), for
+    #: what names a row to a person; None where the split's own order is all there is to go by.
+    origins: RowOrigins | None = field(default=None, kw_only=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Catch loader bugs here rather than as a shape error deep inside a training step.
@@ -41,6 +47,8 @@ class Split:
             )
         if self.inputs.shape[0] != self.labels.shape[0]:
             raise ValueError(f"Split has {self.inputs.shape[0]} inputs but {self.labels.shape[0]} labels")
+        if self.origins is not None and len(self.origins) != self.labels.shape[0]:
+            raise ValueError(f"Split has {len(self.origins)} row origins for {self.labels.shape[0]} rows")
 
     @property
     def images(self) -> torch.Tensor:
@@ -57,11 +65,15 @@ class Split:
 
     def to(self, device: torch.device) -> Split:
         """This split with its tensors on ``device``."""
-        return Split(self.inputs.to(device), self.labels.to(device))
+        return Split(self.inputs.to(device), self.labels.to(device), origins=self.origins)
 
     def first(self, count: int) -> Split:
         """The first ``count`` examples (all of them if there are fewer)."""
-        return Split(self.inputs[:count], self.labels[:count])
+        return Split(self.inputs[:count], self.labels[:count], origins=self.first_origins(count))
+
+    def first_origins(self, count: int) -> RowOrigins | None:
+        """The origins of the first ``count`` examples (None where the split has none)."""
+        return None if self.origins is None else self.origins.take(slice(0, count))
 
 
 @dataclass

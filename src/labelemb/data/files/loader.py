@@ -14,12 +14,15 @@ task (:meth:`~labelemb.data.files.options.FilesOptions.yields`):
 
 Labels may be strings or integers; the class names are the config's, a ``ClassLabel``'s, or the
 training labels sorted. A data set without a dev split gets one carved from train, seeded and
-stratified (tag sets: drawn at random). Every problem is a :class:`~labelemb.data.base.DataError`
-naming the file and row.
+stratified (tag sets: drawn at random). Each split keeps where each of its rows came from, its
+file and its row number there, through the carve and ``max_train_pairs``
+(:attr:`~labelemb.data.base.Split.origins`). Every problem is a
+:class:`~labelemb.data.base.DataError` naming the file and row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -30,6 +33,7 @@ import torch
 from ..base import DataError, Dataset, Split
 from ..image_cache import cached_images
 from ..label_noise.noisy import carried_noise
+from ..origins import RowOrigins
 from ..registry import DataRequest, register
 from ..text.classes import TextClassDataset, text_class_dataset
 from ..text.options import TextOptions, corpus_arguments
@@ -170,6 +174,9 @@ class _Renamed(Column):
     def row_name(self, index: int) -> str:
         return self.parent.row_name(int(self.index[index]))
 
+    def origins(self) -> RowOrigins:
+        return self.parent.origins().take(self.index)
+
 
 # ---------------------------------------------------------------------------------------- building
 
@@ -204,9 +211,19 @@ def _image_dataset(
         )
         # Every split as the first: the channels and size train decided.
         channels, size = int(images.shape[1]), (int(images.shape[2]), int(images.shape[3]))
-        splits[split] = Split(images, torch.from_numpy(ids[split]))
+        splits[split] = Split(images, torch.from_numpy(ids[split]), origins=_origins(column, files["format"]))
     details["image_shape"] = [channels, *size]
     return Dataset(name, splits["train"], splits["dev"], splits["test"], class_names, details=details)
+
+
+def _origins(column: Column, fmt: str) -> RowOrigins:
+    """Where each row of ``column`` came from: an image folder's rows are its image files, any
+    other's are rows of the split's files (see :mod:`labelemb.data.origins`)."""
+    if fmt == "imagefolder":
+        paths = [value.get("path") if isinstance(value, dict) else None for value in column.inputs]
+        if all(paths):
+            return RowOrigins.each_a_file([str(path) for path in paths])
+    return column.origins()
 
 
 def _image_source(value: Any) -> Any:
@@ -248,6 +265,10 @@ def _text_dataset(
         text_encoder=request.text_encoder,
         dataset_type=TaggedTextDataset if tagged else TextClassDataset,
     )
+    for split in SPLITS:
+        column, held = columns.get(split), getattr(dataset, split)
+        if column is not None and held is not None:
+            setattr(dataset, split, dataclasses.replace(held, origins=column.origins()))
     if isinstance(dataset, TaggedTextDataset):
         details["tag_sets"] = dataset.tag_counts()
     dataset.details = details

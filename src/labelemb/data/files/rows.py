@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..origins import RowOrigins
+
 #: How a file's rows map to what an editor shows.
 LINE_LAYOUTS = ("csv", "json")
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
@@ -50,6 +52,11 @@ class Column:
         k = int(np.searchsorted(self.starts, index, side="right")) - 1
         layout = self.layouts[k] if k < len(self.layouts) else "rows"
         return row_place(self.files[k], index - self.starts[k], layout)
+
+    def origins(self) -> RowOrigins:
+        """Each row's file and its row number there (1-based, data rows only: see
+        :mod:`labelemb.data.origins`)."""
+        return RowOrigins.counted(self.files, self.starts, len(self))
 
     def __len__(self) -> int:
         return len(self.labels)
