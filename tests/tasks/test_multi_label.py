@@ -4,6 +4,7 @@ records, the rest's figures, the methods it trains and refuses, and stacked seed
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +17,12 @@ from helpers.tagged_texts import TAGGED_FILES, write_tagged_splits
 from labelemb.config import ConfigError
 from labelemb.metrics.figures import MULTI_LABEL_FIGURES, figure_of
 from labelemb.metrics.tag_calibration import marginal_ece, tag_temperatures
-from labelemb.tasks.multi_label import TEST_CALIBRATION, MultiLabelText
+from labelemb.tasks.multi_label import (
+    TEST_CALIBRATION,
+    MultiLabelText,
+    degenerate_tag_sets,
+    degenerate_tag_sets_warning,
+)
 from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +65,7 @@ def test_every_method_for_tag_sets_trains_and_ranks_the_tags(folder, tmp_path, m
     assert 0 < summary["selected_tag_threshold"] < 1
     assert summary["selected_tag_temperature"] > 0
     assert summary["data"]["tag_sets"]["train"]["rows"] == 160
+    assert "selected_degenerate_tag_sets" not in summary  # a run that learnt: no warning
 
 
 def test_the_tag_embedding_trains_on_its_fused_closed_forms(folder, tmp_path):
@@ -140,6 +147,49 @@ def test_the_temperatures_are_fit_on_dev_alone_and_judged_on_test():
     alone = task.evaluate(predict, None, test)
     assert alone["test_tag_ece"] == pytest.approx(results["test_tag_ece"])
     assert not {"tag_temperature", "test_tag_ece_scaled", "test_tag_ece_per_tag"} & set(alone)
+
+
+def test_tag_sets_are_degenerate_where_most_rows_get_most_of_the_tags_they_do_not_carry():
+    tags = torch.zeros(10, 40, dtype=torch.bool)
+    tags[:, :2] = True  # every row carries 2 of 40 tags
+    # The run: every probability 0.49-0.50 against a threshold of 0.48.
+    flat = 0.49 + 0.01 * torch.rand(10, 40, generator=torch.Generator().manual_seed(0))
+    facts = degenerate_tag_sets(flat, tags, 0.48)
+    assert facts == {
+        "rows": 1.0,
+        "tags_per_row": 40.0,
+        "carried_per_row": 2.0,
+        "tags": 40,
+        "probabilities": [pytest.approx(float(flat.min())), pytest.approx(float(flat.max()))],
+        "threshold": 0.48,
+    }
+    said = degenerate_tag_sets_warning(facts)
+    assert "40.0 of 40 tags per text" in said and "carry 2.0" in said and "100 % of the texts" in said
+    assert "0.49-0.50" in said and "train.epochs" in said and "train.lr" in said
+    # Half the rows given 30 of their 38 absent tags is not most rows; one more row is.
+    some = torch.where(tags, 0.9, 0.1)
+    some[:5, 2:32] = 0.9
+    assert degenerate_tag_sets(some, tags, 0.5) is None
+    some[5, 2:32] = 0.9
+    assert degenerate_tag_sets(some, tags, 0.5)["rows"] == pytest.approx(0.6)
+    # Given exactly half of its absent tags, a row is not given most of them.
+    some[:, 2:21], some[:, 21:] = 0.9, 0.1
+    assert degenerate_tag_sets(some, tags, 0.5) is None
+
+
+def test_a_run_whose_selected_tag_sets_are_degenerate_records_it_and_warns_once(folder, tmp_path, caplog):
+    # A learning rate too small to move the tags apart: every probability near one half.
+    config = tagged_config(folder, tmp_path, "train.lr=1e-7", "train.epochs=2")
+    with caplog.at_level(logging.WARNING, logger="labelemb"):
+        summary = train(config)
+    facts = summary["selected_degenerate_tag_sets"]
+    assert facts["rows"] > 0.5 and facts["tags"] == 4 and facts["tags_per_row"] > 2
+    lines = (Path(config.run_dir()) / "metrics.jsonl").read_text().splitlines()
+    selected = next(record for record in map(json.loads, lines) if record["step"] == summary["selected_step"])
+    assert selected["degenerate_tag_sets"] == facts
+    said = [r.getMessage() for r in caplog.records if "tag sets are degenerate" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("onehot (seed 0): at the selected check"), said
+    assert "of 4 tags per text" in said[0]
 
 
 def test_the_rest_rows_are_those_with_a_tag_outside_the_set_apart():

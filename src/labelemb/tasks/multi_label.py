@@ -50,6 +50,9 @@ TEST_MAP = Scoring(
 )
 #: Without a dev split to choose it on, a tag is predicted where its probability reaches one half.
 DEFAULT_THRESHOLD = 0.5
+#: A split's tag sets are degenerate where more than this share of its rows is given more than half
+#: of the tags each does not carry (:func:`degenerate_tag_sets`); a run warns of its selected check's.
+DEGENERATE_ROWS = 0.5
 #: The calibration per tag a test split records: the marginal ECE raw, after the one temperature
 #: fit on dev and after the temperature per tag fit on dev (dev records the raw one).
 TEST_CALIBRATION = ("tag_ece", "tag_ece_scaled", "tag_ece_per_tag")
@@ -155,6 +158,8 @@ class MultiLabelText(TextClassification):
             if threshold is None:
                 threshold = dev_threshold(torch.sigmoid(logits), tags) if name == "dev" else DEFAULT_THRESHOLD
             results.update(self.split_figures(name, logits, tags, threshold, temperatures))
+            if name == "test" and (facts := degenerate_tag_sets(torch.sigmoid(logits), tags, threshold)):
+                results["degenerate_tag_sets"] = facts
             # Fit on dev alone, so that the test split judges the temperatures it never saw; a
             # diverged model's non-finite logits have none to fit (no scaled figures).
             if name == "dev" and bool(torch.isfinite(logits).all()):
@@ -226,6 +231,43 @@ def rows_figures(
         figures["tag_ece_scaled"] = marginal_ece(torch.sigmoid(scaled / temperatures.one), tags)
         figures["tag_ece_per_tag"] = marginal_ece(torch.sigmoid(scaled / per_tag), tags)
     return figures
+
+
+def degenerate_tag_sets(probabilities: Tensor, tags: Tensor, threshold: float) -> dict[str, Any] | None:
+    """What makes a split's tag sets at ``threshold`` say little more than "every tag", or None
+    where they do not: most of its rows (more than :data:`DEGENERATE_ROWS`) given more than half
+    of the tags each does not carry. Then ``rows`` (that share), ``tags_per_row`` (given, on
+    average), ``carried_per_row``, ``tags`` (how many there are), ``probabilities`` (their lowest
+    and highest) and ``threshold``."""
+    given = probabilities >= threshold
+    absent = ~tags.bool()
+    most = 2 * (given & absent).sum(dim=1) > absent.sum(dim=1)
+    share = float(most.double().mean()) if len(most) else 0.0
+    if share <= DEGENERATE_ROWS:
+        return None
+    finite = probabilities[torch.isfinite(probabilities)]
+    return {
+        "rows": share,
+        "tags_per_row": float(given.sum(dim=1).double().mean()),
+        "carried_per_row": float((~absent).sum(dim=1).double().mean()),
+        "tags": int(tags.shape[1]),
+        "probabilities": [float(finite.min()), float(finite.max())] if len(finite) else None,
+        "threshold": float(threshold),
+    }
+
+
+def degenerate_tag_sets_warning(facts: dict[str, Any]) -> str:
+    """The warning of :func:`degenerate_tag_sets`' ``facts`` on a run's selected check."""
+    low_high = facts.get("probabilities")
+    spread = f"; its tag probabilities all lie in {low_high[0]:.2f}-{low_high[1]:.2f}" if low_high else ""
+    return (
+        f"its test tag sets are degenerate: at threshold {facts['threshold']:.2f} they give "
+        f"{facts['tags_per_row']:.1f} of {facts['tags']} tags per text on average (the texts carry "
+        f"{facts['carried_per_row']:.1f}), most of the tags a text does not carry to "
+        f"{100 * facts['rows']:.0f} % of the texts{spread}. The network tells too little apart for set "
+        "decisions (the ranking figures, mAP and LRAP, say how much it ranks): try more train.epochs, "
+        "another train.lr, or more data"
+    )
 
 
 def selected_figures(with_rest: bool) -> tuple[str, ...]:

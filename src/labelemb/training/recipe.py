@@ -43,6 +43,7 @@ from .results import (
     saved_tensors,
     summarize,
     warn_if_at_chance,
+    warn_if_degenerate_tag_sets,
     warn_if_diverged,
     warn_if_temperature_at_bound,
 )
@@ -225,6 +226,7 @@ def _finish_run(
         warn_if_at_chance(run, task, timetable)
         warn_if_diverged(run)
         warn_if_temperature_at_bound(run, summary, timetable)
+        warn_if_degenerate_tag_sets(run, summary)
         tensors = saved_tensors(run, summary, layout.predictor(s), task, timetable)
         saver.results(run, tensors, summary)
     return summary

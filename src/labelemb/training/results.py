@@ -3,7 +3,8 @@ cost, the task's evaluation of its weights, the mean training terms since the la
 of its checks a run reports (:func:`selected_record`; :func:`last_is_selected` at a check, a rule a
 check is evaluated knowing: :func:`selectable_check`), its summary (the metrics at the selected
 check and at the last), the tensors it saves besides its weights (the label representation), and
-the notes on a run that did not learn (at chance, diverged) or fit its temperature at a bound."""
+the notes on a run that did not learn (at chance, diverged, degenerate tag sets) or fit its
+temperature at a bound."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..data.text.sequences import TextDataset
 from ..metrics.temperature import TEMPERATURE_RANGE
 from ..rundir import MAX_SAVED_REPRESENTATION, outputs_folder
 from ..tasks import Predictor, Selectable, Task, always_selectable, evaluate_check
+from ..tasks.multi_label import degenerate_tag_sets_warning
 from ..version import code_version
 from .flops import training_flops
 from .seed_run import Progress, SeedRun, Timetable
@@ -59,8 +61,10 @@ def summarize(
     summary.update({f"selected_{name}": selected.get(name) for name in reversed(task.metrics)})
     # None where the selected check was recorded without them (a run continued from an older one).
     summary.update({f"selected_{name}": selected.get(name) for name in task.selected_fields})
-    if "temperature_at_bound" in selected:  # only where it is: a fit that found no minimum
-        summary["selected_temperature_at_bound"] = selected["temperature_at_bound"]
+    # Only where they are: a temperature fit that found no minimum, degenerate tag sets.
+    for note in ("temperature_at_bound", "degenerate_tag_sets"):
+        if note in selected:
+            summary[f"selected_{note}"] = selected[note]
     summary.update({"selected_step": selected["step"], "selected_epoch": selected["epoch"]})
     if "outputs" in selected:
         summary["selected_outputs"] = selected["outputs"]
@@ -208,6 +212,21 @@ def warn_if_temperature_at_bound(run: SeedRun, summary: dict[str, Any], timetabl
         run.plan.seed,
         summary["selected_step"],
         meaning,
+    )
+
+
+def warn_if_degenerate_tag_sets(run: SeedRun, summary: dict[str, Any]) -> None:
+    """Warn once when the selected check's test tag sets were degenerate (most tags for most texts:
+    :func:`~labelemb.tasks.multi_label.degenerate_tag_sets`), which its set figures alone hide."""
+    facts = summary.get("selected_degenerate_tag_sets")
+    if facts is None:
+        return
+    logger.warning(
+        "%s (seed %d): at the selected check (step %d) %s.",
+        run.plan.method.name,
+        run.plan.seed,
+        summary["selected_step"],
+        degenerate_tag_sets_warning(facts),
     )
 
 
