@@ -4,11 +4,14 @@ comparison.md and comparison.csv keep every table."""
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 
 from helpers.report_checks import markdown_rows
 
 from labelemb.analysis.compare import comparison_rows, load_runs
 from labelemb.analysis.comparison_table import format_short
+from labelemb.analysis.tables import noisy_labels_note
 from labelemb.cli import main
 from labelemb.tasks.seq2seq import BLEU
 
@@ -54,6 +57,57 @@ def test_compare_prints_a_short_table_and_where_the_full_tables_are(experiment, 
         f"one page: labelemb report {experiment}"
     )
     assert len(lines) == 2 + len(rows) + 2  # the table, a blank line, where the rest is
+
+
+def _noise(train: float, dev: float | None, kept_clean: bool = False) -> dict:
+    """A run's record of its noisy labels, as its summary's ``data.noise`` holds it."""
+    rates = {"train": train} if dev is None else {"train": train, "dev": dev}
+    return {
+        "kind": "symmetric",
+        "rate": 0.4,
+        "dev": "clean" if kept_clean else "noisy",
+        "realised_rate": rates,
+    }
+
+
+def test_a_noisy_comparison_s_terminal_table_says_its_runs_trained_and_scaled_on_noisy_labels(
+    experiment, tmp_path, capsys
+):
+    """Issue 99: the table of a comparison trained on noisy labels showed "ECE % -> scaled 43.79 ->
+    44.94" with no word that the runs trained on noisy labels and fit the temperature on a noisy dev.
+    A line under the table now says so (and a comparison on right labels has none: the test above)."""
+    noisy = tmp_path / "noisy"
+    shutil.copytree(experiment, noisy)
+    for i, path in enumerate(sorted(noisy.glob("*/seed*/summary.json"))):
+        summary = json.loads(path.read_text())
+        summary["data"] = {**summary.get("data", {}), "noise": _noise(40.0 + i, 39.0 + i)}
+        path.write_text(json.dumps(summary))
+    assert main(["compare", "--summarize", str(noisy)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if not line.startswith("|"))
+    below = lines[first : lines.index("", first)]  # the lines under the table, to the blank one
+    assert all(len(line) <= TERMINAL_WIDTH for line in below)
+    assert " ".join(below) == (
+        "The runs trained on noisy labels (41.5 % of training labels wrong; the test labels are right); "
+        "ECE % -> scaled: the temperature was fit on their noisy dev split (40.5 % wrong)."
+    )
+
+
+def test_the_noisy_labels_note_says_where_the_temperature_was_fit():
+    scaled = {"selected_test_ece": 40.0, "selected_test_ece_scaled": 41.0}
+    assert noisy_labels_note([scaled, {**scaled, "data": {"name": "digits"}}]) == ""
+    kept = [{**scaled, "data": {"noise": _noise(20.0, None, kept_clean=True)}}] * 2
+    assert " ".join(noisy_labels_note(kept).splitlines()).endswith(
+        "fit on their dev split, whose labels were not made noisy."
+    )
+    unscaled = [{"selected_test_ece": 40.0, "data": {"noise": _noise(20.0, None)}}]
+    assert noisy_labels_note(unscaled) == (
+        "The runs trained on noisy labels (20.0 % of training labels wrong; the test labels are right)."
+    )
+    mixed = [kept[0], {**scaled, "data": {"noise": _noise(30.0, 30.0)}}, scaled]
+    said = " ".join(noisy_labels_note(mixed).splitlines())
+    assert said.startswith("2 of 3 runs trained on noisy labels (25.0 % ")
+    assert said.endswith("fit on their dev split, noisy in 1 of 2 runs.")
 
 
 def test_a_text_task_s_short_table_has_its_score_alone(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,3 +52,34 @@ def results_table(summaries: Sequence[dict[str, Any]], *, ece: bool = False) -> 
             f"| {fin[0]:.2f} ± {fin[1]:.2f} | {spe:.3f} |" + (f" {_ece_cell(runs)} |" if ece else "")
         )
     return "\n".join(lines)
+
+
+#: The widest line of :func:`noisy_labels_note`: within a terminal's table's width.
+NOTE_WIDTH = 100
+
+
+def noisy_labels_note(summaries: Sequence[dict[str, Any]]) -> str:
+    """What a terminal's table says under its figures where the runs trained on noisy labels (their
+    summary's ``data.noise``, :mod:`labelemb.data.label_noise`), in lines of 100 characters at
+    most; empty otherwise. Their test labels are right, but the temperature behind the ECE after
+    scaling was fit on each run's dev split, whose labels are noisy too unless the noise left them
+    alone: it fits the wrong labels as well as the right ones."""
+    noises = [(s.get("data") or {}).get("noise") for s in summaries]
+    noisy = [n for n in noises if n]
+    if not noisy:
+        return ""
+    who = "The runs" if len(noisy) == len(noises) else f"{len(noisy)} of {len(noises)} runs"
+    train = statistics.fmean(n["realised_rate"]["train"] for n in noisy)
+    note = (
+        f"{who} trained on noisy labels ({train:.1f} % of training labels wrong; the test labels are right)"
+    )
+    if not any(s.get("selected_test_ece_scaled") is not None for s in summaries):
+        return textwrap.fill(note + ".", NOTE_WIDTH)
+    devs = [n["realised_rate"]["dev"] for n in noisy if "dev" in n["realised_rate"]]
+    if len(devs) == len(noisy):
+        dev = f"their noisy dev split ({statistics.fmean(devs):.1f} % wrong)"
+    elif devs:
+        dev = f"their dev split, noisy in {len(devs)} of {len(noisy)} runs"
+    else:
+        dev = "their dev split, whose labels were not made noisy"
+    return textwrap.fill(f"{note}; ECE % -> scaled: the temperature was fit on {dev}.", NOTE_WIDTH)

@@ -14,6 +14,7 @@ from ..analysis.compare import comparison_metric
 from ..analysis.comparison_table import format_short
 from ..analysis.curves import has_memorisation, plot_memorisation
 from ..analysis.provenance import code_note, uncommitted_runs, uncommitted_warning
+from ..analysis.tables import noisy_labels_note
 from ..rundir import CONFIG_FILE, run_dirs, write_text
 
 #: The pictures a comparison may leave, in the order :func:`write_comparison` draws them.
@@ -92,8 +93,11 @@ def write_comparison(experiment_dir: Path) -> Comparison:
         ranks = rank_picture.rank_table([(criterion, rows) for criterion in criteria])
         rank_picture.plot_ranks(ranks, experiment_dir / "ranks.png", title=experiment_dir.name)
     pictures = "curves.png, ranks.png" if len(rows) > 1 else "curves.png"
+    # Under the table, where the runs trained on noisy labels: what its ECE after scaling was fit on.
+    summaries = [run.summary for method_runs in runs.values() for run in method_runs]
+    short_table = "\n".join(filter(None, [format_short(rows, scoring=scoring), noisy_labels_note(summaries)]))
     short = (
-        f"{format_short(rows, scoring=scoring)}\n\nfull tables: "
+        f"{short_table}\n\nfull tables: "
         f"{experiment_dir / 'comparison.md'} (and comparison.csv, {pictures}); "
         f"one page: labelemb report {experiment_dir}"
     )
