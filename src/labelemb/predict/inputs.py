@@ -9,6 +9,7 @@ encoder's tokenizer's ids, padded as the data set pads them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,10 +42,13 @@ def image_items(inputs: Any, trained: Trained) -> Tensor | list[Any]:
     - ``(N, C, H, W)``: the ready batch (float in [0, 1], or uint8), as it is;
     - ``(N, H, W)`` or ``(N, H, W, C)``: the layout of an ``.npz`` file's ``x`` in training (and in
       ``labelemb predict``), one image a row, each converted and resized as training converts it;
-    - ``(H, W)``, or ``(H, W, C)`` with C in 1..4: one image.
+    - ``(N, H * W)``: flat rows (scikit-learn's layout), each one image of the run's size;
+    - ``(H, W, C)`` with C in 1..4: one image.
 
-    Any other shape (channels first but not the run's, or an axis too many) is refused with one
-    line naming the shape given, the run's and how to give the images.
+    A 2-D array is never one image (``(5, 64)`` would be read as one 5 x 64 image, ``(8, 8)`` as
+    8 rows of 8 values): one is given as ``img[None]`` or ``[img]``. Any other shape (rows of
+    another width, channels first but not the run's, an axis too many) and any shape that reads two
+    ways is refused with one line naming the shape given, the readings and how to say which.
     """
     if isinstance(inputs, Tensor):
         if inputs.ndim == 4 and tuple(inputs.shape[1:]) == image_shape(trained):
@@ -57,7 +61,7 @@ def image_items(inputs: Any, trained: Trained) -> Tensor | list[Any]:
     if inputs.ndim == 1 and inputs.dtype.kind in "OUS":  # paths or encoded images, one a row
         return list(inputs)
     if inputs.ndim == 2:
-        return [inputs]
+        return _flat_rows(inputs, trained)
     if inputs.ndim == 3:
         if shape[1:] != (height, width) and shape[-1] <= 4:
             return [inputs]  # (H, W, C): one image
@@ -76,15 +80,86 @@ def image_items(inputs: Any, trained: Trained) -> Tensor | list[Any]:
     raise PredictError(
         f"images of shape {shape}: this run reads a batch (N, {channels}, {height}, {width}) "
         f"(channels, height, width), or channels last (N, H, W) or (N, H, W, C), each image then "
-        f"converted and resized as training converts an .npz file's x; move a channels-first axis "
-        f"last (x.transpose(0, 2, 3, 1)) or give (N, {channels}, {height}, {width})"
+        f"converted and resized as training converts an .npz file's x, or flat rows "
+        f"(N, {height * width}); move a channels-first axis last (x.transpose(0, 2, 3, 1)) or give "
+        f"(N, {channels}, {height}, {width})"
+    )
+
+
+def _flat_rows(inputs: np.ndarray, trained: Trained) -> list[Any]:
+    """A 2-D array as its rows, each a flat image (:func:`flat_image` reshapes it), or a refusal:
+    a 2-D array of another width is one image or rows of another data set, and predict cannot tell."""
+    channels, height, width = image_shape(trained)
+    count, values = inputs.shape
+    if values == height * width:
+        return list(inputs)
+    if channels > 1 and values == channels * height * width:
+        raise PredictError(_either_order(f"an image array of shape {inputs.shape}", trained))
+    raise PredictError(
+        f"an image array of shape {inputs.shape} reads as one {count} x {values} image or as {count} "
+        f"flat rows of {values} values, and this run's rows hold {height * width} ({height} x {width}): "
+        f"give one image as img[None] (shape (1, {count}, {values})) or [img], images as (N, H, W), "
+        f"flat rows as (N, {height * width})"
+    )
+
+
+def flat_image(row: np.ndarray, trained: Trained, name: str) -> np.ndarray:
+    """One flat row of the run's ``H * W`` values as its image ``(H, W)``; one of another width, or
+    of ``H * W * C`` values (channels last or first: rows do not say), is refused in one line."""
+    channels, height, width = image_shape(trained)
+    if row.size == height * width:
+        return row.reshape(height, width)
+    if channels > 1 and row.size == channels * height * width:
+        raise PredictError(_either_order(f"{name}: a flat row of {row.size} values", trained))
+    raise PredictError(
+        f"{name}: a flat row of {row.size} values, but this run's images are {height} x {width} "
+        f"({height * width} values a row); give rows of {height * width} values, or images (N, H, W)"
+    )
+
+
+def _either_order(what: str, trained: Trained) -> str:
+    """The refusal of colour images as flat rows: channels last (an .npz x flattened) or first
+    (CIFAR's own files) hold the same number of values, and nothing in a row says which."""
+    channels, height, width = image_shape(trained)
+    return (
+        f"{what} reads as {height} x {width} images of {channels} channels, flattened channels last "
+        f"or channels first; say which: x.reshape(-1, {height}, {width}, {channels}) or "
+        f"x.reshape(-1, {channels}, {height}, {width})"
+    )
+
+
+def array_size(item: Any) -> tuple[int, int] | None:
+    """The (height, width) of one image given as an array or tensor ``(H, W)`` or ``(H, W, C)``;
+    None for anything else (a file, a Pillow image, a flat row)."""
+    if isinstance(item, (np.ndarray, Tensor)) and item.ndim in (2, 3):
+        return int(item.shape[0]), int(item.shape[1])
+    return None
+
+
+def resize_note(sizes: Counter[tuple[int, int]], count: int, trained: Trained) -> str | None:
+    """One line when image arrays of another size than the run's (``sizes``: how many of each) were
+    resized to it, among ``count`` inputs; None when none was. Arrays only: image files are resized
+    as a folder's are in training, but an array of another size is most often another data set's."""
+    if not sizes:
+        return None
+    _, height, width = image_shape(trained)
+    if len(sizes) == 1:
+        seen = "{} x {}".format(*next(iter(sizes)))
+    else:
+        seen = ", ".join(f"{h} x {w} ({n})" for (h, w), n in sizes.most_common(3))
+        seen += ", ..." if len(sizes) > 3 else ""
+    return (
+        f"warning: {sum(sizes.values())} of {count} input image(s) were arrays of {seen}, not the run's "
+        f"{height} x {width}, and were resized to it (as training resizes): the network predicts as "
+        "confidently on images of another kind, so check that these are the kind it trained on"
     )
 
 
 def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None) -> Tensor:
     """``items`` as a batch of images ``(N, C, H, W)``: a ready batch of the run's shape (a float
     tensor in [0, 1] or uint8) as it is, else uint8 decoded from each source (a file's path,
-    encoded bytes, a Pillow image, an array (H, W) or (H, W, C)) of :func:`image_items`."""
+    encoded bytes, a Pillow image, an array (H, W) or (H, W, C), a flat row of H * W values) of
+    :func:`image_items`."""
     channels, height, width = image_shape(trained)
     items = image_items(items, trained)
     if isinstance(items, Tensor):
@@ -94,6 +169,8 @@ def image_batch(items: Any, trained: Trained, names: Sequence[str] | None = None
     for item, name in zip(items, names):
         if isinstance(item, Tensor):
             item = item.numpy()
+        if isinstance(item, np.ndarray) and item.ndim == 1 and item.dtype.kind in "biuf":
+            item = flat_image(item, trained, name)
         if isinstance(item, str) and not _looks_like_a_file(item):
             raise PredictError(f"{name}: {item[:40]!r} is text, but this run reads images")
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,16 @@ from ..data.text.classes import TextClassSplit
 from ..metrics.conformal import LEVEL
 from ..progress import draws_bar
 from ..tasks.text_classification import TextClassification
-from .inputs import image_batch, image_items, range_note, text_split, tokens_note
+from .inputs import (
+    array_size,
+    image_batch,
+    image_items,
+    image_shape,
+    range_note,
+    resize_note,
+    text_split,
+    tokens_note,
+)
 from .network import Classifier
 from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
@@ -27,6 +38,8 @@ from .tags import TagPrediction, read_tags, tag_decision, tag_probabilities
 #: Texts are read this many evaluation batches at a time (each part sorted by length, as the run's
 #: evaluation sorts a split); images one evaluation batch at a time, so memory holds one batch.
 TEXT_PARTS = 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,10 +62,12 @@ class Predictor:
     predicts each input's tags instead (:class:`~labelemb.predict.tags.TagPrediction`): each
     tag's probability is the sigmoid of its score, and its tags those that reach
     :attr:`threshold` (or the ``top_k`` most probable). Inputs are texts for a text run; for an
-    image run files' paths, Pillow images, arrays ``(H, W[, C])``, a batch ``(N, C, H, W)``
-    (float in [0, 1], or uint8) or a batch ``(N, H, W[, C])`` as an ``.npz`` file's ``x``
-    (:func:`.inputs.image_items`). :attr:`model` is the network (an ``nn.Module`` from input
-    tensor to class scores) for fine-tuning or export.
+    image run files' paths, Pillow images, arrays ``(H, W, C)``, a list of arrays ``(H, W)``, a
+    batch ``(N, C, H, W)`` (float in [0, 1], or uint8), a batch ``(N, H, W[, C])`` as an ``.npz``
+    file's ``x``, or flat rows ``(N, H * W)`` (:func:`.inputs.image_items`; one 2-D image is
+    ``img[None]``). Image arrays of another size are resized, with one warning line a call
+    (logged, so on stderr, and kept in :attr:`notes`). :attr:`model` is the network (an
+    ``nn.Module`` from input tensor to class scores) for fine-tuning or export.
     """
 
     def __init__(self, trained: Trained, model: Classifier, device: str | torch.device = "cpu") -> None:
@@ -68,6 +83,9 @@ class Predictor:
         self.seen = (float("inf"), float("-inf"), 0.0, 0)
         #: The texts predicted so far: their tokens in all, and how many.
         self.tokens = (0.0, 0)
+        #: The warning lines of the latest call (image arrays resized to the run's size); empty if none.
+        self.notes: list[str] = []
+        self._resized: Counter[tuple[int, int]] = Counter()
 
     def __repr__(self) -> str:
         return (
@@ -107,10 +125,14 @@ class Predictor:
                 f"{self.trained.origin} is a sequence-to-sequence run: it decodes source lines "
                 "(Predictor.translate), it has no class scores"
             )
+        self.notes, self._resized = [], Counter()
         parts = [self._scores(part) for part in self.parts(inputs, names)]
-        if not parts:
-            return torch.zeros((0, len(self.classes)))
-        return torch.cat(parts)
+        logits = torch.cat(parts) if parts else torch.zeros((0, len(self.classes)))
+        note = resize_note(self._resized, len(logits), self.trained)
+        self.notes = [note] if note else []
+        for line in self.notes:
+            logger.warning(line)  # once a call, whatever its number of parts
+        return logits
 
     def predict_proba(self, inputs: Any, names: Sequence[str] | None = None) -> np.ndarray:
         """The probability of every class ``(N, m)``, with the run's temperature where it has one
@@ -214,7 +236,13 @@ class Predictor:
         for start in self._shown(range(0, len(items), self.batch_size), len(items), self.batch_size):
             part = items[start : start + self.batch_size]
             part_names = None if names is None else names[start : start + len(part)]
+            self._count_resized(part)
             yield self._measured(image_batch(part, self.trained, part_names))
+
+    def _count_resized(self, part: Sequence[Any]) -> None:
+        """Count the image arrays in ``part`` of another size than the run's, which get resized."""
+        size = image_shape(self.trained)[1:]
+        self._resized.update(s for s in map(array_size, part) if s is not None and s != size)
 
     def _measured(self, batch: Tensor) -> Tensor:
         """``batch``, its range and sum added to :attr:`seen`."""
