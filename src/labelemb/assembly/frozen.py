@@ -19,15 +19,20 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from .. import models
 from ..config import RunConfig
 from ..data import Dataset, Split
 from ..data.augment import Augment
+from ..data.base import DataError
 from ..data.feature_cache import backbone_digest, cached_features, split_key
 from ..data.files.paths import cache_root
 from ..progress import draws_bar
 from ..tasks import Task
+from .build import load_run_data
 from .parts import Backbone, FrozenFeatures
 from .plan import backbone_of, features_of
+from .tfidf import TfidfFeatures, fitted_tfidf, vectorizer_options
+from .tfidf import split_features as tfidf_split_features
 
 SPLIT_NAMES = ("train", "dev", "test")
 #: The seed a frozen backbone's random weights (``pretrained: false``) are drawn with.
@@ -66,6 +71,8 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
     cache or computed there (in eval mode, on ``device``)."""
     if isinstance(dataset, FeatureDataset):
         return dataset
+    if fitted_on_texts(part.backbone):
+        return tfidf_dataset(part, dataset)
     backbone = built_frozen(part.backbone, dataset.input_shape).to(device).eval()
     normalise = None if part.mean is None else Augment(mean=part.mean, std=part.std)
     folder = cache_root(part.cache_dir) / "features"
@@ -120,8 +127,47 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
 
 
 def frozen_backbone(config: RunConfig, dataset: Any) -> nn.Module:
-    """The backbone of ``config`` as a run freezes it, built for ``dataset`` (:func:`built_frozen`)."""
-    return built_frozen(backbone_of(config), dataset.input_shape)
+    """The backbone of ``config`` as a run freezes it, built for ``dataset`` (:func:`built_frozen`);
+    a representation fitted to the training texts (``tfidf``) is read from its cache or fitted to
+    the run's data again (an empty one, given ``dataset`` without texts and ``empty``)."""
+    backbone = backbone_of(config)
+    if fitted_on_texts(backbone):
+        return fitted_backbone(config, features_of(config), dataset)
+    return built_frozen(backbone, dataset.input_shape)
+
+
+def fitted_on_texts(backbone: Backbone) -> bool:
+    """Whether the backbone is fitted to the training texts rather than run (``tfidf``)."""
+    return bool(getattr(models.model_class(backbone.name), "fitted_on_texts", False))
+
+
+def tfidf_dataset(part: FrozenFeatures, dataset: Any) -> FeatureDataset:
+    """``dataset`` seen through its fitted TF-IDF and SVD: each split's features from the feature cache."""
+    module, matrices, record = fitted_tfidf(part, dataset)
+    folder = cache_root(part.cache_dir) / "features"
+    features = tfidf_split_features(module, matrices, folder, part.progress)
+    splits = {
+        name: Split(features[name][0], getattr(dataset, name).labels) if name in features else None
+        for name in SPLIT_NAMES
+    }
+    frozen = {
+        "backbone": part.backbone.name,
+        "features": module.out_features,
+        "input_shape": list(dataset.input_shape),
+        "folder": str(folder),
+        "splits": {name: info for name, (_, info) in features.items()},
+        **record,
+    }
+    return FeatureDataset(
+        dataset.name,
+        splits["train"],  # type: ignore[arg-type]
+        splits["dev"],
+        splits["test"],  # type: ignore[arg-type]
+        list(dataset.class_names),
+        yields=dataset.yields,
+        details={**getattr(dataset, "details", {}), "frozen": frozen},
+        noise=getattr(dataset, "noise", None),
+    )
 
 
 def built_frozen(backbone: Backbone, input_shape: tuple[int, ...]) -> nn.Module:
@@ -170,3 +216,15 @@ def split_features(
     in_order = torch.empty_like(features)
     in_order[order] = features
     return in_order
+
+
+def fitted_backbone(config: RunConfig, part: FrozenFeatures, dataset: Any) -> nn.Module:
+    """The fitted representation (``tfidf``) of a run of ``config``, fitted on ``dataset``'s texts,
+    or on the run's data read again where ``dataset`` keeps none (a prediction); an empty one,
+    which a bundle's saved buffers fill, where that data cannot be read here."""
+    if not getattr(dataset, "texts", None):
+        try:
+            dataset = load_run_data(config)
+        except (DataError, OSError, ValueError) as error:
+            return TfidfFeatures(vectorizer_options(part.backbone), missing=str(error))
+    return fitted_tfidf(part, dataset)[0]

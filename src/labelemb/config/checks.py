@@ -16,9 +16,10 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from .. import data, methods, models, tasks
 from ..data.corruptions.suites import conditions
 from ..data.registry import dataset_key, dataset_yields
-from ..options import OptionsError
+from ..options import Options, OptionsError, read_options
 from ..registry import unknown_name_message, unknown_options_message
 from ..tasks.registry import data_kind
+from .defaults import with_backbone_defaults
 from .reading import read_config_file, validate_config
 from .schema import ConfigError, RunConfig, config_keys, top_level_keys
 
@@ -40,7 +41,7 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> Run
     all exist (:func:`check_buildable`): every mistake is found here, before any work."""
     config = validate_config(raw, overrides)
     check_buildable(config)
-    return config
+    return with_backbone_defaults(config)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -122,6 +123,12 @@ def check_buildable(config: RunConfig) -> None:
     _check_options(
         f"model {config.model.name!r}", model_class, accepted_by_model, config.options("model"), "model."
     )
+    check_option_sections(model_class, config.options("model"), "model.")
+    if getattr(model_class, "fitted_on_texts", False) and not config.model.freeze:
+        raise ConfigError(
+            f"model {config.model.name!r} is fitted to the training texts and computed once: "
+            "set model.freeze: true"
+        )
     for name in config.methods:
         _known(name, methods.available(), "method (a key of the methods section)", methods.method_class)
     method_class = _known(config.method.name, methods.available(), "method", methods.method_class)
@@ -139,6 +146,32 @@ def check_buildable(config: RunConfig) -> None:
             "to the command line or to the config's method section"
         )
     check_data_fits_model(config)
+
+
+def check_option_sections(cls: type, given: dict[str, Any], prefix: str) -> None:
+    """The options a class declares as sections of their own (``option_sections``: option ->
+    an :class:`~labelemb.options.Options` schema's section name), each checked against its schema
+    with the did-you-mean of every other key."""
+    for name, section in getattr(cls, "option_sections", {}).items():
+        if given.get(name) is None:
+            continue
+        schema = _options_schema(section)
+        try:
+            read_options(schema, given[name], prefix + name).check()
+        except OptionsError as error:
+            raise ConfigError(str(error)) from None
+
+
+def _options_schema(section: str) -> type[Options]:
+    """The :class:`~labelemb.options.Options` schema of section name ``section``."""
+    found, waiting = None, list(Options.__subclasses__())
+    while waiting and found is None:
+        schema = waiting.pop()
+        waiting += schema.__subclasses__()
+        found = schema if schema.section == section else None
+    if found is None:
+        raise ConfigError(f"no option schema has the section {section!r}")
+    return found
 
 
 def check_noise(config: RunConfig, yields: str) -> None:

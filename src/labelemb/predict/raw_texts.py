@@ -1,0 +1,30 @@
+"""New texts for a run whose representation reads raw text (``model.name: tfidf``): each text's
+features from the run's own fitted TF-IDF and SVD, with no word ids in between.
+
+A run of such a model keeps its fitted representation as data (terms, idf weights, SVD directions:
+the frozen backbone of its :class:`~labelemb.predict.network.Classifier`); the features it makes
+of new texts are the rows the run's head reads, and the classifier passes them through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..assembly.tfidf import TfidfFeatures
+
+
+def reads_raw_texts(model: nn.Module) -> bool:
+    """Whether a run's :class:`~labelemb.predict.network.Classifier` reads raw texts (a TF-IDF)."""
+    return isinstance(getattr(model, "backbone", None), TfidfFeatures)
+
+
+def raw_text_features(model: nn.Module, inputs: Any) -> Tensor | None:
+    """The features ``(N, d)`` of ``inputs`` (a text or a list of texts) through the classifier's
+    fitted representation, which its network then reads as they are; None where the classifier
+    reads word ids (every model but ``tfidf``)."""
+    if not reads_raw_texts(model):
+        return None
+    texts = [inputs] if isinstance(inputs, str) else [str(text) for text in inputs]
+    return model.backbone(texts)

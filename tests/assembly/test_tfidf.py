@@ -1,0 +1,115 @@
+"""model.name: tfidf (issue 100): TF-IDF of the raw texts through a truncated SVD, computed once per
+data set and cached, a head trained on it for every method and seed (side by side), a trained run
+that predicts new texts from its fitted representation kept as data; config mistakes are one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.batched_checks import train_batched
+from helpers.predict_helpers import text_table
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+import labelemb
+from labelemb.assembly.frozen import frozen_backbone
+from labelemb.assembly.tfidf import TfidfFeatures
+from labelemb.config import ConfigError
+from labelemb.data import Split
+from labelemb.predict.raw_texts import raw_text_features
+from labelemb.training import build_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def texts(tmp_path, monkeypatch) -> Path:
+    """train.csv and test.csv of three classes' words, and a fresh cache folder."""
+    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
+    text_table(tmp_path / "train.csv", 90, 0)
+    text_table(tmp_path / "test.csv", 30, 1)
+    return tmp_path
+
+
+def tfidf_config(folder: Path, method: str = "onehot", seed: int = 0, **model):
+    raw = {
+        "experiment": "tfidf",
+        "output_dir": str(folder / "runs"),
+        "seed": seed,
+        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
+        "model": {"name": "tfidf", "freeze": True, "components": 6, "vectorizer": {"min_df": 1}, **model},
+        "method": {"name": method},
+        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
+    }
+    return build_config(raw)
+
+
+def frozen_record(summary):
+    return summary["data"]["frozen"]
+
+
+def test_methods_and_seeds_train_side_by_side_on_features_computed_once(texts):
+    first = train_batched([tfidf_config(texts, "onehot", seed) for seed in (0, 1)])
+    record = frozen_record(first[0])
+    assert record["backbone"] == "tfidf" and record["features"] == 6
+    assert not record["tfidf"]["reused"] and not record["svd"]["reused"]
+    assert all(summary["selected_test_error"] < 50 for summary in first)
+    # Another method on the same data reads every cache: nothing is fitted or computed again.
+    again = train_batched([tfidf_config(texts, "label_smoothing", seed) for seed in (0, 1)])
+    record = frozen_record(again[0])
+    assert record["tfidf"]["reused"] and record["svd"]["reused"]
+    assert {split["reused"] for split in record["splits"].values()} == {True}
+
+
+def test_a_changed_option_makes_new_features(texts):
+    train(tfidf_config(texts))
+    changed = train(tfidf_config(texts, seed=1, vectorizer={"min_df": 1, "binary": True}))
+    assert not frozen_record(changed)["tfidf"]["reused"]
+    wider = train(tfidf_config(texts, seed=2, components=4))
+    record = frozen_record(wider)
+    assert record["tfidf"]["reused"] and not record["svd"]["reused"] and record["features"] == 4
+
+
+def test_the_features_are_scikit_learns_tfidf_through_its_svd(texts):
+    config = tfidf_config(texts)
+    train(config)
+    module = frozen_backbone(config, None)
+    assert isinstance(module, TfidfFeatures)
+    rows = [line.rsplit(",", 1)[0].strip('"') for line in (texts / "train.csv").read_text().splitlines()[1:]]
+    # The run's dev split is carved from train: fit the direct pipeline on the rows the run trained on.
+    dataset = labelemb.assembly.load_run_data(config)
+    train_texts = dataset.texts["train"]
+    assert set(train_texts) <= set(rows)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit(train_texts)
+    svd = TruncatedSVD(6, algorithm="randomized", n_iter=5, random_state=0).fit(
+        vectorizer.transform(train_texts)
+    )
+    new = ["alpha beta words", "a text of no known word"]
+    expected = svd.transform(vectorizer.transform(new)).astype(np.float32)
+    np.testing.assert_allclose(module(new).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_trained_run_predicts_new_texts(texts):
+    config = tfidf_config(texts, "label_embedding")
+    summary = train(config)
+    predictor = labelemb.load(config.run_dir())
+    rows = [line.rsplit(",", 1) for line in (texts / "test.csv").read_text().splitlines()[1:]]
+    new_texts = [text.strip('"') for text, _ in rows]
+    features = raw_text_features(predictor.model, new_texts)
+    assert features is not None and features.shape == (30, 6)
+    logits = predictor.logits(Split(features, torch.zeros(30, dtype=torch.int64)))
+    predicted = [predictor.classes[i] for i in logits.argmax(1).tolist()]
+    wrong = sum(p != label for p, (_, label) in zip(predicted, rows))
+    assert 100.0 * wrong / len(rows) == pytest.approx(summary["selected_test_error"])
+
+
+def test_config_mistakes_are_one_line(texts):
+    with pytest.raises(ConfigError, match=r"did you mean 'model.vectorizer.min_df'"):
+        tfidf_config(texts, vectorizer={"min_dff": 1})
+    with pytest.raises(ConfigError, match="set model.freeze: true"):
+        tfidf_config(texts, freeze=False)
+    with pytest.raises(ConfigError, match="ngram_range"):
+        tfidf_config(texts, vectorizer={"ngram_range": [3, 1]})
