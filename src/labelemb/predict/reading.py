@@ -6,7 +6,8 @@ image files (a sub-folder named after a class is each file's label); an ``.npz``
 ``x_test`` array (and ``y``/``y_test``); a ``.txt`` file one text a line; an image file itself.
 An input's own labels become the run's class names as training maps labels (:func:`class_labels`);
 a multi-label run's table gives its tags column, split as training splits it (:func:`own_tags`).
-``--split`` reads a split of the run's own data set as the run read it, where the run found it.
+``--split`` reads a split of the run's own data set as the run read it, where the run found it,
+each row named as its file numbers it (:func:`split_names`).
 Whatever training refuses (no rows, an empty text, a label that is no class) is refused here too.
 """
 
@@ -52,6 +53,16 @@ class Rows:
     tags: Tensor | None = None
     #: What a refusal calls each input where its name alone does not say the file (an array's row).
     places: list[str] | None = None
+    #: Each input's file, where the inputs come from several (a split read from several files):
+    #: its ``row`` is numbered in that file.
+    files: list[str] | None = None
+
+    def record(self, i: int) -> dict[str, str]:
+        """What output row ``i`` calls its input: ``{"row": "5"}`` (or ``line``, ``file``), and
+        ``{"file": "b.csv", "row": "5"}`` where the inputs come from several files."""
+        if self.files is not None:
+            return {"file": self.files[i], self.name_column: self.names[i]}
+        return {self.name_column: self.names[i]}
 
 
 def read_rows(path: Path, trained: Trained) -> Rows:
@@ -313,11 +324,29 @@ def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
     if hasattr(held, "reference_tokens"):  # a text pair split: its references beside the output
         references = [" ".join(words) for words in held.reference_tokens]
         return Rows("line", [str(i + 1) for i in range(len(held))], held, references)
-    names = [str(i + 1) for i in range(len(held))]
+    rows = split_names(held)
+    rows.items = held
     if trained.multi_label:  # its labels are the tag sets, bool (N, K)
-        return Rows("row", names, held, tags=held.labels.bool().cpu())
+        rows.tags = held.labels.bool().cpu()
+        return rows
     classes = list(dataset.class_names)
-    return Rows("row", names, held, [classes[i] for i in held.labels.tolist()])
+    rows.labels = [classes[i] for i in held.labels.tolist()]
+    return rows
+
+
+def split_names(held: Any) -> Rows:
+    """What each row of a split is called (its inputs left for the caller): the row's number in
+    the file it came from, with the file where the split comes from several (``Rows.files``);
+    an image folder's image file (``file``); the row's place in the split (1-based) where the split
+    records no files (a named data set). See :mod:`labelemb.data.origins`."""
+    origins = getattr(held, "origins", None)
+    if origins is None:
+        return Rows("row", [str(i + 1) for i in range(len(held))], None)
+    places = [origins.place(i) for i in range(len(origins))]
+    if origins.rows is None:
+        return Rows("file", [origins.file(i) for i in range(len(origins))], None, places=places)
+    files = [origins.file(i) for i in range(len(origins))] if origins.several_files else None
+    return Rows("row", [str(row) for row in origins.rows.tolist()], None, places=places, files=files)
 
 
 def data_config(trained: Trained, data_dir: str | None) -> Any:
