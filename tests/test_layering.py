@@ -41,6 +41,7 @@ FLOORS = (
     {"analysis", "predict"},
     {"evaluation"},  # a finished run judged from its selected weights (issue 80)
     {"experiment"},  # the whole experiment in Python: what each command does (issue 80)
+    {"label_issues"},  # which training rows are wrong: cross-fitted runs read by cleanlab (issue 101)
     {"cli"},
     {"__init__", "__main__"},  # the package's own door: labelemb.load, the trackers' callback; python -m
 )
@@ -50,7 +51,16 @@ ONLY = {"integrations": {"methods"}}
 
 #: The packages that build through labelemb.assembly and use training only through labelemb.training's
 #: door (its __init__), never a module behind it (issue 71).
-THROUGH_TRAIN_DOOR = ("predict", "evaluation", "tuning", "analysis", "sweep", "experiment", "cli")
+THROUGH_TRAIN_DOOR = (
+    "predict",
+    "evaluation",
+    "tuning",
+    "analysis",
+    "sweep",
+    "experiment",
+    "label_issues",
+    "cli",
+)
 
 #: Where an import inside a function is not yet held to say why.
 LAZY_UNCHECKED: tuple[str, ...] = ()

@@ -1,0 +1,15 @@
+"""Which training rows are wrong: a ranked list of the likely wrong labels of any classification
+data set the harness reads (``labelemb label-issues``, :func:`find_label_issues`).
+
+Out of sample by K-fold cross-fitting (:mod:`.folds`, :mod:`.cross_fit`: each fold's run trained on
+the other folds through the harness's trainer, scored on its own held-out rows); cleanlab's
+detectors on those probabilities (:mod:`.detectors`); judged where the truth is known
+(:mod:`.judging`); the list, each row named as its file numbers it (:mod:`.listing`);
+:mod:`.finding` is the call that does it all."""
+
+from .detectors import DETECTORS, FILTERS
+from .finding import find_label_issues
+from .folds import LabelIssuesError
+from .listing import LabelIssues
+
+__all__ = ["DETECTORS", "FILTERS", "LabelIssues", "LabelIssuesError", "find_label_issues"]

@@ -1,0 +1,137 @@
+""":func:`find_label_issues`: which training rows of a data set are likely wrong, as ``labelemb
+label-issues`` finds them: the config's run cross-fitted over K folds (:mod:`.cross_fit`), cleanlab's
+detectors on the out-of-sample probabilities (:mod:`.detectors`), judged where the truth is known
+(:mod:`.judging`), the ranked list written (:mod:`.listing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..assembly import data_of
+from ..config import RunConfig, build_config
+from ..data import Dataset
+from ..data.registry import dataset_yields
+from ..experiment.needs import check_needed_data
+from ..experiment.setting import ConfigSource, base_config, keyword_overrides, run_overrides
+from .cross_fit import cross_fit
+from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect
+from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, training_origins
+from .judging import judge
+from .listing import LabelIssues, listed_rows, write_listing
+
+
+def find_label_issues(
+    config: ConfigSource | RunConfig = None,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    method: str | None = None,
+    seed: int | None = None,
+    rank_by: str = DEFAULT_DETECTOR,
+    filter_by: str = DEFAULT_FILTER,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    **options: Any,
+) -> LabelIssues:
+    """Rank the training rows of ``config``'s data set by how likely their label is wrong, as
+    ``labelemb label-issues`` does, and write the list (CSV, JSON lines) into
+    ``OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kFOLDS-seedSEED/``.
+
+    ``config`` is a YAML file, a mapping, a :class:`~labelemb.config.RunConfig` or None (the
+    digits demo); ``overrides`` (``key=value``) and the other keywords change it as for
+    :func:`labelemb.train`. Each of ``folds`` stratified folds (drawn with ``seed``, default the
+    config's) is held out once while a run of the config (its ``method``, default the config's)
+    trains on the others; the held-out rows' probabilities are then read by cleanlab's detectors:
+    the list is ranked by ``rank_by``'s label quality (``self_confidence``, ``normalized_margin``,
+    ``confidence_weighted_entropy``), and ``filter_by`` (a filter of
+    :func:`cleanlab.filter.find_label_issues`) flags rows. Where the labels' truth is known (a
+    ``noise:`` section, a true-label column) each detector is judged against it."""
+    check_choices(rank_by, filter_by)
+    run = _config(config, overrides, options, method, seed, progress)
+    if dataset_yields(run.data.name, run.data_sections()) == "token_pairs":
+        raise LabelIssuesError(
+            f"data set {run.data.name!r} is sequence-to-sequence: its targets are sequences, not class "
+            "labels; label-issues ranks the rows of a classification data set"
+        )
+    check_needed_data([run])
+    dataset = data_of(run).load()
+    _check_classes(dataset)
+    labels = dataset.train.labels.cpu().numpy().astype(np.int64)
+    check_foldable(labels, dataset.class_names, folds)
+    folder = (
+        Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
+    )
+    fitted = cross_fit(run, dataset, folds, folder, progress=progress)
+    detection = detect(labels, fitted.probabilities, filter_by)
+    clean = None if dataset.noise is None else dataset.noise.clean["train"].cpu().numpy().astype(np.int64)
+    judged = None if clean is None else judge(clean != labels, detection)
+    rows = listed_rows(
+        detection, labels, training_origins(dataset), dataset.class_names, fitted.fold, rank_by, clean
+    )
+    summary = {
+        "data": run.data.name,
+        "method": run.method.name,
+        "folds": folds,
+        "seed": run.seed,
+        "rank_by": rank_by,
+        "filter": filter_by,
+        "rows": len(labels),
+        "flagged": int(detection.flagged.sum()),
+        "estimated_wrong": detection.estimated_wrong,
+        "class_names": list(dataset.class_names),
+        "noise_matrix": detection.noise_matrix.tolist(),
+        "noise_matrix_reads": "P(given label = row class | true label = column class)",
+        "judged": judged,
+        "fold_runs": [str(path) for path in fitted.run_dirs],
+        "seconds": round(fitted.seconds, 1),
+    }
+    issues = LabelIssues(
+        rows,
+        int(detection.flagged.sum()),
+        detection.estimated_wrong,
+        detection.noise_matrix,
+        list(dataset.class_names),
+        folder,
+        summary,
+        judged,
+    )
+    write_listing(issues, fitted.probabilities, labels, fitted.fold)
+    return issues
+
+
+def _config(
+    config: ConfigSource | RunConfig,
+    overrides: Sequence[str],
+    options: dict[str, Any],
+    method: str | None,
+    seed: int | None,
+    progress: bool,
+) -> RunConfig:
+    """The run each fold trains: ``config`` with the overrides, the keywords, the method and seed."""
+    extra = [] if seed is None else [f"seed={seed}"]
+    changes = run_overrides(
+        [*overrides, *keyword_overrides(options), *extra], method=method, progress=progress
+    )
+    if isinstance(config, RunConfig):
+        if not changes:
+            return config
+        rebuilt = build_config(config.model_dump(mode="json"), changes)
+        return rebuilt.model_copy(update={"source_folder": config.source_folder})
+    return base_config(config, changes)
+
+
+def _check_classes(dataset: Any) -> None:
+    """Refuse, in one line, data whose rows carry no one class label each (tag sets)."""
+    if not isinstance(dataset, Dataset):
+        raise LabelIssuesError(
+            f"data set {dataset.name!r} is not a classification data set: label-issues ranks rows "
+            "that each carry one class label"
+        )
+    if dataset.multi_label:
+        raise LabelIssuesError(
+            f"data set {dataset.name!r} gives each row a set of tags: label-issues ranks rows with one "
+            "class label each (tag sets are not served yet)"
+        )

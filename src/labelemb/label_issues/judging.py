@@ -1,0 +1,65 @@
+"""The detectors judged where the truth is known (noise the harness made, a table's true-label
+column): scikit-learn's metrics with a wrong label the positive class.
+
+Per detector: AUROC and AUPRC of its score (low quality ranks first) and its precision among the
+k most suspected rows, k the true number of wrong rows. Of the flagged set: precision, recall and
+F1. Shares in percent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+
+from .detectors import Detection, ranking
+
+
+def precision_at_true_count(wrong: np.ndarray, scores: np.ndarray) -> float:
+    """The share of wrong labels among the ``wrong.sum()`` rows of lowest quality, in percent."""
+    count = int(wrong.sum())
+    if count == 0:
+        return float("nan")
+    return 100.0 * float(wrong[ranking(scores)[:count]].mean())
+
+
+def judge(wrong: np.ndarray, detection: Detection) -> dict[str, Any]:
+    """The figures of each detector and of the flagged set against ``wrong`` (bool per row)."""
+    wrong = np.asarray(wrong, dtype=bool)
+    both = 0 < wrong.sum() < len(wrong)  # AUROC and AUPRC need wrong and right rows alike
+    detectors = {}
+    for name, scores in detection.scores.items():
+        detectors[name] = {
+            "auroc": 100.0 * roc_auc_score(wrong, -scores) if both else float("nan"),
+            "auprc": 100.0 * average_precision_score(wrong, -scores) if both else float("nan"),
+            "precision_at_true_count": precision_at_true_count(wrong, scores),
+        }
+    flagged = detection.flagged
+    return {
+        "wrong": int(wrong.sum()),
+        "rows": len(wrong),
+        "flagged": {
+            "filter": detection.filter_by,
+            "count": int(flagged.sum()),
+            "precision": 100.0 * precision_score(wrong, flagged, zero_division=0),
+            "recall": 100.0 * recall_score(wrong, flagged, zero_division=0),
+            "f1": 100.0 * f1_score(wrong, flagged, zero_division=0),
+        },
+        "detectors": detectors,
+    }
+
+
+def judged_lines(judged: dict[str, Any]) -> list[str]:
+    """The judged figures as a few lines for the terminal."""
+    flagged = judged["flagged"]
+    lines = [
+        f"truth known: {judged['wrong']} of {judged['rows']} training labels are wrong; flagged "
+        f"({flagged['filter']}) {flagged['count']}: precision {flagged['precision']:.1f} %, recall "
+        f"{flagged['recall']:.1f} %, F1 {flagged['f1']:.1f} %"
+    ]
+    for name, figures in judged["detectors"].items():
+        lines.append(
+            f"  {name}: AUROC {figures['auroc']:.1f} %, AUPRC {figures['auprc']:.1f} %, precision at "
+            f"the true count {figures['precision_at_true_count']:.1f} %"
+        )
+    return lines

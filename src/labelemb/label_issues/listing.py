@@ -1,0 +1,140 @@
+"""The list a search for wrong labels leaves: every training row ranked from the most likely wrong
+down, named as its file numbers it, with the summary beside it; written as CSV, JSON lines and
+JSON, and shown as a few lines on the terminal.
+
+Files in the list's folder: ``label_issues.csv`` and ``label_issues.jsonl`` (one row per training
+row, ranked: :data:`COLUMNS`, then ``true_label`` and ``wrong`` where the truth is known),
+``label_issues.json`` (the summary: estimated number of wrong rows, the noise matrix, the flagged
+count, the judged figures, the folds' runs) and ``out_of_sample.npz`` (the probabilities the
+detectors read: ``probabilities`` (N, m), ``labels``, ``fold``), so that anyone can call cleanlab
+on them directly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.origins import RowOrigins
+from ..rundir.files import atomic_write, write_text
+from .detectors import DETECTORS, Detection, ranking
+from .judging import judged_lines
+
+#: The columns of every list, in order; the other detectors' scores follow ``score``.
+COLUMNS = ("rank", "file", "row", "given_label", "suggested_label", "score", "flagged", "fold")
+LIST_CSV, LIST_JSONL, SUMMARY_JSON, PROBABILITIES_NPZ = (
+    "label_issues.csv",
+    "label_issues.jsonl",
+    "label_issues.json",
+    "out_of_sample.npz",
+)
+#: The rows shown on the terminal unless asked for more or fewer.
+SHOWN = 10
+
+
+@dataclass(repr=False)
+class LabelIssues:
+    """A ranked list of the training rows whose label is likely wrong (:func:`labelemb.find_label_issues`).
+
+    ``rows`` is every training row, most suspected first, each a mapping of the list's columns;
+    ``flagged`` how many the filter flagged, ``estimated_wrong`` cleanlab's estimate of the wrong
+    rows, ``noise_matrix`` P(given = i | true = j) over ``class_names``; ``judged`` the detectors'
+    figures where the truth is known (else None); ``folder`` where the files are."""
+
+    rows: list[dict[str, Any]]
+    flagged: int
+    estimated_wrong: int
+    noise_matrix: np.ndarray
+    class_names: list[str]
+    folder: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    judged: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelIssues(rows={len(self.rows)}, flagged={self.flagged}, "
+            f"estimated_wrong={self.estimated_wrong}, folder={str(self.folder)!r})"
+        )
+
+    def top(self, count: int = SHOWN) -> list[dict[str, Any]]:
+        """The ``count`` most suspected rows."""
+        return self.rows[:count]
+
+    def lines(self, count: int = SHOWN) -> list[str]:
+        """What the terminal shows: the counts, the ``count`` most suspected rows, the judged
+        figures where the truth is known, and where the files are."""
+        lines = [
+            f"{len(self.rows)} training rows: {self.flagged} flagged ({self.summary.get('filter')}), "
+            f"about {self.estimated_wrong} wrong by cleanlab's estimate; most suspected first:"
+        ]
+        for row in self.top(count):
+            place = row["file"] if row["row"] is None else f"{row['file']}, row {row['row']}"
+            mark = "flagged" if row["flagged"] else "       "
+            lines.append(
+                f"  {row['rank']:>4}. {mark} {place}: given {row['given_label']!r}, suggested "
+                f"{row['suggested_label']!r} (score {row['score']:.3f})"
+            )
+        if self.judged is not None:
+            lines += judged_lines(self.judged)
+        lines.append(f"-> {self.folder / LIST_CSV}")
+        return lines
+
+
+def listed_rows(
+    detection: Detection,
+    labels: np.ndarray,
+    origins: RowOrigins,
+    class_names: list[str],
+    fold: np.ndarray,
+    rank_by: str,
+    clean: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """Every training row as the list holds it, ranked by ``rank_by``'s score (lowest first)."""
+    others = [name for name in DETECTORS if name != rank_by]
+    rows = []
+    for rank, i in enumerate(ranking(detection.scores[rank_by]), start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "file": origins.file(int(i)),
+            "row": origins.row(int(i)),
+            "given_label": class_names[int(labels[i])],
+            "suggested_label": class_names[int(detection.suggested[i])],
+            "score": float(detection.scores[rank_by][i]),
+            **{name: float(detection.scores[name][i]) for name in others},
+            "flagged": bool(detection.flagged[i]),
+            "fold": int(fold[i]) + 1,
+        }
+        if clean is not None:
+            row["true_label"] = class_names[int(clean[i])]
+            row["wrong"] = bool(clean[i] != labels[i])
+        rows.append(row)
+    return rows
+
+
+def write_listing(
+    issues: LabelIssues, probabilities: np.ndarray, labels: np.ndarray, fold: np.ndarray
+) -> None:
+    """The list's files in ``issues.folder`` (see the module docstring)."""
+    folder = issues.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    header = list(issues.rows[0]) if issues.rows else list(COLUMNS)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(
+        {key: "" if value is None else value for key, value in row.items()} for row in issues.rows
+    )
+    write_text(folder / LIST_CSV, text.getvalue())
+    write_text(folder / LIST_JSONL, "".join(json.dumps(row) + "\n" for row in issues.rows))
+    write_text(folder / SUMMARY_JSON, json.dumps(issues.summary, indent=1) + "\n")
+
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.savez(handle, probabilities=probabilities, labels=labels, fold=fold)
+
+    atomic_write(folder / PROBABILITIES_NPZ, save)
