@@ -213,6 +213,11 @@ def test_load_idx_dataset_splits(tmp_path: Path, gz: bool) -> None:
     torch.testing.assert_close(ds.train.images[:, 0], torch.from_numpy(raw[2:].copy()) / 255.0)
     assert ds.dev.labels.tolist() == [0, 1] and ds.train.labels.tolist() == [2, 3, 4, 5]
     assert ds.train.images.dtype == torch.float32 and ds.train.labels.dtype == torch.int64
+    # Each row is named as its file numbers it (issue 99): dev is the training file's rows 1-2,
+    # train its rows 3-6, test the test file's rows 1-3.
+    assert [ds.dev.origins.place(i) for i in range(2)] == [f"{paths[0].name}, row {n}" for n in (1, 2)]
+    assert ds.train.origins.rows.tolist() == [3, 4, 5, 6] and ds.test.origins.rows.tolist() == [1, 2, 3]
+    assert ds.test.origins.file(0) == paths[2].name
 
 
 def test_image_label_count_mismatch(tmp_path: Path) -> None:

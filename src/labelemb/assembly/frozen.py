@@ -104,7 +104,7 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
             progress=part.progress,
         )
         caches[name] = {"reused": reused, "seconds": round(time.perf_counter() - started, 3)}
-        splits[name] = Split(features, split.labels)
+        splits[name] = Split(features, split.labels, origins=split.origins)
     width = int(splits["train"].inputs.shape[1])  # type: ignore[union-attr]
     frozen = {
         "backbone": part.backbone.name,
@@ -147,7 +147,9 @@ def tfidf_dataset(part: FrozenFeatures, dataset: Any) -> FeatureDataset:
     folder = cache_root(part.cache_dir) / "features"
     features = tfidf_split_features(module, matrices, folder, part.progress)
     splits = {
-        name: Split(features[name][0], getattr(dataset, name).labels) if name in features else None
+        name: Split(features[name][0], getattr(dataset, name).labels, origins=getattr(dataset, name).origins)
+        if name in features
+        else None
         for name in SPLIT_NAMES
     }
     frozen = {

@@ -118,7 +118,7 @@ def _decoded(predictor: Any, rows: Any, args: argparse.Namespace) -> int:
     outputs = predictor.translate(rows.items)
     records = []
     for i, line in enumerate(outputs):
-        record = {rows.name_column: rows.names[i]}
+        record = rows.record(i)
         if rows.labels is not None:
             record["reference"] = rows.labels[i]
         records.append({**record, "output": line})
@@ -171,7 +171,7 @@ def prediction_table(
     as_list = json_lines(output)
     records = []
     for i, prediction in enumerate(predictions):
-        record: dict[str, Any] = {rows.name_column: rows.names[i]}
+        record: dict[str, Any] = rows.record(i)
         if rows.labels is not None:
             record["label"] = rows.labels[i]
         record["prediction"] = prediction.label
@@ -224,7 +224,7 @@ def tag_table(
 
     records = []
     for i, prediction in enumerate(predictions):
-        record: dict[str, Any] = {rows.name_column: rows.names[i]}
+        record: dict[str, Any] = rows.record(i)
         if rows.tags is not None:
             record["label"] = cell([tags[k] for k in rows.tags[i].nonzero().flatten().tolist()])
         record["prediction"] = cell(prediction.tags)

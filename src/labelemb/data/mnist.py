@@ -25,6 +25,7 @@ import torch
 from .base import DataError, Dataset, Split, check_labels
 from .download import download_from_mirrors
 from .idx import parse_idx, read_idx_bytes
+from .origins import RowOrigins
 from .registry import DataRequest, register
 
 ENV_VAR = "LABELEMB_DATA"
@@ -317,11 +318,17 @@ def load_idx_dataset(paths: list[Path], spec: IdxDatasetSpec) -> Dataset:
 
     d = spec.dev_size
     full_train = to_split(train_x, train_y)
+    # Each row named by its image file's own numbering: dev is that file's first d images.
+    train_file = RowOrigins.counted([Path(paths[0]).name], [0], len(full_train))
+    test_split = to_split(test_x, test_y)
+    test_split = Split(
+        test_split.inputs, test_split.labels, origins=RowOrigins.counted([Path(paths[2]).name], [0], len(test_split))
+    )
     return Dataset(
         name=spec.name,
-        train=Split(full_train.inputs[d:], full_train.labels[d:]),
-        dev=Split(full_train.inputs[:d], full_train.labels[:d]),
-        test=to_split(test_x, test_y),
+        train=Split(full_train.inputs[d:], full_train.labels[d:], origins=train_file.take(slice(d, None))),
+        dev=Split(full_train.inputs[:d], full_train.labels[:d], origins=train_file.take(slice(0, d))),
+        test=test_split,
         class_names=list(spec.class_names),
         file_rows={"dev": torch.arange(d), "train": torch.arange(d, len(full_train))},
         training_file_size=len(full_train),

@@ -56,10 +56,14 @@ class TextClassSplit(Split):
             raise ValueError(f"TextClassSplit has {tuple(self.lengths.shape)} lengths for {len(self)} texts")
 
     def to(self, device: torch.device) -> TextClassSplit:
-        return TextClassSplit(self.inputs.to(device), self.labels.to(device), self.lengths.to(device))
+        return TextClassSplit(
+            self.inputs.to(device), self.labels.to(device), self.lengths.to(device), origins=self.origins
+        )
 
     def first(self, count: int) -> TextClassSplit:
-        return TextClassSplit(self.inputs[:count], self.labels[:count], self.lengths[:count])
+        return TextClassSplit(
+            self.inputs[:count], self.labels[:count], self.lengths[:count], origins=self.first_origins(count)
+        )
 
 
 class EncoderVocabulary(Vocabulary):
