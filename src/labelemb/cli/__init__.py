@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         misplaced = [item for item in extra if item.startswith("-") or "=" not in item]
-        if args.command not in ("train", "compare", "tune") or misplaced:
+        if args.command not in ("train", "compare", "tune", "label-issues") or misplaced:
             print(
                 f"labelemb {args.command}: error: unrecognized arguments: {' '.join(misplaced or extra)} "
                 f"(see labelemb {args.command} --help)",
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides += extra
     if args.command == "train" and args.single_seed is not None:
         args.overrides.append(f"seed={args.single_seed}")
-    if args.command in ("train", "compare", "tune"):
+    if args.command in ("train", "compare", "tune", "label-issues"):
         try:
             # What the command line names, checked against the index before torch is imported.
             check_command_line(args)
@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     same_numbers_at_any_thread_count()
     processes = init_from_environment()  # joins torchrun's process group when there is one
     show_library_notes()
-    if args.command in ("train", "compare", "tune", "demo") and processes.world_size == 1:
+    if args.command in ("train", "compare", "tune", "demo", "label-issues") and processes.world_size == 1:
         from ..training import use_free_cores_when_training  # lazy: loaded when this command runs
 
         use_free_cores_when_training()

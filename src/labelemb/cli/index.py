@@ -36,6 +36,7 @@ def build_index() -> dict[str, Any]:
     # lazy (each below): the registries load torch and every method; the index's readers must not
     from .. import methods, models  # lazy: the index's writer only
     from ..config import build_config, config_keys, option_list, top_level_keys  # lazy: the writer only
+    from ..label_issues import DETECTORS, FILTERS  # lazy: the index's writer only
     from ..metrics.conformal import METHODS  # lazy: the index's writer only
     from ..predict.sets import SET_METHOD  # lazy: the index's writer only
     from ..tuning import OBJECTIVES  # lazy: the index's writer only
@@ -49,6 +50,8 @@ def build_index() -> dict[str, Any]:
         "objectives": list(OBJECTIVES),
         "set_methods": list(METHODS),
         "set_method": SET_METHOD,
+        "label_issue_detectors": list(DETECTORS),
+        "label_issue_filters": list(FILTERS),
     }
 
 

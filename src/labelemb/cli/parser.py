@@ -13,6 +13,7 @@ from ..version import __version__
 from .index import read_index
 from .inspect_options import add_inspect_commands, add_set_options
 from .judging_options import add_evaluate, add_shift
+from .label_issues import add_label_issues
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_commands(commands)
     add_evaluate(commands)
     add_shift(commands)
+    add_label_issues(commands, OVERRIDES_HELP, DEFAULT_SETTING)
     return parser
 
 

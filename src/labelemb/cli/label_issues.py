@@ -1,0 +1,77 @@
+"""``labelemb label-issues``: which training rows of a data set are likely wrong
+(:func:`labelemb.find_label_issues`). Its parser is light (the detectors' and filters' names come
+from the index); the work is imported when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+
+from ..arguments import positive_int
+from .index import read_index
+
+
+def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str) -> None:
+    """The ``label-issues`` command's parser."""
+    index = read_index()
+    issues = commands.add_parser(
+        "label-issues",
+        help="rank the training rows whose label is likely wrong (K-fold cross-fitting, cleanlab)",
+        description="Trains the config's run K times, each fold of the training rows held out once, "
+        "scores every row by the model that did not train on it, and ranks the rows by cleanlab's "
+        "label quality; writes label_issues.csv, .jsonl and .json (the estimated number of wrong rows, "
+        "the noise matrix) to OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kK-seedSEED/. Needs cleanlab: "
+        'pip install "labelemb[label-issues]".',
+    )
+    issues.add_argument("--config", help=f"YAML config {config_help}")
+    issues.add_argument("--method", help="the method the fold models train with (default: the config's)")
+    issues.add_argument("--folds", type=positive_int, default=5, help="K, the folds (default 5)")
+    issues.add_argument("--seed", type=int, help="the folds' and the runs' seed (default: the config's)")
+    issues.add_argument(
+        "--rank-by",
+        choices=index["label_issue_detectors"],
+        default=index["label_issue_detectors"][0],
+        help="the detector the list is ranked by (default %(default)s)",
+    )
+    issues.add_argument(
+        "--filter",
+        choices=index["label_issue_filters"],
+        default=index["label_issue_filters"][0],
+        help="cleanlab's filter that flags rows (find_label_issues' filter_by; default %(default)s)",
+    )
+    issues.add_argument(
+        "--top", type=int, default=10, metavar="N", help="rows shown on the terminal (default 10)"
+    )
+    issues.add_argument("--data-dir", help="folder searched first for the dataset files")
+    issues.add_argument("--output-dir", help="root of the run folders (default runs/)")
+    issues.add_argument("--device", help="auto (the default), cpu, cuda or cuda:N, mps")
+    issues.add_argument("--no-progress", action="store_true", help="no progress bars")
+    issues.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+    issues.set_defaults(func="label_issues:cmd_label_issues")
+
+
+def cmd_label_issues(args: argparse.Namespace) -> int:
+    """Find the likely wrong labels and show the most suspected rows."""
+    from ..label_issues import find_label_issues  # lazy: loaded when this command runs
+
+    overrides = list(args.overrides)
+    for key, value in (
+        ("data.dir", args.data_dir),
+        ("output_dir", args.output_dir),
+        ("train.device", args.device),
+    ):
+        if value:
+            overrides.append(f"{key}={value}")
+    issues = find_label_issues(
+        args.config,
+        folds=args.folds,
+        method=args.method,
+        seed=args.seed,
+        rank_by=args.rank_by,
+        filter_by=args.filter,
+        overrides=overrides,
+        progress=not args.no_progress,
+    )
+    for line in issues.lines(args.top):
+        print(line)
+    return 0
