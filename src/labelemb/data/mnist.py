@@ -321,9 +321,8 @@ def load_idx_dataset(paths: list[Path], spec: IdxDatasetSpec) -> Dataset:
     # Each row named by its image file's own numbering: dev is that file's first d images.
     train_file = RowOrigins.counted([Path(paths[0]).name], [0], len(full_train))
     test_split = to_split(test_x, test_y)
-    test_split = Split(
-        test_split.inputs, test_split.labels, origins=RowOrigins.counted([Path(paths[2]).name], [0], len(test_split))
-    )
+    test_file = RowOrigins.counted([Path(paths[2]).name], [0], len(test_split))
+    test_split = Split(test_split.inputs, test_split.labels, origins=test_file)
     return Dataset(
         name=spec.name,
         train=Split(full_train.inputs[d:], full_train.labels[d:], origins=train_file.take(slice(d, None))),
