@@ -23,6 +23,7 @@ from .version import __version__
 if TYPE_CHECKING:
     from .callbacks import Callback
     from .experiment import compare, demo, evaluate, shift, summarize, train, tune
+    from .label_issues import LabelIssues, find_label_issues
     from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
     from .predict import Predictor
 
@@ -32,9 +33,13 @@ _FROM_METHODS = ("LabelEmbedding", "LabelEmbeddingFixed", "Method", "MethodOutpu
 #: The Python API's calls, served by :mod:`labelemb.experiment`, imported on first use likewise.
 _FROM_EXPERIMENT = ("compare", "demo", "evaluate", "shift", "summarize", "train", "tune")
 
+#: Which training rows are wrong (:func:`find_label_issues`), served by :mod:`labelemb.label_issues`.
+_FROM_LABEL_ISSUES = ("find_label_issues", "LabelIssues")
+
 
 __all__ = [
     "LabelEmbedding",
+    "LabelIssues",
     "LabelEmbeddingFixed",
     "Method",
     "MethodOutput",
@@ -43,6 +48,7 @@ __all__ = [
     "compare",
     "demo",
     "evaluate",
+    "find_label_issues",
     "load",
     "shift",
     "summarize",
@@ -61,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from . import experiment  # lazy: the whole training and judging stack, when a call is named
 
         return getattr(experiment, name)
+    if name in _FROM_LABEL_ISSUES:
+        from . import label_issues  # lazy: the training stack and cleanlab, when the call is named
+
+        return getattr(label_issues, name)
     raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
 
 
