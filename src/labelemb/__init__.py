@@ -11,10 +11,16 @@ The whole experiment, one call per command of the ``labelemb`` command line
 
     result = labelemb.compare("configs/mnist-mlp.yaml", methods=["onehot", "label_embedding"], seeds=range(5))
     print(result.to_markdown())
+
+Every name here, and every subpackage (``labelemb.experiment``, ``labelemb.training``...), is
+reachable from ``import labelemb`` alone (``help(labelemb.experiment.Comparison)``): each is
+imported the first time it is named, so the import itself stays light.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import DEFAULTS as _DEFAULT_CALLBACKS
@@ -22,28 +28,67 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .callbacks import Callback
-    from .experiment import compare, demo, evaluate, shift, summarize, train, tune
+    from .experiment import (
+        Comparison,
+        Demo,
+        Judged,
+        Statistic,
+        Training,
+        Tuning,
+        compare,
+        demo,
+        evaluate,
+        shift,
+        summarize,
+        train,
+        tune,
+    )
     from .label_issues import LabelIssues, find_label_issues
     from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
-    from .predict import Predictor
+    from .predict import Prediction, Predictor
 
 #: The names served by :mod:`labelemb.methods`, imported on first use (PEP 562): ``import labelemb``
 #: (and the command line's help and its one-line mistakes) need not pay for torch.
 _FROM_METHODS = ("LabelEmbedding", "LabelEmbeddingFixed", "Method", "MethodOutput", "OneHot", "build")
-#: The Python API's calls, served by :mod:`labelemb.experiment`, imported on first use likewise.
-_FROM_EXPERIMENT = ("compare", "demo", "evaluate", "shift", "summarize", "train", "tune")
+#: The Python API's calls and what they return, served by :mod:`labelemb.experiment`, imported on
+#: first use likewise.
+_FROM_EXPERIMENT = (
+    "compare",
+    "demo",
+    "evaluate",
+    "shift",
+    "summarize",
+    "train",
+    "tune",
+    "Comparison",
+    "Demo",
+    "Judged",
+    "Statistic",
+    "Training",
+    "Tuning",
+)
+#: What :func:`load` returns and what it predicts, served by :mod:`labelemb.predict`.
+_FROM_PREDICT = ("Prediction", "Predictor")
 
 #: Which training rows are wrong (:func:`find_label_issues`), served by :mod:`labelemb.label_issues`.
 _FROM_LABEL_ISSUES = ("find_label_issues", "LabelIssues")
 
 
 __all__ = [
+    "Comparison",
+    "Demo",
+    "Judged",
     "LabelEmbedding",
     "LabelIssues",
     "LabelEmbeddingFixed",
     "Method",
     "MethodOutput",
     "OneHot",
+    "Prediction",
+    "Predictor",
+    "Statistic",
+    "Training",
+    "Tuning",
     "build",
     "compare",
     "demo",
@@ -71,7 +116,20 @@ def __getattr__(name: str) -> Any:
         from . import label_issues  # lazy: the training stack and cleanlab, when the call is named
 
         return getattr(label_issues, name)
+    if name in _FROM_PREDICT:
+        from . import predict  # lazy: the trainer and data stack, when a prediction is named
+
+        return getattr(predict, name)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # A subpackage named as an attribute (`labelemb.experiment.Comparison` after a bare
+        # `import labelemb`), imported then: importing binds it here, so this runs once per name.
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The names a notebook completes: the served ones with those defined here."""
+    return sorted({*globals(), *__all__})
 
 
 def load(path: Any, **options: Any) -> Predictor:

@@ -11,15 +11,38 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from tqdm import tqdm
+
+#: Whether a command of the command line is running (:func:`as_command`).
+_COMMAND: ContextVar[bool] = ContextVar("labelemb_command", default=False)
 
 
 def draws_bar(enabled: bool) -> bool:
     """Whether a progress bar is drawn: ``enabled`` and stderr is a terminal or a notebook."""
     # A notebook's stderr is no terminal, but tqdm draws a widget (or a line it rewrites) there.
     return enabled and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+
+
+@contextmanager
+def as_command() -> Iterator[None]:
+    """Within it, a command of the command line is running: what runs after training says its
+    lines even with ``--no-progress`` (a log keeps them), where a library call with
+    ``progress=False`` writes nothing (:func:`says_lines`)."""
+    token = _COMMAND.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND.reset(token)
+
+
+def says_lines(progress: bool) -> bool:
+    """Whether :class:`Steps` off a terminal write their lines: with ``progress``, or in a command."""
+    return progress or _COMMAND.get()
 
 
 class Steps:

@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             print(f"labelemb {args.command}: error: {error}", file=sys.stderr)
             return 2
-    return _run(args)
+    from ..progress import as_command  # lazy: tqdm, once the command runs
+
+    with as_command():  # its after-training lines are said even with --no-progress
+        return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 :func:`tune`, :func:`evaluate`, :func:`shift` and :func:`demo` do what ``labelemb train``,
 ``compare``, ``tune``, ``evaluate``, ``shift`` and ``demo`` do (the command line parses its
 arguments and calls them), the same runs, files, figures and tables, and return what a notebook
-can use: :class:`Comparison` (its rows as records, ``to_markdown()``, ``to_csv()``, the run
-folders, the figures), :class:`Training`, :class:`Tuning`, :class:`Judged`, :class:`Demo`.
+can use: :class:`Comparison` (its rows as records, one method's statistic of a figure with
+``figure()``, ``to_dataframe()``, ``to_markdown()``, ``to_csv()``, the run folders, the pictures'
+files), :class:`Training`, :class:`Tuning`, :class:`Judged`, :class:`Demo`. Each shows itself in a
+shell as one short line; a notebook shows a Comparison, Training or Tuning as its table.
 
 Each is also served as ``labelemb.<name>``::
 
@@ -11,7 +13,7 @@ Each is also served as ``labelemb.<name>``::
 
     result = labelemb.compare("configs/mnist-mlp.yaml", methods=["onehot", "label_embedding"],
                               seeds=range(5), train={"epochs": 10})
-    result.rows[0]["selected_mean"], result.figures["curves.png"], result.to_markdown()
+    result.figure("selected", "label_embedding").mean, result.figures["curves.png"], result.to_markdown()
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .digits_demo import Demo, demo
 from .judging import Judged, evaluate, shift
 from .running import Training, compare, make_executor, train
 from .setting import DEMO_CONFIG, base_config
-from .tables import Comparison, summarize, write_comparison
+from .tables import Comparison, Statistic, summarize, write_comparison
 from .tune_methods import Tuning, tune
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Comparison",
     "Demo",
     "Judged",
+    "Statistic",
     "Training",
     "Tuning",
     "base_config",

@@ -25,10 +25,11 @@ from .setting import DEMO_CONFIG, Seeds, seed_numbers
 DEMO_METHODS = ("onehot", "label_embedding")
 
 
-@dataclass
+@dataclass(repr=False)
 class Demo:
     """What the demo shows: its three tables (error and ECE; AURC, OOD AUROC and set size; the
-    labels most alike in the learned embedding), the heatmap's file and the runs' folder."""
+    labels most alike in the learned embedding), the heatmap's file and the runs' folder.
+    ``print(demo)`` shows its report; a shell, one line."""
 
     error_table: str
     knowing_table: str
@@ -61,6 +62,13 @@ class Demo:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def __repr__(self) -> str:
+        # Short: the dataclass's own repr printed the three tables on one line.
+        return (
+            f"Demo(methods={list(DEMO_METHODS)}, experiment_dir={str(self.experiment_dir)!r}, "
+            f"heatmap={str(self.heatmap)!r})"
+        )
 
 
 def demo(

@@ -20,22 +20,30 @@ from ..data.registry import dataset_yields
 from ..evaluation.run import evaluate_run
 from ..evaluation.shift import shift_run
 from ..predict.source import run_config
-from ..progress import Steps, draws_bar, one_line
+from ..progress import Steps, draws_bar, one_line, says_lines
 from ..rundir import RunDir
 from ..tracking import log_evaluation as to_trackers
 from ..tracking import log_table
 from .tables import Comparison, finished_folders, write_comparison
 
 
-@dataclass
+@dataclass(repr=False)
 class Judged:
     """What :func:`evaluate` or :func:`shift` computed: each run folder's record (evaluation.json
-    or shift.json) and, for an experiment folder, its comparison written anew."""
+    or shift.json; ``kind`` says which) and, for an experiment folder, its comparison written
+    anew. A shell shows it as one line."""
 
     folders: list[Path]
     records: list[dict[str, Any]]
     comparison: Comparison | None
     line: Callable[[dict[str, Any]], str]
+    kind: str = "evaluation"
+
+    def __repr__(self) -> str:
+        # Short: the dataclass's own repr printed every record and the comparison's rows.
+        shown = self.folders[0] if len(self.folders) == 1 else self.folders[0].parent.parent
+        comparison = ", comparison=written anew" if self.comparison is not None else ""
+        return f"Judged(kind={self.kind!r}, runs={len(self.folders)}, folder={str(shown)!r}{comparison})"
 
     def lines(self) -> list[str]:
         """A line per run: its folder and its headline figures."""
@@ -88,7 +96,7 @@ def shift(
         folders, corruptions, data_dir=data_dir, refresh=refresh, device=device, progress=progress
     )
     comparison = write_comparison(path) if len(folders) > 1 or folders[0] != path else None
-    return Judged(folders, records, comparison, shift_line)
+    return Judged(folders, records, comparison, shift_line, "shift")
 
 
 def evaluate_finished(
@@ -207,8 +215,14 @@ def evaluate_trained(configs: Sequence[Any], progress: bool) -> list[tuple[Path,
     detail = f" for {len(finished)} run(s): test and dev splits, selective classification, conformal sets"
     detail += f", OOD {', '.join(ood)}" if ood else ""
     detail += ", the noisy training labels" if noisy else ""
+    # A command says these lines even with --no-progress; a library call with progress=False, none.
     with Steps(
-        "evaluating the selected weights", parts * len(finished), "part", bar=progress, detail=detail
+        "evaluating the selected weights",
+        parts * len(finished),
+        "part",
+        bar=progress,
+        lines=says_lines(progress),
+        detail=detail,
     ) as steps:
         for i, config in enumerate(finished):
             # What trained stands: a run that cannot be judged is said, and the command fails.
@@ -294,7 +308,10 @@ def shift_trained(configs: Sequence[Any], device: str, progress: bool) -> list[t
         "built the first time it is needed and read from the cache after"
     )
     lacking = []
-    with Steps("scoring under shift", count * len(chosen), "condition", bar=progress, detail=detail) as steps:
+    lines = says_lines(progress)
+    with Steps(
+        "scoring under shift", count * len(chosen), "condition", bar=progress, lines=lines, detail=detail
+    ) as steps:
         for i, config in enumerate(chosen):
             try:
                 shift_run(config.run_dir(), device=device, on_step=steps.step)

@@ -34,10 +34,11 @@ from .setting import (
 from .tables import Comparison, write_comparison
 
 
-@dataclass
+@dataclass(repr=False)
 class Training:
     """What :func:`train` trained: each seed's summary (summary.json) and run folder, and the runs
-    that trained but could not be judged, (run folder, the command that adds their figures)."""
+    that trained but could not be judged, (run folder, the command that adds their figures). A
+    notebook shows it as its table; a shell, as one line."""
 
     summaries: list[dict[str, Any]]
     run_dirs: list[Path]
@@ -62,6 +63,14 @@ class Training:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+    def __repr__(self) -> str:
+        # Short: the dataclass's own repr printed every summary in full.
+        methods = list(dict.fromkeys(str(summary["method"]) for summary in self.summaries))
+        seeds = [summary["seed"] for summary in self.summaries]
+        folder = str(self.run_dirs[0].parent.parent) if self.run_dirs else None
+        lacking = f", lacking={len(self.lacking)}" if self.lacking else ""
+        return f"Training(methods={methods}, seeds={seeds}, experiment_dir={folder!r}{lacking})"
 
 
 def train(

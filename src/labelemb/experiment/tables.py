@@ -4,6 +4,7 @@ folder reads."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,21 +16,43 @@ from ..analysis.comparison_table import format_short
 from ..analysis.curves import has_memorisation, plot_memorisation
 from ..analysis.provenance import code_note, uncommitted_runs, uncommitted_warning
 from ..analysis.tables import noisy_labels_note
+from ..metrics.figures import figure_of
 from ..rundir import CONFIG_FILE, run_dirs, write_text
+from .columns import SCORE, column_of
 
 #: The pictures a comparison may leave, in the order :func:`write_comparison` draws them.
 PICTURES = ("curves.png", "curves-seconds.png", "curves-flops.png", "memorisation.png", "ranks.png")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Statistic:
+    """One method's statistic of a comparison's rows over its seeds (:meth:`Comparison.figure`):
+    its ``mean`` and ``std`` (None where a run lacks the figure), Welch's ``p_value`` against the
+    baseline where the table gives one, the ``seeds`` it is over, and its ``unit`` (``percent``:
+    0-100) as the API reference's table of the rows' columns gives it."""
+
+    column: str
+    method: str
+    mean: float | None
+    std: float | None
+    p_value: float | None
+    seeds: tuple[int, ...]
+    unit: str = ""
+
+
+@dataclass(repr=False)
 class Comparison:
     """A comparison's tables, as ``labelemb compare`` writes them in its experiment folder.
 
-    ``rows`` holds one record per method (means, spreads, Welch p-values against the baseline: the
-    columns of comparison.csv); ``runs`` the run folders by method; ``lacking``, (run folder,
-    command) for each run that trained but could not be judged; ``failed``, the runs that failed
-    (:class:`~labelemb.sweep.failures.FailedRun`: label, folder, reason) of the ``planned`` ones.
-    A notebook shows it as its Markdown table.
+    ``rows`` holds one record per method, the columns of comparison.csv: means, spreads and
+    Welch p-values against the baseline, each column described in the API reference's table of
+    the rows' columns (``selected_mean``: the mean test error at the selected check, in %).
+    :meth:`figure` reads one method's statistic of one figure; :meth:`to_dataframe` gives the
+    rows as a pandas DataFrame. ``runs`` holds the run folders by method; ``lacking``, (run
+    folder, command) for each run that trained but could not be judged; ``failed``, the runs that
+    failed (:class:`~labelemb.sweep.failures.FailedRun`: label, folder, reason) of the
+    ``planned`` ones. ``figures`` are the pictures' files. A notebook shows it as its Markdown
+    table; a shell, as one line.
     """
 
     experiment_dir: Path
@@ -52,7 +75,8 @@ class Comparison:
 
     @property
     def figures(self) -> dict[str, Path]:
-        """The pictures written beside the tables, by file name."""
+        """The pictures written beside the tables, by file name: each a :class:`~pathlib.Path` to
+        a PNG file (``IPython.display.Image(filename=path)`` shows it in a notebook)."""
         folder = self.experiment_dir
         return {name: folder / name for name in PICTURES if (folder / name).is_file()}
 
@@ -61,11 +85,79 @@ class Comparison:
         """Whether every run trained and was judged."""
         return not self.lacking and not self.failed
 
+    @property
+    def methods(self) -> list[str]:
+        """The compared methods, in the rows' order (the baseline first)."""
+        return [row["method"] for row in self.rows]
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed a compared run trained on, in order."""
+        return sorted({seed for folders in self.runs.values() for seed in _seeds(folders)})
+
+    def figure(self, name: str, method: str) -> Statistic:
+        """``method``'s statistic of the column ``name`` over its seeds: ``figure("ece",
+        "label_embedding").mean`` reads the row's ``ece_mean`` (its ``ece_std`` and
+        ``ece_p_value`` beside it); ``"selected"``, the selected score with the row's
+        ``p_value``; a column of one number (``seconds_per_epoch``) is its mean. A KeyError
+        names the methods, or the columns most like ``name``."""
+        row = self._row(method)
+        if f"{name}_mean" in row:
+            mean, std = row[f"{name}_mean"], row.get(f"{name}_std")
+            p_value = row.get("p_value" if name == "selected" else f"{name}_p_value")
+        elif isinstance(row.get(name), (int, float)) and name != "seeds":  # a count, not a figure
+            mean, std, p_value = row[name], None, None
+        else:
+            stems = sorted({key.removesuffix("_mean") for key in row if key.endswith("_mean")})
+            near = difflib.get_close_matches(name, stems, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(near)}?" if near else f"the columns: {', '.join(stems[:8])}, ..."
+            raise KeyError(f"the comparison's rows have no figure {name!r}: {hint}")
+        described = column_of(f"{name}_mean") or column_of(name)
+        unit = described.unit if described else ""
+        if unit == SCORE:  # the task's score: its declaration's unit (a classifier's error: percent)
+            scored = figure_of(str(row.get("metric", "")))
+            unit = scored.unit if scored else ""
+        return Statistic(name, method, mean, std, p_value, tuple(_seeds(self.runs.get(method, []))), unit)
+
+    def to_dataframe(self) -> Any:
+        """The rows as a pandas DataFrame, a row per method indexed by its name, the columns of
+        comparison.csv; an ImportError saying how to get pandas where it is not installed."""
+        try:
+            import pandas  # lazy: an optional package, for this view only
+        except ImportError:
+            raise ImportError(
+                "Comparison.to_dataframe needs pandas: pip install pandas (result.rows holds the same "
+                "figures as a list of dicts)"
+            ) from None
+        return pandas.DataFrame(self.rows).set_index("method")
+
+    def _row(self, method: str) -> dict[str, Any]:
+        for row in self.rows:
+            if row["method"] == method:
+                return row
+        raise KeyError(f"no method {method!r} in this comparison (its methods: {', '.join(self.methods)})")
+
     def _repr_markdown_(self) -> str:
         return self.markdown
 
+    def __repr__(self) -> str:
+        # Short: a shell shows this, and the dataclass's own repr printed every row (36,000 characters).
+        columns = len(self.rows[0]) if self.rows else 0
+        failed = f", failed={len(self.failed)} of {self.planned}" if self.failed else ""
+        lacking = f", lacking={len(self.lacking)}" if self.lacking else ""
+        return (
+            f"Comparison(methods={self.methods}, seeds={self.seeds}, "
+            f"experiment_dir={str(self.experiment_dir)!r}, "
+            f"rows='{len(self.rows)} methods x {columns} columns'{failed}{lacking})"
+        )
+
     def __str__(self) -> str:
         return self.short
+
+
+def _seeds(folders: list[Path]) -> list[int]:
+    """The seeds of run folders named ``seed<N>``."""
+    return [int(folder.name.removeprefix("seed")) for folder in folders if folder.name[4:].isdigit()]
 
 
 def write_comparison(experiment_dir: Path) -> Comparison:

@@ -31,11 +31,11 @@ from .setting import (
 )
 
 
-@dataclass
+@dataclass(repr=False)
 class Tuning:
     """What :func:`tune` leaves: tuning.md's table, the tuning.json record (each method's space,
     trials and best setting), the experiment folder, the fresh runs that failed and those that
-    trained but could not be judged."""
+    trained but could not be judged. A notebook shows it as its table; a shell, as one line."""
 
     table: str
     record: dict[str, Any]
@@ -49,6 +49,16 @@ class Tuning:
 
     def _repr_markdown_(self) -> str:
         return self.table
+
+    def __repr__(self) -> str:
+        # Short: the dataclass's own repr printed every trial of the record.
+        record = self.record
+        failed = f", failed={len(self.failed)}" if self.failed else ""
+        lacking = f", lacking={len(self.lacking)}" if self.lacking else ""
+        return (
+            f"Tuning(methods={list(record.get('methods', {}))}, trials={record.get('trials')}, "
+            f"seeds={record.get('seeds')}, experiment_dir={str(self.experiment_dir)!r}{failed}{lacking})"
+        )
 
 
 def tune(
