@@ -13,7 +13,7 @@ import torch
 from labelemb.config import ConfigError, build_config
 from labelemb.data import DataError, DataRequest, load
 from labelemb.data.files.options import FilesOptions
-from labelemb.data.label_noise import NoiseConfig, NoiseError
+from labelemb.data.label_noise import NoiseConfig, NoiseError, add_label_noise
 from labelemb.options import OptionsError
 from labelemb.training import train
 
@@ -200,3 +200,23 @@ def test_noisyag_news_loads_with_the_crowds_labels_and_its_measured_rate(noisy_l
     assert (len(dataset.train), len(dataset.dev), wrong) == (9000, 1000, 1975)
     assert torch.bincount(dataset.test.labels).tolist() == [1900] * 4
     assert dataset.class_names == ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def test_a_labels_file_fits_a_training_table_whose_dev_was_carved_from_it(tmp_path):
+    # Issue 99: a labels file gives one label per row of the training file; with dev carved from
+    # that file, train holds fewer rows, and each row's label must still be its own row's.
+    rows = table(120, wrong_every=None)
+    write(tmp_path / "train.csv.gz", rows, columns=("text", "label"))
+    write(tmp_path / "test.csv.gz", table(30, wrong_every=None), columns=("text", "label"))
+    dataset = load("files", request(tmp_path, clean_label_column=None, dev_fraction=0.2))
+    given = np.array([dataset.class_names.index(label) for _, label, _ in rows])
+    noisy = np.where(np.arange(len(rows)) % 4 == 0, (given + 1) % 3, given)  # every fourth row wrong
+    np.savetxt(tmp_path / "noisy.txt", noisy, fmt="%d")
+    noise = NoiseConfig(kind="file", labels=str(tmp_path / "noisy.txt"))
+    noisy_data = add_label_noise(dataset, noise, DataRequest())
+    for split in ("train", "dev"):
+        held = getattr(noisy_data, split)
+        numbers = held.origins.rows - 1  # each row's place in the file
+        assert 0 < len(held) < len(rows)
+        assert held.labels.tolist() == noisy[numbers].tolist(), split
+        assert noisy_data.noise.clean[split].tolist() == given[numbers].tolist(), split

@@ -150,11 +150,29 @@ def _file_rows(dataset: Dataset, noise: NoiseConfig) -> dict[str, Tensor]:
     """Each noisy split's rows of the training file: the data set's own record, or train alone."""
     if dataset.file_rows:
         return {split: dataset.file_rows[split] for split in NOISY_SPLITS if split in dataset.file_rows}
+    if noise.kind == "file" and (numbered := _rows_of_one_file(dataset)) is not None:
+        return numbered
     rows = {"train": torch.arange(len(dataset.train))}
     # A labels file gives the training file's rows only: a dev split from a file of its own keeps its labels.
     if dataset.dev is not None and noise.kind != "file":
         # A dev split of its own: its rows follow the training file's, drawn with the same seed.
         rows["dev"] = torch.arange(len(dataset.train), len(dataset.train) + len(dataset.dev))
+    return rows
+
+
+def _rows_of_one_file(dataset: Dataset) -> dict[str, Tensor] | None:
+    """Train's rows (and a dev carved from the same file, its rows) as numbered in the one file
+    train was read from (its origins), so that a labels file of one label per row of that file
+    fits however the rows were split; None where train comes from several files or names none.
+    Only a labels file reads this: the drawn kinds keep their order, so that a seed draws the
+    same labels it drew before row origins were recorded."""
+    origins = dataset.train.origins
+    if origins is None or origins.rows is None or len(origins.files) != 1:
+        return None
+    rows = {"train": torch.from_numpy(origins.rows - 1)}
+    dev = dataset.dev.origins if dataset.dev is not None else None
+    if dev is not None and dev.rows is not None and dev.files == origins.files:
+        rows["dev"] = torch.from_numpy(dev.rows - 1)
     return rows
 
 
