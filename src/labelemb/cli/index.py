@@ -2,9 +2,9 @@
 registries keep, and the checks of a command line that read it.
 
 ``index.json`` beside this file holds what :func:`build_index` reads off the registries (methods
-and their options, backbones, the config's keys, tune's objectives, the conformal scores);
-tests/cli/test_index.py holds that the two agree, and :func:`write_index` writes the file again
-after a registry changes. :func:`check_command_line` gives the one-line refusals of the
+and their options, backbones, the config's keys, tune's objectives, the conformal scores, the
+kinds of cache); tests/cli/test_index.py holds that the two agree, and :func:`write_index` writes
+the file again after a registry changes. :func:`check_command_line` gives the one-line refusals of the
 full checks (:func:`labelemb.config.build_config`) for what the command line itself names, in
 their words, in a fraction of a second; what it cannot tell (a config file's contents) is left to them.
 """
@@ -36,6 +36,7 @@ def build_index() -> dict[str, Any]:
     # lazy (each below): the registries load torch and every method; the index's readers must not
     from .. import methods, models  # lazy: the index's writer only
     from ..config import build_config, config_keys, option_list, top_level_keys  # lazy: the writer only
+    from ..data.caches import KINDS  # lazy: the index's writer only
     from ..label_issues import DETECTORS, FILTERS  # lazy: the index's writer only
     from ..metrics.conformal import METHODS  # lazy: the index's writer only
     from ..predict.sets import SET_METHOD  # lazy: the index's writer only
@@ -50,6 +51,7 @@ def build_index() -> dict[str, Any]:
         "objectives": list(OBJECTIVES),
         "set_methods": list(METHODS),
         "set_method": SET_METHOD,
+        "cache_kinds": list(KINDS),
         "label_issue_detectors": list(DETECTORS),
         "label_issue_filters": list(FILTERS),
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..arguments import parse_names, parse_seeds, positive_int
 from ..version import __version__
+from .cache import add_cache
 from .index import read_index
 from .inspect_options import add_inspect_commands, add_set_options
 from .judging_options import add_evaluate, add_shift
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_commands(commands)
     add_evaluate(commands)
     add_shift(commands)
+    add_cache(commands)
     add_label_issues(commands, OVERRIDES_HELP, DEFAULT_SETTING)
     return parser
 

@@ -67,7 +67,7 @@ def cached_features(
 ) -> tuple[torch.Tensor, bool]:
     """The ``(count, d)`` features of key ``key``: read from ``cache_dir``, or computed with
     ``compute()`` and written there. Returns the features and whether they were read."""
-    path = cache_dir / f"features-{key[:32]}.safetensors"
+    path = feature_file(cache_dir, key)
     features, _ = read_features(path, key, count)
     if features is not None:
         return features, True  # read without the lock: a cache file is only ever replaced whole
@@ -78,6 +78,11 @@ def cached_features(
         partial(_compute_and_write, path, key, count, compute, label),
         progress=progress,
     )
+
+
+def feature_file(cache_dir: Path, key: str) -> Path:
+    """The file in ``cache_dir`` that holds, or will hold, the features of ``key``."""
+    return cache_dir / f"features-{key[:32]}.safetensors"
 
 
 def _read_under_lock(path: Path, key: str, count: int, label: str) -> torch.Tensor | None:

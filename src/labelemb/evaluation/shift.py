@@ -31,7 +31,7 @@ from ..predict.loading import load_single_label
 from ..predict.source import PredictError, weights_digest
 from ..progress import Steps
 from ..version import code_version
-from .corrupted import corrupted_images, test_texts
+from .corrupted import corrupted_images, corrupted_key, making_note, test_texts
 from .run import RunScores, run_request
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ def shift_run(
     record = {**stamp, "temperature": temperature, "seed": SHIFT_SEED}
     record["clean"] = shift_figures(scores.of_split(scores.test), labels, temperature)
     shifted = _ShiftedInputs(scores, trained, run_request(trained, data_dir))
+    note = shifted.making_note(missing)
+    if note is not None:
+        logger.info("shifting %s: %s", folder.path, note)  # the one-time cost, on disk and in time
     shown = progress and on_step is None  # a caller's own display counts the steps otherwise
     with Steps(f"shift {folder.path}", len(missing), "condition", bar=shown, lines=shown) as steps:
         for condition in missing:
@@ -140,14 +143,25 @@ class _ShiftedInputs:
     def __init__(self, scores: RunScores, trained: Any, request: Any) -> None:
         self.scores, self.trained, self.request = scores, trained, request
         self._texts: tuple[list[str], Tensor] | None = None
+        self._keys: dict[Condition, str] = {}
+        self.cache_dir = trained.config.section(FilesOptions).cache_dir
+
+    def making_note(self, conditions: list[Condition]) -> str | None:
+        """What making the corrupted copies of ``conditions`` the cache lacks will leave on disk
+        (:func:`.corrupted.making_note`); None for texts, or where the cache holds them all."""
+        if self.scores.predictor.reads == "texts":
+            return None
+        images = self.scores.test_inputs
+        self._keys = {c: corrupted_key(images, c, SHIFT_SEED) for c in conditions}  # hashed once
+        return making_note(images, self._keys, self.cache_dir)
 
     def logits(self, condition: Condition) -> tuple[Tensor, Tensor]:
         if self.scores.predictor.reads == "texts":
             texts, labels = self._clean_texts()
             perturbed = perturb_texts(texts, condition.name, condition.severity, seed=SHIFT_SEED)
             return self.scores.of_inputs(perturbed), labels
-        cache_dir = self.trained.config.section(FilesOptions).cache_dir
-        corrupted = corrupted_images(self.scores.test_inputs, condition, SHIFT_SEED, cache_dir)
+        key = self._keys.get(condition)
+        corrupted = corrupted_images(self.scores.test_inputs, condition, SHIFT_SEED, self.cache_dir, key=key)
         return self.scores.of_inputs(corrupted), self.scores.test.labels
 
     def _clean_texts(self) -> tuple[list[str], Tensor]:
