@@ -149,7 +149,8 @@ def test_the_scores_and_flags_are_cleanlabs_own(searched):
     assert issues.flagged == int(flagged.sum()) > 0
     assert issues.estimated_wrong == num_label_issues(labels, probabilities)
     _, noise_matrix, _ = estimate_latent(compute_confident_joint(labels, probabilities), labels)
-    np.testing.assert_allclose(issues.noise_matrix, noise_matrix)
+    np.testing.assert_allclose(issues.noise_matrix, noise_matrix.T)  # rows: the true class
+    np.testing.assert_allclose(issues.noise_matrix.sum(axis=1), 1.0)
 
 
 def test_the_judged_figures_are_scikit_learns(searched):

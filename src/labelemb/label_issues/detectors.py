@@ -4,9 +4,9 @@ functions (an extra, ``pip install "labelemb[label-issues]"``), never written ag
 A detector's score is cleanlab's label quality (:func:`cleanlab.rank.get_label_quality_scores`):
 in [0, 1], low where the given label looks wrong. The flagged set is cleanlab's
 :func:`cleanlab.filter.find_label_issues` with one of its filters; the estimated number of wrong
-rows is :func:`cleanlab.count.num_label_issues`, and the noise matrix
-(:func:`cleanlab.count.estimate_latent`) is P(given label = i | true label = j), column j summing
-to 1."""
+rows is :func:`cleanlab.count.num_label_issues`, and the noise matrix is cleanlab's
+(:func:`cleanlab.count.estimate_latent`) written as labelemb writes a transition matrix:
+``T[i, j]`` = P(given label j | true class i), each row summing to 1 (cleanlab's transposed)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def cleanlab_part(name: str) -> ModuleType:
 class Detection:
     """What the detectors say of each row: ``scores[detector]`` its label quality (low: likely
     wrong), ``flagged`` the filter's set, ``estimated_wrong`` cleanlab's count of wrong rows and
-    ``noise_matrix`` P(given = i | true = j); ``suggested`` the most probable class."""
+    ``noise_matrix`` ``T[i, j]`` = P(given j | true i); ``suggested`` the most probable class."""
 
     scores: dict[str, np.ndarray]
     flagged: np.ndarray
@@ -85,7 +85,7 @@ def detect(labels: np.ndarray, probabilities: np.ndarray, filter_by: str = DEFAU
         flagged=np.asarray(flagged, dtype=bool),
         filter_by=filter_by,
         estimated_wrong=int(count.num_label_issues(labels, probabilities)),
-        noise_matrix=np.asarray(noise_matrix, dtype=np.float64),
+        noise_matrix=np.asarray(noise_matrix, dtype=np.float64).T,
         suggested=probabilities.argmax(axis=1),
     )
 

@@ -83,7 +83,7 @@ def find_label_issues(
         "estimated_wrong": detection.estimated_wrong,
         "class_names": list(dataset.class_names),
         "noise_matrix": detection.noise_matrix.tolist(),
-        "noise_matrix_reads": "P(given label = row class | true label = column class)",
+        "noise_matrix_reads": "T[i][j] = P(given label j | true class i), rows summing to 1",
         "judged": judged,
         "fold_runs": [str(path) for path in fitted.run_dirs],
         "seconds": round(fitted.seconds, 1),

@@ -43,7 +43,7 @@ class LabelIssues:
 
     ``rows`` is every training row, most suspected first, each a mapping of the list's columns;
     ``flagged`` how many the filter flagged, ``estimated_wrong`` cleanlab's estimate of the wrong
-    rows, ``noise_matrix`` P(given = i | true = j) over ``class_names``; ``judged`` the detectors'
+    rows, ``noise_matrix`` ``T[i, j]`` = P(given j | true i) over ``class_names``; ``judged`` the detectors'
     figures where the truth is known (else None); ``folder`` where the files are."""
 
     rows: list[dict[str, Any]]
