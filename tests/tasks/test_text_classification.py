@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from helpers.batched_checks import train_batched
+from helpers.repo_paths import DOCS
 from sklearn.metrics import f1_score
 
 from labelemb import methods
@@ -344,6 +347,29 @@ def test_every_method_trains_on_texts(tmp_path, texts, method):
     assert summary["cut_texts"] == {"train": 0, "dev": 0, "test": 0}
     assert (run_dir / "vocabulary.txt").read_text().splitlines() == texts.vocabulary.tokens
     assert (run_dir / "label_representation.safetensors").is_file()
+
+
+def test_a_bag_of_words_config_without_a_learning_rate_takes_the_one_that_trains_texts(tmp_path, texts):
+    # docs/your-data.md's text example sets none: it trains at the backbone's rate, 10x Adam's 1e-3.
+    page = (DOCS / "your-data.md").read_text()
+    example = next(
+        block for block in re.findall(r"```yaml\n(.*?)```", page, re.S) if "experiment: my-texts" in block
+    )
+    raw = yaml.safe_load(example)
+    assert "lr" not in raw.get("train", {})
+    config = build_config(raw)
+    assert config.train.lr == BagOfWords.default_lr == 0.01
+    assert config.model_dump(mode="json")["train"]["lr"] == 0.01  # the run folder's config.yaml says it
+    assert build_config(raw, ["train.lr=0.001"]).train.lr == 0.001  # a rate given is the rate
+    assert build_config({}).train.lr == 0.001  # the digits demo's MLP keeps Adam's
+    # Five epochs of the tiny texts: the backbone's rate is well on its way (41.7 % test error),
+    # Adam's 1e-3 still at the most frequent class's error or worse (70.8 %).
+    errors = {}
+    for name, lr in (("default", []), ("adam", ["train.lr=0.001"])):
+        tiny = text_config(tmp_path / name, "train.epochs=5").model_dump(mode="json")
+        del tiny["train"]["lr"]
+        errors[name] = train(build_config(tiny, lr), dataset=texts)["selected_test_error"]
+    assert errors["default"] < errors["adam"] - 20.0, errors
 
 
 def test_a_fixed_label_embedding_from_a_text_run(tmp_path, texts):

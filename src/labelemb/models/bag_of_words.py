@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +87,9 @@ class BagOfWords(nn.Module):
     """
 
     output_init_std = None
+    #: The ``train.lr`` a run of this backbone takes when its config gives none (Adam's 1e-3, the
+    #: run's own default, leaves it far from trained after 5 epochs: see the docstring).
+    default_lr: ClassVar[float] = 1e-2
 
     def __init__(
         self,
