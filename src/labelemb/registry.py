@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import operator
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,27 @@ def unknown_key_message(where: str, every: list[str]) -> str:
     )
     hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(siblings)}"
     return f"config key {where!r} does not exist{hint}"
+
+
+#: The bounds a config key's range may have, as pydantic's ``Field`` names them.
+_BOUNDS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
+def out_of_range_message(key: str, value: Any, limits: dict[str, Any]) -> str | None:
+    """``noise.rate 1.5: the share of training labels made wrong, a number in [0, 1)`` where the
+    number ``value`` lies outside the range of ``limits`` (what the key is, ``what``; ``kind``, "a
+    number" or "a whole number"; its bounds ``ge``, ``gt``, ``le``, ``lt``), else None."""
+    bounds = {name: bound for name, bound in limits.items() if name in _BOUNDS}
+    if all(_BOUNDS[name](value, bound) for name, bound in bounds.items()):
+        return None
+    low = f"[{bounds['ge']}" if "ge" in bounds else f"({bounds['gt']}" if "gt" in bounds else None
+    high = f"{bounds['le']}]" if "le" in bounds else f"{bounds['lt']})" if "lt" in bounds else None
+    if low and high:
+        where = f"in {low}, {high}"
+    else:  # one side: >= 1, < 1
+        signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+        where = " and ".join(f"{signs[name]} {bound}" for name, bound in bounds.items())
+    return f"{key} {value}: {limits['what']}, {limits['kind']} {where}"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from labelemb.cli import build_parser, main
+from labelemb.cli.index import check_against_index, read_index
 from labelemb.rundir import RunDir
 from labelemb.training import build_config, train
 
@@ -171,6 +172,40 @@ def test_an_unknown_method_option_gets_the_same_message_with_or_without_a_run_fo
     assert code == 0
     code, _, after = run_cli(args, capsys)
     assert after == before
+
+
+NOISE_RATE_REFUSAL = "noise.rate 1.5: the share of training labels made wrong, a number in [0, 1)"
+
+
+def test_a_noise_rate_out_of_range_says_what_the_rate_is_and_its_range_before_torch_is_imported(
+    tmp_path, capsys
+):
+    argv = ["train", "--output-dir", str(tmp_path / "out"), "noise.kind=symmetric", "noise.rate=1.5", *QUICK]
+    args, extra = build_parser().parse_known_args(argv)
+    args.overrides += extra
+    with pytest.raises(ValueError) as early:  # the light index, read before torch
+        check_against_index(args, read_index())
+    assert str(early.value) == NOISE_RATE_REFUSAL
+    within = build_parser().parse_args(["train", "noise.kind=symmetric", "noise.rate=0.2"])
+    check_against_index(within, read_index())
+    # The full checks (the registries are loaded in this process) say the same line, of a file too.
+    code, _, err = run_cli(argv, capsys)
+    assert_one_line_error(code, err, "train", NOISE_RATE_REFUSAL)
+    config = tmp_path / "noisy.yaml"
+    config.write_text("noise: {kind: pairflip, rate: 1.5}\n")
+    code, _, err = run_cli(["train", "--config", str(config), *argv[1:3], *QUICK], capsys)
+    assert_one_line_error(code, err, "train", NOISE_RATE_REFUSAL)
+    assert not (tmp_path / "out").exists()
+    # A fresh command line refuses it as it refuses a key's typo: without importing torch.
+    script = (
+        "import sys\n"
+        "from labelemb.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(code, 'torch' in sys.modules, 'pydantic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert done.stderr == f"labelemb train: error: {NOISE_RATE_REFUSAL}\n"
 
 
 # ---------------------------------------------------------------- damaged run folders

@@ -1,12 +1,13 @@
 """The names and options the command line knows before it imports torch: a light index that the
 registries keep, and the checks of a command line that read it.
 
-``index.json`` beside this file holds what :func:`build_index` reads off the registries (methods
-and their options, backbones, the config's keys, tune's objectives, the conformal scores, the
-kinds of cache); tests/cli/test_index.py holds that the two agree, and :func:`write_index` writes
-the file again after a registry changes. :func:`check_command_line` gives the one-line refusals of the
-full checks (:func:`labelemb.config.build_config`) for what the command line itself names, in
-their words, in a fraction of a second; what it cannot tell (a config file's contents) is left to them.
+``index.json`` beside this file holds what :func:`build_index` reads off the registries (methods and
+their options, backbones, the config's keys, the ranges of the keys that say what they are
+(``noise.rate``), tune's objectives, the conformal scores, the kinds of cache);
+tests/cli/test_index.py holds that the two agree, and :func:`write_index` writes the file again
+after a registry changes. :func:`check_command_line` gives the one-line refusals of the full checks
+(:func:`labelemb.config.build_config`) for what the command line itself names, in their words, in a
+fraction of a second; what it cannot tell (a config file's contents) is left to them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ..demo_config import DEMO_CONFIG
-from ..registry import unknown_key_message, unknown_name_message, unknown_options_message
+from ..registry import (
+    out_of_range_message,
+    unknown_key_message,
+    unknown_name_message,
+    unknown_options_message,
+)
 
 INDEX_FILE = Path(__file__).with_name("index.json")
 
@@ -35,7 +41,13 @@ def build_index() -> dict[str, Any]:
     writer only)."""
     # lazy (each below): the registries load torch and every method; the index's readers must not
     from .. import methods, models  # lazy: the index's writer only
-    from ..config import build_config, config_keys, option_list, top_level_keys  # lazy: the writer only
+    from ..config import (  # lazy: the index's writer only
+        build_config,
+        config_keys,
+        described_ranges,
+        option_list,
+        top_level_keys,
+    )
     from ..data.caches import KINDS  # lazy: the index's writer only
     from ..label_issues import DETECTORS, FILTERS  # lazy: the index's writer only
     from ..metrics.conformal import METHODS  # lazy: the index's writer only
@@ -52,6 +64,7 @@ def build_index() -> dict[str, Any]:
         "set_methods": list(METHODS),
         "set_method": SET_METHOD,
         "cache_kinds": list(KINDS),
+        "ranges": described_ranges(),
         "label_issue_detectors": list(DETECTORS),
         "label_issue_filters": list(FILTERS),
     }
@@ -89,6 +102,7 @@ def check_against_index(args: argparse.Namespace, index: dict[str, Any]) -> None
             raise ValueError(unknown_name_message("model", value.strip(), index["models"]))
         elif "." in key or key in index["top_level_keys"]:
             _known_key(key, index["config_keys"])
+            _in_range(key, value.strip(), index["ranges"])
     if args.command == "train" and method in index["methods"]:
         _method_options(method, args.overrides, index)
 
@@ -108,6 +122,22 @@ def _known_key(key: str, every: list[str]) -> None:
             return
         if not any(k.startswith(prefix + ".") for k in every):
             raise ValueError(unknown_key_message(prefix, every))
+
+
+def _in_range(key: str, value: str, ranges: dict[str, dict[str, Any]]) -> None:
+    """A number out of a described key's range (``noise.rate=1.5``), refused in the full checks'
+    words; what is not a plain number is left to them."""
+    if key not in ranges:
+        return
+    for parse in (int, float):
+        try:
+            number = parse(value)
+        except ValueError:
+            continue
+        problem = out_of_range_message(key, number, ranges[key])
+        if problem:
+            raise ValueError(problem)
+        return
 
 
 def _method_options(method: str, overrides: list[str], index: dict[str, Any]) -> None:

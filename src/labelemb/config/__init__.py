@@ -13,7 +13,7 @@ from .checks import (
     option_list,
 )
 from .extras import check_extras
-from .reading import parse_override, read_config_file
+from .reading import described_ranges, parse_override, read_config_file
 from .schema import (
     AugmentConfig,
     ConfigError,
@@ -43,6 +43,7 @@ __all__ = [
     "check_buildable",
     "check_extras",
     "config_keys",
+    "described_ranges",
     "load_config",
     "method_overrides",
     "option_list",

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from ..registry import out_of_range_message
 from ..rundir import yaml_problem
 from .schema import ConfigError, RunConfig, top_level_keys, unknown_key
 
@@ -52,6 +55,39 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
+#: pydantic's errors of a number outside its field's bounds.
+_OUT_OF_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+@functools.lru_cache(maxsize=1)
+def described_ranges(model: type[BaseModel] = RunConfig, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """The config keys whose field says what it is (``description``) and bounds its number: key ->
+    ``{"what", "kind", "ge" / "gt" / "le" / "lt"}``, as :func:`~labelemb.registry.out_of_range_message`
+    reads them (the full checks, and the command line's index before torch is imported)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, field in model.model_fields.items():
+        # A plain class of the annotation (list[int] is no class, though Python 3.10 says it is).
+        kinds = [
+            a
+            for a in (*typing.get_args(field.annotation), field.annotation)
+            if isinstance(a, type) and typing.get_origin(a) is None
+        ]
+        section = next((a for a in kinds if issubclass(a, BaseModel)), None)
+        if section is not None:
+            found.update(described_ranges(section, f"{prefix}{name}."))
+            continue
+        bounds = {
+            bound: getattr(meta, bound)
+            for meta in field.metadata
+            for bound in ("ge", "gt", "le", "lt")
+            if getattr(meta, bound, None) is not None
+        }
+        if field.description and bounds:
+            kind = "a whole number" if int in kinds and float not in kinds else "a number"
+            found[prefix + name] = {"what": field.description, "kind": kind, **bounds}
+    return found
+
+
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -60,6 +96,8 @@ def _describe(error: ValidationError) -> str:
             lines.append(item["msg"])
         elif item["type"] == "extra_forbidden":
             lines.append(unknown_key(where))
+        elif item["type"] in _OUT_OF_RANGE and where in described_ranges():
+            lines.append(out_of_range_message(where, item["input"], described_ranges()[where]) or item["msg"])
         else:
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"config key {where!r}: {message} (got {item.get('input')!r})")

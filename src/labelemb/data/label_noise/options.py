@@ -39,7 +39,8 @@ class NoiseConfig(BaseModel):
 
     kind: Literal["symmetric", "pairflip", "matrix", "instance", "file"]
     #: The share of labels flipped (symmetric, pairflip), or the mean flip rate (instance): [0, 1).
-    rate: float | None = Field(None, ge=0, lt=1)
+    #: Its description is what a refusal of a rate out of range says it is.
+    rate: float | None = Field(None, ge=0, lt=1, description="the share of training labels made wrong")
     #: symmetric only: whether a redrawn label may land on the true class (then ``rate (m-1)/m``
     #: of the labels end up wrong).
     include_self: bool = False
