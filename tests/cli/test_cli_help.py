@@ -53,3 +53,15 @@ def test_demo_seeds_are_written_as_everywhere_else():
     demo = next(a for a in build_parser()._actions if a.dest == "command").choices["demo"]
     assert demo.parse_args(["--seeds", "0-1"]).seeds == [0, 1]
     assert demo.parse_args(["--seeds", "3"]).seeds == [3]
+
+
+def test_the_cli_references_table_names_every_command():
+    # docs/cli.md's first table is where a reader looks for what the commands are (issue 99 found
+    # evaluate, shift and ranks missing from it).
+    from helpers.repo_paths import DOCS
+
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    table = page.split("| command | what it does |", 1)[1].split("\n\n", 1)[0]
+    listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    commands = set(next(a for a in build_parser()._actions if a.dest == "command").choices)
+    assert commands <= listed, sorted(commands - listed)
