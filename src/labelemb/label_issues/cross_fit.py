@@ -5,7 +5,12 @@ rows it did not see (:func:`labelemb.load`, the run's fitted temperature applied
 
 The folds train one after another: the batched trainer stacks runs that share their training
 rows (seeds), and the folds' rows differ. Each fold's run is a run folder of its own, so that an
-interrupted search resumes at its fold, and a finished fold is read back, not trained again."""
+interrupted search resumes at its fold, and a finished fold is read back, not trained again.
+
+A run on a frozen backbone (``model.freeze``) has its features computed once, for every row
+(:func:`frozen_features`, the feature cache's), before the folds: each fold's run trains its head on
+them, and its held-out rows are scored by that head, so the backbone runs once, not once a fold.
+The same features serve the k-nearest-neighbour vote (:mod:`.neighbours`)."""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from ..assembly import resolve_device
+from ..assembly import FeatureDataset, freeze_features, resolve_device
 from ..config import RunConfig
-from ..data import Dataset
-from ..predict import load
+from ..data import Dataset, Split
+from ..predict import Predictor, load
 from ..progress import draws_bar
+from ..tasks import build_task
 from ..training import train
 from .folds import assign_folds, fold_dataset
 
@@ -61,7 +68,29 @@ def cross_fit(
             data = fold_dataset(dataset, held)
             train(run, dataset=data, progress=progress)
             predictor = load(run.run_dir(), device=resolve_device(run.train.device))
-            probabilities[held] = predictor.predict_proba(data.test)
+            probabilities[held] = held_out_probabilities(predictor, data.test)
             run_dirs.append(run.run_dir())
             bar.update(1)
     return CrossFit(probabilities, fold, run_dirs, time.perf_counter() - start)
+
+
+def frozen_features(config: RunConfig, dataset: Dataset) -> FeatureDataset | None:
+    """``dataset`` seen through the config's frozen backbone, every split's features computed once
+    (or read from the feature cache); None where the config freezes no backbone."""
+    if not config.model.freeze:
+        return None
+    device = resolve_device(config.train.device)
+    return freeze_features(config, dataset, build_task(config, dataset), device)
+
+
+@torch.inference_mode()
+def held_out_probabilities(predictor: Predictor, split: Split) -> np.ndarray:
+    """The probabilities of a fold's held-out rows: the run's network on them, or, where they are
+    a frozen backbone's features, its head (dense layer and method) on them; softmax with the run's
+    temperature either way."""
+    if not predictor.trained.frozen:
+        return predictor.predict_proba(split)
+    classifier, parts = predictor.model, []
+    for rows in split.inputs.split(predictor.batch_size):
+        parts.append(classifier.method.logits(classifier.model(rows.to(predictor.device))).float().cpu())
+    return predictor.probabilities(torch.cat(parts)).numpy()

@@ -6,6 +6,7 @@ detectors on the out-of-sample probabilities (:mod:`.detectors`), judged where t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ from ..data import Dataset
 from ..data.registry import dataset_yields
 from ..experiment.needs import check_needed_data
 from ..experiment.setting import ConfigSource, base_config, keyword_overrides, run_overrides
-from .cross_fit import cross_fit
+from .cross_fit import cross_fit, frozen_features
 from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect
 from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, training_origins
 from .judging import judge
 from .listing import LabelIssues, listed_rows, write_listing
+from .neighbours import KNN_VOTE, knn_vote
 
 
 def find_label_issues(
@@ -46,7 +48,8 @@ def find_label_issues(
     config's) is held out once while a run of the config (its ``method``, default the config's)
     trains on the others; the held-out rows' probabilities are then read by cleanlab's detectors:
     the list is ranked by ``rank_by``'s label quality (``self_confidence``, ``normalized_margin``,
-    ``confidence_weighted_entropy``), and ``filter_by`` (a filter of
+    ``confidence_weighted_entropy``; a run on a frozen backbone also gets ``knn_vote``, the
+    neighbours' vote on its features), and ``filter_by`` (a filter of
     :func:`cleanlab.filter.find_label_issues`) flags rows. Where the labels' truth is known (a
     ``noise:`` section, a true-label column) each detector is judged against it."""
     check_choices(rank_by, filter_by)
@@ -64,8 +67,12 @@ def find_label_issues(
     folder = (
         Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
     )
-    fitted = cross_fit(run, dataset, folds, folder, progress=progress)
+    features = frozen_features(run, dataset)
+    fitted = cross_fit(run, dataset if features is None else features, folds, folder, progress=progress)
     detection = detect(labels, fitted.probabilities, filter_by)
+    if features is not None:
+        votes = knn_vote(features.train.inputs, labels)
+        detection = replace(detection, scores={**detection.scores, KNN_VOTE: votes})
     clean = None if dataset.noise is None else dataset.noise.clean["train"].cpu().numpy().astype(np.int64)
     judged = None if clean is None else judge(clean != labels, detection)
     rows = listed_rows(

@@ -22,10 +22,11 @@ import numpy as np
 
 from ..data.origins import RowOrigins
 from ..rundir.files import atomic_write, write_text
-from .detectors import DETECTORS, Detection, ranking
+from .detectors import Detection, ranking
 from .judging import judged_lines
 
-#: The columns of every list, in order; the other detectors' scores follow ``score``.
+#: The columns of every list, in order; the other detectors' scores (cleanlab's, then ``knn_vote``
+#: where the run freezes its backbone) follow ``score``.
 COLUMNS = ("rank", "file", "row", "given_label", "suggested_label", "score", "flagged", "fold")
 LIST_CSV, LIST_JSONL, SUMMARY_JSON, PROBABILITIES_NPZ = (
     "label_issues.csv",
@@ -95,7 +96,7 @@ def listed_rows(
     clean: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Every training row as the list holds it, ranked by ``rank_by``'s score (lowest first)."""
-    others = [name for name in DETECTORS if name != rank_by]
+    others = [name for name in detection.scores if name != rank_by]
     rows = []
     for rank, i in enumerate(ranking(detection.scores[rank_by]), start=1):
         row: dict[str, Any] = {
