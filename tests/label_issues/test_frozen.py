@@ -1,6 +1,7 @@
 """Finding wrong labels on a frozen backbone (issue 101): the features are computed once for every
 fold, each fold's head scores its held-out rows as its whole network would, and the neighbours' vote
-on those features is a detector of its own, judged beside cleanlab's."""
+on those features is a detector of its own, judged beside cleanlab's; a frozen text encoder's folds
+train on the texts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.predict_helpers import text_table
 from sklearn.neighbors import NearestNeighbors
 
 import labelemb
@@ -67,3 +69,29 @@ def test_the_neighbours_vote_is_the_share_of_the_k_nearest_rows_with_the_same_la
     expected = (labels[nearest[:, 1:]] == labels[:, None]).mean(axis=1)
     assert np.array_equal(nearest[:, 0], np.arange(300))
     np.testing.assert_allclose(votes, expected)
+
+
+def test_a_frozen_text_encoders_folds_train_on_the_texts_and_its_features_vote(tmp_path, monkeypatch):
+    # The trainer's text task reads the data set's vocabulary: the folds train on the texts (each
+    # computing its features), the whole network scores the held-out texts, the features vote.
+    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
+    text_table(tmp_path / "train.csv", 60, 0)
+    text_table(tmp_path / "test.csv", 12, 1)
+    raw = {
+        "experiment": "encoded",
+        "output_dir": str(tmp_path / "runs"),
+        "data": {"name": "files", "dir": str(tmp_path), "files": {"train": "train.csv", "test": "test.csv"}},
+        "model": {"name": "sentence_encoder", "freeze": True},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 2, "batch_size": 10, "lr": 0.01, "progress": False},
+    }
+    issues = labelemb.find_label_issues(raw, folds=2, progress=False)
+    saved = np.load(issues.folder / PROBABILITIES_NPZ)
+    summary = json.loads((issues.folder / SUMMARY_JSON).read_text())
+    texts = load_run_data(load_config(f"{summary['fold_runs'][0]}/config.yaml"))
+    for k, run_dir in enumerate(summary["fold_runs"]):
+        held = np.flatnonzero(saved["fold"] == k)
+        whole = labelemb.load(run_dir).predict_proba(fold_dataset(texts, held).test)
+        np.testing.assert_allclose(saved["probabilities"][held], whole, rtol=1e-5, atol=1e-7)
+    assert all(0.0 <= row[KNN_VOTE] <= 1.0 for row in issues.rows)
+    assert sorted(row["row"] for row in issues.rows) == sorted(texts.train.origins.rows.tolist())

@@ -8,9 +8,9 @@ rows (seeds), and the folds' rows differ. Each fold's run is a run folder of its
 interrupted search resumes at its fold, and a finished fold is read back, not trained again.
 
 A run on a frozen backbone (``model.freeze``) has its features computed once, for every row
-(:func:`frozen_features`, the feature cache's), before the folds: each fold's run trains its head on
-them, and its held-out rows are scored by that head, so the backbone runs once, not once a fold.
-The same features serve the k-nearest-neighbour vote (:mod:`.neighbours`)."""
+(:func:`frozen_features`, the feature cache's), before the folds: on images each fold's run trains
+its head on them, and its held-out rows are scored by that head, so the backbone runs once, not
+once a fold. The same features serve the k-nearest-neighbour vote (:mod:`.neighbours`)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def cross_fit(
     fold = assign_folds(labels, folds, config.seed)
     probabilities = np.zeros((len(labels), dataset.num_classes), dtype=np.float64)
     run_dirs = []
+    features = isinstance(dataset, FeatureDataset)
     bar = tqdm(total=folds, desc="cross-fitting", unit="fold", disable=not draws_bar(progress))
     with bar:
         for k in range(folds):
@@ -68,7 +69,7 @@ def cross_fit(
             data = fold_dataset(dataset, held)
             train(run, dataset=data, progress=progress)
             predictor = load(run.run_dir(), device=resolve_device(run.train.device))
-            probabilities[held] = held_out_probabilities(predictor, data.test)
+            probabilities[held] = held_out_probabilities(predictor, data.test, features)
             run_dirs.append(run.run_dir())
             bar.update(1)
     return CrossFit(probabilities, fold, run_dirs, time.perf_counter() - start)
@@ -76,7 +77,9 @@ def cross_fit(
 
 def frozen_features(config: RunConfig, dataset: Dataset) -> FeatureDataset | None:
     """``dataset`` seen through the config's frozen backbone, every split's features computed once
-    (or read from the feature cache); None where the config freezes no backbone."""
+    (or read from the feature cache); None where the config freezes no backbone. The folds of an
+    image data set train on them; a text data set's folds train on its texts (the trainer's text
+    task reads their vocabulary), each computing its own features."""
     if not config.model.freeze:
         return None
     device = resolve_device(config.train.device)
@@ -84,11 +87,11 @@ def frozen_features(config: RunConfig, dataset: Dataset) -> FeatureDataset | Non
 
 
 @torch.inference_mode()
-def held_out_probabilities(predictor: Predictor, split: Split) -> np.ndarray:
+def held_out_probabilities(predictor: Predictor, split: Split, features: bool) -> np.ndarray:
     """The probabilities of a fold's held-out rows: the run's network on them, or, where they are
-    a frozen backbone's features, its head (dense layer and method) on them; softmax with the run's
-    temperature either way."""
-    if not predictor.trained.frozen:
+    a frozen backbone's ``features``, its head (dense layer and method) on them; softmax with the
+    run's temperature either way."""
+    if not features:
         return predictor.predict_proba(split)
     classifier, parts = predictor.model, []
     for rows in split.inputs.split(predictor.batch_size):
