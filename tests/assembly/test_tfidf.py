@@ -84,7 +84,7 @@ def test_the_features_are_scikit_learns_tfidf_through_its_svd(texts):
     train_texts = dataset.texts["train"]
     assert set(train_texts) <= set(rows)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit(train_texts)
-    svd = TruncatedSVD(6, algorithm="randomized", n_iter=5, random_state=0).fit(
+    svd = TruncatedSVD(6, algorithm="randomized", n_iter=2, random_state=0).fit(
         vectorizer.transform(train_texts)
     )
     new = ["alpha beta words", "a text of no known word"]

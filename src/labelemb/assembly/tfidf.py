@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .. import models
 from ..data.base import DataError
 from ..data.cache_files import build_once
 from ..data.feature_cache import (
@@ -51,7 +52,8 @@ def vectorizer_options(backbone: Backbone) -> TfidfOptions:
 
 def svd_settings(backbone: Backbone) -> tuple[int, int]:
     """The SVD's width and power iterations a ``tfidf`` backbone asks for."""
-    return int(backbone.options.get("components", 512)), int(backbone.options.get("svd_iterations", 5))
+    options = {**models.model_options(backbone.name), **backbone.options}
+    return int(options["components"]), int(options["svd_iterations"])
 
 
 class TfidfFeatures(nn.Module):

@@ -28,7 +28,9 @@ class Tfidf(nn.Module):
 
     ``vectorizer``: ``TfidfVectorizer`` options (words and word pairs, sublinear tf, ``min_df``
     2 unless set). ``components``: the SVD's width, the features' (at most the number of terms).
-    ``svd_iterations``: the randomised SVD's power iterations (scikit-learn's ``n_iter``).
+    ``svd_iterations``: the randomised SVD's power iterations (scikit-learn's ``n_iter``; 2, not
+    scikit-learn's 5: from 3 on each is normalised by an LU step over a terms x components matrix,
+    which costs minutes on a large vocabulary).
     """
 
     output_init_std = None
@@ -42,7 +44,7 @@ class Tfidf(nn.Module):
         input_shape: tuple[int, ...],
         vectorizer: dict[str, Any] | None = None,
         components: int = 512,
-        svd_iterations: int = 5,
+        svd_iterations: int = 2,
     ) -> None:
         super().__init__()
         if components < 1 or svd_iterations < 0:
