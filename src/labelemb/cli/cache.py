@@ -24,7 +24,9 @@ def add_cache(commands: typing.Any) -> None:
         f"`labelemb cache clear KIND` deletes only the files labelemb made there. Kinds: {kinds}.",
     )
     # type(cache): the command line's own parser class, whose one-line mistakes say "did you mean".
-    actions = cache.add_subparsers(dest="action", metavar="{list,clear}", parser_class=type(cache))
+    actions = cache.add_subparsers(
+        dest="action", metavar="{list,clear}", parser_class=type(cache), help="list (the default) or clear"
+    )
     cache.set_defaults(func="cache:cmd_cache", action="list", kinds=[], all=False, dry_run=False, yes=False)
     _add_cache_dir(cache)
     listing = actions.add_parser(
