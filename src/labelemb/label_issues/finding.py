@@ -54,16 +54,8 @@ def find_label_issues(
     ``noise:`` section, a true-label column) each detector is judged against it."""
     check_choices(rank_by, filter_by)
     run = _config(config, overrides, options, method, seed, progress)
-    if dataset_yields(run.data.name, run.data_sections()) == "token_pairs":
-        raise LabelIssuesError(
-            f"data set {run.data.name!r} is sequence-to-sequence: its targets are sequences, not class "
-            "labels; label-issues ranks the rows of a classification data set"
-        )
-    check_needed_data([run])
-    dataset = data_of(run).load()
-    _check_classes(dataset)
+    dataset = _searched_data(run, folds)
     labels = dataset.train.labels.cpu().numpy().astype(np.int64)
-    check_foldable(labels, dataset.class_names, folds)
     folder = (
         Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
     )
@@ -130,6 +122,21 @@ def _config(
         rebuilt = build_config(config.model_dump(mode="json"), changes)
         return rebuilt.model_copy(update={"source_folder": config.source_folder})
     return base_config(config, changes)
+
+
+def _searched_data(run: RunConfig, folds: int) -> Dataset:
+    """The data set ``run`` reads (its noise included), once it is known to be searchable: class
+    labels (not sequences, not tag sets) that ``folds`` folds can split; else one line."""
+    if dataset_yields(run.data.name, run.data_sections()) == "token_pairs":
+        raise LabelIssuesError(
+            f"data set {run.data.name!r} is sequence-to-sequence: its targets are sequences, not class "
+            "labels; label-issues ranks the rows of a classification data set"
+        )
+    check_needed_data([run])
+    dataset = data_of(run).load()
+    _check_classes(dataset)
+    check_foldable(dataset.train.labels.cpu().numpy().astype(np.int64), dataset.class_names, folds)
+    return dataset
 
 
 def _check_classes(dataset: Any) -> None:
