@@ -1,7 +1,7 @@
 """Finding wrong labels on a frozen backbone (issue 101): the features are computed once for every
 fold, each fold's head scores its held-out rows as its whole network would, and the neighbours' vote
 on those features is a detector of its own, judged beside cleanlab's; a frozen text encoder's folds
-train on the texts."""
+train on its features too."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def test_the_neighbours_vote_is_the_share_of_the_k_nearest_rows_with_the_same_la
     np.testing.assert_allclose(votes, expected)
 
 
-def test_a_frozen_text_encoders_folds_train_on_the_texts_and_its_features_vote(tmp_path, monkeypatch):
-    # The trainer's text task reads the data set's vocabulary: the folds train on the texts (each
-    # computing its features), the whole network scores the held-out texts, the features vote.
+def test_a_frozen_text_encoders_folds_train_on_its_features_once_computed(tmp_path, monkeypatch):
+    # The trainer's text task reads the data set's vocabulary, which the features keep: the folds
+    # train their heads on the features, which score the held-out texts as the whole network would.
     monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
     text_table(tmp_path / "train.csv", 60, 0)
     text_table(tmp_path / "test.csv", 12, 1)

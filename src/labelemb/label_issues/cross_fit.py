@@ -8,15 +8,17 @@ rows (seeds), and the folds' rows differ. Each fold's run is a run folder of its
 interrupted search resumes at its fold, and a finished fold is read back, not trained again.
 
 A run on a frozen backbone (``model.freeze``) has its features computed once, for every row
-(:func:`frozen_features`, the feature cache's), before the folds: on images each fold's run trains
-its head on them, and its held-out rows are scored by that head, so the backbone runs once, not
-once a fold. The same features serve the k-nearest-neighbour vote (:mod:`.neighbours`)."""
+(:func:`frozen_features`, the feature cache's), before the folds: each fold's run trains its head
+on them, and its held-out rows are scored by that head, so the backbone runs once, not
+once a fold (a text data set's features keep its vocabulary, which the trainer's text task reads).
+The same features serve the k-nearest-neighbour vote (:mod:`.neighbours`)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,15 +77,30 @@ def cross_fit(
     return CrossFit(probabilities, fold, run_dirs, time.perf_counter() - start)
 
 
+@dataclass
+class TextFeatureDataset(FeatureDataset):
+    """A text data set's features, with what the trainer's text task reads of the texts beside
+    them (its vocabulary, the cap on a text's tokens, the texts cut to it), which a
+    :class:`FeatureDataset` does not carry: the folds of a frozen text encoder train on it."""
+
+    vocabulary: Any = field(default=None, kw_only=True)
+    max_text_tokens: int | None = field(default=None, kw_only=True)
+    cut_texts: dict[str, int] = field(default_factory=dict, kw_only=True)
+
+
 def frozen_features(config: RunConfig, dataset: Dataset) -> FeatureDataset | None:
     """``dataset`` seen through the config's frozen backbone, every split's features computed once
-    (or read from the feature cache); None where the config freezes no backbone. The folds of an
-    image data set train on them; a text data set's folds train on its texts (the trainer's text
-    task reads their vocabulary), each computing its own features."""
+    (or read from the feature cache); None where the config freezes no backbone. A text data set's
+    features keep what its task reads of the texts (:class:`TextFeatureDataset`)."""
     if not config.model.freeze:
         return None
     device = resolve_device(config.train.device)
-    return freeze_features(config, dataset, build_task(config, dataset), device)
+    features = freeze_features(config, dataset, build_task(config, dataset), device)
+    if not hasattr(dataset, "vocabulary"):
+        return features
+    shared = {part.name: getattr(features, part.name) for part in fields(FeatureDataset)}
+    texts = {name: getattr(dataset, name) for name in ("vocabulary", "max_text_tokens", "cut_texts")}
+    return TextFeatureDataset(**shared, **texts)
 
 
 @torch.inference_mode()

@@ -60,9 +60,7 @@ def find_label_issues(
         Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
     )
     features = frozen_features(run, dataset)
-    # The trainer's text task reads a text data set's vocabulary, which features do not carry.
-    trained_on = features if features is not None and dataset.yields == "images" else dataset
-    fitted = cross_fit(run, trained_on, folds, folder, progress=progress)
+    fitted = cross_fit(run, dataset if features is None else features, folds, folder, progress=progress)
     detection = detect(labels, fitted.probabilities, filter_by)
     if features is not None:
         votes = knn_vote(features.train.inputs, labels)
