@@ -249,3 +249,18 @@ def test_the_rows_of_several_files_are_named_by_their_file(tmp_path):
     assert len(named) == len(issues.rows) == 72 and {name for name, _ in named} == {"a.csv", "b.csv"}
     for row in issues.rows:
         assert row["given_label"] == tables[Path(row["file"]).name][row["row"] - 1]["label"], row
+
+
+def test_a_run_config_is_taken_with_the_overrides_method_and_seed(small_config):
+    from labelemb.label_issues.finding import _config
+
+    config = small_config().model_copy(update={"source_folder": "/somewhere"})
+    assert _config(config, [], {}, None, None, True) is config
+    changed = _config(config, ["train.epochs=1"], {"train": {"lr": 0.01}}, "onehot", 3, False)
+    assert (changed.train.epochs, changed.train.lr, changed.method.name, changed.seed) == (
+        1,
+        0.01,
+        "onehot",
+        3,
+    )
+    assert changed.source_folder == "/somewhere" and changed.train.progress is False
