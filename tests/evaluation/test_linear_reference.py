@@ -18,8 +18,11 @@ from sklearn.metrics import average_precision_score, f1_score, log_loss
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
+import labelemb
 from labelemb.analysis.reference_table import REFERENCE_FILE, read_reference
+from labelemb.analysis.report import build_report
 from labelemb.assembly import load_run_data
+from labelemb.cli import main
 from labelemb.config import build_config
 from labelemb.data import DataRequest, load
 from labelemb.data.files.options import FilesOptions
@@ -35,6 +38,7 @@ SVM_GRID, LOGREG_GRID = (model.grid for model in MODELS)
 def own_cache(tmp_path, monkeypatch):
     """The TF-IDF cache of each test in its own folder."""
     monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
+
 
 #: Each class's own words: a linear model on TF-IDF tells them apart.
 WORDS = {
@@ -307,3 +311,33 @@ def test_turned_off_or_on_images_there_is_no_reference(tmp_path, small_config):
     assert comparison_reference(experiment, config, enabled=False) is None
     assert read_reference(experiment) is None and not (experiment / REFERENCE_FILE).exists()
     assert linear_reference(small_config(), experiment) is None  # the digits: images
+
+
+# ---------------------------------------------------------------- a comparison shows it
+
+
+def test_a_tiny_text_comparison_shows_the_reference_in_its_tables_ranks_and_report(tmp_path, capsys):
+    folder = write_splits(tmp_path)
+    config = text_config(folder).model_dump(mode="json", exclude={"source_folder"})
+    comparison = labelemb.compare(config, methods=["onehot", "label_smoothing"], seeds=[0], progress=False)
+    experiment = folder / "runs" / "texts"
+    record = json.loads((experiment / REFERENCE_FILE).read_text(encoding="utf-8"))
+    svm = next(row for row in record["rows"] if row["model"] == "svm")
+    label, error = "linear SVM (TF-IDF, reference)", f"{svm['figures']['test_error']:.2f}"
+    assert comparison.reference.rows[0].label == label
+    for text in (comparison.short, comparison.markdown, (experiment / "comparison.md").read_text()):
+        line = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+        assert f"| {error} |" in line
+        assert "(TF-IDF, reference): not a method but scikit-learn's linear SVM" in text
+        assert "logistic regression (TF-IDF, reference)" in text
+    csv_rows = list(csv.DictReader((experiment / "comparison.csv").open(encoding="utf-8")))
+    assert [row["method"] for row in csv_rows][2:] == [label, "logistic regression (TF-IDF, reference)"]
+    assert float(csv_rows[2]["selected_mean"]) == pytest.approx(svm["figures"]["test_error"])
+    assert main(["ranks", str(experiment), "--output", str(tmp_path / "ranks.png")]) == 0
+    assert f"| {label} | {error} |" in capsys.readouterr().out
+    page = build_report(experiment, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert label in page and "not a method but scikit-learn" in page
+    # --no-reference: no rows, and no record left for ranks or the report to show.
+    assert main(["compare", "--summarize", str(experiment), "--no-reference"]) == 0
+    assert label not in capsys.readouterr().out and label not in (experiment / "comparison.md").read_text()
+    assert not (experiment / REFERENCE_FILE).exists()

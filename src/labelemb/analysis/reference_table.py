@@ -11,12 +11,13 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..metrics.figures import figure, figure_of
 from ..tasks.scoring import TEST_ERROR, Scoring
+from .beyond_error import TableBlock
 from .tag_table import TAG_CALIBRATION, TAG_FIGURES, tag_stem
 
 #: The record's file in the experiment folder, and its format (a record of another is fitted anew).
@@ -37,6 +38,8 @@ class ReferenceRow:
     c: float
     figures: dict[str, float]
     seconds: float
+    #: The dev figure C was chosen by, at each C of the grid (by C as text).
+    dev: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -73,7 +76,9 @@ class Reference:
     def from_record(cls, record: dict[str, Any]) -> Reference:
         """The reference a record holds (a KeyError or TypeError for one that is not a record)."""
         rows = [
-            ReferenceRow(r["name"], r["labels"], float(r["C"]), dict(r["figures"]), float(r["seconds"]))
+            ReferenceRow(
+                r["name"], r["labels"], float(r["C"]), dict(r["figures"]), float(r["seconds"]), dict(r["dev"])
+            )
             for r in record["rows"]
         ]
         seconds = float(record["feature_seconds"]) + sum(row.seconds for row in rows)
@@ -128,16 +133,24 @@ def with_reference(text: str, reference: Reference | None, scoring: Scoring | No
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
     heads = [cell.strip() for cell in lines[start].strip().strip("|").split("|")]
-    cells = _head_figures(scoring or reference.scoring)
+    scoring = scoring or reference.scoring
+    score = f"{scoring.score_name} {scoring.unit}".strip()
+    noisy = [head for head in heads if head.startswith(f"{score} at ") and head.endswith("wrong labels")]
+    cells = _head_figures(scoring, noisy)
     added = [_line(row, heads, cells) for row in reference.rows]
     return "\n".join([*lines[:end], *added, "", reference.note(), *lines[end:]])
 
 
-def _head_figures(scoring: Scoring) -> dict[str, str]:
-    """The figure key each head of a comparison table shows (the terminal's and comparison.md's)."""
+def _head_figures(scoring: Scoring, noisy_heads: list[str]) -> dict[str, str]:
+    """The figure key each head of a comparison table shows (the terminal's, comparison.md's and
+    the ranks')."""
     column = scoring.column()
     heads = {f"{column} (selected)": scoring.metric, column: scoring.metric}
-    heads.update({f"{name} (selected)": key for key, name in scoring.reported})
+    heads.update(
+        {f"{name}{selected}": key for key, name in scoring.reported for selected in ("", " (selected)")}
+    )
+    # A noisy comparison's ranks head their score by the share of wrong labels it trained on.
+    heads.update({head: scoring.metric for head in noisy_heads})
     for key, name in CALIBRATION:
         label = figure(name).label
         heads.update({f"{label} (selected)": key, label: key, f"{label} -> scaled": key})
@@ -156,6 +169,24 @@ def _line(row: ReferenceRow, heads: list[str], cells: dict[str, str]) -> str:
             declared = figure_of(cells[head].removeprefix("test_"))
             values.append(format(value, declared.fmt if declared else ".2f"))
     return "| " + " | ".join(values) + " |"
+
+
+def reference_blocks(reference: Reference | None) -> list[TableBlock]:
+    """How the reference chose its C (the report shows it under the comparison): per model, the
+    labels it trained on, the dev figure at each C of its grid, the C chosen and the seconds its
+    fits took; none without a reference."""
+    if reference is None or not reference.rows:
+        return []
+    lines = [
+        f"| reference | trained on | {reference.selection} at each C | C chosen | seconds |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for row in reference.rows:
+        trained = "the clean labels" if row.labels == "clean" else "the runs' labels"
+        grid = ", ".join(f"{c}: {value:.2f}" for c, value in row.dev.items())
+        lines.append(f"| {row.label} | {trained} | {grid} | {row.c:g} | {row.seconds:.1f} |")
+    intro = f"The linear reference: its C chosen on dev ({reference.terms:,} TF-IDF terms)."
+    return [TableBlock(intro, "\n".join(lines), [reference.note()])]
 
 
 def reference_csv(rows: list[dict[str, Any]], reference: Reference | None) -> str:

@@ -56,6 +56,7 @@ from .curves import (
 )
 from .noise_table import disputed_block, noise_block
 from .provenance import code_note
+from .reference_table import read_reference, reference_blocks, with_reference
 from .reliability import plot_reliability
 from .report_facets import cached_facets, facet_entry, facets_over_seeds
 from .report_html import escape
@@ -345,6 +346,8 @@ def build_report(
     rows = comparison_rows(runs)  # the baseline first, then by name: the order of the page
     # The calibration table has a section of its own, beside the reliability diagrams.
     comparison = format_markdown(rows, scoring=metric, calibration=False)
+    reference = read_reference(experiment_dir)  # a text comparison's linear reference, or None
+    comparison = with_reference(comparison, reference, metric)
     curves = plot_error_curves(runs, analysis_dir / CURVES_FILE, title=experiment_dir.resolve().name)
     in_page_order = {row["method"]: runs[row["method"]] for row in rows}
     reliability = plot_reliability(in_page_order, analysis_dir / RELIABILITY_FILE)
@@ -376,7 +379,7 @@ def build_report(
         methods=methods,
         wordnet_by_method={} if text else wordnet["wordnet_by_method"],
         facets_by_method=facets,
-        comparison_blocks=tag_blocks(rows, BASELINE),
+        comparison_blocks=[*reference_blocks(reference), *tag_blocks(rows, BASELINE)],
         wordnet_absent="" if text else _absent_reason(wordnet["runs"]),
         top=top,
         metric=metric,

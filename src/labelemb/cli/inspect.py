@@ -10,6 +10,7 @@ from pathlib import Path
 from ..analysis import label_similarity, most_similar, similar_table
 from ..analysis.analyze import analyze, percent
 from ..analysis.ranks import experiments_rank_table, plot_ranks
+from ..analysis.reference_table import read_reference, with_reference
 from ..analysis.report import build_report
 from ..analysis.representation import run_representation
 from ..analysis.similarity import label_indices, nearest_labels
@@ -71,6 +72,7 @@ def cmd_ranks(args: argparse.Namespace) -> int:
     if len(table.methods) < 2:
         raise ValueError(f"{args.dirs[0]} holds runs of one method: ranks compare two or more")
     output = args.output or Path(args.dirs[0]) / "ranks.png"
-    print(table.markdown())
+    # The first folder's linear reference (a text comparison's), as rows under the ranked methods.
+    print(with_reference(table.markdown(), read_reference(args.dirs[0])))
     print(f"\nwrote {plot_ranks(table, output, title=args.title or Path(args.dirs[0]).name)}")
     return 0

@@ -190,6 +190,12 @@ def _add_compare(commands: typing.Any) -> None:
         action="store_true",
         help="train each method's seeds side by side in one process (one unit of work per method)",
     )
+    compare.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="on texts or tag sets, leave out the linear reference rows (scikit-learn's linear SVM and "
+        "logistic regression on TF-IDF, fitted on the same splits)",
+    )
     compare.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     compare.set_defaults(func="run:cmd_compare")
 

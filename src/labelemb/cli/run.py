@@ -33,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.summarize:
-        print(summarize(Path(args.summarize)).short)
+        print(summarize(Path(args.summarize), reference=not args.no_reference).short)
         return 0
     if not args.methods:
         raise ValueError("compare needs --methods (e.g. onehot,label_embedding) or --summarize DIR")
@@ -46,6 +46,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             overrides=common_overrides(args),
             **executor_options(args),
             progress=not args.no_progress,
+            reference=not args.no_reference,
         )
     except RunsFailed as failed:  # no run finished: nothing to compare
         return failures(failed.failed, len(args.methods) * len(args.seeds), [])

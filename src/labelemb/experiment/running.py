@@ -108,6 +108,7 @@ def compare(
     ray_address: str | None = None,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    reference: bool = True,
     **options: Any,
 ) -> Comparison:
     """Train every method on every seed and compare them, as ``labelemb compare`` does: the same
@@ -116,7 +117,9 @@ def compare(
     :func:`make_executor` with ``jobs``, ``devices``, ``runs_per_device`` and ``ray_address``
     (by default here, one after another); ``config``, ``overrides`` and the keywords as for
     :func:`train`, a bare method option going to the methods that take it. Runs that fail are
-    listed in the result's ``failed``; the others are compared all the same."""
+    listed in the result's ``failed``; the others are compared all the same. A comparison on texts or
+    tag sets shows a linear reference beside the methods (``reference=False`` leaves it out:
+    :func:`write_comparison`)."""
     methods = method_names(methods)
     seeds = seed_numbers(seeds)
     if not methods:
@@ -142,7 +145,7 @@ def compare(
         raise failed  # nothing finished: nothing to compare
     lacking = evaluate_trained(configs, progress)
     experiment_dir = Path(base.output_dir) / base.experiment
-    comparison = write_comparison(experiment_dir)
+    comparison = write_comparison(experiment_dir, base, reference=reference)
     if base.train.log_to:
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     failures = [] if failed is None else list(failed.failed)

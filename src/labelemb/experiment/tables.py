@@ -15,7 +15,9 @@ from ..analysis.compare import comparison_metric
 from ..analysis.comparison_table import format_short
 from ..analysis.curves import has_memorisation, plot_memorisation
 from ..analysis.provenance import code_note, uncommitted_runs, uncommitted_warning
+from ..analysis.reference_table import read_reference, reference_csv, with_reference
 from ..analysis.tables import noisy_labels_note
+from ..evaluation.linear_reference import comparison_reference
 from ..metrics.figures import figure_of
 from ..rundir import CONFIG_FILE, run_dirs, write_text
 from .columns import SCORE, column_of
@@ -51,8 +53,9 @@ class Comparison:
     rows as a pandas DataFrame. ``runs`` holds the run folders by method; ``lacking``, (run
     folder, command) for each run that trained but could not be judged; ``failed``, the runs that
     failed (:class:`~labelemb.sweep.failures.FailedRun`: label, folder, reason) of the
-    ``planned`` ones. ``figures`` are the pictures' files. A notebook shows it as its Markdown
-    table; a shell, as one line.
+    ``planned`` ones. ``figures`` are the pictures' files. ``reference``: a text comparison's
+    linear reference (:class:`~labelemb.analysis.reference_table.Reference`), shown as rows of its
+    tables, or None. A notebook shows it as its Markdown table; a shell, as one line.
     """
 
     experiment_dir: Path
@@ -64,6 +67,7 @@ class Comparison:
     lacking: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[Any] = field(default_factory=list)
     planned: int = 0
+    reference: Any = None
 
     def to_markdown(self) -> str:
         """comparison.md's text."""
@@ -160,23 +164,30 @@ def _seeds(folders: list[Path]) -> list[int]:
     return [int(folder.name.removeprefix("seed")) for folder in folders if folder.name[4:].isdigit()]
 
 
-def write_comparison(experiment_dir: Path) -> Comparison:
+def write_comparison(experiment_dir: Path, config: Any = None, *, reference: bool = True) -> Comparison:
     """Write comparison.md, comparison.csv, the curves (against epochs: curves.png; training
     seconds: curves-seconds.png; counted FLOPs, when the runs have them: curves-flops.png; for runs
     trained on noisy labels, memorisation.png) and, for two methods or more, the ranks picture
     (ranks.png: :mod:`~labelemb.analysis.ranks`) for the runs in ``experiment_dir``.
 
     comparison.md ends with the code that trained the runs (:mod:`~labelemb.analysis.provenance`).
-    Returns the comparison; its ``short`` text is what a terminal shows: the few columns of
-    :func:`~labelemb.analysis.comparison_table.format_short`, a line saying where the rest is, and
-    the warning where uncommitted code trained any run.
+    A comparison on texts or tag sets shows its linear reference as rows of its tables, fitted
+    or read (:func:`~labelemb.evaluation.linear_reference.comparison_reference`; ``config``: the
+    runs', None: read from them); ``reference`` False leaves it out. Returns the comparison; its
+    ``short`` text is what a terminal shows: the few columns of
+    :func:`~labelemb.analysis.comparison_table.format_short` (the reference's rows among them, or
+    the line saying why there is none), a line saying where the rest is, and the warning where
+    uncommitted code trained any run.
     """
     experiment_dir = Path(experiment_dir)
     runs = load_runs(experiment_dir)
     rows = comparison_rows(runs)
     scoring = comparison_metric(runs)
-    table = "\n\n".join(filter(None, [format_markdown(rows, scoring=scoring), code_note(runs)]))
-    csv = format_csv(rows)
+    unfitted = comparison_reference(experiment_dir, config, enabled=reference)
+    kept = read_reference(experiment_dir)
+    methods_table = with_reference(format_markdown(rows, scoring=scoring), kept, scoring)
+    table = "\n\n".join(filter(None, [methods_table, code_note(runs)]))
+    csv = format_csv(rows) + reference_csv(rows, kept)
     write_text(experiment_dir / "comparison.md", table + "\n")
     write_text(experiment_dir / "comparison.csv", csv)
     _draw_curves(runs, experiment_dir)
@@ -187,7 +198,8 @@ def write_comparison(experiment_dir: Path) -> Comparison:
     pictures = "curves.png, ranks.png" if len(rows) > 1 else "curves.png"
     # Under the table, where the runs trained on noisy labels: what its ECE after scaling was fit on.
     summaries = [run.summary for method_runs in runs.values() for run in method_runs]
-    short_table = "\n".join(filter(None, [format_short(rows, scoring=scoring), noisy_labels_note(summaries)]))
+    short_rows = with_reference(format_short(rows, scoring=scoring), kept, scoring)
+    short_table = "\n".join(filter(None, [short_rows, noisy_labels_note(summaries), unfitted]))
     short = (
         f"{short_table}\n\nfull tables: "
         f"{experiment_dir / 'comparison.md'} (and comparison.csv, {pictures}); "
@@ -200,13 +212,13 @@ def write_comparison(experiment_dir: Path) -> Comparison:
         method: [experiment_dir / method / f"seed{run.seed}" for run in method_runs]
         for method, method_runs in runs.items()
     }
-    return Comparison(experiment_dir, rows, table, csv, short, folders)
+    return Comparison(experiment_dir, rows, table, csv, short, folders, reference=kept)
 
 
-def summarize(experiment_dir: str | Path) -> Comparison:
+def summarize(experiment_dir: str | Path, *, reference: bool = True) -> Comparison:
     """The comparison of the finished runs in ``experiment_dir``, its files written anew, without
-    training (``labelemb compare --summarize``)."""
-    return write_comparison(Path(experiment_dir))
+    training (``labelemb compare --summarize``); ``reference``: as :func:`write_comparison`'s."""
+    return write_comparison(Path(experiment_dir), reference=reference)
 
 
 def _draw_curves(runs: dict[str, list[Any]], experiment_dir: Path) -> None:
