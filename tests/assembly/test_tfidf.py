@@ -104,6 +104,9 @@ def test_a_trained_run_predicts_new_texts(texts):
     predicted = [predictor.classes[i] for i in logits.argmax(1).tolist()]
     wrong = sum(p != label for p, (_, label) in zip(predicted, rows))
     assert 100.0 * wrong / len(rows) == pytest.approx(summary["selected_test_error"])
+    # The public call reads the texts themselves through the run's fitted TF-IDF, as the above.
+    probabilities = predictor.predict_proba(new_texts)
+    assert probabilities.shape == (30, 3) and probabilities.argmax(1).tolist() == logits.argmax(1).tolist()
 
 
 def test_config_mistakes_are_one_line(texts):

@@ -30,6 +30,7 @@ from .inputs import (
     tokens_note,
 )
 from .network import Classifier
+from .raw_texts import raw_text_features
 from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
@@ -217,6 +218,10 @@ class Predictor:
             yield from self._shown([ready], len(inputs))
             return
         if self.reads == "texts":
+            features = raw_text_features(self.model, inputs)  # a TF-IDF run: its own fitted features
+            if features is not None:
+                yield from self._shown([features], len(features))
+                return
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             size = self.batch_size * TEXT_PARTS
             starts = range(0, len(texts), size)
