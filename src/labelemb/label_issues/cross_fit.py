@@ -110,7 +110,9 @@ def held_out_probabilities(predictor: Predictor, split: Split, features: bool) -
     run's temperature either way."""
     if not features:
         return predictor.predict_proba(split)
-    classifier, parts = predictor.model, []
+    classifier, parts, device = predictor.model, [], predictor.device
     for rows in split.inputs.split(predictor.batch_size):
-        parts.append(classifier.method.logits(classifier.model(rows.to(predictor.device))).float().cpu())
+        # In bf16 where the run evaluated in it, as its predictions are made.
+        with torch.autocast(device.type, dtype=predictor.autocast, enabled=predictor.autocast is not None):
+            parts.append(classifier.method.logits(classifier.model(rows.to(device))).float().cpu())
     return predictor.probabilities(torch.cat(parts)).numpy()
