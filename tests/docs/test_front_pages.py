@@ -123,7 +123,8 @@ def test_the_readmes_which_method_table_is_the_results_overviews():
 
 #: The longest a README paragraph may be (issue 99): past it, a newcomer skims; the rest goes on a docs page.
 MAX_PARAGRAPH = 800
-#: The longest a "which method for what" answer may be: the answer and a figure, the rest on the page it links.
+#: The longest a "which method for what" answer may be: the answer and a figure, the rest on the
+#: page it links.
 MAX_ANSWER = 260
 
 
@@ -141,6 +142,6 @@ def test_no_readme_paragraph_is_longer_than_a_newcomer_reads():
 
 
 def test_each_which_method_answer_is_its_answer_and_a_figure():
-    rows = which_method_rows(text(README))[2:]
-    long = {row.split(" | ")[0][2:]: len(row.split(" | ")[2]) for row in rows if len(row.split(" | ")[2]) > MAX_ANSWER}
-    assert not long, f"keep these cells to the answer and a figure ({MAX_ANSWER} characters), the rest on their page: {long}"
+    cells = [row.split(" | ") for row in which_method_rows(text(README))[2:]]
+    long = {cell[0][2:]: len(cell[2]) for cell in cells if len(cell[2]) > MAX_ANSWER}
+    assert not long, f"keep these to the answer and a figure ({MAX_ANSWER} characters), the rest on their page: {long}"
