@@ -144,4 +144,4 @@ def test_no_readme_paragraph_is_longer_than_a_newcomer_reads():
 def test_each_which_method_answer_is_its_answer_and_a_figure():
     cells = [row.split(" | ") for row in which_method_rows(text(README))[2:]]
     long = {cell[0][2:]: len(cell[2]) for cell in cells if len(cell[2]) > MAX_ANSWER}
-    assert not long, f"keep these to the answer and a figure ({MAX_ANSWER} characters), the rest on their page: {long}"
+    assert not long, f"keep each to its answer and a figure ({MAX_ANSWER} characters): {long}"
