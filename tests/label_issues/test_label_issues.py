@@ -264,3 +264,20 @@ def test_a_run_config_is_taken_with_the_overrides_method_and_seed(small_config):
         3,
     )
     assert changed.source_folder == "/somewhere" and changed.train.progress is False
+
+
+def test_a_figure_with_nothing_to_judge_is_written_as_json_null():
+    # An AUROC where no label is wrong is NaN, which JSON has not: the files hold null instead.
+    from labelemb.label_issues.listing import json_values
+
+    summary = {"judged": {"auroc": float("nan"), "f1": 0.5, "per": [float("inf"), 1.0]}, "rows": 3}
+    written = json.dumps(json_values(summary), allow_nan=False)
+    assert json.loads(written) == {"judged": {"auroc": None, "f1": 0.5, "per": [None, 1.0]}, "rows": 3}
+
+
+def test_top_takes_a_positive_count(capsys):
+    from labelemb.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["label-issues", "--top", "-3"])
+    assert stopped.value.code == 2 and "-3" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
         help="cleanlab's filter that flags rows (find_label_issues' filter_by; default %(default)s)",
     )
     issues.add_argument(
-        "--top", type=int, default=10, metavar="N", help="rows shown on the terminal (default 10)"
+        "--top", type=positive_int, default=10, metavar="N", help="rows shown on the terminal (default 10)"
     )
     issues.add_argument("--data-dir", help="folder searched first for the dataset files")
     issues.add_argument("--output-dir", help="root of the run folders (default runs/)")

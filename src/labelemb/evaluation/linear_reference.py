@@ -104,8 +104,8 @@ def linear_reference(
     dataset = data_of(config).load()
     texts = getattr(dataset, "texts", None) or {}
     if "train" not in texts or dataset.dev is None:
-        missing = "a dev split to choose C on" if "train" in texts else "the texts of its splits"
-        raise ReferenceError(f"data set {dataset.name!r} keeps no {missing}")
+        missing = "no dev split to choose C on" if "train" in texts else "not the texts of its splits"
+        raise ReferenceError(f"data set {dataset.name!r} keeps {missing}")
     judge = _judge(config, dataset)
     labels = _labels(dataset)
     key = _key(texts, labels, judge)

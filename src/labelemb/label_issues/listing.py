@@ -117,6 +117,18 @@ def listed_rows(
     return rows
 
 
+def json_values(value: Any) -> Any:
+    """``value`` with every float that is not finite as None (JSON has no NaN: a figure with no
+    positive or no negative row to judge, such as an AUROC where no label is wrong, is null)."""
+    if isinstance(value, dict):
+        return {key: json_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_values(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def write_listing(
     issues: LabelIssues, probabilities: np.ndarray, labels: np.ndarray, fold: np.ndarray
 ) -> None:
@@ -131,8 +143,10 @@ def write_listing(
         {key: "" if value is None else value for key, value in row.items()} for row in issues.rows
     )
     write_text(folder / LIST_CSV, text.getvalue())
-    write_text(folder / LIST_JSONL, "".join(json.dumps(row) + "\n" for row in issues.rows))
-    write_text(folder / SUMMARY_JSON, json.dumps(issues.summary, indent=1) + "\n")
+    lines = "".join(json.dumps(json_values(row), allow_nan=False) + "\n" for row in issues.rows)
+    write_text(folder / LIST_JSONL, lines)
+    summary = json.dumps(json_values(issues.summary), indent=1, allow_nan=False)
+    write_text(folder / SUMMARY_JSON, summary + "\n")
 
     def save(tmp: Path) -> None:
         with tmp.open("wb") as handle:

@@ -189,8 +189,9 @@ def small_loss_rows(losses: Tensor, keep: Tensor | int, weight: Tensor | None) -
     order = ranked.argsort(dim=-1, stable=True)
     positions = torch.arange(ranked.shape[-1], device=ranked.device).expand_as(order)
     rank = torch.empty_like(order).scatter_(-1, order, positions)
-    keep = torch.as_tensor(keep, device=ranked.device)
-    mask = (rank < keep.unsqueeze(-1)).to(ranked.dtype)
+    # An int compares as it is: making it a device tensor would copy from the host at every step.
+    below = rank < (keep.unsqueeze(-1) if isinstance(keep, Tensor) else keep)
+    mask = below.to(ranked.dtype)
     return mask if weight is None else mask * weight
 
 
