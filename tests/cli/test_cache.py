@@ -201,3 +201,24 @@ def test_the_size_the_docs_give_is_that_of_mnists_34_corrupted_copies():
     for page in ("cli.md", "results/shift.md"):
         text = " ".join((DOCS / page).read_text(encoding="utf-8").split())
         assert re.search(rf"{count} corrupted copies[^.]*{re.escape(size)}", text), page
+
+
+def test_the_features_kind_counts_and_clears_a_tfidfs_matrices_and_svd(roots):
+    from labelemb.assembly.tfidf import _cached_directions
+    from labelemb.data.text.classes import text_class_dataset
+    from labelemb.data.text.options import TfidfOptions
+    from labelemb.data.text.tfidf import tfidf_matrices
+
+    root, _ = roots
+    texts = {"train": ["alpha beta", "gamma delta", "alpha gamma"], "dev": None, "test": ["beta delta"]}
+    labels = {"train": np.array([0, 1, 0]), "dev": None, "test": np.array([1])}
+    data = text_class_dataset("t", texts, labels, ["a", "b"])
+    matrices = tfidf_matrices(data, TfidfOptions(min_df=1), str(root), progress=False)
+    svd = matrices.path.with_name("tfidf-svd-" + "c" * 32 + ".safetensors")
+    _cached_directions(svd, "c" * 64, 2, matrices.vectorizer.width, matrices, 1, False)
+    made = _files(root / "features")
+    assert {p.name for p in made} == {matrices.path.name, svd.name}
+    use = cache_usage(["features"])[0]
+    assert use.files == 2 and use.size == sum(p.stat().st_size for p in made)
+    clear_cache(["features"])
+    assert not matrices.path.exists() and not svd.exists()

@@ -43,7 +43,7 @@ KINDS = {
         ),
         CacheKind(
             "features",
-            "a frozen backbone's features of each split (model.freeze: true)",
+            "a frozen backbone's features of each split (model.freeze: true), a TF-IDF's matrices and SVD",
             "computed again by the next run of that backbone on that data",
         ),
         CacheKind(
@@ -100,7 +100,8 @@ def cache_places(kind: str, cache_dir: str | None = None) -> list[tuple[Path, tu
     if kind == "corrupted":
         return [(root / "corrupted", _built("features", ".safetensors"))]
     if kind == "features":
-        return [(root / "features", _built("features", ".safetensors"))]
+        # A TF-IDF's matrices and its SVD's directions (tfidf-svd-*) are kept beside the features.
+        return [(root / "features", (*_built("features", ".safetensors"), *_built("tfidf", ".safetensors")))]
     if kind == "images":
         return [(root / "images", _built("images", ".u8"))]
     if kind == "tables":
