@@ -341,3 +341,19 @@ def test_a_tiny_text_comparison_shows_the_reference_in_its_tables_ranks_and_repo
     assert main(["compare", "--summarize", str(experiment), "--no-reference"]) == 0
     assert label not in capsys.readouterr().out and label not in (experiment / "comparison.md").read_text()
     assert not (experiment / REFERENCE_FILE).exists()
+
+
+def test_a_kept_reference_stays_when_its_data_cannot_be_read_here(tmp_path):
+    # Records restored on another machine: the data is gone, the reference fitted on it is kept
+    # (as the runs' figures are) and the line says it went unchecked.
+    (tmp_path / "data").mkdir()
+    folder = write_splits(tmp_path / "data")
+    config = text_config(folder)
+    experiment = tmp_path / "experiment"
+    assert comparison_reference(experiment, config) is None
+    kept = (experiment / REFERENCE_FILE).read_text(encoding="utf-8")
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.csv").unlink()
+    line = comparison_reference(experiment, config)
+    assert line.startswith("linear reference as kept, not checked against the data") and "\n" not in line
+    assert (experiment / REFERENCE_FILE).read_text(encoding="utf-8") == kept

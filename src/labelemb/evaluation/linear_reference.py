@@ -72,6 +72,10 @@ def comparison_reference(
         if config is not None and linear_reference(config, experiment_dir) is not None:
             return None
     except (ValueError, OSError) as error:  # ReferenceError, DataError, a damaged run config
+        if path.is_file() and not isinstance(error, ReferenceError):
+            # The data moved or cannot be read here (records restored elsewhere): the reference
+            # fitted on it stays, as the runs' own figures do, and the line says it went unchecked.
+            return f"linear reference as kept, not checked against the data: {error}"
         path.unlink(missing_ok=True)
         return f"no linear reference: {error}"
     path.unlink(missing_ok=True)  # not texts: no reference, and none left from other data
