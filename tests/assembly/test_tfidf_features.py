@@ -116,3 +116,59 @@ def test_config_mistakes_are_one_line(texts):
         tfidf_config(texts, freeze=False)
     with pytest.raises(ConfigError, match="ngram_range"):
         tfidf_config(texts, vectorizer={"ngram_range": [3, 1]})
+
+
+def test_a_split_is_predicted_from_its_raw_texts_and_word_ids_are_refused(texts):
+    from labelemb.predict.reading import split_rows
+    from labelemb.predict.source import PredictError
+
+    config = tfidf_config(texts, "onehot")
+    summary = train(config)
+    predictor = labelemb.load(config.run_dir())
+    # labelemb predict RUN --split test: the split's texts through the run's own TF-IDF.
+    rows = split_rows(predictor.trained, "test", None)
+    predicted = [predictor.classes[i] for i in predictor.logits(rows.items).argmax(1).tolist()]
+    wrong = sum(p != label for p, label in zip(predicted, rows.labels))
+    assert 100.0 * wrong / len(predicted) == pytest.approx(summary["selected_test_error"])
+    # Word ids are never read as features, whatever their width (here the features' own).
+    ids = torch.randint(1, 9, (4, predictor.model.backbone.out_features))
+    refused = r"^model tfidf reads raw texts \(a list of strings\), not a torch.int64"
+    with pytest.raises(TypeError, match=refused):
+        predictor.model.backbone(ids)
+    split = labelemb.assembly.load_run_data(config).test
+    with pytest.raises(PredictError, match="reads raw texts, not a split of word ids"):
+        predictor.logits(split)
+
+
+class _OnDevice(torch.Tensor):
+    """A buffer as an accelerator holds it: no numpy() of its own, a copy to the CPU has one."""
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() first")
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).clone()
+
+
+def test_buffers_off_the_cpu_still_make_features(texts):
+    config = tfidf_config(texts)
+    train(config)
+    module = frozen_backbone(config, None)
+    new = ["alpha beta words", "a text of no known word"]
+    expected = module(new)
+    for name in ("terms", "idf", "directions"):
+        setattr(module, name, getattr(module, name).as_subclass(_OnDevice))
+    torch.testing.assert_close(module(new).as_subclass(torch.Tensor), expected)
+
+
+def test_torchscript_and_onnx_exports_are_refused_in_one_line(texts, tmp_path):
+    from labelemb.predict.export import export
+    from labelemb.predict.source import PredictError
+
+    config = tfidf_config(texts)
+    train(config)
+    predictor = labelemb.load(config.run_dir())
+    for fmt in ("torchscript", "onnx"):
+        with pytest.raises(PredictError, match=r"^a TF-IDF run exports as a bundle only: [^\n]*bundle$"):
+            export(predictor, fmt, tmp_path / fmt)
+        assert not (tmp_path / fmt).exists()

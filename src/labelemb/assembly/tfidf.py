@@ -92,9 +92,15 @@ class TfidfFeatures(nn.Module):
         return FittedTfidf.from_tensors(self.options, {"tfidf.terms": self.terms, "tfidf.idf": self.idf})
 
     def forward(self, texts: list[str] | Tensor) -> Tensor:
-        if isinstance(texts, Tensor) and texts.dim() == 2 and texts.shape[1] == self.out_features:
-            # Features this module made already: a prediction's rows, batched after the texts.
-            return texts.float()
+        if isinstance(texts, Tensor):
+            if texts.is_floating_point() and texts.dim() == 2 and texts.shape[1] == self.out_features:
+                # Features this module made already: a prediction's rows, batched after the texts.
+                return texts.float()
+            # Word ids (a text split read for another model) are no texts: refuse, never project them.
+            raise TypeError(
+                f"model tfidf reads raw texts (a list of strings), not a {texts.dtype} tensor of shape "
+                f"{tuple(texts.shape)}; give the texts themselves"
+            )
         if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
             raise TypeError("model tfidf reads a list of texts (strings)")
         if self.directions.numel() == 0:
@@ -107,7 +113,7 @@ class TfidfFeatures(nn.Module):
 
 def project(matrix: Any, directions: Tensor) -> Tensor:
     """``matrix`` (scipy CSR, ``(N, V)``) times ``directions`` transposed: float32 ``(N, k)``."""
-    dense = matrix @ directions.numpy().T
+    dense = matrix @ directions.detach().cpu().numpy().T
     return torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))
 
 

@@ -27,6 +27,7 @@ from ..rundir import VOCABULARY_FILE
 from .bundle import bundle_files
 from .inputs import image_shape
 from .predictor import Predictor
+from .raw_texts import reads_raw_texts
 from .source import PredictError
 
 FORMATS = ("bundle", "torchscript", "onnx")
@@ -45,6 +46,11 @@ def export(predictor: Predictor, fmt: str, output: Path) -> list[Path]:
         raise PredictError(
             "a sequence-to-sequence run exports as a bundle only: its decoding (beam search over the "
             "decoder's steps) is a loop around the network, not one network from input to scores"
+        )
+    if fmt != "bundle" and reads_raw_texts(predictor.model):
+        raise PredictError(
+            "a TF-IDF run exports as a bundle only: its network reads raw texts through the fitted "
+            "vectorizer (strings, not a tensor), which TorchScript and ONNX cannot hold; use --format bundle"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as scratch:

@@ -30,7 +30,7 @@ from .inputs import (
     tokens_note,
 )
 from .network import Classifier
-from .raw_texts import raw_text_features
+from .raw_texts import raw_text_features, reads_raw_texts
 from .sequences import decode_lines, source_pairs
 from .sets import SET_METHOD, Calibration, PredictionSet, calibration_for, check_request, read_sets
 from .source import PredictError, Trained
@@ -213,6 +213,11 @@ class Predictor:
 
     def parts(self, inputs: Any, names: Sequence[str] | None) -> Iterator[Tensor | TextClassSplit]:
         """``inputs`` a part at a time, made what the network reads (a progress bar over the parts)."""
+        if isinstance(inputs, TextClassSplit) and reads_raw_texts(self.model):
+            raise PredictError(
+                "this TF-IDF run reads raw texts, not a split of word ids; give the split's texts "
+                "(its data set's texts[split])"
+            )
         if isinstance(inputs, Split):
             ready: Any = inputs if isinstance(inputs, TextClassSplit) else inputs.inputs
             yield from self._shown([ready], len(inputs))

@@ -12,7 +12,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from .. import models
 from ..assembly.tfidf import TfidfFeatures
+from .source import PredictError
 
 
 def reads_raw_texts(model: nn.Module) -> bool:
@@ -28,3 +30,24 @@ def raw_text_features(model: nn.Module, inputs: Any) -> Tensor | None:
         return None
     texts = [inputs] if isinstance(inputs, str) else [str(text) for text in inputs]
     return model.backbone(texts)
+
+
+def fits_texts(config: Any) -> bool:
+    """Whether a run of ``config`` reads raw texts through a representation fitted to them (a TF-IDF)."""
+    return bool(getattr(models.model_class(config.model.name), "fitted_on_texts", False))
+
+
+def split_inputs(config: Any, dataset: Any, split: str) -> Any:
+    """What a prediction of the run of ``config`` reads for ``split`` of its ``dataset``: the split
+    itself, or, for a run that reads raw texts, the split's texts as read (its word ids are no
+    input of a TF-IDF)."""
+    held = getattr(dataset, split, None)
+    if held is None or not fits_texts(config):
+        return held
+    texts = getattr(dataset, "texts", {}).get(split)
+    if texts is None or len(texts) != len(held):
+        raise PredictError(
+            f"the {split} split of this TF-IDF run's data keeps no raw texts to read; "
+            "give its texts with --input instead"
+        )
+    return list(texts)

@@ -32,6 +32,7 @@ from ..data.files.tables import IMAGE_ENDINGS, INPUT_COLUMNS, LABEL_COLUMNS
 # The training reader's own split of a tags cell (private there: predict reads a cell as training does).
 from ..data.files.tag_sets import tags_of_column
 from ..data.text.corpus import read_lines
+from .raw_texts import split_inputs
 from .source import BUNDLE_FILE, PredictError, Trained, read_start
 
 #: The tags column a table of a multi-label run's inputs is read for, where its config names none.
@@ -325,7 +326,7 @@ def split_rows(trained: Trained, split: str, data_dir: str | None) -> Rows:
         references = [" ".join(words) for words in held.reference_tokens]
         return Rows("line", [str(i + 1) for i in range(len(held))], held, references)
     rows = split_names(held)
-    rows.items = held
+    rows.items = split_inputs(trained.config, dataset, split)  # a TF-IDF run: the split's raw texts
     if trained.multi_label:  # its labels are the tag sets, bool (N, K)
         rows.tags = held.labels.bool().cpu()
         return rows

@@ -39,6 +39,7 @@ from ..metrics.conformal import (
 from ..rundir import CONFORMAL_FILE, RunDir, load_safetensors, save_safetensors
 from .calibration import Calibration, CalibrationRecord, Measured
 from .description import RE_EXPORT, bundle_file
+from .raw_texts import split_inputs
 from .reading import data_config
 from .source import BUNDLE_FILE, PredictError, Trained, weights_digest
 from .tags import refuse_tag_sets
@@ -259,7 +260,8 @@ def _computed(predictor: Any, data_dir: str | None) -> Calibration:
     dataset = load_run_data(data_config(trained, data_dir))
     if dataset.dev is None:
         raise PredictError(_no_dev(trained))
-    dev_logits, test_logits = predictor.logits(dataset.dev), predictor.logits(dataset.test)
+    dev, test = (split_inputs(trained.config, dataset, name) for name in ("dev", "test"))
+    dev_logits, test_logits = predictor.logits(dev), predictor.logits(test)
     return calibrate(trained, dev_logits, dataset.dev.labels, test_logits, dataset.test.labels)
 
 

@@ -86,8 +86,8 @@ class FittedTfidf:
     @classmethod
     def from_tensors(cls, options: TfidfOptions, tensors: dict[str, torch.Tensor]) -> FittedTfidf:
         """The vectorizer :meth:`tensors` wrote."""
-        terms = json.loads(bytes(tensors["tfidf.terms"].numpy()).decode())
-        return cls(options, terms, tensors["tfidf.idf"].numpy().astype(np.float64))
+        terms = json.loads(bytes(tensors["tfidf.terms"].cpu().numpy()).decode())
+        return cls(options, terms, tensors["tfidf.idf"].cpu().numpy().astype(np.float64))
 
 
 @dataclass
