@@ -172,3 +172,26 @@ def test_torchscript_and_onnx_exports_are_refused_in_one_line(texts, tmp_path):
         with pytest.raises(PredictError, match=r"^a TF-IDF run exports as a bundle only: [^\n]*bundle$"):
             export(predictor, fmt, tmp_path / fmt)
         assert not (tmp_path / fmt).exists()
+
+
+def test_a_bundle_loads_its_saved_buffers_and_reads_no_data(texts, tmp_path, monkeypatch):
+    import shutil
+
+    import labelemb.assembly.frozen as frozen
+    from labelemb.predict.export import export
+
+    config = tfidf_config(texts)
+    train(config)
+    new = ["alpha beta words", "a text of no known word", "gamma"]
+    expected = labelemb.load(config.run_dir()).predict_proba(new)
+    export(labelemb.load(config.run_dir()), "bundle", tmp_path / "bundle")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("loading a bundle read its run's data")
+
+    monkeypatch.setattr(frozen, "load_run_data", no_data)
+    monkeypatch.setattr(frozen, "fitted_tfidf", no_data)
+    for name in ("train.csv", "test.csv"):
+        (texts / name).unlink()
+    shutil.rmtree(texts / "cache", ignore_errors=True)
+    np.testing.assert_allclose(labelemb.load(tmp_path / "bundle").predict_proba(new), expected, rtol=1e-6)

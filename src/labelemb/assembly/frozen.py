@@ -126,11 +126,15 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
     )
 
 
-def frozen_backbone(config: RunConfig, dataset: Any) -> nn.Module:
+def frozen_backbone(config: RunConfig, dataset: Any, *, empty: bool = False) -> nn.Module:
     """The backbone of ``config`` as a run freezes it, built for ``dataset`` (:func:`built_frozen`);
     a representation fitted to the training texts (``tfidf``) is read from its cache or fitted to
-    the run's data again (an empty one, given ``dataset`` without texts and ``empty``)."""
+    the run's data again, or, with ``empty`` (a bundle, whose saved buffers fill it), built empty
+    without reading any data."""
     backbone = backbone_of(config)
+    if fitted_on_texts(backbone) and empty:
+        missing = "the bundle's saved buffers were not loaded"
+        return TfidfFeatures(vectorizer_options(backbone), missing=missing)
     if fitted_on_texts(backbone):
         return fitted_backbone(config, features_of(config), dataset)
     return built_frozen(backbone, dataset.input_shape)

@@ -107,7 +107,8 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
         shape = tuple(load_run_data(trained.config).input_shape)  # a run from before shapes were kept
         trained.backbone_input_shape = shape
     data = _DataShape(tuple(shape), list(trained.class_names), range(1))
-    backbone = frozen_backbone(trained.config, data)
+    # A bundle's saved weights replace what is built: a fitted representation is built empty, reading no data.
+    backbone = frozen_backbone(trained.config, data, empty=trained.backbone is not None)
     if trained.backbone is not None:
         try:
             backbone.load_state_dict(trained.backbone)
