@@ -27,6 +27,7 @@ PUBLIC = (
     "tune",
     "demo",
     "load",
+    "find_label_issues",
     "LabelEmbedding",
     "build",
 )
@@ -120,6 +121,7 @@ def test_the_page_s_examples_run_as_written_and_say_what_they_show(tmp_path, mon
     assert "under 1 corruption conditions" in namespace["shifted"].lines()[0]
     assert set(namespace["tuning"].record["methods"]["label_smoothing"]["best_params"]) == {"epsilon"}
     assert namespace["predictor"].predict(namespace["images"])[0].label == "zero"
+    assert len(namespace["issues"].top(3)) == 3 and namespace["issues"].rows[0]["flagged"] in (True, False)
     # progress=False everywhere: no progress line on stderr.
     assert "evaluating the selected weights" not in captured.err, captured.err
     # Every key of a real comparison's rows is a column the table describes.
