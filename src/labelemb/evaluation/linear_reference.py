@@ -42,7 +42,7 @@ from ..config import RunConfig
 from ..data.files.options import FilesOptions
 from ..data.registry import dataset_yields
 from ..predict.source import read_start
-from ..rundir import run_dirs, write_text
+from ..rundir import CONFIG_FILE, run_dirs, write_text
 from ..tasks import build_task
 from ..version import code_version
 from .linear_models import MODELS, TFIDF, Judge, ReferenceError, fit_model, tfidf_features
@@ -86,8 +86,8 @@ def runs_config(experiment_dir: str | Path) -> Any:
     """The config of the first finished run in ``experiment_dir``, set to read its data where the
     run found it (the folders it recorded when it started); None where there is no finished run."""
     folders = run_dirs(experiment_dir)
-    if not folders:
-        return None
+    if not folders or not (folders[0].path / CONFIG_FILE).is_file():
+        return None  # no run, or one that records no config (made by hand): no data to fit on
     config = folders[0].read_valid_config(RunConfig)
     recorded = read_start(folders[0].path).get("data_folders")
     if isinstance(recorded, dict):
