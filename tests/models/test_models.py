@@ -115,7 +115,7 @@ def test_cnn_rejects_sizes_that_are_not_multiples_of_four(shape):
 def test_unknown_model_name_lists_the_available_ones():
     assert models.available() == [
         "bag_of_words", "cnn", "custom", "efficientnet_lite0", "mlp", "resnet18", "resnet8",
-        "sentence_encoder", "seq2seq",
+        "sentence_encoder", "seq2seq", "tfidf",
     ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown model 'resnet9'.*cnn, custom"):
         build_model("resnet9", (1, 28, 28))
