@@ -114,16 +114,7 @@ def features_through(part: FrozenFeatures, dataset: Any, task: Task, device: tor
         "folder": str(folder),
         "splits": caches,
     }
-    return FeatureDataset(
-        dataset.name,
-        splits["train"],  # type: ignore[arg-type]
-        splits["dev"],
-        splits["test"],  # type: ignore[arg-type]
-        list(dataset.class_names),
-        yields=dataset.yields,
-        details={**getattr(dataset, "details", {}), "frozen": frozen},
-        noise=getattr(dataset, "noise", None),
-    )
+    return feature_dataset(dataset, splits, frozen)
 
 
 def frozen_backbone(config: RunConfig, dataset: Any, *, empty: bool = False) -> nn.Module:
@@ -164,16 +155,7 @@ def tfidf_dataset(part: FrozenFeatures, dataset: Any) -> FeatureDataset:
         "splits": {name: info for name, (_, info) in features.items()},
         **record,
     }
-    return FeatureDataset(
-        dataset.name,
-        splits["train"],  # type: ignore[arg-type]
-        splits["dev"],
-        splits["test"],  # type: ignore[arg-type]
-        list(dataset.class_names),
-        yields=dataset.yields,
-        details={**getattr(dataset, "details", {}), "frozen": frozen},
-        noise=getattr(dataset, "noise", None),
-    )
+    return feature_dataset(dataset, splits, frozen)
 
 
 def built_frozen(backbone: Backbone, input_shape: tuple[int, ...]) -> nn.Module:
@@ -234,3 +216,18 @@ def fitted_backbone(config: RunConfig, part: FrozenFeatures, dataset: Any) -> nn
         except (DataError, OSError, ValueError) as error:
             return TfidfFeatures(vectorizer_options(part.backbone), missing=str(error))
     return fitted_tfidf(part, dataset)[0]
+
+
+def feature_dataset(dataset: Any, splits: dict[str, Any], frozen: dict[str, Any]) -> FeatureDataset:
+    """``dataset`` with its splits' features for inputs, its classes, noise and details kept, and
+    ``frozen`` (what made the features) recorded among the details."""
+    return FeatureDataset(
+        dataset.name,
+        splits["train"],  # type: ignore[arg-type]
+        splits["dev"],
+        splits["test"],  # type: ignore[arg-type]
+        list(dataset.class_names),
+        yields=dataset.yields,
+        details={**getattr(dataset, "details", {}), "frozen": frozen},
+        noise=getattr(dataset, "noise", None),
+    )
