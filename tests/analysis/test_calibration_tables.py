@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers.report_checks import drawn_reliability_figure
 
-from labelemb.analysis import reliability
 from labelemb.analysis.calibration_table import calibration_table, scaling_reorders
 from labelemb.analysis.compare import Run, comparison_rows, load_runs
 from labelemb.analysis.comparison_table import format_csv, format_markdown
@@ -235,16 +235,7 @@ def drawn_panels(
     monkeypatch: pytest.MonkeyPatch, runs: dict, tmp_path: Path
 ) -> list[tuple[str, float, float]]:
     """(title, left, bottom) of each diagram panel of the figure plot_reliability draws."""
-    figures = []
-    real = reliability.save_figure
-
-    def keep(fig, path):
-        figures.append(fig)
-        return real(fig, path)
-
-    monkeypatch.setattr(reliability, "save_figure", keep)
-    assert reliability.plot_reliability(runs, tmp_path / "reliability.png") is not None
-    (fig,) = figures
+    fig = drawn_reliability_figure(monkeypatch, runs, tmp_path / "reliability.png")
     return [(ax.get_title(), ax.get_position().x0, ax.get_position().y0) for ax in fig.axes if ax.get_title()]
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.report_checks import drawn_reliability_figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Rectangle
 
-from labelemb.analysis import reliability
 from labelemb.analysis.compare import Run
 from labelemb.metrics import measure_calibration
 
@@ -35,17 +35,7 @@ def underconfident_run(method: str, seed: int, margin: float = 1.0, scaled: bool
 
 def drawn_figure(monkeypatch: pytest.MonkeyPatch, runs: dict, tmp_path):
     """The figure plot_reliability lays out and writes."""
-    figures = []
-    real = reliability.save_figure
-
-    def keep(fig, path):
-        figures.append(fig)
-        return real(fig, path)
-
-    monkeypatch.setattr(reliability, "save_figure", keep)
-    assert reliability.plot_reliability(runs, tmp_path / "reliability.png") is not None
-    (fig,) = figures
-    return fig
+    return drawn_reliability_figure(monkeypatch, runs, tmp_path / "reliability.png")
 
 
 @pytest.mark.parametrize("scaled", [True, False])

@@ -227,3 +227,20 @@ def rows_by_name(table: list[list[str]]) -> dict[str, dict[str, str]]:
     """A table of :func:`markdown_tables` as its first column's names -> column -> cell."""
     header, *rows = table
     return {row[0]: dict(zip(header, row)) for row in rows}
+
+
+def drawn_reliability_figure(monkeypatch, runs: dict, path: Path):
+    """The matplotlib figure plot_reliability lays out for ``runs`` and writes to ``path``."""
+    from labelemb.analysis import reliability
+
+    figures = []
+    real = reliability.save_figure
+
+    def keep(fig, target):
+        figures.append(fig)
+        return real(fig, target)
+
+    monkeypatch.setattr(reliability, "save_figure", keep)
+    assert reliability.plot_reliability(runs, path) is not None
+    (fig,) = figures
+    return fig
