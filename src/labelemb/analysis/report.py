@@ -60,7 +60,7 @@ from .reference_table import read_reference, reference_blocks, with_reference
 from .reliability import plot_reliability
 from .report_facets import cached_facets, facet_entry, facets_over_seeds
 from .report_html import escape
-from .report_noise import NoisyLabels
+from .report_noise import NoisyLabels, label_issues_links
 from .report_page import BeyondError, render_report
 from .report_shift import UnderShift
 from .report_sources import check_analysis_current, record_analysed_runs
@@ -296,20 +296,23 @@ def _under_shift(
 
 
 def _noisy_labels(
-    experiment_dir: Path, runs: dict[str, list[Run]], rows: list[dict[str, Any]], analysis_dir: Path
+    experiment_dir: Path,
+    runs: dict[str, list[Run]],
+    rows: list[dict[str, Any]],
+    analysis_dir: Path,
+    page: Path,
 ) -> NoisyLabels | None:
-    """The tables of runs trained on noisy labels (or with disputed test labels) and their
-    memorisation curves; None where there are none."""
-    blocks = [
-        block for block in (noise_block(rows, BASELINE), disputed_block(rows, BASELINE)) if block is not None
-    ]
-    if not blocks:
+    """The tables of runs trained on noisy labels (or with disputed test labels), their memorisation
+    curves and links to the label-issues pages (relative to ``page``'s folder); None where none."""
+    blocks = [b for b in (noise_block(rows, BASELINE), disputed_block(rows, BASELINE)) if b is not None]
+    links = label_issues_links(experiment_dir, page.parent)
+    if not blocks and not links:
         return None
     figure = None
     if has_memorisation(runs):
         path = plot_memorisation(runs, analysis_dir / MEMORISATION_FILE, title=experiment_dir.resolve().name)
         figure = path.read_bytes()
-    return NoisyLabels(blocks, figure)
+    return NoisyLabels(blocks, figure, links)
 
 
 def plural(count: int | str, noun: str) -> str:
@@ -387,7 +390,7 @@ def build_report(
         calibration=calibration_table(rows),
         beyond_error=_beyond_error(experiment_dir, in_page_order, rows, analysis_dir),
         under_shift=_under_shift(experiment_dir, in_page_order, rows, analysis_dir),
-        noisy_labels=_noisy_labels(experiment_dir, in_page_order, rows, analysis_dir),
+        noisy_labels=_noisy_labels(experiment_dir, in_page_order, rows, analysis_dir, output_path),
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(output_path, page)

@@ -19,11 +19,12 @@ from ..data.registry import dataset_yields
 from ..experiment.needs import check_needed_data
 from ..experiment.setting import ConfigSource, base_config, keyword_overrides, run_overrides
 from .cross_fit import cross_fit, frozen_features
-from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect
+from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect, ranking
 from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, training_origins
 from .judging import judge
 from .listing import LabelIssues, listed_rows, write_listing
 from .neighbours import KNN_VOTE, knn_vote
+from .page import write_page
 
 
 def find_label_issues(
@@ -39,8 +40,8 @@ def find_label_issues(
     **options: Any,
 ) -> LabelIssues:
     """Rank the training rows of ``config``'s data set by how likely their label is wrong, as
-    ``labelemb label-issues`` does, and write the list (CSV, JSON lines) into
-    ``OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kFOLDS-seedSEED/``.
+    ``labelemb label-issues`` does, and write the list (CSV, JSON lines) and a page of its flagged
+    rows (``label-issues.html``) into ``OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kFOLDS-seedSEED/``.
 
     ``config`` is a YAML file, a mapping, a :class:`~labelemb.config.RunConfig` or None (the
     digits demo); ``overrides`` (``key=value``) and the other keywords change it as for
@@ -98,6 +99,7 @@ def find_label_issues(
         judged,
     )
     write_listing(issues, fitted.probabilities, labels, fitted.fold)
+    write_page(issues, ranking(detection.scores[rank_by]), dataset)  # the flagged rows to look at
     return issues
 
 

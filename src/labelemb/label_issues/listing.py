@@ -7,7 +7,7 @@ row, ranked: :data:`COLUMNS`, then ``true_label`` and ``wrong`` where the truth 
 ``label_issues.json`` (the summary: estimated number of wrong rows, the noise matrix, the flagged
 count, the judged figures, the folds' runs) and ``out_of_sample.npz`` (the probabilities the
 detectors read: ``probabilities`` (N, m), ``labels``, ``fold``), so that anyone can call cleanlab
-on them directly."""
+on them directly; ``label-issues.html``, the flagged rows to look at, is :mod:`.page`'s."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.report_noise import LABEL_ISSUES_PAGE
 from ..data.origins import RowOrigins
 from ..rundir.files import atomic_write, write_text
 from .detectors import Detection, ranking
@@ -83,6 +84,8 @@ class LabelIssues:
         if self.judged is not None:
             lines += judged_lines(self.judged)
         lines.append(f"-> {self.folder / LIST_CSV}")
+        if (self.folder / LABEL_ISSUES_PAGE).exists():
+            lines.append(f"-> {self.folder / LABEL_ISSUES_PAGE} (the flagged rows to look at)")
         return lines
 
 
