@@ -49,7 +49,7 @@ def build_index() -> dict[str, Any]:
         top_level_keys,
     )
     from ..data.caches import KINDS  # lazy: the index's writer only
-    from ..label_issues import DETECTORS, FILTERS  # lazy: the index's writer only
+    from ..label_issues import FILTERS, RANKINGS  # lazy: the index's writer only
     from ..metrics.conformal import METHODS  # lazy: the index's writer only
     from ..predict.sets import SET_METHOD  # lazy: the index's writer only
     from ..tuning import OBJECTIVES  # lazy: the index's writer only
@@ -65,7 +65,7 @@ def build_index() -> dict[str, Any]:
         "set_method": SET_METHOD,
         "cache_kinds": list(KINDS),
         "ranges": described_ranges(),
-        "label_issue_detectors": list(DETECTORS),
+        "label_issue_detectors": list(RANKINGS),
         "label_issue_filters": list(FILTERS),
     }
 

@@ -20,8 +20,9 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
         description="Trains the config's run K times, each fold of the training rows held out once, "
         "scores every row by the model that did not train on it, and ranks the rows by cleanlab's "
         "label quality; writes label_issues.csv, .jsonl and .json (the estimated number of wrong rows, "
-        "the noise matrix) to OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kK-seedSEED/. Needs cleanlab: "
-        'pip install "labelemb[label-issues]".',
+        "the noise matrix) to OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kK-seedSEED/. With --dynamics, "
+        "one more run trains on every row and its training dynamics (aum, final_margin, final_loss, "
+        'first_learned) are detectors too. Needs cleanlab: pip install "labelemb[label-issues]".',
     )
     issues.add_argument("--config", help=f"YAML config {config_help}")
     issues.add_argument("--method", help="the method the fold models train with (default: the config's)")
@@ -31,7 +32,14 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
         "--rank-by",
         choices=index["label_issue_detectors"],
         default=index["label_issue_detectors"][0],
-        help="the detector the list is ranked by (default %(default)s)",
+        help="the detector the list is ranked by (default %(default)s; aum, final_margin, final_loss and "
+        "first_learned need --dynamics)",
+    )
+    issues.add_argument(
+        "--dynamics",
+        action="store_true",
+        help="also train one run on every training row and score each row by its training dynamics "
+        "(in sample: AUM, the final margin and loss, the epoch it was first learned); costs one more run",
     )
     issues.add_argument(
         "--filter",
@@ -69,6 +77,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         seed=args.seed,
         rank_by=args.rank_by,
         filter_by=args.filter,
+        dynamics=args.dynamics,
         overrides=overrides,
         progress=not args.no_progress,
     )

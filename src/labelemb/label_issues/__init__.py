@@ -3,13 +3,22 @@ data set the harness reads (``labelemb label-issues``, :func:`find_label_issues`
 
 Out of sample by K-fold cross-fitting (:mod:`.folds`, :mod:`.cross_fit`: each fold's run trained on
 the other folds through the harness's trainer, scored on its own held-out rows); cleanlab's
-detectors on those probabilities (:mod:`.detectors`); judged where the truth is known
+detectors on those probabilities (:mod:`.detectors`); the training dynamics of one more run on every
+row, where asked for (:mod:`.dynamics`); judged where the truth is known
 (:mod:`.judging`); the list, each row named as its file numbers it (:mod:`.listing`);
 :mod:`.finding` is the call that does it all."""
 
-from .detectors import DETECTORS, FILTERS
+from .detectors import DETECTORS, DYNAMICS_DETECTORS, FILTERS, RANKINGS
 from .finding import find_label_issues
 from .folds import LabelIssuesError
 from .listing import LabelIssues
 
-__all__ = ["DETECTORS", "FILTERS", "LabelIssues", "LabelIssuesError", "find_label_issues"]
+__all__ = [
+    "DETECTORS",
+    "DYNAMICS_DETECTORS",
+    "FILTERS",
+    "RANKINGS",
+    "LabelIssues",
+    "LabelIssuesError",
+    "find_label_issues",
+]

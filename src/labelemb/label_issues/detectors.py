@@ -20,6 +20,11 @@ from .folds import LabelIssuesError
 
 #: The detectors, each a cleanlab label quality score (``method=`` of get_label_quality_scores).
 DETECTORS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+#: The detectors of the training dynamics of one run on every row (:mod:`.dynamics`), in sample:
+#: offered where they are asked for (``dynamics``).
+DYNAMICS_DETECTORS = ("aum", "final_margin", "final_loss", "first_learned")
+#: Every detector a list can be ranked by (``rank_by``).
+RANKINGS = DETECTORS + DYNAMICS_DETECTORS
 #: The detector the list is ranked by unless another is asked for (cleanlab's own default).
 DEFAULT_DETECTOR = "self_confidence"
 #: cleanlab's filters of find_label_issues (``filter_by=``), which choose the flagged rows.
@@ -62,10 +67,16 @@ class Detection:
     suggested: np.ndarray
 
 
-def check_choices(rank_by: str, filter_by: str) -> None:
-    """Refuse, in one line, a detector or a filter that is not one of :data:`DETECTORS` / :data:`FILTERS`."""
-    if rank_by not in DETECTORS:
-        raise LabelIssuesError(f"unknown detector {rank_by!r}; known: {', '.join(DETECTORS)}")
+def check_choices(rank_by: str, filter_by: str, dynamics: bool = False) -> None:
+    """Refuse, in one line, a detector or a filter that is not one of :data:`RANKINGS` /
+    :data:`FILTERS`, or a detector of the training dynamics where they are not asked for."""
+    if rank_by not in RANKINGS:
+        raise LabelIssuesError(f"unknown detector {rank_by!r}; known: {', '.join(RANKINGS)}")
+    if rank_by in DYNAMICS_DETECTORS and not dynamics:
+        raise LabelIssuesError(
+            f"detector {rank_by!r} reads the training dynamics: ask for them with --dynamics "
+            "(dynamics=True), which trains one more run, on every training row"
+        )
     if filter_by not in FILTERS:
         raise LabelIssuesError(f"unknown filter {filter_by!r}; known: {', '.join(FILTERS)}")
 

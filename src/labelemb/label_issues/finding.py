@@ -20,6 +20,7 @@ from ..experiment.needs import check_needed_data
 from ..experiment.setting import ConfigSource, base_config, keyword_overrides, run_overrides
 from .cross_fit import cross_fit, frozen_features
 from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect, ranking
+from .dynamics import with_dynamics
 from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, training_origins
 from .judging import judge
 from .listing import LabelIssues, listed_rows, write_listing
@@ -35,6 +36,7 @@ def find_label_issues(
     seed: int | None = None,
     rank_by: str = DEFAULT_DETECTOR,
     filter_by: str = DEFAULT_FILTER,
+    dynamics: bool = False,
     overrides: Sequence[str] = (),
     progress: bool = True,
     **options: Any,
@@ -51,9 +53,11 @@ def find_label_issues(
     the list is ranked by ``rank_by``'s label quality (``self_confidence``, ``normalized_margin``,
     ``confidence_weighted_entropy``; a run on a frozen backbone also gets ``knn_vote``, the
     neighbours' vote on its features), and ``filter_by`` (a filter of
-    :func:`cleanlab.filter.find_label_issues`) flags rows. Where the labels' truth is known (a
-    ``noise:`` section, a true-label column) each detector is judged against it."""
-    check_choices(rank_by, filter_by)
+    :func:`cleanlab.filter.find_label_issues`) flags rows. With ``dynamics``, one more run trains on
+    every row and its training dynamics are detectors too (``aum``, ``final_margin``, ``final_loss``,
+    ``first_learned``). Where the labels' truth is known (a ``noise:`` section, a true-label column)
+    each detector is judged against it."""
+    check_choices(rank_by, filter_by, dynamics)
     run = _config(config, overrides, options, method, seed, progress)
     dataset = _searched_data(run, folds)
     labels = dataset.train.labels.cpu().numpy().astype(np.int64)
@@ -61,11 +65,13 @@ def find_label_issues(
         Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
     )
     features = frozen_features(run, dataset)
-    fitted = cross_fit(run, dataset if features is None else features, folds, folder, progress=progress)
+    data = dataset if features is None else features
+    fitted = cross_fit(run, data, folds, folder, progress=progress)
     detection = detect(labels, fitted.probabilities, filter_by)
     if features is not None:
         votes = knn_vote(features.train.inputs, labels)
         detection = replace(detection, scores={**detection.scores, KNN_VOTE: votes})
+    detection, ran = with_dynamics(detection, run, data, folder, progress) if dynamics else (detection, {})
     clean = None if dataset.noise is None else dataset.noise.clean["train"].cpu().numpy().astype(np.int64)
     judged = None if clean is None else judge(clean != labels, detection)
     rows = listed_rows(
@@ -87,6 +93,7 @@ def find_label_issues(
         "judged": judged,
         "fold_runs": [str(path) for path in fitted.run_dirs],
         "seconds": round(fitted.seconds, 1),
+        **ran,
     }
     issues = LabelIssues(
         rows,

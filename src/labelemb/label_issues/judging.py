@@ -1,8 +1,10 @@
 """The detectors judged where the truth is known (noise the harness made, a table's true-label
 column): scikit-learn's metrics with a wrong label the positive class.
 
-Per detector: AUROC and AUPRC of its score (low quality ranks first) and its precision among the
-k most suspected rows, k the true number of wrong rows. Of the flagged set: precision, recall and
+Per detector: AUROC and AUPRC of its score (low quality ranks first), its precision among the
+k most suspected rows, k the true number of wrong rows, and the precision, recall and F1 of its own
+flagged set, its k most suspected rows for k cleanlab's estimate of the wrong rows (what a user
+without the truth would flag by that detector). Of the filter's flagged set: precision, recall and
 F1. Shares in percent."""
 
 from __future__ import annotations
@@ -23,27 +25,44 @@ def precision_at_true_count(wrong: np.ndarray, scores: np.ndarray) -> float:
     return 100.0 * float(wrong[ranking(scores)[:count]].mean())
 
 
+def flagged_figures(wrong: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 of a ``flagged`` set (bool per row) against ``wrong``, in percent."""
+    return {
+        "precision": 100.0 * precision_score(wrong, flagged, zero_division=0),
+        "recall": 100.0 * recall_score(wrong, flagged, zero_division=0),
+        "f1": 100.0 * f1_score(wrong, flagged, zero_division=0),
+    }
+
+
+def lowest(scores: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` rows of lowest score, as a bool per row (ties in row order)."""
+    flagged = np.zeros(len(scores), dtype=bool)
+    flagged[ranking(scores)[:count]] = True
+    return flagged
+
+
 def judge(wrong: np.ndarray, detection: Detection) -> dict[str, Any]:
     """The figures of each detector and of the flagged set against ``wrong`` (bool per row)."""
     wrong = np.asarray(wrong, dtype=bool)
     both = 0 < wrong.sum() < len(wrong)  # AUROC and AUPRC need wrong and right rows alike
     detectors = {}
     for name, scores in detection.scores.items():
+        own = flagged_figures(wrong, lowest(scores, detection.estimated_wrong))
         detectors[name] = {
             "auroc": 100.0 * roc_auc_score(wrong, -scores) if both else float("nan"),
             "auprc": 100.0 * average_precision_score(wrong, -scores) if both else float("nan"),
             "precision_at_true_count": precision_at_true_count(wrong, scores),
+            **{f"{key}_at_estimate": value for key, value in own.items()},
         }
     flagged = detection.flagged
     return {
         "wrong": int(wrong.sum()),
         "rows": len(wrong),
+        "estimated_wrong": detection.estimated_wrong,
         "flagged": {
             "filter": detection.filter_by,
             "count": int(flagged.sum()),
-            "precision": 100.0 * precision_score(wrong, flagged, zero_division=0),
-            "recall": 100.0 * recall_score(wrong, flagged, zero_division=0),
-            "f1": 100.0 * f1_score(wrong, flagged, zero_division=0),
+            **flagged_figures(wrong, flagged),
         },
         "detectors": detectors,
     }
@@ -60,6 +79,7 @@ def judged_lines(judged: dict[str, Any]) -> list[str]:
     for name, figures in judged["detectors"].items():
         lines.append(
             f"  {name}: AUROC {figures['auroc']:.1f} %, AUPRC {figures['auprc']:.1f} %, precision at "
-            f"the true count {figures['precision_at_true_count']:.1f} %"
+            f"the true count {figures['precision_at_true_count']:.1f} %, F1 of its "
+            f"{judged['estimated_wrong']} lowest {figures['f1_at_estimate']:.1f} %"
         )
     return lines

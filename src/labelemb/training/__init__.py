@@ -12,6 +12,7 @@ from ..tasks import Classification, Task
 from .batched import BatchedConfigError, stacking_key, supports_batched, unsupported_reason
 from .display import describe_seeds
 from .distributed import init_from_environment, shutdown
+from .dynamics import dynamics_of, recording_dynamics
 from .seed_run import Progress
 from .threads import same_numbers_at_any_thread_count, use_free_cores_when_training
 from .trainer import RunHeld, build_run, plan_runs, train
@@ -30,11 +31,13 @@ __all__ = [
     "build_network",
     "build_run",
     "describe_seeds",
+    "dynamics_of",
     "epoch_permutation",
     "init_from_environment",
     "load_config",
     "make_optimizer",
     "plan_runs",
+    "recording_dynamics",
     "same_numbers_at_any_thread_count",
     "seed_everything",
     "shutdown",

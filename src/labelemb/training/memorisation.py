@@ -6,6 +6,8 @@ At a check, the table is compared with the noisy and the clean labels: of the ex
 is wrong, the share the network predicted as that wrong label (``train_memorised``, the rising curve
 of Arpit et al. 2017 and Liu et al. 2020, Fig. 1) and as their true class (``train_flipped_correct``);
 one small read per check. The table is in each run's checkpoint, so a resumed run counts the same.
+The same record carries a run's training dynamics where they are asked for
+(:mod:`labelemb.training.dynamics`), on noisy labels or clean ones.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from .dynamics import TrainingDynamics, records_dynamics
 
 #: The figures a check of a noisy run records, in percent of the wrongly labelled training examples.
 MEMORISATION_FIELDS = ("train_memorised", "train_flipped_correct")
@@ -24,11 +28,21 @@ CHECKPOINT_KEY = "training_predictions"
 class TrainingPredictions:
     """The last predicted class of every training example, per run, and the figures it gives."""
 
-    def __init__(self, runs: int, noisy: Tensor, clean: Tensor, device: torch.device) -> None:
+    def __init__(
+        self,
+        runs: int,
+        noisy: Tensor,
+        clean: Tensor | None,
+        device: torch.device,
+        dynamics: TrainingDynamics | None = None,
+    ) -> None:
         self.noisy = noisy.to(device)
-        self.clean = clean.to(device)
+        # Clean labels (None: not known, the labels as given) have no memorisation to measure.
+        self.measured = clean is not None
+        self.clean = self.noisy if clean is None else clean.to(device)
         self.flipped = self.noisy != self.clean
         self.predicted = torch.full((runs, noisy.shape[0]), -1, dtype=torch.int64, device=device)
+        self.dynamics = dynamics
 
     def record(self, index: Tensor, logits: Tensor) -> None:
         """A step's predictions: ``index`` ``(S, B)`` or ``(B,)``, ``logits`` ``(S, B, m)`` or ``(B, m)``."""
@@ -37,9 +51,14 @@ class TrainingPredictions:
         runs = self.predicted.shape[0]
         classes = logits.detach().argmax(dim=-1)
         self.predicted.scatter_(1, index.reshape(runs, -1), classes.reshape(runs, -1))
+        if self.dynamics is not None:
+            self.dynamics.record(index, logits)
 
     def figures(self) -> list[dict[str, float]]:
-        """Each run's :data:`MEMORISATION_FIELDS` (percent of the flipped examples seen so far)."""
+        """Each run's :data:`MEMORISATION_FIELDS` (percent of the flipped examples seen so far);
+        nothing where the clean labels are not known."""
+        if not self.measured:
+            return [{} for _ in range(self.predicted.shape[0])]
         seen = (self.predicted >= 0) & self.flipped
         count = seen.sum(dim=1).clamp(min=1)
         memorised = ((self.predicted == self.noisy) & seen).sum(dim=1) / count
@@ -49,21 +68,28 @@ class TrainingPredictions:
 
     def state(self, s: int) -> dict[str, Any]:
         """Run ``s``'s row, for its checkpoint."""
-        return {CHECKPOINT_KEY: self.predicted[s].to(torch.int32).cpu()}
+        state = {CHECKPOINT_KEY: self.predicted[s].to(torch.int32).cpu()}
+        return state if self.dynamics is None else {**state, **self.dynamics.state(s)}
 
     def restore(self, s: int, checkpoint: dict[str, Any] | None) -> None:
         """Run ``s``'s row as its checkpoint holds it (left unseen without one)."""
         saved = None if checkpoint is None else checkpoint.get(CHECKPOINT_KEY)
         if saved is not None:
             self.predicted[s] = saved.to(self.predicted.device, torch.int64)
+        if self.dynamics is not None:
+            self.dynamics.restore(s, checkpoint)
 
 
 def training_predictions(runs: list[Any], dataset: Any, device: torch.device) -> TrainingPredictions | None:
-    """The table for ``runs`` on ``dataset``, restored from their checkpoints; None for clean labels."""
+    """The table for ``runs`` on ``dataset``, restored from their checkpoints; None for clean labels
+    unless the training dynamics are recorded (:func:`~labelemb.training.dynamics.recording_dynamics`)."""
     noise = getattr(dataset, "noise", None)
-    if noise is None or "train" not in noise.clean:
+    clean = None if noise is None else noise.clean.get("train")
+    labels = dataset.train.labels
+    dynamics = TrainingDynamics(len(runs), labels, device) if records_dynamics() else None
+    if clean is None and dynamics is None:
         return None
-    table = TrainingPredictions(len(runs), dataset.train.labels, noise.clean["train"], device)
+    table = TrainingPredictions(len(runs), labels, clean, device, dynamics)
     for s, run in enumerate(runs):
         table.restore(s, run.checkpoint)
     return table
