@@ -126,7 +126,7 @@ def _shown_line(count: int, flagged: int, shown: int, summary: dict[str, Any]) -
         return "No row is flagged."
     scored = (
         f"The score is the row's label quality under {summary.get('rank_by')} (0 to 1; low: likely "
-        "wrong); given -> suggested is the file's label and the one the models rank first."
+        "wrong); given → suggested is the file's label and the one the models rank first."
     )
     if count < flagged:
         return (
