@@ -154,6 +154,17 @@ def test_all_flagged_rows_and_no_other_are_shown_under_the_default_cap():
     assert PAGE_ROWS == 100
 
 
+def test_an_image_folder_s_rows_are_captioned_by_their_file_and_several_files_name_theirs():
+    dataset = image_data(4, 3, torch.uint8)
+    rows = listed([2, 0, 1, 3], flagged=4)
+    for row in rows[:2]:
+        row["file"], row["row"] = f"photos/cat/img{row['rank']}.png", None
+    rows[2]["file"] = "data/extra.csv"
+    figures = Figures(page_html(issues_of(rows), [2, 0, 1, 3], dataset)).figures
+    captions = [figure["caption"].split("\n")[0] for figure in figures]
+    assert captions == ["#1 · img1.png", "#2 · img2.png", "extra.csv#3 · row 4", "train.csv#4 · row 6"]
+
+
 def test_a_large_image_is_shrunk_to_a_thumbnail_and_a_grey_one_stays_grey():
     big = torch.rand(3, 300, 150)
     with Image.open(io.BytesIO(image_png(big))) as image:
