@@ -125,8 +125,8 @@ def _shown_line(count: int, flagged: int, shown: int, summary: dict[str, Any]) -
     if flagged == 0:
         return "No row is flagged."
     scored = (
-        f"The score is the row's label quality under {summary.get('rank_by')} (0 to 1; low: likely "
-        "wrong); given → suggested is the file's label and the one the models rank first."
+        f"The score is that of the detector ranking the list, {summary.get('rank_by')} (the lower, "
+        "the more likely wrong); given → suggested is the file's label and the one the models rank first."
     )
     if count < flagged:
         return (
