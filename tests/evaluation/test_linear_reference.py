@@ -4,6 +4,7 @@ TF-IDF, fitted by scikit-learn on the splits the runs read, judged by the runs' 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -269,7 +270,7 @@ def test_a_second_comparison_reads_the_record_and_a_change_fits_anew(tmp_path, m
         patched.setattr(linear_reference_module, "tfidf_features", no_fit)
         assert linear_reference(config, experiment) == first
     path = experiment / REFERENCE_FILE
-    # Each of these is fitted anew: other test texts, a damaged record, a record of other code.
+    # Each of these is fitted anew: other test texts, a damaged record, a record with no rows.
     write_texts(tmp_path / "test.csv", 60, seed=7)
     changed = linear_reference(config, experiment)
     assert changed["key"] != first["key"] and fits(changed) != fits(first)
@@ -278,7 +279,7 @@ def test_a_second_comparison_reads_the_record_and_a_change_fits_anew(tmp_path, m
         assert fits(linear_reference(config, experiment)) == fits(changed)
     assert "cannot be read" in caplog.text
     record = json.loads(path.read_text(encoding="utf-8"))
-    path.write_text(json.dumps({**record, "labelemb": "0.0.1", "rows": []}), encoding="utf-8")
+    path.write_text(json.dumps({**record, "rows": None}), encoding="utf-8")
     again = linear_reference(config, experiment)
     assert fits(again) == fits(changed)
     # A record that fits is read, whatever it holds: the one written last is this data's.
@@ -286,6 +287,28 @@ def test_a_second_comparison_reads_the_record_and_a_change_fits_anew(tmp_path, m
         patched.setattr(linear_reference_module, "tfidf_features", no_fit)
         assert linear_reference(config, experiment) == again
         assert read_reference(experiment).rows[0].figures == changed["rows"][0]["figures"]
+
+
+def test_a_change_to_the_code_that_fits_it_fits_anew_and_any_other_change_does_not(tmp_path, monkeypatch):
+    config = text_config(write_splits(tmp_path))
+    experiment = tmp_path / "experiment"
+    first = linear_reference(config, experiment)
+    # Another commit of labelemb that leaves the two modules as they are: the record is read.
+    with monkeypatch.context() as patched:
+        patched.setattr(linear_reference_module, "code_version", lambda: "0.0.1+gother")
+        patched.setattr(linear_reference_module, "tfidf_features", no_fit)
+        assert linear_reference(config, experiment) == first
+    # The digest is of the two modules' text: it changes with them and nothing else.
+    digest = linear_reference_module.source_digest()
+    sources = [Path(linear_reference_module.linear_models.__file__), Path(linear_reference_module.__file__)]
+    text = b"".join(f"{source.name}\n".encode() + source.read_bytes() for source in sources)
+    assert digest == hashlib.sha256(text).hexdigest()
+    # Another text of those modules: fitted anew, under another key, recording the code it ran.
+    monkeypatch.setattr(linear_reference_module, "source_digest", lambda: "0" * 64)
+    monkeypatch.setattr(linear_reference_module, "code_version", lambda: "0.0.1+gother")
+    refitted = linear_reference(config, experiment)
+    assert refitted["key"] != first["key"] and refitted["labelemb"] == "0.0.1+gother"
+    assert json.loads((experiment / REFERENCE_FILE).read_text(encoding="utf-8")) == refitted
 
 
 def test_a_vocabulary_that_comes_out_empty_is_one_line_and_the_comparison_goes_on(tmp_path):

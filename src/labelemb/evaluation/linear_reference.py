@@ -21,12 +21,15 @@ task's figures at the threshold chosen on dev (macro mAP, micro-F1, ...).
 
 The record is kept in the experiment folder (:data:`~labelemb.analysis.reference_table.REFERENCE_FILE`)
 with a sha256 key of everything it depends on (each split's texts and labels, the clean labels, the
-options, scikit-learn's version) and the code that made it; a record whose key or code differs, or
-that cannot be read, is computed anew, never shown.
+options, scikit-learn's version) and of the source of the two modules that compute it (this one and
+:mod:`.linear_models`: :func:`source_digest`); a record whose key differs, or that cannot be read,
+is computed anew, never shown. A change to any other part of labelemb leaves it as it is: the record
+names the labelemb version that made it, but is not refitted for another.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -45,9 +48,10 @@ from ..predict.source import read_start
 from ..rundir import CONFIG_FILE, run_dirs, write_text
 from ..tasks import build_task
 from ..version import code_version
+from . import linear_models
 from .linear_models import MODELS, TFIDF, Judge, ReferenceError, fit_model, tfidf_features
 
-__all__ = ["ReferenceError", "comparison_reference", "linear_reference", "runs_config"]
+__all__ = ["ReferenceError", "comparison_reference", "linear_reference", "runs_config", "source_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +152,18 @@ def _labels(dataset: Any) -> dict[str, dict[str, torch.Tensor]]:
     return sets
 
 
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """The sha256 of the source text of the modules that compute the reference (this one and
+    :mod:`.linear_models`): part of the record's key, so that a change to them fits it anew and a
+    change to the rest of labelemb does not."""
+    digest = hashlib.sha256()
+    for source in (Path(linear_models.__file__ or ""), Path(__file__)):
+        digest.update(f"{source.name}\n".encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def _key(texts: dict[str, list[str]], labels: dict[str, dict[str, torch.Tensor]], judge: Judge) -> str:
     """The sha256 of everything the record depends on."""
     import sklearn  # lazy: scikit-learn takes seconds to import, and only a text comparison needs it
@@ -155,6 +171,7 @@ def _key(texts: dict[str, list[str]], labels: dict[str, dict[str, torch.Tensor]]
     digest = hashlib.sha256()
     options = {
         "format": REFERENCE_FORMAT,
+        "code": source_digest(),
         "sklearn": sklearn.__version__,
         "tfidf": TFIDF,
         "models": [(m.key, m.grid) for m in MODELS],
@@ -188,10 +205,11 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _unfit(recorded: dict[str, Any] | None, key: str) -> str | None:
-    """Why ``recorded`` is not the record of ``key`` with this code (None where it is)."""
+    """Why ``recorded`` is not the record of ``key`` (None where it is); the key holds the code's
+    digest, so the labelemb version the record names is not compared."""
     if recorded is None:
         return "there is none yet"
-    for field, value in (("format", REFERENCE_FORMAT), ("key", key), ("labelemb", code_version())):
+    for field, value in (("format", REFERENCE_FORMAT), ("key", key)):
         if recorded.get(field) != value:
             return f"it was made with another {field} ({recorded.get(field)!r}, now {value!r})"
     if not isinstance(recorded.get("rows"), list):
