@@ -6,7 +6,10 @@ in [0, 1], low where the given label looks wrong. The flagged set is cleanlab's
 :func:`cleanlab.filter.find_label_issues` with one of its filters; the estimated number of wrong
 rows is :func:`cleanlab.count.num_label_issues`, and the noise matrix is cleanlab's
 (:func:`cleanlab.count.estimate_latent`) written as labelemb writes a transition matrix:
-``T[i, j]`` = P(given label j | true class i), each row summing to 1 (cleanlab's transposed)."""
+``T[i, j]`` = P(given label j | true class i), each row summing to 1 (cleanlab's transposed).
+
+The in-sample detectors of the training dynamics (:mod:`.dynamics`) are named here too, so that
+the choice of a ranking is checked in one place."""
 
 from __future__ import annotations
 
