@@ -40,7 +40,14 @@ def tfidf_config(folder: Path, method: str = "onehot", seed: int = 0, **model):
         "output_dir": str(folder / "runs"),
         "seed": seed,
         "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
-        "model": {"name": "tfidf", "freeze": True, "components": 6, "vectorizer": {"min_df": 1}, **model},
+        "model": {
+            "name": "tfidf",
+            "freeze": True,
+            "projection": "svd",
+            "components": 6,
+            "vectorizer": {"min_df": 1},
+            **model,
+        },
         "method": {"name": method},
         "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
     }

@@ -12,7 +12,7 @@ or seed reads them in a fraction of a second and many seeds train stacked on the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,7 +31,7 @@ from ..tasks import Task
 from .build import load_run_data
 from .parts import Backbone, FrozenFeatures
 from .plan import backbone_of, features_of
-from .tfidf import TfidfFeatures, fitted_tfidf, vectorizer_options
+from .tfidf import TfidfFeatures, fitted_tfidf, learned_terms, term_entries, vectorizer_options
 from .tfidf import split_features as tfidf_split_features
 
 SPLIT_NAMES = ("train", "dev", "test")
@@ -59,6 +59,29 @@ class FeatureDataset(Dataset):
                 )
             if split.inputs.shape[1:] != width:
                 raise ValueError(f"{split_name} features are {split.inputs.shape[1]}-d, train's {width[0]}-d")
+
+
+@dataclass
+class TermDataset(FeatureDataset):
+    """A text data set seen through its fitted TF-IDF for a learned projection (``model.tfidf``'s
+    ``projection: learned``): each split's inputs are its texts' TF-IDF entries, float32
+    ``(N, max_terms, 2)`` (:func:`~labelemb.assembly.tfidf.term_entries`), ids below ``terms``.
+    Its ``input_shape`` leads with ``terms``: the head's table is built for them."""
+
+    terms: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        shape = self.train.inputs.shape[1:]
+        for split_name in SPLIT_NAMES:
+            split = getattr(self, split_name)
+            if split is not None and (split.inputs.dim() != 3 or split.inputs.shape[1:] != shape):
+                raise ValueError(
+                    f"{split_name} TF-IDF entries must be (N, {shape[0]}, 2), got {tuple(split.inputs.shape)}"
+                )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.terms, *(int(d) for d in self.train.inputs.shape[1:]))
 
 
 def freeze_features(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> FeatureDataset:
@@ -125,7 +148,7 @@ def frozen_backbone(config: RunConfig, dataset: Any, *, empty: bool = False) -> 
     backbone = backbone_of(config)
     if fitted_on_texts(backbone) and empty:
         missing = "the bundle's saved buffers were not loaded"
-        return TfidfFeatures(vectorizer_options(backbone), missing=missing)
+        return TfidfFeatures(vectorizer_options(backbone), max_terms=learned_terms(backbone), missing=missing)
     if fitted_on_texts(backbone):
         return fitted_backbone(config, features_of(config), dataset)
     return built_frozen(backbone, dataset.input_shape)
@@ -137,10 +160,20 @@ def fitted_on_texts(backbone: Backbone) -> bool:
 
 
 def tfidf_dataset(part: FrozenFeatures, dataset: Any) -> FeatureDataset:
-    """``dataset`` seen through its fitted TF-IDF and SVD: each split's features from the feature cache."""
+    """``dataset`` seen through its fitted TF-IDF: each split's TF-IDF entries (a learned
+    projection) or its SVD's features (from the feature cache)."""
     module, matrices, record = fitted_tfidf(part, dataset)
     folder = cache_root(part.cache_dir) / "features"
-    features = tfidf_split_features(module, matrices, folder, part.progress)
+    if module.max_terms is not None:
+        started = time.perf_counter()
+        features = {
+            name: (term_entries(getattr(matrices, name), module.max_terms), {"reused": matrices.reused})
+            for name in SPLIT_NAMES
+            if getattr(matrices, name) is not None
+        }
+        record["entries"]["seconds"] = round(time.perf_counter() - started, 3)
+    else:
+        features = tfidf_split_features(module, matrices, folder, part.progress)
     splits = {
         name: Split(features[name][0], getattr(dataset, name).labels, origins=getattr(dataset, name).origins)
         if name in features
@@ -155,7 +188,9 @@ def tfidf_dataset(part: FrozenFeatures, dataset: Any) -> FeatureDataset:
         "splits": {name: info for name, (_, info) in features.items()},
         **record,
     }
-    return feature_dataset(dataset, splits, frozen)
+    if module.max_terms is None:
+        return feature_dataset(dataset, splits, frozen)
+    return feature_dataset(dataset, splits, frozen, TermDataset, terms=matrices.vectorizer.width)
 
 
 def built_frozen(backbone: Backbone, input_shape: tuple[int, ...]) -> nn.Module:
@@ -214,14 +249,23 @@ def fitted_backbone(config: RunConfig, part: FrozenFeatures, dataset: Any) -> nn
         try:
             dataset = load_run_data(config)
         except (DataError, OSError, ValueError) as error:
-            return TfidfFeatures(vectorizer_options(part.backbone), missing=str(error))
+            return TfidfFeatures(
+                vectorizer_options(part.backbone), max_terms=learned_terms(part.backbone), missing=str(error)
+            )
     return fitted_tfidf(part, dataset)[0]
 
 
-def feature_dataset(dataset: Any, splits: dict[str, Any], frozen: dict[str, Any]) -> FeatureDataset:
+def feature_dataset(
+    dataset: Any,
+    splits: dict[str, Any],
+    frozen: dict[str, Any],
+    kind: type[FeatureDataset] = FeatureDataset,
+    **extra: Any,
+) -> FeatureDataset:
     """``dataset`` with its splits' features for inputs, its classes, noise and details kept, and
-    ``frozen`` (what made the features) recorded among the details."""
-    return FeatureDataset(
+    ``frozen`` (what made the features) recorded among the details; a ``kind`` of feature data set
+    with its ``extra`` fields."""
+    return kind(
         dataset.name,
         splits["train"],  # type: ignore[arg-type]
         splits["dev"],
@@ -230,4 +274,5 @@ def feature_dataset(dataset: Any, splits: dict[str, Any], frozen: dict[str, Any]
         yields=dataset.yields,
         details={**getattr(dataset, "details", {}), "frozen": frozen},
         noise=getattr(dataset, "noise", None),
+        **extra,
     )

@@ -30,6 +30,7 @@ from ..data.registry import DataRequest, data_fingerprint, load
 from ..data.text.sequences import TextDataset
 from .graphs import Step, graphed
 from .network import Replicas, StepOptions
+from .sparse_adam import RowSparseAdam
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Backbone:
         if copies > 1:
             return Replicas([self.build(input_shape) for _ in range(copies)])
         if self.freeze:
-            return models.FeatureHead(input_shape, dense=self.dense)
+            return models.feature_head(self.name, input_shape, self.dense, self.options)
         model = self.named(input_shape)
         if self.dense is not None:
             model = models.WithDense(model, self.dense)
@@ -288,13 +289,15 @@ class Optimiser:
     def make(self, parameters: list[Any]) -> torch.optim.Adam:
         """Adam over ``parameters`` (:meth:`groups`): the fused kernel where their device has one,
         or classic. Fused, an update reads and writes each element once instead of in several
-        passes; it rounds differently from the classic implementation in the last bits."""
+        passes; it rounds differently from the classic implementation in the last bits. A
+        parameter whose gradient comes out sparse (a term table's rows) steps lazily, as
+        :class:`~labelemb.assembly.sparse_adam.RowSparseAdam` says."""
         if self.adam == "fused":
             try:
-                return torch.optim.Adam(parameters, lr=self.lr, fused=True)
+                return RowSparseAdam(parameters, lr=self.lr, fused=True)
             except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
-                return torch.optim.Adam(parameters, lr=self.lr, foreach=True)
-        return torch.optim.Adam(parameters, lr=self.lr)
+                return RowSparseAdam(parameters, lr=self.lr, foreach=True)
+        return RowSparseAdam(parameters, lr=self.lr)
 
     def schedule(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), self.gamma)

@@ -56,9 +56,37 @@ def svd_settings(backbone: Backbone) -> tuple[int, int]:
     return int(options["components"]), int(options["svd_iterations"])
 
 
+def learned_terms(backbone: Backbone) -> int | None:
+    """The entries a text keeps where a ``tfidf`` backbone's projection is learned, else None."""
+    options = {**models.model_options(backbone.name), **backbone.options}
+    return int(options["max_terms"]) if options["projection"] == "learned" else None
+
+
+def term_entries(matrix: Any, max_terms: int) -> Tensor:
+    """Each row's ``max_terms`` heaviest TF-IDF entries, float32 ``(N, max_terms, 2)``: the term's
+    column (exact in float32: :class:`~labelemb.models.term_bag.TermBag` holds fewer than 2^24
+    terms) and its weight, heaviest first (ties by column); padded with column ``V`` (the
+    matrix's width), weight 0."""
+    matrix = matrix.tocsr()
+    count, width = matrix.shape
+    per_row = np.diff(matrix.indptr)
+    row_of = np.repeat(np.arange(count), per_row)
+    order = np.lexsort((matrix.indices, -matrix.data, row_of))
+    position = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], per_row)
+    kept = position < max_terms
+    entries = np.zeros((count, max_terms, 2), dtype=np.float32)
+    entries[:, :, 0] = width
+    rows, slots = row_of[kept], position[kept]
+    entries[rows, slots, 0] = matrix.indices[order][kept]
+    entries[rows, slots, 1] = matrix.data[order][kept]
+    return torch.from_numpy(entries)
+
+
 class TfidfFeatures(nn.Module):
     """A fitted TF-IDF and its SVD as a module of buffers: texts (a list of strings) -> float32
-    features ``(N, components)``, the TF-IDF in the vectorizer's columns times the directions."""
+    features ``(N, components)``, the TF-IDF in the vectorizer's columns times the directions; or,
+    for a learned projection (``max_terms`` given, no directions), each text's TF-IDF entries
+    ``(N, max_terms, 2)`` (:func:`term_entries`), which the run's trained head projects."""
 
     def __init__(
         self,
@@ -66,10 +94,12 @@ class TfidfFeatures(nn.Module):
         fitted: FittedTfidf | None = None,
         directions: Tensor | None = None,
         *,
+        max_terms: int | None = None,
         missing: str | None = None,
     ) -> None:
         super().__init__()
         self.options = options
+        self.max_terms = max_terms
         #: Why an empty module (no fitted buffers) could not be fitted here, for its error.
         self.missing = missing
         tensors = (fitted or FittedTfidf(options, [], np.zeros(0))).tensors()
@@ -93,7 +123,7 @@ class TfidfFeatures(nn.Module):
 
     def forward(self, texts: list[str] | Tensor) -> Tensor:
         if isinstance(texts, Tensor):
-            if texts.is_floating_point() and texts.dim() == 2 and texts.shape[1] == self.out_features:
+            if self._made_here(texts):
                 # Features this module made already: a prediction's rows, batched after the texts.
                 return texts.float()
             # Word ids (a text split read for another model) are no texts: refuse, never project them.
@@ -103,12 +133,24 @@ class TfidfFeatures(nn.Module):
             )
         if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
             raise TypeError("model tfidf reads a list of texts (strings)")
-        if self.directions.numel() == 0:
+        fitted = self.fitted()
+        if not fitted.terms:
             raise DataError(
                 "model tfidf: this run's fitted TF-IDF is not here and its training data could not be "
                 f"read to fit it again ({self.missing}); predict from an exported bundle, which keeps it"
             )
-        return project(self.fitted().transform(list(texts)), self.directions)
+        matrix = fitted.transform(list(texts))
+        if self.max_terms is not None:
+            return term_entries(matrix, self.max_terms)
+        return project(matrix, self.directions)
+
+    def _made_here(self, inputs: Tensor) -> bool:
+        """Whether ``inputs`` are what this module makes (features, or entries), not texts."""
+        if not inputs.is_floating_point():
+            return False
+        if self.max_terms is not None:
+            return inputs.dim() == 3 and tuple(inputs.shape[1:]) == (self.max_terms, 2)
+        return inputs.dim() == 2 and inputs.shape[1] == self.out_features
 
 
 def project(matrix: Any, directions: Tensor) -> Tensor:
@@ -119,10 +161,28 @@ def project(matrix: Any, directions: Tensor) -> Tensor:
 
 def fitted_tfidf(part: FrozenFeatures, dataset: Any) -> tuple[TfidfFeatures, TfidfMatrices, dict[str, Any]]:
     """The fitted representation of ``part`` (a ``tfidf`` backbone) on ``dataset``'s texts, its
-    TF-IDF matrices, and what the run's summary records of the two caches."""
+    TF-IDF matrices, and what the run's summary records of the caches."""
     options = vectorizer_options(part.backbone)
-    components, iterations = svd_settings(part.backbone)
     matrices = tfidf_matrices(dataset, options, part.cache_dir, progress=part.progress)
+    record: dict[str, Any] = {
+        "tfidf": {
+            "terms": matrices.vectorizer.width,
+            "file": str(matrices.path),
+            "reused": matrices.reused,
+            "seconds": matrices.seconds,
+        }
+    }
+    max_terms = learned_terms(part.backbone)
+    if max_terms is not None:
+        record["entries"] = {"max_terms": max_terms}
+        return TfidfFeatures(options, matrices.vectorizer, max_terms=max_terms), matrices, record
+    directions, record["svd"] = svd_of(part, matrices)
+    return TfidfFeatures(options, matrices.vectorizer, directions), matrices, record
+
+
+def svd_of(part: FrozenFeatures, matrices: TfidfMatrices) -> tuple[Tensor, dict[str, Any]]:
+    """The SVD's directions of ``matrices``' training TF-IDF (cached) and what the summary records."""
+    components, iterations = svd_settings(part.backbone)
     started = time.perf_counter()
     width = matrices.vectorizer.width
     if components > width:
@@ -133,20 +193,8 @@ def fitted_tfidf(part: FrozenFeatures, dataset: Any) -> tuple[TfidfFeatures, Tfi
     key = _svd_key(matrices.key, components, iterations)
     path = matrices.path.with_name(f"tfidf-svd-{key[:32]}.safetensors")
     directions, reused = _cached_directions(path, key, components, width, matrices, iterations, part.progress)
-    record = {
-        "tfidf": {
-            "terms": width,
-            "file": str(matrices.path),
-            "reused": matrices.reused,
-            "seconds": matrices.seconds,
-        },
-        "svd": {
-            "components": components,
-            "reused": reused,
-            "seconds": round(time.perf_counter() - started, 3),
-        },
-    }
-    return TfidfFeatures(options, matrices.vectorizer, directions), matrices, record
+    seconds = round(time.perf_counter() - started, 3)
+    return directions, {"components": components, "reused": reused, "seconds": seconds}
 
 
 def _svd_key(tfidf_key: str, components: int, iterations: int) -> str:

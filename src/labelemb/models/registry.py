@@ -8,6 +8,7 @@ from typing import TypeVar
 from torch import nn
 
 from ..registry import Registry, check_options, keyword_options
+from .features import FeatureHead
 
 M = TypeVar("M", bound=type[nn.Module])
 
@@ -65,3 +66,15 @@ def build_model(name: str, input_shape: tuple[int, ...], **options: object) -> n
     if "input_shape" in keyword_options(cls.__init__):
         return cls(tuple(input_shape), **options)
     return cls(*input_shape, **options)
+
+
+def feature_head(
+    name: str, input_shape: tuple[int, ...], dense: int | None, options: dict[str, object]
+) -> nn.Module:
+    """What trains on frozen backbone ``name``'s cached features of shape ``input_shape``: the
+    backbone's own ``feature_head`` (its ``options`` over its defaults) where it has one (a
+    representation whose head is more than a dense layer), else :class:`FeatureHead`."""
+    own = getattr(model_class(name), "feature_head", None)
+    if own is None:
+        return FeatureHead(input_shape, dense=dense)
+    return own(tuple(input_shape), dense, **{**model_options(name), **options})
