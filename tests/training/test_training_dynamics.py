@@ -1,7 +1,7 @@
 """Training dynamics (issue 101, part 2): each step adds its rows' margins and losses to tables on the
-device, by hand for one run and for seeds side by side, with no host read; the tables survive a
-checkpoint; a run records them only where asked, on clean labels as on noisy ones, and its
-memorisation figures stay as they were."""
+device, by hand for one run and for seeds side by side, with no host read (in a layout's step
+too); the tables survive a checkpoint; a run records them only where asked, on clean labels as on
+noisy ones, and its memorisation figures stay as they were."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 import torch
 from helpers.host_reads import HostReads
 
-from labelemb.training import dynamics_of, recording_dynamics
+from labelemb.training import Classification, build_run, dynamics_of, recording_dynamics
 from labelemb.training.dynamics import TABLES, TrainingDynamics
 from labelemb.training.memorisation import TrainingPredictions, training_predictions
+from labelemb.training.single import Single
+from labelemb.training.stacked import Stacked
 
 LABELS = torch.tensor([0, 1, 2, 1])
 
@@ -107,3 +109,29 @@ def test_a_run_records_dynamics_only_where_asked(noisy):
     # Memorisation is measured where the truth is known, as before; nothing is made up where it is not.
     figures = table.figures()[0]
     assert figures == ({"train_memorised": 0.0, "train_flipped_correct": 100.0} if noisy else {})
+
+
+@pytest.mark.parametrize("side_by_side", [False, True], ids=["one-run", "seeds-side-by-side"])
+def test_a_training_step_records_its_rows_reading_nothing_on_the_host(small_config, digits, side_by_side):
+    device = torch.device("cpu")
+    seeds = [0, 1] if side_by_side else [0]
+    runs = [build_run(small_config(seed=seed), digits, device, Classification()) for seed in seeds]
+    task = Classification()
+    layout = Stacked(runs, task, device) if side_by_side else Single(runs[0], task, device)
+    labels = digits.train.labels
+    layout.predictions = TrainingPredictions(
+        len(seeds), labels, None, device, TrainingDynamics(len(seeds), labels, device)
+    )
+    layout.optimise()
+    split = digits.train.to(device)
+    orders = layout.epoch_orders(0, split, 100).to(device)
+    found = []
+    for batch in range(3):
+        with HostReads() as reads:
+            layout.step(split, orders[:, batch * 100 : (batch + 1) * 100])
+        found += reads if batch else []  # the first step may read once what it keeps after
+    assert found == []
+    seen = layout.predictions.dynamics.passes
+    for s in range(len(seeds)):
+        # Each run's own rows, once each: the 300 its order put in the three steps.
+        assert seen[s][orders[s, :300]].tolist() == [1] * 300 and int(seen[s].sum()) == 300
