@@ -112,5 +112,7 @@ def test_a_trained_run_predicts_new_texts_and_its_bundle_reads_no_data(texts, tm
 def test_config_mistakes_are_one_line(texts):
     with pytest.raises(ConfigError, match="projection"):
         learned_config(texts, projection="pca")
+    with pytest.raises(ConfigError, match="leave train.clip_grad_norm unset"):
+        build_config({**learned_config(texts).model_dump(mode="json"), "train": {"clip_grad_norm": 1.0}})
     with pytest.raises((ConfigError, ValueError), match="model.width"):
         train(learned_config(texts, dense=16))

@@ -129,6 +129,12 @@ def check_buildable(config: RunConfig) -> None:
             f"model {config.model.name!r} is fitted to the training texts and computed once: "
             "set model.freeze: true"
         )
+    sparse = getattr(model_class, "sparse_gradients", None)
+    if sparse is not None and sparse(config.options("model")) and config.train.clip_grad_norm is not None:
+        raise ConfigError(
+            f"model {config.model.name!r} trains a table whose gradients are sparse, which "
+            "train.clip_grad_norm cannot clip: leave train.clip_grad_norm unset (or use projection: svd)"
+        )
     for name in config.methods:
         _known(name, methods.available(), "method (a key of the methods section)", methods.method_class)
     method_class = _known(config.method.name, methods.available(), "method", methods.method_class)

@@ -85,6 +85,11 @@ class Tfidf(nn.Module):
         self.out_features = self.components
 
     @staticmethod
+    def sparse_gradients(options: dict[str, Any]) -> bool:
+        """Whether a run with these options trains a table with sparse gradients (learned)."""
+        return options.get("projection", "learned") == "learned"
+
+    @staticmethod
     def feature_head(input_shape: tuple[int, ...], dense: int | None = None, **options: Any) -> nn.Module:
         """What trains on this representation's cached features: the learned projection of TF-IDF
         entries (``input_shape`` ``(terms, max_terms, 2)``), or the frozen-feature head on the SVD's
