@@ -97,6 +97,30 @@ def test_lazy_adam_steps_dense_parameters_as_adam() -> None:
     assert torch.equal(a, b)
 
 
+def test_lazy_adam_steps_on_the_gradients_its_closure_makes() -> None:
+    # As any torch optimiser: step(closure) evaluates the closure first and returns its loss.
+    torch.manual_seed(3)
+    start = torch.randn(5, 2)
+    ids = torch.tensor([1, 3, 1])
+    with_closure, by_hand = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    stepped = RowSparseAdam([with_closure], lr=0.1)
+    plain = RowSparseAdam([by_hand], lr=0.1)
+
+    def closure() -> torch.Tensor:
+        stepped.zero_grad()
+        loss = F.embedding(ids, with_closure, sparse=True).pow(2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        loss = stepped.step(closure)
+        plain.zero_grad()
+        F.embedding(ids, by_hand, sparse=True).pow(2).sum().backward()
+        plain.step()
+    assert loss is not None and loss.item() > 0
+    assert torch.equal(with_closure, by_hand)
+
+
 def test_lazy_adam_refuses_weight_decay_on_a_sparse_table() -> None:
     param = torch.nn.Parameter(torch.zeros(3, 2))
     param.grad = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.ones(1, 2), (3, 2))

@@ -28,13 +28,19 @@ class RowSparseAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            # First, as every optimiser: the closure makes the gradients this step takes.
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is not None and param.grad.is_sparse:
                     self._rows_step(param, group)
                     # Stepped: Adam's own pass below must not see it (it refuses sparse gradients).
                     param.grad = None
-        return super().step(closure)
+        super().step()
+        return loss
 
     def _rows_step(self, param: Tensor, group: dict[str, Any]) -> None:
         if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
