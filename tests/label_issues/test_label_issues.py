@@ -16,7 +16,6 @@ import pytest
 from cleanlab.count import compute_confident_joint, estimate_latent, num_label_issues
 from cleanlab.filter import find_label_issues as cleanlab_find
 from cleanlab.rank import get_label_quality_scores
-from helpers.tagged_texts import TAGGED_FILES, write_tagged_splits
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
 import labelemb
@@ -223,19 +222,6 @@ def test_the_folds_are_stratified_and_seeded():
     )
     for k in range(5):
         assert np.bincount(labels[fold == k]).tolist() == [2, 4, 6]
-
-
-def test_tag_sets_are_refused_in_one_line(tmp_path):
-    raw = {
-        "experiment": "tags",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"name": "files", "dir": str(write_tagged_splits(tmp_path)), "files": TAGGED_FILES},
-        "model": {"name": "bag_of_words", "embedding_dim": 8},
-        "method": {"name": "onehot"},
-    }
-    with pytest.raises(LabelIssuesError, match="set of tags") as error:
-        labelemb.find_label_issues(raw, folds=2, progress=False)
-    assert "\n" not in str(error.value) and not (tmp_path / "runs").exists()
 
 
 def test_the_rows_of_several_files_are_named_by_their_file(tmp_path):

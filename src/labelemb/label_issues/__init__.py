@@ -5,7 +5,8 @@ Out of sample by K-fold cross-fitting (:mod:`.folds`, :mod:`.cross_fit`: each fo
 the other folds through the harness's trainer, scored on its own held-out rows); cleanlab's
 detectors on those probabilities (:mod:`.detectors`); the training dynamics of one more run on every
 row, where asked for (:mod:`.dynamics`); judged where the truth is known
-(:mod:`.judging`); the list, each row named as its file numbers it (:mod:`.listing`);
+(:mod:`.judging`); the list, each row named as its file numbers it (:mod:`.listing`); tag sets'
+wrong and missing tags, pair by pair (:mod:`.tag_sets`);
 :mod:`.finding` is the call that does it all."""
 
 from .detectors import DETECTORS, DYNAMICS_DETECTORS, FILTERS, RANKINGS

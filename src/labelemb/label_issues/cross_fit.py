@@ -3,6 +3,10 @@ folds, through the harness's own trainer (:func:`labelemb.training.train`, the r
 method, backbone, schedule, checks and selected weights), then asked for the probabilities of the
 rows it did not see (:func:`labelemb.load`, the run's fitted temperature applied).
 
+A tag set's probabilities are each tag's own, the sigmoid of the fold model's logit (the
+predictor's, as for any multi-label run); each row also keeps its fold run's tag threshold (chosen
+on its dev split), which says which tags that model predicts.
+
 The folds train one after another: the batched trainer stacks runs that share their training
 rows (seeds), and the folds' rows differ. Each fold's run is a run folder of its own, so that an
 interrupted search resumes at its fold, and a finished fold is read back, not trained again.
@@ -37,12 +41,14 @@ from .folds import assign_folds, fold_dataset
 @dataclass(frozen=True)
 class CrossFit:
     """Each training row's out-of-sample probabilities (N, m), the fold that held it out, each fold's
-    run folder and the seconds the folds took (training and scoring)."""
+    run folder and the seconds the folds took (training and scoring); for tag sets, each row's
+    fold run's tag threshold (``thresholds``, NaN where a run records none)."""
 
     probabilities: np.ndarray
     fold: np.ndarray
     run_dirs: list[Path]
     seconds: float
+    thresholds: np.ndarray | None = None
 
 
 def fold_config(config: RunConfig, folder: Path, k: int) -> RunConfig:
@@ -61,6 +67,7 @@ def cross_fit(
     labels = dataset.train.labels.cpu().numpy()
     fold = assign_folds(labels, folds, config.seed)
     probabilities = np.zeros((len(labels), dataset.num_classes), dtype=np.float64)
+    thresholds = np.full(len(labels), np.nan) if dataset.multi_label else None
     run_dirs = []
     features = isinstance(dataset, FeatureDataset)
     bar = tqdm(total=folds, desc="cross-fitting", unit="fold", disable=not draws_bar(progress))
@@ -72,9 +79,11 @@ def cross_fit(
             train(run, dataset=data, progress=progress)
             predictor = load(run.run_dir(), device=resolve_device(run.train.device))
             probabilities[held] = held_out_probabilities(predictor, data.test, features)
+            if thresholds is not None and predictor.threshold is not None:
+                thresholds[held] = predictor.threshold
             run_dirs.append(run.run_dir())
             bar.update(1)
-    return CrossFit(probabilities, fold, run_dirs, time.perf_counter() - start)
+    return CrossFit(probabilities, fold, run_dirs, time.perf_counter() - start, thresholds)
 
 
 @dataclass

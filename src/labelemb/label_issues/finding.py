@@ -21,11 +21,12 @@ from ..experiment.setting import ConfigSource, base_config, keyword_overrides, r
 from .cross_fit import cross_fit, frozen_features
 from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect, ranking
 from .dynamics import with_dynamics
-from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, training_origins
+from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, check_tags_foldable, training_origins
 from .judging import judge
 from .listing import LabelIssues, listed_rows, write_listing
 from .neighbours import KNN_VOTE, knn_vote
 from .page import write_page
+from .tag_sets import detect_tags, listed_tag_rows, tag_summary
 
 
 def find_label_issues(
@@ -56,14 +57,17 @@ def find_label_issues(
     :func:`cleanlab.filter.find_label_issues`) flags rows. With ``dynamics``, one more run trains on
     every row and its training dynamics are detectors too (``aum``, ``final_margin``, ``final_loss``,
     ``first_learned``). Where the labels' truth is known (a ``noise:`` section, a true-label column)
-    each detector is judged against it."""
+    each detector is judged against it. Tag sets are judged pair by pair, each row listed with its
+    likely wrong and missing tags (:mod:`labelemb.label_issues.tag_sets`; no ``dynamics``)."""
     check_choices(rank_by, filter_by, dynamics)
     run = _config(config, overrides, options, method, seed, progress)
-    dataset = _searched_data(run, folds)
-    labels = dataset.train.labels.cpu().numpy().astype(np.int64)
+    dataset = _searched_data(run, folds, dynamics)
     folder = (
         Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
     )
+    if dataset.multi_label:
+        return _tag_issues(run, dataset, folds, folder, rank_by, filter_by, progress)
+    labels = dataset.train.labels.cpu().numpy().astype(np.int64)
     features = frozen_features(run, dataset)
     data = dataset if features is None else features
     fitted = cross_fit(run, data, folds, folder, progress=progress)
@@ -78,12 +82,7 @@ def find_label_issues(
         detection, labels, training_origins(dataset), dataset.class_names, fitted.fold, rank_by, clean
     )
     summary = {
-        "data": run.data.name,
-        "method": run.method.name,
-        "folds": folds,
-        "seed": run.seed,
-        "rank_by": rank_by,
-        "filter": filter_by,
+        **_made(run, folds, rank_by, filter_by),
         "rows": len(labels),
         "flagged": int(detection.flagged.sum()),
         "estimated_wrong": detection.estimated_wrong,
@@ -110,6 +109,18 @@ def find_label_issues(
     return issues
 
 
+def _made(run: RunConfig, folds: int, rank_by: str, filter_by: str) -> dict[str, Any]:
+    """The summary's first entries: which search made the list."""
+    return {
+        "data": run.data.name,
+        "method": run.method.name,
+        "folds": folds,
+        "seed": run.seed,
+        "rank_by": rank_by,
+        "filter": filter_by,
+    }
+
+
 def _config(
     config: ConfigSource | RunConfig,
     overrides: Sequence[str],
@@ -131,9 +142,9 @@ def _config(
     return base_config(config, changes)
 
 
-def _searched_data(run: RunConfig, folds: int) -> Dataset:
+def _searched_data(run: RunConfig, folds: int, dynamics: bool = False) -> Dataset:
     """The data set ``run`` reads (its noise included), once it is known to be searchable: class
-    labels (not sequences, not tag sets) that ``folds`` folds can split; else one line."""
+    labels or tag sets (not sequences) that ``folds`` folds can split; else one line."""
     if dataset_yields(run.data.name, run.data_sections()) == "token_pairs":
         raise LabelIssuesError(
             f"data set {run.data.name!r} is sequence-to-sequence: its targets are sequences, not class "
@@ -142,19 +153,69 @@ def _searched_data(run: RunConfig, folds: int) -> Dataset:
     check_needed_data([run])
     dataset = data_of(run).load()
     _check_classes(dataset)
+    if dataset.multi_label:
+        if dynamics:
+            raise LabelIssuesError(
+                f"data set {dataset.name!r} gives each row a set of tags: the training dynamics "
+                "(--dynamics) read one class label a row; drop --dynamics for tag sets"
+            )
+        check_tags_foldable(dataset.train.labels.cpu().numpy(), dataset.class_names, folds)
+        return dataset
     check_foldable(dataset.train.labels.cpu().numpy().astype(np.int64), dataset.class_names, folds)
     return dataset
 
 
 def _check_classes(dataset: Any) -> None:
-    """Refuse, in one line, data whose rows carry no one class label each (tag sets)."""
+    """Refuse, in one line, data whose rows carry neither a class label nor a set of tags."""
     if not isinstance(dataset, Dataset):
         raise LabelIssuesError(
             f"data set {dataset.name!r} is not a classification data set: label-issues ranks rows "
-            "that each carry one class label"
+            "that each carry one class label or a set of tags"
         )
-    if dataset.multi_label:
-        raise LabelIssuesError(
-            f"data set {dataset.name!r} gives each row a set of tags: label-issues ranks rows with one "
-            "class label each (tag sets are not served yet)"
-        )
+
+
+def _tag_issues(
+    run: RunConfig, dataset: Dataset, folds: int, folder: Path, rank_by: str, filter_by: str, progress: bool
+) -> LabelIssues:
+    """:func:`find_label_issues` for tag sets (:mod:`.tag_sets`): the folds' sigmoid probabilities,
+    each (row, tag) pair judged by cleanlab's multi-label functions, the list by row."""
+    tags = dataset.train.labels.cpu().numpy().astype(bool)
+    features = frozen_features(run, dataset)
+    fitted = cross_fit(run, dataset if features is None else features, folds, folder, progress=progress)
+    detection = detect_tags(tags, fitted.probabilities, filter_by, rank_by)
+    names = list(dataset.class_names)
+    rows = listed_tag_rows(
+        detection,
+        tags,
+        fitted.probabilities,
+        fitted.thresholds,
+        training_origins(dataset),
+        names,
+        fitted.fold,
+        rank_by,
+    )
+    summary = {
+        **_made(run, folds, rank_by, filter_by),
+        "rows": len(tags),
+        "flagged": int(detection.flagged.sum()),
+        "estimated_wrong": detection.estimated_wrong,
+        "class_names": names,
+        **tag_summary(detection, names),
+        "judged": None,
+        "fold_runs": [str(path) for path in fitted.run_dirs],
+        "seconds": round(fitted.seconds, 1),
+    }
+    issues = LabelIssues(
+        rows,
+        int(detection.flagged.sum()),
+        detection.estimated_wrong,
+        detection.tag_noise,
+        names,
+        folder,
+        summary,
+        None,
+        tag_sets=True,
+    )
+    write_listing(issues, fitted.probabilities, tags, fitted.fold)
+    write_page(issues, ranking(detection.scores[rank_by]), dataset)
+    return issues

@@ -1,6 +1,11 @@
 """The folds of cross-fitting: each training row's fold (stratified, seeded), the checks that the
 data can be split so, and each fold's data set: trained on the other folds, its own rows held out.
 
+Tag sets (bool (N, K) labels) have no one label to stratify by: their folds are plain seeded K-fold
+(shuffled), each fold a random fifth of the rows; a tag then is not in every fold's training rows in
+the same share, which a rare tag feels most (its held-out rows score against a model that saw fewer
+of it).
+
 A fold's data set is the loaded data set with its training split cut to the other folds' rows and
 its test split made of the held-out rows (so that the fold's run reports its error on exactly the
 rows it never trained on); its dev split is the data set's own. What the data set keeps beside a
@@ -14,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..data import Dataset, Split
 from ..data.origins import RowOrigins
@@ -52,10 +57,40 @@ def check_foldable(labels: np.ndarray, class_names: list[str], folds: int) -> No
         )
 
 
+def check_tags_foldable(tags: np.ndarray, tag_names: list[str], folds: int) -> None:
+    """Refuse, in one line, a fold count below 2 or above the rows, a data set of one tag, or a tag
+    that no training row carries (its given presence is the same on every row: nothing to judge)."""
+    if folds < 2:
+        raise LabelIssuesError(
+            f"--folds {folds}: cross-fitting needs at least 2 folds (default {DEFAULT_FOLDS})"
+        )
+    if len(tags) < folds:
+        raise LabelIssuesError(
+            f"{len(tags)} training row(s) for {folds} folds: each fold holds out one row at least; "
+            f"use --folds {max(2, len(tags))} or fewer"
+        )
+    if len(tag_names) < 2:
+        raise LabelIssuesError(
+            f"the data set has one tag only ({tag_names[0] if tag_names else 'none'!r}): a row either "
+            "carries it or not, a one-class problem; wrong tags are found among two tags or more"
+        )
+    absent = [tag_names[k] for k in np.flatnonzero(~np.asarray(tags, dtype=bool).any(axis=0))]
+    if absent:
+        raise LabelIssuesError(
+            f"tag {absent[0]!r} is carried by no training row ({len(absent)} tag(s) are not): its "
+            "presence cannot be judged; add training rows that carry it or drop it from the other splits"
+        )
+
+
 def assign_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each row's fold (0 .. folds - 1), stratified by label and shuffled with ``seed``: the same
-    labels, fold count and seed give the same folds."""
+    labels, fold count and seed give the same folds. Tag sets (labels (N, K)) get plain shuffled
+    K-fold (see the module docstring)."""
     fold = np.empty(len(labels), dtype=np.int64)
+    if np.ndim(labels) == 2:
+        for k, (_, held) in enumerate(KFold(n_splits=folds, shuffle=True, random_state=seed).split(labels)):
+            fold[held] = k
+        return fold
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         fold[held] = k

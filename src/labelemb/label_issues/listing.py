@@ -7,7 +7,11 @@ row, ranked: :data:`COLUMNS`, then ``true_label`` and ``wrong`` where the truth 
 ``label_issues.json`` (the summary: estimated number of wrong rows, the noise matrix, the flagged
 count, the judged figures, the folds' runs) and ``out_of_sample.npz`` (the probabilities the
 detectors read: ``probabilities`` (N, m), ``labels``, ``fold``), so that anyone can call cleanlab
-on them directly; ``label-issues.html``, the flagged rows to look at, is :mod:`.page`'s."""
+on them directly; ``label-issues.html``, the flagged rows to look at, is :mod:`.page`'s.
+
+A tag set's list (:mod:`.tag_sets`) holds :data:`TAG_COLUMNS` instead: the given tags, the
+suspected ones (likely wrong: given; likely missing: not given) and the tags its fold model
+predicts, each a list in JSON and the tags joined by spaces in the CSV (as a tags column is read)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,19 @@ LIST_CSV, LIST_JSONL, SUMMARY_JSON, PROBABILITIES_NPZ = (
     "label_issues.json",
     "out_of_sample.npz",
 )
+#: The columns of a tag set's list, in order; the other detectors' scores follow ``score``.
+TAG_COLUMNS = (
+    "rank",
+    "file",
+    "row",
+    "given_tags",
+    "suspected_wrong",
+    "suspected_missing",
+    "suggested_tags",
+    "score",
+    "flagged",
+    "fold",
+)
 #: The rows shown on the terminal unless asked for more or fewer.
 SHOWN = 10
 
@@ -46,7 +63,9 @@ class LabelIssues:
     ``rows`` is every training row, most suspected first, each a mapping of the list's columns;
     ``flagged`` how many the filter flagged, ``estimated_wrong`` cleanlab's estimate of the wrong
     rows, ``noise_matrix`` ``T[i, j]`` = P(given j | true i) over ``class_names``; ``judged`` the detectors'
-    figures where the truth is known (else None); ``folder`` where the files are."""
+    figures where the truth is known (else None); ``folder`` where the files are. For ``tag_sets``
+    the rows hold :data:`TAG_COLUMNS`, ``class_names`` are the tags and ``noise_matrix`` is (K, 2):
+    each tag's P(not given | carried) and P(given | not carried)."""
 
     rows: list[dict[str, Any]]
     flagged: int
@@ -56,6 +75,7 @@ class LabelIssues:
     folder: Path
     summary: dict[str, Any] = field(default_factory=dict)
     judged: dict[str, Any] | None = None
+    tag_sets: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -74,19 +94,28 @@ class LabelIssues:
             f"{len(self.rows)} training rows: {self.flagged} flagged ({self.summary.get('filter')}), "
             f"about {self.estimated_wrong} wrong by cleanlab's estimate; most suspected first:"
         ]
-        for row in self.top(count):
-            place = row["file"] if row["row"] is None else f"{row['file']}, row {row['row']}"
-            mark = "flagged" if row["flagged"] else "       "
-            lines.append(
-                f"  {row['rank']:>4}. {mark} {place}: given {row['given_label']!r}, suggested "
-                f"{row['suggested_label']!r} (score {row['score']:.3f})"
-            )
+        lines += [row_line(row) for row in self.top(count)]
         if self.judged is not None:
             lines += judged_lines(self.judged)
         lines.append(f"-> {self.folder / LIST_CSV}")
         if (self.folder / LABEL_ISSUES_PAGE).exists():
             lines.append(f"-> {self.folder / LABEL_ISSUES_PAGE} (the flagged rows to look at)")
         return lines
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One listed row as the terminal shows it: its place, its given label and the suggested one,
+    or a tag set's given tags and its likely wrong and missing ones; its score."""
+    place = row["file"] if row["row"] is None else f"{row['file']}, row {row['row']}"
+    mark = "flagged" if row["flagged"] else "       "
+    if "given_tags" in row:
+        said = (
+            f"given [{' '.join(row['given_tags'])}], likely wrong [{' '.join(row['suspected_wrong'])}], "
+            f"likely missing [{' '.join(row['suspected_missing'])}]"
+        )
+    else:
+        said = f"given {row['given_label']!r}, suggested {row['suggested_label']!r}"
+    return f"  {row['rank']:>4}. {mark} {place}: {said} (score {row['score']:.3f})"
 
 
 def listed_rows(
@@ -120,6 +149,13 @@ def listed_rows(
     return rows
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None, a list's items joined by spaces (tags, as a tags column reads)."""
+    if value is None:
+        return ""
+    return " ".join(value) if isinstance(value, list) else value
+
+
 def json_values(value: Any) -> Any:
     """``value`` with every float that is not finite as None (JSON has no NaN: a figure with no
     positive or no negative row to judge, such as an AUROC where no label is wrong, is null)."""
@@ -138,13 +174,11 @@ def write_listing(
     """The list's files in ``issues.folder`` (see the module docstring)."""
     folder = issues.folder
     folder.mkdir(parents=True, exist_ok=True)
-    header = list(issues.rows[0]) if issues.rows else list(COLUMNS)
+    header = list(issues.rows[0]) if issues.rows else list(TAG_COLUMNS if issues.tag_sets else COLUMNS)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(
-        {key: "" if value is None else value for key, value in row.items()} for row in issues.rows
-    )
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in issues.rows)
     write_text(folder / LIST_CSV, text.getvalue())
     lines = "".join(json.dumps(json_values(row), allow_nan=False) + "\n" for row in issues.rows)
     write_text(folder / LIST_JSONL, lines)

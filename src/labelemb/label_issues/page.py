@@ -7,7 +7,9 @@ noise matrix as a small table (or, for many classes, its largest confusions) and
 known, the judged figures. Then the flagged rows, at most :data:`PAGE_ROWS` of them: an image data
 set's as a grid of thumbnails drawn from the data set's own images, each captioned with its row in
 its file, given -> suggested label and score; a text data set's as a table of their texts (cut to
-:data:`TEXT_CHARS` characters); any other data set's as a table without inputs."""
+:data:`TEXT_CHARS` characters); any other data set's as a table without inputs. A tag set's page
+shows each row's given tags beside the ones likely wrong and likely missing, and, in place of the
+noise matrix, the tags most often missing and most often wrong by cleanlab's estimate."""
 
 from __future__ import annotations
 
@@ -89,12 +91,16 @@ def page_html(
         f'<p class="made">{escape(_made(summary))}</p>',
         f"<p>{escape(_counts(issues))}</p>",
         "</header>",
-        *_noise_section(issues.noise_matrix, issues.class_names),
+        *(
+            _tag_noise_section(issues.noise_matrix, issues.class_names)
+            if issues.tag_sets
+            else _noise_section(issues.noise_matrix, issues.class_names)
+        ),
         *_judged_section(issues.judged),
         '<section id="flagged">',
         "<h2>The flagged rows</h2>",
-        f"<p>{escape(_shown_line(len(picked), len(flagged), shown, summary))}</p>",
-        *_rows_view(picked, dataset),
+        f"<p>{escape(_shown_line(len(picked), len(flagged), shown, summary, issues.tag_sets))}</p>",
+        *(_tag_rows_view(picked, dataset) if issues.tag_sets else _rows_view(picked, dataset)),
         "</section>",
         "</body>",
         "</html>",
@@ -120,13 +126,19 @@ def _counts(issues: LabelIssues) -> str:
     )
 
 
-def _shown_line(count: int, flagged: int, shown: int, summary: dict[str, Any]) -> str:
+def _shown_line(count: int, flagged: int, shown: int, summary: dict[str, Any], tag_sets: bool = False) -> str:
     """What the rows below are, and where the cap left some out."""
     if flagged == 0:
         return "No row is flagged."
+    said = (
+        "the given tags are the file's; a tag likely wrong is given but improbable to the model that did "
+        "not train on the row, one likely missing is not given but probable"
+        if tag_sets
+        else "given → suggested is the file's label and the one the models rank first"
+    )
     scored = (
         f"The score is that of the detector ranking the list, {summary.get('rank_by')} (the lower, "
-        "the more likely wrong); given → suggested is the file's label and the one the models rank first."
+        f"the more likely wrong); {said}."
     )
     if count < flagged:
         return (
@@ -234,6 +246,41 @@ def _rows_view(picked: list[tuple[dict[str, Any], int]], dataset: Dataset) -> li
         cells += [row["given_label"], row["suggested_label"], f"{row['score']:.3f}"]
         body.append(cells + ([row["true_label"]] if truth else []))
     classes = ["num", *([""] if several else []), "num", *(["text"] if texts else []), "", "", "num", ""]
+    return _table(header, body, classes)
+
+
+def _tag_noise_section(rates: np.ndarray, tags: Sequence[str]) -> list[str]:
+    """The tags most often missing and most often wrong, by cleanlab's estimate of each tag's noise."""
+    rates = np.asarray(rates, dtype=np.float64)
+    parts = ['<section id="noise-matrix">', "<h2>The estimated noise of each tag</h2>"]
+    parts.append(
+        f"<p>{len(tags)} tags: the {min(CONFUSIONS, len(tags))} most often missing (P(not given | the row "
+        "carries it)) and most often wrong (P(given | it does not)), cleanlab's estimate (every tag's "
+        f"is in {SUMMARY_JSON}).</p>"
+    )
+    for column, what in ((0, "P(not given | carried)"), (1, "P(given | not carried)")):
+        largest = np.argsort(-rates[:, column], kind="stable")[:CONFUSIONS]
+        body = [[tags[int(k)], f"{rates[int(k), column]:.3f}"] for k in largest]
+        parts += _table(["tag", what], body, ["", "num"])
+    return [*parts, "</section>"]
+
+
+def _tag_rows_view(picked: list[tuple[dict[str, Any], int]], dataset: Dataset) -> list[str]:
+    """The shown rows of a tag set: a table of their texts (where there are), given tags and the
+    ones likely wrong and likely missing."""
+    if not picked:
+        return []
+    texts = getattr(dataset, "texts", {}).get("train")
+    several = len({row["file"] for row, _ in picked}) > 1
+    header = ["rank", *(["file"] if several else []), "row", *(["text"] if texts else [])]
+    header += ["given tags", "likely wrong", "likely missing", "score"]
+    body = []
+    for row, index in picked:
+        cells: list[Any] = [row["rank"], *([row["file"]] if several else []), _number(row)]
+        cells += [_cut(texts[index])] if texts else []
+        tags = (" ".join(row[key]) for key in ("given_tags", "suspected_wrong", "suspected_missing"))
+        body.append([*cells, *tags, f"{row['score']:.3f}"])
+    classes = ["num", *([""] if several else []), "num", *(["text"] if texts else []), "", "", "", "num"]
     return _table(header, body, classes)
 
 
