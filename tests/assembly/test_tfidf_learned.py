@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers.batched_checks import train_batched
 from helpers.predict_helpers import text_table
+from helpers.run_checks import Interrupted, read_metrics, untimed
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import labelemb
@@ -68,6 +69,33 @@ def test_seeds_side_by_side_learn_as_one_by_one(texts):
         assert stacked["selected_step"] == own["selected_step"]
         assert stacked["selected_test_error"] == pytest.approx(own["selected_test_error"], abs=1e-9)
         assert stacked["final_test_error"] == pytest.approx(own["final_test_error"], abs=1e-9)
+
+
+def test_seeds_side_by_side_crashed_with_dropout_resume_to_the_uninterrupted_numbers(texts):
+    # Dropout draws from the global random state, which the checkpoints must carry.
+    def configs(out: str):
+        seeds = [learned_config(texts, "onehot", seed) for seed in (0, 1)]
+        every = {"eval_every": 4}
+        return [
+            c.model_copy(update={"output_dir": str(texts / out), "train": c.train.model_copy(update=every)})
+            for c in seeds
+        ]
+
+    checks = []
+
+    def crash(progress) -> None:
+        checks.append(progress)
+        if len(checks) == 2:
+            raise Interrupted
+
+    crashed = configs("crashed")
+    with pytest.raises(Interrupted):
+        train_batched(crashed, on_checkpoint=crash)
+    train_batched(crashed)
+    clean = configs("clean")
+    train_batched(clean)
+    for got, want in zip(crashed, clean):
+        assert untimed(read_metrics(got.run_dir())) == untimed(read_metrics(want.run_dir()))
 
 
 def test_the_entries_are_scikit_learns_tfidf(texts):

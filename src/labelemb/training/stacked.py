@@ -85,6 +85,9 @@ class Stacked:
         for method in (*own_methods, self.method):  # as in Single: no step reads on the host
             methods.trust_batches(method)
         self.method.train()
+        # As in Single: the steps' draws (a backbone's dropout) come from the global random state,
+        # resumed from the checkpoint and written into each seed's.
+        torch.set_rng_state(runs[0].rng_state)
         seeds = [dict(run.model.named_parameters()) for run in runs]
         self.backbone = {
             name: torch.stack([params[name].detach() for params in seeds])
@@ -172,7 +175,7 @@ class Stacked:
                 "network": run.network.state_dict(),
                 "optimizer": own.state_dict(),
                 "scheduler": _scaled_schedule(self.scheduler.state_dict(), self.lr_shares[s]),
-                "torch_rng": run.rng_state,
+                "torch_rng": torch.get_rng_state(),
             }
         finally:
             own.state.clear()
