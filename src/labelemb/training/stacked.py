@@ -85,8 +85,8 @@ class Stacked:
         for method in (*own_methods, self.method):  # as in Single: no step reads on the host
             methods.trust_batches(method)
         self.method.train()
-        # As in Single: the steps' draws (a backbone's dropout) come from the global random state,
-        # resumed from the checkpoint and written into each seed's.
+        # The steps' draws (a backbone's dropout) come from the global random state: the first
+        # run's, resumed from its checkpoint, which carries it on (:meth:`checkpoint_state`).
         torch.set_rng_state(runs[0].rng_state)
         seeds = [dict(run.model.named_parameters()) for run in runs]
         self.backbone = {
@@ -175,7 +175,9 @@ class Stacked:
                 "network": run.network.state_dict(),
                 "optimizer": own.state_dict(),
                 "scheduler": _scaled_schedule(self.scheduler.state_dict(), self.lr_shares[s]),
-                "torch_rng": torch.get_rng_state(),
+                # Seed 0's: the state the steps draw from, where a batched resume carries on; each
+                # other seed keeps its own (what its checkpoint of its own would hold, drawing none).
+                "torch_rng": torch.get_rng_state() if s == 0 else run.rng_state,
             }
         finally:
             own.state.clear()
