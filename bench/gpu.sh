@@ -6,18 +6,25 @@
 #   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh          # every part
 #   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh step     # the training step (issue 67) only
 #   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh vocab    # the vocabulary head and the text step (issue 68) only
+#   LABELEMB_DATA=DATA_DIR bash bench/gpu.sh text     # the tfidf text model, the wrong-label list (issue 103)
 #
 # Each step has its own time limit, so that one that hangs costs only itself. The parts run apart
-# where one command may run only so long; neither has been timed on a GPU yet. The figures go
-# into docs/benchmarks.md with the GPU, torch and date.
+# where one command may run only so long (each is meant to fit 10 minutes); none has been timed on
+# a GPU yet. The figures go into docs/benchmarks.md with the GPU, torch and date.
 #
 # On a lent GPU machine that lacks some of labelemb's dependencies, put their wheels in .gpu/wheels
 # (for its Python: pydantic and its parts, pytest and its parts) and the data in .gpu/data: this
-# script installs the wheels beside the checkout and reads the data from there.
+# script installs the wheels beside the checkout and reads the data from there. The text part also
+# needs debian-sections/ and fashion-mnist/ beside mnist/ in the data, and the wheels of datasets,
+# dill and multiprocess (data.files reads CSV through them) and of cleanlab and termcolor
+# (label-issues); a step whose needs are missing says which and is skipped.
 set -u
 PART=${1:-all}
-case "$PART" in all|step|vocab) ;; *) echo "bench/gpu.sh: unknown part '$PART': all, step or vocab"; exit 2 ;; esac
+case "$PART" in all|step|vocab|text) ;; *) echo "bench/gpu.sh: unknown part '$PART': all, step, vocab or text"; exit 2 ;; esac
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
+# Before anything is installed: every step here measures CUDA, so a machine without it stops at once.
+python3 -c "import sys, torch; torch.cuda.is_available() or sys.exit(
+  f'bench/gpu.sh: no CUDA device here (torch {torch.__version__} sees none): run it on a GPU machine')" || exit 1
 if [ -d .gpu/wheels ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .gpu/wheels/*.whl || exit 1
@@ -28,6 +35,17 @@ OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 T0=$(date +%s)
 step() { echo "[t+$(( $(date +%s) - T0 ))s] $*"; }
+# Which of the named needs this machine lacks: data folders (ending in /, under LABELEMB_DATA) and
+# Python modules; Fashion-MNIST may also be where Debian's dataset-fashion-mnist puts it.
+lacking() {
+  for need in "$@"; do
+    case "$need" in
+      fashion-mnist/) [ -d "${LABELEMB_DATA:-}/$need" ] || [ -d /usr/share/datasets/fashion-mnist ] || printf ' %s' "$need" ;;
+      */) [ -d "${LABELEMB_DATA:-}/$need" ] || printf ' %s' "$need" ;;
+      *) python3 -c "import $need" 2>/dev/null || printf ' %s' "$need" ;;
+    esac
+  done
+}
 export PYTHONUNBUFFERED=1
 nvidia-smi -L 2>/dev/null
 python3 -c "import torch, labelemb; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
@@ -108,5 +126,23 @@ else
   echo "skipped: LABELEMB_DATA has no debian-ddtp/ (copy it beside mnist/ to measure the text step)"
 fi
 
+fi
+
+if want text; then
+step "one epoch of the strong text model (tfidf, learned projection) on debian-sections: onehot and label_embedding, 5 seeds side by side"
+missing=$(lacking debian-sections/ datasets)
+if [ -z "$missing" ]; then
+  timeout 210 python3 bench/text_tfidf.py --device cuda --seeds 5 --epochs 1 --json "$OUT/text-tfidf.json" 2>&1 | tail -4
+else
+  echo "skipped: this machine lacks$missing (put debian-sections/ in the data, the wheels of datasets, dill, multiprocess in .gpu/wheels)"
+fi
+
+step "the 5-fold cross-fitted wrong-label list, Fashion-MNIST with 40 % flipped, against 5 seeds side by side"
+missing=$(lacking fashion-mnist/ mnist/ cleanlab)
+if [ -z "$missing" ]; then
+  timeout 350 python3 bench/label_issues_cost.py --device cuda --folds 5 --seeds 5 --json "$OUT/label-issues.json" 2>&1 | tail -4
+else
+  echo "skipped: this machine lacks$missing (put fashion-mnist/ and mnist/ in the data, the wheels of cleanlab, termcolor in .gpu/wheels)"
+fi
 fi
 step done
