@@ -85,10 +85,10 @@ def training_predictions(runs: list[Any], dataset: Any, device: torch.device) ->
     unless the training dynamics are recorded (:func:`~labelemb.training.dynamics.recording_dynamics`)."""
     noise = getattr(dataset, "noise", None)
     clean = None if noise is None else noise.clean.get("train")
+    if clean is None and not records_dynamics():
+        return None  # a sequence pair's split has no labels to read: nothing is asked of it
     labels = dataset.train.labels
     dynamics = TrainingDynamics(len(runs), labels, device) if records_dynamics() else None
-    if clean is None and dynamics is None:
-        return None
     table = TrainingPredictions(len(runs), labels, clean, device, dynamics)
     for s, run in enumerate(runs):
         table.restore(s, run.checkpoint)
