@@ -24,7 +24,9 @@ all of them:
 
 Each seed's checkpoint is written in the one format (its own network, optimiser state and random
 state), so a batched run resumes batched *or* alone, and the reverse. Results equal runs of their
-own up to floating-point rounding (batched and single matrix products round differently).
+own up to floating-point rounding (batched and single matrix products round differently), where
+no step draws random numbers: dropout's masks are drawn for all seeds at once here and seed by
+seed alone, so a model with dropout gives other (equally random) numbers side by side.
 """
 
 from __future__ import annotations
