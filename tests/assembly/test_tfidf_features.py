@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.batched_checks import train_batched
-from helpers.predict_helpers import text_table
+from helpers.tfidf_runs import text_folder, tfidf_run
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -20,7 +20,7 @@ from labelemb.assembly.tfidf import TfidfFeatures
 from labelemb.config import ConfigError
 from labelemb.data import Split
 from labelemb.predict.raw_texts import raw_text_features
-from labelemb.training import build_config, train
+from labelemb.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,30 +28,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def texts(tmp_path, monkeypatch) -> Path:
     """train.csv and test.csv of three classes' words, and a fresh cache folder."""
-    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
-    text_table(tmp_path / "train.csv", 90, 0)
-    text_table(tmp_path / "test.csv", 30, 1)
-    return tmp_path
+    return text_folder(tmp_path, monkeypatch)
 
 
 def tfidf_config(folder: Path, method: str = "onehot", seed: int = 0, **model):
-    raw = {
-        "experiment": "tfidf",
-        "output_dir": str(folder / "runs"),
-        "seed": seed,
-        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
-        "model": {
-            "name": "tfidf",
-            "freeze": True,
-            "projection": "svd",
-            "components": 6,
-            "vectorizer": {"min_df": 1},
-            **model,
-        },
-        "method": {"name": method},
-        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
-    }
-    return build_config(raw)
+    return tfidf_run(folder, "tfidf", method, seed, {"projection": "svd", "components": 6, **model})
 
 
 def frozen_record(summary):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.batched_checks import train_batched
-from helpers.predict_helpers import text_table
 from helpers.run_checks import Interrupted, read_metrics, untimed
+from helpers.tfidf_runs import text_folder, tfidf_run
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import labelemb
@@ -24,30 +24,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def texts(tmp_path, monkeypatch) -> Path:
     """train.csv and test.csv of three classes' words, and a fresh cache folder."""
-    monkeypatch.setenv("LABELEMB_CACHE", str(tmp_path / "cache"))
-    text_table(tmp_path / "train.csv", 90, 0)
-    text_table(tmp_path / "test.csv", 30, 1)
-    return tmp_path
+    return text_folder(tmp_path, monkeypatch)
 
 
 def learned_config(folder: Path, method: str = "onehot", seed: int = 0, **model):
-    raw = {
-        "experiment": "tfidf-learned",
-        "output_dir": str(folder / "runs"),
-        "seed": seed,
-        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
-        "model": {
-            "name": "tfidf",
-            "freeze": True,
-            "width": 8,
-            "max_terms": 16,
-            "vectorizer": {"min_df": 1},
-            **model,
-        },
-        "method": {"name": method},
-        "train": {"epochs": 3, "batch_size": 10, "lr": 0.05, "progress": False},
-    }
-    return build_config(raw)
+    return tfidf_run(folder, "tfidf-learned", method, seed, {"width": 8, "max_terms": 16, **model})
 
 
 def train_texts(folder: Path) -> list[str]:
