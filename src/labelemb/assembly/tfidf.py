@@ -50,15 +50,20 @@ def vectorizer_options(backbone: Backbone) -> TfidfOptions:
     return options
 
 
+def model_settings(backbone: Backbone) -> dict[str, Any]:
+    """A ``tfidf`` backbone's options over the model's defaults."""
+    return {**models.model_options(backbone.name), **backbone.options}
+
+
 def svd_settings(backbone: Backbone) -> tuple[int, int]:
     """The SVD's width and power iterations a ``tfidf`` backbone asks for."""
-    options = {**models.model_options(backbone.name), **backbone.options}
+    options = model_settings(backbone)
     return int(options["components"]), int(options["svd_iterations"])
 
 
 def learned_terms(backbone: Backbone) -> int | None:
     """The entries a text keeps where a ``tfidf`` backbone's projection is learned, else None."""
-    options = {**models.model_options(backbone.name), **backbone.options}
+    options = model_settings(backbone)
     return int(options["max_terms"]) if options["projection"] == "learned" else None
 
 
