@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..data.cleaning import CleanOptions
 from ..data.label_noise import NoiseConfig
 from ..data.registry import dataset_yields
 from ..data.registry import option_schemas as data_option_schemas
@@ -58,6 +59,7 @@ class DataConfig(BaseModel):
     #: Train on the first this many training examples (pairs, for text) only: for quick runs.
     max_train_pairs: int | None = Field(None, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    clean: CleanOptions | None = None
 
     @model_validator(mode="after")
     def _sections(self) -> DataConfig:
@@ -264,11 +266,11 @@ class RunConfig(BaseModel):
 
     def data_sections(self) -> dict[str, Options]:
         """Every option section of the data set this config names, as given or its defaults."""
-        given = self.data.sections()
-        return {
-            schema.section: given.get(schema.section) or schema()
-            for schema in data_option_schemas(self.data.name)
-        }
+        given, schemas = self.data.sections(), data_option_schemas(self.data.name)
+        sections = {schema.section: given.get(schema.section) or schema() for schema in schemas}
+        if self.data.clean is not None:  # it cleans the labels that this run's noise makes
+            sections[CleanOptions.section] = self.data.clean.after_noise(self.noise)
+        return sections
 
     def task_sections(self) -> dict[str, Options]:
         """Every option section of the task that trains on this config's data, as given or its defaults."""
@@ -376,7 +378,7 @@ def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[
 
 
 def _is_section(annotation: type) -> bool:
-    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig))
+    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig, CleanOptions))
 
 
 def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: str) -> None:

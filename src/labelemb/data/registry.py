@@ -105,9 +105,13 @@ def dataset_yields(name: str, sections: dict[str, Options] | None = None) -> str
 def data_fingerprint(name: str, request: DataRequest) -> str | None:
     """The content digest of what data set ``name`` would load for ``request``, computed without
     loading it, for a loader registered with ``fingerprint=`` (a function of the request); None
-    for the others (named data sets check their own files' checksums)."""
+    for the others (named data sets check their own files' checksums), unless a ``data.clean``
+    list cleans the training split: then the list's digest is part of it."""
     compute = DATASETS.entry(dataset_key(name)).info.get("fingerprint")
-    return None if compute is None else compute(request)
+    base = None if compute is None else compute(request)
+    # A training split cleaned by a list of wrong labels (data.clean) is that list's content too.
+    cleaning = request.sections.get("clean")
+    return base if cleaning is None else cleaning.fingerprint(base, request)
 
 
 def missing_files(name: str, request: DataRequest) -> str | None:
@@ -120,5 +124,9 @@ def missing_files(name: str, request: DataRequest) -> str | None:
 
 
 def load(name: str, request: DataRequest | None = None) -> Any:
-    """Data set ``name`` as ``request`` asks."""
-    return DATASETS.get(dataset_key(name))(request or DataRequest())
+    """Data set ``name`` as ``request`` asks: with its training split cleaned where a
+    ``data.clean`` section asks it (:mod:`labelemb.data.cleaning`, after the run's noise)."""
+    request = request or DataRequest()
+    dataset = DATASETS.get(dataset_key(name))(request)
+    cleaning = request.sections.get("clean")
+    return dataset if cleaning is None else cleaning.applied(dataset, request)
