@@ -11,9 +11,10 @@ from .checks import (
     method_overrides,
     no_method_takes,
     option_list,
+    option_targets,
 )
 from .extras import check_extras
-from .reading import described_ranges, parse_override, read_config_file
+from .reading import described_ranges, parse_override, read_config_file, with_settings
 from .schema import (
     AugmentConfig,
     ConfigError,
@@ -47,8 +48,10 @@ __all__ = [
     "load_config",
     "method_overrides",
     "option_list",
+    "option_targets",
     "no_method_takes",
     "parse_override",
     "read_config_file",
     "top_level_keys",
+    "with_settings",
 ]

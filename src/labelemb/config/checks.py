@@ -54,42 +54,54 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def method_overrides(overrides: Sequence[str], names: Sequence[str]) -> list[str]:
     """The ``key=value`` overrides of a command that runs several methods (``compare``, ``tune``),
-    with each bare method option applied to the methods among ``names`` that take it.
-
-    As for ``tune --space``: a dotted key and a top-level one (``seed``, ``experiment``) are the
-    config's, as for one method; any other bare key is an option of the methods that have it
-    (``beta=0.8`` sets bootstrap's ``beta`` and leaves onehot alone). Refused, one
-    :class:`ConfigError` line each: a bare key none of the methods takes (did-you-mean, over their
-    options and the config's keys), and an ambiguous one, an option of one of the methods that is
-    also the last part of a dotted config key (lwr's ``epochs``, and ``train.epochs``): a run of a
-    method without it would silently lack what the user may have meant for every run, so the
-    dotted key must say which.
-    """
-    names = list(dict.fromkeys(names))
+    with each bare method option applied to the methods among ``names`` that take it
+    (:func:`option_targets`)."""
     keys = config_keys()
     result = []
     for text in overrides:
         key, sep, value = text.partition("=")
         key = key.strip()
-        if not sep or not key or "." in key or key in top_level_keys():
-            result.append(text)  # the config's (or what apply_overrides refuses in its own words)
+        if not sep or not key:
+            result.append(text)  # what apply_overrides refuses in its own words
             continue
-        takers = [name for name in names if key in methods.options(name)]
-        dotted = [k for k in keys if k.endswith(f".{key}")]
-        if takers and dotted:
-            raise ConfigError(
-                f"{key}={value} is ambiguous: {key!r} is an option of {', '.join(takers)} and the last part "
-                f"of the config key {dotted[0]!r}; write {dotted[0]}={value} for the config, or "
-                f"methods.{takers[0]}.{key}={value} for the method"
-            )
-        if not takers:
-            raise ConfigError(no_method_takes(key, names, keys))
-        if takers == names:
-            # Every method's: the method section, where the command line overrides the config file.
-            result.append(text)
-        else:
-            result += [f"methods.{name}.{key}={value}" for name in takers]
+        result += [f"{target}={value}" for target in option_targets(key, value, names, keys)]
     return result
+
+
+def option_targets(
+    key: str, value: Any, names: Sequence[str], keys: Sequence[str] | None = None
+) -> list[str]:
+    """The config keys that ``key`` sets in a command that runs the methods ``names``.
+
+    As for ``tune --space``: a dotted key and a top-level one (``seed``, ``experiment``) are the
+    config's, as for one method; any other bare key is an option of the methods that have it
+    (``beta`` sets bootstrap's ``methods.bootstrap.beta`` and leaves onehot alone; an option of
+    every method stays ``beta``, the method section). Refused, one :class:`ConfigError` line each
+    (``value`` is only shown there): a bare key none of the methods takes (did-you-mean, over
+    their options and the config's keys), and an ambiguous one, an option of one of the methods
+    that is also the last part of a dotted config key (lwr's ``epochs``, and ``train.epochs``): a
+    run of a method without it would silently lack what the user may have meant for every run, so
+    the dotted key must say which.
+    """
+    if "." in key or key in top_level_keys():
+        return [key]
+    names = list(dict.fromkeys(names))
+    keys = list(config_keys() if keys is None else keys)
+    value = value if isinstance(value, str) else _as_yaml(value)
+    takers = [name for name in names if key in methods.options(name)]
+    dotted = [k for k in keys if k.endswith(f".{key}")]
+    if takers and dotted:
+        raise ConfigError(
+            f"{key}={value} is ambiguous: {key!r} is an option of {', '.join(takers)} and the last part "
+            f"of the config key {dotted[0]!r}; write {dotted[0]}={value} for the config, or "
+            f"methods.{takers[0]}.{key}={value} for the method"
+        )
+    if not takers:
+        raise ConfigError(no_method_takes(key, names, keys))
+    if takers == names:
+        # Every method's: the method section, where the command line overrides the config file.
+        return [key]
+    return [f"methods.{name}.{key}" for name in takers]
 
 
 def no_method_takes(key: str, names: Sequence[str], keys: Sequence[str] | None = None) -> str:

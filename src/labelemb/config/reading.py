@@ -7,6 +7,7 @@ import copy
 import functools
 import re
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,18 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``key=value`` applied.
+    """Return a copy of ``raw`` with each ``key=value`` applied (:func:`with_settings`)."""
+    return with_settings(raw, [parse_override(text) for text in overrides])
 
-    Dotted keys address a section (``train.epochs=3``); a bare key is a top-level field
-    (``seed=1``) or, otherwise, an option of the method (``tau=4``, ``embedding=runs/x``).
+
+def with_settings(raw: dict[str, Any], settings: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each (key, value) set, in order, the value as it is given.
+
+    Dotted keys address a section (``train.epochs``); a bare key is a top-level field
+    (``seed``) or, otherwise, an option of the method (``tau``, ``embedding``).
     """
     result = copy.deepcopy(raw)
-    for text in overrides:
-        key, value = parse_override(text)
+    for key, value in settings:
         parts = key.split(".")
         if len(parts) == 1 and key not in top_level_keys():
             parts = ["method", key]
@@ -50,8 +55,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-        node[parts[-1]] = value
+                raise ConfigError(f"config key {key!r}: {part!r} is not a section")
+        node[parts[-1]] = copy.deepcopy(value)
     return result
 
 
