@@ -1,5 +1,6 @@
-"""`labelemb train` and `labelemb compare`: the arguments handed to :func:`labelemb.train` and
-:func:`labelemb.compare`, and what they return said on the terminal."""
+"""`labelemb train` and `labelemb compare`: the arguments parsed into what :func:`labelemb.train`
+and :func:`labelemb.compare` take (the ``key=value`` texts read into settings here), and what they
+return said on the terminal."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from ..analysis import results_table
 from ..experiment import compare, summarize, train
 from ..experiment.judging import lacking_lines
-from ..experiment.setting import run_overrides
+from ..experiment.setting import override_settings, put, run_overrides, run_settings
 from ..sweep.failures import RunsFailed, failure_table
 
 
@@ -21,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.config,
         seeds=args.seeds,
         batched=args.batched,
-        overrides=common_overrides(args),
+        overrides=common_settings(args),
         progress=not args.no_progress,
     )
     for line in trained.lines():
@@ -43,7 +44,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             methods=args.methods,
             seeds=args.seeds,
             batched=args.batched,
-            overrides=common_overrides(args),
+            overrides=common_settings(args),
             **executor_options(args),
             progress=not args.no_progress,
             reference=not args.no_reference,
@@ -70,9 +71,27 @@ def finish(lacking: list[tuple[Path, str]]) -> int:
     return 1 if lacking else 0
 
 
+def common_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``key=value`` texts read as settings, then what the shared options of train and compare
+    ask for (:func:`~labelemb.experiment.setting.run_settings`); the API routes the methods' options."""
+    settings = override_settings(args.overrides)
+    shared = run_settings(
+        method=getattr(args, "method", None),
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        device=args.device,
+        progress=not args.no_progress,
+        log_to=getattr(args, "log_to", None),
+    )
+    for key, value in shared.items():
+        put(settings, key, value)
+    return settings
+
+
 def common_overrides(args: argparse.Namespace) -> list[str]:
-    """The key=value overrides plus what the shared options of train, compare and tune ask for
-    (:func:`~labelemb.experiment.setting.run_overrides`); the API routes the methods' options."""
+    """The key=value overrides plus what the shared options of tune ask for, as texts
+    (:func:`~labelemb.experiment.setting.run_overrides`; :func:`common_settings` for train and
+    compare); the API routes the methods' options."""
     return run_overrides(
         args.overrides,
         method=getattr(args, "method", None),

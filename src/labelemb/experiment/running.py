@@ -4,7 +4,7 @@ the comparison they leave, one call each (the commands ``train`` and ``compare``
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,15 @@ from .needs import check_needed_data, read_training_data
 from .setting import (
     ConfigSource,
     Seeds,
-    base_config,
-    keyword_overrides,
+    Settings,
+    flat_settings,
     method_names,
-    run_overrides,
+    method_settings,
+    override_settings,
+    plain_settings,
+    put,
     seed_numbers,
+    typed_config,
 )
 from .tables import Comparison, write_comparison
 
@@ -73,26 +77,52 @@ class Training:
         return f"Training(methods={methods}, seeds={seeds}, experiment_dir={folder!r}{lacking})"
 
 
+#: Overrides as the calls take them: settings (dotted config keys to values), or the command
+#: line's ``key=value`` texts.
+Overrides = Settings | Sequence[str]
+
+
 def train(
     config: ConfigSource = None,
     *,
     seeds: Seeds | None = None,
     batched: bool = False,
-    overrides: Sequence[str] = (),
+    overrides: Overrides = (),
     progress: bool = True,
     **options: Any,
 ) -> Training:
     """Train the run ``config`` describes once per seed and judge each finished classifier, as
-    ``labelemb train`` does: ``config`` is a YAML file, a mapping, or None for the embedded digits
-    demo; ``overrides`` are ``key=value`` texts, and every other keyword one more
-    (``train={"epochs": 3}``, ``method={"name": "label_embedding"}``, ``tau=4``). The seeds default
-    to the config's own."""
-    base = base_config(config, run_overrides([*overrides, *keyword_overrides(options)], progress=progress))
+    ``labelemb train`` does: ``config`` is a YAML file, a mapping, a
+    :class:`~labelemb.config.RunConfig`, or None for the embedded digits demo; ``overrides`` maps
+    dotted config keys to values (``{"train.epochs": 3}``; the command line's ``key=value`` texts
+    are taken too), and every other keyword is one more (``train={"epochs": 3}``,
+    ``method={"name": "label_embedding"}``, ``tau=4``), each set on the config as it is given.
+    The seeds (one, an iterable such as ``range(3)``, or a text such as ``"0-2"``) default to the
+    config's own."""
+    base = typed_config(config, call_settings(overrides, options, progress))
     check_needed_data([base])
     configs = [base.with_seed(seed) for seed in (seed_numbers(seeds) if seeds is not None else [base.seed])]
     summaries = train_runs(configs, batched=batched)
     lacking = evaluate_trained(configs, progress)
     return Training(summaries, [config.run_dir() for config in configs], lacking)
+
+
+def call_settings(overrides: Overrides, options: Settings, progress: bool) -> dict[str, Any]:
+    """What a call sets on its config: the overrides, then the keywords, then ``progress``."""
+    if isinstance(overrides, str):
+        raise ValueError(
+            f"overrides={overrides!r}: give a mapping such as {{'train.epochs': 3}} (or a list of "
+            "key=value texts)"
+        )
+    if isinstance(overrides, Mapping):
+        settings = plain_settings(overrides)
+    else:
+        settings = override_settings(overrides)  # the command line's texts, read in one place
+    for key, value in flat_settings(options).items():
+        put(settings, key, value)
+    if not progress:
+        put(settings, "train.progress", False)
+    return settings
 
 
 def compare(
@@ -106,7 +136,7 @@ def compare(
     devices: Sequence[str] | None = None,
     runs_per_device: int = 1,
     ray_address: str | None = None,
-    overrides: Sequence[str] = (),
+    overrides: Overrides = (),
     progress: bool = True,
     reference: bool = True,
     **options: Any,
@@ -115,18 +145,14 @@ def compare(
     runs, evaluations and files (comparison.md, comparison.csv, the curves, ranks.png), returned
     as a :class:`Comparison`. ``executor`` is where the runs train: an executor, or its kind for
     :func:`make_executor` with ``jobs``, ``devices``, ``runs_per_device`` and ``ray_address``
-    (by default here, one after another); ``config``, ``overrides`` and the keywords as for
-    :func:`train`, a bare method option going to the methods that take it. Runs that fail are
+    (by default here, one after another); ``config`` (a :class:`~labelemb.config.RunConfig` too),
+    ``seeds``, ``overrides`` and the keywords as for :func:`train`, a bare method option going to
+    the methods that take it (``{"beta": 0.8}`` sets bootstrap's and leaves onehot alone). Runs that fail are
     listed in the result's ``failed``; the others are compared all the same. A comparison on texts or
     tag sets shows a linear reference beside the methods (``reference=False`` leaves it out:
     :func:`write_comparison`)."""
-    methods = method_names(methods)
-    seeds = seed_numbers(seeds)
-    if not methods:
-        raise ValueError("compare needs methods (e.g. onehot,label_embedding)")
-    keywords = [*overrides, *keyword_overrides(options)]
-    base = base_config(config, run_overrides(keywords, methods=methods, progress=progress))
-    configs = [base.with_method(method).with_seed(seed) for method in methods for seed in seeds]
+    base, configs = compared_configs(config, methods, seeds, call_settings(overrides, options, progress))
+    methods = list(dict.fromkeys(run.method.name for run in configs))
     check_needed_data([base.with_method(method) for method in methods])
     read_training_data(configs)  # a mistake in the data: one line, not one failure per run
     executor = make_executor(
@@ -150,6 +176,19 @@ def compare(
         log_table(base, experiment_dir, "comparison")  # the table beside the runs in each tracker
     failures = [] if failed is None else list(failed.failed)
     return replace(comparison, lacking=lacking, failed=failures, planned=len(configs))
+
+
+def compared_configs(
+    config: ConfigSource, methods: str | Sequence[str], seeds: Seeds, settings: Settings
+) -> tuple[RunConfig, list[RunConfig]]:
+    """The config of a comparison (checked as its first method's) and its runs, each method on
+    each seed, in that order; a mistake in the methods, seeds or settings is one line here."""
+    methods = method_names(methods)
+    seeds = seed_numbers(seeds)
+    if not methods:
+        raise ValueError("compare needs methods (e.g. onehot,label_embedding)")
+    base = typed_config(config, method_settings(settings, methods))
+    return base, [base.with_method(method).with_seed(seed) for method in methods for seed in seeds]
 
 
 #: What --batched bought on one GPU (docs/running-many.md: an H100, the MNIST MLP for 3 epochs, 8
