@@ -11,6 +11,7 @@ The whole experiment, one call per command of the ``labelemb`` command line
 
     result = labelemb.compare("configs/mnist-mlp.yaml", methods=["onehot", "label_embedding"], seeds=range(5))
     print(result.to_markdown())
+    labelemb.report(result.experiment_dir)  # its HTML page
 
 Every name here, and every subpackage (``labelemb.experiment``, ``labelemb.training``...), is
 reachable from ``import labelemb`` alone (``help(labelemb.experiment.Comparison)``): each is
@@ -29,15 +30,20 @@ from .version import __version__
 if TYPE_CHECKING:
     from .callbacks import Callback
     from .experiment import (
+        Analysis,
         Comparison,
         Demo,
         Judged,
+        Ranks,
         Statistic,
         Training,
         Tuning,
+        analyze,
         compare,
         demo,
         evaluate,
+        ranks,
+        report,
         shift,
         summarize,
         train,
@@ -53,16 +59,21 @@ _FROM_METHODS = ("LabelEmbedding", "LabelEmbeddingFixed", "Method", "MethodOutpu
 #: The Python API's calls and what they return, served by :mod:`labelemb.experiment`, imported on
 #: first use likewise.
 _FROM_EXPERIMENT = (
+    "analyze",
     "compare",
     "demo",
     "evaluate",
+    "ranks",
+    "report",
     "shift",
     "summarize",
     "train",
     "tune",
+    "Analysis",
     "Comparison",
     "Demo",
     "Judged",
+    "Ranks",
     "Statistic",
     "Training",
     "Tuning",
@@ -75,6 +86,7 @@ _FROM_LABEL_ISSUES = ("find_label_issues", "LabelIssues")
 
 
 __all__ = [
+    "Analysis",
     "Comparison",
     "Demo",
     "Judged",
@@ -86,15 +98,19 @@ __all__ = [
     "OneHot",
     "Prediction",
     "Predictor",
+    "Ranks",
     "Statistic",
     "Training",
     "Tuning",
+    "analyze",
     "build",
     "compare",
     "demo",
     "evaluate",
     "find_label_issues",
     "load",
+    "ranks",
+    "report",
     "shift",
     "summarize",
     "train",

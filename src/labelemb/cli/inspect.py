@@ -1,41 +1,29 @@
 """`labelemb analyze`, `similar`, `report` and `ranks`: what finished runs learned and how the
-methods compare, as tables and pictures."""
+methods compare, as tables and pictures (analyze, report and ranks: the arguments handed to
+:func:`labelemb.analyze`, :func:`labelemb.report` and :func:`labelemb.ranks`, and what they return
+said on the terminal)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from ..analysis import label_similarity, most_similar, similar_table
-from ..analysis.analyze import analyze, percent
-from ..analysis.ranks import experiments_rank_table, plot_ranks
-from ..analysis.reference_table import read_reference, with_reference
-from ..analysis.report import build_report
 from ..analysis.representation import run_representation
 from ..analysis.similarity import label_indices, nearest_labels
+from ..experiment import analyze, ranks, report
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-
-    output = args.output_dir
-    if output is None:
-        common = Path(os.path.commonpath([str(Path(d).resolve()) for d in args.run_dirs]))
-        output = (common if len(args.run_dirs) > 1 else Path(args.run_dirs[0])) / "analysis"
-    summary = analyze(
-        args.run_dirs, output, classes=args.classes, top=args.top, fmt=args.format, data_dir=args.data_dir
+    analysis = analyze(
+        args.run_dirs,
+        output_dir=args.output_dir,
+        classes=args.classes,
+        top=args.top,
+        fmt=args.format,
+        data_dir=args.data_dir,
     )
-    for method, wn in summary["wordnet_by_method"].items():
-        print(f"{method}: WordNet tau-b {wn['mean']:.3f} ± {wn['std']:.3f} over {wn['runs']} run(s)")
-    for method, found in summary.get("facets_by_method", {}).items():
-        near, chance, auroc = (
-            found[key] for key in ("facet_nearest", "facet_nearest_chance", "facet_pair_auroc")
-        )
-        print(
-            f"{method}: nearest tag in its facet {percent(near)} (by chance {100 * chance['mean']:.1f} %), "
-            f"same-facet pair AUROC {percent(auroc)} over {near['runs']} run(s)"
-        )
-    print(f"wrote the pictures, similar.md and analysis.json/.md in {output}")
+    for line in analysis.lines():
+        print(line)
     return 0
 
 
@@ -58,21 +46,14 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
-    path = build_report(
-        args.dir, args.output, top=args.top, data_dir=args.data_dir, analyze_runs=not args.no_analysis
+    print(
+        report(args.dir, args.output, top=args.top, data_dir=args.data_dir, analyze_runs=not args.no_analysis)
     )
-    print(path)
     return 0
 
 
 def cmd_ranks(args: argparse.Namespace) -> int:
-
-    table = experiments_rank_table(args.dirs, args.methods)
-    if len(table.methods) < 2:
-        raise ValueError(f"{args.dirs[0]} holds runs of one method: ranks compare two or more")
-    output = args.output or Path(args.dirs[0]) / "ranks.png"
-    # The first folder's linear reference (a text comparison's), as rows under the ranked methods.
-    print(with_reference(table.markdown(), read_reference(args.dirs[0])))
-    print(f"\nwrote {plot_ranks(table, output, title=args.title or Path(args.dirs[0]).name)}")
+    ranked = ranks(args.dirs, methods=args.methods, output=args.output, title=args.title)
+    print(ranked.to_markdown())
+    print(f"\nwrote {ranked.picture}")
     return 0
