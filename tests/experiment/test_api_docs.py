@@ -21,6 +21,9 @@ API = ROOT / "docs" / "api.md"
 PUBLIC = (
     "compare",
     "summarize",
+    "report",
+    "ranks",
+    "analyze",
     "train",
     "evaluate",
     "shift",
@@ -116,6 +119,17 @@ def test_the_page_s_examples_run_as_written_and_say_what_they_show(tmp_path, mon
     assert error.mean == result.rows[1]["selected_mean"]
     assert list(namespace["frame"].index) == ["onehot", "label_embedding"]
     assert "['curves-flops.png', 'curves-seconds.png', 'curves.png', 'ranks.png']" in captured.out
+    # A typed config and a mapping of overrides: the same runs, read back, the same table.
+    assert namespace["typed"].to_markdown() == result.to_markdown()
+    assert namespace["page"].as_posix() == "runs/demo-digits-mlp/report.html" and namespace["page"].is_file()
+    assert "runs/demo-digits-mlp/report.html\n" in captured.out
+    ranked = namespace["ranked"]
+    assert ranked.to_markdown().startswith("| method | test error % |")
+    assert ranked.to_markdown() in captured.out
+    assert ranked.picture.as_posix() == "runs/demo-digits-mlp/ranks.png"
+    analysis = namespace["analysis"]
+    assert analysis.output_dir.as_posix() == "runs/demo-digits-mlp/label_embedding/seed0/analysis"
+    assert len(analysis.summary["runs"][0]["most_similar"]["zero"]) == 3  # [[digit, similarity], ...]
     assert namespace["trained"].run_dirs[0].as_posix() == "runs/tau4/label_embedding/seed0"
     assert "AURC (MSP)" in namespace["judged"].lines()[0]
     assert "under 1 corruption conditions" in namespace["shifted"].lines()[0]
