@@ -85,6 +85,8 @@ def training_predictions(runs: list[Any], dataset: Any, device: torch.device) ->
     unless the training dynamics are recorded (:func:`~labelemb.training.dynamics.recording_dynamics`)."""
     noise = getattr(dataset, "noise", None)
     clean = None if noise is None else noise.clean.get("train")
+    if clean is not None and clean.dim() > 1:
+        clean = None  # tag sets with tags removed: memorisation reads one class label a row
     if clean is None and not records_dynamics():
         return None  # a sequence pair's split has no labels to read: nothing is asked of it
     labels = dataset.train.labels

@@ -24,6 +24,7 @@ from ..registry import DataRequest
 from .files import check_labels_fit, read_label_file, read_numbers
 from .instance import instance_flip_probabilities
 from .options import NoiseConfig
+from .tags import remove_tags
 from .transitions import (
     NoiseError,
     check_matrix,
@@ -72,6 +73,18 @@ class NoisyLabels:
         return 100.0 * float(self.flipped(split, labels).float().mean()) if labels.numel() else 0.0
 
 
+class NoisyTags(NoisyLabels):
+    """:class:`NoisyLabels` of tag sets (``remove_tags``, :mod:`.tags`): ``clean[split]`` bool
+    ``(N, K)``; ``realised`` ``(K, 2)``, each tag's share of the rows carrying it that are not given
+    it and of the rows not carrying it that are; no transition matrix."""
+
+    def rate(self, split: str, labels: Tensor) -> float:
+        """The share of ``split``'s rows whose tag set is wrong (a tag removed), in percent."""
+        if not labels.numel():
+            return 0.0
+        return 100.0 * float(self.flipped(split, labels).any(dim=1).float().mean())
+
+
 def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> Any:
     """``dataset`` with its training (and, unless ``noise.dev`` is clean, dev) labels made noisy
     as ``noise`` says, and ``dataset.noise`` the record (:class:`NoisyLabels`). Refused, in one
@@ -82,16 +95,21 @@ def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> A
             f"noise: makes class labels wrong; {getattr(dataset, 'name', 'this data set')} is a "
             "sequence-to-sequence corpus, whose targets are sequences: drop the noise section"
         )
-    if dataset.multi_label:
-        raise NoiseError(
-            f"noise: flips each example's one class label; data set {dataset.name} gives each example a "
-            "set of tags (multi-label): drop the noise section"
-        )
     if dataset.noise is not None:
         raise NoiseError(
             f"noise: data set {dataset.name} carries its own noisy labels beside clean ones already; "
             "drop the noise section (or train on its clean labels without it)"
         )
+    if dataset.multi_label != (noise.kind == "remove_tags"):
+        raise NoiseError(
+            f"noise kind remove_tags removes tags from tag sets; data set {dataset.name} gives each "
+            "example one class label: use symmetric, pairflip, matrix, instance or file"
+            if not dataset.multi_label
+            else f"noise kind {noise.kind} flips each example's one class label; data set {dataset.name} "
+            "gives each example a set of tags (multi-label): use kind remove_tags, or drop the noise section"
+        )
+    if dataset.multi_label:
+        return _tags_removed(dataset, noise)
     dataset = copy.copy(dataset)  # the splits are replaced, never changed: the caller's data set stays clean
     rows = _file_rows(dataset, noise)
     covered = max(int(part.max()) + 1 if part.numel() else 0 for part in rows.values())
@@ -118,6 +136,25 @@ def add_label_noise(dataset: Any, noise: NoiseConfig, request: DataRequest) -> A
         **described,
         "realised_rate": {
             split: round(record.rate(split, getattr(dataset, split).labels), 4) for split in clean
+        },
+    }
+    dataset.noise = record
+    dataset.details = {**dataset.details, "noise": record.description}
+    return dataset
+
+
+def _tags_removed(dataset: Any, noise: NoiseConfig) -> Any:
+    """``dataset`` (tag sets) with tags removed as ``noise`` says (:func:`.tags.remove_tags`) and
+    ``dataset.noise`` the record (:class:`NoisyTags`)."""
+    dataset, clean, realised = remove_tags(dataset, noise, _file_rows(dataset, noise))
+    record = NoisyTags(clean, realised, None)
+    record.description = {
+        **noise.model_dump(mode="json", exclude_defaults=False),
+        "realised_rate": {
+            split: round(record.rate(split, getattr(dataset, split).labels), 4) for split in clean
+        },
+        "removed_tags": {
+            split: int(record.flipped(split, getattr(dataset, split).labels).sum()) for split in clean
         },
     }
     dataset.noise = record

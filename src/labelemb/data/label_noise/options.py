@@ -13,6 +13,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "matrix": ("matrix",),
     "instance": ("rate", "std"),
     "file": ("labels",),
+    "remove_tags": ("rate",),
 }
 #: The keys some kind reads, and their defaults (a key another kind reads must stay at its default).
 OPTIONAL_DEFAULTS = {"rate": None, "include_self": False, "matrix": None, "labels": None, "std": 0.1}
@@ -29,7 +30,9 @@ class NoiseConfig(BaseModel):
       (``.npy``, or ``.csv`` / ``.txt`` with one row per line);
     - ``instance``: instance-dependent noise at a mean ``rate`` (Xia et al. 2020's generator);
     - ``file``: fixed noisy labels, one per row of the data set's training file, in its order
-      (``.npy``, or one label per line).
+      (``.npy``, or one label per line);
+    - ``remove_tags`` (tag sets only): ``rate`` of the rows each lose one of their tags, drawn
+      uniformly (:mod:`.tags`); the clean tag sets are kept as the truth.
 
     ``seed`` draws the noise, apart from the run's seed: every method and seed of a comparison
     trains on the same wrong labels.
@@ -37,8 +40,9 @@ class NoiseConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["symmetric", "pairflip", "matrix", "instance", "file"]
-    #: The share of labels flipped (symmetric, pairflip), or the mean flip rate (instance): [0, 1).
+    kind: Literal["symmetric", "pairflip", "matrix", "instance", "file", "remove_tags"]
+    #: The share of labels flipped (symmetric, pairflip), the mean flip rate (instance), or the
+    #: share of rows that lose a tag (remove_tags): [0, 1).
     #: Its description is what a refusal of a rate out of range says it is.
     rate: float | None = Field(None, ge=0, lt=1, description="the share of training labels made wrong")
     #: symmetric only: whether a redrawn label may land on the true class (then ``rate (m-1)/m``
