@@ -48,6 +48,13 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
         help="cleanlab's filter that flags rows (find_label_issues' filter_by; default %(default)s)",
     )
     issues.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="train",
+        help="the split whose rows are ranked (default %(default)s; test: the folds train on the test "
+        "split's other folds alone, the rows numbered as the test file numbers them)",
+    )
+    issues.add_argument(
         "--top", type=positive_int, default=10, metavar="N", help="rows shown on the terminal (default 10)"
     )
     issues.add_argument("--data-dir", help="folder searched first for the dataset files")
@@ -78,6 +85,7 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         rank_by=args.rank_by,
         filter_by=args.filter,
         dynamics=args.dynamics,
+        split=args.split,
         overrides=overrides,
         progress=not args.no_progress,
     )

@@ -22,10 +22,11 @@ from .cross_fit import cross_fit, frozen_features
 from .detectors import DEFAULT_DETECTOR, DEFAULT_FILTER, check_choices, detect, ranking
 from .dynamics import with_dynamics
 from .folds import DEFAULT_FOLDS, LabelIssuesError, check_foldable, check_tags_foldable, training_origins
-from .judging import judge
+from .judging import judge, judge_tags
 from .listing import LabelIssues, listed_rows, write_listing
 from .neighbours import KNN_VOTE, knn_vote
 from .page import write_page
+from .splits import check_split, searched_split
 from .tag_sets import detect_tags, listed_tag_rows, tag_summary
 
 
@@ -38,6 +39,7 @@ def find_label_issues(
     rank_by: str = DEFAULT_DETECTOR,
     filter_by: str = DEFAULT_FILTER,
     dynamics: bool = False,
+    split: str = "train",
     overrides: Sequence[str] = (),
     progress: bool = True,
     **options: Any,
@@ -57,18 +59,19 @@ def find_label_issues(
     :func:`cleanlab.filter.find_label_issues`) flags rows. With ``dynamics``, one more run trains on
     every row and its training dynamics are detectors too (``aum``, ``final_margin``, ``final_loss``,
     ``first_learned``). Where the labels' truth is known (a ``noise:`` section, a true-label column)
-    each detector is judged against it. Tag sets are judged pair by pair, each row listed with its
+    each detector is judged against it. ``split="test"`` ranks the test split's rows instead, the
+    folds trained on its other folds alone (:mod:`labelemb.label_issues.splits`; the list's folder
+    then ends in ``-test``). Tag sets are judged pair by pair, each row listed with its
     likely wrong and missing tags (:mod:`labelemb.label_issues.tag_sets`; no ``dynamics``)."""
     check_choices(rank_by, filter_by, dynamics)
     run = _config(config, overrides, options, method, seed, progress)
-    dataset = _searched_data(run, folds, dynamics)
-    folder = (
-        Path(run.output_dir) / run.experiment / "label-issues" / f"{run.method.name}-k{folds}-seed{run.seed}"
-    )
+    check_split(split, run.noise is not None)
+    dataset, features = _searched_data(run, folds, dynamics, split)
+    searched = f"{run.method.name}-k{folds}-seed{run.seed}" + ("" if split == "train" else f"-{split}")
+    folder = Path(run.output_dir) / run.experiment / "label-issues" / searched
     if dataset.multi_label:
-        return _tag_issues(run, dataset, folds, folder, rank_by, filter_by, progress)
+        return _tag_issues(run, dataset, features, folds, folder, (rank_by, filter_by, split), progress)
     labels = dataset.train.labels.cpu().numpy().astype(np.int64)
-    features = frozen_features(run, dataset)
     data = dataset if features is None else features
     fitted = cross_fit(run, data, folds, folder, progress=progress)
     detection = detect(labels, fitted.probabilities, filter_by)
@@ -82,7 +85,7 @@ def find_label_issues(
         detection, labels, training_origins(dataset), dataset.class_names, fitted.fold, rank_by, clean
     )
     summary = {
-        **_made(run, folds, rank_by, filter_by),
+        **_made(run, folds, rank_by, filter_by, split),
         "rows": len(labels),
         "flagged": int(detection.flagged.sum()),
         "estimated_wrong": detection.estimated_wrong,
@@ -109,10 +112,11 @@ def find_label_issues(
     return issues
 
 
-def _made(run: RunConfig, folds: int, rank_by: str, filter_by: str) -> dict[str, Any]:
+def _made(run: RunConfig, folds: int, rank_by: str, filter_by: str, split: str) -> dict[str, Any]:
     """The summary's first entries: which search made the list."""
     return {
         "data": run.data.name,
+        "split": split,
         "method": run.method.name,
         "folds": folds,
         "seed": run.seed,
@@ -142,9 +146,20 @@ def _config(
     return base_config(config, changes)
 
 
-def _searched_data(run: RunConfig, folds: int, dynamics: bool = False) -> Dataset:
+def _searched_data(
+    run: RunConfig, folds: int, dynamics: bool = False, split: str = "train"
+) -> tuple[Dataset, Dataset | None]:
+    """The data set ``run`` reads (its noise included) with ``split`` as its training rows
+    (:func:`.splits.searched_split`), and its frozen backbone's features alike (None without one)."""
+    dataset = _loaded_data(run, folds, dynamics, split)
+    # The features are made before the split is swapped: those any run of the config reads.
+    features = frozen_features(run, dataset)
+    return searched_split(dataset, split), None if features is None else searched_split(features, split)
+
+
+def _loaded_data(run: RunConfig, folds: int, dynamics: bool, split: str) -> Dataset:
     """The data set ``run`` reads (its noise included), once it is known to be searchable: class
-    labels or tag sets (not sequences) that ``folds`` folds can split; else one line."""
+    labels or tag sets (not sequences) whose ``split`` ``folds`` folds can split; else one line."""
     if dataset_yields(run.data.name, run.data_sections()) == "token_pairs":
         raise LabelIssuesError(
             f"data set {run.data.name!r} is sequence-to-sequence: its targets are sequences, not class "
@@ -159,9 +174,9 @@ def _searched_data(run: RunConfig, folds: int, dynamics: bool = False) -> Datase
                 f"data set {dataset.name!r} gives each row a set of tags: the training dynamics "
                 "(--dynamics) read one class label a row; drop --dynamics for tag sets"
             )
-        check_tags_foldable(dataset.train.labels.cpu().numpy(), dataset.class_names, folds)
+        check_tags_foldable(getattr(dataset, split).labels.cpu().numpy(), dataset.class_names, folds)
         return dataset
-    check_foldable(dataset.train.labels.cpu().numpy().astype(np.int64), dataset.class_names, folds)
+    check_foldable(getattr(dataset, split).labels.cpu().numpy().astype(np.int64), dataset.class_names, folds)
     return dataset
 
 
@@ -175,14 +190,23 @@ def _check_classes(dataset: Any) -> None:
 
 
 def _tag_issues(
-    run: RunConfig, dataset: Dataset, folds: int, folder: Path, rank_by: str, filter_by: str, progress: bool
+    run: RunConfig,
+    dataset: Dataset,
+    features: Dataset | None,
+    folds: int,
+    folder: Path,
+    choices: tuple[str, str, str],
+    progress: bool,
 ) -> LabelIssues:
     """:func:`find_label_issues` for tag sets (:mod:`.tag_sets`): the folds' sigmoid probabilities,
-    each (row, tag) pair judged by cleanlab's multi-label functions, the list by row."""
+    each (row, tag) pair judged by cleanlab's multi-label functions, the list by row. ``choices``:
+    the detector ranked by, the filter and the split searched."""
+    rank_by, filter_by, split = choices
     tags = dataset.train.labels.cpu().numpy().astype(bool)
-    features = frozen_features(run, dataset)
     fitted = cross_fit(run, dataset if features is None else features, folds, folder, progress=progress)
     detection = detect_tags(tags, fitted.probabilities, filter_by, rank_by)
+    clean = None if dataset.noise is None else dataset.noise.clean["train"].cpu().numpy().astype(bool)
+    judged = None if clean is None else judge_tags(clean != tags, detection)
     names = list(dataset.class_names)
     rows = listed_tag_rows(
         detection,
@@ -193,15 +217,16 @@ def _tag_issues(
         names,
         fitted.fold,
         rank_by,
+        clean,
     )
     summary = {
-        **_made(run, folds, rank_by, filter_by),
+        **_made(run, folds, rank_by, filter_by, split),
         "rows": len(tags),
         "flagged": int(detection.flagged.sum()),
         "estimated_wrong": detection.estimated_wrong,
         "class_names": names,
         **tag_summary(detection, names),
-        "judged": None,
+        "judged": judged,
         "fold_runs": [str(path) for path in fitted.run_dirs],
         "seconds": round(fitted.seconds, 1),
     }
@@ -213,7 +238,7 @@ def _tag_issues(
         names,
         folder,
         summary,
-        None,
+        judged,
         tag_sets=True,
     )
     write_listing(issues, fitted.probabilities, tags, fitted.fold)

@@ -209,9 +209,10 @@ def _judged_section(judged: dict[str, Any] | None) -> list[str]:
         return []
     flagged = judged.get("flagged", {})
     precision, recall, f1 = (_figure(flagged.get(key)) for key in ("precision", "recall", "f1"))
+    wrong = "rows carry a wrong tag set" if "pairs" in judged else "labels are wrong"
     line = (
-        f"The truth is known: {judged.get('wrong'):,} of the {judged.get('rows'):,} training labels are "
-        f"wrong. The {flagged.get('count', 0):,} flagged rows ({flagged.get('filter')}): precision "
+        f"The truth is known: {judged.get('wrong'):,} of the {judged.get('rows'):,} training {wrong}. "
+        f"The {flagged.get('count', 0):,} flagged rows ({flagged.get('filter')}): precision "
         f"{precision}, recall {recall}, F1 {f1}."
     )
     body = [

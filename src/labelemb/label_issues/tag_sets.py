@@ -109,10 +109,12 @@ def listed_tag_rows(
     tag_names: list[str],
     fold: np.ndarray,
     rank_by: str,
+    clean: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Every training row as the list holds it, ranked by ``rank_by``'s score (lowest first): its
     given tags, the suspected ones (given: likely wrong; not given: likely missing; each the least
-    likely first), the tags its fold model predicts (at its run's threshold) and the scores."""
+    likely first), the tags its fold model predicts (at its run's threshold) and the scores; where
+    the ``clean`` tag sets are known (N, K), its true tags and whether its given ones differ."""
     given = np.asarray(tags, dtype=bool)
     cut = (
         np.full(len(given), PLAIN_THRESHOLD)
@@ -139,6 +141,10 @@ def listed_tag_rows(
                 "fold": int(fold[i]) + 1,
             }
         )
+        if clean is not None:
+            truth = np.asarray(clean[i], dtype=bool)
+            rows[-1]["true_tags"] = _names(tag_names, truth, np.arange(given.shape[1]))
+            rows[-1]["wrong"] = bool((truth != given[i]).any())
     return rows
 
 
