@@ -84,6 +84,25 @@ def test_lazy_adam_steps_touched_rows_as_adam_does_and_leaves_the_rest() -> None
     assert set(lazy.state[sparse_param]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
+def test_lazy_adam_steps_a_stacked_tables_seed_rows_as_adam_does() -> None:
+    torch.manual_seed(4)
+    start = torch.randn(2, 5, 3)  # (seed, row, width): the batched trainer's table
+    stacked = torch.nn.Parameter(start.clone())
+    dense = torch.nn.Parameter(start.clone())
+    lazy, plain = RowSparseAdam([stacked], lr=0.1), torch.optim.Adam([dense], lr=0.1)
+    bag = TermBag(4, width=3)
+    ids = torch.tensor([[[0.0, 2.0, 4.0], [2.0, 3.0, 4.0]], [[1.0, 4.0, 4.0], [1.0, 0.0, 4.0]]])
+    entries = torch.stack([ids, torch.rand(2, 2, 3) * (ids < 4)], dim=-1)
+    for _ in range(3):
+        bag.stacked_forward({"table": stacked, "bias": torch.zeros(2, 3)}, entries).pow(2).sum().backward()
+        assert stacked.grad._nnz() == 7  # each (seed, row) read once, padding's included
+        dense.grad = stacked.grad.to_dense()
+        lazy.step()
+        plain.step()
+        stacked.grad = None
+    assert torch.allclose(stacked, dense, atol=1e-6)
+
+
 def test_lazy_adam_steps_dense_parameters_as_adam() -> None:
     torch.manual_seed(2)
     a, b = torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(4))

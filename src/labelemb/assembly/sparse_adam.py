@@ -47,23 +47,38 @@ class RowSparseAdam(torch.optim.Adam):
             raise ValueError(
                 "a table with sparse gradients steps with plain Adam: no weight_decay, amsgrad or maximize"
             )
-        grad = param.grad.coalesce()  # type: ignore[union-attr]
-        rows = tuple(grad.indices())
-        values = grad.values()
+        grad = param.grad
+        if not grad.is_coalesced():  # type: ignore[union-attr]
+            grad = grad.coalesce()  # type: ignore[union-attr]
+        # The touched rows as positions in the parameter seen as (rows, trailing): one index per
+        # row, whatever the leading sparse dimensions (a stacked table's are (seed, row)).
+        rows = _flat_rows(grad.indices(), param.shape[: grad.sparse_dim()])
+        values = grad.values().reshape(len(rows), -1)
         state = self.state[param]
         if not state:
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.contiguous_format)
         beta1, beta2 = group["betas"]
         step = state["step"].add_(1)
-        first = state["exp_avg"][rows].mul_(beta1).add_(values, alpha=1 - beta1)
-        second = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
-        state["exp_avg"].index_put_(rows, first)
-        state["exp_avg_sq"].index_put_(rows, second)
+        first_all = state["exp_avg"].view(-1, values.shape[1])
+        second_all = state["exp_avg_sq"].view(-1, values.shape[1])
+        first = first_all.index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
+        second = second_all.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
+        first_all.index_copy_(0, rows, first)
+        second_all.index_copy_(0, rows, second)
         # Bias corrections as tensors: no read of the step count on the host.
         correction1 = 1 - torch.pow(beta1, step)
         correction2 = 1 - torch.pow(beta2, step)
-        denominator = (second / correction2).sqrt_().add_(group["eps"])
-        update = first.div(denominator).mul_(-float(group["lr"]) / correction1)
-        param.index_put_(rows, update, accumulate=True)
+        denominator = second.div_(correction2).sqrt_().add_(group["eps"])
+        update = first.div_(denominator).mul_(-float(group["lr"]) / correction1)
+        param.view(-1, values.shape[1]).index_add_(0, rows, update)
+
+
+def _flat_rows(indices: Tensor, sparse_shape: torch.Size) -> Tensor:
+    """Row positions, in the parameter flattened over its sparse dimensions, of a coalesced
+    gradient's ``indices`` (sparse_dim, nnz): row-major, so distinct and sorted."""
+    rows = indices[0]
+    for dim in range(1, indices.shape[0]):
+        rows = rows * sparse_shape[dim] + indices[dim]
+    return rows

@@ -48,11 +48,23 @@ class _StackedRows(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         flat, flat_weights = ctx.saved_tensors
         seeds, rows, width = ctx.table_shape
-        values = (grad.flatten(0, 1).unsqueeze(1) * flat_weights.unsqueeze(-1)).reshape(-1, width)
-        ids = flat.reshape(-1)
-        indices = torch.stack([torch.div(ids, rows, rounding_mode="floor"), ids.remainder(rows)])
+        # Each touched (seed, row) once: its gradient is the weighted sum of the bags that read it,
+        # a sparse (rows x bags) by dense (bags x width) product: one value per touched row, not one
+        # per entry read (a batch's texts share most of their terms).
+        touched, slot = torch.unique(flat.reshape(-1), sorted=True, return_inverse=True)
+        bag_of_entry = torch.arange(flat.shape[0], device=flat.device).repeat_interleave(flat.shape[1])
+        reads = torch.sparse_coo_tensor(
+            torch.stack([slot, bag_of_entry]),
+            flat_weights.reshape(-1).to(grad.dtype),
+            (len(touched), flat.shape[0]),
+            check_invariants=False,
+        )
+        values = torch.sparse.mm(reads, grad.flatten(0, 1))
+        indices = torch.stack([torch.div(touched, rows, rounding_mode="floor"), touched.remainder(rows)])
         return (
-            torch.sparse_coo_tensor(indices, values, (seeds, rows, width), check_invariants=False),
+            torch.sparse_coo_tensor(
+                indices, values, (seeds, rows, width), check_invariants=False
+            ),
             None,
             None,
         )
