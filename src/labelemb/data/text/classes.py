@@ -17,8 +17,9 @@ the tokenizer's tokens in id order (:class:`EncoderVocabulary`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -162,16 +163,12 @@ def text_class_dataset(
             raise DataError(f"data set {name!r}: the {required} split needs texts and labels")
     if text_encoder is not None:
         return encoder_dataset(name, texts, labels, class_names, text_encoder, max_text_tokens, dataset_type)
-    tokenize = TOKENIZERS[tokenizer]
     tokens: dict[str, list[list[str]]] = {}
     cut_texts: dict[str, int] = {}
     for split in SPLIT_NAMES:
         split_texts = texts.get(split)
-        if split_texts is None:
-            continue
-        whole = [tokenize(text) for text in split_texts]
-        tokens[split] = [words[:max_text_tokens] for words in whole]
-        cut_texts[split] = sum(len(w) > len(kept) for w, kept in zip(whole, tokens[split]))
+        if split_texts is not None:
+            tokens[split], cut_texts[split] = kept_tokens(split_texts, TOKENIZERS[tokenizer], max_text_tokens)
     vocabulary = Vocabulary.build(tokens["train"], max_size=vocabulary_size)
     splits = {
         split: encoded_split(name, split, tokens[split], labels.get(split), vocabulary, len(class_names))
@@ -188,6 +185,20 @@ def text_class_dataset(
         max_text_tokens=max_text_tokens,
         texts=_read_texts(texts),
     )
+
+
+def kept_tokens(
+    texts: Iterable[str], tokenize: Callable[[str], list[str]], max_text_tokens: int | None
+) -> tuple[list[list[str]], int]:
+    """Each text's tokens cut to its first ``max_text_tokens`` (None: all of them), and how many
+    texts were cut."""
+    kept, cut = [], 0
+    for text in texts:
+        words = tokenize(text)
+        if max_text_tokens is not None and len(words) > max_text_tokens:
+            words, cut = words[:max_text_tokens], cut + 1
+        kept.append(words)
+    return kept, cut
 
 
 def encoder_dataset(
@@ -333,9 +344,12 @@ def id_split(
 def padded_ids(sequences: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, L)`` int64 ids, each row padded with ``pad`` to the longest (at least 1 wide, so an
     empty text is one padding position), and the ``(N,)`` lengths."""
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     width = max(int(lengths.max(initial=0)), 1)
     ids = np.full((len(sequences), width), pad, dtype=np.int64)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = sequence
+    total = int(lengths.sum())
+    if total:
+        # Every id in row-major order, at once: the (N, L) positions before each row's length.
+        flat = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=total)
+        ids[np.arange(width) < lengths[:, None]] = flat
     return torch.from_numpy(ids), torch.from_numpy(lengths)

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import torch
@@ -167,8 +168,8 @@ class Vocabulary:
         return len(self.tokens)
 
     def encode(self, tokens: list[str]) -> list[int]:
-        unknown = self.index[UNK]
-        return [self.index.get(token, unknown) for token in tokens]
+        """The ids of ``tokens``, ``<unk>``'s for a token the vocabulary lacks."""
+        return list(map(self.index.get, tokens, repeat(self.index[UNK])))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens of ``ids`` up to the first ``</s>``, without ``<pad>`` and ``<s>``."""
