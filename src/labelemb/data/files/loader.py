@@ -41,6 +41,7 @@ from ..text.sequences import load_text_dataset
 from ..text.tagged import TaggedTextDataset
 from .digest import files_fingerprint, fingerprint
 from .labels import class_ids, clean_class_ids, is_missing
+from .memo import remembered
 from .options import FilesOptions, files_yields
 from .paths import SPLITS, cache_root, data_name, find_file, split_files
 from .rows import Column
@@ -57,7 +58,14 @@ logger = logging.getLogger(__name__)
     fingerprint=lambda request: files_fingerprint(request),
 )
 def load_files(request: DataRequest) -> Any:
-    """The data set ``data.files`` describes (see the module docstring)."""
+    """The data set ``data.files`` describes (see the module docstring); a text data set read
+    before in this process from the same options and the same bytes is a copy of that one
+    (:mod:`~labelemb.data.files.memo`)."""
+    return remembered(request, lambda: read_files(request))
+
+
+def read_files(request: DataRequest) -> Any:
+    """The data set ``data.files`` describes, read from its files."""
     options = request.options(FilesOptions)
     files = options.model_dump()
     fmt = options.format

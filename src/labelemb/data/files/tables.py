@@ -255,13 +255,21 @@ def _columns_of(
     labels, names = _labels_of(table, label_column)
     clean_column = files.get("clean_label_column")
     clean = _labels_of(table, clean_column)[0] if clean_column in table.column_names else None
-    return table[input_column], labels, names, clean
+    return column_values(table, input_column), labels, names, clean
+
+
+def column_values(table: Any, column: str) -> list:
+    """The values of ``column`` of a ``datasets.Dataset``, as its rows give them, read as one
+    column (its own formatting, features decoded alike) rather than a row at a time."""
+    # table[column] is a lazy column that formats a row per value when iterated: over the
+    # hundred thousand rows of a text table, most of the time of reading it.
+    return list(table[column][:])
 
 
 def _labels_of(table: Any, column: str) -> tuple[list, list | None]:
     """(the labels of ``column``, its ClassLabel names or None)."""
     feature = table.features[column]
-    labels = table[column]
+    labels = column_values(table, column)
     names = list(feature.names) if hasattr(feature, "names") else None
     if names is not None:
         # A ClassLabel's ids index its own names, which differ between files (a test folder
