@@ -30,7 +30,10 @@ Training never runs here.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +43,7 @@ import torch
 from torch import Tensor
 
 from ..assembly import data_request, freeze_features, load_run_data
+from ..assembly.plan import features_of
 from ..config import OodSetConfig
 from ..data import Dataset, Split
 from ..data.registry import DataRequest
@@ -62,6 +66,8 @@ from .disputed import read_disputed
 from .ood import OodInputs, read_ood_set
 
 logger = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("train", "dev", "test")
 
 #: What ``evaluation.json`` is; a record of another format is computed anew (format 1 had no
 #: recalibration maps and no SCOD figures; formats 1 and 2 stored most shares as fractions, read
@@ -161,7 +167,7 @@ class RunScores:
         if predictor.trained.frozen:
             task = build_task(config, dataset)
             self.frozen = (config, task)
-            dataset = freeze_features(config, dataset, task, predictor.device)
+            dataset = scored_features(config, dataset, task, predictor.device)
         self.class_names = list(dataset.class_names)
         self.dev, self.test = dataset.dev, dataset.test
         #: Where the run trained on noisy labels: its training split and their record.
@@ -206,6 +212,30 @@ class RunScores:
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 parts.append(classifier.method.logits(classifier.model(rows.to(device))).float().cpu())
         return torch.cat(parts) if parts else torch.zeros((0, len(self.class_names)))
+
+
+#: The frozen features scored last: (the data set they were made from, what made them, the
+#: features). The runs of a comparison (seeds, methods) read one data set through one backbone.
+_SCORED: list[tuple[Any, str, Any]] = []
+
+
+def scored_features(config: Any, dataset: Any, task: Any, device: torch.device) -> Any:
+    """``dataset`` seen through the frozen backbone of ``config``
+    (:func:`~labelemb.assembly.freeze_features`), made once for every run that reads the same
+    data set (the very splits :func:`~labelemb.assembly.load_run_data` handed out, which a changed
+    file or option replaces) through the same backbone on the same device."""
+    made_by = json.dumps(
+        {**dataclasses.asdict(features_of(config)), "progress": None, "device": str(device)},
+        sort_keys=True,
+        default=str,
+    )
+    for source, key, features in _SCORED:
+        if key == made_by and all(getattr(source, name) is getattr(dataset, name) for name in SPLIT_NAMES):
+            return copy.copy(features)
+    features = freeze_features(config, dataset, task, device)
+    # One kept: a TF-IDF's entries of every training text are large.
+    _SCORED[:] = [(dataset, made_by, features)]
+    return features
 
 
 def _stamp(step: int, weights: dict[str, Tensor], data: str) -> dict[str, Any]:

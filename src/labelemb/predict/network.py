@@ -8,7 +8,11 @@ as the trainer's evaluation, so its scores are the ones the run's recorded figur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from .. import methods
-from ..assembly import Network, build_network, frozen_backbone, load_run_data
+from ..assembly import Network, build_network, data_request, frozen_backbone, load_run_data
+from ..assembly.frozen import fitted_on_texts
+from ..assembly.plan import features_of
+from ..data.files.memo import data_key
+from ..data.registry import dataset_key
 from .source import PredictError, Trained
 
 
@@ -108,7 +116,8 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
         trained.backbone_input_shape = shape
     data = _DataShape(tuple(shape), list(trained.class_names), range(1))
     # A bundle's saved weights replace what is built: a fitted representation is built empty, reading no data.
-    backbone = frozen_backbone(trained.config, data, empty=trained.backbone is not None)
+    empty = trained.backbone is not None
+    backbone = kept_fitted(trained.config, empty, lambda: frozen_backbone(trained.config, data, empty=empty))
     if trained.backbone is not None:
         try:
             backbone.load_state_dict(trained.backbone)
@@ -117,6 +126,41 @@ def _frozen_backbone(trained: Trained) -> nn.Module:
                 f"{trained.origin}: its backbone weights do not fit ({_line(error, 1)})"
             ) from None
     return backbone.eval()
+
+
+#: The fitted representations (``tfidf``) this process built for run folders, by what they were
+#: fitted on (:func:`fitted_key`): the runs of a comparison (seeds, methods) share one.
+_FITTED: dict[str, nn.Module] = {}
+
+
+def kept_fitted(config: Any, empty: bool, build: Callable[[], nn.Module]) -> nn.Module:
+    """The frozen backbone ``build`` makes for a run of ``config``; for a representation fitted to
+    the run's training texts (``tfidf``, not ``empty``), built once for the same files, options
+    and backbone and copied for each run after (the copy is the run's own)."""
+    key = None if empty else fitted_key(config)
+    if key is None:
+        return build()
+    if key not in _FITTED:
+        backbone = build()
+        if getattr(backbone, "missing", None) is not None:
+            return backbone  # built empty: its data could not be read here
+        _FITTED.clear()  # one kept: a TF-IDF's terms are megabytes
+        _FITTED[key] = backbone
+    return copy.deepcopy(_FITTED[key])
+
+
+def fitted_key(config: Any) -> str | None:
+    """What the fitted representation of a run of ``config`` is made from (its data's files and
+    options, :func:`~labelemb.data.files.memo.data_key`; the backbone and its options; the cache
+    folder), as a sha256; None for a backbone that is not fitted, or data that is not files."""
+    part = features_of(config)
+    if not fitted_on_texts(part.backbone) or dataset_key(config.data.name) != "files":
+        return None
+    data = data_key(data_request(config))
+    if data is None:
+        return None
+    described = {"data": data, "backbone": dataclasses.asdict(part.backbone), "cache_dir": part.cache_dir}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _line(error: Exception, number: int) -> str:
