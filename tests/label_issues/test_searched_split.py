@@ -7,13 +7,14 @@ are refused in one line before any data is read."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from test_label_issues import raw_config as flips_config
-from test_label_issues import write_table
 
 import labelemb
 from labelemb.assembly import load_run_data
@@ -27,14 +28,40 @@ from labelemb.training import build_config
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TEST_ROWS, FLIPS = 150, 8
+WORDS = {
+    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],
+    "vehicle": ["car", "bus", "train", "bike", "truck", "tram"],
+    "food": ["bread", "cheese", "apple", "rice", "soup", "pear"],
+}
 
 
-def raw_config(folder: Path) -> dict:
-    """The flips config without its true-label column: a test split read with one is given the true
-    labels, and its flips would be gone."""
-    config = flips_config(folder)
-    del config["data"]["files"]["clean_label_column"]
-    return config
+def write_table(path: Path, count: int, seed: int, flips: int) -> list[dict[str, str]]:
+    """A CSV (text, label) of texts of :data:`WORDS`' classes in a shuffled order, ``flips`` of its
+    labels moved to the next class (each row's ``true`` label kept in the rows returned)."""
+    rng = np.random.default_rng(seed)
+    names = list(WORDS)
+    rows = []
+    for i in rng.permutation(count):
+        label = names[int(i) % 3]
+        rows.append({"text": " ".join(rng.choice(WORDS[label], 4)), "label": label, "true": label})
+    for i in rng.choice(count, flips, replace=False):
+        rows[i]["label"] = names[(names.index(rows[i]["true"]) + 1) % 3]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([row["text"], row["label"]] for row in rows)
+    return rows
+
+
+def raw_config(folder: Path) -> dict[str, Any]:
+    return {
+        "experiment": "flips",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": {"train": "train.csv", "test": "test.csv"}},
+        "model": {"name": "bag_of_words", "embedding_dim": 8, "bigram_buckets": 16},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 4, "batch_size": 10, "lr": 0.05, "progress": False},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +91,7 @@ def test_the_flipped_test_rows_lead_each_named_by_its_row_in_the_test_file(searc
     for row in issues.rows:
         assert Path(row["file"]).name == "test.csv"
         assert row["given_label"] == table[row["row"] - 1]["label"], row
-    flipped = {i + 1 for i, row in enumerate(table) if row["label"] != row["clean"]}
+    flipped = {i + 1 for i, row in enumerate(table) if row["label"] != row["true"]}
     assert {row["row"] for row in issues.rows[:FLIPS]} == flipped
     summary = json.loads((issues.folder / SUMMARY_JSON).read_text())
     assert issues.folder.name == "onehot-k3-seed0-test" and summary["split"] == "test"

@@ -6,12 +6,16 @@ out-of-sample probabilities."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
 from cleanlab.multilabel_classification.rank import get_label_quality_scores_per_class
+from helpers.tagged_texts import SPLITS, TAGGED_FILES, write_tagged_splits
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
-from test_tag_sets import raw_config, tagged_rows, write_rows
 
 import labelemb
 from labelemb.label_issues import DETECTORS
@@ -19,19 +23,29 @@ from labelemb.label_issues.listing import PROBABILITIES_NPZ
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROWS = 200
+ROWS = dict((name, count) for name, count, _ in SPLITS)["train"]
+
+
+def raw_config(folder: Path) -> dict[str, Any]:
+    return {
+        "experiment": "tag-noise",
+        "output_dir": str(folder / "runs"),
+        "data": {"name": "files", "dir": str(folder), "files": TAGGED_FILES},
+        "model": {"name": "bag_of_words", "embedding_dim": 16, "bigram_buckets": 16},
+        "method": {"name": "onehot"},
+        "train": {"epochs": 8, "batch_size": 10, "lr": 0.05, "progress": False},
+        "noise": {"kind": "remove_tags", "rate": 0.1, "seed": 3},
+    }
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """The clean table and its search (3 folds) with a tag removed from about 10 % of its rows."""
-    folder = tmp_path_factory.mktemp("tag-noise")
-    table = tagged_rows(ROWS, 0)
-    write_rows(folder / "train.csv", table)
-    write_rows(folder / "dev.csv", tagged_rows(60, 1))
-    write_rows(folder / "test.csv", tagged_rows(40, 2))
-    config = {**raw_config(folder), "noise": {"kind": "remove_tags", "rate": 0.1, "seed": 3}}
-    return table, labelemb.find_label_issues(config, folds=3, progress=False)
+    """The clean training table's tag sets and its search (3 folds) with a tag removed from about
+    10 % of its rows."""
+    folder = write_tagged_splits(tmp_path_factory.mktemp("tag-noise"))
+    with (folder / "train.csv").open(newline="", encoding="utf-8") as handle:
+        table = [row["tags"].split() for row in csv.DictReader(handle)]
+    return table, labelemb.find_label_issues(raw_config(folder), folds=3, progress=False)
 
 
 def in_file_order(issues):
@@ -42,12 +56,12 @@ def in_file_order(issues):
 def test_each_row_lists_its_true_tags_and_the_rows_that_lost_one_lead(searched):
     table, issues = searched
     rows = in_file_order(issues)
-    assert [row["true_tags"] for row in rows] == [row["tags"] for row in table]
+    assert [sorted(row["true_tags"]) for row in rows] == [sorted(tags) for tags in table]
     lost = [sorted(set(row["true_tags"]) - set(row["given_tags"])) for row in rows]
     assert all(set(row["given_tags"]) <= set(row["true_tags"]) for row in rows)
     assert {len(tags) for tags in lost} == {0, 1}
     wrong = np.array([row["wrong"] for row in rows])
-    assert wrong.tolist() == [bool(tags) for tags in lost] and 10 <= wrong.sum() <= 32
+    assert wrong.tolist() == [bool(tags) for tags in lost] and 6 <= wrong.sum() <= 28
     scores = np.array([row["score"] for row in rows])
     assert roc_auc_score(wrong, -scores) >= 0.9
 
