@@ -391,6 +391,7 @@ def test_a_tagged_data_set_refuses_class_ids_and_label_noise():
     dataset = tagged_text_dataset("t", texts, tags, ["x", "y"])
     assert dataset.train.labels.dtype == torch.bool and dataset.yields == "tagged texts"
     with pytest.raises(
-        NoiseError, match="gives each example a set of tags \\(multi-label\\): use kind remove_tags, or drop the noise"
+        NoiseError,
+        match="gives each example a set of tags \\(multi-label\\): use kind remove_tags, or drop the noise",
     ):
         add_label_noise(dataset, NoiseConfig(kind="symmetric", rate=0.2), DataRequest())
