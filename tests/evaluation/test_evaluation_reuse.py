@@ -6,13 +6,14 @@ computes."""
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers.tfidf_runs import text_folder, tfidf_run
 
 from labelemb.data.files import loader
 from labelemb.data.files.memo import forget_data_sets
 from labelemb.evaluation import run as evaluation_run
 from labelemb.predict import network
-from labelemb.training import train
+from labelemb.training import build_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -69,3 +70,24 @@ def test_a_changed_test_file_is_scored_anew(tmp_path, monkeypatch):
     assert after["data"] != before["data"]
     fresh_process(monkeypatch)
     assert evaluation_run.evaluate_run(config.run_dir(), refresh=True) == after
+
+
+def test_a_cleaned_run_never_shares_the_fitted_tfidf_of_an_uncleaned_one(tmp_path, monkeypatch):
+    # data.clean removes training texts, and the TF-IDF is fitted to the training texts: a run
+    # cleaned by a list and one on every row (a clean-then-train comparison) fit their own.
+    folder = text_folder(tmp_path, monkeypatch)
+    plain = tfidf_run(folder, "plain", "onehot", 0, {"width": 8, "max_terms": 16})
+    listed = folder / "label_issues.csv"
+    listed.write_text("rank,file,row,given_label,suggested_label,score,flagged,fold\n", encoding="utf-8")
+    raw = plain.model_dump(mode="json", exclude_unset=True)
+    raw["data"]["clean"] = {"issues": str(listed), "action": "remove"}
+    cleaned = build_config(raw)
+    fresh_process(monkeypatch)
+    built: list[str] = []
+    network.kept_fitted(plain, False, lambda: built.append("plain") or torch.nn.Linear(1, 1))
+    network.kept_fitted(cleaned, False, lambda: built.append("cleaned") or torch.nn.Linear(1, 1))
+    assert built == ["plain", "cleaned"]
+    # Another list (its bytes) is other training texts too.
+    listed.write_text(listed.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    network.kept_fitted(cleaned, False, lambda: built.append("relisted") or torch.nn.Linear(1, 1))
+    assert built == ["plain", "cleaned", "relisted"]

@@ -23,6 +23,7 @@ from .. import methods
 from ..assembly import Network, build_network, data_request, frozen_backbone, load_run_data
 from ..assembly.frozen import fitted_on_texts
 from ..assembly.plan import features_of
+from ..data.base import DataError
 from ..data.files.memo import data_key
 from ..data.registry import dataset_key
 from .source import PredictError, Trained
@@ -151,15 +152,27 @@ def kept_fitted(config: Any, empty: bool, build: Callable[[], nn.Module]) -> nn.
 
 def fitted_key(config: Any) -> str | None:
     """What the fitted representation of a run of ``config`` is made from (its data's files and
-    options, :func:`~labelemb.data.files.memo.data_key`; the backbone and its options; the cache
-    folder), as a sha256; None for a backbone that is not fitted, or data that is not files."""
+    options, :func:`~labelemb.data.files.memo.data_key`; a ``data.clean`` list's action and bytes,
+    which decide the training texts; the backbone and its options; the cache folder), as a sha256;
+    None for a backbone that is not fitted, or data that is not files."""
     part = features_of(config)
     if not fitted_on_texts(part.backbone) or dataset_key(config.data.name) != "files":
         return None
-    data = data_key(data_request(config))
+    request = data_request(config)
+    data = data_key(request)
     if data is None:
         return None
-    described = {"data": data, "backbone": dataclasses.asdict(part.backbone), "cache_dir": part.cache_dir}
+    cleaning = request.sections.get("clean")
+    try:
+        cleaned = None if cleaning is None else cleaning.fingerprint(None, request)
+    except (DataError, OSError):
+        return None  # a list that cannot be read here: the run's loader says why
+    described = {
+        "data": data,
+        "clean": cleaned,
+        "backbone": dataclasses.asdict(part.backbone),
+        "cache_dir": part.cache_dir,
+    }
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 
