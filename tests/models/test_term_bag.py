@@ -163,3 +163,29 @@ def test_entries_keep_each_rows_heaviest_terms_heaviest_first_padded_past_the_la
 def test_a_vocabulary_too_large_for_exact_float_ids_is_refused() -> None:
     with pytest.raises(ValueError, match="terms"):
         TermBag(terms=2**24, width=1)
+
+
+
+def test_lazy_adam_steps_a_non_contiguous_table_as_adam_does() -> None:
+    torch.manual_seed(5)
+    # (seed, row, width) seen through a permutation: no (rows, width) view of it exists.
+    stacked = torch.nn.Parameter(torch.randn(5, 2, 3).permute(1, 0, 2))
+    dense = torch.nn.Parameter(stacked.detach().clone())
+    lazy, plain = RowSparseAdam([stacked], lr=0.1), torch.optim.Adam([dense], lr=0.1)
+    for _ in range(3):
+        rows = torch.tensor([[0, 1, 1], [4, 0, 2]])
+        stacked.grad = torch.sparse_coo_tensor(rows, torch.randn(3, 3), (2, 5, 3))
+        dense.grad = stacked.grad.to_dense()
+        lazy.step()
+        plain.step()
+    assert torch.allclose(stacked, dense, atol=1e-5)  # Adam's own arithmetic rounds otherwise
+
+
+def test_lazy_adam_steps_a_gradient_that_touched_no_row() -> None:
+    start = torch.randn(2, 5, 3)
+    stacked = torch.nn.Parameter(start.clone())
+    lazy = RowSparseAdam([stacked], lr=0.1)
+    stacked.grad = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, 3), (2, 5, 3))
+    lazy.step()
+    assert torch.equal(stacked.detach(), start)
+    assert int(lazy.state[stacked]["step"]) == 1  # the step counted, as SparseAdam counts it

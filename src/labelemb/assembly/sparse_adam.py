@@ -12,6 +12,7 @@ batched trainer's per-seed state move through it unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -53,16 +54,21 @@ class RowSparseAdam(torch.optim.Adam):
         # The touched rows as positions in the parameter seen as (rows, trailing): one index per
         # row, whatever the leading sparse dimensions (a stacked table's are (seed, row)).
         rows = _flat_rows(grad.indices(), param.shape[: grad.sparse_dim()])
-        values = grad.values().reshape(len(rows), -1)
+        # The trailing width from the shape, not the values: a step that touched no row has none.
+        width = math.prod(param.shape[grad.sparse_dim() :])
+        values = grad.values().reshape(len(rows), width)
         state = self.state[param]
         if not state:
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.contiguous_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        for moment in ("exp_avg", "exp_avg_sq"):
+            if not state[moment].is_contiguous():  # a checkpoint's, read back as it was saved
+                state[moment] = state[moment].contiguous()
         beta1, beta2 = group["betas"]
         step = state["step"].add_(1)
-        first_all = state["exp_avg"].view(-1, values.shape[1])
-        second_all = state["exp_avg_sq"].view(-1, values.shape[1])
+        first_all = state["exp_avg"].view(-1, width)
+        second_all = state["exp_avg_sq"].view(-1, width)
         first = first_all.index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
         second = second_all.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
         first_all.index_copy_(0, rows, first)
@@ -72,7 +78,11 @@ class RowSparseAdam(torch.optim.Adam):
         correction2 = 1 - torch.pow(beta2, step)
         denominator = second.div_(correction2).sqrt_().add_(group["eps"])
         update = first.div_(denominator).mul_(-float(group["lr"]) / correction1)
-        param.view(-1, values.shape[1]).index_add_(0, rows, update)
+        # A parameter seen through a permutation has no (rows, width) view: stepped on a copy.
+        target = param if param.is_contiguous() else param.contiguous()
+        target.view(-1, width).index_add_(0, rows, update)
+        if target is not param:
+            param.copy_(target)
 
 
 def _flat_rows(indices: Tensor, sparse_shape: torch.Size) -> Tensor:
