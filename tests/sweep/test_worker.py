@@ -12,7 +12,9 @@ import torch
 from helpers.fault_runs import clean_config, metrics, threads_and_variable, write_project
 
 from labelemb.assembly import plan_run
+from labelemb.assembly.parts import DataSource
 from labelemb.data import DataRequest
+from labelemb.data.label_noise import NoiseConfig
 from labelemb.sweep.executors import Unit, open_pool
 from labelemb.sweep.failures import Failure
 from labelemb.sweep.worker import GlobalState, HeldData, data_key, work
@@ -113,3 +115,17 @@ def test_a_warm_workers_run_equals_a_fresh_processs(tmp_path):
         assert not isinstance(pool.submit(work, Unit.of([plan_run(fresh)])).result(), Failure)
     assert metrics(warm.run_dir()) == metrics(fresh.run_dir())
     assert threads == 2 and variable is None  # the worker's own, after a run changed them
+
+
+def test_a_worker_reads_data_under_other_noise_anew():
+    # A held data set carries its noise (DataSource.load applies it, and the trainer keeps a data
+    # set that has noise as it is): a sweep over noise rates must not train on the first rate's.
+    sources = [
+        DataSource("digits", DataRequest(), None),
+        DataSource("digits", DataRequest(), NoiseConfig(kind="symmetric", rate=0.2)),
+        DataSource("digits", DataRequest(), NoiseConfig(kind="symmetric", rate=0.4)),
+        DataSource("digits", DataRequest(), NoiseConfig(kind="symmetric", rate=0.4, seed=1)),
+    ]
+    assert len({data_key(source) for source in sources}) == 4
+    again = DataSource("digits", DataRequest(), NoiseConfig(kind="symmetric", rate=0.4))
+    assert data_key(again) == data_key(sources[2])

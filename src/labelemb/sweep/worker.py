@@ -129,11 +129,14 @@ _NOT_CONTENT = ("sections", "progress")
 
 def data_key(source: Any) -> str:
     """What a data source holds, as a digest: its content's fingerprint where the data set has one
-    (your files), with its name and what is asked of it (a named set checks its own files against
-    their fixed checksums as it reads them)."""
+    (your files), with its name, what is asked of it and the noise on its labels (a named set
+    checks its own files against their fixed checksums as it reads them)."""
     request = source.request
     asked = {f.name: getattr(request, f.name) for f in fields(request) if f.name not in _NOT_CONTENT}
     asked["sections"] = {name: options.model_dump(mode="json") for name, options in request.sections.items()}
+    # The noise is part of what is held: a source's load makes its labels noisy.
+    noise = getattr(source, "noise", None)
+    asked["noise"] = None if noise is None else noise.model_dump(mode="json")
     described = json.dumps([source.name, asked, source.fingerprint()], sort_keys=True, default=str)
     return hashlib.sha256(described.encode()).hexdigest()
 
