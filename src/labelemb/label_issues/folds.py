@@ -22,7 +22,7 @@ import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..data import Dataset, Split
-from ..data.origins import RowOrigins
+from ..data.cleaning import training_places
 
 #: Cross-fitting's default number of folds (each fold's model trains on the other 4/5 of the rows).
 DEFAULT_FOLDS = 5
@@ -140,14 +140,6 @@ def fold_dataset(dataset: Dataset, held: np.ndarray) -> Dataset:
     return dataclasses.replace(dataset, **changes)
 
 
-def training_origins(dataset: Dataset) -> RowOrigins:
-    """Where each training row came from: its file and its row there (the loader's record), or, for
-    a named data set without one, its row of the training file (where dev was carved from it) or
-    of the training split, counted from 1."""
-    if dataset.train.origins is not None:
-        return dataset.train.origins
-    size = len(dataset.train)
-    if "train" in dataset.file_rows:
-        rows = dataset.file_rows["train"].cpu().numpy().astype(np.int64) + 1
-        return RowOrigins((f"{dataset.name} training file",), np.zeros(size, dtype=np.int64), rows)
-    return RowOrigins.counted([f"{dataset.name} [train]"], [0], size)
+#: Where each training row came from, as the list names it: the one naming that ``data.clean``
+#: matches a list's rows by (:func:`labelemb.data.cleaning.training_places`).
+training_origins = training_places
