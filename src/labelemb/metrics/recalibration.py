@@ -13,11 +13,13 @@ others (test), each turning a row of logits z (m classes) into probabilities q.
   non-decreasing function of it fit to [y = k] by least squares (scikit-learn's
   ``IsotonicRegression``), then the row renormalised.
 
-Both scaling maps minimise the mean NLL on dev (by Newton's method: :func:`fit_scaling`) plus a
-penalty (:func:`affine_penalty`) that keeps the minimum unique and finite where plain NLL has none
-(a dev split predicted all right, a class absent from it). A one-vs-rest row that maps to all zeros
-becomes uniform, and every one-vs-rest probability is floored at :data:`PROBABILITY_FLOOR` (an
-exact 0 would make the NLL infinite).
+Both scaling maps minimise the mean NLL on dev plus a penalty
+(:func:`~labelemb.metrics.scaling_fit.affine_penalty`) that keeps the minimum unique and finite where
+plain NLL has none (a dev split predicted all right, a class absent from it), by Newton's method
+(:func:`~labelemb.metrics.scaling_fit.fit_scaling`: the Hessian built for a few parameters, conjugate
+gradients for many). A one-vs-rest row that maps to all zeros becomes uniform, and every
+one-vs-rest probability is floored at :data:`PROBABILITY_FLOOR` (an exact 0 would make the NLL
+infinite).
 :func:`recalibration_figures` fits each map on dev and judges the test probabilities as
 :func:`~labelemb.metrics.measure_calibration` judges logits; :func:`cross_fitted_ece` judges a map
 on the dev split alone, fit on one half and measured on the other.
@@ -25,8 +27,7 @@ on the dev split alone, fit on one half and measured on the other.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy
 import torch
@@ -34,6 +35,7 @@ from torch import Tensor
 
 from .calibration import BINS, measure_calibration
 from .figures import in_units
+from .scaling_fit import fit_scaling
 
 #: The maps, by the name their figures carry (``recal_dirichlet_ece``).
 MAPS = ("vector", "dirichlet", "binning", "isotonic")
@@ -41,12 +43,6 @@ MAPS = ("vector", "dirichlet", "binning", "isotonic")
 MAP_FIGURES = ("ece", "adaece", "classwise_ece", "nll", "brier", "error")
 #: The least probability a one-vs-rest map gives a class (our choice; scaling maps need none).
 PROBABILITY_FLOOR = 1e-6
-#: ODIR's weights (Kull et al. 2019, Eq. 7): off-diagonal entries of W and the intercepts. Fixed
-#: here (the paper picks them by cross-validation on a grid: left to the caller, ``odir=``).
-ODIR = (1e-2, 1e-2)
-#: The pull of every other parameter towards the identity map: small, so the fit is Guo et al.'s
-#: plain NLL where that has a minimum, and finite where it has none.
-IDENTITY_PULL = 1e-4
 
 #: A fitted map: logits (N, m) -> log-probabilities (N, m), finite.
 Map = Callable[[Tensor], Tensor]
@@ -77,120 +73,8 @@ def check_dev(logits: Tensor, labels: Tensor, name: str) -> tuple[Tensor, Tensor
     return logits, labels
 
 
-def affine_penalty(weights: Tensor, bias: Tensor, odir: tuple[float, float] = ODIR) -> Tensor:
-    """The penalty added to a scaling map's mean NLL: for a matrix W (m x m), ODIR's
-    lambda / (m (m - 1)) sum_(i != j) W_ij^2 + mu / m sum_j b_j^2 (Kull et al. 2019, Eq. 7) and
-    :data:`IDENTITY_PULL` / m sum_i (W_ii - 1)^2; for a vector w (vector scaling)
-    :data:`IDENTITY_PULL` / m (sum_i (w_i - 1)^2 + sum_j b_j^2)."""
-    classes = bias.numel()
-    if weights.ndim == 1:
-        return IDENTITY_PULL / classes * ((weights - 1).square().sum() + bias.square().sum())
-    off_diagonal, intercept = odir
-    diagonal = weights.diagonal()
-    off = weights.square().sum() - diagonal.square().sum()
-    penalty = off_diagonal * off / max(classes * (classes - 1), 1) + intercept * bias.square().sum() / classes
-    return penalty + IDENTITY_PULL / classes * (diagonal - 1).square().sum()
-
-
 def _scaled(inputs: Tensor, weights: Tensor, bias: Tensor) -> Tensor:
     return (inputs * weights if weights.ndim == 1 else inputs @ weights.T) + bias
-
-
-def _class_features(inputs: Tensor, matrix: bool) -> Tensor:
-    """U (N, m, f) with z_ik = sum_a theta_ka U_ika: for a matrix every class reads [x_i, 1]
-    (theta_k = [W_k, b_k]); for a vector class k reads [x_ik, 1] (theta_k = [w_k, b_k])."""
-    count, classes = inputs.shape
-    ones = torch.ones(count, classes, 1, dtype=inputs.dtype)
-    if matrix:
-        return torch.cat([inputs[:, None, :].expand(count, classes, classes), ones], dim=-1)
-    return torch.cat([inputs[:, :, None], ones], dim=-1)
-
-
-def _penalty_of(theta: Tensor, matrix: bool, odir: tuple[float, float]) -> Tensor:
-    """:func:`affine_penalty` of theta (m, f): the weights its first columns, the bias its last."""
-    weights = theta[:, :-1] if matrix else theta[:, 0]
-    return affine_penalty(weights, theta[:, -1], odir)
-
-
-def fit_scaling(
-    inputs: Tensor, labels: Tensor, matrix: bool, odir: tuple[float, float] = ODIR
-) -> tuple[Tensor, Tensor]:
-    """The weights (a vector, or with ``matrix`` a matrix) and intercepts minimising
-    mean NLL(softmax(W x + b), y) + :func:`affine_penalty` over the rows x of ``inputs``: a convex
-    problem (a multinomial logistic regression), solved from the identity map by Newton's method
-    with the Hessian in closed form and a backtracking line search, in float64. Where p_i is the
-    softmax of row i and U_ik its class-k features (:func:`_class_features`):
-
-        g = (1 / N) sum_i sum_k (p_ik - [y_i = k]) U_ik
-        H = (1 / N) sum_i [blockdiag_k(p_ik U_ik U_ik^T) - q_i q_i^T],   q_i = (p_ik U_ik)_k
-
-    plus the penalty's gradient and (diagonal) Hessian. A dozen steps, each a few passes."""
-    count, classes = inputs.shape
-    features = _class_features(inputs, matrix)
-    width = features.shape[-1]
-    onehot = torch.nn.functional.one_hot(labels, classes).double()
-    theta = torch.zeros(classes, width, dtype=torch.float64)
-    theta[:, :-1] = torch.eye(classes, dtype=torch.float64) if matrix else 1.0
-
-    def objective(candidate: Tensor) -> tuple[Tensor, Tensor]:
-        logq = torch.einsum("ika,ka->ik", features, candidate).log_softmax(-1)
-        return -(logq * onehot).sum() / count + _penalty_of(candidate, matrix, odir), logq
-
-    with one_thread():
-        value, logq = objective(theta)
-        for _ in range(100):
-            gradient, hessian = _newton_terms(theta, features, logq.exp(), onehot, matrix, odir)
-            if float(gradient.abs().max()) < 1e-11:
-                break
-            step = torch.linalg.solve(hessian, -gradient.reshape(-1)).reshape(theta.shape)
-            rate, slope = 1.0, float((gradient * step).sum())
-            while rate > 1e-10:
-                candidate = theta + rate * step
-                new_value, new_logq = objective(candidate)
-                if float(new_value) <= float(value) + 1e-4 * rate * slope:
-                    break
-                rate /= 2.0
-            else:
-                break  # no descent left in rounding: at the minimum
-            theta, value, logq = candidate, new_value, new_logq
-    weights = theta[:, :-1] if matrix else theta[:, 0]
-    return weights.contiguous(), theta[:, -1].contiguous()
-
-
-def _newton_terms(
-    theta: Tensor,
-    features: Tensor,
-    probabilities: Tensor,
-    onehot: Tensor,
-    matrix: bool,
-    odir: tuple[float, float],
-) -> tuple[Tensor, Tensor]:
-    """The objective's gradient (m, f) and Hessian (m f, m f) at ``theta`` (see :func:`fit_scaling`)."""
-    count, classes, width = features.shape
-    gradient = torch.einsum("ik,ika->ka", probabilities - onehot, features) / count
-    weighted = probabilities[:, :, None] * features  # q_i
-    blocks = torch.einsum("ika,ikc->kac", weighted, features) / count
-    flat = weighted.reshape(count, classes * width)
-    hessian = torch.block_diag(*blocks) - flat.T @ flat / count
-    with torch.enable_grad():
-        leaf = theta.clone().requires_grad_(True)
-        (penalty_gradient,) = torch.autograd.grad(_penalty_of(leaf, matrix, odir), leaf, create_graph=True)
-        # The penalty is a sum of squares of single entries: its Hessian is diagonal.
-        (curvature,) = torch.autograd.grad(penalty_gradient.sum(), leaf)
-    hessian = hessian + torch.diag(curvature.reshape(-1))
-    return gradient + penalty_gradient.detach(), hessian
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread for a while: the fit's products are of m columns, and threads that wait
-    on each other at every small step cost it several times over on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _one_vs_rest(calibrated: Tensor) -> Tensor:
