@@ -200,19 +200,16 @@ def run_overrides(
         # The base config is checked as one of the methods that run, not the file's own method,
         # which may lack an option meant for them.
         overrides = [f"method.name={methods[0]}", *method_overrides(overrides, list(methods))]
-    if method:
-        overrides.append(f"method.name={method}")
-    if data_dir:
-        overrides.append(f"data.dir={data_dir}")
-    if output_dir:
-        overrides.append(f"output_dir={output_dir}")
-    if device:
-        overrides.append(f"train.device={device}")
-    if not progress:
-        overrides.append("train.progress=false")
-    if log_to:
-        overrides.append(f"train.log_to=[{','.join(log_to)}]")
-    return overrides
+    shared = run_settings(
+        method=method,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        device=device,
+        progress=progress,
+        log_to=log_to,
+    )
+    # JSON, which the override reader reads as YAML does (a path stays one text).
+    return [*overrides, *(f"{key}={json.dumps(value)}" for key, value in shared.items())]
 
 
 #: Seeds as the calls take them: one seed, any iterable of seeds (a list, ``range(5)``), or one
