@@ -32,7 +32,8 @@ def check_split(split: str, noisy: bool) -> None:
     with a split other than train: the noise never changes the test split's labels."""
     if split not in SEARCHED_SPLITS:
         raise LabelIssuesError(
-            f"--split {split!r}: label-issues ranks the rows of {' or '.join(SEARCHED_SPLITS)}"
+            f"--split {split!r}: label-issues ranks the rows of {' or '.join(SEARCHED_SPLITS)}; "
+            f"give {' or '.join(f'--split {name}' for name in SEARCHED_SPLITS)} (split= in Python)"
         )
     if noisy and split != "train":
         raise LabelIssuesError(
