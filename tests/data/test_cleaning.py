@@ -193,6 +193,30 @@ def test_the_data_fingerprint_holds_the_list_digest(tmp_path):
     assert source.fingerprint() != first
 
 
+def test_a_cleaned_set_with_a_digest_of_its_own_but_none_registered_reads_back(tmp_path, monkeypatch):
+    # As a Hugging Face hub set: its loader records a digest of its own, but no fingerprint= is
+    # registered, so the run's preflight has none to compare; the cleaned digest must agree anyway.
+    from labelemb.data import registry
+
+    noisy = noisy_digits(tmp_path)
+    listed = truth_list(tmp_path, noisy)
+    loaders = registry.DATASETS.get
+
+    def with_own_digest(key):
+        loader = loaders(key)
+
+        def load(request):
+            dataset = loader(request)
+            dataset.details = {**dataset.details, "fingerprint": "digest-of-the-hub-files"}
+            return dataset
+
+        return load
+
+    monkeypatch.setattr(registry.DATASETS, "get", with_own_digest)
+    source = data_of(build_config(raw_config(tmp_path, {"issues": str(listed)})))
+    assert source.load().details["fingerprint"] == source.fingerprint()
+
+
 def test_a_finished_run_is_not_read_back_for_a_changed_list(tmp_path, one_thread):
     noisy = noisy_digits(tmp_path)
     listed = truth_list(tmp_path, noisy)

@@ -81,11 +81,12 @@ class CleanOptions(Options):
         copy._noise = noise
         return copy
 
-    def applied(self, dataset: Any, request: DataRequest) -> Any:
-        """``dataset`` (as loaded) with the run's noise, then this cleaning, on its training split."""
+    def applied(self, dataset: Any, request: DataRequest, base: str | None) -> Any:
+        """``dataset`` (as loaded) with the run's noise, then this cleaning, on its training split;
+        ``base`` the data's own digest (None: it has none), which its fingerprint builds on."""
         if self._noise is not None and getattr(dataset, "noise", None) is None:
             dataset = add_label_noise(dataset, self._noise, request)
-        return clean_dataset(dataset, self, request)
+        return clean_dataset(dataset, self, request, base)
 
     def fingerprint(self, base: str | None, request: DataRequest) -> str:
         """The data's content digest ``base`` (None: the data set has none) with the list's and
@@ -216,8 +217,9 @@ def class_ids(names: list[str], class_names: list[str], path: Path, what: str) -
     return np.array([index[name] for name in names], dtype=np.int64)
 
 
-def clean_dataset(dataset: Any, options: CleanOptions, request: DataRequest) -> Dataset:
-    """``dataset``'s training split cleaned as ``options`` says (a copy), checked against the list."""
+def clean_dataset(dataset: Any, options: CleanOptions, request: DataRequest, base: str | None) -> Dataset:
+    """``dataset``'s training split cleaned as ``options`` says (a copy), checked against the list;
+    its fingerprint :meth:`CleanOptions.fingerprint` of ``base``."""
     if not isinstance(dataset, Dataset) or dataset.multi_label:
         kind = "a set of tags" if isinstance(dataset, Dataset) else "a sequence"
         raise DataError(
@@ -261,7 +263,7 @@ def clean_dataset(dataset: Any, options: CleanOptions, request: DataRequest) -> 
         "relabelled": int((flagged & (suggested != labels)).sum()) if options.action == "relabel" else 0,
         **({} if before is None else {"wrong_before": before, "wrong_after": _wrong(cleaned)}),
     }
-    fingerprint = options.fingerprint(dataset.details.get("fingerprint"), request)
+    fingerprint = options.fingerprint(base, request)
     cleaned.details = {**dataset.details, "clean": record, "fingerprint": fingerprint}
     return cleaned
 

@@ -107,11 +107,16 @@ def data_fingerprint(name: str, request: DataRequest) -> str | None:
     loading it, for a loader registered with ``fingerprint=`` (a function of the request); None
     for the others (named data sets check their own files' checksums), unless a ``data.clean``
     list cleans the training split: then the list's digest is part of it."""
-    compute = DATASETS.entry(dataset_key(name)).info.get("fingerprint")
-    base = None if compute is None else compute(request)
+    base = _registered_fingerprint(name, request)
     # A training split cleaned by a list of wrong labels (data.clean) is that list's content too.
     cleaning = request.sections.get("clean")
     return base if cleaning is None else cleaning.fingerprint(base, request)
+
+
+def _registered_fingerprint(name: str, request: DataRequest) -> str | None:
+    """The digest a loader's registered ``fingerprint=`` function gives for ``request``, or None."""
+    compute = DATASETS.entry(dataset_key(name)).info.get("fingerprint")
+    return None if compute is None else compute(request)
 
 
 def missing_files(name: str, request: DataRequest) -> str | None:
@@ -129,4 +134,8 @@ def load(name: str, request: DataRequest | None = None) -> Any:
     request = request or DataRequest()
     dataset = DATASETS.get(dataset_key(name))(request)
     cleaning = request.sections.get("clean")
-    return dataset if cleaning is None else cleaning.applied(dataset, request)
+    if cleaning is None:
+        return dataset
+    # The cleaned data's digest is built on the same base as data_fingerprint's, so that a finished
+    # run of a data set without a registered digest (a hub set) reads back as itself.
+    return cleaning.applied(dataset, request, _registered_fingerprint(name, request))
