@@ -97,3 +97,10 @@ def test_what_is_not_config_data_is_one_line_before_anything_is_read(tmp_path):
     with pytest.raises(ConfigError, match="config key 'experiment.x': 'experiment' is not a section"):
         typed_config(None, {"experiment.x": 1})
     assert not list(tmp_path.iterdir())
+
+
+def test_another_data_set_named_by_a_section_mapping_drops_the_demo_s_ood_set_as_the_dotted_key_does():
+    # The photo patches are the digits' out-of-distribution set, no other data set's.
+    assert typed_config(None, {"data.name": "mnist"}).ood == []
+    assert typed_config(None, {"data": {"name": "mnist"}}).ood == []
+    assert typed_config(None, {"data": {"name": "digits"}}).ood == typed_config(None).ood != []

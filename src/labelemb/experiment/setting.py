@@ -54,7 +54,10 @@ def typed_config(config: ConfigSource, settings: Settings | None = None) -> RunC
         raw = dict(config)
     else:
         raw = dict(DEMO_CONFIG)
-        name = settings.get("data.name", DEMO_CONFIG["data"]["name"])
+        section = settings.get("data")
+        # A section mapping (data={"name": ...}) names the data set as the dotted key does.
+        named = section.get("name") if isinstance(section, Mapping) else None
+        name = settings.get("data.name", named or DEMO_CONFIG["data"]["name"])
         if name != DEMO_CONFIG["data"]["name"] and not any(key.startswith("ood") for key in settings):
             # The photo patches are the digits' out-of-distribution set, no other data set's:
             # dropped before the config is checked, which would refuse them beside other data.
