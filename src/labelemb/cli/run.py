@@ -71,36 +71,32 @@ def finish(lacking: list[tuple[Path, str]]) -> int:
     return 1 if lacking else 0
 
 
+def shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the options train, compare and tune share ask for (``--data-dir``, ``--device`` ...), as
+    :func:`~labelemb.experiment.setting.run_settings` and ``run_overrides`` take them."""
+    return {
+        "method": getattr(args, "method", None),
+        "data_dir": args.data_dir,
+        "output_dir": args.output_dir,
+        "device": args.device,
+        "progress": not args.no_progress,
+        "log_to": getattr(args, "log_to", None),
+    }
+
+
 def common_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The ``key=value`` texts read as settings, then what the shared options of train and compare
-    ask for (:func:`~labelemb.experiment.setting.run_settings`); the API routes the methods' options."""
+    ask for; the API routes the methods' options."""
     settings = override_settings(args.overrides)
-    shared = run_settings(
-        method=getattr(args, "method", None),
-        data_dir=args.data_dir,
-        output_dir=args.output_dir,
-        device=args.device,
-        progress=not args.no_progress,
-        log_to=getattr(args, "log_to", None),
-    )
-    for key, value in shared.items():
+    for key, value in run_settings(**shared_options(args)).items():
         put(settings, key, value)
     return settings
 
 
 def common_overrides(args: argparse.Namespace) -> list[str]:
     """The key=value overrides plus what the shared options of tune ask for, as texts
-    (:func:`~labelemb.experiment.setting.run_overrides`; :func:`common_settings` for train and
-    compare); the API routes the methods' options."""
-    return run_overrides(
-        args.overrides,
-        method=getattr(args, "method", None),
-        data_dir=args.data_dir,
-        output_dir=args.output_dir,
-        device=args.device,
-        progress=not args.no_progress,
-        log_to=getattr(args, "log_to", None),
-    )
+    (:func:`common_settings` for train and compare); the API routes the methods' options."""
+    return run_overrides(args.overrides, **shared_options(args))
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
