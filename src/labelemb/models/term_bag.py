@@ -61,13 +61,8 @@ class _StackedRows(torch.autograd.Function):
         )
         values = torch.sparse.mm(reads, grad.flatten(0, 1))
         indices = torch.stack([torch.div(touched, rows, rounding_mode="floor"), touched.remainder(rows)])
-        return (
-            torch.sparse_coo_tensor(
-                indices, values, (seeds, rows, width), check_invariants=False
-            ),
-            None,
-            None,
-        )
+        table_grad = torch.sparse_coo_tensor(indices, values, (seeds, rows, width), check_invariants=False)
+        return table_grad, None, None
 
 
 class TermBag(nn.Module):
