@@ -154,6 +154,10 @@ class TrainConfig(_Strict):
     #: An experiment folder of finished runs of this config to a lower ``epochs``: each new run
     #: starts from the same (method, seed) run's last checkpoint there (labelemb.training.continuation).
     continue_from: str | None = None
+    #: Keep a finished run's checkpoint (the optimiser's state: what train.continue_from starts
+    #: from). false: removed once the run's results are written, its weights kept; for models whose
+    #: optimiser state is large (a learned TF-IDF table's Adam moments: ~0.9 GB a run).
+    keep_checkpoint: bool = True
     #: Experiment trackers each run also logs to (labelemb.tracking): tensorboard (event files
     #: in the run folder), mlflow (<output_dir>/mlflow.db unless a tracking URI is given), trackio
     #: (its local store unless a server is given). A list, or one comma-separated string; the names
@@ -325,6 +329,8 @@ class RunConfig(BaseModel):
             values["train"].pop(key)
         # Where a run started from: a continued run is the longer run (the continuation checks it).
         values["train"].pop("continue_from")
+        # Whether the resume state outlives the run: the run's numbers are the same either way.
+        values["train"].pop("keep_checkpoint")
         # What it is scored against once trained: a run is the same run whatever sets judge it.
         values.pop("ood")
         values.pop("shift")

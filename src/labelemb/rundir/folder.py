@@ -339,6 +339,12 @@ class RunDir:
             self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
             self.file(SELECTED_MODEL_FILE).unlink(missing_ok=True)
 
+    def drop_resume_state(self) -> None:
+        """Remove a finished run's checkpoint, keeping its weights (final and selected): it can
+        still be predicted with and judged, but not continued (``train.continue_from``)."""
+        if self.is_finished():
+            self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
+
     def copy_records_from(self, source: RunDir) -> None:
         """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:
         its evaluation records, data digest, vocabularies and checked outputs. Each file is copied

@@ -49,7 +49,7 @@ def source_run(plan: RunPlan) -> RunDir | None:
     if not source.is_finished() or not source.has_checkpoint():
         raise RunDirError(
             f"train.continue_from: {source.path} holds no finished run of {name} seed {seed} with its "
-            f"checkpoint; {fix}"
+            f"checkpoint (a run trained with train.keep_checkpoint=false drops it); {fix}"
         )
     # The records compared: the source's saved config and this run's.
     saved = source.read_valid_config(type(plan.config))

@@ -69,6 +69,8 @@ class Saver:
         """A finished run's results: its weights, the method's ``tensors`` and its summary."""
         if self.writes:
             run.folder.write_results(run.network.state_dict(), tensors, summary)
+            if not run.config.train.keep_checkpoint:
+                run.folder.drop_resume_state()
 
 
 def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[str, Any]:
