@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import typing
 
-from ..arguments import positive_int
+from ..arguments import parse_names, parse_seeds, positive_int
 from .index import read_index
 
 
@@ -26,8 +26,19 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
     )
     issues.add_argument("--config", help=f"YAML config {config_help}")
     issues.add_argument("--method", help="the method the fold models train with (default: the config's)")
+    issues.add_argument(
+        "--methods",
+        type=parse_names,
+        help="compare these methods' fold models as finders of wrong labels (one list each and seed; "
+        "p against the first): onehot,label_smoothing,label_embedding,elr",
+    )
     issues.add_argument("--folds", type=positive_int, default=5, help="K, the folds (default 5)")
     issues.add_argument("--seed", type=int, help="the folds' and the runs' seed (default: the config's)")
+    issues.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        help="one list per seed, compared over them (mean ± std, Welch's p): 0-2, 0,2,5",
+    )
     issues.add_argument(
         "--rank-by",
         choices=index["label_issue_detectors"],
@@ -66,17 +77,13 @@ def add_label_issues(commands: typing.Any, overrides_help: str, config_help: str
 
 
 def cmd_label_issues(args: argparse.Namespace) -> int:
-    """Find the likely wrong labels and show the most suspected rows."""
+    """Find the likely wrong labels and show the most suspected rows; with --methods or --seeds,
+    compare the lists of each method and seed."""
     from ..label_issues import find_label_issues  # lazy: loaded when this command runs
 
-    overrides = list(args.overrides)
-    for key, value in (
-        ("data.dir", args.data_dir),
-        ("output_dir", args.output_dir),
-        ("train.device", args.device),
-    ):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = _overrides(args)
+    if args.methods is not None or args.seeds is not None:
+        return _compare(args, overrides)
     issues = find_label_issues(
         args.config,
         folds=args.folds,
@@ -90,5 +97,45 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     for line in issues.lines(args.top):
+        print(line)
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The command line's ``key=value`` overrides with what its shared options set."""
+    overrides = list(args.overrides)
+    for key, value in (
+        ("data.dir", args.data_dir),
+        ("output_dir", args.output_dir),
+        ("train.device", args.device),
+    ):
+        if value:
+            overrides.append(f"{key}={value}")
+    return overrides
+
+
+def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
+    """``--methods`` / ``--seeds``: one list per method and seed, compared (a finished list is read
+    back); the table and where it is written."""
+    from ..label_issues import compare_label_issues  # lazy: loaded when this command runs
+
+    if args.methods is not None and args.method is not None:
+        raise ValueError("--method and --methods both name the fold models' method: give one of them")
+    if args.seeds is not None and args.seed is not None:
+        raise ValueError("--seed and --seeds both name the seed: give --seeds 0-2 (or one --seed)")
+    methods = args.methods if args.methods is not None else ([args.method] if args.method else None)
+    comparison = compare_label_issues(
+        args.config,
+        methods=methods,
+        seeds=args.seeds if args.seeds is not None else args.seed,
+        folds=args.folds,
+        rank_by=args.rank_by,
+        filter_by=args.filter,
+        dynamics=args.dynamics,
+        split=args.split,
+        overrides=overrides,
+        progress=not args.no_progress,
+    )
+    for line in comparison.lines():
         print(line)
     return 0

@@ -7,8 +7,10 @@ detectors on those probabilities (:mod:`.detectors`); the training dynamics of o
 row, where asked for (:mod:`.dynamics`); judged where the truth is known
 (:mod:`.judging`); the list, each row named as its file numbers it (:mod:`.listing`); tag sets'
 wrong and missing tags, pair by pair (:mod:`.tag_sets`);
-:mod:`.finding` is the call that does it all."""
+:mod:`.finding` is the call that does it all; :mod:`.comparison` makes it for several label
+methods and seeds and compares how well each finds the wrong labels, with p."""
 
+from .comparison import LabelIssuesComparison, compare_label_issues
 from .detectors import DETECTORS, DYNAMICS_DETECTORS, FILTERS, RANKINGS
 from .finding import find_label_issues
 from .folds import LabelIssuesError
@@ -20,6 +22,8 @@ __all__ = [
     "FILTERS",
     "RANKINGS",
     "LabelIssues",
+    "LabelIssuesComparison",
     "LabelIssuesError",
+    "compare_label_issues",
     "find_label_issues",
 ]

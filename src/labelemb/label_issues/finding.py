@@ -67,8 +67,7 @@ def find_label_issues(
     run = _config(config, overrides, options, method, seed, progress)
     check_split(split, run.noise is not None)
     dataset, features = _searched_data(run, folds, dynamics, split)
-    searched = f"{run.method.name}-k{folds}-seed{run.seed}" + ("" if split == "train" else f"-{split}")
-    folder = Path(run.output_dir) / run.experiment / "label-issues" / searched
+    folder = list_folder(run, folds, split)
     if dataset.multi_label:
         return _tag_issues(run, dataset, features, folds, folder, (rank_by, filter_by, split), progress)
     labels = dataset.train.labels.cpu().numpy().astype(np.int64)
@@ -110,6 +109,13 @@ def find_label_issues(
     write_listing(issues, fitted.probabilities, labels, fitted.fold)
     write_page(issues, ranking(detection.scores[rank_by]), dataset)  # the flagged rows to look at
     return issues
+
+
+def list_folder(run: RunConfig, folds: int, split: str = "train") -> Path:
+    """Where the list of ``run``'s search over ``folds`` folds of ``split`` is written:
+    ``OUTPUT_DIR/EXPERIMENT/label-issues/METHOD-kFOLDS-seedSEED`` (``-test`` for the test split)."""
+    searched = f"{run.method.name}-k{folds}-seed{run.seed}" + ("" if split == "train" else f"-{split}")
+    return Path(run.output_dir) / run.experiment / "label-issues" / searched
 
 
 def _made(run: RunConfig, folds: int, rank_by: str, filter_by: str, split: str) -> dict[str, Any]:
