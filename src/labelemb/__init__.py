@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         train,
         tune,
     )
-    from .label_issues import LabelIssues, find_label_issues
+    from .label_issues import LabelIssues, LabelIssuesComparison, compare_label_issues, find_label_issues
     from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
     from .predict import Prediction, Predictor
 
@@ -81,8 +81,9 @@ _FROM_EXPERIMENT = (
 #: What :func:`load` returns and what it predicts, served by :mod:`labelemb.predict`.
 _FROM_PREDICT = ("Prediction", "Predictor")
 
-#: Which training rows are wrong (:func:`find_label_issues`), served by :mod:`labelemb.label_issues`.
-_FROM_LABEL_ISSUES = ("find_label_issues", "LabelIssues")
+#: Which training rows are wrong (:func:`find_label_issues`), and which label method's models find
+#: them best (:func:`compare_label_issues`), served by :mod:`labelemb.label_issues`.
+_FROM_LABEL_ISSUES = ("find_label_issues", "LabelIssues", "compare_label_issues", "LabelIssuesComparison")
 
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "Judged",
     "LabelEmbedding",
     "LabelIssues",
+    "LabelIssuesComparison",
     "LabelEmbeddingFixed",
     "Method",
     "MethodOutput",
@@ -105,6 +107,7 @@ __all__ = [
     "analyze",
     "build",
     "compare",
+    "compare_label_issues",
     "demo",
     "evaluate",
     "find_label_issues",
