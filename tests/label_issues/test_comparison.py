@@ -25,6 +25,7 @@ from labelemb.label_issues.comparison import UNJUDGED_LINE, finished_list
 from labelemb.label_issues.comparison_table import FLAGGED
 from labelemb.label_issues.finding import _config
 from labelemb.label_issues.listing import LIST_CSV, SUMMARY_JSON
+from labelemb.rundir import RunDirError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -187,6 +188,16 @@ def test_a_list_made_with_another_config_is_not_read_back(compared):
         (same, ("self_confidence", "prune_by_noise_rate", True)),
     ]:
         assert finished_list(run, FOLDS, *choices, "train") is None, choices
+    # Searched again, the list's first fold run, of the other config, is refused: nothing is overwritten.
+    with pytest.raises(RunDirError, match=r"differs in: train.epochs 3 -> 4"):
+        labelemb.compare_label_issues(
+            raw_config(folder),
+            methods=["onehot"],
+            seeds=[0],
+            folds=FOLDS,
+            overrides=["train.epochs=4"],
+            progress=False,
+        )
 
 
 def test_where_the_truth_is_unknown_each_list_is_written_and_the_command_says_so(tmp_path, capsys):
