@@ -437,14 +437,14 @@ def test_tune_log_to_nests_trials_and_fresh_runs_under_a_tuning_run(tmp_path, ca
 
 def test_train_log_to_on_the_cli_sets_train_log_to(tmp_path):
     from labelemb.cli.parser import build_parser
-    from labelemb.cli.run import common_overrides
-    from labelemb.training import load_config
+    from labelemb.cli.run import common_settings
+    from labelemb.experiment.setting import typed_config
 
     args = build_parser().parse_args(["train", "--log-to", "tensorboard,trackio"])
-    config = load_config(None, common_overrides(args))
+    config = typed_config(None, common_settings(args))
     assert config.train.log_to == ["tensorboard", "trackio"]
     assert "train.log_to" not in json.dumps(config.comparable())  # not the run's identity
-    assert config.comparable() == load_config(None, []).comparable()
+    assert config.comparable() == typed_config(None).comparable()
 
 
 def test_an_unknown_tracker_is_a_config_error(tmp_path, capsys):

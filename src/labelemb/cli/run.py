@@ -1,6 +1,6 @@
 """`labelemb train` and `labelemb compare`: the arguments parsed into what :func:`labelemb.train`
-and :func:`labelemb.compare` take (the ``key=value`` texts read into settings here), and what they
-return said on the terminal."""
+and :func:`labelemb.compare` take (the ``key=value`` texts read into settings here, for ``tune``
+too), and what they return said on the terminal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from ..analysis import results_table
 from ..experiment import compare, summarize, train
 from ..experiment.judging import lacking_lines
-from ..experiment.setting import override_settings, put, run_overrides, run_settings
+from ..experiment.setting import override_settings, put, run_settings
 from ..sweep.failures import RunsFailed, failure_table
 
 
@@ -73,7 +73,7 @@ def finish(lacking: list[tuple[Path, str]]) -> int:
 
 def shared_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the options train, compare and tune share ask for (``--data-dir``, ``--device`` ...), as
-    :func:`~labelemb.experiment.setting.run_settings` and ``run_overrides`` take them."""
+    :func:`~labelemb.experiment.setting.run_settings` takes them."""
     return {
         "method": getattr(args, "method", None),
         "data_dir": args.data_dir,
@@ -85,18 +85,12 @@ def shared_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def common_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``key=value`` texts read as settings, then what the shared options of train and compare
-    ask for; the API routes the methods' options."""
+    """The ``key=value`` texts read as settings, then what the shared options of train, compare and
+    tune ask for; the API routes the methods' options."""
     settings = override_settings(args.overrides)
     for key, value in run_settings(**shared_options(args)).items():
         put(settings, key, value)
     return settings
-
-
-def common_overrides(args: argparse.Namespace) -> list[str]:
-    """The key=value overrides plus what the shared options of tune ask for, as texts
-    (:func:`common_settings` for train and compare); the API routes the methods' options."""
-    return run_overrides(args.overrides, **shared_options(args))
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:

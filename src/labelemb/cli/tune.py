@@ -6,7 +6,7 @@ import argparse
 
 from ..experiment import tune
 from ..sweep.failures import failure_table
-from .run import common_overrides, executor_options, finish
+from .run import common_settings, executor_options, finish
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         batched=args.batched,
         **executor_options(args),
         progress=not args.no_progress,
-        overrides=common_overrides(args),
+        overrides=common_settings(args),
     )
     print(tuned.table)
     print(f"\nwrote tuning.md, tuning.json and tuning-history.png in {tuned.experiment_dir}")

@@ -67,8 +67,8 @@ def typed_config(config: ConfigSource, settings: Settings | None = None) -> RunC
 
 
 def base_config(config: ConfigSource, overrides: Sequence[str]) -> RunConfig:
-    """:func:`typed_config` with the command line's ``key=value`` texts (``tune`` and
-    ``label-issues`` still hand theirs over as texts)."""
+    """:func:`typed_config` with the command line's ``key=value`` texts (``label-issues`` still
+    hands its over as texts)."""
     return typed_config(config, override_settings(overrides))
 
 
@@ -154,8 +154,8 @@ def run_settings(
     progress: bool = True,
     log_to: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The settings the shared options of train and compare ask for (``--data-dir``...), only
-    those given."""
+    """The settings the shared options of train, compare and tune ask for (``--data-dir``...),
+    only those given."""
     given = {
         "method.name": method,
         "data.dir": data_dir,
@@ -168,8 +168,8 @@ def run_settings(
 
 
 def keyword_overrides(options: Mapping[str, Any]) -> list[str]:
-    """Keyword arguments as ``key=value`` overrides, for the calls that still take texts (``tune``,
-    ``find_label_issues``; ``train`` and ``compare`` set them as they are, :func:`flat_settings`):
+    """Keyword arguments as ``key=value`` overrides, for the call that still takes texts
+    (``find_label_issues``; the others set them as they are, :func:`flat_settings`):
     a mapping is a section (``train={"epochs": 3}`` is ``train.epochs=3``), anything else a
     top-level key or, bare, a method option (``tau=4``). Values are written as JSON, which the
     override reader reads as YAML does."""
@@ -193,8 +193,8 @@ def run_overrides(
     progress: bool = True,
     log_to: Sequence[str] | None = None,
 ) -> list[str]:
-    """The key=value overrides plus what the shared options of tune and label-issues ask for
-    (:func:`run_settings` is the same for train and compare, as settings).
+    """The key=value overrides plus what the shared options of label-issues ask for
+    (:func:`run_settings` is the same for train, compare and tune, as settings).
 
     With ``methods``, a bare method option goes to the methods that take it
     (:func:`~labelemb.config.method_overrides`)."""

@@ -19,16 +19,8 @@ from ..tracking import log_table
 from ..tuning import STARTUP_TRIALS, TuneError, Tuner, TuneSetting, check_setting, study_record, tuned_config
 from .judging import evaluate_trained
 from .needs import check_needed_data, read_training_data
-from .running import make_executor
-from .setting import (
-    ConfigSource,
-    Seeds,
-    base_config,
-    keyword_overrides,
-    method_names,
-    run_overrides,
-    seed_numbers,
-)
+from .running import Overrides, call_settings, make_executor
+from .setting import ConfigSource, Seeds, method_names, method_settings, seed_numbers, typed_config
 
 
 @dataclass(repr=False)
@@ -81,13 +73,15 @@ def tune(
     runs_per_device: int = 1,
     ray_address: str | None = None,
     progress: bool = True,
-    overrides: Sequence[str] = (),
+    overrides: Overrides = (),
     **options: Any,
 ) -> Tuning:
     """Tune each method with ``trials`` trials on ``tune_seed`` (Optuna's TPE; ``spaces`` adds keys
     searched besides each method's own, ``{"train.lr": "1e-4:1e-2:log"}``), then train its default
     and its best setting on the fresh ``seeds``. ``config``, ``executor`` (and its options),
-    ``overrides`` and the keywords as for :func:`~labelemb.experiment.running.compare`."""
+    ``seeds`` (whole numbers, a range), ``overrides`` (a mapping of dotted config keys) and the
+    keywords as for :func:`~labelemb.experiment.running.compare`, each set on the typed config as it
+    is given, a bare method option going to the methods that take it."""
     try:
         # lazy: the tune extra, asked for by the one call that needs it
         import optuna  # noqa: F401
@@ -96,8 +90,8 @@ def tune(
     methods, seeds = method_names(methods), seed_numbers(seeds)
     if not methods:
         raise TuneError("tune needs --methods (e.g. onehot,label_embedding,label_smoothing)")
-    keywords = [*overrides, *keyword_overrides(options)]
-    base = base_config(config, run_overrides(keywords, methods=methods, progress=progress))
+    # The config is checked as the first method's: the file's own method may lack their options.
+    base = typed_config(config, method_settings(call_settings(overrides, options, progress), methods))
     check_needed_data([base.with_method(method) for method in methods])
     if tune_seed in seeds:
         raise TuneError(
