@@ -25,6 +25,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import DEFAULTS as _DEFAULT_CALLBACKS
+from .steps import STEPS as _CONFIG_STEPS
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     )
     from .label_issues import LabelIssues, LabelIssuesComparison, compare_label_issues, find_label_issues
     from .methods import LabelEmbedding, LabelEmbeddingFixed, Method, MethodOutput, OneHot, build
-    from .predict import Prediction, Predictor
+    from .predict import Predicted, Prediction, Predictor, write_predictions
+    from .predict.export import export
 
 #: The names served by :mod:`labelemb.methods`, imported on first use (PEP 562): ``import labelemb``
 #: (and the command line's help and its one-line mistakes) need not pay for torch.
@@ -78,8 +80,9 @@ _FROM_EXPERIMENT = (
     "Training",
     "Tuning",
 )
-#: What :func:`load` returns and what it predicts, served by :mod:`labelemb.predict`.
-_FROM_PREDICT = ("Prediction", "Predictor")
+#: What :func:`load` returns and what it predicts, and ``labelemb predict``'s call, served by
+#: :mod:`labelemb.predict`.
+_FROM_PREDICT = ("Predicted", "Prediction", "Predictor", "write_predictions")
 
 #: Which training rows are wrong (:func:`find_label_issues`), and which label method's models find
 #: them best (:func:`compare_label_issues`), served by :mod:`labelemb.label_issues`.
@@ -98,6 +101,7 @@ __all__ = [
     "Method",
     "MethodOutput",
     "OneHot",
+    "Predicted",
     "Prediction",
     "Predictor",
     "Ranks",
@@ -110,6 +114,7 @@ __all__ = [
     "compare_label_issues",
     "demo",
     "evaluate",
+    "export",
     "find_label_issues",
     "load",
     "ranks",
@@ -118,6 +123,7 @@ __all__ = [
     "summarize",
     "train",
     "tune",
+    "write_predictions",
     "__version__",
 ]
 
@@ -139,6 +145,11 @@ def __getattr__(name: str) -> Any:
         from . import predict  # lazy: the trainer and data stack, when a prediction is named
 
         return getattr(predict, name)
+    if name == "export":
+        # Served from its module: the package's attribute labelemb.predict.export is that module.
+        from .predict.export import export  # lazy: the trainer and data stack, when the call is named
+
+        return export
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         # A subpackage named as an attribute (`labelemb.experiment.Comparison` after a bare
         # `import labelemb`), imported then: importing binds it here, so this runs once per name.
@@ -165,3 +176,16 @@ def _trackers() -> Callback:
     from .tracking import TrackerCallback  # lazy: the trainer stack, when a run starts
 
     return TrackerCallback()
+
+
+@_CONFIG_STEPS.register("clean")
+def _clean_step(config: Any) -> Any:
+    """The config's ``clean:`` step, before ``train`` and ``compare`` train: the list of wrong
+    labels made (or read back), and the config that trains on the data it cleans
+    (:mod:`labelemb.label_issues.clean_step`); a config without one is handed back as it is."""
+    if getattr(config, "clean", None) is None:
+        return config
+    # lazy: the cross-fitting stack and cleanlab, for a config that asks for the step
+    from .label_issues.clean_step import cleaned_config
+
+    return cleaned_config(config)

@@ -1,4 +1,4 @@
-"""``labelemb export``: a trained classifier as a bundle, TorchScript or ONNX.
+"""``labelemb export`` and ``labelemb.export``: a trained classifier as a bundle, TorchScript or ONNX.
 
 TorchScript and ONNX hold the :class:`~labelemb.predict.network.Classifier`: from the input tensor
 (images float in [0, 1], or word ids) to class scores, the run's normalisation inside;
@@ -26,9 +26,10 @@ from ..models import model_text_encoder
 from ..rundir import VOCABULARY_FILE
 from .bundle import bundle_files
 from .inputs import image_shape
+from .loading import load
 from .predictor import Predictor
 from .raw_texts import reads_raw_texts
-from .source import PredictError
+from .source import Checkpoint, PredictError
 
 FORMATS = ("bundle", "torchscript", "onnx")
 PREPROCESSING_FILE = "preprocessing.json"
@@ -38,8 +39,36 @@ TOLERANCE = 1e-5
 OPSET = 17
 
 
-def export(predictor: Predictor, fmt: str, output: Path) -> list[Path]:
-    """Write ``predictor``'s run as ``fmt`` into the folder ``output``; return the files written."""
+def export(
+    run: str | Path | Predictor,
+    fmt: str,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    checkpoint: Checkpoint = "selected",
+    trust_factory: str | None = None,
+) -> list[Path]:
+    """Write ``run`` (a run folder, a bundle, or a :class:`Predictor` already loaded) as ``fmt``
+    (bundle, torchscript or onnx) into the folder ``output``, as ``labelemb export`` does; return
+    the files written. An ``output`` that holds files is refused, before the run is read, unless
+    ``overwrite``; ``checkpoint`` and ``trust_factory`` load a path as :func:`labelemb.load` does."""
+    output = Path(output)
+    if not overwrite and output.exists() and any(output.iterdir() if output.is_dir() else [output]):
+        raise PredictError(f"{output} exists; choose another --output, or pass --overwrite to replace it")
+    if isinstance(run, Predictor):
+        if checkpoint != "selected" or trust_factory:
+            raise PredictError(
+                "checkpoint, trust_factory: a Predictor is loaded already; give them to labelemb.load, "
+                "or hand over the run's folder instead"
+            )
+        predictor = run
+    else:
+        predictor = load(run, checkpoint=checkpoint, trust_factory=trust_factory)
+    return exported(predictor, fmt, output)
+
+
+def exported(predictor: Predictor, fmt: str, output: Path) -> list[Path]:
+    """``predictor``'s run written as ``fmt`` into the folder ``output``; the files written."""
     if fmt not in FORMATS:
         raise PredictError(f"unknown export format {fmt!r}; choose {', '.join(FORMATS)}")
     if fmt != "bundle" and predictor.reads == "token_pairs":
