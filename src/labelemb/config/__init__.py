@@ -13,6 +13,7 @@ from .checks import (
     option_list,
     option_targets,
 )
+from .clean_step import CleanStep
 from .extras import check_extras
 from .reading import described_ranges, parse_override, read_config_file, with_settings
 from .schema import (
@@ -32,6 +33,7 @@ from .schema import (
 __all__ = [
     "RUN_CONTEXT_OPTIONS",
     "AugmentConfig",
+    "CleanStep",
     "ConfigError",
     "DataConfig",
     "EarlyStoppingConfig",

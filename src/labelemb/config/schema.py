@@ -27,6 +27,8 @@ from ..registry import unknown_key_message
 from ..tasks.registry import option_schemas as task_option_schemas
 from ..tasks.registry import option_sections as task_sections
 from ..tasks.registry import task_class
+from .clean_step import BOTH, CleanStep
+from .ood_sets import OodSetConfig
 
 
 class ConfigError(ValueError):
@@ -188,32 +190,6 @@ class TrainConfig(_Strict):
         return name
 
 
-class OodSetConfig(_Strict):
-    """An out-of-distribution set, scored once at the end of a run on its selected weights (never at
-    a check): a data set by name (``data: mnist``, its ``split``), or your own inputs (``path``:
-    anything ``labelemb predict --input`` reads; for a text run also one text a line). A relative
-    path is looked for as a data file is: beside the config, in ``data.dir``, in $LABELEMB_DATA."""
-
-    data: str | None = None
-    path: str | None = None
-    split: Literal["train", "dev", "test"] = "test"
-    #: What the tables call it; null: the data set's name, or the file's.
-    name: str | None = None
-    #: Only the first this many inputs.
-    limit: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> OodSetConfig:
-        if (self.data is None) == (self.path is None):
-            raise ValueError("an ood set names a data set (data: mnist) or a file (path: ...): one of them")
-        return self
-
-    @property
-    def label(self) -> str:
-        """The set's name in tables and records."""
-        return self.name or self.data or Path(str(self.path)).name
-
-
 class RunConfig(BaseModel):
     """A run: its name and seed, where it is written, and the sections of the data, the backbone,
     the method and training; a task's own options (the sequence task's ``decode``) are sections
@@ -242,6 +218,8 @@ class RunConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     #: Noise on the training labels (labelemb.data.label_noise); null: the labels as the data gives them.
     noise: NoiseConfig | None = None
+    #: Make a list of wrong labels first and train on the data it cleans (.clean_step); null: none.
+    clean: CleanStep | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -262,6 +240,12 @@ class RunConfig(BaseModel):
         if twice:
             raise ValueError(f"two ood sets are called {', '.join(twice)}: give each its own name")
         return sets
+
+    @model_validator(mode="after")
+    def _one_cleaning(self) -> RunConfig:
+        if self.clean is not None and self.data.clean is not None:
+            raise PydanticCustomError("labelemb_config", "{message}", {"message": BOTH})
+        return self
 
     @model_validator(mode="after")
     def _task_sections(self) -> RunConfig:
@@ -384,7 +368,7 @@ def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[
 
 
 def _is_section(annotation: type) -> bool:
-    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig, CleanOptions))
+    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig, CleanOptions, CleanStep))
 
 
 def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: str) -> None:
