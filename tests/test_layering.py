@@ -27,6 +27,7 @@ GROUND = (
     "search_spaces",
     "rundir",
     "callbacks",
+    "steps",
 )
 
 #: The floors above the ground, from the bottom up: a package imports the floors below its own.

@@ -13,6 +13,7 @@ import torch
 
 from ..analysis import results_table
 from ..config import RunConfig
+from ..steps import prepared
 from ..sweep.executors import ExecutorError, LocalExecutor
 from ..sweep.failures import RunsFailed
 from ..sweep.grid import run_grid
@@ -99,7 +100,8 @@ def train(
     ``method={"name": "label_embedding"}``, ``tau=4``), each set on the config as it is given.
     The seeds (one, an iterable such as ``range(3)``, or a text such as ``"0-2"``) default to the
     config's own."""
-    base = typed_config(config, call_settings(overrides, options, progress))
+    # The config's steps (clean:) before its runs: they may train runs of their own.
+    base = prepared(typed_config(config, call_settings(overrides, options, progress)))
     check_needed_data([base])
     configs = [base.with_seed(seed) for seed in (seed_numbers(seeds) if seeds is not None else [base.seed])]
     summaries = train_runs(configs, batched=batched)
@@ -188,6 +190,10 @@ def compared_configs(
     if not methods:
         raise ValueError("compare needs methods (e.g. onehot,label_embedding)")
     base = typed_config(config, method_settings(settings, methods))
+    for method in methods[1:]:  # each method's config checked before a step below trains anything
+        typed_config(base, {"method.name": method})
+    # The config's steps (clean:) before its runs: they may train runs of their own.
+    base = prepared(base)
     return base, [base.with_method(method).with_seed(seed) for method in methods for seed in seeds]
 
 
