@@ -368,7 +368,7 @@ def config_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[
 
 
 def _is_section(annotation: type) -> bool:
-    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig, CleanOptions, CleanStep))
+    return issubclass(annotation, (_Strict, DataConfig, NoiseConfig, CleanOptions, CleanStep, OodSetConfig))
 
 
 def _read_sections(model: BaseModel, schemas: dict[str, type[Options]], prefix: str) -> None:
