@@ -6,6 +6,7 @@ are given, never written out as ``key=value`` texts to be read again. These buil
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -104,3 +105,59 @@ def test_another_data_set_named_by_a_section_mapping_drops_the_demo_s_ood_set_as
     assert typed_config(None, {"data.name": "mnist"}).ood == []
     assert typed_config(None, {"data": {"name": "mnist"}}).ood == []
     assert typed_config(None, {"data": {"name": "digits"}}).ood == typed_config(None).ood != []
+
+
+class Stop(Exception):
+    """Ends a tune once its setting is built: what these tests look at, before any trial."""
+
+
+def tuned_setting(monkeypatch: pytest.MonkeyPatch, *args: object, **kwargs: object) -> object:
+    """The TuneSetting ``labelemb.tune(*args, **kwargs)`` builds, checked, before it trains."""
+    built = []
+
+    def caught(setting: object) -> None:
+        built.append(setting)
+        raise Stop
+
+    monkeypatch.setattr("labelemb.experiment.tune_methods.check_setting", caught)
+    with pytest.raises(Stop):
+        labelemb.tune(*args, **kwargs)
+    return built[0]
+
+
+def test_tune_sets_a_mapping_and_its_keywords_on_the_typed_config_as_the_command_line_does(
+    monkeypatch, tmp_path
+):
+    from labelemb.cli import main
+
+    handed = {}
+
+    def stand_in(config: object, **kwargs: object) -> SimpleNamespace:
+        handed.update(kwargs, config=config)
+        return SimpleNamespace(table="", experiment_dir=tmp_path, failed=[], lacking=[])
+
+    monkeypatch.setattr("labelemb.cli.tune.tune", stand_in)
+    argv = ["tune", "--methods", "onehot,label_smoothing", "--seeds", "1-2", "--output-dir", str(tmp_path)]
+    assert main([*argv, "--no-progress", "train.epochs=2", "model.hidden=[32]", "epsilon=0.2"]) == 0
+    monkeypatch.undo()
+
+    def refused(text: str) -> None:
+        raise AssertionError(f"{text!r} was written as a key=value text and read again")
+
+    monkeypatch.setattr("labelemb.config.reading.parse_override", refused)
+    monkeypatch.setattr("labelemb.experiment.setting.parse_override", refused)
+    by_command = tuned_setting(monkeypatch, **handed)
+    typed = tuned_setting(
+        monkeypatch,
+        RunConfig(**DEMO_CONFIG),
+        methods=METHODS,
+        seeds=range(1, 3),
+        overrides={"train.epochs": 2, "epsilon": 0.2, "output_dir": str(tmp_path)},
+        model={"hidden": (32,)},
+        progress=False,
+    )
+    assert typed.base.comparable() == by_command.base.comparable()
+    # The config is checked as the first method's; the bare option went to the method that takes it.
+    assert typed.base.method.name == "onehot" and typed.base.methods == {"label_smoothing": {"epsilon": 0.2}}
+    assert typed.base.model.model_extra == {"hidden": [32]} and typed.base.train.progress is False
+    assert not list(tmp_path.iterdir())  # nothing written before the setting is checked

@@ -5,11 +5,12 @@ under shift, each kept in its run folder, for the Python API and the commands al
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from ..assembly import resolve_device
@@ -50,9 +51,15 @@ class Judged:
         return [f"{folder}: {self.line(record)}" for folder, record in zip(self.folders, self.records)]
 
 
+#: An out-of-distribution set as :func:`evaluate` takes it: a data set's name or a file's (or
+#: folder's) path, as ``--ood`` takes it; a mapping of its entry (``{"data": "mnist", "limit": 500}``,
+#: a config's ``ood:`` entry); or the typed entry itself.
+OodSource = str | PurePath | Mapping[str, Any] | OodSetConfig
+
+
 def evaluate(
     path: str | Path,
-    ood: Sequence[str] | None = None,
+    ood: OodSource | Sequence[OodSource] | None = None,
     *,
     data_dir: str | None = None,
     refresh: bool = False,
@@ -61,12 +68,13 @@ def evaluate(
 ) -> Judged:
     """Judge a finished run folder, or every finished run of an experiment folder, beyond its error
     from its selected weights (``labelemb evaluate``): selective classification, conformal sets and
-    each OOD set of ``ood`` (a data set's name or a file or folder of inputs; by default the sets the
-    runs' config names). A record that still fits its weights and code is read back unless
-    ``refresh``. For an experiment folder the comparison is written again (and logged)."""
+    each OOD set of ``ood`` (one set or a list: a data set's name, a file or folder of inputs, a
+    mapping of a config's ``ood:`` entry or an :class:`~labelemb.config.OodSetConfig`; by default
+    the sets the runs' config names). A record that still fits its weights and code is read back
+    unless ``refresh``. For an experiment folder the comparison is written again (and logged)."""
     path = Path(path)
+    sets = None if ood is None else ood_sets(ood)  # a mistake in them: one line, before any run is read
     folders = finished_folders(path)
-    sets = None if ood is None else [ood_set(text) for text in ood]
     records = evaluate_finished(
         folders, sets, data_dir=data_dir, refresh=refresh, device=device, progress=progress
     )
@@ -146,6 +154,35 @@ def log_comparison(experiment_dir: Path, folder: Path) -> None:
     config = saved_config(folder)
     if config.train.log_to:
         log_table(config, experiment_dir, "comparison")
+
+
+def ood_sets(ood: OodSource | Sequence[OodSource]) -> list[OodSetConfig]:
+    """``evaluate``'s ``ood`` as typed entries: one set, or a list of them."""
+    many = [ood] if isinstance(ood, (str, PurePath, Mapping, OodSetConfig)) else list(ood)
+    return [ood_entry(entry) for entry in many]
+
+
+def ood_entry(entry: OodSource) -> OodSetConfig:
+    """One OOD set as its typed entry, or a ValueError in one line that says what is taken."""
+    if isinstance(entry, OodSetConfig):
+        return entry
+    if isinstance(entry, (str, PurePath)):
+        return ood_set(str(entry))
+    if isinstance(entry, Mapping):
+        try:
+            return OodSetConfig.model_validate(dict(entry))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix of a check's words
+            raise ValueError(
+                f"ood set {dict(entry)!r}: {where + ': ' if where else ''}{message}; give "
+                "{'data': 'mnist'} or {'path': 'inputs.npz'} (with split, name, limit if you like)"
+            ) from None
+    raise ValueError(
+        f"ood set {entry!r} (a {type(entry).__name__}): give a data set's name, a file's path, a "
+        "mapping such as {'data': 'mnist'} or an OodSetConfig"
+    )
 
 
 def ood_set(text: str) -> Any:
