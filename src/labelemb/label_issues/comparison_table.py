@@ -122,7 +122,7 @@ def markdown_table(
         lines += ["| method | flagged | estimated wrong | minutes |", "| --- | --- | --- | --- |"]
         for row in rows:
             cells = [
-                _cell(row["figures"][name], row["method"] == methods[0], 1)
+                _cell(row["figures"][name], row["method"] == methods[0], 0)
                 for name in ("count", "estimated_wrong")
             ]
             lines.append(f"| {row['method']} | {' | '.join(cells)} | {_minutes(row)} |")
@@ -135,7 +135,8 @@ def markdown_table(
         for _, detector_key, flagged_key in COLUMNS:
             key = flagged_key if flagged_row else detector_key
             figure = row["figures"].get(key) if key else None
-            cells.append("" if figure is None else _cell(figure, row["method"] == methods[0], 1))
+            digits = 0 if key == "count" else 1  # a count of rows, whole
+            cells.append("" if figure is None else _cell(figure, row["method"] == methods[0], digits))
         name = f"flagged by {settings.get('filter_by')}" if row["detector"] == FLAGGED else row["detector"]
         lines.append(f"| {name} | {row['method']} | {' | '.join(cells)} | {_minutes(row)} |")
     lines += [
