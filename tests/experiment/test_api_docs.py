@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ PUBLIC = (
     "tune",
     "demo",
     "load",
+    "write_predictions",
+    "export",
     "find_label_issues",
     "LabelEmbedding",
     "build",
@@ -135,6 +138,11 @@ def test_the_page_s_examples_run_as_written_and_say_what_they_show(tmp_path, mon
     assert "under 1 corruption conditions" in namespace["shifted"].lines()[0]
     assert set(namespace["tuning"].record["methods"]["label_smoothing"]["best_params"]) == {"epsilon"}
     assert namespace["predictor"].predict(namespace["images"])[0].label == "zero"
+    predicted = namespace["predicted"]
+    assert predicted.output.read_text().startswith("row,label,prediction,probability,class_1,")
+    assert predicted.notes[-1].startswith("error on the inputs' own labels: ")
+    assert [row["prediction"] for row in namespace["mine"].records][0] == "zero"
+    assert namespace["files"][0].parent.as_posix() == "bundle" and Path("bundle/config.yaml").is_file()
     assert len(namespace["issues"].top(3)) == 3 and namespace["issues"].rows[0]["flagged"] in (True, False)
     # progress=False everywhere: no progress line on stderr.
     assert "evaluating the selected weights" not in captured.err, captured.err
