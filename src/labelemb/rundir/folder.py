@@ -330,20 +330,14 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         return self.file(CHECKPOINT_FILE).is_file()
 
-    def drop_checkpoint(self) -> None:
-        """Remove a finished run's checkpoint (the optimiser's state, the largest file of a run)
-        and its selected check's weights (what a prediction reads): for runs that are read for
-        their numbers only, such as tuning trials. An unfinished run keeps them, since it resumes
-        from its checkpoint and may yet select a check."""
+    def drop_checkpoint(self, selected_weights: bool = True) -> None:
+        """Remove a finished run's checkpoint (its optimiser state: the largest file, what
+        ``train.continue_from`` starts from) and its selected check's weights unless kept (what a
+        prediction reads; tuning trials drop both). An unfinished run keeps both to resume."""
         if self.is_finished():
             self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
-            self.file(SELECTED_MODEL_FILE).unlink(missing_ok=True)
-
-    def drop_resume_state(self) -> None:
-        """Remove a finished run's checkpoint, keeping its weights (final and selected): it can
-        still be predicted with and judged, but not continued (``train.continue_from``)."""
-        if self.is_finished():
-            self.file(CHECKPOINT_FILE).unlink(missing_ok=True)
+            if selected_weights:
+                self.file(SELECTED_MODEL_FILE).unlink(missing_ok=True)
 
     def copy_records_from(self, source: RunDir) -> None:
         """Copy into this (not yet started) folder what ``source`` recorded besides its checkpoint:

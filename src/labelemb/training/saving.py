@@ -70,7 +70,7 @@ class Saver:
         if self.writes:
             run.folder.write_results(run.network.state_dict(), tensors, summary)
             if not run.config.train.keep_checkpoint:
-                run.folder.drop_resume_state()
+                run.folder.drop_checkpoint(selected_weights=False)
 
 
 def start_record(request: DataRequest, dataset: Dataset | TextDataset) -> dict[str, Any]:
