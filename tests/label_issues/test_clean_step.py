@@ -218,3 +218,22 @@ def test_the_step_s_defaults_are_label_issues_own():
 
     step = CleanStep()
     assert (step.rank_by, step.filter, step.folds) == (DEFAULT_DETECTOR, DEFAULT_FILTER, DEFAULT_FOLDS)
+
+
+def test_tune_trains_its_trials_on_the_cleaned_data(compared, monkeypatch):
+    """labelemb.tune takes the step too (it once trained every trial on every row): the list is
+    the comparison's, read back, and the tuned base config names it."""
+    output, _, summary = compared
+    monkeypatch.setattr(clean_step, "find_label_issues", no_training)
+    built = []
+
+    def caught(setting: Any) -> None:
+        built.append(setting)
+        raise KeyboardInterrupt  # stop before any trial trains
+
+    monkeypatch.setattr("labelemb.experiment.tune_methods.check_setting", caught)
+    with pytest.raises(KeyboardInterrupt):
+        labelemb.tune(None, methods=["onehot"], trials=1, seeds=[1], progress=False, **settings(output))
+    base = built[0].base
+    assert base.clean is None
+    assert str(base.data.clean.issues) == summary["data"]["clean"]["issues"]

@@ -13,6 +13,7 @@ from typing import Any
 from ..analysis.tuning import TUNING_FILE, values_text, write_tuning
 from ..rundir import write_text
 from ..search_spaces import INSTALL_HINT, parse_space
+from ..steps import prepared
 from ..sweep.failures import RunsFailed
 from ..sweep.grid import run_grid
 from ..tracking import log_table
@@ -100,6 +101,8 @@ def tune(
             "--tune-seed"
         )
     read_training_data([base])  # a mistake in the data: one line, not one failure per trial
+    # The config's steps (clean:) before its trials: every trial and fresh seed trains on what they make.
+    base = prepared(base)
     setting = TuneSetting(
         base=base,
         methods=list(dict.fromkeys(methods)),
