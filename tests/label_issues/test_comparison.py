@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,31 @@ def test_the_python_call_refuses_a_text_of_methods_and_an_unknown_method_before_
         labelemb.compare_label_issues(raw_config(tmp_path), methods=["onehot", "nope"])
     with pytest.raises(LabelIssuesError, match="more than once"):
         labelemb.compare_label_issues(raw_config(tmp_path), methods=["onehot", "onehot"])
+
+
+def test_a_list_of_a_file_edited_since_is_not_read_back(compared, tmp_path):
+    """The fold runs hold the same config (the file's name) but were trained on the file as it was:
+    the list is not read back for the edited file (results never stale); searched again, its first
+    fold run is refused as a run of other data, and nothing is overwritten."""
+    folder, result = compared
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("train.csv", "test.csv"):
+        (copy / name).write_bytes((folder / name).read_bytes())
+    shutil.copytree(folder / "runs", copy / "runs")
+    same = _config(raw_config(copy), [], {}, "onehot", 0, False)
+    assert finished_list(same, FOLDS, "self_confidence", "prune_by_noise_rate", False, "train") is not None
+    with (copy / "train.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[0]["label"] = "food" if rows[0]["label"] != "food" else "animal"  # one label corrected by hand
+    with (copy / "train.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert finished_list(same, FOLDS, "self_confidence", "prune_by_noise_rate", False, "train") is None
+    kept = (copy / "runs" / "flips" / "label-issues" / "onehot-k2-seed0" / LIST_CSV).read_bytes()
+    with pytest.raises(RunDirError, match="content differs"):
+        labelemb.compare_label_issues(
+            raw_config(copy), methods=["onehot"], seeds=[0], folds=FOLDS, progress=False
+        )
+    assert (copy / "runs" / "flips" / "label-issues" / "onehot-k2-seed0" / LIST_CSV).read_bytes() == kept

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.report_noise import LABEL_ISSUES_PAGE
+from ..assembly import data_of
 from ..config import RunConfig
 from ..experiment.setting import ConfigSource, Seeds, seed_numbers
 from ..rundir import RunDir
@@ -219,8 +220,9 @@ def finished_list(
 ) -> dict[str, Any] | None:
     """The summary of the finished list of ``run``'s search as asked, read back from its folder;
     None where there is none, it was made otherwise (folds, detector, filter, split, dynamics) or
-    any of its runs with another config than this search's (then the search is made, and the
-    trainer says what differs)."""
+    any of its runs with another config than this search's, or on data whose content has changed
+    since (a file edited under its name; then the search is made, and the trainer says what
+    differs)."""
     folder = list_folder(run, folds, split)
     needed = (SUMMARY_JSON, LIST_CSV, PROBABILITIES_NPZ, LABEL_ISSUES_PAGE)  # the page is written last
     if not all((folder / name).exists() for name in needed):
@@ -232,9 +234,12 @@ def finished_list(
     runs = [fold_config(run, folder, k) for k in range(1, folds + 1)]
     if dynamics:
         runs.append(dynamics_config(run, folder))
+    content = data_of(run).fingerprint()  # None: the data set checks its own files
     for each in runs:
         held = RunDir(each.run_dir())
         if not held.is_finished() or held.config_differences(each):
+            return None
+        if content is not None and held.recorded_fingerprint() not in (None, content):
             return None
     return summary
 
