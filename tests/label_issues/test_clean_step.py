@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,24 @@ def test_a_second_compare_and_train_read_the_list_back(compared, monkeypatch, ca
     # train reads the finished run back: its config is the cleaned one, as compare's was.
     trained = labelemb.train(None, progress=False, **settings(output))
     assert trained.summaries[0]["data"]["clean"] == record
+
+
+def test_an_experiment_folder_moved_elsewhere_is_read_back(compared, tmp_path, monkeypatch):
+    """The runs' config names the list by where it lay when they trained; the folder moved (another
+    output_dir), the comparison reads its list and runs back, not refused as runs of another config:
+    what makes a run the same is the list's content, which its data digest holds."""
+    output, _, _ = compared
+    moved = tmp_path / "moved"
+    shutil.copytree(output, moved)
+    monkeypatch.setattr(clean_step, "find_label_issues", no_training)
+    monkeypatch.setattr(cross_fit, "train", no_training)
+    summary = moved / "cleaned" / "onehot" / "seed0" / "summary.json"
+    written = summary.stat().st_mtime_ns
+    again = labelemb.compare(
+        None, methods=["onehot"], seeds=[0], reference=False, progress=False, **settings(moved)
+    )
+    assert not again.failed and again.runs["onehot"] == [summary.parent]
+    assert summary.stat().st_mtime_ns == written  # read back, not trained again
 
 
 def test_the_command_reads_the_list_back_and_says_so(compared, monkeypatch, capsys):

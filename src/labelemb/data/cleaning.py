@@ -61,6 +61,10 @@ class CleanOptions(Options):
     flags) or ``relabel`` (give them its suggested label)."""
 
     section: ClassVar[str] = "clean"
+    #: Where the list lies is not what it is: a run compares the list's content (its sha256, part
+    #: of the data fingerprint, checked before a finished run is read back), so that a run folder
+    #: moved with its list (a ``clean:`` step's, kept in the experiment's folder) reads back.
+    not_results: ClassVar[tuple[str, ...]] = ("issues",)
 
     issues: str
     action: Literal["remove", "relabel"] = "remove"
