@@ -169,3 +169,19 @@ def test_rows_never_trained_on_and_a_diverged_run_are_refused_in_one_line():
     tables["last_loss"] = np.array([np.nan, 0.2])
     with pytest.raises(LabelIssuesError, match="diverged"):
         dynamics_scores(tables)
+
+
+def test_the_dynamics_run_keeps_its_checkpoint_where_the_config_drops_them(tmp_path):
+    """The dynamics are read from the run's checkpoint: train.keep_checkpoint=false (the TF-IDF
+    configs') still drops the fold runs' checkpoints, not the one the list is scored from (which
+    made --dynamics fail, and fail again after the advised deletion)."""
+    write_file(tmp_path / "train.csv", 60, 2, 4)
+    write_file(tmp_path / "test.csv", 15, 3, 0)
+    config = raw_config(tmp_path)
+    config["train"] = {**config["train"], "epochs": 2, "keep_checkpoint": False}
+    issues = labelemb.find_label_issues(config, folds=2, dynamics=True, rank_by="aum", progress=False)
+    assert issues.summary["rank_by"] == "aum" and len(issues.rows) == 54  # dev carved from the 60
+    run = Path(issues.summary["dynamics_run"])
+    assert (run / "checkpoint.pt").is_file()
+    folds = sorted((issues.folder / "folds").glob("fold*/*/seed*"))
+    assert folds and all(not (fold / "checkpoint.pt").exists() for fold in folds)

@@ -47,9 +47,11 @@ class Dynamics:
 
 
 def dynamics_config(config: RunConfig, folder: Path) -> RunConfig:
-    """The run of the training dynamics: ``config`` written under ``folder``/dynamics."""
+    """The run of the training dynamics: ``config`` written under ``folder``/dynamics, keeping its
+    checkpoint whatever ``train.keep_checkpoint`` says (the dynamics are read from it)."""
     experiment = (folder / "dynamics").relative_to(config.output_dir).as_posix()
-    return config.model_copy(update={"experiment": experiment})
+    train = config.train.model_copy(update={"keep_checkpoint": True})
+    return config.model_copy(update={"experiment": experiment, "train": train})
 
 
 def train_dynamics(config: RunConfig, dataset: Dataset, folder: Path, *, progress: bool = True) -> Dynamics:
