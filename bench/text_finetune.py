@@ -33,7 +33,6 @@ and after: the figures of a busy machine are slower than an idle one's).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -44,18 +43,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from frozen import cache_folder, trainer  # the image benchmark's: one fresh run, one cache
 
 from labelemb.assembly.build import load_run_data
 from labelemb.assembly.frozen import freeze_features
 from labelemb.config import RunConfig
 from labelemb.tasks import Task, build_task
-from labelemb.training import build_run, load_config
-from labelemb.training.recipe import lay_out
+from labelemb.training import load_config
 from labelemb.training.single import Single
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,25 +169,6 @@ def run_config(args: argparse.Namespace, method: str, freeze: bool, output_dir: 
         *args.overrides,
     ]
     return load_config(args.config, overrides)
-
-
-def trainer(config: RunConfig, dataset: Any, task: Task, device: torch.device) -> Single:
-    """A fresh run of ``config`` on ``dataset`` as the trainer builds it (its folder is empty)."""
-    return lay_out([build_run(config, dataset, device, task)], task, device)
-
-
-@contextlib.contextmanager
-def cache_folder(folder: Path) -> Iterator[Path]:
-    """``$LABELEMB_CACHE`` set to ``folder`` for the block (where freeze_features keeps features)."""
-    before = os.environ.get("LABELEMB_CACHE")
-    os.environ["LABELEMB_CACHE"] = str(folder)
-    try:
-        yield folder
-    finally:
-        if before is None:
-            del os.environ["LABELEMB_CACHE"]
-        else:
-            os.environ["LABELEMB_CACHE"] = before
 
 
 def batch_widths(task: Task, split: Any, order: torch.Tensor, batches: range, batch_size: int) -> list[int]:
