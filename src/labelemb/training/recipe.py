@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -87,38 +88,69 @@ def train_owned(
     timetable = schedule(first.timing, dataset, device, first.experiment)
     # Saving: every file the runs' folders get, through one door (the main process's).
     saver = Saver(writes=processes.is_main)
+    # Build and restore: each run seeded, built and resumed, in the groups that train together,
+    # each group trained in a call of its own (:func:`_train_group`): nothing here holds a finished
+    # group's runs, even where this frame outlives its call (kept by a reference cycle through a
+    # frame below it, as a lazy import's caught exception makes), so the next group, or a
+    # comparison's next method, never trains beside them.
+    train_group = partial(
+        _train_group,
+        dataset=dataset,
+        timetable=timetable,
+        saver=saver,
+        run_files=run_files,
+        hooks=hooks,
+        show_progress=show_progress and processes.is_main,
+    )
     summaries: dict[int, dict[str, Any]] = {}
-    # Build and restore: each run seeded, built and resumed, in the groups that train together.
-    for members in _groups(plans, dataset, stacked):
-        group = [run for _, run in members]
-        saver.start(group, run_files, first.data.request, dataset)
-        # Layout and optimiser: one run, or seeds side by side; Adam and its schedule (the loop
-        # steps it, and the methods' epoch-level state, at each epoch's end).
-        layout = lay_out(group, task, device)
-        layout.predictions = training_predictions(group, dataset, device)
-        _count_flops(group, task, timetable)
-        display = ProgressDisplay(group, task, timetable, show_progress and processes.is_main)
-        callbacks = Callbacks([hooks, display])
-        callbacks.on_run_start(group)
-        failed = True
-        try:
-            # Loop: the one loop, whatever the layout; each check evaluated and saved.
-            try:
-                run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
-            except RuntimeError as error:  # train.deterministic and an op without such a kernel: one line
-                refusal = name_nondeterministic(error, first.method.name)
-                if refusal is not None:
-                    raise ConfigError(refusal) from None
-                raise
-            # Finish: each run's summary and results saved; the callbacks hear of them.
-            trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
-            if processes.is_main:
-                callbacks.on_run_end(group, trained)
-            failed = False
-        finally:
-            callbacks.on_close(group, failed)
-        summaries.update((j, summary) for (j, _), summary in zip(members, trained))
+    for trained in map(train_group, _groups(plans, dataset, stacked)):
+        summaries.update(trained)
     return [summaries[j] for j in range(len(plans))]
+
+
+def _train_group(
+    members: list[tuple[int, SeedRun]],
+    *,
+    dataset: Dataset | TextDataset,
+    timetable: Timetable,
+    saver: Saver,
+    run_files: dict[str, str],
+    hooks: Callback,
+    show_progress: bool,
+) -> dict[int, dict[str, Any]]:
+    """One group of runs (with their places in the plans) that trains together: layout and
+    optimiser -> loop -> finish; their summaries by place."""
+    group = [run for _, run in members]
+    first = group[0].plan
+    task, device = first.task, first.device
+    assert task is not None and device is not None  # the recipe placed the plans
+    saver.start(group, run_files, first.data.request, dataset)
+    # Layout and optimiser: one run, or seeds side by side; Adam and its schedule (the loop
+    # steps it, and the methods' epoch-level state, at each epoch's end).
+    layout = lay_out(group, task, device)
+    layout.predictions = training_predictions(group, dataset, device)
+    _count_flops(group, task, timetable)
+    is_main = distributed.current().is_main
+    callbacks = Callbacks([hooks, ProgressDisplay(group, task, timetable, show_progress)])
+    callbacks.on_run_start(group)
+    failed = True
+    try:
+        # Loop: the one loop, whatever the layout; each check evaluated and saved.
+        try:
+            run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
+        except RuntimeError as error:  # train.deterministic and an op without such a kernel: one line
+            refusal = name_nondeterministic(error, first.config.method.name)
+            if refusal is not None:
+                raise ConfigError(refusal) from None
+            raise
+        # Finish: each run's summary and results saved; the callbacks hear of them.
+        trained = [_finish_run(run, s, layout, dataset, saver, timetable) for s, run in enumerate(group)]
+        if is_main:
+            callbacks.on_run_end(group, trained)
+        failed = False
+    finally:
+        callbacks.on_close(group, failed)
+    return {j: summary for (j, _), summary in zip(members, trained)}
 
 
 def build_seed_run(plan: RunPlan, dataset: Dataset | TextDataset) -> SeedRun:

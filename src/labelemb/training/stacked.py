@@ -31,6 +31,7 @@ seed alone, so a model with dropout gives other (equally random) numbers side by
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -118,7 +119,12 @@ class Stacked:
                 for param in self.params.values()
             ]
         self.top_lr = top
-        self._forward = runs[0].plan.steps.compiled(self._stacked_forward, device)
+        # The step of the parts, not a method of this layout: a layout that held its own bound
+        # method would be a reference cycle, its runs (networks, Adam's moments) kept after they
+        # finish until Python's next full collection, a method's worth of memory at each.
+        features = partial(self.model.stacked_forward, self.backbone)
+        step = partial(network_step, features, task.rows, self.step_method)
+        self._forward = runs[0].plan.steps.compiled(step, device)
 
     def optimise(self) -> None:
         """One Adam over the stacked parameters at the largest of the runs' learning rates (each
@@ -204,10 +210,6 @@ class Stacked:
         if before is not None:
             self._scale_steps(before)
         return out.loss.detach(), out.terms
-
-    def _stacked_forward(self, inputs: Tensor, targets: Tensor, index: Tensor) -> methods.MethodOutput:
-        """The forward pass of a step: every seed's backbone and method on its rows."""
-        return network_step(self.features, self.task.rows, self.step_method, inputs, targets, index)
 
     def _before_step(self) -> list[Tensor] | None:
         """The parameters before the step, where the rows step at different learning rates."""
