@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class Failure:
 
     @classmethod
     def of(cls, error: BaseException) -> Failure:
+        """The failure of ``error``, its traceback's frames let go of (:func:`let_go_of_frames`)."""
+        let_go_of_frames(error)
         return cls(one_line(error), is_out_of_memory(error), error if _travels(error) else None)
 
     def raise_(self) -> None:
@@ -72,6 +75,21 @@ def is_out_of_memory(error: BaseException) -> bool:
             return True
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     return False
+
+
+def let_go_of_frames(error: BaseException) -> None:
+    """Clear the locals of the finished frames ``error`` (and what caused it) passed through, keeping
+    its traceback's lines: a failure kept while the grid goes on would otherwise keep what they held
+    (the failed runs' networks and optimiser states), beside the runs that train next or the same
+    runs tried again alone after an out-of-memory."""
+    todo, seen = [error], set()
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)  # a frame still running is left as it is
+        todo += [current.__cause__, current.__context__]
 
 
 def failure_table(failed: Sequence[FailedRun]) -> str:
