@@ -38,6 +38,8 @@ for experiment in "$@"; do
   fi
   mkdir -p "$HERE/$FOLDER/$experiment"
   [ -f "runs/$experiment/tuning/study.journal" ] && files+=("$experiment/tuning/study.journal")
+  # A text comparison's linear reference (minutes to fit), read back while its key still fits.
+  [ -f "runs/$experiment/reference.json" ] && files+=("$experiment/reference.json")
   tar -C runs -cJf "$HERE/$FOLDER/$experiment/records.tar.xz" --sort=name --mtime=2026-01-01 --owner=0 --group=0 "${files[@]}"
   for name in comparison.md comparison.csv curves.png memorisation.png ranks.png tuning.md tuning.json tuning-history.png; do
     if [ -f "runs/$experiment/$name" ]; then cp "runs/$experiment/$name" "$HERE/$FOLDER/$experiment/"; fi
