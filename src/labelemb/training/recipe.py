@@ -139,7 +139,7 @@ def _train_group(
         try:
             run_loop(layout, task, timetable, device=device, callbacks=callbacks, saver=saver)
         except RuntimeError as error:  # train.deterministic and an op without such a kernel: one line
-            refusal = name_nondeterministic(error, first.config.method.name)
+            refusal = name_nondeterministic(error, first.method.name)
             if refusal is not None:
                 raise ConfigError(refusal) from None
             raise
