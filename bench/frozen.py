@@ -138,7 +138,7 @@ def time_steps(
 ) -> float:
     """Seconds per step over ``steps`` consecutive batches of ``order`` from batch ``first`` (on
     from the start when it runs out)."""
-    batches = len(order) // batch_size
+    batches = max(len(order) // batch_size, 1)
     synchronize(run.device)
     start = time.perf_counter()
     for step in range(first, first + steps):

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from frozen import cache_folder, trainer  # the image benchmark's: one fresh run, one cache
+from frozen import cache_folder, time_steps, trainer  # the image benchmark's run, cache and timing
 
 from labelemb.assembly.build import load_run_data
 from labelemb.assembly.frozen import freeze_features
@@ -116,26 +116,6 @@ def estimate(
 
 
 # --- timing --------------------------------------------------------------------------------------
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(
-    run: Single, split: Any, order: torch.Tensor, first: int, steps: int, batch_size: int
-) -> float:
-    """Seconds per step over ``steps`` consecutive batches of ``order`` from batch ``first``
-    (round again from the start when it runs out)."""
-    batches = max(len(order) // batch_size, 1)
-    synchronize(run.device)
-    start = time.perf_counter()
-    for step in range(first, first + steps):
-        at = (step % batches) * batch_size
-        run.step(split, order[at : at + batch_size][None])
-    synchronize(run.device)
-    return (time.perf_counter() - start) / steps
 
 
 def interleaved(
