@@ -190,3 +190,11 @@ def test_the_suites_name_the_benchmarks_conditions():
     assert conditions(["rotate", "rotate@2", "mnist-c"], "images")[0] == Condition("rotate", 2)
     assert len(conditions(["rotate", "mnist-c"], "images")) == 15  # each condition once
     assert {c.name for c in conditions(["text"], "texts")} == {"char_noise", "word_dropout"}
+
+
+def test_one_corruption_given_as_a_text_is_one_condition(small_config):
+    import labelemb
+
+    run_dir, _ = train_digits_run(small_config)
+    judged = labelemb.shift(run_dir, "rotate@1", progress=False)  # one entry, not its letters
+    assert list(judged.records[0]["conditions"]) == ["rotate@1"]

@@ -87,7 +87,7 @@ def evaluate(
 
 def shift(
     path: str | Path,
-    corruptions: Sequence[str] | None = None,
+    corruptions: str | Sequence[str] | None = None,
     *,
     data_dir: str | None = None,
     refresh: bool = False,
@@ -96,8 +96,10 @@ def shift(
 ) -> Judged:
     """Score a finished run folder, or every finished run of an experiment folder, on corrupted
     copies of its test split (``labelemb shift``): ``corruptions`` are suites (mnist-c, severities,
-    text), names, name@3 or name@all (by default the runs' ``shift:`` entries, else every suite
-    that fits their data). For an experiment folder the comparison is written again."""
+    text), names, name@3 or name@all, one or a list (by default the runs' ``shift:`` entries, else
+    every suite that fits their data). For an experiment folder the comparison is written again."""
+    if isinstance(corruptions, str):  # one entry, not its letters
+        corruptions = [corruptions]
     path = Path(path)
     folders = finished_folders(path)
     records = shift_finished(
