@@ -198,3 +198,5 @@ def test_one_corruption_given_as_a_text_is_one_condition(small_config):
     run_dir, _ = train_digits_run(small_config)
     judged = labelemb.shift(run_dir, "rotate@1", progress=False)  # one entry, not its letters
     assert list(judged.records[0]["conditions"]) == ["rotate@1"]
+    both = labelemb.shift(run_dir, "rotate@1, brightness@1", progress=False)  # as --corruptions reads them
+    assert sorted(both.records[0]["conditions"]) == ["brightness@1", "rotate@1"]

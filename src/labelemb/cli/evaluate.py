@@ -25,10 +25,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
-    corruptions = None if args.corruptions is None else [c for c in args.corruptions.split(",") if c.strip()]
     judged = shift(
         args.path,
-        corruptions,
+        args.corruptions,
         data_dir=args.data_dir,
         refresh=args.refresh,
         device=args.device or "cpu",

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from ..arguments import parse_names
 from ..assembly import resolve_device
 from ..config import OodSetConfig
 from ..data import DATASETS, dataset_key
@@ -96,10 +97,11 @@ def shift(
 ) -> Judged:
     """Score a finished run folder, or every finished run of an experiment folder, on corrupted
     copies of its test split (``labelemb shift``): ``corruptions`` are suites (mnist-c, severities,
-    text), names, name@3 or name@all, one or a list (by default the runs' ``shift:`` entries, else
-    every suite that fits their data). For an experiment folder the comparison is written again."""
-    if isinstance(corruptions, str):  # one entry, not its letters
-        corruptions = [corruptions]
+    text), names, name@3 or name@all, as a list or one comma-separated text (by default the runs'
+    ``shift:`` entries, else every suite that fits their data). For an experiment folder the
+    comparison is written again."""
+    if isinstance(corruptions, str):  # "rotate@1, brightness", as --corruptions takes them: not letters
+        corruptions = parse_names(corruptions)
     path = Path(path)
     folders = finished_folders(path)
     records = shift_finished(
