@@ -37,17 +37,15 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from frozen import cache_folder, time_steps, trainer  # the image benchmark's run, cache and timing
+from frozen import cache_folder, machine_facts, time_steps, trainer  # the image benchmark's
 
 from labelemb.assembly.build import load_run_data
 from labelemb.assembly.frozen import freeze_features
@@ -215,18 +213,6 @@ def measure_frozen(dataset: Any, task: Task, args: argparse.Namespace, output_di
 
 def load_average() -> float:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
-
-
-def machine_facts(device: torch.device) -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-    }
 
 
 def print_report(report: dict[str, Any]) -> None:
